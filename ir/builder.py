@@ -1,0 +1,168 @@
+"""Building graphs by running code on traced values.
+
+A `GraphBuilder` is the trace object behind traced values: `ops.bind` on a
+traced value appends an equation to its builder and returns a new traced
+value.  Numpy arrays met along the way become explicit constants, Python
+scalars become literals of the other operand's dtype.
+
+A builder may be given concrete example inputs; then any traced value can be
+made concrete (for a Python `if`), by evaluating the equations recorded so
+far, and the decision is recorded as a guard.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+import numpy as np
+
+from .core import Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of
+from .primitives import ShapeError
+
+_levels = itertools.count(1)
+# Frames from these folders are ours; the first frame outside them is the user's.
+_OWN_DIRS = tuple(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + d + os.sep
+                  for d in ("ir", "tracer", "passes", "codegen", "tracegrad"))
+
+
+def user_source_location() -> str | None:
+    """`file:line` of the innermost frame outside tracegrad (the user's code)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        fname = frame.f_code.co_filename
+        if not fname.startswith(_OWN_DIRS) and "numpy" + os.sep not in fname:
+            return f"{fname}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
+
+
+class TracedValue:
+    """A stand-in for an array while a graph is being built."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, builder: "GraphBuilder", var: Var):
+        self._tg_trace = builder
+        self.var = var
+
+    @property
+    def aval(self) -> ShapedArray:
+        return self.var.aval
+
+    @property
+    def shape(self):
+        return self.var.aval.shape
+
+    @property
+    def dtype(self):
+        return self.var.aval.dtype
+
+    @property
+    def ndim(self):
+        return self.var.aval.ndim
+
+    def __repr__(self):
+        return f"Traced<{self.var.aval}>"
+
+
+class ConcretizationError(TypeError):
+    """A Python decision needed the value of a traced array that has none."""
+
+
+class GraphBuilder:
+    def __init__(self, value_cls=TracedValue, record_source=True):
+        self.level = next(_levels)
+        self.value_cls = value_cls
+        self.record_source = record_source
+        self.invars: list[Var] = []
+        self.eqns: list[Eqn] = []
+        self.guards: list[Guard] = []
+        self._consts: dict[int, tuple[Var, np.ndarray]] = {}
+        self._example: dict[Var, np.ndarray] | None = None
+
+    # -- inputs and constants ------------------------------------------------
+    def new_input(self, aval: ShapedArray, example=None) -> TracedValue:
+        var = Var(aval)
+        self.invars.append(var)
+        if example is not None:
+            self._example = self._example if self._example is not None else {}
+            self._example[var] = np.asarray(example)
+        return self.value_cls(self, var)
+
+    def const(self, value) -> Var:
+        """A captured array becomes an explicit constant (deduplicated by identity)."""
+        # Keyed by identity; holding `value` keeps its id from being reused.  The
+        # array is copied so that later mutation by the user cannot change the graph.
+        key = id(value)
+        if key not in self._consts:
+            arr = np.array(value, copy=True)
+            self._consts[key] = (Var(aval_of(arr)), arr, value)
+        return self._consts[key][0]
+
+    def _atom(self, x, like_dtype):
+        if isinstance(x, TracedValue):
+            if x._tg_trace is not self:
+                raise TypeError(f"a traced value of another trace leaked into this one: {x!r}")
+            return x.var
+        if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+            return Literal(x, like_dtype if like_dtype is not None else np.result_type(x))
+        inner = getattr(x, "_tg_concrete", None)
+        if inner is not None:  # an eager tensor captured by closure: its data is a constant
+            x = inner()
+        arr = np.asarray(x)
+        if arr.ndim == 0 and arr.dtype != object:
+            return Literal(arr, arr.dtype)
+        return self.const(x)
+
+    # -- the trace protocol used by ops.bind ------------------------------------
+    def process(self, prim, args, params):
+        like = next((a.aval.dtype for a in args if isinstance(a, TracedValue)), None)
+        if prim.name == "where":  # the condition is bool; the branches set the dtype
+            like = next((a.aval.dtype for a in args[1:] if isinstance(a, TracedValue)), like)
+        atoms = [self._atom(a, like) for a in args]
+        src = user_source_location() if self.record_source else None
+        try:
+            out_aval = prim.shape_rule(*[a.aval for a in atoms], **params)
+        except ShapeError as e:
+            raise ShapeError(f"{e}" + (f"\n  at {src}" if src else "")) from None
+        out = Var(out_aval)
+        self.eqns.append(Eqn(prim, atoms, dict(params), out, src))
+        return self.value_cls(self, out)
+
+    # -- concrete values and guards ------------------------------------------
+    def concrete(self, value: TracedValue, kind: str) -> np.ndarray:
+        """The value `value` has for the example inputs; records a guard on it."""
+        if self._example is None:
+            raise ConcretizationError(
+                f"{kind}() needs the concrete value of a traced {value.aval} array, but this "
+                "trace has no example inputs (abstract tracing). Use tracegrad.numpy.where "
+                "for data-dependent choices, or trace with concrete arguments."
+                + (f"\n  at {user_source_location()}" if self.record_source else ""))
+        result = self._evaluate(value.var)
+        self.guards.append(Guard(value.var, result.copy(), kind, user_source_location()))
+        return result
+
+    def example_value(self, value: TracedValue) -> np.ndarray | None:
+        """The value for the example inputs, without recording a guard (None if abstract)."""
+        return None if self._example is None else self._evaluate(value.var)
+
+    def add_guard(self, value, expected, kind: str, src: str | None = None):
+        """Record a guard decided elsewhere (e.g. inside an inlined inner trace)."""
+        if isinstance(value, TracedValue):
+            self.guards.append(Guard(value.var, np.asarray(expected).copy(), kind, src))
+
+    def _evaluate(self, var: Var) -> np.ndarray:
+        from .interpreter import eval_eqns
+
+        env = dict(self._example)
+        env.update({v: arr for v, arr, _ in self._consts.values()})
+        eval_eqns(self.eqns, env)
+        self._example.update(env)  # memoize: later guards reuse earlier values
+        return env[var] if var in env else np.asarray(var.value)
+
+    def build(self, outputs) -> Graph:
+        outvars = [self._atom(o, None) for o in outputs]
+        consts = list(self._consts.values())
+        return Graph(list(self.invars), [v for v, _, _ in consts], [a for _, a, _ in consts],
+                     list(self.eqns), outvars, list(self.guards))

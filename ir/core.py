@@ -1,0 +1,154 @@
+"""IR data structures: abstract values, SSA variables, equations and graphs.
+
+A graph is a jaxpr-like program: typed input variables, explicit constants
+(captured arrays with their values), a list of equations in topological order,
+output atoms, and the guards recorded while tracing.  Every primitive has a
+single output.  Nodes are pure: the same equation evaluated twice gives the
+same value, which is what DCE, CSE and fusion rely on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# The dtypes the IR knows; everything else is rejected at the front end.
+DTYPES = {
+    np.dtype(np.float32): "f32",
+    np.dtype(np.float64): "f64",
+    np.dtype(np.bool_): "bool",
+    np.dtype(np.int32): "i32",
+    np.dtype(np.int64): "i64",
+}
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def short_dtype(dtype) -> str:
+    return DTYPES[np.dtype(dtype)]
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype) in FLOAT_DTYPES
+
+
+@dataclass(frozen=True)
+class ShapedArray:
+    """The abstract value of an array: its shape and dtype."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __str__(self):
+        return f"{short_dtype(self.dtype)}[{','.join(map(str, self.shape))}]"
+
+    __repr__ = __str__
+
+
+def aval_of(x) -> ShapedArray:
+    a = np.asarray(x)
+    return ShapedArray(a.shape, a.dtype)
+
+
+class Var:
+    """An SSA value.  Identity is the object itself; names come from the printer."""
+
+    __slots__ = ("aval", "hint")
+
+    def __init__(self, aval: ShapedArray, hint: str | None = None):
+        self.aval = aval
+        self.hint = hint
+
+    def __repr__(self):
+        return f"Var({self.aval})"
+
+
+class Literal:
+    """A scalar constant written inline in an equation (like `2.0:f32[]`)."""
+
+    __slots__ = ("value", "aval")
+
+    def __init__(self, value, dtype):
+        self.value = np.asarray(value, dtype=dtype)
+        assert self.value.shape == (), "literals are scalars"
+        self.aval = ShapedArray((), self.value.dtype)
+
+    def __repr__(self):
+        return f"Literal({self.value!r})"
+
+
+Atom = Var | Literal
+
+
+@dataclass
+class Eqn:
+    """`out = prim[params] inputs`; `src` is the user's file:line that made it."""
+
+    prim: Any
+    inputs: list
+    params: dict
+    out: Var
+    src: str | None = None
+
+
+@dataclass
+class Guard:
+    """A Python decision taken on a traced value during tracing.
+
+    `var` is the graph value the decision read; `expected` the concrete value
+    seen.  A new set of inputs may reuse the graph only if every guard's var
+    evaluates to its expected value again.
+    """
+
+    var: Var
+    expected: Any
+    kind: str
+    src: str | None = None
+
+    def holds(self, value) -> bool:
+        value = np.asarray(value)
+        expected = np.asarray(self.expected)
+        if value.shape != expected.shape:
+            return False
+        return bool(np.array_equal(value, expected, equal_nan=True))
+
+
+@dataclass
+class Graph:
+    invars: list
+    constvars: list
+    constvals: list
+    eqns: list
+    outvars: list
+    guards: list = field(default_factory=list)
+
+    def __str__(self):
+        from .printer import format_graph
+
+        return format_graph(self)
+
+    @property
+    def in_avals(self):
+        return [v.aval for v in self.invars]
+
+    @property
+    def out_avals(self):
+        return [v.aval for v in self.outvars]
+
+    def replace(self, **changes) -> "Graph":
+        fields = dict(invars=self.invars, constvars=self.constvars, constvals=self.constvals,
+                      eqns=self.eqns, outvars=self.outvars, guards=self.guards)
+        fields.update(changes)
+        return Graph(**fields)

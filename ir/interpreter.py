@@ -1,0 +1,55 @@
+"""The reference interpreter: evaluates a graph with the numpy implementations.
+
+It is the oracle every later stage is checked against.  `eval_graph_bind`
+evaluates through `ops.bind` instead, which inlines a graph into whatever
+trace its arguments belong to (used to compose transformations).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .core import Graph, Literal
+
+
+def read(env, atom):
+    return atom.value if isinstance(atom, Literal) else env[atom]
+
+
+def eval_eqns(eqns, env):
+    """Evaluate `eqns` in order into `env` (Var -> array), skipping known values."""
+    for eqn in eqns:
+        if eqn.out in env:
+            continue
+        args = [read(env, a) for a in eqn.inputs]
+        env[eqn.out] = eqn.prim.impl(*args, **eqn.params)
+    return env
+
+
+def _bind_inputs(graph: Graph, args):
+    if len(args) != len(graph.invars):
+        raise TypeError(f"graph takes {len(graph.invars)} inputs, got {len(args)}")
+    env = dict(zip(graph.constvars, graph.constvals))
+    env.update(zip(graph.invars, args))
+    return env
+
+
+def eval_graph(graph: Graph, *args, with_guards=False):
+    """Evaluate with numpy; returns the list of outputs (and guard values if asked)."""
+    env = _bind_inputs(graph, [np.asarray(a) for a in args])
+    eval_eqns(graph.eqns, env)
+    outs = [np.asarray(read(env, v)) for v in graph.outvars]
+    if with_guards:
+        return outs, [np.asarray(read(env, g.var)) for g in graph.guards]
+    return outs
+
+
+def eval_graph_bind(graph: Graph, *args, with_guards=False):
+    """Evaluate through `ops.bind`: the graph is re-applied in the caller's trace."""
+    env = _bind_inputs(graph, args)
+    for eqn in graph.eqns:
+        env[eqn.out] = ops.bind(eqn.prim.name, *[read(env, a) for a in eqn.inputs], **eqn.params)
+    outs = [read(env, v) for v in graph.outvars]
+    if with_guards:
+        return outs, [read(env, g.var) for g in graph.guards]
+    return outs

@@ -1,0 +1,1 @@
+"""tracegrad: eager autograd, tracing, IR transforms and LLVM compilation."""
