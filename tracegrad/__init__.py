@@ -1,1 +1,25 @@
-"""tracegrad: eager autograd, tracing, IR transforms and LLVM compilation."""
+"""tracegrad: eager define-by-run autograd, graph tracing, IR transforms and
+LLVM compilation for NumPy-style Python.
+
+>>> import tracegrad
+>>> a = tracegrad.tensor(1.0, requires_grad=True)
+>>> b = tracegrad.tensor(2.0, requires_grad=True)
+>>> z = a * b + a
+>>> z.backward()
+>>> float(a.grad), float(b.grad)
+(3.0, 1.0)
+
+The stages are importable on their own: `tracegrad.tracer`, `tracegrad.ir`,
+`tracegrad.passes`, `tracegrad.codegen`.
+"""
+__version__ = "0.1.0"
+
+from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, tensor, trace,
+                              zero_grad)
+from . import numpy
+from .transforms import grad, jvp, value_and_grad, vjp
+from .compile import compile_grad, jit
+from . import testing
+
+__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
+           "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing"]

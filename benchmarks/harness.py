@@ -1,0 +1,175 @@
+"""Runs every selected workload for every usable implementation, in one process.
+
+For each (workload, implementation): build a fresh callable and time its first call, check
+that first call's value and gradients against the float64 reference, and only if they agree
+measure the steady state. A disagreement is recorded as ``wrong`` and is not timed.
+
+>>> suite = run_suite(Config(smoke=True, only=("W6",), peers=("numpy",), tracegrad=False))
+>>> suite.results["W6"]["numpy"].status
+'ok'
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from benchmarks import check, limits, timing
+from benchmarks.impls import PEER_NAMES, Impl, make_impls
+from benchmarks.workloads import WORKLOADS, Workload, reference
+
+STATUSES = ("ok", "wrong", "error", "timeout", "skipped", "n/a", "unavailable")
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Config:
+    smoke: bool = False                 # tiny sizes, correctness only, no torch.compile
+    only: tuple[str, ...] | None = None  # workload ids; None means all
+    peers: tuple[str, ...] = PEER_NAMES
+    tracegrad: bool = True
+    tracegrad_ns: str = "numpy"         # "numpy" (plain numpy loss) or "tnp" (tracegrad.numpy)
+    samples: int = 5
+    min_sample_s: float = 0.2
+    compile_timeout: float | None = 120.0
+    torch_compile_skip: dict[str, str] | None = None  # None: impls.TORCH_COMPILE_SKIP
+    measure_limits: bool = True         # never in smoke mode
+    log: Callable[[str], None] = _stderr
+
+
+@dataclass
+class Entry:
+    status: str
+    median_us: float | None = None
+    first_ms: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict:
+        return {"status": self.status, "ok": self.ok, "median_us": self.median_us,
+                "first_ms": self.first_ms, "error": self.error}
+
+
+@dataclass
+class Suite:
+    config: Config
+    machine: dict
+    limits: dict | None
+    impls: list[Impl]
+    unavailable: dict[str, str]
+    workloads: list[Workload]
+    results: dict[str, dict[str, Entry]] = field(default_factory=dict)
+
+
+def select_workloads(only: tuple[str, ...] | None) -> list[Workload]:
+    if not only:
+        return list(WORKLOADS)
+    known = {w.id for w in WORKLOADS}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise ValueError(f"unknown workload(s) {unknown}; choose from {sorted(known)}")
+    return [w for w in WORKLOADS if w.id in only]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:600]
+
+
+def _first_call(impl: Impl, wl: Workload, inputs, log):
+    """(call, output, ms) or an Entry saying why there is no first call."""
+    try:
+        call, out, seconds = timing.first_call(lambda: impl.build(wl, inputs), impl.first_call_timeout)
+    except timing.Timeout as exc:
+        return Entry("timeout", error=f"first call (compile) {exc}")
+    except Exception as exc:
+        log("".join(traceback.format_exception(exc)[-12:]).rstrip())
+        return Entry("error", error=_describe(exc))
+    return call, out, seconds * 1e3
+
+
+def _check(impl: Impl, wl: Workload, out, ref, inputs) -> str | None:
+    try:
+        value, grads = impl.unpack(out, wl)
+        return check.disagreement(value, grads, ref, inputs, wl.wrt)
+    except Exception as exc:
+        return f"result has the wrong form: {_describe(exc)}"
+
+
+def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config) -> Entry:
+    reason = impl.not_applicable(wl)
+    if reason:
+        return Entry("n/a", error=reason)
+    reason = impl.skip_reason(wl)
+    if reason:
+        return Entry("skipped", error=reason)
+    with impl.entry_context():
+        first = _first_call(impl, wl, inputs, config.log)
+        if isinstance(first, Entry):
+            return first
+        call, out, first_ms = first
+        problem = _check(impl, wl, out, ref, inputs)
+        if problem:
+            return Entry("wrong", first_ms=first_ms, error=problem)
+        if config.smoke:
+            return Entry("ok", first_ms=first_ms)
+        try:
+            seconds = timing.steady_seconds(call, config.samples, config.min_sample_s)
+        except Exception as exc:
+            return Entry("error", first_ms=first_ms, error=f"during timing: {_describe(exc)}")
+        return Entry("ok", median_us=seconds * 1e6, first_ms=first_ms)
+
+
+def probe(impls: list[Impl]) -> tuple[list[Impl], dict[str, str]]:
+    usable, unavailable = [], {}
+    for impl in impls:
+        reason = impl.probe()
+        if reason:
+            unavailable[impl.name] = reason
+        else:
+            usable.append(impl)
+    return usable, unavailable
+
+
+def _measure_limits(config: Config) -> dict | None:
+    if config.smoke or not config.measure_limits:
+        return None
+    config.log("measuring machine limits (triad bandwidth, matmul)...")
+    return {"bandwidth": limits.bandwidth(), "matmul": limits.matmul_gflops()}
+
+
+def _log_entry(config: Config, wl: Workload, impl: Impl, entry: Entry) -> None:
+    timing_text = "" if entry.median_us is None else f" {entry.median_us:.4g} us"
+    first_text = "" if entry.first_ms is None else f" (first {entry.first_ms:.4g} ms)"
+    extra = f": {entry.error}" if entry.error else ""
+    config.log(f"{wl.id} {impl.name}: {entry.status}{timing_text}{first_text}{extra}")
+
+
+def run_suite(config: Config) -> Suite:
+    """Run everything the config selects; nothing is printed to stdout."""
+    peers = tuple(p for p in config.peers if not (config.smoke and p == "torch.compile"))
+    impls = make_impls(peers, config.tracegrad, config.tracegrad_ns,
+                       config.torch_compile_skip, config.compile_timeout)
+    workloads = select_workloads(config.only)
+    usable, unavailable = probe(impls)
+    suite = Suite(config, limits.machine_info(), _measure_limits(config), impls, unavailable, workloads)
+    for wl in workloads:
+        inputs = wl.inputs(config.smoke)
+        ref = reference(wl, inputs)
+        row = suite.results[wl.id] = {}
+        for impl in impls:
+            if impl.name in unavailable:
+                row[impl.name] = Entry("unavailable", error=unavailable[impl.name])
+                continue
+            row[impl.name] = run_entry(impl, wl, inputs, ref, config)
+            _log_entry(config, wl, impl, row[impl.name])
+            gc.collect()
+    return suite

@@ -1,0 +1,88 @@
+"""First-call and steady-state timing.
+
+The first call is timed from building the implementation (compile_grad, jax.jit, njit, ...)
+to the end of its first evaluation, so it includes tracing and compilation. Steady state:
+a few warm-up calls, then the repetition count is sized so one sample lasts at least
+``min_sample_s``, and the median per-call time over ``samples`` samples is reported.
+The garbage collector is off inside a sample, as in ``timeit``.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import signal
+import statistics
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+
+class Timeout(Exception):
+    """Raised inside the timed code when a :func:`deadline` expires."""
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`Timeout` in the main thread after ``seconds`` (no-op if unsupported).
+
+    Uses SIGALRM, so it only works on Unix in the main thread; elsewhere the code runs
+    without a limit.
+    """
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise Timeout(f"did not finish in {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def first_call(build: Callable[[], Callable[[], Any]], timeout: float | None = None):
+    """Build a fresh callable and run it once: returns (call, first output, seconds)."""
+    start = time.perf_counter()
+    with deadline(timeout):
+        call = build()
+        out = call()
+    return call, out, time.perf_counter() - start
+
+
+def run_n(call: Callable[[], Any], n: int) -> float:
+    """Seconds taken by ``n`` back-to-back calls, garbage collector off."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            call()
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def calibrate(call: Callable[[], Any], min_sample_s: float) -> int:
+    """Smallest tried repetition count whose sample lasts at least ``min_sample_s``."""
+    n = 1
+    while True:
+        elapsed = run_n(call, n)
+        if elapsed >= min_sample_s:
+            return n
+        n = max(2 * n, math.ceil(n * 1.1 * min_sample_s / max(elapsed, 1e-9)))
+
+
+def steady_seconds(call: Callable[[], Any], samples: int = 5, min_sample_s: float = 0.2,
+                   warmup: int = 3) -> float:
+    """Median seconds per call once warm."""
+    run_n(call, warmup)
+    n = calibrate(call, min_sample_s)
+    return statistics.median(run_n(call, n) / n for _ in range(samples))

@@ -1,0 +1,299 @@
+"""Automatic differentiation as graph transforms: `Graph -> Graph`.
+
+Each transform replays the input graph's equations into a fresh
+`GraphBuilder` and then applies the primitives' VJP/JVP rules (`ir/rules.py`)
+to the replayed *traced* values through `ir.ops`.  The rules are the same
+functions eager autograd runs on numpy arrays; here they record equations, so
+the derivative is itself an ordinary graph and the transforms compose
+(`grad_graph(grad_graph(g, has_value=False))`, `vjp_graph(jvp_graph(g))`).
+
+Conventions:
+  * only float values carry cotangents/tangents; integer and bool values, the
+    outputs of non-differentiable primitives (comparisons, `stop_gradient`)
+    and `where`'s condition get none;
+  * an input the outputs do not depend on gets zeros of its shape and dtype;
+  * guards of the input graph are kept, re-pointed at the replayed values;
+  * no dead-code elimination happens here: the result keeps every forward
+    equation (guards may read them); the DCE pass cleans up afterwards.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir.builder import GraphBuilder
+from tracegrad.ir.core import Graph, Guard, Literal, Var, is_float
+from tracegrad.ir.interpreter import read
+from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.ir.verifier import verify
+
+__all__ = ["MissingRuleError", "vjp_graph", "grad_graph", "jvp_graph"]
+
+
+class MissingRuleError(NotImplementedError):
+    """A primitive on the differentiated path has no VJP (or JVP) rule."""
+
+
+# ---- replaying a graph into a fresh builder --------------------------------------
+
+class _Replay:
+    """A fresh builder plus `env`: each var of the source graph -> its replayed value.
+
+    Constants become constants of the new graph and are wrapped as traced
+    values, so that no equation is constant-folded away while replaying.
+    """
+
+    def __init__(self, graph: Graph, extra_inputs=()):
+        self.graph = graph
+        # Sources are copied from the equations we replay (see `_stamp`), not
+        # taken from the stack, which here is ours and not the user's.
+        self.builder = GraphBuilder(record_source=False)
+        b = self.builder
+        self.env = {v: b.new_input(v.aval) for v in graph.invars}
+        self.extra = [b.new_input(aval) for aval in extra_inputs]
+        for var, val in zip(graph.constvars, graph.constvals):
+            self.env[var] = b.value_cls(b, b.const(val))
+
+    def read(self, atom):
+        return read(self.env, atom)
+
+    def eqn(self, eqn):
+        """Re-record one forward equation exactly (same primitive, params, source)."""
+        start = len(self.builder.eqns)
+        args = [self.read(a) for a in eqn.inputs]
+        self.env[eqn.out] = self.builder.process(eqn.prim, args, eqn.params)
+        _stamp(self.builder, start, eqn.src)
+
+    def all_eqns(self):
+        for eqn in self.graph.eqns:
+            self.eqn(eqn)
+
+    def finish(self, outputs) -> Graph:
+        """Copy the guards over, build and verify the new graph."""
+        _copy_guards(self.builder, self.env, self.graph.guards)
+        return verify(self.builder.build(outputs))
+
+
+def _stamp(builder, start, src):
+    """Equations recorded since `start` come from the source line of `src`'s equation."""
+    for eqn in builder.eqns[start:]:
+        if eqn.src is None:
+            eqn.src = src
+
+
+def _copy_guards(builder, env, guards):
+    for g in guards:
+        if isinstance(g.var, Literal):  # a decision on a constant: still true, keep it as is
+            builder.guards.append(Guard(g.var, g.expected, g.kind, g.src))
+        else:
+            builder.add_guard(env[g.var], g.expected, g.kind, g.src)
+
+
+def _fill(builder, aval, value):
+    """`value` broadcast to `aval`, recorded as an equation of the new graph.
+
+    A numpy array here would make the rules applied to it run eagerly and
+    capture their (possibly large) results as constants; an equation keeps
+    that work in the graph, where fusion makes it free.
+    """
+    scalar = np.asarray(value, aval.dtype)
+    if aval.shape == ():
+        return scalar  # becomes a literal
+    return builder.process(PRIMITIVES["broadcast"], (scalar,), {"shape": aval.shape})
+
+
+def _differentiable_value(atom) -> bool:
+    return isinstance(atom, Var) and is_float(atom.aval.dtype)
+
+
+def _where(eqn) -> str:
+    return f"primitive '{eqn.prim.name}'" + (f" at {eqn.src}" if eqn.src else "")
+
+
+def _check_rule_result(eqn, atom, value, kind):
+    """A rule result must have its operand's (VJP) or output's (JVP) shape and dtype."""
+    shape, dtype = np.shape(value) if not hasattr(value, "aval") else value.aval.shape, None
+    dtype = value.aval.dtype if hasattr(value, "aval") else np.asarray(value).dtype
+    if tuple(shape) != atom.aval.shape or np.dtype(dtype) != atom.aval.dtype:
+        raise TypeError(f"the {kind} rule of {_where(eqn)} returned {np.dtype(dtype)}"
+                        f"{list(shape)} for a {atom.aval} value")
+
+
+def _check_indices(graph, indices, what):
+    n = len(graph.invars)
+    out = []
+    for i in indices:
+        if not isinstance(i, (int, np.integer)) or not -n <= i < n:
+            raise ValueError(f"{what}={tuple(indices)!r}: index {i!r} is not one of the "
+                             f"graph's {n} inputs")
+        out.append(int(i) % n)
+    return out
+
+
+# ---- reverse mode ----------------------------------------------------------------
+
+def _active_vars(graph, wrt_vars) -> set:
+    """Float values that depend differentiably on `wrt_vars` (the only ones needing cotangents)."""
+    active = {v for v in wrt_vars if is_float(v.aval.dtype)}
+    for eqn in graph.eqns:
+        if (eqn.prim.differentiable and is_float(eqn.out.aval.dtype)
+                and any(isinstance(a, Var) and a in active for a in eqn.inputs)):
+            active.add(eqn.out)
+    return active
+
+
+def _accumulate(cts, var, ct):
+    """A value used several times receives the sum of its uses' cotangents."""
+    from tracegrad.ir import ops
+
+    cts[var] = ct if var not in cts else ops.add(cts[var], ct)
+
+
+def _vjp_eqn(rep, eqn, g, cts, active):
+    rule = eqn.prim.vjp
+    if rule is None:
+        raise MissingRuleError(f"no VJP rule for {_where(eqn)}: cannot differentiate through it")
+    start = len(rep.builder.eqns)
+    primals = [rep.read(a) for a in eqn.inputs]
+    results = rule(g, rep.env[eqn.out], *primals, **eqn.params)
+    _stamp(rep.builder, start, eqn.src)
+    if len(results) != len(eqn.inputs):
+        raise TypeError(f"the VJP rule of {_where(eqn)} returned {len(results)} cotangents "
+                        f"for {len(eqn.inputs)} operands")
+    for atom, ct in zip(eqn.inputs, results):
+        if ct is not None and isinstance(atom, Var) and atom in active:
+            _check_rule_result(eqn, atom, ct, "VJP")
+            _accumulate(cts, atom, ct)
+
+
+def _backward(rep, out_cts, wrt_vars):
+    """Cotangents of `wrt_vars` given one cotangent per graph output (None = zero)."""
+    graph = rep.graph
+    active = _active_vars(graph, wrt_vars)
+    cts = {}
+    for var, ct in zip(graph.outvars, out_cts):
+        if ct is not None and isinstance(var, Var) and var in active:
+            _accumulate(cts, var, ct)
+    for eqn in reversed(graph.eqns):
+        # Every value is assigned once, so its cotangent is complete once the
+        # walk reaches the equation that produced it.
+        g = cts.pop(eqn.out, None)
+        if g is not None:
+            _vjp_eqn(rep, eqn, g, cts, active)
+    return [cts[v] if v in cts else _fill(rep.builder, v.aval, 0) for v in wrt_vars]
+
+
+def vjp_graph(graph: Graph, wrt=None) -> Graph:
+    """Reverse mode: `(inputs..., out_cts...) -> (outputs..., input_cts[wrt]...)`.
+
+    The new graph takes the original inputs followed by one cotangent per
+    output (same shape and dtype as that output; ignored for non-float
+    outputs) and returns the original outputs followed by the cotangents of
+    the inputs listed in `wrt` (indices into `graph.invars`, default all).
+
+    >>> import numpy as np
+    >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops, eval_graph
+    >>> b = GraphBuilder()
+    >>> x = b.new_input(ShapedArray((3,), np.float64))
+    >>> g = vjp_graph(b.build([ops.sin(x)]))
+    >>> [str(a) for a in g.in_avals], [str(a) for a in g.out_avals]
+    (['f64[3]', 'f64[3]'], ['f64[3]', 'f64[3]'])
+    >>> out, ct = eval_graph(g, np.zeros(3), np.ones(3))
+    >>> ct.tolist()
+    [1.0, 1.0, 1.0]
+    """
+    wrt = range(len(graph.invars)) if wrt is None else wrt
+    wrt_vars = [graph.invars[i] for i in _check_indices(graph, list(wrt), "wrt")]
+    rep = _Replay(graph, extra_inputs=[v.aval for v in graph.outvars])
+    rep.all_eqns()
+    out_cts = [ct if _differentiable_value(v) else None for v, ct in zip(graph.outvars, rep.extra)]
+    grads = _backward(rep, out_cts, wrt_vars)
+    return rep.finish([rep.read(v) for v in graph.outvars] + grads)
+
+
+def _scalar_output(graph):
+    if len(graph.outvars) != 1:
+        shapes = ", ".join(str(v.aval) for v in graph.outvars)
+        raise TypeError(f"grad needs a graph with one scalar output, it has {len(graph.outvars)} "
+                        f"outputs ({shapes})")
+    out = graph.outvars[0]
+    if out.aval.shape != () or not is_float(out.aval.dtype):
+        raise TypeError(f"grad needs a scalar float output, got {out.aval} "
+                        f"(shape {out.aval.shape}); use vjp_graph for other outputs")
+    return out
+
+
+def grad_graph(graph: Graph, argnums=(0,), has_value=True) -> Graph:
+    """Gradient of a scalar-output graph: `inputs -> (value, grads[argnums]...)`.
+
+    The cotangent is seeded with 1.0; `has_value=False` drops the value, so
+    that for a function of one scalar `grad_graph(grad_graph(g, has_value=False),
+    has_value=False)` is its second derivative.
+
+    >>> import numpy as np
+    >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops, eval_graph
+    >>> b = GraphBuilder()
+    >>> x = b.new_input(ShapedArray((), np.float64))
+    >>> g = grad_graph(b.build([ops.mul(x, ops.mul(x, x))]), has_value=False)
+    >>> [float(v) for v in eval_graph(g, 2.0)]
+    [12.0]
+    >>> [float(v) for v in eval_graph(grad_graph(g, has_value=False), 2.0)]
+    [12.0]
+    """
+    out = _scalar_output(graph)
+    argnums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
+    wrt_vars = [graph.invars[i] for i in _check_indices(graph, argnums, "argnums")]
+    rep = _Replay(graph)
+    rep.all_eqns()
+    seed = _fill(rep.builder, out.aval, 1.0) if isinstance(out, Var) else None
+    if seed is not None and out.aval.shape == ():
+        # Keep the seed an equation too (see `_fill`): one scalar broadcast.
+        seed = rep.builder.process(PRIMITIVES["broadcast"], (seed,), {"shape": ()})
+    grads = _backward(rep, [seed], wrt_vars)
+    value = [rep.read(out)] if has_value else []
+    return rep.finish(value + grads)
+
+
+# ---- forward mode ----------------------------------------------------------------
+
+def _jvp_eqn(rep, eqn, tangents):
+    ins = [tangents.get(a) if _differentiable_value(a) else None for a in eqn.inputs]
+    if (all(t is None for t in ins) or not eqn.prim.differentiable
+            or not is_float(eqn.out.aval.dtype)):
+        return
+    rule = eqn.prim.jvp
+    if rule is None:
+        raise MissingRuleError(f"no JVP rule for {_where(eqn)}: cannot differentiate through it")
+    start = len(rep.builder.eqns)
+    primals = [rep.read(a) for a in eqn.inputs]
+    t = rule(ins, rep.env[eqn.out], *primals, **eqn.params)
+    _stamp(rep.builder, start, eqn.src)
+    if t is not None:
+        _check_rule_result(eqn, eqn.out, t, "JVP")
+        tangents[eqn.out] = t
+
+
+def jvp_graph(graph: Graph) -> Graph:
+    """Forward mode: `(primals..., tangents...) -> (outputs..., output_tangents...)`.
+
+    Tangents have their primal's shape and dtype (those of non-float inputs
+    are ignored); outputs that do not depend differentiably on the inputs get
+    zero tangents.
+
+    >>> import numpy as np
+    >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops, eval_graph
+    >>> b = GraphBuilder()
+    >>> x = b.new_input(ShapedArray((2,), np.float64))
+    >>> g = jvp_graph(b.build([ops.mul(x, x)]))
+    >>> out, tangent = eval_graph(g, np.array([1.0, 3.0]), np.array([1.0, 1.0]))
+    >>> tangent.tolist()
+    [2.0, 6.0]
+    """
+    rep = _Replay(graph, extra_inputs=[v.aval for v in graph.invars])
+    tangents = {v: t for v, t in zip(graph.invars, rep.extra) if is_float(v.aval.dtype)}
+    for eqn in graph.eqns:
+        rep.eqn(eqn)
+        _jvp_eqn(rep, eqn, tangents)
+    outs = [rep.read(v) for v in graph.outvars]
+    out_tangents = [tangents[v] if isinstance(v, Var) and v in tangents
+                    else _fill(rep.builder, v.aval, 0) for v in graph.outvars]
+    return rep.finish(outs + out_tangents)

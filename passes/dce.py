@@ -1,0 +1,53 @@
+"""Dead-code elimination: keep only the work that an output or a guard reads.
+
+Live roots are the output atoms and the guard vars (a guard is checked on
+every call, so the value it reads must still be computed).  Equations are pure,
+so any equation whose result is not live can be dropped; so can constants that
+no live equation, output or guard reads.  Inputs are never dropped: the
+graph's signature stays what the caller binds.
+
+>>> import numpy as np
+>>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
+>>> b = GraphBuilder()
+>>> x = b.new_input(ShapedArray((3,), np.float32))
+>>> _unused = ops.exp(x)
+>>> g = b.build([ops.sin(x)])
+>>> len(g.eqns), len(dce(g).eqns)
+(2, 1)
+"""
+from __future__ import annotations
+
+from tracegrad.ir import Graph, Var
+
+
+def live_roots(graph: Graph) -> set:
+    """The vars the graph's caller observes: outputs and guard vars."""
+    atoms = list(graph.outvars) + [g.var for g in graph.guards]
+    return {a for a in atoms if isinstance(a, Var)}
+
+
+def _live_eqns(graph: Graph) -> tuple[list, set]:
+    """Walk backwards once; an equation is live iff its output is read later."""
+    live = live_roots(graph)
+    kept = []
+    for eqn in reversed(graph.eqns):
+        if eqn.out in live:
+            kept.append(eqn)
+            live.update(a for a in eqn.inputs if isinstance(a, Var))
+    kept.reverse()
+    return kept, live
+
+
+def dce(graph: Graph) -> Graph:
+    """Drop equations and constants that no output or guard depends on.
+
+    Returns `graph` itself when nothing is dead, so a fixed-point driver can
+    tell "no change" by identity.
+    """
+    eqns, live = _live_eqns(graph)
+    keep_const = [v in live for v in graph.constvars]
+    if len(eqns) == len(graph.eqns) and all(keep_const):
+        return graph
+    constvars = [v for v, k in zip(graph.constvars, keep_const) if k]
+    constvals = [c for c, k in zip(graph.constvals, keep_const) if k]
+    return graph.replace(eqns=eqns, constvars=constvars, constvals=constvals)

@@ -1,0 +1,242 @@
+"""`jit` and `compile_grad`: trace, transform, fuse and compile to native code.
+
+A compiled function keeps, per input signature (shapes, dtypes, static
+arguments), a short list of specializations.  Each one is native code for the
+traced program plus the guards recorded while tracing it; the native code
+returns the guard values as extra outputs, so a call checks its guards after
+one native call.  When a data-dependent Python branch goes the other way, the
+guards fail, the function is traced again on these inputs and a second
+specialization is compiled beside the first.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracegrad.ir import Graph, format_graph
+from tracegrad.passes.autodiff import grad_graph
+from tracegrad.passes.manager import run_pipeline, CLEANUP
+from tracegrad.passes.fusion import fuse
+from tracegrad.codegen import compile_program, SignatureMismatch
+from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
+
+from .signature import ArgSpec, normalize_args
+
+DEFAULT_MAX_SPECIALIZATIONS = 8
+
+
+@dataclass
+class Specialization:
+    """One compiled version of the function, valid while its guards hold."""
+
+    native: object  # codegen CompiledProgram
+    n_outputs: int
+    out_tree: object
+    guards: list
+    reason: str
+    stages: dict = field(default_factory=dict)
+    compile_seconds: float = 0.0
+    hits: int = 0
+
+    def run(self, arrays):
+        outs = self.native(*arrays)
+        n = self.n_outputs
+        for guard, value in zip(self.guards, outs[n:]):
+            if not guard.holds(value):
+                return None, guard
+        return outs[:n], None
+
+
+class CompiledFunction:
+    """The callable returned by `jit` / `compile_grad`; see their docstrings."""
+
+    def __init__(self, fun, static_argnums=(), grad_argnums=None, grad=False,
+                 max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.static_argnums = tuple(static_argnums)
+        self.grad = grad
+        self.grad_argnums = grad_argnums
+        self.max_specializations = max_specializations
+        self.disk_cache = disk_cache
+        self._cache: dict[tuple, list[Specialization]] = {}
+        self._last: Specialization | None = None
+        self._guard_failures: dict[str, int] = {}
+
+    # -- calling ---------------------------------------------------------------
+    def __call__(self, *args):
+        spec_args = normalize_args(args, self.static_argnums, self._fname())
+        specs = self._cache.get(spec_args.key)
+        failed = None
+        for spec in specs or ():
+            try:
+                outs, failed = spec.run(spec_args.arrays)
+            except SignatureMismatch as e:  # cannot happen after normalize_args; be loud
+                raise TypeError(f"{self._fname()}: {e}") from None
+            if outs is not None:
+                spec.hits += 1
+                return tree_unflatten(spec.out_tree, outs)
+        spec = self._specialize(spec_args, failed)
+        outs, failed = spec.run(spec_args.arrays)
+        if outs is None:
+            raise RuntimeError(f"{self._fname()}: guard {failed.kind} at {failed.src} fails on the "
+                               "inputs it was traced with: the function is not deterministic")
+        return tree_unflatten(spec.out_tree, outs)
+
+    def _fname(self):
+        return getattr(self.fun, "__qualname__", repr(self.fun))
+
+    # -- compiling -------------------------------------------------------------
+    def _specialize(self, spec_args, failed_guard):
+        specs = self._cache.setdefault(spec_args.key, [])
+        reason = "first call with signature " + spec_args.describe()
+        if failed_guard is not None:
+            reason = f"guard failed: {failed_guard.kind} at {failed_guard.src} (was {failed_guard.expected.tolist()!r})"
+            self._note_guard_failure(failed_guard, len(specs))
+        spec = self._compile(spec_args, reason)
+        specs.insert(0, spec)  # most recent first: data tends to repeat
+        del specs[self.max_specializations:]
+        self._last = spec
+        return spec
+
+    def _note_guard_failure(self, guard, n_specs):
+        where = f"{guard.kind} at {guard.src}"
+        self._guard_failures[where] = self._guard_failures.get(where, 0) + 1
+        if n_specs + 1 > self.max_specializations:
+            warnings.warn(f"{self._fname()}: more than {self.max_specializations} specializations; the guard "
+                          f"that keeps changing is {where} (failed {self._guard_failures[where]} times). "
+                          "Consider tracegrad.numpy.where instead of a Python branch.", stacklevel=4)
+
+    def _compile(self, spec_args, reason) -> Specialization:
+        t0 = time.perf_counter()
+        stages = {}
+        label = _label(self._fname())
+        prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True)
+        graph, out_tree = prog.graph, prog.out_tree
+        stages["traced"] = format_graph(graph)
+        if self.grad:
+            graph, out_tree = self._gradient(graph, out_tree, spec_args)
+            stages["gradient"] = format_graph(graph)
+        result = run_pipeline(graph, CLEANUP, debug=bool(os.environ.get("TRACEGRAD_DEBUG")),
+                              label=label)
+        graph = result.graph if hasattr(result, "graph") else result
+        stages["optimized"] = format_graph(graph)
+        n_out = len(graph.outvars)
+        graph = graph.replace(outvars=list(graph.outvars) + [g.var for g in graph.guards])
+        kp = fuse(graph)
+        stages["kernels"] = str(kp)
+        native = compile_program(kp, name=label, disk_cache=self.disk_cache)
+        spec = Specialization(native, n_out, out_tree, list(graph.guards), reason, stages,
+                              time.perf_counter() - t0)
+        _dump(label, spec)
+        return spec
+
+    def _gradient(self, graph: Graph, out_tree, spec_args):
+        if len(graph.outvars) != 1 or graph.outvars[0].aval.shape != ():
+            shapes = ", ".join(str(v.aval) for v in graph.outvars)
+            raise TypeError(f"{self._fname()}: compile_grad needs a function returning one scalar, "
+                            f"it returned ({shapes})")
+        argnums, single = spec_args.grad_positions(self.grad_argnums)
+        graph = grad_graph(graph, argnums=argnums, has_value=True)
+        template = (0, 0 if single else (0,) * len(argnums))
+        return graph, tree_flatten(template)[1]
+
+    # -- introspection -----------------------------------------------------------
+    def _spec(self, spec=None):
+        spec = spec or self._last
+        if spec is None:
+            raise RuntimeError(f"{self._fname()} has not been compiled yet: call it once first")
+        return spec
+
+    def ir(self, stage="optimized"):
+        """IR text of the most recent compilation: traced, gradient, optimized or kernels."""
+        stages = self._spec().stages
+        if stage not in stages:
+            raise KeyError(f"no stage {stage!r}; this function has {list(stages)}")
+        return stages[stage]
+
+    def llvm_ir(self):
+        """The optimized LLVM IR of the most recent compilation."""
+        return self._spec().native.llvm_ir()
+
+    def asm(self):
+        """The native assembly of the most recent compilation."""
+        return self._spec().native.asm()
+
+    def cache_info(self):
+        """One entry per specialization: signature, why it was made, guards, hits."""
+        info = []
+        for key, specs in self._cache.items():
+            for s in specs:
+                info.append({"signature": key, "reason": s.reason, "hits": s.hits,
+                             "guards": [f"{g.kind} at {g.src} == {g.expected.tolist()!r}" for g in s.guards],
+                             "compile_seconds": round(s.compile_seconds, 4)})
+        return info
+
+    def cache_clear(self):
+        self._cache.clear()
+        self._last = None
+
+
+def _label(name):
+    return "".join(c if c.isalnum() else "_" for c in name)[:40] or "fn"
+
+
+def _dump(label, spec):
+    """TRACEGRAD_DUMP=<dir>: write every stage of this compilation to files."""
+    out = os.environ.get("TRACEGRAD_DUMP")
+    if not out:
+        return
+    os.makedirs(out, exist_ok=True)
+    texts = dict(spec.stages)
+    texts["llvm"] = spec.native.llvm_ir()
+    texts["asm"] = spec.native.asm()
+    for i, (stage, text) in enumerate(texts.items()):
+        path = os.path.join(out, f"{label}-compiled-{i:02d}-{stage}.txt")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+
+
+def jit(fun=None, *, static_argnums=(), max_specializations=DEFAULT_MAX_SPECIALIZATIONS,
+        disk_cache=None):
+    """Compile `fun` (forward only) to native code, specialized per signature.
+
+    >>> import numpy as np, tracegrad
+    >>> f = tracegrad.jit(lambda x: np.sum(np.tanh(x) * 2.0))
+    >>> float(f(np.zeros(3)))
+    0.0
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 max_specializations=max_specializations, disk_cache=disk_cache)
+    return CompiledFunction(fun, static_argnums, max_specializations=max_specializations,
+                            disk_cache=disk_cache)
+
+
+def compile_grad(fun=None, *, argnums=None, static_argnums=(),
+                 max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
+    """`jit(value_and_grad(fun, argnums))`: returns `(value, grads)` from native code.
+
+    `argnums` defaults to every positional array argument (grads is then a
+    tuple); an int gives one gradient, a tuple a tuple of gradients.
+
+    >>> import numpy as np, tracegrad
+    >>> @tracegrad.compile_grad
+    ... def loss(w, x):
+    ...     return np.mean(np.tanh(x @ w))
+    >>> value, (gw, gx) = loss(np.ones(3), np.ones((2, 3)))
+    >>> gw.shape, gx.shape
+    ((3,), (2, 3))
+    """
+    if fun is None:
+        return functools.partial(compile_grad, argnums=argnums, static_argnums=static_argnums,
+                                 max_specializations=max_specializations, disk_cache=disk_cache)
+    return CompiledFunction(fun, static_argnums, grad_argnums=argnums, grad=True,
+                            max_specializations=max_specializations, disk_cache=disk_cache)
