@@ -44,8 +44,9 @@ def ratio_cells(row: dict[str, Entry], labels: dict[str, str]) -> list[str]:
 
 def cell(entry: Entry, name: str, where: str, notes: list[str]) -> str:
     if entry.status == "ok":
-        first = fmt(entry.first_ms)
-        return f"ok ({first})" if entry.median_us is None else f"{fmt(entry.median_us)} ({first})"
+        if entry.median_us is None:
+            return "ok"  # smoke mode: checked, not timed
+        return f"{fmt(entry.median_us)} ({fmt(entry.first_ms)})"
     if entry.status == "n/a":
         return "-"
     if entry.status == "unavailable":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.ir import ops
 from tracegrad.ir.builder import GraphBuilder
 from tracegrad.ir.core import Graph, Guard, Literal, Var, is_float
 from tracegrad.ir.interpreter import read
@@ -111,11 +112,9 @@ def _where(eqn) -> str:
 
 def _check_rule_result(eqn, atom, value, kind):
     """A rule result must have its operand's (VJP) or output's (JVP) shape and dtype."""
-    shape, dtype = np.shape(value) if not hasattr(value, "aval") else value.aval.shape, None
-    dtype = value.aval.dtype if hasattr(value, "aval") else np.asarray(value).dtype
-    if tuple(shape) != atom.aval.shape or np.dtype(dtype) != atom.aval.dtype:
-        raise TypeError(f"the {kind} rule of {_where(eqn)} returned {np.dtype(dtype)}"
-                        f"{list(shape)} for a {atom.aval} value")
+    got = ops.aval(value)
+    if got.shape != atom.aval.shape or got.dtype != atom.aval.dtype:
+        raise TypeError(f"the {kind} rule of {_where(eqn)} returned {got} for a {atom.aval} value")
 
 
 def _check_indices(graph, indices, what):
@@ -143,8 +142,6 @@ def _active_vars(graph, wrt_vars) -> set:
 
 def _accumulate(cts, var, ct):
     """A value used several times receives the sum of its uses' cotangents."""
-    from tracegrad.ir import ops
-
     cts[var] = ct if var not in cts else ops.add(cts[var], ct)
 
 
@@ -244,10 +241,9 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True) -> Graph:
     wrt_vars = [graph.invars[i] for i in _check_indices(graph, argnums, "argnums")]
     rep = _Replay(graph)
     rep.all_eqns()
-    seed = _fill(rep.builder, out.aval, 1.0) if isinstance(out, Var) else None
-    if seed is not None and out.aval.shape == ():
-        # Keep the seed an equation too (see `_fill`): one scalar broadcast.
-        seed = rep.builder.process(PRIMITIVES["broadcast"], (seed,), {"shape": ()})
+    # The seed is an equation, not a numpy 1.0 (see `_fill`).
+    seed = rep.builder.process(PRIMITIVES["broadcast"], (np.asarray(1.0, out.aval.dtype),),
+                               {"shape": ()})
     grads = _backward(rep, [seed], wrt_vars)
     value = [rep.read(out)] if has_value else []
     return rep.finish(value + grads)

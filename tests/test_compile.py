@@ -1,0 +1,203 @@
+"""The headline API: compile_grad / jit, guards and re-specialization, caching,
+introspection and bad input — all compared against eager and numpy."""
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad
+import tracegrad.numpy as tnp
+from tracegrad.testing import assert_compiled_matches_eager
+
+
+def branchy(a, b):
+    if a.item() > 0:
+        x = a + b
+    else:
+        x = a - b
+    return x * 2
+
+
+def test_reference_story_compiled_both_signs():
+    f = tracegrad.compile_grad(branchy)
+    value, (ga, gb) = f(np.float64(1.0), np.float64(2.0))
+    assert (float(value), float(ga), float(gb)) == (6.0, 2.0, 2.0)
+    value, (ga, gb) = f(np.float64(-1.0), np.float64(2.0))
+    assert (float(value), float(ga), float(gb)) == (-6.0, 2.0, -2.0)
+    info = f.cache_info()
+    assert len(info) == 2
+    assert "guard" in info[0]["reason"]
+
+
+def test_comparison_guard_does_not_respecialize_same_sign():
+    f = tracegrad.compile_grad(branchy)
+    f(np.float64(1.0), np.float64(2.0))
+    value, (ga, gb) = f(np.float64(3.0), np.float64(2.0))
+    assert (float(value), float(ga), float(gb)) == (10.0, 2.0, 2.0)
+    assert len(f.cache_info()) == 1
+    assert f.cache_info()[0]["hits"] >= 1
+
+
+def _repeat(x):
+    y = x
+    for _ in range(int(x[0])):  # int() of a traced value: an equality guard
+        y = y + 1.0
+    return y
+
+
+def test_too_many_specializations_warns_with_guard():
+    g = tracegrad.jit(_repeat, max_specializations=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for v in range(5):
+            x = np.array([float(v), 1.0])
+            np.testing.assert_allclose(g(x), x + v)
+    assert any("specializations" in str(w.message) and "test_compile.py" in str(w.message)
+               for w in caught)
+    assert len(g.cache_info()) == 2
+
+
+def test_cache_hit_no_recompile():
+    f = tracegrad.compile_grad(lambda x: np.sum(np.sin(x) ** 2))
+    x = np.linspace(0, 1, 10)
+    f(x)
+    spec = f._last
+    f(x + 1)
+    assert f._last is spec and spec.hits == 1
+    assert len(f.cache_info()) == 1
+    f(np.linspace(0, 1, 11))  # new shape: new specialization
+    assert len(f.cache_info()) == 2
+
+
+def test_static_args_and_argnums():
+    def loss(w, x, scale):
+        return scale * np.sum((x @ w) ** 2)
+
+    w, x = np.ones(3), np.arange(6.0).reshape(2, 3)
+    val, gw = tracegrad.compile_grad(loss, argnums=0)(w, x, 2.0)
+    np.testing.assert_allclose(val, 2.0 * np.sum((x @ w) ** 2))
+    np.testing.assert_allclose(gw, 2.0 * 2 * x.T @ (x @ w))
+    val, (gw2, gx) = tracegrad.compile_grad(loss, argnums=(0, 1))(w, x, 2.0)
+    np.testing.assert_allclose(gw2, gw)
+    np.testing.assert_allclose(gx, 2.0 * 2 * np.outer(x @ w, w))
+
+
+def test_jit_forward_multiple_outputs_pytree():
+    f = tracegrad.jit(lambda x, y: {"s": np.sum(x * y), "p": (x + y, tnp.exp(x))})
+    x, y = np.arange(4.0), np.ones(4)
+    out = f(x, y)
+    np.testing.assert_allclose(out["s"], np.sum(x * y))
+    np.testing.assert_allclose(out["p"][0], x + y)
+    np.testing.assert_allclose(out["p"][1], np.exp(x), rtol=1e-12)
+
+
+def test_outputs_are_fresh_arrays():
+    f = tracegrad.jit(lambda x: x)
+    x = np.arange(3.0)
+    y = f(x)
+    assert y is not x and not np.shares_memory(x, y)
+    y2 = f(x)
+    assert not np.shares_memory(y, y2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_eager_matches_compiled_mlp(dtype):
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((5, 7)).astype(dtype)
+    b1 = rng.standard_normal(7).astype(dtype)
+    x = rng.standard_normal((4, 5)).astype(dtype)
+
+    def f(w1, b1, x):
+        h = np.tanh(x @ w1 + b1)
+        return tnp.logsumexp(h, axis=1).mean()
+
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    assert_compiled_matches_eager(f, w1, b1, x, rtol=tol, atol=tol)
+
+
+def test_introspection_stages():
+    f = tracegrad.compile_grad(lambda x: np.sum(np.exp(x)))
+    f(np.ones(8, np.float32))
+    for stage in ("traced", "gradient", "optimized", "kernels"):
+        assert f.ir(stage)
+    assert "exp" in f.ir("traced")
+    assert "define" in f.llvm_ir()
+    assert f.asm()
+    with pytest.raises(KeyError):
+        f.ir("nope")
+
+
+def test_dump_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
+    f = tracegrad.compile_grad(lambda x: np.sum(x * x))
+    f(np.ones(4))
+    names = " ".join(p.name for p in tmp_path.iterdir())
+    for stage in ("traced", "gradient", "optimized", "kernels", "llvm", "asm"):
+        assert stage in names
+
+
+# ---- bad input ------------------------------------------------------------------
+
+def _sq(x):
+    return np.sum(x * x)
+
+
+def test_bad_input_converted_where_numpy_would():
+    f = tracegrad.compile_grad(_sq)
+    v, (g,) = f([1.0, 2.0])  # a list
+    assert float(v) == 5.0 and g.tolist() == [2.0, 4.0]
+    x = np.arange(10.0)[::2]  # non-contiguous
+    v, (g,) = f(x)
+    np.testing.assert_allclose(g, 2 * x)
+    ro = np.arange(3.0)
+    ro.flags.writeable = False
+    v, (g,) = f(ro)
+    np.testing.assert_allclose(g, 2 * ro)
+    v, (g,) = f(np.arange(3, dtype=np.float16))
+    assert g.dtype == np.float32
+
+
+def test_bad_input_rejected_clearly():
+    f = tracegrad.compile_grad(_sq)
+    with pytest.raises(TypeError, match="argument 0"):
+        f(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="argument 0"):
+        f(np.array([1 + 2j]))
+    with pytest.raises(TypeError, match="argnums"):
+        tracegrad.compile_grad(_sq, argnums=1)(np.ones(2))
+    with pytest.raises(TypeError, match="scalar"):
+        tracegrad.compile_grad(lambda x: x * 2)(np.ones(2))
+
+
+def test_shape_error_names_user_line():
+    def bad(x, y):
+        return np.sum(x + y)
+
+    with pytest.raises(Exception, match="test_compile.py"):
+        tracegrad.compile_grad(bad)(np.ones(3), np.ones(4))
+
+
+def test_nan_inf_and_zero_size():
+    f = tracegrad.compile_grad(lambda x: np.sum(np.exp(x)))
+    v, (g,) = f(np.array([np.inf, 0.0, np.nan]))
+    assert np.isnan(v) and g[0] == np.inf and g[1] == 1.0 and np.isnan(g[2])
+    v, (g,) = f(np.zeros(0))
+    assert float(v) == 0.0 and g.shape == (0,)
+
+
+def test_disk_cache_hit_in_fresh_process(tmp_path):
+    code = (
+        "import numpy as np, tracegrad, time\n"
+        "f = tracegrad.compile_grad(lambda x: np.sum(np.tanh(x) * x))\n"
+        "v, (g,) = f(np.linspace(-1, 1, 33))\n"
+        "print(repr(float(v)), f.cache_info()[0]['compile_seconds'], f._last.native.from_cache)\n")
+    import os
+    env = dict(os.environ, TRACEGRAD_CACHE_DIR=str(tmp_path))
+    env.pop("TRACEGRAD_DISABLE_CACHE", None)
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    v1, _, hit1 = first.stdout.split()
+    v2, _, hit2 = second.stdout.split()
+    assert v1 == v2 and hit1 == "False" and hit2 == "True"
