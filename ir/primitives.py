@@ -232,7 +232,7 @@ def _transpose_rule(x, *, perm):
 
 
 _register("transpose", "structural", _transpose_rule,
-          lambda x, *, perm: np.ascontiguousarray(np.transpose(x, perm)))
+          lambda x, *, perm: np.array(np.transpose(x, perm), order="C"))
 
 
 def _slice_rule(x, *, starts, steps, sizes):

@@ -4,8 +4,8 @@ cleaning passes share.
 Two equations are the same computation when they apply the same primitive
 with the same params to the same inputs.  Inputs compare as Vars by identity
 and as Literals by dtype and bytes: so `-0.0` and `0.0` stay different
-(`1/-0.0` is `-inf`), while a NaN literal equals itself.  Identical constants (same dtype, shape and bytes)
-merge too.  The later duplicate is never deleted here, only its uses are
+(`1/-0.0` is `-inf`), while a NaN literal equals itself.  Identical constants
+(same dtype, shape and bytes) merge too.  The later duplicate is never deleted here, only its uses are
 redirected to the first occurrence; DCE removes what became unused.
 
 >>> import numpy as np

@@ -18,8 +18,15 @@ from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, ten
                               zero_grad)
 from . import numpy
 from .transforms import grad, jvp, value_and_grad, vjp
-from .compile import compile_grad, jit
 from . import testing
+
+
+def __getattr__(name):
+    # The compiler (llvmlite) loads on first use: eager and tracing users never pay for it.
+    if name in ("jit", "compile_grad"):
+        from . import compile as _compile
+        return getattr(_compile, name)
+    raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing"]

@@ -20,7 +20,7 @@ import numpy as np
 
 from tracegrad.ir import Graph, format_graph
 from tracegrad.passes.autodiff import grad_graph
-from tracegrad.passes.manager import run_pipeline, CLEANUP
+from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.codegen import compile_program, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
@@ -122,7 +122,7 @@ class CompiledFunction:
         if self.grad:
             graph, out_tree = self._gradient(graph, out_tree, spec_args)
             stages["gradient"] = format_graph(graph)
-        result = run_pipeline(graph, CLEANUP, debug=bool(os.environ.get("TRACEGRAD_DEBUG")),
+        result = run_pipeline(graph, [cleanup], debug=bool(os.environ.get("TRACEGRAD_DEBUG")),
                               label=label)
         graph = result.graph if hasattr(result, "graph") else result
         stages["optimized"] = format_graph(graph)

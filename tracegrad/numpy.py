@@ -8,5 +8,5 @@ Every function works on eager tensors, traced values and plain numpy arrays.
 """
 from tracegrad.tracer import numpy as _namespace
 
-__all__ = [name for name in dir(_namespace) if not name.startswith("_")]
+__all__ = list(_namespace.__all__)
 globals().update({name: getattr(_namespace, name) for name in __all__})

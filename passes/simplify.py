@@ -1,0 +1,415 @@
+"""Algebraic simplification and constant folding.
+
+Every simplification is exact in IEEE arithmetic, checked against the numpy
+reference (`ir.eval_graph`) bit for bit, signed zeros and NaN included.  So
+some familiar identities are deliberately absent:
+
+* `x * 0 -> 0` (inf * 0 and NaN * 0 are NaN), `x - x -> 0` (inf - inf is NaN);
+* `x + 0.0 -> x` (-0.0 + 0.0 is +0.0); only `x + (-0.0)` and `x - 0.0` are
+  identities for floats (integers and bools also have `x + 0`);
+* `x / 1 -> x` for integers (`div` is a true division through float64, which
+  rounds int64 values above 2**53);
+* `reduce_sum` over no axes adds the +0.0 identity (numpy's and codegen's
+  `sum` semantics), so for floats it becomes `x + 0.0`, not `x`;
+* `convert(convert(x))` collapses only where the middle type holds every
+  value of the source exactly, and never ends in float -> int (undefined for
+  out-of-range values, so the two paths may disagree).
+
+Rules are data: `RULES` is an ordered table of named rules; a rule looks at
+one equation (and the producers of its inputs) and either redirects its uses
+to an existing atom or replaces it by one new equation with the same output
+var.  A rule may never change a value's shape or dtype (`RewriteError`).
+
+>>> import numpy as np
+>>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
+>>> b = GraphBuilder()
+>>> x = b.new_input(ShapedArray((3,), np.float32))
+>>> g, fired = simplify_counted(b.build([ops.neg(ops.neg(ops.mul(x, 1.0)))]))
+>>> g.outvars[0] is g.invars[0], dict(fired)
+(True, {'mul_one_right': 1, 'neg_neg': 1})
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from tracegrad.ir import PRIMITIVES, Eqn, Graph, Literal, ShapeError, Var, aval_of
+from tracegrad.ir.core import is_float
+
+from .cse import Redirects, literal_key
+
+MAX_SWEEPS = 4                # simplify: forward sweeps until no rule fires
+MAX_REWRITES_PER_EQN = 8      # rules chained on one equation within a sweep
+MAX_FOLDED_ELEMENTS = 1 << 16  # fold_constants: larger results stay computed
+
+# src dtype -> middle dtypes that represent every src value exactly.
+LOSSLESS_WIDENING = {
+    np.dtype(np.bool_): {np.dtype(t) for t in (np.int32, np.int64, np.float32, np.float64)},
+    np.dtype(np.int32): {np.dtype(np.int64), np.dtype(np.float64)},
+    np.dtype(np.float32): {np.dtype(np.float64)},
+}
+
+
+class RewriteError(AssertionError):
+    """A rule produced a rewrite that changes a value's type: a bug in the rule."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    prim: str
+    # (eqn, ctx) -> None (no match) | atom to redirect to | replacement Eqn
+    rewrite: Callable
+    doc: str
+
+
+class _Context:
+    """What rules may read: constant values and producers in the new graph."""
+
+    def __init__(self, graph: Graph):
+        self.consts = dict(zip(graph.constvars, graph.constvals))
+        self.producers: dict[Var, Eqn] = {}
+
+    def value(self, atom):
+        if isinstance(atom, Literal):
+            return atom.value
+        return self.consts.get(atom)
+
+    def producer(self, atom, prim_name: str):
+        eqn = self.producers.get(atom) if isinstance(atom, Var) else None
+        return eqn if eqn is not None and eqn.prim.name == prim_name else None
+
+
+# ---- predicates on constant operands -------------------------------------------
+
+def _bits(v) -> np.ndarray:
+    return np.ascontiguousarray(v).reshape(-1).view(np.uint8)
+
+
+def _is_one(v) -> bool:
+    return v is not None and bool(np.all(v == 1))
+
+
+def _is_pos_zero(v) -> bool:
+    """All bits zero: +0.0 for floats, 0 for integers, False for bools."""
+    return v is not None and not np.any(_bits(v))
+
+
+def _is_add_identity(v) -> bool:
+    """-0.0 is the additive identity of IEEE floats; +0.0 is not (for x = -0.0)."""
+    if v is None:
+        return False
+    if is_float(v.dtype):
+        return bool(np.all((v == 0) & np.signbit(v)))
+    return _is_pos_zero(v)
+
+
+def _same_aval(atom, out: Var) -> bool:
+    return atom.aval == out.aval
+
+
+def _same_atom(a, b) -> bool:
+    if isinstance(a, Literal) and isinstance(b, Literal):
+        return literal_key(a) == literal_key(b)
+    return a is b
+
+
+def _rebind(eqn: Eqn, prim: str, inputs: list, **params) -> Eqn:
+    """A replacement equation defining the same output var."""
+    return Eqn(PRIMITIVES[prim], inputs, params, eqn.out, eqn.src)
+
+
+# ---- the rules ------------------------------------------------------------------
+
+def _operand_if(keep: int, test: Callable, floats_only=False):
+    """Rule body: `keep`-th operand when the other operand is a constant passing `test`."""
+    def rewrite(eqn, ctx):
+        x, c = eqn.inputs[keep], eqn.inputs[1 - keep]
+        if floats_only and not is_float(eqn.out.aval.dtype):
+            return None
+        return x if test(ctx.value(c)) and _same_aval(x, eqn.out) else None
+    return rewrite
+
+
+def _neg_neg(eqn, ctx):
+    inner = ctx.producer(eqn.inputs[0], "neg")
+    return inner.inputs[0] if inner is not None else None
+
+
+def _transpose_identity(eqn, ctx):
+    perm = eqn.params["perm"]
+    return eqn.inputs[0] if tuple(perm) == tuple(range(len(perm))) else None
+
+
+def _transpose_transpose(eqn, ctx):
+    # transpose(transpose(x, p1), p2) == transpose(x, p1[p2]); identity perms
+    # are left to `transpose_identity` on the next round.
+    inner = ctx.producer(eqn.inputs[0], "transpose")
+    if inner is None:
+        return None
+    p1, p2 = inner.params["perm"], eqn.params["perm"]
+    return _rebind(eqn, "transpose", [inner.inputs[0]], perm=tuple(p1[p] for p in p2))
+
+
+def _same_shape(eqn, ctx):
+    x = eqn.inputs[0]
+    return x if x.aval.shape == tuple(eqn.params["shape"]) else None
+
+
+def _compose_structural(prim: str):
+    """`prim(prim(x, s1), s2) -> prim(x, s2)`: row-major reshape and numpy
+    broadcasting both compose (a dim of x broadcastable to s1 is 1 or s1's,
+    and s1's is 1 or s2's)."""
+    def rewrite(eqn, ctx):
+        inner = ctx.producer(eqn.inputs[0], prim)
+        if inner is None:
+            return None
+        return _rebind(eqn, prim, [inner.inputs[0]], shape=eqn.params["shape"])
+    return rewrite
+
+
+def _convert_same(eqn, ctx):
+    x = eqn.inputs[0]
+    return x if x.aval.dtype == np.dtype(eqn.params["dtype"]) else None
+
+
+def _convert_convert(eqn, ctx):
+    inner = ctx.producer(eqn.inputs[0], "convert")
+    if inner is None:
+        return None
+    x = inner.inputs[0]
+    src, mid, dst = x.aval.dtype, np.dtype(inner.params["dtype"]), np.dtype(eqn.params["dtype"])
+    if mid not in LOSSLESS_WIDENING.get(src, ()):
+        return None
+    if dst == src:
+        return x
+    if is_float(src) and not is_float(dst) and dst != np.bool_:
+        return None
+    return _rebind(eqn, "convert", [x], dtype=dst)
+
+
+def _integer_pow_one(eqn, ctx):
+    y = eqn.params["y"]
+    return eqn.inputs[0] if y == 1 and not isinstance(y, bool) else None
+
+
+def _slice_whole(eqn, ctx):
+    x, p = eqn.inputs[0], eqn.params
+    whole = (all(s == 0 for s in p["starts"]) and all(s == 1 for s in p["steps"])
+             and tuple(p["sizes"]) == x.aval.shape)
+    return x if whole else None
+
+
+def _pad_nothing(eqn, ctx):
+    x, p = eqn.inputs[0], eqn.params
+    nothing = (all(s == 0 for s in p["starts"]) and all(s == 1 for s in p["steps"])
+               and tuple(p["shape"]) == x.aval.shape)
+    return x if nothing else None
+
+
+def _reduce_sum_no_axes(eqn, ctx):
+    x = eqn.inputs[0]
+    if eqn.params["axes"]:
+        return None
+    if not is_float(x.aval.dtype):
+        return x
+    # numpy's sum starts from +0.0, so a sum over nothing maps -0.0 to +0.0.
+    return _rebind(eqn, "add", [x, Literal(0.0, x.aval.dtype)])
+
+
+def _reduce_no_axes(eqn, ctx):
+    return eqn.inputs[0] if not eqn.params["axes"] else None
+
+
+def _where_same(eqn, ctx):
+    _, x, y = eqn.inputs
+    return x if _same_atom(x, y) and _same_aval(x, eqn.out) else None
+
+
+def _stop_gradient_twice(eqn, ctx):
+    inner = ctx.producer(eqn.inputs[0], "stop_gradient")
+    return eqn.inputs[0] if inner is not None else None
+
+
+# Fixed order: within one primitive, the first rule that matches wins, so the
+# "already the identity" rules come before the composition rules.
+RULES: tuple[Rule, ...] = (
+    Rule("mul_one_right", "mul", _operand_if(0, _is_one), "x * 1 -> x"),
+    Rule("mul_one_left", "mul", _operand_if(1, _is_one), "1 * x -> x"),
+    Rule("div_one", "div", _operand_if(0, _is_one, floats_only=True), "x / 1 -> x (floats)"),
+    Rule("sub_zero", "sub", _operand_if(0, _is_pos_zero), "x - (+0) -> x"),
+    Rule("add_neg_zero_right", "add", _operand_if(0, _is_add_identity),
+         "x + (-0.0) -> x (x + 0 for integers/bools)"),
+    Rule("add_neg_zero_left", "add", _operand_if(1, _is_add_identity),
+         "(-0.0) + x -> x (0 + x for integers/bools)"),
+    Rule("neg_neg", "neg", _neg_neg, "neg(neg x) -> x"),
+    Rule("transpose_identity", "transpose", _transpose_identity, "transpose[perm=id] x -> x"),
+    Rule("transpose_transpose", "transpose", _transpose_transpose,
+         "transpose(transpose(x, p1), p2) -> transpose(x, p1[p2])"),
+    Rule("reshape_same", "reshape", _same_shape, "reshape to x's own shape -> x"),
+    Rule("reshape_reshape", "reshape", _compose_structural("reshape"),
+         "reshape(reshape(x)) -> reshape(x)"),
+    Rule("broadcast_same", "broadcast", _same_shape, "broadcast to x's own shape -> x"),
+    Rule("broadcast_broadcast", "broadcast", _compose_structural("broadcast"),
+         "broadcast(broadcast(x)) -> broadcast(x)"),
+    Rule("convert_same", "convert", _convert_same, "convert to x's own dtype -> x"),
+    Rule("convert_convert", "convert", _convert_convert,
+         "convert(convert(x, mid), dst) -> convert(x, dst) or x, where exact"),
+    Rule("integer_pow_one", "integer_pow", _integer_pow_one, "integer_pow[y=1] x -> x"),
+    Rule("slice_whole", "slice", _slice_whole, "slice of the whole array, step 1 -> x"),
+    Rule("pad_nothing", "pad", _pad_nothing, "pad to x's own shape, step 1 -> x"),
+    Rule("reduce_sum_no_axes", "reduce_sum", _reduce_sum_no_axes,
+         "reduce_sum[axes=()] x -> x (integers) / x + 0.0 (floats)"),
+    Rule("reduce_max_no_axes", "reduce_max", _reduce_no_axes, "reduce_max[axes=()] x -> x"),
+    Rule("reduce_min_no_axes", "reduce_min", _reduce_no_axes, "reduce_min[axes=()] x -> x"),
+    Rule("where_same", "where", _where_same, "where(c, x, x) -> x"),
+    Rule("stop_gradient_twice", "stop_gradient", _stop_gradient_twice,
+         "stop_gradient(stop_gradient x) -> stop_gradient x"),
+)
+
+RULES_BY_PRIM: dict[str, tuple[Rule, ...]] = {
+    p: tuple(r for r in RULES if r.prim == p) for p in {r.prim for r in RULES}}
+
+
+def rule_names() -> list[str]:
+    return [r.name for r in RULES]
+
+
+# ---- the simplification driver ----------------------------------------------------
+
+def _checked(rule: Rule, eqn: Eqn, result):
+    """Refuse any rewrite that would change the type of `eqn.out`."""
+    if isinstance(result, Eqn):
+        try:
+            aval = result.prim.shape_rule(*[a.aval for a in result.inputs], **result.params)
+        except ShapeError as e:
+            raise RewriteError(f"rule {rule.name} built an ill-typed {result.prim.name}: {e}")
+        ok = result.out is eqn.out and aval == eqn.out.aval
+    else:
+        ok = isinstance(result, (Var, Literal)) and _same_aval(result, eqn.out)
+    if not ok:
+        raise RewriteError(f"rule {rule.name} would change {eqn.out.aval} into another type")
+    return result
+
+
+def _first_match(eqn: Eqn, ctx: _Context):
+    for rule in RULES_BY_PRIM.get(eqn.prim.name, ()):
+        result = rule.rewrite(eqn, ctx)
+        if result is not None:
+            return rule, _checked(rule, eqn, result)
+    return None, None
+
+
+def _rewrite_eqn(eqn: Eqn, ctx: _Context, counts: Counter):
+    """Apply rules to one equation until none matches (bounded); Eqn or atom."""
+    for _ in range(MAX_REWRITES_PER_EQN):
+        rule, result = _first_match(eqn, ctx)
+        if rule is None:
+            return eqn
+        counts[rule.name] += 1
+        if not isinstance(result, Eqn):
+            return result
+        eqn = result
+    return eqn
+
+
+def _sweep(graph: Graph, counts: Counter) -> Graph:
+    ctx, redirects, eqns = _Context(graph), Redirects(), []
+    for eqn in graph.eqns:
+        eqn = redirects.eqn(eqn)
+        result = _rewrite_eqn(eqn, ctx, counts)
+        if isinstance(result, Eqn):
+            eqns.append(result)
+            ctx.producers[result.out] = result
+        else:
+            redirects.set(eqn.out, result)
+    return redirects.finish(graph, eqns)
+
+
+def simplify_counted(graph: Graph, max_sweeps: int = MAX_SWEEPS) -> tuple[Graph, Counter]:
+    """Simplify and count how often each rule fired.
+
+    Rewritten equations stay in place, so the equations they no longer feed
+    are left for DCE.  Returns `graph` itself when no rule fires.
+    """
+    counts: Counter = Counter()
+    for _ in range(max_sweeps):
+        before = sum(counts.values())
+        new = _sweep(graph, counts)
+        if sum(counts.values()) == before:
+            break
+        graph = new
+    return graph, counts
+
+
+def simplify(graph: Graph) -> Graph:
+    """The algebraic-simplification pass (see `RULES`)."""
+    return simplify_counted(graph)[0]
+
+
+# ---- constant folding -------------------------------------------------------------
+
+def _known_args(eqn: Eqn, known: dict):
+    args = []
+    for a in eqn.inputs:
+        if isinstance(a, Literal):
+            args.append(a.value)
+        elif a in known:
+            args.append(known[a])
+        else:
+            return None
+    return args
+
+
+def _worth_folding(eqn: Eqn, max_elements: int) -> bool:
+    out = eqn.out.aval
+    if out.ndim and out.size > max_elements:
+        return False
+    # A broadcast scalar stays symbolic: fusion handles it for free, a folded
+    # copy would only cost memory.
+    return not (eqn.prim.name == "broadcast" and eqn.inputs[0].aval.ndim == 0 and out.ndim)
+
+
+def _fold(eqn: Eqn, known: dict, max_elements: int):
+    """The equation's value from the numpy reference, or None if not foldable."""
+    args = _known_args(eqn, known)
+    if args is None or not _worth_folding(eqn, max_elements):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            value = eqn.prim.impl(*args, **eqn.params)
+    except Exception:  # noqa: BLE001 - an error stays a run-time error, never a compile-time one
+        return None
+    # A copy: some impls return their operand (stop_gradient), which must not alias a constant.
+    value = np.array(value, copy=True)
+    return value if aval_of(value) == eqn.out.aval else None
+
+
+def fold_constants(graph: Graph, max_elements: int = MAX_FOLDED_ELEMENTS) -> Graph:
+    """Evaluate equations whose inputs are all literals or constants.
+
+    Rank-0 results become Literals (uses are redirected); bigger ones become
+    constants bound to the equation's own output var.  Results with more than
+    `max_elements` elements, and broadcasts of scalars, stay computed.
+    Returns `graph` itself when nothing folds.
+    """
+    known = dict(zip(graph.constvars, graph.constvals))
+    redirects, eqns, new_vars, new_vals = Redirects(), [], [], []
+    for eqn in graph.eqns:
+        eqn = redirects.eqn(eqn)
+        value = _fold(eqn, known, max_elements)
+        if value is None:
+            eqns.append(eqn)
+        elif value.ndim == 0:
+            redirects.set(eqn.out, Literal(value, value.dtype))
+        else:
+            known[eqn.out] = value
+            new_vars.append(eqn.out)
+            new_vals.append(value)
+    if len(eqns) == len(graph.eqns):
+        return graph
+    return redirects.finish(graph, eqns, constvars=list(graph.constvars) + new_vars,
+                            constvals=list(graph.constvals) + new_vals)

@@ -1,0 +1,437 @@
+"""Eager tensors and define-by-run autograd (the PyTorch model)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from tracegrad.tracer import (GRAD_MODE, AccumulateGrad, Tensor, autograd_grad, enable_grad,
+                              is_grad_enabled, no_grad, tensor, zero_grad)
+from tracegrad.tracer import numpy as tnp
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode():
+    GRAD_MODE.reset()
+    yield
+    GRAD_MODE.reset()
+
+
+def leaves(*values):
+    return [tensor(v, requires_grad=True) for v in values]
+
+
+def grads(*ts):
+    return [t.grad.item() for t in ts]
+
+
+# ---- the reference story ---------------------------------------------------------------------
+
+def test_reference_story():
+    a, b, c, d = leaves(1.0, 2.0, 3.0, 4.0)
+    x = a + b
+    y = c * d
+    z = x + y
+    assert (x.item(), y.item(), z.item()) == (3.0, 12.0, 15.0)
+    assert type(x.grad_fn).__name__ == "AddBackward0" and x.grad_fn.name() == "AddBackward0"
+    assert y.grad_fn.name() == "MulBackward0" and z.grad_fn.name() == "AddBackward0"
+    assert repr(z) == "tensor(15., grad_fn=<AddBackward0>)"
+    assert z.grad_fn.next_functions == ((x.grad_fn, 0), (y.grad_fn, 0))
+    z.backward()
+    assert grads(a, b, c, d) == [1.0, 1.0, 4.0, 3.0]
+
+
+def test_gradients_accumulate_until_zeroed():
+    a, b, c, d = leaves(1.0, 2.0, 3.0, 4.0)
+    ((a + b) + c * d).backward()
+    ((a + b) + c * d).backward()  # a fresh graph, no zeroing: accumulates
+    assert grads(a, b, c, d) == [2.0, 2.0, 8.0, 6.0]
+    zero_grad([a, b, c, d])
+    assert all(t.grad is None for t in (a, b, c, d))
+    ((a + b) + c * d).backward()
+    assert grads(a, b, c, d) == [1.0, 1.0, 4.0, 3.0]
+    zero_grad([a, b], set_to_none=False)
+    assert grads(a, b) == [0.0, 0.0]
+
+
+def test_grad_zero_in_place():
+    a, = leaves([1.0, 2.0])
+    (a * a).sum().backward()
+    g = a.grad
+    g.zero_()
+    assert a.grad is g and a.grad.tolist() == [0.0, 0.0]
+    (a * a).sum().backward()
+    assert a.grad.tolist() == [2.0, 4.0]
+
+
+@pytest.mark.parametrize("a_value,expected", [(1.0, (2.0, 2.0)), (-1.0, (2.0, -2.0))])
+def test_data_dependent_control_flow(a_value, expected):
+    a, b = leaves(a_value, 2.0)
+    if a.item() > 0:
+        x = a + b
+    else:
+        x = a - b
+    y = x * 2
+    y.backward()
+    assert (a.grad.item(), b.grad.item()) == expected
+
+
+# ---- nodes -----------------------------------------------------------------------------------
+
+def test_node_names_follow_pytorch():
+    x, = leaves([[1.0, 2.0], [3.0, 4.0]])
+    w = tensor([[0.5], [0.25]], requires_grad=True)
+    cases = {
+        "SubBackward0": x - 1.0, "DivBackward0": x / 2.0, "NegBackward0": -x,
+        "PowBackward0": x ** 2, "PowBackward1": x ** x, "ExpBackward0": tnp.exp(x),
+        "TanhBackward0": tnp.tanh(x), "SumBackward0": x.sum(), "SumBackward1": x.sum(axis=0),
+        "MmBackward0": x @ w, "ExpandBackward0": tnp.broadcast_to(w, (3, 2, 1)),
+        "ViewBackward0": x.reshape(4), "PermuteBackward0": x.T, "SliceBackward0": x[:, ::-1],
+        "MaximumBackward0": tnp.maximum(x, 2.0), "WhereBackward0": tnp.where(x > 2, x, 0.0),
+        "AmaxBackward0": x.max(axis=1), "CatBackward0": tnp.concatenate([x, x]),
+        "ToCopyBackward0": x.astype(np.float32), "LogBackward0": tnp.log(x),
+        "SqrtBackward0": tnp.sqrt(x), "AbsBackward0": abs(x),
+    }
+    for name, t in cases.items():
+        assert t.grad_fn.name() == name and type(t.grad_fn).__name__ == name
+        assert re.fullmatch(rf"<{name} object at 0x[0-9a-f]+>", repr(t.grad_fn))
+
+
+def test_next_functions_and_accumulate_grad():
+    a, = leaves(2.0)
+    y = a * 3.0
+    (acc, i0), (none, i1) = y.grad_fn.next_functions
+    assert isinstance(acc, AccumulateGrad) and acc.variable is a and (i0, i1) == (0, 0)
+    assert none is None
+    assert (a + 1.0).grad_fn.next_functions[0][0] is acc  # one accumulator per leaf
+    z = y * y
+    assert z.grad_fn.next_functions == ((y.grad_fn, 0), (y.grad_fn, 0))
+
+
+def test_leaf_and_requires_grad_attributes():
+    a = tensor([1.0, 2.0])
+    assert a.is_leaf and not a.requires_grad and a.grad_fn is None
+    a.requires_grad = True
+    assert a.requires_grad and repr(a) == "tensor([1., 2.], requires_grad=True)"
+    b = a * 2
+    assert not b.is_leaf and b.requires_grad
+    with pytest.raises(RuntimeError, match="leaf variables"):
+        b.requires_grad = False
+    assert tensor(1.0).requires_grad_() .requires_grad
+    with pytest.raises(RuntimeError, match="floating point"):
+        tensor([1, 2], requires_grad=True)
+    assert not (tensor([1.0]) * 2).requires_grad
+    assert not (a > 1).requires_grad  # comparisons are not differentiable
+
+
+def test_tensor_attributes_and_conversions():
+    t = tensor([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
+    assert t.shape == (2, 3) and t.dtype == np.float32 and t.ndim == 2 and t.size == 6
+    assert len(t) == 2 and t.tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert isinstance(t.numpy(), np.ndarray) and t.numpy().dtype == np.float32
+    assert tensor(2.5).item() == 2.5 and float(tensor([2.5])) == 2.5 and int(tensor(7)) == 7
+    assert [1, 2, 3][tensor(1)] == 2
+    with pytest.raises(ValueError, match="cannot be converted"):
+        t.item()
+    with pytest.raises(RuntimeError, match="detach"):
+        tensor([1.0], requires_grad=True).numpy()
+    assert tensor([1.0], requires_grad=True).detach().numpy().tolist() == [1.0]
+    assert tensor(5).dtype == np.int64 and tensor(1.0).dtype == np.float64
+    assert tensor([True]).dtype == np.bool_
+    with pytest.raises(TypeError, match="dtypes"):
+        tensor([1 + 2j])
+    with pytest.raises(TypeError, match="dtypes"):
+        tensor([1], dtype=np.int8)
+
+
+def test_repr():
+    assert repr(tensor([1.0, 2.0], requires_grad=True)) == "tensor([1., 2.], requires_grad=True)"
+    assert repr(tensor([1, 2])) == "tensor([1, 2])"
+    assert repr(tensor([1.0], dtype=np.float32)) == "tensor([1.], dtype=float32)"
+    assert repr(tensor([[1.5, 2], [3, 4]])) == "tensor([[1.5, 2. ],\n        [3. , 4. ]])"
+
+
+def test_tensor_copies_its_input():
+    data = np.array([1.0, 2.0])
+    t = tensor(data)
+    data[0] = 99
+    assert t.tolist() == [1.0, 2.0]
+
+
+def test_detach_shares_data_and_cuts_the_graph():
+    a, = leaves([1.0, 2.0])
+    d = (a * 2).detach()
+    assert d.is_leaf and not d.requires_grad and d.tolist() == [2.0, 4.0]
+    assert (tnp.stop_gradient(a) * a).grad_fn.next_functions[0][0] is None
+
+
+def test_retain_grad_of_a_non_leaf():
+    a, = leaves(3.0)
+    h = a * a
+    h.retain_grad()
+    (h * 2.0).backward()
+    assert h.retains_grad and h.grad.item() == 2.0 and a.grad.item() == 12.0
+
+
+def test_shared_subexpression_cotangents_are_summed():
+    a, = leaves(1.5)
+    s = tnp.sin(a)
+    y = s * s + s  # s used three times
+    y.backward()
+    assert np.isclose(a.grad.item(), (2 * np.sin(1.5) + 1) * np.cos(1.5))
+
+
+def test_broadcast_gradient_sums_back_to_input_shape():
+    row, = leaves([1.0, 2.0, 3.0])
+    col = tensor([[1.0], [2.0]], requires_grad=True)
+    ((row * col) ** 2).sum().backward()
+    assert row.grad.shape == (3,) and col.grad.shape == (2, 1)
+    np.testing.assert_allclose(row.grad.data, 2 * row.data * 5.0)
+    np.testing.assert_allclose(col.grad.data, 2 * col.data * 14.0)
+
+
+def test_float32_gradients_stay_float32():
+    x = tensor(np.linspace(-1, 1, 5, dtype=np.float32), requires_grad=True)
+    (tnp.tanh(x * 2.0) + x.astype(np.float64)).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+# ---- backward errors -------------------------------------------------------------------------
+
+def test_non_scalar_backward_needs_a_gradient():
+    a, = leaves([1.0, 2.0])
+    y = a * 3
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar"):
+        y.backward()
+    y.backward(gradient=np.array([1.0, 10.0]))
+    assert a.grad.tolist() == [3.0, 30.0]
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        (a * 3).backward(gradient=np.ones(3))
+
+
+def test_backward_twice_through_a_freed_graph():
+    a, = leaves(2.0)
+    y = a * a
+    y.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    a, = leaves(2.0)
+    y = a * a
+    y.backward(retain_graph=True)
+    y.backward()
+    assert a.grad.item() == 8.0
+
+
+def test_backward_of_something_without_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tensor(1.0).backward()
+
+
+# ---- in-place operations and version counters ------------------------------------------------
+
+def test_sgd_update_under_no_grad():
+    w = tensor([1.0, -2.0], requires_grad=True)
+    x = tensor([0.5, 0.25])
+    for _ in range(3):
+        loss = ((w * x).sum() - 1.0) ** 2
+        zero_grad([w])
+        loss.backward()
+        buf = w.data
+        with no_grad():
+            w -= 0.1 * w.grad
+        assert w.data is buf and w.is_leaf and w.requires_grad  # updated in place
+    assert ((w * x).sum() - 1.0).item() ** 2 < 1.0
+
+
+def test_in_place_on_a_leaf_requiring_grad_is_rejected():
+    w = tensor([1.0], requires_grad=True)
+    for op in (lambda: w.__iadd__(1.0), lambda: w.__isub__(1.0), lambda: w.__imul__(2.0),
+               lambda: w.__itruediv__(2.0), lambda: w.__setitem__(0, 5.0), w.zero_,
+               lambda: w.copy_(np.ones(1))):
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            op()
+    assert w.tolist() == [1.0]
+
+
+def test_in_place_on_a_non_leaf_is_rejected_even_under_no_grad():
+    h = tensor([1.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        h += 1
+    with no_grad(), pytest.raises(RuntimeError, match="non-leaf"):
+        h[0] = 1.0
+
+
+def test_in_place_on_plain_tensors():
+    t = tensor([[1.0, 2.0], [3.0, 4.0]])
+    t += 1
+    t *= tensor([1.0, 10.0])
+    t[0, 1] = -1.0
+    t[1] = tensor([7.0, 8.0])
+    t /= 2
+    assert t.tolist() == [[1.0, -0.5], [3.5, 4.0]]
+    t.copy_(np.zeros(2))
+    assert t.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    i = tensor([1, 2])
+    with pytest.raises(Exception):
+        i += 1.5  # numpy casting rules: float into an int buffer is refused
+    with pytest.raises(ValueError, match="does not fit"):
+        t += np.ones((3, 2, 2))
+
+
+def test_modified_saved_tensor_is_detected_at_backward():
+    w = tensor([1.0, 2.0], requires_grad=True)
+    x = tensor([3.0, 4.0])
+    loss = (w * x).sum()
+    with no_grad():
+        w -= 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    loss = (w * x).sum()
+    x[0] = 0.0  # x was saved too (it is MulBackward0's factor for w)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_modifying_a_detached_alias_bumps_the_shared_version():
+    w = tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    alias = w.detach()
+    alias += 1.0
+    assert w.tolist() == [2.0, 3.0]
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+# ---- grad mode -------------------------------------------------------------------------------
+
+def test_no_grad_and_enable_grad():
+    a, = leaves(1.0)
+    with no_grad():
+        assert not is_grad_enabled()
+        b = a * 2
+        with enable_grad():
+            assert is_grad_enabled()
+            c = a * 2
+        assert not is_grad_enabled()
+    assert is_grad_enabled()
+    assert b.grad_fn is None and not b.requires_grad and c.grad_fn is not None
+
+
+def test_no_grad_as_decorator_and_restored_after_errors():
+    @no_grad()
+    def f(x):
+        return x * 2
+
+    assert f(tensor(1.0, requires_grad=True)).grad_fn is None
+
+    @no_grad
+    def g(x):
+        return x * 2
+
+    assert g(tensor(1.0, requires_grad=True)).grad_fn is None and g.__name__ == "g"
+    with pytest.raises(ZeroDivisionError):
+        with no_grad():
+            1 / 0
+    assert is_grad_enabled()
+
+
+# ---- depth and higher order ------------------------------------------------------------------
+
+def test_deep_graph_backward_without_recursion():
+    a, = leaves(1.0)
+    y = a
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.backward()
+    assert np.isclose(a.grad.item(), 1.0001 ** 10_000)
+
+
+def test_create_graph_second_derivative():
+    x, = leaves(2.0)
+    y = x ** 3
+    y.backward(create_graph=True)
+    g = x.grad
+    assert g.item() == 12.0 and g.requires_grad and g.grad_fn is not None
+    x.grad = None
+    g.backward()
+    assert x.grad.item() == 12.0  # d2/dx2 x^3 = 6x
+
+
+def test_autograd_grad_higher_order_against_finite_differences():
+    def f(v):
+        return tnp.tanh(v) * tnp.exp(-v * v)
+
+    x, = leaves(0.3)
+    d1, = autograd_grad([f(x)], [x], create_graph=True)
+    d2, = autograd_grad([d1], [x], create_graph=True)
+    d3, = autograd_grad([d2], [x])
+    assert x.grad is None  # grad() does not accumulate into .grad
+
+    def fd(fun, v, eps=1e-4):
+        return (fun(v + eps) - fun(v - eps)) / (2 * eps)
+
+    def ref(v):
+        return np.tanh(v) * np.exp(-v * v)
+
+    np.testing.assert_allclose(d1.item(), fd(ref, 0.3), rtol=1e-7)
+    np.testing.assert_allclose(d2.item(), fd(lambda v: fd(ref, v), 0.3), rtol=1e-5)
+    np.testing.assert_allclose(d3.item(), fd(lambda v: fd(lambda u: fd(ref, u), v), 0.3),
+                               rtol=1e-2)
+
+
+def test_second_derivative_through_matmul_and_reductions():
+    w = tensor(np.array([0.3, -0.2]), requires_grad=True)
+    X = np.array([[1.0, 2.0], [0.5, -1.0], [2.0, 0.1]])
+    g, = autograd_grad([np.mean(np.tanh(X @ w) ** 2)], [w], create_graph=True)
+    hvp, = autograd_grad([(g * np.array([1.0, 0.0])).sum()], [w])
+
+    def grad_ref(v):
+        t = np.tanh(X @ v)
+        return X.T @ (2 * t * (1 - t * t)) / len(X)
+
+    eps = 1e-6
+    fd = (grad_ref(w.data + eps * np.array([1.0, 0])) - grad_ref(w.data - eps * np.array([1.0, 0])))
+    np.testing.assert_allclose(g.data, grad_ref(w.data), rtol=1e-12)
+    np.testing.assert_allclose(hvp.data, fd / (2 * eps), rtol=1e-6)
+
+
+def test_indexing_gradients_scatter_back():
+    x = tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    (x[1, ::-2].sum() + x[-1:, None, 0].sum() * 10).backward()
+    want = np.zeros((3, 4))
+    want[1, [3, 1]] = 1
+    want[2, 0] += 10
+    np.testing.assert_array_equal(x.grad.data, want)
+
+
+def test_tensor_is_hashable_by_identity():
+    a, b = tensor(1.0), tensor(1.0)
+    assert len({a, b}) == 2 and (a == b).item() is True
+    assert (a == None) is False  # noqa: E711  (falls back to identity, as PyTorch)
+
+
+def test_advanced_indexing_is_rejected_clearly():
+    x = tensor([1.0, 2.0, 3.0])
+    for idx in (np.array([0, 1]), [0, 1], x > 1, True):
+        with pytest.raises(TypeError, match="advanced indexing"):
+            x[idx]
+    with pytest.raises(IndexError, match="out of bounds"):
+        x[3]
+
+
+def test_matmul_shape_error_names_op_shapes_and_location():
+    with pytest.raises(ValueError) as info:
+        tensor(np.ones((2, 3))) @ tensor(np.ones((4, 2)))
+    msg = str(info.value)
+    assert "matmul" in msg and "f64[2,3]" in msg and "f64[4,2]" in msg
+    assert "test_tensor.py:" in msg
+
+
+def test_tensor_subclass_protocol_for_ir():
+    t = tensor([1.0, 2.0])
+    assert t._tg_trace.level == 0 and t._tg_concrete() is t.data
+    assert isinstance(t * 2, Tensor)

@@ -1,0 +1,315 @@
+"""Composable function transforms: `grad`, `value_and_grad`, `jvp`, `vjp`.
+
+Each transform traces the user's function to a graph (`tracegrad.tracer.make_graph`),
+differentiates the graph (`tracegrad.passes.autodiff`) and applies the result
+to the arguments:
+
+* concrete arguments (numpy arrays, eager Tensors, Python numbers being
+  differentiated) are traced with their values and the derivative graph is
+  evaluated by the reference interpreter; results are numpy arrays;
+* traced arguments (the call happens inside `tracegrad.trace`, `jit` or another
+  transform) make the function be traced on fresh inputs, with the outer
+  values' example values when the outer trace has them; the derivative graph
+  is then inlined into the outer trace (as `ir.eval_graph_bind` does), and
+  the guards the inner trace recorded are re-registered there.  That is what
+  makes the transforms nest: `grad(grad(f))`, `jvp(grad(f), ...)`,
+  `tracegrad.trace(grad(f))`.
+
+Arguments are pytrees (tuples, lists, dicts) flattened as `make_graph` does:
+array leaves (numpy arrays and scalars, Tensors, traced values) become graph
+inputs, other leaves (Python numbers, strings, ...) are static, passed to the
+function as they are.  Every leaf of an argument being differentiated is an
+array (a Python float becomes a float64 array); its derivative has the
+argument's structure.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+import tracegrad.tracer as tracer
+from tracegrad.ir import TracedValue, eval_graph, ops
+from tracegrad.ir.core import ShapedArray, is_float
+from tracegrad.ir.interpreter import read
+from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
+
+__all__ = ["grad", "value_and_grad", "jvp", "vjp"]
+
+
+# ---- one call of a transformed function -------------------------------------------
+
+def _is_array_leaf(x) -> bool:
+    """The leaves `make_graph` turns into graph inputs (every other leaf is static)."""
+    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "_tg_trace")
+
+
+def _as_array_leaf(leaf, where: str):
+    """A leaf of an argument being differentiated: it must be (or become) an array."""
+    symbolic = getattr(leaf, "_tg_symbolic", None)  # float() of a traced value
+    if symbolic is not None:
+        return symbolic
+    if _is_array_leaf(leaf):
+        return leaf
+    if isinstance(leaf, (bool, int, float)):
+        return np.asarray(leaf)
+    raise TypeError(f"{where}: cannot differentiate with respect to a "
+                    f"{type(leaf).__name__}; pass arrays or numbers")
+
+
+def _input_value(leaf):
+    """What the graph input of an array leaf is bound to: traced values stay, Tensors unbox."""
+    if isinstance(leaf, TracedValue):
+        return leaf
+    concrete = getattr(leaf, "_tg_concrete", None)
+    return np.asarray(concrete() if concrete is not None else leaf)
+
+
+class _Call:
+    """One call's positional arguments, flattened the way `make_graph` flattens them.
+
+    `values` binds the graph inputs (one per array leaf, in order); `spans[i]`
+    is the range of those inputs that positional argument `i` holds, and
+    `trees[i]` its structure (to give gradients the argument's structure).
+    """
+
+    def __init__(self, fun, args, differentiated=()):
+        self.fun = fun
+        self.args = tuple(
+            tracer.tree_map(lambda l, i=i: _as_array_leaf(l, f"{self.name()}: argument {i}"), a)
+            if i in differentiated else a for i, a in enumerate(args))
+        self.values, self.spans, self.trees = [], [], []
+        for a in self.args:
+            leaves, tree = tracer.tree_flatten(a)
+            start = len(self.values)
+            self.values += [_input_value(l) for l in leaves if _is_array_leaf(l)]
+            self.spans.append(range(start, len(self.values)))
+            self.trees.append(tree)
+
+    def name(self) -> str:
+        return getattr(self.fun, "__qualname__", repr(self.fun))
+
+    def trace(self):
+        """Trace `fun` on fresh inputs: with example values when every one is known."""
+        concrete = all(_example(v) is not None for v in self.values)
+        prog = tracer.make_graph(self.fun, self.args, concrete=concrete)
+        if len(prog.graph.invars) != len(self.values):  # the two flattenings must agree
+            raise AssertionError(f"{self.name()}: traced {len(prog.graph.invars)} inputs for "
+                                 f"{len(self.values)} array arguments")
+        return prog
+
+    def inputs_of(self, position: int) -> list:
+        """Indices of the graph inputs of positional argument `position`; all must be float."""
+        for i in self.spans[position]:
+            dtype = ops.dtype(self.values[i])
+            if not is_float(dtype):
+                raise TypeError(f"{self.name()}: argument {position} has dtype {dtype}; "
+                                "derivatives need float32 or float64 arguments")
+        return list(self.spans[position])
+
+    def unflatten(self, position: int, flat: list):
+        return tracer.tree_unflatten(self.trees[position], flat)
+
+
+def _example(value):
+    """The concrete value behind `value`, or None when an abstract trace holds it."""
+    if isinstance(value, TracedValue):
+        return value._tg_trace.example_value(value)
+    return value
+
+
+def _apply(graph, inputs) -> list:
+    """Evaluate `graph` on concrete inputs, or inline it into the inputs' trace."""
+    if not any(isinstance(x, TracedValue) for x in inputs):
+        return eval_graph(graph, *inputs)
+    outs, guard_values = _inline(graph, inputs)
+    for guard, value in zip(graph.guards, guard_values):
+        if isinstance(value, TracedValue):  # a decision of the inner trace binds the outer one
+            value._tg_trace.add_guard(value, guard.expected, guard.kind, guard.src)
+    return outs
+
+
+def _inline(graph, inputs):
+    """`ir.eval_graph_bind(graph, *inputs, with_guards=True)`, minus its eager folding.
+
+    `eval_graph_bind` evaluates an equation that reads no traced value with
+    numpy, so a gradient's seed broadcast to an input's shape would enter the
+    outer graph as a captured array of that size.  Here such equations are
+    recorded in the outer trace like the others; constant folding (which
+    keeps broadcast scalars symbolic and bounds what it folds) decides later.
+    """
+    outer = ops.find_trace(inputs)
+    env = dict(zip(graph.constvars, graph.constvals))
+    env.update(zip(graph.invars, inputs))
+    for eqn in graph.eqns:
+        args = [read(env, a) for a in eqn.inputs]
+        if ops.find_trace(args) is None:
+            env[eqn.out] = outer.process(eqn.prim, args, eqn.params)
+        else:
+            env[eqn.out] = ops.bind(eqn.prim.name, *args, **eqn.params)
+    return [read(env, v) for v in graph.outvars], [read(env, g.var) for g in graph.guards]
+
+
+def _like(x, aval: ShapedArray, what: str):
+    """`x` as a value of `aval` (numpy values are cast; a traced one must match)."""
+    x = _input_value(_as_array_leaf(x, what))
+    if ops.shape(x) != aval.shape:
+        raise ValueError(f"{what} has shape {ops.shape(x)}, expected {aval.shape}")
+    if isinstance(x, TracedValue):
+        if x.aval.dtype != aval.dtype:
+            raise TypeError(f"{what} has dtype {x.aval.dtype}, expected {aval.dtype}")
+        return x
+    return x.astype(aval.dtype, copy=False)
+
+
+def _argnums(argnums):
+    single = isinstance(argnums, (int, np.integer))
+    return single, ((int(argnums),) if single else tuple(int(a) for a in argnums))
+
+
+def _positions(argnums, n_args, name):
+    out = []
+    for a in argnums:
+        if not -n_args <= a < n_args:
+            raise TypeError(f"{name}: argnums asks for argument {a}, but the call has "
+                            f"{n_args} arguments")
+        out.append(a % n_args)
+    return out
+
+
+def _leaves_like(tree_of, tree, what):
+    """The leaves of `tree`, which must have the structure `tree_of`."""
+    leaves, structure = tracer.tree_flatten(tree)
+    if structure != tree_of:
+        raise ValueError(f"{what} has structure {structure}, expected {tree_of}")
+    return leaves
+
+
+# ---- the transforms ----------------------------------------------------------------
+
+def value_and_grad(fun, argnums=0):
+    """`fun` returning `(fun(*args), gradient)`; `fun` must return one float scalar.
+
+    `argnums` is an int (one gradient) or a tuple of ints (a tuple of
+    gradients).  An argument may be a pytree (tuple, list, dict) of arrays; its
+    gradient has the same structure.
+
+    >>> import numpy as np
+    >>> from tracegrad import grad, value_and_grad
+    >>> value, g = value_and_grad(lambda x: np.sum(x * x))(np.array([1.0, 2.0]))
+    >>> float(value), g.tolist()
+    (5.0, [2.0, 4.0])
+    >>> _, (gx, gy) = value_and_grad(lambda x, y: x * y, argnums=(0, 1))(3.0, 4.0)
+    >>> float(gx), float(gy)
+    (4.0, 3.0)
+    >>> loss = lambda p, x: np.sum(np.tanh(x @ p["w"] + p["b"]))
+    >>> g = grad(loss)({"w": np.zeros((3, 2)), "b": np.zeros(2)}, np.ones((4, 3)))
+    >>> sorted(g), g["w"].tolist()[0]
+    (['b', 'w'], [4.0, 4.0])
+    """
+    single, nums = _argnums(argnums)
+
+    @functools.wraps(fun)
+    def value_and_grad_fun(*args):
+        positions = _positions(nums, len(args), getattr(fun, "__qualname__", "fun"))
+        call = _Call(fun, args, differentiated=set(positions))
+        wrt = [call.inputs_of(p) for p in positions]
+        prog = call.trace()
+        try:
+            graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=True)
+        except TypeError as e:
+            raise TypeError(f"grad of {call.name()}: {e}") from None
+        value, *flat = _apply(graph, call.values)
+        grads, start = [], 0
+        for p, w in zip(positions, wrt):
+            grads.append(call.unflatten(p, flat[start:start + len(w)]))
+            start += len(w)
+        value = tracer.tree_unflatten(prog.out_tree, [value])
+        return value, (grads[0] if single else tuple(grads))
+
+    return value_and_grad_fun
+
+
+def grad(fun, argnums=0):
+    """The gradient of a scalar-valued `fun` w.r.t. argument(s) `argnums`.
+
+    Composable: `grad(grad(f))` is the second derivative, and inside
+    `tracegrad.trace` the gradient is recorded into the traced graph.
+
+    >>> import tracegrad.numpy as tnp
+    >>> from tracegrad import grad
+    >>> d2 = grad(grad(lambda x: x * x * x))
+    >>> float(d2(2.0))
+    12.0
+    >>> float(grad(tnp.sin)(0.0))
+    1.0
+    """
+    value_and_grad_fun = value_and_grad(fun, argnums)
+
+    @functools.wraps(fun)
+    def grad_fun(*args):
+        return value_and_grad_fun(*args)[1]
+
+    return grad_fun
+
+
+def jvp(fun, primals, tangents):
+    """Forward mode: `(fun(*primals), d fun(primals) . tangents)`.
+
+    `primals` and `tangents` are sequences of arrays (or pytrees of arrays) of
+    the same structure, shapes and dtypes; the results have the structure of
+    `fun`'s output.
+
+    >>> import numpy as np
+    >>> from tracegrad import jvp
+    >>> out, tangent = jvp(lambda x: np.sin(x) * 2.0, (np.zeros(2),), (np.ones(2),))
+    >>> out.tolist(), tangent.tolist()
+    ([0.0, 0.0], [2.0, 2.0])
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+    call = _Call(fun, primals, differentiated=set(range(len(primals))))
+    flat_tangents = []
+    for p, t in enumerate(tangents):
+        leaves = _leaves_like(call.trees[p], t, f"tangent {p}")
+        flat_tangents += [_like(leaf, ops.aval(call.values[i]), f"tangent {p}")
+                          for leaf, i in zip(leaves, call.spans[p])]
+    prog = call.trace()
+    outs = _apply(jvp_graph(prog.graph), call.values + flat_tangents)
+    n = len(prog.graph.outvars)
+    return (tracer.tree_unflatten(prog.out_tree, outs[:n]),
+            tracer.tree_unflatten(prog.out_tree, outs[n:]))
+
+
+def vjp(fun, *primals):
+    """Reverse mode: `(fun(*primals), vjp_fun)`, `vjp_fun(cotangent)` -> a cotangent per primal.
+
+    The cotangent has the structure of `fun`'s output; each result has the
+    structure of its primal (integer and bool primals get zeros).  The
+    forward pass runs once, here; `vjp_fun` runs only the backward part,
+    however often it is called.
+
+    >>> import numpy as np
+    >>> from tracegrad import vjp
+    >>> out, vjp_fun = vjp(lambda x, y: x * y, np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+    >>> gx, gy = vjp_fun(np.ones(2))
+    >>> gx.tolist(), gy.tolist()
+    ([3.0, 4.0], [1.0, 2.0])
+    """
+    call = _Call(fun, primals, differentiated=set(range(len(primals))))
+    prog = call.trace()
+    forward, backward = vjp_split(prog.graph)
+    results = _apply(forward, call.values)
+    n = len(prog.graph.outvars)
+    outs, residuals = results[:n], results[n:]
+
+    def vjp_fun(cotangent):
+        leaves = _leaves_like(prog.out_tree, cotangent, f"the cotangent of {call.name()}")
+        cts = [_like(c, aval, f"cotangent {i}")
+               for i, (c, aval) in enumerate(zip(leaves, prog.graph.out_avals))]
+        flat = _apply(backward, residuals + cts)
+        return tuple(call.unflatten(p, [flat[i] for i in call.spans[p]])
+                     for p in range(len(primals)))
+
+    return tracer.tree_unflatten(prog.out_tree, outs), vjp_fun

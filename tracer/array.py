@@ -1,0 +1,181 @@
+"""`ArrayMixin`: the operators, methods and NumPy protocols shared by eager
+tensors and traced values.  Every method calls the NumPy-like namespace, so the
+two kinds of arrays cannot drift apart.
+
+A class using the mixin provides `shape`, `dtype` and `aval`, and is a boxed
+value (`_tg_trace`) that `ir.ops.bind` dispatches on.
+
+>>> import numpy as np
+>>> from tracegrad.tracer import tensor
+>>> x = tensor([[1.0, 2.0], [3.0, 4.0]])
+>>> (x.T @ x).sum(axis=0).tolist()
+[24.0, 34.0]
+>>> np.mean(np.tanh(x)).shape  # plain NumPy code dispatches to tracegrad.numpy
+()
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy as tnp
+from .dtypes import is_weak
+from .indexing import getitem
+
+
+def _operand_like(x) -> bool:
+    """Operands the arithmetic operators accept (anything else: NotImplemented)."""
+    return (is_weak(x) or tnp.is_boxed(x) or isinstance(x, (np.ndarray, np.generic, list, tuple))
+            or getattr(x, "_tg_symbolic", None) is not None)
+
+
+def _binary(fn, reflected=False):
+    def op(self, other):
+        if not _operand_like(other):
+            return NotImplemented
+        return fn(other, self) if reflected else fn(self, other)
+    op.__name__ = fn.__name__
+    return op
+
+
+def _axes_arg(axes):
+    # x.transpose(1, 0), x.transpose((1, 0)) and x.transpose() all work, as in NumPy.
+    if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+        return axes[0]
+    return axes or None
+
+
+class ArrayMixin:
+    __slots__ = ()
+    __array_priority__ = 1000
+    # Elementwise == makes instances unhashable by default; identity hashing (as
+    # torch.Tensor) keeps them usable as dict keys.
+    __hash__ = object.__hash__
+
+    __add__, __radd__ = _binary(tnp.add), _binary(tnp.add, True)
+    __sub__, __rsub__ = _binary(tnp.subtract), _binary(tnp.subtract, True)
+    __mul__, __rmul__ = _binary(tnp.multiply), _binary(tnp.multiply, True)
+    __truediv__, __rtruediv__ = _binary(tnp.divide), _binary(tnp.divide, True)
+    __pow__, __rpow__ = _binary(tnp.power), _binary(tnp.power, True)
+    __matmul__, __rmatmul__ = _binary(tnp.matmul), _binary(tnp.matmul, True)
+    __lt__, __le__ = _binary(tnp.less), _binary(tnp.less_equal)
+    __gt__, __ge__ = _binary(tnp.greater), _binary(tnp.greater_equal)
+    __eq__, __ne__ = _binary(tnp.equal), _binary(tnp.not_equal)
+    __and__, __rand__ = _binary(tnp.bitwise_and), _binary(tnp.bitwise_and, True)
+    __or__, __ror__ = _binary(tnp.bitwise_or), _binary(tnp.bitwise_or, True)
+    __xor__, __rxor__ = _binary(tnp.bitwise_xor), _binary(tnp.bitwise_xor, True)
+
+    def __neg__(self):
+        return tnp.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return tnp.absolute(self)
+
+    def __invert__(self):
+        return tnp.invert(self)
+
+    def __getitem__(self, idx):
+        return getitem(self, idx)
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(self.shape[0]))
+
+    # ---- NumPy protocols ---------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return tnp.dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return tnp.dispatch_function(func, args, kwargs)
+
+    # ---- properties ------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def T(self):
+        return tnp.transpose(self)
+
+    # ---- methods (NumPy's, plus a few PyTorch conveniences) ----------------------------
+    def abs(self):
+        return tnp.absolute(self)
+
+    def sum(self, axis=None, dtype=None, keepdims=False):
+        return tnp.sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, keepdims=False):
+        return tnp.mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return tnp.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return tnp.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return tnp.max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return tnp.min(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        return tnp.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes):
+        return tnp.transpose(self, _axes_arg(axes))
+
+    def swapaxes(self, axis1, axis2):
+        return tnp.swapaxes(self, axis1, axis2)
+
+    def astype(self, dtype):
+        return tnp.astype(self, dtype)
+
+    def flatten(self):
+        return tnp.reshape(self, -1)
+
+    ravel = flatten
+
+    def squeeze(self, axis=None):
+        return tnp.squeeze(self, axis)
+
+    def expand_dims(self, axis):
+        return tnp.expand_dims(self, axis)
+
+    def clip(self, min=None, max=None):
+        return tnp.clip(self, min, max)
+
+    def dot(self, other):
+        return tnp.dot(self, other)
+
+    def exp(self):
+        return tnp.exp(self)
+
+    def log(self):
+        return tnp.log(self)
+
+    def sqrt(self):
+        return tnp.sqrt(self)
+
+    def tanh(self):
+        return tnp.tanh(self)
+
+    def sin(self):
+        return tnp.sin(self)
+
+    def cos(self):
+        return tnp.cos(self)
+
+    def sigmoid(self):
+        return tnp.sigmoid(self)
+
+    def relu(self):
+        return tnp.relu(self)

@@ -1,0 +1,289 @@
+"""Define-by-run autograd: grad mode, backward nodes and the backward engine.
+
+Each differentiable eager operation on a tensor that requires grad records a
+node holding the primitive, its parameters and the saved operands.  Backward
+runs the primitive's VJP rule from `ir/rules.py` on numpy arrays (plain
+backward) or on tensors (create_graph=True, so the gradient is itself
+differentiable).  Node classes carry PyTorch's names, from one table keyed by
+primitive name.
+
+>>> from tracegrad.tracer import tensor
+>>> a = tensor(2.0, requires_grad=True)
+>>> y = a * a
+>>> y.grad_fn  # doctest: +ELLIPSIS
+<MulBackward0 object at 0x...>
+>>> y.grad_fn.next_functions[0][0].name()
+'AccumulateGrad'
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+
+# ---- grad mode ----------------------------------------------------------------------------
+
+class GradMode(threading.local):
+    """Whether eager operations record backward nodes (per thread, like PyTorch)."""
+
+    def __init__(self):
+        self.enabled = True
+
+    def reset(self):
+        self.enabled = True
+
+
+GRAD_MODE = GradMode()
+
+
+def is_grad_enabled() -> bool:
+    return GRAD_MODE.enabled
+
+
+class _SetGradMode:
+    """Context manager (and decorator) setting grad mode; restores it on exit."""
+
+    mode = True
+
+    def __new__(cls, func=None):
+        # `@no_grad` (bare) decorates at once; `no_grad()` is the context manager.
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self
+
+    def __enter__(self):
+        self._prev = GRAD_MODE.enabled
+        GRAD_MODE.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        GRAD_MODE.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        def wrapped(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+        return wrapped
+
+
+class no_grad(_SetGradMode):
+    """Operations inside record nothing (the SGD update `w -= lr * w.grad` goes here).
+
+    >>> from tracegrad.tracer import no_grad, tensor
+    >>> w = tensor([1.0], requires_grad=True)
+    >>> with no_grad():
+    ...     print((w * 2).requires_grad)
+    False
+    """
+
+    mode = False
+
+
+class enable_grad(_SetGradMode):
+    """Re-enable recording inside a `no_grad` block."""
+
+    mode = True
+
+
+# ---- version counters ---------------------------------------------------------------------
+
+class Version:
+    """An in-place modification counter, shared by tensors sharing one buffer."""
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+    def bump(self):
+        self.value += 1
+
+
+# ---- backward nodes -------------------------------------------------------------------------
+
+# PyTorch's names for the backward node of each primitive's operation.
+BACKWARD_NAMES = {
+    "neg": "NegBackward0", "exp": "ExpBackward0", "log": "LogBackward0",
+    "log1p": "Log1PBackward0", "expm1": "Expm1Backward0", "sqrt": "SqrtBackward0",
+    "sin": "SinBackward0", "cos": "CosBackward0", "tanh": "TanhBackward0",
+    "abs": "AbsBackward0", "sign": "SignBackward0", "add": "AddBackward0",
+    "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
+    "pow": "PowBackward1", "integer_pow": "PowBackward0", "max": "MaximumBackward0",
+    "min": "MinimumBackward0", "where": "WhereBackward0", "convert": "ToCopyBackward0",
+    "reduce_sum": "SumBackward1", "reduce_max": "AmaxBackward0", "reduce_min": "AminBackward0",
+    "broadcast": "ExpandBackward0", "reshape": "ViewBackward0", "transpose": "PermuteBackward0",
+    "slice": "SliceBackward0", "pad": "ConstantPadNdBackward0", "concatenate": "CatBackward0",
+    "dot": "MmBackward0",
+}
+# Where PyTorch's name depends on the operands: prim name -> f(rank of the first
+# operand, params) -> name, or None for the name in BACKWARD_NAMES.
+BACKWARD_NAME_VARIANTS = {
+    "reduce_sum": lambda ndim, p: "SumBackward0" if len(p["axes"]) == ndim else None,
+    "dot": lambda ndim, p: "BmmBackward0" if ndim > 2 else None,
+}
+
+_FREED = ("Trying to backward through the graph a second time (or directly access saved "
+          "tensors after they have already been freed). Saved intermediate values of the graph "
+          "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if "
+          "you need to backward through the graph a second time or if you need to access saved "
+          "tensors after calling backward.")
+
+
+class Node:
+    """The backward function of one eager operation (single output)."""
+
+    __slots__ = ("prim", "params", "edges", "saved", "versions", "retained", "__weakref__")
+
+    def __init__(self, prim, params, saved, versions, edges):
+        self.prim, self.params = prim, params
+        self.saved = saved          # operands (tensors or arrays) and the output's data, last
+        self.versions = versions    # [(Version, value at save time)] of saved tensors
+        self.edges = edges          # per operand: Node, AccumulateGrad or None
+        self.retained = None        # weakref to the output tensor if it retains its grad
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{type(self).__name__} object at {hex(id(self))}>"
+
+    @property
+    def next_functions(self):
+        return tuple((e, 0) for e in self.edges)
+
+    def _check_saved(self):
+        if self.saved is None:
+            raise RuntimeError(_FREED)
+        for version, seen in self.versions:
+            if version.value != seen:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: it is used by {self.name()} and is at version "
+                    f"{version.value}; expected version {seen} instead. Hint: do not modify "
+                    "tensors in place (even under no_grad) between the forward pass and "
+                    "backward().")
+
+    def apply(self, g, create_graph: bool, box):
+        """Cotangents of the operands given the output cotangent `g` (None = zero)."""
+        self._check_saved()
+        *operands, out_data = self.saved
+        if create_graph:
+            out = box(out_data, self)
+        else:
+            operands = [x._tg_concrete() if hasattr(x, "_tg_concrete") else x for x in operands]
+            out = out_data
+        return self.prim.vjp(g, out, *operands, **self.params)
+
+    def release(self):
+        self.saved = None
+
+
+def _node_class(name: str):
+    return type(name, (Node,), {"__slots__": ()})
+
+
+NODE_CLASSES = {n: _node_class(n) for n in
+                set(BACKWARD_NAMES.values()) | {"SumBackward0", "BmmBackward0"}}
+
+
+def node_class(prim, first_ndim: int, params):
+    variant = BACKWARD_NAME_VARIANTS.get(prim.name)
+    name = (variant and variant(first_ndim, params)) or BACKWARD_NAMES.get(prim.name)
+    if name is None:
+        raise NotImplementedError(f"no backward node for primitive {prim.name!r}")
+    return NODE_CLASSES[name]
+
+
+class AccumulateGrad:
+    """The sink of a leaf tensor: adds the incoming gradient to `variable.grad`."""
+
+    __slots__ = ("variable", "__weakref__")
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    @property
+    def next_functions(self):
+        return ()
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+
+# ---- the engine -------------------------------------------------------------------------------
+
+def _dependencies(roots):
+    """For every node reachable from `roots`, how many edges point at it (iterative DFS)."""
+    deps, seen, stack = {}, set(), list(roots)
+    seen.update(id(r) for r in roots)
+    while stack:
+        node = stack.pop()
+        for nxt in getattr(node, "edges", ()):
+            if nxt is None:
+                continue
+            deps[nxt] = deps.get(nxt, 0) + 1
+            if id(nxt) not in seen:
+                seen.add(id(nxt))
+                stack.append(nxt)
+    return deps
+
+
+def _accumulate(buffers, node, g):
+    if g is None:
+        return
+    prev = buffers.get(node)
+    buffers[node] = g if prev is None else prev + g
+
+
+def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink):
+    """Propagate `seeds` (cotangents of the `roots` nodes) through the graph.
+
+    Nodes run in topological order (Kahn's algorithm, so 10k-deep graphs need
+    no recursion); cotangents of a node used several times are summed before it
+    runs.  `sink(acc, g)` receives the total gradient of each leaf.
+    """
+    deps = _dependencies(roots)
+    buffers = {}
+    for node, g in zip(roots, seeds):
+        _accumulate(buffers, node, g)
+    ready = [r for r in dict.fromkeys(roots) if deps.get(r, 0) == 0]
+    while ready:
+        node = ready.pop()
+        g = buffers.pop(node, None)
+        if isinstance(node, AccumulateGrad):
+            if g is not None:
+                sink(node, g)
+            continue
+        _retain(node, g, box)
+        cts = node.apply(g, create_graph, box) if g is not None else (None,) * len(node.edges)
+        if not retain_graph:
+            node.release()
+        for nxt, ct in zip(node.edges, cts):
+            if nxt is None:
+                continue
+            _accumulate(buffers, nxt, ct)
+            deps[nxt] -= 1
+            if deps[nxt] == 0:
+                ready.append(nxt)
+
+
+def _retain(node, g, box):
+    target = node.retained() if node.retained is not None else None
+    if target is not None and g is not None:
+        g = g if hasattr(g, "_tg_trace") else box(np.asarray(g), None)
+        target.grad = g if target.grad is None else target.grad + g
+
+
+def accumulator(tensor):
+    """The (cached) AccumulateGrad node of a leaf, as PyTorch keeps one per leaf."""
+    acc = tensor._accumulator() if tensor._accumulator is not None else None
+    if acc is None:
+        acc = AccumulateGrad(tensor)
+        tensor._accumulator = weakref.ref(acc)
+    return acc

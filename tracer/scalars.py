@@ -1,0 +1,149 @@
+"""Python floats that remember the traced value they came from.
+
+While tracing, `x.item()` and `float(x)` of a float value return a
+`TracedFloat`: a real Python float (the example's value) that also carries the
+traced 0-d value.  How it is used decides what the program depends on:
+
+* as an operand of a tensor/traced operation (`y * a.item()`, `np.exp(s)`) it
+  stays symbolic: the graph reads the traced value, no guard;
+* compared with a number (`if a.item() > 0:`) it records a guard on the
+  boolean outcome only, so the program is reused while the sign stays;
+* any other use (arithmetic with Python numbers, formatting, hashing,
+  indexing, `float()`, ...) records a guard that the value itself is unchanged.
+
+Integers get no such class: CPython reads int subclasses directly for
+indexing, `range` and `%d` (bypassing `__index__`), so a lazily guarded int
+could specialize silently; `int()`/`.item()` of integer values therefore return
+a plain int and record the value guard at once.  The same limit exists, rarer,
+for floats: C code reading the float directly (e.g. `math.sin`) sees the value
+without a guard; NumPy conversions go through `__float__` and are guarded.
+"""
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+
+from tracegrad.ir import user_source_location
+
+from . import numpy as tnp
+
+
+def _defer(other) -> bool:
+    """Arrays (boxed or numpy) combine with a traced scalar symbolically, on their side."""
+    return tnp.is_boxed(other) or isinstance(other, np.ndarray)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.number, np.bool_))
+
+
+class TracedScalar:
+    """Behaviour of a traced Python scalar; `_tg_symbolic` is the traced 0-d value."""
+
+    __array_priority__ = 1000
+
+    def _tg_plain(self):
+        return self._tg_plain_value
+
+    def _tg_value(self):
+        """The plain value, recording (once) the guard that it does not change."""
+        if not self._tg_guarded:
+            sym = self._tg_symbolic
+            sym._tg_trace.add_guard(sym, self._tg_plain(), "value", user_source_location())
+            self._tg_guarded = True
+        return self._tg_plain()
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return tnp.dispatch_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return tnp.dispatch_function(func, args, kwargs)
+
+    def __bool__(self):
+        return bool(tnp.not_equal(self, 0))
+
+    def __hash__(self):
+        return hash(self._tg_value())
+
+    @property
+    def real(self):
+        return self._tg_value()
+
+    @property
+    def imag(self):
+        return 0.0
+
+
+def _plain(x):
+    return x._tg_value() if isinstance(x, TracedScalar) else x
+
+
+def _comparison(fn, base_op):
+    def op(self, other):
+        if _defer(other):
+            return NotImplemented
+        if not _is_number(other):  # the outcome does not depend on the value
+            return base_op(self._tg_plain(), other)
+        return bool(fn(self, other))  # bool() of a traced bool: a guard on the outcome
+    return op
+
+
+COMPARISONS = {
+    "__lt__": (tnp.less, operator.lt), "__le__": (tnp.less_equal, operator.le),
+    "__gt__": (tnp.greater, operator.gt), "__ge__": (tnp.greater_equal, operator.ge),
+    "__eq__": (tnp.equal, operator.eq), "__ne__": (tnp.not_equal, operator.ne),
+}
+
+# Value uses: operators and methods evaluated on the plain value, after its guard.
+BINARY_VALUE_USES = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul,
+    "truediv": operator.truediv, "floordiv": operator.floordiv, "mod": operator.mod,
+    "pow": pow, "divmod": divmod,
+}
+UNARY_VALUE_USES = {
+    "__neg__": operator.neg, "__pos__": operator.pos, "__abs__": abs,
+    "__int__": int, "__float__": float, "__trunc__": math.trunc, "__floor__": math.floor,
+    "__ceil__": math.ceil, "__round__": round, "__str__": str, "__repr__": repr,
+    "__format__": format, "__complex__": complex, "is_integer": lambda v: v.is_integer(),
+    "hex": lambda v: v.hex(), "as_integer_ratio": lambda v: v.as_integer_ratio(),
+    "conjugate": lambda v: v.conjugate(), "__getnewargs__": lambda v: (v,),
+}
+
+
+def _binary_use(fn, reflected):
+    def op(self, other):
+        if _defer(other):
+            return NotImplemented
+        a, b = self._tg_value(), _plain(other)
+        return fn(b, a) if reflected else fn(a, b)
+    return op
+
+
+def _unary_use(fn):
+    def op(self, *args):
+        return fn(self._tg_value(), *args)
+    return op
+
+
+def _methods():
+    body = {name: _comparison(*fns) for name, fns in COMPARISONS.items()}
+    for name, fn in BINARY_VALUE_USES.items():
+        body[f"__{name}__"], body[f"__r{name}__"] = _binary_use(fn, False), _binary_use(fn, True)
+    body.update({name: _unary_use(fn) for name, fn in UNARY_VALUE_USES.items()})
+    return body
+
+
+class TracedFloat(TracedScalar, float):
+    """A Python float carrying a traced value (see the module docstring)."""
+
+    def __new__(cls, value, symbolic):
+        obj = float.__new__(cls, value)
+        obj._tg_plain_value = float(value)
+        obj._tg_symbolic, obj._tg_guarded = symbolic, False
+        return obj
+
+
+for _name, _fn in _methods().items():
+    setattr(TracedFloat, _name, _fn)

@@ -1,0 +1,423 @@
+"""The eager `Tensor`: numpy underneath, define-by-run autograd on top (PyTorch's model).
+
+>>> a, b, c, d = (tensor(v, requires_grad=True) for v in (1.0, 2.0, 3.0, 4.0))
+>>> z = (a + b) + c * d
+>>> z
+tensor(15., grad_fn=<AddBackward0>)
+>>> z.backward()
+>>> a.grad, c.grad, d.grad
+(tensor(1.), tensor(4.), tensor(3.))
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from tracegrad.ir import ShapedArray
+from tracegrad.ir.core import is_float
+
+from . import dtypes
+from . import numpy as tnp
+from .array import ArrayMixin
+from .autograd import (GRAD_MODE, AccumulateGrad, Version, accumulator, no_grad,
+                       node_class, run_backward)
+
+
+class EagerTrace:
+    """The trace object of eager tensors (level 0: any traced value outranks it).
+
+    `process` computes the primitive's numpy implementation on the unboxed data
+    and, when grad mode is on and an operand requires grad, records the node.
+    """
+
+    level = 0
+
+    def process(self, prim, args, params):
+        datas = [a.data if isinstance(a, Tensor) else a for a in args]
+        out = _fresh(prim.impl(*datas, **params), datas, prim)
+        node = None
+        if (GRAD_MODE.enabled and prim.differentiable and out.dtype.kind == "f"
+                and any(isinstance(a, Tensor) and a._requires_grad for a in args)):
+            node = _record(prim, args, datas, params, out)
+        return Tensor._make(out, node, _shared_version(out, args))
+
+    def __repr__(self):
+        return "EagerTrace(level=0)"
+
+
+EAGER = EagerTrace()
+
+
+def _fresh(out, datas, prim):
+    # Results own their buffer, so that in-place updates of one tensor cannot
+    # change another behind its version counter.  Structural numpy impls may
+    # return views (a contiguous transpose); stop_gradient returns its operand,
+    # which is then shared on purpose (see `_shared_version`).
+    if prim.kind == "structural" and any(isinstance(d, np.ndarray) and d is not out
+                                         and np.may_share_memory(out, d) for d in datas):
+        return out.copy()
+    return out
+
+
+def _shared_version(out, args):
+    # A primitive may return its operand's buffer (stop_gradient): the result
+    # then shares that tensor's version counter, as a PyTorch view would.
+    for a in args:
+        if isinstance(a, Tensor) and a.data is out:
+            return a._version
+    return None
+
+
+def _edge(a):
+    if not isinstance(a, Tensor) or not a.requires_grad:
+        return None
+    return a.grad_fn if a.grad_fn is not None else accumulator(a)
+
+
+def _record(prim, args, datas, params, out):
+    versions = [(a._version, a._version.value) for a in args if isinstance(a, Tensor)]
+    cls = node_class(prim, np.ndim(datas[0]), params)
+    return cls(prim, dict(params), list(args) + [out], versions, [_edge(a) for a in args])
+
+
+def _format_data(data: np.ndarray) -> str:
+    return np.array2string(data, separator=", ", prefix="tensor(", threshold=1000)
+
+
+class Tensor(ArrayMixin):
+    """An eager array that records the operations it takes part in, for `backward()`."""
+
+    __slots__ = ("_data", "_aval", "grad", "grad_fn", "_requires_grad", "_version",
+                 "_retains_grad", "_accumulator", "__weakref__")
+    _tg_trace = EAGER
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        arr = np.array(data.data if isinstance(data, Tensor) else data, dtype=dtype, copy=True)
+        dtypes.check(arr.dtype, "tensor")
+        self._init(arr, None, None)
+        self.requires_grad = requires_grad
+
+    def _init(self, data, grad_fn, version):
+        self._data, self._aval, self.grad, self.grad_fn = data, None, None, grad_fn
+        self._requires_grad = grad_fn is not None
+        self._version = version if version is not None else Version()
+        self._retains_grad, self._accumulator = False, None
+
+    @classmethod
+    def _make(cls, data, grad_fn=None, version=None):
+        """Wrap a result array without copying (results are fresh buffers)."""
+        t = cls.__new__(cls)
+        t._init(np.asarray(data), grad_fn, version)
+        return t
+
+    # ---- boxed-value protocol (ir.ops, ir.builder) ------------------------------------
+    def _tg_concrete(self):
+        return self.data
+
+    @property
+    def data(self) -> np.ndarray:
+        """The numpy buffer (changes through it bypass autograd's checks, as in PyTorch)."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = np.asarray(value.data if isinstance(value, Tensor) else value)
+        dtypes.check(self._data.dtype, "tensor")
+        self._aval = None
+
+    @property
+    def aval(self) -> ShapedArray:
+        if self._aval is None:  # cached: in-place operations keep shape and dtype
+            self._aval = ShapedArray(self._data.shape, self._data.dtype)
+        return self._aval
+
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    # ---- autograd attributes -----------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if self.grad_fn is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        if flag and not is_float(self.dtype):
+            raise RuntimeError(f"Only Tensors of floating point dtype can require gradients "
+                               f"(got {self.dtype})")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    def retain_grad(self):
+        """Keep the gradient of this non-leaf in `.grad` during backward."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None and not self._retains_grad:
+            self.grad_fn.retained = weakref.ref(self)
+            self._retains_grad = True
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def detach(self):
+        """The same data (shared, with its version counter) cut from the graph."""
+        return Tensor._make(self.data, None, self._version)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into the `.grad` of every leaf requiring grad.
+
+        `retain_graph` defaults to `create_graph`; a freed graph cannot be reused.
+        """
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+
+    # ---- conversion to Python / numpy ---------------------------------------------------
+    def _scalar(self, what):
+        if self.data.size != 1:
+            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted "
+                             f"to a Python {what}")
+        return self.data.reshape(()).item()
+
+    def item(self):
+        return self._scalar("scalar")
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError(f"The truth value of a Tensor with {self.data.size} elements is "
+                             "ambiguous. Use a.any() or a.all()")
+        return bool(self.data.reshape(()))
+
+    def __index__(self):
+        if not np.issubdtype(self.dtype, np.integer) or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.data.reshape(()))
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def numpy(self):
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        # Values only: every supported numpy function dispatches to tracegrad.numpy
+        # first (__array_function__), so this is reached by explicit conversions.
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __format__(self, spec):
+        return format(self.item(), spec) if spec and self.data.size == 1 else repr(self)
+
+    def __repr__(self):
+        extras = []
+        if self.dtype in (np.float32, np.int32):
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([_format_data(self.data)] + extras) + ")"
+
+    # ---- in-place operations -----------------------------------------------------------
+    def _check_inplace(self, op: str):
+        if self.requires_grad and self.grad_fn is None and GRAD_MODE.enabled:
+            raise RuntimeError(f"a leaf Variable that requires grad is being used in an "
+                               f"in-place operation ({op}); wrap it in `with no_grad():`")
+        if self.grad_fn is not None:
+            raise RuntimeError(f"in-place operation {op} on a non-leaf tensor that requires "
+                               f"grad (computed by {self.grad_fn.name()}) is not supported; use "
+                               "an out-of-place operation")
+
+    def _assign(self, op: str, value, index=Ellipsis):
+        self._check_inplace(op)
+        src = value.data if isinstance(value, Tensor) else value
+        if index is Ellipsis:
+            src = np.asarray(src)
+            if np.broadcast_shapes(src.shape, self.shape) != self.shape:
+                raise ValueError(f"{op}: result of shape {src.shape} does not fit the tensor's "
+                                 f"shape {self.shape}")
+            np.copyto(self.data, src, casting="same_kind")
+        else:
+            self.data[index] = src
+        self._version.bump()
+        return self
+
+    def __iadd__(self, other):
+        return self._assign("+=", _no_grad(tnp.add, self, other))
+
+    def __isub__(self, other):
+        return self._assign("-=", _no_grad(tnp.subtract, self, other))
+
+    def __imul__(self, other):
+        return self._assign("*=", _no_grad(tnp.multiply, self, other))
+
+    def __itruediv__(self, other):
+        return self._assign("/=", _no_grad(tnp.divide, self, other))
+
+    def __setitem__(self, index, value):
+        self._assign("__setitem__", value, index)
+
+    def zero_(self):
+        return self._assign("zero_", np.zeros((), self.dtype))
+
+    def fill_(self, value):
+        return self._assign("fill_", value)
+
+    def copy_(self, src):
+        return self._assign("copy_", src)
+
+
+def _no_grad(fn, *args):
+    # The new value of an in-place update is computed without recording: the
+    # operation is only allowed where no graph could depend on it.
+    with no_grad():
+        return fn(*args)
+
+
+def tensor(data, requires_grad=False, dtype=None) -> Tensor:
+    """A new leaf tensor holding a copy of `data` (dtype as `np.asarray` gives it).
+
+    >>> tensor([1.0, 2.0], requires_grad=True)
+    tensor([1., 2.], requires_grad=True)
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def zero_grad(tensors, set_to_none=True):
+    """Reset the `.grad` of `tensors` (to None, or to zeros in place)."""
+    for t in tensors:
+        if t.grad is None:
+            continue
+        if set_to_none:
+            t.grad = None
+        else:
+            t.grad = t.grad.detach()
+            t.grad.zero_()
+
+
+# ---- backward ----------------------------------------------------------------------------
+
+def _seed(output: Tensor, gradient, create_graph: bool):
+    if gradient is None:
+        if output.data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs "
+                               f"(the output has shape {output.shape}); pass `gradient`")
+        g = np.ones(output.shape, output.dtype)
+    else:
+        g = gradient.data if isinstance(gradient, Tensor) and not create_graph else gradient
+        g = g if isinstance(g, Tensor) else np.asarray(g, output.dtype)
+        if tuple(g.shape) != output.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {tuple(g.shape)} "
+                               f"and output has a shape of {output.shape}")
+    return Tensor._make(g) if create_graph and not isinstance(g, Tensor) else g
+
+
+def _box(data, node):
+    return Tensor._make(np.asarray(data), node)
+
+
+def _as_tensor_grad(g, like: Tensor, create_graph: bool) -> Tensor:
+    if isinstance(g, Tensor):
+        return g if create_graph else Tensor._make(g.data.copy())
+    # Cotangent arrays may be shared between operands (add's VJP returns g twice): copy.
+    return Tensor._make(np.array(g, dtype=like.dtype, copy=True).reshape(like.shape))
+
+
+def _leaf_sink(create_graph: bool):
+    def sink(acc: AccumulateGrad, g):
+        leaf = acc.variable
+        g = _as_tensor_grad(g, leaf, create_graph)
+        if leaf.grad is None:
+            leaf.grad = g
+        elif create_graph or leaf.grad.requires_grad:
+            leaf.grad = leaf.grad + g
+        else:
+            np.add(leaf.grad.data, g.data, out=leaf.grad.data)
+            leaf.grad._version.bump()
+    return sink
+
+
+def _roots(outputs, gradients, create_graph):
+    roots, seeds = [], []
+    for out, grad in zip(outputs, gradients):
+        if not out.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have "
+                               "a grad_fn")
+        roots.append(out.grad_fn if out.grad_fn is not None else accumulator(out))
+        seeds.append(_seed(out, grad, create_graph))
+    return roots, seeds
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+    """Accumulate the gradients of `tensors` (weighted by `grad_tensors`) into the leaves."""
+    grad_tensors = grad_tensors if grad_tensors is not None else [None] * len(tensors)
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    roots, seeds = _roots(tensors, grad_tensors, create_graph)
+    mode = GRAD_MODE.enabled
+    GRAD_MODE.enabled = create_graph  # only a create_graph backward records its own graph
+    try:
+        run_backward(roots, seeds, retain_graph=retain_graph, create_graph=create_graph,
+                     box=_box, sink=_leaf_sink(create_graph))
+    finally:
+        GRAD_MODE.enabled = mode
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False):
+    """The gradients of `outputs` with respect to the leaves `inputs`, without touching `.grad`.
+
+    Like `torch.autograd.grad` for leaf inputs; an input the outputs do not
+    depend on gets None.
+
+    >>> x = tensor(3.0, requires_grad=True)
+    >>> dx, = grad([x ** 3], [x], create_graph=True)
+    >>> ddx, = grad([dx], [x])
+    >>> float(dx), float(ddx)
+    (27.0, 18.0)
+    """
+    if any(not t.is_leaf for t in inputs):
+        raise NotImplementedError("grad() supports leaf inputs only")
+    grad_outputs = grad_outputs if grad_outputs is not None else [None] * len(outputs)
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    roots, seeds = _roots(outputs, grad_outputs, create_graph)
+    found = {}
+    wanted = {id(t) for t in inputs}
+
+    def sink(acc, g):
+        if id(acc.variable) in wanted:
+            found[id(acc.variable)] = _as_tensor_grad(g, acc.variable, create_graph)
+
+    mode = GRAD_MODE.enabled
+    GRAD_MODE.enabled = create_graph
+    try:
+        run_backward(roots, seeds, retain_graph=retain_graph, create_graph=create_graph,
+                     box=_box, sink=sink)
+    finally:
+        GRAD_MODE.enabled = mode
+    return tuple(found.get(id(t)) for t in inputs)

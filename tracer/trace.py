@@ -1,0 +1,284 @@
+"""The tracing front end: run a function once on traced values and keep the graph.
+
+>>> import numpy as np
+>>> def f(x, y):
+...     return np.sum(np.sin(x) * y)
+>>> x = np.ones(3, np.float32)
+>>> print(trace(f)(x, x))
+{ lambda a:f32[3] b:f32[3] . let
+    c:f32[3] = sin a
+    d:f32[3] = mul c b
+    e:f32[] = reduce_sum[axes=(0,)] d
+  in (e) }
+
+Python control flow runs at trace time: loops unroll, and a decision that
+reads a traced value (`if x.sum() > 0:`) takes the example's branch and records
+a guard, which `TracedProgram.check_guards` re-checks for new inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir import GraphBuilder, ShapedArray, TracedValue, eval_graph, verify
+
+from . import dtypes
+from . import numpy as tnp
+from .array import ArrayMixin
+from .scalars import TracedFloat
+from .tree import tree_flatten, tree_unflatten
+
+
+class Traced(TracedValue, ArrayMixin):
+    """A traced array: NumPy-like operators and methods that record graph equations.
+
+    Python needs a concrete value for `bool()`, `int()`, `__index__` and
+    `.tolist()`: those evaluate the example inputs and record a guard.
+    `float()`/`.item()` of a float value return a `TracedFloat`, which records a
+    guard only when its use needs one (see `tracer/scalars.py`).
+    """
+
+    def _concrete(self, kind: str) -> np.ndarray:
+        return self._tg_trace.concrete(self, kind)
+
+    def _one_element(self, what: str):
+        if self.size != 1:
+            raise ValueError(f"{what}: a traced array with {self.size} elements is not a scalar")
+        return tnp.reshape(self, ())
+
+    def __bool__(self):
+        scalar = self._one_element("bool()")
+        return bool(scalar._concrete("bool"))
+
+    def __index__(self):
+        if not np.issubdtype(self.dtype, np.integer):
+            raise TypeError("only integer scalar arrays can be converted to a scalar index")
+        return int(self._one_element("__index__")._concrete("index"))
+
+    def __int__(self):
+        return int(self._one_element("int()")._concrete("int"))
+
+    def __float__(self):
+        scalar = self._one_element("float()")
+        value = self._tg_trace.example_value(scalar)
+        if value is None:  # abstract trace: `concrete` raises the explanatory error
+            scalar._concrete("float")
+        # A float value converts to float64 exactly, so the symbolic value may keep
+        # its dtype (`x_f32 * s` then needs no convert); an int one is made float.
+        is_float = np.issubdtype(self.dtype, np.floating)
+        symbolic = scalar if is_float else tnp.astype(scalar, np.float64)
+        return TracedFloat(float(value), symbolic)
+
+    def __complex__(self):
+        raise TypeError("tracegrad has no complex values")
+
+    def item(self):
+        """A Python scalar: a `TracedFloat` for float arrays; int and bool are guarded values."""
+        if np.issubdtype(self.dtype, np.floating):
+            return self.__float__()
+        value = self._one_element("item()")._concrete("item")
+        return value.item()
+
+    def tolist(self):
+        return self._concrete("tolist").tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(
+            f"cannot convert a traced value {self.aval} to a numpy array: it has no value while "
+            "a function is traced. Use tracegrad.numpy (or plain np.* functions, which "
+            "dispatch to it) instead of converting.")
+
+    def __setitem__(self, index, value):
+        raise TypeError("traced values are immutable: build the result with "
+                        "tracegrad.numpy.where or concatenate instead of assigning into it")
+
+
+# ---- arguments ------------------------------------------------------------------------
+
+def _is_array_leaf(x) -> bool:
+    """Leaves that become graph inputs; every other leaf is static (part of the program)."""
+    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "_tg_trace")
+
+
+def _example_of(x):
+    """(aval-able array, example value or None) of an array argument."""
+    if isinstance(x, TracedValue):  # a value of an enclosing trace
+        trace = x._tg_trace
+        return x.aval, trace.example_value(x) if hasattr(trace, "example_value") else None
+    data = _data(x)
+    dtypes.check(data.dtype, "traced input")
+    return ShapedArray(data.shape, data.dtype), data
+
+
+class _Static:
+    """A placeholder in the flattened arguments for a static_argnums argument."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and _static_equal(self.value, other.value)
+
+    def __repr__(self):
+        return f"static({self.value!r})"
+
+
+def _static_equal(a, b) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # values whose == is not a plain bool compare by identity
+        return a is b
+
+
+def _flatten_args(args, static_argnums):
+    static = {i % len(args) for i in static_argnums} if args else set()
+    wrapped = tuple(_Static(a) if i in static else a for i, a in enumerate(args))
+    return tree_flatten(wrapped, is_leaf=lambda x: isinstance(x, _Static))
+
+
+class TracedProgram:
+    """The result of tracing: a verified graph, its guards and argument structure.
+
+    `str(program)` is the jaxpr-style text; calling the program evaluates the
+    graph with the reference interpreter after checking that the arguments fit
+    (same structure, static values, shapes and dtypes) and that every guard holds.
+    """
+
+    def __init__(self, graph, in_tree, out_tree, static_leaves, static_argnums=(), fun=None):
+        self.graph = graph
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+        self.static_leaves = static_leaves  # flat index -> value of every non-array leaf
+        self.static_argnums = tuple(static_argnums)
+        self.fun = fun
+
+    @property
+    def guards(self):
+        return self.graph.guards
+
+    @property
+    def in_avals(self):
+        return self.graph.in_avals
+
+    @property
+    def out_avals(self):
+        return self.graph.out_avals
+
+    def __str__(self):
+        return str(self.graph)
+
+    def __repr__(self):
+        name = getattr(self.fun, "__name__", "?")
+        return (f"<TracedProgram of {name}: {len(self.graph.eqns)} equations, "
+                f"{len(self.guards)} guards>")
+
+    def array_args(self, *args):
+        """The flat array arguments for `args`; TypeError if `args` do not fit the program."""
+        leaves, tree = _flatten_args(args, self.static_argnums)
+        if tree != self.in_tree:
+            raise TypeError(f"arguments of structure {tree} do not match the traced "
+                            f"structure {self.in_tree}")
+        arrays = []
+        for i, leaf in enumerate(leaves):
+            if i in self.static_leaves:
+                if not _static_equal(self.static_leaves[i], leaf):
+                    raise TypeError(f"static argument changed: traced with "
+                                    f"{self.static_leaves[i]!r}, got {leaf!r}")
+            else:
+                arrays.append(_data(leaf))
+        for a, aval in zip(arrays, self.in_avals):
+            if a.shape != aval.shape or a.dtype != aval.dtype:
+                raise TypeError(f"argument of shape {a.shape} and dtype {a.dtype} does not "
+                                f"match the traced {aval}")
+        return arrays
+
+    def failed_guard(self, *args):
+        """The first guard that does not hold for `args`, or None when all hold."""
+        arrays = self.array_args(*args)
+        _, values = eval_graph(self.graph, *arrays, with_guards=True)
+        return next((g for g, v in zip(self.guards, values) if not g.holds(v)), None)
+
+    def check_guards(self, *args) -> bool:
+        """Whether this program is valid for `args`: they fit and every guard holds."""
+        try:
+            return self.failed_guard(*args) is None
+        except TypeError:
+            return False
+
+    def __call__(self, *args):
+        arrays = self.array_args(*args)
+        outs, values = eval_graph(self.graph, *arrays, with_guards=True)
+        for g, v in zip(self.guards, values):
+            if not g.holds(v):
+                raise GuardFailure(g, v)
+        return tree_unflatten(self.out_tree, outs)
+
+
+class GuardFailure(RuntimeError):
+    """New inputs took another branch than the traced example: retrace for them."""
+
+    def __init__(self, guard, value):
+        self.guard, self.value = guard, value
+        where = f" at {guard.src}" if guard.src else ""
+        super().__init__(f"guard ({guard.kind}){where} failed: the traced program assumed "
+                         f"{np.asarray(guard.expected).tolist()!r}, the inputs give "
+                         f"{np.asarray(value).tolist()!r}; retrace for these inputs")
+
+
+def _data(leaf):
+    return leaf._tg_concrete() if hasattr(leaf, "_tg_concrete") else np.asarray(leaf)
+
+
+# ---- tracing ------------------------------------------------------------------------------
+
+def _output_leaf(x):
+    sym = getattr(x, "_tg_symbolic", None)
+    if sym is not None:
+        return sym
+    if dtypes.is_weak(x) or _is_array_leaf(x):
+        return x
+    raise TypeError(f"a traced function must return arrays or numbers (in tuples, lists or "
+                    f"dicts); got {type(x).__name__}")
+
+
+def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> TracedProgram:
+    """Trace `fun(*args)` once; array leaves of `args` become graph inputs.
+
+    `concrete=False` traces abstractly (shapes and dtypes only): Python
+    decisions on traced values then raise a ConcretizationError.  `builder` lets
+    a caller supply its own GraphBuilder (its value class should be `Traced`).
+    """
+    builder = builder if builder is not None else GraphBuilder(value_cls=Traced)
+    leaves, in_tree = _flatten_args(tuple(args), static_argnums)
+    static, traced = {}, []
+    for i, leaf in enumerate(leaves):
+        if _is_array_leaf(leaf):
+            aval, example = _example_of(leaf)
+            traced.append(builder.new_input(aval, example if concrete else None))
+        else:
+            static[i] = leaf
+            traced.append(leaf)
+    call_args = tree_unflatten(in_tree, [t.value if isinstance(t, _Static) else t
+                                         for t in traced])
+    out = fun(*call_args)
+    out_leaves, out_tree = tree_flatten(out)
+    graph = verify(builder.build([_output_leaf(x) for x in out_leaves]))
+    return TracedProgram(graph, in_tree, out_tree, static, static_argnums, fun)
+
+
+def trace(fun, static_argnums=()):
+    """`trace(f)(*example_args)` runs `f` once on traced values and returns its program.
+
+    Like `jax.make_jaxpr`, but the example values are kept: data-dependent
+    Python control flow takes the example's branch and records a guard.
+
+    >>> import numpy as np
+    >>> prog = trace(lambda x: x * 2 if x.sum() > 0 else -x)(np.ones(2))
+    >>> prog.check_guards(np.ones(2)), prog.check_guards(-np.ones(2))
+    (True, False)
+    """
+    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+
+    def traced(*args):
+        return make_graph(fun, args, static_argnums)
+    traced.__name__ = f"trace({getattr(fun, '__name__', 'fun')})"
+    return traced

@@ -1,0 +1,121 @@
+"""Pytrees: nested tuples, lists, dicts (and namedtuples) with arrays at the leaves.
+
+`None` is an empty node (no leaves), as in JAX.  Dict keys keep their order.
+
+>>> leaves, treedef = tree_flatten({"w": 1, "b": (2, [3, None])})
+>>> leaves
+[1, 2, 3]
+>>> treedef
+PyTreeDef({'w': *, 'b': (*, [*, None])})
+>>> tree_unflatten(treedef, [10, 20, 30])
+{'w': 10, 'b': (20, [30, None])}
+"""
+from __future__ import annotations
+
+
+class PyTreeDef:
+    """The structure of a pytree: a node kind, its metadata (dict keys) and children."""
+
+    __slots__ = ("kind", "meta", "children", "num_leaves")
+
+    def __init__(self, kind, meta=None, children=()):
+        self.kind, self.meta, self.children = kind, meta, tuple(children)
+        self.num_leaves = 1 if kind == "leaf" else sum(c.num_leaves for c in self.children)
+
+    def _key(self):
+        return (self.kind, self.meta, tuple(c._key() for c in self.children))
+
+    def __eq__(self, other):
+        return isinstance(other, PyTreeDef) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def _str(self) -> str:
+        if self.kind == "leaf":
+            return "*"
+        if self.kind is None:
+            return "None"
+        inner = [c._str() for c in self.children]
+        if self.kind is dict:
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(self.meta, inner)) + "}"
+        if self.kind is list:
+            return "[" + ", ".join(inner) + "]"
+        if self.kind is tuple:
+            return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+        return f"{self.kind.__name__}(" + ", ".join(inner) + ")"
+
+    def __repr__(self):
+        return f"PyTreeDef({self._str()})"
+
+
+LEAF = PyTreeDef("leaf")
+
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
+def _children(x):
+    """(kind, meta, children) of a container node, or None for a leaf."""
+    if x is None:
+        return None, None, ()
+    if isinstance(x, dict):
+        return dict, tuple(x), tuple(x.values())
+    if _is_namedtuple(x):
+        return type(x), None, tuple(x)
+    if type(x) in (tuple, list):
+        return type(x), None, tuple(x)
+    return "leaf", None, None
+
+
+def tree_flatten(tree, is_leaf=None):
+    """(leaves, treedef), leaves in depth-first order; `is_leaf(x)` may stop descent."""
+    leaves = []
+
+    def build(x):
+        # Recursion depth is the nesting depth of containers, not the number of leaves.
+        if is_leaf is not None and is_leaf(x):
+            leaves.append(x)
+            return LEAF
+        kind, meta, kids = _children(x)
+        if kind == "leaf":
+            leaves.append(x)
+            return LEAF
+        return PyTreeDef(kind, meta, [build(k) for k in kids])
+
+    treedef = build(tree)
+    return leaves, treedef
+
+
+def tree_unflatten(treedef: PyTreeDef, leaves):
+    """The pytree of structure `treedef` with `leaves` in depth-first order."""
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        raise ValueError(f"{treedef} takes {treedef.num_leaves} leaves, got {len(leaves)}")
+    it = iter(leaves)
+
+    def build(d):
+        if d.kind == "leaf":
+            return next(it)
+        if d.kind is None:
+            return None
+        kids = [build(c) for c in d.children]
+        if d.kind is dict:
+            return dict(zip(d.meta, kids))
+        if d.kind in (tuple, list):
+            return d.kind(kids)
+        return d.kind(*kids)  # namedtuple
+
+    return build(treedef)
+
+
+def tree_map(f, tree, *rest):
+    """`f` applied leafwise to `tree` (and to the matching leaves of `rest`)."""
+    leaves, treedef = tree_flatten(tree)
+    others = [tree_flatten(r)[0] for r in rest]
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
+
+
+def tree_leaves(tree):
+    return tree_flatten(tree)[0]
