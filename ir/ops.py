@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .core import aval_of
 from .primitives import PRIMITIVES
 
 
@@ -37,16 +38,16 @@ def aval(x):
     a = getattr(x, "aval", None)
     if a is not None:
         return a
-    from .core import aval_of
     return aval_of(x)
 
 
 def shape(x):
-    return aval(x).shape
+    # numpy arrays are the hot case in eager backward: skip building a ShapedArray
+    return x.shape if isinstance(x, np.ndarray) else aval(x).shape
 
 
 def dtype(x):
-    return aval(x).dtype
+    return x.dtype if isinstance(x, np.ndarray) else aval(x).dtype
 
 
 def _unary(name):

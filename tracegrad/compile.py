@@ -25,7 +25,7 @@ from tracegrad.passes.fusion import fuse
 from tracegrad.codegen import compile_program, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
-from .signature import ArgSpec, normalize_args
+from .signature import normalize_args
 
 DEFAULT_MAX_SPECIALIZATIONS = 8
 
