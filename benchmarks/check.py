@@ -41,7 +41,8 @@ def _value_problem(value: Any, ref_value: float, rtol: float) -> str | None:
     got = float(np.asarray(value))
     err = abs(got - ref_value)
     if not err <= rtol * abs(ref_value):
-        return f"value {got!r} vs reference {ref_value!r}: rel err {err / abs(ref_value):.2e} > {rtol:g}"
+        return (f"value {got!r} vs reference {ref_value!r}: "
+                f"rel err {err / abs(ref_value):.2e} > {rtol:g}")
     return None
 
 

@@ -88,7 +88,8 @@ def _describe(exc: BaseException) -> str:
 def _first_call(impl: Impl, wl: Workload, inputs, log):
     """(call, output, ms) or an Entry saying why there is no first call."""
     try:
-        call, out, seconds = timing.first_call(lambda: impl.build(wl, inputs), impl.first_call_timeout)
+        build = lambda: impl.build(wl, inputs)  # noqa: E731
+        call, out, seconds = timing.first_call(build, impl.first_call_timeout)
     except timing.Timeout as exc:
         return Entry("timeout", error=f"first call (compile) {exc}")
     except Exception as exc:
@@ -141,15 +142,10 @@ def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config) -> Entry:
     return Entry("ok", median_us=seconds * 1e6, first_ms=first_ms)
 
 
-def probe(impls: list[Impl]) -> tuple[list[Impl], dict[str, str]]:
-    usable, unavailable = [], {}
-    for impl in impls:
-        reason = impl.probe()
-        if reason:
-            unavailable[impl.name] = reason
-        else:
-            usable.append(impl)
-    return usable, unavailable
+def probe(impls: list[Impl]) -> dict[str, str]:
+    """Import each implementation; the ones that cannot run, with the reason."""
+    reasons = {impl.name: impl.probe() for impl in impls}
+    return {name: why for name, why in reasons.items() if why}
 
 
 def _measure_limits(config: Config) -> dict | None:
@@ -172,8 +168,10 @@ def run_suite(config: Config) -> Suite:
     impls = make_impls(peers, config.tracegrad, config.tracegrad_ns,
                        config.torch_compile_skip, config.compile_timeout)
     workloads = select_workloads(config.only)
-    usable, unavailable = probe(impls)
-    suite = Suite(config, limits.machine_info(), _measure_limits(config), impls, unavailable, workloads)
+    unavailable = probe(impls)
+    started = limits.cpu_snapshot()
+    suite = Suite(config, limits.machine_info(), _measure_limits(config), impls, unavailable,
+                  workloads)
     for wl in workloads:
         inputs = wl.inputs(config.smoke)
         ref = reference(wl, inputs)
@@ -185,4 +183,6 @@ def run_suite(config: Config) -> Suite:
             row[impl.name] = run_entry(impl, wl, inputs, ref, config)
             _log_entry(config, wl, impl, row[impl.name])
             gc.collect()
+    suite.machine["competition"] = limits.competition(
+        started, limits.cpu_snapshot(), suite.machine["cores_usable"] or 1)
     return suite

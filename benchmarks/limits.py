@@ -17,6 +17,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -88,6 +89,13 @@ def best_seconds(fn, reps: int) -> float:
     return min(times)
 
 
+def _one_pass(triad, a, b, c, threads: int):
+    if triad is None:
+        return lambda: numpy_pass(c, a, b, threads)
+    addresses = (c.ctypes.data, a.ctypes.data, b.ctypes.data)  # precomputed: ~1 us each
+    return lambda: triad(*addresses, 3.0, len(a), threads)
+
+
 def bandwidth(n: int = 1 << 24, threads=(1, 2), reps: int = 8) -> dict:
     """GB/s of a single-pass triad over three float64 arrays of n elements (>> L3)."""
     a, b, c = np.full(n, 1.0), np.full(n, 2.0), np.full(n, 0.0)  # written: pages are real
@@ -97,11 +105,8 @@ def bandwidth(n: int = 1 << 24, threads=(1, 2), reps: int = 8) -> dict:
             "numpy np.add(a, b, out=c) fallback: gcc unavailable"
         result = {"method": method, "bytes_per_element": 24, "elements": n}
         for t in threads:
-            if triad:
-                run = lambda: triad(c.ctypes.data, a.ctypes.data, b.ctypes.data, 3.0, n, t)  # noqa: E731
-            else:
-                run = lambda: numpy_pass(c, a, b, t)  # noqa: E731
-            result[f"GBps_{t}_thread{'s' if t > 1 else ''}"] = 24 * n / best_seconds(run, reps) / 1e9
+            seconds = best_seconds(_one_pass(triad, a, b, c, t), reps)
+            result[f"GBps_{t}_threads"] = 24 * n / seconds / 1e9
     return result
 
 
@@ -143,6 +148,24 @@ def _blas() -> str:
         return "unknown"
 
 
+def openblas_core() -> str | None:
+    """The kernel family the loaded OpenBLAS picked (what OPENBLAS_CORETYPE would override)."""
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        lib = ctypes.CDLL(path)
+        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                       "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, symbol, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return None
+
+
 def machine_info() -> dict:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return {
@@ -153,6 +176,32 @@ def machine_info() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy_blas": _blas(),
+        "openblas_core": openblas_core(),
         "versions": {d: _version(d) for d in VERSIONED},
         "env": {k: os.environ.get(k) for k in ENV_REPORTED},
     }
+
+
+def cpu_snapshot() -> dict | None:
+    """Machine-wide busy and steal CPU seconds (/proc/stat), this process's own, and the time."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    own = sum(getattr(resource.getrusage(who), f) for who in
+              (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for f in ("ru_utime", "ru_stime"))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return {"wall": time.time(), "busy": (user + nice + system + irq + softirq) / tick,
+            "steal": steal / tick, "own": own}
+
+
+def competition(start: dict | None, end: dict | None, cores: int) -> dict | None:
+    """Shares of the machine's CPU time that other processes and the hypervisor took."""
+    if not start or not end or end["wall"] <= start["wall"]:
+        return None
+    capacity = (end["wall"] - start["wall"]) * cores
+    others = (end["busy"] - start["busy"]) - (end["own"] - start["own"])
+    return {"others_share": max(others, 0.0) / capacity,
+            "steal_share": (end["steal"] - start["steal"]) / capacity}

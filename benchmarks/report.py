@@ -7,6 +7,8 @@ import json
 from benchmarks.harness import Entry, Suite
 
 LABELS = {"wrong": "WRONG", "error": "ERROR", "timeout": "TIMEOUT", "skipped": "skipped"}
+SMOKE_LEGEND = ("Smoke run: ok means value and gradients agree with the float64 reference; "
+                "nothing was timed.")
 LEGEND = ("Cells: steady-state median per call in us, first call (build + trace + compile + "
           "one evaluation) in ms in brackets. Ratios are tracegrad time / peer time: below 1 "
           "means tracegrad is faster. WRONG entries disagreed with the float64 reference and "
@@ -38,8 +40,12 @@ def ratio_values(row: dict[str, Entry]) -> dict:
 
 def ratio_cells(row: dict[str, Entry], labels: dict[str, str]) -> list[str]:
     r = ratio_values(row)
-    best = "-" if r["vs_best_peer"] is None else f"{r['vs_best_peer']:.2f}x ({labels[r['best_peer']]})"
-    return [best, "-" if r["vs_jax"] is None else f"{r['vs_jax']:.2f}x"]
+    best, vs_jax = "-", "-"
+    if r["vs_best_peer"] is not None:
+        best = f"{r['vs_best_peer']:.2f}x ({labels[r['best_peer']]})"
+    if r["vs_jax"] is not None:
+        vs_jax = f"{r['vs_jax']:.2f}x"
+    return [best, vs_jax]
 
 
 def cell(entry: Entry, name: str, where: str, notes: list[str]) -> str:
@@ -78,10 +84,22 @@ def machine_lines(suite: Suite) -> list[str]:
     return [
         f"- date: {m['date']}; CPU: {m['cpu']}; cores: {m['cores']} "
         f"({m['cores_usable']} usable); {m['platform']}; Python {m['python']}",
-        f"- versions: {versions}; numpy BLAS: {m['numpy_blas']}",
+        f"- versions: {versions}; numpy BLAS: {m['numpy_blas']} (core {m['openblas_core']})",
         f"- OPENBLAS_CORETYPE: {m['env'].get('OPENBLAS_CORETYPE') or 'unset'} (the harness never "
         f"sets or changes it); {threads or 'no thread-count variables set'}",
     ]
+
+
+def competition_lines(m: dict) -> list[str]:
+    c = m.get("competition")
+    if not c:
+        return []
+    line = (f"- CPU taken by other processes during the run: {c['others_share']:.0%} of the "
+            f"machine; hypervisor steal: {c['steal_share']:.0%}")
+    if c["others_share"] + c["steal_share"] > 0.1:
+        line += (" -- WARNING: the cores were shared, so times are inflated, multi-threaded"
+                 " peers most; rerun on a quiet machine before trusting the table")
+    return [line]
 
 
 def limit_lines(limits: dict | None) -> list[str]:
@@ -102,7 +120,10 @@ def render_markdown(suite: Suite) -> str:
     mode = "smoke run: tiny sizes, correctness only" if suite.config.smoke else "full run"
     table, notes = results_table(suite)
     parts = [f"## tracegrad benchmark, {mode}", ""]
-    parts += machine_lines(suite) + limit_lines(suite.limits) + ["", table, "", LEGEND]
+    parts += machine_lines(suite)
+    if not suite.config.smoke:
+        parts += competition_lines(suite.machine) + limit_lines(suite.limits)
+    parts += ["", table, "", SMOKE_LEGEND if suite.config.smoke else LEGEND]
     if notes:
         parts += [""] + [f"[{k}] {text}" for k, text in enumerate(notes, 1)]
     if suite.unavailable:

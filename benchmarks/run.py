@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmarks.run [--smoke] [--only W2,W6] [--peers jax,numpy] [--json PATH]``.
+"""Command line: ``python -m benchmarks.run [--smoke] [--only W2,W6] [--peers jax,numpy]``.
 
 Prints the markdown report on stdout, progress on stderr. Exit status 0 when every entry
 that ran agreed with the reference, 1 when any was WRONG or raised.
@@ -23,7 +23,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description="tracegrad against its peers on the reference workloads; markdown on stdout.")
     p.add_argument("--smoke", action="store_true",
                    help="tiny sizes, correctness checks only, no timing, no torch.compile")
     p.add_argument("--only", type=_names, help="comma-separated workload ids, e.g. W2,W6")

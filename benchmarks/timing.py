@@ -30,8 +30,8 @@ def deadline(seconds: float | None) -> Iterator[None]:
     Uses SIGALRM, so it only works on Unix in the main thread; elsewhere the code runs
     without a limit.
     """
-    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
+    in_main = threading.current_thread() is threading.main_thread()
+    if not (seconds and in_main and hasattr(signal, "setitimer")):
         yield
         return
 

@@ -31,7 +31,8 @@ def user_source_location() -> str | None:
     frame = sys._getframe(1)
     while frame is not None:
         fname = frame.f_code.co_filename
-        if not fname.startswith(_OWN_DIRS) and "numpy" + os.sep not in fname:
+        ours = fname.startswith(_OWN_DIRS) and not fname.endswith("__main__.py")  # the demo is user code
+        if not ours and "numpy" + os.sep not in fname and not fname.startswith("<frozen"):
             return f"{fname}:{frame.f_lineno}"
         frame = frame.f_back
     return None

@@ -1,0 +1,100 @@
+"""Time mathlib's compiled loops against numpy's ufuncs (single thread, 4M elements).
+
+    python benchmarks/bench_mathlib.py [--n 4194304] [--repeat 25] [--dtype f32|f64|all]
+
+Each function is compiled into `void k(T* noalias x, T* noalias y, i64 n)` (y[i] = f(x[i]))
+through codegen/llvm_util and called through ctypes; numpy runs `f(x, out=y)` into a
+preallocated array, so neither side allocates. A plain copy loop gives the memory-bound
+floor. Reports the best of `--repeat` calls in ms (timeit's estimator: on a shared machine
+the median catches other processes' time slices); docs/mathlib.md records the figures.
+"""
+import argparse
+import ctypes
+import time
+
+import numpy as np
+from llvmlite import ir
+
+from tracegrad.codegen import llvm_util, mathlib
+
+FUNCS = {"exp": (np.exp, (-80, 80)), "log": (np.log, (1e-3, 1e3)), "tanh": (np.tanh, (-5, 5)),
+         "expm1": (np.expm1, (-5, 5)), "log1p": (np.log1p, (-0.5, 10)),
+         "sin": (np.sin, (-100, 100)), "cos": (np.cos, (-100, 100))}
+DTYPES = {"f32": (np.float32, ir.FloatType()), "f64": (np.float64, ir.DoubleType())}
+
+
+def build_kernel(module, fname, ty, body):
+    """void fname(T* noalias x, T* noalias y, i64 n): y[i] = body(builder, x[i])."""
+    i64, ptr = ir.IntType(64), ir.PointerType()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, ptr, i64]), fname)
+    x, y, n = fn.args
+    x.add_attribute("noalias")
+    y.add_attribute("noalias")
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    b = ir.IRBuilder(entry)
+    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+    b.position_at_end(loop)
+    i = b.phi(i64)
+    i.add_incoming(ir.Constant(i64, 0), entry)
+    v = b.load(b.gep(x, [i], source_etype=ty), typ=ty)
+    b.store(body(b, v), b.gep(y, [i], source_etype=ty))
+    nxt = b.add(i, ir.Constant(i64, 1))
+    i.add_incoming(nxt, loop)
+    b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
+    b.position_at_end(done)
+    b.ret_void()
+
+
+def compile_all(tags):
+    module = ir.Module(name="bench_mathlib")
+    for tag in tags:
+        ty = DTYPES[tag][1]
+        build_kernel(module, f"copy_{tag}", ty, lambda b, v: v)
+        for name in FUNCS:
+            build_kernel(module, f"{name}_{tag}", ty,
+                         lambda b, v, name=name: mathlib.emit_unary(b, name, v))
+    engine, _ = llvm_util.compile_ir(str(module))
+    sig = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+    kernels = {fname: sig(engine.get_function_address(fname))
+               for fname in (f"{n}_{t}" for t in tags for n in ("copy", *FUNCS))}
+    return engine, kernels
+
+
+def best_ms(call, repeat):
+    call()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=4 * 1024 * 1024)
+    ap.add_argument("--repeat", type=int, default=25)
+    ap.add_argument("--dtype", choices=["f32", "f64", "all"], default="f32")
+    args = ap.parse_args()
+    tags = list(DTYPES) if args.dtype == "all" else [args.dtype]
+    engine, kernels = compile_all(tags)        # engine must outlive the kernels
+    rng = np.random.default_rng(0)
+    print(f"n = {args.n}, best of {args.repeat}, ms per call (lower is better)\n")
+    print("| function | dtype | mathlib | numpy | numpy / mathlib |")
+    print("|---|---|---|---|---|")
+    for tag in tags:
+        dt = DTYPES[tag][0]
+        for name in ("copy", *FUNCS):
+            np_fn, (lo, hi) = FUNCS.get(name, (np.copyto, (-1, 1)))
+            x = rng.uniform(lo, hi, args.n).astype(dt)
+            y = np.empty_like(x)
+            k = kernels[f"{name}_{tag}"]
+            ours = best_ms(lambda: k(x.ctypes.data, y.ctypes.data, x.size), args.repeat)
+            ref_call = (lambda: np.copyto(y, x)) if name == "copy" else (lambda: np_fn(x, out=y))
+            ref = best_ms(ref_call, args.repeat)
+            print(f"| {name} | {tag} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f} |")
+    del engine
+
+
+if __name__ == "__main__":
+    main()

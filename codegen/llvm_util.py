@@ -1,0 +1,124 @@
+"""Shared LLVM plumbing: host target machine, O3 + vectorizer pipeline, MCJIT.
+
+Every code generator in tracegrad goes through these four calls, so that all
+kernels are built for the same host CPU with the same optimization options:
+
+>>> from tracegrad.codegen import llvm_util
+>>> ir_text = '''
+... define double @twice(double %x) {
+...   %y = fmul double %x, 2.0
+...   ret double %y
+... }'''
+>>> engine, mod = llvm_util.compile_ir(ir_text)
+>>> import ctypes
+>>> addr = engine.get_function_address("twice")
+>>> ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double)(addr)(21.0)
+42.0
+
+Facts this module relies on (see /work/shared/LLVMLITE.md): `llvm.initialize()`
+raises since llvmlite 0.45; without an explicit cpu/features the target machine
+emits SSE2-only code; the vectorizer switches must be set on the tuning options
+*before* the pass builder is created, because the builder copies them.
+"""
+import functools
+
+import llvmlite.binding as llvm
+
+__all__ = ["init_native", "host_target_machine", "target_machine", "optimize", "parse", "jit", "compile_ir",
+           "load_object", "assembly"]
+
+
+@functools.cache
+def init_native():
+    """Initialize the native target and asm printer once per process."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+def host_target_machine():
+    """A new target machine for the host (host cpu name and features, O3, JIT-capable)."""
+    init_native()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(),
+        features=llvm.get_host_cpu_features().flatten(),
+        opt=3,
+        jit=True,
+    )
+
+
+@functools.cache
+def target_machine():
+    """The shared host target machine, for optimizing and emitting code (not for engines).
+
+    Cached; `target_machine.cache_clear()` resets it (tests only).
+    """
+    return host_target_machine()
+
+
+def _set_host(module_ref):
+    tm = target_machine()
+    module_ref.triple = tm.triple
+    module_ref.data_layout = str(tm.target_data)
+    return module_ref
+
+
+def optimize(module_ref):
+    """Run the new-pass-manager O3 pipeline with loop and SLP vectorization, in place.
+
+    Also sets the host triple and data layout: the vectorizer's cost model needs them.
+    """
+    _set_host(module_ref)
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    # Must precede create_pass_builder: the builder copies the options.
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(target_machine(), pto)
+    pb.getModulePassManager().run(module_ref, pb)
+    return module_ref
+
+
+def parse(llvm_ir_text):
+    """Parse and verify IR text (or an `llvmlite.ir.Module`) for the host target."""
+    module_ref = llvm.parse_assembly(str(llvm_ir_text))
+    module_ref.verify()
+    return _set_host(module_ref)
+
+
+def jit(module_ref):
+    """MCJIT-compile an (optimized) module; the engine takes ownership of it.
+
+    The engine also takes ownership of the target machine it is given and frees it
+    with itself, so each engine gets its own: handing it the shared `target_machine()`
+    leaves that dangling once the engine is collected (std::bad_alloc, then abort).
+    """
+    engine = llvm.create_mcjit_compiler(module_ref, host_target_machine())
+    engine.finalize_object()
+    return engine
+
+
+def load_object(obj):
+    """An engine holding the functions of object code `obj` (bytes from `emit_object`).
+
+    The object was emitted by `target_machine()` on this host (callers key caches on
+    the host cpu and features); the engine is built around an empty host module.
+    """
+    engine = jit(_set_host(llvm.parse_assembly("")))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    return engine
+
+
+def compile_ir(llvm_ir_text):
+    """Parse, verify, optimize and JIT IR text; returns `(engine, module_ref)`.
+
+    The engine owns the machine code: keep it alive as long as any function
+    address obtained from it (`engine.get_function_address(name)`) is in use.
+    """
+    module_ref = optimize(parse(llvm_ir_text))
+    return jit(module_ref), module_ref
+
+
+def assembly(module_ref):
+    """Host assembly text of an (optimized) module, e.g. to assert zmm/ymm use."""
+    return target_machine().emit_assembly(module_ref)

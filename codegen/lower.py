@@ -1,0 +1,606 @@
+"""Kernel program -> LLVM module: one function per kernel, one entry calling them in order.
+
+Programs are specialized per signature, so every shape, stride and offset is a
+compile-time constant: the innermost loop sees constant strides and LLVM's
+loop vectorizer turns contiguous loads into vector loads, stride-0 loads into
+splats and negative strides into reversed vector loads.
+
+Entry ABI (what `runtime.py` calls)::
+
+    void tg_entry(ptr %ins, ptr %outs, ptr %arena)
+
+`ins[i]` is the data pointer of input i, `outs[j]` the data pointer of output
+slot j (one slot per distinct output buffer, see `Layout.out_slots`), `arena`
+the scratch memory holding every temp at its planned offset.  Kernel ABI::
+
+    void tg_k<i>(ptr noalias %buf0, ..., i64 %lo, i64 %hi)
+
+one pointer per distinct buffer the kernel touches; the kernel runs domain
+rows `lo <= i0 < hi` of its outermost (collapsed) dimension, so threads.py
+can hand slices of it to worker threads.
+
+Reductions: the accumulator of a store whose innermost dims are reduced lives
+in a register (an alloca that mem2reg promotes) and its float `fadd` carries
+`reassoc`, without which LLVM keeps the loop scalar: sums are reassociated
+(see docs/codegen.md, "Reassociation policy").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from llvmlite import ir
+
+from tracegrad.passes.kernels import Buffer, Const, DotKernel, IndexMap, Load, LoopKernel, Op, Store
+
+from . import blas, threads
+from .irutil import I64, PTR, Loop, i64, walk_image
+from .scalar_ops import (combine, constant, convert_value, llvm_type, lower_op,
+                         reduction_identity, storage_type, to_memory, to_register)
+
+ARENA_ALIGN = 64  # bytes: a cache line, and the widest vector
+
+
+# ---- buffer planning -----------------------------------------------------------
+
+@dataclass
+class Layout:
+    """Where every buffer of a program lives at run time."""
+
+    arena_bytes: int
+    temp_offsets: dict  # Buffer -> byte offset in the arena
+    out_slots: list  # per kp.outputs position: index of its distinct output buffer
+    out_buffers: list  # the distinct output buffers, in slot order
+    big_consts: list  # consts passed by pointer (tg_consts[j]), in table order
+    copies: list  # (source, output) for outputs that are an input or a const
+
+
+def _align(n: int) -> int:
+    return -(-n // ARENA_ALIGN) * ARENA_ALIGN
+
+
+def _live_ranges(kp) -> dict:
+    """Temp -> [first kernel touching it, last kernel touching it] (inclusive)."""
+    ranges = {}
+    for k, kernel in enumerate(kp.kernels):
+        for buf in list(kernel.reads()) + list(kernel.writes()):
+            if buf.kind == "temp":
+                lo, _ = ranges.get(buf, (k, k))
+                ranges[buf] = (lo, k)
+    return ranges
+
+
+def plan_arena(kp) -> tuple[dict, int]:
+    """First-fit offsets for the temps: two temps share bytes only if no kernel sees both.
+
+    Ranges are inclusive, so a kernel's inputs and outputs never overlap,
+    which is what makes `noalias` on the kernel arguments true.
+    """
+    ranges = _live_ranges(kp)
+    placed = []  # (offset, nbytes, lo, hi)
+    offsets, top = {}, 0
+    for buf, (lo, hi) in sorted(ranges.items(), key=lambda kv: (kv[1][0], kv[0].name)):
+        nbytes = _align(max(buf.size * np.dtype(buf.dtype).itemsize, 1))
+        busy = sorted((o, n) for o, n, l, h in placed if l <= hi and lo <= h)
+        offset = 0
+        for o, n in busy:
+            if offset + nbytes <= o:
+                break
+            offset = max(offset, o + n)
+        placed.append((offset, nbytes, lo, hi))
+        offsets[buf] = offset
+        top = max(top, offset + nbytes)
+    return offsets, top
+
+
+BIG_CONST_BYTES = 1024  # larger consts are passed by pointer instead of baked into the code
+
+
+def plan_layout(kp) -> Layout:
+    offsets, arena_bytes = plan_arena(kp)
+    out_buffers, out_slots, copies, seen = [], [], [], []
+    for buf in kp.outputs:
+        if buf not in seen:
+            seen.append(buf)
+            out_buffers.append(_output_for(buf, copies))
+        out_slots.append(seen.index(buf))
+    big = [c for c in kp.consts if c.size * np.dtype(c.dtype).itemsize > BIG_CONST_BYTES]
+    return Layout(arena_bytes, offsets, out_slots, out_buffers, big, copies)
+
+
+def _output_for(buf, copies):
+    """Outputs are fresh arrays on every call: an input or const returned is copied."""
+    if buf.kind not in ("input", "const"):
+        return buf
+    out = Buffer(f"{buf.name}_out", tuple(buf.shape), np.dtype(buf.dtype), "output")
+    copies.append((buf, out))
+    return out
+
+
+# ---- index maps after simplification ---------------------------------------------
+
+@dataclass
+class Access:
+    """An index map over the simplified domain; `never` if a size-1 dim drops it out of bounds."""
+
+    offset: int
+    strides: list
+    bounds: list  # per dim: None or (lo, hi, step)
+    never: bool = False
+
+
+def _access_of(index: IndexMap, domain) -> Access:
+    bounds = list(index.bounds) if index.bounds is not None else [None] * len(domain)
+    bounds = [None if b is None or _always(b, n) else tuple(b) for b, n in zip(bounds, domain)]
+    return Access(index.offset, list(index.strides), bounds)
+
+
+def _always(bnd, n: int) -> bool:
+    """Bounds that hold at every index of a dim of extent n."""
+    lo, hi, step = bnd
+    if n <= 1:
+        return n == 0 or _valid_at(bnd, 0)
+    return step == 1 and lo <= 0 and hi >= n
+
+
+def _valid_at(b, i):
+    lo, hi, step = b
+    return lo <= i < hi and (i - lo) % step == 0
+
+
+def _drop_dim(acc: Access, d: int) -> None:
+    """Remove size-1 dim d (where i[d] == 0 always)."""
+    if acc.bounds[d] is not None and not _valid_at(acc.bounds[d], 0):
+        acc.never = True
+    del acc.strides[d], acc.bounds[d]
+
+
+def _mergeable(acc: Access, d: int, inner: int) -> bool:
+    return (acc.bounds[d] is None and acc.bounds[d + 1] is None
+            and acc.strides[d] == acc.strides[d + 1] * inner)
+
+
+def _merge_dim(acc: Access, d: int) -> None:
+    del acc.strides[d], acc.bounds[d]  # dim d+1 (now d) keeps the inner stride
+
+
+def simplify_domain(domain, accesses):
+    """Drop size-1 dims and fuse adjacent dims that every access walks contiguously.
+
+    A 2-D elementwise kernel over contiguous buffers becomes one flat loop, so
+    the vectorized loop runs over all elements rather than a short row.
+    """
+    domain = list(domain)
+    if 0 in domain:
+        return domain, accesses
+    for d in reversed(range(len(domain))):
+        if domain[d] == 1:
+            del domain[d]
+            for acc in accesses:
+                _drop_dim(acc, d)
+    d = len(domain) - 2
+    while d >= 0:
+        if all(_mergeable(acc, d, domain[d + 1]) for acc in accesses):
+            domain[d:d + 2] = [domain[d] * domain[d + 1]]
+            for acc in accesses:
+                _merge_dim(acc, d)
+        d -= 1
+    return domain, accesses
+
+
+# ---- loops --------------------------------------------------------------------
+
+# ---- reductions ------------------------------------------------------------------
+
+@dataclass
+class _Reduction:
+    """One reducing store: its accumulator and the loop level it spans."""
+
+    store: Store
+    access: Access
+    level: int  # loops level..n-1 are folded into the register accumulator
+    needs_fill: bool  # reduced dims outside the accumulator: memory is combined into
+    slot: object = None  # the alloca
+    acc_dtype: np.dtype = None  # float32 sums accumulate in float64 (docs: reassociation policy)
+
+
+def injective(strides, extents) -> bool:
+    """No two indices map to one address (sufficient test: each |stride| exceeds the span
+    of the smaller ones), so every target element is reached from exactly one index."""
+    dims = sorted((abs(s), n) for s, n in zip(strides, extents) if n > 1)
+    span = 0
+    for s, n in dims:
+        if s <= span:
+            return False
+        span += s * (n - 1)
+    return True
+
+
+def _reduction_plan(store: Store, acc: Access, domain) -> _Reduction:
+    n = len(domain)
+    level = n
+    while level > 0 and acc.strides[level - 1] == 0:
+        level -= 1
+    outer_reduced = not injective(acc.strides[:level], domain[:level])
+    dtype = np.dtype(store.buffer.dtype)
+    acc_dtype = np.dtype(np.float64) if store.reduce == "sum" and dtype == np.float32 else dtype
+    return _Reduction(store, acc, level, outer_reduced, acc_dtype=acc_dtype)
+
+
+# ---- one kernel --------------------------------------------------------------------
+
+class KernelEmitter:
+    """Emits one LoopKernel as `void name(ptr noalias..., i64 lo, i64 hi)`."""
+
+    def __init__(self, module: ir.Module, kernel: LoopKernel, name: str):
+        self.module, self.kernel, self.name = module, kernel, name
+        self.buffers = _distinct(list(kernel.reads()) + list(kernel.writes()))
+        loads = [ins for ins in kernel.body if isinstance(ins, Load)]
+        accesses = [_access_of(ins.index, kernel.domain) for ins in loads]
+        accesses += [_access_of(s.index, kernel.domain) for s in kernel.stores]
+        self.domain, accesses = simplify_domain(kernel.domain, accesses)
+        self.load_access = dict(zip(map(id, loads), accesses))
+        self.store_access = accesses[len(loads):]
+
+    @property
+    def outer_extent(self) -> int:
+        return self.domain[0] if self.domain else 1
+
+    def emit(self) -> ir.Function:
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.buffers) + [I64, I64])
+        fn = ir.Function(self.module, fnty, self.name)
+        fn.linkage = "internal"
+        for arg in fn.args[:len(self.buffers)]:
+            arg.add_attribute("noalias")
+        self.ptrs = {id(buf): arg for buf, arg in zip(self.buffers, fn.args)}
+        self.lo, self.hi = fn.args[-2], fn.args[-1]
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self._emit_body_loops()
+        self.b.ret_void()
+        return fn
+
+    def _emit_body_loops(self):
+        reductions = [_reduction_plan(s, a, self.domain)
+                      for s, a in zip(self.kernel.stores, self.store_access) if s.reduce]
+        for red in reductions:
+            red.slot = self.b.alloca(llvm_type(red.acc_dtype), name="acc")
+        self.reductions = reductions
+        if 0 in self.domain:
+            for red in reductions:  # nothing to combine: every target element is the identity
+                self._fill(red, force=True)
+            return
+        for red in reductions:
+            self._fill(red)
+        self.ivs = [None] * len(self.domain)
+        self.segment = [None] * len(self.domain)
+        self._emit_level(0)
+
+    def _accesses(self):
+        return list(self.load_access.values()) + list(self.store_access)
+
+    def _segments(self, d: int):
+        """[a, b) pieces of dim d inside which every step-1 bound on d is statically true or
+        false, so the loop body needs neither a clamp nor a select there (loop splitting)."""
+        n = self.domain[d]
+        points = {0, n}
+        for acc in self._accesses():
+            bnd = acc.bounds[d]
+            if bnd is not None and bnd[2] == 1:
+                points.update(min(max(p, 0), n) for p in bnd[:2])
+        cuts = sorted(points)
+        pieces = []
+        for a, b in zip(cuts, cuts[1:]):
+            sig = tuple(_bound_state(acc.bounds[d], (a, b)) for acc in self._accesses())
+            if pieces and pieces[-1][2] == sig:
+                pieces[-1] = (pieces[-1][0], b, sig)
+            else:
+                pieces.append((a, b, sig))
+        return [(a, b) for a, b, _ in pieces]
+
+    def _emit_level(self, d: int):
+        if d == len(self.domain):
+            self._emit_innermost()
+            return
+        for red in self.reductions:
+            if red.level == d:
+                self.b.store(reduction_identity(red.store.reduce, red.acc_dtype), red.slot)
+        for a, b in self._segments(d):
+            self.segment[d] = (a, b)
+            lo, hi = i64(a), i64(b)
+            if d == 0:  # this call's rows [self.lo, self.hi), intersected at run time
+                lo = self.b.select(self.b.icmp_signed(">", self.lo, lo), self.lo, lo)
+                hi = self.b.select(self.b.icmp_signed("<", self.hi, hi), self.hi, hi)
+            with Loop(self.b, lo, hi, f"d{d}") as iv:
+                self.ivs[d] = iv
+                self._emit_level(d + 1)
+        self.segment[d] = None
+        for red in self.reductions:
+            if red.level == d:
+                acc = self.b.load(red.slot)
+                self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
+
+    def _emit_innermost(self):
+        values, dtypes = [], []
+        for ins in self.kernel.body:
+            value, dtype = self._emit_instruction(ins, values, dtypes)
+            values.append(value)
+            dtypes.append(dtype)
+        self.values = values
+        for store, acc in zip(self.kernel.stores, self.store_access):
+            if not store.reduce:
+                self._store(store, acc, values[store.value])
+        for red in self.reductions:
+            x = values[red.store.value]
+            if red.level == len(self.domain):
+                self._flush(red, x)
+            else:
+                x = convert_value(self.b, x, red.store.buffer.dtype, red.acc_dtype)
+                self.b.store(combine(self.b, red.store.reduce, self.b.load(red.slot), x,
+                                     red.acc_dtype), red.slot)
+
+    def _emit_instruction(self, ins, values, dtypes):
+        b = self.b
+        if isinstance(ins, Load):
+            return self._load(ins), np.dtype(ins.dtype)
+        if isinstance(ins, Const):
+            return constant(ins.value, ins.dtype), np.dtype(ins.dtype)
+        if isinstance(ins, Op):
+            args = [constant(a.value, a.dtype) if isinstance(a, Const) else values[a] for a in ins.args]
+            arg_dtypes = [np.dtype(a.dtype) if isinstance(a, Const) else dtypes[a] for a in ins.args]
+            return lower_op(b, ins.prim, args, arg_dtypes, ins.dtype, ins.params), np.dtype(ins.dtype)
+        raise TypeError(f"codegen: unexpected kernel body instruction {ins!r}")
+
+    # -- memory --
+    def _address(self, buf, acc: Access):
+        """GEP to buf.flat[offset + sum(i*stride)] with bounded dims clamped to a valid point."""
+        b = self.b
+        index = i64(acc.offset)
+        for iv, stride, bnd, seg in zip(self.ivs, acc.strides, acc.bounds, self.segment):
+            if stride == 0:
+                continue
+            dynamic = bnd is not None and _bound_state(bnd, seg) != "in"
+            i = _clamp_to_valid(b, iv, bnd) if dynamic else iv
+            index = b.add(index, b.mul(i, i64(stride), flags=("nsw",)), flags=("nsw",))
+        return b.gep(self.ptrs[id(buf)], [index], inbounds=True,
+                     source_etype=storage_type(buf.dtype))
+
+    def _valid(self, acc: Access):
+        """The run-time validity condition, None if always valid here."""
+        b, ok = self.b, None
+        for iv, bnd, seg in zip(self.ivs, acc.bounds, self.segment):
+            if bnd is not None and _bound_state(bnd, seg) != "in":
+                cond = _in_bounds(b, iv, bnd)
+                ok = cond if ok is None else b.and_(ok, cond)
+        return ok
+
+    def _never_here(self, acc: Access) -> bool:
+        """Out of bounds in the whole current segment (or always)."""
+        return acc.never or any(bnd is not None and _bound_state(bnd, seg) == "out"
+                                for bnd, seg in zip(acc.bounds, self.segment))
+
+    def _load(self, ins: Load):
+        acc = self.load_access[id(ins)]
+        if self._never_here(acc):
+            return constant(0, ins.dtype)
+        raw = self.b.load(self._address(ins.buffer, acc), typ=storage_type(ins.buffer.dtype))
+        value = convert_value(self.b, to_register(self.b, raw, ins.buffer.dtype),
+                              ins.buffer.dtype, ins.dtype)
+        ok = self._valid(acc)
+        if ok is None:
+            return value
+        return self.b.select(ok, value, constant(0, ins.dtype))  # pad: 0 outside the bounds
+
+    def _store(self, store: Store, acc: Access, value):
+        if self._never_here(acc):
+            return
+        ok = self._valid(acc)
+        if ok is None:
+            self._write(store.buffer, acc, value)
+            return
+        with self.b.if_then(ok):
+            self._write(store.buffer, acc, value)
+
+    def _write(self, buf, acc, value):
+        self.b.store(to_memory(self.b, value, buf.dtype), self._address(buf, acc))
+
+    def _flush(self, red: _Reduction, x):
+        """Write an accumulated value; combine with memory if other dims reduce into it too."""
+        buf = red.store.buffer
+        if not red.needs_fill:
+            self._store(red.store, red.access, x)
+            return
+        ptr = self._address(buf, red.access)
+        old = to_register(self.b, self.b.load(ptr, typ=storage_type(buf.dtype)), buf.dtype)
+        new = combine(self.b, red.store.reduce, old, x, buf.dtype)
+        self.b.store(to_memory(self.b, new, buf.dtype), ptr)
+
+    def _fill(self, red: _Reduction, force=False):
+        """Identity into every element the store maps to: a walk over its nonzero strides.
+
+        Dim 0 runs over [lo, hi) only, so a thread fills just its own rows.
+        """
+        if not (red.needs_fill or force) or red.access.never:
+            return
+        dims = []
+        for d, (n, s) in enumerate(zip(self.domain, red.access.strides)):
+            if s == 0 or n == 1:
+                continue
+            if n == 0:
+                return  # the image is empty
+            dims.append(((self.lo, self.hi) if d == 0 else (i64(0), i64(n)), s))
+        buf = red.store.buffer
+        ident = to_memory(self.b, reduction_identity(red.store.reduce, buf.dtype), buf.dtype)
+
+        def put(index):
+            ptr = self.b.gep(self.ptrs[id(buf)], [index], inbounds=True,
+                             source_etype=storage_type(buf.dtype))
+            self.b.store(ident, ptr)
+        walk_image(self.b, red.access.offset, dims, put, "fill")
+
+
+def _bound_state(bnd, seg):
+    """'in' / 'out' if bound bnd holds / fails on all of segment seg = (a, b), else None."""
+    if bnd is None:
+        return "in"
+    if seg is None:
+        return None
+    (lo, hi, step), (a, b) = bnd, seg
+    if b <= lo or a >= hi:
+        return "out"
+    if step == 1 and lo <= a and b <= hi:
+        return "in"
+    return None
+
+
+def _in_bounds(b, iv, bnd):
+    lo, hi, step = bnd
+    ok = b.and_(b.icmp_signed(">=", iv, i64(lo)), b.icmp_signed("<", iv, i64(hi)))
+    if step != 1:
+        rem = b.srem(b.sub(iv, i64(lo)), i64(step))
+        ok = b.and_(ok, b.icmp_signed("==", rem, i64(0)))
+    return ok
+
+
+def _clamp_to_valid(b, iv, bnd):
+    """The nearest valid index at or below iv (lo if iv < lo): its address is in bounds."""
+    lo, hi, step = bnd
+    last = lo + (hi - 1 - lo) // step * step
+    i = b.select(b.icmp_signed("<", iv, i64(lo)), i64(lo), iv)
+    i = b.select(b.icmp_signed(">", i, i64(last)), i64(last), i)
+    if step != 1:
+        off = b.sub(i, i64(lo))
+        i = b.sub(i, b.srem(off, i64(step)))
+    return i
+
+
+def _distinct(bufs):
+    out = []
+    for buf in bufs:
+        if not any(buf is o for o in out):
+            out.append(buf)
+    return out
+
+
+# ---- the program -------------------------------------------------------------------
+
+@dataclass
+class Lowered:
+    module: ir.Module
+    layout: Layout
+    kernel_names: list = field(default_factory=list)
+
+
+class ProgramEmitter:
+    """Builds the module: constants, one function per kernel, and `tg_entry`."""
+
+    def __init__(self, kp, name: str = "program", n_threads: int = 1):
+        self.kp, self.layout, self.n_threads = kp, plan_layout(kp), n_threads
+        self.module = ir.Module(name=name)
+        self.kernel_names = []
+
+    def emit(self) -> Lowered:
+        self._emit_consts()
+        fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
+        entry = ir.Function(self.module, fnty, "tg_entry")
+        self.ins, self.outs, self.arena = entry.args
+        self.b = ir.IRBuilder(entry.append_basic_block("entry"))
+        copies = [_copy_kernel(src, dst) for src, dst in self.layout.copies]
+        self.scratch_offset, self.scratch_bytes = self.layout.arena_bytes, 0
+        for k, kernel in enumerate(list(self.kp.kernels) + copies):
+            self._emit_kernel(k, kernel)
+        self.b.ret_void()
+        # threads' private reduction copies live after the temps (kernels run one at a time)
+        self.layout.arena_bytes = self.scratch_offset + self.scratch_bytes
+        return Lowered(self.module, self.layout, self.kernel_names)
+
+    def _emit_consts(self):
+        self.const_ptrs = {}
+        big = self.layout.big_consts
+        if big:
+            table = ir.GlobalVariable(self.module, ir.ArrayType(PTR, len(big)), "tg_consts")
+            table.initializer = ir.Constant(ir.ArrayType(PTR, len(big)), None)
+            table.align = 8
+            self.const_table = table
+        for j, buf in enumerate(self.kp.consts):
+            if buf in big:
+                continue
+            self.const_ptrs[id(buf)] = _const_global(self.module, f"tg_c{j}", buf)
+
+    def _pointer(self, buf):
+        b = self.b
+        if buf.kind == "input":
+            return self._load_slot(self.ins, buf.index if buf.index is not None else self.kp.inputs.index(buf))
+        if buf.kind == "temp":
+            return b.gep(self.arena, [i64(self.layout.temp_offsets.get(buf, 0))],
+                         inbounds=True, source_etype=ir.IntType(8))
+        if buf.kind == "const":
+            if id(buf) in self.const_ptrs:
+                return self.const_ptrs[id(buf)]
+            return self._load_slot(self.const_table, self.layout.big_consts.index(buf))
+        slot = _index_of(self.layout.out_buffers, buf)
+        return self._load_slot(self.outs, slot)
+
+    def _load_slot(self, table, i):
+        slot = self.b.gep(table, [i64(i)], inbounds=True, source_etype=PTR)
+        return self.b.load(slot, typ=PTR)
+
+    def _emit_kernel(self, k, kernel):
+        name = f"tg_k{k}_{_short(kernel.name)}"
+        self.kernel_names.append(name)
+        if isinstance(kernel, DotKernel):
+            if blas.prefers_inline(kernel):
+                kernel = blas.dot_as_loop(kernel)
+            else:
+                ptrs = [self._pointer(buf) for buf in (kernel.a, kernel.b, kernel.out)]
+                blas.emit_gemm(self.b, kernel, *ptrs)
+                return
+        em = KernelEmitter(self.module, kernel, name)
+        fn = em.emit()
+        ptrs = [self._pointer(buf) for buf in em.buffers]
+        plan = threads.plan_parallel(em, self.n_threads)
+        if plan is None:
+            self.b.call(fn, ptrs + [i64(0), i64(em.outer_extent)])
+            return
+        scratch = self.b.gep(self.arena, [i64(self.scratch_offset)], inbounds=True,
+                             source_etype=ir.IntType(8))
+        threads.emit_parallel_call(self.b, em, fn, ptrs, plan, scratch)
+        self.scratch_bytes = max(self.scratch_bytes, plan.scratch_bytes)
+
+
+def _index_of(bufs, buf):
+    for i, o in enumerate(bufs):
+        if o is buf:
+            return i
+    raise KeyError(f"codegen: buffer {buf} is not an output of the program")
+
+
+def _short(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in str(name))[:40]
+
+
+def _const_global(module, name, buf):
+    value = np.ascontiguousarray(np.asarray(buf.value, dtype=buf.dtype)).reshape(-1)
+    ety = storage_type(buf.dtype)
+    if value.dtype == np.bool_:
+        value = value.astype(np.uint8)
+    ty = ir.ArrayType(ety, max(value.size, 1))
+    items = value.tolist() if value.size else [0]
+    g = ir.GlobalVariable(module, ty, name)
+    g.initializer = ir.Constant(ty, [ir.Constant(ety, v) for v in items])
+    g.global_constant = True
+    g.linkage = "private"
+    g.align = ARENA_ALIGN
+    return g
+
+
+def _copy_kernel(src, dst):
+    shape = tuple(src.shape)
+    strides = tuple(int(np.prod(shape[d + 1:], dtype=np.int64)) for d in range(len(shape)))
+    index = IndexMap(0, strides)
+    body = [Load(src, index, np.dtype(src.dtype))]
+    return LoopKernel(f"copy_{src.name}", shape, body, [Store(dst, 0, index)])
+
+
+def lower_program(kp, name: str = "program", n_threads: int = 1) -> Lowered:
+    """The LLVM module for a kernel program (unoptimized; llvm_util optimizes it)."""
+    return ProgramEmitter(kp, name, n_threads).emit()

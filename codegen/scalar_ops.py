@@ -1,0 +1,384 @@
+"""The lowering table: one scalar LLVM emitter per elementwise primitive.
+
+Each rule is `rule(b, args, dtypes, out, params) -> value` where `b` is an
+`llvmlite.ir.IRBuilder`, `args` the operands (already LLVM values of
+`llvm_type(dtypes[k])`), `out` the result dtype.  Rules see one element; the
+loop vectorizer turns them into SIMD code, which is why every rule is
+branch-free (`select`, never a conditional branch) and why transcendentals
+come from `mathlib` (inline polynomials) and never from `llvm.exp` & co.,
+which lower to scalar libm calls.
+
+Semantics follow numpy (the reference interpreter): max/min propagate NaN,
+float->bool is `x != 0` (NaN is True), float->int saturates (LLVM's
+`fptosi` is poison out of range; numpy's result there is unspecified),
+integer division by zero gives INT_MIN like numpy's cast of +-inf/nan, bool
+lives in registers as `i1` and in memory as one byte 0/1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from . import mathlib
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+BOOL, I32, I64 = np.dtype(np.bool_), np.dtype(np.int32), np.dtype(np.int64)
+
+_REG_TYPES = {F32: ir.FloatType(), F64: ir.DoubleType(), BOOL: ir.IntType(1),
+              I32: ir.IntType(32), I64: ir.IntType(64)}
+_MEM_TYPES = {**_REG_TYPES, BOOL: ir.IntType(8)}
+
+
+def llvm_type(dtype) -> ir.Type:
+    """The type a value of `dtype` has in registers (bool is i1)."""
+    return _REG_TYPES[np.dtype(dtype)]
+
+
+def storage_type(dtype) -> ir.Type:
+    """The type a value of `dtype` has in memory (bool is one byte)."""
+    return _MEM_TYPES[np.dtype(dtype)]
+
+
+def is_float(dtype) -> bool:
+    return np.dtype(dtype) in (F32, F64)
+
+
+def constant(value, dtype) -> ir.Constant:
+    dtype = np.dtype(dtype)
+    if is_float(dtype):
+        return ir.Constant(llvm_type(dtype), float(np.asarray(value, dtype)))
+    return ir.Constant(llvm_type(dtype), int(np.asarray(value, dtype)))
+
+
+def to_register(b, stored, dtype):
+    """A value loaded from memory -> its register form."""
+    if np.dtype(dtype) == BOOL:
+        return b.icmp_unsigned("!=", stored, ir.Constant(ir.IntType(8), 0))
+    return stored
+
+
+def to_memory(b, value, dtype):
+    """A register value -> what is stored (bool becomes 0/1 in a byte)."""
+    if np.dtype(dtype) == BOOL:
+        return b.zext(value, ir.IntType(8))
+    return value
+
+
+def _int_min(dtype):
+    return constant(np.iinfo(dtype).min, dtype)
+
+
+def _truth(b, x, dtype):
+    """x as i1, numpy's bool(x): nonzero (NaN counts as nonzero)."""
+    dtype = np.dtype(dtype)
+    if dtype == BOOL:
+        return x
+    if is_float(dtype):
+        return b.fcmp_unordered("!=", x, constant(0, dtype))
+    return b.icmp_signed("!=", x, constant(0, dtype))
+
+
+# ---- unary -------------------------------------------------------------------
+
+def _float_or_int(float_rule, int_rule):
+    def rule(b, args, dtypes, out, params):
+        rule_ = float_rule if is_float(dtypes[0]) else int_rule
+        return rule_(b, args[0], np.dtype(dtypes[0]))
+    return rule
+
+
+def _math(name):
+    def rule(b, args, dtypes, out, params):
+        return mathlib.emit_unary(b, name, args[0])
+    return rule
+
+
+def _int_neg(b, x, dtype):
+    return x if dtype == BOOL else b.neg(x)
+
+
+def _int_abs(b, x, dtype):
+    if dtype == BOOL:
+        return x
+    return b.select(b.icmp_signed("<", x, constant(0, dtype)), b.neg(x), x)
+
+
+def _int_sign(b, x, dtype):
+    if dtype == BOOL:
+        return x
+    pos = b.zext(b.icmp_signed(">", x, constant(0, dtype)), x.type)
+    neg = b.zext(b.icmp_signed("<", x, constant(0, dtype)), x.type)
+    return b.sub(pos, neg)
+
+
+def _ipow(b, x, n: int, dtype):
+    """x**n for a Python int n >= 0 by square-and-multiply: exact repeated products."""
+    result, base = None, x
+    while n:
+        if n & 1:
+            result = base if result is None else _mul(b, result, base, dtype)
+        n >>= 1
+        if n:
+            base = _mul(b, base, base, dtype)
+    return constant(1, dtype) if result is None else result
+
+
+def _mul(b, x, y, dtype):
+    if is_float(dtype):
+        return b.fmul(x, y)
+    return b.and_(x, y) if dtype == BOOL else b.mul(x, y)
+
+
+def _int_reciprocal(b, p, dtype):
+    """numpy's int(1 / p) for an integer p: +-1 for p = +-1, 0 for |p| > 1, INT_MIN for 0."""
+    one, minus_one = constant(1, dtype), constant(-1, dtype)
+    r = b.select(b.icmp_signed("==", p, minus_one), minus_one, constant(0, dtype))
+    r = b.select(b.icmp_signed("==", p, one), one, r)
+    return b.select(b.icmp_signed("==", p, constant(0, dtype)), _int_min(dtype), r)
+
+
+def _integer_pow(b, args, dtypes, out, params):
+    y, x, dtype = int(params["y"]), args[0], np.dtype(dtypes[0])
+    p = _ipow(b, x, abs(y), dtype)
+    if y >= 0:
+        return p
+    if is_float(dtype):
+        return b.fdiv(constant(1, dtype), p)
+    return _int_reciprocal(b, p, dtype)
+
+
+def _identity(b, args, dtypes, out, params):
+    return args[0]
+
+
+# ---- binary ------------------------------------------------------------------
+
+def _arith(fop, iop, bool_op=None):
+    def rule(b, args, dtypes, out, params):
+        x, y = args
+        dtype = np.dtype(dtypes[0])
+        if is_float(dtype):
+            return getattr(b, fop)(x, y)
+        if dtype == BOOL:
+            if bool_op is None:
+                raise NotImplementedError(f"codegen: {fop[1:]} of bool operands")
+            return getattr(b, bool_op)(x, y)
+        return getattr(b, iop)(x, y)
+    return rule
+
+
+def _int_div(b, x, y, dtype):
+    """numpy's int(x / y): truncation; y == 0 -> INT_MIN; never a trapping sdiv."""
+    zero, minus_one = constant(0, dtype), constant(-1, dtype)
+    is_zero = b.icmp_signed("==", y, zero)
+    is_m1 = b.icmp_signed("==", y, minus_one)
+    # sdiv traps on 0 and on INT_MIN / -1: divide by 1 there and patch the result
+    safe = b.select(b.or_(is_zero, is_m1), constant(1, dtype), y)
+    q = b.sdiv(x, safe)
+    q = b.select(is_m1, b.neg(x), q)
+    return b.select(is_zero, _int_min(dtype), q)
+
+
+def _div(b, args, dtypes, out, params):
+    x, y = args
+    dtype = np.dtype(dtypes[0])
+    if is_float(dtype):
+        return b.fdiv(x, y)
+    if dtype == BOOL:
+        raise NotImplementedError("codegen: div of bool operands")
+    return _int_div(b, x, y, dtype)
+
+
+def _int_pow(b, x, y, dtype):
+    """x**y for integer y by a square-and-multiply loop (wrapping like numpy).
+
+    A loop with branches keeps this kernel scalar; integer pow is rare and an
+    unrolled branch-free version over all 64 exponent bits made O3 crawl.
+    y < 0 gives int(1 / x**|y|).
+    """
+    neg = b.icmp_signed("<", y, constant(0, dtype))
+    e0 = b.select(neg, b.neg(y), y)
+    pre, fn = b.block, b.function
+    loop, done = fn.append_basic_block("ipow"), fn.append_basic_block("ipow.done")
+    b.branch(loop)
+    b.position_at_end(loop)
+    ty = llvm_type(dtype)
+    result, base, e = b.phi(ty), b.phi(ty), b.phi(ty)
+    result.add_incoming(constant(1, dtype), pre)
+    base.add_incoming(x, pre)
+    e.add_incoming(e0, pre)
+    one = constant(1, dtype)
+    bit = b.icmp_signed("!=", b.and_(e, one), constant(0, dtype))
+    nxt_result = b.select(bit, b.mul(result, base), result)
+    nxt_e = b.lshr(e, one)
+    result.add_incoming(nxt_result, loop)
+    base.add_incoming(b.mul(base, base), loop)
+    e.add_incoming(nxt_e, loop)
+    b.cbranch(b.icmp_signed("!=", nxt_e, constant(0, dtype)), loop, done)
+    b.position_at_end(done)
+    p = b.select(b.icmp_signed("==", e0, constant(0, dtype)), one, nxt_result)
+    return b.select(neg, _int_reciprocal(b, p, dtype), p)
+
+
+def _pow(b, args, dtypes, out, params):
+    x, y = args
+    dtype = np.dtype(dtypes[0])
+    if is_float(dtype):
+        return mathlib.emit_pow(b, x, y)
+    if dtype == BOOL:
+        return b.or_(x, b.xor(y, ir.Constant(ir.IntType(1), 1)))  # x**y: 1 unless x=0,y=1
+    return _int_pow(b, x, y, dtype)
+
+
+def float_max(b, x, y):
+    """numpy.maximum: NaN if either is NaN, else the larger."""
+    pick_x = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered(">=", x, y))
+    return b.select(pick_x, x, y)
+
+
+def float_min(b, x, y):
+    pick_x = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered("<=", x, y))
+    return b.select(pick_x, x, y)
+
+
+def int_max(b, x, y, dtype):
+    if dtype == BOOL:
+        return b.or_(x, y)
+    return b.select(b.icmp_signed(">=", x, y), x, y)
+
+
+def int_min(b, x, y, dtype):
+    if dtype == BOOL:
+        return b.and_(x, y)
+    return b.select(b.icmp_signed("<=", x, y), x, y)
+
+
+def _extremum(float_fn, int_fn):
+    def rule(b, args, dtypes, out, params):
+        dtype = np.dtype(dtypes[0])
+        if is_float(dtype):
+            return float_fn(b, *args)
+        return int_fn(b, *args, dtype)
+    return rule
+
+
+# ---- compare, logical, select, convert ---------------------------------------
+
+def _compare(op, float_unordered=False):
+    def rule(b, args, dtypes, out, params):
+        x, y = args
+        dtype = np.dtype(dtypes[0])
+        if is_float(dtype):
+            # ordered compares are False with a NaN operand; `ne` is True (unordered)
+            cmp = b.fcmp_unordered if float_unordered else b.fcmp_ordered
+            return cmp(op, x, y)
+        if dtype == BOOL:
+            return b.icmp_unsigned(op, x, y)
+        return b.icmp_signed(op, x, y)
+    return rule
+
+
+def _logical(op):
+    def rule(b, args, dtypes, out, params):
+        x, y = (_truth(b, a, d) for a, d in zip(args, dtypes))
+        return getattr(b, op)(x, y)
+    return rule
+
+
+def _not(b, args, dtypes, out, params):
+    return b.xor(_truth(b, args[0], dtypes[0]), ir.Constant(ir.IntType(1), 1))
+
+
+def _where(b, args, dtypes, out, params):
+    c, x, y = args
+    return b.select(_truth(b, c, dtypes[0]), x, y)
+
+
+def _float_to_int(b, x, dst):
+    """Saturating: NaN -> 0, out of range -> the bound (plain fptosi is poison there)."""
+    module = b.block.function.module
+    fnty = ir.FunctionType(llvm_type(dst), [x.type])
+    fn = module.declare_intrinsic("llvm.fptosi.sat", [llvm_type(dst), x.type], fnty)
+    return b.call(fn, [x])
+
+
+def convert_value(b, x, src, dst):
+    src, dst = np.dtype(src), np.dtype(dst)
+    if src == dst:
+        return x
+    if dst == BOOL:
+        return _truth(b, x, src)
+    if is_float(src) and is_float(dst):
+        return b.fpext(x, llvm_type(dst)) if dst.itemsize > src.itemsize else b.fptrunc(x, llvm_type(dst))
+    if is_float(dst):
+        return b.uitofp(x, llvm_type(dst)) if src == BOOL else b.sitofp(x, llvm_type(dst))
+    if is_float(src):
+        return _float_to_int(b, x, dst)
+    if src == BOOL:
+        return b.zext(x, llvm_type(dst))
+    return b.sext(x, llvm_type(dst)) if dst.itemsize > src.itemsize else b.trunc(x, llvm_type(dst))
+
+
+def _convert(b, args, dtypes, out, params):
+    return convert_value(b, args[0], dtypes[0], out)
+
+
+LOWERINGS = {
+    "neg": _float_or_int(lambda b, x, d: mathlib.emit_unary(b, "neg", x), _int_neg),
+    "abs": _float_or_int(lambda b, x, d: mathlib.emit_unary(b, "abs", x), _int_abs),
+    "sign": _float_or_int(lambda b, x, d: mathlib.emit_unary(b, "sign", x), _int_sign),
+    **{name: _math(name) for name in
+       ("exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh")},
+    "integer_pow": _integer_pow,
+    "stop_gradient": _identity,
+    "add": _arith("fadd", "add", "or_"),
+    "sub": _arith("fsub", "sub", "xor"),
+    "mul": _arith("fmul", "mul", "and_"),
+    "div": _div,
+    "pow": _pow,
+    "max": _extremum(float_max, int_max),
+    "min": _extremum(float_min, int_min),
+    "lt": _compare("<"), "le": _compare("<="), "gt": _compare(">"), "ge": _compare(">="),
+    "eq": _compare("=="), "ne": _compare("!=", float_unordered=True),
+    "and": _logical("and_"), "or": _logical("or_"), "not": _not,
+    "where": _where,
+    "convert": _convert,
+}
+
+# ---- reductions ---------------------------------------------------------------
+
+def reduction_identity(kind: str, dtype) -> ir.Constant:
+    """0 for sums, -inf/+inf (or the integer extremes) for max/min."""
+    dtype = np.dtype(dtype)
+    if kind == "sum":
+        return constant(0, dtype)
+    if is_float(dtype):
+        return constant(-np.inf if kind == "max" else np.inf, dtype)
+    if dtype == np.bool_:
+        return constant(kind == "min", dtype)
+    info = np.iinfo(dtype)
+    return constant(info.min if kind == "max" else info.max, dtype)
+
+
+def combine(b, kind: str, acc, x, dtype):
+    """acc (+|max|min) x; float sums carry `reassoc` so LLVM may vectorize them."""
+    dtype = np.dtype(dtype)
+    if kind == "sum":
+        if is_float(dtype):
+            return b.fadd(acc, x, flags=("reassoc",))
+        return b.or_(acc, x) if dtype == np.bool_ else b.add(acc, x)
+    if is_float(dtype):
+        return (float_max if kind == "max" else float_min)(b, acc, x)
+    return (int_max if kind == "max" else int_min)(b, acc, x, dtype)
+
+
+# the primitive kinds that appear inside loop bodies and so need a rule above
+ELEMENTWISE_KINDS = ("unary", "binary", "compare", "logical", "select", "cast")
+
+
+def lower_op(b, prim, args, dtypes, out, params):
+    """Emit `prim` on scalar operands; a missing rule names the primitive."""
+    rule = LOWERINGS.get(prim)
+    if rule is None:
+        raise NotImplementedError(f"codegen: no lowering rule for primitive {prim!r}")
+    return rule(b, args, [np.dtype(d) for d in dtypes], np.dtype(out), params or {})

@@ -1,0 +1,206 @@
+"""Multithreading of large kernels: the outermost loop split across pthreads.
+
+Policy (docs/codegen.md, "Threads"): a LoopKernel whose estimated cost (domain
+elements x per-element op cost) reaches PARALLEL_MIN_COST runs on
+`thread_count()` threads; smaller kernels, and every kernel of a program
+compiled for one thread, run inline in the caller's thread.  The generated
+entry starts T-1 pthreads (`pthread_create`/`pthread_join`, resolved from
+libc in this process) on contiguous slices of the outermost dimension and
+runs the first slice itself.  A thread that cannot be created runs inline.
+
+Splitting is safe when every store owns its rows: a plain store must move
+with dim 0, and a reducing store either moves with dim 0 (each thread owns
+its output rows) or reduces over dim 0; such a target is privatized: thread
+t > 0 writes a private copy in the arena's scratch area and the entry combines
+the copies into the target after the join (per-thread partial sums of a full
+reduction).  Any other kernel stays on one thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from tracegrad.passes.fusion import DEFAULT_OP_COST, OP_COST
+from tracegrad.passes.kernels import Load, Op
+
+from .irutil import I64, PTR, Loop, i64, walk_image
+from .scalar_ops import combine, storage_type, to_memory, to_register
+
+PARALLEL_MIN_COST = 1 << 20  # below ~1M simple ops the thread start/join (~20-50 us) does not pay
+I32 = ir.IntType(32)
+
+
+def thread_count(requested: int | None = None) -> int:
+    """Threads for large kernels: the argument, else TRACEGRAD_NUM_THREADS, else os.cpu_count()."""
+    if requested is None:
+        env = os.environ.get("TRACEGRAD_NUM_THREADS", "").strip()
+        requested = int(env) if env.isdigit() else (os.cpu_count() or 1)
+    return max(1, int(requested))
+
+
+@functools.lru_cache(maxsize=None)
+def symbols() -> dict:
+    libc = ctypes.CDLL(None)
+    return {f"tg_sys_{n}": ctypes.cast(getattr(libc, n), ctypes.c_void_p).value
+            for n in ("pthread_create", "pthread_join")}
+
+
+def kernel_cost(kernel) -> int:
+    """Elements x (loads + weighted ops): the work estimate the thread policy uses."""
+    per_element = 0
+    for ins in kernel.body:
+        if isinstance(ins, Op):
+            per_element += OP_COST.get(ins.prim, DEFAULT_OP_COST)
+        elif isinstance(ins, Load):
+            per_element += 1
+    return int(np.prod(kernel.domain, dtype=np.int64)) * max(per_element, 1)
+
+
+@dataclass
+class ParallelPlan:
+    chunks: list  # (lo, hi) rows of dim 0 per thread
+    private: list  # _Reduction objects whose target each thread > 0 writes privately
+    private_offsets: list  # per private target: byte offset of thread 1's copy in the scratch
+    private_bytes: int  # bytes of one thread's copies together
+
+    @property
+    def scratch_bytes(self) -> int:
+        return self.private_bytes * (len(self.chunks) - 1)
+
+
+def _align(n: int) -> int:
+    return -(-n // 64) * 64
+
+
+def _rows_disjoint(strides, domain) -> bool:
+    """Different i0 never reach the same element: |s0| exceeds the span of the other dims."""
+    span = sum(abs(s) * (n - 1) for s, n in zip(strides[1:], domain[1:]))
+    return abs(strides[0]) > span
+
+
+def plan_parallel(em, n_threads: int) -> ParallelPlan | None:
+    """How to split kernel emitter `em` over threads, or None to run it inline."""
+    if n_threads < 2 or not em.domain or em.domain[0] < 2 or 0 in em.domain:
+        return None
+    if kernel_cost(em.kernel) < PARALLEL_MIN_COST:
+        return None
+    written = [s.buffer for s in em.kernel.stores]
+    private = []
+    for store, acc in zip(em.kernel.stores, em.store_access):
+        if acc.never:
+            continue
+        if acc.strides[0] != 0:
+            if not _rows_disjoint(acc.strides, em.domain):
+                return None
+            continue
+        if store.reduce is None or sum(b is store.buffer for b in written) > 1:
+            return None  # rows shared between threads
+        private.append(next(r for r in em.reductions if r.store is store))
+    if any(any(r.store.buffer is b for b in em.kernel.reads()) for r in private):
+        return None
+    n = min(n_threads, em.domain[0])
+    edges = [em.domain[0] * t // n for t in range(n + 1)]
+    offsets, total = [], 0
+    for red in private:
+        offsets.append(total)
+        total += _align(red.store.buffer.size * np.dtype(red.store.buffer.dtype).itemsize)
+    return ParallelPlan(list(zip(edges[:-1], edges[1:])), private, offsets, total)
+
+
+# ---- code ------------------------------------------------------------------------
+
+def _context_type(n_ptrs: int):
+    """One thread's arguments: the kernel's buffer pointers, then lo and hi."""
+    return ir.LiteralStructType([PTR] * n_ptrs + [I64, I64])
+
+
+def _task(module, fn, n_ptrs: int):
+    """`ptr task(ptr ctx)`: unpacks a context and calls the kernel (a pthread start routine)."""
+    task = ir.Function(module, ir.FunctionType(PTR, [PTR]), fn.name + "_task")
+    task.linkage = "internal"
+    b = ir.IRBuilder(task.append_basic_block("entry"))
+    ctx, cty = task.args[0], _context_type(n_ptrs)
+    fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 2)]
+    args = [b.load(f, typ=PTR) for f in fields[:n_ptrs]] + [b.load(f, typ=I64) for f in fields[n_ptrs:]]
+    b.call(fn, args)
+    b.ret(ir.Constant(PTR, None))
+    return task
+
+
+def _decl(module, name, ret, args):
+    if name in module.globals:
+        return module.globals[name]
+    return ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+class ParallelCall:
+    """Emits, at the builder's position, the threaded run of one kernel function."""
+
+    def __init__(self, b, em, fn, ptrs, plan: ParallelPlan, scratch):
+        self.b, self.em, self.fn, self.ptrs, self.plan, self.scratch = b, em, fn, ptrs, plan, scratch
+
+    def emit(self):
+        b, n = self.b, len(self.plan.chunks)
+        module = b.module
+        task = _task(module, self.fn, len(self.ptrs))
+        ctx = b.alloca(_context_type(len(self.ptrs)), size=i64(n), name="ctx")
+        tids = b.alloca(I64, size=i64(n), name="tids")
+        rcs = b.alloca(I32, size=i64(n), name="rcs")
+        for t in range(n):
+            self._fill_context(ctx, t)
+        create = _decl(module, "tg_sys_pthread_create", I32, [PTR, PTR, PTR, PTR])
+        join = _decl(module, "tg_sys_pthread_join", I32, [I64, PTR])
+        with Loop(b, i64(1), i64(n), "spawn") as t:
+            arg = b.gep(ctx, [t])
+            rc = b.call(create, [b.gep(tids, [t]), ir.Constant(PTR, None), task, arg])
+            b.store(rc, b.gep(rcs, [t]))
+            with b.if_then(b.icmp_signed("!=", rc, I32(0)), likely=False):
+                b.call(task, [arg])  # no thread: run this slice here
+        b.call(task, [b.gep(ctx, [i64(0)])])
+        with Loop(b, i64(1), i64(n), "join") as t:
+            started = b.icmp_signed("==", b.load(b.gep(rcs, [t])), I32(0))
+            with b.if_then(started):
+                b.call(join, [b.load(b.gep(tids, [t])), ir.Constant(PTR, None)])
+        for red, offset in zip(self.plan.private, self.plan.private_offsets):
+            self._combine(red, offset)
+
+    def _private_ptr(self, t: int, offset: int):
+        return self.b.gep(self.scratch, [i64((t - 1) * self.plan.private_bytes + offset)],
+                          inbounds=True, source_etype=ir.IntType(8))
+
+    def _fill_context(self, ctx, t):
+        b = self.b
+        private = {id(r.store.buffer): off for r, off in zip(self.plan.private, self.plan.private_offsets)}
+        for j, (buf, ptr) in enumerate(zip(self.em.buffers, self.ptrs)):
+            if t > 0 and id(buf) in private:
+                ptr = self._private_ptr(t, private[id(buf)])
+            b.store(ptr, b.gep(ctx, [i64(t), I32(j)]))  # typed GEPs: llvmlite checks the stores
+        for j, v in enumerate(self.plan.chunks[t]):
+            b.store(i64(v), b.gep(ctx, [i64(t), I32(len(self.ptrs) + j)]))
+
+    def _combine(self, red, offset):
+        """target[e] = target[e] (+) copy_1[e] (+) ... over the store's image."""
+        b, buf = self.b, red.store.buffer
+        ety = storage_type(buf.dtype)
+        target = self.ptrs[next(j for j, x in enumerate(self.em.buffers) if x is buf)]
+        dims = [((i64(0), i64(n)), s) for n, s in zip(self.em.domain, red.access.strides)
+                if s != 0 and n != 1]
+        copies = [self._private_ptr(t, offset) for t in range(1, len(self.plan.chunks))]
+
+        def merge(index):
+            ptr = b.gep(target, [index], inbounds=True, source_etype=ety)
+            acc = to_register(b, b.load(ptr, typ=ety), buf.dtype)
+            for copy in copies:
+                part = b.load(b.gep(copy, [index], inbounds=True, source_etype=ety), typ=ety)
+                acc = combine(b, red.store.reduce, acc, to_register(b, part, buf.dtype), buf.dtype)
+            b.store(to_memory(b, acc, buf.dtype), ptr)
+        walk_image(b, red.access.offset, dims, merge, "merge")
+
+
+def emit_parallel_call(b, em, fn, ptrs, plan: ParallelPlan, scratch):
+    ParallelCall(b, em, fn, ptrs, plan, scratch).emit()

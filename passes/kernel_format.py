@@ -1,0 +1,83 @@
+"""The kernel program printer: a header of buffers, then one block per kernel.
+
+The text depends only on the program, so it is stable across runs and usable
+in golden tests::
+
+    program (in0:f32[4]) -> (out0:f32[])
+      input  in0:f32[4] (arg 0)
+      output out0:f32[] (result 0)
+    kernel k0 domain=(4,)
+      %0 = load in0[0+[1]]
+      %1 = tanh %0
+      store out0[0+[0]] += %1
+    dot k1: t2 = t0 @ in1.T [b=1 m=256 k=784 n=512]
+
+Loads and stores print their index map `offset+[strides]` (and `if [bounds]`);
+reducing stores print `+=`, `max=` or `min=`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir.core import short_dtype
+from tracegrad.passes.kernels import Const, DotKernel, KernelProgram, Load
+
+__all__ = ["format_program", "format_kernel"]
+
+STORE_OPERATORS = {None: "=", "sum": "+=", "max": "max=", "min": "min="}
+
+
+def _const(c: Const) -> str:
+    return f"{c.value!r}:{short_dtype(c.dtype)}"
+
+
+def _param(v) -> str:
+    if isinstance(v, np.dtype):
+        return short_dtype(v)
+    if isinstance(v, type) and issubclass(v, np.generic):
+        return short_dtype(np.dtype(v))
+    return str(v)
+
+
+def _arg(a) -> str:
+    return _const(a) if isinstance(a, Const) else f"%{a}"
+
+
+def _instr(pos, ins) -> str:
+    if isinstance(ins, Load):
+        return f"%{pos} = load {ins.buffer.name}[{ins.index}]"
+    params = ""
+    if ins.params:
+        params = "[" + " ".join(f"{k}={_param(v)}" for k, v in sorted(ins.params.items())) + "]"
+    return f"%{pos} = {ins.prim}{params} " + " ".join(_arg(a) for a in ins.args)
+
+
+def _dot(k: DotKernel) -> str:
+    a = k.a.name + (".T" if k.trans_a else "")
+    b = k.b.name + (".T" if k.trans_b else "")
+    return f"dot {k.name}: {k.out.name} = {a} @ {b} [b={k.batch} m={k.m} k={k.k} n={k.n}]"
+
+
+def format_kernel(k, indent: str = "  ") -> str:
+    if isinstance(k, DotKernel):
+        return _dot(k)
+    lines = [f"kernel {k.name} domain={tuple(k.domain)}"]
+    lines += [indent + _instr(i, ins) for i, ins in enumerate(k.body)]
+    lines += [f"{indent}store {s.buffer.name}[{s.index}] {STORE_OPERATORS[s.reduce]} %{s.value}"
+              for s in k.stores]
+    return "\n".join(lines)
+
+
+def _header(kp: KernelProgram) -> list:
+    ins = ", ".join(str(b) for b in kp.inputs)
+    outs = ", ".join(str(b) for b in kp.outputs)
+    lines = [f"program ({ins}) -> ({outs})"]
+    lines += [f"  input  {b} (arg {b.index})" for b in kp.inputs]
+    lines += [f"  const  {b}" for b in kp.consts]
+    lines += [f"  temp   {b}" for b in kp.temps]
+    lines += [f"  output {b} (result {b.index})" for b in kp.outputs]
+    return lines
+
+
+def format_program(kp: KernelProgram) -> str:
+    return "\n".join(_header(kp) + [format_kernel(k) for k in kp.kernels])

@@ -1,0 +1,171 @@
+"""The reference interpreter of kernel programs: numpy, exactly per passes/kernels.py.
+
+It is the oracle fusion is tested against and codegen is compared with.  Every
+address is checked before it is read or written: an index outside a buffer
+raises `KernelIndexError` instead of wrapping around.  Temps start filled with
+a poison value (NaN, or the dtype's largest value), so a kernel that forgets
+to write an element shows up in the results.
+
+>>> import numpy as np
+>>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
+>>> from tracegrad.passes.fusion import fuse
+>>> b = GraphBuilder()
+>>> x = b.new_input(ShapedArray((3,), np.float64))
+>>> kp = fuse(b.build([ops.reduce_sum(ops.mul(x, x), (0,))]))
+>>> [float(v) for v in run_program(kp, np.array([1.0, 2.0, 3.0]))]
+[14.0]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.passes.kernels import Const, DotKernel, KernelProgram, Load, LoopKernel, Op
+
+__all__ = ["run_program", "KernelIndexError", "domain_indices", "flat_index"]
+
+
+class KernelIndexError(IndexError):
+    """A kernel formed an address outside its buffer."""
+
+
+def _poison(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind == "b":
+        return True
+    return np.iinfo(dtype).max
+
+
+def _identity(reduce, dtype):
+    """The reduction's identity; for integers and bools the dtype's extreme values."""
+    dtype = np.dtype(dtype)
+    if reduce == "sum":
+        return 0
+    if dtype.kind == "f":
+        return -np.inf if reduce == "max" else np.inf
+    if dtype.kind == "b":
+        return reduce == "min"
+    info = np.iinfo(dtype)
+    return info.min if reduce == "max" else info.max
+
+
+REDUCERS = {"sum": np.add, "max": np.maximum, "min": np.minimum}
+
+
+def domain_indices(domain):
+    """One int64 array per domain dim, shaped to broadcast over the domain."""
+    n = len(domain)
+    return [np.arange(d, dtype=np.int64).reshape((1,) * k + (d,) + (1,) * (n - k - 1))
+            for k, d in enumerate(domain)]
+
+
+def flat_index(index, domain):
+    """(flat addresses, mask or None), both of the domain's shape."""
+    idx = np.full(tuple(domain), index.offset, dtype=np.int64)
+    mask = None
+    for i, stride in zip(domain_indices(domain), index.strides):
+        idx = idx + i * stride
+    if index.bounds is not None:
+        mask = np.ones(tuple(domain), dtype=bool)
+        for i, (lo, hi, step) in zip(domain_indices(domain), index.bounds):
+            mask = mask & (lo <= i) & (i < hi) & ((i - lo) % step == 0)
+    return idx, mask
+
+
+def _checked(buffer, idx, mask, what):
+    """The addresses actually formed, verified to lie inside the buffer."""
+    live = idx if mask is None else idx[mask]
+    if live.size and (live.min() < 0 or live.max() >= buffer.size):
+        raise KernelIndexError(f"{what} of {buffer.name} (size {buffer.size}) at addresses "
+                               f"[{live.min()}, {live.max()}]")
+    return idx if mask is None else np.where(mask, idx, 0)
+
+
+def _load(env, ins: Load, domain):
+    data = env[id(ins.buffer)]
+    idx, mask = flat_index(ins.index, domain)
+    safe = _checked(ins.buffer, idx, mask, "load")
+    if safe.size == 0 or data.size == 0:  # nothing to read (checked: nothing is live)
+        return np.zeros(tuple(domain), ins.dtype)
+    out = data[safe].astype(ins.dtype, copy=False)
+    return out if mask is None else np.where(mask, out, np.zeros((), ins.dtype))
+
+
+def _op(vals, ins: Op):
+    args = [np.asarray(a.value, a.dtype) if isinstance(a, Const) else vals[a] for a in ins.args]
+    out = np.asarray(PRIMITIVES[ins.prim].impl(*args, **ins.params))
+    if out.dtype != ins.dtype:
+        raise TypeError(f"op {ins.prim} produced {out.dtype}, the kernel says {ins.dtype}")
+    return out
+
+
+def _store(env, store, value, domain):
+    data = env[id(store.buffer)]
+    idx, _ = flat_index(store.index, domain)
+    idx = _checked(store.buffer, idx, None, "store").reshape(-1)
+    value = np.broadcast_to(np.asarray(value, store.buffer.dtype), tuple(domain)).reshape(-1)
+    if store.reduce is None:
+        data[idx] = value
+    else:
+        REDUCERS[store.reduce].at(data, idx, value)
+
+
+def _run_loop(env, k: LoopKernel):
+    for s in k.stores:  # the reduction targets start at the identity
+        if s.reduce is not None:
+            env[id(s.buffer)][:] = _identity(s.reduce, s.buffer.dtype)
+    vals = []
+    for ins in k.body:
+        vals.append(_load(env, ins, k.domain) if isinstance(ins, Load) else _op(vals, ins))
+    for s in k.stores:
+        _store(env, s, vals[s.value], k.domain)
+
+
+def _operand(env, buf, batch, rows, cols, trans):
+    """The (batch, rows, cols) operand; stored as (batch, cols, rows) when transposed."""
+    data = env[id(buf)]
+    if data.size != batch * rows * cols:
+        raise KernelIndexError(f"dot operand {buf.name} holds {data.size} elements, "
+                               f"not {batch}x{rows}x{cols}")
+    if trans:
+        return data.reshape(batch, cols, rows).transpose(0, 2, 1)
+    return data.reshape(batch, rows, cols)
+
+
+def _run_dot(env, k: DotKernel):
+    a = _operand(env, k.a, k.batch, k.m, k.k, k.trans_a)
+    b = _operand(env, k.b, k.batch, k.k, k.n, k.trans_b)
+    out = env[id(k.out)]
+    if out.size != k.batch * k.m * k.n:
+        raise KernelIndexError(f"dot output {k.out.name} holds {out.size} elements")
+    out[:] = np.matmul(a, b).astype(k.out.dtype, copy=False).reshape(-1)
+
+
+def _bind(kp: KernelProgram, inputs):
+    if len(inputs) != len(kp.inputs):
+        raise TypeError(f"program takes {len(kp.inputs)} inputs, got {len(inputs)}")
+    env = {}
+    for buf in kp.inputs:
+        arr = np.asarray(inputs[buf.index])
+        if arr.shape != tuple(buf.shape) or arr.dtype != buf.dtype:
+            raise TypeError(f"input {buf.index} is {arr.dtype}{list(arr.shape)}, "
+                            f"expected {buf}")
+        env[id(buf)] = arr.reshape(-1).copy()
+    for buf in kp.consts:
+        env[id(buf)] = np.asarray(buf.value, buf.dtype).reshape(-1).copy()
+    for buf in list(kp.temps) + list(kp.outputs):
+        env.setdefault(id(buf), np.full(buf.size, _poison(buf.dtype), buf.dtype))
+    return env
+
+
+def run_program(kp: KernelProgram, *inputs) -> list:
+    """Execute `kp` on numpy arrays; returns one fresh array per output."""
+    env = _bind(kp, inputs)
+    for k in kp.kernels:
+        if isinstance(k, DotKernel):
+            _run_dot(env, k)
+        else:
+            _run_loop(env, k)
+    return [env[id(b)].reshape(b.shape).copy() for b in kp.outputs]

@@ -1,0 +1,583 @@
+"""codegen: kernel programs compiled to native code vs the kernel interpreter (numpy).
+
+One table drives the primitive tests (op, operand domain, dtypes, tolerance);
+each (op, dtype) compiles ONE program holding a kernel per size, so the
+sizes that exercise vector remainders (1, 7, 33, 1023) cost one compile.
+"""
+import threading
+
+import numpy as np
+import pytest
+
+from tracegrad.codegen import LOWERINGS, SignatureMismatch, compile_program
+from tracegrad.codegen.lower import plan_arena, simplify_domain, Access
+from tracegrad.codegen.scalar_ops import ELEMENTWISE_KINDS
+from tracegrad.ir import PRIMITIVES
+from tracegrad.passes.kernel_interp import run_program
+from tracegrad.passes.kernels import (Buffer, Const, DotKernel, IndexMap, KernelProgram, Load,
+                                      LoopKernel, Op, Store)
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+I32, I64, BOOL = np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.bool_)
+SIZES = (1, 7, 33, 1023)
+FLOATS = (F32, F64)
+INTS = (I32, I64)
+
+
+def compile_(kp):
+    return compile_program(kp, name="test", disk_cache=False)
+
+
+def contiguous(shape):
+    return tuple(int(np.prod(shape[d + 1:], dtype=np.int64)) for d in range(len(shape)))
+
+
+# ---- program builders -------------------------------------------------------------
+
+class ProgramBuilder:
+    def __init__(self):
+        self.inputs, self.outputs, self.consts, self.temps, self.kernels = [], [], [], [], []
+
+    def input(self, shape, dtype):
+        buf = Buffer(f"in{len(self.inputs)}", tuple(shape), np.dtype(dtype), "input",
+                     index=len(self.inputs))
+        self.inputs.append(buf)
+        return buf
+
+    def output(self, shape, dtype):
+        buf = Buffer(f"out{len(self.outputs)}", tuple(shape), np.dtype(dtype), "output",
+                     index=len(self.outputs))
+        self.outputs.append(buf)
+        return buf
+
+    def temp(self, shape, dtype):
+        buf = Buffer(f"t{len(self.temps)}", tuple(shape), np.dtype(dtype), "temp")
+        self.temps.append(buf)
+        return buf
+
+    def const(self, value):
+        value = np.asarray(value)
+        buf = Buffer(f"c{len(self.consts)}", value.shape, value.dtype, "const", value=value)
+        self.consts.append(buf)
+        return buf
+
+    def loop(self, domain, body, stores):
+        self.kernels.append(LoopKernel(f"k{len(self.kernels)}", tuple(domain), body, stores))
+
+    def build(self):
+        return KernelProgram(self.inputs, self.outputs, self.consts, self.temps, self.kernels)
+
+
+def elementwise_program(prim, in_dtypes, out_dtype, params, sizes=SIZES):
+    return multi_elementwise_program(prim, [(in_dtypes, out_dtype)], params, sizes)
+
+
+def multi_elementwise_program(prim, signatures, params, sizes=SIZES):
+    """One kernel per (signature, size): many cases, one compile."""
+    pb = ProgramBuilder()
+    for in_dtypes, out_dtype in signatures:
+        for n in sizes:
+            ins = [pb.input((n,), dt) for dt in in_dtypes]
+            out = pb.output((n,), out_dtype)
+            idx = IndexMap(0, (1,))
+            body = [Load(b, idx, b.dtype) for b in ins]
+            body.append(Op(prim, tuple(range(len(ins))), dict(params), np.dtype(out_dtype)))
+            pb.loop((n,), body, [Store(out, len(ins), idx)])
+    return pb.build()
+
+
+def assert_matches_interp(kp, inputs, rtol=0.0, atol=0.0, tol_of=None):
+    """Compiled == interpreted; `tol_of(dtype)` may give per-dtype tolerances."""
+    got = compile_(kp)(*inputs)
+    want = run_program(kp, *inputs)
+    assert len(got) == len(want)
+    for j, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        tol = tol_of(w.dtype) if tol_of else dict(rtol=rtol, atol=atol)
+        if np.issubdtype(w.dtype, np.floating):
+            np.testing.assert_allclose(g, w, equal_nan=True, err_msg=f"output {j}", **tol)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=f"output {j}")
+    return got
+
+
+# ---- the primitive table ------------------------------------------------------------
+
+def _sample(rng, domain, dtype, n):
+    dtype = np.dtype(dtype)
+    if dtype == BOOL:
+        return rng.random(n) < 0.5
+    if dtype.kind == "i" or domain == "small":  # small integers: compares see equal values
+        lo, hi = {"small": (-3, 4), "nonzero": (1, 6)}.get(domain, (-50, 51))
+        return rng.integers(lo, hi, n).astype(dtype)
+    lo, hi = {"any": (-6, 6), "pos": (1e-3, 20), "gt-1": (-0.99, 10), "exp": (-30, 30),
+              "trig": (-40, 40), "base": (0.05, 4), "expo": (-3, 3)}[domain]
+    return rng.uniform(lo, hi, n).astype(dtype)
+
+
+# math ops get the approximation tolerance of mathlib; the others are exact
+MATH_TOL = {F32: dict(rtol=5e-6, atol=1e-6), F64: dict(rtol=1e-13, atol=1e-14)}
+EXACT = dict(rtol=0, atol=0)
+ROUNDING = {F32: dict(rtol=2e-7, atol=0), F64: dict(rtol=1e-15, atol=0)}
+
+#        prim, operand domains, dtypes, params, tolerance kind
+OPS = [
+    ("neg", ("any",), FLOATS + INTS, {}, "exact"),
+    ("exp", ("exp",), FLOATS, {}, "math"),
+    ("log", ("pos",), FLOATS, {}, "math"),
+    ("log1p", ("gt-1",), FLOATS, {}, "math"),
+    ("expm1", ("any",), FLOATS, {}, "math"),
+    ("sqrt", ("pos",), FLOATS, {}, "math"),
+    ("sin", ("trig",), FLOATS, {}, "math"),
+    ("cos", ("trig",), FLOATS, {}, "math"),
+    ("tanh", ("any",), FLOATS, {}, "math"),
+    ("abs", ("any",), FLOATS + INTS, {}, "exact"),
+    ("sign", ("any",), FLOATS + INTS, {}, "exact"),
+    ("integer_pow", ("any",), FLOATS + INTS, {"y": 3}, "rounding"),
+    ("integer_pow", ("pos",), FLOATS, {"y": -2}, "rounding"),
+    ("integer_pow", ("any",), FLOATS, {"y": 0}, "exact"),
+    ("integer_pow", ("nonzero",), INTS, {"y": -1}, "exact"),
+    ("stop_gradient", ("any",), FLOATS + INTS, {}, "exact"),
+    ("add", ("any", "any"), FLOATS + INTS, {}, "exact"),
+    ("sub", ("any", "any"), FLOATS + INTS, {}, "exact"),
+    ("mul", ("any", "any"), FLOATS + INTS, {}, "exact"),
+    ("div", ("any", "pos"), FLOATS, {}, "exact"),
+    ("div", ("any", "nonzero"), INTS, {}, "exact"),
+    ("pow", ("base", "expo"), FLOATS, {}, "math"),
+    ("pow", ("small", "nonzero"), INTS, {}, "exact"),
+    ("max", ("any", "any"), FLOATS + INTS, {}, "exact"),
+    ("min", ("any", "any"), FLOATS + INTS, {}, "exact"),
+    *[(c, ("small", "small"), FLOATS + INTS, {}, "exact")
+      for c in ("lt", "le", "gt", "ge", "eq", "ne")],
+    *[(c, ("any", "any"), (BOOL,), {}, "exact") for c in ("eq", "ne", "lt")],
+    ("and", ("any", "any"), (BOOL,), {}, "exact"),
+    ("or", ("any", "any"), (BOOL,), {}, "exact"),
+    ("not", ("any",), (BOOL,), {}, "exact"),
+]
+OUT_BOOL = {"lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"}
+
+
+def _tolerance(kind, dtype):
+    if kind == "math" and dtype in FLOATS:
+        return MATH_TOL[dtype]
+    if kind == "rounding" and dtype in FLOATS:
+        return ROUNDING[dtype]
+    return EXACT
+
+
+@pytest.mark.parametrize("prim,domains,dtypes,params,tol", OPS,
+                         ids=[f"{op[0]}{op[3] or ''}" for op in OPS])
+def test_primitive_vs_interpreter(prim, domains, dtypes, params, tol):
+    """Every dtype and size of one table row in one program."""
+    rng = np.random.default_rng(len(prim) * 7919 + len(domains))
+    sigs = [([dt] * len(domains), BOOL if prim in OUT_BOOL else dt) for dt in dtypes]
+    kp = multi_elementwise_program(prim, sigs, params)
+    inputs = [_sample(rng, d, dt, n) for dt in dtypes for n in SIZES for d in domains]
+    assert_matches_interp(kp, inputs, tol_of=lambda out_dt: _tolerance(tol, out_dt))
+
+
+def test_where_and_convert():
+    """where over every dtype, and convert between every pair of dtypes: two programs."""
+    rng = np.random.default_rng(1)
+    n = 33
+    dtypes = FLOATS + INTS + (BOOL,)
+    kp = multi_elementwise_program("where", [([BOOL, dt, dt], dt) for dt in FLOATS + INTS], {},
+                                   sizes=(n,))
+    inputs = []
+    for dt in FLOATS + INTS:
+        inputs += [rng.random(n) < 0.5, _sample(rng, "any", dt, n), _sample(rng, "any", dt, n)]
+    assert_matches_interp(kp, inputs)
+    pairs = [(src, dst) for src in dtypes for dst in dtypes]
+    pb = ProgramBuilder()
+    for src, dst in pairs:
+        x, out, idx = pb.input((n,), src), pb.output((n,), dst), IndexMap(0, (1,))
+        pb.loop((n,), [Load(x, idx, src), Op("convert", (0,), {"dtype": dst}, dst)],
+                [Store(out, 1, idx)])
+    inputs = []
+    for src, _ in pairs:
+        x = _sample(rng, "any", src, n)
+        if src in FLOATS:
+            x[:3] = [0.0, -0.0, 2.5]
+        inputs.append(x)
+    assert_matches_interp(pb.build(), inputs)
+
+
+def test_every_elementwise_primitive_has_a_lowering():
+    needed = {name for name, p in PRIMITIVES.items() if p.kind in ELEMENTWISE_KINDS}
+    assert "exp" in needed and "where" in needed and "convert" in needed
+    missing = needed - set(LOWERINGS)
+    assert not missing, f"primitives without a codegen lowering: {sorted(missing)}"
+
+
+# ---- NaN / inf / edge values ----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_nan_inf_propagation(dtype):
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 3.0], dtype)
+    other = np.array([1.0, np.nan, 2.0, -0.0, 0.0, np.inf, -np.inf, np.nan], dtype)
+    with np.errstate(all="ignore"):
+        for prim in ("max", "min", "div", "add", "mul"):
+            kp = elementwise_program(prim, [dtype, dtype], dtype, {}, sizes=(8,))
+            assert_matches_interp(kp, [special, other])
+        for prim in ("exp", "log", "sqrt", "tanh", "sign", "abs", "expm1", "log1p"):
+            kp = elementwise_program(prim, [dtype], dtype, {}, sizes=(8,))
+            got = compile_(kp)(special)[0]
+            want = run_program(kp, special)[0]
+            assert np.array_equal(np.isnan(got), np.isnan(want)), prim
+            finite = np.isfinite(want)
+            assert np.array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)]), prim
+            np.testing.assert_allclose(got[finite], want[finite], **MATH_TOL[dtype])
+
+
+def test_integer_division_by_zero_does_not_trap():
+    x = np.array([7, -7, 0, np.iinfo(np.int64).min], np.int64)
+    y = np.array([0, 2, 0, -1], np.int64)
+    got = compile_(elementwise_program("div", [I64, I64], I64, {}, sizes=(4,)))(x, y)[0]
+    assert got[1] == -3 and got[0] == np.iinfo(np.int64).min
+
+
+# ---- index maps: broadcast, negative strides, pad bounds, constants ----------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_broadcast_negative_stride_and_offsets(dtype):
+    rng = np.random.default_rng(2)
+    pb = ProgramBuilder()
+    m, n = 5, 33
+    x = pb.input((m, n), dtype)
+    row = pb.input((n,), dtype)
+    col = pb.input((m,), dtype)
+    out = pb.output((m, n), dtype)
+    body = [Load(x, IndexMap(m * n - 1, (-n, -1)), dtype),  # x reversed in both axes
+            Load(row, IndexMap(0, (0, 1)), dtype),  # broadcast along dim 0
+            Load(col, IndexMap(0, (1, 0)), dtype),  # broadcast along dim 1 (splat)
+            Op("add", (0, 1), {}, dtype), Op("mul", (3, 2), {}, dtype)]
+    pb.loop((m, n), body, [Store(out, 4, IndexMap(0, (n, 1)))])
+    inputs = [rng.standard_normal((m, n)).astype(dtype), rng.standard_normal(n).astype(dtype),
+              rng.standard_normal(m).astype(dtype)]
+    got = assert_matches_interp(pb.build(), inputs)[0]
+    np.testing.assert_array_equal(got, (inputs[0][::-1, ::-1] + inputs[1]) * inputs[2][:, None])
+
+
+@pytest.mark.parametrize("n", [1, 7, 1023])
+def test_pad_bounds_never_read_outside(n):
+    """out[i] = x[i-2] + 1 for 2 <= i < n+2, else 1; out2 interleaves x with zeros."""
+    rng = np.random.default_rng(3)
+    pb = ProgramBuilder()
+    x = pb.input((n,), F64)
+    out = pb.output((n + 4,), F64)
+    out2 = pb.output((2 * n,), F64)
+    body = [Load(x, IndexMap(-2, (1,), ((2, n + 2, 1),)), F64), Op("add", (0, Const(1.0, F64)), {}, F64)]
+    pb.loop((n + 4,), body, [Store(out, 1, IndexMap(0, (1,)))])
+    body2 = [Load(x, IndexMap(0, (1, 0), ((0, n, 1), (1, 2, 1))), F64)]
+    pb.loop((n, 2), body2, [Store(out2, 0, IndexMap(0, (2, 1)))])
+    xv = rng.standard_normal(n)
+    got = assert_matches_interp(pb.build(), [xv])
+    np.testing.assert_array_equal(got[0], np.concatenate([[1, 1], xv + 1, [1, 1]]))
+    np.testing.assert_array_equal(got[1][::2], 0)
+
+
+def test_bounds_with_step():
+    """Valid where 1 <= i < 8 and (i-1) % 2 == 0; the clamped address stays inside x."""
+    pb = ProgramBuilder()
+    x = pb.input((8,), F64)
+    out = pb.output((11,), F64)
+    body = [Load(x, IndexMap(0, (1,), ((1, 8, 2),)), F64)]
+    pb.loop((11,), body, [Store(out, 0, IndexMap(0, (1,)))])
+    got = assert_matches_interp(pb.build(), [np.arange(1.0, 9.0)])[0]
+    assert got.tolist() == [0, 2, 0, 4, 0, 6, 0, 8, 0, 0, 0]
+
+
+def test_constants_small_and_large():
+    rng = np.random.default_rng(4)
+    pb = ProgramBuilder()
+    small = pb.const(np.arange(4.0))
+    big = pb.const(rng.standard_normal(1000))
+    x = pb.input((1000,), F64)
+    out = pb.output((1000,), F64)
+    body = [Load(x, IndexMap(0, (1,)), F64), Load(big, IndexMap(0, (1,)), F64),
+            Load(small, IndexMap(0, (0,)), F64), Op("mul", (0, 1), {}, F64), Op("add", (3, 2), {}, F64)]
+    pb.loop((1000,), body, [Store(out, 4, IndexMap(0, (1,)))])
+    assert_matches_interp(pb.build(), [rng.standard_normal(1000)])
+
+
+# ---- reductions ---------------------------------------------------------------------------
+
+AXES = [(0,), (1,), (2,), (0, 2), (1, 2), (0, 1, 2)]
+
+
+def add_reduction(pb, shape, axes, kind, dtype):
+    x = pb.input(shape, dtype)
+    out_shape = tuple(n for d, n in enumerate(shape) if d not in axes)
+    out = pb.output(out_shape, dtype)
+    out_strides = iter(contiguous(out_shape))
+    strides = tuple(0 if d in axes else next(out_strides) for d in range(len(shape)))
+    body = [Load(x, IndexMap(0, contiguous(shape)), dtype), Op("sin", (0,), {}, dtype)]
+    pb.loop(shape, body, [Store(out, 1, IndexMap(0, strides), reduce=kind)])
+
+
+def reduction_program(shape, axes, kind, dtype):
+    pb = ProgramBuilder()
+    add_reduction(pb, shape, axes, kind, dtype)
+    return pb.build()
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+def test_reduction_over_each_axis(kind):
+    """Over every axis set of a 3-D domain, f32 and f64; sums are reassociated (vectorized),
+    so they are compared within the documented bound: 8 eps * sum|x| (docs/codegen.md)."""
+    shape = (5, 7, 33)
+    rng = np.random.default_rng(5)
+    pb = ProgramBuilder()
+    cases = [(axes, dt) for dt in FLOATS for axes in AXES]
+    for axes, dt in cases:
+        add_reduction(pb, shape, axes, kind, dt)
+    kp = pb.build()
+    xs = [rng.standard_normal(shape).astype(dt) for _, dt in cases]
+    got, want = compile_(kp)(*xs), run_program(kp, *xs)
+    for (axes, dt), x, g, w in zip(cases, xs, got, want):
+        if kind == "sum":
+            scale = np.sum(np.abs(np.sin(x.astype(np.float64))), axis=axes)
+            assert np.all(np.abs(g - w) <= 8 * np.finfo(dt).eps * (scale + 1)), (axes, dt)
+        else:
+            np.testing.assert_allclose(g, w, err_msg=str((axes, dt)), **MATH_TOL[dt])
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+def test_reduction_propagates_nan_and_empty_domain(kind):
+    x = np.arange(1023.0)
+    x[500] = np.nan
+    kp = reduction_program((1023,), (0,), kind, F64)
+    assert np.isnan(compile_(kp)(x)[0])
+    empty = reduction_program((3, 0), (1,), kind, F64)
+    got = compile_(empty)(np.zeros((3, 0)))[0]
+    np.testing.assert_array_equal(got, run_program(empty, np.zeros((3, 0)))[0])
+
+
+def test_integer_reduction_is_exact():
+    x = np.random.default_rng(6).integers(-1000, 1000, (7, 1023))
+    pb = ProgramBuilder()
+    for kind in ("sum", "max", "min"):
+        xb = pb.input(x.shape, I64)
+        out = pb.output((7,), I64)
+        pb.loop(x.shape, [Load(xb, IndexMap(0, (1023, 1)), I64)],
+                [Store(out, 0, IndexMap(0, (1, 0)), reduce=kind)])
+    assert_matches_interp(pb.build(), [x, x, x])
+
+
+def test_zero_size_arrays():
+    kp = elementwise_program("exp", [F64], F64, {}, sizes=(0,))
+    got = compile_(kp)(np.zeros(0))[0]
+    assert got.shape == (0,)
+
+
+# ---- dot ---------------------------------------------------------------------------------------
+
+def add_dot(pb, batch, m, k, n, dtype, trans_a=False, trans_b=False):
+    a = pb.input((batch, k, m) if trans_a else (batch, m, k), dtype)
+    b = pb.input((batch, n, k) if trans_b else (batch, k, n), dtype)
+    out = pb.output((batch, m, n), dtype)
+    pb.kernels.append(DotKernel(f"dot{len(pb.kernels)}", a, b, out, batch, m, k, n, trans_a, trans_b))
+
+
+def dot_program(batch, m, k, n, dtype, trans_a=False, trans_b=False):
+    pb = ProgramBuilder()
+    add_dot(pb, batch, m, k, n, dtype, trans_a, trans_b)
+    return pb.build()
+
+
+DOT_DIMS = [(1, 3, 4, 5), (2, 64, 48, 40), (1, 1, 1, 1), (3, 7, 33, 9), (1, 70, 80, 90)]
+
+
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+def test_dot(trans):
+    """Inline loops (small) and BLAS calls (large), batched, with transposed operands."""
+    rng = np.random.default_rng(7)
+    pb = ProgramBuilder()
+    for dt in FLOATS:
+        for dims in DOT_DIMS:
+            add_dot(pb, *dims, dt, *trans)
+    kp = pb.build()
+    inputs = [rng.standard_normal(buf.shape).astype(buf.dtype) for buf in kp.inputs]
+    tol = {F32: dict(rtol=1e-4, atol=1e-4), F64: dict(rtol=1e-11, atol=1e-11)}
+    assert_matches_interp(kp, inputs, tol_of=tol.get)
+
+
+def test_dot_with_zero_dims():
+    pb = ProgramBuilder()
+    for dims in [(1, 0, 4, 5), (1, 3, 0, 5), (2, 3, 4, 0), (0, 3, 4, 5), (1, 300, 0, 300)]:
+        add_dot(pb, *dims, F64)
+    kp = pb.build()
+    assert_matches_interp(kp, [np.ones(buf.shape) for buf in kp.inputs])
+
+
+# ---- programs with temps: arena planning and reuse ----------------------------------------------
+
+def chain_program(n, length, dtype=F64):
+    """x -> t0 = x+1 -> t1 = 2*t0 ... -> out; every temp is dead after the next kernel."""
+    pb = ProgramBuilder()
+    src = pb.input((n,), dtype)
+    idx = IndexMap(0, (1,))
+    for j in range(length):
+        dst = pb.temp((n,), dtype) if j < length - 1 else pb.output((n,), dtype)
+        body = [Load(src, idx, dtype), Op("mul", (0, Const(1.5, dtype)), {}, dtype),
+                Op("add", (1, Const(1.0, dtype)), {}, dtype)]
+        pb.loop((n,), body, [Store(dst, 2, idx)])
+        src = dst
+    return pb.build()
+
+
+def test_arena_reuses_dead_temps_and_never_overlaps_live_ones():
+    kp = chain_program(1000, 6)
+    offsets, size = plan_arena(kp)
+    assert size <= 2 * 8064  # two live temps at a time, 64-byte aligned
+    for k, kernel in enumerate(kp.kernels):
+        live = [b for b in kernel.reads() + kernel.writes() if b.kind == "temp"]
+        spans = sorted((offsets[b], offsets[b] + b.size * 8) for b in live)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    x = np.random.default_rng(8).standard_normal(1000)
+    assert_matches_interp(kp, [x], rtol=1e-15)
+
+
+def test_concurrent_calls_from_two_threads():
+    """Large enough that the builtin releases the GIL: the arena mutex alone protects the temps."""
+    n = 1 << 15
+    kp = chain_program(n, 4)
+    cp = compile_(kp)
+    assert "PyEval_SaveThread" in cp.llvm_ir()
+    xs = [np.full(n, float(i)) for i in range(8)]
+    want = [run_program(kp, x)[0] for x in xs]
+    errors = []
+
+    def worker(t):
+        for rep in range(100):
+            i = (t + rep) % len(xs)
+            if not np.array_equal(cp(xs[i])[0], want[i]):
+                errors.append((t, rep))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_outputs_are_fresh_and_duplicates_share():
+    pb = ProgramBuilder()
+    x = pb.input((3,), F64)
+    out = pb.output((3,), F64)
+    pb.loop((3,), [Load(x, IndexMap(0, (1,)), F64)], [Store(out, 0, IndexMap(0, (1,)))])
+    kp = pb.build()
+    kp.outputs.append(out)  # the same buffer returned twice
+    kp.outputs.append(x)  # and an input returned: must be a copy
+    cp = compile_(kp)
+    xv = np.arange(3.0)
+    a, b, c = cp(xv)
+    assert a is b and not np.shares_memory(c, xv)
+    np.testing.assert_array_equal(c, xv)
+    a2, _, _ = cp(xv)
+    assert not np.shares_memory(a, a2)
+
+
+# ---- domain simplification ---------------------------------------------------------------
+
+def test_contiguous_dims_collapse_to_one_loop():
+    accesses = [Access(0, [6, 1], [None, None]), Access(0, [0, 0], [None, None])]
+    domain, accesses = simplify_domain((4, 6), accesses)
+    assert domain == [24] and accesses[0].strides == [1] and accesses[1].strides == [0]
+    domain, accesses = simplify_domain((4, 1, 6), [Access(0, [6, 99, 1], [None] * 3)])
+    assert domain == [24]
+
+
+# ---- the call path ---------------------------------------------------------------------------
+
+def test_call_path_rejects_everything_else():
+    kp = elementwise_program("add", [F64, F64], F64, {}, sizes=(4,))
+    cp = compile_(kp)
+    good = np.arange(4.0)
+    assert cp(good, good)[0].tolist() == [0, 2, 4, 6]
+    bad_args = [
+        (good.astype(np.float32), good), (good, np.arange(5.0)), (good, np.arange(8.0)[::2]),
+        (good, [0.0, 1.0, 2.0, 3.0]), (good, None), (good,), (good, good, good),
+        (good, np.arange(4.0).reshape(2, 2)), (good, good.astype(">f8")), (good, 3.0),
+        (good, np.frombuffer(b"\0" + good.tobytes(), np.float64, 4, 1)),
+    ]
+    for args in bad_args:
+        with pytest.raises(SignatureMismatch):
+            cp(*args)
+        if cp.fast is not None:
+            assert cp.fast(*args) is cp.MISMATCH
+    # equal but not identical dtype objects and subclasses are accepted by the checked path
+    sub = good.view(type("Sub", (np.ndarray,), {}))
+    assert cp(sub, good)[0].tolist() == [0, 2, 4, 6]
+    ro = good.copy()
+    ro.flags.writeable = False  # inputs are only read
+    assert cp(ro, good)[0].tolist() == [0, 2, 4, 6]
+
+
+def test_checked_and_ctypes_paths_match_fast_path():
+    kp = elementwise_program("mul", [F32, F32], F32, {}, sizes=(33,))
+    cp = compile_(kp)
+    x = np.linspace(0, 1, 33, dtype=np.float32)
+    want = cp(x, x)[0]
+    np.testing.assert_array_equal(cp.call_checked((x, x))[0], want)
+    np.testing.assert_array_equal(cp.call_ctypes((x, x))[0], want)
+
+
+def test_introspection():
+    cp = compile_(elementwise_program("exp", [F32], F32, {}, sizes=(4096,)))
+    assert "define" in cp.llvm_ir() and cp.compile_seconds > 0
+    assert cp.signature[0].shape == (4096,)
+    asm = cp.asm()
+    assert "ymm" in asm or "zmm" in asm, "the exp loop was not vectorized"
+
+
+def test_exp_kernel_uses_no_libm_calls():
+    ir_text = compile_(elementwise_program("exp", [F64], F64, {}, sizes=(1023,))).llvm_ir()
+    assert "@llvm.exp." not in ir_text and "@exp(" not in ir_text
+
+
+# ---- threads ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_thread_threshold(monkeypatch):
+    from tracegrad.codegen import threads
+    monkeypatch.setattr(threads, "PARALLEL_MIN_COST", 64)
+
+
+def test_threaded_kernels_match_interpreter(tiny_thread_threshold):
+    """Row-owned stores, a full reduction and a reduction over dim 0 (private partials)."""
+    rng = np.random.default_rng(9)
+    pb = ProgramBuilder()
+    x = pb.input((37, 129), F64)
+    full = pb.output((), F64)
+    rows = pb.output((37,), F64)
+    cols = pb.output((129,), F32)
+    ew = pb.output((37, 129), F64)
+    idx = IndexMap(0, (129, 1))
+    body = [Load(x, idx, F64), Op("exp", (0,), {}, F64), Op("convert", (1,), {"dtype": F32}, F32)]
+    pb.loop((37, 129), body, [Store(full, 1, IndexMap(0, (0, 0)), "sum"),
+                              Store(rows, 1, IndexMap(0, (1, 0)), "max"),
+                              Store(cols, 2, IndexMap(0, (0, 1)), "sum"),
+                              Store(ew, 1, idx)])
+    kp = pb.build()
+    cp = compile_program(kp, disk_cache=False, n_threads=3)
+    assert "tg_sys_pthread_create" in cp.llvm_ir()
+    xv = rng.standard_normal((37, 129))
+    got, want = cp(xv), run_program(kp, xv)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], **MATH_TOL[F64])
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-5)
+    np.testing.assert_allclose(got[3], want[3], **MATH_TOL[F64])
+
+
+def test_kernels_whose_rows_overlap_stay_on_one_thread(tiny_thread_threshold):
+    pb = ProgramBuilder()
+    x = pb.input((40, 40), F64)
+    out = pb.output((79,), F64)  # out[i + j] += x[i, j]: rows of different i overlap
+    pb.loop((40, 40), [Load(x, IndexMap(0, (40, 1)), F64)], [Store(out, 0, IndexMap(0, (1, 1)), "sum")])
+    kp = pb.build()
+    cp = compile_program(kp, disk_cache=False, n_threads=4)
+    assert "pthread_create" not in cp.llvm_ir()
+    xv = np.random.default_rng(10).standard_normal((40, 40))
+    np.testing.assert_allclose(cp(xv)[0], run_program(kp, xv)[0], rtol=1e-12)
