@@ -29,6 +29,11 @@ namespace = {}
 exec(PROGRAM, namespace)
 make_program = namespace["make_program"]
 
+@pytest.fixture(autouse=True)
+def cache_enabled(monkeypatch):
+    monkeypatch.delenv("TRACEGRAD_DISABLE_CACHE", raising=False)
+
+
 CHILD = PROGRAM + textwrap.dedent("""
     import sys
     from tracegrad.codegen import compile_program
@@ -39,8 +44,9 @@ CHILD = PROGRAM + textwrap.dedent("""
 
 
 def run_child(cache_dir, **env):
-    full_env = dict(os.environ, TRACEGRAD_CACHE_DIR=str(cache_dir), **env)
-    full_env.pop("TRACEGRAD_DISABLE_CACHE", None) if "TRACEGRAD_DISABLE_CACHE" not in env else None
+    full_env = dict(os.environ, TRACEGRAD_CACHE_DIR=str(cache_dir))
+    full_env.pop("TRACEGRAD_DISABLE_CACHE", None)  # CI may disable it globally
+    full_env.update(env)
     out = subprocess.run([sys.executable, "-c", CHILD], env=full_env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
