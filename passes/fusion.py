@@ -47,9 +47,9 @@ Pad.  Loads under a pad carry the pad's bounds on the domain dims they move
 along, so no address outside a buffer is ever formed.  A pad of a load is
 that load with the pad's bounds (it yields 0 outside); a pad of a computed
 value is `where(mask, value, 0)`, `mask` being a load of the constant bool
-buffer `mask` (shape (), value True) with the pad's bounds.  A pad whose
-step does not divide the index step (strided interior padding) is stored: a
-zero fill, then a scatter of its operand.
+buffer `mask` (shape (), value True) with the pad's bounds.  A pad of step s
+fuses only where the index moves in multiples of s (a strided slice of it);
+otherwise it is stored: a zero fill, then a scatter of its operand.
 
 Recompute vs store.  A kernel evaluates each (value, view) once, however many
 of its stores need it.  A value evaluated in several (kernel, view) instances
@@ -63,16 +63,28 @@ arithmetic ops or two vectorized transcendentals: hence the budget.
 
 Kernels.  Every stored value gets tasks: elementwise values a store over
 their own shape; reductions a reducing store over their input's shape
-(reduced dims stride 0); concatenations one task per operand writing its
-region; dots a DotKernel (an operand that is a buffer transposed over its
-last two axes sets trans_a/trans_b).  Tasks with equal domains and no path
-between them merge into one LoopKernel (horizontal fusion): `sum(f(x))` and
-its gradient `f'(x)` take one pass over x.  A task that reads an elementwise
-temp computed by the kernel it could join, at that kernel's own index,
-recomputes the temp instead (the kernel computes it once anyway) and joins.
+(reduced dims stride 0; a reduction read only by a reduction of the same kind
+folds into it: sum(sum(x, 1), 0) is one sum over both axes); concatenations
+one task per operand writing its region; dots a DotKernel (an operand that is
+a buffer, or a buffer transposed over its last two axes, is read in place
+with trans_a/trans_b).  Tasks with equal domains and no path between them
+merge into one LoopKernel (horizontal fusion): `sum(f(x))` and its gradient
+`f'(x)` take one pass over x.  A task that reads an elementwise temp computed
+by the kernel it could join, at that kernel's own index, recomputes the temp
+instead (the kernel computes it once anyway) and joins.
+
+Buffers seen from codegen: a constant whose elements are all equal (bit for
+bit) is read as a literal; a DotKernel may read or write a buffer under
+another shape of the same size (a reshape keeps the memory layout; a dot
+whose result is only reshaped into an output writes the output directly); a
+reducing store always targets a whole buffer; several kernels may write
+disjoint parts of one buffer (concatenate regions, strided pad fill then
+scatter), in kernel order.
 
 Outputs are always fresh memory: an output that is an input, a constant, a
-literal or a value already returned gets a copy (or fill) store.
+literal or a value already returned gets a copy (or fill) store.  Temps are
+listed in the order of their first write; `liveness(program)` gives each
+temp's first and last kernel.
 """
 from __future__ import annotations
 
@@ -275,8 +287,14 @@ def _full_bounds(box, domain):
     return tuple((lo, hi, 1) for lo, hi in box)
 
 
-def _address_bounds(box, domain, strides):
-    """Bounds on the dims a load moves along: enough to keep its address inside."""
+def _address_bounds(box, domain, offset, strides, size):
+    """Bounds enough to keep a load's address inside its buffer (its value outside the
+    box does not matter): none if the whole domain stays inside, else the box's bounds
+    on the dims the address moves along."""
+    span = [(0, 0) if d == 0 else (min(0, s * (d - 1)), max(0, s * (d - 1)))
+            for d, s in zip(domain, strides)]
+    if 0 <= offset + sum(lo for lo, _ in span) and offset + sum(hi for _, hi in span) < size:
+        return None
     if all(b == (0, d) or s == 0 for b, d, s in zip(box, domain, strides)):
         return None
     return tuple((lo, hi, 1) if s else (0, d, 1) for (lo, hi), d, s in zip(box, domain, strides))
@@ -424,7 +442,7 @@ class _Expander:
         if uniform is not None:
             return uniform
         offset, strides = flat_map(view, shape if shape is not None else var.aval.shape)
-        bounds = _address_bounds(view.box, self.domain, strides)
+        bounds = _address_bounds(view.box, self.domain, offset, strides, buf.size)
         self.reads.append((buf, var, None if shape is not None else view))
         return self.body.load(buf, IndexMap(offset, strides, bounds), buf.dtype)
 
@@ -654,11 +672,11 @@ class _Plan:
         return outputs, copies
 
     def _reshaped_stored(self, var):
-        """The always-stored value `var` is a chain of reshapes of, if any and not yet stored."""
-        eqn = self.producer[var]
-        if eqn.prim.name != "reshape":
+        """The not yet stored reduction, dot or concatenation that `var` only reshapes, if any."""
+        if self.producer[var].prim.name != "reshape":
             return None
-        while isinstance(var, Var) and var in self.producer and self.producer[var].prim.name == "reshape":
+        while (isinstance(var, Var) and var in self.producer
+               and self.producer[var].prim.name == "reshape"):
             var = self.producer[var].inputs[0]
         if (isinstance(var, Var) and var in self.producer and var not in self.buffers
                 and _always_stored(self.producer[var])):
@@ -666,7 +684,7 @@ class _Plan:
         return None
 
     def _absorbed_reductions(self) -> set:
-        """Reductions read only by a reduction of the same kind: one reduction over both axes sets."""
+        """Reductions read only by a reduction of the same kind (it then reduces both)."""
         absorbed = set()
         for e in self.eqns:
             x = e.inputs[0]
@@ -702,7 +720,7 @@ class _Plan:
 
     # -- tasks ------------------------------------------------------------------
     def tasks(self, needs):
-        """Every task, each after the tasks whose buffers it reads; NeedBuffer vars go to `needs`."""
+        """Every task, after those whose buffers it reads; vars to store first go to `needs`."""
         tasks = []
         for e in self.eqns:
             if e.out in self.buffers:

@@ -68,7 +68,8 @@ def assert_matches(graph, *args, rtol=None):
         if tol is None:
             np.testing.assert_array_equal(g, w)
         else:
-            np.testing.assert_allclose(g, w, rtol=tol, atol=tol * (1 + np.max(np.abs(w), initial=0)))
+            atol = tol * (1 + np.max(np.abs(w), initial=0))
+            np.testing.assert_allclose(g, w, rtol=tol, atol=atol)
     assert_outputs_written_once(kp)
     return kp
 
@@ -149,6 +150,15 @@ def test_elementwise_primitive(name, arity, domain, dtype, params):
     if arity > 1:  # the last operand rank 0: it broadcasts implicitly
         check(lambda *xs: bind(name, *xs, **params),
               *[((3, 4), d) for d in dts[:-1]], ((), dts[-1]), domain=domain)
+
+
+def test_every_primitive_has_a_fusion_rule_and_a_test():
+    from tracegrad.ir import PRIMITIVES
+    from tracegrad.passes.fusion import ELEMENTWISE_KINDS, STEP_RULES
+    tested = {name for name, *_ in ELEMENTWISE}
+    for name, prim in PRIMITIVES.items():
+        assert name in STEP_RULES or prim.kind in STEP_RULES, name
+        assert prim.kind not in ELEMENTWISE_KINDS or name in tested, name
 
 
 def test_elementwise_chain_is_one_kernel():
@@ -285,8 +295,8 @@ def test_pad_2d_nested_and_sliced():
     def f(x):
         p = ops.pad(ops.sin(x), (1, 6), (1, -1), (6, 8))
         q = ops.pad(p, (0, 1), (1, 1), (7, 9))
-        return q, ops.slice(q, (6, 0), (-2, 3), (4, 3)), ops.pad(ops.slice(q, (1, 1), (1, 1), (5, 5)),
-                                                                   (0, 0), (1, 1), (5, 6))
+        inner = ops.slice(q, (1, 1), (1, 1), (5, 5))
+        return q, ops.slice(q, (6, 0), (-2, 3), (4, 3)), ops.pad(inner, (0, 0), (1, 1), (5, 6))
 
     check(f, ((4, 6), F64))
 
@@ -312,6 +322,13 @@ def test_reshape_of_transposed_value_stores_the_operand():
         return ops.exp(ops.reshape(t, (12,)))
 
     kp = check(f, ((3, 4), F64))
+    assert len(kp.temps) == 1
+
+
+def test_split_reshape_of_a_pad_stores_the_pad():
+    """A padded dim split in two: its bounds would span two domain dims, so the pad is stored."""
+    kp = check(lambda x: ops.exp(ops.reshape(ops.pad(ops.sin(x), (1,), (1,), (12,)), (3, 4))),
+               ((10,), F64))
     assert len(kp.temps) == 1
 
 
@@ -617,6 +634,22 @@ def test_random_programs(program, seed):
     assert_matches(graph, *[r.standard_normal(s) for s in shapes])
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_programs(), st.integers(0, 2**32 - 1))
+def test_random_program_gradients(program, seed):
+    """The autodiff pass's pads, sum_to_shape reductions and transposes, fused."""
+    graph, shapes = program
+    last = graph.outvars[0]
+    b = GraphBuilder()
+    xs = [b.new_input(ShapedArray(s, F64)) for s in shapes]
+    from tracegrad.ir import eval_graph_bind
+    y = ops.sin(eval_graph_bind(graph.replace(outvars=[last]), *xs)[0])
+    loss = verify(b.build([ops.reduce_sum(y, tuple(range(len(last.aval.shape))))]))
+    r = np.random.default_rng(seed)
+    assert_matches(dce(grad_graph(loss, tuple(range(len(shapes))))),
+                   *[r.standard_normal(s) for s in shapes])
+
+
 # ---- the interpreter on hand-written programs -----------------------------------------------
 
 def _program(domain, body, stores, inputs, outputs, temps=()):
@@ -698,5 +731,6 @@ def test_printer_golden():
 
 
 def test_printer_dot_line():
-    kp = fuse(build(lambda a, b: ops.dot(a, ops.transpose(b, (1, 0))), ((2, 3), F32), ((4, 3), F32)))
+    kp = fuse(build(lambda a, b: ops.dot(a, ops.transpose(b, (1, 0))),
+                    ((2, 3), F32), ((4, 3), F32)))
     assert str(kp).splitlines()[-1] == "dot k0: out0 = in0 @ in1.T [b=1 m=2 k=3 n=4]"
