@@ -234,6 +234,25 @@ def _stop_gradient_twice(eqn, ctx):
     return eqn.inputs[0] if inner is not None else None
 
 
+def _scalar_operand(eqn, ctx):
+    """op(x, broadcast(c)) -> op(x, c) for a literal c, when another operand
+    already has the output's shape: rank-0 operands broadcast implicitly, so the
+    value is the same, and `x * broadcast(1.0)` then meets `mul_one`."""
+    full = eqn.out.aval.shape
+    new = []
+    for a in eqn.inputs:
+        inner = ctx.producer(a, "broadcast")
+        lit = inner.inputs[0] if inner is not None else None
+        new.append(lit if isinstance(lit, Literal) and lit.aval.dtype == a.aval.dtype else a)
+    if all(n is a for n, a in zip(new, eqn.inputs)):
+        return None
+    if not any(not isinstance(n, Literal) and n.aval.shape == full for n in new):
+        return None
+    return _rebind(eqn, eqn.prim.name, new, **eqn.params)
+
+
+SCALAR_OPERAND_PRIMS = ("add", "sub", "mul", "div", "pow", "max", "min", "where")
+
 # Fixed order: within one primitive, the first rule that matches wins, so the
 # "already the identity" rules come before the composition rules.
 RULES: tuple[Rule, ...] = (
@@ -266,6 +285,8 @@ RULES: tuple[Rule, ...] = (
     Rule("reduce_max_no_axes", "reduce_max", _reduce_no_axes, "reduce_max[axes=()] x -> x"),
     Rule("reduce_min_no_axes", "reduce_min", _reduce_no_axes, "reduce_min[axes=()] x -> x"),
     Rule("where_same", "where", _where_same, "where(c, x, x) -> x"),
+    *(Rule(f"scalar_operand_{p}", p, _scalar_operand, f"{p}(x, broadcast(c)) -> {p}(x, c)")
+      for p in SCALAR_OPERAND_PRIMS),
     Rule("stop_gradient_twice", "stop_gradient", _stop_gradient_twice,
          "stop_gradient(stop_gradient x) -> stop_gradient x"),
 )
@@ -388,6 +409,14 @@ def _fold(eqn: Eqn, known: dict, max_elements: int):
     return value if aval_of(value) == eqn.out.aval else None
 
 
+def _uniform(value: np.ndarray) -> bool:
+    """All elements bitwise equal (so -0.0 and 0.0, or NaN payloads, are told apart)."""
+    if value.size == 0:
+        return False
+    flat = value.reshape(-1)
+    return bool(np.all(flat.view(np.uint8).reshape(flat.size, -1) == flat[:1].view(np.uint8)))
+
+
 def fold_constants(graph: Graph, max_elements: int = MAX_FOLDED_ELEMENTS) -> Graph:
     """Evaluate equations whose inputs are all literals or constants.
 
@@ -398,18 +427,25 @@ def fold_constants(graph: Graph, max_elements: int = MAX_FOLDED_ELEMENTS) -> Gra
     """
     known = dict(zip(graph.constvars, graph.constvals))
     redirects, eqns, new_vars, new_vals = Redirects(), [], [], []
+    changed = False
     for eqn in graph.eqns:
         eqn = redirects.eqn(eqn)
         value = _fold(eqn, known, max_elements)
+        changed = changed or value is not None
         if value is None:
             eqns.append(eqn)
         elif value.ndim == 0:
             redirects.set(eqn.out, Literal(value, value.dtype))
+        elif _uniform(value):
+            # A uniform array stays a broadcast of a literal: fusion reads it as a
+            # scalar instead of streaming a constant array from memory.
+            eqns.append(Eqn(PRIMITIVES["broadcast"], [Literal(value.flat[0], value.dtype)],
+                            {"shape": value.shape}, eqn.out, eqn.src))
         else:
             known[eqn.out] = value
             new_vars.append(eqn.out)
             new_vals.append(value)
-    if len(eqns) == len(graph.eqns):
+    if not changed:
         return graph
     return redirects.finish(graph, eqns, constvars=list(graph.constvars) + new_vars,
                             constvals=list(graph.constvals) + new_vals)

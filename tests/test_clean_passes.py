@@ -214,6 +214,12 @@ def _bind(name, **params):
     return lambda x: ops.bind(name, x, **params)
 
 
+def _lit_bcast(x, c):
+    """An equation `broadcast[shape=x.shape] c` in x's trace (ops.broadcast of a
+    plain scalar would be evaluated by numpy instead of recorded)."""
+    return x._tg_trace.process(PRIMITIVES["broadcast"], (np.float64(c),), {"shape": x.shape})
+
+
 # (rule, case id, function, input avals).  Functions use `ops.bind` where the
 # `ops` layer would already skip the no-op.
 RULE_CASES = [
@@ -258,6 +264,16 @@ RULE_CASES = [
     ("where_same", "literal", lambda x: ops.where(ops.gt(x, 0.0), -0.0, -0.0), [((), F32)]),
     ("stop_gradient_twice", "chain", lambda x: ops.stop_gradient(ops.stop_gradient(x)),
      [((2, 3), F32)]),
+    *[(f"scalar_operand_{name}", "bcast", fn, [((2, 3), F64)]) for name, fn in [
+        ("add", lambda x: ops.add(x, _lit_bcast(x, -2.5))),
+        ("sub", lambda x: ops.sub(_lit_bcast(x, 3.0), x)),
+        ("mul", lambda x: ops.mul(_lit_bcast(x, -0.0), x)),
+        ("div", lambda x: ops.div(x, _lit_bcast(x, 0.0))),
+        ("pow", lambda x: ops.pow(x, _lit_bcast(x, 2.0))),
+        ("max", lambda x: ops.max(x, _lit_bcast(x, np.nan))),
+        ("min", lambda x: ops.min(_lit_bcast(x, -np.inf), x)),
+        ("where", lambda x: ops.where(ops.gt(x, 0.0), x, _lit_bcast(x, 7.0))),
+    ]],
 ]
 
 
@@ -277,6 +293,8 @@ def test_rule_fires_and_preserves_results(rule, case, fn, avals):
     assert fired[rule] >= 1, dict(fired)
     verify(out)
     prim = next(r.prim for r in RULES if r.name == rule)
+    if rule.startswith("scalar_operand_"):
+        prim = "broadcast"  # these rules drop the broadcast feeding the operation
     assert prims(cleanup(g)).count(prim) < prims(g).count(prim)
     for offset in range(3):
         run_both(g, out, example_args(g, offset))
@@ -377,7 +395,8 @@ def test_fold_keeps_broadcasts_of_scalars_and_large_results_symbolic():
         c = const_value(b, np.ones(8, np.float32))
         return ops.reduce_sum(big, (0, 1)), ops.exp(c), ops.add(x, 1.0)
     g, _ = _const_graph(make)
-    assert prims(fold_constants(g)) == ["broadcast", "reduce_sum", "add"]
+    # exp of a uniform constant folds to a broadcast of a literal, not an array constant
+    assert prims(fold_constants(g)) == ["broadcast", "reduce_sum", "broadcast", "add"]
     assert prims(fold_constants(g, max_elements=4)) == ["broadcast", "reduce_sum", "exp", "add"]
     assert MAX_FOLDED_ELEMENTS < 2048 * 2048
 
