@@ -33,6 +33,7 @@ from tracegrad.ir import TracedValue, eval_graph, ops
 from tracegrad.ir.core import ShapedArray, is_float
 from tracegrad.ir.interpreter import read
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
+from tracegrad.passes.manager import cleanup
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp"]
 
@@ -207,6 +208,12 @@ def value_and_grad(fun, argnums=0):
     >>> sorted(g), g["w"].tolist()[0]
     (['b', 'w'], [4.0, 4.0])
     """
+    return _value_and_grad(fun, argnums, has_value=True)
+
+
+def _value_and_grad(fun, argnums, has_value):
+    """value_and_grad, or (None, grads) without the value, so that `grad` inlines
+    no dead forward output into an outer trace."""
     single, nums = _argnums(argnums)
 
     @functools.wraps(fun)
@@ -216,15 +223,17 @@ def value_and_grad(fun, argnums=0):
         wrt = [call.inputs_of(p) for p in positions]
         prog = call.trace()
         try:
-            graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=True)
+            graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=has_value)
         except TypeError as e:
             raise TypeError(f"grad of {call.name()}: {e}") from None
-        value, *flat = _apply(graph, call.values)
+        outs = _apply(cleanup(graph), call.values)
+        value, flat = (outs[0], outs[1:]) if has_value else (None, outs)
         grads, start = [], 0
         for p, w in zip(positions, wrt):
             grads.append(call.unflatten(p, flat[start:start + len(w)]))
             start += len(w)
-        value = tracer.tree_unflatten(prog.out_tree, [value])
+        if has_value:
+            value = tracer.tree_unflatten(prog.out_tree, [value])
         return value, (grads[0] if single else tuple(grads))
 
     return value_and_grad_fun
@@ -244,7 +253,7 @@ def grad(fun, argnums=0):
     >>> float(grad(tnp.sin)(0.0))
     1.0
     """
-    value_and_grad_fun = value_and_grad(fun, argnums)
+    value_and_grad_fun = _value_and_grad(fun, argnums, has_value=False)
 
     @functools.wraps(fun)
     def grad_fun(*args):
