@@ -84,6 +84,14 @@ def test_static_args_and_argnums():
     np.testing.assert_allclose(gx, 2.0 * 2 * np.outer(x @ w, w))
 
 
+def test_python_number_in_argnums_is_differentiated():
+    f = tracegrad.compile_grad(lambda s, x: np.sum(s * x * x), argnums=0)
+    v, g = f(2.0, np.arange(3.0))
+    assert float(v) == 10.0 and float(g) == 5.0
+    v, g = f(3.0, np.arange(3.0))  # same specialization: s is an array, not a static value
+    assert float(v) == 15.0 and len(f.cache_info()) == 1
+
+
 def test_jit_forward_multiple_outputs_pytree():
     f = tracegrad.jit(lambda x, y: {"s": np.sum(x * y), "p": (x + y, tnp.exp(x))})
     x, y = np.arange(4.0), np.ones(4)

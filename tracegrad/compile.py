@@ -75,6 +75,10 @@ class CompiledFunction:
         self.grad = grad
         self.grad_argnums = grad_argnums
         self.max_specializations = max_specializations
+        # Positions named in argnums: a Python number there is differentiated, so it is an array.
+        nums = () if grad_argnums is None else (
+            (grad_argnums,) if isinstance(grad_argnums, int) else tuple(grad_argnums))
+        self._grad_positions = frozenset(nums)
         self.disk_cache = disk_cache
         self._cache: dict[tuple, list[Specialization]] = {}
         self._last: Specialization | None = None
@@ -93,7 +97,7 @@ class CompiledFunction:
         return self._call_checked(args)
 
     def _call_checked(self, args):
-        spec_args = normalize_args(args, self.static_argnums, self._fname())
+        spec_args = normalize_args(args, self.static_argnums, self._fname(), self._grad_positions)
         specs = self._cache.get(spec_args.key)
         failed = None
         for spec in specs or ():

@@ -84,14 +84,19 @@ def _convert_dtype(x, pos, fname):
                     "float32, float64, bool, int32, int64")
 
 
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _is_array_arg(x):
     return isinstance(x, _ARRAY_TYPES) or hasattr(x, "_tg_concrete")
 
 
-def normalize_args(args, static_argnums, fname) -> SpecArgs:
+def normalize_args(args, static_argnums, fname, grad_argnums=()) -> SpecArgs:
+    """Split a call's arguments; a Python number in a `grad_argnums` position is an array."""
     arrays, positions, statics, key = [], [], [], []
     for pos, x in enumerate(args):
-        if pos not in static_argnums and _is_array_arg(x):
+        if pos not in static_argnums and (_is_array_arg(x) or (pos in grad_argnums and _is_number(x))):
             a = _fast_array(x)
             if a is None:
                 a = _as_array(x, pos, fname)
