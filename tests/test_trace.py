@@ -257,3 +257,14 @@ def test_non_array_outputs_are_rejected():
 def test_python_scalar_output_becomes_a_literal():
     prog = trace(lambda x: (x, 3.0))(np.ones(1))
     assert prog(np.zeros(1))[1] == 3.0
+
+
+def test_float_conversion_records_a_value_guard():
+    # float() cannot return a lazily guarded float (CPython strips the subclass),
+    # so it must guard the value itself: a missing guard would specialize silently.
+    def f(x):
+        return x * 2.0 if float(x.sum()) > 0 else x * 3.0
+
+    prog = trace(f)(np.ones(3))
+    assert len(prog.guards) == 1
+    assert prog.check_guards(np.ones(3)) and not prog.check_guards(np.full(3, 2.0))

@@ -1,6 +1,6 @@
 """Python floats that remember the traced value they came from.
 
-While tracing, `x.item()` and `float(x)` of a float value return a
+While tracing, `x.item()` of a float value returns a
 `TracedFloat`: a real Python float (the example's value) that also carries the
 traced 0-d value.  How it is used decides what the program depends on:
 

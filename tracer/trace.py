@@ -33,8 +33,9 @@ class Traced(TracedValue, ArrayMixin):
 
     Python needs a concrete value for `bool()`, `int()`, `__index__` and
     `.tolist()`: those evaluate the example inputs and record a guard.
-    `float()`/`.item()` of a float value return a `TracedFloat`, which records a
-    guard only when its use needs one (see `tracer/scalars.py`).
+    `.item()` of a float value returns a `TracedFloat`, which records a guard
+    only when its use needs one (see `tracer/scalars.py`); `float()` guards the
+    value (CPython strips float subclasses returned by `__float__`).
     """
 
     def _concrete(self, kind: str) -> np.ndarray:
@@ -58,7 +59,13 @@ class Traced(TracedValue, ArrayMixin):
         return int(self._one_element("int()")._concrete("int"))
 
     def __float__(self):
-        scalar = self._one_element("float()")
+        # CPython turns a float subclass returned by __float__ into a plain float
+        # (with a DeprecationWarning), which would drop a TracedFloat's lazy guard
+        # silently: float() therefore guards the value at once.
+        return float(self._one_element("float()")._concrete("float"))
+
+    def _traced_float(self):
+        scalar = self._one_element("item()")
         value = self._tg_trace.example_value(scalar)
         if value is None:  # abstract trace: `concrete` raises the explanatory error
             scalar._concrete("float")
@@ -74,7 +81,7 @@ class Traced(TracedValue, ArrayMixin):
     def item(self):
         """A Python scalar: a `TracedFloat` for float arrays; int and bool are guarded values."""
         if np.issubdtype(self.dtype, np.floating):
-            return self.__float__()
+            return self._traced_float()
         value = self._one_element("item()")._concrete("item")
         return value.item()
 
