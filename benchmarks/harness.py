@@ -50,6 +50,7 @@ class Entry:
     median_us: float | None = None
     first_ms: float | None = None
     error: str | None = None
+    min_us: float | None = None  # fastest sample: JSON only
 
     @property
     def ok(self) -> bool:
@@ -57,7 +58,7 @@ class Entry:
 
     def to_json(self) -> dict:
         return {"status": self.status, "ok": self.ok, "median_us": self.median_us,
-                "first_ms": self.first_ms, "error": self.error}
+                "min_us": self.min_us, "first_ms": self.first_ms, "error": self.error}
 
 
 @dataclass
@@ -136,10 +137,10 @@ def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config) -> Entry:
             return timed
         call, first_ms = timed
         try:
-            seconds = timing.steady_seconds(call, config.samples, config.min_sample_s)
+            median, fastest = timing.steady_seconds(call, config.samples, config.min_sample_s)
         except Exception as exc:
             return Entry("error", first_ms=first_ms, error=f"during timing: {_describe(exc)}")
-    return Entry("ok", median_us=seconds * 1e6, first_ms=first_ms)
+    return Entry("ok", median_us=median * 1e6, first_ms=first_ms, min_us=fastest * 1e6)
 
 
 def probe(impls: list[Impl]) -> dict[str, str]:
