@@ -81,6 +81,10 @@ class GraphBuilder:
         self.guards: list[Guard] = []
         self._consts: dict[int, tuple[Var, np.ndarray]] = {}
         self._example: dict[Var, np.ndarray] | None = None
+        # Values of enclosing traces read by this one (closures in nested transforms):
+        # each becomes an extra input, after the explicit ones, bound to `captured[i]`.
+        self.captured: list[TracedValue] = []
+        self._captured_vars: list[Var] = []
 
     # -- inputs and constants ------------------------------------------------
     def new_input(self, aval: ShapedArray, example=None) -> TracedValue:
@@ -103,9 +107,11 @@ class GraphBuilder:
 
     def _atom(self, x, like_dtype):
         if isinstance(x, TracedValue):
-            if x._tg_trace is not self:
-                raise TypeError(f"a traced value of another trace leaked into this one: {x!r}")
-            return x.var
+            if x._tg_trace is self:
+                return x.var
+            if x._tg_trace.level < self.level:
+                return self._capture(x)
+            raise TypeError(f"a traced value of another trace leaked into this one: {x!r}")
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             return Literal(x, like_dtype if like_dtype is not None else np.result_type(x))
         inner = getattr(x, "_tg_concrete", None)
@@ -115,6 +121,20 @@ class GraphBuilder:
         if arr.ndim == 0 and arr.dtype != object:
             return Literal(arr, arr.dtype)
         return self.const(x)
+
+    def _capture(self, outer: TracedValue) -> Var:
+        """An enclosing trace's value becomes an input of this graph (a closure)."""
+        for value, var in zip(self.captured, self._captured_vars):
+            if value is outer:
+                return var
+        var = Var(outer.aval)
+        if self._example is not None:
+            example = outer._tg_trace.example_value(outer)
+            if example is not None:
+                self._example[var] = example
+        self.captured.append(outer)
+        self._captured_vars.append(var)
+        return var
 
     # -- the trace protocol used by ops.bind ------------------------------------
     def process(self, prim, args, params):
@@ -165,5 +185,6 @@ class GraphBuilder:
     def build(self, outputs) -> Graph:
         outvars = [self._atom(o, None) for o in outputs]
         consts = list(self._consts.values())
-        return Graph(list(self.invars), [v for v, _, _ in consts], [a for _, a, _ in consts],
+        return Graph(list(self.invars) + self._captured_vars, [v for v, _, _ in consts],
+                     [a for _, a, _ in consts],
                      list(self.eqns), outvars, list(self.guards))

@@ -873,3 +873,15 @@ def test_tensor_arguments_give_numpy_and_match_eager_backward():
     g = t.grad(_loss)(x)
     assert type(g) is np.ndarray
     np.testing.assert_allclose(g, x.grad.detach().data, rtol=1e-12)
+
+
+def test_nested_transforms_close_over_outer_traced_values():
+    # The inner function reads the outer argument x: x is captured as an extra input
+    # of the inner graph, so the outer derivative flows through the inner gradient.
+    d = t.grad(lambda x: t.grad(lambda y: x * y * y)(np.float64(1.0)))
+    assert float(d(np.float64(2.0))) == 2.0  # d/dx (2 x y) at y = 1
+    x = np.array([0.3, 0.7])
+    g = t.grad(lambda x: np.sum(t.jvp(lambda y: np.sin(x * y), (np.ones(2),), (np.ones(2),))[1]))
+    np.testing.assert_allclose(g(x), np.cos(x) - x * np.sin(x), rtol=1e-12)
+    h = t.grad(lambda x: np.sum(t.vjp(lambda y: x * y * y, np.ones(2))[1](np.ones(2))[0]))
+    np.testing.assert_allclose(h(x), 2 * np.ones(2))

@@ -94,7 +94,7 @@ class _Call:
         """Trace `fun` on fresh inputs: with example values when every one is known."""
         concrete = all(_example(v) is not None for v in self.values)
         prog = tracer.make_graph(self.fun, self.args, concrete=concrete)
-        if len(prog.graph.invars) != len(self.values):  # the two flattenings must agree
+        if len(prog.graph.invars) != len(self.values) + len(prog.captured):  # flattenings agree
             raise AssertionError(f"{self.name()}: traced {len(prog.graph.invars)} inputs for "
                                  f"{len(self.values)} array arguments")
         return prog
@@ -226,7 +226,7 @@ def _value_and_grad(fun, argnums, has_value):
             graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=has_value)
         except TypeError as e:
             raise TypeError(f"grad of {call.name()}: {e}") from None
-        outs = _apply(cleanup(graph), call.values)
+        outs = _apply(cleanup(graph), call.values + prog.captured)
         value, flat = (outs[0], outs[1:]) if has_value else (None, outs)
         grads, start = [], 0
         for p, w in zip(positions, wrt):
@@ -285,7 +285,9 @@ def jvp(fun, primals, tangents):
         flat_tangents += [_like(leaf, ops.aval(call.values[i]), f"tangent {p}")
                           for leaf, i in zip(leaves, call.spans[p])]
     prog = call.trace()
-    outs = _apply(jvp_graph(prog.graph), call.values + flat_tangents)
+    # Closed-over values of an enclosing trace are inputs with zero tangent here.
+    zero_tangents = [ops.full_like(v, 0.0) for v in prog.captured]
+    outs = _apply(jvp_graph(prog.graph), call.values + prog.captured + flat_tangents + zero_tangents)
     n = len(prog.graph.outvars)
     return (tracer.tree_unflatten(prog.out_tree, outs[:n]),
             tracer.tree_unflatten(prog.out_tree, outs[n:]))
@@ -309,7 +311,7 @@ def vjp(fun, *primals):
     call = _Call(fun, primals, differentiated=set(range(len(primals))))
     prog = call.trace()
     forward, backward = vjp_split(prog.graph)
-    results = _apply(forward, call.values)
+    results = _apply(forward, call.values + prog.captured)
     n = len(prog.graph.outvars)
     outs, residuals = results[:n], results[n:]
 

@@ -269,7 +269,10 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> Tra
     out = fun(*call_args)
     out_leaves, out_tree = tree_flatten(out)
     graph = verify(builder.build([_output_leaf(x) for x in out_leaves]))
-    return TracedProgram(graph, in_tree, out_tree, static, static_argnums, fun)
+    prog = TracedProgram(graph, in_tree, out_tree, static, static_argnums, fun)
+    # Values of enclosing traces the function closed over: the graph's last inputs.
+    prog.captured = list(builder.captured)
+    return prog
 
 
 def trace(fun, static_argnums=()):
