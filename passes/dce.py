@@ -26,7 +26,7 @@ def live_roots(graph: Graph) -> set:
     return {a for a in atoms if isinstance(a, Var)}
 
 
-def _live_eqns(graph: Graph) -> tuple[list, set]:
+def live_eqns(graph: Graph) -> tuple[list, set]:
     """Walk backwards once; an equation is live iff its output is read later."""
     live = live_roots(graph)
     kept = []
@@ -44,7 +44,7 @@ def dce(graph: Graph) -> Graph:
     Returns `graph` itself when nothing is dead, so a fixed-point driver can
     tell "no change" by identity.
     """
-    eqns, live = _live_eqns(graph)
+    eqns, live = live_eqns(graph)
     keep_const = [v in live for v in graph.constvars]
     if len(eqns) == len(graph.eqns) and all(keep_const):
         return graph

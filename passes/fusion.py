@@ -95,6 +95,7 @@ import numpy as np
 
 from tracegrad.ir.core import Literal, Var, is_float
 from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.passes.dce import live_eqns
 from tracegrad.passes.kernels import (Buffer, Const, DotKernel, IndexMap, KernelProgram, Load,
                                       LoopKernel, Op, Store)
 
@@ -604,17 +605,6 @@ def _reduce_index(x_shape, axes):
     return IndexMap(0, tuple(0 if i in axes else next(it) for i in range(len(x_shape))))
 
 
-def _live_eqns(graph):
-    live = {v for v in graph.outvars if isinstance(v, Var)}
-    kept = []
-    for eqn in reversed(graph.eqns):
-        if eqn.out in live:
-            kept.append(eqn)
-            live.update(a for a in eqn.inputs if isinstance(a, Var))
-    kept.reverse()
-    return kept
-
-
 def _use_counts(eqns, outvars) -> dict:
     uses = {}
     for atom in [a for e in eqns for a in e.inputs] + list(outvars):
@@ -637,7 +627,7 @@ class _Plan:
 
     def __init__(self, graph):
         self.graph = graph
-        self.eqns = _live_eqns(graph)
+        self.eqns = live_eqns(graph)[0]
         self.producer = {e.out: e for e in self.eqns}
         self.uses = _use_counts(self.eqns, graph.outvars)
         self.buffers = {}  # Var -> Buffer
