@@ -34,7 +34,7 @@ import numpy as np
 
 from tracegrad.passes.kernels import Buffer, Const, DotKernel, IndexMap, Load, LoopKernel, Op, Store
 
-FORMAT_VERSION = 1  # bump when generated code or the entry layout changes
+FORMAT_VERSION = 2  # bump when generated code or the entry layout changes
 MAGIC = b"TGCACHE1"
 SUFFIX = ".tgc"
 
@@ -116,8 +116,13 @@ def describe_program(kp) -> str:
 
 def cache_key(kp, environment: dict) -> str:
     """sha256 hex of the program text and everything about the code's environment."""
+    return text_key(describe_program(kp), environment)
+
+
+def text_key(text: str, environment: dict) -> str:
+    """sha256 hex of a text naming the code (a program, or a fixed function) and its environment."""
     h = hashlib.sha256()
-    h.update(describe_program(kp).encode())
+    h.update(text.encode())
     h.update(json.dumps(environment, sort_keys=True).encode())
     h.update(str(FORMAT_VERSION).encode())
     return h.hexdigest()

@@ -1,24 +1,38 @@
-"""The fast call path: a native METH_FASTCALL builtin generated per program.
+"""The fast call path: one native METH_FASTCALL function for every program.
 
-`tg_fast(self, args, nargs)` is an ordinary CPython builtin (made with
-`PyCFunction_NewEx`): it checks every argument against the compiled
-signature by reading numpy's public array struct (exact type `ndarray`, the
-dtype singleton, rank, dimensions, C-contiguous and aligned flags), allocates
-the outputs with numpy's `PyArray_NewFromDescr`, runs the program and
-returns a tuple.  On any mismatch it touches nothing and returns `self`, a
-sentinel object, so that Python falls back to the checking path (which
-accepts subclasses and equal-but-distinct dtype objects, or raises
+`tg_fastcall(self, args, nargs)` is an ordinary CPython builtin function (made
+with `PyCFunction_NewEx`), compiled once per process (`runtime.FAST_ENTRY`).  `self`
+is the program's *descriptor*: an ndarray (subclass) of int64 words that tells
+the generic code what to check and what to run (layout below).  It checks
+every argument against the compiled signature by reading numpy's public array
+struct (exact type `ndarray`, the dtype singleton, rank, dimensions,
+C-contiguous and aligned flags), allocates the outputs with numpy's
+`PyArray_NewFromDescr`, calls the program's `tg_run` through the pointer in
+the descriptor and returns a tuple.  On any mismatch it touches nothing and
+returns `self`, the sentinel, so that Python falls back to the checking path
+(which accepts subclasses and equal-but-distinct dtype objects, or raises
 SignatureMismatch).  Measured cost for four (1,) inputs and five outputs:
-about 0.6 us, against ~0.3 us + 1.1 us per argument for ctypes with
+about 0.4 us, against ~0.3 us + 1.1 us per argument for ctypes with
 `arr.ctypes.data` (see docs/codegen.md).
 
-Process-specific addresses (the ndarray type, the dtype singletons, the
-CPython and numpy C functions) are never constants in the code: they are
-external symbols named `tg_py_*` that `python_abi().symbols` binds at load
-time, so cached object code stays valid in a new process.  The struct
-offsets used are checked against a live array once (`python_abi()`); if any
-check fails the fast path is not generated and every call takes the ctypes
-path.
+A per-program builtin, specialized to its signature, cost ~18 ms of
+compilation per program (two thirds of W1's code generation) to save about
+0.06 us per call; the descriptor is built in Python in microseconds.
+
+Process-specific addresses are never constants in code: the C functions are
+external symbols named `tg_py_*` that `python_abi().symbols` binds before
+linking, and the ndarray type, dtype singletons and `tg_run` address are data
+in the descriptor, written at load time.  The struct offsets used are checked
+against a live array once (`python_abi()`); if any check fails there is no
+fast path and every call takes the ctypes path.
+
+Descriptor (int64 words)::
+
+    0 tg_run   1 n_in   2 n_out   3 n_slots   4 release_gil   5 &ndarray
+    6 in_at    7 out_at 8 slot_at
+    in_at  + 3i: &dtype_i, ndim_i, dims_at_i    (input i;  dims at word dims_at_i)
+    out_at + 3j: &dtype_j, ndim_j, dims_at_j    (output buffer j)
+    slot_at + 2p: buffer j of result p, 1 if an earlier result is that buffer too
 """
 from __future__ import annotations
 
@@ -29,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
+
+from .irutil import Loop
 
 I8, I32, I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType()
@@ -112,13 +128,12 @@ def python_abi() -> PyABI | None:
         return None
     symbols = {f"tg_py_{name}": _address(getattr(ctypes.pythonapi, name)) for name in _PY_FUNCTIONS}
     symbols["tg_py_NewFromDescr"] = table[NEW_FROM_DESCR_SLOT]
-    symbols["tg_py_ndarray"] = id(np.ndarray)
-    symbols.update({f"tg_py_descr_{n}": id(dt) for dt, n in DTYPE_NAMES.items()})
     return PyABI(symbols)
 
 
 def make_builtin(address: int, sentinel, name: bytes = b"tracegrad_program"):
-    """A Python builtin calling the native `tg_fast` at `address`; keep `.method_def` alive with it."""
+    """A Python builtin calling the native `tg_fastcall` at `address` with `sentinel` as its
+    self; keep `.method_def` alive with it."""
 
     class MethodDef(ctypes.Structure):
         _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p),
@@ -130,10 +145,40 @@ def make_builtin(address: int, sentinel, name: bytes = b"tracegrad_program"):
     return new(ctypes.addressof(method_def), sentinel, None), method_def
 
 
-# ---- code: tg_fast ------------------------------------------------------------------
+# ---- the descriptor ------------------------------------------------------------
+
+# header word positions (module docstring)
+W_RUN, W_N_IN, W_N_OUT, W_N_SLOTS, W_RELEASE_GIL, W_NDARRAY, W_IN_AT, W_OUT_AT, W_SLOT_AT = range(9)
+HEADER_WORDS = 9
+
+
+def descriptor_words(run_address: int, inputs, out_buffers, out_slots, release_gil: bool):
+    """The int64 words of a program's descriptor (layout in the module docstring)."""
+    n_in, n_out = len(inputs), len(out_buffers)
+    in_at, out_at = HEADER_WORDS, HEADER_WORDS + 3 * n_in
+    slot_at = out_at + 3 * n_out
+    words = [run_address, n_in, n_out, len(out_slots), int(release_gil), id(np.ndarray),
+             in_at, out_at, slot_at]  # in W_* order
+    dims_at = slot_at + 2 * len(out_slots)
+    specs, dims = [], []
+    for buf in list(inputs) + list(out_buffers):
+        specs += [id(_singleton(buf.dtype)), len(buf.shape), dims_at + len(dims)]
+        dims += [int(n) for n in buf.shape]
+    slots = []
+    for pos, slot in enumerate(out_slots):
+        slots += [slot, int(slot in out_slots[:pos])]
+    return words + specs + slots + dims
+
+
+def _singleton(dtype) -> np.dtype:
+    """numpy's builtin descr object for dtype (the one arrays of it point to)."""
+    return next(d for d in DTYPE_NAMES if d == np.dtype(dtype))
+
+
+# ---- code: tg_fastcall ------------------------------------------------------------
 
 class _Api:
-    """Declarations of the tg_py_* symbols in one module."""
+    """Declarations of the tg_py_* functions in one module."""
 
     def __init__(self, module):
         self.m = module
@@ -144,138 +189,151 @@ class _Api:
             return self.m.globals[full]
         return ir.Function(self.m, ir.FunctionType(ret, args), full)
 
-    def obj(self, name):
-        full = f"tg_py_{name}"
-        if full in self.m.globals:
-            return self.m.globals[full]
-        g = ir.GlobalVariable(self.m, I8, full)  # external: the address is the object
-        return g
-
-    def descr(self, dtype):
-        return self.obj(f"descr_{DTYPE_NAMES[np.dtype(dtype)]}")
-
 
 def _field(b, obj, name, ty):
     return b.load(b.gep(obj, [I64(OFFSETS[name])], source_etype=I8), typ=ty)
 
 
-class FastEmitter:
-    """Emits `ptr tg_fast(ptr self, ptr args, i64 nargs)` for one program."""
+def _at(b, base, index, ty=I64):
+    """base[index] for a pointer to ty."""
+    return b.gep(base, [index], source_etype=ty)
 
-    def __init__(self, module, inputs, out_buffers, out_slots, run_fn, release_gil: bool):
+
+class _Indirect:
+    """A callee for `IRBuilder.call` through a pointer value: llvmlite's call needs the
+    function type, which an opaque pointer does not carry (`call void %p(...)`)."""
+
+    def __init__(self, pointer, fnty):
+        self.pointer, self.function_type, self.type = pointer, fnty, pointer.type
+
+    def get_reference(self):
+        return self.pointer.get_reference()
+
+
+class FastEmitter:
+    """Emits `ptr tg_fastcall(ptr self, ptr args, i64 nargs)`, driven by self's descriptor."""
+
+    def __init__(self, module):
         self.m, self.api = module, _Api(module)
-        self.inputs, self.out_buffers, self.out_slots = inputs, out_buffers, out_slots
-        self.run_fn, self.release_gil = run_fn, release_gil
 
     def emit(self):
-        fn = ir.Function(self.m, ir.FunctionType(PTR, [PTR, PTR, I64]), "tg_fast")
+        fn = ir.Function(self.m, ir.FunctionType(PTR, [PTR, PTR, I64]), "tg_fastcall")
         self.fn = fn
         self_, args, nargs = fn.args
         b = self.b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.mismatch = fn.append_basic_block("mismatch")
-        self.ins = b.alloca(PTR, size=I64(max(len(self.inputs), 1)), name="ins")
-        self.outs = b.alloca(PTR, size=I64(max(len(self.out_buffers), 1)), name="outs")
-        self.objs = b.alloca(PTR, size=I64(max(len(self.out_buffers), 1)), name="objs")
-        self._check(b.icmp_signed("==", nargs, I64(len(self.inputs))))
-        for i, buf in enumerate(self.inputs):
-            obj = b.load(b.gep(args, [I64(i)], source_etype=PTR), typ=PTR)
-            self._check_array(i, obj, buf)
-        self._allocate_outputs()
+        self.desc = _field(b, self_, "data", PTR)
+        n_in, n_out = self.word(W_N_IN), self.word(W_N_OUT)
+        self.ins = b.alloca(PTR, size=n_in, name="ins")
+        self.outs = b.alloca(PTR, size=n_out, name="outs")
+        self.objs = b.alloca(PTR, size=n_out, name="objs")
+        self._check(b.icmp_signed("==", nargs, n_in))
+        with Loop(b, I64(0), n_in, "arg") as i:
+            self._check_array(b.load(_at(b, args, i, PTR), typ=PTR), self.spec(W_IN_AT, i), i)
+        self._allocate_outputs(n_out)
         self._run()
-        b.ret(self._result_tuple())
+        b.ret(self._result_tuple(n_out))
         b.position_at_end(self.mismatch)
         b.call(self.api.fn("Py_IncRef", ir.VoidType(), [PTR]), [self_])
         b.ret(self_)
         return fn
+
+    def word(self, k):
+        """Descriptor word k (an int or an i64 value)."""
+        index = I64(k) if isinstance(k, int) else k
+        return self.b.load(_at(self.b, self.desc, index), typ=I64)
+
+    def spec(self, table_word: int, i):
+        """Pointer to entry i (3 words) of the input (W_IN_AT) or output (W_OUT_AT) table."""
+        b = self.b
+        return _at(b, self.desc, b.add(self.word(table_word), b.mul(i, I64(3))))
+
+    def _address(self, word_value):
+        return self.b.inttoptr(word_value, PTR)  # an address stored as data, not arithmetic
 
     def _check(self, cond):
         ok = self.fn.append_basic_block("ok")
         self.b.cbranch(cond, ok, self.mismatch)
         self.b.position_at_end(ok)
 
-    def _check_array(self, i, obj, buf):
+    def _check_array(self, obj, spec, i):
         """Reads a field only once the previous checks guarantee it exists."""
         b = self.b
-        self._check(b.icmp_unsigned("==", _field(b, obj, "type", PTR), self.api.obj("ndarray")))
-        self._check(b.icmp_unsigned("==", _field(b, obj, "descr", PTR), self.api.descr(buf.dtype)))
-        self._check(b.icmp_signed("==", _field(b, obj, "nd", I32), I32(len(buf.shape))))
+        ndarray = self._address(self.word(W_NDARRAY))
+        self._check(b.icmp_unsigned("==", _field(b, obj, "type", PTR), ndarray))
+        descr = self._address(b.load(spec, typ=I64))
+        self._check(b.icmp_unsigned("==", _field(b, obj, "descr", PTR), descr))
+        nd = b.load(_at(b, spec, I64(1)), typ=I64)
+        self._check(b.icmp_signed("==", b.sext(_field(b, obj, "nd", I32), I64), nd))
         want = NPY_C_CONTIGUOUS | NPY_ALIGNED
         self._check(b.icmp_signed("==", b.and_(_field(b, obj, "flags", I32), I32(want)), I32(want)))
-        if buf.shape:
-            dims = _field(b, obj, "dims", PTR)
-            same = None
-            for d, n in enumerate(buf.shape):
-                got = b.load(b.gep(dims, [I64(d)], source_etype=I64), typ=I64)
-                eq = b.icmp_signed("==", got, I64(n))
-                same = eq if same is None else b.and_(same, eq)
-            self._check(same)
-        data = _field(b, obj, "data", PTR)
-        b.store(data, self._slot(self.ins, i))
+        dims, expected = _field(b, obj, "dims", PTR), self._dims(spec)
+        with Loop(b, I64(0), nd, "dim") as d:
+            got = b.load(_at(b, dims, d), typ=I64)
+            self._check(b.icmp_signed("==", got, b.load(_at(b, expected, d), typ=I64)))
+        b.store(_field(b, obj, "data", PTR), _at(b, self.ins, i, PTR))
 
-    def _allocate_outputs(self):
+    def _dims(self, spec):
+        return _at(self.b, self.desc, self.b.load(_at(self.b, spec, I64(2)), typ=I64))
+
+    def _allocate_outputs(self, n_out):
         b, api = self.b, self.api
         incref = api.fn("Py_IncRef", ir.VoidType(), [PTR])
         new = api.fn("NewFromDescr", PTR, [PTR, PTR, I32, PTR, PTR, PTR, I32, PTR])
         null = ir.Constant(PTR, None)
-        for j, buf in enumerate(self.out_buffers):
-            descr = api.descr(buf.dtype)
+        with Loop(b, I64(0), n_out, "out") as j:
+            spec = self.spec(W_OUT_AT, j)
+            descr = self._address(b.load(spec, typ=I64))
             b.call(incref, [descr])  # PyArray_NewFromDescr steals a reference
-            dims = _dims_global(self.m, f"tg_out_dims{j}", buf.shape)
-            arr = b.call(new, [api.obj("ndarray"), descr, I32(len(buf.shape)), dims, null, null,
-                               I32(0), null])
-            failed = b.icmp_unsigned("==", arr, null)
-            with b.if_then(failed, likely=False):
+            nd = b.trunc(b.load(_at(b, spec, I64(1)), typ=I64), I32)
+            ndarray = self._address(self.word(W_NDARRAY))
+            arr = b.call(new, [ndarray, descr, nd, self._dims(spec), null, null, I32(0), null])
+            with b.if_then(b.icmp_unsigned("==", arr, null), likely=False):
                 self._release(j)
                 b.ret(null)  # numpy set MemoryError
-            b.store(arr, self._slot(self.objs, j))
-            b.store(_field(b, arr, "data", PTR), self._slot(self.outs, j))
-
-    def _slot(self, table, j):
-        """&table[j] of an alloca'd pointer array."""
-        return self.b.gep(table, [I64(j)], source_etype=PTR)
+            b.store(arr, _at(b, self.objs, j, PTR))
+            b.store(_field(b, arr, "data", PTR), _at(b, self.outs, j, PTR))
 
     def _release(self, count):
+        b = self.b
         decref = self.api.fn("Py_DecRef", ir.VoidType(), [PTR])
-        for j in range(count):
-            self.b.call(decref, [self.b.load(self._slot(self.objs, j), typ=PTR)])
+        with Loop(b, I64(0), count, "release") as k:
+            b.call(decref, [b.load(_at(b, self.objs, k, PTR), typ=PTR)])
 
     def _run(self):
         b, api = self.b, self.api
-        ins, outs = self.ins, self.outs
-        if not self.release_gil:
-            b.call(self.run_fn, [ins, outs])
-            return
-        state = b.call(api.fn("PyEval_SaveThread", PTR, []), [])
-        b.call(self.run_fn, [ins, outs])
-        b.call(api.fn("PyEval_RestoreThread", ir.VoidType(), [PTR]), [state])
+        run = self._address(self.word(W_RUN))
+        fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR])
+        callee = _Indirect(run, fnty)
+        with b.if_else(b.icmp_signed("!=", self.word(W_RELEASE_GIL), I64(0))) as (release, keep):
+            with release:
+                state = b.call(api.fn("PyEval_SaveThread", PTR, []), [])
+                b.call(callee, [self.ins, self.outs])
+                b.call(api.fn("PyEval_RestoreThread", ir.VoidType(), [PTR]), [state])
+            with keep:
+                b.call(callee, [self.ins, self.outs])
 
-    def _result_tuple(self):
+    def _result_tuple(self, n_out):
         b, api = self.b, self.api
-        tup = b.call(api.fn("PyTuple_New", PTR, [I64]), [I64(len(self.out_slots))])
+        n_slots = self.word(W_N_SLOTS)
+        tup = b.call(api.fn("PyTuple_New", PTR, [I64]), [n_slots])
         null = ir.Constant(PTR, None)
         with b.if_then(b.icmp_unsigned("==", tup, null), likely=False):
-            self._release(len(self.out_buffers))
+            self._release(n_out)
             b.ret(null)
         set_item = api.fn("PyTuple_SetItem", I32, [PTR, I64, PTR])
         incref = api.fn("Py_IncRef", ir.VoidType(), [PTR])
-        placed = set()
-        for pos, slot in enumerate(self.out_slots):
-            obj = b.load(self._slot(self.objs, slot), typ=PTR)
-            if slot in placed:  # the same array twice: SetItem steals one reference each time
+        slot_at = self.word(W_SLOT_AT)
+        with Loop(b, I64(0), n_slots, "result") as pos:
+            entry = b.add(slot_at, b.mul(pos, I64(2)))
+            obj = b.load(_at(b, self.objs, self.word(entry), PTR), typ=PTR)
+            dup = self.word(b.add(entry, I64(1)))
+            with b.if_then(b.icmp_signed("!=", dup, I64(0))):  # SetItem steals one reference
                 b.call(incref, [obj])
-            placed.add(slot)
-            b.call(set_item, [tup, I64(pos), obj])
+            b.call(set_item, [tup, pos, obj])
         return tup
 
 
-def _dims_global(module, name, shape):
-    ty = ir.ArrayType(I64, max(len(shape), 1))
-    g = ir.GlobalVariable(module, ty, name)
-    g.initializer = ir.Constant(ty, [I64(int(n)) for n in shape] or [I64(0)])
-    g.global_constant = True
-    g.linkage = "private"
-    return g
+def emit_fastcall(module):
+    return FastEmitter(module).emit()
 
-
-def emit_fast(module, inputs, out_buffers, out_slots, run_fn, release_gil: bool):
-    return FastEmitter(module, inputs, out_buffers, out_slots, run_fn, release_gil).emit()

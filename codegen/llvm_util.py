@@ -24,7 +24,7 @@ import functools
 
 import llvmlite.binding as llvm
 
-__all__ = ["init_native", "host_target_machine", "target_machine", "optimize", "parse", "jit", "compile_ir",
+__all__ = ["init_native", "host_target_machine", "target_machine", "vector_bits", "optimize", "parse", "jit", "compile_ir",
            "load_object", "assembly"]
 
 
@@ -45,6 +45,18 @@ def host_target_machine():
         opt=3,
         jit=True,
     )
+
+
+@functools.cache
+def vector_bits() -> int:
+    """Width of the host's widest float vector register: 512 (AVX-512F), 256 (AVX), else 128."""
+    init_native()
+    features = llvm.get_host_cpu_features()
+    if features.get("avx512f"):
+        return 512
+    if features.get("avx") or features.get("avx2"):
+        return 256
+    return 128
 
 
 @functools.cache

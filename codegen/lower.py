@@ -19,6 +19,12 @@ one pointer per distinct buffer the kernel touches; the kernel runs domain
 rows `lo <= i0 < hi` of its outermost (collapsed) dimension, so threads.py
 can hand slices of it to worker threads.
 
+Kernels with many transcendentals call them out of line (outline.py), and those
+and very long bodies get their innermost loop in explicit vector form
+(`KernelEmitter._emit_vector_loop`, simd.py) instead of relying on LLVM's loop
+vectorizer, whose time grows faster than linearly with the body: see
+docs/codegen.md, "Compile time".
+
 Reductions: the accumulator of a store whose innermost dims are reduced lives
 in a register (an alloca that mem2reg promotes) and its float `fadd` carries
 `reassoc`, without which LLVM keeps the loop scalar: sums are reassociated
@@ -33,9 +39,9 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import Buffer, Const, DotKernel, IndexMap, Load, LoopKernel, Op, Store
 
-from . import blas, threads
+from . import blas, outline, simd, threads
 from .irutil import I64, PTR, Loop, i64, walk_image
-from .scalar_ops import (combine, constant, convert_value, llvm_type, lower_op,
+from .scalar_ops import (combine, constant, convert_value, lanes_of, llvm_type, lower_op,
                          reduction_identity, storage_type, to_memory, to_register)
 
 ARENA_ALIGN = 64  # bytes: a cache line, and the widest vector
@@ -202,6 +208,7 @@ class _Reduction:
     needs_fill: bool  # reduced dims outside the accumulator: memory is combined into
     slot: object = None  # the alloca
     acc_dtype: np.dtype = None  # float32 sums accumulate in float64 (docs: reassociation policy)
+    lanes: int = None  # a vector accumulator of this many lanes (explicit vector loop, simd.py)
 
 
 def injective(strides, extents) -> bool:
@@ -232,7 +239,9 @@ def _reduction_plan(store: Store, acc: Access, domain) -> _Reduction:
 class KernelEmitter:
     """Emits one LoopKernel as `void name(ptr noalias..., i64 lo, i64 hi)`."""
 
-    def __init__(self, module: ir.Module, kernel: LoopKernel, name: str):
+    def __init__(self, module: ir.Module, kernel: LoopKernel, name: str, math=None):
+        """`math`: the module's outline.MathFunctions; None keeps all math inline and the
+        innermost loop scalar (for LLVM's loop vectorizer)."""
         self.module, self.kernel, self.name = module, kernel, name
         self.buffers = _distinct(list(kernel.reads()) + list(kernel.writes()))
         loads = [ins for ins in kernel.body if isinstance(ins, Load)]
@@ -241,6 +250,13 @@ class KernelEmitter:
         self.domain, accesses = simplify_domain(kernel.domain, accesses)
         self.load_access = dict(zip(map(id, loads), accesses))
         self.store_access = accesses[len(loads):]
+        # transcendentals as calls of out-of-line functions (outline.py) in large bodies
+        self.math = math if math is not None and outline.wants_outline(kernel) else None
+        # lanes of an explicit vector innermost loop (simd.py), None for a scalar body
+        self.lanes = simd.vector_lanes(self) if math is not None else None
+        self.cur_lanes = None  # lanes of the values being emitted: set inside the vector loop
+        self.mask = None  # inside the vector loop: the lanes in range, None if all are
+        self.sincos_args = _sincos_args(kernel) if self.math is not None and self.lanes else set()
 
     @property
     def outer_extent(self) -> int:
@@ -263,7 +279,10 @@ class KernelEmitter:
         reductions = [_reduction_plan(s, a, self.domain)
                       for s, a in zip(self.kernel.stores, self.store_access) if s.reduce]
         for red in reductions:
-            red.slot = self.b.alloca(llvm_type(red.acc_dtype), name="acc")
+            red.lanes = self.lanes if red.level < len(self.domain) else None
+            ty = llvm_type(red.acc_dtype)
+            red.slot = self.b.alloca(ty if red.lanes is None else simd.vector_of(ty, red.lanes),
+                                     name="acc")
         self.reductions = reductions
         if 0 in self.domain:
             for red in reductions:  # nothing to combine: every target element is the identity
@@ -303,23 +322,65 @@ class KernelEmitter:
             return
         for red in self.reductions:
             if red.level == d:
-                self.b.store(reduction_identity(red.store.reduce, red.acc_dtype), red.slot)
+                ident = reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
+                self.b.store(ident, red.slot)
         for a, b in self._segments(d):
             self.segment[d] = (a, b)
             lo, hi = i64(a), i64(b)
             if d == 0:  # this call's rows [self.lo, self.hi), intersected at run time
                 lo = self.b.select(self.b.icmp_signed(">", self.lo, lo), self.lo, lo)
                 hi = self.b.select(self.b.icmp_signed("<", self.hi, hi), self.hi, hi)
+            if self.lanes and d == len(self.domain) - 1:
+                self._emit_vector_loop(d, lo, hi, b - a)
+                continue
             with Loop(self.b, lo, hi, f"d{d}") as iv:
                 self.ivs[d] = iv
                 self._emit_level(d + 1)
         self.segment[d] = None
         for red in self.reductions:
             if red.level == d:
-                acc = self.b.load(red.slot)
+                acc = self._fold(red, self.b.load(red.slot))
                 self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
 
+    def _emit_vector_loop(self, d, lo, hi, length: int):
+        """Innermost dim d over [lo, hi) in steps of self.lanes (simd.py).  `length` is the
+        segment's static length (the run-time range of dim 0 may be a slice of it).
+
+        A static multiple of the lanes needs no mask.  Short segments run one loop with
+        every access masked (one copy of the body: W7's 16 elements).  Long ones run the
+        full vectors unmasked and one masked step for the rest."""
+        b, lanes = self.b, self.lanes
+        if d > 0 and length % lanes == 0:
+            self._vector_steps(d, lo, hi, masked=False)
+        elif length < simd.SPLIT_MIN_LANES * lanes:
+            self._vector_steps(d, lo, hi, masked=True)
+        else:  # a thread's rows may miss the segment (hi < lo): then run nothing
+            count = b.sub(hi, lo)
+            count = b.select(b.icmp_signed(">", count, i64(0)), count, i64(0))
+            end = b.add(lo, b.and_(count, i64(-lanes)), flags=("nsw",))
+            self._vector_steps(d, lo, end, masked=False)
+            with b.if_then(b.icmp_signed("<", end, hi)):
+                self._vector_step(d, end, simd.lane_mask(b, end, hi, lanes))
+
+    def _vector_steps(self, d, lo, hi, masked: bool):
+        with Loop(self.b, lo, hi, f"d{d}", step=self.lanes) as iv:
+            self._vector_step(d, iv, simd.lane_mask(self.b, iv, hi, self.lanes) if masked else None)
+
+    def _vector_step(self, d, iv, mask):
+        """The body on lanes iv .. iv + lanes - 1 of dim d (those in `mask`, if given)."""
+        self.ivs[d], self.mask, self.cur_lanes = iv, mask, self.lanes
+        self._emit_innermost()
+        self.cur_lanes = self.mask = None
+
+    def _fold(self, red, acc):
+        """A vector accumulator folded across its lanes (scalars pass through)."""
+        if red.lanes is None:
+            return acc
+        return simd.fold_lanes(self.b, acc, lambda x, y: combine(self.b, red.store.reduce, x, y,
+                                                                 red.acc_dtype))
+
     def _emit_innermost(self):
+        self.sincos = {}  # value index -> (sin, cos) of it, made by one call
         values, dtypes = [], []
         for ins in self.kernel.body:
             value, dtype = self._emit_instruction(ins, values, dtypes)
@@ -335,20 +396,38 @@ class KernelEmitter:
                 self._flush(red, x)
             else:
                 x = convert_value(self.b, x, red.store.buffer.dtype, red.acc_dtype)
+                if self.cur_lanes and self.mask is not None:  # lanes past the end add nothing
+                    ident = reduction_identity(red.store.reduce, red.acc_dtype, self.cur_lanes)
+                    x = self.b.select(self.mask, x, ident)
                 self.b.store(combine(self.b, red.store.reduce, self.b.load(red.slot), x,
                                      red.acc_dtype), red.slot)
 
     def _emit_instruction(self, ins, values, dtypes):
-        b = self.b
         if isinstance(ins, Load):
             return self._load(ins), np.dtype(ins.dtype)
         if isinstance(ins, Const):
-            return constant(ins.value, ins.dtype), np.dtype(ins.dtype)
+            return constant(ins.value, ins.dtype, self.cur_lanes), np.dtype(ins.dtype)
         if isinstance(ins, Op):
-            args = [constant(a.value, a.dtype) if isinstance(a, Const) else values[a] for a in ins.args]
-            arg_dtypes = [np.dtype(a.dtype) if isinstance(a, Const) else dtypes[a] for a in ins.args]
-            return lower_op(b, ins.prim, args, arg_dtypes, ins.dtype, ins.params), np.dtype(ins.dtype)
+            return self._op(ins, values, dtypes), np.dtype(ins.dtype)
         raise TypeError(f"codegen: unexpected kernel body instruction {ins!r}")
+
+    def _op(self, ins: Op, values, dtypes):
+        lanes = self.cur_lanes
+        args = [constant(a.value, a.dtype, lanes) if isinstance(a, Const) else values[a]
+                for a in ins.args]
+        arg_dtypes = [np.dtype(a.dtype) if isinstance(a, Const) else dtypes[a] for a in ins.args]
+        if self.math is not None and ins.prim in outline.OUTLINED and outline.is_float(ins.dtype):
+            return self._math_call(ins, args)
+        return lower_op(self.b, ins.prim, args, arg_dtypes, ins.dtype, ins.params)
+
+    def _math_call(self, ins, args):
+        """An out-of-line math call; sin and cos of one vector value share one sincos call."""
+        a = ins.args[0]
+        if ins.prim not in ("sin", "cos") or a not in self.sincos_args or not self.cur_lanes:
+            return self.math.call(self.b, ins.prim, args)
+        if a not in self.sincos:
+            self.sincos[a] = self.math.sincos(self.b, args[0])
+        return self.sincos[a][ins.prim == "cos"]
 
     # -- memory --
     def _address(self, buf, acc: Access):
@@ -379,16 +458,26 @@ class KernelEmitter:
                                 for bnd, seg in zip(acc.bounds, self.segment))
 
     def _load(self, ins: Load):
-        acc = self.load_access[id(ins)]
+        acc, lanes = self.load_access[id(ins)], self.cur_lanes
         if self._never_here(acc):
-            return constant(0, ins.dtype)
-        raw = self.b.load(self._address(ins.buffer, acc), typ=storage_type(ins.buffer.dtype))
+            return constant(0, ins.dtype, lanes)
+        raw = self._read(ins.buffer, acc)
         value = convert_value(self.b, to_register(self.b, raw, ins.buffer.dtype),
                               ins.buffer.dtype, ins.dtype)
         ok = self._valid(acc)
         if ok is None:
             return value
-        return self.b.select(ok, value, constant(0, ins.dtype))  # pad: 0 outside the bounds
+        return self.b.select(ok, value, constant(0, ins.dtype, lanes))  # pad: 0 outside the bounds
+
+    def _read(self, buf, acc):
+        """The stored value(s) at acc: one element, or in the vector loop a vector (stride 1
+        in the innermost dim) or a splat of one element (stride 0)."""
+        ety, ptr = storage_type(buf.dtype), self._address(buf, acc)
+        if not self.cur_lanes:
+            return self.b.load(ptr, typ=ety)
+        if acc.strides[-1] == 0:
+            return simd.splat(self.b, self.b.load(ptr, typ=ety), self.cur_lanes)
+        return simd.load(self.b, ptr, simd.vector_of(ety, self.cur_lanes), _bytes(buf), self.mask)
 
     def _store(self, store: Store, acc: Access, value):
         if self._never_here(acc):
@@ -401,7 +490,12 @@ class KernelEmitter:
             self._write(store.buffer, acc, value)
 
     def _write(self, buf, acc, value):
-        self.b.store(to_memory(self.b, value, buf.dtype), self._address(buf, acc))
+        """Store one element, or a vector (stride 1 in the innermost dim, simd.vector_lanes)."""
+        stored, ptr = to_memory(self.b, value, buf.dtype), self._address(buf, acc)
+        if lanes_of(value) is None:
+            self.b.store(stored, ptr)
+        else:
+            simd.store(self.b, stored, ptr, _bytes(buf), self.mask)
 
     def _flush(self, red: _Reduction, x):
         """Write an accumulated value; combine with memory if other dims reduce into it too."""
@@ -409,10 +503,9 @@ class KernelEmitter:
         if not red.needs_fill:
             self._store(red.store, red.access, x)
             return
-        ptr = self._address(buf, red.access)
-        old = to_register(self.b, self.b.load(ptr, typ=storage_type(buf.dtype)), buf.dtype)
+        old = to_register(self.b, self._read(buf, red.access), buf.dtype)
         new = combine(self.b, red.store.reduce, old, x, buf.dtype)
-        self.b.store(to_memory(self.b, new, buf.dtype), ptr)
+        self._write(buf, red.access, new)
 
     def _fill(self, red: _Reduction, force=False):
         """Identity into every element the store maps to: a walk over its nonzero strides.
@@ -436,6 +529,19 @@ class KernelEmitter:
                              source_etype=storage_type(buf.dtype))
             self.b.store(ident, ptr)
         walk_image(self.b, red.access.offset, dims, put, "fill")
+
+
+def _sincos_args(kernel) -> set:
+    """Body value indices that both a sin and a cos op take (W7's forward sin, backward cos)."""
+    seen = {"sin": set(), "cos": set()}
+    for ins in kernel.body:
+        if isinstance(ins, Op) and ins.prim in seen and not isinstance(ins.args[0], Const):
+            seen[ins.prim].add(ins.args[0])
+    return seen["sin"] & seen["cos"]
+
+
+def _bytes(buf) -> int:
+    return np.dtype(buf.dtype).itemsize
 
 
 def _bound_state(bnd, seg):
@@ -496,6 +602,7 @@ class ProgramEmitter:
     def __init__(self, kp, name: str = "program", n_threads: int = 1):
         self.kp, self.layout, self.n_threads = kp, plan_layout(kp), n_threads
         self.module = ir.Module(name=name)
+        self.math = outline.MathFunctions(self.module)
         self.kernel_names = []
 
     def emit(self) -> Lowered:
@@ -509,6 +616,7 @@ class ProgramEmitter:
         for k, kernel in enumerate(list(self.kp.kernels) + copies):
             self._emit_kernel(k, kernel)
         self.b.ret_void()
+        self.math.finish()
         # threads' private reduction copies live after the temps (kernels run one at a time)
         self.layout.arena_bytes = self.scratch_offset + self.scratch_bytes
         return Lowered(self.module, self.layout, self.kernel_names)
@@ -554,7 +662,7 @@ class ProgramEmitter:
                 ptrs = [self._pointer(buf) for buf in (kernel.a, kernel.b, kernel.out)]
                 blas.emit_gemm(self.b, kernel, *ptrs)
                 return
-        em = KernelEmitter(self.module, kernel, name)
+        em = KernelEmitter(self.module, kernel, name, self.math)
         fn = em.emit()
         ptrs = [self._pointer(buf) for buf in em.buffers]
         plan = threads.plan_parallel(em, self.n_threads)

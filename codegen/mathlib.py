@@ -34,7 +34,8 @@ from decimal import Decimal, localcontext
 import numpy as np
 from llvmlite import ir
 
-__all__ = ["UNARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "emit_unary", "emit_pow"]
+__all__ = ["UNARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "emit_unary", "emit_sincos",
+           "emit_pow"]
 
 UNARY_NAMES = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos",
                "sqrt", "abs", "sign", "neg")
@@ -448,12 +449,12 @@ def _log1p(o, x):
 
 # ---- sin / cos ---------------------------------------------------------------------------
 
-def _sincos(o, x, quarter_turns):
-    """sin(x + quarter_turns * pi/2), branch-free, for finite x (inf/nan -> nan).
+def _trig_reduce(o, x):
+    """x = n pi/2 + r with q = n mod 4 (as float); finite x (inf/nan give garbage).
 
-    x = n pi/2 + r by Cody-Waite in three fma steps (pi/2 split in three floats);
-    accurate while n is exact and small, see SIN_COS_ACCURATE_RANGE. Past it the
-    clamps keep r, and so the result, bounded.
+    Cody-Waite in three fma steps (pi/2 split in three floats); accurate while n is
+    exact and small, see SIN_COS_ACCURATE_RANGE. Past it the clamp keeps r, and so
+    the result, bounded.
     """
     n = o.rint(o.mul(x, o.c(0.6366197723675814)))
     c1, c2, c3 = o.const_.pio2
@@ -461,32 +462,53 @@ def _sincos(o, x, quarter_turns):
     r = o.fma(n, o.c(-c2), r)
     r = o.clamp(o.fma(n, o.c(-c3), r), -1.6, 1.6)
     q = o.sub(n, o.mul(o.c(4.0), o.floor(o.mul(n, o.c(0.25)))))      # n mod 4, as float
+    return r, q
+
+
+def _trig_polys(o, r):
+    """(sin(r), cos(r)) for |r| <= 0.8 (accurate), bounded up to the clamp."""
+    z = o.mul(r, r)
+    s = o.fma(o.mul(r, z), o.poly(z, o.coeffs("sin_S")), r)
+    c = o.fma(o.mul(z, z), o.poly(z, o.coeffs("cos_C")), o.fma(z, o.c(-0.5), o.c(1.0)))
+    return s, c
+
+
+def _trig_quadrant(o, x, s, c, q, quarter_turns):
+    """sin(x + quarter_turns * pi/2) from the parts: quadrant (q + quarter_turns) mod 4
+    selects sin(r), cos(r), -sin(r), -cos(r); inf/nan give nan."""
     q = o.add(q, o.c(float(quarter_turns)))
     q = o.sel(o.cmp(">=", q, o.c(4.0)), o.sub(q, o.c(4.0)), q)
-    v = _sin_or_cos(o, r, q)
+    odd = o.b.or_(o.cmp("==", q, o.c(1.0)), o.cmp("==", q, o.c(3.0)))
+    v = o.sel(odd, c, s)
+    v = o.sel(o.cmp(">=", q, o.c(2.0)), o.neg(v), v)
     v = o.sel(o.cmp(">", v, o.c(1.0)), o.c(1.0), v)
     v = o.sel(o.cmp("<", v, o.c(-1.0)), o.c(-1.0), v)
     finite = o.cmp("<", o.fabs(x), o.c(float("inf")))
     return o.sel(finite, v, o.sub(x, x))              # inf - inf and nan give nan
 
 
-def _sin_or_cos(o, r, q):
-    """Quadrant q in {0,1,2,3}: sin(r), cos(r), -sin(r), -cos(r)."""
-    z = o.mul(r, r)
-    s = o.fma(o.mul(r, z), o.poly(z, o.coeffs("sin_S")), r)
-    c = o.fma(o.mul(z, z), o.poly(z, o.coeffs("cos_C")), o.fma(z, o.c(-0.5), o.c(1.0)))
-    odd = o.b.or_(o.cmp("==", q, o.c(1.0)), o.cmp("==", q, o.c(3.0)))
-    v = o.sel(odd, c, s)
-    return o.sel(o.cmp(">=", q, o.c(2.0)), o.neg(v), v)
-
-
-def _sin(o, x):
-    y = _sincos(o, x, 0)
+def _sin_from(o, x, s, c, q):
+    y = _trig_quadrant(o, x, s, c, q, 0)
     return o.sel(o.cmp("==", x, o.c(0.0)), x, y)      # keep -0.0
 
 
+def _sin(o, x):
+    r, q = _trig_reduce(o, x)
+    return _sin_from(o, x, *_trig_polys(o, r), q)
+
+
 def _cos(o, x):
-    return _sincos(o, x, 1)
+    r, q = _trig_reduce(o, x)
+    return _trig_quadrant(o, x, *_trig_polys(o, r), q, 1)
+
+
+def emit_sincos(builder, x):
+    """(sin(x), cos(x)) sharing the reduction and both polynomials; each is bit-for-bit
+    what `emit_unary` gives for it alone."""
+    o = _Ops(builder, x.type)
+    r, q = _trig_reduce(o, x)
+    s, c = _trig_polys(o, r)
+    return _sin_from(o, x, s, c, q), _trig_quadrant(o, x, s, c, q, 1)
 
 
 # ---- exact ones --------------------------------------------------------------------------

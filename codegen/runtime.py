@@ -9,9 +9,10 @@ and `tg_entry` (lower.py) plus three functions made here:
 * `void tg_run(ptr ins, ptr outs)`: runs the whole program on data pointers,
   holding the arena mutex if the program has temps (two Python threads may
   call one program at once; the ctypes path releases the GIL).
-* `ptr tg_fast(ptr self, ptr args, i64 nargs)`: a METH_FASTCALL builtin that
-  checks its arguments natively, allocates the outputs and calls tg_run
-  (fastcall.py).  Programs with enough work release the GIL around tg_run.
+The fast call path is not in the module: one METH_FASTCALL function per
+process (fastcall.py) reads the program's descriptor (its signature and the
+address of `tg_run`), checks the arguments natively, allocates the outputs
+and calls tg_run.  Programs with enough work release the GIL around tg_run.
 
 `CompiledProgram.__call__(*arrays)` runs the program on arrays exactly of
 the compiled signature (ndarray, dtype, shape, C-contiguous, aligned) and
@@ -118,30 +119,30 @@ def program_work(kp) -> int:
     return work
 
 
-def build_module(kp, name: str, fast: bool, n_threads: int):
+def build_module(kp, name: str, n_threads: int):
     """The complete LLVM module (unoptimized) and the program's layout."""
     lowered = lower_program(kp, name, n_threads=n_threads)
     module, layout = lowered.module, lowered.layout
     mutex, arena = _emit_setup(module, len(layout.big_consts))
-    run = _emit_run(module, mutex, arena, locked=layout.arena_bytes > 0)
-    if fast:
-        fastcall.emit_fast(module, kp.inputs, layout.out_buffers, layout.out_slots, run,
-                           release_gil=program_work(kp) >= GIL_RELEASE_WORK)
+    _emit_run(module, mutex, arena, locked=layout.arena_bytes > 0)
     return module, layout
 
 
 # ---- the compiled program ------------------------------------------------------------
 
-class _Native:
-    """Everything the native code needs alive: its engine, arena, constants, method def.
+class _Native(np.ndarray):
+    """The program's fast-call descriptor (int64 words, fastcall.py) that also holds
+    everything the native code needs alive: its engine, arena, constants, method def.
 
-    It is also the mismatch sentinel `tg_fast` returns (its `self`), so the
-    builtin itself keeps the code it points into alive.
+    It is the builtin's `self` and the mismatch sentinel it returns, so the builtin
+    itself keeps the code it points into alive.
     """
 
-    def __init__(self, engine, arena, consts):
-        self.engine, self.arena, self.consts = engine, arena, consts
-        self.method_def = None
+
+def _native(words, engine, arena, consts):
+    native = np.array(words, dtype=np.int64).view(_Native)
+    native.engine, native.arena, native.consts, native.method_def = engine, arena, consts, None
+    return native
 
 
 _RUN_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -169,11 +170,14 @@ class CompiledProgram:
         self._ir_text = ir_text
         arena = np.zeros(layout.arena_bytes + ARENA_ALIGN, np.uint8)
         consts = [np.ascontiguousarray(np.asarray(c.value, dtype=c.dtype)) for c in layout.big_consts]
-        self._native = _Native(engine, arena, consts)
+        run = engine.get_function_address("tg_run")
+        words = fastcall.descriptor_words(run, kp.inputs, layout.out_buffers, layout.out_slots,
+                                          release_gil=program_work(kp) >= GIL_RELEASE_WORK)
+        self._native = _native(words, engine, arena, consts)
         self._setup(engine, arena, consts)
-        self._run = _RUN_PROTO(engine.get_function_address("tg_run"))
+        self._run = _RUN_PROTO(run)
         self._in_specs = [(tuple(b.shape), np.dtype(b.dtype)) for b in kp.inputs]
-        self.fast = self._make_fast(engine)
+        self.fast = self._make_fast()
         self.MISMATCH = self._native
 
     def _setup(self, engine, arena, consts):
@@ -182,12 +186,17 @@ class CompiledProgram:
         table = (ctypes.c_void_p * max(len(consts), 1))(*[c.ctypes.data for c in consts])
         _SETUP_PROTO(engine.get_function_address("tg_setup"))(aligned, ctypes.addressof(table))
 
-    def _make_fast(self, engine):
-        address = engine.get_function_address("tg_fast")
-        if not address:
+    def _make_fast(self):
+        entry = FAST_ENTRY.get()
+        if entry is None:
             return None
-        builtin, self._native.method_def = fastcall.make_builtin(address, self._native)
+        builtin, self._native.method_def = fastcall.make_builtin(entry[1], self._native)
         return builtin
+
+    @property
+    def releases_gil(self) -> bool:
+        """Whether the fast path releases the GIL around the native run (large programs)."""
+        return bool(self._native[fastcall.W_RELEASE_GIL])
 
     def __call__(self, *arrays):
         fast = self.fast
@@ -294,17 +303,58 @@ def load_object(obj: bytes):
     return engine
 
 
+class FastEntry:
+    """This process's `tg_fastcall` (engine, address), made on first use; None without the
+    fast-call ABI.  Loaded from the disk cache of the compile that first needs it when it
+    has one (a few ms), else compiled (~25 ms).  `reset()` forgets it (tests)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self._made, self._entry = False, None
+
+    def get(self, store=None):
+        """Call after register_symbols, holding the compile lock (compile_program does)."""
+        if not self._made:
+            self._entry = self._make(store) if fastcall.python_abi() is not None else None
+            self._made = True
+        return self._entry
+
+    @staticmethod
+    def _make(store):
+        key = cache.text_key("tg_fastcall", environment(1))
+        entry = store.load(key) if store is not None else None
+        if entry is not None:
+            try:
+                engine = load_object(entry.obj)
+                return engine, engine.get_function_address("tg_fastcall")
+            except RuntimeError:
+                pass
+        module = ir.Module(name="tg_fastcall")
+        fastcall.emit_fastcall(module)
+        ref = llvm_util.optimize(llvm_util.parse(module))
+        ir_text = str(ref)
+        engine, obj = jit(ref, keep_object=store is not None)
+        if store is not None:
+            store.store(key, cache.CacheEntry({"name": "tg_fastcall"}, obj, ir_text))
+        return engine, engine.get_function_address("tg_fastcall")
+
+
+FAST_ENTRY = FastEntry()
+
+
 _compile_lock = threading.Lock()  # llvmlite's global symbol table and pass builders are not reentrant
 
 
-def environment(fast: bool, n_threads: int) -> dict:
+def environment(n_threads: int) -> dict:
     """Everything besides the program that the generated code depends on (cache key)."""
     tm = llvm_util.target_machine()
     return {"triple": tm.triple, "cpu": llvm.get_host_cpu_name(),
             "features": llvm.get_host_cpu_features().flatten(),
             "llvmlite": llvmlite.__version__, "tracegrad": TRACEGRAD_VERSION,
-            "blas": blas.describe(), "fast": fast, "threads": n_threads,
-            "parallel_min_cost": threads.PARALLEL_MIN_COST, "gil_release_work": GIL_RELEASE_WORK}
+            "blas": blas.describe(), "threads": n_threads,
+            "parallel_min_cost": threads.PARALLEL_MIN_COST}
 
 
 def _from_cache(kp, entry, key, t0):
@@ -331,18 +381,18 @@ def compile_program(kp, name: str = "program", disk_cache=None, n_threads: int |
     os.cpu_count()).
     """
     t0 = time.perf_counter()
-    fast = fastcall.python_abi() is not None
     n_threads = threads.thread_count(n_threads)
     with _compile_lock:
         register_symbols()
         store = cache.resolve(disk_cache)
-        key = cache.cache_key(kp, environment(fast, n_threads)) if store is not None else None
+        FAST_ENTRY.get(store)  # once per process, before any CompiledProgram needs it
+        key = cache.cache_key(kp, environment(n_threads)) if store is not None else None
         entry = store.load(key) if store is not None else None
         if entry is not None:
             cached = _from_cache(kp, entry, key, t0)
             if cached is not None:
                 return cached
-        module, layout = build_module(kp, name, fast, n_threads)
+        module, layout = build_module(kp, name, n_threads)
         ref = llvm_util.optimize(llvm_util.parse(module))
         ir_text = str(ref)
         engine, obj = jit(ref, keep_object=store is not None)

@@ -6,7 +6,10 @@ Each rule is `rule(b, args, dtypes, out, params) -> value` where `b` is an
 loop vectorizer turns them into SIMD code, which is why every rule is
 branch-free (`select`, never a conditional branch) and why transcendentals
 come from `mathlib` (inline polynomials) and never from `llvm.exp` & co.,
-which lower to scalar libm calls.
+which lower to scalar libm calls.  For float and bool operands the rules also
+take `<N x T>` vectors (explicit vector loops, simd.py): their own constants
+are splatted to the operands' lane count (`constant(..., lanes)`); integer
+rules are scalar only.
 
 Semantics follow numpy (the reference interpreter): max/min propagate NaN,
 float->bool is `x != 0` (NaN is True), float->int saturates (LLVM's
@@ -43,25 +46,40 @@ def is_float(dtype) -> bool:
     return np.dtype(dtype) in (F32, F64)
 
 
-def constant(value, dtype) -> ir.Constant:
+def constant(value, dtype, lanes: int | None = None) -> ir.Constant:
+    """`value` as an LLVM constant of `dtype`; a `<lanes x T>` splat if lanes is given."""
     dtype = np.dtype(dtype)
     if is_float(dtype):
-        return ir.Constant(llvm_type(dtype), float(np.asarray(value, dtype)))
-    return ir.Constant(llvm_type(dtype), int(np.asarray(value, dtype)))
+        c = ir.Constant(llvm_type(dtype), float(np.asarray(value, dtype)))
+    else:
+        c = ir.Constant(llvm_type(dtype), int(np.asarray(value, dtype)))
+    return c if lanes is None else ir.Constant(ir.VectorType(c.type, lanes), [c] * lanes)
+
+
+def lanes_of(x) -> int | None:
+    """The lane count of a vector value, None for a scalar."""
+    return x.type.count if isinstance(x.type, ir.VectorType) else None
 
 
 def to_register(b, stored, dtype):
     """A value loaded from memory -> its register form."""
     if np.dtype(dtype) == BOOL:
-        return b.icmp_unsigned("!=", stored, ir.Constant(ir.IntType(8), 0))
+        return b.icmp_unsigned("!=", stored, _like(stored, ir.Constant(ir.IntType(8), 0)))
     return stored
 
 
 def to_memory(b, value, dtype):
     """A register value -> what is stored (bool becomes 0/1 in a byte)."""
     if np.dtype(dtype) == BOOL:
-        return b.zext(value, ir.IntType(8))
+        lanes = lanes_of(value)
+        return b.zext(value, ir.IntType(8) if lanes is None else ir.VectorType(ir.IntType(8), lanes))
     return value
+
+
+def _like(x, c: ir.Constant) -> ir.Constant:
+    """Scalar constant c, splatted to x's lane count if x is a vector."""
+    lanes = lanes_of(x)
+    return c if lanes is None else ir.Constant(ir.VectorType(c.type, lanes), [c] * lanes)
 
 
 def _int_min(dtype):
@@ -74,8 +92,8 @@ def _truth(b, x, dtype):
     if dtype == BOOL:
         return x
     if is_float(dtype):
-        return b.fcmp_unordered("!=", x, constant(0, dtype))
-    return b.icmp_signed("!=", x, constant(0, dtype))
+        return b.fcmp_unordered("!=", x, constant(0, dtype, lanes_of(x)))
+    return b.icmp_signed("!=", x, constant(0, dtype, lanes_of(x)))
 
 
 # ---- unary -------------------------------------------------------------------
@@ -120,7 +138,7 @@ def _ipow(b, x, n: int, dtype):
         n >>= 1
         if n:
             base = _mul(b, base, base, dtype)
-    return constant(1, dtype) if result is None else result
+    return constant(1, dtype, lanes_of(x)) if result is None else result
 
 
 def _mul(b, x, y, dtype):
@@ -143,7 +161,7 @@ def _integer_pow(b, args, dtypes, out, params):
     if y >= 0:
         return p
     if is_float(dtype):
-        return b.fdiv(constant(1, dtype), p)
+        return b.fdiv(constant(1, dtype, lanes_of(p)), p)
     return _int_reciprocal(b, p, dtype)
 
 
@@ -226,7 +244,7 @@ def _pow(b, args, dtypes, out, params):
     if is_float(dtype):
         return mathlib.emit_pow(b, x, y)
     if dtype == BOOL:
-        return b.or_(x, b.xor(y, ir.Constant(ir.IntType(1), 1)))  # x**y: 1 unless x=0,y=1
+        return b.or_(x, b.xor(y, constant(True, BOOL, lanes_of(y))))  # x**y: 1 unless x=0,y=1
     return _int_pow(b, x, y, dtype)
 
 
@@ -286,7 +304,7 @@ def _logical(op):
 
 
 def _not(b, args, dtypes, out, params):
-    return b.xor(_truth(b, args[0], dtypes[0]), ir.Constant(ir.IntType(1), 1))
+    return b.xor(_truth(b, args[0], dtypes[0]), constant(True, BOOL, lanes_of(args[0])))
 
 
 def _where(b, args, dtypes, out, params):
@@ -303,20 +321,25 @@ def _float_to_int(b, x, dst):
 
 
 def convert_value(b, x, src, dst):
+    """x (a value of dtype src, or a vector of them) as dtype dst."""
     src, dst = np.dtype(src), np.dtype(dst)
     if src == dst:
         return x
     if dst == BOOL:
         return _truth(b, x, src)
+    lanes = lanes_of(x)
+    ty = llvm_type(dst) if lanes is None else ir.VectorType(llvm_type(dst), lanes)
     if is_float(src) and is_float(dst):
-        return b.fpext(x, llvm_type(dst)) if dst.itemsize > src.itemsize else b.fptrunc(x, llvm_type(dst))
+        return b.fpext(x, ty) if dst.itemsize > src.itemsize else b.fptrunc(x, ty)
     if is_float(dst):
-        return b.uitofp(x, llvm_type(dst)) if src == BOOL else b.sitofp(x, llvm_type(dst))
+        return b.uitofp(x, ty) if src == BOOL else b.sitofp(x, ty)
     if is_float(src):
+        if lanes is not None:
+            raise NotImplementedError("codegen: float -> int conversion of vectors")
         return _float_to_int(b, x, dst)
     if src == BOOL:
-        return b.zext(x, llvm_type(dst))
-    return b.sext(x, llvm_type(dst)) if dst.itemsize > src.itemsize else b.trunc(x, llvm_type(dst))
+        return b.zext(x, ty)
+    return b.sext(x, ty) if dst.itemsize > src.itemsize else b.trunc(x, ty)
 
 
 def _convert(b, args, dtypes, out, params):
@@ -347,17 +370,17 @@ LOWERINGS = {
 
 # ---- reductions ---------------------------------------------------------------
 
-def reduction_identity(kind: str, dtype) -> ir.Constant:
-    """0 for sums, -inf/+inf (or the integer extremes) for max/min."""
+def reduction_identity(kind: str, dtype, lanes: int | None = None) -> ir.Constant:
+    """0 for sums, -inf/+inf (or the integer extremes) for max/min (a splat if lanes)."""
     dtype = np.dtype(dtype)
     if kind == "sum":
-        return constant(0, dtype)
+        return constant(0, dtype, lanes)
     if is_float(dtype):
-        return constant(-np.inf if kind == "max" else np.inf, dtype)
+        return constant(-np.inf if kind == "max" else np.inf, dtype, lanes)
     if dtype == np.bool_:
-        return constant(kind == "min", dtype)
+        return constant(kind == "min", dtype, lanes)
     info = np.iinfo(dtype)
-    return constant(info.min if kind == "max" else info.max, dtype)
+    return constant(info.min if kind == "max" else info.max, dtype, lanes)
 
 
 def combine(b, kind: str, acc, x, dtype):

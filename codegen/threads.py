@@ -123,6 +123,9 @@ def _task(module, fn, n_ptrs: int):
     """`ptr task(ptr ctx)`: unpacks a context and calls the kernel (a pthread start routine)."""
     task = ir.Function(module, ir.FunctionType(PTR, [PTR]), fn.name + "_task")
     task.linkage = "internal"
+    # the entry also runs slice 0 through it: inlined there, the kernel's code would exist
+    # twice and cost twice the optimization and code generation time
+    task.attributes.add("noinline")
     b = ir.IRBuilder(task.append_basic_block("entry"))
     ctx, cty = task.args[0], _context_type(n_ptrs)
     fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 2)]

@@ -9,8 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from tracegrad.codegen import LOWERINGS, SignatureMismatch, compile_program
-from tracegrad.codegen.lower import plan_arena, simplify_domain, Access
+from tracegrad.codegen import LOWERINGS, SignatureMismatch, compile_program, outline, simd
+from tracegrad.codegen import lower_program
+from tracegrad.codegen.lower import KernelEmitter, plan_arena, simplify_domain, Access
 from tracegrad.codegen.scalar_ops import ELEMENTWISE_KINDS
 from tracegrad.ir import PRIMITIVES, GraphBuilder, ShapedArray, ops
 from tracegrad.passes.autodiff import grad_graph
@@ -28,6 +29,29 @@ INTS = (I32, I64)
 
 def compile_(kp):
     return compile_program(kp, name="test", disk_cache=False)
+
+
+# How kernel bodies are emitted (docs/codegen.md, "Compile time"): "default" leaves the choice
+# to the emitter (small kernels: scalar body for LLVM's loop vectorizer, inline math);
+# "vector" gives every eligible kernel an explicit vector loop (simd.py); "outline" also calls
+# every transcendental out of line (outline.py); "vfabi" calls them out of line from the
+# scalar body, widened by LLVM through the vector-function-abi-variant attribute.
+BODY_MODES = ("default", "vector", "outline", "vfabi")
+
+
+def set_body_mode(monkeypatch, mode):
+    if mode in ("vector", "outline"):
+        monkeypatch.setattr(simd, "LONG_BODY", 0)
+    if mode in ("outline", "vfabi"):
+        monkeypatch.setattr(outline, "OUTLINE_MIN_CALLS", 0)
+    if mode == "vfabi":
+        monkeypatch.setattr(simd, "vector_lanes", lambda em, vector_bits=None: None)
+
+
+@pytest.fixture(params=BODY_MODES)
+def body_mode(request, monkeypatch):
+    set_body_mode(monkeypatch, request.param)
+    return request.param
 
 
 def contiguous(shape):
@@ -169,7 +193,7 @@ def _tolerance(kind, dtype):
 
 @pytest.mark.parametrize("prim,domains,dtypes,params,tol", OPS,
                          ids=[f"{op[0]}{op[3] or ''}" for op in OPS])
-def test_primitive_vs_interpreter(prim, domains, dtypes, params, tol):
+def test_primitive_vs_interpreter(prim, domains, dtypes, params, tol, body_mode):
     """Every dtype and size of one table row in one program."""
     rng = np.random.default_rng(len(prim) * 7919 + len(domains))
     sigs = [([dt] * len(domains), BOOL if prim in OUT_BOOL else dt) for dt in dtypes]
@@ -178,7 +202,7 @@ def test_primitive_vs_interpreter(prim, domains, dtypes, params, tol):
     assert_matches_interp(kp, inputs, tol_of=lambda out_dt: _tolerance(tol, out_dt))
 
 
-def test_where_and_convert():
+def test_where_and_convert(body_mode):
     """where over every dtype, and convert between every pair of dtypes: two programs."""
     rng = np.random.default_rng(1)
     n = 33
@@ -214,7 +238,7 @@ def test_every_elementwise_primitive_has_a_lowering():
 # ---- NaN / inf / edge values ----------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_nan_inf_propagation(dtype):
+def test_nan_inf_propagation(dtype, body_mode):
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 3.0], dtype)
     other = np.array([1.0, np.nan, 2.0, -0.0, 0.0, np.inf, -np.inf, np.nan], dtype)
     with np.errstate(all="ignore"):
@@ -241,7 +265,7 @@ def test_integer_division_by_zero_does_not_trap():
 # ---- index maps: broadcast, negative strides, pad bounds, constants ----------------------------
 
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_broadcast_negative_stride_and_offsets(dtype):
+def test_broadcast_negative_stride_and_offsets(dtype, body_mode):
     rng = np.random.default_rng(2)
     pb = ProgramBuilder()
     m, n = 5, 33
@@ -261,7 +285,7 @@ def test_broadcast_negative_stride_and_offsets(dtype):
 
 
 @pytest.mark.parametrize("n", [1, 7, 1023])
-def test_pad_bounds_never_read_outside(n):
+def test_pad_bounds_never_read_outside(n, body_mode):
     """out[i] = x[i-2] + 1 for 2 <= i < n+2, else 1; out2 interleaves x with zeros."""
     rng = np.random.default_rng(3)
     pb = ProgramBuilder()
@@ -278,7 +302,7 @@ def test_pad_bounds_never_read_outside(n):
     np.testing.assert_array_equal(got[1][::2], 0)
 
 
-def test_bounds_with_step():
+def test_bounds_with_step(body_mode):
     """Valid where 1 <= i < 8 and (i-1) % 2 == 0; the clamped address stays inside x."""
     pb = ProgramBuilder()
     x = pb.input((8,), F64)
@@ -289,7 +313,7 @@ def test_bounds_with_step():
     assert got.tolist() == [0, 2, 0, 4, 0, 6, 0, 8, 0, 0, 0]
 
 
-def test_constants_small_and_large():
+def test_constants_small_and_large(body_mode):
     rng = np.random.default_rng(4)
     pb = ProgramBuilder()
     small = pb.const(np.arange(4.0))
@@ -324,7 +348,7 @@ def reduction_program(shape, axes, kind, dtype):
 
 
 @pytest.mark.parametrize("kind", ["sum", "max", "min"])
-def test_reduction_over_each_axis(kind):
+def test_reduction_over_each_axis(kind, body_mode):
     """Over every axis set of a 3-D domain, f32 and f64; sums are reassociated (vectorized),
     so they are compared within the documented bound: 8 eps * sum|x| (docs/codegen.md)."""
     shape = (5, 7, 33)
@@ -345,7 +369,7 @@ def test_reduction_over_each_axis(kind):
 
 
 @pytest.mark.parametrize("kind", ["sum", "max", "min"])
-def test_reduction_propagates_nan_and_empty_domain(kind):
+def test_reduction_propagates_nan_and_empty_domain(kind, body_mode):
     x = np.arange(1023.0)
     x[500] = np.nan
     kp = reduction_program((1023,), (0,), kind, F64)
@@ -366,7 +390,7 @@ def test_integer_reduction_is_exact():
     assert_matches_interp(pb.build(), [x, x, x])
 
 
-def test_zero_size_arrays():
+def test_zero_size_arrays(body_mode):
     kp = elementwise_program("exp", [F64], F64, {}, sizes=(0,))
     got = compile_(kp)(np.zeros(0))[0]
     assert got.shape == (0,)
@@ -445,7 +469,7 @@ def test_concurrent_calls_from_two_threads():
     n = 1 << 15
     kp = chain_program(n, 4)
     cp = compile_(kp)
-    assert "PyEval_SaveThread" in cp.llvm_ir()
+    assert cp.fast is None or cp.releases_gil
     xs = [np.full(n, float(i)) for i in range(8)]
     want = [run_program(kp, x)[0] for x in xs]
     errors = []
@@ -547,7 +571,7 @@ def tiny_thread_threshold(monkeypatch):
     monkeypatch.setattr(threads, "PARALLEL_MIN_COST", 64)
 
 
-def test_threaded_kernels_match_interpreter(tiny_thread_threshold):
+def test_threaded_kernels_match_interpreter(tiny_thread_threshold, body_mode):
     """Row-owned stores, a full reduction and a reduction over dim 0 (private partials)."""
     rng = np.random.default_rng(9)
     pb = ProgramBuilder()
@@ -625,7 +649,7 @@ FUSED = [("w2", _w2_like, (1023,), F32), ("rosenbrock", _rosenbrock, (1023,), F6
 
 
 @pytest.mark.parametrize("name,fn,shape,dtype", FUSED, ids=[f[0] for f in FUSED])
-def test_fused_programs_with_gradients(name, fn, shape, dtype):
+def test_fused_programs_with_gradients(name, fn, shape, dtype, body_mode):
     """fuse(graph [+ its gradient]) compiled == the kernel interpreter on the same program."""
     b = GraphBuilder()
     x = b.new_input(ShapedArray(shape, dtype))
@@ -638,3 +662,201 @@ def test_fused_programs_with_gradients(name, fn, shape, dtype):
     tol = dict(rtol=2e-5, atol=2e-5) if dtype == F32 else dict(rtol=1e-11, atol=1e-11)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, **tol)
+
+
+# ---- compile-time paths: explicit vector loops and out-of-line math -----------------------------
+
+def test_body_modes_take_their_path(monkeypatch):
+    """Each body mode really emits what it names (else the mode-parametrized tests prove nothing)."""
+    kp = elementwise_program("exp", [F64], F64, {}, sizes=(33,))
+    int_kp = elementwise_program("add", [I64, I64], I64, {}, sizes=(33,))
+    expect = {"default": (False, False, False), "vector": (True, False, False),
+              "outline": (True, True, False), "vfabi": (False, True, True)}
+    for mode, (masked, called, abi) in expect.items():
+        with monkeypatch.context() as m:
+            set_body_mode(m, mode)
+            text = str(lower_program(kp).module)
+            assert ("llvm.masked.load" in text) == masked, mode
+            assert ("call double @\"tg_m_exp_f64\"" in text or "@\"tg_m_exp_v" in text) == called, mode
+            assert ("vector-function-abi-variant" in text) == abi, mode
+            assert "masked" not in str(lower_program(int_kp).module), "int kernels stay scalar"
+
+
+def many_transcendentals_program(dtype, sizes, reduce=None):
+    """One kernel per size: every out-of-line function, sin and cos of one value, a chain."""
+    pb = ProgramBuilder()
+    for n in sizes:
+        x, y = pb.input((n,), dtype), pb.input((n,), dtype)
+        out = pb.output((n,), dtype)
+        total = pb.output((), dtype)
+        idx = IndexMap(0, (1,))
+        c = lambda v: Const(v, dtype)
+        body = [Load(x, idx, dtype), Load(y, idx, dtype),                     # 0 x in (-3, 3), 1 y > 0
+                Op("sin", (0,), {}, dtype), Op("cos", (0,), {}, dtype),        # 2, 3: one sincos
+                Op("exp", (0,), {}, dtype), Op("log", (1,), {}, dtype),        # 4, 5
+                Op("log1p", (1,), {}, dtype), Op("expm1", (0,), {}, dtype),    # 6, 7
+                Op("tanh", (0,), {}, dtype), Op("pow", (1, 0), {}, dtype),     # 8, 9
+                Op("mul", (2, 3), {}, dtype), Op("sin", (10,), {}, dtype),     # 10, 11
+                Op("add", (4, 5), {}, dtype), Op("add", (12, 6), {}, dtype),   # 12, 13
+                Op("add", (13, 7), {}, dtype), Op("add", (14, 8), {}, dtype),  # 14, 15
+                Op("mul", (15, c(0.25)), {}, dtype), Op("cos", (16,), {}, dtype),  # 16, 17
+                Op("add", (17, 11), {}, dtype), Op("add", (18, 9), {}, dtype)]  # 18, 19
+        pb.loop((n,), body, [Store(out, 19, idx), Store(total, 19, IndexMap(0, (0,)), "sum")])
+    return pb.build()
+
+
+def _transcendental_inputs(kp, seed=12):
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for k, buf in enumerate(kp.inputs):
+        lo, hi = (-3, 3) if k % 2 == 0 else (0.05, 4)
+        inputs.append(rng.uniform(lo, hi, buf.shape).astype(buf.dtype))
+    return inputs
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_out_of_line_math_matches_inline_bit_for_bit(dtype, monkeypatch):
+    """The same mathlib code inline (LLVM's vectorizer), out of line in an explicit vector
+    loop (with sin/cos shared) and out of line widened through the vector ABI attribute:
+    elementwise results are identical; sums differ only by summation order."""
+    sizes = (1, 7, 16, 33, 1023, 4099)  # remainders, an exact multiple, the split loop
+    kp = many_transcendentals_program(dtype, sizes)
+    assert all(outline.wants_outline(k) for k in kp.kernels)  # 10 transcendentals > 8
+    inputs = _transcendental_inputs(kp)
+    results, texts = {}, {}
+    for mode in ("inline", "default", "vfabi"):
+        with monkeypatch.context() as m:
+            if mode == "inline":  # the path every small kernel takes
+                m.setattr(outline, "OUTLINE_MIN_CALLS", 10 ** 9)
+                m.setattr(simd, "LONG_BODY", 10 ** 9)
+            set_body_mode(m, mode if mode == "vfabi" else "default")
+            cp = compile_(kp)
+            results[mode], texts[mode] = cp(*inputs), cp.llvm_ir()
+    lanes = simd.vector_lanes(KernelEmitter(None, kp.kernels[-1], "k", math=object()))
+    tag = "f32" if dtype == F32 else "f64"
+    assert "@tg_m_" not in texts["inline"]
+    assert f"@tg_m_sincos_v{lanes}{tag}" in texts["default"]
+    assert f"<{lanes} x {'float' if dtype == F32 else 'double'}> @tg_m_exp_v{lanes}{tag}(" in texts["default"]
+    assert f"@tg_m_exp_v{lanes}{tag}" in texts["vfabi"], "the loop vectorizer did not widen the calls"
+    want = run_program(kp, *inputs)
+    for mode in ("default", "vfabi"):
+        for j, (g, ref, w) in enumerate(zip(results[mode], results["inline"], want)):
+            if g.shape:
+                np.testing.assert_array_equal(g, ref, err_msg=f"{mode} output {j}")
+                np.testing.assert_allclose(g, w, err_msg=f"{mode} output {j}", **MATH_TOL[dtype])
+            else:
+                scale = np.sum(np.abs(results["inline"][j - 1].astype(np.float64))) + 1
+                assert abs(float(g) - float(ref)) <= 8 * np.finfo(dtype).eps * scale, (mode, j)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_explicit_vector_loops_in_two_dims(dtype, monkeypatch):
+    """Rows and columns of a 2-D domain through the explicit vector loop: masked tails of an
+    inner dim (static), splat loads, step-1 pad bounds split into segments, reductions
+    along either axis (the one into memory needs a fill), bool values."""
+    monkeypatch.setattr(simd, "LONG_BODY", 0)
+    rng = np.random.default_rng(13)
+    for m, n in [(5, 37), (3, 16), (37, 5), (2, 200)]:
+        pb = ProgramBuilder()
+        x, col = pb.input((m, n), dtype), pb.input((m,), dtype)
+        ew, rows, cols, mx = (pb.output((m, n + 3), dtype), pb.output((m,), dtype),
+                              pb.output((n,), dtype), pb.output((m,), dtype))
+        body = [Load(x, IndexMap(0, (n, 1), ((0, m, 1), (0, n, 1))), dtype),  # 0 pad: x[i, j], j < n
+                Load(col, IndexMap(0, (1, 0)), dtype),                    # 1 splat along dim 1
+                Op("exp", (0,), {}, dtype), Op("mul", (2, 1), {}, dtype),  # 2, 3
+                Op("gt", (0, Const(0.0, dtype)), {}, BOOL),               # 4
+                Op("where", (4, 3, Const(-1.0, dtype)), {}, dtype)]        # 5
+        stores = [Store(ew, 5, IndexMap(0, (n + 3, 1))),
+                  Store(rows, 5, IndexMap(0, (1, 0)), "sum"), Store(mx, 3, IndexMap(0, (1, 0)), "max")]
+        pb.loop((m, n + 3), body, stores)
+        pb.loop((m, n), body[:1] + [Op("sin", (0,), {}, dtype)], [Store(cols, 1, IndexMap(0, (0, 1)), "sum")])
+        kp = pb.build()
+        assert all(KernelEmitter(None, k, "k", math=object()).lanes for k in kp.kernels)
+        inputs = [rng.standard_normal((m, n)).astype(dtype), rng.standard_normal(m).astype(dtype)]
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == F32 else dict(rtol=1e-12, atol=1e-12)
+        assert_matches_interp(kp, inputs, **tol)
+
+
+def test_strided_inner_loads_keep_the_scalar_body():
+    """Stride 2 or -1 in the innermost dim, or step-2 bounds: no explicit vector loop."""
+    x = Buffer("x", (64,), F64, "input", index=0)
+    out = Buffer("o", (32,), F64, "output", index=0)
+    for index in [IndexMap(0, (1,)), IndexMap(0, (2,)), IndexMap(31, (-1,)),
+                  IndexMap(0, (1,), ((0, 32, 2),))]:
+        body = [Load(x, index, F64)] + [Op("sin", (k,), {}, F64) for k in range(10)]
+        kernel = LoopKernel("k", (32,), body, [Store(out, 10, IndexMap(0, (1,)))])
+        lanes = KernelEmitter(None, kernel, "k", math=object()).lanes
+        assert (lanes is not None) == (index.strides == (1,) and index.bounds is None), index
+
+
+def test_outlined_threaded_kernel_with_odd_chunks(tiny_thread_threshold):
+    kp = many_transcendentals_program(F64, (1001,))
+    cp = compile_program(kp, disk_cache=False, n_threads=3)
+    assert "tg_sys_pthread_create" in cp.llvm_ir() and "@tg_m_sincos" in cp.llvm_ir()
+    inputs = _transcendental_inputs(kp)
+    got, want = cp(*inputs), run_program(kp, *inputs)
+    np.testing.assert_allclose(got[0], want[0], **MATH_TOL[F64])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+
+
+def _w7_like(b, x, steps=30):
+    for _ in range(steps):
+        x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(x, x), 0.1))
+    return [ops.reduce_sum(x, (0,))]
+
+
+def test_w7_like_gradient_shares_sincos():
+    """Forward sin and backward cos of each step become one out-of-line sincos call."""
+    b = GraphBuilder()
+    x = b.new_input(ShapedArray((16,), F64))
+    kp = fuse(grad_graph(b.build(_w7_like(b, x))))
+    [kernel] = [k for k in kp.kernels if outline.wants_outline(k)]
+    lanes = KernelEmitter(None, kernel, "k", math=object()).lanes
+    text = str(lower_program(kp).module)
+    pair = f"<{lanes} x double>"
+    assert text.count(f'call {{{pair}, {pair}}} @"tg_m_sincos_v{lanes}f64"') == 30
+    assert "tg_m_sin_" not in text and "tg_m_cos_" not in text
+    xv = np.random.default_rng(14).uniform(-1, 1, 16)
+    got, want = compile_(kp)(xv), run_program(kp, xv)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+
+
+def test_string_attributes_print_on_functions_and_calls():
+    from llvmlite import ir
+    from tracegrad.codegen import llvm_util
+    from tracegrad.codegen.irutil import add_string_attributes
+    m = ir.Module()
+    fn = ir.Function(m, ir.FunctionType(ir.VoidType(), []), "f")
+    fn.attributes.add("noinline")
+    add_string_attributes(fn, {"prefer-vector-width": 512})
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    add_string_attributes(b.call(fn, []), {"tg-note": "x"})
+    b.ret_void()
+    text = str(m)
+    assert 'noinline "prefer-vector-width"="512"' in text
+    assert 'call void @"f"() "tg-note"="x"' in text
+    llvm_util.parse(text)  # LLVM reads both (and verifies VFABI names: see the outline tests)
+
+
+@pytest.mark.parametrize("n", [301, 2001, 4096])
+def test_threaded_split_vector_loop_with_segments(n, tiny_thread_threshold, monkeypatch):
+    """Dim 0 split into pad segments and into thread slices: a slice that misses a segment
+    runs nothing there (a long segment runs full vectors plus one masked step)."""
+    monkeypatch.setattr(simd, "LONG_BODY", 0)
+    pb = ProgramBuilder()
+    x = pb.input((n,), F64)
+    out = pb.output((n,), F64)
+    total = pb.output((), F64)
+    half = n // 2  # two long segments: the last slice misses the first one
+    body = [Load(x, IndexMap(1, (1,), ((0, n - 1, 1),)), F64),  # x[i + 1] for i < n - 1, else 0
+            Load(x, IndexMap(0, (1,), ((0, half, 1),)), F64),   # x[i] for i < half, else 0
+            Op("sub", (0, 1), {}, F64), Op("exp", (2,), {}, F64)]
+    pb.loop((n,), body, [Store(out, 3, IndexMap(0, (1,))), Store(total, 3, IndexMap(0, (0,)), "sum")])
+    kp = pb.build()
+    cp = compile_program(kp, disk_cache=False, n_threads=3)
+    assert "tg_sys_pthread_create" in cp.llvm_ir()
+    xv = np.random.default_rng(15).uniform(-1, 1, n)
+    got, want = cp(xv), run_program(kp, xv)
+    np.testing.assert_allclose(got[0], want[0], **MATH_TOL[F64])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)

@@ -60,13 +60,23 @@ def expected_value():
 
 
 def entries(d):
-    return sorted(p for p in os.listdir(d) if p.endswith(cache.SUFFIX))
+    """The programs' entries (the process's tg_fastcall may be stored beside them)."""
+    names = sorted(p for p in os.listdir(d) if p.endswith(cache.SUFFIX))
+    return [n for n in names if _meta_name(os.path.join(d, n)) != "tg_fastcall"]
+
+
+def _meta_name(path):
+    with open(path, "rb") as f:
+        entry = decode(f.read())
+    return entry.meta.get("name") if entry is not None else None
 
 
 def test_hit_in_a_fresh_process_then_corruption_is_recompiled(tmp_path):
     hit, value = run_child(tmp_path)
     assert not hit and np.isclose(value, expected_value(), rtol=1e-12)
     [name] = entries(tmp_path)
+    all_names = [n for n in os.listdir(tmp_path) if n.endswith(cache.SUFFIX)]
+    assert [_meta_name(tmp_path / n) for n in all_names].count("tg_fastcall") == 1
     hit, value2 = run_child(tmp_path)
     assert hit and value2 == value
     # flip bytes in the object code: detected by the checksum, recompiled, rewritten

@@ -63,6 +63,9 @@ class Kernels:
                 _loop_kernel(module, f"{name}_{tag}", ty, 1,
                              lambda b, x, name=name: mathlib.emit_unary(b, name, x))
             _loop_kernel(module, f"pow_{tag}", ty, 2, mathlib.emit_pow)
+            for k, part in enumerate(("sin", "cos")):
+                _loop_kernel(module, f"sincos.{part}_{tag}", ty, 1,
+                             lambda b, x, k=k: mathlib.emit_sincos(b, x)[k])
         self.engine, self.module_ref = llvm_util.compile_ir(str(module))
         self.asm = llvm_util.assembly(self.module_ref)
 
@@ -193,6 +196,17 @@ def test_sweep_and_random(kernels, name, tag):
         if name in ("sin", "cos"):
             mask = np.abs(x) <= mathlib.SIN_COS_ACCURATE_RANGE[tag]
         check(name, tag, got, [x], mask=mask)
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_sincos_is_sin_and_cos_bit_for_bit(kernels, tag):
+    """emit_sincos shares the reduction and polynomials; each result equals emit_unary's."""
+    rng = np.random.default_rng(21)
+    x = np.concatenate([sweep(tag), random_values("sin", tag, rng),
+                        np.array(special_values("sin", tag), dtype=TAGS[tag])])
+    for part in ("sin", "cos"):
+        got, want = kernels(f"sincos.{part}", tag, x), kernels(part, tag, x)
+        np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
 
 
 @pytest.mark.parametrize("tag", TAGS)

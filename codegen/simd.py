@@ -1,0 +1,148 @@
+"""Explicit vector loops: the innermost loop of a kernel emitted in `<W x T>` form.
+
+Kernels are normally emitted one element at a time and LLVM's loop vectorizer widens the
+innermost loop.  That vectorizer's time grows faster than linearly with the length of the
+loop body's dependence chains (measured on LLVM 22: 93 ms of W7's 134 ms O3 time go to
+VPlan type inference over its 1300-instruction chain, and 1.5 s when the mathlib
+polynomials were inline).  For the kernels where that matters (`wants_vector_body`: those
+calling math out of line, or with long bodies) the emitter writes the vector loop itself:
+
+* the innermost (simplified) dim steps by W lanes, W = one host vector register of the
+  kernel's widest float (`llvm_util.vector_bits()`: 8 doubles or 16 floats on AVX-512);
+* a load with stride 1 in that dim is a vector load, with stride 0 a scalar load and a
+  splat; a store with stride 1 a vector store (`align` = element size: inputs may be
+  offset views);
+* when the trip count is not a static multiple of W (or comes from the `lo, hi` row range
+  that threads hand out), every memory access is masked (`llvm.masked.load/store` with the
+  lane mask `i + lane < hi`): one loop, no scalar remainder loop, so the body exists once;
+* a reduction over the innermost dim accumulates lane-wise in a vector register (masked-off
+  lanes add the identity) and is folded across lanes once after the loop (a halving tree of
+  the same combine, so max/min keep numpy's NaN propagation; sums are reassociated as the
+  vectorizer would, docs/codegen.md "Reassociation policy");
+* transcendental ops call the module's vector math functions directly (outline.py).
+
+Only kernels whose every value is float or bool and whose innermost-dim accesses have
+stride 0 or 1 (1 for plain stores) and no step > 1 bounds there take this path
+(`vector_lanes` says how many lanes, or None); the rest keep the scalar body.
+"""
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from tracegrad.passes.kernels import Const, Load, Op
+
+from . import llvm_util, outline
+from .irutil import I64, PTR, i64
+
+LONG_BODY = 400  # body instructions from which the vectorizer's time shows (W7: 1305)
+SPLIT_MIN_LANES = 64  # shorter loops are all masked; longer ones unmasked + a masked last step
+_VALUE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
+I32 = ir.IntType(32)
+
+
+def wants_vector_body(kernel) -> bool:
+    return outline.wants_outline(kernel) or len(kernel.body) > LONG_BODY
+
+
+def _value_dtypes(kernel):
+    for ins in kernel.body:
+        if isinstance(ins, (Load, Op, Const)):
+            yield np.dtype(ins.dtype)
+        if isinstance(ins, Load):
+            yield np.dtype(ins.buffer.dtype)
+        if isinstance(ins, Op):
+            yield from (np.dtype(a.dtype) for a in ins.args if isinstance(a, Const))
+    for store in kernel.stores:
+        yield np.dtype(store.buffer.dtype)
+
+
+def _access_ok(acc, store=None) -> bool:
+    if acc.never:
+        return True
+    bnd = acc.bounds[-1]
+    if bnd is not None and bnd[2] != 1:
+        return False  # a run-time test per lane: keep the scalar body
+    allowed = (1,) if store is not None and not store.reduce else (0, 1)
+    return acc.strides[-1] in allowed
+
+
+def vector_lanes(em, vector_bits: int | None = None) -> int | None:
+    """Lanes of the explicit vector loop for KernelEmitter `em`, or None for the scalar body."""
+    if not em.domain or 0 in em.domain or not wants_vector_body(em.kernel):
+        return None
+    dtypes = set(_value_dtypes(em.kernel))
+    if not dtypes <= set(_VALUE_DTYPES):
+        return None
+    if not all(_access_ok(acc) for acc in em.load_access.values()):
+        return None
+    if not all(_access_ok(acc, s) for s, acc in zip(em.kernel.stores, em.store_access)):
+        return None
+    bits = vector_bits or llvm_util.vector_bits()
+    return bits // (64 if np.dtype(np.float64) in dtypes else 32)
+
+
+# ---- IR helpers ------------------------------------------------------------------------
+
+def vector_of(ty, lanes: int) -> ir.VectorType:
+    return ir.VectorType(ty, lanes)
+
+
+def splat(b, x, lanes: int):
+    """<lanes x T> with every lane x (insertelement + shufflevector, LLVM's splat idiom)."""
+    vty = vector_of(x.type, lanes)
+    one = b.insert_element(ir.Constant(vty, ir.Undefined), x, I32(0))
+    return b.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
+                            ir.Constant(vector_of(I32, lanes), [I32(0)] * lanes))
+
+
+def lane_mask(b, start, end, lanes: int):
+    """<lanes x i1>: start + k < end for lane k."""
+    iota = ir.Constant(vector_of(I64, lanes), [i64(k) for k in range(lanes)])
+    index = b.add(splat(b, start, lanes), iota)
+    return b.icmp_signed("<", index, splat(b, end, lanes))
+
+
+def _suffix(vty) -> str:
+    elem = vty.element
+    name = {ir.FloatType: "f32", ir.DoubleType: "f64"}.get(type(elem)) or f"i{elem.width}"
+    return f"v{vty.count}{name}"
+
+
+def _intrinsic(module, name, ret, args):
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ret, args), name)
+    return fn
+
+
+def load(b, ptr, vty, elem_bytes: int, mask=None):
+    """A vector load of vty at ptr (element-aligned); masked-off lanes read as 0."""
+    if mask is None:
+        return b.load(ptr, typ=vty, align=elem_bytes)
+    # the pre-LLVM-21 form with an i32 alignment operand: LLVM 22 auto-upgrades it
+    fn = _intrinsic(b.module, f"llvm.masked.load.{_suffix(vty)}.p0", vty,
+                    [PTR, I32, mask.type, vty])
+    return b.call(fn, [ptr, I32(elem_bytes), mask, ir.Constant(vty, None)])
+
+
+def store(b, value, ptr, elem_bytes: int, mask=None):
+    """A vector store of value at ptr (element-aligned); only mask lanes are written."""
+    if mask is None:
+        b.store(value, ptr, align=elem_bytes)
+        return
+    fn = _intrinsic(b.module, f"llvm.masked.store.{_suffix(value.type)}.p0", ir.VoidType(),
+                    [value.type, PTR, I32, mask.type])
+    b.call(fn, [value, ptr, I32(elem_bytes), mask])
+
+
+def fold_lanes(b, vec, combine_fn):
+    """combine_fn over all lanes of vec by halving (log2(lanes) steps); the scalar result."""
+    lanes = vec.type.count
+    while lanes > 1:
+        half = lanes // 2
+        idx = lambda r: ir.Constant(vector_of(I32, half), [I32(k) for k in r])
+        lo = b.shuffle_vector(vec, ir.Constant(vec.type, ir.Undefined), idx(range(half)))
+        hi = b.shuffle_vector(vec, ir.Constant(vec.type, ir.Undefined), idx(range(half, lanes)))
+        vec, lanes = combine_fn(lo, hi), half
+    return b.extract_element(vec, I32(0))
