@@ -1,6 +1,6 @@
 """tracegrad.ir: the graph IR, its primitives and their rules, printer, verifier,
 reference interpreter and exports.  Imports nothing else of tracegrad."""
-from .core import DTYPES, Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of, short_dtype
+from .core import DTYPES, debug_checks, Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of, short_dtype
 from .primitives import PRIMITIVES, Primitive, ShapeError
 from . import rules as _rules  # noqa: F401  (attaches VJP/JVP rules)
 from . import ops

@@ -8,10 +8,16 @@ same value, which is what DCE, CSE and fusion rely on.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+def debug_checks() -> bool:
+    """TRACEGRAD_DEBUG=1: verify graphs after every construction and pass (tests set it)."""
+    return os.environ.get("TRACEGRAD_DEBUG", "") not in ("", "0")
+
 
 # The dtypes the IR knows; everything else is rejected at the front end.
 DTYPES = {

@@ -11,6 +11,7 @@ specialization is compiled beside the first.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import time
 import warnings
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracegrad.ir import Graph, format_graph
+from tracegrad.ir import Graph, debug_checks, format_graph
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
@@ -126,7 +127,13 @@ class CompiledFunction:
         if failed_guard is not None:
             reason = f"guard failed: {failed_guard.kind} at {failed_guard.src} (was {failed_guard.expected.tolist()!r})"
             self._note_guard_failure(failed_guard, len(specs))
-        spec = self._compile(spec_args, reason)
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # tracing allocates many small objects; collections only slow it down
+        try:
+            spec = self._compile(spec_args, reason)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         specs.insert(0, spec)  # most recent first: data tends to repeat
         del specs[self.max_specializations:]
         self._last = spec
@@ -146,18 +153,20 @@ class CompiledFunction:
         label = _label(self._fname())
         prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True)
         graph, out_tree = prog.graph, prog.out_tree
-        stages["traced"] = format_graph(graph)
+        # Stage texts are formatted on demand (f.ir, TRACEGRAD_DUMP): printing a
+        # large gradient graph costs milliseconds that a first call should not pay.
+        stages["traced"] = functools.partial(format_graph, graph)
         if self.grad:
             graph, out_tree = self._gradient(graph, out_tree, spec_args)
-            stages["gradient"] = format_graph(graph)
-        result = run_pipeline(graph, [cleanup], debug=bool(os.environ.get("TRACEGRAD_DEBUG")),
+            stages["gradient"] = functools.partial(format_graph, graph)
+        result = run_pipeline(graph, [cleanup], debug=debug_checks(),
                               label=label)
         graph = result.graph if hasattr(result, "graph") else result
-        stages["optimized"] = format_graph(graph)
+        stages["optimized"] = functools.partial(format_graph, graph)
         n_out = len(graph.outvars)
         graph = graph.replace(outvars=list(graph.outvars) + [g.var for g in graph.guards])
         kp = fuse(graph)
-        stages["kernels"] = str(kp)
+        stages["kernels"] = functools.partial(str, kp)
         native = compile_program(kp, name=label, disk_cache=self.disk_cache)
         direct = not spec_args.statics
         spec = Specialization(native, n_out, out_tree, list(graph.guards), reason, stages,
@@ -187,7 +196,7 @@ class CompiledFunction:
         stages = self._spec().stages
         if stage not in stages:
             raise KeyError(f"no stage {stage!r}; this function has {list(stages)}")
-        return stages[stage]
+        return stages[stage]()
 
     def llvm_ir(self):
         """The optimized LLVM IR of the most recent compilation."""
@@ -238,7 +247,7 @@ def _dump(label, spec):
     if not out:
         return
     os.makedirs(out, exist_ok=True)
-    texts = dict(spec.stages)
+    texts = {stage: text() for stage, text in spec.stages.items()}
     texts["llvm"] = spec.native.llvm_ir()
     texts["asm"] = spec.native.asm()
     for i, (stage, text) in enumerate(texts.items()):

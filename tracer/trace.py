@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegrad.ir import GraphBuilder, ShapedArray, TracedValue, eval_graph, verify
+from tracegrad.ir import GraphBuilder, ShapedArray, TracedValue, debug_checks, eval_graph, verify
 
 from . import dtypes
 from . import numpy as tnp
@@ -268,7 +268,9 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> Tra
                                          for t in traced])
     out = fun(*call_args)
     out_leaves, out_tree = tree_flatten(out)
-    graph = verify(builder.build([_output_leaf(x) for x in out_leaves]))
+    graph = builder.build([_output_leaf(x) for x in out_leaves])
+    if debug_checks():
+        verify(graph)
     prog = TracedProgram(graph, in_tree, out_tree, static, static_argnums, fun)
     # Values of enclosing traces the function closed over: the graph's last inputs.
     prog.captured = list(builder.captured)
