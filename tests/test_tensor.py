@@ -435,3 +435,10 @@ def test_tensor_subclass_protocol_for_ir():
     t = tensor([1.0, 2.0])
     assert t._tg_trace.level == 0 and t._tg_concrete() is t.data
     assert isinstance(t * 2, Tensor)
+
+
+def test_zero_derivative_gives_zero_grad_not_none():
+    # As in PyTorch: sign's derivative is zero, and the leaf still gets a zero gradient.
+    x = tensor(np.array([1.0, -2.0]), requires_grad=True)
+    tnp.sign(x).sum().backward()
+    assert x.grad is not None and x.grad.data.tolist() == [0.0, 0.0]

@@ -257,8 +257,10 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         node = ready.pop()
         g = buffers.pop(node, None)
         if isinstance(node, AccumulateGrad):
-            if g is not None:
-                sink(node, g)
+            # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
+            # still accumulates zeros, so the leaf's .grad is a tensor, not None.
+            leaf = node.variable
+            sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype))
             continue
         _retain(node, g, box)
         cts = node.apply(g, create_graph, box) if g is not None else (None,) * len(node.edges)
