@@ -1,16 +1,21 @@
 """Matrix products: a direct call from generated code into an optimized BLAS.
 
 Route: numpy's wheels ship OpenBLAS as `numpy.libs/libscipy_openblas64_-*.so`
-(cblas with 64-bit integers, symbols `scipy_cblas_{s,d}gemm64_`).  We load
+(cblas with 64-bit integers, symbols `scipy_cblas_{s,d}gemm64_` etc.).  We load
 that very file with ctypes (numpy already has it mapped, so nothing new is
-loaded), and give the addresses of its gemm functions to the JIT under our
-own names (`tg_sgemm`, `tg_dgemm`) with `llvm.add_symbol`; the entry function
-calls them directly, inside the single native call.  Fallbacks, in order:
-numpy's 32-bit-integer build (`libscipy_openblas-*`), the `scipy_openblas32`
-wheel if installed, and otherwise every product is generated inline as a
-loop nest (with a warning: correct, but far from BLAS speed on big inputs).
-OpenBLAS reads its own environment (e.g. OPENBLAS_CORETYPE, thread count);
-we never set or unset it.
+loaded), and give the addresses of its gemm, gemv and dot functions to the JIT
+under our own names (`tg_sgemm`, `tg_dgemv`, `tg_ddot`, ...) with
+`llvm.add_symbol`; the entry function calls them directly, inside the single
+native call.  Fallbacks, in order: numpy's 32-bit-integer build
+(`libscipy_openblas-*`), the `scipy_openblas32` wheel if installed, and
+otherwise every product is generated inline as a loop nest (with a warning:
+correct, but far from BLAS speed on big inputs).  OpenBLAS reads its own
+environment (e.g. OPENBLAS_CORETYPE, thread count); we never set or unset it.
+
+Which routine (`product_routine`), as numpy chooses: a matrix-vector product
+(n == 1 or m == 1) calls ?gemv, a vector dot (m == n == 1) ?dot, anything
+else ?gemm.  OpenBLAS's gemm with n == 1 runs its blocked matrix-matrix code,
+about 2x slower than gemv (W4's two products: 285 against 158 us).
 """
 from __future__ import annotations
 
@@ -24,23 +29,24 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import IndexMap, Load, LoopKernel, Op, Store
+from tracegrad.passes.kernels import DotKernel, IndexMap, Load, LoopKernel, Op, Store
 
 INLINE_FLOPS = 32768  # batch*m*n*k below this: an inline loop beats the call's fixed cost
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-GEMM_SYMBOLS = {np.dtype(np.float32): "tg_sgemm", np.dtype(np.float64): "tg_dgemm"}
+ROUTINES = ("gemm", "gemv", "dot")
+PREFIX = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
 
 
 @dataclass(frozen=True)
 class BlasLib:
     path: str
     int_bits: int  # width of the integer arguments (M, N, K, lda, ...)
-    sgemm: int  # function addresses in this process
-    dgemm: int
+    addresses: dict  # "sgemm", "dgemv", "sdot", ... -> function address in this process
+    get_num_threads: object = None  # OpenBLAS's openblas_get_num_threads (ctypes), if it has one
 
     def describe(self) -> str:
         """What the generated code depends on (part of the disk-cache key)."""
-        return f"cblas-int{self.int_bits}"
+        return f"cblas-int{self.int_bits}-" + ",".join(ROUTINES)
 
 
 def _numpy_libs_dirs():
@@ -56,32 +62,38 @@ def _scipy_openblas32_dirs():
     return [scipy_openblas32.get_lib_dir()]
 
 
-# (directories, file pattern, symbol pattern for s/d, integer width)
+# (directories, file pattern, symbol pattern for "sgemm", "ddot", ..., integer width,
+#  OpenBLAS's thread-count query)
 def _candidates():
     libs = _numpy_libs_dirs()
-    yield libs, "libscipy_openblas64_*", "scipy_cblas_{}gemm64_", 64
-    yield libs, "libscipy_openblas-*", "scipy_cblas_{}gemm", 32
-    yield _scipy_openblas32_dirs(), "libscipy_openblas*", "scipy_cblas_{}gemm", 32
+    yield (libs, "libscipy_openblas64_*", "scipy_cblas_{}64_", 64,
+           "scipy_openblas_get_num_threads64_")
+    yield libs, "libscipy_openblas-*", "scipy_cblas_{}", 32, "scipy_openblas_get_num_threads"
+    yield (_scipy_openblas32_dirs(), "libscipy_openblas*", "scipy_cblas_{}", 32,
+           "scipy_openblas_get_num_threads")
 
 
-def _open(path, symbol_pattern, int_bits):
+def _open(path, symbol_pattern, int_bits, threads_symbol):
+    names = [p + r for r in ROUTINES for p in PREFIX.values()]
     try:
         lib = ctypes.CDLL(path)
-        sgemm = getattr(lib, symbol_pattern.format("s"))
-        dgemm = getattr(lib, symbol_pattern.format("d"))
+        found = {name: getattr(lib, symbol_pattern.format(name)) for name in names}
     except (OSError, AttributeError):
         return None
-    addr = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
-    return BlasLib(path, int_bits, addr(sgemm), addr(dgemm))
+    get_num_threads = getattr(lib, threads_symbol, None)
+    if get_num_threads is not None:
+        get_num_threads.restype, get_num_threads.argtypes = ctypes.c_int, []
+    return BlasLib(path, int_bits, {name: ctypes.cast(f, ctypes.c_void_p).value
+                                    for name, f in found.items()}, get_num_threads)
 
 
 @functools.lru_cache(maxsize=None)
 def find_blas() -> BlasLib | None:
     """The first usable BLAS of the candidates above, or None (then products are inline)."""
-    for dirs, file_pattern, symbol_pattern, bits in _candidates():
+    for dirs, file_pattern, symbol_pattern, bits, threads_symbol in _candidates():
         for d in dirs:
             for path in sorted(glob.glob(os.path.join(d, file_pattern))):
-                found = _open(path, symbol_pattern, bits)
+                found = _open(path, symbol_pattern, bits, threads_symbol)
                 if found is not None:
                     return found
     warnings.warn("tracegrad: no BLAS found next to numpy; matrix products run as generated "
@@ -94,7 +106,7 @@ def symbols() -> dict:
     lib = find_blas()
     if lib is None:
         return {}
-    return {"tg_sgemm": lib.sgemm, "tg_dgemm": lib.dgemm}
+    return {f"tg_{name}": address for name, address in lib.addresses.items()}
 
 
 def describe() -> str:
@@ -102,10 +114,35 @@ def describe() -> str:
     return "inline" if lib is None else lib.describe()
 
 
+def thread_count() -> int:
+    """OpenBLAS's thread count now (the caller's setting; read, never changed), or
+    os.cpu_count() if the library does not say: 1 without a BLAS."""
+    lib = find_blas()
+    if lib is None:
+        return 1
+    if lib.get_num_threads is None:
+        return os.cpu_count() or 1
+    return max(1, int(lib.get_num_threads()))
+
+
+def calls_blas(kp) -> bool:
+    """Whether any product of the program is a BLAS call (not a loop)."""
+    return any(isinstance(k, DotKernel) and not prefers_inline(k) for k in kp.kernels)
+
+
 def prefers_inline(kernel) -> bool:
     """Small or degenerate products (and every product without a BLAS) become loops."""
     flops = kernel.batch * kernel.m * kernel.n * kernel.k
     return flops < INLINE_FLOPS or 0 in (kernel.m, kernel.n, kernel.k) or find_blas() is None
+
+
+def product_routine(kernel) -> str:
+    """The BLAS routine for one batch entry: numpy's choice for these shapes."""
+    if kernel.m == 1 and kernel.n == 1:
+        return "dot"
+    if kernel.m == 1 or kernel.n == 1:
+        return "gemv"
+    return "gemm"
 
 
 # ---- inline: a LoopKernel with a reducing store ------------------------------------
@@ -137,29 +174,76 @@ def dot_as_loop(kernel) -> LoopKernel:
 
 # ---- BLAS call ----------------------------------------------------------------------
 
-def _gemm_decl(module, dtype, int_bits):
-    name = GEMM_SYMBOLS[np.dtype(dtype)]
+def _float_type(dtype):
+    return ir.FloatType() if np.dtype(dtype) == np.float32 else ir.DoubleType()
+
+
+def _decl(module, routine, dtype, int_bits):
+    """The declaration of tg_<s|d><routine> (cblas signatures, row-major enums as i32)."""
+    name = f"tg_{PREFIX[np.dtype(dtype)]}{routine}"
     if name in module.globals:
         return module.globals[name]
-    i32, iN = ir.IntType(32), ir.IntType(int_bits)
-    f = ir.FloatType() if np.dtype(dtype) == np.float32 else ir.DoubleType()
-    p = ir.PointerType()
-    # cblas_?gemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-    fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, iN, iN, iN, f, p, iN, p, iN, f, p, iN])
+    i32, iN, f, p = ir.IntType(32), ir.IntType(int_bits), _float_type(dtype), ir.PointerType()
+    if routine == "gemm":  # (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+        fnty = ir.FunctionType(ir.VoidType(),
+                               [i32, i32, i32, iN, iN, iN, f, p, iN, p, iN, f, p, iN])
+    elif routine == "gemv":  # (order, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, iN, iN, f, p, iN, p, iN, f, p, iN])
+    else:  # dot: (N, x, incx, y, incy) -> x . y
+        fnty = ir.FunctionType(f, [iN, p, iN, p, iN])
     return ir.Function(module, fnty, name)
 
 
-def emit_gemm(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr):
-    """One cblas gemm call per batch entry (a loop over the batch), C = op(A) @ op(B) row-major."""
-    lib = find_blas()
+def _trans(flag: bool) -> int:
+    return TRANS if flag else NO_TRANS
+
+
+def _call_gemm(b, fn, kernel, a, bm, out, iN):
+    """C (m, n) = op(A) @ op(B), every operand row-major as stored."""
     m, n, k = kernel.m, kernel.n, kernel.k
-    fn = _gemm_decl(b.module, kernel.out.dtype, lib.int_bits)
-    iN, i32, i64 = ir.IntType(lib.int_bits), ir.IntType(32), ir.IntType(64)
-    f = fn.function_type.args[6]
+    i32, f = ir.IntType(32), fn.function_type.args[6]
     lda = m if kernel.trans_a else k
     ldb = k if kernel.trans_b else n
-    flags = [i32(ROW_MAJOR), i32(TRANS if kernel.trans_a else NO_TRANS),
-             i32(TRANS if kernel.trans_b else NO_TRANS)]
+    b.call(fn, [i32(ROW_MAJOR), i32(_trans(kernel.trans_a)), i32(_trans(kernel.trans_b)),
+                iN(m), iN(n), iN(k), f(1.0), a, iN(lda), bm, iN(ldb), f(0.0), out, iN(n)])
+
+
+def _call_gemv(b, fn, kernel, a, bm, out, iN):
+    """y = op(M) @ x for the one operand that is a matrix; the other is a contiguous vector.
+
+    n == 1: y (m) = op(A) @ b, A stored (m, k) or, transposed, (k, m).
+    m == 1: y (n) = a @ op(B) = op(B).T @ a, B stored (k, n) (transposed for gemv) or (n, k).
+    A vector operand is contiguous however it is flagged (one of its dims is 1).
+    """
+    m, n, k = kernel.m, kernel.n, kernel.k
+    if n == 1:
+        mat, vec, trans = a, bm, kernel.trans_a
+        rows, cols = (k, m) if kernel.trans_a else (m, k)
+    else:
+        mat, vec, trans = bm, a, not kernel.trans_b
+        rows, cols = (n, k) if kernel.trans_b else (k, n)
+    i32, f = ir.IntType(32), fn.function_type.args[4]
+    b.call(fn, [i32(ROW_MAJOR), i32(_trans(trans)), iN(rows), iN(cols), f(1.0), mat, iN(cols),
+                vec, iN(1), f(0.0), out, iN(1)])
+
+
+def _call_dot(b, fn, kernel, a, bm, out, iN):
+    """out[0] = a . b over k contiguous elements each."""
+    b.store(b.call(fn, [iN(kernel.k), a, iN(1), bm, iN(1)]), out)
+
+
+_CALLS = {"gemm": _call_gemm, "gemv": _call_gemv, "dot": _call_dot}
+
+
+def emit_product(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr):
+    """One BLAS call per batch entry (a loop over the batch): out = op(A) @ op(B) row-major,
+    through ?gemm, ?gemv or ?dot (`product_routine`)."""
+    lib = find_blas()
+    m, n, k = kernel.m, kernel.n, kernel.k
+    routine = product_routine(kernel)
+    fn = _decl(b.module, routine, kernel.out.dtype, lib.int_bits)
+    iN, i64 = ir.IntType(lib.int_bits), ir.IntType(64)
+    f = _float_type(kernel.out.dtype)
     pre = b.block
     body = b.function.append_basic_block(f"{kernel.name}.batch")
     done = b.function.append_basic_block(f"{kernel.name}.done")
@@ -171,8 +255,7 @@ def emit_gemm(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr):
     def at(ptr, size):
         return b.gep(ptr, [b.mul(bi, i64(size))], inbounds=True, source_etype=f)
 
-    b.call(fn, flags + [iN(m), iN(n), iN(k), f(1.0), at(a_ptr, m * k), iN(lda),
-                        at(b_ptr, k * n), iN(ldb), f(0.0), at(out_ptr, m * n), iN(n)])
+    _CALLS[routine](b, fn, kernel, at(a_ptr, m * k), at(b_ptr, k * n), at(out_ptr, m * n), iN)
     nxt = b.add(bi, i64(1))
     bi.add_incoming(nxt, b.block)
     b.cbranch(b.icmp_signed("<", nxt, i64(kernel.batch)), body, done)

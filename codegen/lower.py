@@ -660,7 +660,7 @@ class ProgramEmitter:
                 kernel = blas.dot_as_loop(kernel)
             else:
                 ptrs = [self._pointer(buf) for buf in (kernel.a, kernel.b, kernel.out)]
-                blas.emit_gemm(self.b, kernel, *ptrs)
+                blas.emit_product(self.b, kernel, *ptrs)
                 return
         em = KernelEmitter(self.module, kernel, name, self.math)
         fn = em.emit()

@@ -378,10 +378,13 @@ def compile_program(kp, name: str = "program", disk_cache=None, n_threads: int |
     `disk_cache`: None uses the environment (TRACEGRAD_CACHE_DIR,
     TRACEGRAD_DISABLE_CACHE), False disables it, a path or DiskCache selects it.
     `n_threads`: worker threads for large kernels (default TRACEGRAD_NUM_THREADS or
-    os.cpu_count()).
+    os.cpu_count()); a program that calls a multi-threaded BLAS uses only the cores its
+    spinning workers leave (threads.beside_blas).
     """
     t0 = time.perf_counter()
     n_threads = threads.thread_count(n_threads)
+    if blas.calls_blas(kp):
+        n_threads = threads.beside_blas(n_threads, blas.thread_count())
     with _compile_lock:
         register_symbols()
         store = cache.resolve(disk_cache)

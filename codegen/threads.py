@@ -3,7 +3,9 @@
 Policy (docs/codegen.md, "Threads"): a LoopKernel whose estimated cost (domain
 elements x per-element op cost) reaches PARALLEL_MIN_COST runs on
 `thread_count()` threads; smaller kernels, and every kernel of a program
-compiled for one thread, run inline in the caller's thread.  The generated
+compiled for one thread, run inline in the caller's thread.  A program that
+calls a multi-threaded BLAS gets only the cores OpenBLAS's spinning workers
+leave free (`beside_blas`; on 2 cores with 2 BLAS threads, none).  The generated
 entry starts T-1 pthreads (`pthread_create`/`pthread_join`, resolved from
 libc in this process) on contiguous slices of the outermost dimension and
 runs the first slice itself.  A thread that cannot be created runs inline.
@@ -31,7 +33,10 @@ from tracegrad.passes.kernels import Load, Op
 from .irutil import I64, PTR, Loop, i64, walk_image
 from .scalar_ops import combine, storage_type, to_memory, to_register
 
-PARALLEL_MIN_COST = 1 << 20  # below ~1M simple ops the thread start/join (~20-50 us) does not pay
+# Below ~4M simple ops a second thread does not pay for its start and join (~50 us on the
+# 2-core VM, docs/codegen.md "Threads"): tanh f32 over 131072 elements (cost 1.2M) took 89 us
+# on one thread and 145 us on two, over 524288 (4.7M) 331 vs 358 us, over 1M (9.4M) 657 vs 540.
+PARALLEL_MIN_COST = 1 << 22
 I32 = ir.IntType(32)
 
 
@@ -41,6 +46,19 @@ def thread_count(requested: int | None = None) -> int:
         env = os.environ.get("TRACEGRAD_NUM_THREADS", "").strip()
         requested = int(env) if env.isdigit() else (os.cpu_count() or 1)
     return max(1, int(requested))
+
+
+def beside_blas(n_threads: int, blas_threads: int, cpus: int | None = None) -> int:
+    """Threads for a program that calls BLAS: only the cores OpenBLAS's workers leave free.
+
+    After each call OpenBLAS's blas_threads - 1 workers busy-wait for the next one (0.1 s
+    of CPU, measured), so inside a program that calls it they are always spinning, and a
+    thread of ours on their core shares it with them: W3's tanh kernel (256 x 512 f32) took
+    82 us on one thread and 600-800 us on two; at batch 2048 0.65 ms against 2.1 ms.  The
+    count is read, never set (the user's setting).
+    """
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(n_threads, cpus - (blas_threads - 1)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -436,6 +436,62 @@ def test_dot_with_zero_dims():
     assert_matches_interp(kp, [np.ones(buf.shape) for buf in kp.inputs])
 
 
+# (batch, m, k, n) above INLINE_FLOPS: matrix-vector products (?gemv) and vector dots (?dot)
+GEMV_DIMS = [(1, 300, 200, 1), (1, 1, 200, 300), (3, 130, 300, 1), (2, 1, 300, 130),
+             (1, 1, 40000, 1), (2, 1, 20000, 1), (1, 40000, 1, 1), (1, 1, 1, 40000)]
+
+
+def _operand(x, trans):
+    return np.swapaxes(x, 1, 2) if trans else x
+
+
+@pytest.mark.parametrize("trans", [(False, False), (True, False), (False, True), (True, True)])
+def test_matrix_vector_products_call_gemv_and_dot(trans):
+    """n == 1 or m == 1 go to ?gemv and m == n == 1 to ?dot, as numpy does; every layout,
+    batched, checked against numpy's product in float64."""
+    rng = np.random.default_rng(11)
+    pb = ProgramBuilder()
+    for dt in FLOATS:
+        for dims in GEMV_DIMS:
+            add_dot(pb, *dims, dt, *trans)
+    kp = pb.build()
+    cp = compile_(kp)
+    text = cp.llvm_ir()
+    for call in ("void @tg_sgemv(", "void @tg_dgemv(", "float @tg_sdot(", "double @tg_ddot("):
+        assert "call " + call in text
+    assert "gemm" not in text
+    inputs = [rng.standard_normal(buf.shape).astype(buf.dtype) for buf in kp.inputs]
+    got = cp(*inputs)
+    for j, out in enumerate(got):
+        a, b = (_operand(x.astype(F64), t) for x, t in zip(inputs[2 * j:2 * j + 2], trans))
+        eps = np.finfo(out.dtype).eps
+        assert out.shape == (a.shape[0], a.shape[1], b.shape[2]) and out.dtype == inputs[2 * j].dtype
+        bound = 64 * eps * (np.abs(a) @ np.abs(b))  # far below the O(1) error of a wrong layout
+        assert np.all(np.abs(out - a @ b) <= bound), f"product {j}"
+
+
+@pytest.mark.parametrize("m, n", [(300, 1), (1, 300)])
+def test_gemv_ignores_what_its_output_held(m, n):
+    """beta = 0: the arena bytes a gemv writes held NaN from a dead temp, and must not leak."""
+    pb = ProgramBuilder()
+    junk, a, b = pb.input((m * n,), F64), pb.input((1, m, 200), F64), pb.input((1, 200, n), F64)
+    t0, t1 = pb.temp((m * n,), F64), pb.temp((1, m, n), F64)
+    out0, out1 = pb.output((m * n,), F64), pb.output((1, m, n), F64)
+    flat, grid = IndexMap(0, (1,)), IndexMap(0, contiguous((1, m, n)))
+    pb.loop((m * n,), [Load(junk, flat, F64)], [Store(t0, 0, flat)])
+    pb.loop((m * n,), [Load(t0, flat, F64)], [Store(out0, 0, flat)])
+    pb.kernels.append(DotKernel("dot", a, b, t1, 1, m, 200, n))
+    pb.loop((1, m, n), [Load(t1, grid, F64)], [Store(out1, 0, grid)])
+    kp = pb.build()
+    offsets, _ = plan_arena(kp)
+    assert offsets[t0] == offsets[t1]  # the product's output reuses the NaN temp's bytes
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(a.shape), rng.standard_normal(b.shape)
+    got = compile_(kp)(np.full(m * n, np.nan), x, y)
+    assert np.isnan(got[0]).all()
+    np.testing.assert_allclose(got[1], x @ y, rtol=1e-12, atol=1e-12)
+
+
 # ---- programs with temps: arena planning and reuse ----------------------------------------------
 
 def chain_program(n, length, dtype=F64):
@@ -607,6 +663,38 @@ def test_kernels_whose_rows_overlap_stay_on_one_thread(tiny_thread_threshold):
     assert "pthread_create" not in cp.llvm_ir()
     xv = np.random.default_rng(10).standard_normal((40, 40))
     np.testing.assert_allclose(cp(xv)[0], run_program(kp, xv)[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("blas_threads, cpus, want", [(1, 4, 3), (2, 2, 1), (2, 4, 3), (4, 4, 1),
+                                                      (8, 4, 1), (3, 16, 3)])
+def test_threads_beside_blas_leave_its_workers_their_cores(blas_threads, cpus, want):
+    from tracegrad.codegen import threads
+    assert threads.beside_blas(3, blas_threads, cpus) == want
+
+
+@pytest.mark.parametrize("blas_threads, threaded", [(1, True), (2, False)])
+def test_program_calling_threaded_blas_runs_its_kernels_on_one_thread(
+        blas_threads, threaded, tiny_thread_threshold, monkeypatch):
+    """OpenBLAS's workers spin between calls: a program that calls BLAS with 2 threads on
+    2 cores starts no threads of its own; with BLAS on 1 thread it does."""
+    import os
+    from tracegrad.codegen import blas
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(blas, "thread_count", lambda: blas_threads)
+    pb = ProgramBuilder()
+    add_dot(pb, 1, 64, 64, 64, F64)
+    x = pb.input((64, 64), F64)
+    out = pb.output((64, 64), F64)
+    idx = IndexMap(0, (64, 1))
+    pb.loop((64, 64), [Load(x, idx, F64), Op("tanh", (0,), {}, F64)], [Store(out, 1, idx)])
+    kp = pb.build()
+    cp = compile_program(kp, disk_cache=False, n_threads=2)
+    assert "call void @tg_dgemm(" in cp.llvm_ir()
+    assert ("tg_sys_pthread_create" in cp.llvm_ir()) == threaded
+    rng = np.random.default_rng(12)
+    inputs = [rng.standard_normal(buf.shape) for buf in kp.inputs]
+    for g, w in zip(cp(*inputs), run_program(kp, *inputs)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
 # ---- programs made by fusion ------------------------------------------------------------------
