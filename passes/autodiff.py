@@ -14,7 +14,10 @@ Conventions:
   * an input the outputs do not depend on gets zeros of its shape and dtype;
   * guards of the input graph are kept, re-pointed at the replayed values;
   * no dead-code elimination happens here: the result keeps every forward
-    equation (guards may read them); the DCE pass cleans up afterwards.
+    equation (guards may read them); the DCE pass cleans up afterwards;
+  * the verifier checks the results only when asked: `verify=True`, or with
+    `verify=None` (the default) in debug mode (`ir.debug_checks()`,
+    `$TRACEGRAD_DEBUG=1`).  Tests verify every graph they build.
 """
 from __future__ import annotations
 
@@ -22,10 +25,10 @@ import numpy as np
 
 from tracegrad.ir import ops
 from tracegrad.ir.builder import GraphBuilder
-from tracegrad.ir.core import Graph, Guard, Literal, Var, is_float
+from tracegrad.ir.core import Graph, Guard, Literal, Var, debug_checks, is_float
 from tracegrad.ir.interpreter import read
 from tracegrad.ir.primitives import PRIMITIVES
-from tracegrad.ir.verifier import verify
+from tracegrad.ir.verifier import verify as verify_graph
 
 __all__ = ["MissingRuleError", "vjp_graph", "grad_graph", "jvp_graph", "vjp_split"]
 
@@ -68,10 +71,17 @@ class _Replay:
         for eqn in self.graph.eqns:
             self.eqn(eqn)
 
-    def finish(self, outputs) -> Graph:
-        """Copy the guards over, build and verify the new graph."""
+    def finish(self, outputs, verify) -> Graph:
+        """Copy the guards over and build the new graph (verified if `verify` asks)."""
         _copy_guards(self.builder, self.env, self.graph.guards)
-        return verify(self.builder.build(outputs))
+        return _checked(self.builder.build(outputs), verify)
+
+
+def _checked(graph: Graph, verify) -> Graph:
+    """`graph`, verified when `verify` is True, or None and debugging is on."""
+    if verify or (verify is None and debug_checks()):
+        verify_graph(graph)
+    return graph
 
 
 def _stamp(builder, start, src):
@@ -179,13 +189,14 @@ def _backward(rep, out_cts, wrt_vars):
     return [cts[v] if v in cts else _fill(rep.builder, v.aval, 0) for v in wrt_vars]
 
 
-def vjp_graph(graph: Graph, wrt=None) -> Graph:
+def vjp_graph(graph: Graph, wrt=None, verify=None) -> Graph:
     """Reverse mode: `(inputs..., out_cts...) -> (outputs..., input_cts[wrt]...)`.
 
     The new graph takes the original inputs followed by one cotangent per
     output (same shape and dtype as that output; ignored for non-float
     outputs) and returns the original outputs followed by the cotangents of
     the inputs listed in `wrt` (indices into `graph.invars`, default all).
+    `verify`: whether to run the verifier on the result (see the module docstring).
 
     >>> import numpy as np
     >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops, eval_graph
@@ -205,7 +216,7 @@ def vjp_graph(graph: Graph, wrt=None) -> Graph:
     rep.all_eqns()
     out_cts = [ct if _differentiable_value(v) else None for v, ct in zip(graph.outvars, rep.extra)]
     grads = _backward(rep, out_cts, wrt_vars)
-    return rep.finish([rep.read(v) for v in graph.outvars] + grads)
+    return rep.finish([rep.read(v) for v in graph.outvars] + grads, verify)
 
 
 def _known_eqns(graph, known: set):
@@ -226,7 +237,7 @@ def _read_vars(eqns, outvars):
         v for v in outvars if isinstance(v, Var)}
 
 
-def vjp_split(graph: Graph, wrt=None) -> tuple[Graph, Graph]:
+def vjp_split(graph: Graph, wrt=None, verify=None) -> tuple[Graph, Graph]:
     """`vjp_graph` split into a forward graph and a backward graph (partial evaluation).
 
     `forward: inputs -> (outputs..., residuals...)` does all the work that does
@@ -244,7 +255,7 @@ def vjp_split(graph: Graph, wrt=None) -> tuple[Graph, Graph]:
     >>> [ct.tolist() for ct in eval_graph(bwd, *residuals, np.array([1.0, 2.0]))]
     [[1.0, 2.0]]
     """
-    full = vjp_graph(graph, wrt)
+    full = vjp_graph(graph, wrt, verify)
     n_in, n_out = len(graph.invars), len(graph.outvars)
     ct_vars, grads = full.invars[n_in:], full.outvars[n_out:]
     first, rest, known = _known_eqns(full, set(full.invars[:n_in]) | set(full.constvars))
@@ -259,7 +270,7 @@ def vjp_split(graph: Graph, wrt=None) -> tuple[Graph, Graph]:
                                              outvars=full.outvars[:n_out] + residuals))
     backward = _with_used_consts(full.replace(invars=residuals + ct_vars, eqns=rest,
                                               outvars=grads, guards=[]))
-    return verify(forward), verify(backward)
+    return _checked(forward, verify), _checked(backward, verify)
 
 
 def _with_used_consts(graph):
@@ -282,7 +293,7 @@ def _scalar_output(graph):
     return out
 
 
-def grad_graph(graph: Graph, argnums=(0,), has_value=True) -> Graph:
+def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None) -> Graph:
     """Gradient of a scalar-output graph: `inputs -> (value, grads[argnums]...)`.
 
     The cotangent is seeded with 1.0; `has_value=False` drops the value, so
@@ -309,7 +320,7 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True) -> Graph:
                                {"shape": ()})
     grads = _backward(rep, [seed], wrt_vars)
     value = [rep.read(out)] if has_value else []
-    return rep.finish(value + grads)
+    return rep.finish(value + grads, verify)
 
 
 # ---- forward mode ----------------------------------------------------------------
@@ -331,7 +342,7 @@ def _jvp_eqn(rep, eqn, tangents):
         tangents[eqn.out] = t
 
 
-def jvp_graph(graph: Graph) -> Graph:
+def jvp_graph(graph: Graph, verify=None) -> Graph:
     """Forward mode: `(primals..., tangents...) -> (outputs..., output_tangents...)`.
 
     Tangents have their primal's shape and dtype (those of non-float inputs
@@ -355,4 +366,4 @@ def jvp_graph(graph: Graph) -> Graph:
     outs = [rep.read(v) for v in graph.outvars]
     out_tangents = [tangents[v] if isinstance(v, Var) and v in tangents
                     else _fill(rep.builder, v.aval, 0) for v in graph.outvars]
-    return rep.finish(outs + out_tangents)
+    return rep.finish(outs + out_tangents, verify)

@@ -62,7 +62,7 @@ class Redirects:
 
 def literal_key(lit: Literal) -> tuple:
     """Literals are equal iff dtype and bytes are: -0.0 != 0.0, NaN == same NaN."""
-    return ("lit", lit.value.dtype.str, lit.value.tobytes())
+    return ("lit", lit.aval.dtype, lit.value.tobytes())
 
 
 def _freeze(v):
@@ -77,8 +77,8 @@ def _freeze(v):
 
 
 def eqn_key(eqn: Eqn) -> tuple:
-    inputs = tuple(literal_key(a) if isinstance(a, Literal) else a for a in eqn.inputs)
-    params = tuple(sorted((k, _freeze(v)) for k, v in eqn.params.items()))
+    inputs = tuple([literal_key(a) if isinstance(a, Literal) else a for a in eqn.inputs])
+    params = tuple(sorted([(k, _freeze(v)) for k, v in eqn.params.items()])) if eqn.params else ()
     return (eqn.prim.name, params, inputs)
 
 
@@ -87,20 +87,39 @@ def _raw_bytes(val: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(val).reshape(-1).view(np.uint8)
 
 
-def _merge_constants(graph: Graph, redirects: Redirects) -> tuple[list, list]:
-    """Keep the first of each group of byte-identical constants."""
-    seen: dict[tuple, list] = {}
-    constvars, constvals = [], []
-    for var, val in zip(graph.constvars, graph.constvals):
+class ConstTable:
+    """Constants by dtype, shape and bytes: the first of each kind is the one kept."""
+
+    def __init__(self):
+        self.groups: dict[tuple, list] = {}
+        self.group_of: dict[Var, tuple] = {}
+
+    def first_equal(self, var: Var, val) -> Var | None:
+        """An earlier constant with `val`'s bytes; if there is none, `var` is recorded."""
         raw = _raw_bytes(np.asarray(val))
-        digest = hashlib.sha1(raw).digest()
-        group = seen.setdefault((val.dtype.str, val.shape, digest), [])
+        key = (val.dtype.str, val.shape, hashlib.sha1(raw).digest())
+        group = self.groups.setdefault(key, [])
         # The digest only narrows the search; the bytes decide.
         first = next((v for v, r in group if np.array_equal(r, raw)), None)
+        if first is None:
+            group.append((var, raw))
+            self.group_of[var] = key
+        return first
+
+    def remove(self, var: Var):
+        group = self.groups[self.group_of.pop(var)]
+        group[:] = [(v, r) for v, r in group if v is not var]
+
+
+def _merge_constants(graph: Graph, redirects: Redirects) -> tuple[list, list]:
+    """Keep the first of each group of byte-identical constants."""
+    table = ConstTable()
+    constvars, constvals = [], []
+    for var, val in zip(graph.constvars, graph.constvals):
+        first = table.first_equal(var, val)
         if first is not None:
             redirects.set(var, first)
             continue
-        group.append((var, raw))
         constvars.append(var)
         constvals.append(val)
     return constvars, constvals

@@ -33,7 +33,7 @@ def live_eqns(graph: Graph) -> tuple[list, set]:
     for eqn in reversed(graph.eqns):
         if eqn.out in live:
             kept.append(eqn)
-            live.update(a for a in eqn.inputs if isinstance(a, Var))
+            live.update([a for a in eqn.inputs if isinstance(a, Var)])
     kept.reverse()
     return kept, live
 

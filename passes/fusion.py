@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -121,12 +122,12 @@ class NeedBuffer(Exception):
 
 # ---- views: affine maps from the domain index to a value's index ----------------------
 
-@dataclass(frozen=True)
-class View:
+class View(NamedTuple):
     """Value index j[d] = rows[d][0] + sum_k rows[d][1][k] * i[k], needed for i in `box`.
 
     Invariant: every domain dim k occurs in at most one row, and for i in `box`
-    the rows give an index inside the value's shape.
+    the rows give an index inside the value's shape.  (A named tuple: views key
+    the expander's memo, and tuples hash and compare without Python calls.)
     """
 
     rows: tuple  # per value dim: (const, coefs), coefs one int per domain dim
@@ -346,43 +347,73 @@ class _Body:
 
     def __init__(self):
         self.instrs = []
+        self.keys = []  # each instruction's CSE key, by position
         self._cse = {}
 
-    def _add(self, key, instr) -> int:
-        if key not in self._cse:
-            self._cse[key] = len(self.instrs)
-            self.instrs.append(instr)
-        return self._cse[key]
+    def _add(self, key, make, *fields) -> int:
+        """The position of the instruction `key` names; `make(*fields)` builds it if new."""
+        pos = self._cse.get(key)
+        if pos is None:
+            pos = self._cse[key] = len(self.instrs)
+            self.instrs.append(make(*fields))
+            self.keys.append(key)
+        return pos
 
     def load(self, buffer, index, dtype) -> int:
-        return self._add(("load", id(buffer), index), Load(buffer, index, np.dtype(dtype)))
+        return self._add(("load", id(buffer), index), Load, buffer, index, np.dtype(dtype))
 
     def op(self, prim, args, params, dtype):
         """An Op, or a Const when every operand is constant, or an operand when neutral."""
         args = tuple(args)
-        if all(isinstance(a, Const) for a in args):
+        for a in args:
+            if type(a) is int:  # a body position: not every operand is a Const
+                break
+        else:
             vals = [np.asarray(a.value, a.dtype) for a in args]
             return _const(PRIMITIVES[prim].impl(*vals, **params), dtype)
-        kept = _neutral(prim, args, dtype)
+        kept = _neutral(prim, args, dtype) if prim in NEUTRAL_OPERANDS else None
         if kept is not None:
             return kept
         return self.emit(prim, args, params, dtype)
 
     def emit(self, prim, args, params, dtype) -> int:
-        key = ("op", prim, tuple(args), tuple(sorted(params.items())), np.dtype(dtype))
-        return self._add(key, Op(prim, tuple(args), dict(params), np.dtype(dtype)))
+        args = tuple(args)
+        if not isinstance(dtype, np.dtype):
+            dtype = np.dtype(dtype)
+        key = ("op", prim, args, tuple(sorted(params.items())) if params else (), dtype)
+        return self._add(key, Op, prim, args, dict(params), dtype)
+
+    def replay(self, other, start, end, remap):
+        """Add `other.instrs[start:end]` (`other`'s positions before `start` mapped
+        to ours by `remap`, which grows).  Their operands stay positions, so
+        nothing folds that had not folded there: only CSE can differ."""
+        instrs, keys = other.instrs, other.keys
+        if not self.instrs and start == 0 and end == len(instrs):  # all into nothing: a copy
+            self.instrs, self.keys, self._cse = list(instrs), list(keys), dict(other._cse)
+            remap.update(zip(range(end), range(end)))
+            return
+        for pos in range(start, end):
+            ins, key = instrs[pos], keys[pos]
+            if isinstance(ins, Op):  # a load's key holds no position; an op's operands move
+                args = tuple([remap[a] if type(a) is int else a for a in ins.args])
+                remap[pos] = self._add(("op", ins.prim, args, key[3], ins.dtype),
+                                       Op, ins.prim, args, ins.params, ins.dtype)
+            else:
+                remap[pos] = self._add(key, _same, ins)
 
 
-@dataclass
-class _Step:
-    """An expansion waiting for its operands: `finish(operand results)` gives its result."""
-
-    children: list  # (atom, view) pairs
-    finish: object
+def _same(instr):
+    return instr
 
 
-def _first(args):
+def _first(data, args):
     return args[0]
+
+
+def _pending(children, finish=_first, data=None) -> list:
+    """A step waiting for its operands: `finish(data, values of the (atom, view) pairs
+    in children)` will be its value."""
+    return [children, finish, data]
 
 
 class _Expander:
@@ -395,47 +426,61 @@ class _Expander:
 
     def __init__(self, plan, domain, body, inline):
         self.plan, self.domain, self.body = plan, tuple(domain), body
+        self.buffers, self.producer = plan.buffers, plan.producer
         self.inline = set(inline)
-        self.memo = {}
+        self.memo = {}  # (atom, view) -> body position or Const
         self.reads = []  # (buffer, var, view or None for a flat load)
         self.instances = set()
+        self._scalar_views = {}
 
     def value(self, atom, view):
-        """The body value (position or Const) of `atom` at `view`; iterative, no recursion."""
-        stack, steps = [(atom, view)], {}
+        """The body value (position or Const) of `atom` at `view`; iterative, no recursion.
+
+        While its operands are evaluated, a pair's memo entry is its pending step,
+        a list `[operand pairs, finish, data]` (a DAG never meets a pending pair
+        again before it is finished); `finish(data, operand values)` is its value.
+        """
+        memo, stack = self.memo, [(atom, view)]
         while stack:
             key = stack[-1]
-            if key in self.memo:
-                stack.pop()
-                continue
-            step = steps.get(key)
+            step = memo.get(key)
             if step is None:
-                step = self._step(*key)
-                if not isinstance(step, _Step):
-                    self.memo[key] = step
+                step = memo[key] = self._step(key)
+                if step.__class__ is not list:
                     stack.pop()
                     continue
-                steps[key] = step
-                todo = [c for c in step.children if c not in self.memo]
+                todo = [c for c in step[0] if c not in memo]
                 if todo:
-                    stack.extend(reversed(todo))
+                    stack += todo[::-1]
                     continue
-            self.memo[key] = step.finish([self.memo[c] for c in step.children])
+            elif step.__class__ is not list:  # a second entry for a finished pair
+                stack.pop()
+                continue
+            memo[key] = step[1](step[2], [memo[c] for c in step[0]])
             stack.pop()
-        return self.memo[(atom, view)]
+        return memo[(atom, view)]
 
-    def _step(self, atom, view):
+    def _step(self, key):
+        """The value of `key = (atom, view)` if it needs no operands, else its pending step."""
+        atom, view = key
         if isinstance(atom, Literal):
             return _const(atom.value, atom.aval.dtype)
-        buf = self.plan.buffers.get(atom)
+        buf = self.buffers.get(atom)
         if buf is not None and atom not in self.inline:
             return self.load(atom, buf, view)
-        eqn = self.plan.producer.get(atom)
+        eqn = self.producer.get(atom)
         if eqn is None:
             raise ValueError(f"value {atom!r} is neither an input, a constant nor computed")
-        self.instances.add((atom, view))
+        self.instances.add(key)
         rule = STEP_RULES.get(eqn.prim.name) or STEP_RULES[eqn.prim.kind]
         return rule(self, eqn, view)
+
+    def scalar_view(self, view):
+        """The view of a rank-0 elementwise operand (it broadcasts)."""
+        scalar = self._scalar_views.get(view.box)
+        if scalar is None:
+            scalar = self._scalar_views[view.box] = View((), view.box)
+        return scalar
 
     def load(self, var, buf, view, shape=None):
         """A load of `buf` holding `var` (or, flat, any reshape of it of `shape`)."""
@@ -443,7 +488,7 @@ class _Expander:
         if uniform is not None:
             return uniform
         offset, strides = flat_map(view, shape if shape is not None else var.aval.shape)
-        bounds = _address_bounds(view.box, self.domain, offset, strides, buf.size)
+        bounds = _address_bounds(view.box, self.domain, offset, strides, math.prod(buf.shape))
         self.reads.append((buf, var, None if shape is not None else view))
         return self.body.load(buf, IndexMap(offset, strides, bounds), buf.dtype)
 
@@ -476,30 +521,41 @@ class _Expander:
         return self.body.op("where", (mask, value, zero), {}, dtype)
 
 
-def _operand_view(view, atom):
-    return view if atom.aval.ndim else View((), view.box)
-
-
 def _step_elementwise(ex, eqn, view):
+    inputs = eqn.inputs
+    consts = None
+    for a in inputs:
+        if isinstance(a, Literal):  # literal operands are Consts already: not evaluated
+            consts = tuple(ex.plan.literal(b) if isinstance(b, Literal) else None for b in inputs)
+            inputs = [b for b in inputs if not isinstance(b, Literal)]
+            break
+    return _pending([(a, view if a.aval.shape else ex.scalar_view(view)) for a in inputs],
+                    _finish_elementwise, (ex.body, eqn, consts))
+
+
+def _finish_elementwise(data, args):
+    body, eqn, consts = data
+    if consts is not None:  # all operands: the literals' Consts, `args` for the others
+        rest = iter(args)
+        args = [c if c is not None else next(rest) for c in consts]
     name, dtype = eqn.prim.name, eqn.out.aval.dtype
-    children = [(a, _operand_view(view, a)) for a in eqn.inputs]
     if name in IDENTITY_PRIMS or (name == "convert" and eqn.inputs[0].aval.dtype == dtype):
-        return _Step(children, _first)
-    return _Step(children, lambda args: ex.body.op(name, args, eqn.params, dtype))
+        return args[0]
+    return body.op(name, args, eqn.params, dtype)
 
 
 def _step_broadcast(ex, eqn, view):
     x = eqn.inputs[0]
-    return _Step([(x, broadcast_view(view, x.aval.shape))], _first)
+    return _pending([(x, broadcast_view(view, x.aval.shape))])
 
 
 def _step_transpose(ex, eqn, view):
-    return _Step([(eqn.inputs[0], transpose_view(view, eqn.params["perm"]))], _first)
+    return _pending([(eqn.inputs[0], transpose_view(view, eqn.params["perm"]))])
 
 
 def _step_slice(ex, eqn, view):
     p = eqn.params
-    return _Step([(eqn.inputs[0], slice_view(view, p["starts"], p["steps"]))], _first)
+    return _pending([(eqn.inputs[0], slice_view(view, p["starts"], p["steps"]))])
 
 
 def _step_reshape(ex, eqn, view):
@@ -510,7 +566,7 @@ def _step_reshape(ex, eqn, view):
     x_view = reshape_view(view, shape, x.aval.shape)
     if x_view is None:
         raise NeedBuffer(x)
-    return _Step([(x, x_view)], _first)
+    return _pending([(x, x_view)])
 
 
 def _step_pad(ex, eqn, view):
@@ -521,8 +577,13 @@ def _step_pad(ex, eqn, view):
     if x_view is _ZERO:
         return _const(0, out.dtype)
     if x_view.box == view.box:
-        return _Step([(x, x_view)], _first)
-    return _Step([(x, x_view)], lambda args: ex.masked(args[0], x_view.box, out.dtype))
+        return _pending([(x, x_view)])
+    return _pending([(x, x_view)], _finish_masked, (ex, x_view.box, out.dtype))
+
+
+def _finish_masked(data, args):
+    ex, box, dtype = data
+    return ex.masked(args[0], box, dtype)
 
 
 def _step_stored_only(ex, eqn, view):
@@ -542,12 +603,12 @@ def _compact(instrs, stores):
     used = {s.value for s in stores}
     for pos in range(len(instrs) - 1, -1, -1):
         if pos in used and isinstance(instrs[pos], Op):
-            used.update(a for a in instrs[pos].args if isinstance(a, int))
+            used.update([a for a in instrs[pos].args if type(a) is int])
     new_pos, body = {}, []
     for pos, ins in enumerate(instrs):
         if pos in used:
-            if isinstance(ins, Op):
-                ins = Op(ins.prim, tuple(new_pos[a] if isinstance(a, int) else a for a in ins.args),
+            if isinstance(ins, Op) and len(body) != pos:  # positions moved
+                ins = Op(ins.prim, tuple([new_pos[a] if type(a) is int else a for a in ins.args]),
                          ins.params, ins.dtype)
             new_pos[pos] = len(body)
             body.append(ins)
@@ -589,6 +650,10 @@ class _Task:
     inline: set = field(default_factory=set)  # temps recomputed here instead of loaded
     reads: list = field(default_factory=list)
     instances: set = field(default_factory=set)
+    # The latest expansion: its body, each store's value, the body's length after each store.
+    body: object = None
+    values: list = field(default_factory=list)
+    marks: list = field(default_factory=list)
 
     def writes(self):
         return [s.buffer for s in self.stores]
@@ -640,7 +705,7 @@ class _Plan:
         self.aliases = set()  # outputs that are reshapes of a stored value: no task of their own
         self.outputs, self.copies = self._output_buffers(graph.outvars)
         self.absorbed = self._absorbed_reductions()
-        self._mask, self._uniform = None, {}
+        self._mask, self._uniform, self._literals = None, {}, {}
         for e in self.eqns:
             if e.out not in self.buffers and e.out not in self.absorbed and _always_stored(e):
                 self.store(e.out)
@@ -688,6 +753,13 @@ class _Plan:
         if var in self.buffers:
             raise RuntimeError(f"fusion planning asked twice to store {var!r}")
         self.buffers[var] = Buffer("t", var.aval.shape, var.aval.dtype, "temp")
+
+    def literal(self, lit) -> Const:
+        """The Const a Literal operand is in kernel bodies."""
+        const = self._literals.get(lit)
+        if const is None:
+            const = self._literals[lit] = _const(lit.value, lit.aval.dtype)
+        return const
 
     def mask_buffer(self):
         if self._mask is None:
@@ -797,9 +869,11 @@ class _Plan:
             task.reads = [(task.dot.a, None, None), (task.dot.b, None, None)]
             return
         ex = _Expander(self, task.domain, _Body(), task.roots | task.inline)
+        task.values, task.marks = [], []
         for s in task.stores:
-            ex.value(s.atom, s.view)
-        task.reads, task.instances = ex.reads, ex.instances
+            task.values.append(ex.value(s.atom, s.view))
+            task.marks.append(len(ex.body.instrs))
+        task.reads, task.instances, task.body = ex.reads, ex.instances, ex.body
 
     # -- the recompute policy ----------------------------------------------------
     def subtree(self, var) -> set:
@@ -834,9 +908,10 @@ def _to_store(plan, tasks, group_of) -> list:
     """
     inst = {}
     for t in tasks:
+        gid = group_of[t].id
         for var, view in t.instances:
             if var not in plan.buffers:
-                inst.setdefault(var, set()).add((group_of[t].id, view))
+                inst.setdefault(var, set()).add((gid, view))
     heavy = {v for v, s in inst.items()
              if len(s) > 1 and (len(s) - 1) * plan.cost(v) > RECOMPUTE_BUDGET}
     chosen, covered = [], set()
@@ -978,12 +1053,19 @@ def _topo(groups):
 
 
 def _emit_loop(plan, g, name):
+    """The group's tasks in one body, which CSEs them.
+
+    Each task's last expansion during planning (with the final buffers and its
+    own inline set) is replayed into the body rather than expanded again: the
+    expansion adds the same instructions in the same order either way.
+    """
     body, stores = _Body(), []
     for t in g.tasks:
-        # One expander per task (their inline sets differ); the shared body CSEs them.
-        ex = _Expander(plan, g.domain, body, t.roots | t.inline)
-        for s in t.stores:
-            val = ex.value(s.atom, s.view)
+        remap, start = {}, 0
+        for s, value, end in zip(t.stores, t.values, t.marks):
+            body.replay(t.body, start, end, remap)
+            start = end
+            val = remap[value] if isinstance(value, int) else value
             if isinstance(val, Const):
                 val = body.emit("convert", (val,), {"dtype": val.dtype}, val.dtype)
             stores.append(Store(s.buffer, val, s.index, s.reduce))

@@ -35,11 +35,13 @@ from tracegrad.ir import Graph, VerifyError, format_graph, verify
 from .cse import cse
 from .dce import dce
 from .simplify import fold_constants, simplify
+from .worklist import clean
 
 DUMP_ENV = "TRACEGRAD_DUMP"
 MAX_CLEANUP_ROUNDS = 8
 
-# The default cleaning pipeline; `cleanup` iterates it to a fixed point.
+# The default cleaning pipeline: `cleanup_by_rounds` iterates it to a fixed point,
+# `cleanup` computes the same graph incrementally.
 CLEANUP: list[Callable[[Graph], Graph]] = [simplify, fold_constants, cse, dce]
 
 
@@ -137,12 +139,12 @@ def run_pipeline(graph: Graph, passes, debug: bool = False, dump_dir: str | None
     return PipelineResult(graph, record.stages)
 
 
-def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
+def cleanup_by_rounds(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
     """Run `CLEANUP` until a whole round changes nothing, at most `max_rounds` times.
 
+    The definition of `cleanup`, which computes the same graph incrementally.
     Relies on the cleaning passes returning their input object when they
-    change nothing, so "no change" costs no comparison.  Returns `graph`
-    itself when it is already clean.
+    change nothing.  Returns `graph` itself when it is already clean.
     """
     for _ in range(max_rounds):
         start = graph
@@ -151,3 +153,12 @@ def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
         if graph is start:
             break
     return graph
+
+
+def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
+    """`cleanup_by_rounds(graph, max_rounds)`, computed incrementally: after the
+    first round each pass revisits only the equations whose inputs or their
+    producers changed (see `passes/worklist.py`).  Returns `graph` itself when
+    it is already clean.
+    """
+    return clean(graph, max_rounds)

@@ -30,6 +30,7 @@ var.  A rule may never change a value's shape or dtype (`RewriteError`).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -89,22 +90,32 @@ def _bits(v) -> np.ndarray:
     return np.ascontiguousarray(v).reshape(-1).view(np.uint8)
 
 
+# Rank-0 values (literals, mostly) take a plain-Python path: the rules test one
+# per equation, and numpy's reductions cost microseconds each.
+
 def _is_one(v) -> bool:
-    return v is not None and bool(np.all(v == 1))
+    if v is None:
+        return False
+    return v.item() == 1 if v.ndim == 0 else bool(np.all(v == 1))
 
 
 def _is_pos_zero(v) -> bool:
     """All bits zero: +0.0 for floats, 0 for integers, False for bools."""
-    return v is not None and not np.any(_bits(v))
+    if v is None:
+        return False
+    return v.tobytes() == bytes(v.itemsize) if v.ndim == 0 else not np.any(_bits(v))
 
 
 def _is_add_identity(v) -> bool:
     """-0.0 is the additive identity of IEEE floats; +0.0 is not (for x = -0.0)."""
     if v is None:
         return False
-    if is_float(v.dtype):
-        return bool(np.all((v == 0) & np.signbit(v)))
-    return _is_pos_zero(v)
+    if not is_float(v.dtype):
+        return _is_pos_zero(v)
+    if v.ndim == 0:
+        x = v.item()
+        return x == 0 and math.copysign(1.0, x) < 0
+    return bool(np.all((v == 0) & np.signbit(v)))
 
 
 def _same_aval(atom, out: Var) -> bool:
@@ -127,10 +138,11 @@ def _rebind(eqn: Eqn, prim: str, inputs: list, **params) -> Eqn:
 def _operand_if(keep: int, test: Callable, floats_only=False):
     """Rule body: `keep`-th operand when the other operand is a constant passing `test`."""
     def rewrite(eqn, ctx):
-        x, c = eqn.inputs[keep], eqn.inputs[1 - keep]
-        if floats_only and not is_float(eqn.out.aval.dtype):
+        value = ctx.value(eqn.inputs[1 - keep])
+        if value is None or (floats_only and not is_float(eqn.out.aval.dtype)):
             return None
-        return x if test(ctx.value(c)) and _same_aval(x, eqn.out) else None
+        x = eqn.inputs[keep]
+        return x if test(value) and _same_aval(x, eqn.out) else None
     return rewrite
 
 
@@ -234,18 +246,22 @@ def _stop_gradient_twice(eqn, ctx):
     return eqn.inputs[0] if inner is not None else None
 
 
+def _broadcast_literal(atom, ctx):
+    """The literal `atom` is a broadcast of (same dtype), or None."""
+    inner = ctx.producer(atom, "broadcast")
+    lit = inner.inputs[0] if inner is not None else None
+    return lit if isinstance(lit, Literal) and lit.aval.dtype == atom.aval.dtype else None
+
+
 def _scalar_operand(eqn, ctx):
     """op(x, broadcast(c)) -> op(x, c) for a literal c, when another operand
     already has the output's shape: rank-0 operands broadcast implicitly, so the
     value is the same, and `x * broadcast(1.0)` then meets `mul_one`."""
-    full = eqn.out.aval.shape
-    new = []
-    for a in eqn.inputs:
-        inner = ctx.producer(a, "broadcast")
-        lit = inner.inputs[0] if inner is not None else None
-        new.append(lit if isinstance(lit, Literal) and lit.aval.dtype == a.aval.dtype else a)
-    if all(n is a for n, a in zip(new, eqn.inputs)):
+    literals = [_broadcast_literal(a, ctx) for a in eqn.inputs]
+    if not any(literals):
         return None
+    new = [lit or a for lit, a in zip(literals, eqn.inputs)]
+    full = eqn.out.aval.shape
     if not any(not isinstance(n, Literal) and n.aval.shape == full for n in new):
         return None
     return _rebind(eqn, eqn.prim.name, new, **eqn.params)
@@ -324,24 +340,32 @@ def _first_match(eqn: Eqn, ctx: _Context):
     return None, None
 
 
-def _rewrite_eqn(eqn: Eqn, ctx: _Context, counts: Counter):
-    """Apply rules to one equation until none matches (bounded); Eqn or atom."""
+def rewrite_eqn(eqn: Eqn, ctx, counts: Counter) -> tuple[object, bool]:
+    """Apply rules to one equation until none matches, at most MAX_REWRITES_PER_EQN times.
+
+    Returns (Eqn or atom, settled); `settled` is False when the bound stopped
+    the chain, so a rule may still match (the next sweep retries it).  `ctx`
+    answers `value(atom)` and `producer(atom, prim_name)` about the equations
+    before this one.
+    """
+    if eqn.prim.name not in RULES_BY_PRIM:
+        return eqn, True
     for _ in range(MAX_REWRITES_PER_EQN):
         rule, result = _first_match(eqn, ctx)
         if rule is None:
-            return eqn
+            return eqn, True
         counts[rule.name] += 1
         if not isinstance(result, Eqn):
-            return result
+            return result, True
         eqn = result
-    return eqn
+    return eqn, False
 
 
 def _sweep(graph: Graph, counts: Counter) -> Graph:
     ctx, redirects, eqns = _Context(graph), Redirects(), []
     for eqn in graph.eqns:
         eqn = redirects.eqn(eqn)
-        result = _rewrite_eqn(eqn, ctx, counts)
+        result, _ = rewrite_eqn(eqn, ctx, counts)
         if isinstance(result, Eqn):
             eqns.append(result)
             ctx.producers[result.out] = result
@@ -394,7 +418,7 @@ def _worth_folding(eqn: Eqn, max_elements: int) -> bool:
     return not (eqn.prim.name == "broadcast" and eqn.inputs[0].aval.ndim == 0 and out.ndim)
 
 
-def _fold(eqn: Eqn, known: dict, max_elements: int):
+def fold_eqn(eqn: Eqn, known: dict, max_elements: int = MAX_FOLDED_ELEMENTS):
     """The equation's value from the numpy reference, or None if not foldable."""
     args = _known_args(eqn, known)
     if args is None or not _worth_folding(eqn, max_elements):
@@ -417,6 +441,20 @@ def _uniform(value: np.ndarray) -> bool:
     return bool(np.all(flat.view(np.uint8).reshape(flat.size, -1) == flat[:1].view(np.uint8)))
 
 
+def folded_form(eqn: Eqn, value: np.ndarray):
+    """What a folded equation becomes: a Literal (its uses are redirected to it),
+    an Eqn defining the same var (a broadcast of the uniform value), or the
+    array itself (a new constant bound to the equation's var)."""
+    if value.ndim == 0:
+        return Literal(value, value.dtype)
+    if _uniform(value):
+        # A uniform array stays a broadcast of a literal: fusion reads it as a
+        # scalar instead of streaming a constant array from memory.
+        return Eqn(PRIMITIVES["broadcast"], [Literal(value.flat[0], value.dtype)],
+                   {"shape": value.shape}, eqn.out, eqn.src)
+    return value
+
+
 def fold_constants(graph: Graph, max_elements: int = MAX_FOLDED_ELEMENTS) -> Graph:
     """Evaluate equations whose inputs are all literals or constants.
 
@@ -430,17 +468,13 @@ def fold_constants(graph: Graph, max_elements: int = MAX_FOLDED_ELEMENTS) -> Gra
     changed = False
     for eqn in graph.eqns:
         eqn = redirects.eqn(eqn)
-        value = _fold(eqn, known, max_elements)
+        value = fold_eqn(eqn, known, max_elements)
         changed = changed or value is not None
-        if value is None:
-            eqns.append(eqn)
-        elif value.ndim == 0:
-            redirects.set(eqn.out, Literal(value, value.dtype))
-        elif _uniform(value):
-            # A uniform array stays a broadcast of a literal: fusion reads it as a
-            # scalar instead of streaming a constant array from memory.
-            eqns.append(Eqn(PRIMITIVES["broadcast"], [Literal(value.flat[0], value.dtype)],
-                            {"shape": value.shape}, eqn.out, eqn.src))
+        form = eqn if value is None else folded_form(eqn, value)
+        if isinstance(form, Eqn):
+            eqns.append(form)
+        elif isinstance(form, Literal):
+            redirects.set(eqn.out, form)
         else:
             known[eqn.out] = value
             new_vars.append(eqn.out)

@@ -8,7 +8,7 @@ gradient.  Every produced graph goes through the verifier.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -332,7 +332,7 @@ def test_vjp_split_equals_vjp_graph(case):
     outs = run(forward, *args)
     residuals = outs[n_out:]
     assert len(backward.invars) == len(residuals) + n_out
-    expected = run(vjp_graph(graph), *args, *cts)
+    expected = run(checked(vjp_graph(graph)), *args, *cts)
     for got, want in zip(outs[:n_out] + run(backward, *residuals, *cts), expected):
         np.testing.assert_allclose(got, want, rtol=1e-14)
     # the backward graph does no work that the forward pass could have done
@@ -342,7 +342,7 @@ def test_vjp_split_equals_vjp_graph(case):
 
 
 def test_vjp_split_keeps_guards_in_the_forward_graph():
-    forward, backward = vjp_split(_guarded_graph())
+    forward, backward = map(checked, vjp_split(_guarded_graph()))
     assert len(forward.guards) == 1 and not backward.guards
     _, values = eval_graph(forward, np.array([-1.0, -2.0, 3.0]), np.ones(3), with_guards=True)
     assert not forward.guards[0].holds(values[0])
@@ -580,7 +580,7 @@ def test_guards_survive_the_transforms(transform):
 
 def test_guards_survive_second_order():
     graph = _guarded_graph()
-    hvp = checked(vjp_graph(jvp_graph(graph), wrt=[0]))
+    hvp = checked(vjp_graph(checked(jvp_graph(graph)), wrt=[0]))
     assert len(hvp.guards) == 1
     _, values = eval_graph(hvp, np.array([-1.0, -2.0, 3.0]), np.ones(3), np.ones(3), np.ones(3),
                            0.0, 1.0, with_guards=True)
@@ -591,8 +591,35 @@ def test_replayed_and_derivative_equations_keep_the_source_line():
     graph = build(lambda x: ops.reduce_sum(ops.sin(x), (0,)), [np.zeros(3)])
     sin_src = graph.eqns[0].src
     assert sin_src is not None and sin_src.startswith(__file__)
-    gg = grad_graph(graph)
+    gg = checked(grad_graph(graph))
     assert {e.src for e in gg.eqns if e.prim.name in ("sin", "cos")} == {sin_src}
+
+
+def test_transforms_verify_only_when_asked(monkeypatch):
+    """The verifier costs as much as a transform on large graphs: it runs on request
+    (`verify=True`) or, by default, in debug mode ($TRACEGRAD_DEBUG=1)."""
+    import tracegrad.passes.autodiff as autodiff
+    seen = []
+    monkeypatch.setattr(autodiff, "verify_graph", lambda g: seen.append(g) or g)
+    graph = build(lambda x: ops.reduce_sum(ops.sin(x), (0,)), [np.zeros(3)])
+    transforms = [vjp_graph, grad_graph, jvp_graph]
+    monkeypatch.delenv("TRACEGRAD_DEBUG", raising=False)
+    for transform in transforms:
+        transform(graph)
+    vjp_split(graph)
+    assert seen == []
+    for transform in transforms:
+        result = transform(graph, verify=True)
+        assert seen[-1] is result
+    forward, backward = vjp_split(graph, verify=True)
+    assert seen[-2] is forward and seen[-1] is backward
+    seen.clear()
+    monkeypatch.setenv("TRACEGRAD_DEBUG", "1")
+    for transform in transforms:
+        result = transform(graph)
+        assert seen[-1] is result
+        transform(graph, verify=False)
+    assert len(seen) == len(transforms)
 
 
 # ---- second order ------------------------------------------------------------------
@@ -670,7 +697,7 @@ def test_ir_gradient_equals_eager_gradient(case):
     args = case.args(rng)
     graph = build(case.fn, args)
     cts = [rng.standard_normal(v.aval.shape) for v in graph.outvars]
-    ir_grads = run(vjp_graph(graph), *args, *cts)[len(cts):]
+    ir_grads = run(checked(vjp_graph(graph)), *args, *cts)[len(cts):]
     leaves = [Tensor(a, requires_grad=True) for a in args]
     outs = case.fn(*leaves)
     outs = outs if isinstance(outs, tuple) else (outs,)

@@ -13,10 +13,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tracegrad.ir import (PRIMITIVES, Eqn, GraphBuilder, Literal, ShapedArray, TracedValue, Var,
                           VerifyError, eval_graph, format_graph, ops, verify)
+import tracegrad.passes.simplify as simplify_module
+from tracegrad.passes.autodiff import grad_graph, vjp_graph
 from tracegrad.passes.cse import cse
 from tracegrad.passes.dce import dce
-from tracegrad.passes.manager import (CLEANUP, PassVerifyError, PipelineResult, cleanup,
-                                      format_stages, pass_name, run_pipeline, stage_text)
+from tracegrad.passes.manager import (CLEANUP, MAX_CLEANUP_ROUNDS, PassVerifyError,
+                                      PipelineResult, cleanup, cleanup_by_rounds, format_stages,
+                                      pass_name, run_pipeline, stage_text)
 from tracegrad.passes.simplify import (LOSSLESS_WIDENING, MAX_FOLDED_ELEMENTS, RULES,
                                        fold_constants, rule_names, simplify, simplify_counted)
 
@@ -601,6 +604,94 @@ def test_each_op_alone_keeps_every_special_value(op, data, shape):
     out = verify(cleanup(graph))
     for offset in range(len(special_values(dtype))):
         run_both(graph, out, example_args(graph, offset))
+
+
+# ---- cleanup computes exactly what rounds of the passes compute -----------------------
+
+def assert_same_graph(got, want):
+    """The same graph, not merely an equivalent one: the printed text, the constants'
+    bytes and the very Var objects (so the same equations were kept)."""
+    assert format_graph(got) == format_graph(want)
+    assert list(got.constvars) == list(want.constvars)  # Vars compare by identity
+    assert all(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+               for a, b in zip(got.constvals, want.constvals))
+    assert [e.out for e in got.eqns] == [e.out for e in want.eqns]
+    assert all(a is b for a, b in zip(got.outvars, want.outvars) if isinstance(a, Var))
+    assert [g.var for g in got.guards if isinstance(g.var, Var)] == \
+        [g.var for g in want.guards if isinstance(g.var, Var)]
+
+
+def assert_cleanup_by_rounds(graph, max_rounds=MAX_CLEANUP_ROUNDS):
+    want = cleanup_by_rounds(graph, max_rounds)
+    got = cleanup(graph, max_rounds)
+    assert_same_graph(verify(got), want)
+    assert (got is graph) == (want is graph)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_graphs(), st.booleans())
+def test_cleanup_equals_rounds_of_the_passes(case, short_chains):
+    """`cleanup` revisits only what changed; the result must still be the rounds' own,
+    however many rounds are allowed.  With one rewrite per equation per sweep,
+    rule chains are cut short and resumed by the next sweep (or round), which
+    the worklist must reproduce."""
+    graph, _ = case
+    before = snapshot(graph)
+    graphs = [graph]
+    if graph.invars[0].aval.dtype.kind == "f":
+        graphs.append(vjp_graph(graph, verify=True))
+    with pytest.MonkeyPatch.context() as mp:
+        if short_chains:
+            mp.setattr(simplify_module, "MAX_REWRITES_PER_EQN", 1)
+        for g in graphs:
+            for max_rounds in (1, 2, MAX_CLEANUP_ROUNDS):
+                assert_cleanup_by_rounds(g, max_rounds)
+    assert_snapshot_equal(before, snapshot(graph))
+
+
+def test_cleanup_resumes_rule_chains_cut_short(monkeypatch):
+    """reshape(reshape(x)) needs two rewrites of one equation; allowed one per sweep,
+    the second happens on the next sweep, in the worklist as in the rounds."""
+    monkeypatch.setattr(simplify_module, "MAX_REWRITES_PER_EQN", 1)
+    g = trace(lambda x: ops.neg(ops.reshape(ops.reshape(x, (6,)), (2, 3))), ((2, 3), F32))
+    for max_rounds in (1, MAX_CLEANUP_ROUNDS):
+        assert prims(cleanup_by_rounds(g, max_rounds)) == ["neg"]
+        assert_cleanup_by_rounds(g, max_rounds)
+
+
+def test_cleanup_keeps_the_first_occurrence_when_an_earlier_equation_turns_duplicate():
+    """Round 1 folds 0.5 + 0.5, round 2 rewrites x * 1.0 to x: the earlier sin(...)
+    becomes sin(x), which a later equation already computed and which CSE keyed
+    in round 1.  The rounds keep the earlier one, so must the worklist."""
+    b = GraphBuilder(record_source=False)
+    x = b.new_input(ShapedArray((3,), F32))
+    one = ops.add(literal_value(b, 0.5, F32), literal_value(b, 0.5, F32))
+    early, late = ops.sin(ops.mul(x, one)), ops.sin(x)
+    g = b.build([late, early])
+    want = cleanup_by_rounds(g)
+    assert prims(want) == ["sin"] and want.outvars[0] is want.outvars[1] is early.var
+    assert_cleanup_by_rounds(g)
+
+
+def _recurrence(x, steps=12):
+    """W7 in small: its gradient needs three rounds (folding feeds the rules)."""
+    for _ in range(steps):
+        x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
+    return ops.reduce_sum(x, (0,))
+
+
+def test_cleanup_of_a_gradient_equals_rounds_of_the_passes():
+    g = verify(grad_graph(trace(_recurrence, ((16,), F64))))
+    assert_cleanup_by_rounds(g)
+    once = cleanup_by_rounds(g, 1)
+    assert cleanup_by_rounds(once, 1) is not once  # the first round left work for the next
+    for rounds in (1, 2):
+        assert_cleanup_by_rounds(g, rounds)
+
+
+def test_cleanup_of_a_clean_graph_is_the_graph():
+    g = cleanup(verify(grad_graph(trace(_recurrence, ((4,), F32)))))
+    assert cleanup(g) is g and cleanup_by_rounds(g) is g
 
 
 # ---- the pass manager -------------------------------------------------------------

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tracegrad.ir import GraphBuilder, ShapedArray, eval_graph, ops, verify
 from tracegrad.passes.autodiff import grad_graph
+from tracegrad.passes import fusion
 from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import fuse, liveness
 from tracegrad.passes.kernel_interp import KernelIndexError, run_program
@@ -542,7 +543,7 @@ def w2_by_hand(x):
 def test_w2_value_and_grad_one_pass():
     x = sample((1000,), F32)
     by_hand = assert_matches(build(w2_by_hand, ((1000,), F32)), x, rtol=1e-4)
-    auto = assert_matches(dce(grad_graph(build(w2_loss, ((1000,), F32)))), x, rtol=1e-4)
+    auto = assert_matches(dce(verify(grad_graph(build(w2_loss, ((1000,), F32))))), x, rtol=1e-4)
     for kp in (by_hand, auto):
         assert len(loop_kernels(kp)) <= 2 and not dot_kernels(kp)
     assert len(auto.kernels) == 1 and not auto.temps
@@ -550,17 +551,18 @@ def test_w2_value_and_grad_one_pass():
 
 def test_w6_rosenbrock_value_and_grad():
     x = rng.uniform(-2, 2, 1000)
-    kp = assert_matches(dce(grad_graph(build(w6_loss, ((1000,), F64)))), x)
+    kp = assert_matches(dce(verify(grad_graph(build(w6_loss, ((1000,), F64))))), x)
     assert len(loop_kernels(kp)) <= 2 and not kp.temps
 
 
-def test_w7_recurrence_is_one_kernel():
-    def w7_loss(x):
-        for _ in range(100):
-            x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
-        return ops.reduce_sum(x, (0,))
+def _recurrence(x, steps=100):
+    for _ in range(steps):
+        x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
+    return ops.reduce_sum(x, (0,))
 
-    kp = assert_matches(dce(grad_graph(build(w7_loss, ((16,), F64)))),
+
+def test_w7_recurrence_is_one_kernel():
+    kp = assert_matches(dce(verify(grad_graph(build(_recurrence, ((16,), F64))))),
                         rng.uniform(-1, 1, 16))
     assert len(kp.kernels) == 1
 
@@ -634,20 +636,68 @@ def test_random_programs(program, seed):
     assert_matches(graph, *[r.standard_normal(s) for s in shapes])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_programs(), st.integers(0, 2**32 - 1))
-def test_random_program_gradients(program, seed):
-    """The autodiff pass's pads, sum_to_shape reductions and transposes, fused."""
-    graph, shapes = program
+def _gradient_of(graph, shapes):
+    """The gradient of sum(sin(first output)) of a random program, cleaned by DCE."""
     last = graph.outvars[0]
     b = GraphBuilder()
     xs = [b.new_input(ShapedArray(s, F64)) for s in shapes]
     from tracegrad.ir import eval_graph_bind
     y = ops.sin(eval_graph_bind(graph.replace(outvars=[last]), *xs)[0])
     loss = verify(b.build([ops.reduce_sum(y, tuple(range(len(last.aval.shape))))]))
+    return dce(verify(grad_graph(loss, tuple(range(len(shapes))))))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_programs(), st.integers(0, 2**32 - 1))
+def test_random_program_gradients(program, seed):
+    """The autodiff pass's pads, sum_to_shape reductions and transposes, fused."""
+    graph, shapes = program
     r = np.random.default_rng(seed)
-    assert_matches(dce(grad_graph(loss, tuple(range(len(shapes))))),
-                   *[r.standard_normal(s) for s in shapes])
+    assert_matches(_gradient_of(graph, shapes), *[r.standard_normal(s) for s in shapes])
+
+
+def _emitted_by_expanding(plan, group, name):
+    """A group's loop kernel as a fresh expansion of its tasks into one body builds it."""
+    body, stores = fusion._Body(), []
+    for t in group.tasks:
+        ex = fusion._Expander(plan, group.domain, body, t.roots | t.inline)
+        for s in t.stores:
+            val = ex.value(s.atom, s.view)
+            if isinstance(val, Const):
+                val = body.emit("convert", (val,), {"dtype": val.dtype}, val.dtype)
+            stores.append(Store(s.buffer, val, s.index, s.reduce))
+    return LoopKernel(name, group.domain, fusion._compact(body.instrs, stores), stores)
+
+
+def assert_replay_equals_expansion(graph):
+    """Emission replays the tasks' planning expansions instead of expanding them again;
+    the kernels must be exactly the ones a fresh expansion gives."""
+    plan, groups = fusion._plan(graph)
+    for i, g in enumerate(groups):
+        if not g.dot:
+            assert fusion._emit_loop(plan, g, f"k{i}") == _emitted_by_expanding(plan, g, f"k{i}")
+    return groups
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_programs())
+def test_emission_replays_the_planning_expansions(program):
+    graph, shapes = program
+    assert_replay_equals_expansion(graph)
+    assert_replay_equals_expansion(_gradient_of(graph, shapes))
+
+
+def test_emission_replays_several_tasks_into_one_kernel():
+    def f(x, y):  # stores over one domain sharing work, with literals, a constant and a pad
+        s = ops.sin(ops.mul(x, 0.5))
+        return (ops.add(s, y), ops.reduce_sum(ops.mul(s, s), (0,)), ops.exp(s), np.float64(2.0),
+                ops.pad(ops.slice(s, (1,), (1,), (7,)), (1,), (1,), (8,)))
+    graph = build(f, ((8,), F64), ((8,), F64))
+    groups = assert_replay_equals_expansion(graph)
+    assert max(len(g.tasks) for g in groups) >= 3
+    assert_matches(graph, sample((8,), F64), sample((8,), F64))
+    w7 = build(lambda x: _recurrence(x, 20), ((16,), F64))
+    assert len(assert_replay_equals_expansion(dce(verify(grad_graph(w7))))) == 1
 
 
 # ---- the interpreter on hand-written programs -----------------------------------------------
