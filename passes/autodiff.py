@@ -155,14 +155,21 @@ def _accumulate(cts, var, ct):
     cts[var] = ct if var not in cts else ops.add(cts[var], ct)
 
 
-def _vjp_eqn(rep, eqn, g, cts, active):
-    rule = eqn.prim.vjp
+def _run_rule(rep, eqn, kind: str, first):
+    """Apply the VJP or JVP rule of `eqn` to the replayed primals; new equations keep
+    the source line of the forward equation they differentiate."""
+    rule = eqn.prim.vjp if kind == "VJP" else eqn.prim.jvp
     if rule is None:
-        raise MissingRuleError(f"no VJP rule for {_where(eqn)}: cannot differentiate through it")
+        raise MissingRuleError(f"no {kind} rule for {_where(eqn)}: cannot differentiate through it")
     start = len(rep.builder.eqns)
     primals = [rep.read(a) for a in eqn.inputs]
-    results = rule(g, rep.env[eqn.out], *primals, **eqn.params)
+    result = rule(first, rep.env[eqn.out], *primals, **eqn.params)
     _stamp(rep.builder, start, eqn.src)
+    return result
+
+
+def _vjp_eqn(rep, eqn, g, cts, active):
+    results = _run_rule(rep, eqn, "VJP", g)
     if len(results) != len(eqn.inputs):
         raise TypeError(f"the VJP rule of {_where(eqn)} returned {len(results)} cotangents "
                         f"for {len(eqn.inputs)} operands")
@@ -330,13 +337,7 @@ def _jvp_eqn(rep, eqn, tangents):
     if (all(t is None for t in ins) or not eqn.prim.differentiable
             or not is_float(eqn.out.aval.dtype)):
         return
-    rule = eqn.prim.jvp
-    if rule is None:
-        raise MissingRuleError(f"no JVP rule for {_where(eqn)}: cannot differentiate through it")
-    start = len(rep.builder.eqns)
-    primals = [rep.read(a) for a in eqn.inputs]
-    t = rule(ins, rep.env[eqn.out], *primals, **eqn.params)
-    _stamp(rep.builder, start, eqn.src)
+    t = _run_rule(rep, eqn, "JVP", ins)
     if t is not None:
         _check_rule_result(eqn, eqn.out, t, "JVP")
         tangents[eqn.out] = t
