@@ -209,3 +209,28 @@ def test_disk_cache_hit_in_fresh_process(tmp_path):
     v1, _, hit1 = first.stdout.split()
     v2, _, hit2 = second.stdout.split()
     assert v1 == v2 and hit1 == "False" and hit2 == "True"
+
+
+def test_pytree_parameters_like_jax():
+    def loss(params, x):
+        h = np.tanh(x @ params["w"] + params["b"])
+        for layer in params["layers"]:
+            h = np.tanh(h @ layer)
+        return np.sum(h)
+
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((3, 4)), "b": np.zeros(4),
+              "layers": [rng.standard_normal((4, 4)), rng.standard_normal((4, 2))]}
+    x = rng.standard_normal((5, 3))
+    f = tracegrad.compile_grad(loss, argnums=0)
+    value, g = f(params, x)
+    ref_value, ref = tracegrad.value_and_grad(loss)(params, x)  # the interpreter path
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    assert sorted(g) == ["b", "layers", "w"] and len(g["layers"]) == 2
+    for a, b in zip(tracegrad.tracer.tree_flatten(g)[0], tracegrad.tracer.tree_flatten(ref)[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    f(params, x)
+    assert len(f.cache_info()) == 1  # same structure and shapes: a cache hit
+    params["layers"].append(np.eye(2))
+    f(params, x)
+    assert len(f.cache_info()) == 2  # another structure: another specialization

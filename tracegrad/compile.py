@@ -72,7 +72,8 @@ class CompiledFunction:
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.static_argnums = tuple(static_argnums)
+        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
+                               else tuple(static_argnums))
         self.grad = grad
         self.grad_argnums = grad_argnums
         self.max_specializations = max_specializations
@@ -168,7 +169,7 @@ class CompiledFunction:
         kp = fuse(graph)
         stages["kernels"] = functools.partial(str, kp)
         native = compile_program(kp, name=label, disk_cache=self.disk_cache)
-        direct = not spec_args.statics
+        direct = spec_args.direct
         spec = Specialization(native, n_out, out_tree, list(graph.guards), reason, stages,
                               time.perf_counter() - t0, direct=direct, n_args=spec_args.n_args)
         _dump(label, spec)
@@ -179,10 +180,9 @@ class CompiledFunction:
             shapes = ", ".join(str(v.aval) for v in graph.outvars)
             raise TypeError(f"{self._fname()}: compile_grad needs a function returning one scalar, "
                             f"it returned ({shapes})")
-        argnums, single = spec_args.grad_positions(self.grad_argnums)
+        argnums, grads_template = spec_args.grad_positions(self.grad_argnums)
         graph = grad_graph(graph, argnums=argnums, has_value=True)
-        template = (0, 0 if single else (0,) * len(argnums))
-        return graph, tree_flatten(template)[1]
+        return graph, tree_flatten((0, grads_template))[1]
 
     # -- introspection -----------------------------------------------------------
     def _spec(self, spec=None):

@@ -7,54 +7,90 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.tracer import tree_flatten, tree_unflatten
+
 SUPPORTED = {np.dtype(t) for t in (np.float32, np.float64, np.bool_, np.int32, np.int64)}
 _ARRAY_TYPES = (np.ndarray, np.generic, list)
 
 
 class SpecArgs:
-    """The arrays of one call (C-contiguous, supported dtypes) and its cache key."""
+    """The arrays of one call (C-contiguous, supported dtypes) and its cache key.
 
-    __slots__ = ("arrays", "positions", "statics", "key", "n_args")
+    `slots[i]` says what positional argument i is: ("array", k) for the k-th
+    array, ("tree", k, n, treedef) for a pytree (dict, list, tuple) whose n
+    leaves are arrays k..k+n-1, or ("static", value).
+    """
 
-    def __init__(self, arrays, positions, statics, key, n_args):
-        self.arrays, self.positions, self.statics = arrays, positions, statics
-        self.key, self.n_args = key, n_args
+    __slots__ = ("arrays", "slots", "key")
+
+    def __init__(self, arrays, slots, key):
+        self.arrays, self.slots, self.key = arrays, slots, key
+
+    @property
+    def n_args(self) -> int:
+        return len(self.slots)
+
+    @property
+    def statics(self):
+        return [(i, s[1]) for i, s in enumerate(self.slots) if s[0] == "static"]
+
+    @property
+    def direct(self) -> bool:
+        """Every argument is one array: the call can go straight to native code."""
+        return all(s[0] == "array" for s in self.slots)
 
     def bind(self, fun):
-        """`fun` as a function of the array arguments only (statics baked in)."""
+        """`fun` as a function of the flat array arguments only (statics baked in)."""
         def flat(*arrays):
-            args = [None] * self.n_args
-            for pos, a in zip(self.positions, arrays):
-                args[pos] = a
-            for pos, v in self.statics:
-                args[pos] = v
-            return fun(*args)
+            return fun(*[_rebuild(slot, arrays) for slot in self.slots])
         flat.__name__ = getattr(fun, "__name__", "f")
         return flat
 
     def describe(self):
-        parts = [f"arg{p}:{a.dtype}{list(a.shape)}" for p, a in zip(self.positions, self.arrays)]
-        parts += [f"arg{p}={v!r}" for p, v in self.statics]
+        parts = []
+        for i, slot in enumerate(self.slots):
+            if slot[0] == "static":
+                parts.append(f"arg{i}={slot[1]!r}")
+            else:
+                leaves = _rebuild(slot, [f"{a.dtype}{list(a.shape)}" for a in self.arrays])
+                parts.append(f"arg{i}:{leaves}")
         return "(" + ", ".join(parts) + ")"
 
     def grad_positions(self, argnums):
-        """Indices among the array inputs to differentiate, and whether one was asked."""
+        """Flat array indices to differentiate, and the structure of the gradients."""
         if argnums is None:
-            return tuple(range(len(self.arrays))), False
-        single = isinstance(argnums, int)
-        wanted = (argnums,) if single else tuple(argnums)
-        out = []
+            wanted = [i for i, s in enumerate(self.slots) if s[0] != "static"]
+            single = False
+        else:
+            single = isinstance(argnums, int)
+            wanted = [n + self.n_args if n < 0 else n for n in ((argnums,) if single else argnums)]
+        indices, templates = [], []
         for n in wanted:
-            n = n + self.n_args if n < 0 else n
-            if n not in self.positions:
-                raise TypeError(f"argnums={argnums!r}: argument {n} is not an array argument "
-                                f"of this call {self.describe()}")
-            a = self.arrays[self.positions.index(n)]
-            if a.dtype.kind != "f":
-                raise TypeError(f"argnums={argnums!r}: argument {n} has dtype {a.dtype}; "
-                                "gradients need a float32 or float64 argument")
-            out.append(self.positions.index(n))
-        return tuple(out), single
+            span = self._span(n, argnums)
+            indices += span
+            templates.append(_rebuild(self.slots[n], {i: 0 for i in span}))
+        return tuple(indices), (templates[0] if single else tuple(templates))
+
+    def _span(self, n, argnums):
+        slot = self.slots[n] if 0 <= n < self.n_args else ("static", None)
+        if slot[0] == "static":
+            raise TypeError(f"argnums={argnums!r}: argument {n} is not an array argument "
+                            f"of this call {self.describe()}")
+        span = [slot[1]] if slot[0] == "array" else list(range(slot[1], slot[1] + slot[2]))
+        for i in span:
+            if self.arrays[i].dtype.kind != "f":
+                raise TypeError(f"argnums={argnums!r}: argument {n} has dtype "
+                                f"{self.arrays[i].dtype}; gradients need float32 or float64")
+        return span
+
+
+def _rebuild(slot, flat):
+    if slot[0] == "array":
+        return flat[slot[1]]
+    if slot[0] == "tree":
+        _, start, n, treedef = slot
+        return tree_unflatten(treedef, [flat[i] for i in range(start, start + n)])
+    return slot[1]
 
 
 def _as_array(x, pos, fname):
@@ -94,24 +130,47 @@ def _is_array_arg(x):
 
 def normalize_args(args, static_argnums, fname, grad_argnums=()) -> SpecArgs:
     """Split a call's arguments; a Python number in a `grad_argnums` position is an array."""
-    arrays, positions, statics, key = [], [], [], []
+    arrays, slots, key = [], [], []
     for pos, x in enumerate(args):
-        if pos not in static_argnums and (_is_array_arg(x) or (pos in grad_argnums and _is_number(x))):
-            a = _fast_array(x)
-            if a is None:
-                a = _as_array(x, pos, fname)
-            arrays.append(a)
-            positions.append(pos)
-            key.append((a.shape, a.dtype.char))
+        if pos in static_argnums:
+            slots.append(_static(x, pos, fname))
+        elif _is_tree_arg(x):
+            leaves, treedef = tree_flatten(x)
+            slots.append(("tree", len(arrays), len(leaves), treedef))
+            arrays += [_leaf_array(l, f"{pos} (a leaf of {treedef})", fname) for l in leaves]
+        elif _is_array_arg(x) or (pos in grad_argnums and _is_number(x)):
+            slots.append(("array", len(arrays)))
+            arrays.append(_leaf_array(x, pos, fname))
         else:
-            try:
-                hash(x)
-            except TypeError:
-                raise TypeError(f"{fname}: static argument {pos} ({type(x).__name__}) must be "
-                                "hashable; pass arrays as numpy arrays") from None
-            statics.append((pos, x))
-            key.append(("static", type(x), x))
-    return SpecArgs(arrays, positions, statics, tuple(key), len(args))
+            slots.append(_static(x, pos, fname))
+    key = tuple((s[0], s[3]) if s[0] == "tree" else s if s[0] == "static" else "a" for s in slots)
+    key += tuple((a.shape, a.dtype.char) for a in arrays)
+    return SpecArgs(arrays, slots, key)
+
+
+def _static(x, pos, fname):
+    try:
+        hash(x)
+    except TypeError:
+        raise TypeError(f"{fname}: static argument {pos} ({type(x).__name__}) must be "
+                        "hashable; pass arrays as numpy arrays") from None
+    return ("static", x)
+
+
+def _leaf_array(x, where, fname):
+    a = _fast_array(x)
+    return a if a is not None else _as_array(x, where, fname)
+
+
+def _is_tree_arg(x):
+    """dicts, and lists/tuples holding arrays, tensors or dicts, are pytrees of arrays;
+    (nested) lists of numbers are arrays, as numpy converts them; tuples of numbers static."""
+    if isinstance(x, dict):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(isinstance(v, (np.ndarray, dict)) or hasattr(v, "_tg_concrete") or _is_tree_arg(v)
+                   for v in x)
+    return False
 
 
 def _fast_array(x):
