@@ -161,3 +161,9 @@ def test_shape_errors_name_the_primitive_and_operands():
     y = b.new_input(ShapedArray((3,), F32))
     with pytest.raises(TypeError, match=r"add: operand shapes differ.*f32\[2\].*f32\[3\]"):
         ops.add(x, y)
+
+
+def test_traced_program_exports():
+    prog = tracegrad.trace(lambda x: np.sum(np.exp(x)))(np.ones(3))
+    assert {d["op"] for _, d in prog.to_networkx().nodes(data=True)} == {"input", "exp", "reduce_sum"}
+    assert prog.to_dot().startswith("digraph")

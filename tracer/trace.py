@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegrad.ir import GraphBuilder, ShapedArray, TracedValue, debug_checks, eval_graph, verify
+from tracegrad.ir import (GraphBuilder, ShapedArray, TracedValue, debug_checks, eval_graph, to_dot,
+                          to_networkx, verify)
 
 from . import dtypes
 from . import numpy as tnp
@@ -177,6 +178,14 @@ class TracedProgram:
         name = getattr(self.fun, "__name__", "?")
         return (f"<TracedProgram of {name}: {len(self.graph.eqns)} equations, "
                 f"{len(self.guards)} guards>")
+
+    def to_networkx(self):
+        """The graph as a `networkx.DiGraph` (nodes carry op, shape, dtype)."""
+        return to_networkx(self.graph)
+
+    def to_dot(self) -> str:
+        """The graph as Graphviz DOT text."""
+        return to_dot(self.graph)
 
     def array_args(self, *args):
         """The flat array arguments for `args`; TypeError if `args` do not fit the program."""
