@@ -52,17 +52,15 @@ class Specialization:
         self.direct = self.direct and self.fast is not None
         self.unflatten = _unflattener(self.out_tree, self.n_outputs)
 
-    def guards_hold(self, outs) -> bool:
-        n = self.n_outputs
-        return all(g.holds(v) for g, v in zip(self.guards, outs[n:]))
+    def failed_guard(self, outs):
+        """The first guard whose value (returned after the outputs) differs, or None."""
+        values = outs[self.n_outputs:]
+        return next((g for g, v in zip(self.guards, values) if not g.holds(v)), None)
 
     def run(self, arrays):
         outs = self.native(*arrays)
-        n = self.n_outputs
-        for guard, value in zip(self.guards, outs[n:]):
-            if not guard.holds(value):
-                return None, guard
-        return outs[:n], None
+        failed = self.failed_guard(outs) if self.guards else None
+        return (None, failed) if failed is not None else (outs[:self.n_outputs], None)
 
 
 class CompiledFunction:
@@ -93,7 +91,7 @@ class CompiledFunction:
         spec = self._last
         if spec is not None and spec.direct and len(args) == spec.n_args:
             outs = spec.fast(*args)
-            if outs is not spec.mismatch and (not spec.guards or spec.guards_hold(outs)):
+            if outs is not spec.mismatch and (not spec.guards or spec.failed_guard(outs) is None):
                 spec.hits += 1
                 return spec.unflatten(outs)
         return self._call_checked(args)
