@@ -31,10 +31,6 @@ class SpecArgs:
         return len(self.slots)
 
     @property
-    def statics(self):
-        return [(i, s[1]) for i, s in enumerate(self.slots) if s[0] == "static"]
-
-    @property
     def direct(self) -> bool:
         """Every argument is one array: the call can go straight to native code."""
         return all(s[0] == "array" for s in self.slots)
