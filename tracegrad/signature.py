@@ -134,7 +134,8 @@ def normalize_args(args, static_argnums, fname, grad_argnums=()) -> SpecArgs:
             leaves, treedef = tree_flatten(x)
             slots.append(("tree", len(arrays), len(leaves), treedef))
             arrays += [_leaf_array(l, f"{pos} (a leaf of {treedef})", fname) for l in leaves]
-        elif _is_array_arg(x) or (pos in grad_argnums and _is_number(x)):
+        elif _is_array_arg(x) or (_is_number(x) and (pos in grad_argnums
+                                                      or pos - len(args) in grad_argnums)):
             slots.append(("array", len(arrays)))
             arrays.append(_leaf_array(x, pos, fname))
         else:
