@@ -23,35 +23,13 @@ FUNCS = {"exp": (np.exp, (-80, 80)), "log": (np.log, (1e-3, 1e3)), "tanh": (np.t
 DTYPES = {"f32": (np.float32, ir.FloatType()), "f64": (np.float64, ir.DoubleType())}
 
 
-def build_kernel(module, fname, ty, body):
-    """void fname(T* noalias x, T* noalias y, i64 n): y[i] = body(builder, x[i])."""
-    i64, ptr = ir.IntType(64), ir.PointerType()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr, ptr, i64]), fname)
-    x, y, n = fn.args
-    x.add_attribute("noalias")
-    y.add_attribute("noalias")
-    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-    b.position_at_end(loop)
-    i = b.phi(i64)
-    i.add_incoming(ir.Constant(i64, 0), entry)
-    v = b.load(b.gep(x, [i], source_etype=ty), typ=ty)
-    b.store(body(b, v), b.gep(y, [i], source_etype=ty))
-    nxt = b.add(i, ir.Constant(i64, 1))
-    i.add_incoming(nxt, loop)
-    b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
-
-
 def compile_all(tags):
     module = ir.Module(name="bench_mathlib")
     for tag in tags:
         ty = DTYPES[tag][1]
-        build_kernel(module, f"copy_{tag}", ty, lambda b, v: v)
+        llvm_util.loop_kernel(module, f"copy_{tag}", ty, 1, lambda b, v: v)
         for name in FUNCS:
-            build_kernel(module, f"{name}_{tag}", ty,
+            llvm_util.loop_kernel(module, f"{name}_{tag}", ty, 1,
                          lambda b, v, name=name: mathlib.emit_unary(b, name, v))
     engine, _ = llvm_util.compile_ir(str(module))
     sig = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)

@@ -23,6 +23,7 @@ emits SSE2-only code; the vectorizer switches must be set on the tuning options
 import functools
 
 import llvmlite.binding as llvm
+from llvmlite import ir
 
 __all__ = ["init_native", "host_target_machine", "target_machine", "vector_bits", "optimize", "parse", "jit", "compile_ir",
            "load_object", "assembly"]
@@ -134,3 +135,29 @@ def compile_ir(llvm_ir_text):
 def assembly(module_ref):
     """Host assembly text of an (optimized) module, e.g. to assert zmm/ymm use."""
     return target_machine().emit_assembly(module_ref)
+
+
+def loop_kernel(module, fname, ty, n_in, body):
+    """Add `void fname(T* noalias in..., T* noalias out, i64 n)`: out[i] = body(b, in[i]...).
+
+    A standalone elementwise loop for checking and timing emitted code (mathlib
+    tests and benchmarks); programs are lowered by `lower.py`.
+    """
+    i64, ptr = ir.IntType(64), ir.PointerType()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * (n_in + 1) + [i64]), fname)
+    for a in fn.args[:-1]:
+        a.add_attribute("noalias")
+    *ins, out, n = fn.args
+    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
+    b = ir.IRBuilder(entry)
+    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
+    b.position_at_end(loop)
+    i = b.phi(i64)
+    i.add_incoming(ir.Constant(i64, 0), entry)
+    args = [b.load(b.gep(p, [i], source_etype=ty), typ=ty) for p in ins]
+    b.store(body(b, *args), b.gep(out, [i], source_etype=ty))
+    nxt = b.add(i, ir.Constant(i64, 1))
+    i.add_incoming(nxt, loop)
+    b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
+    b.position_at_end(done)
+    b.ret_void()

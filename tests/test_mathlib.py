@@ -30,28 +30,6 @@ def _ir_type(tag):
     return ir.FloatType() if tag == "f32" else ir.DoubleType()
 
 
-def _loop_kernel(module, fname, ty, n_in, body):
-    """void fname(T* noalias in..., T* noalias out, i64 n): out[i] = body(b, in[i]...)."""
-    i64, ptr = ir.IntType(64), ir.PointerType()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ptr] * (n_in + 1) + [i64]), fname)
-    for a in fn.args[:-1]:
-        a.add_attribute("noalias")
-    *ins, out, n = fn.args
-    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(i64, 0)), loop, done)
-    b.position_at_end(loop)
-    i = b.phi(i64)
-    i.add_incoming(ir.Constant(i64, 0), entry)
-    args = [b.load(b.gep(p, [i], source_etype=ty), typ=ty) for p in ins]
-    b.store(body(b, *args), b.gep(out, [i], source_etype=ty))
-    nxt = b.add(i, ir.Constant(i64, 1))
-    i.add_incoming(nxt, loop)
-    b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
-
-
 class Kernels:
     """All mathlib kernels for both dtypes, in one JIT-compiled module."""
 
@@ -60,11 +38,11 @@ class Kernels:
         for tag in TAGS:
             ty = _ir_type(tag)
             for name in mathlib.UNARY_NAMES:
-                _loop_kernel(module, f"{name}_{tag}", ty, 1,
+                llvm_util.loop_kernel(module, f"{name}_{tag}", ty, 1,
                              lambda b, x, name=name: mathlib.emit_unary(b, name, x))
-            _loop_kernel(module, f"pow_{tag}", ty, 2, mathlib.emit_pow)
+            llvm_util.loop_kernel(module, f"pow_{tag}", ty, 2, mathlib.emit_pow)
             for k, part in enumerate(("sin", "cos")):
-                _loop_kernel(module, f"sincos.{part}_{tag}", ty, 1,
+                llvm_util.loop_kernel(module, f"sincos.{part}_{tag}", ty, 1,
                              lambda b, x, k=k: mathlib.emit_sincos(b, x)[k])
         self.engine, self.module_ref = llvm_util.compile_ir(str(module))
         self.asm = llvm_util.assembly(self.module_ref)
