@@ -2,9 +2,9 @@
 reference interpreter and exports.  Imports nothing else of tracegrad."""
 from .core import DTYPES, debug_checks, Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of, short_dtype
 from .primitives import PRIMITIVES, Primitive, ShapeError
-from . import rules as _rules  # noqa: F401  (attaches VJP/JVP rules)
-from . import ops
-from .builder import ConcretizationError, GraphBuilder, TracedValue, user_source_location
+from . import ops  # registers every primitive (the family modules)
+from .builder import (TRACES, ConcretizationError, GraphBuilder, TracedValue, UnexpectedTracerError,
+                      user_source_location)
 from .interpreter import eval_graph, eval_graph_bind
 from .printer import format_graph
 from .verifier import VerifyError, verify

@@ -11,15 +11,19 @@ far, and the decision is recorded as a guard.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
+import threading
 
 import numpy as np
 
 from .core import Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of
 from .primitives import ShapeError
 
+# Creation order: `ops.find_trace` dispatches to the newest trace among the operands.
+# Whether a value may be used at all is decided by `TRACES`, not by levels.
 _levels = itertools.count(1)
 # Frames from these folders are ours; the first frame outside them is the user's.
 _OWN_DIRS = tuple(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + d + os.sep
@@ -71,9 +75,69 @@ class ConcretizationError(TypeError):
     """A Python decision needed the value of a traced array that has none."""
 
 
+class UnexpectedTracerError(TypeError):
+    """A traced value was used outside the trace that made it (JAX's error of that name)."""
+
+
+class TraceStack(threading.local):
+    """The traces whose functions are running on this thread, innermost last.
+
+    `make_graph` enters a trace while the user's function runs.  A value of an
+    entered trace may be used only while that trace is on the stack of the
+    thread using it: by its own trace, or by a trace nested inside it (a
+    closure, captured as an extra input).  A value kept past the end of its
+    trace (in a global, a list) raises `UnexpectedTracerError` where it is used.
+    Builders used directly (never entered) are not checked.
+    """
+
+    def __init__(self):
+        self.traces: list = []
+
+    @contextlib.contextmanager
+    def entered(self, trace: "GraphBuilder", description: str):
+        trace.description, trace.entered = description, True
+        self.traces.append(trace)
+        try:
+            yield trace
+        finally:
+            self.traces.pop()
+            trace.finished = True
+
+    def __contains__(self, trace) -> bool:
+        return any(t is trace for t in self.traces)
+
+    def reset(self):
+        """End every trace of this thread (for tests that leave one open on purpose)."""
+        for t in self.traces:
+            t.finished = True
+        self.traces.clear()
+
+
+TRACES = TraceStack()
+
+
+def _origin(value: TracedValue) -> str:
+    """Where `value` was made: its equation's source line, or its trace's inputs."""
+    trace = value._tg_trace
+    src = next((e.src for e in trace.eqns if e.out is value.var), None)
+    what = trace.description or "a trace"
+    return f"at {src} in {what}" if src else f"as an input of {what}"
+
+
+def leaked(value: TracedValue, problem: str) -> UnexpectedTracerError:
+    where = user_source_location()
+    return UnexpectedTracerError(
+        f"a traced value {value.aval} {problem}. It was created {_origin(value)}"
+        + (f", and is used at {where}" if where else "") + ". A traced value exists only "
+        "while its function is being traced: return it from that function (or pass it as "
+        "an argument) instead of keeping it in a global, a list or an attribute.")
+
+
 class GraphBuilder:
     def __init__(self, value_cls=TracedValue, record_source=True):
         self.level = next(_levels)
+        self.entered = self.finished = False  # set by `TRACES.entered`
+        self.description: str | None = None
         self.value_cls = value_cls
         self.record_source = record_source
         self.invars: list[Var] = []
@@ -109,9 +173,7 @@ class GraphBuilder:
         if isinstance(x, TracedValue):
             if x._tg_trace is self:
                 return x.var
-            if x._tg_trace.level < self.level:
-                return self._capture(x)
-            raise TypeError(f"a traced value of another trace leaked into this one: {x!r}")
+            return self._capture(x) if self._may_capture(x._tg_trace) else self._foreign(x)
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             return Literal(x, like_dtype if like_dtype is not None else np.result_type(x))
         inner = getattr(x, "_tg_concrete", None)
@@ -121,6 +183,27 @@ class GraphBuilder:
         if arr.ndim == 0 and arr.dtype != object:
             return Literal(arr, arr.dtype)
         return self.const(x)
+
+    def _may_capture(self, outer) -> bool:
+        """`outer` encloses this trace: it is running on this thread (or, for builders
+        never entered, was made before this one)."""
+        if outer.entered:
+            return not outer.finished and outer in TRACES
+        return outer.level < self.level
+
+    def _foreign(self, x: TracedValue):
+        trace = x._tg_trace
+        if trace.finished:
+            raise leaked(x, "is used after its trace ended")
+        if trace.entered:
+            raise leaked(x, "is used outside its trace (from another thread, or by a trace "
+                            "that is not nested inside it)")
+        raise UnexpectedTracerError(f"a traced value of another trace leaked into this one: {x!r}")
+
+    def _check_running(self, args):
+        if self.finished:
+            raise leaked(next(a for a in args if getattr(a, "_tg_trace", None) is self),
+                         "is used after its trace ended")
 
     def _capture(self, outer: TracedValue) -> Var:
         """An enclosing trace's value becomes an input of this graph (a closure)."""
@@ -138,6 +221,7 @@ class GraphBuilder:
 
     # -- the trace protocol used by ops.bind ------------------------------------
     def process(self, prim, args, params):
+        self._check_running(args)
         like = next((a.aval.dtype for a in args if isinstance(a, TracedValue)), None)
         if prim.name == "where":  # the condition is bool; the branches set the dtype
             like = next((a.aval.dtype for a in args[1:] if isinstance(a, TracedValue)), like)
@@ -154,6 +238,7 @@ class GraphBuilder:
     # -- concrete values and guards ------------------------------------------
     def concrete(self, value: TracedValue, kind: str) -> np.ndarray:
         """The value `value` has for the example inputs; records a guard on it."""
+        self._check_running([value])
         if self._example is None:
             raise ConcretizationError(
                 f"{kind}() needs the concrete value of a traced {value.aval} array, but this "
@@ -166,6 +251,7 @@ class GraphBuilder:
 
     def example_value(self, value: TracedValue) -> np.ndarray | None:
         """The value for the example inputs, without recording a guard (None if abstract)."""
+        self._check_running([value])
         return None if self._example is None else self._evaluate(value.var)
 
     def add_guard(self, value, expected, kind: str, src: str | None = None):

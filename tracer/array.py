@@ -156,26 +156,21 @@ class ArrayMixin:
     def dot(self, other):
         return tnp.dot(self, other)
 
-    def exp(self):
-        return tnp.exp(self)
-
-    def log(self):
-        return tnp.log(self)
-
-    def sqrt(self):
-        return tnp.sqrt(self)
-
-    def tanh(self):
-        return tnp.tanh(self)
-
-    def sin(self):
-        return tnp.sin(self)
-
-    def cos(self):
-        return tnp.cos(self)
-
     def sigmoid(self):
         return tnp.sigmoid(self)
 
     def relu(self):
         return tnp.relu(self)
+
+
+def _method(f):
+    def method(self):
+        return f(self)
+    method.__name__ = method.__qualname__ = f.__name__
+    method.__doc__ = f.__doc__
+    return method
+
+
+# x.exp(), x.tanh(), ...: one method per float function of the primitive table.
+for _name, _f in tnp.UFUNCS.items():
+    setattr(ArrayMixin, _name, _method(_f))

@@ -2,10 +2,9 @@
 
 Each differentiable eager operation on a tensor that requires grad records a
 node holding the primitive, its parameters and the saved operands.  Backward
-runs the primitive's VJP rule from `ir/rules.py` on numpy arrays (plain
+runs the primitive's VJP rule (`Primitive.vjp`) on numpy arrays (plain
 backward) or on tensors (create_graph=True, so the gradient is itself
-differentiable).  Node classes carry PyTorch's names, from one table keyed by
-primitive name.
+differentiable).  Node classes carry PyTorch's names (`Primitive.torch_name`).
 
 >>> from tracegrad.tracer import tensor
 >>> a = tensor(2.0, requires_grad=True)
@@ -104,27 +103,6 @@ class Version:
 
 # ---- backward nodes -------------------------------------------------------------------------
 
-# PyTorch's names for the backward node of each primitive's operation.
-BACKWARD_NAMES = {
-    "neg": "NegBackward0", "exp": "ExpBackward0", "log": "LogBackward0",
-    "log1p": "Log1PBackward0", "expm1": "Expm1Backward0", "sqrt": "SqrtBackward0",
-    "sin": "SinBackward0", "cos": "CosBackward0", "tanh": "TanhBackward0",
-    "abs": "AbsBackward0", "sign": "SignBackward0", "add": "AddBackward0",
-    "sub": "SubBackward0", "mul": "MulBackward0", "div": "DivBackward0",
-    "pow": "PowBackward1", "integer_pow": "PowBackward0", "max": "MaximumBackward0",
-    "min": "MinimumBackward0", "where": "WhereBackward0", "convert": "ToCopyBackward0",
-    "reduce_sum": "SumBackward1", "reduce_max": "AmaxBackward0", "reduce_min": "AminBackward0",
-    "broadcast": "ExpandBackward0", "reshape": "ViewBackward0", "transpose": "PermuteBackward0",
-    "slice": "SliceBackward0", "pad": "ConstantPadNdBackward0", "concatenate": "CatBackward0",
-    "dot": "MmBackward0",
-}
-# Where PyTorch's name depends on the operands: prim name -> f(rank of the first
-# operand, params) -> name, or None for the name in BACKWARD_NAMES.
-BACKWARD_NAME_VARIANTS = {
-    "reduce_sum": lambda ndim, p: "SumBackward0" if len(p["axes"]) == ndim else None,
-    "dot": lambda ndim, p: "BmmBackward0" if ndim > 2 else None,
-}
-
 _FREED = ("Trying to backward through the graph a second time (or directly access saved "
           "tensors after they have already been freed). Saved intermediate values of the graph "
           "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if "
@@ -185,13 +163,19 @@ def _node_class(name: str):
     return type(name, (Node,), {"__slots__": ()})
 
 
-NODE_CLASSES = {n: _node_class(n) for n in
-                set(BACKWARD_NAMES.values()) | {"SumBackward0", "BmmBackward0"}}
+class NodeClasses(dict):
+    """PyTorch's backward node classes, one per name, made on first use."""
+
+    def __missing__(self, name):
+        return self.setdefault(name, _node_class(name))  # setdefault: one class even if threads race
+
+
+NODE_CLASSES = NodeClasses()
 
 
 def node_class(prim, first_ndim: int, params):
-    variant = BACKWARD_NAME_VARIANTS.get(prim.name)
-    name = (variant and variant(first_ndim, params)) or BACKWARD_NAMES.get(prim.name)
+    """The backward node class named as PyTorch names it (`Primitive.torch_name`)."""
+    name = prim.backward_name(first_ndim, params)
     if name is None:
         raise NotImplementedError(f"no backward node for primitive {prim.name!r}")
     return NODE_CLASSES[name]

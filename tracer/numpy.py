@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import types
 
 import numpy as np
 
@@ -34,7 +35,7 @@ __all__ = [
     # dtypes and constants
     "float32", "float64", "int32", "int64", "bool_", "dtype", "pi", "e", "inf", "nan", "newaxis",
     # elementwise
-    "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh", "abs", "absolute", "sign",
+    "abs", "absolute", "sign",
     "negative", "positive", "square", "reciprocal", "power", "add", "subtract", "multiply",
     "divide", "true_divide", "maximum", "minimum", "where", "clip", "stop_gradient",
     "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
@@ -185,24 +186,24 @@ def _reduced_shape(shape, axes):
 
 # ---- elementwise -------------------------------------------------------------------
 
-def _float_unary(name, doc):
+def _float_unary(prim):
+    name = prim.numpy_name
+
     def f(x, /, out=None, **unsupported):
         _reject(name, out=out, **unsupported)
         x = _operand(x)
-        return ops.bind(name, _convert(x, dtypes.float_result(_dtype(x))))
+        return ops.bind(prim.name, _convert(x, dtypes.float_result(_dtype(x))))
     f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"{doc}, elementwise; int and bool inputs compute in float64."
+    f.__doc__ = f"{prim.doc}, elementwise; int and bool inputs compute in float64."
     return f
 
 
-exp = _float_unary("exp", "e**x")
-log = _float_unary("log", "Natural logarithm")
-log1p = _float_unary("log1p", "log(1 + x), accurate near 0")
-expm1 = _float_unary("expm1", "exp(x) - 1, accurate near 0")
-sqrt = _float_unary("sqrt", "Square root")
-sin = _float_unary("sin", "Sine")
-cos = _float_unary("cos", "Cosine")
-tanh = _float_unary("tanh", "Hyperbolic tangent")
+# The float functions that are one primitive each (exp, log, sqrt, tanh, ...),
+# derived from the primitive table (`Primitive.numpy_name`).
+UFUNCS = {p.numpy_name: _float_unary(p) for p in PRIMITIVES.values() if p.numpy_name}
+globals().update(UFUNCS)
+__all__ += list(UFUNCS)
+uf = types.SimpleNamespace(**UFUNCS)  # the same functions, for the composites below
 
 
 def negative(x, /, out=None):
@@ -433,7 +434,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None):
     """Standard deviation, sqrt(var)."""
-    return sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=where))
+    return uf.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=where))
 
 
 def _extremum(name, prim):
@@ -751,13 +752,13 @@ def eye(N, M=None, k=0, dtype=float):
 def sigmoid(x):
     """1 / (1 + exp(-x)) computed as 0.5 * (tanh(x / 2) + 1): no overflow for any x."""
     x = _operand(x)
-    return multiply(0.5, add(tanh(multiply(0.5, x)), 1.0))
+    return multiply(0.5, add(uf.tanh(multiply(0.5, x)), 1.0))
 
 
 def softplus(x):
     """log(1 + exp(x)) computed as log1p(exp(-|x|)) + max(x, 0): stable for large |x|."""
     x = _operand(x)
-    return add(log1p(exp(negative(absolute(x)))), maximum(x, 0.0))
+    return add(uf.log1p(uf.exp(negative(absolute(x)))), maximum(x, 0.0))
 
 
 def relu(x):
@@ -774,14 +775,14 @@ def logsumexp(a, axis=None, keepdims=False):
     m = max(a, axis=axes, keepdims=True)
     # An infinite maximum would give inf - inf = nan; shifting by 0 keeps the exact answer.
     m = stop_gradient(where(less(absolute(m), inf), m, 0.0))
-    out = add(log(sum(exp(subtract(a, m)), axis=axes, keepdims=True)), m)
+    out = add(uf.log(sum(uf.exp(subtract(a, m)), axis=axes, keepdims=True)), m)
     return out if keepdims else ops.reshape(out, _reduced_shape(_shape(a), axes))
 
 
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
     x = _operand(x)
-    e = exp(subtract(x, stop_gradient(max(x, axis=axis, keepdims=True))))
+    e = uf.exp(subtract(x, stop_gradient(max(x, axis=axis, keepdims=True))))
     return divide(e, sum(e, axis=axis, keepdims=True))
 
 
@@ -797,9 +798,8 @@ def log_softmax(x, axis=-1):
 NUMPY_TABLE = {
     np.add: add, np.subtract: subtract, np.multiply: multiply, np.divide: divide,
     np.power: power, np.negative: negative, np.positive: positive, np.absolute: absolute,
-    np.sign: sign, np.square: square, np.reciprocal: reciprocal, np.sqrt: sqrt,
-    np.exp: exp, np.log: log, np.log1p: log1p, np.expm1: expm1,
-    np.sin: sin, np.cos: cos, np.tanh: tanh,
+    np.sign: sign, np.square: square, np.reciprocal: reciprocal,
+    **{getattr(np, name): f for name, f in UFUNCS.items()},
     np.maximum: maximum, np.minimum: minimum, np.matmul: matmul,
     np.less: less, np.less_equal: less_equal, np.greater: greater,
     np.greater_equal: greater_equal, np.equal: equal, np.not_equal: not_equal,

@@ -37,7 +37,7 @@ class EagerTrace:
         datas = [a.data if isinstance(a, Tensor) else a for a in args]
         out = _fresh(prim.impl(*datas, **params), datas, prim)
         node = None
-        if (GRAD_MODE.enabled and prim.differentiable and out.dtype.kind == "f"
+        if (GRAD_MODE.enabled and prim.records_backward and out.dtype.kind == "f"
                 and any(isinstance(a, Tensor) and a._requires_grad for a in args)):
             node = _record(prim, args, datas, params, out)
         return Tensor._make(out, node, _shared_version(out, args))

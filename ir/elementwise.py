@@ -1,0 +1,323 @@
+"""Elementwise primitives: one row each, holding all of the primitive's facts.
+
+Unary and binary primitives are described by their partial derivatives
+(`d out / d operand`, evaluated at the primal point); the VJP is
+`g * partial` summed back to the operand's shape by `ops.sum_to_shape`, the
+JVP is `sum(t * partial)`.  Rules are written against `ir.ops`, so they run on
+numpy arrays (eager backward), eager tensors (create_graph) and traced values
+(the IR autodiff pass) alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .core import ShapedArray, is_float
+from .primitives import Primitive, bind, binder, fail, register
+
+__all__ = ["neg", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh", "abs", "sign",
+           "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne",
+           "logical_and", "logical_or", "logical_not", "stop_gradient", "integer_pow", "where",
+           "convert"]
+
+
+# ---- shape rules and numpy references ------------------------------------------------
+
+def _common_shape(name, avals):
+    shapes = {a.shape for a in avals if a.shape != ()}
+    if len(shapes) > 1:
+        fail(name, "operand shapes differ (only rank-0 operands broadcast implicitly)", *avals)
+    return shapes.pop() if shapes else ()
+
+
+def _same_dtype(name, avals):
+    dtypes = {a.dtype for a in avals}
+    if len(dtypes) > 1:
+        fail(name, "operand dtypes differ", *avals)
+    return dtypes.pop()
+
+
+def _unary_rule(name, float_only):
+    def rule(x):
+        if float_only and not is_float(x.dtype):
+            fail(name, "needs a float operand", x)
+        return x
+    return rule
+
+
+def _binary_rule(name, out_bool=False):
+    def rule(x, y):
+        shape = _common_shape(name, (x, y))
+        dtype = _same_dtype(name, (x, y))
+        return ShapedArray(shape, np.bool_ if out_bool else dtype)
+    return rule
+
+
+def _is_weak(x):
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def _cast_like(x, y):
+    """numpy impl helper: Python scalars take the other operand's dtype."""
+    weak_x, weak_y = _is_weak(x), _is_weak(y)
+    x, y = np.asarray(x), np.asarray(y)
+    if weak_x and not weak_y:
+        x = x.astype(y.dtype)
+    elif weak_y and not weak_x:
+        y = y.astype(x.dtype)
+    return x, y
+
+
+def _np_binary(fn, out_dtype=None):
+    def impl(x, y):
+        x, y = _cast_like(x, y)
+        with np.errstate(all="ignore"):
+            out = fn(x, y)
+        return np.asarray(out, dtype=out_dtype or x.dtype)
+    return impl
+
+
+def _np_unary(fn):
+    def impl(x):
+        x = np.asarray(x)
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(x), dtype=x.dtype)
+    return impl
+
+
+# ---- derivative rules from partials ---------------------------------------------------
+
+def _scale(g, partial):
+    """g * partial; None stands for the partial 1, the float -1.0 for negation."""
+    if partial is None:
+        return g
+    if isinstance(partial, float) and partial == -1.0:
+        return neg(g)
+    return mul(g, partial)
+
+
+def _unary_rules(partial):
+    def vjp(g, out, x, **params):
+        return (_scale(g, partial(x, out, **params)),)
+
+    def jvp(tangents, out, x, **params):
+        t, = tangents
+        return None if t is None else _scale(t, partial(x, out, **params))
+    return vjp, jvp
+
+
+def _add_all(terms):
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = add(total, t)
+    return total
+
+
+def _binary_rules(dx, dy):
+    def vjp(g, out, x, y):
+        return (ops.sum_to_shape(_scale(g, dx(x, y, out)), ops.shape(x)),
+                ops.sum_to_shape(_scale(g, dy(x, y, out)), ops.shape(y)))
+
+    def jvp(tangents, out, x, y):
+        terms = [_scale(ops.broadcast(t, ops.shape(out)), d(x, y, out))
+                 for t, d in zip(tangents, (dx, dy)) if t is not None]
+        return _add_all(terms)
+    return vjp, jvp
+
+
+def _declare(name, kind, rule, impl, rules=None, **facts):
+    prim = register(Primitive(name, kind, rule, impl, **facts))
+    if rules is not None and prim.differentiable:
+        prim.vjp, prim.jvp = rules
+    return prim
+
+
+def unary(name, np_fn, partial=None, *, float_only=True, **facts):
+    """Register a unary primitive; `partial(x, out)` is d out / d x (None: not differentiable)."""
+    if partial is None:
+        facts["differentiable"] = False
+    rules = _unary_rules(partial) if partial else None
+    _declare(name, "unary", _unary_rule(name, float_only), _np_unary(np_fn), rules, **facts)
+    return binder(name)
+
+
+def binary(name, np_fn, dx=None, dy=None, *, kind="binary", **facts):
+    """Register a binary primitive with partials `dx(x, y, out)`, `dy(x, y, out)`."""
+    out_bool = kind in ("compare", "logical")
+    if out_bool:
+        facts["differentiable"] = False
+    impl = _np_binary(np_fn, np.bool_ if out_bool else None)
+    rules = None if out_bool else _binary_rules(dx, dy)
+    _declare(name, kind, _binary_rule(name, out_bool), impl, rules, **facts)
+    return binder(name)
+
+
+def _one(dtype_of):
+    return np.asarray(1.0, ops.dtype(dtype_of))
+
+
+def _pow_dy(x, y, out):
+    # d/dy x**y = out * log(x); defined as 0 where x == 0 (as JAX does) so that
+    # 0**y does not poison the gradient with 0 * -inf.
+    safe = where(eq(x, 0.0), 1.0, x)
+    return mul(out, log(safe))
+
+
+def _pow_dx(x, y, out):
+    # y * x**(y-1); where y == 0 the derivative is 0 even at x == 0 (JAX's choice:
+    # 0 * 0**-1 would be 0 * inf = nan).
+    d = mul(y, pow(x, sub(y, 1.0)))
+    return where(eq(y, 0.0), 0.0, d)
+
+
+def _tie_mask(a, b, cmp):
+    # maximum/minimum: the winner gets the gradient, ties split it evenly (as JAX).
+    dt = ops.dtype(a)
+    one = where(cmp(a, b), np.asarray(1.0, dt), np.asarray(0.0, dt))
+    return where(eq(a, b), np.asarray(0.5, dt), one)
+
+
+def _integer_pow_partial(x, out, y):
+    if y == 0:
+        return np.asarray(0.0, ops.dtype(x))
+    if y == 1:
+        return np.asarray(1.0, ops.dtype(x))
+    return mul(float(y), x if y == 2 else integer_pow(x, y - 1))
+
+
+# ---- the rows ---------------------------------------------------------------------------
+
+_MATH = dict(cost=8, transcendental=True)
+
+neg = unary("neg", np.negative, lambda x, out: np.asarray(-1.0, ops.dtype(x)),
+            float_only=False, torch_name="NegBackward0")
+exp = unary("exp", np.exp, lambda x, out: out, torch_name="ExpBackward0",
+            numpy_name="exp", doc="e**x", **_MATH)
+log = unary("log", np.log, lambda x, out: div(1.0, x), torch_name="LogBackward0",
+            numpy_name="log", doc="Natural logarithm", **_MATH)
+log1p = unary("log1p", np.log1p, lambda x, out: div(1.0, add(x, 1.0)),
+              torch_name="Log1PBackward0", numpy_name="log1p", doc="log(1 + x), accurate near 0",
+              **_MATH)
+expm1 = unary("expm1", np.expm1, lambda x, out: add(out, 1.0), torch_name="Expm1Backward0",
+              numpy_name="expm1", doc="exp(x) - 1, accurate near 0", **_MATH)
+sqrt = unary("sqrt", np.sqrt, lambda x, out: div(0.5, out), torch_name="SqrtBackward0",
+             numpy_name="sqrt", doc="Square root", cost=4)
+sin = unary("sin", np.sin, lambda x, out: cos(x), torch_name="SinBackward0",
+            numpy_name="sin", doc="Sine", **_MATH)
+cos = unary("cos", np.cos, lambda x, out: neg(sin(x)), torch_name="CosBackward0",
+            numpy_name="cos", doc="Cosine", **_MATH)
+tanh = unary("tanh", np.tanh, lambda x, out: sub(1.0, mul(out, out)),
+             torch_name="TanhBackward0", numpy_name="tanh", doc="Hyperbolic tangent", **_MATH)
+abs = unary("abs", np.abs, lambda x, out: sign(x), float_only=False, torch_name="AbsBackward0")
+# sign is flat everywhere (its jump at 0 has no derivative): not differentiable.
+sign = unary("sign", np.sign, None, float_only=False, torch_name="SignBackward0")
+stop_gradient = unary("stop_gradient", np.asarray, None, float_only=False)
+
+add = binary("add", np.add, lambda x, y, out: None, lambda x, y, out: None,
+             torch_name="AddBackward0")
+sub = binary("sub", np.subtract, lambda x, y, out: None, lambda x, y, out: -1.0,
+             torch_name="SubBackward0")
+mul = binary("mul", np.multiply, lambda x, y, out: y, lambda x, y, out: x,
+             torch_name="MulBackward0")
+div = binary("div", np.true_divide, lambda x, y, out: div(1.0, y),
+             lambda x, y, out: neg(div(out, y)), torch_name="DivBackward0", cost=4)
+pow = binary("pow", np.power, _pow_dx, _pow_dy, torch_name="PowBackward1", cost=16,
+             transcendental=True)
+max = binary("max", np.maximum, lambda x, y, out: _tie_mask(x, y, gt),
+             lambda x, y, out: _tie_mask(y, x, gt), torch_name="MaximumBackward0")
+min = binary("min", np.minimum, lambda x, y, out: _tie_mask(x, y, lt),
+             lambda x, y, out: _tie_mask(y, x, lt), torch_name="MinimumBackward0")
+
+lt = binary("lt", np.less, kind="compare")
+le = binary("le", np.less_equal, kind="compare")
+gt = binary("gt", np.greater, kind="compare")
+ge = binary("ge", np.greater_equal, kind="compare")
+eq = binary("eq", np.equal, kind="compare")
+ne = binary("ne", np.not_equal, kind="compare")
+logical_and = binary("and", np.logical_and, kind="logical")
+logical_or = binary("or", np.logical_or, kind="logical")
+_declare("not", "logical", lambda x: ShapedArray(x.shape, np.bool_), np.logical_not,
+         differentiable=False)
+logical_not = binder("not")
+
+
+# ---- integer_pow, where, convert ----------------------------------------------------------
+
+def _integer_pow_rule(x, *, y):
+    if not isinstance(y, int):
+        fail("integer_pow", f"exponent must be a Python int, got {y!r}", x)
+    return x
+
+
+def _integer_pow_impl(x, *, y):
+    x = np.asarray(x)
+    with np.errstate(all="ignore"):
+        return np.asarray(np.power(x, y) if y >= 0 else 1 / np.power(x, -y), dtype=x.dtype)
+
+
+_declare("integer_pow", "unary", _integer_pow_rule, _integer_pow_impl,
+         _unary_rules(_integer_pow_partial), torch_name="PowBackward0")
+
+
+def integer_pow(x, y: int):
+    return bind("integer_pow", x, y=int(y))
+
+
+def _where_rule(c, x, y):
+    if c.dtype != np.bool_:
+        fail("where", "condition must be bool", c, x, y)
+    shape = _common_shape("where", (c, x, y))
+    return ShapedArray(shape, _same_dtype("where", (x, y)))
+
+
+def _where_impl(c, x, y):
+    x, y = _cast_like(x, y)
+    return np.asarray(np.where(c, x, y), dtype=x.dtype)
+
+
+def _where_vjp(g, out, c, x, y):
+    # The unselected branch gets an exact zero: an inf or nan there never leaks
+    # into the gradient of the selected one (as in JAX).
+    zero = np.asarray(0.0, ops.dtype(g))
+    return (None, ops.sum_to_shape(where(c, g, zero), ops.shape(x)),
+            ops.sum_to_shape(where(c, zero, g), ops.shape(y)))
+
+
+def _where_jvp(tangents, out, c, x, y):
+    _, tx, ty = tangents
+    if tx is None and ty is None:
+        return None
+    zero = np.asarray(0.0, ops.dtype(out))
+    return where(c, zero if tx is None else tx, zero if ty is None else ty)
+
+
+_declare("where", "select", _where_rule, _where_impl, (_where_vjp, _where_jvp),
+         torch_name="WhereBackward0")
+
+
+def where(c, x, y):
+    return bind("where", c, x, y)
+
+
+def _convert_vjp(g, out, x, *, dtype):
+    return (convert(g, ops.dtype(x)),)
+
+
+def _convert_jvp(tangents, out, x, *, dtype):
+    t, = tangents
+    if t is None or not np.issubdtype(dtype, np.floating):
+        return None
+    return bind("convert", t, dtype=dtype)
+
+
+_declare("convert", "cast", lambda x, *, dtype: ShapedArray(x.shape, dtype),
+         lambda x, *, dtype: np.asarray(x).astype(dtype), (_convert_vjp, _convert_jvp),
+         torch_name="ToCopyBackward0")
+
+
+def convert(x, dtype):
+    dt = np.dtype(dtype)
+    boxed_or_array = hasattr(x, "_tg_trace") or isinstance(x, np.ndarray)
+    return x if boxed_or_array and ops.dtype(x) == dt else bind("convert", x, dtype=dt)

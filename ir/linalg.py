@@ -1,0 +1,48 @@
+"""`dot`: batched matrix product (..., m, k) @ (..., k, n) with equal batch dims."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .core import ShapedArray, is_float
+from .primitives import Primitive, binder, fail, register
+
+__all__ = ["dot"]
+
+
+def _dot_rule(x, y):
+    if x.ndim < 2 or x.ndim != y.ndim or x.shape[:-2] != y.shape[:-2] or x.shape[-1] != y.shape[-2]:
+        fail("dot", "needs (..., m, k) @ (..., k, n) with equal batch dims", x, y)
+    if not is_float(x.dtype):
+        fail("dot", "needs float operands", x, y)
+    if x.dtype != y.dtype:
+        fail("dot", "operand dtypes differ", x, y)
+    return ShapedArray(x.shape[:-1] + y.shape[-1:], x.dtype)
+
+
+def _swap_last(x):
+    n = len(ops.shape(x))
+    return ops.transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _dot_vjp(g, out, x, y):
+    return dot(g, _swap_last(y)), dot(_swap_last(x), g)
+
+
+def _dot_jvp(tangents, out, x, y):
+    tx, ty = tangents
+    terms = []
+    if tx is not None:
+        terms.append(dot(tx, y))
+    if ty is not None:
+        terms.append(dot(x, ty))
+    return terms[0] if len(terms) == 1 else (ops.add(*terms) if terms else None)
+
+
+def _torch_name(ndim, params):
+    return "BmmBackward0" if ndim > 2 else None
+
+
+register(Primitive("dot", "dot", _dot_rule, lambda x, y: np.asarray(np.matmul(x, y)),
+                   _dot_vjp, _dot_jvp, torch_name="MmBackward0", torch_variant=_torch_name))
+dot = binder("dot")
