@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracegrad.ir import Graph, debug_checks, format_graph
+from tracegrad.ir import TRACES, Graph, debug_checks, format_graph
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.codegen import compile_program, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
-from .signature import normalize_args
+from .signature import dynamic_positions, normalize_args
+from .transforms import value_and_grad
 
 DEFAULT_MAX_SPECIALIZATIONS = 8
 
@@ -97,6 +98,8 @@ class CompiledFunction:
         return self._call_checked(args)
 
     def _call_checked(self, args):
+        if TRACES.traces:  # called while tracing another function: trace this one inline
+            return self._uncompiled(args)
         spec_args = normalize_args(args, self.static_argnums, self._fname(), self._grad_positions)
         specs = self._cache.get(spec_args.key)
         failed = None
@@ -115,6 +118,16 @@ class CompiledFunction:
             raise RuntimeError(f"{self._fname()}: guard {failed.kind} at {failed.src} fails on the "
                                "inputs it was traced with: the function is not deterministic")
         return spec.unflatten(outs)
+
+    def _uncompiled(self, args):
+        """What the compiled code computes, without compiling: `fun(*args)`, or its
+        value and gradients through the transforms (inlined into an enclosing trace)."""
+        if not self.grad:
+            return self.fun(*args)
+        argnums = self.grad_argnums
+        if argnums is None:
+            argnums = dynamic_positions(args, self.static_argnums)
+        return value_and_grad(self.fun, argnums)(*args)
 
     def _fname(self):
         return getattr(self.fun, "__qualname__", repr(self.fun))

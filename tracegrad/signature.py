@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.ir import TracedValue
 from tracegrad.tracer import tree_flatten, tree_unflatten
 
 SUPPORTED = {np.dtype(t) for t in (np.float32, np.float64, np.bool_, np.int32, np.int64)}
@@ -128,7 +129,7 @@ def normalize_args(args, static_argnums, fname, grad_argnums=()) -> SpecArgs:
     """Split a call's arguments; a Python number in a `grad_argnums` position is an array."""
     arrays, slots, key = [], [], []
     for pos, x in enumerate(args):
-        if pos in static_argnums:
+        if _static_position(pos, len(args), static_argnums):
             slots.append(_static(x, pos, fname))
         elif _is_tree_arg(x):
             leaves, treedef = tree_flatten(x)
@@ -143,6 +144,17 @@ def normalize_args(args, static_argnums, fname, grad_argnums=()) -> SpecArgs:
     key = tuple((s[0], s[3]) if s[0] == "tree" else s if s[0] == "static" else "a" for s in slots)
     key += tuple((a.shape, a.dtype.char) for a in arrays)
     return SpecArgs(arrays, slots, key)
+
+
+def dynamic_positions(args, static_argnums) -> tuple:
+    """The positions `compile_grad` differentiates by default: every non-static argument."""
+    return tuple(i for i, x in enumerate(args)
+                 if not _static_position(i, len(args), static_argnums)
+                 and (_is_tree_arg(x) or _is_array_arg(x) or isinstance(x, (float, TracedValue))))
+
+
+def _static_position(pos, n_args, static_argnums) -> bool:
+    return pos in static_argnums or pos - n_args in static_argnums
 
 
 def _static(x, pos, fname):

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegrad.ir import (GraphBuilder, ShapedArray, TracedValue, debug_checks, eval_graph, to_dot,
-                          to_networkx, verify)
+from tracegrad.ir import (TRACES, GraphBuilder, ShapedArray, TracedValue, debug_checks, eval_graph,
+                          to_dot, to_networkx, user_source_location, verify)
 
 from . import dtypes
 from . import numpy as tnp
@@ -275,15 +275,22 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> Tra
             traced.append(leaf)
     call_args = tree_unflatten(in_tree, [t.value if isinstance(t, _Static) else t
                                          for t in traced])
-    out = fun(*call_args)
-    out_leaves, out_tree = tree_flatten(out)
-    graph = builder.build([_output_leaf(x) for x in out_leaves])
+    with TRACES.entered(builder, _describe_trace(fun)):
+        out_leaves, out_tree = tree_flatten(fun(*call_args))
+        graph = builder.build([_output_leaf(x) for x in out_leaves])
     if debug_checks():
         verify(graph)
     prog = TracedProgram(graph, in_tree, out_tree, static, static_argnums, fun)
     # Values of enclosing traces the function closed over: the graph's last inputs.
     prog.captured = list(builder.captured)
     return prog
+
+
+def _describe_trace(fun) -> str:
+    """How an error names this trace: the function and the user's line that started it."""
+    name = getattr(fun, "__qualname__", None) or type(fun).__name__
+    where = user_source_location()
+    return f"the trace of {name}" + (f" started at {where}" if where else "")
 
 
 def trace(fun, static_argnums=()):
