@@ -231,6 +231,10 @@ class GraphBuilder:
             out_aval = prim.shape_rule(*[a.aval for a in atoms], **params)
         except ShapeError as e:
             raise ShapeError(f"{e}" + (f"\n  at {src}" if src else "")) from None
+        if prim.multiple_results:
+            outs = [Var(a) for a in out_aval]
+            self.eqns.append(Eqn(prim, atoms, dict(params), outs, src))
+            return [self.value_cls(self, v) for v in outs]
         out = Var(out_aval)
         self.eqns.append(Eqn(prim, atoms, dict(params), out, src))
         return self.value_cls(self, out)

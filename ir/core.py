@@ -2,8 +2,9 @@
 
 A graph is a jaxpr-like program: typed input variables, explicit constants
 (captured arrays with their values), a list of equations in topological order,
-output atoms, and the guards recorded while tracing.  Every primitive has a
-single output.  Nodes are pure: the same equation evaluated twice gives the
+output atoms, and the guards recorded while tracing.  Most primitives have a
+single output; control flow has several, and holds its bodies (closed graphs,
+which read only their own inputs) in its params.  Nodes are pure: the same equation evaluated twice gives the
 same value, which is what DCE, CSE and fusion rely on.
 """
 from __future__ import annotations
@@ -98,15 +99,60 @@ class Literal:
 Atom = Var | Literal
 
 
-@dataclass
+@dataclass(eq=False)
 class Eqn:
-    """`out = prim[params] inputs`; `src` is the user's file:line that made it."""
+    """`out = prim[params] inputs`; `src` is the user's file:line that made it.
+
+    A multi-output primitive (control flow) binds a list of Vars: `outs` is
+    always the list (a single Var given here becomes a list of one), `out` is
+    the output of a single-output equation.
+    """
 
     prim: Any
     inputs: list
     params: dict
-    out: Var
+    outs: list
     src: str | None = None
+
+    def __post_init__(self):
+        self.outs = list(self.outs) if isinstance(self.outs, (list, tuple)) else [self.outs]
+
+    @property
+    def out(self) -> "Var":
+        if len(self.outs) != 1:
+            raise AttributeError(f"{self.prim} has {len(self.outs)} outputs: use `outs`")
+        return self.outs[0]
+
+    @out.setter
+    def out(self, var: "Var"):
+        self.outs = [var]
+
+
+def subgraphs(eqn) -> list:
+    """The bodies an equation holds in its params (a Graph, or tuples of Graphs)."""
+    found = []
+    for v in eqn.params.values():
+        if isinstance(v, Graph):
+            found.append(v)
+        elif isinstance(v, tuple):
+            found.extend(g for g in v if isinstance(g, Graph))
+    return found
+
+
+def map_subgraphs(eqn, fn):
+    """`eqn` with `fn` applied to each of its bodies (the one recursion helper of passes);
+    `eqn` itself when `fn` returns every body unchanged."""
+    def apply(v):
+        if isinstance(v, Graph):
+            return fn(v)
+        if isinstance(v, tuple) and any(isinstance(g, Graph) for g in v):
+            new = tuple(fn(g) if isinstance(g, Graph) else g for g in v)
+            return v if all(a is b for a, b in zip(new, v)) else new
+        return v
+    params = {k: apply(v) for k, v in eqn.params.items()}
+    if all(params[k] is v for k, v in eqn.params.items()):
+        return eqn
+    return Eqn(eqn.prim, eqn.inputs, params, eqn.outs, eqn.src)
 
 
 @dataclass
@@ -131,7 +177,7 @@ class Guard:
         return bool(np.array_equal(value, expected, equal_nan=True))
 
 
-@dataclass
+@dataclass(eq=False)  # identity: graphs hold arrays, and equal texts may differ in constants
 class Graph:
     invars: list
     constvars: list

@@ -1,43 +1,79 @@
-"""Export a graph to networkx and to Graphviz DOT text."""
+"""Export a graph to networkx and to Graphviz DOT text.
+
+Nodes are values, named as the printer names them.  A control-flow equation
+gives one node per output (attribute `result`); its bodies are exported too,
+as the node attribute `bodies` ({param: networkx graph}), and drawn as DOT
+clusters.
+"""
 from __future__ import annotations
 
 import networkx as nx
 
-from .core import Graph, Literal
-from .printer import Namer, _param
+from .core import Graph, Literal, subgraphs
+from .printer import Namer, _has_body, _param
 
 
-def to_networkx(graph: Graph) -> nx.DiGraph:
-    """Nodes are values (named as the printer names them) with op, shape, dtype."""
-    namer, g = Namer(), nx.DiGraph()
+def _add_eqn(g, eqn, namer):
+    params = {k: _param(p) for k, p in eqn.params.items() if not _has_body(p)}
+    bodies = {f"body{i}": _graph(b, namer) for i, b in enumerate(subgraphs(eqn))}
+    for i, out in enumerate(eqn.outs):
+        name = namer(out)
+        g.add_node(name, op=eqn.prim.name, shape=out.aval.shape, dtype=str(out.aval.dtype),
+                   params=params)
+        if eqn.prim.multiple_results:
+            g.nodes[name]["result"] = i
+        if bodies and i == 0:
+            g.nodes[name]["bodies"] = bodies
+        for pos, a in enumerate(eqn.inputs):
+            if not isinstance(a, Literal):
+                g.add_edge(namer(a), name, operand=pos)
+
+
+def _graph(graph: Graph, namer: Namer) -> nx.DiGraph:
+    g = nx.DiGraph()
     for v in graph.constvars:
         g.add_node(namer(v), op="const", shape=v.aval.shape, dtype=str(v.aval.dtype))
     for v in graph.invars:
         g.add_node(namer(v), op="input", shape=v.aval.shape, dtype=str(v.aval.dtype))
     for eqn in graph.eqns:
-        name = namer(eqn.out)
-        params = {k: _param(p) for k, p in eqn.params.items()}
-        g.add_node(name, op=eqn.prim.name, shape=eqn.out.aval.shape,
-                   dtype=str(eqn.out.aval.dtype), params=params)
-        for pos, a in enumerate(eqn.inputs):
-            if not isinstance(a, Literal):
-                g.add_edge(namer(a), name, operand=pos)
+        _add_eqn(g, eqn, namer)
     for i, v in enumerate(graph.outvars):
         if not isinstance(v, Literal):
             g.nodes[namer(v)]["output"] = i
     return g
 
 
-def to_dot(graph: Graph, name: str = "tracegrad") -> str:
-    """Graphviz DOT text: boxes for inputs/constants, ellipses for operations."""
-    g = to_networkx(graph)
-    lines = [f"digraph {name} {{", "  rankdir=TB;"]
+def to_networkx(graph: Graph) -> nx.DiGraph:
+    """Nodes are values (named as the printer names them) with op, shape, dtype."""
+    return _graph(graph, Namer())
+
+
+def _dot_nodes(g, lines, pad, clusters):
     for node, d in g.nodes(data=True):
         shape = "box" if d["op"] in ("input", "const") else "ellipse"
         style = ", peripheries=2" if "output" in d else ""
         label = f"{node}: {d['op']}\\n{d['dtype']}{list(d['shape'])}"
-        lines.append(f'  "{node}" [label="{label}", shape={shape}{style}];')
+        lines.append(f'{pad}"{node}" [label="{label}", shape={shape}{style}];')
+        for key, body in d.get("bodies", {}).items():
+            clusters.append((f"{node}_{key}", f"{d['op']} {key}", body))
     for a, b in g.edges():
-        lines.append(f'  "{a}" -> "{b}";')
+        lines.append(f'{pad}"{a}" -> "{b}";')
+
+
+def _dot_graph(g, lines, pad):
+    clusters = []
+    _dot_nodes(g, lines, pad, clusters)
+    for name, label, body in clusters:
+        lines.append(f'{pad}subgraph "cluster_{name}" {{')
+        lines.append(f'{pad}  label="{label}"; style=dashed;')
+        _dot_graph(body, lines, pad + "  ")
+        lines.append(f"{pad}}}")
+
+
+def to_dot(graph: Graph, name: str = "tracegrad") -> str:
+    """Graphviz DOT text: boxes for inputs/constants, ellipses for operations,
+    dashed clusters for the bodies of loops and branches."""
+    lines = [f"digraph {name} {{", "  rankdir=TB;"]
+    _dot_graph(to_networkx(graph), lines, "  ")
     lines.append("}")
     return "\n".join(lines)

@@ -19,11 +19,19 @@ def read(env, atom):
 def eval_eqns(eqns, env):
     """Evaluate `eqns` in order into `env` (Var -> array), skipping known values."""
     for eqn in eqns:
-        if eqn.out in env:
+        if eqn.outs[0] in env:
             continue
         args = [read(env, a) for a in eqn.inputs]
-        env[eqn.out] = eqn.prim.impl(*args, **eqn.params)
+        write(env, eqn, eqn.prim.impl(*args, **eqn.params))
     return env
+
+
+def write(env, eqn, result):
+    """Bind an equation's result (a list for multi-output primitives) to its outputs."""
+    if eqn.prim.multiple_results:
+        env.update(zip(eqn.outs, result))
+    else:
+        env[eqn.outs[0]] = result
 
 
 def _bind_inputs(graph: Graph, args):
@@ -48,7 +56,7 @@ def eval_graph_bind(graph: Graph, *args, with_guards=False):
     """Evaluate through `ops.bind`: the graph is re-applied in the caller's trace."""
     env = _bind_inputs(graph, args)
     for eqn in graph.eqns:
-        env[eqn.out] = ops.bind(eqn.prim.name, *[read(env, a) for a in eqn.inputs], **eqn.params)
+        write(env, eqn, ops.bind(eqn.prim.name, *[read(env, a) for a in eqn.inputs], **eqn.params))
     outs = [read(env, v) for v in graph.outvars]
     if with_guards:
         return outs, [read(env, g.var) for g in graph.guards]

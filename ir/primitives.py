@@ -29,7 +29,7 @@ from typing import Callable
 
 # The kinds of primitive that fuse into loop bodies, one element at a time.
 ELEMENTWISE_KINDS = ("unary", "binary", "compare", "logical", "select", "cast")
-KINDS = ELEMENTWISE_KINDS + ("reduce", "structural", "dot")
+KINDS = ELEMENTWISE_KINDS + ("reduce", "structural", "dot", "control")
 
 
 class ShapeError(TypeError):
@@ -66,6 +66,11 @@ class Primitive:
     # and array method from the table (float-valued unary functions)
     numpy_name: str | None = None
     doc: str = ""
+    # several outputs: the shape rule returns a list of avals, impl and bind a list
+    multiple_results: bool = False
+    # dce_rule(eqn, used) -> (eqn', used_inputs): drops the outputs not `used`
+    # (a list of bools per output) and says which inputs the rest still read
+    dce_rule: Callable | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -47,22 +47,49 @@ def _param(v) -> str:
     return str(v)
 
 
-def format_eqn(eqn, namer: Namer) -> str:
-    params = ""
-    if eqn.params:
-        params = "[" + " ".join(f"{k}={_param(v)}" for k, v in sorted(eqn.params.items())) + "]"
+def _has_body(v) -> bool:
+    return isinstance(v, Graph) or (isinstance(v, tuple) and any(isinstance(g, Graph) for g in v))
+
+
+def _body_param(k, v, namer, indent) -> str:
+    bodies = [v] if isinstance(v, Graph) else list(v)
+    pad = " " * (indent + 2)
+    texts = [_format(b, namer, indent + 4) for b in bodies]
+    if isinstance(v, Graph):
+        return f"\n{pad}{k}={texts[0]}"
+    return f"\n{pad}{k}=(" + "".join(f"\n{pad}  {t}" for t in texts) + f"\n{pad})"
+
+
+def _params(eqn, namer, indent) -> str:
+    items = sorted(eqn.params.items())
+    plain = [f"{k}={_param(v)}" for k, v in items if not _has_body(v)]
+    bodies = [_body_param(k, v, namer, indent) for k, v in items if _has_body(v)]
+    if not plain and not bodies:
+        return ""
+    tail = f"\n{' ' * indent}" if bodies else ""
+    return "[" + " ".join(plain) + "".join(bodies) + tail + "]"
+
+
+def format_eqn(eqn, namer: Namer, indent: int = 4) -> str:
+    params = _params(eqn, namer, indent)
     args = " ".join(namer.atom(a) for a in eqn.inputs)
-    return f"{namer.binder(eqn.out)} = {eqn.prim.name}{params} {args}"
+    outs = " ".join(namer.binder(v) for v in eqn.outs)
+    return f"{outs} = {eqn.prim.name}{params} {args}"
 
 
-def format_graph(graph: Graph, indent: int = 2) -> str:
-    namer = Namer()
+def _format(graph: Graph, namer: Namer, indent: int) -> str:
     consts = " ".join(namer.binder(v) for v in graph.constvars)
     ins = " ".join(namer.binder(v) for v in graph.invars)
     pad = " " * indent
     lines = [f"{{ lambda {consts + ' ; ' if consts else ''}{ins} . let"]
-    lines += [pad + "  " + format_eqn(e, namer) for e in graph.eqns]
+    lines += [pad + "  " + format_eqn(e, namer, indent + 2) for e in graph.eqns]
     lines.append(f"{pad}in ({', '.join(namer.atom(v) for v in graph.outvars)}) }}")
     for g in graph.guards:
         lines.append(f"{pad}guard {namer.atom(g.var)} == {np.asarray(g.expected).tolist()!r}  ({g.kind})")
     return "\n".join(lines)
+
+
+def format_graph(graph: Graph, indent: int = 2) -> str:
+    """The graph as text; bodies of control flow print nested, with names unique
+    across all scopes."""
+    return _format(graph, Namer(), indent)

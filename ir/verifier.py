@@ -1,7 +1,11 @@
-"""The IR verifier: every value bound before use, bound once, and typed by its rule."""
+"""The IR verifier: every value bound before use, bound once, and typed by its rule.
+
+Bodies of control-flow equations are verified as graphs of their own: a body
+that reads a value of the enclosing graph uses an unbound value.
+"""
 from __future__ import annotations
 
-from .core import Graph, Literal, Var
+from .core import Graph, Literal, Var, subgraphs
 from .primitives import PRIMITIVES, ShapeError
 
 
@@ -30,13 +34,23 @@ def _check_eqn(i, eqn, bound):
         raise VerifyError(f"{where}: unknown primitive {eqn.prim!r}")
     for a in eqn.inputs:
         _check_atom(a, bound, where)
+    for body in subgraphs(eqn):  # closed: a body sees only its own inputs and constants
+        try:
+            verify(body)
+        except VerifyError as e:
+            raise VerifyError(f"{where}, in a body: {e}") from None
     try:
         expected = eqn.prim.shape_rule(*[a.aval for a in eqn.inputs], **eqn.params)
     except (ShapeError, TypeError) as e:
         raise VerifyError(f"{where}: {e}") from None
-    if expected != eqn.out.aval:
-        raise VerifyError(f"{where}: output is {eqn.out.aval} but the rule gives {expected}")
-    _bind(eqn.out, bound, where)
+    expected = list(expected) if eqn.prim.multiple_results else [expected]
+    got = [v.aval for v in eqn.outs]
+    if expected != got:
+        shown = got[0] if len(got) == 1 else got
+        raise VerifyError(f"{where}: output is {shown} but the rule gives "
+                          f"{expected[0] if len(expected) == 1 else expected}")
+    for v in eqn.outs:
+        _bind(v, bound, where)
 
 
 def verify(graph: Graph) -> Graph:

@@ -27,13 +27,23 @@ def live_roots(graph: Graph) -> set:
 
 
 def live_eqns(graph: Graph) -> tuple[list, set]:
-    """Walk backwards once; an equation is live iff its output is read later."""
+    """Walk backwards once; an equation is live iff one of its outputs is read later.
+
+    A primitive with a `dce_rule` (control flow) may drop its unused outputs
+    and the inputs only they needed; its bodies are cleaned by the rule.
+    """
     live = live_roots(graph)
     kept = []
     for eqn in reversed(graph.eqns):
-        if eqn.out in live:
-            kept.append(eqn)
-            live.update([a for a in eqn.inputs if isinstance(a, Var)])
+        used = [v in live for v in eqn.outs]
+        if not any(used):
+            continue
+        reads = eqn.inputs
+        if eqn.prim.dce_rule is not None:
+            eqn, used_inputs = eqn.prim.dce_rule(eqn, used)
+            reads = [a for a, u in zip(eqn.inputs, used_inputs) if u]
+        kept.append(eqn)
+        live.update([a for a in reads if isinstance(a, Var)])
     kept.reverse()
     return kept, live
 
@@ -46,7 +56,8 @@ def dce(graph: Graph) -> Graph:
     """
     eqns, live = live_eqns(graph)
     keep_const = [v in live for v in graph.constvars]
-    if len(eqns) == len(graph.eqns) and all(keep_const):
+    same = len(eqns) == len(graph.eqns) and all(a is b for a, b in zip(eqns, graph.eqns))
+    if same and all(keep_const):
         return graph
     constvars = [v for v, k in zip(graph.constvars, keep_const) if k]
     constvals = [c for c, k in zip(graph.constvals, keep_const) if k]
