@@ -15,7 +15,7 @@ from . import ops
 from .core import ShapedArray
 from .primitives import Primitive, bind, fail, register
 
-__all__ = ["broadcast", "reshape", "transpose", "slice", "pad", "concatenate", "sum_to_shape",
+__all__ = ["size_problem", "broadcast", "reshape", "transpose", "slice", "pad", "concatenate", "sum_to_shape",
            "full_like"]
 
 
@@ -31,13 +31,36 @@ def _declare(name, rule, impl, vjp, jvp=None, **facts):
     prim.vjp, prim.jvp = vjp, jvp or _linear_jvp(name)
 
 
+# Larger arrays cannot be indexed with the int64 arithmetic of kernels and numpy.
+MAX_ELEMENTS = 2**62
+
+
 def _size(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    """The exact element count (Python ints: no silent int64 wraparound)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def size_problem(shape) -> str | None:
+    """Why an array of `shape` cannot exist (too many elements), or None."""
+    n = _size(shape)
+    if n > MAX_ELEMENTS:
+        return f"shape {tuple(shape)} has {n} elements, more than a 64-bit index can address"
+    return None
+
+
+def check_size(name, shape, *avals):
+    problem = size_problem(shape)
+    if problem:
+        fail(name, problem, *avals)
 
 
 # ---- broadcast ----------------------------------------------------------------------
 
 def _broadcast_rule(x, *, shape):
+    check_size("broadcast", shape, x)
     try:
         ok = np.broadcast_shapes(x.shape, shape) == tuple(shape)
     except ValueError:
@@ -127,6 +150,7 @@ def slice(x, starts, steps, sizes):
 
 def _pad_rule(x, *, starts, steps, shape):
     """The transpose of slice: zeros of `shape` with x at start + i*step."""
+    check_size("pad", shape, x)
     _slice_rule(ShapedArray(shape, x.dtype), starts=starts, steps=steps, sizes=x.shape)
     return ShapedArray(shape, x.dtype)
 

@@ -21,6 +21,7 @@ bitwise operators are not offered (no primitive); `out=` is never accepted.
 from __future__ import annotations
 
 import builtins
+import math
 import operator
 import types
 
@@ -471,13 +472,13 @@ def size(a, axis=None):
 
 def _resolve_shape(new, a) -> tuple:
     """The target shape of reshaping `a` to `new` (one -1 is inferred)."""
-    size_ = int(np.prod(_shape(a), dtype=np.int64))
+    size_ = math.prod(_shape(a))  # Python ints: a huge shape cannot wrap around
     new = (new,) if isinstance(new, (int, np.integer)) else tuple(new)
     new = tuple(operator.index(d) for d in new)
-    known = int(np.prod([d for d in new if d != -1], dtype=np.int64))
+    known = math.prod(d for d in new if d != -1)
     if new.count(-1) == 1 and known and size_ % known == 0:
         new = tuple(size_ // known if d == -1 else d for d in new)
-    if int(np.prod(new, dtype=np.int64)) != size_ or builtins.min(new, default=0) < 0:
+    if math.prod(new) != size_ or builtins.min(new, default=0) < 0:
         _fail("reshape", f"cannot reshape an array of size {size_} into shape {new}", [a],
               ValueError)
     return new
@@ -527,6 +528,9 @@ def broadcast_to(array, shape):
     """Broadcast to `shape` (an explicit `broadcast` primitive)."""
     a = _operand(array)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    problem = ops.size_problem(shape)
+    if problem:
+        _fail("broadcast_to", problem, [a])
     try:
         ok = np.broadcast_shapes(_shape(a), shape) == shape
     except ValueError:
