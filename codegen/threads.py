@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.fusion import DEFAULT_OP_COST, OP_COST
+from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Load, Op
 
 from .irutil import I64, PTR, Loop, i64, walk_image
@@ -73,7 +73,7 @@ def kernel_cost(kernel) -> int:
     per_element = 0
     for ins in kernel.body:
         if isinstance(ins, Op):
-            per_element += OP_COST.get(ins.prim, DEFAULT_OP_COST)
+            per_element += PRIMITIVES[ins.prim].cost
         elif isinstance(ins, Load):
             per_element += 1
     return int(np.prod(kernel.domain, dtype=np.int64)) * max(per_element, 1)

@@ -1,4 +1,4 @@
-"""Fusion planning (passes/fusion.py) checked through the kernel-program interpreter.
+"""Fusion planning (passes/fusion/) checked through the kernel-program interpreter.
 
 Every fused program, run by `run_program`, must agree with `eval_graph` on the
 unfused graph; the interpreter itself refuses any address outside a buffer and
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from tracegrad.ir import GraphBuilder, ShapedArray, eval_graph, ops, verify
 from tracegrad.passes.autodiff import grad_graph
-from tracegrad.passes import fusion
+from tracegrad.passes.fusion import body as fusion_body, emission as fusion_emission
+from tracegrad.passes.fusion import expand as fusion_expand, planning as fusion_planning
 from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import fuse, liveness
 from tracegrad.passes.kernel_interp import KernelIndexError, run_program
@@ -155,7 +156,8 @@ def test_elementwise_primitive(name, arity, domain, dtype, params):
 
 def test_every_primitive_has_a_fusion_rule_and_a_test():
     from tracegrad.ir import PRIMITIVES
-    from tracegrad.passes.fusion import ELEMENTWISE_KINDS, STEP_RULES
+    from tracegrad.ir.primitives import ELEMENTWISE_KINDS
+    from tracegrad.passes.fusion import STEP_RULES
     tested = {name for name, *_ in ELEMENTWISE}
     for name, prim in PRIMITIVES.items():
         assert name in STEP_RULES or prim.kind in STEP_RULES, name
@@ -658,24 +660,24 @@ def test_random_program_gradients(program, seed):
 
 def _emitted_by_expanding(plan, group, name):
     """A group's loop kernel as a fresh expansion of its tasks into one body builds it."""
-    body, stores = fusion._Body(), []
+    body, stores = fusion_body.Body(), []
     for t in group.tasks:
-        ex = fusion._Expander(plan, group.domain, body, t.roots | t.inline)
+        ex = fusion_expand.Expander(plan, group.domain, body, t.roots | t.inline)
         for s in t.stores:
             val = ex.value(s.atom, s.view)
             if isinstance(val, Const):
                 val = body.emit("convert", (val,), {"dtype": val.dtype}, val.dtype)
             stores.append(Store(s.buffer, val, s.index, s.reduce))
-    return LoopKernel(name, group.domain, fusion._compact(body.instrs, stores), stores)
+    return LoopKernel(name, group.domain, fusion_body.compact(body.instrs, stores), stores)
 
 
 def assert_replay_equals_expansion(graph):
     """Emission replays the tasks' planning expansions instead of expanding them again;
     the kernels must be exactly the ones a fresh expansion gives."""
-    plan, groups = fusion._plan(graph)
+    plan, groups = fusion_planning.plan(graph)
     for i, g in enumerate(groups):
         if not g.dot:
-            assert fusion._emit_loop(plan, g, f"k{i}") == _emitted_by_expanding(plan, g, f"k{i}")
+            assert fusion_emission.emit_loop(plan, g, f"k{i}") == _emitted_by_expanding(plan, g, f"k{i}")
     return groups
 
 

@@ -1,0 +1,87 @@
+"""Emission: groups become kernels in dependency order, temps and constants get names.
+
+Temps are listed in the order of their first write; `liveness(program)`
+gives each temp's first and last kernel.
+"""
+from __future__ import annotations
+
+from tracegrad.passes.kernels import Const, DotKernel, KernelProgram, LoopKernel, Store
+
+from .body import Body, compact
+
+
+def _topo(groups):
+    """Groups in dependency order, ties by creation."""
+    done, order, pending = set(), [], list(groups)
+    while pending:
+        ready = next(g for g in pending if g.deps <= done)
+        pending.remove(ready)
+        done.add(ready.id)
+        order.append(ready)
+    return order
+
+
+def emit_loop(plan, g, name):
+    """The group's tasks in one body, which CSEs them.
+
+    Each task's last expansion during planning (with the final buffers and its
+    own inline set) is replayed into the body rather than expanded again: the
+    expansion adds the same instructions in the same order either way.
+    """
+    body, stores = Body(), []
+    for t in g.tasks:
+        remap, start = {}, 0
+        for s, value, end in zip(t.stores, t.values, t.marks):
+            body.replay(t.body, start, end, remap)
+            start = end
+            val = value if isinstance(value, Const) else remap[value]
+            if isinstance(val, Const):
+                val = body.emit("convert", (val,), {"dtype": val.dtype}, val.dtype)
+            stores.append(Store(s.buffer, val, s.index, s.reduce))
+    return LoopKernel(name, g.domain, compact(body.instrs, stores), stores)
+
+
+def _emit_group(plan, g, name):
+    if not g.dot:
+        return emit_loop(plan, g, name)
+    (t,) = g.tasks
+    d = t.dot
+    return DotKernel(name, d.a, d.b, t.stores[0].buffer, d.batch, d.m, d.k, d.n,
+                     d.trans_a, d.trans_b)
+
+
+def _buffers_used(kernels):
+    seen = {}
+    for k in kernels:
+        for b in k.reads() + k.writes():
+            seen.setdefault(id(b), b)
+    return list(seen.values())
+
+
+def emit(plan, groups) -> KernelProgram:
+    kernels = [_emit_group(plan, g, f"k{i}") for i, g in enumerate(_topo(groups))]
+    used = _buffers_used(kernels)
+    temps = [b for b in used if b.kind == "temp"]
+    for i, b in enumerate(temps):
+        b.name = f"t{i}"
+    const_order = [plan.buffers[v] for v in plan.graph.constvars] + [plan.mask_buffer()]
+    used_ids = {id(b) for b in used}
+    consts = [b for b in const_order if id(b) in used_ids]
+    for i, b in enumerate(consts):
+        b.name = "mask" if plan.is_mask(b) else f"c{i}"
+    return KernelProgram(list(plan.inputs), list(plan.outputs), consts, temps, kernels)
+
+
+def liveness(program: KernelProgram) -> dict:
+    """Temp name -> (first, last) index of the kernels that touch it.
+
+    A temp's memory is free before its first kernel and after its last one, so
+    temps whose ranges do not overlap may share memory.
+    """
+    spans = {}
+    for i, k in enumerate(program.kernels):
+        for b in k.reads() + k.writes():
+            if b.kind == "temp":
+                first, _ = spans.get(b.name, (i, i))
+                spans[b.name] = (first, i)
+    return spans

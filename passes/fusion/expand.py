@@ -1,0 +1,235 @@
+"""Expansion: evaluating (value, view) pairs into a kernel body, down to loads.
+
+A stored value is loaded where it is needed; any other value is computed from
+its equation at the view its consumer needs it at (`STEP_RULES`, one per
+primitive kind): elementwise ops become body ops, structural primitives only
+change the view of their operand.  Expansion is iterative (an explicit stack),
+so long chains of equations do not meet Python's recursion limit.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from tracegrad.ir.core import Literal, Var
+from tracegrad.ir.primitives import ELEMENTWISE_KINDS
+from tracegrad.passes.kernels import Const, IndexMap, Load
+
+from .body import IDENTITY_PRIMS, const, is_value
+from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, intersect_bounds,
+                    pad_view, reshape_view, slice_view, transpose_view)
+
+
+class NeedBuffer(Exception):
+    """Planning met a value that must be stored; the planner stores it and re-plans."""
+
+    def __init__(self, var):
+        super().__init__(var)
+        self.var = var
+
+
+def _first(data, args):
+    return args[0]
+
+
+class Pending(NamedTuple):
+    """A step waiting for its operands: `finish(data, values of children)` is its value.
+
+    `children` are the (atom, view) pairs of the operands.  A finished step is
+    a body value instead: a position (int) or a Const.
+    """
+
+    children: list
+    finish: Callable = _first
+    data: object = None
+
+
+class Read(NamedTuple):
+    """A buffer read: holding `var`, at `view` (None: a flat or whole read)."""
+
+    buffer: object
+    var: object
+    view: View | None
+
+
+class Expander:
+    """Evaluates (atom, view) pairs into one kernel body over `domain`.
+
+    A stored value is loaded unless it is in `inline` (the values this kernel
+    computes itself); anything else is expanded from its equation.  Records
+    the buffers read (with the view read at) and the (var, view) instances.
+    """
+
+    def __init__(self, plan, domain, body, inline):
+        self.plan, self.domain, self.body = plan, tuple(domain), body
+        self.buffers, self.producer = plan.buffers, plan.producer
+        self.inline = set(inline)
+        self.memo = {}  # (atom, view) -> body position or Const
+        self.reads = []  # Reads
+        self.instances = set()
+        self._scalar_views = {}
+
+    def value(self, atom, view):
+        """The body value (position or Const) of `atom` at `view`; iterative, no recursion.
+
+        While its operands are evaluated, a pair's memo entry is its `Pending`
+        step (a DAG never meets a pending pair again before it is finished).
+        """
+        memo, stack = self.memo, [(atom, view)]
+        while stack:
+            key = stack[-1]
+            step = memo.get(key)
+            if step is None:
+                step = memo[key] = self._step(key)
+                if not isinstance(step, Pending):
+                    stack.pop()
+                    continue
+                todo = [c for c in step.children if c not in memo]
+                if todo:
+                    stack += todo[::-1]
+                    continue
+            elif not isinstance(step, Pending):  # a second entry for a finished pair
+                stack.pop()
+                continue
+            memo[key] = step.finish(step.data, [memo[c] for c in step.children])
+            stack.pop()
+        return memo[(atom, view)]
+
+    def _step(self, key):
+        """The value of `key = (atom, view)` if it needs no operands, else its pending step."""
+        atom, view = key
+        if isinstance(atom, Literal):
+            return const(atom.value, atom.aval.dtype)
+        buf = self.buffers.get(atom)
+        if buf is not None and atom not in self.inline:
+            return self.load(atom, buf, view)
+        eqn = self.producer.get(atom)
+        if eqn is None:
+            raise ValueError(f"value {atom!r} is neither an input, a constant nor computed")
+        self.instances.add(key)
+        rule = STEP_RULES.get(eqn.prim.name) or STEP_RULES[eqn.prim.kind]
+        return rule(self, eqn, view)
+
+    def scalar_view(self, view):
+        """The view of a rank-0 elementwise operand (it broadcasts)."""
+        scalar = self._scalar_views.get(view.box)
+        if scalar is None:
+            scalar = self._scalar_views[view.box] = View((), view.box)
+        return scalar
+
+    def load(self, var, buf, view, shape=None):
+        """A load of `buf` holding `var` (or, flat, any reshape of it of `shape`)."""
+        uniform = self.plan.uniform(buf)
+        if uniform is not None:
+            return uniform
+        offset, strides = flat_map(view, shape if shape is not None else var.aval.shape)
+        bounds = address_bounds(view.box, self.domain, offset, strides, math.prod(buf.shape))
+        self.reads.append(Read(buf, var, None if shape is not None else view))
+        return self.body.load(buf, IndexMap(offset, strides, bounds), buf.dtype)
+
+    def stored_source(self, atom):
+        """The stored var `atom` is a chain of reshapes of, or None."""
+        while isinstance(atom, Var):
+            if atom in self.plan.buffers and atom not in self.inline:
+                return atom
+            eqn = self.plan.producer.get(atom)
+            if eqn is None or eqn.prim.name != "reshape":
+                return None
+            atom = eqn.inputs[0]
+        return None
+
+    def masked(self, value, box, dtype):
+        """`value` where i is in `box`, 0 elsewhere (the result of a pad)."""
+        zero = const(0, dtype)
+        if isinstance(value, Const):
+            if is_value(value, 0):
+                return value
+        elif (isinstance(self.body.instrs[value], Load)
+              and not self.plan.is_mask(self.body.instrs[value].buffer)):
+            ins = self.body.instrs[value]
+            bounds = intersect_bounds(ins.index.bounds, box, self.domain)
+            return self.body.load(ins.buffer, IndexMap(ins.index.offset, ins.index.strides, bounds),
+                                  ins.dtype)
+        mask = self.body.load(self.plan.mask_buffer(),
+                              IndexMap(0, (0,) * len(self.domain),
+                                       tuple((lo, hi, 1) for lo, hi in box)), np.bool_)
+        return self.body.op("where", (mask, value, zero), {}, dtype)
+
+
+def _step_elementwise(ex, eqn, view):
+    inputs = eqn.inputs
+    consts = None
+    for a in inputs:
+        if isinstance(a, Literal):  # literal operands are Consts already: not evaluated
+            consts = tuple(ex.plan.literal(b) if isinstance(b, Literal) else None for b in inputs)
+            inputs = [b for b in inputs if not isinstance(b, Literal)]
+            break
+    return Pending([(a, view if a.aval.shape else ex.scalar_view(view)) for a in inputs],
+                   _finish_elementwise, (ex.body, eqn, consts))
+
+
+def _finish_elementwise(data, args):
+    body, eqn, consts = data
+    if consts is not None:  # all operands: the literals' Consts, `args` for the others
+        rest = iter(args)
+        args = [c if c is not None else next(rest) for c in consts]
+    name, dtype = eqn.prim.name, eqn.out.aval.dtype
+    if name in IDENTITY_PRIMS or (name == "convert" and eqn.inputs[0].aval.dtype == dtype):
+        return args[0]
+    return body.op(name, args, eqn.params, dtype)
+
+
+def _step_broadcast(ex, eqn, view):
+    x = eqn.inputs[0]
+    return Pending([(x, broadcast_view(view, x.aval.shape))])
+
+
+def _step_transpose(ex, eqn, view):
+    return Pending([(eqn.inputs[0], transpose_view(view, eqn.params["perm"]))])
+
+
+def _step_slice(ex, eqn, view):
+    p = eqn.params
+    return Pending([(eqn.inputs[0], slice_view(view, p["starts"], p["steps"]))])
+
+
+def _step_reshape(ex, eqn, view):
+    x, shape = eqn.inputs[0], eqn.out.aval.shape
+    src = ex.stored_source(x)
+    if src is not None:  # a buffer's memory read with this shape's strides
+        return ex.load(src, ex.plan.buffers[src], view, shape)
+    x_view = reshape_view(view, shape, x.aval.shape)
+    if x_view is None:
+        raise NeedBuffer(x)
+    return Pending([(x, x_view)])
+
+
+def _step_pad(ex, eqn, view):
+    x, p, out = eqn.inputs[0], eqn.params, eqn.out.aval
+    x_view = pad_view(view, p["starts"], p["steps"], x.aval.shape, out.shape)
+    if x_view is None:
+        raise NeedBuffer(eqn.out)
+    if x_view is ZERO:
+        return const(0, out.dtype)
+    if x_view.box == view.box:
+        return Pending([(x, x_view)])
+    return Pending([(x, x_view)], _finish_masked, (ex, x_view.box, out.dtype))
+
+
+def _finish_masked(data, args):
+    ex, box, dtype = data
+    return ex.masked(args[0], box, dtype)
+
+
+def _step_stored_only(ex, eqn, view):
+    raise NeedBuffer(eqn.out)  # reductions, dots, concatenations: always stored
+
+
+STEP_RULES = {
+    **{kind: _step_elementwise for kind in ELEMENTWISE_KINDS},
+    "broadcast": _step_broadcast, "transpose": _step_transpose, "slice": _step_slice,
+    "reshape": _step_reshape, "pad": _step_pad,
+    "reduce": _step_stored_only, "dot": _step_stored_only, "concatenate": _step_stored_only,
+}

@@ -1,0 +1,144 @@
+"""The planning state: which values are stored, and in which buffers.
+
+Inputs, constants and outputs are buffers from the start, and so are the
+results of reductions, dots and concatenations (always stored), except a
+reduction absorbed by the reduction of the same kind that alone reads it.
+Planning adds temps (`Plan.store`) until every task expands and no value is
+recomputed beyond the budget.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir.core import Var
+from tracegrad.passes.dce import live_eqns
+from tracegrad.passes.kernels import Buffer
+
+from .body import IDENTITY_PRIMS, const
+
+
+def _use_counts(eqns, outvars) -> dict:
+    uses = {}
+    for atom in [a for e in eqns for a in e.inputs] + list(outvars):
+        if isinstance(atom, Var):
+            uses[atom] = uses.get(atom, 0) + 1
+    return uses
+
+
+def always_stored(eqn) -> bool:
+    return eqn.prim.kind in ("reduce", "dot") or eqn.prim.name == "concatenate"
+
+
+def op_cost(eqn) -> int:
+    """The per-element cost of evaluating `eqn` in a kernel body."""
+    return 0 if eqn.prim.name in IDENTITY_PRIMS else eqn.prim.cost
+
+
+class Plan:
+    """The planning state: which vars are stored, and in which buffers."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.eqns = live_eqns(graph)[0]
+        self.producer = {e.out: e for e in self.eqns}
+        self.uses = _use_counts(self.eqns, graph.outvars)
+        self.buffers = {}  # Var -> Buffer
+        self.inputs = [Buffer(f"in{i}", v.aval.shape, v.aval.dtype, "input", index=i)
+                       for i, v in enumerate(graph.invars)]
+        self.buffers.update(zip(graph.invars, self.inputs))
+        for v, val in zip(graph.constvars, graph.constvals):
+            self.buffers[v] = Buffer("c", v.aval.shape, v.aval.dtype, "const",
+                                     value=np.asarray(val, v.aval.dtype))
+        self.aliases = set()  # outputs that are reshapes of a stored value: no task of their own
+        self.outputs, self.copies = self._output_buffers(graph.outvars)
+        self.absorbed = self._absorbed_reductions()
+        self._mask, self._uniform, self._literals = None, {}, {}
+        for e in self.eqns:
+            if e.out not in self.buffers and e.out not in self.absorbed and always_stored(e):
+                self.store(e.out)
+
+    def _output_buffers(self, outvars):
+        """One fresh buffer per output; the (buffer, atom) pairs that need a copy store."""
+        outputs, copies = [], []
+        for i, atom in enumerate(outvars):
+            buf = Buffer(f"out{i}", atom.aval.shape, atom.aval.dtype, "output", index=i)
+            outputs.append(buf)
+            if isinstance(atom, Var) and atom in self.producer and atom not in self.buffers:
+                self.buffers[atom] = buf
+                src = self._reshaped_stored(atom)
+                if src is not None:  # e.g. a dot writes straight into the output's memory
+                    self.buffers[src] = buf
+                    self.aliases.add(atom)
+            else:
+                copies.append((buf, atom))
+        return outputs, copies
+
+    def _reshaped_stored(self, var):
+        """The not yet stored reduction, dot or concatenation that `var` only reshapes, if any."""
+        if self.producer[var].prim.name != "reshape":
+            return None
+        while (isinstance(var, Var) and var in self.producer
+               and self.producer[var].prim.name == "reshape"):
+            var = self.producer[var].inputs[0]
+        if (isinstance(var, Var) and var in self.producer and var not in self.buffers
+                and always_stored(self.producer[var])):
+            return var
+        return None
+
+    def _absorbed_reductions(self) -> set:
+        """Reductions read only by a reduction of the same kind (it then reduces both)."""
+        absorbed = set()
+        for e in self.eqns:
+            x = e.inputs[0]
+            inner = self.producer.get(x) if e.prim.kind == "reduce" else None
+            if inner is not None and inner.prim is e.prim and self.uses[x] == 1 \
+                    and x not in self.buffers:
+                absorbed.add(x)
+        return absorbed
+
+    def store(self, var):
+        if var in self.buffers:
+            raise RuntimeError(f"fusion planning asked twice to store {var!r}")
+        self.buffers[var] = Buffer("t", var.aval.shape, var.aval.dtype, "temp")
+
+    def literal(self, lit):
+        """The Const a Literal operand is in kernel bodies."""
+        c = self._literals.get(lit)
+        if c is None:
+            c = self._literals[lit] = const(lit.value, lit.aval.dtype)
+        return c
+
+    def mask_buffer(self):
+        if self._mask is None:
+            self._mask = Buffer("mask", (), np.dtype(np.bool_), "const", value=np.array(True))
+        return self._mask
+
+    def is_mask(self, buf):
+        return buf is self._mask
+
+    def uniform(self, buf):
+        """The Const every element of a constant buffer holds (bit for bit), or None."""
+        if buf.kind != "const" or buf.size == 0 or buf is self._mask:
+            return None
+        if id(buf) not in self._uniform:
+            raw = np.ascontiguousarray(buf.value).tobytes()
+            size = np.dtype(buf.dtype).itemsize
+            same = raw == raw[:size] * buf.size
+            self._uniform[id(buf)] = const(buf.value.reshape(-1)[0], buf.dtype) if same else None
+        return self._uniform[id(buf)]
+
+    # -- the recompute policy's measures -------------------------------------------
+    def subtree(self, var) -> set:
+        """The computed (unstored) vars evaluating `var` needs, `var` included."""
+        seen, stack = set(), [var]
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            stack.extend(a for a in self.producer[v].inputs
+                         if isinstance(a, Var) and a not in self.buffers and a not in seen)
+        return seen
+
+    def cost(self, var) -> int:
+        return sum(op_cost(self.producer[v]) for v in self.subtree(var))

@@ -1,0 +1,180 @@
+"""Tasks: the stores that kernels make, one group of stores per stored value.
+
+Elementwise values get a store over their own shape; reductions a reducing
+store over their input's shape (reduced dims stride 0; an absorbed inner
+reduction of the same kind folds in: sum(sum(x, 1), 0) is one sum over both
+axes); concatenations one task per operand writing its region; strided pads
+a zero fill, then a scatter; dots a DotKernel whose operands are buffers read
+in place (transposed over the last two axes, or under another shape of the
+same size).  Expanding a task alone records what it reads and computes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from tracegrad.ir.core import Literal, Var
+from tracegrad.passes.kernels import Buffer, IndexMap
+
+from .body import Body
+from .expand import Expander, NeedBuffer, Read
+from .views import View, identity_view, row_major_strides
+
+REDUCE_STORE = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
+
+
+@dataclass(eq=False)
+class StoreSpec:
+    buffer: Buffer
+    atom: object  # the value stored, evaluated at `view` over the task's domain
+    view: View
+    index: IndexMap
+    reduce: str | None = None
+
+
+@dataclass(eq=False)
+class DotSpec:
+    a: Buffer
+    b: Buffer
+    batch: int
+    m: int
+    k: int
+    n: int
+    trans_a: bool
+    trans_b: bool
+
+
+@dataclass(eq=False)
+class Task:
+    domain: tuple
+    stores: list
+    roots: set = field(default_factory=set)  # stored vars this task computes itself
+    after: list = field(default_factory=list)  # tasks that must run first (write order)
+    dot: DotSpec | None = None
+    inline: set = field(default_factory=set)  # temps recomputed here instead of loaded
+    reads: list = field(default_factory=list)  # Reads
+    instances: set = field(default_factory=set)  # the (var, view) pairs it computes
+    # The latest expansion: its body, each store's value, the body's length after each store.
+    body: object = None
+    values: list = field(default_factory=list)
+    marks: list = field(default_factory=list)
+
+    def writes(self):
+        return [s.buffer for s in self.stores]
+
+
+def identity_store(buf, atom, shape, reduce=None, index=None) -> StoreSpec:
+    view = identity_view(shape)
+    return StoreSpec(buf, atom, view, index or IndexMap(0, row_major_strides(shape)), reduce)
+
+
+def _reduce_index(x_shape, axes):
+    kept = row_major_strides([d for i, d in enumerate(x_shape) if i not in axes])
+    it = iter(kept)
+    return IndexMap(0, tuple(0 if i in axes else next(it) for i in range(len(x_shape))))
+
+
+def _swaps_last_two(perm):
+    n = len(perm)
+    return n >= 2 and tuple(perm) == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
+def all_tasks(plan, needs) -> list:
+    """Every task, after those whose buffers it reads; vars to store first go to `needs`."""
+    tasks = []
+    for e in plan.eqns:
+        if e.out in plan.buffers:
+            try:
+                tasks.extend(_tasks_for(plan, e))
+            except NeedBuffer as nb:
+                needs.append(nb.var)
+    for buf, atom in plan.copies:
+        tasks.append(Task(atom.aval.shape, [identity_store(buf, atom, atom.aval.shape)]))
+    return tasks
+
+
+def _tasks_for(plan, eqn):
+    v, buf, name = eqn.out, plan.buffers[eqn.out], eqn.prim.name
+    if v in plan.aliases:
+        return []  # the value beneath the reshapes writes this buffer
+    if eqn.prim.kind == "reduce":
+        return [_reduce_task(plan, eqn, buf)]
+    if eqn.prim.kind == "dot":
+        return [_dot_task(plan, eqn, buf)]
+    if name == "concatenate":
+        return _concat_tasks(eqn, buf)
+    if name == "pad" and any(abs(s) != 1 for s in eqn.params["steps"]):
+        return _scatter_tasks(eqn, buf)
+    return [Task(v.aval.shape, [identity_store(buf, v, v.aval.shape)], roots={v})]
+
+
+def _reduce_task(plan, eqn, buf):
+    x, axes = eqn.inputs[0], eqn.params["axes"]
+    while x in plan.absorbed:  # reduce(reduce(y, a1), a2) = reduce(y, a1 + a2 mapped to y)
+        inner = plan.producer[x]
+        kept = [i for i in range(inner.inputs[0].aval.ndim) if i not in inner.params["axes"]]
+        axes = tuple(sorted(set(inner.params["axes"]) | {kept[a] for a in axes}))
+        x = inner.inputs[0]
+    index = _reduce_index(x.aval.shape, axes)
+    store = identity_store(buf, x, x.aval.shape, REDUCE_STORE[eqn.prim.name], index)
+    return Task(x.aval.shape, [store])
+
+
+def _concat_tasks(eqn, buf):
+    """One task per operand, writing its region of the output."""
+    axis, st = eqn.params["axis"], row_major_strides(eqn.out.aval.shape)
+    tasks, start = [], 0
+    for x in eqn.inputs:
+        index = IndexMap(start * st[axis], st)
+        tasks.append(Task(x.aval.shape, [identity_store(buf, x, x.aval.shape, index=index)]))
+        start += x.aval.shape[axis]
+    return tasks
+
+
+def _scatter_tasks(eqn, buf):
+    """A strided pad: fill with zeros, then write the operand at its positions."""
+    x, p, out = eqn.inputs[0], eqn.params, eqn.out.aval
+    st = row_major_strides(out.shape)
+    fill = Task(out.shape, [identity_store(buf, Literal(0, out.dtype), out.shape)])
+    index = IndexMap(sum(s * t for s, t in zip(p["starts"], st)),
+                     tuple(s * t for s, t in zip(p["steps"], st)))
+    scatter = Task(x.aval.shape, [identity_store(buf, x, x.aval.shape, index=index)],
+                   after=[fill])
+    return [fill, scatter]
+
+
+def _dot_task(plan, eqn, buf):
+    (a, ta), (b, tb) = _dot_operand(plan, eqn.inputs[0]), _dot_operand(plan, eqn.inputs[1])
+    xs, ys = eqn.inputs[0].aval.shape, eqn.inputs[1].aval.shape
+    spec = DotSpec(a, b, math.prod(xs[:-2]), xs[-2], xs[-1], ys[-1], ta, tb)
+    store = StoreSpec(buf, eqn.out, None, None)
+    return Task(eqn.out.aval.shape, [store], dot=spec)
+
+
+def _dot_operand(plan, atom):
+    """(buffer, transposed) a DotKernel reads in place for `atom`; else NeedBuffer."""
+    trans, eqn = False, plan.producer.get(atom)
+    if (atom not in plan.buffers and eqn is not None and eqn.prim.name == "transpose"
+            and _swaps_last_two(eqn.params["perm"])):
+        atom, trans = eqn.inputs[0], True
+    src = atom  # a reshape keeps the memory layout: read the buffer beneath it
+    while isinstance(src, Var) and src not in plan.buffers:
+        eqn = plan.producer.get(src)
+        if eqn is None or eqn.prim.name != "reshape":
+            break
+        src = eqn.inputs[0]
+    if isinstance(src, Var) and src in plan.buffers:
+        return plan.buffers[src], trans
+    raise NeedBuffer(src if isinstance(src, Var) and src in plan.producer else atom)
+
+
+def expand_task(plan, task):
+    """Evaluate a task once, alone, to learn what it reads and which values it computes."""
+    if task.dot is not None:
+        task.reads = [Read(task.dot.a, None, None), Read(task.dot.b, None, None)]
+        return
+    ex = Expander(plan, task.domain, Body(), task.roots | task.inline)
+    task.values, task.marks = [], []
+    for s in task.stores:
+        task.values.append(ex.value(s.atom, s.view))
+        task.marks.append(len(ex.body.instrs))
+    task.reads, task.instances, task.body = ex.reads, ex.instances, ex.body
