@@ -210,7 +210,13 @@ cos = unary("cos", np.cos, lambda x, out: neg(sin(x)), torch_name="CosBackward0"
             numpy_name="cos", doc="Cosine", **_MATH)
 tanh = unary("tanh", np.tanh, lambda x, out: sub(1.0, mul(out, out)),
              torch_name="TanhBackward0", numpy_name="tanh", doc="Hyperbolic tangent", **_MATH)
-abs = unary("abs", np.abs, lambda x, out: sign(x), float_only=False, torch_name="AbsBackward0")
+def _abs_partial(x, out):
+    # JAX's convention: d|x|/dx = 1 at x = 0 (x >= 0 counts as the right side).
+    dt = ops.dtype(x)
+    return where(ge(x, np.asarray(0, dt)), np.asarray(1, dt), np.asarray(-1, dt))
+
+
+abs = unary("abs", np.abs, _abs_partial, float_only=False, torch_name="AbsBackward0")
 # sign is flat everywhere (its jump at 0 has no derivative): not differentiable.
 sign = unary("sign", np.sign, None, float_only=False, torch_name="SignBackward0")
 stop_gradient = unary("stop_gradient", np.asarray, None, float_only=False)
