@@ -154,10 +154,6 @@ def binary(name, np_fn, dx=None, dy=None, *, kind="binary", **facts):
     return binder(name)
 
 
-def _one(dtype_of):
-    return np.asarray(1.0, ops.dtype(dtype_of))
-
-
 def _pow_dy(x, y, out):
     # d/dy x**y = out * log(x); defined as 0 where x == 0 (as JAX does) so that
     # 0**y does not poison the gradient with 0 * -inf.
