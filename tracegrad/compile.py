@@ -7,6 +7,15 @@ returns the guard values as extra outputs, so a call checks its guards after
 one native call.  When a data-dependent Python branch goes the other way, the
 guards fail, the function is traced again on these inputs and a second
 specialization is compiled beside the first.
+
+Limits: one guard may fail `max_specializations` times (each failure compiles a
+new specialization), and one signature holds at most `max_specializations`
+specializations.  Past either limit, calls that no specialization serves run
+uncompiled (`fun(*args)`, or value and gradients through the reference
+interpreter), as torch.compile falls back to eager past its recompile limit;
+one `SpecializationLimitWarning` names the guard's source line, or points at
+the call of a signature that reached its limit.  Float guards tolerate the
+rounding of compiled sums (tracegrad/guards.py).
 """
 from __future__ import annotations
 
@@ -19,17 +28,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracegrad.ir import TRACES, Graph, debug_checks, format_graph
+from tracegrad.ir import TRACES, Graph, debug_checks, format_graph, user_source_location
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.codegen import compile_program, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
+from .guards import GuardMismatch, advice, location, location_of, settle
 from .signature import dynamic_positions, normalize_args
 from .transforms import value_and_grad
 
 DEFAULT_MAX_SPECIALIZATIONS = 8
+
+
+class SpecializationLimitWarning(UserWarning):
+    """A compiled function reached `max_specializations` for a guard or a signature."""
 
 
 @dataclass
@@ -83,7 +97,9 @@ class CompiledFunction:
         self.disk_cache = disk_cache
         self._cache: dict[tuple, list[Specialization]] = {}
         self._last: Specialization | None = None
-        self._guard_failures: dict[str, int] = {}
+        self._guard_failures: dict[str, int] = {}  # guard (kind at file:line) -> failures
+        self._given_up: set[str] = set()  # guards past the limit: no more compiling for them
+        self._warned_signatures: set[tuple] = set()
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args):
@@ -101,23 +117,68 @@ class CompiledFunction:
         if TRACES.traces:  # called while tracing another function: trace this one inline
             return self._uncompiled(args)
         spec_args = normalize_args(args, self.static_argnums, self._fname(), self._grad_positions)
-        specs = self._cache.get(spec_args.key)
+        specs = self._cache.setdefault(spec_args.key, [])
+        hit, outs, failed = self._run_cached(specs, spec_args)
+        if hit is not None:
+            return hit.unflatten(outs)
+        if not self._may_compile(specs, failed, spec_args):
+            return self._uncompiled(args)
+        spec, outs = self._specialize(spec_args, specs, failed)
+        return spec.unflatten(outs)
+
+    def _run_cached(self, specs, spec_args):
+        """(spec, its outputs, None) from the first specialization whose guards hold,
+        else (None, None, the guard that failed in the most recent one)."""
         failed = None
-        for spec in specs or ():
+        for spec in list(specs):
             try:
-                outs, failed = spec.run(spec_args.arrays)
+                outs, why = spec.run(spec_args.arrays)
             except SignatureMismatch as e:  # cannot happen after normalize_args; be loud
                 raise TypeError(f"{self._fname()}: {e}") from None
             if outs is not None:
                 spec.hits += 1
                 self._last = spec
-                return spec.unflatten(outs)
-        spec = self._specialize(spec_args, failed)
-        outs, failed = spec.run(spec_args.arrays)
-        if outs is None:
-            raise RuntimeError(f"{self._fname()}: guard {failed.kind} at {failed.src} fails on the "
-                               "inputs it was traced with: the function is not deterministic")
-        return spec.unflatten(outs)
+                return spec, outs, None
+            failed = failed or why
+        return None, None, failed
+
+    def _may_compile(self, specs, failed, spec_args) -> bool:
+        """Whether a call that no specialization serves may compile a new one.
+
+        A guard may fail `max_specializations` times, and one signature hold
+        `max_specializations` specializations; past either limit the call runs
+        uncompiled (as torch.compile does past its recompile limit), and one
+        warning says which guard or signature reached it.
+        """
+        where = None if failed is None else _where(failed)
+        if where in self._given_up:
+            return False
+        n = self._guard_failures.get(where, 0) + 1
+        if where is not None and n >= self.max_specializations:
+            self._given_up.add(where)
+            self._warn_guard(failed, n)
+            return False
+        if len(specs) >= self.max_specializations:
+            self._warn_signature(spec_args)
+            return False
+        if where is not None:
+            self._guard_failures[where] = n
+        return True
+
+    def _warn_guard(self, guard, n):
+        message = (f"{self._fname()}: {_where(guard)} failed on {n} calls, each needing a new "
+                   f"specialization; past max_specializations={self.max_specializations} the "
+                   f"function runs uncompiled when it fails. {advice(guard)}")
+        _warn_at(message, location(guard))
+
+    def _warn_signature(self, spec_args):
+        if spec_args.key in self._warned_signatures:
+            return
+        self._warned_signatures.add(spec_args.key)
+        message = (f"{self._fname()}: {self.max_specializations} specializations (max_specializations) "
+                   f"for the signature {spec_args.describe()}; calls that none of them serves run "
+                   "uncompiled. f.cache_info() lists the guards that made them.")
+        _warn_at(message, None)
 
     def _uncompiled(self, args):
         """What the compiled code computes, without compiling: `fun(*args)`, or its
@@ -133,31 +194,22 @@ class CompiledFunction:
         return getattr(self.fun, "__qualname__", repr(self.fun))
 
     # -- compiling -------------------------------------------------------------
-    def _specialize(self, spec_args, failed_guard):
-        specs = self._cache.setdefault(spec_args.key, [])
+    def _specialize(self, spec_args, specs, failed_guard):
+        """Compile a specialization for these arguments; (it, its outputs for them)."""
         reason = "first call with signature " + spec_args.describe()
         if failed_guard is not None:
-            reason = f"guard failed: {failed_guard.kind} at {failed_guard.src} (was {failed_guard.expected.tolist()!r})"
-            self._note_guard_failure(failed_guard, len(specs))
+            reason = (f"guard failed: {failed_guard.kind} at {failed_guard.src} "
+                      f"(was {failed_guard.expected.tolist()!r})")
         gc_was_enabled = gc.isenabled()
         gc.disable()  # tracing allocates many small objects; collections only slow it down
         try:
-            spec = self._compile(spec_args, reason)
+            spec, outs = self._compile(spec_args, reason)
         finally:
             if gc_was_enabled:
                 gc.enable()
         specs.insert(0, spec)  # most recent first: data tends to repeat
-        del specs[self.max_specializations:]
         self._last = spec
-        return spec
-
-    def _note_guard_failure(self, guard, n_specs):
-        where = f"{guard.kind} at {guard.src}"
-        self._guard_failures[where] = self._guard_failures.get(where, 0) + 1
-        if n_specs + 1 > self.max_specializations:
-            warnings.warn(f"{self._fname()}: more than {self.max_specializations} specializations; the guard "
-                          f"that keeps changing is {where} (failed {self._guard_failures[where]} times). "
-                          "Consider tracegrad.numpy.where instead of a Python branch.", stacklevel=4)
+        return spec, outs
 
     def _compile(self, spec_args, reason) -> Specialization:
         t0 = time.perf_counter()
@@ -180,11 +232,18 @@ class CompiledFunction:
         kp = fuse(graph)
         stages["kernels"] = functools.partial(str, kp)
         native = compile_program(kp, name=label, disk_cache=self.disk_cache)
-        direct = spec_args.direct
-        spec = Specialization(native, n_out, out_tree, list(graph.guards), reason, stages,
-                              time.perf_counter() - t0, direct=direct, n_args=spec_args.n_args)
+        # The first run, on the inputs it was traced with, settles float guards on the
+        # compiled values (tracegrad/guards.py).
+        outs = native(*spec_args.arrays)
+        try:
+            guards = settle(graph, spec_args.arrays, graph.guards, outs[n_out:])
+        except GuardMismatch as e:
+            raise GuardMismatch(f"{self._fname()}: {e}") from None
+        spec = Specialization(native, n_out, out_tree, guards, reason, stages,
+                              time.perf_counter() - t0, direct=spec_args.direct,
+                              n_args=spec_args.n_args)
         _dump(label, spec)
-        return spec
+        return spec, outs[:n_out]
 
     def _gradient(self, graph: Graph, out_tree, spec_args):
         if len(graph.outvars) != 1 or graph.outvars[0].aval.shape != ():
@@ -246,6 +305,17 @@ def _unflattener(out_tree, n):
             return lambda outs: (outs[0], outs[1:n])
     assert leaves == list(range(n))
     return lambda outs: tree_unflatten(out_tree, list(outs[:n]))
+
+
+def _where(guard) -> str:
+    return f"guard {guard.kind} at {guard.src}"
+
+
+def _warn_at(message, where):
+    """One warning attributed to the user's line `where` (file, line), or to the user's
+    frame that called the compiled function."""
+    where = where or location_of(user_source_location()) or ("<unknown>", 0)
+    warnings.warn_explicit(message, SpecializationLimitWarning, where[0], where[1])
 
 
 def _label(name):
