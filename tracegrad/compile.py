@@ -20,8 +20,9 @@ rounding of compiled sums (tracegrad/guards.py).
 from __future__ import annotations
 
 import functools
-import gc
+import itertools
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -100,6 +101,10 @@ class CompiledFunction:
         self._guard_failures: dict[str, int] = {}  # guard (kind at file:line) -> failures
         self._given_up: set[str] = set()  # guards past the limit: no more compiling for them
         self._warned_signatures: set[tuple] = set()
+        # Guards the cache and the limit counters: calls that miss take it, so that one
+        # thread compiles a signature while the others wait and then find it.  Hits
+        # read the cache without it (`hits` is a statistic, not exact under threads).
+        self._lock = threading.RLock()
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args):
@@ -117,20 +122,25 @@ class CompiledFunction:
         if TRACES.traces:  # called while tracing another function: trace this one inline
             return self._uncompiled(args)
         spec_args = normalize_args(args, self.static_argnums, self._fname(), self._grad_positions)
-        specs = self._cache.setdefault(spec_args.key, [])
-        hit, outs, failed = self._run_cached(specs, spec_args)
+        seen = tuple(self._cache.get(spec_args.key, ()))  # a snapshot: others may add to it
+        hit, outs, failed = self._run_cached(seen, spec_args)
         if hit is not None:
             return hit.unflatten(outs)
-        if not self._may_compile(specs, failed, spec_args):
-            return self._uncompiled(args)
-        spec, outs = self._specialize(spec_args, specs, failed)
-        return spec.unflatten(outs)
+        with self._lock:  # one thread compiles a signature; the others then find it cached
+            specs = self._cache.setdefault(spec_args.key, [])
+            if len(specs) != len(seen):  # specializations are only ever added under the lock
+                hit, outs, failed = self._run_cached(specs, spec_args)
+            if hit is None and self._may_compile(specs, failed, spec_args):
+                hit, outs = self._specialize(spec_args, specs, failed)
+        if hit is None:
+            return self._uncompiled(args)  # outside the lock: it runs the user's code
+        return hit.unflatten(outs)
 
     def _run_cached(self, specs, spec_args):
         """(spec, its outputs, None) from the first specialization whose guards hold,
         else (None, None, the guard that failed in the most recent one)."""
         failed = None
-        for spec in list(specs):
+        for spec in tuple(specs):
             try:
                 outs, why = spec.run(spec_args.arrays)
             except SignatureMismatch as e:  # cannot happen after normalize_args; be loud
@@ -200,13 +210,7 @@ class CompiledFunction:
         if failed_guard is not None:
             reason = (f"guard failed: {failed_guard.kind} at {failed_guard.src} "
                       f"(was {failed_guard.expected.tolist()!r})")
-        gc_was_enabled = gc.isenabled()
-        gc.disable()  # tracing allocates many small objects; collections only slow it down
-        try:
-            spec, outs = self._compile(spec_args, reason)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        spec, outs = self._compile(spec_args, reason)
         specs.insert(0, spec)  # most recent first: data tends to repeat
         self._last = spec
         return spec, outs
@@ -279,7 +283,9 @@ class CompiledFunction:
     def cache_info(self):
         """One entry per specialization: signature, why it was made, guards, hits."""
         info = []
-        for key, specs in self._cache.items():
+        with self._lock:
+            entries = [(key, list(specs)) for key, specs in self._cache.items()]
+        for key, specs in entries:
             for s in specs:
                 info.append({"signature": key, "reason": s.reason, "hits": s.hits,
                              "guards": [f"{g.kind} at {g.src} == {g.expected.tolist()!r}" for g in s.guards],
@@ -287,8 +293,9 @@ class CompiledFunction:
         return info
 
     def cache_clear(self):
-        self._cache.clear()
-        self._last = None
+        with self._lock:
+            self._cache.clear()
+            self._last = None
 
 
 def _unflattener(out_tree, n):
@@ -322,6 +329,9 @@ def _label(name):
     return "".join(c if c.isalnum() else "_" for c in name)[:40] or "fn"
 
 
+_DUMPS = itertools.count()
+
+
 def _dump(label, spec):
     """TRACEGRAD_DUMP=<dir>: write every stage of this compilation to files."""
     out = os.environ.get("TRACEGRAD_DUMP")
@@ -331,9 +341,10 @@ def _dump(label, spec):
     texts = {stage: text() for stage, text in spec.stages.items()}
     texts["llvm"] = spec.native.llvm_ir()
     texts["asm"] = spec.native.asm()
+    n = next(_DUMPS)  # one set of files per compilation, whichever thread made it
     for i, (stage, text) in enumerate(texts.items()):
-        path = os.path.join(out, f"{label}-compiled-{i:02d}-{stage}.txt")
-        tmp = path + ".tmp"
+        path = os.path.join(out, f"{label}-compiled{n}-{i:02d}-{stage}.txt")
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w") as f:
             f.write(text)
         os.replace(tmp, path)

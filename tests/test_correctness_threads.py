@@ -1,0 +1,105 @@
+"""Compiled functions called from several threads at once (issue 10, item 5):
+first calls compile once per signature, results are right, dumps stay whole,
+and compiling leaves the garbage collector's process-wide switch alone."""
+import gc
+import threading
+
+import numpy as np
+import pytest
+
+import tracegrad
+
+THREADS = 8
+
+
+def _race(target, n=THREADS):
+    """Run target(i) for i < n in n threads released together; re-raise the first error."""
+    barrier, errors, results = threading.Barrier(n), [], [None] * n
+
+    def run(i):
+        try:
+            barrier.wait(30)
+            results[i] = target(i)
+        except BaseException as e:  # noqa: BLE001 (reported on the main thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _counting(fun):
+    traces = []
+
+    def wrapped(*args):
+        traces.append(threading.get_ident())
+        return fun(*args)
+    wrapped.__name__ = fun.__name__
+    return wrapped, traces
+
+
+def _loss(x):
+    return np.sum(np.tanh(x) * x)
+
+
+def test_first_calls_with_distinct_shapes_from_eight_threads(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
+    monkeypatch.setenv("TRACEGRAD_DISABLE_CACHE", "1")
+    fun, traces = _counting(_loss)
+    f = tracegrad.compile_grad(fun)
+    inputs = [np.linspace(-1.0, 1.0, 5 + i) for i in range(THREADS)]
+    results = _race(lambda i: f(inputs[i]))
+    for x, (value, (g,)) in zip(inputs, results):
+        ref_value, ref_g = tracegrad.value_and_grad(_loss)(x)
+        np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+        np.testing.assert_allclose(g, ref_g, rtol=1e-12)
+    assert len(traces) == THREADS and len(f.cache_info()) == THREADS
+    stages = ("traced", "gradient", "optimized", "kernels", "llvm", "asm")
+    files = sorted(p.name for p in tmp_path.iterdir() if "-compiled" in p.name)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    for stage in stages:
+        assert len([n for n in files if n.endswith(f"-{stage}.txt")]) == THREADS
+    for p in tmp_path.iterdir():
+        if p.name.endswith("-asm.txt"):
+            assert p.read_text().strip()
+
+
+def test_eight_threads_racing_on_one_signature_compile_it_once():
+    fun, traces = _counting(_loss)
+    f = tracegrad.jit(fun)
+    x = np.linspace(-1.0, 1.0, 33)
+    results = _race(lambda i: f(x))
+    assert len(traces) == 1
+    (entry,) = f.cache_info()
+    assert entry["hits"] <= THREADS - 1  # a statistic: concurrent hits may undercount
+    for r in results:
+        np.testing.assert_allclose(r, _loss(x), rtol=1e-12)
+
+
+def test_threads_past_the_guard_limit_stay_correct():
+    def branchy(x):
+        return x * 2.0 if float(np.sum(x)) > 10.0 else x - 1.0
+
+    f = tracegrad.jit(branchy, max_specializations=3)
+    with pytest.warns(tracegrad.compile.SpecializationLimitWarning):
+        results = _race(lambda i: [f(np.full(4, float(i * 10 + k))) for k in range(4)])
+    for i, outs in enumerate(results):
+        for k, out in enumerate(outs):
+            np.testing.assert_array_equal(out, branchy(np.full(4, float(i * 10 + k))))
+    assert len(f.cache_info()) <= 3
+
+
+def test_compiling_does_not_switch_the_garbage_collector(monkeypatch):
+    def fail():
+        raise AssertionError("library code must not switch the process-wide GC off")
+
+    monkeypatch.setattr(gc, "disable", fail)
+    f = tracegrad.compile_grad(_loss)
+    assert gc.isenabled()
+    f(np.ones(7))
+    assert gc.isenabled()
