@@ -36,3 +36,4 @@ from .elementwise import *  # noqa: E402,F401,F403
 from .reductions import *  # noqa: E402,F401,F403
 from .structural import *  # noqa: E402,F401,F403
 from .linalg import *  # noqa: E402,F401,F403
+from .control_flow import *  # noqa: E402,F401,F403

@@ -18,6 +18,16 @@ Conventions:
   * the verifier checks the results only when asked: `verify=True`, or with
     `verify=None` (the default) in debug mode (`ir.debug_checks()`,
     `$TRACEGRAD_DEBUG=1`).  Tests verify every graph they build.
+
+Primitives with several outputs (control flow, `passes/autodiff_control.py`)
+record their primal computation themselves, so that a loop is not run once
+for the value and again for the derivative:
+  * `jvp(tangents, *primals, **params) -> (outs, out_tangents)`: one
+    equation computing outputs and tangents (None: zero);
+  * `vjp(active, *primals, **params) -> (outs, pullback)`: `active[i]` says
+    whether input i needs a cotangent; the forward equation may keep extra
+    residual outputs; `pullback(cts) -> input cotangents` (None: zero) takes
+    one cotangent per output (None: zero).
 """
 from __future__ import annotations
 
@@ -26,7 +36,7 @@ import numpy as np
 from tracegrad.ir import ops
 from tracegrad.ir.builder import GraphBuilder
 from tracegrad.ir.core import Graph, Guard, Literal, Var, debug_checks, is_float
-from tracegrad.ir.interpreter import read
+from tracegrad.ir.interpreter import read, write
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.ir.verifier import verify as verify_graph
 
@@ -64,12 +74,30 @@ class _Replay:
         """Re-record one forward equation exactly (same primitive, params, source)."""
         start = len(self.builder.eqns)
         args = [self.read(a) for a in eqn.inputs]
-        self.env[eqn.out] = self.builder.process(eqn.prim, args, eqn.params)
+        write(self.env, eqn, self.builder.process(eqn.prim, args, eqn.params))
         _stamp(self.builder, start, eqn.src)
 
-    def all_eqns(self):
+    def all_eqns(self, active=None):
+        """Replay every equation; with `active` (reverse mode), a multi-output
+        equation reading an active value records its forward form and keeps its
+        pullback in `self.pullbacks`."""
+        self.pullbacks = {}
         for eqn in self.graph.eqns:
-            self.eqn(eqn)
+            flags = [isinstance(a, Var) and a in active for a in eqn.inputs] if active else ()
+            if eqn.prim.multiple_results and any(flags) and eqn.prim.differentiable:
+                self.pullbacks[eqn] = self.forward_rule(eqn, flags)
+            else:
+                self.eqn(eqn)
+
+    def forward_rule(self, eqn, flags):
+        rule = eqn.prim.vjp
+        if rule is None:
+            raise MissingRuleError(f"no VJP rule for {_where(eqn)}: cannot differentiate through it")
+        start = len(self.builder.eqns)
+        outs, pullback = rule(flags, *[self.read(a) for a in eqn.inputs], **eqn.params)
+        _stamp(self.builder, start, eqn.src)
+        self.env.update(zip(eqn.outs, outs))
+        return pullback
 
     def finish(self, outputs, verify) -> Graph:
         """Copy the guards over and build the new graph (verified if `verify` asks)."""
@@ -141,13 +169,19 @@ def _check_indices(graph, indices, what):
 # ---- reverse mode ----------------------------------------------------------------
 
 def _active_vars(graph, wrt_vars) -> set:
-    """Float values that depend differentiably on `wrt_vars` (the only ones needing cotangents)."""
+    """Float values that depend differentiably on `wrt_vars` (the only ones needing
+    cotangents); every float output of a multi-output equation reading one counts."""
     active = {v for v in wrt_vars if is_float(v.aval.dtype)}
     for eqn in graph.eqns:
-        if (eqn.prim.differentiable and is_float(eqn.out.aval.dtype)
-                and any(isinstance(a, Var) and a in active for a in eqn.inputs)):
-            active.add(eqn.out)
+        if eqn.prim.differentiable and any(isinstance(a, Var) and a in active for a in eqn.inputs):
+            active.update(v for v in eqn.outs if is_float(v.aval.dtype))
     return active
+
+
+def active_outputs(graph, on) -> list:
+    """Which outputs of `graph` depend differentiably on the inputs flagged in `on`."""
+    active = _active_vars(graph, [v for v, f in zip(graph.invars, on) if f])
+    return [isinstance(v, Var) and v in active for v in graph.outvars]
 
 
 def _accumulate(cts, var, ct):
@@ -169,7 +203,12 @@ def _run_rule(rep, eqn, kind: str, first):
 
 
 def _vjp_eqn(rep, eqn, g, cts, active):
-    results = _run_rule(rep, eqn, "VJP", g)
+    if eqn.prim.multiple_results:
+        start = len(rep.builder.eqns)
+        results = rep.pullbacks[eqn](g)
+        _stamp(rep.builder, start, eqn.src)
+    else:
+        results = _run_rule(rep, eqn, "VJP", g)
     if len(results) != len(eqn.inputs):
         raise TypeError(f"the VJP rule of {_where(eqn)} returned {len(results)} cotangents "
                         f"for {len(eqn.inputs)} operands")
@@ -179,10 +218,9 @@ def _vjp_eqn(rep, eqn, g, cts, active):
             _accumulate(cts, atom, ct)
 
 
-def _backward(rep, out_cts, wrt_vars):
+def _backward(rep, out_cts, wrt_vars, active):
     """Cotangents of `wrt_vars` given one cotangent per graph output (None = zero)."""
     graph = rep.graph
-    active = _active_vars(graph, wrt_vars)
     cts = {}
     for var, ct in zip(graph.outvars, out_cts):
         if ct is not None and isinstance(var, Var) and var in active:
@@ -190,19 +228,33 @@ def _backward(rep, out_cts, wrt_vars):
     for eqn in reversed(graph.eqns):
         # Every value is assigned once, so its cotangent is complete once the
         # walk reaches the equation that produced it.
+        if eqn.prim.multiple_results:
+            g = [cts.pop(v, None) for v in eqn.outs]
+            if eqn in rep.pullbacks and any(c is not None for c in g):
+                _vjp_eqn(rep, eqn, g, cts, active)
+            continue
         g = cts.pop(eqn.out, None)
         if g is not None:
             _vjp_eqn(rep, eqn, g, cts, active)
     return [cts[v] if v in cts else _fill(rep.builder, v.aval, 0) for v in wrt_vars]
 
 
-def vjp_graph(graph: Graph, wrt=None, verify=None) -> Graph:
+def _wrt_and_active(graph, wrt):
+    wrt = range(len(graph.invars)) if wrt is None else wrt
+    wrt = [wrt] if isinstance(wrt, (int, np.integer)) else list(wrt)
+    wrt_vars = [graph.invars[i] for i in _check_indices(graph, wrt, "wrt")]
+    return wrt_vars, _active_vars(graph, wrt_vars)
+
+
+def vjp_graph(graph: Graph, wrt=None, verify=None, cts=None) -> Graph:
     """Reverse mode: `(inputs..., out_cts...) -> (outputs..., input_cts[wrt]...)`.
 
     The new graph takes the original inputs followed by one cotangent per
     output (same shape and dtype as that output; ignored for non-float
     outputs) and returns the original outputs followed by the cotangents of
     the inputs listed in `wrt` (indices into `graph.invars`, default all).
+    `cts` (one bool per output) limits the cotangent inputs to the flagged
+    outputs; the others have zero cotangent.
     `verify`: whether to run the verifier on the result (see the module docstring).
 
     >>> import numpy as np
@@ -216,13 +268,14 @@ def vjp_graph(graph: Graph, wrt=None, verify=None) -> Graph:
     >>> ct.tolist()
     [1.0, 1.0, 1.0]
     """
-    wrt = range(len(graph.invars)) if wrt is None else wrt
-    wrt = [wrt] if isinstance(wrt, (int, np.integer)) else list(wrt)
-    wrt_vars = [graph.invars[i] for i in _check_indices(graph, wrt, "wrt")]
-    rep = _Replay(graph, extra_inputs=[v.aval for v in graph.outvars])
-    rep.all_eqns()
-    out_cts = [ct if _differentiable_value(v) else None for v, ct in zip(graph.outvars, rep.extra)]
-    grads = _backward(rep, out_cts, wrt_vars)
+    wrt_vars, active = _wrt_and_active(graph, wrt)
+    on = [True] * len(graph.outvars) if cts is None else [bool(c) for c in cts]
+    rep = _Replay(graph, extra_inputs=[v.aval for v, f in zip(graph.outvars, on) if f])
+    rep.all_eqns(active)
+    extra = iter(rep.extra)
+    out_cts = [next(extra) if f else None for f in on]
+    out_cts = [ct if _differentiable_value(v) else None for v, ct in zip(graph.outvars, out_cts)]
+    grads = _backward(rep, out_cts, wrt_vars, active)
     return rep.finish([rep.read(v) for v in graph.outvars] + grads, verify)
 
 
@@ -232,7 +285,7 @@ def _known_eqns(graph, known: set):
     first, rest = [], []
     for eqn in graph.eqns:
         if all(isinstance(a, Literal) or a in known for a in eqn.inputs):
-            known.add(eqn.out)
+            known.update(eqn.outs)
             first.append(eqn)
         else:
             rest.append(eqn)
@@ -244,7 +297,7 @@ def _read_vars(eqns, outvars):
         v for v in outvars if isinstance(v, Var)}
 
 
-def vjp_split(graph: Graph, wrt=None, verify=None) -> tuple[Graph, Graph]:
+def vjp_split(graph: Graph, wrt=None, verify=None, cts=None) -> tuple[Graph, Graph]:
     """`vjp_graph` split into a forward graph and a backward graph (partial evaluation).
 
     `forward: inputs -> (outputs..., residuals...)` does all the work that does
@@ -262,7 +315,7 @@ def vjp_split(graph: Graph, wrt=None, verify=None) -> tuple[Graph, Graph]:
     >>> [ct.tolist() for ct in eval_graph(bwd, *residuals, np.array([1.0, 2.0]))]
     [[1.0, 2.0]]
     """
-    full = vjp_graph(graph, wrt, verify)
+    full = vjp_graph(graph, wrt, verify, cts)
     n_in, n_out = len(graph.invars), len(graph.outvars)
     ct_vars, grads = full.invars[n_in:], full.outvars[n_out:]
     first, rest, known = _known_eqns(full, set(full.invars[:n_in]) | set(full.constvars))
@@ -271,7 +324,7 @@ def vjp_split(graph: Graph, wrt=None, verify=None) -> tuple[Graph, Graph]:
     consts = set(full.constvars)
     needed = _read_vars(rest, grads)
     # Primal inputs, then forward values in order: a deterministic residual order.
-    candidates = list(full.invars[:n_in]) + [e.out for e in first]
+    candidates = list(full.invars[:n_in]) + [v for e in first for v in e.outs]
     residuals = [v for v in candidates if v in needed and v not in consts]
     forward = _with_used_consts(full.replace(invars=full.invars[:n_in], eqns=first,
                                              outvars=full.outvars[:n_out] + residuals))
@@ -320,12 +373,13 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None) -> Graph
     out = _scalar_output(graph)
     argnums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     wrt_vars = [graph.invars[i] for i in _check_indices(graph, argnums, "argnums")]
+    active = _active_vars(graph, wrt_vars)
     rep = _Replay(graph)
-    rep.all_eqns()
+    rep.all_eqns(active)
     # The seed is an equation, not a numpy 1.0 (see `_fill`).
     seed = rep.builder.process(PRIMITIVES["broadcast"], (np.asarray(1.0, out.aval.dtype),),
                                {"shape": ()})
-    grads = _backward(rep, [seed], wrt_vars)
+    grads = _backward(rep, [seed], wrt_vars, active)
     value = [rep.read(out)] if has_value else []
     return rep.finish(value + grads, verify)
 
@@ -333,9 +387,16 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None) -> Graph
 # ---- forward mode ----------------------------------------------------------------
 
 def _jvp_eqn(rep, eqn, tangents):
+    """Replay `eqn` and record its tangent (a multi-output rule does both at once)."""
     ins = [tangents.get(a) if _differentiable_value(a) else None for a in eqn.inputs]
-    if (all(t is None for t in ins) or not eqn.prim.differentiable
-            or not is_float(eqn.out.aval.dtype)):
+    if all(t is None for t in ins) or not eqn.prim.differentiable:
+        rep.eqn(eqn)
+        return
+    if eqn.prim.multiple_results:
+        _jvp_multi(rep, eqn, ins, tangents)
+        return
+    rep.eqn(eqn)
+    if not is_float(eqn.out.aval.dtype):
         return
     t = _run_rule(rep, eqn, "JVP", ins)
     if t is not None:
@@ -343,12 +404,27 @@ def _jvp_eqn(rep, eqn, tangents):
         tangents[eqn.out] = t
 
 
-def jvp_graph(graph: Graph, verify=None) -> Graph:
+def _jvp_multi(rep, eqn, ins, tangents):
+    if eqn.prim.jvp is None:
+        raise MissingRuleError(f"no JVP rule for {_where(eqn)}: cannot differentiate through it")
+    start = len(rep.builder.eqns)
+    outs, touts = eqn.prim.jvp(ins, *[rep.read(a) for a in eqn.inputs], **eqn.params)
+    _stamp(rep.builder, start, eqn.src)
+    rep.env.update(zip(eqn.outs, outs))
+    for var, t in zip(eqn.outs, touts):
+        if t is not None and is_float(var.aval.dtype):
+            _check_rule_result(eqn, var, t, "JVP")
+            tangents[var] = t
+
+
+def jvp_graph(graph: Graph, verify=None, which=None, out_which=None) -> Graph:
     """Forward mode: `(primals..., tangents...) -> (outputs..., output_tangents...)`.
 
     Tangents have their primal's shape and dtype (those of non-float inputs
     are ignored); outputs that do not depend differentiably on the inputs get
-    zero tangents.
+    zero tangents.  `which` (one bool per input) limits the tangent inputs to
+    the flagged inputs, `out_which` (one bool per output) the tangent outputs
+    to the flagged outputs.
 
     >>> import numpy as np
     >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops, eval_graph
@@ -359,12 +435,18 @@ def jvp_graph(graph: Graph, verify=None) -> Graph:
     >>> tangent.tolist()
     [2.0, 6.0]
     """
-    rep = _Replay(graph, extra_inputs=[v.aval for v in graph.invars])
-    tangents = {v: t for v, t in zip(graph.invars, rep.extra) if is_float(v.aval.dtype)}
+    which = [True] * len(graph.invars) if which is None else list(which)
+    out_which = [True] * len(graph.outvars) if out_which is None else list(out_which)
+    rep = _Replay(graph, extra_inputs=[v.aval for v, f in zip(graph.invars, which) if f])
+    tangents = {v: t for v, t in zip([v for v, f in zip(graph.invars, which) if f], rep.extra)
+                if is_float(v.aval.dtype)}
     for eqn in graph.eqns:
-        rep.eqn(eqn)
         _jvp_eqn(rep, eqn, tangents)
     outs = [rep.read(v) for v in graph.outvars]
     out_tangents = [tangents[v] if isinstance(v, Var) and v in tangents
-                    else _fill(rep.builder, v.aval, 0) for v in graph.outvars]
+                    else _fill(rep.builder, v.aval, 0)
+                    for v, f in zip(graph.outvars, out_which) if f]
     return rep.finish(outs + out_tangents, verify)
+
+
+from . import autodiff_control  # noqa: E402,F401  (registers the control-flow rules)

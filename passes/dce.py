@@ -62,3 +62,6 @@ def dce(graph: Graph) -> Graph:
     constvars = [v for v, k in zip(graph.constvars, keep_const) if k]
     constvals = [c for c, k in zip(graph.constvals, keep_const) if k]
     return graph.replace(eqns=eqns, constvars=constvars, constvals=constvals)
+
+
+from . import dce_control  # noqa: E402,F401  (registers the control-flow DCE rules)

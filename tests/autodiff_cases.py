@@ -179,7 +179,38 @@ OP_CASES = [
          [real(2, 1), real(2, 3), real(2, 2)]),
     Case("dot", ops.dot, [real(2, 3), real(3, 4)]),
     Case("dot_batched", ops.dot, [real(2, 2, 3), real(2, 3, 2)]),
+    # control flow (tracegrad.scan & co.: eager loops on tensors, one equation traced)
+    Case("scan", lambda w, xs: _scan_case(w, xs), [real(3), real(4, 3)]),
+    Case("scan_reverse", lambda w, xs: _scan_case(w, xs, reverse=True), [real(3), real(4, 3)]),
+    Case("while", lambda x, y: _while_case(x, y), [real(2), real(2)]),
+    Case("cond_true", lambda p, x, y: _cond_case(p, x, y), [positive(), real(3), real(3)]),
+    Case("cond_false", lambda p, x, y: _cond_case(ops.neg(p), x, y),
+         [positive(), real(3), real(3)]),
 ]
+
+
+def _scan_case(w, xs, reverse=False):
+    from tracegrad import scan
+
+    def step(h, x):
+        h = ops.tanh(ops.add(ops.mul(h, w), x))
+        return h, ops.mul(h, x)
+    return scan(step, w, xs, reverse=reverse)
+
+
+def _while_case(x, y):
+    from tracegrad import while_loop
+
+    def body(c):
+        return ops.add(c[0], 1), ops.add(ops.mul(ops.sin(c[1]), y), x)
+    return while_loop(lambda c: ops.lt(c[0], 3), body, (np.int64(0), x))[1]
+
+
+def _cond_case(p, x, y):
+    from tracegrad import cond
+
+    return cond(ops.gt(p, 0.0), lambda a, b: ops.mul(a, b), lambda a, b: ops.sin(ops.sub(a, b)),
+                x, y)
 
 
 def _softplus(x):

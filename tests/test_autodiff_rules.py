@@ -19,7 +19,9 @@ from autodiff_cases import (ALL_CASES, COMPOSITE_CASES, OP_CASES, TNP_CASES, _id
 def test_op_table_covers_every_differentiable_primitive():
     rng = np.random.default_rng(0)
     used = {e.prim.name for c in OP_CASES for e in build(c.fn, c.args(rng)).eqns}
-    wanted = {name for name, p in PRIMITIVES.items() if p.differentiable}
+    # while_vjp is made only by reverse mode through while loops (which the while
+    # case covers); its JVP is tested in test_control_flow_autodiff.py, and it has no VJP
+    wanted = {name for name, p in PRIMITIVES.items() if p.differentiable} - {"while_vjp"}
     assert wanted <= used, f"no gradient test for {sorted(wanted - used)}"
 
 

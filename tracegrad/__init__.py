@@ -18,6 +18,7 @@ from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, ten
                               zero_grad)
 from . import numpy
 from .transforms import grad, jvp, value_and_grad, vjp
+from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_loop
 from . import testing
 
 

@@ -1,0 +1,377 @@
+"""Derivative rules of the control-flow primitives (`ir/control_flow.py`).
+
+Registered on the primitives when `passes.autodiff` is imported (ir/ cannot
+import the passes these rules need).  They follow the multi-output protocol of
+`passes/autodiff.py`: a JVP rule records one equation computing outputs and
+tangents, a VJP rule records the forward equation and returns a pullback.
+
+* JVP of all three: the same loop or branch over the JVP of its bodies,
+  carrying (primal, tangent) pairs.  Which carries have a nonzero tangent is a
+  fixed point: a carry is active if its initial value is or if the body makes
+  it depend on an active value.
+* `scan`, reverse mode: the forward scan runs the forward half of the body's
+  VJP (`vjp_split`) and also stacks, per step, the residuals its backward half
+  reads; the pullback is a scan in the opposite direction over the backward
+  half, carrying the carries' cotangents and the sums of the consts'
+  cotangents and producing the xs' cotangents as its ys.  Residuals that are
+  consts or xs are not stacked: the reverse scan reads the originals.
+* `cond`, reverse mode: the pullback is a `cond` on the same index over each
+  branch's VJP (which recomputes the branch's forward values).
+* `while`, reverse mode (which JAX refuses): the trip count is known only at
+  run time, so the IR, whose shapes are static, cannot hold the per-step
+  carries as a value.  The pullback is one `while_vjp` equation that runs the
+  loop again, pushing every carry that enters the body on a tape that grows,
+  then applies the body's VJP to the tape in reverse.  Memory: trip count x
+  the bytes of all carries, while the pullback runs.  `while_vjp` has a JVP
+  (forward-over-reverse second derivatives) but no VJP.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir import GraphBuilder, ops
+from tracegrad.ir.core import Graph, ShapedArray, Var, is_float
+from tracegrad.ir.interpreter import read, write
+from tracegrad.ir.primitives import PRIMITIVES
+
+from . import autodiff
+from .dce import dce
+
+
+# ---- building closed graphs -----------------------------------------------------------------
+
+def _zeros(builder, aval):
+    """Zeros of `aval` recorded in `builder` (a literal for scalars)."""
+    scalar = np.zeros((), aval.dtype)
+    if aval.shape == ():
+        return scalar
+    return builder.process(PRIMITIVES["broadcast"], [scalar], {"shape": aval.shape})
+
+
+def _inline(builder, graph, args):
+    """Record `graph`'s equations into `builder` applied to `args`; its outputs.
+
+    Every equation is recorded (none is evaluated eagerly, so no loop runs
+    while graphs are built)."""
+    env = {v: builder.value_cls(builder, builder.const(c))
+           for v, c in zip(graph.constvars, graph.constvals)}
+    env.update(zip(graph.invars, args))
+    for eqn in graph.eqns:
+        write(env, eqn, builder.process(eqn.prim, [read(env, a) for a in eqn.inputs], eqn.params))
+    return [read(env, v) for v in graph.outvars]
+
+
+def _graph_of(fn, in_avals) -> Graph:
+    """The closed graph of `fn(*inputs) -> list of outputs`, cleaned by DCE."""
+    builder = GraphBuilder(record_source=False)
+    ins = [builder.new_input(a) for a in in_avals]
+    graph = builder.build(fn(builder, *ins))
+    assert not builder.captured, "a body read a value of its enclosing graph"
+    return dce(graph)
+
+
+def _relabel(graph: Graph) -> Graph:
+    """A copy of `graph` with fresh Vars (bodies never share Vars with other graphs)."""
+    return _graph_of(lambda b, *ins: _inline(b, graph, ins), graph.in_avals)
+
+
+def _permuted(graph: Graph, in_order, out_order) -> Graph:
+    """`graph` with its inputs and outputs reordered (lists of indices)."""
+    return graph.replace(invars=[graph.invars[i] for i in in_order],
+                         outvars=[graph.outvars[i] for i in out_order])
+
+
+def _outputs(graph: Graph, keep) -> Graph:
+    """`graph` returning only the outputs at indices `keep`, dead code removed."""
+    return dce(graph.replace(outvars=[graph.outvars[i] for i in keep]))
+
+
+def _flags(values, n):
+    return [v is not None for v in values] if values is not None else [False] * n
+
+
+def _where(flags, items):
+    return [x for f, x in zip(flags, items) if f]
+
+
+def _spread(flags, items, fill=None):
+    """Inverse of `_where`: items placed at the flagged positions, `fill` elsewhere."""
+    it = iter(items)
+    return [next(it) if f else fill for f in flags]
+
+
+def _fixed_point(body, consts_on, carry_on, xs_on, nk):
+    """Carries whose tangent/cotangent may be nonzero, and the active body outputs."""
+    carry_on = list(carry_on)
+    while True:
+        out_on = autodiff.active_outputs(body, consts_on + carry_on + xs_on)
+        grown = [a or b for a, b in zip(carry_on, out_on[:nk])]
+        if grown == carry_on:
+            return carry_on, out_on
+        carry_on = grown
+
+
+def _float_flags(values, flags):
+    return [bool(f) and is_float(ops.dtype(v)) for v, f in zip(values, flags)]
+
+
+# ---- JVP --------------------------------------------------------------------------------------
+
+def _jvp_body(body, groups_on, out_on, in_groups, out_groups):
+    """`jvp_graph(body)` with inputs interleaved per role (each group, then its
+    tangents) and outputs likewise; groups are index ranges of the body."""
+    which = [f for g in groups_on for f in g]
+    jbody = autodiff.jvp_graph(body, which=which, out_which=out_on)
+    n_in, n_out = len(body.invars), len(body.outvars)
+    t_in = _tangent_positions(n_in, groups_on)
+    t_out = _tangent_positions(n_out, [out_on[s:e] for s, e in out_groups])
+    in_order = [i for g, (s, e) in enumerate(in_groups) for i in list(range(s, e)) + t_in[g]]
+    out_order = [i for g, (s, e) in enumerate(out_groups) for i in list(range(s, e)) + t_out[g]]
+    return _relabel(_permuted(jbody, in_order, out_order))
+
+
+def _tangent_positions(n, groups_on):
+    """Indices, after the n primals, of the tangents of each group."""
+    positions, k = [], n
+    for on in groups_on:
+        count = sum(on)
+        positions.append(list(range(k, k + count)))
+        k += count
+    return positions
+
+
+def _tangents_for(tangents, flags, primals):
+    """The tangent values of the flagged positions (zeros where a tangent is None)."""
+    return [t if t is not None else ops.full_like(p, 0.0)
+            for t, p, f in zip(tangents, primals, flags) if f]
+
+
+def _scan_jvp(tangents, *primals, body, num_consts, num_carry, length, reverse):
+    nc, nk = num_consts, num_carry
+    consts, init, xs = _split3(primals, nc, nk)
+    t_consts, t_init, t_xs = _split3(tangents, nc, nk)
+    c_on, x_on = _flags(t_consts, nc), _flags(t_xs, len(xs))
+    k_on, out_on = _fixed_point(body, c_on, _flags(t_init, nk), x_on, nk)
+    k_on = _float_flags(init, k_on)
+    y_on = out_on[nk:]
+    nb = len(body.invars)
+    jbody = _jvp_body(body, [c_on, k_on, x_on], k_on + y_on,
+                      [(0, nc), (nc, nc + nk), (nc + nk, nb)],
+                      [(0, nk), (nk, len(body.outvars))])
+    outs = ops.scan(consts + _tangents_for(t_consts, c_on, consts),
+                    init + _tangents_for(t_init, k_on, init),
+                    xs + _tangents_for(t_xs, x_on, xs), jbody, length, reverse)
+    nkt = sum(k_on)
+    carries, t_carries = outs[:nk], outs[nk:nk + nkt]
+    ys, t_ys = outs[nk + nkt:nk + nkt + len(y_on)], outs[nk + nkt + len(y_on):]
+    return carries + ys, _spread(k_on, t_carries) + _spread(y_on, t_ys)
+
+
+def _split3(values, a, b):
+    values = list(values)
+    return values[:a], values[a:a + b], values[a + b:]
+
+
+def _while_jvp(tangents, *primals, cond_graph, body_graph, cond_nconsts, body_nconsts):
+    cc, bc, init = _split3(primals, cond_nconsts, body_nconsts)
+    _, t_bc, t_init = _split3(tangents, cond_nconsts, body_nconsts)
+    b_on = _flags(t_bc, len(bc))
+    k_on, _ = _fixed_point(body_graph, b_on, _flags(t_init, len(init)), [], len(init))
+    k_on = _float_flags(init, k_on)
+    nb, nk = len(bc), len(init)
+    jbody = _jvp_body(body_graph, [b_on, k_on], k_on, [(0, nb), (nb, nb + nk)], [(0, nk)])
+    extra = [Var(v.aval) for v in _where(k_on, cond_graph.invars[cond_nconsts:])]
+    test = cond_graph.replace(invars=list(cond_graph.invars) + extra)
+    outs = ops.while_(cc, bc + _tangents_for(t_bc, b_on, bc),
+                      init + _tangents_for(t_init, k_on, init), test, jbody)
+    return outs[:nk], _spread(k_on, outs[nk:])
+
+
+def _cond_jvp(tangents, index, *operands, branches):
+    on = _flags(tangents[1:], len(operands))
+    out_on = [any(flags) for flags in zip(*[autodiff.active_outputs(b, on) for b in branches])]
+    n_out = len(branches[0].outvars)
+    jbranches = [_jvp_body(b, [on], out_on, [(0, len(operands))], [(0, n_out)])
+                 for b in branches]
+    # _jvp_body interleaves per group: with one group the order is already
+    # (operands, tangents) -> (outputs, tangents)
+    outs = ops.cond(index, list(operands) + _tangents_for(tangents[1:], on, operands), jbranches)
+    return outs[:n_out], _spread(out_on, outs[n_out:])
+
+
+# ---- VJP: scan --------------------------------------------------------------------------------
+
+class _ScanVJP:
+    """The reverse mode of one scan equation: its forward scan (with stacked
+    residuals) is recorded on construction; `pullback` records the reverse scan."""
+
+    def __init__(self, active, primals, body, nc, nk, length, reverse):
+        self.nc, self.nk, self.length, self.reverse = nc, nk, length, reverse
+        self.consts, self.init, self.xs = _split3(primals, nc, nk)
+        c_on, k_on, x_on = _split3(active, nc, nk)
+        k_on, out_on = _fixed_point(body, c_on, _float_flags(self.init, k_on), x_on, nk)
+        self.on = [c_on, k_on, x_on]
+        self.ct_on = k_on + out_on[nk:]  # the body outputs that receive cotangents
+        wrt = [i for i, f in enumerate(c_on + k_on + x_on) if f]
+        fwd, self.bwd = autodiff.vjp_split(body, wrt=wrt, cts=self.ct_on)
+        self._classify(fwd, len(body.outvars))
+        fwd_body = _relabel(fwd.replace(outvars=fwd.outvars[:len(body.outvars)] + self.stacked))
+        outs = ops.scan(self.consts, self.init, self.xs, fwd_body, length, reverse)
+        n_primal = len(body.outvars)
+        self.outs, self.stacks = outs[:n_primal], outs[n_primal:]
+
+    def _classify(self, fwd, n_out):
+        """Each residual is a const, an x (read from the originals) or stacked per step."""
+        position = {v: i for i, v in enumerate(fwd.invars)}
+        self.residuals = fwd.outvars[n_out:]
+        self.stacked = []
+        self.sources = []  # per residual: ("const", i) | ("x", j) | ("stack", k)
+        for r in self.residuals:
+            i = position.get(r)
+            if i is not None and i < self.nc:
+                self.sources.append(("const", i))
+            elif i is not None and i >= self.nc + self.nk:
+                self.sources.append(("x", i - self.nc - self.nk))
+            else:
+                self.sources.append(("stack", len(self.stacked)))
+                self.stacked.append(r)
+
+    def pullback(self, cts):
+        c_on, k_on, x_on = self.on
+        nk = self.nk
+        ct_k = [c if c is not None else ops.full_like(p, 0.0)
+                for c, p, f in zip(cts[:nk], self.init, k_on) if f]
+        # cotangents of the ys that have one; the others are zeros inside the body
+        y_given = [c is not None for c in _where(self.ct_on[nk:], cts[nk:])]
+        ct_ys = [c for c in _where(self.ct_on[nk:], cts[nk:]) if c is not None]
+        self.const_res = sorted({i for kind, i in self.sources if kind == "const"})
+        self.x_res = sorted({j for kind, j in self.sources if kind == "x"})
+        acc = [ops.full_like(p, 0.0) for p in _where(c_on, self.consts)]
+        xs = self.stacks + [self.xs[j] for j in self.x_res] + ct_ys
+        body = _graph_of(lambda b, *ins: self._reverse_step(b, list(ins), y_given),
+                         self._reverse_avals(ct_k, acc, xs))
+        outs = ops.scan([self.consts[i] for i in self.const_res], ct_k + acc, xs, body,
+                        self.length, not self.reverse)
+        n_k, n_c = len(ct_k), len(acc)
+        ct_init, ct_consts, ct_xs = outs[:n_k], outs[n_k:n_k + n_c], outs[n_k + n_c:]
+        return _spread(c_on, ct_consts) + _spread(k_on, ct_init) + _spread(x_on, ct_xs)
+
+    def _reverse_avals(self, ct_k, acc, xs):
+        consts = [ops.aval(self.consts[i]) for i in self.const_res]
+        carries = [ops.aval(v) for v in ct_k + acc]
+        slices = [ShapedArray(ops.shape(x)[1:], ops.dtype(x)) for x in xs]
+        return consts + carries + slices
+
+    def _reverse_step(self, b, ins, y_given):
+        """consts: const residuals; carries: carry cts, const ct sums; xs: stacked
+        residuals, x residuals, given ys' cts -> carry cts, const ct sums; ys: xs' cts."""
+        n_k, n_c = sum(self.on[1]), sum(self.on[0])
+        consts, ins = ins[:len(self.const_res)], ins[len(self.const_res):]
+        ct_k, acc, ins = ins[:n_k], ins[n_k:n_k + n_c], ins[n_k + n_c:]
+        stacked, ins = ins[:len(self.stacked)], ins[len(self.stacked):]
+        x_vals, given = ins[:len(self.x_res)], iter(ins[len(self.x_res):])
+        pick = {"const": lambda i: consts[self.const_res.index(i)],
+                "stack": lambda k: stacked[k],
+                "x": lambda j: x_vals[self.x_res.index(j)]}
+        res = [pick[kind](i) for kind, i in self.sources]
+        y_avals = self.bwd.in_avals[len(self.residuals) + n_k:]
+        ct_ys = [next(given) if g else _zeros(b, a) for a, g in zip(y_avals, y_given)]
+        grads = _inline(b, self.bwd, res + ct_k + ct_ys)
+        g_c, g_k, g_x = grads[:n_c], grads[n_c:n_c + n_k], grads[n_c + n_k:]
+        return g_k + [ops.add(a, g) for a, g in zip(acc, g_c)] + g_x
+
+
+def _scan_vjp(active, *primals, body, num_consts, num_carry, length, reverse):
+    rule = _ScanVJP(active, primals, body, num_consts, num_carry, length, reverse)
+    return rule.outs, rule.pullback
+
+
+# ---- VJP: cond, while ------------------------------------------------------------------------
+
+def _branch_vjp(branch, on, ct_on):
+    """`operands + cts[ct_on] -> operand cts[on]` of one branch."""
+    full = autodiff.vjp_graph(branch, wrt=[i for i, f in enumerate(on) if f], cts=ct_on)
+    n_out = len(branch.outvars)
+    return _relabel(_outputs(full, range(n_out, len(full.outvars))))
+
+
+def _cond_vjp(active, index, *operands, branches):
+    on = _float_flags(operands, active[1:])
+    outs = ops.cond(index, list(operands), branches)
+
+    def pullback(cts):
+        ct_on = [c is not None for c in cts]
+        grads = ops.cond(index, list(operands) + [c for c in cts if c is not None],
+                         [_branch_vjp(b, on, ct_on) for b in branches])
+        return [None] + _spread(on, grads)
+    return outs, pullback
+
+
+def _while_vjp(active, *primals, cond_graph, body_graph, cond_nconsts, body_nconsts):
+    cc, bc, init = _split3(primals, cond_nconsts, body_nconsts)
+    _, b_on, k_on = _split3(active, cond_nconsts, body_nconsts)
+    b_on = _float_flags(bc, b_on)
+    k_on, _ = _fixed_point(body_graph, b_on, _float_flags(init, k_on), [], len(init))
+    outs = ops.while_(cc, bc, init, cond_graph, body_graph)
+
+    def pullback(cts):
+        ct = [c if c is not None else ops.full_like(p, 0.0)
+              for c, p, f in zip(cts, init, k_on) if f]
+        full = autodiff.vjp_graph(body_graph, wrt=[i for i, f in enumerate(b_on + k_on) if f],
+                                  cts=k_on)
+        bwd = _relabel(_outputs(full, range(len(body_graph.outvars), len(full.outvars))))
+        grads = ops.while_vjp(cc, bc, init, ct, cond_graph, body_graph, bwd,
+                              [i for i, f in enumerate(b_on) if f],
+                              [i for i, f in enumerate(k_on) if f])
+        n_b = sum(b_on)
+        return [None] * len(cc) + _spread(b_on, grads[:n_b]) + _spread(k_on, grads[n_b:])
+    return outs, pullback
+
+
+def _while_vjp_jvp(tangents, *primals, cond_graph, body_graph, body_bwd, cond_nconsts,
+                   body_nconsts, active_consts, active_carries):
+    """Forward mode through the reverse sweep: the same `while_vjp` on the loop
+    extended with tangent carries, whose backward step is the JVP of `body_bwd`
+    (its cotangent carries gain their tangents, as do the const sums)."""
+    n_ct = len(active_carries)
+    cc, bc, init = _split3(primals[:len(primals) - n_ct], cond_nconsts, body_nconsts)
+    ct, t_ct = list(primals[len(primals) - n_ct:]), list(tangents[len(primals) - n_ct:])
+    _, t_bc, t_init = _split3(tangents[:len(primals) - n_ct], cond_nconsts, body_nconsts)
+    nb, nk = len(bc), len(init)
+    b_on = [t is not None or i in active_consts for i, t in enumerate(t_bc)]
+    k_on = [t is not None or i in active_carries for i, t in enumerate(t_init)]
+    k_on, _ = _fixed_point(body_graph, b_on, k_on, [], nk)
+    jbody = _jvp_body(body_graph, [b_on, k_on], k_on, [(0, nb), (nb, nb + nk)], [(0, nk)])
+    extra = [Var(v.aval) for v in _where(k_on, cond_graph.invars[cond_nconsts:])]
+    test = cond_graph.replace(invars=list(cond_graph.invars) + extra)
+    n_bwd_in, n_bwd_out = len(body_bwd.invars), len(body_bwd.outvars)
+    jbwd = _jvp_body(body_bwd, [b_on, k_on, [True] * n_ct], [True] * n_bwd_out,
+                     [(0, nb), (nb, nb + nk), (nb + nk, n_bwd_in)],
+                     [(0, len(active_consts)), (len(active_consts), n_bwd_out)])
+    t_of = lambda flags, n, i: n + sum(flags[:i])  # noqa: E731  (index of i's tangent)
+    grads = ops.while_vjp(
+        cc, bc + _tangents_for(t_bc, b_on, bc), init + _tangents_for(t_init, k_on, init),
+        ct + _tangents_for(t_ct, [True] * n_ct, ct), test, jbody, jbwd,
+        list(active_consts) + [t_of(b_on, nb, i) for i in active_consts],
+        list(active_carries) + [t_of(k_on, nk, i) for i in active_carries])
+    na = len(active_consts)
+    outs = grads[:na] + grads[2 * na:2 * na + n_ct]
+    return outs, grads[na:2 * na] + grads[2 * na + n_ct:]
+
+
+def _no_reverse_of_reverse(*args, **params):
+    raise autodiff.MissingRuleError(
+        "while_vjp (the reverse mode of while_loop) has no VJP: reverse-over-reverse "
+        "derivatives through while_loop are not supported. Use forward-over-reverse "
+        "(tracegrad.jvp of tracegrad.grad) for second derivatives, or scan / fori_loop with "
+        "Python-int bounds")
+
+
+def _register():
+    rules = {"scan": (_scan_vjp, _scan_jvp), "cond": (_cond_vjp, _cond_jvp),
+             "while": (_while_vjp, _while_jvp), "while_vjp": (_no_reverse_of_reverse, _while_vjp_jvp)}
+    for name, (vjp, jvp) in rules.items():
+        PRIMITIVES[name].vjp, PRIMITIVES[name].jvp = vjp, jvp
+
+
+_register()

@@ -1,0 +1,537 @@
+"""Loops and branches that stay loops: `cond`, `switch`, `while_loop`, `fori_loop`,
+`scan`, with JAX's signatures and semantics (`jax.lax.scan` -> `tracegrad.scan`).
+
+Two modes, one meaning:
+
+* **eager** (no trace is running): the functions run as Python loops and
+  branches on the values given, so eager Tensors record their `grad_fn`s and
+  `.backward()` works through them, as in PyTorch;
+* **traced** (inside `trace`, `grad`, `jit`, ... or another loop body): each
+  body is traced once, abstractly (shapes and dtypes only), into a closed
+  sub-graph, and ONE equation (`cond`, `while` or `scan` of `ir/control_flow.py`)
+  is recorded: the IR does not grow with the trip count.  A Python decision
+  on a traced value inside a body raises ConcretizationError (use `cond`).
+
+Bodies may close over outer arrays (they become constants of the body) and
+over traced values of enclosing traces (they become explicit operands).
+
+>>> import numpy as np
+>>> import tracegrad as tg
+>>> def cumsum(xs):
+...     def step(total, x):
+...         total = total + x
+...         return total, total
+...     return tg.scan(step, 0.0, xs)[1]
+>>> cumsum(np.arange(4.0)).tolist()
+[0.0, 1.0, 3.0, 6.0]
+>>> print(tg.trace(cumsum)(np.arange(4.0)))
+{ lambda a:f64[4] . let
+    e:f64[] f:f64[4] = scan[length=4 num_carry=1 num_consts=0 reverse=False
+      body={ lambda b:f64[] c:f64[] . let
+          d:f64[] = add b c
+        in (d, d) }
+    ] 0.0:f64[] a
+  in (f) }
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from tracegrad.ir import TRACES, ConcretizationError, GraphBuilder, Literal, ShapedArray, ops
+from tracegrad.ir.primitives import PRIMITIVES
+
+from . import dtypes
+from .loop_types import CarryType, leaf_aval, leaf_value, tree_difference, type_name
+from .trace import make_graph
+from .tree import tree_flatten, tree_unflatten
+
+__all__ = ["cond", "switch", "while_loop", "fori_loop", "scan"]
+
+_HINT = ("Loop bodies and branches are traced once for every iteration, so Python control "
+         "flow inside them cannot depend on traced values: use tracegrad.cond (or "
+         "tracegrad.numpy.where) for data-dependent choices.")
+
+
+# ---- which mode ------------------------------------------------------------------------
+
+def _trace_of(values):
+    """The trace to record into (the innermost running one), or None: run eagerly."""
+    if TRACES.traces:
+        return TRACES.traces[-1]
+    trace = ops.find_trace(values)
+    return trace if isinstance(trace, GraphBuilder) else None
+
+
+# ---- tracing a body ---------------------------------------------------------------------
+
+def _placeholder(aval):
+    # make_graph reads only the shape and dtype: a broadcast zero allocates nothing
+    return np.broadcast_to(np.zeros((), aval.dtype), aval.shape)
+
+
+class Body:
+    """A function traced abstractly into a closed graph.
+
+    `graph` takes the values of enclosing traces it closed over first (the
+    equation's consts, `captured`), then the arguments' leaves; `out_tree` is
+    the structure of its output, `out_weak[i]` whether output leaf i was a
+    Python scalar (a weak literal).
+    """
+
+    def __init__(self, fun, args, what):
+        out_weak = []
+
+        def recorded(*a):
+            out = fun(*a)
+            out_weak[:] = [dtypes.is_weak(x) and getattr(x, "_tg_symbolic", None) is None
+                           for x in tree_flatten(out)[0]]
+            return out
+        recorded.__qualname__ = getattr(fun, "__qualname__", what)
+        try:
+            prog = make_graph(recorded, args, concrete=False)
+        except ConcretizationError as e:
+            raise (e if _HINT in str(e) else ConcretizationError(f"{e}\n{what}: {_HINT}")) from None
+        n = len(prog.graph.invars) - len(prog.captured)
+        graph = prog.graph
+        self.graph = graph.replace(invars=graph.invars[n:] + graph.invars[:n])
+        self.captured, self.out_tree, self.out_weak = list(prog.captured), prog.out_tree, out_weak
+
+    @classmethod
+    def trace(cls, fun, arg_types, what):
+        """Trace `fun(*args)`; `arg_types` is a list of (treedef, leaf avals) per argument."""
+        args = [tree_unflatten(tree, [_placeholder(a) for a in avals]) for tree, avals in arg_types]
+        return cls(fun, args, what)
+
+    @property
+    def out_avals(self):
+        return self.graph.out_avals
+
+    def retype_weak(self, start, avals):
+        """Python scalars returned at outputs start.. take the dtype of `avals`."""
+        outvars = list(self.graph.outvars)
+        for i, aval in enumerate(avals, start):
+            v = outvars[i]
+            if self.out_weak[i] and isinstance(v, Literal) and v.aval.dtype != aval.dtype:
+                outvars[i] = Literal(v.value, aval.dtype)
+        self.graph = self.graph.replace(outvars=outvars)
+
+
+def _pair(out, what):
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{what} must return a pair (carry, y), got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    return out
+
+
+def _record(trace, name, args, **params):
+    return trace.process(PRIMITIVES[name], list(args), params)
+
+
+# ---- scan -----------------------------------------------------------------------------------
+
+def _scan_length(xs_leaves, length):
+    if length is not None:
+        try:
+            length = operator.index(length)
+        except TypeError:
+            raise TypeError(f"scan: length must be a Python int, got {length!r}") from None
+    if any(leaf_aval(x).shape == () for x in xs_leaves):
+        raise ValueError("scan got a value with no leading axis to scan over: "
+                         + ", ".join(type_name(leaf_aval(x)) for x in xs_leaves))
+    lengths = {ops.shape(x)[0] for x in xs_leaves}
+    if len(lengths) > 1:
+        raise ValueError(f"scan got values with different leading axis sizes: "
+                         f"{', '.join(str(ops.shape(x)[0]) for x in xs_leaves)}")
+    if length is None:
+        if not lengths:
+            raise ValueError("scan got no values to scan over and `length` not provided")
+        return lengths.pop()
+    if lengths and lengths != {length}:
+        raise ValueError(f"scan got `length` argument of {length} which disagrees with the "
+                         f"leading axis size {lengths.pop()} of xs")
+    if length < 0:
+        raise ValueError(f"scan: length must be >= 0, got {length}")
+    return length
+
+
+def scan(f, init, xs, length=None, reverse=False):
+    """Loop `f(carry, x) -> (carry, y)` over the leading axis of `xs`, like
+    `jax.lax.scan`; returns `(final carry, stacked ys)`.
+
+    `init`, `xs` and the ys are pytrees of arrays; `xs` may be None when
+    `length` is given (then x is None).  With `reverse=True` the loop runs from
+    the last index down, and ys[i] is still the y of the step that read xs[i].
+
+    >>> import numpy as np
+    >>> from tracegrad import scan
+    >>> carry, ys = scan(lambda c, x: (c * x, c), 1.0, np.array([2.0, 3.0, 4.0]))
+    >>> float(carry), ys.tolist()
+    (24.0, [1.0, 2.0, 6.0])
+    """
+    xs_raw, xs_tree = tree_flatten(xs)
+    xs_leaves = [leaf_value(x) for x in xs_raw]
+    length = _scan_length(xs_leaves, length)
+    carry = CarryType.of("scan body function", init, "carry")
+    trace = _trace_of(carry.values + xs_leaves)
+    run = _eager_scan if trace is None else _traced_scan
+    return run(trace, f, carry, xs_tree, xs_leaves, length, bool(reverse))
+
+
+def _scan_body(f, carry, xs_tree, x_avals):
+    """Trace `f` for the carry type; weak initial leaves are promoted (and traced again)."""
+    for _ in range(2):
+        body = Body.trace(lambda c, x: _pair(f(c, x), "scan body function"),
+                          [(carry.tree, carry.avals), (xs_tree, x_avals)], "scan body function")
+        carry_tree = body.out_tree.children[0]
+        carry.check_structure(carry_tree)
+        promotions = carry.promotions(body.out_avals[:len(carry.avals)])
+        if not promotions:
+            break
+        carry.promote(promotions)
+    body.retype_weak(0, carry.avals)
+    carry.check_types(body.out_avals[:len(carry.avals)])
+    return body
+
+
+def _traced_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
+    x_avals = [ShapedArray(leaf_aval(x).shape[1:], leaf_aval(x).dtype) for x in xs_leaves]
+    body = _scan_body(f, carry, xs_tree, x_avals)
+    outs = _record(trace, "scan", body.captured + carry.arrays() + xs_leaves, body=body.graph,
+                   num_consts=len(body.captured), num_carry=len(carry.avals), length=length,
+                   reverse=reverse)
+    n = len(carry.avals)
+    carry_tree, y_tree = body.out_tree.children
+    return tree_unflatten(carry_tree, outs[:n]), tree_unflatten(y_tree, outs[n:])
+
+
+def _eager_step(f, carry, values, x):
+    """One eager step: (carry leaves, y, y tree); the carry type is checked."""
+    out_carry, y = _pair(f(tree_unflatten(carry.tree, values), x), "scan body function")
+    leaves, tree = tree_flatten(out_carry)
+    carry.check_structure(tree)
+    leaves = [leaf_value(v) for v in leaves]
+    return leaves, y
+
+
+def _eager_carry(carry, values, leaves):
+    """Check output leaves against the carry; returns (leaves, promotions)."""
+    out_avals = [leaf_aval(v) for v in leaves]
+    promotions = carry.promotions(out_avals)
+    if promotions:
+        return leaves, promotions
+    leaves = [np.asarray(v, a.dtype) if dtypes.is_weak(v) else v
+              for v, a in zip(leaves, carry.avals)]
+    carry.check_types([leaf_aval(v) for v in leaves])
+    return leaves, None
+
+
+def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
+    values, ys = carry.arrays(), []
+    for step, i in enumerate(range(length - 1, -1, -1) if reverse else range(length)):
+        x = tree_unflatten(xs_tree, [leaf[i] for leaf in xs_leaves])
+        while True:
+            leaves, y = _eager_step(f, carry, values, x)
+            leaves, promotions = _eager_carry(carry, values, leaves)
+            if promotions is None:
+                break
+            carry.promote(promotions)  # only possible on the first step
+            values = carry.arrays()
+        values = leaves
+        ys.append(y)
+    if reverse:
+        ys.reverse()
+    return tree_unflatten(carry.tree, values), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
+
+
+def _stack_ys(f, carry, xs_tree, xs_leaves, ys):
+    from . import numpy as tnp
+
+    if ys:
+        per_step = [tree_flatten(y) for y in ys]
+        tree = per_step[0][1]
+        for _, t in per_step[1:]:
+            if t != tree:
+                raise TypeError(f"scan body function returned ys of structure {t}, "
+                                f"then {tree}: every step must return the same structure")
+        columns = zip(*[leaves for leaves, _ in per_step])
+        return tree_unflatten(tree, [tnp.stack([leaf_value(v) for v in col]) for col in columns])
+    # Zero steps: the ys' types come from tracing the body once, abstractly.
+    x_avals = [ShapedArray(leaf_aval(x).shape[1:], leaf_aval(x).dtype) for x in xs_leaves]
+    body = _scan_body(f, carry, xs_tree, x_avals)
+    y_avals = body.out_avals[len(carry.avals):]
+    return tree_unflatten(body.out_tree.children[1],
+                          [np.zeros((0,) + a.shape, a.dtype) for a in y_avals])
+
+
+# ---- while_loop, fori_loop ------------------------------------------------------------------
+
+def _check_pred(avals, what="while_loop cond_fun"):
+    if len(avals) != 1 or avals[0].shape != () or avals[0].dtype != np.bool_:
+        raise TypeError(f"{what} must return a boolean scalar, but got output type(s) "
+                        f"[{', '.join(type_name(a) for a in avals)}]")
+
+
+def while_loop(cond_fun, body_fun, init_val):
+    """`while cond_fun(val): val = body_fun(val)`, like `jax.lax.while_loop`.
+
+    `val` is a pytree of arrays whose type (structure, shapes, dtypes) the body
+    keeps.  Unlike JAX, reverse-mode derivatives work through it (see
+    docs/control_flow.md for the memory this costs).
+
+    >>> from tracegrad import while_loop
+    >>> int(while_loop(lambda i: i < 10, lambda i: i * 2, 1))
+    16
+    """
+    carry = CarryType.of("while_loop body_fun", init_val, "val")
+    trace = _trace_of(carry.values)
+    if trace is None:
+        return _eager_while(cond_fun, body_fun, carry)
+    return _traced_while(trace, cond_fun, body_fun, carry)
+
+
+def _eager_pred(cond_fun, value):
+    pred = leaf_value(cond_fun(value))
+    _check_pred([leaf_aval(pred)])
+    return bool(pred)
+
+
+def _eager_while(cond_fun, body_fun, carry):
+    values = carry.arrays()
+    while _eager_pred(cond_fun, tree_unflatten(carry.tree, values)):
+        leaves, tree = tree_flatten(body_fun(tree_unflatten(carry.tree, values)))
+        carry.check_structure(tree)
+        leaves, promotions = _eager_carry(carry, values, [leaf_value(v) for v in leaves])
+        if promotions is not None:  # first iteration from a weak initial value: redo it
+            carry.promote(promotions)
+            values = carry.arrays()
+            continue
+        values = leaves
+    return tree_unflatten(carry.tree, values)
+
+
+def _while_bodies(cond_fun, body_fun, carry):
+    for _ in range(2):
+        body = Body.trace(body_fun, [(carry.tree, carry.avals)], "while_loop body_fun")
+        carry.check_structure(body.out_tree)
+        promotions = carry.promotions(body.out_avals)
+        if not promotions:
+            break
+        carry.promote(promotions)
+    body.retype_weak(0, carry.avals)
+    carry.check_types(body.out_avals)
+    test = Body.trace(cond_fun, [(carry.tree, carry.avals)], "while_loop cond_fun")
+    _check_pred(test.out_avals)
+    return test, body
+
+
+def _traced_while(trace, cond_fun, body_fun, carry):
+    test, body = _while_bodies(cond_fun, body_fun, carry)
+    outs = _record(trace, "while", test.captured + body.captured + carry.arrays(),
+                   cond_graph=test.graph, body_graph=body.graph,
+                   cond_nconsts=len(test.captured), body_nconsts=len(body.captured))
+    return tree_unflatten(carry.tree, outs)
+
+
+def _static_int(x):
+    """A loop bound as a Python int, or None when it is a traced value."""
+    x = leaf_value(x)
+    if hasattr(x, "_tg_trace") and not hasattr(x, "_tg_concrete"):
+        return None
+    value = np.asarray(x._tg_concrete() if hasattr(x, "_tg_concrete") else x)
+    if value.shape != () or not np.issubdtype(value.dtype, np.integer):
+        raise TypeError(f"fori_loop bounds must be integer scalars, got {type_name(leaf_aval(x))}")
+    return int(value)
+
+
+def fori_loop(lower, upper, body_fun, init_val):
+    """`for i in range(lower, upper): val = body_fun(i, val)`, like `jax.lax.fori_loop`.
+
+    With Python-int (concrete) bounds it is a `scan` of `upper - lower` steps
+    (reverse mode then stores each step's residuals); with traced bounds, a
+    `while` loop.  `i` is an integer scalar array of the bounds' dtype.
+
+    >>> from tracegrad import fori_loop
+    >>> int(fori_loop(0, 5, lambda i, total: total + i, 0))
+    10
+    """
+    index_dtype = dtypes.result_type(leaf_value(lower), leaf_value(upper))
+    if not np.issubdtype(index_dtype, np.integer):
+        raise TypeError(f"fori_loop bounds must be integers, got dtype {index_dtype}")
+    lo, hi = _static_int(lower), _static_int(upper)
+    if lo is None or hi is None:
+        return _fori_while(lower, upper, body_fun, init_val, index_dtype)
+    return _fori_scan(lo, hi, body_fun, init_val, index_dtype)
+
+
+def _fori_scan(lo, hi, body_fun, init_val, index_dtype):
+    carry = CarryType.of("fori_loop body_fun", init_val, "val")
+    if _trace_of(carry.values) is None:  # eager: a Python loop with array indices
+        values = tree_unflatten(carry.tree, carry.arrays())
+        for i in range(lo, hi):
+            values = _fori_step(carry, body_fun, np.asarray(i, index_dtype), values)
+        return values
+
+    def step(c, _):
+        i, val = c
+        return (i + np.asarray(1, index_dtype), _fori_step(carry, body_fun, i, val)), None
+    start = np.asarray(lo, index_dtype)
+    (_, out), _ = scan(step, (start, carry.tree_value()), None, length=max(hi - lo, 0))
+    return out
+
+
+def _fori_step(carry, body_fun, i, val):
+    """`body_fun(i, val)`, its output checked against `val`'s type, named as the user's
+    `val` (weak leaves are left to the enclosing loop's promotion)."""
+    out = body_fun(i, val)
+    leaves, tree = tree_flatten(out)
+    carry.check_structure(tree)
+    current = [leaf_aval(leaf_value(v)) for v in tree_flatten(val)[0]]
+    outs = [leaf_value(v) for v in leaves]
+    if any(a != leaf_aval(v) and not w and not dtypes.is_weak(v)
+           for a, v, w in zip(current, outs, carry.weak)):
+        carry.check_types([leaf_aval(v) for v in outs], current)
+    return out
+
+
+def _fori_while(lower, upper, body_fun, init_val, index_dtype):
+    lower = leaf_value(lower)
+    upper = leaf_value(upper)
+    start = lower if hasattr(lower, "_tg_trace") else np.asarray(lower, index_dtype)
+
+    def cond_fun(c):
+        return c[0] < upper
+
+    def step(c):
+        i, val = c
+        return i + np.asarray(1, index_dtype), body_fun(i, val)
+    carry = CarryType.of("fori_loop body_fun", init_val, "val")
+    _, out = while_loop(cond_fun, step, (ops.convert(start, index_dtype), carry.tree_value()))
+    return out
+
+
+# ---- cond, switch -------------------------------------------------------------------------
+
+def _index_of(pred):
+    """cond's predicate as a branch index: a Python int, or a traced int32 scalar."""
+    pred = leaf_value(pred)
+    aval = leaf_aval(pred)
+    if aval.shape != ():
+        raise TypeError(f"Pred must be a scalar, got {type_name(aval)}")
+    if not (aval.dtype == np.bool_ or np.issubdtype(aval.dtype, np.number)):
+        raise TypeError(f"Pred type must be either boolean or number, got {aval.dtype}")
+    if not hasattr(pred, "_tg_trace") or hasattr(pred, "_tg_concrete"):
+        concrete = pred._tg_concrete() if hasattr(pred, "_tg_concrete") else pred
+        return int(bool(concrete))
+    as_bool = pred if aval.dtype == np.bool_ else ops.ne(pred, np.asarray(0, aval.dtype))
+    return ops.convert(as_bool, np.int32)
+
+
+def cond(pred, true_fun, false_fun, *operands):
+    """`true_fun(*operands) if pred else false_fun(*operands)`, like `jax.lax.cond`.
+
+    With a traced `pred` both branches are traced and one `cond` equation picks
+    one at run time (no guard); both must return the same types.  With a
+    concrete `pred` the chosen branch is simply called.
+
+    >>> import numpy as np
+    >>> from tracegrad import cond
+    >>> float(cond(np.float64(-2.0) > 0, lambda x: x, lambda x: -x, np.float64(-2.0)))
+    2.0
+    """
+    if not (callable(true_fun) and callable(false_fun)):
+        raise TypeError("cond: true_fun and false_fun must be callable")
+    return _branch(_index_of(pred), (false_fun, true_fun), operands,
+                   ("false_fun", "true_fun"))
+
+
+def switch(index, branches, *operands):
+    """`branches[clip(index, 0, len(branches) - 1)](*operands)`, like `jax.lax.switch`.
+
+    >>> from tracegrad import switch
+    >>> switch(5, [lambda x: x + 1, lambda x: x * 10], 2)
+    20
+    """
+    branches = tuple(branches)
+    if not branches or not all(callable(b) for b in branches):
+        raise TypeError("switch: branches must be a non-empty sequence of callables")
+    index = leaf_value(index)
+    aval = leaf_aval(index)
+    if aval.shape != () or not np.issubdtype(aval.dtype, np.integer):
+        raise TypeError(f"switch: the index must be an integer scalar, got {type_name(aval)}")
+    if not hasattr(index, "_tg_trace") or hasattr(index, "_tg_concrete"):
+        concrete = index._tg_concrete() if hasattr(index, "_tg_concrete") else index
+        index = int(concrete)
+    else:
+        index = ops.convert(index, np.int32)
+    return _branch(index, branches, operands, tuple(f"branches[{k}]" for k in range(len(branches))))
+
+
+def _branch(index, funs, operands, names):
+    if isinstance(index, int):
+        return funs[min(max(index, 0), len(funs) - 1)](*operands)
+    leaves, tree = tree_flatten(tuple(operands))
+    values = [leaf_value(x) for x in leaves]
+    args = [np.asarray(v, leaf_aval(v).dtype) if dtypes.is_weak(v) else v for v in values]
+    arg_types = [(t, [leaf_aval(v) for v in tree_flatten(op)[0]])
+                 for op, t in zip(operands, tree.children)]
+    bodies = [Body.trace(fun, arg_types, name) for fun, name in zip(funs, names)]
+    _check_branches(bodies, names)
+    captured = _union(bodies)
+    graphs = tuple(_with_consts(b, captured) for b in bodies)
+    trace = _trace_of([index] + values + captured)
+    outs = _record(trace, "cond", [index] + captured + args, branches=graphs)
+    return tree_unflatten(bodies[0].out_tree, outs)
+
+
+def _check_branches(bodies, names):
+    first = bodies[0]
+    for body, name in zip(bodies[1:], names[1:]):
+        diff = tree_difference(first.out_tree, body.out_tree, "out")
+        if diff is not None:
+            path, a, b = diff
+            raise TypeError(f"{names[0]} and {name} output must have the same pytree "
+                            f"structure, but they differ: the output {path} of {names[0]} is "
+                            f"{a} but that of {name} is {b}")
+    _unify_weak(bodies)
+    for body, name in zip(bodies[1:], names[1:]):
+        bad = [f"  * the output component {p} of {names[0]} has type {type_name(a)} but that "
+               f"of {name} has type {type_name(b)}"
+               for p, a, b in zip(_out_paths(first), first.out_avals, body.out_avals) if a != b]
+        if bad:
+            raise TypeError(f"{names[0]} and {name} output must have identical types (shapes "
+                            f"and dtypes of arrays), but they differ:\n" + "\n".join(bad))
+
+
+def _out_paths(body):
+    from .loop_types import leaf_paths
+    return leaf_paths(body.out_tree, "out")
+
+
+def _unify_weak(bodies):
+    """A Python scalar returned by one branch takes the dtype the others give that leaf."""
+    n = len(bodies[0].out_avals)
+    strong = [next((b.out_avals[i] for b in bodies if not b.out_weak[i]), None) for i in range(n)]
+    for body in bodies:
+        for i, aval in enumerate(strong):
+            if aval is not None and body.out_weak[i] and aval.shape == ():
+                body.retype_weak(i, [aval])
+
+
+def _union(bodies):
+    """The enclosing traces' values any branch closed over, each once, in order."""
+    seen = []
+    for body in bodies:
+        seen += [v for v in body.captured if not any(v is s for s in seen)]
+    return seen
+
+
+def _with_consts(body, captured):
+    """The branch's graph taking every branch's captured values first (unused ones too)."""
+    from tracegrad.ir import Var
+
+    graph = body.graph
+    mine = dict(zip(map(id, body.captured), graph.invars))
+    consts = [mine.get(id(v)) or Var(v.aval) for v in captured]
+    return graph.replace(invars=consts + graph.invars[len(body.captured):])

@@ -1,0 +1,171 @@
+"""Types of loop carries and branch outputs: normalizing leaves, naming them, and
+the errors raised when a body's output does not fit (JAX's messages).
+
+A carry's type is fixed by its initial value, as in JAX: the body must return
+the same pytree structure with the same shape and dtype at every leaf.  A
+Python scalar is *weak*: a weak initial leaf takes the dtype the body returns
+for it (the loop is traced again with the promoted value), and a Python
+scalar returned by the body takes the dtype of its carry.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir import ShapedArray, TracedValue, ops
+
+from . import dtypes
+from .tree import tree_flatten, tree_unflatten
+
+
+def type_name(aval) -> str:
+    """`float32[3,4]`: the user-facing name of an abstract value."""
+    return f"{np.dtype(aval.dtype).name}[{','.join(map(str, aval.shape))}]"
+
+
+def _keys(treedef) -> list:
+    if treedef.kind is dict:
+        return [f"[{k!r}]" for k in treedef.meta]
+    if treedef.kind in (tuple, list):
+        return [f"[{i}]" for i in range(len(treedef.children))]
+    return [f".{name}" for name in treedef.kind._fields]  # namedtuple
+
+
+def leaf_paths(treedef, root: str) -> list:
+    """The path of every leaf of `treedef`, written as Python indexing from `root`."""
+    if treedef.kind == "leaf":
+        return [root]
+    if treedef.kind is None:
+        return []
+    return [p for key, child in zip(_keys(treedef), treedef.children)
+            for p in leaf_paths(child, root + key)]
+
+
+def _describe(treedef) -> str:
+    if treedef.kind == "leaf":
+        return "an array"
+    if treedef.kind is None:
+        return "None"
+    if treedef.kind is dict:
+        return f"a dict with keys {list(treedef.meta)}"
+    if treedef.kind in (tuple, list):
+        return f"a {treedef.kind.__name__} of length {len(treedef.children)}"
+    return f"a {treedef.kind.__name__}"
+
+
+def tree_difference(a, b, root: str):
+    """(path, description in a, description in b) of the first node where the
+    structures differ, or None when they are equal."""
+    if a == b:
+        return None
+    if a.kind != b.kind or a.meta != b.meta or len(a.children) != len(b.children):
+        return root, _describe(a), _describe(b)
+    for key, ca, cb in zip(_keys(a), a.children, b.children):
+        found = tree_difference(ca, cb, root + key)
+        if found is not None:
+            return found
+    return None
+
+
+# ---- leaves ----------------------------------------------------------------------------
+
+def leaf_value(x):
+    """An array leaf as the operations take it: a traced scalar's symbolic value,
+    an array, a Tensor, a traced value, or a Python scalar (weak) as it is."""
+    symbolic = getattr(x, "_tg_symbolic", None)
+    if symbolic is not None:
+        return symbolic
+    if dtypes.is_weak(x) or hasattr(x, "_tg_trace"):
+        return x
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise TypeError(f"loop carries, xs and operands must be arrays or numbers; got "
+                        f"{type(x).__name__}")
+    return arr
+
+
+def leaf_aval(x) -> ShapedArray:
+    if dtypes.is_weak(x):
+        return ShapedArray((), dtypes.weak_default(x))
+    aval = ops.aval(x)
+    dtypes.check(aval.dtype, "loop value")
+    return ShapedArray(aval.shape, aval.dtype)
+
+
+def as_dtype(x, dtype):
+    """`x` (a leaf) converted to `dtype`: Python scalars become numpy scalars."""
+    if dtypes.is_weak(x):
+        return np.asarray(x, dtype)
+    return x if np.dtype(ops.dtype(x)) == np.dtype(dtype) else ops.convert(x, dtype)
+
+
+def is_traced(x) -> bool:
+    return isinstance(x, TracedValue)
+
+
+# ---- carries -----------------------------------------------------------------------------
+
+class CarryType:
+    """The type of a loop carry (or of branch outputs): structure, leaf avals,
+    which initial leaves are weak, and how errors name the leaves."""
+
+    def __init__(self, what: str, tree, leaves, root: str):
+        self.what, self.tree, self.root = what, tree, root
+        self.values = [leaf_value(x) for x in leaves]
+        self.weak = [dtypes.is_weak(x) for x in self.values]
+        self.avals = [leaf_aval(x) for x in self.values]
+        self.paths = leaf_paths(tree, root)
+
+    @classmethod
+    def of(cls, what, tree_value, root):
+        leaves, tree = tree_flatten(tree_value)
+        return cls(what, tree, leaves, root)
+
+    def arrays(self) -> list:
+        """The leaves with weak scalars made numpy scalars of their dtype."""
+        return [np.asarray(v, a.dtype) if w else v
+                for v, w, a in zip(self.values, self.weak, self.avals)]
+
+    def tree_value(self):
+        return tree_unflatten(self.tree, self.arrays())
+
+    def check_structure(self, out_tree):
+        diff = tree_difference(self.tree, out_tree, self.root)
+        if diff is not None:
+            path, a, b = diff
+            raise TypeError(
+                f"{self.what} carry input and carry output must have the same pytree "
+                f"structure, but they differ:\n  * the input carry {path} is {a} but the "
+                f"corresponding component of the carry output is {b}, so the structures "
+                f"do not match.\nRevise the function so that its output has the structure "
+                f"of the carry {self.tree}.")
+
+    def promotions(self, out_avals) -> dict:
+        """Weak initial leaves whose output has another dtype: index -> that dtype."""
+        return {i: b.dtype for i, (w, a, b) in enumerate(zip(self.weak, self.avals, out_avals))
+                if w and a.shape == b.shape and a.dtype != b.dtype}
+
+    def promote(self, promotions: dict):
+        for i, dtype in promotions.items():
+            self.values[i] = np.asarray(self.values[i], dtype)
+            self.weak[i] = False
+            self.avals[i] = ShapedArray(self.avals[i].shape, dtype)
+
+    def check_types(self, out_avals, in_avals=None):
+        in_avals = self.avals if in_avals is None else in_avals
+        bad = [_mismatch(p, a, b) for p, a, b in zip(self.paths, in_avals, out_avals) if a != b]
+        if bad:
+            raise TypeError(
+                f"{self.what} carry input and carry output must have equal types (shapes and "
+                f"dtypes of arrays), but they differ:\n" + "\n".join(bad) +
+                "\nRevise the function so that all output types (shapes and dtypes) match "
+                "the corresponding input types.")
+
+
+def _mismatch(path, a, b) -> str:
+    what = [w for w, differ in (("shapes", a.shape != b.shape), ("dtypes", a.dtype != b.dtype))
+            if differ]
+    return (f"  * the input carry component {path} has type {type_name(a)} but the "
+            f"corresponding output carry component has type {type_name(b)}, so the "
+            f"{' and '.join(what)} do not match")
