@@ -66,13 +66,14 @@ def literal_key(lit: Literal) -> tuple:
 
 
 def _freeze(v):
-    """A hashable, type-exact key for a param value (1 vs True vs 1.0 differ)."""
+    """A hashable, type-exact key for a param value (1 vs True vs 1.0 differ); numbers
+    by their bytes, so -0.0 and 0.0 differ and a NaN equals itself."""
     if isinstance(v, (tuple, list)):
         return (type(v).__name__,) + tuple(_freeze(x) for x in v)
-    if isinstance(v, np.ndarray):
-        return ("ndarray", v.dtype.str, v.shape, v.tobytes())
+    if isinstance(v, (np.ndarray, np.generic)):
+        return (type(v).__name__, v.dtype.str, v.shape, v.tobytes())
     if isinstance(v, float):
-        return ("float", float(v).hex())
+        return ("float", np.float64(v).tobytes())
     return (type(v).__name__, v)
 
 

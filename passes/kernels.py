@@ -64,10 +64,24 @@ class IndexMap:
         return s
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Const:
+    """A scalar literal.  Consts are equal when their dtype and bytes are: -0.0
+    and 0.0 differ (1/-0.0 is -inf), and a NaN equals itself."""
+
     value: float | int | bool
     dtype: np.dtype
+
+    def __post_init__(self):
+        array = np.asarray(self.value, self.dtype)
+        object.__setattr__(self, "array", array)  # the value as a 0-d array of its dtype
+        object.__setattr__(self, "_key", (array.dtype, array.tobytes()))
+
+    def __eq__(self, other):
+        return isinstance(other, Const) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
 
 
 @dataclass

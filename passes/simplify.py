@@ -1,14 +1,11 @@
 """Algebraic simplification and constant folding.
 
 Every simplification is exact in IEEE arithmetic, checked against the numpy
-reference (`ir.eval_graph`) bit for bit, signed zeros and NaN included.  So
-some familiar identities are deliberately absent:
+reference (`ir.eval_graph`) bit for bit, signed zeros and NaN included.  The
+identities that return an operand (`x * 1`, `x + (-0.0)`, ...) come from the
+one table in `passes/identities.py`, which also lists the familiar ones that
+are deliberately absent (`x * 0 -> 0`, `x + 0.0 -> x`, ...).  Likewise:
 
-* `x * 0 -> 0` (inf * 0 and NaN * 0 are NaN), `x - x -> 0` (inf - inf is NaN);
-* `x + 0.0 -> x` (-0.0 + 0.0 is +0.0); only `x + (-0.0)` and `x - 0.0` are
-  identities for floats (integers and bools also have `x + 0`);
-* `x / 1 -> x` for integers (`div` is a true division through float64, which
-  rounds int64 values above 2**53);
 * `reduce_sum` over no axes adds the +0.0 identity (numpy's and codegen's
   `sum` semantics), so for floats it becomes `x + 0.0`, not `x`;
 * `convert(convert(x))` collapses only where the middle type holds every
@@ -30,7 +27,6 @@ var.  A rule may never change a value's shape or dtype (`RewriteError`).
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -41,6 +37,7 @@ from tracegrad.ir import PRIMITIVES, Eqn, Graph, Literal, ShapeError, Var, aval_
 from tracegrad.ir.core import is_float
 
 from .cse import Redirects, literal_key
+from .identities import NEUTRAL_OPERANDS, NeutralOperand, applies
 
 MAX_SWEEPS = 4                # simplify: forward sweeps until no rule fires
 MAX_REWRITES_PER_EQN = 8      # rules chained on one equation within a sweep
@@ -84,40 +81,6 @@ class _Context:
         return eqn if eqn is not None and eqn.prim.name == prim_name else None
 
 
-# ---- predicates on constant operands -------------------------------------------
-
-def _bits(v) -> np.ndarray:
-    return np.ascontiguousarray(v).reshape(-1).view(np.uint8)
-
-
-# Rank-0 values (literals, mostly) take a plain-Python path: the rules test one
-# per equation, and numpy's reductions cost microseconds each.
-
-def _is_one(v) -> bool:
-    if v is None:
-        return False
-    return v.item() == 1 if v.ndim == 0 else bool(np.all(v == 1))
-
-
-def _is_pos_zero(v) -> bool:
-    """All bits zero: +0.0 for floats, 0 for integers, False for bools."""
-    if v is None:
-        return False
-    return v.tobytes() == bytes(v.itemsize) if v.ndim == 0 else not np.any(_bits(v))
-
-
-def _is_add_identity(v) -> bool:
-    """-0.0 is the additive identity of IEEE floats; +0.0 is not (for x = -0.0)."""
-    if v is None:
-        return False
-    if not is_float(v.dtype):
-        return _is_pos_zero(v)
-    if v.ndim == 0:
-        x = v.item()
-        return x == 0 and math.copysign(1.0, x) < 0
-    return bool(np.all((v == 0) & np.signbit(v)))
-
-
 def _same_aval(atom, out: Var) -> bool:
     return atom.aval == out.aval
 
@@ -135,14 +98,14 @@ def _rebind(eqn: Eqn, prim: str, inputs: list, **params) -> Eqn:
 
 # ---- the rules ------------------------------------------------------------------
 
-def _operand_if(keep: int, test: Callable, floats_only=False):
-    """Rule body: `keep`-th operand when the other operand is a constant passing `test`."""
+def _neutral_rule(n: NeutralOperand):
+    """Rule body: the operand `n` keeps, when the other operand is a constant passing its test."""
     def rewrite(eqn, ctx):
-        value = ctx.value(eqn.inputs[1 - keep])
-        if value is None or (floats_only and not is_float(eqn.out.aval.dtype)):
+        value = ctx.value(eqn.inputs[n.const])
+        if not applies(n, value, eqn.out.aval.dtype):
             return None
-        x = eqn.inputs[keep]
-        return x if test(value) and _same_aval(x, eqn.out) else None
+        x = eqn.inputs[n.keep]
+        return x if _same_aval(x, eqn.out) else None
     return rewrite
 
 
@@ -272,14 +235,7 @@ SCALAR_OPERAND_PRIMS = ("add", "sub", "mul", "div", "pow", "max", "min", "where"
 # Fixed order: within one primitive, the first rule that matches wins, so the
 # "already the identity" rules come before the composition rules.
 RULES: tuple[Rule, ...] = (
-    Rule("mul_one_right", "mul", _operand_if(0, _is_one), "x * 1 -> x"),
-    Rule("mul_one_left", "mul", _operand_if(1, _is_one), "1 * x -> x"),
-    Rule("div_one", "div", _operand_if(0, _is_one, floats_only=True), "x / 1 -> x (floats)"),
-    Rule("sub_zero", "sub", _operand_if(0, _is_pos_zero), "x - (+0) -> x"),
-    Rule("add_neg_zero_right", "add", _operand_if(0, _is_add_identity),
-         "x + (-0.0) -> x (x + 0 for integers/bools)"),
-    Rule("add_neg_zero_left", "add", _operand_if(1, _is_add_identity),
-         "(-0.0) + x -> x (0 + x for integers/bools)"),
+    *(Rule(n.name, n.prim, _neutral_rule(n), n.doc) for n in NEUTRAL_OPERANDS),
     Rule("neg_neg", "neg", _neg_neg, "neg(neg x) -> x"),
     Rule("transpose_identity", "transpose", _transpose_identity, "transpose[perm=id] x -> x"),
     Rule("transpose_transpose", "transpose", _transpose_transpose,

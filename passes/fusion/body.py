@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tracegrad.ir.core import is_float
 from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.passes.identities import NEUTRAL_BY_PRIM, neutral_operand
 from tracegrad.passes.kernels import Const, Load, Op
 
 
@@ -43,31 +43,9 @@ def const(value, dtype) -> Const:
     return Const(np.asarray(value, dtype).item(), np.dtype(dtype))
 
 
-def is_value(arg, value) -> bool:
-    return isinstance(arg, Const) and arg.value == value and not np.signbit(arg.value)
-
-
-def _is_neg_zero(arg) -> bool:
-    return isinstance(arg, Const) and arg.value == 0 and bool(np.signbit(arg.value))
-
-
-# Ops that return one operand unchanged when another is this constant, exactly
-# in IEEE arithmetic (signed zeros and NaN included; see passes/simplify.py):
-# prim -> [(constant operand position, test, kept operand position, floats only)].
-NEUTRAL_OPERANDS = {
-    "mul": [(1, lambda a: is_value(a, 1), 0, False), (0, lambda a: is_value(a, 1), 1, False)],
-    "div": [(1, lambda a: is_value(a, 1), 0, True)],
-    "sub": [(1, lambda a: is_value(a, 0), 0, False)],
-    "add": [(1, _is_neg_zero, 0, True), (0, _is_neg_zero, 1, True)],
-}
-IDENTITY_PRIMS = frozenset({"stop_gradient"})
-
-
-def _neutral(prim, args, dtype):
-    for pos, test, keep, floats_only in NEUTRAL_OPERANDS.get(prim, ()):
-        if test(args[pos]) and (is_float(dtype) or not floats_only):
-            return args[keep]
-    return None
+def _constant_values(args) -> list:
+    """Per operand, the constant's value as a 0-d array, or None for a body position."""
+    return [a.array if isinstance(a, Const) else None for a in args]
 
 
 def _params_key(params) -> tuple:
@@ -95,14 +73,16 @@ class Body:
         return self._add(LoadKey(id(buffer), index), Load, buffer, index, np.dtype(dtype))
 
     def op(self, prim, args, params, dtype):
-        """An Op, or a Const when every operand is constant, or an operand when neutral."""
+        """An Op, or a Const when every operand is constant, or an operand when the
+        other is neutral (`passes/identities.py`)."""
         args = tuple(args)
         if all(isinstance(a, Const) for a in args):
             vals = [np.asarray(a.value, a.dtype) for a in args]
             return const(PRIMITIVES[prim].impl(*vals, **params), dtype)
-        kept = _neutral(prim, args, dtype) if prim in NEUTRAL_OPERANDS else None
-        if kept is not None:
-            return kept
+        if prim in NEUTRAL_BY_PRIM:
+            kept = neutral_operand(prim, _constant_values(args), dtype)
+            if kept is not None:
+                return args[kept]
         return self.emit(prim, args, params, dtype)
 
     def emit(self, prim, args, params, dtype) -> int:

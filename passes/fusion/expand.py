@@ -15,9 +15,10 @@ import numpy as np
 
 from tracegrad.ir.core import Literal, Var
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS
+from tracegrad.passes.identities import VALUE_IDENTITY_PRIMS, is_pos_zero
 from tracegrad.passes.kernels import Const, IndexMap, Load
 
-from .body import IDENTITY_PRIMS, const, is_value
+from .body import const
 from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, intersect_bounds,
                     pad_view, reshape_view, slice_view, transpose_view)
 
@@ -144,7 +145,7 @@ class Expander:
         """`value` where i is in `box`, 0 elsewhere (the result of a pad)."""
         zero = const(0, dtype)
         if isinstance(value, Const):
-            if is_value(value, 0):
+            if is_pos_zero(value.array):
                 return value
         elif (isinstance(self.body.instrs[value], Load)
               and not self.plan.is_mask(self.body.instrs[value].buffer)):
@@ -176,7 +177,7 @@ def _finish_elementwise(data, args):
         rest = iter(args)
         args = [c if c is not None else next(rest) for c in consts]
     name, dtype = eqn.prim.name, eqn.out.aval.dtype
-    if name in IDENTITY_PRIMS or (name == "convert" and eqn.inputs[0].aval.dtype == dtype):
+    if name in VALUE_IDENTITY_PRIMS or (name == "convert" and eqn.inputs[0].aval.dtype == dtype):
         return args[0]
     return body.op(name, args, eqn.params, dtype)
 

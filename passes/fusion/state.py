@@ -12,9 +12,10 @@ import numpy as np
 
 from tracegrad.ir.core import Var
 from tracegrad.passes.dce import live_eqns
+from tracegrad.passes.identities import VALUE_IDENTITY_PRIMS
 from tracegrad.passes.kernels import Buffer
 
-from .body import IDENTITY_PRIMS, const
+from .body import const
 
 
 def _use_counts(eqns, outvars) -> dict:
@@ -31,7 +32,7 @@ def always_stored(eqn) -> bool:
 
 def op_cost(eqn) -> int:
     """The per-element cost of evaluating `eqn` in a kernel body."""
-    return 0 if eqn.prim.name in IDENTITY_PRIMS else eqn.prim.cost
+    return 0 if eqn.prim.name in VALUE_IDENTITY_PRIMS else eqn.prim.cost
 
 
 class Plan:
