@@ -31,7 +31,7 @@ import numpy as np
 import tracegrad.tracer as tracer
 from tracegrad.ir import TracedValue, eval_graph, ops
 from tracegrad.ir.core import ShapedArray, is_float
-from tracegrad.ir.interpreter import read
+from tracegrad.ir.interpreter import read, write
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
 
@@ -145,9 +145,9 @@ def _inline(graph, inputs):
     for eqn in graph.eqns:
         args = [read(env, a) for a in eqn.inputs]
         if ops.find_trace(args) is None:
-            env[eqn.out] = outer.process(eqn.prim, args, eqn.params)
+            write(env, eqn, outer.process(eqn.prim, args, eqn.params))
         else:
-            env[eqn.out] = ops.bind(eqn.prim.name, *args, **eqn.params)
+            write(env, eqn, ops.bind(eqn.prim.name, *args, **eqn.params))
     return [read(env, v) for v in graph.outvars], [read(env, g.var) for g in graph.guards]
 
 

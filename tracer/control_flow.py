@@ -43,7 +43,8 @@ from tracegrad.ir import TRACES, ConcretizationError, GraphBuilder, Literal, Sha
 from tracegrad.ir.primitives import PRIMITIVES
 
 from . import dtypes
-from .loop_types import CarryType, leaf_aval, leaf_value, tree_difference, type_name
+from .loop_types import (CarryType, as_dtype, leaf_aval, leaf_paths, leaf_value,
+                         tree_difference, type_name)
 from .trace import make_graph
 from .tree import tree_flatten, tree_unflatten
 
@@ -366,12 +367,8 @@ def fori_loop(lower, upper, body_fun, init_val):
 
 
 def _fori_scan(lo, hi, body_fun, init_val, index_dtype):
+    """A scan carrying (i, val) with no xs: eagerly a Python loop, traced one `scan`."""
     carry = CarryType.of("fori_loop body_fun", init_val, "val")
-    if _trace_of(carry.values) is None:  # eager: a Python loop with array indices
-        values = tree_unflatten(carry.tree, carry.arrays())
-        for i in range(lo, hi):
-            values = _fori_step(carry, body_fun, np.asarray(i, index_dtype), values)
-        return values
 
     def step(c, _):
         i, val = c
@@ -396,18 +393,14 @@ def _fori_step(carry, body_fun, i, val):
 
 
 def _fori_while(lower, upper, body_fun, init_val, index_dtype):
-    lower = leaf_value(lower)
     upper = leaf_value(upper)
-    start = lower if hasattr(lower, "_tg_trace") else np.asarray(lower, index_dtype)
-
-    def cond_fun(c):
-        return c[0] < upper
+    carry = CarryType.of("fori_loop body_fun", init_val, "val")
 
     def step(c):
         i, val = c
-        return i + np.asarray(1, index_dtype), body_fun(i, val)
-    carry = CarryType.of("fori_loop body_fun", init_val, "val")
-    _, out = while_loop(cond_fun, step, (ops.convert(start, index_dtype), carry.tree_value()))
+        return i + np.asarray(1, index_dtype), _fori_step(carry, body_fun, i, val)
+    start = as_dtype(leaf_value(lower), index_dtype)
+    _, out = while_loop(lambda c: c[0] < upper, step, (start, carry.tree_value()))
     return out
 
 
@@ -443,7 +436,7 @@ def cond(pred, true_fun, false_fun, *operands):
     if not (callable(true_fun) and callable(false_fun)):
         raise TypeError("cond: true_fun and false_fun must be callable")
     return _branch(_index_of(pred), (false_fun, true_fun), operands,
-                   ("false_fun", "true_fun"))
+                   ("false_fun", "true_fun"), display=(1, 0))
 
 
 def switch(index, branches, *operands):
@@ -468,7 +461,7 @@ def switch(index, branches, *operands):
     return _branch(index, branches, operands, tuple(f"branches[{k}]" for k in range(len(branches))))
 
 
-def _branch(index, funs, operands, names):
+def _branch(index, funs, operands, names, display=None):
     if isinstance(index, int):
         return funs[min(max(index, 0), len(funs) - 1)](*operands)
     leaves, tree = tree_flatten(tuple(operands))
@@ -477,7 +470,8 @@ def _branch(index, funs, operands, names):
     arg_types = [(t, [leaf_aval(v) for v in tree_flatten(op)[0]])
                  for op, t in zip(operands, tree.children)]
     bodies = [Body.trace(fun, arg_types, name) for fun, name in zip(funs, names)]
-    _check_branches(bodies, names)
+    order = display or range(len(funs))  # the order errors name the branches in
+    _check_branches([bodies[k] for k in order], [names[k] for k in order])
     captured = _union(bodies)
     graphs = tuple(_with_consts(b, captured) for b in bodies)
     trace = _trace_of([index] + values + captured)
@@ -505,7 +499,6 @@ def _check_branches(bodies, names):
 
 
 def _out_paths(body):
-    from .loop_types import leaf_paths
     return leaf_paths(body.out_tree, "out")
 
 

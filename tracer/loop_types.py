@@ -128,7 +128,8 @@ class CarryType:
                 for v, w, a in zip(self.values, self.weak, self.avals)]
 
     def tree_value(self):
-        return tree_unflatten(self.tree, self.arrays())
+        """The initial value as a pytree (weak scalars kept weak)."""
+        return tree_unflatten(self.tree, self.values)
 
     def check_structure(self, out_tree):
         diff = tree_difference(self.tree, out_tree, self.root)
