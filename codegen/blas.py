@@ -15,7 +15,7 @@ environment (e.g. OPENBLAS_CORETYPE, thread count); we never set or unset it.
 Which routine (`product_routine`), as numpy chooses: a matrix-vector product
 (n == 1 or m == 1) calls ?gemv, a vector dot (m == n == 1) ?dot, anything
 else ?gemm.  OpenBLAS's gemm with n == 1 runs its blocked matrix-matrix code,
-about 2x slower than gemv (W4's two products: 285 against 158 us).
+several times slower than gemv (docs/codegen.md, "BLAS route").
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ import numpy as np
 from llvmlite import ir
 
 from tracegrad.passes.kernels import DotKernel, IndexMap, Load, LoopKernel, Op, Store
+
+from .irutil import declare
 
 INLINE_FLOPS = 32768  # batch*m*n*k below this: an inline loop beats the call's fixed cost
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -178,20 +180,16 @@ def _float_type(dtype):
     return ir.FloatType() if np.dtype(dtype) == np.float32 else ir.DoubleType()
 
 
-def _decl(module, routine, dtype, int_bits):
+def _routine(module, routine, dtype, int_bits):
     """The declaration of tg_<s|d><routine> (cblas signatures, row-major enums as i32)."""
     name = f"tg_{PREFIX[np.dtype(dtype)]}{routine}"
-    if name in module.globals:
-        return module.globals[name]
     i32, iN, f, p = ir.IntType(32), ir.IntType(int_bits), _float_type(dtype), ir.PointerType()
+    void = ir.VoidType()
     if routine == "gemm":  # (order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-        fnty = ir.FunctionType(ir.VoidType(),
-                               [i32, i32, i32, iN, iN, iN, f, p, iN, p, iN, f, p, iN])
-    elif routine == "gemv":  # (order, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
-        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, iN, iN, f, p, iN, p, iN, f, p, iN])
-    else:  # dot: (N, x, incx, y, incy) -> x . y
-        fnty = ir.FunctionType(f, [iN, p, iN, p, iN])
-    return ir.Function(module, fnty, name)
+        return declare(module, name, void, [i32, i32, i32, iN, iN, iN, f, p, iN, p, iN, f, p, iN])
+    if routine == "gemv":  # (order, trans, M, N, alpha, A, lda, x, incx, beta, y, incy)
+        return declare(module, name, void, [i32, i32, iN, iN, f, p, iN, p, iN, f, p, iN])
+    return declare(module, name, f, [iN, p, iN, p, iN])  # dot: (N, x, incx, y, incy) -> x . y
 
 
 def _trans(flag: bool) -> int:
@@ -241,7 +239,7 @@ def emit_product(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr):
     lib = find_blas()
     m, n, k = kernel.m, kernel.n, kernel.k
     routine = product_routine(kernel)
-    fn = _decl(b.module, routine, kernel.out.dtype, lib.int_bits)
+    fn = _routine(b.module, routine, kernel.out.dtype, lib.int_bits)
     iN, i64 = ir.IntType(lib.int_bits), ir.IntType(64)
     f = _float_type(kernel.out.dtype)
     pre = b.block

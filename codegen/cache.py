@@ -1,16 +1,23 @@
-"""Persistent on-disk cache of compiled programs (object code + optimized IR).
+"""Persistent on-disk cache of compiled code: kernel units and programs.
 
-Key: sha256 of the kernel program's full description (every buffer's name,
-shape, dtype, kind, position and a constant's bytes; every kernel field), the
-target triple, CPU name and features, the llvmlite, tracegrad and codegen
-format versions, the BLAS route and the Python ABI mode.  Anything that can
-change the generated code is in the key, so an entry is never reused for a
-different program or machine.
+Two kinds of entries, both keyed by a sha256 that includes the compiler's fingerprint
+(fingerprint.py: a hash of the compiler's own source, its tuning constants, the
+llvmlite/LLVM versions and the target CPU and features), so an entry is never reused
+by a different compiler or machine:
+
+* **a kernel unit** (units.py): its object code and optimized IR, keyed by its
+  canonical text.  Programs share them: an unrolled loop of 200 steps finds the
+  kernels a 50-step one stored.
+* **a program**: the entry's object code and IR, the keys of the units it links, the
+  layout the native call needs (signature, outputs, arena size) and its large
+  constants.  Keyed by the optimized graph (`graph_key`: looked up before fusion
+  planning, so a hit skips planning too) or by a kernel program (`program_key`).
 
 Entry file `<key>.tgc`::
 
     MAGIC (8 bytes) | sha256(payload) (32) | len(payload) (8, little endian) | payload
-    payload = len(meta) (4) | meta (JSON, holds the key) | len(obj) (8) | obj | zlib(IR text)
+    payload = len(meta) (4) | meta (JSON, holds the key) | n (4) | n x (len (8) | blob)
+              | zlib(IR text)
 
 A truncated, corrupted or foreign entry fails the length, checksum or key
 check: it is reported as a miss (and rewritten by the next store), never
@@ -32,17 +39,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracegrad.ir import format_graph
 from tracegrad.passes.kernels import Buffer, Const, DotKernel, IndexMap, Load, LoopKernel, Op, Store
 
-FORMAT_VERSION = 2  # bump when generated code or the entry layout changes
-MAGIC = b"TGCACHE1"
+MAGIC = b"TGCACHE2"
 SUFFIX = ".tgc"
 
 
 @dataclass
 class CacheEntry:
     meta: dict
-    obj: bytes
+    blobs: list  # bytes: object code, constants
     ir_text: str
 
 
@@ -114,9 +121,23 @@ def describe_program(kp) -> str:
     return "\n".join([f"in {ins}", f"out {outs}", f"const {consts}", *kernels, *d.parts])
 
 
-def cache_key(kp, environment: dict) -> str:
-    """sha256 hex of the program text and everything about the code's environment."""
-    return text_key(describe_program(kp), environment)
+def describe_graph(graph) -> str:
+    """The printed graph (its signature, equations, outputs and guards) and the bytes of
+    its constants, which the printer names but does not show."""
+    consts = [f"{np.asarray(v).dtype.str}{np.shape(v)}:"
+              f"{hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()}"
+              for v in graph.constvals]
+    return format_graph(graph) + "\nconsts " + " ".join(consts)
+
+
+def program_key(kp, environment: dict) -> str:
+    """sha256 hex of a kernel program's text and its code's environment."""
+    return text_key("program\n" + describe_program(kp), environment)
+
+
+def graph_key(graph, environment: dict) -> str:
+    """sha256 hex of an optimized graph's text and its code's environment."""
+    return text_key("graph\n" + describe_graph(graph), environment)
 
 
 def text_key(text: str, environment: dict) -> str:
@@ -124,7 +145,6 @@ def text_key(text: str, environment: dict) -> str:
     h = hashlib.sha256()
     h.update(text.encode())
     h.update(json.dumps(environment, sort_keys=True).encode())
-    h.update(str(FORMAT_VERSION).encode())
     return h.hexdigest()
 
 
@@ -132,8 +152,10 @@ def text_key(text: str, environment: dict) -> str:
 
 def encode(entry: CacheEntry) -> bytes:
     meta = json.dumps(entry.meta, sort_keys=True).encode()
-    payload = (struct.pack("<I", len(meta)) + meta + struct.pack("<Q", len(entry.obj)) + entry.obj
-               + zlib.compress(entry.ir_text.encode(), 6))
+    parts = [struct.pack("<I", len(meta)), meta, struct.pack("<I", len(entry.blobs))]
+    for blob in entry.blobs:
+        parts += [struct.pack("<Q", len(blob)), bytes(blob)]
+    payload = b"".join(parts) + zlib.compress(entry.ir_text.encode(), 6)
     return MAGIC + hashlib.sha256(payload).digest() + struct.pack("<Q", len(payload)) + payload
 
 
@@ -148,14 +170,23 @@ def decode(data: bytes) -> CacheEntry | None:
     if length != len(payload) or hashlib.sha256(payload).digest() != digest:
         return None
     try:
-        (mlen,) = struct.unpack("<I", payload[:4])
-        meta = json.loads(payload[4:4 + mlen])
-        (olen,) = struct.unpack("<Q", payload[4 + mlen:12 + mlen])
-        obj = payload[12 + mlen:12 + mlen + olen]
-        ir_text = zlib.decompress(payload[12 + mlen + olen:]).decode()
+        return _decode_payload(payload)
     except (struct.error, ValueError, zlib.error, UnicodeDecodeError):
         return None
-    return CacheEntry(meta, obj, ir_text)
+
+
+def _decode_payload(payload: bytes) -> CacheEntry:
+    (mlen,) = struct.unpack_from("<I", payload, 0)
+    meta = json.loads(payload[4:4 + mlen])
+    (count,) = struct.unpack_from("<I", payload, 4 + mlen)
+    at, blobs = 8 + mlen, []
+    for _ in range(count):
+        (n,) = struct.unpack_from("<Q", payload, at)
+        if at + 8 + n > len(payload):
+            raise ValueError("blob past the end")
+        blobs.append(payload[at + 8:at + 8 + n])
+        at += 8 + n
+    return CacheEntry(meta, blobs, zlib.decompress(payload[at:]).decode())
 
 
 class DiskCache:

@@ -2,7 +2,7 @@
 
 `tg_fastcall(self, args, nargs)` is an ordinary CPython builtin function (made
 with `PyCFunction_NewEx`), compiled once per process (`runtime.FAST_ENTRY`).  `self`
-is the program's *descriptor*: an ndarray (subclass) of int64 words that tells
+is the program's *descriptor*: a plain ndarray of int64 words that tells
 the generic code what to check and what to run (layout below).  It checks
 every argument against the compiled signature by reading numpy's public array
 struct (exact type `ndarray`, the dtype singleton, rank, dimensions,
@@ -11,13 +11,11 @@ C-contiguous and aligned flags), allocates the outputs with numpy's
 the descriptor and returns a tuple.  On any mismatch it touches nothing and
 returns `self`, the sentinel, so that Python falls back to the checking path
 (which accepts subclasses and equal-but-distinct dtype objects, or raises
-SignatureMismatch).  Measured cost for four (1,) inputs and five outputs:
-about 0.4 us, against ~0.3 us + 1.1 us per argument for ctypes with
-`arr.ctypes.data` (see docs/codegen.md).
+SignatureMismatch).  Its cost per call, against ctypes, is in docs/codegen.md.
 
-A per-program builtin, specialized to its signature, cost ~18 ms of
-compilation per program (two thirds of W1's code generation) to save about
-0.06 us per call; the descriptor is built in Python in microseconds.
+A per-program builtin, specialized to its signature, cost most of a small
+program's code generation time to save a few percent of a call; the descriptor
+is built in Python in microseconds.
 
 Process-specific addresses are never constants in code: the C functions are
 external symbols named `tg_py_*` that `python_abi().symbols` binds before
@@ -53,6 +51,7 @@ METH_FASTCALL = 0x80
 OFFSETS = {"type": 8, "data": 16, "nd": 24, "dims": 32, "descr": 56, "flags": 64}
 NPY_C_CONTIGUOUS, NPY_ALIGNED = 0x1, 0x100
 NEW_FROM_DESCR_SLOT, ARRAY_TYPE_SLOT = 94, 2  # numpy C-API table indices (stable ABI)
+GIL_RELEASE_WORK = 1 << 16  # elements (or flops/16): below this the GIL round trip costs more
 DTYPE_NAMES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.bool_): "bool",
                np.dtype(np.int32): "i32", np.dtype(np.int64): "i64"}
 _PY_FUNCTIONS = ("Py_IncRef", "Py_DecRef", "PyTuple_New", "PyTuple_SetItem",
@@ -131,9 +130,10 @@ def python_abi() -> PyABI | None:
     return PyABI(symbols)
 
 
-def make_builtin(address: int, sentinel, name: bytes = b"tracegrad_program"):
-    """A Python builtin calling the native `tg_fastcall` at `address` with `sentinel` as its
-    self; keep `.method_def` alive with it."""
+def make_builtin(address: int, sentinel, owner, name: bytes = b"tracegrad_program"):
+    """(builtin, method_def): a Python builtin calling the native `tg_fastcall` at `address`
+    with the descriptor `sentinel` as its self and `owner` as its module object (the
+    builtin holds both: `owner` keeps the code alive).  `owner` must keep `method_def`."""
 
     class MethodDef(ctypes.Structure):
         _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p),
@@ -142,7 +142,7 @@ def make_builtin(address: int, sentinel, name: bytes = b"tracegrad_program"):
     method_def = MethodDef(name, address, METH_FASTCALL, None)
     new = ctypes.pythonapi.PyCFunction_NewEx
     new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
-    return new(ctypes.addressof(method_def), sentinel, None), method_def
+    return new(ctypes.addressof(method_def), sentinel, owner), method_def
 
 
 # ---- the descriptor ------------------------------------------------------------

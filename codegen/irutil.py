@@ -54,42 +54,43 @@ def walk_image(b: ir.IRBuilder, offset, dims, visit, name="img"):
         walk_image(b, nxt, rest, visit, name)
 
 
-class StringAttrs:
-    """Mixin for llvmlite attribute sets that also print `"key"="value"` string attributes.
+def declare(module: ir.Module, name: str, ret, args) -> ir.Function:
+    """The module's function `name`, declared `ret name(args...)` on first use."""
+    if name in module.globals:
+        return module.globals[name]
+    return ir.Function(module, ir.FunctionType(ret, args), name)
 
-    llvmlite only accepts a fixed list of attribute names; LLVM also has string attributes
-    (`"vector-function-abi-variant"`, `"prefer-vector-width"`) that no list covers.
+
+def align_up(n: int, to: int) -> int:
+    """The smallest multiple of `to` that is >= n."""
+    return -(-n // to) * to
+
+
+class Function(ir.Function):
+    """An `ir.Function` that also prints LLVM string attributes (`"key"="value"`).
+
+    llvmlite accepts only a fixed list of attribute names; LLVM also has string
+    attributes (`"vector-function-abi-variant"`, `"prefer-vector-width"`) that no list
+    covers.  They are printed after the known attributes of the prototype, where
+    LLVM's grammar puts function attributes; a function with a section or metadata
+    (printed after the attributes) is refused rather than printed out of order.
+
+    >>> m = ir.Module()
+    >>> fn = Function(m, ir.FunctionType(ir.VoidType(), []), "f")
+    >>> fn.string_attributes["prefer-vector-width"] = 512
+    >>> str(fn).splitlines()[0]
+    'declare void @"f"() "prefer-vector-width"="512"'
     """
 
-    def __init__(self, names=(), strings=None):
-        super().__init__(names)
-        self.strings = dict(strings or {})
+    def __init__(self, module, fnty, name):
+        super().__init__(module, fnty, name)
+        self.string_attributes = {}
 
-    def __bool__(self):  # llvmlite prints the attribute list only if the set is truthy
-        return bool(self.strings) or len(self) > 0
-
-    def _to_list(self, typ):
-        return super()._to_list(typ) + [f'"{k}"="{v}"' for k, v in self.strings.items()]
-
-
-class _FnAttrs(StringAttrs, ir.values.FunctionAttributes):
-    pass
-
-
-class _CallAttrs(StringAttrs, ir.instructions.CallInstrAttributes):
-    pass
-
-
-def add_string_attributes(target, strings: dict):
-    """Add string attributes to an `ir.Function` or a call instruction (keeps the others).
-
-    >>> # add_string_attributes(fn, {"prefer-vector-width": "512"})
-    """
-    old = target.attributes
-    strings = {**getattr(old, "strings", {}), **{k: str(v) for k, v in strings.items()}}
-    cls = _FnAttrs if isinstance(target, ir.Function) else _CallAttrs
-    new = cls(tuple(old), strings)
-    if isinstance(old, ir.values.FunctionAttributes):
-        new.alignstack, new.personality = old.alignstack, old.personality
-    target.attributes = new
-    return target
+    def descr_prototype(self, buf):
+        super().descr_prototype(buf)
+        if not self.string_attributes:
+            return
+        if self.section or self.metadata:
+            raise ValueError(f"{self.name}: string attributes with a section or metadata")
+        text = " ".join(f'"{k}"="{v}"' for k, v in self.string_attributes.items())
+        buf[-1] = buf[-1].rstrip("\n") + " " + text + "\n"

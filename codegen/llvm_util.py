@@ -1,7 +1,7 @@
-"""Shared LLVM plumbing: host target machine, O3 + vectorizer pipeline, MCJIT.
+"""Shared LLVM plumbing: host target machine, optimization pipeline, object code, MCJIT.
 
-Every code generator in tracegrad goes through these four calls, so that all
-kernels are built for the same host CPU with the same optimization options:
+Every code generator in tracegrad goes through these calls, so that all code is built
+for the same host CPU with the same optimization options:
 
 >>> from tracegrad.codegen import llvm_util
 >>> ir_text = '''
@@ -15,27 +15,49 @@ kernels are built for the same host CPU with the same optimization options:
 >>> ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double)(addr)(21.0)
 42.0
 
-Facts this module relies on (see /work/shared/LLVMLITE.md): `llvm.initialize()`
-raises since llvmlite 0.45; without an explicit cpu/features the target machine
-emits SSE2-only code; the vectorizer switches must be set on the tuning options
-*before* the pass builder is created, because the builder copies them.
+**One lock.**  llvmlite serializes each call into LLVM, but not sequences of calls
+(parse, optimize, emit) on LLVM's global context and symbol table.  `LOCK` (reentrant)
+is held by every function here and by every compile (codegen.compiler), so all of
+tracegrad's LLVM use in a process runs one sequence at a time.
+
+Facts this module relies on: `llvm.initialize()` raises since llvmlite 0.45; without an
+explicit cpu/features the target machine emits SSE2-only code; the vectorizer switches
+must be set on the tuning options *before* the pass builder is created, because the
+builder copies them; an MCJIT engine owns the target machine it is given and destroys
+it with itself, so every engine gets a new one (`host_target_machine`), never the
+shared `target_machine()`.
 """
 import functools
+import threading
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-__all__ = ["init_native", "host_target_machine", "target_machine", "vector_bits", "optimize", "parse", "jit", "compile_ir",
-           "load_object", "assembly"]
+__all__ = ["LOCK", "init_native", "host_target_machine", "target_machine", "vector_bits",
+           "optimize", "parse", "emit_object", "load_objects", "load_object", "jit", "compile_ir", "assembly",
+           "assembly_of", "loop_kernel"]
+
+LOCK = threading.RLock()
+
+
+def locked(fn):
+    """Run `fn` holding LOCK."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with LOCK:
+            return fn(*args, **kwargs)
+    return run
 
 
 @functools.cache
+@locked
 def init_native():
     """Initialize the native target and asm printer once per process."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
 
 
+@locked
 def host_target_machine():
     """A new target machine for the host (host cpu name and features, O3, JIT-capable)."""
     init_native()
@@ -49,6 +71,7 @@ def host_target_machine():
 
 
 @functools.cache
+@locked
 def vector_bits() -> int:
     """Width of the host's widest float vector register: 512 (AVX-512F), 256 (AVX), else 128."""
     init_native()
@@ -61,6 +84,7 @@ def vector_bits() -> int:
 
 
 @functools.cache
+@locked
 def target_machine():
     """The shared host target machine, for optimizing and emitting code (not for engines).
 
@@ -76,21 +100,24 @@ def _set_host(module_ref):
     return module_ref
 
 
-def optimize(module_ref):
-    """Run the new-pass-manager O3 pipeline with loop and SLP vectorization, in place.
+@locked
+def optimize(module_ref, level: int = 3):
+    """Run the new-pass-manager pipeline of `level` (0-3), in place; from O2 on with the
+    loop and SLP vectorizers.
 
     Also sets the host triple and data layout: the vectorizer's cost model needs them.
     """
     _set_host(module_ref)
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto = llvm.create_pipeline_tuning_options(speed_level=level)
     # Must precede create_pass_builder: the builder copies the options.
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
+    pto.loop_vectorization = level >= 2
+    pto.slp_vectorization = level >= 2
     pb = llvm.create_pass_builder(target_machine(), pto)
     pb.getModulePassManager().run(module_ref, pb)
     return module_ref
 
 
+@locked
 def parse(llvm_ir_text):
     """Parse and verify IR text (or an `llvmlite.ir.Module`) for the host target."""
     module_ref = llvm.parse_assembly(str(llvm_ir_text))
@@ -98,30 +125,37 @@ def parse(llvm_ir_text):
     return _set_host(module_ref)
 
 
-def jit(module_ref):
-    """MCJIT-compile an (optimized) module; the engine takes ownership of it.
+@locked
+def emit_object(module_ref) -> bytes:
+    """Host object code of an (optimized) module."""
+    return target_machine().emit_object(module_ref)
 
-    The engine also takes ownership of the target machine it is given and frees it
-    with itself, so each engine gets its own: handing it the shared `target_machine()`
-    leaves that dangling once the engine is collected (std::bad_alloc, then abort).
-    """
+
+@locked
+def load_objects(objects):
+    """One engine linking object files (bytes from `emit_object`) to each other and to the
+    symbols registered with `llvm.add_symbol`; it owns the machine code."""
+    engine = llvm.create_mcjit_compiler(_set_host(llvm.parse_assembly("")), host_target_machine())
+    for obj in objects:
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    return engine
+
+
+def load_object(obj: bytes):
+    """An engine holding the functions of one object file (`load_objects([obj])`)."""
+    return load_objects([obj])
+
+
+@locked
+def jit(module_ref):
+    """MCJIT-compile an (optimized) module; the engine takes ownership of it."""
     engine = llvm.create_mcjit_compiler(module_ref, host_target_machine())
     engine.finalize_object()
     return engine
 
 
-def load_object(obj):
-    """An engine holding the functions of object code `obj` (bytes from `emit_object`).
-
-    The object was emitted by `target_machine()` on this host (callers key caches on
-    the host cpu and features); the engine is built around an empty host module.
-    """
-    engine = jit(_set_host(llvm.parse_assembly("")))
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    engine.finalize_object()
-    return engine
-
-
+@locked
 def compile_ir(llvm_ir_text):
     """Parse, verify, optimize and JIT IR text; returns `(engine, module_ref)`.
 
@@ -132,9 +166,16 @@ def compile_ir(llvm_ir_text):
     return jit(module_ref), module_ref
 
 
+@locked
 def assembly(module_ref):
     """Host assembly text of an (optimized) module, e.g. to assert zmm/ymm use."""
     return target_machine().emit_assembly(module_ref)
+
+
+@locked
+def assembly_of(ir_text: str) -> str:
+    """Host assembly text of optimized IR text."""
+    return assembly(parse(ir_text))
 
 
 def loop_kernel(module, fname, ty, n_in, body):

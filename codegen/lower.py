@@ -1,50 +1,49 @@
-"""Kernel program -> LLVM module: one function per kernel, one entry calling them in order.
+"""Kernel program -> the program's entry module, calling one compile unit per distinct kernel.
 
-Programs are specialized per signature, so every shape, stride and offset is a
-compile-time constant: the innermost loop sees constant strides and LLVM's
-loop vectorizer turns contiguous loads into vector loads, stride-0 loads into
-splats and negative strides into reversed vector loads.
+Every LoopKernel (and every product small enough to be a loop, blas.py) becomes a call of
+its compile unit (units.py): one LLVM function per *distinct* kernel, defined in a module
+of its own, optimized and cached by itself.  Structurally identical kernels (an unrolled
+loop's steps) share one unit and differ only in the pointers they are called with, so
+the entry holds nothing but calls, BLAS calls and thread launches, and no kernel is ever
+inlined into it: optimization time grows with the number of distinct kernels, not with
+the program.  The entry itself is cut into parts of PART_CALLS calls (`tg_part<i>`,
+noinline, called in order): in one function the values live across all calls make the
+register allocator's time grow with the square of the calls.  Kernels whose stores
+need disjoint parts of the body are split first (units.independent_parts).
 
 Entry ABI (what `runtime.py` calls)::
 
     void tg_entry(ptr %ins, ptr %outs, ptr %arena)
+    void tg_run(ptr %ins, ptr %outs)         mutex + tg_entry(ins, outs, @tg_arena)
+    void tg_setup(ptr %arena, ptr %consts)   once after loading: arena, const table, mutex
 
-`ins[i]` is the data pointer of input i, `outs[j]` the data pointer of output
-slot j (one slot per distinct output buffer, see `Layout.out_slots`), `arena`
-the scratch memory holding every temp at its planned offset.  Kernel ABI::
-
-    void tg_k<i>(ptr noalias %buf0, ..., i64 %lo, i64 %hi)
-
-one pointer per distinct buffer the kernel touches; the kernel runs domain
-rows `lo <= i0 < hi` of its outermost (collapsed) dimension, so threads.py
-can hand slices of it to worker threads.
-
-Kernels with many transcendentals call them out of line (outline.py), and those
-and very long bodies get their innermost loop in explicit vector form
-(`KernelEmitter._emit_vector_loop`, simd.py) instead of relying on LLVM's loop
-vectorizer, whose time grows faster than linearly with the body: see
-docs/codegen.md, "Compile time".
-
-Reductions: the accumulator of a store whose innermost dims are reduced lives
-in a register (an alloca that mem2reg promotes) and its float `fadd` carries
-`reassoc`, without which LLVM keeps the loop scalar: sums are reassociated
-(see docs/codegen.md, "Reassociation policy").
+`ins[i]` is the data pointer of input i, `outs[j]` the data pointer of output slot j (one
+slot per distinct output buffer, see `Layout.out_slots`), `arena` the scratch memory
+holding every temp at its planned offset, `consts[j]` the data of large constant j.
+`tg_run` holds a mutex around the program when the arena is not empty, so two Python
+threads may call one program at once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import bisect
+import heapq
+from dataclasses import dataclass
 
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import Buffer, Const, DotKernel, IndexMap, Load, LoopKernel, Op, Store
+from tracegrad.passes.kernels import Buffer, DotKernel, IndexMap, Load, LoopKernel, Store
 
-from . import blas, outline, simd, threads
-from .irutil import I64, PTR, Loop, i64, walk_image
-from .scalar_ops import (combine, constant, convert_value, lanes_of, llvm_type, lower_op,
-                         reduction_identity, storage_type, to_memory, to_register)
+from . import blas, threads, units
+from .irutil import I64, PTR, align_up, declare, i64
+from .kernel import BIG_CONST_BYTES, KernelEmitter, const_global
+from .kernel import Access, simplify_domain  # noqa: F401  (analysis helpers, used by the tests)
 
 ARENA_ALIGN = 64  # bytes: a cache line, and the widest vector
+I8, I32 = ir.IntType(8), ir.IntType(32)
+MUTEX_BYTES = 64  # >= sizeof(pthread_mutex_t) on every libc we know (glibc: 40)
+PART_CALLS = 32  # kernel calls per part of the entry (module docstring)
+ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
 
 
 # ---- buffer planning -----------------------------------------------------------
@@ -61,10 +60,6 @@ class Layout:
     copies: list  # (source, output) for outputs that are an input or a const
 
 
-def _align(n: int) -> int:
-    return -(-n // ARENA_ALIGN) * ARENA_ALIGN
-
-
 def _live_ranges(kp) -> dict:
     """Temp -> [first kernel touching it, last kernel touching it] (inclusive)."""
     ranges = {}
@@ -79,37 +74,68 @@ def _live_ranges(kp) -> dict:
 def plan_arena(kp) -> tuple[dict, int]:
     """First-fit offsets for the temps: two temps share bytes only if no kernel sees both.
 
-    Ranges are inclusive, so a kernel's inputs and outputs never overlap,
-    which is what makes `noalias` on the kernel arguments true.
+    Ranges are inclusive, so a kernel's inputs and outputs never overlap, which is what
+    makes `noalias` on the kernel arguments true.  Temps are placed in order of their
+    first kernel; before each, the temps whose last kernel came earlier give their bytes
+    back (`_Gaps`), and the temp takes the lowest free gap it fits in.
     """
-    ranges = _live_ranges(kp)
-    placed = []  # (offset, nbytes, lo, hi)
+    gaps, ending = _Gaps(), []  # ending: heap of (last kernel, offset, nbytes)
     offsets, top = {}, 0
-    for buf, (lo, hi) in sorted(ranges.items(), key=lambda kv: (kv[1][0], kv[0].name)):
-        nbytes = _align(max(buf.size * np.dtype(buf.dtype).itemsize, 1))
-        busy = sorted((o, n) for o, n, l, h in placed if l <= hi and lo <= h)
-        offset = 0
-        for o, n in busy:
-            if offset + nbytes <= o:
-                break
-            offset = max(offset, o + n)
-        placed.append((offset, nbytes, lo, hi))
-        offsets[buf] = offset
+    for buf, (lo, hi) in sorted(_live_ranges(kp).items(), key=lambda kv: (kv[1][0], kv[0].name)):
+        while ending and ending[0][0] < lo:
+            _, offset, nbytes = heapq.heappop(ending)
+            gaps.free(offset, nbytes)
+        nbytes = align_up(max(buf.size * np.dtype(buf.dtype).itemsize, 1), ARENA_ALIGN)
+        offsets[buf] = offset = gaps.take(nbytes)
+        heapq.heappush(ending, (hi, offset, nbytes))
         top = max(top, offset + nbytes)
     return offsets, top
 
 
-BIG_CONST_BYTES = 1024  # larger consts are passed by pointer instead of baked into the code
+class _Gaps:
+    """The free byte ranges of the arena: sorted, disjoint, never adjacent; everything
+    from `end` on is free."""
+
+    def __init__(self):
+        self.starts, self.stops, self.end = [], [], 0
+
+    def take(self, nbytes: int) -> int:
+        """The lowest offset of `nbytes` free bytes, now taken."""
+        for i, (start, stop) in enumerate(zip(self.starts, self.stops)):
+            if stop - start >= nbytes:
+                if stop - start == nbytes:
+                    del self.starts[i], self.stops[i]
+                else:
+                    self.starts[i] = start + nbytes
+                return start
+        offset, self.end = self.end, self.end + nbytes
+        return offset
+
+    def free(self, offset: int, nbytes: int) -> None:
+        start, stop = offset, offset + nbytes
+        i = bisect.bisect_left(self.starts, start)
+        if i > 0 and self.stops[i - 1] == start:  # joins the gap below
+            i -= 1
+            start = self.starts[i]
+            del self.starts[i], self.stops[i]
+        if i < len(self.starts) and self.starts[i] == stop:  # joins the gap above
+            stop = self.stops[i]
+            del self.starts[i], self.stops[i]
+        if stop == self.end:
+            self.end = start
+            return
+        self.starts.insert(i, start)
+        self.stops.insert(i, stop)
 
 
 def plan_layout(kp) -> Layout:
     offsets, arena_bytes = plan_arena(kp)
-    out_buffers, out_slots, copies, seen = [], [], [], []
+    out_buffers, out_slots, copies, seen = [], [], [], {}
     for buf in kp.outputs:
-        if buf not in seen:
-            seen.append(buf)
+        if id(buf) not in seen:
+            seen[id(buf)] = len(out_buffers)
             out_buffers.append(_output_for(buf, copies))
-        out_slots.append(seen.index(buf))
+        out_slots.append(seen[id(buf)])
     big = [c for c in kp.consts if c.size * np.dtype(c.dtype).itemsize > BIG_CONST_BYTES]
     return Layout(arena_bytes, offsets, out_slots, out_buffers, big, copies)
 
@@ -123,582 +149,140 @@ def _output_for(buf, copies):
     return out
 
 
-# ---- index maps after simplification ---------------------------------------------
-
-@dataclass
-class Access:
-    """An index map over the simplified domain; `never` if a size-1 dim drops it out of bounds."""
-
-    offset: int
-    strides: list
-    bounds: list  # per dim: None or (lo, hi, step)
-    never: bool = False
-
-
-def _access_of(index: IndexMap, domain) -> Access:
-    bounds = list(index.bounds) if index.bounds is not None else [None] * len(domain)
-    bounds = [None if b is None or _always(b, n) else tuple(b) for b, n in zip(bounds, domain)]
-    return Access(index.offset, list(index.strides), bounds)
-
-
-def _always(bnd, n: int) -> bool:
-    """Bounds that hold at every index of a dim of extent n."""
-    lo, hi, step = bnd
-    if n <= 1:
-        return n == 0 or _valid_at(bnd, 0)
-    return step == 1 and lo <= 0 and hi >= n
-
-
-def _valid_at(b, i):
-    lo, hi, step = b
-    return lo <= i < hi and (i - lo) % step == 0
-
-
-def _drop_dim(acc: Access, d: int) -> None:
-    """Remove size-1 dim d (where i[d] == 0 always)."""
-    if acc.bounds[d] is not None and not _valid_at(acc.bounds[d], 0):
-        acc.never = True
-    del acc.strides[d], acc.bounds[d]
-
-
-def _mergeable(acc: Access, d: int, inner: int) -> bool:
-    return (acc.bounds[d] is None and acc.bounds[d + 1] is None
-            and acc.strides[d] == acc.strides[d + 1] * inner)
-
-
-def _merge_dim(acc: Access, d: int) -> None:
-    del acc.strides[d], acc.bounds[d]  # dim d+1 (now d) keeps the inner stride
-
-
-def simplify_domain(domain, accesses):
-    """Drop size-1 dims and fuse adjacent dims that every access walks contiguously.
-
-    A 2-D elementwise kernel over contiguous buffers becomes one flat loop, so
-    the vectorized loop runs over all elements rather than a short row.
-    """
-    domain = list(domain)
-    if 0 in domain:
-        return domain, accesses
-    for d in reversed(range(len(domain))):
-        if domain[d] == 1:
-            del domain[d]
-            for acc in accesses:
-                _drop_dim(acc, d)
-    d = len(domain) - 2
-    while d >= 0:
-        if all(_mergeable(acc, d, domain[d + 1]) for acc in accesses):
-            domain[d:d + 2] = [domain[d] * domain[d + 1]]
-            for acc in accesses:
-                _merge_dim(acc, d)
-        d -= 1
-    return domain, accesses
-
-
-# ---- loops --------------------------------------------------------------------
-
-# ---- reductions ------------------------------------------------------------------
-
-@dataclass
-class _Reduction:
-    """One reducing store: its accumulator and the loop level it spans."""
-
-    store: Store
-    access: Access
-    level: int  # loops level..n-1 are folded into the register accumulator
-    needs_fill: bool  # reduced dims outside the accumulator: memory is combined into
-    slot: object = None  # the alloca
-    acc_dtype: np.dtype = None  # float32 sums accumulate in float64 (docs: reassociation policy)
-    lanes: int = None  # a vector accumulator of this many lanes (explicit vector loop, simd.py)
-
-
-def injective(strides, extents) -> bool:
-    """No two indices map to one address (sufficient test: each |stride| exceeds the span
-    of the smaller ones), so every target element is reached from exactly one index."""
-    dims = sorted((abs(s), n) for s, n in zip(strides, extents) if n > 1)
-    span = 0
-    for s, n in dims:
-        if s <= span:
-            return False
-        span += s * (n - 1)
-    return True
-
-
-def _reduction_plan(store: Store, acc: Access, domain) -> _Reduction:
-    n = len(domain)
-    level = n
-    while level > 0 and acc.strides[level - 1] == 0:
-        level -= 1
-    outer_reduced = not injective(acc.strides[:level], domain[:level])
-    dtype = np.dtype(store.buffer.dtype)
-    acc_dtype = np.dtype(np.float64) if store.reduce == "sum" and dtype == np.float32 else dtype
-    return _Reduction(store, acc, level, outer_reduced, acc_dtype=acc_dtype)
-
-
-# ---- one kernel --------------------------------------------------------------------
-
-class KernelEmitter:
-    """Emits one LoopKernel as `void name(ptr noalias..., i64 lo, i64 hi)`."""
-
-    def __init__(self, module: ir.Module, kernel: LoopKernel, name: str, math=None):
-        """`math`: the module's outline.MathFunctions; None keeps all math inline and the
-        innermost loop scalar (for LLVM's loop vectorizer)."""
-        self.module, self.kernel, self.name = module, kernel, name
-        self.buffers = _distinct(list(kernel.reads()) + list(kernel.writes()))
-        loads = [ins for ins in kernel.body if isinstance(ins, Load)]
-        accesses = [_access_of(ins.index, kernel.domain) for ins in loads]
-        accesses += [_access_of(s.index, kernel.domain) for s in kernel.stores]
-        self.domain, accesses = simplify_domain(kernel.domain, accesses)
-        self.load_access = dict(zip(map(id, loads), accesses))
-        self.store_access = accesses[len(loads):]
-        # transcendentals as calls of out-of-line functions (outline.py) in large bodies
-        self.math = math if math is not None and outline.wants_outline(kernel) else None
-        # lanes of an explicit vector innermost loop (simd.py), None for a scalar body
-        self.lanes = simd.vector_lanes(self) if math is not None else None
-        self.cur_lanes = None  # lanes of the values being emitted: set inside the vector loop
-        self.mask = None  # inside the vector loop: the lanes in range, None if all are
-        self.sincos_args = _sincos_args(kernel) if self.math is not None and self.lanes else set()
-
-    @property
-    def outer_extent(self) -> int:
-        return self.domain[0] if self.domain else 1
-
-    def emit(self) -> ir.Function:
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.buffers) + [I64, I64])
-        fn = ir.Function(self.module, fnty, self.name)
-        fn.linkage = "internal"
-        for arg in fn.args[:len(self.buffers)]:
-            arg.add_attribute("noalias")
-        self.ptrs = {id(buf): arg for buf, arg in zip(self.buffers, fn.args)}
-        self.lo, self.hi = fn.args[-2], fn.args[-1]
-        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
-        self._emit_body_loops()
-        self.b.ret_void()
-        return fn
-
-    def _emit_body_loops(self):
-        reductions = [_reduction_plan(s, a, self.domain)
-                      for s, a in zip(self.kernel.stores, self.store_access) if s.reduce]
-        for red in reductions:
-            red.lanes = self.lanes if red.level < len(self.domain) else None
-            ty = llvm_type(red.acc_dtype)
-            red.slot = self.b.alloca(ty if red.lanes is None else simd.vector_of(ty, red.lanes),
-                                     name="acc")
-        self.reductions = reductions
-        if 0 in self.domain:
-            for red in reductions:  # nothing to combine: every target element is the identity
-                self._fill(red, force=True)
-            return
-        for red in reductions:
-            self._fill(red)
-        self.ivs = [None] * len(self.domain)
-        self.segment = [None] * len(self.domain)
-        self._emit_level(0)
-
-    def _accesses(self):
-        return list(self.load_access.values()) + list(self.store_access)
-
-    def _segments(self, d: int):
-        """[a, b) pieces of dim d inside which every step-1 bound on d is statically true or
-        false, so the loop body needs neither a clamp nor a select there (loop splitting)."""
-        n = self.domain[d]
-        points = {0, n}
-        for acc in self._accesses():
-            bnd = acc.bounds[d]
-            if bnd is not None and bnd[2] == 1:
-                points.update(min(max(p, 0), n) for p in bnd[:2])
-        cuts = sorted(points)
-        pieces = []
-        for a, b in zip(cuts, cuts[1:]):
-            sig = tuple(_bound_state(acc.bounds[d], (a, b)) for acc in self._accesses())
-            if pieces and pieces[-1][2] == sig:
-                pieces[-1] = (pieces[-1][0], b, sig)
-            else:
-                pieces.append((a, b, sig))
-        return [(a, b) for a, b, _ in pieces]
-
-    def _emit_level(self, d: int):
-        if d == len(self.domain):
-            self._emit_innermost()
-            return
-        for red in self.reductions:
-            if red.level == d:
-                ident = reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
-                self.b.store(ident, red.slot)
-        for a, b in self._segments(d):
-            self.segment[d] = (a, b)
-            lo, hi = i64(a), i64(b)
-            if d == 0:  # this call's rows [self.lo, self.hi), intersected at run time
-                lo = self.b.select(self.b.icmp_signed(">", self.lo, lo), self.lo, lo)
-                hi = self.b.select(self.b.icmp_signed("<", self.hi, hi), self.hi, hi)
-            if self.lanes and d == len(self.domain) - 1:
-                self._emit_vector_loop(d, lo, hi, b - a)
-                continue
-            with Loop(self.b, lo, hi, f"d{d}") as iv:
-                self.ivs[d] = iv
-                self._emit_level(d + 1)
-        self.segment[d] = None
-        for red in self.reductions:
-            if red.level == d:
-                acc = self._fold(red, self.b.load(red.slot))
-                self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
-
-    def _emit_vector_loop(self, d, lo, hi, length: int):
-        """Innermost dim d over [lo, hi) in steps of self.lanes (simd.py).  `length` is the
-        segment's static length (the run-time range of dim 0 may be a slice of it).
-
-        A static multiple of the lanes needs no mask.  Short segments run one loop with
-        every access masked (one copy of the body: W7's 16 elements).  Long ones run the
-        full vectors unmasked and one masked step for the rest."""
-        b, lanes = self.b, self.lanes
-        if d > 0 and length % lanes == 0:
-            self._vector_steps(d, lo, hi, masked=False)
-        elif length < simd.SPLIT_MIN_LANES * lanes:
-            self._vector_steps(d, lo, hi, masked=True)
-        else:  # a thread's rows may miss the segment (hi < lo): then run nothing
-            count = b.sub(hi, lo)
-            count = b.select(b.icmp_signed(">", count, i64(0)), count, i64(0))
-            end = b.add(lo, b.and_(count, i64(-lanes)), flags=("nsw",))
-            self._vector_steps(d, lo, end, masked=False)
-            with b.if_then(b.icmp_signed("<", end, hi)):
-                self._vector_step(d, end, simd.lane_mask(b, end, hi, lanes))
-
-    def _vector_steps(self, d, lo, hi, masked: bool):
-        with Loop(self.b, lo, hi, f"d{d}", step=self.lanes) as iv:
-            self._vector_step(d, iv, simd.lane_mask(self.b, iv, hi, self.lanes) if masked else None)
-
-    def _vector_step(self, d, iv, mask):
-        """The body on lanes iv .. iv + lanes - 1 of dim d (those in `mask`, if given)."""
-        self.ivs[d], self.mask, self.cur_lanes = iv, mask, self.lanes
-        self._emit_innermost()
-        self.cur_lanes = self.mask = None
-
-    def _fold(self, red, acc):
-        """A vector accumulator folded across its lanes (scalars pass through)."""
-        if red.lanes is None:
-            return acc
-        return simd.fold_lanes(self.b, acc, lambda x, y: combine(self.b, red.store.reduce, x, y,
-                                                                 red.acc_dtype))
-
-    def _emit_innermost(self):
-        self.sincos = {}  # value index -> (sin, cos) of it, made by one call
-        values, dtypes = [], []
-        for ins in self.kernel.body:
-            value, dtype = self._emit_instruction(ins, values, dtypes)
-            values.append(value)
-            dtypes.append(dtype)
-        self.values = values
-        for store, acc in zip(self.kernel.stores, self.store_access):
-            if not store.reduce:
-                self._store(store, acc, values[store.value])
-        for red in self.reductions:
-            x = values[red.store.value]
-            if red.level == len(self.domain):
-                self._flush(red, x)
-            else:
-                x = convert_value(self.b, x, red.store.buffer.dtype, red.acc_dtype)
-                if self.cur_lanes and self.mask is not None:  # lanes past the end add nothing
-                    ident = reduction_identity(red.store.reduce, red.acc_dtype, self.cur_lanes)
-                    x = self.b.select(self.mask, x, ident)
-                self.b.store(combine(self.b, red.store.reduce, self.b.load(red.slot), x,
-                                     red.acc_dtype), red.slot)
-
-    def _emit_instruction(self, ins, values, dtypes):
-        if isinstance(ins, Load):
-            return self._load(ins), np.dtype(ins.dtype)
-        if isinstance(ins, Const):
-            return constant(ins.value, ins.dtype, self.cur_lanes), np.dtype(ins.dtype)
-        if isinstance(ins, Op):
-            return self._op(ins, values, dtypes), np.dtype(ins.dtype)
-        raise TypeError(f"codegen: unexpected kernel body instruction {ins!r}")
-
-    def _op(self, ins: Op, values, dtypes):
-        lanes = self.cur_lanes
-        args = [constant(a.value, a.dtype, lanes) if isinstance(a, Const) else values[a]
-                for a in ins.args]
-        arg_dtypes = [np.dtype(a.dtype) if isinstance(a, Const) else dtypes[a] for a in ins.args]
-        if self.math is not None and ins.prim in outline.OUTLINED and outline.is_float(ins.dtype):
-            return self._math_call(ins, args)
-        return lower_op(self.b, ins.prim, args, arg_dtypes, ins.dtype, ins.params)
-
-    def _math_call(self, ins, args):
-        """An out-of-line math call; sin and cos of one vector value share one sincos call."""
-        a = ins.args[0]
-        if ins.prim not in ("sin", "cos") or a not in self.sincos_args or not self.cur_lanes:
-            return self.math.call(self.b, ins.prim, args)
-        if a not in self.sincos:
-            self.sincos[a] = self.math.sincos(self.b, args[0])
-        return self.sincos[a][ins.prim == "cos"]
-
-    # -- memory --
-    def _address(self, buf, acc: Access):
-        """GEP to buf.flat[offset + sum(i*stride)] with bounded dims clamped to a valid point."""
-        b = self.b
-        index = i64(acc.offset)
-        for iv, stride, bnd, seg in zip(self.ivs, acc.strides, acc.bounds, self.segment):
-            if stride == 0:
-                continue
-            dynamic = bnd is not None and _bound_state(bnd, seg) != "in"
-            i = _clamp_to_valid(b, iv, bnd) if dynamic else iv
-            index = b.add(index, b.mul(i, i64(stride), flags=("nsw",)), flags=("nsw",))
-        return b.gep(self.ptrs[id(buf)], [index], inbounds=True,
-                     source_etype=storage_type(buf.dtype))
-
-    def _valid(self, acc: Access):
-        """The run-time validity condition, None if always valid here."""
-        b, ok = self.b, None
-        for iv, bnd, seg in zip(self.ivs, acc.bounds, self.segment):
-            if bnd is not None and _bound_state(bnd, seg) != "in":
-                cond = _in_bounds(b, iv, bnd)
-                ok = cond if ok is None else b.and_(ok, cond)
-        return ok
-
-    def _never_here(self, acc: Access) -> bool:
-        """Out of bounds in the whole current segment (or always)."""
-        return acc.never or any(bnd is not None and _bound_state(bnd, seg) == "out"
-                                for bnd, seg in zip(acc.bounds, self.segment))
-
-    def _load(self, ins: Load):
-        acc, lanes = self.load_access[id(ins)], self.cur_lanes
-        if self._never_here(acc):
-            return constant(0, ins.dtype, lanes)
-        raw = self._read(ins.buffer, acc)
-        value = convert_value(self.b, to_register(self.b, raw, ins.buffer.dtype),
-                              ins.buffer.dtype, ins.dtype)
-        ok = self._valid(acc)
-        if ok is None:
-            return value
-        return self.b.select(ok, value, constant(0, ins.dtype, lanes))  # pad: 0 outside the bounds
-
-    def _read(self, buf, acc):
-        """The stored value(s) at acc: one element, or in the vector loop a vector (stride 1
-        in the innermost dim) or a splat of one element (stride 0)."""
-        ety, ptr = storage_type(buf.dtype), self._address(buf, acc)
-        if not self.cur_lanes:
-            return self.b.load(ptr, typ=ety)
-        if acc.strides[-1] == 0:
-            return simd.splat(self.b, self.b.load(ptr, typ=ety), self.cur_lanes)
-        return simd.load(self.b, ptr, simd.vector_of(ety, self.cur_lanes), _bytes(buf), self.mask)
-
-    def _store(self, store: Store, acc: Access, value):
-        if self._never_here(acc):
-            return
-        ok = self._valid(acc)
-        if ok is None:
-            self._write(store.buffer, acc, value)
-            return
-        with self.b.if_then(ok):
-            self._write(store.buffer, acc, value)
-
-    def _write(self, buf, acc, value):
-        """Store one element, or a vector (stride 1 in the innermost dim, simd.vector_lanes)."""
-        stored, ptr = to_memory(self.b, value, buf.dtype), self._address(buf, acc)
-        if lanes_of(value) is None:
-            self.b.store(stored, ptr)
-        else:
-            simd.store(self.b, stored, ptr, _bytes(buf), self.mask)
-
-    def _flush(self, red: _Reduction, x):
-        """Write an accumulated value; combine with memory if other dims reduce into it too."""
-        buf = red.store.buffer
-        if not red.needs_fill:
-            self._store(red.store, red.access, x)
-            return
-        old = to_register(self.b, self._read(buf, red.access), buf.dtype)
-        new = combine(self.b, red.store.reduce, old, x, buf.dtype)
-        self._write(buf, red.access, new)
-
-    def _fill(self, red: _Reduction, force=False):
-        """Identity into every element the store maps to: a walk over its nonzero strides.
-
-        Dim 0 runs over [lo, hi) only, so a thread fills just its own rows.
-        """
-        if not (red.needs_fill or force) or red.access.never:
-            return
-        dims = []
-        for d, (n, s) in enumerate(zip(self.domain, red.access.strides)):
-            if s == 0 or n == 1:
-                continue
-            if n == 0:
-                return  # the image is empty
-            dims.append(((self.lo, self.hi) if d == 0 else (i64(0), i64(n)), s))
-        buf = red.store.buffer
-        ident = to_memory(self.b, reduction_identity(red.store.reduce, buf.dtype), buf.dtype)
-
-        def put(index):
-            ptr = self.b.gep(self.ptrs[id(buf)], [index], inbounds=True,
-                             source_etype=storage_type(buf.dtype))
-            self.b.store(ident, ptr)
-        walk_image(self.b, red.access.offset, dims, put, "fill")
-
-
-def _sincos_args(kernel) -> set:
-    """Body value indices that both a sin and a cos op take (W7's forward sin, backward cos)."""
-    seen = {"sin": set(), "cos": set()}
-    for ins in kernel.body:
-        if isinstance(ins, Op) and ins.prim in seen and not isinstance(ins.args[0], Const):
-            seen[ins.prim].add(ins.args[0])
-    return seen["sin"] & seen["cos"]
-
-
-def _bytes(buf) -> int:
-    return np.dtype(buf.dtype).itemsize
-
-
-def _bound_state(bnd, seg):
-    """'in' / 'out' if bound bnd holds / fails on all of segment seg = (a, b), else None."""
-    if bnd is None:
-        return "in"
-    if seg is None:
-        return None
-    (lo, hi, step), (a, b) = bnd, seg
-    if b <= lo or a >= hi:
-        return "out"
-    if step == 1 and lo <= a and b <= hi:
-        return "in"
-    return None
-
-
-def _in_bounds(b, iv, bnd):
-    lo, hi, step = bnd
-    ok = b.and_(b.icmp_signed(">=", iv, i64(lo)), b.icmp_signed("<", iv, i64(hi)))
-    if step != 1:
-        rem = b.srem(b.sub(iv, i64(lo)), i64(step))
-        ok = b.and_(ok, b.icmp_signed("==", rem, i64(0)))
-    return ok
-
-
-def _clamp_to_valid(b, iv, bnd):
-    """The nearest valid index at or below iv (lo if iv < lo): its address is in bounds."""
-    lo, hi, step = bnd
-    last = lo + (hi - 1 - lo) // step * step
-    i = b.select(b.icmp_signed("<", iv, i64(lo)), i64(lo), iv)
-    i = b.select(b.icmp_signed(">", i, i64(last)), i64(last), i)
-    if step != 1:
-        off = b.sub(i, i64(lo))
-        i = b.sub(i, b.srem(off, i64(step)))
-    return i
-
-
-def _distinct(bufs):
-    out = []
-    for buf in bufs:
-        if not any(buf is o for o in out):
-            out.append(buf)
-    return out
-
-
 # ---- the program -------------------------------------------------------------------
 
 @dataclass
 class Lowered:
+    """The entry module, the distinct compile units it calls (first-call order), the layout."""
+
     module: ir.Module
+    units: list
     layout: Layout
-    kernel_names: list = field(default_factory=list)
+    n_calls: int  # kernel calls in the entry (>= len(units))
+
+    def text(self) -> str:
+        """The unoptimized IR of the entry and of every unit."""
+        return "\n".join([str(self.module)] + [str(u.build_module()) for u in self.units])
 
 
 class ProgramEmitter:
-    """Builds the module: constants, one function per kernel, and `tg_entry`."""
+    """Builds the entry module: a call per kernel, BLAS calls, thread launches, setup/run."""
 
-    def __init__(self, kp, name: str = "program", n_threads: int = 1):
+    def __init__(self, kp, name: str = "program", n_threads: int = 1, environment: str = ""):
+        """`environment`: fingerprint.kernel_environment(), hashed into every unit's key."""
         self.kp, self.layout, self.n_threads = kp, plan_layout(kp), n_threads
+        self.environment = environment
         self.module = ir.Module(name=name)
-        self.math = outline.MathFunctions(self.module)
-        self.kernel_names = []
+        self.units = {}  # key -> KernelUnit
+        self.n_calls = 0
+        self.input_slot = {id(b): (b.index if b.index is not None else i)
+                           for i, b in enumerate(kp.inputs)}
+        self.out_slot = {id(b): j for j, b in enumerate(self.layout.out_buffers)}
+        self.big_slot = {id(b): j for j, b in enumerate(self.layout.big_consts)}
+        self.const_globals = {}
 
     def emit(self) -> Lowered:
-        self._emit_consts()
-        fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
-        entry = ir.Function(self.module, fnty, "tg_entry")
-        self.ins, self.outs, self.arena = entry.args
-        self.b = ir.IRBuilder(entry.append_basic_block("entry"))
+        self._emit_const_table()
+        entry = ir.Function(self.module, ENTRY_TYPE, "tg_entry")
+        self.entry_b = ir.IRBuilder(entry.append_basic_block("entry"))
+        self.parts = []
+        self._new_part()
         copies = [_copy_kernel(src, dst) for src, dst in self.layout.copies]
         self.scratch_offset, self.scratch_bytes = self.layout.arena_bytes, 0
-        for k, kernel in enumerate(list(self.kp.kernels) + copies):
-            self._emit_kernel(k, kernel)
+        for kernel in list(self.kp.kernels) + copies:
+            for part in units.independent_parts(kernel):
+                if self.part_calls >= PART_CALLS:
+                    self._new_part()
+                self._emit_kernel(part)
         self.b.ret_void()
-        self.math.finish()
+        self.entry_b.ret_void()
+        if len(self.parts) > 1:  # one part is inlined into tg_entry
+            for fn in self.parts:
+                fn.attributes.add("noinline")
         # threads' private reduction copies live after the temps (kernels run one at a time)
         self.layout.arena_bytes = self.scratch_offset + self.scratch_bytes
-        return Lowered(self.module, self.layout, self.kernel_names)
+        mutex, arena = _emit_setup(self.module, len(self.layout.big_consts))
+        _emit_run(self.module, mutex, arena, locked=self.layout.arena_bytes > 0)
+        return Lowered(self.module, list(self.units.values()), self.layout, self.n_calls)
 
-    def _emit_consts(self):
-        self.const_ptrs = {}
+    def _new_part(self):
+        """Continue in a new part of the entry: `tg_entry` calls its parts in order."""
+        if self.parts:
+            self.b.ret_void()
+        fn = ir.Function(self.module, ENTRY_TYPE, f"tg_part{len(self.parts)}")
+        fn.linkage = "internal"
+        self.parts.append(fn)
+        self.entry_b.call(fn, self.entry_b.function.args)
+        self.ins, self.outs, self.arena = fn.args
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.part_calls = 0
+
+    def _emit_const_table(self):
         big = self.layout.big_consts
         if big:
             table = ir.GlobalVariable(self.module, ir.ArrayType(PTR, len(big)), "tg_consts")
             table.initializer = ir.Constant(ir.ArrayType(PTR, len(big)), None)
             table.align = 8
             self.const_table = table
-        for j, buf in enumerate(self.kp.consts):
-            if buf in big:
-                continue
-            self.const_ptrs[id(buf)] = _const_global(self.module, f"tg_c{j}", buf)
 
-    def _pointer(self, buf):
-        b = self.b
+    def _pointer(self, buf, shift: int = 0):
+        """The data pointer of `buf` in the entry, advanced by `shift` elements."""
+        base = self._base_pointer(buf)
+        if not shift:
+            return base
+        nbytes = shift * np.dtype(buf.dtype).itemsize
+        return self.b.gep(base, [i64(nbytes)], inbounds=True, source_etype=I8)
+
+    def _base_pointer(self, buf):
         if buf.kind == "input":
-            return self._load_slot(self.ins, buf.index if buf.index is not None else self.kp.inputs.index(buf))
+            return self._load_slot(self.ins, self.input_slot[id(buf)])
         if buf.kind == "temp":
-            return b.gep(self.arena, [i64(self.layout.temp_offsets.get(buf, 0))],
-                         inbounds=True, source_etype=ir.IntType(8))
+            return self.b.gep(self.arena, [i64(self.layout.temp_offsets.get(buf, 0))],
+                              inbounds=True, source_etype=I8)
         if buf.kind == "const":
-            if id(buf) in self.const_ptrs:
-                return self.const_ptrs[id(buf)]
-            return self._load_slot(self.const_table, self.layout.big_consts.index(buf))
-        slot = _index_of(self.layout.out_buffers, buf)
-        return self._load_slot(self.outs, slot)
+            if id(buf) in self.big_slot:
+                return self._load_slot(self.const_table, self.big_slot[id(buf)])
+            return self._const_global(buf)
+        if id(buf) not in self.out_slot:
+            raise KeyError(f"codegen: buffer {buf} is not an output of the program")
+        return self._load_slot(self.outs, self.out_slot[id(buf)])
+
+    def _const_global(self, buf):
+        """A small constant the entry itself reads (a BLAS operand)."""
+        if id(buf) not in self.const_globals:
+            name = f"tg_c{len(self.const_globals)}"
+            self.const_globals[id(buf)] = const_global(self.module, name, buf)
+        return self.const_globals[id(buf)]
 
     def _load_slot(self, table, i):
         slot = self.b.gep(table, [i64(i)], inbounds=True, source_etype=PTR)
         return self.b.load(slot, typ=PTR)
 
-    def _emit_kernel(self, k, kernel):
-        name = f"tg_k{k}_{_short(kernel.name)}"
-        self.kernel_names.append(name)
+    def _emit_kernel(self, kernel):
+        self.part_calls += 1
         if isinstance(kernel, DotKernel):
-            if blas.prefers_inline(kernel):
-                kernel = blas.dot_as_loop(kernel)
-            else:
+            if not blas.prefers_inline(kernel):
                 ptrs = [self._pointer(buf) for buf in (kernel.a, kernel.b, kernel.out)]
                 blas.emit_product(self.b, kernel, *ptrs)
                 return
-        em = KernelEmitter(self.module, kernel, name, self.math)
-        fn = em.emit()
-        ptrs = [self._pointer(buf) for buf in em.buffers]
-        plan = threads.plan_parallel(em, self.n_threads)
+            kernel = blas.dot_as_loop(kernel)
+        canon, args = units.canonical_form(kernel)
+        plan = None
+        if threads.may_split(canon, self.n_threads):
+            probe = KernelEmitter(None, canon, kernel.name)  # analysis only: the thread plan
+            plan = threads.plan_parallel(probe, self.n_threads)
+        unit = units.KernelUnit.of(canon, len(args), plan is not None, self.environment)
+        unit = self.units.setdefault(unit.key, unit)
+        self.n_calls += 1
+        fn = declare(self.module, unit.symbol, ir.VoidType(), unit.arg_types())
+        ptrs = [self._pointer(buf, shift) for buf, shift in args]
         if plan is None:
-            self.b.call(fn, ptrs + [i64(0), i64(em.outer_extent)])
+            self.b.call(fn, ptrs)
             return
-        scratch = self.b.gep(self.arena, [i64(self.scratch_offset)], inbounds=True,
-                             source_etype=ir.IntType(8))
-        threads.emit_parallel_call(self.b, em, fn, ptrs, plan, scratch)
+        scratch = self.b.gep(self.arena, [i64(self.scratch_offset)], inbounds=True, source_etype=I8)
+        shifts = [shift * np.dtype(buf.dtype).itemsize for buf, shift in args]
+        threads.emit_parallel_call(self.b, probe, fn, ptrs, shifts, plan, scratch)
         self.scratch_bytes = max(self.scratch_bytes, plan.scratch_bytes)
-
-
-def _index_of(bufs, buf):
-    for i, o in enumerate(bufs):
-        if o is buf:
-            return i
-    raise KeyError(f"codegen: buffer {buf} is not an output of the program")
-
-
-def _short(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in str(name))[:40]
-
-
-def _const_global(module, name, buf):
-    value = np.ascontiguousarray(np.asarray(buf.value, dtype=buf.dtype)).reshape(-1)
-    ety = storage_type(buf.dtype)
-    if value.dtype == np.bool_:
-        value = value.astype(np.uint8)
-    ty = ir.ArrayType(ety, max(value.size, 1))
-    items = value.tolist() if value.size else [0]
-    g = ir.GlobalVariable(module, ty, name)
-    g.initializer = ir.Constant(ty, [ir.Constant(ety, v) for v in items])
-    g.global_constant = True
-    g.linkage = "private"
-    g.align = ARENA_ALIGN
-    return g
 
 
 def _copy_kernel(src, dst):
@@ -709,6 +293,42 @@ def _copy_kernel(src, dst):
     return LoopKernel(f"copy_{src.name}", shape, body, [Store(dst, 0, index)])
 
 
-def lower_program(kp, name: str = "program", n_threads: int = 1) -> Lowered:
-    """The LLVM module for a kernel program (unoptimized; llvm_util optimizes it)."""
-    return ProgramEmitter(kp, name, n_threads).emit()
+# ---- setup and run -------------------------------------------------------------------
+
+def _emit_setup(module, n_big_consts: int):
+    mutex = ir.GlobalVariable(module, ir.ArrayType(I8, MUTEX_BYTES), "tg_mutex")
+    mutex.initializer = ir.Constant(ir.ArrayType(I8, MUTEX_BYTES), None)
+    mutex.align = 16
+    arena = ir.GlobalVariable(module, PTR, "tg_arena")
+    arena.initializer = ir.Constant(PTR, None)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), "tg_setup")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b.store(fn.args[0], arena)
+    if n_big_consts:
+        table = module.get_global("tg_consts")
+        for j in range(n_big_consts):
+            src = b.load(b.gep(fn.args[1], [I64(j)], source_etype=PTR), typ=PTR)
+            b.store(src, b.gep(table, [I64(0), I64(j)]))  # typed GEP: llvmlite checks the store
+    init = declare(module, "tg_sys_pthread_mutex_init", I32, [PTR, PTR])
+    b.call(init, [mutex, ir.Constant(PTR, None)])
+    b.ret_void()
+    return mutex, arena
+
+
+def _emit_run(module, mutex, arena, locked: bool):
+    entry = module.get_global("tg_entry")
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), "tg_run")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    if locked:
+        b.call(declare(module, "tg_sys_pthread_mutex_lock", I32, [PTR]), [mutex])
+    b.call(entry, [fn.args[0], fn.args[1], b.load(arena, typ=PTR)])
+    if locked:
+        b.call(declare(module, "tg_sys_pthread_mutex_unlock", I32, [PTR]), [mutex])
+    b.ret_void()
+    return fn
+
+
+def lower_program(kp, name: str = "program", n_threads: int = 1, environment: str = "") -> Lowered:
+    """The entry module and compile units of a kernel program (unoptimized).  The units'
+    keys hash `environment` (the compiler passes fingerprint.kernel_environment())."""
+    return ProgramEmitter(kp, name, n_threads, environment).emit()

@@ -2,22 +2,23 @@
 
 mathlib's functions are inline polynomials of 50-200 instructions each.  A kernel with
 many of them (W7: 100 sin and 100 cos in one loop body) becomes ~12k instructions, and
-LLVM's O3 time (the loop vectorizer above all) and code generation grow with that size:
-2-3 s for W7.  For such kernels (more than `OUTLINE_MIN_CALLS` transcendental ops) each
+LLVM's O3 time (the loop vectorizer above all) and code generation grow with that size
+(docs/codegen.md, "Compile time").  For such kernels (more than `OUTLINE_MIN_CALLS` transcendental ops) each
 transcendental op becomes a call of a module-internal `noinline` function instead:
 
     double @tg_m_sin_f64(double)              the scalar version (remainder iterations)
     <8 x double> @tg_m_sin_v8f64(<8 x double>) the vector version, one register wide
 
-and the call carries LLVM's `vector-function-abi-variant` attribute
+and the scalar function carries LLVM's `vector-function-abi-variant` attribute
 (`_ZGV_LLVM_N8v_tg_m_sin_f64(tg_m_sin_v8f64)`, the vector function ABI mangling: N =
 unmasked, 8 lanes, one `v`ector argument per operand), through which the loop vectorizer
-widens the scalar call into one call of the vector version per vector iteration.  The
+widens each scalar call (LLVM reads a call's function attributes from its callee too)
+into one call of the vector version per vector iteration.  The
 vector versions are listed in `llvm.compiler.used`: nothing references them before
 vectorization, and O3 deletes unreferenced internal functions early.
 
-The vector width is the host's widest float register (`llvm_util.vector_bits`); kernels
-that call out of line (and the functions they are inlined into) carry
+The vector width is the host's widest float register (`llvm_util.vector_bits`); every
+function of a module that calls out of line carries
 `"prefer-vector-width"` with that width, so the vectorizer
 picks exactly the lane count the variant exists for, on every x86 tuning.  A loop that is
 not vectorized (a remainder, a short domain, a non-vectorizable kernel) calls the scalar
@@ -25,21 +26,17 @@ version: results are the same either way (same mathlib code, same rounding).
 """
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 
 from tracegrad.passes.kernels import Op
 
 from . import llvm_util, mathlib
-from .irutil import add_string_attributes
+from .irutil import Function
+from .scalar_ops import is_float
 
 OUTLINED = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "pow")
 # a kernel with more transcendental ops than this calls them out of line (W7 has 200)
 OUTLINE_MIN_CALLS = 8
-
-
-def is_float(dtype) -> bool:
-    return np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def transcendental_count(kernel) -> int:
@@ -69,7 +66,7 @@ class MathFunctions:
 
     def call(self, b: ir.IRBuilder, name: str, args):
         """`name(*args)` for float/double args, or vectors of them (an explicit vector loop,
-        simd.py, calls the vector function directly).  A scalar call carries the vector
+        simd.py, calls the vector function directly).  A scalar callee names its vector
         variant for the loop vectorizer."""
         if name not in OUTLINED:
             raise ValueError(f"outline: {name!r} is not an out-of-line function ({OUTLINED})")
@@ -80,10 +77,10 @@ class MathFunctions:
         vector = self.function(name, ir.VectorType(ty, self.lanes(ty)), len(args))
         if vector not in self.vector_fns:
             self.vector_fns.append(vector)
-        call = b.call(scalar, args)
-        abi = f"_ZGV_LLVM_N{self.lanes(ty)}{'v' * len(args)}_{scalar.name}({vector.name})"
-        add_string_attributes(call, {"vector-function-abi-variant": abi})
-        return call
+            # on the callee: LLVM reads a call's function attributes from the function too
+            abi = f"_ZGV_LLVM_N{self.lanes(ty)}{'v' * len(args)}_{scalar.name}({vector.name})"
+            scalar.string_attributes["vector-function-abi-variant"] = abi
+        return b.call(scalar, args)
 
     def sincos(self, b: ir.IRBuilder, x):
         """(sin(x), cos(x)) of a vector x through one call that shares the reduction."""
@@ -108,7 +105,7 @@ class MathFunctions:
         return fn
 
     def _new(self, fname, fnty):
-        fn = ir.Function(self.module, fnty, fname)
+        fn = Function(self.module, fnty, fname)
         fn.linkage = "internal"
         for attr in ("noinline", "nounwind", "readnone"):
             fn.attributes.add(attr)
@@ -126,15 +123,15 @@ class MathFunctions:
     def finish(self):
         """After all kernels: keep the vector versions alive and pin the vector width.
 
-        Every function defined so far (kernels, and what they get inlined into: the entry,
-        thread tasks) gets the width the variants exist for.
+        Every function defined in the module (irutil.Function: the kernel and the math)
+        gets the width the variants exist for.
         """
         if not any(f.name.startswith("tg_m_") for f in self.module.functions):
             return
         for fn in self.module.functions:
             if fn.blocks:
-                add_string_attributes(fn, {"prefer-vector-width": self.bits,
-                                           "min-legal-vector-width": self.bits})
+                fn.string_attributes.update({"prefer-vector-width": self.bits,
+                                             "min-legal-vector-width": self.bits})
         if not self.vector_fns:
             return
         ty = ir.ArrayType(ir.PointerType(), len(self.vector_fns))

@@ -2,9 +2,8 @@
 
 Kernels are normally emitted one element at a time and LLVM's loop vectorizer widens the
 innermost loop.  That vectorizer's time grows faster than linearly with the length of the
-loop body's dependence chains (measured on LLVM 22: 93 ms of W7's 134 ms O3 time go to
-VPlan type inference over its 1300-instruction chain, and 1.5 s when the mathlib
-polynomials were inline).  For the kernels where that matters (`wants_vector_body`: those
+loop body's dependence chains (most of W7's O3 time went to VPlan type inference over its
+1300-instruction chain: docs/codegen.md, "Compile time").  For the kernels where that matters (`wants_vector_body`: those
 calling math out of line, or with long bodies) the emitter writes the vector loop itself:
 
 * the innermost (simplified) dim steps by W lanes, W = one host vector register of the
@@ -71,6 +70,8 @@ def vector_lanes(em, vector_bits: int | None = None) -> int | None:
     """Lanes of the explicit vector loop for KernelEmitter `em`, or None for the scalar body."""
     if not em.domain or 0 in em.domain or not wants_vector_body(em.kernel):
         return None
+    if not em.splits(len(em.domain) - 1):
+        return None  # the innermost dim's bounds stay run-time checks: one lane at a time
     dtypes = set(_value_dtypes(em.kernel))
     if not dtypes <= set(_VALUE_DTYPES):
         return None
@@ -141,8 +142,13 @@ def fold_lanes(b, vec, combine_fn):
     lanes = vec.type.count
     while lanes > 1:
         half = lanes // 2
-        idx = lambda r: ir.Constant(vector_of(I32, half), [I32(k) for k in r])
-        lo = b.shuffle_vector(vec, ir.Constant(vec.type, ir.Undefined), idx(range(half)))
-        hi = b.shuffle_vector(vec, ir.Constant(vec.type, ir.Undefined), idx(range(half, lanes)))
+        lo = b.shuffle_vector(vec, ir.Constant(vec.type, ir.Undefined), _lanes(range(half)))
+        hi = b.shuffle_vector(vec, ir.Constant(vec.type, ir.Undefined), _lanes(range(half, lanes)))
         vec, lanes = combine_fn(lo, hi), half
     return b.extract_element(vec, I32(0))
+
+
+def _lanes(indices) -> ir.Constant:
+    """A shuffle mask selecting `indices`."""
+    indices = list(indices)
+    return ir.Constant(vector_of(I32, len(indices)), [I32(k) for k in indices])

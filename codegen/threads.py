@@ -30,12 +30,11 @@ from llvmlite import ir
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Load, Op
 
-from .irutil import I64, PTR, Loop, i64, walk_image
+from .irutil import I64, PTR, Loop, align_up, declare, i64, walk_image
 from .scalar_ops import combine, storage_type, to_memory, to_register
 
-# Below ~4M simple ops a second thread does not pay for its start and join (~50 us on the
-# 2-core VM, docs/codegen.md "Threads"): tanh f32 over 131072 elements (cost 1.2M) took 89 us
-# on one thread and 145 us on two, over 524288 (4.7M) 331 vs 358 us, over 1M (9.4M) 657 vs 540.
+# Below this many simple ops a second thread does not pay for its start and join
+# (measurements in docs/codegen.md, "Threads").
 PARALLEL_MIN_COST = 1 << 22
 I32 = ir.IntType(32)
 
@@ -51,11 +50,10 @@ def thread_count(requested: int | None = None) -> int:
 def beside_blas(n_threads: int, blas_threads: int, cpus: int | None = None) -> int:
     """Threads for a program that calls BLAS: only the cores OpenBLAS's workers leave free.
 
-    After each call OpenBLAS's blas_threads - 1 workers busy-wait for the next one (0.1 s
-    of CPU, measured), so inside a program that calls it they are always spinning, and a
-    thread of ours on their core shares it with them: W3's tanh kernel (256 x 512 f32) took
-    82 us on one thread and 600-800 us on two; at batch 2048 0.65 ms against 2.1 ms.  The
-    count is read, never set (the user's setting).
+    After each call OpenBLAS's blas_threads - 1 workers busy-wait for the next one, so
+    inside a program that calls it they are always spinning, and a thread of ours on their
+    core shares it with them and runs several times slower (docs/codegen.md, "Threads").
+    The count is read, never set (the user's setting).
     """
     cpus = cpus or os.cpu_count() or 1
     return max(1, min(n_threads, cpus - (blas_threads - 1)))
@@ -91,21 +89,22 @@ class ParallelPlan:
         return self.private_bytes * (len(self.chunks) - 1)
 
 
-def _align(n: int) -> int:
-    return -(-n // 64) * 64
-
-
 def _rows_disjoint(strides, domain) -> bool:
     """Different i0 never reach the same element: |s0| exceeds the span of the other dims."""
     span = sum(abs(s) * (n - 1) for s, n in zip(strides[1:], domain[1:]))
     return abs(strides[0]) > span
 
 
+def may_split(kernel, n_threads: int) -> bool:
+    """Whether a kernel is worth a thread plan at all (cheap: no analysis)."""
+    return n_threads >= 2 and kernel_cost(kernel) >= PARALLEL_MIN_COST
+
+
 def plan_parallel(em, n_threads: int) -> ParallelPlan | None:
     """How to split kernel emitter `em` over threads, or None to run it inline."""
-    if n_threads < 2 or not em.domain or em.domain[0] < 2 or 0 in em.domain:
+    if not may_split(em.kernel, n_threads):
         return None
-    if kernel_cost(em.kernel) < PARALLEL_MIN_COST:
+    if not em.domain or em.domain[0] < 2 or 0 in em.domain:
         return None
     written = [s.buffer for s in em.kernel.stores]
     private = []
@@ -126,7 +125,7 @@ def plan_parallel(em, n_threads: int) -> ParallelPlan | None:
     offsets, total = [], 0
     for red in private:
         offsets.append(total)
-        total += _align(red.store.buffer.size * np.dtype(red.store.buffer.dtype).itemsize)
+        total += align_up(red.store.buffer.size * np.dtype(red.store.buffer.dtype).itemsize, 64)
     return ParallelPlan(list(zip(edges[:-1], edges[1:])), private, offsets, total)
 
 
@@ -138,11 +137,14 @@ def _context_type(n_ptrs: int):
 
 
 def _task(module, fn, n_ptrs: int):
-    """`ptr task(ptr ctx)`: unpacks a context and calls the kernel (a pthread start routine)."""
-    task = ir.Function(module, ir.FunctionType(PTR, [PTR]), fn.name + "_task")
+    """`ptr task(ptr ctx)`: unpacks a context and calls the kernel (a pthread start routine);
+    one per kernel function in the module."""
+    name = fn.name + "_task"
+    if name in module.globals:
+        return module.globals[name]
+    task = ir.Function(module, ir.FunctionType(PTR, [PTR]), name)
     task.linkage = "internal"
-    # the entry also runs slice 0 through it: inlined there, the kernel's code would exist
-    # twice and cost twice the optimization and code generation time
+    # the entry also runs slice 0 through it: one copy of the unpacking per kernel
     task.attributes.add("noinline")
     b = ir.IRBuilder(task.append_basic_block("entry"))
     ctx, cty = task.args[0], _context_type(n_ptrs)
@@ -153,17 +155,14 @@ def _task(module, fn, n_ptrs: int):
     return task
 
 
-def _decl(module, name, ret, args):
-    if name in module.globals:
-        return module.globals[name]
-    return ir.Function(module, ir.FunctionType(ret, args), name)
-
-
 class ParallelCall:
     """Emits, at the builder's position, the threaded run of one kernel function."""
 
-    def __init__(self, b, em, fn, ptrs, plan: ParallelPlan, scratch):
-        self.b, self.em, self.fn, self.ptrs, self.plan, self.scratch = b, em, fn, ptrs, plan, scratch
+    def __init__(self, b, em, fn, ptrs, shifts, plan: ParallelPlan, scratch):
+        """`ptrs[j]`: argument j of the kernel function, `shifts[j]` bytes past its buffer's
+        start (units.canonical_form); a private copy is entered at the same shift."""
+        self.b, self.em, self.fn, self.ptrs, self.plan = b, em, fn, ptrs, plan
+        self.shifts, self.scratch = shifts, scratch
 
     def emit(self):
         b, n = self.b, len(self.plan.chunks)
@@ -174,8 +173,8 @@ class ParallelCall:
         rcs = b.alloca(I32, size=i64(n), name="rcs")
         for t in range(n):
             self._fill_context(ctx, t)
-        create = _decl(module, "tg_sys_pthread_create", I32, [PTR, PTR, PTR, PTR])
-        join = _decl(module, "tg_sys_pthread_join", I32, [I64, PTR])
+        create = declare(module, "tg_sys_pthread_create", I32, [PTR, PTR, PTR, PTR])
+        join = declare(module, "tg_sys_pthread_join", I32, [I64, PTR])
         with Loop(b, i64(1), i64(n), "spawn") as t:
             arg = b.gep(ctx, [t])
             rc = b.call(create, [b.gep(tids, [t]), ir.Constant(PTR, None), task, arg])
@@ -190,16 +189,18 @@ class ParallelCall:
         for red, offset in zip(self.plan.private, self.plan.private_offsets):
             self._combine(red, offset)
 
-    def _private_ptr(self, t: int, offset: int):
-        return self.b.gep(self.scratch, [i64((t - 1) * self.plan.private_bytes + offset)],
-                          inbounds=True, source_etype=ir.IntType(8))
+    def _private_ptr(self, t: int, offset: int, shift: int):
+        """Thread t's copy of a private target (at `offset` in one thread's copies), entered
+        `shift` bytes in like the target's own pointer."""
+        at = (t - 1) * self.plan.private_bytes + offset + shift
+        return self.b.gep(self.scratch, [i64(at)], inbounds=True, source_etype=ir.IntType(8))
 
     def _fill_context(self, ctx, t):
         b = self.b
         private = {id(r.store.buffer): off for r, off in zip(self.plan.private, self.plan.private_offsets)}
         for j, (buf, ptr) in enumerate(zip(self.em.buffers, self.ptrs)):
             if t > 0 and id(buf) in private:
-                ptr = self._private_ptr(t, private[id(buf)])
+                ptr = self._private_ptr(t, private[id(buf)], self.shifts[j])
             b.store(ptr, b.gep(ctx, [i64(t), I32(j)]))  # typed GEPs: llvmlite checks the stores
         for j, v in enumerate(self.plan.chunks[t]):
             b.store(i64(v), b.gep(ctx, [i64(t), I32(len(self.ptrs) + j)]))
@@ -208,10 +209,11 @@ class ParallelCall:
         """target[e] = target[e] (+) copy_1[e] (+) ... over the store's image."""
         b, buf = self.b, red.store.buffer
         ety = storage_type(buf.dtype)
-        target = self.ptrs[next(j for j, x in enumerate(self.em.buffers) if x is buf)]
+        j = next(j for j, x in enumerate(self.em.buffers) if x is buf)
+        target = self.ptrs[j]
         dims = [((i64(0), i64(n)), s) for n, s in zip(self.em.domain, red.access.strides)
                 if s != 0 and n != 1]
-        copies = [self._private_ptr(t, offset) for t in range(1, len(self.plan.chunks))]
+        copies = [self._private_ptr(t, offset, self.shifts[j]) for t in range(1, len(self.plan.chunks))]
 
         def merge(index):
             ptr = b.gep(target, [index], inbounds=True, source_etype=ety)
@@ -223,5 +225,5 @@ class ParallelCall:
         walk_image(b, red.access.offset, dims, merge, "merge")
 
 
-def emit_parallel_call(b, em, fn, ptrs, plan: ParallelPlan, scratch):
-    ParallelCall(b, em, fn, ptrs, plan, scratch).emit()
+def emit_parallel_call(b, em, fn, ptrs, shifts, plan: ParallelPlan, scratch):
+    ParallelCall(b, em, fn, ptrs, shifts, plan, scratch).emit()

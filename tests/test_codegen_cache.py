@@ -1,4 +1,5 @@
-"""The on-disk cache of compiled programs: hits across processes, corruption, switches."""
+"""The on-disk cache of compiled programs and kernel units: hits across processes,
+corruption, switches, and keys that change with the compiler (issue 10.4)."""
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tracegrad.codegen import cache, compile_program
+from tracegrad.codegen import cache, compile_program, fingerprint, threads
 from tracegrad.codegen.cache import DiskCache, decode, describe_program
 
 # Builds the same program in this process and in fresh ones.
@@ -59,37 +60,46 @@ def expected_value():
     return float(np.sum(np.exp(x * np.linspace(0, 1, 1000) * 2.0)))
 
 
-def entries(d):
-    """The programs' entries (the process's tg_fastcall may be stored beside them)."""
+def entries(d, kind="program"):
+    """The entries of one kind: programs, kernel units, or the process's tg_fastcall."""
     names = sorted(p for p in os.listdir(d) if p.endswith(cache.SUFFIX))
-    return [n for n in names if _meta_name(os.path.join(d, n)) != "tg_fastcall"]
+    return [n for n in names if _kind(os.path.join(d, n)) == kind]
 
 
-def _meta_name(path):
+def _kind(path):
     with open(path, "rb") as f:
         entry = decode(f.read())
-    return entry.meta.get("name") if entry is not None else None
+    if entry is None:
+        return None
+    if "unit" in entry.meta:
+        return "unit"
+    return "fastcall" if entry.meta.get("name") == "tg_fastcall" else "program"
+
+
+def _flip_bytes(path):
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert decode(bytes(data)) is None
 
 
 def test_hit_in_a_fresh_process_then_corruption_is_recompiled(tmp_path):
     hit, value = run_child(tmp_path)
     assert not hit and np.isclose(value, expected_value(), rtol=1e-12)
     [name] = entries(tmp_path)
-    all_names = [n for n in os.listdir(tmp_path) if n.endswith(cache.SUFFIX)]
-    assert [_meta_name(tmp_path / n) for n in all_names].count("tg_fastcall") == 1
+    [unit] = entries(tmp_path, "unit")
+    assert len(entries(tmp_path, "fastcall")) == 1
     hit, value2 = run_child(tmp_path)
     assert hit and value2 == value
     # flip bytes in the object code: detected by the checksum, recompiled, rewritten
-    path = tmp_path / name
-    data = bytearray(path.read_bytes())
-    for i in range(len(data) // 2, len(data) // 2 + 16):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-    assert decode(bytes(data)) is None
-    hit, value3 = run_child(tmp_path)
-    assert not hit and value3 == value
-    assert decode(path.read_bytes()) is not None
-    assert run_child(tmp_path)[0]
+    for broken in (name, unit):
+        path = tmp_path / broken
+        _flip_bytes(path)
+        hit, value3 = run_child(tmp_path)
+        assert not hit and value3 == value
+        assert decode(path.read_bytes()) is not None
+        assert run_child(tmp_path)[0]
 
 
 def test_truncated_and_foreign_entries_are_misses(tmp_path):
@@ -152,6 +162,55 @@ def test_threaded_program_from_cache_keeps_its_scratch(tmp_path, monkeypatch):
     first = compile_program(kp, disk_cache=str(tmp_path), n_threads=3)
     second = compile_program(make_program(), disk_cache=str(tmp_path), n_threads=3)
     assert second.from_cache and "pthread_create" in second.llvm_ir()
-    assert second.layout.arena_bytes == first.layout.arena_bytes > 0
+    assert second.image.arena_bytes == first.image.arena_bytes > 0
     x = np.linspace(-1, 1, 1000)
     assert np.isclose(second(x)[0], expected_value(), rtol=1e-12)
+
+
+# ---- keys change with the compiler (issue 10.4) -----------------------------------------
+
+def test_source_hash_follows_every_source_file(tmp_path, monkeypatch):
+    package = tmp_path / "tg_fake_compiler"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "rules.py").write_text("COST = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = fingerprint.source_hash(["tg_fake_compiler"])
+    assert fingerprint.source_hash(["tg_fake_compiler"]) == before
+    (package / "sub" / "rules.py").write_text("COST = 2\n")
+    assert fingerprint.source_hash(["tg_fake_compiler"]) != before
+
+
+def test_compiler_hash_covers_ir_passes_and_codegen():
+    files = {p for package in fingerprint.PACKAGES for p, _ in fingerprint._source_files(package)}
+    assert {"fingerprint.py", "lower.py", "autodiff.py", "core.py"} <= files
+    assert len(fingerprint.compiler_hash()) == 64
+
+
+def test_environment_names_versions_target_and_tuning():
+    env = fingerprint.kernel_environment()
+    target = fingerprint.target()
+    for part in ("llvmlite", "llvm", "triple", "cpu", "features", "vector_bits"):
+        assert part in target and str(target[part]) in env
+    assert fingerprint.compiler_hash() in env
+    assert "PARALLEL_MIN_COST" in env and "OUTLINE_MIN_CALLS" in env
+
+
+@pytest.mark.parametrize("change", ["compiler", "tuning", "target"])
+def test_a_changed_compiler_never_reuses_entries(tmp_path, monkeypatch, change):
+    store = DiskCache(str(tmp_path))
+    first = compile_program(make_program(), disk_cache=store)
+    assert compile_program(make_program(), disk_cache=store).from_cache
+    if change == "compiler":  # as an edited source file would
+        monkeypatch.setattr(fingerprint, "compiler_hash", lambda: "0" * 64)
+    elif change == "tuning":
+        monkeypatch.setattr(threads, "PARALLEL_MIN_COST", threads.PARALLEL_MIN_COST + 1)
+    else:
+        monkeypatch.setattr(fingerprint, "target", lambda: {**first_target, "cpu": "other"})
+    second = compile_program(make_program(), disk_cache=store)
+    assert not second.from_cache and second.cache_key != first.cache_key
+    assert second.kernel_stats["compiled"] == 1, "the kernel unit's key changed too"
+
+
+first_target = fingerprint.target()

@@ -1,0 +1,270 @@
+"""Compiling a program: cache lookups, compile units, linking, stage times and progress.
+
+* `compile_graph(graph, plan, ...)` compiles an optimized graph.  With a disk cache it
+  first looks the program up by the graph itself (cache.graph_key), so a hit skips
+  fusion planning as well as code generation; on a miss it calls `plan(graph)` (fusion)
+  for the kernel program.
+* `compile_program(kp, ...)` compiles a kernel program (cache.program_key).
+
+Either way the kernel program is lowered to an entry module and its distinct compile
+units (lower.py, units.py).  Each unit is loaded from the disk cache by its own key or
+emitted, optimized at its own level and turned into object code; the entry is
+optimized at O1 to O2 (it holds only calls); one engine links them all.  LLVM work runs
+under llvm_util.LOCK; planning and graph hashing do not need it.
+
+LLVM work is not spread over threads: llvmlite serializes every call into LLVM on one
+process-wide lock of its own, so two threads would only take turns, and a process pool
+costs more to start than the kernels of the programs measured take to compile
+(docs/codegen.md, "Compile time").
+
+`CompiledProgram.stage_seconds` says where the time went (key, lookup, plan, lower,
+emit, optimize, object, entry, link), and `kernel_stats` how many kernel calls the
+program has, how many distinct units, how many of them were compiled and how many
+loaded from the cache.  With `TRACEGRAD_LOG=1` (or `info`) a compile that has run for
+PROGRESS_AFTER seconds logs its progress on the "tracegrad" logger.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from . import blas, cache, fingerprint, llvm_util, threads
+from .lower import lower_program
+from .runtime import FAST_ENTRY, CompiledProgram, ProgramImage, join_modules, register_symbols
+
+PROGRESS_AFTER = 2.0  # seconds into a compile before progress is logged
+PROGRESS_EVERY = 1.0  # seconds between progress lines
+ENTRY_O2_CALLS = 64  # an entry with more kernel calls than this is optimized at O1
+LOG = logging.getLogger("tracegrad")
+
+
+# ---- stage times and progress ----------------------------------------------------------
+
+def logging_requested() -> bool:
+    """TRACEGRAD_LOG=1|info|debug|true: progress of long compiles on the "tracegrad" logger
+    (given a stderr handler and level INFO if the application configured none)."""
+    value = os.environ.get("TRACEGRAD_LOG", "").strip().lower()
+    if value not in ("1", "info", "debug", "true", "yes"):
+        return False
+    if LOG.level == logging.NOTSET or LOG.level > logging.INFO:
+        LOG.setLevel(logging.DEBUG if value == "debug" else logging.INFO)
+    if not LOG.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        LOG.addHandler(handler)
+    return True
+
+
+class Stages:
+    """The times of one compile's stages, and its progress lines (module docstring)."""
+
+    def __init__(self, name: str):
+        self.name, self.t0 = name, time.perf_counter()
+        self.seconds = {}
+        self.logging = logging_requested()
+        self._logged = self.t0
+
+    @contextmanager
+    def stage(self, name: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def progress(self, message: str) -> None:
+        now = time.perf_counter()
+        if self.logging and now - self.t0 >= PROGRESS_AFTER and now - self._logged >= PROGRESS_EVERY:
+            LOG.info("compiling %s: %s (%.1f s)", self.name, message, now - self.t0)
+            self._logged = now
+
+    def finish(self, cp: CompiledProgram, stats: dict) -> CompiledProgram:
+        cp.compile_seconds = self.elapsed()
+        cp.stage_seconds = {k: round(v, 6) for k, v in self.seconds.items()}
+        cp.kernel_stats = stats
+        if self.logging and cp.compile_seconds >= PROGRESS_AFTER:
+            times = ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())
+            LOG.info("compiled %s in %.1f s (%s s); kernels: %s", self.name,
+                     cp.compile_seconds, times, stats)
+        return cp
+
+
+# ---- compile units -----------------------------------------------------------------------
+
+@dataclass
+class UnitCode:
+    obj: bytes
+    ir_text: str
+
+
+def _unit_from_cache(store, unit) -> UnitCode | None:
+    entry = store.load(unit.key) if store is not None else None
+    if entry is None or len(entry.blobs) != 1:
+        return None
+    return UnitCode(entry.blobs[0], entry.ir_text)
+
+
+def _compile_unit(unit, stages: Stages) -> UnitCode:
+    with stages.stage("emit"):
+        module, level = unit.build()
+    with stages.stage("optimize"):
+        ref = llvm_util.optimize(llvm_util.parse(module), level)
+    with stages.stage("object"):
+        return UnitCode(llvm_util.emit_object(ref), str(ref))
+
+
+def unit_codes(units, store, stages: Stages, stats: dict) -> list:
+    """The object code of every unit: from the disk cache, else compiled (and stored)."""
+    codes = []
+    for i, unit in enumerate(units):
+        with stages.stage("lookup"):
+            code = _unit_from_cache(store, unit)
+        if code is None:
+            code = _compile_unit(unit, stages)
+            stats["compiled"] += 1
+            if store is not None:
+                with stages.stage("store"):
+                    store.store(unit.key, cache.CacheEntry({"unit": unit.text}, [code.obj], code.ir_text))
+        else:
+            stats["loaded"] += 1
+        codes.append(code)
+        stages.progress(f"{i + 1}/{len(units)} distinct kernels")
+    return codes
+
+
+# ---- programs ------------------------------------------------------------------------------
+
+def _prepare(disk_cache):
+    """The disk cache to use; the process's symbols and fast-call function ready."""
+    register_symbols()
+    store = cache.resolve(disk_cache)
+    FAST_ENTRY.get(store)  # once per process, before any CompiledProgram needs it
+    return store
+
+
+def _entry_level(lowered) -> int:
+    return 2 if lowered.n_calls <= ENTRY_O2_CALLS else 1
+
+
+def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> CompiledProgram:
+    """Compile a kernel program (holding the LLVM lock); store it under `key` if given."""
+    with stages.stage("lower"):
+        lowered = lower_program(kp, name, n_threads, fingerprint.kernel_environment())
+    stats = {"calls": lowered.n_calls, "distinct": len(lowered.units), "compiled": 0, "loaded": 0}
+    codes = unit_codes(lowered.units, store, stages, stats)
+    with stages.stage("entry"):
+        ref = llvm_util.optimize(llvm_util.parse(lowered.module), _entry_level(lowered))
+        entry = UnitCode(llvm_util.emit_object(ref), str(ref))
+    image = ProgramImage.of(kp, lowered.layout)
+    with stages.stage("link"):
+        engine = llvm_util.load_objects([entry.obj] + [c.obj for c in codes])
+    if store is not None and key is not None:
+        meta = {"name": name, "units": [u.key for u in lowered.units], **image.to_meta()}
+        blobs = [entry.obj] + [c.tobytes() for c in image.big_consts]
+        with stages.stage("store"):
+            store.store(key, cache.CacheEntry(meta, blobs, entry.ir_text))
+    ir_text = join_modules([entry.ir_text] + [c.ir_text for c in codes])
+    cp = CompiledProgram(image, engine, ir_text, 0.0, False, key)
+    cp.unit_keys = [u.key for u in lowered.units]
+    return stages.finish(cp, stats)
+
+
+def _load(store, key: str, stages: Stages) -> CompiledProgram | None:
+    """The program stored under `key` with all its units, or None (a miss)."""
+    with stages.stage("lookup"):
+        entry = store.load(key)
+        if entry is None or not entry.blobs or not isinstance(entry.meta.get("units"), list):
+            return None
+        units = [store.load(k) for k in entry.meta["units"]]
+        if any(u is None or len(u.blobs) != 1 for u in units):
+            return None
+        try:
+            image = ProgramImage.from_meta(entry.meta, entry.blobs[1:])
+        except (KeyError, ValueError, TypeError):
+            return None
+    with stages.stage("link"):
+        try:
+            engine = llvm_util.load_objects([entry.blobs[0]] + [u.blobs[0] for u in units])
+        except RuntimeError:
+            return None
+    ir_text = join_modules([entry.ir_text] + [u.ir_text for u in units])
+    cp = CompiledProgram(image, engine, ir_text, 0.0, True, key)
+    cp.unit_keys = list(entry.meta["units"])
+    return stages.finish(cp, {"calls": None, "distinct": len(units), "compiled": 0,
+                              "loaded": len(units)})
+
+
+def _threads_for(kp, requested: int) -> int:
+    """A program that calls a multi-threaded BLAS uses only the cores its workers leave."""
+    if blas.calls_blas(kp):
+        return threads.beside_blas(requested, blas.thread_count())
+    return requested
+
+
+def compile_program(kp, name: str = "program", disk_cache=None, n_threads: int | None = None):
+    """Compile a KernelProgram to a CompiledProgram (using the disk cache if enabled).
+
+    `disk_cache`: None uses the environment (TRACEGRAD_CACHE_DIR,
+    TRACEGRAD_DISABLE_CACHE), False disables it, a path or DiskCache selects it.
+    `n_threads`: worker threads for large kernels (default TRACEGRAD_NUM_THREADS or
+    os.cpu_count()); a program that calls a multi-threaded BLAS uses only the cores its
+    spinning workers leave (threads.beside_blas).
+    """
+    stages = Stages(name)
+    n_threads = _threads_for(kp, threads.thread_count(n_threads))
+    with llvm_util.LOCK:
+        store = _prepare(disk_cache)
+        key = None
+        if store is not None:
+            with stages.stage("key"):
+                key = cache.program_key(kp, fingerprint.program_environment(threads=n_threads))
+            cp = _load(store, key, stages)
+            if cp is not None:
+                cp.planner = lambda: kp
+                return cp
+        cp = _build(kp, name, store, key, n_threads, stages)
+    cp.planner = lambda: kp
+    return cp
+
+
+def graph_environment(requested_threads: int) -> dict:
+    """What, besides the graph, decides its program: the thread counts the plan starts from."""
+    return fingerprint.program_environment(threads=requested_threads, cpus=os.cpu_count(),
+                                           blas_threads=blas.thread_count())
+
+
+def compile_graph(graph, plan, name: str = "program", disk_cache=None,
+                  n_threads: int | None = None) -> CompiledProgram:
+    """Compile an optimized graph: `plan(graph)` (fusion) gives its kernel program.
+
+    With a disk cache the program is looked up by the graph first, so a hit skips
+    planning too.  `disk_cache` and `n_threads` as for `compile_program`.  The result's
+    `kernel_program()` gives the kernel program (planned again after a cache hit).
+    """
+    stages = Stages(name)
+    requested = threads.thread_count(n_threads)
+    key, store = None, None
+    with llvm_util.LOCK:
+        store = _prepare(disk_cache)
+    if store is not None:
+        with stages.stage("key"):
+            key = cache.graph_key(graph, graph_environment(requested))
+        with llvm_util.LOCK:
+            cp = _load(store, key, stages)
+        if cp is not None:
+            cp.planner = functools.cache(lambda: plan(graph))
+            return cp
+    with stages.stage("plan"):
+        kp = plan(graph)
+    stages.progress(f"planned {len(kp.kernels)} kernels")
+    with llvm_util.LOCK:
+        cp = _build(kp, name, store, key, _threads_for(kp, requested), stages)
+    cp.planner = lambda: kp
+    return cp

@@ -1,0 +1,544 @@
+"""One LoopKernel -> one LLVM function `void name(ptr noalias %buf..., [i64 %lo, i64 %hi])`.
+
+Every shape, stride and offset is a compile-time constant: the innermost loop sees
+constant strides and LLVM's loop vectorizer turns contiguous loads into vector loads,
+stride-0 loads into splats and negative strides into reversed vector loads.  One pointer
+argument per distinct buffer the kernel touches (distinct memory, so `noalias` is true);
+small constants are private globals of the kernel's own module (their loads fold).
+A kernel split over threads (threads.py) also takes `lo, hi`, the rows of its outermost
+(collapsed) dimension that one call runs; any other kernel runs all rows, a constant range.
+
+Kernels with many transcendentals call them out of line (outline.py), and those and
+very long bodies get their innermost loop in explicit vector form
+(`KernelEmitter._emit_vector_loop`, simd.py) instead of relying on LLVM's loop
+vectorizer, whose time grows faster than linearly with the body: see docs/codegen.md,
+"Compile time".
+
+Reductions: the accumulator of a store whose innermost dims are reduced lives in a
+register (an alloca that mem2reg promotes) and its float `fadd` carries `reassoc`,
+without which LLVM keeps the loop scalar: sums are reassociated (see docs/codegen.md,
+"Reassociation policy").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from tracegrad.passes.kernels import Const, IndexMap, Load, LoopKernel, Op, Store
+
+from . import outline, simd
+from .irutil import I64, PTR, Function, Loop, i64, walk_image
+from .scalar_ops import (combine, constant, convert_value, is_float, lanes_of, llvm_type,
+                         lower_op, reduction_identity, storage_type, to_memory, to_register)
+
+BIG_CONST_BYTES = 1024  # larger consts are passed by pointer instead of baked into the code
+CONST_ALIGN = 64  # bytes: a cache line, and the widest vector
+MAX_SEGMENTS = 16  # a dim split into more pieces keeps run-time bound checks (KernelEmitter.splits)
+
+
+# ---- index maps after simplification ---------------------------------------------
+
+@dataclass
+class Access:
+    """An index map over the simplified domain; `never` if a size-1 dim drops it out of bounds."""
+
+    offset: int
+    strides: list
+    bounds: list  # per dim: None or (lo, hi, step)
+    never: bool = False
+
+
+def _access_of(index: IndexMap, domain) -> Access:
+    bounds = list(index.bounds) if index.bounds is not None else [None] * len(domain)
+    bounds = [None if b is None or _always(b, n) else tuple(b) for b, n in zip(bounds, domain)]
+    return Access(index.offset, list(index.strides), bounds)
+
+
+def _always(bnd, n: int) -> bool:
+    """Bounds that hold at every index of a dim of extent n."""
+    lo, hi, step = bnd
+    if n <= 1:
+        return n == 0 or _valid_at(bnd, 0)
+    return step == 1 and lo <= 0 and hi >= n
+
+
+def _valid_at(b, i):
+    lo, hi, step = b
+    return lo <= i < hi and (i - lo) % step == 0
+
+
+def _drop_dim(acc: Access, d: int) -> None:
+    """Remove size-1 dim d (where i[d] == 0 always)."""
+    if acc.bounds[d] is not None and not _valid_at(acc.bounds[d], 0):
+        acc.never = True
+    del acc.strides[d], acc.bounds[d]
+
+
+def _mergeable(acc: Access, d: int, inner: int) -> bool:
+    return (acc.bounds[d] is None and acc.bounds[d + 1] is None
+            and acc.strides[d] == acc.strides[d + 1] * inner)
+
+
+def _merge_dim(acc: Access, d: int) -> None:
+    del acc.strides[d], acc.bounds[d]  # dim d+1 (now d) keeps the inner stride
+
+
+def simplify_domain(domain, accesses):
+    """Drop size-1 dims and fuse adjacent dims that every access walks contiguously.
+
+    A 2-D elementwise kernel over contiguous buffers becomes one flat loop, so
+    the vectorized loop runs over all elements rather than a short row.
+    """
+    domain = list(domain)
+    if 0 in domain:
+        return domain, accesses
+    for d in reversed(range(len(domain))):
+        if domain[d] == 1:
+            del domain[d]
+            for acc in accesses:
+                _drop_dim(acc, d)
+    d = len(domain) - 2
+    while d >= 0:
+        if all(_mergeable(acc, d, domain[d + 1]) for acc in accesses):
+            domain[d:d + 2] = [domain[d] * domain[d + 1]]
+            for acc in accesses:
+                _merge_dim(acc, d)
+        d -= 1
+    return domain, accesses
+
+
+# ---- reductions ------------------------------------------------------------------
+
+@dataclass
+class _Reduction:
+    """One reducing store: its accumulator and the loop level it spans."""
+
+    store: Store
+    access: Access
+    level: int  # loops level..n-1 are folded into the register accumulator
+    needs_fill: bool  # reduced dims outside the accumulator: memory is combined into
+    slot: object = None  # the alloca
+    acc_dtype: np.dtype = None  # float32 sums accumulate in float64 (docs: reassociation policy)
+    lanes: int = None  # a vector accumulator of this many lanes (explicit vector loop, simd.py)
+
+
+def injective(strides, extents) -> bool:
+    """No two indices map to one address (sufficient test: each |stride| exceeds the span
+    of the smaller ones), so every target element is reached from exactly one index."""
+    dims = sorted((abs(s), n) for s, n in zip(strides, extents) if n > 1)
+    span = 0
+    for s, n in dims:
+        if s <= span:
+            return False
+        span += s * (n - 1)
+    return True
+
+
+def _reduction_plan(store: Store, acc: Access, domain) -> _Reduction:
+    n = len(domain)
+    level = n
+    while level > 0 and acc.strides[level - 1] == 0:
+        level -= 1
+    outer_reduced = not injective(acc.strides[:level], domain[:level])
+    dtype = np.dtype(store.buffer.dtype)
+    acc_dtype = np.dtype(np.float64) if store.reduce == "sum" and dtype == np.float32 else dtype
+    return _Reduction(store, acc, level, outer_reduced, acc_dtype=acc_dtype)
+
+
+# ---- one kernel --------------------------------------------------------------------
+
+class KernelEmitter:
+    """Emits one LoopKernel as `void name(ptr noalias..., [i64 lo, i64 hi])`.
+
+    Construction only analyses the kernel (simplified domain, accesses, reductions,
+    pointer arguments), so threads.py plans a split from an emitter without a module.
+    """
+
+    def __init__(self, module: ir.Module | None, kernel: LoopKernel, name: str, math=None,
+                 ranged: bool = False):
+        """`math`: the module's outline.MathFunctions; None keeps all math inline and the
+        innermost loop scalar (for LLVM's loop vectorizer).  `ranged`: the function takes
+        the row range `lo, hi` of its outermost dim (a kernel split over threads)."""
+        self.module, self.kernel, self.name, self.ranged = module, kernel, name, ranged
+        touched = _distinct(list(kernel.reads()) + list(kernel.writes()))
+        self.baked = [buf for buf in touched if baked_const(buf)]
+        self.buffers = [buf for buf in touched if not baked_const(buf)]  # pointer arguments
+        loads = [ins for ins in kernel.body if isinstance(ins, Load)]
+        accesses = [_access_of(ins.index, kernel.domain) for ins in loads]
+        accesses += [_access_of(s.index, kernel.domain) for s in kernel.stores]
+        self.domain, accesses = simplify_domain(kernel.domain, accesses)
+        self.load_access = dict(zip(map(id, loads), accesses))
+        self.store_access = accesses[len(loads):]
+        self.reductions = [_reduction_plan(s, a, self.domain)
+                           for s, a in zip(kernel.stores, self.store_access) if s.reduce]
+        # transcendentals as calls of out-of-line functions (outline.py) in large bodies
+        self.math = math if math is not None and outline.wants_outline(kernel) else None
+        # lanes of an explicit vector innermost loop (simd.py), None for a scalar body
+        self.lanes = simd.vector_lanes(self) if math is not None else None
+        self.cur_lanes = None  # lanes of the values being emitted: set inside the vector loop
+        self.mask = None  # inside the vector loop: the lanes in range, None if all are
+        self.sincos_args = _sincos_args(kernel) if self.math is not None and self.lanes else set()
+
+    @property
+    def outer_extent(self) -> int:
+        return self.domain[0] if self.domain else 1
+
+    def emit(self) -> ir.Function:
+        n = len(self.buffers)
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * n + ([I64, I64] if self.ranged else []))
+        fn = Function(self.module, fnty, self.name)
+        for arg in fn.args[:n]:
+            arg.add_attribute("noalias")
+        self.ptrs = {id(buf): arg for buf, arg in zip(self.buffers, fn.args)}
+        for j, buf in enumerate(self.baked):
+            self.ptrs[id(buf)] = const_global(self.module, f"tg_c{j}", buf)
+        self.lo, self.hi = fn.args[n:] if self.ranged else (i64(0), i64(self.outer_extent))
+        self.b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self._emit_body_loops()
+        self.b.ret_void()
+        return fn
+
+    def _emit_body_loops(self):
+        for red in self.reductions:
+            red.lanes = self.lanes if red.level < len(self.domain) else None
+            ty = llvm_type(red.acc_dtype)
+            red.slot = self.b.alloca(ty if red.lanes is None else simd.vector_of(ty, red.lanes),
+                                     name="acc")
+        if 0 in self.domain:
+            for red in self.reductions:  # nothing to combine: every target element is the identity
+                self._fill(red, force=True)
+            return
+        for red in self.reductions:
+            self._fill(red)
+        self.ivs = [None] * len(self.domain)
+        self.segment = [None] * len(self.domain)
+        self._emit_level(0)
+
+    def _accesses(self):
+        return list(self.load_access.values()) + list(self.store_access)
+
+    def _cuts(self, d: int) -> list:
+        """0, n and every step-1 bound of dim d (clamped into it), sorted."""
+        n = self.domain[d]
+        points = {0, n}
+        for acc in self._accesses():
+            bnd = acc.bounds[d]
+            if bnd is not None and bnd[2] == 1:
+                points.update(min(max(p, 0), n) for p in bnd[:2])
+        return sorted(points)
+
+    def splits(self, d: int) -> bool:
+        """Whether dim d is split at its bounds (`_segments`).  Every piece holds a copy of
+        the body, so a dim with more than MAX_SEGMENTS pieces (the sum of many padded
+        slices: the gradient of an unrolled loop's `xs[t]`) keeps one loop with run-time
+        checks instead of growing with the square of its bounds."""
+        return len(self._cuts(d)) - 1 <= MAX_SEGMENTS
+
+    def _segments(self, d: int):
+        """[a, b) pieces of dim d inside which every step-1 bound on d is statically true or
+        false, so the loop body needs neither a clamp nor a select there (loop splitting)."""
+        cuts = self._cuts(d)
+        if not self.splits(d):
+            return [(0, self.domain[d])]
+        pieces = []  # (a, b, the bounds' states on [a, b))
+        for a, b in zip(cuts, cuts[1:]):
+            sig = tuple(_bound_state(acc.bounds[d], (a, b)) for acc in self._accesses())
+            if pieces and pieces[-1][2] == sig:
+                pieces[-1] = (pieces[-1][0], b, sig)
+            else:
+                pieces.append((a, b, sig))
+        return [(a, b) for a, b, _ in pieces]
+
+    def _emit_level(self, d: int):
+        if d == len(self.domain):
+            self._emit_innermost()
+            return
+        for red in self.reductions:
+            if red.level == d:
+                ident = reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
+                self.b.store(ident, red.slot)
+        for a, b in self._segments(d):
+            self.segment[d] = (a, b)
+            lo, hi = i64(a), i64(b)
+            if d == 0:  # this call's rows [self.lo, self.hi), intersected at run time
+                lo = self.b.select(self.b.icmp_signed(">", self.lo, lo), self.lo, lo)
+                hi = self.b.select(self.b.icmp_signed("<", self.hi, hi), self.hi, hi)
+            if self.lanes and d == len(self.domain) - 1:
+                self._emit_vector_loop(d, lo, hi, b - a)
+                continue
+            with Loop(self.b, lo, hi, f"d{d}") as iv:
+                self.ivs[d] = iv
+                self._emit_level(d + 1)
+        self.segment[d] = None
+        for red in self.reductions:
+            if red.level == d:
+                acc = self._fold(red, self.b.load(red.slot))
+                self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
+
+    def _emit_vector_loop(self, d, lo, hi, length: int):
+        """Innermost dim d over [lo, hi) in steps of self.lanes (simd.py).  `length` is the
+        segment's static length (the run-time range of dim 0 may be a slice of it).
+
+        A static multiple of the lanes needs no mask.  Short segments run one loop with
+        every access masked (one copy of the body: W7's 16 elements).  Long ones run the
+        full vectors unmasked and one masked step for the rest."""
+        b, lanes = self.b, self.lanes
+        if d > 0 and length % lanes == 0:
+            self._vector_steps(d, lo, hi, masked=False)
+        elif length < simd.SPLIT_MIN_LANES * lanes:
+            self._vector_steps(d, lo, hi, masked=True)
+        else:  # a thread's rows may miss the segment (hi < lo): then run nothing
+            count = b.sub(hi, lo)
+            count = b.select(b.icmp_signed(">", count, i64(0)), count, i64(0))
+            end = b.add(lo, b.and_(count, i64(-lanes)), flags=("nsw",))
+            self._vector_steps(d, lo, end, masked=False)
+            with b.if_then(b.icmp_signed("<", end, hi)):
+                self._vector_step(d, end, simd.lane_mask(b, end, hi, lanes))
+
+    def _vector_steps(self, d, lo, hi, masked: bool):
+        with Loop(self.b, lo, hi, f"d{d}", step=self.lanes) as iv:
+            self._vector_step(d, iv, simd.lane_mask(self.b, iv, hi, self.lanes) if masked else None)
+
+    def _vector_step(self, d, iv, mask):
+        """The body on lanes iv .. iv + lanes - 1 of dim d (those in `mask`, if given)."""
+        self.ivs[d], self.mask, self.cur_lanes = iv, mask, self.lanes
+        self._emit_innermost()
+        self.cur_lanes = self.mask = None
+
+    def _fold(self, red, acc):
+        """A vector accumulator folded across its lanes (scalars pass through)."""
+        if red.lanes is None:
+            return acc
+        return simd.fold_lanes(self.b, acc, lambda x, y: combine(self.b, red.store.reduce, x, y,
+                                                                 red.acc_dtype))
+
+    def _emit_innermost(self):
+        self.sincos = {}  # value index -> (sin, cos) of it, made by one call
+        values, dtypes = [], []
+        for ins in self.kernel.body:
+            value, dtype = self._emit_instruction(ins, values, dtypes)
+            values.append(value)
+            dtypes.append(dtype)
+        self.values = values
+        for store, acc in zip(self.kernel.stores, self.store_access):
+            if not store.reduce:
+                self._store(store, acc, values[store.value])
+        for red in self.reductions:
+            x = values[red.store.value]
+            if red.level == len(self.domain):
+                self._flush(red, x)
+            else:
+                x = convert_value(self.b, x, red.store.buffer.dtype, red.acc_dtype)
+                if self.cur_lanes and self.mask is not None:  # lanes past the end add nothing
+                    ident = reduction_identity(red.store.reduce, red.acc_dtype, self.cur_lanes)
+                    x = self.b.select(self.mask, x, ident)
+                self.b.store(combine(self.b, red.store.reduce, self.b.load(red.slot), x,
+                                     red.acc_dtype), red.slot)
+
+    def _emit_instruction(self, ins, values, dtypes):
+        if isinstance(ins, Load):
+            return self._load(ins), np.dtype(ins.dtype)
+        if isinstance(ins, Const):
+            return constant(ins.value, ins.dtype, self.cur_lanes), np.dtype(ins.dtype)
+        if isinstance(ins, Op):
+            return self._op(ins, values, dtypes), np.dtype(ins.dtype)
+        raise TypeError(f"codegen: unexpected kernel body instruction {ins!r}")
+
+    def _op(self, ins: Op, values, dtypes):
+        lanes = self.cur_lanes
+        args = [constant(a.value, a.dtype, lanes) if isinstance(a, Const) else values[a]
+                for a in ins.args]
+        arg_dtypes = [np.dtype(a.dtype) if isinstance(a, Const) else dtypes[a] for a in ins.args]
+        if self.math is not None and ins.prim in outline.OUTLINED and is_float(ins.dtype):
+            return self._math_call(ins, args)
+        return lower_op(self.b, ins.prim, args, arg_dtypes, ins.dtype, ins.params)
+
+    def _math_call(self, ins, args):
+        """An out-of-line math call; sin and cos of one vector value share one sincos call."""
+        a = ins.args[0]
+        if ins.prim not in ("sin", "cos") or a not in self.sincos_args or not self.cur_lanes:
+            return self.math.call(self.b, ins.prim, args)
+        if a not in self.sincos:
+            self.sincos[a] = self.math.sincos(self.b, args[0])
+        return self.sincos[a][ins.prim == "cos"]
+
+    # -- memory --
+    def _address(self, buf, acc: Access):
+        """GEP to buf.flat[offset + sum(i*stride)] with bounded dims clamped to a valid point."""
+        b = self.b
+        index = i64(acc.offset)
+        for iv, stride, bnd, seg in zip(self.ivs, acc.strides, acc.bounds, self.segment):
+            if stride == 0:
+                continue
+            dynamic = bnd is not None and _bound_state(bnd, seg) != "in"
+            i = _clamp_to_valid(b, iv, bnd) if dynamic else iv
+            index = b.add(index, b.mul(i, i64(stride), flags=("nsw",)), flags=("nsw",))
+        return b.gep(self.ptrs[id(buf)], [index], inbounds=True,
+                     source_etype=storage_type(buf.dtype))
+
+    def _valid(self, acc: Access):
+        """The run-time validity condition, None if always valid here."""
+        b, ok = self.b, None
+        for iv, bnd, seg in zip(self.ivs, acc.bounds, self.segment):
+            if bnd is not None and _bound_state(bnd, seg) != "in":
+                cond = _in_bounds(b, iv, bnd)
+                ok = cond if ok is None else b.and_(ok, cond)
+        return ok
+
+    def _never_here(self, acc: Access) -> bool:
+        """Out of bounds in the whole current segment (or always)."""
+        return acc.never or any(bnd is not None and _bound_state(bnd, seg) == "out"
+                                for bnd, seg in zip(acc.bounds, self.segment))
+
+    def _load(self, ins: Load):
+        acc, lanes = self.load_access[id(ins)], self.cur_lanes
+        if self._never_here(acc):
+            return constant(0, ins.dtype, lanes)
+        raw = self._read(ins.buffer, acc)
+        value = convert_value(self.b, to_register(self.b, raw, ins.buffer.dtype),
+                              ins.buffer.dtype, ins.dtype)
+        ok = self._valid(acc)
+        if ok is None:
+            return value
+        return self.b.select(ok, value, constant(0, ins.dtype, lanes))  # pad: 0 outside the bounds
+
+    def _read(self, buf, acc):
+        """The stored value(s) at acc: one element, or in the vector loop a vector (stride 1
+        in the innermost dim) or a splat of one element (stride 0)."""
+        ety, ptr = storage_type(buf.dtype), self._address(buf, acc)
+        if not self.cur_lanes:
+            return self.b.load(ptr, typ=ety)
+        if acc.strides[-1] == 0:
+            return simd.splat(self.b, self.b.load(ptr, typ=ety), self.cur_lanes)
+        return simd.load(self.b, ptr, simd.vector_of(ety, self.cur_lanes), _bytes(buf), self.mask)
+
+    def _store(self, store: Store, acc: Access, value):
+        if self._never_here(acc):
+            return
+        ok = self._valid(acc)
+        if ok is None:
+            self._write(store.buffer, acc, value)
+            return
+        with self.b.if_then(ok):
+            self._write(store.buffer, acc, value)
+
+    def _write(self, buf, acc, value):
+        """Store one element, or a vector (stride 1 in the innermost dim, simd.vector_lanes)."""
+        stored, ptr = to_memory(self.b, value, buf.dtype), self._address(buf, acc)
+        if lanes_of(value) is None:
+            self.b.store(stored, ptr)
+        else:
+            simd.store(self.b, stored, ptr, _bytes(buf), self.mask)
+
+    def _flush(self, red: _Reduction, x):
+        """Write an accumulated value; combine with memory if other dims reduce into it too."""
+        buf = red.store.buffer
+        if not red.needs_fill:
+            self._store(red.store, red.access, x)
+            return
+        old = to_register(self.b, self._read(buf, red.access), buf.dtype)
+        new = combine(self.b, red.store.reduce, old, x, buf.dtype)
+        self._write(buf, red.access, new)
+
+    def _fill(self, red: _Reduction, force=False):
+        """Identity into every element the store maps to: a walk over its nonzero strides.
+
+        Dim 0 runs over [lo, hi) only, so a thread fills just its own rows.
+        """
+        if not (red.needs_fill or force) or red.access.never:
+            return
+        dims = []
+        for d, (n, s) in enumerate(zip(self.domain, red.access.strides)):
+            if s == 0 or n == 1:
+                continue
+            if n == 0:
+                return  # the image is empty
+            dims.append(((self.lo, self.hi) if d == 0 else (i64(0), i64(n)), s))
+        buf = red.store.buffer
+        ident = to_memory(self.b, reduction_identity(red.store.reduce, buf.dtype), buf.dtype)
+
+        def put(index):
+            ptr = self.b.gep(self.ptrs[id(buf)], [index], inbounds=True,
+                             source_etype=storage_type(buf.dtype))
+            self.b.store(ident, ptr)
+        walk_image(self.b, red.access.offset, dims, put, "fill")
+
+
+def _sincos_args(kernel) -> set:
+    """Body value indices that both a sin and a cos op take (W7's forward sin, backward cos)."""
+    seen = {"sin": set(), "cos": set()}
+    for ins in kernel.body:
+        if isinstance(ins, Op) and ins.prim in seen and not isinstance(ins.args[0], Const):
+            seen[ins.prim].add(ins.args[0])
+    return seen["sin"] & seen["cos"]
+
+
+def _bytes(buf) -> int:
+    return np.dtype(buf.dtype).itemsize
+
+
+def _bound_state(bnd, seg):
+    """'in' / 'out' if bound bnd holds / fails on all of segment seg = (a, b), else None."""
+    if bnd is None:
+        return "in"
+    if seg is None:
+        return None
+    (lo, hi, step), (a, b) = bnd, seg
+    if b <= lo or a >= hi:
+        return "out"
+    if step == 1 and lo <= a and b <= hi:
+        return "in"
+    return None
+
+
+def _in_bounds(b, iv, bnd):
+    lo, hi, step = bnd
+    ok = b.and_(b.icmp_signed(">=", iv, i64(lo)), b.icmp_signed("<", iv, i64(hi)))
+    if step != 1:
+        rem = b.srem(b.sub(iv, i64(lo)), i64(step))
+        ok = b.and_(ok, b.icmp_signed("==", rem, i64(0)))
+    return ok
+
+
+def _clamp_to_valid(b, iv, bnd):
+    """The nearest valid index at or below iv (lo if iv < lo): its address is in bounds."""
+    lo, hi, step = bnd
+    last = lo + (hi - 1 - lo) // step * step
+    i = b.select(b.icmp_signed("<", iv, i64(lo)), i64(lo), iv)
+    i = b.select(b.icmp_signed(">", i, i64(last)), i64(last), i)
+    if step != 1:
+        off = b.sub(i, i64(lo))
+        i = b.sub(i, b.srem(off, i64(step)))
+    return i
+
+
+def _distinct(bufs):
+    out = []
+    for buf in bufs:
+        if not any(buf is o for o in out):
+            out.append(buf)
+    return out
+
+
+def baked_const(buf) -> bool:
+    """A constant small enough to live in the code of every kernel that reads it."""
+    return (buf.kind == "const" and buf.value is not None
+            and buf.size * np.dtype(buf.dtype).itemsize <= BIG_CONST_BYTES)
+
+
+def const_global(module, name, buf):
+    """A private constant global holding a const buffer's values (aligned to a cache line)."""
+    value = np.ascontiguousarray(np.asarray(buf.value, dtype=buf.dtype)).reshape(-1)
+    ety = storage_type(buf.dtype)
+    if value.dtype == np.bool_:
+        value = value.astype(np.uint8)
+    ty = ir.ArrayType(ety, max(value.size, 1))
+    items = value.tolist() if value.size else [0]
+    g = ir.GlobalVariable(module, ty, name)
+    g.initializer = ir.Constant(ty, [ir.Constant(ety, v) for v in items])
+    g.global_constant = True
+    g.linkage = "private"
+    g.align = CONST_ALIGN
+    return g

@@ -1,0 +1,77 @@
+"""Every use of LLVM holds one lock (issue 10.5): compiles, `asm()`, TRACEGRAD_DUMP."""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import llvmlite.binding as llvm
+import numpy as np
+
+import tracegrad
+from tracegrad.codegen import compile_program, llvm_util
+from tracegrad.passes.kernels import Buffer, IndexMap, KernelProgram, Load, LoopKernel, Op, Store
+
+F64 = np.dtype(np.float64)
+
+
+def _lock_free_elsewhere() -> bool:
+    """Whether another thread could take the LLVM lock right now."""
+    got = []
+
+    def probe():
+        if llvm_util.LOCK.acquire(blocking=False):
+            llvm_util.LOCK.release()
+            got.append(True)
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return bool(got)
+
+
+def _program(n):
+    x = Buffer("x", (n,), F64, "input", index=0)
+    out = Buffer("out", (n,), F64, "output", index=0)
+    body = [Load(x, IndexMap(0, (1,)), F64), Op("tanh", (0,), {}, F64)]
+    kernel = LoopKernel("k", (n,), body, [Store(out, 1, IndexMap(0, (1,)))])
+    return KernelProgram([x], [out], [], [], [kernel])
+
+
+def test_llvm_is_only_entered_holding_the_lock(monkeypatch, tmp_path):
+    calls = []
+    for name in ("parse_assembly", "create_mcjit_compiler"):
+        real = getattr(llvm, name)
+
+        def checked(*args, _real=real, **kwargs):
+            calls.append(not _lock_free_elsewhere())
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(llvm, name, checked)
+    monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
+    cp = compile_program(_program(37), disk_cache=False)
+    f = tracegrad.jit(lambda x: np.tanh(x) * 2.0, disk_cache=False)
+    f(np.ones(5))
+    assert "tg_kern_" in cp.llvm_ir() and cp.asm() and f.asm()
+    assert calls and all(calls), f"{calls.count(False)} of {len(calls)} LLVM calls outside the lock"
+    assert any(name.endswith("asm.txt") for name in os.listdir(tmp_path))
+
+
+def test_eight_threads_compile_dump_and_disassemble(monkeypatch, tmp_path):
+    """First calls with distinct shapes from 8 threads at once (one shared function and
+    one function per thread), with TRACEGRAD_DUMP on and asm() read while others compile."""
+    monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
+    shared = tracegrad.jit(lambda x: np.sum(np.exp(-x * x)), disk_cache=False)
+    start = threading.Barrier(8)
+
+    def work(i):
+        n = 5 + 3 * i
+        x = np.linspace(-2, 2, n)
+        own = tracegrad.jit(lambda x: np.tanh(x) * (i + 1.0), disk_cache=False)
+        start.wait()
+        total, scaled = shared(x), own(x)
+        np.testing.assert_allclose(total, np.sum(np.exp(-x * x)), rtol=1e-12)
+        np.testing.assert_allclose(scaled, np.tanh(x) * (i + 1.0), rtol=1e-12)
+        return own.asm(), shared.asm()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(work, range(8)))
+    assert all(a and b for a, b in results)
+    assert len(shared.cache_info()) == 8
+    assert any(name.endswith("asm.txt") for name in os.listdir(tmp_path))  # one name per function
