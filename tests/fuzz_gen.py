@@ -1,0 +1,410 @@
+"""Random programs for the fuzzer: Python source over the NumPy-like API.
+
+A `Program` is the body of a function `f(v0, v1, ...)`, one assignment per
+line, over `np` (tracegrad.numpy or the reference), `onp` (real numpy,
+dispatching through the NumPy protocols), `P` (direct primitive calls) and the
+dtype names `F` (the program's float dtype) and `W` (float64).  Its scalar
+`loss` is the sum of each float output times a fixed random cotangent.
+
+`Gen` builds a program step by step and evaluates every candidate line with
+the numpy reference, in float64 and in float32 on the same inputs (inputs are
+float32-representable).  A candidate whose values leave its operation's
+domain is adapted (shifted, scaled) or rejected, so that every emitted line
+holds with margin in both precisions:
+  * finite values of magnitude <= CAP, arrays of at most MAX_SIZE elements;
+  * operands of log/sqrt/pow/div kept away from 0 and the domain boundary;
+  * every kink (abs, sign, relu, clip, maximum/minimum ties, reduce_max ties,
+    comparisons feeding where, float->int truncation) at least a margin away,
+    so a finite difference and float32 rounding never cross it.
+The operation kinds and their weights live in `fuzz_ops.py`.
+"""
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+import fuzz_ops
+from fuzz_ops import Reject
+from fuzz_ref import RefNumpy, RefPrims
+
+CAP = 1e4          # largest magnitude of any value
+MAX_SIZE = 1200    # most elements of any value
+MARGIN = 5e-3      # distance from a kink, relative to max(1, max |value|)
+MAX_INPUTS = 5
+MODES = ("float64", "float32")
+
+
+@dataclass
+class Node:
+    name: str
+    v64: np.ndarray   # value in the float64 run
+    v32: np.ndarray   # value in the float32 run (same inputs)
+    uses: int = 0     # later lines reading this node
+
+    @property
+    def kind(self) -> str:
+        return self.v64.dtype.kind
+
+    @property
+    def shape(self) -> tuple:
+        return self.v64.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.v64.ndim
+
+    @property
+    def size(self) -> int:
+        return self.v64.size
+
+    @property
+    def sym(self) -> str:
+        """Dtype class: 'F' (follows the program dtype), 'W' (always float64) or the dtype."""
+        if self.kind == "f":
+            return "F" if self.v32.dtype == np.float32 else "W"
+        return str(self.v32.dtype)
+
+    def values(self):
+        return (self.v64, self.v32)
+
+
+@dataclass
+class Program:
+    seed: int
+    dtype: str                       # the program's float dtype F
+    params: list                     # input names, in call order
+    inputs: list                     # float64 values, float32-representable
+    consts: dict                     # name -> (float64 value, 'F' | 'W')
+    lines: list                      # "v3 = np.add(v1, 1.5)"
+    outputs: list                    # output names
+    out_syms: list                   # per output: 'F', 'W' or a non-float dtype
+    cotangents: list                 # per output: float64 array, or None (not in the loss)
+    strided: list = field(default_factory=list)  # per input: pass a non-contiguous view
+    nodes: dict = field(default_factory=dict)    # every name -> (shape, dtype class)
+
+    def source(self) -> str:
+        """Python source of `f` (the outputs) and `loss` (a float scalar)."""
+        args = ", ".join(self.params)
+        body = "\n".join(self.lines) or "pass"
+        outs = "".join(o + ", " for o in self.outputs)
+        terms = [f"np.sum(outs[{i}] * k{i})" for i, c in enumerate(self.cotangents)
+                 if c is not None] or [f"np.sum({self.params[0]}) * 0.0"]
+        return (f"def f({args}):\n{textwrap.indent(body, '    ')}\n    return ({outs})\n\n"
+                f"def loss({args}):\n    outs = f({args})\n    return {' + '.join(terms)}\n")
+
+    @staticmethod
+    def resolve(sym, mode) -> np.dtype:
+        """The numpy dtype of a dtype class in a run of float dtype `mode`."""
+        if sym in ("F", "W"):
+            return np.dtype(mode if sym == "F" else np.float64)
+        return np.dtype(sym)
+
+    def constants(self, mode) -> dict:
+        """Globals the source reads besides the namespaces: constants and cotangents."""
+        env = {name: v.astype(self.resolve(sym, mode)) for name, (v, sym) in self.consts.items()}
+        for i, (c, sym) in enumerate(zip(self.cotangents, self.out_syms)):
+            if c is not None:
+                env[f"k{i}"] = c.astype(self.resolve(sym, mode))
+        return env
+
+    def args(self, mode) -> list:
+        return [x.astype(mode) for x in self.inputs]
+
+    def build(self, mode, np_ns, prims):
+        """(f, loss) as Python functions over the namespace `np_ns` and primitives `prims`."""
+        env = {"np": np_ns, "onp": np, "P": prims, "F": np.dtype(mode).type, "W": np.float64}
+        env.update(self.constants(mode))
+        exec(compile(self.source(), f"<fuzz program {self.seed}>", "exec"), env)
+        return env["f"], env["loss"]
+
+    def restrict(self, outputs) -> "Program":
+        """The program computing only `outputs` (names): lines they do not need are dropped."""
+        needed, lines = set(outputs), []
+        for line in reversed(self.lines):
+            name, expr = line.split(" = ", 1)
+            if name in needed:
+                needed |= set(re.findall(r"\b[vc]\d+\b", expr))
+                lines.insert(0, line)
+        keep = [i for i, p in enumerate(self.params) if p in needed]
+        rng = np.random.default_rng(self.seed)
+        syms = [self.nodes[o][1] for o in outputs]
+        cots = [rng.standard_normal(self.nodes[o][0]).astype(np.float32).astype(np.float64)
+                if s in ("F", "W") else None for o, s in zip(outputs, syms)]
+        return replace(self, params=[self.params[i] for i in keep],
+                       inputs=[self.inputs[i] for i in keep],
+                       strided=[self.strided[i] for i in keep],
+                       consts={k: v for k, v in self.consts.items() if k in needed},
+                       lines=lines, outputs=list(outputs), out_syms=syms, cotangents=cots)
+
+    def script(self) -> str:
+        """A standalone reproducer: inputs, constants and the source, run eager and compiled."""
+        np.set_printoptions(precision=17, threshold=100000)
+        lines = ["import numpy", "import tracegrad", "import tracegrad.numpy as np",
+                 "from tracegrad.ir import ops as P", "onp = numpy",
+                 f"F, W = numpy.{self.dtype}, numpy.float64"]
+        for name, (v, sym) in self.consts.items():
+            lines.append(f"{name} = numpy.array({v.tolist()!r}, dtype={sym})")
+        for i, (c, sym) in enumerate(zip(self.cotangents, self.out_syms)):
+            if c is not None:
+                lines.append(f"k{i} = numpy.array({c.tolist()!r}, dtype={sym})")
+        lines.append(self.source())
+        args = []
+        for name, x in zip(self.params, self.inputs):
+            lines.append(f"{name} = numpy.array({x.tolist()!r}, dtype=F)")
+            args.append(name)
+        call = ", ".join(args)
+        lines += [f"print(f({call}))", f"print(tracegrad.jit(f)({call}))",
+                  f"print(tracegrad.value_and_grad(loss, argnums=tuple(range({len(args)})))({call}))",
+                  f"print(tracegrad.compile_grad(loss)({call}))"]
+        return "\n".join(lines) + "\n"
+
+
+def nice(c: float, digits=2, up=None) -> float:
+    """`c` as a short literal, rounded up or down if asked (never -0.0)."""
+    if c == 0 or not np.isfinite(c):
+        return 0.0
+    q = 10.0 ** (np.floor(np.log10(abs(c))) - digits + 1)
+    r = {None: np.round, True: np.ceil, False: np.floor}[up](c / q) * q
+    r = float(f"{r:.{digits}g}")
+    return 0.0 if r == 0 else r
+
+
+def _finite_and_bounded(v) -> bool:
+    if v.dtype.kind not in "fi" or v.size == 0:
+        return True
+    return bool(np.all(np.isfinite(v)) and np.max(np.abs(v)) <= CAP)
+
+
+class Gen:
+    """Builds one program; see the module docstring for the invariants it keeps."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.ref = RefNumpy()
+        self.nodes: list[Node] = []
+        self.params: list[str] = []
+        self.lines: list[str] = []
+        self.consts: dict = {}
+
+    # -- values ----------------------------------------------------------------
+    def reject(self, why: str):
+        raise Reject(why)
+
+    def _env(self, mode):
+        env = {"np": self.ref, "onp": np, "P": RefPrims, "F": np.dtype(mode).type,
+               "W": np.float64}
+        resolve = {"F": np.dtype(mode), "W": np.dtype(np.float64)}
+        env.update({k: v.astype(resolve[s]) for k, (v, s) in self.consts.items()})
+        env.update({n.name: (n.v64 if mode == "float64" else n.v32) for n in self.nodes})
+        return env
+
+    def evaluate(self, text: str, mode: str) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(eval(text, self._env(mode)))
+
+    def new_input(self, shape, low=-2.0, high=2.0) -> Node:
+        if len(self.params) >= MAX_INPUTS:
+            self.reject("too many inputs")
+        v = self.rng.uniform(low, high, shape).astype(np.float32)
+        node = Node(f"v{len(self.nodes)}", v.astype(np.float64), v)
+        self.nodes.append(node)
+        self.params.append(node.name)
+        return node
+
+    def const(self, shape, sym="F", low=-2.0, high=2.0) -> str:
+        name = f"c{len(self.consts)}"
+        v = self.rng.uniform(low, high, shape).astype(np.float32).astype(np.float64)
+        self.consts[name] = (v, sym)
+        return name
+
+    def emit(self, template: str, *args, check=None) -> Node:
+        """Append `name = template.format(*args)` if its values are valid in both precisions."""
+        text = template.format(*[a.name if isinstance(a, Node) else a for a in args])
+        v64, v32 = self.evaluate(text, "float64"), self.evaluate(text, "float32")
+        if v64.shape != v32.shape or v64.dtype.kind != v32.dtype.kind:
+            raise AssertionError(f"generator: {text} differs between precisions")
+        if v64.size > MAX_SIZE or not (_finite_and_bounded(v64) and _finite_and_bounded(v32)):
+            self.reject("too large")
+        if check is not None and not (check(v64) and check(v32)):
+            self.reject("domain")
+        for a in args:
+            if isinstance(a, Node):
+                a.uses += 1
+        node = Node(f"v{len(self.nodes)}", v64, v32)
+        self.nodes.append(node)
+        self.lines.append(f"{node.name} = {text}")
+        return node
+
+    # -- choices ---------------------------------------------------------------
+    def choice(self, options, p=None):
+        return options[self.rng.choice(len(options), p=p)]
+
+    def coin(self, p=0.5) -> bool:
+        return bool(self.rng.random() < p)
+
+    def pick(self, kind="f", pred=None) -> Node:
+        """An existing node of `kind`: mostly one nothing reads yet (the newest first), so
+        that programs grow deep and few lines are dead."""
+        cands = [n for n in self.nodes if n.kind == kind and (pred is None or pred(n))]
+        if not cands:
+            if kind == "f" and pred is None:
+                return self.new_input(self.shape())
+            self.reject(f"no {kind} operand")
+        unused = [n for n in cands if n.uses == 0]
+        if unused and self.coin(0.7):
+            cands = unused
+        return cands[-1] if self.coin(0.6) else self.choice(cands)
+
+    def shape(self, max_rank=4) -> tuple:
+        rank = self.choice([0, 1, 2, 3, 4][:max_rank + 1],
+                           p=np.array([.1, .3, .3, .22, .08][:max_rank + 1]) /
+                           sum([.1, .3, .3, .22, .08][:max_rank + 1]))
+        dims = [0, 1, 2, 3, 4, 5, 7, 16, 17, 33]
+        p = [.04, .2, .2, .19, .15, .09, .09, .015, .015, .01]
+        return tuple(int(d) for d in self.rng.choice(dims, size=rank, p=p))
+
+    def broadcast_partner_shape(self, shape) -> tuple:
+        """A shape that broadcasts against `shape` (fewer dims, ones, or an extra lead dim)."""
+        if self.coin(0.15):
+            return ()
+        s = list(shape[self.rng.integers(0, len(shape) + 1):] if self.coin(0.3) else shape)
+        s = [1 if self.coin(0.25) else d for d in s]
+        if self.coin(0.15) and len(s) == len(shape) < 4:
+            s.insert(0, int(self.choice([1, 2, 3])))
+        return tuple(s)
+
+    def operand(self, like: Node, kinds=("node", "input", "const", "scalar", "wscalar"),
+                low=-2.0, high=2.0):
+        """A float second operand for `like`: a node, a new input, a constant or a scalar.
+
+        Returns a Node or a source literal; broadcasting may enlarge the result.
+        """
+        kind = self.choice(list(kinds))
+        if kind == "scalar" and low < 0 < high and self.coin(0.08):
+            return self.choice(["0.0", "-0.0"])  # signed zeros must survive every stage
+        if kind == "scalar":
+            return repr(nice(self.rng.uniform(low, high)))
+        if kind == "wscalar":
+            return f"W({nice(self.rng.uniform(low, high))!r})"
+        shape = self.broadcast_partner_shape(like.shape)
+        if kind == "const":
+            return self.const(shape, self.choice(["F", "F", "W"]), low, high)
+        if kind == "node":
+            cands = [n for n in self.nodes if n.kind == "f" and _broadcasts(n.shape, like.shape)]
+            if cands:
+                return self.choice(cands)
+        return self.new_input(shape, low, high)
+
+    # -- domain adapters -----------------------------------------------------------
+    def margin(self, v) -> float:
+        return MARGIN * max(1.0, float(np.max(np.abs(v))) if v.size else 1.0)
+
+    def into(self, node: Node, lo=-np.inf, hi=np.inf) -> Node:
+        """`node`, shifted (and scaled if needed) so that lo <= values <= hi in both runs."""
+        def inside(v):
+            return v.size == 0 or (v.min() >= lo and v.max() <= hi)
+
+        if all(inside(v) for v in node.values()):
+            return node
+        mn = min(float(v.min()) for v in node.values())
+        mx = max(float(v.max()) for v in node.values())
+        if np.isfinite(lo) and np.isfinite(hi) and mx - mn > 0.6 * (hi - lo):
+            node = self.emit("{0} * {1}", node, nice(0.5 * (hi - lo) / (mx - mn)))
+            mn, mx = float(node.v64.min()), float(node.v64.max())
+        if np.isfinite(lo) and np.isfinite(hi):
+            c = nice((lo + hi) / 2 - (mn + mx) / 2, 3)
+        elif np.isfinite(lo):
+            c = nice(lo - mn + self.rng.uniform(0.05, 1.0), 3, up=True)
+        else:
+            c = nice(hi - mx - self.rng.uniform(0.05, 1.0), 3, up=False)
+        return self.shift(node, c, check=inside)
+
+    def shift(self, node: Node, c: float, check=None) -> Node:
+        if c >= 0:
+            return self.emit("{0} + {1}", node, repr(c), check=check)
+        return self.emit("{0} - {1}", node, repr(-c), check=check)
+
+    def away(self, node: Node, points=(0.0,), margin=None) -> Node:
+        """`node`, shifted so that every value is a margin away from each of `points`."""
+        def clear(v):
+            m = margin if margin is not None else self.margin(v)
+            return all(np.all(np.abs(v - p) >= m) for p in points)
+
+        if all(clear(v) for v in node.values()):
+            return node
+        span = max(1.0, float(np.ptp(node.v64)))
+        for _ in range(12):
+            c = nice(self.rng.uniform(-1, 1) * span)
+            if all(clear(v + c) for v in node.values()):
+                return self.shift(node, c, check=clear)
+        node = self.into(node, lo=max(points) + (margin or 0.05) * 2 + 0.05)
+        if not all(clear(v) for v in node.values()):
+            self.reject("kink")
+        return node
+
+    def away_from_pair(self, a: Node, b) -> Node:
+        """`a` shifted so that a - b (b: a Node or literal) is a margin away from 0."""
+        bv = self._operand_values(b)
+
+        def clear(v, w):
+            d = v - w
+            return d.size == 0 or np.all(np.abs(d) >= self.margin(np.abs(v) + np.abs(w)))
+
+        if all(clear(v, w) for v, w in zip(a.values(), bv)):
+            return a
+        span = max(1.0, float(np.ptp(a.v64)) if a.size else 1.0)
+        for _ in range(12):
+            c = nice(self.rng.uniform(-1, 1) * span)
+            if all(clear(v + c, w) for v, w in zip(a.values(), bv)):
+                return self.shift(a, c)
+        self.reject("ties")
+
+    def shape_of(self, operand) -> tuple:
+        """Shape of an operand: a Node, a constant's name or a scalar literal."""
+        if isinstance(operand, Node):
+            return operand.shape
+        return self.consts[operand][0].shape if operand in self.consts else ()
+
+    def _operand_values(self, b):
+        if isinstance(b, Node):
+            return b.values()
+        return tuple(self.evaluate(b, m) for m in MODES)
+
+
+def _broadcasts(s, t) -> bool:
+    try:
+        return np.broadcast_shapes(s, t) == tuple(t)
+    except ValueError:
+        return False
+
+
+def generate(seed: int, dtype=None) -> Program:
+    """The program of `seed` (deterministic): 1 to 8 random operations plus their adapters."""
+    g = Gen(seed)
+    dtype = dtype or g.choice(["float32", "float64"])
+    for _ in range(int(g.rng.integers(1, 3))):
+        g.new_input(g.shape())
+    for _ in range(int(g.rng.integers(1, 9))):
+        fuzz_ops.random_step(g)
+    return _finish(g, dtype)
+
+
+def _finish(g: Gen, dtype: str) -> Program:
+    """Every line nothing reads is an output (no dead code), plus sometimes an inner one."""
+    inner = [n for n in g.nodes if n.name not in g.params]
+    outputs = [n for n in inner if n.uses == 0] or g.nodes[-1:]
+    if inner and g.coin(0.2) and inner[0] not in outputs:
+        outputs.append(inner[0])
+    if not any(n.kind == "f" for n in outputs):
+        outputs.append([n for n in g.nodes if n.kind == "f"][-1])
+    cots = [g.rng.standard_normal(n.shape).astype(np.float32).astype(np.float64)
+            if n.kind == "f" else None for n in outputs]
+    strided = [g.coin(0.2) for _ in g.params]
+    inputs = [g.nodes[int(p[1:])].v64 for p in g.params]
+    return Program(g.seed, dtype, list(g.params), inputs, dict(g.consts), list(g.lines),
+                   [n.name for n in outputs], [n.sym for n in outputs], cots, strided,
+                   {n.name: (n.shape, n.sym) for n in g.nodes})

@@ -1,0 +1,592 @@
+"""The operation kinds of the fuzzer: each emits one step (plus the adapters its domain needs).
+
+Every function takes a `fuzz_gen.Gen` and calls `g.emit` with a source
+template; spellings vary between the `tracegrad.numpy` function (`np.add`),
+the operator or method (`a + b`, `a.sum()`), the real numpy function that
+dispatches through the NumPy protocols (`onp.add`) and, for every primitive,
+a direct call (`P.add`), so that the whole primitive table is reached.
+`WEIGHTS` gives how often each kind is drawn.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+INF = np.inf
+
+# Open bugs the fuzzer found: each has a strict-xfail reproducer in test_fuzz.py named
+# test_known_bug_<key>.  The generator steers around them so that the suite stays green
+# and keeps finding new ones; delete the entry (and the xfail) once the bug is fixed.
+KNOWN_BUGS = {
+    "traced_var_method": "x.var() on a traced value calls the IR Var stored as TracedValue.var",
+    "where_jvp_rank0": "the JVP of where is rank-0 when the condition and the differentiated "
+                       "branches are rank-0 but the result is not",
+    "item_gradient": "a float .item() fed back into array ops: eager treats it as a constant "
+                     "(as PyTorch), trace/jit/compile_grad differentiate through it",
+    "float_guard_exact": "float() of a traced value guards its exact value, but native code "
+                         "computes it with other rounding (mathlib, reassociated sums): the "
+                         "guard fails on the traced inputs and jit raises RuntimeError",
+    "sum_negative_zero": "compiled sum over one element -0.0 gives -0.0, numpy and eager 0.0",
+}
+
+
+class Reject(Exception):
+    """A candidate step that does not fit (domain, size): the generator tries another."""
+
+
+UNARY_DOMAINS = [("exp", -30, 6), ("expm1", -30, 6), ("log", 0.1, INF), ("log1p", -0.7, INF),
+                 ("sqrt", 0.1, INF), ("sin", -50, 50), ("cos", -50, 50), ("tanh", -INF, INF)]
+
+
+def random_step(g, tries=30):
+    """Emit one operation of a random kind; kinds that do not fit are redrawn."""
+    names = list(WEIGHTS)
+    p = np.array([WEIGHTS[n][1] for n in names], float)
+    for _ in range(tries):
+        kind = names[g.rng.choice(len(names), p=p / p.sum())]
+        try:
+            WEIGHTS[kind][0](g)
+            return kind
+        except Reject:
+            continue
+    return None
+
+
+def _is_node(x) -> bool:
+    return hasattr(x, "v64")
+
+
+def _fmt(x) -> str:
+    return repr(tuple(int(d) for d in x)) if isinstance(x, (tuple, list)) else repr(x)
+
+
+def _ns(g, name):
+    """`np.name` (tracegrad.numpy) or `onp.name` (numpy dispatching to tracegrad)."""
+    return f"{g.choice(['np', 'np', 'onp'])}.{name}"
+
+
+# ---- elementwise ---------------------------------------------------------------------
+
+def unary_math(g):
+    name, lo, hi = g.choice(UNARY_DOMAINS)
+    x = g.into(g.pick(), lo, hi)
+    g.emit(_ns(g, name) + "({0})", x)
+
+
+def kinked_unary(g):
+    """abs, sign, relu, clip: the operand is kept a margin away from the kinks."""
+    name = g.choice(["abs", "sign", "relu", "clip"])
+    x = g.pick()
+    if name == "clip":
+        lo, hi = g.rng.uniform(-1.5, 0.0), g.rng.uniform(0.0, 1.5)
+        lo, hi = float(f"{lo:.2g}"), float(f"{hi:.2g}")
+        x = g.away(x, (lo, hi))
+        tmpl = g.choice([f"np.clip({{0}}, {lo!r}, {hi!r})", f"{{0}}.clip({lo!r}, {hi!r})",
+                         f"onp.clip({{0}}, None, {hi!r})", f"np.clip({{0}}, {lo!r}, None)"])
+        g.emit(tmpl, x)
+        return
+    x = g.away(x)
+    spell = {"abs": ["np.abs({0})", "abs({0})", "onp.absolute({0})"],
+             "sign": ["np.sign({0})", "onp.sign({0})"], "relu": ["np.relu({0})"]}[name]
+    g.emit(g.choice(spell), x)
+
+
+def smooth_unary(g):
+    name = g.choice(["neg", "square", "reciprocal", "positive", "sigmoid", "softplus"])
+    x = g.pick()
+    if name == "reciprocal":
+        x = g.away(x, (0.0,), 0.2)
+    if name in ("sigmoid", "softplus"):
+        x = g.into(x, -30, 30)
+    spell = {"neg": ["-{0}", "np.negative({0})"], "square": ["np.square({0})", "{0} * {0}"],
+             "reciprocal": ["np.reciprocal({0})", "1.0 / {0}"],
+             "positive": ["+{0}", "onp.positive({0})"], "sigmoid": ["np.sigmoid({0})"],
+             "softplus": ["np.softplus({0})"]}[name]
+    g.emit(g.choice(spell), x)
+
+
+def power(g):
+    kind = g.choice(["int", "int", "float", "array", "rpow"])
+    x = g.pick()
+    if kind == "int":
+        n = int(g.choice([-3, -2, -1, 0, 1, 2, 3, 4]))
+        x = g.away(x, (0.0,), 0.25) if n < 0 else x
+        x = g.into(x, -5, 5) if abs(n) >= 3 else x
+        g.emit(g.choice([f"{{0}} ** {n}", f"np.power({{0}}, {n})", f"P.integer_pow({{0}}, {n})"]), x)
+    elif kind == "float":
+        y = float(f"{g.rng.uniform(-2.5, 2.5):.2g}")
+        g.emit(g.choice([f"{{0}} ** {y!r}", f"np.power({{0}}, {y!r})"]), g.into(x, 0.1, 20))
+    elif kind == "array":
+        x = g.into(x, 0.1, 20)
+        y = g.operand(x, kinds=("node", "input", "const"))
+        if _is_node(y):
+            y = g.into(y, -2, 2)
+        g.emit(g.choice(["np.power({0}, {1})", "{0} ** {1}"]), x, y)
+    else:
+        g.emit(g.choice(["2.0 ** {0}", "np.power(1.5, {0})"]), g.into(x, -10, 10))
+
+
+def arith(g):
+    op = g.choice(["+", "-", "*", "/"])
+    a = g.pick()
+    if op == "/":
+        b = g.operand(a, low=0.3, high=2.0)
+        if _is_node(b):
+            b = g.away(b, (0.0,), 0.2)
+    else:
+        ints = [n for n in g.nodes if n.kind == "i" and _broadcastable(n.shape, a.shape)]
+        b = g.choice(ints) if ints and g.coin(0.15) else g.operand(a)
+    name = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide"}[op]
+    if op == "/" or g.coin(0.7):
+        spell = [f"{{0}} {op} {{1}}", f"{_ns(g, name)}({{0}}, {{1}})"]
+        g.emit(g.choice(spell), a, b)
+    else:  # reflected: the other operand first
+        g.emit(f"{{1}} {op} {{0}}", a, b)
+
+
+def extremum(g):
+    """maximum/minimum, the first operand kept a margin away from ties."""
+    name = g.choice(["maximum", "minimum"])
+    a = g.pick()
+    b = g.operand(a)
+    a = g.away_from_pair(a, b)
+    g.emit(g.choice([f"{_ns(g, name)}({{0}}, {{1}})", f"np.{name}({{1}}, {{0}})"]), a, b)
+
+
+COMPARE = {"<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal",
+           "==": "equal", "!=": "not_equal"}
+
+
+def compare(g):
+    """A bool node from a float comparison whose operands are a margin apart."""
+    op = g.choice(list(COMPARE))
+    a = g.pick()
+    b = g.operand(a)
+    a = g.away_from_pair(a, b)
+    return g.emit(g.choice([f"{{0}} {op} {{1}}", f"{_ns(g, COMPARE[op])}({{0}}, {{1}})"]), a, b)
+
+
+def _bool(g, like=None):
+    pred = None if like is None else (lambda n: _broadcastable(n.shape, like.shape))
+    try:
+        return g.pick("b", pred)
+    except Reject:
+        return compare(g)
+
+
+def _broadcastable(*shapes) -> bool:
+    try:
+        np.broadcast_shapes(*shapes)
+        return True
+    except ValueError:
+        return False
+
+
+def logical(g):
+    a = _bool(g)
+    if g.coin(0.25):
+        g.emit(g.choice(["~{0}", "np.logical_not({0})"]), a)
+        return
+    b = _bool(g, a)
+    if not _broadcastable(a.shape, b.shape):
+        g.reject("shapes")
+    op, name = g.choice([("&", "logical_and"), ("|", "logical_or"), ("^", "logical_xor")])
+    g.emit(g.choice([f"{{0}} {op} {{1}}", f"{_ns(g, name)}({{0}}, {{1}})"]), a, b)
+
+
+def where(g):
+    c = _bool(g)
+    x = g.pick("f", lambda n: _broadcastable(n.shape, c.shape)) if g.coin(0.7) \
+        else g.new_input(c.shape)
+    y = g.operand(x)
+    if not _broadcastable(c.shape, x.shape, g.shape_of(y)):
+        g.reject("shapes")
+    if "where_jvp_rank0" in KNOWN_BUGS and np.broadcast_shapes(
+            c.shape, x.shape, g.shape_of(y)) != c.shape:
+        g.reject("known bug where_jvp_rank0")
+    if g.coin(0.2):
+        g.emit("np.where({0}, {2}, {1})", c, x, y)
+    else:
+        g.emit(g.choice(["np.where({0}, {1}, {2})", "onp.where({0}, {1}, {2})"]), c, x, y)
+
+
+def _threshold(g, values):
+    """A literal t with every value of `values` (both precisions) a margin away from it."""
+    for _ in range(12):
+        t = float(f"{values[0] + g.rng.uniform(-1, 1) * max(1.0, abs(values[0])):.3g}")
+        if all(abs(v - t) >= g.margin(np.asarray(values)) for v in values):
+            return t
+    g.reject("threshold")
+
+
+def branch(g):
+    """Python control flow on a traced value: a guard of the traced and compiled program."""
+    s, a, b = g.pick(), g.pick(), g.pick()
+    cond = g.choice(["float(np.sum({0}))", "{0}.sum().item()", "float(np.max({0}))"
+                     if s.size else "float(np.sum({0}))"])
+    if "float_guard_exact" in KNOWN_BUGS:  # .item() > t guards only the outcome
+        cond = "{0}.sum().item()" if cond.startswith("float(np.sum") else "{0}.max().item()"
+    values = [float(g.evaluate(cond.format(s.name), m)) for m in ("float64", "float32")]
+    t = _threshold(g, values)
+    op = g.choice([">", "<"])
+    g.emit(f"({{1}} if {cond} {op} {t!r} else {{2}})", s, a, b)
+
+
+def int_guard(g):
+    """int() of a traced int value: a guard on the value, used as a Python int."""
+    i = g.pick("i") if any(n.kind == "i" for n in g.nodes) else to_int(g)
+    x = g.pick()
+    g.emit(g.choice(["{0} * int(np.sum({1}))", "{0} + int(np.max({1}))" if i.size else
+                     "{0} + int(np.sum({1}))"]), x, i)
+
+
+def item_scalar(g):
+    """A float .item() fed back into array ops (a symbolic scalar while tracing)."""
+    s, x = g.pick(), g.pick()
+    inner = "np.stop_gradient({1})" if "item_gradient" in KNOWN_BUGS else "{1}"
+    g.emit(g.choice([f"{{0}} * {inner}.sum().item()", f"{{0}} - {inner}.mean().item()"
+                     if s.size else f"{{0}} * {inner}.sum().item()"]), x, s)
+
+
+# ---- dtypes ----------------------------------------------------------------------------
+
+def _frac_clear(v):
+    return v.size == 0 or bool(np.all(np.abs(v - np.round(v)) >= 0.01))
+
+
+def to_int(g):
+    """float -> int32/int64; values kept away from integers (truncation is a step)."""
+    x = g.into(g.pick(), -40, 40)
+    dt = g.choice(["onp.int32", "onp.int64"])
+    tmpl = g.choice([f"np.astype({{0}}, {dt})", f"{{0}}.astype({dt})"])
+    if not all(_frac_clear(v) for v in x.values()):
+        for _ in range(12):
+            c = float(f"{g.rng.uniform(-1, 1):.2g}")
+            if all(_frac_clear(v + c) for v in x.values()):
+                x = g.shift(x, c, check=_frac_clear)
+                break
+        else:
+            g.reject("fractions")
+    return g.emit(tmpl, x)
+
+
+def convert(g):
+    kind = g.choice(["f", "f", "b", "i"])
+    if kind == "i":
+        src = g.pick("i") if any(n.kind == "i" for n in g.nodes) else to_int(g)
+    elif kind == "b":
+        src = _bool(g)
+    else:
+        src = g.pick()
+    dt = g.choice(["F", "W"])
+    g.emit(g.choice([f"np.astype({{0}}, {dt})", f"{{0}}.astype({dt})", f"P.convert({{0}}, {dt})"]),
+           src)
+
+
+def int_arith(g):
+    a = g.pick("i") if any(n.kind == "i" for n in g.nodes) else to_int(g)
+    others = [n for n in g.nodes if n.kind == "i" and _broadcastable(n.shape, a.shape)]
+    b = g.choice(others) if others and g.coin(0.6) else str(int(g.rng.integers(-3, 4)))
+    op = g.choice(["+", "-", "*", "max", "abs", "neg", "==", "!=", "<", "sum"])
+    tmpl = {"max": "np.maximum({0}, {1})", "abs": "np.abs({0})", "neg": "-{0}",
+            "sum": "np.sum({0}, axis=-1)" if a.ndim else "np.sum({0})"}.get(op, f"{{0}} {op} {{1}}")
+    g.emit(tmpl, a, b)
+
+
+# ---- reductions ------------------------------------------------------------------------
+
+def axis_spec(g, ndim):
+    """(source text, sorted non-negative axes) of a random `axis` argument."""
+    r = g.rng.random()
+    if ndim == 0 or r < 0.25:
+        return "None", tuple(range(ndim))
+    if r < 0.7:
+        a = int(g.rng.integers(-ndim, ndim))
+        return str(a), (a % ndim,)
+    k = int(g.rng.integers(1, ndim + 1))
+    axes = [int(a) for a in g.rng.permutation(ndim)[:k]]
+    spelled = tuple(a - ndim if g.coin(0.3) else a for a in axes)
+    return repr(spelled), tuple(sorted(axes))
+
+
+def _count(shape, axes) -> int:
+    return int(np.prod([shape[a] for a in axes], dtype=np.int64))
+
+
+def top2_gap_ok(v, axes, margin) -> bool:
+    """Along `axes`, the two largest (and two smallest) values are `margin` apart."""
+    if v.size == 0 or _count(v.shape, axes) < 2:
+        return True
+    moved = np.moveaxis(v, axes, tuple(range(-len(axes), 0)))
+    s = np.sort(moved.reshape(moved.shape[:v.ndim - len(axes)] + (-1,)), axis=-1)
+    return bool(np.all(s[..., -1] - s[..., -2] >= margin) and np.all(s[..., 1] - s[..., 0] >= margin))
+
+
+def reduction(g):
+    name = g.choice(["sum", "sum", "mean", "max", "min", "amax", "var", "std"])
+    x = g.pick()
+    axis, axes = axis_spec(g, x.ndim)
+    if name != "sum" and _count(x.shape, axes) == 0:
+        g.reject("empty reduction")
+    keep = g.choice(["", ", keepdims=True", ", keepdims=False"])
+    extra = ""
+    if name in ("var", "std") and g.coin(0.4) and _count(x.shape, axes) > 1:
+        extra = ", ddof=1"
+    if name in ("max", "min", "amax") and not all(top2_gap_ok(v, axes, g.margin(v))
+                                                   for v in x.values()):
+        g.reject("ties")
+    check = (lambda v: v.size == 0 or v.min() >= 0.05) if name == "std" else None
+    method = name != "amax" and g.coin(0.35)
+    if name == "var" and "traced_var_method" in KNOWN_BUGS:
+        method = False
+    tmpl = (f"{{0}}.{name}(axis={axis}{extra}{keep})" if method
+            else f"{_ns(g, name)}({{0}}, axis={axis}{extra}{keep})")
+    g.emit(tmpl, x, check=check)
+
+
+def composite_reduction(g):
+    name = g.choice(["logsumexp", "softmax", "log_softmax"])
+    x = g.into(g.pick(), -30, 30)
+    if name == "logsumexp":
+        axis, axes = axis_spec(g, x.ndim)
+        keep = g.choice(["", ", keepdims=True"])
+        tmpl = f"np.logsumexp({{0}}, axis={axis}{keep})"
+    else:
+        if x.ndim == 0:
+            g.reject("rank 0")
+        a = int(g.rng.integers(-x.ndim, x.ndim))
+        axes = (a % x.ndim,)
+        tmpl = f"np.{name}({{0}}, axis={a})"
+    if _count(x.shape, axes) == 0:
+        g.reject("empty reduction")
+    g.emit(tmpl, x)
+
+
+# ---- structural --------------------------------------------------------------------------
+
+def _factor_shape(g, size):
+    """A random shape with `size` elements (ones sprinkled in; a zero for size 0)."""
+    dims, n, p = [], size, 2
+    while n > 1:
+        while n % p:
+            p += 1
+        dims.append(p)
+        n //= p
+    g.rng.shuffle(dims)
+    out = []
+    for d in dims:
+        if out and g.coin(0.5):
+            out[-1] *= d
+        else:
+            out.append(d)
+    out += [1] * int(g.rng.integers(0, 2))
+    if size == 0:
+        out.insert(int(g.rng.integers(0, len(out) + 1)), 0)
+    g.rng.shuffle(out)
+    return tuple(int(d) for d in out[:4]) if np.prod(out[:4]) == size else tuple(out)
+
+
+def reshape(g):
+    x = g.pick(g.choice(["f", "f", "f", "b"])) if g.coin(0.9) else g.pick("i")
+    kind = g.choice(["reshape", "reshape", "method", "ravel", "squeeze", "expand", "P"])
+    shape = _factor_shape(g, x.size)
+    if kind in ("reshape", "method") and 0 not in shape and shape and g.coin(0.4):
+        shape = tuple(-1 if i == 0 else d for i, d in enumerate(g.rng.permutation(shape)))
+    if kind == "reshape":
+        g.emit(f"np.reshape({{0}}, {_fmt(shape)})", x)
+    elif kind == "method":
+        g.emit(f"{{0}}.reshape({_fmt(shape)[1:-1].rstrip(',')})" if len(shape) > 1
+               else f"{{0}}.reshape({_fmt(shape)})", x)
+    elif kind == "ravel":
+        g.emit(g.choice(["np.ravel({0})", "{0}.flatten()", "onp.ravel({0})"]), x)
+    elif kind == "squeeze":
+        ones = [i for i, d in enumerate(x.shape) if d == 1]
+        axis = f", axis={int(g.choice(ones))}" if ones and g.coin(0.5) else ""
+        g.emit(f"np.squeeze({{0}}{axis})", x)
+    elif kind == "expand":
+        g.emit(f"np.expand_dims({{0}}, {int(g.rng.integers(-x.ndim - 1, x.ndim + 1))})", x)
+    else:
+        g.emit(f"P.reshape({{0}}, {_fmt(_factor_shape(g, x.size))})", x)
+
+
+def transpose(g):
+    x = g.pick(g.choice(["f", "f", "b"]))
+    perm = tuple(int(p) for p in g.rng.permutation(x.ndim))
+    opts = ["np.transpose({0})", "{0}.T", f"np.transpose({{0}}, {_fmt(perm)})",
+            f"P.transpose({{0}}, {_fmt(perm)})"]
+    if x.ndim >= 1:
+        i, j = (int(v) for v in g.rng.integers(-x.ndim, x.ndim, 2))
+        opts += [f"np.swapaxes({{0}}, {i}, {j})", f"np.moveaxis({{0}}, {i}, {j})"]
+    g.emit(g.choice(opts), x)
+
+
+def broadcast_to(g):
+    x = g.pick()
+    shape = [int(g.choice([1, 2, 3])) if d == 1 and g.coin(0.6) else d for d in x.shape]
+    lead = [int(g.choice([0, 1, 2, 3], p=[.05, .3, .35, .3]))
+            for _ in range(int(g.rng.integers(0, 3)))]
+    shape = tuple(lead + shape)[-4:] if len(lead + shape) > 4 else tuple(lead + shape)
+    if len(shape) < x.ndim:
+        g.reject("rank")
+    g.emit(g.choice([f"np.broadcast_to({{0}}, {_fmt(shape)})", f"P.broadcast({{0}}, {_fmt(shape)})"]),
+           x)
+
+
+def _slice_text(g, d):
+    """A random basic index for an axis of length d: ':', an int, or start:stop:step."""
+    r = g.rng.random()
+    if r < 0.25:
+        return ":"
+    if r < 0.45 and d > 0:
+        return str(int(g.rng.integers(-d, d)))
+    step = int(g.choice([1, 1, 2, -1, -2, 3]))
+    ends = [None] + list(range(-d - 1, d + 2))
+    start, stop = g.choice(ends), g.choice(ends)
+    text = f"{'' if start is None else start}:{'' if stop is None else stop}"
+    return text + (f":{step}" if step != 1 else "")
+
+
+def index(g):
+    x = g.pick(g.choice(["f", "f", "f", "b"]))
+    parts = [_slice_text(g, d) for d in x.shape]
+    while parts and parts[-1] == ":" and g.coin(0.5):
+        parts.pop()
+    if g.coin(0.2):
+        parts.insert(int(g.rng.integers(0, len(parts) + 1)), "None")
+    if g.coin(0.15) and parts:
+        parts = ["..."] + parts[len(parts) // 2:]
+    if not parts:
+        parts = [g.choice(["...", "None"])]
+    g.emit(f"{{0}}[{', '.join(parts)}]", x)
+
+
+def _slice_params(g, shape):
+    starts, steps, sizes = [], [], []
+    for d in shape:
+        step = int(g.choice([1, 1, 2, -1, -3])) if d else 1
+        start = int(g.rng.integers(0, d)) if d else 0
+        room = (d - 1 - start) // step + 1 if step > 0 else start // -step + 1
+        starts.append(start)
+        steps.append(step)
+        sizes.append(int(g.rng.integers(0, room + 1)) if d else 0)
+    return starts, steps, sizes
+
+
+def prim_slice(g):
+    x = g.pick()
+    starts, steps, sizes = _slice_params(g, x.shape)
+    g.emit(f"P.slice({{0}}, {_fmt(starts)}, {_fmt(steps)}, {_fmt(sizes)})", x)
+
+
+def prim_pad(g):
+    """pad (the transpose of slice): x placed at start + i*step in zeros of a larger shape."""
+    x = g.pick()
+    starts, steps, shape = [], [], []
+    for d in x.shape:
+        step = int(g.choice([1, 1, 2, -1, -2]))
+        extent = (d - 1) * abs(step) + 1 if d else 0
+        total = extent + int(g.rng.integers(0, 3))
+        free = total - extent
+        start = int(g.rng.integers(0, free + 1)) if d else 0
+        starts.append(start if step > 0 or not d else start + extent - 1)
+        steps.append(step)
+        shape.append(total)
+    g.emit(f"P.pad({{0}}, {_fmt(starts)}, {_fmt(steps)}, {_fmt(shape)})", x)
+
+
+def concatenate(g):
+    x = g.pick("f", lambda n: n.ndim >= 1)
+    axis = int(g.rng.integers(-x.ndim, x.ndim))
+    if g.coin(0.25):
+        other = x if g.coin(0.5) else g.new_input(x.shape)
+        g.emit(f"np.stack([{{0}}, {{1}}], axis={int(g.rng.integers(-x.ndim - 1, x.ndim + 1))})",
+               x, other)
+        return
+    shape = list(x.shape)
+    shape[axis] = int(g.choice([0, 1, 2, 3]))
+    other = x if g.coin(0.3) else (g.new_input(tuple(shape)) if g.coin(0.7)
+                                   else g.const(tuple(shape), g.choice(["F", "W"])))
+    if g.coin(0.2) and getattr(other, "sym", None) == x.sym:
+        g.emit(f"P.concatenate([{{0}}, {{1}}], {axis % x.ndim})", x, other)
+    else:
+        g.emit(g.choice([f"np.concatenate([{{0}}, {{1}}], axis={axis})",
+                         f"onp.concatenate(({{0}}, {{1}}, {{0}}), {axis})"]), x, other)
+
+
+def _new_operand(g, shape, like):
+    """A new input (dtype F) or a constant of `shape`."""
+    if g.coin(0.7):
+        return g.new_input(shape)
+    return g.const(shape, "F" if like.sym == "F" else "W")
+
+
+def matmul(g):
+    cands = [n for n in g.nodes if n.kind == "f" and 1 <= n.ndim <= 3]
+    x = g.choice(cands) if cands and g.coin(0.8) else g.new_input(g.shape(3)[:3] or (3,))
+    k, n = x.shape[-1], int(g.choice([1, 2, 3, 4]))
+    kind = g.choice(["@", "matmul", "dot", "inner", "outer", "vdot", "P"])
+    if kind in ("@", "matmul", "dot"):
+        shape = g.choice([(k,), (k, n)] + ([x.shape[:-2] + (k, n)] if x.ndim >= 3 else [])
+                         + ([(int(g.choice([1, x.shape[0] if x.ndim == 3 else 2])), k, n)]
+                            if kind != "dot" else []))
+        y = _new_operand(g, shape, x)
+        g.emit({"@": "{0} @ {1}", "matmul": _ns(g, "matmul") + "({0}, {1})",
+                "dot": "np.dot({0}, {1})"}[kind], x, y)
+    elif kind == "inner":
+        g.emit("np.inner({0}, {1})", x, _new_operand(g, g.choice([(k,), (n, k)]), x))
+    elif kind == "outer":
+        g.emit("np.outer({0}, {1})", x, _new_operand(g, (n,), x))
+    elif kind == "vdot":
+        g.emit("np.vdot({0}, {1})", x, _new_operand(g, x.shape, x))
+    else:
+        if x.ndim < 2:
+            g.reject("rank")
+        y = g.new_input(x.shape[:-2] + (k, n)) if x.sym == "F" else g.const(x.shape[:-2] + (k, n), "W")
+        g.emit("P.dot({0}, {1})", x, y)
+
+
+def stop_gradient(g):
+    g.emit("np.stop_gradient({0})", g.pick())
+
+
+def prim_elementwise(g):
+    """Direct primitive calls: equal shapes and dtypes, only rank-0 operands broadcast."""
+    name = g.choice(["add", "sub", "mul", "div", "max", "min", "where", "reduce"])
+    a = g.pick()
+    if name == "reduce":
+        axes = tuple(sorted(set(int(v) for v in g.rng.integers(0, max(a.ndim, 1), 2))))[:a.ndim]
+        prim = g.choice(["reduce_sum", "reduce_max", "reduce_min"])
+        if prim != "reduce_sum" and (_count(a.shape, axes) == 0 or not axes or not all(
+                top2_gap_ok(v, axes, g.margin(v)) for v in a.values())):
+            g.reject("ties or empty")
+        g.emit(f"P.{prim}({{0}}, {_fmt(axes)})", a)
+        return
+    same = [n for n in g.nodes if n.kind == "f" and n.sym == a.sym and n.shape in (a.shape, ())]
+    b = g.choice(same) if same and g.coin(0.6) else g.const(g.choice([a.shape, ()]), a.sym,
+                                                           0.3, 2.0)
+    if name == "div" and _is_node(b):
+        b = g.away(b, (0.0,), 0.2)
+        if b.sym != a.sym:
+            g.reject("dtype")
+    if name in ("max", "min"):
+        a = g.away_from_pair(a, b)
+    if name == "where":
+        c = _bool(g, a)
+        if c.shape not in (a.shape, ()) or ("where_jvp_rank0" in KNOWN_BUGS and c.shape != a.shape):
+            g.reject("shape")
+        g.emit("P.where({0}, {1}, {2})", c, a, b)
+        return
+    g.emit(f"P.{name}({{0}}, {{1}})", a, b)
+
+
+WEIGHTS = {
+    "unary_math": (unary_math, 10), "kinked_unary": (kinked_unary, 5),
+    "smooth_unary": (smooth_unary, 4), "power": (power, 4), "arith": (arith, 14),
+    "extremum": (extremum, 4), "compare": (compare, 2), "logical": (logical, 2),
+    "where": (where, 4), "convert": (convert, 3), "int_arith": (int_arith, 2),
+    "reduction": (reduction, 8), "composite_reduction": (composite_reduction, 3),
+    "reshape": (reshape, 5), "transpose": (transpose, 4), "broadcast_to": (broadcast_to, 2),
+    "index": (index, 5), "prim_slice": (prim_slice, 2), "prim_pad": (prim_pad, 2),
+    "concatenate": (concatenate, 3), "matmul": (matmul, 5), "stop_gradient": (stop_gradient, 1),
+    "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
+    "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1),
+}

@@ -1,0 +1,158 @@
+"""The numpy reference the fuzzer compares tracegrad against.
+
+A generated program is Python source over three names: `np` (the NumPy-like
+namespace), `onp` (real numpy: its functions dispatch to tracegrad through
+`__array_ufunc__`/`__array_function__`) and `P` (direct primitive calls, for
+primitives the front end only reaches indirectly, such as `pad`).  tracegrad
+runs the source with `np = tracegrad.numpy` and `P = tracegrad.ir.ops`; the
+reference runs the same source with the objects below, written with numpy
+only (never with tracegrad's own numpy implementations of the primitives), so
+the two share no code.
+
+`stop_gradient` is the identity on values, but its derivative is zero: a
+finite-difference reference must hold it constant.  `RefNumpy` therefore
+records the values it returns on a base evaluation and replays them on the
+perturbed evaluations (`freeze`).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _logsumexp(a, axis=None, keepdims=False):
+    m = np.max(a, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _softmax(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x, axis=-1):
+    return x - _logsumexp(x, axis=axis, keepdims=True)
+
+
+class RefNumpy:
+    """numpy plus the composites tracegrad.numpy adds (sigmoid, softplus, ...)."""
+
+    sigmoid = staticmethod(_sigmoid)
+    softplus = staticmethod(lambda x: np.logaddexp(0.0, x))
+    relu = staticmethod(lambda x: np.maximum(x, 0))
+    logsumexp = staticmethod(_logsumexp)
+    softmax = staticmethod(_softmax)
+    log_softmax = staticmethod(_log_softmax)
+
+    def __init__(self):
+        self._frozen = None   # values recorded by stop_gradient, replayed when not None
+        self._record = None
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def stop_gradient(self, x):
+        if self._frozen is not None:
+            return self._frozen.pop(0)
+        if self._record is not None:
+            self._record.append(np.array(x))
+        return x
+
+    @contextlib.contextmanager
+    def recording(self):
+        """Record what stop_gradient returns (the base point of a finite difference)."""
+        self._record = []
+        try:
+            yield self._record
+        finally:
+            self._record = None
+
+    @contextlib.contextmanager
+    def freeze(self, recorded):
+        """stop_gradient returns `recorded` (copied) in order: its operand is a constant."""
+        self._frozen = [np.array(r) for r in recorded]
+        try:
+            yield
+        finally:
+            self._frozen = None
+
+
+def _axis_slices(starts, steps, sizes):
+    """Basic slices selecting start + i*step, i < size, on each axis."""
+    out = []
+    for st, sp, sz in zip(starts, steps, sizes):
+        stop = st + sz * sp
+        out.append(slice(st, None if stop < 0 else stop, sp))
+    return tuple(out)
+
+
+class RefPrims:
+    """The `P` of the reference: each primitive applied directly, written with numpy."""
+
+    @staticmethod
+    def slice(x, starts, steps, sizes):
+        return np.array(np.asarray(x)[_axis_slices(starts, steps, sizes)])
+
+    @staticmethod
+    def pad(x, starts, steps, shape):
+        x = np.asarray(x)
+        out = np.zeros(shape, x.dtype)
+        out[_axis_slices(starts, steps, x.shape)] = x
+        return out
+
+    @staticmethod
+    def integer_pow(x, y):
+        x = np.asarray(x)
+        return (x ** y if y >= 0 else 1 / x ** -y).astype(x.dtype)
+
+    @staticmethod
+    def dot(x, y):
+        return np.matmul(x, y)
+
+    @staticmethod
+    def broadcast(x, shape):
+        return np.broadcast_to(x, shape).copy()
+
+    @staticmethod
+    def transpose(x, perm):
+        return np.transpose(x, perm).copy()
+
+    @staticmethod
+    def reshape(x, shape):
+        return np.reshape(x, shape).copy()
+
+    @staticmethod
+    def concatenate(xs, axis):
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def convert(x, dtype):
+        return np.asarray(x).astype(dtype)
+
+    @staticmethod
+    def reduce_max(x, axes):
+        return np.asarray(np.max(x, axis=tuple(axes)))
+
+    @staticmethod
+    def reduce_min(x, axes):
+        return np.asarray(np.min(x, axis=tuple(axes)))
+
+    @staticmethod
+    def reduce_sum(x, axes):
+        x = np.asarray(x)
+        return np.asarray(np.sum(x, axis=tuple(axes)), dtype=x.dtype)
+
+    @staticmethod
+    def where(c, x, y):
+        return np.where(c, x, y)
+
+
+for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+                   "max": np.maximum, "min": np.minimum, "pow": np.power}.items():
+    setattr(RefPrims, _name, staticmethod(_fn))
