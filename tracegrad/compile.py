@@ -33,11 +33,11 @@ from tracegrad.ir import TRACES, Graph, debug_checks, format_graph, user_source_
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
-from tracegrad.codegen import compile_program, SignatureMismatch
+from tracegrad.codegen import compile_graph, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
 from .guards import GuardMismatch, advice, location, location_of, settle
-from .signature import dynamic_positions, normalize_args
+from .signature import ArgNames, dynamic_positions, normalize_args
 from .transforms import value_and_grad
 
 DEFAULT_MAX_SPECIALIZATIONS = 8
@@ -59,14 +59,25 @@ class Specialization:
     stages: dict = field(default_factory=dict)
     compile_seconds: float = 0.0
     hits: int = 0
-    direct: bool = False  # every argument is an array: the native builtin can take `args` as is
+    direct: bool = False  # every argument is an array or a Python float (see `lift`)
     n_args: int = -1
+    floats: tuple = ()  # positions of Python float arguments
 
     def __post_init__(self):
-        self.fast = getattr(self.native, "fast", None)
-        self.mismatch = getattr(self.native, "MISMATCH", None)
+        self.fast = self.native.fast  # None without the fast-call ABI
+        self.mismatch = self.native.MISMATCH
         self.direct = self.direct and self.fast is not None
         self.unflatten = _unflattener(self.out_tree, self.n_outputs)
+
+    def lift(self, args):
+        """`args` with the Python floats as 0-d arrays, or None if one of them is not a
+        float (a float64 array there would be strongly typed: another signature)."""
+        args = list(args)
+        for i in self.floats:
+            if type(args[i]) is not float:
+                return None
+            args[i] = np.array(args[i])
+        return args
 
     def failed_guard(self, outs):
         """The first guard whose value (returned after the outputs) differs, or None."""
@@ -86,6 +97,7 @@ class CompiledFunction:
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self._names = ArgNames(fun)
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
         self.grad = grad
@@ -112,7 +124,8 @@ class CompiledFunction:
         # itself and hands back its sentinel on any mismatch.
         spec = self._last
         if spec is not None and spec.direct and len(args) == spec.n_args:
-            outs = spec.fast(*args)
+            arrays = spec.lift(args) if spec.floats else args
+            outs = spec.fast(*arrays) if arrays is not None else spec.mismatch
             if outs is not spec.mismatch and (not spec.guards or spec.failed_guard(outs) is None):
                 spec.hits += 1
                 return spec.unflatten(outs)
@@ -121,7 +134,7 @@ class CompiledFunction:
     def _call_checked(self, args):
         if TRACES.traces:  # called while tracing another function: trace this one inline
             return self._uncompiled(args)
-        spec_args = normalize_args(args, self.static_argnums, self._fname(), self._grad_positions)
+        spec_args = normalize_args(args, self.static_argnums, self._names, self._grad_positions)
         seen = tuple(self._cache.get(spec_args.key, ()))  # a snapshot: others may add to it
         hit, outs, failed = self._run_cached(seen, spec_args)
         if hit is not None:
@@ -201,7 +214,7 @@ class CompiledFunction:
         return value_and_grad(self.fun, argnums)(*args)
 
     def _fname(self):
-        return getattr(self.fun, "__qualname__", repr(self.fun))
+        return self._names.fname
 
     # -- compiling -------------------------------------------------------------
     def _specialize(self, spec_args, specs, failed_guard):
@@ -229,13 +242,13 @@ class CompiledFunction:
             stages["gradient"] = functools.partial(format_graph, graph)
         result = run_pipeline(graph, [cleanup], debug=debug_checks(),
                               label=label)
-        graph = result.graph if hasattr(result, "graph") else result
+        graph = result.graph
         stages["optimized"] = functools.partial(format_graph, graph)
         n_out = len(graph.outvars)
         graph = graph.replace(outvars=list(graph.outvars) + [g.var for g in graph.guards])
-        kp = fuse(graph)
-        stages["kernels"] = functools.partial(str, kp)
-        native = compile_program(kp, name=label, disk_cache=self.disk_cache)
+        # the disk cache is looked up by the graph before fusion plans it (codegen.compiler)
+        native = compile_graph(graph, fuse, name=label, disk_cache=self.disk_cache)
+        stages["kernels"] = lambda: str(native.kernel_program())
         # The first run, on the inputs it was traced with, settles float guards on the
         # compiled values (tracegrad/guards.py).
         outs = native(*spec_args.arrays)
@@ -245,7 +258,7 @@ class CompiledFunction:
             raise GuardMismatch(f"{self._fname()}: {e}") from None
         spec = Specialization(native, n_out, out_tree, guards, reason, stages,
                               time.perf_counter() - t0, direct=spec_args.direct,
-                              n_args=spec_args.n_args)
+                              n_args=spec_args.n_args, floats=spec_args.float_positions)
         _dump(label, spec)
         return spec, outs[:n_out]
 
@@ -289,7 +302,8 @@ class CompiledFunction:
             for s in specs:
                 info.append({"signature": key, "reason": s.reason, "hits": s.hits,
                              "guards": [f"{g.kind} at {g.src} == {g.expected.tolist()!r}" for g in s.guards],
-                             "compile_seconds": round(s.compile_seconds, 4)})
+                             "compile_seconds": round(s.compile_seconds, 4),
+                             "stage_seconds": s.native.stage_seconds})
         return info
 
     def cache_clear(self):
@@ -354,10 +368,26 @@ def jit(fun=None, *, static_argnums=(), max_specializations=DEFAULT_MAX_SPECIALI
         disk_cache=None):
     """Compile `fun` (forward only) to native code, specialized per signature.
 
+    Arguments (tracegrad/signature.py): arrays and pytrees of arrays are dynamic
+    (one specialization per shape and dtype); a Python float is a dynamic
+    weak-typed float64 scalar, so one specialization serves every value and
+    `x_f32 * s` stays float32; ints, bools and other hashables are static (one
+    specialization per value), as is anything named in `static_argnums`;
+    strings must be named there.
+
+    `max_specializations` bounds the specializations of one signature and the
+    times one guard may fail; past either, calls no specialization serves run
+    uncompiled, with one SpecializationLimitWarning (see the module docstring).
+    Called while another function is traced (inside `grad`, `trace`, ...), the
+    function is traced inline.
+
     >>> import numpy as np, tracegrad
     >>> f = tracegrad.jit(lambda x: np.sum(np.tanh(x) * 2.0))
     >>> float(f(np.zeros(3)))
     0.0
+    >>> scale = tracegrad.jit(lambda x, s: x * s)
+    >>> [scale(np.ones(2, np.float32), s).dtype.name for s in (0.5, 2.0)], len(scale.cache_info())
+    (['float32', 'float32'], 1)
     """
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums,
@@ -370,8 +400,10 @@ def compile_grad(fun=None, *, argnums=None, static_argnums=(),
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
     """`jit(value_and_grad(fun, argnums))`: returns `(value, grads)` from native code.
 
-    `argnums` defaults to every positional array argument (grads is then a
-    tuple); an int gives one gradient, a tuple a tuple of gradients.
+    `argnums` defaults to every positional argument that is not static (arrays,
+    pytrees of arrays and Python floats; grads is then a tuple); an int gives
+    one gradient, a tuple a tuple of gradients.  Arguments, limits and
+    `max_specializations` are as for `jit`.
 
     >>> import numpy as np, tracegrad
     >>> @tracegrad.compile_grad
@@ -380,6 +412,9 @@ def compile_grad(fun=None, *, argnums=None, static_argnums=(),
     >>> value, (gw, gx) = loss(np.ones(3), np.ones((2, 3)))
     >>> gw.shape, gx.shape
     ((3,), (2, 3))
+    >>> value, grads = tracegrad.compile_grad(lambda a, b, c, d: (a + b) + c * d)(1.0, 2.0, 3.0, 4.0)
+    >>> float(value), [float(g) for g in grads]
+    (15.0, [1.0, 1.0, 4.0, 3.0])
     """
     if fun is None:
         return functools.partial(compile_grad, argnums=argnums, static_argnums=static_argnums,

@@ -2,16 +2,35 @@
 and the cache key of a call.  Runs before any native code: everything a user
 can pass is either converted the way numpy would convert it or rejected with
 a message naming the argument.
+
+What each positional argument is (JAX's rules, except that ints stay static):
+
+* arrays (numpy arrays and scalars, lists of numbers, eager Tensors) and
+  pytrees of them (dicts; lists and tuples holding arrays): dynamic, one
+  specialization per shape and dtype;
+* Python floats: dynamic *weak-typed* float64 scalars.  One specialization
+  serves every value; the function sees a Python float that carries the
+  traced value (`tracer.scalars.WeakFloat`), so `x_f32 * s` stays float32 as
+  in numpy, arithmetic on it stays symbolic and `s > 0` guards only the
+  comparison's outcome;
+* ints, bools, None and other hashable values: static, part of the signature
+  (one specialization per value);
+* strings and unhashable values: a TypeError naming the argument, unless
+  `static_argnums` names it (then a hashable value is static as it is).
 """
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
 from tracegrad.ir import TracedValue
-from tracegrad.tracer import tree_flatten, tree_unflatten
+from tracegrad.tracer import Tensor, tree_flatten, tree_unflatten
+from tracegrad.tracer.scalars import WeakFloat
 
 SUPPORTED = {np.dtype(t) for t in (np.float32, np.float64, np.bool_, np.int32, np.int64)}
-_ARRAY_TYPES = (np.ndarray, np.generic, list)
+_ARRAY_TYPES = (np.ndarray, np.generic, list, Tensor)
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 class SpecArgs:
@@ -19,13 +38,18 @@ class SpecArgs:
 
     `slots[i]` says what positional argument i is: ("array", k) for the k-th
     array, ("tree", k, n, treedef) for a pytree (dict, list, tuple) whose n
-    leaves are arrays k..k+n-1, or ("static", value).
+    leaves are arrays k..k+n-1, or ("static", value).  `weak` holds the
+    indices of the arrays that were Python floats.
     """
 
-    __slots__ = ("arrays", "slots", "key")
+    __slots__ = ("arrays", "slots", "weak", "key")
 
-    def __init__(self, arrays, slots, key):
-        self.arrays, self.slots, self.key = arrays, slots, key
+    def __init__(self, arrays, slots, weak):
+        self.arrays, self.slots, self.weak = arrays, slots, frozenset(weak)
+        key = tuple((s[0], s[3]) if s[0] == "tree" else s if s[0] == "static" else "a"
+                    for s in slots)
+        self.key = key + tuple((a.shape, "w" if i in self.weak else a.dtype.char)
+                               for i, a in enumerate(arrays))
 
     @property
     def n_args(self) -> int:
@@ -33,24 +57,32 @@ class SpecArgs:
 
     @property
     def direct(self) -> bool:
-        """Every argument is one array: the call can go straight to native code."""
+        """Every argument is one array or Python float: the call can go straight to native code."""
         return all(s[0] == "array" for s in self.slots)
 
+    @property
+    def float_positions(self) -> tuple:
+        """Positions of the top-level Python float arguments (made 0-d arrays per call)."""
+        return tuple(p for p, s in enumerate(self.slots) if s[0] == "array" and s[1] in self.weak)
+
     def bind(self, fun):
-        """`fun` as a function of the flat array arguments only (statics baked in)."""
+        """`fun` as a function of the flat array arguments only (statics baked in);
+        the traced values of Python floats reach it as `WeakFloat`s."""
         def flat(*arrays):
-            return fun(*[_rebuild(slot, arrays) for slot in self.slots])
+            values = [WeakFloat(a) if i in self.weak else a for i, a in enumerate(arrays)]
+            return fun(*[_rebuild(slot, values) for slot in self.slots])
         flat.__name__ = getattr(fun, "__name__", "f")
         return flat
 
     def describe(self):
         parts = []
+        shown = [f"float (weak, {a.dtype}[])" if i in self.weak else f"{a.dtype}{list(a.shape)}"
+                 for i, a in enumerate(self.arrays)]
         for i, slot in enumerate(self.slots):
             if slot[0] == "static":
                 parts.append(f"arg{i}={slot[1]!r}")
             else:
-                leaves = _rebuild(slot, [f"{a.dtype}{list(a.shape)}" for a in self.arrays])
-                parts.append(f"arg{i}:{leaves}")
+                parts.append(f"arg{i}:{_rebuild(slot, shown)}")
         return "(" + ", ".join(parts) + ")"
 
     def grad_positions(self, argnums):
@@ -90,60 +122,64 @@ def _rebuild(slot, flat):
     return slot[1]
 
 
-def _as_array(x, pos, fname):
-    concrete = getattr(x, "_tg_concrete", None)
-    if concrete is not None:
-        x = concrete()
-    if type(x) is not np.ndarray:
+class ArgNames:
+    """How messages name a compiled function, its arguments and its signature
+    (worked out only when a message needs them)."""
+
+    def __init__(self, fun):
+        self.fun = fun
+        self.fname = getattr(fun, "__qualname__", None) or repr(fun)
+
+    def _signature(self):
         try:
-            x = np.asarray(x)
-        except (ValueError, TypeError) as e:
-            raise TypeError(f"{fname}: argument {pos} cannot be converted to an array: {e}") from None
-    dt = x.dtype
-    if dt not in SUPPORTED:
-        x = _convert_dtype(x, pos, fname)
-    if not (x.flags.c_contiguous and x.flags.aligned):
-        x = np.ascontiguousarray(x)
-    return x
+            return inspect.signature(self.fun)
+        except (TypeError, ValueError):  # builtins without a signature
+            return None
+
+    def arg(self, pos) -> str:
+        sig = self._signature()
+        names = [] if sig is None else [p.name for p in sig.parameters.values()
+                                        if p.kind in _POSITIONAL]
+        return f"argument {pos}" + (f" ({names[pos]!r})" if pos < len(names) else "")
+
+    def signature(self) -> str:
+        sig = self._signature()
+        return f"{self.fname}{sig if sig is not None else '(...)'}"
+
+    def not_an_array(self, pos, what, hint) -> TypeError:
+        return TypeError(f"{self.fname}: {self.arg(pos)}{what}; a compiled function takes arrays, "
+                         f"pytrees (dicts, lists, tuples) of arrays and Python numbers. {hint} "
+                         f"(signature: {self.signature()})")
 
 
-def _convert_dtype(x, pos, fname):
-    kind = x.dtype.kind
-    if kind == "f" and x.dtype.itemsize < 4:
-        return x.astype(np.float32)
-    if kind in "iu" and np.can_cast(x.dtype, np.int64):
-        return x.astype(np.int64)
-    raise TypeError(f"{fname}: argument {pos} has dtype {x.dtype}; supported dtypes are "
-                    "float32, float64, bool, int32, int64")
-
-
-def _is_number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _is_array_arg(x):
-    return isinstance(x, _ARRAY_TYPES) or hasattr(x, "_tg_concrete")
-
-
-def normalize_args(args, static_argnums, fname, grad_argnums=()) -> SpecArgs:
-    """Split a call's arguments; a Python number in a `grad_argnums` position is an array."""
-    arrays, slots, key = [], [], []
+def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> SpecArgs:
+    """Split a call's arguments (see the module docstring); a Python number in a
+    `grad_argnums` position is an array."""
+    arrays, slots, weak = [], [], []
     for pos, x in enumerate(args):
         if _static_position(pos, len(args), static_argnums):
-            slots.append(_static(x, pos, fname))
+            slots.append(_static(x, pos, names, declared=True))
         elif _is_tree_arg(x):
             leaves, treedef = tree_flatten(x)
             slots.append(("tree", len(arrays), len(leaves), treedef))
-            arrays += [_leaf_array(l, f"{pos} (a leaf of {treedef})", fname) for l in leaves]
-        elif _is_array_arg(x) or (_is_number(x) and (pos in grad_argnums
-                                                      or pos - len(args) in grad_argnums)):
+            for leaf in leaves:
+                _add_leaf(arrays, weak, leaf, pos, names, f" (a leaf of {treedef})")
+        elif _is_array_arg(x) or isinstance(x, float) or (
+                _is_number(x) and _static_position(pos, len(args), grad_argnums)):
             slots.append(("array", len(arrays)))
-            arrays.append(_leaf_array(x, pos, fname))
+            _add_leaf(arrays, weak, x, pos, names, "")
         else:
-            slots.append(_static(x, pos, fname))
-    key = tuple((s[0], s[3]) if s[0] == "tree" else s if s[0] == "static" else "a" for s in slots)
-    key += tuple((a.shape, a.dtype.char) for a in arrays)
-    return SpecArgs(arrays, slots, key)
+            slots.append(_static(x, pos, names))
+    return SpecArgs(arrays, slots, weak)
+
+
+def _add_leaf(arrays, weak, x, pos, names, where):
+    if isinstance(x, float) and not isinstance(x, np.generic):
+        weak.append(len(arrays))
+        arrays.append(np.array(x, dtype=np.float64))
+        return
+    a = _fast_array(x)
+    arrays.append(a if a is not None else _as_array(x, pos, names, where))
 
 
 def dynamic_positions(args, static_argnums) -> tuple:
@@ -153,22 +189,72 @@ def dynamic_positions(args, static_argnums) -> tuple:
                  and (_is_tree_arg(x) or _is_array_arg(x) or isinstance(x, (float, TracedValue))))
 
 
-def _static_position(pos, n_args, static_argnums) -> bool:
-    return pos in static_argnums or pos - n_args in static_argnums
+def _static_position(pos, n_args, positions) -> bool:
+    return pos in positions or pos - n_args in positions
 
 
-def _static(x, pos, fname):
+def _static(x, pos, names, declared=False):
+    if isinstance(x, str) and not declared:
+        raise names.not_an_array(pos, f" is a str ({x!r:.40})",
+                                 f"Mark it static: static_argnums=({pos},).")
     try:
         hash(x)
     except TypeError:
-        raise TypeError(f"{fname}: static argument {pos} ({type(x).__name__}) must be "
-                        "hashable; pass arrays as numpy arrays") from None
+        raise names.not_an_array(
+            pos, f" is a {type(x).__name__}, which is not hashable",
+            "A static argument (static_argnums) must be hashable: pass a tuple or a frozen "
+            "value.") from None
     return ("static", x)
 
 
-def _leaf_array(x, where, fname):
-    a = _fast_array(x)
-    return a if a is not None else _as_array(x, where, fname)
+def _as_array(x, pos, names, where=""):
+    if isinstance(x, Tensor):
+        x = x.data
+    elif isinstance(x, (str, bytes)) or x is None or not _is_array_like(x):
+        raise names.not_an_array(pos, f"{where} is a {type(x).__name__}",
+                                 f"Mark the argument static: static_argnums=({pos},).")
+    if type(x) is not np.ndarray:
+        x = _from_numpy(x, pos, names, where)
+    if x.dtype not in SUPPORTED:
+        x = _convert_dtype(x, pos, names, where)
+    if not (x.flags.c_contiguous and x.flags.aligned):
+        x = np.array(x, order="C", copy=True)  # a fresh buffer is aligned and contiguous
+    return x
+
+
+def _is_array_like(x) -> bool:
+    return isinstance(x, (np.ndarray, np.generic, list, tuple, bool, int, float))
+
+
+def _from_numpy(x, pos, names, where):
+    try:
+        a = np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise TypeError(f"{names.fname}: {names.arg(pos)}{where} cannot be converted to an "
+                        f"array: {e}") from None
+    if a.dtype.kind in "OUS":
+        raise names.not_an_array(pos, f"{where} is a {type(x).__name__} that numpy converts to "
+                                      f"an array of dtype {a.dtype} (it holds None, strings or "
+                                      "ragged lists)", "Pass numbers or numeric arrays.")
+    return a
+
+
+def _convert_dtype(x, pos, names, where):
+    kind = x.dtype.kind
+    if kind in "iu" and np.can_cast(x.dtype, np.int64):
+        return x.astype(np.int64)
+    hint = (" Convert it first, e.g. x.astype(np.float32): tracegrad computes float16 neither "
+            "compiled nor eagerly." if x.dtype == np.float16 else "")
+    raise TypeError(f"{names.fname}: {names.arg(pos)}{where} has dtype {x.dtype}; supported "
+                    f"dtypes are float32, float64, bool, int32, int64.{hint}")
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_array_arg(x):
+    return isinstance(x, _ARRAY_TYPES)
 
 
 def _is_tree_arg(x):
@@ -177,8 +263,7 @@ def _is_tree_arg(x):
     if isinstance(x, dict):
         return True
     if isinstance(x, (list, tuple)):
-        return any(isinstance(v, (np.ndarray, dict)) or hasattr(v, "_tg_concrete") or _is_tree_arg(v)
-                   for v in x)
+        return any(isinstance(v, (np.ndarray, dict, Tensor)) or _is_tree_arg(v) for v in x)
     return False
 
 

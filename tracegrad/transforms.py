@@ -34,6 +34,8 @@ from tracegrad.ir.core import ShapedArray, is_float
 from tracegrad.ir.interpreter import read, write
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
+from tracegrad.tracer.dtypes import WeakScalar
+from tracegrad.tracer.scalars import WeakFloat
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp"]
 
@@ -76,6 +78,7 @@ class _Call:
 
     def __init__(self, fun, args, differentiated=()):
         self.fun = fun
+        self.weak = _weak_leaves(args, differentiated)
         self.args = tuple(
             tracer.tree_map(lambda l, i=i: _as_array_leaf(l, f"{self.name()}: argument {i}"), a)
             if i in differentiated else a for i, a in enumerate(args))
@@ -93,7 +96,8 @@ class _Call:
     def trace(self):
         """Trace `fun` on fresh inputs: with example values when every one is known."""
         concrete = all(_example(v) is not None for v in self.values)
-        prog = tracer.make_graph(self.fun, self.args, concrete=concrete)
+        fun = _with_weak_floats(self.fun, self.weak) if self.weak else self.fun
+        prog = tracer.make_graph(fun, self.args, concrete=concrete)
         if len(prog.graph.invars) != len(self.values) + len(prog.captured):  # flattenings agree
             raise AssertionError(f"{self.name()}: traced {len(prog.graph.invars)} inputs for "
                                  f"{len(self.values)} array arguments")
@@ -110,6 +114,29 @@ class _Call:
 
     def unflatten(self, position: int, flat: list):
         return tracer.tree_unflatten(self.trees[position], flat)
+
+
+def _weak_leaves(args, differentiated) -> frozenset:
+    """Indices (among all leaves of `args`) of the Python floats being differentiated."""
+    weak, offset = set(), 0
+    for i, a in enumerate(args):
+        leaves = tracer.tree_flatten(a)[0]
+        if i in differentiated:
+            weak.update(offset + k for k, leaf in enumerate(leaves)
+                        if isinstance(leaf, (float, WeakScalar)) and not isinstance(leaf, np.generic))
+        offset += len(leaves)
+    return frozenset(weak)
+
+
+def _with_weak_floats(fun, weak):
+    """`fun` receiving the traced inputs of Python floats as weak-typed `WeakFloat`s,
+    so that they promote as the floats would (`x_f32 * s` stays float32)."""
+    @functools.wraps(fun)
+    def weak_fun(*args):
+        leaves, tree = tracer.tree_flatten(args)
+        return fun(*tracer.tree_unflatten(tree, [WeakFloat(leaf) if i in weak else leaf
+                                                  for i, leaf in enumerate(leaves)]))
+    return weak_fun
 
 
 def _example(value):

@@ -29,13 +29,23 @@ def check(dtype, what: str = "array") -> np.dtype:
     dt = np.dtype(dtype)
     if dt not in DTYPES:
         names = ", ".join(str(d) for d in SUPPORTED)
-        raise TypeError(f"tracegrad {what}s support the dtypes {names}; got {dt}")
+        hint = "; convert it first, e.g. x.astype(np.float32)" if dt == np.float16 else ""
+        raise TypeError(f"tracegrad {what}s support the dtypes {names}; got {dt}{hint}")
     return dt
 
 
+class WeakScalar:
+    """Base of traced values that promote like a Python float (`tracer.scalars.WeakFloat`)."""
+
+    __slots__ = ()
+
+
+_WEAK = (bool, int, float, WeakScalar)
+
+
 def is_weak(x) -> bool:
-    """A Python scalar (also the scalars `.item()` returns while tracing)."""
-    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+    """A Python scalar (also the scalars `.item()` returns while tracing, and `WeakScalar`s)."""
+    return isinstance(x, _WEAK) and not isinstance(x, np.generic)
 
 
 def _weak_representative(x):

@@ -11,6 +11,14 @@ traced 0-d value.  How it is used decides what the program depends on:
 * any other use (arithmetic with Python numbers, formatting, hashing,
   indexing, `float()`, ...) records a guard that the value itself is unchanged.
 
+A Python float *argument* of a compiled function or a transform is traced as a
+`WeakFloat`: a weak-typed float64 scalar (JAX's weak type) that is not a
+Python float.  Its arithmetic with Python numbers and other traced scalars
+stays symbolic and weak (`x_f32 * (s * 2.0)` is float32, as in numpy), its
+comparisons guard their outcome, and every other use goes through
+`__float__` & co., which guard the value; C code (`math.cos(s)`) therefore
+cannot read the value without a guard, which a float subclass would allow.
+
 Integers get no such class: CPython reads int subclasses directly for
 indexing, `range` and `%d` (bypassing `__index__`), so a lazily guarded int
 could specialize silently; `int()`/`.item()` of integer values therefore return
@@ -28,6 +36,7 @@ import numpy as np
 from tracegrad.ir import user_source_location
 
 from . import numpy as tnp
+from .dtypes import WeakScalar
 
 
 def _defer(other) -> bool:
@@ -147,3 +156,61 @@ class TracedFloat(TracedScalar, float):
 
 for _name, _fn in _methods().items():
     setattr(TracedFloat, _name, _fn)
+
+
+# ---- WeakFloat ---------------------------------------------------------------------
+
+SYMBOLIC_BINARY = {"add": tnp.add, "sub": tnp.subtract, "mul": tnp.multiply,
+                   "truediv": tnp.divide, "pow": tnp.power}
+SYMBOLIC_UNARY = {"__neg__": tnp.negative, "__pos__": lambda x: x, "__abs__": tnp.absolute}
+
+
+def _is_python_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, np.generic)
+
+
+class WeakFloat(TracedScalar, WeakScalar):
+    """A traced Python float argument: a weak-typed float64 scalar (see the module docstring)."""
+
+    def __init__(self, symbolic):
+        self._tg_symbolic, self._tg_guarded = symbolic, False
+
+    def _tg_plain(self):
+        sym = self._tg_symbolic
+        value = sym._tg_trace.example_value(sym)
+        if value is None:  # abstract trace: `concrete` raises the explanatory error
+            sym._concrete("float")
+        return float(value)
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._tg_value(), dtype=dtype)  # a value use: guarded
+
+
+def _symbolic_binary(fn, reflected):
+    def op(self, other):
+        if not (_is_python_number(other) or isinstance(other, WeakFloat)):
+            return NotImplemented  # arrays and numpy scalars (strongly typed) decide
+        return WeakFloat(fn(other, self) if reflected else fn(self, other))
+    return op
+
+
+def _symbolic_unary(fn):
+    def op(self):
+        return WeakFloat(fn(self))
+    return op
+
+
+def _weak_methods():
+    body = {name: _comparison(*fns) for name, fns in COMPARISONS.items()}
+    for name, fn in BINARY_VALUE_USES.items():
+        body[f"__{name}__"], body[f"__r{name}__"] = _binary_use(fn, False), _binary_use(fn, True)
+    for name, fn in SYMBOLIC_BINARY.items():
+        body[f"__{name}__"] = _symbolic_binary(fn, False)
+        body[f"__r{name}__"] = _symbolic_binary(fn, True)
+    body.update({name: _unary_use(fn) for name, fn in UNARY_VALUE_USES.items()})
+    body.update({name: _symbolic_unary(fn) for name, fn in SYMBOLIC_UNARY.items()})
+    return body
+
+
+for _name, _fn in _weak_methods().items():
+    setattr(WeakFloat, _name, _fn)

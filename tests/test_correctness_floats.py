@@ -1,0 +1,133 @@
+"""Python floats are dynamic weak-typed float64 scalars, as in JAX (issue 10, item 7):
+one specialization serves every value, compile_grad differentiates them, and
+`x_f32 * s` stays float32.  Ints, bools and other hashables stay static."""
+import math
+
+import numpy as np
+import pytest
+
+import tracegrad
+from tracegrad import compile_grad, jit
+
+F32 = np.float32
+
+
+def test_one_specialization_serves_every_float_value():
+    f = jit(lambda x, s: np.sum(x * s))
+    x = np.arange(10.0)
+    for i in range(20):
+        s = 0.5 * i - 3.0
+        assert float(f(x, s)) == float(np.sum(x * s))
+    (entry,) = f.cache_info()
+    assert entry["hits"] == 19 and "float (weak" in entry["reason"]
+
+
+def test_compile_grad_differentiates_the_seeds_floats():
+    value, grads = compile_grad(lambda a, b, c, d: (a + b) + c * d)(1.0, 2.0, 3.0, 4.0)
+    assert float(value) == 15.0
+    assert tuple(float(g) for g in grads) == (1.0, 1.0, 4.0, 3.0)
+    value, grads = compile_grad(lambda a, b: a * b * b, argnums=1)(3.0, 2.0)
+    assert (float(value), float(grads)) == (12.0, 12.0)
+
+
+def test_floats_are_weakly_typed():
+    x = np.linspace(0.0, 1.0, 5, dtype=F32)
+    f = jit(lambda x, s: x * (s * 2.0 - 1.0) + s)
+    for s in (0.25, 3.0):
+        out = f(x, s)
+        assert out.dtype == F32
+        np.testing.assert_allclose(out, x * (s * 2.0 - 1.0) + s, rtol=1e-6)
+    assert len(f.cache_info()) == 1
+    value, (gx, gs) = compile_grad(lambda x, s: np.sum(x * s))(x, 2.0)
+    assert value.dtype == F32 and gx.dtype == F32
+    np.testing.assert_allclose(gx, np.full(5, 2.0))
+    assert float(gs) == pytest.approx(float(np.sum(x)))
+
+
+def test_a_numpy_scalar_is_strongly_typed_and_a_separate_signature():
+    f = jit(lambda x, s: x * s)
+    x = np.ones(3, F32)
+    assert f(x, 2.0).dtype == F32
+    assert f(x, np.float64(2.0)).dtype == np.float64  # numpy: f32 array * f64 scalar is f64
+    assert f(x, np.array(2.0)).dtype == np.float64
+    assert f(x, 3.0).dtype == F32 and len(f.cache_info()) == 2
+
+
+def test_ints_bools_and_hashables_stay_static_and_static_argnums_makes_floats_static():
+    f = jit(lambda x, n, flag: x * n if flag else x)
+    x = np.ones(2)
+    for n in (1, 2, 3):
+        np.testing.assert_array_equal(f(x, n, True), x * n)
+    np.testing.assert_array_equal(f(x, 2, False), x)
+    assert len(f.cache_info()) == 4
+    g = jit(lambda x, s: x * s, static_argnums=1)
+    for s in (1.0, 2.0, 3.0):
+        np.testing.assert_array_equal(g(x, s), x * s)
+    assert len(g.cache_info()) == 3 and "arg1=3.0" in g.cache_info()[-1]["reason"]
+
+
+def test_a_comparison_on_a_float_guards_only_its_outcome():
+    f = jit(lambda x, s: x * s if s > 0 else x - s)
+    x = np.ones(2)
+    for s in (1.0, 2.0, 3.0):
+        np.testing.assert_array_equal(f(x, s), x * s)
+    np.testing.assert_array_equal(f(x, -1.0), x + 1.0)
+    assert len(f.cache_info()) == 2
+
+
+def test_c_code_reading_a_float_guards_its_value():
+    # math.cos reads the value through __float__: the traced float is not a float
+    # subclass, so the value cannot be baked into the program without a guard.
+    f = jit(lambda x, t: x * math.cos(t), max_specializations=20)
+    x = np.ones(2)
+    for t in (0.0, 1.0, 2.0, 1.0):
+        np.testing.assert_allclose(f(x, t), x * math.cos(t), rtol=1e-15)
+    assert len(f.cache_info()) == 3
+    assert all("guard" in e["reason"] or "first" in e["reason"] for e in f.cache_info())
+
+
+def test_floats_inside_pytrees_are_weak_and_dynamic():
+    f = jit(lambda p: p["w"] * p["lr"])
+    w = np.ones(3, F32)
+    for lr in (0.1, 0.01, 0.5):
+        out = f({"w": w, "lr": lr})
+        assert out.dtype == F32
+        np.testing.assert_allclose(out, w * lr, rtol=1e-6)
+    assert len(f.cache_info()) == 1
+
+
+def test_the_float_fast_path_and_its_fallbacks():
+    f = jit(lambda x, s: np.sum(x * s))
+    x = np.ones(10)
+    f(x, 2.0)
+    spec = f._last
+    assert spec.direct and spec.floats == (1,)
+    for s in (3.0, 4.0, 5.0):
+        assert float(f(x, s)) == 10 * s
+    assert spec.hits == 3 and f._last is spec
+    assert float(f(x, 2)) == 20.0  # an int is static: another signature
+    assert len(f.cache_info()) == 2
+
+
+def test_transforms_trace_differentiated_floats_as_weak_scalars():
+    x = np.ones(3, F32)
+    value, (gx, gs) = tracegrad.value_and_grad(lambda x, s: np.sum(x * s), argnums=(0, 1))(x, 2.0)
+    assert value.dtype == F32 and gx.dtype == F32 and float(gs) == 3.0
+    assert float(tracegrad.grad(tracegrad.grad(lambda s: s * s * s))(2.0)) == 12.0
+    out, tangent = tracegrad.jvp(lambda s: s * 3.0, (2.0,), (1.0,))
+    assert (float(out), float(tangent)) == (6.0, 3.0)
+
+
+def test_a_traced_float_is_not_a_python_float_but_acts_like_one():
+    seen = {}
+
+    def f(x, s):
+        seen["type"] = type(s).__name__
+        seen["repr"] = f"{s:.2f}"  # formatting reads the value: a guard
+        return x * s
+
+    g = jit(f)
+    np.testing.assert_array_equal(g(np.ones(2), 1.5), [1.5, 1.5])
+    assert seen == {"type": "WeakFloat", "repr": "1.50"}
+    np.testing.assert_array_equal(g(np.ones(2), 2.5), [2.5, 2.5])  # the guard failed: retraced
+    assert len(g.cache_info()) == 2
