@@ -94,6 +94,10 @@ class Tensor(ArrayMixin):
 
     def __init__(self, data, requires_grad=False, dtype=None):
         arr = np.array(data.data if isinstance(data, Tensor) else data, dtype=dtype, copy=True)
+        if arr.dtype.kind in "OUSV":
+            raise TypeError(f"tensor(): cannot make a tensor from a {type(data).__name__} "
+                            f"({data!r:.40}): numpy converts it to an array of dtype {arr.dtype}. "
+                            "Pass a number, (nested) lists of numbers or a numeric array.")
         dtypes.check(arr.dtype, "tensor")
         self._init(arr, None, None)
         self.requires_grad = requires_grad
