@@ -14,8 +14,19 @@ are deliberately absent (`x * 0 -> 0`, `x + 0.0 -> x`, ...).  Likewise:
 
 Rules are data: `RULES` is an ordered table of named rules; a rule looks at
 one equation (and the producers of its inputs) and either redirects its uses
-to an existing atom or replaces it by one new equation with the same output
-var.  A rule may never change a value's shape or dtype (`RewriteError`).
+to an existing atom, or replaces it by one new equation with the same output
+var, or by an `Expansion`: new equations (fresh vars) followed by that
+replacement.  A rule may never change a value's shape or dtype (`RewriteError`).
+
+A sum over axes a broadcast added or stretched is a product: `reduce_sum` of
+`broadcast(x)` becomes the sum of the un-broadcast x times the number of
+copies, so no loop runs over the copies.  That is exact in real arithmetic,
+and exact for integers (the product wraps around as the sum would).  In floats
+the two differ by rounding: the product rounds once where the sum rounds at
+every addition (so it is usually the more accurate), and the count itself
+rounds to the dtype above 2**24 resp. 2**53 copies.  So for floats the rule
+waits for MIN_FLOAT_COPIES copies: below that the sum is cheap, and stays bit
+for bit the reference's.
 
 >>> import numpy as np
 >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
@@ -27,9 +38,10 @@ var.  A rule may never change a value's shape or dtype (`RewriteError`).
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -42,6 +54,7 @@ from .identities import NEUTRAL_OPERANDS, NeutralOperand, applies
 MAX_SWEEPS = 4                # simplify: forward sweeps until no rule fires
 MAX_REWRITES_PER_EQN = 8      # rules chained on one equation within a sweep
 MAX_FOLDED_ELEMENTS = 1 << 16  # fold_constants: larger results stay computed
+MIN_FLOAT_COPIES = 1 << 16    # reduce_sum_of_broadcast: fewer float copies stay a sum
 
 # src dtype -> middle dtypes that represent every src value exactly.
 LOSSLESS_WIDENING = {
@@ -62,6 +75,14 @@ class Rule:
     # (eqn, ctx) -> None (no match) | atom to redirect to | replacement Eqn
     rewrite: Callable
     doc: str
+
+
+class Expansion(NamedTuple):
+    """A rewrite that needs new values: `helpers` define fresh vars, in order,
+    and `eqn` then defines the rewritten equation's output from them."""
+
+    helpers: tuple
+    eqn: Eqn
 
 
 class _Context:
@@ -195,6 +216,54 @@ def _reduce_sum_no_axes(eqn, ctx):
     return _rebind(eqn, "add", [x, Literal(0.0, x.aval.dtype)])
 
 
+def _helper(prim: str, inputs: list, src, **params) -> Eqn:
+    """A new equation with a fresh output var of the type its shape rule gives."""
+    p = PRIMITIVES[prim]
+    out = Var(p.shape_rule(*[a.aval for a in inputs], **params))
+    return Eqn(p, inputs, params, out, src)
+
+
+def _wrapped_count(count: int, dtype):
+    """`count` as a scalar of `dtype`: rounded for floats, modulo 2**bits for integers."""
+    if is_float(dtype):
+        return float(count)
+    bits = 8 * np.dtype(dtype).itemsize
+    count %= 1 << bits
+    return count - (1 << bits) if count >> (bits - 1) else count
+
+
+def _copied_axes(eqn, b) -> list:
+    """The reduced axes along which `b = broadcast(x)` only repeats x (added or stretched)."""
+    shape, x_shape = b.params["shape"], b.inputs[0].aval.shape
+    lead = len(shape) - len(x_shape)
+    return [a for a in eqn.params["axes"]
+            if shape[a] != 1 and (a < lead or x_shape[a - lead] == 1)]
+
+
+def _reduce_sum_of_broadcast(eqn, ctx):
+    b = ctx.producer(eqn.inputs[0], "broadcast")
+    if b is None or eqn.out.aval.dtype == np.bool_:
+        return None
+    copied = _copied_axes(eqn, b)
+    shape, x = tuple(b.params["shape"]), b.inputs[0]
+    count = math.prod(shape[a] for a in copied)
+    if not copied or count == 0 or (is_float(x.aval.dtype) and count < MIN_FLOAT_COPIES):
+        return None
+    lead, helpers = len(shape) - x.aval.ndim, []
+    x_shape = tuple(d for e, d in enumerate(x.aval.shape) if e + lead not in copied)
+    if x_shape != x.aval.shape:  # drop the stretched size-1 dims
+        helpers.append(_helper("reshape", [x], eqn.src, shape=x_shape))
+    kept = [a for a in range(len(shape)) if a not in copied]
+    small = tuple(shape[a] for a in kept)
+    if small != x_shape:
+        helpers.append(_helper("broadcast", [helpers[-1].out if helpers else x], eqn.src,
+                               shape=small))
+    axes = tuple(kept.index(a) for a in eqn.params["axes"] if a not in copied)
+    helpers.append(_helper("reduce_sum", [helpers[-1].out if helpers else x], eqn.src, axes=axes))
+    total = Literal(_wrapped_count(count, eqn.out.aval.dtype), eqn.out.aval.dtype)
+    return Expansion(tuple(helpers), _rebind(eqn, "mul", [helpers[-1].out, total]))
+
+
 def _reduce_no_axes(eqn, ctx):
     return eqn.inputs[0] if not eqn.params["axes"] else None
 
@@ -254,6 +323,8 @@ RULES: tuple[Rule, ...] = (
     Rule("pad_nothing", "pad", _pad_nothing, "pad to x's own shape, step 1 -> x"),
     Rule("reduce_sum_no_axes", "reduce_sum", _reduce_sum_no_axes,
          "reduce_sum[axes=()] x -> x (integers) / x + 0.0 (floats)"),
+    Rule("reduce_sum_of_broadcast", "reduce_sum", _reduce_sum_of_broadcast,
+         "reduce_sum(broadcast x) over copied axes -> reduce_sum(x) * copies"),
     Rule("reduce_max_no_axes", "reduce_max", _reduce_no_axes, "reduce_max[axes=()] x -> x"),
     Rule("reduce_min_no_axes", "reduce_min", _reduce_no_axes, "reduce_min[axes=()] x -> x"),
     Rule("where_same", "where", _where_same, "where(c, x, x) -> x"),
@@ -273,8 +344,18 @@ def rule_names() -> list[str]:
 
 # ---- the simplification driver ----------------------------------------------------
 
+def _check_helpers(rule: Rule, helpers):
+    for h in helpers:
+        if h.prim.shape_rule(*[a.aval for a in h.inputs], **h.params) != h.out.aval:
+            raise RewriteError(f"rule {rule.name} built an ill-typed {h.prim.name}")
+
+
 def _checked(rule: Rule, eqn: Eqn, result):
     """Refuse any rewrite that would change the type of `eqn.out`."""
+    if isinstance(result, Expansion):
+        _check_helpers(rule, result.helpers)
+        _checked(rule, eqn, result.eqn)
+        return result
     if isinstance(result, Eqn):
         try:
             aval = result.prim.shape_rule(*[a.aval for a in result.inputs], **result.params)
@@ -299,8 +380,10 @@ def _first_match(eqn: Eqn, ctx: _Context):
 def rewrite_eqn(eqn: Eqn, ctx, counts: Counter) -> tuple[object, bool]:
     """Apply rules to one equation until none matches, at most MAX_REWRITES_PER_EQN times.
 
-    Returns (Eqn or atom, settled); `settled` is False when the bound stopped
-    the chain, so a rule may still match (the next sweep retries it).  `ctx`
+    Returns (result, settled): the result is an Eqn, an Expansion or an atom;
+    `settled` is False when the bound stopped the chain, so a rule may still
+    match (the next sweep retries it; it first looks at an Expansion's new
+    equations too).  `ctx`
     answers `value(atom)` and `producer(atom, prim_name)` about the equations
     before this one.
     """
@@ -322,6 +405,11 @@ def _sweep(graph: Graph, counts: Counter) -> Graph:
     for eqn in graph.eqns:
         eqn = redirects.eqn(eqn)
         result, _ = rewrite_eqn(eqn, ctx, counts)
+        if isinstance(result, Expansion):
+            for h in result.helpers:
+                eqns.append(h)
+                ctx.producers[h.out] = h
+            result = result.eqn
         if isinstance(result, Eqn):
             eqns.append(result)
             ctx.producers[result.out] = result

@@ -22,6 +22,9 @@ positions stay in graph order throughout.  Uses are redirected eagerly (every
 var knows which positions read it), which is what a sweep's lazy redirection
 has done by the time it reaches the reader.  Dead equations stay until the
 round's dce, as in the rounds: CSE may still keep one as the first occurrence.
+A rule that adds equations (an `Expansion`) has no position to put them at:
+the state then starts afresh from the graph, every position to visit again,
+which is what the next sweep of the rounds does.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ from collections import Counter
 from tracegrad.ir import Eqn, Graph, Literal, Var
 
 from .cse import ConstTable, eqn_key
-from .simplify import MAX_FOLDED_ELEMENTS, MAX_SWEEPS, fold_eqn, folded_form, rewrite_eqn
+from .simplify import (MAX_FOLDED_ELEMENTS, MAX_SWEEPS, Expansion, fold_eqn, folded_form,
+                       rewrite_eqn)
 
 SIMPLIFY, FOLD, CSE = 0, 1, 2
 ALL_PASSES = (SIMPLIFY, FOLD, CSE)
@@ -106,6 +110,9 @@ class _State:
         self.key_at: dict[int, tuple] = {}
         self.const_table, self.new_consts = ConstTable(), list(self.consts)
         self.unsettled = False  # simplify: a rule chain hit its bound this sweep
+        # simplify: position -> the new equations an Expansion put before it.  They
+        # have no position, so `clean` starts a fresh state from `graph()` at once.
+        self.expansions: dict[int, tuple] = {}
 
     # -- the rules' context --------------------------------------------------------
     def value(self, atom):
@@ -197,6 +204,9 @@ class _State:
             self.unsettled = True
         if result is eqn:
             return False
+        if isinstance(result, Expansion):
+            self.expansions[i] = result.helpers
+            result = result.eqn
         if isinstance(result, Eqn):
             self._set(i, result, (FOLD, CSE))
         else:
@@ -272,8 +282,16 @@ class _State:
                 changed = True
         return changed
 
+    def _eqns(self) -> list:
+        eqns = []
+        for i, e in enumerate(self.slots):
+            if e is not None:
+                eqns.extend(self.expansions.get(i, ()))
+                eqns.append(e)
+        return eqns
+
     def graph(self) -> Graph:
-        return self.source.replace(eqns=[e for e in self.slots if e is not None],
+        return self.source.replace(eqns=self._eqns(),
                                    constvars=list(self.consts),
                                    constvals=list(self.consts.values()),
                                    outvars=self.outvars, guards=self.guards)
@@ -285,6 +303,9 @@ def clean(graph: Graph, max_rounds: int, max_elements: int = MAX_FOLDED_ELEMENTS
     state, counts, changed_any = _State(graph, max_elements), Counter(), False
     for _ in range(max_rounds):
         changed = state.simplify(counts)
+        while state.expansions:  # equations were added: positions start afresh
+            state = _State(state.graph(), max_elements)
+            state.simplify(counts)
         changed = state.fold() or changed
         changed = state.cse() or changed
         changed = state.dce() or changed

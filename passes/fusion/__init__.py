@@ -95,12 +95,12 @@ from __future__ import annotations
 from tracegrad.passes.kernels import KernelProgram
 
 from . import planning
-from .emission import emit, liveness
+from .emission import KernelSizeError, emit, liveness
 from .expand import STEP_RULES
 from .planning import RECOMPUTE_BUDGET
 from .views import View
 
-__all__ = ["fuse", "liveness", "View", "RECOMPUTE_BUDGET", "STEP_RULES"]
+__all__ = ["fuse", "liveness", "KernelSizeError", "View", "RECOMPUTE_BUDGET", "STEP_RULES"]
 
 
 def fuse(graph) -> KernelProgram:

@@ -2,10 +2,24 @@
 
 Temps are listed in the order of their first write; `liveness(program)`
 gives each temp's first and last kernel.
+
+A loop kernel whose work (iterations times body length) does not fit an int64
+count, or that would iterate more than MAX_ITERATIONS times (days on any
+machine), is refused with a `KernelSizeError` naming its domain, rather than
+compiled to run for ever.
 """
 from __future__ import annotations
 
+import math
+
 from tracegrad.passes.kernels import Const, DotKernel, KernelProgram, LoopKernel, Store
+
+MAX_ITERATIONS = 2**50
+MAX_WORK = 2**63 - 1  # codegen counts work in int64
+
+
+class KernelSizeError(ValueError):
+    """A loop kernel would do more work than can be counted or waited for."""
 
 from .body import Body, compact
 
@@ -38,10 +52,36 @@ def emit_loop(plan, g, name):
             if isinstance(val, Const):
                 val = body.emit("convert", (val,), {"dtype": val.dtype}, val.dtype)
             stores.append(Store(s.buffer, val, s.index, s.reduce))
-    return LoopKernel(name, g.domain, compact(body.instrs, stores), stores)
+    kernel = LoopKernel(name, g.domain, compact(body.instrs, stores), stores)
+    _check_work(plan, g, kernel)
+    return kernel
+
+
+def _origin(plan, g) -> str:
+    """Where the user made the values a group stores, for error messages."""
+    srcs = [plan.producer[s.atom].src for t in g.tasks for s in t.stores
+            if s.atom in plan.producer and plan.producer[s.atom].src]
+    return f" (the value made at {srcs[0]})" if srcs else ""
+
+
+def _check_work(plan, g, kernel):
+    iterations = math.prod(kernel.domain)
+    work = iterations * max(1, len(kernel.body))
+    if work > MAX_WORK:
+        why = f"{work} operations in all, more than an int64 counts"
+    elif iterations > MAX_ITERATIONS:
+        why = f"more than the {MAX_ITERATIONS} iterations any kernel may run"
+    else:
+        return
+    raise KernelSizeError(f"a fused loop over domain {tuple(kernel.domain)}{_origin(plan, g)} "
+                          f"would run {iterations} iterations of {len(kernel.body)} operations: "
+                          f"{why}. An operation on a broadcast runs once per copy: reduce the sizes.")
 
 
 def _emit_group(plan, g, name):
+    if g.tasks[0].control is not None:
+        from .control import emit_control  # it plans bodies with the package's `fuse`
+        return emit_control(g.tasks[0], name)
     if not g.dot:
         return emit_loop(plan, g, name)
     (t,) = g.tasks
