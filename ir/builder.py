@@ -100,7 +100,8 @@ class TraceStack(threading.local):
         try:
             yield trace
         finally:
-            self.traces.pop()
+            if self.traces and self.traces[-1] is trace:  # `reset` may have emptied the stack
+                self.traces.pop()
             trace.finished = True
 
     def __contains__(self, trace) -> bool:
@@ -119,7 +120,7 @@ TRACES = TraceStack()
 def _origin(value: TracedValue) -> str:
     """Where `value` was made: its equation's source line, or its trace's inputs."""
     trace = value._tg_trace
-    src = next((e.src for e in trace.eqns if e.out is value.var), None)
+    src = next((e.src for e in trace.eqns if any(o is value.var for o in e.outs)), None)
     what = trace.description or "a trace"
     return f"at {src} in {what}" if src else f"as an input of {what}"
 

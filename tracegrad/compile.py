@@ -266,7 +266,8 @@ class CompiledFunction:
         if len(graph.outvars) != 1 or graph.outvars[0].aval.shape != ():
             shapes = ", ".join(str(v.aval) for v in graph.outvars)
             raise TypeError(f"{self._fname()}: compile_grad needs a function returning one scalar, "
-                            f"it returned ({shapes})")
+                            f"it returned ({shapes}); for other outputs compile forward with "
+                            "tracegrad.jit, or use tracegrad.vjp")
         argnums, grads_template = spec_args.grad_positions(self.grad_argnums)
         graph = grad_graph(graph, argnums=argnums, has_value=True)
         return graph, tree_flatten((0, grads_template))[1]

@@ -138,7 +138,7 @@ def location_of(src):
 def advice(guard) -> str:
     if guard.kind in FLOAT_VALUE_KINDS:
         return ("Keep the value symbolic: compare it as `x.item() > c` (which guards only the "
-                "comparison's outcome), compute with it as an array (`y * x`), or choose with "
-                "tracegrad.numpy.where.")
-    return ("Make the decision with tracegrad.numpy.where instead of a Python branch, or pass "
-            "the value as a static argument.")
+                "comparison's outcome), compute with it as an array (`y * x`), or branch with "
+                "tracegrad.cond or tracegrad.numpy.where.")
+    return ("Make the decision in the program: tracegrad.numpy.where or tracegrad.cond instead "
+            "of a Python branch, or pass the value as a static argument.")

@@ -249,6 +249,7 @@ def _value_and_grad(fun, argnums, has_value):
         call = _Call(fun, args, differentiated=set(positions))
         wrt = [call.inputs_of(p) for p in positions]
         prog = call.trace()
+        _check_scalar_output(prog.graph, call.name())
         try:
             graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=has_value)
         except TypeError as e:
@@ -264,6 +265,15 @@ def _value_and_grad(fun, argnums, has_value):
         return value, (grads[0] if single else tuple(grads))
 
     return value_and_grad_fun
+
+
+def _check_scalar_output(graph, name):
+    avals = graph.out_avals
+    if len(avals) != 1 or avals[0].shape != () or not is_float(avals[0].dtype):
+        shown = ", ".join(str(a) for a in avals)
+        raise TypeError(f"grad of {name}: the function must return one float scalar, it "
+                        f"returned ({shown}); for other outputs use tracegrad.vjp (reverse mode) "
+                        "or tracegrad.jvp (forward mode)")
 
 
 def grad(fun, argnums=0):

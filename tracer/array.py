@@ -121,6 +121,14 @@ class ArrayMixin:
     def std(self, axis=None, ddof=0, keepdims=False):
         return tnp.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
+    def any(self, axis=None, keepdims=False):
+        """Whether any element (along `axis`) is nonzero; False for no elements."""
+        return tnp.sum(tnp.not_equal(self, 0), axis=axis, keepdims=keepdims) > 0
+
+    def all(self, axis=None, keepdims=False):
+        """Whether every element (along `axis`) is nonzero; True for no elements."""
+        return tnp.sum(tnp.equal(self, 0), axis=axis, keepdims=keepdims) == 0
+
     def max(self, axis=None, keepdims=False):
         return tnp.max(self, axis=axis, keepdims=keepdims)
 

@@ -226,15 +226,20 @@ class Tensor(ArrayMixin):
         return self.data.tolist()
 
     def numpy(self):
-        if self.requires_grad:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
-                               "tensor.detach().numpy() instead.")
+        self._check_detached()
         return self.data
 
     def __array__(self, dtype=None, copy=None):
         # Values only: every supported numpy function dispatches to tracegrad.numpy
-        # first (__array_function__), so this is reached by explicit conversions.
+        # first (__array_function__), so this is reached by explicit conversions,
+        # which would drop the graph silently: PyTorch refuses them, and so do we.
+        self._check_detached()
         return self.data if dtype is None else self.data.astype(dtype)
+
+    def _check_detached(self):
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
 
     def __format__(self, spec):
         return format(self.item(), spec) if spec and self.data.size == 1 else repr(self)

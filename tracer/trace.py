@@ -95,6 +95,10 @@ class Traced(TracedValue, ArrayMixin):
             "a function is traced. Use tracegrad.numpy (or plain np.* functions, which "
             "dispatch to it) instead of converting.")
 
+    def numpy(self):
+        """As `np.asarray` of a traced value: an error that says why and what to use."""
+        return self.__array__()
+
     def __setitem__(self, index, value):
         raise TypeError("traced values are immutable: build the result with "
                         "tracegrad.numpy.where or concatenate instead of assigning into it")
