@@ -13,14 +13,21 @@ in golden tests::
     dot k1: t2 = t0 @ in1.T [b=1 m=256 k=784 n=512]
 
 Loads and stores print their index map `offset+[strides]` (and `if [bounds]`);
-reducing stores print `+=`, `max=` or `min=`.
+reducing stores print `+=`, `max=` or `min=`.  Control-flow steps print their
+operand roles, then each body program nested one level deeper::
+
+    scan k0 length=10 consts=(in2, in3) init=(in0) xs=(in1) -> carries=(t0) scratch=(t1) ys=(out1)
+      body:
+        program (in0:f64[6,6], ...) -> (out0:f64[6], out1:f64[])
+        ...
 """
 from __future__ import annotations
 
 import numpy as np
 
 from tracegrad.ir.core import short_dtype
-from tracegrad.passes.kernels import Const, DotKernel, KernelProgram, Load
+from tracegrad.passes.kernels import (Const, CondStep, DotKernel, KernelProgram, Load,
+                                     LoopStep)
 
 __all__ = ["format_program", "format_kernel"]
 
@@ -58,9 +65,57 @@ def _dot(k: DotKernel) -> str:
     return f"dot {k.name}: {k.out.name} = {a} @ {b} [b={k.batch} m={k.m} k={k.k} n={k.n}]"
 
 
+def _names(role, buffers) -> str:
+    return f"{role}=({', '.join(b.name for b in buffers)})"
+
+
+def _roles(pairs) -> str:
+    """The roles that have buffers (a scan has no cond_consts, a while no xs)."""
+    return " ".join(_names(role, bufs) for role, bufs in pairs if bufs)
+
+
+def _nested(label, kp, indent) -> list:
+    body = format_program(kp).split("\n")
+    return [f"{indent}{label}:"] + [indent * 2 + line for line in body]
+
+
+def _loop_step(k: LoopStep, indent) -> list:
+    kind = "while_vjp" if k.grad is not None else "while" if k.length is None else "scan"
+    head = f"{kind} {k.name}" + (f" length={k.length}" if k.length is not None else "")
+    head += " reverse" if k.reverse else ""
+    ins = _roles([("cond_consts", k.cond_consts), ("consts", k.consts), ("init", k.init),
+                  ("xs", k.xs)])
+    outs = _roles([("carries", k.carries), ("scratch", k.scratch), ("ys", k.ys)])
+    if k.pred is not None:
+        outs += f" pred={k.pred.name}"
+    lines = [f"{head} {ins} -> {outs}"]
+    if k.cond is not None:
+        lines += _nested("cond", k.cond, indent)
+    lines += _nested("body", k.body, indent)
+    if k.grad is not None:
+        g = k.grad
+        lines.append(f"{indent}reverse over the tape: acc={g.n_acc} "
+                     + _roles([("consts", g.consts), ("cts", g.cts)]) + " -> "
+                     + _roles([("outs", g.outs), ("scratch", g.scratch)]))
+        lines += _nested("grad body", g.body, indent)
+    return lines
+
+
+def _cond_step(k: CondStep, indent) -> list:
+    lines = [f"cond {k.name} index={k.index.name} "
+             + _roles([("operands", k.operands)]) + " -> " + _roles([("outs", k.outs)])]
+    for i, branch in enumerate(k.branches):
+        lines += _nested(f"branch {i}", branch, indent)
+    return lines
+
+
 def format_kernel(k, indent: str = "  ") -> str:
     if isinstance(k, DotKernel):
         return _dot(k)
+    if isinstance(k, LoopStep):
+        return "\n".join(_loop_step(k, indent))
+    if isinstance(k, CondStep):
+        return "\n".join(_cond_step(k, indent))
     lines = [f"kernel {k.name} domain={tuple(k.domain)}"]
     lines += [indent + _instr(i, ins) for i, ins in enumerate(k.body)]
     lines += [f"{indent}store {s.buffer.name}[{s.index}] {STORE_OPERATORS[s.reduce]} %{s.value}"

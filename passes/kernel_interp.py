@@ -22,7 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir.primitives import PRIMITIVES
-from tracegrad.passes.kernels import Const, DotKernel, KernelProgram, Load, LoopKernel, Op
+from tracegrad.passes.kernels import (Const, CondStep, DotKernel, KernelProgram, Load,
+                                     LoopKernel, LoopStep, Op)
 
 __all__ = ["run_program", "KernelIndexError", "domain_indices", "flat_index"]
 
@@ -153,6 +154,94 @@ def _run_dot(env, k: DotKernel):
     out[:] = np.matmul(a, b).astype(k.out.dtype, copy=False).reshape(-1)
 
 
+# ---- control flow: bodies are programs, run on flat views of the step's buffers ----------
+
+def _call(kp: KernelProgram, args) -> list:
+    """Run a body on flat arrays (each of its input's size); its outputs, flat."""
+    shaped = []
+    for buf, arr in zip(kp.inputs, args):
+        if arr.size != buf.size:
+            raise KernelIndexError(f"body input {buf.name} needs {buf.size} elements, "
+                                   f"the step binds {arr.size}")
+        shaped.append(arr.reshape(buf.shape))
+    return [out.reshape(-1) for out in run_program(kp, *shaped)]
+
+
+def _slices(env, buffers, length) -> list:
+    """Each stacked buffer as (length, slice size) rows: row t is trip t's slice."""
+    out = []
+    for b in buffers:
+        data = env[id(b)]
+        if length == 0 or data.size % length:
+            if data.size:
+                raise KernelIndexError(f"{b.name} (size {data.size}) has no {length} slices")
+            length = max(length, 1)  # nothing to read or write: any shape of size 0
+        out.append(data.reshape(length, data.size // length))
+    return out
+
+
+def _write(env, buffers, values):
+    for b, v in zip(buffers, values):
+        if v.size != b.size:
+            raise KernelIndexError(f"{b.name} holds {b.size} elements, the step writes {v.size}")
+        env[id(b)][:] = v.astype(b.dtype, copy=False)
+
+
+def _while_trips(env, k: LoopStep, carry):
+    """Yield the trip indices of a while loop while `cond` holds (the carries in `carry`)."""
+    consts = [env[id(b)] for b in k.cond_consts]
+    t = 0
+    while True:
+        pred = _call(k.cond, consts + list(carry))[0]
+        env[id(k.pred)][:] = pred
+        if not bool(pred[0]):
+            return
+        yield t
+        t += 1
+
+
+def _run_loop_step(env, k: LoopStep):
+    carry = [env[id(b)].copy() for b in k.init]
+    consts = [env[id(b)] for b in k.consts]
+    n = len(k.carries)
+    if k.length is None:
+        trips = _while_trips(env, k, carry)
+    else:
+        trips = range(k.length - 1, -1, -1) if k.reverse else range(k.length)
+    xs = _slices(env, k.xs, k.length) if k.xs else []
+    ys = _slices(env, k.ys, k.length) if k.ys else []
+    tape = []
+    for t in trips:
+        if k.grad is not None:
+            tape.append(list(carry))
+        outs = _call(k.body, consts + list(carry) + [x[t] for x in xs])
+        carry[:] = outs[:n]
+        for y, value in zip(ys, outs[n:]):
+            y[t] = value
+    _write(env, k.carries, carry)
+    if k.grad is not None:
+        _run_tape(env, k.grad, tape)
+
+
+def _run_tape(env, g, tape):
+    consts = [env[id(b)] for b in g.consts]
+    carry = [np.zeros(b.size, b.dtype) for b in g.outs[:g.n_acc]]
+    carry += [env[id(b)].copy() for b in g.cts]
+    for step in reversed(tape):
+        carry = _call(g.body, consts + step + carry)
+    _write(env, g.outs, carry)
+
+
+def _run_cond(env, k: CondStep):
+    index = int(env[id(k.index)][0])
+    branch = k.branches[min(max(index, 0), len(k.branches) - 1)]
+    _write(env, k.outs, _call(branch, [env[id(b)] for b in k.operands]))
+
+
+RUNNERS = {LoopKernel: _run_loop, DotKernel: _run_dot, LoopStep: _run_loop_step,
+           CondStep: _run_cond}
+
+
 def _bind(kp: KernelProgram, inputs):
     if len(inputs) != len(kp.inputs):
         raise TypeError(f"program takes {len(kp.inputs)} inputs, got {len(inputs)}")
@@ -174,8 +263,5 @@ def run_program(kp: KernelProgram, *inputs) -> list:
     """Execute `kp` on numpy arrays; returns one fresh array per output."""
     env = _bind(kp, inputs)
     for k in kp.kernels:
-        if isinstance(k, DotKernel):
-            _run_dot(env, k)
-        else:
-            _run_loop(env, k)
+        RUNNERS[type(k)](env, k)
     return [env[id(b)].reshape(b.shape).copy() for b in kp.outputs]

@@ -24,6 +24,30 @@ buffers.  Semantics (shared by the reference interpreter in
 * A `DotKernel` computes `out[b] = op(a[b]) @ op(b[b])` for every batch index,
   where op transposes when `trans_a`/`trans_b` is set (operands are read as
   stored; a transposed operand has shape (k, m) resp. (n, k) in memory).
+
+Control flow (`ir/control_flow.py`) runs as steps whose bodies are kernel
+programs of their own (planned once, whatever the trip count).  A body's
+`inputs` are bound, in order, to the step's operand buffers of each role and
+its `outputs` to the destinations; a body output is always fresh memory (a
+passthrough is a copy kernel), so a body never writes what it reads.
+
+* A `LoopStep` (scan, while; fori_loop is one of them) keeps each carry in two
+  buffers, `carries[j]` and `scratch[j]`, and swaps them after every trip:
+  the body reads the current carries and writes the next ones into the other
+  buffers (no copy).  Trip t binds `body.inputs` to `consts + carries + xs[t]`
+  and `body.outputs` to `next carries + ys[t]`, where `xs[t]`/`ys[t]` is the
+  slice t of the leading axis (base + t * slice size).  A scan runs `length`
+  trips, t = 0..length-1 (length-1..0 when `reverse`); a while loop runs
+  `cond` (inputs `cond_consts + carries`, output the bool[] buffer `pred`)
+  before each trip and stops when it is false.  The final carries land in
+  `carries` (trip count 0: a copy of `init`).
+* A `LoopStep` with a `grad` (`while_vjp`) records the carries entering each
+  trip on a tape that grows at run time, then runs `grad.body` over the tape
+  from the last trip to the first: inputs `grad.consts + tape[t] + acc + ct`,
+  outputs the next `acc + ct` (double-buffered like carries).  `acc` starts at
+  zero, `ct` at `grad.cts`; the final values land in `grad.outs`.
+* A `CondStep` evaluates `branches[clip(index, 0, n-1)]` on `operands`
+  writing `outs` (the branch is picked at run time).
 """
 from __future__ import annotations
 
@@ -139,6 +163,78 @@ class DotKernel:
 
     def writes(self):
         return [self.out]
+
+
+@dataclass
+class TapeGrad:
+    """The reverse half of a `while_vjp` LoopStep (see the module docstring)."""
+
+    body: KernelProgram  # consts + one trip's carries + acc + ct -> acc + ct
+    consts: list
+    cts: list  # the initial cotangents of the active carries
+    outs: list  # the final acc, then the final ct
+    scratch: list  # the other buffer of each (acc + ct) double buffer
+    n_acc: int  # acc (the consts' cotangents, starting at zero) leads the carries
+
+    def reads(self):
+        return list(self.consts) + list(self.cts)
+
+    def writes(self):
+        return list(self.outs) + list(self.scratch)
+
+
+@dataclass
+class LoopStep:
+    """A native loop: scan (static `length`) or while (`cond`); see the module docstring."""
+
+    name: str
+    body: KernelProgram  # consts + carries + x slices -> carries + y slices
+    consts: list
+    init: list
+    xs: list
+    carries: list  # the final carries
+    scratch: list  # per carry, the other buffer of its double buffer
+    ys: list
+    length: int | None = None  # scan; None: `cond` decides
+    reverse: bool = False
+    cond: KernelProgram | None = None  # cond_consts + carries -> bool[]
+    cond_consts: list = field(default_factory=list)
+    pred: Buffer | None = None  # where `cond` writes its bool
+    grad: TapeGrad | None = None
+
+    def reads(self):
+        extra = self.grad.reads() if self.grad is not None else []
+        return list(self.cond_consts) + list(self.consts) + list(self.init) + list(self.xs) \
+            + extra
+
+    def writes(self):
+        extra = self.grad.writes() if self.grad is not None else []
+        pred = [self.pred] if self.pred is not None else []
+        return list(self.carries) + list(self.scratch) + list(self.ys) + pred + extra
+
+    def programs(self):
+        """The sub-programs, in the order they run."""
+        return [p for p in (self.cond, self.body, self.grad and self.grad.body) if p]
+
+
+@dataclass
+class CondStep:
+    """`outs = branches[clip(index)](operands)`: the branch is picked at run time."""
+
+    name: str
+    index: Buffer  # an integer scalar
+    operands: list
+    outs: list
+    branches: list  # KernelPrograms: operands -> outs
+
+    def reads(self):
+        return [self.index] + list(self.operands)
+
+    def writes(self):
+        return list(self.outs)
+
+    def programs(self):
+        return list(self.branches)
 
 
 @dataclass

@@ -225,7 +225,8 @@ def _finish_masked(data, args):
 
 
 def _step_stored_only(ex, eqn, view):
-    raise NeedBuffer(eqn.out)  # reductions, dots, concatenations: always stored
+    # reductions, dots, concatenations, control flow: always stored (every output)
+    raise NeedBuffer(eqn.outs[0])
 
 
 STEP_RULES = {
@@ -233,4 +234,5 @@ STEP_RULES = {
     "broadcast": _step_broadcast, "transpose": _step_transpose, "slice": _step_slice,
     "reshape": _step_reshape, "pad": _step_pad,
     "reduce": _step_stored_only, "dot": _step_stored_only, "concatenate": _step_stored_only,
+    "control": _step_stored_only,
 }

@@ -86,11 +86,12 @@ def merge(plan, tasks):
     groups, group_of, writers = [], {}, {}
     for t in tasks:
         g = None
-        if t.dot is None:
+        if t.dot is None and t.control is None:
             g = next((h for h in groups if not h.dot and h.domain == t.domain
                       and _joins(plan, t, h, groups, group_of, writers)), None)
         if g is None:
-            g = Group(len(groups), t.domain, t.dot is not None)
+            # a dot or a control-flow step is a kernel of its own (`dot` marks both)
+            g = Group(len(groups), t.domain, t.dot is not None or t.control is not None)
             groups.append(g)
         g.tasks.append(t)
         group_of[t] = g

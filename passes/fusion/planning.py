@@ -47,9 +47,10 @@ def _to_store(plan, tasks, group_of) -> list:
              if len(s) > 1 and (len(s) - 1) * plan.cost(v) > RECOMPUTE_BUDGET}
     chosen, covered = [], set()
     for eqn in reversed(plan.eqns):
-        if eqn.out in heavy and eqn.out not in covered:
-            chosen.append(eqn.out)
-            covered |= plan.subtree(eqn.out)
+        v = eqn.outs[0]
+        if v in heavy and v not in covered:
+            chosen.append(v)
+            covered |= plan.subtree(v)
     return chosen
 
 

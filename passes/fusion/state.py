@@ -27,7 +27,7 @@ def _use_counts(eqns, outvars) -> dict:
 
 
 def always_stored(eqn) -> bool:
-    return eqn.prim.kind in ("reduce", "dot") or eqn.prim.name == "concatenate"
+    return eqn.prim.kind in ("reduce", "dot", "control") or eqn.prim.name == "concatenate"
 
 
 def op_cost(eqn) -> int:
@@ -41,7 +41,7 @@ class Plan:
     def __init__(self, graph):
         self.graph = graph
         self.eqns = live_eqns(graph)[0]
-        self.producer = {e.out: e for e in self.eqns}
+        self.producer = {v: e for e in self.eqns for v in e.outs}
         self.uses = _use_counts(self.eqns, graph.outvars)
         self.buffers = {}  # Var -> Buffer
         self.inputs = [Buffer(f"in{i}", v.aval.shape, v.aval.dtype, "input", index=i)
@@ -55,8 +55,9 @@ class Plan:
         self.absorbed = self._absorbed_reductions()
         self._mask, self._uniform, self._literals = None, {}, {}
         for e in self.eqns:
-            if e.out not in self.buffers and e.out not in self.absorbed and always_stored(e):
-                self.store(e.out)
+            for v in e.outs:
+                if v not in self.buffers and v not in self.absorbed and always_stored(e):
+                    self.store(v)
 
     def _output_buffers(self, outvars):
         """One fresh buffer per output; the (buffer, atom) pairs that need a copy store."""
@@ -90,8 +91,8 @@ class Plan:
         """Reductions read only by a reduction of the same kind (it then reduces both)."""
         absorbed = set()
         for e in self.eqns:
-            x = e.inputs[0]
-            inner = self.producer.get(x) if e.prim.kind == "reduce" else None
+            x = e.inputs[0] if e.prim.kind == "reduce" else None
+            inner = self.producer.get(x) if x is not None else None
             if inner is not None and inner.prim is e.prim and self.uses[x] == 1 \
                     and x not in self.buffers:
                 absorbed.add(x)

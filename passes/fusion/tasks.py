@@ -50,6 +50,7 @@ class Task:
     roots: set = field(default_factory=set)  # stored vars this task computes itself
     after: list = field(default_factory=list)  # tasks that must run first (write order)
     dot: DotSpec | None = None
+    control: object = None  # a control-flow step (control.ControlSpec): a kernel of its own
     inline: set = field(default_factory=set)  # temps recomputed here instead of loaded
     reads: list = field(default_factory=list)  # Reads
     instances: set = field(default_factory=set)  # the (var, view) pairs it computes
@@ -82,7 +83,7 @@ def all_tasks(plan, needs) -> list:
     """Every task, after those whose buffers it reads; vars to store first go to `needs`."""
     tasks = []
     for e in plan.eqns:
-        if e.out in plan.buffers:
+        if e.outs[0] in plan.buffers:
             try:
                 tasks.extend(_tasks_for(plan, e))
             except NeedBuffer as nb:
@@ -93,6 +94,9 @@ def all_tasks(plan, needs) -> list:
 
 
 def _tasks_for(plan, eqn):
+    if eqn.prim.kind == "control":
+        from .control import control_tasks  # control.py builds on this module's Task
+        return control_tasks(plan, eqn)
     v, buf, name = eqn.out, plan.buffers[eqn.out], eqn.prim.name
     if v in plan.aliases:
         return []  # the value beneath the reshapes writes this buffer
@@ -171,6 +175,9 @@ def expand_task(plan, task):
     """Evaluate a task once, alone, to learn what it reads and which values it computes."""
     if task.dot is not None:
         task.reads = [Read(task.dot.a, None, None), Read(task.dot.b, None, None)]
+        return
+    if task.control is not None:
+        task.reads = [Read(b, None, None) for b in task.control.operands]
         return
     ex = Expander(plan, task.domain, Body(), task.roots | task.inline)
     task.values, task.marks = [], []
