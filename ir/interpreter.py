@@ -52,11 +52,21 @@ def eval_graph(graph: Graph, *args, with_guards=False):
     return outs
 
 
-def eval_graph_bind(graph: Graph, *args, with_guards=False):
-    """Evaluate through `ops.bind`: the graph is re-applied in the caller's trace."""
+def eval_graph_bind(graph: Graph, *args, with_guards=False, into=None):
+    """Evaluate through `ops.bind`: the graph is re-applied in the caller's trace.
+
+    With `into` (a trace), an equation that reads no traced value is recorded in
+    `into` rather than evaluated with numpy: a gradient's seed broadcast to an
+    input's shape then stays an equation (constant folding, which bounds what it
+    folds, decides later) instead of entering `into` as a captured array.
+    """
     env = _bind_inputs(graph, args)
     for eqn in graph.eqns:
-        write(env, eqn, ops.bind(eqn.prim.name, *[read(env, a) for a in eqn.inputs], **eqn.params))
+        inputs = [read(env, a) for a in eqn.inputs]
+        if into is not None and ops.find_trace(inputs) is None:
+            write(env, eqn, into.process(eqn.prim, inputs, eqn.params))
+        else:
+            write(env, eqn, ops.bind(eqn.prim.name, *inputs, **eqn.params))
     outs = [read(env, v) for v in graph.outvars]
     if with_guards:
         return outs, [read(env, g.var) for g in graph.guards]

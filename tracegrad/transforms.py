@@ -10,7 +10,7 @@ to the arguments:
 * traced arguments (the call happens inside `tracegrad.trace`, `jit` or another
   transform) make the function be traced on fresh inputs, with the outer
   values' example values when the outer trace has them; the derivative graph
-  is then inlined into the outer trace (as `ir.eval_graph_bind` does), and
+  is then inlined into the outer trace (`ir.eval_graph_bind`), and
   the guards the inner trace recorded are re-registered there.  That is what
   makes the transforms nest: `grad(grad(f))`, `jvp(grad(f), ...)`,
   `tracegrad.trace(grad(f))`.
@@ -29,13 +29,12 @@ import functools
 import numpy as np
 
 import tracegrad.tracer as tracer
-from tracegrad.ir import TracedValue, eval_graph, ops
+from tracegrad.ir import TracedValue, eval_graph, eval_graph_bind, ops
 from tracegrad.ir.core import ShapedArray, is_float
-from tracegrad.ir.interpreter import read, write
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
 from tracegrad.tracer.dtypes import WeakScalar
-from tracegrad.tracer.scalars import WeakFloat
+from tracegrad.tracer.scalars import TracedScalar, WeakFloat
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp"]
 
@@ -44,14 +43,13 @@ __all__ = ["grad", "value_and_grad", "jvp", "vjp"]
 
 def _is_array_leaf(x) -> bool:
     """The leaves `make_graph` turns into graph inputs (every other leaf is static)."""
-    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "_tg_trace")
+    return isinstance(x, (np.ndarray, np.generic, TracedValue, tracer.Tensor))
 
 
 def _as_array_leaf(leaf, where: str):
     """A leaf of an argument being differentiated: it must be (or become) an array."""
-    symbolic = getattr(leaf, "_tg_symbolic", None)  # float() of a traced value
-    if symbolic is not None:
-        return symbolic
+    if isinstance(leaf, TracedScalar):  # `.item()` of a traced value, a traced float argument
+        return leaf._tg_symbolic
     if _is_array_leaf(leaf):
         return leaf
     if isinstance(leaf, (bool, int, float)):
@@ -64,8 +62,7 @@ def _input_value(leaf):
     """What the graph input of an array leaf is bound to: traced values stay, Tensors unbox."""
     if isinstance(leaf, TracedValue):
         return leaf
-    concrete = getattr(leaf, "_tg_concrete", None)
-    return np.asarray(concrete() if concrete is not None else leaf)
+    return leaf.data if isinstance(leaf, tracer.Tensor) else np.asarray(leaf)
 
 
 class _Call:
@@ -150,32 +147,12 @@ def _apply(graph, inputs) -> list:
     """Evaluate `graph` on concrete inputs, or inline it into the inputs' trace."""
     if not any(isinstance(x, TracedValue) for x in inputs):
         return eval_graph(graph, *inputs)
-    outs, guard_values = _inline(graph, inputs)
+    outs, guard_values = eval_graph_bind(graph, *inputs, with_guards=True,
+                                         into=ops.find_trace(inputs))
     for guard, value in zip(graph.guards, guard_values):
         if isinstance(value, TracedValue):  # a decision of the inner trace binds the outer one
             value._tg_trace.add_guard(value, guard.expected, guard.kind, guard.src)
     return outs
-
-
-def _inline(graph, inputs):
-    """`ir.eval_graph_bind(graph, *inputs, with_guards=True)`, minus its eager folding.
-
-    `eval_graph_bind` evaluates an equation that reads no traced value with
-    numpy, so a gradient's seed broadcast to an input's shape would enter the
-    outer graph as a captured array of that size.  Here such equations are
-    recorded in the outer trace like the others; constant folding (which
-    keeps broadcast scalars symbolic and bounds what it folds) decides later.
-    """
-    outer = ops.find_trace(inputs)
-    env = dict(zip(graph.constvars, graph.constvals))
-    env.update(zip(graph.invars, inputs))
-    for eqn in graph.eqns:
-        args = [read(env, a) for a in eqn.inputs]
-        if ops.find_trace(args) is None:
-            write(env, eqn, outer.process(eqn.prim, args, eqn.params))
-        else:
-            write(env, eqn, ops.bind(eqn.prim.name, *args, **eqn.params))
-    return [read(env, v) for v in graph.outvars], [read(env, g.var) for g in graph.guards]
 
 
 def _like(x, aval: ShapedArray, what: str):

@@ -26,6 +26,7 @@ from . import dtypes
 from . import numpy as tnp
 from .array import ArrayMixin
 from .scalars import TracedFloat
+from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
 
 
@@ -108,14 +109,13 @@ class Traced(TracedValue, ArrayMixin):
 
 def _is_array_leaf(x) -> bool:
     """Leaves that become graph inputs; every other leaf is static (part of the program)."""
-    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "_tg_trace")
+    return isinstance(x, (np.ndarray, np.generic, TracedValue, Tensor))
 
 
 def _example_of(x):
     """(aval-able array, example value or None) of an array argument."""
     if isinstance(x, TracedValue):  # a value of an enclosing trace
-        trace = x._tg_trace
-        return x.aval, trace.example_value(x) if hasattr(trace, "example_value") else None
+        return x.aval, x._tg_trace.example_value(x)
     data = _data(x)
     dtypes.check(data.dtype, "traced input")
     return ShapedArray(data.shape, data.dtype), data
@@ -245,7 +245,7 @@ class GuardFailure(RuntimeError):
 
 
 def _data(leaf):
-    return leaf._tg_concrete() if hasattr(leaf, "_tg_concrete") else np.asarray(leaf)
+    return leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
 
 
 # ---- tracing ------------------------------------------------------------------------------
