@@ -8,8 +8,9 @@
 
 Either way the kernel program is lowered to an entry module and its distinct compile
 units (lower.py, units.py).  Each unit is loaded from the disk cache by its own key or
-emitted, optimized at its own level and turned into object code; the entry is
-optimized at O1 to O2 (it holds only calls); one engine links them all.  LLVM work runs
+emitted, optimized at its own level and turned into object code; the entry (calls
+only) at O2, or when large at O1 through the code generator's fast path; one engine
+links them all.  LLVM work runs
 under llvm_util.LOCK; planning and graph hashing do not need it.
 
 LLVM work is not spread over threads: llvmlite serializes every call into LLVM on one
@@ -32,13 +33,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import blas, cache, fingerprint, llvm_util, threads
+from . import blas, cache, fingerprint, llvm_util, lower, threads
 from .lower import lower_program
 from .runtime import FAST_ENTRY, CompiledProgram, ProgramImage, join_modules, register_symbols
 
 PROGRESS_AFTER = 2.0  # seconds into a compile before progress is logged
 PROGRESS_EVERY = 1.0  # seconds between progress lines
-ENTRY_O2_CALLS = 64  # an entry with more kernel calls than this is optimized at O1
 LOG = logging.getLogger("tracegrad")
 
 
@@ -149,8 +149,12 @@ def _prepare(disk_cache):
     return store
 
 
-def _entry_level(lowered) -> int:
-    return 2 if lowered.n_calls <= ENTRY_O2_CALLS else 1
+def _entry_code(lowered) -> UnitCode:
+    """The entry's object code: a small entry is optimized at O2, a large one at O1 with the
+    code generator's fast path (its time per call is several times lower)."""
+    large = lowered.n_calls > lower.ENTRY_O2_CALLS
+    ref = llvm_util.optimize(llvm_util.parse(lowered.module), 1 if large else 2)
+    return UnitCode(llvm_util.emit_object(ref, fast=large), str(ref))
 
 
 def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> CompiledProgram:
@@ -160,8 +164,7 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> Compile
     stats = {"calls": lowered.n_calls, "distinct": len(lowered.units), "compiled": 0, "loaded": 0}
     codes = unit_codes(lowered.units, store, stages, stats)
     with stages.stage("entry"):
-        ref = llvm_util.optimize(llvm_util.parse(lowered.module), _entry_level(lowered))
-        entry = UnitCode(llvm_util.emit_object(ref), str(ref))
+        entry = _entry_code(lowered)
     image = ProgramImage.of(kp, lowered.layout)
     with stages.stage("link"):
         engine = llvm_util.load_objects([entry.obj] + [c.obj for c in codes])

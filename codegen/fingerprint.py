@@ -69,7 +69,8 @@ def tuning() -> dict:
             "MAX_SEGMENTS": kernel.MAX_SEGMENTS,
             "GIL_RELEASE_WORK": fastcall.GIL_RELEASE_WORK,
             "LONG_SCALAR_BODY": units.LONG_SCALAR_BODY, "SMALL_DOMAIN": units.SMALL_DOMAIN,
-            "SPLIT_MIN_BODY": units.SPLIT_MIN_BODY, "PART_CALLS": lower.PART_CALLS}
+            "SPLIT_MIN_BODY": units.SPLIT_MIN_BODY, "PART_CALLS": lower.PART_CALLS,
+            "ENTRY_O2_CALLS": lower.ENTRY_O2_CALLS}
 
 
 @functools.cache

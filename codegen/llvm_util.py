@@ -58,14 +58,15 @@ def init_native():
 
 
 @locked
-def host_target_machine():
-    """A new target machine for the host (host cpu name and features, O3, JIT-capable)."""
+def host_target_machine(opt: int = 3):
+    """A new target machine for the host (host cpu name and features, JIT-capable); `opt` is
+    the code generator's level (0: fast instruction selection and register allocation)."""
     init_native()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(
         cpu=llvm.get_host_cpu_name(),
         features=llvm.get_host_cpu_features().flatten(),
-        opt=3,
+        opt=opt,
         jit=True,
     )
 
@@ -125,10 +126,18 @@ def parse(llvm_ir_text):
     return _set_host(module_ref)
 
 
+@functools.cache
 @locked
-def emit_object(module_ref) -> bytes:
-    """Host object code of an (optimized) module."""
-    return target_machine().emit_object(module_ref)
+def fast_target_machine():
+    """A shared host target machine whose code generator runs at O0 (`emit_object(fast=True)`)."""
+    return host_target_machine(opt=0)
+
+
+@locked
+def emit_object(module_ref, fast: bool = False) -> bytes:
+    """Host object code of an (optimized) module; `fast` selects instructions and allocates
+    registers the quick way (for glue code, whose speed matters less than its size)."""
+    return (fast_target_machine() if fast else target_machine()).emit_object(module_ref)
 
 
 @locked

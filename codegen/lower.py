@@ -43,6 +43,7 @@ ARENA_ALIGN = 64  # bytes: a cache line, and the widest vector
 I8, I32 = ir.IntType(8), ir.IntType(32)
 MUTEX_BYTES = 64  # >= sizeof(pthread_mutex_t) on every libc we know (glibc: 40)
 PART_CALLS = 32  # kernel calls per part of the entry (module docstring)
+ENTRY_O2_CALLS = 64  # an entry with more kernel calls: O1 and fast code generation (compiler.py)
 ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
 
 
@@ -215,7 +216,7 @@ class ProgramEmitter:
         self.entry_b.call(fn, self.entry_b.function.args)
         self.ins, self.outs, self.arena = fn.args
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
-        self.part_calls = 0
+        self.part_calls, self.part_pointers = 0, {}
 
     def _emit_const_table(self):
         big = self.layout.big_consts
@@ -226,12 +227,16 @@ class ProgramEmitter:
             self.const_table = table
 
     def _pointer(self, buf, shift: int = 0):
-        """The data pointer of `buf` in the entry, advanced by `shift` elements."""
-        base = self._base_pointer(buf)
-        if not shift:
-            return base
-        nbytes = shift * np.dtype(buf.dtype).itemsize
-        return self.b.gep(base, [i64(nbytes)], inbounds=True, source_etype=I8)
+        """The data pointer of `buf` in the entry, advanced by `shift` elements; made once
+        per part (fewer instructions to print and parse)."""
+        key = (id(buf), shift)
+        if key not in self.part_pointers:
+            base = self._base_pointer(buf)
+            if shift:
+                nbytes = shift * np.dtype(buf.dtype).itemsize
+                base = self.b.gep(base, [i64(nbytes)], inbounds=True, source_etype=I8)
+            self.part_pointers[key] = base
+        return self.part_pointers[key]
 
     def _base_pointer(self, buf):
         if buf.kind == "input":

@@ -32,6 +32,7 @@ Explicit vector loops (simd.py) keep O3: LLVM's vectorizer leaves them alone.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,7 @@ def _bases(kernel, args) -> dict:
     lowest = {}
     for buf, index in _indices(kernel):
         lowest[id(buf)] = min(lowest.get(id(buf), index.offset), index.offset)
-    return {id(buf): min(max(lowest[id(buf)], 0), max(buf.size - 1, 0)) for buf in args}
+    return {id(buf): min(max(lowest[id(buf)], 0), max(math.prod(buf.shape) - 1, 0)) for buf in args}
 
 
 def _shifted(index: IndexMap, base: int) -> IndexMap:
