@@ -199,93 +199,6 @@ def _cond_jvp(tangents, index, *operands, branches):
     return outs[:n_out], _spread(out_on, outs[n_out:])
 
 
-# ---- VJP: scan --------------------------------------------------------------------------------
-
-class _ScanVJP:
-    """The reverse mode of one scan equation: its forward scan (with stacked
-    residuals) is recorded on construction; `pullback` records the reverse scan."""
-
-    def __init__(self, active, primals, body, nc, nk, length, reverse):
-        self.nc, self.nk, self.length, self.reverse = nc, nk, length, reverse
-        self.consts, self.init, self.xs = _split3(primals, nc, nk)
-        c_on, k_on, x_on = _split3(active, nc, nk)
-        k_on, out_on = _fixed_point(body, c_on, _float_flags(self.init, k_on), x_on, nk)
-        self.on = [c_on, k_on, x_on]
-        self.ct_on = k_on + out_on[nk:]  # the body outputs that receive cotangents
-        wrt = [i for i, f in enumerate(c_on + k_on + x_on) if f]
-        fwd, self.bwd = autodiff.vjp_split(body, wrt=wrt, cts=self.ct_on)
-        self._classify(fwd, len(body.outvars))
-        fwd_body = _relabel(fwd.replace(outvars=fwd.outvars[:len(body.outvars)] + self.stacked))
-        outs = ops.scan(self.consts, self.init, self.xs, fwd_body, length, reverse)
-        n_primal = len(body.outvars)
-        self.outs, self.stacks = outs[:n_primal], outs[n_primal:]
-
-    def _classify(self, fwd, n_out):
-        """Each residual is a const, an x (read from the originals) or stacked per step."""
-        position = {v: i for i, v in enumerate(fwd.invars)}
-        self.residuals = fwd.outvars[n_out:]
-        self.stacked = []
-        self.sources = []  # per residual: ("const", i) | ("x", j) | ("stack", k)
-        for r in self.residuals:
-            i = position.get(r)
-            if i is not None and i < self.nc:
-                self.sources.append(("const", i))
-            elif i is not None and i >= self.nc + self.nk:
-                self.sources.append(("x", i - self.nc - self.nk))
-            else:
-                self.sources.append(("stack", len(self.stacked)))
-                self.stacked.append(r)
-
-    def pullback(self, cts):
-        c_on, k_on, x_on = self.on
-        nk = self.nk
-        ct_k = [c if c is not None else ops.full_like(p, 0.0)
-                for c, p, f in zip(cts[:nk], self.init, k_on) if f]
-        # cotangents of the ys that have one; the others are zeros inside the body
-        y_given = [c is not None for c in _where(self.ct_on[nk:], cts[nk:])]
-        ct_ys = [c for c in _where(self.ct_on[nk:], cts[nk:]) if c is not None]
-        self.const_res = sorted({i for kind, i in self.sources if kind == "const"})
-        self.x_res = sorted({j for kind, j in self.sources if kind == "x"})
-        acc = [ops.full_like(p, 0.0) for p in _where(c_on, self.consts)]
-        xs = self.stacks + [self.xs[j] for j in self.x_res] + ct_ys
-        body = _graph_of(lambda b, *ins: self._reverse_step(b, list(ins), y_given),
-                         self._reverse_avals(ct_k, acc, xs))
-        outs = ops.scan([self.consts[i] for i in self.const_res], ct_k + acc, xs, body,
-                        self.length, not self.reverse)
-        n_k, n_c = len(ct_k), len(acc)
-        ct_init, ct_consts, ct_xs = outs[:n_k], outs[n_k:n_k + n_c], outs[n_k + n_c:]
-        return _spread(c_on, ct_consts) + _spread(k_on, ct_init) + _spread(x_on, ct_xs)
-
-    def _reverse_avals(self, ct_k, acc, xs):
-        consts = [ops.aval(self.consts[i]) for i in self.const_res]
-        carries = [ops.aval(v) for v in ct_k + acc]
-        slices = [ShapedArray(ops.shape(x)[1:], ops.dtype(x)) for x in xs]
-        return consts + carries + slices
-
-    def _reverse_step(self, b, ins, y_given):
-        """consts: const residuals; carries: carry cts, const ct sums; xs: stacked
-        residuals, x residuals, given ys' cts -> carry cts, const ct sums; ys: xs' cts."""
-        n_k, n_c = sum(self.on[1]), sum(self.on[0])
-        consts, ins = ins[:len(self.const_res)], ins[len(self.const_res):]
-        ct_k, acc, ins = ins[:n_k], ins[n_k:n_k + n_c], ins[n_k + n_c:]
-        stacked, ins = ins[:len(self.stacked)], ins[len(self.stacked):]
-        x_vals, given = ins[:len(self.x_res)], iter(ins[len(self.x_res):])
-        pick = {"const": lambda i: consts[self.const_res.index(i)],
-                "stack": lambda k: stacked[k],
-                "x": lambda j: x_vals[self.x_res.index(j)]}
-        res = [pick[kind](i) for kind, i in self.sources]
-        y_avals = self.bwd.in_avals[len(self.residuals) + n_k:]
-        ct_ys = [next(given) if g else _zeros(b, a) for a, g in zip(y_avals, y_given)]
-        grads = _inline(b, self.bwd, res + ct_k + ct_ys)
-        g_c, g_k, g_x = grads[:n_c], grads[n_c:n_c + n_k], grads[n_c + n_k:]
-        return g_k + [ops.add(a, g) for a, g in zip(acc, g_c)] + g_x
-
-
-def _scan_vjp(active, *primals, body, num_consts, num_carry, length, reverse):
-    rule = _ScanVJP(active, primals, body, num_consts, num_carry, length, reverse)
-    return rule.outs, rule.pullback
-
-
 # ---- VJP: cond, while ------------------------------------------------------------------------
 
 def _branch_vjp(branch, on, ct_on):
@@ -368,7 +281,9 @@ def _no_reverse_of_reverse(*args, **params):
 
 
 def _register():
-    rules = {"scan": (_scan_vjp, _scan_jvp), "cond": (_cond_vjp, _cond_jvp),
+    from .autodiff_scan import scan_vjp
+
+    rules = {"scan": (scan_vjp, _scan_jvp), "cond": (_cond_vjp, _cond_jvp),
              "while": (_while_vjp, _while_jvp), "while_vjp": (_no_reverse_of_reverse, _while_vjp_jvp)}
     for name, (vjp, jvp) in rules.items():
         PRIMITIVES[name].vjp, PRIMITIVES[name].jvp = vjp, jvp
