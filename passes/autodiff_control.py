@@ -27,92 +27,13 @@ tangents, a VJP rule records the forward equation and returns a pullback.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from tracegrad.ir import GraphBuilder, ops
-from tracegrad.ir.core import Graph, ShapedArray, Var, is_float
-from tracegrad.ir.interpreter import read, write
+from tracegrad.ir import ops
+from tracegrad.ir.core import Var
 from tracegrad.ir.primitives import PRIMITIVES
 
 from . import autodiff
-from .dce import dce
-
-
-# ---- building closed graphs -----------------------------------------------------------------
-
-def _zeros(builder, aval):
-    """Zeros of `aval` recorded in `builder` (a literal for scalars)."""
-    scalar = np.zeros((), aval.dtype)
-    if aval.shape == ():
-        return scalar
-    return builder.process(PRIMITIVES["broadcast"], [scalar], {"shape": aval.shape})
-
-
-def _inline(builder, graph, args):
-    """Record `graph`'s equations into `builder` applied to `args`; its outputs.
-
-    Every equation is recorded (none is evaluated eagerly, so no loop runs
-    while graphs are built)."""
-    env = {v: builder.value_cls(builder, builder.const(c))
-           for v, c in zip(graph.constvars, graph.constvals)}
-    env.update(zip(graph.invars, args))
-    for eqn in graph.eqns:
-        write(env, eqn, builder.process(eqn.prim, [read(env, a) for a in eqn.inputs], eqn.params))
-    return [read(env, v) for v in graph.outvars]
-
-
-def _graph_of(fn, in_avals) -> Graph:
-    """The closed graph of `fn(*inputs) -> list of outputs`, cleaned by DCE."""
-    builder = GraphBuilder(record_source=False)
-    ins = [builder.new_input(a) for a in in_avals]
-    graph = builder.build(fn(builder, *ins))
-    assert not builder.captured, "a body read a value of its enclosing graph"
-    return dce(graph)
-
-
-def _relabel(graph: Graph) -> Graph:
-    """A copy of `graph` with fresh Vars (bodies never share Vars with other graphs)."""
-    return _graph_of(lambda b, *ins: _inline(b, graph, ins), graph.in_avals)
-
-
-def _permuted(graph: Graph, in_order, out_order) -> Graph:
-    """`graph` with its inputs and outputs reordered (lists of indices)."""
-    return graph.replace(invars=[graph.invars[i] for i in in_order],
-                         outvars=[graph.outvars[i] for i in out_order])
-
-
-def _outputs(graph: Graph, keep) -> Graph:
-    """`graph` returning only the outputs at indices `keep`, dead code removed."""
-    return dce(graph.replace(outvars=[graph.outvars[i] for i in keep]))
-
-
-def _flags(values, n):
-    return [v is not None for v in values] if values is not None else [False] * n
-
-
-def _where(flags, items):
-    return [x for f, x in zip(flags, items) if f]
-
-
-def _spread(flags, items, fill=None):
-    """Inverse of `_where`: items placed at the flagged positions, `fill` elsewhere."""
-    it = iter(items)
-    return [next(it) if f else fill for f in flags]
-
-
-def _fixed_point(body, consts_on, carry_on, xs_on, nk):
-    """Carries whose tangent/cotangent may be nonzero, and the active body outputs."""
-    carry_on = list(carry_on)
-    while True:
-        out_on = autodiff.active_outputs(body, consts_on + carry_on + xs_on)
-        grown = [a or b for a, b in zip(carry_on, out_on[:nk])]
-        if grown == carry_on:
-            return carry_on, out_on
-        carry_on = grown
-
-
-def _float_flags(values, flags):
-    return [bool(f) and is_float(ops.dtype(v)) for v, f in zip(values, flags)]
+from .control_graphs import (fixed_point, flags, float_flags, outputs, permuted, relabel,
+                             split3, spread, where)
 
 
 # ---- JVP --------------------------------------------------------------------------------------
@@ -127,7 +48,7 @@ def _jvp_body(body, groups_on, out_on, in_groups, out_groups):
     t_out = _tangent_positions(n_out, [out_on[s:e] for s, e in out_groups])
     in_order = [i for g, (s, e) in enumerate(in_groups) for i in list(range(s, e)) + t_in[g]]
     out_order = [i for g, (s, e) in enumerate(out_groups) for i in list(range(s, e)) + t_out[g]]
-    return _relabel(_permuted(jbody, in_order, out_order))
+    return relabel(permuted(jbody, in_order, out_order))
 
 
 def _tangent_positions(n, groups_on):
@@ -148,11 +69,11 @@ def _tangents_for(tangents, flags, primals):
 
 def _scan_jvp(tangents, *primals, body, num_consts, num_carry, length, reverse):
     nc, nk = num_consts, num_carry
-    consts, init, xs = _split3(primals, nc, nk)
-    t_consts, t_init, t_xs = _split3(tangents, nc, nk)
-    c_on, x_on = _flags(t_consts, nc), _flags(t_xs, len(xs))
-    k_on, out_on = _fixed_point(body, c_on, _flags(t_init, nk), x_on, nk)
-    k_on = _float_flags(init, k_on)
+    consts, init, xs = split3(primals, nc, nk)
+    t_consts, t_init, t_xs = split3(tangents, nc, nk)
+    c_on, x_on = flags(t_consts, nc), flags(t_xs, len(xs))
+    k_on, out_on = fixed_point(body, c_on, flags(t_init, nk), x_on, nk)
+    k_on = float_flags(init, k_on)
     y_on = out_on[nk:]
     nb = len(body.invars)
     jbody = _jvp_body(body, [c_on, k_on, x_on], k_on + y_on,
@@ -164,31 +85,27 @@ def _scan_jvp(tangents, *primals, body, num_consts, num_carry, length, reverse):
     nkt = sum(k_on)
     carries, t_carries = outs[:nk], outs[nk:nk + nkt]
     ys, t_ys = outs[nk + nkt:nk + nkt + len(y_on)], outs[nk + nkt + len(y_on):]
-    return carries + ys, _spread(k_on, t_carries) + _spread(y_on, t_ys)
+    return carries + ys, spread(k_on, t_carries) + spread(y_on, t_ys)
 
-
-def _split3(values, a, b):
-    values = list(values)
-    return values[:a], values[a:a + b], values[a + b:]
 
 
 def _while_jvp(tangents, *primals, cond_graph, body_graph, cond_nconsts, body_nconsts):
-    cc, bc, init = _split3(primals, cond_nconsts, body_nconsts)
-    _, t_bc, t_init = _split3(tangents, cond_nconsts, body_nconsts)
-    b_on = _flags(t_bc, len(bc))
-    k_on, _ = _fixed_point(body_graph, b_on, _flags(t_init, len(init)), [], len(init))
-    k_on = _float_flags(init, k_on)
+    cc, bc, init = split3(primals, cond_nconsts, body_nconsts)
+    _, t_bc, t_init = split3(tangents, cond_nconsts, body_nconsts)
+    b_on = flags(t_bc, len(bc))
+    k_on, _ = fixed_point(body_graph, b_on, flags(t_init, len(init)), [], len(init))
+    k_on = float_flags(init, k_on)
     nb, nk = len(bc), len(init)
     jbody = _jvp_body(body_graph, [b_on, k_on], k_on, [(0, nb), (nb, nb + nk)], [(0, nk)])
-    extra = [Var(v.aval) for v in _where(k_on, cond_graph.invars[cond_nconsts:])]
+    extra = [Var(v.aval) for v in where(k_on, cond_graph.invars[cond_nconsts:])]
     test = cond_graph.replace(invars=list(cond_graph.invars) + extra)
     outs = ops.while_(cc, bc + _tangents_for(t_bc, b_on, bc),
                       init + _tangents_for(t_init, k_on, init), test, jbody)
-    return outs[:nk], _spread(k_on, outs[nk:])
+    return outs[:nk], spread(k_on, outs[nk:])
 
 
 def _cond_jvp(tangents, index, *operands, branches):
-    on = _flags(tangents[1:], len(operands))
+    on = flags(tangents[1:], len(operands))
     out_on = [any(flags) for flags in zip(*[autodiff.active_outputs(b, on) for b in branches])]
     n_out = len(branches[0].outvars)
     jbranches = [_jvp_body(b, [on], out_on, [(0, len(operands))], [(0, n_out)])
@@ -196,7 +113,7 @@ def _cond_jvp(tangents, index, *operands, branches):
     # _jvp_body interleaves per group: with one group the order is already
     # (operands, tangents) -> (outputs, tangents)
     outs = ops.cond(index, list(operands) + _tangents_for(tangents[1:], on, operands), jbranches)
-    return outs[:n_out], _spread(out_on, outs[n_out:])
+    return outs[:n_out], spread(out_on, outs[n_out:])
 
 
 # ---- VJP: cond, while ------------------------------------------------------------------------
@@ -205,26 +122,26 @@ def _branch_vjp(branch, on, ct_on):
     """`operands + cts[ct_on] -> operand cts[on]` of one branch."""
     full = autodiff.vjp_graph(branch, wrt=[i for i, f in enumerate(on) if f], cts=ct_on)
     n_out = len(branch.outvars)
-    return _relabel(_outputs(full, range(n_out, len(full.outvars))))
+    return relabel(outputs(full, range(n_out, len(full.outvars))))
 
 
 def _cond_vjp(active, index, *operands, branches):
-    on = _float_flags(operands, active[1:])
+    on = float_flags(operands, active[1:])
     outs = ops.cond(index, list(operands), branches)
 
     def pullback(cts):
         ct_on = [c is not None for c in cts]
         grads = ops.cond(index, list(operands) + [c for c in cts if c is not None],
                          [_branch_vjp(b, on, ct_on) for b in branches])
-        return [None] + _spread(on, grads)
+        return [None] + spread(on, grads)
     return outs, pullback
 
 
 def _while_vjp(active, *primals, cond_graph, body_graph, cond_nconsts, body_nconsts):
-    cc, bc, init = _split3(primals, cond_nconsts, body_nconsts)
-    _, b_on, k_on = _split3(active, cond_nconsts, body_nconsts)
-    b_on = _float_flags(bc, b_on)
-    k_on, _ = _fixed_point(body_graph, b_on, _float_flags(init, k_on), [], len(init))
+    cc, bc, init = split3(primals, cond_nconsts, body_nconsts)
+    _, b_on, k_on = split3(active, cond_nconsts, body_nconsts)
+    b_on = float_flags(bc, b_on)
+    k_on, _ = fixed_point(body_graph, b_on, float_flags(init, k_on), [], len(init))
     outs = ops.while_(cc, bc, init, cond_graph, body_graph)
 
     def pullback(cts):
@@ -232,12 +149,12 @@ def _while_vjp(active, *primals, cond_graph, body_graph, cond_nconsts, body_ncon
               for c, p, f in zip(cts, init, k_on) if f]
         full = autodiff.vjp_graph(body_graph, wrt=[i for i, f in enumerate(b_on + k_on) if f],
                                   cts=k_on)
-        bwd = _relabel(_outputs(full, range(len(body_graph.outvars), len(full.outvars))))
+        bwd = relabel(outputs(full, range(len(body_graph.outvars), len(full.outvars))))
         grads = ops.while_vjp(cc, bc, init, ct, cond_graph, body_graph, bwd,
                               [i for i, f in enumerate(b_on) if f],
                               [i for i, f in enumerate(k_on) if f])
         n_b = sum(b_on)
-        return [None] * len(cc) + _spread(b_on, grads[:n_b]) + _spread(k_on, grads[n_b:])
+        return [None] * len(cc) + spread(b_on, grads[:n_b]) + spread(k_on, grads[n_b:])
     return outs, pullback
 
 
@@ -247,15 +164,15 @@ def _while_vjp_jvp(tangents, *primals, cond_graph, body_graph, body_bwd, cond_nc
     extended with tangent carries, whose backward step is the JVP of `body_bwd`
     (its cotangent carries gain their tangents, as do the const sums)."""
     n_ct = len(active_carries)
-    cc, bc, init = _split3(primals[:len(primals) - n_ct], cond_nconsts, body_nconsts)
+    cc, bc, init = split3(primals[:len(primals) - n_ct], cond_nconsts, body_nconsts)
     ct, t_ct = list(primals[len(primals) - n_ct:]), list(tangents[len(primals) - n_ct:])
-    _, t_bc, t_init = _split3(tangents[:len(primals) - n_ct], cond_nconsts, body_nconsts)
+    _, t_bc, t_init = split3(tangents[:len(primals) - n_ct], cond_nconsts, body_nconsts)
     nb, nk = len(bc), len(init)
     b_on = [t is not None or i in active_consts for i, t in enumerate(t_bc)]
     k_on = [t is not None or i in active_carries for i, t in enumerate(t_init)]
-    k_on, _ = _fixed_point(body_graph, b_on, k_on, [], nk)
+    k_on, _ = fixed_point(body_graph, b_on, k_on, [], nk)
     jbody = _jvp_body(body_graph, [b_on, k_on], k_on, [(0, nb), (nb, nb + nk)], [(0, nk)])
-    extra = [Var(v.aval) for v in _where(k_on, cond_graph.invars[cond_nconsts:])]
+    extra = [Var(v.aval) for v in where(k_on, cond_graph.invars[cond_nconsts:])]
     test = cond_graph.replace(invars=list(cond_graph.invars) + extra)
     n_bwd_in, n_bwd_out = len(body_bwd.invars), len(body_bwd.outvars)
     jbwd = _jvp_body(body_bwd, [b_on, k_on, [True] * n_ct], [True] * n_bwd_out,

@@ -25,8 +25,8 @@ from tracegrad.ir import ops
 from tracegrad.ir.core import ShapedArray, Var
 
 from . import autodiff
-from .autodiff_control import (_fixed_point, _float_flags, _graph_of, _inline, _relabel,
-                               _split3, _spread, _where, _zeros)
+from .control_graphs import (fixed_point, float_flags, graph_of, inline, relabel, split3,
+                             spread, where, zeros)
 from .dce import dce
 
 
@@ -64,16 +64,16 @@ class ScanVJP:
 
     def __init__(self, active, primals, body, nc, nk, length, reverse):
         self.nc, self.nk, self.length, self.reverse = nc, nk, length, reverse
-        self.consts, self.init, self.xs = _split3(primals, nc, nk)
-        c_on, k_on, x_on = _split3(active, nc, nk)
-        k_on, out_on = _fixed_point(body, c_on, _float_flags(self.init, k_on), x_on, nk)
+        self.consts, self.init, self.xs = split3(primals, nc, nk)
+        c_on, k_on, x_on = split3(active, nc, nk)
+        k_on, out_on = fixed_point(body, c_on, float_flags(self.init, k_on), x_on, nk)
         self.on = [c_on, k_on, x_on]
         self.ct_on = k_on + out_on[nk:]  # the body outputs that receive cotangents
         wrt = [i for i, f in enumerate(c_on + k_on + x_on) if f]
         fwd, self.bwd = autodiff.vjp_split(body, wrt=wrt, cts=self.ct_on)
         n_out = len(body.outvars)
         self._classify(fwd, n_out)
-        fwd_body = _relabel(fwd.replace(outvars=fwd.outvars[:n_out] + self.by_kind["stack"]))
+        fwd_body = relabel(fwd.replace(outvars=fwd.outvars[:n_out] + self.by_kind["stack"]))
         outs = ops.scan(self.consts, self.init, self.xs, fwd_body, length, reverse)
         self.outs, self.stacks = outs[:n_out], outs[n_out:]
 
@@ -91,7 +91,7 @@ class ScanVJP:
         self.hoist = _cone(fwd, fwd.invars[:nc], self.by_kind["hoist"])
         remat = _cone(fwd, fwd.invars[:nc] + fwd.invars[nc + nk:], self.by_kind["remat"])
         reads = _reads(remat)
-        self.remat = remat.replace(invars=_where(reads, remat.invars))
+        self.remat = remat.replace(invars=where(reads, remat.invars))
         self.remat_consts = [i for i in range(nc) if reads[i]]
         self.remat_xs = [j for j, r in enumerate(reads[nc:]) if r]
         self.const_res = sorted({position[r] for r in self.by_kind["const"]}
@@ -112,20 +112,20 @@ class ScanVJP:
         ct_k = [c if c is not None else ops.full_like(p, 0.0)
                 for c, p, f in zip(cts[:nk], self.init, k_on) if f]
         # cotangents of the ys that have one; the others are zeros inside the body
-        y_cts = _where(self.ct_on[nk:], cts[nk:])
+        y_cts = where(self.ct_on[nk:], cts[nk:])
         y_given = [c is not None for c in y_cts]
-        hoisted = _inline(ops.find_trace(self.consts + self.init + self.xs), self.hoist,
+        hoisted = inline(ops.find_trace(self.consts + self.init + self.xs), self.hoist,
                           self.consts)
         consts = [self.consts[i] for i in self.const_res] + hoisted
-        acc = [ops.full_like(p, 0.0) for p in _where(c_on, self.consts)]
+        acc = [ops.full_like(p, 0.0) for p in where(c_on, self.consts)]
         xs = self.stacks + [self.xs[j] for j in self.x_res] + [c for c in y_cts if c is not None]
-        body = _graph_of(lambda b, *ins: self._reverse_step(b, list(ins), y_given),
+        body = graph_of(lambda b, *ins: self._reverse_step(b, list(ins), y_given),
                          [ops.aval(v) for v in consts + ct_k + acc]
                          + [ShapedArray(ops.shape(x)[1:], ops.dtype(x)) for x in xs])
         outs = ops.scan(consts, ct_k + acc, xs, body, self.length, not self.reverse)
         n_k, n_c = len(ct_k), len(acc)
         ct_init, ct_consts, ct_xs = outs[:n_k], outs[n_k:n_k + n_c], outs[n_k + n_c:]
-        return _spread(c_on, ct_consts) + _spread(k_on, ct_init) + _spread(x_on, ct_xs)
+        return spread(c_on, ct_consts) + spread(k_on, ct_init) + spread(x_on, ct_xs)
 
     def _reverse_step(self, b, ins, y_given):
         """consts: const residuals, hoisted values; carries: carry cts, const ct sums;
@@ -140,14 +140,14 @@ class ScanVJP:
         const_of = dict(zip(self.const_res, consts))
         x_of = dict(zip(self.x_res, x_vals))
         values = {"hoist": hoisted, "stack": stacked,
-                  "remat": _inline(b, self.remat, [const_of[i] for i in self.remat_consts]
+                  "remat": inline(b, self.remat, [const_of[i] for i in self.remat_consts]
                                    + [x_of[j] for j in self.remat_xs]),
                   "const": [const_of[self.position_of(r)] for r in self.by_kind["const"]],
                   "x": [x_of[self.position_of(r) - self.nc - self.nk] for r in self.by_kind["x"]]}
         res = [values[kind][k] for kind, k in self.sources]
         y_avals = self.bwd.in_avals[len(self.residuals) + n_k:]
-        ct_ys = [next(given) if g else _zeros(b, a) for a, g in zip(y_avals, y_given)]
-        grads = _inline(b, self.bwd, res + ct_k + ct_ys)
+        ct_ys = [next(given) if g else zeros(b, a) for a, g in zip(y_avals, y_given)]
+        grads = inline(b, self.bwd, res + ct_k + ct_ys)
         g_c, g_k, g_x = grads[:n_c], grads[n_c:n_c + n_k], grads[n_c + n_k:]
         return g_k + [ops.add(a, g) for a, g in zip(acc, g_c)] + g_x
 
