@@ -206,6 +206,11 @@ def test_scan_gradient_is_a_forward_scan_and_one_reverse_scan():
     assert len(forward.outs) > 2 and forward.inputs[-1] is graph.invars[3]
     # the reverse scan carries the carry's cotangent and one sum per differentiated const
     assert backward.params["num_carry"] == 1 + 3
+    # W.T is a loop invariant: computed once, not stacked per step; reshapes of x are
+    # recomputed in the reverse step, not stacked
+    stacked = [v.aval.shape for v in forward.outs[2:]]
+    assert (5, 3, 3) not in stacked and all(s[1:] in ((3,), (1, 3), (3, 1)) for s in stacked)
+    assert any(e.prim.name == "transpose" and e.inputs[0] is graph.invars[0] for e in graph.eqns)
     text = str(graph)
     assert text.count("scan[") == 2
 
