@@ -498,3 +498,11 @@ def test_jit_of_a_scan_matches_eager():
     args = rnn_params()
     h, hs = tg.jit(rnn_scan)(*args)
     np.testing.assert_allclose(hs, rnn_numpy(*args)[1], rtol=1e-12)
+
+
+def test_networkx_and_dot_exports_hold_the_bodies():
+    prog = tg.trace(rnn_scan)(*rnn_params())
+    graph = prog.to_networkx()
+    assert graph.number_of_nodes() > 0
+    dot = prog.to_dot()
+    assert "scan" in dot and "tanh" in dot  # the body's equations are drawn too
