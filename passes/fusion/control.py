@@ -131,7 +131,7 @@ def _emit_while(eqn, ops_, outs, name):
 def reverse_body(eqn):
     """`body_consts + carries + acc + ct -> acc + ct'`: `body_bwd` with the active
     consts' cotangents added to `acc` (the sums over trips of `while_vjp`)."""
-    from tracegrad.passes.autodiff_control import _graph_of, _inline
+    from tracegrad.passes.control_graphs import graph_of, inline
     p = eqn.params
     bwd, nb = p["body_bwd"], p["body_nconsts"]
     avals = p["body_graph"].in_avals
@@ -140,10 +140,10 @@ def reverse_body(eqn):
 
     def step(b, *ins):
         acc, rest = list(ins[n_in:n_in + n_acc]), list(ins[:n_in]) + list(ins[n_in + n_acc:])
-        grads = _inline(b, bwd, rest)
+        grads = inline(b, bwd, rest)
         return [ops.add(a, g) for a, g in zip(acc, grads[:n_acc])] + list(grads[n_acc:])
     ct_avals = [avals[nb + i] for i in p["active_carries"]]
-    return _graph_of(step, list(avals) + acc_avals + ct_avals)
+    return graph_of(step, list(avals) + acc_avals + ct_avals)
 
 
 def _emit_while_vjp(eqn, ops_, outs, name):
