@@ -52,7 +52,7 @@ def test_any_and_all_trace_and_compile():
 
 
 def test_grad_of_a_non_scalar_names_exported_alternatives():
-    with pytest.raises(TypeError, match=r"returned \(f64\[2\]\); for other outputs use "
+    with pytest.raises(TypeError, match=r"returned \(f64\[2\] of shape \(2,\)\); for other outputs use "
                                         r"tracegrad.vjp") as info:
         grad(lambda x: x * 2.0)(np.ones(2))
     assert "vjp_graph" not in str(info.value)

@@ -247,7 +247,7 @@ def _value_and_grad(fun, argnums, has_value):
 def _check_scalar_output(graph, name):
     avals = graph.out_avals
     if len(avals) != 1 or avals[0].shape != () or not is_float(avals[0].dtype):
-        shown = ", ".join(str(a) for a in avals)
+        shown = ", ".join(f"{a} of shape {a.shape}" for a in avals)
         raise TypeError(f"grad of {name}: the function must return one float scalar, it "
                         f"returned ({shown}); for other outputs use tracegrad.vjp (reverse mode) "
                         "or tracegrad.jvp (forward mode)")
