@@ -98,7 +98,7 @@ class _State:
     def __init__(self, graph: Graph, max_elements: int):
         self.source, self.max_elements = graph, max_elements
         self.slots: list = list(graph.eqns)
-        self.pos = {e.out: i for i, e in enumerate(self.slots)}
+        self.pos = {v: i for i, e in enumerate(self.slots) for v in e.outs}
         self.consts = dict(zip(graph.constvars, graph.constvals))
         self.outvars, self.guards = list(graph.outvars), list(graph.guards)
         roots = self.outvars + [g.var for g in self.guards]
@@ -155,7 +155,8 @@ class _State:
         for a in eqn.inputs:
             self.uses.remove(a, i)
         self.slots[i] = None
-        del self.pos[eqn.out]
+        for v in eqn.outs:
+            del self.pos[v]
         self._unkey(i)
 
     def _redirect(self, var: Var, target):
@@ -163,7 +164,7 @@ class _State:
         for q in self.uses.move(var, target):
             e = self.slots[q]
             inputs = [target if a is var else a for a in e.inputs]
-            self.slots[q] = Eqn(e.prim, inputs, e.params, e.out, e.src)
+            self.slots[q] = Eqn(e.prim, inputs, e.params, e.outs, e.src)
             self._mark(q, ALL_PASSES)
         if var in self.roots:
             self.roots.discard(var)
@@ -220,6 +221,8 @@ class _State:
 
     def _fold_at(self, i: int) -> bool:
         eqn = self.slots[i]
+        if eqn.prim.multiple_results:  # control flow: never run a loop at compile time
+            return False
         value = fold_eqn(eqn, self.consts, self.max_elements)
         if value is None:
             return False
@@ -250,6 +253,8 @@ class _State:
 
     def _cse_at(self, i: int) -> bool:
         eqn = self.slots[i]
+        if eqn.prim.multiple_results:  # control flow (bodies are not keyed): kept as is
+            return False
         key = eqn_key(eqn)
         j = self.keys.get(key)
         if j is None:
@@ -274,6 +279,8 @@ class _State:
             if uses.count.get(var):
                 continue
             if var in self.pos:
+                if any(uses.count.get(v) for v in self.slots[self.pos[var]].outs):
+                    continue  # another output of a multi-output equation is read
                 self._drop(self.pos[var])
                 changed = True
             elif var in self.consts:

@@ -95,8 +95,6 @@ def test_scan_value_matches_the_numpy_loop():
     np.testing.assert_allclose(rnn_loss(*args), rnn_loss_numpy(*args), rtol=1e-14)
 
 
-@pytest.mark.xfail(strict=True, reason="cleanup (passes/worklist.py) does not handle "
-                   "multi-output equations yet; grad and value_and_grad run it")
 def test_grad_and_value_and_grad_through_loops():
     args = rnn_args()
     value, grads = tg.value_and_grad(rnn_loss, argnums=(0, 1, 2))(*args)
