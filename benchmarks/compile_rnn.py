@@ -5,7 +5,7 @@ inputs 3), written as a plain Python loop, so the traced program grows linearly
 with T.  ``compile_grad`` over (W, U, b, xs) is compiled once per T with the disk
 cache off; the table gives the first call (trace + transforms + fusion + code
 generation + one run), the steady call, and the stages the compiled function
-reports (``cache_info()[0]["stages"]``, when it has them).
+reports (``cache_info()[0]["stage_seconds"]``: fusion planning and code generation).
 
 Run from the repository root: ``python -m benchmarks.compile_rnn [T ...] [--jax]``.
 ``--jax`` adds jax.jit of the same loop (jax is not a dependency of tracegrad).
@@ -59,7 +59,7 @@ def measure_tracegrad(steps: int) -> dict:
     f(*args)
     first = time.perf_counter() - t0
     info = f.cache_info()[0]
-    return {"first_s": first, "steady_us": steady_us(f, args), "stages": info.get("stages", {})}
+    return {"first_s": first, "steady_us": steady_us(f, args), "stages": info.get("stage_seconds", {})}
 
 
 def measure_jax(steps: int) -> dict:

@@ -66,7 +66,7 @@ def tuning() -> dict:
             "OUTLINE_MIN_CALLS": outline.OUTLINE_MIN_CALLS,
             "LONG_BODY": simd.LONG_BODY, "SPLIT_MIN_LANES": simd.SPLIT_MIN_LANES,
             "INLINE_FLOPS": blas.INLINE_FLOPS, "BIG_CONST_BYTES": kernel.BIG_CONST_BYTES,
-            "MAX_SEGMENTS": kernel.MAX_SEGMENTS,
+            "SEGMENT_BUDGET": kernel.SEGMENT_BUDGET,
             "GIL_RELEASE_WORK": fastcall.GIL_RELEASE_WORK,
             "LONG_SCALAR_BODY": units.LONG_SCALAR_BODY, "SMALL_DOMAIN": units.SMALL_DOMAIN,
             "SPLIT_MIN_BODY": units.SPLIT_MIN_BODY, "PART_CALLS": lower.PART_CALLS,

@@ -35,7 +35,7 @@ from .scalar_ops import (combine, constant, convert_value, is_float, lanes_of, l
 
 BIG_CONST_BYTES = 1024  # larger consts are passed by pointer instead of baked into the code
 CONST_ALIGN = 64  # bytes: a cache line, and the widest vector
-MAX_SEGMENTS = 16  # a dim split into more pieces keeps run-time bound checks (KernelEmitter.splits)
+SEGMENT_BUDGET = 32768  # body instructions a dim's pieces may hold (KernelEmitter.splits)
 
 
 # ---- index maps after simplification ---------------------------------------------
@@ -231,10 +231,12 @@ class KernelEmitter:
 
     def splits(self, d: int) -> bool:
         """Whether dim d is split at its bounds (`_segments`).  Every piece holds a copy of
-        the body, so a dim with more than MAX_SEGMENTS pieces (the sum of many padded
-        slices: the gradient of an unrolled loop's `xs[t]`) keeps one loop with run-time
-        checks instead of growing with the square of its bounds."""
-        return len(self._cuts(d)) - 1 <= MAX_SEGMENTS
+        the body, so when the pieces' copies would exceed SEGMENT_BUDGET instructions (the
+        sum of many padded slices: the gradient of a long unrolled loop's `xs[t]`, whose
+        pieces and body both grow with the loop) the dim keeps one loop with run-time
+        checks: the code stops growing with the square of the loop, the run time does not
+        (docs/codegen.md, "Compile units")."""
+        return (len(self._cuts(d)) - 1) * len(self.kernel.body) <= SEGMENT_BUDGET
 
     def _segments(self, d: int):
         """[a, b) pieces of dim d inside which every step-1 bound on d is statically true or

@@ -171,6 +171,10 @@ class ProgramEmitter:
 
     def __init__(self, kp, name: str = "program", n_threads: int = 1, environment: str = ""):
         """`environment`: fingerprint.kernel_environment(), hashed into every unit's key."""
+        for kernel in kp.kernels:
+            if not isinstance(kernel, (LoopKernel, DotKernel)):
+                raise NotImplementedError(f"codegen: {type(kernel).__name__} {kernel.name!r} has "
+                                          "no native lowering yet (loop and cond steps)")
         self.kp, self.layout, self.n_threads = kp, plan_layout(kp), n_threads
         self.environment = environment
         self.module = ir.Module(name=name)

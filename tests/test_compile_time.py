@@ -190,12 +190,15 @@ def test_kernels_with_shared_values_or_targets_stay_whole():
 
 
 @pytest.mark.parametrize("long_body", [False, True])
-def test_many_pad_segments_keep_run_time_checks(long_body, monkeypatch):
+@pytest.mark.parametrize("budget", [None, 1000])
+def test_many_pad_segments_split_or_keep_run_time_checks(long_body, budget, monkeypatch):
     """The gradient of `xs[t]` over an unrolled loop sums one padded row per step: split
-    at every bound, the body would be copied once per row."""
-    from tracegrad.codegen import simd
+    at every bound, the body is copied once per row; past SEGMENT_BUDGET it is not."""
+    from tracegrad.codegen import kernel as kernel_module, simd
     if long_body:
         monkeypatch.setattr(simd, "LONG_BODY", 0)
+    if budget is not None:
+        monkeypatch.setattr(kernel_module, "SEGMENT_BUDGET", budget)
     steps = 40
     rows = [Buffer(f"g{t}", (3,), F64, "input", index=t) for t in range(steps)]
     out = Buffer("dxs", (steps, 3), F64, "output", index=0)
@@ -203,9 +206,10 @@ def test_many_pad_segments_keep_run_time_checks(long_body, monkeypatch):
     body += [Op("add", (0, 1), {}, F64)] + [Op("add", (steps + t - 2, t), {}, F64) for t in range(2, steps)]
     kernel = LoopKernel("dxs", (steps, 3), body, [Store(out, len(body) - 1, IndexMap(0, (3, 1)))])
     em = KernelEmitter(None, kernel, "k", math=object())
-    assert not em.splits(0) and (em.lanes is not None) == long_body  # dim 0 checks per row
+    assert em.splits(0) == (budget is None)
+    assert (em.lanes is not None) == long_body  # unsplit dim 0: checked per row in either body
     kp = KernelProgram(rows, [out], [], [], [kernel])
-    gs = [np.full(3, t + 1.0) for t in range(steps)]
+    gs = [np.full(3, t + 1.0) * (-1) ** t for t in range(steps)]
     np.testing.assert_array_equal(compile_program(kp, disk_cache=False)(*gs)[0], run_program(kp, *gs)[0])
 
 
