@@ -33,101 +33,19 @@ over traced values of enclosing traces (they become explicit operands).
     ] 0.0:f64[] a
   in (f) }
 """
-from __future__ import annotations
-
 import operator
 
 import numpy as np
 
-from tracegrad.ir import TRACES, ConcretizationError, GraphBuilder, Literal, ShapedArray, ops
-from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.ir import ShapedArray, ops
 
 from . import dtypes
-from .loop_types import (CarryType, as_dtype, leaf_aval, leaf_paths, leaf_value,
-                         tree_difference, type_name)
-from .trace import make_graph
+from .branches import cond, switch
+from .loop_body import Body, pair, record, trace_of
+from .loop_types import CarryType, as_dtype, leaf_aval, leaf_value, type_name
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch", "while_loop", "fori_loop", "scan"]
-
-_HINT = ("Loop bodies and branches are traced once for every iteration, so Python control "
-         "flow inside them cannot depend on traced values: use tracegrad.cond (or "
-         "tracegrad.numpy.where) for data-dependent choices.")
-
-
-# ---- which mode ------------------------------------------------------------------------
-
-def _trace_of(values):
-    """The trace to record into (the innermost running one), or None: run eagerly."""
-    if TRACES.traces:
-        return TRACES.traces[-1]
-    trace = ops.find_trace(values)
-    return trace if isinstance(trace, GraphBuilder) else None
-
-
-# ---- tracing a body ---------------------------------------------------------------------
-
-def _placeholder(aval):
-    # make_graph reads only the shape and dtype: a broadcast zero allocates nothing
-    return np.broadcast_to(np.zeros((), aval.dtype), aval.shape)
-
-
-class Body:
-    """A function traced abstractly into a closed graph.
-
-    `graph` takes the values of enclosing traces it closed over first (the
-    equation's consts, `captured`), then the arguments' leaves; `out_tree` is
-    the structure of its output, `out_weak[i]` whether output leaf i was a
-    Python scalar (a weak literal).
-    """
-
-    def __init__(self, fun, args, what):
-        out_weak = []
-
-        def recorded(*a):
-            out = fun(*a)
-            out_weak[:] = [dtypes.is_weak(x) and getattr(x, "_tg_symbolic", None) is None
-                           for x in tree_flatten(out)[0]]
-            return out
-        recorded.__qualname__ = getattr(fun, "__qualname__", what)
-        try:
-            prog = make_graph(recorded, args, concrete=False)
-        except ConcretizationError as e:
-            raise (e if _HINT in str(e) else ConcretizationError(f"{e}\n{what}: {_HINT}")) from None
-        n = len(prog.graph.invars) - len(prog.captured)
-        graph = prog.graph
-        self.graph = graph.replace(invars=graph.invars[n:] + graph.invars[:n])
-        self.captured, self.out_tree, self.out_weak = list(prog.captured), prog.out_tree, out_weak
-
-    @classmethod
-    def trace(cls, fun, arg_types, what):
-        """Trace `fun(*args)`; `arg_types` is a list of (treedef, leaf avals) per argument."""
-        args = [tree_unflatten(tree, [_placeholder(a) for a in avals]) for tree, avals in arg_types]
-        return cls(fun, args, what)
-
-    @property
-    def out_avals(self):
-        return self.graph.out_avals
-
-    def retype_weak(self, start, avals):
-        """Python scalars returned at outputs start.. take the dtype of `avals`."""
-        outvars = list(self.graph.outvars)
-        for i, aval in enumerate(avals, start):
-            v = outvars[i]
-            if self.out_weak[i] and isinstance(v, Literal) and v.aval.dtype != aval.dtype:
-                outvars[i] = Literal(v.value, aval.dtype)
-        self.graph = self.graph.replace(outvars=outvars)
-
-
-def _pair(out, what):
-    if not (isinstance(out, tuple) and len(out) == 2):
-        raise TypeError(f"{what} must return a pair (carry, y), got {type(out).__name__}"
-                        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
-    return out
-
-
-def _record(trace, name, args, **params):
-    return trace.process(PRIMITIVES[name], list(args), params)
 
 
 # ---- scan -----------------------------------------------------------------------------------
@@ -175,7 +93,7 @@ def scan(f, init, xs, length=None, reverse=False):
     xs_leaves = [leaf_value(x) for x in xs_raw]
     length = _scan_length(xs_leaves, length)
     carry = CarryType.of("scan body function", init, "carry")
-    trace = _trace_of(carry.values + xs_leaves)
+    trace = trace_of(carry.values + xs_leaves)
     run = _eager_scan if trace is None else _traced_scan
     return run(trace, f, carry, xs_tree, xs_leaves, length, bool(reverse))
 
@@ -183,7 +101,7 @@ def scan(f, init, xs, length=None, reverse=False):
 def _scan_body(f, carry, xs_tree, x_avals):
     """Trace `f` for the carry type; weak initial leaves are promoted (and traced again)."""
     for _ in range(2):
-        body = Body.trace(lambda c, x: _pair(f(c, x), "scan body function"),
+        body = Body.trace(lambda c, x: pair(f(c, x), "scan body function"),
                           [(carry.tree, carry.avals), (xs_tree, x_avals)], "scan body function")
         carry_tree = body.out_tree.children[0]
         carry.check_structure(carry_tree)
@@ -199,7 +117,7 @@ def _scan_body(f, carry, xs_tree, x_avals):
 def _traced_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
     x_avals = [ShapedArray(leaf_aval(x).shape[1:], leaf_aval(x).dtype) for x in xs_leaves]
     body = _scan_body(f, carry, xs_tree, x_avals)
-    outs = _record(trace, "scan", body.captured + carry.arrays() + xs_leaves, body=body.graph,
+    outs = record(trace, "scan", body.captured + carry.arrays() + xs_leaves, body=body.graph,
                    num_consts=len(body.captured), num_carry=len(carry.avals), length=length,
                    reverse=reverse)
     n = len(carry.avals)
@@ -209,7 +127,7 @@ def _traced_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
 
 def _eager_step(f, carry, values, x):
     """One eager step: (carry leaves, y, y tree); the carry type is checked."""
-    out_carry, y = _pair(f(tree_unflatten(carry.tree, values), x), "scan body function")
+    out_carry, y = pair(f(tree_unflatten(carry.tree, values), x), "scan body function")
     leaves, tree = tree_flatten(out_carry)
     carry.check_structure(tree)
     leaves = [leaf_value(v) for v in leaves]
@@ -286,7 +204,7 @@ def while_loop(cond_fun, body_fun, init_val):
     16
     """
     carry = CarryType.of("while_loop body_fun", init_val, "val")
-    trace = _trace_of(carry.values)
+    trace = trace_of(carry.values)
     if trace is None:
         return _eager_while(cond_fun, body_fun, carry)
     return _traced_while(trace, cond_fun, body_fun, carry)
@@ -329,7 +247,7 @@ def _while_bodies(cond_fun, body_fun, carry):
 
 def _traced_while(trace, cond_fun, body_fun, carry):
     test, body = _while_bodies(cond_fun, body_fun, carry)
-    outs = _record(trace, "while", test.captured + body.captured + carry.arrays(),
+    outs = record(trace, "while", test.captured + body.captured + carry.arrays(),
                    cond_graph=test.graph, body_graph=body.graph,
                    cond_nconsts=len(test.captured), body_nconsts=len(body.captured))
     return tree_unflatten(carry.tree, outs)
@@ -403,128 +321,3 @@ def _fori_while(lower, upper, body_fun, init_val, index_dtype):
     _, out = while_loop(lambda c: c[0] < upper, step, (start, carry.tree_value()))
     return out
 
-
-# ---- cond, switch -------------------------------------------------------------------------
-
-def _index_of(pred):
-    """cond's predicate as a branch index: a Python int, or a traced int32 scalar."""
-    pred = leaf_value(pred)
-    aval = leaf_aval(pred)
-    if aval.shape != ():
-        raise TypeError(f"Pred must be a scalar, got {type_name(aval)}")
-    if not (aval.dtype == np.bool_ or np.issubdtype(aval.dtype, np.number)):
-        raise TypeError(f"Pred type must be either boolean or number, got {aval.dtype}")
-    if not hasattr(pred, "_tg_trace") or hasattr(pred, "_tg_concrete"):
-        concrete = pred._tg_concrete() if hasattr(pred, "_tg_concrete") else pred
-        return int(bool(concrete))
-    as_bool = pred if aval.dtype == np.bool_ else ops.ne(pred, np.asarray(0, aval.dtype))
-    return ops.convert(as_bool, np.int32)
-
-
-def cond(pred, true_fun, false_fun, *operands):
-    """`true_fun(*operands) if pred else false_fun(*operands)`, like `jax.lax.cond`.
-
-    With a traced `pred` both branches are traced and one `cond` equation picks
-    one at run time (no guard); both must return the same types.  With a
-    concrete `pred` the chosen branch is simply called.
-
-    >>> import numpy as np
-    >>> from tracegrad import cond
-    >>> float(cond(np.float64(-2.0) > 0, lambda x: x, lambda x: -x, np.float64(-2.0)))
-    2.0
-    """
-    if not (callable(true_fun) and callable(false_fun)):
-        raise TypeError("cond: true_fun and false_fun must be callable")
-    return _branch(_index_of(pred), (false_fun, true_fun), operands,
-                   ("false_fun", "true_fun"), display=(1, 0))
-
-
-def switch(index, branches, *operands):
-    """`branches[clip(index, 0, len(branches) - 1)](*operands)`, like `jax.lax.switch`.
-
-    >>> from tracegrad import switch
-    >>> switch(5, [lambda x: x + 1, lambda x: x * 10], 2)
-    20
-    """
-    branches = tuple(branches)
-    if not branches or not all(callable(b) for b in branches):
-        raise TypeError("switch: branches must be a non-empty sequence of callables")
-    index = leaf_value(index)
-    aval = leaf_aval(index)
-    if aval.shape != () or not np.issubdtype(aval.dtype, np.integer):
-        raise TypeError(f"switch: the index must be an integer scalar, got {type_name(aval)}")
-    if not hasattr(index, "_tg_trace") or hasattr(index, "_tg_concrete"):
-        concrete = index._tg_concrete() if hasattr(index, "_tg_concrete") else index
-        index = int(concrete)
-    else:
-        index = ops.convert(index, np.int32)
-    return _branch(index, branches, operands, tuple(f"branches[{k}]" for k in range(len(branches))))
-
-
-def _branch(index, funs, operands, names, display=None):
-    if isinstance(index, int):
-        return funs[min(max(index, 0), len(funs) - 1)](*operands)
-    leaves, tree = tree_flatten(tuple(operands))
-    values = [leaf_value(x) for x in leaves]
-    args = [np.asarray(v, leaf_aval(v).dtype) if dtypes.is_weak(v) else v for v in values]
-    arg_types = [(t, [leaf_aval(v) for v in tree_flatten(op)[0]])
-                 for op, t in zip(operands, tree.children)]
-    bodies = [Body.trace(fun, arg_types, name) for fun, name in zip(funs, names)]
-    order = display or range(len(funs))  # the order errors name the branches in
-    _check_branches([bodies[k] for k in order], [names[k] for k in order])
-    captured = _union(bodies)
-    graphs = tuple(_with_consts(b, captured) for b in bodies)
-    trace = _trace_of([index] + values + captured)
-    outs = _record(trace, "cond", [index] + captured + args, branches=graphs)
-    return tree_unflatten(bodies[0].out_tree, outs)
-
-
-def _check_branches(bodies, names):
-    first = bodies[0]
-    for body, name in zip(bodies[1:], names[1:]):
-        diff = tree_difference(first.out_tree, body.out_tree, "out")
-        if diff is not None:
-            path, a, b = diff
-            raise TypeError(f"{names[0]} and {name} output must have the same pytree "
-                            f"structure, but they differ: the output {path} of {names[0]} is "
-                            f"{a} but that of {name} is {b}")
-    _unify_weak(bodies)
-    for body, name in zip(bodies[1:], names[1:]):
-        bad = [f"  * the output component {p} of {names[0]} has type {type_name(a)} but that "
-               f"of {name} has type {type_name(b)}"
-               for p, a, b in zip(_out_paths(first), first.out_avals, body.out_avals) if a != b]
-        if bad:
-            raise TypeError(f"{names[0]} and {name} output must have identical types (shapes "
-                            f"and dtypes of arrays), but they differ:\n" + "\n".join(bad))
-
-
-def _out_paths(body):
-    return leaf_paths(body.out_tree, "out")
-
-
-def _unify_weak(bodies):
-    """A Python scalar returned by one branch takes the dtype the others give that leaf."""
-    n = len(bodies[0].out_avals)
-    strong = [next((b.out_avals[i] for b in bodies if not b.out_weak[i]), None) for i in range(n)]
-    for body in bodies:
-        for i, aval in enumerate(strong):
-            if aval is not None and body.out_weak[i] and aval.shape == ():
-                body.retype_weak(i, [aval])
-
-
-def _union(bodies):
-    """The enclosing traces' values any branch closed over, each once, in order."""
-    seen = []
-    for body in bodies:
-        seen += [v for v in body.captured if not any(v is s for s in seen)]
-    return seen
-
-
-def _with_consts(body, captured):
-    """The branch's graph taking every branch's captured values first (unused ones too)."""
-    from tracegrad.ir import Var
-
-    graph = body.graph
-    mine = dict(zip(map(id, body.captured), graph.invars))
-    consts = [mine.get(id(v)) or Var(v.aval) for v in captured]
-    return graph.replace(invars=consts + graph.invars[len(body.captured):])

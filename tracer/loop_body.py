@@ -1,0 +1,94 @@
+"""Tracing a loop body or a branch once, abstractly, into a closed graph, and
+recording a control-flow equation into the running trace (tracer/control_flow.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir import TRACES, ConcretizationError, GraphBuilder, Literal, ops
+from tracegrad.ir.primitives import PRIMITIVES
+
+from . import dtypes
+from .trace import make_graph
+from .tree import tree_flatten, tree_unflatten
+
+_HINT = ("Loop bodies and branches are traced once for every iteration, so Python control "
+         "flow inside them cannot depend on traced values: use tracegrad.cond (or "
+         "tracegrad.numpy.where) for data-dependent choices.")
+
+
+# ---- which mode ------------------------------------------------------------------------
+
+def trace_of(values):
+    """The trace to record into (the innermost running one), or None: run eagerly."""
+    if TRACES.traces:
+        return TRACES.traces[-1]
+    trace = ops.find_trace(values)
+    return trace if isinstance(trace, GraphBuilder) else None
+
+
+# ---- tracing a body ---------------------------------------------------------------------
+
+def _placeholder(aval):
+    # make_graph reads only the shape and dtype: a broadcast zero allocates nothing
+    return np.broadcast_to(np.zeros((), aval.dtype), aval.shape)
+
+
+class Body:
+    """A function traced abstractly into a closed graph.
+
+    `graph` takes the values of enclosing traces it closed over first (the
+    equation's consts, `captured`), then the arguments' leaves; `out_tree` is
+    the structure of its output, `out_weak[i]` whether output leaf i was a
+    Python scalar (a weak literal).
+    """
+
+    def __init__(self, fun, args, what):
+        out_weak = []
+
+        def recorded(*a):
+            out = fun(*a)
+            out_weak[:] = [dtypes.is_weak(x) and getattr(x, "_tg_symbolic", None) is None
+                           for x in tree_flatten(out)[0]]
+            return out
+        recorded.__qualname__ = getattr(fun, "__qualname__", what)
+        try:
+            prog = make_graph(recorded, args, concrete=False)
+        except ConcretizationError as e:
+            raise (e if _HINT in str(e) else ConcretizationError(f"{e}\n{what}: {_HINT}")) from None
+        n = len(prog.graph.invars) - len(prog.captured)
+        graph = prog.graph
+        self.graph = graph.replace(invars=graph.invars[n:] + graph.invars[:n])
+        self.captured, self.out_tree, self.out_weak = list(prog.captured), prog.out_tree, out_weak
+
+    @classmethod
+    def trace(cls, fun, arg_types, what):
+        """Trace `fun(*args)`; `arg_types` is a list of (treedef, leaf avals) per argument."""
+        args = [tree_unflatten(tree, [_placeholder(a) for a in avals]) for tree, avals in arg_types]
+        return cls(fun, args, what)
+
+    @property
+    def out_avals(self):
+        return self.graph.out_avals
+
+    def retype_weak(self, start, avals):
+        """Python scalars returned at outputs start.. take the dtype of `avals`."""
+        outvars = list(self.graph.outvars)
+        for i, aval in enumerate(avals, start):
+            v = outvars[i]
+            if self.out_weak[i] and isinstance(v, Literal) and v.aval.dtype != aval.dtype:
+                outvars[i] = Literal(v.value, aval.dtype)
+        self.graph = self.graph.replace(outvars=outvars)
+
+
+def pair(out, what):
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise TypeError(f"{what} must return a pair (carry, y), got {type(out).__name__}"
+                        + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
+    return out
+
+
+def record(trace, name, args, **params):
+    return trace.process(PRIMITIVES[name], list(args), params)
+
+
