@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, tensor, trace,
                               zero_grad)
+from tracegrad.ir import UnexpectedTracerError
 from . import numpy
 from .transforms import grad, jvp, value_and_grad, vjp
 from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_loop
@@ -24,10 +25,11 @@ from . import testing
 
 def __getattr__(name):
     # The compiler (llvmlite) loads on first use: eager and tracing users never pay for it.
-    if name in ("jit", "compile_grad"):
+    if name in ("jit", "compile_grad", "SpecializationLimitWarning"):
         from . import compile as _compile
         return getattr(_compile, name)
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
-           "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing"]
+           "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
+           "UnexpectedTracerError", "SpecializationLimitWarning"]
