@@ -3,8 +3,9 @@
 Kernels are normally emitted one element at a time and LLVM's loop vectorizer widens the
 innermost loop.  That vectorizer's time grows faster than linearly with the length of the
 loop body's dependence chains (most of W7's O3 time went to VPlan type inference over its
-1300-instruction chain: docs/codegen.md, "Compile time").  For the kernels where that matters (`wants_vector_body`: those
-calling math out of line, or with long bodies) the emitter writes the vector loop itself:
+1300-instruction chain: docs/codegen.md, "Compile time").  For the kernels where that
+matters (`wants_vector_body`: those calling math out of line, or with long bodies) the
+emitter writes the vector loop itself:
 
 * the innermost (simplified) dim steps by W lanes, W = one host vector register of the
   kernel's widest float (`llvm_util.vector_bits()`: 8 doubles or 16 floats on AVX-512);
