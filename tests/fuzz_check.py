@@ -1,29 +1,36 @@
 """The oracle of the fuzzer: one program, every way tracegrad can run it.
 
-For a program of float dtype D (float32 or float64) `check_program` runs
+For a program of float dtype D (float32 or float64) `check_program` runs, on
+both of its input sets,
   * the numpy reference (fuzz_ref) in D and in float64;
   * eager tensors: forward and `backward()` of the loss, in D and in float64;
   * `tracegrad.trace` + the reference interpreter (`ir.eval_graph`);
   * `tracegrad.jit` (the outputs) and `tracegrad.compile_grad` (loss and
-    gradients), each called twice (checked entry, then the fast path), the
-    first call with non-contiguous inputs where the program asks for them;
-  * `tracegrad.value_and_grad` (IR autodiff through the interpreter) and
-    `tracegrad.jvp` (forward mode);
+    gradients): one compiled function each, called on set 0 (non-contiguous
+    inputs where the program asks for them), on set 1 (new data, maybe the
+    other side of a guard: a new specialization) and on set 0 again;
+  * IR autodiff through the interpreter: `tracegrad.vjp` traced into one graph,
+    and `tracegrad.value_and_grad`; forward mode with `tracegrad.jvp`;
 and compares:
   * eager == reference (values and dtypes), interpreter == eager bit for bit;
-  * jit, compile_grad and value_and_grad == eager, within the tolerance of D;
+  * jit, compile_grad, traced vjp and value_and_grad == eager, within the tolerance of D
+    (and the signs of zero outputs of jit agree);
   * in float64, the dot-product test <t, grad> == (L(x + eps t) - L(x - eps t)) / 2 eps
     with L the numpy reference (stop_gradient held constant), and jvp == <t, grad>.
 
-Tolerances: |got - want| <= rtol |want| + atol max(1, max |want|) + 4 noise,
+Tolerances: |got - want| <= rtol |want| + atol max(1, max |want|) + 16 noise,
 where noise is how far the same quantity computed in float32 is from float64
-(0 for float64 programs): ill-conditioned programs get the slack that their
-own rounding needs, well-conditioned ones are held to rtol/atol.
+(max over the array; 0 for float64 programs): ill-conditioned programs get the
+slack that their own rounding needs, well-conditioned ones are held to
+rtol/atol.  The factor is large because one sample of the rounding error can
+be small by luck while compiled code (mathlib, float64 accumulation) rounds
+differently.
 """
 from __future__ import annotations
 
 import contextlib
 import traceback
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,17 +40,20 @@ from tracegrad import ir
 from tracegrad.ir import ops
 
 from fuzz_ops import KNOWN_BUGS
-from fuzz_ref import RefNumpy, RefPrims
+from fuzz_ref import RefControl, RefNumpy, RefPrims
 
 TOL = {"float32": (4e-6, 4e-6), "float64": (1e-13, 1e-13)}
 FD_EPS = (1e-6, 1e-5, 1e-7)   # the dot-product test passes if one step size agrees
 FD_RTOL = 1e-5
+NOISE = 16   # times the float32-vs-float64 deviation: one sample of the rounding error
+SET = ("", " (set 1)")        # how check names mark the second input set
+SIGNED_ZEROS = "sum_negative_zero" not in KNOWN_BUGS  # compare the signs of zero results
 
 
-def run_ref(prog, mode, ns=None, args=None):
-    """Reference outputs and loss of `prog` in float dtype `mode`."""
-    f, loss = prog.build(mode, ns or RefNumpy(), RefPrims)
-    args = prog.args(mode) if args is None else args
+def run_ref(prog, mode, which=0, ns=None, args=None):
+    """Reference outputs and loss of `prog` in float dtype `mode` on input set `which`."""
+    f, loss = prog.build(mode, ns or RefNumpy(), RefPrims, RefControl)
+    args = prog.args(mode, which) if args is None else args
     with np.errstate(all="ignore"):
         return [np.asarray(o) for o in f(*args)], np.asarray(loss(*args))
 
@@ -52,16 +62,39 @@ def _data(x):
     return np.asarray(getattr(x, "data", x))
 
 
-def run_eager(prog, mode):
+def run_eager(prog, mode, which=0):
     """Eager tensors: (outputs, loss, gradients); an input the loss does not reach gets zeros."""
-    f, loss = prog.build(mode, tnp, ops)
-    xs = [tracegrad.tensor(x, requires_grad=True) for x in prog.args(mode)]
+    f, loss = prog.build(mode, tnp, ops, tracegrad)
+    xs = [tracegrad.tensor(x, requires_grad=True) for x in prog.args(mode, which)]
     outs = [_data(o) for o in f(*xs)]
     value = loss(*xs)
     if getattr(value, "requires_grad", False):
         value.backward()
     grads = [x.grad.data if x.grad is not None else np.zeros_like(x.data) for x in xs]
     return outs, _data(value), grads
+
+
+@dataclass
+class Expected:
+    """What every stage must reproduce on one input set: eager results and their noise."""
+    ref: list          # numpy reference outputs (dtype D)
+    outs: list         # eager outputs (D)
+    loss: np.ndarray   # eager loss (D)
+    grads: list        # eager gradients (D)
+    grads64: list      # eager gradients in float64 (for the finite differences)
+    noise_out: list
+    noise_grad: list
+    noise_loss: float
+
+
+def expected(prog, which) -> Expected:
+    mode = prog.dtype
+    ref, ref64 = run_ref(prog, mode, which)[0], run_ref(prog, "float64", which)[0]
+    outs, loss, grads = run_eager(prog, mode, which)
+    _, loss64, grads64 = run_eager(prog, "float64", which) if mode != "float64" else (
+        outs, loss, grads)
+    return Expected(ref, outs, loss, grads, grads64, [_noise(a, b) for a, b in zip(ref, ref64)],
+                    [_noise(a, b) for a, b in zip(grads, grads64)], _noise(loss, loss64))
 
 
 def strided(x, variant):
@@ -96,7 +129,7 @@ def mismatch(got, want, mode, noise=0.0, exact=False, signed_zeros=False):
     else:
         rtol, atol = TOL[mode]
         w = want.astype(np.float64)
-        tol = rtol * np.abs(w) + atol * max(1.0, float(np.max(np.abs(w)))) + 4 * noise
+        tol = rtol * np.abs(w) + atol * max(1.0, float(np.max(np.abs(w)))) + NOISE * noise
         bad = ~(np.abs(got.astype(np.float64) - w) <= tol)
         if signed_zeros:
             bad |= (got == 0) & (want == 0) & (np.signbit(got) != np.signbit(want))
@@ -105,6 +138,18 @@ def mismatch(got, want, mode, noise=0.0, exact=False, signed_zeros=False):
     i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
     return (f"{int(bad.sum())}/{bad.size} elements differ; at {list(i)}: got {got[i]!r}, "
             f"expected {want[i]!r} (tolerance {float(tol[i]):.3g})")
+
+
+def primitives_of(graph) -> set:
+    """Names of the primitives a graph applies, inside loop and branch bodies too."""
+    names = set()
+    for eqn in graph.eqns:
+        names.add(eqn.prim.name)
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, tuple) else (param,):
+                if isinstance(sub, ir.Graph):
+                    names |= primitives_of(sub)
+    return names
 
 
 def _noise(a, b):
@@ -146,80 +191,121 @@ class Checker:
             self.expect(f"{name}[{i}]", g, w, noises[i] if noises else 0.0, exact, signed_zeros)
 
     def run(self):
-        p, mode = self.prog, self.mode
-        with self.stage("reference"):
-            self.ref, _ = run_ref(p, mode)
-            self.ref64, _ = run_ref(p, "float64")
-        with self.stage("eager"):
-            self.outs, self.loss, self.grads = run_eager(p, mode)
-            self.outs64, self.loss64, self.grads64 = (
-                run_eager(p, "float64") if mode != "float64" else (self.outs, self.loss, self.grads))
+        with self.stage("reference and eager"):
+            self.sets = [expected(self.prog, which) for which in (0, 1)]
         if self.failures:
             return self.failures
-        self.noise_out = [_noise(a, b) for a, b in zip(self.ref, self.ref64)]
-        self.noise_grad = [_noise(a, b) for a, b in zip(self.grads, self.grads64)]
-        self.noise_loss = _noise(self.loss, self.loss64)
-        self.expect_all("eager outputs vs numpy", self.outs, self.ref, self.noise_out)
+        for which, e in enumerate(self.sets):
+            self.expect_all(f"eager outputs vs numpy{SET[which]}", e.outs, e.ref, e.noise_out)
         for check in (self.check_interpreter, self.check_jit, self.check_compile_grad,
-                      self.check_ir_grad, self.check_finite_differences):
+                      self.check_ir_grad, self.check_value_and_grad,
+                      self.check_finite_differences):
             with self.stage(check.__name__[6:]):
                 check()
         return self.failures
 
-    def _args(self, first_call):
-        xs = self.prog.args(self.mode)
+    def _args(self, which=0, first_call=False):
+        xs = self.prog.args(self.mode, which)
         if not first_call:
             return xs
         return [strided(x, self.prog.seed + i) if s else x
                 for i, (x, s) in enumerate(zip(xs, self.prog.strided))]
 
+    def _functions(self):
+        return self.prog.build(self.mode, tnp, ops, tracegrad)
+
     def check_interpreter(self):
-        f, _ = self.prog.build(self.mode, tnp, ops)
-        graph = tracegrad.trace(f)(*self._args(False)).graph
-        self.primitives |= {e.prim.name for e in graph.eqns}
-        outs = ir.eval_graph(graph, *self._args(False))
-        self.expect_all("interpreter vs eager", outs, self.outs, exact=True)
+        """trace on each set, run by ir.eval_graph; set 0's program on set 1 if its guards hold."""
+        f, _ = self._functions()
+        progs = [tracegrad.trace(f)(*self._args(which)) for which in (0, 1)]
+        for which, prog in enumerate(progs):
+            self.primitives |= primitives_of(prog.graph)
+            outs = ir.eval_graph(prog.graph, *self._args(which))
+            self.expect_all(f"interpreter vs eager{SET[which]}", outs, self.sets[which].outs,
+                            exact=True)
+        if progs[0].check_guards(*self._args(1)):
+            outs = ir.eval_graph(progs[0].graph, *self._args(1))
+            self.expect_all("program traced on set 0, run on set 1", outs, self.sets[1].outs,
+                            exact=True)
+
+    def _skip_compiled(self) -> bool:
+        return self.prog.control_flow and "jit_control_flow" in KNOWN_BUGS
 
     def check_jit(self):
-        f, _ = self.prog.build(self.mode, tnp, ops)
+        """One jit function called on set 0, set 1, then set 0 again (its cache)."""
+        if self._skip_compiled():
+            return
+        f, _ = self._functions()
         jf = tracegrad.jit(f, disk_cache=False)
-        first = list(jf(*self._args(True)))
-        self.expect_all("jit vs eager", first, self.outs, self.noise_out, signed_zeros=True)
-        self.expect_all("jit second call vs first", list(jf(*self._args(False))), first, exact=True)
-
-    def check_compile_grad(self):
-        _, loss = self.prog.build(self.mode, tnp, ops)
-        argnums = tuple(range(len(self.prog.inputs)))
-        cg = tracegrad.compile_grad(loss, argnums=argnums, disk_cache=False)
-        value, grads = cg(*self._args(True))
-        self.expect("compile_grad loss vs eager", value, self.loss, self.noise_loss,
-                    signed_zeros="sum_negative_zero" not in KNOWN_BUGS)
-        self.expect_all("compile_grad grads vs eager", grads, self.grads, self.noise_grad)
-        value2, grads2 = cg(*self._args(False))
-        self.expect_all("compile_grad second call vs first", [value2, *grads2], [value, *grads],
+        first = list(jf(*self._args(0, first_call=True)))
+        for which in (0, 1):
+            got = first if which == 0 else list(jf(*self._args(1)))
+            e = self.sets[which]
+            self.expect_all(f"jit vs eager{SET[which]}", got, e.outs, e.noise_out,
+                            signed_zeros=SIGNED_ZEROS)
+        self.expect_all("jit set 0 again vs first call", list(jf(*self._args(0))), first,
                         exact=True)
 
-    def check_ir_grad(self):
-        _, loss = self.prog.build(self.mode, tnp, ops)
+    def check_compile_grad(self):
+        """One compile_grad function called on set 0, set 1, then set 0 again."""
+        if self._skip_compiled():
+            return
+        _, loss = self._functions()
         argnums = tuple(range(len(self.prog.inputs)))
-        value, grads = tracegrad.value_and_grad(loss, argnums=argnums)(*self._args(False))
-        self.expect("value_and_grad loss vs eager", value, self.loss, self.noise_loss)
-        self.expect_all("value_and_grad grads vs eager", grads, self.grads, self.noise_grad)
+        cg = tracegrad.compile_grad(loss, argnums=argnums, disk_cache=False)
+        first = cg(*self._args(0, first_call=True))
+        for which in (0, 1):
+            value, grads = first if which == 0 else cg(*self._args(1))
+            e = self.sets[which]
+            self.expect(f"compile_grad loss vs eager{SET[which]}", value, e.loss, e.noise_loss,
+                        signed_zeros=SIGNED_ZEROS)
+            self.expect_all(f"compile_grad grads vs eager{SET[which]}", grads, e.grads,
+                            e.noise_grad)
+        value, grads = cg(*self._args(0))
+        self.expect_all("compile_grad set 0 again vs first call", [value, *grads],
+                        [first[0], *first[1]], exact=True)
+
+    def check_ir_grad(self):
+        """Reverse mode on the IR: vjp traced into one graph, run by the interpreter."""
+        _, loss = self._functions()
+
+        def value_and_pullback(*xs):
+            value, pullback = tracegrad.vjp(loss, *xs)
+            return value, pullback(tnp.ones_like(value))
+
+        for which, e in enumerate(self.sets):
+            traced = tracegrad.trace(value_and_pullback)(*self._args(which))
+            self.primitives |= primitives_of(traced.graph)
+            value, grads = traced(*self._args(which))
+            self.expect(f"traced vjp loss vs eager{SET[which]}", value, e.loss, e.noise_loss)
+            self.expect_all(f"traced vjp grads vs eager{SET[which]}", grads, e.grads,
+                            e.noise_grad)
+
+    def check_value_and_grad(self):
+        if self.prog.control_flow and "grad_control_flow" in KNOWN_BUGS:
+            return
+        _, loss = self._functions()
+        argnums = tuple(range(len(self.prog.inputs)))
+        for which, e in enumerate(self.sets):
+            value, grads = tracegrad.value_and_grad(loss, argnums=argnums)(*self._args(which))
+            self.expect(f"value_and_grad loss vs eager{SET[which]}", value, e.loss, e.noise_loss)
+            self.expect_all(f"value_and_grad grads vs eager{SET[which]}", grads, e.grads,
+                            e.noise_grad)
 
     def check_finite_differences(self):
-        """Dot-product test and jvp, in float64 (the program's float32 parts run in float64)."""
-        p = self.prog
+        """Dot-product test and jvp on set 0, in float64 (float32 parts run in float64)."""
+        p, grads64 = self.prog, self.sets[0].grads64
         xs = p.args("float64")
         rng = np.random.default_rng(p.seed + 7)
         ts = [rng.standard_normal(x.shape) for x in xs]
-        lhs = sum(float(np.vdot(t, g)) for t, g in zip(ts, self.grads64))
-        scale = sum(float(np.sum(np.abs(t * g))) for t, g in zip(ts, self.grads64))
+        lhs = sum(float(np.vdot(t, g)) for t, g in zip(ts, grads64))
+        scale = sum(float(np.sum(np.abs(t * g))) for t, g in zip(ts, grads64))
         fds = [self._fd(xs, ts, eps) for eps in FD_EPS]
         if not any(abs(lhs - fd) <= FD_RTOL * (abs(lhs) + scale) + tol for fd, tol in fds):
             self.fail("dot-product test (float64)",
                       f"<t, grad> = {lhs!r}, finite differences give "
                       f"{[round(fd, 12) for fd, _ in fds]} for eps {list(FD_EPS)}")
-        _, loss = p.build("float64", tnp, ops)
+        _, loss = p.build("float64", tnp, ops, tracegrad)
         _, tangent = tracegrad.jvp(loss, xs, ts)
         if not abs(float(tangent) - lhs) <= 1e-9 * (abs(lhs) + scale) + 1e-12:
             self.fail("jvp vs <t, grad> (float64)", f"jvp gives {float(tangent)!r}, <t, grad> = {lhs!r}")
@@ -228,12 +314,12 @@ class Checker:
         """(central difference of the reference loss along ts, its rounding error bound)."""
         ns = RefNumpy()
         with ns.recording() as frozen:
-            base = run_ref(self.prog, "float64", ns, xs)[1]
+            base = run_ref(self.prog, "float64", ns=ns, args=xs)[1]
         values = []
         for sign in (1, -1):
             with ns.freeze(frozen):
                 moved = [x + sign * eps * t for x, t in zip(xs, ts)]
-                values.append(float(run_ref(self.prog, "float64", ns, moved)[1]))
+                values.append(float(run_ref(self.prog, "float64", ns=ns, args=moved)[1]))
         rounding = 1e-13 * (abs(float(base)) + 1.0) / eps
         return (values[0] - values[1]) / (2 * eps), rounding
 

@@ -7,10 +7,10 @@ dtype names `F` (the program's float dtype) and `W` (float64).  Its scalar
 `loss` is the sum of each float output times a fixed random cotangent.
 
 `Gen` builds a program step by step and evaluates every candidate line with
-the numpy reference, in float64 and in float32 on the same inputs (inputs are
-float32-representable).  A candidate whose values leave its operation's
-domain is adapted (shifted, scaled) or rejected, so that every emitted line
-holds with margin in both precisions:
+the numpy reference in four runs: float64 and float32 on each of two input
+sets (inputs are float32-representable).  A candidate whose values leave its
+operation's domain is adapted (shifted, scaled) or rejected, so that every
+emitted line holds with margin in all four runs:
   * finite values of magnitude <= CAP, arrays of at most MAX_SIZE elements;
   * operands of log/sqrt/pow/div kept away from 0 and the domain boundary;
   * every kink (abs, sign, relu, clip, maximum/minimum ties, reduce_max ties,
@@ -26,23 +26,32 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+import fuzz_control
 import fuzz_ops
-from fuzz_ops import Reject
-from fuzz_ref import RefNumpy, RefPrims
+from fuzz_ops import RUNS, Reject
+from fuzz_ref import RefControl, RefNumpy, RefPrims
+
+TABLE = {**fuzz_ops.WEIGHTS, **fuzz_control.WEIGHTS}
 
 CAP = 1e4          # largest magnitude of any value
 MAX_SIZE = 1200    # most elements of any value
 MARGIN = 5e-3      # distance from a kink, relative to max(1, max |value|)
 MAX_INPUTS = 5
-MODES = ("float64", "float32")
 
 
 @dataclass
 class Node:
     name: str
-    v64: np.ndarray   # value in the float64 run
-    v32: np.ndarray   # value in the float32 run (same inputs)
+    vals: dict        # run -> value (see RUNS)
     uses: int = 0     # later lines reading this node
+
+    @property
+    def v64(self) -> np.ndarray:
+        return self.vals[RUNS[0]]
+
+    @property
+    def v32(self) -> np.ndarray:
+        return self.vals[RUNS[1]]
 
     @property
     def kind(self) -> str:
@@ -67,8 +76,8 @@ class Node:
             return "F" if self.v32.dtype == np.float32 else "W"
         return str(self.v32.dtype)
 
-    def values(self):
-        return (self.v64, self.v32)
+    def values(self) -> list:
+        return [self.vals[r] for r in RUNS]
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Program:
     dtype: str                       # the program's float dtype F
     params: list                     # input names, in call order
     inputs: list                     # float64 values, float32-representable
+    inputs2: list                    # the second input set
     consts: dict                     # name -> (float64 value, 'F' | 'W')
     lines: list                      # "v3 = np.add(v1, 1.5)"
     outputs: list                    # output names
@@ -110,15 +120,22 @@ class Program:
                 env[f"k{i}"] = c.astype(self.resolve(sym, mode))
         return env
 
-    def args(self, mode) -> list:
-        return [x.astype(mode) for x in self.inputs]
+    def args(self, mode, which=0) -> list:
+        return [x.astype(mode) for x in (self.inputs2 if which else self.inputs)]
 
-    def build(self, mode, np_ns, prims):
-        """(f, loss) as Python functions over the namespace `np_ns` and primitives `prims`."""
-        env = {"np": np_ns, "onp": np, "P": prims, "F": np.dtype(mode).type, "W": np.float64}
+    def build(self, mode, np_ns, prims, control):
+        """(f, loss) as Python functions over the namespace `np_ns`, the primitives `prims`
+        and the loops and branches `control`."""
+        env = {"np": np_ns, "onp": np, "P": prims, "L": control, "F": np.dtype(mode).type,
+               "W": np.float64}
         env.update(self.constants(mode))
         exec(compile(self.source(), f"<fuzz program {self.seed}>", "exec"), env)
         return env["f"], env["loss"]
+
+    @property
+    def control_flow(self) -> bool:
+        """Whether a line calls a loop or branch of tracegrad (cond, while_loop, ...)."""
+        return any("L." in line for line in self.lines)
 
     def restrict(self, outputs) -> "Program":
         """The program computing only `outputs` (names): lines they do not need are dropped."""
@@ -135,6 +152,7 @@ class Program:
                 if s in ("F", "W") else None for o, s in zip(outputs, syms)]
         return replace(self, params=[self.params[i] for i in keep],
                        inputs=[self.inputs[i] for i in keep],
+                       inputs2=[self.inputs2[i] for i in keep],
                        strided=[self.strided[i] for i in keep],
                        consts={k: v for k, v in self.consts.items() if k in needed},
                        lines=lines, outputs=list(outputs), out_syms=syms, cotangents=cots)
@@ -143,7 +161,7 @@ class Program:
         """A standalone reproducer: inputs, constants and the source, run eager and compiled."""
         np.set_printoptions(precision=17, threshold=100000)
         lines = ["import numpy", "import tracegrad", "import tracegrad.numpy as np",
-                 "from tracegrad.ir import ops as P", "onp = numpy",
+                 "from tracegrad.ir import ops as P", "onp, L = numpy, tracegrad",
                  f"F, W = numpy.{self.dtype}, numpy.float64"]
         for name, (v, sym) in self.consts.items():
             lines.append(f"{name} = numpy.array({v.tolist()!r}, dtype={sym})")
@@ -151,14 +169,15 @@ class Program:
             if c is not None:
                 lines.append(f"k{i} = numpy.array({c.tolist()!r}, dtype={sym})")
         lines.append(self.source())
-        args = []
-        for name, x in zip(self.params, self.inputs):
-            lines.append(f"{name} = numpy.array({x.tolist()!r}, dtype=F)")
-            args.append(name)
-        call = ", ".join(args)
-        lines += [f"print(f({call}))", f"print(tracegrad.jit(f)({call}))",
-                  f"print(tracegrad.value_and_grad(loss, argnums=tuple(range({len(args)})))({call}))",
-                  f"print(tracegrad.compile_grad(loss)({call}))"]
+        for which, inputs in enumerate((self.inputs, self.inputs2)):
+            lines.append(f"args{which} = [" + ", ".join(
+                f"numpy.array({x.tolist()!r}, dtype=F)" for x in inputs) + "]")
+        n = len(self.params)
+        lines += ["jf, cg = tracegrad.jit(f), tracegrad.compile_grad(loss)",
+                  "for args in (args0, args1):  # eager, then compiled, on both input sets",
+                  "    print(f(*args))", "    print(jf(*args))",
+                  f"    print(tracegrad.value_and_grad(loss, argnums=tuple(range({n})))(*args))",
+                  "    print(cg(*args))"]
         return "\n".join(lines) + "\n"
 
 
@@ -194,23 +213,25 @@ class Gen:
     def reject(self, why: str):
         raise Reject(why)
 
-    def _env(self, mode):
-        env = {"np": self.ref, "onp": np, "P": RefPrims, "F": np.dtype(mode).type,
-               "W": np.float64}
+    def _env(self, run):
+        mode = run[0]
+        env = {"np": self.ref, "onp": np, "P": RefPrims, "L": RefControl,
+               "F": np.dtype(mode).type, "W": np.float64}
         resolve = {"F": np.dtype(mode), "W": np.dtype(np.float64)}
         env.update({k: v.astype(resolve[s]) for k, (v, s) in self.consts.items()})
-        env.update({n.name: (n.v64 if mode == "float64" else n.v32) for n in self.nodes})
+        env.update({n.name: n.vals[run] for n in self.nodes})
         return env
 
-    def evaluate(self, text: str, mode: str) -> np.ndarray:
+    def evaluate(self, text: str, run) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return np.asarray(eval(text, self._env(mode)))
+            return np.asarray(eval(text, self._env(run)))
 
     def new_input(self, shape, low=-2.0, high=2.0) -> Node:
         if len(self.params) >= MAX_INPUTS:
             self.reject("too many inputs")
-        v = self.rng.uniform(low, high, shape).astype(np.float32)
-        node = Node(f"v{len(self.nodes)}", v.astype(np.float64), v)
+        sets = [self.rng.uniform(low, high, shape).astype(np.float32) for _ in range(2)]
+        node = Node(f"v{len(self.nodes)}", {(mode, which): sets[which].astype(mode)
+                                            for mode, which in RUNS})
         self.nodes.append(node)
         self.params.append(node.name)
         return node
@@ -224,17 +245,18 @@ class Gen:
     def emit(self, template: str, *args, check=None) -> Node:
         """Append `name = template.format(*args)` if its values are valid in both precisions."""
         text = template.format(*[a.name if isinstance(a, Node) else a for a in args])
-        v64, v32 = self.evaluate(text, "float64"), self.evaluate(text, "float32")
-        if v64.shape != v32.shape or v64.dtype.kind != v32.dtype.kind:
-            raise AssertionError(f"generator: {text} differs between precisions")
-        if v64.size > MAX_SIZE or not (_finite_and_bounded(v64) and _finite_and_bounded(v32)):
+        vals = {run: self.evaluate(text, run) for run in RUNS}
+        first = vals[RUNS[0]]
+        if any(v.shape != first.shape or v.dtype.kind != first.dtype.kind for v in vals.values()):
+            raise AssertionError(f"generator: {text} differs in shape or kind between runs")
+        if first.size > MAX_SIZE or not all(_finite_and_bounded(v) for v in vals.values()):
             self.reject("too large")
-        if check is not None and not (check(v64) and check(v32)):
+        if check is not None and not all(check(v) for v in vals.values()):
             self.reject("domain")
         for a in args:
             if isinstance(a, Node):
                 a.uses += 1
-        node = Node(f"v{len(self.nodes)}", v64, v32)
+        node = Node(f"v{len(self.nodes)}", vals)
         self.nodes.append(node)
         self.lines.append(f"{node.name} = {text}")
         return node
@@ -314,7 +336,8 @@ class Gen:
         mx = max(float(v.max()) for v in node.values())
         if np.isfinite(lo) and np.isfinite(hi) and mx - mn > 0.6 * (hi - lo):
             node = self.emit("{0} * {1}", node, nice(0.5 * (hi - lo) / (mx - mn)))
-            mn, mx = float(node.v64.min()), float(node.v64.max())
+            mn = min(float(v.min()) for v in node.values())
+            mx = max(float(v.max()) for v in node.values())
         if np.isfinite(lo) and np.isfinite(hi):
             c = nice((lo + hi) / 2 - (mn + mx) / 2, 3)
         elif np.isfinite(lo):
@@ -372,7 +395,7 @@ class Gen:
     def _operand_values(self, b):
         if isinstance(b, Node):
             return b.values()
-        return tuple(self.evaluate(b, m) for m in MODES)
+        return [self.evaluate(b, run) for run in RUNS]
 
 
 def _broadcasts(s, t) -> bool:
@@ -389,7 +412,7 @@ def generate(seed: int, dtype=None) -> Program:
     for _ in range(int(g.rng.integers(1, 3))):
         g.new_input(g.shape())
     for _ in range(int(g.rng.integers(1, 9))):
-        fuzz_ops.random_step(g)
+        fuzz_ops.random_step(g, TABLE)
     return _finish(g, dtype)
 
 
@@ -404,7 +427,8 @@ def _finish(g: Gen, dtype: str) -> Program:
     cots = [g.rng.standard_normal(n.shape).astype(np.float32).astype(np.float64)
             if n.kind == "f" else None for n in outputs]
     strided = [g.coin(0.2) for _ in g.params]
-    inputs = [g.nodes[int(p[1:])].v64 for p in g.params]
-    return Program(g.seed, dtype, list(g.params), inputs, dict(g.consts), list(g.lines),
+    inputs = [g.nodes[int(p[1:])].vals[("float64", 0)] for p in g.params]
+    inputs2 = [g.nodes[int(p[1:])].vals[("float64", 1)] for p in g.params]
+    return Program(g.seed, dtype, list(g.params), inputs, inputs2, dict(g.consts), list(g.lines),
                    [n.name for n in outputs], [n.sym for n in outputs], cots, strided,
                    {n.name: (n.shape, n.sym) for n in g.nodes})

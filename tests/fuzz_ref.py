@@ -156,3 +156,41 @@ class RefPrims:
 for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
                    "max": np.maximum, "min": np.minimum, "pow": np.power}.items():
     setattr(RefPrims, _name, staticmethod(_fn))
+
+
+class RefControl:
+    """The `L` of the reference: tracegrad's loops and branches as plain Python loops."""
+
+    @staticmethod
+    def cond(pred, true_fun, false_fun, *operands):
+        return true_fun(*operands) if pred else false_fun(*operands)
+
+    @staticmethod
+    def switch(index, branches, *operands):
+        return branches[int(np.clip(index, 0, len(branches) - 1))](*operands)
+
+    @staticmethod
+    def while_loop(cond_fun, body_fun, val):
+        while cond_fun(val):
+            val = body_fun(val)
+        return val
+
+    @staticmethod
+    def fori_loop(lower, upper, body_fun, val):
+        dtype = np.result_type(lower, upper)
+        for i in range(int(lower), int(upper)):
+            val = body_fun(np.asarray(i, dtype), val)
+        return val
+
+    @staticmethod
+    def scan(f, init, xs, length=None, reverse=False):
+        n = len(xs) if xs is not None else length
+        order = range(n - 1, -1, -1) if reverse else range(n)
+        carry, ys = init, [None] * n
+        for i in order:
+            carry, ys[i] = f(carry, None if xs is None else xs[i])
+        if n:
+            return carry, np.stack([np.asarray(y) for y in ys])
+        # no step ran: the shape of y comes from one (discarded) step on zeros
+        _, y = f(init, None if xs is None else np.zeros(xs.shape[1:], xs.dtype))
+        return carry, np.zeros((0,) + np.shape(y), np.asarray(y).dtype)

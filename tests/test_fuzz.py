@@ -101,7 +101,8 @@ def test_restrict_keeps_only_what_an_output_needs():
 
 def _sin_program(dtype="float64"):
     x = np.linspace(-1.0, 1.0, 5)
-    return fuzz_gen.Program(seed=0, dtype=dtype, params=["v0"], inputs=[x], consts={},
+    return fuzz_gen.Program(seed=0, dtype=dtype, params=["v0"], inputs=[x], inputs2=[x / 2],
+                            consts={},
                             lines=["v1 = np.sin(v0)"], outputs=["v1"], out_syms=["F"],
                             cotangents=[np.ones(5)], strided=[True],
                             nodes={"v0": ((5,), "F"), "v1": ((5,), "F")})
@@ -181,18 +182,29 @@ def test_known_bug_item_gradient():
     np.testing.assert_array_equal(tracegrad.compile_grad(f)(x)[1][0], t.grad.data)
 
 
-@pytest.mark.xfail(strict=True, reason="float_guard_exact: tracegrad.jit(lambda x: x * 2.0 if "
-                   "float(tnp.cos(x)) > 0 else x)(np.float64(0.1)) raises RuntimeError: guard "
-                   "float fails on the inputs it was traced with (native cos differs in the "
-                   "last bit)")
-def test_known_bug_float_guard_exact():
-    f = tracegrad.jit(lambda x: x * 2.0 if float(tnp.cos(x)) > 0 else x)
-    assert f(np.float64(0.1)) == 0.2
-
-
 @pytest.mark.xfail(strict=True, reason="sum_negative_zero: tracegrad.jit(lambda x: tnp.sum(x * -1.5))"
                    "(np.zeros(1)) is -0.0, numpy and eager give 0.0")
 def test_known_bug_sum_negative_zero():
     f = lambda x: tnp.sum(x * -1.5)  # noqa: E731
     got, want = tracegrad.jit(f)(np.zeros(1)), f(np.zeros(1))
     assert np.signbit(got) == np.signbit(want)
+
+
+def _counted_loop(x):
+    return tracegrad.while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 0.5),
+                                (np.int32(0), x))[1]
+
+
+@pytest.mark.xfail(strict=True, reason="grad_control_flow: tracegrad.grad(lambda x: tnp.sum("
+                   "while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 0.5), "
+                   "(np.int32(0), x))[1]))(np.ones(2)) raises AttributeError: while has 2 "
+                   "outputs: use `outs` (passes/worklist.py)")
+def test_known_bug_grad_control_flow():
+    grad = tracegrad.grad(lambda x: tnp.sum(_counted_loop(x)))(np.ones(2))
+    assert grad.tolist() == [0.125, 0.125]
+
+
+@pytest.mark.xfail(strict=True, reason="jit_control_flow: tracegrad.jit of the same while_loop "
+                   "raises AttributeError: while has 2 outputs: use `outs`")
+def test_known_bug_jit_control_flow():
+    assert tracegrad.jit(_counted_loop)(np.ones(2)).tolist() == [0.125, 0.125]
