@@ -40,7 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracegrad.ir import format_graph
-from tracegrad.passes.kernels import Buffer, Const, DotKernel, IndexMap, Load, LoopKernel, Op, Store
+from tracegrad.ir.core import subgraphs
+from tracegrad.passes.kernels import (Buffer, CondStep, Const, DotKernel, IndexMap, KernelProgram,
+                                     Load, LoopKernel, LoopStep, Op, Store, TapeGrad)
 
 MAGIC = b"TGCACHE2"
 SUFFIX = ".tgc"
@@ -104,7 +106,8 @@ class _Describer:
             return "(" + ",".join(self.value(v) for v in x) + ")"
         if isinstance(x, dict):
             return "{" + ",".join(f"{k}:{self.value(v)}" for k, v in sorted(x.items())) + "}"
-        if isinstance(x, (Load, Op, Store, LoopKernel, DotKernel)):
+        if isinstance(x, (Load, Op, Store, LoopKernel, DotKernel, LoopStep, CondStep, TapeGrad,
+                          KernelProgram)):
             fields = ",".join(f"{k}={self.value(v)}" for k, v in vars(x).items())
             return f"{type(x).__name__}({fields})"
         if isinstance(x, (np.dtype, type)):
@@ -121,12 +124,21 @@ def describe_program(kp) -> str:
     return "\n".join([f"in {ins}", f"out {outs}", f"const {consts}", *kernels, *d.parts])
 
 
+def _constvals(graph) -> list:
+    """The constants of `graph` and of every body it holds (control flow), in print order."""
+    vals = list(graph.constvals)
+    for eqn in graph.eqns:
+        for body in subgraphs(eqn):
+            vals += _constvals(body)
+    return vals
+
+
 def describe_graph(graph) -> str:
     """The printed graph (its signature, equations, outputs and guards) and the bytes of
     its constants, which the printer names but does not show."""
     consts = [f"{np.asarray(v).dtype.str}{np.shape(v)}:"
               f"{hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()}"
-              for v in graph.constvals]
+              for v in _constvals(graph)]
     return format_graph(graph) + "\nconsts " + " ".join(consts)
 
 

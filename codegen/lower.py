@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import Buffer, DotKernel, IndexMap, Load, LoopKernel, Store
+from tracegrad.passes.kernels import (Buffer, CondStep, DotKernel, IndexMap, Load, LoopKernel,
+                                     LoopStep, Store)
 
 from . import blas, threads, units
 from .irutil import I64, PTR, align_up, declare, i64
@@ -171,10 +172,6 @@ class ProgramEmitter:
 
     def __init__(self, kp, name: str = "program", n_threads: int = 1, environment: str = ""):
         """`environment`: fingerprint.kernel_environment(), hashed into every unit's key."""
-        for kernel in kp.kernels:
-            if not isinstance(kernel, (LoopKernel, DotKernel)):
-                raise NotImplementedError(f"codegen: {type(kernel).__name__} {kernel.name!r} has "
-                                          "no native lowering yet (loop and cond steps)")
         self.kp, self.layout, self.n_threads = kp, plan_layout(kp), n_threads
         self.environment = environment
         self.module = ir.Module(name=name)
@@ -269,6 +266,10 @@ class ProgramEmitter:
 
     def _emit_kernel(self, kernel):
         self.part_calls += 1
+        if isinstance(kernel, (LoopStep, CondStep)):
+            from . import loops  # loops.py builds on this module's emitter
+            loops.emit_step(self, kernel)
+            return
         if isinstance(kernel, DotKernel):
             if not blas.prefers_inline(kernel):
                 ptrs = [self._pointer(buf) for buf in (kernel.a, kernel.b, kernel.out)]

@@ -22,9 +22,9 @@ import numpy as np
 from llvmlite import ir
 
 from tracegrad.ir.core import ShapedArray, short_dtype
-from tracegrad.passes.kernels import LoopKernel
+from tracegrad.passes.kernels import DotKernel, LoopKernel
 
-from . import blas, cache, fastcall, fingerprint, llvm_util, threads
+from . import blas, cache, fastcall, fingerprint, llvm_util, loops, threads
 from .lower import ARENA_ALIGN
 
 
@@ -47,6 +47,7 @@ def register_symbols() -> None:
     table = dict(_libc_symbols())
     table.update(blas.symbols())
     table.update(threads.symbols())
+    table.update(loops.symbols())
     abi = fastcall.python_abi()
     if abi is not None:
         table.update(abi.symbols)
@@ -102,8 +103,10 @@ def program_work(kp) -> int:
     for k in kp.kernels:
         if isinstance(k, LoopKernel):
             work += int(np.prod(k.domain, dtype=np.int64))
-        else:
+        elif isinstance(k, DotKernel):
             work += k.batch * k.m * k.n * k.k // 16
+        else:  # a loop or cond step
+            work += loops.step_work(k, program_work)
     return work
 
 

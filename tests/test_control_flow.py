@@ -493,7 +493,6 @@ def test_dce_drops_unused_branch_outputs_and_operands():
 
 # ---- compiled mode ---------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="compiled loops: codegen pending")
 def test_jit_of_a_scan_matches_eager():
     args = rnn_params()
     h, hs = tg.jit(rnn_scan)(*args)

@@ -294,7 +294,6 @@ def test_vjp_of_a_loop_inside_a_trace():
     np.testing.assert_allclose(prog(x, xs), fd / (2 * eps), rtol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason="compiled loops: codegen pending")
 def test_loops_inside_grad_inside_jit():
     args = rnn_args()
     value, grads = tg.compile_grad(rnn_loss)(*args)
