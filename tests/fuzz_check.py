@@ -16,7 +16,10 @@ and compares:
   * jit, compile_grad, traced vjp and value_and_grad == eager, within the tolerance of D
     (and the signs of zero outputs of jit agree);
   * in float64, the dot-product test <t, grad> == (L(x + eps t) - L(x - eps t)) / 2 eps
-    with L the numpy reference (stop_gradient held constant), and jvp == <t, grad>.
+    with L the numpy reference (stop_gradient held constant), and jvp == <t, grad>;
+  * for a quarter of the programs, Hessian-vector products (grad of grad) against
+    differences of the eager gradient, and compile_grad of grad against the interpreter.
+Compiled functions take the inputs positionally or as one dict or list (pytrees).
 
 Tolerances: |got - want| <= rtol |want| + atol max(1, max |want|) + 16 noise,
 where noise is how far the same quantity computed in float32 is from float64
@@ -29,6 +32,7 @@ differently.
 from __future__ import annotations
 
 import contextlib
+import os
 import traceback
 from dataclasses import dataclass
 
@@ -48,6 +52,9 @@ FD_RTOL = 1e-5
 NOISE = 16   # times the float32-vs-float64 deviation: one sample of the rounding error
 SET = ("", " (set 1)")        # how check names mark the second input set
 SIGNED_ZEROS = "sum_negative_zero" not in KNOWN_BUGS  # compare the signs of zero results
+# fuzz_runner gives its children a private cache directory: compiled code then goes through
+# the disk cache (written by one program or child, read by later ones); elsewhere it is off.
+DISK_CACHE = None if os.environ.get("TRACEGRAD_FUZZ_DISK_CACHE") else False
 
 
 def run_ref(prog, mode, which=0, ns=None, args=None):
@@ -62,10 +69,11 @@ def _data(x):
     return np.asarray(getattr(x, "data", x))
 
 
-def run_eager(prog, mode, which=0):
+def run_eager(prog, mode, which=0, args=None):
     """Eager tensors: (outputs, loss, gradients); an input the loss does not reach gets zeros."""
     f, loss = prog.build(mode, tnp, ops, tracegrad)
-    xs = [tracegrad.tensor(x, requires_grad=True) for x in prog.args(mode, which)]
+    args = prog.args(mode, which) if args is None else args
+    xs = [tracegrad.tensor(x, requires_grad=True) for x in args]
     outs = [_data(o) for o in f(*xs)]
     value = loss(*xs)
     if getattr(value, "requires_grad", False):
@@ -199,7 +207,7 @@ class Checker:
             self.expect_all(f"eager outputs vs numpy{SET[which]}", e.outs, e.ref, e.noise_out)
         for check in (self.check_interpreter, self.check_jit, self.check_compile_grad,
                       self.check_ir_grad, self.check_value_and_grad,
-                      self.check_finite_differences):
+                      self.check_finite_differences, self.check_second_order):
             with self.stage(check.__name__[6:]):
                 check()
         return self.failures
@@ -231,19 +239,41 @@ class Checker:
     def _skip_compiled(self) -> bool:
         return self.prog.control_flow and "jit_control_flow" in KNOWN_BUGS
 
+    def _compiled(self, fn, grad):
+        """jit or compile_grad of `fn`, taking the inputs in the program's call style."""
+        params, style = self.prog.params, self.prog.call_style
+        packed = {"dict": lambda d: fn(*(d[p] for p in params)),
+                  "list": lambda xs: fn(*xs)}.get(style, fn)
+        if not grad:
+            return tracegrad.jit(packed, disk_cache=DISK_CACHE)
+        argnums = tuple(range(len(params))) if style == "positional" else 0
+        return tracegrad.compile_grad(packed, argnums=argnums, disk_cache=DISK_CACHE)
+
+    def _call(self, compiled, which=0, first_call=False, grad=False):
+        """Call in the program's call style; gradients come back as a list in input order."""
+        xs = self._args(which, first_call)
+        style = self.prog.call_style
+        args = ({p: x for p, x in zip(self.prog.params, xs)},) if style == "dict" else (
+            (xs,) if style == "list" else xs)
+        out = compiled(*args)
+        if not grad:
+            return out
+        value, grads = out
+        return value, [grads[p] for p in self.prog.params] if style == "dict" else list(grads)
+
     def check_jit(self):
         """One jit function called on set 0, set 1, then set 0 again (its cache)."""
         if self._skip_compiled():
             return
         f, _ = self._functions()
-        jf = tracegrad.jit(f, disk_cache=False)
-        first = list(jf(*self._args(0, first_call=True)))
+        jf = self._compiled(f, grad=False)
+        first = list(self._call(jf, 0, first_call=True))
         for which in (0, 1):
-            got = first if which == 0 else list(jf(*self._args(1)))
+            got = first if which == 0 else list(self._call(jf, 1))
             e = self.sets[which]
             self.expect_all(f"jit vs eager{SET[which]}", got, e.outs, e.noise_out,
                             signed_zeros=SIGNED_ZEROS)
-        self.expect_all("jit set 0 again vs first call", list(jf(*self._args(0))), first,
+        self.expect_all("jit set 0 again vs first call", list(self._call(jf, 0)), first,
                         exact=True)
 
     def check_compile_grad(self):
@@ -251,17 +281,16 @@ class Checker:
         if self._skip_compiled():
             return
         _, loss = self._functions()
-        argnums = tuple(range(len(self.prog.inputs)))
-        cg = tracegrad.compile_grad(loss, argnums=argnums, disk_cache=False)
-        first = cg(*self._args(0, first_call=True))
+        cg = self._compiled(loss, grad=True)
+        first = self._call(cg, 0, first_call=True, grad=True)
         for which in (0, 1):
-            value, grads = first if which == 0 else cg(*self._args(1))
+            value, grads = first if which == 0 else self._call(cg, 1, grad=True)
             e = self.sets[which]
             self.expect(f"compile_grad loss vs eager{SET[which]}", value, e.loss, e.noise_loss,
                         signed_zeros=SIGNED_ZEROS)
             self.expect_all(f"compile_grad grads vs eager{SET[which]}", grads, e.grads,
                             e.noise_grad)
-        value, grads = cg(*self._args(0))
+        value, grads = self._call(cg, 0, grad=True)
         self.expect_all("compile_grad set 0 again vs first call", [value, *grads],
                         [first[0], *first[1]], exact=True)
 
@@ -282,8 +311,6 @@ class Checker:
                             e.noise_grad)
 
     def check_value_and_grad(self):
-        if self.prog.control_flow and "grad_control_flow" in KNOWN_BUGS:
-            return
         _, loss = self._functions()
         argnums = tuple(range(len(self.prog.inputs)))
         for which, e in enumerate(self.sets):
@@ -298,30 +325,85 @@ class Checker:
         xs = p.args("float64")
         rng = np.random.default_rng(p.seed + 7)
         ts = [rng.standard_normal(x.shape) for x in xs]
-        lhs = sum(float(np.vdot(t, g)) for t, g in zip(ts, grads64))
-        scale = sum(float(np.sum(np.abs(t * g))) for t, g in zip(ts, grads64))
-        fds = [self._fd(xs, ts, eps) for eps in FD_EPS]
-        if not any(abs(lhs - fd) <= FD_RTOL * (abs(lhs) + scale) + tol for fd, tol in fds):
-            self.fail("dot-product test (float64)",
-                      f"<t, grad> = {lhs!r}, finite differences give "
-                      f"{[round(fd, 12) for fd, _ in fds]} for eps {list(FD_EPS)}")
+        ns = RefNumpy()
+        with ns.recording() as frozen:
+            run_ref(p, "float64", ns=ns, args=xs)
+
+        def ref_loss(args):
+            with ns.freeze(frozen):  # stop_gradient: its operand is a constant
+                return float(run_ref(p, "float64", ns=ns, args=args)[1])
+
+        lhs = self._dot_product_test("dot-product test (float64)", grads64, ref_loss, xs, ts)
         _, loss = p.build("float64", tnp, ops, tracegrad)
         _, tangent = tracegrad.jvp(loss, xs, ts)
+        scale = sum(float(np.sum(np.abs(t * g))) for t, g in zip(ts, grads64))
         if not abs(float(tangent) - lhs) <= 1e-9 * (abs(lhs) + scale) + 1e-12:
             self.fail("jvp vs <t, grad> (float64)", f"jvp gives {float(tangent)!r}, <t, grad> = {lhs!r}")
 
-    def _fd(self, xs, ts, eps):
-        """(central difference of the reference loss along ts, its rounding error bound)."""
-        ns = RefNumpy()
-        with ns.recording() as frozen:
-            base = run_ref(self.prog, "float64", ns=ns, args=xs)[1]
-        values = []
-        for sign in (1, -1):
-            with ns.freeze(frozen):
-                moved = [x + sign * eps * t for x, t in zip(xs, ts)]
-                values.append(float(run_ref(self.prog, "float64", ns=ns, args=moved)[1]))
-        rounding = 1e-13 * (abs(float(base)) + 1.0) / eps
-        return (values[0] - values[1]) / (2 * eps), rounding
+    def _dot_product_test(self, name, grads, fn, xs, ts):
+        """<t, grads> against central differences of fn along t; returns <t, grads>."""
+        lhs = sum(float(np.vdot(t, g)) for t, g in zip(ts, grads))
+        scale = sum(float(np.sum(np.abs(t * g))) for t, g in zip(ts, grads))
+        base = abs(fn(xs)) + 1.0
+        fds = []
+        for eps in FD_EPS:
+            plus, minus = (fn([x + sign * eps * t for x, t in zip(xs, ts)]) for sign in (1, -1))
+            fd = (plus - minus) / (2 * eps)
+            fds.append(fd)
+            if abs(lhs - fd) <= FD_RTOL * (abs(lhs) + scale) + 1e-13 * base / eps:
+                return lhs
+        self.fail(name, f"<t, grad> = {lhs!r}, finite differences give "
+                        f"{[round(fd, 12) for fd in fds]} for eps {list(FD_EPS)}")
+        return lhs
+
+    def _gradient_functions(self, mode, us):
+        """(x -> grad loss(x), x -> <grad loss(x), u>) in float dtype `mode`."""
+        _, loss = self.prog.build(mode, tnp, ops, tracegrad)
+        grad = tracegrad.grad(loss, argnums=tuple(range(len(us))))
+        us = [u.astype(mode) for u in us]
+
+        def directional(*xs):
+            return sum(tnp.sum(g * u) for g, u in zip(grad(*xs), us))
+        return grad, directional
+
+    def check_second_order(self):
+        """Hessian-vector products: forward-over-reverse (jvp of grad) against differences of
+        the eager gradient in float64; reverse-over-reverse (grad of <grad, u>) against it
+        where reverse mode can be nested (not through while_loop, by design); compiled
+        against the interpreter in D."""
+        p = self.prog
+        if not p.second_order:
+            return
+        rng = np.random.default_rng(p.seed + 11)
+        us = [rng.standard_normal(x.shape) for x in p.inputs]
+        ts = [rng.standard_normal(x.shape) for x in p.inputs]
+        argnums = tuple(range(len(us)))
+        xs = p.args("float64")
+        grad64, directional64 = self._gradient_functions("float64", us)
+        hv = tracegrad.jvp(grad64, xs, us)[1]
+
+        def eager_directional(args):
+            return sum(float(np.vdot(g, u)) for g, u in zip(run_eager(p, "float64", args=args)[2], us))
+
+        self._dot_product_test("Hessian-vector product, jvp of grad (float64)", hv,
+                               eager_directional, xs, ts)
+        nested_reverse = "while" not in self.primitives
+        if nested_reverse:
+            hv_rev = tracegrad.grad(directional64, argnums=argnums)(*xs)
+            self.expect_all("grad of grad vs jvp of grad (float64)", hv_rev, hv)
+        if self._skip_compiled():
+            return
+        grad, directional = self._gradient_functions(self.mode, us)
+        args = self._args(0)
+        if nested_reverse:
+            want = tracegrad.value_and_grad(directional, argnums=argnums)(*args)[1]
+            got = tracegrad.compile_grad(directional, argnums=argnums, disk_cache=DISK_CACHE)(*args)[1]
+        else:
+            usd = [u.astype(self.mode) for u in us]
+            want = tracegrad.jvp(grad, args, usd)[1]
+            got = tracegrad.jit(lambda *a: tracegrad.jvp(grad, a, usd)[1], disk_cache=DISK_CACHE)(*args)
+        self.expect_all("compiled second order vs interpreter", got, want,
+                        [_noise(w, h) for w, h in zip(want, hv)])
 
 
 def check_program(prog):

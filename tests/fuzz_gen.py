@@ -94,6 +94,8 @@ class Program:
     cotangents: list                 # per output: float64 array, or None (not in the loss)
     strided: list = field(default_factory=list)  # per input: pass a non-contiguous view
     nodes: dict = field(default_factory=dict)    # every name -> (shape, dtype class)
+    call_style: str = "positional"   # how compiled functions get the inputs: or "dict", "list"
+    second_order: bool = False       # also check Hessian-vector products (no stop_gradient)
 
     def source(self) -> str:
         """Python source of `f` (the outputs) and `loss` (a float scalar)."""
@@ -431,4 +433,7 @@ def _finish(g: Gen, dtype: str) -> Program:
     inputs2 = [g.nodes[int(p[1:])].vals[("float64", 1)] for p in g.params]
     return Program(g.seed, dtype, list(g.params), inputs, inputs2, dict(g.consts), list(g.lines),
                    [n.name for n in outputs], [n.sym for n in outputs], cots, strided,
-                   {n.name: (n.shape, n.sym) for n in g.nodes})
+                   {n.name: (n.shape, n.sym) for n in g.nodes},
+                   g.choice(["positional", "positional", "dict", "list"]),
+                   # a difference of the gradient differentiates through stop_gradient
+                   g.coin(0.25) and not any("stop_gradient" in line for line in g.lines))

@@ -5,7 +5,9 @@
 and printing `BEGIN <seed>` before and `RESULT <json>` after each program.  A
 child that dies (a signal, an exit without a result) or stays silent past the
 timeout is recorded as a failure of the seed it had begun, and a new child
-goes on with the next seed.  Results are dicts: seed, dtype, failures (a list
+goes on with the next seed.  The children share a disk cache of compiled code in
+a temporary directory, so cache entries written by one program are read by
+others.  Results are dicts: seed, dtype, failures (a list
 of [check, message]), primitives (those in the traced program) and seconds.
 """
 from __future__ import annotations
@@ -73,19 +75,21 @@ def _blame(results, seeds, current, why, stderr_path):
                                       else f"the child did not start ({why})", stderr_path)
 
 
-def _child_env():
-    """The parent's module search path, so that the child imports the same tracegrad."""
+def _child_env(cache_dir):
+    """The parent's module search path (so that the child imports the same tracegrad) and a
+    disk cache of compiled code private to this run."""
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep) + [os.path.abspath(p or ".")
                                                                  for p in sys.path]
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p),
+                TRACEGRAD_CACHE_DIR=cache_dir, TRACEGRAD_FUZZ_DISK_CACHE="1")
 
 
-def _run_child(seeds, results, timeout):
+def _run_child(seeds, results, timeout, cache_dir):
     """Run `seeds` in one child; returns the seeds it did not get to (after a crash)."""
     with tempfile.NamedTemporaryFile("w+", suffix=".stderr", delete=False) as err:
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fuzz_runner.py"), "--child",
                                  *map(str, seeds)], stdout=subprocess.PIPE, stderr=err, text=True,
-                                env=_child_env())
+                                env=_child_env(cache_dir))
     q: queue.Queue = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     current = None
@@ -115,9 +119,9 @@ def _run_child(seeds, results, timeout):
     return [s for s in seeds if s not in results]
 
 
-def _worker(seeds, results, timeout):
+def _worker(seeds, results, timeout, cache_dir):
     while seeds:
-        seeds = _run_child(seeds, results, timeout)
+        seeds = _run_child(seeds, results, timeout, cache_dir)
 
 
 def run_seeds(seeds, jobs=None, timeout=PROGRAM_TIMEOUT) -> dict:
@@ -125,12 +129,13 @@ def run_seeds(seeds, jobs=None, timeout=PROGRAM_TIMEOUT) -> dict:
     seeds = list(seeds)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(seeds)))
     results: dict = {}
-    threads = [threading.Thread(target=_worker, args=(seeds[j::jobs], results, timeout))
-               for j in range(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with tempfile.TemporaryDirectory(prefix="tracegrad-fuzz-cache-") as cache_dir:
+        threads = [threading.Thread(target=_worker, args=(seeds[j::jobs], results, timeout,
+                                                          cache_dir)) for j in range(jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return results
 
 

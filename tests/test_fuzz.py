@@ -195,16 +195,8 @@ def _counted_loop(x):
                                 (np.int32(0), x))[1]
 
 
-@pytest.mark.xfail(strict=True, reason="grad_control_flow: tracegrad.grad(lambda x: tnp.sum("
-                   "while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 0.5), "
-                   "(np.int32(0), x))[1]))(np.ones(2)) raises AttributeError: while has 2 "
-                   "outputs: use `outs` (passes/worklist.py)")
-def test_known_bug_grad_control_flow():
-    grad = tracegrad.grad(lambda x: tnp.sum(_counted_loop(x)))(np.ones(2))
-    assert grad.tolist() == [0.125, 0.125]
-
-
-@pytest.mark.xfail(strict=True, reason="jit_control_flow: tracegrad.jit of the same while_loop "
-                   "raises AttributeError: while has 2 outputs: use `outs`")
+@pytest.mark.xfail(strict=True, reason="jit_control_flow: tracegrad.jit(lambda x: while_loop("
+                   "lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 0.5), (np.int32(0), x))[1])"
+                   "(np.ones(2)) raises AttributeError: while has 2 outputs: use `outs`")
 def test_known_bug_jit_control_flow():
     assert tracegrad.jit(_counted_loop)(np.ones(2)).tolist() == [0.125, 0.125]
