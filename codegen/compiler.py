@@ -253,7 +253,7 @@ def compile_graph(graph, plan, name: str = "program", disk_cache=None,
     """
     stages = Stages(name)
     requested = threads.thread_count(n_threads)
-    key, store = None, None
+    key = None
     with llvm_util.LOCK:
         store = _prepare(disk_cache)
     if store is not None:
