@@ -237,10 +237,12 @@ def compile_program(kp, name: str = "program", disk_cache=None, n_threads: int |
     return cp
 
 
-def graph_environment(requested_threads: int) -> dict:
-    """What, besides the graph, decides its program: the thread counts the plan starts from."""
-    return fingerprint.program_environment(threads=requested_threads, cpus=os.cpu_count(),
-                                           blas_threads=blas.thread_count())
+def graph_environment(plan, requested_threads: int) -> dict:
+    """What, besides the graph, decides its program: the planner (its source is in the
+    fingerprint) and the thread counts the plan starts from."""
+    planner = f"{getattr(plan, '__module__', '')}.{getattr(plan, '__qualname__', repr(plan))}"
+    return fingerprint.program_environment(planner=planner, threads=requested_threads,
+                                           cpus=os.cpu_count(), blas_threads=blas.thread_count())
 
 
 def compile_graph(graph, plan, name: str = "program", disk_cache=None,
@@ -258,7 +260,7 @@ def compile_graph(graph, plan, name: str = "program", disk_cache=None,
         store = _prepare(disk_cache)
     if store is not None:
         with stages.stage("key"):
-            key = cache.graph_key(graph, graph_environment(requested))
+            key = cache.graph_key(graph, graph_environment(plan, requested))
         with llvm_util.LOCK:
             cp = _load(store, key, stages)
         if cp is not None:
