@@ -9,7 +9,8 @@ The package, one concern per module, in pipeline order: `views` (the view
 algebra), `body` (kernel bodies: SSA instructions, CSE, folding), `expand`
 (values at views into a body), `state` (which values are stored), `tasks`
 (the stores kernels make), `merge` (horizontal fusion), `planning` (the
-recompute policy and the planning loop), `emission` (kernels, names, liveness).
+recompute policy and the planning loop), `emission` (kernels, names, liveness),
+`control` (control-flow equations as steps with sub-programs).
 
 >>> import numpy as np
 >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
@@ -37,6 +38,11 @@ Buffers.  Inputs, constants and outputs are buffers; so are the results of
 reductions, dots and concatenations (always), dot operands a DotKernel cannot
 read in place, operands of reshapes no affine index map expresses, strided
 pads, and the values the recompute policy below decides to store.
+
+Control flow.  The operands and outputs of `cond`, `while`, `scan` and
+`while_vjp` are buffers (a reshape of a buffer is read in place, a literal is
+filled into a temp); each becomes a LoopStep or CondStep whose bodies are
+planned once, recursively, by this planner (`control`).
 
 Views.  A loop kernel iterates over a domain; inside it a value is needed at
 an affine function of the domain index, a `View`: one row `c + sum_k a_k i_k`
