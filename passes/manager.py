@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tracegrad.ir import Graph, VerifyError, format_graph, verify
+from tracegrad.ir.core import map_subgraphs, subgraphs
 
 from .cse import cse
 from .dce import dce
@@ -158,7 +159,18 @@ def cleanup_by_rounds(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Gra
 def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
     """`cleanup_by_rounds(graph, max_rounds)`, computed incrementally: after the
     first round each pass revisits only the equations whose inputs or their
-    producers changed (see `passes/worklist.py`).  Returns `graph` itself when
-    it is already clean.
+    producers changed (see `passes/worklist.py`).  The bodies of control-flow
+    equations are cleaned first, each as a graph of its own (a body keeps its
+    inputs and its number of outputs, so its equation stays valid).  Returns
+    `graph` itself when it is already clean.
     """
-    return clean(graph, max_rounds)
+    return clean(clean_bodies(graph, max_rounds), max_rounds)
+
+
+def clean_bodies(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
+    """`graph` with every control-flow body cleaned (recursively)."""
+    eqns = [map_subgraphs(e, lambda body: cleanup(body, max_rounds)) if subgraphs(e) else e
+            for e in graph.eqns]
+    if all(a is b for a, b in zip(eqns, graph.eqns)):
+        return graph
+    return graph.replace(eqns=eqns)
