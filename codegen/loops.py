@@ -3,11 +3,14 @@
 A step is `void tg_step<n>(ptr arena, ptr p0, ptr p1, ...)`, internal and noinline, in the
 entry module: one pointer per distinct buffer the step reads or writes, so a nested step
 (whose operands are its parent body's run-time pointers) is called exactly like a top-level
-one.  Inside, the loop or the branch is LLVM control flow, and each body program's kernels
-are calls of their compile units (units.py) made by a `Scope`: the same calls the entry
-makes (`lower.ProgramEmitter._emit_kernel`, small products as loops, never threads), with
-the body's buffers bound to run-time pointers.  A body is emitted once, whatever the trip
-count, so compile time does not grow with it.
+one.  Inside, the loop or the branch is LLVM control flow; a `Scope` binds each body
+program's buffers to run-time pointers and calls its code.  A body without nested steps is
+one compile unit (`BodyUnit`: its kernels linked into one module behind one function, so a
+trip is one call, LLVM inlines the kernels into it, and equal bodies compile once); a body
+with nested steps calls its kernels' units one by one, as the entry does
+(`lower.ProgramEmitter._emit_kernel`, never threads).  Small products are loops, not BLAS
+calls (blas.prefers_inline).  A body is emitted once, whatever the trip count, so compile
+time does not grow with it.
 
 Memory.
 * Carries are double buffers (`carries[j]`, `scratch[j]`): phis hold the current and the
@@ -28,14 +31,16 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import CondStep, LoopStep
+from tracegrad.passes.kernels import CondStep, DotKernel, LoopKernel, LoopStep
 
-from . import units
+from . import blas, llvm_util, outline, units
 from .irutil import I64, PTR, align_up, declare, i64
+from .kernel import KernelEmitter
 from .lower import ProgramEmitter, plan_arena
 from .scalar_ops import storage_type
 
@@ -132,10 +137,120 @@ class Scope(ProgramEmitter):
         self.bound.update({id(b): p for b, p in zip(kp.outputs, outputs)})
         self.free_offset = region + nbytes
         self.high = max(self.high, self.free_offset)
+        if BodyUnit.fits(kp):
+            self._call_body(kp)
+        else:
+            for kernel in kp.kernels:
+                for part in units.independent_parts(kernel):
+                    self._emit_kernel(part)
+        self.free_offset = region
+
+    def _call_body(self, kp):
+        mine = BodyUnit(kp, self.environment)
+        unit = self.units.setdefault(mine.key, mine)  # an equal body compiles once
+        fn = declare(self.module, unit.symbol, VOID, unit.arg_types())
+        self.b.call(fn, [self._pointer(buf) for buf in mine.args])
+        self.n_calls += 1
+
+
+# ---- a whole loop body as one compile unit -----------------------------------------------------
+
+class _Text:
+    """IR text that `llvm_util.parse` reads like a module (str() gives it)."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __str__(self):
+        return self.text
+
+
+class BodyUnit:
+    """A body program without nested steps as one compile unit: its distinct kernels (in
+    canonical form, units.py) and a function `tg_body_<key>(ptr...)` calling them in order,
+    one pointer per buffer of the body, so a trip is one call and LLVM may inline the
+    kernels into it.  Small products are loops (blas.dot_as_loop), larger ones BLAS calls.
+
+    Like a KernelUnit it has a `key` (the canonical text and the compiler's environment),
+    a `symbol` and `build()`; the program's other units and the disk cache treat it alike.
+    """
+
+    def __init__(self, kp, environment: str):
+        self.kernels, self.calls, positions = [], [], {}
+        self.args = []  # the body's buffers in argument order (this program's own)
+        texts = {}
         for kernel in kp.kernels:
             for part in units.independent_parts(kernel):
-                self._emit_kernel(part)
-        self.free_offset = region
+                self._add(part, texts, positions)
+        wiring = [f"call {c[0]} " + " ".join(f"{p}+{s}" for p, s in c[1]) for c in self.calls]
+        args = " ".join(f"{np.dtype(b.dtype).str}" for b in self.args)
+        self.text = "\n".join(["body", f"args {args}"] + list(texts) + wiring)
+        self.key = hashlib.sha256((self.text + "\n" + environment).encode()).hexdigest()
+
+    @staticmethod
+    def fits(kp) -> bool:
+        return all(isinstance(k, (LoopKernel, DotKernel)) for k in kp.kernels)
+
+    def _position(self, buf, positions) -> int:
+        if id(buf) not in positions:
+            positions[id(buf)] = len(self.args)
+            self.args.append(buf)
+        return positions[id(buf)]
+
+    def _add(self, part, texts, positions):
+        if isinstance(part, DotKernel) and not blas.prefers_inline(part):
+            wires = [(self._position(b, positions), 0) for b in (part.a, part.b, part.out)]
+            self.calls.append((part, wires))
+            texts.setdefault(f"blas {part.batch} {part.m} {part.k} {part.n} {part.trans_a} "
+                             f"{part.trans_b} {np.dtype(part.out.dtype).str}")
+            return
+        if isinstance(part, DotKernel):
+            part = blas.dot_as_loop(part)
+        canon, args = units.canonical_form(part)
+        text = units.canonical_text(canon, False)
+        if text not in texts:
+            texts[text] = len(self.kernels)
+            self.kernels.append(canon)
+        wires = [(self._position(buf, positions), shift * np.dtype(buf.dtype).itemsize)
+                 for buf, shift in args]
+        self.calls.append((texts[text], wires))
+
+    @property
+    def symbol(self) -> str:
+        return f"tg_body_{self.key[:32]}"
+
+    def arg_types(self) -> list:
+        return [PTR] * len(self.args)
+
+    def build_module(self):
+        return self.build()[0]
+
+    def build(self):
+        """(the linked module's IR text, optimization level)."""
+        wrapper = ir.Module(name=self.symbol)
+        fn = ir.Function(wrapper, ir.FunctionType(VOID, self.arg_types()), self.symbol)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        for target, wires in self.calls:
+            ptrs = [_offset(b, fn.args[p], shift) if shift else fn.args[p] for p, shift in wires]
+            if isinstance(target, DotKernel):
+                blas.emit_product(b, target, *ptrs)
+            else:
+                b.call(declare(wrapper, self._kernel_name(target), VOID, [PTR] * len(ptrs)), ptrs)
+        b.ret_void()
+        ref = llvm_util.parse(wrapper)
+        for j, canon in enumerate(self.kernels):
+            module = ir.Module(name=self._kernel_name(j))
+            math = outline.MathFunctions(module)
+            KernelEmitter(module, canon, self._kernel_name(j), math).emit()
+            math.finish()
+            ref.link_in(llvm_util.parse(module))
+        for f in ref.functions:
+            if f.name.startswith(self.symbol + ".") and not f.is_declaration:
+                f.linkage = "internal"
+        return _Text(str(ref)), 3
+
+    def _kernel_name(self, j) -> str:
+        return f"{self.symbol}.k{j}"
 
 
 # ---- small IR helpers --------------------------------------------------------------------------

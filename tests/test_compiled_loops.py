@@ -200,3 +200,17 @@ def test_a_while_loop_whose_tape_grows_many_times():
     eager_value, eager_g = tg.value_and_grad(f)(x)
     _close(value, eager_value)
     _close(g, eager_g, rtol=1e-9)
+
+
+def test_equal_loop_bodies_are_one_compile_unit():
+    """Two scans with the same body: one body unit, called by both steps."""
+    def f(x, xs):
+        step = lambda c, v: (np.tanh(c * v + 0.5), None)  # noqa: E731
+        return np.sum(tg.scan(step, x, xs)[0]) + np.sum(tg.scan(step, x * 2.0, xs)[0])
+    args = (np.array([0.1, 0.2]), np.linspace(0.0, 1.0, 5))
+    kp = fuse(_cleaned(f, args))
+    lowered = lower_program(kp)
+    bodies = [u for u in lowered.units if u.symbol.startswith("tg_body_")]
+    assert len(bodies) == 1
+    assert str(lowered.module).count(f"call void @\"{bodies[0].symbol}\"") == 2
+    _close(tg.jit(f, disk_cache=False)(*args), f(*args))
