@@ -32,4 +32,5 @@ def __getattr__(name):
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
+           "cond", "switch", "while_loop", "fori_loop", "scan",
            "UnexpectedTracerError", "SpecializationLimitWarning"]
