@@ -67,8 +67,9 @@ def main():
             x = rng.uniform(lo, hi, args.n).astype(dt)
             y = np.empty_like(x)
             k = kernels[f"{name}_{tag}"]
-            ours = best_ms(lambda: k(x.ctypes.data, y.ctypes.data, x.size), args.repeat)
-            ref_call = (lambda: np.copyto(y, x)) if name == "copy" else (lambda: np_fn(x, out=y))
+            ours = best_ms(lambda k=k, x=x, y=y: k(x.ctypes.data, y.ctypes.data, x.size), args.repeat)
+            ref_call = ((lambda x=x, y=y: np.copyto(y, x)) if name == "copy"
+                        else (lambda f=np_fn, x=x, y=y: f(x, out=y)))
             ref = best_ms(ref_call, args.repeat)
             print(f"| {name} | {tag} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f} |")
     del engine

@@ -116,7 +116,7 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> dict:
     out = {}
     for dtype in (np.float32, np.float64):
         a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
-        out[f"GFLOPs_{np.dtype(dtype).name}"] = 2 * n ** 3 / best_seconds(lambda: a @ b, reps) / 1e9
+        out[f"GFLOPs_{np.dtype(dtype).name}"] = 2 * n ** 3 / best_seconds(lambda a=a, b=b: a @ b, reps) / 1e9
     out["n"] = n
     return out
 

@@ -360,7 +360,7 @@ def _checked(rule: Rule, eqn: Eqn, result):
         try:
             aval = result.prim.shape_rule(*[a.aval for a in result.inputs], **result.params)
         except ShapeError as e:
-            raise RewriteError(f"rule {rule.name} built an ill-typed {result.prim.name}: {e}")
+            raise RewriteError(f"rule {rule.name} built an ill-typed {result.prim.name}: {e}") from e
         ok = result.out is eqn.out and aval == eqn.out.aval
     else:
         ok = isinstance(result, (Var, Literal)) and _same_aval(result, eqn.out)

@@ -129,7 +129,7 @@ def test_grad_graph_matches_central_differences(case):
     gg = checked(grad_graph(graph, argnums=argnums))
     value, *grads = run(gg, *args)
     assert value == run(graph, *args)[0]
-    for i, (grad, jac) in enumerate(zip(grads, fd_jacobian(graph, args, 0, case.fd_step))):
+    for grad, jac in zip(grads, fd_jacobian(graph, args, 0, case.fd_step)):
         np.testing.assert_allclose(grad.ravel(), jac[0], rtol=case.tol, atol=case.tol)
 
 

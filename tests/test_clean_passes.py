@@ -353,7 +353,7 @@ def test_inexact_identities_are_not_applied(case, fn, avals):
 def test_convert_chains_collapse_only_where_exact(src):
     for mid in sorted(LOSSLESS_WIDENING[src], key=str):
         for dst in (F32, F64, I32, I64, BOOL):
-            g = trace(lambda x: ops.convert(ops.convert(x, mid), dst), ((10,), src))
+            g = trace(lambda x, mid=mid, dst=dst: ops.convert(ops.convert(x, mid), dst), ((10,), src))
             out = verify(cleanup(g))
             run_both(g, out, example_args(g))
             if not (src.kind == "f" and dst.kind == "i"):
@@ -456,7 +456,7 @@ STRUCTURAL_DETOURS = {
     "broadcast": _broadcast_detour,
     "slice": _whole("slice"),
     "pad": _whole("pad"),
-    **{p: (lambda p: lambda draw, x: ops.bind(p, x, axes=()))(p)
+    **{p: (lambda q: lambda draw, x: ops.bind(q, x, axes=()))(p)
        for p in ["reduce_sum", "reduce_max", "reduce_min"]},
 }
 
@@ -480,11 +480,11 @@ def _with_literal(prim, value, left=False):
 # (name, dtype kinds, arity, op(draw, *operands)); each op keeps its operand's shape
 # (rank-0 operands of binary ops broadcast) and dtype.
 def _unaries(kinds, names):
-    return [(p, kinds, 1, (lambda p: lambda d, x: ops.bind(p, x))(p)) for p in names]
+    return [(p, kinds, 1, (lambda q: lambda d, x: ops.bind(q, x))(p)) for p in names]
 
 
 def _binaries(kinds, names):
-    return [(p, kinds, 2, (lambda p: lambda d, x, y: ops.bind(p, x, y))(p)) for p in names]
+    return [(p, kinds, 2, (lambda q: lambda d, x, y: ops.bind(q, x, y))(p)) for p in names]
 
 
 def _literal_ops(kinds, cases):

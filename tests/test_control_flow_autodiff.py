@@ -128,7 +128,7 @@ def test_fori_loop_gradients():
 def test_cond_and_switch_gradients_on_each_branch():
     x, y = _rng().standard_normal(3), _rng(1).standard_normal(3)
     for p in (F64(1.0), F64(-1.0)):
-        check_grads(lambda x, y: cond_loss(p, x, y), (x, y), order=2)
+        check_grads(lambda x, y, p=p: cond_loss(p, x, y), (x, y), order=2)
     check_grads(switch_loss, (x,), order=2)
     check_grads(switch_loss, (-x,), order=2)
 

@@ -6,7 +6,7 @@ import pytest
 import tracegrad
 import tracegrad.numpy as tnp
 from tracegrad.ir import (PRIMITIVES, Eqn, Graph, GraphBuilder, Literal, ShapedArray, Var,
-                          VerifyError, eval_graph, eval_graph_bind, format_graph, ops, to_dot,
+                          VerifyError, eval_graph, eval_graph_bind, ops, to_dot,
                           to_networkx, verify)
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)

@@ -148,7 +148,7 @@ def _eager_carry(carry, values, leaves):
 
 def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
     values, ys = carry.arrays(), []
-    for step, i in enumerate(range(length - 1, -1, -1) if reverse else range(length)):
+    for i in (range(length - 1, -1, -1) if reverse else range(length)):
         x = tree_unflatten(xs_tree, [leaf[i] for leaf in xs_leaves])
         while True:
             leaves, y = _eager_step(f, carry, values, x)
