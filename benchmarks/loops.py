@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import platform
-import time
 
 import numpy as np
 

@@ -22,7 +22,7 @@ from tracegrad.ir import ops
 from tracegrad.ir.core import Literal, Var
 from tracegrad.passes.kernels import Buffer, CondStep, LoopStep, TapeGrad
 
-from .expand import NeedBuffer, Read
+from .expand import NeedBuffer
 from .tasks import StoreSpec, Task, identity_store
 
 
@@ -32,10 +32,6 @@ class ControlSpec:
 
     eqn: object
     operands: list
-
-
-def is_control(eqn) -> bool:
-    return eqn.prim.kind == "control"
 
 
 # ---- tasks -------------------------------------------------------------------------------------
@@ -74,10 +70,6 @@ def control_tasks(plan, eqn) -> list:
         operands.append(buf)
     stores = [StoreSpec(plan.buffers[v], v, None, None) for v in eqn.outs]
     return fills + [Task((), stores, after=fills, control=ControlSpec(eqn, operands))]
-
-
-def control_reads(task) -> list:
-    return [Read(b, None, None) for b in task.control.operands]
 
 
 # ---- emission ----------------------------------------------------------------------------------
