@@ -35,7 +35,8 @@ def summarize(results: dict, seconds: float, out=sys.stdout):
     rs = sorted(results.values(), key=lambda r: r["seed"])
     failed = [r for r in rs if r["failures"]]
     dtypes = collections.Counter(r["dtype"] for r in rs)
-    checks = collections.Counter(c.split("[")[0] for r in failed for c in {f[0] for f in r["failures"]})
+    checks = collections.Counter(c.split("[")[0] for r in failed
+                                 for c in {f[0] for f in r["failures"]})
     seen = collections.Counter(p for r in rs for p in r["primitives"])
     per = sorted(r["seconds"] for r in rs)
     print(f"programs: {len(rs)} ({', '.join(f'{d}: {n}' for d, n in sorted(dtypes.items()))}) "

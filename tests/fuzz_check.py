@@ -338,7 +338,8 @@ class Checker:
         _, tangent = tracegrad.jvp(loss, xs, ts)
         scale = sum(float(np.sum(np.abs(t * g))) for t, g in zip(ts, grads64))
         if not abs(float(tangent) - lhs) <= 1e-9 * (abs(lhs) + scale) + 1e-12:
-            self.fail("jvp vs <t, grad> (float64)", f"jvp gives {float(tangent)!r}, <t, grad> = {lhs!r}")
+            self.fail("jvp vs <t, grad> (float64)",
+                      f"jvp gives {float(tangent)!r}, <t, grad> = {lhs!r}")
 
     def _dot_product_test(self, name, grads, fn, xs, ts):
         """<t, grads> against central differences of fn along t; returns <t, grads>."""
@@ -383,7 +384,8 @@ class Checker:
         hv = tracegrad.jvp(grad64, xs, us)[1]
 
         def eager_directional(args):
-            return sum(float(np.vdot(g, u)) for g, u in zip(run_eager(p, "float64", args=args)[2], us))
+            grads = run_eager(p, "float64", args=args)[2]
+            return sum(float(np.vdot(g, u)) for g, u in zip(grads, us))
 
         self._dot_product_test("Hessian-vector product, jvp of grad (float64)", hv,
                                eager_directional, xs, ts)
@@ -397,11 +399,13 @@ class Checker:
         args = self._args(0)
         if nested_reverse:
             want = tracegrad.value_and_grad(directional, argnums=argnums)(*args)[1]
-            got = tracegrad.compile_grad(directional, argnums=argnums, disk_cache=DISK_CACHE)(*args)[1]
+            got = tracegrad.compile_grad(directional, argnums=argnums,
+                                         disk_cache=DISK_CACHE)(*args)[1]
         else:
             usd = [u.astype(self.mode) for u in us]
             want = tracegrad.jvp(grad, args, usd)[1]
-            got = tracegrad.jit(lambda *a: tracegrad.jvp(grad, a, usd)[1], disk_cache=DISK_CACHE)(*args)
+            got = tracegrad.jit(lambda *a: tracegrad.jvp(grad, a, usd)[1],
+                                disk_cache=DISK_CACHE)(*args)
         self.expect_all("compiled second order vs interpreter", got, want,
                         [_noise(w, h) for w, h in zip(want, hv)])
 

@@ -107,7 +107,9 @@ def while_loop(g):
 def fori_loop(g):
     x = g.pick()
     bound, ops = _trip_count(g, 1)
-    names = ["c"] + _closure(g, x.shape, x.sym) + (["c * np.astype(i, c.dtype)"] if g.coin(0.5) else [])
+    names = ["c"] + _closure(g, x.shape, x.sym)
+    if g.coin(0.5):
+        names.append("c * np.astype(i, c.dtype)")
     lower = g.choice(["0", "1"])
     g.emit(f"L.fori_loop({lower}, {bound}, lambda i, c: {_update(g, 'c', names)}, {{0}})",
            x, *ops)

@@ -116,7 +116,8 @@ def power(g):
         n = int(g.choice([-3, -2, -1, 0, 1, 2, 3, 4]))
         x = g.away(x, (0.0,), 0.25) if n < 0 else x
         x = g.into(x, -5, 5) if abs(n) >= 3 else x
-        g.emit(g.choice([f"{{0}} ** {n}", f"np.power({{0}}, {n})", f"P.integer_pow({{0}}, {n})"]), x)
+        g.emit(g.choice([f"{{0}} ** {n}", f"np.power({{0}}, {n})",
+                         f"P.integer_pow({{0}}, {n})"]), x)
     elif kind == "float":
         y = float(f"{g.rng.uniform(-2.5, 2.5):.2g}")
         g.emit(g.choice([f"{{0}} ** {y!r}", f"np.power({{0}}, {y!r})"]), g.into(x, 0.1, 20))
@@ -330,7 +331,8 @@ def top2_gap_ok(v, axes, margin) -> bool:
         return True
     moved = np.moveaxis(v, axes, tuple(range(-len(axes), 0)))
     s = np.sort(moved.reshape(moved.shape[:v.ndim - len(axes)] + (-1,)), axis=-1)
-    return bool(np.all(s[..., -1] - s[..., -2] >= margin) and np.all(s[..., 1] - s[..., 0] >= margin))
+    return bool(np.all(s[..., -1] - s[..., -2] >= margin)
+                and np.all(s[..., 1] - s[..., 0] >= margin))
 
 
 def reduction(g):
@@ -439,8 +441,8 @@ def broadcast_to(g):
     shape = tuple(lead + shape)[-4:] if len(lead + shape) > 4 else tuple(lead + shape)
     if len(shape) < x.ndim:
         g.reject("rank")
-    g.emit(g.choice([f"np.broadcast_to({{0}}, {_fmt(shape)})", f"P.broadcast({{0}}, {_fmt(shape)})"]),
-           x)
+    g.emit(g.choice([f"np.broadcast_to({{0}}, {_fmt(shape)})",
+                     f"P.broadcast({{0}}, {_fmt(shape)})"]), x)
 
 
 def _slice_text(g, d):
@@ -553,7 +555,8 @@ def matmul(g):
     else:
         if x.ndim < 2:
             g.reject("rank")
-        y = g.new_input(x.shape[:-2] + (k, n)) if x.sym == "F" else g.const(x.shape[:-2] + (k, n), "W")
+        shape = x.shape[:-2] + (k, n)
+        y = g.new_input(shape) if x.sym == "F" else g.const(shape, "W")
         g.emit("P.dot({0}, {1})", x, y)
 
 
@@ -612,7 +615,8 @@ WEIGHTS = {
     "reduction": (reduction, 8), "composite_reduction": (composite_reduction, 3),
     "reshape": (reshape, 5), "transpose": (transpose, 4), "broadcast_to": (broadcast_to, 2),
     "index": (index, 5), "prim_slice": (prim_slice, 2), "prim_pad": (prim_pad, 2),
-    "concatenate": (concatenate, 3), "matmul": (matmul, 5), "big_matmul": (big_matmul, 0.7), "stop_gradient": (stop_gradient, 1),
+    "concatenate": (concatenate, 3), "matmul": (matmul, 5), "big_matmul": (big_matmul, 0.7),
+    "stop_gradient": (stop_gradient, 1),
     "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
     "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1),
 }

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -172,8 +171,9 @@ def test_known_bug_where_jvp_rank0():
     assert np.asarray(tangent).tolist() == [1.0, 1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="item_gradient: for f = lambda x: tnp.sum(x * x.sum().item()), "
-                   "eager backward gives 3*ones at x = [1, 2], compile_grad/value_and_grad 6*ones")
+@pytest.mark.xfail(strict=True, reason="item_gradient: for f = lambda x: tnp.sum(x * "
+                   "x.sum().item()), eager backward gives 3*ones at x = [1, 2], "
+                   "compile_grad/value_and_grad 6*ones")
 def test_known_bug_item_gradient():
     f = lambda x: tnp.sum(x * x.sum().item())  # noqa: E731
     x = np.array([1.0, 2.0])
@@ -182,8 +182,8 @@ def test_known_bug_item_gradient():
     np.testing.assert_array_equal(tracegrad.compile_grad(f)(x)[1][0], t.grad.data)
 
 
-@pytest.mark.xfail(strict=True, reason="sum_negative_zero: tracegrad.jit(lambda x: tnp.sum(x * -1.5))"
-                   "(np.zeros(1)) is -0.0, numpy and eager give 0.0")
+@pytest.mark.xfail(strict=True, reason="sum_negative_zero: tracegrad.jit(lambda x: "
+                   "tnp.sum(x * -1.5))(np.zeros(1)) is -0.0, numpy and eager give 0.0")
 def test_known_bug_sum_negative_zero():
     f = lambda x: tnp.sum(x * -1.5)  # noqa: E731
     got, want = tracegrad.jit(f)(np.zeros(1)), f(np.zeros(1))
