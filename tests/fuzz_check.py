@@ -236,9 +236,6 @@ class Checker:
             self.expect_all("program traced on set 0, run on set 1", outs, self.sets[1].outs,
                             exact=True)
 
-    def _skip_compiled(self) -> bool:
-        return self.prog.control_flow and "jit_control_flow" in KNOWN_BUGS
-
     def _compiled(self, fn, grad):
         """jit or compile_grad of `fn`, taking the inputs in the program's call style."""
         params, style = self.prog.params, self.prog.call_style
@@ -263,8 +260,6 @@ class Checker:
 
     def check_jit(self):
         """One jit function called on set 0, set 1, then set 0 again (its cache)."""
-        if self._skip_compiled():
-            return
         f, _ = self._functions()
         jf = self._compiled(f, grad=False)
         first = list(self._call(jf, 0, first_call=True))
@@ -278,8 +273,6 @@ class Checker:
 
     def check_compile_grad(self):
         """One compile_grad function called on set 0, set 1, then set 0 again."""
-        if self._skip_compiled():
-            return
         _, loss = self._functions()
         cg = self._compiled(loss, grad=True)
         first = self._call(cg, 0, first_call=True, grad=True)
@@ -393,8 +386,6 @@ class Checker:
         if nested_reverse:
             hv_rev = tracegrad.grad(directional64, argnums=argnums)(*xs)
             self.expect_all("grad of grad vs jvp of grad (float64)", hv_rev, hv)
-        if self._skip_compiled():
-            return
         grad, directional = self._gradient_functions(self.mode, us)
         args = self._args(0)
         if nested_reverse:

@@ -28,8 +28,6 @@ KNOWN_BUGS = {
     "item_gradient": "a float .item() fed back into array ops: eager treats it as a constant "
                      "(as PyTorch), trace/jit/compile_grad differentiate through it",
     "sum_negative_zero": "compiled sum over one element -0.0 gives -0.0, numpy and eager 0.0",
-    "jit_control_flow": "jit/compile_grad of a function with cond/while/scan raise "
-                        "AttributeError (a multi-output equation reaches Eqn.out)",
 }
 
 

@@ -188,15 +188,3 @@ def test_known_bug_sum_negative_zero():
     f = lambda x: tnp.sum(x * -1.5)  # noqa: E731
     got, want = tracegrad.jit(f)(np.zeros(1)), f(np.zeros(1))
     assert np.signbit(got) == np.signbit(want)
-
-
-def _counted_loop(x):
-    return tracegrad.while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 0.5),
-                                (np.int32(0), x))[1]
-
-
-@pytest.mark.xfail(strict=True, reason="jit_control_flow: tracegrad.jit(lambda x: while_loop("
-                   "lambda s: s[0] < 3, lambda s: (s[0] + 1, s[1] * 0.5), (np.int32(0), x))[1])"
-                   "(np.ones(2)) raises AttributeError: while has 2 outputs: use `outs`")
-def test_known_bug_jit_control_flow():
-    assert tracegrad.jit(_counted_loop)(np.ones(2)).tolist() == [0.125, 0.125]
