@@ -19,7 +19,9 @@ and compares:
     with L the numpy reference (stop_gradient held constant), and jvp == <t, grad>;
   * for a quarter of the programs, Hessian-vector products (grad of grad) against
     differences of the eager gradient, and compile_grad of grad against the interpreter.
-Compiled functions take the inputs positionally or as one dict or list (pytrees).
+Compiled functions take the inputs positionally, as one dict or list (pytrees) or,
+in float64 programs, 0-d inputs as Python floats; a tenth of the programs also
+race two threads on one new compile_grad function.
 
 Tolerances: |got - want| <= rtol |want| + atol max(1, max |want|) + 16 noise,
 where noise is how far the same quantity computed in float32 is from float64
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import traceback
 from dataclasses import dataclass
 
@@ -207,7 +210,8 @@ class Checker:
             self.expect_all(f"eager outputs vs numpy{SET[which]}", e.outs, e.ref, e.noise_out)
         for check in (self.check_interpreter, self.check_jit, self.check_compile_grad,
                       self.check_ir_grad, self.check_value_and_grad,
-                      self.check_finite_differences, self.check_second_order):
+                      self.check_threads, self.check_finite_differences,
+                      self.check_second_order):
             with self.stage(check.__name__[6:]):
                 check()
         return self.failures
@@ -243,7 +247,7 @@ class Checker:
                   "list": lambda xs: fn(*xs)}.get(style, fn)
         if not grad:
             return tracegrad.jit(packed, disk_cache=DISK_CACHE)
-        argnums = tuple(range(len(params))) if style == "positional" else 0
+        argnums = 0 if style in ("dict", "list") else tuple(range(len(params)))
         return tracegrad.compile_grad(packed, argnums=argnums, disk_cache=DISK_CACHE)
 
     def _call(self, compiled, which=0, first_call=False, grad=False):
@@ -252,6 +256,8 @@ class Checker:
         style = self.prog.call_style
         args = ({p: x for p, x in zip(self.prog.params, xs)},) if style == "dict" else (
             (xs,) if style == "list" else xs)
+        if style == "floats":
+            args = [float(x) if x.ndim == 0 else x for x in xs]
         out = compiled(*args)
         if not grad:
             return out
@@ -286,6 +292,33 @@ class Checker:
         value, grads = self._call(cg, 0, grad=True)
         self.expect_all("compile_grad set 0 again vs first call", [value, *grads],
                         [first[0], *first[1]], exact=True)
+
+    def check_threads(self):
+        """Two threads call one new compile_grad function at once, on set 0 and on set 1."""
+        if not self.prog.threads:
+            return
+        _, loss = self._functions()
+        cg = self._compiled(loss, grad=True)
+        results = [None, None]
+
+        def call(which):
+            try:
+                results[which] = self._call(cg, which, grad=True)
+            except Exception as e:  # reported below, by the main thread
+                results[which] = e
+
+        threads = [threading.Thread(target=call, args=(which,)) for which in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for which, (r, e) in enumerate(zip(results, self.sets)):
+            if isinstance(r, Exception):
+                raise r
+            self.expect(f"threaded compile_grad loss vs eager{SET[which]}", r[0], e.loss,
+                        e.noise_loss)
+            self.expect_all(f"threaded compile_grad grads vs eager{SET[which]}", r[1], e.grads,
+                            e.noise_grad)
 
     def check_ir_grad(self):
         """Reverse mode on the IR: vjp traced into one graph, run by the interpreter."""

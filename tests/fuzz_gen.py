@@ -94,8 +94,10 @@ class Program:
     cotangents: list                 # per output: float64 array, or None (not in the loss)
     strided: list = field(default_factory=list)  # per input: pass a non-contiguous view
     nodes: dict = field(default_factory=dict)    # every name -> (shape, dtype class)
-    call_style: str = "positional"   # how compiled functions get the inputs: or "dict", "list"
+    call_style: str = "positional"   # how compiled functions get the inputs: or "dict", "list",
+                                     # "floats" (0-d inputs as Python floats: float64 only)
     second_order: bool = False       # also check Hessian-vector products (no stop_gradient)
+    threads: bool = False            # also call one compiled function from two threads at once
 
     def source(self) -> str:
         """Python source of `f` (the outputs) and `loss` (a float scalar)."""
@@ -434,6 +436,13 @@ def _finish(g: Gen, dtype: str) -> Program:
     return Program(g.seed, dtype, list(g.params), inputs, inputs2, dict(g.consts), list(g.lines),
                    [n.name for n in outputs], [n.sym for n in outputs], cots, strided,
                    {n.name: (n.shape, n.sym) for n in g.nodes},
-                   g.choice(["positional", "positional", "dict", "list"]),
+                   _call_style(g, dtype, inputs),
                    # a difference of the gradient differentiates through stop_gradient
-                   g.coin(0.25) and not any("stop_gradient" in line for line in g.lines))
+                   g.coin(0.25) and not any("stop_gradient" in line for line in g.lines),
+                   g.coin(0.1))
+
+
+def _call_style(g, dtype, inputs) -> str:
+    """Python floats are weak float64 scalars: they stand for 0-d inputs of float64 programs."""
+    floats = dtype == "float64" and any(x.ndim == 0 for x in inputs)
+    return g.choice(["positional", "positional", "dict", "list"] + ["floats"] * (2 * floats))
