@@ -44,7 +44,7 @@ ARENA_ALIGN = 64  # bytes: a cache line, and the widest vector
 I8, I32 = ir.IntType(8), ir.IntType(32)
 MUTEX_BYTES = 64  # >= sizeof(pthread_mutex_t) on every libc we know (glibc: 40)
 PART_CALLS = 32  # kernel calls per part of the entry (module docstring)
-ENTRY_O2_CALLS = 64  # an entry with more kernel calls: O1 and fast code generation (compiler.py)
+ENTRY_O2_CALLS = 64  # an entry with more kernel calls is optimized at O1 (compiler.py)
 ENTRY_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR])
 
 
