@@ -512,7 +512,7 @@ def test_arena_reuses_dead_temps_and_never_overlaps_live_ones():
     kp = chain_program(1000, 6)
     offsets, size = plan_arena(kp)
     assert size <= 2 * 8064  # two live temps at a time, 64-byte aligned
-    for k, kernel in enumerate(kp.kernels):
+    for kernel in kp.kernels:
         live = [b for b in kernel.reads() + kernel.writes() if b.kind == "temp"]
         spans = sorted((offsets[b], offsets[b] + b.size * 8) for b in live)
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
