@@ -28,13 +28,15 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from tracegrad.ir import PRIMITIVES
 from tracegrad.passes.kernels import Op
 
 from . import llvm_util, mathlib
 from .irutil import Function
 from .scalar_ops import is_float
 
-OUTLINED = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "pow")
+# The transcendental primitives (`Primitive.transcendental`): each inlines a mathlib polynomial.
+OUTLINED = tuple(p.name for p in PRIMITIVES.values() if p.transcendental)
 # a kernel with more transcendental ops than this calls them out of line (W7 has 200)
 OUTLINE_MIN_CALLS = 8
 
