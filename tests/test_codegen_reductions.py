@@ -1,0 +1,61 @@
+"""codegen: reductions over every axis, NaN and empty domains, zero-size arrays."""
+
+import numpy as np
+import pytest
+
+from tracegrad.passes.kernel_interp import run_program
+from tracegrad.passes.kernels import IndexMap, Load, Store
+from codegen_cases import (F64, I64, FLOATS, compile_, ProgramBuilder, elementwise_program,
+                           assert_matches_interp, MATH_TOL, AXES, add_reduction, reduction_program)
+from codegen_cases import body_mode_fixture  # noqa: F401 (a pytest fixture)
+
+
+# ---- reductions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+def test_reduction_over_each_axis(kind, body_mode):
+    """Over every axis set of a 3-D domain, f32 and f64; sums are reassociated (vectorized),
+    so they are compared within the documented bound: 8 eps * sum|x| (docs/codegen.md)."""
+    shape = (5, 7, 33)
+    rng = np.random.default_rng(5)
+    pb = ProgramBuilder()
+    cases = [(axes, dt) for dt in FLOATS for axes in AXES]
+    for axes, dt in cases:
+        add_reduction(pb, shape, axes, kind, dt)
+    kp = pb.build()
+    xs = [rng.standard_normal(shape).astype(dt) for _, dt in cases]
+    got, want = compile_(kp)(*xs), run_program(kp, *xs)
+    for (axes, dt), x, g, w in zip(cases, xs, got, want):
+        if kind == "sum":
+            scale = np.sum(np.abs(np.sin(x.astype(np.float64))), axis=axes)
+            assert np.all(np.abs(g - w) <= 8 * np.finfo(dt).eps * (scale + 1)), (axes, dt)
+        else:
+            np.testing.assert_allclose(g, w, err_msg=str((axes, dt)), **MATH_TOL[dt])
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+def test_reduction_propagates_nan_and_empty_domain(kind, body_mode):
+    x = np.arange(1023.0)
+    x[500] = np.nan
+    kp = reduction_program((1023,), (0,), kind, F64)
+    assert np.isnan(compile_(kp)(x)[0])
+    empty = reduction_program((3, 0), (1,), kind, F64)
+    got = compile_(empty)(np.zeros((3, 0)))[0]
+    np.testing.assert_array_equal(got, run_program(empty, np.zeros((3, 0)))[0])
+
+
+def test_integer_reduction_is_exact():
+    x = np.random.default_rng(6).integers(-1000, 1000, (7, 1023))
+    pb = ProgramBuilder()
+    for kind in ("sum", "max", "min"):
+        xb = pb.input(x.shape, I64)
+        out = pb.output((7,), I64)
+        pb.loop(x.shape, [Load(xb, IndexMap(0, (1023, 1)), I64)],
+                [Store(out, 0, IndexMap(0, (1, 0)), reduce=kind)])
+    assert_matches_interp(pb.build(), [x, x, x])
+
+
+def test_zero_size_arrays(body_mode):
+    kp = elementwise_program("exp", [F64], F64, {}, sizes=(0,))
+    got = compile_(kp)(np.zeros(0))[0]
+    assert got.shape == (0,)
