@@ -91,8 +91,10 @@ NEUTRAL_OPERANDS: tuple[NeutralOperand, ...] = (
                    "(-0.0) + x -> x (0 + x for integers/bools)"),
 )
 
-NEUTRAL_BY_PRIM: dict[str, tuple[NeutralOperand, ...]] = {
-    p: tuple(n for n in NEUTRAL_OPERANDS if n.prim == p) for p in {n.prim for n in NEUTRAL_OPERANDS}}
+NEUTRAL_BY_PRIM: dict[str, tuple[NeutralOperand, ...]] = {}
+for _n in NEUTRAL_OPERANDS:
+    NEUTRAL_BY_PRIM.setdefault(_n.prim, ())
+    NEUTRAL_BY_PRIM[_n.prim] += (_n,)
 
 
 def applies(n: NeutralOperand, value, dtype) -> bool:

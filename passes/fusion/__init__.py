@@ -8,9 +8,10 @@ loop nests that need it.
 The package, one concern per module, in pipeline order: `views` (the view
 algebra), `body` (kernel bodies: SSA instructions, CSE, folding), `expand`
 (values at views into a body), `state` (which values are stored), `tasks`
-(the stores kernels make), `merge` (horizontal fusion), `planning` (the
-recompute policy and the planning loop), `emission` (kernels, names, liveness),
-`control` (control-flow equations as steps with sub-programs).
+(the stores kernels make), `merge` (horizontal fusion), `recompute` (the
+recompute policy), `frontier` (analysis rounds for long chains), `planning`
+(the rounds), `emission` (kernels, names, liveness), `control` (control-flow
+equations as steps with sub-programs).
 
 >>> import numpy as np
 >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
@@ -68,8 +69,8 @@ of its stores need it.  A value evaluated in several (kernel, view) instances
 is recomputed in each unless (instances - 1) * cost > RECOMPUTE_BUDGET, cost
 being the weighted op count of its subtree down to buffers (each primitive's
 `cost`: transcendentals weigh 8 simple ops); then it becomes a temp buffer.
-The outermost such values are stored first and planning re-runs until
-nothing changes (see `planning`).
+Values are decided outermost first, and planning re-runs until nothing
+changes (see `recompute` and `planning`).
 
 Kernels.  Every stored value gets tasks: elementwise values a store over
 their own shape; reductions a reducing store over their input's shape
@@ -103,7 +104,7 @@ from tracegrad.passes.kernels import KernelProgram
 from . import planning
 from .emission import KernelSizeError, emit, liveness
 from .expand import STEP_RULES
-from .planning import RECOMPUTE_BUDGET
+from .recompute import RECOMPUTE_BUDGET
 from .views import View
 
 __all__ = ["fuse", "liveness", "KernelSizeError", "View", "RECOMPUTE_BUDGET", "STEP_RULES"]

@@ -75,7 +75,8 @@ def _check_work(plan, g, kernel):
         return
     raise KernelSizeError(f"a fused loop over domain {tuple(kernel.domain)}{_origin(plan, g)} "
                           f"would run {iterations} iterations of {len(kernel.body)} operations: "
-                          f"{why}. An operation on a broadcast runs once per copy: reduce the sizes.")
+                          f"{why}. An operation on a broadcast runs once per copy: "
+                          "reduce the sizes.")
 
 
 def _emit_group(plan, g, name):

@@ -16,7 +16,7 @@ import numpy as np
 from tracegrad.ir.core import Literal, Var
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS
 from tracegrad.passes.identities import VALUE_IDENTITY_PRIMS, is_pos_zero
-from tracegrad.passes.kernels import Const, IndexMap, Load
+from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load
 
 from .body import const
 from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, intersect_bounds,
@@ -47,6 +47,10 @@ class Pending(NamedTuple):
     data: object = None
 
 
+# What an analysis round's body holds for a value it does not expand (`Plan.stop`).
+FRONTIER = Buffer("frontier", (), np.dtype(np.float64), "temp")
+
+
 class Read(NamedTuple):
     """A buffer read: holding `var`, at `view` (None: a flat or whole read)."""
 
@@ -65,11 +69,13 @@ class Expander:
 
     def __init__(self, plan, domain, body, inline):
         self.plan, self.domain, self.body = plan, tuple(domain), body
-        self.buffers, self.producer = plan.buffers, plan.producer
+        self.buffers, self.producer, self.stop = plan.buffers, plan.producer, plan.stop
         self.inline = set(inline)
         self.memo = {}  # (atom, view) -> body position or Const
         self.reads = []  # Reads
         self.instances = set()
+        self.children = {}  # computed (atom, view) -> its operands' pairs
+        self.frontier = []  # the (atom, view) pairs of `plan.stop` met, not expanded
         self._scalar_views = {}
 
     def value(self, atom, view):
@@ -87,6 +93,7 @@ class Expander:
                 if not isinstance(step, Pending):
                     stack.pop()
                     continue
+                self.children[key] = step.children
                 todo = [c for c in step.children if c not in memo]
                 if todo:
                     stack += todo[::-1]
@@ -110,6 +117,9 @@ class Expander:
         if eqn is None:
             raise ValueError(f"value {atom!r} is neither an input, a constant nor computed")
         self.instances.add(key)
+        if atom in self.stop and atom not in self.inline:
+            self.frontier.append(key)
+            return self.body.load(FRONTIER, IndexMap(0, (0,) * len(self.domain)), atom.aval.dtype)
         rule = STEP_RULES.get(eqn.prim.name) or STEP_RULES[eqn.prim.kind]
         return rule(self, eqn, view)
 

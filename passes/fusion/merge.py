@@ -22,80 +22,164 @@ class Group:
     deps: set = field(default_factory=set)  # ids of the groups that must run first
 
 
-def _task_deps(t, group_of, writers, skip=frozenset()) -> set:
-    deps = {group_of[w].id for buf, _, _ in t.reads if buf not in skip
-            for w in writers.get(buf, ())}
-    return deps | {group_of[a].id for a in t.after}
+def _bits(mask: int):
+    """The set bits of `mask`, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
-def _ancestors(groups, ids) -> set:
-    seen, stack = set(), list(ids)
-    while stack:
-        i = stack.pop()
-        if i not in seen:
-            seen.add(i)
-            stack.extend(groups[i].deps)
-    return seen
+class _Candidate:
+    """What joining a group means for one task, worked out once for all groups.
 
-
-def _inlinable(plan, t, g, writers) -> set:
-    """Elementwise temps of group g that t reads only at g's own index: t may recompute them.
-
-    With each comes what its writer recomputes itself, so that t evaluates the
-    temp exactly as its writer does (and the kernel's CSE shares the work).
+    A temp the task reads only at its own index (`identity`), written by a
+    single task that computes it itself, may be recomputed instead when the task
+    joins that writer's group (`inline[group id]`: the temp and what its writer
+    recomputes itself, so the task evaluates it exactly as its writer does, and
+    the kernel's CSE shares the work).  Without such temps, the task may join
+    any group that is not among its ancestors (`ancestors`, a bit mask).
     """
-    by_var = {}
-    for buf, var, view in t.reads:
-        by_var.setdefault(var, []).append((buf, view))
-    out = set()
-    for var, reads in by_var.items():
-        ws = writers.get(reads[0][0], ())
-        if (len(ws) == 1 and ws[0] in g.tasks and var in ws[0].roots
-                and all(view is not None and view == identity_view(t.domain)
-                        and var.aval.shape == t.domain for _, view in reads)):
-            out |= {var} | ws[0].inline
-    return out
+
+    def __init__(self, t, m):
+        self.identity = identity_view(t.domain)
+        reads = {}
+        for r in t.reads:
+            reads.setdefault(r.var, []).append(r)
+        self.inline = {}
+        for var, rs in reads.items():
+            ws = m.writers.get(rs[0].buffer, ())
+            if (len(ws) == 1 and var in ws[0].roots and var.aval.shape == t.domain
+                    and all(r.view is not None and r.view == self.identity for r in rs)):
+                self.inline.setdefault(m.group_of[ws[0]].id, set()).update({var} | ws[0].inline)
+        self.ancestors = m.closure(m.deps_mask(t))
 
 
-def _joins(plan, t, g, groups, group_of, writers) -> bool:
-    """Whether t can join g, recomputing g's temps it reads (t.inline grows if so)."""
-    inline = _inlinable(plan, t, g, writers)
-    identity = identity_view(t.domain)
-    if any(var in inline and view != identity for _, var, view in t.reads):
-        return False  # it would recompute a stored value at another index: not free
-    deps = _task_deps(t, group_of, writers, skip={plan.buffers[v] for v in inline})
-    if g.id in _ancestors(groups, deps):
-        return False
-    if inline - t.inline:
-        old = set(t.inline)
-        t.inline |= inline
-        expand_task(plan, t)
-        if g.id in _ancestors(groups, _task_deps(t, group_of, writers)):
-            t.inline = old  # recomputing reads something g writes after all
-            expand_task(plan, t)
+class _Merger:
+    """Groups built so far, with each group's ancestors as a bit mask (itself included),
+    kept exact as groups grow: a task joining a group hands its ancestors on to
+    every group that depends on that one."""
+
+    def __init__(self, plan, summaries=None):
+        self.plan, self.summaries = plan, summaries
+        self.groups, self.group_of, self.writers = [], {}, {}
+        self.loops = {}  # domain -> bit mask of its loop groups
+        self.anc = []  # group id -> bit mask of the group and its ancestors
+
+    def deps(self, t) -> set:
+        """Ids of the groups writing what t reads, or that t must follow."""
+        group_of, writers = self.group_of, self.writers
+        deps = {group_of[w].id for r in t.reads for w in writers.get(r.buffer, ())}
+        return deps | {group_of[a].id for a in t.after}
+
+    def group_bits(self, buffer) -> int:
+        mask = 0
+        for w in self.writers.get(buffer, ()):
+            mask |= 1 << self.group_of[w].id
+        return mask
+
+    def deps_mask(self, t, skip=frozenset()) -> int:
+        """The groups t depends on directly, as a bit mask: those writing what it reads
+        (but `skip`), also below its frontier in an analysis round, or that it follows."""
+        mask = 0
+        for r in t.reads:
+            if r.buffer not in skip:
+                mask |= self.group_bits(r.buffer)
+        for a in t.after:
+            mask |= 1 << self.group_of[a].id
+        for k in t.frontier:
+            mask |= self.summaries.mask(k, self.group_bits)
+        return mask
+
+    def closure(self, mask) -> int:
+        """`mask` with all the ancestors of its groups.  Taking the latest group first,
+        most of the others are then ancestors of it already."""
+        closed = 0
+        while mask:
+            top = mask.bit_length() - 1
+            closed |= self.anc[top]
+            mask &= ~closed
+        return closed
+
+    def joins(self, t, g, cand) -> bool:
+        """Whether t can join g, recomputing g's temps it reads (t.inline grows if so)."""
+        inline = cand.inline.get(g.id)
+        if not inline:
+            return not cand.ancestors >> g.id & 1
+        if any(r.var in inline and r.view != cand.identity for r in t.reads):
+            return False  # it would recompute a stored value at another index: not free
+        buffers = self.plan.buffers
+        if self.closure(self.deps_mask(t, skip={buffers[v] for v in inline})) >> g.id & 1:
             return False
-    return True
+        if inline - t.inline:
+            old = set(t.inline)
+            t.inline |= inline
+            expand_task(self.plan, t)
+            if self.closure(self.deps_mask(t)) >> g.id & 1:
+                t.inline = old  # recomputing reads something g writes after all
+                expand_task(self.plan, t)
+                return False
+        return True
+
+    def group_for(self, t):
+        """The first group of t's domain that t can join, or None."""
+        loops = self.loops.get(t.domain, 0)
+        if not loops:
+            return None
+        cand = _Candidate(t, self)
+        free = loops & ~cand.ancestors
+        with_inline = sum(1 << i for i in cand.inline if loops >> i & 1)
+        for i in _bits(free | with_inline):
+            g = self.groups[i]
+            if self.joins(t, g, cand):
+                return g
+        return None
+
+    def add(self, t):
+        g = None
+        if t.dot is None and t.control is None:
+            g = self.group_for(t)
+        joined = g is not None
+        if not joined:
+            g = self._new_group(t)
+        g.tasks.append(t)
+        self.group_of[t] = g
+        g.deps |= self.deps(t) - {g.id}
+        ancestors = self.closure(self.deps_mask(t) & ~(1 << g.id))
+        if joined:
+            self._gain(g, ancestors)
+        else:  # no group depends on a new one yet
+            self.anc[g.id] |= ancestors
+        for b in t.writes():
+            self.writers.setdefault(b, []).append(t)
+
+    def _new_group(self, t):
+        # a dot or a control-flow step is a kernel of its own (`dot` marks both)
+        g = Group(len(self.groups), t.domain, t.dot is not None or t.control is not None)
+        self.groups.append(g)
+        self.anc.append(1 << g.id)
+        if not g.dot:
+            self.loops[g.domain] = self.loops.get(g.domain, 0) | 1 << g.id
+        return g
+
+    def _gain(self, g, ancestors):
+        """g (and so every group depending on g) now also depends on `ancestors`."""
+        new = ancestors & ~self.anc[g.id]
+        if not new:
+            return
+        for h, mask in enumerate(self.anc):
+            if mask >> g.id & 1:
+                self.anc[h] = mask | new
 
 
-def merge(plan, tasks):
+def merge(plan, tasks, summaries=None):
     """Tasks -> groups (one kernel each); tasks arrive after the tasks they read from.
 
     A task joins the first group of its domain it does not depend on (so no
-    cycle arises); the groups' order is settled at emission.
+    cycle arises); the groups' order is settled at emission.  In an analysis
+    round, `summaries` tell what tasks read below their frontiers.
     """
-    groups, group_of, writers = [], {}, {}
+    m = _Merger(plan, summaries)
     for t in tasks:
-        g = None
-        if t.dot is None and t.control is None:
-            g = next((h for h in groups if not h.dot and h.domain == t.domain
-                      and _joins(plan, t, h, groups, group_of, writers)), None)
-        if g is None:
-            # a dot or a control-flow step is a kernel of its own (`dot` marks both)
-            g = Group(len(groups), t.domain, t.dot is not None or t.control is not None)
-            groups.append(g)
-        g.tasks.append(t)
-        group_of[t] = g
-        g.deps |= _task_deps(t, group_of, writers) - {g.id}
-        for b in t.writes():
-            writers.setdefault(b, []).append(t)
-    return groups, group_of
+        m.add(t)
+    return m.groups, m.group_of

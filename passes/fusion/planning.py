@@ -1,23 +1,22 @@
 """Planning: store values until every task expands and nothing is recomputed beyond budget.
 
-Recompute vs store.  A kernel evaluates each (value, view) once, however many
-of its stores need it.  A value evaluated in several (kernel, view) instances
-is recomputed in each unless (instances - 1) * cost > RECOMPUTE_BUDGET, cost
-being the weighted op count of its subtree down to buffers (each primitive's
-`cost`: a transcendental weighs 8 simple ops); then it becomes a temp buffer.
-The write and re-read of a temp (8-16 bytes per element) costs about as much
-as a dozen vectorized arithmetic ops or two vectorized transcendentals: hence
-the budget.  The outermost such values are stored first and planning re-runs
-until nothing changes.
+A round builds every task and expands it against the current buffers.  Values
+a task cannot compute in place (`NeedBuffer`) are stored and the round starts
+again; otherwise the tasks are merged into kernels and the recompute policy
+(`recompute.py`) names the values to store.  A round whose expansions stop at
+candidate values (`frontier.py`) only decides; the plan comes from the first
+round that expands everything and stores nothing.  Each round costs about the
+size of the program, and a chain of N values that feed each other is decided
+in a few rounds, not N.
 """
 from __future__ import annotations
 
 from .expand import NeedBuffer
+from .frontier import Summaries, candidates
 from .merge import merge
+from .recompute import to_store
 from .state import Plan
 from .tasks import all_tasks, expand_task
-
-RECOMPUTE_BUDGET = 16
 
 
 def _build(plan):
@@ -32,38 +31,45 @@ def _build(plan):
     return tasks, list(dict.fromkeys(needs))
 
 
-def _to_store(plan, tasks, group_of) -> list:
-    """Computed values to store: recomputing them costs more than the budget.
+def _analysis(plan):
+    """An analysis round's tasks and summaries; None when a task or summary needs a
+    value stored (the round is then run in full, so needs come in the usual order)."""
+    tasks, needs = _build(plan)
+    if needs:
+        return None
+    try:
+        return tasks, Summaries(plan, tasks)
+    except NeedBuffer:
+        return None
 
-    Outermost first: storing a value also stops the recomputation of its subtree.
-    """
-    inst = {}
-    for t in tasks:
-        gid = group_of[t].id
-        for var, view in t.instances:
-            if var not in plan.buffers:
-                inst.setdefault(var, set()).add((gid, view))
-    heavy = {v for v, s in inst.items()
-             if len(s) > 1 and (len(s) - 1) * plan.cost(v) > RECOMPUTE_BUDGET}
-    chosen, covered = [], set()
-    for eqn in reversed(plan.eqns):
-        v = eqn.outs[0]
-        if v in heavy and v not in covered:
-            chosen.append(v)
-            covered |= plan.subtree(v)
-    return chosen
+
+def _round(plan, rejected):
+    """(groups or None, vars to store): one planning round.  Groups are returned
+    only from a final round: one that expands everything and stores nothing."""
+    plan.stop = candidates(plan, rejected)
+    analysed = _analysis(plan) if plan.stop else None
+    if analysed is None:
+        plan.stop = set()
+        tasks, needs = _build(plan)
+        if needs:
+            return None, needs
+        summaries = None
+    else:
+        tasks, summaries = analysed
+    groups, group_of = merge(plan, tasks, summaries)
+    chosen, left = to_store(plan, tasks, groups, group_of)
+    rejected |= left if chosen or left else plan.stop  # a round always decides something
+    final = not chosen and not plan.stop
+    return (groups if final else None), chosen
 
 
 def plan(graph):
     """(Plan, groups): the buffers, and the tasks grouped into kernels."""
-    state = Plan(graph)
-    for _ in range(len(state.eqns) + 2):  # each round stores at least one more value
-        tasks, needs = _build(state)
-        if not needs:
-            groups, group_of = merge(state, tasks)
-            needs = _to_store(state, tasks, group_of)
-            if not needs:
-                return state, groups
+    state, rejected = Plan(graph), set()
+    for _ in range(2 * len(state.eqns) + 2):  # each round stores or rejects one value at least
+        groups, needs = _round(state, rejected)
+        if groups is not None:
+            return state, groups
         for v in needs:
             state.store(v)
     raise RuntimeError("fusion planning did not converge")

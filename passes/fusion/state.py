@@ -54,6 +54,7 @@ class Plan:
         self.outputs, self.copies = self._output_buffers(graph.outvars)
         self.absorbed = self._absorbed_reductions()
         self._mask, self._uniform, self._literals = None, {}, {}
+        self.stop = set()  # an analysis round's values that expansions do not enter
         for e in self.eqns:
             for v in e.outs:
                 if v not in self.buffers and v not in self.absorbed and always_stored(e):
@@ -129,18 +130,19 @@ class Plan:
             self._uniform[id(buf)] = const(buf.value.reshape(-1)[0], buf.dtype) if same else None
         return self._uniform[id(buf)]
 
-    # -- the recompute policy's measures -------------------------------------------
-    def subtree(self, var) -> set:
-        """The computed (unstored) vars evaluating `var` needs, `var` included."""
-        seen, stack = set(), [var]
+    # -- the recompute policy's measure -------------------------------------------
+    def cost_exceeds(self, var, limit) -> bool:
+        """Whether the cost of `var`'s subtree (down to buffers) is above `limit`; it
+        stops counting there, so a long subtree costs no more to ask about than a short one."""
+        seen, stack, total = set(), [var], 0
         while stack:
             v = stack.pop()
             if v in seen:
                 continue
             seen.add(v)
+            total += op_cost(self.producer[v])
+            if total > limit:
+                return True
             stack.extend(a for a in self.producer[v].inputs
                          if isinstance(a, Var) and a not in self.buffers and a not in seen)
-        return seen
-
-    def cost(self, var) -> int:
-        return sum(op_cost(self.producer[v]) for v in self.subtree(var))
+        return False

@@ -54,6 +54,8 @@ class Task:
     inline: set = field(default_factory=set)  # temps recomputed here instead of loaded
     reads: list = field(default_factory=list)  # Reads
     instances: set = field(default_factory=set)  # the (var, view) pairs it computes
+    children: dict = field(default_factory=dict)  # instance -> its operands' (atom, view)
+    frontier: list = field(default_factory=list)  # instances left unexpanded (`Plan.stop`)
     # The latest expansion: its body, each store's value, the body's length after each store.
     body: object = None
     values: list = field(default_factory=list)
@@ -185,3 +187,4 @@ def expand_task(plan, task):
         task.values.append(ex.value(s.atom, s.view))
         task.marks.append(len(ex.body.instrs))
     task.reads, task.instances, task.body = ex.reads, ex.instances, ex.body
+    task.children, task.frontier = ex.children, ex.frontier

@@ -1,0 +1,165 @@
+"""Fusion planning decides long chains in a few rounds and plans as the
+one-value-at-a-time iteration did.
+
+The reference below is the planning loop before the sweep: each round stores
+only the outermost values recomputed beyond the budget, then plans again with
+every task fully expanded.  The planner must give the same kernel programs on
+the programs here (an unrolled loop with a reduction per step, forward and
+gradient, and the shapes of the test suite's workloads).
+"""
+import importlib
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+from tracegrad.ir import GraphBuilder, ShapedArray, eval_graph, ops, verify
+from tracegrad.passes.autodiff import grad_graph
+from tracegrad.passes.dce import dce
+from tracegrad.passes.fusion import fuse, planning
+from tracegrad.passes.fusion.emission import emit
+from tracegrad.passes.fusion.merge import merge
+from tracegrad.passes.fusion.recompute import RECOMPUTE_BUDGET
+from tracegrad.passes.fusion.state import Plan, op_cost
+from tracegrad.passes.kernel_interp import run_program
+from tracegrad.passes.manager import cleanup
+
+F64 = np.dtype(np.float64)
+
+
+# ---- the reference: outermost values only, one round each ---------------------------
+
+def _subtree(plan, var) -> set:
+    seen, stack = set(), [var]
+    while stack:
+        v = stack.pop()
+        if v not in seen:
+            seen.add(v)
+            stack.extend(a for a in plan.producer[v].inputs
+                         if a in plan.producer and a not in plan.buffers and a not in seen)
+    return seen
+
+
+def _outermost_heavy(plan, tasks, group_of) -> list:
+    inst = {}
+    for t in tasks:
+        for var, view in t.instances:
+            if var not in plan.buffers:
+                inst.setdefault(var, set()).add((group_of[t].id, view))
+    heavy = {v for v, s in inst.items() if len(s) > 1 and (len(s) - 1) * sum(
+        op_cost(plan.producer[u]) for u in _subtree(plan, v)) > RECOMPUTE_BUDGET}
+    chosen, covered = [], set()
+    for eqn in reversed(plan.eqns):
+        if eqn.out in heavy and eqn.out not in covered:
+            chosen.append(eqn.out)
+            covered |= _subtree(plan, eqn.out)
+    return chosen
+
+
+def reference_fuse(graph):
+    state = Plan(graph)
+    while True:
+        tasks, needs = planning._build(state)
+        if not needs:
+            groups, group_of = merge(state, tasks)
+            needs = _outermost_heavy(state, tasks, group_of)
+            if not needs:
+                return emit(state, groups)
+        for v in needs:
+            state.store(v)
+
+
+# ---- programs -------------------------------------------------------------------------
+
+def build(fn, *shapes):
+    b = GraphBuilder(record_source=False)
+    xs = [b.new_input(ShapedArray(s, F64)) for s in shapes]
+    out = fn(*xs)
+    return verify(b.build(list(out) if isinstance(out, (tuple, list)) else [out]))
+
+
+def projectile(steps):
+    """Euler steps of a projectile with drag |v| v; the loss is x[0] + x[1]."""
+    def f(v0, c):
+        x, v = ops.mul(v0, 0.0), v0
+        for _ in range(steps):
+            speed = ops.sqrt(ops.reduce_sum(ops.mul(v, v), (0,)))
+            drag = ops.mul(ops.mul(c, speed), v)
+            v = ops.add(v, ops.mul(0.01, ops.sub(np.array([0.0, -9.81]), drag)))
+            x = ops.add(x, ops.mul(0.01, v))
+        return ops.reduce_sum(x, (0,))
+    return f
+
+
+def gradient(graph):
+    return cleanup(dce(verify(grad_graph(graph, argnums=(0, 1), has_value=True))))
+
+
+def normalized(x):
+    mean = ops.div(ops.reduce_sum(x, (0,)), 5.0)
+    d = ops.sub(x, ops.broadcast(ops.reshape(mean, (1, 7)), (5, 7)))
+    var = ops.add(ops.div(ops.reduce_sum(ops.mul(d, d), (0,)), 5.0), 1e-5)
+    y = ops.div(d, ops.broadcast(ops.reshape(ops.sqrt(var), (1, 7)), (5, 7)))
+    return ops.reduce_sum(ops.sin(y), (0, 1))
+
+
+def recurrence(x, steps=20):
+    for _ in range(steps):
+        x = ops.add(ops.mul(ops.tanh(x), 0.5), ops.mul(x, x))
+    return ops.reduce_sum(x, (0,))
+
+
+PROGRAMS = {
+    **{f"projectile{n}": (projectile(n), ((2,), ())) for n in (1, 2, 3, 4, 6, 8)},
+    "normalized": (normalized, ((5, 7),)),
+    "recurrence": (lambda x: recurrence(x), ((16,),)),
+}
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["value", "gradient"])
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_plans_as_the_one_value_per_round_iteration(name, grad):
+    fn, shapes = PROGRAMS[name]
+    graph = build(fn, *shapes)
+    if grad:
+        if len(shapes) == 1:
+            graph = cleanup(dce(verify(grad_graph(graph, argnums=(0,), has_value=True))))
+        else:
+            graph = gradient(graph)
+    assert str(fuse(graph)) == str(reference_fuse(graph))
+
+
+def _rounds(monkeypatch, graph) -> int:
+    count = []
+    original = planning._round
+
+    def counted(plan, rejected):
+        count.append(1)
+        return original(plan, rejected)
+    monkeypatch.setattr(planning, "_round", counted)
+    fuse(graph)
+    return len(count)
+
+
+def test_a_long_chain_is_planned_in_a_few_rounds(monkeypatch):
+    graph = gradient(build(projectile(40), (2,), ()))
+    assert _rounds(monkeypatch, graph) <= 4
+
+
+def test_a_long_chain_plans_correct_kernels():
+    graph = gradient(build(projectile(30), (2,), ()))
+    kp = fuse(graph)
+    args = (np.array([30.0, 30.0]), np.array(0.05))
+    for got, want in zip(run_program(kp, *args), eval_graph(graph, *args)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_compile_scaling_benchmark_runs(capsys, monkeypatch):
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    if root not in sys.path:  # benchmarks/ is not an installed package
+        monkeypatch.syspath_prepend(root)
+    compile_scaling = importlib.import_module("benchmarks.compile_scaling")
+    compile_scaling.main(["2", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] == "steps" and [ln.split()[0] for ln in lines[1:]] == ["2", "3"]
