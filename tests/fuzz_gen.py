@@ -33,6 +33,18 @@ from fuzz_ref import RefControl, RefNumpy, RefPrims
 
 TABLE = {**fuzz_ops.WEIGHTS, **fuzz_control.WEIGHTS}
 
+# Edge programs: inputs, constants and scalars from EDGE_VALUES, no margins from kinks and
+# ties (abs, sign, relu and clip at their kinks, maximum/minimum and reduce_max ties,
+# comparisons of equal values, -0.0), and only lines whose values stay exact (`_exact`),
+# so that every stage must agree bit for bit on values and exactly on the derivative
+# conventions at edge points (docs/derivatives.md).  No finite differences (kinks); no
+# transcendental functions (native ones are not correctly rounded); no loops (their
+# bodies are transcendental).
+EDGE_FRACTION = 0.2
+EDGE_VALUES = np.array([-2.0, -1.5, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 1.5, 2.0])
+EDGE_TABLE = {k: v for k, v in fuzz_ops.WEIGHTS.items()
+              if k not in ("unary_math", "composite_reduction")}
+
 CAP = 1e4          # largest magnitude of any value
 MAX_SIZE = 1200    # most elements of any value
 MARGIN = 5e-3      # distance from a kink, relative to max(1, max |value|)
@@ -98,6 +110,7 @@ class Program:
                                      # "floats" (0-d inputs as Python floats: float64 only)
     second_order: bool = False       # also check Hessian-vector products (no stop_gradient)
     threads: bool = False            # also call one compiled function from two threads at once
+    edge: bool = False               # an edge program (EDGE_TABLE): exact, kinks and ties hit
 
     def source(self) -> str:
         """Python source of `f` (the outputs) and `loss` (a float scalar)."""
@@ -195,6 +208,14 @@ def nice(c: float, digits=2, up=None) -> float:
     return 0.0 if r == 0 else r
 
 
+def _exact(v) -> bool:
+    """Multiples of 1/16 below 64 in magnitude: sums of up to 2^13 of them, products of two
+    and every rounding order are exact in float32 and float64 alike."""
+    if v.dtype.kind != "f" or v.size == 0:
+        return True
+    return bool(np.all(np.abs(v) <= 64) and np.all(v * 16 == np.round(v * 16)))
+
+
 def _finite_and_bounded(v) -> bool:
     if v.dtype.kind not in "fi" or v.size == 0:
         return True
@@ -204,8 +225,9 @@ def _finite_and_bounded(v) -> bool:
 class Gen:
     """Builds one program; see the module docstring for the invariants it keeps."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, edge=False):
         self.seed = seed
+        self.edge = edge  # see EDGE_TABLE
         self.rng = np.random.default_rng(seed)
         self.ref = RefNumpy()
         self.nodes: list[Node] = []
@@ -233,7 +255,7 @@ class Gen:
     def new_input(self, shape, low=-2.0, high=2.0) -> Node:
         if len(self.params) >= MAX_INPUTS:
             self.reject("too many inputs")
-        sets = [self.rng.uniform(low, high, shape).astype(np.float32) for _ in range(2)]
+        sets = [self.draw(shape, low, high) for _ in range(2)]
         node = Node(f"v{len(self.nodes)}", {(mode, which): sets[which].astype(mode)
                                             for mode, which in RUNS})
         self.nodes.append(node)
@@ -242,9 +264,14 @@ class Gen:
 
     def const(self, shape, sym="F", low=-2.0, high=2.0) -> str:
         name = f"c{len(self.consts)}"
-        v = self.rng.uniform(low, high, shape).astype(np.float32).astype(np.float64)
-        self.consts[name] = (v, sym)
+        self.consts[name] = (self.draw(shape, low, high).astype(np.float64), sym)
         return name
+
+    def draw(self, shape, low, high) -> np.ndarray:
+        """float32 values: uniform in [low, high], or (edge programs) from EDGE_VALUES."""
+        if self.edge:
+            return self.rng.choice(EDGE_VALUES, shape).astype(np.float32)
+        return self.rng.uniform(low, high, shape).astype(np.float32)
 
     def emit(self, template: str, *args, check=None) -> Node:
         """Append `name = template.format(*args)` if its values are valid in both precisions."""
@@ -257,6 +284,8 @@ class Gen:
             self.reject("too large")
         if check is not None and not all(check(v) for v in vals.values()):
             self.reject("domain")
+        if self.edge and not all(_exact(v) for v in vals.values()):
+            self.reject("not exact")
         for a in args:
             if isinstance(a, Node):
                 a.uses += 1
@@ -310,6 +339,9 @@ class Gen:
         Returns a Node or a source literal; broadcasting may enlarge the result.
         """
         kind = self.choice(list(kinds))
+        if self.edge and kind in ("scalar", "wscalar"):
+            v = repr(float(self.choice(EDGE_VALUES)))
+            return v if kind == "scalar" else f"W({v})"
         if kind == "scalar" and low < 0 < high and self.coin(0.08):
             return self.choice(["0.0", "-0.0"])  # signed zeros must survive every stage
         if kind == "scalar":
@@ -327,6 +359,9 @@ class Gen:
 
     # -- domain adapters -----------------------------------------------------------
     def margin(self, v) -> float:
+        """How far values keep from kinks and ties: none in edge programs."""
+        if self.edge:
+            return 0.0
         return MARGIN * max(1.0, float(np.max(np.abs(v))) if v.size else 1.0)
 
     def into(self, node: Node, lo=-np.inf, hi=np.inf) -> Node:
@@ -361,7 +396,7 @@ class Gen:
             m = margin if margin is not None else self.margin(v)
             return all(np.all(np.abs(v - p) >= m) for p in points)
 
-        if all(clear(v) for v in node.values()):
+        if (self.edge and margin is None) or all(clear(v) for v in node.values()):
             return node
         span = max(1.0, float(np.ptp(node.v64)))
         for _ in range(12):
@@ -381,7 +416,7 @@ class Gen:
             d = v - w
             return d.size == 0 or np.all(np.abs(d) >= self.margin(np.abs(v) + np.abs(w)))
 
-        if all(clear(v, w) for v, w in zip(a.values(), bv)):
+        if self.edge or all(clear(v, w) for v, w in zip(a.values(), bv)):
             return a
         span = max(1.0, float(np.ptp(a.v64)) if a.size else 1.0)
         for _ in range(12):
@@ -410,13 +445,14 @@ def _broadcasts(s, t) -> bool:
 
 
 def generate(seed: int, dtype=None) -> Program:
-    """The program of `seed` (deterministic): 1 to 8 random operations plus their adapters."""
-    g = Gen(seed)
+    """The program of `seed` (deterministic): 1 to 8 random operations plus their adapters;
+    one in five is an edge program."""
+    g = Gen(seed, edge=np.random.default_rng(seed + 1).random() < EDGE_FRACTION)
     dtype = dtype or g.choice(["float32", "float64"])
     for _ in range(int(g.rng.integers(1, 3))):
         g.new_input(g.shape())
     for _ in range(int(g.rng.integers(1, 9))):
-        fuzz_ops.random_step(g, TABLE)
+        fuzz_ops.random_step(g, EDGE_TABLE if g.edge else TABLE)
     return _finish(g, dtype)
 
 
@@ -428,8 +464,7 @@ def _finish(g: Gen, dtype: str) -> Program:
         outputs.append(inner[0])
     if not any(n.kind == "f" for n in outputs):
         outputs.append([n for n in g.nodes if n.kind == "f"][-1])
-    cots = [g.rng.standard_normal(n.shape).astype(np.float32).astype(np.float64)
-            if n.kind == "f" else None for n in outputs]
+    cots = [_cotangent(g, n.shape) if n.kind == "f" else None for n in outputs]
     strided = [g.coin(0.2) for _ in g.params]
     inputs = [g.nodes[int(p[1:])].vals[("float64", 0)] for p in g.params]
     inputs2 = [g.nodes[int(p[1:])].vals[("float64", 1)] for p in g.params]
@@ -438,11 +473,25 @@ def _finish(g: Gen, dtype: str) -> Program:
                    {n.name: (n.shape, n.sym) for n in g.nodes},
                    _call_style(g, dtype, inputs),
                    # a difference of the gradient differentiates through stop_gradient
-                   g.coin(0.25) and not any("stop_gradient" in line for line in g.lines),
-                   g.coin(0.1))
+                   g.coin(0.25) and not g.edge and not any("stop_gradient" in line
+                                                           for line in g.lines),
+                   g.coin(0.1), g.edge)
+
+
+def _cotangent(g, shape):
+    if g.edge:
+        return g.rng.choice([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], shape)
+    return g.rng.standard_normal(shape).astype(np.float32).astype(np.float64)
 
 
 def _call_style(g, dtype, inputs) -> str:
-    """Python floats are weak float64 scalars: they stand for 0-d inputs of float64 programs."""
-    floats = dtype == "float64" and any(x.ndim == 0 for x in inputs)
+    """Python floats are weak float64 scalars: they stand for 0-d inputs of float64 programs
+    that use them as numbers (a Python float has no array methods or indexing)."""
+    def as_number(name):
+        used = [line for line in g.lines if re.search(rf"\b{name}\b", line.split(" = ", 1)[1])]
+        return not any(re.search(rf"\b{name}[.\[]", line) or
+                       ("weak_float_ops" in fuzz_ops.KNOWN_BUGS and "P." in line) for line in used)
+
+    floats = dtype == "float64" and any(x.ndim == 0 for x in inputs) and all(
+        as_number(p) for p, x in zip(g.params, inputs) if x.ndim == 0)
     return g.choice(["positional", "positional", "dict", "list"] + ["floats"] * (2 * floats))

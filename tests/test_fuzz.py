@@ -188,3 +188,29 @@ def test_known_bug_sum_negative_zero():
     f = lambda x: tnp.sum(x * -1.5)  # noqa: E731
     got, want = tracegrad.jit(f)(np.zeros(1)), f(np.zeros(1))
     assert np.signbit(got) == np.signbit(want)
+
+
+@pytest.mark.xfail(strict=True, reason="extremum_signed_zero: tracegrad.jit(tnp.maximum)(a, b) "
+                   "with a = [-0.0, 0.0], b = [0.0, -0.0] gives [-0.0, 0.0], numpy and eager "
+                   "[0.0, -0.0]")
+def test_known_bug_extremum_signed_zero():
+    a, b = np.array([-0.0, 0.0]), np.array([0.0, -0.0])
+    assert np.signbit(tracegrad.jit(tnp.maximum)(a, b)).tolist() == np.signbit(
+        np.maximum(a, b)).tolist()
+
+
+@pytest.mark.xfail(strict=True, reason="weak_float_ops: tracegrad.compile_grad(lambda x: "
+                   "tracegrad.ir.ops.mul(x, np.float64(2.0)))(1.5) gives the gradient 0.0 "
+                   "(value_and_grad too; tracegrad.numpy.multiply gives 2.0)")
+def test_known_bug_weak_float_ops():
+    _, (grad,) = tracegrad.compile_grad(lambda x: ops.mul(x, np.float64(2.0)))(1.5)
+    assert grad == 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="float_guard_widened: tracegrad.jit(lambda x: x * 2.0 if "
+                   "float(tnp.astype(tnp.exp(x), np.float64)) > 0.1 else x)(np.float32(-1.0)) "
+                   "raises GuardMismatch (compiled 0.36787945032, traced 0.36787942052)")
+def test_known_bug_float_guard_widened():
+    f = tracegrad.jit(lambda x: x * 2.0 if float(tnp.astype(tnp.exp(x), np.float64)) > 0.1
+                      else x)
+    assert f(np.float32(-1.0)) == np.float32(-2.0)
