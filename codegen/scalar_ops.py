@@ -22,6 +22,9 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from tracegrad.ir.core import is_float
+from tracegrad.ir.primitives import ELEMENTWISE_KINDS  # noqa: F401  (codegen's lowering domain)
+
 from . import mathlib
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -40,10 +43,6 @@ def llvm_type(dtype) -> ir.Type:
 def storage_type(dtype) -> ir.Type:
     """The type a value of `dtype` has in memory (bool is one byte)."""
     return _MEM_TYPES[np.dtype(dtype)]
-
-
-def is_float(dtype) -> bool:
-    return np.dtype(dtype) in (F32, F64)
 
 
 def constant(value, dtype, lanes: int | None = None) -> ir.Constant:
@@ -393,10 +392,6 @@ def combine(b, kind: str, acc, x, dtype):
     if is_float(dtype):
         return (float_max if kind == "max" else float_min)(b, acc, x)
     return (int_max if kind == "max" else int_min)(b, acc, x, dtype)
-
-
-# the primitive kinds that appear inside loop bodies and so need a rule above
-ELEMENTWISE_KINDS = ("unary", "binary", "compare", "logical", "select", "cast")
 
 
 def lower_op(b, prim, args, dtypes, out, params):

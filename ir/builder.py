@@ -271,7 +271,7 @@ class GraphBuilder:
         env.update({v: arr for v, arr, _ in self._consts.values()})
         eval_eqns(self.eqns, env)
         self._example.update(env)  # memoize: later guards reuse earlier values
-        return env[var] if var in env else np.asarray(var.value)
+        return env[var]
 
     def build(self, outputs) -> Graph:
         outvars = [self._atom(o, None) for o in outputs]

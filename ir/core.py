@@ -72,11 +72,10 @@ def aval_of(x) -> ShapedArray:
 class Var:
     """An SSA value.  Identity is the object itself; names come from the printer."""
 
-    __slots__ = ("aval", "hint")
+    __slots__ = ("aval",)
 
-    def __init__(self, aval: ShapedArray, hint: str | None = None):
+    def __init__(self, aval: ShapedArray):
         self.aval = aval
-        self.hint = hint
 
     def __repr__(self):
         return f"Var({self.aval})"

@@ -5,6 +5,7 @@ import pytest
 
 import tracegrad
 import tracegrad.numpy as tnp
+from tracegrad.ir.primitives import ELEMENTWISE_KINDS
 from tracegrad.ir import (PRIMITIVES, Eqn, Graph, GraphBuilder, Literal, ShapedArray, Var,
                           VerifyError, eval_graph, eval_graph_bind, ops, to_dot,
                           to_networkx, verify)
@@ -23,7 +24,7 @@ def test_codegen_lowers_every_elementwise_primitive():
     from tracegrad.codegen import LOWERINGS
 
     elementwise = {n for n, p in PRIMITIVES.items()
-                   if p.kind in ("unary", "binary", "compare", "logical", "select", "cast")}
+                   if p.kind in ELEMENTWISE_KINDS}
     assert elementwise <= set(LOWERINGS), elementwise - set(LOWERINGS)
 
 

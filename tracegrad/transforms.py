@@ -35,22 +35,18 @@ from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
 from tracegrad.tracer.dtypes import WeakScalar
 from tracegrad.tracer.scalars import TracedScalar, WeakFloat
+from tracegrad.tracer.trace import is_array_leaf
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp"]
 
 
 # ---- one call of a transformed function -------------------------------------------
 
-def _is_array_leaf(x) -> bool:
-    """The leaves `make_graph` turns into graph inputs (every other leaf is static)."""
-    return isinstance(x, (np.ndarray, np.generic, TracedValue, tracer.Tensor))
-
-
 def _as_array_leaf(leaf, where: str):
     """A leaf of an argument being differentiated: it must be (or become) an array."""
     if isinstance(leaf, TracedScalar):  # `.item()` of a traced value, a traced float argument
         return leaf._tg_symbolic
-    if _is_array_leaf(leaf):
+    if is_array_leaf(leaf):
         return leaf
     if isinstance(leaf, (bool, int, float)):
         return np.asarray(leaf)
@@ -83,7 +79,7 @@ class _Call:
         for a in self.args:
             leaves, tree = tracer.tree_flatten(a)
             start = len(self.values)
-            self.values += [_input_value(l) for l in leaves if _is_array_leaf(l)]
+            self.values += [_input_value(l) for l in leaves if is_array_leaf(l)]
             self.spans.append(range(start, len(self.values)))
             self.trees.append(tree)
 

@@ -107,7 +107,7 @@ class Traced(TracedValue, ArrayMixin):
 
 # ---- arguments ------------------------------------------------------------------------
 
-def _is_array_leaf(x) -> bool:
+def is_array_leaf(x) -> bool:
     """Leaves that become graph inputs; every other leaf is static (part of the program)."""
     return isinstance(x, (np.ndarray, np.generic, TracedValue, Tensor))
 
@@ -254,7 +254,7 @@ def _output_leaf(x):
     sym = getattr(x, "_tg_symbolic", None)
     if sym is not None:
         return sym
-    if dtypes.is_weak(x) or _is_array_leaf(x):
+    if dtypes.is_weak(x) or is_array_leaf(x):
         return x
     raise TypeError(f"a traced function must return arrays or numbers (in tuples, lists or "
                     f"dicts); got {type(x).__name__}")
@@ -271,7 +271,7 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> Tra
     leaves, in_tree = _flatten_args(tuple(args), static_argnums)
     static, traced = {}, []
     for i, leaf in enumerate(leaves):
-        if _is_array_leaf(leaf):
+        if is_array_leaf(leaf):
             aval, example = _example_of(leaf)
             traced.append(builder.new_input(aval, example if concrete else None))
         else:
