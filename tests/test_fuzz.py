@@ -1,12 +1,14 @@
 """Fuzzing: random programs over the whole primitive table, every way tracegrad runs them.
 
 Each seed gives one program (tests/fuzz_gen.py, operation kinds in
-tests/fuzz_ops.py) of float32 or float64, with size-0/1 dims, broadcasting,
-structural ops, reductions, products, comparisons, casts and direct primitive
-calls.  tests/fuzz_check.py checks it eager, traced + interpreted, with jit
-and compile_grad, values and gradients, against a numpy reference and float64
-finite differences.  Programs run in child processes (tests/fuzz_runner.py),
-so a crash in native code fails its seed instead of killing the suite.
+tests/fuzz_ops.py and tests/fuzz_control.py) of float32 or float64, with
+size-0/1 dims, broadcasting, structural ops, reductions, products,
+comparisons, casts, guards, loops and branches and direct primitive calls, and
+two input sets.  tests/fuzz_check.py checks it eager, traced + interpreted,
+with jit and compile_grad, values and gradients (second order for some),
+against a numpy reference and float64 finite differences.  Programs run in
+child processes (tests/fuzz_runner.py), so a crash in native code fails its
+seed instead of killing the suite.
 
 The normal suite runs N_NORMAL programs.  The slow mode, deselected by
 default, runs TRACEGRAD_FUZZ_N (default 3000) others:
@@ -60,9 +62,7 @@ def test_random_program(seed, normal_results):
 
 def test_every_primitive_is_generated(normal_results):
     seen = set().union(*(r["primitives"] for r in normal_results.values()))
-    # control flow (kind "control") is not generated: tests/test_control_flow*.py test it
-    wanted = {n for n, p in PRIMITIVES.items() if p.kind != "control"}
-    assert wanted <= seen, f"never generated: {sorted(wanted - seen)}"
+    assert set(PRIMITIVES) <= seen, f"never generated: {sorted(set(PRIMITIVES) - seen)}"
 
 
 def test_both_dtypes_are_generated(normal_results):
@@ -155,14 +155,16 @@ def test_known_bugs_each_have_a_reproducer():
     assert names == set(KNOWN_BUGS)
 
 
-@pytest.mark.xfail(strict=True, reason="traced_var_method: tracegrad.trace(lambda x: x.var())"
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="traced_var_method: tracegrad.trace(lambda x: x.var())"
                    "(np.ones(3)) raises TypeError: 'Var' object is not callable")
 def test_known_bug_traced_var_method():
     x = np.arange(4.0)
     assert tracegrad.jit(lambda x: x.var())(x) == pytest.approx(np.var(x))
 
 
-@pytest.mark.xfail(strict=True, reason="where_jvp_rank0: tracegrad.jvp(lambda x: tnp.where(x > 0, "
+@pytest.mark.xfail(strict=True, raises=TypeError,
+                   reason="where_jvp_rank0: tracegrad.jvp(lambda x: tnp.where(x > 0, "
                    "x, np.zeros(2)), (1.0,), (1.0,)) raises 'the JVP rule of primitive where "
                    "returned f64[] for a f64[2] value'")
 def test_known_bug_where_jvp_rank0():
@@ -171,7 +173,8 @@ def test_known_bug_where_jvp_rank0():
     assert np.asarray(tangent).tolist() == [1.0, 1.0]
 
 
-@pytest.mark.xfail(strict=True, reason="item_gradient: for f = lambda x: tnp.sum(x * "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="item_gradient: for f = lambda x: tnp.sum(x * "
                    "x.sum().item()), eager backward gives 3*ones at x = [1, 2], "
                    "compile_grad/value_and_grad 6*ones")
 def test_known_bug_item_gradient():
@@ -182,7 +185,8 @@ def test_known_bug_item_gradient():
     np.testing.assert_array_equal(tracegrad.compile_grad(f)(x)[1][0], t.grad.data)
 
 
-@pytest.mark.xfail(strict=True, reason="sum_negative_zero: tracegrad.jit(lambda x: "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="sum_negative_zero: tracegrad.jit(lambda x: "
                    "tnp.sum(x * -1.5))(np.zeros(1)) is -0.0, numpy and eager give 0.0")
 def test_known_bug_sum_negative_zero():
     f = lambda x: tnp.sum(x * -1.5)  # noqa: E731
@@ -190,7 +194,8 @@ def test_known_bug_sum_negative_zero():
     assert np.signbit(got) == np.signbit(want)
 
 
-@pytest.mark.xfail(strict=True, reason="extremum_signed_zero: tracegrad.jit(tnp.maximum)(a, b) "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="extremum_signed_zero: tracegrad.jit(tnp.maximum)(a, b) "
                    "with a = [-0.0, 0.0], b = [0.0, -0.0] gives [-0.0, 0.0], numpy and eager "
                    "[0.0, -0.0]")
 def test_known_bug_extremum_signed_zero():
@@ -199,7 +204,8 @@ def test_known_bug_extremum_signed_zero():
         np.maximum(a, b)).tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="weak_float_ops: tracegrad.compile_grad(lambda x: "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="weak_float_ops: tracegrad.compile_grad(lambda x: "
                    "tracegrad.ir.ops.mul(x, np.float64(2.0)))(1.5) gives the gradient 0.0 "
                    "(value_and_grad too; tracegrad.numpy.multiply gives 2.0)")
 def test_known_bug_weak_float_ops():
@@ -207,7 +213,8 @@ def test_known_bug_weak_float_ops():
     assert grad == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="float_guard_widened: tracegrad.jit(lambda x: x * 2.0 if "
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="float_guard_widened: tracegrad.jit(lambda x: x * 2.0 if "
                    "float(tnp.astype(tnp.exp(x), np.float64)) > 0.1 else x)(np.float32(-1.0)) "
                    "raises GuardMismatch (compiled 0.36787945032, traced 0.36787942052)")
 def test_known_bug_float_guard_widened():
