@@ -215,7 +215,8 @@ def _abs_partial(x, out):
 abs = unary("abs", np.abs, _abs_partial, float_only=False, torch_name="AbsBackward0")
 # sign is flat everywhere (its jump at 0 has no derivative): not differentiable.
 sign = unary("sign", np.sign, None, float_only=False, torch_name="SignBackward0")
-stop_gradient = unary("stop_gradient", np.asarray, None, float_only=False)
+# stop_gradient vanishes from kernel bodies (the value passes through): it costs nothing.
+stop_gradient = unary("stop_gradient", np.asarray, None, float_only=False, cost=0)
 
 add = binary("add", np.add, lambda x, y, out: None, lambda x, y, out: None,
              torch_name="AddBackward0")
