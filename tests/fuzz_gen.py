@@ -468,30 +468,42 @@ def _finish(g: Gen, dtype: str) -> Program:
     strided = [g.coin(0.2) for _ in g.params]
     inputs = [g.nodes[int(p[1:])].vals[("float64", 0)] for p in g.params]
     inputs2 = [g.nodes[int(p[1:])].vals[("float64", 1)] for p in g.params]
-    return Program(g.seed, dtype, list(g.params), inputs, inputs2, dict(g.consts), list(g.lines),
-                   [n.name for n in outputs], [n.sym for n in outputs], cots, strided,
-                   {n.name: (n.shape, n.sym) for n in g.nodes},
-                   _call_style(g, dtype, inputs),
+    prog = Program(g.seed, dtype, list(g.params), inputs, inputs2, dict(g.consts),
+                   list(g.lines), [n.name for n in outputs], [n.sym for n in outputs], cots,
+                   strided, {n.name: (n.shape, n.sym) for n in g.nodes},
                    # a difference of the gradient differentiates through stop_gradient
-                   g.coin(0.25) and not g.edge and not any("stop_gradient" in line
-                                                           for line in g.lines),
-                   g.coin(0.1), g.edge)
+                   second_order=g.coin(0.25) and not g.edge and not any(
+                       "stop_gradient" in line for line in g.lines),
+                   threads=g.coin(0.1), edge=g.edge)
+    styles = ["positional", "positional", "dict", "list"]
+    prog.call_style = g.choice(styles + ["floats"] * 2 * _takes_floats(prog))
+    return prog
+
+
+def _takes_floats(prog) -> bool:
+    """Whether Python floats may stand for the 0-d inputs (weak float64 scalars): in float64
+    programs that use them as numbers, which the reference run with floats shows (a Python
+    float has no array methods, and stays one through Python arithmetic)."""
+    zero_d = [i for i, x in enumerate(prog.inputs) if x.ndim == 0]
+    if prog.dtype != "float64" or not zero_d:
+        return False
+    if "weak_float_ops" in fuzz_ops.KNOWN_BUGS and any(
+            "P." in line and re.search(rf"\b{prog.params[i]}\b", line.split(" = ", 1)[1])
+            for i in zero_d for line in prog.lines):
+        return False
+    f, _ = prog.build("float64", RefNumpy(), RefPrims, RefControl)
+    args = prog.args("float64")
+    floats = [float(x) if i in zero_d else x for i, x in enumerate(args)]
+    try:
+        with np.errstate(all="ignore"):
+            want, got = f(*args), f(*floats)
+        return all(np.asarray(a).dtype == np.asarray(b).dtype and np.array_equal(a, b)
+                   for a, b in zip(want, got))
+    except (AttributeError, TypeError, IndexError, ValueError):
+        return False
 
 
 def _cotangent(g, shape):
     if g.edge:
         return g.rng.choice([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], shape)
     return g.rng.standard_normal(shape).astype(np.float32).astype(np.float64)
-
-
-def _call_style(g, dtype, inputs) -> str:
-    """Python floats are weak float64 scalars: they stand for 0-d inputs of float64 programs
-    that use them as numbers (a Python float has no array methods or indexing)."""
-    def as_number(name):
-        used = [line for line in g.lines if re.search(rf"\b{name}\b", line.split(" = ", 1)[1])]
-        return not any(re.search(rf"\b{name}[.\[]", line) or
-                       ("weak_float_ops" in fuzz_ops.KNOWN_BUGS and "P." in line) for line in used)
-
-    floats = dtype == "float64" and any(x.ndim == 0 for x in inputs) and all(
-        as_number(p) for p, x in zip(g.params, inputs) if x.ndim == 0)
-    return g.choice(["positional", "positional", "dict", "list"] + ["floats"] * (2 * floats))
