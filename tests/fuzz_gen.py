@@ -176,19 +176,17 @@ class Program:
 
     def script(self) -> str:
         """A standalone reproducer: inputs, constants and the source, run eager and compiled."""
-        np.set_printoptions(precision=17, threshold=100000)
         lines = ["import numpy", "import tracegrad", "import tracegrad.numpy as np",
                  "from tracegrad.ir import ops as P", "onp, L = numpy, tracegrad",
                  f"F, W = numpy.{self.dtype}, numpy.float64"]
         for name, (v, sym) in self.consts.items():
-            lines.append(f"{name} = numpy.array({v.tolist()!r}, dtype={sym})")
+            lines.append(f"{name} = {_literal(v, sym)}")
         for i, (c, sym) in enumerate(zip(self.cotangents, self.out_syms)):
             if c is not None:
-                lines.append(f"k{i} = numpy.array({c.tolist()!r}, dtype={sym})")
+                lines.append(f"k{i} = {_literal(c, sym)}")
         lines.append(self.source())
         for which, inputs in enumerate((self.inputs, self.inputs2)):
-            lines.append(f"args{which} = [" + ", ".join(
-                f"numpy.array({x.tolist()!r}, dtype=F)" for x in inputs) + "]")
+            lines.append(f"args{which} = [" + ", ".join(_literal(x, "F") for x in inputs) + "]")
         n = len(self.params)
         lines += ["jf, cg = tracegrad.jit(f), tracegrad.compile_grad(loss)",
                   "for args in (args0, args1):  # eager, then compiled, on both input sets",
@@ -196,6 +194,11 @@ class Program:
                   f"    print(tracegrad.value_and_grad(loss, argnums=tuple(range({n})))(*args))",
                   "    print(cg(*args))"]
         return "\n".join(lines) + "\n"
+
+
+def _literal(x, dtype) -> str:
+    """Source of an array (all digits, its shape kept even when empty)."""
+    return f"numpy.array({x.ravel().tolist()!r}, dtype={dtype}).reshape({x.shape!r})"
 
 
 def nice(c: float, digits=2, up=None) -> float:
