@@ -490,9 +490,10 @@ def _takes_floats(prog) -> bool:
     zero_d = [i for i, x in enumerate(prog.inputs) if x.ndim == 0]
     if prog.dtype != "float64" or not zero_d:
         return False
+    exprs = [line.split(" = ", 1)[1] for line in prog.lines]
     if "weak_float_ops" in fuzz_ops.KNOWN_BUGS and any(
-            "P." in line and re.search(rf"\b{prog.params[i]}\b", line.split(" = ", 1)[1])
-            for i in zero_d for line in prog.lines):
+            ("P." in e and re.search(rf"\b{prog.params[i]}\b", e)) or e == f"+{prog.params[i]}"
+            for i in zero_d for e in exprs):
         return False
     f, _ = prog.build("float64", RefNumpy(), RefPrims, RefControl)
     args = prog.args("float64")

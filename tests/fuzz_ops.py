@@ -30,8 +30,9 @@ KNOWN_BUGS = {
     "sum_negative_zero": "compiled sum over one element -0.0 gives -0.0, numpy and eager 0.0",
     "extremum_signed_zero": "compiled maximum/minimum(-0.0, 0.0) and max/min reductions over "
                             "-0.0 and 0.0 return the other zero than numpy and eager",
-    "weak_float_ops": "a Python float argument of jit/compile_grad/value_and_grad passed to "
-                      "tracegrad.ir.ops directly is a constant: zero gradient",
+    "weak_float_ops": "a Python float argument of compile_grad/value_and_grad becomes a "
+                      "constant (zero gradient) through unary +, .real, float(), round() or "
+                      "a direct tracegrad.ir.ops call",
     "float_guard_widened": "a float() guard on a float64 value computed from float32 "
                            "transcendentals: the rounding bound uses float64's eps, the jit "
                            "raises GuardMismatch on the inputs it was traced with",
