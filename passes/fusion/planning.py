@@ -43,10 +43,16 @@ def _analysis(plan):
         return None
 
 
-def _round(plan, rejected):
+# Analysis rounds decide a chain in a few rounds; where they keep deciding one value
+# per round (a chain whose every link is read three times, W7), full rounds that
+# store outermost-first converge faster: past this many rounds, planning uses those.
+ANALYSIS_ROUNDS = 6
+
+
+def _round(plan, rejected, analyse=True):
     """(groups or None, vars to store): one planning round.  Groups are returned
     only from a final round: one that expands everything and stores nothing."""
-    plan.stop = candidates(plan, rejected)
+    plan.stop = candidates(plan, rejected) if analyse else set()
     analysed = _analysis(plan) if plan.stop else None
     if analysed is None:
         plan.stop = set()
@@ -66,8 +72,8 @@ def _round(plan, rejected):
 def plan(graph):
     """(Plan, groups): the buffers, and the tasks grouped into kernels."""
     state, rejected = Plan(graph), set()
-    for _ in range(2 * len(state.eqns) + 2):  # each round stores or rejects one value at least
-        groups, needs = _round(state, rejected)
+    for i in range(2 * len(state.eqns) + 2):  # each round stores or rejects one value at least
+        groups, needs = _round(state, rejected, analyse=i < ANALYSIS_ROUNDS)
         if groups is not None:
             return state, groups
         for v in needs:
