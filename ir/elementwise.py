@@ -293,7 +293,9 @@ def _where_jvp(tangents, out, c, x, y):
     if tx is None and ty is None:
         return None
     zero = np.asarray(0.0, ops.dtype(out))
-    return where(c, zero if tx is None else tx, zero if ty is None else ty)
+    # rank-0 operands broadcast implicitly: the tangent has the output's shape
+    t = where(c, zero if tx is None else tx, zero if ty is None else ty)
+    return ops.broadcast(t, ops.shape(out))
 
 
 _declare("where", "select", _where_rule, _where_impl, (_where_vjp, _where_jvp),

@@ -23,10 +23,6 @@ INF = np.inf
 # and keeps finding new ones; delete the entry (and the xfail) once the bug is fixed.
 KNOWN_BUGS = {
     "traced_var_method": "x.var() on a traced value calls the IR Var stored as TracedValue.var",
-    "where_jvp_rank0": "the JVP of where is rank-0 when the condition and the differentiated "
-                       "branches are rank-0 but the result is not",
-    "item_gradient": "a float .item() fed back into array ops: eager treats it as a constant "
-                     "(as PyTorch), trace/jit/compile_grad differentiate through it",
     "sum_negative_zero": "compiled sum over one element -0.0 gives -0.0, numpy and eager 0.0",
     "extremum_signed_zero": "compiled maximum/minimum(-0.0, 0.0) and max/min reductions over "
                             "-0.0 and 0.0 return the other zero than numpy and eager",
@@ -264,9 +260,11 @@ def int_guard(g):
 
 
 def item_scalar(g):
-    """A float .item() fed back into array ops (a symbolic scalar while tracing)."""
+    """A float .item() fed back into array ops (a symbolic scalar while tracing).
+    `.item()` is a constant for autodiff in every mode (as PyTorch's), so the
+    reference stops its gradient too."""
     s, x = g.pick(), g.pick()
-    inner = "np.stop_gradient({1})" if "item_gradient" in KNOWN_BUGS else "{1}"
+    inner = "np.stop_gradient({1})"
     g.emit(g.choice([f"{{0}} * {inner}.sum().item()", f"{{0}} - {inner}.mean().item()"
                      if s.size else f"{{0}} * {inner}.sum().item()"]), x, s)
 

@@ -163,21 +163,13 @@ def test_known_bug_traced_var_method():
     assert tracegrad.jit(lambda x: x.var())(x) == pytest.approx(np.var(x))
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="where_jvp_rank0: tracegrad.jvp(lambda x: tnp.where(x > 0, "
-                   "x, np.zeros(2)), (1.0,), (1.0,)) raises 'the JVP rule of primitive where "
-                   "returned f64[] for a f64[2] value'")
-def test_known_bug_where_jvp_rank0():
+def test_fixed_where_jvp_rank0():
     _, tangent = tracegrad.jvp(lambda x: tnp.where(x > 0, x, np.zeros(2)),
                                (np.float64(1.0),), (np.float64(1.0),))
     assert np.asarray(tangent).tolist() == [1.0, 1.0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="item_gradient: for f = lambda x: tnp.sum(x * "
-                   "x.sum().item()), eager backward gives 3*ones at x = [1, 2], "
-                   "compile_grad/value_and_grad 6*ones")
-def test_known_bug_item_gradient():
+def test_fixed_item_gradient_is_a_constant_in_every_mode():
     f = lambda x: tnp.sum(x * x.sum().item())  # noqa: E731
     x = np.array([1.0, 2.0])
     t = tracegrad.tensor(x, requires_grad=True)

@@ -150,7 +150,9 @@ class TracedFloat(TracedScalar, float):
     def __new__(cls, value, symbolic):
         obj = float.__new__(cls, value)
         obj._tg_plain_value = float(value)
-        obj._tg_symbolic, obj._tg_guarded = symbolic, False
+        # `.item()` gives a Python number: a constant for autodiff, as an eager
+        # tensor's `.item()` is (PyTorch), so every mode differentiates alike.
+        obj._tg_symbolic, obj._tg_guarded = tnp.stop_gradient(symbolic), False
         return obj
 
 
