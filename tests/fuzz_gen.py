@@ -149,11 +149,6 @@ class Program:
         exec(compile(self.source(), f"<fuzz program {self.seed}>", "exec"), env)
         return env["f"], env["loss"]
 
-    @property
-    def control_flow(self) -> bool:
-        """Whether a line calls a loop or branch of tracegrad (cond, while_loop, ...)."""
-        return any("L." in line for line in self.lines)
-
     def restrict(self, outputs) -> "Program":
         """The program computing only `outputs` (names): lines they do not need are dropped."""
         needed, lines = set(outputs), []
