@@ -14,6 +14,7 @@ import numpy as np
 from tracegrad.ir import ShapedArray, TracedValue, ops
 
 from . import dtypes
+from . import numpy as tnp
 from .tree import tree_flatten, tree_unflatten
 
 
@@ -71,7 +72,7 @@ def tree_difference(a, b, root: str):
 def leaf_value(x):
     """An array leaf as the operations take it: a traced scalar's symbolic value,
     an array, a Tensor, a traced value, or a Python scalar (weak) as it is."""
-    symbolic = getattr(x, "_tg_symbolic", None)
+    symbolic = tnp.symbolic_value(x)
     if symbolic is not None:
         return symbolic
     if dtypes.is_weak(x) or hasattr(x, "_tg_trace"):

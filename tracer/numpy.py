@@ -74,10 +74,17 @@ def is_boxed(x) -> bool:
     return hasattr(x, "_tg_trace")
 
 
-def _symbolic(x):
-    # The traced 0-d value behind a scalar returned by `.item()`/`float()` of a
-    # traced value; using it keeps the computation symbolic (no guard).
-    return getattr(x, "_tg_symbolic", None)
+def symbolic_value(x):
+    """The traced 0-d value behind a traced Python scalar (None for anything else);
+    using it keeps the computation symbolic (no guard).  A scalar from `.item()` is
+    detached: its gradient is stopped, as PyTorch's `.item()` gives a constant."""
+    sym = getattr(x, "_tg_symbolic", None)
+    if sym is not None and getattr(x, "_tg_detached", False):
+        return ops.stop_gradient(sym)
+    return sym
+
+
+_symbolic = symbolic_value
 
 
 def _operand(x):

@@ -147,12 +147,14 @@ def _methods():
 class TracedFloat(TracedScalar, float):
     """A Python float carrying a traced value (see the module docstring)."""
 
+    # `.item()` gives a Python number: a constant for autodiff, as an eager tensor's
+    # `.item()` is (PyTorch), so every mode differentiates alike (`symbolic_value`).
+    _tg_detached = True
+
     def __new__(cls, value, symbolic):
         obj = float.__new__(cls, value)
         obj._tg_plain_value = float(value)
-        # `.item()` gives a Python number: a constant for autodiff, as an eager
-        # tensor's `.item()` is (PyTorch), so every mode differentiates alike.
-        obj._tg_symbolic, obj._tg_guarded = tnp.stop_gradient(symbolic), False
+        obj._tg_symbolic, obj._tg_guarded = symbolic, False
         return obj
 
 

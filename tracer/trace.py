@@ -251,7 +251,7 @@ def _data(leaf):
 # ---- tracing ------------------------------------------------------------------------------
 
 def _output_leaf(x):
-    sym = getattr(x, "_tg_symbolic", None)
+    sym = tnp.symbolic_value(x)
     if sym is not None:
         return sym
     if dtypes.is_weak(x) or is_array_leaf(x):
