@@ -28,7 +28,9 @@ KNOWN_BUGS = {
                             "-0.0 and 0.0 return the other zero than numpy and eager",
     "weak_float_ops": "a Python float argument of compile_grad/value_and_grad becomes a "
                       "constant (zero gradient) through unary +, .real, float(), round() or "
-                      "a direct tracegrad.ir.ops call",
+                      "a direct tracegrad.ir.ops call (ops.broadcast raises AttributeError)",
+    "weak_float_compare": "a Python float argument compared with a numpy scalar gives a "
+                          "Python bool under jit (np.bool_ in Python): ~ of it is an int",
     "float_guard_widened": "a float() guard on a float64 value computed from float32 "
                            "transcendentals: the rounding bound uses float64's eps, the jit "
                            "raises GuardMismatch on the inputs it was traced with",
@@ -214,9 +216,6 @@ def where(g):
     y = g.operand(x)
     if not _broadcastable(c.shape, x.shape, g.shape_of(y)):
         g.reject("shapes")
-    if "where_jvp_rank0" in KNOWN_BUGS and np.broadcast_shapes(
-            c.shape, x.shape, g.shape_of(y)) != c.shape:
-        g.reject("known bug where_jvp_rank0")
     if g.coin(0.2):
         g.emit("np.where({0}, {2}, {1})", c, x, y)
     else:
@@ -609,7 +608,7 @@ def prim_elementwise(g):
         a = g.away_from_pair(a, b)
     if name == "where":
         c = _bool(g, a)
-        if c.shape not in (a.shape, ()) or ("where_jvp_rank0" in KNOWN_BUGS and c.shape != a.shape):
+        if c.shape not in (a.shape, ()):
             g.reject("shape")
         g.emit("P.where({0}, {1}, {2})", c, a, b)
         return

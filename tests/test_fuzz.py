@@ -199,10 +199,20 @@ def test_known_bug_extremum_signed_zero():
 @pytest.mark.xfail(strict=True, raises=AssertionError,
                    reason="weak_float_ops: tracegrad.compile_grad(lambda x: +x)(1.5) and "
                    "tracegrad.compile_grad(lambda x: tracegrad.ir.ops.mul(x, np.float64(2.0)))"
-                   "(1.5) give the gradient 0.0 (value_and_grad too)")
+                   "(1.5) give the gradient 0.0 (value_and_grad too); tracegrad.jit(lambda x: "
+                   "ops.broadcast(x + 1.0, (2,)))(1.5) raises AttributeError")
 def test_known_bug_weak_float_ops():
     assert tracegrad.compile_grad(lambda x: +x)(1.5)[1] == (1.0,)
     assert tracegrad.compile_grad(lambda x: ops.mul(x, np.float64(2.0)))(1.5)[1] == (2.0,)
+    assert tracegrad.jit(lambda x: ops.broadcast(x + 1.0, (2,)))(1.5).tolist() == [2.5, 2.5]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="weak_float_compare: f = lambda x: ~(x < np.float64(0.74)); f(1.5) is "
+                   "np.True_, tracegrad.jit(f)(1.5) is array(-1)")
+def test_known_bug_weak_float_compare():
+    f = lambda x: ~(x < np.float64(0.74))  # noqa: E731
+    assert tracegrad.jit(f)(1.5).dtype == np.bool_
 
 
 @pytest.mark.xfail(strict=True, raises=RuntimeError,
