@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 import tracegrad as tg
+from tracegrad import tracer
 
 F64 = np.float64
 
@@ -252,3 +253,14 @@ def grad_argnums(name, args):
 
 def case(name):
     return next(c for c in CASES if c[0] == name)
+
+
+def flat_argnums(args, argnums):
+    """Positions among the flat leaves of `args` of the leaves of `args[argnums]`."""
+    out, start = [], 0
+    for i, a in enumerate(args):
+        n = len(tracer.tree_leaves(a))
+        if i in argnums:
+            out += list(range(start, start + n))
+        start += n
+    return tuple(out)

@@ -16,7 +16,7 @@ from tracegrad.passes.fusion import fuse
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.manager import cleanup
 
-from compiled_loops_cases import (CASES, F64, branch, case, cond_in_while, grad_argnums, rnn,
+from compiled_loops_cases import (flat_argnums, CASES, F64, branch, case, cond_in_while, grad_argnums, rnn,
                                   rnn_args)
 
 NAMES = [c[0] for c in CASES]
@@ -58,20 +58,10 @@ def test_native_code_matches_the_kernel_interpreter(name, grad):
     _, fn, make, _ = case(name)
     args = make()
     flat = _flat(args)
-    wrt = _flat_argnums(args, grad_argnums(name, args)) if grad else None
+    wrt = flat_argnums(args, grad_argnums(name, args)) if grad else None
     kp = fuse(_cleaned(fn, args, wrt))
     got = compile_program(kp, disk_cache=False)(*flat)
     _close(got, run_program(kp, *flat), rtol=1e-12, atol=1e-14)
-
-
-def _flat_argnums(args, argnums):
-    out, start = [], 0
-    for i, a in enumerate(args):
-        n = len(tracer.tree_leaves(a))
-        if i in argnums:
-            out += list(range(start, start + n))
-        start += n
-    return tuple(out)
 
 
 def _central(fn, args, i, eps=1e-6):

@@ -18,7 +18,7 @@ from tracegrad.passes.fusion import fuse
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.kernels import CondStep, LoopStep
 
-from compiled_loops_cases import CASES, F64, case, grad_argnums, rnn, rnn_args
+from compiled_loops_cases import flat_argnums, CASES, F64, case, grad_argnums, rnn, rnn_args
 
 NAMES = [c[0] for c in CASES]
 
@@ -29,17 +29,6 @@ def _flat(args):
 
 def _graph(fn, args):
     return dce(tg.trace(fn)(*args).graph)
-
-
-def _flat_argnums(args, argnums):
-    """Positions among the flat leaves of the leaves of `args[argnums]`."""
-    out, start = [], 0
-    for i, a in enumerate(args):
-        n = len(tracer.tree_leaves(a))
-        if i in argnums:
-            out += list(range(start, start + n))
-        start += n
-    return tuple(out)
 
 
 def _steps(kp):
@@ -84,7 +73,7 @@ def test_gradient_kernel_program_matches_differences(name):
     args = make()
     flat = _flat(args)
     graph = _graph(fn, args)
-    wrt = _flat_argnums(args, grad_argnums(name, args))
+    wrt = flat_argnums(args, grad_argnums(name, args))
     grads_graph = dce(grad_graph(graph, argnums=wrt))
     kp = fuse(grads_graph)
     got = run_program(kp, *flat)
