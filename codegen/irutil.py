@@ -1,7 +1,18 @@
 """Small llvmlite helpers shared by the code generators (loops, constants, image walks)."""
 from __future__ import annotations
 
+import ctypes
+import functools
+
 from llvmlite import ir
+
+
+@functools.lru_cache(maxsize=None)
+def libc_symbols(names: tuple) -> dict:
+    """`tg_sys_<name>` -> address of each libc function in `names`, for the JIT's symbol
+    table (generated code calls libc through these names)."""
+    libc = ctypes.CDLL(None)
+    return {f"tg_sys_{n}": ctypes.cast(getattr(libc, n), ctypes.c_void_p).value for n in names}
 
 I64 = ir.IntType(64)
 PTR = ir.PointerType()

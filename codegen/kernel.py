@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import Const, IndexMap, Load, LoopKernel, Op, Store
+from tracegrad.passes.kernels import Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
 from . import outline, simd
 from .irutil import I64, PTR, Function, Loop, i64, walk_image
@@ -162,7 +162,7 @@ class KernelEmitter:
         innermost loop scalar (for LLVM's loop vectorizer).  `ranged`: the function takes
         the row range `lo, hi` of its outermost dim (a kernel split over threads)."""
         self.module, self.kernel, self.name, self.ranged = module, kernel, name, ranged
-        touched = _distinct(list(kernel.reads()) + list(kernel.writes()))
+        touched = distinct(list(kernel.reads()) + list(kernel.writes()))
         self.baked = [buf for buf in touched if baked_const(buf)]
         self.buffers = [buf for buf in touched if not baked_const(buf)]  # pointer arguments
         loads = [ins for ins in kernel.body if isinstance(ins, Load)]
@@ -514,14 +514,6 @@ def _clamp_to_valid(b, iv, bnd):
         off = b.sub(i, i64(lo))
         i = b.sub(i, b.srem(off, i64(step)))
     return i
-
-
-def _distinct(bufs):
-    out = []
-    for buf in bufs:
-        if not any(buf is o for o in out):
-            out.append(buf)
-    return out
 
 
 def baked_const(buf) -> bool:

@@ -29,17 +29,15 @@ Memory.
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import CondStep, DotKernel, LoopKernel, LoopStep
+from tracegrad.passes.kernels import CondStep, DotKernel, LoopKernel, LoopStep, distinct
 
 from . import blas, llvm_util, outline, units
-from .irutil import I64, PTR, align_up, declare, i64
+from .irutil import I64, PTR, align_up, declare, i64, libc_symbols
 from .kernel import KernelEmitter
 from .lower import ProgramEmitter, plan_arena
 from .scalar_ops import storage_type
@@ -50,25 +48,13 @@ TAPE_ALIGN = 8  # bytes: each carry's offset in a tape record
 TAPE_START = 16  # records the tape first holds
 
 
-@functools.lru_cache(maxsize=None)
 def symbols() -> dict:
     """The libc functions of the tape, for the JIT's symbol table (runtime.register_symbols)."""
-    libc = ctypes.CDLL(None)
-    return {f"tg_sys_{n}": ctypes.cast(getattr(libc, n), ctypes.c_void_p).value
-            for n in ("realloc", "free")}
+    return libc_symbols(("realloc", "free"))
 
 
 def _nbytes(buf) -> int:
     return buf.size * np.dtype(buf.dtype).itemsize
-
-
-def _distinct(bufs) -> list:
-    seen, out = set(), []
-    for b in bufs:
-        if id(b) not in seen:
-            seen.add(id(b))
-            out.append(b)
-    return out
 
 
 def step_work(step, program_work) -> int:
@@ -84,7 +70,7 @@ def step_work(step, program_work) -> int:
 
 def emit_step(parent, step) -> None:
     """Emit `step` as a function and call it from `parent` (a ProgramEmitter or a Scope)."""
-    bufs = _distinct(step.reads() + step.writes())
+    bufs = distinct(step.reads() + step.writes())
     pointers = [parent._pointer(b) for b in bufs]
     fn = ir.Function(parent.module, ir.FunctionType(VOID, [PTR] * (1 + len(bufs))),
                      parent.module.get_unique_name("tg_step"))

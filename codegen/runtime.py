@@ -25,6 +25,7 @@ from tracegrad.ir.core import ShapedArray, short_dtype
 from tracegrad.passes.kernels import DotKernel, LoopKernel
 
 from . import blas, cache, fastcall, fingerprint, llvm_util, loops, threads
+from .irutil import libc_symbols
 from .lower import ARENA_ALIGN
 
 
@@ -36,9 +37,7 @@ class SignatureMismatch(TypeError):
 
 @functools.lru_cache(maxsize=None)
 def _libc_symbols() -> dict:
-    libc = ctypes.CDLL(None)
-    names = ("pthread_mutex_init", "pthread_mutex_lock", "pthread_mutex_unlock")
-    return {f"tg_sys_{n}": ctypes.cast(getattr(libc, n), ctypes.c_void_p).value for n in names}
+    return libc_symbols(("pthread_mutex_init", "pthread_mutex_lock", "pthread_mutex_unlock"))
 
 
 @llvm_util.locked

@@ -19,8 +19,6 @@ reduction).  Any other kernel stays on one thread.
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
 from dataclasses import dataclass
 
@@ -30,7 +28,7 @@ from llvmlite import ir
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Load, Op
 
-from .irutil import I64, PTR, Loop, align_up, declare, i64, walk_image
+from .irutil import I64, PTR, Loop, align_up, declare, i64, libc_symbols, walk_image
 from .scalar_ops import combine, storage_type, to_memory, to_register
 
 # Below this many simple ops a second thread does not pay for its start and join
@@ -59,11 +57,8 @@ def beside_blas(n_threads: int, blas_threads: int, cpus: int | None = None) -> i
     return max(1, min(n_threads, cpus - (blas_threads - 1)))
 
 
-@functools.lru_cache(maxsize=None)
 def symbols() -> dict:
-    libc = ctypes.CDLL(None)
-    return {f"tg_sys_{n}": ctypes.cast(getattr(libc, n), ctypes.c_void_p).value
-            for n in ("pthread_create", "pthread_join")}
+    return libc_symbols(("pthread_create", "pthread_join"))
 
 
 def kernel_cost(kernel) -> int:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store
+from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
 from . import outline
 from .irutil import I64, PTR
@@ -50,15 +50,6 @@ SPLIT_MIN_BODY = 64  # bodies from this long are split into their independent pa
 
 
 # ---- the canonical form ---------------------------------------------------------------
-
-def _distinct(bufs):
-    seen, out = set(), []
-    for buf in bufs:
-        if id(buf) not in seen:
-            seen.add(id(buf))
-            out.append(buf)
-    return out
-
 
 def _indices(kernel):
     """(buffer, IndexMap) of every access of the kernel."""
@@ -80,7 +71,7 @@ def _shifted(index: IndexMap, base: int) -> IndexMap:
 
 def canonical_form(kernel: LoopKernel):
     """(canonical kernel, [(buffer, base) per pointer argument]): see the module docstring."""
-    args = [b for b in _distinct(kernel.reads() + kernel.writes()) if not baked_const(b)]
+    args = [b for b in distinct(kernel.reads() + kernel.writes()) if not baked_const(b)]
     bases = _bases(kernel, args)
     holders = {id(b): Buffer(f"a{j}", tuple(b.shape), np.dtype(b.dtype), "arg", index=j)
                for j, b in enumerate(args)}

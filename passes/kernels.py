@@ -237,6 +237,11 @@ class CondStep:
         return list(self.branches)
 
 
+def distinct(buffers) -> list:
+    """`buffers` in first-seen order, each once (buffers compare by identity)."""
+    return list(dict.fromkeys(buffers))
+
+
 @dataclass
 class KernelProgram:
     inputs: list  # Buffers of kind input, in argument order
