@@ -37,3 +37,7 @@ from .reductions import *  # noqa: E402,F401,F403
 from .structural import *  # noqa: E402,F401,F403
 from .linalg import *  # noqa: E402,F401,F403
 from .control_flow import *  # noqa: E402,F401,F403
+from .indexing import *  # noqa: E402,F401,F403
+from .sorting import *  # noqa: E402,F401,F403
+from .cumulative import *  # noqa: E402,F401,F403
+from .decompositions import *  # noqa: E402,F401,F403

@@ -29,7 +29,11 @@ from typing import Callable
 
 # The kinds of primitive that fuse into loop bodies, one element at a time.
 ELEMENTWISE_KINDS = ("unary", "binary", "compare", "logical", "select", "cast")
-KINDS = ELEMENTWISE_KINDS + ("reduce", "structural", "dot", "control")
+# "extern": a whole-array routine (sort, gather, LAPACK, ...) that fusion never
+# fuses into: it reads its operands from buffers and writes fresh output buffers;
+# codegen runs a native lowering when it has one, and otherwise calls back into
+# the primitive's numpy `impl` from the compiled code.
+KINDS = ELEMENTWISE_KINDS + ("reduce", "structural", "dot", "control", "extern")
 
 
 class ShapeError(TypeError):

@@ -1,0 +1,140 @@
+"""What every family of `tracegrad.numpy` shares: operands as `ir.ops` accepts
+them, NumPy promotion and broadcasting made explicit, axis normalization and
+errors that name the user's line."""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from tracegrad.ir import ShapeError, ops, user_source_location
+
+from .. import dtypes
+
+
+class BroadcastError(ShapeError, ValueError):
+    """Operands whose shapes do not fit an operation (a ValueError, as in NumPy)."""
+
+
+def is_boxed(x) -> bool:
+    """An eager tensor or a traced value (anything `ops.bind` dispatches on)."""
+    return hasattr(x, "_tg_trace")
+
+
+def symbolic_value(x):
+    """The traced 0-d value behind a traced Python scalar (None for anything else);
+    using it keeps the computation symbolic (no guard).  A scalar from `.item()` is
+    detached: its gradient is stopped, as PyTorch's `.item()` gives a constant."""
+    sym = getattr(x, "_tg_symbolic", None)
+    if sym is not None and getattr(x, "_tg_detached", False):
+        return ops.stop_gradient(sym)
+    return sym
+
+
+_symbolic = symbolic_value
+
+
+def _operand(x):
+    """`x` as something `ops` accepts: boxed values as they are, the rest as arrays."""
+    sym = _symbolic(x)
+    if sym is not None:
+        return _convert(sym, dtypes.weak_default(x))
+    if is_boxed(x):
+        return x
+    if isinstance(x, np.ndarray):
+        dtypes.check(x.dtype)
+        return x
+    from .constructors import asarray  # constructors build on this module
+    return asarray(x)
+
+
+def _lift(x, dt):
+    """`x` as an operand of dtype `dt`; Python scalars become 0-d arrays (literals)."""
+    sym = _symbolic(x)
+    if sym is not None:
+        return _convert(sym, dt)
+    if dtypes.is_weak(x):
+        return np.asarray(x, dt)
+    return _convert(_operand(x), dt)
+
+
+def _shape(x) -> tuple:
+    # Operands past `_operand`/`_lift` are boxed values or numpy arrays: read
+    # their attributes instead of building an aval (this is the eager hot path).
+    s = getattr(x, "shape", None)
+    return s if s is not None else ops.shape(x)
+
+
+def _dtype(x) -> np.dtype:
+    d = getattr(x, "dtype", None)
+    return d if d is not None else ops.dtype(x)
+
+
+def _convert(x, dt):
+    return x if _dtype(x) == dt else ops.convert(x, dt)
+
+
+def _describe(x) -> str:
+    return f"python {type(x).__name__}" if dtypes.is_weak(x) else str(ops.aval(x))
+
+
+def _fail(op: str, msg: str, operands=(), exc=BroadcastError):
+    shown = ", ".join(_describe(x) for x in operands)
+    where = user_source_location()
+    raise exc(f"{op}: {msg}" + (f" (operands: {shown})" if shown else "")
+              + (f"\n  at {where}" if where else ""))
+
+
+def _reject(op: str, **unsupported):
+    """NumPy keyword arguments we do not offer must not be silently ignored."""
+    for name, value in unsupported.items():
+        if value is not None:
+            hint = " (tracegrad arrays are immutable: use the return value)" \
+                if name == "out" else ""
+            raise TypeError(f"{op}(..., {name}=...) is not supported by tracegrad{hint}")
+
+
+def _broadcast(op: str, operands):
+    """Make NumPy broadcasting explicit; rank-0 operands stay implicit (the IR allows them)."""
+    shapes = [_shape(v) for v in operands]
+    try:
+        out = np.broadcast_shapes(*shapes)
+    except ValueError:
+        _fail(op, "operands could not be broadcast together with shapes "
+              + " ".join(str(s) for s in shapes), operands)
+    return [v if _shape(v) in ((), out) else ops.broadcast(v, out) for v in operands]
+
+
+def _elementwise(op: str, prim: str, xs, dt=None):
+    """Promote `xs` to one dtype, broadcast, and apply the n-ary primitive `prim`."""
+    dt = dtypes.result_type(*xs) if dt is None else dt
+    return ops.bind(prim, *_broadcast(op, [_lift(x, dt) for x in xs]))
+
+
+def _ndim(x) -> int:
+    return len(_shape(x))
+
+
+def _norm_axis(axis, ndim: int) -> int:
+    a = operator.index(axis)
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(a, ndim)
+    return a % ndim
+
+
+def _norm_axes(axis, ndim: int) -> tuple:
+    """`axis` (None, int or tuple, negatives allowed) as sorted non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = [_norm_axis(a, ndim) for a in (axis if isinstance(axis, (tuple, list)) else (axis,))]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"duplicate value in 'axis': {axis}")
+    return tuple(sorted(axes))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _reduced_shape(shape, axes):
+    return tuple(d for i, d in enumerate(shape) if i not in axes)

@@ -1,0 +1,62 @@
+"""Composites written once in terms of primitives: sigmoid, softplus, relu,
+logsumexp, softmax, log_softmax."""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.ir import ops
+
+from .. import dtypes
+from ._core import (
+    _convert, _dtype, _ndim, _norm_axes, _operand, _reduced_shape, _shape,
+)
+from .elementwise import (absolute, add, divide, greater, less, maximum, multiply, negative,
+                          stop_gradient, subtract, uf, where)
+from .reductions import max, sum
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) computed as 0.5 * (tanh(x / 2) + 1): no overflow for any x."""
+    x = _operand(x)
+    return multiply(0.5, add(uf.tanh(multiply(0.5, x)), 1.0))
+
+
+def softplus(x):
+    """log(1 + exp(x)) computed as log1p(exp(-|x|)) + max(x, 0): stable for large |x|."""
+    x = _operand(x)
+    return add(uf.log1p(uf.exp(negative(absolute(x)))), maximum(x, 0.0))
+
+
+def relu(x):
+    """max(x, 0) as where(x > 0, x, 0): the gradient at 0 is 0, as in PyTorch."""
+    x = _operand(x)
+    return where(greater(x, 0), x, 0)
+
+
+def logsumexp(a, axis=None, keepdims=False):
+    """log(sum(exp(a))) with the maximum subtracted (under stop_gradient) for stability."""
+    a = _operand(a)
+    a = _convert(a, dtypes.float_result(_dtype(a)))
+    axes = _norm_axes(axis, _ndim(a))
+    m = max(a, axis=axes, keepdims=True)
+    # An infinite maximum would give inf - inf = nan; shifting by 0 keeps the exact answer.
+    m = stop_gradient(where(less(absolute(m), np.inf), m, 0.0))
+    out = add(uf.log(sum(uf.exp(subtract(a, m)), axis=axes, keepdims=True)), m)
+    return out if keepdims else ops.reshape(out, _reduced_shape(_shape(a), axes))
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
+    x = _operand(x)
+    e = uf.exp(subtract(x, stop_gradient(max(x, axis=axis, keepdims=True))))
+    return divide(e, sum(e, axis=axis, keepdims=True))
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along `axis`."""
+    return subtract(x, logsumexp(x, axis=axis, keepdims=True))
+
+
+__all__ = ["sigmoid", "softplus", "relu", "logsumexp", "softmax", "log_softmax"]
+
+NUMPY = {}

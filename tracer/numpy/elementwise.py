@@ -1,0 +1,235 @@
+"""Elementwise functions: the float ufuncs derived from the primitive table,
+arithmetic with NumPy promotion, comparisons, logic, `where`, `clip`."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from tracegrad.ir import PRIMITIVES, ops
+
+from .. import dtypes
+from ._core import (
+    _broadcast, _convert, _dtype, _elementwise, _lift,
+    _operand, _reject, _symbolic, is_boxed,
+)
+
+
+def _float_unary(prim):
+    name = prim.numpy_name
+
+    def f(x, /, out=None, **unsupported):
+        _reject(name, out=out, **unsupported)
+        x = _operand(x)
+        return ops.bind(prim.name, _convert(x, dtypes.float_result(_dtype(x))))
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"{prim.doc}, elementwise; int and bool inputs compute in float64."
+    return f
+
+
+# The float functions that are one primitive each (exp, log, sqrt, tanh, ...),
+# derived from the primitive table (`Primitive.numpy_name`).
+UFUNCS = {p.numpy_name: _float_unary(p) for p in PRIMITIVES.values() if p.numpy_name}
+globals().update(UFUNCS)
+uf = types.SimpleNamespace(**UFUNCS)  # the same functions, for the composites below
+
+
+def negative(x, /, out=None):
+    """-x elementwise (bool is rejected, as in NumPy)."""
+    _reject("negative", out=out)
+    x = _operand(x)
+    if _dtype(x) == dtypes.BOOL:
+        raise TypeError("negative: the numpy boolean negative is not supported, use ~ or "
+                        "logical_not")
+    return ops.neg(x)
+
+
+def positive(x, /, out=None):
+    _reject("positive", out=out)
+    return _operand(x)
+
+
+def absolute(x, /, out=None):
+    """|x| elementwise; its gradient is sign(x) (0 at 0)."""
+    _reject("absolute", out=out)
+    return ops.abs(_operand(x))
+
+
+abs = absolute
+
+
+def sign(x, /, out=None):
+    _reject("sign", out=out)
+    return ops.sign(_operand(x))
+
+
+def add(x1, x2, /, out=None):
+    """x1 + x2 with NumPy promotion and broadcasting."""
+    _reject("add", out=out)
+    return _elementwise("add", "add", (x1, x2))
+
+
+def subtract(x1, x2, /, out=None):
+    _reject("subtract", out=out)
+    if dtypes.result_type(x1, x2) == dtypes.BOOL:
+        raise TypeError("subtract: numpy boolean subtract is not supported, use ^ or logical_xor")
+    return _elementwise("subtract", "sub", (x1, x2))
+
+
+def multiply(x1, x2, /, out=None):
+    _reject("multiply", out=out)
+    return _elementwise("multiply", "mul", (x1, x2))
+
+
+def divide(x1, x2, /, out=None):
+    """True division: integer and bool operands give float64, as in NumPy."""
+    _reject("divide", out=out)
+    return _elementwise("divide", "div", (x1, x2), dtypes.float_result(dtypes.result_type(x1, x2)))
+
+
+true_divide = divide
+
+
+def power(x1, x2, /, out=None):
+    """x1 ** x2; a Python int exponent lowers to `integer_pow` (exact, cheap gradient)."""
+    _reject("power", out=out)
+    if isinstance(x2, int) and not isinstance(x2, bool) and _symbolic(x2) is None:
+        return ops.integer_pow(_lift(x1, dtypes.result_type(x1, x2)), x2)
+    return _elementwise("power", "pow", (x1, x2))
+
+
+def square(x, /, out=None):
+    _reject("square", out=out)
+    x = _operand(x)
+    return ops.integer_pow(x, 2)
+
+
+def reciprocal(x, /, out=None):
+    _reject("reciprocal", out=out)
+    return divide(1.0, x)
+
+
+def maximum(x1, x2, /, out=None):
+    """Elementwise maximum; at ties the gradient is split evenly."""
+    _reject("maximum", out=out)
+    return _elementwise("maximum", "max", (x1, x2))
+
+
+def minimum(x1, x2, /, out=None):
+    _reject("minimum", out=out)
+    return _elementwise("minimum", "min", (x1, x2))
+
+
+def _compare(name, prim):
+    def f(x1, x2, /, out=None):
+        _reject(name, out=out)
+        return _elementwise(name, prim, (x1, x2))
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"Elementwise `{name}` (bool result, not differentiable)."
+    return f
+
+
+less, less_equal = _compare("less", "lt"), _compare("less_equal", "le")
+greater, greater_equal = _compare("greater", "gt"), _compare("greater_equal", "ge")
+equal, not_equal = _compare("equal", "eq"), _compare("not_equal", "ne")
+
+
+def _as_bool(x):
+    x = _operand(x)
+    return x if _dtype(x) == dtypes.BOOL else ops.ne(x, np.asarray(0, _dtype(x)))
+
+
+def logical_and(x1, x2, /, out=None):
+    _reject("logical_and", out=out)
+    return _elementwise("logical_and", "and", (_as_bool(x1), _as_bool(x2)))
+
+
+def logical_or(x1, x2, /, out=None):
+    _reject("logical_or", out=out)
+    return _elementwise("logical_or", "or", (_as_bool(x1), _as_bool(x2)))
+
+
+def logical_not(x, /, out=None):
+    _reject("logical_not", out=out)
+    return ops.logical_not(_as_bool(x))
+
+
+def logical_xor(x1, x2, /, out=None):
+    _reject("logical_xor", out=out)
+    return _elementwise("logical_xor", "ne", (_as_bool(x1), _as_bool(x2)))
+
+
+def _bool_only(op, *xs):
+    if any(dtypes.dtype_of(_operand(x)) != dtypes.BOOL for x in xs):
+        raise TypeError(f"{op}: only bool operands are supported (integer bitwise ops "
+                        "have no tracegrad primitive)")
+
+
+def bitwise_and(x1, x2, /, out=None):
+    _bool_only("bitwise_and", x1, x2)
+    return logical_and(x1, x2, out=out)
+
+
+def bitwise_or(x1, x2, /, out=None):
+    _bool_only("bitwise_or", x1, x2)
+    return logical_or(x1, x2, out=out)
+
+
+def bitwise_xor(x1, x2, /, out=None):
+    _bool_only("bitwise_xor", x1, x2)
+    return logical_xor(x1, x2, out=out)
+
+
+def invert(x, /, out=None):
+    _bool_only("invert", x)
+    return logical_not(x, out=out)
+
+
+def where(condition, x=None, y=None, /):
+    """Elementwise choice; the gradient flows only into the chosen branch."""
+    if x is None or y is None:
+        raise TypeError("where(condition) (the nonzero form) is not supported: its result "
+                        "shape depends on the data; pass both x and y")
+    dt = dtypes.result_type(x, y)
+    c, a, b = _broadcast("where", [_as_bool(condition), _lift(x, dt), _lift(y, dt)])
+    return ops.where(c, a, b)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
+    """min(max(a, a_min), a_max); either bound may be None."""
+    _reject("clip", out=out)
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    if lo is not None:
+        a = maximum(a, lo)
+    if hi is not None:
+        a = minimum(a, hi)
+    return _operand(a)
+
+
+def stop_gradient(x):
+    """The value of `x`, but no gradient flows through it (like `detach`)."""
+    x = _operand(x)
+    return ops.stop_gradient(x) if is_boxed(x) else x
+
+
+__all__ = [
+    "abs", "absolute", "sign", "negative", "positive", "square", "reciprocal", "power", "add",
+    "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "where", "clip",
+    "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+    "logical_and", "logical_or", "logical_not", "logical_xor",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", *UFUNCS,
+]
+
+NUMPY = {
+    np.add: add, np.subtract: subtract, np.multiply: multiply, np.divide: divide,
+    np.power: power, np.negative: negative, np.positive: positive, np.absolute: absolute,
+    np.sign: sign, np.square: square, np.reciprocal: reciprocal,
+    **{getattr(np, name): f for name, f in UFUNCS.items()},
+    np.maximum: maximum, np.minimum: minimum,
+    np.less: less, np.less_equal: less_equal, np.greater: greater,
+    np.greater_equal: greater_equal, np.equal: equal, np.not_equal: not_equal,
+    np.logical_and: logical_and, np.logical_or: logical_or, np.logical_not: logical_not,
+    np.logical_xor: logical_xor, np.bitwise_and: bitwise_and, np.bitwise_or: bitwise_or,
+    np.bitwise_xor: bitwise_xor, np.invert: invert, np.where: where, np.clip: clip,
+}
