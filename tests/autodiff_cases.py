@@ -99,6 +99,15 @@ def distinct(*shape):
     return lambda rng: (rng.permutation(n) * 0.3 + rng.uniform(0, 0.1, n)).reshape(shape)
 
 
+def with_zeros(*shape):
+    """Normal entries with some exact zeros (two in a row too): cumprod's derivative there."""
+    def gen(rng):
+        x = rng.standard_normal(shape)
+        x.reshape(-1)[[1, 2, 5]] = 0.0
+        return x
+    return gen
+
+
 def apart_from(dom):
     """A pair (x, y) with |x - y| >= 0.3 everywhere: away from max/min kinks."""
     def gen(rng):
@@ -179,6 +188,13 @@ OP_CASES = [
          [real(2, 1), real(2, 3), real(2, 2)]),
     Case("dot", ops.dot, [real(2, 3), real(3, 4)]),
     Case("dot_batched", ops.dot, [real(2, 2, 3), real(2, 3, 2)]),
+    # cumulative (extern): cumprod through exact zeros, cummax/cummin away from ties
+    Case("cumsum", lambda x: ops.cumsum(x, 1), [real(2, 5)]),
+    Case("cumsum_reverse", lambda x: ops.cumsum(x, 0, reverse=True), [real(4, 2)]),
+    Case("cumprod", lambda x: ops.cumprod(x, 1), [real(2, 6)]),
+    Case("cumprod_zeros", lambda x: ops.cumprod(x, 0, reverse=True), [with_zeros(7, 2)]),
+    Case("cummax", lambda x: ops.cummax(x, 1), [distinct(2, 6)]),
+    Case("cummin_reverse", lambda x: ops.cummin(x, 0, reverse=True), [distinct(5, 2)]),
     # control flow (tracegrad.scan & co.: eager loops on tensors, one equation traced)
     Case("scan", lambda w, xs: _scan_case(w, xs), [real(3), real(4, 3)]),
     Case("scan_reverse", lambda w, xs: _scan_case(w, xs, reverse=True), [real(3), real(4, 3)]),
