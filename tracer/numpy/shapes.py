@@ -152,8 +152,182 @@ def stack(arrays, axis=0, out=None, dtype=None):
     return concatenate([expand_dims(x, ax) for x in arrays], axis=ax, dtype=dtype)
 
 
+def concat(arrays, /, *, axis=0):
+    return concatenate(arrays, axis=axis)
+
+
+def permute_dims(a, /, axes=None):
+    return transpose(a, axes)
+
+
+def rollaxis(a, axis, start=0):
+    """Move `axis` to sit before position `start` (NumPy's older moveaxis)."""
+    a = _operand(a)
+    n = _ndim(a)
+    axis = _norm_axis(axis, n)
+    start = operator.index(start)
+    if not -n <= start <= n:
+        raise np.exceptions.AxisError(f"rollaxis: start {start} out of range for {n} dims")
+    start %= n + 1
+    return moveaxis(a, axis, start - 1 if axis < start else start)
+
+
+def unstack(x, /, *, axis=0):
+    """The sub-arrays along `axis`, as a tuple."""
+    x = _operand(x)
+    ax = _norm_axis(axis, _ndim(x))
+    return tuple(_index_axis(x, ax, i) for i in range(_shape(x)[ax]))
+
+
+def _index_axis(x, ax, i):
+    shp = _shape(x)
+    starts = tuple(i if k == ax else 0 for k in range(len(shp)))
+    part = ops.slice(x, starts, (1,) * len(shp), shp[:ax] + (1,) + shp[ax + 1:])
+    return ops.reshape(part, shp[:ax] + shp[ax + 1:])
+
+
+# ---- at least n-d, the stacks, block -------------------------------------------------------
+
+def _at_least(n, x):
+    """`x` with NumPy's atleast_{n}d placement of the new axes."""
+    x = _operand(x)
+    shp = _shape(x)
+    if len(shp) >= n:
+        return x
+    if n == 3 and len(shp) > 0:
+        return ops.reshape(x, ((1,) + shp + (1,)) if len(shp) == 1 else shp + (1,))
+    return ops.reshape(x, (1,) * (n - len(shp)) + shp)
+
+
+def _atleast(n):
+    def f(*arys):
+        out = tuple(_at_least(n, a) for a in arys)
+        return out[0] if len(out) == 1 else out
+    f.__name__ = f.__qualname__ = f"atleast_{n}d"
+    f.__doc__ = f"Each input viewed with at least {n} dimensions (NumPy's placement)."
+    return f
+
+
+atleast_1d, atleast_2d, atleast_3d = _atleast(1), _atleast(2), _atleast(3)
+
+
+def vstack(tup, *, dtype=None, casting="same_kind"):
+    return concatenate([_at_least(2, a) for a in tup], axis=0, dtype=dtype)
+
+
+row_stack = vstack
+
+
+def hstack(tup, *, dtype=None, casting="same_kind"):
+    arrs = [_at_least(1, a) for a in tup]
+    return concatenate(arrs, axis=0 if arrs and _ndim(arrs[0]) == 1 else 1, dtype=dtype)
+
+
+def dstack(tup):
+    return concatenate([_at_least(3, a) for a in tup], axis=2)
+
+
+def column_stack(tup):
+    """1-D inputs become columns; 2-D inputs are stacked as they are."""
+    arrs = [_operand(a) for a in tup]
+    arrs = [ops.reshape(a, (_shape(a)[0] if _ndim(a) else 1, 1)) if _ndim(a) < 2 else a
+            for a in arrs]
+    return concatenate(arrs, axis=1)
+
+
+def _block_depth(arrays, where="arrays"):
+    if isinstance(arrays, tuple):
+        raise TypeError(f"block: {where} is a tuple; only lists can be used to arrange blocks")
+    if not isinstance(arrays, list):
+        return 0, _ndim(_operand(arrays))
+    if not arrays:
+        raise ValueError(f"block: {where} is an empty list")
+    found = [_block_depth(x, f"{where}[{i}]") for i, x in enumerate(arrays)]
+    if len({d for d, _ in found}) != 1:
+        raise ValueError(f"block: list depths are mismatched at {where}")
+    return found[0][0] + 1, builtins.max(nd for _, nd in found)
+
+
+def _block(arrays, depth, ndim):
+    if not isinstance(arrays, list):
+        x = _operand(arrays)
+        return ops.reshape(x, (1,) * (ndim - _ndim(x)) + _shape(x))
+    return concatenate([_block(x, depth - 1, ndim) for x in arrays], axis=ndim - depth)
+
+
+def block(arrays):
+    """Assemble an array from nested lists of blocks (the innermost lists join the last axis)."""
+    depth, ndim = _block_depth(arrays)
+    return _block(arrays, depth, builtins.max(depth, ndim))
+
+
+# ---- split ------------------------------------------------------------------------------------
+
+def _split_points(op, d, sections, even):
+    if isinstance(sections, (int, np.integer)):
+        n = operator.index(sections)
+        if n <= 0:
+            raise ValueError(f"{op}: number sections must be larger than 0")
+        if even and d % n:
+            raise ValueError(f"{op}: array split does not result in an equal division")
+        q, r = divmod(d, n)
+        sizes = [q + 1] * r + [q] * (n - r)
+        return list(np.cumsum([0] + sizes))
+    cuts = [operator.index(i) for i in sections]
+    return [0] + cuts + [d]
+
+
+def _split(op, ary, sections, axis, even):
+    a = _operand(ary)
+    ax = _norm_axis(axis, _ndim(a))
+    shp = _shape(a)
+    d = shp[ax]
+    pts = _split_points(op, d, sections, even)
+    out = []
+    for lo, hi in zip(pts[:-1], pts[1:]):
+        lo, hi = (builtins.min(builtins.max(p + d if p < 0 else p, 0), d) for p in (lo, hi))
+        size = builtins.max(hi - lo, 0)
+        starts = tuple(lo if k == ax and size else 0 for k in range(len(shp)))
+        out.append(ops.slice(a, starts, (1,) * len(shp), shp[:ax] + (size,) + shp[ax + 1:]))
+    return out
+
+
+def split(ary, indices_or_sections, axis=0):
+    """Equal sections, or pieces between the static indices, along `axis` (a list)."""
+    return _split("split", ary, indices_or_sections, axis, True)
+
+
+def array_split(ary, indices_or_sections, axis=0):
+    """As split, but sections may differ in size by one (the first ones are larger)."""
+    return _split("array_split", ary, indices_or_sections, axis, False)
+
+
+def hsplit(ary, indices_or_sections):
+    a = _operand(ary)
+    if _ndim(a) == 0:
+        raise ValueError("hsplit only works on arrays of 1 or more dimensions")
+    return split(a, indices_or_sections, 1 if _ndim(a) > 1 else 0)
+
+
+def vsplit(ary, indices_or_sections):
+    a = _operand(ary)
+    if _ndim(a) < 2:
+        raise ValueError("vsplit only works on arrays of 2 or more dimensions")
+    return split(a, indices_or_sections, 0)
+
+
+def dsplit(ary, indices_or_sections):
+    a = _operand(ary)
+    if _ndim(a) < 3:
+        raise ValueError("dsplit only works on arrays of 3 or more dimensions")
+    return split(a, indices_or_sections, 2)
+
+
 __all__ = ["shape", "ndim", "size", "reshape", "ravel", "transpose", "swapaxes", "moveaxis",
-           "broadcast_to", "squeeze", "expand_dims", "concatenate", "stack"]
+           "broadcast_to", "squeeze", "expand_dims", "concatenate", "stack", "concat",
+           "permute_dims", "rollaxis", "unstack", "atleast_1d", "atleast_2d", "atleast_3d",
+           "vstack", "row_stack", "hstack", "dstack", "column_stack", "block", "split",
+           "array_split", "hsplit", "vsplit", "dsplit"]
 
 NUMPY = {
     np.reshape: reshape, np.ravel: ravel, np.transpose: transpose, np.swapaxes: swapaxes,
@@ -161,3 +335,4 @@ NUMPY = {
     np.expand_dims: expand_dims, np.concatenate: concatenate, np.stack: stack,
     np.shape: shape, np.ndim: ndim, np.size: size,
 }
+NUMPY.update({getattr(np, name): globals()[name] for name in __all__[13:]})

@@ -1,6 +1,622 @@
-"""Structure: pad, tile, repeat, flip, roll, split, the stacks, triangles, meshgrid, diff, diag."""
+"""Structure: pad, tile, repeat, flip, roll, insert/delete, triangles, meshgrid, diff, diag.
+
+Every function is static index work composed of the structural primitives
+(slice, pad, concatenate, broadcast, reshape, transpose) and `where`: fusion
+sees through all of it and the gradients are the transposed index maps.
+Index maps that NumPy defines by example (pad's reflect/symmetric/wrap modes,
+insert, delete, per-element repeat) are computed by running NumPy on
+`arange(n)`, then lowered to as few slices as possible (`take_static`).
+"""
 from __future__ import annotations
 
-__all__: list = []
+import builtins
+import operator
 
-NUMPY: dict = {}  # numpy callable -> implementation here
+import numpy as np
+
+from tracegrad.ir import ops
+from tracegrad.ir.core import is_float
+
+from .. import dtypes
+from ._core import (
+    _convert, _dtype, _fail, _lift, _ndim, _norm_axes, _norm_axis, _operand, _shape, is_boxed,
+)
+from .elementwise import not_equal, subtract, where
+from .reductions import max, mean, min, sum
+from .shapes import (broadcast_to, concatenate, moveaxis, ravel, reshape,
+                     swapaxes)
+
+# ---- static index maps -------------------------------------------------------------------
+
+
+def slice_axis(a, axis: int, start: int, size: int, step: int = 1):
+    """a[..., start + i*step for i < size, ...] along `axis` (one slice primitive)."""
+    shp = _shape(a)
+    if size == shp[axis] and step == 1:
+        return a
+    n = len(shp)
+    starts = tuple(start if i == axis and size else 0 for i in range(n))
+    steps = tuple(step if i == axis else 1 for i in range(n))
+    return ops.slice(a, starts, steps, tuple(size if i == axis else d for i, d in enumerate(shp)))
+
+
+def _runs(idx):
+    """`idx` as maximal arithmetic runs (start, step, length)."""
+    runs, i = [], 0
+    while i < len(idx):
+        j = i + 1
+        step = int(idx[j] - idx[i]) if j < len(idx) else 1
+        while j < len(idx) and idx[j] - idx[j - 1] == step:
+            j += 1
+        runs.append((int(idx[i]), step, j - i))
+        i = j
+    return runs
+
+
+def _run(a, axis, start, step, length):
+    if step != 0:
+        return slice_axis(a, axis, start, length, step)
+    one = slice_axis(a, axis, start, 1)
+    shp = _shape(one)
+    return ops.broadcast(one, shp[:axis] + (length,) + shp[axis + 1:])
+
+
+def take_static(a, idx, axis: int):
+    """a.take(idx, axis) for a static index array: slices (broadcasts for repeats) joined
+    along `axis`, so fusion and autodiff see plain structural primitives."""
+    idx = np.asarray(idx, np.int64).reshape(-1)
+    if idx.size == 0:
+        return slice_axis(a, axis, 0, 0)
+    parts = [_run(a, axis, *r) for r in _runs(idx)]
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis)
+
+
+def _static_ints(op, value, what):
+    if is_boxed(value) or getattr(value, "_tg_symbolic", None) is not None:
+        _fail(op, f"{what} must be static (Python or NumPy integers), not a traced value",
+              exc=TypeError)
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biu":
+        raise TypeError(f"{op}: {what} must be integers, got {arr.dtype}")
+    return arr.astype(np.int64)
+
+
+# ---- flip, rot90, roll --------------------------------------------------------------------
+
+def flip(m, axis=None):
+    """Reverse the order of elements along `axis` (all axes by default)."""
+    m = _operand(m)
+    for ax in _norm_axes(axis, _ndim(m)):
+        d = _shape(m)[ax]
+        m = slice_axis(m, ax, d - 1, d, -1) if d > 1 else m
+    return m
+
+
+def fliplr(m):
+    m = _operand(m)
+    if _ndim(m) < 2:
+        raise ValueError("fliplr: input must be >= 2-d")
+    return flip(m, 1)
+
+
+def flipud(m):
+    m = _operand(m)
+    if _ndim(m) < 1:
+        raise ValueError("flipud: input must be >= 1-d")
+    return flip(m, 0)
+
+
+def rot90(m, k=1, axes=(0, 1)):
+    """Rotate by 90 degrees `k` times in the plane of `axes` (from the first towards the second)."""
+    m = _operand(m)
+    n = _ndim(m)
+    if len(axes) != 2:
+        raise ValueError("rot90: len(axes) must be 2")
+    a0, a1 = _norm_axis(axes[0], n), _norm_axis(axes[1], n)
+    if a0 == a1:
+        raise ValueError("rot90: axes must be different")
+    k = operator.index(k) % 4
+    if k == 2:
+        return flip(m, (a0, a1))
+    if k == 1:
+        return swapaxes(flip(m, a1), a0, a1)
+    return flip(swapaxes(m, a0, a1), a1) if k == 3 else m
+
+
+def _roll_axis(a, shift, axis):
+    d = _shape(a)[axis]
+    s = shift % d if d else 0
+    if not s:
+        return a
+    return ops.concatenate([slice_axis(a, axis, d - s, s), slice_axis(a, axis, 0, d - s)], axis)
+
+
+def roll(a, shift, axis=None):
+    """Shift elements cyclically along `axis` (the flattened array if None)."""
+    a = _operand(a)
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), _shape(a))
+    shifts, axes = np.broadcast_arrays(_static_ints("roll", shift, "shift"), np.asarray(axis))
+    total = {}
+    for s, ax in zip(shifts.reshape(-1), axes.reshape(-1)):
+        ax = _norm_axis(ax, _ndim(a))
+        total[ax] = total.get(ax, 0) + int(s)
+    for ax, s in total.items():
+        a = _roll_axis(a, s, ax)
+    return a
+
+
+# ---- tile, repeat, resize -----------------------------------------------------------------
+
+def tile(A, reps):
+    """Repeat the whole of `A` `reps` times per axis (one broadcast and one reshape)."""
+    A = _operand(A)
+    reps = tuple(int(r) for r in _static_ints("tile", reps, "reps").reshape(-1))
+    if builtins.min(reps, default=0) < 0:
+        raise ValueError("tile: negative dimensions are not allowed")
+    n = builtins.max(len(reps), _ndim(A))
+    shp = (1,) * (n - _ndim(A)) + _shape(A)
+    reps = (1,) * (n - len(reps)) + reps
+    inter = tuple(x for r, d in zip(reps, shp) for x in (r, d))
+    spread = ops.broadcast(ops.reshape(A, tuple(x for d in shp for x in (1, d))), inter)
+    return ops.reshape(spread, tuple(r * d for r, d in zip(reps, shp)))
+
+
+def repeat(a, repeats, axis=None):
+    """Repeat each element `repeats` times (an int, or one count per element) along `axis`."""
+    a = _operand(a)
+    if axis is None:
+        a, axis = ravel(a), 0
+    ax = _norm_axis(axis, _ndim(a))
+    counts = _static_ints("repeat", repeats, "repeats")
+    if (counts < 0).any():
+        raise ValueError("repeat: negative repeats are not allowed")
+    d = _shape(a)[ax]
+    if counts.ndim == 0 or counts.size == 1:
+        r = int(counts.reshape(-1)[0])
+        shp = _shape(a)
+        wide = ops.broadcast(ops.reshape(a, shp[:ax + 1] + (1,) + shp[ax + 1:]),
+                             shp[:ax + 1] + (r,) + shp[ax + 1:])
+        return ops.reshape(wide, shp[:ax] + (d * r,) + shp[ax + 1:])
+    if counts.shape != (d,):
+        raise ValueError(f"repeat: {counts.size} repeats cannot be broadcast to an axis of {d}")
+    return take_static(a, np.repeat(np.arange(d), counts), ax)
+
+
+def resize(a, new_shape):
+    """`a` flattened, repeated cyclically and cut to `new_shape` (zeros if `a` is empty)."""
+    a = _operand(a)
+    new_shape = (new_shape,) if isinstance(new_shape, (int, np.integer)) else tuple(new_shape)
+    if builtins.min(new_shape, default=0) < 0:
+        raise ValueError("resize: all elements of `new_shape` must be non-negative")
+    total, flat = int(np.prod(new_shape, dtype=np.int64)), ravel(a)
+    n = _shape(flat)[0]
+    if n == 0 or total == 0:
+        return ops.broadcast(np.zeros((), _dtype(a)), new_shape) if is_boxed(a) \
+            else np.zeros(new_shape, _dtype(a))
+    reps = -(-total // n)
+    cyc = ops.reshape(ops.broadcast(ops.reshape(flat, (1, n)), (reps, n)), (reps * n,))
+    return ops.reshape(slice_axis(cyc, 0, 0, total), new_shape)
+
+
+# ---- pad ------------------------------------------------------------------------------------
+
+def _pairs(op, value, n, what, cast=int):
+    arr = np.asarray(value)
+    try:
+        arr = np.broadcast_to(arr, (n, 2))
+    except ValueError:
+        raise ValueError(f"{op}: {what} {value!r} cannot be broadcast to ({n}, 2)") from None
+    return [(cast(x), cast(y)) for x, y in arr.tolist()]
+
+
+def _pad_constant(a, widths, values):
+    if all(v == 0 for pair in values for v in pair) and not isinstance(values[0][0], bool):
+        shp = _shape(a)
+        out = tuple(b + d + e for (b, e), d in zip(widths, shp))
+        return ops.pad(a, tuple(b for b, _ in widths), (1,) * len(shp), out) \
+            if out != shp else a
+    for ax, ((b, e), (vb, ve)) in enumerate(zip(widths, values)):
+        a = _join_pads(a, ax, _fill(a, ax, b, vb), _fill(a, ax, e, ve))
+    return a
+
+
+def _fill(a, axis, width, value):
+    shp = _shape(a)
+    return ops.broadcast(_lift(value, _dtype(a)), shp[:axis] + (width,) + shp[axis + 1:])
+
+
+def _join_pads(a, axis, before, after):
+    parts = [p for p in (before, a, after) if _shape(p)[axis] or p is a]
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis)
+
+
+def _pad_indexed(a, widths, mode, kwargs):
+    for ax, (b, e) in enumerate(widths):
+        if b or e:
+            idx = np.pad(np.arange(_shape(a)[ax]), (b, e), mode=mode, **kwargs)
+            a = take_static(a, idx, ax)
+    return a
+
+
+def _pad_odd(a, widths, mode):
+    # reflect_type='odd' is linear in `a` but not an index map: its matrix along each
+    # axis comes from NumPy on the identity, applied as a (float) contraction.
+    from .contractions import tensordot
+    for ax, (b, e) in enumerate(widths):
+        if b or e:
+            d = _shape(a)[ax]
+            mat = np.pad(np.eye(d, dtype=_dtype(a)), ((b, e), (0, 0)), mode=mode,
+                         reflect_type="odd")
+            a = moveaxis(tensordot(mat, a, ([1], [ax])), 0, ax)
+    return a
+
+
+def _pad_stat(a, widths, stat, lengths):
+    reduce = {"maximum": max, "minimum": min, "mean": mean}[stat]
+    for ax, ((b, e), (lb, le)) in enumerate(zip(widths, lengths)):
+        d = _shape(a)[ax]
+        if not (b or e):
+            continue
+        if d == 0:
+            raise ValueError(f"pad: can't extend empty axis {ax} using modes other than "
+                             "'constant' or 'empty'")
+        head = reduce(slice_axis(a, ax, 0, builtins.min(lb, d) or d), axis=ax, keepdims=True)
+        last = builtins.min(le, d) or d
+        tail = reduce(slice_axis(a, ax, d - last, last), axis=ax, keepdims=True)
+        if stat == "mean" and not is_float(_dtype(a)):
+            head, tail = _round_to(head, _dtype(a)), _round_to(tail, _dtype(a))
+        a = _join_pads(a, ax, _spread(head, ax, b), _spread(tail, ax, e))
+    return a
+
+
+def _round_to(x, dt):
+    # NumPy rounds integer results half to even; that needs the rounding primitive of
+    # the math family, when present.
+    from . import math as _math
+    rint = getattr(_math, "rint", None)
+    if rint is None:
+        raise TypeError(f"pad: modes 'mean' and 'linear_ramp' of {dt} arrays need rounding, "
+                        "which is not supported yet; pad a float array")
+    return _convert(rint(x), dt)
+
+
+def _spread(x, axis, n):
+    shp = _shape(x)
+    return ops.broadcast(x, shp[:axis] + (n,) + shp[axis + 1:])
+
+
+def _pad_ramp(a, widths, ends):
+    for ax, ((b, e), (vb, ve)) in enumerate(zip(widths, ends)):
+        d = _shape(a)[ax]
+        if not (b or e):
+            continue
+        if d == 0:
+            raise ValueError(f"pad: can't extend empty axis {ax} using modes other than "
+                             "'constant' or 'empty'")
+        before = _ramp(slice_axis(a, ax, 0, 1), ax, vb, b, False)
+        after = _ramp(slice_axis(a, ax, d - 1, 1), ax, ve, e, True)
+        a = _join_pads(a, ax, before, after)
+    return a
+
+
+def _ramp(edge, axis, end, n, reverse):
+    """n values going linearly from `end` towards (not reaching) `edge`, computed as NumPy's
+    linear_ramp does: end + i * ((edge - end) / n)."""
+    dt = _dtype(edge)
+    ft = dtypes.float_result(dt)
+    e = _convert(edge, ft)
+    end = np.asarray(end, ft)
+    shape = [1] * _ndim(edge)
+    shape[axis] = n
+    i = np.arange(n, dtype=ft)[::-1 if reverse else 1].reshape(shape)
+    full = _shape(_spread(e, axis, n))
+    step = ops.broadcast(ops.div(ops.sub(e, end), np.asarray(n, ft)), full)
+    vals = ops.add(ops.broadcast(end, full), ops.mul(step, ops.broadcast(i, full)))
+    return vals if is_float(dt) else _round_to(vals, dt)
+
+
+PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap", "linear_ramp", "maximum",
+             "minimum", "mean", "empty")
+
+
+def pad(array, pad_width, mode="constant", **kwargs):
+    """NumPy's pad: constant (per-axis values), edge, reflect/symmetric (even and odd), wrap,
+    linear_ramp, maximum, minimum and mean (with `stat_length`); 'empty' pads with zeros."""
+    a = _operand(array)
+    n = _ndim(a)
+    if callable(mode) or mode not in PAD_MODES:
+        raise ValueError(f"pad: mode {mode!r} is not supported (supported: {', '.join(PAD_MODES)})")
+    widths = _pairs("pad", _static_ints("pad", pad_width, "pad_width"), n, "pad_width")
+    if builtins.min((w for p in widths for w in p), default=0) < 0:
+        raise ValueError("pad: index can't contain negative values")
+    allowed = {"constant": {"constant_values"}, "linear_ramp": {"end_values"},
+               "reflect": {"reflect_type"}, "symmetric": {"reflect_type"},
+               "maximum": {"stat_length"}, "minimum": {"stat_length"}, "mean": {"stat_length"}}
+    extra = set(kwargs) - allowed.get(mode, set())
+    if extra:
+        raise ValueError(f"pad: unsupported keyword arguments for mode '{mode}': {sorted(extra)}")
+    return _pad_mode(a, widths, mode, kwargs)
+
+
+def _pad_mode(a, widths, mode, kwargs):
+    n = _ndim(a)
+    if mode in ("constant", "empty"):
+        values = _pairs("pad", kwargs.get("constant_values", 0), n, "constant_values",
+                        cast=lambda v: v)
+        return _pad_constant(a, widths, values)
+    if mode == "linear_ramp":
+        return _pad_ramp(a, widths, _pairs("pad", kwargs.get("end_values", 0), n, "end_values",
+                                           cast=float))
+    if mode in ("maximum", "minimum", "mean"):
+        lengths = kwargs.get("stat_length")
+        lengths = [(0, 0)] * n if lengths is None else _pairs("pad", lengths, n, "stat_length")
+        return _pad_stat(a, widths, mode, lengths)
+    if kwargs.get("reflect_type", "even") == "odd":
+        return _pad_odd(a, widths, mode)
+    return _pad_indexed(a, widths, mode, {})
+
+
+# ---- insert, delete, append ----------------------------------------------------------------
+
+def append(arr, values, axis=None):
+    if axis is None:
+        return concatenate([ravel(arr), ravel(values)], axis=0)
+    return concatenate([arr, values], axis=axis)
+
+
+def delete(arr, obj, axis=None):
+    """`arr` without the entries `obj` (static ints, slice or bool mask) along `axis`."""
+    a = _operand(arr)
+    if axis is None:
+        a, axis = ravel(a), 0
+    ax = _norm_axis(axis, _ndim(a))
+    keep = np.ones(_shape(a)[ax], bool)
+    if isinstance(obj, builtins.slice):
+        keep[obj] = False
+    else:
+        sel = np.asarray(obj) if not is_boxed(obj) else _static_ints("delete", obj, "obj")
+        if sel.dtype == np.bool_:
+            if sel.shape != keep.shape:
+                raise ValueError("delete: boolean array argument obj must be one dimensional "
+                                 "and match the axis length")
+            keep = ~sel
+        else:
+            keep[_static_ints("delete", sel, "obj")] = False
+    return take_static(a, np.flatnonzero(keep), ax)
+
+
+def insert(arr, obj, values, axis=None):
+    """`values` inserted before the static indices `obj` along `axis` (NumPy's rules for
+    scalar and sequence `obj`, and for broadcasting `values`)."""
+    a = _operand(arr)
+    if axis is None:
+        a, axis = ravel(a), 0
+    ax = _norm_axis(axis, _ndim(a))
+    d = _shape(a)[ax]
+    index = np.arange(d)[obj] if isinstance(obj, builtins.slice) else \
+        _static_ints("insert", obj, "obj")
+    v = _convert(_operand(values), _dtype(a))
+    v = ops.reshape(v, (1,) * (_ndim(a) - _ndim(v)) + _shape(v))
+    if index.ndim == 0:
+        v = moveaxis(v, 0, ax)
+        numnew = _shape(v)[ax]
+    else:
+        numnew = index.size
+    target = _shape(a)[:ax] + (numnew,) + _shape(a)[ax + 1:]
+    v = broadcast_to(v, target)
+    order = np.insert(np.arange(d), index, np.arange(d, d + numnew))
+    return take_static(ops.concatenate([a, v], ax), order, ax) if numnew else a
+
+
+# ---- triangles -------------------------------------------------------------------------------
+
+def tri(N, M=None, k=0, dtype=float):
+    return np.tri(N, M, k, dtype=dtypes.check(dtype))
+
+
+def _masked(name, m, mask_fn):
+    m = _operand(m)
+    shp = _shape(m)
+    rows, cols = (shp[-2], shp[-1]) if len(shp) >= 2 else (shp[-1], shp[-1]) if shp else (0, 0)
+    if not shp:
+        raise ValueError(f"{name}: input must be at least 1-d")
+    return where(mask_fn(rows, cols), m, np.zeros((), _dtype(m)))
+
+
+def tril(m, k=0):
+    """Lower triangle of the last two axes (entries above diagonal `k` zeroed)."""
+    return _masked("tril", m, lambda r, c: np.tri(r, c, k, dtype=bool))
+
+
+def triu(m, k=0):
+    """Upper triangle of the last two axes (entries below diagonal `k` zeroed)."""
+    return _masked("triu", m, lambda r, c: ~np.tri(r, c, k - 1, dtype=bool))
+
+
+# ---- meshgrid, broadcast_arrays ------------------------------------------------------------
+
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """Coordinate grids from 1-D coordinate vectors ('xy': Cartesian, 'ij': matrix)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError("meshgrid: valid values for `indexing` are 'xy' and 'ij'")
+    xs = [ravel(x) for x in xi]
+    n = len(xs)
+    where_ = list(range(n))
+    if indexing == "xy" and n > 1:
+        where_[0], where_[1] = 1, 0
+    lens = [_shape(x)[0] for x in xs]
+    full = tuple(lens[where_.index(i)] for i in range(n))
+    out = [ops.reshape(x, tuple(lens[k] if i == p else 1 for i in range(n)))
+           for k, (x, p) in enumerate(zip(xs, where_))]
+    return tuple(out if sparse else (ops.broadcast(o, full) for o in out))
+
+
+def broadcast_shapes(*shapes):
+    return np.broadcast_shapes(*shapes)
+
+
+def broadcast_arrays(*args, subok=False):
+    arrays = [_operand(x) for x in args]
+    try:
+        shape = np.broadcast_shapes(*(_shape(x) for x in arrays))
+    except ValueError:
+        _fail("broadcast_arrays", "shape mismatch: objects cannot be broadcast to a single shape",
+              arrays, ValueError)
+    return tuple(ops.broadcast(x, shape) for x in arrays)
+
+
+# ---- diff, ediff1d ----------------------------------------------------------------------------
+
+def _edge_values(v, a, ax):
+    v = _operand(v)
+    if _ndim(v) == 0:
+        shp = _shape(a)
+        return ops.broadcast(v, shp[:ax] + (1,) + shp[ax + 1:])
+    return v
+
+
+def diff(a, n=1, axis=-1, prepend=np._NoValue, append=np._NoValue):
+    """n-th discrete difference along `axis` (not_equal for bools, as in NumPy)."""
+    a = _operand(a)
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"diff: order must be non-negative but got {n}")
+    if _ndim(a) == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    ax = _norm_axis(axis, _ndim(a))
+    parts = [a]
+    if prepend is not np._NoValue:
+        parts.insert(0, _edge_values(prepend, a, ax))
+    if append is not np._NoValue:
+        parts.append(_edge_values(append, a, ax))
+    a = concatenate(parts, axis=ax) if len(parts) > 1 else a
+    op = not_equal if _dtype(a) == dtypes.BOOL else subtract
+    for _ in range(n):
+        d = _shape(a)[ax]
+        if d == 0:
+            break
+        a = op(slice_axis(a, ax, 1, d - 1), slice_axis(a, ax, 0, d - 1))
+    return a
+
+
+def ediff1d(ary, to_end=None, to_begin=None):
+    """Differences of consecutive elements of the flattened array, with optional ends."""
+    a = ravel(ary)
+    d = diff(a) if _shape(a)[0] else a
+    parts = [ravel(_convert(_operand(x), _dtype(a))) for x in (to_begin,) if x is not None]
+    parts += [d] + [ravel(_convert(_operand(x), _dtype(a))) for x in (to_end,) if x is not None]
+    return concatenate(parts) if len(parts) > 1 else d
+
+
+# ---- diagonals ---------------------------------------------------------------------------------
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """The `offset` diagonal of the plane (axis1, axis2), as the last axis (one strided slice)."""
+    a = _operand(a)
+    n = _ndim(a)
+    if n < 2:
+        raise ValueError("diagonal requires an array of at least two dimensions")
+    i, j = _norm_axis(axis1, n), _norm_axis(axis2, n)
+    if i == j:
+        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+    rest = [x for x in range(n) if x not in (i, j)]
+    a = ops.transpose(a, rest + [i, j])
+    shp = _shape(a)
+    rows, cols = shp[-2:]
+    k = operator.index(offset)
+    size = builtins.max(0, builtins.min(rows, cols - k) if k >= 0 else builtins.min(rows + k, cols))
+    flat = ops.reshape(a, shp[:-2] + (rows * cols,))
+    start = k if k >= 0 else -k * cols
+    return slice_axis(flat, n - 2, start if size else 0, size, cols + 1)
+
+
+def diag(v, k=0):
+    """The `k` diagonal of a 2-D `v`, or a 2-D array with 1-D `v` on its `k` diagonal."""
+    v = _operand(v)
+    if _ndim(v) == 2:
+        return diagonal(v, k)
+    if _ndim(v) != 1:
+        raise ValueError("diag: input must be 1-d or 2-d")
+    k = operator.index(k)
+    m = _shape(v)[0]
+    size = m + builtins.abs(k)
+    start = k if k >= 0 else -k * size
+    if m == 0:
+        return ops.broadcast(np.zeros((), _dtype(v)), (size, size)) if is_boxed(v) \
+            else np.zeros((size, size), _dtype(v))
+    flat = ops.pad(v, (start,), (size + 1,), (size * size,))
+    return ops.reshape(flat, (size, size))
+
+
+def diagflat(v, k=0):
+    return diag(ravel(v), k)
+
+
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+    """Sum along a diagonal (int and bool sum in int64, as in NumPy)."""
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype, out=out)
+
+
+# ---- copies, type queries ---------------------------------------------------------------------
+
+def copy(a, order="K", subok=False):
+    """Tracegrad arrays are immutable: a boxed value is its own copy."""
+    a = _operand(a)
+    return np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+
+
+def ascontiguousarray(a, dtype=None, *, like=None):
+    a = _operand(a)
+    a = _convert(a, dtypes.check(dtype)) if dtype is not None else a
+    return ops.reshape(a, (1,)) if _ndim(a) == 0 else a
+
+
+def _type_stand_in(x):
+    """What numpy's type functions should see for `x`: its dtype if it is an array."""
+    if dtypes.is_weak(x) or isinstance(x, (np.dtype, type, str)):
+        return x
+    return np.dtype(_dtype(_operand(x)))
+
+
+def result_type(*arrays_and_dtypes):
+    return np.result_type(*(_type_stand_in(x) for x in arrays_and_dtypes))
+
+
+def promote_types(type1, type2):
+    return np.promote_types(type1, type2)
+
+
+def can_cast(from_, to, casting="safe"):
+    return np.can_cast(_type_stand_in(from_), to, casting)
+
+
+def isscalar(element):
+    """Only Python and NumPy scalars are scalars (0-d arrays are not), as in NumPy."""
+    return not is_boxed(element) and np.isscalar(element)
+
+
+def iscomplexobj(x):
+    return False if is_boxed(x) else np.iscomplexobj(x)
+
+
+def isrealobj(x):
+    return not iscomplexobj(x)
+
+
+def iscomplex(x):
+    """No tracegrad dtype is complex: all False (a constant of `x`'s shape)."""
+    return np.zeros(_shape(_operand(x)), bool)
+
+
+def isreal(x):
+    return np.ones(_shape(_operand(x)), bool)
+
+
+__all__ = ["pad", "tile", "repeat", "resize", "flip", "fliplr", "flipud", "rot90", "roll",
+           "append", "insert", "delete", "tri", "tril", "triu", "meshgrid", "broadcast_shapes",
+           "broadcast_arrays", "diff", "ediff1d", "diagonal", "diag", "diagflat", "trace", "copy",
+           "ascontiguousarray", "result_type", "promote_types", "can_cast", "isscalar",
+           "iscomplexobj", "isrealobj", "iscomplex", "isreal"]
+
+NUMPY = {getattr(np, name): globals()[name] for name in __all__}
