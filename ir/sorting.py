@@ -1,4 +1,150 @@
-"""Sorting and searching primitives: sort, argsort, argmax/argmin, searchsorted."""
+"""Sorting and searching primitives: sort, argsort, argmax/argmin, searchsorted.
+
+All are whole-array routines (kind "extern"): fusion never fuses into them;
+codegen runs a native lowering when one is registered and otherwise calls
+the numpy `impl`.  Each works along one axis, given as a non-negative int.
+
+Conventions (NumPy's): sorting is stable and puts NaNs last; `argmax`/`argmin`
+give the first occurrence, and a NaN counts as the extremum; indices are int64.
+Only `sort` has a derivative: its output is a permutation of its operand, so
+the gradient flows back through that permutation (a gather and its transpose).
+"""
 from __future__ import annotations
 
-__all__: list = []
+import numpy as np
+
+from . import ops
+from .core import ShapedArray
+from .primitives import Primitive, bind, fail, register
+
+__all__ = ["sort", "argsort", "argmax", "argmin", "searchsorted", "take_along"]
+
+INDEX = np.dtype(np.int64)
+
+
+def _check_axis(name, x, axis):
+    if not 0 <= axis < x.ndim:
+        fail(name, f"axis {axis} out of range for rank {x.ndim}", x)
+
+
+def _declare(name, rule, impl, **facts):
+    return register(Primitive(name, "extern", rule, impl, **facts))
+
+
+# ---- sort, argsort ------------------------------------------------------------------
+
+def _sort_rule(x, *, axis):
+    _check_axis("sort", x, axis)
+    return ShapedArray(x.shape, x.dtype)
+
+
+def _argsort_rule(x, *, axis):
+    _check_axis("argsort", x, axis)
+    return ShapedArray(x.shape, INDEX)
+
+
+def _sort_impl(x, *, axis):
+    return np.sort(np.asarray(x), axis=axis, kind="stable")
+
+
+def _argsort_impl(x, *, axis):
+    return np.argsort(np.asarray(x), axis=axis, kind="stable").astype(INDEX)
+
+
+def take_along(x, idx, axis: int):
+    """`np.take_along_axis(x, idx, axis)` for an `idx` of x's shape, as one `gather`
+    from the flattened operand (the axis moved last, each lane's offset added)."""
+    shape = ops.shape(x)
+    perm = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
+    moved = tuple(shape[p] for p in perm)
+    lanes, n = int(np.prod(moved[:-1], dtype=np.int64)), moved[-1]
+    flat = ops.reshape(ops.transpose(x, perm), (lanes * n,))
+    offsets = np.arange(lanes, dtype=INDEX).reshape(lanes, 1) * n
+    pos = ops.add(ops.reshape(ops.transpose(idx, perm), (lanes, n)),
+                  ops.broadcast(offsets, (lanes, n)))
+    out = ops.reshape(ops.gather(flat, pos), moved)
+    return ops.transpose(out, tuple(int(i) for i in np.argsort(perm)))
+
+
+def _sort_vjp(g, out, x, *, axis):
+    # out = take_along(x, p) for p = argsort(x): its transpose scatters g back
+    # through p, which for a permutation is the gather by p's inverse.
+    inverse = argsort(argsort(x, axis), axis)
+    return (take_along(g, inverse, axis),)
+
+
+def _sort_jvp(tangents, out, x, *, axis):
+    t, = tangents
+    return None if t is None else take_along(t, argsort(x, axis), axis)
+
+
+_declare("sort", _sort_rule, _sort_impl, vjp=_sort_vjp, jvp=_sort_jvp, torch_name="SortBackward0",
+         doc="Stable sort along `axis`, NaNs last.")
+_declare("argsort", _argsort_rule, _argsort_impl, differentiable=False,
+         doc="The int64 permutation that stably sorts along `axis` (NaNs last).")
+
+
+def sort(x, axis: int):
+    return bind("sort", x, axis=int(axis))
+
+
+def argsort(x, axis: int):
+    return bind("argsort", x, axis=int(axis))
+
+
+# ---- argmax, argmin ---------------------------------------------------------------------
+
+def _arg_rule(name):
+    def rule(x, *, axis):
+        _check_axis(name, x, axis)
+        if x.shape[axis] == 0:
+            fail(name, f"attempt to get {name} of an empty sequence (axis {axis})", x)
+        return ShapedArray(x.shape[:axis] + x.shape[axis + 1:], INDEX)
+    return rule
+
+
+def _arg_impl(fn):
+    def impl(x, *, axis):
+        return np.asarray(fn(np.asarray(x), axis=axis), dtype=INDEX)
+    return impl
+
+
+_declare("argmax", _arg_rule("argmax"), _arg_impl(np.argmax), differentiable=False,
+         doc="Index of the first maximum along `axis` (a NaN is the maximum).")
+_declare("argmin", _arg_rule("argmin"), _arg_impl(np.argmin), differentiable=False,
+         doc="Index of the first minimum along `axis` (a NaN is the minimum).")
+
+
+def argmax(x, axis: int):
+    return bind("argmax", x, axis=int(axis))
+
+
+def argmin(x, axis: int):
+    return bind("argmin", x, axis=int(axis))
+
+
+# ---- searchsorted --------------------------------------------------------------------------
+
+SIDES = ("left", "right")
+
+
+def _searchsorted_rule(a, v, *, side):
+    if a.ndim != 1:
+        fail("searchsorted", "the sorted operand must be 1-D", a, v)
+    if a.dtype != v.dtype:
+        fail("searchsorted", "operand dtypes differ", a, v)
+    if side not in SIDES:
+        fail("searchsorted", f"side must be 'left' or 'right', not {side!r}", a, v)
+    return ShapedArray(v.shape, INDEX)
+
+
+def _searchsorted_impl(a, v, *, side):
+    return np.asarray(np.searchsorted(np.asarray(a), np.asarray(v), side=side), dtype=INDEX)
+
+
+_declare("searchsorted", _searchsorted_rule, _searchsorted_impl, differentiable=False,
+         doc="Insertion indices of `v` into the sorted 1-D `a` (NaNs sort last).")
+
+
+def searchsorted(a, v, side: str = "left"):
+    return bind("searchsorted", a, v, side=str(side))

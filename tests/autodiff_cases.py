@@ -195,6 +195,9 @@ OP_CASES = [
     Case("cumprod_zeros", lambda x: ops.cumprod(x, 0, reverse=True), [with_zeros(7, 2)]),
     Case("cummax", lambda x: ops.cummax(x, 1), [distinct(2, 6)]),
     Case("cummin_reverse", lambda x: ops.cummin(x, 0, reverse=True), [distinct(5, 2)]),
+    # sorting (extern): sort's gradient through the permutation, inputs without ties
+    Case("sort", lambda x: ops.sort(x, 1), [distinct(3, 4)]),
+    Case("sort_axis0", lambda x: ops.sort(x, 0), [distinct(5, 2)]),
     # control flow (tracegrad.scan & co.: eager loops on tensors, one equation traced)
     Case("scan", lambda w, xs: _scan_case(w, xs), [real(3), real(4, 3)]),
     Case("scan_reverse", lambda w, xs: _scan_case(w, xs, reverse=True), [real(3), real(4, 3)]),
