@@ -5,7 +5,7 @@ from .primitives import PRIMITIVES, Primitive, ShapeError
 from . import ops  # registers every primitive (the family modules)
 from .builder import (TRACES, ConcretizationError, GraphBuilder, TracedValue, UnexpectedTracerError,
                       user_source_location)
-from .interpreter import eval_graph, eval_graph_bind
+from .interpreter import apply_graph, eval_graph, eval_graph_bind
 from .printer import format_graph
 from .verifier import VerifyError, verify
 from .export import to_dot, to_networkx

@@ -71,3 +71,22 @@ def eval_graph_bind(graph: Graph, *args, with_guards=False, into=None):
     if with_guards:
         return outs, [read(env, g.var) for g in graph.guards]
     return outs
+
+
+def apply_graph(graph: Graph, inputs) -> list:
+    """`graph` applied to `inputs`: evaluated with numpy when none is boxed, otherwise
+    inlined into the inputs' trace (eager tensors record autograd, traced values
+    record equations).  A guard of `graph` whose value is traced becomes a guard of
+    the outer trace: the inner program's decision binds the outer one."""
+    trace = ops.find_trace(inputs)
+    if trace is None:
+        return eval_graph(graph, *inputs)
+    outs, guard_values = eval_graph_bind(graph, *inputs, with_guards=True, into=trace)
+    for guard, value in zip(graph.guards, guard_values):
+        add_guard = getattr(getattr(value, "_tg_trace", None), "add_guard", None)
+        if add_guard is not None:
+            add_guard(value, guard.expected, guard.kind, guard.src)
+        elif not guard.holds(getattr(value, "data", value)):
+            raise ValueError(f"guard ({guard.kind}) of the applied program failed: it assumed "
+                             f"{np.asarray(guard.expected).tolist()!r}")
+    return outs

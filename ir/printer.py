@@ -89,7 +89,7 @@ def _format(graph: Graph, namer: Namer, indent: int) -> str:
     return "\n".join(lines)
 
 
-def format_graph(graph: Graph, indent: int = 2) -> str:
+def format_graph(graph: Graph, indent: int = 2, namer: Namer | None = None) -> str:
     """The graph as text; bodies of control flow print nested, with names unique
-    across all scopes."""
-    return _format(graph, Namer(), indent)
+    across all scopes.  `namer` (filled while printing) maps each Var to its name."""
+    return _format(graph, namer if namer is not None else Namer(), indent)

@@ -141,9 +141,12 @@ def test_dump_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
     f = tracegrad.compile_grad(lambda x: np.sum(x * x))
     f(np.ones(4))
-    names = " ".join(p.name for p in tmp_path.iterdir())
-    for stage in ("traced", "gradient", "optimized", "kernels", "llvm", "asm"):
-        assert stage in names
+    (folder,) = tmp_path.iterdir()  # one folder per specialization
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["00-specialization.txt", "01-traced.txt", "02-gradient.txt",
+                     "03-optimized.txt", "04-kernels.txt", "05-llvm.txt", "06-asm.txt"]
+    summary = (folder / "00-specialization.txt").read_text()
+    assert "signature: (f64[4])" in summary and "reason: first call" in summary
 
 
 # ---- bad input ------------------------------------------------------------------

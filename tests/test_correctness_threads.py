@@ -60,11 +60,12 @@ def test_first_calls_with_distinct_shapes_from_eight_threads(tmp_path, monkeypat
         np.testing.assert_allclose(g, ref_g, rtol=1e-12)
     assert len(traces) == THREADS and len(f.cache_info()) == THREADS
     stages = ("traced", "gradient", "optimized", "kernels", "llvm", "asm")
-    files = sorted(p.name for p in tmp_path.iterdir() if "-compiled" in p.name)
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    files = sorted(p.name for p in tmp_path.rglob("*.txt"))
+    assert len(list(tmp_path.iterdir())) == THREADS  # one folder per specialization
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     for stage in stages:
         assert len([n for n in files if n.endswith(f"-{stage}.txt")]) == THREADS
-    for p in tmp_path.iterdir():
+    for p in tmp_path.rglob("*"):
         if p.name.endswith("-asm.txt"):
             assert p.read_text().strip()
 

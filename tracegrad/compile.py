@@ -20,8 +20,6 @@ rounding of compiled sums (tracegrad/guards.py).
 from __future__ import annotations
 
 import functools
-import itertools
-import os
 import threading
 import time
 import warnings
@@ -37,7 +35,8 @@ from tracegrad.codegen import compile_graph, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
 from .guards import GuardMismatch, advice, location, location_of, settle
-from .signature import ArgNames, dynamic_positions, normalize_args
+from .dumps import LOG, dump_specialization, log_topics
+from .signature import ArgNames, changes, dynamic_positions, normalize_args
 from .transforms import value_and_grad
 
 DEFAULT_MAX_SPECIALIZATIONS = 8
@@ -62,6 +61,7 @@ class Specialization:
     direct: bool = False  # every argument is an array or a Python float (see `lift`)
     n_args: int = -1
     floats: tuple = ()  # positions of Python float arguments
+    arg_texts: tuple = ()  # each argument's type as `SpecArgs.arg_texts` writes it
 
     def __post_init__(self):
         self.fast = self.native.fast  # None without the fast-call ABI
@@ -81,13 +81,18 @@ class Specialization:
 
     def failed_guard(self, outs):
         """The first guard whose value (returned after the outputs) differs, or None."""
-        values = outs[self.n_outputs:]
-        return next((g for g, v in zip(self.guards, values) if not g.holds(v)), None)
+        return next((g for g, v in self._guard_values(outs) if not g.holds(v)), None)
+
+    def _guard_values(self, outs):
+        return zip(self.guards, outs[self.n_outputs:])
 
     def run(self, arrays):
+        """(outputs, None), or (None, (the guard that failed, its new value))."""
         outs = self.native(*arrays)
-        failed = self.failed_guard(outs) if self.guards else None
-        return (None, failed) if failed is not None else (outs[:self.n_outputs], None)
+        for guard, value in (self._guard_values(outs) if self.guards else ()):
+            if not guard.holds(value):
+                return None, (guard, value)
+        return outs[:self.n_outputs], None
 
 
 class CompiledFunction:
@@ -151,7 +156,7 @@ class CompiledFunction:
 
     def _run_cached(self, specs, spec_args):
         """(spec, its outputs, None) from the first specialization whose guards hold,
-        else (None, None, the guard that failed in the most recent one)."""
+        else (None, None, (guard, new value)) of the guard that failed in the most recent one."""
         failed = None
         for spec in tuple(specs):
             try:
@@ -173,13 +178,13 @@ class CompiledFunction:
         uncompiled (as torch.compile does past its recompile limit), and one
         warning says which guard or signature reached it.
         """
-        where = None if failed is None else _where(failed)
+        where = None if failed is None else _where(failed[0])
         if where in self._given_up:
             return False
         n = self._guard_failures.get(where, 0) + 1
         if where is not None and n >= self.max_specializations:
             self._given_up.add(where)
-            self._warn_guard(failed, n)
+            self._warn_guard(failed[0], n)
             return False
         if len(specs) >= self.max_specializations:
             self._warn_signature(spec_args)
@@ -217,16 +222,30 @@ class CompiledFunction:
         return self._names.fname
 
     # -- compiling -------------------------------------------------------------
-    def _specialize(self, spec_args, specs, failed_guard):
+    def _specialize(self, spec_args, specs, failed):
         """Compile a specialization for these arguments; (it, its outputs for them)."""
-        reason = "first call with signature " + spec_args.describe()
-        if failed_guard is not None:
-            reason = (f"guard failed: {failed_guard.kind} at {failed_guard.src} "
-                      f"(was {failed_guard.expected.tolist()!r})")
+        reason = self._reason(spec_args, failed)
+        if "recompiles" in log_topics():
+            LOG.info("%s: specialization %d: %s", self._fname(), self._count() + 1, reason)
         spec, outs = self._compile(spec_args, reason)
         specs.insert(0, spec)  # most recent first: data tends to repeat
         self._last = spec
         return spec, outs
+
+    def _reason(self, spec_args, failed) -> str:
+        """Why a new specialization: the guard that failed (line, old and new value), the
+        arguments that changed since the latest specialization, or the first call."""
+        if failed is not None:
+            guard, value = failed
+            return (f"guard failed at {guard.src or '<unknown line>'} ({guard.kind}): traced "
+                    f"with {guard.expected.tolist()!r}, now {np.asarray(value).tolist()!r}")
+        texts = spec_args.arg_texts()
+        if self._last is None:
+            return f"first call: ({', '.join(texts)})"
+        return "signature changed: " + changes(list(self._last.arg_texts), texts, self._names)
+
+    def _count(self) -> int:
+        return sum(len(specs) for specs in self._cache.values())
 
     def _compile(self, spec_args, reason) -> Specialization:
         t0 = time.perf_counter()
@@ -240,8 +259,8 @@ class CompiledFunction:
         if self.grad:
             graph, out_tree = self._gradient(graph, out_tree, spec_args)
             stages["gradient"] = functools.partial(format_graph, graph)
-        result = run_pipeline(graph, [cleanup], debug=debug_checks(),
-                              label=label)
+        # dump_dir="": the stages go to the specialization's own dump (tracegrad/dumps.py)
+        result = run_pipeline(graph, [cleanup], debug=debug_checks(), dump_dir="", label=label)
         graph = result.graph
         stages["optimized"] = functools.partial(format_graph, graph)
         n_out = len(graph.outvars)
@@ -258,8 +277,9 @@ class CompiledFunction:
             raise GuardMismatch(f"{self._fname()}: {e}") from None
         spec = Specialization(native, n_out, out_tree, guards, reason, stages,
                               time.perf_counter() - t0, direct=spec_args.direct,
-                              n_args=spec_args.n_args, floats=spec_args.float_positions)
-        _dump(label, spec)
+                              n_args=spec_args.n_args, floats=spec_args.float_positions,
+                              arg_texts=tuple(spec_args.arg_texts()))
+        dump_specialization(label, spec)
         return spec, outs[:n_out]
 
     def _gradient(self, graph: Graph, out_tree, spec_args):
@@ -273,39 +293,46 @@ class CompiledFunction:
         return graph, tree_flatten((0, grads_template))[1]
 
     # -- introspection -----------------------------------------------------------
-    def _spec(self, spec=None):
-        spec = spec or self._last
-        if spec is None:
+    def _spec(self, specialization=None):
+        """The latest specialization, or the one at index `specialization` of `cache_info()`."""
+        if specialization is not None:
+            specs = self._all_specs()
+            if not -len(specs) <= specialization < len(specs):
+                raise IndexError(f"{self._fname()} has {len(specs)} specializations "
+                                 f"(see cache_info()); no index {specialization}")
+            return specs[specialization]
+        if self._last is None:
             raise RuntimeError(f"{self._fname()} has not been compiled yet: call it once first")
-        return spec
+        return self._last
 
-    def ir(self, stage="optimized"):
-        """IR text of the most recent compilation: traced, gradient, optimized or kernels."""
-        stages = self._spec().stages
+    def _all_specs(self) -> list:
+        with self._lock:
+            return [s for specs in self._cache.values() for s in specs]
+
+    def ir(self, stage="optimized", specialization=None):
+        """IR text of a compilation (the latest, or `cache_info()[specialization]`'s):
+        traced, gradient, optimized or kernels."""
+        stages = self._spec(specialization).stages
         if stage not in stages:
             raise KeyError(f"no stage {stage!r}; this function has {list(stages)}")
         return stages[stage]()
 
-    def llvm_ir(self):
-        """The optimized LLVM IR of the most recent compilation."""
-        return self._spec().native.llvm_ir()
+    def llvm_ir(self, specialization=None):
+        """The optimized LLVM IR of a compilation (the latest by default)."""
+        return self._spec(specialization).native.llvm_ir()
 
-    def asm(self):
-        """The native assembly of the most recent compilation."""
-        return self._spec().native.asm()
+    def asm(self, specialization=None):
+        """The native assembly of a compilation (the latest by default)."""
+        return self._spec(specialization).native.asm()
 
     def cache_info(self):
-        """One entry per specialization: signature, why it was made, guards, hits."""
-        info = []
-        with self._lock:
-            entries = [(key, list(specs)) for key, specs in self._cache.items()]
-        for key, specs in entries:
-            for s in specs:
-                info.append({"signature": key, "reason": s.reason, "hits": s.hits,
-                             "guards": [f"{g.kind} at {g.src} == {g.expected.tolist()!r}" for g in s.guards],
-                             "compile_seconds": round(s.compile_seconds, 4),
-                             "stage_seconds": s.native.stage_seconds})
-        return info
+        """One entry per specialization: signature (as `f64[2,64]`), why it was made,
+        guards, hits, compile times; `ir(..., specialization=i)` shows entry i."""
+        return [{"signature": f"({', '.join(s.arg_texts)})", "reason": s.reason, "hits": s.hits,
+                 "guards": [f"{g.kind} at {g.src} == {g.expected.tolist()!r}" for g in s.guards],
+                 "compile_seconds": round(s.compile_seconds, 4),
+                 "stage_seconds": s.native.stage_seconds}
+                for s in self._all_specs()]
 
     def cache_clear(self):
         with self._lock:
@@ -342,27 +369,6 @@ def _warn_at(message, where):
 
 def _label(name):
     return "".join(c if c.isalnum() else "_" for c in name)[:40] or "fn"
-
-
-_DUMPS = itertools.count()
-
-
-def _dump(label, spec):
-    """TRACEGRAD_DUMP=<dir>: write every stage of this compilation to files."""
-    out = os.environ.get("TRACEGRAD_DUMP")
-    if not out:
-        return
-    os.makedirs(out, exist_ok=True)
-    texts = {stage: text() for stage, text in spec.stages.items()}
-    texts["llvm"] = spec.native.llvm_ir()
-    texts["asm"] = spec.native.asm()
-    n = next(_DUMPS)  # one set of files per compilation, whichever thread made it
-    for i, (stage, text) in enumerate(texts.items()):
-        path = os.path.join(out, f"{label}-compiled{n}-{i:02d}-{stage}.txt")
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
 
 
 def jit(fun=None, *, static_argnums=(), max_specializations=DEFAULT_MAX_SPECIALIZATIONS,

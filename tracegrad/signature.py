@@ -24,7 +24,7 @@ import inspect
 
 import numpy as np
 
-from tracegrad.ir import TracedValue
+from tracegrad.ir import ShapedArray, TracedValue
 from tracegrad.tracer import Tensor, tree_flatten, tree_unflatten
 from tracegrad.tracer.scalars import WeakFloat
 
@@ -74,16 +74,24 @@ class SpecArgs:
         flat.__name__ = getattr(fun, "__name__", "f")
         return flat
 
-    def describe(self):
-        parts = []
-        shown = [f"float (weak, {a.dtype}[])" if i in self.weak else f"{a.dtype}{list(a.shape)}"
+    def arg_texts(self) -> list:
+        """Each positional argument as the IR writes types: `f64[2,64]`, `float` (a weak
+        Python float), `{'w': f32[3]}` (a pytree), or the repr of a static value."""
+        shown = ["float" if i in self.weak else str(ShapedArray(a.shape, a.dtype))
                  for i, a in enumerate(self.arrays)]
-        for i, slot in enumerate(self.slots):
+        texts = []
+        for slot in self.slots:
             if slot[0] == "static":
-                parts.append(f"arg{i}={slot[1]!r}")
+                texts.append(repr(slot[1]))
+            elif slot[0] == "array":
+                texts.append(shown[slot[1]])
             else:
-                parts.append(f"arg{i}:{_rebuild(slot, shown)}")
-        return "(" + ", ".join(parts) + ")"
+                leaves = iter(shown[slot[1]:slot[1] + slot[2]])
+                texts.append("".join(next(leaves) if c == "*" else c for c in slot[3]._str()))
+        return texts
+
+    def describe(self):
+        return "(" + ", ".join(self.arg_texts()) + ")"
 
     def grad_positions(self, argnums):
         """Flat array indices to differentiate, and the structure of the gradients."""
@@ -272,3 +280,11 @@ def _fast_array(x):
     if type(x) is np.ndarray and x.dtype in SUPPORTED and x.flags.c_contiguous and x.flags.aligned:
         return x
     return None
+
+
+def changes(old: list, new: list, names: ArgNames) -> str:
+    """What differs between two calls' `arg_texts`: "argument 0 ('x'): f64[3] -> f64[4]"."""
+    if len(old) != len(new):
+        return f"{len(old)} -> {len(new)} arguments"
+    diffs = [f"{names.arg(i)}: {a} -> {b}" for i, (a, b) in enumerate(zip(old, new)) if a != b]
+    return "; ".join(diffs) or "the same argument types"

@@ -29,7 +29,7 @@ import functools
 import numpy as np
 
 import tracegrad.tracer as tracer
-from tracegrad.ir import TracedValue, eval_graph, eval_graph_bind, ops
+from tracegrad.ir import TracedValue, apply_graph, ops
 from tracegrad.ir.core import ShapedArray, is_float
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
@@ -139,18 +139,6 @@ def _example(value):
     return value
 
 
-def _apply(graph, inputs) -> list:
-    """Evaluate `graph` on concrete inputs, or inline it into the inputs' trace."""
-    if not any(isinstance(x, TracedValue) for x in inputs):
-        return eval_graph(graph, *inputs)
-    outs, guard_values = eval_graph_bind(graph, *inputs, with_guards=True,
-                                         into=ops.find_trace(inputs))
-    for guard, value in zip(graph.guards, guard_values):
-        if isinstance(value, TracedValue):  # a decision of the inner trace binds the outer one
-            value._tg_trace.add_guard(value, guard.expected, guard.kind, guard.src)
-    return outs
-
-
 def _like(x, aval: ShapedArray, what: str):
     """`x` as a value of `aval` (numpy values are cast; a traced one must match)."""
     x = _input_value(_as_array_leaf(x, what))
@@ -227,7 +215,7 @@ def _value_and_grad(fun, argnums, has_value):
             graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=has_value)
         except TypeError as e:
             raise TypeError(f"grad of {call.name()}: {e}") from None
-        outs = _apply(cleanup(graph), call.values + prog.captured)
+        outs = apply_graph(cleanup(graph), call.values + prog.captured)
         value, flat = (outs[0], outs[1:]) if has_value else (None, outs)
         grads, start = [], 0
         for p, w in zip(positions, wrt):
@@ -297,7 +285,7 @@ def jvp(fun, primals, tangents):
     prog = call.trace()
     # Closed-over values of an enclosing trace are inputs with zero tangent here.
     zero_tangents = [ops.full_like(v, 0.0) for v in prog.captured]
-    outs = _apply(jvp_graph(prog.graph), call.values + prog.captured + flat_tangents + zero_tangents)
+    outs = apply_graph(jvp_graph(prog.graph), call.values + prog.captured + flat_tangents + zero_tangents)
     n = len(prog.graph.outvars)
     return (tracer.tree_unflatten(prog.out_tree, outs[:n]),
             tracer.tree_unflatten(prog.out_tree, outs[n:]))
@@ -321,7 +309,7 @@ def vjp(fun, *primals):
     call = _Call(fun, primals, differentiated=set(range(len(primals))))
     prog = call.trace()
     forward, backward = vjp_split(prog.graph)
-    results = _apply(forward, call.values + prog.captured)
+    results = apply_graph(forward, call.values + prog.captured)
     n = len(prog.graph.outvars)
     outs, residuals = results[:n], results[n:]
 
@@ -329,7 +317,7 @@ def vjp(fun, *primals):
         leaves = _leaves_like(prog.out_tree, cotangent, f"the cotangent of {call.name()}")
         cts = [_like(c, aval, f"cotangent {i}")
                for i, (c, aval) in enumerate(zip(leaves, prog.graph.out_avals))]
-        flat = _apply(backward, residuals + cts)
+        flat = apply_graph(backward, residuals + cts)
         return tuple(call.unflatten(p, [flat[i] for i in call.spans[p]])
                      for p in range(len(primals)))
 

@@ -16,6 +16,7 @@ from .dtypes import result_type
 from .scalars import TracedFloat
 from .tensor import EagerTrace, Tensor, backward, grad as autograd_grad, tensor, zero_grad
 from .trace import GuardFailure, Traced, TracedProgram, make_graph, trace
+from .saving import load_program
 from .tree import PyTreeDef, tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "make_graph", "TracedProgram", "Traced", "numpy", "tree_flatten", "tree_unflatten",
     "tree_map", "tree_leaves", "PyTreeDef", "backward", "autograd_grad", "ArrayMixin",
     "EagerTrace", "Node", "AccumulateGrad", "GRAD_MODE", "GuardFailure", "TracedFloat",
-    "result_type",
+    "result_type", "load_program",
 ]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegrad.ir import (TRACES, GraphBuilder, ShapedArray, TracedValue, debug_checks, eval_graph,
-                          to_dot, to_networkx, user_source_location, verify)
+from tracegrad.ir import (TRACES, GraphBuilder, ShapedArray, TracedValue, apply_graph, debug_checks,
+                          eval_graph, ops, to_dot, to_networkx, user_source_location, verify)
 
 from . import dtypes
 from . import numpy as tnp
@@ -211,6 +211,18 @@ class TracedProgram:
                                 f"match the traced {aval}")
         return arrays
 
+    def _boxed_args(self, args):
+        """The array leaves of `args` as they are (boxed or not), checked as `array_args` does."""
+        leaves, tree = _flatten_args(args, self.static_argnums)
+        if tree != self.in_tree:
+            raise TypeError(f"arguments of structure {tree} do not match the traced "
+                            f"structure {self.in_tree}")
+        arrays = [x for i, x in enumerate(leaves) if i not in self.static_leaves]
+        for a, aval in zip(arrays, self.in_avals):
+            if ops.aval(a) != aval:
+                raise TypeError(f"argument {ops.aval(a)} does not match the traced {aval}")
+        return arrays
+
     def failed_guard(self, *args):
         """The first guard that does not hold for `args`, or None when all hold."""
         arrays = self.array_args(*args)
@@ -224,7 +236,18 @@ class TracedProgram:
         except TypeError:
             return False
 
+    def save(self, path, constants="embedded"):
+        """Write the program as text to `path` (`tracegrad.load` reads it back); see
+        `tracer/saving.py` for the format.  `constants="sidecar"` keeps array values in
+        `path + ".npz"` instead of embedding them."""
+        from .saving import save_program
+
+        save_program(self, path, constants)
+
     def __call__(self, *args):
+        leaves, _ = _flatten_args(args, self.static_argnums)
+        if any(tnp.is_boxed(x) for x in leaves):  # inside a trace, or on eager tensors
+            return tree_unflatten(self.out_tree, apply_graph(self.graph, self._boxed_args(args)))
         arrays = self.array_args(*args)
         outs, values = eval_graph(self.graph, *arrays, with_guards=True)
         for g, v in zip(self.guards, values):

@@ -1,0 +1,155 @@
+"""Programs saved as text and loaded back: `TracedProgram.save`, `tracegrad.load`.
+
+Round trips print identically and compute identically (the fuzzer's random
+programs, with control flow, guards and constants), loaded programs run through
+the interpreter, `jit` and `compile_grad`, and parse errors name line and column.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tracegrad
+import tracegrad.numpy as tnp
+from tracegrad.ir import ops
+from tracegrad.ir.parser import IRSyntaxError, parse_graph
+
+import fuzz_gen
+
+
+def _rnn(x, w, xs):
+    def step(h, xt):
+        h = np.tanh(w @ h + xt)
+        return h, np.sum(h)
+    h, ys = tracegrad.scan(step, x, xs)
+    if np.sum(h) > 0:  # a guard
+        h = h * 2.0
+    big = np.arange(12.0).reshape(3, 4)  # a captured constant
+    return {"h": h, "ys": ys, "c": np.sum(big) + np.float64(np.nan) + -0.0}
+
+
+RNN_ARGS = (np.ones(3), np.full((3, 3), 0.1), np.linspace(-1, 1, 12).reshape(4, 3))
+
+
+def _loop(x):
+    def cond_fun(c):
+        return c[0] < 5
+
+    def body(c):
+        i, v = c
+        return i + 1, tracegrad.cond(np.sum(v) > 0, lambda u: u * 0.5, lambda u: u - 1.0, v)
+    return tracegrad.while_loop(cond_fun, body, (0, x))[1].astype(np.float32)
+
+
+def _round_trip(tmp_path, f, args, constants="embedded"):
+    prog = tracegrad.trace(f)(*args)
+    path = tmp_path / "prog.tgir"
+    prog.save(path, constants=constants)
+    return prog, tracegrad.load(path)
+
+
+def _same(a, b, rtol=0.0):
+    for x, y in zip(tracegrad.tracer.tree_leaves(a), tracegrad.tracer.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol)
+        assert np.asarray(x).dtype == np.asarray(y).dtype
+
+
+@pytest.mark.parametrize("constants", ["embedded", "sidecar"])
+def test_round_trip_prints_and_computes_identically(tmp_path, constants):
+    prog, loaded = _round_trip(tmp_path, _rnn, RNN_ARGS, constants)
+    assert str(loaded) == str(prog)
+    assert len(loaded.guards) == 1
+    _same(loaded(*RNN_ARGS), _rnn(*RNN_ARGS))
+    assert sorted(loaded(*RNN_ARGS)) == ["c", "h", "ys"]
+
+
+def test_loops_branches_and_int_dtypes_round_trip(tmp_path):
+    x = np.array([3.0, -1.0])
+    prog, loaded = _round_trip(tmp_path, _loop, (x,))
+    assert str(loaded) == str(prog)
+    _same(loaded(x), _loop(x))
+
+
+def test_loaded_program_compiles(tmp_path):
+    _, loaded = _round_trip(tmp_path, _rnn, RNN_ARGS)
+    _same(tracegrad.jit(loaded)(*RNN_ARGS), _rnn(*RNN_ARGS), rtol=1e-14)
+
+    def loss(*args):
+        return np.sum(loaded(*args)["ys"])
+    value, grads = tracegrad.compile_grad(loss)(*RNN_ARGS)
+    want_value, want_grads = tracegrad.value_and_grad(
+        lambda *a: np.sum(_rnn(*a)["ys"]), argnums=(0, 1, 2))(*RNN_ARGS)
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    for g, w in zip(grads, want_grads):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def test_loaded_program_records_eager_autograd(tmp_path):
+    _, loaded = _round_trip(tmp_path, lambda x: np.sum(np.sin(x) * x), (np.ones(3),))
+    x = tracegrad.tensor([0.5, 1.0, 2.0], requires_grad=True)
+    loaded(x).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.cos(x.data) * x.data + np.sin(x.data))
+
+
+def test_guard_of_a_loaded_program_still_guards(tmp_path):
+    _, loaded = _round_trip(tmp_path, _rnn, RNN_ARGS)
+    with pytest.raises(tracegrad.tracer.GuardFailure):
+        loaded(-np.ones(3) * 10, RNN_ARGS[1], RNN_ARGS[2] - 5)
+
+
+def test_loaded_program_checks_its_arguments(tmp_path):
+    _, loaded = _round_trip(tmp_path, _rnn, RNN_ARGS)
+    with pytest.raises(TypeError, match="does not match"):
+        loaded(np.ones(4), *RNN_ARGS[1:])
+
+
+def _fuzz_program(seed):
+    prog = fuzz_gen.generate(seed)
+    f, _ = prog.build(prog.dtype, tnp, ops, tracegrad)
+    return f, prog.args(prog.dtype, 0)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10**6))
+def test_random_programs_round_trip(tmp_path, seed):
+    f, args = _fuzz_program(seed)
+    prog = tracegrad.trace(f)(*args)
+    path = tmp_path / f"p{seed}.tgir"
+    prog.save(path)
+    loaded = tracegrad.load(path)
+    assert str(loaded) == str(prog)
+    with np.errstate(all="ignore"):
+        _same(loaded(*args), prog(*args))
+
+
+# ---- errors ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, where, what", [
+    ("{ lambda a:f64[3] . let b:f64[3] = frob a in (b) }", "column 33", "unknown primitive"),
+    ("{ lambda a:f64[3] . let\n  b:f64[3] = add a c\nin (b) }", "line 2, column 20", "c is not"),
+    ("{ lambda a:q64[3] . let in (a) }", "line 1, column 12", "unknown dtype"),
+    ("{ lambda a:f64[3] . let in (a) ", "end of the text", "expected"),
+    ("{ lambda a:f64[3] . let in (a) } $", "column 34", "unexpected character"),
+])
+def test_parse_errors_name_line_and_column(text, where, what):
+    with pytest.raises(IRSyntaxError, match=what) as info:
+        parse_graph(text)
+    assert where in str(info.value)
+
+
+def test_bad_files_are_refused_with_the_reason(tmp_path):
+    path = tmp_path / "p.tgir"
+    path.write_text("# tracegrad program\n%% format 99\n%% outputs *\n%% graph\n%% constants embedded\n")
+    with pytest.raises(IRSyntaxError, match="format '99'"):
+        tracegrad.load(path)
+    path.write_text("hello\n")
+    with pytest.raises(IRSyntaxError, match="before the first"):
+        tracegrad.load(path)
+    prog = tracegrad.trace(lambda x: x + np.arange(3.0))(np.ones(3))
+    prog.save(path)
+    path.write_text(path.read_text().replace("%% graph\n{ lambda a", "%% graph\n{ lambda zz"))
+    with pytest.raises(IRSyntaxError, match=r"p.tgir, line 5.*no value for the constant zz|"
+                                            r"line 5"):
+        tracegrad.load(path)

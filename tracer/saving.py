@@ -1,0 +1,170 @@
+"""Traced programs saved as text, and loaded back (`TracedProgram.save`, `load_program`).
+
+The file is the printed IR itself, in sections that start with `%% `:
+
+    # tracegrad program
+    %% format 1
+    %% outputs (*, {'loss': *})          the output pytree (`*` is a leaf)
+    %% graph
+    { lambda a:f64[3] ; b:f64[3] . let ... in (...) }
+      guard ...
+    %% constants embedded                or: %% constants sidecar prog.tgir.npz
+    a f64[3] <base64 of the little-endian bytes>
+
+Constants are embedded as base64 (exact bits), or written to a `.npz` sidecar
+next to the file (`constants="sidecar"`), keyed by their printed names.  A
+loaded program takes its array inputs as flat positional arguments (static
+arguments of the traced function are already folded into the graph) and
+returns the saved output structure.  Guards are kept; their source lines are
+not part of the text.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import os
+
+import numpy as np
+
+from tracegrad.ir import Graph, ShapedArray, verify
+from tracegrad.ir.parser import DTYPE_OF, IRSyntaxError, parse_graph
+from tracegrad.ir.printer import Namer, format_graph
+
+from .tree import tree_flatten
+
+FORMAT = 1
+_LEAF = ...  # stands for a leaf while an output structure is parsed
+
+
+def _all_consts(graph: Graph):
+    """(var, value) of every constant in `graph` and its bodies."""
+    from tracegrad.ir.core import subgraphs
+
+    found = list(zip(graph.constvars, graph.constvals))
+    for eqn in graph.eqns:
+        for body in subgraphs(eqn):
+            found += _all_consts(body)
+    return found
+
+
+def _constant_lines(names: dict, consts) -> list:
+    lines = []
+    for var, value in consts:
+        data = np.ascontiguousarray(value, value.dtype.newbyteorder("<"))
+        lines.append(f"{names[var]} {var.aval} {base64.b64encode(data.tobytes()).decode()}")
+    return lines
+
+
+def program_text(program, constants="embedded", sidecar=None) -> str:
+    """The saved-file text of `program` (see the module docstring)."""
+    namer = Namer()
+    text = format_graph(program.graph, namer=namer)
+    consts = _all_consts(program.graph)
+    lines = ["# tracegrad program", f"%% format {FORMAT}",
+             f"%% outputs {program.out_tree._str()}", "%% graph", text]
+    if constants == "sidecar":
+        lines.append(f"%% constants sidecar {os.path.basename(sidecar)}")
+    else:
+        lines += ["%% constants embedded"] + _constant_lines(namer.names, consts)
+    return "\n".join(lines) + "\n"
+
+
+def save_program(program, path, constants="embedded"):
+    """Write `program` to `path`; `constants="sidecar"` puts array values in `path + ".npz"`."""
+    if constants not in ("embedded", "sidecar"):
+        raise ValueError(f"constants must be 'embedded' or 'sidecar', not {constants!r}")
+    path = os.fspath(path)
+    sidecar = path + ".npz"
+    if constants == "sidecar":
+        namer = Namer()
+        format_graph(program.graph, namer=namer)
+        np.savez(sidecar, **{namer.names[v]: val for v, val in _all_consts(program.graph)})
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(program_text(program, constants, sidecar))
+
+
+# ---- loading ---------------------------------------------------------------------------
+
+def _sections(text: str, path: str) -> dict:
+    sections, current = {}, None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("%% "):
+            key, _, arg = line[3:].partition(" ")
+            current = sections[key] = {"arg": arg.strip(), "lines": [], "line": number}
+        elif current is not None:
+            current["lines"].append(line)
+        elif line.strip() and not line.startswith("#"):
+            raise IRSyntaxError(f"{path}, line {number}: text before the first %% section")
+    for key in ("format", "outputs", "graph", "constants"):
+        if key not in sections:
+            raise IRSyntaxError(f"{path}: no '%% {key}' section: not a saved tracegrad program")
+    if sections["format"]["arg"] != str(FORMAT):
+        raise IRSyntaxError(f"{path}: format {sections['format']['arg']!r}; this version of "
+                            f"tracegrad reads format {FORMAT}")
+    return sections
+
+
+def _embedded(section, path) -> dict:
+    values = {}
+    for offset, line in enumerate(section["lines"], section["line"] + 1):
+        if not line.strip():
+            continue
+        try:
+            name, typ, data = line.split()
+            aval = _aval(typ)
+            raw = np.frombuffer(base64.b64decode(data, validate=True),
+                                aval.dtype.newbyteorder("<"))
+            values[name] = raw.astype(aval.dtype).reshape(aval.shape)
+        except (ValueError, KeyError) as e:
+            raise IRSyntaxError(f"{path}, line {offset}: bad constant ({e})") from None
+    return values
+
+
+def _aval(text: str) -> ShapedArray:
+    dtype, _, dims = text.partition("[")
+    dims = dims.rstrip("]")
+    return ShapedArray(tuple(int(d) for d in dims.split(",") if d), DTYPE_OF[dtype])
+
+
+def _constants(section, path) -> dict:
+    kind, _, rest = section["arg"].partition(" ")
+    if kind == "embedded":
+        return _embedded(section, path)
+    if kind == "sidecar":
+        with np.load(os.path.join(os.path.dirname(path), rest.strip())) as z:
+            return {k: z[k] for k in z.files}
+    raise IRSyntaxError(f"{path}, line {section['line']}: constants are 'embedded' or "
+                        f"'sidecar FILE', not {section['arg']!r}")
+
+
+def _out_tree(text: str, path: str):
+    try:
+        skeleton = ast.literal_eval(text.replace("*", "..."))
+    except (ValueError, SyntaxError):
+        raise IRSyntaxError(f"{path}: bad output structure {text!r}") from None
+    return tree_flatten(skeleton, is_leaf=lambda x: x is _LEAF)[1]
+
+
+def load_parts(path):
+    """(graph, out_tree) of the program saved at `path`."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        sections = _sections(f.read(), path)
+    values = _constants(sections["constants"], path)
+    graph_section = sections["graph"]
+    text = "\n" * graph_section["line"] + "\n".join(graph_section["lines"])
+    try:
+        graph = parse_graph(text, values.get)
+    except IRSyntaxError as e:
+        raise IRSyntaxError(f"{path}, {e}") from None
+    verify(graph)
+    return graph, _out_tree(sections["outputs"]["arg"], path)
+
+
+def load_program(path):
+    """The `TracedProgram` saved at `path`: call it with the flat array inputs."""
+    from .trace import TracedProgram, _flatten_args
+
+    graph, out_tree = load_parts(path)
+    in_tree = _flatten_args(tuple(range(len(graph.invars))), ())[1]
+    return TracedProgram(graph, in_tree, out_tree, {}, fun=None)
