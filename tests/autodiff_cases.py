@@ -116,6 +116,19 @@ def apart_from(dom):
     return gen
 
 
+def well_conditioned(*shape):
+    """Random matrices plus n * identity: far from singular (solve, inv, slogdet)."""
+    return lambda rng: rng.standard_normal(shape) + shape[-1] * np.eye(shape[-1])
+
+
+def spd(*shape):
+    """Symmetric positive definite matrices (cholesky)."""
+    def gen(rng):
+        x = rng.standard_normal(shape)
+        return x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])
+    return gen
+
+
 @dataclass
 class Case:
     name: str
@@ -198,6 +211,23 @@ OP_CASES = [
     # sorting (extern): sort's gradient through the permutation, inputs without ties
     Case("sort", lambda x: ops.sort(x, 1), [distinct(3, 4)]),
     Case("sort_axis0", lambda x: ops.sort(x, 0), [distinct(5, 2)]),
+    # decompositions (extern, LAPACK): well-conditioned matrices, distinct spectra
+    Case("cholesky", ops.cholesky, [spd(2, 3, 3)]),
+    Case("triangular_solve", lambda a, b: ops.triangular_solve(a, b, lower=True),
+         [well_conditioned(2, 3, 3), real(2, 3, 2)]),
+    Case("triangular_solve_upper_t_unit", lambda a, b: ops.triangular_solve(
+        a, b, lower=False, transpose_a=True, unit_diagonal=True), [real(3, 3), real(3, 2)]),
+    Case("solve", ops.solve, [well_conditioned(2, 3, 3), real(2, 3, 2)]),
+    Case("inv", ops.inv, [well_conditioned(3, 3)]),
+    Case("slogdet", ops.slogdet, [well_conditioned(2, 3, 3)]),
+    Case("eigh", ops.eigh, [real(2, 3, 3)]),
+    Case("eigvalsh", ops.eigvalsh, [real(3, 3)]),
+    Case("svd_tall", ops.svd, [real(2, 4, 3)]),
+    Case("svd_wide", ops.svd, [real(3, 4)]),
+    Case("svdvals", ops.svdvals, [real(4, 3)]),
+    Case("qr_tall", ops.qr, [real(2, 4, 3)]),
+    Case("qr_wide", ops.qr, [real(3, 5)]),
+    Case("pinv", lambda a: ops.pinv(a, rcond=1e-15), [real(4, 3)]),
     # control flow (tracegrad.scan & co.: eager loops on tensors, one equation traced)
     Case("scan", lambda w, xs: _scan_case(w, xs), [real(3), real(4, 3)]),
     Case("scan_reverse", lambda w, xs: _scan_case(w, xs, reverse=True), [real(3), real(4, 3)]),
