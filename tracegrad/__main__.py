@@ -1,8 +1,7 @@
-"""`python -m tracegrad demo`: the dynamic-graph story, then the same function
+"""`python -m tracegrad [demo]`: the dynamic-graph story, then the same function
 traced, differentiated as a graph, fused and compiled to native code."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
@@ -97,11 +96,10 @@ def demo():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tracegrad")
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"])
-    parser.parse_args(argv)
-    demo()
-    return 0
+    """The command line (tracegrad/cli.py); no command runs the demo."""
+    from .cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
