@@ -1,0 +1,121 @@
+"""Recording operations: `call` makes the op for one function call on symbolic
+tensors and infers its outputs' static shapes and dtypes by tracing the same
+call abstractly on probe shapes (shapes.py).
+
+The op keeps the function and its arguments with the tensors taken out
+(`leaves`, `tree`): its `compute` puts the tensors' values back and calls the
+function, so graph construction, shape inference and `Session.run` all run
+one piece of code, tracegrad's own.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
+
+from .graph import Operation, graph_of
+from .shapes import TensorShape, WORLD_SIZES, merge, placeholder_array, probe_avals
+from .tensor import Tensor
+
+
+def check_readable(graph, tensors, name):
+    """Ops made here may read `tensors` only if they are not inside another body."""
+    for t in tensors:
+        if not (graph._ctx.encloses(t.op.ctx) if graph._ctx is not None else t.op.ctx is None):
+            raise ValueError(f"{name}: {t!r} was made inside a tf.cond branch or tf.while_loop "
+                             "body and cannot be used outside it; return it from the body")
+
+
+def new_op(graph, op_type, name, inputs, compute, outputs, control_inputs=()):
+    """An op with outputs given as (shape, dtype, probes) triples."""
+    op = Operation(graph, op_type, name, inputs, compute, len(outputs), control_inputs)
+    op.outputs = [Tensor(op, i, shape, dtype, probes)
+                  for i, (shape, dtype, probes) in enumerate(outputs)]
+    return op
+
+
+def spec_of(shape: TensorShape, dtype) -> tuple:
+    """(shape, dtype, probes) for a value whose static shape is `shape`."""
+    dtype = np.dtype(dtype)
+    return shape, dtype, probe_avals(shape, dtype)
+
+
+class _Call:
+    """One recorded call `fn(*args, **kwargs)` with the tensors taken out."""
+
+    def __init__(self, fn, args, kwargs):
+        self.fn = fn
+        self.leaves, self.tree = tree_flatten((tuple(args), dict(kwargs or {})))
+        self.tensors = [x for x in self.leaves if isinstance(x, Tensor)]
+
+    def apply(self, values):
+        it = iter(values)
+        filled = [next(it) if isinstance(x, Tensor) else x for x in self.leaves]
+        args, kwargs = tree_unflatten(self.tree, filled)
+        return self.fn(*args, **kwargs)
+
+    def outputs(self, result) -> list:
+        return list(result) if isinstance(result, (tuple, list)) else [result]
+
+
+def _probe(c: _Call, world: int):
+    """Output avals of the call traced abstractly in `world`, or the exception it raised."""
+    avals = [t._probes[world] for t in c.tensors]
+    if any(a is None for a in avals):
+        return None
+    try:
+        prog = make_graph(lambda *vals: tuple(c.outputs(c.apply(vals))),
+                          [placeholder_array(a) for a in avals], concrete=False)
+    except Exception as e:  # noqa: BLE001  (reported if no world traces)
+        return e
+    return prog.graph.out_avals
+
+
+def _rename_error(e: Exception, name: str) -> Exception:
+    msg = f"{name}: {e}"
+    try:
+        return type(e)(msg)
+    except Exception:  # noqa: BLE001  (exception types with other constructors)
+        return ValueError(msg)
+
+
+def infer(c: _Call, name: str) -> list:
+    """(shape, dtype, probes) of each output of the call."""
+    unknown = any(t.shape.dims is None or t._probes[0] is None for t in c.tensors)
+    varying = unknown or any(None in t.shape.dims for t in c.tensors)
+    worlds = range(len(WORLD_SIZES)) if varying else range(1)
+    results = [_probe(c, w) for w in worlds]
+    good = [r for r in results if isinstance(r, list)]
+    if not good:
+        errors = [r for r in results if isinstance(r, Exception)]
+        if unknown or not errors:
+            return [_unknown_output(c)]
+        raise _rename_error(errors[0], name) from errors[0]
+    results = [r if isinstance(r, list) else None for r in results]
+    if not varying:
+        results = results * len(WORLD_SIZES)
+    specs = []
+    for i, aval in enumerate(good[0]):
+        probes = [None if r is None or i >= len(r) else r[i] for r in results]
+        specs.append((merge(probes, unknown), aval.dtype, probes))
+    return specs
+
+
+def _unknown_output(c: _Call):
+    dtype = np.result_type(*[t.dtype for t in c.tensors]) if c.tensors else np.float32
+    return TensorShape(None), np.dtype(dtype), [None] * len(WORLD_SIZES)
+
+
+def call(fn, args, kwargs=None, name=None):
+    """Record `fn(*args, **kwargs)`: a Tensor (or a list when `fn` returns several)."""
+    c = _Call(fn, args, kwargs)
+    graph = graph_of(c.tensors, name or "op")
+    check_readable(graph, c.tensors, name)
+    specs = infer(c, name)
+    multiple = len(specs) > 1
+
+    def compute(env, state):
+        return c.outputs(c.apply([env[t] for t in c.tensors]))
+
+    op = new_op(graph, name, name, c.tensors, compute, specs)
+    return list(op.outputs) if multiple else op.outputs[0]

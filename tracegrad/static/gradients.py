@@ -1,0 +1,77 @@
+"""`tf.gradients(ys, xs, grad_ys=None)`: symbolic gradients made by the IR autodiff pass.
+
+The gradients op, when replayed, traces `f(xs) = ys` (the ops between `xs` and
+`ys`, replayed with the xs substituted and everything else read from the
+enclosing values) and applies `tracegrad.vjp` to it: the IR's reverse-mode
+pass, inlined into the run's program, with `grad_ys` (default ones) as the
+cotangents of the ys, summed over the ys as TF1 does.  Control flow between
+xs and ys differentiates through the primitives' own rules (`cond` by its
+branches' VJPs, `while` by `while_vjp`).  As in TF1, an x that the ys do not
+depend on (or that is not a float) gets None.
+"""
+from __future__ import annotations
+
+from collections import ChainMap
+
+from tracegrad.ir.core import is_float as _is_float
+from tracegrad.tracer import numpy as tnp
+
+from .building import check_readable, new_op
+from .graph import graph_of
+from .replay import ancestors, replay
+from .sources import as_tensor
+
+
+def _as_list(x):
+    if x is None:
+        return None
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _tainted(ops, x_ops) -> set:
+    """The ops (of `ops`, in creation order) whose value depends on an op of `x_ops`."""
+    tainted = set(x_ops)
+    for op in sorted(ops, key=lambda o: o.id):
+        if any(d in tainted for d in op.deps()):
+            tainted.add(op)
+    return tainted
+
+
+def gradients(ys, xs, grad_ys=None, name="gradients", stop_gradients=None):
+    """d(sum of ys)/d(x) for each x in `xs` (a list; None where ys do not depend on x)."""
+    ys, xs = [as_tensor(y) for y in _as_list(ys)], _as_list(xs)
+    grad_ys = _as_list(grad_ys) or [None] * len(ys)
+    if len(grad_ys) != len(ys):
+        raise ValueError(f"gradients: {len(grad_ys)} grad_ys for {len(ys)} ys")
+    grad_ys = [None if g is None else as_tensor(g) for g in grad_ys]
+    graph = graph_of(ys + xs + [g for g in grad_ys if g is not None], "gradients")
+    check_readable(graph, ys + xs, "gradients")
+    needed = ancestors(ys)
+    live = [x for x in dict.fromkeys(xs) if x.op in needed and _is_float(x.dtype)]
+    if not live:
+        return [None] * len(xs)
+    stops = {as_tensor(s).op for s in _as_list(stop_gradients) or []}
+    between = sorted((op for op in _tainted(needed - stops, {x.op for x in live})
+                      if op.ctx is graph._ctx and op.compute is not None
+                      and op not in {x.op for x in live}), key=lambda op: op.id)
+    compute = _compute(ys, live, grad_ys, between)
+    specs = [(x.shape, x.dtype, x._probes) for x in live]
+    op = new_op(graph, "Gradients", name, [], compute, specs)
+    # dependencies, not data inputs: the ys stay results of their own (str(graph) shows them)
+    op.extra_deps = [t.op for t in ys + live + [g for g in grad_ys if g is not None]]
+    by_x = dict(zip(live, op.outputs))
+    return [by_x.get(x) for x in xs]
+
+
+def _compute(ys, live, grad_ys, between):
+    import tracegrad
+
+    def compute(env, state):
+        def f(*x_values):
+            local = ChainMap(dict(zip(live, x_values)), env)
+            replay(between, local, state.scratch(), recompute=True)
+            return tuple(local[y] for y in ys)
+        outs, pullback = tracegrad.vjp(f, *[env[x] for x in live])
+        cts = tuple(tnp.ones_like(o) if g is None else env[g] for o, g in zip(outs, grad_ys))
+        return list(pullback(cts))
+    return compute

@@ -1,0 +1,108 @@
+"""What one `Session.run` computes, as one tracegrad program compiled to native code.
+
+A `Plan` is fixed by the fetches and the fed tensors: the ops the fetches need
+(the rest of the graph is left out: DCE on the op graph, before any tracing),
+the variables they read and the ones they assign.  `Plan.trace` replays those
+ops on traced inputs (feeds, then variables' start values) into one tracegrad
+graph whose outputs are the fetched values, then the assigned variables' new
+values.  `compile_plan` runs it through the same stages as `tracegrad.jit`
+(cleanup, fusion, LLVM) and gives a `CompiledRun`: one native call per run.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from tracegrad.ir import debug_checks
+from tracegrad.tracer import make_graph
+
+from .replay import RunState, replay
+from .shapes import placeholder_array
+
+
+class Plan:
+    def __init__(self, graph, fetch_tensors, fetch_ops, fed):
+        self.graph = graph
+        self.fetch_tensors = list(dict.fromkeys(fetch_tensors))
+        fed_set = set(fed)
+        needed = _needed([t.op for t in self.fetch_tensors] + list(fetch_ops), fed_set)
+        self.fed = [t for t in fed if t.op in needed]  # feeds nothing reads are not inputs
+        self.ops = sorted((op for op in needed if op.ctx is None and op.compute is not None),
+                          key=lambda op: op.id)
+        self.needed = needed
+        self.placeholders = sorted((op for op in needed if op.type == "Placeholder"
+                                    and op.outputs[0] not in fed_set), key=lambda op: op.id)
+        self.read_vars = _unique(op.variable for op in sorted(needed, key=lambda o: o.id)
+                                 if getattr(op, "reads_variable", False)
+                                 and not (op.type == "VariableV2" and op.outputs[0] in fed_set))
+        self.assigned = _unique(op.variable for op in self.ops
+                                if getattr(op, "writes_variable", False))
+
+    def function(self):
+        """(feeds..., variable values...) -> (fetches..., new values of assigned variables...)."""
+        n = len(self.fed)
+
+        def run_graph(*arrays):
+            env = dict(zip(self.fed, arrays[:n]))
+            state = RunState(dict(zip(self.read_vars, arrays[n:])))
+            replay(self.ops, env, state)
+            return (tuple(env[t] for t in self.fetch_tensors)
+                    + tuple(state.updates[v] for v in self.assigned))
+        return run_graph
+
+    def trace(self, fed_avals):
+        """The tracegrad graph of this plan for feeds of `fed_avals`."""
+        args = [placeholder_array(a) for a in fed_avals]
+        args += [placeholder_array(v._probes[0]) for v in self.read_vars]
+        return make_graph(self.function(), args, concrete=False).graph
+
+
+def _unique(items) -> list:
+    return list(dict.fromkeys(items))
+
+
+def _needed(roots, fed: set) -> set:
+    """The ops `roots` need; an op whose outputs are all fed needs nothing."""
+    stack, seen = list(roots), set()
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        if op.outputs and all(t in fed for t in op.outputs):
+            continue
+        stack.extend(op.deps())
+    return seen
+
+
+class CompiledRun:
+    """One plan compiled for one set of fed shapes and dtypes."""
+
+    def __init__(self, plan: Plan, fed_avals, label="static_graph"):
+        from tracegrad.codegen import compile_graph
+        from tracegrad.passes.fusion import fuse
+        from tracegrad.passes.manager import cleanup, run_pipeline
+
+        self.plan = plan
+        traced = plan.trace(fed_avals)
+        self.traced = functools.partial(str, traced)
+        self.n_fetch = len(plan.fetch_tensors)
+        if not traced.outvars:  # nothing to compute (only no-ops fetched)
+            self.native, self.optimized = None, traced
+            return
+        self.optimized = run_pipeline(traced, [cleanup], debug=debug_checks(), label=label).graph
+        self.native = compile_graph(self.optimized, fuse, name=label)
+
+    def __call__(self, feeds, variables):
+        """(fetched values, {variable: new value})."""
+        if self.native is None:
+            return [], {}
+        outs = self.native(*feeds, *variables)
+        return list(outs[:self.n_fetch]), dict(zip(self.plan.assigned, outs[self.n_fetch:]))
+
+
+def as_result(value) -> np.ndarray:
+    """A fetched value as TF1 returns it: a numpy scalar for rank 0, else an array."""
+    value = np.asarray(value)
+    return value[()] if value.ndim == 0 else value

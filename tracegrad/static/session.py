@@ -1,0 +1,201 @@
+"""`Session`: runs fetches of one graph natively, holding the graph's variables.
+
+`run(fetches, feed_dict)` follows TF1: fetches are a tensor, an operation, a
+tensor name, or lists/tuples/namedtuples/dicts of them, returned with the same
+structure (an operation gives None, a rank-0 tensor a numpy scalar).  Feeds are
+checked against their tensor's static shape and dtype and converted as TF1
+converts them.  Each (fetch set, fed tensors, fed shapes and dtypes) compiles once
+(`CompiledRun`, cached in the session), so a `None` dimension gets one native
+program per size fed.  Variables live in the session: a new session has none
+initialized, running an initializer sets them to their initial values, and the
+assign ops of a run update them from the outputs of the same native call.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from tracegrad.ir import ShapedArray
+
+from .dtypes import feedable
+from .errors import FailedPreconditionError, InvalidArgumentError
+from .graph import Operation, get_default_graph
+from .program import CompiledRun, Plan, as_result
+from .tensor import Tensor
+
+
+class _Sessions(threading.local):
+    def __init__(self):
+        self.stack: list = []
+
+
+_DEFAULT = _Sessions()
+
+
+def default_session(what: str):
+    if not _DEFAULT.stack:
+        raise ValueError(f"{what}: no default session is registered. Use `with sess.as_default():` "
+                         "or `with tf.Session() as sess:`, or pass session=sess")
+    return _DEFAULT.stack[-1]
+
+
+class Session:
+    def __init__(self, target="", graph=None, config=None):
+        self.graph = graph if graph is not None else get_default_graph()
+        self._values: dict = {}  # Variable -> np.ndarray
+        self._cache: dict = {}
+        self._closed = False
+
+    # -- context management --------------------------------------------------------------
+    def __enter__(self):
+        _DEFAULT.stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        if _DEFAULT.stack and _DEFAULT.stack[-1] is self:
+            _DEFAULT.stack.pop()
+        self.close()
+
+    def as_default(self):
+        return _AsDefault(self)
+
+    def close(self):
+        self._closed = True
+        self._cache.clear()
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None):
+        if self._closed:
+            raise RuntimeError("Attempted to use a closed Session.")
+        elements, rebuild = _flatten(fetches, self._element)
+        feeds = self._feeds(feed_dict or {})
+        tensors = [e for e in elements if isinstance(e, Tensor)]
+        ops = [e for e in elements if isinstance(e, Operation)]
+        fed = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
+        avals = [ShapedArray(feeds[t].shape, feeds[t].dtype) for t in fed]
+        key = (tuple(tensors), tuple(ops), tuple(zip(fed, avals)))
+        run = self._cache.get(key)
+        if run is None:
+            plan = Plan(self.graph, tensors, ops, fed)
+            self._check_runnable(plan)
+            run = self._cache[key] = CompiledRun(plan, [a for t, a in zip(fed, avals)
+                                                        if t in plan.fed])
+        else:
+            self._check_runnable(run.plan)
+        self.graph.last_feed_avals.update((t, a) for t, a in zip(fed, avals)
+                                          if t.op.type == "Placeholder")
+        values, updates = run([feeds[t] for t in run.plan.fed],
+                              [self._values[v] for v in run.plan.read_vars])
+        self._values.update(updates)
+        by_tensor = dict(zip(run.plan.fetch_tensors, values))
+        return rebuild([as_result(by_tensor[e]) if isinstance(e, Tensor) else None
+                        for e in elements])
+
+    def cache_info(self) -> list:
+        """One entry per compiled program: fetches, fed shapes and the optimized IR."""
+        return [{"fetches": [t.name for t in key[0]] + [op.name for op in key[1]],
+                 "feeds": {t.name: str(a) for t, a in key[2]},
+                 "ir": str(run.optimized)} for key, run in self._cache.items()]
+
+    def _check_runnable(self, plan):
+        for op in plan.placeholders:
+            t = op.outputs[0]
+            raise InvalidArgumentError(
+                f"You must feed a value for placeholder tensor '{op.name}' with dtype "
+                f"{t.dtype.name}" + ("" if t.shape.dims is None else
+                                     f" and shape {_shape_text(t.shape)}")
+                + ": a fetch needs it (feed_dict={" + op.name + ": ...})", op)
+        for var in plan.read_vars:
+            if var not in self._values:
+                raise FailedPreconditionError(
+                    f"Attempting to use uninitialized value {var.op.name}: run "
+                    "tf.global_variables_initializer() (or its .initializer) in this session "
+                    "first", var.op)
+
+    # -- fetches and feeds ---------------------------------------------------------------
+    def _element(self, x):
+        """A fetch as a Tensor or Operation of this graph."""
+        try:
+            return self._graph_element(x)
+        except (TypeError, ValueError, KeyError) as e:
+            raise type(e)(f"Fetch argument {x!r} cannot be interpreted as a Tensor. "
+                          f"({e.args[0]})") from None
+
+    def _graph_element(self, x, allow_operation=True):
+        if isinstance(x, str):
+            if ":" in x:
+                return self.graph.get_tensor_by_name(x)
+            if not allow_operation:
+                raise ValueError(f"the name {x!r} names an operation, not a tensor ('op:0')")
+            return self.graph.get_operation_by_name(x)
+        if isinstance(x, Tensor) or (allow_operation and isinstance(x, Operation)):
+            if x.graph is not self.graph:
+                raise ValueError(f"{x!r} is not an element of this graph.")
+            return x
+        raise TypeError(f"{x!r} has invalid type {type(x).__name__}: expected a tf.Tensor"
+                        + (", tf.Operation" if allow_operation else "")
+                        + " or its name")
+
+    def _feeds(self, feed_dict) -> dict:
+        feeds = {}
+        for key, value in dict(feed_dict).items():
+            try:
+                t = self._graph_element(key, allow_operation=False)
+            except (TypeError, ValueError, KeyError) as e:
+                raise TypeError(f"Cannot interpret feed_dict key as Tensor: {e.args[0]}") from None
+            feeds[t] = _fed_value(t, value)
+        return feeds
+
+
+def _shape_text(shape) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in shape.dims) + "]"
+
+
+def _fed_value(t, value) -> np.ndarray:
+    arr = feedable(value, t.dtype)
+    if arr is None:
+        got = np.asarray(value).dtype if not isinstance(value, str) else "str"
+        raise TypeError(f"Cannot feed value of dtype {got} for Tensor '{t.name}', which has dtype "
+                        f"{t.dtype.name}: convert it explicitly (np.asarray(value, "
+                        f"{t.dtype.name})) if that is intended")
+    if not t.shape.is_compatible_with(arr.shape):
+        raise ValueError(f"Cannot feed value of shape {arr.shape} for Tensor '{t.name}', which "
+                         f"has shape '{t.shape}'")
+    return arr if arr.flags.c_contiguous else arr.copy()  # (ascontiguousarray makes 0-d 1-d)
+
+
+def _flatten(fetches, element):
+    """(leaves, rebuild) for a fetch structure of tensors, operations and names."""
+    if isinstance(fetches, (list, tuple)) and not isinstance(fetches, str):
+        parts = [_flatten(f, element) for f in fetches]
+        sizes = [len(p[0]) for p in parts]
+
+        def rebuild(values):
+            out, i = [], 0
+            for (_, sub), n in zip(parts, sizes):
+                out.append(sub(values[i:i + n]))
+                i += n
+            if hasattr(fetches, "_fields"):  # namedtuple
+                return type(fetches)(*out)
+            return type(fetches)(out) if isinstance(fetches, tuple) else out
+        return [leaf for p in parts for leaf in p[0]], rebuild
+    if isinstance(fetches, dict):
+        keys = list(fetches)
+        leaves, sub = _flatten([fetches[k] for k in keys], element)
+        return leaves, lambda values: type(fetches)(zip(keys, sub(values)))
+    if fetches is None:
+        raise TypeError("Fetch argument None has invalid type <class 'NoneType'>")
+    return [element(fetches)], lambda values: values[0]
+
+
+class _AsDefault:
+    def __init__(self, session):
+        self.session = session
+
+    def __enter__(self):
+        _DEFAULT.stack.append(self.session)
+        return self.session
+
+    def __exit__(self, *exc):
+        _DEFAULT.stack.pop()

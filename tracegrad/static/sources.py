@@ -1,0 +1,64 @@
+"""Values that enter a graph: placeholders (fed at run time) and constants."""
+from __future__ import annotations
+
+import numpy as np
+
+from .building import new_op, spec_of
+from .dtypes import as_dtype
+from .graph import get_default_graph
+from .shapes import TensorShape
+from .tensor import Tensor
+
+
+def placeholder(dtype, shape=None, name=None):
+    """A tensor fed by `Session.run(..., feed_dict={p: value})`; `None` dims take any size,
+    `shape=None` any shape."""
+    dtype = as_dtype(dtype)
+    shape = TensorShape(None if shape is None else (
+        [shape] if isinstance(shape, int) else list(shape)))
+    graph = get_default_graph()
+    with graph.root():
+        op = new_op(graph, "Placeholder", name, [], _unfed, [spec_of(shape, dtype)])
+    return op.outputs[0]
+
+
+def _unfed(env, state):  # Session.run checks every needed placeholder is fed first
+    raise AssertionError("a placeholder was replayed without a feed")
+
+
+def _tf1_default(value, dtype):
+    """TF1's dtypes of Python values: float -> float32, int -> int32."""
+    if dtype is not None:
+        return np.asarray(value, as_dtype(dtype))
+    arr = np.asarray(value)
+    if arr.dtype == np.float64 and not isinstance(value, (np.ndarray, np.generic)):
+        return arr.astype(np.float32)
+    if arr.dtype == np.int64 and not isinstance(value, (np.ndarray, np.generic)):
+        return arr.astype(np.int32)
+    as_dtype(arr.dtype)
+    return arr
+
+
+def constant(value, dtype=None, shape=None, name="Const"):
+    """A constant tensor (Python floats are float32 and ints int32, as in TF1)."""
+    arr = _tf1_default(value, dtype)
+    if shape is not None:
+        arr = np.broadcast_to(arr, tuple(shape)) if arr.size == 1 else arr.reshape(shape)
+    arr = np.array(arr)  # owned by the graph: later changes to `value` do not reach it
+    graph = get_default_graph()
+    op = new_op(graph, "Const", name, [], lambda env, state: [arr],
+                [spec_of(TensorShape(arr.shape), arr.dtype)])
+    return op.outputs[0]
+
+
+def as_tensor(value, dtype=None, name="Const"):
+    """`value` as a tensor: tensors as they are, anything else as a constant."""
+    if isinstance(value, Tensor):
+        if dtype is not None and value.dtype != as_dtype(dtype):
+            raise ValueError(f"Tensor conversion requested dtype {as_dtype(dtype).name} for "
+                             f"{value!r}")
+        return value
+    return constant(value, dtype, name=name)
+
+
+convert_to_tensor = as_tensor

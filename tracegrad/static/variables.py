@@ -1,0 +1,140 @@
+"""Variables: state that lives in a Session, and the ops that set it.
+
+A `Variable` is itself the tensor that reads it (its value at the start of the
+run).  `assign`, `assign_add` and `assign_sub` return the new value and, when
+run, update the session's copy from the same native call (replay.py gives the
+order within one run).  `initializer` is the assign of the initial value;
+`global_variables_initializer()` groups every variable's initializer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.tracer import numpy as tnp
+
+from .building import check_readable, new_op
+from .graph import Operation, get_default_graph, graph_of
+from .sources import as_tensor
+from .tensor import Tensor
+
+__all__ = ["Variable", "global_variables_initializer", "variables_initializer",
+           "global_variables", "trainable_variables", "group", "no_op", "assign",
+           "assign_add", "assign_sub"]
+
+
+class Variable(Tensor):
+    """TF1's `tf.Variable(initial_value, name=None, dtype=None, trainable=True)`."""
+
+    def __init__(self, initial_value, name=None, dtype=None, trainable=True):
+        graph = get_default_graph()
+        with graph.root():  # a variable made inside a body still lives in the graph
+            init = as_tensor(initial_value, dtype, name=f"{name or 'Variable'}/initial_value")
+            if not init.shape.is_fully_defined():
+                raise ValueError(f"the initial value of a Variable needs a fully known shape, "
+                                 f"{init!r} has shape {init.shape}")
+            op = Operation(graph, "VariableV2", name or "Variable", [],
+                           lambda env, state: [state.read(self)])
+            op.variable, op.reads_variable = self, True
+            super().__init__(op, 0, init.shape, init.dtype, init._probes)
+            op.outputs = [self]
+            self.initial_value, self.trainable = init, trainable
+            self.initializer = self.assign(init, name=f"{op.name}/Assign").op
+        graph.variables.append(self)
+
+    def _kind(self):
+        return "tf.Variable"
+
+    def __repr__(self):
+        return f"<tf.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}_ref>"
+
+    def value(self):
+        return self
+
+    read_value = value
+
+    def assign(self, value, use_locking=None, name=None):
+        return _assign(self, value, "Assign", name, lambda old, new: new, reads=False)
+
+    def assign_add(self, delta, use_locking=None, name=None):
+        return _assign(self, delta, "AssignAdd", name, lambda old, d: old + d, reads=True)
+
+    def assign_sub(self, delta, use_locking=None, name=None):
+        return _assign(self, delta, "AssignSub", name, lambda old, d: old - d, reads=True)
+
+    def load(self, value, session=None):
+        """Set this variable's value in `session` (TF1's Variable.load)."""
+        from .session import default_session
+        session = session or default_session("Variable.load")
+        session._values[self] = _checked_value(self, value)
+
+
+def _checked_value(var, value) -> np.ndarray:
+    arr = np.array(value, dtype=var.dtype)
+    if arr.shape != tuple(var.shape.dims):
+        raise ValueError(f"cannot load a value of shape {arr.shape} into {var!r}")
+    return arr
+
+
+def _assign(var, value, op_type, name, combine, reads):
+    value = as_tensor(value)
+    graph = graph_of([var, value], op_type)
+    if graph._ctx is not None:
+        raise NotImplementedError(f"{op_type} of {var.op.name} inside a tf.cond branch or a "
+                                  "tf.while_loop body is not supported: assign its result "
+                                  "after the control-flow op")
+    check_readable(graph, [value], op_type)
+    if not value.shape.is_compatible_with(var.shape.dims) and value.shape.dims not in ((), None):
+        raise ValueError(f"{op_type}: cannot assign a value of shape {value.shape} to {var!r}")
+    shape = tuple(var.shape.dims)
+
+    def compute(env, state):
+        delta = tnp.broadcast_to(tnp.astype(env[value], var.dtype), shape)
+        new = combine(state.current(var), delta) if reads else delta
+        state.assign(var, new)
+        return [new]
+
+    op = new_op(graph, op_type, name or f"{var.op.name}/{op_type}", [value], compute,
+                [(var.shape, var.dtype, var._probes)])
+    op.variable, op.writes_variable, op.reads_variable = var, True, reads
+    return op.outputs[0]
+
+
+def assign(ref, value, name=None):
+    return ref.assign(value, name=name)
+
+
+def assign_add(ref, value, name=None):
+    return ref.assign_add(value, name=name)
+
+
+def assign_sub(ref, value, name=None):
+    return ref.assign_sub(value, name=name)
+
+
+def group(*inputs, name=None):
+    """An op that runs `inputs` (tensors or ops) and has no value."""
+    ops = [x.op if isinstance(x, Tensor) else x for x in inputs]
+    graph = graph_of([o for o in ops], "group") if ops else get_default_graph()
+    op = Operation(graph, "NoOp", name or "group_deps", [], lambda env, state: [],
+                   n_outputs=0, control_inputs=ops)
+    return op
+
+
+def no_op(name=None):
+    return group(name=name or "NoOp")
+
+
+def global_variables(graph=None) -> list:
+    return list((graph or get_default_graph()).variables)
+
+
+def trainable_variables(graph=None) -> list:
+    return [v for v in global_variables(graph) if v.trainable]
+
+
+def variables_initializer(var_list, name="init"):
+    return group(*[v.initializer for v in var_list], name=name)
+
+
+def global_variables_initializer():
+    return variables_initializer(global_variables(), name="init")
