@@ -20,8 +20,10 @@ the second-to-last axis, and `tracer/numpy/linalg.py` slices them apart:
                                                   when complete);
   * slogdet (..., n, n) -> (..., 2):              [sign, log|det|].
 
-Conventions shared with JAX: `cholesky` and `eigh`/`eigvalsh` read the
-symmetrized input (a + a^T) / 2, so their derivatives are symmetric; a batch
+`cholesky` and `eigh`/`eigvalsh` read the lower triangle only, as numpy.linalg and
+LAPACK do (JAX symmetrizes instead), so values and derivatives are those of the
+function numpy computes: the matrix is `_from_lower(a)`, and a gradient is zero on
+the strict upper triangle.  Shared with JAX: a batch
 entry whose factorization fails (singular `solve`/`inv`, a matrix that is not
 positive definite for `cholesky`) is all NaN, never an exception.  Degenerate
 spectra: the eigenvector (singular vector) derivatives have 1/(λj - λi) terms,
@@ -113,8 +115,14 @@ def _diag_embed(v):
     return ops.mul(full, _eye_like(full))
 
 
-def _sym(x):
-    return ops.mul(ops.add(x, _mT(x)), _c(x, 0.5))
+def _from_lower(x):
+    """The symmetric matrix whose lower triangle is x's (what LAPACK reads with uplo=L)."""
+    return ops.add(_tril(x), _mT(_tril(x, -1)))
+
+
+def _lower_adjoint(x):
+    """The adjoint of `_from_lower`: <x, _from_lower(t)> == <_lower_adjoint(x), t>."""
+    return ops.add(_tril(x), _tril(_mT(x), -1))
 
 
 def _sum(*terms):
@@ -189,11 +197,6 @@ def _guarded(fn, out_shape):
     return impl
 
 
-def _sym_np(a):
-    a = np.asarray(a)
-    return (a + np.swapaxes(a, -1, -2)) * a.dtype.type(0.5)
-
-
 # ---- shape rules ------------------------------------------------------------------------------
 
 def _matrix(name, a, square=False):
@@ -247,7 +250,7 @@ def _cholesky_jvp(tangents, out, a):
     t, = tangents
     if t is None:
         return None
-    y = triangular_solve(out, _sym(t), lower=True)                       # L^-1 dA
+    y = triangular_solve(out, _from_lower(t), lower=True)                       # L^-1 dA
     x = _mT(triangular_solve(out, _mT(y), lower=True))                   # L^-1 dA L^-T
     return _mm(out, _phi(x))
 
@@ -256,13 +259,13 @@ def _cholesky_vjp(g, out, a):
     p = _phi(_mm(_mT(out), g))
     z = triangular_solve(out, p, lower=True, transpose_a=True)          # L^-T P
     s = _mT(triangular_solve(out, _mT(z), lower=True, transpose_a=True))  # L^-T P L^-1
-    return (_sym(s),)
+    return (_lower_adjoint(s),)
 
 
 _declare("cholesky", _square_rule("cholesky"),
-         lambda a: _guarded(np.linalg.cholesky, lambda a: a.shape[-2:])(_sym_np(a)),
+         lambda a: _guarded(np.linalg.cholesky, lambda a: a.shape[-2:])(a),
          _cholesky_vjp, _cholesky_jvp, "LinalgCholeskyExBackward0",
-         "Lower Cholesky factor of the symmetrized input; NaN where not positive definite")
+         "Lower Cholesky factor (reads the lower triangle); NaN where not positive definite")
 cholesky = _binder("cholesky")
 
 
@@ -415,7 +418,7 @@ def _eigh_np(a):
 def _eigh_impl(a):
     a = np.asarray(a)
     n = a.shape[-1]
-    return _guarded(_eigh_np, lambda a: (n + 1, n))(_sym_np(a))
+    return _guarded(_eigh_np, lambda a: (n + 1, n))(a)
 
 
 def _eigh_parts(out):
@@ -427,7 +430,7 @@ def _eigh_vjp(g, out, a):
     w, v = _eigh_parts(out)
     gw, gv = _eigh_parts(g)
     inner = ops.add(_diag_embed(gw), _zero_safe_mul(_inverse_gaps(w), _mm(_mT(v), gv)))
-    return (_sym(_mm(_mm(v, inner), _mT(v))),)
+    return (_lower_adjoint(_mm(_mm(v, inner), _mT(v))),)
 
 
 def _eigh_jvp(tangents, out, a):
@@ -435,14 +438,14 @@ def _eigh_jvp(tangents, out, a):
     if t is None:
         return None
     w, v = _eigh_parts(out)
-    d = _mm(_mm(_mT(v), _sym(t)), v)
+    d = _mm(_mm(_mT(v), _from_lower(t)), v)
     dw = _diag(d)
     dv = _mm(v, ops.mul(_inverse_gaps(w), d))
     return _pack([ops.reshape(dw, _shp(dw)[:-1] + (1, _shp(dw)[-1])), dv])
 
 
 _declare("eigh", _eigh_rule, _eigh_impl, _eigh_vjp, _eigh_jvp, "LinalgEighBackward0",
-         "Eigenvalues (ascending, row 0) and eigenvectors (rows 1..) of the symmetrized input")
+         "Eigenvalues (ascending, row 0) and eigenvectors (rows 1..); reads the lower triangle")
 eigh = _binder("eigh")
 
 
@@ -453,7 +456,7 @@ def _eigvalsh_rule(a):
 
 def _eigvalsh_vjp(g, out, a):
     _, v = _eigh_parts(eigh(a))
-    return (_mm(ops.mul(v, _rows(g, _shp(v))), _mT(v)),)
+    return (_lower_adjoint(_mm(ops.mul(v, _rows(g, _shp(v))), _mT(v))),)
 
 
 def _eigvalsh_jvp(tangents, out, a):
@@ -461,13 +464,13 @@ def _eigvalsh_jvp(tangents, out, a):
     if t is None:
         return None
     _, v = _eigh_parts(eigh(a))
-    return _diag(_mm(_mm(_mT(v), _sym(t)), v))
+    return _diag(_mm(_mm(_mT(v), _from_lower(t)), v))
 
 
 _declare("eigvalsh", _eigvalsh_rule,
-         lambda a: _guarded(np.linalg.eigvalsh, lambda a: a.shape[-1:])(_sym_np(a)),
+         lambda a: _guarded(np.linalg.eigvalsh, lambda a: a.shape[-1:])(a),
          _eigvalsh_vjp, _eigvalsh_jvp, "LinalgEighBackward0",
-         "Eigenvalues (ascending) of the symmetrized input")
+         "Eigenvalues (ascending); reads the lower triangle")
 eigvalsh = _binder("eigvalsh")
 
 

@@ -7,9 +7,6 @@ compiles and differentiates like any composite.  `np.linalg.inv(tensor)` and the
 other numpy.linalg functions dispatch here through `NUMPY`.
 
 Differences from numpy.linalg, by design (as in jax.numpy.linalg):
-  * `cholesky`, `eigh`, `eigvalsh` read the symmetrized input (a + a^T) / 2
-    instead of one triangle (`UPLO` is accepted and has no effect), so their
-    gradients are symmetric;
   * a singular matrix gives NaN from `solve`/`inv` (a matrix that is not positive
     definite: from `cholesky`) instead of raising LinAlgError;
   * only real float32/float64 arrays (int and bool inputs compute in float64);
@@ -178,28 +175,30 @@ def matrix_power(a, n):
 # ---- factorizations ------------------------------------------------------------------------------
 
 def cholesky(a, /, *, upper=False):
-    """Lower (or upper) Cholesky factor of the symmetrized input; NaN if not positive definite."""
-    low = ops.cholesky(_matrices("cholesky", a, square=True))
-    return _mT(low) if upper else low
+    """Lower (or upper: reading the upper triangle) Cholesky factor; NaN if not positive
+    definite."""
+    a = _matrices("cholesky", a, square=True)
+    return _mT(ops.cholesky(_mT(a))) if upper else ops.cholesky(a)
+
+
+def _triangle(name, a, uplo):
+    """`a` with the triangle `uplo` names in the lower one (what the primitives read)."""
+    if uplo not in ("L", "U"):
+        raise ValueError("UPLO argument must be 'L' or 'U'")
+    a = _matrices(name, a, square=True)
+    return _mT(a) if uplo == "U" else a
 
 
 def eigh(a, UPLO="L"):
-    """Eigenvalues (ascending) and eigenvectors (columns) of the symmetrized input."""
-    _check_uplo(UPLO)
-    a = _matrices("eigh", a, square=True)
+    """Eigenvalues (ascending) and eigenvectors (columns), reading the triangle UPLO."""
+    a = _triangle("eigh", a, UPLO)
     packed = ops.eigh(a)
     n = _shape(a)[-1]
     return EighResult(_drop(_part(packed, 0, 1, -2), -2), _part(packed, 1, n, -2))
 
 
 def eigvalsh(a, UPLO="L"):
-    _check_uplo(UPLO)
-    return ops.eigvalsh(_matrices("eigvalsh", a, square=True))
-
-
-def _check_uplo(uplo):
-    if uplo not in ("L", "U"):
-        raise ValueError("UPLO argument must be 'L' or 'U'")
+    return ops.eigvalsh(_triangle("eigvalsh", a, UPLO))
 
 
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
