@@ -161,6 +161,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     _reject("var", out=out, mean=mean)
     ddof = correction if correction is not None else ddof
     a = _prepared(a, dtype, dtypes.float_result)
+    a = _masked(a, where, 0)  # masked-out NaNs and infs must not reach the gradient
     axes = _norm_axes(axis, _ndim(a))
     d = subtract(a, _mean(a, axis=axes, keepdims=True, where=where))
     squares = sum(ops.integer_pow(d, 2), axis=axes, keepdims=keepdims, where=where)
