@@ -71,8 +71,13 @@ def _probe(c: _Call, world: int):
     return prog.graph.out_avals
 
 
-def _rename_error(e: Exception, name: str) -> Exception:
+def _rename_error(e: Exception, name: str, probed=()) -> Exception:
+    """`e` prefixed with the op's name; with `probed` inputs (which have `None` dims),
+    their static shapes, since the message shows the probe sizes in their place."""
     msg = f"{name}: {e}"
+    if probed:
+        shapes = ", ".join(f"{t.name} {t.shape}" for t in probed)
+        msg += f"\n  (static shapes of the inputs: {shapes}; ? dims were tried as {WORLD_SIZES})"
     try:
         return type(e)(msg)
     except Exception:  # noqa: BLE001  (exception types with other constructors)
@@ -90,7 +95,7 @@ def infer(c: _Call, name: str) -> list:
         errors = [r for r in results if isinstance(r, Exception)]
         if unknown or not errors:
             return [_unknown_output(c)]
-        raise _rename_error(errors[0], name) from errors[0]
+        raise _rename_error(errors[0], name, c.tensors if varying else ()) from errors[0]
     results = [r if isinstance(r, list) else None for r in results]
     if not varying:
         results = results * len(WORLD_SIZES)

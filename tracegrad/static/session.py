@@ -73,18 +73,17 @@ class Session:
         tensors = [e for e in elements if isinstance(e, Tensor)]
         ops = [e for e in elements if isinstance(e, Operation)]
         fed = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
-        avals = [ShapedArray(feeds[t].shape, feeds[t].dtype) for t in fed]
-        key = (tuple(tensors), tuple(ops), tuple(zip(fed, avals)))
+        key = (tuple(tensors), tuple(ops), tuple((t, feeds[t].shape, feeds[t].dtype) for t in fed))
         run = self._cache.get(key)
         if run is None:
             plan = Plan(self.graph, tensors, ops, fed)
             self._check_runnable(plan)
-            run = self._cache[key] = CompiledRun(plan, [a for t, a in zip(fed, avals)
-                                                        if t in plan.fed])
+            avals = {t: ShapedArray(feeds[t].shape, feeds[t].dtype) for t in fed}
+            run = self._cache[key] = CompiledRun(plan, [avals[t] for t in plan.fed])
+            self.graph.last_feed_avals.update((t, a) for t, a in avals.items()
+                                              if t.op.type == "Placeholder")
         else:
             self._check_runnable(run.plan)
-        self.graph.last_feed_avals.update((t, a) for t, a in zip(fed, avals)
-                                          if t.op.type == "Placeholder")
         values, updates = run([feeds[t] for t in run.plan.fed],
                               [self._values[v] for v in run.plan.read_vars])
         self._values.update(updates)
@@ -95,7 +94,7 @@ class Session:
     def cache_info(self) -> list:
         """One entry per compiled program: fetches, fed shapes and the optimized IR."""
         return [{"fetches": [t.name for t in key[0]] + [op.name for op in key[1]],
-                 "feeds": {t.name: str(a) for t, a in key[2]},
+                 "feeds": {t.name: str(ShapedArray(shape, dtype)) for t, shape, dtype in key[2]},
                  "ir": str(run.optimized)} for key, run in self._cache.items()]
 
     def _check_runnable(self, plan):

@@ -19,9 +19,9 @@ import operator
 def _no_value(t, what: str):
     raise TypeError(
         f"{what} needs the value of {t!r}, but a tensor of a static graph has no value "
-        f"until it is evaluated in a Session: sess.run({t.op.name!r} tensor, feed_dict=...) "
-        "or t.eval(feed_dict=..., session=sess). Use tf.cond / tf.while_loop for decisions "
-        "on its value.")
+        "until it is evaluated in a Session: sess.run(tensor, feed_dict={...}) or "
+        "tensor.eval(feed_dict={...}, session=sess). Use tf.cond / tf.while_loop for "
+        "decisions on its value.")
 
 
 def _ufunc_call(ufunc, method, *args, **kwargs):

@@ -47,6 +47,8 @@ class Variable(Tensor):
     def __repr__(self):
         return f"<tf.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}_ref>"
 
+    __str__ = __repr__
+
     def value(self):
         return self
 
