@@ -152,6 +152,9 @@ def _max_min_mix(x, y):
     return ops.add(ops.max(x, y), ops.mul(ops.min(x, y), 2.0))
 
 
+_IDX = np.array([[2, 0], [-1, 2]])  # -1 and 2 name one row: duplicate targets
+
+
 # The op table: every differentiable primitive, with its input domain.
 OP_CASES = [
     Case("neg", ops.neg, [real(3)]),
@@ -200,6 +203,15 @@ OP_CASES = [
     Case("concatenate", lambda a, b, c: ops.concatenate([a, b, c], 1),
          [real(2, 1), real(2, 3), real(2, 2)]),
     Case("dot", ops.dot, [real(2, 3), real(3, 4)]),
+    # indexing (ir/indexing.py): duplicate targets, a negative and a clamped index
+    Case("gather", lambda x: ops.gather(x, _IDX, np.array([[0, 1], [1, 5]])), [real(3, 2, 2)]),
+    Case("scatter_add", lambda x, u: ops.scatter_add(x, u, _IDX), [real(3, 2), real(2, 2, 2)]),
+    Case("scatter", lambda x, u: ops.scatter(x, u, _IDX), [real(3, 2), real(2, 2, 2)]),
+    Case("dynamic_slice", lambda x: ops.dynamic_slice(x, np.int64(1), np.int64(5), sizes=(2, 2)),
+         [real(3, 3)]),
+    Case("dynamic_update_slice",
+         lambda x, u: ops.dynamic_update_slice(x, u, np.int64(-1), np.int64(1)),
+         [real(3, 3), real(2, 2)]),
     Case("dot_batched", ops.dot, [real(2, 2, 3), real(2, 3, 2)]),
     # cumulative (extern): cumprod through exact zeros, cummax/cummin away from ties
     Case("cumsum", lambda x: ops.cumsum(x, 1), [real(2, 5)]),

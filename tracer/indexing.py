@@ -1,20 +1,45 @@
-"""Basic NumPy indexing lowered to the `slice` primitive plus one `reshape`.
+"""NumPy indexing (`x[idx]`) and functional index updates (`x[idx] = v`) on
+tensors, traced values and numpy arrays, lowered to primitives.
 
-Supported: integers (negative too), slices with any step (negative too),
-`None` and `...`.  Arrays as indices (advanced indexing) would need a gather
-primitive and raise a TypeError.
+An index is first parsed into one entry per axis of `x` with its `None` axes
+inserted (a reshape): a static slice, a concrete int, a traced 0-d int, or an
+integer index array (concrete or traced).  Bool masks become index arrays
+(their `nonzero`), which needs their values: a traced mask is an error.
+Then:
+
+* no index arrays: `slice` (static ints and slices), `dynamic_slice` for the
+  traced ints (negatives wrapped, then clamped into bounds, as in JAX), and a
+  `reshape` dropping the int axes;
+* index arrays (advanced indexing): the slices are applied first, the indexed
+  axes are transposed to the front and their index arrays (ints count as 0-d
+  arrays) broadcast to one shape B, and `gather` takes along them.  As in
+  NumPy the B axes then stand where the indexed axes were when those are
+  adjacent, and first when a slice separates them.
+
+Concrete out-of-range indices raise NumPy's IndexError; traced ones are
+wrapped (negatives) and clamped, as JAX does: compiled code never reads or
+writes out of bounds.
+
+`setitem(x, idx, v)` returns the updated array (NumPy's `x[idx] = v` made
+functional): static basic indices select with `pad` masks (fusible),
+traced ints with `dynamic_update_slice`, advanced indices `scatter` into the
+flattened array at the positions that indexing an iota gives.  Duplicate
+positions keep the last value written (C order of the index), as NumPy does.
 
 >>> import numpy as np
 >>> getitem(np.arange(12.0).reshape(3, 4), (-1, slice(None, None, -2))).tolist()
 [11.0, 9.0]
+>>> getitem(np.arange(12.0).reshape(3, 4), ([0, 2], slice(None), ))[:, 1].tolist()
+[1.0, 9.0]
 """
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 
 import numpy as np
 
-from tracegrad.ir import ops, user_source_location
+from tracegrad.ir import TracedValue, ops, user_source_location
 
 
 def _located(msg: str) -> str:
@@ -32,58 +57,335 @@ def _is_int_index(i) -> bool:
     return a is not None and a.shape == () and np.issubdtype(a.dtype, np.integer)
 
 
-def _check_basic(idx):
-    for i in idx:
-        if i is None or i is Ellipsis or isinstance(i, slice) or _is_int_index(i):
-            continue
-        raise TypeError(_located(
-            f"tracegrad supports basic indexing only (integers, slices, None, ...); got an "
-            f"index of type {type(i).__name__}: advanced indexing with arrays, lists or "
-            "booleans is not supported (use tracegrad.numpy.where or reshape/slices)"))
+# ---- parsing: one entry per axis -------------------------------------------------------------
+
+@dataclass
+class Parsed:
+    """An index as one entry per axis of `x` reshaped to `shape` (None axes inserted)."""
+
+    shape: tuple      # x's shape with the size-1 axes of None (and scalar bools) inserted
+    entries: list     # per axis: slice, int (concrete), TracedValue (0-d int), or Index
+    arrays: bool      # whether any entry is an index array (advanced indexing)
 
 
-def _expand_ellipsis(idx, ndim: int):
-    if sum(i is Ellipsis for i in idx) > 1:
+@dataclass
+class Index:
+    """An integer index array: numpy (concrete, checked and non-negative) or traced."""
+
+    value: object
+
+
+def _is_traced(i) -> bool:
+    return isinstance(i, TracedValue)
+
+
+def _concrete_array(i):
+    """Concrete index data (numpy arrays, lists, tensors) as a numpy array; None if traced."""
+    if _is_traced(i):
+        return None
+    data = getattr(i, "_tg_concrete", None)
+    return np.asarray(data() if data is not None else i)
+
+
+def _classify(i):
+    """One index item as ("none"|"ellipsis"|"slice"|"int"|"dyn"|"bool"|"mask"|"array", value)."""
+    if i is None:
+        return "none", None
+    if i is Ellipsis:
+        return "ellipsis", None
+    if isinstance(i, slice):
+        return "slice", i
+    if isinstance(i, (bool, np.bool_)):
+        return "bool", bool(i)
+    if _is_int_index(i):
+        return ("dyn", i) if _is_traced(i) else ("int", operator.index(i))
+    return _classify_array(i)
+
+
+def _classify_array(i):
+    if _is_traced(i):
+        if i.dtype == np.bool_:
+            raise IndexError(_located(
+                f"a traced boolean mask {i.aval} cannot index: the result's shape would depend "
+                "on its values. Use tracegrad.numpy.where(mask, x, 0) to keep the shape, or "
+                "tracegrad.numpy.nonzero(mask, size=N) for a fixed number of indices."))
+        _check_int_dtype(i.dtype)
+        return "array", i
+    a = _concrete_array(i)
+    if a.dtype == np.bool_:
+        return ("bool", bool(a)) if a.ndim == 0 else ("mask", a)
+    if a.size == 0 and a.dtype.kind == "f" and isinstance(i, (list, tuple)):
+        a = a.astype(np.int64)  # x[[]]: NumPy takes an empty list as an empty int index
+    _check_int_dtype(a.dtype)
+    return ("int", int(a)) if a.ndim == 0 else ("array", a)
+
+
+def _check_int_dtype(dtype):
+    if not np.issubdtype(dtype, np.integer):
+        raise IndexError(_located("only integers, slices (`:`), ellipsis (`...`), "
+                                  "numpy.newaxis (`None`) and integer or boolean arrays are "
+                                  f"valid indices (got an array of dtype {dtype})"))
+
+
+def _consumed(kind, value) -> int:
+    if kind == "mask":
+        return value.ndim
+    return 0 if kind in ("none", "ellipsis", "bool") else 1
+
+
+def _expand_ellipsis(items, ndim: int):
+    if sum(k == "ellipsis" for k, _ in items) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    used = sum(i is not None and i is not Ellipsis for i in idx)
+    used = sum(_consumed(k, v) for k, v in items)
     if used > ndim:
         raise IndexError(_located(f"too many indices for array: array is {ndim}-dimensional, "
                                   f"but {used} were indexed"))
-    fill = (slice(None),) * (ndim - used)
-    # `is`, never `==`: an index may be a tensor, whose == is elementwise.
-    pos = next((k for k, i in enumerate(idx) if i is Ellipsis), None)
-    return idx + fill if pos is None else idx[:pos] + fill + idx[pos + 1:]
+    fill = [("slice", slice(None))] * (ndim - used)
+    pos = next((n for n, (k, _) in enumerate(items) if k == "ellipsis"), None)
+    return items + fill if pos is None else items[:pos] + fill + items[pos + 1:]
 
 
-def _axis_slice(i, dim: int, axis: int):
-    """(start, step, size, kept) of one index on an axis of length `dim`."""
-    if isinstance(i, slice):
-        start, stop, step = i.indices(dim)
-        size = len(range(start, stop, step))
-        return (start if size else 0), step, size, True
-    k = operator.index(i)
-    if not -dim <= k < dim:
-        raise IndexError(_located(f"index {k} is out of bounds for axis {axis} with size {dim}"))
-    return k % dim, 1, 1, False
+def _mask_entries(mask, shape, axis):
+    if mask.shape != tuple(shape[axis:axis + mask.ndim]):
+        raise IndexError(_located(
+            f"boolean index did not match indexed array along axis {axis}; size of axis is "
+            f"{shape[axis]} but size of corresponding boolean axis is {mask.shape[0]}"
+            if mask.ndim else "a 0-d boolean mask cannot index here"))
+    return [Index(p.astype(np.int64)) for p in np.nonzero(mask)]
+
+
+def parse(shape, idx) -> Parsed:
+    """Parse `idx` for an array of `shape` (NumPy's rules; IndexError as NumPy raises them)."""
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    items = _expand_ellipsis([_classify(i) for i in idx], len(shape))
+    new_shape, entries, axis = [], [], 0
+    for kind, value in items:
+        if kind in ("none", "bool"):
+            new_shape.append(1)
+            entries.append(slice(None) if kind == "none"
+                           else Index(np.zeros(1 if value else 0, np.int64)))
+            continue
+        n = _consumed(kind, value)
+        new_shape.extend(shape[axis:axis + n])
+        entries.extend(_entries(kind, value, shape, axis))
+        axis += n
+    arrays = any(isinstance(e, Index) for e in entries)
+    entries = [_checked(e, d, k, arrays) for k, (e, d) in enumerate(zip(entries, new_shape))]
+    return Parsed(tuple(new_shape), entries, arrays)
+
+
+def _entries(kind, value, shape, axis):
+    if kind == "mask":
+        return _mask_entries(value, shape, axis)
+    return [Index(value) if kind == "array" else value]
+
+
+def _out_of_bounds(k, d, axis):
+    return IndexError(_located(f"index {k} is out of bounds for axis {axis} with size {d}"))
+
+
+def _checked(entry, d: int, axis: int, arrays: bool):
+    """Concrete ints and arrays checked against the axis length and made non-negative."""
+    if isinstance(entry, int) and not isinstance(entry, bool):
+        if not -d <= entry < d:
+            raise _out_of_bounds(entry, d, axis)
+        return entry % d
+    if isinstance(entry, Index) and isinstance(entry.value, np.ndarray):
+        a = entry.value.astype(np.int64)
+        bad = (a < -d) | (a >= d)
+        if bad.any():
+            raise _out_of_bounds(int(a[bad].flat[0]), d, axis)
+        return Index(np.where(a < 0, a + d, a) if d else a)
+    if _is_traced(entry) and d == 0:
+        raise _out_of_bounds("(traced)", d, axis)
+    return entry
+
+
+# ---- getitem -----------------------------------------------------------------------------------
+
+def _wrap(i, d: int):
+    """A traced index with negatives wrapped to i + d (clamping is the primitive's)."""
+    i = ops.convert(i, np.int64) if i.dtype != np.int64 else i
+    return ops.where(ops.lt(i, np.int64(0)), ops.add(i, np.int64(d)), i)
+
+
+def _static_slices(x, p: Parsed):
+    """x with the static slices and ints applied (advanced and traced axes kept whole)."""
+    starts, steps, sizes = [], [], []
+    for e, d in zip(p.entries, p.shape):
+        if isinstance(e, slice):
+            start, stop, step = e.indices(d)
+            size = len(range(start, stop, step))
+            starts.append(start if size else 0), steps.append(step), sizes.append(size)
+        elif isinstance(e, int) and not p.arrays:
+            starts.append(e), steps.append(1), sizes.append(1)
+        else:
+            starts.append(0), steps.append(1), sizes.append(d)
+    whole = all(st == 0 and sp == 1 and sz == d
+                for st, sp, sz, d in zip(starts, steps, sizes, p.shape))
+    return x if whole else ops.slice(x, starts, steps, sizes)
+
+
+def _dynamic_starts(p: Parsed, shape):
+    return [_wrap(e, d) if _is_traced(e) else np.int64(0) for e, d in zip(p.entries, shape)]
+
+
+def _basic(x, p: Parsed):
+    y = _static_slices(x, p)
+    shape = ops.shape(y)
+    if any(_is_traced(e) for e in p.entries):
+        sizes = [1 if _is_traced(e) else d for e, d in zip(p.entries, shape)]
+        y = ops.dynamic_slice(y, *_dynamic_starts(p, shape), sizes=sizes)
+    kept = [d for e, d in zip(p.entries, ops.shape(y)) if isinstance(e, slice)]
+    return ops.reshape(y, tuple(kept))
+
+
+def _index_arrays(p: Parsed, axes):
+    """The index operands of the advanced axes, broadcast to one shape B."""
+    vals = [e.value if isinstance(e, Index) else (np.int64(e) if isinstance(e, int) else e)
+            for e in (p.entries[a] for a in axes)]
+    b = _index_shape(vals)
+    return [_broadcast_index(v, b) for v in vals], b
+
+
+def _index_shape(vals) -> tuple:
+    """The broadcast shape B of the index arrays (NumPy's IndexError when they do not fit)."""
+    try:
+        return np.broadcast_shapes(*[ops.shape(v) for v in vals])
+    except ValueError:
+        shapes = " ".join(str(ops.shape(v)) for v in vals)
+        raise IndexError(_located(f"shape mismatch: indexing arrays could not be broadcast "
+                                  f"together with shapes {shapes}")) from None
+
+
+def _broadcast_index(v, b):
+    if isinstance(v, np.ndarray | np.generic):
+        return np.broadcast_to(np.asarray(v, np.int64), b).copy()
+    return ops.broadcast(v, b)
+
+
+def _advanced(x, p: Parsed):
+    y = _static_slices(x, p)
+    axes = [k for k, e in enumerate(p.entries) if not isinstance(e, slice)]
+    rest = [k for k, e in enumerate(p.entries) if isinstance(e, slice)]
+    idx, b = _index_arrays(p, axes)
+    g = ops.gather(ops.transpose(y, axes + rest), *idx)
+    if axes != list(range(axes[0], axes[0] + len(axes))):
+        return g  # separated advanced indices: their axes come first (NumPy)
+    nb, first = len(b), axes[0]
+    perm = [nb + j for j in range(first)] + list(range(nb)) + list(range(nb + first, nb + len(rest)))
+    return ops.transpose(g, perm)
 
 
 def getitem(x, idx):
-    """`x[idx]` for basic indices, through `slice` and `reshape`."""
-    idx = idx if isinstance(idx, tuple) else (idx,)
-    _check_basic(idx)
+    """`x[idx]` with NumPy's basic and advanced indexing."""
     shape = ops.shape(x)
-    idx = _expand_ellipsis(idx, len(shape))
-    starts, steps, sizes, out_shape, axis = [], [], [], [], 0
-    for i in idx:
-        if i is None:
-            out_shape.append(1)
-            continue
-        start, step, size, kept = _axis_slice(i, shape[axis], axis)
-        starts.append(start), steps.append(step), sizes.append(size)
-        if kept:
-            out_shape.append(size)
-        axis += 1
-    whole = all(st == 0 and sp == 1 and sz == d
-                for st, sp, sz, d in zip(starts, steps, sizes, shape))
-    y = x if whole else ops.slice(x, starts, steps, sizes)
-    return ops.reshape(y, tuple(out_shape))
+    p = parse(shape, idx)
+    y = ops.reshape(x, p.shape)
+    return _advanced(y, p) if p.arrays else _basic(y, p)
+
+
+# ---- functional updates ----------------------------------------------------------------------
+
+def _value(v, like_dtype, shape, where: str):
+    """The assigned value as an operand of x's dtype, broadcast to the selection's `shape`."""
+    from .numpy._core import _lift  # the numpy namespace imports this module
+    v = _lift(v, like_dtype)
+    vs = ops.shape(v)
+    while len(vs) > len(shape) and vs[0] == 1:  # NumPy drops leading 1s of the value
+        vs = vs[1:]
+    try:
+        ok = np.broadcast_shapes(vs, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(_located(f"{where}: could not broadcast input array from shape "
+                                  f"{ops.shape(v)} into shape {tuple(shape)}"))
+    return ops.broadcast(ops.reshape(v, vs), shape)
+
+
+def _box_shape(p: Parsed, shape):
+    """Per axis: the selected extent of the static slice or int (size 1)."""
+    out = []
+    for e, d in zip(p.entries, shape):
+        out.append(len(range(*e.indices(d))) if isinstance(e, slice) else 1)
+    return tuple(out)
+
+
+def _slice_params(p: Parsed):
+    starts, steps = [], []
+    for e, d in zip(p.entries, p.shape):
+        if isinstance(e, slice):
+            start, stop, step = e.indices(d)
+            starts.append(start if len(range(start, stop, step)) else 0), steps.append(step)
+        else:
+            starts.append(e if isinstance(e, int) else 0), steps.append(1)
+    return starts, steps
+
+
+def _set_static(y, p: Parsed, v):
+    """Static basic index: where(pad(ones), pad(v), y), a fusible select."""
+    box = _box_shape(p, p.shape)
+    if 0 in box:
+        return y
+    starts, steps = _slice_params(p)
+    v = ops.reshape(v, box)
+    mask = ops.pad(np.ones(box, np.bool_), starts, steps, p.shape)
+    return ops.where(mask, ops.pad(v, starts, steps, p.shape), y)
+
+
+def _set_dynamic(y, p: Parsed, v):
+    """Traced ints with unit-step slices: one dynamic_update_slice."""
+    box = _box_shape(p, p.shape)
+    starts, _ = _slice_params(p)
+    starts = [_wrap(e, d) if _is_traced(e) else np.int64(s)
+              for e, d, s in zip(p.entries, p.shape, starts)]
+    return ops.dynamic_update_slice(y, ops.reshape(v, box), *starts)
+
+
+def _set_scatter(y, p: Parsed, v):
+    """Any index: scatter into the flattened array at the positions the index selects
+    from an iota (concrete indices give constant positions)."""
+    n = _count(p.shape)
+    iota = np.arange(n, dtype=np.int64).reshape(p.shape)
+    pos = _advanced(iota, p) if p.arrays else _basic(iota, p)
+    m = _count(ops.shape(pos))
+    flat = ops.scatter(ops.reshape(y, (n,)), ops.reshape(v, (m,)), ops.reshape(pos, (m,)))
+    return ops.reshape(flat, p.shape)
+
+
+def _count(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _selection_shape(p: Parsed) -> tuple:
+    """The shape of `x[idx]` (without computing it)."""
+    kept = [len(range(*e.indices(d))) for e, d in zip(p.entries, p.shape) if isinstance(e, slice)]
+    if not p.arrays:
+        return tuple(kept)
+    axes = [k for k, e in enumerate(p.entries) if not isinstance(e, slice)]
+    b = _index_shape([e.value if isinstance(e, Index) else (e if _is_traced(e) else 0)
+                      for e in (p.entries[a] for a in axes)])
+    if axes != list(range(axes[0], axes[0] + len(axes))):
+        return b + tuple(kept)
+    return tuple(kept[:axes[0]]) + b + tuple(kept[axes[0]:])
+
+
+def _unit_steps(p: Parsed) -> bool:
+    return all(e.indices(d)[2] == 1 for e, d in zip(p.entries, p.shape) if isinstance(e, slice))
+
+
+def setitem(x, idx, v):
+    """The array `x` with `x[idx] = v` applied (NumPy semantics, functional)."""
+    shape = ops.shape(x)
+    p = parse(shape, idx)
+    traced = any(_is_traced(e) for e in p.entries)
+    v = _value(v, ops.dtype(x), _selection_shape(p), "setitem")
+    y = ops.reshape(x, p.shape)
+    if p.arrays or (traced and not _unit_steps(p)):
+        y = _set_scatter(y, p, v)
+    elif traced:
+        y = _set_dynamic(y, p, v)
+    else:
+        y = _set_static(y, p, v)
+    return ops.reshape(y, shape)

@@ -16,8 +16,10 @@ import numpy as np
 
 from tracegrad.ir import ShapedArray
 from tracegrad.ir.core import is_float
+from tracegrad.ir.indexing import SHAPE_ONLY_VJP
 
 from . import dtypes
+from . import indexing as _indexing
 from . import numpy as tnp
 from .array import ArrayMixin
 from .autograd import (GRAD_MODE, AccumulateGrad, Version, accumulator, no_grad,
@@ -75,8 +77,17 @@ def _edge(a):
     return a.grad_fn if a.grad_fn is not None else accumulator(a)
 
 
+def _value_saved(prim, a) -> bool:
+    """Whether backward reads operand `a`'s values (then in-place changes to it are errors).
+    Structural and indexing VJPs read only shapes (and the index values)."""
+    if prim.kind == "structural":
+        return False
+    return not (prim.name in SHAPE_ONLY_VJP and is_float(a.dtype))
+
+
 def _record(prim, args, datas, params, out):
-    versions = [(a._version, a._version.value) for a in args if isinstance(a, Tensor)]
+    versions = [(a._version, a._version.value) for a in args
+                if isinstance(a, Tensor) and _value_saved(prim, a)]
     cls = node_class(prim, np.ndim(datas[0]), params)
     return cls(prim, dict(params), list(args) + [out], versions, [_edge(a) for a in args])
 
@@ -278,20 +289,43 @@ class Tensor(ArrayMixin):
         self._version.bump()
         return self
 
+    def _update(self, op: str, fn, value, index=Ellipsis):
+        """`self = fn(self, value)` in place.  When autograd must see it (grad mode, and
+        self or value requires grad) the new value is computed with recording from a
+        snapshot of self, and self takes the result's grad_fn (PyTorch's rebase)."""
+        if not (GRAD_MODE.enabled and (self._requires_grad or getattr(value, "_requires_grad",
+                                                                      False))):
+            if index is not Ellipsis:
+                return self._assign(op, value, _plain_index(index))
+            return self._assign(op, _no_grad(fn, self, value))
+        if self.grad_fn is None and self._requires_grad:
+            self._check_inplace(op)  # a leaf that requires grad: PyTorch's error
+        old = Tensor._make(self.data.copy(), self.grad_fn)
+        new = fn(old, value)
+        if not isinstance(new, Tensor):
+            raise TypeError(f"{op}: cannot store a traced value into an eager tensor")
+        if new.shape != self.shape:
+            raise ValueError(f"{op}: result of shape {new.shape} does not fit the tensor's "
+                             f"shape {self.shape}")
+        np.copyto(self.data, new.data, casting="same_kind")
+        self.grad_fn, self._requires_grad = new.grad_fn, new._requires_grad
+        self._version.bump()
+        return self
+
     def __iadd__(self, other):
-        return self._assign("+=", _no_grad(tnp.add, self, other))
+        return self._update("+=", tnp.add, other)
 
     def __isub__(self, other):
-        return self._assign("-=", _no_grad(tnp.subtract, self, other))
+        return self._update("-=", tnp.subtract, other)
 
     def __imul__(self, other):
-        return self._assign("*=", _no_grad(tnp.multiply, self, other))
+        return self._update("*=", tnp.multiply, other)
 
     def __itruediv__(self, other):
-        return self._assign("/=", _no_grad(tnp.divide, self, other))
+        return self._update("/=", tnp.divide, other)
 
     def __setitem__(self, index, value):
-        self._assign("__setitem__", value, index)
+        self._update("__setitem__", lambda old, v: _indexing.setitem(old, index, v), value, index)
 
     def zero_(self):
         return self._assign("zero_", np.zeros((), self.dtype))
@@ -301,6 +335,13 @@ class Tensor(ArrayMixin):
 
     def copy_(self, src):
         return self._assign("copy_", src)
+
+
+def _plain_index(index):
+    """An index for numpy's own setitem: tensors in it become their arrays."""
+    if isinstance(index, tuple):
+        return tuple(_plain_index(i) for i in index)
+    return index.data if isinstance(index, Tensor) else index
 
 
 def _no_grad(fn, *args):

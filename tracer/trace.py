@@ -25,6 +25,7 @@ from tracegrad.ir import (TRACES, GraphBuilder, ShapedArray, TracedValue, apply_
 from . import dtypes
 from . import numpy as tnp
 from .array import ArrayMixin
+from .indexing import setitem
 from .scalars import TracedFloat
 from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
@@ -101,8 +102,15 @@ class Traced(TracedValue, ArrayMixin):
         return self.__array__()
 
     def __setitem__(self, index, value):
-        raise TypeError("traced values are immutable: build the result with "
-                        "tracegrad.numpy.where or concatenate instead of assigning into it")
+        # Recorded as a functional update (scatter, dynamic_update_slice, a masked
+        # select); this object then stands for the updated value.  Views are not
+        # aliased: a value sliced from it earlier keeps the old contents (as in JAX).
+        new = setitem(self, index, value)
+        if getattr(new, "_tg_trace", None) is not self._tg_trace:
+            raise TypeError(f"cannot assign into a traced value {self.aval} of an enclosing "
+                            "trace from inside a nested one (a loop body, a transform): return "
+                            "the updated value instead")
+        self.var = new.var
 
 
 # ---- arguments ------------------------------------------------------------------------
