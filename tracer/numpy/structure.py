@@ -211,7 +211,7 @@ def _pairs(op, value, n, what, cast=int):
 
 
 def _pad_constant(a, widths, values):
-    if all(v == 0 for pair in values for v in pair) and not isinstance(values[0][0], bool):
+    if all(not is_boxed(v) and np.all(np.asarray(v) == 0) for pair in values for v in pair):
         shp = _shape(a)
         out = tuple(b + d + e for (b, e), d in zip(widths, shp))
         return ops.pad(a, tuple(b for b, _ in widths), (1,) * len(shp), out) \
@@ -542,10 +542,7 @@ def diag(v, k=0):
     m = _shape(v)[0]
     size = m + builtins.abs(k)
     start = k if k >= 0 else -k * size
-    if m == 0:
-        return ops.broadcast(np.zeros((), _dtype(v)), (size, size)) if is_boxed(v) \
-            else np.zeros((size, size), _dtype(v))
-    flat = ops.pad(v, (start,), (size + 1,), (size * size,))
+    flat = ops.pad(v, (start if m else 0,), (size + 1,), (size * size,))
     return ops.reshape(flat, (size, size))
 
 
@@ -561,9 +558,11 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 # ---- copies, type queries ---------------------------------------------------------------------
 
 def copy(a, order="K", subok=False):
-    """Tracegrad arrays are immutable: a boxed value is its own copy."""
+    """A new array of the same values (a new boxed value: `x[i] = v` on it leaves `a` alone)."""
     a = _operand(a)
-    return np.array(a, copy=True) if isinstance(a, np.ndarray) else a
+    if isinstance(a, np.ndarray):
+        return np.array(a, copy=True)
+    return ops.bind("reshape", a, shape=_shape(a))  # identity; the cleaning passes drop it
 
 
 def ascontiguousarray(a, dtype=None, *, like=None):
