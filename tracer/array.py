@@ -170,6 +170,23 @@ class ArrayMixin:
     def relu(self):
         return tnp.relu(self)
 
+    # structure (tracer/numpy/structure.py)
+    def repeat(self, repeats, axis=None):
+        return tnp.repeat(self, repeats, axis)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return tnp.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None):
+        return tnp.trace(self, offset, axis1, axis2, dtype)
+
+    def copy(self):
+        return tnp.copy(self)
+
+    @property
+    def mT(self):
+        return tnp.matrix_transpose(self)
+
 
 def _method(f):
     def method(self):
