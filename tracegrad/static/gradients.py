@@ -28,13 +28,15 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _tainted(ops, x_ops) -> set:
-    """The ops (of `ops`, in creation order) whose value depends on an op of `x_ops`."""
-    tainted = set(x_ops)
+def _recomputed(ops, x_ops) -> list:
+    """The ops (of `ops`) that read, directly or not, an op of `x_ops`, in creation order.
+    An x made from another x (TF1 lets xs depend on each other) is recomputed too."""
+    tainted, out = set(x_ops), []
     for op in sorted(ops, key=lambda o: o.id):
         if any(d in tainted for d in op.deps()):
             tainted.add(op)
-    return tainted
+            out.append(op)
+    return out
 
 
 def gradients(ys, xs, grad_ys=None, name="gradients", stop_gradients=None):
@@ -51,9 +53,8 @@ def gradients(ys, xs, grad_ys=None, name="gradients", stop_gradients=None):
     if not live:
         return [None] * len(xs)
     stops = {as_tensor(s).op for s in _as_list(stop_gradients) or []}
-    between = sorted((op for op in _tainted(needed - stops, {x.op for x in live})
-                      if op.ctx is graph._ctx and op.compute is not None
-                      and op not in {x.op for x in live}), key=lambda op: op.id)
+    between = [op for op in _recomputed(needed - stops, {x.op for x in live})
+               if op.ctx is graph._ctx and op.compute is not None]
     compute = _compute(ys, live, grad_ys, between)
     specs = [(x.shape, x.dtype, x._probes) for x in live]
     op = new_op(graph, "Gradients", name, [], compute, specs)
@@ -64,12 +65,25 @@ def gradients(ys, xs, grad_ys=None, name="gradients", stop_gradients=None):
 
 
 def _compute(ys, live, grad_ys, between):
+    """The op's compute: `tracegrad.vjp` of the replay of `between` as a function of
+    the xs.  A source x (not recomputed) is substituted by the function's input; an
+    x recomputed from other xs gets `p - stop_gradient(p)` (zero, derivative one)
+    added, so that its gradient is the partial one and the others' the total one,
+    as in TF1."""
     import tracegrad
+    made = {op for op in between}
 
     def compute(env, state):
         def f(*x_values):
-            local = ChainMap(dict(zip(live, x_values)), env)
-            replay(between, local, state.scratch(), recompute=True)
+            local = ChainMap({x: p for x, p in zip(live, x_values) if x.op not in made}, env)
+            perturb = {x: p - tnp.stop_gradient(p) for x, p in zip(live, x_values)
+                       if x.op in made}
+            scratch = state.scratch()
+            for op in between:
+                replay([op], local, scratch, recompute=True)
+                for t in op.outputs:
+                    if t in perturb:
+                        local[t] = local[t] + perturb[t]
             return tuple(local[y] for y in ys)
         outs, pullback = tracegrad.vjp(f, *[env[x] for x in live])
         cts = tuple(tnp.ones_like(o) if g is None else env[g] for o, g in zip(outs, grad_ys))
