@@ -85,3 +85,9 @@ def test_module_entry_point_runs_in_a_fresh_process(user_file):
     r = subprocess.run([sys.executable, "-m", "tracegrad", "trace", f"{user_file}:broken",
                         "--args", "f64[3]"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("tracegrad: ") and r.stdout == ""
+
+
+def test_trace_draws_the_program(user_file, tmp_path, capsys):
+    out = tmp_path / "loss.svg"
+    assert main(["trace", f"{user_file}:loss", "--args", "f64[3],f64[4,3]", "--draw", str(out)]) == 0
+    assert out.read_bytes().startswith(b"<?xml")

@@ -22,6 +22,7 @@ from .transforms import grad, jvp, value_and_grad, vjp
 from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_loop
 from . import testing
 from tracegrad.tracer.saving import load_program as load
+from .pictures import draw
 
 
 def __getattr__(name):
@@ -33,5 +34,5 @@ def __getattr__(name):
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
-           "cond", "switch", "while_loop", "fori_loop", "scan", "load",
+           "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw",
            "UnexpectedTracerError", "SpecializationLimitWarning"]

@@ -2,7 +2,7 @@
 
     tracegrad demo
     tracegrad trace FILE.py:FUNC --args 'f64[3],f64[4,3]' [--stage STAGE] [--grad]
-                    [--save OUT.tgir] [--seed N]
+                    [--save OUT.tgir] [--draw OUT.svg|OUT.png] [--seed N]
     tracegrad cache info|clear
     tracegrad bench [--quick]
 
@@ -95,8 +95,12 @@ def cmd_trace(opts) -> int:
     try:
         fun = load_function(opts.target)
         print(stage_text(fun, args, opts.stage, opts.grad))
+        if opts.save or opts.draw:
+            program = tg.trace(fun)(*args)
         if opts.save:
-            tg.trace(fun)(*args).save(opts.save)
+            program.save(opts.save)
+        if opts.draw:
+            tg.draw(program, opts.draw)
     except UserError:
         raise
     except Exception as e:  # the user's code failed: one line, unless --debug
@@ -152,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--stage", choices=STAGES, default="traced")
     t.add_argument("--grad", action="store_true", help="compile value and gradients")
     t.add_argument("--save", metavar="OUT.tgir", help="also save the traced program as text")
+    t.add_argument("--draw", metavar="OUT.svg", help="also draw the traced program (.svg, .png)")
     t.add_argument("--seed", type=int, default=0, help="seed of the example arguments")
     t.set_defaults(run=cmd_trace)
     c = sub.add_parser("cache", parents=[common], help="the disk cache of compiled code")

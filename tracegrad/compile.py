@@ -325,6 +325,13 @@ class CompiledFunction:
         """The native assembly of a compilation (the latest by default)."""
         return self._spec(specialization).native.asm()
 
+    def to_dot(self, specialization=None) -> str:
+        """Graphviz DOT text of a specialization's kernel program (the latest by default);
+        `tracegrad.draw(f, "k.svg")` draws it without Graphviz."""
+        from .pictures import kernels_diagram, to_dot
+
+        return to_dot(kernels_diagram(self._spec(specialization).native.kernel_program()))
+
     def cache_info(self):
         """One entry per specialization: signature (as `f64[2,64]`), why it was made,
         guards, hits, compile times; `ir(..., specialization=i)` shows entry i."""
