@@ -217,3 +217,14 @@ def test_closed_session():
     sess.close()
     with pytest.raises(RuntimeError, match="closed Session"):
         sess.run(c)
+
+
+def test_tracegrad_numpy_functions_taking_lists_defer():
+    a, b = tf.placeholder(tf.float32, [2]), tf.placeholder(tf.float32, [2])
+    s = tnp.stack([a, b * 2.0], axis=0)
+    c = tnp.concatenate((a, tnp.ones(2, np.float32)))
+    assert s.shape == (2, 2) and c.shape == (4,)
+    with tf.Session() as sess:
+        sv, cv = sess.run([s, c], {a: [1.0, 2.0], b: [3.0, 4.0]})
+    assert sv.tolist() == [[1.0, 2.0], [6.0, 8.0]] and cv.tolist() == [1.0, 2.0, 1.0, 1.0]
+    assert tnp.exp(np.zeros(1)).tolist() == [1.0]  # plain arrays still compute eagerly

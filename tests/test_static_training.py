@@ -131,3 +131,46 @@ def test_feeding_a_variable_overrides_its_value_for_one_run():
         assert float(sess.run(y, {v: 5.0})) == 15.0  # fed: no initialization needed
         sess.run(v.initializer)
         assert float(sess.run(y)) == 6.0
+
+
+def test_gradient_descent_optimizer_minimize_is_the_same_step():
+    X_data, Y_data = _data(32, seed=1)
+    X = tf.placeholder(tf.float64, [None, 3])
+    Y = tf.placeholder(tf.float64, [None])
+    w = tf.Variable(np.zeros(3))
+    b = tf.Variable(np.float64(0.0))
+    p = tf.sigmoid(tf.reduce_sum(X * w, axis=1) + b)
+    loss = tf.reduce_mean(-(Y * tf.log(p) + (1 - Y) * tf.log(1 - p)))
+    step = tf.Variable(0, name="global_step", trainable=False)
+    train = tf.train.GradientDescentOptimizer(0.5).minimize(loss, global_step=step)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(20):
+            sess.run(train, {X: X_data, Y: Y_data})
+        w_value, b_value, steps = sess.run([w, b, step])
+    w_ref, b_ref = _numpy_logistic_regression(X_data, Y_data, 0.5, 20)
+    np.testing.assert_allclose(w_value, w_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b_value, b_ref, rtol=1e-10, atol=1e-12)
+    assert int(steps) == 20
+
+
+def test_sessions_of_a_graph_share_compiled_programs():
+    v = tf.Variable(np.float32(3.0))
+    y = v * 2.0
+    for expected in (6.0, 6.0):
+        with tf.Session() as sess:
+            sess.run(v.initializer)
+            assert float(sess.run(y)) == expected
+            assert len(sess.cache_info()) == 2
+
+
+def test_interactive_session_is_the_default():
+    v = tf.Variable(np.float32(3.0))
+    sess = tf.InteractiveSession()
+    try:
+        v.initializer.run()
+        assert float((v + 1.0).eval()) == 4.0
+    finally:
+        sess.close()
+    with pytest.raises(ValueError, match="no default session"):
+        v.eval()

@@ -17,14 +17,14 @@ its fetches need, replays them into one tracegrad program for the fed shapes,
 runs the same passes and LLVM backend as `tracegrad.jit`, caches the native
 code per fetch set and fed shapes, and calls it once per run.  See docs/static.md.
 """
-from . import errors, nn
+from . import errors, nn, train
 from .control_flow import cond, while_loop
 from .dtypes import as_dtype, bool, float32, float64, int32, int64  # noqa: A004
 from .gradients import gradients
 from .graph import Graph, Operation, get_default_graph, reset_default_graph
 from .math_ops import *  # noqa: F401,F403
 from .math_ops import __all__ as _math_all
-from .session import Session
+from .session import InteractiveSession, Session
 from .shapes import TensorShape
 from .sources import constant, convert_to_tensor, placeholder
 from .tensor import Tensor
@@ -32,7 +32,7 @@ from .variables import (Variable, assign, assign_add, assign_sub, global_variabl
                         global_variables_initializer, group, no_op, trainable_variables,
                         variables_initializer)
 
-__all__ = ["errors", "nn", "cond", "while_loop", "as_dtype", "bool", "float32", "float64",
+__all__ = ["errors", "nn", "train", "InteractiveSession", "cond", "while_loop", "as_dtype", "bool", "float32", "float64",
            "int32", "int64", "gradients", "Graph", "Operation", "get_default_graph",
            "reset_default_graph", "Session", "TensorShape", "constant", "convert_to_tensor",
            "placeholder", "Tensor", "Variable", "assign", "assign_add", "assign_sub",

@@ -75,6 +75,10 @@ class Graph:
         self._ids = itertools.count()
         self.variables: list = []
         self.last_feed_avals: dict = {}  # placeholder tensor -> aval most recently fed
+        # Compiled runs, shared by every Session of this graph (variables are inputs):
+        # (fetch tensors, fetch ops, fed (tensor, shape, dtype)...) -> CompiledRun.
+        self.compiled: dict = {}
+        self.compile_lock = threading.Lock()
 
     def _add(self, op):
         op.id = next(self._ids)

@@ -44,8 +44,9 @@ class Session:
     def __init__(self, target="", graph=None, config=None):
         self.graph = graph if graph is not None else get_default_graph()
         self._values: dict = {}  # Variable -> np.ndarray
-        self._cache: dict = {}
         self._closed = False
+        # One run at a time: a run reads and then updates the variables.
+        self._lock = threading.RLock()
 
     # -- context management --------------------------------------------------------------
     def __enter__(self):
@@ -62,28 +63,43 @@ class Session:
 
     def close(self):
         self._closed = True
-        self._cache.clear()
+        self._values.clear()
 
     # -- running -------------------------------------------------------------------------
-    def run(self, fetches, feed_dict=None):
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
+        """The values of `fetches` (same structure) for the feeds in `feed_dict`."""
         if self._closed:
             raise RuntimeError("Attempted to use a closed Session.")
+        if options is not None or run_metadata is not None:
+            raise NotImplementedError("Session.run: options and run_metadata are not supported")
+        with self._lock:
+            return self._run(fetches, feed_dict)
+
+    def _compiled(self, key, tensors, ops, fed, feeds) -> CompiledRun:
+        cache = self.graph.compiled
+        run = cache.get(key)
+        if run is not None:
+            self._check_runnable(run.plan)
+            return run
+        plan = Plan(self.graph, tensors, ops, fed)
+        self._check_runnable(plan)
+        with self.graph.compile_lock:  # one thread compiles a program, the others wait
+            run = cache.get(key)
+            if run is None:
+                avals = {t: ShapedArray(feeds[t].shape, feeds[t].dtype) for t in fed}
+                run = cache[key] = CompiledRun(plan, [avals[t] for t in plan.fed])
+                self.graph.last_feed_avals.update((t, a) for t, a in avals.items()
+                                                  if t.op.type == "Placeholder")
+        return run
+
+    def _run(self, fetches, feed_dict):
         elements, rebuild = _flatten(fetches, self._element)
         feeds = self._feeds(feed_dict or {})
         tensors = [e for e in elements if isinstance(e, Tensor)]
         ops = [e for e in elements if isinstance(e, Operation)]
         fed = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
         key = (tuple(tensors), tuple(ops), tuple((t, feeds[t].shape, feeds[t].dtype) for t in fed))
-        run = self._cache.get(key)
-        if run is None:
-            plan = Plan(self.graph, tensors, ops, fed)
-            self._check_runnable(plan)
-            avals = {t: ShapedArray(feeds[t].shape, feeds[t].dtype) for t in fed}
-            run = self._cache[key] = CompiledRun(plan, [avals[t] for t in plan.fed])
-            self.graph.last_feed_avals.update((t, a) for t, a in avals.items()
-                                              if t.op.type == "Placeholder")
-        else:
-            self._check_runnable(run.plan)
+        run = self._compiled(key, tensors, ops, fed, feeds)
         values, updates = run([feeds[t] for t in run.plan.fed],
                               [self._values[v] for v in run.plan.read_vars])
         self._values.update(updates)
@@ -92,10 +108,11 @@ class Session:
                         for e in elements])
 
     def cache_info(self) -> list:
-        """One entry per compiled program: fetches, fed shapes and the optimized IR."""
+        """One entry per program compiled for this session's graph (shared by all its
+        sessions): fetches, fed shapes and the optimized IR."""
         return [{"fetches": [t.name for t in key[0]] + [op.name for op in key[1]],
                  "feeds": {t.name: str(ShapedArray(shape, dtype)) for t, shape, dtype in key[2]},
-                 "ir": str(run.optimized)} for key, run in self._cache.items()]
+                 "ir": str(run.optimized)} for key, run in list(self.graph.compiled.items())]
 
     def _check_runnable(self, plan):
         for op in plan.placeholders:
@@ -186,6 +203,19 @@ def _flatten(fetches, element):
     if fetches is None:
         raise TypeError("Fetch argument None has invalid type <class 'NoneType'>")
     return [element(fetches)], lambda values: values[0]
+
+
+class InteractiveSession(Session):
+    """A Session that makes itself the default on creation (for `t.eval()` in a shell)."""
+
+    def __init__(self, target="", graph=None, config=None):
+        super().__init__(target, graph, config)
+        _DEFAULT.stack.append(self)
+
+    def close(self):
+        if self in _DEFAULT.stack:
+            _DEFAULT.stack.remove(self)
+        super().close()
 
 
 class _AsDefault:

@@ -101,7 +101,7 @@ class Tensor:
 
     def __iter__(self):
         raise TypeError(f"{self!r} is not iterable: a symbolic tensor has no elements until it "
-                        "is evaluated in a Session; index it (t[0]) or use tf.unstack-like ops")
+                        "is evaluated in a Session; index it (t[0]) instead")
 
     def __len__(self):
         _no_value(self, "len()")
