@@ -174,3 +174,19 @@ def test_interactive_session_is_the_default():
         sess.close()
     with pytest.raises(ValueError, match="no default session"):
         v.eval()
+
+
+def test_graph_ir_shows_the_training_step_with_variables_as_inputs():
+    X = tf.placeholder(tf.float64, [None, 2], name="X")
+    w = tf.Variable(np.ones(2), name="w")
+    loss = tf.reduce_sum(tf.square(tf.reduce_sum(X * w, axis=1)))
+    (gw,) = tf.gradients(loss, [w])
+    train = w.assign_sub(0.1 * gw)
+    init = tf.global_variables_initializer()
+    with tf.Session() as sess:
+        sess.run(init)
+        sess.run(train, {X: np.ones((5, 2))})
+        text = str(sess.graph)
+    # inputs: the last fed X, then w's value; initializers are not part of it
+    assert text.startswith("{ lambda a:f64[5,2] b:f64[2] . let")
+    assert text.count("reduce_sum") >= 2 and "sub" in text  # loss, its gradient, the step

@@ -1,7 +1,7 @@
 """A static graph as tracegrad IR: `str(graph)`, `graph.ir(...)`.
 
 The IR of a graph is the program a Session would compile to run every op that
-no other op reads (its sinks: final results, training steps, initializers), for
+no other op reads (its sinks: final results, training steps; not initializers), for
 the placeholders' shapes: fully known static shapes, those given in
 `feed_shapes` ({placeholder or its name: shape}), or else the shapes most
 recently fed to them in a `Session.run`.  `optimized=True` shows it after the
@@ -17,10 +17,13 @@ from .program import Plan
 
 
 def _sinks(graph):
+    """The root ops no op reads as data, except placeholders and initializers (which
+    would chain into the same run as the training step)."""
     read = {t.op for op in graph.ops for t in op.inputs}  # data reads, not dependencies
     tensors, ops = [], []
     for op in graph.ops:
-        if op.ctx is not None or op in read or op.compute is None or op.type == "Placeholder":
+        if (op.ctx is not None or op in read or op.compute is None or op.type == "Placeholder"
+                or getattr(op, "is_initializer", False)):
             continue
         if op.outputs:
             tensors += op.outputs

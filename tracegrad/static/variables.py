@@ -39,6 +39,7 @@ class Variable(Tensor):
             op.outputs = [self]
             self.initial_value, self.trainable = init, trainable
             self.initializer = self.assign(init, name=f"{op.name}/Assign").op
+            self.initializer.is_initializer = True
         graph.variables.append(self)
 
     def _kind(self):
@@ -135,7 +136,9 @@ def trainable_variables(graph=None) -> list:
 
 
 def variables_initializer(var_list, name="init"):
-    return group(*[v.initializer for v in var_list], name=name)
+    op = group(*[v.initializer for v in var_list], name=name)
+    op.is_initializer = True
+    return op
 
 
 def global_variables_initializer():
