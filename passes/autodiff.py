@@ -353,9 +353,11 @@ def _scalar_output(graph):
     return out
 
 
-def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None) -> Graph:
+def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None, aux=0) -> Graph:
     """Gradient of a scalar-output graph: `inputs -> (value, grads[argnums]...)`.
 
+    With `aux`, the graph's last `aux` outputs are auxiliary (JAX's `has_aux`): not
+    differentiated, returned after the value: `inputs -> (value, aux..., grads...)`.
     The cotangent is seeded with 1.0; `has_value=False` drops the value, so
     that for a function of one scalar `grad_graph(grad_graph(g, has_value=False),
     has_value=False)` is its second derivative.
@@ -370,7 +372,8 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None) -> Graph
     >>> [float(v) for v in eval_graph(grad_graph(g, has_value=False), 2.0)]
     [12.0]
     """
-    out = _scalar_output(graph)
+    aux_outs = graph.outvars[len(graph.outvars) - aux:] if aux else []
+    out = _scalar_output(graph.replace(outvars=graph.outvars[:len(graph.outvars) - aux]))
     argnums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     wrt_vars = [graph.invars[i] for i in _check_indices(graph, argnums, "argnums")]
     active = _active_vars(graph, wrt_vars)
@@ -381,7 +384,7 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None) -> Graph
                                {"shape": ()})
     grads = _backward(rep, [seed], wrt_vars, active)
     value = [rep.read(out)] if has_value else []
-    return rep.finish(value + grads, verify)
+    return rep.finish(value + [rep.read(a) for a in aux_outs] + grads, verify)
 
 
 # ---- forward mode ----------------------------------------------------------------

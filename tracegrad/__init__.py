@@ -23,6 +23,7 @@ from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_l
 from . import testing
 from tracegrad.tracer.saving import load_program as load
 from .pictures import draw
+from . import optim, tree_util
 
 
 def __getattr__(name):
@@ -34,5 +35,5 @@ def __getattr__(name):
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
-           "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw",
+           "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "tree_util",
            "UnexpectedTracerError", "SpecializationLimitWarning"]

@@ -37,7 +37,7 @@ from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 from .guards import GuardMismatch, advice, location, location_of, settle
 from .dumps import LOG, dump_specialization, log_topics
 from .signature import ArgNames, changes, dynamic_positions, normalize_args
-from .transforms import value_and_grad
+from .transforms import aux_count, value_and_grad
 
 DEFAULT_MAX_SPECIALIZATIONS = 8
 
@@ -99,9 +99,11 @@ class CompiledFunction:
     """The callable returned by `jit` / `compile_grad`; see their docstrings."""
 
     def __init__(self, fun, static_argnums=(), grad_argnums=None, grad=False,
-                 max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
+                 max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None,
+                 has_aux=False):
         functools.update_wrapper(self, fun)
         self.fun = fun
+        self.has_aux = has_aux
         self._names = ArgNames(fun)
         self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
                                else tuple(static_argnums))
@@ -216,7 +218,7 @@ class CompiledFunction:
         argnums = self.grad_argnums
         if argnums is None:
             argnums = dynamic_positions(args, self.static_argnums)
-        return value_and_grad(self.fun, argnums)(*args)
+        return value_and_grad(self.fun, argnums, has_aux=self.has_aux)(*args)
 
     def _fname(self):
         return self._names.fname
@@ -283,14 +285,18 @@ class CompiledFunction:
         return spec, outs[:n_out]
 
     def _gradient(self, graph: Graph, out_tree, spec_args):
-        if len(graph.outvars) != 1 or graph.outvars[0].aval.shape != ():
-            shapes = ", ".join(str(v.aval) for v in graph.outvars)
+        n_aux = aux_count(out_tree, self._fname()) if self.has_aux else 0
+        value_outs = graph.outvars[:len(graph.outvars) - n_aux]
+        if len(value_outs) != 1 or value_outs[0].aval.shape != ():
+            shapes = ", ".join(str(v.aval) for v in value_outs)
             raise TypeError(f"{self._fname()}: compile_grad needs a function returning one scalar, "
                             f"it returned ({shapes}); for other outputs compile forward with "
-                            "tracegrad.jit, or use tracegrad.vjp")
+                            "tracegrad.jit, or use tracegrad.vjp (or has_aux=True for "
+                            "(value, aux) pairs)")
         argnums, grads_template = spec_args.grad_positions(self.grad_argnums)
-        graph = grad_graph(graph, argnums=argnums, has_value=True)
-        return graph, tree_flatten((0, grads_template))[1]
+        graph = grad_graph(graph, argnums=argnums, has_value=True, aux=n_aux)
+        value_template = tree_unflatten(out_tree, list(range(1 + n_aux))) if self.has_aux else 0
+        return graph, tree_flatten((value_template, grads_template))[1]
 
     # -- introspection -----------------------------------------------------------
     def _spec(self, specialization=None):
@@ -411,8 +417,11 @@ def jit(fun=None, *, static_argnums=(), max_specializations=DEFAULT_MAX_SPECIALI
 
 
 def compile_grad(fun=None, *, argnums=None, static_argnums=(),
-                 max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None):
+                 max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None, has_aux=False):
     """`jit(value_and_grad(fun, argnums))`: returns `(value, grads)` from native code.
+
+    With `has_aux=True`, `fun` returns `(value, aux)` and the result is
+    `((value, aux), grads)`, as JAX's `value_and_grad(..., has_aux=True)`.
 
     `argnums` defaults to every positional argument that is not static (arrays,
     pytrees of arrays and Python floats; grads is then a tuple); an int gives
@@ -432,6 +441,8 @@ def compile_grad(fun=None, *, argnums=None, static_argnums=(),
     """
     if fun is None:
         return functools.partial(compile_grad, argnums=argnums, static_argnums=static_argnums,
-                                 max_specializations=max_specializations, disk_cache=disk_cache)
+                                 max_specializations=max_specializations, disk_cache=disk_cache,
+                                 has_aux=has_aux)
     return CompiledFunction(fun, static_argnums, grad_argnums=argnums, grad=True,
-                            max_specializations=max_specializations, disk_cache=disk_cache)
+                            max_specializations=max_specializations, disk_cache=disk_cache,
+                            has_aux=has_aux)

@@ -26,6 +26,7 @@ import numpy as np
 
 from tracegrad.ir import ShapedArray, TracedValue
 from tracegrad.tracer import Tensor, tree_flatten, tree_unflatten
+from tracegrad.tracer.tree import is_registered_node
 from tracegrad.tracer.scalars import WeakFloat
 
 SUPPORTED = {np.dtype(t) for t in (np.float32, np.float64, np.bool_, np.int32, np.int64)}
@@ -268,7 +269,7 @@ def _is_array_arg(x):
 def _is_tree_arg(x):
     """dicts, and lists/tuples holding arrays, tensors or dicts, are pytrees of arrays;
     (nested) lists of numbers are arrays, as numpy converts them; tuples of numbers static."""
-    if isinstance(x, dict):
+    if isinstance(x, dict) or is_registered_node(x):
         return True
     if isinstance(x, (list, tuple)):
         return any(isinstance(v, (np.ndarray, dict, Tensor)) or _is_tree_arg(v) for v in x)

@@ -176,8 +176,11 @@ def _leaves_like(tree_of, tree, what):
 
 # ---- the transforms ----------------------------------------------------------------
 
-def value_and_grad(fun, argnums=0):
+def value_and_grad(fun, argnums=0, has_aux=False):
     """`fun` returning `(fun(*args), gradient)`; `fun` must return one float scalar.
+
+    With `has_aux=True`, `fun` returns `(value, aux)` (aux any pytree of arrays, not
+    differentiated) and the result is `((value, aux), gradient)`, as in JAX.
 
     `argnums` is an int (one gradient) or a tuple of ints (a tuple of
     gradients).  An argument may be a pytree (tuple, list, dict) of arrays; its
@@ -196,10 +199,10 @@ def value_and_grad(fun, argnums=0):
     >>> sorted(g), g["w"].tolist()[0]
     (['b', 'w'], [4.0, 4.0])
     """
-    return _value_and_grad(fun, argnums, has_value=True)
+    return _value_and_grad(fun, argnums, has_value=True, has_aux=has_aux)
 
 
-def _value_and_grad(fun, argnums, has_value):
+def _value_and_grad(fun, argnums, has_value, has_aux=False):
     """value_and_grad, or (None, grads) without the value, so that `grad` inlines
     no dead forward output into an outer trace."""
     single, nums = _argnums(argnums)
@@ -210,26 +213,38 @@ def _value_and_grad(fun, argnums, has_value):
         call = _Call(fun, args, differentiated=set(positions))
         wrt = [call.inputs_of(p) for p in positions]
         prog = call.trace()
-        _check_scalar_output(prog.graph, call.name())
+        n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
+        _check_scalar_output(prog.graph, call.name(), n_aux)
         try:
-            graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w], has_value=has_value)
+            graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w],
+                               has_value=has_value, aux=n_aux)
         except TypeError as e:
             raise TypeError(f"grad of {call.name()}: {e}") from None
         outs = apply_graph(cleanup(graph), call.values + prog.captured)
-        value, flat = (outs[0], outs[1:]) if has_value else (None, outs)
+        n_value = int(has_value) + n_aux
+        value, flat = outs[:n_value], outs[n_value:]
         grads, start = [], 0
         for p, w in zip(positions, wrt):
             grads.append(call.unflatten(p, flat[start:start + len(w)]))
             start += len(w)
-        if has_value:
-            value = tracer.tree_unflatten(prog.out_tree, [value])
+        if has_value or has_aux:
+            value = tracer.tree_unflatten(prog.out_tree, ([] if has_value else [None]) + value)
         return value, (grads[0] if single else tuple(grads))
 
     return value_and_grad_fun
 
 
-def _check_scalar_output(graph, name):
-    avals = graph.out_avals
+def aux_count(out_tree, name) -> int:
+    """The number of aux leaves of a `has_aux` function's `(value, aux)` output."""
+    if out_tree.kind not in (tuple, list) or len(out_tree.children) != 2 \
+            or out_tree.children[0].kind != "leaf":
+        raise TypeError(f"{name}: with has_aux=True the function must return a pair "
+                        f"(value, aux), it returned {out_tree}")
+    return out_tree.children[1].num_leaves
+
+
+def _check_scalar_output(graph, name, n_aux=0):
+    avals = graph.out_avals[:len(graph.out_avals) - n_aux]
     if len(avals) != 1 or avals[0].shape != () or not is_float(avals[0].dtype):
         shown = ", ".join(f"{a} of shape {a.shape}" for a in avals)
         raise TypeError(f"grad of {name}: the function must return one float scalar, it "
@@ -237,8 +252,9 @@ def _check_scalar_output(graph, name):
                         "or tracegrad.jvp (forward mode)")
 
 
-def grad(fun, argnums=0):
-    """The gradient of a scalar-valued `fun` w.r.t. argument(s) `argnums`.
+def grad(fun, argnums=0, has_aux=False):
+    """The gradient of a scalar-valued `fun` w.r.t. argument(s) `argnums`; with
+    `has_aux=True` `fun` returns `(value, aux)` and the result is `(gradient, aux)`.
 
     Composable: `grad(grad(f))` is the second derivative, and inside
     `tracegrad.trace` the gradient is recorded into the traced graph.
@@ -251,11 +267,12 @@ def grad(fun, argnums=0):
     >>> float(grad(tnp.sin)(0.0))
     1.0
     """
-    value_and_grad_fun = _value_and_grad(fun, argnums, has_value=False)
+    value_and_grad_fun = _value_and_grad(fun, argnums, has_value=False, has_aux=has_aux)
 
     @functools.wraps(fun)
     def grad_fun(*args):
-        return value_and_grad_fun(*args)[1]
+        value, grads = value_and_grad_fun(*args)
+        return (grads, value[1]) if has_aux else grads
 
     return grad_fun
 

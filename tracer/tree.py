@@ -52,6 +52,40 @@ class PyTreeDef:
 LEAF = PyTreeDef("leaf")
 
 
+# Node types registered by users: type -> (flatten(x) -> (children, aux), unflatten(aux, children))
+_REGISTRY: dict = {}
+
+
+def register_pytree_node(nodetype, flatten_func, unflatten_func):
+    """Make instances of `nodetype` pytree nodes (JAX's signature): `flatten_func(x)` gives
+    `(children, aux_data)` (aux_data hashable: it is part of the structure) and
+    `unflatten_func(aux_data, children)` rebuilds the node.
+
+    >>> class Pair:
+    ...     def __init__(self, a, b): self.a, self.b = a, b
+    >>> register_pytree_node(Pair, lambda p: ((p.a, p.b), None), lambda _, c: Pair(*c))
+    >>> leaves, tree = tree_flatten(Pair(1, (2, 3)))
+    >>> leaves, tree
+    ([1, 2, 3], PyTreeDef(Pair(*, (*, *))))
+    >>> tree_unflatten(tree, [4, 5, 6]).b
+    (5, 6)
+    """
+    if nodetype in (tuple, list, dict, type(None)) or nodetype in _REGISTRY:
+        raise ValueError(f"{nodetype.__name__} is already a pytree node type")
+    _REGISTRY[nodetype] = (flatten_func, unflatten_func)
+
+
+def is_registered_node(x) -> bool:
+    return type(x) in _REGISTRY
+
+
+def register_pytree_node_class(cls):
+    """Class decorator: `cls.tree_flatten(self) -> (children, aux)` and the classmethod
+    `cls.tree_unflatten(aux, children)` make it a pytree node (as in JAX)."""
+    register_pytree_node(cls, lambda x: x.tree_flatten(), cls.tree_unflatten)
+    return cls
+
+
 def _is_namedtuple(x) -> bool:
     return isinstance(x, tuple) and hasattr(type(x), "_fields")
 
@@ -66,6 +100,10 @@ def _children(x):
         return type(x), None, tuple(x)
     if type(x) in (tuple, list):
         return type(x), None, tuple(x)
+    registered = _REGISTRY.get(type(x))
+    if registered is not None:
+        children, aux = registered[0](x)
+        return type(x), aux, tuple(children)
     return "leaf", None, None
 
 
@@ -105,6 +143,8 @@ def tree_unflatten(treedef: PyTreeDef, leaves):
             return dict(zip(d.meta, kids))
         if d.kind in (tuple, list):
             return d.kind(kids)
+        if d.kind in _REGISTRY:
+            return _REGISTRY[d.kind][1](d.meta, kids)
         return d.kind(*kids)  # namedtuple
 
     return build(treedef)
@@ -119,3 +159,16 @@ def tree_map(f, tree, *rest):
 
 def tree_leaves(tree):
     return tree_flatten(tree)[0]
+
+
+def tree_structure(tree) -> PyTreeDef:
+    return tree_flatten(tree)[1]
+
+
+def tree_reduce(function, tree, initializer=None):
+    """`functools.reduce(function, tree_leaves(tree)[, initializer])`."""
+    import functools
+
+    leaves = tree_leaves(tree)
+    return (functools.reduce(function, leaves) if initializer is None
+            else functools.reduce(function, leaves, initializer))

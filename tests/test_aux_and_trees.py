@@ -1,0 +1,105 @@
+"""has_aux for grad / value_and_grad / compile_grad, and tracegrad.tree_util."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad import tree_util
+
+
+def _loss_with_aux(w, x):
+    y = np.tanh(x @ w)
+    return np.sum(y * y), {"pred": y, "mean": np.mean(y)}
+
+
+W, X = np.array([0.3, -0.2, 0.5]), np.arange(6.0).reshape(2, 3) / 6
+
+
+def _want():
+    y = np.tanh(X @ W)
+    grad_w = X.T @ (2 * y * (1 - y * y))
+    return np.sum(y * y), y, grad_w
+
+
+def test_value_and_grad_has_aux():
+    (value, aux), g = tg.value_and_grad(_loss_with_aux, has_aux=True)(W, X)
+    want_value, want_y, want_g = _want()
+    np.testing.assert_allclose(value, want_value)
+    np.testing.assert_allclose(aux["pred"], want_y)
+    np.testing.assert_allclose(g, want_g)
+
+
+def test_grad_has_aux_and_higher_order():
+    g, aux = tg.grad(_loss_with_aux, has_aux=True)(W, X)
+    np.testing.assert_allclose(g, _want()[2])
+    assert sorted(aux) == ["mean", "pred"]
+    hvp = tg.grad(lambda w: np.sum(tg.grad(_loss_with_aux, has_aux=True)(w, X)[0]))(W)
+    eps = 1e-6
+    fd = [(np.sum(tg.grad(_loss_with_aux, has_aux=True)(W + eps * e, X)[0])
+           - np.sum(tg.grad(_loss_with_aux, has_aux=True)(W - eps * e, X)[0])) / (2 * eps)
+          for e in np.eye(3)]
+    np.testing.assert_allclose(hvp, fd, rtol=1e-6)
+
+
+def test_compile_grad_has_aux_matches_eager():
+    f = tg.compile_grad(_loss_with_aux, argnums=0, has_aux=True)
+    (value, aux), g = f(W, X)
+    (ev, eaux), eg = tg.value_and_grad(_loss_with_aux, has_aux=True)(W, X)
+    np.testing.assert_allclose(value, ev, rtol=1e-12)
+    np.testing.assert_allclose(aux["pred"], eaux["pred"], rtol=1e-12)
+    np.testing.assert_allclose(aux["mean"], eaux["mean"], rtol=1e-12)
+    np.testing.assert_allclose(g, eg, rtol=1e-12)
+
+
+def test_has_aux_needs_a_pair():
+    with pytest.raises(TypeError, match=r"must return a pair \(value, aux\)"):
+        tg.grad(lambda w: np.sum(w), has_aux=True)(W)
+    with pytest.raises(TypeError, match="pair"):
+        tg.compile_grad(lambda w: (np.sum(w), 1.0, 2.0), has_aux=True)(W)
+
+
+class Linear:
+    def __init__(self, w, b):
+        self.w, self.b = w, b
+
+
+tree_util.register_pytree_node(Linear, lambda m: ((m.w, m.b), None), lambda _, c: Linear(*c))
+
+
+def test_registered_nodes_flatten_map_and_compile():
+    model = Linear(np.ones((3, 2)), np.zeros(2))
+    leaves, tree = tree_util.tree_flatten(model)
+    assert len(leaves) == 2 and str(tree) == "PyTreeDef(Linear(*, *))"
+    halved = tree_util.tree_map(lambda a: a / 2, model)
+    assert isinstance(halved, Linear) and halved.w[0, 0] == 0.5
+
+    def loss(m, x):
+        return np.sum(np.tanh(x @ m.w + m.b))
+    value, (g, _) = tg.compile_grad(loss)(model, np.ones((4, 3)))
+    assert isinstance(g, Linear) and g.w.shape == (3, 2)
+    eager = tg.grad(loss)(model, np.ones((4, 3)))
+    np.testing.assert_allclose(g.w, eager.w, rtol=1e-12)
+    assert tree_util.tree_reduce(lambda a, b: a + b, [1, (2, 3)]) == 6
+
+
+def test_register_class_decorator_and_namedtuples():
+    @tree_util.register_pytree_node_class
+    class Scaled:
+        def __init__(self, x, k):
+            self.x, self.k = x, k
+
+        def tree_flatten(self):
+            return (self.x,), self.k
+
+        @classmethod
+        def tree_unflatten(cls, k, children):
+            return cls(children[0], k)
+    s = tree_util.tree_map(lambda a: a + 1, Scaled(np.zeros(2), 3))
+    assert s.k == 3 and s.x.tolist() == [1.0, 1.0]
+    P = namedtuple("P", "a b")
+    assert tree_util.tree_leaves(P(1, [2, 3])) == [1, 2, 3]
+    with pytest.raises(ValueError, match="already a pytree"):
+        tree_util.register_pytree_node(dict, None, None)
