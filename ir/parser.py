@@ -92,6 +92,10 @@ class Parser:
             self.error(f"expected {text!r}")
         return self.next()
 
+    def at_in(self) -> bool:
+        """At the keyword `in` of `in (outputs)` (a variable may be named `in` too)."""
+        return self.at("in") and self.tokens[self.i + 1].text == "("
+
     def name(self, what="a name") -> str:
         if self.tok.kind != "name":
             self.error(f"expected {what}")
@@ -159,7 +163,7 @@ class Parser:
         self.expect(".")
         self.expect("let")
         eqns = []
-        while not self.at("in"):
+        while not self.at_in():
             eqns.append(self.eqn(scope))
         self.next()
         self.expect("(")
@@ -205,7 +209,7 @@ class Parser:
         params = self.params() if self.at("[") else {}
         line = self.tokens[self.i - 1].line
         inputs = []
-        while self.tok.line == line and self.tok.kind in ("name", "number"):
+        while self.tok.line == line and self.tok.kind in ("name", "number") and not self.at_in():
             inputs.append(self.atom(scope))
         return Eqn(prim, inputs, params, outs)
 

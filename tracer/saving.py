@@ -110,7 +110,8 @@ def _embedded(section, path) -> dict:
         if not line.strip():
             continue
         try:
-            name, typ, data = line.split()
+            name, typ, *rest = line.split()
+            data = rest[0] if rest else ""  # an empty array has no bytes
             aval = _aval(typ)
             raw = np.frombuffer(base64.b64decode(data, validate=True),
                                 aval.dtype.newbyteorder("<"))
