@@ -615,6 +615,149 @@ def prim_elementwise(g):
     g.emit(f"P.{name}({{0}}, {{1}})", a, b)
 
 
+def _gaps_ok(v, axis, margin) -> bool:
+    """Along `axis`, all values `margin` apart: sorting orders and extrema are stable
+    under the finite differences."""
+    if v.size == 0 or v.shape[axis] < 2:
+        return True
+    s = np.sort(v, axis=axis)
+    return bool(np.all(np.diff(s, axis=axis) >= margin))
+
+
+def sorting(g):
+    """sort (values, differentiable), argsort/argmax/argmin (int), searchsorted (int)."""
+    name = g.choice(["sort", "sort", "argsort", "argmax", "argmin", "searchsorted"])
+    x = g.pick()
+    if g.edge or x.ndim == 0:
+        g.reject("rank 0 or edge values")
+    if name == "searchsorted":
+        edges = g.const((int(g.rng.integers(1, 6)),))
+        table = np.sort(g.consts[edges][0])
+        if not all(np.all(np.abs(v[..., None] - table) >= g.margin(v)) for v in x.values()):
+            g.reject("on an edge")
+        side = g.choice(["left", "right"])
+        g.emit(f"{_ns(g, 'searchsorted')}(onp.sort({{1}}), {{0}}, side={side!r})", x, edges)
+        return
+    axis = int(g.rng.integers(-x.ndim, x.ndim))
+    if name in ("argmax", "argmin") and x.shape[axis] == 0:
+        g.reject("empty axis")
+    if not all(_gaps_ok(v, axis, g.margin(v)) for v in x.values()):
+        g.reject("ties")
+    if name in ("argmax", "argmin") or g.coin(0.5):
+        g.emit(f"{_ns(g, name)}({{0}}, axis={axis})", x)
+    else:
+        g.emit(f"P.{name}({{0}}, {axis % x.ndim})", x)
+
+
+def _int_list(g, d, n) -> list:
+    return [int(v) for v in g.rng.integers(-d, d, size=n)]
+
+
+def _adv_index_text(g, shape) -> str:
+    """A NumPy advanced index for `shape` as source: int lists of one length on some axes
+    (adjacent or separated), ints and slices elsewhere."""
+    n = int(g.rng.integers(1, 4))
+    parts = []
+    for d in shape:
+        r = g.rng.random()
+        if r < 0.45:
+            parts.append(str(_int_list(g, d, n)))
+        elif r < 0.6:
+            parts.append(str(int(g.rng.integers(-d, d))))
+        else:
+            parts.append(_slice_text(g, d))
+    if not any(p.startswith("[") for p in parts):
+        k = int(g.rng.integers(0, len(parts)))
+        parts[k] = str(_int_list(g, shape[k], n))
+    return ", ".join(parts)
+
+
+def indexing(g):
+    """Advanced indexing (gather), take/take_along_axis, and the indexing primitives called
+    directly: gather, scatter, scatter_add, dynamic_slice, dynamic_update_slice (indices out
+    of range are clamped), nonzero with a static size feeding an index."""
+    x = g.pick("f", lambda n: n.ndim >= 1 and 0 not in n.shape)
+    kind = g.choice(["getitem", "getitem", "take", "along", "scatter", "dynamic", "update",
+                     "nonzero"])
+    if kind == "getitem":
+        g.emit(f"{{0}}[{_adv_index_text(g, x.shape)}]", x)
+    elif kind == "take":
+        axis = int(g.rng.integers(-x.ndim, x.ndim))
+        ind = _int_list(g, x.shape[axis], int(g.rng.integers(1, 5)))
+        g.emit(f"onp.take({{0}}, {ind}, axis={axis})", x)
+    elif kind == "along":
+        axis = int(g.rng.integers(-x.ndim, x.ndim))
+        shape = tuple(int(g.rng.integers(1, 4)) if k == axis % x.ndim else d
+                      for k, d in enumerate(x.shape))
+        ind = g.rng.integers(0, x.shape[axis], size=shape).tolist()
+        g.emit(f"onp.take_along_axis({{0}}, onp.array({ind}), axis={axis})", x)
+    elif kind == "scatter":
+        name, lead = g.choice(["scatter", "scatter_add"]), int(g.rng.integers(1, x.ndim + 1))
+        b = int(g.rng.integers(1, 4))
+        idx = ", ".join(f"onp.array({_int_list(g, d + 1, b)})" for d in x.shape[:lead])
+        u = _new_operand(g, (b,) + x.shape[lead:], x)
+        g.emit(f"P.{name}({{0}}, {{1}}, {idx})", x, u)
+    elif kind == "dynamic":
+        sizes = [int(g.rng.integers(0, d + 1)) for d in x.shape]
+        starts = ", ".join(str(int(g.rng.integers(-2, d + 2))) for d in x.shape)
+        g.emit(f"P.dynamic_slice({{0}}, {starts}, sizes={tuple(sizes)})", x)
+    elif kind == "update":
+        shape = tuple(int(g.rng.integers(0, d + 1)) for d in x.shape)
+        starts = ", ".join(str(int(g.rng.integers(-2, d + 2))) for d in x.shape)
+        g.emit(f"P.dynamic_update_slice({{0}}, {{1}}, {starts})", x, _new_operand(g, shape, x))
+    else:
+        m = g.away(g.pick("f", lambda n: n.shape == x.shape), (0.3,))
+        size = int(g.rng.integers(0, x.size + 2))
+        g.emit(f"{{0}}[tuple(P.nonzero_static({{1}} > 0.3, {size}))]", x, m)
+
+
+# ---- linear algebra ------------------------------------------------------------------
+
+LINALG_SQUARE = ["inv({0})", "det({0})", "slogdet({0})[1]", "cholesky({0})", "eigvalsh({0})",
+                 "eigh({0})[0]", "eigh({0})[1] ** 2", "solve({0}, {1})",
+                 "matrix_power({0}, -2)", "cond({0})"]
+LINALG_ANY = ["svd({0}, compute_uv=False)", "svd({0}, full_matrices=False)[1]",
+              "svd({0}, full_matrices=False)[0] ** 2", "svd({0}, full_matrices=False)[2] ** 2",
+              "qr({0})[0] ** 2", "qr({0})[1] ** 2", "pinv({0})", "norm({0}, 'nuc', axis=(-2, -1))",
+              "norm({0}, 2, axis=(-2, -1))", "matrix_norm({0})"]
+
+
+def _spectra_ok(values, square, margin=0.2) -> bool:
+    """Every matrix's eigenvalues (square: symmetric) or singular values are `margin` apart
+    and from 0: the decompositions' derivatives (1 / gaps) and inverses stay bounded."""
+    for v in values:
+        v = np.asarray(v, np.float64)
+        s = np.linalg.eigvalsh(v) if square else np.linalg.svd(v, compute_uv=False)
+        if s.size and (np.abs(s).min() < margin
+                       or (s.shape[-1] > 1 and np.diff(np.sort(s, -1), axis=-1).min() < margin)):
+            return False
+    return True
+
+
+def linalg(g):
+    """np.linalg on small matrices: square ones symmetric positive definite (x x^T / 4 + 2 I),
+    spectra with gaps; decompositions enter only through sign-free values (eigenvectors and
+    singular vectors squared), since LAPACK builds may choose other signs than numpy."""
+    if g.edge:
+        g.reject("decompositions are not exact")
+    if g.coin(0.6):
+        x = g.new_input(g.choice([(), (2,)]) + (int(g.choice([1, 2, 3, 4])),
+                                                 int(g.choice([1, 2, 3, 4]))))
+    else:
+        x = g.pick("f", lambda n: 2 <= n.ndim <= 3 and 0 not in n.shape
+                   and max(n.shape[-2:]) <= 4 and np.abs(n.v64).max() <= 3)
+    square = g.coin(0.5)
+    if square:
+        m = x.shape[-2]
+        x = g.emit(f"{{0}} @ np.swapaxes({{0}}, -1, -2) * 0.25 + np.eye({m}, dtype={{0}}.dtype) * 2.0",
+                   x)
+    if not _spectra_ok(x.values(), square):
+        g.reject("spectrum")
+    form = g.choice(LINALG_SQUARE if square else LINALG_ANY)
+    b = _new_operand(g, x.shape[:-1] + (int(g.choice([1, 2])),), x) if "{1}" in form else None
+    g.emit(f"{g.choice(['np', 'onp'])}.linalg." + form, *([x] if b is None else [x, b]))
+
+
 WEIGHTS = {
     "unary_math": (unary_math, 10), "kinked_unary": (kinked_unary, 5),
     "smooth_unary": (smooth_unary, 4), "power": (power, 4), "arith": (arith, 14),
@@ -627,4 +770,5 @@ WEIGHTS = {
     "stop_gradient": (stop_gradient, 1),
     "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
     "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1),
+    "sorting": (sorting, 2),
 }

@@ -152,6 +152,14 @@ class RefPrims:
     def where(c, x, y):
         return np.where(c, x, y)
 
+    @staticmethod
+    def sort(x, axis):
+        return np.sort(x, axis=axis, kind="stable")
+
+    @staticmethod
+    def argsort(x, axis):
+        return np.argsort(x, axis=axis, kind="stable")
+
 
 for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
                    "max": np.maximum, "min": np.minimum, "pow": np.power}.items():

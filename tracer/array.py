@@ -121,19 +121,49 @@ class ArrayMixin:
     def std(self, axis=None, ddof=0, keepdims=False):
         return tnp.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
 
-    def any(self, axis=None, keepdims=False):
+    def any(self, axis=None, out=None, keepdims=False, *, where=None):
         """Whether any element (along `axis`) is nonzero; False for no elements."""
-        return tnp.sum(tnp.not_equal(self, 0), axis=axis, keepdims=keepdims) > 0
+        return tnp.any(self, axis=axis, out=out, keepdims=keepdims, where=where)
 
-    def all(self, axis=None, keepdims=False):
+    def all(self, axis=None, out=None, keepdims=False, *, where=None):
         """Whether every element (along `axis`) is nonzero; True for no elements."""
-        return tnp.sum(tnp.equal(self, 0), axis=axis, keepdims=keepdims) == 0
+        return tnp.all(self, axis=axis, out=out, keepdims=keepdims, where=where)
 
     def max(self, axis=None, keepdims=False):
         return tnp.max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False):
         return tnp.min(self, axis=axis, keepdims=keepdims)
+
+    # sorting and reductions (tracer/numpy/sorting.py, reductions.py)
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        return tnp.prod(self, axis, dtype, out, keepdims, initial, where)
+
+    def ptp(self, axis=None, out=None, keepdims=False):
+        return tnp.ptp(self, axis, out, keepdims)
+
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return tnp.cumsum(self, axis, dtype, out)
+
+    def cumprod(self, axis=None, dtype=None, out=None):
+        return tnp.cumprod(self, axis, dtype, out)
+
+    def argmax(self, axis=None, out=None, *, keepdims=False):
+        return tnp.argmax(self, axis, out, keepdims=keepdims)
+
+    def argmin(self, axis=None, out=None, *, keepdims=False):
+        return tnp.argmin(self, axis, out, keepdims=keepdims)
+
+    def argsort(self, axis=-1, kind=None, order=None):
+        return tnp.argsort(self, axis, kind, order)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        """In place, as NumPy's: recorded as the functional update `x[...] = sorted`.
+        A copy is sorted, so that the update leaves what sort's backward keeps intact."""
+        self[...] = tnp.sort(tnp.copy(self), axis, kind, order)
+
+    def searchsorted(self, v, side="left", sorter=None):
+        return tnp.searchsorted(self, v, side, sorter)
 
     def reshape(self, *shape):
         return tnp.reshape(self, shape[0] if len(shape) == 1 else shape)

@@ -1,0 +1,155 @@
+"""tracegrad.numpy reductions against numpy: prod, initial=/where=, any/all,
+count_nonzero, ptp, average, the nan* reductions, cov, corrcoef; in every mode
+(numpy operands, eager, traced, compiled), with gradients against finite differences."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracegrad
+import tracegrad.numpy as tnp
+from numpy_modes import check_grad, check_modes, run
+from tracegrad.tracer import tensor
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's all-NaN warnings
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((3, 4))
+X_ZEROS = X.copy()
+X_ZEROS[0, 1] = X_ZEROS[2, 1] = X_ZEROS[2, 3] = 0.0
+X_NAN = X.copy()
+X_NAN[0, 1] = X_NAN[2, 0] = np.nan
+X_NAN[1, :] = np.nan  # a lane of NaNs only
+MASK = RNG.random((3, 4)) > 0.4
+INTS = RNG.integers(-3, 4, (3, 4))
+
+
+def _both(name, *args, **kw):
+    """(our function, numpy's) applied with the same keyword arguments."""
+    return (lambda *a: getattr(tnp, name)(*a, **kw), lambda *a: getattr(np, name)(*a, **kw))
+
+
+VALUE_CASES = [
+    ("prod", {}, [X]), ("prod", {"axis": 1}, [X_ZEROS]), ("prod", {"axis": (0, 1)}, [X[:, :3]]),
+    ("prod", {"axis": 0, "keepdims": True}, [X]), ("prod", {}, [INTS]),
+    ("prod", {"axis": 0}, [np.ones((0, 3))]), ("prod", {}, [np.float64(2.5)]),
+    ("prod", {"axis": 1, "where": MASK, "initial": 2.0}, [X]),
+    ("sum", {"axis": 1, "where": MASK}, [X]), ("sum", {"initial": 3.0}, [X]),
+    ("sum", {"axis": 0, "where": MASK, "initial": -1}, [INTS]),
+    ("max", {"axis": 1, "where": MASK, "initial": -0.5}, [X]),
+    ("min", {"axis": 0, "initial": 0.0}, [X]), ("max", {"axis": 0, "initial": 1.0}, [np.ones((0, 2))]),
+    ("mean", {"axis": 1, "where": MASK}, [X]), ("var", {"axis": 0, "where": MASK, "ddof": 1}, [X]),
+    ("std", {"where": MASK}, [X]),
+    ("any", {}, [X_ZEROS]), ("any", {"axis": 0}, [INTS]), ("all", {"axis": 1}, [X_ZEROS]),
+    ("all", {"axis": 1, "keepdims": True}, [INTS]), ("any", {"axis": 0}, [np.zeros((0, 2))]),
+    ("all", {}, [np.zeros((0,))]), ("any", {"axis": 1, "where": MASK}, [X_ZEROS]),
+    ("count_nonzero", {"axis": 0}, [X_ZEROS]), ("count_nonzero", {}, [INTS]),
+    ("ptp", {"axis": 1}, [X]), ("ptp", {}, [INTS]),
+    ("average", {"axis": 1, "weights": np.arange(1.0, 5.0)}, [X]),
+    ("average", {"axis": 0, "weights": np.abs(X) + 0.1, "returned": True}, [X]),
+    ("average", {"returned": True}, [X]),
+    ("nansum", {"axis": 1}, [X_NAN]), ("nanprod", {"axis": 0}, [X_NAN]),
+    ("nanmean", {"axis": 0}, [X_NAN]), ("nanvar", {"axis": 0, "ddof": 1}, [X_NAN]),
+    ("nanstd", {}, [X_NAN]), ("nanmax", {"axis": 1}, [X_NAN]), ("nanmin", {"axis": 1}, [X_NAN]),
+    ("nanmax", {"axis": 0, "keepdims": True}, [X_NAN]), ("nansum", {}, [INTS]),
+    ("cov", {}, [X]), ("cov", {"rowvar": False, "ddof": 0}, [X]), ("cov", {}, [X[0]]),
+    ("cov", {"bias": True}, [X[0], X[1]]), ("corrcoef", {}, [X]),
+    ("corrcoef", {"rowvar": False}, [X]),
+]
+
+
+def _case_id(case):
+    return f"{case[0]}-{'-'.join(sorted(case[1]))}-{np.shape(case[2][0])}"
+
+
+@pytest.mark.parametrize("case", VALUE_CASES, ids=[_case_id(c) for c in VALUE_CASES])
+def test_values_match_numpy_in_every_mode(case):
+    name, kw, args = case
+    fn, ref = _both(name, **kw)
+    check_modes(fn, ref, args, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["prod", "nansum", "nanprod", "nanmean", "nanvar", "nanmax",
+                                  "nanmin", "ptp", "cov"])
+def test_float_dtypes_kept(name, dtype):
+    x = (X_NAN if name.startswith("nan") else X).astype(dtype)
+    fn, ref = _both(name, axis=0) if name != "cov" else _both(name)
+    check_modes(fn, ref, [x], rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+GRAD_CASES = [
+    ("prod", {"axis": 1}, X), ("prod", {}, X[:2, :3]), ("prod", {"axis": 0}, X_ZEROS),
+    ("prod", {"axis": 1, "where": MASK}, X_ZEROS),
+    ("sum", {"axis": 0, "where": MASK, "initial": 1.0}, X),
+    ("max", {"axis": 1, "where": MASK, "initial": -5.0}, X),
+    ("mean", {"axis": 1, "where": MASK}, X), ("var", {"axis": 0, "where": MASK}, X),
+    ("ptp", {"axis": 0}, X), ("average", {"axis": 1, "weights": np.arange(1.0, 5.0)}, X),
+    ("nansum", {"axis": 1}, X_NAN[[0, 2]]), ("nanprod", {"axis": 0}, X_NAN[[0, 2]]),
+    ("nanmean", {"axis": 1}, X_NAN[[0, 2]]), ("nanstd", {"axis": 1}, X_NAN[[0, 2]]),
+    ("nanmax", {"axis": 1}, X_NAN[[0, 2]]), ("cov", {}, X), ("corrcoef", {}, X),
+]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=[_case_id((c[0], c[1], [c[2]])) for c in GRAD_CASES])
+def test_gradients_match_finite_differences(case):
+    name, kw, x = case
+    fn, _ = _both(name, **kw)
+    check_grad(fn, [x], rtol=1e-6, atol=1e-7)
+
+
+def test_nan_entries_get_no_gradient():
+    x = tensor(X_NAN[[0, 2]], requires_grad=True)
+    tnp.nansum(x * 2.0).backward()
+    g = x.grad.data
+    assert np.all(g[np.isnan(X_NAN[[0, 2]])] == 0)
+    assert np.all(g[~np.isnan(X_NAN[[0, 2]])] == 2)
+
+
+def test_prod_gradient_exact_at_zeros():
+    x = np.array([2.0, 0.0, 3.0, 0.5])
+    g = tracegrad.grad(lambda v: tnp.prod(v))(x)
+    np.testing.assert_array_equal(g, [0.0, 3.0, 0.0, 0.0])  # only the zero's partial survives
+    g2 = tracegrad.grad(lambda v: tnp.prod(v))(np.array([0.0, 0.0, 3.0]))
+    np.testing.assert_array_equal(g2, [0.0, 0.0, 0.0])
+
+
+def test_prod_is_a_multiply_tree():
+    prog = tracegrad.trace(lambda v: tnp.prod(v, axis=1))(np.ones((2, 5)))
+    names = {e.prim.name for e in prog.graph.eqns}
+    assert "mul" in names and not names & {"div", "log", "cumprod"}
+
+
+def test_ufunc_reduce_methods():
+    t = tensor(X)
+    np.testing.assert_allclose(np.multiply.reduce(t, axis=1).data, np.prod(X, axis=1))
+    np.testing.assert_array_equal(np.logical_or.reduce(tensor(MASK), axis=0).data, MASK.any(0))
+
+
+def test_numpy_dispatch_on_tensors():
+    t = tensor(X_NAN)
+    for name in ("nansum", "nanmean", "nanmax", "prod", "ptp", "count_nonzero"):
+        got = getattr(np, name)(t, axis=0)
+        np.testing.assert_allclose(np.asarray(got.data), getattr(np, name)(X_NAN, axis=0))
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: tnp.max(X, where=MASK), ValueError, "initial"),
+    (lambda: tnp.min(np.ones((0, 2)), axis=0), ValueError, "zero-size"),
+    (lambda: tnp.average(X, axis=None, weights=np.ones(4)), TypeError, "axis"),
+    (lambda: tnp.average(X, axis=1, weights=np.ones(3)), ValueError, "length"),
+    (lambda: tnp.sum(X, where=np.ones(5, bool)), ValueError, "mask"),
+    (lambda: tnp.cov(X, fweights=np.ones(4)), TypeError, "fweights"),
+    (lambda: tnp.prod(X, out=X), TypeError, "out"),
+])
+def test_bad_input_raises(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_float32_and_ints_promote_as_numpy():
+    x32 = X.astype(np.float32)
+    assert run(lambda a: tnp.prod(a), [x32], "jit").dtype == np.float32
+    assert run(lambda a: tnp.prod(a), [INTS.astype(np.int32)], "eager").dtype == np.int64
+    assert run(lambda a: tnp.cov(a), [x32], "eager").dtype == np.float64  # as np.cov
+    assert run(lambda a: tnp.count_nonzero(a), [x32], "traced").dtype == np.int64
