@@ -174,7 +174,53 @@ CASES = [
     Case("matvec", lambda a, b: np.matvec(a, b), ((2, 3, 4), (4,)), F, exact=False),
     Case("vecmat", lambda a, b: np.vecmat(a, b), ((3,), (2, 3, 4)), F, exact=False),
     Case("matrix_transpose", lambda a: np.matrix_transpose(a), ((2, 3, 4),)),
+    Case("convolve_full", lambda a, v: np.convolve(a, v), ((5,), (3,)), F + I, exact=False),
+    Case("convolve_same_swapped", lambda a, v: np.convolve(a, v, "same"), ((3,), (6,)), F + I,
+         exact=False),
+    Case("correlate_valid", lambda a, v: np.correlate(a, v), ((6,), (4,)), F + I, exact=False),
+    Case("correlate_full_swapped", lambda a, v: np.correlate(a, v, "full"), ((2,), (5,)),
+         F + I, exact=False),
+    Case("correlate_same_single", lambda a, v: np.correlate(a, v, "same"), ((1,), (1,)), F + I,
+         exact=False),
+    # numerical derivatives and integrals
+    Case("gradient_all_axes", lambda a: np.gradient(a), ((4, 3),), F + I, exact=False),
+    Case("gradient_step_edge2", lambda a: np.gradient(a, 0.5, axis=0, edge_order=2),
+         ((4, 3),), F + I, exact=False),
+    Case("gradient_coordinates", lambda a, x: np.gradient(a, np.cumsum(np.abs(x)) + 1,
+                                                          axis=-1), ((2, 5), (5,)), F,
+         exact=False),
+    Case("gradient_coordinates_edge2", lambda a: np.gradient(a, [0.0, 0.5, 1.5, 2.0], 1.0,
+                                                             edge_order=2), ((4, 3),), F,
+         exact=False),
+    Case("trapezoid", lambda a: np.trapezoid(a, dx=0.5), ((3, 4),), F + I, exact=False),
+    Case("trapezoid_points", lambda a, x: np.trapezoid(a, np.cumsum(np.abs(x)), axis=0),
+         ((4, 3), (4,)), F, exact=False),
+    Case("vander", lambda a: np.vander(a, 4), ((3,),), F + I + B, exact=False),
+    Case("vander_increasing", lambda a: np.vander(a, increasing=True), ((3,),), F,
+         exact=False),
+    # functions applied along axes, in-place writes (a copy is written)
+    Case("apply_along_axis", lambda a: np.apply_along_axis(lambda r: np.stack([r.sum(),
+                                                                               r[0]]), 1, a),
+         ((2, 3),), F, exact=False),
+    Case("apply_along_axis_matrix", lambda a: np.apply_along_axis(np.diag, 0, a), ((2, 3),)),
+    Case("apply_over_axes", lambda a: np.apply_over_axes(np.sum, a, [0, 2]), ((2, 3, 4),), F,
+         exact=False),
+    Case("fill_diagonal", lambda a: _written(np.fill_diagonal, a, [7, 8]), ((3, 4),), F + I),
+    Case("fill_diagonal_wrap", lambda a: _written(np.fill_diagonal, a, 5, wrap=True), ((7, 3),),
+         F + I),
+    Case("fill_diagonal_cube", lambda a: _written(np.fill_diagonal, a, 1), ((2, 2, 2),), F + I),
+    Case("put", lambda a: _written(np.put, a, [0, -1, 3, 3], [1, 2, 5]), ((2, 3),), F + I),
+    Case("put_clip", lambda a: _written(np.put, a, [10, -10], 4, mode="clip"), ((2, 3),), F + I),
+    Case("place", lambda a: _written(np.place, a, np.arange(6).reshape(2, 3) % 2 == 0, [3, 4]),
+         ((2, 3),), F + I),
 ]
+
+
+def _written(f, a, *args, **kwargs):
+    """NumPy's in-place functions on a copy of `a` (tensors and traced values update too)."""
+    b = np.copy(a)
+    f(b, *args, **kwargs)
+    return b
 
 
 def _leaves(out):
@@ -264,6 +310,24 @@ def test_constructors_without_array_arguments():
 def test_linspace_integer_dtype_floors():
     got = tnp.linspace(tensor(-3.0), tensor(2.0), 7, dtype=np.int64)
     np.testing.assert_array_equal(got.data, np.linspace(-3.0, 2.0, 7, dtype=np.int64))
+
+
+def test_fromfunction_and_windows():
+    got = tnp.fromfunction(lambda i, j: i * 10 + j, (2, 3), dtype=int)
+    np.testing.assert_array_equal(got, np.fromfunction(lambda i, j: i * 10 + j, (2, 3), dtype=int))
+    t = tensor(2.0)
+    assert tnp.fromfunction(lambda i: i * t, (3,)).tolist() == [0.0, 2.0, 4.0]
+    assert tnp.fromiter((t * k for k in range(3)), float).tolist() == [0.0, 2.0, 4.0]
+    assert tnp.fromiter(range(3), np.int32).dtype == np.int32
+    for name in ("bartlett", "blackman", "hamming", "hanning"):
+        np.testing.assert_array_equal(getattr(tnp, name)(5), getattr(np, name)(5))
+    np.testing.assert_array_equal(tnp.kaiser(5, 2.0), np.kaiser(5, 2.0))
+
+
+def test_place_with_a_traced_mask_is_refused():
+    t = tensor(np.ones(3))
+    with pytest.raises(TypeError, match="static"):
+        tnp.place(t, t > 0, [1.0])
 
 
 def test_array_ndmin_and_full_with_traced_value():

@@ -236,11 +236,62 @@ def _exact_ends(y, a, b, num, endpoint):
     return parts[0] if len(parts) == 1 else ops.concatenate(parts, 0)
 
 
+# ---- Vandermonde, windows, arrays from functions and buffers --------------------------------
+
+def vander(x, N=None, increasing=False):
+    """Columns of powers of the 1-D `x` (decreasing unless `increasing`), as repeated products."""
+    from .elementwise import multiply
+    x = _operand(x)
+    x = _convert(x, dtypes.check(np.promote_types(_dtype(x), np.int64)))  # NumPy's dtype
+    if len(_shape(x)) != 1:
+        raise ValueError("vander: x must be a one-dimensional array or sequence")
+    n = _shape(x)[0] if N is None else operator.index(N)
+    cols = [ops.broadcast(np.ones((), _dtype(x)), _shape(x))] if n else []
+    while len(cols) < n:
+        cols.append(multiply(cols[-1], x) if len(cols) > 1 else x)
+    if not cols:
+        return ops.broadcast(np.zeros((), _dtype(x)), _shape(x) + (0,))
+    return stack(cols if increasing else cols[::-1], axis=1)
+
+
+def _window(name):
+    f = getattr(np, name)
+
+    def window(M, *args):
+        return f(M, *args)
+    window.__name__ = window.__qualname__ = name
+    window.__doc__ = f"NumPy's {name} window (a constant)."
+    return window
+
+
+bartlett, blackman, hamming, hanning, kaiser = (
+    _window(n) for n in ("bartlett", "blackman", "hamming", "hanning", "kaiser"))
+
+
+def fromfunction(function, shape, *, dtype=float, like=None, **kwargs):
+    """function(*indices): the coordinate arrays are constants, the result is whatever
+    `function` computes from them (traced when it uses traced values)."""
+    return function(*np.indices(shape, dtype=dtypes.check(dtype)), **kwargs)
+
+
+def fromiter(iter, dtype, count=-1, *, like=None):
+    items = list(iter)
+    items = items if count < 0 else items[:count]
+    if count >= 0 and len(items) < count:
+        raise ValueError(f"fromiter: iterator too short: {len(items)} < {count} items")
+    return asarray(items, dtype) if items else np.zeros(0, dtypes.check(dtype))
+
+
+def frombuffer(buffer, dtype=float, count=-1, offset=0, *, like=None):
+    return np.frombuffer(buffer, dtypes.check(dtype), count, offset).copy()
+
+
 __all__ = ["asarray", "array", "asanyarray", "astype", "zeros_like", "ones_like", "full_like",
            "empty_like", "zeros", "ones", "empty", "full", "arange", "eye", "identity",
-           "linspace", "logspace", "geomspace"]
+           "linspace", "logspace", "geomspace", "vander", "bartlett", "blackman", "hamming",
+           "hanning", "kaiser", "fromfunction", "fromiter", "frombuffer"]
 
 NUMPY = {np.zeros_like: zeros_like, np.ones_like: ones_like, np.full_like: full_like,
          np.empty_like: empty_like, np.array: array, np.asarray: asarray,
          np.asanyarray: asanyarray, np.astype: astype, np.linspace: linspace,
-         np.logspace: logspace, np.geomspace: geomspace}
+         np.logspace: logspace, np.geomspace: geomspace, np.vander: vander}

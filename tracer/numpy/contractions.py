@@ -409,7 +409,65 @@ def _expand_last(x):
     return ops.reshape(x, _shape(x) + (1,))
 
 
-__all__ = ["einsum", "einsum_path", "tensordot", "kron", "cross", "vecdot", "matrix_transpose",
+# ---- convolve, correlate ------------------------------------------------------------------
+
+def _windows(ap, m: int, length: int):
+    """W[j, k] = ap[j + k] for j < m, k < length (length + m - 1 <= len(ap)): rows of `ap`
+    repeated m + 1 times, read back with rows one longer, so row j starts j further on."""
+    p = _shape(ap)[0]
+    flat = ops.reshape(ops.broadcast(ops.reshape(ap, (1, p)), (m + 1, p)), ((m + 1) * p,))
+    rows = ops.reshape(ops.slice(flat, (0,), (1,), (m * (p + 1),)), (m, p + 1))
+    return ops.slice(rows, (0, 0), (1, 1), (m, length))
+
+
+_MODES = {"valid": lambda m: (0, 0), "same": lambda m: (m // 2, m - m // 2 - 1),
+          "full": lambda m: (m - 1, m - 1)}
+
+
+def _correlate_long_short(a, v, mode):
+    """NumPy's correlate for len(a) >= len(v): out[k] = sum_j a[k + j - left] * v[j],
+    one matrix product of `v` with the windows of the zero-padded `a`."""
+    n, m = _shape(a)[0], _shape(v)[0]
+    left, right = _MODES[mode](m)
+    ap = ops.pad(a, (left,), (1,), (n + left + right,)) if left or right else a
+    length = n + left + right - m + 1
+    return matmul(v, _windows(ap, m, length))
+
+
+def _vectors(op, a, v, mode):
+    if mode not in _MODES:
+        raise ValueError(f"{op}: mode must be one of 'valid', 'same', 'full', got {mode!r}")
+    dt = dtypes.result_type(a, v)
+    a, v = _lift(a, dt), _lift(v, dt)
+    if _ndim(a) != 1 or _ndim(v) != 1:
+        _fail(op, "both operands must be one-dimensional", [a, v], ValueError)
+    if not _shape(a)[0] or not _shape(v)[0]:
+        _fail(op, "operands cannot be empty", [a, v], ValueError)
+    return a, v
+
+
+def _reverse(x):
+    n = _shape(x)[0]
+    return ops.slice(x, (n - 1,), (-1,), (n,)) if n > 1 else x
+
+
+def correlate(a, v, mode="valid"):
+    """Cross-correlation of two 1-D sequences (NumPy's modes, lengths and ordering)."""
+    a, v = _vectors("correlate", a, v, mode)
+    if _shape(a)[0] >= _shape(v)[0]:
+        return _correlate_long_short(a, v, mode)
+    return _reverse(_correlate_long_short(v, a, mode))
+
+
+def convolve(a, v, mode="full"):
+    """Discrete linear convolution of two 1-D sequences: correlate with `v` reversed."""
+    a, v = _vectors("convolve", a, v, mode)
+    if _shape(v)[0] > _shape(a)[0]:
+        a, v = v, a
+    return _correlate_long_short(a, _reverse(v), mode)
+
+
+__all__ = ["convolve", "correlate", "einsum", "einsum_path", "tensordot", "kron", "cross", "vecdot", "matrix_transpose",
            "matvec", "vecmat"]
 
 NUMPY = {getattr(np, name): globals()[name] for name in __all__ if hasattr(np, name)}

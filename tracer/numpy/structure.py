@@ -21,9 +21,9 @@ from .. import dtypes
 from ._core import (
     _convert, _dtype, _fail, _lift, _ndim, _norm_axes, _norm_axis, _operand, _shape, is_boxed,
 )
-from .elementwise import not_equal, subtract, where
+from .elementwise import add, divide, multiply, negative, not_equal, subtract, where
 from .reductions import max, mean, min, sum
-from .shapes import (broadcast_to, concatenate, moveaxis, ravel, reshape,
+from .shapes import (broadcast_to, concatenate, expand_dims, moveaxis, ravel, reshape,
                      swapaxes)
 
 # ---- static index maps -------------------------------------------------------------------
@@ -555,6 +555,240 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype, out=out)
 
 
+# ---- numerical derivatives and integrals ------------------------------------------------------
+
+def _along(c, axis, ndim):
+    """A 1-D coefficient array shaped to broadcast along `axis` of an ndim array."""
+    c = _operand(c)
+    if _ndim(c) != 1 or ndim < 2:
+        return c
+    return ops.reshape(c, tuple(_shape(c)[0] if i == axis else 1 for i in range(ndim)))
+
+
+def _uniform_gradient(f, ax, h, edge_order):
+    d = _shape(f)[ax]
+    mid = divide(subtract(slice_axis(f, ax, 2, d - 2), slice_axis(f, ax, 0, d - 2)),
+                 multiply(2.0, h))
+    at = [slice_axis(f, ax, i % d, 1) for i in (0, 1, 2, -3, -2, -1)]
+    if edge_order == 1:
+        first = divide(subtract(at[1], at[0]), h)
+        last = divide(subtract(at[5], at[4]), h)
+    else:
+        first = _combine(at[:3], [divide(-1.5, h), divide(2.0, h), divide(-0.5, h)])
+        last = _combine(at[3:], [divide(0.5, h), divide(-2.0, h), divide(1.5, h)])
+    return concatenate([first, mid, last], axis=ax)
+
+
+def _combine(terms, coefs):
+    out = multiply(coefs[0], terms[0])
+    for c, t in zip(coefs[1:], terms[1:]):
+        out = add(out, multiply(c, t))
+    return out
+
+
+def _coordinate_gradient(f, ax, x, edge_order):
+    d, n = _shape(f)[ax], _ndim(f)
+    dx = diff(x)
+    dx1, dx2 = slice_axis(dx, 0, 0, d - 2), slice_axis(dx, 0, 1, d - 2)
+    s = add(dx1, dx2)
+    a = negative(divide(dx2, multiply(dx1, s)))
+    b = divide(subtract(dx2, dx1), multiply(dx1, dx2))
+    c = divide(dx1, multiply(dx2, s))
+    mid = _combine([slice_axis(f, ax, k, d - 2) for k in range(3)],
+                   [_along(a, ax, n), _along(b, ax, n), _along(c, ax, n)])
+    at = [slice_axis(f, ax, i % d, 1) for i in (0, 1, 2, -3, -2, -1)]
+    h = [slice_axis(dx, 0, i % (d - 1), 1) for i in (0, 1, -2, -1)]
+    if edge_order == 1:
+        first = divide(subtract(at[1], at[0]), _along(h[0], ax, n))
+        last = divide(subtract(at[5], at[4]), _along(h[3], ax, n))
+    else:
+        first = _combine(at[:3], [_along(c, ax, n) for c in _edge2(h[0], h[1], True)])
+        last = _combine(at[3:], [_along(c, ax, n) for c in _edge2(h[2], h[3], False)])
+    return concatenate([first, mid, last], axis=ax)
+
+
+def _edge2(d1, d2, first):
+    s = add(d1, d2)
+    if first:
+        return (negative(divide(add(multiply(2.0, d1), d2), multiply(d1, s))),
+                divide(s, multiply(d1, d2)), negative(divide(d1, multiply(d2, s))))
+    return (divide(d2, multiply(d1, s)), negative(divide(s, multiply(d1, d2))),
+            divide(add(multiply(2.0, d2), d1), multiply(d2, s)))
+
+
+def gradient(f, *varargs, axis=None, edge_order=1):
+    """Second-order central differences inside, one-sided (order `edge_order`) at the ends;
+    spacing per axis: a scalar step or the coordinates (NumPy's formulas)."""
+    f = _operand(f)
+    f = _convert(f, dtypes.float_result(_dtype(f)))
+    n = _ndim(f)
+    axes = _norm_axes(axis, n) if axis is not None else tuple(range(n))
+    if isinstance(axis, (int, np.integer)):
+        axes = (_norm_axis(axis, n),)
+    spacing = list(varargs) if len(varargs) != 1 else list(varargs) * len(axes)
+    if not spacing:
+        spacing = [1.0] * len(axes)
+    if len(spacing) != len(axes):
+        raise TypeError("gradient: invalid number of arguments (one spacing per axis)")
+    if edge_order not in (1, 2):
+        raise ValueError("gradient: 'edge_order' greater than 2 not supported")
+    # NumPy writes the result into an array of f's (float) dtype
+    out = [_convert(_gradient_axis(f, ax, h, edge_order), _dtype(f))
+           for ax, h in zip(axes, spacing)]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _gradient_axis(f, ax, h, edge_order):
+    d = _shape(f)[ax]
+    if d < edge_order + 1:
+        raise ValueError("gradient: shape of the array too small to calculate a numerical "
+                         "gradient, at least (edge_order + 1) elements are required")
+    if _ndim(_operand(h)) == 0:
+        # a static step stays a Python float (weak): float32 data stays float32
+        step = h if is_boxed(h) or getattr(h, "_tg_symbolic", None) is not None else float(h)
+        return _uniform_gradient(f, ax, step, edge_order)
+    x = _operand(h)
+    if _shape(x) != (d,):
+        raise ValueError("gradient: when 1d, distances must match the length of the "
+                         "corresponding dimension")
+    x = _convert(x, dtypes.float_result(_dtype(x)))
+    return _coordinate_gradient(f, ax, x, edge_order)
+
+
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    """Integral along `axis` by the trapezoidal rule (spacing `dx`, or the points `x`)."""
+    y = _operand(y)
+    ax = _norm_axis(axis, _ndim(y))
+    d = _shape(y)[ax]
+    if x is None:
+        step = dx
+    else:
+        x = _operand(x)
+        step = diff(x, axis=ax if _ndim(x) > 1 else 0)
+        step = _along(step, ax, _ndim(y)) if _ndim(x) == 1 else step
+    mids = add(slice_axis(y, ax, 1, builtins.max(d - 1, 0)),
+               slice_axis(y, ax, 0, builtins.max(d - 1, 0)))
+    return sum(divide(multiply(step, mids), 2.0), axis=ax)
+
+
+# ---- applying functions along axes -------------------------------------------------------------
+
+def apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """func1d on every 1-D slice along `axis` (a Python loop over the other indices);
+    its output's axes take the place of `axis`."""
+    from .constructors import asarray
+    from .shapes import stack
+    a = _operand(arr)
+    n = _ndim(a)
+    ax = _norm_axis(axis, n)
+    a = moveaxis(a, ax, -1)
+    outer = _shape(a)[:-1]
+    if 0 in outer:
+        raise ValueError("Cannot apply_along_axis when any iteration dimensions are 0")
+    rows = ops.reshape(a, (int(np.prod(outer, dtype=np.int64)), _shape(a)[-1]))
+    results = [asarray(func1d(_row(rows, i), *args, **kwargs))
+               for i in range(_shape(rows)[0])]
+    r = stack(results)
+    inner = _shape(r)[1:]
+    r = ops.reshape(r, outer + inner)
+    k = len(inner)
+    perm = list(range(ax)) + [n - 1 + i for i in range(k)] + list(range(ax, n - 1))
+    return ops.transpose(r, perm)
+
+
+def _row(rows, i):
+    w = _shape(rows)[1]
+    return ops.reshape(ops.slice(rows, (i, 0), (1, 1), (1, w)), (w,))
+
+
+def apply_over_axes(func, a, axes):
+    """func(a, axis) for each axis in turn; a result that lost the axis gets it back (size 1)."""
+    a = _operand(a)
+    for ax in np.atleast_1d(np.asarray(axes)).tolist():
+        ax = _norm_axis(ax, _ndim(a))
+        r = func(a, ax)
+        if _ndim(r) == _ndim(a) - 1:
+            r = expand_dims(r, ax)
+        elif _ndim(r) != _ndim(a):
+            raise ValueError("apply_over_axes: function is not returning an array of the "
+                             "correct shape")
+        a = r
+    return a
+
+
+# ---- in-place updates (NumPy's functions that write into their argument) -----------------
+
+def _scatter_flat(flat, positions, values):
+    """`flat` with values[k] at positions[k] (static; the last write wins), as one take
+    from [flat, values] so that it stays structural."""
+    n = _shape(flat)[0]
+    idx = np.arange(n)
+    idx[np.asarray(positions, np.int64)] = n + np.arange(len(positions))
+    return take_static(ops.concatenate([flat, values], 0), idx, 0)
+
+
+def _write_flat(a, positions, vals, op):
+    """a.flat[positions] = cycled `vals`, in place: a functional update of a tensor or a
+    traced value (recorded as x[...] = new); plain NumPy arrays are written by NumPy."""
+    if not is_boxed(a):
+        raise TypeError(f"{op}: needs a tracegrad array (plain NumPy arrays: use np.{op})")
+    flat = ravel(a)
+    v = ravel(_convert(_operand(vals), _dtype(a)))
+    count = len(positions)
+    if count and _shape(v)[0] == 0:
+        raise ValueError(f"{op}: cannot write from an empty sequence of values")
+    cycled = take_static(v, np.arange(count) % builtins.max(_shape(v)[0], 1), 0) \
+        if count else None
+    if count:
+        a[...] = reshape(_scatter_flat(flat, positions, cycled), _shape(a))
+
+
+def fill_diagonal(a, val, wrap=False):
+    """Write `val` (cycled) on the main diagonal of `a`, in place (NumPy's semantics)."""
+    if not is_boxed(a):
+        return np.fill_diagonal(a, val, wrap)
+    shp = _shape(a)
+    if len(shp) < 2:
+        raise ValueError("fill_diagonal: array must be at least 2-d")
+    if len(shp) > 2 and len(set(shp)) != 1:
+        raise ValueError("fill_diagonal: all dimensions of input must be of equal length")
+    size = int(np.prod(shp, dtype=np.int64))
+    step = 1 + int(np.cumprod(shp[:-1]).sum()) if len(shp) > 2 else shp[1] + 1
+    end = size if wrap or len(shp) > 2 else shp[1] * shp[1]
+    _write_flat(a, np.arange(0, builtins.min(end, size), step), val, "fill_diagonal")
+
+
+def put(a, ind, v, mode="raise"):
+    """a.flat[ind] = v (cycled), in place; static indices with NumPy's raise/wrap/clip modes."""
+    if not is_boxed(a):
+        return np.put(a, ind, v, mode)
+    n = int(np.prod(_shape(a), dtype=np.int64))
+    pos = _static_ints("put", ind, "ind").reshape(-1)
+    if mode == "wrap":
+        pos = pos % n
+    elif mode == "clip":
+        pos = np.clip(pos, 0, n - 1)
+    elif ((pos < -n) | (pos >= n)).any():
+        raise IndexError(f"put: index out of range for an array of size {n}")
+    _write_flat(a, pos % builtins.max(n, 1), v, "put")
+
+
+def place(arr, mask, vals):
+    """Write `vals` (cycled) where the static `mask` is true, in place."""
+    if not is_boxed(arr):
+        return np.place(arr, mask, vals)
+    if is_boxed(mask):
+        _fail("place", "the mask must be static (a NumPy bool array): the number of written "
+              "elements cannot depend on traced data; use where(mask, vals, arr)", [mask],
+              TypeError)
+    positions = np.flatnonzero(np.broadcast_to(np.asarray(mask, bool), _shape(arr)))
+    _write_flat(arr, positions, vals, "place")
+
+
+def mask_indices(n, mask_func, k=0):
+    return np.mask_indices(n, mask_func, k)
+
+
 # ---- copies, type queries ---------------------------------------------------------------------
 
 def copy(a, order="K", subok=False):
@@ -612,10 +846,25 @@ def isreal(x):
     return np.ones(_shape(_operand(x)), bool)
 
 
+def isdtype(dtype, kind):
+    return np.isdtype(dtype, kind)
+
+
+def issubdtype(arg1, arg2):
+    return np.issubdtype(arg1, arg2)
+
+
+def iterable(y):
+    """Whether `y` can be iterated (a 0-d array cannot)."""
+    return _ndim(y) > 0 if is_boxed(y) else np.iterable(y)
+
+
 __all__ = ["pad", "tile", "repeat", "resize", "flip", "fliplr", "flipud", "rot90", "roll",
            "append", "insert", "delete", "tri", "tril", "triu", "meshgrid", "broadcast_shapes",
            "broadcast_arrays", "diff", "ediff1d", "diagonal", "diag", "diagflat", "trace", "copy",
            "ascontiguousarray", "result_type", "promote_types", "can_cast", "isscalar",
-           "iscomplexobj", "isrealobj", "iscomplex", "isreal"]
+           "iscomplexobj", "isrealobj", "iscomplex", "isreal", "gradient", "trapezoid",
+           "apply_along_axis", "apply_over_axes", "fill_diagonal", "put", "place", "mask_indices",
+           "isdtype", "issubdtype", "iterable"]
 
 NUMPY = {getattr(np, name): globals()[name] for name in __all__}
