@@ -24,6 +24,7 @@ from __future__ import annotations
 import builtins
 import operator
 import sys
+import types
 from collections import namedtuple
 
 import numpy as np
@@ -37,15 +38,11 @@ from .products import matmul as _np_matmul
 LINALG = ["norm", "vector_norm", "matrix_norm", "inv", "solve", "det", "slogdet", "cholesky",
           "eigh", "eigvalsh", "svd", "svdvals", "qr", "lstsq", "pinv", "matrix_power",
           "matrix_rank", "cond", "multi_dot", "tensorsolve", "tensorinv", "trace", "outer",
-          "matmul", "cross", "diagonal", "matrix_transpose", "vecdot", "tensordot",
-          "LinAlgError"]
-# The family exports one name into tracegrad.numpy: this module, as `linalg`
-# (np.linalg.trace and np.trace differ, so the functions stay in their namespace).
+          "matmul", "cross", "diagonal", "matrix_transpose", "vecdot", "tensordot"]
+# The family exports one name into tracegrad.numpy: `linalg`, the namespace (made at the
+# end of this module) whose __all__ is LINALG, as jax.numpy.linalg (np.linalg.trace and
+# np.trace differ, so the functions stay in their namespace).
 __all__ = ["linalg"]
-linalg = sys.modules[__name__]
-# `import tracegrad.numpy.linalg` (tracegrad.numpy is a module, not a package): the import
-# system finds a submodule already in sys.modules once its parent is imported.
-sys.modules.setdefault("tracegrad.numpy.linalg", linalg)
 LinAlgError = np.linalg.LinAlgError
 
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
@@ -601,5 +598,18 @@ def tensordot(x1, x2, /, *, axes=2):
 
 
 # numpy.linalg's callables (those this numpy has) -> the implementations above
-NUMPY = {getattr(np.linalg, name): globals()[name] for name in LINALG
-         if name != "LinAlgError" and hasattr(np.linalg, name)}
+NUMPY = {getattr(np.linalg, name): globals()[name] for name in LINALG if hasattr(np.linalg, name)}
+
+
+def _namespace():
+    space = types.ModuleType("tracegrad.numpy.linalg", __doc__)
+    space.__all__ = list(LINALG)
+    for name in LINALG + ["LinAlgError", "SlogdetResult", "EighResult", "SVDResult", "QRResult"]:
+        setattr(space, name, globals()[name])
+    return space
+
+
+linalg = _namespace()
+# `import tracegrad.numpy.linalg` (tracegrad.numpy is a module, not a package): the import
+# system finds a submodule already in sys.modules once its parent is imported.
+sys.modules.setdefault("tracegrad.numpy.linalg", linalg)
