@@ -79,6 +79,10 @@ VALUE_CASES = [
     ("qr", lambda b: [general(*b, 4, 3)], {"mode": "r"}),
     ("pinv", lambda b: [general(*b, 4, 3)], {}),
     ("pinv", lambda b: [general(*b, 3, 5)], {"rcond": 1e-3}),
+    ("pinv", lambda b: [general(*b, 3, 5)], {"rtol": None}),
+    ("pinv", lambda b: [general(*b, 3, 5)], {"rtol": 0.5}),
+    ("eigvalsh", lambda b: [general(*b, 4, 4)], {"UPLO": "U"}),
+    ("cholesky", lambda b: [np.triu(spd(*b, 3, 3)) + np.tril(general(*b, 3, 3), -1)], {}),
     ("matrix_power", lambda b: [well_conditioned(*b, 3, 3), 5], {}),
     ("matrix_power", lambda b: [well_conditioned(*b, 3, 3), -3], {}),
     ("matrix_power", lambda b: [general(*b, 3, 3), 0], {}),
@@ -188,6 +192,15 @@ def test_vector_norms(ord, axis):
     for keepdims in (False, True):
         ref = np.linalg.norm(x, ord, axis, keepdims)
         _close(tla.norm(tg.tensor(x), ord, axis, keepdims), ref, F64)
+
+
+def test_eigh_upper_triangle():
+    # LAPACK's 'U' path may choose other eigenvector signs than the transposed 'L' one
+    a = general(2, 4, 4)
+    w, v = tla.eigh(tg.tensor(a), UPLO="u")
+    w_ref, v_ref = np.linalg.eigh(a, "U")
+    _close(w, w_ref, F64)
+    _close(np.abs(_data(v)), np.abs(v_ref), F64)
 
 
 def test_norm_default_flattens_any_rank_and_rejects_bad_orders():

@@ -180,6 +180,7 @@ def cholesky(a, /, *, upper=False):
 
 def _triangle(name, a, uplo):
     """`a` with the triangle `uplo` names in the lower one (what the primitives read)."""
+    uplo = uplo.upper() if isinstance(uplo, str) else uplo
     if uplo not in ("L", "U"):
         raise ValueError("UPLO argument must be 'L' or 'U'")
     a = _matrices(name, a, square=True)
@@ -233,23 +234,26 @@ def qr(a, mode="reduced"):
 
 # ---- pseudo-inverse, least squares, rank, condition -------------------------------------------------
 
-def _rcond(a, rcond, rtol):
-    if rcond is not None and rtol is not None:
-        raise ValueError("`rtol` and `rcond` can't be both set.")
+_UNSET = object()  # NumPy's "argument not given" (pinv's rtol: None there means something)
+
+
+def _pinv_rcond(a, rcond, rtol):
+    """NumPy 2's rule: rcond, else rtol (None: max(m, n) * eps), else 1e-15."""
     if rcond is not None:
+        if rtol is not _UNSET:
+            raise ValueError("`rtol` and `rcond` can't be both set.")
         return float(rcond)
-    if rtol is not None:
-        return float(rtol)
-    return None
+    if rtol is _UNSET:
+        return 1e-15
+    return builtins.max(_shape(a)[-2:]) * float(np.finfo(_dtype(a)).eps) if rtol is None \
+        else float(rtol)
 
 
-def pinv(a, rcond=None, hermitian=False, *, rtol=None):
+def pinv(a, rcond=None, hermitian=False, *, rtol=_UNSET):
     """Moore-Penrose pseudo-inverse; singular values <= rcond * largest are dropped
-    (default rcond 1e-15, as NumPy; rtol=None in NumPy's meaning is max(m, n) * eps
-    only when passed explicitly, which tracegrad reads as rcond's default)."""
+    (rcond and rtol as NumPy 2 reads them).  Its derivative is the fixed-rank one (JAX's)."""
     a = _matrices("pinv", a)
-    r = _rcond(a, rcond, rtol)
-    return ops.pinv(a, rcond=1e-15 if r is None else r)
+    return ops.pinv(a, rcond=_pinv_rcond(a, rcond, rtol))
 
 
 def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
