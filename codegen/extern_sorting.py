@@ -1,0 +1,117 @@
+"""Native lowerings of the searching primitives (ir/sorting.py): argmax and argmin along
+one axis, and searchsorted, for float32/64 and int32/64 (extern.register_native).
+`sort` and `argsort` take the host callback (numpy's sorts).
+
+argmax/argmin view the operand as (outer, n, inner) row-major, n the axis.  The index
+of the best element so far is kept in the output row and its value reloaded from the
+operand, so the innermost loop runs over `inner`, contiguous.  NumPy's order: the first
+occurrence wins (a strictly better later element replaces it), and a NaN is better than
+anything but an earlier NaN, so the first NaN of a lane is its result.
+
+searchsorted runs, per value, a binary search of a fixed bit_length(m) halvings of
+[lo, hi) (a halving of an empty interval changes nothing), with NumPy's NaN-aware
+order: `a < b` or (`b` is NaN and `a` is not), so NaNs sort last.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import extern
+from .irutil import Loop, i64
+from .scalar_ops import storage_type
+
+# the dtypes codegen stores (scalar_ops.storage_type); others take the host callback
+SUPPORTED = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.int32, np.int64))
+
+
+def _isnan(b, v):
+    return b.fcmp_unordered("uno", v, v)
+
+
+def _better(b, name, v, best, dtype):
+    """Whether the later element `v` replaces the best so far (strictly better)."""
+    if dtype.kind != "f":
+        return b.icmp_signed(">" if name == "argmax" else "<", v, best)
+    strictly = b.fcmp_ordered(">" if name == "argmax" else "<", v, best)
+    return b.and_(b.not_(_isnan(b, best)), b.or_(strictly, _isnan(b, v)))
+
+
+def _emit_arg(b, call):
+    k = call.kernel
+    shape, axis = k.in_avals[0].shape, k.params["axis"]
+    dtype = np.dtype(k.in_avals[0].dtype)
+    outer, n, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+    if outer * inner == 0:
+        return
+    ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
+    (x,), (out,) = call.ins, call.outs
+
+    def x_at(o, i, j):
+        flat = b.add(b.mul(b.add(b.mul(o, i64(n)), i), i64(inner)), j)
+        return b.gep(x, [flat], inbounds=True, source_etype=ty)
+
+    def out_at(o, j):
+        return b.gep(out, [b.add(b.mul(o, i64(inner)), j)], inbounds=True, source_etype=ity)
+
+    with Loop(b, i64(0), i64(outer), "outer") as o:
+        with Loop(b, i64(0), i64(inner), "first") as j:
+            b.store(i64(0), out_at(o, j))
+        with Loop(b, i64(1), i64(n), "scan") as t:
+            with Loop(b, i64(0), i64(inner), "inner") as j:
+                idx = b.load(out_at(o, j), typ=ity)
+                best = b.load(x_at(o, idx, j), typ=ty)
+                take = _better(b, k.prim, b.load(x_at(o, t, j), typ=ty), best, dtype)
+                b.store(b.select(take, t, idx), out_at(o, j))
+
+
+def _less(b, a, v, dtype):
+    """NumPy's sort order: a < v, NaNs last."""
+    if dtype.kind != "f":
+        return b.icmp_signed("<", a, v)
+    return b.or_(b.fcmp_ordered("<", a, v), b.and_(_isnan(b, v), b.not_(_isnan(b, a))))
+
+
+def _emit_searchsorted(b, call):
+    k = call.kernel
+    m, count = k.in_avals[0].shape[0], math.prod(k.in_avals[1].shape)
+    dtype = np.dtype(k.in_avals[0].dtype)
+    ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
+    (a, v), (out,) = call.ins, call.outs
+    lo_slot, hi_slot = b.alloca(ity, name="lo"), b.alloca(ity, name="hi")
+    with Loop(b, i64(0), i64(count), "value") as q:
+        value = b.load(b.gep(v, [q], inbounds=True, source_etype=ty), typ=ty)
+        b.store(i64(0), lo_slot)
+        b.store(i64(m), hi_slot)
+        with Loop(b, i64(0), i64(m.bit_length()), "halve"):
+            _halve(b, k.params["side"], a, value, (lo_slot, hi_slot), m, dtype)
+        b.store(b.load(lo_slot, typ=ity), b.gep(out, [q], inbounds=True, source_etype=ity))
+
+
+def _halve(b, side, a, value, slots, m, dtype):
+    """One step of the binary search for the first position whose entry is not
+    before `value` (left) or is after it (right)."""
+    ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
+    lo, hi = (b.load(s, typ=ity) for s in slots)
+    mid = b.lshr(b.add(lo, hi), i64(1))
+    safe = b.select(b.icmp_signed("<", mid, i64(m)), mid, i64(max(m - 1, 0)))
+    entry = b.load(b.gep(a, [safe], inbounds=True, source_etype=ty), typ=ty)
+    right = _less(b, entry, value, dtype) if side == "left" else \
+        b.not_(_less(b, value, entry, dtype))
+    active = b.icmp_signed("<", lo, hi)
+    b.store(b.select(b.and_(active, right), b.add(mid, i64(1)), lo), slots[0])
+    b.store(b.select(b.and_(active, b.not_(right)), mid, hi), slots[1])
+
+
+def _supports(kernel) -> bool:
+    return all(np.dtype(a.dtype) in SUPPORTED for a in kernel.in_avals)
+
+
+def _supports_search(kernel) -> bool:
+    return _supports(kernel) and kernel.in_avals[0].shape[0] > 0
+
+
+extern.register_native("argmax", _emit_arg, _supports)
+extern.register_native("argmin", _emit_arg, _supports)
+extern.register_native("searchsorted", _emit_searchsorted, _supports_search)
