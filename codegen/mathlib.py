@@ -34,11 +34,13 @@ from decimal import Decimal, localcontext
 import numpy as np
 from llvmlite import ir
 
-__all__ = ["UNARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "emit_unary", "emit_sincos",
-           "emit_pow"]
+__all__ = ["UNARY_NAMES", "BINARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "emit_unary",
+           "emit_binary", "emit_sincos", "emit_pow"]
 
 UNARY_NAMES = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos",
-               "sqrt", "abs", "sign", "neg")
+               "sqrt", "abs", "sign", "neg", "atan", "log2", "log10", "exp2",
+               "floor", "ceil", "rint", "trunc")
+BINARY_NAMES = ("pow", "atan2")
 
 # Max error in ULPs against a higher-precision reference over the tested domains
 # (tests/test_mathlib.py asserts these). Measured maxima (docs/mathlib.md) are
@@ -57,6 +59,13 @@ MAX_ULP = {
     ("abs", "f32"): 0.0, ("abs", "f64"): 0.0,
     ("sign", "f32"): 0.0, ("sign", "f64"): 0.0,
     ("neg", "f32"): 0.0, ("neg", "f64"): 0.0,
+    # f32 computes these in float64 and rounds once
+    ("atan", "f32"): 0.5, ("atan", "f64"): 1.0,
+    ("atan2", "f32"): 0.5, ("atan2", "f64"): 1.5,
+    ("log2", "f32"): 0.5, ("log2", "f64"): 1.0,
+    ("log10", "f32"): 0.5, ("log10", "f64"): 1.0,
+    ("exp2", "f32"): 0.5, ("exp2", "f64"): 1.5,
+    **{(name, tag): 0.0 for name in ("floor", "ceil", "rint", "trunc") for tag in ("f32", "f64")},
 }
 
 # Beyond this |x| the pi/2 reduction loses accuracy (results stay finite, in [-1, 1]).
@@ -90,6 +99,11 @@ _COEFFS = {
     ("cos_C", "f32"): (0.0416666641831398, -0.001388825592584908, 2.4538116122130305e-05),
     ("cos_C", "f64"): (0.041666666666666664, -0.0013888888888887085, 2.480158729830392e-05,
                        -2.7557317037693007e-07, 2.0876098558368676e-09, -1.1379267701266085e-11),
+    # atan_G(z) ~ (atan(t) - t) / t**3, z=t^2 on |t| <= 7/16 (Chebyshev fit, error 4e-18)
+    ("atan_G", "f64"): (-0.3333333333333333, 0.1999999999999941, -0.14285714285566806,
+                        0.11111111096645038, -0.09090908355602592, 0.07692285554889286,
+                        -0.06666241923359964, 0.05876946456755061, -0.05216679739313656,
+                        0.04492259293193656, -0.033128134256069586, 0.014773184616983806),
 }
 
 
@@ -97,6 +111,11 @@ _COEFFS = {
 
 _LN2 = Decimal("0.6931471805599453094172321214581765680755001343602552541206800094933936")
 _PIO2 = Decimal("1.5707963267948966192313216916397514420985846996875529104874722961539083")
+_PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494459231")
+_ATAN_HALF = Decimal("0.46364760900080611621425623146121440202853705428612026381093308872")
+_ATAN_3HALF = Decimal("0.982793723247329067985710611014666014496877453631628556761425088318")
+_LOG2E = Decimal("1.44269504088896340735992468100189213742664595415298593413544940693")
+_LOG10E = Decimal("0.434294481903251827651128918916605082294397005803666566114453783166")
 
 
 def _round(d, tag):
@@ -247,6 +266,12 @@ class _Ops:
 
     def floor(self, a):
         return self._intrinsic("llvm.floor", a)
+
+    def ceil(self, a):
+        return self._intrinsic("llvm.ceil", a)
+
+    def trunc(self, a):
+        return self._intrinsic("llvm.trunc", a)
 
     def fabs(self, a):
         return self._intrinsic("llvm.fabs", a)
@@ -524,8 +549,119 @@ _UNARY = {
     "exp": _exp, "log": _log, "log1p": _log1p, "expm1": _expm1, "tanh": _tanh,
     "sin": _sin, "cos": _cos, "sqrt": lambda o, x: o.sqrt(x), "abs": lambda o, x: o.fabs(x),
     "sign": _sign, "neg": lambda o, x: o.neg(x),
+    "atan": lambda o, x: _in_f64(o, _atan, x), "log2": lambda o, x: _log_base(o, x, _LOG2E),
+    "log10": lambda o, x: _log_base(o, x, _LOG10E), "exp2": lambda o, x: _in_f64(o, _exp2, x),
+    # rounding to integral values: one SIMD instruction each (rint: ties to even, as numpy)
+    "floor": lambda o, x: o.floor(x), "ceil": lambda o, x: o.ceil(x),
+    "rint": lambda o, x: o.rint(x), "trunc": lambda o, x: o.trunc(x),
 }
 assert tuple(_UNARY) == UNARY_NAMES
+
+
+# ---- atan, atan2 ----------------------------------------------------------------------------
+
+def _in_f64(o, fn, *args):
+    """fn computed in float64 for float32 operands, rounded once (float64's error is far
+    below a float32 ULP); float64 operands as they are."""
+    if o.tag == "f64":
+        return fn(o, *args)
+    d = o.other("f64")
+    return o.b.fptrunc(fn(d, *[o.b.fpext(a, d.ty) for a in args]), o.ty)
+
+
+# fdlibm's reduction of atan(a), a >= 0: on [lo, hi) the argument is t = (p a - q)/(r a + s)
+# and atan(a) = base + atan(t), |t| <= 7/16; the numerators are exact (Sterbenz)
+_ATAN_PIECES = (  # (lo, p, q, r, s, base)
+    (7 / 16, 2.0, 1.0, 1.0, 2.0, _ATAN_HALF),
+    (11 / 16, 1.0, 1.0, 1.0, 1.0, _PI / 4),
+    (19 / 16, 1.0, 1.5, 1.5, 1.0, _ATAN_3HALF),
+    (39 / 16, 0.0, 1.0, 1.0, 0.0, _PI / 2),
+)
+
+
+def _atan_pos(o, a, flip=None):
+    """atan(a) for a >= 0 (a = inf gives pi/2; nan gives nan), float64; pi - atan(a) in the
+    lanes where `flip` is set (a double-word pi - base, so the quadrant costs no accuracy)."""
+    a = o.sel(o.cmp(">", a, o.c(2.0 ** 600)), o.c(2.0 ** 600), a)   # inf: 0 * a is no nan
+    p, q, r, s = (o.c(v) for v in (1.0, 0.0, 0.0, 1.0))
+    hi, lo = _atan_base(o, Decimal(0), flip)
+    for start, pk, qk, rk, sk, base in _ATAN_PIECES:
+        inside = o.cmp(">=", a, o.c(start))
+        bh, bl = _atan_base(o, base, flip)
+        p, q, r, s, hi, lo = (o.sel(inside, new, old) for new, old in
+                              zip((o.c(pk), o.c(qk), o.c(rk), o.c(sk), bh, bl),
+                                  (p, q, r, s, hi, lo)))
+    t = o.div(o.fma(p, a, o.neg(q)), o.fma(r, a, s))
+    if flip is not None:
+        t = o.sel(flip, o.neg(t), t)
+    z = o.mul(t, t)
+    w = o.fma(o.mul(t, z), o.poly(z, _COEFFS[("atan_G", "f64")]), lo)
+    return o.add(hi, o.add(t, w))
+
+
+def _atan_base(o, base, flip):
+    """The double word base (or pi - base where `flip`), as splatted constants."""
+    bh, bl = (o.c(v) for v in _split(base, "f64", 2))
+    if flip is None:
+        return bh, bl
+    fh, fl = (o.c(v) for v in _split(_PI - base, "f64", 2))
+    return o.sel(flip, fh, bh), o.sel(flip, fl, bl)
+
+
+def _atan(o, x):
+    return o.finish(x, o.copysign(_atan_pos(o, o.fabs(x)), x))
+
+
+def _atan2(o, y, x):
+    """numpy's arctan2(y, x) (C99 Annex F): quadrant from the signs, including of zeros."""
+    ax, ay, inf = o.fabs(x), o.fabs(y), o.c(float("inf"))
+    ratio = o.div(ay, ax)
+    ratio = o.sel(o.b.and_(o.cmp("==", ax, inf), o.cmp("==", ay, inf)), o.c(1.0), ratio)
+    ratio = o.sel(o.cmp("==", ay, o.c(0.0)), o.c(0.0), ratio)   # 0/0 and 0/inf: on the axis
+    res = o.copysign(_atan_pos(o, ratio, o.signbit(x)), y)
+    return o.sel(o.b.or_(o.isnan(x), o.isnan(y)), o.add(x, y), res)
+
+
+# ---- log2, log10, exp2 -----------------------------------------------------------------------
+
+def _log_base(o, x, inv_ln_base):
+    """log(x) / ln(base): the double-word log times a double-word 1/ln(base) (f64), or
+    float64's log for float32; exact powers of the base give exact integers."""
+    if o.tag == "f32":
+        d = o.other("f64")
+        xd = o.b.fpext(x, d.ty)
+        k, f = _log_reduce(d, xd)
+        y = d.mul(_log_from_parts(d, k, f, d.c(0.0)), d.c(float(inv_ln_base)))
+        return _log_specials(o, x, o.b.fptrunc(y, o.ty), 0.0)
+    lh, ll = _log_dw(o, x)
+    ch, cl = _split(inv_ln_base, "f64", 2)
+    th = o.mul(lh, o.c(ch))
+    tl = o.add(o.fma(lh, o.c(ch), o.neg(th)), o.fma(lh, o.c(cl), o.mul(ll, o.c(ch))))
+    return _log_specials(o, x, o.add(th, tl), 0.0)
+
+
+def _exp2(o, x):
+    """2**x = 2**n * exp(f ln2), n = rint(x), f = x - n exact; f ln2 as a double word (f64)."""
+    xc = o.clamp(x, -1080.0, 1030.0)            # 2^(n/2) stays normal in _scale
+    n = o.rint(xc)
+    f = o.sub(xc, n)
+    ln2 = float(_LN2)
+    th = o.mul(f, o.c(ln2))
+    tl = o.fma(f, o.c(o.const_.ln2[1]), o.fma(f, o.c(ln2), o.neg(th)))
+    p = o.add(o.c(1.0), o.add(_expm1_small(o, th), tl))
+    return o.finish(x, _scale(o, p, n))
+
+
+def emit_binary(builder, name, x, y):
+    """Emit `name(x, y)` (see BINARY_NAMES) for float/double values or vectors of one type."""
+    if name == "pow":
+        return emit_pow(builder, x, y)
+    if name != "atan2":
+        raise NotImplementedError(f"mathlib: no binary function {name!r}; "
+                                  f"have {', '.join(BINARY_NAMES)}")
+    if x.type != y.type:
+        raise TypeError(f"mathlib.emit_binary: operand types differ: {x.type} vs {y.type}")
+    return _in_f64(_Ops(builder, x.type), _atan2, x, y)
 
 
 def emit_unary(builder, name, x):

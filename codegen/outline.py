@@ -116,8 +116,8 @@ class MathFunctions:
     def _define(self, fname, name, ty, arity):
         fn = self._new(fname, ir.FunctionType(ty, [ty] * arity))
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        if name == "pow":
-            b.ret(mathlib.emit_pow(b, *fn.args))
+        if arity == 2:
+            b.ret(mathlib.emit_binary(b, name, *fn.args))
         else:
             b.ret(mathlib.emit_unary(b, name, fn.args[0]))
         return fn

@@ -345,6 +345,83 @@ def _convert(b, args, dtypes, out, params):
     return convert_value(b, args[0], dtypes[0], out)
 
 
+# ---- rounding, classification, inverse trig, rem, bitwise -----------------------
+
+def _math2(name):
+    def rule(b, args, dtypes, out, params):
+        return mathlib.emit_binary(b, name, *args)
+    return rule
+
+
+def _signbit(b, args, dtypes, out, params):
+    """The sign bit (set for -0.0 and negative NaNs, as numpy), scalar or vector."""
+    x, dtype = args[0], np.dtype(dtypes[0])
+    ity = ir.IntType(8 * dtype.itemsize)
+    lanes = lanes_of(x)
+    bits = b.bitcast(x, ity if lanes is None else ir.VectorType(ity, lanes))
+    return b.icmp_signed("<", bits, _like(x, ir.Constant(ity, 0)))
+
+
+def _copysign(b, args, dtypes, out, params):
+    return _float_intrinsic(b, "llvm.copysign", *args)
+
+
+def _float_intrinsic(b, name, *args):
+    ty = args[0].type
+    lanes = lanes_of(args[0])
+    tag = "f32" if isinstance(ty.element if lanes else ty, ir.FloatType) else "f64"
+    full = f"{name}.{f'v{lanes}' if lanes else ''}{tag}"
+    fn = b.module.globals.get(full) or ir.Function(
+        b.module, ir.FunctionType(ty, [ty] * len(args)), full)
+    return b.call(fn, args)
+
+
+def _int_rem(b, x, y, dtype):
+    """C's x % y (sign of x); y == 0 gives 0 as numpy; never a trapping srem
+    (y == 0 and INT_MIN % -1 divide by 1 instead: the result is 0 for both)."""
+    zero = constant(0, dtype)
+    bad = b.or_(b.icmp_signed("==", y, zero), b.icmp_signed("==", y, constant(-1, dtype)))
+    r = b.srem(x, b.select(bad, constant(1, dtype), y))
+    return b.select(bad, zero, r)
+
+
+def _rem(b, args, dtypes, out, params):
+    x, y = args
+    dtype = np.dtype(dtypes[0])
+    if is_float(dtype):
+        return b.frem(x, y)   # C fmod: exact (libm's fmod where LLVM has no instruction)
+    if dtype == BOOL:
+        raise NotImplementedError("codegen: rem of bool operands")
+    return _int_rem(b, x, y, dtype)
+
+
+def _bitwise(op):
+    def rule(b, args, dtypes, out, params):
+        return getattr(b, op)(*args)
+    return rule
+
+
+def _bitwise_not(b, args, dtypes, out, params):
+    x = args[0]
+    return b.xor(x, _like(x, ir.Constant(x.type.element if lanes_of(x) else x.type, -1)))
+
+
+def _shift(left):
+    """numpy's shifts: a count outside [0, bits) (unsigned compare) gives 0, or for a
+    right shift the sign fill; LLVM's shl/ashr are poison there, so clamp and select."""
+    def rule(b, args, dtypes, out, params):
+        x, n = args
+        dtype = np.dtype(dtypes[0])
+        width = constant(8 * dtype.itemsize, dtype)
+        inside = b.icmp_unsigned("<", n, width)
+        if left:
+            return b.select(inside, b.shl(x, b.select(inside, n, constant(0, dtype))),
+                            constant(0, dtype))
+        last = constant(8 * dtype.itemsize - 1, dtype)
+        return b.ashr(x, b.select(inside, n, last))
+    return rule
+
+
 LOWERINGS = {
     "neg": _float_or_int(lambda b, x, d: mathlib.emit_unary(b, "neg", x), _int_neg),
     "abs": _float_or_int(lambda b, x, d: mathlib.emit_unary(b, "abs", x), _int_abs),
@@ -365,6 +442,15 @@ LOWERINGS = {
     "and": _logical("and_"), "or": _logical("or_"), "not": _not,
     "where": _where,
     "convert": _convert,
+    **{name: _math(name) for name in ("atan", "log2", "log10", "exp2", "floor", "ceil", "trunc")},
+    "round": _math("rint"),
+    "atan2": _math2("atan2"),
+    "signbit": _signbit,
+    "copysign": _copysign,
+    "rem": _rem,
+    "bitwise_and": _bitwise("and_"), "bitwise_or": _bitwise("or_"),
+    "bitwise_xor": _bitwise("xor"), "bitwise_not": _bitwise_not,
+    "shift_left": _shift(True), "shift_right": _shift(False),
 }
 
 # ---- reductions ---------------------------------------------------------------

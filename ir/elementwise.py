@@ -18,7 +18,9 @@ from .primitives import Primitive, bind, binder, fail, register
 __all__ = ["neg", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh", "abs", "sign",
            "add", "sub", "mul", "div", "pow", "max", "min", "lt", "le", "gt", "ge", "eq", "ne",
            "logical_and", "logical_or", "logical_not", "stop_gradient", "integer_pow", "where",
-           "convert"]
+           "convert", "floor", "ceil", "round", "trunc", "signbit", "atan", "atan2", "log2",
+           "log10", "exp2", "rem", "copysign", "bitwise_and", "bitwise_or", "bitwise_xor",
+           "bitwise_not", "shift_left", "shift_right"]
 
 
 # ---- shape rules and numpy references ------------------------------------------------
@@ -45,12 +47,24 @@ def _unary_rule(name, float_only):
     return rule
 
 
-def _binary_rule(name, out_bool=False):
+def _binary_rule(name, out_bool=False, operands="any"):
     def rule(x, y):
         shape = _common_shape(name, (x, y))
         dtype = _same_dtype(name, (x, y))
+        _check_kind(name, operands, x, y)
         return ShapedArray(shape, np.bool_ if out_bool else dtype)
     return rule
+
+
+def _check_kind(name, operands, *avals):
+    """`operands`: "any", "float" (float dtypes only) or "integer" (int or bool only)."""
+    dtype = avals[0].dtype
+    if operands == "float" and not is_float(dtype):
+        fail(name, "needs float operands", *avals)
+    if operands == "integer" and is_float(dtype):
+        fail(name, "needs integer or bool operands", *avals)
+    if operands == "int" and (is_float(dtype) or dtype == np.bool_):
+        fail(name, "needs integer operands", *avals)
 
 
 def _is_weak(x):
@@ -116,15 +130,21 @@ def _add_all(terms):
 
 
 def _binary_rules(dx, dy):
+    """A partial given as the constant ZERO (instead of a function) gives no cotangent."""
+    def cotangent(g, d, x, y, out, like):
+        return None if d is ZERO else ops.sum_to_shape(_scale(g, d(x, y, out)), ops.shape(like))
+
     def vjp(g, out, x, y):
-        return (ops.sum_to_shape(_scale(g, dx(x, y, out)), ops.shape(x)),
-                ops.sum_to_shape(_scale(g, dy(x, y, out)), ops.shape(y)))
+        return cotangent(g, dx, x, y, out, x), cotangent(g, dy, x, y, out, y)
 
     def jvp(tangents, out, x, y):
         terms = [_scale(ops.broadcast(t, ops.shape(out)), d(x, y, out))
-                 for t, d in zip(tangents, (dx, dy)) if t is not None]
+                 for t, d in zip(tangents, (dx, dy)) if t is not None and d is not ZERO]
         return _add_all(terms)
     return vjp, jvp
+
+
+ZERO = "zero"  # a partial derivative that is identically zero
 
 
 def _declare(name, kind, rule, impl, rules=None, **facts):
@@ -143,14 +163,15 @@ def unary(name, np_fn, partial=None, *, float_only=True, **facts):
     return binder(name)
 
 
-def binary(name, np_fn, dx=None, dy=None, *, kind="binary", **facts):
-    """Register a binary primitive with partials `dx(x, y, out)`, `dy(x, y, out)`."""
+def binary(name, np_fn, dx=None, dy=None, *, kind="binary", operands="any", **facts):
+    """Register a binary primitive with partials `dx(x, y, out)`, `dy(x, y, out)`
+    (both None: not differentiable)."""
     out_bool = kind in ("compare", "logical")
-    if out_bool:
+    if out_bool or (dx is None and dy is None):
         facts["differentiable"] = False
     impl = _np_binary(np_fn, np.bool_ if out_bool else None)
     rules = None if out_bool else _binary_rules(dx, dy)
-    _declare(name, kind, _binary_rule(name, out_bool), impl, rules, **facts)
+    _declare(name, kind, _binary_rule(name, out_bool, operands), impl, rules, **facts)
     return binder(name)
 
 
@@ -224,7 +245,19 @@ sub = binary("sub", np.subtract, lambda x, y, out: None, lambda x, y, out: -1.0,
              torch_name="SubBackward0")
 mul = binary("mul", np.multiply, lambda x, y, out: y, lambda x, y, out: x,
              torch_name="MulBackward0")
-div = binary("div", np.true_divide, lambda x, y, out: div(1.0, y),
+def _divide(x, y):
+    """Float division; integers divide exactly, rounding toward zero as codegen's sdiv
+    (not through float64, which is inexact past 2**53), y == 0 giving INT_MIN."""
+    if x.dtype.kind != "i":
+        return np.true_divide(x, y)
+    safe = np.where(y == 0, 1, y).astype(x.dtype)
+    q = np.floor_divide(x, safe)
+    r = x - q * safe
+    q = q + ((r != 0) & ((x < 0) != (safe < 0))).astype(x.dtype)   # floor -> trunc
+    return np.where(y == 0, np.iinfo(x.dtype).min, q)
+
+
+div = binary("div", _divide, lambda x, y, out: div(1.0, y),
              lambda x, y, out: neg(div(out, y)), torch_name="DivBackward0", cost=4)
 pow = binary("pow", np.power, _pow_dx, _pow_dy, torch_name="PowBackward1", cost=16,
              transcendental=True)
@@ -244,6 +277,74 @@ logical_or = binary("or", np.logical_or, kind="logical")
 _declare("not", "logical", lambda x: ShapedArray(x.shape, np.bool_), np.logical_not,
          differentiable=False)
 logical_not = binder("not")
+
+
+# ---- rounding, classification, more transcendentals, integer operations -----------------
+
+# Rounding is flat between the integers and jumps at them: zero gradient (as JAX), but
+# eager tensors record PyTorch's backward node (FloorBackward0 gives zeros too).
+floor = unary("floor", np.floor, None, torch_name="FloorBackward0", doc="Largest integer <= x")
+ceil = unary("ceil", np.ceil, None, torch_name="CeilBackward0", doc="Smallest integer >= x")
+round = unary("round", np.rint, None, torch_name="RoundBackward0", numpy_name="rint",
+              doc="Nearest integer, ties to even")
+trunc = unary("trunc", np.trunc, None, torch_name="TruncBackward0",
+              doc="Integer part, rounding toward zero")
+_declare("signbit", "unary", lambda x: _typed_unary("signbit", x, "float", np.bool_),
+         np.signbit, differentiable=False, doc="Sign bit set (also for -0.0 and -nan)")
+signbit = binder("signbit")
+
+
+def _typed_unary(name, x, operands, out_dtype=None):
+    _check_kind(name, operands, x)
+    return ShapedArray(x.shape, out_dtype or x.dtype)
+
+
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+
+atan = unary("atan", np.arctan, lambda x, out: div(1.0, add(1.0, mul(x, x))),
+             torch_name="AtanBackward0", numpy_name="arctan", doc="Inverse tangent", **_MATH)
+log2 = unary("log2", np.log2, lambda x, out: div(1.0 / _LN2, x), torch_name="Log2Backward0",
+             numpy_name="log2", doc="Base-2 logarithm (exact at powers of 2)", **_MATH)
+log10 = unary("log10", np.log10, lambda x, out: div(1.0 / _LN10, x),
+              torch_name="Log10Backward0", numpy_name="log10",
+              doc="Base-10 logarithm (exact at powers of 10)", **_MATH)
+exp2 = unary("exp2", np.exp2, lambda x, out: mul(out, _LN2), torch_name="Exp2Backward0",
+             numpy_name="exp2", doc="2**x", **_MATH)
+
+
+def _atan2_partial(a, b, sign):
+    # d atan2(a, b) / da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2); nan at the origin
+    def partial(x, y, out):
+        num = y if sign > 0 else neg(x)
+        return div(num, add(mul(x, x), mul(y, y)))
+    return partial
+
+
+atan2 = binary("atan2", np.arctan2, _atan2_partial(0, 1, 1), _atan2_partial(1, 0, -1),
+               operands="float", torch_name="Atan2Backward0", cost=12, transcendental=True)
+# C's fmod: x - trunc(x / y) * y, exact; the sign of x.  Integers: y == 0 gives 0 (numpy).
+rem = binary("rem", np.fmod, lambda x, y, out: None,
+             lambda x, y, out: neg(trunc(div(x, y))), torch_name="FmodBackward1", cost=4)
+
+
+def _copysign_dx(x, y, out):
+    dt = ops.dtype(x)
+    return where(eq(signbit(x), signbit(y)), np.asarray(1, dt), np.asarray(-1, dt))
+
+
+copysign = binary("copysign", np.copysign, _copysign_dx, ZERO, operands="float",
+                  torch_name="CopysignBackward0")
+
+# bitwise operations on integers (and bool, where they are the logical ones)
+bitwise_and = binary("bitwise_and", np.bitwise_and, operands="integer")
+bitwise_or = binary("bitwise_or", np.bitwise_or, operands="integer")
+bitwise_xor = binary("bitwise_xor", np.bitwise_xor, operands="integer")
+_declare("bitwise_not", "unary", lambda x: _typed_unary("bitwise_not", x, "integer"),
+         _np_unary(np.invert), differentiable=False)
+bitwise_not = binder("bitwise_not")
+# numpy's shifts: a count outside [0, bits) gives 0 (left) or the sign fill (right)
+shift_left = binary("shift_left", np.left_shift, operands="int")
+shift_right = binary("shift_right", np.right_shift, operands="int")
 
 
 # ---- integer_pow, where, convert ----------------------------------------------------------

@@ -175,8 +175,19 @@ OPS = [
     ("and", ("any", "any"), (BOOL,), {}, "exact"),
     ("or", ("any", "any"), (BOOL,), {}, "exact"),
     ("not", ("any",), (BOOL,), {}, "exact"),
+    *[(f, ("any",), FLOATS, {}, "math") for f in ("atan", "exp2")],
+    *[(f, ("pos",), FLOATS, {}, "math") for f in ("log2", "log10")],
+    ("atan2", ("any", "any"), FLOATS, {}, "math"),
+    *[(f, ("any",), FLOATS, {}, "exact") for f in ("floor", "ceil", "round", "trunc", "signbit")],
+    ("copysign", ("any", "any"), FLOATS, {}, "exact"),
+    ("rem", ("any", "pos"), FLOATS, {}, "exact"),
+    ("rem", ("small", "small"), INTS, {}, "exact"),
+    *[(f, ("any", "any"), INTS + (BOOL,), {}, "exact")
+      for f in ("bitwise_and", "bitwise_or", "bitwise_xor")],
+    ("bitwise_not", ("any",), INTS + (BOOL,), {}, "exact"),
+    *[(f, ("any", "any"), INTS, {}, "exact") for f in ("shift_left", "shift_right")],
 ]
-OUT_BOOL = {"lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"}
+OUT_BOOL = {"lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not", "signbit"}
 
 
 def _tolerance(kind, dtype):

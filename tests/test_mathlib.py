@@ -17,10 +17,14 @@ from tracegrad.codegen import llvm_util, mathlib
 
 TAGS = {"f32": np.float32, "f64": np.float64}
 REF = {"f32": np.float64, "f64": np.longdouble}          # reference precision
-TRANSCENDENTAL = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos")
+TRANSCENDENTAL = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "atan", "log2", "log10",
+                  "exp2")
 NP_FUNC = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1,
            "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "sqrt": np.sqrt,
-           "abs": np.abs, "sign": np.sign, "neg": np.negative}
+           "abs": np.abs, "sign": np.sign, "neg": np.negative, "atan": np.arctan,
+           "log2": np.log2, "log10": np.log10, "exp2": np.exp2, "floor": np.floor,
+           "ceil": np.ceil, "rint": np.rint, "trunc": np.trunc,
+           "pow": np.power, "atan2": np.arctan2}
 INF, NAN = np.inf, np.nan
 
 
@@ -40,7 +44,10 @@ class Kernels:
             for name in mathlib.UNARY_NAMES:
                 llvm_util.loop_kernel(module, f"{name}_{tag}", ty, 1,
                              lambda b, x, name=name: mathlib.emit_unary(b, name, x))
-            llvm_util.loop_kernel(module, f"pow_{tag}", ty, 2, mathlib.emit_pow)
+            for name in mathlib.BINARY_NAMES:
+                llvm_util.loop_kernel(module, f"{name}_{tag}", ty, 2,
+                                      lambda b, x, y, name=name:
+                                      mathlib.emit_binary(b, name, x, y))
             for k, part in enumerate(("sin", "cos")):
                 llvm_util.loop_kernel(module, f"sincos.{part}_{tag}", ty, 1,
                              lambda b, x, k=k: mathlib.emit_sincos(b, x)[k])
@@ -80,8 +87,6 @@ def reference(name, tag, *args):
     with np.errstate(all="ignore"):
         hi = [np.asarray(a, dtype=TAGS[tag]).astype(REF[tag]) for a in args]
         same = [np.asarray(a, dtype=TAGS[tag]) for a in args]
-        if name == "pow":
-            return np.power(*hi), np.power(*same)
         return NP_FUNC[name](*hi), NP_FUNC[name](*same)
 
 
@@ -133,6 +138,9 @@ RANDOM_RANGES = {
     "tanh": {"f32": (-12, 12), "f64": (-25, 25)},
     "sin": {"f32": (-400, 400), "f64": (-400, 400)},
     "cos": {"f32": (-400, 400), "f64": (-400, 400)},
+    "log2": {"f32": (0, 8), "f64": (0, 8)},
+    "log10": {"f32": (0, 8), "f64": (0, 8)},
+    "exp2": {"f32": (-160, 130), "f64": (-1100, 1030)},
 }
 
 
@@ -152,6 +160,12 @@ EXTRA_SPECIAL = {
     "tanh": [30.0, -30.0, 1e300, -1e300],
     "sin": [1e30, -1e30, 3.0e38],
     "cos": [1e30, -1e30, 3.0e38],
+    "atan": [1e300, -1e300, 0.4375, 0.6875, 1.1875, 2.4375, -2.4375],
+    "log2": [1e-300, -1e-300, 1e300, 1024.0, 0.125],
+    "log10": [1e-300, -1e-300, 1e300, 1000.0, 1e-5],
+    "exp2": [1024.0, -1075.0, 1023.9, 128.0, -150.0, -149.0, -1100.0, 2000.0, -2000.0],
+    **{name: [2.5, -2.5, 1.5, -0.5, 1e300, -1e300, 4503599627370495.5, 8388607.5]
+       for name in ("floor", "ceil", "rint", "trunc")},
 }
 
 
@@ -209,6 +223,14 @@ SINGULAR = {  # exact results numpy gives, written out
     "cos": [(-0.0, 1.0), (INF, NAN)],
     "sign": [(-0.0, 0.0), (NAN, NAN), (-5.0, -1.0)],
     "sqrt": [(-0.0, -0.0), (-1.0, NAN)],
+    "atan": [(-0.0, -0.0), (INF, np.pi / 2), (-INF, -np.pi / 2), (1.0, np.pi / 4)],
+    "log2": [(0.0, -INF), (-0.0, -INF), (-1.0, NAN), (INF, INF), (1.0, 0.0), (8.0, 3.0)],
+    "log10": [(0.0, -INF), (-1.0, NAN), (INF, INF), (1.0, 0.0), (1000.0, 3.0), (0.01, -2.0)],
+    "exp2": [(-INF, 0.0), (INF, INF), (0.0, 1.0), (-0.0, 1.0), (10.0, 1024.0), (-3.0, 0.125)],
+    "rint": [(2.5, 2.0), (-2.5, -2.0), (-0.4, -0.0), (0.5, 0.0), (1.5, 2.0)],
+    "floor": [(-0.0, -0.0), (-0.5, -1.0), (INF, INF)],
+    "ceil": [(-0.5, -0.0), (0.5, 1.0), (-INF, -INF)],
+    "trunc": [(-0.5, -0.0), (-1.5, -1.0), (NAN, NAN)],
 }
 
 
@@ -300,6 +322,47 @@ def test_pow_special_values(kernels, tag):
     check("pow", tag, got[~exact], [x[~exact], y[~exact]])
 
 
+# ---- atan2, exact results ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_atan2_accuracy(kernels, tag):
+    rng = np.random.default_rng(11)
+    dt = TAGS[tag]
+    y = np.concatenate([rng.uniform(-5, 5, 40_000), rng.permutation(sweep(tag, 20_000))])
+    x = np.concatenate([rng.uniform(-5, 5, 40_000), sweep(tag, 20_000)])
+    y, x = y.astype(dt), x.astype(dt)
+    check("atan2", tag, kernels("atan2", tag, y, x), [y, x])
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_atan2_special_values(kernels, tag):
+    """Every pair of signed zeros, infinities, nan and finite values: C99 Annex F."""
+    fi = np.finfo(TAGS[tag])
+    vals = [0.0, -0.0, INF, -INF, NAN, 1.0, -1.0, 3.0, -0.5, float(fi.smallest_subnormal),
+            -float(fi.max)]
+    ys, xs = np.meshgrid(vals, vals)
+    y, x = ys.ravel().astype(TAGS[tag]), xs.ravel().astype(TAGS[tag])
+    got = kernels("atan2", tag, y, x)
+    ref, same = reference("atan2", tag, y, x)
+    exact = np.isnan(same) | (same == 0) | (np.abs(x) == INF) | (np.abs(y) == INF) | (x == 0)
+    # the multiples of pi/4 are the correctly rounded ones (numpy's float32 may be 1 ULP off)
+    assert_same(got[exact], ref.astype(TAGS[tag])[exact])
+    check("atan2", tag, got[~exact], [y[~exact], x[~exact]])
+
+
+@pytest.mark.parametrize("tag", TAGS)
+def test_exact_integer_results(kernels, tag):
+    """log2/exp2 at powers of two and log10 at powers of ten are exact integers (numpy's
+    log10(1000) == 3); float32 1e-5 is not a power of ten, so float64's range there."""
+    fi = np.finfo(TAGS[tag])
+    k = np.arange(fi.minexp - fi.nmant, fi.maxexp).astype(TAGS[tag])
+    two = np.ldexp(np.ones_like(k), k.astype(int))
+    np.testing.assert_array_equal(kernels("log2", tag, two), k)
+    np.testing.assert_array_equal(kernels("exp2", tag, k), two)
+    e10 = np.arange(0, 11 if tag == "f32" else 23).astype(TAGS[tag])
+    np.testing.assert_array_equal(kernels("log10", tag, (10.0 ** e10).astype(TAGS[tag])), e10)
+
+
 # ---- vectorization -------------------------------------------------------------------------
 
 LIBM = re.compile(r"call\w*\s+\*?[\w.@]*\b(exp|expf|log|logf|sin|sinf|cos|cosf|pow|powf|tanh"
@@ -313,7 +376,7 @@ def _function_asm(asm, fname):
 
 
 @pytest.mark.parametrize("tag", TAGS)
-@pytest.mark.parametrize("name", TRANSCENDENTAL + ("pow",))
+@pytest.mark.parametrize("name", TRANSCENDENTAL + mathlib.BINARY_NAMES)
 def test_vectorized_without_libm(kernels, name, tag):
     body = _function_asm(kernels.asm, f"{name}_{tag}")
     assert re.search(r"%[yz]mm\d+", body), f"{name}_{tag} did not vectorize"

@@ -63,6 +63,21 @@ class ArrayMixin:
     __and__, __rand__ = _binary(tnp.bitwise_and), _binary(tnp.bitwise_and, True)
     __or__, __ror__ = _binary(tnp.bitwise_or), _binary(tnp.bitwise_or, True)
     __xor__, __rxor__ = _binary(tnp.bitwise_xor), _binary(tnp.bitwise_xor, True)
+    __floordiv__, __rfloordiv__ = _binary(tnp.floor_divide), _binary(tnp.floor_divide, True)
+    __mod__, __rmod__ = _binary(tnp.remainder), _binary(tnp.remainder, True)
+    __divmod__, __rdivmod__ = _binary(tnp.divmod), _binary(tnp.divmod, True)
+    __lshift__, __rlshift__ = _binary(tnp.left_shift), _binary(tnp.left_shift, True)
+    __rshift__, __rrshift__ = _binary(tnp.right_shift), _binary(tnp.right_shift, True)
+    # elementwise math methods and attributes of NumPy arrays (tracer/numpy/math.py)
+    real, imag = property(tnp.real), property(tnp.imag)
+
+    def round(self, decimals=0, out=None):
+        return tnp.round(self, decimals, out)
+
+    def conjugate(self):
+        return tnp.conjugate(self)
+
+    conj = conjugate
 
     def __neg__(self):
         return tnp.negative(self)

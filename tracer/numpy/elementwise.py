@@ -98,6 +98,9 @@ def power(x1, x2, /, out=None):
     return _elementwise("power", "pow", (x1, x2))
 
 
+pow = power
+
+
 def square(x, /, out=None):
     _reject("square", out=out)
     x = _operand(x)
@@ -159,30 +162,41 @@ def logical_xor(x1, x2, /, out=None):
     return _elementwise("logical_xor", "ne", (_as_bool(x1), _as_bool(x2)))
 
 
-def _bool_only(op, *xs):
-    if any(dtypes.dtype_of(_operand(x)) != dtypes.BOOL for x in xs):
-        raise TypeError(f"{op}: only bool operands are supported (integer bitwise ops "
-                        "have no tracegrad primitive)")
+def _bitwise(name, prim, logical, *xs):
+    """Bool operands: the logical operation; integers: bitwise (NumPy rejects floats)."""
+    dt = dtypes.result_type(*xs)
+    if dt == dtypes.BOOL:
+        return logical(*xs)
+    if not np.issubdtype(dt, np.integer):
+        raise TypeError(f"{name}: only integer and bool operands are supported, as in NumPy "
+                        f"(got {dt})")
+    if len(xs) == 1:
+        return ops.bind(prim, _lift(xs[0], dt))
+    return _elementwise(name, prim, xs, dt)
 
 
 def bitwise_and(x1, x2, /, out=None):
-    _bool_only("bitwise_and", x1, x2)
-    return logical_and(x1, x2, out=out)
+    _reject("bitwise_and", out=out)
+    return _bitwise("bitwise_and", "bitwise_and", logical_and, x1, x2)
 
 
 def bitwise_or(x1, x2, /, out=None):
-    _bool_only("bitwise_or", x1, x2)
-    return logical_or(x1, x2, out=out)
+    _reject("bitwise_or", out=out)
+    return _bitwise("bitwise_or", "bitwise_or", logical_or, x1, x2)
 
 
 def bitwise_xor(x1, x2, /, out=None):
-    _bool_only("bitwise_xor", x1, x2)
-    return logical_xor(x1, x2, out=out)
+    _reject("bitwise_xor", out=out)
+    return _bitwise("bitwise_xor", "bitwise_xor", logical_xor, x1, x2)
 
 
 def invert(x, /, out=None):
-    _bool_only("invert", x)
-    return logical_not(x, out=out)
+    """~x: bitwise not of integers (two's complement), logical not of bools."""
+    _reject("invert", out=out)
+    return _bitwise("invert", "bitwise_not", logical_not, x)
+
+
+bitwise_not = bitwise_invert = invert
 
 
 def where(condition, x=None, y=None, /):
@@ -218,7 +232,8 @@ __all__ = [
     "subtract", "multiply", "divide", "true_divide", "maximum", "minimum", "where", "clip",
     "stop_gradient", "less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
     "logical_and", "logical_or", "logical_not", "logical_xor",
-    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", *UFUNCS,
+    "bitwise_and", "bitwise_or", "bitwise_xor", "invert", "bitwise_not", "bitwise_invert",
+    "pow", *UFUNCS,
 ]
 
 NUMPY = {
