@@ -41,3 +41,4 @@ from .indexing import *  # noqa: E402,F401,F403
 from .sorting import *  # noqa: E402,F401,F403
 from .cumulative import *  # noqa: E402,F401,F403
 from .decompositions import *  # noqa: E402,F401,F403
+from .custom import *  # noqa: E402,F401,F403

@@ -44,6 +44,8 @@ def _param(v) -> str:
         return short_dtype(v)
     if isinstance(v, tuple):
         return "(" + ",".join(_param(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, str) and not v.isidentifier():
+        return repr(v)  # quoted, so that the text parses back (ir/parser.py)
     return str(v)
 
 

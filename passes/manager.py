@@ -35,6 +35,7 @@ from tracegrad.ir.core import map_subgraphs, subgraphs
 
 from .cse import cse
 from .dce import dce
+from .inline import inline_calls
 from .simplify import fold_constants, simplify
 from .worklist import clean
 
@@ -159,12 +160,13 @@ def cleanup_by_rounds(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Gra
 def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
     """`cleanup_by_rounds(graph, max_rounds)`, computed incrementally: after the
     first round each pass revisits only the equations whose inputs or their
-    producers changed (see `passes/worklist.py`).  The bodies of control-flow
-    equations are cleaned first, each as a graph of its own (a body keeps its
-    inputs and its number of outputs, so its equation stays valid).  Returns
-    `graph` itself when it is already clean.
+    producers changed (see `passes/worklist.py`).  Custom calls (custom_vjp,
+    custom_jvp, autograd.Function) are inlined first: their rules have served.
+    The bodies of control-flow equations are cleaned next, each as a graph of
+    its own (a body keeps its inputs and its number of outputs, so its equation
+    stays valid).  Returns `graph` itself when it is already clean.
     """
-    return clean(clean_bodies(graph, max_rounds), max_rounds)
+    return clean(clean_bodies(inline_calls(graph), max_rounds), max_rounds)
 
 
 def clean_bodies(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:

@@ -255,7 +255,18 @@ OP_CASES = [
     Case("cond_true", lambda p, x, y: _cond_case(p, x, y), [positive(), real(3), real(3)]),
     Case("cond_false", lambda p, x, y: _cond_case(ops.neg(p), x, y),
          [positive(), real(3), real(3)]),
+    Case("custom_call", lambda x, y: _custom_case(x, y), [real(3), real(3)]),
 ]
+
+
+def _custom_case(x, y):
+    """A custom_jvp function (its reverse mode is the rule's transpose) closing over nothing."""
+    from tracegrad import custom_jvp
+
+    f = custom_jvp(lambda a, b: ops.mul(ops.sin(a), b))
+    f.defjvp(lambda p, t: (f(*p), ops.add(ops.mul(ops.mul(ops.cos(p[0]), p[1]), t[0]),
+                                          ops.mul(ops.sin(p[0]), t[1]))))
+    return f(x, y)
 
 
 def _scan_case(w, xs, reverse=False):

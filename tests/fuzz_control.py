@@ -135,5 +135,24 @@ def scan(g):
            f"{reverse}){part}", xs, init)
 
 
+# custom_jvp rules with their exact tangents: (fun, jvp) sources over a parameter `a`, the
+# constant `{c}`; the fuzzer checks them in both modes (reverse is the JVP's transpose).
+_CUSTOM = [
+    ("np.sin(a) * {c}", "np.cos(p[0]) * {c} * t[0]"),
+    ("np.tanh(a) + a * {c}", "(1 - np.tanh(p[0]) ** 2 + {c}) * t[0]"),
+    ("a * a * {c}", "2 * {c} * p[0] * t[0]"),
+]
+
+
+def custom_jvp(g):
+    """`L.custom_jvp(fun)` with its rule (defjvp returns the rule: a one-line definition)."""
+    x = g.pick()
+    fun, tangent = g.choice(_CUSTOM)
+    c = repr(float(f"{g.rng.uniform(-1.5, 1.5):.2g}"))
+    fun, tangent = fun.format(c=c), tangent.format(c=c)
+    rule = f"lambda p, t: ((lambda a: {fun})(p[0]), {tangent})"
+    g.emit(f"(lambda f: (f.defjvp({rule}), f)[1])(L.custom_jvp(lambda a: {fun}))({{0}})", x)
+
+
 WEIGHTS = {"cond": (cond, 1.5), "switch": (switch, 1), "while_loop": (while_loop, 1),
-           "fori_loop": (fori_loop, 1), "scan": (scan, 1.5)}
+           "fori_loop": (fori_loop, 1), "scan": (scan, 1.5), "custom_jvp": (custom_jvp, 0.5)}

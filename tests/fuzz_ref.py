@@ -166,8 +166,23 @@ for _name, _fn in {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div":
     setattr(RefPrims, _name, staticmethod(_fn))
 
 
+class _RefCustom:
+    """A custom-derivative function of the reference: the function itself."""
+
+    def __init__(self, fun):
+        self.fun = fun
+
+    def defjvp(self, rule):
+        return rule
+
+    def __call__(self, *args):
+        return self.fun(*args)
+
+
 class RefControl:
     """The `L` of the reference: tracegrad's loops and branches as plain Python loops."""
+
+    custom_jvp = _RefCustom
 
     @staticmethod
     def cond(pred, true_fun, false_fun, *operands):

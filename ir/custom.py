@@ -1,0 +1,78 @@
+"""`custom_call`: a function with derivative rules of its own (JAX's custom_vjp and
+custom_jvp, PyTorch's autograd.Function: one mechanism).
+
+`custom_call[fun, fwd, bwd, jvp, num_consts, fn_name](*consts, *args)` computes
+`fun(*consts, *args)`; its bodies are closed graphs:
+  * `fun`: consts + args -> outs (the primal computation);
+  * `fwd`: consts + args -> outs + residuals, `bwd`: consts + residuals + out
+    cotangents -> arg cotangents (reverse mode);
+  * `jvp`: consts + args + arg tangents -> outs + out tangents (forward mode; None
+    for a custom_vjp function, as JAX refuses forward mode there).
+The consts are values of enclosing traces the functions closed over; they must
+not be differentiated (a custom rule has no cotangent for them).  After
+differentiation `passes/inline.py` replaces the call by `fun`'s equations, so
+fusion and codegen never see it.
+"""
+from __future__ import annotations
+
+from . import ops
+from .interpreter import eval_graph, eval_graph_bind
+from .primitives import Primitive, register
+
+__all__ = ["custom_call"]
+
+
+def _shape_rule(*avals, fun, **_):
+    return list(fun.out_avals)
+
+
+def _impl(*args, fun, **_):
+    return eval_graph(fun, *args)
+
+
+def _closure_error(name, what):
+    return TypeError(f"{name}: the function closes over a value that is being differentiated "
+                     f"({what}); pass it as an argument of the custom function instead")
+
+
+def _zeros_like(x):
+    return ops.full_like(x, 0)
+
+
+def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
+    """Reverse mode: run `fwd` (outs and residuals), pull back through `bwd`."""
+    if any(flags[:num_consts]):
+        raise _closure_error(fn_name, "reverse mode")
+    results = eval_graph_bind(fwd, *primals)
+    n_out = len(fun.outvars)
+    outs, residuals = results[:n_out], results[n_out:]
+
+    def pullback(cts):
+        cts = [_zeros_like(o) if c is None else c for c, o in zip(cts, outs)]
+        consts = primals[:num_consts]
+        return [None] * num_consts + list(eval_graph_bind(bwd, *consts, *residuals, *cts))
+    return outs, pullback
+
+
+def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
+    """Forward mode through the user's JVP rule."""
+    if jvp is None:
+        raise TypeError(f"{fn_name}: forward-mode differentiation (jvp) of a custom_vjp "
+                        "function is not supported, as in JAX: define a custom_jvp rule")
+    if any(t is not None for t in tangents[:num_consts]):
+        raise _closure_error(fn_name, "forward mode")
+    args = primals[num_consts:]
+    ts = [_zeros_like(a) if t is None else t for t, a in zip(tangents[num_consts:], args)]
+    results = eval_graph_bind(jvp, *primals, *ts)
+    n_out = len(fun.outvars)
+    return results[:n_out], results[n_out:]
+
+
+custom_call_p = register(Primitive(
+    "custom_call", "control", _shape_rule, _impl, vjp=_vjp, jvp=_jvp, multiple_results=True,
+    doc="a function with its own derivative rules (custom_vjp, custom_jvp, autograd.Function)"))
+
+
+def custom_call(*operands, fun, fwd=None, bwd=None, jvp=None, num_consts=0, fn_name="custom"):
+    return ops.bind("custom_call", *operands, fun=fun, fwd=fwd, bwd=bwd, jvp=jvp,
+                    num_consts=num_consts, fn_name=fn_name)

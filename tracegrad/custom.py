@@ -1,0 +1,301 @@
+"""Custom derivative rules: `custom_vjp`, `custom_jvp` (JAX's signatures) and
+`autograd.Function` (PyTorch's), three spellings of one mechanism.
+
+Each call becomes a `custom_call` (ir/custom.py) holding closed graphs of the
+primal function, the forward pass with residuals and the backward pass (and,
+for custom_jvp, the JVP rule; its reverse mode is the transpose of that JVP).
+  * traced (`trace`, `jit`, `compile_grad`, `grad`): one `custom_call` equation,
+    printed with its rules; differentiation uses them; afterwards the call is
+    inlined (passes/inline.py) so its code is fused and compiled like any other;
+  * eager tensors: the forward pass runs on the data and one backward node per
+    output (named `<name>Backward`, as PyTorch names autograd.Function nodes)
+    calls the backward rule;
+  * plain arrays: the function is simply called.
+A function may close over values of an enclosing trace, but not over values
+being differentiated (the rule has no cotangent for them): that raises.
+
+>>> import numpy as np, tracegrad as tg
+>>> @tg.custom_vjp
+... def clip_gradient(x):
+...     return x
+>>> clip_gradient.defvjp(lambda x: (x, None), lambda _, g: (np.clip(g, -1.0, 1.0),))
+>>> tg.grad(lambda x: np.sum(clip_gradient(x) * 5.0))(np.ones(2)).tolist()
+[1.0, 1.0]
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+import tracegrad.numpy as tnp
+from tracegrad.ir import TracedValue, ops
+from tracegrad.tracer import Tensor, is_grad_enabled, no_grad, tree_flatten, tree_unflatten
+from tracegrad.tracer.autograd import NODE_CLASSES
+from tracegrad.tracer.loop_body import Body, record, trace_of
+from tracegrad.tracer.loop_types import leaf_aval, leaf_value
+from tracegrad.tracer.tensor import _edge
+
+from .transforms import vjp as _vjp_transform
+
+
+class _Rules:
+    """The three Python functions of a custom function: fun(*args) -> out,
+    fwd(*args) -> (out, res), bwd(res, g) -> tuple of cotangents (one per arg),
+    and optionally jvp(primals, tangents) -> (out, tangent_out)."""
+
+    def __init__(self, name, fun, fwd, bwd, jvp=None):
+        self.name, self.fun, self.fwd, self.bwd, self.jvp = name, fun, fwd, bwd, jvp
+        self.active = 0  # > 0 while its own rules run: a call of the function in them is plain
+
+
+def _call(rules: _Rules, args):
+    if rules.active:  # `fwd` may call the function itself (as JAX allows): the primal
+        return rules.fun(*args)
+    rules.active += 1
+    try:
+        return _dispatch(rules, args)
+    finally:
+        rules.active -= 1
+
+
+def _dispatch(rules: _Rules, args):
+    leaves, tree = tree_flatten(tuple(args))
+    values = [leaf_value(x) for x in leaves]
+    trace = trace_of(values)
+    if trace is not None:
+        return _traced(rules, args, tree, values, trace)
+    if is_grad_enabled() and any(isinstance(v, Tensor) and v.requires_grad for v in values):
+        return _eager(rules, args, tree, values)
+    return rules.fun(*args)
+
+
+# ---- traced: one custom_call equation --------------------------------------------------
+
+def _arg_types(tree, avals):
+    start, types = 0, []
+    for child in tree.children:
+        types.append((child, avals[start:start + child.num_leaves]))
+        start += child.num_leaves
+    return types
+
+
+def _check_pair(body, what, name):
+    t = body.out_tree
+    if t.kind not in (tuple, list) or len(t.children) != 2:
+        raise TypeError(f"{name}: {what} must return a pair, it returned {t}")
+    return t.children
+
+
+def _traced(rules, args, tree, values, trace):
+    avals = [leaf_aval(v) for v in values]
+    arrays = [np.asarray(v, a.dtype) if not hasattr(v, "_tg_trace") else v
+              for v, a in zip(values, avals)]
+    arg_types = _arg_types(tree, avals)
+    fun = Body.trace(rules.fun, arg_types, rules.name)
+    fwd = Body.trace(rules.fwd, arg_types, f"{rules.name} forward rule")
+    out_tree, res_tree = _check_pair(fwd, "the forward rule", rules.name)
+    n_out = out_tree.num_leaves
+    if out_tree != fun.out_tree or fwd.out_avals[:n_out] != fun.out_avals:
+        raise TypeError(f"{rules.name}: the forward rule's output {out_tree} "
+                        f"{fwd.out_avals[:n_out]} differs from the function's {fun.out_tree} "
+                        f"{fun.out_avals}")
+    bwd = Body.trace(_bwd_checked(rules, tree, avals),
+                     [(res_tree, fwd.out_avals[n_out:]), (out_tree, fun.out_avals)],
+                     f"{rules.name} backward rule")
+    bodies = [fun, fwd, bwd]
+    jvp = None
+    if rules.jvp is not None:
+        jvp = Body.trace(lambda p, t: rules.jvp(tuple(p), tuple(t)),
+                         [(tree, avals), (tree, avals)], f"{rules.name} jvp rule")
+        bodies.append(jvp)
+    captured = _union(bodies)
+    graphs = [_with_consts(b, captured) for b in bodies]
+    outs = record(trace, "custom_call", captured + arrays, fun=graphs[0], fwd=graphs[1],
+                  bwd=graphs[2], jvp=graphs[3] if jvp is not None else None,
+                  num_consts=len(captured), fn_name=rules.name)
+    return tree_unflatten(fun.out_tree, outs)
+
+
+def _bwd_checked(rules, tree, avals):
+    """bwd(res, g) with its result checked: one cotangent per argument (None: zeros)."""
+    def bwd(res, g):
+        cts = rules.bwd(res, g)
+        if not isinstance(cts, (tuple, list)) or len(cts) != len(tree.children):
+            raise TypeError(f"{rules.name}: the backward rule must return a tuple of "
+                            f"{len(tree.children)} cotangents (one per argument), got "
+                            f"{type(cts).__name__}")
+        flat = []
+        for ct, (child, child_avals) in zip(cts, _arg_types(tree, avals)):
+            leaves = [None] * child.num_leaves if ct is None else tree_flatten(ct)[0]
+            flat += [np.zeros(a.shape, a.dtype) if c is None else tnp.astype(c, a.dtype)
+                     for c, a in zip(leaves, child_avals)]
+        return tuple(flat)
+    return bwd
+
+
+def _union(bodies):
+    seen = []
+    for body in bodies:
+        seen += [v for v in body.captured if not any(v is s for s in seen)]
+    return seen
+
+
+def _with_consts(body, captured):
+    from tracegrad.ir import Var
+
+    graph = body.graph
+    mine = dict(zip(map(id, body.captured), graph.invars))
+    consts = [mine.get(id(v)) or Var(v.aval) for v in captured]
+    return graph.replace(invars=consts + graph.invars[len(body.captured):])
+
+
+# ---- eager tensors: backward nodes calling the rule -------------------------------------
+
+class _EagerRule:
+    """The `prim` of the backward node of output `index`: calls the backward rule with
+    this output's cotangent (zeros for the others; the rule is linear in them)."""
+
+    def __init__(self, rules, tree, outs, index):
+        self.rules, self.tree, self.outs, self.index = rules, tree, outs, index
+
+    def vjp(self, g, out, *operands, res=None, out_tree=None):
+        cts = [g if i == self.index else np.zeros_like(o) for i, o in enumerate(self.outs)]
+        result = self.rules.bwd(res, tree_unflatten(out_tree, cts))
+        flat = []
+        for ct, child in zip(result, self.tree.children):
+            flat += [None] * child.num_leaves if ct is None else [
+                c.data if isinstance(c, Tensor) else c for c in tree_flatten(ct)[0]]
+        return tuple(flat)
+
+
+def _eager(rules, args, tree, values):
+    plain = tree_unflatten(tree, [v.data if isinstance(v, Tensor) else v for v in values])
+    with no_grad():
+        out, res = rules.fwd(*plain)
+    out_leaves, out_tree = tree_flatten(out)
+    datas = [np.asarray(o.data if isinstance(o, Tensor) else o) for o in out_leaves]
+    edges = [_edge(v) for v in values]
+    cls = NODE_CLASSES[f"{rules.name}Backward"]
+    results = []
+    for i, data in enumerate(datas):
+        node = None
+        if data.dtype.kind == "f":
+            prim = _EagerRule(rules, tree, datas, i)
+            node = cls(prim, {"res": res, "out_tree": out_tree}, list(values) + [data], [], edges)
+        results.append(Tensor._make(data, node))
+    return tree_unflatten(out_tree, results)
+
+
+# ---- the public spellings -----------------------------------------------------------------
+
+class custom_vjp:
+    """`jax.custom_vjp`: `f = custom_vjp(fun)`, then `f.defvjp(fwd, bwd)` with
+    `fwd(*args) -> (out, residuals)` and `bwd(residuals, g) -> tuple of cotangents`
+    (one per argument, None for zero).  Forward mode through it raises, as in JAX.
+    `defvjp` returns None, as JAX's does."""
+
+    def __init__(self, fun):
+        functools.update_wrapper(self, fun)
+        self.fun, self._rules = fun, None
+
+    def defvjp(self, fwd, bwd):
+        name = getattr(self.fun, "__name__", "custom_vjp")
+        self._rules = _Rules(name, self.fun, fwd, bwd)
+
+    def __call__(self, *args):
+        if self._rules is None:
+            raise TypeError(f"{self.__name__}: no rule yet: call defvjp(fwd, bwd) first")
+        return _call(self._rules, args)
+
+
+class custom_jvp:
+    """`jax.custom_jvp`: `f = custom_jvp(fun)`, then `f.defjvp(rule)` with
+    `rule(primals, tangents) -> (out, tangent_out)`.  Reverse mode uses the
+    transpose of the rule (it must be linear in the tangents, as JAX requires)."""
+
+    def __init__(self, fun):
+        functools.update_wrapper(self, fun)
+        self.fun, self._rules = fun, None
+
+    def defjvp(self, jvp):
+        name = getattr(self.fun, "__name__", "custom_jvp")
+        fun = self.fun
+
+        def fwd(*args):
+            return fun(*args), args
+
+        def bwd(args, g):  # the transpose of the JVP at `args`
+            zeros = [tnp.zeros_like(a) for a in args]
+            _, pullback = _vjp_transform(lambda *t: jvp(tuple(args), t)[1], *zeros)
+            return tuple(pullback(g))
+        self._rules = _Rules(name, fun, fwd, bwd, jvp)
+        return jvp
+
+    def __call__(self, *args):
+        if self._rules is None:
+            raise TypeError(f"{self.__name__}: no rule yet: call defjvp(rule) first")
+        return _call(self._rules, args)
+
+
+class FunctionCtx:
+    """The `ctx` of `Function.forward`/`backward`: `save_for_backward`, `saved_tensors`,
+    `needs_input_grad`, and any attributes forward sets."""
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tuple(tensors)
+
+
+class Function:
+    """PyTorch's `torch.autograd.Function`: subclass it with static `forward(ctx, *args)`
+    and `backward(ctx, *grads)` (one cotangent per forward output, one gradient or None
+    per input), and call `MyFunction.apply(*args)`.
+
+    >>> import numpy as np, tracegrad as tg
+    >>> class Exp(tg.autograd.Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         y = np.exp(x)
+    ...         ctx.save_for_backward(y)
+    ...         return y
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (y,) = ctx.saved_tensors
+    ...         return g * y
+    >>> x = tg.tensor([0.0, 1.0], requires_grad=True)
+    >>> Exp.apply(x).sum().backward()
+    >>> np.round(x.grad.numpy(), 6).tolist(), Exp.apply(x).grad_fn.name()
+    ([1.0, 2.718282], 'ExpBackward')
+    """
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("subclasses of Function define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError("subclasses of Function define backward(ctx, *grads)")
+
+    @classmethod
+    def apply(cls, *args):
+        ctx = FunctionCtx()
+        ctx.needs_input_grad = tuple(_needs_grad(a) for a in args)
+
+        def fun(*a):
+            return cls.forward(FunctionCtx(), *a)
+
+        def fwd(*a):
+            ctx.saved_tensors = ()
+            return cls.forward(ctx, *a), tuple(ctx.saved_tensors)
+
+        def bwd(res, g):
+            ctx.saved_tensors = tuple(res)
+            grads = cls.backward(ctx, *(g if isinstance(g, tuple) else (g,)))
+            return grads if isinstance(grads, tuple) else (grads,)
+        return _call(_Rules(cls.__name__, fun, fwd, bwd), args)
+
+
+def _needs_grad(a) -> bool:
+    if isinstance(a, Tensor):
+        return a.requires_grad
+    return isinstance(a, TracedValue) or (hasattr(a, "dtype") and ops.dtype(a).kind == "f")
