@@ -135,16 +135,17 @@ argmax = _arg_extremum("argmax")
 argmin = _arg_extremum("argmin")
 
 
-def _nan_arg(name, fill):
+def _nan_arg(arg, fill):
     def f(a, axis=None, out=None, *, keepdims=False):
-        return globals()[name[3:]](_without_nan(a, fill), axis=axis, out=out, keepdims=keepdims)
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"`{name[3:]}` ignoring NaNs (a lane of NaNs only gives 0)."
+        return arg(_without_nan(a, fill), axis=axis, out=out, keepdims=keepdims)
+    f.__name__ = f.__qualname__ = f"nan{arg.__name__}"
+    f.__doc__ = (f"`{arg.__name__}` ignoring NaNs (a lane of NaNs only gives 0, where NumPy "
+                 "raises: the data decides, and traced code cannot raise on data).")
     return f
 
 
-nanargmax = _nan_arg("nanargmax", -np.inf)
-nanargmin = _nan_arg("nanargmin", np.inf)
+nanargmax = _nan_arg(argmax, -np.inf)
+nanargmin = _nan_arg(argmin, np.inf)
 
 
 # ---- searchsorted, digitize ----------------------------------------------------------------------
