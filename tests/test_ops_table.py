@@ -127,6 +127,21 @@ OPS = [
     Op("logical_and", lambda x, y: (x > 0) & (y < 0), lambda x, y: (x > 0) & (y < 0), 2, B,
        grad=False),
     Op("logical_not", lambda x: ~(x > 0), lambda x: ~(x > 0), 1, U, grad=False),
+    # -- more elementwise math (tracer/numpy/math.py; tests/test_numpy_math.py has the rest)
+    Op("arctan", tnp.arctan, np.arctan, 1, U),
+    Op("arctan2", tnp.arctan2, np.arctan2, 2, B, valid=lambda x, y: away_from([0], 0.3)(y)),
+    Op("log2", tnp.log2, np.log2, 1, U, low=0.3),
+    Op("log10", tnp.log10, np.log10, 1, U, low=0.3),
+    Op("exp2", tnp.exp2, np.exp2, 1, U),
+    *[Op(f, getattr(tnp, f), getattr(np, f), 1, U, grad=False)
+      for f in ("floor", "ceil", "rint", "trunc", "signbit")],
+    Op("copysign", tnp.copysign, np.copysign, 2, B, valid=away_from([0])),
+    Op("fmod", tnp.fmod, np.fmod, 2, B, valid=lambda x, y: away_from([0], 0.3)(y) and bool(
+        np.all(np.abs(x / y - np.round(x / y)) > 0.1))),
+    Op("int_bitwise", lambda x, y: (x & y) | (x ^ ~y), lambda x, y: (x & y) | (x ^ ~y), 2, B,
+       dtypes=("int32", "int64"), grad=False),
+    Op("int_shifts", lambda x, y: (x << 3) >> y, lambda x, y: (x << 3) >> y, 2, B,
+       dtypes=("int32", "int64"), grad=False),
     # -- products
     Op("matmul", lambda x, y: x @ y, np.matmul, 2, MATMUL_SHAPES),
     Op("dot", tnp.dot, np.dot, 2, MATMUL_SHAPES[:4] + (((2, 3), (4, 3, 2)),)),
