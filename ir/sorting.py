@@ -7,7 +7,8 @@ the numpy `impl`.  Each works along one axis, given as a non-negative int.
 Conventions (NumPy's): sorting is stable and puts NaNs last; `argmax`/`argmin`
 give the first occurrence, and a NaN counts as the extremum; indices are int64.
 Only `sort` has a derivative: its output is a permutation of its operand, so
-the gradient flows back through that permutation (a gather and its transpose).
+the gradient flows back through that permutation: the JVP gathers the tangent
+by it (`take_along`), the VJP scatters the cotangent back (`add_along`, its transpose).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from . import ops
 from .core import ShapedArray
 from .primitives import Primitive, bind, fail, register
 
-__all__ = ["sort", "argsort", "argmax", "argmin", "searchsorted", "take_along"]
+__all__ = ["sort", "argsort", "argmax", "argmin", "searchsorted", "take_along", "add_along"]
 
 INDEX = np.dtype(np.int64)
 
@@ -51,26 +52,45 @@ def _argsort_impl(x, *, axis):
     return np.argsort(np.asarray(x), axis=axis, kind="stable").astype(INDEX)
 
 
+def _lanes(shape, axis):
+    """(perm moving `axis` last, the moved shape, lane count, lane length)."""
+    perm = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
+    moved = tuple(shape[p] for p in perm)
+    return perm, moved, int(np.prod(moved[:-1], dtype=np.int64)), moved[-1]
+
+
+def _flat_positions(idx, perm, lanes, n):
+    """Positions into the flattened moved operand: each lane's offset plus `idx`."""
+    offsets = np.arange(lanes, dtype=INDEX).reshape(lanes, 1) * n
+    return ops.add(ops.reshape(ops.transpose(idx, perm), (lanes, n)),
+                   ops.broadcast(offsets, (lanes, n)))
+
+
+def _moved_back(flat, perm, moved):
+    return ops.transpose(ops.reshape(flat, moved), tuple(int(i) for i in np.argsort(perm)))
+
+
 def take_along(x, idx, axis: int):
     """`np.take_along_axis(x, idx, axis)` for an `idx` of x's shape, as one `gather`
     from the flattened operand (the axis moved last, each lane's offset added)."""
-    shape = ops.shape(x)
-    perm = tuple(i for i in range(len(shape)) if i != axis) + (axis,)
-    moved = tuple(shape[p] for p in perm)
-    lanes, n = int(np.prod(moved[:-1], dtype=np.int64)), moved[-1]
+    perm, moved, lanes, n = _lanes(ops.shape(x), axis)
     flat = ops.reshape(ops.transpose(x, perm), (lanes * n,))
-    offsets = np.arange(lanes, dtype=INDEX).reshape(lanes, 1) * n
-    pos = ops.add(ops.reshape(ops.transpose(idx, perm), (lanes, n)),
-                  ops.broadcast(offsets, (lanes, n)))
-    out = ops.reshape(ops.gather(flat, pos), moved)
-    return ops.transpose(out, tuple(int(i) for i in np.argsort(perm)))
+    return _moved_back(ops.gather(flat, _flat_positions(idx, perm, lanes, n)), perm, moved)
+
+
+def add_along(u, idx, axis: int):
+    """The transpose of `take_along` in its operand: zeros with `u` added at `idx`
+    along `axis` (one `scatter_add` into the flattened result)."""
+    perm, moved, lanes, n = _lanes(ops.shape(u), axis)
+    zeros = np.zeros(lanes * n, ops.dtype(u))
+    flat = ops.scatter_add(zeros, ops.reshape(ops.transpose(u, perm), (lanes, n)),
+                           _flat_positions(idx, perm, lanes, n))
+    return _moved_back(flat, perm, moved)
 
 
 def _sort_vjp(g, out, x, *, axis):
-    # out = take_along(x, p) for p = argsort(x): its transpose scatters g back
-    # through p, which for a permutation is the gather by p's inverse.
-    inverse = argsort(argsort(x, axis), axis)
-    return (take_along(g, inverse, axis),)
+    # out = take_along(x, p) for p = argsort(x): its transpose adds g back at p
+    return (add_along(g, argsort(x, axis), axis),)
 
 
 def _sort_jvp(tangents, out, x, *, axis):

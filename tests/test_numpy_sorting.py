@@ -243,6 +243,11 @@ def test_numpy_dispatch_on_tensors():
 
 def test_ir_primitives_directly():
     np.testing.assert_array_equal(ops.take_along(X, np.argsort(X, 1), 1), np.sort(X, 1))
+    for axis in (0, 1):  # add_along undoes take_along by a permutation
+        p = np.argsort(X, axis)
+        np.testing.assert_array_equal(ops.add_along(ops.take_along(X, p, axis), p, axis), X)
+    dup = np.zeros((2, 3), np.int64)  # repeated indices accumulate
+    np.testing.assert_array_equal(ops.add_along(np.ones((2, 3)), dup, 1), [[3, 0, 0]] * 2)
     np.testing.assert_array_equal(ops.searchsorted(np.arange(5.0), X, "right"),
                                   np.searchsorted(np.arange(5.0), X, "right"))
 
