@@ -303,6 +303,52 @@ def convert(g):
            src)
 
 
+def _clear_of(points_of):
+    """Check: every value a margin from the points `points_of(v)` (integers, halves)."""
+    return lambda v: v.size == 0 or bool(np.all(np.abs(v - points_of(v)) >= 0.02))
+
+
+def _away_from_grid(g, x, points_of):
+    """`x` shifted so that no value sits within a margin of a jump of `points_of`."""
+    check = _clear_of(points_of)
+    if all(check(v) for v in x.values()):
+        return x
+    for _ in range(12):
+        c = float(f"{g.rng.uniform(-1, 1):.2g}")
+        if all(check(v + c) for v in x.values()):
+            return g.shift(x, c, check=check)
+    g.reject("jumps")
+
+
+def more_math(g):
+    """tracer/numpy/math.py: inverse trig, log bases, rounding (kept from its jumps),
+    sign manipulation, remainders, classification."""
+    name = g.choice(["arctan", "arctan", "arctan2", "log2", "log10", "exp2", "copysign", "fmod",
+                     "remainder", "signbit", "hypot", "arcsin", "sinh"]
+                    + ([] if g.edge else ["floor", "ceil", "trunc", "rint"]))
+    x = g.pick()
+    if name in ("arctan2", "copysign", "hypot"):
+        y = g.operand(x)
+        if _is_node(y):
+            y = g.away(y, (0.0,), 0.3)
+        g.emit(f"{_ns(g, name)}({{0}}, {{1}})", g.away(x, (0.0,), 0.3), y)
+    elif name in ("log2", "log10"):
+        g.emit(f"{_ns(g, name)}({{0}})", g.into(x, 0.1, INF))
+    elif name in ("exp2", "sinh"):
+        g.emit(f"{_ns(g, name)}({{0}})", g.into(x, -30, 6))
+    elif name == "arcsin":
+        g.emit(f"{_ns(g, name)}({{0}})", g.into(x, -0.9, 0.9))
+    elif name in ("fmod", "remainder"):   # |x| < 7.5, away from 0: no jump of x mod 7.5
+        x = g.away(g.into(x, -7, 7), (0.0,), 0.1)
+        g.emit(g.choice([f"{_ns(g, name)}({{0}}, 7.5)", "{0} % 7.5" if name == "remainder"
+                         else "np.fmod({0}, 7.5)"]), x)
+    elif name == "signbit":
+        g.emit(f"{_ns(g, name)}({{0}})", g.away(x))
+    else:
+        grid = np.round if name != "rint" else (lambda v: np.floor(v) + 0.5)
+        g.emit(f"{_ns(g, name)}({{0}})", _away_from_grid(g, g.into(x, -20, 20), grid))
+
+
 def int_arith(g):
     a = g.pick("i") if any(n.kind == "i" for n in g.nodes) else to_int(g)
     others = [n for n in g.nodes if n.kind == "i" and _broadcastable(n.shape, a.shape)]
@@ -310,6 +356,21 @@ def int_arith(g):
     op = g.choice(["+", "-", "*", "max", "abs", "neg", "==", "!=", "<", "sum"])
     tmpl = {"max": "np.maximum({0}, {1})", "abs": "np.abs({0})", "neg": "-{0}",
             "sum": "np.sum({0}, axis=-1)" if a.ndim else "np.sum({0})"}.get(op, f"{{0}} {op} {{1}}")
+    g.emit(tmpl, a, b)
+
+
+def int_bits(g):
+    """Integer bitwise operations, shifts (any count: numpy defines them all), and the
+    division family with a literal nonzero divisor."""
+    a = g.pick("i") if any(n.kind == "i" for n in g.nodes) else to_int(g)
+    others = [n for n in g.nodes if n.kind == "i" and _broadcastable(n.shape, a.shape)]
+    b = g.choice(others) if others and g.coin(0.5) else str(int(g.rng.integers(-3, 4)))
+    op = g.choice(["&", "|", "^", "~", "<<", ">>", "//", "%", "fmod"])
+    if op in ("//", "%", "fmod"):
+        b = str(int(g.choice([-3, -2, 2, 3, 5])))
+    tmpl = {"~": g.choice(["~{0}", "np.invert({0})"]), "fmod": "np.fmod({0}, {1})",
+            "&": g.choice(["{0} & {1}", "onp.bitwise_and({0}, {1})"]),
+            "<<": g.choice(["{0} << {1}", "np.left_shift({0}, {1})"])}.get(op, f"{{0}} {op} {{1}}")
     g.emit(tmpl, a, b)
 
 
@@ -769,6 +830,7 @@ WEIGHTS = {
     "concatenate": (concatenate, 3), "matmul": (matmul, 5), "big_matmul": (big_matmul, 0.7),
     "stop_gradient": (stop_gradient, 1),
     "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
-    "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1),
+    "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1), "more_math": (more_math, 5),
+    "int_bits": (int_bits, 2),
     "sorting": (sorting, 2),
 }

@@ -292,6 +292,16 @@ def test_modf_frexp_like_and_ldexp():
     assert_close_ulp(_plain(tnp.ldexp(tensor(m), tensor(e))), want, 0, "ldexp")
     assert_close_ulp(tracegrad.jit(np.ldexp)(m, e), want, 0, "ldexp jit")
     assert tnp.ldexp(np.float32(1.5), 3).dtype == np.float32
+    fi = np.finfo(np.float64)
+    x = np.array([1.0, 0.5, -3.0, 0.0, -0.0, np.inf, -np.inf, np.nan, 7.999999999999999,
+                  fi.tiny, fi.smallest_subnormal, fi.max, -1e-310, 2.0 ** 60 - 2.0 ** 8])
+    for dt in (np.float32, np.float64):
+        with np.errstate(over="ignore"):
+            v = x.astype(dt)
+        wm, we = np.frexp(v)
+        for mode, (m, e) in (("eager", tnp.frexp(tensor(v))), ("jit", tracegrad.jit(np.frexp)(v))):
+            assert_close_ulp(_plain(m), wm, 0, f"frexp {mode} mantissa")
+            np.testing.assert_array_equal(_plain(e), we, err_msg=f"frexp {mode} exponent")
 
 
 def test_closeness_and_equality():

@@ -291,16 +291,38 @@ def float_power(x1, x2, /):
     return ops.pow(x, y)
 
 
+def _times_pow2(x, ef):
+    """x * 2**ef for an integral float ef, in two exact steps (2**ef alone may overflow)."""
+    half = ops.floor(ops.mul(ef, _c(0.5, x)))
+    return ops.mul(ops.mul(x, ops.exp2(half)), ops.exp2(ops.sub(ef, half)))
+
+
 @_ufunc
 def ldexp(x1, x2, /):
-    """x1 * 2**x2 (x2 integer) in two exact steps, so that 2**x2 alone may overflow."""
+    """x1 * 2**x2 (x2 integer)."""
     x, e = _float(x1), _operand(x2)
     if not np.issubdtype(_dtype(e), np.integer):
         _fail("ldexp", "the exponent must be an integer", (x1, x2), TypeError)
     x, e = _broadcast("ldexp", [x, e])
-    ef = ops.convert(e, _dtype(x))
-    half = ops.floor(ops.mul(ef, _c(0.5, x)))
-    return ops.mul(ops.mul(x, ops.exp2(half)), ops.exp2(ops.sub(ef, half)))
+    return _times_pow2(x, ops.convert(e, _dtype(x)))
+
+
+@_ufunc
+def frexp(x, /):
+    """(m, e) with x = m * 2**e, 0.5 <= |m| < 1 (e int32); 0, inf, nan give (x, 0).
+    e = floor(log2|x|) + 1, then one correction step each way makes it exact."""
+    x = _float(x)
+    ax = ops.abs(x)
+    special = ops.logical_not(ops.logical_and(ops.gt(ax, _c(0, x)), ops.lt(ax, _c(np.inf, x))))
+    e = ops.add(ops.floor(ops.log2(_select(special, _c(1, x), ax))), _c(1, x))
+    m = _times_pow2(x, ops.neg(e))
+    for wrong, factor, step in ((ops.ge(ops.abs(m), _c(1, x)), 0.5, 1),
+                                (ops.lt(ops.abs(m), _c(0.5, x)), 2.0, -1)):
+        m = _select(wrong, ops.mul(m, _c(factor, x)), m)
+        e = _select(wrong, ops.add(e, _c(step, x)), e)
+    m = _select(special, x, m)
+    e = _select(special, _c(0, x), e)
+    return m, ops.convert(e, np.dtype(np.int32))
 
 
 # ---- classification --------------------------------------------------------------------
@@ -674,7 +696,7 @@ def lcm(x1, x2, /):
 __all__ = [
     "tan", "arcsin", "arccos", "arctan2", "deg2rad", "rad2deg", "radians", "degrees", "sinc",
     "hypot", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "logaddexp", "logaddexp2",
-    "cbrt", "float_power", "ldexp", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
+    "cbrt", "float_power", "ldexp", "frexp", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
     "signbit", "isreal", "iscomplex", "isrealobj", "iscomplexobj", "copysign", "fabs",
     "heaviside", "fmax", "fmin", "floor", "ceil", "trunc", "fix", "round", "around",
     "floor_divide", "remainder", "mod", "divmod", "fmod", "modf", "nan_to_num", "real", "imag",
@@ -693,7 +715,7 @@ NUMPY = {
     np.deg2rad: deg2rad, np.rad2deg: rad2deg, np.radians: radians, np.degrees: degrees,
     np.sinc: sinc, np.hypot: hypot, np.sinh: sinh, np.cosh: cosh, np.arcsinh: arcsinh,
     np.arccosh: arccosh, np.arctanh: arctanh, np.logaddexp: logaddexp,
-    np.logaddexp2: logaddexp2, np.cbrt: cbrt, np.float_power: float_power, np.ldexp: ldexp,
+    np.logaddexp2: logaddexp2, np.cbrt: cbrt, np.float_power: float_power, np.ldexp: ldexp, np.frexp: frexp,
     np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.isposinf: isposinf,
     np.isneginf: isneginf, np.signbit: signbit, np.isreal: isreal, np.iscomplex: iscomplex,
     np.isrealobj: isrealobj, np.iscomplexobj: iscomplexobj, np.copysign: copysign,
