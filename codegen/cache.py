@@ -41,8 +41,8 @@ import numpy as np
 
 from tracegrad.ir import format_graph
 from tracegrad.ir.core import subgraphs
-from tracegrad.passes.kernels import (Buffer, CondStep, Const, DotKernel, IndexMap, KernelProgram,
-                                     Load, LoopKernel, LoopStep, Op, Store, TapeGrad)
+from tracegrad.passes.kernels import (Buffer, CondStep, Const, DotKernel, ExternKernel, IndexMap,
+                                     KernelProgram, Load, LoopKernel, LoopStep, Op, Store, TapeGrad)
 
 MAGIC = b"TGCACHE2"
 SUFFIX = ".tgc"
@@ -106,8 +106,11 @@ class _Describer:
             return "(" + ",".join(self.value(v) for v in x) + ")"
         if isinstance(x, dict):
             return "{" + ",".join(f"{k}:{self.value(v)}" for k, v in sorted(x.items())) + "}"
+        if isinstance(x, np.ndarray):
+            value = np.ascontiguousarray(x)
+            return f"array({value.dtype.str}{value.shape}:{hashlib.sha256(value.tobytes()).hexdigest()})"
         if isinstance(x, (Load, Op, Store, LoopKernel, DotKernel, LoopStep, CondStep, TapeGrad,
-                          KernelProgram)):
+                          KernelProgram, ExternKernel)):
             fields = ",".join(f"{k}={self.value(v)}" for k, v in vars(x).items())
             return f"{type(x).__name__}({fields})"
         if isinstance(x, (np.dtype, type)):

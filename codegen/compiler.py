@@ -33,7 +33,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import blas, cache, fingerprint, llvm_util, lower, threads
+from . import blas, cache, extern, fingerprint, llvm_util, lower, threads
 from .lower import lower_program
 from .runtime import FAST_ENTRY, CompiledProgram, ProgramImage, join_modules, register_symbols
 
@@ -170,13 +170,16 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> Compile
     with stages.stage("link"):
         engine = llvm_util.load_objects([entry.obj] + [c.obj for c in codes])
     if store is not None and key is not None:
-        meta = {"name": name, "units": [u.key for u in lowered.units], **image.to_meta()}
+        meta = {"name": name, "units": [u.key for u in lowered.units],
+                "host_calls": lowered.host_calls, **image.to_meta()}
         blobs = [entry.obj] + [c.tobytes() for c in image.big_consts]
         with stages.stage("store"):
             store.store(key, cache.CacheEntry(meta, blobs, entry.ir_text))
     ir_text = join_modules([entry.ir_text] + [c.ir_text for c in codes])
     cp = CompiledProgram(image, engine, ir_text, 0.0, False, key)
     cp.unit_keys = [u.key for u in lowered.units]
+    if lowered.host_calls:
+        extern.guard(cp)
     return stages.finish(cp, stats)
 
 
@@ -201,6 +204,8 @@ def _load(store, key: str, stages: Stages) -> CompiledProgram | None:
     ir_text = join_modules([entry.ir_text] + [u.ir_text for u in units])
     cp = CompiledProgram(image, engine, ir_text, 0.0, True, key)
     cp.unit_keys = list(entry.meta["units"])
+    if entry.meta.get("host_calls"):
+        extern.guard(cp)
     return stages.finish(cp, {"calls": None, "distinct": len(units), "compiled": 0,
                               "loaded": len(units)})
 

@@ -27,7 +27,7 @@ import os
 import llvmlite
 import llvmlite.binding as llvm
 
-from . import blas, fastcall, kernel, llvm_util, lower, outline, simd, threads, units
+from . import blas, extern, fastcall, kernel, llvm_util, lower, outline, simd, threads, units
 
 PACKAGES = ("tracegrad.ir", "tracegrad.passes", "tracegrad.codegen")
 
@@ -70,7 +70,7 @@ def tuning() -> dict:
             "GIL_RELEASE_WORK": fastcall.GIL_RELEASE_WORK,
             "LONG_SCALAR_BODY": units.LONG_SCALAR_BODY, "SMALL_DOMAIN": units.SMALL_DOMAIN,
             "SPLIT_MIN_BODY": units.SPLIT_MIN_BODY, "PART_CALLS": lower.PART_CALLS,
-            "ENTRY_O2_CALLS": lower.ENTRY_O2_CALLS}
+            "ENTRY_O2_CALLS": lower.ENTRY_O2_CALLS, "EXTERN_NATIVE": extern.native_enabled()}
 
 
 @functools.cache

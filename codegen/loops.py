@@ -34,9 +34,9 @@ import hashlib
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import CondStep, DotKernel, LoopKernel, LoopStep, distinct
+from tracegrad.passes.kernels import CondStep, DotKernel, ExternKernel, LoopKernel, LoopStep, distinct
 
-from . import blas, llvm_util, outline, units
+from . import blas, extern, llvm_util, outline, units
 from .irutil import I64, PTR, align_up, declare, i64, libc_symbols
 from .kernel import KernelEmitter
 from .lower import ProgramEmitter, plan_arena
@@ -59,7 +59,10 @@ def _nbytes(buf) -> int:
 
 def step_work(step, program_work) -> int:
     """A rough element count of a step (`program_work` counts a body): a while loop's
-    trips are unknown, so it counts as large (the GIL is released around it)."""
+    trips are unknown, so it counts as large (the GIL is released around it); an extern
+    kernel calling back into Python counts as large too (extern.py)."""
+    if isinstance(step, ExternKernel):
+        return extern.kernel_work(step, 1 << 16)
     bodies = sum(program_work(p) for p in step.programs())
     if isinstance(step, LoopStep) and step.length is not None and step.grad is None:
         return bodies * max(step.length, 1)
@@ -97,6 +100,7 @@ class Scope(ProgramEmitter):
         self.module, self.units = parent.module, parent.units
         self.environment, self.const_globals = parent.environment, parent.const_globals
         self.n_threads, self.n_calls, self.part_calls = 1, 0, 0  # bodies never start threads
+        self.host_calls = parent.host_calls
         self.arena, self.bound = fn.args[0], bound
         self.free_offset = self.high = self.scratch_offset = base
         self.scratch_bytes = 0
@@ -137,6 +141,13 @@ class Scope(ProgramEmitter):
         fn = declare(self.module, unit.symbol, VOID, unit.arg_types())
         self.b.call(fn, [self._pointer(buf) for buf in mine.args])
         self.n_calls += 1
+
+    def go(self, cond):
+        """A loop's condition to continue, false once a host call of this run failed
+        (extern.py), so a loop never spins on the garbage of a failed call."""
+        if not self.host_calls:
+            return cond
+        return self.b.and_(cond, extern.healthy(self.b, self.module))
 
 
 # ---- a whole loop body as one compile unit -----------------------------------------------------
@@ -370,7 +381,7 @@ def _emit_loop(scope, step: LoopStep):
         go = _predicate(scope, step, carries.cur)
     else:
         go = b.icmp_signed("<", loop.t, i64(step.length))
-    loop.test(go)
+    loop.test(scope.go(go))
     _trip(scope, step, carries, loop.t)
     carries.swap()
     loop.next()
@@ -448,7 +459,7 @@ def _emit_taped_while(scope, step: LoopStep):
     base, cap = b.phi(PTR, name="tape"), b.phi(I64, name="cap")
     base.add_incoming(ir.Constant(PTR, None), loop.pre)
     cap.add_incoming(i64(0), loop.pre)
-    loop.test(_predicate(scope, step, tape.carries(b, base, loop.t, init)))
+    loop.test(scope.go(_predicate(scope, step, tape.carries(b, base, loop.t, init))))
     base2, cap2 = _grow(scope, tape, loop, base, cap, fail_block, fail)
     scope.program(step.body, _p(scope, step.consts) + tape.carries(b, base2, loop.t, init),
                   tape.record_at(b, base2, loop.t))
@@ -474,7 +485,7 @@ def _reverse(scope, step, tape, base, trips, init):
         _memset0(b, ptr, _nbytes(buf))
     loop = _Counter(b, "bwd")
     carries.enter(zeros + _p(scope, g.cts), start_nxt, loop.pre)
-    loop.test(b.icmp_signed("<", loop.t, trips))
+    loop.test(scope.go(b.icmp_signed("<", loop.t, trips)))
     i = b.sub(b.sub(trips, i64(1)), loop.t, flags=("nsw",))
     entering = tape.carries(b, base, i, init)
     scope.program(g.body, _p(scope, g.consts) + entering + carries.cur, carries.nxt)

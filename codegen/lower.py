@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.passes.kernels import (Buffer, CondStep, DotKernel, IndexMap, Load, LoopKernel,
-                                     LoopStep, Store)
+from tracegrad.passes.kernels import (Buffer, CondStep, DotKernel, ExternKernel, IndexMap, Load,
+                                     LoopKernel, LoopStep, Store)
 
-from . import blas, threads, units
+from . import blas, extern, threads, units
 from .irutil import I64, PTR, align_up, declare, i64
 from .kernel import BIG_CONST_BYTES, KernelEmitter, const_global
 from .kernel import Access, simplify_domain  # noqa: F401  (analysis helpers, used by the tests)
@@ -161,6 +161,7 @@ class Lowered:
     units: list
     layout: Layout
     n_calls: int  # kernel calls in the entry (>= len(units))
+    host_calls: int = 0  # extern kernels calling back into Python (extern.py)
 
     def text(self) -> str:
         """The unoptimized IR of the entry and of every unit."""
@@ -182,6 +183,7 @@ class ProgramEmitter:
         self.out_slot = {id(b): j for j, b in enumerate(self.layout.out_buffers)}
         self.big_slot = {id(b): j for j, b in enumerate(self.layout.big_consts)}
         self.const_globals = {}
+        self.host_calls = extern.host_calls(kp)  # loops then check the host-call status
 
     def emit(self) -> Lowered:
         self._emit_const_table()
@@ -203,9 +205,14 @@ class ProgramEmitter:
                 fn.attributes.add("noinline")
         # threads' private reduction copies live after the temps (kernels run one at a time)
         self.layout.arena_bytes = self.scratch_offset + self.scratch_bytes
+        if self.host_calls:  # each run starts with a clean status (extern.py)
+            self.entry_b.position_at_start(self.entry_b.function.entry_basic_block)
+            extern.reset_status(self.entry_b, self.module)
         mutex, arena = _emit_setup(self.module, len(self.layout.big_consts))
-        _emit_run(self.module, mutex, arena, locked=self.layout.arena_bytes > 0)
-        return Lowered(self.module, list(self.units.values()), self.layout, self.n_calls)
+        locked = self.layout.arena_bytes > 0 or self.host_calls > 0
+        _emit_run(self.module, mutex, arena, locked=locked)
+        return Lowered(self.module, list(self.units.values()), self.layout, self.n_calls,
+                       self.host_calls)
 
     def _new_part(self):
         """Continue in a new part of the entry: `tg_entry` calls its parts in order."""
@@ -269,6 +276,9 @@ class ProgramEmitter:
         if isinstance(kernel, (LoopStep, CondStep)):
             from . import loops  # loops.py builds on this module's emitter
             loops.emit_step(self, kernel)
+            return
+        if isinstance(kernel, ExternKernel):  # never split over threads (extern.py)
+            extern.emit_extern(self, kernel)
             return
         if isinstance(kernel, DotKernel):
             if not blas.prefers_inline(kernel):

@@ -24,7 +24,7 @@ from llvmlite import ir
 from tracegrad.ir.core import ShapedArray, short_dtype
 from tracegrad.passes.kernels import DotKernel, LoopKernel
 
-from . import blas, cache, fastcall, fingerprint, llvm_util, loops, threads
+from . import blas, cache, extern, fastcall, fingerprint, llvm_util, loops, threads
 from .irutil import libc_symbols
 from .lower import ARENA_ALIGN
 
@@ -47,6 +47,7 @@ def register_symbols() -> None:
     table.update(blas.symbols())
     table.update(threads.symbols())
     table.update(loops.symbols())
+    table.update(extern.symbols())
     abi = fastcall.python_abi()
     if abi is not None:
         table.update(abi.symbols)

@@ -11,6 +11,7 @@ in golden tests::
       %1 = tanh %0
       store out0[0+[0]] += %1
     dot k1: t2 = t0 @ in1.T [b=1 m=256 k=784 n=512]
+    extern k2: (t3) = cumsum[axis=0 reverse=False](t2)
 
 Loads and stores print their index map `offset+[strides]` (and `if [bounds]`);
 reducing stores print `+=`, `max=` or `min=`.  Control-flow steps print their
@@ -26,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir.core import short_dtype
-from tracegrad.passes.kernels import (Const, CondStep, DotKernel, KernelProgram, Load,
-                                     LoopStep)
+from tracegrad.passes.kernels import (Const, CondStep, DotKernel, ExternKernel, KernelProgram,
+                                     Load, LoopStep)
 
 __all__ = ["format_program", "format_kernel"]
 
@@ -50,13 +51,22 @@ def _arg(a) -> str:
     return _const(a) if isinstance(a, Const) else f"%{a}"
 
 
+def _params(params) -> str:
+    if not params:
+        return ""
+    return "[" + " ".join(f"{k}={_param(v)}" for k, v in sorted(params.items())) + "]"
+
+
 def _instr(pos, ins) -> str:
     if isinstance(ins, Load):
         return f"%{pos} = load {ins.buffer.name}[{ins.index}]"
-    params = ""
-    if ins.params:
-        params = "[" + " ".join(f"{k}={_param(v)}" for k, v in sorted(ins.params.items())) + "]"
-    return f"%{pos} = {ins.prim}{params} " + " ".join(_arg(a) for a in ins.args)
+    return f"%{pos} = {ins.prim}{_params(ins.params)} " + " ".join(_arg(a) for a in ins.args)
+
+
+def _extern(k: ExternKernel) -> str:
+    outs = ", ".join(b.name for b in k.outputs)
+    ins = ", ".join(b.name for b in k.inputs)
+    return f"extern {k.name}: ({outs}) = {k.prim}{_params(k.params)}({ins})"
 
 
 def _dot(k: DotKernel) -> str:
@@ -112,6 +122,8 @@ def _cond_step(k: CondStep, indent) -> list:
 def format_kernel(k, indent: str = "  ") -> str:
     if isinstance(k, DotKernel):
         return _dot(k)
+    if isinstance(k, ExternKernel):
+        return _extern(k)
     if isinstance(k, LoopStep):
         return "\n".join(_loop_step(k, indent))
     if isinstance(k, CondStep):

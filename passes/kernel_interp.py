@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir.primitives import PRIMITIVES
-from tracegrad.passes.kernels import (Const, CondStep, DotKernel, KernelProgram, Load,
-                                     LoopKernel, LoopStep, Op)
+from tracegrad.passes.kernels import (Const, CondStep, DotKernel, ExternKernel, KernelProgram,
+                                     Load, LoopKernel, LoopStep, Op)
 
-__all__ = ["run_program", "KernelIndexError", "domain_indices", "flat_index"]
+__all__ = ["run_program", "KernelIndexError", "domain_indices", "flat_index", "extern_results"]
 
 
 class KernelIndexError(IndexError):
@@ -157,6 +157,42 @@ def _run_dot(env, k: DotKernel):
     out[:] = np.matmul(a, b).astype(k.out.dtype, copy=False).reshape(-1)
 
 
+def extern_results(prim_name, params, args, out_avals) -> list:
+    """The results of extern primitive `prim_name` on `args` (arrays of the operand
+    shapes), checked against `out_avals` and returned C-contiguous; codegen's host
+    callback runs the same function."""
+    prim = PRIMITIVES[prim_name]
+    outs = prim.impl(*args, **params)
+    outs = list(outs) if prim.multiple_results else [outs]
+    if len(outs) != len(out_avals):
+        raise TypeError(f"extern {prim_name} returned {len(outs)} results, "
+                        f"expected {len(out_avals)}")
+    checked = []
+    for out, aval in zip(outs, out_avals):
+        out = np.asarray(out)
+        if out.shape != tuple(aval.shape) or out.dtype != aval.dtype:
+            raise TypeError(f"extern {prim_name} returned {out.dtype}{list(out.shape)}, "
+                            f"expected {aval}")
+        checked.append(np.ascontiguousarray(out))
+    return checked
+
+
+def _run_extern(env, k: ExternKernel):
+    args = []
+    for buf, aval in zip(k.inputs, k.in_avals):
+        data = env[id(buf)]
+        if data.size != buf.size or buf.size != aval.size:
+            raise KernelIndexError(f"extern operand {buf.name} holds {data.size} elements, "
+                                   f"the primitive reads {aval}")
+        args.append(data.reshape(aval.shape).copy())  # impls may not write their operands
+    outs = extern_results(k.prim, k.params, args, k.out_avals)
+    for buf, out in zip(k.outputs, outs):
+        if buf.size != out.size:
+            raise KernelIndexError(f"extern output {buf.name} holds {buf.size} elements, "
+                                   f"the result has {out.size}")
+        env[id(buf)][:] = out.reshape(-1)
+
+
 # ---- control flow: bodies are programs, run on flat views of the step's buffers ----------
 
 def _call(kp: KernelProgram, args) -> list:
@@ -242,7 +278,7 @@ def _run_cond(env, k: CondStep):
 
 
 RUNNERS = {LoopKernel: _run_loop, DotKernel: _run_dot, LoopStep: _run_loop_step,
-           CondStep: _run_cond}
+           CondStep: _run_cond, ExternKernel: _run_extern}
 
 
 def _bind(kp: KernelProgram, inputs):

@@ -25,6 +25,12 @@ buffers.  Semantics (shared by the reference interpreter in
   where op transposes when `trans_a`/`trans_b` is set (operands are read as
   stored; a transposed operand has shape (k, m) resp. (n, k) in memory).
 
+* An `ExternKernel` runs a whole-array primitive (kind "extern": sort, gather,
+  LAPACK, cumsum, ...): `outputs = prim(*inputs, **params)`.  Each input buffer
+  holds its operand row-major (`in_avals[i]` is the shape the primitive sees;
+  the buffer may hold a reshape of it, same size), and every output is fresh
+  memory of `out_avals[j]`'s size that no input shares, written in full.
+
 Control flow (`ir/control_flow.py`) runs as steps whose bodies are kernel
 programs of their own (planned once, whatever the trip count).  A body's
 `inputs` are bound, in order, to the step's operand buffers of each role and
@@ -163,6 +169,25 @@ class DotKernel:
 
     def writes(self):
         return [self.out]
+
+
+@dataclass
+class ExternKernel:
+    """`outputs = prim(*inputs, **params)` for an extern primitive (module docstring)."""
+
+    name: str
+    prim: str
+    params: dict
+    inputs: list  # Buffers, one per operand (one buffer may be several operands)
+    outputs: list  # fresh Buffers, one per result
+    in_avals: list  # ShapedArray per operand: the shape and dtype the primitive sees
+    out_avals: list  # ShapedArray per result
+
+    def reads(self):
+        return list(self.inputs)
+
+    def writes(self):
+        return list(self.outputs)
 
 
 @dataclass

@@ -819,6 +819,35 @@ def linalg(g):
     g.emit(f"{g.choice(['np', 'onp'])}.linalg." + form, *([x] if b is None else [x, b]))
 
 
+def _cum_gaps_ok(name, v, axis, reverse, margin) -> bool:
+    """cumprod: moderate products; cummax/cummin: each element `margin` away from the
+    running extremum before it (no ties, so finite differences see one branch)."""
+    if v.size == 0 or v.ndim == 0:
+        return True
+    w = np.flip(v, axis) if reverse else v
+    if name == "cumprod":
+        return bool(np.all(np.abs(np.cumprod(w, axis=axis)) < 1e6))
+    if name not in ("cummax", "cummin"):
+        return True
+    run = (np.maximum if name == "cummax" else np.minimum).accumulate(w, axis=axis)
+    before = np.take(run, range(0, w.shape[axis] - 1), axis=axis)
+    rest = np.take(w, range(1, w.shape[axis]), axis=axis)
+    return bool(np.all(np.abs(rest - before) >= margin))
+
+
+def cumulative(g):
+    """The cumulative extern primitives, called directly: P.cumsum(x, axis, reverse)."""
+    name = g.choice(["cumsum", "cumprod", "cummax", "cummin"])
+    x = g.pick()
+    if x.ndim == 0:
+        g.reject("rank 0")
+    axis = int(g.rng.integers(-x.ndim, x.ndim))
+    reverse = g.coin(0.4)
+    if not all(_cum_gaps_ok(name, v, axis, reverse, g.margin(v)) for v in x.values()):
+        g.reject("ties or large products")
+    g.emit(f"P.{name}({{0}}, {axis}, {reverse})", x)
+
+
 WEIGHTS = {
     "unary_math": (unary_math, 10), "kinked_unary": (kinked_unary, 5),
     "smooth_unary": (smooth_unary, 4), "power": (power, 4), "arith": (arith, 14),
@@ -833,4 +862,5 @@ WEIGHTS = {
     "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1), "more_math": (more_math, 5),
     "int_bits": (int_bits, 2),
     "sorting": (sorting, 2),
+    "cumulative": (cumulative, 2),
 }

@@ -152,6 +152,21 @@ class RefPrims:
     def where(c, x, y):
         return np.where(c, x, y)
 
+    # cumulative: numpy's accumulate, flipped for reverse
+    @staticmethod
+    def _accumulate(ufunc, x, axis, reverse):
+        x = np.asarray(x)
+        y = ufunc.accumulate(np.flip(x, axis) if reverse else x, axis=axis, dtype=x.dtype)
+        return np.flip(y, axis).copy() if reverse else y
+
+    cumsum = staticmethod(lambda x, axis, reverse=False: RefPrims._accumulate(np.add, x, axis, reverse))
+    cumprod = staticmethod(lambda x, axis, reverse=False: RefPrims._accumulate(np.multiply, x, axis,
+                                                                               reverse))
+    cummax = staticmethod(lambda x, axis, reverse=False: RefPrims._accumulate(np.maximum, x, axis,
+                                                                              reverse))
+    cummin = staticmethod(lambda x, axis, reverse=False: RefPrims._accumulate(np.minimum, x, axis,
+                                                                              reverse))
+
     @staticmethod
     def sort(x, axis):
         return np.sort(x, axis=axis, kind="stable")

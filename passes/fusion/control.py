@@ -55,9 +55,9 @@ def _computed(plan, atom):
     return atom
 
 
-def control_tasks(plan, eqn) -> list:
-    """The step's task, after the fills of its literal operands; NeedBuffer for a
-    computed operand (the planner stores it and plans again)."""
+def operand_buffers(plan, eqn):
+    """(the buffer read for each input, the fill tasks of literal inputs); NeedBuffer
+    for a computed operand (the planner stores it and plans again)."""
     operands, fills = [], []
     for atom in eqn.inputs:
         if isinstance(atom, Literal):
@@ -68,6 +68,13 @@ def control_tasks(plan, eqn) -> list:
             if buf is None:
                 raise NeedBuffer(_computed(plan, atom))
         operands.append(buf)
+    return operands, fills
+
+
+def control_tasks(plan, eqn) -> list:
+    """The step's task, after the fills of its literal operands; NeedBuffer for a
+    computed operand (the planner stores it and plans again)."""
+    operands, fills = operand_buffers(plan, eqn)
     stores = [StoreSpec(plan.buffers[v], v, None, None) for v in eqn.outs]
     return fills + [Task((), stores, after=fills, control=ControlSpec(eqn, operands))]
 

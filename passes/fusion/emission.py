@@ -82,6 +82,9 @@ def _check_work(plan, g, kernel):
 def _emit_group(plan, g, name):
     if g.tasks[0].control is not None:
         from .control import emit_control  # it plans bodies with the package's `fuse`
+        from .extern import ExternSpec, emit_extern
+        if isinstance(g.tasks[0].control, ExternSpec):
+            return emit_extern(g.tasks[0], name)
         return emit_control(g.tasks[0], name)
     if not g.dot:
         return emit_loop(plan, g, name)

@@ -235,7 +235,7 @@ def _finish_masked(data, args):
 
 
 def _step_stored_only(ex, eqn, view):
-    # reductions, dots, concatenations, control flow: always stored (every output)
+    # reductions, dots, concatenations, control flow, externs: always stored (every output)
     raise NeedBuffer(eqn.outs[0])
 
 
@@ -244,5 +244,5 @@ STEP_RULES = {
     "broadcast": _step_broadcast, "transpose": _step_transpose, "slice": _step_slice,
     "reshape": _step_reshape, "pad": _step_pad,
     "reduce": _step_stored_only, "dot": _step_stored_only, "concatenate": _step_stored_only,
-    "control": _step_stored_only,
+    "control": _step_stored_only, "extern": _step_stored_only,
 }

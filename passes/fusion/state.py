@@ -27,7 +27,7 @@ def _use_counts(eqns, outvars) -> dict:
 
 
 def always_stored(eqn) -> bool:
-    return eqn.prim.kind in ("reduce", "dot", "control") or eqn.prim.name == "concatenate"
+    return eqn.prim.kind in ("reduce", "dot", "control", "extern") or eqn.prim.name == "concatenate"
 
 
 def op_cost(eqn) -> int:

@@ -50,7 +50,9 @@ class Task:
     roots: set = field(default_factory=set)  # stored vars this task computes itself
     after: list = field(default_factory=list)  # tasks that must run first (write order)
     dot: DotSpec | None = None
-    control: object = None  # a control-flow step (control.ControlSpec): a kernel of its own
+    # a kernel of its own: a control-flow step (control.ControlSpec) or an extern
+    # routine (extern.ExternSpec)
+    control: object = None
     inline: set = field(default_factory=set)  # temps recomputed here instead of loaded
     reads: list = field(default_factory=list)  # Reads
     instances: set = field(default_factory=set)  # the (var, view) pairs it computes
@@ -99,6 +101,9 @@ def _tasks_for(plan, eqn):
     if eqn.prim.kind == "control":
         from .control import control_tasks  # control.py builds on this module's Task
         return control_tasks(plan, eqn)
+    if eqn.prim.kind == "extern":
+        from .extern import extern_tasks  # extern.py builds on this module's Task
+        return extern_tasks(plan, eqn)
     v, buf, name = eqn.out, plan.buffers[eqn.out], eqn.prim.name
     if v in plan.aliases:
         return []  # the value beneath the reshapes writes this buffer
