@@ -1,0 +1,184 @@
+"""vmap, jacfwd, jacrev, hessian: against per-example numpy loops, finite differences and
+JAX (when installed); batched programs compile as one fused program."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad.ir import PRIMITIVES
+from tracegrad.passes.batching import uses_fallback
+
+RNG = np.random.default_rng(0)
+HAS_JAX = importlib.util.find_spec("jax") is not None
+
+
+def _loop(f, in_axes, args, out_axis=0):
+    """The reference: f applied to each example, stacked along `out_axis`."""
+    n = next(np.shape(a)[ax] for a, ax in zip(args, in_axes) if ax is not None)
+    outs = [f(*[np.take(a, i, ax) if ax is not None else a for a, ax in zip(args, in_axes)])
+            for i in range(n)]
+    return np.stack([np.asarray(o) for o in outs], out_axis)
+
+
+def _mlp(w, x):
+    return np.sum(np.tanh(x @ w[:3] + w[3]) ** 2)
+
+
+FUNCTIONS = [
+    ("elementwise", lambda x, y: np.exp(-x) * y + np.maximum(x, 0.3), [(4, 3), (4, 3)], (0, 0)),
+    ("scalar_broadcast", lambda x, y: x * 2.0 + np.sum(y), [(5,), (5, 2)], (0, 0)),
+    ("unbatched_operand", lambda x, y: np.where(x > 0, x, y), [(3, 4), (4,)], (0, None)),
+    ("axis_1", lambda x, y: x @ y, [(3, 6, 2), (2, 4)], (1, None)),
+    ("matmul_both", lambda x, y: x @ y, [(5, 3, 2), (5, 2, 4)], (0, 0)),
+    ("left_unbatched", lambda x, y: x @ y, [(3, 2), (6, 2, 4)], (None, 0)),
+    ("reductions", lambda x: np.max(x, axis=0) + np.mean(x) - np.min(x, axis=0), [(4, 3, 5)], (-1,)),
+    ("structure", lambda x: np.concatenate([x.T, x[::-1, 1:]], axis=1).reshape(-1)[::2],
+     [(6, 3, 3)], (0,)),
+    ("pad_and_stack", lambda x, y: np.stack([np.pad(x, 1), np.pad(y, (2, 0))[:4]]),
+     [(3, 2), (3, 2)], (0, 0)),
+    ("mlp", _mlp, [(4,), (5, 2, 3)], (None, 0)),
+    ("cumsum_sort", lambda x: np.sort(np.cumsum(x, axis=-1), axis=0), [(3, 4, 5)], (2,)),
+    ("linalg", lambda a, b: np.linalg.solve(a @ a.T + 3 * np.eye(3), b), [(4, 3, 3), (3,)], (0, None)),
+]
+
+
+@pytest.mark.parametrize("name, f, shapes, in_axes", FUNCTIONS, ids=[c[0] for c in FUNCTIONS])
+def test_vmap_matches_a_loop_eager_and_compiled(name, f, shapes, in_axes):
+    args = [RNG.standard_normal(s) for s in shapes]
+    want = _loop(f, in_axes, args)
+    for got in (tg.vmap(f, in_axes)(*args), tg.jit(tg.vmap(f, in_axes))(*args)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_out_axes_pytrees_and_unbatched_outputs():
+    f = tg.vmap(lambda p, x: {"a": p["w"] * x, "b": p["w"]}, in_axes=({"w": None}, 1),
+                out_axes={"a": 1, "b": 0})
+    x = RNG.standard_normal((3, 4))
+    out = f({"w": np.float64(2.0)}, x)
+    np.testing.assert_allclose(out["a"], 2 * x)
+    assert out["b"].shape == (4,) and np.all(out["b"] == 2.0)
+
+
+def test_nested_vmap_is_an_outer_product():
+    f = tg.vmap(tg.vmap(lambda a, b: a * b, in_axes=(None, 0)), in_axes=(0, None))
+    a, b = np.arange(3.0), np.arange(4.0)
+    np.testing.assert_allclose(f(a, b), np.outer(a, b))
+
+
+def _loss(w, x, y):
+    return (np.tanh(x @ w[:3] + w[3]) - y) ** 2
+
+
+def test_per_example_gradients_compile_to_one_program_without_a_loop():
+    per_example = tg.jit(tg.vmap(tg.grad(_loss), in_axes=(None, 0, 0)))
+    w = RNG.standard_normal(4)
+    kernels = []
+    for n in (4, 64):
+        x, y = RNG.standard_normal((n, 3)), RNG.standard_normal(n)
+        want = np.stack([tg.grad(_loss)(w, x[i], y[i]) for i in range(n)])
+        np.testing.assert_allclose(per_example(w, x, y), want, rtol=1e-12, atol=1e-14)
+        kernels.append(per_example.ir("kernels").count("\nkernel") +
+                       per_example.ir("kernels").count("\ndot"))
+    assert kernels[0] == kernels[1]  # the same program whatever the batch size: no unrolling
+
+
+def test_grad_of_vmap_and_vmap_on_tensors():
+    w = RNG.standard_normal(4)
+    x = RNG.standard_normal((6, 3))
+    g = tg.grad(lambda w: np.sum(tg.vmap(_mlp, in_axes=(None, 0))(w, x)))(w)
+    fd = [(np.sum(_mlp(w + e, x)) - np.sum(_mlp(w - e, x))) / 2e-6 for e in np.eye(4) * 1e-6]
+    np.testing.assert_allclose(g, fd, rtol=1e-6)
+    wt = tg.tensor(w, requires_grad=True)
+    tg.vmap(_mlp, in_axes=(None, 0))(wt, x).sum().backward()
+    np.testing.assert_allclose(wt.grad.numpy(), g, rtol=1e-12)
+
+
+def test_fallback_primitives_are_batched_exactly():
+    def f(x, i):
+        y = tg.scan(lambda c, t: (c * 0.5 + t, c), x[0], x)[1]
+        return tg.cond(np.sum(y) > 0, lambda v: v * 2.0, lambda v: -v, y) + x[i]
+    x = RNG.standard_normal((5, 3, 2))
+    want = _loop(lambda a: f(a, 1), [0], [x])
+    np.testing.assert_allclose(tg.vmap(lambda a: f(a, 1))(x), want, rtol=1e-12)
+
+
+def test_fallback_list_is_complete():
+    """Every primitive is batched by a rule, or deliberately one example at a time."""
+    expected = {"cond", "while", "while_vjp", "scan", "custom_call", "gather", "scatter",
+                "scatter_add", "dynamic_slice", "dynamic_update_slice", "nonzero", "searchsorted"}
+    assert {n for n, p in PRIMITIVES.items() if uses_fallback(p)} == expected
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="inconsistent sizes"):
+        tg.vmap(lambda a, b: a + b)(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="one entry per positional argument"):
+        tg.vmap(lambda a, b: a + b, in_axes=(0,))(np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match="out_axes is None"):
+        tg.vmap(lambda a: a * 2, out_axes=None)(np.ones(3))
+    with pytest.raises(ValueError, match="out of range"):
+        tg.vmap(lambda a: a, in_axes=2)(np.ones((2, 2)))
+    with pytest.raises(Exception, match="traced|concrete|Concretization"):
+        tg.vmap(lambda a: a if a > 0 else -a)(np.ones(3))
+
+
+# ---- Jacobians ----------------------------------------------------------------------------
+
+def _f(x, y):
+    return {"u": np.sin(x) * y[0], "v": np.sum(x * x) * y}
+
+
+X, Y = np.array([0.3, -0.5, 0.9]), np.array([1.5, -0.7])
+
+
+def _fd_jacobian(f, args, argnum, leaf, eps=1e-6):
+    x = args[argnum]
+    cols = []
+    for e in np.eye(x.size).reshape((x.size,) + x.shape) * eps:
+        plus = list(args)
+        minus = list(args)
+        plus[argnum], minus[argnum] = x + e, x - e
+        cols.append((np.asarray(f(*plus)[leaf]) - np.asarray(f(*minus)[leaf])) / (2 * eps))
+    return np.moveaxis(np.array(cols), 0, -1).reshape(np.shape(f(*args)[leaf]) + x.shape)
+
+
+@pytest.mark.parametrize("jac", [tg.jacfwd, tg.jacrev], ids=["jacfwd", "jacrev"])
+def test_jacobians_of_pytree_outputs_and_several_argnums(jac):
+    j = jac(_f, argnums=(0, 1))(X, Y)
+    for leaf in ("u", "v"):
+        for k in (0, 1):
+            np.testing.assert_allclose(j[leaf][k], _fd_jacobian(_f, [X, Y], k, leaf),
+                                       rtol=1e-6, atol=1e-8)
+    single = jac(_f)(X, Y)
+    np.testing.assert_allclose(single["u"], j["u"][0], rtol=1e-12)
+
+
+def test_hessian_and_compiled_jacobians():
+    f = lambda x: np.sum(np.sin(x) * x[0]) + np.prod(x[:2])  # noqa: E731
+    h = tg.hessian(f)(X)
+    g = tg.grad(f)
+    fd = np.array([(g(X + e) - g(X - e)) / 2e-6 for e in np.eye(3) * 1e-6])
+    np.testing.assert_allclose(h, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(tg.jit(tg.hessian(f))(X), h, rtol=1e-12)
+    np.testing.assert_allclose(h, h.T, rtol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax not installed")
+def test_against_jax():
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    jf = lambda x, y: {"u": jnp.sin(x) * y[0], "v": jnp.sum(x * x) * y}  # noqa: E731
+    for ours, theirs in ((tg.jacfwd, jax.jacfwd), (tg.jacrev, jax.jacrev)):
+        a, b = ours(_f, argnums=(0, 1))(X, Y), theirs(jf, argnums=(0, 1))(X, Y)
+        for leaf in ("u", "v"):
+            for k in (0, 1):
+                np.testing.assert_allclose(a[leaf][k], np.asarray(b[leaf][k]), rtol=1e-12)
+    x = RNG.standard_normal((4, 3))
+    ours = tg.vmap(lambda a, w: np.tanh(a @ w), in_axes=(0, None))(x, np.ones((3, 2)))
+    theirs = jax.vmap(lambda a, w: jnp.tanh(a @ w), in_axes=(0, None))(x, jnp.ones((3, 2)))
+    np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-12)
