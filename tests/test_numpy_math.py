@@ -469,3 +469,25 @@ def test_errors_name_the_function():
         tnp.ldexp(tensor([1.0]), tensor([2.0]))
     with pytest.raises(TypeError, match="floor_divide"):
         tnp.floor_divide(tensor([True]), tensor([True]))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["f32", "f64"])
+def test_nextafter_and_spacing_are_bit_exact(dtype):
+    fi = np.finfo(dtype)
+    rng = np.random.default_rng(5)
+    mags = np.geomspace(float(fi.smallest_subnormal), float(fi.max), 2000)
+    edges = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -2.0, 0.75, float(fi.tiny), float(fi.max),
+             float(fi.smallest_subnormal)]
+    x = np.concatenate([mags, -mags, edges, edges]).astype(dtype)
+    y = np.concatenate([rng.choice([-np.inf, 0.0, np.inf], 4000), edges,
+                        edges[::-1]]).astype(dtype)
+    with np.errstate(all="ignore"):
+        want = {"nextafter": np.nextafter(x, y), "spacing": np.spacing(x)}
+    bits = np.dtype(f"u{dtype.itemsize}")
+    for name, w in want.items():
+        args = (x, y) if name == "nextafter" else (x,)
+        f = getattr(tnp, name)
+        for mode, got in (("eager", _plain(f(*[tensor(a) for a in args]))),
+                          ("jit", tracegrad.jit(f)(*args))):
+            same = (got.view(bits) == w.view(bits)) | (np.isnan(got) & np.isnan(w))
+            assert same.all(), (name, mode, x[~same][:4], got[~same][:4], w[~same][:4])

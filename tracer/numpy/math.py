@@ -307,11 +307,9 @@ def ldexp(x1, x2, /):
     return _times_pow2(x, ops.convert(e, _dtype(x)))
 
 
-@_ufunc
-def frexp(x, /):
-    """(m, e) with x = m * 2**e, 0.5 <= |m| < 1 (e int32); 0, inf, nan give (x, 0).
+def _frexp(x):
+    """(m, e) with x = m * 2**e, 0.5 <= |m| < 1, e a float; 0, inf, nan give (x, 0).
     e = floor(log2|x|) + 1, then one correction step each way makes it exact."""
-    x = _float(x)
     ax = ops.abs(x)
     special = ops.logical_not(ops.logical_and(ops.gt(ax, _c(0, x)), ops.lt(ax, _c(np.inf, x))))
     e = ops.add(ops.floor(ops.log2(_select(special, _c(1, x), ax))), _c(1, x))
@@ -320,9 +318,47 @@ def frexp(x, /):
                                 (ops.lt(ops.abs(m), _c(0.5, x)), 2.0, -1)):
         m = _select(wrong, ops.mul(m, _c(factor, x)), m)
         e = _select(wrong, ops.add(e, _c(step, x)), e)
-    m = _select(special, x, m)
-    e = _select(special, _c(0, x), e)
+    return _select(special, x, m), _select(special, _c(0, x), e)
+
+
+@_ufunc
+def frexp(x, /):
+    """(mantissa, exponent): x = m * 2**e with 0.5 <= |m| < 1 and e int32, exactly."""
+    m, e = _frexp(_float(x))
     return m, ops.convert(e, np.dtype(np.int32))
+
+
+@_ufunc
+def nextafter(x1, x2, /):
+    """The next float after x1 toward x2, from frexp's exponent: one ULP, half of one
+    toward zero from a power of two, the subnormal spacing near zero."""
+    x, y = _floats("nextafter", x1, x2)
+    info = np.finfo(_dtype(x))
+    m, e = _frexp(x)
+    lowest = float(info.minexp - info.nmant)           # the subnormal spacing's exponent
+    ulp = ops.max(ops.sub(e, _c(1 + info.nmant, x)), _c(lowest, x))
+    up = ops.gt(y, x)
+    toward_zero = ops.ne(up, ops.lt(x, _c(0, x)))
+    toward_zero = ops.logical_and(ops.logical_not(toward_zero), ops.ne(x, _c(0, x)))
+    half = ops.logical_and(ops.logical_and(toward_zero, ops.eq(ops.abs(m), _c(0.5, x))),
+                           ops.gt(ulp, _c(lowest, x)))
+    step = _times_pow2(_c(1, x), _select(half, ops.sub(ulp, _c(1, x)), ulp))
+    r = _select(up, ops.add(x, step), ops.sub(x, step))
+    r = ops.copysign(r, x)      # from the smallest subnormal to zero: numpy keeps x's sign
+    tiny = info.smallest_subnormal
+    r = _select(ops.eq(x, _c(0, x)), _select(up, _c(tiny, x), _c(-tiny, x)), r)
+    r = _select(ops.eq(ops.abs(x), _c(np.inf, x)), ops.copysign(_c(info.max, x), x), r)
+    r = _select(ops.eq(x, y), y, r)
+    return _select(ops.logical_or(ops.ne(x, x), ops.ne(y, y)), ops.add(x, y), r)
+
+
+@_ufunc
+def spacing(x, /):
+    """The distance to the next float away from zero, with x's sign (+-0: the smallest
+    subnormal; inf, nan: nan)."""
+    x = _float(x)
+    r = ops.sub(nextafter(x, ops.copysign(_c(np.inf, x), x)), x)
+    return _select(ops.eq(x, _c(0, x)), _c(np.finfo(_dtype(x)).smallest_subnormal, x), r)
 
 
 # ---- classification --------------------------------------------------------------------
@@ -696,7 +732,7 @@ def lcm(x1, x2, /):
 __all__ = [
     "tan", "arcsin", "arccos", "arctan2", "deg2rad", "rad2deg", "radians", "degrees", "sinc",
     "hypot", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "logaddexp", "logaddexp2",
-    "cbrt", "float_power", "ldexp", "frexp", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
+    "cbrt", "float_power", "ldexp", "frexp", "nextafter", "spacing", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
     "signbit", "isreal", "iscomplex", "isrealobj", "iscomplexobj", "copysign", "fabs",
     "heaviside", "fmax", "fmin", "floor", "ceil", "trunc", "fix", "round", "around",
     "floor_divide", "remainder", "mod", "divmod", "fmod", "modf", "nan_to_num", "real", "imag",
@@ -716,6 +752,7 @@ NUMPY = {
     np.sinc: sinc, np.hypot: hypot, np.sinh: sinh, np.cosh: cosh, np.arcsinh: arcsinh,
     np.arccosh: arccosh, np.arctanh: arctanh, np.logaddexp: logaddexp,
     np.logaddexp2: logaddexp2, np.cbrt: cbrt, np.float_power: float_power, np.ldexp: ldexp, np.frexp: frexp,
+    np.nextafter: nextafter, np.spacing: spacing,
     np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.isposinf: isposinf,
     np.isneginf: isneginf, np.signbit: signbit, np.isreal: isreal, np.iscomplex: iscomplex,
     np.isrealobj: isrealobj, np.iscomplexobj: iscomplexobj, np.copysign: copysign,
