@@ -15,8 +15,8 @@ dtype('float32')
 1000.6931471805599
 
 Differences from NumPy, by design: int and bool inputs of float functions
-(`exp`, `log`, ...) compute in float64 (NumPy gives float16 for bool); integer
-bitwise operators are not offered (no primitive); `out=` is never accepted.
+(`exp`, `log`, ...) compute in float64 (NumPy gives float16 for bool); `out=` is never
+accepted.
 """
 from __future__ import annotations
 
