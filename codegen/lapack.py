@@ -22,8 +22,8 @@ the routine and checks `info`: a batch entry whose routine reports failure (sing
 allocation) is all NaN, exactly as the numpy references of ir/decompositions.py are.
 `slogdet` of a singular matrix is (0, -inf) as numpy's, `triangular_solve` divides by a
 zero pivot (inf/NaN) as trsm does.  Scratch memory comes from malloc (freed before
-returning); if malloc fails every output is NaN.  Zero-size operands and `pinv` take the
-host callback (`supports`).
+returning); if malloc fails every output is NaN.  Zero-size operands take the host
+callback (`supports`).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
 
 ROW_MAJOR = 101
 LEFT, UPPER, LOWER, NO_TRANS, TRANS, NON_UNIT, UNIT = 141, 121, 122, 111, 112, 131, 132
-LAPACKE = ("getrf", "getri", "gesv", "potrf", "syevd", "gesdd", "geqrf", "orgqr")
+LAPACKE = ("getrf", "gesv", "potrf", "syevd", "gesdd", "geqrf", "orgqr")
 CBLAS = ("trsm",)
 PREFIX = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
 I8, I32 = ir.IntType(8), ir.IntType(32)
@@ -195,16 +195,19 @@ def _cholesky(e):
 
 
 def _inv(e):
+    """As numpy: solve a x = I (gesv), which keeps numpy's rounding and signed zeros."""
     n = e.kernel.in_avals[0].shape[-1]
 
     def body(e, bases, k):
-        ipiv, = bases
-        a, out = _entry(e, e.call.ins[0], k, n * n), _entry(e, e.call.outs[0], k, n * n)
-        e.copy(out, a, n * n)
-        info = e.lapacke("getrf", e.n(n), e.n(n), out, e.n(n), ipiv)
-        info2 = e.lapacke("getri", e.n(n), out, e.n(n), ipiv)  # refuses a singular U itself
-        e.nan_if(e.failed(info, info2), out, n * n)
-    _scratch(e, [_int_bytes(e, n)], body, [n * n])
+        ipiv, lu = bases
+        out = _entry(e, e.call.outs[0], k, n * n)
+        e.copy(lu, _entry(e, e.call.ins[0], k, n * n), n * n)
+        e.zero(out, n * n)
+        with Loop(e.b, i64(0), i64(n), "diag") as i:
+            e.b.store(ir.Constant(e.ft, 1.0), e.at(out, e.b.mul(i, i64(n + 1))))
+        info = e.lapacke("gesv", e.n(n), e.n(n), lu, e.n(n), ipiv, out, e.n(n))
+        e.nan_if(e.failed(info), out, n * n)
+    _scratch(e, [_int_bytes(e, n), n * n * e.size], body, [n * n])
 
 
 def _solve(e):
@@ -371,9 +374,44 @@ def _triangular_solve(e):
     _scratch(e, [], body, [n * nrhs])
 
 
+def _pinv(e):
+    """numpy's formula: V diag(1/s where s > rcond * max(s), else 0) U^T, from gesdd."""
+    m, n = e.kernel.in_avals[0].shape[-2:]
+    kk = min(m, n)
+    rcond = float(e.kernel.params["rcond"])
+    b = e.b
+    with b.goto_block(b.function.entry_basic_block):
+        acc = b.alloca(e.ft, name="acc")
+
+    def body(e, bases, k):
+        tmp, s, u, vt = bases
+        out = _entry(e, e.call.outs[0], k, n * m)
+        e.copy(tmp, _entry(e, e.call.ins[0], k, m * n), m * n)
+        info = e.lapacke("gesdd", e.char("S"), e.n(m), e.n(n), tmp, e.n(n), s, u, e.n(kk),
+                         vt, e.n(n))
+        cutoff = b.fmul(ir.Constant(e.ft, rcond), b.load(s, typ=e.ft))  # s[0] is the largest
+        with Loop(b, i64(0), i64(kk), "inv_s") as el:  # s[l] <- 1/s[l] or 0 (dropped)
+            sl = b.load(e.at(s, el), typ=e.ft)
+            kept = b.fcmp_ordered(">", sl, cutoff)
+            b.store(b.select(kept, b.fdiv(ir.Constant(e.ft, 1.0), sl), ir.Constant(e.ft, 0.0)),
+                    e.at(s, el))
+        with Loop(b, i64(0), i64(n), "pi") as i:
+            with Loop(b, i64(0), i64(m), "pj") as j:
+                b.store(ir.Constant(e.ft, 0.0), acc)
+                with Loop(b, i64(0), i64(kk), "pl") as el:
+                    v = b.load(e.at(vt, b.add(b.mul(el, i64(n)), i)), typ=e.ft)
+                    w = b.load(e.at(u, b.add(b.mul(j, i64(kk)), el)), typ=e.ft)
+                    term = b.fmul(b.fmul(v, b.load(e.at(s, el), typ=e.ft)), w)
+                    b.store(b.fadd(b.load(acc, typ=e.ft), term), acc)
+                b.store(b.load(acc, typ=e.ft), e.at(out, b.add(b.mul(i, i64(m)), j)))
+        e.nan_if(e.failed(info), out, n * m)
+    sz = e.size
+    _scratch(e, [m * n * sz, kk * sz, m * kk * sz, kk * n * sz], body, [n * m])
+
+
 LOWERINGS = {"cholesky": _cholesky, "inv": _inv, "solve": _solve, "slogdet": _slogdet,
              "eigh": _eigh, "eigvalsh": _eigvalsh, "svd": _svd, "svdvals": _svdvals, "qr": _qr,
-             "triangular_solve": _triangular_solve}
+             "pinv": _pinv, "triangular_solve": _triangular_solve}
 
 
 def supports(kernel) -> bool:
@@ -456,3 +494,8 @@ def standalone(prim: str, in_avals, **params):
         return out
     run.engine = engine  # keeps the machine code alive
     return run
+
+
+from . import extern  # noqa: E402  (extern imports this module at its end, as its extern_* ones)
+
+register(extern.register_native)

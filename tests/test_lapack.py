@@ -63,6 +63,9 @@ DIRECT = [
     ("eigvalsh", lambda b: [general(*b, 4, 4)], {}),
     ("svdvals", lambda b: [general(*b, 5, 3)], {}),
     ("svdvals", lambda b: [general(*b, 2, 6)], {}),
+    ("pinv", lambda b: [general(*b, 5, 3)], {"rcond": 1e-15}),
+    ("pinv", lambda b: [general(*b, 2, 4)], {"rcond": 0.6}),
+    ("pinv", lambda b: [general(*b, 3, 3)], {"rcond": 1e-15}),
 ] + [("triangular_solve", lambda b: [well_conditioned(*b, 4, 4), general(*b, 4, 2, seed=1)],
       dict(lower=lo, transpose_a=t, unit_diagonal=u))
      for lo in (True, False) for t in (True, False) for u in (True, False)]
@@ -171,7 +174,8 @@ def test_singular_matrices(dtype):
 @pytest.mark.parametrize("prim, params", [("eigh", {}), ("eigvalsh", {}), ("inv", {}),
                                           ("cholesky", {}), ("slogdet", {}),
                                           ("svd", {"full_matrices": False}), ("svdvals", {}),
-                                          ("qr", {"complete": False})])
+                                          ("qr", {"complete": False}),
+                                          ("pinv", {"rcond": 1e-15})])
 def test_nan_input_gives_nan_entries(prim, params):
     a = np.stack([general(3, 3), np.full((3, 3), np.nan), spd(3, 3)])
     got = native(prim, a, **params)
@@ -193,7 +197,7 @@ def test_library_and_symbols():
     lib = lapack.find_lapack()
     assert lib.int_bits in (32, 64)
     table = lapack.symbols()
-    for name in ("dgetrf", "sgesdd", "dsyevd", "strsm", "dorgqr"):
+    for name in ("dgetrf", "dgesv", "sgesdd", "dsyevd", "strsm", "dorgqr"):
         assert table[f"tg_lapack_{name}"] == lib.addresses[name] != 0
     assert {"tg_sys_malloc", "tg_sys_free", "tg_sys_log"} <= set(table)
     assert set(lapack.LOWERINGS) <= set(PRIMITIVES)
