@@ -406,24 +406,6 @@ def signbit(x, /):
     return ops.lt(x, _c(0, x))
 
 
-def isreal(x):
-    x = _operand(x)
-    return ops.eq(x, x) if not _is_float(x) else ops.logical_or(ops.eq(x, x), ops.ne(x, x))
-
-
-def iscomplex(x):
-    x = _operand(x)
-    return ops.logical_not(isreal(x))
-
-
-def isrealobj(x):
-    return True
-
-
-def iscomplexobj(x):
-    return False
-
-
 # ---- sign manipulation, extrema ---------------------------------------------------------
 
 @_ufunc
@@ -733,13 +715,13 @@ __all__ = [
     "tan", "arcsin", "arccos", "arctan2", "deg2rad", "rad2deg", "radians", "degrees", "sinc",
     "hypot", "sinh", "cosh", "arcsinh", "arccosh", "arctanh", "logaddexp", "logaddexp2",
     "cbrt", "float_power", "ldexp", "frexp", "nextafter", "spacing", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
-    "signbit", "isreal", "iscomplex", "isrealobj", "iscomplexobj", "copysign", "fabs",
+    "signbit", "copysign", "fabs",
     "heaviside", "fmax", "fmin", "floor", "ceil", "trunc", "fix", "round", "around",
     "floor_divide", "remainder", "mod", "divmod", "fmod", "modf", "nan_to_num", "real", "imag",
     "conjugate", "conj", "angle", "isclose", "allclose", "array_equal", "array_equiv",
     "left_shift", "right_shift", "gcd", "lcm",
     # NumPy 2's short names
-    "asin", "acos", "atan2", "asinh", "acosh", "atanh", "bitwise_left_shift",
+    "asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "bitwise_left_shift",
     "bitwise_right_shift",
 ]
 asin, acos, atan2, asinh, acosh, atanh = arcsin, arccos, arctan2, arcsinh, arccosh, arctanh
@@ -751,11 +733,10 @@ NUMPY = {
     np.deg2rad: deg2rad, np.rad2deg: rad2deg, np.radians: radians, np.degrees: degrees,
     np.sinc: sinc, np.hypot: hypot, np.sinh: sinh, np.cosh: cosh, np.arcsinh: arcsinh,
     np.arccosh: arccosh, np.arctanh: arctanh, np.logaddexp: logaddexp,
-    np.logaddexp2: logaddexp2, np.cbrt: cbrt, np.float_power: float_power, np.ldexp: ldexp, np.frexp: frexp,
-    np.nextafter: nextafter, np.spacing: spacing,
+    np.logaddexp2: logaddexp2, np.cbrt: cbrt, np.float_power: float_power, np.ldexp: ldexp,
+    np.frexp: frexp, np.nextafter: nextafter, np.spacing: spacing,
     np.isnan: isnan, np.isinf: isinf, np.isfinite: isfinite, np.isposinf: isposinf,
-    np.isneginf: isneginf, np.signbit: signbit, np.isreal: isreal, np.iscomplex: iscomplex,
-    np.isrealobj: isrealobj, np.iscomplexobj: iscomplexobj, np.copysign: copysign,
+    np.isneginf: isneginf, np.signbit: signbit, np.copysign: copysign,
     np.fabs: fabs, np.heaviside: heaviside, np.fmax: fmax, np.fmin: fmin, np.floor: floor,
     np.ceil: ceil, np.trunc: trunc, np.fix: fix, np.round: round, np.around: around,
     np.floor_divide: floor_divide, np.remainder: remainder, np.divmod: divmod, np.fmod: fmod,
