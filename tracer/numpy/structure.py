@@ -253,7 +253,7 @@ def _pad_odd(a, widths, mode):
 
 
 def _pad_stat(a, widths, stat, lengths):
-    reduce = {"maximum": max, "minimum": min, "mean": mean}[stat]
+    reduce = {"maximum": max, "minimum": min, "mean": mean, "median": _median}[stat]
     for ax, ((b, e), (lb, le)) in enumerate(zip(widths, lengths)):
         d = _shape(a)[ax]
         if not (b or e):
@@ -264,21 +264,25 @@ def _pad_stat(a, widths, stat, lengths):
         head = reduce(slice_axis(a, ax, 0, builtins.min(lb, d) or d), axis=ax, keepdims=True)
         last = builtins.min(le, d) or d
         tail = reduce(slice_axis(a, ax, d - last, last), axis=ax, keepdims=True)
-        if stat == "mean" and not is_float(_dtype(a)):
+        if stat in ("mean", "median") and not is_float(_dtype(a)):
             head, tail = _round_to(head, _dtype(a)), _round_to(tail, _dtype(a))
         a = _join_pads(a, ax, _spread(head, ax, b), _spread(tail, ax, e))
     return a
 
 
 def _round_to(x, dt):
-    # NumPy rounds integer results half to even; that needs the rounding primitive of
-    # the math family, when present.
-    from . import math as _math
-    rint = getattr(_math, "rint", None)
+    """Round half to even and cast, as NumPy does for integer mean and ramp pads."""
+    from . import elementwise, math
+    rint = getattr(elementwise, "rint", None) or getattr(math, "rint", None)
     if rint is None:
         raise TypeError(f"pad: modes 'mean' and 'linear_ramp' of {dt} arrays need rounding, "
-                        "which is not supported yet; pad a float array")
+                        "which is not available; pad a float array")
     return _convert(rint(x), dt)
+
+
+def _median(a, axis, keepdims):
+    from . import sorting
+    return sorting.median(a, axis=axis, keepdims=keepdims)
 
 
 def _spread(x, axis, n):
@@ -313,16 +317,23 @@ def _ramp(edge, axis, end, n, reverse):
     full = _shape(_spread(e, axis, n))
     step = ops.broadcast(ops.div(ops.sub(e, end), np.asarray(n, ft)), full)
     vals = ops.add(ops.broadcast(end, full), ops.mul(step, ops.broadcast(i, full)))
-    return vals if is_float(dt) else _round_to(vals, dt)
+    return vals if is_float(dt) else _floor_to(vals, dt)
+
+
+def _floor_to(x, dt):
+    """NumPy's ramps are linspace(..., dtype=int), which floors."""
+    from .constructors import _floor_int
+    return _floor_int(x, dt)
 
 
 PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap", "linear_ramp", "maximum",
-             "minimum", "mean", "empty")
+             "minimum", "mean", "median", "empty")
 
 
 def pad(array, pad_width, mode="constant", **kwargs):
     """NumPy's pad: constant (per-axis values), edge, reflect/symmetric (even and odd), wrap,
-    linear_ramp, maximum, minimum and mean (with `stat_length`); 'empty' pads with zeros."""
+    linear_ramp, maximum, minimum, mean and median (with `stat_length`); 'empty' pads with
+    zeros."""
     a = _operand(array)
     n = _ndim(a)
     if callable(mode) or mode not in PAD_MODES:
@@ -332,7 +343,8 @@ def pad(array, pad_width, mode="constant", **kwargs):
         raise ValueError("pad: index can't contain negative values")
     allowed = {"constant": {"constant_values"}, "linear_ramp": {"end_values"},
                "reflect": {"reflect_type"}, "symmetric": {"reflect_type"},
-               "maximum": {"stat_length"}, "minimum": {"stat_length"}, "mean": {"stat_length"}}
+               "maximum": {"stat_length"}, "minimum": {"stat_length"}, "mean": {"stat_length"},
+               "median": {"stat_length"}}
     extra = set(kwargs) - allowed.get(mode, set())
     if extra:
         raise ValueError(f"pad: unsupported keyword arguments for mode '{mode}': {sorted(extra)}")
@@ -348,7 +360,7 @@ def _pad_mode(a, widths, mode, kwargs):
     if mode == "linear_ramp":
         return _pad_ramp(a, widths, _pairs("pad", kwargs.get("end_values", 0), n, "end_values",
                                            cast=float))
-    if mode in ("maximum", "minimum", "mean"):
+    if mode in ("maximum", "minimum", "mean", "median"):
         lengths = kwargs.get("stat_length")
         lengths = [(0, 0)] * n if lengths is None else _pairs("pad", lengths, n, "stat_length")
         return _pad_stat(a, widths, mode, lengths)
