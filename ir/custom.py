@@ -15,11 +15,14 @@ fusion and codegen never see it.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops
 from .interpreter import eval_graph, eval_graph_bind
+from .elementwise import ZERO, binary
 from .primitives import Primitive, register
 
-__all__ = ["custom_call"]
+__all__ = ["custom_call", "optimization_barrier"]
 
 
 def _shape_rule(*avals, fun, **_):
@@ -76,3 +79,14 @@ custom_call_p = register(Primitive(
 def custom_call(*operands, fun, fwd=None, bwd=None, jvp=None, num_consts=0, fn_name="custom"):
     return ops.bind("custom_call", *operands, fun=fun, fwd=fwd, bwd=bwd, jvp=jvp,
                     num_consts=num_consts, fn_name=fn_name)
+
+
+# `optimization_barrier(x, after)` is x, computed after the 0-d value `after` (of x's
+# dtype), and no pass sees through it (unlike stop_gradient).  `checkpoint`'s backward
+# recomputes from barrier(inputs, a cotangent element): CSE cannot merge the
+# recomputation with the forward pass, and no schedule can hoist it into the forward
+# pass, so the forward intermediates need not stay alive.
+optimization_barrier = binary(
+    "optimization_barrier", lambda x, after: np.array(np.broadcast_to(x, np.shape(x))),
+    lambda x, after, out: None, ZERO, torch_name="CloneBackward0",
+    doc="x, ordered after a 0-d value, opaque to simplification and CSE")

@@ -256,6 +256,7 @@ OP_CASES = [
     Case("cond_false", lambda p, x, y: _cond_case(ops.neg(p), x, y),
          [positive(), real(3), real(3)]),
     Case("custom_call", lambda x, y: _custom_case(x, y), [real(3), real(3)]),
+    Case("optimization_barrier", lambda x, t: ops.optimization_barrier(x, t), [real(3), real()]),
 ]
 
 

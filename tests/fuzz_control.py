@@ -154,5 +154,12 @@ def custom_jvp(g):
     g.emit(f"(lambda f: (f.defjvp({rule}), f)[1])(L.custom_jvp(lambda a: {fun}))({{0}})", x)
 
 
+def checkpoint(g):
+    """`L.checkpoint(fun)`: rematerialized in reverse mode (optimization barriers)."""
+    x = g.pick()
+    g.emit(f"L.checkpoint(lambda a: {_branch(g, ['a'], _closure(g, x.shape, x.sym))})({{0}})", x)
+
+
 WEIGHTS = {"cond": (cond, 1.5), "switch": (switch, 1), "while_loop": (while_loop, 1),
-           "fori_loop": (fori_loop, 1), "scan": (scan, 1.5), "custom_jvp": (custom_jvp, 0.5)}
+           "fori_loop": (fori_loop, 1), "scan": (scan, 1.5), "custom_jvp": (custom_jvp, 0.5),
+           "checkpoint": (checkpoint, 0.5)}

@@ -24,7 +24,7 @@ from . import testing
 from tracegrad.tracer.saving import load_program as load
 from .pictures import draw
 from . import optim, tree_util
-from .custom import custom_jvp, custom_vjp
+from .custom import checkpoint, custom_jvp, custom_vjp
 from . import autograd
 from .vectorize import hessian, jacfwd, jacrev, vmap
 
@@ -39,5 +39,5 @@ def __getattr__(name):
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "tree_util",
-           "custom_vjp", "custom_jvp", "autograd", "vmap", "jacfwd", "jacrev", "hessian",
+           "custom_vjp", "custom_jvp", "checkpoint", "autograd", "vmap", "jacfwd", "jacrev", "hessian",
            "UnexpectedTracerError", "SpecializationLimitWarning"]

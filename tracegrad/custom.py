@@ -36,6 +36,7 @@ from tracegrad.tracer.loop_body import Body, record, trace_of
 from tracegrad.tracer.loop_types import leaf_aval, leaf_value
 from tracegrad.tracer.tensor import _edge
 
+from .transforms import jvp as _jvp_transform
 from .transforms import vjp as _vjp_transform
 
 
@@ -299,3 +300,57 @@ def _needs_grad(a) -> bool:
     if isinstance(a, Tensor):
         return a.requires_grad
     return isinstance(a, TracedValue) or (hasattr(a, "dtype") and ops.dtype(a).kind == "f")
+
+
+def checkpoint(fun):
+    """`jax.checkpoint` (rematerialization): the same function and gradients, but reverse
+    mode keeps only `fun`'s inputs and recomputes its intermediates in the backward pass,
+    trading compute for memory (the compiled program's scratch arena shrinks on deep
+    chains).  The recomputation reads its inputs through `optimization_barrier`, so
+    that CSE cannot merge it with the forward pass.
+
+    >>> import numpy as np, tracegrad as tg
+    >>> layer = tg.checkpoint(lambda h, w: np.tanh(h @ w))
+    >>> g = tg.grad(lambda w: np.sum(layer(layer(np.ones(2), w), w)))(np.eye(2) * 0.5)
+    >>> g.shape
+    (2, 2)
+    """
+    name = f"checkpoint_{getattr(fun, '__name__', 'f').strip('<>')}"
+
+    def fwd(*args):
+        return fun(*args), args
+
+    def bwd(args, g):
+        fenced = tree_unflatten(*_fenced(args, _first_element(g)))
+        _, pullback = _vjp_transform(fun, *fenced)
+        return tuple(pullback(g))
+
+    def jvp(primals, tangents):
+        return _jvp_transform(fun, primals, tangents)
+
+    rules = _Rules(name, fun, fwd, bwd, jvp)
+
+    @functools.wraps(fun)
+    def remat(*args):
+        return _call(rules, args)
+    return remat
+
+
+def _first_element(g):
+    """A 0-d value of the cotangent `g` (the recomputation waits for it), or None."""
+    leaf = next((x for x in tree_flatten(g)[0] if ops.aval(x).size), None)
+    if leaf is None:
+        return None
+    shape = ops.shape(leaf)
+    return ops.reshape(ops.slice(leaf, (0,) * len(shape), (1,) * len(shape), (1,) * len(shape)), ())
+
+
+def _fenced(args, after):
+    """The traced float leaves of `args` behind an optimization barrier ordered after
+    `after`; the rest as they are."""
+    leaves, tree = tree_flatten(tuple(args))
+    if after is None:
+        return tree, leaves
+    fenced = [ops.optimization_barrier(x, ops.convert(after, ops.dtype(x)))
+              if hasattr(x, "_tg_trace") and ops.dtype(x).kind == "f" else x for x in leaves]
+    return tree, fenced
