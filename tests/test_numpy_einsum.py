@@ -124,6 +124,15 @@ def test_contraction_order_does_not_change_values(greedy_order):
     np.testing.assert_allclose(got, np.einsum("ab,bc,cd,da->", *xs), rtol=1e-12)
 
 
+def test_explicit_path_from_einsum_path():
+    xs = _draw([(2, 3), (3, 4), (4, 5), (5, 2)], "float64")
+    path = np.einsum_path("ab,bc,cd,da->", *xs, optimize="optimal")[0]
+    got = tnp.einsum("ab,bc,cd,da->", *[tensor(x) for x in xs], optimize=path)
+    np.testing.assert_allclose(got.data, np.einsum("ab,bc,cd,da->", *xs), rtol=1e-12)
+    with pytest.raises(ValueError, match="path"):
+        tnp.einsum("ab,bc,cd,da->", *xs, optimize=["einsum_path", (0, 1)])
+
+
 def _prims(f, *xs):
     return [e.prim.name for e in tracegrad.trace(f)(*xs).graph.eqns]
 

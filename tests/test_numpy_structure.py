@@ -179,6 +179,7 @@ CASES = [
     Case("vecdot", lambda a, b: np.vecdot(a, b), ((2, 3), (3,)), F + I, exact=False),
     Case("matvec", lambda a, b: np.matvec(a, b), ((2, 3, 4), (4,)), F, exact=False),
     Case("vecmat", lambda a, b: np.vecmat(a, b), ((3,), (2, 3, 4)), F, exact=False),
+    Case("inner_nd", lambda a, b: np.inner(a, b), ((2, 3, 4), (5, 4)), F + I, exact=False),
     Case("matrix_transpose", lambda a: np.matrix_transpose(a), ((2, 3, 4),)),
     Case("convolve_full", lambda a, v: np.convolve(a, v), ((5,), (3,)), F + I, exact=False),
     Case("convolve_same_swapped", lambda a, v: np.convolve(a, v, "same"), ((3,), (6,)), F + I,

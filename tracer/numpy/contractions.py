@@ -196,10 +196,17 @@ def _contract_pair(a, la, b, lb, keep, sizes):
     return ops.reshape(r, tuple(sizes[x] for x in out_labs)), out_labs
 
 
-def _pick_pair(terms, out, sizes, greedy):
-    """The next pair to contract: the smallest intermediate (greedy), or the first two."""
-    if not greedy:
+def _pick_pair(terms, out, sizes, order):
+    """The next pair to contract: the smallest intermediate (True), the first two
+    (False), or the next step of an explicit path (['einsum_path', (i, j), ...])."""
+    if order is False:
         return 0, 1
+    if isinstance(order, list):
+        step = tuple(sorted(order.pop(0)))
+        if len(step) != 2 or not 0 <= step[0] < step[1] < len(terms):
+            raise ValueError(f"einsum: path step {step} must name two of the {len(terms)} "
+                             "operands left")
+        return step
     best = None
     for i, j in itertools.combinations(range(len(terms)), 2):
         keep = _kept(terms, i, j, out)
@@ -216,10 +223,10 @@ def _kept(terms, i, j, out):
     return set(out).union(*others) if others else set(out)
 
 
-def _contract_all(xs, labels, out, sizes, greedy):
+def _contract_all(xs, labels, out, sizes, order):
     xs, labels = list(xs), [list(lab) for lab in labels]
     while len(xs) > 1:
-        i, j = _pick_pair(labels, out, sizes, greedy)
+        i, j = _pick_pair(labels, out, sizes, order)
         r, lr = _contract_pair(xs[i], labels[i], xs[j], labels[j], _kept(labels, i, j, out),
                                sizes)
         xs = [x for k, x in enumerate(xs) if k not in (i, j)] + [r]
@@ -255,13 +262,26 @@ def einsum(*operands, out=None, optimize="greedy", dtype=None, casting="safe",
         if (dtype is not None or preferred_element_type is not None) else dtypes.result_type(*xs)
     xs = [_lift(x, dt) for x in xs]
     labels, out_labs = _parse(subscripts, [_ndim(x) for x in xs])
-    return _einsum(xs, labels, out_labs, dt, optimize is not False, subscripts)
+    return _einsum(xs, labels, out_labs, dt, _order(optimize, len(xs)), subscripts)
 
 
-def _einsum(xs, labels, out_labs, dt, greedy, subscripts):
+def _order(optimize, n):
+    """False (left to right), True (order), or the pairwise steps of an explicit path."""
+    if isinstance(optimize, (list, tuple)) and optimize and optimize[0] == "einsum_path":
+        steps = [tuple(s) for s in optimize[1:]]
+        if any(len(s) == 1 for s in steps):  # a single-operand step: nothing to contract
+            steps = [s for s in steps if len(s) != 1]
+        if any(len(s) != 2 for s in steps) or len(steps) != builtins.max(n - 1, 0):
+            raise ValueError("einsum: an explicit path must contract pairs, down to one "
+                             "operand (einsum_path gives one)")
+        return steps
+    return optimize is not False
+
+
+def _einsum(xs, labels, out_labs, dt, order, subscripts):
     if dt == dtypes.BOOL:
         r = _einsum([_convert(x, dtypes.INT64) for x in xs], labels, out_labs, dtypes.INT64,
-                    greedy, subscripts)
+                    order, subscripts)
         return ops.ne(r, np.zeros((), dtypes.INT64))
     sizes = _label_sizes(xs, labels, subscripts)
     prepared = []
@@ -271,7 +291,7 @@ def _einsum(xs, labels, out_labs, dt, greedy, subscripts):
         others = set(out_labs).union(*(labels[:i] + labels[i + 1:]))
         prepared.append(_sum_out(x, labs, others))
     x, labs = _contract_all([p[0] for p in prepared], [p[1] for p in prepared], out_labs, sizes,
-                            greedy)
+                            order)
     return _finish(x, labs, out_labs, sizes)
 
 

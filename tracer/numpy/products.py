@@ -9,11 +9,11 @@ from tracegrad.ir.core import is_float
 from .. import dtypes
 from ._core import (
     _dtype, _fail, _lift,
-    _ndim, _operand, _reject, _shape,
+    _operand, _reject, _shape,
 )
 from .elementwise import multiply
 from .reductions import sum
-from .shapes import ravel, reshape, swapaxes
+from .shapes import ravel, reshape
 
 
 def _batched_dot(a, b):
@@ -80,14 +80,14 @@ def vdot(a, b):
 
 
 def inner(a, b):
-    """Sum over the last axes of `a` and `b` (`b` of at most 2 dimensions)."""
+    """Sum over the last axes of `a` and `b`: shape a.shape[:-1] + b.shape[:-1]."""
     a, b = _operand(a), _operand(b)
     if not _shape(a) or not _shape(b):
         return multiply(a, b)
-    if _ndim(b) > 2:
-        _fail("inner", "operands `b` of more than 2 dimensions are not supported", [a, b],
-              TypeError)
-    return dot(a, swapaxes(b, -1, -2) if _ndim(b) == 2 else b)
+    if _shape(a)[-1] != _shape(b)[-1]:
+        _fail("inner", "the last dimensions differ", [a, b], ValueError)
+    from .contractions import tensordot  # contractions builds on this module
+    return tensordot(a, b, ([-1], [-1]))
 
 
 def outer(a, b):
