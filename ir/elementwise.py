@@ -312,15 +312,14 @@ exp2 = unary("exp2", np.exp2, lambda x, out: mul(out, _LN2), torch_name="Exp2Bac
              numpy_name="exp2", doc="2**x", **_MATH)
 
 
-def _atan2_partial(a, b, sign):
+def _atan2_partial(wrt_first):
     # d atan2(a, b) / da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2); nan at the origin
-    def partial(x, y, out):
-        num = y if sign > 0 else neg(x)
-        return div(num, add(mul(x, x), mul(y, y)))
+    def partial(a, b, out):
+        return div(b if wrt_first else neg(a), add(mul(a, a), mul(b, b)))
     return partial
 
 
-atan2 = binary("atan2", np.arctan2, _atan2_partial(0, 1, 1), _atan2_partial(1, 0, -1),
+atan2 = binary("atan2", np.arctan2, _atan2_partial(True), _atan2_partial(False),
                operands="float", torch_name="Atan2Backward0", cost=12, transcendental=True)
 # C's fmod: x - trunc(x / y) * y, exact; the sign of x.  Integers: y == 0 gives 0 (numpy).
 rem = binary("rem", np.fmod, lambda x, y, out: None,
