@@ -150,7 +150,13 @@ def load_parts(path):
     """(graph, out_tree) of the program saved at `path`."""
     path = os.fspath(path)
     with open(path, encoding="utf-8") as f:
-        sections = _sections(f.read(), path)
+        return parse_program(f.read(), path)
+
+
+def parse_program(text: str, path: str = "<text>"):
+    """(graph, out_tree) of a saved program's text (`path` names it in errors and locates
+    a sidecar)."""
+    sections = _sections(text, path)
     values = _constants(sections["constants"], path)
     graph_section = sections["graph"]
     text = "\n" * graph_section["line"] + "\n".join(graph_section["lines"])
@@ -164,8 +170,16 @@ def load_parts(path):
 
 def load_program(path):
     """The `TracedProgram` saved at `path`: call it with the flat array inputs."""
+    return _program(*load_parts(path))
+
+
+def loads_program(text: str):
+    """The `TracedProgram` of a saved program's text (`program_text` writes it)."""
+    return _program(*parse_program(text))
+
+
+def _program(graph, out_tree):
     from .trace import TracedProgram, _flatten_args
 
-    graph, out_tree = load_parts(path)
     in_tree = _flatten_args(tuple(range(len(graph.invars))), ())[1]
     return TracedProgram(graph, in_tree, out_tree, {}, fun=None)
