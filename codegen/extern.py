@@ -63,6 +63,7 @@ import numpy as np
 from llvmlite import ir
 
 from tracegrad.ir.core import ShapedArray
+from tracegrad.passes.kernel_interp import extern_results
 from tracegrad.passes.kernels import CondStep, ExternKernel, LoopStep
 
 from .irutil import PTR, declare, i64
@@ -283,30 +284,48 @@ def kernel_work(kernel: ExternKernel, threshold: int) -> int:
 # ---- the Python side of the host call --------------------------------------------------------
 
 @dataclass
+class _Operand:
+    """How to view one buffer: its shape, dtype and the ctypes array type of its bytes."""
+
+    shape: tuple
+    dtype: np.dtype
+    raw: type | None  # None: no bytes (size 0)
+
+    @classmethod
+    def of(cls, shape, dtype) -> "_Operand":
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        return cls(tuple(shape), dtype, ctypes.c_char * nbytes if nbytes else None)
+
+    def view(self, address, writable):
+        if self.raw is None:
+            return np.empty(self.shape, self.dtype)
+        arr = np.frombuffer(self.raw.from_address(address), self.dtype).reshape(self.shape)
+        if not writable:
+            arr.flags.writeable = False
+        return arr
+
+
+@dataclass
 class _Call:
+    """A parsed descriptor: everything a host call needs besides the pointers."""
+
     prim: str
     params: dict
-    ins: list  # ShapedArray per operand
-    outs: list  # ShapedArray per result
+    ins: list  # _Operand per operand
+    outs: list  # _Operand per result
+    out_avals: list  # ShapedArray per result
+    pointers: type  # the ctypes array type of the buffer pointers
 
 
 @functools.lru_cache(maxsize=1024)
 def _parse(text: bytes) -> _Call:
     d = json.loads(text)
-    avals = lambda xs: [ShapedArray(tuple(s), np.dtype(t)) for s, t in xs]  # noqa: E731
-    return _Call(d["prim"], {k: _decode(v) for k, v in d["params"].items()},
-                 avals(d["ins"]), avals(d["outs"]))
-
-
-def _view(address, aval, writable):
-    nbytes = aval.size * np.dtype(aval.dtype).itemsize
-    if nbytes == 0:
-        return np.empty(aval.shape, aval.dtype)
-    raw = (ctypes.c_char * nbytes).from_address(address)
-    arr = np.frombuffer(raw, aval.dtype).reshape(aval.shape)
-    if not writable:
-        arr.flags.writeable = False
-    return arr
+    ins = [_Operand.of(s, t) for s, t in d["ins"]]
+    outs = [_Operand.of(s, t) for s, t in d["outs"]]
+    return _Call(d["prim"], {k: _decode(v) for k, v in d["params"].items()}, ins, outs,
+                 [ShapedArray(o.shape, o.dtype) for o in outs],
+                 ctypes.c_void_p * (len(ins) + len(outs)))
 
 
 _PENDING = threading.local()  # .error: the exception of this thread's failed host call
@@ -317,13 +336,12 @@ def _host_call(desc, buffers, status) -> int:
     if flag.value:
         return 1  # an earlier call of this run failed: skip the rest
     try:
-        from tracegrad.passes.kernel_interp import extern_results
         call = _parse(ctypes.string_at(desc))
-        ptrs = (ctypes.c_void_p * (len(call.ins) + len(call.outs))).from_address(buffers)
-        args = [_view(p, a, False) for p, a in zip(ptrs, call.ins)]
-        results = extern_results(call.prim, call.params, args, call.outs)
-        for p, a, r in zip(ptrs[len(call.ins):], call.outs, results):
-            np.copyto(_view(p, a, True), r)
+        ptrs = call.pointers.from_address(buffers)
+        args = [op.view(p, False) for op, p in zip(call.ins, ptrs)]
+        results = extern_results(call.prim, call.params, args, call.out_avals)
+        for op, p, r in zip(call.outs, ptrs[len(call.ins):], results):
+            np.copyto(op.view(p, True), r)
     except BaseException as e:  # noqa: BLE001  (re-raised by `guard` after the native call)
         if getattr(_PENDING, "error", None) is None:
             _PENDING.error = e

@@ -15,7 +15,9 @@ with dim 0, and a reducing store either moves with dim 0 (each thread owns
 its output rows) or reduces over dim 0; such a target is privatized: thread
 t > 0 writes a private copy in the arena's scratch area and the entry combines
 the copies into the target after the join (per-thread partial sums of a full
-reduction).  Any other kernel stays on one thread.
+reduction).  Any other kernel stays on one thread.  Only LoopKernels are ever split:
+extern kernels (extern.py) may call back into Python, which needs the GIL, so they
+always run on the calling thread.
 """
 from __future__ import annotations
 

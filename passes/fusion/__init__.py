@@ -11,7 +11,8 @@ algebra), `body` (kernel bodies: SSA instructions, CSE, folding), `expand`
 (the stores kernels make), `merge` (horizontal fusion), `recompute` (the
 recompute policy), `frontier` (analysis rounds for long chains), `planning`
 (the rounds), `emission` (kernels, names, liveness), `control` (control-flow
-equations as steps with sub-programs).
+equations as steps with sub-programs), `extern` (extern equations as kernels of
+their own).
 
 >>> import numpy as np
 >>> from tracegrad.ir import GraphBuilder, ShapedArray, ops
@@ -36,8 +37,10 @@ kernel k1 domain=(7,)
 Policy
 ------
 Buffers.  Inputs, constants and outputs are buffers; so are the results of
-reductions, dots and concatenations (always), dot operands a DotKernel cannot
-read in place, operands of reshapes no affine index map expresses, strided
+reductions, dots, concatenations and extern routines (always), the operands of
+extern routines (`extern`: read in place, as control-flow operands are), dot
+operands a DotKernel cannot read in place, operands of reshapes no affine index
+map expresses, strided
 pads, and the values the recompute policy below decides to store.
 
 Control flow.  The operands and outputs of `cond`, `while`, `scan` and
