@@ -1,0 +1,100 @@
+"""tracegrad.distributed on a LocalCluster of 2 worker processes (started here, closed at
+the end): equality with single-process compile_grad, pytrees, sum/mean, uneven shards,
+dask arrays, a worker killed between calls, and the error messages."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+
+distributed = pytest.importorskip("distributed")
+from tracegrad.distributed import DataParallel  # noqa: E402
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((1001, 5))  # 1001 rows: uneven shards
+Y = (RNG.standard_normal(1001) > 0).astype(np.float64)
+
+
+def logistic(p, x, y):
+    z = x @ p["w"] + p["b"]
+    return np.mean(np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0.0) - y * z)
+
+
+def squared_sum(p, x, y):
+    w, (scale,) = p
+    return np.sum((np.tanh(x @ w) * scale - y) ** 2)
+
+
+PARAMS = {"w": np.linspace(-0.5, 0.5, 5), "b": np.float64(0.1)}
+
+
+@pytest.fixture(scope="module")
+def dp():
+    with DataParallel(logistic, (X, Y), n_workers=2) as dp:  # its own LocalCluster
+        yield dp
+    assert dp.client is None
+
+
+def _close(a, b):
+    for x, y in zip(tg.tree_util.tree_leaves(a), tg.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-12, atol=1e-15)
+
+
+def test_mean_over_uneven_shards_equals_one_process(dp):
+    assert len(dp.shards) == 2 and [hi - lo for lo, hi in dp.bounds] == [500, 501]
+    value, grads = dp(PARAMS)
+    _close((value, grads), tg.compile_grad(logistic, argnums=0)(PARAMS, X, Y))
+    value2, _ = dp({"w": PARAMS["w"] * 2, "b": PARAMS["b"]})  # same program, new parameters
+    assert value2 != value
+
+
+def test_sum_reduce_and_nested_pytrees(dp):
+    p = (np.full(5, 0.2), (np.float64(1.5),))
+    with DataParallel(squared_sum, [X, Y], reduce="sum", client=dp.client) as sp:
+        value, grads = sp(p)
+    assert dp.client is not None  # a client passed in is not closed
+    _close((value, grads), tg.compile_grad(squared_sum, argnums=0)(p, X, Y))
+    assert isinstance(grads, tuple) and isinstance(grads[1], tuple)
+
+
+def test_dask_arrays_are_computed_on_the_workers(dp):
+    da = pytest.importorskip("dask.array")
+    with DataParallel(logistic, (da.from_array(X, chunks=(300, 5)), da.from_array(Y, chunks=300)),
+                      client=dp.client) as ddp:
+        _close(ddp(PARAMS), dp(PARAMS))
+
+
+def test_a_worker_killed_between_calls(dp):
+    before = dp(PARAMS)
+    try:
+        dp.client.run(lambda: os._exit(1), workers=[dp.workers[0]])
+    except Exception:  # the worker's connection closes under the call
+        pass
+    _close(dp(PARAMS), before)
+
+
+def test_errors_name_the_worker_and_the_problem(dp):
+    def cannot_compile(p, x, y):
+        return np.sum(np.cumsum(x @ p["w"]) > 0.0) * p["w"][0]
+    with DataParallel(lambda p, x, y: np.sum(x @ p["w"]), (X, Y), client=dp.client) as ok:
+        with pytest.raises(Exception, match="contracted|shapes"):
+            ok({"w": np.ones(3)})  # a trace error on the driver: the user's line
+    with DataParallel(cannot_compile, (X, Y), client=dp.client) as broken:
+        broken._texts = {}  # a program text that does not parse: the worker says so
+        broken._text = lambda *a: "# tracegrad program\n%% format 1\nnot a program\n"
+        with pytest.raises(RuntimeError, match=r"worker tcp://[^:]+:\d+: IRSyntaxError"):
+            broken(PARAMS)
+    with pytest.raises(ValueError, match="reduce must be 'mean' or 'sum'"):
+        DataParallel(logistic, (X, Y), reduce="max", client=dp.client)
+    with pytest.raises(ValueError, match="same number of rows"):
+        DataParallel(logistic, (X, Y[:10]), client=dp.client)
+
+
+def test_missing_extra_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"tracegrad\[distributed\]"):
+        DataParallel(logistic, (X, Y))

@@ -1,0 +1,214 @@
+"""`tracegrad.distributed`: data-parallel value and gradients on Dask (`dask.distributed`).
+
+    dp = DataParallel(loss, data=(X, y), reduce="mean")   # client=None: a LocalCluster
+    value, grads = dp(params)
+    dp.close()                                            # or `with DataParallel(...) as dp:`
+
+* `loss(params, *shard)` returns a scalar: the mean over the shard's rows for
+  `reduce="mean"` (the results are combined as a row-weighted mean, the value over the
+  whole data), or a sum for `reduce="sum"` (combined as a sum).  `params` is a pytree;
+  the gradients come back in its structure.
+* `data` holds numpy or dask arrays with the same number of rows, sharded by rows, one
+  shard per worker, placed on the workers once (numpy shards are scattered, dask arrays
+  computed there), not sent on every call.
+* What travels per call: the parameters out, the value and gradients back.  The program
+  travels once per shard shape, as text (the saved-program format of
+  `tracer/saving.py`), never as a pickled closure; each worker process compiles it once
+  (`compile_grad`, its disk cache) and reuses it.
+* `client=None` starts a `LocalCluster` of worker processes, one per core, each with
+  `TRACEGRAD_NUM_THREADS=1`, closed with the object.  Pass a `Client` for a real cluster
+  (it is not closed).
+* Faults: a shard whose worker died is re-sent from the driver (numpy data) or recomputed
+  from its lineage (dask data), and the call is retried; the result is the same.  An
+  error on a worker (it cannot compile, the loss fails) names the worker.
+
+Needs the `distributed` extra: `pip install 'tracegrad[distributed]'`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+
+from .tracer import tree_flatten, tree_unflatten
+from .tracer.saving import loads_program, program_text
+
+RETRIES = 3  # calls retried after a worker loss
+
+
+def _dask():
+    try:
+        import dask.array
+        import distributed
+    except ImportError:
+        raise ImportError("tracegrad.distributed needs dask.distributed: pip install "
+                          "'tracegrad[distributed]' (or pip install 'dask[distributed]')") from None
+    return distributed, dask.array
+
+
+class _Shard:
+    """One worker's rows of every data array (travels once)."""
+
+    def __init__(self, arrays):
+        self.arrays = tuple(np.ascontiguousarray(a) for a in arrays)
+
+    @property
+    def rows(self) -> int:
+        return len(self.arrays[0])
+
+
+# ---- on the workers ------------------------------------------------------------------------
+
+_COMPILED: dict = {}  # program text digest -> compile_grad function (one per worker process)
+
+
+def _compiled(text: str, n_params: int):
+    key = hashlib.sha256(text.encode()).hexdigest()
+    if key not in _COMPILED:
+        import tracegrad
+
+        program = loads_program(text)
+        _COMPILED[key] = tracegrad.compile_grad(lambda *a: program(*a),
+                                                argnums=tuple(range(n_params)))
+    return _COMPILED[key]
+
+
+def _run_shard(text: str, shard: _Shard, params: list):
+    """(value, gradient leaves, rows) of one shard, computed by compiled code."""
+    try:
+        f = _compiled(text, len(params))
+        value, grads = f(*params, *shard.arrays)
+        return float(value), [np.asarray(g) for g in grads], shard.rows
+    except Exception as e:  # the message names the worker
+        from distributed import get_worker
+
+        raise RuntimeError(f"tracegrad.distributed: worker {get_worker().address}: "
+                           f"{type(e).__name__}: {e}") from None
+
+
+# ---- on the driver -------------------------------------------------------------------------
+
+class DataParallel:
+    """Value and gradients of `loss` over sharded data (module docstring)."""
+
+    def __init__(self, loss, data, reduce="mean", client=None, n_workers=None):
+        if reduce not in ("mean", "sum"):
+            raise ValueError(f"DataParallel: reduce must be 'mean' or 'sum', not {reduce!r}")
+        self.distributed, self.da = _dask()
+        self.loss, self.reduce = loss, reduce
+        self.data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
+        self.rows = _rows(self.data)
+        self._own = client is None
+        self.client = client if client is not None else self._local_client(n_workers)
+        self.workers = sorted(self.client.scheduler_info()["workers"])
+        self._texts: dict = {}
+        self._place()
+
+    # -- cluster and data -------------------------------------------------------------
+    def _local_client(self, n_workers):
+        cluster = self.distributed.LocalCluster(
+            n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+            env={"TRACEGRAD_NUM_THREADS": "1"}, dashboard_address=None)
+        return self.distributed.Client(cluster)
+
+    def _bounds(self):
+        n = min(len(self.workers), self.rows) or 1
+        edges = np.linspace(0, self.rows, n + 1).astype(int)
+        return list(zip(edges[:-1], edges[1:]))
+
+    def _place(self):
+        """One shard per worker: numpy rows scattered, dask rows computed on the cluster."""
+        self.bounds = self._bounds()
+        self.shards = [self._put(i, lo, hi) for i, (lo, hi) in enumerate(self.bounds)]
+
+    def _put(self, i, lo, hi):
+        worker = self.workers[i % len(self.workers)]
+        parts = [a[lo:hi] for a in self.data]
+        if any(isinstance(p, self.da.Array) for p in parts):
+            task = self.client.submit(lambda *ps: _Shard(ps), *[
+                self.client.compute(p, workers=[worker]) if isinstance(p, self.da.Array) else p
+                for p in parts], workers=[worker], pure=False)
+            return task
+        return self.client.scatter(_Shard(parts), workers=[worker], hash=False)
+
+    # -- programs ---------------------------------------------------------------------------
+    def _text(self, params, lo, hi, tree):
+        """The program for the shard of rows lo..hi (traced once per shard), as a future
+        replicated on every worker: the text travels once, not with every call."""
+        import tracegrad
+
+        # numpy rows trace as they are (a Python branch on the data guards the truth);
+        # dask rows are not on the driver: zeros of their shape
+        example = [np.asarray(a[lo:hi]) if isinstance(a, np.ndarray)
+                   else np.zeros((hi - lo,) + tuple(a.shape[1:]), a.dtype) for a in self.data]
+        key = (tree, lo, hi, tuple(np.shape(p) for p in params))
+        if key not in self._texts:
+            def flat(*xs):
+                return self.loss(tree_unflatten(tree, list(xs[:len(params)])), *xs[len(params):])
+            text = program_text(tracegrad.trace(flat)(*params, *example))
+            self._texts[key] = self.client.scatter(text, broadcast=True, hash=False)
+        return self._texts[key]
+
+    # -- calling ------------------------------------------------------------------------------
+    def __call__(self, params):
+        leaves, tree = tree_flatten(params)
+        leaves = [np.asarray(p) for p in leaves]
+        for attempt in range(RETRIES + 1):
+            try:
+                results = self.client.gather([
+                    self.client.submit(_run_shard, self._text(leaves, lo, hi, tree), shard, leaves,
+                                       pure=False)
+                    for shard, (lo, hi) in zip(self.shards, self.bounds)])
+                break
+            except self._lost_errors() as e:
+                if attempt == RETRIES:
+                    raise RuntimeError(f"tracegrad.distributed: workers kept failing: {e}") from e
+                self._recover()
+        return self._combine(results, tree)
+
+    def _lost_errors(self):
+        from distributed.client import FutureCancelledError
+
+        return (self.distributed.comm.core.CommClosedError, FutureCancelledError,
+                KeyError, OSError, self.distributed.scheduler.KilledWorker)
+
+    def _recover(self):
+        """A worker was lost: wait for the cluster, then place the shards (and programs)
+        again."""
+        self.client.wait_for_workers(1, timeout=60)
+        self.workers = sorted(self.client.scheduler_info()["workers"])
+        self._texts = {}
+        self._place()
+
+    def _combine(self, results, tree):
+        rows = np.array([r for _, _, r in results], np.float64)
+        weights = rows / rows.sum() if self.reduce == "mean" else np.ones_like(rows)
+        value = sum(w * v for w, (v, _, _) in zip(weights, results))
+        grads = [sum(w * g[i] for w, (_, g, _) in zip(weights, results))
+                 for i in range(len(results[0][1]))]
+        return value, tree_unflatten(tree, grads)
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def close(self):
+        if self._own and self.client is not None:
+            cluster = self.client.cluster
+            self.client.close()
+            cluster.close()
+        self.client = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _rows(data) -> int:
+    if not data:
+        raise ValueError("DataParallel: data must hold at least one array")
+    rows = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in data}
+    if -1 in rows or len(rows) != 1:
+        raise ValueError(f"DataParallel: every data array needs the same number of rows "
+                         f"(first axis), got shapes {[np.shape(a) for a in data]}")
+    return rows.pop()
