@@ -1,6 +1,12 @@
-"""Native lowerings of the searching primitives (ir/sorting.py): argmax and argmin along
-one axis, and searchsorted, for float32/64 and int32/64 (extern.register_native).
-`sort` and `argsort` take the host callback (numpy's sorts).
+"""Native lowerings of the sorting primitives (ir/sorting.py): sort, argsort, argmax and
+argmin along one axis, and searchsorted, for float32/64 and int32/64
+(extern.register_native).
+
+sort/argsort: each lane is copied into stack scratch as (key, index) pairs and sorted
+by a bottom-up merge sort (stable: on equal keys the left run's entry goes first) in
+NumPy's order, NaNs last; then its keys (sort) or indices (argsort) are written.  Lanes
+longer than MAX_NATIVE_SORT take the host callback (numpy's sort), which also keeps the
+scratch (four lanes' worth of 8-byte slots) small on the stack.
 
 argmax/argmin view the operand as (outer, n, inner) row-major, n the axis.  The index
 of the best element so far is kept in the output row and its value reloaded from the
@@ -17,6 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from llvmlite import ir
 
 from . import extern
 from .irutil import Loop, i64
@@ -104,6 +112,89 @@ def _halve(b, side, a, value, slots, m, dtype):
     b.store(b.select(b.and_(active, b.not_(right)), mid, hi), slots[1])
 
 
+MAX_NATIVE_SORT = 4096
+
+
+def _emit_sort(b, call):
+    k = call.kernel
+    shape, axis = k.in_avals[0].shape, k.params["axis"]
+    dtype = np.dtype(k.in_avals[0].dtype)
+    outer, n, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+    if outer * n * inner == 0:
+        return
+    ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
+    keys = [b.alloca(ty, size=i64(n), name=f"keys{i}") for i in (0, 1)]
+    idx = [b.alloca(ity, size=i64(n), name=f"idx{i}") for i in (0, 1)]
+    slots = (b.alloca(ity, name="i"), b.alloca(ity, name="j"))
+    (x,), (out,) = call.ins, call.outs
+    passes = (n - 1).bit_length()  # ceil(log2 n) merge passes
+    done_k, done_i = keys[passes % 2], idx[passes % 2]
+
+    def at(ptr, o, t, j, typ):
+        flat = b.add(b.mul(b.add(b.mul(o, i64(n)), t), i64(inner)), j)
+        return b.gep(ptr, [flat], inbounds=True, source_etype=typ)
+
+    with Loop(b, i64(0), i64(outer), "outer") as o:
+        with Loop(b, i64(0), i64(inner), "lane") as j:
+            with Loop(b, i64(0), i64(n), "load") as t:
+                b.store(b.load(at(x, o, t, j, ty), typ=ty), _elem(b, keys[0], t, ty))
+                b.store(t, _elem(b, idx[0], t, ity))
+            with Loop(b, i64(0), i64(passes), "pass") as p:
+                _merge_pass(b, p, keys, idx, slots, n, dtype)
+            with Loop(b, i64(0), i64(n), "store") as t:
+                if k.prim == "sort":
+                    b.store(b.load(_elem(b, done_k, t, ty), typ=ty), at(out, o, t, j, ty))
+                else:
+                    b.store(b.load(_elem(b, done_i, t, ity), typ=ity), at(out, o, t, j, ity))
+
+
+def _elem(b, ptr, i, typ):
+    return b.gep(ptr, [i], inbounds=True, source_etype=typ)
+
+
+def _merge_pass(b, p, keys, idx, slots, n, dtype):
+    """Merge pass p: runs of width 2**p from one scratch pair into the other."""
+    odd = b.trunc(p, ir.IntType(1))
+    src = (b.select(odd, keys[1], keys[0]), b.select(odd, idx[1], idx[0]))
+    dst = (b.select(odd, keys[0], keys[1]), b.select(odd, idx[0], idx[1]))
+    width = b.shl(i64(1), p)
+    pair = b.shl(width, i64(1))
+    blocks = b.udiv(b.add(i64(n), b.sub(pair, i64(1))), pair)
+    with Loop(b, i64(0), blocks, "block") as q:
+        lo = b.mul(q, pair)
+        mid, hi = (_min(b, b.add(lo, d), i64(n)) for d in (width, pair))
+        b.store(lo, slots[0])
+        b.store(mid, slots[1])
+        with Loop(b, lo, hi, "merge") as t:
+            _merge_step(b, t, src, dst, slots, (mid, hi), n, dtype)
+
+
+def _min(b, u, v):
+    return b.select(b.icmp_signed("<", u, v), u, v)
+
+
+def _merge_step(b, t, src, dst, slots, bounds, n, dtype):
+    """dst[t] = the next of the two runs: the left one's unless the right one's key is
+    strictly less (reads are clamped into the lane; exhausted runs are never taken)."""
+    ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
+    mid, hi = bounds
+    i, j = (b.load(s, typ=ity) for s in slots)
+    last = i64(n - 1)
+    ki = b.load(_elem(b, src[0], _min(b, i, last), ty), typ=ty)
+    kj = b.load(_elem(b, src[0], _min(b, j, last), ty), typ=ty)
+    right_done = b.icmp_signed(">=", j, hi)
+    left = b.and_(b.icmp_signed("<", i, mid), b.or_(right_done, b.not_(_less(b, kj, ki, dtype))))
+    pos = b.select(left, i, j)
+    b.store(b.select(left, ki, kj), _elem(b, dst[0], t, ty))
+    b.store(b.load(_elem(b, src[1], _min(b, pos, last), ity), typ=ity), _elem(b, dst[1], t, ity))
+    b.store(b.add(i, b.zext(left, ity)), slots[0])
+    b.store(b.add(j, b.zext(b.not_(left), ity)), slots[1])
+
+
+def _supports_sort(kernel) -> bool:
+    return _supports(kernel) and kernel.in_avals[0].shape[kernel.params["axis"]] <= MAX_NATIVE_SORT
+
+
 def _supports(kernel) -> bool:
     return all(np.dtype(a.dtype) in SUPPORTED for a in kernel.in_avals)
 
@@ -112,6 +203,8 @@ def _supports_search(kernel) -> bool:
     return _supports(kernel) and kernel.in_avals[0].shape[0] > 0
 
 
+extern.register_native("sort", _emit_sort, _supports_sort)
+extern.register_native("argsort", _emit_sort, _supports_sort)
 extern.register_native("argmax", _emit_arg, _supports)
 extern.register_native("argmin", _emit_arg, _supports)
 extern.register_native("searchsorted", _emit_searchsorted, _supports_search)
