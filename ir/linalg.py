@@ -25,8 +25,9 @@ def _swap_last(x):
     return ops.transpose(x, tuple(range(n - 2)) + (n - 1, n - 2))
 
 
-def _dot_vjp(g, out, x, y):
-    return dot(g, _swap_last(y)), dot(_swap_last(x), g)
+def _dot_vjp(g, out, x, y, needed=(True, True)):
+    return (dot(g, _swap_last(y)) if needed[0] else None,
+            dot(_swap_last(x), g) if needed[1] else None)
 
 
 def _dot_jvp(tangents, out, x, y):
@@ -44,5 +45,6 @@ def _torch_name(ndim, params):
 
 
 register(Primitive("dot", "dot", _dot_rule, lambda x, y: np.asarray(np.matmul(x, y)),
-                   _dot_vjp, _dot_jvp, torch_name="MmBackward0", torch_variant=_torch_name))
+                   _dot_vjp, _dot_jvp, torch_name="MmBackward0", torch_variant=_torch_name,
+                   selective_vjp=True))
 dot = binder("dot")

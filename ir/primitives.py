@@ -72,6 +72,9 @@ class Primitive:
     doc: str = ""
     # several outputs: the shape rule returns a list of avals, impl and bind a list
     multiple_results: bool = False
+    # vjp(..., needed=bools) computes only the cotangents of the operands flagged
+    # (eager backward passes it: an operand that requires no grad costs nothing)
+    selective_vjp: bool = False
     # dce_rule(eqn, used) -> (eqn', used_inputs): drops the outputs not `used`
     # (a list of bools per output) and says which inputs the rest still read
     dce_rule: Callable | None = None

@@ -441,3 +441,21 @@ def test_zero_derivative_gives_zero_grad_not_none():
     x = tensor(np.array([1.0, -2.0]), requires_grad=True)
     tnp.sign(x).sum().backward()
     assert x.grad is not None and x.grad.data.tolist() == [0.0, 0.0]
+
+
+def test_backward_skips_the_product_no_leaf_needs():
+    """Eager backward computes no cotangent for an operand that requires no grad (PyTorch's
+    engine prunes it too): an MLP step makes 5 matrix products, not 6."""
+    from tracegrad.ir import PRIMITIVES
+
+    dot = PRIMITIVES["dot"]
+    calls, impl = [], dot.impl
+    dot.impl = lambda *a, **k: calls.append(1) or impl(*a, **k)
+    try:
+        x = np.ones((4, 6))
+        w1 = tensor(np.full((6, 5), 0.1), requires_grad=True)
+        w2 = tensor(np.full((5, 2), 0.1), requires_grad=True)
+        np.mean((np.tanh(x @ w1) @ w2) ** 2).backward()
+    finally:
+        dot.impl = impl
+    assert len(calls) == 5 and w1.grad is not None and w2.grad is not None

@@ -153,6 +153,9 @@ class Node:
         else:
             operands = [x._tg_concrete() if hasattr(x, "_tg_concrete") else x for x in operands]
             out = out_data
+        if getattr(self.prim, "selective_vjp", False):  # skip cotangents no one needs
+            needed = tuple(e is not None for e in self.edges)
+            return self.prim.vjp(g, out, *operands, needed=needed, **self.params)
         return self.prim.vjp(g, out, *operands, **self.params)
 
     def release(self):
