@@ -395,5 +395,6 @@ def guard(cp) -> None:
 
 
 from . import extern_cumulative  # noqa: E402,F401  (registers its native lowerings)
+from . import extern_indexing  # noqa: E402,F401  (gather, scatter, dynamic slices)
 from . import extern_sorting  # noqa: E402,F401  (argmax, argmin, searchsorted)
 from . import lapack  # noqa: E402,F401  (the decompositions: LAPACKE from numpy's OpenBLAS)

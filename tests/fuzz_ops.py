@@ -738,7 +738,7 @@ def indexing(g):
     directly: gather, scatter, scatter_add, dynamic_slice, dynamic_update_slice (indices out
     of range are clamped), nonzero with a static size feeding an index."""
     x = g.pick("f", lambda n: n.ndim >= 1 and 0 not in n.shape)
-    kind = g.choice(["getitem", "getitem", "take", "along", "scatter", "dynamic", "update",
+    kind = g.choice(["getitem", "take", "along", "scatter", "scatter_add", "dynamic", "update",
                      "nonzero"])
     if kind == "getitem":
         g.emit(f"{{0}}[{_adv_index_text(g, x.shape)}]", x)
@@ -752,11 +752,12 @@ def indexing(g):
                       for k, d in enumerate(x.shape))
         ind = g.rng.integers(0, x.shape[axis], size=shape).tolist()
         g.emit(f"onp.take_along_axis({{0}}, onp.array({ind}), axis={axis})", x)
-    elif kind == "scatter":
-        name, lead = g.choice(["scatter", "scatter_add"]), int(g.rng.integers(1, x.ndim + 1))
+    elif kind in ("scatter", "scatter_add"):
+        name, lead = kind, int(g.rng.integers(1, x.ndim + 1))
         b = int(g.rng.integers(1, 4))
         idx = ", ".join(f"onp.array({_int_list(g, d + 1, b)})" for d in x.shape[:lead])
-        u = _new_operand(g, (b,) + x.shape[lead:], x)
+        u = _new_operand(g, (b,) + x.shape[lead:], x) if x.sym == "F" else \
+            g.const((b,) + x.shape[lead:], "W")  # a primitive's operands share a dtype
         g.emit(f"P.{name}({{0}}, {{1}}, {idx})", x, u)
     elif kind == "dynamic":
         sizes = [int(g.rng.integers(0, d + 1)) for d in x.shape]
@@ -765,7 +766,8 @@ def indexing(g):
     elif kind == "update":
         shape = tuple(int(g.rng.integers(0, d + 1)) for d in x.shape)
         starts = ", ".join(str(int(g.rng.integers(-2, d + 2))) for d in x.shape)
-        g.emit(f"P.dynamic_update_slice({{0}}, {{1}}, {starts})", x, _new_operand(g, shape, x))
+        u = _new_operand(g, shape, x) if x.sym == "F" else g.const(shape, "W")
+        g.emit(f"P.dynamic_update_slice({{0}}, {{1}}, {starts})", x, u)
     else:
         m = g.away(g.pick("f", lambda n: n.shape == x.shape), (0.3,))
         size = int(g.rng.integers(0, x.size + 2))
@@ -861,6 +863,7 @@ WEIGHTS = {
     "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
     "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1), "more_math": (more_math, 5),
     "int_bits": (int_bits, 2),
+    "indexing": (indexing, 5),
     "sorting": (sorting, 2),
     "cumulative": (cumulative, 2),
 }

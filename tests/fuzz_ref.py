@@ -152,6 +152,58 @@ class RefPrims:
     def where(c, x, y):
         return np.where(c, x, y)
 
+    # indexing: indices are wrapped (negatives) and clamped into range; written with
+    # plain loops so that they share no code with ir/indexing.py
+    @staticmethod
+    def _clamped(idx, shape):
+        return [np.clip(np.where(np.asarray(i) < 0, np.asarray(i) + d, i), 0, d - 1)
+                for i, d in zip(idx, shape)]
+
+    @staticmethod
+    def gather(x, *idx):
+        return np.asarray(x)[tuple(RefPrims._clamped(idx, np.shape(x)))]
+
+    @staticmethod
+    def scatter_add(x, u, *idx):
+        out = np.array(x)
+        pos = np.broadcast_arrays(*RefPrims._clamped(idx, out.shape))
+        u = np.asarray(u).reshape((-1,) + out.shape[len(idx):])
+        for k, p in enumerate(zip(*[q.ravel() for q in pos])):
+            out[p] += u[k]
+        return out
+
+    @staticmethod
+    def scatter(x, u, *idx):
+        out = np.array(x)
+        pos = np.broadcast_arrays(*RefPrims._clamped(idx, out.shape))
+        u = np.asarray(u).reshape((-1,) + out.shape[len(idx):])
+        for k, p in enumerate(zip(*[q.ravel() for q in pos])):  # in order: the last wins
+            out[p] = u[k]
+        return out
+
+    @staticmethod
+    def _window(starts, sizes, shape):
+        return tuple(slice(min(max(int(s), 0), d - n), min(max(int(s), 0), d - n) + n)
+                     for s, n, d in zip(starts, sizes, shape))
+
+    @staticmethod
+    def dynamic_slice(x, *starts, sizes):
+        x = np.asarray(x)
+        return np.array(x[RefPrims._window(starts, sizes, x.shape)])
+
+    @staticmethod
+    def dynamic_update_slice(x, u, *starts):
+        out = np.array(x)
+        out[RefPrims._window(starts, np.shape(u), out.shape)] = u
+        return out
+
+    @staticmethod
+    def nonzero_static(x, size, fill_value=0):
+        found = np.argwhere(np.asarray(x)).T[:, :size]
+        out = np.full((np.ndim(x), size), fill_value, np.int64)
+        out[:, :found.shape[1]] = found
+        return out
+
     # cumulative: numpy's accumulate, flipped for reverse
     @staticmethod
     def _accumulate(ufunc, x, axis, reverse):

@@ -180,6 +180,19 @@ class ArrayMixin:
     def searchsorted(self, v, side="left", sorter=None):
         return tnp.searchsorted(self, v, side, sorter)
 
+    def take(self, indices, axis=None, out=None, mode=None):
+        return tnp.take(self, indices, axis=axis, out=out, mode=mode)
+
+    def nonzero(self):
+        """NumPy's: a tuple of index arrays, one per axis (PyTorch's stacks them)."""
+        return tnp.nonzero(self)
+
+    def choose(self, choices, out=None, mode="raise"):
+        return tnp.choose(self, choices, out=out, mode=mode)
+
+    def compress(self, condition, axis=None, out=None):
+        return tnp.compress(condition, self, axis=axis, out=out)
+
     def reshape(self, *shape):
         return tnp.reshape(self, shape[0] if len(shape) == 1 else shape)
 

@@ -329,6 +329,8 @@ def _set_static(y, p: Parsed, v):
     if 0 in box:
         return y
     starts, steps = _slice_params(p)
+    if box == p.shape and all(s == 0 for s in starts) and all(s == 1 for s in steps):
+        return ops.reshape(v, box)  # x[...] = v: the whole array
     v = ops.reshape(v, box)
     mask = ops.pad(np.ones(box, np.bool_), starts, steps, p.shape)
     return ops.where(mask, ops.pad(v, starts, steps, p.shape), y)
