@@ -283,3 +283,30 @@ def test_kernel_avals_are_what_the_primitive_sees():
     (k,) = [k for k in kp.kernels if isinstance(k, ExternKernel)]
     assert k.in_avals == [Aval((6,), np.dtype(np.float32))] and k.inputs[0].shape == (2, 3)
     assert k.outputs[0].kind == "output" and k.outputs[0].shape == (3, 2)
+
+
+def test_threads_share_a_program_with_host_calls(monkeypatch):
+    """Two threads call one program whose host calls need the GIL: no deadlock, right
+    results (the program releases the GIL and holds its mutex)."""
+    import threading
+    monkeypatch.setenv("TRACEGRAD_EXTERN_NATIVE", "0")
+    _, cp, _ = compiled(lambda v: ops.cumsum(ops.cumsum(ops.sin(v), 0), 0, True), np.zeros(64))
+    xs = [np.random.default_rng(i).standard_normal(64) for i in range(2)]
+    wants = [cp(x)[0] for x in xs]  # alone; each thread must get exactly these
+    for x, want in zip(xs, wants):
+        np.testing.assert_allclose(want, np.cumsum(np.cumsum(np.sin(x))[::-1])[::-1],
+                                   rtol=1e-9, atol=1e-12)
+    errors = []
+
+    def work(x, want):
+        try:
+            for _ in range(200):
+                np.testing.assert_array_equal(cp(x)[0], want)
+        except BaseException as e:  # noqa: BLE001  (reported by the main thread)
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=a, daemon=True) for a in zip(xs, wants)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
