@@ -97,6 +97,8 @@ def _reject(op: str, **unsupported):
 def _broadcast(op: str, operands):
     """Make NumPy broadcasting explicit; rank-0 operands stay implicit (the IR allows them)."""
     shapes = [_shape(v) for v in operands]
+    if all(s == shapes[0] for s in shapes):  # the common case costs no broadcast_shapes
+        return operands
     try:
         out = np.broadcast_shapes(*shapes)
     except ValueError:
