@@ -80,6 +80,7 @@ CASES = [
     Case("repeat_int", lambda a: np.repeat(a, 3, axis=1), ((2, 3),)),
     Case("repeat_counts", lambda a: np.repeat(a, [2, 0, 1], axis=-1), ((2, 3),)),
     Case("repeat_flat", lambda a: np.repeat(a, 2), ((2, 3),)),
+    Case("repeat_many_counts", lambda a: np.repeat(a, np.arange(40) % 3, axis=1), ((2, 40),)),
     Case("repeat_0d", lambda a: np.repeat(a, 4), ((),)),
     Case("resize_grow", lambda a: np.resize(a, (4, 5)), ((2, 3),)),
     Case("resize_shrink", lambda a: np.resize(a, 4), ((2, 3),)),
@@ -215,6 +216,7 @@ CASES = [
     Case("fill_diagonal", lambda a: _written(np.fill_diagonal, a, [7, 8]), ((3, 4),), F + I),
     Case("fill_diagonal_wrap", lambda a: _written(np.fill_diagonal, a, 5, wrap=True), ((7, 3),),
          F + I),
+    Case("fill_diagonal_large", lambda a: _written(np.fill_diagonal, a, 2), ((40, 40),), F),
     Case("fill_diagonal_cube", lambda a: _written(np.fill_diagonal, a, 1), ((2, 2, 2),), F + I),
     Case("put", lambda a: _written(np.put, a, [0, -1, 3, 3], [1, 2, 5]), ((2, 3),), F + I),
     Case("put_clip", lambda a: _written(np.put, a, [10, -10], 4, mode="clip"), ((2, 3),), F + I),
@@ -292,6 +294,12 @@ def test_traced_graph_uses_structural_primitives_only():
         np.ones((3, 4)))
     prims = {e.prim.name for e in prog.graph.eqns}
     assert prims <= {"slice", "concatenate", "broadcast", "reshape"}, prims
+
+
+def test_index_maps_with_many_runs_are_one_gather():
+    """Graph size does not grow with the array: many runs of a static index map gather."""
+    prog = tracegrad.trace(lambda a: np.repeat(a, np.arange(400) % 3))(np.ones(400))
+    assert [e.prim.name for e in prog.graph.eqns] == ["gather"]
 
 
 def test_diag_is_one_pad_and_diagonal_one_slice():

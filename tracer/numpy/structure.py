@@ -67,8 +67,16 @@ def take_static(a, idx, axis: int):
     idx = np.asarray(idx, np.int64).reshape(-1)
     if idx.size == 0:
         return slice_axis(a, axis, 0, 0)
-    parts = [_run(a, axis, *r) for r in _runs(idx)]
+    runs = _runs(idx)
+    if len(runs) > MAX_RUNS:
+        from .indexing import take  # one gather instead of a long chain of slices
+        return take(a, idx, axis=axis)
+    parts = [_run(a, axis, *r) for r in runs]
     return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis)
+
+
+# More runs than this gather instead (graph size stays independent of the array's size).
+MAX_RUNS = 32
 
 
 def _static_ints(op, value, what):
