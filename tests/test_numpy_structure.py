@@ -372,6 +372,18 @@ def test_array_methods():
     assert t.mT.shape == (3, 2) and t.copy() is not t
 
 
+def test_fill_and_put_methods_update_in_place_traced_too():
+    def f(a):
+        b = a * 1.0
+        b.fill(0.0)
+        b.put([1, -1], [5.0, 6.0])
+        return b * a
+    x = np.arange(1.0, 5.0).reshape(2, 2)
+    want = np.array([[0.0, 10.0], [0.0, 24.0]])
+    np.testing.assert_array_equal(f(tensor(x)).data, want)
+    np.testing.assert_array_equal(tracegrad.jit(f)(x), want)
+
+
 def test_copy_is_a_new_tensor_that_setitem_leaves_alone():
     t = tensor(np.zeros(3))
     c = np.copy(t)

@@ -241,6 +241,13 @@ class ArrayMixin:
     def copy(self):
         return tnp.copy(self)
 
+    def fill(self, value):
+        """Set every element to `value`, in place (a functional update, as x[...] = value)."""
+        self[...] = tnp.full_like(self, value)
+
+    def put(self, indices, values, mode="raise"):
+        tnp.put(self, indices, values, mode)
+
     @property
     def mT(self):
         return tnp.matrix_transpose(self)
