@@ -193,7 +193,8 @@ def test_checkpoint_gives_the_same_gradients_and_a_smaller_arena():
     ws, x = rng.standard_normal((16, 32, 32)) * 0.2, rng.standard_normal((128, 32))
     results, arenas = [], []
     for remat in (False, True):
-        f = tg.compile_grad(lambda ws, x: _chain(ws, x, remat), argnums=0, disk_cache=False)
+        f = tg.compile_grad(lambda ws, x, remat=remat: _chain(ws, x, remat), argnums=0,
+                            disk_cache=False)
         results.append(f(ws, x))
         arenas.append(plan_arena(f._spec().native.kernel_program())[1])
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-12)
@@ -214,3 +215,30 @@ def test_checkpoint_forward_mode_tensors_and_vmap():
     per_row = tg.vmap(tg.grad(lambda r: np.sum(f(r))))(np.stack([x, 2 * x]))
     np.testing.assert_allclose(per_row[0], t, rtol=1e-12)
     assert "optimization_barrier" in str(tg.trace(tg.grad(lambda r: np.sum(f(r))))(x))
+
+
+def test_against_jax_custom_rules_and_checkpoint():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+
+    @jax.custom_vjp
+    def j_scaled_sin(x, y):
+        return jnp.sin(x) * y
+    j_scaled_sin.defvjp(lambda x, y: (jnp.sin(x) * y, (jnp.cos(x), jnp.sin(x), y)),
+                        lambda r, g: (r[0] * r[2] * g, r[1] * g))
+    want = jax.grad(lambda x, y: jnp.sum(j_scaled_sin(x, y) ** 2), argnums=(0, 1))(X, Y)
+    for g, w in zip(tg.grad(_loss, argnums=(0, 1))(X, Y), want):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-12)
+
+    @jax.custom_jvp
+    def j_softplus(x):
+        return jnp.log1p(jnp.exp(x))
+    j_softplus.defjvp(lambda p, t: (j_softplus(p[0]), t[0] / (1 + jnp.exp(-p[0]))))
+    for ours, theirs in ((lambda x: np.sum(softplus(x) ** 2), lambda x: jnp.sum(j_softplus(x) ** 2)),
+                         (lambda x: np.sum(tg.checkpoint(np.sin)(x) * x),
+                          lambda x: jnp.sum(jax.checkpoint(jnp.sin)(x) * x))):
+        np.testing.assert_allclose(tg.grad(ours)(X), np.asarray(jax.grad(theirs)(X)), rtol=1e-12)
+        np.testing.assert_allclose(tg.hessian(ours)(X), np.asarray(jax.hessian(theirs)(X)),
+                                   rtol=1e-10, atol=1e-12)
