@@ -36,7 +36,7 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import CondStep, DotKernel, ExternKernel, LoopKernel, LoopStep, distinct
 
-from . import blas, extern, llvm_util, outline, units
+from . import blas, extern, fastcall, llvm_util, outline, units
 from .irutil import I64, PTR, align_up, declare, i64, libc_symbols
 from .kernel import KernelEmitter
 from .lower import ProgramEmitter, plan_arena
@@ -62,7 +62,7 @@ def step_work(step, program_work) -> int:
     trips are unknown, so it counts as large (the GIL is released around it); an extern
     kernel calling back into Python counts as large too (extern.py)."""
     if isinstance(step, ExternKernel):
-        return extern.kernel_work(step, 1 << 16)
+        return extern.kernel_work(step, fastcall.GIL_RELEASE_WORK)
     bodies = sum(program_work(p) for p in step.programs())
     if isinstance(step, LoopStep) and step.length is not None and step.grad is None:
         return bodies * max(step.length, 1)

@@ -179,6 +179,30 @@ def test_compile_grad_matches_finite_differences(route):
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
 
 
+def _looped(x, w):
+    def step(h, xt):
+        h = ops.cumprod(ops.add(ops.mul(h, w), xt), 0, reverse=True)
+        return h, ops.cummax(h, 0)
+    scales = np.repeat(np.array([[0.1], [0.2], [-0.3]]), 4, axis=1)
+    h, ys = tracegrad.scan(step, x, ops.mul(ops.broadcast(x, (3, 4)), scales))
+    body = lambda c: (ops.add(c[0], 1), ops.cumsum(ops.sin(c[1]), 0))  # noqa: E731
+    v = tracegrad.while_loop(lambda c: ops.lt(c[0], 3), body, (np.int64(0), h))[1]
+    return ops.reduce_sum(ops.add(v, ops.reduce_sum(ys, (0,))), (0,))
+
+
+def test_compile_grad_through_loop_bodies_equals_eager(route):
+    """Extern kernels in scan bodies, their reverse bodies and a while_vjp's tape loop."""
+    from tracegrad.tracer import tensor
+    x, w = np.array([0.5, -0.7, 0.9, 1.1]), np.array([0.9, 1.2, -0.4, 0.3])
+    value, grads = tracegrad.compile_grad(_looped, disk_cache=False)(x, w)
+    xe, we = tensor(x, requires_grad=True), tensor(w, requires_grad=True)
+    out = _looped(xe, we)
+    out.backward()
+    np.testing.assert_allclose(value, out.data, rtol=1e-12)
+    np.testing.assert_allclose(grads[0], xe.grad.data, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grads[1], we.grad.data, rtol=1e-10, atol=1e-12)
+
+
 # ---- a multi-result primitive and an impl that raises ------------------------------------
 
 def _split_rule(x, *, k):
