@@ -220,6 +220,10 @@ CASES = [
     Case("fill_diagonal_cube", lambda a: _written(np.fill_diagonal, a, 1), ((2, 2, 2),), F + I),
     Case("put", lambda a: _written(np.put, a, [0, -1, 3, 3], [1, 2, 5]), ((2, 3),), F + I),
     Case("put_clip", lambda a: _written(np.put, a, [10, -10], 4, mode="clip"), ((2, 3),), F + I),
+    Case("copyto_where", lambda a, b: _written(np.copyto, a, b, where=np.array([True, False, True])),
+         ((2, 3), (3,)), F + I),
+    Case("reshape_fortran", lambda a: np.reshape(a, (4, 6), order="F"), ((2, 3, 4),)),
+    Case("ravel_fortran", lambda a: np.ravel(a, order="F"), ((2, 3, 4),)),
     Case("place", lambda a: _written(np.place, a, np.arange(6).reshape(2, 3) % 2 == 0, [3, 4]),
          ((2, 3),), F + I),
 ]

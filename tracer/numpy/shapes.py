@@ -43,14 +43,21 @@ def _resolve_shape(new, a) -> tuple:
 
 
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    """NumPy reshape (C order), `-1` infers one dimension."""
-    if order != "C":
-        raise TypeError("reshape: only order='C' is supported")
+    """NumPy reshape, `-1` infers one dimension; order 'F' (first index fastest) is C order
+    on the reversed axes: transpose, reshape to the reversed shape, transpose back."""
+    if order not in ("C", "F", "A"):
+        raise ValueError(f"reshape: order must be one of 'C', 'F', 'A', got {order!r}")
     a = _operand(a)
-    return ops.reshape(a, _resolve_shape(newshape if shape is None else shape, a))
+    new = _resolve_shape(newshape if shape is None else shape, a)
+    if order != "F":
+        return ops.reshape(a, new)
+    flipped = ops.reshape(transpose(a), new[::-1])
+    return ops.transpose(flipped, tuple(reversed(range(len(new)))))
 
 
 def ravel(a, order="C"):
+    if order == "K":
+        order = "C"  # tracegrad arrays are always C-contiguous
     return reshape(a, -1, order=order)
 
 

@@ -22,6 +22,7 @@ from ._core import (
     _convert, _dtype, _fail, _lift, _ndim, _norm_axes, _norm_axis, _operand, _shape, is_boxed,
 )
 from .elementwise import add, divide, multiply, negative, not_equal, subtract, where
+from .elementwise import where as _where
 from .reductions import max, mean, min, sum
 from .shapes import (broadcast_to, concatenate, expand_dims, moveaxis, ravel, reshape,
                      swapaxes)
@@ -805,6 +806,26 @@ def place(arr, mask, vals):
     _write_flat(arr, positions, vals, "place")
 
 
+def copyto(dst, src, casting="same_kind", where=True):
+    """dst[...] = src (broadcast, cast to dst's dtype) where `where`, in place."""
+    if not is_boxed(dst):
+        return np.copyto(dst, src, casting=casting, where=where)
+    s = _operand(src)
+    if not np.can_cast(_dtype(s), _dtype(dst), casting) and not dtypes.is_weak(src):
+        raise TypeError(f"copyto: cannot cast from {_dtype(s)} to {_dtype(dst)} according to "
+                        f"the rule {casting!r}")
+    s = broadcast_to(_convert(s, _dtype(dst)), _shape(dst))
+    if where is True:
+        dst[...] = s
+    elif is_boxed(where):
+        dst[...] = _where(where, s, dst)
+    else:
+        # a static mask writes only its positions (dst's old values are not read, so an
+        # eager dst that requires grad keeps a valid backward)
+        positions = np.flatnonzero(np.broadcast_to(np.asarray(where, bool), _shape(dst)))
+        _write_flat(dst, positions, take_static(ravel(s), positions, 0), "copyto")
+
+
 def mask_indices(n, mask_func, k=0):
     return np.mask_indices(n, mask_func, k)
 
@@ -884,7 +905,8 @@ __all__ = ["pad", "tile", "repeat", "resize", "flip", "fliplr", "flipud", "rot90
            "broadcast_arrays", "diff", "ediff1d", "diagonal", "diag", "diagflat", "trace", "copy",
            "ascontiguousarray", "result_type", "promote_types", "can_cast", "isscalar",
            "iscomplexobj", "isrealobj", "iscomplex", "isreal", "gradient", "trapezoid",
-           "apply_along_axis", "apply_over_axes", "fill_diagonal", "put", "place", "mask_indices",
+           "apply_along_axis", "apply_over_axes", "fill_diagonal", "put", "place", "copyto",
+           "mask_indices",
            "isdtype", "issubdtype", "iterable"]
 
 NUMPY = {getattr(np, name): globals()[name] for name in __all__}
