@@ -49,6 +49,8 @@ CASES = [
     Case("pad_constant", lambda a: np.pad(a, ((1, 2), (0, 3))), ((3, 4),)),
     Case("pad_constant_values", lambda a: np.pad(a, 2, constant_values=((1, 2), (3, 4))),
          ((3, 4),), F + I),
+    Case("pad_traced_value", lambda a, v: np.pad(a, ((1, 0), (2, 1)), constant_values=v),
+         ((3, 4), ()), F + I),
     Case("pad_edge", lambda a: np.pad(a, ((2, 1), (1, 3)), mode="edge"), ((3, 4),)),
     Case("pad_reflect_wide", lambda a: np.pad(a, ((5, 7), (2, 9)), mode="reflect"), ((3, 4),)),
     Case("pad_symmetric_wide", lambda a: np.pad(a, ((5, 7), (2, 9)), mode="symmetric"),

@@ -363,8 +363,13 @@ def pad(array, pad_width, mode="constant", **kwargs):
 def _pad_mode(a, widths, mode, kwargs):
     n = _ndim(a)
     if mode in ("constant", "empty"):
-        values = _pairs("pad", kwargs.get("constant_values", 0), n, "constant_values",
-                        cast=lambda v: v)
+        cv = kwargs.get("constant_values", 0)
+        if is_boxed(cv) or getattr(cv, "_tg_symbolic", None) is not None:
+            if _ndim(_operand(cv)) != 0:
+                raise TypeError("pad: a traced constant_values must be a scalar")
+            values = [(cv, cv)] * n  # one traced value on every side
+        else:
+            values = _pairs("pad", cv, n, "constant_values", cast=lambda v: v)
         return _pad_constant(a, widths, values)
     if mode == "linear_ramp":
         return _pad_ramp(a, widths, _pairs("pad", kwargs.get("end_values", 0), n, "end_values",
