@@ -134,14 +134,14 @@ def test_out_argument_is_rejected():
 
 def test_unsupported_numpy_functions_name_themselves():
     t = tensor([1.0, 2.0])
-    with pytest.raises(TypeError, match=r"np\.cumsum is not supported"):
-        np.cumsum(t)
-    with pytest.raises(TypeError, match=r"np\.nextafter is not supported"):
-        np.nextafter(t, t)
+    with pytest.raises(TypeError, match=r"np\.packbits is not supported"):
+        np.packbits(t)
+    with pytest.raises(TypeError, match=r"np\.isnat is not supported"):
+        np.isnat(t)
     with pytest.raises(TypeError, match=r"np\.add\.accumulate is not supported"):
         np.add.accumulate(t)
-    with pytest.raises(TypeError, match=r"np\.sort is not supported"):
-        trace(np.sort)(np.ones(3))
+    with pytest.raises(TypeError, match=r"np\.sort_complex is not supported"):
+        trace(np.sort_complex)(np.ones(3))
 
 
 def test_traced_value_cannot_silently_become_an_array():
