@@ -1,8 +1,8 @@
 """Sorting and searching primitives: sort, argsort, argmax/argmin, searchsorted.
 
 All are whole-array routines (kind "extern"): fusion never fuses into them;
-codegen runs a native lowering when one is registered and otherwise calls
-the numpy `impl`.  Each works along one axis, given as a non-negative int.
+codegen runs their native lowerings (codegen/extern_sorting.py) and otherwise
+calls the numpy `impl`.  Each works along one axis, a non-negative int.
 
 Conventions (NumPy's): sorting is stable and puts NaNs last; `argmax`/`argmin`
 give the first occurrence, and a NaN counts as the extremum; indices are int64.
