@@ -809,7 +809,7 @@ def linalg(g):
     else:
         x = g.pick("f", lambda n: 2 <= n.ndim <= 3 and 0 not in n.shape
                    and max(n.shape[-2:]) <= 4 and np.abs(n.v64).max() <= 3)
-    square = g.coin(0.5)
+    square = g.coin(0.65)
     if square:
         m = x.shape[-2]
         x = g.emit(f"{{0}} @ np.swapaxes({{0}}, -1, -2) * 0.25 + np.eye({m}, dtype={{0}}.dtype) * 2.0",
@@ -860,6 +860,7 @@ WEIGHTS = {
     "index": (index, 5), "prim_slice": (prim_slice, 2), "prim_pad": (prim_pad, 2),
     "concatenate": (concatenate, 3), "matmul": (matmul, 5), "big_matmul": (big_matmul, 0.7),
     "stop_gradient": (stop_gradient, 1),
+    "linalg": (linalg, 5),
     "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
     "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1), "more_math": (more_math, 5),
     "int_bits": (int_bits, 2),
