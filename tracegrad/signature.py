@@ -73,6 +73,7 @@ class SpecArgs:
             values = [WeakFloat(a) if i in self.weak else a for i, a in enumerate(arrays)]
             return fun(*[_rebuild(slot, values) for slot in self.slots])
         flat.__name__ = getattr(fun, "__name__", "f")
+        flat.__wrapped__ = fun  # warnings name the user's function (inspect.unwrap)
         return flat
 
     def arg_texts(self) -> list:

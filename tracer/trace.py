@@ -25,6 +25,7 @@ from tracegrad.ir import (TRACES, GraphBuilder, ShapedArray, TracedValue, apply_
 from . import dtypes
 from . import numpy as tnp
 from .array import ArrayMixin
+from .numpy.dispatch import random_sampling_watch
 from .indexing import setitem
 from .scalars import TracedFloat
 from .tensor import Tensor
@@ -310,7 +311,7 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> Tra
             traced.append(leaf)
     call_args = tree_unflatten(in_tree, [t.value if isinstance(t, _Static) else t
                                          for t in traced])
-    with TRACES.entered(builder, _describe_trace(fun)):
+    with random_sampling_watch(fun), TRACES.entered(builder, _describe_trace(fun)):
         out_leaves, out_tree = tree_flatten(fun(*call_args))
         graph = builder.build([_output_leaf(x) for x in out_leaves])
     if debug_checks():

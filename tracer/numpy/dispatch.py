@@ -1,8 +1,21 @@
 """The NumPy protocols: `__array_ufunc__` and `__array_function__` of tensors and
 traced values call `dispatch_ufunc` / `dispatch_function`, which read the one
 table mapping numpy callables to this namespace (`TABLE`, assembled in
-`__init__` from every family's `NUMPY` dict)."""
+`__init__` from every family's `NUMPY` dict).
+
+A numpy function the table lacks raises `UnsupportedFunctionError` (a
+TypeError) naming the function as the user spelled it, the user's line, and
+the nearest functions of `tracegrad.numpy` (a small table of well-known
+replacements first, then the closest names by `difflib`)."""
 from __future__ import annotations
+
+import difflib
+import inspect
+import warnings
+
+import numpy as np
+
+from tracegrad.ir import TRACES, user_source_location
 
 from ._core import _reject
 from .reductions import UFUNC_REDUCE
@@ -10,11 +23,82 @@ from .reductions import UFUNC_REDUCE
 TABLE: dict = {}  # numpy ufunc or function -> our implementation
 
 
+class UnsupportedFunctionError(TypeError):
+    """A numpy function or ufunc method that tracegrad arrays do not support."""
+
+
+# Replacements a difflib match on the name would not find.  A value naming one
+# function is offered only while `tracegrad.numpy` has it; other values are advice.
+HINTS = {
+    "fabs": "abs", "around": "round", "round_": "round", "row_stack": "vstack",
+    "product": "prod", "cumproduct": "cumprod", "alltrue": "all", "sometrue": "any",
+    "empty": "zeros", "empty_like": "zeros_like", "copy": "array", "float_power": "power",
+    "amax": "max", "amin": "min", "average": "mean", "ptp": "max(a) - min(a)",
+    "isclose": "abs(a - b) <= atol + rtol * abs(b)", "allclose": "all(isclose(a, b))",
+    "array_equal": "all(equal(a, b))", "nan_to_num": "where(isnan(a), 0.0, a)",
+    "asanyarray": "asarray", "ascontiguousarray": "asarray", "asfortranarray": "asarray",
+    "einsum_path": "einsum", "dstack": "concatenate", "put": "x[idx] = v",
+    "unique": "(no static shape: unique is not traceable; sort and compare neighbours)",
+    "histogram": "(no static shape: use searchsorted and a bincount-free sum)",
+    "argwhere": "nonzero(a, size=n)", "flatnonzero": "nonzero(ravel(a), size=n)",
+}
+
+# ufunc methods with a function that computes the same thing.
+METHOD_HINTS = {
+    ("multiply", "reduce"): "prod", ("logical_and", "reduce"): "all",
+    ("logical_or", "reduce"): "any", ("add", "outer"): "a[:, None] + b",
+    ("multiply", "outer"): "outer", ("subtract", "outer"): "a[:, None] - b",
+}
+
+
 def _numpy_name(f) -> str:
     """`np.sum`, `np.linalg.norm`: how the user spelled the numpy callable."""
     module = getattr(f, "__module__", None) or "numpy"
+    if module.startswith("numpy._core") or module.startswith("numpy.core"):
+        module = "numpy"  # np.sum is defined in numpy._core.fromnumeric
     prefix = "np" + module[len("numpy"):] if module.startswith("numpy") else module
     return f"{prefix}.{getattr(f, '__name__', repr(f))}"
+
+
+def supported_names() -> list:
+    """The functions of `tracegrad.numpy`, sub-namespaces spelled `linalg.norm`."""
+    import tracegrad.tracer.numpy as namespace  # assembled after this module loads
+    names = []
+    for name in namespace.__all__:
+        sub = getattr(getattr(namespace, name), "__all__", None)
+        names += [f"{name}.{n}" for n in sub] if sub is not None else [name]
+    return names
+
+
+def alternatives(name: str, hint: str | None = None, close: bool = True) -> list:
+    """The nearest supported spellings for the numpy function `name` (`linalg.X` for
+    np.linalg's): a known replacement first, then the closest names (`difflib`)."""
+    names = supported_names()
+    found = []
+    hint = HINTS.get(name) if hint is None else hint
+    if hint and (not hint.replace(".", "").isidentifier() or hint in names):
+        found.append(hint)
+    if close:
+        found += difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+    return list(dict.fromkeys(found))[:3]
+
+
+def unsupported(what: str, name: str, hint: str | None = None,
+                close: bool = True) -> UnsupportedFunctionError:
+    """The error for `what` (as the user spelled it) having no tracegrad implementation."""
+    near = alternatives(name, hint, close)
+    where = user_source_location()
+    msg = f"{what} is not supported on tracegrad arrays (tensors and traced values)"
+    if where:
+        msg += f"\n  at {where}"
+    if near:
+        msg += "\n  nearest supported: " + ", ".join(_spell(n) for n in near)
+    msg += "\n  the supported functions are those of tracegrad.numpy (docs/ops.md)"
+    return UnsupportedFunctionError(msg)
+
+
+def _spell(alternative: str) -> str:
+    return f"np.{alternative}" if alternative.replace(".", "").isidentifier() else alternative
 
 
 def dispatch_ufunc(ufunc, method, inputs, kwargs):
@@ -22,23 +106,110 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
     _reject(_numpy_name(ufunc), out=kwargs.pop("out", None))
     if method == "__call__" and ufunc in TABLE:
         if kwargs:
+            where = user_source_location()
             raise TypeError(f"{_numpy_name(ufunc)}: keyword arguments {sorted(kwargs)} are "
-                            "not supported on tracegrad arrays")
+                            "not supported on tracegrad arrays"
+                            + (f"\n  at {where}" if where else ""))
         return TABLE[ufunc](*inputs)
+    if method == "accumulate" and ufunc in _accumulators():
+        (a, *rest), axis = inputs, kwargs.pop("axis", 0)
+        _reject(f"{_numpy_name(ufunc)}.accumulate", **kwargs)
+        return _accumulators()[ufunc](a, rest[0] if rest else axis)
     if method == "reduce" and ufunc in UFUNC_REDUCE:
         (a, *rest), axis = inputs, kwargs.pop("axis", 0)
         if rest:
             axis = rest[0]
         return UFUNC_REDUCE[ufunc](a, axis=axis, **kwargs)
-    raise TypeError(f"{_numpy_name(ufunc)}.{method} is not supported on tracegrad arrays"
-                    if method != "__call__" else
-                    f"{_numpy_name(ufunc)} is not supported on tracegrad arrays")
+    if method == "__call__":
+        raise unsupported(_numpy_name(ufunc), ufunc.__name__)
+    raise unsupported(f"{_numpy_name(ufunc)}.{method}", ufunc.__name__,
+                      METHOD_HINTS.get((ufunc.__name__, method), ""), close=False)
+
+
+def _accumulators() -> dict:
+    """ufunc.accumulate as the running reductions (numpy's default axis is 0)."""
+    import numpy as np
+
+    from tracegrad.ir import ops
+
+    from ._core import _operand
+    from .sorting import cumprod, cumsum
+    return {np.add: lambda a, axis: cumsum(a, axis=axis),
+            np.multiply: lambda a, axis: cumprod(a, axis=axis),
+            np.maximum: lambda a, axis: ops.cummax(_operand(a), axis),
+            np.minimum: lambda a, axis: ops.cummin(_operand(a), axis)}
 
 
 def dispatch_function(func, args, kwargs):
     """Implementation of `__array_function__` for tracegrad arrays."""
     impl = TABLE.get(func)
     if impl is None:
-        raise TypeError(f"{_numpy_name(func)} is not supported on tracegrad arrays (tensors "
-                        "and traced values); supported: the functions of tracegrad.numpy")
+        name = getattr(func, "__name__", "")
+        module = getattr(func, "__module__", "") or ""
+        if module.startswith("numpy.") and module.split(".")[1] in ("linalg", "fft"):
+            name = f"{module.split('.')[1]}.{name}"
+        raise unsupported(_numpy_name(func), name)
     return impl(*args, **kwargs)
+
+
+# ---- np.random inside a traced function ------------------------------------------------------
+
+class RandomSampleFrozenWarning(UserWarning):
+    """np.random drew a sample while a function was traced: the program holds it as a constant."""
+
+
+_warned: set = set()  # the functions warned about (once each)
+
+
+def _rng_position():
+    """Where numpy's legacy global generator stands (np.random.seed/normal/... move it)."""
+    _, key, pos, has_gauss, cached = np.random.get_state()
+    return key.tobytes(), pos, has_gauss, cached
+
+
+def _function_key(fun):
+    f = inspect.unwrap(fun)
+    code = getattr(f, "__code__", None)
+    return (code.co_filename, code.co_firstlineno, f.__qualname__) if code else id(f)
+
+
+class random_sampling_watch:
+    """Around the outermost trace of `fun`: warn once per function when the legacy global
+    RNG advanced, i.e. `np.random.*` sampled while tracing and the sample became a constant.
+
+    Sound for the legacy global state only: a `np.random.default_rng()` Generator keeps its
+    own state, which no global check can see (docs/ops.md says so).  Another thread drawing
+    from the global generator during the trace would also trigger the warning.  (A class,
+    not a generator context manager, so that the user's frame is the first one outside
+    tracegrad's folders.)"""
+
+    def __init__(self, fun):
+        self.fun = fun
+        self.before = None
+
+    def __enter__(self):
+        if not TRACES.traces:  # nested traces (loop bodies, grad inside jit): outermost checks
+            self.before = _rng_position()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None or self.before is None or _rng_position() == self.before:
+            return False
+        key = _function_key(self.fun)
+        if key not in _warned:
+            _warned.add(key)
+            _warn_frozen(inspect.unwrap(self.fun))
+        return False
+
+
+def _warn_frozen(f):
+    name = getattr(f, "__qualname__", repr(f))
+    code = getattr(f, "__code__", None)
+    defined = f" (defined at {code.co_filename}:{code.co_firstlineno})" if code else ""
+    where = user_source_location()
+    msg = (f"np.random drew a sample while {name}{defined} was traced: the sample is frozen "
+           "into the traced program as a constant, so every call of the compiled or "
+           "transformed function reuses it. Pass random arrays as arguments instead (shown "
+           "once per function).")
+    filename, _, line = (where or "<unknown>:0").rpartition(":")
+    warnings.warn_explicit(msg, RandomSampleFrozenWarning, filename, int(line))
