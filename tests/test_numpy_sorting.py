@@ -34,7 +34,7 @@ VALUE_CASES = [
     ("sort", {}, [X]), ("sort", {"axis": 0}, [TIES]), ("sort", {"axis": None}, [X_NAN]),
     ("sort", {}, [INTS]), ("sort", {"axis": 0}, [np.zeros((0, 3))]),
     ("sort", {"axis": None}, [np.float64(3.0)]), ("sort", {}, [MASK := INTS > 0]),
-    ("argsort", {}, [TIES]), ("argsort", {"axis": 0}, [X_NAN]), ("argsort", {"axis": None}, [INTS]),
+    ("argsort", {}, [TIES]), ("argsort", {}, [np.float64(2.0)]), ("argsort", {"axis": 0}, [X_NAN]), ("argsort", {"axis": None}, [INTS]),
     ("argmax", {}, [X]), ("argmax", {"axis": 1}, [TIES]), ("argmax", {"axis": 1}, [X_NAN]),
     ("argmin", {"axis": 0, "keepdims": True}, [INTS]), ("argmin", {"keepdims": True}, [TIES]),
     ("argmax", {}, [np.float64(1.0)]), ("argmin", {"axis": 1}, [X_NAN]),

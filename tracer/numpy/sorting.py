@@ -56,7 +56,7 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
 def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     """Indices (int64) that stably sort along `axis`; no gradient."""
     _reject("argsort", order=order)
-    a, ax = _along(a, axis)
+    a, ax = _along(a, None if _ndim(_operand(a)) == 0 else axis)  # 0-d: as 1-d, as NumPy
     return ops.argsort(a, ax)
 
 
