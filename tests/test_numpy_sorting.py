@@ -283,3 +283,18 @@ def test_shape_rules_reject_bad_operands(fn, args, match):
 def test_bad_input_raises(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_in_place_sort_and_partition_methods():
+    def f(a):
+        b = a * 2.0
+        b.sort(axis=0)
+        c = a + 1.0
+        c.partition(1)
+        return b * c.argpartition(1) + c
+    for mode in ("eager", "traced", "jit"):
+        got = run(f, [X_DISTINCT], mode)
+        # c is sorted by then: its argpartition is 0, 1, ...
+        np.testing.assert_allclose(got, np.sort(2 * X_DISTINCT, 0) * np.arange(5)
+                                   + np.sort(X_DISTINCT + 1, 1), rtol=1e-14, err_msg=mode)
+    check_grad(f, [X_DISTINCT])

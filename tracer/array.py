@@ -180,6 +180,13 @@ class ArrayMixin:
     def searchsorted(self, v, side="left", sorter=None):
         return tnp.searchsorted(self, v, side, sorter)
 
+    def partition(self, kth, axis=-1, kind="introselect", order=None):
+        """In place, as NumPy's (the sorted order, a valid partition)."""
+        self[...] = tnp.partition(tnp.copy(self), kth, axis, kind, order)
+
+    def argpartition(self, kth, axis=-1, kind="introselect", order=None):
+        return tnp.argpartition(self, kth, axis, kind, order)
+
     def take(self, indices, axis=None, out=None, mode=None):
         return tnp.take(self, indices, axis=axis, out=out, mode=mode)
 
