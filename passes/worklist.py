@@ -195,6 +195,8 @@ class _State:
             changed = changed or fired
             if not self.unsettled:  # a further sweep would fire no rule
                 break
+            if self.expansions:  # new equations wait for a fresh state: a further sweep
+                break            # could redirect a value they read (they have no position)
         return changed
 
     def _simplify_at(self, i: int, counts: Counter) -> bool:

@@ -779,3 +779,17 @@ def test_cleanup_reaches_a_fixed_point():
     assert prims(out) == ["sin", "add"]
     assert cleanup(out) is out
     run_both(g, out, example_args(g))
+
+
+def test_expansion_helpers_are_not_left_reading_a_redirected_value(monkeypatch):
+    """reduce_sum(broadcast(broadcast(transpose(transpose(x))))) with one rewrite per sweep:
+    the rule's helper equation (an Expansion, not yet in the state) read a value that a
+    later sweep of the same state redirected; the state now restarts first."""
+    monkeypatch.setattr(simplify_module, "MAX_REWRITES_PER_EQN", 1)
+    b = GraphBuilder()
+    x = b.new_input(ShapedArray((2, 3), np.int32))
+    v = ops.transpose(ops.transpose(x, (1, 0)), (1, 0))
+    v = ops.reduce_sum(ops.broadcast(ops.broadcast(v, (2, 2, 3)), (3, 2, 2, 3)), (0, 1))
+    g = b.build([v])
+    for max_rounds in (1, 2, MAX_CLEANUP_ROUNDS):
+        assert_cleanup_by_rounds(g, max_rounds)
