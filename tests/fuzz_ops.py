@@ -866,5 +866,5 @@ WEIGHTS = {
     "int_bits": (int_bits, 2),
     "indexing": (indexing, 5),
     "sorting": (sorting, 2),
-    "cumulative": (cumulative, 2),
+    "cumulative": (cumulative, 4),
 }
