@@ -7,6 +7,9 @@ a poison value (NaN, or the dtype's largest value), so a kernel that forgets
 to write an element shows up in the results.  A reducing store first folds
 the dims its address does not move along with numpy's reductions (pairwise
 sums), so the oracle is at least as accurate as any reassociated sum.
+An `ExternKernel` runs its primitive's numpy `impl` on copies of its operands
+(`extern_results`, which checks the results' shapes and dtypes; codegen's host
+callback runs the same function).
 Control-flow steps run their bodies with `run_program` itself, on flat views of
 the step's buffers (`xs[t]` and `ys[t]` are row t of the stacked buffer); a
 `while_vjp` step keeps its tape as a Python list.
