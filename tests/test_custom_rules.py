@@ -242,3 +242,15 @@ def test_against_jax_custom_rules_and_checkpoint():
         np.testing.assert_allclose(tg.grad(ours)(X), np.asarray(jax.grad(theirs)(X)), rtol=1e-12)
         np.testing.assert_allclose(tg.hessian(ours)(X), np.asarray(jax.hessian(theirs)(X)),
                                    rtol=1e-10, atol=1e-12)
+
+
+def test_checkpoint_differentiates_values_it_closes_over():
+    w = np.array([0.3, -0.2])
+
+    def loss(w, x):
+        return np.sum(tg.checkpoint(lambda a: np.sin(a * w))(x) ** 2)
+    x = np.array([1.0, 2.0])
+    want = tg.grad(lambda w, x: np.sum(np.sin(x * w) ** 2), argnums=(0, 1))(w, x)
+    for got in (tg.grad(loss, argnums=(0, 1))(w, x), tg.compile_grad(loss)(w, x)[1]):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-12)

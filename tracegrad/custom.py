@@ -29,11 +29,13 @@ import functools
 import numpy as np
 
 import tracegrad.numpy as tnp
-from tracegrad.ir import TracedValue, ops
-from tracegrad.tracer import Tensor, is_grad_enabled, no_grad, tree_flatten, tree_unflatten
+from tracegrad.ir import TracedValue, apply_graph, ops
+from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, no_grad, tree_flatten,
+                              tree_unflatten)
 from tracegrad.tracer.autograd import NODE_CLASSES
 from tracegrad.tracer.loop_body import Body, record, trace_of
 from tracegrad.tracer.loop_types import leaf_aval, leaf_value
+from tracegrad.tracer.trace import is_array_leaf
 from tracegrad.tracer.tensor import _edge
 
 from .transforms import jvp as _jvp_transform
@@ -307,7 +309,9 @@ def checkpoint(fun):
     mode keeps only `fun`'s inputs and recomputes its intermediates in the backward pass,
     trading compute for memory (the compiled program's scratch arena shrinks on deep
     chains).  The recomputation reads its inputs through `optimization_barrier`, so
-    that CSE cannot merge it with the forward pass.
+    that CSE cannot merge it with the forward pass.  Values `fun` closes over are
+    differentiated like its arguments (they are made arguments first).  On eager
+    tensors and plain arrays `fun` simply runs.
 
     >>> import numpy as np, tracegrad as tg
     >>> layer = tg.checkpoint(lambda h, w: np.tanh(h @ w))
@@ -317,6 +321,31 @@ def checkpoint(fun):
     """
     name = f"checkpoint_{getattr(fun, '__name__', 'f').strip('<>')}"
 
+    @functools.wraps(fun)
+    def remat(*args):
+        leaves = tree_flatten(tuple(args))[0]
+        if trace_of([leaf_value(x) for x in leaves]) is None:
+            return fun(*args)
+        closed, captured = _closure_converted(fun, args)
+        return _call(_remat_rules(name, closed), (tuple(captured),) + tuple(args))
+    return remat
+
+
+def _closure_converted(fun, args):
+    """(fun as a function of (captured values, *args), the captured values): the values of
+    enclosing traces `fun` reads become an explicit first argument."""
+    prog = make_graph(fun, args, concrete=False)
+    n_args = len(prog.graph.invars) - len(prog.captured)
+
+    def closed(captured, *a):
+        flat = [x for x in tree_flatten(tuple(a))[0] if is_array_leaf(leaf_value(x))]
+        if len(flat) != n_args:
+            raise AssertionError(f"checkpoint: {len(flat)} array arguments for {n_args} inputs")
+        return tree_unflatten(prog.out_tree, apply_graph(prog.graph, flat + list(captured)))
+    return closed, list(prog.captured)
+
+
+def _remat_rules(name, fun):
     def fwd(*args):
         return fun(*args), args
 
@@ -327,13 +356,7 @@ def checkpoint(fun):
 
     def jvp(primals, tangents):
         return _jvp_transform(fun, primals, tangents)
-
-    rules = _Rules(name, fun, fwd, bwd, jvp)
-
-    @functools.wraps(fun)
-    def remat(*args):
-        return _call(rules, args)
-    return remat
+    return _Rules(name, fun, fwd, bwd, jvp)
 
 
 def _first_element(g):
