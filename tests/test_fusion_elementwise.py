@@ -43,6 +43,14 @@ ELEMENTWISE = [
     ("and", 2, "real", (BOOL,), {}),
     ("or", 2, "real", (BOOL,), {}),
     ("where", 3, "real", (F32, F64, I32), {}),
+    *[(f, 1, "real", (F32, F64), {}) for f in ("floor", "ceil", "round", "trunc", "signbit",
+                                               "atan", "exp2")],
+    *[(f, 1, "positive", (F32, F64), {}) for f in ("log2", "log10")],
+    *[(f, 2, "real", (F32, F64), {}) for f in ("atan2", "copysign")],
+    ("rem", 2, "positive", (F64, I32), {}),
+    *[(f, 2, "real", (I32, I64, BOOL), {}) for f in ("bitwise_and", "bitwise_or", "bitwise_xor")],
+    ("bitwise_not", 1, "real", (I64, BOOL), {}),
+    *[(f, 2, "real", (I32, I64), {}) for f in ("shift_left", "shift_right")],
 ]
 ELEMENTWISE_CASES = [pytest.param(name, arity, dom, dt, params, id=f"{name}-{dt}-{i}")
                      for i, (name, arity, dom, dts, params) in enumerate(ELEMENTWISE)
