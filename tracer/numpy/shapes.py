@@ -342,4 +342,6 @@ NUMPY = {
     np.expand_dims: expand_dims, np.concatenate: concatenate, np.stack: stack,
     np.shape: shape, np.ndim: ndim, np.size: size,
 }
-NUMPY.update({getattr(np, name): globals()[name] for name in __all__[13:]})
+# np.concat is np.concatenate: an alias must not replace the full signature's entry
+NUMPY.update({getattr(np, name): globals()[name] for name in __all__[13:]
+              if getattr(np, name) not in NUMPY})
