@@ -900,8 +900,7 @@ MATH = [
           ref=np.bitwise_not),
     unary("atan"),
     unary("frexp", valid=NONZERO), binary("nextafter"),
-    unary("spacing", grad=False, make=specials,
-          xfail={"grad": "spacing's gradient is nonzero at +-inf (where its value is nan)"}),
+    unary("spacing", grad=False, make=specials),
     op("copyto", fn=in_place("copyto"), ref=in_place("copyto"), jax=False,
        xfail={k: "eager backward through copyto(dst, src, where=...) raises: the where node "
                  "saved dst, which copyto then writes in place (version counter)"

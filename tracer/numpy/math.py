@@ -356,7 +356,7 @@ def nextafter(x1, x2, /):
 def spacing(x, /):
     """The distance to the next float away from zero, with x's sign (+-0: the smallest
     subnormal; inf, nan: nan)."""
-    x = _float(x)
+    x = ops.stop_gradient(_float(x))      # piecewise constant: zero gradient everywhere
     r = ops.sub(nextafter(x, ops.copysign(_c(np.inf, x), x)), x)
     return _select(ops.eq(x, _c(0, x)), _c(np.finfo(_dtype(x)).smallest_subnormal, x), r)
 
