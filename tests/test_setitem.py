@@ -307,6 +307,31 @@ def test_traced_bool_mask_is_a_clear_error():
         tg.trace(lambda x: x[x > 0])(np.ones(3))
 
 
+def _masked_updates(x):
+    y = x * 1.0
+    y[y > 1.5] = 0.0  # a traced mask: x[mask] = v is where(mask, v, x), its shape is static
+    z = np.ones((3, 2)) * x[:2]
+    z[x[:3] > 0, ...] = x[2:4]
+    return y, z
+
+
+def test_traced_mask_assignment_is_a_where():
+    x = np.array([0.5, -1.0, 2.0, 3.0])
+    y, z = tg.trace(_masked_updates)(x)(x)
+    want_y, want_z = _masked_updates(x)  # numpy
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(z, want_z)
+    w = np.arange(6.0).reshape(3, 2)
+
+    def loss(v):
+        a, b = _masked_updates(v)
+        return a.sum() + (b * w).sum()
+
+    np.testing.assert_allclose(tg.grad(loss)(x), _fd(loss, x), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="unmasked axes"):
+        tg.trace(lambda v: v.__setitem__(v > 1, np.ones(2)))(x)
+
+
 def test_assigning_into_an_outer_traced_value_from_a_loop_body_is_an_error():
     def f(x):
         def body(i, c):

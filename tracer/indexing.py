@@ -4,8 +4,9 @@ tensors, traced values and numpy arrays, lowered to primitives.
 An index is first parsed into one entry per axis of `x` with its `None` axes
 inserted (a reshape): a static slice, a concrete int, a traced 0-d int, or an
 integer index array (concrete or traced).  Bool masks become index arrays
-(their `nonzero`), which needs their values: a traced mask is an error.
-Then:
+(their `nonzero`), which needs their values: reading through a traced mask is an
+error (the result's shape would depend on the data), while `x[mask] = v` with a
+traced mask over leading axes is `where(mask, v, x)`.  Then:
 
 * no index arrays: `slice` (static ints and slices), `dynamic_slice` for the
   traced ints (negatives wrapped, then clamped into bounds, as in JAX), and a
@@ -377,9 +378,34 @@ def _unit_steps(p: Parsed) -> bool:
     return all(e.indices(d)[2] == 1 for e, d in zip(p.entries, p.shape) if isinstance(e, slice))
 
 
+def _traced_mask(idx, shape):
+    """The traced bool mask of `x[mask] = v` (alone, or before a trailing `...`), else None."""
+    items = idx if isinstance(idx, tuple) else (idx,)
+    if items and items[-1] is Ellipsis:
+        items = items[:-1]
+    if len(items) != 1 or not _is_traced(items[0]) or items[0].dtype != np.bool_:
+        return None
+    m = items[0]
+    return m if tuple(m.shape) == tuple(shape[:m.ndim]) and m.ndim else None
+
+
+def _set_masked(x, mask, v):
+    """`x[mask] = v` for a traced mask: where(mask, v, x), v broadcast over the rest axes
+    (the selection's length is data-dependent, so v must not depend on it)."""
+    shape, k = ops.shape(x), len(ops.shape(mask))
+    v = _value(v, ops.dtype(x), shape[k:], "setitem with a traced mask (the value must "
+               "broadcast over the unmasked axes)")
+    m = ops.broadcast(ops.reshape(mask, ops.shape(mask) + (1,) * (len(shape) - k)), shape)
+    return ops.where(m, ops.broadcast(v, shape), x)
+
+
 def setitem(x, idx, v):
-    """The array `x` with `x[idx] = v` applied (NumPy semantics, functional)."""
+    """The array `x` with `x[idx] = v` applied (NumPy semantics, functional).  A traced
+    bool mask is allowed here (`x[x < 0] = 0`): the result's shape does not depend on it."""
     shape = ops.shape(x)
+    mask = _traced_mask(idx, shape)
+    if mask is not None:
+        return _set_masked(x, mask, v)
     p = parse(shape, idx)
     traced = any(_is_traced(e) for e in p.entries)
     v = _value(v, ops.dtype(x), _selection_shape(p), "setitem")
