@@ -254,3 +254,13 @@ def test_checkpoint_differentiates_values_it_closes_over():
     for got in (tg.grad(loss, argnums=(0, 1))(w, x), tg.compile_grad(loss)(w, x)[1]):
         for a, b in zip(got, want):
             np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_checkpoint_takes_python_scalars_and_traced_floats():
+    f = tg.checkpoint(lambda a, s: np.sin(a) * s)
+    x = np.array([0.5, 1.0])
+    np.testing.assert_allclose(tg.jit(lambda x: f(x, 2.0))(x), 2 * np.sin(x), rtol=1e-12)
+
+    def g(x):
+        return np.sum(f(x, np.sum(x).item()))  # a detached traced float
+    np.testing.assert_allclose(tg.compile_grad(g)(x)[1][0], np.cos(x) * np.sum(x), rtol=1e-12)

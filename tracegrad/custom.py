@@ -323,9 +323,13 @@ def checkpoint(fun):
 
     @functools.wraps(fun)
     def remat(*args):
-        leaves = tree_flatten(tuple(args))[0]
-        if trace_of([leaf_value(x) for x in leaves]) is None:
+        leaves, tree = tree_flatten(tuple(args))
+        values = [leaf_value(x) for x in leaves]
+        if trace_of(values) is None:
             return fun(*args)
+        # Python scalars as 0-d arrays: traced here and in the call's bodies alike
+        args = tree_unflatten(tree, [np.asarray(v, leaf_aval(v).dtype) if not hasattr(v, "_tg_trace")
+                                     else v for v in values])
         closed, captured = _closure_converted(fun, args)
         return _call(_remat_rules(name, closed), (tuple(captured),) + tuple(args))
     return remat
