@@ -22,6 +22,7 @@ ELEMENTWISE = [
     ("abs", 1, "real", (F32, F64, I32), {}),
     ("sign", 1, "real", (F32, F64, I64), {}),
     ("stop_gradient", 1, "real", (F32, F64), {}),
+    ("optimization_barrier", 2, "real", (F32, F64, I32), {}),
     ("integer_pow", 1, "positive", (F32, F64), {"y": 3}),
     ("integer_pow", 1, "positive", (F64,), {"y": -2}),
     ("convert", 1, "real", (F32, F64, I32), {"dtype": F64}),

@@ -120,8 +120,9 @@ def test_random_programs_round_trip(tmp_path, seed):
     prog.save(path)
     loaded = tracegrad.load(path)
     assert str(loaded) == str(prog)
-    with np.errstate(all="ignore"):
-        _same(loaded(*args), prog(*args))
+    with np.errstate(all="ignore"):  # BLAS may round float32 products by the buffers' alignment
+        f32 = any(a.dtype == np.float32 for a in prog.graph.in_avals)
+        _same(loaded(*args), prog(*args), rtol=1e-6 if f32 else 1e-13)
 
 
 # ---- errors ----------------------------------------------------------------------------
