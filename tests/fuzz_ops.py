@@ -778,7 +778,8 @@ def indexing(g):
 
 LINALG_SQUARE = ["inv({0})", "det({0})", "slogdet({0})[1]", "cholesky({0})", "eigvalsh({0})",
                  "eigh({0})[0]", "eigh({0})[1] ** 2", "solve({0}, {1})",
-                 "matrix_power({0}, -2)", "cond({0})"]
+                 "matrix_power({0}, -2)", "cond({0})", "pinv({0})",
+                 "eigvalsh({0}, UPLO='U')", "solve({0}, {1} * 2.0)", "cholesky({0}) * 0.5"]
 LINALG_ANY = ["svd({0}, compute_uv=False)", "svd({0}, full_matrices=False)[1]",
               "svd({0}, full_matrices=False)[0] ** 2", "svd({0}, full_matrices=False)[2] ** 2",
               "qr({0})[0] ** 2", "qr({0})[1] ** 2", "pinv({0})", "norm({0}, 'nuc', axis=(-2, -1))",
@@ -816,9 +817,11 @@ def linalg(g):
                    x)
     if not _spectra_ok(x.values(), square):
         g.reject("spectrum")
-    form = g.choice(LINALG_SQUARE if square else LINALG_ANY)
-    b = _new_operand(g, x.shape[:-1] + (int(g.choice([1, 2])),), x) if "{1}" in form else None
-    g.emit(f"{g.choice(['np', 'onp'])}.linalg." + form, *([x] if b is None else [x, b]))
+    forms = LINALG_SQUARE if square else LINALG_ANY
+    for i in g.rng.permutation(len(forms))[:2]:  # two uses of one matrix
+        form = forms[int(i)]
+        b = _new_operand(g, x.shape[:-1] + (int(g.choice([1, 2])),), x) if "{1}" in form else None
+        g.emit(f"{g.choice(['np', 'onp'])}.linalg." + form, *([x] if b is None else [x, b]))
 
 
 def _cum_gaps_ok(name, v, axis, reverse, margin) -> bool:
@@ -860,7 +863,7 @@ WEIGHTS = {
     "index": (index, 5), "prim_slice": (prim_slice, 2), "prim_pad": (prim_pad, 2),
     "concatenate": (concatenate, 3), "matmul": (matmul, 5), "big_matmul": (big_matmul, 0.7),
     "stop_gradient": (stop_gradient, 1),
-    "linalg": (linalg, 5),
+    "linalg": (linalg, 7),
     "prim_elementwise": (prim_elementwise, 3), "branch": (branch, 1.5),
     "int_guard": (int_guard, 1), "item_scalar": (item_scalar, 1), "more_math": (more_math, 5),
     "int_bits": (int_bits, 2),
