@@ -276,9 +276,20 @@ def test_grad_compiled(op):
 
 # ---- jax.numpy as a second reference ------------------------------------------------------
 
+def _arrays_for_jax(x):
+    """jax.numpy takes arrays where numpy takes lists of numbers (indices, q, obj)."""
+    if isinstance(x, list) and x and all(isinstance(v, (int, float)) for v in x):
+        return np.asarray(x)
+    return x
+
+
 def _jax_outputs(op, jfn, sample, floats, others):
     import jax.numpy as jnp
-    return [jnp.asarray(o) for o in outputs(call(op, jfn, sample, floats, others))]
+
+    def f(*args, **kwargs):
+        return jfn(*map(_arrays_for_jax, args),
+                   **{k: _arrays_for_jax(v) for k, v in kwargs.items()})
+    return [jnp.asarray(o) for o in outputs(call(op, f, sample, floats, others))]
 
 
 @pytest.mark.slow  # jax compiles every primitive it meets: minutes (python -m pytest -m slow)

@@ -115,8 +115,8 @@ def _probe_inputs():
 def _attempts(x):
     """Argument lists a function is tried with, in order (the first that traces wins)."""
     y, i = x + 0.5, np.arange(9).reshape(3, 3)
-    return [(x,), (x, y), ([x, y],), (x, 1), (x, (9,)), (x[0], y[0]), (x > 3, x, y), (i,),
-            (i, i), (i, [x, y, x]), (x, i), (x, [0, 1]), ("ij,jk", x, y), (x[0],), (x, 0.5),
+    return [("ij,jk", x, y), (x,), (x, y), ([x, y],), (x, 1), (x, (9,)), (x[0], y[0]), (x > 3, x, y), (i,),
+            (i, i), (i, [x, y, x]), (x, i), (x, [0, 1]), (x[0],), (x, 0.5),
             (np.sum, 0, x), (np.sum, x, 0), (i[0], x[0]), (3,), ((2, 3),), (0.0, 1.0, 5),
             (x, 0, 1), (x, (3, 3)), ([x > 3, x < 3], [x, y]), (x > 3, x), (x, 1, 0.5),
             (5, 2.0), ((2, 3), 1.5)]
