@@ -669,7 +669,9 @@ SORTING = [
     op("sort", shapes=shapes1((5,), (3, 4), (0,)), kwargs=({},), valid=no_ties,
        cases=((((3, 4),), {"axis": 0}), (((3, 4),), {"axis": None}), (((),), {"axis": None}))),
     op("argsort", shapes=shapes1((5,), (3, 4)), kwargs=AXIS_SORT, valid=no_ties, grad=False),
-    op("partition", make=fixed((S(5), 2), ((S(3, 4), 1), {"axis": 0})), valid=no_ties),
+    op("partition", make=fixed((S(5), 2), ((S(3, 4), 1), {"axis": 0})), valid=no_ties,
+       xfail={"jax": "jax.numpy.partition orders the entries past kth differently (numpy's "
+                     "and tracegrad's are sorted): both are valid partitions"}),
     op("argpartition", make=fixed((S(5), 2), ((S(3, 4), 1), {"axis": 0})), valid=no_ties,
        grad=False),
     op("lexsort", make=lambda rng, valid: [Sample(([rng.integers(0, 3, 6).astype(float),
