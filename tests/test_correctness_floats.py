@@ -63,7 +63,7 @@ def test_ints_bools_and_hashables_stay_static_and_static_argnums_makes_floats_st
     g = jit(lambda x, s: x * s, static_argnums=1)
     for s in (1.0, 2.0, 3.0):
         np.testing.assert_array_equal(g(x, s), x * s)
-    assert len(g.cache_info()) == 3 and "arg1=3.0" in g.cache_info()[-1]["reason"]
+    assert len(g.cache_info()) == 3 and "argument 1 ('s'): 2.0 -> 3.0" in g.cache_info()[-1]["reason"]
 
 
 def test_a_comparison_on_a_float_guards_only_its_outcome():
