@@ -85,9 +85,12 @@ def target() -> dict:
 
 
 def kernel_environment() -> str:
-    """The environment of a kernel unit's code, as canonical JSON text."""
-    return json.dumps({"compiler": compiler_hash(), "tuning": tuning(), "target": target()},
-                      sort_keys=True)
+    """The environment of a kernel unit's code, as canonical JSON text (the LAPACK route
+    too: an extern kernel's unit calls LAPACK where it was found, the host otherwise)."""
+    from . import lapack
+
+    return json.dumps({"compiler": compiler_hash(), "tuning": tuning(), "target": target(),
+                       "lapack": lapack.describe()}, sort_keys=True)
 
 
 def program_environment(**threads_and_more) -> dict:

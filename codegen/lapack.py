@@ -88,6 +88,15 @@ def find_lapack() -> LapackLib | None:
     return None
 
 
+def describe() -> str:
+    """What native linear-algebra code depends on (part of the disk-cache key): without
+    LAPACK the kernels take the host callback, with it they call these symbols."""
+    lib = find_lapack()
+    if lib is None:
+        return "none"
+    return f"lapacke-int{lib.int_bits}-" + ",".join(LAPACKE + CBLAS)
+
+
 # ---- emission helpers ---------------------------------------------------------------------------
 
 class _Emit:
