@@ -123,4 +123,5 @@ def test_compiled_index_arrays_out_of_range_stay_in_bounds():
     i = np.array([10**12, -10**12, -1, 3])
     got, wrapped = f(X, i, 0.0)
     np.testing.assert_array_equal(got, X[[3, 0, 3, 3]])
-    np.testing.assert_array_equal(wrapped, np.take(X, i, axis=0, mode="wrap"))
+    # numpy's own mode="wrap" subtracts the size in a loop: 10**12 takes hours
+    np.testing.assert_array_equal(wrapped, X[np.mod(i, len(X))])
