@@ -84,10 +84,9 @@ def test_errors_name_the_worker_and_the_problem(dp):
         with pytest.raises(Exception, match="contracted|shapes"):
             ok({"w": np.ones(3)})  # a trace error on the driver: the user's line
     with DataParallel(cannot_compile, (X, Y), client=dp.client) as broken:
-        broken._texts = {}  # a program text that does not parse: the worker says so
-        broken._text = lambda *a: "# tracegrad program\n%% format 1\nnot a program\n"
+        bad_text = "# tracegrad program\n%% format 1\nnot a program\n"  # the worker says so
         with pytest.raises(RuntimeError, match=r"worker tcp://[^:]+:\d+: IRSyntaxError"):
-            broken(PARAMS)
+            broken.actors[0].load("key", bad_text, 1).result()
     with pytest.raises(ValueError, match="reduce must be 'mean' or 'sum'"):
         DataParallel(logistic, (X, Y), reduce="max", client=dp.client)
     with pytest.raises(ValueError, match="same number of rows"):

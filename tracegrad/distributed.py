@@ -11,9 +11,10 @@
 * `data` holds numpy or dask arrays with the same number of rows, sharded by rows, one
   shard per worker, placed on the workers once (numpy shards are scattered, dask arrays
   computed there), not sent on every call.
-* What travels per call: the parameters out, the value and gradients back.  The program
-  travels once per shard shape, as text (the saved-program format of
-  `tracer/saving.py`), never as a pickled closure; each worker process compiles it once
+* What travels per call: the parameters out, the value and gradients back, straight to and
+  from a `ShardWorker` actor holding each shard (no scheduler round trip per call).  The
+  program travels once per shard, as text (the saved-program format of
+  `tracer/saving.py`), never as a pickled closure; each actor compiles it once
   (`compile_grad`, its disk cache) and reuses it.
 * `client=None` starts a `LocalCluster` of worker processes, one per core, each with
   `TRACEGRAD_NUM_THREADS=1`, closed with the object.  Pass a `Client` for a real cluster
@@ -57,6 +58,13 @@ class _Shard:
     def rows(self) -> int:
         return len(self.arrays[0])
 
+    def prepared(self) -> tuple:
+        """The arrays as compiled code takes them without a copy: owned, aligned, writeable
+        (deserialized ones are read-only views of the message); converted once per worker."""
+        if not all(a.flags.writeable and a.flags.aligned for a in self.arrays):
+            self.arrays = tuple(np.array(a, copy=True, order="C") for a in self.arrays)
+        return self.arrays
+
 
 # ---- on the workers ------------------------------------------------------------------------
 
@@ -74,17 +82,36 @@ def _compiled(text: str, n_params: int):
     return _COMPILED[key]
 
 
-def _run_shard(text: str, shard: _Shard, params: list):
-    """(value, gradient leaves, rows) of one shard, computed by compiled code."""
+class ShardWorker:
+    """A Dask actor on one worker holding one shard: it loads each program once and runs
+    it on every call.  Calls go straight to the worker (no scheduler round trip)."""
+
+    def __init__(self, shard: _Shard):
+        self.shard = shard
+        self.programs: dict = {}
+
+    def load(self, key: str, text: str, n_params: int) -> bool:
+        self.programs[key] = _worker_call(lambda: _compiled(text, n_params))
+        return True
+
+    def run(self, key: str, params: list):
+        """(value, gradient leaves, rows) of the shard, computed by compiled code."""
+        f = self.programs[key]
+        value, grads = _worker_call(lambda: f(*params, *self.shard.prepared()))
+        return float(value), [np.asarray(g) for g in grads], self.shard.rows
+
+
+def _worker_call(thunk):
     try:
-        f = _compiled(text, len(params))
-        value, grads = f(*params, *shard.arrays)
-        return float(value), [np.asarray(g) for g in grads], shard.rows
+        return thunk()
     except Exception as e:  # the message names the worker
         from distributed import get_worker
 
-        raise RuntimeError(f"tracegrad.distributed: worker {get_worker().address}: "
+        raise RuntimeError(f"{WORKER_ERROR} {get_worker().address}: "
                            f"{type(e).__name__}: {e}") from None
+
+
+WORKER_ERROR = "tracegrad.distributed: worker"
 
 
 # ---- on the driver -------------------------------------------------------------------------
@@ -102,7 +129,6 @@ class DataParallel:
         self._own = client is None
         self.client = client if client is not None else self._local_client(n_workers)
         self.workers = sorted(self.client.scheduler_info()["workers"])
-        self._texts: dict = {}
         self._place()
 
     # -- cluster and data -------------------------------------------------------------
@@ -118,12 +144,19 @@ class DataParallel:
         return list(zip(edges[:-1], edges[1:]))
 
     def _place(self):
-        """One shard per worker: numpy rows scattered, dask rows computed on the cluster."""
+        """One shard per worker (numpy rows scattered, dask rows computed on the cluster),
+        held by a `ShardWorker` actor there."""
         self.bounds = self._bounds()
         self.shards = [self._put(i, lo, hi) for i, (lo, hi) in enumerate(self.bounds)]
+        self.actors = [self.client.submit(ShardWorker, shard, actor=True, workers=[self._worker(i)])
+                       .result() for i, shard in enumerate(self.shards)]
+        self._loaded = [set() for _ in self.actors]
+
+    def _worker(self, i):
+        return self.workers[i % len(self.workers)]
 
     def _put(self, i, lo, hi):
-        worker = self.workers[i % len(self.workers)]
+        worker = self._worker(i)
         parts = [a[lo:hi] for a in self.data]
         if any(isinstance(p, self.da.Array) for p in parts):
             task = self.client.submit(lambda *ps: _Shard(ps), *[
@@ -133,22 +166,25 @@ class DataParallel:
         return self.client.scatter(_Shard(parts), workers=[worker], hash=False)
 
     # -- programs ---------------------------------------------------------------------------
-    def _text(self, params, lo, hi, tree):
-        """The program for the shard of rows lo..hi (traced once per shard), as a future
-        replicated on every worker: the text travels once, not with every call."""
+    def _program(self, i, params, tree) -> str:
+        """The key of shard i's program (traced once per shard, loaded once by its actor;
+        the text travels once, not with every call)."""
         import tracegrad
 
-        # numpy rows trace as they are (a Python branch on the data guards the truth);
-        # dask rows are not on the driver: zeros of their shape
-        example = [np.asarray(a[lo:hi]) if isinstance(a, np.ndarray)
-                   else np.zeros((hi - lo,) + tuple(a.shape[1:]), a.dtype) for a in self.data]
-        key = (tree, lo, hi, tuple(np.shape(p) for p in params))
-        if key not in self._texts:
+        lo, hi = self.bounds[i]
+        key = repr((tree, lo, hi, tuple(np.shape(p) for p in params)))
+        if key not in self._loaded[i]:
+            # numpy rows trace as they are (a Python branch on the data guards the truth);
+            # dask rows are not on the driver: zeros of their shape
+            example = [np.asarray(a[lo:hi]) if isinstance(a, np.ndarray)
+                       else np.zeros((hi - lo,) + tuple(a.shape[1:]), a.dtype) for a in self.data]
+
             def flat(*xs):
                 return self.loss(tree_unflatten(tree, list(xs[:len(params)])), *xs[len(params):])
             text = program_text(tracegrad.trace(flat)(*params, *example))
-            self._texts[key] = self.client.scatter(text, broadcast=True, hash=False)
-        return self._texts[key]
+            self.actors[i].load(key, text, len(params)).result()
+            self._loaded[i].add(key)
+        return key
 
     # -- calling ------------------------------------------------------------------------------
     def __call__(self, params):
@@ -156,29 +192,21 @@ class DataParallel:
         leaves = [np.asarray(p) for p in leaves]
         for attempt in range(RETRIES + 1):
             try:
-                results = self.client.gather([
-                    self.client.submit(_run_shard, self._text(leaves, lo, hi, tree), shard, leaves,
-                                       pure=False)
-                    for shard, (lo, hi) in zip(self.shards, self.bounds)])
+                calls = [actor.run(self._program(i, leaves, tree), leaves)
+                         for i, actor in enumerate(self.actors)]
+                results = [c.result() for c in calls]
                 break
-            except self._lost_errors() as e:
-                if attempt == RETRIES:
-                    raise RuntimeError(f"tracegrad.distributed: workers kept failing: {e}") from e
-                self._recover()
+            except Exception as e:
+                if WORKER_ERROR in str(e) or attempt == RETRIES:
+                    raise
+                self._recover()  # a worker was lost
         return self._combine(results, tree)
-
-    def _lost_errors(self):
-        from distributed.client import FutureCancelledError
-
-        return (self.distributed.comm.core.CommClosedError, FutureCancelledError,
-                KeyError, OSError, self.distributed.scheduler.KilledWorker)
 
     def _recover(self):
         """A worker was lost: wait for the cluster, then place the shards (and programs)
         again."""
         self.client.wait_for_workers(1, timeout=60)
         self.workers = sorted(self.client.scheduler_info()["workers"])
-        self._texts = {}
         self._place()
 
     def _combine(self, results, tree):
