@@ -205,13 +205,38 @@ def _table(names, funcs, numpy_names) -> list:
     return rows
 
 
+def _lowering(p, native_extern) -> str:
+    """How codegen computes primitive `p` (read from codegen's tables: the docs generator
+    only; the pipeline never imports codegen from here)."""
+    if p.kind == "extern":
+        return "native (LLVM)" if p.name in native_extern else "host callback (numpy impl)"
+    return {"reduce": "vectorized reduction loop", "structural": "index map, fused (no copy)",
+            "dot": "BLAS gemm/gemv/dot (inline loops when small)",
+            "control": "native loop or branch; bodies are kernel programs"}.get(
+        p.kind, "polynomial (mathlib), vectorized" if p.transcendental else "inline, vectorized")
+
+
+def _ulp(name, max_ulp) -> str:
+    name = {"round": "rint"}.get(name, name)
+    bounds = [max_ulp.get((name, tag)) for tag in ("f32", "f64")]
+    return "" if bounds == [None, None] else " / ".join(f"{b:g}" for b in bounds)
+
+
 def _primitives() -> list:
+    from tracegrad.codegen import extern, mathlib
     from tracegrad.ir import PRIMITIVES
-    rows = ["| primitive | kind | differentiable | doc |", "|---|---|---|---|"]
+    rows = ["Each primitive: the NumPy function it is, whether it is differentiable, how "
+            "compiled code computes it, and the accuracy bound of its polynomial in ULPs "
+            "(float32 / float64; tests/test_mathlib.py asserts them).", "",
+            "| primitive | kind | numpy | differentiable | lowering | max ULP | doc |",
+            "|---|---|---|---|---|---|---|"]
     for name in sorted(PRIMITIVES):
         p = PRIMITIVES[name]
         doc = " ".join((p.doc or "").split()).replace("|", "\\|")
-        rows.append(f"| `{name}` | {p.kind} | {'yes' if p.differentiable else 'no'} | {doc} |")
+        numpy_name = p.numpy_name or (name if callable(getattr(np, name, None)) else "")
+        rows.append(f"| `{name}` | {p.kind} | {numpy_name} | "
+                    f"{'yes' if p.differentiable else 'no'} | {_lowering(p, extern.NATIVE)} | "
+                    f"{_ulp(name, mathlib.MAX_ULP)} | {doc} |")
     return rows
 
 
