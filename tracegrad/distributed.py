@@ -128,7 +128,7 @@ class DataParallel:
         self.rows = _rows(self.data)
         self._own = client is None
         self.client = client if client is not None else self._local_client(n_workers)
-        self.workers = sorted(self.client.scheduler_info()["workers"])
+        self._refresh_workers()
         self._place()
 
     # -- cluster and data -------------------------------------------------------------
@@ -137,6 +137,11 @@ class DataParallel:
             n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
             env={"TRACEGRAD_NUM_THREADS": "1"}, dashboard_address=None)
         return self.distributed.Client(cluster)
+
+    def _refresh_workers(self):
+        """The workers now (at least one: a restarting worker is waited for)."""
+        self.client.wait_for_workers(1, timeout=60)
+        self.workers = sorted(self.client.scheduler_info()["workers"])
 
     def _bounds(self):
         n = min(len(self.workers), self.rows) or 1
@@ -205,8 +210,7 @@ class DataParallel:
     def _recover(self):
         """A worker was lost: wait for the cluster, then place the shards (and programs)
         again."""
-        self.client.wait_for_workers(1, timeout=60)
-        self.workers = sorted(self.client.scheduler_info()["workers"])
+        self._refresh_workers()
         self._place()
 
     def _combine(self, results, tree):
