@@ -75,6 +75,7 @@ def test_a_worker_killed_between_calls(dp):
     except Exception:  # the worker's connection closes under the call
         pass
     _close(dp(PARAMS), before)
+    dp.client.wait_for_workers(2, timeout=60)  # the nanny restarts it: later tests see 2
 
 
 def test_errors_name_the_worker_and_the_problem(dp):
