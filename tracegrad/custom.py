@@ -33,6 +33,7 @@ from tracegrad.ir import TracedValue, apply_graph, ops
 from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, no_grad, tree_flatten,
                               tree_unflatten)
 from tracegrad.tracer.autograd import NODE_CLASSES
+from tracegrad.tracer.branches import union_captured, with_consts
 from tracegrad.tracer.loop_body import Body, record, trace_of
 from tracegrad.tracer.loop_types import leaf_aval, leaf_value
 from tracegrad.tracer.trace import is_array_leaf
@@ -112,8 +113,8 @@ def _traced(rules, args, tree, values, trace):
         jvp = Body.trace(lambda p, t: rules.jvp(tuple(p), tuple(t)),
                          [(tree, avals), (tree, avals)], f"{rules.name} jvp rule")
         bodies.append(jvp)
-    captured = _union(bodies)
-    graphs = [_with_consts(b, captured) for b in bodies]
+    captured = union_captured(bodies)
+    graphs = [with_consts(b, captured) for b in bodies]
     outs = record(trace, "custom_call", captured + arrays, fun=graphs[0], fwd=graphs[1],
                   bwd=graphs[2], jvp=graphs[3] if jvp is not None else None,
                   num_consts=len(captured), fn_name=rules.name)
@@ -135,22 +136,6 @@ def _bwd_checked(rules, tree, avals):
                      for c, a in zip(leaves, child_avals)]
         return tuple(flat)
     return bwd
-
-
-def _union(bodies):
-    seen = []
-    for body in bodies:
-        seen += [v for v in body.captured if not any(v is s for s in seen)]
-    return seen
-
-
-def _with_consts(body, captured):
-    from tracegrad.ir import Var
-
-    graph = body.graph
-    mine = dict(zip(map(id, body.captured), graph.invars))
-    consts = [mine.get(id(v)) or Var(v.aval) for v in captured]
-    return graph.replace(invars=consts + graph.invars[len(body.captured):])
 
 
 # ---- eager tensors: backward nodes calling the rule -------------------------------------

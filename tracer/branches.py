@@ -80,8 +80,8 @@ def _branch(index, funs, operands, names, display=None):
     bodies = [Body.trace(fun, arg_types, name) for fun, name in zip(funs, names)]
     order = display or range(len(funs))  # the order errors name the branches in
     _check_branches([bodies[k] for k in order], [names[k] for k in order])
-    captured = _union(bodies)
-    graphs = tuple(_with_consts(b, captured) for b in bodies)
+    captured = union_captured(bodies)
+    graphs = tuple(with_consts(b, captured) for b in bodies)
     trace = trace_of([index] + values + captured)
     outs = record(trace, "cond", [index] + captured + args, branches=graphs)
     return tree_unflatten(bodies[0].out_tree, outs)
@@ -120,7 +120,7 @@ def _unify_weak(bodies):
                 body.retype_weak(i, [aval])
 
 
-def _union(bodies):
+def union_captured(bodies):
     """The enclosing traces' values any branch closed over, each once, in order."""
     seen = []
     for body in bodies:
@@ -128,7 +128,7 @@ def _union(bodies):
     return seen
 
 
-def _with_consts(body, captured):
+def with_consts(body, captured):
     """The branch's graph taking every branch's captured values first (unused ones too)."""
     graph = body.graph
     mine = dict(zip(map(id, body.captured), graph.invars))
