@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 
 import tracegrad
-from tracegrad.codegen import compile_program, extern
+from tracegrad.codegen import extern
 from tracegrad.ir import GraphBuilder, ShapedArray, ops
 from tracegrad.ir.core import ShapedArray as Aval
 from tracegrad.ir.primitives import PRIMITIVES, Primitive, register
 from tracegrad.passes.fusion import fuse
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.kernels import ExternKernel
+
+from extern_cases import compile_ops as compiled
 
 CUMULATIVE = {"cumsum": np.add, "cumprod": np.multiply, "cummax": np.maximum,
               "cummin": np.minimum}
@@ -37,17 +39,6 @@ def reference(name, x, axis, reverse):
     x = np.flip(x, axis) if reverse else x
     out = CUMULATIVE[name].accumulate(x, axis=axis, dtype=x.dtype)
     return np.flip(out, axis) if reverse else out
-
-
-def compiled(fn, *args):
-    """fn (written with ir.ops) traced on avals of `args`, fused, compiled, run."""
-    b = GraphBuilder()
-    xs = [b.new_input(ShapedArray(np.shape(a), np.asarray(a).dtype)) for a in args]
-    out = fn(*xs)
-    graph = b.build(list(out) if isinstance(out, (tuple, list)) else [out])
-    kp = fuse(graph)
-    cp = compile_program(kp, disk_cache=False)
-    return kp, cp, cp(*args)
 
 
 def data(shape, dtype, rng):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracegrad.codegen import compile_program, extern
-from tracegrad.ir import PRIMITIVES, GraphBuilder, ShapedArray, ops
-from tracegrad.passes.fusion import fuse
+from tracegrad.ir import PRIMITIVES, ops
+
+from extern_cases import compiled
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64]
 
@@ -17,16 +17,6 @@ DTYPES = [np.float32, np.float64, np.int32, np.int64]
 @pytest.fixture(autouse=True)
 def native(monkeypatch):
     monkeypatch.delenv("TRACEGRAD_EXTERN_NATIVE", raising=False)
-
-
-def compiled(fn, *args):
-    """fn (written with ir.ops) traced on avals of `args`, fused, compiled and run;
-    also whether the program calls back into Python."""
-    b = GraphBuilder()
-    xs = [b.new_input(ShapedArray(np.shape(a), np.asarray(a).dtype)) for a in args]
-    graph = b.build([fn(*xs)])
-    cp = compile_program(fuse(graph), disk_cache=False)
-    return cp(*args)[0], extern.HOST_SYMBOL in cp.llvm_ir()
 
 
 def reference(name, *args, **params):

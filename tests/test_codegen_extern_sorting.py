@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tracegrad.codegen import compile_program, extern, extern_sorting
-from tracegrad.ir import GraphBuilder, ShapedArray, ops
-from tracegrad.passes.fusion import fuse
+from tracegrad.codegen import extern_sorting
+from tracegrad.ir import ops
+
+from extern_cases import compiled
 
 DTYPES = [np.float32, np.float64, np.int32, np.int64]
 
@@ -17,16 +18,6 @@ DTYPES = [np.float32, np.float64, np.int32, np.int64]
 @pytest.fixture
 def native(monkeypatch):
     monkeypatch.delenv("TRACEGRAD_EXTERN_NATIVE", raising=False)
-
-
-def compiled(fn, *args):
-    """fn (written with ir.ops) traced on avals of `args`, fused, compiled and run;
-    also whether the program calls back into Python."""
-    b = GraphBuilder()
-    xs = [b.new_input(ShapedArray(np.shape(a), np.asarray(a).dtype)) for a in args]
-    graph = b.build([fn(*xs)])
-    cp = compile_program(fuse(graph), disk_cache=False)
-    return cp(*args)[0], extern.HOST_SYMBOL in cp.llvm_ir()
 
 
 def data(shape, dtype, rng, nans=False):

@@ -261,15 +261,21 @@ def _pad_odd(a, widths, mode):
     return a
 
 
+def _extended_size(a, ax) -> int:
+    """The size of axis `ax`, which the statistic and ramp modes extend from its values."""
+    d = _shape(a)[ax]
+    if d == 0:
+        raise ValueError(f"pad: can't extend empty axis {ax} using modes other than "
+                         "'constant' or 'empty'")
+    return d
+
+
 def _pad_stat(a, widths, stat, lengths):
     reduce = {"maximum": max, "minimum": min, "mean": mean, "median": _median}[stat]
     for ax, ((b, e), (lb, le)) in enumerate(zip(widths, lengths)):
-        d = _shape(a)[ax]
         if not (b or e):
             continue
-        if d == 0:
-            raise ValueError(f"pad: can't extend empty axis {ax} using modes other than "
-                             "'constant' or 'empty'")
+        d = _extended_size(a, ax)
         head = reduce(slice_axis(a, ax, 0, builtins.min(lb, d) or d), axis=ax, keepdims=True)
         last = builtins.min(le, d) or d
         tail = reduce(slice_axis(a, ax, d - last, last), axis=ax, keepdims=True)
@@ -301,12 +307,9 @@ def _spread(x, axis, n):
 
 def _pad_ramp(a, widths, ends):
     for ax, ((b, e), (vb, ve)) in enumerate(zip(widths, ends)):
-        d = _shape(a)[ax]
         if not (b or e):
             continue
-        if d == 0:
-            raise ValueError(f"pad: can't extend empty axis {ax} using modes other than "
-                             "'constant' or 'empty'")
+        d = _extended_size(a, ax)
         before = _ramp(slice_axis(a, ax, 0, 1), ax, vb, b, False)
         after = _ramp(slice_axis(a, ax, d - 1, 1), ax, ve, e, True)
         a = _join_pads(a, ax, before, after)
