@@ -78,6 +78,10 @@ class Primitive:
     # dce_rule(eqn, used) -> (eqn', used_inputs): drops the outputs not `used`
     # (a list of bools per output) and says which inputs the rest still read
     dce_rule: Callable | None = None
+    # a native replacement of `impl` for concrete numpy operands, installed by the
+    # facade (ir/ stays free of codegen); it returns NotImplemented where it does
+    # not apply (dtype, layout, size), and `run` then falls back to `impl`
+    native: Callable | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -100,6 +104,15 @@ class Primitive:
     def backward_name(self, ndim: int, params: dict) -> str:
         variant = self.torch_variant(ndim, params) if self.torch_variant else None
         return variant or self.torch_name
+
+    def run(self, *args, **params):
+        """Evaluate on concrete operands: the native eager kernel where one is
+        installed and applies, else the numpy reference `impl`."""
+        if self.native is not None:
+            out = self.native(*args, **params)
+            if out is not NotImplemented:
+                return out
+        return self.impl(*args, **params)
 
     def __repr__(self):
         return self.name
@@ -143,7 +156,7 @@ def bind(name, *args, **params):
     prim = PRIMITIVES[name]
     trace = find_trace(args)
     if trace is None:
-        return prim.impl(*args, **params)
+        return prim.run(*args, **params)
     return trace.process(prim, args, params)
 
 

@@ -37,7 +37,7 @@ class EagerTrace:
 
     def process(self, prim, args, params):
         datas = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = _fresh(prim.impl(*datas, **params), datas, prim)
+        out = _fresh(prim.run(*datas, **params), datas, prim)
         node = None
         if (GRAD_MODE.enabled and prim.records_backward and out.dtype.kind == "f"
                 and any(isinstance(a, Tensor) and a._requires_grad for a in args)):
