@@ -37,9 +37,11 @@ __all__ = ["gather", "scatter_add", "scatter", "dynamic_slice", "dynamic_update_
 
 # Primitives whose VJP and JVP read only the shapes of their float operands (and the
 # values of their index operands): eager autograd need not guard those against in-place
-# changes (PyTorch's index and slice nodes save no data either).
+# changes (PyTorch's index and slice nodes save no data either).  `where` reads its
+# bool condition's values and only the shapes of its float branches (PyTorch's
+# WhereBackward saves the condition alone).
 SHAPE_ONLY_VJP = frozenset({"gather", "scatter_add", "scatter", "dynamic_slice",
-                            "dynamic_update_slice"})
+                            "dynamic_update_slice", "where"})
 
 
 def _declare(name, rule, impl, vjp=None, jvp=None, **facts):

@@ -54,12 +54,17 @@ def _filled_like(like, value, dtype):
     dt = dtypes.check(dtype) if dtype is not None else _dtype(like)
     if is_boxed(value) or _symbolic(value) is not None:
         return ops.broadcast(_convert(_operand(value), dt), _shape(like))
-    fill = np.asarray(value, dt)
+    return constant_like(like, np.asarray(value, dt), _shape(like))
+
+
+def constant_like(like, value: np.ndarray, shape) -> object:
+    """The constant `value` broadcast to `shape`, of `like`'s kind: a tensor for a
+    tensor, a traced value for a traced one, else a numpy array."""
     trace = ops.find_trace([like])
     if trace is None:
-        return np.full(_shape(like), fill)
+        return np.array(np.broadcast_to(value, shape))
     # Bound in `like`'s trace so that the result is of its kind (tensor, traced value).
-    return trace.process(PRIMITIVES["broadcast"], (fill,), {"shape": _shape(like)})
+    return trace.process(PRIMITIVES["broadcast"], (value,), {"shape": tuple(shape)})
 
 
 def zeros_like(a, dtype=None):

@@ -32,7 +32,8 @@ import numpy as np
 from tracegrad.ir import ops
 
 from .. import dtypes
-from ._core import _dtype, _fail, _norm_axis, _operand, _reject, _shape
+from ._core import _convert, _dtype, _fail, _norm_axis, _operand, _reject, _shape
+from .constructors import constant_like
 from .products import matmul as _np_matmul
 
 LINALG = ["norm", "vector_norm", "matrix_norm", "inv", "solve", "det", "slogdet", "cholesky",
@@ -157,8 +158,8 @@ def matrix_power(a, n):
     except TypeError:
         raise TypeError("exponent must be an integer") from None
     if n == 0:
-        size = _shape(a)[-1]
-        return ops.broadcast(np.eye(size, dtype=_dtype(a)), _shape(a))
+        # The identity of a's kind (a tensor for a tensor), as numpy gives an ndarray.
+        return constant_like(a, np.eye(_shape(a)[-1], dtype=_dtype(a)), _shape(a))
     base, bits, result = (inv(a) if n < 0 else a), builtins.abs(n), None
     while True:  # binary powering: the low bit first
         if bits & 1:
@@ -294,7 +295,7 @@ def lstsq(a, b, rcond=None):
     r = np.finfo(_dtype(a)).eps * builtins.max(m, n) if rcond is None else float(rcond)
     x = ops.dot(ops.pinv(a, rcond=r), b2)
     s = svdvals(a)
-    rank = matrix_rank(a, rtol=r)
+    rank = _convert(matrix_rank(a, rtol=r), np.dtype(np.int32))  # numpy's lstsq: int32
     resid = _residuals(a, b2, x, m, n, rank)
     x = _drop(x, -1) if vector else x
     return x, resid, rank, s

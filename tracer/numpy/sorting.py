@@ -421,8 +421,8 @@ def bincount(x, weights=None, minlength=0, *, length=None):
     if weights is None:
         return _count_into(x, length, np.ones(_shape(x), INDEX))
     w = _operand(weights)
-    w = _convert(w, dtypes.float_result(_dtype(w)))
-    return _count_into(x, length, w)
+    # NumPy sums weights in float64 whatever their dtype (float32 included).
+    return _count_into(x, length, _convert(w, np.dtype(np.float64)))
 
 
 def _linspace(lo, hi, num, dt):
