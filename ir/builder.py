@@ -49,26 +49,31 @@ class TracedValue:
 
     def __init__(self, builder: "GraphBuilder", var: Var):
         self._tg_trace = builder
-        self.var = var
+        self._tg_var = var  # not `var`: array subclasses have NumPy's .var() (the variance)
+
+    @property
+    def var(self) -> Var:
+        """The graph variable this value stands for (`_tg_var`, which internal code reads)."""
+        return self._tg_var
 
     @property
     def aval(self) -> ShapedArray:
-        return self.var.aval
+        return self._tg_var.aval
 
     @property
     def shape(self):
-        return self.var.aval.shape
+        return self._tg_var.aval.shape
 
     @property
     def dtype(self):
-        return self.var.aval.dtype
+        return self._tg_var.aval.dtype
 
     @property
     def ndim(self):
-        return self.var.aval.ndim
+        return self._tg_var.aval.ndim
 
     def __repr__(self):
-        return f"Traced<{self.var.aval}>"
+        return f"Traced<{self._tg_var.aval}>"
 
 
 class ConcretizationError(TypeError):
@@ -120,7 +125,7 @@ TRACES = TraceStack()
 def _origin(value: TracedValue) -> str:
     """Where `value` was made: its equation's source line, or its trace's inputs."""
     trace = value._tg_trace
-    src = next((e.src for e in trace.eqns if any(o is value.var for o in e.outs)), None)
+    src = next((e.src for e in trace.eqns if any(o is value._tg_var for o in e.outs)), None)
     what = trace.description or "a trace"
     return f"at {src} in {what}" if src else f"as an input of {what}"
 
@@ -173,7 +178,7 @@ class GraphBuilder:
     def _atom(self, x, like_dtype):
         if isinstance(x, TracedValue):
             if x._tg_trace is self:
-                return x.var
+                return x._tg_var
             return self._capture(x) if self._may_capture(x._tg_trace) else self._foreign(x)
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
             return Literal(x, like_dtype if like_dtype is not None else np.result_type(x))
@@ -250,19 +255,19 @@ class GraphBuilder:
                 "trace has no example inputs (abstract tracing). Use tracegrad.numpy.where "
                 "for data-dependent choices, or trace with concrete arguments."
                 + (f"\n  at {user_source_location()}" if self.record_source else ""))
-        result = self._evaluate(value.var)
-        self.guards.append(Guard(value.var, result.copy(), kind, user_source_location()))
+        result = self._evaluate(value._tg_var)
+        self.guards.append(Guard(value._tg_var, result.copy(), kind, user_source_location()))
         return result
 
     def example_value(self, value: TracedValue) -> np.ndarray | None:
         """The value for the example inputs, without recording a guard (None if abstract)."""
         self._check_running([value])
-        return None if self._example is None else self._evaluate(value.var)
+        return None if self._example is None else self._evaluate(value._tg_var)
 
     def add_guard(self, value, expected, kind: str, src: str | None = None):
         """Record a guard decided elsewhere (e.g. inside an inlined inner trace)."""
         if isinstance(value, TracedValue):
-            self.guards.append(Guard(value.var, np.asarray(expected).copy(), kind, src))
+            self.guards.append(Guard(value._tg_var, np.asarray(expected).copy(), kind, src))
 
     def _evaluate(self, var: Var) -> np.ndarray:
         from .interpreter import eval_eqns

@@ -22,7 +22,6 @@ INF = np.inf
 # test_known_bug_<key>.  The generator steers around them so that the suite stays green
 # and keeps finding new ones; delete the entry (and the xfail) once the bug is fixed.
 KNOWN_BUGS = {
-    "traced_var_method": "x.var() on a traced value calls the IR Var stored as TracedValue.var",
     "sum_negative_zero": "compiled sum over one element -0.0 gives -0.0, numpy and eager 0.0",
     "extremum_signed_zero": "compiled maximum/minimum(-0.0, 0.0) and max/min reductions over "
                             "-0.0 and 0.0 return the other zero than numpy and eager",
@@ -419,8 +418,6 @@ def reduction(g):
         g.reject("ties")
     check = (lambda v: v.size == 0 or v.min() >= 0.05) if name == "std" else None
     method = name != "amax" and g.coin(0.35)
-    if name == "var" and "traced_var_method" in KNOWN_BUGS:
-        method = False
     tmpl = (f"{{0}}.{name}(axis={axis}{extra}{keep})" if method
             else f"{_ns(g, name)}({{0}}, axis={axis}{extra}{keep})")
     g.emit(tmpl, x, check=check)

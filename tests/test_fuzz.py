@@ -155,10 +155,7 @@ def test_known_bugs_each_have_a_reproducer():
     assert names == set(KNOWN_BUGS)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError,
-                   reason="traced_var_method: tracegrad.trace(lambda x: x.var())"
-                   "(np.ones(3)) raises TypeError: 'Var' object is not callable")
-def test_known_bug_traced_var_method():
+def test_fixed_traced_var_method():
     x = np.arange(4.0)
     assert tracegrad.jit(lambda x: x.var())(x) == pytest.approx(np.var(x))
 

@@ -145,3 +145,35 @@ def test_a_value_read_by_backward_still_raises_after_an_in_place_change():
     y += 1.0
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+# ---- .var() is the variance on traced values ----------------------------------------------
+
+VAR_KWARGS = [{}, {"axis": 0}, {"axis": 1, "ddof": 1}, {"axis": (0, 1), "keepdims": True}]
+
+
+@pytest.mark.parametrize("kwargs", VAR_KWARGS)
+@pytest.mark.parametrize("method", ["var", "std"])
+def test_var_method_on_traced_values_and_tensors(method, kwargs):
+    x = np.random.default_rng(2).uniform(-2, 2, (3, 4))
+    want = getattr(x, method)(**kwargs)
+    f = lambda v: getattr(v, method)(**kwargs)  # noqa: E731
+    for got in (f(tg.tensor(x)), tg.trace(f)(x)(x), tg.jit(f)(x)):
+        np.testing.assert_allclose(_data(got), want, rtol=1e-12)
+        assert _data(got).shape == np.shape(want)
+
+
+def test_var_method_gradient_under_compile_grad_and_vmap():
+    x = np.array([1.0, 2.0, 4.0, 7.0])
+    _, (g,) = tg.compile_grad(lambda v: v.var())(x)
+    np.testing.assert_allclose(g, 2 * (x - x.mean()) / x.size)
+    rows = np.arange(6.0).reshape(2, 3) ** 2
+    np.testing.assert_allclose(tg.vmap(lambda r: r.var(ddof=1))(rows), rows.var(axis=1, ddof=1))
+
+
+def test_graph_builder_values_still_name_their_graph_variable():
+    from tracegrad.ir import GraphBuilder, ShapedArray, ops
+    b = GraphBuilder(record_source=False)
+    x = b.new_input(ShapedArray((2,), np.dtype(np.float64)))
+    y = ops.sin(x)
+    assert b.build([y]).outvars[0] is y.var

@@ -42,6 +42,8 @@ class Traced(TracedValue, ArrayMixin):
     value (CPython strips float subclasses returned by `__float__`).
     """
 
+    var = ArrayMixin.var  # NumPy's variance, not TracedValue's graph variable (`_tg_var`)
+
     def _concrete(self, kind: str) -> np.ndarray:
         return self._tg_trace.concrete(self, kind)
 
@@ -111,7 +113,7 @@ class Traced(TracedValue, ArrayMixin):
             raise TypeError(f"cannot assign into a traced value {self.aval} of an enclosing "
                             "trace from inside a nested one (a loop body, a transform): return "
                             "the updated value instead")
-        self.var = new.var
+        self._tg_var = new._tg_var
 
 
 # ---- arguments ------------------------------------------------------------------------
