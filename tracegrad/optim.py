@@ -9,7 +9,10 @@
   `tracegrad.numpy`, so it traces and compiles: a `jit` function that computes the
   gradients and applies the update makes one training step one native call.
 
-Both forms run the same per-array rule (`_sgd`, `_adam`), so they cannot drift apart.
+Both forms follow the same formulas: the functional rules (`_sgd`, `_adam`) build new
+arrays with `tracegrad.numpy`; the eager step runs their in-place numpy transcriptions
+(`_sgd_`, `_adam_`: no temporary tensors, the state buffers and the parameter updated where
+they are, as torch.optim does). A test holds the two forms to each other.
 
 >>> import numpy as np, tracegrad as tg
 >>> w = tg.tensor(np.array([1.0, -2.0]), requires_grad=True)
@@ -65,10 +68,56 @@ def _adam(p, g, s, h):
     return p - (h["lr"] / bias1) * m / denom, new
 
 
+# ---- the same rules in place (numpy arrays: the parameter, its gradient, its state) --------
+# The gradient `g` is the tensor's .grad buffer: it is read, never written.
+
+def _sgd_(p, g, s, h):
+    g = -g if h["maximize"] else g
+    if h["weight_decay"]:
+        g = g + h["weight_decay"] * p
+    if h["momentum"]:
+        buf = s["buf"]
+        if s["step"] == 0:
+            np.copyto(buf, g)
+        else:
+            buf *= h["momentum"]
+            buf += (1 - h["dampening"]) * g
+        s["step"] = s["step"] + 1
+        g = g + h["momentum"] * buf if h["nesterov"] else buf
+    p -= h["lr"] * g
+
+
+def _adam_(p, g, s, h):
+    g = -g if h["maximize"] else g
+    if h["decoupled"]:
+        p *= 1 - h["lr"] * h["weight_decay"]
+    elif h["weight_decay"]:
+        g = g + h["weight_decay"] * p
+    (b1, b2), step = h["betas"], int(s["step"]) + 1
+    s["step"] = np.asarray(step, np.int64)
+    m, v = s["m"], s["v"]
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    if h["amsgrad"]:
+        v = np.maximum(s["vmax"], v, out=s["vmax"])
+    # the bias corrections in the parameters' dtype, as the functional rule computes them
+    bias1, bias2 = (1 - np.power(np.asarray(b, m.dtype), np.asarray(step, m.dtype))
+                    for b in (b1, b2))
+    denom = np.sqrt(v)
+    denom /= np.sqrt(bias2)
+    denom += h["eps"]
+    np.divide(m, denom, out=denom)
+    denom *= h["lr"] / bias1
+    p -= denom
+
+
 class Optimizer:
     """Base of SGD/Adam/AdamW: the eager and functional forms around one `rule`."""
 
     rule = None
+    rule_ = None  # the same rule, updating numpy arrays in place (the eager step)
     defaults: dict = {}
 
     def __init__(self, params=None, **hyper):
@@ -130,9 +179,9 @@ class Optimizer:
     def _step_tensor(self, t, group):
         state = self.state.get(id(t))
         if state is None:
-            state = self._init_leaf(t.data)
-        new, self.state[id(t)] = type(self).rule(t.data, t.grad.data, state, group)
-        t.copy_(np.asarray(new, t.dtype))
+            state = self.state[id(t)] = self._init_leaf(t.data)
+        type(self).rule_(t.data, t.grad.data, state, group)
+        t._version.bump()  # an in-place update, as t.copy_ would count it
 
     def _init_leaf(self, p):
         raise NotImplementedError
@@ -152,7 +201,7 @@ def _zeros(p):
 class SGD(Optimizer):
     """Stochastic gradient descent (PyTorch's formula)."""
 
-    rule = staticmethod(_sgd)
+    rule, rule_ = staticmethod(_sgd), staticmethod(_sgd_)
     defaults = {"lr": 1e-3, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
                 "nesterov": False, "maximize": False}
 
@@ -168,7 +217,7 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with L2 weight decay added to the gradient (PyTorch's `Adam`)."""
 
-    rule = staticmethod(_adam)
+    rule, rule_ = staticmethod(_adam), staticmethod(_adam_)
     defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                 "amsgrad": False, "maximize": False, "decoupled": False}
 
