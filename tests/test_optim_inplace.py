@@ -8,7 +8,7 @@ import pytest
 import tracegrad as tg
 from tracegrad import optim
 
-from tests.test_optim import CASES
+from test_optim import CASES
 
 
 def _run_both(cls, h, dtype, steps=5):
