@@ -26,6 +26,8 @@ from .pictures import draw
 from . import optim, tree_util
 from .custom import checkpoint, custom_jvp, custom_vjp
 from . import autograd
+from . import eager
+eager.install()  # native kernels behind Primitive.native (TRACEGRAD_EAGER_NATIVE=0: numpy)
 from .vectorize import hessian, jacfwd, jacrev, vmap
 
 

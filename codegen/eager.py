@@ -1,0 +1,339 @@
+"""Native kernels for eager operations on numpy buffers (docs/eager.md).
+
+Eager tensors compute with numpy (`Primitive.impl`).  For the primitives where it pays
+(tracegrad/eager.py decides, by dtype and size), `Primitive.native` calls one of these
+kernels instead.  A kernel is made once per *spec*: primitive, float dtype, parameters and
+operand pattern, and its code is codegen's own: the spec becomes a one-op `LoopKernel`,
+which units.py turns into a compile unit (kernel.py emits it, scalar_ops/mathlib lower the
+op) and compiler.unit_codes compiles or loads from the disk cache (cache.py: the same
+switches, TRACEGRAD_CACHE_DIR and TRACEGRAD_DISABLE_CACHE, as compiled programs).
+
+Shapes are not in the code.  Every eager kernel's domain is one flat dim of N_MAX
+elements and its function takes the row range (`ranged`, as a kernel split over threads):
+`void k(ptr a0, ..., ptr out, i64 lo, i64 hi)` runs elements lo..hi-1 of contiguous
+operands; a scalar operand (a 0-d array, or a broadcast view whose strides are all 0) is
+a stride-0 load, so one kernel serves every size.  A full sum is a reducing store of
+stride 0 into a float64 accumulator (float32 sums accumulate in float64, as compiled code
+does); each thread writes its own partial sum.
+
+Calls go through one small *driver* per pointer count, compiled once per process:
+`void tg_eager_run<k>(ptr fn, ptr p0..p{k-1}, i64 n, i64 threads, i64 out_step)` runs
+`fn` on [0, n) split over `threads` pthreads (created per call, from libc), the
+last pointer (the output) advanced by `out_step` bytes per thread (0 for elementwise
+kernels, whose threads write disjoint rows; 8 for a sum's partials).  Python calls the
+driver through ctypes, which releases the GIL around the call.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+import warnings
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+
+from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.passes.kernels import Buffer, IndexMap, Load, LoopKernel, Op, Store
+
+from . import cache, compiler, fingerprint, llvm_util, simd, threads
+from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
+from .runtime import register_symbols
+from .units import KernelUnit, canonical_form
+
+N_MAX = 1 << 40  # the extent of every eager kernel's flat domain; a call runs [lo, hi)
+CHUNK_ALIGN = 1024  # threads' slices start at multiples of this many elements
+I32 = ir.IntType(32)
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one eager kernel computes.  `pattern` has one letter per operand: "a" an
+    array of the full size, "s" a scalar (stride 0); `reduce` is "sum" for a full sum."""
+
+    prim: str
+    dtype: np.dtype
+    pattern: str
+    params: tuple = ()  # sorted (name, value) items
+    reduce: str | None = None
+
+    @property
+    def n_pointers(self) -> int:
+        return len(self.pattern) + 1
+
+
+# ---- the kernel of a spec ---------------------------------------------------------------
+
+def _operand(j: int, letter: str, dtype) -> Load:
+    buf = Buffer(f"x{j}", (N_MAX,) if letter == "a" else (1,), dtype, "input", index=j)
+    return Load(buf, IndexMap(0, (1 if letter == "a" else 0,)), dtype)
+
+
+def kernel_of(spec: Spec) -> LoopKernel:
+    """The one-op LoopKernel of an elementwise spec, or the reduction of a sum spec."""
+    body = [_operand(j, c, spec.dtype) for j, c in enumerate(spec.pattern)]
+    if spec.reduce is None:
+        body.append(Op(spec.prim, tuple(range(len(spec.pattern))), dict(spec.params), spec.dtype))
+        out = Buffer("out", (N_MAX,), spec.dtype, "output", index=0)
+        store = Store(out, len(body) - 1, IndexMap(0, (1,)))
+    else:  # partial sums in float64 (one per thread)
+        f64 = np.dtype(np.float64)
+        if spec.dtype != f64:
+            body.append(Op("convert", (0,), {"dtype": f64}, f64))
+        out = Buffer("out", (1,), f64, "output", index=0)
+        store = Store(out, len(body) - 1, IndexMap(0, (0,)), spec.reduce)
+    return LoopKernel(f"eager_{spec.prim}", (N_MAX,), body, [store])
+
+
+class EagerUnit(KernelUnit):
+    """A compile unit whose function keeps whole host-wide vectors: x86 tunings that prefer
+    256-bit vectors halve the lanes of a one-op loop that is all arithmetic (mathlib's
+    polynomials), which ran 1.3-5x slower at 256 bits than at 512 (docs/eager.md)."""
+
+    def build(self):
+        module, level = super().build()
+        simd.pin_width(module.globals[self.symbol])
+        return module, level
+
+
+def unit_of(spec: Spec) -> EagerUnit:
+    """The compile unit of a spec: a ranged kernel (it takes `lo, hi`); the pinned width is
+    in the key's environment, so no program kernel shares its cache entry."""
+    canon, args = canonical_form(kernel_of(spec))
+    environment = fingerprint.kernel_environment() + f"\neager width={llvm_util.vector_bits()}"
+    return EagerUnit.of(canon, len(args), True, environment)
+
+
+# ---- the driver: threads over the row range ----------------------------------------------
+
+def _context_type(n_ptrs: int):
+    """One thread's call: the kernel's address, its pointers, lo and hi."""
+    return ir.LiteralStructType([PTR] * (n_ptrs + 1) + [I64, I64])
+
+
+def _kernel_type(n_ptrs: int):
+    return ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs + [I64, I64])
+
+
+class _Indirect:
+    """A call target held in a pointer value (llvmlite's call needs the function type)."""
+
+    def __init__(self, pointer, fnty):
+        self.pointer, self.function_type, self.type = pointer, fnty, pointer.type
+
+    def get_reference(self):
+        return self.pointer.get_reference()
+
+
+def _emit_task(module, n_ptrs: int):
+    """`ptr task(ptr ctx)`: a pthread start routine calling ctx's kernel on its rows."""
+    task = ir.Function(module, ir.FunctionType(PTR, [PTR]), f"tg_eager_task{n_ptrs}")
+    task.linkage = "internal"
+    b = ir.IRBuilder(task.append_basic_block("entry"))
+    cty, ctx = _context_type(n_ptrs), task.args[0]
+    fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 3)]
+    ptrs = [b.load(f, typ=PTR) for f in fields[:n_ptrs + 1]]
+    rows = [b.load(f, typ=I64) for f in fields[n_ptrs + 1:]]
+    b.call(_Indirect(ptrs[0], _kernel_type(n_ptrs)), ptrs[1:] + rows)
+    b.ret(ir.Constant(PTR, None))
+    return task
+
+
+def _fill_context(b, ctx, t, args, n_ptrs, edges):
+    """Thread t's context: the kernel, the pointers (the last one advanced by t * out_step
+    bytes) and its rows [edges(t), edges(t + 1))."""
+    fn, ptrs, out_step = args[0], args[1:n_ptrs + 1], args[n_ptrs + 3]
+    slot = lambda j: b.gep(ctx, [t, I32(j)])  # noqa: E731
+    b.store(fn, slot(0))
+    for j, p in enumerate(ptrs[:-1]):
+        b.store(p, slot(j + 1))
+    last = b.gep(ptrs[-1], [b.mul(t, out_step)], source_etype=ir.IntType(8))
+    b.store(last, slot(n_ptrs))
+    b.store(edges(t), slot(n_ptrs + 1))
+    b.store(edges(b.add(t, i64(1))), slot(n_ptrs + 2))
+
+
+def _edges(b, n, n_threads):
+    """Slice boundaries: t * n / threads rounded down to CHUNK_ALIGN, the last one n."""
+    def edge(t):
+        at = b.and_(b.sdiv(b.mul(n, t), n_threads), i64(-CHUNK_ALIGN))
+        return b.select(b.icmp_signed("==", t, n_threads), n, at)
+    return edge
+
+
+def emit_driver(module, n_ptrs: int) -> ir.Function:
+    """`void tg_eager_run<k>(ptr fn, ptr p..., i64 n, i64 threads, i64 out_step)`: the
+    module docstring.  A thread that cannot be created runs its slice inline."""
+    fnty = ir.FunctionType(ir.VoidType(), [PTR] * (n_ptrs + 1) + [I64, I64, I64])
+    fn = ir.Function(module, fnty, f"tg_eager_run{n_ptrs}")
+    args = list(fn.args)
+    n_threads = args[n_ptrs + 2]
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    task = _emit_task(module, n_ptrs)
+    ctx = b.alloca(_context_type(n_ptrs), size=n_threads, name="ctx")
+    tids = b.alloca(I64, size=n_threads, name="tids")
+    rcs = b.alloca(I32, size=n_threads, name="rcs")
+    edges = _edges(b, args[n_ptrs + 1], n_threads)
+    with Loop(b, i64(0), n_threads, "fill") as t:
+        _fill_context(b, ctx, t, args, n_ptrs, edges)
+    create = declare(module, "tg_sys_pthread_create", I32, [PTR, PTR, PTR, PTR])
+    join = declare(module, "tg_sys_pthread_join", I32, [I64, PTR])
+    with Loop(b, i64(1), n_threads, "spawn") as t:
+        rc = b.call(create, [b.gep(tids, [t]), ir.Constant(PTR, None), task, b.gep(ctx, [t])])
+        b.store(rc, b.gep(rcs, [t]))
+        with b.if_then(b.icmp_signed("!=", rc, I32(0)), likely=False):
+            b.call(task, [b.gep(ctx, [t])])
+    b.call(task, [ctx])
+    with Loop(b, i64(1), n_threads, "join") as t:
+        with b.if_then(b.icmp_signed("==", b.load(b.gep(rcs, [t])), I32(0))):
+            b.call(join, [b.load(b.gep(tids, [t])), ir.Constant(PTR, None)])
+    b.ret_void()
+    return fn
+
+
+# ---- compiled kernels ---------------------------------------------------------------------
+
+_PTR_ARGS = lambda k: [ctypes.c_void_p] * k  # noqa: E731
+
+
+class Kernels:
+    """The process's eager kernels, each compiled (or loaded) on first use.
+
+    `get(spec)` gives `(driver, kernel address)` or None where the kernel could not be
+    made (then one warning, and the caller falls back to numpy for that spec for good).
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.compiled = {}  # Spec -> (driver, address) or None
+        self.drivers = {}  # pointer count -> ctypes function
+        self.engines = []  # keep the machine code alive
+        self.warned = False
+
+    def get(self, spec: Spec):
+        found = self.compiled.get(spec, False)
+        if found is not False:
+            return found
+        with self.lock:
+            if spec not in self.compiled:
+                self.compiled[spec] = self._make(spec)
+            return self.compiled[spec]
+
+    def _make(self, spec: Spec):
+        try:
+            with llvm_util.LOCK:
+                register_symbols()
+                for name, address in libc_symbols(("pthread_create", "pthread_join")).items():
+                    llvm.add_symbol(name, address)  # the driver's (module docstring)
+                address = self._kernel_address(spec)
+                driver = self._driver(spec.n_pointers)
+            return driver, address
+        except Exception as exc:  # noqa: BLE001 (any compile failure falls back to numpy)
+            self._warn(spec, exc)
+            return None
+
+    def _warn(self, spec: Spec, exc: Exception) -> None:
+        if not self.warned:
+            self.warned = True
+            warnings.warn(f"tracegrad: native eager kernel {spec.prim} ({spec.dtype}) failed to "
+                          f"compile, using numpy ({type(exc).__name__}: {exc})", RuntimeWarning,
+                          stacklevel=4)
+
+    def _kernel_address(self, spec: Spec) -> int:
+        unit = unit_of(spec)
+        store = cache.resolve(None)
+        stats = {"compiled": 0, "loaded": 0}
+        code, = compiler.unit_codes([unit], store, compiler.Stages(f"eager {spec.prim}"), stats)
+        engine = llvm_util.load_objects([code.obj])
+        self.engines.append(engine)
+        return engine.get_function_address(unit.symbol)
+
+    def _driver(self, n_ptrs: int):
+        if n_ptrs not in self.drivers:
+            module = ir.Module(name=f"tg_eager_run{n_ptrs}")
+            emit_driver(module, n_ptrs)
+            ref = llvm_util.optimize(llvm_util.parse(str(module)), 2)
+            engine = llvm_util.load_objects([llvm_util.emit_object(ref)])
+            self.engines.append(engine)
+            proto = ctypes.CFUNCTYPE(None, *_PTR_ARGS(n_ptrs + 1), ctypes.c_int64,
+                                     ctypes.c_int64, ctypes.c_int64)
+            self.drivers[n_ptrs] = proto(engine.get_function_address(f"tg_eager_run{n_ptrs}"))
+        return self.drivers[n_ptrs]
+
+
+KERNELS = Kernels()
+
+
+def _pointer(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _plain(a: np.ndarray) -> bool:
+    """Memory the kernels can walk: C-contiguous, aligned, native byte order."""
+    return a.flags.c_contiguous and a.flags.aligned and a.dtype in DTYPES
+
+
+def n_threads_for(prim: str, n: int) -> int:
+    """threads.py's policy: a second thread pays from PARALLEL_MIN_COST simple ops."""
+    if n * max(PRIMITIVES[prim].cost, 1) < threads.PARALLEL_MIN_COST:
+        return 1
+    return threads.thread_count()
+
+
+def elementwise(spec: Spec, operands, shape, n_threads: int = 1):
+    """out = spec's op on `operands` (contiguous arrays of `shape`, or 0-d arrays where the
+    pattern says "s"), as a fresh array; None if the kernel is not available."""
+    made = KERNELS.get(spec)
+    if made is None:
+        return None
+    driver, address = made
+    out = np.empty(shape, spec.dtype)
+    n = out.size
+    driver(address, *[_pointer(a) for a in operands], _pointer(out), n,
+           max(1, min(n_threads, n // CHUNK_ALIGN)), 0)
+    return out
+
+
+def full_sum(spec: Spec, x: np.ndarray, n_threads: int = 1):
+    """The sum of all elements of contiguous `x` as a 0-d array of its dtype; None if the
+    kernel is not available.  Partial sums are float64, added in order."""
+    made = KERNELS.get(spec)
+    if made is None:
+        return None
+    driver, address = made
+    n = x.size
+    n_threads = max(1, min(n_threads, n // CHUNK_ALIGN))
+    partial = np.zeros(n_threads, np.float64)
+    driver(address, _pointer(x), _pointer(partial), n, n_threads, 8)
+    total = partial[0] if n_threads == 1 else np.add.reduce(partial)
+    return np.asarray(total, dtype=spec.dtype)
+
+
+# ---- what tracegrad/eager.py calls ---------------------------------------------------------
+
+def unary(prim: str, x: np.ndarray):
+    """prim(x) for a float ndarray, or None where no kernel applies (layout, compile)."""
+    if not _plain(x):
+        return None
+    return elementwise(Spec(prim, x.dtype, "a"), [x], x.shape, n_threads_for(prim, x.size))
+
+
+def binary(prim: str, pattern: str, operands):
+    """prim(x, y) for operands of one float dtype: arrays of one shape where pattern has
+    "a", 0-d arrays where it has "s"; None where no kernel applies."""
+    if not all(_plain(a) for a in operands):
+        return None
+    shape = operands[pattern.index("a")].shape
+    n = int(np.prod(shape))
+    return elementwise(Spec(prim, operands[0].dtype, pattern), operands, shape,
+                       n_threads_for(prim, n))
+
+
+def full_sum_of(x: np.ndarray):
+    """The sum of every element of a float ndarray (0-d), or None."""
+    if not _plain(x):
+        return None
+    spec = Spec("reduce_sum", x.dtype, "a", reduce="sum")
+    return full_sum(spec, x, n_threads_for("add", x.size))

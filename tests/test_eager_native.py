@@ -1,0 +1,154 @@
+"""Native eager kernels (codegen/eager.py behind tracegrad/eager.py): results equal numpy's
+within mathlib's ULP bounds, everything they do not take falls back to numpy, gradients."""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad import eager as gates
+from tracegrad.codegen import eager as kernels
+from tracegrad.codegen.mathlib import MAX_ULP
+from tracegrad.ir.primitives import PRIMITIVES
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+TAGS = {F32: "f32", F64: "f64"}
+INSTALLED = [(name, dt) for name, limits in gates.THRESHOLDS.items() for dt in limits]
+pytestmark = pytest.mark.skipif(not gates.enabled_by_env(), reason="TRACEGRAD_EAGER_NATIVE=0")
+
+
+def ulps(a, b):
+    """Distance in units in the last place between arrays of one float dtype."""
+    itype = {F32: np.int32, F64: np.int64}[a.dtype]
+    ia, ib = a.view(itype).astype(np.int64), b.view(itype).astype(np.int64)
+    ia = np.where(ia < 0, np.iinfo(itype).min - ia, ia)  # monotone over the reals
+    ib = np.where(ib < 0, np.iinfo(itype).min - ib, ib)
+    return np.abs(ia - ib)
+
+
+def operand(n, dtype, seed=0):
+    return np.random.default_rng(seed).uniform(-20, 20, n).astype(dtype)
+
+
+def size_for(name, dtype):
+    return max(gates.THRESHOLDS[name][dtype], 1000)
+
+
+@pytest.mark.parametrize("name,dtype", INSTALLED, ids=lambda v: str(v))
+def test_native_runs_and_matches_numpy(name, dtype):
+    prim = PRIMITIVES[name]
+    x = operand(size_for(name, dtype) + 37, dtype)  # not a multiple of the vector width
+    params = {"axes": (0,)} if name == "reduce_sum" else {}
+    got = prim.native(x, **params)
+    assert got is not NotImplemented, "the native kernel was not used"
+    want = prim.impl(x, **params)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if name == "reduce_sum":
+        exact = np.sum(x.astype(np.float64))
+        assert abs(float(got) - exact) <= 4 * np.finfo(dtype).eps * np.sum(np.abs(x.astype(np.float64)))
+    else:
+        assert ulps(got, want).max() <= np.ceil(MAX_ULP[(name, TAGS[dtype])]) + 1
+
+
+@pytest.mark.parametrize("name,dtype", INSTALLED, ids=lambda v: str(v))
+def test_threaded_run_equals_one_thread(name, dtype):
+    x = operand(3 * kernels.CHUNK_ALIGN + 5, dtype)
+    if name == "reduce_sum":
+        spec = kernels.Spec(name, dtype, "a", reduce="sum")
+        one, two = kernels.full_sum(spec, x, 1), kernels.full_sum(spec, x, 2)
+        assert np.isclose(float(one), float(two), rtol=1e-12 if dtype == F64 else 1e-6)
+    else:
+        spec = kernels.Spec(name, dtype, "a")
+        one, two = (kernels.elementwise(spec, [x], x.shape, t) for t in (1, 2))
+        np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name,ref", [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                                      ("div", np.divide)])
+@pytest.mark.parametrize("pattern", ["aa", "as", "sa"])
+def test_binary_patterns_are_exact(name, ref, dtype, pattern):
+    n = 5000
+    ops = [operand(n, dtype, 1) if c == "a" else np.asarray(2.5, dtype) for c in pattern]
+    got = kernels.binary(name, pattern, ops)
+    np.testing.assert_array_equal(got, ref(*ops))
+
+
+def test_pattern_reads_scalars_and_broadcast_views():
+    x = operand(10, F32)
+    pattern, ops, shape, dtype = gates._pattern(x, 2.0)
+    assert pattern == "as" and ops[1].dtype == F32 and ops[1].shape == () and shape == (10,)
+    pattern, ops, _, _ = gates._pattern(np.broadcast_to(np.float32(3), (10,)), x)
+    assert pattern == "sa" and float(ops[0]) == 3.0
+    assert gates._pattern(x, x.astype(F64)) is None  # promotion stays numpy's
+    assert gates._pattern(x, np.ones(5, F32)) is None  # broadcasting shapes too
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: np.asarray(1.5),  # 0-d
+    lambda n: np.zeros(0),  # size 0
+    lambda n: np.ones(10),  # below the threshold
+    lambda n: operand(2 * n, F64)[::2],  # not contiguous
+    lambda n: np.asfortranarray(operand(n, F64).reshape(-1, 4)),  # not C order
+    lambda n: operand(n, F64).astype(">f8"),  # byte-swapped
+    lambda n: operand(n, F32),  # a dtype without a kernel
+    lambda n: np.arange(n),  # integers
+], ids=["0d", "empty", "small", "strided", "fortran", "byteswapped", "f32", "int"])
+def test_fallbacks(make):
+    x = make(4 * gates.THRESHOLDS["sin"][F64])
+    assert PRIMITIVES["sin"].native(x) is NotImplemented
+    np.testing.assert_array_equal(PRIMITIVES["sin"].run(x), PRIMITIVES["sin"].impl(x))
+
+
+def test_partial_sums_fall_back():
+    x = operand(1 << 16, F32).reshape(256, 256)
+    assert PRIMITIVES["reduce_sum"].native(x, axes=(1,)) is NotImplemented
+    assert PRIMITIVES["reduce_sum"].native(x.T, axes=(0, 1)) is NotImplemented
+    assert PRIMITIVES["reduce_sum"].native(x, axes=(0, 1)) is not NotImplemented
+
+
+def test_eager_gradients_through_native_kernels():
+    x = operand(1 << 15, F64) / 10
+    t = tg.tensor(x, requires_grad=True)
+    y = tg.numpy.sum(tg.numpy.sin(t) * tg.numpy.cos(t))
+    y.backward()
+    np.testing.assert_allclose(float(y), np.sum(np.sin(x) * np.cos(x)), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(t.grad), np.cos(2 * x), atol=1e-12)
+
+
+def test_compile_failure_warns_once_and_falls_back(monkeypatch):
+    fresh = kernels.Kernels()
+    monkeypatch.setattr(kernels, "KERNELS", fresh)
+
+    def broken(spec):
+        raise RuntimeError("no code today")
+    monkeypatch.setattr(kernels, "unit_of", broken)
+    x = operand(1 << 12, F64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            np.testing.assert_array_equal(PRIMITIVES["sin"].run(x), np.sin(x))
+        assert PRIMITIVES["cos"].native(x) is NotImplemented
+    assert [str(w.message) for w in caught if "native eager" in str(w.message)] == [
+        next(str(w.message) for w in caught if "native eager" in str(w.message))]
+
+
+def test_env_switch_disables():
+    code = ("import tracegrad; from tracegrad.ir.primitives import PRIMITIVES; "
+            "print(any(p.native is not None for p in PRIMITIVES.values()))")
+    env = dict(os.environ, TRACEGRAD_EAGER_NATIVE="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_uninstall_and_install():
+    try:
+        gates.uninstall()
+        assert all(PRIMITIVES[n].native is None for n in gates.THRESHOLDS)
+    finally:
+        assert gates.install() == list(gates.THRESHOLDS)
+    assert all(PRIMITIVES[n].native is not None for n in gates.THRESHOLDS)

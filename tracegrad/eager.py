@@ -1,0 +1,169 @@
+"""Native kernels for eager operations: where they pay, `Primitive.native` runs codegen's
+kernels (codegen/eager.py) instead of numpy (docs/eager.md).
+
+`install()` (called by `tracegrad/__init__.py`) sets `Primitive.native` of the primitives in
+`THRESHOLDS` to a gate that checks, in Python and cheaply, that the operands are plain
+ndarrays of a float dtype with a threshold for the primitive, at least that many elements,
+of one shape (or 0-d scalars), and only then imports the compiler (llvmlite) and calls the
+kernel.  Anything else returns NotImplemented and `Primitive.run` uses numpy's `impl`.
+tracer/ and ir/ never import codegen: the facade hands the kernels to the primitives.
+
+`TRACEGRAD_EAGER_NATIVE=0` (read by `install`) keeps every eager operation on numpy;
+`uninstall()` does the same at run time.  A compiler that cannot be loaded or a kernel that
+fails to compile warns once and falls back to numpy.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from tracegrad.ir.primitives import PRIMITIVES
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+# The smallest operand size (elements) at which the native kernel beat numpy's, per
+# primitive and dtype, measured on one machine (docs/eager.md has the table and how it
+# was measured).  Pairs not listed stay on numpy: numpy's own SIMD loops (float32
+# transcendentals above all) were as fast or faster there.
+THRESHOLDS = {
+    "sin": {F64: 256},
+    "cos": {F64: 256},
+    "reduce_sum": {F32: 16384, F64: 65536},
+}
+
+
+class _Backend:
+    """The compiler's eager kernels, imported on the first call that wants one."""
+
+    def __init__(self):
+        self.module = None
+        self.failed = False
+
+    def get(self):
+        if self.module is None and not self.failed:
+            try:
+                from tracegrad.codegen import eager  # noqa: PLC0415 (llvmlite loads on first use)
+                self.module = eager
+            except Exception as exc:  # noqa: BLE001 (no compiler: numpy it is)
+                self.failed = True
+                warnings.warn(f"tracegrad: native eager kernels unavailable, using numpy "
+                              f"({type(exc).__name__}: {exc})", RuntimeWarning, stacklevel=4)
+        return self.module
+
+
+BACKEND = _Backend()
+
+
+def _result(out):
+    return NotImplemented if out is None else out
+
+
+# ---- operands ------------------------------------------------------------------------------
+
+def _as_scalar(v, dtype):
+    """A 0-d array of `dtype` for a scalar operand, as the numpy impl sees it, or None.
+
+    Python numbers are weak (they take the array's dtype, `_cast_like`); numpy scalars and
+    0-d arrays must already have it; a broadcast view (every stride 0) is its first element."""
+    if type(v) in (float, int):
+        return np.asarray(v).astype(dtype)
+    if type(v) is np.ndarray:
+        if v.dtype != dtype:
+            return None
+        if v.ndim == 0:
+            return v
+        if v.size and not any(v.strides):
+            return np.asarray(v[(0,) * v.ndim])
+    return None
+
+
+def _pattern(x, y):
+    """(pattern, operands, shape, dtype) of a binary call the kernels take, or None."""
+    arrays = [v for v in (x, y) if type(v) is np.ndarray and v.ndim and any(v.strides)]
+    if not arrays:
+        return None
+    dtype, shape = arrays[0].dtype, arrays[0].shape
+    letters, operands = "", []
+    for v in (x, y):
+        if type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and any(v.strides):
+            letters, operands = letters + "a", operands + [v]
+            continue
+        s = _as_scalar(v, dtype)
+        if s is None:
+            return None
+        letters, operands = letters + "s", operands + [s]
+    return letters, operands, shape, dtype
+
+
+# ---- the gates ----------------------------------------------------------------------------
+
+def _unary_gate(name, limits):
+    def native(x, **params):
+        if type(x) is not np.ndarray or params:
+            return NotImplemented
+        limit = limits.get(x.dtype)
+        if limit is None or x.size < limit:
+            return NotImplemented
+        kernels = BACKEND.get()
+        return NotImplemented if kernels is None else _result(kernels.unary(name, x))
+    return native
+
+
+def _binary_gate(name, limits):
+    def native(x, y, **params):
+        if params:
+            return NotImplemented
+        found = _pattern(x, y)
+        if found is None:
+            return NotImplemented
+        pattern, operands, shape, dtype = found
+        limit = limits.get(dtype)
+        if limit is None or int(np.prod(shape)) < limit or pattern == "ss":
+            return NotImplemented
+        kernels = BACKEND.get()
+        return NotImplemented if kernels is None else _result(kernels.binary(name, pattern, operands))
+    return native
+
+
+def _sum_gate(limits):
+    def native(x, *, axes):
+        if type(x) is not np.ndarray or len(axes) != x.ndim or not x.ndim:
+            return NotImplemented
+        limit = limits.get(x.dtype)
+        if limit is None or x.size < limit:
+            return NotImplemented
+        kernels = BACKEND.get()
+        return NotImplemented if kernels is None else _result(kernels.full_sum_of(x))
+    return native
+
+
+def gate(name: str):
+    """The `Primitive.native` of a primitive in THRESHOLDS."""
+    limits = THRESHOLDS[name]
+    if name == "reduce_sum":
+        return _sum_gate(limits)
+    if PRIMITIVES[name].kind == "unary":
+        return _unary_gate(name, limits)
+    return _binary_gate(name, limits)
+
+
+def enabled_by_env() -> bool:
+    return os.environ.get("TRACEGRAD_EAGER_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def install() -> list:
+    """Give the primitives in THRESHOLDS their native gate (none if TRACEGRAD_EAGER_NATIVE=0);
+    returns the names installed."""
+    if not enabled_by_env():
+        return []
+    for name in THRESHOLDS:
+        PRIMITIVES[name].native = gate(name)
+    return list(THRESHOLDS)
+
+
+def uninstall() -> None:
+    """Every eager operation back on numpy."""
+    for name in THRESHOLDS:
+        PRIMITIVES[name].native = None
