@@ -122,7 +122,7 @@ def torch_namespace(torch) -> types.ModuleType:
         return reduce
 
     ns = types.ModuleType("torch_as_numpy")
-    for name in ("tanh", "exp", "log", "sin", "cos"):
+    for name in ("tanh", "exp", "log", "sin", "cos", "sqrt"):
         setattr(ns, name, getattr(torch, name))
     ns.sum, ns.mean, ns.max = reduction(torch.sum), reduction(torch.mean), reduction(torch.amax)
     return ns

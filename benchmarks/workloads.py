@@ -257,6 +257,78 @@ def w7_numba(x):
     return states[W7_STEPS].sum(), g
 
 
+# --- W8: row normalization + GELU-like layer, f32 -------------------------------------
+
+GELU_K, GELU_A = 0.7978845608028654, 0.044715  # sqrt(2/pi) and the cubic term of GELU's tanh form
+
+
+def w8_loss(x, g, b):
+    m = np.mean(x, axis=1, keepdims=True)
+    d = x - m
+    v = np.mean(d * d, axis=1, keepdims=True)
+    y = d / np.sqrt(v + 1e-5) * g + b
+    h = 0.5 * y * (1 + np.tanh(0.7978845608028654 * (y + 0.044715 * y * y * y)))
+    return np.sum(h * h) / x.shape[0]
+
+
+def w8_inputs(rng, rows, cols):
+    f32 = np.float32
+    x = rng.standard_normal((rows, cols)).astype(f32)
+    g = (1 + 0.1 * rng.standard_normal(cols)).astype(f32)
+    b = (0.1 * rng.standard_normal(cols)).astype(f32)
+    return x, g, b
+
+
+def w8_numpy(x, g, b):
+    rows = x.shape[0]
+    d = x - np.mean(x, axis=1, keepdims=True)
+    r = 1 / np.sqrt(np.mean(d * d, axis=1, keepdims=True) + 1e-5)
+    n = d * r
+    y = n * g + b
+    t = np.tanh(GELU_K * (y + GELU_A * y * y * y))
+    h = 0.5 * y * (1 + t)
+    dh = 0.5 * (1 + t) + 0.5 * y * (1 - t * t) * GELU_K * (1 + 3 * GELU_A * y * y)
+    gy = 2 * h * dh / rows
+    gn = gy * g
+    gx = r * (gn - np.mean(gn, axis=1, keepdims=True)
+              - n * np.mean(gn * n, axis=1, keepdims=True))
+    return np.sum(h * h) / rows, (gx, np.sum(gy * n, axis=0), np.sum(gy, axis=0))
+
+
+def w8_numba(x, g, b):
+    rows, cols = x.shape
+    gx = np.empty_like(x)
+    gg, gb = np.zeros(cols), np.zeros(cols)
+    n, gn = np.empty(cols), np.empty(cols)
+    total = 0.0
+    for i in range(rows):
+        mean = 0.0
+        for j in range(cols):
+            mean += x[i, j]
+        mean /= cols
+        var = 0.0
+        for j in range(cols):
+            var += (x[i, j] - mean) ** 2
+        r = 1.0 / np.sqrt(var / cols + 1e-5)
+        s1, s2 = 0.0, 0.0
+        for j in range(cols):
+            n[j] = (x[i, j] - mean) * r
+            y = n[j] * g[j] + b[j]
+            t = np.tanh(GELU_K * (y + GELU_A * y * y * y))
+            h = 0.5 * y * (1.0 + t)
+            total += h * h
+            gy = 2.0 * h * (0.5 * (1.0 + t) + 0.5 * y * (1.0 - t * t) * GELU_K
+                            * (1.0 + 3.0 * GELU_A * y * y)) / rows
+            gg[j] += gy * n[j]
+            gb[j] += gy
+            gn[j] = gy * g[j]
+            s1 += gn[j]
+            s2 += gn[j] * n[j]
+        for j in range(cols):
+            gx[i, j] = r * (gn[j] - s1 / cols - n[j] * s2 / cols)
+    return total / rows, gx, gg.astype(g.dtype), gb.astype(b.dtype)
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         id="W1", title="seed graph (a+b)+c*d, f64 (1,)",
@@ -301,6 +373,14 @@ WORKLOADS: tuple[Workload, ...] = (
         loss=w7_loss, argnums=0, build_inputs=w7_inputs,
         sizes={"full": {"n": 16}, "smoke": {"n": 16}},
         numpy_vg=w7_numpy, numba_vg=w7_numba, seed=7,
+    ),
+    Workload(
+        id="W8", title="row normalization + GELU(tanh) layer, f32 (2048,1024)",
+        description="y = (x-mean)/sqrt(var+1e-5)*g + b per row, h = GELU tanh form of y, "
+                    "sum(h*h)/rows; x f32 (2048,1024), g, b f32 (1024,), grads x,g,b",
+        loss=w8_loss, argnums=(0, 1, 2), build_inputs=w8_inputs,
+        sizes={"full": {"rows": 2048, "cols": 1024}, "smoke": {"rows": 8, "cols": 16}},
+        numpy_vg=w8_numpy, numba_vg=w8_numba, seed=8,
     ),
 )
 
