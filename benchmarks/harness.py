@@ -18,7 +18,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from benchmarks import check, limits, timing
+from benchmarks import check, limits, roofline, timing
 from benchmarks.impls import PEER_NAMES, Impl, make_impls
 from benchmarks.workloads import WORKLOADS, Workload, reference
 
@@ -70,6 +70,7 @@ class Suite:
     unavailable: dict[str, str]
     workloads: list[Workload]
     results: dict[str, dict[str, Entry]] = field(default_factory=dict)
+    work: dict[str, dict] = field(default_factory=dict)  # roofline.WORK per workload id
 
 
 def select_workloads(only: tuple[str, ...] | None) -> list[Workload]:
@@ -152,8 +153,9 @@ def probe(impls: list[Impl]) -> dict[str, str]:
 def _measure_limits(config: Config) -> dict | None:
     if config.smoke or not config.measure_limits:
         return None
-    config.log("measuring machine limits (triad bandwidth, matmul)...")
-    return {"bandwidth": limits.bandwidth(), "matmul": limits.matmul_gflops()}
+    config.log("measuring machine limits (triad bandwidth, matmul, transcendentals)...")
+    return {"bandwidth": limits.bandwidth(), "matmul": limits.matmul_gflops(),
+            "transcendentals": roofline.transcendental_ns() if config.tracegrad else None}
 
 
 def _log_entry(config: Config, wl: Workload, impl: Impl, entry: Entry) -> None:
@@ -176,6 +178,8 @@ def run_suite(config: Config) -> Suite:
     for wl in workloads:
         inputs = wl.inputs(config.smoke)
         ref = reference(wl, inputs)
+        if wl.id in roofline.WORK:
+            suite.work[wl.id] = roofline.WORK[wl.id](inputs)
         row = suite.results[wl.id] = {}
         for impl in impls:
             if impl.name in unavailable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from benchmarks import roofline
 from benchmarks.harness import Entry, Suite
 
 LABELS = {"wrong": "WRONG", "error": "ERROR", "timeout": "TIMEOUT", "skipped": "skipped"}
@@ -116,6 +117,38 @@ def limit_lines(limits: dict | None) -> list[str]:
     ]
 
 
+def transcendental_line(limits: dict) -> list[str]:
+    costs = limits.get("transcendentals")
+    if not costs:
+        return []
+    shown = ", ".join(f"{k.replace('_float', ' f')} {v:.2f}" for k, v in costs.items())
+    return [f"- tracegrad transcendentals, ns per element on one thread (in cache): {shown}"]
+
+
+def _share(bound_s: float, entry: Entry | None) -> str:
+    if entry is None or not entry.ok or not entry.median_us:
+        return "-"
+    return f"{bound_s * 1e6 / entry.median_us:.0%}"
+
+
+def roofline_table(suite: Suite) -> list[str]:
+    """Per workload: its lower bound (the limiting resource) and the share of it reached."""
+    if not suite.limits or not suite.work:
+        return []
+    cores = suite.machine["cores_usable"] or 1
+    lines = ["", "Share of the machine's limit (lower bound / median time; 100% = at the limit):",
+             "", "| id | limited by | bound (us) | tracegrad | best peer |", "|---|---|---|---|---|"]
+    for wl_id, work in suite.work.items():
+        b = roofline.bounds(work, suite.limits, cores)
+        kind = max(b, key=b.get)
+        row = suite.results[wl_id]
+        best = ratio_values(row)["best_peer"]
+        peer = f"{_share(b[kind], row.get(best))} ({best})" if best else "-"
+        lines.append(f"| {wl_id} | {kind} | {fmt(b[kind] * 1e6)} | "
+                     f"{_share(b[kind], row.get('tracegrad'))} | {peer} |")
+    return lines
+
+
 def render_markdown(suite: Suite) -> str:
     mode = "smoke run: tiny sizes, correctness only" if suite.config.smoke else "full run"
     table, notes = results_table(suite)
@@ -123,7 +156,9 @@ def render_markdown(suite: Suite) -> str:
     parts += machine_lines(suite)
     if not suite.config.smoke:
         parts += competition_lines(suite.machine) + limit_lines(suite.limits)
+        parts += transcendental_line(suite.limits or {})
     parts += ["", table, "", SMOKE_LEGEND if suite.config.smoke else LEGEND]
+    parts += roofline_table(suite)
     if notes:
         parts += [""] + [f"[{k}] {text}" for k, text in enumerate(notes, 1)]
     if suite.unavailable:
