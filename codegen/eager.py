@@ -37,7 +37,7 @@ from llvmlite import ir
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, IndexMap, Load, LoopKernel, Op, Store
 
-from . import cache, compiler, fingerprint, llvm_util, simd, threads
+from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, simd, threads
 from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
 from .runtime import register_symbols
 from .units import KernelUnit, canonical_form
@@ -198,17 +198,36 @@ def emit_driver(module, n_ptrs: int) -> ir.Function:
 _PTR_ARGS = lambda k: [ctypes.c_void_p] * k  # noqa: E731
 
 
-class Kernels:
-    """The process's eager kernels, each compiled (or loaded) on first use.
+@dataclass(eq=False)
+class Made:
+    """One spec's kernel: its address, the driver that runs it (a ctypes function), and for
+    an elementwise spec the native fast call (eager_call.py) with its descriptor, the
+    sentinel it returns on a mismatch (None where this process has no fast-call ABI)."""
 
-    `get(spec)` gives `(driver, kernel address)` or None where the kernel could not be
-    made (then one warning, and the caller falls back to numpy for that spec for good).
-    """
+    address: int
+    driver: object
+    builtin: object = None
+    sentinel: object = None
+    method_def: object = None  # what the builtin points to
+
+
+def thread_min(prim: str) -> int:
+    """Elements from which a kernel runs on several threads: threads.py's policy, a second
+    thread pays from PARALLEL_MIN_COST simple ops."""
+    return max(CHUNK_ALIGN, threads.PARALLEL_MIN_COST // max(PRIMITIVES[prim].cost, 1))
+
+
+class Kernels:
+    """The process's eager kernels, each compiled (or loaded from the disk cache) on first
+    use.  `get(spec)` gives its `Made`, or None where the kernel could not be made: then one
+    warning per process, and the callers fall back to numpy for that spec for good."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.compiled = {}  # Spec -> (driver, address) or None
-        self.drivers = {}  # pointer count -> ctypes function
+        self.compiled = {}  # Spec -> Made or None
+        self.fast = {}  # (prim, dtype, pattern) -> Made or None, for the per-call lookup
+        self.drivers = {}  # pointer count -> (address, ctypes function)
+        self.calls = None  # operand count -> address of tg_eager_call<k>; {} without the ABI
         self.engines = []  # keep the machine code alive
         self.warned = False
 
@@ -221,15 +240,24 @@ class Kernels:
                 self.compiled[spec] = self._make(spec)
             return self.compiled[spec]
 
+    def get_fast(self, prim: str, dtype, pattern: str):
+        """The Made of an elementwise kernel, by a key that is cheap to hash."""
+        key = (prim, dtype, pattern)
+        found = self.fast.get(key, False)
+        if found is False:
+            found = self.fast[key] = self.get(Spec(prim, dtype, pattern))
+        return found
+
     def _make(self, spec: Spec):
         try:
             with llvm_util.LOCK:
                 register_symbols()
                 for name, address in libc_symbols(("pthread_create", "pthread_join")).items():
                     llvm.add_symbol(name, address)  # the driver's (module docstring)
-                address = self._kernel_address(spec)
-                driver = self._driver(spec.n_pointers)
-            return driver, address
+                made = Made(self._kernel_address(spec), self._driver(spec.n_pointers)[1])
+                if spec.reduce is None:
+                    self._add_builtin(made, spec)
+            return made
         except Exception as exc:  # noqa: BLE001 (any compile failure falls back to numpy)
             self._warn(spec, exc)
             return None
@@ -246,24 +274,51 @@ class Kernels:
         store = cache.resolve(None)
         stats = {"compiled": 0, "loaded": 0}
         code, = compiler.unit_codes([unit], store, compiler.Stages(f"eager {spec.prim}"), stats)
-        engine = llvm_util.load_objects([code.obj])
+        return self._load(code.obj).get_function_address(unit.symbol)
+
+    def _load(self, obj: bytes):
+        engine = llvm_util.load_objects([obj])
         self.engines.append(engine)
-        return engine.get_function_address(unit.symbol)
+        return engine
+
+    def _compile(self, module):
+        ref = llvm_util.optimize(llvm_util.parse(str(module)), 2)
+        return self._load(llvm_util.emit_object(ref))
 
     def _driver(self, n_ptrs: int):
         if n_ptrs not in self.drivers:
             module = ir.Module(name=f"tg_eager_run{n_ptrs}")
             emit_driver(module, n_ptrs)
-            ref = llvm_util.optimize(llvm_util.parse(str(module)), 2)
-            engine = llvm_util.load_objects([llvm_util.emit_object(ref)])
-            self.engines.append(engine)
+            address = self._compile(module).get_function_address(f"tg_eager_run{n_ptrs}")
             proto = ctypes.CFUNCTYPE(None, *_PTR_ARGS(n_ptrs + 1), ctypes.c_int64,
                                      ctypes.c_int64, ctypes.c_int64)
-            self.drivers[n_ptrs] = proto(engine.get_function_address(f"tg_eager_run{n_ptrs}"))
+            self.drivers[n_ptrs] = (address, proto(address))
         return self.drivers[n_ptrs]
+
+    def _call_addresses(self) -> dict:
+        if self.calls is None:
+            self.calls = {}
+            if fastcall.python_abi() is not None:
+                module = ir.Module(name="tg_eager_call")
+                eager_call.emit_calls(module, CALL_OPERANDS)
+                engine = self._compile(module)
+                self.calls = {k: engine.get_function_address(f"tg_eager_call{k}")
+                              for k in CALL_OPERANDS}
+        return self.calls
+
+    def _add_builtin(self, made: Made, spec: Spec) -> None:
+        call = self._call_addresses().get(len(spec.pattern))
+        if call is None:
+            return
+        driver = self._driver(spec.n_pointers)[0]
+        desc = eager_call.descriptor(driver, made.address, spec.dtype, spec.pattern,
+                                     thread_min(spec.prim), threads.thread_count())
+        made.builtin, made.method_def = fastcall.make_builtin(call, desc, self, b"tracegrad_eager")
+        made.sentinel = desc
 
 
 KERNELS = Kernels()
+CALL_OPERANDS = (1, 2)  # operand counts with a native fast call
 
 
 def _pointer(a: np.ndarray) -> int:
@@ -275,24 +330,17 @@ def _plain(a: np.ndarray) -> bool:
     return a.flags.c_contiguous and a.flags.aligned and a.dtype in DTYPES
 
 
-def n_threads_for(prim: str, n: int) -> int:
-    """threads.py's policy: a second thread pays from PARALLEL_MIN_COST simple ops."""
-    if n * max(PRIMITIVES[prim].cost, 1) < threads.PARALLEL_MIN_COST:
-        return 1
-    return threads.thread_count()
-
-
 def elementwise(spec: Spec, operands, shape, n_threads: int = 1):
     """out = spec's op on `operands` (contiguous arrays of `shape`, or 0-d arrays where the
-    pattern says "s"), as a fresh array; None if the kernel is not available."""
+    pattern says "s") through ctypes, as a fresh array; None if the kernel is not
+    available.  The caller has checked the operands (`_plain`)."""
     made = KERNELS.get(spec)
     if made is None:
         return None
-    driver, address = made
     out = np.empty(shape, spec.dtype)
     n = out.size
-    driver(address, *[_pointer(a) for a in operands], _pointer(out), n,
-           max(1, min(n_threads, n // CHUNK_ALIGN)), 0)
+    made.driver(made.address, *[_pointer(a) for a in operands], _pointer(out), n,
+                max(1, min(n_threads, n // CHUNK_ALIGN)), 0)
     return out
 
 
@@ -302,33 +350,42 @@ def full_sum(spec: Spec, x: np.ndarray, n_threads: int = 1):
     made = KERNELS.get(spec)
     if made is None:
         return None
-    driver, address = made
     n = x.size
     n_threads = max(1, min(n_threads, n // CHUNK_ALIGN))
     partial = np.zeros(n_threads, np.float64)
-    driver(address, _pointer(x), _pointer(partial), n, n_threads, 8)
+    made.driver(made.address, _pointer(x), _pointer(partial), n, n_threads, 8)
     total = partial[0] if n_threads == 1 else np.add.reduce(partial)
     return np.asarray(total, dtype=spec.dtype)
 
 
 # ---- what tracegrad/eager.py calls ---------------------------------------------------------
 
-def unary(prim: str, x: np.ndarray):
-    """prim(x) for a float ndarray, or None where no kernel applies (layout, compile)."""
-    if not _plain(x):
+def _run(prim: str, pattern: str, operands):
+    """The fast call where this process has one (it checks the operands natively), else
+    Python's checks and ctypes; None where no kernel applies (layout, compile)."""
+    made = KERNELS.get_fast(prim, operands[0].dtype, pattern)
+    if made is None:
         return None
-    return elementwise(Spec(prim, x.dtype, "a"), [x], x.shape, n_threads_for(prim, x.size))
+    if made.builtin is not None:
+        out = made.builtin(*operands)
+        return None if out is made.sentinel else out
+    if not all(_plain(a) for a in operands):
+        return None
+    shape = operands[pattern.index("a")].shape
+    n = int(np.prod(shape))
+    threads_ = threads.thread_count() if n >= thread_min(prim) else 1
+    return elementwise(Spec(prim, operands[0].dtype, pattern), operands, shape, threads_)
+
+
+def unary(prim: str, x: np.ndarray):
+    """prim(x) for a float ndarray, or None where no kernel applies."""
+    return _run(prim, "a", [x])
 
 
 def binary(prim: str, pattern: str, operands):
     """prim(x, y) for operands of one float dtype: arrays of one shape where pattern has
     "a", 0-d arrays where it has "s"; None where no kernel applies."""
-    if not all(_plain(a) for a in operands):
-        return None
-    shape = operands[pattern.index("a")].shape
-    n = int(np.prod(shape))
-    return elementwise(Spec(prim, operands[0].dtype, pattern), operands, shape,
-                       n_threads_for(prim, n))
+    return _run(prim, pattern, operands)
 
 
 def full_sum_of(x: np.ndarray):
@@ -336,4 +393,4 @@ def full_sum_of(x: np.ndarray):
     if not _plain(x):
         return None
     spec = Spec("reduce_sum", x.dtype, "a", reduce="sum")
-    return full_sum(spec, x, n_threads_for("add", x.size))
+    return full_sum(spec, x, threads.thread_count() if x.size >= thread_min("add") else 1)

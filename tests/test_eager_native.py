@@ -152,3 +152,37 @@ def test_uninstall_and_install():
     finally:
         assert gates.install() == list(gates.THRESHOLDS)
     assert all(PRIMITIVES[n].native is not None for n in gates.THRESHOLDS)
+
+
+def test_fast_call_refuses_what_it_cannot_take():
+    x = operand(4096, F64)
+    made = kernels.KERNELS.get_fast("add", F64, "aa")
+    if made.builtin is None:
+        pytest.skip("no native fast call in this process")
+    s = np.asarray(1.0)
+    for args in [(x,), (x, x, x), (x, [1.0] * 4096), (x, 1.0), (x, x[::2]), (x, x.astype(F32)),
+                 (x, x.reshape(64, 64)), (x, x[:-1]), (x, s), (x.astype(">f8"), x)]:
+        assert made.builtin(*args) is made.sentinel
+    np.testing.assert_array_equal(made.builtin(x, x), x + x)
+    scalar = kernels.KERNELS.get_fast("mul", F64, "sa")
+    assert scalar.builtin(x, x) is scalar.sentinel  # operand 0 must be 0-d
+    np.testing.assert_array_equal(scalar.builtin(s, x.reshape(8, 512)), x.reshape(8, 512))
+
+
+def test_ctypes_path_without_fast_call(monkeypatch):
+    fresh = kernels.Kernels()
+    fresh.calls = {}  # as in a process whose numpy ABI the fast call does not know
+    monkeypatch.setattr(kernels, "KERNELS", fresh)
+    x = operand(3 * kernels.CHUNK_ALIGN + 1, F64)
+    np.testing.assert_array_equal(kernels.unary("sin", x), kernels.elementwise(
+        kernels.Spec("sin", F64, "a"), [x], x.shape))
+    assert fresh.get_fast("sin", F64, "a").builtin is None
+    assert kernels.unary("sin", x[::2]) is None
+
+
+def test_large_inputs_run_threaded_and_match():
+    n = kernels.thread_min("sin") + 12345
+    x = operand(n, F64)
+    got = PRIMITIVES["sin"].run(x)
+    assert ulps(got, np.sin(x)).max() <= np.ceil(MAX_ULP[("sin", "f64")]) + 1
+    np.testing.assert_array_equal(got, kernels.elementwise(kernels.Spec("sin", F64, "a"), [x], x.shape))
