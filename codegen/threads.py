@@ -6,9 +6,11 @@ elements x per-element op cost) reaches PARALLEL_MIN_COST runs on
 compiled for one thread, run inline in the caller's thread.  A program that
 calls a multi-threaded BLAS gets only the cores OpenBLAS's spinning workers
 leave free (`beside_blas`; on 2 cores with 2 BLAS threads, none).  The generated
-entry starts T-1 pthreads (`pthread_create`/`pthread_join`, resolved from
-libc in this process) on contiguous slices of the outermost dimension and
-runs the first slice itself.  A thread that cannot be created runs inline.
+entry hands T contiguous slices of the outermost dimension to the process's
+persistent worker pool (pool.py, `tg_pool_run`): the calling thread runs slice 0,
+T-1 parked workers wake for the others, and the call returns when all are done.
+A slice without a worker (none could be created, or another thread holds the pool)
+runs on the calling thread.
 
 Splitting is safe when every store owns its rows: a plain store must move
 with dim 0, and a reducing store either moves with dim 0 (each thread owns
@@ -30,7 +32,8 @@ from llvmlite import ir
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Load, Op
 
-from .irutil import I64, PTR, Loop, align_up, declare, i64, libc_symbols, walk_image
+from . import pool
+from .irutil import I64, PTR, align_up, declare, i64, walk_image
 from .scalar_ops import combine, storage_type, to_memory, to_register
 
 # Below this many simple ops a second thread does not pay for its start and join
@@ -60,7 +63,7 @@ def beside_blas(n_threads: int, blas_threads: int, cpus: int | None = None) -> i
 
 
 def symbols() -> dict:
-    return libc_symbols(("pthread_create", "pthread_join"))
+    return pool.symbols()
 
 
 def kernel_cost(kernel) -> int:
@@ -134,12 +137,12 @@ def _context_type(n_ptrs: int):
 
 
 def _task(module, fn, n_ptrs: int):
-    """`ptr task(ptr ctx)`: unpacks a context and calls the kernel (a pthread start routine);
+    """`void task(ptr ctx)`: unpacks a context and calls the kernel (the pool's task);
     one per kernel function in the module."""
     name = fn.name + "_task"
     if name in module.globals:
         return module.globals[name]
-    task = ir.Function(module, ir.FunctionType(PTR, [PTR]), name)
+    task = ir.Function(module, pool.TASK_TYPE, name)
     task.linkage = "internal"
     # the entry also runs slice 0 through it: one copy of the unpacking per kernel
     task.attributes.add("noinline")
@@ -148,7 +151,7 @@ def _task(module, fn, n_ptrs: int):
     fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 2)]
     args = [b.load(f, typ=PTR) for f in fields[:n_ptrs]] + [b.load(f, typ=I64) for f in fields[n_ptrs:]]
     b.call(fn, args)
-    b.ret(ir.Constant(PTR, None))
+    b.ret_void()
     return task
 
 
@@ -165,24 +168,13 @@ class ParallelCall:
         b, n = self.b, len(self.plan.chunks)
         module = b.module
         task = _task(module, self.fn, len(self.ptrs))
-        ctx = b.alloca(_context_type(len(self.ptrs)), size=i64(n), name="ctx")
-        tids = b.alloca(I64, size=i64(n), name="tids")
-        rcs = b.alloca(I32, size=i64(n), name="rcs")
+        cty = _context_type(len(self.ptrs))
+        ctx = b.alloca(cty, size=i64(n), name="ctx")
         for t in range(n):
             self._fill_context(ctx, t)
-        create = declare(module, "tg_sys_pthread_create", I32, [PTR, PTR, PTR, PTR])
-        join = declare(module, "tg_sys_pthread_join", I32, [I64, PTR])
-        with Loop(b, i64(1), i64(n), "spawn") as t:
-            arg = b.gep(ctx, [t])
-            rc = b.call(create, [b.gep(tids, [t]), ir.Constant(PTR, None), task, arg])
-            b.store(rc, b.gep(rcs, [t]))
-            with b.if_then(b.icmp_signed("!=", rc, I32(0)), likely=False):
-                b.call(task, [arg])  # no thread: run this slice here
-        b.call(task, [b.gep(ctx, [i64(0)])])
-        with Loop(b, i64(1), i64(n), "join") as t:
-            started = b.icmp_signed("==", b.load(b.gep(rcs, [t])), I32(0))
-            with b.if_then(started):
-                b.call(join, [b.load(b.gep(tids, [t])), ir.Constant(PTR, None)])
+        stride = b.sub(b.ptrtoint(b.gep(ctx, [i64(1)], source_etype=cty), I64), b.ptrtoint(ctx, I64))
+        run = declare(module, "tg_pool_run", ir.VoidType(), [PTR, PTR, I64, I64])
+        b.call(run, [task, ctx, stride, i64(n)])  # returns when every slice has run
         for red, offset in zip(self.plan.private, self.plan.private_offsets):
             self._combine(red, offset)
 

@@ -1,8 +1,15 @@
 """Compiled functions called from several threads at once (issue 10, item 5):
 first calls compile once per signature, results are right, dumps stay whole,
-and compiling leaves the garbage collector's process-wide switch alone."""
+and compiling leaves the garbage collector's process-wide switch alone; threaded
+kernels (the persistent worker pool) from several Python threads, after fork and
+at interpreter exit."""
 import gc
+import os
+import signal
+import subprocess
+import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -104,3 +111,88 @@ def test_compiling_does_not_switch_the_garbage_collector(monkeypatch):
     assert gc.isenabled()
     f(np.ones(7))
     assert gc.isenabled()
+
+
+# ---- threaded kernels (the persistent pool, codegen/pool.py) ------------------------------------
+
+@pytest.fixture(name="threaded")
+def threaded_fixture(monkeypatch):
+    """Kernels of any size split over 3 threads; no disk cache."""
+    from tracegrad.codegen import threads
+    monkeypatch.setattr(threads, "PARALLEL_MIN_COST", 64)
+    monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "3")
+    monkeypatch.setenv("TRACEGRAD_DISABLE_CACHE", "1")
+
+
+def _rows_and_total(x):
+    return np.tanh(x) * 2.0, np.sum(x * x)  # row-owned stores and a privatized full sum
+
+
+def test_threaded_programs_called_from_eight_python_threads_at_once(threaded):
+    f, g = tracegrad.jit(_rows_and_total), tracegrad.jit(lambda x: np.exp(-x) + 1.0)
+    xs = [np.linspace(-1.0, 1.0, 4000) * (1 + i) for i in range(THREADS)]
+    f(xs[0]), g(xs[0])  # compiled before the race: the race is in the native calls
+
+    def calls(i):
+        return [(f(xs[i]), g(xs[i])) for _ in range(25)]
+    for i, outs in enumerate(_race(calls)):
+        for (rows, total), other in outs:
+            np.testing.assert_allclose(rows, np.tanh(xs[i]) * 2.0, rtol=1e-12)
+            np.testing.assert_allclose(total, np.sum(xs[i] * xs[i]), rtol=1e-12)
+            np.testing.assert_allclose(other, np.exp(-xs[i]) + 1.0, rtol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_threaded_program_runs_in_a_forked_child(threaded):
+    """The child has none of the parent's workers: it starts its own, and the result is right."""
+    from tracegrad.codegen import pool
+    f = tracegrad.jit(_rows_and_total)
+    x = np.linspace(-2.0, 2.0, 5000)
+    want = _rows_and_total(x)
+    f(x)
+    assert pool.workers_here() >= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 1
+        try:
+            signal.alarm(60)
+            for _ in range(20):
+                rows, total = f(x)
+                assert np.allclose(rows, want[0], rtol=1e-12) and np.isclose(total, want[1])
+            code = 0 if pool.workers_here() >= 2 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    np.testing.assert_allclose(f(x)[0], want[0], rtol=1e-12)  # the parent's pool still works
+
+
+_SHUTDOWN_SCRIPT = """
+import os, threading, time
+os.environ["TRACEGRAD_NUM_THREADS"] = "3"
+os.environ["TRACEGRAD_DISABLE_CACHE"] = "1"
+import numpy as np
+import tracegrad
+from tracegrad.codegen import threads
+threads.PARALLEL_MIN_COST = 64
+f = tracegrad.jit(lambda x: np.tanh(x) * 2.0)
+x = np.linspace(-1.0, 1.0, 20000)
+f(x)
+def hammer():
+    while True:
+        f(x)
+for _ in range(2):
+    threading.Thread(target=hammer, daemon=True).start()
+time.sleep(0.2)
+print("exiting", flush=True)
+"""
+
+
+def test_interpreter_exits_while_daemon_threads_run_threaded_kernels(tmp_path):
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _SHUTDOWN_SCRIPT], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "exiting"
