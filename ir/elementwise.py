@@ -134,8 +134,9 @@ def _binary_rules(dx, dy):
     def cotangent(g, d, x, y, out, like):
         return None if d is ZERO else ops.sum_to_shape(_scale(g, d(x, y, out)), ops.shape(like))
 
-    def vjp(g, out, x, y):
-        return cotangent(g, dx, x, y, out, x), cotangent(g, dy, x, y, out, y)
+    def vjp(g, out, x, y, needed=(True, True)):
+        return (cotangent(g, dx, x, y, out, x) if needed[0] else None,
+                cotangent(g, dy, x, y, out, y) if needed[1] else None)
 
     def jvp(tangents, out, x, y):
         terms = [_scale(ops.broadcast(t, ops.shape(out)), d(x, y, out))
@@ -171,6 +172,7 @@ def binary(name, np_fn, dx=None, dy=None, *, kind="binary", operands="any", **fa
         facts["differentiable"] = False
     impl = _np_binary(np_fn, np.bool_ if out_bool else None)
     rules = None if out_bool else _binary_rules(dx, dy)
+    facts.setdefault("selective_vjp", rules is not None)  # eager backward skips unneeded sides
     _declare(name, kind, _binary_rule(name, out_bool, operands), impl, rules, **facts)
     return binder(name)
 

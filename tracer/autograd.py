@@ -144,17 +144,20 @@ class Node:
                     "tensors in place (even under no_grad) between the forward pass and "
                     "backward().")
 
-    def apply(self, g, create_graph: bool, box):
-        """Cotangents of the operands given the output cotangent `g` (None = zero)."""
+    def apply(self, g, create_graph: bool, box, edges=None):
+        """Cotangents of the operands given the output cotangent `g` (None = zero).
+        `edges` (default: the node's) are the operands' consumers: a rule that can
+        (`selective_vjp`) skips the cotangents of operands whose edge is None."""
         self._check_saved()
         *operands, out_data = self.saved
         if create_graph:
             out = box(out_data, self)
         else:
-            operands = [x._tg_concrete() if hasattr(x, "_tg_concrete") else x for x in operands]
+            # eager tensors' buffers (`_data`; numpy arrays and scalars have none)
+            operands = [getattr(x, "_data", x) for x in operands]
             out = out_data
         if getattr(self.prim, "selective_vjp", False):  # skip cotangents no one needs
-            needed = tuple(e is not None for e in self.edges)
+            needed = tuple(e is not None for e in (self.edges if edges is None else edges))
             return self.prim.vjp(g, out, *operands, needed=needed, **self.params)
         return self.prim.vjp(g, out, *operands, **self.params)
 
@@ -176,11 +179,19 @@ class NodeClasses(dict):
 NODE_CLASSES = NodeClasses()
 
 
+_FIXED_CLASS = {}  # primitive -> its node class, where the name depends on nothing else
+
+
 def node_class(prim, first_ndim: int, params):
     """The backward node class named as PyTorch names it (`Primitive.torch_name`)."""
+    cls = _FIXED_CLASS.get(prim)
+    if cls is not None:
+        return cls
     name = prim.backward_name(first_ndim, params)
     if name is None:
         raise NotImplementedError(f"no backward node for primitive {prim.name!r}")
+    if prim.torch_variant is None:
+        _FIXED_CLASS[prim] = NODE_CLASSES[name]
     return NODE_CLASSES[name]
 
 
@@ -207,18 +218,37 @@ class AccumulateGrad:
 
 def _dependencies(roots):
     """For every node reachable from `roots`, how many edges point at it (iterative DFS)."""
-    deps, seen, stack = {}, set(), list(roots)
-    seen.update(id(r) for r in roots)
+    deps, stack = {}, list(dict.fromkeys(roots))
+    for r in stack:
+        deps.setdefault(r, 0)
     while stack:
-        node = stack.pop()
-        for nxt in getattr(node, "edges", ()):
+        for nxt in getattr(stack.pop(), "edges", ()):
             if nxt is None:
                 continue
-            deps[nxt] = deps.get(nxt, 0) + 1
-            if id(nxt) not in seen:
-                seen.add(id(nxt))
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
                 stack.append(nxt)
     return deps
+
+
+def _leading_to(roots, targets):
+    """The nodes from which a node of `targets` can be reached (targets included),
+    by an iterative post-order walk: a node is decided after all its successors."""
+    useful, seen = set(targets), set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        node, finished = stack.pop()
+        edges = [e for e in getattr(node, "edges", ()) if e is not None]
+        if finished:
+            if any(e in useful for e in edges):
+                useful.add(node)
+        elif node not in seen:
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((e, False) for e in edges if e not in seen)
+    return useful
 
 
 def _accumulate(buffers, node, g):
@@ -228,38 +258,56 @@ def _accumulate(buffers, node, g):
     buffers[node] = g if prev is None else prev + g
 
 
-def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink):
+def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink,
+                 inputs=None):
     """Propagate `seeds` (cotangents of the `roots` nodes) through the graph.
 
     Nodes run in topological order (Kahn's algorithm, so 10k-deep graphs need
     no recursion); cotangents of a node used several times are summed before it
-    runs.  `sink(acc, g)` receives the total gradient of each leaf.
+    runs.  `sink(acc, g)` receives the total gradient of each leaf.  Given
+    `inputs` (AccumulateGrad nodes, as autograd.grad has them), only the nodes on a
+    path to one of them run, as in PyTorch's engine: an edge leading elsewhere
+    counts as absent, so its cotangent is never computed.
     """
-    deps = _dependencies(roots)
-    buffers = {}
+    useful = None if inputs is None else _leading_to(roots, inputs)
+    if useful is not None:
+        kept = [i for i, r in enumerate(roots) if r in useful]
+        roots, seeds = [roots[i] for i in kept], [seeds[i] for i in kept]
+    deps, buffers = _dependencies(roots), {}
     for node, g in zip(roots, seeds):
         _accumulate(buffers, node, g)
-    ready = [r for r in dict.fromkeys(roots) if deps.get(r, 0) == 0]
+    ready = [r for r in dict.fromkeys(roots) if deps[r] == 0]
     while ready:
         node = ready.pop()
         g = buffers.pop(node, None)
-        if isinstance(node, AccumulateGrad):
+        if type(node) is AccumulateGrad:
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
             # still accumulates zeros, so the leaf's .grad is a tensor, not None.
             leaf = node.variable
             sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype))
             continue
-        _retain(node, g, box)
-        cts = node.apply(g, create_graph, box) if g is not None else (None,) * len(node.edges)
+        _run_node(node, g, deps, buffers, ready, create_graph, box,
+                  node.edges if useful is None else [e if e in useful else None
+                                                      for e in node.edges])
         if not retain_graph:
             node.release()
-        for nxt, ct in zip(node.edges, cts):
-            if nxt is None:
-                continue
-            _accumulate(buffers, nxt, ct)
-            deps[nxt] -= 1
-            if deps[nxt] == 0:
-                ready.append(nxt)
+
+
+def _run_node(node, g, deps, buffers, ready, create_graph, box, edges):
+    """Apply one node and pass its cotangents on; successors all of whose
+    consumers have run become ready."""
+    if node.retained is not None:
+        _retain(node, g, box)
+    cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
+    for nxt, ct in zip(edges, cts):
+        if nxt is None:
+            continue
+        if ct is not None:
+            prev = buffers.get(nxt)
+            buffers[nxt] = ct if prev is None else prev + ct
+        deps[nxt] -= 1
+        if deps[nxt] == 0:
+            ready.append(nxt)
 
 
 def _retain(node, g, box):

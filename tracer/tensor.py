@@ -17,11 +17,12 @@ import numpy as np
 from tracegrad.ir import ShapedArray
 from tracegrad.ir.core import is_float
 from tracegrad.ir.indexing import SHAPE_ONLY_VJP
+from tracegrad.ir.primitives import PRIMITIVES
 
 from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
-from .array import ArrayMixin
+from .array import ArrayMixin, _binary, _method
 from .autograd import (GRAD_MODE, AccumulateGrad, Version, accumulator, no_grad,
                        node_class, run_backward)
 
@@ -31,16 +32,25 @@ class EagerTrace:
 
     `process` computes the primitive's numpy implementation on the unboxed data
     and, when grad mode is on and an operand requires grad, records the node.
+    This is every eager operation's path: it reads each operand once and
+    allocates nothing beyond the result and, when recording, its node.
     """
 
     level = 0
 
     def process(self, prim, args, params):
-        datas = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = _fresh(prim.run(*datas, **params), datas, prim)
+        datas, grad = [], False
+        for a in args:
+            if isinstance(a, Tensor):
+                datas.append(a._data)
+                grad = grad or a._requires_grad
+            else:
+                datas.append(a)
+        out = prim.run(*datas, **params)
+        if prim.kind == "structural":
+            out = _fresh(out, datas)
         node = None
-        if (GRAD_MODE.enabled and prim.records_backward and out.dtype.kind == "f"
-                and any(isinstance(a, Tensor) and a._requires_grad for a in args)):
+        if grad and GRAD_MODE.enabled and prim.records_backward and out.dtype.kind == "f":
             node = _record(prim, args, datas, params, out)
         return Tensor._make(out, node, _shared_version(out, args))
 
@@ -51,13 +61,13 @@ class EagerTrace:
 EAGER = EagerTrace()
 
 
-def _fresh(out, datas, prim):
+def _fresh(out, datas):
     # Results own their buffer, so that in-place updates of one tensor cannot
     # change another behind its version counter.  Structural numpy impls may
     # return views (a contiguous transpose); stop_gradient returns its operand,
     # which is then shared on purpose (see `_shared_version`).
-    if prim.kind == "structural" and any(isinstance(d, np.ndarray) and d is not out
-                                         and np.may_share_memory(out, d) for d in datas):
+    if any(isinstance(d, np.ndarray) and d is not out and np.may_share_memory(out, d)
+           for d in datas):
         return out.copy()
     return out
 
@@ -66,13 +76,13 @@ def _shared_version(out, args):
     # A primitive may return its operand's buffer (stop_gradient): the result
     # then shares that tensor's version counter, as a PyTorch view would.
     for a in args:
-        if isinstance(a, Tensor) and a.data is out:
+        if isinstance(a, Tensor) and a._data is out:
             return a._version
     return None
 
 
 def _edge(a):
-    if not isinstance(a, Tensor) or not a.requires_grad:
+    if not isinstance(a, Tensor) or not a._requires_grad:
         return None
     return a.grad_fn if a.grad_fn is not None else accumulator(a)
 
@@ -82,14 +92,22 @@ def _value_saved(prim, a) -> bool:
     Structural and indexing VJPs read only shapes (and the index values)."""
     if prim.kind == "structural":
         return False
-    return not (prim.name in SHAPE_ONLY_VJP and is_float(a.dtype))
+    return not (prim.name in SHAPE_ONLY_VJP and is_float(a._data.dtype))
 
 
 def _record(prim, args, datas, params, out):
-    versions = [(a._version, a._version.value) for a in args
-                if isinstance(a, Tensor) and _value_saved(prim, a)]
+    versions, edges = [], []
+    for a in args:
+        if not isinstance(a, Tensor):
+            edges.append(None)
+            continue
+        if _value_saved(prim, a):
+            versions.append((a._version, a._version.value))
+        edges.append(None if not a._requires_grad
+                     else a.grad_fn if a.grad_fn is not None else accumulator(a))
     cls = node_class(prim, np.ndim(datas[0]), params)
-    return cls(prim, dict(params), list(args) + [out], versions, [_edge(a) for a in args])
+    # params is bind's own keyword dict (or an equation's, never mutated): no copy
+    return cls(prim, params, [*args, out], versions, edges)
 
 
 def _format_data(data: np.ndarray) -> str:
@@ -122,8 +140,11 @@ class Tensor(ArrayMixin):
     @classmethod
     def _make(cls, data, grad_fn=None, version=None):
         """Wrap a result array without copying (results are fresh buffers)."""
-        t = cls.__new__(cls)
-        t._init(np.asarray(data), grad_fn, version)
+        t = cls.__new__(cls)  # `_init`, inlined: every eager operation comes here
+        t._data, t._aval, t.grad, t.grad_fn = np.asarray(data), None, None, grad_fn
+        t._requires_grad = grad_fn is not None
+        t._version = version if version is not None else Version()
+        t._retains_grad, t._accumulator = False, None
         return t
 
     # ---- boxed-value protocol (ir.ops, ir.builder) ------------------------------------
@@ -337,6 +358,65 @@ class Tensor(ArrayMixin):
         return self._assign("copy_", src)
 
 
+# ---- fast paths of the commonest operations ------------------------------------------------
+# `tracegrad.numpy` promotes dtypes and makes broadcasting explicit before it binds a
+# primitive.  Where that would change nothing (a float tensor with a tensor of its own
+# dtype and shape, or with a Python scalar, which NumPy 2 casts to the tensor's dtype)
+# the operators go to EAGER.process at once: the same primitive, operands, result and
+# node, fewer layers.  Everything else takes the general path.
+
+def _plain_operand(self, other):
+    """`other` as it would reach the primitive beside float tensor `self`, or None
+    when promotion or broadcasting has work to do."""
+    data = self._data
+    if data.dtype.kind != "f":
+        return None
+    if type(other) is Tensor:
+        o = other._data
+        return other if o.dtype == data.dtype and o.shape == data.shape else None
+    if type(other) is float or type(other) is int:
+        return np.asarray(other, data.dtype)  # a rank-0 literal, as `_lift` makes it
+    return None
+
+
+def _fast_binary(name, fn, reflected=False):
+    prim, general = PRIMITIVES[name], _binary(fn, reflected)
+
+    def op(self, other):
+        o = _plain_operand(self, other)
+        if o is None:
+            return general(self, other)
+        return EAGER.process(prim, (o, self) if reflected else (self, o), {})
+    op.__name__ = general.__name__
+    return op
+
+
+def _fast_unary(prim, fn):
+    general = _method(fn)
+
+    def method(self):
+        if self._data.dtype.kind != "f":
+            return general(self)
+        return EAGER.process(prim, (self,), {})
+    method.__name__ = method.__qualname__ = general.__name__
+    method.__doc__ = general.__doc__
+    return method
+
+
+def _install_fast_paths(cls):
+    for dunder, name, fn in (("add", "add", tnp.add), ("sub", "sub", tnp.subtract),
+                             ("mul", "mul", tnp.multiply), ("truediv", "div", tnp.divide)):
+        setattr(cls, f"__{dunder}__", _fast_binary(name, fn))
+        setattr(cls, f"__r{dunder}__", _fast_binary(name, fn, reflected=True))
+    cls.__neg__ = _fast_unary(PRIMITIVES["neg"], tnp.negative)
+    for prim in PRIMITIVES.values():  # x.exp(), x.tanh(), ...: the float unary methods
+        if prim.numpy_name in tnp.UFUNCS:
+            setattr(cls, prim.numpy_name, _fast_unary(prim, tnp.UFUNCS[prim.numpy_name]))
+
+
+_install_fast_paths(Tensor)
+
+
 def _plain_index(index):
     """An index for numpy's own setitem: tensors in it become their arrays."""
     if isinstance(index, tuple):
@@ -465,9 +545,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
     mode = GRAD_MODE.enabled
     GRAD_MODE.enabled = create_graph
-    try:
+    try:  # only the nodes leading to `inputs` run (no other leaf's gradient is computed)
         run_backward(roots, seeds, retain_graph=retain_graph, create_graph=create_graph,
-                     box=_box, sink=sink)
+                     box=_box, sink=sink, inputs=[accumulator(t) for t in inputs])
     finally:
         GRAD_MODE.enabled = mode
     return tuple(found.get(id(t)) for t in inputs)
