@@ -33,6 +33,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tracegrad.passes.kernels import CondStep, LoopStep
+
 from . import blas, cache, extern, fingerprint, llvm_util, lower, threads
 from .lower import lower_program
 from .runtime import FAST_ENTRY, CompiledProgram, ProgramImage, join_modules, register_symbols
@@ -114,14 +116,41 @@ def _unit_from_cache(store, unit) -> UnitCode | None:
 def _compile_unit(unit, stages: Stages) -> UnitCode:
     with stages.stage("emit"):
         module, level = unit.build()
+    return _compile_modules([module], level, stages)
+
+
+def _compile_modules(modules, level: int, stages: Stages) -> UnitCode:
+    """One object file for unit modules of one optimization level, linked into one LLVM
+    module first: each module optimized and emitted costs a fixed part (pass pipelines,
+    code generator set-up, one more object to link) besides its size."""
     with stages.stage("optimize"):
-        ref = llvm_util.optimize(llvm_util.parse(module), level)
+        ref = llvm_util.parse(modules[0])
+        for module in modules[1:]:
+            ref.link_in(llvm_util.parse(module))
+        llvm_util.optimize(ref, level)
     with stages.stage("object"):
         return UnitCode(llvm_util.emit_object(ref), str(ref))
 
 
+def _compile_merged(units, stages: Stages) -> list:
+    """The object code of units that no disk cache will hold: one object per optimization
+    level (`_compile_modules`), so the list may be shorter than `units`."""
+    by_level = {}
+    for unit in units:
+        with stages.stage("emit"):
+            module, level = unit.build()
+        by_level.setdefault(level, []).append(module)
+    return [_compile_modules(modules, level, stages) for level, modules in by_level.items()]
+
+
 def unit_codes(units, store, stages: Stages, stats: dict) -> list:
-    """The object code of every unit: from the disk cache, else compiled (and stored)."""
+    """The object code of every unit: from the disk cache, else compiled (and stored).
+    Without a disk cache the units of one optimization level share one object file."""
+    if store is None:
+        stats["compiled"] += len(units)
+        codes = _compile_merged(units, stages) if units else []
+        stages.progress(f"{len(units)} distinct kernels")
+        return codes
     codes = []
     for i, unit in enumerate(units):
         with stages.stage("lookup"):
@@ -129,9 +158,8 @@ def unit_codes(units, store, stages: Stages, stats: dict) -> list:
         if code is None:
             code = _compile_unit(unit, stages)
             stats["compiled"] += 1
-            if store is not None:
-                with stages.stage("store"):
-                    store.store(unit.key, cache.CacheEntry({"unit": unit.text}, [code.obj], code.ir_text))
+            with stages.stage("store"):
+                store.store(unit.key, cache.CacheEntry({"unit": unit.text}, [code.obj], code.ir_text))
         else:
             stats["loaded"] += 1
         codes.append(code)
@@ -149,13 +177,25 @@ def _prepare(disk_cache):
     return store
 
 
-def _entry_code(lowered) -> UnitCode:
-    """The entry's object code: optimized at O2 (O1 when large), and always made by the code
-    generator's fast path: it holds calls, whose code gains nothing from the full one, which
-    takes twice as long for a small entry and several times as long per call for a large one."""
-    level = 1 if lowered.n_calls > lower.ENTRY_O2_CALLS else 2
+def _entry_code(lowered, straight: bool) -> UnitCode:
+    """The entry's object code, always made by the code generator's fast path: it holds
+    calls, whose code gains nothing from the full one, which takes twice as long for a
+    small entry and several times as long per call for a large one.  A straight entry
+    (calls, thread launches and BLAS calls, no loop or branch steps) is not optimized at
+    all: its run time is its callees', and LLVM's pipeline costs milliseconds even on a
+    few dozen instructions.  An entry with steps (loops.py) is optimized at O2, O1 when
+    large."""
+    if straight:
+        level = 0
+    else:
+        level = 1 if lowered.n_calls > lower.ENTRY_O2_CALLS else 2
     ref = llvm_util.optimize(llvm_util.parse(lowered.module), level)
     return UnitCode(llvm_util.emit_object(ref, fast=True), str(ref))
+
+
+def _straight(kp) -> bool:
+    """Whether a kernel program has no control-flow steps (LoopStep, CondStep)."""
+    return not any(isinstance(k, (LoopStep, CondStep)) for k in kp.kernels)
 
 
 def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> CompiledProgram:
@@ -165,7 +205,7 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> Compile
     stats = {"calls": lowered.n_calls, "distinct": len(lowered.units), "compiled": 0, "loaded": 0}
     codes = unit_codes(lowered.units, store, stages, stats)
     with stages.stage("entry"):
-        entry = _entry_code(lowered)
+        entry = _entry_code(lowered, _straight(kp))
     image = ProgramImage.of(kp, lowered.layout)
     with stages.stage("link"):
         engine = llvm_util.load_objects([entry.obj] + [c.obj for c in codes])

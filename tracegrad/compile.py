@@ -62,6 +62,15 @@ class Specialization:
     n_args: int = -1
     floats: tuple = ()  # positions of Python float arguments
     arg_texts: tuple = ()  # each argument's type as `SpecArgs.arg_texts` writes it
+    front_seconds: dict = field(default_factory=dict)  # trace, gradient, cleanup, first_run
+
+    @property
+    def stage_seconds(self) -> dict:
+        """Where the compile's time went: the front end's stages, codegen's (key, plan,
+        lower, emit, optimize, object, entry, link, ...), then the first run."""
+        front = dict(self.front_seconds)
+        last = {"first_run": front.pop("first_run")} if "first_run" in front else {}
+        return {**front, **self.native.stage_seconds, **last}
 
     def __post_init__(self):
         self.fast = self.native.fast  # None without the fast-call ABI
@@ -251,25 +260,29 @@ class CompiledFunction:
 
     def _compile(self, spec_args, reason) -> Specialization:
         t0 = time.perf_counter()
-        stages = {}
+        stages, clock = {}, _Clock()
         label = _label(self._fname())
         prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True)
         graph, out_tree = prog.graph, prog.out_tree
+        clock.lap("trace")
         # Stage texts are formatted on demand (f.ir, TRACEGRAD_DUMP): printing a
         # large gradient graph costs milliseconds that a first call should not pay.
         stages["traced"] = functools.partial(format_graph, graph)
         if self.grad:
             graph, out_tree = self._gradient(graph, out_tree, spec_args)
             stages["gradient"] = functools.partial(format_graph, graph)
+            clock.lap("gradient")
         # dump_dir="": the stages go to the specialization's own dump (tracegrad/dumps.py)
         result = run_pipeline(graph, [cleanup], debug=debug_checks(), dump_dir="", label=label)
         graph = result.graph
         stages["optimized"] = functools.partial(format_graph, graph)
         n_out = len(graph.outvars)
         graph = graph.replace(outvars=list(graph.outvars) + [g.var for g in graph.guards])
+        clock.lap("cleanup")
         # the disk cache is looked up by the graph before fusion plans it (codegen.compiler)
         native = compile_graph(graph, fuse, name=label, disk_cache=self.disk_cache)
         stages["kernels"] = lambda: str(native.kernel_program())
+        clock.lap(None)  # codegen's own stages are in native.stage_seconds
         # The first run, on the inputs it was traced with, settles float guards on the
         # compiled values (tracegrad/guards.py).
         outs = native(*spec_args.arrays)
@@ -277,10 +290,12 @@ class CompiledFunction:
             guards = settle(graph, spec_args.arrays, graph.guards, outs[n_out:])
         except GuardMismatch as e:
             raise GuardMismatch(f"{self._fname()}: {e}") from None
+        clock.lap("first_run")
         spec = Specialization(native, n_out, out_tree, guards, reason, stages,
                               time.perf_counter() - t0, direct=spec_args.direct,
                               n_args=spec_args.n_args, floats=spec_args.float_positions,
-                              arg_texts=tuple(spec_args.arg_texts()))
+                              arg_texts=tuple(spec_args.arg_texts()),
+                              front_seconds=clock.seconds)
         dump_specialization(label, spec)
         return spec, outs[:n_out]
 
@@ -344,7 +359,7 @@ class CompiledFunction:
         return [{"signature": f"({', '.join(s.arg_texts)})", "reason": s.reason, "hits": s.hits,
                  "guards": [f"{g.kind} at {g.src} == {g.expected.tolist()!r}" for g in s.guards],
                  "compile_seconds": round(s.compile_seconds, 4),
-                 "stage_seconds": s.native.stage_seconds}
+                 "stage_seconds": s.stage_seconds}
                 for s in self._all_specs()]
 
     def cache_clear(self):
@@ -367,6 +382,20 @@ def _unflattener(out_tree, n):
             return lambda outs: (outs[0], outs[1:n])
     assert leaves == list(range(n))
     return lambda outs: tree_unflatten(out_tree, list(outs[:n]))
+
+
+class _Clock:
+    """Laps of a compile's front-end stages (seconds, rounded as codegen's stages are)."""
+
+    def __init__(self):
+        self.seconds, self._t = {}, time.perf_counter()
+
+    def lap(self, name) -> None:
+        """End the stage `name` now (None: a stretch timed elsewhere)."""
+        now = time.perf_counter()
+        if name is not None:
+            self.seconds[name] = round(now - self._t, 6)
+        self._t = now
 
 
 def _where(guard) -> str:
