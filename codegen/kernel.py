@@ -8,8 +8,9 @@ small constants are private globals of the kernel's own module (their loads fold
 A kernel split over threads (threads.py) also takes `lo, hi`, the rows of its outermost
 (collapsed) dimension that one call runs; any other kernel runs all rows, a constant range.
 
-Kernels with many transcendentals call them out of line (outline.py), and those and
-very long bodies get their innermost loop in explicit vector form
+Kernels with many transcendentals call them out of line (outline.py), and those, very
+long bodies and float32 sums over the innermost dim (full-width f32 lanes beside a float64
+accumulator) get their innermost loop in explicit vector form
 (`KernelEmitter._emit_vector_loop`, simd.py) instead of relying on LLVM's loop
 vectorizer, whose time grows faster than linearly with the body: see docs/codegen.md,
 "Compile time".
@@ -189,6 +190,7 @@ class KernelEmitter:
         n = len(self.buffers)
         fnty = ir.FunctionType(ir.VoidType(), [PTR] * n + ([I64, I64] if self.ranged else []))
         fn = Function(self.module, fnty, self.name)
+        simd.pin_width(fn)
         for arg in fn.args[:n]:
             arg.add_attribute("noalias")
         self.ptrs = {id(buf): arg for buf, arg in zip(self.buffers, fn.args)}

@@ -5,7 +5,9 @@ innermost loop.  That vectorizer's time grows faster than linearly with the leng
 loop body's dependence chains (most of W7's O3 time went to VPlan type inference over its
 1300-instruction chain: docs/codegen.md, "Compile time").  For the kernels where that
 matters (`wants_vector_body`: those calling math out of line, or with long bodies) the
-emitter writes the vector loop itself:
+emitter writes the vector loop itself, and so it does for float32 kernels that sum over the
+innermost dim in float64 (`widened_sum`): the vectorizer sizes a loop by its widest type,
+which there is the accumulator, so the f32 work would run at half width:
 
 * the innermost (simplified) dim steps by W lanes, W = one host vector register of the
   kernel's widest float (`llvm_util.vector_bits()`: 8 doubles or 16 floats on AVX-512);
@@ -16,10 +18,12 @@ emitter writes the vector loop itself:
   that threads hand out), every memory access is masked (`llvm.masked.load/store` with the
   lane mask `i + lane < hi`): one loop, no scalar remainder loop, so the body exists once;
 * a reduction over the innermost dim accumulates lane-wise in a vector register (masked-off
-  lanes add the identity) and is folded across lanes once after the loop (a halving tree of
-  the same combine, so max/min keep numpy's NaN propagation; sums are reassociated as the
+  lanes add the identity; a float32 sum's `<W x double>` accumulator is a pair of
+  registers) and is folded across lanes once after the loop (a halving tree of the same
+  combine, so max/min keep numpy's NaN propagation; sums are reassociated as the
   vectorizer would, docs/codegen.md "Reassociation policy");
-* transcendental ops call the module's vector math functions directly (outline.py).
+* transcendental ops call the module's vector math functions directly (outline.py), or
+  inline mathlib's vector code when the kernel does not call math out of line.
 
 Only kernels whose every value is float or bool and whose innermost-dim accesses have
 stride 0 or 1 (1 for plain stores) and no step > 1 bounds there take this path
@@ -67,21 +71,34 @@ def _access_ok(acc, store=None) -> bool:
     return acc.strides[-1] in allowed
 
 
+def widened_sum(em) -> bool:
+    """A float32 sum over the innermost dim, accumulated in float64 (kernel._Reduction).
+    LLVM's loop vectorizer sizes such a loop by its widest type, the f64 accumulator: the
+    f32 work would run at half width.  The explicit loop runs the f32 lanes full width and
+    the `<lanes x double>` accumulator becomes a pair of registers."""
+    inner = len(em.domain)
+    return any(red.level < inner and red.acc_dtype != np.dtype(red.store.buffer.dtype)
+               for red in em.reductions)
+
+
 def vector_lanes(em, vector_bits: int | None = None) -> int | None:
     """Lanes of the explicit vector loop for KernelEmitter `em`, or None for the scalar body."""
-    if not em.domain or 0 in em.domain or not wants_vector_body(em.kernel):
+    if not em.domain or 0 in em.domain:
         return None
-    if not em.splits(len(em.domain) - 1):
-        return None  # the innermost dim's bounds stay run-time checks: one lane at a time
     dtypes = set(_value_dtypes(em.kernel))
     if not dtypes <= set(_VALUE_DTYPES):
         return None
+    wide = np.dtype(np.float64) in dtypes
+    if not (wants_vector_body(em.kernel) or (widened_sum(em) and not wide)):
+        return None
+    if not em.splits(len(em.domain) - 1):
+        return None  # the innermost dim's bounds stay run-time checks: one lane at a time
     if not all(_access_ok(acc) for acc in em.load_access.values()):
         return None
     if not all(_access_ok(acc, s) for s, acc in zip(em.kernel.stores, em.store_access)):
         return None
     bits = vector_bits or llvm_util.vector_bits()
-    return bits // (64 if np.dtype(np.float64) in dtypes else 32)
+    return bits // (64 if wide else 32)
 
 
 # ---- IR helpers ------------------------------------------------------------------------
@@ -153,3 +170,13 @@ def _lanes(indices) -> ir.Constant:
     """A shuffle mask selecting `indices`."""
     indices = list(indices)
     return ir.Constant(vector_of(I32, len(indices)), [I32(k) for k in indices])
+
+
+def pin_width(fn) -> None:
+    """Give kernel fn the host's full vector width (`llvm_util.vector_bits`, from the CPU's
+    features).  LLVM tunes many AVX-512 CPUs to prefer 256-bit vectors: its loop vectorizer
+    then picks half the lanes, and the code generator splits every 512-bit value of an
+    explicit vector loop in two.  Measured on an AVX-512 host (docs/mathlib.md, "Vector
+    width"), 512 bits pay for every kernel shape here; AVX2 hosts get 256."""
+    bits = llvm_util.vector_bits()
+    fn.string_attributes.update({"prefer-vector-width": bits, "min-legal-vector-width": bits})
