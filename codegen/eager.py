@@ -26,6 +26,7 @@ driver through ctypes, which releases the GIL around the call.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -211,6 +212,14 @@ class Made:
     method_def: object = None  # what the builtin points to
 
 
+def thread_count() -> int:
+    """Threads for large eager kernels: TRACEGRAD_EAGER_THREADS, else 1.  On the shared
+    2-core machine measured, a second thread lost at every size up to 4M elements (the
+    other core was busy: docs/eager.md), so threads are opt-in."""
+    env = os.environ.get("TRACEGRAD_EAGER_THREADS", "").strip()
+    return threads.thread_count(int(env)) if env.isdigit() else 1
+
+
 def thread_min(prim: str) -> int:
     """Elements from which a kernel runs on several threads: threads.py's policy, a second
     thread pays from PARALLEL_MIN_COST simple ops."""
@@ -282,8 +291,19 @@ class Kernels:
         return engine
 
     def _compile(self, module):
-        ref = llvm_util.optimize(llvm_util.parse(str(module)), 2)
-        return self._load(llvm_util.emit_object(ref))
+        """The engine of a fixed helper module (a driver, the fast calls): its object code
+        from the disk cache, keyed by its text and the target, else compiled and stored."""
+        text = str(module)
+        store = cache.resolve(None)
+        key = cache.text_key("eager helper\n" + text, {"target": fingerprint.target()})
+        entry = store.load(key) if store is not None else None
+        if entry is not None and len(entry.blobs) == 1:
+            return self._load(entry.blobs[0])
+        ref = llvm_util.optimize(llvm_util.parse(text), 2)
+        obj = llvm_util.emit_object(ref)
+        if store is not None:
+            store.store(key, cache.CacheEntry({"helper": module.name}, [obj], ""))
+        return self._load(obj)
 
     def _driver(self, n_ptrs: int):
         if n_ptrs not in self.drivers:
@@ -312,7 +332,7 @@ class Kernels:
             return
         driver = self._driver(spec.n_pointers)[0]
         desc = eager_call.descriptor(driver, made.address, spec.dtype, spec.pattern,
-                                     thread_min(spec.prim), threads.thread_count())
+                                     thread_min(spec.prim), thread_count())
         made.builtin, made.method_def = fastcall.make_builtin(call, desc, self, b"tracegrad_eager")
         made.sentinel = desc
 
@@ -373,7 +393,7 @@ def _run(prim: str, pattern: str, operands):
         return None
     shape = operands[pattern.index("a")].shape
     n = int(np.prod(shape))
-    threads_ = threads.thread_count() if n >= thread_min(prim) else 1
+    threads_ = thread_count() if n >= thread_min(prim) else 1
     return elementwise(Spec(prim, operands[0].dtype, pattern), operands, shape, threads_)
 
 
@@ -393,4 +413,4 @@ def full_sum_of(x: np.ndarray):
     if not _plain(x):
         return None
     spec = Spec("reduce_sum", x.dtype, "a", reduce="sum")
-    return full_sum(spec, x, threads.thread_count() if x.size >= thread_min("add") else 1)
+    return full_sum(spec, x, thread_count() if x.size >= thread_min("add") else 1)

@@ -14,6 +14,7 @@ fails to compile warns once and falls back to numpy.
 """
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -23,15 +24,44 @@ from tracegrad.ir.primitives import PRIMITIVES
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 
-# The smallest operand size (elements) at which the native kernel beat numpy's, per
-# primitive and dtype, measured on one machine (docs/eager.md has the table and how it
-# was measured).  Pairs not listed stay on numpy: numpy's own SIMD loops (float32
-# transcendentals above all) were as fast or faster there.
+# Where the native kernel beat numpy's impl, per primitive and dtype: the element counts
+# [lo, hi) (hi None: no bound), measured on one machine (docs/eager.md has the table and
+# how it was measured).  Below a few thousand elements every kernel wins by the impl's
+# per-call costs (asarray, errstate, the ufunc's dispatch) against ~0.5 us for the fast
+# call; above, numpy's own SIMD loops win for several float32 functions and float64 tanh,
+# exp and log, and the float32 polynomials mathlib computes in float64 (atan, log2, log10,
+# exp2, pow, atan2) are not vectorized.  Full sums pay from tens of thousands (their call
+# goes through ctypes).  max and min are left out: codegen's keep x when x == y, numpy
+# gives y (max(-0.0, 0.0) is -0.0 against numpy's 0.0).
+ANY = (1, None)
+_SMALL = (1, 1024)
+_EXACT = {F32: ANY, F64: ANY}  # bit-for-bit numpy's results
 THRESHOLDS = {
-    "sin": {F64: 256},
-    "cos": {F64: 256},
-    "reduce_sum": {F32: 16384, F64: 65536},
+    "neg": _EXACT, "abs": _EXACT, "sqrt": _EXACT,
+    "add": _EXACT, "sub": _EXACT, "mul": _EXACT, "div": _EXACT,
+    "exp": {F32: ANY, F64: (1, 16384)},
+    "log": {F32: (1, 65536), F64: (1, 16384)},
+    "log1p": {F32: (1, 16384), F64: (1, 16384)},
+    "expm1": {F32: (1, 16384), F64: ANY},
+    "tanh": {F32: (1, 8192), F64: (1, 16384)},
+    "sin": {F32: ANY, F64: ANY},
+    "cos": {F32: ANY, F64: ANY},
+    "atan": {F32: _SMALL, F64: (1, 65536)},
+    "log2": {F32: _SMALL, F64: (1, 2048)},
+    "log10": {F32: _SMALL, F64: (1, 2048)},
+    "exp2": {F32: _SMALL, F64: (1, 4096)},
+    "pow": {F32: _SMALL, F64: (1, 2048)},
+    "atan2": {F32: _SMALL, F64: ANY},
+    "reduce_sum": {F32: (32768, None), F64: (65536, None)},
 }
+
+
+def _pays(window, n: int) -> bool:
+    """n elements fall into a [lo, hi) window of THRESHOLDS (None: none for that dtype)."""
+    if window is None:
+        return False
+    lo, hi = window
+    return n >= lo and (hi is None or n < hi)
 
 
 class _Backend:
@@ -101,10 +131,9 @@ def _pattern(x, y):
 
 def _unary_gate(name, limits):
     def native(x, **params):
-        if type(x) is not np.ndarray or params:
+        if type(x) is not np.ndarray or params or not x.ndim:
             return NotImplemented
-        limit = limits.get(x.dtype)
-        if limit is None or x.size < limit:
+        if not _pays(limits.get(x.dtype), x.size):
             return NotImplemented
         kernels = BACKEND.get()
         return NotImplemented if kernels is None else _result(kernels.unary(name, x))
@@ -119,8 +148,7 @@ def _binary_gate(name, limits):
         if found is None:
             return NotImplemented
         pattern, operands, shape, dtype = found
-        limit = limits.get(dtype)
-        if limit is None or int(np.prod(shape)) < limit or pattern == "ss":
+        if not _pays(limits.get(dtype), math.prod(shape)):
             return NotImplemented
         kernels = BACKEND.get()
         return NotImplemented if kernels is None else _result(kernels.binary(name, pattern, operands))
@@ -131,8 +159,7 @@ def _sum_gate(limits):
     def native(x, *, axes):
         if type(x) is not np.ndarray or len(axes) != x.ndim or not x.ndim:
             return NotImplemented
-        limit = limits.get(x.dtype)
-        if limit is None or x.size < limit:
+        if not _pays(limits.get(x.dtype), x.size):
             return NotImplemented
         kernels = BACKEND.get()
         return NotImplemented if kernels is None else _result(kernels.full_sum_of(x))
