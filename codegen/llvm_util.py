@@ -101,20 +101,40 @@ def _set_host(module_ref):
     return module_ref
 
 
+# The optimization "level" of code that is emitted in vector form already (simd.py): SROA,
+# one InstCombine and SimplifyCFG.  The O1-O3 pipelines run InstCombine about eight times,
+# which on wide-vector polynomial code costs several times what the whole light pipeline
+# does, and their vectorizers find nothing left to do there.
+LIGHT = "light"
+LIGHT_PASSES = ("sroa", "instruction_combine", "simplify_cfg")
+
+
 @locked
-def optimize(module_ref, level: int = 3):
+def optimize(module_ref, level: int | str = 3):
     """Run the new-pass-manager pipeline of `level` (0-3), in place; from O2 on with the
-    loop and SLP vectorizers.
+    loop and SLP vectorizers.  `level=LIGHT` runs LIGHT_PASSES only.
 
     Also sets the host triple and data layout: the vectorizer's cost model needs them.
     """
     _set_host(module_ref)
+    if level == LIGHT:
+        return _run_passes(module_ref, LIGHT_PASSES)
     pto = llvm.create_pipeline_tuning_options(speed_level=level)
     # Must precede create_pass_builder: the builder copies the options.
     pto.loop_vectorization = level >= 2
     pto.slp_vectorization = level >= 2
     pb = llvm.create_pass_builder(target_machine(), pto)
     pb.getModulePassManager().run(module_ref, pb)
+    return module_ref
+
+
+def _run_passes(module_ref, passes):
+    """Run the named passes (`ModulePassManager.add_<name>_pass`) once each, in order."""
+    pb = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
+    mpm = llvm.create_new_module_pass_manager()
+    for name in passes:
+        getattr(mpm, f"add_{name}_pass")()
+    mpm.run(module_ref, pb)
     return module_ref
 
 

@@ -40,7 +40,7 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
-from . import outline
+from . import llvm_util, outline
 from .irutil import I64, PTR
 from .kernel import KernelEmitter, baked_const
 
@@ -185,7 +185,9 @@ class KernelUnit:
         return self.build()[1]
 
 
-def _opt_level(kernel, lanes) -> int:
+def _opt_level(kernel, lanes) -> int | str:
+    if lanes is not None:  # emitted in vector form (simd.py): nothing left to vectorize
+        return llvm_util.LIGHT
     elements = int(np.prod(kernel.domain, dtype=np.int64))
     long_scalar = len(kernel.body) > LONG_SCALAR_BODY and lanes is None
     return 1 if long_scalar and elements < SMALL_DOMAIN else 3
