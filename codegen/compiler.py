@@ -8,10 +8,11 @@
 
 Either way the kernel program is lowered to an entry module and its distinct compile
 units (lower.py, units.py).  Each unit is loaded from the disk cache by its own key or
-emitted, optimized at its own level and turned into object code; the entry (calls
-only) at O2, or O1 when large, through the code generator's fast path; one engine
-links them all.  LLVM work runs
-under llvm_util.LOCK; planning and graph hashing do not need it.
+emitted, optimized at its own level and turned into object code (without a disk cache,
+the units of one level share one module: `_compile_modules`); the entry through the
+code generator's fast path, unoptimized when it only calls (`_entry_code`); one engine
+links them all.  LLVM work runs under llvm_util.LOCK; planning and graph hashing do not
+need it.
 
 LLVM work is not spread over threads: llvmlite serializes every call into LLVM on one
 process-wide lock of its own, so two threads would only take turns, and a process pool

@@ -27,7 +27,9 @@ become 200 calls of one unit.  The optimization level is chosen from what is lef
 (`opt_level`): O3 with the loop and SLP vectorizers, except for a scalar body longer
 than LONG_SCALAR_BODY over fewer than SMALL_DOMAIN elements (the sum of an unrolled
 loop's gradient terms), where vectorizing pays little and O3's time is high: O1.
-Explicit vector loops (simd.py) keep O3: LLVM's vectorizer leaves them alone.
+Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers leave them alone,
+and the O3 pipeline's repeated InstCombine costs most of their compile time for the same
+machine code.
 """
 from __future__ import annotations
 
