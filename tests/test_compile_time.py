@@ -218,7 +218,7 @@ def test_optimization_level_follows_the_kernel_size():
     [total] = [u for u in lower_program(kp).units if len(u.kernel.body) > units.LONG_SCALAR_BODY]
     assert total.opt_level() == 1
     [copy] = [u for u in lower_program(kp).units if len(u.kernel.body) == 1]
-    assert copy.opt_level() == 3
+    assert copy.opt_level() == units.SCALAR_LEVEL
 
 
 # ---- arena planning ------------------------------------------------------------------------
