@@ -143,3 +143,13 @@ def test_integer_tensors_take_the_general_path():
     i = tg.tensor(np.array([1, 2, 3]))
     assert (i + 1).dtype == np.int64 and (i / 2).dtype == np.float64
     assert (-i).data.tolist() == [-1, -2, -3] and i.exp().dtype == np.float64
+
+
+def test_gradients_accumulate_into_separate_buffers():
+    a = tg.tensor(np.ones(2), requires_grad=True)
+    b = tg.tensor(np.ones(2), requires_grad=True)
+    z = a + b  # add's backward hands both leaves the same cotangent array
+    for _ in range(2):
+        z.backward(tg.tensor(np.array([1.0, 2.0])), retain_graph=True)
+    assert a.grad.data.tolist() == [2.0, 4.0] and b.grad.data.tolist() == [2.0, 4.0]
+    assert not np.shares_memory(a.grad.data, b.grad.data) and a.grad._version.value == 1

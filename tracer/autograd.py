@@ -157,7 +157,7 @@ class Node:
             operands = [getattr(x, "_data", x) for x in operands]
             out = out_data
         if getattr(self.prim, "selective_vjp", False):  # skip cotangents no one needs
-            needed = tuple(e is not None for e in (self.edges if edges is None else edges))
+            needed = tuple([e is not None for e in (self.edges if edges is None else edges)])
             return self.prim.vjp(g, out, *operands, needed=needed, **self.params)
         return self.prim.vjp(g, out, *operands, **self.params)
 
@@ -277,7 +277,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
     for node, g in zip(roots, seeds):
         _accumulate(buffers, node, g)
     ready = [r for r in dict.fromkeys(roots) if deps[r] == 0]
-    while ready:
+    while ready:  # one loop, calls kept out of it: small graphs are all overhead
         node = ready.pop()
         g = buffers.pop(node, None)
         if type(node) is AccumulateGrad:
@@ -286,28 +286,22 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             leaf = node.variable
             sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype))
             continue
-        _run_node(node, g, deps, buffers, ready, create_graph, box,
-                  node.edges if useful is None else [e if e in useful else None
-                                                      for e in node.edges])
+        edges = node.edges if useful is None else [e if e in useful else None
+                                                   for e in node.edges]
+        if node.retained is not None:
+            _retain(node, g, box)
+        cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
         if not retain_graph:
             node.release()
-
-
-def _run_node(node, g, deps, buffers, ready, create_graph, box, edges):
-    """Apply one node and pass its cotangents on; successors all of whose
-    consumers have run become ready."""
-    if node.retained is not None:
-        _retain(node, g, box)
-    cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
-    for nxt, ct in zip(edges, cts):
-        if nxt is None:
-            continue
-        if ct is not None:
-            prev = buffers.get(nxt)
-            buffers[nxt] = ct if prev is None else prev + ct
-        deps[nxt] -= 1
-        if deps[nxt] == 0:
-            ready.append(nxt)
+        for nxt, ct in zip(edges, cts):
+            if nxt is None:
+                continue
+            if ct is not None:
+                prev = buffers.get(nxt)
+                buffers[nxt] = ct if prev is None else prev + ct
+            deps[nxt] -= 1
+            if deps[nxt] == 0:
+                ready.append(nxt)
 
 
 def _retain(node, g, box):

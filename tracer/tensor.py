@@ -23,8 +23,8 @@ from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
 from .array import ArrayMixin, _binary, _method
-from .autograd import (GRAD_MODE, AccumulateGrad, Version, accumulator, no_grad,
-                       node_class, run_backward)
+from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
+                       no_grad, node_class, run_backward)
 
 
 class EagerTrace:
@@ -105,7 +105,7 @@ def _record(prim, args, datas, params, out):
             versions.append((a._version, a._version.value))
         edges.append(None if not a._requires_grad
                      else a.grad_fn if a.grad_fn is not None else accumulator(a))
-    cls = node_class(prim, np.ndim(datas[0]), params)
+    cls = _FIXED_CLASS.get(prim) or node_class(prim, np.ndim(datas[0]), params)
     # params is bind's own keyword dict (or an equation's, never mutated): no copy
     return cls(prim, params, [*args, out], versions, edges)
 
@@ -477,19 +477,23 @@ def _as_tensor_grad(g, like: Tensor, create_graph: bool) -> Tensor:
     if isinstance(g, Tensor):
         return g if create_graph else Tensor._make(g.data.copy())
     # Cotangent arrays may be shared between operands (add's VJP returns g twice): copy.
-    return Tensor._make(np.array(g, dtype=like.dtype, copy=True).reshape(like.shape))
+    data = like._data
+    if type(g) is np.ndarray and g.dtype == data.dtype and g.shape == data.shape:
+        return Tensor._make(g.copy())
+    return Tensor._make(np.array(g, dtype=data.dtype, copy=True).reshape(data.shape))
 
 
 def _leaf_sink(create_graph: bool):
     def sink(acc: AccumulateGrad, g):
         leaf = acc.variable
-        g = _as_tensor_grad(g, leaf, create_graph)
         if leaf.grad is None:
-            leaf.grad = g
+            leaf.grad = _as_tensor_grad(g, leaf, create_graph)
         elif create_graph or leaf.grad.requires_grad:
-            leaf.grad = leaf.grad + g
-        else:
-            np.add(leaf.grad.data, g.data, out=leaf.grad.data)
+            leaf.grad = leaf.grad + _as_tensor_grad(g, leaf, create_graph)
+        else:  # summed into the existing buffer: no copy of g first
+            data = leaf.grad.data
+            np.add(data, np.reshape(g.data if isinstance(g, Tensor) else g, data.shape), out=data,
+                   casting="same_kind")
             leaf.grad._version.bump()
     return sink
 
