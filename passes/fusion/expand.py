@@ -16,7 +16,7 @@ import numpy as np
 from tracegrad.ir.core import Literal, Var
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS
 from tracegrad.passes.identities import VALUE_IDENTITY_PRIMS, is_pos_zero
-from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load
+from tracegrad.passes.kernels import Const, IndexMap, Load
 
 from .body import const
 from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, intersect_bounds,
@@ -47,10 +47,6 @@ class Pending(NamedTuple):
     data: object = None
 
 
-# What an analysis round's body holds for a value it does not expand (`Plan.stop`).
-FRONTIER = Buffer("frontier", (), np.dtype(np.float64), "temp")
-
-
 class Read(NamedTuple):
     """A buffer read: holding `var`, at `view` (None: a flat or whole read)."""
 
@@ -76,6 +72,7 @@ class Expander:
         self.instances = set()
         self.children = {}  # computed (atom, view) -> its operands' pairs
         self.frontier = []  # the (atom, view) pairs of `plan.stop` met, not expanded
+        self.sourced = []  # vars `stored_source` asked about (beyond the memo's atoms)
         self._scalar_views = {}
 
     def value(self, atom, view):
@@ -118,8 +115,9 @@ class Expander:
             raise ValueError(f"value {atom!r} is neither an input, a constant nor computed")
         self.instances.add(key)
         if atom in self.stop and atom not in self.inline:
+            # loaded from the buffer it gets if stored (no task writes it this round)
             self.frontier.append(key)
-            return self.body.load(FRONTIER, IndexMap(0, (0,) * len(self.domain)), atom.aval.dtype)
+            return self.load(atom, self.plan.frontier_buffer(atom), view)
         rule = STEP_RULES.get(eqn.prim.name) or STEP_RULES[eqn.prim.kind]
         return rule(self, eqn, view)
 
@@ -143,6 +141,7 @@ class Expander:
     def stored_source(self, atom):
         """The stored var `atom` is a chain of reshapes of, or None."""
         while isinstance(atom, Var):
+            self.sourced.append(atom)
             if atom in self.plan.buffers and atom not in self.inline:
                 return atom
             eqn = self.plan.producer.get(atom)

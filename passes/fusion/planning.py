@@ -52,10 +52,10 @@ ANALYSIS_ROUNDS = 6
 def _round(plan, rejected, analyse=True):
     """(groups or None, vars to store): one planning round.  Groups are returned
     only from a final round: one that expands everything and stores nothing."""
-    plan.stop = candidates(plan, rejected) if analyse else set()
+    plan.set_stop(candidates(plan, rejected) if analyse else set())
     analysed = _analysis(plan) if plan.stop else None
     if analysed is None:
-        plan.stop = set()
+        plan.set_stop(set())
         tasks, needs = _build(plan)
         if needs:
             return None, needs

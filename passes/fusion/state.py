@@ -55,6 +55,13 @@ class Plan:
         self.absorbed = self._absorbed_reductions()
         self._mask, self._uniform, self._literals = None, {}, {}
         self.stop = set()  # an analysis round's values that expansions do not enter
+        # Per epoch (the last one open): the vars whose status (stored, in `stop`)
+        # changed, and apart from them the vars of `stop` that were stored (promoted).
+        # An expansion remembers the vars it consulted and its epoch, so a later round
+        # reuses it while they kept their status (`tasks.expand_task`).
+        self._changes, self._promoted = [set()], [set()]
+        self._reserved = {}  # var in `stop` -> the buffer it gets if stored
+        self.expansions = {}  # tasks.expansion_key -> tasks.Expansion
         for e in self.eqns:
             for v in e.outs:
                 if v not in self.buffers and v not in self.absorbed and always_stored(e):
@@ -102,7 +109,40 @@ class Plan:
     def store(self, var):
         if var in self.buffers:
             raise RuntimeError(f"fusion planning asked twice to store {var!r}")
-        self.buffers[var] = Buffer("t", var.aval.shape, var.aval.dtype, "temp")
+        if var in self.stop:  # expansions loaded it from its reserved buffer already
+            self.buffers[var] = self.frontier_buffer(var)
+            self._promoted[-1].add(var)
+        else:
+            self.buffers[var] = Buffer("t", var.aval.shape, var.aval.dtype, "temp")
+            self._changes[-1].add(var)
+
+    def frontier_buffer(self, var):
+        """The buffer a value of `stop` will have if stored: expansions load it from
+        there, so a stored frontier value changes nothing in their bodies."""
+        buf = self._reserved.get(var)
+        if buf is None:
+            buf = self._reserved[var] = Buffer("t", var.aval.shape, var.aval.dtype, "temp")
+        return buf
+
+    def set_stop(self, stop):
+        """Make `stop` the values expansions do not enter."""
+        self._changes[-1].update(v for v in self.stop ^ stop if v not in self.buffers)
+        self.stop = stop
+
+    def epoch(self) -> int:
+        """The current epoch: status changes from now on are in epochs >= it."""
+        if self._changes[-1] or self._promoted[-1]:
+            self._changes.append(set())
+            self._promoted.append(set())
+        return len(self._changes) - 1
+
+    def changed_since(self, epoch, vars_) -> bool:
+        """Whether any of `vars_` changed status in `epoch` or later (promotions aside)."""
+        return not all(vars_.isdisjoint(c) for c in self._changes[epoch:])
+
+    def promoted_since(self, epoch, var) -> bool:
+        """Whether `var`, then in `stop`, was stored in `epoch` or later."""
+        return any(var in p for p in self._promoted[epoch:])
 
     def literal(self, lit):
         """The Const a Literal operand is in kernel bodies."""

@@ -178,18 +178,76 @@ def _dot_operand(plan, atom):
     raise NeedBuffer(src if isinstance(src, Var) and src in plan.producer else atom)
 
 
+@dataclass(eq=False)
+class Expansion:
+    """A task's expansion as planning keeps it, made in `epoch`: valid while every
+    var it consulted keeps its status (stored or not, in `Plan.stop` or not), but
+    for frontier values stored since (see `_current`)."""
+
+    epoch: int
+    consulted: frozenset  # every var whose status the expansion depends on
+    sourced: frozenset  # those asked about as the buffer beneath reshapes
+    fields: tuple  # values, marks, reads, instances, body, children, frontier
+
+
+def expansion_key(task) -> tuple:
+    """What a task's expansion depends on besides the plan's state: its domain, the
+    values it stores at their views, and the stored values it computes itself."""
+    return (task.domain, tuple([(s.atom, s.view) for s in task.stores]),
+            frozenset(task.roots | task.inline))
+
+
 def expand_task(plan, task):
-    """Evaluate a task once, alone, to learn what it reads and which values it computes."""
+    """Evaluate a task once, alone, to learn what it reads and which values it computes.
+
+    An expansion is a function of `expansion_key(task)` and the status of the vars
+    it consulted, so one made in an earlier round (or before a trial join) is reused
+    while none of those changed; its parts are never mutated after it is made.
+    """
     if task.dot is not None:
         task.reads = [Read(task.dot.a, None, None), Read(task.dot.b, None, None)]
         return
     if task.control is not None:
         task.reads = [Read(b, None, None) for b in task.control.operands]
         return
+    key = expansion_key(task)
+    known = _current(plan, plan.expansions.get(key))
+    if known is None:
+        known = _expand(plan, task)
+    plan.expansions[key] = known
+    (task.values, task.marks, task.reads, task.instances, task.body, task.children,
+     task.frontier) = known.fields
+
+
+def _current(plan, known):
+    """`known` as an expansion made now would be, or None where it must be made again.
+
+    A frontier value is loaded from the buffer it gets if stored (`Plan.frontier_buffer`),
+    so once stored it is the same load, read and body: it only leaves the frontier
+    and the instances.  A value asked about beneath reshapes is read differently
+    once stored (a flat load of its buffer), so storing it voids the expansion.
+    """
+    if known is None or plan.changed_since(known.epoch, known.consulted):
+        return None
+    if any(plan.promoted_since(known.epoch, v) for v in known.sourced):
+        return None
+    values, marks, reads, instances, body, children, frontier = known.fields
+    stored = [k for k in frontier if plan.promoted_since(known.epoch, k[0])]
+    if not stored:
+        return known
+    frontier = [k for k in frontier if k[0] not in plan.buffers]
+    fields = (values, marks, reads, instances - set(stored), body, children, frontier)
+    return Expansion(plan.epoch(), known.consulted, known.sourced, fields)
+
+
+def _expand(plan, task) -> Expansion:
+    epoch = plan.epoch()
     ex = Expander(plan, task.domain, Body(), task.roots | task.inline)
-    task.values, task.marks = [], []
+    values, marks = [], []
     for s in task.stores:
-        task.values.append(ex.value(s.atom, s.view))
-        task.marks.append(len(ex.body.instrs))
-    task.reads, task.instances, task.body = ex.reads, ex.instances, ex.body
-    task.children, task.frontier = ex.children, ex.frontier
+        values.append(ex.value(s.atom, s.view))
+        marks.append(len(ex.body.instrs))
+    sourced = frozenset(ex.sourced)
+    consulted = frozenset([a for a, _ in ex.memo]) | sourced
+    return Expansion(epoch, consulted, sourced, (values, marks, ex.reads, ex.instances, ex.body,
+                                                 ex.children, ex.frontier))
