@@ -10,6 +10,8 @@ mid-size elementwise kernels against numpy and jax.
   `PARALLEL_MIN_COST` (`threads.kernel_cost`): the smallest cost where 2 threads win.
 - *midsize*: elementwise kernels of 64K-4M elements as compiled by default (the threshold
   decides) against numpy and jax.jit, in the same run.
+- *workloads*: W2, W4, W6 (value and gradient) against numpy and jax.jit, as
+  `benchmarks.run` builds them, but as minima over interleaved rounds.
 
 Each number is the minimum over `repeats` rounds of the per-call time; in each round every
 contender runs once in turn (interleaved), so load on the machine hits them alike. The
@@ -175,16 +177,41 @@ def midsize(repeats: int) -> list:
     return rows
 
 
+def workloads(repeats: int, ids=("W2", "W4", "W6")) -> list:
+    """Value and gradient of reference workloads (benchmarks/workloads.py), tracegrad against
+    numpy (hand-written) and jax.jit as benchmarks.run builds them, interleaved."""
+    from benchmarks import impls
+    from benchmarks.workloads import WORKLOADS_BY_ID
+
+    peers = [impl for impl in impls.make_impls(("numpy", "jax")) if impl.probe() is None]
+    rows = []
+    for wid in ids:
+        wl = WORKLOADS_BY_ID[wid]
+        inputs = wl.inputs()
+        calls = {impl.name: impl.build(wl, inputs) for impl in peers}
+        t = rounds({name: (lambda _, c=call: c(), None) for name, call in calls.items()}, repeats)
+        rows.append((wid, t))
+    names = list(rows[0][1])
+    print("\n## Workloads, value and gradient (minimum per call)\n")
+    print("| workload | " + " | ".join(names) + " | tracegrad / best peer |\n|" + "---|" * (len(names) + 2))
+    for wid, t in rows:
+        best = min(v for k, v in t.items() if k != "tracegrad")
+        print(f"| {wid} | " + " | ".join(f"{t[k] * 1e3:.3f} ms" for k in names)
+              + f" | {t['tracegrad'] / best:.2f}x |")
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.threads", description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=30)
-    p.add_argument("--only", default="overhead,threshold,midsize")
+    p.add_argument("--only", default="overhead,threshold,midsize,workloads")
     p.add_argument("--kernels", help="threshold: comma-separated names among " + ", ".join(KERNELS))
     p.add_argument("--sizes", help="threshold: comma-separated element counts")
     args = p.parse_args(argv)
     names = args.kernels.split(",") if args.kernels else list(KERNELS)
     sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
-    parts = {"overhead": overhead, "threshold": lambda r: threshold(r, names, sizes), "midsize": midsize}
+    parts = {"overhead": overhead, "threshold": lambda r: threshold(r, names, sizes),
+             "midsize": midsize, "workloads": workloads}
     for part in args.only.split(","):
         print(f"\nload average before {part}: {os.getloadavg()}", flush=True)
         parts[part](args.repeats)

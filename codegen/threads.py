@@ -36,9 +36,11 @@ from . import pool
 from .irutil import I64, PTR, align_up, declare, i64, walk_image
 from .scalar_ops import combine, storage_type, to_memory, to_register
 
-# Below this many simple ops a second thread does not pay for its start and join
-# (measurements in docs/codegen.md, "Threads").
-PARALLEL_MIN_COST = 1 << 22
+# Below this many simple ops a second thread does not pay for waking a pool worker and
+# joining it (a few microseconds, pool.py) plus sharing the data between two cores;
+# from about here it did, for memory-bound and transcendental kernels alike
+# (benchmarks/threads.py measures one thread against two by cost).
+PARALLEL_MIN_COST = 1 << 17
 I32 = ir.IntType(32)
 
 
