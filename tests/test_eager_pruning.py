@@ -153,3 +153,55 @@ def test_gradients_accumulate_into_separate_buffers():
         z.backward(tg.tensor(np.array([1.0, 2.0])), retain_graph=True)
     assert a.grad.data.tolist() == [2.0, 4.0] and b.grad.data.tolist() == [2.0, 4.0]
     assert not np.shares_memory(a.grad.data, b.grad.data) and a.grad._version.value == 1
+
+
+def _same_record(fast, general):
+    assert fast.dtype == general.dtype and fast.shape == general.shape
+    np.testing.assert_array_equal(fast.data, general.data)
+    assert (fast.grad_fn is None) == (general.grad_fn is None)
+    if fast.grad_fn is not None:
+        assert fast.grad_fn.name() == general.grad_fn.name()
+        assert [e.name() if e is not None else None for e, _ in fast.grad_fn.next_functions] \
+            == [e.name() if e is not None else None for e, _ in general.grad_fn.next_functions]
+
+
+@pytest.mark.parametrize("xshape, yshape", [((2, 3), (3,)), ((3,), (2, 3)), ((2, 1), (1, 3)),
+                                            ((), (2, 3)), ((2, 3), ())])
+def test_broadcasting_operators_record_what_the_namespace_records(xshape, yshape):
+    rng = np.random.default_rng(4)
+    xs, ys = (rng.standard_normal(s).astype(np.float32) + 3 for s in (xshape, yshape))
+    for name, op in OPERATORS:
+        x, y = (tg.tensor(v, requires_grad=True) for v in (xs, ys))
+        fast = op(x, y)
+        _same_record(fast, getattr(tg.numpy, name)(tg.tensor(xs, requires_grad=True),
+                                                   tg.tensor(ys, requires_grad=True)))
+        fast.sum().backward()
+        assert x.grad.shape == xshape and y.grad.shape == yshape
+
+
+def test_operators_refuse_what_the_namespace_refuses():
+    x, y = tg.tensor(np.ones((2, 3))), tg.tensor(np.ones((4, 5)))
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        x + y
+    with pytest.raises(ValueError, match="contracted dimensions differ"):
+        x @ x
+
+
+@pytest.mark.parametrize("shapes", [((3, 4), (4, 2)), ((4,), (4, 2)), ((2, 3, 4), (4, 5))])
+def test_matmul_records_what_the_namespace_records(shapes):
+    rng = np.random.default_rng(5)
+    a, b = (rng.standard_normal(s) for s in shapes)
+    _same_record(tg.tensor(a, requires_grad=True) @ tg.tensor(b, requires_grad=True),
+                 tg.numpy.matmul(tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)))
+
+
+@pytest.mark.parametrize("method", ["sum", "mean"])
+@pytest.mark.parametrize("value", [np.arange(6.0).reshape(2, 3), np.float32(2.5),
+                                   np.arange(4, dtype=np.float32), np.arange(5)])
+def test_full_reductions_record_what_the_namespace_records(method, value):
+    fast = getattr(tg.tensor(value, requires_grad=value.dtype.kind == "f"), method)()
+    general = getattr(tg.numpy, method)(tg.tensor(value, requires_grad=value.dtype.kind == "f"))
+    _same_record(fast, general)
+    t = tg.tensor(np.arange(6.0).reshape(2, 3))
+    _same_record(getattr(t, method)(axis=1, keepdims=True),
+                 getattr(tg.numpy, method)(t, axis=1, keepdims=True))

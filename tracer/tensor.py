@@ -17,12 +17,12 @@ import numpy as np
 from tracegrad.ir import ShapedArray
 from tracegrad.ir.core import is_float
 from tracegrad.ir.indexing import SHAPE_ONLY_VJP
-from tracegrad.ir.primitives import PRIMITIVES
 
 from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
-from .array import ArrayMixin, _binary, _method
+from .array import ArrayMixin
+from .fast_ops import install_fast_paths
 from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
                        no_grad, node_class, run_backward)
 
@@ -358,63 +358,9 @@ class Tensor(ArrayMixin):
         return self._assign("copy_", src)
 
 
-# ---- fast paths of the commonest operations ------------------------------------------------
-# `tracegrad.numpy` promotes dtypes and makes broadcasting explicit before it binds a
-# primitive.  Where that would change nothing (a float tensor with a tensor of its own
-# dtype and shape, or with a Python scalar, which NumPy 2 casts to the tensor's dtype)
-# the operators go to EAGER.process at once: the same primitive, operands, result and
-# node, fewer layers.  Everything else takes the general path.
-
-def _plain_operand(self, other):
-    """`other` as it would reach the primitive beside float tensor `self`, or None
-    when promotion or broadcasting has work to do."""
-    data = self._data
-    if data.dtype.kind != "f":
-        return None
-    if type(other) is Tensor:
-        o = other._data
-        return other if o.dtype == data.dtype and o.shape == data.shape else None
-    if type(other) is float or type(other) is int:
-        return np.asarray(other, data.dtype)  # a rank-0 literal, as `_lift` makes it
-    return None
+install_fast_paths(Tensor, EAGER)  # the commonest operators skip tracegrad.numpy's layers
 
 
-def _fast_binary(name, fn, reflected=False):
-    prim, general = PRIMITIVES[name], _binary(fn, reflected)
-
-    def op(self, other):
-        o = _plain_operand(self, other)
-        if o is None:
-            return general(self, other)
-        return EAGER.process(prim, (o, self) if reflected else (self, o), {})
-    op.__name__ = general.__name__
-    return op
-
-
-def _fast_unary(prim, fn):
-    general = _method(fn)
-
-    def method(self):
-        if self._data.dtype.kind != "f":
-            return general(self)
-        return EAGER.process(prim, (self,), {})
-    method.__name__ = method.__qualname__ = general.__name__
-    method.__doc__ = general.__doc__
-    return method
-
-
-def _install_fast_paths(cls):
-    for dunder, name, fn in (("add", "add", tnp.add), ("sub", "sub", tnp.subtract),
-                             ("mul", "mul", tnp.multiply), ("truediv", "div", tnp.divide)):
-        setattr(cls, f"__{dunder}__", _fast_binary(name, fn))
-        setattr(cls, f"__r{dunder}__", _fast_binary(name, fn, reflected=True))
-    cls.__neg__ = _fast_unary(PRIMITIVES["neg"], tnp.negative)
-    for prim in PRIMITIVES.values():  # x.exp(), x.tanh(), ...: the float unary methods
-        if prim.numpy_name in tnp.UFUNCS:
-            setattr(cls, prim.numpy_name, _fast_unary(prim, tnp.UFUNCS[prim.numpy_name]))
-
-
-_install_fast_paths(Tensor)
 
 
 def _plain_index(index):
