@@ -397,6 +397,24 @@ def _run(prim: str, pattern: str, operands):
     return elementwise(Spec(prim, operands[0].dtype, pattern), operands, shape, threads_)
 
 
+REFUSED = object()  # what a caller without a fast call returns where no kernel applies
+
+
+def caller(prim: str, dtype, pattern: str):
+    """`(call, refused)` for an elementwise kernel: `call(*operands)` gives the fresh result,
+    or `refused` where the kernel does not take the operands or does not exist.  The fast
+    call itself where the process has one (it checks the operands natively and returns its
+    descriptor on a mismatch), else Python's checks and ctypes."""
+    made = KERNELS.get_fast(prim, np.dtype(dtype), pattern)
+    if made is not None and made.builtin is not None:
+        return made.builtin, made.sentinel
+
+    def call(*operands):
+        out = _run(prim, pattern, list(operands))
+        return REFUSED if out is None else out
+    return call, REFUSED
+
+
 def unary(prim: str, x: np.ndarray):
     """prim(x) for a float ndarray, or None where no kernel applies."""
     return _run(prim, "a", [x])

@@ -161,10 +161,19 @@ def test_eager_gradients_through_native_kernels():
     np.testing.assert_allclose(np.asarray(t.grad), np.cos(2 * x), atol=1e-12)
 
 
-def test_compile_failure_warns_once_and_falls_back(monkeypatch):
-    fresh = kernels.Kernels()
-    monkeypatch.setattr(kernels, "KERNELS", fresh)
+@pytest.fixture
+def fresh(monkeypatch):
+    """A fresh kernel table and fresh gates (theirs remember the kernels they called);
+    afterwards the process's own again."""
+    table = kernels.Kernels()
+    monkeypatch.setattr(kernels, "KERNELS", table)
+    gates.install()
+    yield table
+    monkeypatch.undo()
+    gates.install()
 
+
+def test_compile_failure_warns_once_and_falls_back(monkeypatch, fresh):
     def broken(spec):
         raise RuntimeError("no code today")
     monkeypatch.setattr(kernels, "unit_of", broken)
@@ -211,22 +220,21 @@ def test_fast_call_refuses_what_it_cannot_take():
     np.testing.assert_array_equal(scalar.builtin(s, x.reshape(8, 512)), x.reshape(8, 512))
 
 
-def test_ctypes_path_without_fast_call(monkeypatch):
-    fresh = kernels.Kernels()
+def test_ctypes_path_without_fast_call(fresh):
     fresh.calls = {}  # as in a process whose numpy ABI the fast call does not know
-    monkeypatch.setattr(kernels, "KERNELS", fresh)
     x = operand(3 * kernels.CHUNK_ALIGN + 1, F64)
     np.testing.assert_array_equal(kernels.unary("sin", x), kernels.elementwise(
         kernels.Spec("sin", F64, "a"), [x], x.shape))
     assert fresh.get_fast("sin", F64, "a").builtin is None
     assert kernels.unary("sin", x[::2]) is None
+    assert PRIMITIVES["sin"].native(x[::2]) is NotImplemented
+    np.testing.assert_array_equal(PRIMITIVES["add"].run(x, 2.0), x + 2.0)
 
 
-def test_large_inputs_run_threaded_and_match(monkeypatch):
+def test_large_inputs_run_threaded_and_match(monkeypatch, fresh):
     n = kernels.thread_min("sin") + 12345
     x = operand(n, F64)
-    monkeypatch.setenv("TRACEGRAD_EAGER_THREADS", "2")
-    monkeypatch.setattr(kernels, "KERNELS", kernels.Kernels())  # descriptors read it once
+    monkeypatch.setenv("TRACEGRAD_EAGER_THREADS", "2")  # read when a descriptor is made
     got = PRIMITIVES["sin"].run(x)
     assert ulps(got, np.sin(x)).max() <= np.ceil(MAX_ULP[("sin", "f64")]) + 1
     np.testing.assert_array_equal(got, kernels.elementwise(kernels.Spec("sin", F64, "a"), [x], x.shape))

@@ -56,14 +56,6 @@ THRESHOLDS = {
 }
 
 
-def _pays(window, n: int) -> bool:
-    """n elements fall into a [lo, hi) window of THRESHOLDS (None: none for that dtype)."""
-    if window is None:
-        return False
-    lo, hi = window
-    return n >= lo and (hi is None or n < hi)
-
-
 class _Backend:
     """The compiler's eager kernels, imported on the first call that wants one."""
 
@@ -129,29 +121,63 @@ def _pattern(x, y):
 
 # ---- the gates ----------------------------------------------------------------------------
 
+class _Calls:
+    """Per primitive: (dtype, pattern) -> the codegen side's `(call, refused)`, made on first
+    use; `call(*operands)` returns the result, or `refused` where the kernel does not take
+    them (layout, alignment: the fast call checks natively) or could not be compiled."""
+
+    def __init__(self, name):
+        self.name, self.table = name, {}
+
+    def run(self, dtype, pattern, operands):
+        entry = self.table.get((dtype, pattern))
+        if entry is None:
+            kernels = BACKEND.get()
+            if kernels is None:
+                return NotImplemented
+            entry = self.table[(dtype, pattern)] = kernels.caller(self.name, dtype, pattern)
+        call, refused = entry
+        out = call(*operands)
+        return NotImplemented if out is refused else out
+
+
+def _in_window(window, n: int) -> bool:
+    return window is not None and n >= window[0] and (window[1] is None or n < window[1])
+
+
 def _unary_gate(name, limits):
+    calls = _Calls(name)
+
     def native(x, **params):
-        if type(x) is not np.ndarray or params or not x.ndim:
+        if type(x) is not np.ndarray or params or not x.ndim or not _in_window(limits.get(x.dtype), x.size):
             return NotImplemented
-        if not _pays(limits.get(x.dtype), x.size):
-            return NotImplemented
-        kernels = BACKEND.get()
-        return NotImplemented if kernels is None else _result(kernels.unary(name, x))
+        return calls.run(x.dtype, "a", (x,))
     return native
 
 
 def _binary_gate(name, limits):
-    def native(x, y, **params):
-        if params:
-            return NotImplemented
+    calls = _Calls(name)
+
+    def general(x, y):
         found = _pattern(x, y)
         if found is None:
             return NotImplemented
         pattern, operands, shape, dtype = found
-        if not _pays(limits.get(dtype), math.prod(shape)):
+        if not _in_window(limits.get(dtype), math.prod(shape)):
             return NotImplemented
-        kernels = BACKEND.get()
-        return NotImplemented if kernels is None else _result(kernels.binary(name, pattern, operands))
+        return calls.run(dtype, pattern, operands)
+
+    def native(x, y, **params):
+        if params:
+            return NotImplemented
+        if (type(x) is np.ndarray and type(y) is np.ndarray and x.shape == y.shape
+                and x.dtype == y.dtype and x.ndim):  # the common case, checked cheaply
+            if not _in_window(limits.get(x.dtype), x.size):
+                return NotImplemented
+            out = calls.run(x.dtype, "aa", (x, y))
+            if out is not NotImplemented:
+                return out
+        return general(x, y)  # scalars, broadcast views (a refused "aa" too)
     return native
 
 
@@ -159,7 +185,7 @@ def _sum_gate(limits):
     def native(x, *, axes):
         if type(x) is not np.ndarray or len(axes) != x.ndim or not x.ndim:
             return NotImplemented
-        if not _pays(limits.get(x.dtype), x.size):
+        if not _in_window(limits.get(x.dtype), x.size):
             return NotImplemented
         kernels = BACKEND.get()
         return NotImplemented if kernels is None else _result(kernels.full_sum_of(x))
