@@ -3,10 +3,12 @@
     python benchmarks/bench_mathlib.py [--n 4194304] [--repeat 25] [--dtype f32|f64|all]
 
 Each function is compiled into `void k(T* noalias x, T* noalias y, i64 n)` (y[i] = f(x[i]))
-through codegen/llvm_util and called through ctypes; numpy runs `f(x, out=y)` into a
-preallocated array, so neither side allocates. A plain copy loop gives the memory-bound
-floor. Reports the best of `--repeat` calls in ms (timeit's estimator: on a shared machine
-the median catches other processes' time slices); docs/mathlib.md records the figures.
+through codegen/llvm_util, at the vector width kernels get (`simd.pin_width`), and called
+through ctypes; numpy runs `f(x, out=y)` into a preallocated array, so neither side
+allocates. A plain copy loop gives the memory-bound floor. Reports the best of `--repeat`
+calls in ms and in ns per element (timeit's estimator: on a shared machine the median
+catches other processes' time slices); docs/mathlib.md records the figures. With `--n`
+small enough for the caches (1M float32) the time is the functions' own compute cost.
 """
 import argparse
 import ctypes
@@ -15,7 +17,7 @@ import time
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.codegen import llvm_util, mathlib
+from tracegrad.codegen import irutil, llvm_util, mathlib, simd
 
 FUNCS = {"exp": (np.exp, (-80, 80)), "log": (np.log, (1e-3, 1e3)), "tanh": (np.tanh, (-5, 5)),
          "expm1": (np.expm1, (-5, 5)), "log1p": (np.log1p, (-0.5, 10)),
@@ -23,14 +25,25 @@ FUNCS = {"exp": (np.exp, (-80, 80)), "log": (np.log, (1e-3, 1e3)), "tanh": (np.t
 DTYPES = {"f32": (np.float32, ir.FloatType()), "f64": (np.float64, ir.DoubleType())}
 
 
+def _pin(module, fname):
+    """The loop's function at the width every kernel gets (simd.pin_width prints it as a
+    string attribute, which only irutil.Function does)."""
+    fn = module.get_global(fname)
+    fn.__class__ = irutil.Function
+    fn.string_attributes = {}
+    simd.pin_width(fn)
+
+
 def compile_all(tags):
     module = ir.Module(name="bench_mathlib")
     for tag in tags:
         ty = DTYPES[tag][1]
         llvm_util.loop_kernel(module, f"copy_{tag}", ty, 1, lambda b, v: v)
+        _pin(module, f"copy_{tag}")
         for name in FUNCS:
             llvm_util.loop_kernel(module, f"{name}_{tag}", ty, 1,
-                         lambda b, v, name=name: mathlib.emit_unary(b, name, v))
+                                  lambda b, v, name=name: mathlib.emit_unary(b, name, v))
+            _pin(module, f"{name}_{tag}")
     engine, _ = llvm_util.compile_ir(str(module))
     sig = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
     kernels = {fname: sig(engine.get_function_address(fname))
@@ -57,9 +70,10 @@ def main():
     tags = list(DTYPES) if args.dtype == "all" else [args.dtype]
     engine, kernels = compile_all(tags)        # engine must outlive the kernels
     rng = np.random.default_rng(0)
-    print(f"n = {args.n}, best of {args.repeat}, ms per call (lower is better)\n")
-    print("| function | dtype | mathlib | numpy | numpy / mathlib |")
-    print("|---|---|---|---|---|")
+    print(f"n = {args.n}, best of {args.repeat}, ms per call and ns per element "
+          f"(lower is better), {llvm_util.vector_bits()}-bit vectors\n")
+    print("| function | dtype | mathlib ms | ns/elem | numpy ms | ns/elem | numpy / mathlib |")
+    print("|---|---|---|---|---|---|---|")
     for tag in tags:
         dt = DTYPES[tag][0]
         for name in ("copy", *FUNCS):
@@ -71,7 +85,9 @@ def main():
             ref_call = ((lambda x=x, y=y: np.copyto(y, x)) if name == "copy"
                         else (lambda f=np_fn, x=x, y=y: f(x, out=y)))
             ref = best_ms(ref_call, args.repeat)
-            print(f"| {name} | {tag} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f} |")
+            per = 1e6 / args.n  # ms per call -> ns per element
+            print(f"| {name} | {tag} | {ours:.2f} | {ours * per:.3f} | {ref:.2f} | {ref * per:.3f} "
+                  f"| {ref / ours:.2f} |")
     del engine
 
 
