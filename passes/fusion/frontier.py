@@ -14,9 +14,8 @@ the kernels emitted come from full expansions as always.
 """
 from __future__ import annotations
 
-from .body import Body
-from .expand import Expander
 from .recompute import RECOMPUTE_BUDGET
+from .tasks import StoreSpec, Task, expand_task
 
 
 def candidates(plan, rejected) -> set:
@@ -52,10 +51,12 @@ class Summaries:
             if key in self.reads:
                 continue
             atom, view = key
-            ex = Expander(plan, _domain_of(view), Body(), {atom})
-            ex.value(atom, view)
-            self.reads[key] = {r.buffer for r in ex.reads}
-            self.below[key] = [k for k in ex.frontier if k != key]
+            # expanded as a task, so the expansion is kept: the value's own task is the
+            # same one where the view is the identity (and it is stored)
+            t = Task(_domain_of(view), [StoreSpec(None, atom, view, None)], roots={atom})
+            expand_task(plan, t)
+            self.reads[key] = {r.buffer for r in t.reads}
+            self.below[key] = [k for k in t.frontier if k != key]
             todo.extend(self.below[key])
         self._masks = {}
 
