@@ -205,3 +205,16 @@ def test_full_reductions_record_what_the_namespace_records(method, value):
     t = tg.tensor(np.arange(6.0).reshape(2, 3))
     _same_record(getattr(t, method)(axis=1, keepdims=True),
                  getattr(tg.numpy, method)(t, axis=1, keepdims=True))
+
+
+def test_summed_cotangents_are_reused_and_never_shared():
+    x = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = tg.tensor(np.array([3.0, 5.0]), requires_grad=True)
+    s = x + y  # s's cotangent reaches x and y as one array
+    z = (s * 2.0 + s * 3.0 + s).sum() + (x * 4.0).sum()  # sums: 6 for s, then 10 for x
+    s.retain_grad()
+    z.backward()
+    assert s.grad.data.tolist() == [6.0, 6.0]
+    assert x.grad.data.tolist() == [10.0, 10.0] and y.grad.data.tolist() == [6.0, 6.0]
+    for a, b in ((x, y), (x, s), (y, s)):
+        assert not np.shares_memory(a.grad.data, b.grad.data)

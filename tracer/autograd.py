@@ -251,11 +251,35 @@ def _leading_to(roots, targets):
     return useful
 
 
-def _accumulate(buffers, node, g):
-    if g is None:
-        return
-    prev = buffers.get(node)
-    buffers[node] = g if prev is None else prev + g
+class _Buffers:
+    """The cotangent summed so far for each node that has not run yet.
+
+    A sum the engine made itself (`prev + ct`, a fresh array) is held by nobody
+    else until its node takes it: later contributions are added into it in place,
+    and a leaf may keep it as its gradient without a copy (`take` says so).
+    """
+
+    __slots__ = ("sums", "owned")
+
+    def __init__(self):
+        self.sums, self.owned = {}, {}  # owned: id -> array (kept alive: ids stay unique)
+
+    def add(self, node, ct):
+        prev = self.sums.get(node)
+        if prev is None:
+            self.sums[node] = ct
+        elif (id(prev) in self.owned and type(ct) is np.ndarray and ct.dtype == prev.dtype
+              and ct.shape == prev.shape):
+            prev += ct
+        else:
+            total = self.sums[node] = prev + ct
+            if type(total) is np.ndarray:
+                self.owned[id(total)] = total
+
+    def take(self, node):
+        """(cotangent or None, whether the engine owns it); ownership ends here."""
+        g = self.sums.pop(node, None)
+        return g, self.owned.pop(id(g), None) is not None
 
 
 def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink,
@@ -264,7 +288,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
 
     Nodes run in topological order (Kahn's algorithm, so 10k-deep graphs need
     no recursion); cotangents of a node used several times are summed before it
-    runs.  `sink(acc, g)` receives the total gradient of each leaf.  Given
+    runs.  `sink(acc, g, owned)` receives the total gradient of each leaf (`owned`:
+    no one else holds `g`, so the leaf may keep it without a copy).  Given
     `inputs` (AccumulateGrad nodes, as autograd.grad has them), only the nodes on a
     path to one of them run, as in PyTorch's engine: an edge leading elsewhere
     counts as absent, so its cotangent is never computed.
@@ -273,18 +298,19 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
     if useful is not None:
         kept = [i for i, r in enumerate(roots) if r in useful]
         roots, seeds = [roots[i] for i in kept], [seeds[i] for i in kept]
-    deps, buffers = _dependencies(roots), {}
+    deps, buffers = _dependencies(roots), _Buffers()
     for node, g in zip(roots, seeds):
-        _accumulate(buffers, node, g)
+        if g is not None:
+            buffers.add(node, g)
     ready = [r for r in dict.fromkeys(roots) if deps[r] == 0]
     while ready:  # one loop, calls kept out of it: small graphs are all overhead
         node = ready.pop()
-        g = buffers.pop(node, None)
+        g, owned = buffers.take(node)
         if type(node) is AccumulateGrad:
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
             # still accumulates zeros, so the leaf's .grad is a tensor, not None.
             leaf = node.variable
-            sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype))
+            sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype), owned)
             continue
         edges = node.edges if useful is None else [e if e in useful else None
                                                    for e in node.edges]
@@ -297,8 +323,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             if nxt is None:
                 continue
             if ct is not None:
-                prev = buffers.get(nxt)
-                buffers[nxt] = ct if prev is None else prev + ct
+                buffers.add(nxt, ct)
             deps[nxt] -= 1
             if deps[nxt] == 0:
                 ready.append(nxt)

@@ -419,21 +419,22 @@ def _box(data, node):
     return Tensor._make(np.asarray(data), node)
 
 
-def _as_tensor_grad(g, like: Tensor, create_graph: bool) -> Tensor:
+def _as_tensor_grad(g, like: Tensor, create_graph: bool, owned=False) -> Tensor:
     if isinstance(g, Tensor):
         return g if create_graph else Tensor._make(g.data.copy())
-    # Cotangent arrays may be shared between operands (add's VJP returns g twice): copy.
+    # Cotangent arrays may be shared between operands (add's VJP returns g twice): copy,
+    # unless the engine says that no one else holds this one.
     data = like._data
     if type(g) is np.ndarray and g.dtype == data.dtype and g.shape == data.shape:
-        return Tensor._make(g.copy())
+        return Tensor._make(g if owned else g.copy())
     return Tensor._make(np.array(g, dtype=data.dtype, copy=True).reshape(data.shape))
 
 
 def _leaf_sink(create_graph: bool):
-    def sink(acc: AccumulateGrad, g):
+    def sink(acc: AccumulateGrad, g, owned):
         leaf = acc.variable
         if leaf.grad is None:
-            leaf.grad = _as_tensor_grad(g, leaf, create_graph)
+            leaf.grad = _as_tensor_grad(g, leaf, create_graph, owned)
         elif create_graph or leaf.grad.requires_grad:
             leaf.grad = leaf.grad + _as_tensor_grad(g, leaf, create_graph)
         else:  # summed into the existing buffer: no copy of g first
@@ -489,9 +490,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     found = {}
     wanted = {id(t) for t in inputs}
 
-    def sink(acc, g):
+    def sink(acc, g, owned):
         if id(acc.variable) in wanted:
-            found[id(acc.variable)] = _as_tensor_grad(g, acc.variable, create_graph)
+            found[id(acc.variable)] = _as_tensor_grad(g, acc.variable, create_graph, owned)
 
     mode = GRAD_MODE.enabled
     GRAD_MODE.enabled = create_graph
