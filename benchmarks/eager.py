@@ -4,6 +4,7 @@
 python -m benchmarks.eager                 # the four cases, full sizes
 python -m benchmarks.eager --smoke         # tiny sizes, one checked call each, no timing
 python -m benchmarks.eager --only seed,mlp --repeats 9
+python -m benchmarks.eager --torch-threads 1   # PyTorch on one thread (a loaded machine)
 ```
 
 Cases (each one call = forward, loss and backward, leaf gradients reset to None first):
@@ -293,9 +294,12 @@ def machine_note(torch):
     return "\n".join(lines)
 
 
-def run(only=None, repeats=7, min_sample_s=0.1, smoke=False, use_torch=True, out=sys.stdout):
+def run(only=None, repeats=7, min_sample_s=0.1, smoke=False, use_torch=True, out=sys.stdout,
+        torch_threads=None):
     """Check and time the cases; returns the rows [(Case, Timings)] (timings empty in smoke)."""
     torch = load_torch() if use_torch else None
+    if torch is not None and torch_threads:
+        torch.set_num_threads(torch_threads)
     libs = [TracegradLib()] + ([TorchLib(torch)] if torch is not None else [])
     rows = []
     for case in [CASES_BY_ID[c] for c in only] if only else CASES:
@@ -317,12 +321,14 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=7, help="timed samples per case and library")
     p.add_argument("--min-sample-s", type=float, default=0.1, help="minimum length of one sample")
     p.add_argument("--no-torch", action="store_true", help="time tracegrad alone")
+    p.add_argument("--torch-threads", type=int, default=None,
+                   help="PyTorch's intra-op threads (default: its own choice, all cores)")
     a = p.parse_args(argv)
     only = [c for c in a.only.split(",") if c]
     unknown = [c for c in only if c not in CASES_BY_ID]
     if unknown:
         p.error(f"unknown case(s) {unknown}; choose from {list(CASES_BY_ID)}")
-    run(only, a.repeats, a.min_sample_s, a.smoke, not a.no_torch)
+    run(only, a.repeats, a.min_sample_s, a.smoke, not a.no_torch, torch_threads=a.torch_threads)
 
 
 if __name__ == "__main__":
