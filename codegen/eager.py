@@ -16,18 +16,20 @@ a stride-0 load, so one kernel serves every size.  A full sum is a reducing stor
 stride 0 into a float64 accumulator (float32 sums accumulate in float64, as compiled code
 does); each thread writes its own partial sum.
 
-Calls go through one small *driver* per pointer count, compiled once per process:
+Kernels run through one small *driver* per pointer count, compiled once per process:
 `void tg_eager_run<k>(ptr fn, ptr p0..p{k-1}, i64 n, i64 threads, i64 out_step)` runs
-`fn` on [0, n) split over `threads` pthreads (created per call, from libc), the
-last pointer (the output) advanced by `out_step` bytes per thread (0 for elementwise
-kernels, whose threads write disjoint rows; 8 for a sum's partials).  Python calls the
-driver through ctypes, which releases the GIL around the call.
+`fn` on [0, n) split over `threads` pthreads (created per call, from libc; threads are
+opt-in, `thread_count`), the last pointer (the output) advanced by `out_step` bytes per
+thread (0 for elementwise kernels, whose threads write disjoint rows; 8 for a sum's
+partials).  Elementwise kernels are called through eager_call.py's native fast call
+(`caller`), which checks the operands and allocates the output without Python; sums, and
+every call in a process without the fast call's ABI, through ctypes.  The driver and the
+fast-call module are disk-cached like the kernels.
 """
 from __future__ import annotations
 
 import ctypes
 import os
-import threading
 import warnings
 from dataclasses import dataclass
 
@@ -232,7 +234,6 @@ class Kernels:
     warning per process, and the callers fall back to numpy for that spec for good."""
 
     def __init__(self):
-        self.lock = threading.Lock()
         self.compiled = {}  # Spec -> Made or None
         self.fast = {}  # (prim, dtype, pattern) -> Made or None, for the per-call lookup
         self.drivers = {}  # pointer count -> (address, ctypes function)
@@ -244,7 +245,7 @@ class Kernels:
         found = self.compiled.get(spec, False)
         if found is not False:
             return found
-        with self.lock:
+        with llvm_util.LOCK:  # the compile's own lock first: one lock order for all
             if spec not in self.compiled:
                 self.compiled[spec] = self._make(spec)
             return self.compiled[spec]

@@ -238,3 +238,14 @@ def test_large_inputs_run_threaded_and_match(monkeypatch, fresh):
     got = PRIMITIVES["sin"].run(x)
     assert ulps(got, np.sin(x)).max() <= np.ceil(MAX_ULP[("sin", "f64")]) + 1
     np.testing.assert_array_equal(got, kernels.elementwise(kernels.Spec("sin", F64, "a"), [x], x.shape))
+
+
+def test_threads_of_python_share_the_kernels(fresh):
+    from concurrent.futures import ThreadPoolExecutor
+
+    xs = [operand(5000 + 7 * i, F64, i) for i in range(8)]
+    names = ["sin", "cos", "exp", "tanh"] * 2
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda nx: PRIMITIVES[nx[0]].run(nx[1]), zip(names, xs)))
+    for name, x, g in zip(names, xs, got):
+        check_close(name, g, PRIMITIVES[name].impl(x), [x])
