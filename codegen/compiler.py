@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from tracegrad.passes.kernels import CondStep, LoopStep
 
-from . import blas, cache, extern, fingerprint, llvm_util, lower, threads
+from . import blas, cache, extern, fingerprint, llvm_jobs, llvm_util, lower, threads
 from .lower import lower_program
 from .runtime import FAST_ENTRY, CompiledProgram, ProgramImage, join_modules, register_symbols
 
@@ -70,6 +70,9 @@ class Stages:
         self.seconds = {}
         self.logging = logging_requested()
         self._logged = self.t0
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
     @contextmanager
     def stage(self, name: str):
@@ -114,58 +117,83 @@ def _unit_from_cache(store, unit) -> UnitCode | None:
     return UnitCode(entry.blobs[0], entry.ir_text)
 
 
-def _compile_unit(unit, stages: Stages) -> UnitCode:
-    with stages.stage("emit"):
-        module, level = unit.build()
-    return _compile_modules([module], level, stages)
-
-
-def _compile_modules(modules, level: int, stages: Stages) -> UnitCode:
-    """One object file for unit modules of one optimization level, linked into one LLVM
-    module first: each module optimized and emitted costs a fixed part (pass pipelines,
-    code generator set-up, one more object to link) besides its size."""
-    with stages.stage("optimize"):
-        ref = llvm_util.parse(modules[0])
-        for module in modules[1:]:
-            ref.link_in(llvm_util.parse(module))
-        llvm_util.optimize(ref, level)
-    with stages.stage("object"):
-        return UnitCode(llvm_util.emit_object(ref), str(ref))
-
-
-def _compile_merged(units, stages: Stages) -> list:
-    """The object code of units that no disk cache will hold: one object per optimization
-    level (`_compile_modules`), so the list may be shorter than `units`."""
-    by_level = {}
+def _cached_units(units, store, stages: Stages, stats: dict):
+    """(codes of the units found in the disk cache, the units to compile)."""
+    codes, missing = [], []
     for unit in units:
-        with stages.stage("emit"):
-            module, level = unit.build()
-        by_level.setdefault(level, []).append(module)
-    return [_compile_modules(modules, level, stages) for level, modules in by_level.items()]
-
-
-def unit_codes(units, store, stages: Stages, stats: dict) -> list:
-    """The object code of every unit: from the disk cache, else compiled (and stored).
-    Without a disk cache the units of one optimization level share one object file."""
-    if store is None:
-        stats["compiled"] += len(units)
-        codes = _compile_merged(units, stages) if units else []
-        stages.progress(f"{len(units)} distinct kernels")
-        return codes
-    codes = []
-    for i, unit in enumerate(units):
         with stages.stage("lookup"):
             code = _unit_from_cache(store, unit)
         if code is None:
-            code = _compile_unit(unit, stages)
-            stats["compiled"] += 1
-            with stages.stage("store"):
-                store.store(unit.key, cache.CacheEntry({"unit": unit.text}, [code.obj], code.ir_text))
+            missing.append(unit)
         else:
-            stats["loaded"] += 1
-        codes.append(code)
-        stages.progress(f"{i + 1}/{len(units)} distinct kernels")
-    return codes
+            codes.append(code)
+    stats["loaded"] += len(codes)
+    stats["compiled"] += len(missing)
+    return codes, missing
+
+
+def _unit_jobs(units, merge: bool, workers: int, stages: Stages) -> list:
+    """The compile jobs of `units` (emitted here): one per unit when each unit's object is
+    stored on its own, else the units of one optimization level linked into one module
+    per worker (each module costs a fixed part, pass pipelines and code generator set-up,
+    besides its size)."""
+    built = []
+    with stages.stage("emit"):
+        for unit in units:
+            module, level = unit.build()
+            built.append((str(module), level))
+    if not merge:
+        return [llvm_jobs.Job([text], level) for text, level in built]
+    by_level = {}
+    for text, level in built:
+        by_level.setdefault(level, []).append(text)
+    return [llvm_jobs.Job(share, level) for level, texts in by_level.items()
+            for share in _shares(texts, workers)]
+
+
+def _shares(texts, n: int) -> list:
+    """`texts` in at most n groups of about equal length: longest first, each to the
+    shortest group so far."""
+    groups = [[] for _ in range(min(n, len(texts)))]
+    sizes = [0] * len(groups)
+    for text in sorted(texts, key=len, reverse=True):
+        j = sizes.index(min(sizes))
+        groups[j].append(text)
+        sizes[j] += len(text)
+    return groups
+
+
+def _run_jobs(jobs, workers: int, stages: Stages) -> list:
+    """Each job's UnitCode (llvm_jobs.run_jobs); their optimize and object seconds are
+    added up, over threads, under `stage_names` of the job (default optimize, object)."""
+    with stages.stage("llvm"):
+        done = llvm_jobs.run_jobs(jobs, workers)
+    for job, d in zip(jobs, done):
+        if job.fast:
+            stages.add("entry", d.optimize_seconds + d.object_seconds)
+        else:
+            stages.add("optimize", d.optimize_seconds)
+            stages.add("object", d.object_seconds)
+    return [UnitCode(d.obj, d.ir_text) for d in done]
+
+
+def _store_units(store, units, codes, stages: Stages) -> None:
+    with stages.stage("store"):
+        for unit, code in zip(units, codes):
+            store.store(unit.key, cache.CacheEntry({"unit": unit.text}, [code.obj], code.ir_text))
+
+
+def unit_codes(units, store, stages: Stages, stats: dict, workers: int = 1) -> list:
+    """The object code of every unit: from the disk cache, else compiled (and stored).
+    Without a disk cache the units of one optimization level share one object file
+    (per worker thread), so the list may be shorter than `units`."""
+    codes, missing = _cached_units(units, store, stages, stats)
+    jobs = _unit_jobs(missing, store is None, workers, stages)
+    compiled = _run_jobs(jobs, workers, stages) if jobs else []
+    if store is not None:
+        _store_units(store, missing, compiled, stages)
+    stages.progress(f"{len(units)} distinct kernels")
+    return codes + compiled
 
 
 # ---- programs ------------------------------------------------------------------------------
@@ -178,8 +206,8 @@ def _prepare(disk_cache):
     return store
 
 
-def _entry_code(lowered, straight: bool) -> UnitCode:
-    """The entry's object code, always made by the code generator's fast path: it holds
+def _entry_job(lowered, straight: bool) -> llvm_jobs.Job:
+    """The entry's compile job, always through the code generator's fast path: it holds
     calls, whose code gains nothing from the full one, which takes twice as long for a
     small entry and several times as long per call for a large one.  A straight entry
     (calls, thread launches and BLAS calls, no loop or branch steps) is not optimized at
@@ -190,8 +218,7 @@ def _entry_code(lowered, straight: bool) -> UnitCode:
         level = 0
     else:
         level = 1 if lowered.n_calls > lower.ENTRY_O2_CALLS else 2
-    ref = llvm_util.optimize(llvm_util.parse(lowered.module), level)
-    return UnitCode(llvm_util.emit_object(ref, fast=True), str(ref))
+    return llvm_jobs.Job([str(lowered.module)], level, fast=True)
 
 
 def _straight(kp) -> bool:
@@ -199,14 +226,22 @@ def _straight(kp) -> bool:
     return not any(isinstance(k, (LoopStep, CondStep)) for k in kp.kernels)
 
 
-def _build(kp, name: str, store, key, n_threads: int, stages: Stages) -> CompiledProgram:
-    """Compile a kernel program (holding the LLVM lock); store it under `key` if given."""
+def _build(kp, name: str, store, key, n_threads: int, stages: Stages,
+           workers: int = 1) -> CompiledProgram:
+    """Compile a kernel program (holding the LLVM lock) on up to `workers` threads (
+    llvm_jobs.py); store it under `key` if given."""
     with stages.stage("lower"):
         lowered = lower_program(kp, name, n_threads, fingerprint.kernel_environment())
     stats = {"calls": lowered.n_calls, "distinct": len(lowered.units), "compiled": 0, "loaded": 0}
-    codes = unit_codes(lowered.units, store, stages, stats)
-    with stages.stage("entry"):
-        entry = _entry_code(lowered, _straight(kp))
+    codes, missing = _cached_units(lowered.units, store, stages, stats)
+    jobs = _unit_jobs(missing, store is None, workers, stages)
+    with stages.stage("emit"):
+        jobs.append(_entry_job(lowered, _straight(kp)))
+    *compiled, entry = _run_jobs(jobs, workers, stages)
+    if store is not None:
+        _store_units(store, missing, compiled, stages)
+    codes += compiled
+    stages.progress(f"{len(lowered.units)} distinct kernels")
     image = ProgramImage.of(kp, lowered.layout)
     with stages.stage("link"):
         engine = llvm_util.load_objects([entry.obj] + [c.obj for c in codes])
@@ -268,7 +303,8 @@ def compile_program(kp, name: str = "program", disk_cache=None, n_threads: int |
     spinning workers leave (threads.beside_blas).
     """
     stages = Stages(name)
-    n_threads = _threads_for(kp, threads.thread_count(n_threads))
+    requested = threads.thread_count(n_threads)
+    n_threads = _threads_for(kp, requested)
     with llvm_util.LOCK:
         store = _prepare(disk_cache)
         key = None
@@ -279,7 +315,7 @@ def compile_program(kp, name: str = "program", disk_cache=None, n_threads: int |
             if cp is not None:
                 cp.planner = lambda: kp
                 return cp
-        cp = _build(kp, name, store, key, n_threads, stages)
+        cp = _build(kp, name, store, key, n_threads, stages, workers=requested)
     cp.planner = lambda: kp
     return cp
 
@@ -317,6 +353,7 @@ def compile_graph(graph, plan, name: str = "program", disk_cache=None,
         kp = plan(graph)
     stages.progress(f"planned {len(kp.kernels)} kernels")
     with llvm_util.LOCK:
-        cp = _build(kp, name, store, key, _threads_for(kp, requested), stages)
+        cp = _build(kp, name, store, key, _threads_for(kp, requested), stages,
+                    workers=requested)
     cp.planner = lambda: kp
     return cp

@@ -57,18 +57,22 @@ def init_native():
     llvm.initialize_native_asmprinter()
 
 
+@functools.cache
+@locked
+def _host_cpu() -> tuple:
+    """(cpu name, feature string) of the host: asking LLVM costs a third of a new target
+    machine, and every engine needs a new one."""
+    init_native()
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
 @locked
 def host_target_machine(opt: int = 3):
     """A new target machine for the host (host cpu name and features, JIT-capable); `opt` is
     the code generator's level (0: fast instruction selection and register allocation)."""
-    init_native()
+    cpu, features = _host_cpu()
     target = llvm.Target.from_default_triple()
-    return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(),
-        features=llvm.get_host_cpu_features().flatten(),
-        opt=opt,
-        jit=True,
-    )
+    return target.create_target_machine(cpu=cpu, features=features, opt=opt, jit=True)
 
 
 @functools.cache
@@ -117,25 +121,25 @@ def optimize(module_ref, level: int | str = 3):
     Also sets the host triple and data layout: the vectorizer's cost model needs them.
     """
     _set_host(module_ref)
+    manager, builder = pass_manager(target_machine(), level)
+    manager.run(module_ref, builder)
+    return module_ref
+
+
+def pass_manager(machine, level: int | str):
+    """(module pass manager, the pass builder to run it with) of `level` (see `optimize`)
+    for target machine `machine`."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=2 if level == LIGHT else level)
     if level == LIGHT:
-        return _run_passes(module_ref, LIGHT_PASSES)
-    pto = llvm.create_pipeline_tuning_options(speed_level=level)
+        manager = llvm.create_new_module_pass_manager()
+        for name in LIGHT_PASSES:
+            getattr(manager, f"add_{name}_pass")()
+        return manager, llvm.create_pass_builder(machine, pto)
     # Must precede create_pass_builder: the builder copies the options.
     pto.loop_vectorization = level >= 2
     pto.slp_vectorization = level >= 2
-    pb = llvm.create_pass_builder(target_machine(), pto)
-    pb.getModulePassManager().run(module_ref, pb)
-    return module_ref
-
-
-def _run_passes(module_ref, passes):
-    """Run the named passes (`ModulePassManager.add_<name>_pass`) once each, in order."""
-    pb = llvm.create_pass_builder(target_machine(), llvm.create_pipeline_tuning_options(speed_level=2))
-    mpm = llvm.create_new_module_pass_manager()
-    for name in passes:
-        getattr(mpm, f"add_{name}_pass")()
-    mpm.run(module_ref, pb)
-    return module_ref
+    builder = llvm.create_pass_builder(machine, pto)
+    return builder.getModulePassManager(), builder
 
 
 @locked

@@ -1,0 +1,188 @@
+"""First-call (compile) cost: stage times from trace to first run, units of one level
+linked into one module, the light pipeline for vector-form kernels, an unoptimized
+straight entry, and modules compiled on threads (codegen/llvm_jobs.py) giving the same
+code as one thread."""
+import re
+
+import numpy as np
+import pytest
+
+import tracegrad
+from tracegrad.codegen import compile_program, compiler, fingerprint, llvm_jobs, llvm_util, lower_program, units
+from tracegrad.passes.kernel_interp import run_program
+from tracegrad.passes.kernels import Buffer, IndexMap, KernelProgram, Load, LoopKernel, Op, Store
+
+F64 = np.dtype(np.float64)
+F32 = np.dtype(np.float32)
+
+
+def _chain_program(n=64, prims=("tanh", "exp", "sin")):
+    """x -> one kernel per primitive, each through a temp; distinct kernels (distinct units)."""
+    x = Buffer("x", (n,), F64, "input", index=0)
+    out = Buffer("out", (n,), F64, "output", index=0)
+    bufs = [x] + [Buffer(f"t{i}", (n,), F64, "temp") for i in range(len(prims) - 1)] + [out]
+    idx = IndexMap(0, (1,))
+    kernels = [LoopKernel(f"k{i}", (n,), [Load(bufs[i], idx, F64), Op(p, (0,), {}, F64)],
+                          [Store(bufs[i + 1], 1, idx)]) for i, p in enumerate(prims)]
+    return KernelProgram([x], [out], [], bufs[1:-1], kernels)
+
+
+def _transcendental_heavy(x):
+    return np.sum(np.tanh(x) * np.exp(-x * x / 2) + np.log(1 + np.exp(x)))
+
+
+# ---- stage times -----------------------------------------------------------------------------
+
+def test_cache_info_reports_every_stage_of_the_first_call():
+    f = tracegrad.compile_grad(lambda x: np.sum(np.sin(x) * x), disk_cache=False)
+    f(np.linspace(0, 1, 33))
+    [info] = f.cache_info()
+    stages = info["stage_seconds"]
+    for stage in ("trace", "gradient", "cleanup", "plan", "lower", "emit", "optimize", "object",
+                  "entry", "link", "first_run"):
+        assert stages[stage] >= 0, stage
+    assert list(stages)[:3] == ["trace", "gradient", "cleanup"] and list(stages)[-1] == "first_run"
+    assert info["compile_seconds"] >= stages["trace"] + stages["first_run"]
+
+
+def test_jit_stages_have_no_gradient():
+    f = tracegrad.jit(lambda x: x * 2.0, disk_cache=False)
+    f(np.ones(3))
+    stages = f.cache_info()[0]["stage_seconds"]
+    assert "trace" in stages and "gradient" not in stages
+
+
+# ---- levels and pipelines ------------------------------------------------------------------------
+
+def test_vector_form_kernels_take_the_light_pipeline_and_agree_with_numpy():
+    x = np.linspace(-3, 3, 1000).astype(np.float32)
+    f = tracegrad.compile_grad(_transcendental_heavy, argnums=0, disk_cache=False)
+    value, grad = f(x)
+    kp = f._last.native.kernel_program()
+    levels = {u.opt_level() for u in lower_program(kp, environment=fingerprint.kernel_environment()).units}
+    assert llvm_util.LIGHT in levels
+    ref = tracegrad.value_and_grad(_transcendental_heavy, argnums=0)(x.astype(np.float64))
+    np.testing.assert_allclose(value, ref[0], rtol=1e-5)
+    np.testing.assert_allclose(grad, ref[1], rtol=1e-5, atol=1e-6)
+
+
+def test_light_pipeline_promotes_the_accumulator_and_keeps_vector_code():
+    text = '''
+define void @k(ptr noalias %x, ptr noalias %out) {
+entry:
+  %acc = alloca <4 x double>
+  store <4 x double> zeroinitializer, ptr %acc
+  %v = load <4 x double>, ptr %x
+  %a = load <4 x double>, ptr %acc
+  %s = fadd <4 x double> %a, %v
+  store <4 x double> %s, ptr %acc
+  %r = load <4 x double>, ptr %acc
+  store <4 x double> %r, ptr %out
+  ret void
+}'''
+    ref = llvm_util.optimize(llvm_util.parse(text), llvm_util.LIGHT)
+    optimized = str(ref)
+    assert "alloca" not in optimized and "<4 x double>" in optimized
+
+
+def test_scalar_units_run_the_scalar_level():
+    lowered = lower_program(_chain_program(prims=("neg", "abs")), environment="")
+    assert {u.opt_level() for u in lowered.units} == {units.SCALAR_LEVEL}
+
+
+def test_a_straight_entry_is_not_optimized_and_a_loop_entry_is():
+    kp = _chain_program()
+    lowered = lower_program(kp, environment="")
+    assert compiler._straight(kp)
+    assert compiler._entry_job(lowered, True).level == 0
+    assert compiler._entry_job(lowered, False).level == 2 and compiler._entry_job(lowered, False).fast
+    looped = tracegrad.jit(lambda xs: tracegrad.fori_loop(0, 5, lambda i, c: c * 0.5 + xs, xs),
+                           disk_cache=False)
+    xs = np.linspace(0, 1, 7)
+    np.testing.assert_allclose(looped(xs), xs * (2 - 0.5 ** 5), rtol=1e-13)
+    assert not compiler._straight(looped._last.native.kernel_program())
+
+
+# ---- merged units ----------------------------------------------------------------------------------
+
+def _defined_kernels(text):
+    return set(re.findall(r'^define [^@]*@"?(tg_kern_[0-9a-f]+)', text, re.M))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_without_a_disk_cache_units_of_one_level_share_a_module(n_threads):
+    kp = _chain_program()
+    cp = compile_program(kp, disk_cache=False, n_threads=n_threads)
+    x = np.linspace(-1, 1, 64)
+    np.testing.assert_allclose(cp(x)[0], run_program(kp, x)[0], rtol=1e-14)
+    assert cp.kernel_stats["compiled"] == cp.kernel_stats["distinct"] == 3
+    modules = cp.llvm_ir().split("; ---- tracegrad module ----")
+    assert len(modules) - 1 <= n_threads  # the entry, then at most one module per worker
+    symbols = {u.symbol for u in lower_program(kp, environment=fingerprint.kernel_environment()).units}
+    assert _defined_kernels(cp.llvm_ir()) == symbols
+
+
+def test_with_a_disk_cache_each_unit_is_stored_and_loaded_on_its_own(tmp_path):
+    kp = _chain_program()
+    first = compile_program(kp, disk_cache=str(tmp_path), n_threads=2)
+    assert first.kernel_stats["compiled"] == 3
+    other = _chain_program(prims=("tanh", "exp", "cos"))  # shares two units with `kp`
+    second = compile_program(other, disk_cache=str(tmp_path), n_threads=2)
+    assert second.kernel_stats["loaded"] == 2 and second.kernel_stats["compiled"] == 1
+    x = np.linspace(-1, 1, 64)
+    np.testing.assert_allclose(second(x)[0], run_program(other, x)[0], rtol=1e-14)
+
+
+def test_shares_balance_the_text_lengths():
+    texts = ["a" * n for n in (10, 9, 5, 4, 3, 1)]
+    groups = compiler._shares(texts, 2)
+    sums = [sum(map(len, g)) for g in groups]
+    assert len(groups) == 2 and sum(sums) == 32 and max(sums) - min(sums) <= 2
+    assert compiler._shares(["x"], 4) == [["x"]]
+
+
+# ---- threads ----------------------------------------------------------------------------------------
+
+def _unit_texts(kp):
+    lowered = lower_program(kp, environment="")
+    return [(str(m), level) for m, level in (u.build() for u in lowered.units)]
+
+
+def test_threads_make_the_same_object_code_as_one_thread():
+    jobs = [llvm_jobs.Job([text], level) for text, level in _unit_texts(_chain_program(n=1000))]
+    jobs.append(llvm_jobs.Job([jobs[0].texts[0]], 0, fast=True))
+    serial = llvm_jobs.run_jobs(jobs, 1)
+    for _ in range(3):
+        parallel = llvm_jobs.run_jobs(jobs, 2)
+        assert [d.obj for d in parallel] == [d.obj for d in serial]
+        assert [d.ir_text for d in parallel] == [d.ir_text for d in serial]
+
+
+def test_threads_link_several_texts_into_one_module():
+    texts = [t for t, _ in _unit_texts(_chain_program())]
+    [done] = llvm_jobs.run_jobs([llvm_jobs.Job(texts, 2)], 1)
+    pair = llvm_jobs.run_jobs([llvm_jobs.Job(texts[:2], 2), llvm_jobs.Job(texts[2:], 2)], 2)
+    assert len(_defined_kernels(done.ir_text)) == 3
+    assert _defined_kernels(done.ir_text) == _defined_kernels(pair[0].ir_text + pair[1].ir_text)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bad_ir_on_a_thread_is_a_python_error(workers):
+    good = _unit_texts(_chain_program())[0][0]
+    jobs = [llvm_jobs.Job([good], 2), llvm_jobs.Job(["define void @f() {\n  ret i32 0\n}"], 2)]
+    with pytest.raises(RuntimeError, match="(?i)error|ret"):
+        llvm_jobs.run_jobs(jobs, workers)
+    assert llvm_jobs.run_jobs(jobs[:1], workers)[0].obj  # the slots still work
+
+
+def _scaled_loss(scale):
+    return lambda v: np.sum(np.tanh(v * scale) + np.exp(-v * v))
+
+
+def test_many_programs_compile_on_threads_one_after_another():
+    for i, n in enumerate((5, 17, 64, 255)):
+        x = np.linspace(-1, 1, n)
+        value, grad = tracegrad.compile_grad(_scaled_loss(i + 1.0), argnums=0, disk_cache=False)(x)
+        ref = tracegrad.value_and_grad(_scaled_loss(i + 1.0), argnums=0)(x)
+        np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+        np.testing.assert_allclose(grad, ref[1], rtol=1e-11, atol=1e-14)
