@@ -332,6 +332,10 @@ class KernelEmitter:
         for red in self.reductions:
             x = values[red.store.value]
             if red.level == len(self.domain):
+                if red.store.reduce == "sum" and is_float(red.store.buffer.dtype):
+                    # one term: numpy's sum still starts at +0.0 (a sum of -0.0 is +0.0)
+                    zero = reduction_identity("sum", red.store.buffer.dtype, self.cur_lanes)
+                    x = combine(self.b, "sum", zero, x, red.store.buffer.dtype)
                 self._flush(red, x)
             else:
                 x = convert_value(self.b, x, red.store.buffer.dtype, red.acc_dtype)

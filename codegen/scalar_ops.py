@@ -248,13 +248,14 @@ def _pow(b, args, dtypes, out, params):
 
 
 def float_max(b, x, y):
-    """numpy.maximum: NaN if either is NaN, else the larger."""
-    pick_x = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered(">=", x, y))
+    """numpy.maximum: NaN if either is NaN, else the larger; y when equal (numpy's pick
+    between -0.0 and +0.0, so a reduction keeps the later of equal elements)."""
+    pick_x = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered(">", x, y))
     return b.select(pick_x, x, y)
 
 
 def float_min(b, x, y):
-    pick_x = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered("<=", x, y))
+    pick_x = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_ordered("<", x, y))
     return b.select(pick_x, x, y)
 
 

@@ -20,7 +20,7 @@ import threading
 import numpy as np
 
 from .core import Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of
-from .primitives import ShapeError
+from .primitives import SYMBOLIC_SCALARS, ShapeError, unbox_scalar
 
 # Creation order: `ops.find_trace` dispatches to the newest trace among the operands.
 # Whether a value may be used at all is decided by `TRACES`, not by levels.
@@ -176,6 +176,8 @@ class GraphBuilder:
         return self._consts[key][0]
 
     def _atom(self, x, like_dtype):
+        if type(x) in SYMBOLIC_SCALARS:  # a traced Python float: its traced value
+            x = unbox_scalar(x, like_dtype)
         if isinstance(x, TracedValue):
             if x._tg_trace is self:
                 return x._tg_var

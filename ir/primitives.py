@@ -152,10 +152,32 @@ def find_trace(args):
     return best
 
 
+# Traced Python scalars (`tracer.scalars`): type -> fn(scalar, like_dtype or None) giving
+# its traced 0-d value, in like_dtype as a Python number would be.  They carry no
+# `_tg_trace` (they must not count as arrays), so `bind` and the builder unbox them.
+SYMBOLIC_SCALARS: dict = {}
+
+
+def like_dtype(prim, args):
+    """The dtype a Python number among `args` takes: the first array's (where's branches')."""
+    operands = args[1:] if prim.name == "where" else args
+    return next((a.dtype for a in operands if type(a) not in SYMBOLIC_SCALARS
+                 and getattr(a, "dtype", None) is not None), None)
+
+
+def unbox_scalar(x, like):
+    """`x` as its traced value when it is a traced Python scalar, else `x` itself."""
+    fn = SYMBOLIC_SCALARS.get(type(x))
+    return x if fn is None else fn(x, like)
+
+
 def bind(name, *args, **params):
     prim = PRIMITIVES[name]
     trace = find_trace(args)
     if trace is None:
+        if SYMBOLIC_SCALARS and any(type(a) in SYMBOLIC_SCALARS for a in args):
+            like = like_dtype(prim, args)  # a traced Python float stays symbolic
+            return bind(name, *(unbox_scalar(a, like) for a in args), **params)
         return prim.run(*args, **params)
     return trace.process(prim, args, params)
 

@@ -174,49 +174,30 @@ def test_fixed_item_gradient_is_a_constant_in_every_mode():
     np.testing.assert_array_equal(tracegrad.compile_grad(f)(x)[1][0], t.grad.data)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="sum_negative_zero: tracegrad.jit(lambda x: "
-                   "tnp.sum(x * -1.5))(np.zeros(1)) is -0.0, numpy and eager give 0.0")
-def test_known_bug_sum_negative_zero():
+def test_fixed_sum_negative_zero():
     f = lambda x: tnp.sum(x * -1.5)  # noqa: E731
     got, want = tracegrad.jit(f)(np.zeros(1)), f(np.zeros(1))
     assert np.signbit(got) == np.signbit(want)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="extremum_signed_zero: tracegrad.jit(tnp.maximum)(a, b) "
-                   "with a = [-0.0, 0.0], b = [0.0, -0.0] gives [-0.0, 0.0], numpy and eager "
-                   "[0.0, -0.0]")
-def test_known_bug_extremum_signed_zero():
+def test_fixed_extremum_signed_zero():
     a, b = np.array([-0.0, 0.0]), np.array([0.0, -0.0])
     assert np.signbit(tracegrad.jit(tnp.maximum)(a, b)).tolist() == np.signbit(
         np.maximum(a, b)).tolist()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="weak_float_ops: tracegrad.compile_grad(lambda x: +x)(1.5) and "
-                   "tracegrad.compile_grad(lambda x: tracegrad.ir.ops.mul(x, np.float64(2.0)))"
-                   "(1.5) give the gradient 0.0 (value_and_grad too); tracegrad.jit(lambda x: "
-                   "ops.broadcast(x + 1.0, (2,)))(1.5) raises AttributeError")
-def test_known_bug_weak_float_ops():
+def test_fixed_weak_float_ops():
     assert tracegrad.compile_grad(lambda x: +x)(1.5)[1] == (1.0,)
     assert tracegrad.compile_grad(lambda x: ops.mul(x, np.float64(2.0)))(1.5)[1] == (2.0,)
     assert tracegrad.jit(lambda x: ops.broadcast(x + 1.0, (2,)))(1.5).tolist() == [2.5, 2.5]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="weak_float_compare: f = lambda x: ~(x < np.float64(0.74)); f(1.5) is "
-                   "np.True_, tracegrad.jit(f)(1.5) is array(-1)")
-def test_known_bug_weak_float_compare():
+def test_fixed_weak_float_compare():
     f = lambda x: ~(x < np.float64(0.74))  # noqa: E731
     assert tracegrad.jit(f)(1.5).dtype == np.bool_
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="float_guard_widened: tracegrad.jit(lambda x: x * 2.0 if "
-                   "float(tnp.astype(tnp.exp(x), np.float64)) > 0.1 else x)(np.float32(-1.0)) "
-                   "raises GuardMismatch (compiled 0.36787945032, traced 0.36787942052)")
-def test_known_bug_float_guard_widened():
+def test_fixed_float_guard_widened():
     f = tracegrad.jit(lambda x: x * 2.0 if float(tnp.astype(tnp.exp(x), np.float64)) > 0.1
                       else x)
     assert f(np.float32(-1.0)) == np.float32(-2.0)

@@ -7,6 +7,7 @@ import pytest
 
 import tracegrad as tg
 import tracegrad.numpy as tnp
+from tracegrad.ir import ops
 from tracegrad.tracer import Tensor
 
 FLOATS = ("float32", "float64")
@@ -177,3 +178,258 @@ def test_graph_builder_values_still_name_their_graph_variable():
     x = b.new_input(ShapedArray((2,), np.dtype(np.float64)))
     y = ops.sin(x)
     assert b.build([y]).outvars[0] is y.var
+
+
+# ---- a Python float argument stays a weak dynamic scalar ----------------------------------
+
+WEAK_UNARY = {
+    "pos": (lambda x: +x, 1.0),
+    "real": (lambda x: x.real * x, 2 * 1.5),
+    "real_then_ops": (lambda x: tnp.sin(x.real), np.cos(1.5)),
+    "round_ndigits": (lambda x: round(x, 1) * x, 1.5),  # round's own derivative is zero
+    "ops_mul": (lambda x: ops.mul(x, np.float64(2.0)), 2.0),
+    "ops_sin": (lambda x: ops.sin(x), np.cos(1.5)),
+    "ops_mul_weak_result": (lambda x: ops.mul(x * 2.0, x), 2 * 2 * 1.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WEAK_UNARY))
+def test_weak_float_argument_keeps_its_gradient(name):
+    f, want = WEAK_UNARY[name]
+    value, (grad,) = tg.compile_grad(f)(1.5)
+    np.testing.assert_allclose(value, f(1.5), rtol=1e-14)
+    np.testing.assert_allclose(grad, want, rtol=1e-14)
+    assert tg.value_and_grad(f)(1.5)[1] == pytest.approx(want, rel=1e-14)
+
+
+def test_weak_float_through_ops_takes_the_other_operands_dtype():
+    f = tg.jit(lambda x, y: ops.add(y, x))
+    got = f(1.5, np.ones(2, np.float32))
+    assert got.dtype == np.float32 and got.tolist() == [2.5, 2.5]
+    assert f(-1.0, np.ones(2, np.float32)).tolist() == [0.0, 0.0]  # no constant kept
+    where = tg.jit(lambda x, y: ops.where(y > 0, x, y))(1.5, np.array([1.0, -2.0], np.float32))
+    assert where.dtype == np.float32 and where.tolist() == [1.5, -2.0]
+    assert tg.jit(lambda x: ops.mul(x, np.float32(2.0)))(2.5).dtype == np.float32
+
+
+def test_weak_float_through_ops_broadcast():
+    f = tg.jit(lambda x: ops.broadcast(x + 1.0, (2,)))
+    assert f(1.5).tolist() == [2.5, 2.5] and f(-3.0).tolist() == [-2.0, -2.0]
+
+
+def test_round_of_weak_float_guards_the_rounded_value_only():
+    f = tg.jit(lambda x: round(x) * np.ones(2))
+    for x in (2.5, 3.5, 2.4, -0.5, 1.2):
+        got = f(x)
+        assert got.tolist() == [float(round(x))] * 2
+
+
+def test_item_float_through_ops_is_dynamic_and_detached():
+    f = tg.jit(lambda x, y: ops.mul(x.sum().item(), y))
+    assert f(np.ones(2), np.float32(2.0)) == 4.0
+    got = f(np.full(2, 3.0), np.float32(2.0))  # a new value: no stale constant
+    assert got == 12.0 and got.dtype == np.float32
+    _, (gx,) = tg.compile_grad(lambda x: ops.mul(x.sum().item(), x.sum()))(np.ones(2))
+    np.testing.assert_array_equal(gx, [2.0, 2.0])  # .item() is a constant for autodiff
+
+
+# ---- a weak float compared with a numpy scalar gives numpy's bool ---------------------------
+
+@pytest.mark.parametrize("x", [0.5, 0.74, 1.5])
+@pytest.mark.parametrize("scalar", [np.float64(0.74), np.float32(0.74)])
+def test_weak_float_compared_with_numpy_scalar_is_a_bool_array(x, scalar):
+    for f in (lambda v: ~(v < scalar), lambda v: v >= scalar, lambda v: scalar > v,
+              lambda v: (v == scalar) | (v != scalar)):
+        want, got = f(x), tg.jit(f)(x)
+        assert isinstance(want, np.bool_)
+        assert got.dtype == np.bool_ and bool(got) == bool(want)
+
+
+def test_weak_float_compared_with_python_float_still_branches():
+    f = tg.jit(lambda x: x * (1.0 if x < 0.74 else 2.0))
+    assert f(0.5) == 0.5 and f(1.5) == 3.0
+    assert tg.jit(lambda x: x * (1.0 if x < np.float64(0.74) else 2.0))(1.5) == 3.0
+
+
+# ---- float() guards on float64 values computed in float32 ---------------------------------
+
+@pytest.mark.parametrize("fn", ["exp", "sin", "tanh", "log1p", "cos"])
+@pytest.mark.parametrize("x", [-1.0, 0.3, 2.5])
+def test_float_guard_on_a_widened_float32_value_settles(fn, x):
+    def f(v):
+        widened = tnp.astype(getattr(tnp, fn)(v), np.float64)
+        return v * 2.0 if float(widened) > 0.1 else v
+    jitted = tg.jit(f)
+    for v in (np.float32(x), np.float32(x), np.float32(-x)):
+        assert jitted(v) == f(v)
+
+
+def test_guard_tolerance_uses_the_narrowest_float_dtype():
+    from tracegrad.guards import tolerance
+    from tracegrad.ir import GraphBuilder, ShapedArray
+    b = GraphBuilder(record_source=False)
+    x32 = b.new_input(ShapedArray((), np.dtype(np.float32)))
+    x64 = b.new_input(ShapedArray((), np.dtype(np.float64)))
+    wide = ops.convert(ops.exp(x32), np.dtype(np.float64))
+    b.add_guard(wide, np.float64(1.0), "float")
+    b.add_guard(ops.exp(x64), np.float64(1.0), "float")
+    g = b.build([wide])
+    env = dict(zip(g.invars, (np.float32(0.0), np.float64(0.0))))
+    narrow, full = (tolerance(g, guard, dict(env)) for guard in g.guards)
+    assert narrow == pytest.approx(8 * np.finfo(np.float32).eps)
+    assert full == pytest.approx(8 * np.finfo(np.float64).eps)
+
+
+# ---- signed zeros of compiled sums and extrema (numpy's picks) -------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape, axis", [((1,), None), ((1,), 0), ((3, 1), 1), ((1, 4), 0),
+                                         ((2, 1, 3), 1), ((5,), None), ((40, 1), 1)])
+def test_compiled_sum_of_negative_zeros_is_positive_zero(dtype, shape, axis):
+    x = np.full(shape, -0.0, dtype)
+    f = lambda v: tnp.sum(v, axis=axis)  # noqa: E731
+    want = np.sum(x, axis=axis)
+    assert not np.any(np.signbit(want))  # numpy's sum starts at +0.0
+    for got in (tg.jit(f)(x), f(tg.tensor(x)).data, tg.jit(lambda v: tnp.sum(v * -1.5, axis=axis))(
+            np.zeros(shape, dtype))):
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_compiled_prod_and_cumsum_keep_a_negative_zero_like_numpy():
+    x = np.array([-0.0])
+    assert np.signbit(tg.jit(tnp.prod)(x)) == np.signbit(np.prod(x))
+    assert np.signbit(tg.jit(tnp.cumsum)(x)).tolist() == np.signbit(np.cumsum(x)).tolist()
+
+
+@pytest.mark.parametrize("fn", ["maximum", "minimum"])  # numpy's fmax/fmin: by loop
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_compiled_binary_extrema_pick_numpys_signed_zero(fn, dtype):
+    a = np.array([-0.0, 0.0, -0.0, 0.0, 1.0, np.nan, -0.0], dtype)
+    b = np.array([0.0, -0.0, -0.0, 0.0, np.nan, 1.0, -1.0], dtype)
+    want = getattr(np, fn)(a, b)
+    for got in (tg.jit(getattr(tnp, fn))(a, b), getattr(tnp, fn)(tg.tensor(a), tg.tensor(b)).data):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+@pytest.mark.parametrize("fn", ["max", "min"])
+@pytest.mark.parametrize("n", [2, 3, 8, 16])
+def test_compiled_extremum_reductions_keep_the_later_equal_zero(fn, n):
+    for first in (-0.0, 0.0):
+        for at in (0, 1, n - 1):
+            x = np.full(n, 0.0 if first < 0 or np.signbit(first) else -0.0)
+            x[at] = first
+            want = getattr(np, fn)(x)
+            got = tg.jit(getattr(tnp, fn))(x)
+            assert np.signbit(got) == np.signbit(want), (x, got, want)
+
+
+def test_compiled_axis_extrema_pick_numpys_signed_zero():
+    x = np.full((3, 4), 0.0)
+    x[0] = -0.0
+    x[:, 3] = -0.0
+    for fn in ("max", "min"):
+        for axis in (0, 1):
+            want = getattr(np, fn)(x, axis=axis)
+            got = tg.jit(getattr(tnp, fn), static_argnums=(1,))(x, axis)
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+# ---- x[mask] op= v with a traced mask: a where-based update -------------------------------------
+
+def _masked_add(x, v):
+    x = x * 1.0
+    x[x > 1] += v
+    return x
+
+
+def _masked_ops(x, v):
+    y = x * 2.0
+    m = x > 0
+    y[m] -= v
+    y[m] *= 3.0
+    y[m] = y[m] / 2.0 + x[m]
+    y[x < -0.5] = -y[x < -0.5]  # the same mask, written twice
+    return y
+
+
+@pytest.mark.parametrize("f", [_masked_add, _masked_ops])
+@pytest.mark.parametrize("v", [2.0, np.float64(-1.5), np.array(0.5), np.array([0.25])])
+def test_traced_mask_in_place_update_matches_numpy(f, v):
+    x = np.array([[0.5, 2.0, -3.0], [1.5, -0.25, 4.0]])
+    want = f(x.copy(), v)
+    np.testing.assert_allclose(tg.jit(f)(x, v), want, rtol=1e-14)
+    np.testing.assert_allclose(tg.trace(f)(x, v)(x, v), want, rtol=1e-14)
+    np.testing.assert_allclose(_data(f(tg.tensor(x), v)), want, rtol=1e-14)  # eager
+
+
+@pytest.mark.parametrize("f", [_masked_add, _masked_ops])
+def test_traced_mask_in_place_update_gradients_match_eager_and_torch(f):
+    torch = pytest.importorskip("torch")
+    x, v = np.array([0.5, 2.0, -3.0, 1.5, -0.25]), np.array(0.75)
+    loss = lambda x, v: tnp.sum(f(x, v) ** 2)  # noqa: E731
+    _, (gx, gv) = tg.compile_grad(loss, argnums=(0, 1))(x, v)
+    tx, tv = (tg.tensor(a, requires_grad=True) for a in (x, v))
+    loss(tx, tv).backward()
+    np.testing.assert_allclose(gx, tx.grad.data, rtol=1e-13)
+    np.testing.assert_allclose(gv, tv.grad.data, rtol=1e-13)
+    px, pv = (torch.tensor(a, requires_grad=True) for a in (x, v))
+    (f(px, pv) ** 2).sum().backward()
+    np.testing.assert_allclose(gx, px.grad.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(gv, pv.grad.numpy(), rtol=1e-13)
+
+
+def test_traced_mask_update_over_leading_axes_with_row_values():
+    def f(x, row):
+        x = x + 0.0
+        x[x[:, 0] > 0] += row
+        x[x[:, 0] > 0, ...] *= 2.0
+        return x
+    x, row = np.array([[1.0, 2.0], [-1.0, 5.0], [3.0, 0.0]]), np.array([10.0, 20.0])
+    np.testing.assert_array_equal(tg.jit(f)(x, row), f(x.copy(), row))
+
+
+def test_traced_mask_selection_other_uses_are_clear_errors():
+    x = np.array([1.0, -2.0, 3.0])
+    for f in (lambda x: x[x > 0], lambda x: x[x > 0].sum(), lambda x: tnp.sum(x[x > 0]),
+              lambda x: len(x[x > 0]), lambda x: x[x > 0] + 1.0):
+        with pytest.raises(IndexError, match=r"nonzero\(mask, size=N\)"):
+            tg.jit(f)(x)
+
+
+def test_traced_mask_update_rejects_mismatched_masks_and_shapes():
+    def other_mask(x):
+        y = x * 1.0
+        y[x > 0] = x[x < 0]
+        return y
+
+    def row_too_long(x):
+        x = x * 1.0
+        x[x > 0] += np.ones(4)
+        return x
+    with pytest.raises(IndexError, match="same traced value"):
+        tg.jit(other_mask)(np.array([1.0, -2.0]))
+    with pytest.raises(ValueError, match="broadcast over the unmasked axes"):
+        tg.jit(row_too_long)(np.array([1.0, -2.0]))
+
+
+def test_traced_mask_update_keeps_the_dtype_of_x():
+    def f(x):
+        y = x.astype(np.float32)
+        y[y > 0] += 0.5
+        return y
+    got = tg.jit(f)(np.array([1.0, -1.0]))
+    assert got.dtype == np.float32 and got.tolist() == [1.5, -1.0]
+
+
+@pytest.mark.parametrize("bounds", [(-0.0, 0.0), (0.0, -0.0), (None, 0.0), (None, -0.0),
+                                    (0.0, None), (-0.0, None), (-1.0, 0.0), (0.0, 1.0),
+                                    (np.full(6, -0.0), 0.0), (np.full(6, 0.0), np.full(6, -0.0))])
+def test_clip_signed_zeros_follow_numpy(bounds):
+    x = np.array([-0.0, 0.0, -0.0, 0.0, 0.5, -2.0])
+    lo, hi = bounds
+    want = np.clip(x, lo, hi)
+    f = lambda v: tnp.clip(v, lo, hi)  # noqa: E731
+    for got in (f(tg.tensor(x)).data, tg.jit(f)(x), tg.trace(f)(x)(x)):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))

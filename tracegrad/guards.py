@@ -12,9 +12,9 @@ When a specialization is compiled, its native code runs once on the inputs it
 was traced with.  A float guard whose compiled value differs from the traced
 one by no more than the rounding bound
 
-    8 * eps(dtype) * (n + 1) * max(|traced value|, S)
+    8 * eps * (n + 1) * max(|traced value|, S)
 
-is *settled*: from then on it expects the compiled value, compared exactly, so
+(eps: of the narrowest float dtype the value is computed from) is *settled*: from then on it expects the compiled value, compared exactly, so
 the native code agrees with itself on every later call.  `n` is the number of
 terms summed on the way to the guarded value (the reduced extents of the sums
 and the contracted dimensions of the products it depends on) and `S` the
@@ -94,8 +94,14 @@ def tolerance(graph: Graph, guard, env) -> float:
         terms, size = _summed(e, env)
         n += terms
         magnitude = max(magnitude, size)
-    eps = float(np.finfo(_dtype(guard)).eps)
-    return ROUNDING_FACTOR * eps * (n + 1) * magnitude
+    return ROUNDING_FACTOR * _eps(guard, eqns) * (n + 1) * magnitude
+
+
+def _eps(guard, eqns) -> float:
+    """The largest eps among the float values the guarded one is computed from: a float64
+    value converted from float32 results carries float32's rounding."""
+    floats = [o.aval.dtype for e in eqns for o in e.outs if o.aval.dtype.kind == "f"]
+    return max(float(np.finfo(d).eps) for d in floats + [_dtype(guard)])
 
 
 def _summed(eqn, env):

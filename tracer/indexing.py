@@ -103,13 +103,19 @@ def _classify(i):
     return _classify_array(i)
 
 
+def _mask_error(mask, src=None) -> IndexError:
+    msg = (f"a traced boolean mask {mask.aval} cannot index: the result's shape would depend "
+           "on its values. Use tracegrad.numpy.where(mask, x, 0) to keep the shape, or "
+           "tracegrad.numpy.nonzero(mask, size=N) for a fixed number of indices. Elementwise "
+           "arithmetic on x[mask] assigned back through the same mask (`x[mask] += v`, "
+           "`x[mask] = y[mask] * 2`, v broadcasting over the unmasked axes) is a where.")
+    return IndexError(msg + f"\n  at {src}") if src else IndexError(_located(msg))
+
+
 def _classify_array(i):
     if _is_traced(i):
         if i.dtype == np.bool_:
-            raise IndexError(_located(
-                f"a traced boolean mask {i.aval} cannot index: the result's shape would depend "
-                "on its values. Use tracegrad.numpy.where(mask, x, 0) to keep the shape, or "
-                "tracegrad.numpy.nonzero(mask, size=N) for a fixed number of indices."))
+            raise _mask_error(i)
         _check_int_dtype(i.dtype)
         return "array", i
     a = _concrete_array(i)
@@ -279,8 +285,12 @@ def _advanced(x, p: Parsed):
 
 
 def getitem(x, idx):
-    """`x[idx]` with NumPy's basic and advanced indexing."""
+    """`x[idx]` with NumPy's basic and advanced indexing; a traced bool mask gives a
+    `MaskedSelection` (see there)."""
     shape = ops.shape(x)
+    mask = _traced_mask(idx, shape)
+    if mask is not None:
+        return MaskedSelection(x, mask)
     p = parse(shape, idx)
     y = ops.reshape(x, p.shape)
     return _advanced(y, p) if p.arrays else _basic(y, p)
@@ -391,12 +401,138 @@ def _traced_mask(idx, shape):
 
 def _set_masked(x, mask, v):
     """`x[mask] = v` for a traced mask: where(mask, v, x), v broadcast over the rest axes
-    (the selection's length is data-dependent, so v must not depend on it)."""
+    (the selection's length is data-dependent, so v must not depend on it), or v's full
+    array for a selection through the same mask (`x[mask] += 1`)."""
     shape, k = ops.shape(x), len(ops.shape(mask))
+    m = ops.broadcast(ops.reshape(mask, ops.shape(mask) + (1,) * (len(shape) - k)), shape)
+    if isinstance(v, MaskedSelection):
+        return ops.where(m, _selected_values(v, mask, shape, ops.dtype(x)), x)
     v = _value(v, ops.dtype(x), shape[k:], "setitem with a traced mask (the value must "
                "broadcast over the unmasked axes)")
-    m = ops.broadcast(ops.reshape(mask, ops.shape(mask) + (1,) * (len(shape) - k)), shape)
     return ops.where(m, ops.broadcast(v, shape), x)
+
+
+def _selected_values(sel, mask, shape, dtype):
+    """The full array of `sel`, to be assigned through `mask` into an array of `shape`."""
+    from .numpy._core import _convert
+    if not _same_mask(sel.mask, mask):
+        raise IndexError(_located(
+            "x[mask] = y[other_mask] with traced masks: the masks must be the same traced "
+            "value (the positions selected on both sides must be the same)"))
+    if tuple(ops.shape(sel.full)) != tuple(shape):
+        raise ValueError(_located(
+            f"x[mask] = y[mask] with a traced mask needs x and y of one shape (got "
+            f"{tuple(shape)} and {tuple(ops.shape(sel.full))})"))
+    return _convert(sel.full, dtype)
+
+
+def _same_mask(a, b) -> bool:
+    """Whether traced masks a and b are the same value: one variable, or one equation
+    applied to the same operands (`x > 0` written twice)."""
+    if a is b or a._tg_var is b._tg_var:
+        return True
+    ea, eb = _defining_eqn(a), _defining_eqn(b)
+    return (ea is not None and eb is not None and ea.prim is eb.prim
+            and ea.params == eb.params and len(ea.inputs) == len(eb.inputs)
+            and all(_same_atom(p, q) for p, q in zip(ea.inputs, eb.inputs)))
+
+
+def _defining_eqn(value):
+    var = value._tg_var
+    eqns = getattr(value._tg_trace, "eqns", ())
+    return next((e for e in reversed(eqns) if any(o is var for o in e.outs)), None)
+
+
+def _same_atom(p, q) -> bool:
+    if p is q:
+        return True
+    pv, qv = getattr(p, "value", None), getattr(q, "value", None)  # Literals
+    return (pv is not None and qv is not None and pv.dtype == qv.dtype
+            and bool(np.array_equal(pv, qv, equal_nan=True)))
+
+
+# ---- x[mask] for a traced mask ----------------------------------------------------------------
+
+class MaskedSelection(TracedValue):
+    """`x[mask]` for a traced bool mask: its shape depends on the data, so it is no array.
+    It is kept as `full` (x's shape, the selected values at the mask's positions) for the
+    uses whose result has a static shape: elementwise arithmetic with operands that
+    broadcast over the unmasked axes (or selections through the same mask), assigned back
+    through the mask (`x[mask] += v` is `x = where(mask, x + v, x)`; differentiable).
+    Any other use (a numpy function, a method, an output) raises the IndexError that
+    indexing with a traced mask raises, naming the line that indexed."""
+
+    def __init__(self, full, mask):
+        self._tg_trace = ops.find_trace([full, mask])
+        self.full, self.mask, self._src = full, mask, user_source_location()
+
+    @property
+    def _tg_var(self):  # every recording of this value (ops, outputs) lands here
+        raise _mask_error(self.mask, self._src)
+
+    def __repr__(self):
+        return f"MaskedSelection<{ops.aval(self.full)}[{self.mask.aval} mask]>"
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise _mask_error(self.mask, self._src)
+
+    def __bool__(self):
+        raise _mask_error(self.mask, self._src)
+
+    __len__ = __iter__ = __array__ = __bool__
+
+    def _apply(self, fn, other, reflected):
+        from . import numpy as tnp
+        o = other.full if isinstance(other, MaskedSelection) else _over_unmasked(self, other)
+        if isinstance(other, MaskedSelection) and not (
+                _same_mask(self.mask, other.mask) and ops.shape(self.full) == ops.shape(o)):
+            raise _mask_error(self.mask, self._src)
+        fn = getattr(tnp, fn)
+        return MaskedSelection(fn(o, self.full) if reflected else fn(self.full, o), self.mask)
+
+
+def _over_unmasked(sel, v):
+    """`v` as an operand of `sel.full`: its shape (leading 1s dropped) must broadcast over
+    the unmasked axes, as it would against every selected row."""
+    rest = tuple(ops.shape(sel.full)[len(ops.shape(sel.mask)):])
+    vs = tuple(np.shape(v)) if not hasattr(v, "shape") else tuple(v.shape)
+    trimmed = vs
+    while len(trimmed) > len(rest) and trimmed[0] == 1:
+        trimmed = trimmed[1:]
+    try:
+        ok = len(trimmed) <= len(rest) and np.broadcast_shapes(trimmed, rest) == rest
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(_located(f"x[mask] with a traced mask: an operand of shape {vs} must "
+                                  f"broadcast over the unmasked axes {rest}"))
+    return ops.reshape(v, trimmed) if trimmed != vs else v
+
+
+def _masked_binary(name, reflected):
+    def op(self, other):
+        return self._apply(name, other, reflected)
+    return op
+
+
+def _masked_unary(name):
+    def op(self):
+        from . import numpy as tnp
+        return MaskedSelection(getattr(tnp, name)(self.full), self.mask)
+    return op
+
+
+_MASKED_BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide",
+                  "floordiv": "floor_divide", "mod": "remainder", "pow": "power",
+                  "and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor"}
+for _name, _fn in _MASKED_BINARY.items():
+    setattr(MaskedSelection, f"__{_name}__", _masked_binary(_fn, False))
+    setattr(MaskedSelection, f"__r{_name}__", _masked_binary(_fn, True))
+for _name, _fn in {"neg": "negative", "pos": "positive", "abs": "absolute",
+                   "invert": "invert"}.items():
+    setattr(MaskedSelection, f"__{_name}__", _masked_unary(_fn))
 
 
 def setitem(x, idx, v):

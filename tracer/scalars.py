@@ -33,10 +33,11 @@ import operator
 
 import numpy as np
 
-from tracegrad.ir import user_source_location
+from tracegrad.ir import ops, user_source_location
+from tracegrad.ir.primitives import SYMBOLIC_SCALARS
 
 from . import numpy as tnp
-from .dtypes import WeakScalar
+from .dtypes import WeakScalar, weak_default
 
 
 def _defer(other) -> bool:
@@ -78,7 +79,7 @@ class TracedScalar:
 
     @property
     def real(self):
-        return self._tg_value()
+        return self  # a real number is its own real part (no value use)
 
     @property
     def imag(self):
@@ -95,6 +96,8 @@ def _comparison(fn, base_op):
             return NotImplemented
         if not _is_number(other):  # the outcome does not depend on the value
             return base_op(self._tg_plain(), other)
+        if isinstance(other, np.generic):  # numpy gives an np.bool_: a traced 0-d bool
+            return fn(self, other)
         return bool(fn(self, other))  # bool() of a traced bool: a guard on the outcome
     return op
 
@@ -166,7 +169,7 @@ for _name, _fn in _methods().items():
 
 SYMBOLIC_BINARY = {"add": tnp.add, "sub": tnp.subtract, "mul": tnp.multiply,
                    "truediv": tnp.divide, "pow": tnp.power}
-SYMBOLIC_UNARY = {"__neg__": tnp.negative, "__pos__": lambda x: x, "__abs__": tnp.absolute}
+SYMBOLIC_UNARY = {"__neg__": tnp.negative, "__pos__": tnp.positive, "__abs__": tnp.absolute}
 
 
 def _is_python_number(x) -> bool:
@@ -204,6 +207,14 @@ def _symbolic_unary(fn):
     return op
 
 
+def _weak_round(self, ndigits=None):
+    """round(x): a Python int, guarded on the rounded value only (half to even, as
+    Python); round(x, n): a weak float rounded as numpy (and jax.numpy) round."""
+    if ndigits is None:
+        return int(tnp.rint(self))
+    return WeakFloat(tnp.round(self, operator.index(ndigits)))
+
+
 def _weak_methods():
     body = {name: _comparison(*fns) for name, fns in COMPARISONS.items()}
     for name, fn in BINARY_VALUE_USES.items():
@@ -213,8 +224,22 @@ def _weak_methods():
         body[f"__r{name}__"] = _symbolic_binary(fn, True)
     body.update({name: _unary_use(fn) for name, fn in UNARY_VALUE_USES.items()})
     body.update({name: _symbolic_unary(fn) for name, fn in SYMBOLIC_UNARY.items()})
+    body["__round__"] = _weak_round
     return body
 
 
 for _name, _fn in _weak_methods().items():
     setattr(WeakFloat, _name, _fn)
+
+
+# ---- direct ir.ops calls ---------------------------------------------------------------
+
+def _traced_operand(x, like):
+    """A traced scalar as an `ir.ops` operand: its traced value (detached for `.item()`
+    floats), in `like` (the other operands' dtype) as a Python float would be."""
+    sym = tnp.symbolic_value(x)
+    dt = like if like is not None else weak_default(x)
+    return sym if sym.dtype == dt else ops.convert(sym, dt)
+
+
+SYMBOLIC_SCALARS.update({TracedFloat: _traced_operand, WeakFloat: _traced_operand})

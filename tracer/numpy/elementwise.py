@@ -11,7 +11,7 @@ from tracegrad.ir import PRIMITIVES, ops
 from .. import dtypes
 from ._core import (
     _broadcast, _convert, _dtype, _elementwise, _lift,
-    _operand, _reject, _symbolic, is_boxed,
+    _ndim, _operand, _reject, _symbolic, is_boxed,
 )
 
 
@@ -210,14 +210,17 @@ def where(condition, x=None, y=None, /):
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
-    """min(max(a, a_min), a_max); either bound may be None."""
+    """min(max(a, a_min), a_max); either bound may be None.  Where a equals a bound
+    (-0.0 and +0.0) NumPy keeps a when both bounds are scalars and the bound otherwise;
+    maximum and minimum give their second operand on ties, so the order follows that."""
     _reject("clip", out=out)
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
+    keep_a = lo is not None and hi is not None and _ndim(_operand(lo)) == _ndim(_operand(hi)) == 0
     if lo is not None:
-        a = maximum(a, lo)
+        a = maximum(lo, a) if keep_a else maximum(a, lo)
     if hi is not None:
-        a = minimum(a, hi)
+        a = minimum(hi, a) if keep_a else minimum(a, hi)
     return _operand(a)
 
 
