@@ -133,10 +133,12 @@ class Expander:
         uniform = self.plan.uniform(buf)
         if uniform is not None:
             return uniform
-        offset, strides = flat_map(view, shape if shape is not None else var.aval.shape)
-        bounds = address_bounds(view.box, self.domain, offset, strides, math.prod(buf.shape))
         self.reads.append(Read(buf, var, None if shape is not None else view))
-        return self.body.load(buf, IndexMap(offset, strides, bounds), buf.dtype)
+        key = (view, shape if shape is not None else var.aval.shape, self.domain, buf.shape)
+        index = self.plan.index_maps.get(key)
+        if index is None:
+            index = self.plan.index_maps[key] = _index_map(*key)
+        return self.body.load(buf, index, buf.dtype)
 
     def stored_source(self, atom):
         """The stored var `atom` is a chain of reshapes of, or None."""
@@ -166,6 +168,13 @@ class Expander:
                               IndexMap(0, (0,) * len(self.domain),
                                        tuple((lo, hi, 1) for lo, hi in box)), np.bool_)
         return self.body.op("where", (mask, value, zero), {}, dtype)
+
+
+def _index_map(view, shape, domain, buffer_shape) -> IndexMap:
+    """Where a load of `shape`'s row-major layout at `view` reads, kept in bounds."""
+    offset, strides = flat_map(view, shape)
+    bounds = address_bounds(view.box, domain, offset, strides, math.prod(buffer_shape))
+    return IndexMap(offset, strides, bounds)
 
 
 def _step_elementwise(ex, eqn, view):

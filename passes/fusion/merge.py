@@ -63,6 +63,7 @@ class _Merger:
     def __init__(self, plan, summaries=None):
         self.plan, self.summaries = plan, summaries
         self.groups, self.group_of, self.writers = [], {}, {}
+        self.bits = {}  # buffer -> bit mask of the groups writing it
         self.loops = {}  # domain -> bit mask of its loop groups
         self.anc = []  # group id -> bit mask of the group and its ancestors
 
@@ -73,18 +74,15 @@ class _Merger:
         return deps | {group_of[a].id for a in t.after}
 
     def group_bits(self, buffer) -> int:
-        mask = 0
-        for w in self.writers.get(buffer, ()):
-            mask |= 1 << self.group_of[w].id
-        return mask
+        return self.bits.get(buffer, 0)
 
     def deps_mask(self, t, skip=frozenset()) -> int:
         """The groups t depends on directly, as a bit mask: those writing what it reads
         (but `skip`), also below its frontier in an analysis round, or that it follows."""
-        mask = 0
+        mask, bits = 0, self.bits
         for r in t.reads:
             if r.buffer not in skip:
-                mask |= self.group_bits(r.buffer)
+                mask |= bits.get(r.buffer, 0)
         for a in t.after:
             mask |= 1 << self.group_of[a].id
         for k in t.frontier:
@@ -152,6 +150,7 @@ class _Merger:
             self.anc[g.id] |= ancestors
         for b in t.writes():
             self.writers.setdefault(b, []).append(t)
+            self.bits[b] = self.bits.get(b, 0) | 1 << g.id
 
     def _new_group(self, t):
         # a dot or a control-flow step is a kernel of its own (`dot` marks both)

@@ -62,6 +62,7 @@ class Plan:
         self._changes, self._promoted = [set()], [set()]
         self._reserved = {}  # var in `stop` -> the buffer it gets if stored
         self.expansions = {}  # tasks.expansion_key -> tasks.Expansion
+        self.index_maps = {}  # (view, shape, domain, buffer shape) -> a load's IndexMap
         for e in self.eqns:
             for v in e.outs:
                 if v not in self.buffers and v not in self.absorbed and always_stored(e):
