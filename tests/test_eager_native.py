@@ -20,6 +20,12 @@ INSTALLED = [(name, dt) for name, limits in gates.THRESHOLDS.items() for dt in l
 pytestmark = pytest.mark.skipif(not gates.enabled_by_env(), reason="TRACEGRAD_EAGER_NATIVE=0")
 
 
+@pytest.fixture(autouse=True)
+def loaded():
+    """The kernels loaded, as after WARMUP_CALLS qualifying calls."""
+    assert gates.BACKEND.load() is not None
+
+
 def ulps(a, b):
     """Distance in units in the last place between arrays of one float dtype."""
     itype = {F32: np.int32, F64: np.int64}[a.dtype]
@@ -185,6 +191,16 @@ def test_compile_failure_warns_once_and_falls_back(monkeypatch, fresh):
         assert PRIMITIVES["cos"].native(x) is NotImplemented
     assert [str(w.message) for w in caught if "native eager" in str(w.message)] == [
         next(str(w.message) for w in caught if "native eager" in str(w.message))]
+
+
+def test_the_compiler_loads_after_the_warmup_calls():
+    code = ("import numpy as np, sys, tracegrad; from tracegrad import eager; "
+            "from tracegrad.ir.primitives import PRIMITIVES; x = np.ones(8); "
+            "outs = [PRIMITIVES['sin'].native(x) for _ in range(eager.WARMUP_CALLS - 1)]; "
+            "print(all(o is NotImplemented for o in outs), 'llvmlite' in sys.modules, "
+            "PRIMITIVES['sin'].native(x) is NotImplemented, 'llvmlite' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "False", "True"]
 
 
 def test_env_switch_disables():

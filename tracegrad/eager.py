@@ -3,9 +3,10 @@ kernels (codegen/eager.py) instead of numpy (docs/eager.md).
 
 `install()` (called by `tracegrad/__init__.py`) sets `Primitive.native` of the primitives in
 `THRESHOLDS` to a gate that checks, in Python and cheaply, that the operands are plain
-ndarrays of a float dtype with a threshold for the primitive, at least that many elements,
-of one shape (or 0-d scalars), and only then imports the compiler (llvmlite) and calls the
-kernel.  Anything else returns NotImplemented and `Primitive.run` uses numpy's `impl`.
+ndarrays of one float dtype and shape (or scalars) whose size falls in the primitive's
+window, and only then calls the kernel; the compiler (llvmlite) is imported once
+WARMUP_CALLS calls qualified.  Anything else returns NotImplemented and `Primitive.run`
+uses numpy's `impl`.
 tracer/ and ir/ never import codegen: the facade hands the kernels to the primitives.
 
 `TRACEGRAD_EAGER_NATIVE=0` (read by `install`) keeps every eager operation on numpy;
@@ -56,14 +57,30 @@ THRESHOLDS = {
 }
 
 
+# Qualifying calls a process makes on numpy before the compiler is loaded: loading llvmlite
+# and the compiler's fingerprint costs a few hundred ms once, which a script making a
+# handful of eager operations would never win back (and `import tracegrad` keeps eager
+# and tracing users free of llvmlite until they compile, as before).
+WARMUP_CALLS = 64
+
+
 class _Backend:
-    """The compiler's eager kernels, imported on the first call that wants one."""
+    """The compiler's eager kernels, imported once WARMUP_CALLS calls wanted one."""
 
     def __init__(self):
         self.module = None
         self.failed = False
+        self.wanted = 0
 
     def get(self):
+        if self.module is None and not self.failed:
+            self.wanted += 1
+            if self.wanted >= WARMUP_CALLS:
+                self.load()
+        return self.module
+
+    def load(self):
+        """Import the kernels now (None if the compiler cannot be loaded)."""
         if self.module is None and not self.failed:
             try:
                 from tracegrad.codegen import eager  # noqa: PLC0415 (llvmlite loads on first use)
