@@ -9,20 +9,20 @@
 Either way the kernel program is lowered to an entry module and its distinct compile
 units (lower.py, units.py).  Each unit is loaded from the disk cache by its own key or
 emitted, optimized at its own level and turned into object code (without a disk cache,
-the units of one level share one module: `_compile_modules`); the entry through the
-code generator's fast path, unoptimized when it only calls (`_entry_code`); one engine
+the units of one level share one module per thread: `_unit_jobs`); the entry through the
+code generator's fast path, unoptimized when it only calls (`_entry_job`); one engine
 links them all.  LLVM work runs under llvm_util.LOCK; planning and graph hashing do not
 need it.
 
-LLVM work is not spread over threads: llvmlite serializes every call into LLVM on one
-process-wide lock of its own, so two threads would only take turns, and a process pool
-costs more to start than the kernels of the programs measured take to compile
-(docs/codegen.md, "Compile time").
+A program's modules (its units' modules and the entry) are optimized and turned into
+object code on up to `n_threads` threads, each with its own LLVM context and target
+machines (llvm_jobs.py: llvmlite's own lock would make threads take turns, so the long
+calls bypass it); the object code is the same as on one thread.
 
 `CompiledProgram.stage_seconds` says where the time went (key, lookup, plan, lower,
-emit, optimize, object, entry, link), and `kernel_stats` how many kernel calls the
-program has, how many distinct units, how many of them were compiled and how many
-loaded from the cache.  With `TRACEGRAD_LOG=1` (or `info`) a compile that has run for
+emit, llvm (the threads' wall time), optimize and object (summed over threads), entry,
+link), and `kernel_stats` how many kernel calls the program has, how many distinct
+units, how many of them were compiled and how many loaded from the cache.  With `TRACEGRAD_LOG=1` (or `info`) a compile that has run for
 PROGRESS_AFTER seconds logs its progress on the "tracegrad" logger.
 """
 from __future__ import annotations
@@ -164,8 +164,8 @@ def _shares(texts, n: int) -> list:
 
 
 def _run_jobs(jobs, workers: int, stages: Stages) -> list:
-    """Each job's UnitCode (llvm_jobs.run_jobs); their optimize and object seconds are
-    added up, over threads, under `stage_names` of the job (default optimize, object)."""
+    """Each job's UnitCode (llvm_jobs.run_jobs).  Stage times add up over threads: the
+    units' under optimize and object, the entry's (the fast job) under entry."""
     with stages.stage("llvm"):
         done = llvm_jobs.run_jobs(jobs, workers)
     for job, d in zip(jobs, done):
