@@ -76,10 +76,11 @@ class Body:
         """An Op, or a Const when every operand is constant, or an operand when the
         other is neutral (`passes/identities.py`)."""
         args = tuple(args)
-        if all(isinstance(a, Const) for a in args):
+        consts = [isinstance(a, Const) for a in args]
+        if all(consts):
             vals = [np.asarray(a.value, a.dtype) for a in args]
             return const(PRIMITIVES[prim].impl(*vals, **params), dtype)
-        if prim in NEUTRAL_BY_PRIM:
+        if prim in NEUTRAL_BY_PRIM and any(consts):  # only a constant can be neutral
             kept = neutral_operand(prim, _constant_values(args), dtype)
             if kept is not None:
                 return args[kept]

@@ -22,8 +22,6 @@ planning re-runs until no value is left to store.
 """
 from __future__ import annotations
 
-from tracegrad.ir.core import Var
-
 from .expand import NeedBuffer
 from .tasks import Task, expand_task, identity_store
 from .views import identity_view
@@ -52,16 +50,6 @@ class _Kernel:
                    for p in parents.get(key, ()))
         self.live[key] = live
         return live
-
-
-def _users(plan) -> dict:
-    """Var -> the vars of the equations reading it."""
-    out = {}
-    for e in plan.eqns:
-        for a in e.inputs:
-            if isinstance(a, Var):
-                out.setdefault(a, []).extend(e.outs)
-    return out
 
 
 def _own_task(plan, var):
@@ -138,7 +126,9 @@ class _Sweep:
 
     def add(self, t, gid, root=None):
         self.kernels[t] = [_Kernel(t, gid, root)]
-        self.parents[t] = _parents(t)
+        if t.expansion.parents is None:  # shared by the tasks sharing the expansion
+            t.expansion.parents = _parents(t)
+        self.parents[t] = t.expansion.parents
         for key in t.instances:
             self.by_var.setdefault(key[0], []).append((t, key))
             if not t.inline:
@@ -156,7 +146,7 @@ def to_store(plan, tasks, groups, group_of) -> tuple:
     the values there (`tainted`) wait for a round that expands through it.
     """
     sweep = _Sweep(plan, tasks, groups, group_of)
-    users = _users(plan)
+    users = plan.users
     chosen, rejected, tainted = [], set(), set()
     for eqn in reversed(plan.eqns):
         v = eqn.outs[0]

@@ -26,6 +26,15 @@ def _use_counts(eqns, outvars) -> dict:
     return uses
 
 
+def _users(eqns) -> dict:
+    out = {}
+    for e in eqns:
+        for a in e.inputs:
+            if isinstance(a, Var):
+                out.setdefault(a, []).extend(e.outs)
+    return out
+
+
 def always_stored(eqn) -> bool:
     return eqn.prim.kind in ("reduce", "dot", "control", "extern") or eqn.prim.name == "concatenate"
 
@@ -63,6 +72,8 @@ class Plan:
         self._reserved = {}  # var in `stop` -> the buffer it gets if stored
         self.expansions = {}  # tasks.expansion_key -> tasks.Expansion
         self.index_maps = {}  # (view, shape, domain, buffer shape) -> a load's IndexMap
+        self._within = set()  # (var, limit): its subtree costs no more than limit
+        self.users = _users(self.eqns)  # var -> the vars of the equations reading it
         for e in self.eqns:
             for v in e.outs:
                 if v not in self.buffers and v not in self.absorbed and always_stored(e):
@@ -174,7 +185,16 @@ class Plan:
     # -- the recompute policy's measure -------------------------------------------
     def cost_exceeds(self, var, limit) -> bool:
         """Whether the cost of `var`'s subtree (down to buffers) is above `limit`; it
-        stops counting there, so a long subtree costs no more to ask about than a short one."""
+        stops counting there, so a long subtree costs no more to ask about than a short one.
+        Storing values only shrinks subtrees: a subtree within a limit stays within it."""
+        if (var, limit) in self._within:
+            return False
+        if self._cost_exceeds(var, limit):
+            return True
+        self._within.add((var, limit))
+        return False
+
+    def _cost_exceeds(self, var, limit) -> bool:
         seen, stack, total = set(), [var], 0
         while stack:
             v = stack.pop()

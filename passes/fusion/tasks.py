@@ -62,6 +62,7 @@ class Task:
     body: object = None
     values: list = field(default_factory=list)
     marks: list = field(default_factory=list)
+    expansion: object = None  # the Expansion those fields come from
 
     def writes(self):
         return [s.buffer for s in self.stores]
@@ -188,6 +189,7 @@ class Expansion:
     consulted: frozenset  # every var whose status the expansion depends on
     sourced: frozenset  # those asked about as the buffer beneath reshapes
     fields: tuple  # values, marks, reads, instances, body, children, frontier
+    parents: dict | None = None  # instance -> the instances reading it (`recompute`)
 
 
 def expansion_key(task) -> tuple:
@@ -214,7 +216,7 @@ def expand_task(plan, task):
     known = _current(plan, plan.expansions.get(key))
     if known is None:
         known = _expand(plan, task)
-    plan.expansions[key] = known
+    plan.expansions[key] = task.expansion = known
     (task.values, task.marks, task.reads, task.instances, task.body, task.children,
      task.frontier) = known.fields
 
