@@ -210,9 +210,9 @@ def where(condition, x=None, y=None, /):
 
 
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
-    """min(max(a, a_min), a_max); either bound may be None.  Where a equals a bound
-    (-0.0 and +0.0) NumPy keeps a when both bounds are scalars and the bound otherwise;
-    maximum and minimum give their second operand on ties, so the order follows that."""
+    """min(max(a, a_min), a_max); either bound may be None."""
+    # Where a equals a bound (-0.0 and +0.0) NumPy keeps a when both bounds are scalars,
+    # else the bound; maximum and minimum give their second operand on ties.
     _reject("clip", out=out)
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
