@@ -188,8 +188,8 @@ def _binary_gate(name, limits):
         if params:
             return NotImplemented
         if (type(x) is np.ndarray and type(y) is np.ndarray and x.shape == y.shape
-                and x.dtype == y.dtype and x.ndim):  # the common case, checked cheaply
-            if not _in_window(limits.get(x.dtype), x.size):
+                and x.dtype == y.dtype):  # the common case, checked cheaply
+            if not x.ndim or not _in_window(limits.get(x.dtype), x.size):
                 return NotImplemented
             out = calls.run(x.dtype, "aa", (x, y))
             if out is not NotImplemented:
