@@ -200,8 +200,8 @@ def unit_codes(units, store, stages: Stages, stats: dict, workers: int = 1) -> l
 
 def _prepare(disk_cache):
     """The disk cache to use; the process's symbols and fast-call function ready."""
-    register_symbols()
     store = cache.resolve(disk_cache)
+    register_symbols(store)
     FAST_ENTRY.get(store)  # once per process, before any CompiledProgram needs it
     return store
 

@@ -26,7 +26,6 @@ Invariants that keep it from crashing or hanging:
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import signal
 
@@ -356,38 +355,66 @@ class PoolModule:
         b.ret(b.select(mine, b.load(self.workers, typ=I64), i64(0)))
 
 
-@functools.lru_cache(maxsize=None)
-@llvm_util.locked
-def _addresses() -> dict:
-    """Build and load the pool once per process: name -> address."""
-    for name, address in libc_symbols(_LIBC).items():
-        llvm.add_symbol(name, address)
-    # unoptimized and quickly emitted: its speed is that of its atomics, syscalls and pauses
+def settings() -> dict:
+    """The constants the pool's code is built with (part of its disk-cache key)."""
+    return {"MAX_WORKERS": MAX_WORKERS, "WORKER_SPIN": WORKER_SPIN, "CALLER_SPIN": CALLER_SPIN}
+
+
+def build_object() -> tuple:
+    """(object code, IR text) of the pool: unoptimized and quickly emitted, since its speed
+    is that of its atomics, syscalls and pauses."""
     ref = llvm_util.parse(PoolModule().build())
-    engine = llvm_util.load_objects([llvm_util.emit_object(ref, fast=True)])
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed: workers run its code
-    table = {name: engine.get_function_address(name) for name in ("tg_pool_run", "tg_pool_workers_here")}
-    table["tg_pool_busy"] = engine.get_global_value_address("tg_pool_busy")
-    return table
+    return llvm_util.emit_object(ref, fast=True), str(ref)
 
 
-def symbols() -> dict:
-    """The pool's entry point for the JIT's symbol table (built on first use)."""
-    return {"tg_pool_run": run_address()}
+class LoadedPool:
+    """The pool in this process: loaded at most once, its engine never freed (workers run
+    its code until the process ends)."""
+
+    def __init__(self):
+        self.addresses = None
+
+    @llvm_util.locked
+    def load(self, make_object=None) -> dict:
+        """Name -> address; `make_object()` gives the object code (default: build it)."""
+        if self.addresses is None:
+            for name, address in libc_symbols(_LIBC).items():
+                llvm.add_symbol(name, address)
+            engine = _load(make_object() if make_object is not None else build_object()[0])
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # the extra reference
+            table = {n: engine.get_function_address(n) for n in ("tg_pool_run", "tg_pool_workers_here")}
+            table["tg_pool_busy"] = engine.get_global_value_address("tg_pool_busy")
+            self.addresses = table
+        return self.addresses
+
+
+def _load(obj: bytes):
+    try:
+        return llvm_util.load_objects([obj])
+    except RuntimeError:  # a cached object this LLVM cannot load: build it again
+        return llvm_util.load_objects([build_object()[0]])
+
+
+LOADED = LoadedPool()
+
+
+def symbols(make_object=None) -> dict:
+    """The pool's entry point for the JIT's symbol table (loaded on first use)."""
+    return {"tg_pool_run": LOADED.load(make_object)["tg_pool_run"]}
 
 
 def run_address() -> int:
     """Where `void tg_pool_run(ptr task, ptr ctx, i64 stride, i64 n)` is (tests, benchmarks)."""
-    return _addresses()["tg_pool_run"]
+    return LOADED.load()["tg_pool_run"]
 
 
 def busy_word() -> ctypes.c_int64:
     """The pool's `busy` word, as a ctypes view: 0, or the pid of the process whose thread
     holds the pool (tests take it to check the fallbacks)."""
-    return ctypes.c_int64.from_address(_addresses()["tg_pool_busy"])
+    return ctypes.c_int64.from_address(LOADED.load()["tg_pool_busy"])
 
 
 def workers_here() -> int:
     """Workers this process has started (0 before the first threaded kernel)."""
-    fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(_addresses()["tg_pool_workers_here"])
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(LOADED.load()["tg_pool_workers_here"])
     return int(fn(os.getpid()))

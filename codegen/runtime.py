@@ -24,7 +24,7 @@ from llvmlite import ir
 from tracegrad.ir.core import ShapedArray, short_dtype
 from tracegrad.passes.kernels import DotKernel, LoopKernel
 
-from . import blas, cache, extern, fastcall, fingerprint, llvm_util, loops, threads
+from . import blas, cache, extern, fastcall, fingerprint, llvm_util, loops, pool, threads
 from .irutil import libc_symbols
 from .lower import ARENA_ALIGN
 
@@ -41,11 +41,13 @@ def _libc_symbols() -> dict:
 
 
 @llvm_util.locked
-def register_symbols() -> None:
-    """Tell the JIT linker where every external symbol of generated code is, in this process."""
+def register_symbols(store=None) -> None:
+    """Tell the JIT linker where every external symbol of generated code is, in this process
+    (the worker pool's code from the disk cache `store` when it has it)."""
     table = dict(_libc_symbols())
     table.update(blas.symbols())
-    table.update(threads.symbols())
+    table.update(threads.symbols(lambda: process_object(store, "tg_pool", pool.build_object,
+                                                        pool.settings())))
     table.update(loops.symbols())
     table.update(extern.symbols())
     abi = fastcall.python_abi()
@@ -293,22 +295,36 @@ class FastEntry:
 
     @staticmethod
     def _make(store):
-        key = cache.text_key("tg_fastcall", {"kernels": fingerprint.kernel_environment()})
-        entry = store.load(key) if store is not None else None
-        if entry is not None and len(entry.blobs) == 1:
-            try:
-                engine = llvm_util.load_objects(entry.blobs)
-                return engine, engine.get_function_address("tg_fastcall")
-            except RuntimeError:
-                pass
-        module = ir.Module(name="tg_fastcall")
-        fastcall.emit_fastcall(module)
-        ref = llvm_util.optimize(llvm_util.parse(module))
-        obj = llvm_util.emit_object(ref)
-        if store is not None:
-            store.store(key, cache.CacheEntry({"name": "tg_fastcall"}, [obj], str(ref)))
-        engine = llvm_util.load_objects([obj])
+        obj = process_object(store, "tg_fastcall", _build_fastcall)
+        try:
+            engine = llvm_util.load_objects([obj])
+        except RuntimeError:  # a cached object this LLVM cannot load: build it again
+            engine = llvm_util.load_objects([_build_fastcall()[0]])
         return engine, engine.get_function_address("tg_fastcall")
+
+
+def _build_fastcall() -> tuple:
+    module = ir.Module(name="tg_fastcall")
+    fastcall.emit_fastcall(module)
+    ref = llvm_util.optimize(llvm_util.parse(module))
+    return llvm_util.emit_object(ref), str(ref)
+
+
+def process_object(store, name: str, build, settings=None) -> bytes:
+    """The object code of `name`, code compiled once per process: from the disk cache `store`
+    when it holds it (key: the fingerprint and `settings`), else `build()` -> (object, IR
+    text), stored."""
+    environment = {"kernels": fingerprint.kernel_environment()}
+    if settings:
+        environment["settings"] = settings
+    key = cache.text_key(name, environment)
+    entry = store.load(key) if store is not None else None
+    if entry is not None and len(entry.blobs) == 1:
+        return entry.blobs[0]
+    obj, text = build()
+    if store is not None:
+        store.store(key, cache.CacheEntry({"name": name}, [obj], text))
+    return obj
 
 
 FAST_ENTRY = FastEntry()

@@ -64,8 +64,9 @@ def beside_blas(n_threads: int, blas_threads: int, cpus: int | None = None) -> i
     return max(1, min(n_threads, cpus - (blas_threads - 1)))
 
 
-def symbols() -> dict:
-    return pool.symbols()
+def symbols(make_object=None) -> dict:
+    """The pool's entry point (pool.symbols; `make_object` gives its code, e.g. from the cache)."""
+    return pool.symbols(make_object)
 
 
 def kernel_cost(kernel) -> int:

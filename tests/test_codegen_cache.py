@@ -73,6 +73,8 @@ def _kind(path):
         return None
     if "unit" in entry.meta:
         return "unit"
+    if entry.meta.get("name") == "tg_pool":
+        return "pool"
     return "fastcall" if entry.meta.get("name") == "tg_fastcall" else "program"
 
 

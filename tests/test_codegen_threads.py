@@ -242,3 +242,38 @@ def test_workers_start_once_and_stay(tiny_thread_threshold, monkeypatch):
         f(x)
     if before is not None:
         assert len(os.listdir(tasks)) == before
+
+
+_POOL_CACHE_SCRIPT = """
+import sys
+import numpy as np
+from tracegrad.codegen import compile_program, pool, threads
+if sys.argv[2] == "loaded":
+    def refuse():
+        raise AssertionError("the pool was built, not loaded from the cache")
+    pool.build_object = refuse
+threads.PARALLEL_MIN_COST = 64
+sys.path.insert(0, {tests!r})
+from codegen_cases import F64, ProgramBuilder
+from tracegrad.passes.kernels import IndexMap, Load, Op, Store
+pb = ProgramBuilder()
+x = pb.input((64, 8), F64)
+out = pb.output((64, 8), F64)
+idx = IndexMap(0, (8, 1))
+pb.loop((64, 8), [Load(x, idx, F64), Op("exp", (0,), {{}}, F64)], [Store(out, 1, idx)])
+cp = compile_program(pb.build(), disk_cache=sys.argv[1], n_threads=2)
+xv = np.linspace(-1, 1, 512).reshape(64, 8)
+assert np.allclose(cp(xv)[0], np.exp(xv), rtol=1e-12) and pool.workers_here() == 1
+print("ok")
+"""
+
+
+def test_pool_code_comes_from_the_disk_cache_in_a_new_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+    script = _POOL_CACHE_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    for mode in ("built", "loaded"):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cache"), mode],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
