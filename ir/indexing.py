@@ -39,9 +39,10 @@ __all__ = ["gather", "scatter_add", "scatter", "dynamic_slice", "dynamic_update_
 # values of their index operands): eager autograd need not guard those against in-place
 # changes (PyTorch's index and slice nodes save no data either).  `where` reads its
 # bool condition's values and only the shapes of its float branches (PyTorch's
-# WhereBackward saves the condition alone).
+# WhereBackward saves the condition alone); add, sub and neg have constant partials
+# (AddBackward, SubBackward and NegBackward save no tensors).
 SHAPE_ONLY_VJP = frozenset({"gather", "scatter_add", "scatter", "dynamic_slice",
-                            "dynamic_update_slice", "where"})
+                            "dynamic_update_slice", "where", "add", "sub", "neg"})
 
 
 def _declare(name, rule, impl, vjp=None, jvp=None, **facts):

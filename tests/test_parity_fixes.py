@@ -433,3 +433,108 @@ def test_clip_signed_zeros_follow_numpy(bounds):
     for got in (f(tg.tensor(x)).data, tg.jit(f)(x), tg.trace(f)(x)(x)):
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+# ---- eager in-place updates write into the tensor's buffer (PyTorch's semantics) ----------------
+
+@pytest.mark.parametrize("op", ["+=", "-=", "*=", "/="])
+@pytest.mark.parametrize("value", [2.0, np.array([1.0, 2.0, 4.0]), "tensor"])
+def test_in_place_operator_writes_the_buffer_and_bumps_the_version(op, value):
+    t = tg.tensor(np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]]))
+    alias, buffer, version = t.detach(), t.data, t._version.value
+    v = tg.tensor(np.array([1.0, 2.0, 4.0])) if isinstance(value, str) else value
+    want = {"+=": np.add, "-=": np.subtract, "*=": np.multiply, "/=": np.divide}[op](
+        t.data.copy(), _data(v))
+    exec(f"t {op} v", {}, {"t": t, "v": v})
+    assert t.data is buffer  # no new buffer
+    np.testing.assert_array_equal(t.data, want)
+    np.testing.assert_array_equal(alias.data, want)  # a tensor sharing the storage sees it
+    assert t._version.value == version + 1
+
+
+def test_in_place_division_by_zero_gives_inf_without_warnings():
+    import warnings
+    t = tg.tensor(np.array([1.0, 0.0, -1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t /= 0.0
+    assert np.isinf(t.data[0]) and np.isnan(t.data[1]) and t.data[2] == -np.inf
+
+
+def test_in_place_operator_casting_errors_stay_errors():
+    t = tg.tensor(np.array([1, 2, 3]))
+    with pytest.raises(TypeError):
+        t += 1.5
+    with pytest.raises(ValueError):
+        t += np.ones(4)
+    f = tg.tensor(np.array([1.0, 2.0], np.float32))
+    f += np.array([0.5, 0.25])  # float64 into float32: same kind, cast as numpy does
+    assert f.dtype == np.float32 and f.tolist() == [1.5, 2.25]
+
+
+def _torch_grads(f, *arrays):
+    torch = pytest.importorskip("torch")
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    f(*ts).sum().backward()
+    return [t.grad.numpy() for t in ts]
+
+
+def _tg_grads(f, *arrays):
+    ts = [tg.tensor(a, requires_grad=True) for a in arrays]
+    f(*ts).sum().backward()
+    return [t.grad.data for t in ts]
+
+
+def _iadd(w, v):
+    y = w * 2.0
+    y += v
+    return y * y
+
+
+def _imul(w, v):
+    y = w * 2.0
+    y *= v  # mul's backward reads y's old values: the update keeps a copy of them
+    return y * w
+
+
+def _setitem_window(w, v):
+    y = w * 2.0
+    y[1:3] = v[:2] * 3.0
+    return y * w
+
+
+def _setitem_strided(w, v):
+    y = w * 2.0
+    y[::2] = v[:2]
+    y[[1, 3]] += v[2:]
+    return y * y
+
+
+@pytest.mark.parametrize("f", [_iadd, _imul, _setitem_window, _setitem_strided])
+def test_in_place_updates_with_grad_match_torch(f):
+    w, v = np.array([1.0, -2.0, 3.0, 0.5]), np.array([0.25, 4.0, -1.5, 2.0])
+    for got, want in zip(_tg_grads(f, w, v), _torch_grads(f, w, v)):
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_in_place_update_with_grad_writes_the_buffer():
+    w = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = w * 2.0
+    alias, buffer = y.detach(), y.data
+    y += 1.0
+    y[0] = 10.0
+    assert y.data is buffer and alias.tolist() == [10.0, 5.0] == y.tolist()
+
+
+def test_a_tensor_saved_for_backward_then_updated_raises_like_torch():
+    w = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = w * 2.0
+    z = y * y  # saves y's values
+    y += 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+    y2 = w * 2.0
+    z2 = y2 + 1.0  # add saves no values (AddBackward): the update leaves it valid
+    y2[0] = 5.0
+    z2.sum().backward()
+    np.testing.assert_array_equal(w.grad.data, [2.0, 2.0])

@@ -4,9 +4,11 @@ tensors, traced values and numpy arrays, lowered to primitives.
 An index is first parsed into one entry per axis of `x` with its `None` axes
 inserted (a reshape): a static slice, a concrete int, a traced 0-d int, or an
 integer index array (concrete or traced).  Bool masks become index arrays
-(their `nonzero`), which needs their values: reading through a traced mask is an
-error (the result's shape would depend on the data), while `x[mask] = v` with a
-traced mask over leading axes is `where(mask, v, x)`.  Then:
+(their `nonzero`), which needs their values.  A traced mask (over leading axes)
+cannot select (the result's shape would depend on the data): `x[mask]` is a
+`MaskedSelection`, good only for elementwise arithmetic assigned back through the
+mask; `x[mask] = v` is `where(mask, v, x)` and `x[mask] += v` is
+`where(mask, x + v, x)`.  Then:
 
 * no index arrays: `slice` (static ints and slices), `dynamic_slice` for the
   traced ints (negatives wrapped, then clamped into bounds, as in JAX), and a
@@ -335,7 +337,9 @@ def _slice_params(p: Parsed):
 
 
 def _set_static(y, p: Parsed, v):
-    """Static basic index: where(pad(ones), pad(v), y), a fusible select."""
+    """Static basic index: where(pad(ones), pad(v), y), a fusible select when traced;
+    eager unit-step windows are one dynamic_update_slice (a copy and the window's
+    writes, where the select would build three arrays of y's size)."""
     box = _box_shape(p, p.shape)
     if 0 in box:
         return y
@@ -343,6 +347,8 @@ def _set_static(y, p: Parsed, v):
     if box == p.shape and all(s == 0 for s in starts) and all(s == 1 for s in steps):
         return ops.reshape(v, box)  # x[...] = v: the whole array
     v = ops.reshape(v, box)
+    if not _is_traced(y) and all(s == 1 for s in steps):
+        return ops.dynamic_update_slice(y, v, *(np.int64(s) for s in starts))
     mask = ops.pad(np.ones(box, np.bool_), starts, steps, p.shape)
     return ops.where(mask, ops.pad(v, starts, steps, p.shape), y)
 

@@ -318,11 +318,17 @@ class Tensor(ArrayMixin):
                                                                       False))):
             if index is not Ellipsis:
                 return self._assign(op, value, _plain_index(index))
+            if _ufunc_in_place(self, fn, value):
+                self._version.bump()
+                return self
             return self._assign(op, _no_grad(fn, self, value))
         if self.grad_fn is None and self._requires_grad:
             self._check_inplace(op)  # a leaf that requires grad: PyTorch's error
-        old = Tensor._make(self.data.copy(), self.grad_fn)
+        # `old` aliases self's buffer; it gets a copy only if a node saved its values
+        old = Tensor._make(self.data, self.grad_fn, _AliasVersion())
         new = fn(old, value)
+        if old._version.saved:
+            old._data = self.data.copy()
         if not isinstance(new, Tensor):
             raise TypeError(f"{op}: cannot store a traced value into an eager tensor")
         if new.shape != self.shape:
@@ -361,6 +367,48 @@ class Tensor(ArrayMixin):
 install_fast_paths(Tensor, EAGER)  # the commonest operators skip tracegrad.numpy's layers
 
 
+
+
+class _AliasVersion(Version):
+    """The version counter of the pre-update alias in `Tensor._update`: nodes read it when
+    they save the alias (its values are needed by backward), which `saved` records."""
+
+    __slots__ = ("_value", "saved")
+
+    def __init__(self):
+        self._value, self.saved = 0, False
+
+    @property
+    def value(self):
+        self.saved = True
+        return self._value
+
+    @value.setter
+    def value(self, v):
+        self._value = v
+
+
+# tracegrad.numpy's functions of the in-place operators, and numpy's ufuncs for them
+_IN_PLACE_UFUNCS = {tnp.add: np.add, tnp.subtract: np.subtract, tnp.multiply: np.multiply,
+                    tnp.divide: np.divide}
+
+
+def _ufunc_in_place(t: Tensor, fn, value) -> bool:
+    """`t op= value` by numpy's ufunc straight into t's buffer (no temporary, no copy),
+    where numpy's result has t's shape; False when the general path must run."""
+    ufunc = _IN_PLACE_UFUNCS.get(fn)
+    if isinstance(value, Tensor):
+        value = value.data
+    elif ufunc is None or not isinstance(value, (int, float, bool, np.ndarray, np.generic)):
+        return False
+    try:
+        if ufunc is None or np.broadcast_shapes(np.shape(value), t.shape) != t.shape:
+            return False
+    except ValueError:  # the general path raises tracegrad's error
+        return False
+    with np.errstate(all="ignore"):  # as the primitives compute (inf and nan, no warnings)
+        ufunc(t.data, value, out=t.data, casting="same_kind")
+    return True
 
 
 def _plain_index(index):
