@@ -41,6 +41,7 @@ from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, IndexMap, Load, LoopKernel, Op, Store
 
 from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, simd, threads
+from .fastcall import _Indirect
 from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
 from .runtime import register_symbols
 from .units import KernelUnit, canonical_form
@@ -118,16 +119,6 @@ def _context_type(n_ptrs: int):
 
 def _kernel_type(n_ptrs: int):
     return ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs + [I64, I64])
-
-
-class _Indirect:
-    """A call target held in a pointer value (llvmlite's call needs the function type)."""
-
-    def __init__(self, pointer, fnty):
-        self.pointer, self.function_type, self.type = pointer, fnty, pointer.type
-
-    def get_reference(self):
-        return self.pointer.get_reference()
 
 
 def _emit_task(module, n_ptrs: int):
