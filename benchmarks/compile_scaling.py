@@ -4,7 +4,8 @@ Each step is ``v = v + dt * (g - c * |v| * v)`` and ``x = x + dt * v``; the loop
 is plain Python, so the traced program grows linearly with N and holds one
 reduction (the norm) per step.  ``compile_grad`` of the final height and range
 is compiled once per N with the disk cache off; the table gives the first
-call's total time and the part of it spent planning fusion (``plan``).
+call's total time, its CPU time (this process, all threads: on a shared machine
+it varies less than the wall time), and the part spent planning fusion.
 
 Run from the repository root: ``python -m benchmarks.compile_scaling [N ...]``.
 """
@@ -55,15 +56,16 @@ class PlanTimer:
         planning.plan = self._original
 
 
-def measure(steps: int) -> tuple[float, float]:
-    """(first-call seconds, planning seconds) of compile_grad at `steps` Euler steps."""
+def measure(steps: int) -> tuple[float, float, float]:
+    """(first-call seconds, its CPU seconds, planning seconds) of compile_grad at
+    `steps` Euler steps."""
     f = tracegrad.compile_grad(projectile(steps), disk_cache=False)
     v0, c = np.array([30.0, 30.0]), np.array(0.05)
     with PlanTimer() as timer:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         f(v0, c)
-        total = time.perf_counter() - t0
-    return total, timer.seconds
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return total, cpu, timer.seconds
 
 
 def main(argv=None):
@@ -71,10 +73,10 @@ def main(argv=None):
     parser.add_argument("steps", nargs="*", type=int, default=list(DEFAULT_STEPS))
     args = parser.parse_args(argv)
     measure(2)  # imports and one-time setup stay out of the table
-    print(f"{'steps':>6} {'first call (s)':>15} {'planning (s)':>13}")
+    print(f"{'steps':>6} {'first call (s)':>15} {'cpu (s)':>8} {'planning (s)':>13}")
     for n in args.steps:
-        total, plan = measure(n)
-        print(f"{n:>6} {total:>15.3f} {plan:>13.3f}", flush=True)
+        total, cpu, plan = measure(n)
+        print(f"{n:>6} {total:>15.3f} {cpu:>8.3f} {plan:>13.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,15 +34,17 @@ def _build(plan):
 
 
 def _analysis(plan):
-    """An analysis round's tasks and summaries; None when a task or summary needs a
-    value stored (the round is then run in full, so needs come in the usual order)."""
+    """An analysis round's (tasks, summaries, needs): the vars a task or summary
+    needs stored.  Storing those takes a round of its own; found by the analysis
+    expansions, which stop at the frontier, they cost no full expansion of every
+    chain beneath every task (quadratic in a long chain)."""
     tasks, needs = _build(plan)
     if needs:
-        return None
+        return tasks, None, needs
     try:
-        return tasks, Summaries(plan, tasks)
-    except NeedBuffer:
-        return None
+        return tasks, Summaries(plan, tasks), []
+    except NeedBuffer as nb:
+        return tasks, None, [nb.var]
 
 
 # Analysis rounds decide a chain in a few rounds; where they keep deciding one value
@@ -55,15 +57,12 @@ def _round(plan, rejected, analyse=True):
     """(groups or None, vars to store): one planning round.  Groups are returned
     only from a final round: one that expands everything and stores nothing."""
     plan.set_stop(candidates(plan, rejected) if analyse else set())
-    analysed = _analysis(plan) if plan.stop else None
-    if analysed is None:
-        plan.set_stop(set())
-        tasks, needs = _build(plan)
-        if needs:
-            return None, needs
-        summaries = None
+    if plan.stop:
+        tasks, summaries, needs = _analysis(plan)
     else:
-        tasks, summaries = analysed
+        (tasks, needs), summaries = _build(plan), None
+    if needs:
+        return None, needs
     groups, group_of = merge(plan, tasks, summaries)
     chosen, left = to_store(plan, tasks, groups, group_of)
     rejected |= left if chosen or left else plan.stop  # a round always decides something

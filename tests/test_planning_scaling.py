@@ -1,0 +1,191 @@
+"""Fusion planning does work linear in the program (issue 9: compile time linear in
+program size): counted in expansion steps and expansions, never timed.
+
+Planning keeps each task's expansion across rounds and trial joins while the
+values it consulted keep their status (`tasks.expand_task`); the kernel programs
+must be exactly those of planning that expands every task afresh.
+"""
+import gc
+
+import numpy as np
+import pytest
+
+from tracegrad.ir import GraphBuilder, ShapedArray, ops, verify
+from tracegrad.passes import gcpause
+from tracegrad.passes.autodiff import grad_graph
+from tracegrad.passes.dce import dce
+from tracegrad.passes.fusion import expand, fuse, planning, tasks
+from tracegrad.passes.manager import cleanup
+
+F64 = np.dtype(np.float64)
+
+
+def build(fn, *shapes):
+    b = GraphBuilder()
+    xs = [b.new_input(ShapedArray(s, F64)) for s in shapes]
+    return verify(b.build([fn(*xs)]))
+
+
+def projectile(steps, strided=False):
+    """Euler steps with drag |v| v (benchmarks/compile_scaling.py); loss x[0] + x[1].
+    `strided`: the loss is sum(x[1::2]) instead, whose gradient is a strided pad, a
+    value planning must store before any round decides (a round of its own)."""
+    def f(v0, c):
+        x, v = ops.mul(v0, 0.0), v0
+        for _ in range(steps):
+            speed = ops.sqrt(ops.reduce_sum(ops.mul(v, v), (0,)))
+            drag = ops.mul(ops.mul(c, speed), v)
+            v = ops.add(v, ops.mul(0.01, ops.sub(np.array([0.0, -9.81]), drag)))
+            x = ops.add(x, ops.mul(0.01, v))
+        if strided:
+            return ops.reduce_sum(ops.slice(x, (1,), (2,), (1,)), (0,))
+        return ops.add(ops.reshape(ops.slice(x, (0,), (1,), (1,)), ()),
+                       ops.reshape(ops.slice(x, (1,), (1,), (1,)), ()))
+    return f
+
+
+def recurrence(steps):
+    """x = sin(x) * 0.9 + 0.1 * x * x, each link read three times (benchmark W7)."""
+    def f(x):
+        for _ in range(steps):
+            x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
+        return ops.reduce_sum(x, (0,))
+    return f
+
+
+def gradient(graph, argnums):
+    return cleanup(dce(verify(grad_graph(graph, argnums=argnums, has_value=True))))
+
+
+def projectile_gradient(steps, strided=False):
+    return gradient(build(projectile(steps, strided), (2,), ()), (0, 1))
+
+
+def recurrence_gradient(steps):
+    return gradient(build(recurrence(steps), (16,)), (0,))
+
+
+class Work:
+    """Counts expansion steps, expansions made and rounds while installed."""
+
+    def __init__(self, monkeypatch):
+        self.steps = self.expansions = self.rounds = 0
+        step, made, round_ = expand.Expander._step, tasks._expand, planning._round
+
+        def counted_step(ex, key):
+            self.steps += 1
+            return step(ex, key)
+
+        def counted_expand(plan, task):
+            self.expansions += 1
+            return made(plan, task)
+
+        def counted_round(*args, **kw):
+            self.rounds += 1
+            return round_(*args, **kw)
+        monkeypatch.setattr(expand.Expander, "_step", counted_step)
+        monkeypatch.setattr(tasks, "_expand", counted_expand)
+        monkeypatch.setattr(planning, "_round", counted_round)
+
+
+def work(monkeypatch, graph) -> Work:
+    with monkeypatch.context() as m:
+        w = Work(m)
+        fuse(graph)
+    return w
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["projectile", "store-first"])
+def test_planning_work_is_linear_in_the_steps(monkeypatch, strided):
+    counts = {n: work(monkeypatch, projectile_gradient(n, strided)) for n in (20, 40, 80)}
+    for small, large in ((20, 40), (40, 80)):
+        assert counts[large].rounds == counts[small].rounds
+        assert counts[large].steps <= 2.2 * counts[small].steps
+        assert counts[large].expansions <= 2.2 * counts[small].expansions
+
+
+def test_the_final_round_reuses_the_expansions_before_it(monkeypatch):
+    graph = projectile_gradient(40)
+    per_round = []
+    original = planning._round
+
+    def counted(*args, **kw):
+        before = w.expansions
+        out = original(*args, **kw)
+        per_round.append(w.expansions - before)
+        return out
+    with monkeypatch.context() as m:
+        w = Work(m)
+        m.setattr(planning, "_round", counted)
+        fuse(graph)
+    tasks_in_final_round = sum(len(g.tasks) for g in planning.plan(graph)[1])
+    assert per_round[-1] < tasks_in_final_round / 4
+
+
+def afresh(monkeypatch, graph) -> str:
+    """The kernel program of planning that expands every task afresh."""
+    with monkeypatch.context() as m:
+        m.setattr(tasks, "_current", lambda plan, known: None)
+        return str(fuse(graph))
+
+
+@pytest.mark.parametrize("name, graph", [
+    ("projectile", lambda: projectile_gradient(12)),
+    ("projectile forward", lambda: build(projectile(12), (2,), ())),
+    ("store-first", lambda: projectile_gradient(12, strided=True)),
+    ("recurrence", lambda: recurrence_gradient(30)),  # past the analysis rounds
+])
+def test_kept_expansions_plan_as_fresh_ones(monkeypatch, name, graph):
+    g = graph()
+    assert str(fuse(g)) == afresh(monkeypatch, g)
+
+
+def test_fresh_expansions_are_made_without_the_cache(monkeypatch):
+    """The comparison above compares something: without kept expansions planning
+    expands more."""
+    g = projectile_gradient(12)
+    kept = work(monkeypatch, g).expansions
+    with monkeypatch.context() as m:
+        m.setattr(tasks, "_current", lambda plan, known: None)
+        assert work(m, g).expansions > kept
+
+
+# ---- the collector paused for compile phases -------------------------------------
+
+def test_gc_paused_inside_and_enabled_after():
+    assert gc.isenabled()
+    with gcpause.paused():
+        assert not gc.isenabled()
+        with gcpause.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer phase is still running
+    assert gc.isenabled()
+
+
+def test_gc_enabled_again_after_an_exception():
+    with pytest.raises(ValueError):
+        with gcpause.paused():
+            raise ValueError("boom")
+    assert gc.isenabled()
+
+
+def test_gc_left_off_when_the_program_turned_it_off():
+    gc.disable()
+    try:
+        with gcpause.paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_planning_pauses_the_collector(monkeypatch):
+    seen = []
+    original = planning._round
+
+    def spy(*args, **kw):
+        seen.append(gc.isenabled())
+        return original(*args, **kw)
+    monkeypatch.setattr(planning, "_round", spy)
+    fuse(projectile_gradient(3))
+    assert seen and not any(seen) and gc.isenabled()
