@@ -177,27 +177,50 @@ def _index_map(view, shape, domain, buffer_shape) -> IndexMap:
     return IndexMap(offset, strides, bounds)
 
 
+class Elementwise(NamedTuple):
+    """What expanding an elementwise equation needs, worked out once per plan."""
+
+    atoms: list  # the operands that are not literals
+    scalar: tuple  # per atom: whether it is rank 0 (it broadcasts)
+    consts: tuple | None  # per operand: the literal's Const, None for an atom
+    name: str
+    params: dict
+    dtype: object
+    identity: bool  # the value is its operand's (VALUE_IDENTITY_PRIMS, a same-dtype convert)
+
+
+def _elementwise(plan, eqn) -> Elementwise:
+    inputs, consts = eqn.inputs, None
+    if any(isinstance(a, Literal) for a in inputs):  # literal operands are Consts already
+        consts = tuple(plan.literal(b) if isinstance(b, Literal) else None for b in inputs)
+        inputs = [b for b in inputs if not isinstance(b, Literal)]
+    name, dtype = eqn.prim.name, eqn.out.aval.dtype
+    identity = name in VALUE_IDENTITY_PRIMS or (name == "convert"
+                                                 and eqn.inputs[0].aval.dtype == dtype)
+    return Elementwise(inputs, tuple(not a.aval.shape for a in inputs), consts, name,
+                       eqn.params, dtype, identity)
+
+
 def _step_elementwise(ex, eqn, view):
-    inputs = eqn.inputs
-    consts = None
-    for a in inputs:
-        if isinstance(a, Literal):  # literal operands are Consts already: not evaluated
-            consts = tuple(ex.plan.literal(b) if isinstance(b, Literal) else None for b in inputs)
-            inputs = [b for b in inputs if not isinstance(b, Literal)]
-            break
-    return Pending([(a, view if a.aval.shape else ex.scalar_view(view)) for a in inputs],
-                   _finish_elementwise, (ex.body, eqn, consts))
+    info = ex.plan.elementwise.get(eqn)
+    if info is None:
+        info = ex.plan.elementwise[eqn] = _elementwise(ex.plan, eqn)
+    if any(info.scalar):
+        scalar = ex.scalar_view(view)
+        children = [(a, scalar if s else view) for a, s in zip(info.atoms, info.scalar)]
+    else:
+        children = [(a, view) for a in info.atoms]
+    return Pending(children, _finish_elementwise, (ex.body, info))
 
 
 def _finish_elementwise(data, args):
-    body, eqn, consts = data
-    if consts is not None:  # all operands: the literals' Consts, `args` for the others
+    body, info = data
+    if info.consts is not None:  # all operands: the literals' Consts, `args` for the others
         rest = iter(args)
-        args = [c if c is not None else next(rest) for c in consts]
-    name, dtype = eqn.prim.name, eqn.out.aval.dtype
-    if name in VALUE_IDENTITY_PRIMS or (name == "convert" and eqn.inputs[0].aval.dtype == dtype):
+        args = [c if c is not None else next(rest) for c in info.consts]
+    if info.identity:
         return args[0]
-    return body.op(name, args, eqn.params, dtype)
+    return body.op(info.name, args, info.params, info.dtype)
 
 
 def _step_broadcast(ex, eqn, view):

@@ -7,7 +7,10 @@ again; otherwise the tasks are merged into kernels and the recompute policy
 candidate values (`frontier.py`) only decides; the plan comes from the first
 round that expands everything and stores nothing.  Each round costs about the
 size of the program, and a chain of N values that feed each other is decided
-in a few rounds, not N.
+in a few rounds, not N.  A round re-expands only the tasks whose expansion
+consulted a value whose status changed since it was made (`tasks.expand_task`):
+a frontier value that gets stored changes nothing in them, so the final round
+mostly reuses the expansions of the round before.
 """
 from __future__ import annotations
 

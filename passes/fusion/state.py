@@ -73,6 +73,7 @@ class Plan:
         self.expansions = {}  # tasks.expansion_key -> tasks.Expansion
         self.index_maps = {}  # (view, shape, domain, buffer shape) -> a load's IndexMap
         self._within = set()  # (var, limit): its subtree costs no more than limit
+        self.elementwise = {}  # eqn -> expand.Elementwise
         self.users = _users(self.eqns)  # var -> the vars of the equations reading it
         for e in self.eqns:
             for v in e.outs:

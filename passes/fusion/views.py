@@ -17,6 +17,7 @@ every address a kernel forms inside its buffer.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -54,6 +55,7 @@ def _unit(n, k) -> tuple:
     return tuple(1 if j == k else 0 for j in range(n))
 
 
+@functools.lru_cache(maxsize=1024)
 def identity_view(shape) -> View:
     n = len(shape)
     return View(tuple((0, _unit(n, k)) for k in range(n)), tuple((0, d) for d in shape))
