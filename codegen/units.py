@@ -29,7 +29,8 @@ scalar body longer than LONG_SCALAR_BODY over fewer than SMALL_DOMAIN elements (
 of an unrolled loop's gradient terms), where vectorizing pays little and its time is
 high: O1.  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers leave
 them alone, and the O2/O3 pipelines' repeated InstCombine costs most of their compile
-time for the same machine code.
+time for the same machine code; unless part of the body is invariant along the vector
+dim (`invariant_work`), which only the full pipeline's LICM hoists.
 """
 from __future__ import annotations
 
@@ -193,10 +194,32 @@ class KernelUnit:
 
 def _opt_level(kernel, lanes) -> int | str:
     if lanes is not None:  # emitted in vector form (simd.py): nothing left to vectorize
-        return llvm_util.LIGHT
+        # ... but the light pipeline has no loop-invariant code motion: work that does not
+        # vary along the vector loop's dim (a row's 1/sqrt(var)) would run every step
+        return SCALAR_LEVEL if invariant_work(kernel) else llvm_util.LIGHT
     elements = int(np.prod(kernel.domain, dtype=np.int64))
     long_scalar = len(kernel.body) > LONG_SCALAR_BODY and lanes is None
     return 1 if long_scalar and elements < SMALL_DOMAIN else SCALAR_LEVEL
+
+
+def invariant_work(kernel) -> bool:
+    """Whether an op of the body reads nothing that varies along the innermost dim (only
+    constants and loads of stride 0 there, without bounds): code that LICM hoists out of
+    the innermost loop."""
+    inner = len(kernel.domain) - 1
+    varies = []
+    for ins in kernel.body:
+        if isinstance(ins, Load):
+            bounds = ins.index.bounds
+            varies.append(ins.index.strides[inner] != 0
+                          or (bounds is not None and bounds[inner] is not None))
+        elif isinstance(ins, Op):
+            varies.append(any(varies[a] for a in ins.args if not isinstance(a, Const)))
+            if not varies[-1]:
+                return True
+        else:
+            varies.append(False)
+    return False
 
 
 # ---- independent parts -------------------------------------------------------------------
