@@ -32,8 +32,7 @@ class EagerTrace:
 
     `process` computes the primitive's numpy implementation on the unboxed data
     and, when grad mode is on and an operand requires grad, records the node.
-    This is every eager operation's path: it reads each operand once and
-    allocates nothing beyond the result and, when recording, its node.
+    This is every eager operation's path, kept to one pass over the operands.
     """
 
     level = 0
