@@ -33,7 +33,6 @@ from collections import Counter
 
 from tracegrad.ir import Eqn, Graph, Literal, Var
 
-from . import gcpause
 from .cse import ConstTable, eqn_key
 from .simplify import (MAX_FOLDED_ELEMENTS, MAX_SWEEPS, Expansion, fold_eqn, folded_form,
                        rewrite_eqn)
@@ -310,11 +309,6 @@ class _State:
 def clean(graph: Graph, max_rounds: int, max_elements: int = MAX_FOLDED_ELEMENTS) -> Graph:
     """Rounds of simplify, fold_constants, cse and dce until a round changes
     nothing (at most `max_rounds`); `graph` itself when the first changes nothing."""
-    with gcpause.paused():  # its objects live until it returns (see passes/gcpause.py)
-        return _clean(graph, max_rounds, max_elements)
-
-
-def _clean(graph, max_rounds, max_elements):
     state, counts, changed_any = _State(graph, max_elements), Counter(), False
     for _ in range(max_rounds):
         changed = state.simplify(counts)

@@ -5,13 +5,10 @@ Planning keeps each task's expansion across rounds and trial joins while the
 values it consulted keep their status (`tasks.expand_task`); the kernel programs
 must be exactly those of planning that expands every task afresh.
 """
-import gc
-
 import numpy as np
 import pytest
 
 from tracegrad.ir import GraphBuilder, ShapedArray, ops, verify
-from tracegrad.passes import gcpause
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import expand, fuse, planning, tasks
@@ -148,44 +145,3 @@ def test_fresh_expansions_are_made_without_the_cache(monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(tasks, "_current", lambda plan, known: None)
         assert work(m, g).expansions > kept
-
-
-# ---- the collector paused for compile phases -------------------------------------
-
-def test_gc_paused_inside_and_enabled_after():
-    assert gc.isenabled()
-    with gcpause.paused():
-        assert not gc.isenabled()
-        with gcpause.paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # the outer phase is still running
-    assert gc.isenabled()
-
-
-def test_gc_enabled_again_after_an_exception():
-    with pytest.raises(ValueError):
-        with gcpause.paused():
-            raise ValueError("boom")
-    assert gc.isenabled()
-
-
-def test_gc_left_off_when_the_program_turned_it_off():
-    gc.disable()
-    try:
-        with gcpause.paused():
-            pass
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
-def test_planning_pauses_the_collector(monkeypatch):
-    seen = []
-    original = planning._round
-
-    def spy(*args, **kw):
-        seen.append(gc.isenabled())
-        return original(*args, **kw)
-    monkeypatch.setattr(planning, "_round", spy)
-    fuse(projectile_gradient(3))
-    assert seen and not any(seen) and gc.isenabled()

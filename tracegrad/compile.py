@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracegrad.ir import TRACES, Graph, debug_checks, format_graph, user_source_location
-from tracegrad.passes import gcpause
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
@@ -239,8 +238,7 @@ class CompiledFunction:
         reason = self._reason(spec_args, failed)
         if "recompiles" in log_topics():
             LOG.info("%s: specialization %d: %s", self._fname(), self._count() + 1, reason)
-        with gcpause.paused():  # a compile's objects live until it returns
-            spec, outs = self._compile(spec_args, reason)
+        spec, outs = self._compile(spec_args, reason)
         specs.insert(0, spec)  # most recent first: data tends to repeat
         self._last = spec
         return spec, outs

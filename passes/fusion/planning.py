@@ -14,8 +14,6 @@ mostly reuses the expansions of the round before.
 """
 from __future__ import annotations
 
-from tracegrad.passes import gcpause
-
 from .expand import NeedBuffer
 from .frontier import Summaries, candidates
 from .merge import merge
@@ -75,11 +73,6 @@ def _round(plan, rejected, analyse=True):
 
 def plan(graph):
     """(Plan, groups): the buffers, and the tasks grouped into kernels."""
-    with gcpause.paused():  # planning's objects live until it returns (see gcpause)
-        return _plan(graph)
-
-
-def _plan(graph):
     state, rejected = Plan(graph), set()
     for i in range(2 * len(state.eqns) + 2):  # each round stores or rejects one value at least
         groups, needs = _round(state, rejected, analyse=i < ANALYSIS_ROUNDS)
