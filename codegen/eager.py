@@ -40,7 +40,7 @@ from llvmlite import ir
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, IndexMap, Load, LoopKernel, Op, Store
 
-from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, simd, threads
+from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, mathlib, simd, threads
 from .fastcall import _Indirect
 from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
 from .runtime import register_symbols
@@ -405,6 +405,11 @@ def caller(prim: str, dtype, pattern: str):
         out = _run(prim, pattern, list(operands))
         return REFUSED if out is None else out
     return call, REFUSED
+
+
+def accurate_range(prim: str, dtype) -> float:
+    """|x| up to which mathlib's sin and cos hold their ULP bound."""
+    return mathlib.SIN_COS_ACCURATE_RANGE["f32" if np.dtype(dtype) == DTYPES[0] else "f64"]
 
 
 def unary(prim: str, x: np.ndarray):

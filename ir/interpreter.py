@@ -1,4 +1,6 @@
-"""The reference interpreter: evaluates a graph with the numpy implementations.
+"""The reference interpreter: evaluates a graph with the numpy implementations (through
+`Primitive.run`, so with the native eager kernels where the facade installed them, exactly
+as eager tensors compute: docs/eager.md).
 
 It is the oracle every later stage is checked against.  `eval_graph_bind`
 evaluates through `ops.bind` instead, which inlines a graph into whatever
@@ -22,7 +24,7 @@ def eval_eqns(eqns, env):
         if eqn.outs[0] in env:
             continue
         args = [read(env, a) for a in eqn.inputs]
-        write(env, eqn, eqn.prim.impl(*args, **eqn.params))
+        write(env, eqn, eqn.prim.run(*args, **eqn.params))  # as eager: native kernel or impl
     return env
 
 

@@ -4,8 +4,8 @@ kernels (codegen/eager.py) instead of numpy (docs/eager.md).
 `install()` (called by `tracegrad/__init__.py`) sets `Primitive.native` of the primitives in
 `THRESHOLDS` to a gate that checks, in Python and cheaply, that the operands are plain
 ndarrays of one float dtype and shape (or scalars) whose size falls in the primitive's
-window, and only then calls the kernel; the compiler (llvmlite) is imported once
-WARMUP_CALLS calls qualified.  Anything else returns NotImplemented and `Primitive.run`
+window, and only then calls the kernel; the compiler (llvmlite) is imported by the first
+call that qualifies.  Anything else returns NotImplemented and `Primitive.run`
 uses numpy's `impl`.
 tracer/ and ir/ never import codegen: the facade hands the kernels to the primitives.
 
@@ -45,8 +45,8 @@ THRESHOLDS = {
     "log1p": {F32: (1, 16384), F64: (1, 16384)},
     "expm1": {F32: (1, 16384), F64: ANY},
     "tanh": {F32: (1, 8192), F64: (1, 16384)},
-    "sin": {F32: ANY, F64: ANY},
-    "cos": {F32: ANY, F64: ANY},
+    "sin": {F64: ANY},  # float32: no gain left after the range check (_ranged_gate)
+    "cos": {F64: ANY},
     "atan": {F32: _SMALL, F64: (1, 65536)},
     "log2": {F32: _SMALL, F64: (1, 2048)},
     "log10": {F32: _SMALL, F64: (1, 2048)},
@@ -57,27 +57,16 @@ THRESHOLDS = {
 }
 
 
-# Qualifying calls a process makes on numpy before the compiler is loaded: loading llvmlite
-# and the compiler's fingerprint costs a few hundred ms once, which a script making a
-# handful of eager operations would never win back (and `import tracegrad` keeps eager
-# and tracing users free of llvmlite until they compile, as before).
-WARMUP_CALLS = 64
-
-
 class _Backend:
-    """The compiler's eager kernels, imported once WARMUP_CALLS calls wanted one."""
+    """The compiler's eager kernels, imported on the first call that wants one (then every
+    qualifying call is native: results never depend on how many calls came before)."""
 
     def __init__(self):
         self.module = None
         self.failed = False
-        self.wanted = 0
 
     def get(self):
-        if self.module is None and not self.failed:
-            self.wanted += 1
-            if self.wanted >= WARMUP_CALLS:
-                self.load()
-        return self.module
+        return self.module if self.module is not None else self.load()
 
     def load(self):
         """Import the kernels now (None if the compiler cannot be loaded)."""
@@ -172,6 +161,25 @@ def _unary_gate(name, limits):
     return native
 
 
+def _ranged_gate(name, limits):
+    """sin and cos hold mathlib's bound only for |x| up to its accurate range
+    (mathlib.SIN_COS_ACCURATE_RANGE): larger operands, infinities and NaNs stay numpy's
+    (one min and one max over x decide)."""
+    plain = _unary_gate(name, limits)
+
+    def native(x, **params):
+        if type(x) is not np.ndarray or params or not x.ndim or not _in_window(limits.get(x.dtype), x.size):
+            return NotImplemented
+        kernels = BACKEND.get()
+        if kernels is None:
+            return NotImplemented
+        bound = kernels.accurate_range(name, x.dtype)
+        if not (-bound <= x.min() and x.max() <= bound):
+            return NotImplemented
+        return plain(x, **params)
+    return native
+
+
 def _binary_gate(name, limits):
     calls = _Calls(name)
 
@@ -214,6 +222,8 @@ def gate(name: str):
     limits = THRESHOLDS[name]
     if name == "reduce_sum":
         return _sum_gate(limits)
+    if name in ("sin", "cos"):
+        return _ranged_gate(name, limits)
     if PRIMITIVES[name].kind == "unary":
         return _unary_gate(name, limits)
     return _binary_gate(name, limits)
