@@ -538,3 +538,14 @@ def test_a_tensor_saved_for_backward_then_updated_raises_like_torch():
     y2[0] = 5.0
     z2.sum().backward()
     np.testing.assert_array_equal(w.grad.data, [2.0, 2.0])
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "nansum", "nanmean", "average"])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_sums_over_no_axes_of_negative_zero_are_positive_zero(name, dtype):
+    x = np.array(-0.0, dtype)  # found by the fuzzer: v * v.sum().item() at v = -0.0
+    want = getattr(np, name)(x)
+    g = getattr(tnp, name)
+    for got in (g(x), g(tg.tensor(x)).data, tg.jit(g)(x), tg.trace(g)(x)(x)):
+        assert np.signbit(got) == np.signbit(want) and np.asarray(got).dtype == want.dtype
+    assert not np.signbit(tnp.sum(np.full((2, 1), -0.0, dtype), axis=())).any()

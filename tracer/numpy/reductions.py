@@ -85,6 +85,8 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     a = _prepared(a, dtype, dtypes.sum_result)
     axes = _norm_axes(axis, _ndim(a))
     r = ops.reduce_sum(_masked(a, where, 0), axes)
+    if not axes and _dtype(a).kind == "f":  # NumPy's sum starts at +0.0, even over no axes
+        r = ops.add(r, np.zeros((), _dtype(a)))
     if initial is not None:
         r = ops.add(r, np.asarray(initial, _dtype(a)))
     return _keep(r, _shape(a), axes, keepdims)
