@@ -596,14 +596,19 @@ def matmul(g):
                          + ([(int(g.choice([1, x.shape[0] if x.ndim == 3 else 2])), k, n)]
                             if kind != "dot" else []))
         y = _new_operand(g, shape, x)
+        if kind == "dot" and k == 1 and len(shape) <= 2:
+            kind = "matmul"  # numpy's dot of one term keeps the product's -0.0 on some
+            # paths (1x1, matrix-vector) where matmul and BLAS sum from +0.0: same values
         g.emit({"@": "{0} @ {1}", "matmul": _ns(g, "matmul") + "({0}, {1})",
                 "dot": "np.dot({0}, {1})"}[kind], x, y)
-    elif kind == "inner":
-        g.emit("np.inner({0}, {1})", x, _new_operand(g, g.choice([(k,), (n, k)]), x))
+    elif kind == "inner":  # one term: as matmul (see above)
+        g.emit("np.inner({0}, {1})" if k > 1 else "{0} @ {1}.T", x,
+               _new_operand(g, g.choice([(k,), (n, k)]), x))
     elif kind == "outer":
         g.emit("np.outer({0}, {1})", x, _new_operand(g, (n,), x))
-    elif kind == "vdot":
-        g.emit("np.vdot({0}, {1})", x, _new_operand(g, x.shape, x))
+    elif kind == "vdot":  # one term: a sum from +0.0 (see above)
+        g.emit("np.vdot({0}, {1})" if x.size > 1 else "np.sum({0} * {1})", x,
+               _new_operand(g, x.shape, x))
     else:
         if x.ndim < 2:
             g.reject("rank")
