@@ -121,7 +121,13 @@ def strided(x, variant):
 
 
 def _bits(x):
-    return x.view(np.uint8).reshape(x.shape + (x.dtype.itemsize,)) if x.dtype.kind == "f" else x
+    """The bytes of each float element along a last axis; other kinds as they are.  The
+    result keeps x's shape (ascontiguousarray makes a 0-d array 1-d: undone here)."""
+    shape = np.shape(x)
+    x = np.ascontiguousarray(x)
+    if x.dtype.kind != "f":
+        return x.reshape(shape)
+    return x.reshape(-1).view(np.uint8).reshape(shape + (x.dtype.itemsize,))
 
 
 def mismatch(got, want, mode, noise=0.0, exact=False, signed_zeros=False, any_zero_sign=False):
@@ -139,7 +145,7 @@ def mismatch(got, want, mode, noise=0.0, exact=False, signed_zeros=False, any_ze
     if exact and any_zero_sign and want.dtype.kind == "f":
         bad = got != want
     elif exact or want.dtype.kind in "biu":
-        bad = _bits(np.ascontiguousarray(got)) != _bits(np.ascontiguousarray(want))
+        bad = _bits(got) != _bits(want)
         bad = bad.any(axis=-1) if want.dtype.kind == "f" else bad
     else:
         rtol, atol = TOL[mode]
