@@ -463,13 +463,13 @@ def _worth_folding(eqn: Eqn, max_elements: int) -> bool:
 
 
 def fold_eqn(eqn: Eqn, known: dict, max_elements: int = MAX_FOLDED_ELEMENTS):
-    """The equation's value from the numpy reference, or None if not foldable."""
+    """The equation's value as the interpreter computes it (`Primitive.run`), or None if not foldable."""
     args = _known_args(eqn, known)
     if args is None or not _worth_folding(eqn, max_elements):
         return None
     try:
         with np.errstate(all="ignore"):
-            value = eqn.prim.impl(*args, **eqn.params)
+            value = eqn.prim.run(*args, **eqn.params)  # as the interpreter and eager compute
     except Exception:  # noqa: BLE001 - an error stays a run-time error, never a compile-time one
         return None
     # A copy: some impls return their operand (stop_gradient), which must not alias a constant.

@@ -61,7 +61,8 @@ def test_round_trip_prints_and_computes_identically(tmp_path, constants):
     prog, loaded = _round_trip(tmp_path, _rnn, RNN_ARGS, constants)
     assert str(loaded) == str(prog)
     assert len(loaded.guards) == 1
-    _same(loaded(*RNN_ARGS), _rnn(*RNN_ARGS))
+    _same(loaded(*RNN_ARGS), prog(*RNN_ARGS))  # numpy's tanh may differ in the last bit (docs/eager.md)
+    _same(loaded(*RNN_ARGS), _rnn(*RNN_ARGS), rtol=1e-14)
     assert sorted(loaded(*RNN_ARGS)) == ["c", "h", "ys"]
 
 
