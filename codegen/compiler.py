@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tracegrad.passes.kernels import CondStep, LoopStep
+from tracegrad.passes.rowblock import rowblock
 
 from . import blas, cache, extern, fingerprint, llvm_jobs, llvm_util, lower, threads
 from .lower import lower_program
@@ -328,6 +329,14 @@ def graph_environment(plan, requested_threads: int) -> dict:
                                            cpus=os.cpu_count(), blas_threads=blas.thread_count())
 
 
+def _planned(graph, plan, requested: int):
+    """`plan(graph)`, with row blocks (passes/rowblock.py) where its kernels run on one
+    thread: the blocked step runs on one thread, so where several threads split the
+    unblocked kernels those win."""
+    kp = plan(graph)
+    return rowblock(kp) if _threads_for(kp, requested) == 1 else kp
+
+
 def compile_graph(graph, plan, name: str = "program", disk_cache=None,
                   n_threads: int | None = None) -> CompiledProgram:
     """Compile an optimized graph: `plan(graph)` (fusion) gives its kernel program.
@@ -347,10 +356,10 @@ def compile_graph(graph, plan, name: str = "program", disk_cache=None,
         with llvm_util.LOCK:
             cp = _load(store, key, stages)
         if cp is not None:
-            cp.planner = functools.cache(lambda: plan(graph))
+            cp.planner = functools.cache(lambda: _planned(graph, plan, requested))
             return cp
     with stages.stage("plan"):
-        kp = plan(graph)
+        kp = _planned(graph, plan, requested)
     stages.progress(f"planned {len(kp.kernels)} kernels")
     with llvm_util.LOCK:
         cp = _build(kp, name, store, key, _threads_for(kp, requested), stages,

@@ -8,6 +8,12 @@ from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.kernels import LoopKernel, LoopStep
 
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """Row blocks apply where the program's kernels run on one thread (codegen.compiler)."""
+    monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "1")
+
+
 def layer_norm_loss(x, g, b):
     d = x - np.mean(x, axis=1, keepdims=True)
     y = d / np.sqrt(np.mean(d * d, axis=1, keepdims=True) + 1e-5) * g + b
@@ -121,6 +127,14 @@ def test_shifted_rows_are_not_row_wise():
     value, grad = jf(x)
     np.testing.assert_allclose(value, f(x), rtol=1e-12)
     assert not steps(program(jf))
+
+
+def test_kernels_split_over_threads_are_not_blocked(monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "2")
+    args = inputs(512, 256)
+    f, (value, _) = compiled(layer_norm_loss, args)
+    assert not steps(program(f))
+    np.testing.assert_allclose(value, layer_norm_grads(*args)[0], rtol=1e-12)
 
 
 def test_small_programs_are_left_alone():

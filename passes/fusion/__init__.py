@@ -103,7 +103,6 @@ temp's first and last kernel.
 from __future__ import annotations
 
 from tracegrad.passes.kernels import KernelProgram
-from tracegrad.passes.rowblock import rowblock
 
 from . import planning
 from .emission import KernelSizeError, emit, liveness
@@ -117,4 +116,4 @@ __all__ = ["fuse", "liveness", "KernelSizeError", "View", "RECOMPUTE_BUDGET", "S
 def fuse(graph) -> KernelProgram:
     """Plan the buffers and loop kernels computing `graph` (see the package docstring)."""
     state, groups = planning.plan(graph)
-    return rowblock(emit(state, groups))
+    return emit(state, groups)
