@@ -154,8 +154,11 @@ def _measure_limits(config: Config) -> dict | None:
     if config.smoke or not config.measure_limits:
         return None
     config.log("measuring machine limits (triad bandwidth, matmul, transcendentals)...")
+    # transcendentals first: OpenBLAS's workers spin for a while after the matmul and would
+    # take the core the single-threaded measurement runs on
+    costs = roofline.transcendental_ns() if config.tracegrad else None
     return {"bandwidth": limits.bandwidth(), "matmul": limits.matmul_gflops(),
-            "transcendentals": roofline.transcendental_ns() if config.tracegrad else None}
+            "transcendentals": costs}
 
 
 def _log_entry(config: Config, wl: Workload, impl: Impl, entry: Entry) -> None:
