@@ -86,3 +86,14 @@ def _recurrence(x, steps=100):
     for _ in range(steps):
         x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
     return ops.reduce_sum(x, (0,))
+
+
+def drag_steps(v0, c, steps):
+    """The position after `steps` Euler steps of a projectile with drag |v| v (ir.ops)."""
+    x, v = ops.mul(v0, 0.0), v0
+    for _ in range(steps):
+        speed = ops.sqrt(ops.reduce_sum(ops.mul(v, v), (0,)))
+        drag = ops.mul(ops.mul(c, speed), v)
+        v = ops.add(v, ops.mul(0.01, ops.sub(np.array([0.0, -9.81]), drag)))
+        x = ops.add(x, ops.mul(0.01, v))
+    return x

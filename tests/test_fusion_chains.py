@@ -25,6 +25,8 @@ from tracegrad.passes.fusion.state import Plan, op_cost
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.manager import cleanup
 
+from fusion_cases import drag_steps
+
 F64 = np.dtype(np.float64)
 
 
@@ -82,13 +84,7 @@ def build(fn, *shapes):
 def projectile(steps):
     """Euler steps of a projectile with drag |v| v; the loss is x[0] + x[1]."""
     def f(v0, c):
-        x, v = ops.mul(v0, 0.0), v0
-        for _ in range(steps):
-            speed = ops.sqrt(ops.reduce_sum(ops.mul(v, v), (0,)))
-            drag = ops.mul(ops.mul(c, speed), v)
-            v = ops.add(v, ops.mul(0.01, ops.sub(np.array([0.0, -9.81]), drag)))
-            x = ops.add(x, ops.mul(0.01, v))
-        return ops.reduce_sum(x, (0,))
+        return ops.reduce_sum(drag_steps(v0, c, steps), (0,))
     return f
 
 

@@ -14,6 +14,8 @@ from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import expand, fuse, planning, tasks
 from tracegrad.passes.manager import cleanup
 
+from fusion_cases import drag_steps
+
 F64 = np.dtype(np.float64)
 
 
@@ -28,12 +30,7 @@ def projectile(steps, strided=False):
     `strided`: the loss is sum(x[1::2]) instead, whose gradient is a strided pad, a
     value planning must store before any round decides (a round of its own)."""
     def f(v0, c):
-        x, v = ops.mul(v0, 0.0), v0
-        for _ in range(steps):
-            speed = ops.sqrt(ops.reduce_sum(ops.mul(v, v), (0,)))
-            drag = ops.mul(ops.mul(c, speed), v)
-            v = ops.add(v, ops.mul(0.01, ops.sub(np.array([0.0, -9.81]), drag)))
-            x = ops.add(x, ops.mul(0.01, v))
+        x = drag_steps(v0, c, steps)
         if strided:
             return ops.reduce_sum(ops.slice(x, (1,), (2,), (1,)), (0,))
         return ops.add(ops.reshape(ops.slice(x, (0,), (1,), (1,)), ()),
