@@ -202,6 +202,20 @@ def test_weak_float_argument_keeps_its_gradient(name):
     assert tg.value_and_grad(f)(1.5)[1] == pytest.approx(want, rel=1e-14)
 
 
+@pytest.mark.parametrize("x", [-4.2, 4.2, 0.3, -7.4])
+def test_weak_float_mod_floordiv_divmod_stay_symbolic(x):
+    # Python's % and // on a float argument: numpy's remainder and floor_divide, traced (a
+    # value guard would freeze the result and drop the gradient of x % c, which is 1)
+    def f(x, y):
+        q, r = divmod(x, 1.3)
+        return np.sum((x % 2.5) * y + (x // 0.7) + r * 3 + q)
+    cg = tg.compile_grad(f, argnums=(0, 1))
+    value, (gx, gy) = cg(x, np.ones(3))
+    np.testing.assert_allclose(value, f(x, np.ones(3)), rtol=1e-14)
+    assert gx == 3 * 1.0 + 3 * 3.0 and gy.tolist() == [x % 2.5] * 3  # each term summed 3 times
+    assert all(not info["guards"] for info in cg.cache_info())
+
+
 def test_weak_float_through_ops_takes_the_other_operands_dtype():
     f = tg.jit(lambda x, y: ops.add(y, x))
     got = f(1.5, np.ones(2, np.float32))

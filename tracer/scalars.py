@@ -167,8 +167,12 @@ for _name, _fn in _methods().items():
 
 # ---- WeakFloat ---------------------------------------------------------------------
 
+# Python's float // and % are numpy's floor_divide and remainder (the remainder takes the
+# divisor's sign); divmod is the pair.  Kept symbolic so that gradients flow through them.
 SYMBOLIC_BINARY = {"add": tnp.add, "sub": tnp.subtract, "mul": tnp.multiply,
-                   "truediv": tnp.divide, "pow": tnp.power}
+                   "truediv": tnp.divide, "pow": tnp.power, "floordiv": tnp.floor_divide,
+                   "mod": tnp.remainder, "divmod": lambda a, b: (tnp.floor_divide(a, b),
+                                                                 tnp.remainder(a, b))}
 SYMBOLIC_UNARY = {"__neg__": tnp.negative, "__pos__": tnp.positive, "__abs__": tnp.absolute}
 
 
@@ -197,7 +201,8 @@ def _symbolic_binary(fn, reflected):
     def op(self, other):
         if not (_is_python_number(other) or isinstance(other, WeakFloat)):
             return NotImplemented  # arrays and numpy scalars (strongly typed) decide
-        return WeakFloat(fn(other, self) if reflected else fn(self, other))
+        out = fn(other, self) if reflected else fn(self, other)
+        return tuple(map(WeakFloat, out)) if isinstance(out, tuple) else WeakFloat(out)
     return op
 
 
