@@ -202,7 +202,7 @@ def test_weak_float_argument_keeps_its_gradient(name):
     assert tg.value_and_grad(f)(1.5)[1] == pytest.approx(want, rel=1e-14)
 
 
-@pytest.mark.parametrize("x", [-4.2, 4.2, 0.3, -7.4])
+@pytest.mark.parametrize("x", [-4.2, 4.2, 0.3, -7.5])
 def test_weak_float_mod_floordiv_divmod_stay_symbolic(x):
     # Python's % and // on a float argument: numpy's remainder and floor_divide, traced (a
     # value guard would freeze the result and drop the gradient of x % c, which is 1)
@@ -214,6 +214,23 @@ def test_weak_float_mod_floordiv_divmod_stay_symbolic(x):
     np.testing.assert_allclose(value, f(x, np.ones(3)), rtol=1e-14)
     assert gx == 3 * 1.0 + 3 * 3.0 and gy.tolist() == [x % 2.5] * 3  # each term summed 3 times
     assert all(not info["guards"] for info in cg.cache_info())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_remainder_at_exact_multiples_keeps_its_gradient_and_numpys_zero(dtype):
+    # jax's remainder: derivative 1 in x and -floor(x/y)... in y, also where x % y == 0;
+    # the value is numpy's zero, with y's sign
+    x = np.array([-7.5, 7.5, 7.5, -7.5, 0.0, -4.0], dtype)
+    y = np.array([2.5, 2.5, -2.5, -2.5, 2.5, 2.0], dtype)
+    f = lambda a, b: np.sum(np.remainder(a, b) * np.arange(1, 7, dtype=dtype))  # noqa: E731
+    want = np.remainder(x, y)
+    for got in (tg.jit(lambda a, b: np.remainder(a, b))(x, y), np.remainder(tg.tensor(x), tg.tensor(y)).data):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    gx, gy = tg.compile_grad(f, argnums=(0, 1))(x, y)[1]
+    np.testing.assert_array_equal(gx, np.arange(1, 7))
+    np.testing.assert_array_equal(gy, -np.trunc(x / y) * np.arange(1, 7))
+    assert tg.grad(f, argnums=(0, 1))(x, y)[0].tolist() == list(range(1, 7))
 
 
 def test_weak_float_through_ops_takes_the_other_operands_dtype():

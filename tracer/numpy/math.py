@@ -516,7 +516,11 @@ def _float_divmod(a, b):
     fix_ = ops.logical_and(ops.ne(mod, zero), ops.ne(ops.lt(b, zero), ops.lt(mod, zero)))
     mod_fixed = _select(fix_, ops.add(mod, b), mod)
     div = _select(fix_, ops.sub(div, _c(1, a)), div)
-    mod_fixed = _select(ops.eq(mod, zero), ops.copysign(zero, b), mod_fixed)
+    # an exact multiple: numpy's zero takes b's sign; minus ((1 - mod) - 1), which is +0.0
+    # there, keeps mod's derivative (1 in a, as jax's remainder has) without touching the sign
+    one = _c(1, a)
+    signed_zero = ops.sub(ops.copysign(zero, b), ops.sub(ops.sub(one, mod), one))
+    mod_fixed = _select(ops.eq(mod, zero), signed_zero, mod_fixed)
     fl = ops.floor(div)
     fl = _select(ops.gt(ops.sub(div, fl), _c(0.5, a)), ops.add(fl, _c(1, a)), fl)
     q = _select(ops.ne(div, zero), fl, ops.copysign(zero, ops.div(a, b)))
