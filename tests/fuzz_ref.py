@@ -21,34 +21,34 @@ import contextlib
 import numpy as np
 
 
-def _sigmoid(x):
+def sigmoid_ref(x):
     return 1 / (1 + np.exp(-x))
 
 
-def _logsumexp(a, axis=None, keepdims=False):
+def logsumexp_ref(a, axis=None, keepdims=False):
     m = np.max(a, axis=axis, keepdims=True)
     out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def _softmax(x, axis=-1):
+def softmax_ref(x, axis=-1):
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def _log_softmax(x, axis=-1):
-    return x - _logsumexp(x, axis=axis, keepdims=True)
+def log_softmax_ref(x, axis=-1):
+    return x - logsumexp_ref(x, axis=axis, keepdims=True)
 
 
 class RefNumpy:
     """numpy plus the composites tracegrad.numpy adds (sigmoid, softplus, ...)."""
 
-    sigmoid = staticmethod(_sigmoid)
+    sigmoid = staticmethod(sigmoid_ref)
     softplus = staticmethod(lambda x: np.logaddexp(0.0, x))
     relu = staticmethod(lambda x: np.maximum(x, 0))
-    logsumexp = staticmethod(_logsumexp)
-    softmax = staticmethod(_softmax)
-    log_softmax = staticmethod(_log_softmax)
+    logsumexp = staticmethod(logsumexp_ref)
+    softmax = staticmethod(softmax_ref)
+    log_softmax = staticmethod(log_softmax_ref)
 
     def __init__(self):
         self._frozen = None   # values recorded by stop_gradient, replayed when not None

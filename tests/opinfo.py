@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from fuzz_ref import log_softmax_ref, logsumexp_ref, sigmoid_ref, softmax_ref
+
 FLOATS = ("float32", "float64")
 
 
@@ -261,25 +263,6 @@ def _jax(path):
         import jax
         return _attr(jax, path)(*args, **kwargs)
     return f
-
-
-def sigmoid_ref(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def logsumexp_ref(a, axis=None, keepdims=False):
-    m = np.max(a, axis=axis, keepdims=True)
-    out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
-    return out if keepdims else np.squeeze(out, axis=axis)
-
-
-def softmax_ref(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def log_softmax_ref(x, axis=-1):
-    return np.log(softmax_ref(x, axis))
 
 
 def with_bool_condition(shapes):
