@@ -82,7 +82,8 @@ def check(fn, *avals, domain="real", rtol=None):
     return assert_matches(graph, *args, rtol=rtol)
 
 
-def _recurrence(x, steps=100):
+def w7_recurrence(x, steps=100):
+    """x = sin(x) * 0.9 + 0.1 * x * x, each link read three times (benchmark W7); sum(x)."""
     for _ in range(steps):
         x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
     return ops.reduce_sum(x, (0,))

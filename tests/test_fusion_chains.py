@@ -25,7 +25,7 @@ from tracegrad.passes.fusion.state import Plan, op_cost
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.manager import cleanup
 
-from fusion_cases import drag_steps
+from fusion_cases import drag_steps, w7_recurrence
 
 F64 = np.dtype(np.float64)
 
@@ -143,19 +143,10 @@ def test_a_long_chain_is_planned_in_a_few_rounds(monkeypatch):
     assert _rounds(monkeypatch, graph) <= 4
 
 
-def _recurrence_w7(steps):
-    """x = sin(x) * 0.9 + 0.1 * x * x, each link read three times (benchmark W7)."""
-    def f(x):
-        for _ in range(steps):
-            x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
-        return ops.reduce_sum(x, (0,))
-    return f
-
-
 def test_a_chain_analysis_cannot_shorten_falls_back_to_full_rounds(monkeypatch):
     """Where analysis rounds would decide one link per round, planning switches to
     full outermost-first rounds after ANALYSIS_ROUNDS: the round count stays small."""
-    graph = build(_recurrence_w7(60), (16,))
+    graph = build(lambda x: w7_recurrence(x, 60), (16,))
     graph = cleanup(dce(verify(grad_graph(graph, argnums=(0,), has_value=True))))
     assert _rounds(monkeypatch, graph) <= 16  # one link per round would be ~180
 

@@ -9,7 +9,7 @@ from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import liveness
 from fusion_cases import (F32, F64, rng, build, sample, loop_kernels, dot_kernels, assert_matches,
-                          check, _recurrence)
+                          check, w7_recurrence)
 
 
 # ---- composite patterns -------------------------------------------------------------------
@@ -165,6 +165,6 @@ def test_w6_rosenbrock_value_and_grad():
 
 
 def test_w7_recurrence_is_one_kernel():
-    kp = assert_matches(dce(verify(grad_graph(build(_recurrence, ((16,), F64))))),
+    kp = assert_matches(dce(verify(grad_graph(build(w7_recurrence, ((16,), F64))))),
                         rng.uniform(-1, 1, 16))
     assert len(kp.kernels) == 1

@@ -11,7 +11,7 @@ from tracegrad.passes.fusion import body as fusion_body, emission as fusion_emis
 from tracegrad.passes.fusion import expand as fusion_expand, planning as fusion_planning
 from tracegrad.passes.dce import dce
 from tracegrad.passes.kernels import Const, LoopKernel, Store
-from fusion_cases import F64, build, sample, assert_matches, _recurrence
+from fusion_cases import F64, build, sample, assert_matches, w7_recurrence
 
 
 # ---- random programs -------------------------------------------------------------------
@@ -143,5 +143,5 @@ def test_emission_replays_several_tasks_into_one_kernel():
     groups = assert_replay_equals_expansion(graph)
     assert max(len(g.tasks) for g in groups) >= 3
     assert_matches(graph, sample((8,), F64), sample((8,), F64))
-    w7 = build(lambda x: _recurrence(x, 20), ((16,), F64))
+    w7 = build(lambda x: w7_recurrence(x, 20), ((16,), F64))
     assert len(assert_replay_equals_expansion(dce(verify(grad_graph(w7))))) == 1

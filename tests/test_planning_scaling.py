@@ -14,7 +14,7 @@ from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import expand, fuse, planning, tasks
 from tracegrad.passes.manager import cleanup
 
-from fusion_cases import drag_steps
+from fusion_cases import drag_steps, w7_recurrence
 
 F64 = np.dtype(np.float64)
 
@@ -38,15 +38,6 @@ def projectile(steps, strided=False):
     return f
 
 
-def recurrence(steps):
-    """x = sin(x) * 0.9 + 0.1 * x * x, each link read three times (benchmark W7)."""
-    def f(x):
-        for _ in range(steps):
-            x = ops.add(ops.mul(ops.sin(x), 0.9), ops.mul(ops.mul(0.1, x), x))
-        return ops.reduce_sum(x, (0,))
-    return f
-
-
 def gradient(graph, argnums):
     return cleanup(dce(verify(grad_graph(graph, argnums=argnums, has_value=True))))
 
@@ -56,7 +47,7 @@ def projectile_gradient(steps, strided=False):
 
 
 def recurrence_gradient(steps):
-    return gradient(build(recurrence(steps), (16,)), (0,))
+    return gradient(build(lambda x: w7_recurrence(x, steps), (16,)), (0,))
 
 
 class Work:
