@@ -16,9 +16,9 @@ Workloads bound by per-call overhead (tiny inputs) have no entry.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
+
+from benchmarks import limits
 
 TRANSCENDENTALS = ("tanh", "exp", "log", "sin")
 COST_ELEMENTS = 1 << 15  # fits L2: the cost of the math, not of memory
@@ -80,13 +80,8 @@ def transcendental_ns(dtypes=("float32", "float64")) -> dict | None:
 
 
 def _per_element(f, x, reps: int = 200) -> float:
-    f(x)
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        f(x)
-        best = min(best, time.perf_counter() - start)
-    return best / x.size * 1e9
+    f(x)  # compile
+    return limits.best_seconds(lambda: f(x), reps) / x.size * 1e9
 
 
 def bounds(work: dict, limits: dict, cores: int) -> dict:
