@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from tracegrad.passes.fusion.emission import buffers_used, name_temps
 from tracegrad.passes.kernels import (Buffer, IndexMap, KernelProgram, Load, LoopKernel, LoopStep,
                                       Op, Store)
 
@@ -327,14 +328,6 @@ def _body_kernel(k, body, block):
 
 
 def _renamed(kp: KernelProgram) -> KernelProgram:
-    """The temps the kernels touch, named t0, t1, ... in the order of their first touch
-    (a temp is written before it is read, so this is emission's order)."""
-    seen = {}
-    for k in kp.kernels:
-        for b in k.reads() + k.writes():
-            if b.kind == "temp":
-                seen.setdefault(id(b), b)
-    temps = list(seen.values())
-    for i, b in enumerate(temps):
-        b.name = f"t{i}"
+    """The temps the kernels touch, named as emission names them."""
+    temps = name_temps(buffers_used(kp.kernels))
     return KernelProgram(kp.inputs, kp.outputs, kp.consts, temps, kp.kernels)

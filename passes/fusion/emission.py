@@ -94,7 +94,7 @@ def _emit_group(plan, g, name):
                      d.trans_a, d.trans_b)
 
 
-def _buffers_used(kernels):
+def buffers_used(kernels):
     seen = {}
     for k in kernels:
         for b in k.reads() + k.writes():
@@ -102,12 +102,18 @@ def _buffers_used(kernels):
     return list(seen.values())
 
 
-def emit(plan, groups) -> KernelProgram:
-    kernels = [_emit_group(plan, g, f"k{i}") for i, g in enumerate(_topo(groups))]
-    used = _buffers_used(kernels)
+def name_temps(used) -> list:
+    """The temps among `used` (buffers in first-touch order), named t0, t1, ..."""
     temps = [b for b in used if b.kind == "temp"]
     for i, b in enumerate(temps):
         b.name = f"t{i}"
+    return temps
+
+
+def emit(plan, groups) -> KernelProgram:
+    kernels = [_emit_group(plan, g, f"k{i}") for i, g in enumerate(_topo(groups))]
+    used = buffers_used(kernels)
+    temps = name_temps(used)
     const_order = [plan.buffers[v] for v in plan.graph.constvars] + [plan.mask_buffer()]
     used_ids = {id(b) for b in used}
     consts = [b for b in const_order if id(b) in used_ids]
