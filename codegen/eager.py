@@ -18,10 +18,10 @@ does); each thread writes its own partial sum.
 
 Kernels run through one small *driver* per pointer count, compiled once per process:
 `void tg_eager_run<k>(ptr fn, ptr p0..p{k-1}, i64 n, i64 threads, i64 out_step)` runs
-`fn` on [0, n) split over `threads` pthreads (created per call, from libc; threads are
-opt-in, `thread_count`), the last pointer (the output) advanced by `out_step` bytes per
-thread (0 for elementwise kernels, whose threads write disjoint rows; 8 for a sum's
-partials).  Elementwise kernels are called through eager_call.py's native fast call
+`fn` on [0, n) split into `threads` slices run by the process's persistent worker pool
+(pool.py's `tg_pool_run`, the one compiled programs use), the last pointer (the output)
+advanced by `out_step` bytes per slice (0 for elementwise kernels, whose slices write
+disjoint rows; 8 for a sum's partials).  Elementwise kernels are called through eager_call.py's native fast call
 (`caller`), which checks the operands and allocates the output without Python; sums, and
 every call in a process without the fast call's ABI, through ctypes.  The driver and the
 fast-call module are disk-cached like the kernels.
@@ -33,16 +33,15 @@ import os
 import warnings
 from dataclasses import dataclass
 
-import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, IndexMap, Load, LoopKernel, Op, Store
 
-from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, mathlib, simd, threads
+from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, mathlib, pool, simd, threads
 from .fastcall import _Indirect
-from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
+from .irutil import I64, PTR, Loop, declare, i64
 from .runtime import register_symbols
 from .units import KernelUnit, canonical_form
 
@@ -122,8 +121,9 @@ def _kernel_type(n_ptrs: int):
 
 
 def _emit_task(module, n_ptrs: int):
-    """`ptr task(ptr ctx)`: a pthread start routine calling ctx's kernel on its rows."""
-    task = ir.Function(module, ir.FunctionType(PTR, [PTR]), f"tg_eager_task{n_ptrs}")
+    """`void task(ptr ctx)`: the pool's task (pool.TASK_TYPE), calling ctx's kernel on its
+    rows."""
+    task = ir.Function(module, pool.TASK_TYPE, f"tg_eager_task{n_ptrs}")
     task.linkage = "internal"
     b = ir.IRBuilder(task.append_basic_block("entry"))
     cty, ctx = _context_type(n_ptrs), task.args[0]
@@ -131,7 +131,7 @@ def _emit_task(module, n_ptrs: int):
     ptrs = [b.load(f, typ=PTR) for f in fields[:n_ptrs + 1]]
     rows = [b.load(f, typ=I64) for f in fields[n_ptrs + 1:]]
     b.call(_Indirect(ptrs[0], _kernel_type(n_ptrs)), ptrs[1:] + rows)
-    b.ret(ir.Constant(PTR, None))
+    b.ret_void()
     return task
 
 
@@ -159,30 +159,25 @@ def _edges(b, n, n_threads):
 
 def emit_driver(module, n_ptrs: int) -> ir.Function:
     """`void tg_eager_run<k>(ptr fn, ptr p..., i64 n, i64 threads, i64 out_step)`: the
-    module docstring.  A thread that cannot be created runs its slice inline."""
+    module docstring.  One thread calls the kernel directly; more hand their slices to the
+    process's worker pool (`tg_pool_run`, pool.py), which runs slice 0 on the caller and
+    any slice without a worker on the caller too."""
     fnty = ir.FunctionType(ir.VoidType(), [PTR] * (n_ptrs + 1) + [I64, I64, I64])
     fn = ir.Function(module, fnty, f"tg_eager_run{n_ptrs}")
     args = list(fn.args)
-    n_threads = args[n_ptrs + 2]
+    n, n_threads = args[n_ptrs + 1], args[n_ptrs + 2]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    task = _emit_task(module, n_ptrs)
-    ctx = b.alloca(_context_type(n_ptrs), size=n_threads, name="ctx")
-    tids = b.alloca(I64, size=n_threads, name="tids")
-    rcs = b.alloca(I32, size=n_threads, name="rcs")
-    edges = _edges(b, args[n_ptrs + 1], n_threads)
+    with b.if_then(b.icmp_signed("<=", n_threads, i64(1))):
+        b.call(_Indirect(args[0], _kernel_type(n_ptrs)), args[1:n_ptrs + 1] + [i64(0), n])
+        b.ret_void()
+    cty = _context_type(n_ptrs)
+    ctx = b.alloca(cty, size=n_threads, name="ctx")
+    edges = _edges(b, n, n_threads)
     with Loop(b, i64(0), n_threads, "fill") as t:
         _fill_context(b, ctx, t, args, n_ptrs, edges)
-    create = declare(module, "tg_sys_pthread_create", I32, [PTR, PTR, PTR, PTR])
-    join = declare(module, "tg_sys_pthread_join", I32, [I64, PTR])
-    with Loop(b, i64(1), n_threads, "spawn") as t:
-        rc = b.call(create, [b.gep(tids, [t]), ir.Constant(PTR, None), task, b.gep(ctx, [t])])
-        b.store(rc, b.gep(rcs, [t]))
-        with b.if_then(b.icmp_signed("!=", rc, I32(0)), likely=False):
-            b.call(task, [b.gep(ctx, [t])])
-    b.call(task, [ctx])
-    with Loop(b, i64(1), n_threads, "join") as t:
-        with b.if_then(b.icmp_signed("==", b.load(b.gep(rcs, [t])), I32(0))):
-            b.call(join, [b.load(b.gep(tids, [t])), ir.Constant(PTR, None)])
+    stride = b.sub(b.ptrtoint(b.gep(ctx, [i64(1)], source_etype=cty), I64), b.ptrtoint(ctx, I64))
+    run = declare(module, "tg_pool_run", ir.VoidType(), [PTR, PTR, I64, I64])
+    b.call(run, [_emit_task(module, n_ptrs), ctx, stride, n_threads])  # returns when all ran
     b.ret_void()
     return fn
 
@@ -206,11 +201,10 @@ class Made:
 
 
 def thread_count() -> int:
-    """Threads for large eager kernels: TRACEGRAD_EAGER_THREADS, else 1.  On the shared
-    2-core machine measured, a second thread lost at every size up to 4M elements (the
-    other core was busy: docs/eager.md), so threads are opt-in."""
+    """Threads for large eager kernels: TRACEGRAD_EAGER_THREADS, else compiled programs'
+    count (threads.thread_count: TRACEGRAD_NUM_THREADS, else every core)."""
     env = os.environ.get("TRACEGRAD_EAGER_THREADS", "").strip()
-    return threads.thread_count(int(env)) if env.isdigit() else 1
+    return threads.thread_count(int(env) if env.isdigit() else None)
 
 
 def thread_min(prim: str) -> int:
@@ -252,9 +246,7 @@ class Kernels:
     def _make(self, spec: Spec):
         try:
             with llvm_util.LOCK:
-                register_symbols()
-                for name, address in libc_symbols(("pthread_create", "pthread_join")).items():
-                    llvm.add_symbol(name, address)  # the driver's (module docstring)
+                register_symbols()  # the pool's tg_pool_run among them (the driver's)
                 made = Made(self._kernel_address(spec), self._driver(spec.n_pointers)[1])
                 if spec.reduce is None:
                     self._add_builtin(made, spec)

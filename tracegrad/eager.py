@@ -63,6 +63,7 @@ class _Backend:
 
     def __init__(self):
         self.module = None
+        self.memory = None  # codegen/eager_memory.py where its handler is installed
         self.failed = False
 
     def get(self):
@@ -74,6 +75,7 @@ class _Backend:
             try:
                 from tracegrad.codegen import eager  # noqa: PLC0415 (llvmlite loads on first use)
                 self.module = eager
+                self.memory = _cache_memory(eager)
             except Exception as exc:  # noqa: BLE001 (no compiler: numpy it is)
                 self.failed = True
                 warnings.warn(f"tracegrad: native eager kernels unavailable, using numpy "
@@ -82,6 +84,18 @@ class _Backend:
 
 
 BACKEND = _Backend()
+
+
+def _cache_memory(kernels):
+    """Install the caching allocator (codegen/eager_memory.py) for numpy's large arrays in
+    the current context; the module, or None where it is switched off or cannot be."""
+    from tracegrad.codegen import eager_memory  # noqa: PLC0415 (with the kernels)
+    try:
+        return eager_memory if eager_memory.install(kernels.KERNELS._compile) else None
+    except Exception as exc:  # noqa: BLE001 (numpy's own allocator it is)
+        warnings.warn(f"tracegrad: eager memory cache unavailable ({type(exc).__name__}: {exc})",
+                      RuntimeWarning, stacklevel=5)
+        return None
 
 
 def _result(out):
@@ -244,6 +258,8 @@ def install() -> list:
 
 
 def uninstall() -> None:
-    """Every eager operation back on numpy."""
+    """Every eager operation back on numpy (and numpy's own allocator in this context)."""
     for name in THRESHOLDS:
         PRIMITIVES[name].native = None
+    if BACKEND.memory is not None:
+        BACKEND.memory.uninstall()

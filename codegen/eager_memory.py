@@ -1,0 +1,364 @@
+"""A caching memory handler for numpy array data: freed large blocks are kept for the next
+allocation of about the same size, as PyTorch's caching allocator keeps freed tensors.
+
+Eager operations on large arrays each allocate a fresh output, and the eager backward frees
+most of them again within the same step.  Fresh memory from the system pays a page fault
+on first touch of every page (on the machines measured a 4 MB float32 array cost more to
+fault in than a multiplication writing it did); a block that numpy has freed and that is
+handed out again does not.  numpy lets a process choose the allocator of new arrays
+(NEP 49: `PyDataMem_SetHandler`, per context variable); `install()` sets this handler in
+the current context (tracegrad/eager.py does, at the first native eager operation).
+
+The handler (native code, built here and disk-cached like the eager kernels):
+
+- malloc(n), n >= MIN_BYTES: a cached block whose usable size is n to n + n/8, else libc's
+  malloc.  calloc likewise, then clears the cached block (memset), else libc's calloc.
+  realloc: libc's (every block came from libc's malloc).
+- free(p): a block of at least MIN_BYTES joins the cache when the cache has a slot and its
+  bytes stay within the budget, evicting (freeing) older blocks to make room; else libc's
+  free.  The size a block is filed under is libc's `malloc_usable_size`, never numpy's
+  word, so a block handed out is always at least as large as asked.
+
+Only memory numpy has freed is reused, so no array ever aliases another.  The cache takes a
+try-lock: a caller that finds it taken (another thread, or a lock left by a fork) bypasses
+the cache, so nothing ever waits.  The code is never unloaded (arrays allocated by it can
+be freed until the interpreter exits).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+import llvmlite.binding as llvm
+import numpy as np
+from llvmlite import ir
+
+from .irutil import I64, PTR, declare, i64, libc_symbols
+
+MIN_BYTES = 1 << 17  # smaller blocks come from libc's heap without page faults to save
+SLOTS = 32  # cached blocks at most
+DEFAULT_BUDGET_MB = 64  # bytes cached at most (TRACEGRAD_EAGER_CACHE_MB; 0 switches it off)
+NAME = b"tracegrad_eager_cache"
+I1, I32 = ir.IntType(1), ir.IntType(32)
+VOID = ir.VoidType()
+SLOT = ir.LiteralStructType([PTR, I64])  # a cached block and its usable size (0: empty)
+STATS = ("hits", "misses", "stored", "evicted")
+_LIBC = ("malloc", "calloc", "realloc", "free", "malloc_usable_size", "memset")
+
+
+def _global(m, name, ty):
+    g = ir.GlobalVariable(m, ty, name)
+    g.initializer = ir.Constant(ty, None)
+    g.align = 64
+    g.type = PTR  # opaque, as pool.py's globals
+    return g
+
+
+class MemoryModule:
+    """Builds the handler's IR: the cache's globals and the four allocator functions."""
+
+    def __init__(self):
+        m = self.m = ir.Module(name="tg_eager_memory")
+        self.lock = _global(m, "tg_mem_lock", I32)
+        self.slots = _global(m, "tg_mem_slots", ir.ArrayType(SLOT, SLOTS))
+        self.total = _global(m, "tg_mem_total", I64)
+        self.budget = _global(m, "tg_mem_budget", I64)
+        self.next = _global(m, "tg_mem_next", I64)
+        self.stats = _global(m, "tg_mem_stats", ir.ArrayType(I64, len(STATS)))
+
+    def libc(self, name, ret, args):
+        return declare(self.m, f"tg_sys_{name}", ret, args)
+
+    def function(self, name, ret, args, internal=True):
+        fn = ir.Function(self.m, ir.FunctionType(ret, args), name)
+        if internal:
+            fn.linkage = "internal"
+        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def build(self) -> ir.Module:
+        self.take_fn = self._take()
+        self.put_fn = self._put()
+        self._malloc()
+        self._calloc()
+        self._realloc()
+        self._free()
+        return self.m
+
+    # ---- small pieces ----
+
+    def field(self, b, j, k):
+        return b.gep(self.slots, [i64(0), j, I32(k)], inbounds=True,
+                     source_etype=ir.ArrayType(SLOT, SLOTS))
+
+    def count(self, b, which: str):
+        ptr = b.gep(self.stats, [i64(0), I32(STATS.index(which))], source_etype=ir.ArrayType(I64, len(STATS)))
+        b.store(b.add(b.load(ptr, typ=I64), i64(1)), ptr)
+
+    def trylock(self, b):
+        return b.extract_value(b.cmpxchg(self.lock, I32(0), I32(1), "acquire", "monotonic"), 1)
+
+    def unlock(self, b):
+        b.atomic_rmw("xchg", self.lock, I32(0), "release")
+
+    @staticmethod
+    def blocks(fn, *names):
+        return [fn.append_basic_block(n) for n in names]
+
+    # ---- the cache ----
+
+    def _take(self):
+        """`ptr take(i64 n)`: a cached block of usable size n..n + n/8, removed from the cache;
+        null if none (or the cache is taken)."""
+        fn, b = self.function("tg_mem_take", PTR, [I64])
+        n = fn.args[0]
+        head, body, nxt, hit, nohit, busy = self.blocks(fn, "head", "body", "next", "hit", "nohit", "busy")
+        entry = b.block
+        b.cbranch(self.trylock(b), head, busy)
+        b.position_at_end(head)
+        j = b.phi(I64)
+        j.add_incoming(i64(0), entry)
+        b.cbranch(b.icmp_signed("<", j, i64(SLOTS)), body, nohit)
+        b.position_at_end(body)
+        size = b.load(self.field(b, j, 1), typ=I64)
+        fits = b.and_(b.icmp_unsigned(">=", size, n),
+                      b.icmp_unsigned("<=", b.sub(size, n), b.lshr(n, i64(3))))
+        b.cbranch(fits, hit, nxt)
+        b.position_at_end(nxt)
+        j.add_incoming(b.add(j, i64(1)), nxt)
+        b.branch(head)
+        b.position_at_end(hit)
+        block = b.load(self.field(b, j, 0), typ=PTR)
+        b.store(i64(0), self.field(b, j, 1))
+        b.store(b.sub(b.load(self.total, typ=I64), size), self.total)
+        self.count(b, "hits")
+        self.unlock(b)
+        b.ret(block)
+        b.position_at_end(nohit)
+        self.count(b, "misses")
+        self.unlock(b)
+        b.ret(ir.Constant(PTR, None))
+        b.position_at_end(busy)
+        b.ret(ir.Constant(PTR, None))
+        return fn
+
+    def _evict(self, b, j):
+        """Free slot j's block (cache held)."""
+        size = b.load(self.field(b, j, 1), typ=I64)
+        b.call(self.libc("free", VOID, [PTR]), [b.load(self.field(b, j, 0), typ=PTR)])
+        b.store(i64(0), self.field(b, j, 1))
+        b.store(b.sub(b.load(self.total, typ=I64), size), self.total)
+        self.count(b, "evicted")
+
+    def _store_at(self, b, j, p, u):
+        b.store(p, self.field(b, j, 0))
+        b.store(u, self.field(b, j, 1))
+        b.store(b.add(b.load(self.total, typ=I64), u), self.total)
+        b.store(b.urem(b.add(j, i64(1)), i64(SLOTS)), self.next)
+        self.count(b, "stored")
+        self.unlock(b)
+        b.ret(ir.Constant(I1, 1))
+
+    def _put(self):
+        """`i1 put(ptr p, i64 u)`: file block p (usable size u) in the cache.  Slots are
+        visited from `next` (one past the last block filed): a slot's block is evicted while
+        the new one does not fit the budget, and the first empty slot it fits takes it; when
+        every slot is full, the block at `next` (the oldest filed, unless taken since) goes."""
+        fn, b = self.function("tg_mem_put", I1, [PTR, I64])
+        p, u = fn.args
+        lock, head, body, evict, check, store, nxt, full, no = self.blocks(
+            fn, "lock", "head", "body", "evict", "check", "store", "next", "full", "no")
+        b.cbranch(b.icmp_unsigned(">", u, b.load(self.budget, typ=I64)), no, lock)
+        b.position_at_end(lock)
+        start = b.load(self.next, typ=I64)
+        b.cbranch(self.trylock(b), head, no)
+        b.position_at_end(head)
+        k = b.phi(I64)
+        k.add_incoming(i64(0), lock)
+        b.cbranch(b.icmp_signed("<", k, i64(SLOTS)), body, full)
+        b.position_at_end(body)
+        j = b.urem(b.add(start, k), i64(SLOTS))
+        over = b.icmp_unsigned(">", b.add(b.load(self.total, typ=I64), u), b.load(self.budget, typ=I64))
+        taken = b.icmp_unsigned("!=", b.load(self.field(b, j, 1), typ=I64), i64(0))
+        b.cbranch(b.and_(over, taken), evict, check)
+        b.position_at_end(evict)
+        self._evict(b, j)
+        b.branch(check)
+        b.position_at_end(check)
+        over = b.icmp_unsigned(">", b.add(b.load(self.total, typ=I64), u), b.load(self.budget, typ=I64))
+        empty = b.icmp_unsigned("==", b.load(self.field(b, j, 1), typ=I64), i64(0))
+        b.cbranch(b.and_(empty, b.not_(over)), store, nxt)
+        b.position_at_end(store)
+        self._store_at(b, j, p, u)
+        b.position_at_end(nxt)
+        k.add_incoming(b.add(k, i64(1)), nxt)
+        b.branch(head)
+        b.position_at_end(full)  # every slot full, the budget kept: replace the one at `start`
+        self._evict(b, start)
+        self._store_at(b, start, p, u)
+        b.position_at_end(no)
+        b.ret(ir.Constant(I1, 0))
+        return fn
+
+    # ---- numpy's allocator functions: (ctx, ...) as PyDataMemAllocator declares them ----
+
+    def _cached(self, b, fn, n):
+        """(block, hit, miss): take a cached block for n bytes and branch on whether there
+        was one; the builder is left in `hit`."""
+        hit, miss = self.blocks(fn, "hit", "miss")
+        block = b.call(self.take_fn, [n])
+        b.cbranch(b.icmp_unsigned("!=", block, ir.Constant(PTR, None)), hit, miss)
+        b.position_at_end(hit)
+        return block, hit, miss
+
+    def _malloc(self):
+        fn, b = self.function("tg_mem_malloc", PTR, [PTR, I64], internal=False)
+        n = fn.args[1]
+        large, small = self.blocks(fn, "large", "small")
+        b.cbranch(b.icmp_unsigned(">=", n, i64(MIN_BYTES)), large, small)
+        b.position_at_end(large)
+        block, hit, miss = self._cached(b, fn, n)
+        b.ret(block)
+        b.position_at_end(miss)
+        b.branch(small)
+        b.position_at_end(small)
+        b.ret(b.call(self.libc("malloc", PTR, [I64]), [n]))
+
+    def _calloc(self):
+        fn, b = self.function("tg_mem_calloc", PTR, [PTR, I64, I64], internal=False)
+        count, size = fn.args[1:]
+        product = b.call(declare(self.m, "llvm.umul.with.overflow.i64",
+                                 ir.LiteralStructType([I64, I1]), [I64, I64]), [count, size])
+        n = b.extract_value(product, 0)
+        large, small = self.blocks(fn, "large", "small")
+        fits = b.and_(b.not_(b.extract_value(product, 1)), b.icmp_unsigned(">=", n, i64(MIN_BYTES)))
+        b.cbranch(fits, large, small)
+        b.position_at_end(large)
+        block, hit, miss = self._cached(b, fn, n)
+        b.call(self.libc("memset", PTR, [PTR, I32, I64]), [block, I32(0), n])
+        b.ret(block)
+        b.position_at_end(miss)
+        b.branch(small)
+        b.position_at_end(small)
+        b.ret(b.call(self.libc("calloc", PTR, [I64, I64]), [count, size]))
+
+    def _realloc(self):
+        fn, b = self.function("tg_mem_realloc", PTR, [PTR, PTR, I64], internal=False)
+        b.ret(b.call(self.libc("realloc", PTR, [PTR, I64]), list(fn.args[1:])))
+
+    def _free(self):
+        fn, b = self.function("tg_mem_free", VOID, [PTR, PTR, I64], internal=False)
+        p = fn.args[1]
+        some, large, release, done = self.blocks(fn, "some", "large", "release", "done")
+        b.cbranch(b.icmp_unsigned("==", p, ir.Constant(PTR, None)), done, some)
+        b.position_at_end(some)
+        usable = b.call(self.libc("malloc_usable_size", I64, [PTR]), [p])
+        b.cbranch(b.icmp_unsigned(">=", usable, i64(MIN_BYTES)), large, release)
+        b.position_at_end(large)
+        b.cbranch(b.call(self.put_fn, [p, usable]), done, release)
+        b.position_at_end(release)
+        b.call(self.libc("free", VOID, [PTR]), [p])
+        b.branch(done)
+        b.position_at_end(done)
+        b.ret_void()
+
+
+# ---- numpy's side -------------------------------------------------------------------------
+
+class Handler(ctypes.Structure):
+    """numpy's PyDataMem_Handler (version 1)."""
+    _fields_ = [("name", ctypes.c_char * 127), ("version", ctypes.c_uint8), ("ctx", ctypes.c_void_p),
+                ("malloc", ctypes.c_void_p), ("calloc", ctypes.c_void_p), ("realloc", ctypes.c_void_p),
+                ("free", ctypes.c_void_p)]
+
+
+SET_HANDLER_SLOT = 304  # PyArray_API[304]: PyDataMem_SetHandler (numpy >= 1.22)
+
+
+def budget_bytes() -> int:
+    env = os.environ.get("TRACEGRAD_EAGER_CACHE_MB", "").strip()
+    return (int(env) if env.isdigit() else DEFAULT_BUDGET_MB) << 20
+
+
+class Memory:
+    """The handler in this process: built and loaded once, never unloaded; `install()` makes
+    it numpy's allocator in the current context."""
+
+    def __init__(self):
+        self.addresses = None
+        self.keep = []  # the engine, the handler struct, its name and capsule: never freed
+
+    def load(self, compile_module) -> dict:
+        """Name -> address of the functions and globals (`compile_module(module)` gives the
+        engine of an IR module, eager.Kernels._compile)."""
+        if self.addresses is None:
+            for name, address in libc_symbols(_LIBC).items():
+                llvm.add_symbol(name, address)
+            engine = compile_module(MemoryModule().build())
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed (docstring)
+            table = {n: engine.get_function_address(f"tg_mem_{n}") for n in ("malloc", "calloc", "realloc", "free")}
+            table.update({g: engine.get_global_value_address(f"tg_mem_{g}")
+                          for g in ("budget", "total", "stats", "slots")})
+            self.keep.append(engine)
+            self.addresses = table
+        return self.addresses
+
+    def capsule(self):
+        if not hasattr(self, "_capsule"):
+            a = self.addresses
+            handler = Handler(NAME, 1, None, a["malloc"], a["calloc"], a["realloc"], a["free"])
+            name = ctypes.c_char_p(b"mem_handler")
+            new = ctypes.pythonapi.PyCapsule_New
+            new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+            self._capsule = new(ctypes.addressof(handler), name, None)
+            self.keep += [handler, name, self._capsule]
+        return self._capsule
+
+    def set_budget(self, nbytes: int) -> None:
+        ctypes.c_int64.from_address(self.addresses["budget"]).value = int(nbytes)
+
+    def stats(self) -> dict:
+        words = (ctypes.c_int64 * len(STATS)).from_address(self.addresses["stats"])
+        cached = ctypes.c_int64.from_address(self.addresses["total"]).value
+        return dict(zip(STATS, words[:]), cached_bytes=cached)
+
+
+MEMORY = Memory()
+
+
+def _set_handler(capsule_address) -> None:
+    from .fastcall import _array_api_table  # noqa: PLC0415 (numpy's C API table)
+    table = ctypes.cast(_array_api_table(), ctypes.POINTER(ctypes.c_void_p))
+    setter = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p)(table[SET_HANDLER_SLOT])
+    setter(capsule_address)  # the previous handler, released
+
+
+def active() -> bool:
+    """Whether numpy allocates through this handler in the current context."""
+    return np_handler_name() == NAME.decode()
+
+
+def np_handler_name() -> str:
+    try:
+        from numpy._core.multiarray import get_handler_name
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import get_handler_name
+    return get_handler_name()
+
+
+def install(compile_module) -> bool:
+    """Make the caching handler numpy's allocator in the current context (budget
+    `budget_bytes()`; none when it is 0).  Returns whether it is installed."""
+    budget = budget_bytes()
+    if budget <= 0 or np.lib.NumpyVersion(np.__version__) < "1.22.0":
+        return False
+    MEMORY.load(compile_module)
+    MEMORY.set_budget(budget)
+    _set_handler(id(MEMORY.capsule()))
+    return active()
+
+
+def uninstall() -> None:
+    """numpy's default allocator again in the current context (where this one is set);
+    cached blocks stay until reused or evicted."""
+    if MEMORY.addresses is not None and active():
+        _set_handler(None)
