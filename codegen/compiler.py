@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tracegrad.passes.kernels import CondStep, LoopStep
+from tracegrad.passes.matvec import matvec_loops
 from tracegrad.passes.rowblock import rowblock
 
 from . import blas, cache, extern, fingerprint, llvm_jobs, llvm_util, lower, threads
@@ -329,12 +330,11 @@ def graph_environment(plan, requested_threads: int) -> dict:
                                            cpus=os.cpu_count(), blas_threads=blas.thread_count())
 
 
-def _planned(graph, plan, requested: int):
-    """`plan(graph)`, with row blocks (passes/rowblock.py) where its kernels run on one
-    thread: the blocked step runs on one thread, so where several threads split the
-    unblocked kernels those win."""
-    kp = plan(graph)
-    return rowblock(kp) if _threads_for(kp, requested) == 1 else kp
+def _planned(graph, plan):
+    """`plan(graph)` with its narrow products as loops (passes/matvec.py: no BLAS call
+    keeps its threads from the program) and its row blocks (passes/rowblock.py: a
+    step's ranges of blocks run on the program's threads, rowsteps.py)."""
+    return rowblock(matvec_loops(plan(graph)))
 
 
 def compile_graph(graph, plan, name: str = "program", disk_cache=None,
@@ -356,10 +356,10 @@ def compile_graph(graph, plan, name: str = "program", disk_cache=None,
         with llvm_util.LOCK:
             cp = _load(store, key, stages)
         if cp is not None:
-            cp.planner = functools.cache(lambda: _planned(graph, plan, requested))
+            cp.planner = functools.cache(lambda: _planned(graph, plan))
             return cp
     with stages.stage("plan"):
-        kp = _planned(graph, plan, requested)
+        kp = _planned(graph, plan)
     stages.progress(f"planned {len(kp.kernels)} kernels")
     with llvm_util.LOCK:
         cp = _build(kp, name, store, key, _threads_for(kp, requested), stages,

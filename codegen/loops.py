@@ -100,6 +100,7 @@ class Scope(ProgramEmitter):
         self.module, self.units = parent.module, parent.units
         self.environment, self.const_globals = parent.environment, parent.const_globals
         self.n_threads, self.n_calls, self.part_calls = 1, 0, 0  # bodies never start threads
+        self.step_threads = parent.n_threads  # a grouped scan's (rowsteps.py); 1 in a body
         self.host_calls = parent.host_calls
         self.arena, self.bound = fn.args[0], bound
         self.free_offset = self.high = self.scratch_offset = base
@@ -367,6 +368,9 @@ def _predicate(scope, step, carries):
 def _emit_loop(scope, step: LoopStep):
     if step.grad is not None:
         return _emit_taped_while(scope, step)
+    if step.groups:
+        from . import rowsteps  # rowsteps.py builds on this module
+        return rowsteps.emit_groups(scope, step)
     b = scope.b
     sizes = [_nbytes(buf) for buf in step.carries]
     carries = _Carries(b, _p(scope, step.carries), _p(scope, step.scratch), sizes)

@@ -93,6 +93,7 @@ def _loop_step(k: LoopStep, indent) -> list:
     kind = "while_vjp" if k.grad is not None else "while" if k.length is None else "scan"
     head = f"{kind} {k.name}" + (f" length={k.length}" if k.length is not None else "")
     head += " reverse" if k.reverse else ""
+    head += f" groups={k.groups}" if k.groups else ""
     ins = _roles([("cond_consts", k.cond_consts), ("consts", k.consts), ("init", k.init),
                   ("xs", k.xs)])
     outs = _roles([("carries", k.carries), ("scratch", k.scratch), ("ys", k.ys)])
@@ -102,6 +103,8 @@ def _loop_step(k: LoopStep, indent) -> list:
     if k.cond is not None:
         lines += _nested("cond", k.cond, indent)
     lines += _nested("body", k.body, indent)
+    if k.merge is not None:
+        lines += _nested("merge", k.merge, indent)
     if k.grad is not None:
         g = k.grad
         lines.append(f"{indent}reverse over the tape: acc={g.n_acc} "

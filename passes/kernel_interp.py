@@ -242,7 +242,25 @@ def _while_trips(env, k: LoopStep, carry):
         t += 1
 
 
+def _run_groups(env, k: LoopStep):
+    """A scan over `groups` ranges of trips, each from `init`, folded in order by `merge`."""
+    consts = [env[id(b)] for b in k.consts]
+    xs, ys, n = _slices(env, k.xs, k.length), _slices(env, k.ys, k.length), len(k.carries)
+    total = None
+    for g in range(k.groups):
+        carry = [env[id(b)].copy() for b in k.init]
+        for t in range(k.length * g // k.groups, k.length * (g + 1) // k.groups):
+            outs = _call(k.body, consts + carry + [x[t] for x in xs])
+            carry = outs[:n]
+            for y, value in zip(ys, outs[n:]):
+                y[t] = value
+        total = carry if total is None else _call(k.merge, list(total) + list(carry))
+    _write(env, k.carries, total)
+
+
 def _run_loop_step(env, k: LoopStep):
+    if k.groups:
+        return _run_groups(env, k)
     carry = [env[id(b)].copy() for b in k.init]
     consts = [env[id(b)] for b in k.consts]
     n = len(k.carries)

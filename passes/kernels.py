@@ -47,6 +47,14 @@ passthrough is a copy kernel), so a body never writes what it reads.
   `cond` (inputs `cond_consts + carries`, output the bool[] buffer `pred`)
   before each trip and stops when it is false.  The final carries land in
   `carries` (trip count 0: a copy of `init`).
+* A scan with `groups` G (row blocks, passes/rowblock.py; forward, no grad)
+  splits its trips into G contiguous ranges, range g being trips
+  [length*g//G, length*(g+1)//G), each starting its carries from `init`.  The
+  ranges' final carries are then folded in range order, ((r0 . r1) . r2) ...,
+  by the `merge` program (inputs `carries so far + range g's carries`, outputs
+  the combined carries) into `carries`.  Ranges share nothing but their reads,
+  so they may run on different threads; the fold order, and with it the
+  result, does not depend on how many.
 * A `LoopStep` with a `grad` (`while_vjp`) records the carries entering each
   trip on a tape that grows at run time, then runs `grad.body` over the tape
   from the last trip to the first: inputs `grad.consts + tape[t] + acc + ct`,
@@ -226,6 +234,8 @@ class LoopStep:
     cond_consts: list = field(default_factory=list)
     pred: Buffer | None = None  # where `cond` writes its bool
     grad: TapeGrad | None = None
+    groups: int | None = None  # a scan over independent ranges of trips (module docstring)
+    merge: KernelProgram | None = None  # with groups: carries + a range's carries -> carries
 
     def reads(self):
         extra = self.grad.reads() if self.grad is not None else []
@@ -239,7 +249,7 @@ class LoopStep:
 
     def programs(self):
         """The sub-programs, in the order they run."""
-        return [p for p in (self.cond, self.body, self.grad and self.grad.body) if p]
+        return [p for p in (self.cond, self.body, self.grad and self.grad.body, self.merge) if p]
 
 
 @dataclass

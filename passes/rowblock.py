@@ -24,6 +24,14 @@ ways, checked per access (dim 0 is the rows):
 Kernels that do not join a run may move after it when they neither read what
 the run writes later nor write what it touches.
 
+The step's blocks form `groups` contiguous ranges (LoopStep.groups, GROUPS at
+most): each range accumulates its own carries from the identity, and the `merge`
+program folds the ranges' carries in range order.  Ranges share nothing they
+write, so codegen runs them on the program's threads (codegen/rowsteps.py), and
+the fold order, fixed here, makes the sums the same on any thread count: a sum
+is sequential over the blocks of a range (each block's partial sum as the
+kernel computes it), then ((range 0 + range 1) + range 2) + ...
+
 Invariant: the rewritten program computes what the original did, up to the
 reassociation of sums the kernel semantics already allow.
 """
@@ -43,6 +51,9 @@ BLOCK_BYTES = 256 << 10
 MAX_DEFERRED = 8
 # Kernels in one run (bounds the quadratic legality checks).
 MAX_RUN = 32
+# Independent ranges of blocks per step (LoopStep.groups): threads take whole ranges, so
+# the sums come out the same on 1, 2, 4, 8 or 16 threads.
+GROUPS = 16
 # The reducing store's combine, as an elementwise primitive per (reduce, dtype kind).
 COMBINE = {"sum": "add", "max": "max", "min": "min"}
 IDENTITY = {"sum": 0, "max": -np.inf, "min": np.inf}
@@ -263,12 +274,14 @@ def _step(kp, run, later, consts):
         if acc.s0 == 0 and not acc.stores:
             body.mapping[id(buf)] = body.input(buf, buf.shape)
             step.consts.append(buf)
-    combines = [_carry(body, step, buf, acc, consts) for buf, acc in table.values()
-                if acc.s0 == 0 and acc.stores]
+    carried = [(buf, acc.stores[0][1].reduce) for buf, acc in table.values()
+               if acc.s0 == 0 and acc.stores]
+    combines = [_carry(body, step, buf, reduce, consts) for buf, reduce in carried]
     _slices(body, step, wise, block, live)
     kernels = [_body_kernel(k, body, block) for k in run] + combines
     # body outputs: the carries' next values (built first), then the y slices
     step.body = KernelProgram(body.inputs, body.outputs, [], body.temps, kernels)
+    step.groups, step.merge = min(GROUPS, step.length), _merge(carried)
     return step
 
 
@@ -281,10 +294,9 @@ def _shares_rows(run, wise) -> bool:
     return any(users.get(id(b), 0) > 1 for b, _ in wise)
 
 
-def _carry(body, step, buf, acc, consts):
+def _carry(body, step, buf, reduce, consts):
     """An accumulator: carry in/out, the block's partial result, and its combine kernel."""
-    (_, store), = acc.stores
-    identity = np.full(buf.shape, IDENTITY[store.reduce], buf.dtype) \
+    identity = np.full(buf.shape, IDENTITY[reduce], buf.dtype) \
         if buf.dtype != np.bool_ else np.zeros(buf.shape, bool)
     init = Buffer(f"c{len(consts)}", buf.shape, buf.dtype, "const", value=identity)
     consts.append(init)
@@ -294,7 +306,17 @@ def _carry(body, step, buf, acc, consts):
     step.scratch.append(scratch)
     cur, nxt = body.input(buf, buf.shape), body.output(buf, buf.shape)
     partial = body.mapping[id(buf)] = body.temp(buf.shape, buf.dtype)
-    return _combine(cur, partial, nxt, store.reduce)
+    return _combine(cur, partial, nxt, reduce)
+
+
+def _merge(carried) -> KernelProgram:
+    """The step's merge program: the carries so far (+) one range's carries, per carry."""
+    prog = Body()
+    so_far = [prog.input(buf, buf.shape) for buf, _ in carried]
+    ranges = [prog.input(buf, buf.shape) for buf, _ in carried]
+    kernels = [_combine(a, r, prog.output(buf, buf.shape), reduce)
+               for a, r, (buf, reduce) in zip(so_far, ranges, carried)]
+    return KernelProgram(prog.inputs, prog.outputs, [], [], kernels)
 
 
 def _combine(cur, partial, nxt, reduce):

@@ -10,7 +10,7 @@ from tracegrad.passes.kernels import LoopKernel, LoopStep
 
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
-    """Row blocks apply where the program's kernels run on one thread (codegen.compiler)."""
+    """One thread (tests/test_rowblock_parallel.py runs row blocks on two)."""
     monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "1")
 
 

@@ -1,0 +1,156 @@
+"""Grouped scans in native code: a row-block step's ranges of trips on the pool's threads.
+
+A scan with `groups` G (passes/kernels.py; passes/rowblock.py makes them) is emitted as
+* a range function `void <step>.ranges(ptr tarena, ptr p..., ptr slots, i64 glo, i64 ghi)`:
+  for each range g in [glo, ghi) it runs the range's trips, its carries double-buffered
+  in the range's two slots (loops._Carries) from `init` on, so that the range's result
+  ends in its first slot; the body's temps live at `tarena`;
+* in the step function, the G ranges in T contiguous shares (share t: ranges
+  [G*t//T, G*(t+1)//T)), run through the worker pool (pool.py `tg_pool_run`, context
+  and task as threads.py makes them for kernels), each share with its own `tarena`;
+  T is the program's thread count (never more than G) when the step's work reaches
+  threads.PARALLEL_MIN_COST, else 1 (a direct call);
+* after the join, the ranges' results folded in range order by `merge`:
+  ((r0 . r1) . r2) ... . r(G-1), double-buffered in `carries`/`scratch` so that the last
+  fold writes `carries`.  The fold order does not depend on T, so neither does the result.
+
+Arena, from the step's base offset: the slots (G ranges x carries x 2 buffers), then T
+regions of the body's temps, one per share.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+
+from tracegrad.passes.kernels import LoopKernel, distinct
+
+from . import threads
+from .irutil import I64, PTR, align_up, declare, i64
+from .loops import VOID, Scope, _Carries, _Counter, _halves, _memcpy, _nbytes, _offset, _p, _slices
+
+ALIGN = 64  # bytes: slots and regions start on cache lines (no sharing between threads)
+
+
+class _Slots:
+    """Where range g's two buffers of carry j are: slots + g * group + offset_j (+ size_j)."""
+
+    def __init__(self, carries):
+        self.sizes = [align_up(max(_nbytes(c), 1), ALIGN) for c in carries]
+        self.offsets = [2 * sum(self.sizes[:j]) for j in range(len(carries))]
+        self.group = 2 * sum(self.sizes)
+
+    def pointers(self, b, slots, g, half: int) -> list:
+        """Range g's buffers `half` (0: where its result ends, 1: the other) of every carry;
+        `g` an int or an i64 value."""
+        at = g * self.group if isinstance(g, int) else b.mul(g, i64(self.group), flags=("nsw",))
+        base = _offset(b, slots, at)
+        return [_offset(b, base, off + half * size) for off, size in zip(self.offsets, self.sizes)]
+
+
+def _edge(b, step, g):
+    """The first trip of range g (an i64): length * g // groups."""
+    return b.sdiv(b.mul(g, i64(step.length), flags=("nsw",)), i64(step.groups))
+
+
+def _range_trips(inner, step, layout, slots, g) -> None:
+    """Range g's trips, its carries from `init` to its first slots."""
+    b = inner.b
+    lo, hi = _edge(b, step, g), _edge(b, step, b.add(g, i64(1)))
+    trips = b.sub(hi, lo)
+    homes, others = layout.pointers(b, slots, g, 0), layout.pointers(b, slots, g, 1)
+    carries = _Carries(b, homes, others, [_nbytes(c) for c in step.carries])
+    odd = b.icmp_signed("==", b.and_(trips, i64(1)), i64(1))  # an odd count ends on the homes
+    start_nxt = _halves(b, homes, others, odd)
+    loop = _Counter(b, "trip")
+    carries.enter(_p(inner, step.init), start_nxt, loop.pre)
+    loop.test(inner.go(b.icmp_signed("<", loop.t, trips)))
+    i = b.add(lo, loop.t, flags=("nsw",))
+    xs = _slices(inner, step.xs, step.length, i) if step.xs else []
+    ys = _slices(inner, step.ys, step.length, i) if step.ys else []
+    inner.program(step.body, _p(inner, step.consts) + carries.cur + xs, carries.nxt + ys)
+    carries.swap()
+    loop.next()
+    carries.settle()
+
+
+def _range_function(scope, step, shared, layout):
+    """(the range function, the bytes of its temps: one share's region)."""
+    args = [PTR] * (len(shared) + 2) + [I64, I64]
+    fn = ir.Function(scope.module, ir.FunctionType(VOID, args),
+                     scope.module.get_unique_name("tg_ranges"))
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    slots, glo, ghi = fn.args[len(shared) + 1:]
+    inner = Scope(scope, fn, {id(buf): a for buf, a in zip(shared, fn.args[1:])}, 0)
+    ranges = _Counter(inner.b, "range")
+    g = inner.b.add(glo, ranges.t, flags=("nsw",))
+    ranges.test(inner.b.icmp_signed("<", g, ghi))
+    _range_trips(inner, step, layout, slots, g)
+    ranges.next()
+    inner.b.ret_void()
+    scope.n_calls += inner.n_calls
+    return fn, align_up(inner.high, ALIGN)
+
+
+def _work(step) -> int:
+    """The step's estimated cost, in threads.kernel_cost units (the thread policy's)."""
+    per_trip = sum(threads.kernel_cost(k) for k in step.body.kernels if isinstance(k, LoopKernel))
+    return per_trip * step.length
+
+
+def share_count(scope, step) -> int:
+    """Threads for the step's ranges (module docstring)."""
+    wanted = scope.step_threads
+    if wanted < 2 or _work(step) < threads.PARALLEL_MIN_COST:
+        return 1
+    return min(wanted, step.groups)
+
+
+def _run_shares(scope, fn, pointers, groups: int, n: int, regions: tuple) -> None:
+    """fn over the ranges, in n shares (one direct call when n == 1); share t's temps at
+    arena offset first + t * size, `regions` being (first, size)."""
+    b, (first, size) = scope.b, regions
+    args = [[_offset(b, scope.arena, first + t * size)] + pointers
+            + [i64(groups * t // n), i64(groups * (t + 1) // n)] for t in range(n)]
+    if n == 1:
+        b.call(fn, args[0])
+        return
+    n_ptrs = len(pointers) + 1
+    task, cty = threads._task(b.module, fn, n_ptrs), threads._context_type(n_ptrs)
+    ctx = b.alloca(cty, size=i64(n), name="ctx")
+    for t, values in enumerate(args):
+        for j, value in enumerate(values):
+            b.store(value, b.gep(ctx, [i64(t), ir.IntType(32)(j)]))
+    stride = b.sub(b.ptrtoint(b.gep(ctx, [i64(1)], source_etype=cty), I64), b.ptrtoint(ctx, I64))
+    run = declare(b.module, "tg_pool_run", VOID, [PTR, PTR, I64, I64])
+    b.call(run, [task, ctx, stride, i64(n)])  # returns when every share has run
+
+
+def _fold(scope, step, layout, slots) -> None:
+    """carries = ((r0 . r1) . r2) ...: the ranges' results in range order."""
+    b, groups = scope.b, step.groups
+    cur = layout.pointers(b, slots, 0, 0)
+    if groups == 1:
+        for dst, src, carry in zip(_p(scope, step.carries), cur, step.carries):
+            _memcpy(b, dst, src, _nbytes(carry))
+        return
+    for g in range(1, groups):
+        dst = _p(scope, step.carries if (groups - 1 - g) % 2 == 0 else step.scratch)
+        scope.program(step.merge, cur + layout.pointers(b, slots, g, 0), dst)
+        cur = dst
+
+
+def emit_groups(scope, step) -> None:
+    """A grouped scan (module docstring), in step function `scope` (loops.Scope)."""
+    layout = _Slots(step.carries)
+    shared = distinct(step.consts + step.init + step.xs + step.ys)
+    fn, region = _range_function(scope, step, shared, layout)
+    n, base = share_count(scope, step), scope.free_offset
+    at = align_up(base, ALIGN)
+    first = at + step.groups * layout.group
+    slots = _offset(scope.b, scope.arena, at)
+    _run_shares(scope, fn, _p(scope, shared) + [slots], step.groups, n, (first, region))
+    scope.free_offset = first + n * region  # the merge's temps, past every share's
+    scope.high = max(scope.high, scope.free_offset)
+    if step.carries:
+        _fold(scope, step, layout, slots)
+    scope.free_offset = base
