@@ -149,20 +149,68 @@ class Node:
         `edges` (default: the node's) are the operands' consumers: a rule that can
         (`selective_vjp`) skips the cotangents of operands whose edge is None."""
         self._check_saved()
-        *operands, out_data = self.saved
+        *operands, out = self.saved
+        prim, edges = self.prim, self.edges if edges is None else edges
         if create_graph:
-            out = box(out_data, self)
+            out = box(out, self)
         else:
             # eager tensors' buffers (`_data`; numpy arrays and scalars have none)
             operands = [getattr(x, "_data", x) for x in operands]
-            out = out_data
-        if getattr(self.prim, "selective_vjp", False):  # skip cotangents no one needs
-            needed = tuple([e is not None for e in (self.edges if edges is None else edges)])
-            return self.prim.vjp(g, out, *operands, needed=needed, **self.params)
-        return self.prim.vjp(g, out, *operands, **self.params)
+            plain = PLAIN_VJPS.get(prim)
+            if plain is not None:
+                cts = _plain_vjp(plain, g, out, operands, edges, self.params)
+                if cts is not None:
+                    return cts
+        if getattr(prim, "selective_vjp", False):  # skip cotangents no one needs
+            needed = tuple([e is not None for e in edges])
+            return prim.vjp(g, out, *operands, needed=needed, **self.params)
+        return prim.vjp(g, out, *operands, **self.params)
 
     def release(self):
         self.saved = None
+
+
+# ---- plain backward rules ---------------------------------------------------------------------
+# A plain (not create_graph) backward differentiates numpy arrays: for the commonest
+# primitives a rule on the arrays themselves skips the layers of the primitive's own VJP
+# (bind, the numpy impl's promotion and errstate per operation) with the same values.
+# PLAIN_VJPS[prim](g, out, operands, needed, params) returns the cotangents (None where
+# not `needed`), or None where it does not apply (then `prim.vjp` runs).  tracer.fast_ops
+# registers them; they run with numpy's floating-point warnings off, as the impls do.
+PLAIN_VJPS: dict = {}
+
+try:  # numpy's per-context error state: setting it directly costs a tenth of np.errstate
+    from numpy._core._ufunc_config import _extobj_contextvar as _FP_STATE
+    with np.errstate(all="ignore"):
+        _FP_IGNORE = _FP_STATE.get()
+except (ImportError, AttributeError):  # another numpy: the public context manager
+    _FP_STATE = None
+
+
+def fp_quiet():
+    """Turn numpy's floating-point warnings off (as `np.errstate(all="ignore")`); returns
+    the token that `fp_restore` takes.  Cheap enough to wrap single small operations."""
+    if _FP_STATE is None:
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+    return _FP_STATE.set(_FP_IGNORE)
+
+
+def fp_restore(token):
+    if _FP_STATE is None:
+        token.__exit__(None, None, None)
+    else:
+        _FP_STATE.reset(token)
+
+
+def _plain_vjp(rule, g, out, operands, edges, params):
+    needed = [e is not None for e in edges]
+    token = fp_quiet()
+    try:
+        return rule(g, out, operands, needed, params)
+    finally:
+        fp_restore(token)
 
 
 def _node_class(name: str):
@@ -199,6 +247,7 @@ class AccumulateGrad:
     """The sink of a leaf tensor: adds the incoming gradient to `variable.grad`."""
 
     __slots__ = ("variable", "__weakref__")
+    edges = ()  # a sink: the engine's graph walks stop here
 
     def __init__(self, variable):
         self.variable = variable

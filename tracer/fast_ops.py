@@ -7,6 +7,10 @@ a 2-D matrix product whose inner dimensions agree, a full reduction) the tensor'
 operator binds the primitive itself: the same primitive, operands, result and backward
 node as the general path, with fewer layers in between.  Everything else, errors
 included, takes the general path.
+
+The plain backward (tracer.autograd.PLAIN_VJPS) gets rules of the same primitives on
+numpy arrays: the values of each primitive's own VJP, computed by the same primitives'
+`run` (native kernel or numpy impl), without bind's and the VJP helpers' layers.
 """
 from __future__ import annotations
 
@@ -16,11 +20,33 @@ from tracegrad.ir.primitives import PRIMITIVES
 
 from . import numpy as tnp
 from .array import ArrayMixin, _binary, _method
+from .autograd import PLAIN_VJPS, fp_quiet, fp_restore
 from .numpy._core import _broadcast
 
 BINARY = (("add", "add", tnp.add), ("sub", "subtract", tnp.subtract),
           ("mul", "multiply", tnp.multiply), ("truediv", "divide", tnp.divide))
 PRIMITIVE_OF = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
+# the numpy ufunc each exactly rounded float primitive's impl applies to float operands
+UFUNC_OF = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+            "neg": np.negative}
+ADD, SUB, MUL, DIV, NEG = (PRIMITIVES[n] for n in ("add", "sub", "mul", "div", "neg"))
+DOT, REDUCE_SUM = PRIMITIVES["dot"], PRIMITIVES["reduce_sum"]
+
+
+def evaluate(prim, *operands):
+    """`prim.run(*operands)` for an exactly rounded float primitive (UFUNC_OF) on
+    operands of one float dtype (Python floats allowed: they take that dtype, as in the
+    impl).  Rank-0 operands, which no native kernel takes and where the impl's fixed
+    costs (promotion, errstate) are all there is, go to the ufunc directly with numpy's
+    warnings off: an exactly rounded result is the same whoever computes it."""
+    for x in operands:
+        if type(x) is not float and x.ndim:
+            return prim.run(*operands)
+    token = fp_quiet()
+    try:
+        return np.asarray(UFUNC_OF[prim.name](*operands))
+    finally:
+        fp_restore(token)
 
 
 def install_fast_paths(cls, trace):
@@ -61,7 +87,7 @@ def _fast_binary(cls, trace, name, fn, reflected=False):
         # explicit broadcasts, as tracegrad.numpy makes them (rank 0 broadcasts implicitly)
         if o.shape != shape and o.shape and shape:
             args = _broadcast(name, args)
-        return trace.process(prim, tuple(args), {})
+        return trace.exact(prim, *args)
     op.__name__ = general.__name__
     return op
 
@@ -116,3 +142,105 @@ def _fast_mean():
         return self.sum() / float(self._data.size)  # tracegrad.numpy's mean: sum / count
     mean.__doc__ = ArrayMixin.mean.__doc__
     return mean
+
+
+# ---- plain backward rules -------------------------------------------------------------------
+# Each is its primitive's VJP (ir/elementwise.py, linalg.py, reductions.py, structural.py)
+# transcribed onto numpy arrays, term for term (g * (1/y), not g / y), where the operands
+# are arrays of g's dtype and the shapes need no broadcasting; None sends the rest to the
+# primitive's own VJP.  They run under tracer.autograd's quiet error state.
+
+def _fits(g, arrays) -> bool:
+    if type(g) is not np.ndarray:
+        return False
+    shape, dtype = g.shape, g.dtype
+    for a in arrays:
+        if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype:
+            return False
+    return dtype.kind == "f"
+
+
+def _add_vjp(g, out, operands, needed, params):
+    if not _fits(g, operands):
+        return None
+    return (g if needed[0] else None, g if needed[1] else None)
+
+
+def _sub_vjp(g, out, operands, needed, params):
+    if not _fits(g, operands):
+        return None
+    return (g if needed[0] else None, evaluate(NEG, g) if needed[1] else None)
+
+
+def _mul_vjp(g, out, operands, needed, params):
+    if not _fits(g, operands):
+        return None
+    x, y = operands
+    return (evaluate(MUL, g, y) if needed[0] else None, evaluate(MUL, g, x) if needed[1] else None)
+
+
+def _div_vjp(g, out, operands, needed, params):
+    if not _fits(g, operands):
+        return None
+    x, y = operands  # d/dx = 1/y, d/dy = -(out/y)
+    return (evaluate(MUL, g, evaluate(DIV, 1.0, y)) if needed[0] else None,
+            evaluate(MUL, g, evaluate(NEG, evaluate(DIV, out, y))) if needed[1] else None)
+
+
+def _neg_vjp(g, out, operands, needed, params):
+    if not _fits(g, operands):
+        return None
+    return (evaluate(MUL, g, np.asarray(-1.0, g.dtype)),)
+
+
+def _tanh_vjp(g, out, operands, needed, params):
+    if not _fits(g, [*operands, out]):
+        return None
+    return (evaluate(MUL, g, evaluate(SUB, 1.0, evaluate(MUL, out, out))),)
+
+
+def _exp_vjp(g, out, operands, needed, params):
+    if not _fits(g, [*operands, out]):
+        return None
+    return (evaluate(MUL, g, out),)
+
+
+def _swapped(x):
+    return x.T.copy()  # C order, as the transpose primitive's impl makes it
+
+
+def _dot_vjp(g, out, operands, needed, params):
+    x, y = operands
+    if not (type(g) is np.ndarray and g.ndim == 2 and type(x) is np.ndarray
+            and type(y) is np.ndarray and x.ndim == 2 and y.ndim == 2):
+        return None
+    return (DOT.run(g, _swapped(y)) if needed[0] else None,
+            DOT.run(_swapped(x), g) if needed[1] else None)
+
+
+def _sum_vjp(g, out, operands, needed, params):
+    """g broadcast back over the summed axes (a fresh array, as reshape and broadcast give)."""
+    x, = operands
+    if type(g) is not np.ndarray or type(x) is not np.ndarray or g.shape != np.shape(out):
+        return None
+    axes = params["axes"]
+    expanded = np.empty(x.shape, g.dtype)
+    expanded[...] = g.reshape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+    return (expanded,)
+
+
+def _broadcast_vjp(g, out, operands, needed, params):
+    """g summed over the axes broadcasting added or stretched (sum_to_shape)."""
+    x, = operands
+    if type(g) is not np.ndarray or type(x) is not np.ndarray or g.shape != tuple(params["shape"]):
+        return None
+    shape, lead = x.shape, g.ndim - x.ndim
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and g.shape[lead + i] != 1)
+    total = REDUCE_SUM.run(g, axes=axes) if axes else g
+    return (total if total.shape == shape else total.reshape(shape),)
+
+
+PLAIN_VJPS.update({ADD: _add_vjp, SUB: _sub_vjp, MUL: _mul_vjp, DIV: _div_vjp, NEG: _neg_vjp,
+                   PRIMITIVES["tanh"]: _tanh_vjp, PRIMITIVES["exp"]: _exp_vjp, DOT: _dot_vjp,
+                   REDUCE_SUM: _sum_vjp, PRIMITIVES["broadcast"]: _broadcast_vjp})

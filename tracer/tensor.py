@@ -22,7 +22,7 @@ from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
 from .array import ArrayMixin
-from .fast_ops import install_fast_paths
+from .fast_ops import evaluate, install_fast_paths
 from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
                        no_grad, node_class, run_backward)
 
@@ -52,6 +52,19 @@ class EagerTrace:
         if grad and GRAD_MODE.enabled and prim.records_backward and out.dtype.kind == "f":
             node = _record(prim, args, datas, params, out)
         return Tensor._make(out, node, _shared_version(out, args))
+
+    def exact(self, prim, x, y):
+        """`process(prim, (x, y), {})` for an exactly rounded float primitive (add, sub,
+        mul, div) on tensors or arrays of one float dtype whose shapes are equal or rank 0
+        (fast_ops checks it): the same result, node and version counter, without the
+        general path's questions (a fresh float result, never an operand's buffer)."""
+        x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
+        xd, yd = x._data if x_is else x, y._data if y_is else y
+        out = evaluate(prim, xd, yd)
+        node = None
+        if GRAD_MODE.enabled and ((x_is and x._requires_grad) or (y_is and y._requires_grad)):
+            node = _record(prim, (x, y), (xd, yd), {}, out)
+        return Tensor._make(out, node)
 
     def __repr__(self):
         return "EagerTrace(level=0)"
@@ -89,9 +102,14 @@ def _edge(a):
 def _value_saved(prim, a) -> bool:
     """Whether backward reads operand `a`'s values (then in-place changes to it are errors).
     Structural and indexing VJPs read only shapes (and the index values)."""
-    if prim.kind == "structural":
-        return False
-    return not (prim.name in SHAPE_ONLY_VJP and is_float(a._data.dtype))
+    saves = _SAVES.get(prim)
+    if saves is None:
+        saves = _SAVES[prim] = 0 if prim.kind == "structural" else \
+            2 if prim.name in SHAPE_ONLY_VJP else 1
+    return saves == 1 or (saves == 2 and not is_float(a._data.dtype))
+
+
+_SAVES = {}  # primitive -> 0 (never saves values), 1 (always), 2 (only of non-float operands)
 
 
 def _record(prim, args, datas, params, out):
@@ -452,7 +470,8 @@ def _seed(output: Tensor, gradient, create_graph: bool):
         if output.data.size != 1:
             raise RuntimeError("grad can be implicitly created only for scalar outputs "
                                f"(the output has shape {output.shape}); pass `gradient`")
-        g = np.ones(output.shape, output.dtype)
+        g = np.empty(output.shape, output.dtype)  # np.ones, without its Python layer
+        g.fill(1)
     else:
         g = gradient.data if isinstance(gradient, Tensor) and not create_graph else gradient
         g = g if isinstance(g, Tensor) else np.asarray(g, output.dtype)
