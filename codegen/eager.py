@@ -37,7 +37,7 @@ import numpy as np
 from llvmlite import ir
 
 from tracegrad.ir.primitives import PRIMITIVES
-from tracegrad.passes.kernels import Buffer, IndexMap, Load, LoopKernel, Op, Store
+from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store
 
 from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, mathlib, pool, simd, threads
 from .fastcall import _Indirect
@@ -74,11 +74,28 @@ def _operand(j: int, letter: str, dtype) -> Load:
     return Load(buf, IndexMap(0, (1 if letter == "a" else 0,)), dtype)
 
 
+def _tanh_vjp(dtype) -> list:
+    """g * (1 - out * out) on operands (g, out): tanh's VJP (ir/elementwise.py), op for op."""
+    return [Op("mul", (1, 1), {}, dtype), Op("sub", (Const(1.0, dtype), 2), {}, dtype),
+            Op("mul", (0, 3), {}, dtype)]
+
+
+# Fused backward rules: name -> (the ops after the operands' loads, cost per element).  Each
+# computes its primitive's VJP with the same operations in the same order (each rounded to
+# the dtype, none contracted), so its results are those of the unfused rule bit for bit, in
+# one pass over memory instead of one per operation.
+FUSED = {"tanh_vjp": (_tanh_vjp, 3)}
+
+
 def kernel_of(spec: Spec) -> LoopKernel:
-    """The one-op LoopKernel of an elementwise spec, or the reduction of a sum spec."""
+    """The one-op LoopKernel of an elementwise spec (or the ops of a FUSED one), or the
+    reduction of a sum spec."""
     body = [_operand(j, c, spec.dtype) for j, c in enumerate(spec.pattern)]
+    if spec.prim in FUSED:
+        body += FUSED[spec.prim][0](spec.dtype)
     if spec.reduce is None:
-        body.append(Op(spec.prim, tuple(range(len(spec.pattern))), dict(spec.params), spec.dtype))
+        if spec.prim not in FUSED:
+            body.append(Op(spec.prim, tuple(range(len(spec.pattern))), dict(spec.params), spec.dtype))
         out = Buffer("out", (N_MAX,), spec.dtype, "output", index=0)
         store = Store(out, len(body) - 1, IndexMap(0, (1,)))
     else:  # partial sums in float64 (one per thread)
@@ -210,7 +227,8 @@ def thread_count() -> int:
 def thread_min(prim: str) -> int:
     """Elements from which a kernel runs on several threads: threads.py's policy, a second
     thread pays from PARALLEL_MIN_COST simple ops."""
-    return max(CHUNK_ALIGN, threads.PARALLEL_MIN_COST // max(PRIMITIVES[prim].cost, 1))
+    cost = FUSED[prim][1] if prim in FUSED else PRIMITIVES[prim].cost
+    return max(CHUNK_ALIGN, threads.PARALLEL_MIN_COST // max(cost, 1))
 
 
 class Kernels:

@@ -243,6 +243,80 @@ def gate(name: str):
     return _binary_gate(name, limits)
 
 
+# ---- fused backward rules ------------------------------------------------------------------
+# primitive -> codegen/eager.py's FUSED kernel computing its VJP from (g, out) in one pass,
+# with the same operations in the same order as the rule (results bit for bit the rule's).
+FUSED_VJPS = {"tanh": "tanh_vjp"}
+_UNFUSED = {}  # (table, key) -> the rule a fused one wraps (uninstall restores it)
+
+
+def fused_gate(kernel: str):
+    """`native(g, out)`: the fused kernel's result where g and out are float ndarrays of one
+    dtype and shape (g may be a broadcast view or 0-d), else NotImplemented."""
+    calls = _Calls(kernel)
+
+    def native(g, out):
+        if type(out) is not np.ndarray or not out.ndim or out.dtype not in (F32, F64):
+            return NotImplemented
+        if type(g) is np.ndarray and g.shape == out.shape and g.dtype == out.dtype:
+            found = calls.run(out.dtype, "aa", (g, out))
+            if found is not NotImplemented:
+                return found
+        found = _pattern(g, out)
+        if found is None or found[0][1] != "a":
+            return NotImplemented
+        return calls.run(out.dtype, found[0], found[1])
+    return native
+
+
+def _fused(rule, native):
+    """A VJP rule `rule(g, out, ...)` of one cotangent that tries `native(g, out)` first."""
+    def fused(g, out, *args, **params):
+        if not params or set(params) <= {"needed"}:
+            ct = native(g, out)
+            if ct is not NotImplemented:
+                return (ct,)
+        return rule(g, out, *args, **params)
+    fused.unfused = rule
+    return fused
+
+
+def _plain_rules() -> dict:
+    """The tracer's plain backward rules (tracer.autograd.PLAIN_VJPS), where it has them."""
+    from tracegrad.tracer import autograd  # noqa: PLC0415 (the facade hands the rules over)
+    return getattr(autograd, "PLAIN_VJPS", None)
+
+
+def _install_fused() -> None:
+    plain = _plain_rules()
+    for name, kernel in FUSED_VJPS.items():
+        prim, native = PRIMITIVES[name], fused_gate(kernel)
+        _wrap(prim, "vjp", native)
+        if plain is not None and prim in plain:
+            _wrap(plain, prim, native)
+
+
+def _wrap(table, key, native) -> None:
+    get = (lambda: getattr(table, key)) if isinstance(key, str) else (lambda: table[key])
+    rule = get()
+    if getattr(rule, "unfused", None) is not None:  # installed already
+        return
+    _UNFUSED[(id(table), key)] = (table, rule)
+    if isinstance(key, str):
+        setattr(table, key, _fused(rule, native))
+    else:
+        table[key] = _fused(rule, native)
+
+
+def _uninstall_fused() -> None:
+    for (_, key), (table, rule) in list(_UNFUSED.items()):
+        if isinstance(key, str):
+            setattr(table, key, rule)
+        else:
+            table[key] = rule
+    _UNFUSED.clear()
+
+
 def enabled_by_env() -> bool:
     return os.environ.get("TRACEGRAD_EAGER_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
 
@@ -254,6 +328,9 @@ def install() -> list:
         return []
     for name in THRESHOLDS:
         PRIMITIVES[name].native = gate(name)
+    _install_fused()
+    if BACKEND.module is not None:  # loaded before an uninstall: the allocator again
+        BACKEND.memory = _cache_memory(BACKEND.module)
     return list(THRESHOLDS)
 
 
@@ -261,5 +338,6 @@ def uninstall() -> None:
     """Every eager operation back on numpy (and numpy's own allocator in this context)."""
     for name in THRESHOLDS:
         PRIMITIVES[name].native = None
+    _uninstall_fused()
     if BACKEND.memory is not None:
         BACKEND.memory.uninstall()
