@@ -69,9 +69,10 @@ def _adam(p, g, s, h):
 
 
 # ---- the same rules in place (numpy arrays: the parameter, its gradient, its state) --------
-# The gradient `g` is the tensor's .grad buffer: it is read, never written.
+# The gradient `g` is the tensor's .grad buffer: it is read, never written.  `scratch`, an
+# array like `p` (or None), takes the temporaries: the eager step keeps one per parameter.
 
-def _sgd_(p, g, s, h):
+def _sgd_(p, g, s, h, scratch=None):
     g = -g if h["maximize"] else g
     if h["weight_decay"]:
         g = g + h["weight_decay"] * p
@@ -84,10 +85,12 @@ def _sgd_(p, g, s, h):
             buf += (1 - h["dampening"]) * g
         s["step"] = s["step"] + 1
         g = g + h["momentum"] * buf if h["nesterov"] else buf
-    p -= h["lr"] * g
+    p -= h["lr"] * g if scratch is None else np.multiply(g, h["lr"], out=scratch)
 
 
-def _adam_(p, g, s, h):
+def _adam_(p, g, s, h, scratch=None):
+    """With `scratch` the step allocates nothing, as torch.optim's fused path."""
+    tmp = np.empty_like(p) if scratch is None else scratch
     g = -g if h["maximize"] else g
     if h["decoupled"]:
         p *= 1 - h["lr"] * h["weight_decay"]
@@ -97,20 +100,37 @@ def _adam_(p, g, s, h):
     s["step"] = np.asarray(step, np.int64)
     m, v = s["m"], s["v"]
     m *= b1
-    m += (1 - b1) * g
+    m += np.multiply(g, 1 - b1, out=tmp)  # (1 - b1) * g
     v *= b2
-    v += (1 - b2) * (g * g)
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - b2  # (1 - b2) * (g * g)
+    v += tmp
     if h["amsgrad"]:
         v = np.maximum(s["vmax"], v, out=s["vmax"])
-    # the bias corrections in the parameters' dtype, as the functional rule computes them
-    bias1, bias2 = (1 - np.power(np.asarray(b, m.dtype), np.asarray(step, m.dtype))
-                    for b in (b1, b2))
-    denom = np.sqrt(v)
-    denom /= np.sqrt(bias2)
+    bias1, root2 = _bias_corrections(b1, b2, step, m.dtype)
+    denom = np.sqrt(v, out=tmp)
+    denom /= root2
     denom += h["eps"]
     np.divide(m, denom, out=denom)
     denom *= h["lr"] / bias1
     p -= denom
+
+
+_BIAS: dict = {}  # (b1, b2, step, dtype) -> (1 - b1**step, sqrt(1 - b2**step)), recent steps
+
+
+def _bias_corrections(b1, b2, step, dtype):
+    """Adam's bias corrections in the parameters' dtype, as the functional rule computes
+    them (the same for every parameter of a step: computed once)."""
+    key = (b1, b2, step, dtype)
+    found = _BIAS.get(key)
+    if found is None:
+        if len(_BIAS) > 64:
+            _BIAS.clear()
+        bias1, bias2 = (1 - np.power(np.asarray(b, dtype), np.asarray(step, dtype))
+                        for b in (b1, b2))
+        found = _BIAS[key] = (bias1, np.sqrt(bias2))
+    return found
 
 
 class Optimizer:
@@ -128,6 +148,7 @@ class Optimizer:
         self._check(self.hyper)
         self.param_groups = [] if params is None else self._groups(params)
         self.state: dict = {}  # id(tensor) -> its state (eager form)
+        self._scratch: dict = {}  # id(tensor) -> a buffer like it for the step's temporaries
 
     def _check(self, h):
         if h["lr"] < 0:
@@ -177,11 +198,18 @@ class Optimizer:
                         self._step_tensor(t, group)
 
     def _step_tensor(self, t, group):
+        p = t._data
         state = self.state.get(id(t))
         if state is None:
-            state = self.state[id(t)] = self._init_leaf(t.data)
-        type(self).rule_(t.data, t.grad.data, state, group)
+            state = self.state[id(t)] = self._init_leaf(p)
+        type(self).rule_(p, t.grad._data, state, group, self._scratch_like(t, p))
         t._version.bump()  # an in-place update, as t.copy_ would count it
+
+    def _scratch_like(self, t, p):
+        scratch = self._scratch.get(id(t))
+        if scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype:
+            scratch = self._scratch[id(t)] = np.empty_like(p)
+        return scratch
 
     def _init_leaf(self, p):
         raise NotImplementedError

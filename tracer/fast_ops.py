@@ -30,7 +30,7 @@ PRIMITIVE_OF = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "d
 UFUNC_OF = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
             "neg": np.negative}
 ADD, SUB, MUL, DIV, NEG = (PRIMITIVES[n] for n in ("add", "sub", "mul", "div", "neg"))
-DOT, REDUCE_SUM = PRIMITIVES["dot"], PRIMITIVES["reduce_sum"]
+DOT, REDUCE_SUM, BROADCAST = PRIMITIVES["dot"], PRIMITIVES["reduce_sum"], PRIMITIVES["broadcast"]
 
 
 def evaluate(prim, *operands):
@@ -86,10 +86,21 @@ def _fast_binary(cls, trace, name, fn, reflected=False):
         shape = self._data.shape
         # explicit broadcasts, as tracegrad.numpy makes them (rank 0 broadcasts implicitly)
         if o.shape != shape and o.shape and shape:
-            args = _broadcast(name, args)
+            args = _broadcast_tensors(trace, name, args)
         return trace.exact(prim, *args)
     op.__name__ = general.__name__
     return op
+
+
+def _broadcast_tensors(trace, name, args):
+    """Two tensors of one dtype and different shapes broadcast to their common shape, each
+    by a broadcast node where its shape differs (tracegrad.numpy's `_broadcast`, whose
+    error an incompatible pair gets)."""
+    try:
+        shape = np.broadcast_shapes(args[0]._data.shape, args[1]._data.shape)
+    except ValueError:
+        return _broadcast(name, args)
+    return [a if a._data.shape == shape else trace.broadcast(a, shape) for a in args]
 
 
 def _fast_matmul(cls, trace):
@@ -243,4 +254,4 @@ def _broadcast_vjp(g, out, operands, needed, params):
 
 PLAIN_VJPS.update({ADD: _add_vjp, SUB: _sub_vjp, MUL: _mul_vjp, DIV: _div_vjp, NEG: _neg_vjp,
                    PRIMITIVES["tanh"]: _tanh_vjp, PRIMITIVES["exp"]: _exp_vjp, DOT: _dot_vjp,
-                   REDUCE_SUM: _sum_vjp, PRIMITIVES["broadcast"]: _broadcast_vjp})
+                   REDUCE_SUM: _sum_vjp, BROADCAST: _broadcast_vjp})

@@ -22,7 +22,7 @@ from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
 from .array import ArrayMixin
-from .fast_ops import evaluate, install_fast_paths
+from .fast_ops import BROADCAST, evaluate, install_fast_paths
 from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
                        no_grad, node_class, run_backward)
 
@@ -64,6 +64,17 @@ class EagerTrace:
         node = None
         if GRAD_MODE.enabled and ((x_is and x._requires_grad) or (y_is and y._requires_grad)):
             node = _record(prim, (x, y), (xd, yd), {}, out)
+        return Tensor._make(out, node)
+
+    def broadcast(self, x, shape):
+        """`process(broadcast, (x,), {"shape": shape})` for tensor `x` whose shape
+        broadcasts to the tuple `shape` (the caller checked): a fresh copy, as the impl."""
+        data = x._data
+        out = np.empty(shape, data.dtype)
+        out[...] = data
+        node = None
+        if x._requires_grad and GRAD_MODE.enabled and out.dtype.kind == "f":
+            node = _record(BROADCAST, (x,), (data,), {"shape": shape}, out)
         return Tensor._make(out, node)
 
     def __repr__(self):
