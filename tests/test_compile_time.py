@@ -20,6 +20,12 @@ from tracegrad.passes.kernels import (Buffer, Const, IndexMap, KernelProgram, Lo
 F64 = np.dtype(np.float64)
 
 
+@pytest.fixture(autouse=True)
+def unrolled(monkeypatch):
+    """These tests compile unrolled programs: rerolling would make them one scan."""
+    monkeypatch.setenv("TRACEGRAD_REROLL", "0")
+
+
 def rnn_loss(steps):
     """The Elman RNN of benchmarks/compile_rnn.py, unrolled over `steps` inputs."""
     def loss(W, U, b, xs):

@@ -31,6 +31,7 @@ from tracegrad.ir import TRACES, Graph, debug_checks, format_graph, user_source_
 from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
+from tracegrad.passes import reroll as rerolling
 from tracegrad.codegen import compile_graph, SignatureMismatch
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
@@ -268,6 +269,12 @@ class CompiledFunction:
         # Stage texts are formatted on demand (f.ir, TRACEGRAD_DUMP): printing a
         # large gradient graph costs milliseconds that a first call should not pay.
         stages["traced"] = functools.partial(format_graph, graph)
+        if rerolling.enabled():  # Python loops unrolled by tracing become scans again
+            rolled = rerolling.reroll(graph)
+            if rolled is not graph:
+                graph = rolled
+                stages["rerolled"] = functools.partial(format_graph, graph)
+            clock.lap("reroll")
         if self.grad:
             graph, out_tree = self._gradient(graph, out_tree, spec_args)
             stages["gradient"] = functools.partial(format_graph, graph)
