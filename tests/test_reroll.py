@@ -195,7 +195,7 @@ def random_loop(seed):
     body = [(rnd.randrange(4), rnd.randrange(n_carry), rnd.randrange(n_carry), rnd.random())
             for _ in range(rnd.randint(2, 6))]
     kept = []
-    for step in range(rnd.randint(6, 40)):
+    for _ in range(rnd.randint(6, 40)):
         new = list(carries)
         for op, i, j, c in body:
             v = ops.mul(UNARY[op](ops.mul(new[i], 0.3)), c)
