@@ -16,6 +16,7 @@ differentiable).  Node classes carry PyTorch's names (`Primitive.torch_name`).
 """
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 
@@ -148,7 +149,8 @@ class Node:
         """Cotangents of the operands given the output cotangent `g` (None = zero).
         `edges` (default: the node's) are the operands' consumers: a rule that can
         (`selective_vjp`) skips the cotangents of operands whose edge is None."""
-        self._check_saved()
+        if self.saved is None or self.versions:
+            self._check_saved()
         *operands, out = self.saved
         prim, edges = self.prim, self.edges if edges is None else edges
         if create_graph:
@@ -187,21 +189,18 @@ except (ImportError, AttributeError):  # another numpy: the public context manag
     _FP_STATE = None
 
 
-def fp_quiet():
-    """Turn numpy's floating-point warnings off (as `np.errstate(all="ignore")`); returns
-    the token that `fp_restore` takes.  Cheap enough to wrap single small operations."""
-    if _FP_STATE is None:
+if _FP_STATE is not None:
+    # fp_quiet() turns numpy's floating-point warnings off (as np.errstate(all="ignore"))
+    # and returns the token fp_restore(token) takes: two C calls, no Python frame
+    fp_quiet, fp_restore = functools.partial(_FP_STATE.set, _FP_IGNORE), _FP_STATE.reset
+else:
+    def fp_quiet():
         state = np.errstate(all="ignore")
         state.__enter__()
         return state
-    return _FP_STATE.set(_FP_IGNORE)
 
-
-def fp_restore(token):
-    if _FP_STATE is None:
+    def fp_restore(token):
         token.__exit__(None, None, None)
-    else:
-        _FP_STATE.reset(token)
 
 
 def _plain_vjp(rule, g, out, operands, edges, params):
@@ -267,11 +266,10 @@ class AccumulateGrad:
 
 def _dependencies(roots):
     """For every node reachable from `roots`, how many edges point at it (iterative DFS)."""
-    deps, stack = {}, list(dict.fromkeys(roots))
-    for r in stack:
-        deps.setdefault(r, 0)
+    deps = dict.fromkeys(roots, 0)
+    stack = list(deps)
     while stack:
-        for nxt in getattr(stack.pop(), "edges", ()):
+        for nxt in stack.pop().edges:  # Node or AccumulateGrad (edges: ())
             if nxt is None:
                 continue
             if nxt in deps:
@@ -289,7 +287,7 @@ def _leading_to(roots, targets):
     stack = [(r, False) for r in roots]
     while stack:
         node, finished = stack.pop()
-        edges = [e for e in getattr(node, "edges", ()) if e is not None]
+        edges = [e for e in node.edges if e is not None]
         if finished:
             if any(e in useful for e in edges):
                 useful.add(node)
@@ -352,9 +350,11 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         if g is not None:
             buffers.add(node, g)
     ready = [r for r in dict.fromkeys(roots) if deps[r] == 0]
+    sums, add, ours = buffers.sums, buffers.add, buffers.owned
     while ready:  # one loop, calls kept out of it: small graphs are all overhead
         node = ready.pop()
-        g, owned = buffers.take(node)
+        g = sums.pop(node, None)  # buffers.take, inlined
+        owned = bool(ours) and ours.pop(id(g), None) is not None
         if type(node) is AccumulateGrad:
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
             # still accumulates zeros, so the leaf's .grad is a tensor, not None.
@@ -372,9 +372,12 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             if nxt is None:
                 continue
             if ct is not None:
-                buffers.add(nxt, ct)
-            deps[nxt] -= 1
-            if deps[nxt] == 0:
+                if nxt in sums:
+                    add(nxt, ct)
+                else:
+                    sums[nxt] = ct
+            left = deps[nxt] = deps[nxt] - 1
+            if not left:
                 ready.append(nxt)
 
 

@@ -39,14 +39,28 @@ def evaluate(prim, *operands):
     impl).  Rank-0 operands, which no native kernel takes and where the impl's fixed
     costs (promotion, errstate) are all there is, go to the ufunc directly with numpy's
     warnings off: an exactly rounded result is the same whoever computes it."""
+    token = fp_quiet()
+    try:
+        return _run(prim, *operands)
+    finally:
+        fp_restore(token)
+
+
+def _run(prim, *operands):
+    """`evaluate` where numpy's warnings are already off (the plain backward rules)."""
     for x in operands:
         if type(x) is not float and x.ndim:
             return prim.run(*operands)
-    token = fp_quiet()
-    try:
-        return np.asarray(UFUNC_OF[prim.name](*operands))
-    finally:
-        fp_restore(token)
+    return _array_result(UFUNC_OF[prim.name], operands)
+
+
+def _array_result(ufunc, operands):
+    return np.asarray(ufunc(*operands))  # a rank-0 result comes back as a numpy scalar
+
+
+if isinstance(np.negative(np.zeros(()), out=...), np.ndarray):  # NumPy >= 2.3: out=...
+    def _array_result(ufunc, operands):  # noqa: F811 (the cheaper form where NumPy has it)
+        return ufunc(*operands, out=...)
 
 
 def install_fast_paths(cls, trace):
@@ -180,40 +194,40 @@ def _add_vjp(g, out, operands, needed, params):
 def _sub_vjp(g, out, operands, needed, params):
     if not _fits(g, operands):
         return None
-    return (g if needed[0] else None, evaluate(NEG, g) if needed[1] else None)
+    return (g if needed[0] else None, _run(NEG, g) if needed[1] else None)
 
 
 def _mul_vjp(g, out, operands, needed, params):
     if not _fits(g, operands):
         return None
     x, y = operands
-    return (evaluate(MUL, g, y) if needed[0] else None, evaluate(MUL, g, x) if needed[1] else None)
+    return (_run(MUL, g, y) if needed[0] else None, _run(MUL, g, x) if needed[1] else None)
 
 
 def _div_vjp(g, out, operands, needed, params):
     if not _fits(g, operands):
         return None
     x, y = operands  # d/dx = 1/y, d/dy = -(out/y)
-    return (evaluate(MUL, g, evaluate(DIV, 1.0, y)) if needed[0] else None,
-            evaluate(MUL, g, evaluate(NEG, evaluate(DIV, out, y))) if needed[1] else None)
+    return (_run(MUL, g, _run(DIV, 1.0, y)) if needed[0] else None,
+            _run(MUL, g, _run(NEG, _run(DIV, out, y))) if needed[1] else None)
 
 
 def _neg_vjp(g, out, operands, needed, params):
     if not _fits(g, operands):
         return None
-    return (evaluate(MUL, g, np.asarray(-1.0, g.dtype)),)
+    return (_run(MUL, g, np.asarray(-1.0, g.dtype)),)
 
 
 def _tanh_vjp(g, out, operands, needed, params):
     if not _fits(g, [*operands, out]):
         return None
-    return (evaluate(MUL, g, evaluate(SUB, 1.0, evaluate(MUL, out, out))),)
+    return (_run(MUL, g, _run(SUB, 1.0, _run(MUL, out, out))),)
 
 
 def _exp_vjp(g, out, operands, needed, params):
     if not _fits(g, [*operands, out]):
         return None
-    return (evaluate(MUL, g, out),)
+    return (_run(MUL, g, out),)
 
 
 def _swapped(x):

@@ -15,7 +15,7 @@ import weakref
 import numpy as np
 
 from tracegrad.ir import ShapedArray
-from tracegrad.ir.core import is_float
+from tracegrad.ir.core import FLOAT_DTYPES, is_float
 from tracegrad.ir.indexing import SHAPE_ONLY_VJP
 
 from . import dtypes
@@ -113,24 +113,30 @@ def _edge(a):
 def _value_saved(prim, a) -> bool:
     """Whether backward reads operand `a`'s values (then in-place changes to it are errors).
     Structural and indexing VJPs read only shapes (and the index values)."""
-    saves = _SAVES.get(prim)
-    if saves is None:
-        saves = _SAVES[prim] = 0 if prim.kind == "structural" else \
-            2 if prim.name in SHAPE_ONLY_VJP else 1
-    return saves == 1 or (saves == 2 and not is_float(a._data.dtype))
+    saves = _saves(prim)
+    return saves == 1 or (saves == 2 and a._data.dtype not in FLOAT_DTYPES)
 
 
 _SAVES = {}  # primitive -> 0 (never saves values), 1 (always), 2 (only of non-float operands)
 
 
+def _saves(prim) -> int:
+    saves = _SAVES.get(prim)
+    if saves is None:
+        saves = _SAVES[prim] = 0 if prim.kind == "structural" else \
+            2 if prim.name in SHAPE_ONLY_VJP else 1
+    return saves
+
+
 def _record(prim, args, datas, params, out):
-    versions, edges = [], []
+    versions, edges, saves = [], [], _saves(prim)
     for a in args:
         if not isinstance(a, Tensor):
             edges.append(None)
             continue
-        if _value_saved(prim, a):
-            versions.append((a._version, a._version.value))
+        if saves == 1 or (saves == 2 and a._data.dtype not in FLOAT_DTYPES):
+            version = a._version
+            versions.append((version, version.value))
         edges.append(None if not a._requires_grad
                      else a.grad_fn if a.grad_fn is not None else accumulator(a))
     cls = _FIXED_CLASS.get(prim) or node_class(prim, np.ndim(datas[0]), params)
@@ -169,7 +175,8 @@ class Tensor(ArrayMixin):
     def _make(cls, data, grad_fn=None, version=None):
         """Wrap a result array without copying (results are fresh buffers)."""
         t = cls.__new__(cls)  # `_init`, inlined: every eager operation comes here
-        t._data, t._aval, t.grad, t.grad_fn = np.asarray(data), None, None, grad_fn
+        t._data = data if type(data) is np.ndarray else np.asarray(data)
+        t._aval, t.grad, t.grad_fn = None, None, grad_fn
         t._requires_grad = grad_fn is not None
         t._version = version if version is not None else Version()
         t._retains_grad, t._accumulator = False, None
