@@ -52,6 +52,14 @@ ENV = "TRACEGRAD_REROLL"
 MIN_TRIPS = 4
 MIN_EQNS = 64
 MAX_ROLLS = 64  # runs rolled per graph (each one rescans the graph)
+# Unrolled, fusion joins iterations: a chain of elementwise steps on a large array
+# is one pass over memory, and the gradient recomputes instead of storing every
+# step.  Rolled, each iteration is a pass and the gradient stacks its residuals.
+# So a loop is rolled when its body's arrays are small (at most this many
+# elements: the runtime is call overhead, not memory), or when it is so long that
+# compiling it unrolled would cost more than the passes.
+MAX_BODY_ELEMENTS = 2048
+MIN_EQNS_LARGE = 20000
 
 
 def enabled() -> bool:
@@ -85,5 +93,13 @@ def _first_rollable(graph, min_eqns, min_trips):
         where = producers(graph) if where is None else where
         run = rolled_run(graph, where, start, period, trips)
         if run is not None and run.length >= min_trips and run.length * period >= min_eqns:
-            return run
+            if run.length * period >= MIN_EQNS_LARGE or _largest(graph.eqns, run) <= MAX_BODY_ELEMENTS:
+                return run
     return None
+
+
+def _largest(eqns, run) -> int:
+    """Elements of the largest array one iteration reads or makes."""
+    sizes = [a.aval.size for j in range(run.period) for e in [run.eqn(eqns, 1, j)]
+             for a in list(e.inputs) + list(e.outs)]
+    return max(sizes, default=0)

@@ -242,3 +242,13 @@ def test_traced_graph_with_slices_rolls_and_matches():
     assert any(e.prim.name == "scan" for e in rolled.eqns)
     np.testing.assert_array_equal(interpreter.eval_graph(rolled, xs, np.ones(2))[0],
                                   interpreter.eval_graph(prog.graph, xs, np.ones(2))[0])
+
+
+def test_loops_over_large_arrays_stay_unrolled(monkeypatch):
+    """Unrolled, fusion makes a chain of steps on a large array one pass over memory."""
+    def steps(x):
+        for _ in range(40):
+            x = x * 0.9 + 0.1 * x * x
+        return np.sum(x)
+    assert check_same(steps, (RNG.normal(size=8192),), monkeypatch) is None
+    assert check_same(steps, (RNG.normal(size=64),), monkeypatch) is not None
