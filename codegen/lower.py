@@ -283,7 +283,7 @@ class ProgramEmitter:
         if isinstance(kernel, DotKernel):
             if not blas.prefers_inline(kernel):
                 ptrs = [self._pointer(buf) for buf in (kernel.a, kernel.b, kernel.out)]
-                blas.emit_product(self.b, kernel, *ptrs)
+                blas.emit_product(self.b, kernel, *ptrs, n_threads=self.n_threads)
                 return
             kernel = blas.dot_as_loop(kernel)
         canon, args = units.canonical_form(kernel)

@@ -63,9 +63,11 @@ def test_threads_beside_blas_leave_its_workers_their_cores(blas_threads, cpus, w
 def test_program_calling_threaded_blas_runs_its_kernels_on_one_thread(
         blas_threads, threaded, tiny_thread_threshold, monkeypatch):
     """OpenBLAS's workers spin between calls: a program that calls BLAS with 2 threads on
-    2 cores starts no threads of its own; with BLAS on 1 thread it does."""
+    2 cores starts no threads of its own; with BLAS on 1 thread it does.  (Products as
+    plain calls: TRACEGRAD_BLAS_SERIAL=0, blas.py; tests/test_blas_split.py has the rest.)"""
     import os
     from tracegrad.codegen import blas
+    monkeypatch.setenv("TRACEGRAD_BLAS_SERIAL", "0")
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(blas, "thread_count", lambda: blas_threads)
     pb = ProgramBuilder()
