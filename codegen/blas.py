@@ -55,9 +55,12 @@ from .irutil import I64, PTR, declare, i64, libc_symbols
 I32 = ir.IntType(32)
 
 INLINE_FLOPS = 32768  # batch*m*n*k below this: an inline loop beats the call's fixed cost
-# m*n*k from which a gemm is cut into slices on the pool: a slice then has some tens of
+# m*n*k of one slice of a gemm cut into slices on the pool, at least: some tens of
 # microseconds of work, well above waking a pool worker (a few microseconds).
-SPLIT_MIN_MACS = 1 << 20
+SPLIT_MIN_MACS = 1 << 19
+# Rows (or columns) of C of one slice, at least: each slice packs the whole other operand
+# again, a cost that narrow slices no longer hide behind their arithmetic.
+SPLIT_MIN_WIDTH = 64
 # Slice edges fall on multiples of this many rows or columns (whole vectors and cache
 # lines of C in the column case; OpenBLAS's kernels block C by 16 or more rows).
 SPLIT_ALIGN = 16
@@ -360,14 +363,15 @@ def _emit_calls(b, kernel, a_ptr, b_ptr, out_ptr):
 
 def split_edges(kernel, n_threads) -> tuple | None:
     """("m" or "n", edges): the slices of C (rows when m >= n, else columns) a gemm is cut
-    into, one per thread, edges on multiples of SPLIT_ALIGN; None to keep it one call
-    (one thread, a batch, another routine, or too little work to share)."""
+    into, one per thread while slices keep SPLIT_MIN_WIDTH rows and SPLIT_MIN_MACS of
+    work, edges on multiples of SPLIT_ALIGN; None to keep it one call (one thread, a
+    batch, another routine, or too little work to share)."""
     if (n_threads is None or n_threads < 2 or kernel.batch != 1 or prefers_inline(kernel)
-            or product_routine(kernel) != "gemm"
-            or kernel.m * kernel.n * kernel.k < SPLIT_MIN_MACS):
+            or product_routine(kernel) != "gemm"):
         return None
     dim, size = ("m", kernel.m) if kernel.m >= kernel.n else ("n", kernel.n)
-    parts = min(n_threads, size // SPLIT_ALIGN)
+    parts = min(n_threads, size // SPLIT_MIN_WIDTH,
+                kernel.m * kernel.n * kernel.k // SPLIT_MIN_MACS)
     if parts < 2:
         return None
     inner = [size * t // parts // SPLIT_ALIGN * SPLIT_ALIGN for t in range(1, parts)]

@@ -21,8 +21,11 @@ needs_serial = pytest.mark.skipif(not blas.serial_products(),
     ((256, 10, 512), 2, ("n", (0, 256, 512))),
     ((300, 784, 10), 3, ("m", (0, 96, 192, 300))),
     ((256, 784, 512), 1, None),  # one thread
+    ((784, 256, 512), 4, ("m", (0, 192, 384, 576, 784))),
+    ((1024, 8, 512), 16, ("m", tuple(range(0, 1025, 128)))),  # 8 slices of 2^19 MACs
+    ((2048, 2048, 1024), 16, ("m", tuple(range(0, 2049, 128)))),
     ((64, 64, 64), 2, None),  # too little work to share
-    ((20, 100000, 20), 2, None),  # 20 rows: no two slices of 16
+    ((100, 100000, 100), 2, None),  # 100 rows: no two slices of 64
 ])
 def test_split_edges(dims, threads, want):
     m, k, n = dims
