@@ -1,21 +1,22 @@
 """Grouped scans in native code: a row-block step's ranges of trips on the pool's threads.
 
 A scan with `groups` G (passes/kernels.py; passes/rowblock.py makes them) is emitted as
-* a range function `void <step>.ranges(ptr tarena, ptr p..., ptr slots, i64 glo, i64 ghi)`:
-  for each range g in [glo, ghi) it runs the range's trips, its carries double-buffered
-  in the range's two slots (loops._Carries) from `init` on, so that the range's result
-  ends in its first slot; the body's temps live at `tarena`;
-* in the step function, the G ranges in T contiguous shares (share t: ranges
-  [G*t//T, G*(t+1)//T)), run through the worker pool (pool.py `tg_pool_run`, context
-  and task as threads.py makes them for kernels), each share with its own `tarena`;
-  T is the program's thread count (never more than G) when the step's work reaches
-  threads.PARALLEL_MIN_COST, else 1 (a direct call);
+* a range function `void tg_ranges(ptr tarena, ptr p..., ptr slots, ptr next)`: until
+  the counter at `next` passes G, it claims the next range g (an atomic increment) and
+  runs the range's trips, its carries double-buffered in the range's two slots
+  (loops._Carries) from `init` on, so that the range's result ends in its first slot;
+  the body's temps live at `tarena`;
+* in the step function, T calls of it, each with its own `tarena`, through the worker
+  pool (pool.py `tg_pool_run`): T is the program's thread count (never more than G) when
+  the step's work reaches threads.PARALLEL_MIN_COST, else 1 (a direct call).  Claiming
+  ranges one at a time balances the threads, and a thread that the OS does not run
+  (another process has its core) leaves its ranges to the others;
 * after the join, the ranges' results folded in range order by `merge`:
   ((r0 . r1) . r2) ... . r(G-1), double-buffered in `carries`/`scratch` so that the last
   fold writes `carries`.  The fold order does not depend on T, so neither does the result.
 
-Arena, from the step's base offset: the slots (G ranges x carries x 2 buffers), then T
-regions of the body's temps, one per share.
+Arena, from the step's base offset: the counter (a cache line), the slots (G ranges x
+carries x 2 buffers), then T regions of the body's temps, one per thread.
 """
 from __future__ import annotations
 
@@ -23,11 +24,12 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import LoopKernel, distinct
 
-from . import threads
+from . import pool, threads
 from .irutil import I64, PTR, align_up, declare, i64
 from .loops import VOID, Scope, _Carries, _Counter, _halves, _memcpy, _nbytes, _offset, _p, _slices
 
 ALIGN = 64  # bytes: slots and regions start on cache lines (no sharing between threads)
+PTR_BYTES = 8
 
 
 class _Slots:
@@ -73,20 +75,20 @@ def _range_trips(inner, step, layout, slots, g) -> None:
 
 
 def _range_function(scope, step, shared, layout):
-    """(the range function, the bytes of its temps: one share's region)."""
-    args = [PTR] * (len(shared) + 2) + [I64, I64]
-    fn = ir.Function(scope.module, ir.FunctionType(VOID, args),
+    """(the range function, the bytes of its temps: one thread's region)."""
+    fn = ir.Function(scope.module, ir.FunctionType(VOID, [PTR] * (len(shared) + 3)),
                      scope.module.get_unique_name("tg_ranges"))
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    slots, glo, ghi = fn.args[len(shared) + 1:]
+    slots, counter = fn.args[len(shared) + 1:]
     inner = Scope(scope, fn, {id(buf): a for buf, a in zip(shared, fn.args[1:])}, 0)
-    ranges = _Counter(inner.b, "range")
-    g = inner.b.add(glo, ranges.t, flags=("nsw",))
-    ranges.test(inner.b.icmp_signed("<", g, ghi))
+    b = inner.b
+    ranges = _Counter(b, "range")
+    g = b.atomic_rmw("add", counter, i64(1), "monotonic")
+    ranges.test(b.icmp_signed("<", g, i64(step.groups)))
     _range_trips(inner, step, layout, slots, g)
     ranges.next()
-    inner.b.ret_void()
+    b.ret_void()
     scope.n_calls += inner.n_calls
     return fn, align_up(inner.high, ALIGN)
 
@@ -105,24 +107,33 @@ def share_count(scope, step) -> int:
     return min(wanted, step.groups)
 
 
-def _run_shares(scope, fn, pointers, groups: int, n: int, regions: tuple) -> None:
-    """fn over the ranges, in n shares (one direct call when n == 1); share t's temps at
-    arena offset first + t * size, `regions` being (first, size)."""
+def _task(module, fn):
+    """`void task(ptr ctx)`: calls `fn` (all of whose arguments are pointers) on the
+    pointers the context holds (the pool's task)."""
+    task = ir.Function(module, pool.TASK_TYPE, fn.name + "_task")
+    task.linkage = "internal"
+    b = ir.IRBuilder(task.append_basic_block("entry"))
+    ctx = task.args[0]
+    b.call(fn, [b.load(b.gep(ctx, [i64(j)], source_etype=PTR), typ=PTR)
+                for j in range(len(fn.args))])
+    b.ret_void()
+    return task
+
+
+def _run_threads(scope, fn, pointers, n: int, regions: tuple) -> None:
+    """n calls of fn (one direct call when n == 1), call t with its temps at arena offset
+    first + t * size, `regions` being (first, size)."""
     b, (first, size) = scope.b, regions
-    args = [[_offset(b, scope.arena, first + t * size)] + pointers
-            + [i64(groups * t // n), i64(groups * (t + 1) // n)] for t in range(n)]
+    args = [[_offset(b, scope.arena, first + t * size)] + pointers for t in range(n)]
     if n == 1:
         b.call(fn, args[0])
         return
-    n_ptrs = len(pointers) + 1
-    task, cty = threads._task(b.module, fn, n_ptrs), threads._context_type(n_ptrs)
-    ctx = b.alloca(cty, size=i64(n), name="ctx")
-    for t, values in enumerate(args):
-        for j, value in enumerate(values):
-            b.store(value, b.gep(ctx, [i64(t), ir.IntType(32)(j)]))
-    stride = b.sub(b.ptrtoint(b.gep(ctx, [i64(1)], source_etype=cty), I64), b.ptrtoint(ctx, I64))
+    ctx = b.alloca(PTR, size=i64(n * len(fn.args)), name="ctx")
+    for j, value in enumerate(v for values in args for v in values):
+        b.store(value, b.gep(ctx, [i64(j)], source_etype=PTR))
     run = declare(b.module, "tg_pool_run", VOID, [PTR, PTR, I64, I64])
-    b.call(run, [task, ctx, stride, i64(n)])  # returns when every share has run
+    stride = i64(len(fn.args) * PTR_BYTES)
+    b.call(run, [_task(b.module, fn), ctx, stride, i64(n)])  # returns when every call has
 
 
 def _fold(scope, step, layout, slots) -> None:
@@ -144,12 +155,13 @@ def emit_groups(scope, step) -> None:
     layout = _Slots(step.carries)
     shared = distinct(step.consts + step.init + step.xs + step.ys)
     fn, region = _range_function(scope, step, shared, layout)
-    n, base = share_count(scope, step), scope.free_offset
+    b, n, base = scope.b, share_count(scope, step), scope.free_offset
     at = align_up(base, ALIGN)
-    first = at + step.groups * layout.group
-    slots = _offset(scope.b, scope.arena, at)
-    _run_shares(scope, fn, _p(scope, shared) + [slots], step.groups, n, (first, region))
-    scope.free_offset = first + n * region  # the merge's temps, past every share's
+    first = at + ALIGN + step.groups * layout.group
+    counter, slots = _offset(b, scope.arena, at), _offset(b, scope.arena, at + ALIGN)
+    b.store(i64(0), counter)
+    _run_threads(scope, fn, _p(scope, shared) + [slots, counter], n, (first, region))
+    scope.free_offset = first + n * region  # the merge's temps, past every thread's
     scope.high = max(scope.high, scope.free_offset)
     if step.carries:
         _fold(scope, step, layout, slots)

@@ -129,12 +129,17 @@ def test_shifted_rows_are_not_row_wise():
     assert not steps(program(jf))
 
 
-def test_kernels_split_over_threads_are_not_blocked(monkeypatch):
+def test_programs_on_two_threads_are_blocked_too(monkeypatch):
+    # the step's ranges of blocks run on the threads (tests/test_rowblock_parallel.py)
     monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "2")
     args = inputs(512, 256)
-    f, (value, _) = compiled(layer_norm_loss, args)
-    assert not steps(program(f))
-    np.testing.assert_allclose(value, layer_norm_grads(*args)[0], rtol=1e-12)
+    f, (value, grads) = compiled(layer_norm_loss, args)
+    step, = steps(program(f))
+    assert step.groups == min(rb.GROUPS, step.length)
+    ref_value, ref_grads = layer_norm_grads(*args)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_small_programs_are_left_alone():
