@@ -129,31 +129,38 @@ def unit_of(spec: Spec) -> EagerUnit:
 # ---- the driver: threads over the row range ----------------------------------------------
 
 def _context_type(n_ptrs: int):
-    """One thread's call: the kernel's address, its pointers, lo and hi."""
-    return ir.LiteralStructType([PTR] * (n_ptrs + 1) + [I64, I64])
+    """One slice's call: the kernel's address, its pointers, lo and hi, then the cycle
+    counter when the slice started and when it ended (the task writes them)."""
+    return ir.LiteralStructType([PTR] * (n_ptrs + 1) + [I64] * 4)
 
 
 def _kernel_type(n_ptrs: int):
     return ir.FunctionType(ir.VoidType(), [PTR] * n_ptrs + [I64, I64])
 
 
+def _clock(b):
+    return b.call(declare(b.module, "llvm.readcyclecounter", I64, []), [])
+
+
 def _emit_task(module, n_ptrs: int):
     """`void task(ptr ctx)`: the pool's task (pool.TASK_TYPE), calling ctx's kernel on its
-    rows."""
+    rows between two reads of the cycle counter."""
     task = ir.Function(module, pool.TASK_TYPE, f"tg_eager_task{n_ptrs}")
     task.linkage = "internal"
     b = ir.IRBuilder(task.append_basic_block("entry"))
     cty, ctx = _context_type(n_ptrs), task.args[0]
-    fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 3)]
+    fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 5)]
     ptrs = [b.load(f, typ=PTR) for f in fields[:n_ptrs + 1]]
-    rows = [b.load(f, typ=I64) for f in fields[n_ptrs + 1:]]
+    rows = [b.load(f, typ=I64) for f in fields[n_ptrs + 1:n_ptrs + 3]]
+    b.store(_clock(b), fields[n_ptrs + 3])
     b.call(_Indirect(ptrs[0], _kernel_type(n_ptrs)), ptrs[1:] + rows)
+    b.store(_clock(b), fields[n_ptrs + 4])
     b.ret_void()
     return task
 
 
 def _fill_context(b, ctx, t, args, n_ptrs, edges):
-    """Thread t's context: the kernel, the pointers (the last one advanced by t * out_step
+    """Slice t's context: the kernel, the pointers (the last one advanced by t * out_step
     bytes) and its rows [edges(t), edges(t + 1))."""
     fn, ptrs, out_step = args[0], args[1:n_ptrs + 1], args[n_ptrs + 3]
     slot = lambda j: b.gep(ctx, [t, I32(j)])  # noqa: E731
@@ -174,18 +181,82 @@ def _edges(b, n, n_threads):
     return edge
 
 
+# After a threaded run that lost to one thread, the next BACKOFF_MIN calls run on one
+# thread, twice as many after each further loss (up to BACKOFF_MAX), none after a win.
+BACKOFF_MIN, BACKOFF_MAX = 16, 4096
+
+
+class _Backoff:
+    """The driver module's two words: `left` (calls still to run on one thread) and
+    `length` (the next backoff).  Racing Python threads only blur the counts."""
+
+    def __init__(self, module, n_ptrs: int):
+        self.left = self._word(module, f"tg_eager_backoff_left{n_ptrs}")
+        self.length = self._word(module, f"tg_eager_backoff_length{n_ptrs}")
+
+    @staticmethod
+    def _word(module, name):
+        g = ir.GlobalVariable(module, I64, name)
+        g.initializer, g.linkage, g.align = i64(0), "internal", 8
+        return g
+
+    @staticmethod
+    def load(b, g):
+        return b.load_atomic(g, "monotonic", 8, typ=I64)
+
+    @staticmethod
+    def store(b, value, g):
+        b.atomic_rmw("xchg", g, value, "monotonic")
+
+    def skip(self, b):
+        """Whether this call runs on one thread (counting it down)."""
+        left = self.load(b, self.left)
+        waiting = b.icmp_signed(">", left, i64(0))
+        with b.if_then(waiting):
+            self.store(b, b.sub(left, i64(1)), self.left)
+        return waiting
+
+    def judge(self, b, ctx, cty, n_ptrs, n_threads):
+        """A threaded run lost when the last slice ended later after the caller's own slice
+        (slice 0) than that slice took: one thread would have been done by then."""
+        at = lambda t, j: b.load(b.gep(ctx, [t, I32(j)], source_etype=cty), typ=I64)  # noqa: E731
+        start, end = at(i64(0), n_ptrs + 3), at(i64(0), n_ptrs + 4)
+        last = b.alloca(I64)
+        b.store(end, last)
+        with Loop(b, i64(1), n_threads, "latest") as t:
+            e = at(t, n_ptrs + 4)
+            b.store(b.select(b.icmp_signed(">", e, b.load(last)), e, b.load(last)), last)
+        lost = b.icmp_signed(">", b.sub(b.load(last), end), b.sub(end, start))
+        length = self.load(b, self.length)
+        with b.if_else(lost) as (then, otherwise):
+            with then:
+                now = b.select(b.icmp_signed("<", length, i64(BACKOFF_MIN)), i64(BACKOFF_MIN), length)
+                self.store(b, now, self.left)
+                twice = b.mul(now, i64(2))
+                self.store(b, b.select(b.icmp_signed(">", twice, i64(BACKOFF_MAX)), i64(BACKOFF_MAX),
+                                       twice), self.length)
+            with otherwise:
+                self.store(b, i64(0), self.length)
+
+
 def emit_driver(module, n_ptrs: int) -> ir.Function:
     """`void tg_eager_run<k>(ptr fn, ptr p..., i64 n, i64 threads, i64 out_step)`: the
     module docstring.  One thread calls the kernel directly; more hand their slices to the
     process's worker pool (`tg_pool_run`, pool.py), which runs slice 0 on the caller and
-    any slice without a worker on the caller too."""
+    any slice without a worker on the caller too.  Where the pool's workers come late (the
+    machine's cores are busy) the next calls run on one thread for a while (_Backoff)."""
     fnty = ir.FunctionType(ir.VoidType(), [PTR] * (n_ptrs + 1) + [I64, I64, I64])
     fn = ir.Function(module, fnty, f"tg_eager_run{n_ptrs}")
     args = list(fn.args)
     n, n_threads = args[n_ptrs + 1], args[n_ptrs + 2]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    backoff = _Backoff(module, n_ptrs)
+    direct = [args[0], args[1:n_ptrs + 1] + [i64(0), n]]
     with b.if_then(b.icmp_signed("<=", n_threads, i64(1))):
-        b.call(_Indirect(args[0], _kernel_type(n_ptrs)), args[1:n_ptrs + 1] + [i64(0), n])
+        b.call(_Indirect(direct[0], _kernel_type(n_ptrs)), direct[1])
+        b.ret_void()
+    with b.if_then(backoff.skip(b), likely=False):
+        b.call(_Indirect(direct[0], _kernel_type(n_ptrs)), direct[1])
         b.ret_void()
     cty = _context_type(n_ptrs)
     ctx = b.alloca(cty, size=n_threads, name="ctx")
@@ -195,6 +266,7 @@ def emit_driver(module, n_ptrs: int) -> ir.Function:
     stride = b.sub(b.ptrtoint(b.gep(ctx, [i64(1)], source_etype=cty), I64), b.ptrtoint(ctx, I64))
     run = declare(module, "tg_pool_run", ir.VoidType(), [PTR, PTR, I64, I64])
     b.call(run, [_emit_task(module, n_ptrs), ctx, stride, n_threads])  # returns when all ran
+    backoff.judge(b, ctx, cty, n_ptrs, n_threads)
     b.ret_void()
     return fn
 

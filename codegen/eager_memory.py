@@ -165,15 +165,17 @@ class MemoryModule:
         every slot is full, the block at `next` (the oldest filed, unless taken since) goes."""
         fn, b = self.function("tg_mem_put", I1, [PTR, I64])
         p, u = fn.args
-        lock, head, body, evict, check, store, nxt, full, no = self.blocks(
-            fn, "lock", "head", "body", "evict", "check", "store", "next", "full", "no")
+        lock, locked, head, body, evict, check, store, nxt, full, no = self.blocks(
+            fn, "lock", "locked", "head", "body", "evict", "check", "store", "next", "full", "no")
         b.cbranch(b.icmp_unsigned(">", u, b.load(self.budget, typ=I64)), no, lock)
         b.position_at_end(lock)
+        b.cbranch(self.trylock(b), locked, no)
+        b.position_at_end(locked)
         start = b.load(self.next, typ=I64)
-        b.cbranch(self.trylock(b), head, no)
+        b.branch(head)
         b.position_at_end(head)
         k = b.phi(I64)
-        k.add_incoming(i64(0), lock)
+        k.add_incoming(i64(0), locked)
         b.cbranch(b.icmp_signed("<", k, i64(SLOTS)), body, full)
         b.position_at_end(body)
         j = b.urem(b.add(start, k), i64(SLOTS))
@@ -358,7 +360,9 @@ def install(compile_module) -> bool:
 
 
 def uninstall() -> None:
-    """numpy's default allocator again in the current context (where this one is set);
-    cached blocks stay until reused or evicted."""
+    """numpy's default allocator again in the current context (where this one is set).
+    Blocks freed from now on go back to libc (budget 0); those cached stay until the
+    handler is installed again and reuses or evicts them."""
     if MEMORY.addresses is not None and active():
         _set_handler(None)
+        MEMORY.set_budget(0)
