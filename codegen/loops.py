@@ -117,9 +117,10 @@ class Scope(ProgramEmitter):
             base = _offset(self.b, base, shift * np.dtype(buf.dtype).itemsize)
         return base
 
-    def program(self, kp, inputs, outputs) -> None:
+    def program(self, kp, inputs, outputs, whole: bool = True) -> None:
         """Calls running body program `kp` on pointers `inputs` -> `outputs`; its temps
-        from arena offset `free_offset` on (bodies of one step run one at a time)."""
+        from arena offset `free_offset` on (bodies of one step run one at a time).
+        `whole=False`: a call per kernel unit even where a BodyUnit fits."""
         offsets, nbytes = plan_arena(kp)
         region = self.free_offset
         for buf, offset in offsets.items():
@@ -128,7 +129,7 @@ class Scope(ProgramEmitter):
         self.bound.update({id(b): p for b, p in zip(kp.outputs, outputs)})
         self.free_offset = region + nbytes
         self.high = max(self.high, self.free_offset)
-        if BodyUnit.fits(kp):
+        if whole and BodyUnit.fits(kp):
             self._call_body(kp)
         else:
             for kernel in kp.kernels:

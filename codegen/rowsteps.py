@@ -11,7 +11,7 @@ A scan with `groups` G (passes/kernels.py; passes/rowblock.py makes them) is emi
   the step's work reaches threads.PARALLEL_MIN_COST, else 1 (a direct call).  Claiming
   ranges one at a time balances the threads, and a thread that the OS does not run
   (another process has its core) leaves its ranges to the others;
-* after the join, the ranges' results folded in range order by `merge`:
+* after the join, the ranges' results folded in range order by `merge` (a loop):
   ((r0 . r1) . r2) ... . r(G-1), double-buffered in `carries`/`scratch` so that the last
   fold writes `carries`.  The fold order does not depend on T, so neither does the result.
 
@@ -26,10 +26,15 @@ from tracegrad.passes.kernels import LoopKernel, distinct
 
 from . import pool, threads
 from .irutil import I64, PTR, align_up, declare, i64
-from .loops import VOID, Scope, _Carries, _Counter, _halves, _memcpy, _nbytes, _offset, _p, _slices
+from .loops import VOID, Scope, _Carries, _Counter, _halves, _nbytes, _offset, _p, _slices
 
 ALIGN = 64  # bytes: slots and regions start on cache lines (no sharing between threads)
 PTR_BYTES = 8
+# Whether a body runs as one BodyUnit (loops.py, compiled at O3) rather than a call per
+# kernel unit (each at its own level, units.py; the merge's kernels are the body's combine
+# kernels, so they compile once): both ran W4's and W8's steps equally fast, and the
+# kernel units compiled their programs in about 0.7x the time.
+WHOLE_BODY = False
 
 
 class _Slots:
@@ -68,7 +73,8 @@ def _range_trips(inner, step, layout, slots, g) -> None:
     i = b.add(lo, loop.t, flags=("nsw",))
     xs = _slices(inner, step.xs, step.length, i) if step.xs else []
     ys = _slices(inner, step.ys, step.length, i) if step.ys else []
-    inner.program(step.body, _p(inner, step.consts) + carries.cur + xs, carries.nxt + ys)
+    inner.program(step.body, _p(inner, step.consts) + carries.cur + xs, carries.nxt + ys,
+                  whole=WHOLE_BODY)
     carries.swap()
     loop.next()
     carries.settle()
@@ -137,17 +143,22 @@ def _run_threads(scope, fn, pointers, n: int, regions: tuple) -> None:
 
 
 def _fold(scope, step, layout, slots) -> None:
-    """carries = ((r0 . r1) . r2) ...: the ranges' results in range order."""
+    """carries = ((r0 . r1) . r2) ...: the ranges' results in range order, a loop over
+    ranges 1..G-1 double-buffered in carries/scratch (the last fold writes `carries`)."""
     b, groups = scope.b, step.groups
-    cur = layout.pointers(b, slots, 0, 0)
-    if groups == 1:
-        for dst, src, carry in zip(_p(scope, step.carries), cur, step.carries):
-            _memcpy(b, dst, src, _nbytes(carry))
-        return
-    for g in range(1, groups):
-        dst = _p(scope, step.carries if (groups - 1 - g) % 2 == 0 else step.scratch)
-        scope.program(step.merge, cur + layout.pointers(b, slots, g, 0), dst)
-        cur = dst
+    homes, others = _p(scope, step.carries), _p(scope, step.scratch)
+    carries = _Carries(b, homes, others, [_nbytes(c) for c in step.carries])
+    start_nxt = _halves(b, homes, others, groups % 2 == 0)  # fold g writes homes: G-1-g even
+    first = layout.pointers(b, slots, 0, 0)
+    loop = _Counter(b, "fold")
+    carries.enter(first, start_nxt, loop.pre)
+    g = b.add(loop.t, i64(1), flags=("nsw",))
+    loop.test(b.icmp_signed("<", g, i64(groups)))
+    scope.program(step.merge, carries.cur + layout.pointers(b, slots, g, 0), carries.nxt,
+                  whole=WHOLE_BODY)
+    carries.swap()
+    loop.next()
+    carries.settle()  # G == 1: range 0's result is copied
 
 
 def emit_groups(scope, step) -> None:
