@@ -160,7 +160,11 @@ class Node:
             operands = [getattr(x, "_data", x) for x in operands]
             plain = PLAIN_VJPS.get(prim)
             if plain is not None:
-                cts = _plain_vjp(plain, g, out, operands, edges, self.params)
+                token = fp_quiet()
+                try:
+                    cts = plain(g, out, operands, [e is not None for e in edges], self.params)
+                finally:
+                    fp_restore(token)
                 if cts is not None:
                     return cts
         if getattr(prim, "selective_vjp", False):  # skip cotangents no one needs
@@ -201,15 +205,6 @@ else:
 
     def fp_restore(token):
         token.__exit__(None, None, None)
-
-
-def _plain_vjp(rule, g, out, operands, edges, params):
-    needed = [e is not None for e in edges]
-    token = fp_quiet()
-    try:
-        return rule(g, out, operands, needed, params)
-    finally:
-        fp_restore(token)
 
 
 def _node_class(name: str):

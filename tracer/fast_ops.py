@@ -26,41 +26,39 @@ from .numpy._core import _broadcast
 BINARY = (("add", "add", tnp.add), ("sub", "subtract", tnp.subtract),
           ("mul", "multiply", tnp.multiply), ("truediv", "divide", tnp.divide))
 PRIMITIVE_OF = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div"}
-# the numpy ufunc each exactly rounded float primitive's impl applies to float operands
-UFUNC_OF = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
-            "neg": np.negative}
 ADD, SUB, MUL, DIV, NEG = (PRIMITIVES[n] for n in ("add", "sub", "mul", "div", "neg"))
 DOT, REDUCE_SUM, BROADCAST = PRIMITIVES["dot"], PRIMITIVES["reduce_sum"], PRIMITIVES["broadcast"]
+# the numpy ufunc each exactly rounded float primitive's impl applies to float operands
+UFUNC_OF = {ADD: np.add, SUB: np.subtract, MUL: np.multiply, DIV: np.true_divide,
+            NEG: np.negative}
+# `out=...` makes a ufunc return a rank-0 result as an array (NumPy >= 2.3), not a scalar
+_ARRAY_OUT = ... if isinstance(np.negative(np.zeros(()), out=...), np.ndarray) else None
 
 
-def evaluate(prim, *operands):
-    """`prim.run(*operands)` for an exactly rounded float primitive (UFUNC_OF) on
-    operands of one float dtype (Python floats allowed: they take that dtype, as in the
-    impl).  Rank-0 operands, which no native kernel takes and where the impl's fixed
-    costs (promotion, errstate) are all there is, go to the ufunc directly with numpy's
-    warnings off: an exactly rounded result is the same whoever computes it."""
+def evaluate(prim, x, y):
+    """`prim.run(x, y)` for an exactly rounded float primitive (UFUNC_OF) on operands of
+    one float dtype (a Python float takes that dtype, as in the impl).  Rank-0 operands,
+    which no native kernel takes and where the impl's fixed costs (promotion, errstate)
+    are all there is, go to the ufunc directly with numpy's warnings off: an exactly
+    rounded result is the same whoever computes it."""
+    if (type(x) is not float and x.ndim) or (type(y) is not float and y.ndim):
+        return prim.run(x, y)
     token = fp_quiet()
     try:
-        return _run(prim, *operands)
+        out = UFUNC_OF[prim](x, y, out=_ARRAY_OUT)
     finally:
         fp_restore(token)
+    return out if type(out) is np.ndarray else np.asarray(out)
 
 
 def _run(prim, *operands):
-    """`evaluate` where numpy's warnings are already off (the plain backward rules)."""
+    """`evaluate` of one or two operands where numpy's warnings are already off (the
+    plain backward rules)."""
     for x in operands:
         if type(x) is not float and x.ndim:
             return prim.run(*operands)
-    return _array_result(UFUNC_OF[prim.name], operands)
-
-
-def _array_result(ufunc, operands):
-    return np.asarray(ufunc(*operands))  # a rank-0 result comes back as a numpy scalar
-
-
-if isinstance(np.negative(np.zeros(()), out=...), np.ndarray):  # NumPy >= 2.3: out=...
-    def _array_result(ufunc, operands):  # noqa: F811 (the cheaper form where NumPy has it)
-        return ufunc(*operands, out=...)
+    out = UFUNC_OF[prim](*operands, out=_ARRAY_OUT)
+    return out if type(out) is np.ndarray else np.asarray(out)
 
 
 def install_fast_paths(cls, trace):
@@ -176,6 +174,7 @@ def _fast_mean():
 # primitive's own VJP.  They run under tracer.autograd's quiet error state.
 
 def _fits(g, arrays) -> bool:
+    """g and every operand: float ndarrays of one dtype and shape."""
     if type(g) is not np.ndarray:
         return False
     shape, dtype = g.shape, g.dtype

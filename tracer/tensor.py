@@ -129,7 +129,10 @@ def _saves(prim) -> int:
 
 
 def _record(prim, args, datas, params, out):
-    versions, edges, saves = [], [], _saves(prim)
+    versions, edges = [], []
+    saves = _SAVES.get(prim)
+    if saves is None:
+        saves = _saves(prim)
     for a in args:
         if not isinstance(a, Tensor):
             edges.append(None)
@@ -137,8 +140,13 @@ def _record(prim, args, datas, params, out):
         if saves == 1 or (saves == 2 and a._data.dtype not in FLOAT_DTYPES):
             version = a._version
             versions.append((version, version.value))
-        edges.append(None if not a._requires_grad
-                     else a.grad_fn if a.grad_fn is not None else accumulator(a))
+        if not a._requires_grad:
+            edges.append(None)
+        elif a.grad_fn is not None:
+            edges.append(a.grad_fn)
+        else:  # a leaf: its AccumulateGrad (`accumulator`, inlined)
+            acc = a._accumulator() if a._accumulator is not None else None
+            edges.append(acc if acc is not None else accumulator(a))
     cls = _FIXED_CLASS.get(prim) or node_class(prim, np.ndim(datas[0]), params)
     # params is bind's own keyword dict (or an equation's, never mutated): no copy
     return cls(prim, params, [*args, out], versions, edges)
@@ -514,7 +522,21 @@ def _as_tensor_grad(g, like: Tensor, create_graph: bool, owned=False) -> Tensor:
     return Tensor._make(np.array(g, dtype=data.dtype, copy=True).reshape(data.shape))
 
 
+def _plain_sink(acc: AccumulateGrad, g, owned):
+    """`_leaf_sink(False)`, with a first gradient of the leaf's dtype and shape inlined."""
+    leaf = acc.variable
+    data = leaf._data
+    if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
+            and g.shape == data.shape):
+        leaf.grad = Tensor._make(g if owned else g.copy())
+    else:
+        _PLAIN_SINK(acc, g, owned)
+
+
 def _leaf_sink(create_graph: bool):
+    if not create_graph and _PLAIN_SINK is not None:
+        return _plain_sink
+
     def sink(acc: AccumulateGrad, g, owned):
         leaf = acc.variable
         if leaf.grad is None:
@@ -527,6 +549,10 @@ def _leaf_sink(create_graph: bool):
                    casting="same_kind")
             leaf.grad._version.bump()
     return sink
+
+
+_PLAIN_SINK = None
+_PLAIN_SINK = _leaf_sink(False)  # the general plain sink, behind `_plain_sink`
 
 
 def _roots(outputs, gradients, create_graph):
