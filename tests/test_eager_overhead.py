@@ -1,0 +1,211 @@
+"""The eager hot paths with fewer layers (tracer/fast_ops.py, the plain backward rules of
+tracer/autograd.py, the optimizers' scratch buffers) keep every semantic of the general
+paths: the same values bit for bit, numpy's error state untouched outside them, version
+counters, retain_graph, create_graph and gradient accumulation."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad.ir.primitives import PRIMITIVES
+from tracegrad.tracer import autograd as engine
+
+RNG = np.random.default_rng(7)
+
+
+def _leaves(shapes, dtype, grad=(True, True)):
+    return [tg.tensor((RNG.standard_normal(s) + 2.5).astype(dtype), requires_grad=g)
+            for s, g in zip(shapes, grad)]
+
+
+def _grads(fn, leaves, general=False, monkeypatch=None):
+    """fn's output and the leaves' gradients, through the plain rules or (general) without."""
+    copies = [tg.tensor(t.data, requires_grad=t.requires_grad) for t in leaves]
+    if general:
+        monkeypatch.setattr(engine, "PLAIN_VJPS", {})
+    out = fn(*copies)
+    out.backward(tg.tensor(np.ones(out.shape, out.dtype) * 0.75))
+    if general:
+        monkeypatch.undo()
+    return [out.data] + [None if t.grad is None else t.grad.data for t in copies]
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert x.dtype == y.dtype and x.shape == y.shape
+            np.testing.assert_array_equal(x, y)
+
+
+CASES = {
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "rsub": lambda x, y: y - x,
+    "mul": lambda x, y: x * y, "div": lambda x, y: x / y, "rdiv": lambda x, y: y / x,
+    "neg": lambda x, y: -x * y, "tanh": lambda x, y: x.tanh() * y,
+    "exp": lambda x, y: (x * 0.1).exp() + y, "square": lambda x, y: x * x + y,
+    "literal": lambda x, y: (2.0 - x) / 3 + y * 0.5,
+}
+SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((2, 3), (3,)), ((4, 1), (1, 3)),
+          ((2, 3), ()), ((), (2, 3))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", SHAPES)
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_plain_rules_give_the_general_rules_values(name, shapes, dtype, monkeypatch):
+    for grad in ((True, True), (True, False), (False, True)):
+        leaves = _leaves(shapes, dtype, grad)
+        fast = _grads(CASES[name], leaves)
+        _same(fast, _grads(CASES[name], leaves, general=True, monkeypatch=monkeypatch))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_sum_and_mean_rules_give_the_general_values(dtype, monkeypatch):
+    x, w, b = _leaves([(5, 4), (4, 3), (3,)], dtype) + _leaves([(3,)], dtype)[:1]
+
+    def mlp(x, w, b):
+        return ((x @ w + b).tanh() * 2.0).mean() + (x @ w).sum()
+    for grads in ((False, True, True), (True, True, False)):
+        leaves = [tg.tensor(t.data, requires_grad=g) for t, g in zip((x, w, b), grads)]
+        _same(_grads(mlp, leaves), _grads(mlp, leaves, general=True, monkeypatch=monkeypatch))
+
+
+def test_rank0_operations_are_numpys_ufuncs_bit_for_bit():
+    values = [0.0, -0.0, 1.5, -3.25, np.inf, -np.inf, np.nan, 1e308, 5e-324]
+    ops = [(lambda x, y: x + y, np.add), (lambda x, y: x - y, np.subtract),
+           (lambda x, y: x * y, np.multiply), (lambda x, y: x / y, np.true_divide)]
+    for dtype in (np.float32, np.float64):
+        for u in values:
+            for v in values:
+                with np.errstate(over="ignore"):  # 1e308 is inf in float32
+                    x, y = (tg.tensor(np.asarray(t, dtype), requires_grad=True) for t in (u, v))
+                for op, ufunc in ops:
+                    with np.errstate(all="ignore"):
+                        want = ufunc(x.data, y.data)
+                    got = op(x, y)
+                    assert got.dtype == dtype and got.shape == ()
+                    assert np.asarray(want).tobytes() == got.data.tobytes()
+
+
+def test_rank0_operations_warn_nothing_and_keep_numpys_error_state():
+    x, y = (tg.tensor(np.asarray(v), requires_grad=True) for v in (np.inf, 0.0))
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = [(x - x).item(), (x * y).item()]  # nan and nan: numpy would raise here
+        z = x / y  # inf; its backward divides by zero twice: 1/y and out/y
+        z.backward()
+        assert np.geterr()["invalid"] == "raise"  # the quiet state ended with each operation
+        with pytest.raises(FloatingPointError):
+            np.subtract(np.asarray(np.inf), np.asarray(np.inf))
+    assert np.isnan(values).all() and x.grad.item() == np.inf and y.grad.item() == -np.inf
+
+
+def test_custom_backward_runs_under_the_callers_error_state():
+    seen = []
+
+    class Probe(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, g):
+            seen.append(np.geterr()["divide"])
+            return g
+    x = tg.tensor(np.asarray(2.0), requires_grad=True)
+    with np.errstate(divide="warn"):
+        (Probe.apply(x * 3.0) * 2.0).backward()
+    assert seen == ["warn"] and x.grad.item() == 6.0
+
+
+def test_arrays_still_go_through_the_primitives_run(monkeypatch):
+    calls = []
+    mul = PRIMITIVES["mul"]
+    run = mul.run
+    monkeypatch.setattr(mul, "run", lambda *a, **p: calls.append(1) or run(*a, **p))
+    x, y = _leaves([(3,), (3,)], np.float64)
+    (x * y).backward(tg.tensor(np.ones(3)))
+    assert len(calls) == 3  # the forward and one cotangent per operand (native kernels apply)
+    s, t = _leaves([(), ()], np.float64)
+    (s * t).backward()
+    assert len(calls) == 3  # rank 0: numpy's ufunc directly (no native kernel takes it)
+
+
+def test_version_counters_still_guard_saved_operands():
+    a, b = _leaves([(), ()], np.float64)
+    y = a * b  # saves both operands' values
+    with tg.no_grad():
+        b += 1.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    c, d = _leaves([(2,), (2,)], np.float64)
+    z = c + d  # add reads no values: in-place changes are allowed
+    with tg.no_grad():
+        d *= 2.0
+    z.backward(tg.tensor(np.ones(2)))
+    assert c.grad.data.tolist() == [1.0, 1.0]
+
+
+def test_retain_graph_and_accumulation():
+    a, b = _leaves([(), ()], np.float64)
+    z = (a + b) * b
+    z.backward(retain_graph=True)
+    first = (a.grad.item(), b.grad.item())
+    z.backward()
+    assert (a.grad.item(), b.grad.item()) == (2 * first[0], 2 * first[1])
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        z.backward()
+
+
+def test_create_graph_keeps_second_order():
+    a = tg.tensor(np.asarray(1.5), requires_grad=True)
+    y = a * a * a - a / 2.0
+    da, = tg.autograd.grad([y], [a], create_graph=True)
+    assert da.item() == 3 * 1.5 ** 2 - 0.5 and da.requires_grad
+    dda, = tg.autograd.grad([da], [a])
+    assert dda.item() == 6 * 1.5
+
+
+def test_gradients_of_shared_cotangents_are_separate_buffers():
+    a, b = _leaves([(), ()], np.float32)
+    (a + b).backward()
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[...] = 5.0
+    assert b.grad.item() == 1.0
+
+
+# ---- optimizers: the scratch buffer is only a place for temporaries -----------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls, h", [
+    (tg.optim.Adam, dict(lr=0.1)), (tg.optim.Adam, dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
+    (tg.optim.AdamW, dict(lr=0.05)), (tg.optim.Adam, dict(lr=0.1, maximize=True)),
+    (tg.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)), (tg.optim.SGD, dict(lr=0.1))])
+def test_in_place_rules_with_scratch_equal_them_without(cls, h, dtype):
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal(6).astype(dtype)
+    hyper = {**cls.defaults, **h}
+    opt = cls(**h)
+    plain, scratched = p0.copy(), p0.copy()
+    s1, s2, scratch = opt._init_leaf(p0), opt._init_leaf(p0), np.empty_like(p0)
+    for _ in range(4):
+        g = rng.standard_normal(6).astype(dtype)
+        cls.rule_(plain, g, s1, hyper)
+        cls.rule_(scratched, g, s2, hyper, scratch)
+    assert plain.tobytes() == scratched.tobytes()
+    assert sorted(s1) == sorted(s2) and all(np.array_equal(s1[k], s2[k]) for k in s1)
+
+
+def test_eager_step_state_holds_no_scratch():
+    w = tg.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = tg.optim.Adam([w], lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (w * w).sum().backward()
+        opt.step()
+    assert sorted(opt.state[id(w)]) == ["m", "step", "v"] and int(opt.state[id(w)]["step"]) == 2
+    assert w.data.dtype == np.float32 and np.all(w.data < 1)
