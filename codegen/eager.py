@@ -196,8 +196,8 @@ class _Backoff:
 
     @staticmethod
     def _word(module, name):
-        g = ir.GlobalVariable(module, I64, name)
-        g.initializer, g.linkage, g.align = i64(0), "internal", 8
+        g = ir.GlobalVariable(module, I64, name)  # external: Kernels.backoffs reads it
+        g.initializer, g.align = i64(0), 8
         return g
 
     @staticmethod
@@ -312,6 +312,7 @@ class Kernels:
         self.compiled = {}  # Spec -> Made or None
         self.fast = {}  # (prim, dtype, pattern) -> Made or None, for the per-call lookup
         self.drivers = {}  # pointer count -> (address, ctypes function)
+        self.backoffs = {}  # pointer count -> the driver's backoff words (left, length), ctypes
         self.calls = None  # operand count -> address of tg_eager_call<k>; {} without the ABI
         self.engines = []  # keep the machine code alive
         self.warned = False
@@ -383,9 +384,12 @@ class Kernels:
         if n_ptrs not in self.drivers:
             module = ir.Module(name=f"tg_eager_run{n_ptrs}")
             emit_driver(module, n_ptrs)
-            address = self._compile(module).get_function_address(f"tg_eager_run{n_ptrs}")
+            engine = self._compile(module)
+            address = engine.get_function_address(f"tg_eager_run{n_ptrs}")
             proto = ctypes.CFUNCTYPE(None, *_PTR_ARGS(n_ptrs + 1), ctypes.c_int64,
                                      ctypes.c_int64, ctypes.c_int64)
+            self.backoffs[n_ptrs] = [ctypes.c_int64.from_address(engine.get_global_value_address(
+                f"tg_eager_backoff_{w}{n_ptrs}")) for w in ("left", "length")]
             self.drivers[n_ptrs] = (address, proto(address))
         return self.drivers[n_ptrs]
 

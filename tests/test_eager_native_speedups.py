@@ -47,6 +47,8 @@ def test_pool_slices_equal_one_thread(name, n_threads):
     x = np.random.default_rng(1).uniform(-3, 3, n)
     args = [x] if name == "exp" else [x, np.tanh(x)]
     spec = kernels.Spec(name, F64, "a" * len(args))
+    kernels.KERNELS.get(spec)
+    kernels.KERNELS.backoffs[len(args) + 1][0].value = 0  # no backoff left from earlier losses
     one = kernels.elementwise(spec, args, x.shape, 1)
     np.testing.assert_array_equal(kernels.elementwise(spec, args, x.shape, n_threads), one)
     assert pool.workers_here() >= 1  # the slices went to the pool's workers
@@ -269,3 +271,26 @@ def test_install_twice_wraps_once():
     rule = PRIMITIVES["tanh"].vjp
     gates.install()
     assert PRIMITIVES["tanh"].vjp is rule and not hasattr(rule.unfused, "unfused")
+
+
+def test_a_threaded_run_that_loses_sends_the_next_calls_to_one_thread():
+    made = kernels.KERNELS.get(kernels.Spec("neg", F64, "a"))
+    left, length = kernels.KERNELS.backoffs[2]
+    x = np.arange(2 * kernels.CHUNK_ALIGN - 1, dtype=F64)
+    out = np.empty_like(x)
+    run = lambda t: made.driver(made.address, x.ctypes.data, out.ctypes.data, x.size, t, 0)  # noqa: E731
+    left.value = length.value = 0
+    run(2)  # slice 0 is empty (slices start at multiples of CHUNK_ALIGN): slice 1 comes late
+    assert left.value == kernels.BACKOFF_MIN and length.value == 2 * kernels.BACKOFF_MIN
+    np.testing.assert_array_equal(out, -x)
+    out[:] = 0
+    run(2)  # on one thread, counted down
+    assert left.value == kernels.BACKOFF_MIN - 1
+    np.testing.assert_array_equal(out, -x)
+    run(1)  # one thread asked: not counted
+    assert left.value == kernels.BACKOFF_MIN - 1
+    length.value = kernels.BACKOFF_MAX
+    left.value = 0
+    run(2)
+    assert left.value == kernels.BACKOFF_MAX and length.value == kernels.BACKOFF_MAX
+    left.value = length.value = 0

@@ -9,6 +9,10 @@ call that qualifies.  Anything else returns NotImplemented and `Primitive.run`
 uses numpy's `impl`.
 tracer/ and ir/ never import codegen: the facade hands the kernels to the primitives.
 
+`FUSED_VJPS` names the primitives whose backward rule runs as one fused kernel on float
+ndarrays, and the first kernel loaded also installs the caching allocator for numpy's large
+arrays (codegen/eager_memory.py) in its context.
+
 `TRACEGRAD_EAGER_NATIVE=0` (read by `install`) keeps every eager operation on numpy;
 `uninstall()` does the same at run time.  A compiler that cannot be loaded or a kernel that
 fails to compile warns once and falls back to numpy.
@@ -272,7 +276,7 @@ def fused_gate(kernel: str):
 def _fused(rule, native):
     """A VJP rule `rule(g, out, ...)` of one cotangent that tries `native(g, out)` first."""
     def fused(g, out, *args, **params):
-        if not params or set(params) <= {"needed"}:
+        if set(params) <= {"needed"}:
             ct = native(g, out)
             if ct is not NotImplemented:
                 return (ct,)
@@ -322,8 +326,8 @@ def enabled_by_env() -> bool:
 
 
 def install() -> list:
-    """Give the primitives in THRESHOLDS their native gate (none if TRACEGRAD_EAGER_NATIVE=0);
-    returns the names installed."""
+    """Give the primitives in THRESHOLDS their native gate and those in FUSED_VJPS their
+    fused backward rule (none if TRACEGRAD_EAGER_NATIVE=0); returns the names of the gates."""
     if not enabled_by_env():
         return []
     for name in THRESHOLDS:
