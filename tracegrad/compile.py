@@ -339,7 +339,8 @@ class CompiledFunction:
 
     def ir(self, stage="optimized", specialization=None):
         """IR text of a compilation (the latest, or `cache_info()[specialization]`'s):
-        traced, gradient, optimized or kernels."""
+        traced, rerolled (when a Python loop rolled into a scan), gradient, optimized
+        or kernels."""
         stages = self._spec(specialization).stages
         if stage not in stages:
             raise KeyError(f"no stage {stage!r}; this function has {list(stages)}")
