@@ -11,12 +11,13 @@ the current context (tracegrad/eager.py does, at the first native eager operatio
 
 The handler (native code, built here and disk-cached like the eager kernels):
 
-- malloc(n), n >= MIN_BYTES: a cached block whose usable size is n to n + n/8, else libc's
-  malloc.  calloc likewise, then clears the cached block (memset), else libc's calloc.
-  realloc: libc's (every block came from libc's malloc).
+- malloc(n), n >= MIN_BYTES: a cached block whose usable size is n to n + n/8, else numpy's
+  default handler's malloc (its small-block cache and its huge-page advice included).
+  calloc likewise, then clears the cached block (memset).  realloc: the default's.
 - free(p): a block of at least MIN_BYTES joins the cache when the cache has a slot and its
-  bytes stay within the budget, evicting (freeing) older blocks to make room; else libc's
-  free.  The size a block is filed under is libc's `malloc_usable_size`, never numpy's
+  bytes stay within the budget, evicting (freeing) older blocks to make room; else the
+  default's free.  Every block comes from libc's malloc (numpy's default allocates with
+  it), and the size a block is filed under is libc's `malloc_usable_size`, never numpy's
   word, so a block handed out is always at least as large as asked.
 
 Only memory numpy has freed is reused, so no array ever aliases another.  The cache takes a
@@ -33,6 +34,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
+from .fastcall import _Indirect as Indirect
 from .irutil import I64, PTR, declare, i64, libc_symbols
 
 MIN_BYTES = 1 << 17  # smaller blocks come from libc's heap without page faults to save
@@ -43,7 +45,8 @@ I1, I32 = ir.IntType(1), ir.IntType(32)
 VOID = ir.VoidType()
 SLOT = ir.LiteralStructType([PTR, I64])  # a cached block and its usable size (0: empty)
 STATS = ("hits", "misses", "stored", "evicted")
-_LIBC = ("malloc", "calloc", "realloc", "free", "malloc_usable_size", "memset")
+_LIBC = ("free", "malloc_usable_size", "memset")
+DEFAULT = ("ctx", "malloc", "calloc", "realloc", "free")  # numpy's default handler, tg_mem_default
 
 
 def _global(m, name, ty):
@@ -65,9 +68,17 @@ class MemoryModule:
         self.budget = _global(m, "tg_mem_budget", I64)
         self.next = _global(m, "tg_mem_next", I64)
         self.stats = _global(m, "tg_mem_stats", ir.ArrayType(I64, len(STATS)))
+        self.default = _global(m, "tg_mem_default", ir.ArrayType(PTR, len(DEFAULT)))
 
     def libc(self, name, ret, args):
         return declare(self.m, f"tg_sys_{name}", ret, args)
+
+    def numpy(self, b, name, ret, args):
+        """Call numpy's default handler's `name` (its ctx first, then `args`)."""
+        slot = lambda k: b.gep(self.default, [i64(0), I32(k)], source_etype=ir.ArrayType(PTR, len(DEFAULT)))  # noqa: E731
+        ctx, fn = (b.load(slot(DEFAULT.index(k)), typ=PTR) for k in ("ctx", name))
+        fnty = ir.FunctionType(ret, [PTR] + [a.type for a in args])
+        return b.call(Indirect(fn, fnty), [ctx] + list(args))
 
     def function(self, name, ret, args, internal=True):
         fn = ir.Function(self.m, ir.FunctionType(ret, args), name)
@@ -223,7 +234,7 @@ class MemoryModule:
         b.position_at_end(miss)
         b.branch(small)
         b.position_at_end(small)
-        b.ret(b.call(self.libc("malloc", PTR, [I64]), [n]))
+        b.ret(self.numpy(b, "malloc", PTR, [n]))
 
     def _calloc(self):
         fn, b = self.function("tg_mem_calloc", PTR, [PTR, I64, I64], internal=False)
@@ -241,15 +252,15 @@ class MemoryModule:
         b.position_at_end(miss)
         b.branch(small)
         b.position_at_end(small)
-        b.ret(b.call(self.libc("calloc", PTR, [I64, I64]), [count, size]))
+        b.ret(self.numpy(b, "calloc", PTR, [count, size]))
 
     def _realloc(self):
         fn, b = self.function("tg_mem_realloc", PTR, [PTR, PTR, I64], internal=False)
-        b.ret(b.call(self.libc("realloc", PTR, [PTR, I64]), list(fn.args[1:])))
+        b.ret(self.numpy(b, "realloc", PTR, list(fn.args[1:])))
 
     def _free(self):
         fn, b = self.function("tg_mem_free", VOID, [PTR, PTR, I64], internal=False)
-        p = fn.args[1]
+        p, size = fn.args[1:]
         some, large, release, done = self.blocks(fn, "some", "large", "release", "done")
         b.cbranch(b.icmp_unsigned("==", p, ir.Constant(PTR, None)), done, some)
         b.position_at_end(some)
@@ -258,7 +269,7 @@ class MemoryModule:
         b.position_at_end(large)
         b.cbranch(b.call(self.put_fn, [p, usable]), done, release)
         b.position_at_end(release)
-        b.call(self.libc("free", VOID, [PTR]), [p])
+        self.numpy(b, "free", VOID, [p, size])
         b.branch(done)
         b.position_at_end(done)
         b.ret_void()
@@ -274,6 +285,25 @@ class Handler(ctypes.Structure):
 
 
 SET_HANDLER_SLOT = 304  # PyArray_API[304]: PyDataMem_SetHandler (numpy >= 1.22)
+DEFAULT_HANDLER_SLOT = 306  # PyArray_API[306]: &PyDataMem_DefaultHandler (a capsule)
+
+
+def _api_table():
+    from .fastcall import _array_api_table  # noqa: PLC0415 (numpy's C API table)
+    return ctypes.cast(_array_api_table(), ctypes.POINTER(ctypes.c_void_p))
+
+
+def numpy_default() -> Handler | None:
+    """numpy's default handler (its allocator functions), or None where the capsule at its
+    slot is not one of version 1 named "default_allocator"."""
+    capsule = ctypes.cast(ctypes.c_void_p.from_address(_api_table()[DEFAULT_HANDLER_SLOT]).value,
+                          ctypes.py_object).value
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    handler = Handler.from_address(get(capsule, b"mem_handler"))
+    if handler.name != b"default_allocator" or handler.version != 1 or not handler.free:
+        return None
+    return handler
 
 
 def budget_bytes() -> int:
@@ -289,14 +319,18 @@ class Memory:
         self.addresses = None
         self.keep = []  # the engine, the handler struct, its name and capsule: never freed
 
-    def load(self, compile_module) -> dict:
+    def load(self, compile_module, default: Handler) -> dict:
         """Name -> address of the functions and globals (`compile_module(module)` gives the
-        engine of an IR module, eager.Kernels._compile)."""
+        engine of an IR module, eager.Kernels._compile); `default` is numpy's default
+        handler, which the cache falls back to."""
         if self.addresses is None:
             for name, address in libc_symbols(_LIBC).items():
                 llvm.add_symbol(name, address)
             engine = compile_module(MemoryModule().build())
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed (docstring)
+            words = (ctypes.c_void_p * len(DEFAULT)).from_address(
+                engine.get_global_value_address("tg_mem_default"))
+            words[:] = [getattr(default, k) for k in DEFAULT]
             table = {n: engine.get_function_address(f"tg_mem_{n}") for n in ("malloc", "calloc", "realloc", "free")}
             table.update({g: engine.get_global_value_address(f"tg_mem_{g}")
                           for g in ("budget", "total", "stats", "slots")})
@@ -328,9 +362,7 @@ MEMORY = Memory()
 
 
 def _set_handler(capsule_address) -> None:
-    from .fastcall import _array_api_table  # noqa: PLC0415 (numpy's C API table)
-    table = ctypes.cast(_array_api_table(), ctypes.POINTER(ctypes.c_void_p))
-    setter = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p)(table[SET_HANDLER_SLOT])
+    setter = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p)(_api_table()[SET_HANDLER_SLOT])
     setter(capsule_address)  # the previous handler, released
 
 
@@ -353,7 +385,10 @@ def install(compile_module) -> bool:
     budget = budget_bytes()
     if budget <= 0 or np.lib.NumpyVersion(np.__version__) < "1.22.0":
         return False
-    MEMORY.load(compile_module)
+    default = numpy_default()
+    if default is None:
+        return False
+    MEMORY.load(compile_module, default)
     MEMORY.set_budget(budget)
     _set_handler(id(MEMORY.capsule()))
     return active()
