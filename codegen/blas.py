@@ -17,8 +17,8 @@ Which routine (`product_routine`), as numpy chooses: a matrix-vector product
 else ?gemm.  OpenBLAS's gemm with n == 1 runs its blocked matrix-matrix code,
 several times slower than gemv (docs/codegen.md, "BLAS route").
 
-**Products on the program's threads** (`serial_products`).  A product of the program's
-own kernel list runs with OpenBLAS on one thread, and a large gemm is cut into one slice
+**Products on the program's threads** (`serial_products`).  In a program of several
+threads, a product of its own kernel list runs with OpenBLAS on one thread, and a large gemm is cut into one slice
 of rows (or of columns) of C per program thread, the slices run on the worker pool
 (pool.py) as independent single-threaded calls.  Why: OpenBLAS's threaded gemm syncs
 its threads on every block and its idle workers then spin for the next call, so (1) the
@@ -318,10 +318,11 @@ _CALLS = {"gemm": _call_gemm, "gemv": _call_gemv, "dot": _call_dot}
 def emit_product(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr, n_threads=None):
     """out = op(A) @ op(B) row-major through ?gemm, ?gemv or ?dot (`product_routine`).
 
-    `n_threads` None: a plain call per batch entry (OpenBLAS's own threads).  Otherwise,
-    when `serial_products()`, a serial section (module docstring): a large gemm in slices
-    on `n_threads` pool threads (`split_edges`), anything else one call per batch entry."""
-    serial = n_threads is not None and serial_products()
+    `n_threads` None or 1: a plain call per batch entry (OpenBLAS's own threads: a program
+    of one thread leaves the other cores to them).  Otherwise, when `serial_products()`, a
+    serial section (module docstring): a large gemm in slices on `n_threads` pool threads
+    (`split_edges`), anything else one call per batch entry."""
+    serial = n_threads is not None and n_threads > 1 and serial_products()
     if serial:
         b.call(_serial_function(b.module, "enter"), [])
     edges = split_edges(kernel, n_threads) if serial else None
