@@ -95,9 +95,9 @@ def _fast_binary(cls, trace, name, fn, reflected=False):
         if o is None:
             return general(self, other)
         args = (o, self) if reflected else (self, o)
-        shape = self._data.shape
+        shape, oshape = self._data.shape, o.shape if type(o) is np.ndarray else o._data.shape
         # explicit broadcasts, as tracegrad.numpy makes them (rank 0 broadcasts implicitly)
-        if o.shape != shape and o.shape and shape:
+        if oshape != shape and oshape and shape:
             args = _broadcast_tensors(trace, name, args)
         return trace.exact(prim, *args)
     op.__name__ = general.__name__

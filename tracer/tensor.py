@@ -64,7 +64,7 @@ class EagerTrace:
         node = None
         if GRAD_MODE.enabled and ((x_is and x._requires_grad) or (y_is and y._requires_grad)):
             node = _record(prim, (x, y), (xd, yd), {}, out)
-        return Tensor._make(out, node)
+        return _new_tensor(out, node)
 
     def broadcast(self, x, shape):
         """`process(broadcast, (x,), {"shape": shape})` for tensor `x` whose shape
@@ -75,7 +75,7 @@ class EagerTrace:
         node = None
         if x._requires_grad and GRAD_MODE.enabled and out.dtype.kind == "f":
             node = _record(BROADCAST, (x,), (data,), {"shape": shape}, out)
-        return Tensor._make(out, node)
+        return _new_tensor(out, node)
 
     def __repr__(self):
         return "EagerTrace(level=0)"
@@ -150,6 +150,17 @@ def _record(prim, args, datas, params, out):
     cls = _FIXED_CLASS.get(prim) or node_class(prim, np.ndim(datas[0]), params)
     # params is bind's own keyword dict (or an equation's, never mutated): no copy
     return cls(prim, params, [*args, out], versions, edges)
+
+
+def _new_tensor(data: np.ndarray, grad_fn=None) -> Tensor:
+    """`Tensor._make(data, grad_fn)` for a fresh array, without the classmethod's binding
+    (the operators' and the backward's hot paths)."""
+    t = _TENSOR_NEW(Tensor)
+    t._data, t._aval, t.grad, t.grad_fn = data, None, None, grad_fn
+    t._requires_grad = grad_fn is not None
+    t._version = Version()
+    t._retains_grad, t._accumulator = False, None
+    return t
 
 
 def _format_data(data: np.ndarray) -> str:
@@ -408,6 +419,7 @@ class Tensor(ArrayMixin):
 
 
 install_fast_paths(Tensor, EAGER)  # the commonest operators skip tracegrad.numpy's layers
+_TENSOR_NEW = Tensor.__new__
 
 
 
@@ -528,7 +540,7 @@ def _plain_sink(acc: AccumulateGrad, g, owned):
     data = leaf._data
     if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
             and g.shape == data.shape):
-        leaf.grad = Tensor._make(g if owned else g.copy())
+        leaf.grad = _new_tensor(g if owned else g.copy())
     else:
         _PLAIN_SINK(acc, g, owned)
 
