@@ -149,8 +149,11 @@ class Node:
         """Cotangents of the operands given the output cotangent `g` (None = zero).
         `edges` (default: the node's) are the operands' consumers: a rule that can
         (`selective_vjp`) skips the cotangents of operands whose edge is None."""
-        if self.saved is None or self.versions:
+        if self.saved is None:
             self._check_saved()
+        for version, seen in self.versions:
+            if version.value != seen:
+                self._check_saved()  # raises
         *operands, out = self.saved
         prim, edges = self.prim, self.edges if edges is None else edges
         if create_graph:
@@ -366,12 +369,15 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         for nxt, ct in zip(edges, cts):
             if nxt is None:
                 continue
+            left = deps[nxt] = deps[nxt] - 1
             if ct is not None:
                 if nxt in sums:
                     add(nxt, ct)
+                elif not left and type(nxt) is AccumulateGrad:
+                    sink(nxt, ct, False)  # a leaf's one contribution: no trip through `ready`
+                    continue
                 else:
                     sums[nxt] = ct
-            left = deps[nxt] = deps[nxt] - 1
             if not left:
                 ready.append(nxt)
 
