@@ -52,7 +52,8 @@ MAX_DEFERRED = 8
 # Kernels in one run (bounds the quadratic legality checks).
 MAX_RUN = 32
 # Independent ranges of blocks per step (LoopStep.groups): threads take whole ranges, so
-# the sums come out the same on 1, 2, 4, 8 or 16 threads.
+# the sums come out the same on any thread count; a thread claims the next range when it
+# is done with one, so more ranges than threads balance them.
 GROUPS = 16
 # The reducing store's combine, as an elementwise primitive per (reduce, dtype kind).
 COMBINE = {"sum": "add", "max": "max", "min": "min"}
