@@ -209,3 +209,16 @@ def test_eager_step_state_holds_no_scratch():
         opt.step()
     assert sorted(opt.state[id(w)]) == ["m", "step", "v"] and int(opt.state[id(w)]["step"]) == 2
     assert w.data.dtype == np.float32 and np.all(w.data < 1)
+
+
+def test_adam_takes_betas_that_do_not_hash():
+    w = tg.tensor(np.ones(2), requires_grad=True)
+    v = tg.tensor(np.ones(2), requires_grad=True)
+    opts = [tg.optim.Adam([w], lr=0.1, betas=(np.asarray(0.9), np.asarray(0.999))),
+            tg.optim.Adam([v], lr=0.1)]
+    for t, opt in zip((w, v), opts):
+        for _ in range(2):
+            opt.zero_grad()
+            (t * t).sum().backward()
+            opt.step()
+    np.testing.assert_array_equal(w.data, v.data)

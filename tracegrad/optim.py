@@ -123,14 +123,20 @@ def _bias_corrections(b1, b2, step, dtype):
     """Adam's bias corrections in the parameters' dtype, as the functional rule computes
     them (the same for every parameter of a step: computed once)."""
     key = (b1, b2, step, dtype)
-    found = _BIAS.get(key)
+    try:
+        found = _BIAS.get(key)
+    except TypeError:  # betas that do not hash (arrays): computed every time
+        return _corrections(b1, b2, step, dtype)
     if found is None:
         if len(_BIAS) > 64:
             _BIAS.clear()
-        bias1, bias2 = (1 - np.power(np.asarray(b, dtype), np.asarray(step, dtype))
-                        for b in (b1, b2))
-        found = _BIAS[key] = (bias1, np.sqrt(bias2))
+        found = _BIAS[key] = _corrections(b1, b2, step, dtype)
     return found
+
+
+def _corrections(b1, b2, step, dtype):
+    bias1, bias2 = (1 - np.power(np.asarray(b, dtype), np.asarray(step, dtype)) for b in (b1, b2))
+    return bias1, np.sqrt(bias2)
 
 
 class Optimizer:
