@@ -1,5 +1,5 @@
 """A caching memory handler for numpy array data: freed large blocks are kept for the next
-allocation of about the same size, as PyTorch's caching allocator keeps freed tensors.
+allocation of about the same size, as PyTorch's caching allocator does for GPU tensors.
 
 Eager operations on large arrays each allocate a fresh output, and the eager backward frees
 most of them again within the same step.  Fresh memory from the system pays a page fault
