@@ -11,9 +11,10 @@ the current context (tracegrad/eager.py does, at the first native eager operatio
 
 The handler (native code, built here and disk-cached like the eager kernels):
 
-- malloc(n), n >= MIN_BYTES: a cached block whose usable size is n to n + n/8, else numpy's
-  default handler's malloc (its small-block cache and its huge-page advice included).
-  calloc likewise, then clears the cached block (memset).  realloc: the default's.
+- malloc(n), n >= MIN_BYTES: of the cached blocks whose usable size is n to n + n/8, the
+  one filed last (the likeliest to be in the CPU's caches still), else numpy's default
+  handler's malloc (its small-block cache and its huge-page advice included).  calloc
+  likewise, then clears the cached block (memset).  realloc: the default's.
 - free(p): a block of at least MIN_BYTES joins the cache when the cache has a slot and its
   bytes stay within the budget, evicting (freeing) older blocks to make room; else the
   default's free.  Every block comes from libc's malloc (numpy's default allocates with
@@ -35,7 +36,7 @@ import numpy as np
 from llvmlite import ir
 
 from .fastcall import _Indirect as Indirect
-from .irutil import I64, PTR, declare, i64, libc_symbols
+from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
 
 MIN_BYTES = 1 << 17  # smaller blocks come from libc's heap without page faults to save
 SLOTS = 32  # cached blocks at most
@@ -43,7 +44,8 @@ DEFAULT_BUDGET_MB = 64  # bytes cached at most (TRACEGRAD_EAGER_CACHE_MB; 0 swit
 NAME = b"tracegrad_eager_cache"
 I1, I32 = ir.IntType(1), ir.IntType(32)
 VOID = ir.VoidType()
-SLOT = ir.LiteralStructType([PTR, I64])  # a cached block and its usable size (0: empty)
+# a cached block, its usable size (0: an empty slot) and when it was filed (tg_mem_clock)
+SLOT = ir.LiteralStructType([PTR, I64, I64])
 STATS = ("hits", "misses", "stored", "evicted")
 _LIBC = ("free", "malloc_usable_size", "memset")
 DEFAULT = ("ctx", "malloc", "calloc", "realloc", "free")  # numpy's default handler, tg_mem_default
@@ -67,6 +69,7 @@ class MemoryModule:
         self.total = _global(m, "tg_mem_total", I64)
         self.budget = _global(m, "tg_mem_budget", I64)
         self.next = _global(m, "tg_mem_next", I64)
+        self.clock = _global(m, "tg_mem_clock", I64)
         self.stats = _global(m, "tg_mem_stats", ir.ArrayType(I64, len(STATS)))
         self.default = _global(m, "tg_mem_default", ir.ArrayType(PTR, len(DEFAULT)))
 
@@ -118,27 +121,29 @@ class MemoryModule:
     # ---- the cache ----
 
     def _take(self):
-        """`ptr take(i64 n)`: a cached block of usable size n..n + n/8, removed from the cache;
-        null if none (or the cache is taken)."""
+        """`ptr take(i64 n)`: the most recently filed cached block of usable size n..n + n/8
+        (the likeliest to be in the caches still), removed from the cache; null if none (or
+        the cache is taken)."""
         fn, b = self.function("tg_mem_take", PTR, [I64])
         n = fn.args[0]
-        head, body, nxt, hit, nohit, busy = self.blocks(fn, "head", "body", "next", "hit", "nohit", "busy")
-        entry = b.block
-        b.cbranch(self.trylock(b), head, busy)
-        b.position_at_end(head)
-        j = b.phi(I64)
-        j.add_incoming(i64(0), entry)
-        b.cbranch(b.icmp_signed("<", j, i64(SLOTS)), body, nohit)
-        b.position_at_end(body)
-        size = b.load(self.field(b, j, 1), typ=I64)
-        fits = b.and_(b.icmp_unsigned(">=", size, n),
-                      b.icmp_unsigned("<=", b.sub(size, n), b.lshr(n, i64(3))))
-        b.cbranch(fits, hit, nxt)
-        b.position_at_end(nxt)
-        j.add_incoming(b.add(j, i64(1)), nxt)
-        b.branch(head)
+        best, newest = b.alloca(I64), b.alloca(I64)
+        b.store(i64(-1), best)
+        b.store(i64(-1), newest)
+        scan, hit, nohit, busy = self.blocks(fn, "scan", "hit", "nohit", "busy")
+        b.cbranch(self.trylock(b), scan, busy)
+        b.position_at_end(scan)
+        with Loop(b, i64(0), i64(SLOTS), "slot") as j:
+            size, stamp = (b.load(self.field(b, j, k), typ=I64) for k in (1, 2))
+            fits = b.and_(b.icmp_unsigned(">=", size, n),
+                          b.icmp_unsigned("<=", b.sub(size, n), b.lshr(n, i64(3))))
+            better = b.and_(fits, b.icmp_signed(">", stamp, b.load(newest)))
+            b.store(b.select(better, j, b.load(best)), best)
+            b.store(b.select(better, stamp, b.load(newest)), newest)
+        j = b.load(best)
+        b.cbranch(b.icmp_signed(">=", j, i64(0)), hit, nohit)
         b.position_at_end(hit)
         block = b.load(self.field(b, j, 0), typ=PTR)
+        size = b.load(self.field(b, j, 1), typ=I64)
         b.store(i64(0), self.field(b, j, 1))
         b.store(b.sub(b.load(self.total, typ=I64), size), self.total)
         self.count(b, "hits")
@@ -163,6 +168,9 @@ class MemoryModule:
     def _store_at(self, b, j, p, u):
         b.store(p, self.field(b, j, 0))
         b.store(u, self.field(b, j, 1))
+        stamp = b.add(b.load(self.clock, typ=I64), i64(1))  # filing order, for take
+        b.store(stamp, self.clock)
+        b.store(stamp, self.field(b, j, 2))
         b.store(b.add(b.load(self.total, typ=I64), u), self.total)
         b.store(b.urem(b.add(j, i64(1)), i64(SLOTS)), self.next)
         self.count(b, "stored")

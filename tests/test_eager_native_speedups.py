@@ -108,6 +108,15 @@ def test_a_freed_block_is_handed_out_again(memory):
     assert c.ctypes.data == address and not c.any()
 
 
+def test_the_block_freed_last_comes_first(memory):
+    a, b = np.ones(1 << 18), np.ones(1 << 18)
+    first, last = a.ctypes.data, b.ctypes.data
+    del a, b  # a is filed first, b last
+    c = np.empty(1 << 18)
+    d = np.empty(1 << 18)
+    assert (c.ctypes.data, d.ctypes.data) == (last, first)
+
+
 def test_blocks_of_other_sizes_and_small_ones_are_not_reused(memory):
     a = np.ones(1 << 18, F64)
     address = a.ctypes.data
