@@ -306,8 +306,8 @@ def numpy_default() -> Handler | None:
     slot is not one of version 1 named "default_allocator"."""
     capsule = ctypes.cast(ctypes.c_void_p.from_address(_api_table()[DEFAULT_HANDLER_SLOT]).value,
                           ctypes.py_object).value
-    get = ctypes.pythonapi.PyCapsule_GetPointer
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    get = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+        ("PyCapsule_GetPointer", ctypes.pythonapi))
     handler = Handler.from_address(get(capsule, b"mem_handler"))
     if handler.name != b"default_allocator" or handler.version != 1 or not handler.free:
         return None
@@ -347,13 +347,18 @@ class Memory:
         return self.addresses
 
     def capsule(self):
+        """numpy's handler capsule for this allocator.  Every array it allocates holds the
+        capsule, and numpy reads the handler struct and the capsule's name when it frees
+        one, possibly late in the interpreter's shutdown: both are never freed."""
         if not hasattr(self, "_capsule"):
             a = self.addresses
             handler = Handler(NAME, 1, None, a["malloc"], a["calloc"], a["realloc"], a["free"])
-            name = ctypes.c_char_p(b"mem_handler")
-            new = ctypes.pythonapi.PyCapsule_New
-            new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-            self._capsule = new(ctypes.addressof(handler), name, None)
+            name = ctypes.create_string_buffer(b"mem_handler")
+            for obj in (handler, name):
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(obj))
+            new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_void_p)(("PyCapsule_New", ctypes.pythonapi))
+            self._capsule = new(ctypes.addressof(handler), ctypes.addressof(name), None)
             self.keep += [handler, name, self._capsule]
         return self._capsule
 
