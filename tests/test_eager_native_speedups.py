@@ -192,7 +192,7 @@ def test_installed_by_the_first_native_operation_and_switchable():
 
 def test_arrays_alive_at_exit_are_freed_cleanly():
     code = ("import numpy as np, tracegrad, sys; "
-            "tracegrad.numpy.exp(tracegrad.tensor(np.ones(1 << 18))); "
+            "tracegrad.numpy.exp(tracegrad.tensor(np.ones(8))); "
             "from tracegrad.codegen.eager_memory import active; "
             "big = [np.ones(1 << 18) for _ in range(4)]; cycle = [big]; cycle.append(cycle); "
             "sys.modules['numpy'].kept = np.ones(1 << 17); print(active())")
