@@ -39,7 +39,8 @@ from llvmlite import ir
 from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store
 
-from . import cache, compiler, eager_call, fastcall, fingerprint, llvm_util, mathlib, pool, simd, threads
+from . import (cache, compiler, eager_call, eager_uloop, fastcall, fingerprint, llvm_util, mathlib, pool,
+               simd, threads)
 from .fastcall import _Indirect
 from .irutil import I64, PTR, Loop, declare, i64
 from .runtime import register_symbols
@@ -85,6 +86,10 @@ def _tanh_vjp(dtype) -> list:
 # the dtype, none contracted), so its results are those of the unfused rule bit for bit, in
 # one pass over memory instead of one per operation.
 FUSED = {"tanh_vjp": (_tanh_vjp, 3)}
+
+# numpy's own loop run on the pool (codegen/eager_uloop.py): kernel name -> (primitive, the
+# ufunc its impl applies)
+NUMPY_LOOPS = {f"numpy_{p}": (p, getattr(np, p)) for p in ("tanh", "exp", "log", "log1p", "expm1")}
 
 
 def kernel_of(spec: Spec) -> LoopKernel:
@@ -299,6 +304,7 @@ def thread_count() -> int:
 def thread_min(prim: str) -> int:
     """Elements from which a kernel runs on several threads: threads.py's policy, a second
     thread pays from PARALLEL_MIN_COST simple ops."""
+    prim = NUMPY_LOOPS[prim][0] if prim in NUMPY_LOOPS else prim
     cost = FUSED[prim][1] if prim in FUSED else PRIMITIVES[prim].cost
     return max(CHUNK_ALIGN, threads.PARALLEL_MIN_COST // max(cost, 1))
 
@@ -354,6 +360,8 @@ class Kernels:
                           stacklevel=4)
 
     def _kernel_address(self, spec: Spec) -> int:
+        if spec.prim in NUMPY_LOOPS:
+            return eager_uloop.load(self._compile, spec.prim, NUMPY_LOOPS[spec.prim][1], spec.dtype)
         unit = unit_of(spec)
         store = cache.resolve(None)
         stats = {"compiled": 0, "loaded": 0}

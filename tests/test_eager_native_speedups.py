@@ -322,3 +322,35 @@ def test_a_threaded_run_that_loses_sends_the_next_calls_to_one_thread():
     finally:
         busy.value = 0
         left.value = length.value = 0
+
+
+# ---- numpy's own loops on the pool --------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name", gates.NUMPY_LOOPS)
+def test_numpy_loops_past_the_window_are_numpy_bit_for_bit(name, dtype):
+    hi = gates.THRESHOLDS[name][dtype][1]
+    if hi is None:
+        pytest.skip("mathlib's kernel at every size")
+    prim = PRIMITIVES[name]
+    rng = np.random.default_rng(5)
+    for n in (hi, hi + 1037, max(hi, 3 * kernels.thread_min(name)) + 5):
+        x = rng.uniform(0.01 if name in ("log", "log1p") else -8, 8, n).astype(dtype)
+        x[:4] = [np.inf, -np.inf, np.nan, -0.0]
+        got = prim.native(x)
+        assert got is not NotImplemented and got.dtype == dtype
+        want = prim.impl(x)
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+        assert prim.native(x[::2]) is NotImplemented  # strided: the impl
+
+
+def test_numpy_loop_slices_equal_one_call():
+    from tracegrad.codegen import eager_uloop
+    x = np.random.default_rng(6).uniform(-4, 4, 9 * kernels.CHUNK_ALIGN + 7).astype(F32)
+    spec = kernels.Spec("numpy_tanh", F32, "a")
+    for t in (1, 2, 3):
+        np.testing.assert_array_equal(kernels.elementwise(spec, [x], x.shape, t), np.tanh(x))
+    assert eager_uloop.loop_of(np.tanh, F32) is not None
+    assert eager_uloop.loop_of(np.add, F32) is None  # not unary
+    assert eager_uloop.loop_of(np.tanh, np.dtype(np.int8)) is None  # no int8 -> int8 loop
