@@ -301,7 +301,8 @@ class _Buffers:
 
     A sum the engine made itself (`prev + ct`, a fresh array) is held by nobody
     else until its node takes it: later contributions are added into it in place,
-    and a leaf may keep it as its gradient without a copy (`take` says so).
+    and a leaf may keep it as its gradient without a copy.  The engine's loop takes
+    a node's sum itself (popping `sums`, and `owned`: ownership ends there).
     """
 
     __slots__ = ("sums", "owned")
@@ -320,11 +321,6 @@ class _Buffers:
             total = self.sums[node] = prev + ct
             if type(total) is np.ndarray:
                 self.owned[id(total)] = total
-
-    def take(self, node):
-        """(cotangent or None, whether the engine owns it); ownership ends here."""
-        g = self.sums.pop(node, None)
-        return g, self.owned.pop(id(g), None) is not None
 
 
 def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink,
@@ -351,7 +347,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
     sums, add, ours = buffers.sums, buffers.add, buffers.owned
     while ready:  # one loop, calls kept out of it: small graphs are all overhead
         node = ready.pop()
-        g = sums.pop(node, None)  # buffers.take, inlined
+        g = sums.pop(node, None)  # the node takes its sum (and its ownership)
         owned = bool(ours) and ours.pop(id(g), None) is not None
         if type(node) is AccumulateGrad:
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
