@@ -36,6 +36,7 @@ import numpy as np
 from llvmlite import ir
 
 from .fastcall import _Indirect as Indirect
+from . import irutil
 from .irutil import I64, PTR, Loop, declare, i64, libc_symbols
 
 MIN_BYTES = 1 << 17  # smaller blocks come from libc's heap without page faults to save
@@ -84,10 +85,7 @@ class MemoryModule:
         return b.call(Indirect(fn, fnty), [ctx] + list(args))
 
     def function(self, name, ret, args, internal=True):
-        fn = ir.Function(self.m, ir.FunctionType(ret, args), name)
-        if internal:
-            fn.linkage = "internal"
-        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+        return irutil.function(self.m, name, ret, args, internal)
 
     def build(self) -> ir.Module:
         self.take_fn = self._take()

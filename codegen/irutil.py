@@ -72,6 +72,15 @@ def declare(module: ir.Module, name: str, ret, args) -> ir.Function:
     return ir.Function(module, ir.FunctionType(ret, args), name)
 
 
+def function(module: ir.Module, name: str, ret, args, internal: bool = True):
+    """(a new function of `module`, a builder at its entry block); internal linkage
+    unless asked otherwise."""
+    fn = ir.Function(module, ir.FunctionType(ret, args), name)
+    if internal:
+        fn.linkage = "internal"
+    return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+
 def align_up(n: int, to: int) -> int:
     """The smallest multiple of `to` that is >= n."""
     return -(-n // to) * to

@@ -34,6 +34,7 @@ from llvmlite import ir
 
 from . import llvm_util
 from .fastcall import _Indirect as Indirect
+from . import irutil
 from .irutil import I64, PTR, declare, i64, libc_symbols
 
 # Slots (one worker each); a job with more slices runs the rest on the caller.
@@ -89,10 +90,7 @@ class PoolModule:
         return declare(self.m, f"tg_sys_{name}", ret, args)
 
     def function(self, name, ret, args, internal=True):
-        fn = ir.Function(self.m, ir.FunctionType(ret, args), name)
-        if internal:
-            fn.linkage = "internal"
-        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+        return irutil.function(self.m, name, ret, args, internal)
 
     def build(self) -> ir.Module:
         self.spin_fns = {eq: self._spin(eq) for eq in (True, False)}

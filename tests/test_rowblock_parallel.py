@@ -9,6 +9,8 @@ from tracegrad.passes import rowblock as rb
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.kernels import LoopStep
 
+from test_rowblock import column_extremes
+
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -111,20 +113,14 @@ def test_any_group_count_compiles_to_the_interpreters_result(monkeypatch, groups
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-def extremes(x):
-    centered = x - np.max(x, axis=1, keepdims=True)
-    soft = np.exp(centered) / np.sum(np.exp(centered), axis=1, keepdims=True)
-    return np.sum(np.max(soft, axis=0)) + np.sum(np.min(centered, axis=0))
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_and_min_carries_on_two_threads(monkeypatch, dtype):
     x = inputs(2047, 160, dtype, seed=7)[0]
     monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "2")
-    f = tracegrad.jit(extremes, disk_cache=False)
+    f = tracegrad.jit(column_extremes, disk_cache=False)
     got = f(x)
     assert the_step(program(f)).groups > 1
-    np.testing.assert_allclose(got, extremes(x.astype(np.float64)), **TOL[dtype])
+    np.testing.assert_allclose(got, column_extremes(x.astype(np.float64)), **TOL[dtype])
 
 
 def test_rows_without_carries_run_on_two_threads(monkeypatch):
