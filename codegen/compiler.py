@@ -224,8 +224,13 @@ def _entry_job(lowered, straight: bool) -> llvm_jobs.Job:
 
 
 def _straight(kp) -> bool:
-    """Whether a kernel program has no control-flow steps (LoopStep, CondStep)."""
-    return not any(isinstance(k, (LoopStep, CondStep)) for k in kp.kernels)
+    """Whether the entry needs no optimization: a kernel program without control-flow
+    steps (LoopStep, CondStep) other than row-block steps (a LoopStep with `groups`).
+    A row-block step's loop runs a few calls per block of rows, whose kernels take
+    microseconds; optimizing it saved nothing measurable, and the O2 entry was a
+    fifth of a one-pass W4's first call."""
+    return not any(isinstance(k, CondStep) or (isinstance(k, LoopStep) and k.groups is None)
+                   for k in kp.kernels)
 
 
 def _build(kp, name: str, store, key, n_threads: int, stages: Stages,
