@@ -222,3 +222,24 @@ def test_adam_takes_betas_that_do_not_hash():
             (t * t).sum().backward()
             opt.step()
     np.testing.assert_array_equal(w.data, v.data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_sums_of_large_arrays_equal_numpy(dtype):
+    """The engine sums two cotangents of a large array natively: numpy's `+` bit for bit."""
+    from tracegrad.tracer.autograd import _NATIVE_SUM_MIN, _sum
+    rng = np.random.default_rng(3)
+    a, b = (rng.normal(size=_NATIVE_SUM_MIN + 5).astype(dtype) for _ in range(2))
+    got = _sum(a, b)
+    assert got is not a and got is not b and got.dtype == dtype
+    np.testing.assert_array_equal(got, a + b)
+    mixed = _sum(a, b.astype(np.float64))  # other dtypes keep numpy's promotion
+    assert mixed.dtype == np.result_type(a, np.float64)
+
+
+def test_a_large_input_used_twice_gets_the_summed_gradient():
+    x = tg.tensor(np.linspace(-2, 2, 1 << 17), requires_grad=True)
+    (x.tanh() + x.exp()).sum().backward()
+    v = np.linspace(-2, 2, 1 << 17)
+    np.testing.assert_allclose(x.grad.numpy() if hasattr(x.grad, "numpy") else x.grad,
+                               (1 - np.tanh(v) ** 2) + np.exp(v), rtol=1e-14)
