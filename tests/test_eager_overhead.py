@@ -243,3 +243,16 @@ def test_a_large_input_used_twice_gets_the_summed_gradient():
     v = np.linspace(-2, 2, 1 << 17)
     np.testing.assert_allclose(x.grad.numpy() if hasattr(x.grad, "numpy") else x.grad,
                                (1 - np.tanh(v) ** 2) + np.exp(v), rtol=1e-14)
+
+
+def test_sum_backward_view_never_leaks_into_a_leaf_gradient():
+    """The sum's backward is a read-only broadcast view: a leaf's .grad is its own
+    writable copy, and accumulating into it works."""
+    x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    x.sum().backward()
+    g = x.grad.numpy() if hasattr(x.grad, "numpy") else np.asarray(x.grad)
+    assert g.flags.writeable and g.strides != (0, 0)
+    np.testing.assert_array_equal(g, np.ones((2, 3)))
+    x.sum(axis=0).sum().backward()  # accumulates into the same .grad
+    np.testing.assert_array_equal(np.asarray(x.grad.numpy() if hasattr(x.grad, "numpy")
+                                             else x.grad), np.full((2, 3), 2.0))

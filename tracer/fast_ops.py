@@ -243,14 +243,16 @@ def _dot_vjp(g, out, operands, needed, params):
 
 
 def _sum_vjp(g, out, operands, needed, params):
-    """g broadcast back over the summed axes (a fresh array, as reshape and broadcast give)."""
+    """g broadcast back over the summed axes as a read-only view (stride 0 on those axes),
+    as PyTorch's SumBackward0 expands: no pass over memory to fill it, and the next rule
+    reads it as cheaply.  Invariants that make this safe: no rule writes into a cotangent,
+    the engine sums into arrays it made itself only, and a leaf that keeps a gradient it
+    does not own copies it (the sinks in tensor.py)."""
     x, = operands
     if type(g) is not np.ndarray or type(x) is not np.ndarray or g.shape != np.shape(out):
         return None
-    axes = params["axes"]
-    expanded = np.empty(x.shape, g.dtype)
-    expanded[...] = g.reshape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
-    return (expanded,)
+    kept = g.reshape(tuple(1 if i in params["axes"] else d for i, d in enumerate(x.shape)))
+    return (np.broadcast_to(kept, x.shape),)
 
 
 def _broadcast_vjp(g, out, operands, needed, params):
