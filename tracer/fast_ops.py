@@ -242,16 +242,23 @@ def _dot_vjp(g, out, operands, needed, params):
             DOT.run(_swapped(x), g) if needed[1] else None)
 
 
+SUM_VIEW_MIN = 1 << 16  # elements from which the sum's backward is a view (_sum_vjp)
+
+
 def _sum_vjp(g, out, operands, needed, params):
-    """g broadcast back over the summed axes as a read-only view (stride 0 on those axes),
-    as PyTorch's SumBackward0 expands: no pass over memory to fill it, and the next rule
-    reads it as cheaply.  Invariants that make this safe: no rule writes into a cotangent,
+    """g broadcast back over the summed axes.  For a large array it is a read-only view
+    (stride 0 on those axes), as PyTorch's SumBackward0 expands: no pass over memory to
+    fill it, and the next rule reads it as cheaply.  Invariants that make this safe: no rule writes into a cotangent,
     the engine sums into arrays it made itself only, and a leaf that keeps a gradient it
     does not own copies it (the sinks in tensor.py)."""
     x, = operands
     if type(g) is not np.ndarray or type(x) is not np.ndarray or g.shape != np.shape(out):
         return None
     kept = g.reshape(tuple(1 if i in params["axes"] else d for i, d in enumerate(x.shape)))
+    if x.size < SUM_VIEW_MIN:  # small: a contiguous copy is cheap and cheaper to read
+        expanded = np.empty(x.shape, g.dtype)
+        expanded[...] = kept
+        return (expanded,)
     return (np.broadcast_to(kept, x.shape),)
 
 
