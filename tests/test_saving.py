@@ -50,10 +50,16 @@ def _round_trip(tmp_path, f, args, constants="embedded"):
     return prog, tracegrad.load(path)
 
 
-def _same(a, b, rtol=0.0):
+def _same(a, b, rtol=0.0, scale=0.0):
+    """Equal leaves, within `rtol` and `scale` times the leaf's largest magnitude (float32
+    products may round differently with the buffers' alignment, and a sum that cancels
+    turns that into a large relative error on its small elements)."""
     for x, y in zip(tracegrad.tracer.tree_leaves(a), tracegrad.tracer.tree_leaves(b)):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol)
-        assert np.asarray(x).dtype == np.asarray(y).dtype
+        x, y = np.asarray(x), np.asarray(y)
+        finite = np.abs(y[np.isfinite(y)]) if y.dtype.kind == "f" else np.zeros(1)
+        atol = scale * float(finite.max(initial=0.0))
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+        assert x.dtype == y.dtype
 
 
 @pytest.mark.parametrize("constants", ["embedded", "sidecar"])
@@ -123,7 +129,7 @@ def test_random_programs_round_trip(tmp_path, seed):
     assert str(loaded) == str(prog)
     with np.errstate(all="ignore"):  # BLAS may round float32 products by the buffers' alignment
         f32 = any(a.dtype == np.float32 for a in prog.graph.in_avals)
-        _same(loaded(*args), prog(*args), rtol=1e-6 if f32 else 1e-13)
+        _same(loaded(*args), prog(*args), rtol=1e-6 if f32 else 1e-13, scale=1e-6 if f32 else 0.0)
 
 
 # ---- errors ----------------------------------------------------------------------------
