@@ -52,6 +52,7 @@ class _Scan:
         self.xs: dict = {}          # ("slot", j, i) or ("slice", j) -> body input
         self.carry_in = {jo: Var(self._var(0, *jo).aval) for jo in self.carries}
         self.env: dict = {}
+        self.constvals = dict(zip(graph.constvars, graph.constvals))  # changing constants: xs
 
     def _var(self, k, j, o):
         return self.run.eqn(self.eqns, k, j).outs[o]
@@ -104,9 +105,8 @@ class _Scan:
 
     def _stacked(self, j, i) -> np.ndarray:
         """The values a changing literal or constant takes in iterations 1..length."""
-        constvals = dict(zip(self.graph.constvars, self.graph.constvals))
         atoms = [self.run.eqn(self.eqns, k, j).inputs[i] for k in self._in_index_order()]
-        return np.stack([a.value if isinstance(a, Literal) else np.asarray(constvals[a])
+        return np.stack([a.value if isinstance(a, Literal) else np.asarray(self.constvals[a])
                          for a in atoms])
 
     def _in_index_order(self):

@@ -97,11 +97,11 @@ class _Checker:
             if role[0] in ("in", "carry"):
                 if _role(self.where, run.start, run.period, k, a) != role:
                     return False
-            elif not self._same_or_varying(k, j, i, a, e1.inputs[i], e.prim.name):
+            elif not self._same_or_varying(j, i, a, e1.inputs[i], e.prim.name):
                 return False
         return e.prim.name != "slice" or self._slice_holds(k, j, e, e1)
 
-    def _same_or_varying(self, k, j, i, a, a1, prim) -> bool:
+    def _same_or_varying(self, j, i, a, a1, prim) -> bool:
         """An outer operand is the same value each time, or a literal or constant
         array that may change (it becomes an xs input)."""
         if _same_atom(a, a1):
@@ -110,9 +110,8 @@ class _Checker:
             return False  # x[t] reads one array; its start may advance (_slice_holds)
         if isinstance(a, Literal):
             ok = isinstance(a1, Literal)
-        else:
-            ok = (a in self.consts and a1 in self.consts
-                  and _role(self.where, self.run.start, self.run.period, k, a) == ("outer",))
+        else:  # constants are made by no equation: outer in every iteration
+            ok = a in self.consts and a1 in self.consts
         if ok:
             self.pending.add((j, i))
         return ok
