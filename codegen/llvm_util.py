@@ -111,12 +111,24 @@ def _set_host(module_ref):
 # does, and their vectorizers find nothing left to do there.
 LIGHT = "light"
 LIGHT_PASSES = ("sroa", "instruction_combine", "simplify_cfg")
+# Two variants of O2 for loop kernels (units.py says which kernel gets which).  ROLLED
+# leaves out loop unrolling: fully or partially unrolling a loop of a thousand or more
+# elements saves nothing measurable on its counter and multiplies its code and the
+# compile time of everything after (a (8,1024) add kernel: 1265 lines instead of 110).
+# FLAT also leaves out the vectorizer's interleaving, for bodies that keep the core busy
+# on their own (a transcendental's polynomial): the out-of-order core overlaps their
+# iterations anyway, and interleaving doubles their code and compile time.
+ROLLED = "rolled"
+FLAT = "flat"
+_O2_VARIANTS = {ROLLED: {"loop_unrolling": False},
+                FLAT: {"loop_unrolling": False, "loop_interleaving": False}}
 
 
 @locked
 def optimize(module_ref, level: int | str = 3):
     """Run the new-pass-manager pipeline of `level` (0-3), in place; from O2 on with the
-    loop and SLP vectorizers.  `level=LIGHT` runs LIGHT_PASSES only.
+    loop and SLP vectorizers.  `level=LIGHT` runs LIGHT_PASSES only; ROLLED and FLAT are
+    O2 variants.
 
     Also sets the host triple and data layout: the vectorizer's cost model needs them.
     """
@@ -129,15 +141,17 @@ def optimize(module_ref, level: int | str = 3):
 def pass_manager(machine, level: int | str):
     """(module pass manager, the pass builder to run it with) of `level` (see `optimize`)
     for target machine `machine`."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=2 if level == LIGHT else level)
+    speed = 2 if level == LIGHT or level in _O2_VARIANTS else level
+    pto = llvm.create_pipeline_tuning_options(speed_level=speed)
     if level == LIGHT:
         manager = llvm.create_new_module_pass_manager()
         for name in LIGHT_PASSES:
             getattr(manager, f"add_{name}_pass")()
         return manager, llvm.create_pass_builder(machine, pto)
     # Must precede create_pass_builder: the builder copies the options.
-    pto.loop_vectorization = level >= 2
-    pto.slp_vectorization = level >= 2
+    pto.loop_vectorization = pto.slp_vectorization = speed >= 2
+    for option, value in _O2_VARIANTS.get(level, {}).items():
+        setattr(pto, option, value)
     builder = llvm.create_pass_builder(machine, pto)
     return builder.getModulePassManager(), builder
 

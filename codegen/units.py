@@ -27,7 +27,8 @@ become 200 calls of one unit.  The optimization level is chosen from what is lef
 (`opt_level`): SCALAR_LEVEL (O2, with the loop and SLP vectorizers), except for a
 scalar body longer than LONG_SCALAR_BODY over fewer than SMALL_DOMAIN elements (the sum
 of an unrolled loop's gradient terms), where vectorizing pays little and its time is
-high: O1.  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers leave
+high: O1; and a body costing FLAT_MIN_COST simple ops or more (transcendentals), which
+gets O2 without loop interleaving (llvm_util.FLAT).  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers leave
 them alone, and the O2/O3 pipelines' repeated InstCombine costs most of their compile
 time for the same machine code; unless part of the body is invariant along the vector
 dim (`invariant_work`), which only the full pipeline's LICM hoists.
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
+from tracegrad.ir import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
 from . import llvm_util, outline
@@ -54,6 +56,14 @@ SPLIT_MIN_BODY = 64  # bodies from this long are split into their independent pa
 # as O3 for the kernels measured, except that O3 fully unrolls small inner dims (a
 # 256x10 softmax-gradient kernel: 590 instructions instead of 81, twice the compile time).
 SCALAR_LEVEL = 2
+# A scalar body that costs this many simple vector ops (two transcendentals, or one and a
+# few more ops) is optimized at llvm_util.FLAT: it fills the core without interleaving.
+# Shorter bodies keep it: a short reduction's loop-carried add needs the extra
+# accumulators.  W4's exp/log kernel: optimize and code generation 39 -> 21 ms, same speed.
+FLAT_MIN_COST = 16
+# Kernels whose innermost dim has this many elements are optimized without loop unrolling
+# (llvm_util.ROLLED); shorter inner loops keep it (W4's rows of 100: 7% faster unrolled).
+ROLLED_MIN_INNER = 256
 
 
 # ---- the canonical form ---------------------------------------------------------------
@@ -199,7 +209,17 @@ def _opt_level(kernel, lanes) -> int | str:
         return SCALAR_LEVEL if invariant_work(kernel) else llvm_util.LIGHT
     elements = int(np.prod(kernel.domain, dtype=np.int64))
     long_scalar = len(kernel.body) > LONG_SCALAR_BODY and lanes is None
-    return 1 if long_scalar and elements < SMALL_DOMAIN else SCALAR_LEVEL
+    if long_scalar and elements < SMALL_DOMAIN:
+        return 1
+    if body_cost(kernel) >= FLAT_MIN_COST:
+        return llvm_util.FLAT
+    return llvm_util.ROLLED if kernel.domain and kernel.domain[-1] >= ROLLED_MIN_INNER else SCALAR_LEVEL
+
+
+def body_cost(kernel) -> int:
+    """The body's cost in simple vector ops (the primitives' fusion costs)."""
+    return sum(PRIMITIVES[ins.prim].cost or 1 for ins in kernel.body
+               if isinstance(ins, Op) and ins.prim in PRIMITIVES)
 
 
 def invariant_work(kernel) -> bool:

@@ -117,6 +117,48 @@ def test_scalar_units_run_the_scalar_level():
     assert {u.opt_level() for u in lowered.units} == {units.SCALAR_LEVEL}
 
 
+def _rows_program(cols, prims, dtype=F64):
+    """One scalar-form kernel over (4, cols): out = `prims` applied in turn to x + r (r per
+    row, so the domain stays two-dimensional)."""
+    x = Buffer("x", (4, cols), dtype, "input", index=0)
+    r = Buffer("r", (4,), dtype, "input", index=1)
+    out = Buffer("out", (4, cols), dtype, "output", index=0)
+    idx = IndexMap(0, (cols, 1))
+    body = [Load(x, idx, dtype), Load(r, IndexMap(0, (1, 0)), dtype), Op("add", (0, 1), {}, dtype)]
+    for p in prims:
+        body.append(Op(p, (len(body) - 1,), {}, dtype))
+    kernel = LoopKernel("k", (4, cols), body, [Store(out, len(body) - 1, idx)])
+    return kernel, KernelProgram([x, r], [out], [], [], [kernel])
+
+
+@pytest.mark.parametrize("cols, prims, level", [
+    (100, ("neg",), units.SCALAR_LEVEL),  # short rows keep unrolling
+    (1024, ("neg",), llvm_util.ROLLED),  # long rows: unrolled code for nothing
+    (100, ("tanh", "exp"), llvm_util.FLAT),  # a costly body fills the core un-interleaved
+])
+def test_scalar_levels_follow_the_inner_extent_and_body_cost(cols, prims, level):
+    kernel, kp = _rows_program(cols, prims)
+    [unit] = lower_program(kp, environment="").units
+    assert unit.opt_level() == level
+    x, r = np.random.default_rng(1).normal(size=(4, cols)), np.arange(4.0)
+    np.testing.assert_allclose(compile_program(kp, disk_cache=False)(x, r)[0], run_program(kp, x, r)[0],
+                               rtol=1e-13)
+
+
+@pytest.mark.parametrize("variant", [llvm_util.ROLLED, llvm_util.FLAT])
+def test_o2_variants_emit_less_code_than_o2(variant):
+    """The variants' options reach LLVM: O2 unrolls a float32 row of 1024 (16 steps of 64
+    elements) fully, the variants do not."""
+    kernel, kp = _rows_program(1024, ("neg",), F32)
+    [unit] = lower_program(kp, environment="").units
+    text = str(unit.build_module())
+
+    def lines(level):
+        return len(str(llvm_util.optimize(llvm_util.parse(text), level)).splitlines())
+
+    assert lines(variant) * 2 < lines(units.SCALAR_LEVEL)
+
+
 def test_a_straight_entry_is_not_optimized_and_a_loop_entry_is():
     kp = _chain_program()
     lowered = lower_program(kp, environment="")
