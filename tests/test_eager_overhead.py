@@ -1,6 +1,6 @@
 """The eager hot paths with fewer layers (tracer/fast_ops.py, the plain backward rules of
 tracer/autograd.py, the optimizers' scratch buffers) keep every semantic of the general
-paths: the same values bit for bit, numpy's error state untouched outside them, version
+paths: the same values bit for bit (products within the order BLAS sums in), numpy's error state untouched outside them, version
 counters, retain_graph, create_graph and gradient accumulation."""
 from __future__ import annotations
 
@@ -72,6 +72,19 @@ def test_matmul_sum_and_mean_rules_give_the_general_values(dtype, monkeypatch):
     for grads in ((False, True, True), (True, True, False)):
         leaves = [tg.tensor(t.data, requires_grad=g) for t, g in zip((x, w, b), grads)]
         _same(_grads(mlp, leaves), _grads(mlp, leaves, general=True, monkeypatch=monkeypatch))
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-6), (np.float64, 1e-14)])
+@pytest.mark.parametrize("n, k, m", [(1, 3, 2), (17, 33, 10), (64, 128, 31)])
+def test_matmul_plain_rule_on_transposed_views_agrees_with_the_general_rule(n, k, m, dtype, rtol,
+                                                                             monkeypatch):
+    """The plain rule hands BLAS transposed views (no copies): the same sums, possibly
+    added in another order (fast_ops._swapped)."""
+    x, w = _leaves([(n, k), (k, m)], dtype)
+    fast = _grads(lambda x, w: x @ w, [x, w])
+    general = _grads(lambda x, w: x @ w, [x, w], general=True, monkeypatch=monkeypatch)
+    for a, b in zip(fast, general):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=0)
 
 
 def test_rank0_operations_are_numpys_ufuncs_bit_for_bit():
@@ -260,3 +273,36 @@ def test_sum_backward_view_never_leaks_into_a_leaf_gradient():
     y = tg.tensor(np.ones(shape), requires_grad=True)
     ((y * 3.0).sum() + y.sum()).backward()  # two cotangents of y summed: one a view
     np.testing.assert_array_equal(y.grad.numpy(), np.full(shape, 4.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_product_under_a_sum_shares_no_buffer_with_the_leaves(dtype):
+    """Under a sum's seed of 1 the product's cotangents are its operands themselves
+    (fast_ops._all_ones): the leaves still get gradients of their own."""
+    x, y = (tg.tensor(RNG.standard_normal(70000).astype(dtype), requires_grad=True) for _ in range(2))
+    (x * y).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, y.data)
+    np.testing.assert_array_equal(y.grad.data, x.data)
+    assert not np.shares_memory(x.grad.data, y.data) and not np.shares_memory(y.grad.data, x.data)
+    before = y.data.copy()
+    x.grad.data[...] = 0.0
+    np.testing.assert_array_equal(y.data, before)
+    (x * x).sum().backward()  # accumulates 2x into x.grad, in place
+    np.testing.assert_array_equal(x.grad.data, x.data + x.data)
+    z = tg.tensor(RNG.standard_normal(5).astype(dtype), requires_grad=True)
+    (z * 3.0 * z).sum().backward()
+    np.testing.assert_allclose(z.grad.data, 6.0 * z.data, rtol=1e-6)
+
+
+def test_product_gradients_are_owned_by_their_leaves():
+    """A product's cotangents are fresh arrays (autograd.Fresh): kept without a copy, and
+    accumulation into them leaves the operands alone."""
+    x = tg.tensor(RNG.standard_normal((40, 30)), requires_grad=True)
+    w = tg.tensor(RNG.standard_normal((30, 20)), requires_grad=True)
+    ((x @ w).tanh().sum() + (x @ w).sum()).backward()
+    h = np.tanh(x.data @ w.data)
+    g = (1 - h * h) + 1.0
+    np.testing.assert_allclose(w.grad.data, x.data.T @ g, rtol=1e-12)
+    np.testing.assert_allclose(x.grad.data, g @ w.data.T, rtol=1e-12)
+    for grad in (x.grad.data, w.grad.data):
+        assert grad.flags.owndata and not np.shares_memory(grad, x.data) and not np.shares_memory(grad, w.data)

@@ -190,6 +190,14 @@ class Node:
 # registers them; they run with numpy's floating-point warnings off, as the impls do.
 PLAIN_VJPS: dict = {}
 
+
+class Fresh(tuple):
+    """Cotangents a plain rule returns when each is a new array that no one else holds (a
+    product's result): the engine owns them, so a leaf keeps one without a copy and later
+    contributions are summed into it in place."""
+
+    __slots__ = ()
+
 try:  # numpy's per-context error state: setting it directly costs a tenth of np.errstate
     from numpy._core._ufunc_config import _extobj_contextvar as _FP_STATE
     with np.errstate(all="ignore"):
@@ -320,10 +328,11 @@ class _Buffers:
         if prev is None:
             self.sums[node] = ct
         elif (id(prev) in self.owned and type(ct) is np.ndarray and ct.dtype == prev.dtype
-              and ct.shape == prev.shape):
-            prev += ct
+              and ct.shape == prev.shape and prev.size < _NATIVE_SUM_MIN):
+            prev += ct  # in place: numpy's loop on one thread, which is fine while small
         else:
             total = self.sums[node] = _sum(prev, ct)
+            self.owned.pop(id(prev), None)  # replaced: its memory can go
             if type(total) is np.ndarray:
                 self.owned[id(total)] = total
 
@@ -380,6 +389,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
         if not retain_graph:
             node.release()
+        fresh = type(cts) is Fresh
         for nxt, ct in zip(edges, cts):
             if nxt is None:
                 continue
@@ -388,10 +398,12 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                 if nxt in sums:
                     add(nxt, ct)
                 elif not left and type(nxt) is AccumulateGrad:
-                    sink(nxt, ct, False)  # a leaf's one contribution: no trip through `ready`
+                    sink(nxt, ct, fresh)  # a leaf's one contribution: no trip through `ready`
                     continue
                 else:
                     sums[nxt] = ct
+                    if fresh:
+                        ours[id(ct)] = ct
             if not left:
                 ready.append(nxt)
 

@@ -20,7 +20,7 @@ from tracegrad.ir.primitives import PRIMITIVES
 
 from . import numpy as tnp
 from .array import ArrayMixin, _binary, _method
-from .autograd import PLAIN_VJPS, fp_quiet, fp_restore
+from .autograd import PLAIN_VJPS, Fresh, fp_quiet, fp_restore
 from .numpy._core import _broadcast
 
 BINARY = (("add", "add", tnp.add), ("sub", "subtract", tnp.subtract),
@@ -200,7 +200,17 @@ def _mul_vjp(g, out, operands, needed, params):
     if not _fits(g, operands):
         return None
     x, y = operands
+    if _all_ones(g):  # 1 * v is v exactly (signed zeros, infinities and NaNs too)
+        return (y if needed[0] else None, x if needed[1] else None)
     return (_run(MUL, g, y) if needed[0] else None, _run(MUL, g, x) if needed[1] else None)
+
+
+def _all_ones(g) -> bool:
+    """Whether g is one 1.0 broadcast (every stride 0: a sum's backward of a seed of 1): then
+    the cotangents g * v are the operands themselves, shared read-only as the engine's
+    invariants allow (no rule writes into a cotangent; the engine sums into arrays it
+    made, and a leaf copies a gradient it does not own)."""
+    return not any(g.strides) and g.size > 0 and g.flat[0] == 1.0
 
 
 def _div_vjp(g, out, operands, needed, params):
@@ -230,7 +240,12 @@ def _exp_vjp(g, out, operands, needed, params):
 
 
 def _swapped(x):
-    return x.T.copy()  # C order, as the transpose primitive's impl makes it
+    # A transposed view: numpy hands it to BLAS as a transpose flag, as PyTorch's mm
+    # backward does, where the general rule's transpose primitive makes a C-order copy
+    # first (an MLP's X.T and h.T: a fifth of its backward).  The products are the same
+    # sums, but BLAS may add them in another order for a transposed operand: the one
+    # plain rule whose values can differ from the general rule's in the last bits.
+    return x.T
 
 
 def _dot_vjp(g, out, operands, needed, params):
@@ -238,8 +253,8 @@ def _dot_vjp(g, out, operands, needed, params):
     if not (type(g) is np.ndarray and g.ndim == 2 and type(x) is np.ndarray
             and type(y) is np.ndarray and x.ndim == 2 and y.ndim == 2):
         return None
-    return (DOT.run(g, _swapped(y)) if needed[0] else None,
-            DOT.run(_swapped(x), g) if needed[1] else None)
+    return Fresh((DOT.run(g, _swapped(y)) if needed[0] else None,
+                  DOT.run(_swapped(x), g) if needed[1] else None))
 
 
 SUM_VIEW_MIN = 1 << 16  # elements from which the sum's backward is a view (_sum_vjp)
