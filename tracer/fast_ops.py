@@ -202,6 +202,9 @@ def _mul_vjp(g, out, operands, needed, params):
     x, y = operands
     if _all_ones(g):  # 1 * v is v exactly (signed zeros, infinities and NaNs too)
         return (y if needed[0] else None, x if needed[1] else None)
+    if x is y and needed[0] and needed[1]:  # x * x: the two cotangents are one value
+        ct = _run(MUL, g, x)
+        return (ct, ct)
     return (_run(MUL, g, y) if needed[0] else None, _run(MUL, g, x) if needed[1] else None)
 
 
