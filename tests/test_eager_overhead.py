@@ -306,3 +306,23 @@ def test_product_gradients_are_owned_by_their_leaves():
     np.testing.assert_allclose(x.grad.data, g @ w.data.T, rtol=1e-12)
     for grad in (x.grad.data, w.grad.data):
         assert grad.flags.owndata and not np.shares_memory(grad, x.data) and not np.shares_memory(grad, w.data)
+
+
+def test_retained_gradients_are_their_own_arrays():
+    """Cotangents may be shared read-only (an operand passed through under a seed of 1, add's
+    one g for both operands): a retained gradient is a copy, so writing into it changes
+    nothing else."""
+    x = tg.tensor(np.arange(1.0, 5.0), requires_grad=True)
+    y = tg.tensor(np.arange(2.0, 6.0), requires_grad=True)
+    u = x + 0.0
+    u.retain_grad()
+    (u * y).sum().backward()
+    np.testing.assert_array_equal(u.grad.data, y.data)
+    u.grad.data[...] = 0.0
+    np.testing.assert_array_equal(y.data, np.arange(2.0, 6.0))
+    v, w = x * 1.0, x * 1.0
+    v.retain_grad()
+    w.retain_grad()
+    (v + w).sum().backward()
+    v.grad.data[...] = 5.0
+    np.testing.assert_array_equal(w.grad.data, np.ones(4))

@@ -411,7 +411,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
 def _retain(node, g, box):
     target = node.retained() if node.retained is not None else None
     if target is not None and g is not None:
-        g = g if hasattr(g, "_tg_trace") else box(np.asarray(g), None)
+        # a copy: cotangents may be shared read-only (an operand passed through, a view)
+        g = g if hasattr(g, "_tg_trace") else box(np.array(g), None)
         target.grad = g if target.grad is None else target.grad + g
 
 
