@@ -59,7 +59,7 @@ class Spec:
 
     prim: str
     dtype: np.dtype
-    pattern: str
+    pattern: str  # per operand: "a" an array, "s" a scalar, "b" a bool array (where's condition)
     params: tuple = ()  # sorted (name, value) items
     reduce: str | None = None
 
@@ -71,8 +71,10 @@ class Spec:
 # ---- the kernel of a spec ---------------------------------------------------------------
 
 def _operand(j: int, letter: str, dtype) -> Load:
-    buf = Buffer(f"x{j}", (N_MAX,) if letter == "a" else (1,), dtype, "input", index=j)
-    return Load(buf, IndexMap(0, (1 if letter == "a" else 0,)), dtype)
+    dtype = np.dtype(np.bool_) if letter == "b" else dtype
+    array = letter in "ab"
+    buf = Buffer(f"x{j}", (N_MAX,) if array else (1,), dtype, "input", index=j)
+    return Load(buf, IndexMap(0, (1 if array else 0,)), dtype)
 
 
 def _tanh_vjp(dtype) -> list:
@@ -89,7 +91,8 @@ FUSED = {"tanh_vjp": (_tanh_vjp, 3)}
 
 # numpy's own loop run on the pool (codegen/eager_uloop.py): kernel name -> (primitive, the
 # ufunc its impl applies)
-NUMPY_LOOPS = {f"numpy_{p}": (p, getattr(np, p)) for p in ("tanh", "exp", "log", "log1p", "expm1")}
+NUMPY_LOOPS = {f"numpy_{p}": (p, getattr(np, p)) for p in ("tanh", "exp", "log", "log1p", "expm1", "sin",
+                                                            "cos")}
 
 
 def kernel_of(spec: Spec) -> LoopKernel:
@@ -332,12 +335,12 @@ class Kernels:
                 self.compiled[spec] = self._make(spec)
             return self.compiled[spec]
 
-    def get_fast(self, prim: str, dtype, pattern: str):
+    def get_fast(self, prim: str, dtype, pattern: str, params: tuple = ()):
         """The Made of an elementwise kernel, by a key that is cheap to hash."""
-        key = (prim, dtype, pattern)
+        key = (prim, dtype, pattern, params)
         found = self.fast.get(key, False)
         if found is False:
-            found = self.fast[key] = self.get(Spec(prim, dtype, pattern))
+            found = self.fast[key] = self.get(Spec(prim, dtype, pattern, params))
         return found
 
     def _make(self, spec: Spec):
@@ -431,9 +434,11 @@ def _pointer(a: np.ndarray) -> int:
     return a.__array_interface__["data"][0]
 
 
-def _plain(a: np.ndarray) -> bool:
-    """Memory the kernels can walk: C-contiguous, aligned, native byte order."""
-    return a.flags.c_contiguous and a.flags.aligned and a.dtype in DTYPES
+def _plain(a: np.ndarray, letter: str = "a") -> bool:
+    """Memory the kernels can walk: C-contiguous, aligned, native byte order (bool where the
+    pattern says "b")."""
+    return a.flags.c_contiguous and a.flags.aligned and (
+        a.dtype == np.bool_ if letter == "b" else a.dtype in DTYPES)
 
 
 def elementwise(spec: Spec, operands, shape, n_threads: int = 1):
@@ -466,37 +471,39 @@ def full_sum(spec: Spec, x: np.ndarray, n_threads: int = 1):
 
 # ---- what tracegrad/eager.py calls ---------------------------------------------------------
 
-def _run(prim: str, pattern: str, operands):
+def _run(prim: str, pattern: str, operands, params: tuple = ()):
     """The fast call where this process has one (it checks the operands natively), else
     Python's checks and ctypes; None where no kernel applies (layout, compile)."""
-    made = KERNELS.get_fast(prim, operands[0].dtype, pattern)
+    dtype = operands[1].dtype if pattern[0] == "b" else operands[0].dtype  # where: (c, x, y)
+    made = KERNELS.get_fast(prim, dtype, pattern, params)
     if made is None:
         return None
     if made.builtin is not None:
         out = made.builtin(*operands)
         return None if out is made.sentinel else out
-    if not all(_plain(a) for a in operands):
+    if not all(_plain(a, c) for a, c in zip(operands, pattern)):
         return None
-    shape = operands[pattern.index("a")].shape
+    shape = next(a.shape for a, c in zip(operands, pattern) if c in "ab")
     n = int(np.prod(shape))
     threads_ = thread_count() if n >= thread_min(prim) else 1
-    return elementwise(Spec(prim, operands[0].dtype, pattern), operands, shape, threads_)
+    return elementwise(Spec(prim, dtype, pattern, params), operands, shape, threads_)
 
 
 REFUSED = object()  # what a caller without a fast call returns where no kernel applies
 
 
-def caller(prim: str, dtype, pattern: str):
-    """`(call, refused)` for an elementwise kernel: `call(*operands)` gives the fresh result,
-    or `refused` where the kernel does not take the operands or does not exist.  The fast
-    call itself where the process has one (it checks the operands natively and returns its
-    descriptor on a mismatch), else Python's checks and ctypes."""
-    made = KERNELS.get_fast(prim, np.dtype(dtype), pattern)
+def caller(prim: str, dtype, pattern: str, params: tuple = ()):
+    """`(call, refused)` for an elementwise kernel (`params`: the primitive's, as sorted
+    items): `call(*operands)` gives the fresh result, or `refused` where the kernel does not
+    take the operands or does not exist.  The fast call itself where the process has one (it
+    checks the operands natively and returns its descriptor on a mismatch), else Python's
+    checks and ctypes."""
+    made = KERNELS.get_fast(prim, np.dtype(dtype), pattern, params)
     if made is not None and made.builtin is not None:
         return made.builtin, made.sentinel
 
     def call(*operands):
-        out = _run(prim, pattern, list(operands))
+        out = _run(prim, pattern, list(operands), params)
         return REFUSED if out is None else out
     return call, REFUSED
 

@@ -359,7 +359,25 @@ def _integer_pow_rule(x, *, y):
 def _integer_pow_impl(x, *, y):
     x = np.asarray(x)
     with np.errstate(all="ignore"):
+        if x.dtype.kind == "f":  # codegen's products, in its order: its values bit for bit
+            p = _square_and_multiply(x, abs(y))
+            return p if y >= 0 else np.asarray(np.divide(1, p, dtype=x.dtype))
         return np.asarray(np.power(x, y) if y >= 0 else 1 / np.power(x, -y), dtype=x.dtype)
+
+
+def _square_and_multiply(x, n: int):
+    """x**n for a float array and an int n >= 0 as exact repeated products (codegen's
+    scalar_ops._ipow): a multiplication or two where numpy's power calls pow per element."""
+    result, base = None, x
+    while n:
+        if n & 1:
+            result = base if result is None else np.multiply(result, base)
+        n >>= 1
+        if n:
+            base = np.multiply(base, base)
+    if result is None:
+        return np.ones_like(x)
+    return result.copy() if result is x else np.asarray(result)  # a fresh array, as ufuncs give
 
 
 _declare("integer_pow", "unary", _integer_pow_rule, _integer_pow_impl,

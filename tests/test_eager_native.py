@@ -40,7 +40,8 @@ def operand(n, dtype, seed=0, lo=-20.0, hi=20.0):
 
 
 POSITIVE = {"log", "log1p", "sqrt", "log2", "log10", "pow"}  # keep to the real domain
-EXACT = {"neg", "abs", "sqrt", "add", "sub", "mul", "div"}
+EXACT = {"neg", "abs", "sqrt", "add", "sub", "mul", "div", "integer_pow", "where"}
+PARAMS = {"reduce_sum": {"axes": (0,)}, "integer_pow": {"y": 3}}  # what the gates are called with
 
 
 def operands(name, n, dtype):
@@ -48,6 +49,8 @@ def operands(name, n, dtype):
     first = operand(n, dtype, 0, lo, 20.0)
     if PRIMITIVES[name].kind == "unary" or name == "reduce_sum":
         return [first]
+    if name == "where":  # a random mask: numpy's where branches on every element
+        return [operand(n, dtype, 2) > 0, first, operand(n, dtype, 1)]
     return [first, operand(n, dtype, 1, -3.0 if name == "pow" else -20.0, 3.0 if name == "pow" else 20.0)]
 
 
@@ -79,7 +82,7 @@ def test_native_runs_and_matches_numpy(name, dtype):
     prim = PRIMITIVES[name]
     for n in sizes(name, dtype):
         args = operands(name, n, dtype)
-        params = {"axes": (0,)} if name == "reduce_sum" else {}
+        params = PARAMS.get(name, {})
         got = prim.native(*args, **params)
         assert got is not NotImplemented, "the native kernel was not used"
         want = prim.impl(*args, **params)
@@ -95,7 +98,7 @@ def test_native_runs_and_matches_numpy(name, dtype):
 def test_outside_the_window_is_numpy(name, dtype):
     lo, hi = gates.THRESHOLDS[name][dtype]
     prim = PRIMITIVES[name]
-    params = {"axes": (0,)} if name == "reduce_sum" else {}
+    params = PARAMS.get(name, {})
     for n in [lo - 1] + ([hi] if hi is not None else []):
         if n > 0:
             args = operands(name, n, dtype)
@@ -115,7 +118,8 @@ def test_threaded_run_equals_one_thread(name, dtype):
         one, two = kernels.full_sum(spec, x, 1), kernels.full_sum(spec, x, 2)
         assert np.isclose(float(one), float(two), rtol=1e-12 if dtype == F64 else 1e-6)
     else:
-        spec = kernels.Spec(name, dtype, "a" * len(args))
+        pattern = "baa" if name == "where" else "a" * len(args)
+        spec = kernels.Spec(name, dtype, pattern, tuple(PARAMS.get(name, {}).items()))
         one, two = (kernels.elementwise(spec, args, x.shape, t) for t in (1, 2))
         np.testing.assert_array_equal(one, two)
 
@@ -281,3 +285,51 @@ def test_sin_cos_beyond_the_accurate_range_are_numpy(name):
         y[100] = bad
         assert PRIMITIVES[name].native(y) is NotImplemented
         np.testing.assert_array_equal(PRIMITIVES[name].run(y), PRIMITIVES[name].impl(y))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_where_takes_arrays_scalars_and_python_numbers_exactly(dtype):
+    """where is a branch-free select: numpy's values bit for bit (NaN, -0.0 and infinities
+    pass through), for every mix of array and scalar branches."""
+    rng = np.random.default_rng(3)
+    n = 3 * kernels.CHUNK_ALIGN + 11
+    c = rng.standard_normal(n) > 0
+    x, y = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    x[:4], y[:4] = [np.nan, -0.0, np.inf, -np.inf], [-0.0, np.nan, 1.0, 2.0]
+    prim = PRIMITIVES["where"]
+    for args in [(c, x, y), (c, x, np.asarray(0.5, dtype)), (c, np.asarray(-1.0, dtype), y),
+                 (c, np.asarray(1.0, dtype), np.asarray(0.0, dtype)), (c, x, 2.0), (c, 1, y)]:
+        got, want = prim.native(*args), prim.impl(*args)
+        assert got is not NotImplemented
+        assert got.dtype == want.dtype == dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
+def test_where_refuses_what_the_kernel_cannot_walk():
+    rng = np.random.default_rng(4)
+    c = rng.standard_normal(8192) > 0
+    x = rng.standard_normal(8192)
+    where = PRIMITIVES["where"].native
+    assert where(c[::2], x[::2], x[::2]) is NotImplemented  # strided
+    assert where(c, x.astype(np.int64), 0) is NotImplemented  # no float branch
+    assert where(c, x, x.astype(F32)) is NotImplemented  # two dtypes
+    assert where(c.reshape(2, -1), x[:4096], 0.0) is NotImplemented  # broadcasting
+    assert where(c[:100], x[:100], 0.0) is NotImplemented  # below the window: numpy's
+    assert where(c.astype(np.int8), x, x) is NotImplemented  # not a bool condition
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("y", [0, 1, 2, 3, 5, -1, -2])
+def test_integer_pow_is_codegens_products(y, dtype):
+    """x ** y by square-and-multiply, natively and in the impl alike, within an ULP or two
+    of numpy's power (which calls pow per element)."""
+    x = np.random.default_rng(5).uniform(-3, 3, 5000).astype(dtype)
+    x[:4] = [np.inf, np.nan, -0.0, 0.0]
+    prim = PRIMITIVES["integer_pow"]
+    with np.errstate(all="ignore"):
+        got, want, ref = prim.native(x, y=y), prim.impl(x, y=y), np.power(x.astype(np.float64), y)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == dtype
+    ok = np.isfinite(ref) & (np.abs(ref) > np.finfo(dtype).tiny)
+    np.testing.assert_allclose(got[ok], ref[ok], rtol=4 * np.finfo(dtype).eps)

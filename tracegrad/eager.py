@@ -49,8 +49,10 @@ THRESHOLDS = {
     "log1p": {F32: (1, 16384), F64: (1, 16384)},
     "expm1": {F32: (1, 16384), F64: ANY},
     "tanh": {F32: (1, 8192), F64: (1, 16384)},
-    "sin": {F64: ANY},  # float32: no gain left after the range check (_ranged_gate)
-    "cos": {F64: ANY},
+    # float32 sin and cos: mathlib only where per-call costs decide (its range check costs
+    # two passes), numpy's own loop on the pool past that (NUMPY_LOOPS)
+    "sin": {F32: _SMALL, F64: ANY},
+    "cos": {F32: _SMALL, F64: ANY},
     "atan": {F32: _SMALL, F64: (1, 65536)},
     "log2": {F32: _SMALL, F64: (1, 2048)},
     "log10": {F32: _SMALL, F64: (1, 2048)},
@@ -58,6 +60,10 @@ THRESHOLDS = {
     "pow": {F32: _SMALL, F64: (1, 2048)},
     "atan2": {F32: _SMALL, F64: ANY},
     "reduce_sum": {F32: (32768, None), F64: (65536, None)},
+    "integer_pow": _EXACT,  # codegen's products, as the impl computes them
+    # numpy's where branches per element: 7 ns each under a random mask (a ReLU's or abs's
+    # backward), against a branch-free select on the pool
+    "where": {F32: (2048, None), F64: (2048, None)},
 }
 
 
@@ -150,8 +156,8 @@ class _Calls:
     use; `call(*operands)` returns the result, or `refused` where the kernel does not take
     them (layout, alignment: the fast call checks natively) or could not be compiled."""
 
-    def __init__(self, name):
-        self.name, self.table = name, {}
+    def __init__(self, name, params: tuple = ()):
+        self.name, self.params, self.table = name, params, {}
 
     def run(self, dtype, pattern, operands):
         entry = self.table.get((dtype, pattern))
@@ -159,7 +165,7 @@ class _Calls:
             kernels = BACKEND.get()
             if kernels is None:
                 return NotImplemented
-            entry = self.table[(dtype, pattern)] = kernels.caller(self.name, dtype, pattern)
+            entry = self.table[(dtype, pattern)] = kernels.caller(self.name, dtype, pattern, self.params)
         call, refused = entry
         out = call(*operands)
         return NotImplemented if out is refused else out
@@ -173,7 +179,7 @@ def _in_window(window, n: int) -> bool:
 # (codegen/eager_uloop.py): numpy's results bit for bit, split over the worker pool from
 # threads.py's size (float32 tanh of 1M: 0.26 ms on two threads against numpy's 0.38), and
 # below that on one thread, where the fast call still saves the impl's fixed costs.
-NUMPY_LOOPS = ("tanh", "exp", "log", "log1p", "expm1")
+NUMPY_LOOPS = ("tanh", "exp", "log", "log1p", "expm1", "sin", "cos")
 
 
 def _unary_gate(name, limits):
@@ -195,12 +201,14 @@ def _unary_gate(name, limits):
 def _ranged_gate(name, limits):
     """sin and cos hold mathlib's bound only for |x| up to its accurate range
     (mathlib.SIN_COS_ACCURATE_RANGE): larger operands, infinities and NaNs stay numpy's
-    (one min and one max over x decide)."""
+    (one min and one max over x decide).  Past the window numpy's own loop needs no check."""
     plain = _unary_gate(name, limits)
 
     def native(x, **params):
-        if type(x) is not np.ndarray or params or not x.ndim or not _in_window(limits.get(x.dtype), x.size):
+        if type(x) is not np.ndarray or params or not x.ndim:
             return NotImplemented
+        if not _in_window(limits.get(x.dtype), x.size):
+            return plain(x)  # numpy's own loop past the window (numpy's values), or numpy
         kernels = BACKEND.get()
         if kernels is None:
             return NotImplemented
@@ -248,11 +256,62 @@ def _sum_gate(limits):
     return native
 
 
+def _integer_pow_gate(limits):
+    """x ** y for a float array and an int y: one kernel per exponent."""
+    calls = {}
+
+    def native(x, *, y):
+        if type(x) is not np.ndarray or not x.ndim or not _in_window(limits.get(x.dtype), x.size):
+            return NotImplemented
+        found = calls.get(y)
+        if found is None:
+            found = calls[y] = _Calls("integer_pow", (("y", y),))
+        return found.run(x.dtype, "a", (x,))
+    return native
+
+
+def _where_operands(c, x, y):
+    """(pattern, operands, dtype) of where(c, x, y) as the kernel takes it: c a bool array,
+    x and y arrays of c's shape and one float dtype or scalars (cast as the impl casts
+    them); None otherwise."""
+    dtype = next((v.dtype for v in (x, y) if type(v) is np.ndarray and v.dtype.kind == "f"), None)
+    if dtype is None:
+        return None
+    letters, operands = "b", [c]
+    for v in (x, y):
+        if type(v) is np.ndarray and v.shape == c.shape and v.dtype == dtype and any(v.strides):
+            letters, operands = letters + "a", operands + [v]
+            continue
+        scalar = _as_scalar(v, dtype)
+        if scalar is None:
+            return None
+        letters, operands = letters + "s", operands + [scalar]
+    return letters, operands, dtype
+
+
+def _where_gate(limits):
+    calls = _Calls("where")
+
+    def native(c, x, y):
+        if type(c) is not np.ndarray or c.dtype != np.bool_ or not c.ndim or not any(c.strides):
+            return NotImplemented
+        found = _where_operands(c, x, y)
+        if found is None or not _in_window(limits.get(found[2]), c.size):
+            return NotImplemented
+        pattern, operands, dtype = found
+        return calls.run(dtype, pattern, operands)
+    return native
+
+
 def gate(name: str):
     """The `Primitive.native` of a primitive in THRESHOLDS."""
     limits = THRESHOLDS[name]
     if name == "reduce_sum":
         return _sum_gate(limits)
+    if name == "where":
+        return _where_gate(limits)
+    if name == "integer_pow":
+        return _integer_pow_gate(limits)
     if name in ("sin", "cos"):
         return _ranged_gate(name, limits)
     if PRIMITIVES[name].kind == "unary":
