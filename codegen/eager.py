@@ -83,11 +83,35 @@ def _tanh_vjp(dtype) -> list:
             Op("mul", (0, 3), {}, dtype)]
 
 
+def _sqrt_vjp(dtype) -> list:
+    """g * (0.5 / out) on operands (g, out)."""
+    return [Op("div", (Const(0.5, dtype), 1), {}, dtype), Op("mul", (0, 2), {}, dtype)]
+
+
+def _log_vjp(dtype) -> list:
+    """g * (1 / x) on operands (g, x)."""
+    return [Op("div", (Const(1.0, dtype), 1), {}, dtype), Op("mul", (0, 2), {}, dtype)]
+
+
+def _log1p_vjp(dtype) -> list:
+    """g * (1 / (x + 1)) on operands (g, x)."""
+    return [Op("add", (1, Const(1.0, dtype)), {}, dtype), Op("div", (Const(1.0, dtype), 2), {}, dtype),
+            Op("mul", (0, 3), {}, dtype)]
+
+
+def _abs_vjp(dtype) -> list:
+    """g * where(x >= 0, 1, -1) on operands (g, x)."""
+    bool_ = np.dtype(np.bool_)
+    return [Op("ge", (1, Const(0.0, dtype)), {}, bool_),
+            Op("where", (2, Const(1.0, dtype), Const(-1.0, dtype)), {}, dtype), Op("mul", (0, 3), {}, dtype)]
+
+
 # Fused backward rules: name -> (the ops after the operands' loads, cost per element).  Each
 # computes its primitive's VJP with the same operations in the same order (each rounded to
 # the dtype, none contracted), so its results are those of the unfused rule bit for bit, in
 # one pass over memory instead of one per operation.
-FUSED = {"tanh_vjp": (_tanh_vjp, 3)}
+FUSED = {"tanh_vjp": (_tanh_vjp, 3), "sqrt_vjp": (_sqrt_vjp, 5), "log_vjp": (_log_vjp, 5),
+         "log1p_vjp": (_log1p_vjp, 6), "abs_vjp": (_abs_vjp, 3)}
 
 # numpy's own loop run on the pool (codegen/eager_uloop.py): kernel name -> (primitive, the
 # ufunc its impl applies)

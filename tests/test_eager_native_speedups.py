@@ -246,6 +246,34 @@ def test_fused_tanh_vjp_is_the_rule_bit_for_bit(n, dtype):
         np.testing.assert_array_equal(rule(cot, out, x)[0], want)
 
 
+FUSED_CASES = {"tanh": np.tanh, "sqrt": np.sqrt, "log": np.log, "log1p": np.log1p, "abs": np.abs}
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("n", [5, 70_001])
+@pytest.mark.parametrize("name", sorted(gates.FUSED_VJPS))
+def test_every_fused_vjp_is_its_rule_bit_for_bit(name, n, dtype):
+    """Each fused backward kernel (reading the output or the operand) gives the unfused
+    rule's values, special values and signed zeros included, for array and broadcast g."""
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal(n) * 3).astype(dtype)
+    if name in ("sqrt", "log", "log1p"):
+        x = (np.abs(x) + 0.01 if name != "log1p" else np.abs(x) - 0.5).astype(dtype)
+    x[:4] = [np.inf, np.nan, -0.0, 0.0]
+    with np.errstate(all="ignore"):
+        out = FUSED_CASES[name](x)
+    g = rng.standard_normal(n).astype(dtype)
+    rule = PRIMITIVES[name].vjp
+    assert rule.unfused is not None
+    for cot in (g, np.broadcast_to(np.asarray(-1.5, dtype), out.shape)):
+        with np.errstate(all="ignore"):
+            got, = rule(cot, out, x)
+            want, = rule.unfused(cot, out, x)
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+
+
 def test_fused_rule_leaves_what_it_cannot_take_to_the_rule():
     native = gates.fused_gate("tanh_vjp")
     out = np.tanh(np.linspace(-1, 1, 64))

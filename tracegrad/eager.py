@@ -19,6 +19,7 @@ fails to compile warns once and falls back to numpy.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -320,9 +321,11 @@ def gate(name: str):
 
 
 # ---- fused backward rules ------------------------------------------------------------------
-# primitive -> codegen/eager.py's FUSED kernel computing its VJP from (g, out) in one pass,
-# with the same operations in the same order as the rule (results bit for bit the rule's).
-FUSED_VJPS = {"tanh": "tanh_vjp"}
+# primitive -> (codegen/eager.py's FUSED kernel computing its VJP in one pass from g and the
+# output ("out") or the operand ("x"), with the same operations in the same order as the
+# rule: results bit for bit the rule's).
+FUSED_VJPS = {"tanh": ("tanh_vjp", "out"), "sqrt": ("sqrt_vjp", "out"), "log": ("log_vjp", "x"),
+              "log1p": ("log1p_vjp", "x"), "abs": ("abs_vjp", "x")}
 _UNFUSED = {}  # (table, key) -> the rule a fused one wraps (uninstall restores it)
 
 
@@ -345,11 +348,13 @@ def fused_gate(kernel: str):
     return native
 
 
-def _fused(rule, native):
-    """A VJP rule `rule(g, out, ...)` of one cotangent that tries `native(g, out)` first."""
+def _fused(rule, native, reads: str, plain: bool):
+    """A VJP rule of one cotangent that tries `native(g, v)` first, v the output (`reads`
+    "out") or the operand ("x"): `rule(g, out, x, **params)`, or a plain rule
+    `rule(g, out, operands, needed, params)` (tracer.autograd.PLAIN_VJPS)."""
     def fused(g, out, *args, **params):
         if set(params) <= {"needed"}:
-            ct = native(g, out)
+            ct = native(g, out if reads == "out" else (args[0][0] if plain else args[0]))
             if ct is not NotImplemented:
                 return (ct,)
         return rule(g, out, *args, **params)
@@ -365,23 +370,24 @@ def _plain_rules() -> dict:
 
 def _install_fused() -> None:
     plain = _plain_rules()
-    for name, kernel in FUSED_VJPS.items():
+    for name, (kernel, reads) in FUSED_VJPS.items():
         prim, native = PRIMITIVES[name], fused_gate(kernel)
-        _wrap(prim, "vjp", native)
+        _wrap(prim, "vjp", functools.partial(_fused, native=native, reads=reads, plain=False))
         if plain is not None and prim in plain:
-            _wrap(plain, prim, native)
+            _wrap(plain, prim, functools.partial(_fused, native=native, reads=reads, plain=True))
 
 
-def _wrap(table, key, native) -> None:
+def _wrap(table, key, make) -> None:
+    """table's rule under `key` (an attribute name or a dict key) replaced by `make(rule)`."""
     get = (lambda: getattr(table, key)) if isinstance(key, str) else (lambda: table[key])
     rule = get()
     if getattr(rule, "unfused", None) is not None:  # installed already
         return
     _UNFUSED[(id(table), key)] = (table, rule)
     if isinstance(key, str):
-        setattr(table, key, _fused(rule, native))
+        setattr(table, key, make(rule))
     else:
-        table[key] = _fused(rule, native)
+        table[key] = make(rule)
 
 
 def _uninstall_fused() -> None:
