@@ -333,3 +333,19 @@ def test_integer_pow_is_codegens_products(y, dtype):
     assert got.dtype == dtype
     ok = np.isfinite(ref) & (np.abs(ref) > np.finfo(dtype).tiny)
     np.testing.assert_allclose(got[ok], ref[ok], rtol=4 * np.finfo(dtype).eps)
+
+
+def test_where_of_a_scalar_condition_copies_the_chosen_branch():
+    x = np.random.default_rng(6).standard_normal(5000)
+    where = PRIMITIVES["where"]
+    for c in (np.asarray(True), np.asarray(False)):
+        for args in [(c, x, 0.0), (c, 0.0, x), (c, x, np.asarray(2.0)), (c, x, x[::-1].copy())]:
+            got = where.native(*args)
+            want = where.impl(*args)
+            if got is NotImplemented:  # the scalar was chosen: numpy broadcasts it
+                assert np.ndim(args[1] if c else args[2]) == 0
+                continue
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            assert not any(np.shares_memory(got, a) for a in args if isinstance(a, np.ndarray))
+    assert where.native(np.asarray(True), x.astype(F32), x) is NotImplemented

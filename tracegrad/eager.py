@@ -290,10 +290,25 @@ def _where_operands(c, x, y):
     return letters, operands, dtype
 
 
+def _where_chosen(c, x, y):
+    """where(c, x, y) for a rank-0 condition (pow's backward asks `y == 0` of a scalar
+    exponent): a copy of the chosen branch where it is a float array of the result's shape
+    and the other branch is no larger, else NotImplemented."""
+    chosen, other = (x, y) if c else (y, x)
+    if (type(chosen) is not np.ndarray or chosen.dtype.kind != "f" or not chosen.ndim
+            or np.ndim(other) and np.shape(other) != chosen.shape):
+        return NotImplemented
+    if type(other) is np.ndarray and other.dtype != chosen.dtype:
+        return NotImplemented
+    return chosen.copy()
+
+
 def _where_gate(limits):
     calls = _Calls("where")
 
     def native(c, x, y):
+        if type(c) is np.ndarray and c.dtype == np.bool_ and not c.ndim:
+            return _where_chosen(c, x, y)
         if type(c) is not np.ndarray or c.dtype != np.bool_ or not c.ndim or not any(c.strides):
             return NotImplemented
         found = _where_operands(c, x, y)
