@@ -13,7 +13,9 @@ Cases (each one call = forward, loss and backward, leaf gradients reset to None 
 * `mlp`   -- X[256,784] -> 512 tanh -> 10, float32, mean squared error (X needs no grad);
 * `chain` -- `sum(tanh(x)*exp(-x**2/2))` over 1M float32 elements;
 * `train` -- 10 steps of a small MLP with `zero_grad`, `backward` and `Adam.step`
-  (`tracegrad.optim` against `torch.optim`).
+  (`tracegrad.optim` against `torch.optim`);
+* `relu_mlp` -- the MLP with a ReLU hidden layer (`maximum(h, 0)`);
+* `chain2` -- `sum(log1p(|x|) + 0.1*x**3 + sqrt(x*x+1))` over 1M float32 elements.
 
 Before timing, both sides compute the same values and gradients (or parameters after
 training) within float32 tolerance. The two sides are timed interleaved, case by case and
@@ -70,6 +72,18 @@ class TracegradLib:
     def exp(self, x):
         return self.np.exp(x)
 
+    def relu(self, x):
+        return self.np.maximum(x, 0.0)
+
+    def log1p(self, x):
+        return self.np.log1p(x)
+
+    def abs(self, x):
+        return self.np.abs(x)
+
+    def sqrt(self, x):
+        return self.np.sqrt(x)
+
     def adam(self, params, lr):
         return self.tg.optim.Adam(params, lr=lr)
 
@@ -91,6 +105,18 @@ class TorchLib:
 
     def exp(self, x):
         return self.torch.exp(x)
+
+    def relu(self, x):
+        return self.torch.relu(x)
+
+    def log1p(self, x):
+        return self.torch.log1p(x)
+
+    def abs(self, x):
+        return self.torch.abs(x)
+
+    def sqrt(self, x):
+        return self.torch.sqrt(x)
 
     def adam(self, params, lr):
         return self.torch.optim.Adam(params, lr=lr)
@@ -168,6 +194,34 @@ def chain_build(lib, inputs):
     return call
 
 
+def relu_mlp_build(lib, inputs):
+    """The MLP with a ReLU hidden layer: its backward masks by the sign of the pre-activation."""
+    x, w1, b1, w2, b2, y = inputs
+    x, y = lib.leaf(x, False), lib.leaf(y, False)
+    leaves = [lib.leaf(v) for v in (w1, b1, w2, b2)]
+
+    def call():
+        _reset(leaves)
+        out = lib.relu(x @ leaves[0] + leaves[1]) @ leaves[2] + leaves[3]
+        err = out - y
+        loss = (err * err).mean()
+        loss.backward()
+        return loss, leaves
+    return call
+
+
+def chain2_build(lib, inputs):
+    """A second elementwise chain: log1p, abs, an integer power and sqrt."""
+    x = lib.leaf(inputs[0])
+
+    def call():
+        _reset([x])
+        s = (lib.log1p(lib.abs(x)) + 0.1 * x ** 3 + lib.sqrt(x * x + 1.0)).sum()
+        s.backward()
+        return s, [x]
+    return call
+
+
 def train_inputs(rng, smoke):
     return mlp_inputs_sized(rng, *((8, 6, 8, 2) if smoke else (64, 32, 64, 4)))
 
@@ -204,6 +258,8 @@ CASES = [
     Case("chain", "`sum(tanh(x)*exp(-x**2/2))`, 1M f32", chain_inputs, chain_build),
     Case("train", f"{TRAIN_STEPS} Adam steps, MLP 64x32 -> 64 tanh -> 4, f32", train_inputs,
          train_build, compare_params=True),
+    Case("relu_mlp", "MLP 256x784 -> 512 ReLU -> 10, f32, MSE", mlp_inputs, relu_mlp_build),
+    Case("chain2", "`sum(log1p(|x|) + 0.1*x**3 + sqrt(x*x+1))`, 1M f32", chain_inputs, chain2_build),
 ]
 CASES_BY_ID = {c.id: c for c in CASES}
 

@@ -106,12 +106,24 @@ def _abs_vjp(dtype) -> list:
             Op("where", (2, Const(1.0, dtype), Const(-1.0, dtype)), {}, dtype), Op("mul", (0, 3), {}, dtype)]
 
 
+def _tie_vjp(cmp: str):
+    """g * where(a == b, 0.5, where(a cmp b, 1, 0)) on operands (g, a, b): max's (cmp "gt")
+    or min's ("lt") cotangent of a (ir/elementwise.py's _tie_mask, op for op)."""
+    def ops(dtype) -> list:
+        bool_ = np.dtype(np.bool_)
+        return [Op(cmp, (1, 2), {}, bool_), Op("where", (3, Const(1.0, dtype), Const(0.0, dtype)), {}, dtype),
+                Op("eq", (1, 2), {}, bool_), Op("where", (5, Const(0.5, dtype), 4), {}, dtype),
+                Op("mul", (0, 6), {}, dtype)]
+    return ops
+
+
 # Fused backward rules: name -> (the ops after the operands' loads, cost per element).  Each
 # computes its primitive's VJP with the same operations in the same order (each rounded to
 # the dtype, none contracted), so its results are those of the unfused rule bit for bit, in
 # one pass over memory instead of one per operation.
 FUSED = {"tanh_vjp": (_tanh_vjp, 3), "sqrt_vjp": (_sqrt_vjp, 5), "log_vjp": (_log_vjp, 5),
-         "log1p_vjp": (_log1p_vjp, 6), "abs_vjp": (_abs_vjp, 3)}
+         "log1p_vjp": (_log1p_vjp, 6), "abs_vjp": (_abs_vjp, 3), "max_vjp": (_tie_vjp("gt"), 5),
+         "min_vjp": (_tie_vjp("lt"), 5)}
 
 # numpy's own loop run on the pool (codegen/eager_uloop.py): kernel name -> (primitive, the
 # ufunc its impl applies)

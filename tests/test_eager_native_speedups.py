@@ -382,3 +382,30 @@ def test_numpy_loop_slices_equal_one_call():
     assert eager_uloop.loop_of(np.tanh, F32) is not None
     assert eager_uloop.loop_of(np.add, F32) is None  # not unary
     assert eager_uloop.loop_of(np.tanh, np.dtype(np.int8)) is None  # no int8 -> int8 loop
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name", sorted(gates.FUSED_TIE_VJPS))
+def test_fused_max_min_vjps_are_the_rule_bit_for_bit(name, dtype):
+    """max's and min's fused cotangents (ties split, NaN and signed zeros included), for
+    array and scalar other sides, array and broadcast g, either side or both needed; a
+    scalar side's cotangent (a reduction) still comes from the rule."""
+    rng = np.random.default_rng(8)
+    n = 70_001
+    x, y, g = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    x[:6], y[:6] = [np.nan, 0.0, -0.0, 1.0, np.inf, 2.0], [1.0, 0.0, 0.0, np.nan, np.inf, 2.0]
+    prim = PRIMITIVES[name]
+    assert prim.vjp.unfused is not None
+    for other in (y, np.asarray(0.0, dtype), 0.0):
+        out = prim.impl(x, other)
+        for cot in (g, np.broadcast_to(np.asarray(-1.5, dtype), x.shape)):
+            for needed in ((True, True), (True, False), (False, True)):
+                got = prim.vjp(cot, out, x, other, needed=needed)
+                want = prim.vjp.unfused(cot, out, x, other, needed=needed)
+                for a, b in zip(got, want):
+                    assert (a is None) == (b is None)
+                    if a is not None:
+                        a, b = np.asarray(a), np.asarray(b)
+                        assert a.dtype == b.dtype and a.shape == b.shape
+                        np.testing.assert_array_equal(a, b)
+                        assert np.array_equal(np.signbit(a), np.signbit(b))

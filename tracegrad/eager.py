@@ -377,6 +377,47 @@ def _fused(rule, native, reads: str, plain: bool):
     return fused
 
 
+# max and min: each side's cotangent g * tie_mask(a, b) in one pass (three compares and
+# selects and a product before), where that side has g's shape (no reduction follows).
+FUSED_TIE_VJPS = {"max": "max_vjp", "min": "min_vjp"}
+
+
+def tie_gate(kernel: str):
+    """`native(g, a, b)`: the fused kernel's cotangent of `a`, where a is a float ndarray of
+    g's shape and dtype and b one too or a scalar (g may be a broadcast view), else
+    NotImplemented."""
+    calls = _Calls(kernel)
+
+    def native(g, a, b):
+        if type(a) is not np.ndarray or not a.ndim or a.dtype not in (F32, F64) or not any(a.strides):
+            return NotImplemented
+        found = _pattern(g, a)
+        if found is None or found[0][1] != "a" or found[2] != a.shape:
+            return NotImplemented
+        if type(b) is np.ndarray and b.shape == a.shape and b.dtype == a.dtype and any(b.strides):
+            letter, other = "a", b
+        else:
+            letter, other = "s", _as_scalar(b, a.dtype)
+            if other is None:
+                return NotImplemented
+        return calls.run(a.dtype, found[0] + letter, (*found[1], other))
+    return native
+
+
+def _fused_tie(rule, native):
+    """max's or min's VJP rule `rule(g, out, x, y, needed=...)` with each needed side from
+    `native(g, this side, the other)` where it takes them, the rest from the rule."""
+    def fused(g, out, x, y, needed=(True, True)):
+        cts = [native(g, x, y) if needed[0] else None, native(g, y, x) if needed[1] else None]
+        rest = tuple(ct is NotImplemented for ct in cts)
+        if any(rest):
+            more = rule(g, out, x, y, needed=rest)
+            cts = [more[i] if rest[i] else cts[i] for i in range(2)]
+        return tuple(cts)
+    fused.unfused = rule
+    return fused
+
+
 def _plain_rules() -> dict:
     """The tracer's plain backward rules (tracer.autograd.PLAIN_VJPS), where it has them."""
     from tracegrad.tracer import autograd  # noqa: PLC0415 (the facade hands the rules over)
@@ -390,6 +431,8 @@ def _install_fused() -> None:
         _wrap(prim, "vjp", functools.partial(_fused, native=native, reads=reads, plain=False))
         if plain is not None and prim in plain:
             _wrap(plain, prim, functools.partial(_fused, native=native, reads=reads, plain=True))
+    for name, kernel in FUSED_TIE_VJPS.items():
+        _wrap(PRIMITIVES[name], "vjp", functools.partial(_fused_tie, native=tie_gate(kernel)))
 
 
 def _wrap(table, key, make) -> None:
