@@ -138,8 +138,15 @@ def _pattern(x, y):
     if not arrays:
         return None
     dtype, shape = arrays[0].dtype, arrays[0].shape
+    found = _letters((x, y), shape, dtype)
+    return None if found is None else (*found, shape, dtype)
+
+
+def _letters(values, shape, dtype):
+    """(pattern, operands): "a" for an array of `shape` and `dtype`, "s" for a scalar (as
+    `_as_scalar` reads it); None where a value is neither."""
     letters, operands = "", []
-    for v in (x, y):
+    for v in values:
         if type(v) is np.ndarray and v.shape == shape and v.dtype == dtype and any(v.strides):
             letters, operands = letters + "a", operands + [v]
             continue
@@ -147,7 +154,7 @@ def _pattern(x, y):
         if s is None:
             return None
         letters, operands = letters + "s", operands + [s]
-    return letters, operands, shape, dtype
+    return letters, operands
 
 
 # ---- the gates ----------------------------------------------------------------------------
@@ -276,18 +283,8 @@ def _where_operands(c, x, y):
     x and y arrays of c's shape and one float dtype or scalars (cast as the impl casts
     them); None otherwise."""
     dtype = next((v.dtype for v in (x, y) if type(v) is np.ndarray and v.dtype.kind == "f"), None)
-    if dtype is None:
-        return None
-    letters, operands = "b", [c]
-    for v in (x, y):
-        if type(v) is np.ndarray and v.shape == c.shape and v.dtype == dtype and any(v.strides):
-            letters, operands = letters + "a", operands + [v]
-            continue
-        scalar = _as_scalar(v, dtype)
-        if scalar is None:
-            return None
-        letters, operands = letters + "s", operands + [scalar]
-    return letters, operands, dtype
+    found = None if dtype is None else _letters((x, y), c.shape, dtype)
+    return None if found is None else ("b" + found[0], [c, *found[1]], dtype)
 
 
 def _where_chosen(c, x, y):
