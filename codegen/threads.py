@@ -69,15 +69,15 @@ def symbols(make_object=None) -> dict:
     return pool.symbols(make_object)
 
 
+def op_cost(kernel) -> int:
+    """The body's ops per element, weighted by the primitives' costs (in simple vector ops)."""
+    return sum(PRIMITIVES[ins.prim].cost for ins in kernel.body if isinstance(ins, Op))
+
+
 def kernel_cost(kernel) -> int:
     """Elements x (loads + weighted ops): the work estimate the thread policy uses."""
-    per_element = 0
-    for ins in kernel.body:
-        if isinstance(ins, Op):
-            per_element += PRIMITIVES[ins.prim].cost
-        elif isinstance(ins, Load):
-            per_element += 1
-    return int(np.prod(kernel.domain, dtype=np.int64)) * max(per_element, 1)
+    loads = sum(isinstance(ins, Load) for ins in kernel.body)
+    return int(np.prod(kernel.domain, dtype=np.int64)) * max(op_cost(kernel) + loads, 1)
 
 
 @dataclass

@@ -27,9 +27,11 @@ become 200 calls of one unit.  The optimization level is chosen from what is lef
 (`opt_level`): SCALAR_LEVEL (O2, with the loop and SLP vectorizers), except for a
 scalar body longer than LONG_SCALAR_BODY over fewer than SMALL_DOMAIN elements (the sum
 of an unrolled loop's gradient terms), where vectorizing pays little and its time is
-high: O1; and a body costing FLAT_MIN_COST simple ops or more (transcendentals), which
-gets O2 without loop interleaving (llvm_util.FLAT).  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers leave
-them alone, and the O2/O3 pipelines' repeated InstCombine costs most of their compile
+high: O1.  Two O2 variants leave out what only costs compile time: a body costing
+FLAT_MIN_COST simple ops or more (transcendentals) gets llvm_util.FLAT (no loop unrolling
+or interleaving), an innermost dim of ROLLED_MIN_INNER elements or more llvm_util.ROLLED
+(no unrolling).  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers
+leave them alone, and the O2/O3 pipelines' repeated InstCombine costs most of their compile
 time for the same machine code; unless part of the body is invariant along the vector
 dim (`invariant_work`), which only the full pipeline's LICM hoists.
 """
@@ -42,10 +44,9 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from tracegrad.ir import PRIMITIVES
 from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
-from . import llvm_util, outline
+from . import llvm_util, outline, threads
 from .irutil import I64, PTR
 from .kernel import KernelEmitter, baked_const
 
@@ -208,18 +209,11 @@ def _opt_level(kernel, lanes) -> int | str:
         # vary along the vector loop's dim (a row's 1/sqrt(var)) would run every step
         return SCALAR_LEVEL if invariant_work(kernel) else llvm_util.LIGHT
     elements = int(np.prod(kernel.domain, dtype=np.int64))
-    long_scalar = len(kernel.body) > LONG_SCALAR_BODY and lanes is None
-    if long_scalar and elements < SMALL_DOMAIN:
+    if len(kernel.body) > LONG_SCALAR_BODY and elements < SMALL_DOMAIN:
         return 1
-    if body_cost(kernel) >= FLAT_MIN_COST:
+    if threads.op_cost(kernel) >= FLAT_MIN_COST:
         return llvm_util.FLAT
     return llvm_util.ROLLED if kernel.domain and kernel.domain[-1] >= ROLLED_MIN_INNER else SCALAR_LEVEL
-
-
-def body_cost(kernel) -> int:
-    """The body's cost in simple vector ops (the primitives' fusion costs)."""
-    return sum(PRIMITIVES[ins.prim].cost or 1 for ins in kernel.body
-               if isinstance(ins, Op) and ins.prim in PRIMITIVES)
 
 
 def invariant_work(kernel) -> bool:
