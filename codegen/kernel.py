@@ -29,7 +29,7 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
-from . import outline, simd
+from . import outline, simd, unrolled
 from .irutil import I64, PTR, Function, Loop, i64, walk_image
 from .scalar_ops import (combine, constant, convert_value, is_float, lanes_of, llvm_type,
                          lower_op, reduction_identity, storage_type, to_memory, to_register)
@@ -120,9 +120,10 @@ class _Reduction:
     access: Access
     level: int  # loops level..n-1 are folded into the register accumulator
     needs_fill: bool  # reduced dims outside the accumulator: memory is combined into
-    slot: object = None  # the alloca
     acc_dtype: np.dtype = None  # float32 sums accumulate in float64 (docs: reassociation policy)
     lanes: int = None  # a vector accumulator of this many lanes (explicit vector loop, simd.py)
+    slots: list = None  # the accumulator allocas: one, or several in turn (unrolled.py)
+    row: list = None  # a row reduction's allocas, one per vector step (unrolled.py)
 
 
 def injective(strides, extents) -> bool:
@@ -150,7 +151,7 @@ def _reduction_plan(store: Store, acc: Access, domain) -> _Reduction:
 
 # ---- one kernel --------------------------------------------------------------------
 
-class KernelEmitter:
+class KernelEmitter(unrolled.UnrolledInner):
     """Emits one LoopKernel as `void name(ptr noalias..., [i64 lo, i64 hi])`.
 
     Construction only analyses the kernel (simplified domain, accesses, reductions,
@@ -203,20 +204,29 @@ class KernelEmitter:
         return fn
 
     def _emit_body_loops(self):
+        self.unroll = self._unrolls()
         for red in self.reductions:
             red.lanes = self.lanes if red.level < len(self.domain) else None
             ty = llvm_type(red.acc_dtype)
-            red.slot = self.b.alloca(ty if red.lanes is None else simd.vector_of(ty, red.lanes),
-                                     name="acc")
+            ty = ty if red.lanes is None else simd.vector_of(ty, red.lanes)
+            count = min(unrolled.INNER_ACCUMULATORS, self.unroll) if red.lanes else 1
+            red.slots = [self.b.alloca(ty, name="acc") for _ in range(max(count, 1))]
         if 0 in self.domain:
             for red in self.reductions:  # nothing to combine: every target element is the identity
                 self._fill(red, force=True)
             return
-        for red in self.reductions:
-            self._fill(red)
         self.ivs = [None] * len(self.domain)
         self.segment = [None] * len(self.domain)
+        self.row_step = None  # inside an unrolled innermost dim: the vector step's number
+        for red in self.reductions:
+            if self.unroll and self.row_reduction(red):
+                self._start_row(red)
+            else:
+                self._fill(red)
         self._emit_level(0)
+        for red in self.reductions:
+            if red.row is not None:
+                self._finish_row(red)
 
     def _accesses(self):
         return list(self.load_access.values()) + list(self.store_access)
@@ -262,7 +272,8 @@ class KernelEmitter:
         for red in self.reductions:
             if red.level == d:
                 ident = reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
-                self.b.store(ident, red.slot)
+                for slot in red.slots:
+                    self.b.store(ident, slot)
         for a, b in self._segments(d):
             self.segment[d] = (a, b)
             lo, hi = i64(a), i64(b)
@@ -270,7 +281,10 @@ class KernelEmitter:
                 lo = self.b.select(self.b.icmp_signed(">", self.lo, lo), self.lo, lo)
                 hi = self.b.select(self.b.icmp_signed("<", self.hi, hi), self.hi, hi)
             if self.lanes and d == len(self.domain) - 1:
-                self._emit_vector_loop(d, lo, hi, b - a)
+                if self.unroll:
+                    self._emit_unrolled(d, b - a)
+                else:
+                    self._emit_vector_loop(d, lo, hi, b - a)
                 continue
             with Loop(self.b, lo, hi, f"d{d}") as iv:
                 self.ivs[d] = iv
@@ -278,7 +292,7 @@ class KernelEmitter:
         self.segment[d] = None
         for red in self.reductions:
             if red.level == d:
-                acc = self._fold(red, self.b.load(red.slot))
+                acc = self._fold(red, self._gather(red))
                 self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
 
     def _emit_vector_loop(self, d, lo, hi, length: int):
@@ -331,7 +345,9 @@ class KernelEmitter:
                 self._store(store, acc, values[store.value])
         for red in self.reductions:
             x = values[red.store.value]
-            if red.level == len(self.domain):
+            if red.row is not None:
+                self._accumulate_row(red, x)
+            elif red.level == len(self.domain):
                 if red.store.reduce == "sum" and is_float(red.store.buffer.dtype):
                     # one term: numpy's sum still starts at +0.0 (a sum of -0.0 is +0.0)
                     zero = reduction_identity("sum", red.store.buffer.dtype, self.cur_lanes)
@@ -342,8 +358,9 @@ class KernelEmitter:
                 if self.cur_lanes and self.mask is not None:  # lanes past the end add nothing
                     ident = reduction_identity(red.store.reduce, red.acc_dtype, self.cur_lanes)
                     x = self.b.select(self.mask, x, ident)
-                self.b.store(combine(self.b, red.store.reduce, self.b.load(red.slot), x,
-                                     red.acc_dtype), red.slot)
+                slot = self._inner_slot(red)
+                self.b.store(combine(self.b, red.store.reduce, self.b.load(slot), x,
+                                     red.acc_dtype), slot)
 
     def _emit_instruction(self, ins, values, dtypes):
         if isinstance(ins, Load):

@@ -34,6 +34,8 @@ from decimal import Decimal, localcontext
 import numpy as np
 from llvmlite import ir
 
+from .irutil import Splat
+
 __all__ = ["UNARY_NAMES", "BINARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "emit_unary",
            "emit_binary", "emit_sincos", "emit_pow"]
 
@@ -221,7 +223,7 @@ class _Ops:
     def _splat(self, ty, v):
         if not self.lanes:
             return ir.Constant(ty, v)
-        return ir.Constant(ty, [ir.Constant(ty.element, v)] * self.lanes)
+        return Splat(ir.Constant(ty.element, v), self.lanes)
 
     def c(self, v):
         return self._splat(self.ty, float(v))

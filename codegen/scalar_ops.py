@@ -26,6 +26,7 @@ from tracegrad.ir.core import is_float
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS  # noqa: F401  (codegen's lowering domain)
 
 from . import mathlib
+from .irutil import splat
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 BOOL, I32, I64 = np.dtype(np.bool_), np.dtype(np.int32), np.dtype(np.int64)
@@ -52,7 +53,7 @@ def constant(value, dtype, lanes: int | None = None) -> ir.Constant:
         c = ir.Constant(llvm_type(dtype), float(np.asarray(value, dtype)))
     else:
         c = ir.Constant(llvm_type(dtype), int(np.asarray(value, dtype)))
-    return c if lanes is None else ir.Constant(ir.VectorType(c.type, lanes), [c] * lanes)
+    return splat(c, lanes)
 
 
 def lanes_of(x) -> int | None:
@@ -77,8 +78,7 @@ def to_memory(b, value, dtype):
 
 def _like(x, c: ir.Constant) -> ir.Constant:
     """Scalar constant c, splatted to x's lane count if x is a vector."""
-    lanes = lanes_of(x)
-    return c if lanes is None else ir.Constant(ir.VectorType(c.type, lanes), [c] * lanes)
+    return splat(c, lanes_of(x))
 
 
 def _int_min(dtype):

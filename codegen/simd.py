@@ -36,17 +36,33 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import Const, Load, Op
 
-from . import llvm_util, outline
+from . import llvm_util, outline, threads
 from .irutil import I64, PTR, i64
 
 LONG_BODY = 400  # body instructions from which the vectorizer's time shows (W7: 1305)
 SPLIT_MIN_LANES = 64  # shorter loops are all masked; longer ones unmasked + a masked last step
+COSTLY_MIN_ELEMENTS = 64  # a costly body over fewer elements keeps the scalar body
 _VALUE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
 I32 = ir.IntType(32)
 
 
 def wants_vector_body(kernel) -> bool:
-    return outline.wants_outline(kernel) or len(kernel.body) > LONG_BODY
+    """Kernels the emitter writes in vector form (module docstring) when their accesses
+    allow: math out of line, long bodies, and bodies of COSTLY_BODY ops or more (two
+    transcendentals) over COSTLY_MIN_ELEMENTS elements or more, whose O2 pipeline took
+    about twice the light one's time for the same speed (W4's exp/log kernel) or less (a
+    column sum of tanh(x)*exp(-x*x) 1.4x faster).  A costly body over a few elements (an
+    RNN step's hidden state) stays scalar: its masked vector steps cost more to emit than
+    O2 saves, and run slower."""
+    return (outline.wants_outline(kernel) or len(kernel.body) > LONG_BODY
+            or (threads.op_cost(kernel) >= threads.COSTLY_BODY
+                and int(np.prod(kernel.domain, dtype=np.int64)) >= COSTLY_MIN_ELEMENTS))
+
+
+def row_vectors() -> int:
+    """Vector accumulators a kernel may keep for one row (KernelEmitter._unrolls): half the
+    host's vector registers (32 with AVX-512, 16 before), the rest for the body."""
+    return 16 if llvm_util.vector_bits() >= 512 else 8
 
 
 def _value_dtypes(kernel):

@@ -69,6 +69,9 @@ def symbols(make_object=None) -> dict:
     return pool.symbols(make_object)
 
 
+COSTLY_BODY = 16  # op_cost of a body that keeps the core busy on its own (two transcendentals)
+
+
 def op_cost(kernel) -> int:
     """The body's ops per element, weighted by the primitives' costs (in simple vector ops)."""
     return sum(PRIMITIVES[ins.prim].cost for ins in kernel.body if isinstance(ins, Op))

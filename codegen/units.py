@@ -28,9 +28,9 @@ become 200 calls of one unit.  The optimization level is chosen from what is lef
 scalar body longer than LONG_SCALAR_BODY over fewer than SMALL_DOMAIN elements (the sum
 of an unrolled loop's gradient terms), where vectorizing pays little and its time is
 high: O1.  Two O2 variants leave out what only costs compile time: a body costing
-FLAT_MIN_COST simple ops or more (transcendentals) gets llvm_util.FLAT (no loop unrolling
-or interleaving), an innermost dim of ROLLED_MIN_INNER elements or more llvm_util.ROLLED
-(no unrolling).  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers
+threads.COSTLY_BODY simple ops or more that keeps the scalar body (its accesses rule
+out the vector form) gets llvm_util.FLAT (no loop unrolling or interleaving), an
+innermost dim of ROLLED_MIN_INNER elements or more llvm_util.ROLLED (no unrolling).  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers
 leave them alone, and the O2/O3 pipelines' repeated InstCombine costs most of their compile
 time for the same machine code; unless part of the body is invariant along the vector
 dim (`invariant_work`), which only the full pipeline's LICM hoists.
@@ -57,11 +57,10 @@ SPLIT_MIN_BODY = 64  # bodies from this long are split into their independent pa
 # as O3 for the kernels measured, except that O3 fully unrolls small inner dims (a
 # 256x10 softmax-gradient kernel: 590 instructions instead of 81, twice the compile time).
 SCALAR_LEVEL = 2
-# A scalar body that costs this many simple vector ops (two transcendentals, or one and a
-# few more ops) is optimized at llvm_util.FLAT: it fills the core without interleaving.
-# Shorter bodies keep it: a short reduction's loop-carried add needs the extra
-# accumulators.  W4's exp/log kernel: optimize and code generation 39 -> 21 ms, same speed.
-FLAT_MIN_COST = 16
+# A scalar body that costs threads.COSTLY_BODY simple vector ops (two transcendentals, or
+# one and a few more ops) is optimized at llvm_util.FLAT: it fills the core without
+# interleaving.  Shorter bodies keep it: a short reduction's loop-carried add needs the
+# extra accumulators.  (Such bodies take the vector form where their accesses allow.)
 # Kernels whose innermost dim has this many elements are optimized without loop unrolling
 # (llvm_util.ROLLED); shorter inner loops keep it (W4's rows of 100: 7% faster unrolled).
 ROLLED_MIN_INNER = 256
@@ -211,7 +210,7 @@ def _opt_level(kernel, lanes) -> int | str:
     elements = int(np.prod(kernel.domain, dtype=np.int64))
     if len(kernel.body) > LONG_SCALAR_BODY and elements < SMALL_DOMAIN:
         return 1
-    if threads.op_cost(kernel) >= FLAT_MIN_COST:
+    if threads.op_cost(kernel) >= threads.COSTLY_BODY:
         return llvm_util.FLAT
     return llvm_util.ROLLED if kernel.domain and kernel.domain[-1] >= ROLLED_MIN_INNER else SCALAR_LEVEL
 

@@ -200,9 +200,11 @@ def test_kernels_with_shared_values_or_targets_stay_whole():
 def test_many_pad_segments_split_or_keep_run_time_checks(long_body, budget, monkeypatch):
     """The gradient of `xs[t]` over an unrolled loop sums one padded row per step: split
     at every bound, the body is copied once per row; past SEGMENT_BUDGET it is not."""
-    from tracegrad.codegen import kernel as kernel_module, simd
+    from tracegrad.codegen import kernel as kernel_module, simd, threads
     if long_body:
         monkeypatch.setattr(simd, "LONG_BODY", 0)
+    else:  # its 39 adds would take the vector form as a costly body
+        monkeypatch.setattr(threads, "COSTLY_BODY", 10 ** 9)
     if budget is not None:
         monkeypatch.setattr(kernel_module, "SEGMENT_BUDGET", budget)
     steps = 40

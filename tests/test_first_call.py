@@ -117,30 +117,32 @@ def test_scalar_units_run_the_scalar_level():
     assert {u.opt_level() for u in lowered.units} == {units.SCALAR_LEVEL}
 
 
-def _rows_program(cols, prims, dtype=F64):
-    """One scalar-form kernel over (4, cols): out = `prims` applied in turn to x + r (r per
+def _rows_program(cols, prims, dtype=F64, step=1):
+    """One kernel over (4, cols): out = `prims` applied in turn to x[:, ::step] + r (r per
     row, so the domain stays two-dimensional)."""
-    x = Buffer("x", (4, cols), dtype, "input", index=0)
+    x = Buffer("x", (4, cols * step), dtype, "input", index=0)
     r = Buffer("r", (4,), dtype, "input", index=1)
     out = Buffer("out", (4, cols), dtype, "output", index=0)
     idx = IndexMap(0, (cols, 1))
-    body = [Load(x, idx, dtype), Load(r, IndexMap(0, (1, 0)), dtype), Op("add", (0, 1), {}, dtype)]
+    body = [Load(x, IndexMap(0, (cols * step, step)), dtype), Load(r, IndexMap(0, (1, 0)), dtype),
+            Op("add", (0, 1), {}, dtype)]
     for p in prims:
         body.append(Op(p, (len(body) - 1,), {}, dtype))
     kernel = LoopKernel("k", (4, cols), body, [Store(out, len(body) - 1, idx)])
     return kernel, KernelProgram([x, r], [out], [], [], [kernel])
 
 
-@pytest.mark.parametrize("cols, prims, level", [
-    (100, ("neg",), units.SCALAR_LEVEL),  # short rows keep unrolling
-    (1024, ("neg",), llvm_util.ROLLED),  # long rows: unrolled code for nothing
-    (100, ("tanh", "exp"), llvm_util.FLAT),  # a costly body fills the core un-interleaved
+@pytest.mark.parametrize("cols, prims, step, level", [
+    (100, ("neg",), 1, units.SCALAR_LEVEL),  # short rows keep unrolling
+    (1024, ("neg",), 1, llvm_util.ROLLED),  # long rows: unrolled code for nothing
+    (100, ("tanh", "exp"), 1, llvm_util.LIGHT),  # a costly body takes the vector form
+    (100, ("tanh", "exp"), 2, llvm_util.FLAT),  # ... or, strided, fills the core un-interleaved
 ])
-def test_scalar_levels_follow_the_inner_extent_and_body_cost(cols, prims, level):
-    kernel, kp = _rows_program(cols, prims)
+def test_levels_follow_the_inner_extent_and_body_cost(cols, prims, step, level):
+    kernel, kp = _rows_program(cols, prims, step=step)
     [unit] = lower_program(kp, environment="").units
     assert unit.opt_level() == level
-    x, r = np.random.default_rng(1).normal(size=(4, cols)), np.arange(4.0)
+    x, r = np.random.default_rng(1).normal(size=(4, cols * step)), np.arange(4.0)
     np.testing.assert_allclose(compile_program(kp, disk_cache=False)(x, r)[0], run_program(kp, x, r)[0],
                                rtol=1e-13)
 
