@@ -47,7 +47,9 @@ void triad(double *c, const double *a, const double *b, double s, long n, int nt
 """
 
 ENV_REPORTED = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                "MKL_NUM_THREADS", "XLA_FLAGS")
+                "MKL_NUM_THREADS", "XLA_FLAGS", "TRACEGRAD_ISA", "NPY_DISABLE_CPU_FEATURES",
+                "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "NUMBA_CPU_NAME")
+ISA_REPORTED = ENV_REPORTED[5:]  # set by `benchmarks.run --isa`
 VERSIONED = ("numpy", "scipy", "jax", "jaxlib", "torch", "autograd", "numba", "llvmlite",
              "tracegrad")
 

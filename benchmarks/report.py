@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks import roofline
+from benchmarks.limits import ISA_REPORTED
 from benchmarks.harness import Entry, Suite
 
 LABELS = {"wrong": "WRONG", "error": "ERROR", "timeout": "TIMEOUT", "skipped": "skipped"}
@@ -81,14 +82,24 @@ def results_table(suite: Suite) -> tuple[str, list[str]]:
 def machine_lines(suite: Suite) -> list[str]:
     m = suite.machine
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
-    threads = ", ".join(f"{k}={v}" for k, v in m["env"].items() if k != "OPENBLAS_CORETYPE" and v)
+    threads = ", ".join(f"{k}={v}" for k, v in m["env"].items()
+                        if k not in ("OPENBLAS_CORETYPE", *ISA_REPORTED) and v)
     return [
         f"- date: {m['date']}; CPU: {m['cpu']}; cores: {m['cores']} "
         f"({m['cores_usable']} usable); {m['platform']}; Python {m['python']}",
         f"- versions: {versions}; numpy BLAS: {m['numpy_blas']} (core {m['openblas_core']})",
-        f"- OPENBLAS_CORETYPE: {m['env'].get('OPENBLAS_CORETYPE') or 'unset'} (the harness never "
-        f"sets or changes it); {threads or 'no thread-count variables set'}",
+        isa_line(m["env"]) + f"; {threads or 'no thread-count variables set'}",
     ]
+
+
+def isa_line(env: dict) -> str:
+    """OPENBLAS_CORETYPE as found, or the instruction-set caps `benchmarks.run --isa` set."""
+    isa = env.get("TRACEGRAD_ISA")
+    if not isa:
+        return (f"- OPENBLAS_CORETYPE: {env.get('OPENBLAS_CORETYPE') or 'unset'} (the harness "
+                f"never sets or changes it)")
+    caps = ", ".join(f"{k}={env[k]}" for k in ("OPENBLAS_CORETYPE", *ISA_REPORTED) if env.get(k))
+    return f"- **instruction set capped at {isa.upper()} for every library** (`--isa {isa}`): {caps}"
 
 
 def competition_lines(m: dict) -> list[str]:

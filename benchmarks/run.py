@@ -1,7 +1,13 @@
-"""Command line: ``python -m benchmarks.run [--smoke] [--only W2,W6] [--peers jax,numpy]``.
+"""Command line: ``python -m benchmarks.run [--smoke] [--only W2,W6] [--peers jax,numpy] [--isa avx2]``.
 
 Prints the markdown report on stdout, progress on stderr. Exit status 0 when every entry
 that ran agreed with the reference, 1 when any was WRONG or raised.
+
+``--isa avx2`` caps every library at AVX2 on an AVX-512 host, for a table per instruction
+set from one machine: the command runs itself again with the variables each library reads
+at start-up (ISA_ENV): tracegrad's TRACEGRAD_ISA, OpenBLAS's core type (Haswell, unless
+OPENBLAS_CORETYPE is already set, which is then kept), numpy's dispatch, XLA's, MKL's and
+ATen's instruction-set caps, and numba's CPU name. The report lists them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,26 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`: import from 
 from benchmarks.harness import Config, Suite, run_suite  # noqa: E402
 from benchmarks.impls import PEER_NAMES, TORCH_COMPILE_SKIP  # noqa: E402
 from benchmarks.report import render_markdown, write_json  # noqa: E402
+
+
+# the start-up variables that cap each library at an instruction set (module docstring)
+ISA_ENV = {"avx2": {"TRACEGRAD_ISA": "avx2", "OPENBLAS_CORETYPE": "Haswell",
+                    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
+                    "XLA_FLAGS": "--xla_cpu_max_isa=AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                    "ATEN_CPU_CAPABILITY": "avx2", "NUMBA_CPU_NAME": "haswell"}}
+
+
+def isa_environment(isa: str, env: dict) -> dict:
+    """`env` with the variables of ISA_ENV[isa]; an OPENBLAS_CORETYPE already set is kept,
+    XLA_FLAGS are appended to."""
+    out = dict(env)
+    for key, value in ISA_ENV[isa].items():
+        if key == "OPENBLAS_CORETYPE" and env.get(key):
+            continue
+        if key == "XLA_FLAGS" and env.get(key):
+            value = f"{env[key]} {value}"
+        out[key] = value
+    return out
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -42,6 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--torch-compile-skip", type=_names, default=tuple(TORCH_COMPILE_SKIP),
                    help="workloads torch.compile skips (default: %(default)s; '' runs all)")
     p.add_argument("--no-limits", action="store_true", help="do not measure bandwidth/matmul")
+    p.add_argument("--isa", choices=("native", *ISA_ENV), default="native",
+                   help="cap every library at this instruction set (module docstring)")
     return p.parse_args(argv)
 
 
@@ -62,6 +90,10 @@ def all_agreed(suite: Suite) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.isa != "native" and os.environ.get("TRACEGRAD_ISA") != args.isa:
+        argv = sys.argv[1:] if argv is None else argv  # again, the libraries capped from the start
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *argv],
+                  isa_environment(args.isa, os.environ))
     suite = run_suite(config_from(args))
     print(render_markdown(suite), flush=True)
     if args.json:

@@ -82,7 +82,7 @@ def target() -> dict:
         return {"llvmlite": llvmlite.__version__,
                 "llvm": ".".join(map(str, llvm.llvm_version_info)),
                 "triple": llvm_util.target_machine().triple, "cpu": llvm.get_host_cpu_name(),
-                "features": llvm.get_host_cpu_features().flatten(),
+                "features": llvm_util.host_features().flatten(),
                 "vector_bits": llvm_util.vector_bits()}
 
 

@@ -28,12 +28,13 @@ it with itself, so every engine gets a new one (`host_target_machine`), never th
 shared `target_machine()`.
 """
 import functools
+import os
 import threading
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-__all__ = ["LOCK", "init_native", "host_target_machine", "target_machine", "vector_bits",
+__all__ = ["LOCK", "init_native", "isa_cap", "host_features", "host_target_machine", "target_machine", "vector_bits",
            "optimize", "parse", "emit_object", "load_objects", "load_object", "jit", "compile_ir", "assembly",
            "assembly_of", "loop_kernel"]
 
@@ -57,13 +58,41 @@ def init_native():
     llvm.initialize_native_asmprinter()
 
 
+ISA_ENV = "TRACEGRAD_ISA"
+# TRACEGRAD_ISA caps: the feature names (prefixes, as LLVM spells them) each turns off
+ISA_CAPS = {"native": (), "avx2": ("avx512", "avx10", "evex512", "amx")}
+
+
+def isa_cap() -> str:
+    """TRACEGRAD_ISA: `native` (the default: every feature of the host CPU) or `avx2` (no
+    AVX-512: 256-bit vectors, as on an AVX2 machine, for comparing code generation for
+    both instruction sets on one host)."""
+    cap = os.environ.get(ISA_ENV, "").strip().lower() or "native"
+    if cap not in ISA_CAPS:
+        raise ValueError(f"{ISA_ENV}={cap!r}: expected one of {', '.join(ISA_CAPS)}")
+    return cap
+
+
+@functools.cache
+@locked
+def host_features():
+    """The host CPU's features as LLVM names them (a FeatureMap: name -> bool), less those
+    TRACEGRAD_ISA turns off; read once per process."""
+    init_native()
+    features = llvm.get_host_cpu_features()
+    for name in features:
+        if name.startswith(ISA_CAPS[isa_cap()]):
+            features[name] = False
+    return features
+
+
 @functools.cache
 @locked
 def _host_cpu() -> tuple:
     """(cpu name, feature string) of the host: asking LLVM costs a third of a new target
-    machine, and every engine needs a new one."""
-    init_native()
-    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+    machine, and every engine needs a new one.  The name keeps the host's tuning when
+    TRACEGRAD_ISA caps the features."""
+    return llvm.get_host_cpu_name(), host_features().flatten()
 
 
 @locked
@@ -78,9 +107,9 @@ def host_target_machine(opt: int = 3):
 @functools.cache
 @locked
 def vector_bits() -> int:
-    """Width of the host's widest float vector register: 512 (AVX-512F), 256 (AVX), else 128."""
-    init_native()
-    features = llvm.get_host_cpu_features()
+    """Width of the host's widest float vector register: 512 (AVX-512F), 256 (AVX), else 128
+    (as TRACEGRAD_ISA leaves the features)."""
+    features = host_features()
     if features.get("avx512f"):
         return 512
     if features.get("avx") or features.get("avx2"):

@@ -86,3 +86,24 @@ def test_cli_smoke_writes_json(tmp_path, capsys):
     entry = data["workloads"]["W1"]["results"]["numpy"]
     assert entry["ok"] is True and entry["error"] is None
     assert set(entry) >= {"median_us", "first_ms", "ok", "error"}
+
+
+def test_isa_cap_runs_every_library_capped(tmp_path):
+    """`--isa avx2` runs the harness again with each library's start-up caps, and says so."""
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "TRACEGRAD_ISA"}
+    cmd = [sys.executable, "-m", "benchmarks.run", "--smoke", "--peers", "numpy", "--only", "W1,W4",
+           "--isa", "avx2", "--json", str(tmp_path / "r.json")]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "instruction set capped at AVX2 for every library" in out.stdout
+    assert "TRACEGRAD_ISA=avx2" in out.stdout and "| W4 |" in out.stdout
+    machine = json.loads((tmp_path / "r.json").read_text())["machine"]
+    assert machine["env"]["TRACEGRAD_ISA"] == "avx2"
+
+
+def test_isa_environment_keeps_a_core_type_already_set():
+    env = bench_run.isa_environment("avx2", {"OPENBLAS_CORETYPE": "Zen", "XLA_FLAGS": "--a=1"})
+    assert env["OPENBLAS_CORETYPE"] == "Zen" and env["XLA_FLAGS"] == "--a=1 --xla_cpu_max_isa=AVX2"
+    assert bench_run.isa_environment("avx2", {})["OPENBLAS_CORETYPE"] == "Haswell"

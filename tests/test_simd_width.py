@@ -91,3 +91,49 @@ def test_widened_sum_is_the_trigger():
     col = LoopKernel("colsum", (4, 100), [Load(x, IndexMap(0, (100, 1)), F32)],
                      [Store(out, 0, IndexMap(0, (0, 1)), "sum")])
     assert not simd.widened_sum(KernelEmitter(None, col, "k", math=object()))
+
+
+_ISA_PROBE = """
+import json, sys
+import numpy as np
+import tracegrad
+from tracegrad.codegen import fingerprint, llvm_util
+x = np.linspace(-3, 3, 4099).astype(np.float32)
+f = tracegrad.compile_grad(lambda x: np.sum(np.tanh(x) * np.exp(-0.5 * x * x)), disk_cache=False)
+value, (grad,) = f(x)
+asm = f.asm()
+print(json.dumps({"bits": llvm_util.vector_bits(), "zmm": asm.count("%zmm"), "ymm": asm.count("%ymm"),
+                  "value": float(value), "grad": grad.tolist(),
+                  "features": fingerprint.target()["features"]}))
+"""
+
+
+def _probe(isa):
+    import json
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "TRACEGRAD_ISA": isa}
+    out = subprocess.run([sys.executable, "-c", _ISA_PROBE], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_isa_cap_avx2_generates_256_bit_code():
+    """TRACEGRAD_ISA=avx2 makes AVX2 code on any AVX2 host (AVX-512 ones included): ymm
+    registers, no zmm, the same values within float32 rounding, its own cache key."""
+    if llvm_util.vector_bits() < 256:
+        pytest.skip("the host has no AVX")
+    capped, native = _probe("avx2"), _probe("native")
+    assert capped["bits"] == 256 and capped["zmm"] == 0 and capped["ymm"] > 0, capped
+    assert native["bits"] == llvm_util.vector_bits()
+    assert (capped["features"] != native["features"]) == (native["bits"] == 512)
+    np.testing.assert_allclose(capped["value"], native["value"], rtol=1e-5)
+    np.testing.assert_allclose(capped["grad"], native["grad"], rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_isa_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_ISA", "avx9000")
+    with pytest.raises(ValueError, match="TRACEGRAD_ISA='avx9000'.*native, avx2"):
+        llvm_util.isa_cap()
