@@ -205,6 +205,7 @@ class KernelEmitter(unrolled.UnrolledInner):
 
     def _emit_body_loops(self):
         self.unroll = self._unrolls()
+        self.hoisted = self._step_invariant() if self.unroll else None
         for red in self.reductions:
             red.lanes = self.lanes if red.level < len(self.domain) else None
             ty = llvm_type(red.acc_dtype)
@@ -335,8 +336,11 @@ class KernelEmitter(unrolled.UnrolledInner):
     def _emit_innermost(self):
         self.sincos = {}  # value index -> (sin, cos) of it, made by one call
         values, dtypes = [], []
-        for ins in self.kernel.body:
-            value, dtype = self._emit_instruction(ins, values, dtypes)
+        for k, ins in enumerate(self.kernel.body):
+            if self.row_step and self.hoisted[k]:  # an unrolled dim's later step: reuse
+                value, dtype = self.values[k], np.dtype(ins.dtype)
+            else:
+                value, dtype = self._emit_instruction(ins, values, dtypes)
             values.append(value)
             dtypes.append(dtype)
         self.values = values
@@ -399,7 +403,7 @@ class KernelEmitter(unrolled.UnrolledInner):
                 continue
             dynamic = bnd is not None and _bound_state(bnd, seg) != "in"
             i = _clamp_to_valid(b, iv, bnd) if dynamic else iv
-            index = b.add(index, b.mul(i, i64(stride), flags=("nsw",)), flags=("nsw",))
+            index = _add_scaled(b, index, i, stride)
         return b.gep(self.ptrs[id(buf)], [index], inbounds=True,
                      source_etype=storage_type(buf.dtype))
 
@@ -498,6 +502,15 @@ def _sincos_args(kernel) -> set:
         if isinstance(ins, Op) and ins.prim in seen and not isinstance(ins.args[0], Const):
             seen[ins.prim].add(ins.args[0])
     return seen["sin"] & seen["cos"]
+
+
+def _add_scaled(b, index, i, stride: int):
+    """index + i * stride, folded where i (an unrolled step's start) or both are constants."""
+    if isinstance(i, ir.Constant):
+        if isinstance(index, ir.Constant):
+            return i64(index.constant + i.constant * stride)
+        return b.add(index, i64(i.constant * stride), flags=("nsw",))
+    return b.add(index, b.mul(i, i64(stride), flags=("nsw",)), flags=("nsw",))
 
 
 def _bytes(buf) -> int:

@@ -196,17 +196,18 @@ class KernelUnit:
         em = KernelEmitter(module, self.kernel, self.symbol, math, ranged=self.ranged)
         em.emit()
         math.finish()
-        return module, _opt_level(self.kernel, em.lanes)
+        return module, _opt_level(self.kernel, em.lanes, em.unroll)
 
     def opt_level(self) -> int:
         return self.build()[1]
 
 
-def _opt_level(kernel, lanes) -> int | str:
+def _opt_level(kernel, lanes, unrolled: int = 0) -> int | str:
     if lanes is not None:  # emitted in vector form (simd.py): nothing left to vectorize
         # ... but the light pipeline has no loop-invariant code motion: work that does not
-        # vary along the vector loop's dim (a row's 1/sqrt(var)) would run every step
-        return SCALAR_LEVEL if invariant_work(kernel) else llvm_util.LIGHT
+        # vary along the vector loop's dim (a row's 1/sqrt(var)) would run every step,
+        # unless that dim is written out (unrolled.py), whose first step computes it once
+        return SCALAR_LEVEL if invariant_work(kernel) and not unrolled else llvm_util.LIGHT
     elements = int(np.prod(kernel.domain, dtype=np.int64))
     if len(kernel.body) > LONG_SCALAR_BODY and elements < SMALL_DOMAIN:
         return 1

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.passes.kernels import Const, Load, Op
+
 from . import simd
 from .irutil import i64
 from .scalar_ops import combine, llvm_type, reduction_identity, to_memory
@@ -45,6 +47,22 @@ class UnrolledInner:
         steps = -(-self.domain[-1] // self.lanes)
         fits = steps <= simd.row_vectors() and steps * len(self.kernel.body) <= UNROLL_BUDGET
         return steps if fits else 0
+
+    def _step_invariant(self) -> list:
+        """Per body instruction: whether its value is the same at every step of the innermost
+        dim (constants, loads of stride 0 there without bounds, ops of such values).  The
+        first step of a row emits them and the later ones reuse them, the hoisting that the
+        light pipeline (no LICM) would not do."""
+        flags = []
+        for ins in self.kernel.body:
+            if isinstance(ins, Load):
+                acc = self.load_access[id(ins)]
+                flags.append(acc.never or (acc.strides[-1] == 0 and acc.bounds[-1] is None))
+            elif isinstance(ins, Op):
+                flags.append(all(isinstance(a, Const) or flags[a] for a in ins.args))
+            else:
+                flags.append(True)
+        return flags
 
     def row_reduction(self, red) -> bool:
         """Whether reduction `red` combines every outer index into one contiguous row, and

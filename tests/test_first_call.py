@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tracegrad
-from tracegrad.codegen import compile_program, compiler, fingerprint, llvm_jobs, llvm_util, lower_program, units
+from tracegrad.codegen import compile_program, compiler, fingerprint, llvm_jobs, llvm_util, lower_program, simd, units
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.kernels import Buffer, IndexMap, KernelProgram, Load, LoopKernel, Op, Store
 
@@ -85,29 +85,35 @@ entry:
     assert "alloca" not in optimized and "<4 x double>" in optimized
 
 
-def _row_kernel(invariant: bool, extra: int):
-    """out[i] += f(x[i, j], v[i]) over (8, 64) f32 with `extra` tanh ops (explicit vector
+def _row_kernel(invariant: bool, extra: int, cols: int = 64):
+    """out[i] += f(x[i, j], v[i]) over (8, cols) f32 with `extra` tanh ops (explicit vector
     form from 9 on); with `invariant`, sqrt(v[i]) is an op that does not vary along j."""
-    x = Buffer("x", (8, 64), F32, "input", index=0)
+    x = Buffer("x", (8, cols), F32, "input", index=0)
     v = Buffer("v", (8,), F32, "input", index=1)
     out = Buffer("out", (8,), F32, "output", index=0)
-    body = [Load(x, IndexMap(0, (64, 1)), F32), Load(v, IndexMap(0, (1, 0)), F32)]
+    body = [Load(x, IndexMap(0, (cols, 1)), F32), Load(v, IndexMap(0, (1, 0)), F32)]
     body.append(Op("sqrt", (1,), {}, F32) if invariant else Op("mul", (0, 1), {}, F32))
     body.append(Op("mul", (0, 2), {}, F32))
     for _ in range(extra):
         body.append(Op("tanh", (len(body) - 1,), {}, F32))
-    kernel = LoopKernel("k", (8, 64), body, [Store(out, len(body) - 1, IndexMap(0, (1, 0)), "sum")])
+    kernel = LoopKernel("k", (8, cols), body, [Store(out, len(body) - 1, IndexMap(0, (1, 0)), "sum")])
     return kernel, KernelProgram([x, v], [out], [], [], [kernel])
 
 
+@pytest.mark.parametrize("cols", [64, 2048])
 @pytest.mark.parametrize("invariant", [False, True])
-def test_vector_form_with_loop_invariant_work_keeps_the_full_pipeline(invariant):
-    kernel, kp = _row_kernel(invariant, extra=9)
+def test_vector_form_with_loop_invariant_work_keeps_the_full_pipeline(invariant, cols):
+    """A row of 2048 stays a loop, whose invariant work needs O2's LICM; a row of 64 is
+    written out (unrolled.py) and its first step computes that work once."""
+    kernel, kp = _row_kernel(invariant, extra=9, cols=cols)
     assert units.invariant_work(kernel) == invariant
     [unit] = lower_program(kp, environment="").units
-    assert unit.opt_level() == (units.SCALAR_LEVEL if invariant else llvm_util.LIGHT)
+    loop = -(-cols // (llvm_util.vector_bits() // 32)) > simd.row_vectors()
+    assert unit.opt_level() == (units.SCALAR_LEVEL if invariant and loop else llvm_util.LIGHT)
+    if invariant and not loop:
+        assert str(unit.build_module()).count("llvm.sqrt") - 1 == 1  # once per row (+ declare)
     rng = np.random.default_rng(0)
-    x, v = rng.normal(size=(8, 64)).astype(np.float32), rng.uniform(0.5, 2, 8).astype(np.float32)
+    x, v = rng.normal(size=(8, cols)).astype(np.float32), rng.uniform(0.5, 2, 8).astype(np.float32)
     got = compile_program(kp, disk_cache=False)(x, v)[0]
     np.testing.assert_allclose(got, run_program(kp, x, v)[0], rtol=1e-4, atol=1e-5)
 
