@@ -2,8 +2,10 @@
 
 For each (workload, implementation): build a callable and check its value and gradients
 against the float64 reference; a disagreement is recorded as ``wrong`` and is not timed.
-Otherwise build a second, fresh callable, time its first call (checked again), then measure
-its steady state. Smoke mode stops after the check.
+Otherwise build a second, fresh callable and time its first call (checked again). Then the
+steady states of all the workload's implementations are measured together, their samples in
+turns (timing.interleaved_steady), so that the ratios in one row share the machine's phase.
+Smoke mode stops after the check.
 
 >>> suite = run_suite(Config(smoke=True, only=("W6",), peers=("numpy",), tracegrad=False))
 >>> suite.results["W6"]["numpy"].status
@@ -15,6 +17,7 @@ from __future__ import annotations
 import gc
 import sys
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -118,8 +121,10 @@ def _checked_first_call(impl: Impl, wl: Workload, inputs, ref, config: Config):
     return Entry("wrong", error=problem) if problem else (call, first_ms)
 
 
-def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config) -> Entry:
-    """Check one build, then time the first call of a second, fresh build and its steady state.
+def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config, contexts: ExitStack):
+    """Check one build, then time the first call of a second, fresh build: the Entry (not
+    ok, or ok in smoke mode), or (call, first-call ms) for the steady-state timing.  The
+    timed build's context stays open in `contexts` until that timing is done.
 
     The check's build absorbs one-time, process-wide start-up (jax backend, numba's typing
     tables, inductor's worker pool), so the timed first call is this function's own
@@ -132,16 +137,24 @@ def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config) -> Entry:
         checked = _checked_first_call(impl, wl, inputs, ref, config)
     if isinstance(checked, Entry) or config.smoke:
         return checked if isinstance(checked, Entry) else Entry("ok")
-    with impl.entry_context():
-        timed = _checked_first_call(impl, wl, inputs, ref, config)
-        if isinstance(timed, Entry):
-            return timed
-        call, first_ms = timed
-        try:
-            median, fastest = timing.steady_seconds(call, config.samples, config.min_sample_s)
-        except Exception as exc:
-            return Entry("error", first_ms=first_ms, error=f"during timing: {_describe(exc)}")
-    return Entry("ok", median_us=median * 1e6, first_ms=first_ms, min_us=fastest * 1e6)
+    contexts.enter_context(impl.entry_context())
+    return _checked_first_call(impl, wl, inputs, ref, config)
+
+
+def _steady_entries(timed: dict, config: Config) -> dict:
+    """{name: Entry} of the (call, first ms) pairs in `timed`, timed in turns."""
+    calls = {name: call for name, (call, _) in timed.items()}
+    steady = timing.interleaved_steady(calls, config.samples, config.min_sample_s)
+    entries = {}
+    for name, (_, first_ms) in timed.items():
+        result = steady[name]
+        if isinstance(result, BaseException):
+            entries[name] = Entry("error", first_ms=first_ms,
+                                  error=f"during timing: {_describe(result)}")
+        else:
+            entries[name] = Entry("ok", median_us=result[0] * 1e6, first_ms=first_ms,
+                                  min_us=result[1] * 1e6)
+    return entries
 
 
 def probe(impls: list[Impl]) -> dict[str, str]:
@@ -168,6 +181,28 @@ def _log_entry(config: Config, wl: Workload, impl: Impl, entry: Entry) -> None:
     config.log(f"{wl.id} {impl.name}: {entry.status}{timing_text}{first_text}{extra}")
 
 
+def _run_row(impls, wl: Workload, inputs, ref, unavailable: dict, config: Config) -> dict:
+    """{impl name: Entry} of one workload, in the implementations' order."""
+    row, timed = {}, {}
+    with ExitStack() as contexts:
+        for impl in impls:
+            if impl.name in unavailable:
+                row[impl.name] = Entry("unavailable", error=unavailable[impl.name])
+                continue
+            result = run_entry(impl, wl, inputs, ref, config, contexts)
+            if isinstance(result, Entry):
+                row[impl.name] = result
+                _log_entry(config, wl, impl, result)
+            else:
+                row[impl.name], timed[impl.name] = None, result
+            gc.collect()
+        row.update(_steady_entries(timed, config) if timed else {})
+    for impl in impls:
+        if impl.name in timed:
+            _log_entry(config, wl, impl, row[impl.name])
+    return row
+
+
 def run_suite(config: Config) -> Suite:
     """Run everything the config selects; nothing is printed to stdout."""
     peers = tuple(p for p in config.peers if not (config.smoke and p == "torch.compile"))
@@ -183,14 +218,7 @@ def run_suite(config: Config) -> Suite:
         ref = reference(wl, inputs)
         if wl.id in roofline.WORK:
             suite.work[wl.id] = roofline.WORK[wl.id](inputs)
-        row = suite.results[wl.id] = {}
-        for impl in impls:
-            if impl.name in unavailable:
-                row[impl.name] = Entry("unavailable", error=unavailable[impl.name])
-                continue
-            row[impl.name] = run_entry(impl, wl, inputs, ref, config)
-            _log_entry(config, wl, impl, row[impl.name])
-            gc.collect()
+        suite.results[wl.id] = _run_row(impls, wl, inputs, ref, unavailable, config)
     suite.machine["competition"] = limits.competition(
         started, limits.cpu_snapshot(), suite.machine["cores_usable"] or 1)
     return suite

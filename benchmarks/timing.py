@@ -91,3 +91,27 @@ def steady_seconds(call: Callable[[], Any], samples: int = 5, min_sample_s: floa
     n = calibrate(call, min_sample_s)
     per_call = [run_n(call, n) / n for _ in range(samples)]
     return statistics.median(per_call), min(per_call)
+
+
+def interleaved_steady(calls: dict, samples: int = 5, min_sample_s: float = 0.2,
+                       warmup: int = 3) -> dict:
+    """{name: (median, minimum) seconds per call, or the exception it raised}, the samples
+    of all calls taken in turns: round k runs sample k of every call, so that a drift of
+    the machine's speed during the measurement (seen here at 30% within minutes) touches
+    every entry alike instead of whichever ran in a slow phase."""
+    reps, per_call, failed = {}, {}, {}
+    for name, call in calls.items():
+        try:
+            run_n(call, warmup)
+            reps[name], per_call[name] = calibrate(call, min_sample_s), []
+        except Exception as exc:  # noqa: BLE001  (reported per entry)
+            failed[name] = exc
+    for _ in range(samples):
+        for name in list(per_call):
+            try:
+                per_call[name].append(run_n(calls[name], reps[name]) / reps[name])
+            except Exception as exc:  # noqa: BLE001
+                failed[name] = exc
+                del per_call[name]
+    out = {name: (statistics.median(v), min(v)) for name, v in per_call.items()}
+    return {**out, **failed}

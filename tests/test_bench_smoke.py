@@ -7,6 +7,7 @@ every implementation the harness drives agrees with the float64 reference.
 import json
 import pathlib
 import sys
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -63,7 +64,8 @@ class _OffByOne(NumpyImpl):
 def test_a_wrong_gradient_is_flagged_and_not_timed(wid):
     wl = WORKLOADS_BY_ID[wid]
     inputs = wl.inputs(smoke=True)
-    entry = run_entry(_OffByOne(), wl, inputs, reference(wl, inputs), Config(smoke=False))
+    with ExitStack() as contexts:
+        entry = run_entry(_OffByOne(), wl, inputs, reference(wl, inputs), Config(smoke=False), contexts)
     assert entry.status == "wrong" and entry.median_us is None
     assert "grad of arg 0" in entry.error
 
@@ -107,3 +109,31 @@ def test_isa_environment_keeps_a_core_type_already_set():
     env = bench_run.isa_environment("avx2", {"OPENBLAS_CORETYPE": "Zen", "XLA_FLAGS": "--a=1"})
     assert env["OPENBLAS_CORETYPE"] == "Zen" and env["XLA_FLAGS"] == "--a=1 --xla_cpu_max_isa=AVX2"
     assert bench_run.isa_environment("avx2", {})["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+def test_steady_samples_are_taken_in_turns():
+    """Round k runs sample k of every call; a call that raises is reported, the others go on."""
+    from benchmarks import timing
+    order = []
+
+    def call(name):
+        return lambda: order.append(name)
+
+    def broken():  # calibration and the first round pass, the second round raises
+        order.append("c")
+        if order.count("c") > 2:
+            raise RuntimeError("broke")
+
+    out = timing.interleaved_steady({"a": call("a"), "b": call("b"), "c": broken},
+                                    samples=3, min_sample_s=0.0, warmup=0)
+    assert set(out) == {"a", "b", "c"} and isinstance(out["c"], RuntimeError)
+    assert all(out[k][0] >= out[k][1] > 0 for k in "ab")
+    assert "".join(order) == "abc" + "abc" + "abc" + "ab"  # calibration, then rounds in turn
+
+
+def test_a_timed_row_gives_every_entry_its_times():
+    config = Config(only=("W1",), peers=("numpy",), samples=2, min_sample_s=0.01,
+                    measure_limits=False, log=lambda msg: None)
+    row = run_suite(config).results["W1"]
+    for name in ("numpy", "tracegrad"):
+        assert row[name].status == "ok" and row[name].median_us > 0 and row[name].first_ms > 0
