@@ -14,7 +14,9 @@ segment (`_unrolls`):
   by a halving tree at the end (reassociated as the loop vectorizer's interleaving does);
 * a row reduction (`row_reduction`) keeps one vector slot per step, from the identity,
   and stores the slots once after all loops.  Each slot sums its elements in the order
-  of the outer indices, as the memory version does, so the values are the same bits.
+  of the outer indices, as the memory version does, so the values are the same bits;
+* values that do not vary along the dim (`_step_invariant`) are emitted by the first
+  step and reused by the others: the light pipeline has no LICM to hoist them.
 
 SROA turns the slots into registers.
 """
