@@ -52,8 +52,9 @@ def wants_vector_body(kernel) -> bool:
     transcendentals) over COSTLY_MIN_ELEMENTS elements or more, whose O2 pipeline took
     about twice the light one's time for the same speed (W4's exp/log kernel) or less (a
     column sum of tanh(x)*exp(-x*x) 1.4x faster).  A costly body over a few elements (an
-    RNN step's hidden state) stays scalar: its masked vector steps cost more to emit than
-    O2 saves, and run slower."""
+    RNN step's hidden state) keeps the scalar body, as before: there the vector form is one
+    masked step, and the loop RNN's compile was not measured faster with it (within this
+    machine's noise)."""
     return (outline.wants_outline(kernel) or len(kernel.body) > LONG_BODY
             or (threads.op_cost(kernel) >= threads.COSTLY_BODY
                 and int(np.prod(kernel.domain, dtype=np.int64)) >= COSTLY_MIN_ELEMENTS))
