@@ -27,7 +27,8 @@ import os
 import llvmlite
 import llvmlite.binding as llvm
 
-from . import blas, extern, fastcall, kernel, llvm_util, lower, outline, simd, threads, units, unrolled
+from . import (blas, extern, fastcall, kernel, llvm_util, lower, outline, simd, threads, units,
+               unrolled)
 
 PACKAGES = ("tracegrad.ir", "tracegrad.passes", "tracegrad.codegen")
 
@@ -65,7 +66,8 @@ def tuning() -> dict:
     return {"PARALLEL_MIN_COST": threads.PARALLEL_MIN_COST,
             "OUTLINE_MIN_CALLS": outline.OUTLINE_MIN_CALLS,
             "LONG_BODY": simd.LONG_BODY, "SPLIT_MIN_LANES": simd.SPLIT_MIN_LANES,
-            "COSTLY_BODY": threads.COSTLY_BODY, "COSTLY_MIN_ELEMENTS": simd.COSTLY_MIN_ELEMENTS, "UNROLL_BUDGET": unrolled.UNROLL_BUDGET,
+            "COSTLY_BODY": threads.COSTLY_BODY, "COSTLY_MIN_ELEMENTS": simd.COSTLY_MIN_ELEMENTS,
+            "UNROLL_BUDGET": unrolled.UNROLL_BUDGET,
             "INNER_ACCUMULATORS": unrolled.INNER_ACCUMULATORS,
             "INLINE_FLOPS": blas.INLINE_FLOPS, "BIG_CONST_BYTES": kernel.BIG_CONST_BYTES,
             "SEGMENT_BUDGET": kernel.SEGMENT_BUDGET,

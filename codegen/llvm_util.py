@@ -34,9 +34,9 @@ import threading
 import llvmlite.binding as llvm
 from llvmlite import ir
 
-__all__ = ["LOCK", "init_native", "isa_cap", "host_features", "host_target_machine", "target_machine", "vector_bits",
-           "optimize", "parse", "emit_object", "load_objects", "load_object", "jit", "compile_ir", "assembly",
-           "assembly_of", "loop_kernel"]
+__all__ = ["LOCK", "init_native", "isa_cap", "host_features", "host_target_machine",
+           "target_machine", "vector_bits", "optimize", "parse", "emit_object", "load_objects",
+           "load_object", "jit", "compile_ir", "assembly", "assembly_of", "loop_kernel"]
 
 LOCK = threading.RLock()
 

@@ -30,10 +30,12 @@ of an unrolled loop's gradient terms), where vectorizing pays little and its tim
 high: O1.  Two O2 variants leave out what only costs compile time: a body costing
 threads.COSTLY_BODY simple ops or more that keeps the scalar body (its accesses rule
 out the vector form) gets llvm_util.FLAT (no loop unrolling or interleaving), an
-innermost dim of ROLLED_MIN_INNER elements or more llvm_util.ROLLED (no unrolling).  Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers
-leave them alone, and the O2/O3 pipelines' repeated InstCombine costs most of their compile
-time for the same machine code; unless part of the body is invariant along the vector
-dim (`invariant_work`), which only the full pipeline's LICM hoists.
+innermost dim of ROLLED_MIN_INNER elements or more llvm_util.ROLLED (no unrolling).
+Explicit vector loops (simd.py) run llvm_util.LIGHT: LLVM's vectorizers leave them alone,
+and the O2/O3 pipelines' repeated InstCombine costs most of their compile time for the
+same machine code; unless part of the body is invariant along the vector dim
+(`invariant_work`), which only the full pipeline's LICM hoists (a written-out innermost
+dim, unrolled.py, hoists it itself).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import Buffer, Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
-from . import llvm_util, outline, threads
+from . import llvm_util, outline, threads, unrolled
 from .irutil import I64, PTR
 from .kernel import KernelEmitter, baked_const
 
@@ -221,19 +223,13 @@ def invariant_work(kernel) -> bool:
     constants and loads of stride 0 there, without bounds): code that LICM hoists out of
     the innermost loop."""
     inner = len(kernel.domain) - 1
-    varies = []
-    for ins in kernel.body:
-        if isinstance(ins, Load):
-            bounds = ins.index.bounds
-            varies.append(ins.index.strides[inner] != 0
-                          or (bounds is not None and bounds[inner] is not None))
-        elif isinstance(ins, Op):
-            varies.append(any(varies[a] for a in ins.args if not isinstance(a, Const)))
-            if not varies[-1]:
-                return True
-        else:
-            varies.append(False)
-    return False
+
+    def fixed(load):
+        bounds = load.index.bounds
+        return load.index.strides[inner] == 0 and (bounds is None or bounds[inner] is None)
+
+    flags = unrolled.invariant_flags(kernel.body, fixed)
+    return any(flag and isinstance(ins, Op) for ins, flag in zip(kernel.body, flags))
 
 
 # ---- independent parts -------------------------------------------------------------------

@@ -34,6 +34,21 @@ UNROLL_BUDGET = 512  # body instructions an unrolled innermost dim may hold
 INNER_ACCUMULATORS = 4  # independent vector sums over an unrolled innermost dim
 
 
+def invariant_flags(body, load_fixed) -> list:
+    """Per body instruction: whether its value does not vary along the innermost dim:
+    constants, loads for which `load_fixed(load)` holds (stride 0 there, no bound there),
+    and ops of such values only."""
+    flags = []
+    for ins in body:
+        if isinstance(ins, Load):
+            flags.append(load_fixed(ins))
+        elif isinstance(ins, Op):
+            flags.append(all(isinstance(a, Const) or flags[a] for a in ins.args))
+        else:
+            flags.append(True)
+    return flags
+
+
 class UnrolledInner:
     """KernelEmitter's methods for an unrolled innermost dim (module docstring).  State:
     `unroll` (vector steps, 0 for a loop), `row_step` (the step being emitted, None
@@ -52,19 +67,13 @@ class UnrolledInner:
 
     def _step_invariant(self) -> list:
         """Per body instruction: whether its value is the same at every step of the innermost
-        dim (constants, loads of stride 0 there without bounds, ops of such values).  The
-        first step of a row emits them and the later ones reuse them, the hoisting that the
-        light pipeline (no LICM) would not do."""
-        flags = []
-        for ins in self.kernel.body:
-            if isinstance(ins, Load):
-                acc = self.load_access[id(ins)]
-                flags.append(acc.never or (acc.strides[-1] == 0 and acc.bounds[-1] is None))
-            elif isinstance(ins, Op):
-                flags.append(all(isinstance(a, Const) or flags[a] for a in ins.args))
-            else:
-                flags.append(True)
-        return flags
+        dim (`invariant_flags`, with this emitter's simplified accesses).  The first step of
+        a row emits those values and the later ones reuse them, the hoisting that the light
+        pipeline (no LICM) would not do."""
+        def fixed(load):
+            acc = self.load_access[id(load)]
+            return acc.never or (acc.strides[-1] == 0 and acc.bounds[-1] is None)
+        return invariant_flags(self.kernel.body, fixed)
 
     def row_reduction(self, red) -> bool:
         """Whether reduction `red` combines every outer index into one contiguous row, and
