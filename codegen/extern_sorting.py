@@ -113,6 +113,7 @@ def _halve(b, side, a, value, slots, m, dtype):
 
 
 MAX_NATIVE_SORT = 4096
+RUN = 16  # runs of this length are insertion-sorted before the merge passes
 
 
 def _emit_sort(b, call):
@@ -123,12 +124,14 @@ def _emit_sort(b, call):
     if outer * n * inner == 0:
         return
     ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
-    keys = [b.alloca(ty, size=i64(n), name=f"keys{i}") for i in (0, 1)]
-    idx = [b.alloca(ity, size=i64(n), name=f"idx{i}") for i in (0, 1)]
+    bits = 8 * dtype.itemsize
+    pty = ir.IntType(2 * bits)
+    bufs = [b.alloca(pty, size=i64(n), name=f"packed{i}") for i in (0, 1)]
     slots = (b.alloca(ity, name="i"), b.alloca(ity, name="j"))
     (x,), (out,) = call.ins, call.outs
-    passes = (n - 1).bit_length()  # ceil(log2 n) merge passes
-    done_k, done_i = keys[passes % 2], idx[passes % 2]
+    runs = min(RUN, n)
+    passes = (-(-n // runs) - 1).bit_length()  # merges from runs up to the whole lane
+    done = bufs[passes % 2]
 
     def at(ptr, o, t, j, typ):
         flat = b.add(b.mul(b.add(b.mul(o, i64(n)), t), i64(inner)), j)
@@ -137,27 +140,90 @@ def _emit_sort(b, call):
     with Loop(b, i64(0), i64(outer), "outer") as o:
         with Loop(b, i64(0), i64(inner), "lane") as j:
             with Loop(b, i64(0), i64(n), "load") as t:
-                b.store(b.load(at(x, o, t, j, ty), typ=ty), _elem(b, keys[0], t, ty))
-                b.store(t, _elem(b, idx[0], t, ity))
+                key = _sortable(b, b.load(at(x, o, t, j, ty), typ=ty), dtype)
+                index = t if pty.width == 64 else b.zext(t, pty)
+                packed = b.or_(b.shl(b.zext(key, pty), ir.Constant(pty, bits)), index)
+                b.store(packed, _elem(b, bufs[0], t, pty))
+            _insertion_runs(b, (bufs[0], pty), n, runs, slots[0])
             with Loop(b, i64(0), i64(passes), "pass") as p:
-                _merge_pass(b, p, keys, idx, slots, n, dtype)
+                _merge_pass(b, p, (bufs, pty), slots, n, runs)
             with Loop(b, i64(0), i64(n), "store") as t:
+                position = _index_of(b, b.load(_elem(b, done, t, pty), typ=pty), bits)
                 if k.prim == "sort":
-                    b.store(b.load(_elem(b, done_k, t, ty), typ=ty), at(out, o, t, j, ty))
+                    b.store(b.load(at(x, o, position, j, ty), typ=ty), at(out, o, t, j, ty))
                 else:
-                    b.store(b.load(_elem(b, done_i, t, ity), typ=ity), at(out, o, t, j, ity))
+                    b.store(position, at(out, o, t, j, ity))
+
+
+def _index_of(b, packed, bits):
+    """The lane index in the low `bits` of a packed entry, as i64."""
+    low = b.trunc(packed, ir.IntType(bits))
+    return low if bits == 64 else b.zext(low, i64(0).type)
+
+
+def _sortable(b, v, dtype):
+    """An unsigned integer of v's width whose order is NumPy's sort order of v: signed
+    integers with the sign bit flipped; floats by their bits, negative ones inverted,
+    after -0.0 is made +0.0 (they are equal, so their order stays the input's) and every
+    NaN the one positive quiet NaN (after +inf; NaNs keep their input order)."""
+    bits = 8 * dtype.itemsize
+    ity = ir.IntType(bits)
+    sign = ir.Constant(ity, 1 << (bits - 1))
+    if dtype.kind != "f":
+        return b.xor(v, sign)
+    nan = ir.Constant(ity, int(np.array(np.nan, dtype).view(f"u{dtype.itemsize}")))
+    v = b.fadd(v, ir.Constant(v.type, 0.0))  # -0.0 + 0.0 is +0.0, every other value itself
+    raw = b.select(_isnan(b, v), nan, b.bitcast(v, ity))
+    negative = b.icmp_signed("<", raw, ir.Constant(ity, 0))
+    return b.xor(raw, b.select(negative, ir.Constant(ity, (1 << bits) - 1), sign))
 
 
 def _elem(b, ptr, i, typ):
     return b.gep(ptr, [i], inbounds=True, source_etype=typ)
 
 
-def _merge_pass(b, p, keys, idx, slots, n, dtype):
-    """Merge pass p: runs of width 2**p from one scratch pair into the other."""
+def _insertion_runs(b, scratch, n, runs, slot):
+    """Sort each run of `runs` entries of the scratch buffer in place by insertion (the
+    packed entries are distinct: equal keys are ordered by their indices)."""
+    if runs < 2:
+        return
+    buf, pty = scratch
+    with Loop(b, i64(0), i64(-(-n // runs)), "run") as r:
+        lo = b.mul(r, i64(runs))
+        hi = _min(b, b.add(lo, i64(runs)), i64(n))
+        with Loop(b, b.add(lo, i64(1)), hi, "insert") as t:
+            v = b.load(_elem(b, buf, t, pty), typ=pty)
+            b.store(t, slot)
+            _shift_greater(b, buf, lo, v, slot, pty)
+            b.store(v, _elem(b, buf, b.load(slot, typ=i64(0).type), pty))
+
+
+def _shift_greater(b, buf, lo, v, slot, pty):
+    """While the entry before position *slot (not before lo) is greater than v, move it
+    up one place and step *slot down."""
+    fn = b.function
+    test, body, end = (fn.append_basic_block(f"shift.{s}") for s in ("test", "body", "end"))
+    b.branch(test)
+    b.position_at_end(test)
+    s = b.load(slot, typ=i64(0).type)
+    inside = b.icmp_signed(">", s, lo)
+    before = b.sub(s, i64(1))
+    prev = b.load(_elem(b, buf, b.select(inside, before, s), pty), typ=pty)
+    b.cbranch(b.and_(inside, b.icmp_unsigned(">", prev, v)), body, end)
+    b.position_at_end(body)
+    b.store(prev, _elem(b, buf, s, pty))
+    b.store(before, slot)
+    b.branch(test)
+    b.position_at_end(end)
+
+
+def _merge_pass(b, p, scratch, slots, n, runs):
+    """Merge pass p: sorted runs of width runs * 2**p from one scratch buffer into the
+    other."""
+    bufs, pty = scratch
     odd = b.trunc(p, ir.IntType(1))
-    src = (b.select(odd, keys[1], keys[0]), b.select(odd, idx[1], idx[0]))
-    dst = (b.select(odd, keys[0], keys[1]), b.select(odd, idx[0], idx[1]))
-    width = b.shl(i64(1), p)
+    src, dst = b.select(odd, bufs[1], bufs[0]), b.select(odd, bufs[0], bufs[1])
+    width = b.shl(i64(runs), p)
     pair = b.shl(width, i64(1))
     blocks = b.udiv(b.add(i64(n), b.sub(pair, i64(1))), pair)
     with Loop(b, i64(0), blocks, "block") as q:
@@ -166,29 +232,37 @@ def _merge_pass(b, p, keys, idx, slots, n, dtype):
         b.store(lo, slots[0])
         b.store(mid, slots[1])
         with Loop(b, lo, hi, "merge") as t:
-            _merge_step(b, t, src, dst, slots, (mid, hi), n, dtype)
+            _merge_step(b, t, (src, dst), slots, (mid, hi), n, pty)
+
+
+def _unpredictable(b, select):
+    """Mark a data-dependent select so that the code generator keeps it a conditional
+    move: as a branch it would be mispredicted half the time on unsorted data."""
+    select.set_metadata("unpredictable", b.module.add_metadata([]))
+    return select
 
 
 def _min(b, u, v):
     return b.select(b.icmp_signed("<", u, v), u, v)
 
 
-def _merge_step(b, t, src, dst, slots, bounds, n, dtype):
-    """dst[t] = the next of the two runs: the left one's unless the right one's key is
-    strictly less (reads are clamped into the lane; exhausted runs are never taken)."""
-    ty, ity = storage_type(dtype), storage_type(np.dtype(np.int64))
+def _merge_step(b, t, bufs, slots, bounds, n, pty):
+    """dst[t] = the lesser head of the two runs (reads are clamped into the lane;
+    exhausted runs are never taken).  Packed entries are distinct: no ties."""
+    src, dst = bufs
     mid, hi = bounds
-    i, j = (b.load(s, typ=ity) for s in slots)
+    i, j = (b.load(s, typ=i64(0).type) for s in slots)
     last = i64(n - 1)
-    ki = b.load(_elem(b, src[0], _min(b, i, last), ty), typ=ty)
-    kj = b.load(_elem(b, src[0], _min(b, j, last), ty), typ=ty)
+    pi = b.load(_elem(b, src, _min(b, i, last), pty), typ=pty)
+    pj = b.load(_elem(b, src, _min(b, j, last), pty), typ=pty)
     right_done = b.icmp_signed(">=", j, hi)
-    left = b.and_(b.icmp_signed("<", i, mid), b.or_(right_done, b.not_(_less(b, kj, ki, dtype))))
-    pos = b.select(left, i, j)
-    b.store(b.select(left, ki, kj), _elem(b, dst[0], t, ty))
-    b.store(b.load(_elem(b, src[1], _min(b, pos, last), ity), typ=ity), _elem(b, dst[1], t, ity))
-    b.store(b.add(i, b.zext(left, ity)), slots[0])
-    b.store(b.add(j, b.zext(b.not_(left), ity)), slots[1])
+    left = b.and_(b.icmp_signed("<", i, mid), b.or_(right_done, b.icmp_unsigned("<", pi, pj)))
+    # the taken entry is loaded again by its position: a select of the two wide values
+    # becomes a branch whatever its metadata says
+    pos = _unpredictable(b, b.select(left, i, j))
+    b.store(b.load(_elem(b, src, _min(b, pos, last), pty), typ=pty), _elem(b, dst, t, pty))
+    b.store(b.add(i, b.zext(left, i64(0).type)), slots[0])
+    b.store(b.add(j, b.zext(b.not_(left), i64(0).type)), slots[1])
 
 
 def _supports_sort(kernel) -> bool:
