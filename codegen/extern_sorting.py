@@ -2,11 +2,14 @@
 argmin along one axis, and searchsorted, for float32/64 and int32/64
 (extern.register_native).
 
-sort/argsort: each lane is copied into stack scratch as (key, index) pairs and sorted
-by a bottom-up merge sort (stable: on equal keys the left run's entry goes first) in
-NumPy's order, NaNs last; then its keys (sort) or indices (argsort) are written.  Lanes
-longer than MAX_NATIVE_SORT take the host callback (numpy's sort), which also keeps the
-scratch (four lanes' worth of 8-byte slots) small on the stack.
+sort/argsort: each lane is copied into stack scratch as packed integers, an unsigned
+key whose order is NumPy's (NaNs last, -0.0 equal to +0.0) above the element's index
+in the lane, so that all entries differ and sorting them is stable.  Runs of RUN
+entries are insertion-sorted, then merged bottom-up; a merge step's choice is a
+conditional move (a branch there is mispredicted half the time).  Then the indices
+(argsort) or the elements they point at (sort: payloads and zero signs kept) are
+written.  Lanes longer than MAX_NATIVE_SORT take the host callback (numpy's sort),
+which also keeps the scratch (two lanes of 8- or 16-byte entries) small on the stack.
 
 argmax/argmin view the operand as (outer, n, inner) row-major, n the axis.  The index
 of the best element so far is kept in the output row and its value reloaded from the
