@@ -130,7 +130,7 @@ def _emit_sort(b, call):
     bits = 8 * dtype.itemsize
     pty = ir.IntType(2 * bits)
     bufs = [b.alloca(pty, size=i64(n), name=f"packed{i}") for i in (0, 1)]
-    slots = (b.alloca(ity, name="i"), b.alloca(ity, name="j"))
+    slots = tuple(b.alloca(ity, name=name) for name in ("i", "j", "back_i", "back_j"))
     (x,), (out,) = call.ins, call.outs
     runs = min(RUN, n)
     passes = (-(-n // runs) - 1).bit_length()  # merges from runs up to the whole lane
@@ -222,7 +222,9 @@ def _shift_greater(b, buf, lo, v, slot, pty):
 
 def _merge_pass(b, p, scratch, slots, n, runs):
     """Merge pass p: sorted runs of width runs * 2**p from one scratch buffer into the
-    other."""
+    other.  Each pair of runs is merged from both ends at once, the least entries to
+    the front and the greatest to the back: two independent chains of dependent loads
+    and compares instead of one (the entries are distinct, so the halves never meet)."""
     bufs, pty = scratch
     odd = b.trunc(p, ir.IntType(1))
     src, dst = b.select(odd, bufs[1], bufs[0]), b.select(odd, bufs[0], bufs[1])
@@ -232,10 +234,34 @@ def _merge_pass(b, p, scratch, slots, n, runs):
     with Loop(b, i64(0), blocks, "block") as q:
         lo = b.mul(q, pair)
         mid, hi = (_min(b, b.add(lo, d), i64(n)) for d in (width, pair))
-        b.store(lo, slots[0])
-        b.store(mid, slots[1])
-        with Loop(b, lo, hi, "merge") as t:
-            _merge_step(b, t, (src, dst), slots, (mid, hi), n, pty)
+        for slot, start in zip(slots, (lo, mid, b.sub(mid, i64(1)), b.sub(hi, i64(1)))):
+            b.store(start, slot)
+        run = _Merge(b, (src, dst), slots, (lo, mid, hi), n, pty)
+        half = b.lshr(b.sub(hi, lo), i64(1))
+        with Loop(b, i64(0), half, "merge") as t:
+            run.front(b.add(lo, t))
+            run.back(b.sub(b.sub(hi, i64(1)), t))
+        with _If(b, b.trunc(b.sub(hi, lo), ir.IntType(1))):  # odd count: the middle one
+            run.front(b.add(lo, half))
+
+
+class _If:
+    """`if cond:` as a block the builder enters and leaves (no else)."""
+
+    def __init__(self, b, cond):
+        self.b, self.cond = b, cond
+
+    def __enter__(self):
+        fn = self.b.function
+        self.then, self.end = fn.append_basic_block("then"), fn.append_basic_block("endif")
+        self.b.cbranch(self.cond, self.then, self.end)
+        self.b.position_at_end(self.then)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.b.branch(self.end)
+            self.b.position_at_end(self.end)
+        return False
 
 
 def _unpredictable(b, select):
@@ -249,23 +275,50 @@ def _min(b, u, v):
     return b.select(b.icmp_signed("<", u, v), u, v)
 
 
-def _merge_step(b, t, bufs, slots, bounds, n, pty):
-    """dst[t] = the lesser head of the two runs (reads are clamped into the lane;
-    exhausted runs are never taken).  Packed entries are distinct: no ties."""
-    src, dst = bufs
-    mid, hi = bounds
-    i, j = (b.load(s, typ=i64(0).type) for s in slots)
-    last = i64(n - 1)
-    pi = b.load(_elem(b, src, _min(b, i, last), pty), typ=pty)
-    pj = b.load(_elem(b, src, _min(b, j, last), pty), typ=pty)
-    right_done = b.icmp_signed(">=", j, hi)
-    left = b.and_(b.icmp_signed("<", i, mid), b.or_(right_done, b.icmp_unsigned("<", pi, pj)))
-    # the taken entry is loaded again by its position: a select of the two wide values
-    # becomes a branch whatever its metadata says
-    pos = _unpredictable(b, b.select(left, i, j))
-    b.store(b.load(_elem(b, src, _min(b, pos, last), pty), typ=pty), _elem(b, dst, t, pty))
-    b.store(b.add(i, b.zext(left, i64(0).type)), slots[0])
-    b.store(b.add(j, b.zext(b.not_(left), i64(0).type)), slots[1])
+def _max(b, u, v):
+    return b.select(b.icmp_signed(">", u, v), u, v)
+
+
+class _Merge:
+    """The steps of merging src[lo:mid] and src[mid:hi] into dst[lo:hi].  Cursors live
+    in slots (front i, j; back i, j); reads are clamped into the lane and an exhausted
+    run is never taken.  The taken entry is loaded again by its position: a select of
+    the two wide values becomes a branch whatever its metadata says."""
+
+    def __init__(self, b, bufs, slots, bounds, n, pty):
+        self.b, self.bufs, self.slots, self.bounds, self.n, self.pty = b, bufs, slots, bounds, n, pty
+
+    def _read(self, k):
+        b = self.b
+        k = _max(b, _min(b, k, i64(self.n - 1)), i64(0))
+        return k, b.load(_elem(b, self.bufs[0], k, self.pty), typ=self.pty)
+
+    def _take(self, left, i, j, t):
+        b = self.b
+        pos = _unpredictable(b, b.select(left, i, j))
+        b.store(self._read(pos)[1], _elem(b, self.bufs[1], t, self.pty))
+
+    def front(self, t):
+        """dst[t] = the lesser head."""
+        b, (lo, mid, hi) = self.b, self.bounds
+        i, j = (b.load(s, typ=i64(0).type) for s in self.slots[:2])
+        (_, pi), (_, pj) = self._read(i), self._read(j)
+        right_done = b.icmp_signed(">=", j, hi)
+        left = b.and_(b.icmp_signed("<", i, mid), b.or_(right_done, b.icmp_unsigned("<", pi, pj)))
+        self._take(left, i, j, t)
+        b.store(b.add(i, b.zext(left, i64(0).type)), self.slots[0])
+        b.store(b.add(j, b.zext(b.not_(left), i64(0).type)), self.slots[1])
+
+    def back(self, t):
+        """dst[t] = the greater tail."""
+        b, (lo, mid, hi) = self.b, self.bounds
+        i, j = (b.load(s, typ=i64(0).type) for s in self.slots[2:])
+        (_, pi), (_, pj) = self._read(i), self._read(j)
+        right_done = b.icmp_signed("<", j, mid)
+        left = b.and_(b.icmp_signed(">=", i, lo), b.or_(right_done, b.icmp_unsigned(">", pi, pj)))
+        self._take(left, i, j, t)
+        b.store(b.sub(i, b.zext(left, i64(0).type)), self.slots[2])
+        b.store(b.sub(j, b.zext(b.not_(left), i64(0).type)), self.slots[3])
 
 
 def _supports_sort(kernel) -> bool:

@@ -259,8 +259,10 @@ def _divide(x, y):
     return np.where(y == 0, np.iinfo(x.dtype).min, q)
 
 
+# d/dy reads x, not out (as PyTorch's DivBackward0): x / y is out again (CSE merges them
+# in graphs), and an eager result changed in place does not spoil its own gradient
 div = binary("div", _divide, lambda x, y, out: div(1.0, y),
-             lambda x, y, out: neg(div(out, y)), torch_name="DivBackward0", cost=4)
+             lambda x, y, out: neg(div(div(x, y), y)), torch_name="DivBackward0", cost=4)
 pow = binary("pow", np.power, _pow_dx, _pow_dy, torch_name="PowBackward1", cost=16,
              transcendental=True)
 max = binary("max", np.maximum, lambda x, y, out: _tie_mask(x, y, gt),

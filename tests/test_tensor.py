@@ -285,14 +285,48 @@ def test_modified_saved_tensor_is_detected_at_backward():
     w = tensor([1.0, 2.0], requires_grad=True)
     x = tensor([3.0, 4.0])
     loss = (w * x).sum()
+    x[0] = 0.0  # x is saved (MulBackward0's factor for w)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    loss = (w * w).sum()
+    with no_grad():
+        w -= 1.0  # w is its own factor
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_values_backward_does_not_read_may_change_as_in_pytorch():
+    """Only what the backward formula reads is saved (tracer/saved.py): PyTorch's values."""
+    w = tensor([1.0, 2.0], requires_grad=True)
+    x = tensor([3.0, 4.0])
+    loss = (w * x).sum()  # d/dw reads x, not w
     with no_grad():
         w -= 1.0
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        loss.backward()
-    loss = (w * x).sum()
-    x[0] = 0.0  # x was saved too (it is MulBackward0's factor for w)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        loss.backward()
+    loss.backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [3.0, 4.0])
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a + 1
+    c, m = b.sum(), (b * 2).mean()  # sums and constant factors read no values
+    b[0] = 100.0
+    c.backward()
+    m.backward()
+    np.testing.assert_allclose(a.grad.numpy(), [1 + 2 / 3] * 3)
+
+
+def test_a_result_changed_in_place_never_spoils_its_own_gradient():
+    """A result its backward reads (exp, tanh) raises; division's reads x and y only, so
+    its gradient stays right after `b *= 2` (PyTorch's DivBackward0 behaves alike)."""
+    for fn in (np.exp, np.tanh, np.sqrt):
+        a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+        b = fn(a)
+        b *= 2
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            b.sum().backward()
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a / (a + 1)
+    b *= 2
+    b.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), 2 / (a.detach().numpy() + 1) ** 2)
 
 
 def test_modifying_a_detached_alias_bumps_the_shared_version():

@@ -116,7 +116,8 @@ _FREED = ("Trying to backward through the graph a second time (or directly acces
 class Node:
     """The backward function of one eager operation (single output)."""
 
-    __slots__ = ("prim", "params", "edges", "saved", "versions", "retained", "__weakref__")
+    __slots__ = ("prim", "params", "edges", "saved", "versions", "retained", "reads",
+                 "__weakref__")
 
     def __init__(self, prim, params, saved, versions, edges):
         self.prim, self.params = prim, params
@@ -124,6 +125,7 @@ class Node:
         self.versions = versions    # [(Version, value at save time)] of saved tensors
         self.edges = edges          # per operand: Node, AccumulateGrad or None
         self.retained = None        # weakref to the output tensor if it retains its grad
+        self.reads = True           # whether backward reads saved values (saved.reads)
 
     def name(self) -> str:
         return type(self).__name__
@@ -178,7 +180,11 @@ class Node:
         return prim.vjp(g, out, *operands, **self.params)
 
     def release(self):
-        self.saved = None
+        """Free the saved values after a backward without retain_graph.  A node whose
+        backward reads none (a sum, an addition) stays usable, as in PyTorch, where
+        only a freed saved tensor makes a second backward fail."""
+        if self.reads:
+            self.saved = None
 
 
 # ---- plain backward rules ---------------------------------------------------------------------

@@ -219,9 +219,9 @@ def _all_ones(g) -> bool:
 def _div_vjp(g, out, operands, needed, params):
     if not _fits(g, operands):
         return None
-    x, y = operands  # d/dx = 1/y, d/dy = -(out/y)
+    x, y = operands  # d/dx = 1/y, d/dy = -((x/y)/y): the general rule's, not reading out
     return (_run(MUL, g, _run(DIV, 1.0, y)) if needed[0] else None,
-            _run(MUL, g, _run(NEG, _run(DIV, out, y))) if needed[1] else None)
+            _run(MUL, g, _run(NEG, _run(DIV, _run(DIV, x, y), y))) if needed[1] else None)
 
 
 def _neg_vjp(g, out, operands, needed, params):

@@ -15,14 +15,14 @@ import weakref
 import numpy as np
 
 from tracegrad.ir import ShapedArray
-from tracegrad.ir.core import FLOAT_DTYPES, is_float
-from tracegrad.ir.indexing import SHAPE_ONLY_VJP
+from tracegrad.ir.core import is_float
 
 from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
 from .array import ArrayMixin
 from .fast_ops import BROADCAST, evaluate, install_fast_paths
+from .saved import reads
 from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
                        no_grad, node_class, run_backward)
 
@@ -48,10 +48,10 @@ class EagerTrace:
         out = prim.run(*datas, **params)
         if prim.kind == "structural":
             out = _fresh(out, datas)
-        node = None
+        node, version = None, _shared_version(out, args) or Version()
         if grad and GRAD_MODE.enabled and prim.records_backward and out.dtype.kind == "f":
-            node = _record(prim, args, datas, params, out)
-        return Tensor._make(out, node, _shared_version(out, args))
+            node = _record(prim, args, datas, params, out, version)
+        return Tensor._make(out, node, version)
 
     def exact(self, prim, x, y):
         """`process(prim, (x, y), {})` for an exactly rounded float primitive (add, sub,
@@ -61,10 +61,10 @@ class EagerTrace:
         x_is, y_is = isinstance(x, Tensor), isinstance(y, Tensor)
         xd, yd = x._data if x_is else x, y._data if y_is else y
         out = evaluate(prim, xd, yd)
-        node = None
+        node, version = None, Version()
         if GRAD_MODE.enabled and ((x_is and x._requires_grad) or (y_is and y._requires_grad)):
-            node = _record(prim, (x, y), (xd, yd), {}, out)
-        return _new_tensor(out, node)
+            node = _record(prim, (x, y), (xd, yd), {}, out, version)
+        return _new_tensor(out, node, version)
 
     def broadcast(self, x, shape):
         """`process(broadcast, (x,), {"shape": shape})` for tensor `x` whose shape
@@ -72,10 +72,10 @@ class EagerTrace:
         data = x._data
         out = np.empty(shape, data.dtype)
         out[...] = data
-        node = None
+        node, version = None, Version()
         if x._requires_grad and GRAD_MODE.enabled and out.dtype.kind == "f":
-            node = _record(BROADCAST, (x,), (data,), {"shape": shape}, out)
-        return _new_tensor(out, node)
+            node = _record(BROADCAST, (x,), (data,), {"shape": shape}, out, version)
+        return _new_tensor(out, node, version)
 
     def __repr__(self):
         return "EagerTrace(level=0)"
@@ -107,58 +107,44 @@ def _shared_version(out, args):
 def _edge(a):
     if not isinstance(a, Tensor) or not a._requires_grad:
         return None
-    return a.grad_fn if a.grad_fn is not None else accumulator(a)
+    if a.grad_fn is not None:
+        return a.grad_fn
+    acc = a._accumulator() if a._accumulator is not None else None  # a leaf's AccumulateGrad
+    return acc if acc is not None else accumulator(a)
 
 
-def _value_saved(prim, a) -> bool:
-    """Whether backward reads operand `a`'s values (then in-place changes to it are errors).
-    Structural and indexing VJPs read only shapes (and the index values)."""
-    saves = _saves(prim)
-    return saves == 1 or (saves == 2 and a._data.dtype not in FLOAT_DTYPES)
-
-
-_SAVES = {}  # primitive -> 0 (never saves values), 1 (always), 2 (only of non-float operands)
-
-
-def _saves(prim) -> int:
-    saves = _SAVES.get(prim)
-    if saves is None:
-        saves = _SAVES[prim] = 0 if prim.kind == "structural" else \
-            2 if prim.name in SHAPE_ONLY_VJP else 1
-    return saves
-
-
-def _record(prim, args, datas, params, out):
-    versions, edges = [], []
-    saves = _SAVES.get(prim)
-    if saves is None:
-        saves = _saves(prim)
-    for a in args:
-        if not isinstance(a, Tensor):
-            edges.append(None)
-            continue
-        if saves == 1 or (saves == 2 and a._data.dtype not in FLOAT_DTYPES):
-            version = a._version
-            versions.append((version, version.value))
-        if not a._requires_grad:
+def _record(prim, args, datas, params, out, out_version):
+    """The backward node of `prim` on `args` giving `out` (whose tensor will have
+    `out_version`): its edges, and the versions of the values its backward reads
+    (saved.reads), checked when it runs."""
+    edges = []
+    for a in args:  # _edge, inlined: this is every recorded operation's path
+        if not isinstance(a, Tensor) or not a._requires_grad:
             edges.append(None)
         elif a.grad_fn is not None:
             edges.append(a.grad_fn)
-        else:  # a leaf: its AccumulateGrad (`accumulator`, inlined)
+        else:
             acc = a._accumulator() if a._accumulator is not None else None
             edges.append(acc if acc is not None else accumulator(a))
+    read = reads(prim, datas, out, params, tuple([e is not None for e in edges]))
+    versions = [(a._version, a._version.value) for a, r in zip(args, read)
+                if r and isinstance(a, Tensor)]
+    if read[-1]:
+        versions.append((out_version, out_version.value))
     cls = _FIXED_CLASS.get(prim) or node_class(prim, np.ndim(datas[0]), params)
     # params is bind's own keyword dict (or an equation's, never mutated): no copy
-    return cls(prim, params, [*args, out], versions, edges)
+    node = cls(prim, params, [*args, out], versions, edges)
+    node.reads = any(read)
+    return node
 
 
-def _new_tensor(data: np.ndarray, grad_fn=None) -> Tensor:
+def _new_tensor(data: np.ndarray, grad_fn=None, version=None) -> Tensor:
     """`Tensor._make(data, grad_fn)` for a fresh array, without the classmethod's binding
     (the operators' and the backward's hot paths)."""
     t = _TENSOR_NEW(Tensor)
     t._data, t._aval, t.grad, t.grad_fn = data, None, None, grad_fn
     t._requires_grad = grad_fn is not None
-    t._version = Version()
+    t._version = version if version is not None else Version()
     t._retains_grad, t._accumulator = False, None
     return t
 
