@@ -46,9 +46,9 @@ def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
     """Reverse mode: run `fwd` (outs and residuals), pull back through `bwd`."""
     if any(flags[:num_consts]):
         raise _closure_error(fn_name, "reverse mode")
+    params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name)
     results = eval_graph_bind(fwd, *primals)
-    n_out = len(fun.outvars)
-    outs, residuals = results[:n_out], results[n_out:]
+    outs, residuals = _primal(primals, params), results[len(fun.outvars):]
 
     def pullback(cts):
         cts = [_zeros_like(o) if c is None else c for c, o in zip(cts, outs)]
@@ -67,8 +67,16 @@ def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
     args = primals[num_consts:]
     ts = [_zeros_like(a) if t is None else t for t, a in zip(tangents[num_consts:], args)]
     results = eval_graph_bind(jvp, *primals, *ts)
-    n_out = len(fun.outvars)
-    return results[:n_out], results[n_out:]
+    params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name)
+    return _primal(primals, params), results[len(fun.outvars):]
+
+
+def _primal(primals, params):
+    """The outputs of a differentiated call as the call itself, not as its rule's
+    equations: differentiating them again (grad of grad, jacfwd of jacfwd) then uses the
+    custom rule, not the function's body.  The rule's own outputs, the same values, are
+    left unused (dead code)."""
+    return list(ops.bind("custom_call", *primals, **params))
 
 
 custom_call_p = register(Primitive(

@@ -157,16 +157,19 @@ def cleanup_by_rounds(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Gra
     return graph
 
 
-def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:
+def cleanup(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS, keep_calls: bool = False) -> Graph:
     """`cleanup_by_rounds(graph, max_rounds)`, computed incrementally: after the
     first round each pass revisits only the equations whose inputs or their
     producers changed (see `passes/worklist.py`).  Custom calls (custom_vjp,
     custom_jvp, autograd.Function) are inlined first: their rules have served.
     The bodies of control-flow equations are cleaned next, each as a graph of
     its own (a body keeps its inputs and its number of outputs, so its equation
-    stays valid).  Returns `graph` itself when it is already clean.
+    stays valid).  Returns `graph` itself when it is already clean.  `keep_calls` keeps
+    the custom calls, for a graph that may be differentiated again (a transform's
+    result inside an outer trace): their rules must serve there too.
     """
-    return clean(clean_bodies(inline_calls(graph), max_rounds), max_rounds)
+    graph = graph if keep_calls else inline_calls(graph)
+    return clean(clean_bodies(graph, max_rounds), max_rounds)
 
 
 def clean_bodies(graph: Graph, max_rounds: int = MAX_CLEANUP_ROUNDS) -> Graph:

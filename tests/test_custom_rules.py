@@ -264,3 +264,40 @@ def test_checkpoint_takes_python_scalars_and_traced_floats():
     def g(x):
         return np.sum(f(x, np.sum(x).item()))  # a detached traced float
     np.testing.assert_allclose(tg.compile_grad(g)(x)[1][0], np.cos(x) * np.sum(x), rtol=1e-12)
+
+
+def _rule_of_twice_cos(custom):
+    """sin with the (deliberately wrong) derivative 2 cos: every order must use it."""
+    if custom is tg.custom_jvp:
+        @tg.custom_jvp
+        def f(x):
+            return np.sin(x)
+
+        @f.defjvp
+        def f_jvp(primals, tangents):
+            (x,), (dx,) = primals, tangents
+            return f(x), 2 * np.cos(x) * dx
+        return f
+
+    @tg.custom_vjp
+    def h(x):
+        return np.sin(x)
+    h.defvjp(lambda x: (h(x), x), lambda x, g: (2 * np.cos(x) * g,))
+    return h
+
+
+@pytest.mark.parametrize("custom", [tg.custom_jvp, tg.custom_vjp])
+def test_second_order_uses_the_custom_rule(custom):
+    """d2/dx2 f(x)**2 with f' := 2cos (f'' := -2 sin): 8 cos**2 - 4 sin**2, as JAX; the
+    inner gradient keeps the call, so the outer one differentiates through the rule."""
+    f = _rule_of_twice_cos(custom)
+    x = 0.1
+    want = 8 * np.cos(x) ** 2 - 4 * np.sin(x) ** 2
+    np.testing.assert_allclose(tg.grad(tg.grad(lambda v: f(v) ** 2))(x), want, rtol=1e-13)
+    np.testing.assert_allclose(tg.jit(tg.grad(tg.grad(lambda v: f(v) ** 2)))(x), want, rtol=1e-13)
+    if custom is tg.custom_jvp:  # forward mode needs a jvp rule (as in JAX)
+        np.testing.assert_allclose(tg.hessian(lambda v: f(v) ** 2)(x), want, rtol=1e-13)
+        np.testing.assert_allclose(tg.jvp(tg.grad(lambda v: f(v) ** 2), (x,), (1.0,))[1],
+                                   want, rtol=1e-13)
+        np.testing.assert_allclose(tg.jacfwd(tg.jacfwd(lambda v: f(v) ** 2))(x), want,
+                                   rtol=1e-13)

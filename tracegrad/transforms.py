@@ -220,7 +220,7 @@ def _value_and_grad(fun, argnums, has_value, has_aux=False):
                                has_value=has_value, aux=n_aux)
         except TypeError as e:
             raise TypeError(f"grad of {call.name()}: {e}") from None
-        outs = apply_graph(cleanup(graph), call.values + prog.captured)
+        outs = apply_graph(cleanup(graph, keep_calls=True), call.values + prog.captured)
         n_value = int(has_value) + n_aux
         value, flat = outs[:n_value], outs[n_value:]
         grads, start = [], 0
