@@ -182,3 +182,45 @@ def test_against_jax():
     ours = tg.vmap(lambda a, w: np.tanh(a @ w), in_axes=(0, None))(x, np.ones((3, 2)))
     theirs = jax.vmap(lambda a, w: jnp.tanh(a @ w), in_axes=(0, None))(x, jnp.ones((3, 2)))
     np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-12)
+
+
+def _fd_jacobian_of_one(f, x, eps=1e-6):
+    """Central differences of an array function of one array, out.shape + x.shape."""
+    cols = []
+    for i in range(x.size):
+        d = np.zeros(x.size)
+        d[i] = eps
+        d = d.reshape(x.shape)
+        cols.append((np.asarray(f(x + d)) - np.asarray(f(x - d))) / (2 * eps))
+    return np.moveaxis(np.array(cols), 0, -1).reshape(np.shape(f(x)) + x.shape)
+
+
+@pytest.mark.parametrize("jac", [tg.jacrev, tg.jacfwd])
+def test_jacobians_of_pytree_arguments_have_their_structure(jac):
+    """As jax.jacrev/jacfwd: per output leaf, the argument's structure of blocks
+    out.shape + leaf.shape (a tuple over a tuple argnums)."""
+    w, b = np.array([0.1, 0.2, 0.3]), np.array([[1.0, 2, 3], [4, 5, 6]])
+
+    def f(p, t):
+        return {"u": np.sin(p["w"] * p["b"]), "v": np.sum(t[0] * t[1])}
+    out = jac(f, argnums=(0, 1))({"w": w, "b": b}, (w, 2 * w))
+    assert set(out) == {"u", "v"}
+    (du_p, du_t), (dv_p, dv_t) = out["u"], out["v"]
+    assert du_p["w"].shape == (2, 3, 3) and du_p["b"].shape == (2, 3, 2, 3)
+    assert dv_t[0].shape == (3,) and isinstance(dv_t, tuple) and len(dv_t) == 2
+    np.testing.assert_allclose(du_p["w"], _fd_jacobian_of_one(lambda v: np.sin(v * b), w), atol=1e-8)
+    np.testing.assert_allclose(du_p["b"], _fd_jacobian_of_one(lambda v: np.sin(w * v), b), atol=1e-8)
+    np.testing.assert_allclose(du_t[1], 0.0)
+    np.testing.assert_allclose(dv_t[0], 2 * w)
+    np.testing.assert_allclose(dv_t[1], w)
+    np.testing.assert_allclose(dv_p["b"], 0.0)
+
+
+def test_hessian_of_a_dict_argument_is_a_dict_of_dicts():
+    p = {"a": np.array([0.3, -0.2]), "s": np.array(0.7)}
+    h = tg.hessian(lambda q: np.sum(np.sin(q["a"] * q["s"])))(p)
+    a, s = p["a"], p["s"]
+    np.testing.assert_allclose(h["a"]["a"], np.diag(-np.sin(a * s) * s * s), atol=1e-12)
+    np.testing.assert_allclose(h["s"]["s"], np.sum(-np.sin(a * s) * a * a), atol=1e-12)
+    np.testing.assert_allclose(h["a"]["s"], np.cos(a * s) - np.sin(a * s) * a * s, atol=1e-12)
+    np.testing.assert_allclose(h["s"]["a"], h["a"]["s"], atol=1e-12)

@@ -142,13 +142,49 @@ def _with(args, nums, xs):
     return args
 
 
+class _Leaves:
+    """The differentiated arguments (pytrees) as one flat list of array leaves, and
+    back: Jacobians are computed per leaf and regrouped into each argument's structure,
+    as JAX's jacrev and jacfwd return them."""
+
+    def __init__(self, args, nums):
+        self.args, self.nums = args, nums
+        flat = [tree_flatten(args[n]) for n in nums]
+        self.trees = [tree for _, tree in flat]
+        self.leaves = [leaf for leaves, _ in flat for leaf in leaves]
+
+    def call(self, fun):
+        """`fun` as a function of the flat leaves."""
+        return lambda *leaves: fun(*_with(self.args, self.nums, self.regroup(leaves)))
+
+    def regroup(self, leaves):
+        """Per argument, its pytree rebuilt from its run of `leaves`."""
+        out, start = [], 0
+        for tree in self.trees:
+            out.append(tree_unflatten(tree, list(leaves[start:start + tree.num_leaves])))
+            start += tree.num_leaves
+        return out
+
+    def result(self, blocks, single: bool):
+        grouped = self.regroup(blocks)
+        return grouped[0] if single else tuple(grouped)
+
+
 def jacrev(fun, argnums=0):
-    """The Jacobian by reverse mode: out.shape + arg.shape per output leaf and argument."""
+    """The Jacobian by reverse mode: per output leaf, the differentiated arguments'
+    structure with blocks of shape out.shape + leaf.shape (a tuple of them for a tuple
+    `argnums`), as `jax.jacrev`.
+
+    >>> import numpy as np
+    >>> jac = jacrev(lambda p: np.sin(p["w"]) * p["b"])({"w": np.zeros(2), "b": np.ones(2)})
+    >>> jac["w"].shape, float(jac["b"][0, 0])
+    ((2, 2), 0.0)
+    """
     single, nums = _argnums(argnums)
 
     def jac(*args):
-        xs = [args[n] for n in nums]
-        out, pullback = vjp(lambda *v: fun(*_with(args, nums, v)), *xs)
+        flat = _Leaves(args, nums)
+        out, pullback = vjp(flat.call(fun), *flat.leaves)
         outs, out_tree = tree_flatten(out)
 
         def row(i):
@@ -156,31 +192,31 @@ def jacrev(fun, argnums=0):
                 cts = [ct if j == i else tnp.zeros_like(o) for j, o in enumerate(outs)]
                 return pullback(tree_unflatten(out_tree, cts))
             rows = vmap(pull)(_basis(outs[i]))
-            return tuple(ops.reshape(r, tuple(ops.shape(outs[i])) + tuple(ops.shape(x)))
-                         for r, x in zip(rows, xs))
-        per_out = [row(i) for i in range(len(outs))]
-        return tree_unflatten(out_tree, [r[0] if single else r for r in per_out])
+            blocks = [ops.reshape(r, tuple(ops.shape(outs[i])) + tuple(ops.shape(x)))
+                      for r, x in zip(rows, flat.leaves)]
+            return flat.result(blocks, single)
+        return tree_unflatten(out_tree, [row(i) for i in range(len(outs))])
     return jac
 
 
 def jacfwd(fun, argnums=0):
-    """The Jacobian by forward mode: out.shape + arg.shape per output leaf and argument."""
+    """The Jacobian by forward mode, in `jacrev`'s layout (as `jax.jacfwd`)."""
     single, nums = _argnums(argnums)
 
     def jac(*args):
-        xs = [args[n] for n in nums]
+        flat = _Leaves(args, nums)
+        xs, call = flat.leaves, flat.call(fun)
         columns = []
         for k, x in enumerate(xs):
             def push(t, k=k):
                 ts = [t if j == k else tnp.zeros_like(v) for j, v in enumerate(xs)]
-                return jvp(lambda *v: fun(*_with(args, nums, v)), xs, ts)[1]
+                return jvp(call, xs, ts)[1]
             columns.append(vmap(push)(_basis(x)))
-        first = columns[0]
-        leaves, out_tree = tree_flatten(first)
+        leaves, out_tree = tree_flatten(columns[0])
         per_out = []
         for i in range(len(leaves)):
-            blocks = tuple(_column_block(tree_flatten(c)[0][i], x) for c, x in zip(columns, xs))
-            per_out.append(blocks[0] if single else blocks)
+            blocks = [_column_block(tree_flatten(c)[0][i], x) for c, x in zip(columns, xs)]
+            per_out.append(flat.result(blocks, single))
         return tree_unflatten(out_tree, per_out)
     return jac
 
