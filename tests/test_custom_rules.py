@@ -301,3 +301,29 @@ def test_second_order_uses_the_custom_rule(custom):
                                    want, rtol=1e-13)
         np.testing.assert_allclose(tg.jacfwd(tg.jacfwd(lambda v: f(v) ** 2))(x), want,
                                    rtol=1e-13)
+
+
+def test_autograd_function_double_backward_through_saved_inputs():
+    """As torch.autograd.Function: forward saves the input tensor itself, so a
+    create_graph backward's gradient has a graph (d2/dx2 x**3 = 6x)."""
+    class Cube(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return 3 * x ** 2 * g
+
+    x = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    gx, = tg.autograd.grad([Cube.apply(x).sum()], [x], create_graph=True)
+    assert gx.requires_grad and gx.grad_fn is not None
+    np.testing.assert_allclose(gx.detach().numpy(), [3.0, 12.0])
+    gx.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, 12.0])
+    y = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    Cube.apply(y).sum().backward()  # a plain backward: plain gradients
+    assert y.grad.grad_fn is None
+    np.testing.assert_allclose(y.grad.numpy(), [3.0, 12.0])

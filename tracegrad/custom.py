@@ -150,17 +150,21 @@ class _EagerRule:
     def vjp(self, g, out, *operands, res=None, out_tree=None):
         cts = [g if i == self.index else np.zeros_like(o) for i, o in enumerate(self.outs)]
         result = self.rules.bwd(res, tree_unflatten(out_tree, cts))
+        # a create_graph backward (grad mode on) keeps the rule's tensors: their graph,
+        # through the saved inputs, is the gradient's own (double backward)
+        keep = is_grad_enabled()
         flat = []
         for ct, child in zip(result, self.tree.children):
             flat += [None] * child.num_leaves if ct is None else [
-                c.data if isinstance(c, Tensor) else c for c in tree_flatten(ct)[0]]
+                c.data if isinstance(c, Tensor) and not keep else c for c in tree_flatten(ct)[0]]
         return tuple(flat)
 
 
 def _eager(rules, args, tree, values):
-    plain = tree_unflatten(tree, [v.data if isinstance(v, Tensor) else v for v in values])
+    # as PyTorch's Function: forward sees the inputs themselves, with grad mode off, so
+    # that what it saves for backward keeps their graph (for a create_graph backward)
     with no_grad():
-        out, res = rules.fwd(*plain)
+        out, res = rules.fwd(*tree_unflatten(tree, values))
     out_leaves, out_tree = tree_flatten(out)
     datas = [np.asarray(o.data if isinstance(o, Tensor) else o) for o in out_leaves]
     edges = [_edge(v) for v in values]
