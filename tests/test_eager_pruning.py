@@ -89,7 +89,9 @@ def test_grad_of_an_unrelated_input_is_none_and_runs_nothing():
     f = _recording_identity(calls)
     a = tg.tensor(2.0, requires_grad=True)
     b = tg.tensor(3.0, requires_grad=True)
-    assert tg.autograd.grad([f(a) * 2.0], [b]) == (None,) and calls == []
+    assert tg.autograd.grad([f(a) * 2.0], [b], allow_unused=True) == (None,) and calls == []
+    with pytest.raises(RuntimeError, match="allow_unused=True"):  # as torch.autograd.grad
+        tg.autograd.grad([f(a) * 2.0], [b])
 
 
 def test_grad_pruning_keeps_second_order():

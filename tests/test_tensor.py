@@ -493,3 +493,20 @@ def test_backward_skips_the_product_no_leaf_needs():
     finally:
         dot.impl = impl
     assert len(calls) == 5 and w1.grad is not None and w2.grad is not None
+
+
+def test_autograd_grad_takes_bare_tensors_and_intermediate_inputs():
+    """torch.autograd.grad's forms: bare tensors, intermediate inputs (the total
+    cotangent reaching them), allow_unused and materialize_grads."""
+    x = tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    z = (h ** 2).sum()
+    dh, dx = autograd_grad(z, [h, x], retain_graph=True)
+    np.testing.assert_allclose(dh.numpy(), [6.0, 12.0])
+    np.testing.assert_allclose(dx.numpy(), [18.0, 36.0])
+    w = tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="allow_unused"):
+        autograd_grad(z, [x, w], retain_graph=True)
+    assert autograd_grad(z, [x, w], allow_unused=True, retain_graph=True)[1] is None
+    dw = autograd_grad(z, [x, w], materialize_grads=True)[1]
+    np.testing.assert_array_equal(dw.numpy(), [0.0])

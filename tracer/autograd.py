@@ -357,7 +357,7 @@ def _sum(prev, ct):
 
 
 def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink,
-                 inputs=None):
+                 inputs=None, capture=None):
     """Propagate `seeds` (cotangents of the `roots` nodes) through the graph.
 
     Nodes run in topological order (Kahn's algorithm, so 10k-deep graphs need
@@ -366,7 +366,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
     no one else holds `g`, so the leaf may keep it without a copy).  Given
     `inputs` (AccumulateGrad nodes, as autograd.grad has them), only the nodes on a
     path to one of them run, as in PyTorch's engine: an edge leading elsewhere
-    counts as absent, so its cotangent is never computed.
+    counts as absent, so its cotangent is never computed.  `capture` maps nodes to a
+    callback that gets the node's total cotangent (a non-leaf input's gradient).
     """
     useful = None if inputs is None else _leading_to(roots, inputs)
     if useful is not None:
@@ -392,6 +393,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                                                    for e in node.edges]
         if node.retained is not None:
             _retain(node, g, box)
+        if capture is not None and node in capture:
+            capture[node](g)
         cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
         if not retain_graph:
             node.release()

@@ -565,8 +565,10 @@ def _roots(outputs, gradients, create_graph):
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
-    """Accumulate the gradients of `tensors` (weighted by `grad_tensors`) into the leaves."""
-    grad_tensors = grad_tensors if grad_tensors is not None else [None] * len(tensors)
+    """Accumulate the gradients of `tensors` (weighted by `grad_tensors`) into the leaves;
+    as torch.autograd.backward, each is a tensor or a sequence of them."""
+    tensors = _as_sequence(tensors)
+    grad_tensors = [None] * len(tensors) if grad_tensors is None else _as_sequence(grad_tensors)
     retain_graph = create_graph if retain_graph is None else retain_graph
     roots, seeds = _roots(tensors, grad_tensors, create_graph)
     mode = GRAD_MODE.enabled
@@ -578,35 +580,67 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
         GRAD_MODE.enabled = mode
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False):
-    """The gradients of `outputs` with respect to the leaves `inputs`, without touching `.grad`.
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs`, without touching `.grad`.
 
-    Like `torch.autograd.grad` for leaf inputs; an input the outputs do not
-    depend on gets None.
+    As `torch.autograd.grad`: `outputs`, `inputs` and `grad_outputs` are tensors or
+    sequences of them; inputs may be leaves or intermediate results; an input the
+    outputs do not depend on is an error unless `allow_unused` (then None) or
+    `materialize_grads` (then zeros).
 
     >>> x = tensor(3.0, requires_grad=True)
-    >>> dx, = grad([x ** 3], [x], create_graph=True)
+    >>> dx, = grad(x ** 3, x, create_graph=True)
     >>> ddx, = grad([dx], [x])
     >>> float(dx), float(ddx)
     (27.0, 18.0)
     """
-    if any(not t.is_leaf for t in inputs):
-        raise NotImplementedError("grad() supports leaf inputs only")
-    grad_outputs = grad_outputs if grad_outputs is not None else [None] * len(outputs)
+    outputs, inputs = _as_sequence(outputs), _as_sequence(inputs)
+    grad_outputs = [None] * len(outputs) if grad_outputs is None else _as_sequence(grad_outputs)
     retain_graph = create_graph if retain_graph is None else retain_graph
     roots, seeds = _roots(outputs, grad_outputs, create_graph)
+    found = _gradients_of(inputs, roots, seeds, retain_graph, create_graph)
+    return tuple(_unused(t, found.get(id(t)), allow_unused or materialize_grads,
+                         materialize_grads) for t in inputs)
+
+
+def _as_sequence(values) -> list:
+    return [values] if isinstance(values, Tensor) else list(values)
+
+
+def _gradients_of(inputs, roots, seeds, retain_graph, create_graph) -> dict:
+    """{id(input): gradient} of the inputs the roots reach (leaves through their
+    AccumulateGrad, intermediate tensors through their grad_fn's total cotangent)."""
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
     found = {}
-    wanted = {id(t) for t in inputs}
+    wanted = {id(t) for t in inputs if t.is_leaf}
 
     def sink(acc, g, owned):
         if id(acc.variable) in wanted:
             found[id(acc.variable)] = _as_tensor_grad(g, acc.variable, create_graph, owned)
 
+    capture = {}
+    for t in inputs:
+        if not t.is_leaf:
+            capture[t.grad_fn] = lambda g, t=t: found.__setitem__(
+                id(t), _as_tensor_grad(g, t, create_graph, False) if g is not None else None)
+    targets = [accumulator(t) if t.is_leaf else t.grad_fn for t in inputs]
     mode = GRAD_MODE.enabled
     GRAD_MODE.enabled = create_graph
     try:  # only the nodes leading to `inputs` run (no other leaf's gradient is computed)
         run_backward(roots, seeds, retain_graph=retain_graph, create_graph=create_graph,
-                     box=_box, sink=sink, inputs=[accumulator(t) for t in inputs])
+                     box=_box, sink=sink, inputs=targets, capture=capture or None)
     finally:
         GRAD_MODE.enabled = mode
-    return tuple(found.get(id(t)) for t in inputs)
+    return found
+
+
+def _unused(t, g, allowed: bool, materialize: bool):
+    if g is not None:
+        return g
+    if not allowed:
+        raise RuntimeError("One of the differentiated Tensors appears to not have been used "
+                           "in the graph. Set allow_unused=True if this is the desired behavior.")
+    return Tensor._make(np.zeros(t.shape, t.dtype)) if materialize else None
