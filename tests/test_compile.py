@@ -237,3 +237,19 @@ def test_pytree_parameters_like_jax():
     params["layers"].append(np.eye(2))
     f(params, x)
     assert len(f.cache_info()) == 2  # another structure: another specialization
+
+
+def test_keyword_arguments_are_dynamic_and_never_differentiated():
+    """As jax.jit and jax.grad: keyword arguments reach the function; floats and arrays
+    among them are traced (one specialization serves every value), never differentiated."""
+    f = lambda x, y, *, w=2.0: np.sum(x * y * w)  # noqa: E731
+    x, y = np.ones(2), np.full(2, 2.0)
+    jf = tracegrad.jit(f)
+    assert float(jf(x, y, w=1.5)) == 6.0 and float(jf(x, y, w=2.5)) == 10.0
+    assert float(jf(x, y)) == 8.0
+    value, grads = tracegrad.compile_grad(f)(x, y, w=np.arange(2.0))
+    assert float(value) == 2.0 and len(grads) == 2
+    np.testing.assert_array_equal(grads[1], [0.0, 1.0])
+    _, gy = tracegrad.compile_grad(f, argnums=-1)(x, y, w=3.0)
+    np.testing.assert_array_equal(gy, [3.0, 3.0])
+    np.testing.assert_array_equal(tracegrad.grad(f)(x, y, w=3.0), [6.0, 6.0])

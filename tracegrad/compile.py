@@ -134,9 +134,13 @@ class CompiledFunction:
         # thread compiles a signature while the others wait and then find it.  Hits
         # read the cache without it (`hits` is a statistic, not exact under threads).
         self._lock = threading.RLock()
+        self._keywords = None  # the variant taking keyword arguments (_with_keywords)
+        self._trailing = 0     # 1 in that variant: its last argument holds the keywords
 
     # -- calling ---------------------------------------------------------------
-    def __call__(self, *args):
+    def __call__(self, *args, **kwargs):
+        if kwargs:
+            return self._with_keywords()(*args, kwargs)
         # Fast path: the native builtin checks types, dtypes, shapes and layout
         # itself and hands back its sentinel on any mismatch.
         spec = self._last
@@ -147,6 +151,25 @@ class CompiledFunction:
                 spec.hits += 1
                 return spec.unflatten(outs)
         return self._call_checked(args)
+
+    def _with_keywords(self) -> "CompiledFunction":
+        """This function compiled with its keyword arguments as one trailing dict
+        argument: as in jax.jit they are dynamic like positional ones (floats and arrays
+        traced, ints static) and never differentiated."""
+        if self._keywords is None:
+            fun = self.fun
+
+            def with_keywords(*args):
+                *positional, keywords = args
+                return fun(*positional, **keywords)
+            with_keywords.__name__ = getattr(fun, "__name__", "fun")
+            with_keywords.__qualname__ = getattr(fun, "__qualname__", with_keywords.__name__)
+            variant = CompiledFunction(with_keywords, self.static_argnums, self.grad_argnums,
+                                       self.grad, self.max_specializations, self.disk_cache,
+                                       self.has_aux)
+            variant._trailing = 1
+            self._keywords = variant
+        return self._keywords
 
     def _call_checked(self, args):
         if TRACES.traces:  # called while tracing another function: trace this one inline
@@ -227,7 +250,7 @@ class CompiledFunction:
             return self.fun(*args)
         argnums = self.grad_argnums
         if argnums is None:
-            argnums = dynamic_positions(args, self.static_argnums)
+            argnums = dynamic_positions(args[:len(args) - self._trailing], self.static_argnums)
         return value_and_grad(self.fun, argnums, has_aux=self.has_aux)(*args)
 
     def _fname(self):
@@ -315,7 +338,7 @@ class CompiledFunction:
                             f"it returned ({shapes}); for other outputs compile forward with "
                             "tracegrad.jit, or use tracegrad.vjp (or has_aux=True for "
                             "(value, aux) pairs)")
-        argnums, grads_template = spec_args.grad_positions(self.grad_argnums)
+        argnums, grads_template = spec_args.grad_positions(self.grad_argnums, self._trailing)
         graph = grad_graph(graph, argnums=argnums, has_value=True, aux=n_aux)
         value_template = tree_unflatten(out_tree, list(range(1 + n_aux))) if self.has_aux else 0
         return graph, tree_flatten((value_template, grads_template))[1]

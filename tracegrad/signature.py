@@ -95,14 +95,16 @@ class SpecArgs:
     def describe(self):
         return "(" + ", ".join(self.arg_texts()) + ")"
 
-    def grad_positions(self, argnums):
-        """Flat array indices to differentiate, and the structure of the gradients."""
+    def grad_positions(self, argnums, trailing: int = 0):
+        """Flat array indices to differentiate, and the structure of the gradients.  The
+        last `trailing` arguments (keyword arguments, as one dict) are never among them."""
+        n_args = self.n_args - trailing
         if argnums is None:
-            wanted = [i for i, s in enumerate(self.slots) if s[0] != "static"]
+            wanted = [i for i, s in enumerate(self.slots[:n_args]) if s[0] != "static"]
             single = False
         else:
             single = isinstance(argnums, int)
-            wanted = [n + self.n_args if n < 0 else n for n in ((argnums,) if single else argnums)]
+            wanted = [n + n_args if n < 0 else n for n in ((argnums,) if single else argnums)]
         indices, templates = [], []
         for n in wanted:
             span = self._span(n, argnums)

@@ -208,9 +208,9 @@ def _value_and_grad(fun, argnums, has_value, has_aux=False):
     single, nums = _argnums(argnums)
 
     @functools.wraps(fun)
-    def value_and_grad_fun(*args):
+    def value_and_grad_fun(*args, **kwargs):
         positions = _positions(nums, len(args), getattr(fun, "__qualname__", "fun"))
-        call = _Call(fun, args, differentiated=set(positions))
+        call = _Call(_keywords_bound(fun, kwargs), args, differentiated=set(positions))
         wrt = [call.inputs_of(p) for p in positions]
         prog = call.trace()
         n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
@@ -232,6 +232,19 @@ def _value_and_grad(fun, argnums, has_value, has_aux=False):
         return value, (grads[0] if single else tuple(grads))
 
     return value_and_grad_fun
+
+
+def _keywords_bound(fun, kwargs):
+    """`fun` with its keyword arguments given (as jax.grad: they pass through, never
+    differentiated; arrays among them are constants of the trace)."""
+    if not kwargs:
+        return fun
+
+    def bound(*args):
+        return fun(*args, **kwargs)
+    bound.__name__ = getattr(fun, "__name__", "fun")
+    bound.__qualname__ = getattr(fun, "__qualname__", bound.__name__)
+    return bound
 
 
 def aux_count(out_tree, name) -> int:
@@ -270,8 +283,8 @@ def grad(fun, argnums=0, has_aux=False):
     value_and_grad_fun = _value_and_grad(fun, argnums, has_value=False, has_aux=has_aux)
 
     @functools.wraps(fun)
-    def grad_fun(*args):
-        value, grads = value_and_grad_fun(*args)
+    def grad_fun(*args, **kwargs):
+        value, grads = value_and_grad_fun(*args, **kwargs)
         return (grads, value[1]) if has_aux else grads
 
     return grad_fun
