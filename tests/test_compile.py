@@ -253,3 +253,17 @@ def test_keyword_arguments_are_dynamic_and_never_differentiated():
     _, gy = tracegrad.compile_grad(f, argnums=-1)(x, y, w=3.0)
     np.testing.assert_array_equal(gy, [3.0, 3.0])
     np.testing.assert_array_equal(tracegrad.grad(f)(x, y, w=3.0), [6.0, 6.0])
+
+
+def test_jit_on_tensors_that_require_grad_keeps_their_graph():
+    """Native code records no backward: such calls run eagerly (with a warning), so that
+    .backward() still reaches the inputs; under no_grad they are compiled."""
+    x = tracegrad.tensor(np.array([0.5, 1.0]), requires_grad=True)
+    f = tracegrad.jit(lambda v: np.sum(np.sin(v) * v))
+    with pytest.warns(UserWarning, match="runs eagerly"):
+        y = f(x)
+    y.backward()
+    xs = np.array([0.5, 1.0])
+    np.testing.assert_allclose(x.grad.numpy(), np.cos(xs) * xs + np.sin(xs))
+    with tracegrad.no_grad():
+        assert isinstance(f(x), np.ndarray)

@@ -33,7 +33,7 @@ from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.passes import reroll as rerolling
 from tracegrad.codegen import compile_graph, SignatureMismatch
-from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
+from tracegrad.tracer import Tensor, is_grad_enabled, make_graph, tree_flatten, tree_unflatten
 
 from .guards import GuardMismatch, advice, location, location_of, settle
 from .dumps import LOG, dump_specialization, log_topics
@@ -105,6 +105,12 @@ class Specialization:
         return outs[:self.n_outputs], None
 
 
+def _records_autograd(args) -> bool:
+    """Whether grad mode is on and an argument holds a tensor that requires grad."""
+    return is_grad_enabled() and any(isinstance(leaf, Tensor) and leaf.requires_grad
+                                     for leaf in tree_flatten(args)[0])
+
+
 class CompiledFunction:
     """The callable returned by `jit` / `compile_grad`; see their docstrings."""
 
@@ -136,6 +142,7 @@ class CompiledFunction:
         self._lock = threading.RLock()
         self._keywords = None  # the variant taking keyword arguments (_with_keywords)
         self._trailing = 0     # 1 in that variant: its last argument holds the keywords
+        self._warned_eager = False
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -174,6 +181,8 @@ class CompiledFunction:
     def _call_checked(self, args):
         if TRACES.traces:  # called while tracing another function: trace this one inline
             return self._uncompiled(args)
+        if not self.grad and _records_autograd(args):
+            return self._eager(args)
         spec_args = normalize_args(args, self.static_argnums, self._names, self._grad_positions)
         seen = tuple(self._cache.get(spec_args.key, ()))  # a snapshot: others may add to it
         hit, outs, failed = self._run_cached(seen, spec_args)
@@ -242,6 +251,17 @@ class CompiledFunction:
                    f"for the signature {spec_args.describe()}; calls that none of them serves run "
                    "uncompiled. f.cache_info() lists the guards that made them.")
         _warn_at(message, None)
+
+    def _eager(self, args):
+        """`fun(*args)` on tensors that require grad, recorded by autograd: the native
+        code has no backward nodes, and its outputs would cut the tensors' graph."""
+        if not self._warned_eager:
+            self._warned_eager = True
+            warnings.warn(f"{self._fname()}: called with tensors that require grad, so it runs "
+                          "eagerly (autograd records it); for compiled gradients use "
+                          "tracegrad.compile_grad, or call it on arrays (tensor.detach())",
+                          stacklevel=4)
+        return self.fun(*args)
 
     def _uncompiled(self, args):
         """What the compiled code computes, without compiling: `fun(*args)`, or its
