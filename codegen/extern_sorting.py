@@ -300,7 +300,7 @@ class _Merge:
 
     def front(self, t):
         """dst[t] = the lesser head."""
-        b, (lo, mid, hi) = self.b, self.bounds
+        b, (_, mid, hi) = self.b, self.bounds
         i, j = (b.load(s, typ=i64(0).type) for s in self.slots[:2])
         (_, pi), (_, pj) = self._read(i), self._read(j)
         right_done = b.icmp_signed(">=", j, hi)
@@ -311,7 +311,7 @@ class _Merge:
 
     def back(self, t):
         """dst[t] = the greater tail."""
-        b, (lo, mid, hi) = self.b, self.bounds
+        b, (lo, mid, _) = self.b, self.bounds
         i, j = (b.load(s, typ=i64(0).type) for s in self.slots[2:])
         (_, pi), (_, pj) = self._read(i), self._read(j)
         right_done = b.icmp_signed("<", j, mid)
