@@ -21,9 +21,10 @@ the second-to-last axis, and `tracer/numpy/linalg.py` slices them apart:
   * slogdet (..., n, n) -> (..., 2):              [sign, log|det|].
 
 `cholesky` and `eigh`/`eigvalsh` read the lower triangle only, as numpy.linalg and
-LAPACK do (JAX symmetrizes instead), so values and derivatives are those of the
-function numpy computes: the matrix is `_from_lower(a)`, and a gradient is zero on
-the strict upper triangle.  Shared with JAX: a batch
+LAPACK do, so their values are numpy's.  Their derivatives are those of a symmetric
+operand, as JAX's and PyTorch's: a tangent counts through its symmetric part
+`(t + t^T) / 2` and a gradient is symmetric (for a symmetric perturbation, the
+derivative of the function numpy computes).  Shared with JAX: a batch
 entry whose factorization fails (singular `solve`/`inv`, a matrix that is not
 positive definite for `cholesky`) is all NaN, never an exception.  Degenerate
 spectra: the eigenvector (singular vector) derivatives have 1/(λj - λi) terms,
@@ -115,14 +116,10 @@ def _diag_embed(v):
     return ops.mul(full, _eye_like(full))
 
 
-def _from_lower(x):
-    """The symmetric matrix whose lower triangle is x's (what LAPACK reads with uplo=L)."""
-    return ops.add(_tril(x), _mT(_tril(x, -1)))
-
-
-def _lower_adjoint(x):
-    """The adjoint of `_from_lower`: <x, _from_lower(t)> == <_lower_adjoint(x), t>."""
-    return ops.add(_tril(x), _tril(_mT(x), -1))
+def _symmetric(x):
+    """(x + x^T) / 2: a tangent of a symmetric operand, and the gradient of one (its own
+    adjoint), as JAX and PyTorch define the derivatives of cholesky and eigh."""
+    return ops.mul(ops.add(x, _mT(x)), 0.5)
 
 
 def _sum(*terms):
@@ -250,7 +247,7 @@ def _cholesky_jvp(tangents, out, a):
     t, = tangents
     if t is None:
         return None
-    y = triangular_solve(out, _from_lower(t), lower=True)                       # L^-1 dA
+    y = triangular_solve(out, _symmetric(t), lower=True)                       # L^-1 dA
     x = _mT(triangular_solve(out, _mT(y), lower=True))                   # L^-1 dA L^-T
     return _mm(out, _phi(x))
 
@@ -259,7 +256,7 @@ def _cholesky_vjp(g, out, a):
     p = _phi(_mm(_mT(out), g))
     z = triangular_solve(out, p, lower=True, transpose_a=True)          # L^-T P
     s = _mT(triangular_solve(out, _mT(z), lower=True, transpose_a=True))  # L^-T P L^-1
-    return (_lower_adjoint(s),)
+    return (_symmetric(s),)
 
 
 _declare("cholesky", _square_rule("cholesky"),
@@ -430,7 +427,7 @@ def _eigh_vjp(g, out, a):
     w, v = _eigh_parts(out)
     gw, gv = _eigh_parts(g)
     inner = ops.add(_diag_embed(gw), _zero_safe_mul(_inverse_gaps(w), _mm(_mT(v), gv)))
-    return (_lower_adjoint(_mm(_mm(v, inner), _mT(v))),)
+    return (_symmetric(_mm(_mm(v, inner), _mT(v))),)
 
 
 def _eigh_jvp(tangents, out, a):
@@ -438,7 +435,7 @@ def _eigh_jvp(tangents, out, a):
     if t is None:
         return None
     w, v = _eigh_parts(out)
-    d = _mm(_mm(_mT(v), _from_lower(t)), v)
+    d = _mm(_mm(_mT(v), _symmetric(t)), v)
     dw = _diag(d)
     dv = _mm(v, ops.mul(_inverse_gaps(w), d))
     return _pack([ops.reshape(dw, _shp(dw)[:-1] + (1, _shp(dw)[-1])), dv])
@@ -456,7 +453,7 @@ def _eigvalsh_rule(a):
 
 def _eigvalsh_vjp(g, out, a):
     _, v = _eigh_parts(eigh(a))
-    return (_lower_adjoint(_mm(ops.mul(v, _rows(g, _shp(v))), _mT(v))),)
+    return (_symmetric(_mm(ops.mul(v, _rows(g, _shp(v))), _mT(v))),)
 
 
 def _eigvalsh_jvp(tangents, out, a):
@@ -464,7 +461,7 @@ def _eigvalsh_jvp(tangents, out, a):
     if t is None:
         return None
     _, v = _eigh_parts(eigh(a))
-    return _diag(_mm(_mm(_mT(v), _from_lower(t)), v))
+    return _diag(_mm(_mm(_mT(v), _symmetric(t)), v))
 
 
 _declare("eigvalsh", _eigvalsh_rule,

@@ -121,6 +121,13 @@ def well_conditioned(*shape):
     return lambda rng: rng.standard_normal(shape) + shape[-1] * np.eye(shape[-1])
 
 
+def symmetric_part(a):
+    """(a + a^T) / 2 over the last two axes, in ir.ops."""
+    n = len(ops.shape(a))
+    perm = tuple(range(n - 2)) + (n - 1, n - 2)
+    return ops.mul(ops.add(a, ops.transpose(a, perm)), 0.5)
+
+
 def spd(*shape):
     """Symmetric positive definite matrices (cholesky)."""
     def gen(rng):
@@ -232,7 +239,9 @@ OP_CASES = [
     Case("sort", lambda x: ops.sort(x, 1), [distinct(3, 4)]),
     Case("sort_axis0", lambda x: ops.sort(x, 0), [distinct(5, 2)]),
     # decompositions (extern, LAPACK): well-conditioned matrices, distinct spectra
-    Case("cholesky", ops.cholesky, [spd(2, 3, 3)]),
+    # cholesky/eigh: derivatives of a symmetric operand (JAX's and PyTorch's convention),
+    # so the cases read one through (a + a^T) / 2 and every direction is a symmetric one
+    Case("cholesky", lambda a: ops.cholesky(symmetric_part(a)), [spd(2, 3, 3)]),
     Case("triangular_solve", lambda a, b: ops.triangular_solve(a, b, lower=True),
          [well_conditioned(2, 3, 3), real(2, 3, 2)]),
     Case("triangular_solve_upper_t_unit", lambda a, b: ops.triangular_solve(
@@ -240,8 +249,8 @@ OP_CASES = [
     Case("solve", ops.solve, [well_conditioned(2, 3, 3), real(2, 3, 2)]),
     Case("inv", ops.inv, [well_conditioned(3, 3)]),
     Case("slogdet", ops.slogdet, [well_conditioned(2, 3, 3)]),
-    Case("eigh", ops.eigh, [real(2, 3, 3)]),
-    Case("eigvalsh", ops.eigvalsh, [real(3, 3)]),
+    Case("eigh", lambda a: ops.eigh(symmetric_part(a)), [real(2, 3, 3)]),
+    Case("eigvalsh", lambda a: ops.eigvalsh(symmetric_part(a)), [real(3, 3)]),
     Case("svd_tall", ops.svd, [real(2, 4, 3)]),
     Case("svd_wide", ops.svd, [real(3, 4)]),
     Case("svdvals", ops.svdvals, [real(4, 3)]),

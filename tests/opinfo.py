@@ -990,12 +990,6 @@ def _swap(d):
     return d[..., 0, :, None]
 
 
-# Conventions differ, both right for symmetric inputs: jax symmetrizes the input,
-# (a + a^T) / 2; numpy's routines read the lower triangle, and tracegrad differentiates
-# numpy's function (its gradient is checked against finite differences of numpy).
-LOWER_TRIANGLE = {"jax": "jax.numpy symmetrizes the input; numpy and tracegrad read the "
-                         "lower triangle, so the gradients differ off the diagonal"}
-
 MATS = lambda rng: [Sample((general(rng, 3, 3),)), Sample((general(rng, 2, 3, 3),)),
                     Sample((general(rng, 1, 1),))]
 SPD = lambda rng: [Sample((spd(rng, 3, 3),)), Sample((spd(rng, 2, 2, 2),))]
@@ -1021,9 +1015,8 @@ LINALG = [
         Sample((general(rng, 3, 3), rng.uniform(-2, 2, 3))),
         Sample((general(rng, 3, 3), rng.uniform(-2, 2, (3, 2)))),
         Sample((general(rng, 2, 3, 3), rng.uniform(-2, 2, (2, 3, 1))))]),
-    linalg_op("cholesky", SPD, xfail=LOWER_TRIANGLE), linalg_op("eigvalsh", SPD,
-                                                                  xfail=LOWER_TRIANGLE),
-    linalg_op("eigh", SPD, post=eigh_post, xfail=LOWER_TRIANGLE),
+    linalg_op("cholesky", SPD), linalg_op("eigvalsh", SPD),
+    linalg_op("eigh", SPD, post=eigh_post),
     linalg_op("svd", lambda rng: [Sample((general(rng, 3, 3),)),
                                   Sample((rng.uniform(-2, 2, (2, 4, 3)),),
                                          {"full_matrices": False})], post=svd_post),
