@@ -510,3 +510,21 @@ def test_autograd_grad_takes_bare_tensors_and_intermediate_inputs():
     assert autograd_grad(z, [x, w], allow_unused=True, retain_graph=True)[1] is None
     dw = autograd_grad(z, [x, w], materialize_grads=True)[1]
     np.testing.assert_array_equal(dw.numpy(), [0.0])
+
+
+def test_fill_zero_copy_on_results_that_require_grad():
+    """PyTorch's in-place fills of a non-leaf: the history before gets a zero gradient,
+    a copied tensor gets the gradient; requires_grad stays."""
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    s = tensor([5.0, 6.0, 7.0], requires_grad=True)
+    b = a * 2
+    b.zero_()
+    c = a * 3
+    c.fill_(4.0)
+    d = a * a
+    d.copy_(s * 2)
+    assert b.requires_grad and c.requires_grad
+    ((b + 1) * c + d).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(s.grad.numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(c.detach().numpy(), [4.0, 4.0, 4.0])

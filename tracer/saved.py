@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir.core import Graph, Literal
+from tracegrad.ir.indexing import SHAPE_ONLY_VJP
 
 _CACHE: dict = {}
 CACHE_LIMIT = 4096  # distinct signatures kept; past it, each new one is traced again
@@ -31,8 +32,15 @@ CACHE_LIMIT = 4096  # distinct signatures kept; past it, each new one is traced 
 
 def reads(prim, datas, out, params, needed) -> tuple:
     """Per operand in `datas`, then for `out`: whether the backward of `prim` reads its
-    values when the cotangents flagged in `needed` are asked for.  Cached per primitive,
-    params and `needed`: which values a rule reads does not change with shapes."""
+    values when the cotangents flagged in `needed` are asked for.  Structural
+    primitives' rules read shapes only, indexing ones their integer operands (the
+    indices): no tracing for them, whose params (shapes, slices) vary the most.  The
+    others are cached per primitive, params and `needed`: which values a rule reads
+    does not change with shapes."""
+    if prim.kind == "structural":
+        return (False,) * (len(datas) + 1)
+    if prim.name in SHAPE_ONLY_VJP:
+        return (*(np.result_type(d).kind not in "fc" for d in datas), False)
     try:
         key = (prim, needed, tuple(params.items())) if params else (prim, needed)
         found = _CACHE.get(key)

@@ -395,13 +395,20 @@ class Tensor(ArrayMixin):
         self._update("__setitem__", lambda old, v: _indexing.setitem(old, index, v), value, index)
 
     def zero_(self):
-        return self._assign("zero_", np.zeros((), self.dtype))
+        return self._update("zero_", _overwrite, np.zeros((), self.dtype))
 
     def fill_(self, value):
-        return self._assign("fill_", value)
+        return self._update("fill_", _overwrite, value)
 
     def copy_(self, src):
-        return self._assign("copy_", src)
+        return self._update("copy_", _overwrite, src)
+
+
+def _overwrite(old, value):
+    """`value` broadcast to old's shape, as an expression of `old` whose gradient to it is
+    zero (PyTorch's fill_/copy_ on a result that requires grad: the history before is
+    cut, a tensor `value` gets the gradient)."""
+    return tnp.where(np.zeros(old.shape, bool), old, value)
 
 
 install_fast_paths(Tensor, EAGER)  # the commonest operators skip tracegrad.numpy's layers
