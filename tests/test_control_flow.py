@@ -505,3 +505,20 @@ def test_networkx_and_dot_exports_hold_the_bodies():
     assert graph.number_of_nodes() > 0
     dot = prog.to_dot()
     assert "scan" in dot and "tanh" in dot  # the body's equations are drawn too
+
+
+def test_jax_keywords_unroll_and_operand():
+    """JAX's `unroll` hint (checked, results unchanged) and cond's `operand=`."""
+    xs = np.arange(4.0)
+    step = lambda c, x: (c + x, c * x)  # noqa: E731
+    for unroll in (1, 3, True):
+        carry, ys = tg.scan(step, 0.0, xs, unroll=unroll)
+        assert float(carry) == 6.0 and ys.tolist() == [0.0, 0.0, 2.0, 9.0]
+    with pytest.raises(ValueError, match="unroll"):
+        tg.scan(step, 0.0, xs, unroll=0)
+    assert int(tg.fori_loop(0, 4, lambda i, v: v + i, 0, unroll=2)) == 6
+    assert float(tg.jit(lambda x: tg.fori_loop(0, 4, lambda i, v: v + x[i], 0.0,
+                                               unroll=4))(xs)) == 6.0
+    assert float(tg.cond(False, lambda v: v + 1, lambda v: v - 1, operand=np.float64(2.0))) == 1.0
+    with pytest.raises(TypeError, match="not both"):
+        tg.cond(True, lambda v: v, lambda v: v, 1.0, operand=2.0)

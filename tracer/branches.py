@@ -29,8 +29,12 @@ def _index_of(pred):
     return ops.convert(as_bool, np.int32)
 
 
-def cond(pred, true_fun, false_fun, *operands):
-    """`true_fun(*operands) if pred else false_fun(*operands)`, like `jax.lax.cond`.
+_NO_OPERAND = object()
+
+
+def cond(pred, true_fun, false_fun, *operands, operand=_NO_OPERAND):
+    """`true_fun(*operands) if pred else false_fun(*operands)`, like `jax.lax.cond`
+    (JAX's older single `operand=` keyword too).
 
     With a traced `pred` both branches are traced and one `cond` equation picks
     one at run time (no guard); both must return the same types.  With a
@@ -43,6 +47,10 @@ def cond(pred, true_fun, false_fun, *operands):
     """
     if not (callable(true_fun) and callable(false_fun)):
         raise TypeError("cond: true_fun and false_fun must be callable")
+    if operand is not _NO_OPERAND:
+        if operands:
+            raise TypeError("cond: pass the operands positionally or as operand=, not both")
+        operands = (operand,)
     return _branch(_index_of(pred), (false_fun, true_fun), operands,
                    ("false_fun", "true_fun"), display=(1, 0))
 

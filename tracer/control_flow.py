@@ -75,13 +75,15 @@ def _scan_length(xs_leaves, length):
     return length
 
 
-def scan(f, init, xs, length=None, reverse=False):
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """Loop `f(carry, x) -> (carry, y)` over the leading axis of `xs`, like
     `jax.lax.scan`; returns `(final carry, stacked ys)`.
 
     `init`, `xs` and the ys are pytrees of arrays; `xs` may be None when
     `length` is given (then x is None).  With `reverse=True` the loop runs from
     the last index down, and ys[i] is still the y of the step that read xs[i].
+    `unroll` (JAX's code-size hint: a positive int or a bool) is checked and
+    otherwise left to the compiler, which picks its own loop form.
 
     >>> import numpy as np
     >>> from tracegrad import scan
@@ -89,6 +91,7 @@ def scan(f, init, xs, length=None, reverse=False):
     >>> float(carry), ys.tolist()
     (24.0, [1.0, 2.0, 6.0])
     """
+    _check_unroll(unroll, "scan")
     xs_raw, xs_tree = tree_flatten(xs)
     xs_leaves = [leaf_value(x) for x in xs_raw]
     length = _scan_length(xs_leaves, length)
@@ -96,6 +99,13 @@ def scan(f, init, xs, length=None, reverse=False):
     trace = trace_of(carry.values + xs_leaves)
     run = _eager_scan if trace is None else _traced_scan
     return run(trace, f, carry, xs_tree, xs_leaves, length, bool(reverse))
+
+
+def _check_unroll(unroll, name):
+    if unroll is None or isinstance(unroll, bool):
+        return
+    if not isinstance(unroll, (int, np.integer)) or unroll < 1:
+        raise ValueError(f"{name}: unroll must be a positive int or a bool, got {unroll!r}")
 
 
 def _scan_body(f, carry, xs_tree, x_avals):
@@ -264,8 +274,9 @@ def _static_int(x):
     return int(value)
 
 
-def fori_loop(lower, upper, body_fun, init_val):
-    """`for i in range(lower, upper): val = body_fun(i, val)`, like `jax.lax.fori_loop`.
+def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
+    """`for i in range(lower, upper): val = body_fun(i, val)`, like `jax.lax.fori_loop`
+    (`unroll` as in `scan`).
 
     With Python-int (concrete) bounds it is a `scan` of `upper - lower` steps
     (reverse mode then stores each step's residuals); with traced bounds, a
@@ -275,6 +286,7 @@ def fori_loop(lower, upper, body_fun, init_val):
     >>> int(fori_loop(0, 5, lambda i, total: total + i, 0))
     10
     """
+    _check_unroll(unroll, "fori_loop")
     index_dtype = dtypes.result_type(leaf_value(lower), leaf_value(upper))
     if not np.issubdtype(index_dtype, np.integer):
         raise TypeError(f"fori_loop bounds must be integers, got dtype {index_dtype}")
