@@ -224,3 +224,24 @@ def test_hessian_of_a_dict_argument_is_a_dict_of_dicts():
     np.testing.assert_allclose(h["s"]["s"], np.sum(-np.sin(a * s) * a * a), atol=1e-12)
     np.testing.assert_allclose(h["a"]["s"], np.cos(a * s) - np.sin(a * s) * a * s, atol=1e-12)
     np.testing.assert_allclose(h["s"]["a"], h["a"]["s"], atol=1e-12)
+
+
+@pytest.mark.parametrize("jac", [tg.jacrev, tg.jacfwd])
+def test_jacobians_with_aux(jac):
+    f = lambda x: (np.sin(x) * x[0], {"s": np.sum(x)})  # noqa: E731
+    x = np.array([0.5, -1.0])
+    j, aux = jac(f, has_aux=True)(x)
+    want = np.diag(np.cos(x) * x[0]) + np.outer(np.sin(x), [1.0, 0.0])
+    np.testing.assert_allclose(j, want, rtol=1e-14)
+    assert float(aux["s"]) == -0.5
+
+
+def test_vjp_and_jvp_with_aux():
+    f = lambda x: (np.sin(x) * 2, (np.sum(x > 0), np.cos(x)))  # noqa: E731
+    x = np.array([0.5, -1.0])
+    out, pullback, (n, c) = tg.vjp(f, x, has_aux=True)
+    np.testing.assert_allclose(pullback(np.ones(2))[0], 2 * np.cos(x))
+    assert int(n) == 1 and np.allclose(c, np.cos(x)) and np.allclose(out, 2 * np.sin(x))
+    out, tangent, (n, _) = tg.jvp(f, (x,), (np.ones(2),), has_aux=True)
+    np.testing.assert_allclose(tangent, 2 * np.cos(x))
+    assert int(n) == 1

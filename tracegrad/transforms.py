@@ -290,12 +290,13 @@ def grad(fun, argnums=0, has_aux=False):
     return grad_fun
 
 
-def jvp(fun, primals, tangents):
+def jvp(fun, primals, tangents, has_aux=False):
     """Forward mode: `(fun(*primals), d fun(primals) . tangents)`.
 
     `primals` and `tangents` are sequences of arrays (or pytrees of arrays) of
     the same structure, shapes and dtypes; the results have the structure of
-    `fun`'s output.
+    `fun`'s output.  With `has_aux=True`, `fun` returns `(out, aux)` and the result
+    is `(out, tangent, aux)`, as JAX's.
 
     >>> import numpy as np
     >>> from tracegrad import jvp
@@ -315,19 +316,27 @@ def jvp(fun, primals, tangents):
     prog = call.trace()
     # Closed-over values of an enclosing trace are inputs with zero tangent here.
     zero_tangents = [ops.full_like(v, 0.0) for v in prog.captured]
-    outs = apply_graph(jvp_graph(prog.graph), call.values + prog.captured + flat_tangents + zero_tangents)
     n = len(prog.graph.outvars)
-    return (tracer.tree_unflatten(prog.out_tree, outs[:n]),
-            tracer.tree_unflatten(prog.out_tree, outs[n:]))
+    n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
+    main = [True] * (n - n_aux) + [False] * n_aux
+    outs = apply_graph(jvp_graph(prog.graph, out_which=main),
+                       call.values + prog.captured + flat_tangents + zero_tangents)
+    out_tree = prog.out_tree.children[0] if has_aux else prog.out_tree
+    result = (tracer.tree_unflatten(out_tree, outs[:n - n_aux]),
+              tracer.tree_unflatten(out_tree, outs[n:]))
+    if has_aux:
+        return result + (tracer.tree_unflatten(prog.out_tree.children[1], outs[n - n_aux:n]),)
+    return result
 
 
-def vjp(fun, *primals):
+def vjp(fun, *primals, has_aux=False):
     """Reverse mode: `(fun(*primals), vjp_fun)`, `vjp_fun(cotangent)` -> a cotangent per primal.
 
     The cotangent has the structure of `fun`'s output; each result has the
     structure of its primal (integer and bool primals get zeros).  The
     forward pass runs once, here; `vjp_fun` runs only the backward part,
-    however often it is called.
+    however often it is called.  With `has_aux=True`, `fun` returns `(out, aux)` and
+    the result is `(out, vjp_fun, aux)`, as JAX's (aux is not differentiated).
 
     >>> import numpy as np
     >>> from tracegrad import vjp
@@ -338,17 +347,22 @@ def vjp(fun, *primals):
     """
     call = _Call(fun, primals, differentiated=set(range(len(primals))))
     prog = call.trace()
-    forward, backward = vjp_split(prog.graph)
-    results = apply_graph(forward, call.values + prog.captured)
     n = len(prog.graph.outvars)
+    n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
+    out_tree = prog.out_tree.children[0] if has_aux else prog.out_tree
+    forward, backward = vjp_split(prog.graph, cts=[True] * (n - n_aux) + [False] * n_aux)
+    results = apply_graph(forward, call.values + prog.captured)
     outs, residuals = results[:n], results[n:]
 
     def vjp_fun(cotangent):
-        leaves = _leaves_like(prog.out_tree, cotangent, f"the cotangent of {call.name()}")
+        leaves = _leaves_like(out_tree, cotangent, f"the cotangent of {call.name()}")
         cts = [_like(c, aval, f"cotangent {i}")
                for i, (c, aval) in enumerate(zip(leaves, prog.graph.out_avals))]
         flat = apply_graph(backward, residuals + cts)
         return tuple(call.unflatten(p, [flat[i] for i in call.spans[p]])
                      for p in range(len(primals)))
 
-    return tracer.tree_unflatten(prog.out_tree, outs), vjp_fun
+    value = tracer.tree_unflatten(out_tree, outs[:n - n_aux])
+    if has_aux:
+        return value, vjp_fun, tracer.tree_unflatten(prog.out_tree.children[1], outs[n - n_aux:])
+    return value, vjp_fun

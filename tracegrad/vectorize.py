@@ -170,10 +170,11 @@ class _Leaves:
         return grouped[0] if single else tuple(grouped)
 
 
-def jacrev(fun, argnums=0):
+def jacrev(fun, argnums=0, has_aux=False):
     """The Jacobian by reverse mode: per output leaf, the differentiated arguments'
     structure with blocks of shape out.shape + leaf.shape (a tuple of them for a tuple
-    `argnums`), as `jax.jacrev`.
+    `argnums`), as `jax.jacrev`; `has_aux=True`: `fun` returns `(out, aux)`, the
+    result is `(jacobian, aux)`.
 
     >>> import numpy as np
     >>> jac = jacrev(lambda p: np.sin(p["w"]) * p["b"])({"w": np.zeros(2), "b": np.ones(2)})
@@ -184,7 +185,7 @@ def jacrev(fun, argnums=0):
 
     def jac(*args):
         flat = _Leaves(args, nums)
-        out, pullback = vjp(flat.call(fun), *flat.leaves)
+        out, pullback, *aux = vjp(flat.call(fun), *flat.leaves, has_aux=has_aux)
         outs, out_tree = tree_flatten(out)
 
         def row(i):
@@ -195,12 +196,14 @@ def jacrev(fun, argnums=0):
             blocks = [ops.reshape(r, tuple(ops.shape(outs[i])) + tuple(ops.shape(x)))
                       for r, x in zip(rows, flat.leaves)]
             return flat.result(blocks, single)
-        return tree_unflatten(out_tree, [row(i) for i in range(len(outs))])
+        jacobian = tree_unflatten(out_tree, [row(i) for i in range(len(outs))])
+        return (jacobian, aux[0]) if has_aux else jacobian
     return jac
 
 
-def jacfwd(fun, argnums=0):
-    """The Jacobian by forward mode, in `jacrev`'s layout (as `jax.jacfwd`)."""
+def jacfwd(fun, argnums=0, has_aux=False):
+    """The Jacobian by forward mode, in `jacrev`'s layout (as `jax.jacfwd`, `has_aux`
+    too)."""
     single, nums = _argnums(argnums)
 
     def jac(*args):
@@ -210,14 +213,15 @@ def jacfwd(fun, argnums=0):
         for k, x in enumerate(xs):
             def push(t, k=k):
                 ts = [t if j == k else tnp.zeros_like(v) for j, v in enumerate(xs)]
-                return jvp(call, xs, ts)[1]
+                return jvp(call, xs, ts, has_aux=has_aux)[1]
             columns.append(vmap(push)(_basis(x)))
         leaves, out_tree = tree_flatten(columns[0])
         per_out = []
         for i in range(len(leaves)):
             blocks = [_column_block(tree_flatten(c)[0][i], x) for c, x in zip(columns, xs)]
             per_out.append(flat.result(blocks, single))
-        return tree_unflatten(out_tree, per_out)
+        jacobian = tree_unflatten(out_tree, per_out)
+        return (jacobian, jvp(call, xs, xs, has_aux=True)[2]) if has_aux else jacobian
     return jac
 
 
