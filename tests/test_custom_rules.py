@@ -327,3 +327,29 @@ def test_autograd_function_double_backward_through_saved_inputs():
     Cube.apply(y).sum().backward()  # a plain backward: plain gradients
     assert y.grad.grad_fn is None
     np.testing.assert_allclose(y.grad.numpy(), [3.0, 12.0])
+
+
+def test_nondiff_argnums_as_jax():
+    """custom_jvp's rule and custom_vjp's bwd get the nondiff arguments first (a
+    function, a static factor); the others are differentiated through the rules."""
+    from functools import partial
+
+    @partial(tg.custom_jvp, nondiff_argnums=(0,))
+    def apply(f, x):
+        return f(x)
+
+    @apply.defjvp
+    def apply_jvp(f, primals, tangents):
+        (x,), (t,) = primals, tangents
+        return apply(f, x), 3.0 * t  # deliberately not f'
+
+    @partial(tg.custom_vjp, nondiff_argnums=(1,))
+    def scale(x, k):
+        return x * k
+    scale.defvjp(lambda x, k: (scale(x, k), x), lambda k, res, g: (g * k * 10.0,))
+
+    loss = lambda x: np.sum(apply(np.sin, x) * scale(x, 2.0))  # noqa: E731
+    x = np.array([0.3, 0.7])
+    want = 3.0 * 2.0 * x + np.sin(x) * 20.0
+    np.testing.assert_allclose(tg.grad(loss)(x), want, rtol=1e-14)
+    np.testing.assert_allclose(tg.compile_grad(loss)(x)[1][0], want, rtol=1e-14)

@@ -48,19 +48,29 @@ class _Rules:
     fwd(*args) -> (out, res), bwd(res, g) -> tuple of cotangents (one per arg),
     and optionally jvp(primals, tangents) -> (out, tangent_out)."""
 
-    def __init__(self, name, fun, fwd, bwd, jvp=None):
+    def __init__(self, name, fun, fwd, bwd, jvp=None, guard=None):
         self.name, self.fun, self.fwd, self.bwd, self.jvp = name, fun, fwd, bwd, jvp
-        self.active = 0  # > 0 while its own rules run: a call of the function in them is plain
+        # guard.active > 0 while the rules run: a call of the function in them is plain
+        # (shared by the rules made per call for nondiff_argnums)
+        self.guard = guard if guard is not None else _Guard()
+
+
+class _Guard:
+    __slots__ = ("active",)
+
+    def __init__(self):
+        self.active = 0
 
 
 def _call(rules: _Rules, args):
-    if rules.active:  # `fwd` may call the function itself (as JAX allows): the primal
+    guard = rules.guard
+    if guard.active:  # `fwd` may call the function itself (as JAX allows): the primal
         return rules.fun(*args)
-    rules.active += 1
+    guard.active += 1
     try:
         return _dispatch(rules, args)
     finally:
-        rules.active -= 1
+        guard.active -= 1
 
 
 def _dispatch(rules: _Rules, args):
@@ -181,53 +191,102 @@ def _eager(rules, args, tree, values):
 
 # ---- the public spellings -----------------------------------------------------------------
 
+class _Nondiff:
+    """A custom function's `nondiff_argnums` (JAX's): per call, the function and its
+    rules close over those arguments and take the others."""
+
+    def __init__(self, argnums):
+        self.argnums = tuple(sorted({int(i) for i in argnums}))
+        if any(i < 0 for i in self.argnums):
+            raise ValueError("nondiff_argnums must be non-negative")
+
+    def split(self, args):
+        """(the nondiff arguments, the others, the merge of new others with the former)."""
+        if self.argnums and self.argnums[-1] >= len(args):
+            raise TypeError(f"nondiff_argnums {self.argnums} out of range for {len(args)} "
+                            "arguments")
+        fixed = [args[i] for i in self.argnums]
+        rest = [a for i, a in enumerate(args) if i not in self.argnums]
+
+        def merged(values):
+            values, out = iter(values), []
+            for i in range(len(args)):
+                out.append(args[i] if i in self.argnums else next(values))
+            return out
+        return fixed, rest, merged
+
+
 class custom_vjp:
     """`jax.custom_vjp`: `f = custom_vjp(fun)`, then `f.defvjp(fwd, bwd)` with
     `fwd(*args) -> (out, residuals)` and `bwd(residuals, g) -> tuple of cotangents`
     (one per argument, None for zero).  Forward mode through it raises, as in JAX.
-    `defvjp` returns None, as JAX's does."""
+    `defvjp` returns None, as JAX's does.  `nondiff_argnums` (as JAX's): those
+    arguments are passed to `bwd` first, `bwd(*nondiff, residuals, g)`, and get no
+    cotangent."""
 
-    def __init__(self, fun):
+    def __init__(self, fun, nondiff_argnums=()):
         functools.update_wrapper(self, fun)
-        self.fun, self._rules = fun, None
+        self.fun, self._rules, self._guard = fun, None, _Guard()
+        self._nondiff = _Nondiff(nondiff_argnums)
 
     def defvjp(self, fwd, bwd):
         name = getattr(self.fun, "__name__", "custom_vjp")
-        self._rules = _Rules(name, self.fun, fwd, bwd)
+        self._fwd, self._bwd = fwd, bwd
+        self._rules = _Rules(name, self.fun, fwd, bwd, guard=self._guard)
 
     def __call__(self, *args):
         if self._rules is None:
             raise TypeError(f"{self.__name__}: no rule yet: call defvjp(fwd, bwd) first")
-        return _call(self._rules, args)
+        if not self._nondiff.argnums:
+            return _call(self._rules, args)
+        fixed, rest, merged = self._nondiff.split(args)
+        fun, fwd, bwd = self.fun, self._fwd, self._bwd
+        rules = _Rules(self._rules.name, lambda *a: fun(*merged(a)),
+                       lambda *a: fwd(*merged(a)), lambda res, g: bwd(*fixed, res, g),
+                       guard=self._guard)
+        return _call(rules, tuple(rest))
 
 
 class custom_jvp:
     """`jax.custom_jvp`: `f = custom_jvp(fun)`, then `f.defjvp(rule)` with
     `rule(primals, tangents) -> (out, tangent_out)`.  Reverse mode uses the
-    transpose of the rule (it must be linear in the tangents, as JAX requires)."""
+    transpose of the rule (it must be linear in the tangents, as JAX requires).
+    `nondiff_argnums` (as JAX's): those arguments are passed to the rule first,
+    `rule(*nondiff, primals, tangents)`, and are left out of primals and tangents."""
 
-    def __init__(self, fun):
+    def __init__(self, fun, nondiff_argnums=()):
         functools.update_wrapper(self, fun)
-        self.fun, self._rules = fun, None
+        self.fun, self._rules, self._guard = fun, None, _Guard()
+        self._nondiff = _Nondiff(nondiff_argnums)
 
     def defjvp(self, jvp):
-        name = getattr(self.fun, "__name__", "custom_jvp")
-        fun = self.fun
-
-        def fwd(*args):
-            return fun(*args), args
-
-        def bwd(args, g):  # the transpose of the JVP at `args`
-            zeros = [tnp.zeros_like(a) for a in args]
-            _, pullback = _vjp_transform(lambda *t: jvp(tuple(args), t)[1], *zeros)
-            return tuple(pullback(g))
-        self._rules = _Rules(name, fun, fwd, bwd, jvp)
+        self._jvp = jvp
+        self._rules = _jvp_rules(getattr(self.fun, "__name__", "custom_jvp"), self.fun, jvp,
+                                 self._guard)
         return jvp
 
     def __call__(self, *args):
         if self._rules is None:
             raise TypeError(f"{self.__name__}: no rule yet: call defjvp(rule) first")
-        return _call(self._rules, args)
+        if not self._nondiff.argnums:
+            return _call(self._rules, args)
+        fixed, rest, merged = self._nondiff.split(args)
+        fun, jvp = self.fun, self._jvp
+        rules = _jvp_rules(self._rules.name, lambda *a: fun(*merged(a)),
+                           lambda primals, tangents: jvp(*fixed, primals, tangents), self._guard)
+        return _call(rules, tuple(rest))
+
+
+def _jvp_rules(name, fun, jvp, guard):
+    """A custom_jvp function's rules: reverse mode transposes the JVP rule."""
+    def fwd(*args):
+        return fun(*args), args
+
+    def bwd(args, g):  # the transpose of the JVP at `args`
+        zeros = [tnp.zeros_like(a) for a in args]
+        _, pullback = _vjp_transform(lambda *t: jvp(tuple(args), t)[1], *zeros)
+        return tuple(pullback(g))
+    return _Rules(name, fun, fwd, bwd, jvp, guard=guard)
 
 
 class FunctionCtx:
