@@ -267,3 +267,13 @@ def test_jit_on_tensors_that_require_grad_keeps_their_graph():
     np.testing.assert_allclose(x.grad.numpy(), np.cos(xs) * xs + np.sin(xs))
     with tracegrad.no_grad():
         assert isinstance(f(x), np.ndarray)
+
+
+def test_default_argnums_skip_integer_and_bool_arrays():
+    f = lambda x, idx, m: np.sum(x[idx] ** 2 * m)  # noqa: E731
+    x = np.arange(4.0)
+    value, grads = tracegrad.compile_grad(f)(x, np.array([1, 3]), np.array([True, False]))
+    assert float(value) == 1.0 and len(grads) == 1
+    np.testing.assert_array_equal(grads[0], [0.0, 2.0, 0.0, 0.0])
+    _, grads = tracegrad.compile_grad(f)(x, np.array([1, 3]), 2.0)
+    assert len(grads) == 2 and float(grads[1]) == 10.0

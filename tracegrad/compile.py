@@ -503,8 +503,9 @@ def compile_grad(fun=None, *, argnums=None, static_argnums=(),
     With `has_aux=True`, `fun` returns `(value, aux)` and the result is
     `((value, aux), grads)`, as JAX's `value_and_grad(..., has_aux=True)`.
 
-    `argnums` defaults to every positional argument that is not static (arrays,
-    pytrees of arrays and Python floats; grads is then a tuple); an int gives
+    `argnums` defaults to every positional argument that is not static (float
+    arrays, pytrees of arrays and Python floats, not integer or bool arrays such as
+    indices and masks; grads is then a tuple); an int gives
     one gradient, a tuple a tuple of gradients.  Arguments, limits and
     `max_specializations` are as for `jit`.
 

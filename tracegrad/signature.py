@@ -99,8 +99,9 @@ class SpecArgs:
         """Flat array indices to differentiate, and the structure of the gradients.  The
         last `trailing` arguments (keyword arguments, as one dict) are never among them."""
         n_args = self.n_args - trailing
-        if argnums is None:
-            wanted = [i for i, s in enumerate(self.slots[:n_args]) if s[0] != "static"]
+        if argnums is None:  # every dynamic argument but integer and bool arrays
+            wanted = [i for i, s in enumerate(self.slots[:n_args]) if s[0] != "static"
+                      and not (s[0] == "array" and self.arrays[s[1]].dtype.kind != "f")]
             single = False
         else:
             single = isinstance(argnums, int)
@@ -195,10 +196,19 @@ def _add_leaf(arrays, weak, x, pos, names, where):
 
 
 def dynamic_positions(args, static_argnums) -> tuple:
-    """The positions `compile_grad` differentiates by default: every non-static argument."""
+    """The positions `compile_grad` differentiates by default: every non-static argument
+    but integer and bool arrays (indices, masks)."""
     return tuple(i for i, x in enumerate(args)
                  if not _static_position(i, len(args), static_argnums)
-                 and (_is_tree_arg(x) or _is_array_arg(x) or isinstance(x, (float, TracedValue))))
+                 and (_is_tree_arg(x) or (_is_array_arg(x) and _float_array(x))
+                      or isinstance(x, (float, TracedValue))))
+
+
+def _float_array(x) -> bool:
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(x).dtype
+    return np.dtype(dtype).kind == "f"
 
 
 def _static_position(pos, n_args, positions) -> bool:
