@@ -353,3 +353,15 @@ def test_nondiff_argnums_as_jax():
     want = 3.0 * 2.0 * x + np.sin(x) * 20.0
     np.testing.assert_allclose(tg.grad(loss)(x), want, rtol=1e-14)
     np.testing.assert_allclose(tg.compile_grad(loss)(x)[1][0], want, rtol=1e-14)
+
+
+def test_checkpoint_static_argnums_and_keywords_as_jax():
+    def layer(h, w, act, scale=1.0):
+        return act(h @ w) * scale
+    ck = tg.checkpoint(layer, static_argnums=(2,))
+    w = np.eye(2) * 0.5
+    got = tg.grad(lambda v: np.sum(ck(ck(np.ones(2), v, np.tanh), v, np.sin, scale=2.0)))(w)
+    want = tg.grad(lambda v: np.sum(layer(layer(np.ones(2), v, np.tanh), v, np.sin, 2.0)))(w)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    cube = tg.checkpoint(static_argnums=(1,))(lambda x, n: x ** n)
+    assert float(tg.grad(lambda x: cube(x, 3))(2.0)) == 12.0

@@ -352,14 +352,16 @@ def _needs_grad(a) -> bool:
     return isinstance(a, TracedValue) or (hasattr(a, "dtype") and ops.dtype(a).kind == "f")
 
 
-def checkpoint(fun):
+def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
     """`jax.checkpoint` (rematerialization): the same function and gradients, but reverse
     mode keeps only `fun`'s inputs and recomputes its intermediates in the backward pass,
     trading compute for memory (the compiled program's scratch arena shrinks on deep
     chains).  The recomputation reads its inputs through `optimization_barrier`, so
     that CSE cannot merge it with the forward pass.  Values `fun` closes over are
     differentiated like its arguments (they are made arguments first).  On eager
-    tensors and plain arrays `fun` simply runs.
+    tensors and plain arrays `fun` simply runs.  As JAX's: `static_argnums` are passed
+    through as Python values, keyword arguments too; `prevent_cse` and `policy` are
+    accepted (values never depend on them; everything but the inputs is recomputed).
 
     >>> import numpy as np, tracegrad as tg
     >>> layer = tg.checkpoint(lambda h, w: np.tanh(h @ w))
@@ -367,10 +369,24 @@ def checkpoint(fun):
     >>> g.shape
     (2, 2)
     """
+    if fun is None:  # @checkpoint(static_argnums=...) as a decorator factory
+        return functools.partial(checkpoint, prevent_cse=prevent_cse, policy=policy,
+                                 static_argnums=static_argnums)
     name = f"checkpoint_{getattr(fun, '__name__', 'f').strip('<>')}"
+    static = {static_argnums} if isinstance(static_argnums, int) else set(static_argnums)
 
     @functools.wraps(fun)
-    def remat(*args):
+    def remat(*args, **kwargs):
+        if static or kwargs:  # fixed per call: the checkpointed body closes over them
+            fixed = {i for i in static if i < len(args)}
+            dynamic = [a for i, a in enumerate(args) if i not in fixed]
+
+            def body(*values):
+                values = iter(values)
+                return fun(*[args[i] if i in fixed else next(values)
+                             for i in range(len(args))], **kwargs)
+            body.__name__ = getattr(fun, "__name__", "f")
+            return checkpoint(body)(*dynamic)
         leaves, tree = tree_flatten(tuple(args))
         values = [leaf_value(x) for x in leaves]
         if trace_of(values) is None:
