@@ -1063,10 +1063,54 @@ LINALG = [
                                                 rng.uniform(-2, 2, (3, 2))), {"axes": 1})]),
 ]
 
+# ---- polynomials, interpolation, i0, isin (tracer/numpy/polynomial.py) ----------------------
+
+_XP = np.array([-2.0, -0.5, 0.4, 1.0, 2.2])
+
+
+def _interp_samples(rng, valid):
+    x = np.array([[-2.5, -1.0, 0.1], [0.7, 1.3, 2.9]])  # away from the sample points
+    return [Sample((x, _XP, rng.uniform(-2, 2, 5))),
+            Sample((x[0], _XP, rng.uniform(-2, 2, 5)), {"left": -3.0, "right": 4.0}),
+            Sample((x, _XP[::-1].copy(), rng.uniform(-2, 2, 5)), {"period": 2.3})]
+
+
+def _no_jump_near_discont(p):
+    """No jump between neighbours (either axis) within 0.1 of a discont (pi, or 1.5 for
+    period 3): a correction switching on there is a step the differences would see."""
+    jumps = np.concatenate([np.abs(np.diff(p, axis=a)).ravel() for a in range(p.ndim)])
+    return bool(np.all((np.abs(jumps - np.pi) > 0.1) & (np.abs(jumps - 1.5) > 0.1)))
+
+
+POLYNOMIAL = [
+    op("polyval", make=fixed((S(4), S(2, 3)), (S(3, 2), S(2)))),
+    op("polyadd", make=fixed((S(4), S(2)), (S(2), S(3)), (S(3), S(3)))),
+    op("polysub", make=fixed((S(4), S(2)), (S(2), S(3)))),
+    op("polymul", make=fixed((S(4), S(2)), (S(1), S(3)))),
+    op("polyder", make=fixed((S(5),), ((S(5),), {"m": 2}), ((S(2),), {"m": 3}))),
+    op("polyint", make=fixed((S(4),), ((S(3),), {"m": 2, "k": 1.5}), ((S(3), 2, S(2)), {}))),
+    op("poly", make=fixed((S(4),), (S(1),))),
+    op("interp", make=_interp_samples),
+    op("unwrap", make=fixed((S(3, 6, low=-4.0, high=4.0),),
+                            ((S(6, 3, low=-4.0, high=4.0),), {"axis": 0}),
+                            ((S(6, low=-4.0, high=4.0),), {"period": 3.0})),
+       valid=_no_jump_near_discont),
+    unary("i0", low=-10.0, high=10.0),
+    op("isin", grad=False, dtypes=FLOATS + ("int64",), make=lambda rng, valid: [
+        Sample((np.array([[1.0, 2.0, 3.5], [0.0, -1.0, 2.0]]), np.array([2.0, 5.0, -1.0]))),
+        Sample((np.array([1.0, 4.0, 2.0]), np.array([2.0, 3.0])), {"invert": True})]),
+    op("histogram_bin_edges", make=fixed(((S(10),), {"bins": 4}), ((S(2, 5),), {"bins": 3})),
+       valid=no_ties),
+    op("histogram_bin_edges", id="histogram_bin_edges_range", grad=False,
+       make=fixed(((S(6),), {"bins": 3, "range": (-1.0, 1.0)})),
+       constant_outputs=(0,)),  # a static range: constant edges
+]
+
+
 OPS = (ELEMENTWISE + MORE_ELEMENTWISE + REDUCTIONS + MORE_REDUCTIONS + NAN_REDUCTIONS + SHAPES
        + MORE_SHAPES + PRODUCTS + CONSTRUCTORS + MORE_CONSTRUCTORS + COMPOSITES + GETITEM
        + INDEXING + SORTING + STRUCTURE + CONTRACTIONS + MATH + MORE_CONSTRUCTORS_2
-       + MORE_STRUCTURE + LINALG)
+       + MORE_STRUCTURE + LINALG + POLYNOMIAL)
 
 # Functions of tracegrad.numpy.__all__ that need no entry: they return Python values
 # describing an array, not arrays (checked by their own tests in test_numpy_protocol).
