@@ -300,25 +300,26 @@ class _Merge:
 
     def front(self, t):
         """dst[t] = the lesser head."""
-        b, (_, mid, hi) = self.b, self.bounds
-        i, j = (b.load(s, typ=i64(0).type) for s in self.slots[:2])
-        (_, pi), (_, pj) = self._read(i), self._read(j)
-        right_done = b.icmp_signed(">=", j, hi)
-        left = b.and_(b.icmp_signed("<", i, mid), b.or_(right_done, b.icmp_unsigned("<", pi, pj)))
-        self._take(left, i, j, t)
-        b.store(b.add(i, b.zext(left, i64(0).type)), self.slots[0])
-        b.store(b.add(j, b.zext(b.not_(left), i64(0).type)), self.slots[1])
+        self._step(t, self.slots[:2], forward=True)
 
     def back(self, t):
         """dst[t] = the greater tail."""
-        b, (lo, mid, _) = self.b, self.bounds
-        i, j = (b.load(s, typ=i64(0).type) for s in self.slots[2:])
+        self._step(t, self.slots[2:], forward=False)
+
+    def _step(self, t, slots, forward: bool):
+        b, (lo, mid, hi) = self.b, self.bounds
+        i, j = (b.load(s, typ=i64(0).type) for s in slots)
         (_, pi), (_, pj) = self._read(i), self._read(j)
-        right_done = b.icmp_signed("<", j, mid)
-        left = b.and_(b.icmp_signed(">=", i, lo), b.or_(right_done, b.icmp_unsigned(">", pi, pj)))
+        if forward:  # the left run is live below mid, the right one below hi
+            left_live, right_done = b.icmp_signed("<", i, mid), b.icmp_signed(">=", j, hi)
+            left_wins, move = b.icmp_unsigned("<", pi, pj), b.add
+        else:  # from the ends: the left run is live from lo, the right one from mid
+            left_live, right_done = b.icmp_signed(">=", i, lo), b.icmp_signed("<", j, mid)
+            left_wins, move = b.icmp_unsigned(">", pi, pj), b.sub
+        left = b.and_(left_live, b.or_(right_done, left_wins))
         self._take(left, i, j, t)
-        b.store(b.sub(i, b.zext(left, i64(0).type)), self.slots[2])
-        b.store(b.sub(j, b.zext(b.not_(left), i64(0).type)), self.slots[3])
+        b.store(move(i, b.zext(left, i64(0).type)), slots[0])
+        b.store(move(j, b.zext(b.not_(left), i64(0).type)), slots[1])
 
 
 def _supports_sort(kernel) -> bool:
