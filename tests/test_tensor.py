@@ -528,3 +528,40 @@ def test_fill_zero_copy_on_results_that_require_grad():
     np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(s.grad.numpy(), [2.0, 2.0, 2.0])
     np.testing.assert_array_equal(c.detach().numpy(), [4.0, 4.0, 4.0])
+
+
+def test_basic_indexing_makes_views_that_share_storage_and_history():
+    """As PyTorch (tracer/views.py): values are shared both ways, an in-place change of a
+    view rebases its base's graph, a change of the base makes the view's graph current."""
+    a = tensor([0.0, 1.0, 2.0, 3.0])
+    v = a[1:]
+    v += 10.0
+    np.testing.assert_array_equal(a.numpy(), [0.0, 11.0, 12.0, 13.0])
+    m = tensor([[1.0, 2.0], [3.0, 4.0]])
+    col = m[:, 0]
+    col += 1.0
+    np.testing.assert_array_equal(m.numpy(), [[2.0, 2.0], [4.0, 4.0]])
+
+    a = tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    b = a * 1.0
+    w = b[1:][1:]  # a view of a view
+    w *= 5.0
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 5.0, 5.0])
+
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * 2.0
+    v = b[0:2]
+    b *= 3.0  # the base changes: v is now (6a)[0:2]
+    (v * v).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [72.0, 144.0, 0.0])
+
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="view of a leaf"):
+        v = a[1:]
+        v += 1.0
+    b = np.exp(a)
+    v = b[1:]
+    v += 1.0  # exp's backward reads its result, which the view changed
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        b.sum().backward()

@@ -23,6 +23,7 @@ from . import numpy as tnp
 from .array import ArrayMixin
 from .fast_ops import BROADCAST, evaluate, install_fast_paths
 from .saved import reads
+from . import views
 from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
                        no_grad, node_class, run_backward)
 
@@ -119,6 +120,8 @@ def _record(prim, args, datas, params, out, out_version):
     (saved.reads), checked when it runs."""
     edges = []
     for a in args:  # _edge, inlined: this is every recorded operation's path
+        if isinstance(a, Tensor) and a._view is not None:
+            views.refresh(a)  # a view whose base changed in place: its graph first
         if not isinstance(a, Tensor) or not a._requires_grad:
             edges.append(None)
         elif a.grad_fn is not None:
@@ -145,7 +148,7 @@ def _new_tensor(data: np.ndarray, grad_fn=None, version=None) -> Tensor:
     t._data, t._aval, t.grad, t.grad_fn = data, None, None, grad_fn
     t._requires_grad = grad_fn is not None
     t._version = version if version is not None else Version()
-    t._retains_grad, t._accumulator = False, None
+    t._retains_grad, t._accumulator, t._view = False, None, None
     return t
 
 
@@ -157,7 +160,7 @@ class Tensor(ArrayMixin):
     """An eager array that records the operations it takes part in, for `backward()`."""
 
     __slots__ = ("_data", "_aval", "grad", "grad_fn", "_requires_grad", "_version",
-                 "_retains_grad", "_accumulator", "__weakref__")
+                 "_retains_grad", "_accumulator", "_view", "__weakref__")
     _tg_trace = EAGER
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -174,7 +177,7 @@ class Tensor(ArrayMixin):
         self._data, self._aval, self.grad, self.grad_fn = data, None, None, grad_fn
         self._requires_grad = grad_fn is not None
         self._version = version if version is not None else Version()
-        self._retains_grad, self._accumulator = False, None
+        self._retains_grad, self._accumulator, self._view = False, None, None
 
     @classmethod
     def _make(cls, data, grad_fn=None, version=None):
@@ -184,7 +187,7 @@ class Tensor(ArrayMixin):
         t._aval, t.grad, t.grad_fn = None, None, grad_fn
         t._requires_grad = grad_fn is not None
         t._version = version if version is not None else Version()
-        t._retains_grad, t._accumulator = False, None
+        t._retains_grad, t._accumulator, t._view = False, None, None
         return t
 
     # ---- boxed-value protocol (ir.ops, ir.builder) ------------------------------------
@@ -353,7 +356,18 @@ class Tensor(ArrayMixin):
     def _update(self, op: str, fn, value, index=Ellipsis):
         """`self = fn(self, value)` in place.  When autograd must see it (grad mode, and
         self or value requires grad) the new value is computed with recording from a
-        snapshot of self, and self takes the result's grad_fn (PyTorch's rebase)."""
+        snapshot of self, and self takes the result's grad_fn (PyTorch's rebase).  A view
+        also rebases its base (views.py)."""
+        if self._view is None:
+            return self._update_own(op, fn, value, index)
+        views.check_inplace(self, op)
+        if GRAD_MODE.enabled:
+            views.refresh(self)
+        self._update_own(op, fn, value, index)
+        views.propagate(self, Tensor._make)
+        return self
+
+    def _update_own(self, op: str, fn, value, index=Ellipsis):
         if not (GRAD_MODE.enabled and (self._requires_grad or getattr(value, "_requires_grad",
                                                                       False))):
             if index is not Ellipsis:
@@ -390,6 +404,12 @@ class Tensor(ArrayMixin):
 
     def __itruediv__(self, other):
         return self._update("/=", tnp.divide, other)
+
+    def __getitem__(self, index):
+        out = _indexing.getitem(self, index)
+        if type(out) is Tensor and views.is_basic(index):
+            views.attach(out, self, index)  # shares storage, as PyTorch's (views.py)
+        return out
 
     def __setitem__(self, index, value):
         self._update("__setitem__", lambda old, v: _indexing.setitem(old, index, v), value, index)

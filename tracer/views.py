@@ -1,0 +1,98 @@
+"""Views of eager tensors: basic indexing shares storage, as in PyTorch (and NumPy).
+
+`v = t[1:]` (ints, slices, None, Ellipsis) is a tensor whose data is a NumPy view of
+t's buffer and whose version counter is t's.  Invariants:
+
+* `v._view` is `(base, index, version)`: the base tensor, the basic index and the
+  version of the shared counter at which `v.grad_fn` was last made consistent with the
+  base (`refresh`).
+* Values are always shared: an in-place change of either is seen by the other.
+* Autograd follows the values.  An in-place change of the view (`v += 1`, `v[0] = 2`,
+  `v.zero_()`) gives the base a new history: the old base with the view's new values
+  set at `index` (`setitem`, PyTorch's CopySlices), recursively up a chain of views.
+  An in-place change of the base (or of another view of it) makes the view's graph
+  stale; the next operation that records it (tensor._record) first rebuilds it as
+  `base[index]` (PyTorch regenerates the view's grad_fn the same way).
+* Saved-value checks see both: a node that saved the view's values is invalidated by
+  any in-place change of the storage (the counter is shared).
+
+Advanced indexing (arrays, masks, tensors) copies, as in PyTorch; reshape and transpose
+copy too (a documented difference: only basic indexing makes views).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import indexing as _indexing
+from .autograd import GRAD_MODE
+
+
+def is_basic(index) -> bool:
+    """Whether `index` selects by ints, slices, None and Ellipsis only."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, slice)
+               or (isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)))
+               for p in parts)
+
+
+def numpy_view(data: np.ndarray, index):
+    """data[index] as an ndarray sharing data's buffer (0-d results too), or None."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if not any(p is Ellipsis for p in parts):
+        parts = parts + (Ellipsis,)  # a full integer index then gives a 0-d view
+    try:
+        view = data[parts]
+    except (IndexError, TypeError):
+        return None
+    if isinstance(view, np.ndarray) and view.size and np.shares_memory(view, data):
+        return view
+    return None
+
+
+def attach(out, base, index) -> None:
+    """Make `out` (base[index], computed with its graph) a view of base's storage."""
+    view = numpy_view(base._data, index)
+    if view is None or view.shape != out._data.shape or view.dtype != out._data.dtype:
+        return
+    out._data, out._version = view, base._version
+    out._view = (base, index, base._version.value)
+
+
+def refresh(t) -> None:
+    """Rebuild a stale view's graph as `base[index]` (module docstring)."""
+    base, index, seen = t._view
+    if seen == t._version.value:
+        return
+    if base._view is not None:
+        refresh(base)
+    fresh = _indexing.getitem(base, index)  # grad mode is on: tensor._record calls this
+    t.grad_fn, t._requires_grad = fresh.grad_fn, fresh._requires_grad or t._requires_grad
+    t._view = (base, index, t._version.value)
+
+
+def check_inplace(t, op: str) -> None:
+    """PyTorch's error for an in-place change of a view of a leaf that requires grad."""
+    base = t._view[0]
+    while base._view is not None:
+        base = base._view[0]
+    if GRAD_MODE.enabled and base._requires_grad and base.grad_fn is None:
+        raise RuntimeError(f"a view of a leaf Variable that requires grad is being used in an "
+                           f"in-place operation ({op}); wrap it in `with no_grad():`")
+
+
+def propagate(t, make) -> None:
+    """After an in-place change of view `t` (already in the shared storage): the base's
+    history becomes setitem(old base, index, t), up the chain of views.  `make(data,
+    grad_fn, version)` builds a tensor (Tensor._make)."""
+    base, index, _ = t._view
+    if GRAD_MODE.enabled and (t._requires_grad or base._requires_grad):
+        old = make(base._data, base.grad_fn, None)
+        old._requires_grad = base._requires_grad
+        value = make(t._data, t.grad_fn, None)
+        value._requires_grad = t._requires_grad
+        new = _indexing.setitem(old, index, value)
+        base.grad_fn, base._requires_grad = new.grad_fn, new._requires_grad
+    if base._view is not None:
+        propagate(base, make)
+        base._view = base._view[:2] + (base._version.value,)
+    t._view = (base, index, t._version.value)
