@@ -160,3 +160,21 @@ def test_bad_files_are_refused_with_the_reason(tmp_path):
     path.write_text(path.read_text().replace("%% graph\n{ lambda a", "%% graph\n{ lambda zz"))
     with pytest.raises(IRSyntaxError, match=r"p.tgir, line 6, column \d+: a is not defined"):
         tracegrad.load(path)
+
+
+def test_namedtuples_and_any_dict_keys_round_trip(tmp_path):
+    """Output structures are written with namedtuple fields and read token by token, so
+    a `*` inside a key stays a `*` (tracer/tree_text.py)."""
+    import collections
+
+    pair = collections.namedtuple("Pair", "a b")
+    path = tmp_path / "nt.tgir"
+    tracegrad.trace(lambda x: (pair(x, 2 * x), {"a*b": x, "c": None}))(np.ones(3)).save(path)
+    (p, d) = tracegrad.load(path)(np.full(3, 2.0))
+    assert type(p).__name__ == "Pair" and p._fields == ("a", "b")
+    np.testing.assert_array_equal(p.b, [4.0, 4.0, 4.0])
+    assert set(d) == {"a*b", "c"} and d["c"] is None
+    path = tmp_path / "slogdet.tgir"
+    tracegrad.trace(lambda m: np.linalg.slogdet(m))(np.eye(2) * 2).save(path)
+    sign, logdet = tracegrad.load(path)(np.eye(2) * 3)
+    assert float(sign) == 1.0 and np.isclose(float(logdet), np.log(9.0))

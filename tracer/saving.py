@@ -4,7 +4,7 @@ The file is the printed IR itself, in sections that start with `%% `:
 
     # tracegrad program
     %% format 1
-    %% outputs (*, {'loss': *})          the output pytree (`*` is a leaf)
+    %% outputs (*, {'loss': *})          the output pytree (`*` is a leaf; tree_text.py)
     %% graph
     { lambda a:f64[3] ; b:f64[3] . let ... in (...) }
       guard ...
@@ -20,7 +20,6 @@ not part of the text.
 """
 from __future__ import annotations
 
-import ast
 import base64
 import os
 
@@ -30,10 +29,9 @@ from tracegrad.ir import Graph, ShapedArray, verify
 from tracegrad.ir.parser import DTYPE_OF, IRSyntaxError, parse_graph
 from tracegrad.ir.printer import Namer, format_graph
 
-from .tree import tree_flatten
+from .tree_text import parse_tree_text, tree_text
 
 FORMAT = 1
-_LEAF = ...  # stands for a leaf while an output structure is parsed
 
 
 def _all_consts(graph: Graph):
@@ -61,7 +59,7 @@ def program_text(program, constants="embedded", sidecar=None) -> str:
     text = format_graph(program.graph, namer=namer)
     consts = _all_consts(program.graph)
     lines = ["# tracegrad program", f"%% format {FORMAT}",
-             f"%% outputs {program.out_tree._str()}", "%% graph", text]
+             f"%% outputs {tree_text(program.out_tree)}", "%% graph", text]
     if constants == "sidecar":
         lines.append(f"%% constants sidecar {os.path.basename(sidecar)}")
     else:
@@ -140,10 +138,9 @@ def _constants(section, path) -> dict:
 
 def _out_tree(text: str, path: str):
     try:
-        skeleton = ast.literal_eval(text.replace("*", "..."))
-    except (ValueError, SyntaxError):
-        raise IRSyntaxError(f"{path}: bad output structure {text!r}") from None
-    return tree_flatten(skeleton, is_leaf=lambda x: x is _LEAF)[1]
+        return parse_tree_text(text)
+    except ValueError as e:
+        raise IRSyntaxError(f"{path}: bad output structure {text!r}: {e}") from None
 
 
 def load_parts(path):
