@@ -52,6 +52,14 @@ def test_mean_over_uneven_shards_equals_one_process(dp):
     assert value2 != value
 
 
+def test_new_parameter_dtypes_get_their_own_program(dp):
+    p32 = {"w": PARAMS["w"].astype(np.float32), "b": np.float32(0.1)}
+    value, grads = dp(p32)
+    assert grads["w"].dtype == np.float32
+    want = tg.compile_grad(logistic, argnums=0)(PARAMS, X, Y)[0]
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+
+
 def test_sum_reduce_and_nested_pytrees(dp):
     p = (np.full(5, 0.2), (np.float64(1.5),))
     with DataParallel(squared_sum, [X, Y], reduce="sum", client=dp.client) as sp:

@@ -177,7 +177,8 @@ class DataParallel:
         import tracegrad
 
         lo, hi = self.bounds[i]
-        key = repr((tree, lo, hi, tuple(np.shape(p) for p in params)))
+        # the parameters' types as the trace sees them (Python floats are weak float64)
+        key = repr((tree, lo, hi, tuple((np.shape(p), np.result_type(p).str) for p in params)))
         if key not in self._loaded[i]:
             # numpy rows trace as they are (a Python branch on the data guards the truth);
             # dask rows are not on the driver: zeros of their shape
@@ -219,6 +220,9 @@ class DataParallel:
         value = sum(w * v for w, (v, _, _) in zip(weights, results))
         grads = [sum(w * g[i] for w, (_, g, _) in zip(weights, results))
                  for i in range(len(results[0][1]))]
+        # the float64 weights must not widen float32 results
+        value = np.asarray(value, np.result_type(results[0][0]))
+        grads = [np.asarray(g, np.result_type(g0)) for g, g0 in zip(grads, results[0][1])]
         return value, tree_unflatten(tree, grads)
 
     # -- lifetime ------------------------------------------------------------------------------
