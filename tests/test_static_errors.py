@@ -150,3 +150,22 @@ def test_variable_errors():
 def test_unsupported_dtype():
     with pytest.raises(TypeError, match="not supported"):
         tf.placeholder(np.float16)
+
+
+def test_assign_and_load_keep_the_variables_dtype_and_shape_as_tf1():
+    """No silent truncation of a float into an int variable, no broadcast of a scalar into
+    a vector variable (TF1's validate_shape); ints into a float variable are fine."""
+    v = tf.Variable(0)
+    with pytest.raises(TypeError, match="int32"):
+        v.assign(2.5)
+    with pytest.raises(TypeError, match="does not match type int32"):
+        v.assign_add(tf.constant(1.7, tf.float64))
+    with pytest.raises(ValueError, match="shape"):
+        tf.Variable(np.zeros(2)).assign(5.0)
+    x = tf.Variable(1.0)
+    up = x.assign(3)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(up) == 3.0
+        with pytest.raises(TypeError, match="cannot load"):
+            v.load(3.9, sess)

@@ -13,6 +13,7 @@ import numpy as np
 from tracegrad.tracer import numpy as tnp
 
 from .building import check_readable, new_op
+from .dtypes import feedable
 from .graph import Operation, get_default_graph, graph_of
 from .sources import as_tensor
 from .tensor import Tensor
@@ -72,21 +73,25 @@ class Variable(Tensor):
 
 
 def _checked_value(var, value) -> np.ndarray:
-    arr = np.array(value, dtype=var.dtype)
+    arr = feedable(value, var.dtype)
+    if arr is None:  # as TF1: no silent truncation of floats into an integer variable
+        raise TypeError(f"cannot load a value of dtype {np.asarray(value).dtype} into {var!r} "
+                        f"of dtype {var.dtype.name}")
+    arr = np.array(arr)
     if arr.shape != tuple(var.shape.dims):
         raise ValueError(f"cannot load a value of shape {arr.shape} into {var!r}")
     return arr
 
 
 def _assign(var, value, op_type, name, combine, reads):
-    value = as_tensor(value)
+    value = _assigned(var, value, op_type)
     graph = graph_of([var, value], op_type)
     if graph._ctx is not None:
         raise NotImplementedError(f"{op_type} of {var.op.name} inside a tf.cond branch or a "
                                   "tf.while_loop body is not supported: assign its result "
                                   "after the control-flow op")
     check_readable(graph, [value], op_type)
-    if not value.shape.is_compatible_with(var.shape.dims) and value.shape.dims not in ((), None):
+    if not value.shape.is_compatible_with(var.shape.dims):  # TF1's validate_shape
         raise ValueError(f"{op_type}: cannot assign a value of shape {value.shape} to {var!r}")
     shape = tuple(var.shape.dims)
 
@@ -100,6 +105,21 @@ def _assign(var, value, op_type, name, combine, reads):
                 [(var.shape, var.dtype, var._probes)])
     op.variable, op.writes_variable, op.reads_variable = var, True, reads
     return op.outputs[0]
+
+
+def _assigned(var, value, op_type):
+    """`value` as a tensor of var's dtype: a Python or numpy value converted when its kind
+    allows (ints into a float variable), a tensor only of that very dtype, as in TF1."""
+    if isinstance(value, Tensor):
+        if value.dtype != var.dtype:
+            raise TypeError(f"Input 'value' of '{op_type}' Op has type {value.dtype.name} that "
+                            f"does not match type {var.dtype.name} of argument 'ref'")
+        return value
+    arr = feedable(value, var.dtype)
+    if arr is None:
+        raise TypeError(f"{op_type}: expected {var.dtype.name} for {var!r}, got {value!r} of "
+                        f"type {type(value).__name__}")
+    return as_tensor(arr)
 
 
 def assign(ref, value, name=None):
