@@ -85,10 +85,20 @@ def apply_graph(graph: Graph, inputs) -> list:
         return eval_graph(graph, *inputs)
     outs, guard_values = eval_graph_bind(graph, *inputs, with_guards=True, into=trace)
     for guard, value in zip(graph.guards, guard_values):
-        add_guard = getattr(getattr(value, "_tg_trace", None), "add_guard", None)
+        trace = getattr(value, "_tg_trace", None)
+        add_guard = getattr(trace, "add_guard", None)
         if add_guard is not None:
+            # a trace with example values can tell now that the decision differs
+            example = getattr(trace, "example_value", lambda v: None)(value)
+            if example is not None and not guard.holds(example):
+                raise _failed(guard, example)
             add_guard(value, guard.expected, guard.kind, guard.src)
         elif not guard.holds(getattr(value, "data", value)):
-            raise ValueError(f"guard ({guard.kind}) of the applied program failed: it assumed "
-                             f"{np.asarray(guard.expected).tolist()!r}")
+            raise _failed(guard, getattr(value, "data", value))
     return outs
+
+
+def _failed(guard, value) -> ValueError:
+    return ValueError(f"guard ({guard.kind}) of the applied program failed: it assumed "
+                      f"{np.asarray(guard.expected).tolist()!r}, these inputs give "
+                      f"{np.asarray(value).tolist()!r}; trace the function again for them")

@@ -178,3 +178,17 @@ def test_namedtuples_and_any_dict_keys_round_trip(tmp_path):
     tracegrad.trace(lambda m: np.linalg.slogdet(m))(np.eye(2) * 2).save(path)
     sign, logdet = tracegrad.load(path)(np.eye(2) * 3)
     assert float(sign) == 1.0 and np.isclose(float(logdet), np.log(9.0))
+
+
+def test_a_loaded_programs_guard_fails_clearly_inside_a_trace(tmp_path):
+    """jit or grad of a loaded program on inputs that take the other branch: the guard's
+    failure is named at trace time (not blamed on rounding in compiled code)."""
+    def f(x):
+        return x * 2 if x.sum() > 0 else x * 3
+    path = tmp_path / "g.tgir"
+    tracegrad.trace(f)(np.ones(3)).save(path)
+    p = tracegrad.load(path)
+    np.testing.assert_array_equal(tracegrad.jit(p)(np.ones(3)), [2.0, 2.0, 2.0])
+    for run in (tracegrad.jit(p), tracegrad.grad(lambda x: np.sum(p(x)))):
+        with pytest.raises(ValueError, match="assumed True, these inputs give False"):
+            run(-np.ones(3))
