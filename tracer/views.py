@@ -44,7 +44,7 @@ def numpy_view(data: np.ndarray, index):
         view = data[parts]
     except (IndexError, TypeError):
         return None
-    if isinstance(view, np.ndarray) and view.size and np.shares_memory(view, data):
+    if isinstance(view, np.ndarray) and view.size and np.may_share_memory(view, data):
         return view
     return None
 
