@@ -110,7 +110,10 @@ class Parser:
         self.expect("[")
         dims = []
         while not self.at("]"):
+            tok = self.tok
             dims.append(self.integer())
+            if dims[-1] < 0:
+                self.error("a dimension is a non-negative integer", tok)
             if not self.at("]"):
                 self.expect(",")
         self.next()
@@ -151,6 +154,8 @@ class Parser:
             value = float(text) if aval.dtype.kind == "f" else int(text)
         except ValueError:
             self.error(f"{tok.text} is not a {aval} literal", tok)
+        if not _representable(value, text, aval.dtype):
+            self.error(f"{tok.text} is out of range for {aval}", tok)
         return Literal(value, aval.dtype)
 
     # ---- graphs ------------------------------------------------------------------------
@@ -211,7 +216,7 @@ class Parser:
         inputs = []
         while self.tok.line == line and self.tok.kind in ("name", "number") and not self.at_in():
             inputs.append(self.atom(scope))
-        return Eqn(prim, inputs, params, outs)
+        return Eqn(prim, inputs, params, outs, src=f"line {line}")  # named by the verifier
 
     def params(self) -> dict:
         self.expect("[")
@@ -275,6 +280,19 @@ class Parser:
         if tok.text in ("True", "False"):
             return tok.text == "True"
         self.error("expected a number, a bool or a list", tok)
+
+
+def _representable(value, text: str, dtype) -> bool:
+    """Whether a literal's value is one of `dtype` (no overflow to inf, no wrapping)."""
+    if dtype.kind == "b":
+        return value in (0, 1)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min <= value <= info.max
+    if text.lstrip("+-").lower() in ("inf", "infinity", "nan"):
+        return True
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.asarray(value).astype(dtype)))
 
 
 def parse_graph(text: str, constants=None) -> Graph:

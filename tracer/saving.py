@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from tracegrad.ir import Graph, ShapedArray, verify
+from tracegrad.ir.verifier import VerifyError
 from tracegrad.ir.parser import DTYPE_OF, IRSyntaxError, parse_graph
 from tracegrad.ir.printer import Namer, format_graph
 
@@ -88,6 +89,8 @@ def _sections(text: str, path: str) -> dict:
     for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("%% "):
             key, _, arg = line[3:].partition(" ")
+            if key in sections:
+                raise IRSyntaxError(f"{path}, line {number}: a second '%% {key}' section")
             current = sections[key] = {"arg": arg.strip(), "lines": [], "line": number}
         elif current is not None:
             current["lines"].append(line)
@@ -161,8 +164,15 @@ def parse_program(text: str, path: str = "<text>"):
         graph = parse_graph(text, values.get)
     except IRSyntaxError as e:
         raise IRSyntaxError(f"{path}, {e}") from None
-    verify(graph)
-    return graph, _out_tree(sections["outputs"]["arg"], path)
+    try:
+        verify(graph)
+    except VerifyError as e:  # equations name their line (parse_graph)
+        raise IRSyntaxError(f"{path}: {e}") from None
+    tree = _out_tree(sections["outputs"]["arg"], path)
+    if tree.num_leaves != len(graph.outvars):
+        raise IRSyntaxError(f"{path}: the outputs section has {tree.num_leaves} leaves, the "
+                            f"graph {len(graph.outvars)} outputs")
+    return graph, tree
 
 
 def load_program(path):
