@@ -143,6 +143,7 @@ class CompiledFunction:
         self._keywords = None  # the variant taking keyword arguments (_with_keywords)
         self._trailing = 0     # 1 in that variant: its last argument holds the keywords
         self._warned_eager = False
+        self._mismatches: dict[tuple, int] = {}  # signature -> compiles that hit GuardMismatch
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -223,7 +224,8 @@ class CompiledFunction:
         warning says which guard or signature reached it.
         """
         where = None if failed is None else _where(failed[0])
-        if where in self._given_up:
+        if where in self._given_up or \
+                self._mismatches.get(spec_args.key, 0) >= self.max_specializations:
             return False
         n = self._guard_failures.get(where, 0) + 1
         if where is not None and n >= self.max_specializations:
@@ -282,7 +284,14 @@ class CompiledFunction:
         reason = self._reason(spec_args, failed)
         if "recompiles" in log_topics():
             LOG.info("%s: specialization %d: %s", self._fname(), self._count() + 1, reason)
-        spec, outs = self._compile(spec_args, reason)
+        try:
+            spec, outs = self._compile(spec_args, reason)
+        except GuardMismatch as e:  # compiled code decides a branch otherwise: run uncompiled
+            n = self._mismatches[spec_args.key] = self._mismatches.get(spec_args.key, 0) + 1
+            _warn_at(f"{e} This call runs uncompiled" + (
+                "; so will the next calls of this signature that no specialization serves"
+                if n >= self.max_specializations else "") + ".", None)
+            return None, None
         specs.insert(0, spec)  # most recent first: data tends to repeat
         self._last = spec
         return spec, outs

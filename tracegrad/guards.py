@@ -21,8 +21,11 @@ and the contracted dimensions of the products it depends on) and `S` the
 largest sum of magnitudes `sum|x_i|` among those sums; `(n - 1) * eps * S` is
 the textbook bound for any summation order, and the factor 8 covers the few
 ULPs of the transcendental functions.  A larger difference, or a different
-bool or integer (a comparison within rounding of its threshold), is reported
-as an error rather than silently accepted.
+bool or integer (a comparison within rounding of its threshold), is not
+accepted: the specialization is dropped and that call runs uncompiled, with a
+warning naming the guard (numpy's decision, the function's own); after
+`max_specializations` such compiles for one signature, its calls that no
+specialization serves run uncompiled without trying again (compile.py).
 """
 from __future__ import annotations
 
