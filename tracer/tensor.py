@@ -42,7 +42,12 @@ class EagerTrace:
         datas, grad = [], False
         for a in args:
             if isinstance(a, Tensor):
-                datas.append(a._data)
+                data = a._data
+                if a._view is not None and not data.flags.c_contiguous:
+                    # a strided view (a column) is computed on as the copy it once was, so
+                    # that eager results stay the interpreter's bit for bit
+                    data = np.ascontiguousarray(data)
+                datas.append(data)
                 grad = grad or a._requires_grad
             else:
                 datas.append(a)
