@@ -66,3 +66,21 @@ def test_sign_keeps_pytorchs_backward_node_eagerly():
     assert type(y.grad_fn).__name__ == "SignBackward0"
     y.sum().backward()
     assert t.grad.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cosh_derivative_is_sinh_near_zero(dtype):
+    """cosh below |x| = 1/2 is 1 + 2 sinh(x/2)^2, so its derivative does not cancel
+    (e - 1/e): the log-cosh loss's gradient is tanh to working precision."""
+    r = np.array([1e-8, 1e-6, 1e-4, 1e-2, 0.3, 0.7], dtype)
+    g = tg.compile_grad(lambda v: np.sum(np.log(np.cosh(v))))(r)[1][0]
+    np.testing.assert_allclose(g, np.tanh(r), rtol=4 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(tg.grad(lambda v: np.sum(np.cosh(v)))(r), np.sinh(r),
+                               rtol=4 * np.finfo(dtype).eps)
+
+
+def test_cbrt_derivative_at_zero_and_infinity_as_jax():
+    x = np.array([0.0, np.inf, -np.inf, 8.0])
+    g = tg.compile_grad(lambda v: np.sum(np.cbrt(v)))(x)[1][0]
+    np.testing.assert_array_equal(g[:3], [np.inf, 0.0, 0.0])
+    np.testing.assert_allclose(g[3], 1.0 / 12.0, rtol=1e-15)

@@ -187,14 +187,19 @@ def sinh(x, /):
 
 @_ufunc
 def cosh(x, /):
-    """(e + 1/e)/2 with e = exp(|x|); past exp's overflow (e/2) e with e = exp(|x|/2)."""
+    """(e + 1/e)/2 with e = exp(|x|); past exp's overflow (e/2) e with e = exp(|x|/2);
+    below |x| = 1/2, 1 + 2 sinh(|x|/2)^2, whose derivative (the product 2 sinh cosh of
+    |x|/2) is sinh(x) to working precision where e - 1/e cancels."""
     x = _float(x)
     a = ops.abs(x)
     big = _big(a, 700.0, 80.0)
     e = ops.exp(_clamp_hi(a, big))
     c = ops.mul(_c(0.5, a), ops.add(e, ops.div(_c(1, a), e)))
+    half = _sinh_pos(ops.mul(_c(0.5, a), _clamp_hi(a, 0.5)))
+    near = ops.add(_c(1, a), ops.mul(_c(2, a), ops.mul(half, half)))
     h = ops.exp(ops.mul(_c(0.5, a), _clamp_lo(a, big)))
-    return _select(ops.gt(a, _c(big, a)), ops.mul(ops.mul(_c(0.5, a), h), h), c)
+    far = _select(ops.gt(a, _c(big, a)), ops.mul(ops.mul(_c(0.5, a), h), h), c)
+    return _select(ops.lt(a, _c(0.5, a)), near, far)
 
 
 def _log_big(a, big):
@@ -275,7 +280,8 @@ def _cbrt_pos(a):
     y = ops.pow(s, _c(1.0 / 3.0, a))
     # y - (y^3 - s) / (3 y^2) written without y^3, which underflows for tiny s
     y = ops.sub(y, ops.div(ops.sub(y, ops.div(s, ops.mul(y, y))), _c(3, a)))
-    return _select(special, a, y)
+    # 0 and inf through pow itself: the same values, and its derivatives there (inf, 0)
+    return _select(special, ops.pow(a, _c(1.0 / 3.0, a)), y)
 
 
 @_ufunc
