@@ -84,3 +84,12 @@ def test_cbrt_derivative_at_zero_and_infinity_as_jax():
     g = tg.compile_grad(lambda v: np.sum(np.cbrt(v)))(x)[1][0]
     np.testing.assert_array_equal(g[:3], [np.inf, 0.0, 0.0])
     np.testing.assert_allclose(g[3], 1.0 / 12.0, rtol=1e-15)
+
+
+def test_arcsin_arccos_derivatives_at_the_domain_edges_are_infinite_as_jax():
+    x = np.array([1.0, -1.0, 0.5])
+    g = tg.compile_grad(lambda v: np.sum(np.arcsin(v)))(x)[1][0]
+    np.testing.assert_array_equal(g[:2], [np.inf, np.inf])
+    np.testing.assert_allclose(g[2], 1 / np.sqrt(0.75), rtol=1e-15)
+    g = tg.grad(lambda v: np.sum(np.arccos(v)))(x)
+    np.testing.assert_array_equal(g[:2], [-np.inf, -np.inf])

@@ -104,8 +104,10 @@ def tan(x, /):
 
 
 def _cos_of_asin(x):
-    # sqrt(1 - x^2) as sqrt((1 - x)(1 + x)): 1 - x is exact near 1 (no cancellation)
-    return ops.sqrt(ops.mul(ops.sub(_c(1, x), x), ops.add(_c(1, x), x)))
+    # sqrt(1 - x^2) as sqrt(1 - x) sqrt(1 + x): 1 - x is exact near 1 (no cancellation),
+    # and at x = +-1 the infinite derivative of one root meets the other's finite one
+    # (the root of the product would multiply inf by 0: a NaN gradient)
+    return ops.mul(ops.sqrt(ops.sub(_c(1, x), x)), ops.sqrt(ops.add(_c(1, x), x)))
 
 
 @_ufunc
