@@ -24,8 +24,8 @@ from .array import ArrayMixin
 from .fast_ops import BROADCAST, evaluate, install_fast_paths
 from .saved import reads
 from . import views
-from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
-                       no_grad, node_class, run_backward)
+from .autograd import (_FIXED_CLASS, GRAD_MODE, NODE_CLASSES, AccumulateGrad, Version,
+                       accumulator, no_grad, node_class, run_backward)
 
 
 class EagerTrace:
@@ -411,10 +411,13 @@ class Tensor(ArrayMixin):
         return self._update("/=", tnp.divide, other)
 
     def __getitem__(self, index):
-        out = _indexing.getitem(self, index)
-        if type(out) is Tensor and views.is_basic(index):
-            views.attach(out, self, index)  # shares storage, as PyTorch's (views.py)
-        return out
+        if views.is_basic(index):  # a view sharing storage, as PyTorch's (views.py)
+            if self._view is not None and GRAD_MODE.enabled:
+                views.refresh(self)
+            out = views.view_of(self, index, Tensor._make, lambda name: NODE_CLASSES[name])
+            if out is not None:
+                return out
+        return _indexing.getitem(self, index)
 
     def __setitem__(self, index, value):
         self._update("__setitem__", lambda old, v: _indexing.setitem(old, index, v), value, index)

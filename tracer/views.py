@@ -1,7 +1,9 @@
 """Views of eager tensors: basic indexing shares storage, as in PyTorch (and NumPy).
 
 `v = t[1:]` (ints, slices, None, Ellipsis) is a tensor whose data is a NumPy view of
-t's buffer and whose version counter is t's.  Invariants:
+t's buffer and whose version counter is t's, made directly (`view_of`: numpy's view and
+one backward node, a few microseconds, where the general indexing path of the traced
+primitives costs tens).  Invariants:
 
 * `v._view` is `(base, index, version)`: the base tensor, the basic index and the
   version of the shared counter at which `v.grad_fn` was last made consistent with the
@@ -49,13 +51,46 @@ def numpy_view(data: np.ndarray, index):
     return None
 
 
-def attach(out, base, index) -> None:
-    """Make `out` (base[index], computed with its graph) a view of base's storage."""
+class _BasicIndex:
+    """The backward of a view `base[index]` (the `prim` of its node): the cotangent put
+    at `index` in zeros of the base's shape.  Reads no saved values."""
+
+    name = "basic_index"
+    selective_vjp = False
+
+    def __init__(self, index, shape):
+        self.index, self.shape = index, shape
+
+    def vjp(self, g, out, base):
+        if isinstance(g, np.ndarray):
+            ct = np.zeros(self.shape, g.dtype)
+            ct[self.index] = g
+            return (ct,)
+        from .numpy import zeros  # a create_graph backward: recorded on tensors
+        return (_indexing.setitem(zeros(self.shape, g.dtype), self.index, g),)
+
+
+def view_of(base, index, make, node_class):
+    """base[index] for a basic index, made directly (numpy's view and one backward node,
+    PyTorch's SliceBackward0/SelectBackward0), or None where numpy gives no view (an
+    empty result)."""
     view = numpy_view(base._data, index)
-    if view is None or view.shape != out._data.shape or view.dtype != out._data.dtype:
-        return
-    out._data, out._version = view, base._version
+    if view is None:
+        return None
+    node = None
+    if GRAD_MODE.enabled and base._requires_grad:
+        edge = base.grad_fn if base.grad_fn is not None else _accumulator(base)
+        name = "SelectBackward0" if view.ndim < base._data.ndim else "SliceBackward0"
+        node = node_class(name)(_BasicIndex(index, base._data.shape), {}, [base, view], [], [edge])
+        node.reads = False
+    out = make(view, node, base._version)
     out._view = (base, index, base._version.value)
+    return out
+
+
+def _accumulator(t):
+    from .autograd import accumulator
+    return accumulator(t)
 
 
 def refresh(t) -> None:
