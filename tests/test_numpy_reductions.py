@@ -153,3 +153,11 @@ def test_float32_and_ints_promote_as_numpy():
     assert run(lambda a: tnp.prod(a), [INTS.astype(np.int32)], "eager").dtype == np.int64
     assert run(lambda a: tnp.cov(a), [x32], "eager").dtype == np.float64  # as np.cov
     assert run(lambda a: tnp.count_nonzero(a), [x32], "traced").dtype == np.int64
+
+
+def test_reductions_of_a_0d_array_take_axis_0_as_numpy():
+    x = np.array(3.0)
+    for name in ("max", "min", "sum", "prod"):
+        f = getattr(np, name)
+        assert float(tracegrad.jit(lambda v: f(v, axis=0))(x)) == 3.0
+        assert float(tracegrad.jit(lambda v: f(v, axis=-1))(x)) == 3.0

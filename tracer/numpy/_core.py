@@ -124,6 +124,16 @@ def _norm_axis(axis, ndim: int) -> int:
     return a % ndim
 
 
+def _reduction_axes(axis, ndim: int) -> tuple:
+    """`_norm_axes` for a reduction: a 0-d operand also takes axis 0 or -1 (NumPy's
+    reductions treat it as one element along a single axis), reducing nothing."""
+    if ndim == 0 and axis is not None:
+        parts = axis if isinstance(axis, (tuple, list)) else (axis,)
+        if len(parts) <= 1 and all(operator.index(a) in (0, -1) for a in parts):
+            return ()
+    return _norm_axes(axis, ndim)
+
+
 def _norm_axes(axis, ndim: int) -> tuple:
     """`axis` (None, int or tuple, negatives allowed) as sorted non-negative axes."""
     if axis is None:

@@ -19,7 +19,7 @@ from tracegrad.ir import ops
 
 from .. import dtypes
 from ._core import (
-    _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axes, _norm_axis, _operand,
+    _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axis, _operand, _reduction_axes,
     _reduced_shape, _reject, _shape,
 )
 from .elementwise import divide, logical_and, maximum, minimum, multiply, subtract, uf
@@ -83,7 +83,7 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     """
     _reject("sum", out=out)
     a = _prepared(a, dtype, dtypes.sum_result)
-    axes = _norm_axes(axis, _ndim(a))
+    axes = _reduction_axes(axis, _ndim(a))
     r = ops.reduce_sum(_masked(a, where, 0), axes)
     if not axes and _dtype(a).kind == "f":  # NumPy's sum starts at +0.0, even over no axes
         r = ops.add(r, np.zeros((), _dtype(a)))
@@ -133,7 +133,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     """
     _reject("prod", out=out)
     a = _prepared(a, dtype, dtypes.sum_result)
-    axes = _norm_axes(axis, _ndim(a))
+    axes = _reduction_axes(axis, _ndim(a))
     r = _reduce_prod(_masked(a, where, 1), axes)
     if initial is not None:
         r = ops.mul(r, np.asarray(initial, _dtype(a)))
@@ -146,7 +146,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     """Arithmetic mean; integer inputs give float64, as in NumPy."""
     _reject("mean", out=out)
     a = _prepared(a, dtype, dtypes.float_result)
-    axes = _norm_axes(axis, _ndim(a))
+    axes = _reduction_axes(axis, _ndim(a))
     total = sum(a, axis=axes, keepdims=keepdims, where=where)
     if where is None:
         return divide(total, float(_count(_shape(a), axes)))
@@ -164,7 +164,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     ddof = correction if correction is not None else ddof
     a = _prepared(a, dtype, dtypes.float_result)
     a = _masked(a, where, 0)  # masked-out NaNs and infs must not reach the gradient
-    axes = _norm_axes(axis, _ndim(a))
+    axes = _reduction_axes(axis, _ndim(a))
     d = subtract(a, _mean(a, axis=axes, keepdims=True, where=where))
     squares = sum(ops.integer_pow(d, 2), axis=axes, keepdims=keepdims, where=where)
     if where is None:
@@ -186,7 +186,7 @@ def _extremum(name, prim, combine):
     def f(a, axis=None, out=None, keepdims=False, initial=None, where=None):
         _reject(name, out=out)
         a = _operand(a)
-        axes = _norm_axes(axis, _ndim(a))
+        axes = _reduction_axes(axis, _ndim(a))
         if where is not None and initial is None:
             raise ValueError(f"reduction operation '{name}' does not have an identity, so to "
                              "use a where mask one has to specify 'initial'")
@@ -271,7 +271,7 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     a = _operand(a)
     if weights is None:
         avg = mean(a, axis=axis, keepdims=keepdims)
-        n = np.asarray(_count(_shape(a), _norm_axes(axis, _ndim(a))), _dtype(avg))
+        n = np.asarray(_count(_shape(a), _reduction_axes(axis, _ndim(a))), _dtype(avg))
         return (avg, ops.broadcast(n, _shape(avg))) if returned else avg
     w = _operand(weights)
     dt = dtypes.float_result(dtypes.result_type(a, w))
