@@ -62,7 +62,7 @@ class _BasicIndex:
         self.index, self.shape = index, shape
 
     def vjp(self, g, out, base):
-        if isinstance(g, np.ndarray):
+        if isinstance(g, (np.ndarray, np.generic)):  # a plain backward's arrays
             ct = np.zeros(self.shape, g.dtype)
             ct[self.index] = g
             return (ct,)
