@@ -93,3 +93,9 @@ def test_arcsin_arccos_derivatives_at_the_domain_edges_are_infinite_as_jax():
     np.testing.assert_allclose(g[2], 1 / np.sqrt(0.75), rtol=1e-15)
     g = tg.grad(lambda v: np.sum(np.arccos(v)))(x)
     np.testing.assert_array_equal(g[:2], [-np.inf, -np.inf])
+
+
+def test_arctanh_derivative_at_plus_minus_one_is_infinite_as_jax():
+    g = tg.compile_grad(lambda v: np.sum(np.arctanh(v)))(np.array([1.0, -1.0, 0.5]))[1][0]
+    np.testing.assert_array_equal(g[:2], [np.inf, np.inf])
+    np.testing.assert_allclose(g[2], 4.0 / 3.0, rtol=1e-15)

@@ -236,12 +236,14 @@ def arccosh(x, /):
 
 
 def _arctanh_pos(a):
-    return ops.mul(_c(0.5, a), ops.log1p(ops.div(ops.mul(_c(2, a), a), ops.sub(_c(1, a), a))))
+    # (log1p(a) - log1p(-a)) / 2: no cancellation (the terms have opposite signs), and the
+    # derivative 1/(1 - a^2) reaches inf at 1 instead of 0 * inf
+    return ops.mul(_c(0.5, a), ops.sub(ops.log1p(a), ops.log1p(ops.neg(a))))
 
 
 @_ufunc
 def arctanh(x, /):
-    """log1p(2|x| / (1 - |x|)) / 2 with x's sign: accurate near 0, inf at +-1."""
+    """(log1p(|x|) - log1p(-|x|)) / 2 with x's sign: accurate near 0, inf at +-1."""
     return _odd(_arctanh_pos, _float(x))
 
 
