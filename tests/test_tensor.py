@@ -257,11 +257,15 @@ def test_in_place_on_a_leaf_requiring_grad_is_rejected():
     assert w.tolist() == [1.0]
 
 
-def test_in_place_on_a_non_leaf_is_rejected_under_no_grad():
-    h = tensor([1.0], requires_grad=True) * 2
+def test_in_place_on_a_non_leaf_under_no_grad_is_invisible_to_autograd():
+    x = tensor([3.0], requires_grad=True)
+    h = x * 2
     h += 1  # with grad it is recorded, as in PyTorch (tests/test_setitem.py)
-    with no_grad(), pytest.raises(RuntimeError, match="non-leaf"):
-        h[0] = 1.0
+    with no_grad():
+        h[0] = 1.0  # allowed, as in PyTorch: the value changes, the graph does not
+    assert float(h.detach()) == 1.0 and h.grad_fn is not None
+    h.backward()
+    assert float(x.grad) == 2.0
 
 
 def test_in_place_on_plain_tensors():
@@ -565,3 +569,44 @@ def test_basic_indexing_makes_views_that_share_storage_and_history():
     v += 1.0  # exp's backward reads its result, which the view changed
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         b.sum().backward()
+
+
+def test_whole_tensor_assignments_and_in_place_changes_as_pytorch():
+    """Torch's values for cases a random comparison found (tracer/views.py, _update)."""
+    from tracegrad.tracer import autograd_grad as agrad
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * 2.0
+    b[:] = -1.5  # a constant over all of a result: it still requires grad, zero gradient
+    assert b.requires_grad
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0, 0.0])
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * 2.0
+    b[:] = a  # a leaf over all of it: b is no leaf, a gets the gradient
+    assert not b.is_leaf
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 1.0])
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    v = a[:]
+    with no_grad():
+        a -= 2.0  # the view's graph follows the base: still a's
+    (v * 1.0).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0, 1.0])
+    a = tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    b = a * 2.0
+    with no_grad():
+        b[0] = 5.0  # allowed on a result under no_grad; its graph is unchanged
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [2.0, 2.0, 2.0, 2.0])
+    a = tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    x = tensor([0.0, 0.0, 0.0, 0.0])
+    v = x[:2]
+    x += a * a  # the view's flags follow its base
+    assert v.requires_grad and v.grad_fn is not None
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * a
+    v = b[1:]
+    v *= 2.0
+    g_b, g_v = agrad(v.sum() + b.sum(), [b, v])  # v is b's new history seen through [1:]
+    np.testing.assert_array_equal(g_b.numpy(), [1.0, 2.0, 2.0])
+    np.testing.assert_array_equal(g_v.numpy(), [1.0, 1.0])

@@ -24,8 +24,8 @@ from .array import ArrayMixin
 from .fast_ops import BROADCAST, evaluate, install_fast_paths
 from .saved import reads
 from . import views
-from .autograd import (_FIXED_CLASS, GRAD_MODE, NODE_CLASSES, AccumulateGrad, Version,
-                       accumulator, no_grad, node_class, run_backward)
+from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
+                       no_grad, node_class, run_backward)
 
 
 class EagerTrace:
@@ -231,6 +231,8 @@ class Tensor(ArrayMixin):
     # ---- autograd attributes -----------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
+        if self._view is not None and GRAD_MODE.enabled:
+            views.refresh(self)  # a view whose base changed in place: its flags follow
         return self._requires_grad
 
     @requires_grad.setter
@@ -339,10 +341,6 @@ class Tensor(ArrayMixin):
         if self.requires_grad and self.grad_fn is None and GRAD_MODE.enabled:
             raise RuntimeError(f"a leaf Variable that requires grad is being used in an "
                                f"in-place operation ({op}); wrap it in `with no_grad():`")
-        if self.grad_fn is not None:
-            raise RuntimeError(f"in-place operation {op} on a non-leaf tensor that requires "
-                               f"grad (computed by {self.grad_fn.name()}) is not supported; use "
-                               "an out-of-place operation")
 
     def _assign(self, op: str, value, index=Ellipsis):
         self._check_inplace(op)
@@ -388,6 +386,10 @@ class Tensor(ArrayMixin):
         new = fn(old, value)
         if old._version.saved:
             old._data = self.data.copy()
+        if isinstance(new, np.ndarray) or (isinstance(new, Tensor) and new.grad_fn is None):
+            # the whole tensor replaced by a constant or by a leaf: the old history stays
+            # linked with zero gradient (PyTorch's CopySlices), the leaf gets its gradient
+            new = _overwrite(old, new)
         if not isinstance(new, Tensor):
             raise TypeError(f"{op}: cannot store a traced value into an eager tensor")
         if new.shape != self.shape:
@@ -414,7 +416,7 @@ class Tensor(ArrayMixin):
         if views.is_basic(index):  # a view sharing storage, as PyTorch's (views.py)
             if self._view is not None and GRAD_MODE.enabled:
                 views.refresh(self)
-            out = views.view_of(self, index, Tensor._make, lambda name: NODE_CLASSES[name])
+            out = views.view_of(self, index, Tensor._make)
             if out is not None:
                 return out
         return _indexing.getitem(self, index)

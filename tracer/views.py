@@ -70,22 +70,39 @@ class _BasicIndex:
         return (_indexing.setitem(zeros(self.shape, g.dtype), self.index, g),)
 
 
-def view_of(base, index, make, node_class):
+def view_of(base, index, make):
     """base[index] for a basic index, made directly (numpy's view and one backward node,
     PyTorch's SliceBackward0/SelectBackward0), or None where numpy gives no view (an
     empty result)."""
     view = numpy_view(base._data, index)
     if view is None:
         return None
-    node = None
-    if GRAD_MODE.enabled and base._requires_grad:
-        edge = base.grad_fn if base.grad_fn is not None else _accumulator(base)
-        name = "SelectBackward0" if view.ndim < base._data.ndim else "SliceBackward0"
-        node = node_class(name)(_BasicIndex(index, base._data.shape), {}, [base, view], [], [edge])
-        node.reads = False
+    node = _node(base, index, view) if GRAD_MODE.enabled and base._requires_grad else None
     out = make(view, node, base._version)
     out._view = (base, index, base._version.value)
     return out
+
+
+def _node(base, index, view):
+    """The backward node of `view` = base[index] on base's current history."""
+    from .autograd import NODE_CLASSES
+    edge = base.grad_fn if base.grad_fn is not None else _accumulator(base)
+    name = "SelectBackward0" if view.ndim < base._data.ndim else "SliceBackward0"
+    node = NODE_CLASSES[name](_BasicIndex(index, base._data.shape), {}, [base, view], [], [edge])
+    node.reads = False
+    return node
+
+
+def _regraph(t) -> None:
+    """Make view `t`'s graph `base[index]` on the base's current history (PyTorch's views
+    are always their base's history seen through the index)."""
+    base, index, _ = t._view
+    if base._view is not None:
+        refresh(base)
+    grad = GRAD_MODE.enabled and base._requires_grad
+    t.grad_fn = _node(base, index, t._data) if grad else None
+    t._requires_grad = grad or (t._requires_grad and t.grad_fn is not None)
+    t._view = (base, index, t._version.value)
 
 
 def _accumulator(t):
@@ -94,15 +111,9 @@ def _accumulator(t):
 
 
 def refresh(t) -> None:
-    """Rebuild a stale view's graph as `base[index]` (module docstring)."""
-    base, index, seen = t._view
-    if seen == t._version.value:
-        return
-    if base._view is not None:
-        refresh(base)
-    fresh = _indexing.getitem(base, index)  # grad mode is on: tensor._record calls this
-    t.grad_fn, t._requires_grad = fresh.grad_fn, fresh._requires_grad or t._requires_grad
-    t._view = (base, index, t._version.value)
+    """Rebuild a stale view's graph on its base's current history (module docstring)."""
+    if t._view[2] != t._version.value:
+        _regraph(t)
 
 
 def check_inplace(t, op: str) -> None:
@@ -130,4 +141,7 @@ def propagate(t, make) -> None:
     if base._view is not None:
         propagate(base, make)
         base._view = base._view[:2] + (base._version.value,)
-    t._view = (base, index, t._version.value)
+    if GRAD_MODE.enabled:
+        _regraph(t)  # the view is now its base's new history seen through the index
+    else:  # under no_grad autograd does not see the change: graphs stay as they were
+        t._view = (base, index, t._version.value)
