@@ -610,3 +610,23 @@ def test_whole_tensor_assignments_and_in_place_changes_as_pytorch():
     g_b, g_v = agrad(v.sum() + b.sum(), [b, v])  # v is b's new history seen through [1:]
     np.testing.assert_array_equal(g_b.numpy(), [1.0, 2.0, 2.0])
     np.testing.assert_array_equal(g_v.numpy(), [1.0, 1.0])
+
+
+def test_torch_method_names_compute_torchs_values():
+    """tracer/torch_methods.py: torch.Tensor's spellings on eager tensors (values checked
+    by hand; max/min with dim return (values, indices), var with dim is unbiased)."""
+    x = tensor(np.arange(6.0).reshape(2, 3) - 2.0, requires_grad=True)
+    assert x.size() == (2, 3) and x.size(1) == 3 and x.size == 6 and x.dim() == 2
+    assert x.numel() == 6 and x.t().shape == (3, 2) and x.unsqueeze(0).shape == (1, 2, 3)
+    np.testing.assert_array_equal(x.sum(dim=0, keepdim=True).detach().numpy(), [[-1.0, 1.0, 3.0]])
+    values, indices = x.max(dim=1)
+    np.testing.assert_array_equal(values.detach().numpy(), [0.0, 3.0])
+    np.testing.assert_array_equal(indices.numpy(), [2, 2])
+    np.testing.assert_allclose(x.var(dim=1).detach().numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(x.clamp(min=0.0).detach().numpy(), [[0, 0, 0], [1, 2, 3]])
+    np.testing.assert_array_equal(x.expand(2, 2, 3).shape, (2, 2, 3))
+    s = x.softmax(dim=1).detach().numpy()
+    np.testing.assert_allclose(s.sum(axis=1), [1.0, 1.0])
+    np.testing.assert_allclose(np.exp(x.log_softmax(dim=1).detach().numpy()), s)
+    x.pow(2).mul(0.5).sub(x, alpha=2).sum(dim=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), x.detach().numpy() - 2.0)

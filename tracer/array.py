@@ -20,6 +20,7 @@ import numpy as np
 from . import numpy as tnp
 from .dtypes import is_weak
 from .indexing import getitem
+from .torch_methods import Size, TorchMethods, axis_of, extreme
 
 
 def _operand_like(x) -> bool:
@@ -44,7 +45,7 @@ def _axes_arg(axes):
     return axes or None
 
 
-class ArrayMixin:
+class ArrayMixin(TorchMethods):
     __slots__ = ()
     __array_priority__ = 1000
     # Elementwise == makes instances unhashable by default; identity hashing (as
@@ -113,8 +114,8 @@ class ArrayMixin:
 
     # ---- properties ------------------------------------------------------------------
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def size(self) -> Size:
+        return Size(self.shape)  # an int, also callable as torch's size() (torch_methods.py)
 
     @property
     def T(self):
@@ -124,17 +125,22 @@ class ArrayMixin:
     def abs(self):
         return tnp.absolute(self)
 
-    def sum(self, axis=None, dtype=None, keepdims=False):
-        return tnp.sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
+    # reductions take torch's dim/keepdim as well (torch_methods.py)
+    def sum(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
+        return tnp.sum(self, axis=axis_of(axis, dim), dtype=dtype, keepdims=keepdims or keepdim)
 
-    def mean(self, axis=None, dtype=None, keepdims=False):
-        return tnp.mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
+    def mean(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
+        return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, keepdims=keepdims or keepdim)
 
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return tnp.var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
+            unbiased=None, correction=None):
+        return tnp.var(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
+                       ddof=_ddof(ddof, dim, unbiased, correction))
 
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return tnp.std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
+            unbiased=None, correction=None):
+        return tnp.std(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
+                       ddof=_ddof(ddof, dim, unbiased, correction))
 
     def any(self, axis=None, out=None, keepdims=False, *, where=None):
         """Whether any element (along `axis`) is nonzero; False for no elements."""
@@ -144,30 +150,31 @@ class ArrayMixin:
         """Whether every element (along `axis`) is nonzero; True for no elements."""
         return tnp.all(self, axis=axis, out=out, keepdims=keepdims, where=where)
 
-    def max(self, axis=None, keepdims=False):
-        return tnp.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
+        return extreme(tnp.max, tnp.argmax, self, axis, keepdims or keepdim, dim)
 
-    def min(self, axis=None, keepdims=False):
-        return tnp.min(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
+        return extreme(tnp.min, tnp.argmin, self, axis, keepdims or keepdim, dim)
 
     # sorting and reductions (tracer/numpy/sorting.py, reductions.py)
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        return tnp.prod(self, axis, dtype, out, keepdims, initial, where)
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+             *, dim=None, keepdim=False):
+        return tnp.prod(self, axis_of(axis, dim), dtype, out, keepdims or keepdim, initial, where)
 
     def ptp(self, axis=None, out=None, keepdims=False):
         return tnp.ptp(self, axis, out, keepdims)
 
-    def cumsum(self, axis=None, dtype=None, out=None):
-        return tnp.cumsum(self, axis, dtype, out)
+    def cumsum(self, axis=None, dtype=None, out=None, *, dim=None):
+        return tnp.cumsum(self, axis_of(axis, dim), dtype, out)
 
     def cumprod(self, axis=None, dtype=None, out=None):
         return tnp.cumprod(self, axis, dtype, out)
 
-    def argmax(self, axis=None, out=None, *, keepdims=False):
-        return tnp.argmax(self, axis, out, keepdims=keepdims)
+    def argmax(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=False):
+        return tnp.argmax(self, axis_of(axis, dim), out, keepdims=keepdims or keepdim)
 
-    def argmin(self, axis=None, out=None, *, keepdims=False):
-        return tnp.argmin(self, axis, out, keepdims=keepdims)
+    def argmin(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=False):
+        return tnp.argmin(self, axis_of(axis, dim), out, keepdims=keepdims or keepdim)
 
     def argsort(self, axis=-1, kind=None, order=None):
         return tnp.argsort(self, axis, kind, order)
@@ -271,3 +278,15 @@ def _method(f):
 # x.exp(), x.tanh(), ...: one method per float function of the primitive table.
 for _name, _f in tnp.UFUNCS.items():
     setattr(ArrayMixin, _name, _method(_f))
+
+
+def _ddof(ddof, dim, unbiased, correction) -> int:
+    """NumPy's ddof (default 0), or torch's correction/unbiased (default 1 when called
+    torch's way, with dim or unbiased)."""
+    if correction is not None:
+        return int(correction)
+    if unbiased is not None:
+        return int(bool(unbiased))
+    if ddof is not None:
+        return ddof
+    return 1 if dim is not None else 0
