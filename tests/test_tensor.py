@@ -630,3 +630,19 @@ def test_torch_method_names_compute_torchs_values():
     np.testing.assert_allclose(np.exp(x.log_softmax(dim=1).detach().numpy()), s)
     x.pow(2).mul(0.5).sub(x, alpha=2).sum(dim=1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), x.detach().numpy() - 2.0)
+
+
+def test_torch_style_splits_sorts_and_in_place_methods():
+    x = tensor(np.array([[3.0, 1.0, 2.0, 5.0], [0.0, -1.0, 4.0, 4.0]]), requires_grad=True)
+    values, indices = x.topk(2)
+    np.testing.assert_array_equal(values.detach().numpy(), [[5, 3], [4, 4]])
+    np.testing.assert_array_equal(indices.numpy(), [[3, 0], [2, 3]])
+    values, indices = x.sort(dim=1, descending=True)
+    np.testing.assert_array_equal(indices.numpy(), [[3, 0, 2, 1], [2, 3, 0, 1]])  # stable
+    assert [p.shape for p in x.chunk(3, dim=1)] == [(2, 2), (2, 2)]
+    assert [p.shape for p in x.split([1, 3], dim=1)] == [(2, 1), (2, 3)]
+    b = x * 0.1
+    b.add_(1.0, alpha=2).mul_(3.0).exp_().pow_(0.5)  # exp(3 (0.1 x + 2) / 2)
+    b.sum().backward()
+    want = 0.15 * np.exp(1.5 * (0.1 * x.detach().numpy() + 2))
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-13)

@@ -424,6 +424,28 @@ class Tensor(ArrayMixin):
     def __setitem__(self, index, value):
         self._update("__setitem__", lambda old, v: _indexing.setitem(old, index, v), value, index)
 
+    # torch's in-place spellings
+    def add_(self, other, *, alpha=1):
+        return self.__iadd__(other * alpha if alpha != 1 else other)
+
+    def sub_(self, other, *, alpha=1):
+        return self.__isub__(other * alpha if alpha != 1 else other)
+
+    def mul_(self, other):
+        return self.__imul__(other)
+
+    def div_(self, other):
+        return self.__itruediv__(other)
+
+    def pow_(self, exponent):
+        return self._update("pow_", tnp.power, exponent)
+
+    def exp_(self):
+        return self._update("exp_", lambda old, _: tnp.exp(old), None)
+
+    def clamp_(self, min=None, max=None):
+        return self._update("clamp_", lambda old, _: tnp.clip(old, min, max), None)
+
     def zero_(self):
         return self._update("zero_", _overwrite, np.zeros((), self.dtype))
 

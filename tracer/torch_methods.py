@@ -128,6 +128,29 @@ class TorchMethods:
             return self
         return tnp.astype(self, dtype)
 
+    # splitting and selecting
+    def chunk(self, chunks, dim=0):
+        """torch's: pieces of ceil(n / chunks) along dim (fewer pieces when that divides)."""
+        n = self.shape[dim]
+        step = -(-n // chunks)
+        return self.split(step, dim) if n else (self,)
+
+    def split(self, split_size, dim=0):
+        """torch's: pieces of `split_size` along dim (the last shorter), or of the listed
+        sizes."""
+        n = self.shape[dim]
+        sizes = [split_size] * (-(-n // split_size)) if isinstance(split_size, int) \
+            else list(split_size)
+        edges = np.cumsum([0] + sizes)
+        edges[-1] = min(edges[-1], n)
+        return tuple(tnp.split(self, list(edges[1:-1]), axis=dim))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """torch's (values, indices) of the k largest (smallest) along dim, in order."""
+        order = tnp.argsort(-self if largest else self, axis=dim, kind="stable")
+        indices = tnp.take(order, np.arange(k), axis=dim)
+        return MinMax(tnp.take_along_axis(self, indices, axis=dim), indices)
+
     # softmax family
     def softmax(self, dim):
         e = tnp.exp(self - tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True)))
