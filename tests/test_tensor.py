@@ -646,3 +646,18 @@ def test_torch_style_splits_sorts_and_in_place_methods():
     b.sum().backward()
     want = 0.15 * np.exp(1.5 * (0.1 * x.detach().numpy() + 2))
     np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-13)
+
+
+def test_set_grad_enabled_as_call_context_and_decorator():
+    from tracegrad.tracer import set_grad_enabled
+    x = tensor([1.0], requires_grad=True)
+    with set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+    set_grad_enabled(False)
+    try:
+        assert not (x * 2).requires_grad
+    finally:
+        set_grad_enabled(True)
+    assert (set_grad_enabled(False)(lambda v: v * 2))(x).requires_grad is False
+    assert (x * 2).requires_grad

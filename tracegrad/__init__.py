@@ -14,8 +14,8 @@ The stages are importable on their own: `tracegrad.tracer`, `tracegrad.ir`,
 """
 __version__ = "0.1.0"
 
-from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, tensor, trace,
-                              zero_grad)
+from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, set_grad_enabled,
+                              tensor, trace, zero_grad)
 from tracegrad.ir import UnexpectedTracerError
 from . import numpy
 from .transforms import grad, jvp, value_and_grad, vjp
@@ -38,7 +38,7 @@ def __getattr__(name):
         return getattr(_compile, name)
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
-__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "is_grad_enabled", "zero_grad", "trace",
+__all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "tree_util",
            "custom_vjp", "custom_jvp", "checkpoint", "autograd", "vmap", "jacfwd", "jacrev", "hessian",

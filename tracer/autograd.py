@@ -90,6 +90,35 @@ class enable_grad(_SetGradMode):
     mode = True
 
 
+class set_grad_enabled(_SetGradMode):
+    """PyTorch's `set_grad_enabled(mode)`: sets grad mode at once (as a call), and restores
+    the previous mode on leaving when used as a context manager or decorator.
+
+    >>> from tracegrad.tracer import set_grad_enabled, tensor
+    >>> with set_grad_enabled(False):
+    ...     print((tensor([1.0], requires_grad=True) * 2).requires_grad)
+    False
+    """
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._prev = GRAD_MODE.enabled
+        GRAD_MODE.enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        GRAD_MODE.enabled = self._prev  # as a decorator it applies per call only
+        mode = self.mode
+
+        def wrapped(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+        return wrapped
+
+
 # ---- version counters ---------------------------------------------------------------------
 
 class Version:
