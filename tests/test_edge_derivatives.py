@@ -99,3 +99,9 @@ def test_arctanh_derivative_at_plus_minus_one_is_infinite_as_jax():
     g = tg.compile_grad(lambda v: np.sum(np.arctanh(v)))(np.array([1.0, -1.0, 0.5]))[1][0]
     np.testing.assert_array_equal(g[:2], [np.inf, np.inf])
     np.testing.assert_allclose(g[2], 4.0 / 3.0, rtol=1e-15)
+
+
+def test_arccosh_derivative_at_one_is_infinite_as_jax():
+    g = tg.compile_grad(lambda v: np.sum(np.arccosh(v)))(np.array([1.0, 2.0]))[1][0]
+    assert g[0] == np.inf
+    np.testing.assert_allclose(g[1], 1 / np.sqrt(3.0), rtol=1e-15)

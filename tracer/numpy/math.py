@@ -230,7 +230,9 @@ def arccosh(x, /):
     x = _float(x)
     big = 2.0 ** 26
     t = ops.sub(_clamp_lo(_clamp_hi(x, big), 1.0), _c(1, x))
-    small = ops.log1p(ops.add(t, ops.sqrt(ops.mul(t, ops.add(t, _c(2, x))))))
+    # sqrt(t) sqrt(t + 2), not sqrt(t (t + 2)): at x = 1 the derivative is then inf, not
+    # the inf * 0 of the product rule under one root
+    small = ops.log1p(ops.add(t, ops.mul(ops.sqrt(t), ops.sqrt(ops.add(t, _c(2, x))))))
     r = _select(ops.gt(x, _c(big, x)), _log_big(x, big), small)
     return _select(ops.lt(x, _c(1, x)), _c(np.nan, x), r)
 
