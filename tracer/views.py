@@ -11,7 +11,9 @@ primitives costs tens).  Invariants:
 * Values are always shared: an in-place change of either is seen by the other.
 * Autograd follows the values.  An in-place change of the view (`v += 1`, `v[0] = 2`,
   `v.zero_()`) gives the base a new history: the old base with the view's new values
-  set at `index` (`setitem`, PyTorch's CopySlices), recursively up a chain of views.
+  set at `index` (`setitem`, PyTorch's CopySlices), recursively up a chain of views,
+  and the view becomes that new history seen through the index.  Under `no_grad` an
+  in-place change is invisible to autograd (graphs stay as they were).
   An in-place change of the base (or of another view of it) makes the view's graph
   stale; the next operation that records it (tensor._record) first rebuilds it as
   `base[index]` (PyTorch regenerates the view's grad_fn the same way).
