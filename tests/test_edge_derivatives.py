@@ -105,3 +105,11 @@ def test_arccosh_derivative_at_one_is_infinite_as_jax():
     g = tg.compile_grad(lambda v: np.sum(np.arccosh(v)))(np.array([1.0, 2.0]))[1][0]
     assert g[0] == np.inf
     np.testing.assert_allclose(g[1], 1 / np.sqrt(3.0), rtol=1e-15)
+
+
+def test_sinh_cosh_derivatives_past_exps_overflow_stay_finite():
+    """Past |x| = 700, e^|x| / 2 is one exp (of |x| - ln 2), so the chain rule never forms
+    e^|x| (which overflows) before halving it: torch's finite values."""
+    x = np.array([710.0, -710.0, 705.0])
+    np.testing.assert_allclose(tg.grad(lambda v: np.sum(np.cosh(v)))(x), np.sinh(x), rtol=1e-14)
+    np.testing.assert_allclose(tg.grad(lambda v: np.sum(np.sinh(v)))(x), np.cosh(x), rtol=1e-14)

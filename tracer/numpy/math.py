@@ -174,12 +174,23 @@ def hypot(x1, x2, /):
 
 def _sinh_pos(a):
     """sinh(a), a >= 0: (t + t/(t+1))/2 with t = expm1(a) (accurate near 0); past the
-    overflow of t the product (e/2) e with e = exp(a/2)."""
+    overflow of t, e^a / 2 (`_half_exp`)."""
     big = _big(a, 700.0, 80.0)
     small = ops.expm1(_clamp_hi(a, big))
     s = ops.mul(_c(0.5, a), ops.add(small, ops.div(small, ops.add(small, _c(1, a)))))
-    e = ops.exp(ops.mul(_c(0.5, a), _clamp_lo(a, big)))
-    return _select(ops.gt(a, _c(big, a)), ops.mul(ops.mul(_c(0.5, a), e), e), s)
+    return _select(ops.gt(a, _c(big, a)), _half_exp(_clamp_lo(a, big)), s)
+
+
+# ln 2 split so that a - LN2_HI is exact for the arguments of _half_exp (few bits)
+LN2_HI = {np.dtype(np.float64): 6.93147180369123816490e-01, np.dtype(np.float32): 0.693145751953125}
+LN2_LO = {np.dtype(np.float64): 1.90821492927058770002e-10, np.dtype(np.float32): 1.428606765330187e-06}
+
+
+def _half_exp(a):
+    """e^a / 2 for a past exp's overflow (up to where e^a / 2 overflows) as exp(a - ln 2):
+    one exp, so that its derivative (itself) never passes through e^a, which overflows."""
+    dt = _dtype(a)
+    return ops.mul(ops.exp(ops.sub(a, _c(LN2_HI[dt], a))), _c(np.exp(-LN2_LO[dt]), a))
 
 
 @_ufunc
@@ -189,7 +200,7 @@ def sinh(x, /):
 
 @_ufunc
 def cosh(x, /):
-    """(e + 1/e)/2 with e = exp(|x|); past exp's overflow (e/2) e with e = exp(|x|/2);
+    """(e + 1/e)/2 with e = exp(|x|); past exp's overflow e^|x| / 2 (`_half_exp`);
     below |x| = 1/2, 1 + 2 sinh(|x|/2)^2, whose derivative (the product 2 sinh cosh of
     |x|/2) is sinh(x) to working precision where e - 1/e cancels."""
     x = _float(x)
@@ -199,8 +210,7 @@ def cosh(x, /):
     c = ops.mul(_c(0.5, a), ops.add(e, ops.div(_c(1, a), e)))
     half = _sinh_pos(ops.mul(_c(0.5, a), _clamp_hi(a, 0.5)))
     near = ops.add(_c(1, a), ops.mul(_c(2, a), ops.mul(half, half)))
-    h = ops.exp(ops.mul(_c(0.5, a), _clamp_lo(a, big)))
-    far = _select(ops.gt(a, _c(big, a)), ops.mul(ops.mul(_c(0.5, a), h), h), c)
+    far = _select(ops.gt(a, _c(big, a)), _half_exp(_clamp_lo(a, big)), c)
     return _select(ops.lt(a, _c(0.5, a)), near, far)
 
 
