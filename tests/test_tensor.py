@@ -661,3 +661,13 @@ def test_set_grad_enabled_as_call_context_and_decorator():
         set_grad_enabled(True)
     assert (set_grad_enabled(False)(lambda v: v * 2))(x).requires_grad is False
     assert (x * 2).requires_grad
+
+
+def test_a_view_made_under_no_grad_cannot_change_in_place_with_grad_on():
+    a = tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = a * 2.0
+    with no_grad():
+        v = b[1:]
+        v += 1.0  # fine under no_grad
+    with pytest.raises(RuntimeError, match="created in no_grad mode"):
+        v += 1.0

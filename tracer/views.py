@@ -25,6 +25,8 @@ copy too (a documented difference: only basic indexing makes views).
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from . import indexing as _indexing
@@ -82,7 +84,21 @@ def view_of(base, index, make):
     node = _node(base, index, view) if GRAD_MODE.enabled and base._requires_grad else None
     out = make(view, node, base._version)
     out._view = (base, index, base._version.value)
+    if not GRAD_MODE.enabled and base._requires_grad:
+        key = id(out)
+        _NO_GRAD_VIEWS[key] = weakref.ref(out, lambda _, key=key: _NO_GRAD_VIEWS.pop(key, None))
     return out
+
+
+# views of tensors that require grad made under no_grad (id -> weak reference; tensors
+# compare elementwise, so no WeakSet): changing them in place with grad on is ambiguous,
+# and PyTorch refuses it
+_NO_GRAD_VIEWS: dict = {}
+
+
+def _made_without_grad(t) -> bool:
+    ref = _NO_GRAD_VIEWS.get(id(t))
+    return ref is not None and ref() is t
 
 
 def _node(base, index, view):
@@ -119,7 +135,12 @@ def refresh(t) -> None:
 
 
 def check_inplace(t, op: str) -> None:
-    """PyTorch's error for an in-place change of a view of a leaf that requires grad."""
+    """PyTorch's errors for an in-place change, with grad on, of a view of a leaf that
+    requires grad, or of a view made under no_grad."""
+    if GRAD_MODE.enabled and _made_without_grad(t):
+        raise RuntimeError(f"a view was created in no_grad mode and is being modified in place "
+                           f"({op}) with grad mode enabled: make it under grad mode, or change "
+                           "it under no_grad")
     base = t._view[0]
     while base._view is not None:
         base = base._view[0]
