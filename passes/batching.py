@@ -25,6 +25,7 @@ that list honest).
 """
 from __future__ import annotations
 
+import numpy as np
 
 from tracegrad.ir import Graph, GraphBuilder, Literal, ShapedArray, ops
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS
@@ -152,11 +153,27 @@ def _stack(values):
 
 
 def _unrolled(prim, size, args, flags, params):
+    if size == 0:
+        return _empty_batch(prim, args, flags, params)
     results = [ops.bind(prim.name, *[_example(a, f, i) for a, f in zip(args, flags)], **params)
                for i in range(size)]
     if prim.multiple_results:
         return [_stack(list(col)) for col in zip(*results)], [True] * len(results[0])
     return _stack(results), True
+
+
+def _empty_batch(prim, args, flags, params):
+    """A batch of no examples: empty results of the shapes the primitive's rule gives for
+    one example (there is no example to run)."""
+    avals = [ShapedArray(tuple(ops.shape(a))[1:] if f else tuple(ops.shape(a)), ops.dtype(a))
+             for a, f in zip(args, flags)]
+    out = prim.shape_rule(*avals, **params)
+
+    def empty(aval):
+        return ops.broadcast(np.zeros((), aval.dtype), (0,) + tuple(aval.shape))
+    if prim.multiple_results:
+        return [empty(a) for a in out], [True] * len(out)
+    return empty(out), True
 
 
 def uses_fallback(prim) -> bool:

@@ -245,3 +245,21 @@ def test_vjp_and_jvp_with_aux():
     out, tangent, (n, _) = tg.jvp(f, (x,), (np.ones(2),), has_aux=True)
     np.testing.assert_allclose(tangent, 2 * np.cos(x))
     assert int(n) == 1
+
+
+def test_dict_axes_are_matched_by_key_and_keywords_map_over_axis_0():
+    """As jax.vmap: a dict in_axes/out_axes pairs its entries with the argument's keys
+    whatever their order; keyword arguments are mapped over their axis 0."""
+    x, y = np.arange(6.0).reshape(3, 2), np.array([10.0, 20.0])
+    out = tg.vmap(lambda d: d["a"] * d["b"], in_axes=({"a": 0, "b": None},))({"b": y, "a": x})
+    np.testing.assert_array_equal(out, x * y)
+    out = tg.vmap(lambda v: {"b": v, "a": v.sum()}, out_axes={"a": 0, "b": 1})(x)
+    assert out["a"].shape == (3,) and out["b"].shape == (2, 3)
+    np.testing.assert_array_equal(tg.vmap(lambda u, w: u * w)(x, w=x), x * x)
+
+
+def test_a_batch_of_no_examples():
+    x0, i0 = np.zeros((0, 4)), np.zeros((0,), np.int64)
+    assert tg.vmap(lambda v, i: v[i])(x0, i0).shape == (0,)
+    out = tg.vmap(lambda v: tg.cond(v.sum() > 0, lambda u: u, lambda u: -u, v))(x0)
+    assert out.shape == (0, 4)

@@ -43,7 +43,13 @@ def _leaf_axes(arg, spec, what):
     if type(spec) is not type(arg) or len(spec) != len(arg):
         raise ValueError(f"vmap {what} specification {spec!r} does not match the structure "
                          f"{tree}")
-    items = spec.items() if isinstance(spec, dict) else enumerate(spec)
+    if isinstance(spec, dict):  # by key, in the argument's order (its leaves' order)
+        if set(spec) != set(arg):
+            raise ValueError(f"vmap {what} specification {spec!r} does not match the keys "
+                             f"of {tree}")
+        items = [(k, spec[k]) for k in arg]
+    else:
+        items = enumerate(spec)
     return [ax for k, s in items for ax in _leaf_axes(arg[k], s, what)]
 
 
@@ -88,7 +94,12 @@ def _is_array(x) -> bool:
 def vmap(fun, in_axes=0, out_axes=0):
     """Vectorize `fun` over the axes `in_axes` of its arguments (module docstring)."""
     @functools.wraps(fun)
-    def batched(*args):
+    def batched(*args, **kwargs):
+        if kwargs:  # as JAX: keyword arguments are mapped over their axis 0
+            n = len(args)
+            specs = list(in_axes) if isinstance(in_axes, (list, tuple)) else [in_axes] * n
+            return vmap(lambda *a: fun(*a[:n], **a[n]), tuple(specs) + (0,), out_axes)(
+                *args, kwargs)
         leaves, tree = tree_flatten(tuple(args))
         axes = _in_axes(args, in_axes)
         for x, ax in zip(leaves, axes):
