@@ -493,3 +493,10 @@ def test_nextafter_and_spacing_are_bit_exact(dtype):
                           ("jit", tracegrad.jit(f)(*args))):
             same = (got.view(bits) == w.view(bits)) | (np.isnan(got) & np.isnan(w))
             assert same.all(), (name, mode, x[~same][:4], got[~same][:4], w[~same][:4])
+
+
+def test_integer_power_with_a_known_negative_exponent_raises_as_numpy():
+    for f in (lambda a: a ** -1, lambda a: np.power(a, np.array([1, -1]))):
+        with pytest.raises(ValueError, match="negative integer powers"):
+            tracegrad.jit(f)(np.array([2, 3]))
+    np.testing.assert_array_equal(tracegrad.jit(lambda a: a ** 2)(np.array([2, 3])), [4, 9])

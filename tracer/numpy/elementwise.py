@@ -93,9 +93,19 @@ true_divide = divide
 def power(x1, x2, /, out=None):
     """x1 ** x2; a Python int exponent lowers to `integer_pow` (exact, cheap gradient)."""
     _reject("power", out=out)
+    _check_integer_power(x1, x2)
     if isinstance(x2, int) and not isinstance(x2, bool) and _symbolic(x2) is None:
         return ops.integer_pow(_lift(x1, dtypes.result_type(x1, x2)), x2)
     return _elementwise("power", "pow", (x1, x2))
+
+
+def _check_integer_power(x1, x2):
+    """NumPy's error for a known negative exponent of an integer power (a traced exponent
+    is not known: compiled code then gives what C's integer arithmetic gives)."""
+    if _symbolic(x2) is not None or np.dtype(dtypes.result_type(x1, x2)).kind not in "iu":
+        return
+    if np.any(np.asarray(x2) < 0):
+        raise ValueError("Integers to negative integer powers are not allowed.")
 
 
 pow = power
