@@ -31,18 +31,22 @@ class PyTreeDef:
     def __hash__(self):
         return hash(self._key())
 
-    def _str(self) -> str:
+    def _str(self, fields: bool = False) -> str:
+        """The structure as text; `fields`: namedtuples as `Name(field=*, ...)` (the form
+        a saved program's outputs are written in, tree_text.py)."""
         if self.kind == "leaf":
             return "*"
         if self.kind is None:
             return "None"
-        inner = [c._str() for c in self.children]
+        inner = [c._str(fields) for c in self.children]
         if self.kind is dict:
             return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(self.meta, inner)) + "}"
         if self.kind is list:
             return "[" + ", ".join(inner) + "]"
         if self.kind is tuple:
             return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+        if fields and hasattr(self.kind, "_fields"):
+            inner = [f"{name}={v}" for name, v in zip(self.kind._fields, inner)]
         return f"{self.kind.__name__}(" + ", ".join(inner) + ")"
 
     def __repr__(self):

@@ -23,26 +23,9 @@ from .tree import PyTreeDef, tree_flatten
 _LEAF = ...  # stands for a leaf while a structure is parsed
 
 
-def _is_namedtuple(kind) -> bool:
-    return isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, "_fields")
-
-
 def tree_text(tree: PyTreeDef) -> str:
     """The text of `tree` (module docstring)."""
-    if _is_namedtuple(tree.kind):
-        inner = ", ".join(f"{name}={tree_text(c)}"
-                          for name, c in zip(tree.kind._fields, tree.children))
-        return f"{tree.kind.__name__}({inner})"
-    if tree.kind in ("leaf", None, dict, list, tuple):
-        if not tree.children:
-            return tree._str()
-        inner = [tree_text(c) for c in tree.children]
-        if tree.kind is dict:
-            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(tree.meta, inner)) + "}"
-        if tree.kind is list:
-            return "[" + ", ".join(inner) + "]"
-        return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
-    return tree._str()  # another node type: written, but not loadable
+    return tree._str(fields=True)
 
 
 def parse_tree_text(text: str) -> PyTreeDef:
