@@ -113,10 +113,7 @@ def _shared_version(out, args):
 def _edge(a):
     if not isinstance(a, Tensor) or not a._requires_grad:
         return None
-    if a.grad_fn is not None:
-        return a.grad_fn
-    acc = a._accumulator() if a._accumulator is not None else None  # a leaf's AccumulateGrad
-    return acc if acc is not None else accumulator(a)
+    return a.grad_fn if a.grad_fn is not None else accumulator(a)
 
 
 def _record(prim, args, datas, params, out, out_version):

@@ -30,7 +30,8 @@ import weakref
 import numpy as np
 
 from . import indexing as _indexing
-from .autograd import GRAD_MODE
+from . import numpy as tnp
+from .autograd import GRAD_MODE, NODE_CLASSES, accumulator
 
 
 def is_basic(index) -> bool:
@@ -70,8 +71,8 @@ class _BasicIndex:
             ct = np.zeros(self.shape, g.dtype)
             ct[self.index] = g
             return (ct,)
-        from .numpy import zeros  # a create_graph backward: recorded on tensors
-        return (_indexing.setitem(zeros(self.shape, g.dtype), self.index, g),)
+        # a create_graph backward: recorded on tensors
+        return (_indexing.setitem(tnp.zeros(self.shape, g.dtype), self.index, g),)
 
 
 def view_of(base, index, make):
@@ -103,8 +104,7 @@ def _made_without_grad(t) -> bool:
 
 def _node(base, index, view):
     """The backward node of `view` = base[index] on base's current history."""
-    from .autograd import NODE_CLASSES
-    edge = base.grad_fn if base.grad_fn is not None else _accumulator(base)
+    edge = base.grad_fn if base.grad_fn is not None else accumulator(base)
     name = "SelectBackward0" if view.ndim < base._data.ndim else "SliceBackward0"
     node = NODE_CLASSES[name](_BasicIndex(index, base._data.shape), {}, [base, view], [], [edge])
     node.reads = False
@@ -121,11 +121,6 @@ def _regraph(t) -> None:
     t.grad_fn = _node(base, index, t._data) if grad else None
     t._requires_grad = grad or (t._requires_grad and t.grad_fn is not None)
     t._view = (base, index, t._version.value)
-
-
-def _accumulator(t):
-    from .autograd import accumulator
-    return accumulator(t)
 
 
 def refresh(t) -> None:
