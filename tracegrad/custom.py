@@ -378,13 +378,10 @@ def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):
     @functools.wraps(fun)
     def remat(*args, **kwargs):
         if static or kwargs:  # fixed per call: the checkpointed body closes over them
-            fixed = {i for i in static if i < len(args)}
-            dynamic = [a for i, a in enumerate(args) if i not in fixed]
+            _, dynamic, merged = _Nondiff(i for i in static if 0 <= i < len(args)).split(args)
 
             def body(*values):
-                values = iter(values)
-                return fun(*[args[i] if i in fixed else next(values)
-                             for i in range(len(args))], **kwargs)
+                return fun(*merged(values), **kwargs)
             body.__name__ = getattr(fun, "__name__", "f")
             return checkpoint(body)(*dynamic)
         leaves, tree = tree_flatten(tuple(args))
