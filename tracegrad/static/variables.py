@@ -72,12 +72,18 @@ class Variable(Tensor):
         session._values[self] = _checked_value(self, value)
 
 
-def _checked_value(var, value) -> np.ndarray:
+def _of_var_dtype(var, value, what: str) -> np.ndarray:
+    """`value` as an array of var's dtype where its kind allows (ints into a float
+    variable); as TF1, no silent truncation of floats into an integer variable."""
     arr = feedable(value, var.dtype)
-    if arr is None:  # as TF1: no silent truncation of floats into an integer variable
-        raise TypeError(f"cannot load a value of dtype {np.asarray(value).dtype} into {var!r} "
-                        f"of dtype {var.dtype.name}")
-    arr = np.array(arr)
+    if arr is None:
+        raise TypeError(f"{what} a value of dtype {np.asarray(value).dtype} into {var!r} of "
+                        f"dtype {var.dtype.name}")
+    return arr
+
+
+def _checked_value(var, value) -> np.ndarray:
+    arr = np.array(_of_var_dtype(var, value, "cannot load"))
     if arr.shape != tuple(var.shape.dims):
         raise ValueError(f"cannot load a value of shape {arr.shape} into {var!r}")
     return arr
@@ -115,11 +121,7 @@ def _assigned(var, value, op_type):
             raise TypeError(f"Input 'value' of '{op_type}' Op has type {value.dtype.name} that "
                             f"does not match type {var.dtype.name} of argument 'ref'")
         return value
-    arr = feedable(value, var.dtype)
-    if arr is None:
-        raise TypeError(f"{op_type}: expected {var.dtype.name} for {var!r}, got {value!r} of "
-                        f"type {type(value).__name__}")
-    return as_tensor(arr)
+    return as_tensor(_of_var_dtype(var, value, f"{op_type}: cannot assign"))
 
 
 def assign(ref, value, name=None):
