@@ -20,7 +20,7 @@ import numpy as np
 from . import numpy as tnp
 from .dtypes import is_weak
 from .indexing import getitem
-from .torch_methods import MinMax, Size, TorchMethods, axis_of, extreme
+from .torch_methods import Size, TorchMethods, axis_of, extreme, sorted_pair
 
 
 def _operand_like(x) -> bool:
@@ -184,9 +184,7 @@ class ArrayMixin(TorchMethods):
         A copy is sorted, so that the update leaves what sort's backward keeps intact.
         Called torch's way (dim=, descending=) it returns torch's (values, indices), stably."""
         if dim is not None or descending is not None:
-            ax = -1 if dim is None else dim
-            order = tnp.argsort(-self if descending else self, axis=ax, kind="stable")
-            return MinMax(tnp.take_along_axis(self, order, axis=ax), order)
+            return sorted_pair(self, -1 if dim is None else dim, descending)
         self[...] = tnp.sort(tnp.copy(self), axis, kind, order)
 
     def searchsorted(self, v, side="left", sorter=None):

@@ -147,8 +147,7 @@ class TorchMethods:
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """torch's (values, indices) of the k largest (smallest) along dim, in order."""
-        order = tnp.argsort(-self if largest else self, axis=dim, kind="stable")
-        indices = tnp.take(order, np.arange(k), axis=dim)
+        indices = tnp.take(sort_order(self, dim, largest), np.arange(k), axis=dim)
         return MinMax(tnp.take_along_axis(self, indices, axis=dim), indices)
 
     # softmax family
@@ -159,6 +158,17 @@ class TorchMethods:
     def log_softmax(self, dim):
         shifted = self - tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True))
         return shifted - tnp.log(tnp.sum(tnp.exp(shifted), axis=dim, keepdims=True))
+
+
+def sort_order(x, dim, descending):
+    """The indices that sort x along dim, stably (torch's sort(stable=True) and topk)."""
+    return tnp.argsort(-x if descending else x, axis=dim, kind="stable")
+
+
+def sorted_pair(x, dim, descending):
+    """torch's sort: (values, indices)."""
+    order = sort_order(x, dim, descending)
+    return MinMax(tnp.take_along_axis(x, order, axis=dim), order)
 
 
 def extreme(fn, argfn, x, axis, keepdims, dim):
