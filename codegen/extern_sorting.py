@@ -291,12 +291,12 @@ class _Merge:
     def _read(self, k):
         b = self.b
         k = _max(b, _min(b, k, i64(self.n - 1)), i64(0))
-        return k, b.load(_elem(b, self.bufs[0], k, self.pty), typ=self.pty)
+        return b.load(_elem(b, self.bufs[0], k, self.pty), typ=self.pty)
 
     def _take(self, left, i, j, t):
         b = self.b
         pos = _unpredictable(b, b.select(left, i, j))
-        b.store(self._read(pos)[1], _elem(b, self.bufs[1], t, self.pty))
+        b.store(self._read(pos), _elem(b, self.bufs[1], t, self.pty))
 
     def front(self, t):
         """dst[t] = the lesser head."""
@@ -309,7 +309,7 @@ class _Merge:
     def _step(self, t, slots, forward: bool):
         b, (lo, mid, hi) = self.b, self.bounds
         i, j = (b.load(s, typ=i64(0).type) for s in slots)
-        (_, pi), (_, pj) = self._read(i), self._read(j)
+        pi, pj = self._read(i), self._read(j)
         if forward:  # the left run is live below mid, the right one below hi
             left_live, right_done = b.icmp_signed("<", i, mid), b.icmp_signed(">=", j, hi)
             left_wins, move = b.icmp_unsigned("<", pi, pj), b.add
