@@ -161,3 +161,17 @@ def test_reductions_of_a_0d_array_take_axis_0_as_numpy():
         f = getattr(np, name)
         assert float(tracegrad.jit(lambda v, f=f: f(v, axis=0))(x)) == 3.0
         assert float(tracegrad.jit(lambda v, f=f: f(v, axis=-1))(x)) == 3.0
+
+
+def test_0d_arrays_along_axis_0_as_numpy():
+    # NumPy treats a 0-d operand as one element along axis 0 or -1 here (not in sort).
+    x = np.array(3.0)
+    cases = [lambda v: np.argmax(v, axis=0), lambda v: np.nanargmin(v, axis=-1),
+             lambda v: np.cumsum(v, axis=0), lambda v: np.cumprod(v, axis=-1),
+             lambda v: np.take(v, 0, axis=0)]
+    for f in cases:
+        want = f(x)
+        for got in (tracegrad.jit(f)(x), f(tracegrad.tensor(x)).numpy()):
+            assert np.shape(got) == np.shape(want) and got == want
+    with pytest.raises(np.exceptions.AxisError):
+        tracegrad.jit(lambda v: np.sort(v, axis=0))(x)

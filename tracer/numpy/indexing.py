@@ -14,6 +14,8 @@ place as NumPy does (a tensor in place, a traced value as `x[idx] = v` does).
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from tracegrad.ir import TracedValue, ops
@@ -71,8 +73,8 @@ def take(a, indices, axis=None, out=None, mode=None):
     """a's elements at `indices` along `axis` (the flattened array when axis is None)."""
     _reject("take", out=out)
     a = _operand(a)
-    if axis is None:
-        a, axis = ravel(a), 0
+    if axis is None or (not _shape(a) and operator.index(axis) in (0, -1)):
+        a, axis = ravel(a), 0  # NumPy takes from a 0-d array along axis 0 or -1 as well
     axis = _norm_axis(axis, len(_shape(a)))
     ind = _mode(_int_operand(indices), _shape(a)[axis], mode, "take")
     return getitem(a, (slice(None),) * axis + (ind,))

@@ -15,6 +15,8 @@ static `length`/`size`, as in JAX.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from tracegrad.ir import ops
@@ -31,10 +33,12 @@ from .reductions import sum as _sum
 INDEX = np.dtype(np.int64)
 
 
-def _along(a, axis):
-    """(operand, axis): `axis=None` flattens, as NumPy's sort family does."""
+def _along(a, axis, zero_d=False):
+    """(operand, axis): `axis=None` flattens, as NumPy's sort family does; with `zero_d`, a
+    0-d operand also takes axis 0 or -1 as one element (NumPy's argmax and cumsum do, its
+    sort does not)."""
     a = _operand(a)
-    if axis is None:
+    if axis is None or (zero_d and _ndim(a) == 0 and operator.index(axis) in (0, -1)):
         return ops.reshape(a, (int(np.prod(_shape(a), dtype=np.int64)),)), 0
     return a, _norm_axis(axis, _ndim(a))
 
@@ -117,7 +121,7 @@ def _arg_extremum(name):
     def f(a, axis=None, out=None, *, keepdims=False):
         _reject(name, out=out)
         a0 = _operand(a)
-        a, ax = _along(a0, axis)
+        a, ax = _along(a0, axis, zero_d=True)
         if _shape(a)[ax] == 0:
             _fail(name, f"attempt to get {name} of an empty sequence", [a], ValueError)
         r = ops.bind(name, a, axis=ax)
@@ -360,7 +364,7 @@ def _cumulative(name, prim, fill=None):
         _reject(name, out=out)
         a = _operand(a) if fill is None else _without_nan(a, fill)
         dt = dtypes.check(dtype) if dtype is not None else dtypes.sum_result(_dtype(a))
-        a, ax = _along(_convert(a, dt), axis)
+        a, ax = _along(_convert(a, dt), axis, zero_d=True)
         return getattr(ops, prim)(a, ax)
     f.__name__ = f.__qualname__ = name
     f.__doc__ = (f"Running {prim[3:]} along `axis` (None: of the flattened array)"
