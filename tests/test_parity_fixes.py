@@ -40,6 +40,18 @@ def test_lstsq_rank_deficient_rank_and_matrix_rank_dtype():
     assert _data(tnp.linalg.matrix_rank(tg.tensor(a))).dtype == np.linalg.matrix_rank(a).dtype
 
 
+def test_lstsq_of_tall_matrices_under_vmap_gives_jax_residuals():
+    # Under vmap the rank is not known at trace time: residuals are computed for every
+    # tall matrix, as jax.numpy.linalg.lstsq does; solutions match numpy's.
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((4, 6, 3)), rng.standard_normal((4, 6))
+    x, resid = tg.vmap(lambda a, b: tnp.linalg.lstsq(a, b)[:2])(a, b)
+    for k in range(4):
+        xk, rk = np.linalg.lstsq(a[k], b[k])[:2]
+        np.testing.assert_allclose(x[k], xk, atol=1e-12)
+        np.testing.assert_allclose(resid[k], rk, rtol=1e-12)
+
+
 # ---- matrix_power(a, 0) is of a's kind ----------------------------------------------------
 
 @pytest.mark.parametrize("dtype", FLOATS)

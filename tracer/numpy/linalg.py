@@ -30,6 +30,7 @@ from collections import namedtuple
 import numpy as np
 
 from tracegrad.ir import ops
+from tracegrad.ir.builder import ConcretizationError
 
 from .. import dtypes
 from ._core import _convert, _dtype, _fail, _norm_axis, _operand, _reject, _shape
@@ -282,7 +283,8 @@ def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
 def lstsq(a, b, rcond=None):
     """Least-squares solution (x, residuals, rank, s) of a @ x ~ b, as numpy.linalg.lstsq
     (x = pinv(a) @ b; rcond default eps * max(m, n)).  Residuals are computed when
-    rank == n < m, a decision that is a guard under tracing."""
+    rank == n < m, a decision that is a guard under tracing; where the rank is not known
+    (vmap, abstract tracing) a tall `a` always gets them, as jax.numpy's lstsq."""
     a, b = _promote(a, b)
     a = _matrices("lstsq", a)
     if _ndim(a) != 2:
@@ -302,10 +304,17 @@ def lstsq(a, b, rcond=None):
 
 
 def _residuals(a, b, x, m, n, rank):
-    if not (m > n and int(rank) == n):
+    if not (m > n and _full_rank(rank, n)):
         return np.zeros((0,), _dtype(a))
     r = ops.sub(ops.dot(a, x), b)
     return ops.reduce_sum(ops.mul(r, r), (0,))
+
+
+def _full_rank(rank, n) -> bool:
+    try:
+        return int(rank) == n
+    except ConcretizationError:  # no value to decide on: JAX's residuals, whatever the rank
+        return True
 
 
 def cond(x, p=None):
