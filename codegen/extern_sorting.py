@@ -8,8 +8,11 @@ in the lane, so that all entries differ and sorting them is stable.  Runs of RUN
 entries are insertion-sorted, then merged bottom-up; a merge step's choice is a
 conditional move (a branch there is mispredicted half the time).  Then the indices
 (argsort) or the elements they point at (sort: payloads and zero signs kept) are
-written.  Lanes longer than MAX_NATIVE_SORT take the host callback (numpy's sort),
-which also keeps the scratch (two lanes of 8- or 16-byte entries) small on the stack.
+written.  This serves small sorts (below MIN_CALLBACK_SORT elements: inside loops,
+mostly), where a call back to the host costs more than the sort.  Larger ones take the
+host callback, numpy's SIMD quicksort (ir/sorting.py; argsort checks the result for
+ties and sorts stably where there are any), which also keeps the scratch (two lanes of
+8- or 16-byte entries) small on the stack.
 
 argmax/argmin view the operand as (outer, n, inner) row-major, n the axis.  The index
 of the best element so far is kept in the output row and its value reloaded from the
@@ -116,6 +119,9 @@ def _halve(b, side, a, value, slots, m, dtype):
 
 
 MAX_NATIVE_SORT = 4096
+# From this many elements the host callback's SIMD sort (numpy's, ir/sorting.py) is faster
+# than the merge sort below despite the call's ~12 us (benchmarks/sorting.py).
+MIN_CALLBACK_SORT = 1024
 RUN = 16  # runs of this length are insertion-sorted before the merge passes
 
 
@@ -323,7 +329,9 @@ class _Merge:
 
 
 def _supports_sort(kernel) -> bool:
-    return _supports(kernel) and kernel.in_avals[0].shape[kernel.params["axis"]] <= MAX_NATIVE_SORT
+    shape = kernel.in_avals[0].shape
+    return (_supports(kernel) and shape[kernel.params["axis"]] <= MAX_NATIVE_SORT
+            and math.prod(shape) < MIN_CALLBACK_SORT)
 
 
 def _supports(kernel) -> bool:

@@ -45,11 +45,29 @@ def _argsort_rule(x, *, axis):
 
 
 def _sort_impl(x, *, axis):
-    return np.sort(np.asarray(x), axis=axis, kind="stable")
+    # The sorted values are the same for every algorithm, up to the order of equal
+    # elements that differ in bits (-0.0 and +0.0, NaN payloads): NumPy's default sort
+    # (SIMD quicksort on x86) is many times faster than its stable one, and is what a
+    # plain np.sort call gives.
+    return np.sort(np.asarray(x), axis=axis)
 
 
 def _argsort_impl(x, *, axis):
-    return np.argsort(np.asarray(x), axis=axis, kind="stable").astype(INDEX)
+    # Without ties every sorting permutation is the stable one, and NumPy's SIMD quicksort
+    # (values, then indices) is several times faster than its stable argsort.
+    x = np.asarray(x)
+    kind = "stable" if _has_ties(np.sort(x, axis=axis), axis) else None
+    return np.argsort(x, axis=axis, kind=kind).astype(INDEX, copy=False)
+
+
+def _has_ties(s, axis):
+    """Whether sorted `s` holds equal neighbours (NaNs equal) along `axis`."""
+    s = np.moveaxis(s, axis, -1)
+    a, b = s[..., :-1], s[..., 1:]
+    same = a == b
+    if s.dtype.kind == "f":
+        same |= np.isnan(a) & np.isnan(b)
+    return bool(same.any())
 
 
 def _lanes(shape, axis):
