@@ -107,6 +107,34 @@ def test_param_groups_and_changing_the_learning_rate():
     assert np.allclose(b.data, [0.8])
 
 
+def test_parameters_without_grad_are_skipped_as_in_torch():
+    w, frozen = (tg.tensor([1.0], requires_grad=True), tg.tensor([1.0]))
+    opt = optim.SGD([w, frozen], lr=0.5)
+    (w * w).sum().backward()
+    opt.step()
+    assert w.data.tolist() == [0.0] and frozen.data.tolist() == [1.0]
+
+
+def test_amsgrad_set_per_group_or_later():
+    w, b = (tg.tensor([1.0, 2.0], requires_grad=True) for _ in range(2))
+    opt = optim.Adam([{"params": [w]}, {"params": [b], "amsgrad": True}], lr=0.1)
+    for _ in range(2):
+        (w * w + b * b).sum().backward()
+        opt.step()
+    opt.param_groups[0]["amsgrad"] = True
+    opt.step()
+    assert np.all(w.data < [1.0, 2.0]) and "vmax" in opt.state[id(w)]
+
+
+def test_float32_adam_bias_corrections_as_torch():
+    # torch computes 1 - beta**t with Python floats: one step from w = 1, g = 0.5
+    w = tg.tensor(np.ones(1, np.float32), requires_grad=True)
+    opt = optim.Adam([w], lr=0.1)
+    (0.5 * w).sum().backward()
+    opt.step()
+    assert w.data[0] == np.float32(0.90000004)
+
+
 def test_float32_parameters_stay_float32():
     w = tg.tensor(np.ones(3, np.float32), requires_grad=True)
     opt = optim.Adam([w], lr=0.1)
@@ -116,8 +144,20 @@ def test_float32_parameters_stay_float32():
 
 
 def test_errors():
-    with pytest.raises(TypeError, match="requires_grad=True"):
-        optim.SGD([tg.tensor([1.0])], lr=0.1)
+    w = tg.tensor([1.0], requires_grad=True)
+    with pytest.raises(TypeError, match="iterable"):
+        optim.SGD(w, lr=0.1)  # a bare tensor, as torch.optim refuses it
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": [w]}, {"params": [w]}], lr=0.1)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([w * 2], lr=0.1)
+    for bad in ({"momentum": -0.5}, {"weight_decay": -1.0}, {"lr": -1.0}):
+        with pytest.raises(ValueError, match="invalid"):
+            optim.SGD([w], **bad)
+    with pytest.raises(ValueError, match="beta"):
+        optim.Adam([w], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="invalid eps"):
+        optim.Adam([{"params": [w], "eps": -1e-8}])
     with pytest.raises(TypeError, match="unknown options"):
         optim.Adam([], lr=0.1, momentum=0.9)
     with pytest.raises(ValueError, match="Nesterov"):

@@ -62,10 +62,12 @@ def _adam(p, g, s, h):
     new = {"step": step, "m": m, "v": v}
     if h["amsgrad"]:
         v = new["vmax"] = tnp.maximum(s["vmax"], v)
-    t = tnp.astype(step, tnp.dtype(m.dtype))
+    # the bias corrections in float64, as PyTorch's Python scalars (in float32, 1 - 0.999**t
+    # cancels), rounded to the parameters' dtype where they meet them
+    dt, t = tnp.dtype(m.dtype), tnp.astype(step, np.float64)
     bias1, bias2 = 1 - tnp.power(b1, t), 1 - tnp.power(b2, t)
-    denom = tnp.sqrt(v) / tnp.sqrt(bias2) + h["eps"]
-    return p - (h["lr"] / bias1) * m / denom, new
+    denom = tnp.sqrt(v) / tnp.astype(tnp.sqrt(bias2), dt) + h["eps"]
+    return p - tnp.astype(h["lr"] / bias1, dt) * m / denom, new
 
 
 # ---- the same rules in place (numpy arrays: the parameter, its gradient, its state) --------
@@ -112,7 +114,7 @@ def _adam_(p, g, s, h, scratch=None):
     denom /= root2
     denom += h["eps"]
     np.divide(m, denom, out=denom)
-    denom *= h["lr"] / bias1
+    denom *= (h["lr"] / bias1).astype(p.dtype)
     p -= denom
 
 
@@ -135,8 +137,8 @@ def _bias_corrections(b1, b2, step, dtype):
 
 
 def _corrections(b1, b2, step, dtype):
-    bias1, bias2 = (1 - np.power(np.asarray(b, dtype), np.asarray(step, dtype)) for b in (b1, b2))
-    return bias1, np.sqrt(bias2)
+    bias1, bias2 = (1 - np.power(np.float64(b), np.float64(step)) for b in (b1, b2))
+    return bias1, np.sqrt(bias2).astype(dtype)
 
 
 class Optimizer:
@@ -157,22 +159,40 @@ class Optimizer:
         self._scratch: dict = {}  # id(tensor) -> a buffer like it for the step's temporaries
 
     def _check(self, h):
-        if h["lr"] < 0:
-            raise ValueError(f"{type(self).__name__}: invalid learning rate {h['lr']}")
+        for key in ("lr", "eps", "momentum", "weight_decay"):
+            if key in h and not h[key] >= 0:
+                raise ValueError(f"{type(self).__name__}: invalid {key} value {h[key]}")
+        for i, b in enumerate(h.get("betas", ())):
+            if not 0 <= b < 1:
+                raise ValueError(f"{type(self).__name__}: invalid beta parameter at index "
+                                 f"{i}: {b}")
 
     def _groups(self, params):
+        if isinstance(params, (Tensor, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{type(self).__name__}: params should be an iterable of tensors "
+                            f"or of dicts (parameter groups), but got {type(params).__name__}")
         params = list(params)
         groups = params if params and isinstance(params[0], dict) else [{"params": params}]
-        out = []
+        out, seen = [], set()
         for group in groups:
-            tensors = list(group["params"])
+            tensors = group["params"]
+            tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
             for t in tensors:
-                if not isinstance(t, Tensor) or not t.requires_grad:
-                    raise TypeError(f"{type(self).__name__}: parameters must be tensors with "
-                                    f"requires_grad=True, got {t!r:.60}")
-            out.append({**self.hyper, **{k: v for k, v in group.items() if k != "params"},
-                        "params": tensors})
+                self._check_param(t, seen)
+            merged = {**self.hyper, **{k: v for k, v in group.items() if k != "params"}}
+            self._check(merged)
+            out.append({**merged, "params": tensors})
         return out
+
+    def _check_param(self, t, seen):
+        name = type(self).__name__
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: parameters must be tensors, got {t!r:.60}")
+        if not t.is_leaf:
+            raise ValueError(f"{name}: can't optimize a non-leaf Tensor")
+        if id(t) in seen:
+            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+        seen.add(id(t))
 
     # -- functional form ------------------------------------------------------------------
     def init(self, params):
@@ -208,6 +228,7 @@ class Optimizer:
         state = self.state.get(id(t))
         if state is None:
             state = self.state[id(t)] = self._init_leaf(p)
+        self._complete(state, p, group)
         type(self).rule_(p, t.grad._data, state, group, self._scratch_like(t, p))
         t._version.bump()  # an in-place update, as t.copy_ would count it
 
@@ -219,6 +240,9 @@ class Optimizer:
 
     def _init_leaf(self, p):
         raise NotImplementedError
+
+    def _complete(self, state, p, group):
+        """Add the state a group's options need and the defaults' did not (amsgrad)."""
 
 
 def _leaves_of(tree_value, tree, what):
@@ -260,6 +284,10 @@ class Adam(Optimizer):
         if self.hyper["amsgrad"]:
             state["vmax"] = _zeros(p)
         return state
+
+    def _complete(self, state, p, group):
+        if group["amsgrad"] and "vmax" not in state:
+            state["vmax"] = np.zeros_like(p)
 
 
 class AdamW(Adam):

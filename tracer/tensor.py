@@ -235,6 +235,8 @@ class Tensor(ArrayMixin):
     @requires_grad.setter
     def requires_grad(self, flag):
         if self.grad_fn is not None:
+            if flag:
+                return  # a result that requires grad already (PyTorch: a no-op)
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
@@ -258,6 +260,15 @@ class Tensor(ArrayMixin):
         if self.grad_fn is not None and not self._retains_grad:
             self.grad_fn.retained = weakref.ref(self)
             self._retains_grad = True
+
+    def _rebase(self, grad_fn, requires_grad):
+        """A new history after an in-place change; a retained gradient follows it (the
+        gradient of the new value, as PyTorch's)."""
+        if self._retains_grad and self.grad_fn is not None:
+            self.grad_fn.retained = None
+        self.grad_fn, self._requires_grad = grad_fn, requires_grad
+        if self._retains_grad and grad_fn is not None:
+            grad_fn.retained = weakref.ref(self)
 
     @property
     def retains_grad(self) -> bool:
@@ -393,7 +404,7 @@ class Tensor(ArrayMixin):
             raise ValueError(f"{op}: result of shape {new.shape} does not fit the tensor's "
                              f"shape {self.shape}")
         np.copyto(self.data, new.data, casting="same_kind")
-        self.grad_fn, self._requires_grad = new.grad_fn, new._requires_grad
+        self._rebase(new.grad_fn, new._requires_grad)
         self._version.bump()
         return self
 
@@ -579,6 +590,8 @@ def _as_tensor_grad(g, like: Tensor, create_graph: bool, owned=False) -> Tensor:
 def _plain_sink(acc: AccumulateGrad, g, owned):
     """`_leaf_sink(False)`, with a first gradient of the leaf's dtype and shape inlined."""
     leaf = acc.variable
+    if not leaf._requires_grad:  # switched off since the graph was built: no gradient
+        return
     data = leaf._data
     if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
             and g.shape == data.shape):
@@ -593,6 +606,8 @@ def _leaf_sink(create_graph: bool):
 
     def sink(acc: AccumulateGrad, g, owned):
         leaf = acc.variable
+        if not leaf._requires_grad:
+            return
         if leaf.grad is None:
             leaf.grad = _as_tensor_grad(g, leaf, create_graph, owned)
         elif create_graph or leaf.grad.requires_grad:
@@ -611,10 +626,10 @@ _PLAIN_SINK = _leaf_sink(False)  # the general plain sink, behind `_plain_sink`
 
 def _roots(outputs, gradients, create_graph):
     roots, seeds = [], []
-    for out, grad in zip(outputs, gradients):
+    for i, (out, grad) in enumerate(zip(outputs, gradients)):
         if not out.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have "
-                               "a grad_fn")
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not "
+                               "have a grad_fn")
         roots.append(out.grad_fn if out.grad_fn is not None else accumulator(out))
         seeds.append(_seed(out, grad, create_graph))
     return roots, seeds
