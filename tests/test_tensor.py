@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tracegrad.tracer import (GRAD_MODE, AccumulateGrad, Tensor, autograd_grad, enable_grad,
-                              is_grad_enabled, no_grad, tensor, zero_grad)
+                              is_grad_enabled, no_grad, set_grad_enabled, tensor, zero_grad)
 from tracegrad.tracer import numpy as tnp
 
 
@@ -671,3 +671,41 @@ def test_a_view_made_under_no_grad_cannot_change_in_place_with_grad_on():
         v += 1.0  # fine under no_grad
     with pytest.raises(RuntimeError, match="created in no_grad mode"):
         v += 1.0
+
+
+def test_grad_mode_decorators_on_generators_apply_inside():
+    # as PyTorch's: the body runs in the decorator's mode at every resumption
+    w = tensor([1.0], requires_grad=True)
+
+    @no_grad()
+    def gen():
+        got = yield w * 2
+        assert got == 7 and not is_grad_enabled()
+        yield w * 3
+
+    g = gen()
+    assert not next(g).requires_grad and is_grad_enabled()
+    assert not g.send(7).requires_grad
+
+    @set_grad_enabled(False)
+    def gen2():
+        yield (w * 2).requires_grad
+    assert list(gen2()) == [False] and is_grad_enabled()
+
+
+def test_retain_grad_follows_an_in_place_change():
+    a = tensor([1.0, 2.0], requires_grad=True)
+    b = a * 2
+    b.retain_grad()
+    b.mul_(3)
+    b.sum().backward()
+    assert b.grad.tolist() == [1.0, 1.0] and a.grad.tolist() == [6.0, 6.0]
+
+
+def test_requires_grad_switched_off_after_the_graph_and_on_for_results():
+    a = tensor([1.0, 2.0], requires_grad=True)
+    y = (a * 2).sum()
+    y.requires_grad_(True)  # a result: a no-op, as in torch
+    a.requires_grad_(False)
+    y.backward()
+    assert a.grad is None

@@ -17,6 +17,7 @@ differentiable).  Node classes carry PyTorch's names (`Primitive.torch_name`).
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import weakref
 
@@ -64,11 +65,40 @@ class _SetGradMode:
         return False
 
     def __call__(self, fn):
+        return _decorated(fn, type(self))
+
+
+def _decorated(fn, mode):
+    """`fn` run with grad mode set by the context manager `mode()`; a generator function's
+    body runs in it at each resumption (as PyTorch's decorators), not only at creation."""
+    if inspect.isgeneratorfunction(fn):
         def wrapped(*args, **kwargs):
-            with type(self)():
+            return (yield from _in_mode(fn(*args, **kwargs), mode))
+    else:
+        def wrapped(*args, **kwargs):
+            with mode():
                 return fn(*args, **kwargs)
-        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
-        return wrapped
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
+def _in_mode(gen, mode):
+    """Drive `gen`, each of its steps under `mode()`; sends, throws and close pass through."""
+    send, value = gen.send, None
+    while True:
+        try:
+            with mode():
+                out = send(value)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, send = (yield out), gen.send
+        except GeneratorExit:
+            with mode():
+                gen.close()
+            raise
+        except BaseException as e:  # thrown in: the generator handles it, in its mode
+            value, send = e, gen.throw
 
 
 class no_grad(_SetGradMode):
@@ -110,13 +140,7 @@ class set_grad_enabled(_SetGradMode):
 
     def __call__(self, fn):
         GRAD_MODE.enabled = self._prev  # as a decorator it applies per call only
-        mode = self.mode
-
-        def wrapped(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-        wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
-        return wrapped
+        return _decorated(fn, functools.partial(set_grad_enabled, self.mode))
 
 
 # ---- version counters ---------------------------------------------------------------------
