@@ -365,3 +365,87 @@ def test_checkpoint_static_argnums_and_keywords_as_jax():
     np.testing.assert_allclose(got, want, rtol=1e-14)
     cube = tg.checkpoint(static_argnums=(1,))(lambda x, n: x ** n)
     assert float(tg.grad(lambda x: cube(x, 3))(2.0)) == 12.0
+
+
+# ---- autograd.Function: PyTorch's semantics for eager tensors ------------------------------
+
+def _function(forward, backward):
+    return type("F", (tg.autograd.Function,), {"forward": staticmethod(forward),
+                                               "backward": staticmethod(backward)})
+
+
+def test_function_with_several_outputs_runs_backward_once_with_all_cotangents():
+    calls = []
+
+    def backward(ctx, g1, g2):
+        calls.append(1)
+        return 2 * g1 + 3 * g2 + 1  # not linear: a per-output split would be wrong
+    F = _function(lambda ctx, x: (x * 2, x * 3), backward)
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    a, b = F.apply(x)
+    (a + b + a).sum().backward()
+    assert x.grad.tolist() == [8.0, 8.0] and len(calls) == 1
+
+
+def test_function_saved_tensor_changed_in_place_raises():
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+    F = _function(forward, lambda ctx, g: 2 * ctx.saved_tensors[0] * g)
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    x = a * 1
+    y = F.apply(x)
+    x.add_(10)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_function_backward_sees_tensors_and_forward_runs_without_grad():
+    seen = []
+
+    def forward(ctx, x):
+        seen.append((tg.is_grad_enabled(), ctx.needs_input_grad))
+        return x * 2
+
+    def backward(ctx, g):
+        seen.append(type(g))
+        return g.clone() * 2
+    F = _function(forward, backward)
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    F.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+    assert seen == [(False, (True,)), tg.Tensor]
+    out = F.apply(tg.tensor([1.0]), )
+    assert not out.requires_grad and seen[-1] == (False, (False,))
+
+
+def test_function_saving_nothing_runs_backward_twice_and_none_leaves_no_grad():
+    F = _function(lambda ctx, x, y: x * 2 + y, lambda ctx, g: (2 * g, None))
+    x, y = (tg.tensor([1.0], requires_grad=True) for _ in range(2))
+    out = F.apply(x, y).sum()
+    out.backward()
+    out.backward()
+    assert x.grad.tolist() == [4.0] and y.grad is None
+
+
+def test_function_gradient_checks_as_torch():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="incorrect number of gradients"):
+        _function(lambda ctx, x: x * 2, lambda ctx, g: (g, g)).apply(x).sum().backward()
+    with pytest.raises(RuntimeError, match="invalid gradient at index 0"):
+        _function(lambda ctx, x: x * 2, lambda ctx, g: g[:1]).apply(x).sum().backward()
+    with pytest.raises(RuntimeError, match="not a Variable"):
+        _function(lambda ctx, x, k: x * k, lambda ctx, g: (g, g)).apply(x, 2.0).sum().backward()
+    # a gradient that broadcasts to the input is summed down to it
+    _function(lambda ctx, x: x * 2, lambda ctx, g: g * np.ones((3, 2))).apply(x).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_function_mark_non_differentiable():
+    def forward(ctx, x):
+        order = np.argsort(x) * 1.0
+        ctx.mark_non_differentiable(order)
+        return x * 1.0, order
+    F = _function(forward, lambda ctx, g, gi: g)
+    v, i = F.apply(tg.tensor([2.0, 1.0], requires_grad=True))
+    assert v.requires_grad and not i.requires_grad

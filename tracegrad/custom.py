@@ -32,13 +32,12 @@ import tracegrad.numpy as tnp
 from tracegrad.ir import TracedValue, apply_graph, ops
 from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, no_grad, tree_flatten,
                               tree_unflatten)
-from tracegrad.tracer.autograd import NODE_CLASSES
 from tracegrad.tracer.branches import union_captured, with_consts
 from tracegrad.tracer.loop_body import Body, record, trace_of
 from tracegrad.tracer.loop_types import leaf_aval, leaf_value
 from tracegrad.tracer.trace import is_array_leaf
-from tracegrad.tracer.tensor import _edge
 
+from . import custom_eager
 from .transforms import jvp as _jvp_transform
 from .transforms import vjp as _vjp_transform
 
@@ -47,6 +46,8 @@ class _Rules:
     """The three Python functions of a custom function: fun(*args) -> out,
     fwd(*args) -> (out, res), bwd(res, g) -> tuple of cotangents (one per arg),
     and optionally jvp(primals, tangents) -> (out, tangent_out)."""
+
+    torch_style = False  # autograd.Function: PyTorch's checks and tensors in backward
 
     def __init__(self, name, fun, fwd, bwd, jvp=None, guard=None):
         self.name, self.fun, self.fwd, self.bwd, self.jvp = name, fun, fwd, bwd, jvp
@@ -80,7 +81,7 @@ def _dispatch(rules: _Rules, args):
     if trace is not None:
         return _traced(rules, args, tree, values, trace)
     if is_grad_enabled() and any(isinstance(v, Tensor) and v.requires_grad for v in values):
-        return _eager(rules, args, tree, values)
+        return custom_eager.call(rules, tree, values)
     return rules.fun(*args)
 
 
@@ -146,47 +147,6 @@ def _bwd_checked(rules, tree, avals):
                      for c, a in zip(leaves, child_avals)]
         return tuple(flat)
     return bwd
-
-
-# ---- eager tensors: backward nodes calling the rule -------------------------------------
-
-class _EagerRule:
-    """The `prim` of the backward node of output `index`: calls the backward rule with
-    this output's cotangent (zeros for the others; the rule is linear in them)."""
-
-    def __init__(self, rules, tree, outs, index):
-        self.rules, self.tree, self.outs, self.index = rules, tree, outs, index
-
-    def vjp(self, g, out, *operands, res=None, out_tree=None):
-        cts = [g if i == self.index else np.zeros_like(o) for i, o in enumerate(self.outs)]
-        result = self.rules.bwd(res, tree_unflatten(out_tree, cts))
-        # a create_graph backward (grad mode on) keeps the rule's tensors: their graph,
-        # through the saved inputs, is the gradient's own (double backward)
-        keep = is_grad_enabled()
-        flat = []
-        for ct, child in zip(result, self.tree.children):
-            flat += [None] * child.num_leaves if ct is None else [
-                c.data if isinstance(c, Tensor) and not keep else c for c in tree_flatten(ct)[0]]
-        return tuple(flat)
-
-
-def _eager(rules, args, tree, values):
-    # as PyTorch's Function: forward sees the inputs themselves, with grad mode off, so
-    # that what it saves for backward keeps their graph (for a create_graph backward)
-    with no_grad():
-        out, res = rules.fwd(*tree_unflatten(tree, values))
-    out_leaves, out_tree = tree_flatten(out)
-    datas = [np.asarray(o.data if isinstance(o, Tensor) else o) for o in out_leaves]
-    edges = [_edge(v) for v in values]
-    cls = NODE_CLASSES[f"{rules.name}Backward"]
-    results = []
-    for i, data in enumerate(datas):
-        node = None
-        if data.dtype.kind == "f":
-            prim = _EagerRule(rules, tree, datas, i)
-            node = cls(prim, {"res": res, "out_tree": out_tree}, list(values) + [data], [], edges)
-        results.append(Tensor._make(data, node))
-    return tree_unflatten(out_tree, results)
 
 
 # ---- the public spellings -----------------------------------------------------------------
@@ -291,10 +251,24 @@ def _jvp_rules(name, fun, jvp, guard):
 
 class FunctionCtx:
     """The `ctx` of `Function.forward`/`backward`: `save_for_backward`, `saved_tensors`,
-    `needs_input_grad`, and any attributes forward sets."""
+    `needs_input_grad`, `mark_non_differentiable`, `set_materialize_grads`, and any
+    attributes forward sets."""
+
+    def __init__(self, needs_input_grad=()):
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors = ()
+        self.non_differentiable, self.materialize_grads = set(), True
 
     def save_for_backward(self, *tensors):
         self.saved_tensors = tuple(tensors)
+
+    def mark_non_differentiable(self, *outputs):
+        """These outputs get no gradient (their tensors do not require grad)."""
+        self.non_differentiable.update(id(o) for o in outputs)
+
+    def set_materialize_grads(self, value: bool):
+        """With False, backward gets None for outputs that got no gradient (not zeros)."""
+        self.materialize_grads = bool(value)
 
 
 class Function:
@@ -329,27 +303,35 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        ctx = FunctionCtx()
-        ctx.needs_input_grad = tuple(_needs_grad(a) for a in args)
+        needs = tuple(_needs_grad(a) for a in args)
+        ctx = FunctionCtx(needs)
 
         def fun(*a):
-            return cls.forward(FunctionCtx(), *a)
+            with no_grad():  # as PyTorch's: forward never records
+                return cls.forward(FunctionCtx(needs), *a)
 
         def fwd(*a):
             ctx.saved_tensors = ()
-            return cls.forward(ctx, *a), tuple(ctx.saved_tensors)
+            out = cls.forward(ctx, *a)
+            rules.non_differentiable = ctx.non_differentiable
+            rules.materialize = ctx.materialize_grads
+            return out, tuple(ctx.saved_tensors)
 
         def bwd(res, g):
             ctx.saved_tensors = tuple(res)
             grads = cls.backward(ctx, *(g if isinstance(g, tuple) else (g,)))
             return grads if isinstance(grads, tuple) else (grads,)
-        return _call(_Rules(cls.__name__, fun, fwd, bwd), args)
+        rules = _Rules(cls.__name__, fun, fwd, bwd)
+        rules.torch_style = True
+        return _call(rules, args)
 
 
 def _needs_grad(a) -> bool:
+    """PyTorch's `needs_input_grad` entry: a tensor that requires grad (with grad mode on);
+    a traced value, which may be differentiated; never a plain array or number."""
     if isinstance(a, Tensor):
-        return a.requires_grad
-    return isinstance(a, TracedValue) or (hasattr(a, "dtype") and ops.dtype(a).kind == "f")
+        return a.requires_grad and is_grad_enabled()
+    return isinstance(a, TracedValue)
 
 
 def checkpoint(fun=None, *, prevent_cse=True, policy=None, static_argnums=()):

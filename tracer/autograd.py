@@ -279,6 +279,14 @@ else:
         token.__exit__(None, None, None)
 
 
+class Absent(tuple):
+    """Cotangents where None means no gradient at all, not a zero derivative: a leaf
+    reached only through such a None keeps `.grad` None (a custom Function's backward
+    returning None, as PyTorch's)."""
+
+    __slots__ = ()
+
+
 def _node_class(name: str):
     return type(name, (Node,), {"__slots__": ()})
 
@@ -432,6 +440,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             buffers.add(node, g)
     ready = [r for r in dict.fromkeys(roots) if deps[r] == 0]
     sums, add, ours = buffers.sums, buffers.add, buffers.owned
+    absent = set()  # leaves reached through an Absent None
     while ready:  # one loop, calls kept out of it: small graphs are all overhead
         node = ready.pop()
         g = sums.pop(node, None)  # the node takes its sum (and its ownership)
@@ -439,6 +448,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         if type(node) is AccumulateGrad:
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
             # still accumulates zeros, so the leaf's .grad is a tensor, not None.
+            if g is None and node in absent:
+                continue
             leaf = node.variable
             sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype), owned)
             continue
@@ -452,6 +463,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         if not retain_graph:
             node.release()
         fresh = type(cts) is Fresh
+        if type(cts) is Absent:
+            absent.update(e for e, c in zip(edges, cts) if c is None and type(e) is AccumulateGrad)
         for nxt, ct in zip(edges, cts):
             if nxt is None:
                 continue

@@ -1,0 +1,163 @@
+"""Eager calls of custom functions (custom_vjp, custom_jvp, autograd.Function) on tensors
+that require grad: one backward node per call, as PyTorch's Function nodes.
+
+The forward rule runs on the data with grad mode off; its outputs become tensors whose
+history is the call's node.  Backward calls the user's backward rule once with every
+output's cotangent (zeros for the outputs that got none, as PyTorch's default
+`materialize_grads`).  With several outputs, each output tensor's `grad_fn` is a small
+node that routes its cotangent to its slot of the call's node (`_Slots`, summed slot by
+slot when an output is used several times); the call's node runs once all have arrived.
+The saved residuals' tensors are version-checked, as saved tensors are in PyTorch, and a
+call that saved nothing may be run backward again.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tracegrad.tracer import Tensor, no_grad, tree_flatten, tree_unflatten
+from tracegrad.tracer.autograd import Absent, Node
+from tracegrad.tracer.tensor import _edge
+
+
+class _Slots:
+    """The cotangents of a call's outputs gathered so far (None: none yet); the engine
+    sums two of them with `+`, slot by slot."""
+
+    __slots__ = ("cts",)
+
+    def __init__(self, cts):
+        self.cts = cts
+
+    def __add__(self, other):
+        return _Slots([b if a is None else a if b is None else a + b
+                       for a, b in zip(self.cts, other.cts)])
+
+
+class CallBackward(Node):
+    """The node of one call: `prim` is its `_Call`, `saved` holds the residuals."""
+
+    __slots__ = ()
+
+    def apply(self, g, create_graph: bool, box, edges=None):
+        self._check_saved()
+        return self.prim.backward(g.cts if isinstance(g, _Slots) else [g], create_graph)
+
+
+class OutputBackward(Node):
+    """The `grad_fn` of output `params["index"]` of a call with several outputs."""
+
+    __slots__ = ()
+
+    def apply(self, g, create_graph: bool, box, edges=None):
+        cts = [None] * self.params["count"]
+        cts[self.params["index"]] = g
+        return (_Slots(cts),)
+
+
+_CLASSES: dict = {}
+
+
+def _node_class(base, name):
+    cls = _CLASSES.get((base, name))
+    if cls is None:
+        cls = _CLASSES.setdefault((base, name), type(name, (base,), {"__slots__": ()}))
+    return cls
+
+
+class _Call:
+    """What a call's backward needs: the rules, the argument and output structures, the
+    inputs (for shapes, dtypes and which are tensors) and the residuals."""
+
+    def __init__(self, rules, tree, values, outs, out_tree, res):
+        self.rules, self.tree, self.values = rules, tree, values
+        self.outs, self.out_tree, self.res = outs, out_tree, res
+
+    def backward(self, cts, create_graph):
+        torch_style = self.rules.torch_style
+        if torch_style and not getattr(self.rules, "materialize", True):
+            full = list(cts)
+        else:
+            full = [np.zeros(o.shape, o.dtype) if c is None else c for c, o in zip(cts, self.outs)]
+        if torch_style:  # PyTorch's backward sees tensors
+            full = [c if c is None or isinstance(c, Tensor) else Tensor._make(np.asarray(c))
+                    for c in full]
+        result = self.rules.bwd(self.res, tree_unflatten(self.out_tree, full))
+        flat = tuple(self._flat(result, create_graph))
+        return Absent(flat) if torch_style else flat
+
+    def _flat(self, result, create_graph):
+        children = self.tree.children
+        name = self.rules.name
+        if self.rules.torch_style and len(result) != len(children):
+            raise RuntimeError(f"function {name}Backward returned an incorrect number of "
+                               f"gradients (expected {len(children)}, got {len(result)})")
+        leaf = 0
+        for ct, child in zip(result, children):
+            cts = [None] * child.num_leaves if ct is None else tree_flatten(ct)[0]
+            for c in cts:
+                yield None if c is None else self._checked(c, leaf, create_graph)
+                leaf += 1
+
+    def _checked(self, c, i, create_graph):
+        """Gradient `c` of input leaf `i`: of the input's shape (summed down where it
+        broadcasts to it, as PyTorch's validation does) and dtype; data unless the
+        backward builds a graph."""
+        x = self.values[i]
+        if not isinstance(x, Tensor):
+            if self.rules.torch_style:
+                raise RuntimeError(f"function {self.rules.name}Backward returned a gradient "
+                                   f"different than None at position {i + 1}, but the "
+                                   "corresponding forward input was not a Variable")
+            return None
+        if not create_graph and isinstance(c, Tensor):
+            c = c.data
+        shape = np.shape(c)
+        if shape != x.shape:
+            c = _summed_to(c, x.shape, self.rules.name, i)
+        if not create_graph:
+            c = np.asarray(c, x.dtype)
+        return c
+
+
+def _summed_to(c, shape, name, i):
+    got = np.shape(c)
+    try:
+        if np.broadcast_shapes(shape, got) != got:
+            raise ValueError
+    except ValueError:
+        raise RuntimeError(f"function {name}Backward returned an invalid gradient at index {i} - "
+                           f"got {list(got)} but expected shape compatible with {list(shape)}") from None
+    lead = len(got) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + k for k, d in enumerate(shape) if d == 1 and got[lead + k] != 1)
+    return np.reshape(np.sum(c, axis=axes), shape)
+
+
+def call(rules, tree, values):
+    """The outputs of the custom function on `values` (flattened arguments), recorded."""
+    # as PyTorch's Function: forward sees the inputs themselves, with grad mode off, so
+    # that what it saves for backward keeps their graph (for a create_graph backward)
+    with no_grad():
+        out, res = rules.fwd(*tree_unflatten(tree, values))
+    out_leaves, out_tree = tree_flatten(out)
+    outs = [np.asarray(o.data if isinstance(o, Tensor) else o) for o in out_leaves]
+    skip = getattr(rules, "non_differentiable", set())
+    live = [i for i, (o, d) in enumerate(zip(out_leaves, outs))
+            if d.dtype.kind == "f" and id(o) not in skip]
+    saved = [t for t in tree_flatten(res)[0] if isinstance(t, Tensor)]
+    node = _node_class(CallBackward, f"{rules.name}Backward")(
+        _Call(rules, tree, values, outs, out_tree, res), {}, [res],
+        [(t._version, t._version.value) for t in saved], [_edge(v) for v in values])
+    node.reads = bool(tree_flatten(res)[0])
+    results = [Tensor._make(d) for d in outs]
+    for i in live:
+        results[i] = Tensor._make(outs[i], _output_node(node, i, len(outs), rules.name))
+    return tree_unflatten(out_tree, results)
+
+
+def _output_node(node, index, count, name):
+    if count == 1:
+        return node
+    out = _node_class(OutputBackward, f"{name}Backward")(None, {"index": index, "count": count},
+                                                         [], [], [node])
+    out.reads = False
+    return out
