@@ -298,3 +298,30 @@ def test_in_place_sort_and_partition_methods():
         np.testing.assert_allclose(got, np.sort(2 * X_DISTINCT, 0) * np.arange(5)
                                    + np.sort(X_DISTINCT + 1, 1), rtol=1e-14, err_msg=mode)
     check_grad(f, [X_DISTINCT])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("x", [[1.0, 2.0, np.inf], [1.0, 2.0, np.inf, 4.0], [1.0, np.inf, np.inf, 4.0],
+                               [-np.inf, np.inf], [np.nan, np.inf, 1e300, 2.0]])
+def test_medians_and_picks_next_to_infinities_as_numpy(x):
+    # NumPy's median takes the middle element or the mean of two, the lower, higher and
+    # nearest methods take one element: no blend that turns inf * 0 into NaN
+    x = np.asarray(x)
+    fs = [np.median, np.nanmedian, lambda v: np.quantile(v, [0.2, 0.5, 0.9], method="lower"),
+          lambda v: np.percentile(v, [10, 90], method="higher"),
+          lambda v: np.nanquantile(v, [0.3, 0.5], method="nearest")]
+    for f in fs:
+        want = f(x)
+        for got in (f(tensor(x)).numpy(), tracegrad.jit(f)(x)):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("method", ["lower", "higher", "nearest"])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_quantile_picks_keep_the_data_dtype(method, dtype):
+    x = np.array([3e38, 1.0, 2.0, 7.0]).astype(dtype) if dtype == np.float32 else np.arange(7)[::-1]
+    for q in (0.5, [0.3, 0.5]):
+        want = np.quantile(x, q, method=method)
+        got = tracegrad.jit(lambda a: np.quantile(a, q, method=method))(x)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

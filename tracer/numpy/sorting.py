@@ -195,6 +195,8 @@ def digitize(x, bins, right=False):
 # ---- quantiles --------------------------------------------------------------------------------------
 
 METHODS = ("linear", "lower", "higher", "nearest", "midpoint")
+_PICKS = ("lower", "higher", "nearest")  # methods that take one element
+_MEDIAN = "_median"  # median's own rule (not a quantile method of NumPy's)
 
 
 def _lanes(a, axis):
@@ -256,15 +258,22 @@ def _lerp(a, b, t):
 def _order_statistic(s, q, count, method):
     """Quantiles `q` (Q...) of the sorted lanes `s` (L..., n) whose first `count` (L...)
     entries are the data: shape Q... + L..."""
-    dt = _dtype(s)
+    dt = _dtype(q)  # positions in q's float dtype; the data may be of another (picks)
     out_shape = _shape(q) + _shape(s)[:-1]
     qb = ops.broadcast(ops.reshape(q, _shape(q) + (1,) * (_ndim(s) - 1)), out_shape)
     last = ops.max(ops.sub(ops.broadcast(count, out_shape), np.asarray(1.0, dt)),
                    np.asarray(0.0, dt))
-    lo, gamma = _positions(ops.mul(qb, last), method)
+    lo, gamma = _positions(ops.mul(qb, last), "linear" if method == _MEDIAN else method)
     lo_i = ops.convert(lo, INDEX)
     hi_i = ops.min(ops.add(lo_i, np.int64(1)), ops.convert(last, INDEX))
-    return _lerp(_take_lanes(s, lo_i), _take_lanes(s, hi_i), gamma)
+    if method in _PICKS:  # one element, as NumPy takes it (no blend: an inf stays an inf)
+        return _take_lanes(s, ops.min(ops.add(lo_i, ops.convert(gamma, INDEX)),
+                                      ops.convert(last, INDEX)))
+    a, b = _take_lanes(s, lo_i), _take_lanes(s, hi_i)
+    if method == _MEDIAN:  # NumPy's median: the middle element, or the mean of the two
+        two = np.asarray(2.0, _dtype(s))
+        return ops.where(ops.eq(gamma, np.asarray(0.0, dt)), a, ops.div(ops.add(a, b), two))
+    return _lerp(a, b, gamma)
 
 
 def _check_q(q, scale):
@@ -280,12 +289,13 @@ def _check_q(q, scale):
 
 
 def _quantile(a, q, axis, method, keepdims, skip_nan, scale=1):
-    if method not in METHODS:
+    if method not in METHODS and method != _MEDIAN:
         raise ValueError(f"method {method!r} is not supported; supported: {', '.join(METHODS)}")
     a = _operand(a)
     q = _check_q(q, scale)
     dt = dtypes.float_result(dtypes.result_type(a, q))  # a Python float q keeps float32
-    lanes, axes = _lanes(_convert(a, dt), axis)
+    # methods that pick an element keep the data's dtype, as NumPy's (ints too)
+    lanes, axes = _lanes(a if method in _PICKS else _convert(a, dt), axis)
     q = np.asarray(q, dt) if isinstance(q, (float, np.ndarray)) else _convert(q, dt)
     r = _lanes_quantile(lanes, q, method, skip_nan)
     if keepdims:
@@ -294,21 +304,22 @@ def _quantile(a, q, axis, method, keepdims, skip_nan, scale=1):
 
 
 def _lanes_quantile(lanes, q, method, skip_nan):
-    dt = _dtype(lanes)
+    dt = _dtype(q)  # a float dtype (the data's own for a float quantile)
     shape, n = _shape(lanes)[:-1], _shape(lanes)[-1]
     if n == 0:
         return np.full(_shape(q) + shape, np.nan, dt)
     s = ops.sort(lanes, len(shape))
+    count = np.full(shape, float(n), dt)
+    if _dtype(lanes).kind != "f":
+        return _order_statistic(s, q, count, method)
     nan_lane = _isnan(ops.slice(s, (0,) * len(shape) + (n - 1,), (1,) * (len(shape) + 1),
                                 shape + (1,)))
     nan_lane = ops.reshape(nan_lane, shape)
     if skip_nan:
         count = _sum(ops.convert(ops.logical_not(_isnan(lanes)), dt), axis=-1)
         nan_lane = ops.eq(count, np.asarray(0.0, dt))
-    else:
-        count = np.full(shape, float(n), dt)
     r = _order_statistic(s, q, count, method)
-    return where(ops.broadcast(nan_lane, _shape(r)), np.asarray(np.nan, dt), r)
+    return where(ops.broadcast(nan_lane, _shape(r)), np.asarray(np.nan, _dtype(r)), r)
 
 
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
@@ -334,7 +345,7 @@ def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear"
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """The median along `axis` (the mean of the two middle values for even counts)."""
     _reject("median", out=out)
-    return _quantile(a, 0.5, axis, "linear", keepdims, skip_nan=False)
+    return _quantile(a, 0.5, axis, _MEDIAN, keepdims, skip_nan=False)
 
 
 def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
@@ -354,7 +365,7 @@ def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="line
 def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """`median` of the non-NaN entries."""
     _reject("nanmedian", out=out)
-    return _quantile(a, 0.5, axis, "linear", keepdims, skip_nan=True)
+    return _quantile(a, 0.5, axis, _MEDIAN, keepdims, skip_nan=True)
 
 
 # ---- cumulative -------------------------------------------------------------------------------------
