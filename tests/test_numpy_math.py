@@ -500,3 +500,36 @@ def test_integer_power_with_a_known_negative_exponent_raises_as_numpy():
         with pytest.raises(ValueError, match="negative integer powers"):
             tracegrad.jit(f)(np.array([2, 3]))
     np.testing.assert_array_equal(tracegrad.jit(lambda a: a ** 2)(np.array([2, 3])), [4, 9])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ldexp_rounds_once_over_every_exponent(dtype):
+    # 0 and inf times huge powers, subnormal results, overflow: bit for bit numpy's
+    info = np.finfo(dtype)
+    xs = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.5, info.max, info.tiny,
+                   info.smallest_subnormal, 3 * info.smallest_subnormal, 0.75], dtype)
+    ns = np.array([0, 1, -1, 2100, -5000, 300, -300, 260, -149, 149, 1074, -1074, 127, -126,
+                   1023, -1022, 2**40, -2**40])
+    x, n = (a.ravel() for a in np.meshgrid(xs, ns))
+    rng = np.random.default_rng(0)
+    x = np.concatenate([x, (rng.standard_normal(500) * 10.0 ** rng.integers(-40, 40, 500)).astype(dtype)])
+    n = np.concatenate([n, rng.integers(-400, 400, 500)])
+    want = np.ldexp(x, n)
+    for got in (tracegrad.jit(np.ldexp)(x, n), _plain(np.ldexp(tensor(x), tensor(n)))):
+        np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_integer_reciprocal_gcd_power_and_comparisons_beyond_range_as_numpy():
+    for dt in (np.int32, np.int64):
+        x, lowest = np.array([1, -1, 2, -2, 5], dt), np.iinfo(dt).min
+        for f in (np.reciprocal, lambda v: np.abs(v) ** np.abs(v), lambda v: 2 ** np.abs(v),
+                  lambda v, m=lowest: np.gcd(v, m), lambda v: v < 2**40,
+                  lambda v: -2**70 != v, lambda v: v >= -2**63 - 1):
+            want = f(x)
+            for got in (tracegrad.jit(f)(x), _plain(f(tensor(x)))):
+                assert got.dtype == want.dtype
+                np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="negative integer powers"):
+        tensor(np.array([2, 3])) ** tensor(np.array([-1, 2]))

@@ -10,7 +10,7 @@ from tracegrad.ir import PRIMITIVES, ops
 
 from .. import dtypes
 from ._core import (
-    _broadcast, _convert, _dtype, _elementwise, _lift,
+    _broadcast, _convert, _dtype, _elementwise, _fail, _lift,
     _ndim, _operand, _reject, _symbolic, is_boxed,
 )
 
@@ -104,6 +104,10 @@ def _check_integer_power(x1, x2):
     is not known: compiled code then gives what C's integer arithmetic gives)."""
     if _symbolic(x2) is not None or np.dtype(dtypes.result_type(x1, x2)).kind not in "iu":
         return
+    if is_boxed(x2):  # an eager tensor's values are known, a traced value's are not
+        x2 = getattr(x2, "_data", None)
+        if not isinstance(x2, np.ndarray):
+            return
     if np.any(np.asarray(x2) < 0):
         raise ValueError("Integers to negative integer powers are not allowed.")
 
@@ -118,8 +122,18 @@ def square(x, /, out=None):
 
 
 def reciprocal(x, /, out=None):
+    """1 / x; of an integer array, C's integer division (1 and -1 keep their value, larger
+    magnitudes give 0, 0 gives 0 where NumPy's is undefined), as NumPy's."""
     _reject("reciprocal", out=out)
-    return divide(1.0, x)
+    x = _operand(x)
+    kind = _dtype(x).kind
+    if kind == "f":
+        return divide(1.0, x)
+    if kind == "b":
+        _fail("reciprocal", "bool operands are not supported (NumPy's result is int8, which "
+              "tracegrad arrays do not have); convert them to int first", (x,), TypeError)
+    zero = np.zeros((), _dtype(x))
+    return ops.where(ops.eq(ops.abs(x), np.ones((), _dtype(x))), x, zero)
 
 
 def maximum(x1, x2, /, out=None):
@@ -133,10 +147,30 @@ def minimum(x1, x2, /, out=None):
     return _elementwise("minimum", "min", (x1, x2))
 
 
+_FLIPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+
+
+def _beyond_range(prim, x1, x2):
+    """NumPy 2 compares an integer array with a Python int outside its dtype's range (the
+    answer is then the same for every element): a bool array of that answer, or None."""
+    if type(x2) is not int and type(x1) is int:
+        x1, x2, prim = x2, x1, _FLIPPED[prim]
+    if type(x2) is not int or _symbolic(x1) is not None or dtypes.is_weak(x1):
+        return None
+    dt = _dtype(_operand(x1))
+    if dt.kind not in "iu" or np.iinfo(dt).min <= x2 <= np.iinfo(dt).max:
+        return None
+    true = prim in ("ne", "lt", "le") if x2 > 0 else prim in ("ne", "gt", "ge")
+    top = np.asarray(np.iinfo(dt).max, dt)  # x <= max always holds, x > max never
+    return _elementwise("less_equal", "le", (x1, top)) if true else \
+        _elementwise("greater", "gt", (x1, top))
+
+
 def _compare(name, prim):
     def f(x1, x2, /, out=None):
         _reject(name, out=out)
-        return _elementwise(name, prim, (x1, x2))
+        beyond = _beyond_range(prim, x1, x2)
+        return beyond if beyond is not None else _elementwise(name, prim, (x1, x2))
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Elementwise `{name}` (bool result, not differentiable)."
     return f

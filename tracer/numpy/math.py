@@ -326,7 +326,31 @@ def ldexp(x1, x2, /):
     if not np.issubdtype(_dtype(e), np.integer):
         _fail("ldexp", "the exponent must be an integer", (x1, x2), TypeError)
     x, e = _broadcast("ldexp", [x, e])
-    return _times_pow2(x, ops.convert(e, _dtype(x)))
+    return _ldexp(x, ops.convert(e, _dtype(x)))
+
+
+def _clamp(v, lo, hi):
+    return ops.min(ops.max(v, _c(lo, v)), _c(hi, v))
+
+
+def _ldexp(x, e):
+    """x * 2**e rounded once, for any integral float e: x = m 2**k (frexp), then m times
+    2**(k + e) in two exact-power steps, the first keeping m normal (so a subnormal result
+    rounds once, and 0 or inf never meet an overflowed or vanished power: no NaN)."""
+    info = np.finfo(_dtype(x))
+    # m 2**E is normal for E in [lo, maxexp]; NumPy's float32 exp2 (the eager impl) is
+    # exact at every integer but 127, so the first power stops below it
+    lo, hi = info.minexp + 1, info.maxexp - 2
+    m, k = _frexp(x)
+    big = _clamp(ops.add(k, e), lo - info.nmant - 3, hi + 3)
+    first = _clamp(big, lo, hi)
+    r = ops.mul(ops.mul(m, ops.exp2(first)), ops.exp2(ops.sub(big, first)))
+    special = ops.logical_not(ops.logical_and(ops.gt(ops.abs(x), _c(0, x)),
+                                              ops.lt(ops.abs(x), _c(np.inf, x))))
+    # 0, inf and NaN are their own results (times a power that is neither 0 nor inf, so
+    # that the derivative at 0 is 2**e where that is finite)
+    kept = ops.mul(x, ops.exp2(_clamp(e, lo - info.nmant, hi)))
+    return _select(special, kept, r)
 
 
 def _frexp(x):
@@ -724,7 +748,7 @@ def gcd(x1, x2, /):
         nz = ops.ne(b, zero)
         r = ops.rem(a, _select(nz, b, _c(1, b)))
         a, b = _select(nz, b, a), _select(nz, r, zero)
-    return a
+    return ops.abs(a)  # abs(INT_MIN) is INT_MIN: its remainders may come out negative
 
 
 @_ufunc
