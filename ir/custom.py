@@ -42,11 +42,14 @@ def _zeros_like(x):
     return ops.full_like(x, 0)
 
 
-def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
-    """Reverse mode: run `fwd` (outs and residuals), pull back through `bwd`."""
+def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=False):
+    """Reverse mode: run `fwd` (outs and residuals), pull back through `bwd`.  The outputs
+    are the call again, marked `linearized`: forward mode may then differentiate a
+    custom_vjp function (forward-over-reverse, passes/autodiff_custom.py), as JAX's."""
     if any(flags[:num_consts]):
         raise _closure_error(fn_name, "reverse mode")
-    params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name)
+    params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name,
+                  linearized=True)
     results = eval_graph_bind(fwd, *primals)
     outs, residuals = _primal(primals, params), results[len(fun.outvars):]
 
@@ -57,7 +60,7 @@ def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
     return outs, pullback
 
 
-def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
+def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=False):
     """Forward mode through the user's JVP rule."""
     if jvp is None:
         raise TypeError(f"{fn_name}: forward-mode differentiation (jvp) of a custom_vjp "
@@ -67,7 +70,8 @@ def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name):
     args = primals[num_consts:]
     ts = [_zeros_like(a) if t is None else t for t, a in zip(tangents[num_consts:], args)]
     results = eval_graph_bind(jvp, *primals, *ts)
-    params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name)
+    params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name,
+                  linearized=linearized)
     return _primal(primals, params), results[len(fun.outvars):]
 
 

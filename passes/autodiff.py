@@ -453,3 +453,4 @@ def jvp_graph(graph: Graph, verify=None, which=None, out_which=None) -> Graph:
 
 
 from . import autodiff_control  # noqa: E402,F401  (registers the control-flow rules)
+from . import autodiff_custom  # noqa: E402,F401  (forward-over-reverse of custom_vjp)

@@ -449,3 +449,22 @@ def test_function_mark_non_differentiable():
     F = _function(forward, lambda ctx, g, gi: g)
     v, i = F.apply(tg.tensor([2.0, 1.0], requires_grad=True))
     assert v.requires_grad and not i.requires_grad
+
+
+def test_forward_over_reverse_of_a_custom_vjp_function_as_jax():
+    # jvp(grad(f)), hessian and jacfwd(jacrev(f)) differentiate the forward rule, as JAX;
+    # a plain jvp of the function still raises
+    @tg.custom_vjp
+    def s(x):
+        return np.sin(x)
+    s.defvjp(lambda x: (np.sin(x), x), lambda x, g: (np.cos(x) * g,))
+    x = np.array([0.3, -1.2])
+
+    def f(v):
+        return np.sum(s(v) ** 2)
+    want = np.diag(2 * np.cos(2 * x))  # d2/dx2 sin(x)^2 = 2 cos(2x)
+    for h in (tg.hessian(f)(x), tg.jacfwd(tg.jacrev(f))(x), tg.jit(tg.hessian(f))(x)):
+        np.testing.assert_allclose(h, want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(tg.jvp(tg.grad(f), (x,), (np.ones(2),))[1], np.diag(want))
+    with pytest.raises(TypeError, match="forward-mode"):
+        tg.jvp(s, (x,), (np.ones(2),))
