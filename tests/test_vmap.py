@@ -263,3 +263,17 @@ def test_a_batch_of_no_examples():
     assert tg.vmap(lambda v, i: v[i])(x0, i0).shape == (0,)
     out = tg.vmap(lambda v: tg.cond(v.sum() > 0, lambda u: u, lambda u: -u, v))(x0)
     assert out.shape == (0, 4)
+
+
+def test_unmapped_arguments_pass_through_for_python_control_flow():
+    # as jax.vmap: an in_axes=None argument is its value, so `if` and int() on it work,
+    # under jit as a guard of the enclosing trace
+    def f(x, w):
+        return x * 2 if w[0] > 0 else x * int(w[1])
+    X, w = np.arange(6.0).reshape(2, 3), np.array([1.0, 3.0])
+    v = tg.vmap(f, in_axes=(0, None))
+    np.testing.assert_array_equal(v(X, w), X * 2)
+    np.testing.assert_array_equal(v(X, -w), X * -3)
+    j = tg.jit(lambda a, b: tg.vmap(f, in_axes=(0, None))(a, b))
+    for s in (1.0, -1.0, 1.0):
+        np.testing.assert_array_equal(j(X, s * w), f(X, s * w))

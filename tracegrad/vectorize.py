@@ -26,7 +26,7 @@ import numpy as np
 import tracegrad.numpy as tnp
 from tracegrad.ir import apply_graph, ops
 from tracegrad.passes.batching import batch_graph
-from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
+from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
 
 from .transforms import jvp, vjp
 
@@ -109,18 +109,33 @@ def vmap(fun, in_axes=0, out_axes=0):
         axes = [_normalize(ax, len(ops.shape(x)), "in_axes") if ax is not None else None
                 for x, ax in zip(leaves, axes)]
         size = _size(leaves, axes)
-        examples = [_example(x, ax) if ax is not None else x for x, ax in zip(leaves, axes)]
-        prog = make_graph(fun, tree_unflatten(tree, examples), concrete=False)
-        flags = [ax is not None for x, ax in zip(leaves, axes) if _is_array(x)]
+        # Unmapped values are closed over, as JAX passes them through unchanged: a Python
+        # `if` on one works (on a value of an enclosing trace, as a guard there).  Unmapped
+        # eager tensors stay inputs, so that autograd records the batched graph on them.
+        kept = [ax is not None or isinstance(x, Tensor) for x, ax in zip(leaves, axes)]
+        closed = _with_fixed(fun, tree, leaves, kept)
+        examples = [_example(x, ax) if ax is not None else x
+                    for x, ax, k in zip(leaves, axes, kept) if k]
+        prog = make_graph(closed, tuple(examples), concrete=False)
+        flags = [ax is not None for x, ax, k in zip(leaves, axes, kept) if k and _is_array(x)]
         graph, out_flags = batch_graph(prog.graph, flags + [False] * len(prog.captured), size)
         values = [tnp.moveaxis(x, ax, 0) if ax is not None else x
-                  for x, ax in zip(leaves, axes) if _is_array(x)]
+                  for x, ax, k in zip(leaves, axes, kept) if k and _is_array(x)]
         outs = apply_graph(graph, values + list(prog.captured))
         out_value = tree_unflatten(prog.out_tree, outs)
         out_axes_ = _leaf_axes(out_value, out_axes, "out_axes")
         return tree_unflatten(prog.out_tree, [_place(o, f, ax, size)
                                               for o, f, ax in zip(outs, out_flags, out_axes_)])
     return batched
+
+
+def _with_fixed(fun, tree, leaves, kept):
+    """`fun` as a function of the `kept` leaves of its arguments, the others fixed."""
+    def closed(*given):
+        given = iter(given)
+        full = [next(given) if k else x for x, k in zip(leaves, kept)]
+        return fun(*tree_unflatten(tree, full))
+    return closed
 
 
 def _place(out, batched, ax, size):
