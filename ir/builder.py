@@ -183,6 +183,8 @@ class GraphBuilder:
                 return x._tg_var
             return self._capture(x) if self._may_capture(x._tg_trace) else self._foreign(x)
         if isinstance(x, (bool, int, float)) and not isinstance(x, np.generic):
+            if type(x) is int and not -2**63 <= x < 2**63:
+                raise OverflowError(f"Python int {x} too large to convert to int64")
             return Literal(x, like_dtype if like_dtype is not None else np.result_type(x))
         inner = getattr(x, "_tg_concrete", None)
         if inner is not None:  # an eager tensor captured by closure: its data is a constant

@@ -108,3 +108,16 @@ def test_the_advice_names_only_exported_functions():
                 for part in name.split("."):
                     obj = getattr(obj, part)
                 assert callable(obj)
+
+
+def test_messages_name_what_the_user_passed():
+    with pytest.raises(OverflowError, match="too large to convert to int64"):
+        jit(lambda x: x + 1)(2**70)
+    with pytest.raises(TypeError, match="tuples or lists"):
+        tracegrad.jvp(np.sin, np.ones(3), np.ones(3))
+    with pytest.raises(tracegrad.ir.ConcretizationError, match="vmap: under vmap"):
+        tracegrad.vmap(lambda x: x if x > 0 else -x)(np.array([1.0, -2.0]))
+    with pytest.raises(TypeError, match=r"output, and this one is i64\[\].*'x'\): i64\[3\]"):
+        compile_grad(lambda x: np.sum(x * x))(np.arange(3))
+    with pytest.raises(TypeError, match=r"pair \(carry, y\), got an array float64\[2\]"):
+        jit(lambda xs: tracegrad.scan(lambda c, x: c + x, np.zeros(2), xs))(np.ones((5, 2)))

@@ -367,6 +367,13 @@ class CompiledFunction:
                             f"it returned ({shapes}); for other outputs compile forward with "
                             "tracegrad.jit, or use tracegrad.vjp (or has_aux=True for "
                             "(value, aux) pairs)")
+        if value_outs[0].aval.dtype.kind != "f":
+            kinds = ", ".join(f"{self._names.arg(i)}: {t}" for i, t in
+                              enumerate(spec_args.arg_texts()))
+            raise TypeError(f"{self._fname()}: compile_grad differentiates a float scalar "
+                            f"output, and this one is {value_outs[0].aval} (arguments {kinds}): "
+                            "integer arguments are not differentiated, and compute in integers; "
+                            "pass float arrays, e.g. x.astype(np.float64)")
         argnums, grads_template = spec_args.grad_positions(self.grad_argnums, self._trailing)
         graph = grad_graph(graph, argnums=argnums, has_value=True, aux=n_aux)
         value_template = tree_unflatten(out_tree, list(range(1 + n_aux))) if self.has_aux else 0

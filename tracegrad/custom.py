@@ -34,7 +34,7 @@ from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, no_grad, tree
                               tree_unflatten)
 from tracegrad.tracer.branches import union_captured, with_consts
 from tracegrad.tracer.loop_body import Body, record, trace_of
-from tracegrad.tracer.loop_types import leaf_aval, leaf_value
+from tracegrad.tracer.loop_types import leaf_aval, leaf_value, value_name
 from tracegrad.tracer.trace import is_array_leaf
 
 from . import custom_eager
@@ -139,7 +139,7 @@ def _bwd_checked(rules, tree, avals):
         if not isinstance(cts, (tuple, list)) or len(cts) != len(tree.children):
             raise TypeError(f"{rules.name}: the backward rule must return a tuple of "
                             f"{len(tree.children)} cotangents (one per argument), got "
-                            f"{type(cts).__name__}")
+                            f"{value_name(cts)}")
         flat = []
         for ct, (child, child_avals) in zip(cts, _arg_types(tree, avals)):
             leaves = [None] * child.num_leaves if ct is None else tree_flatten(ct)[0]

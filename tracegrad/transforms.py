@@ -304,6 +304,10 @@ def jvp(fun, primals, tangents, has_aux=False):
     >>> out.tolist(), tangent.tolist()
     ([0.0, 0.0], [2.0, 2.0])
     """
+    if not (isinstance(primals, (tuple, list)) and isinstance(tangents, (tuple, list))):
+        raise TypeError("jvp: primals and tangents must be tuples or lists (one entry per "
+                        f"argument of the function); got {type(primals).__name__} and "
+                        f"{type(tangents).__name__}: write jvp(f, (x,), (t,))")
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")

@@ -24,7 +24,7 @@ import functools
 import numpy as np
 
 import tracegrad.numpy as tnp
-from tracegrad.ir import apply_graph, ops
+from tracegrad.ir import ConcretizationError, apply_graph, ops
 from tracegrad.passes.batching import batch_graph
 from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
 
@@ -116,7 +116,16 @@ def vmap(fun, in_axes=0, out_axes=0):
         closed = _with_fixed(fun, tree, leaves, kept)
         examples = [_example(x, ax) if ax is not None else x
                     for x, ax, k in zip(leaves, axes, kept) if k]
-        prog = make_graph(closed, tuple(examples), concrete=False)
+        try:
+            prog = make_graph(closed, tuple(examples), concrete=False)
+        except ConcretizationError as e:
+            if str(e).startswith("vmap:"):  # an inner vmap said it already
+                raise
+            raise ConcretizationError(
+                "vmap: under vmap an array holds the whole batch, so Python control flow "
+                "(if, int(), float(), .item()) cannot decide for each example; use "
+                "tracegrad.numpy.where or tracegrad.cond, or pass the value unmapped "
+                f"(in_axes None).\n{e}") from None
         flags = [ax is not None for x, ax, k in zip(leaves, axes, kept) if k and _is_array(x)]
         graph, out_flags = batch_graph(prog.graph, flags + [False] * len(prog.captured), size)
         values = [tnp.moveaxis(x, ax, 0) if ax is not None else x

@@ -9,6 +9,7 @@ from tracegrad.ir import TRACES, ConcretizationError, GraphBuilder, Literal, ops
 from tracegrad.ir.primitives import PRIMITIVES
 
 from . import dtypes
+from .loop_types import value_name
 from .trace import make_graph
 from .tree import tree_flatten, tree_unflatten
 
@@ -83,7 +84,7 @@ class Body:
 
 def pair(out, what):
     if not (isinstance(out, tuple) and len(out) == 2):
-        raise TypeError(f"{what} must return a pair (carry, y), got {type(out).__name__}"
+        raise TypeError(f"{what} must return a pair (carry, y), got {value_name(out)}"
                         + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""))
     return out
 

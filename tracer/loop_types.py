@@ -23,6 +23,14 @@ def type_name(aval) -> str:
     return f"{np.dtype(aval.dtype).name}[{','.join(map(str, aval.shape))}]"
 
 
+def value_name(x) -> str:
+    """What a user passed or returned, for messages: an array's type (`f64[3]`), else the
+    Python type's name."""
+    if isinstance(x, (TracedValue, np.ndarray, np.generic)) or hasattr(x, "_tg_trace"):
+        return f"an array {type_name(ShapedArray(tuple(ops.shape(x)), ops.dtype(x)))}"
+    return type(x).__name__
+
+
 def _keys(treedef) -> list:
     if treedef.kind is dict:
         return [f"[{k!r}]" for k in treedef.meta]
