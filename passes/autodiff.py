@@ -31,6 +31,8 @@ for the value and again for the derivative:
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from tracegrad.ir import ops
@@ -178,6 +180,26 @@ def _active_vars(graph, wrt_vars) -> set:
     return active
 
 
+class CutDerivativeWarning(UserWarning):
+    """A value being differentiated went through float() (math.exp(x), float(x)): Python
+    computes on the number, so no derivative flows through it."""
+
+
+def _warn_cut(graph, active):
+    """Warn once per source line where `float()` read an active value (JAX raises there:
+    the derivative silently misses whatever the number fed)."""
+    for g in graph.guards:
+        if g.kind in ("float", "value") and g.var in active:
+            message = ("float() of a value being differentiated: no derivative flows "
+                       "through a Python number; if it feeds the result, compute with the "
+                       "array instead (np.exp(x), not math.exp(x))")
+            file, _, line = (g.src or "").rpartition(":")
+            if file and line.isdigit():  # shown at the user's line, once per line
+                warnings.warn_explicit(message, CutDerivativeWarning, file, int(line))
+            else:
+                warnings.warn(message, CutDerivativeWarning, stacklevel=3)
+
+
 def active_outputs(graph, on) -> list:
     """Which outputs of `graph` depend differentiably on the inputs flagged in `on`."""
     active = _active_vars(graph, [v for v, f in zip(graph.invars, on) if f])
@@ -243,7 +265,9 @@ def _wrt_and_active(graph, wrt):
     wrt = range(len(graph.invars)) if wrt is None else wrt
     wrt = [wrt] if isinstance(wrt, (int, np.integer)) else list(wrt)
     wrt_vars = [graph.invars[i] for i in _check_indices(graph, wrt, "wrt")]
-    return wrt_vars, _active_vars(graph, wrt_vars)
+    active = _active_vars(graph, wrt_vars)
+    _warn_cut(graph, active)
+    return wrt_vars, active
 
 
 def vjp_graph(graph: Graph, wrt=None, verify=None, cts=None) -> Graph:
@@ -377,6 +401,7 @@ def grad_graph(graph: Graph, argnums=(0,), has_value=True, verify=None, aux=0) -
     argnums = (argnums,) if isinstance(argnums, (int, np.integer)) else tuple(argnums)
     wrt_vars = [graph.invars[i] for i in _check_indices(graph, argnums, "argnums")]
     active = _active_vars(graph, wrt_vars)
+    _warn_cut(graph, active)
     rep = _Replay(graph)
     rep.all_eqns(active)
     # The seed is an equation, not a numpy 1.0 (see `_fill`).
@@ -443,6 +468,7 @@ def jvp_graph(graph: Graph, verify=None, which=None, out_which=None) -> Graph:
     rep = _Replay(graph, extra_inputs=[v.aval for v, f in zip(graph.invars, which) if f])
     tangents = {v: t for v, t in zip([v for v, f in zip(graph.invars, which) if f], rep.extra)
                 if is_float(v.aval.dtype)}
+    _warn_cut(graph, _active_vars(graph, list(tangents)))
     for eqn in graph.eqns:
         _jvp_eqn(rep, eqn, tangents)
     outs = [rep.read(v) for v in graph.outvars]

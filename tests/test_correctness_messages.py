@@ -121,3 +121,14 @@ def test_messages_name_what_the_user_passed():
         compile_grad(lambda x: np.sum(x * x))(np.arange(3))
     with pytest.raises(TypeError, match=r"pair \(carry, y\), got an array float64\[2\]"):
         jit(lambda xs: tracegrad.scan(lambda c, x: c + x, np.zeros(2), xs))(np.ones((5, 2)))
+
+
+def test_a_derivative_cut_by_float_warns_at_the_users_line():
+    import math
+    with pytest.warns(tracegrad.passes.autodiff.CutDerivativeWarning) as record:
+        assert grad(lambda x: math.exp(x))(1.0) == 0.0  # as documented: a guard, no derivative
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grad(lambda x: x * 2 if x > 0 else x)(1.0)  # a decision (bool guard): no warning
+        grad(lambda x: x * 2 if x > 0 else x)(np.array(1.0))

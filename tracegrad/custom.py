@@ -237,8 +237,31 @@ class custom_jvp:
         return _call(rules, tuple(rest))
 
 
+def _checked_jvp(name, jvp):
+    """The JVP rule with its result checked: a pair whose tangent matches the output's
+    structure, shapes and dtypes (JAX's checks), named in the error."""
+    def rule(primals, tangents):
+        result = jvp(primals, tangents)
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError(f"{name}: the custom JVP rule must return a pair (primal output, "
+                            f"tangent output), got {value_name(result)}"
+                            + (f" of length {len(result)}" if isinstance(result, (tuple, list))
+                               else ""))
+        (outs, out_tree), (ts, t_tree) = tree_flatten(result[0]), tree_flatten(result[1])
+        if out_tree != t_tree:
+            raise TypeError(f"{name}: the custom JVP rule's tangent output has structure "
+                            f"{t_tree}, its primal output {out_tree}")
+        for i, (o, t) in enumerate(zip(outs, ts)):
+            if t is not None and tuple(ops.shape(t)) != tuple(ops.shape(o)):
+                raise TypeError(f"{name}: the custom JVP rule's tangent output {i} is "
+                                f"{value_name(t)}, but the primal output is {value_name(o)}")
+        return result
+    return rule
+
+
 def _jvp_rules(name, fun, jvp, guard):
     """A custom_jvp function's rules: reverse mode transposes the JVP rule."""
+    jvp = _checked_jvp(name, jvp)
     def fwd(*args):
         return fun(*args), args
 
