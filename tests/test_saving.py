@@ -192,3 +192,19 @@ def test_a_loaded_programs_guard_fails_clearly_inside_a_trace(tmp_path):
     for run in (tracegrad.jit(p), tracegrad.grad(lambda x: np.sum(p(x)))):
         with pytest.raises(ValueError, match="assumed True, these inputs give False"):
             run(-np.ones(3))
+
+
+def test_loaded_program_argument_errors_name_the_input(tmp_path):
+    from tracegrad.ir.parser import IRSyntaxError
+    prog = tracegrad.trace(lambda a, b: a @ b)(np.ones((2, 3)), np.ones(3))
+    path = tmp_path / "f.tgir"
+    prog.save(path)
+    loaded = tracegrad.load(path)
+    with pytest.raises(TypeError, match=r"input 0 of shape \(2, 4\).*takes f64\[2,3\], f64\[3\]"):
+        loaded(np.ones((2, 4)), np.ones(3))
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        loaded(np.ones((2, 3)))
+    junk = tmp_path / "junk.tgir"
+    junk.write_bytes(bytes(range(256)))
+    with pytest.raises(IRSyntaxError, match="not a tracegrad program"):
+        tracegrad.load(junk)

@@ -149,8 +149,12 @@ def _out_tree(text: str, path: str):
 def load_parts(path):
     """(graph, out_tree) of the program saved at `path`."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        return parse_program(f.read(), path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise IRSyntaxError(f"{path}: not a tracegrad program (the file is not UTF-8 text)") from None
+    return parse_program(text, path)
 
 
 def parse_program(text: str, path: str = "<text>"):

@@ -205,9 +205,7 @@ class TracedProgram:
     def array_args(self, *args):
         """The flat array arguments for `args`; TypeError if `args` do not fit the program."""
         leaves, tree = _flatten_args(args, self.static_argnums)
-        if tree != self.in_tree:
-            raise TypeError(f"arguments of structure {tree} do not match the traced "
-                            f"structure {self.in_tree}")
+        self._check_structure(args, tree)
         arrays = []
         for i, leaf in enumerate(leaves):
             if i in self.static_leaves:
@@ -216,18 +214,27 @@ class TracedProgram:
                                     f"{self.static_leaves[i]!r}, got {leaf!r}")
             else:
                 arrays.append(_data(leaf))
-        for a, aval in zip(arrays, self.in_avals):
+        for i, (a, aval) in enumerate(zip(arrays, self.in_avals)):
             if a.shape != aval.shape or a.dtype != aval.dtype:
-                raise TypeError(f"argument of shape {a.shape} and dtype {a.dtype} does not "
-                                f"match the traced {aval}")
+                raise TypeError(f"input {i} of shape {a.shape} and dtype {a.dtype} does not "
+                                f"match the traced {aval} (the program takes "
+                                f"{', '.join(map(str, self.in_avals))})")
         return arrays
+
+    def _check_structure(self, args, tree):
+        if tree == self.in_tree:
+            return
+        expected = len(self.in_tree.children) if self.in_tree.kind is tuple else None
+        if expected is not None and tree.kind is tuple and len(args) != expected:
+            raise TypeError(f"the program takes {expected} arguments "
+                            f"({', '.join(map(str, self.in_avals))}), got {len(args)}")
+        raise TypeError(f"arguments of structure {tree} do not match the traced "
+                        f"structure {self.in_tree}")
 
     def _boxed_args(self, args):
         """The array leaves of `args` as they are (boxed or not), checked as `array_args` does."""
         leaves, tree = _flatten_args(args, self.static_argnums)
-        if tree != self.in_tree:
-            raise TypeError(f"arguments of structure {tree} do not match the traced "
-                            f"structure {self.in_tree}")
+        self._check_structure(args, tree)
         arrays = [x for i, x in enumerate(leaves) if i not in self.static_leaves]
         for a, aval in zip(arrays, self.in_avals):
             if ops.aval(a) != aval:
