@@ -709,3 +709,16 @@ def test_requires_grad_switched_off_after_the_graph_and_on_for_results():
     a.requires_grad_(False)
     y.backward()
     assert a.grad is None
+
+
+def test_assigned_grad_is_checked_as_pytorch():
+    w = tensor(np.ones((3, 1)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="different size"):
+        w.grad = tensor(np.ones((1, 3)))
+    with pytest.raises(RuntimeError, match="different type"):
+        w.grad = tensor(np.ones((3, 1), np.float32))
+    with pytest.raises(TypeError, match="Tensor or None"):
+        w.grad = "hello"
+    w.grad = np.ones((3, 1))  # an array is taken as a tensor
+    (w * w).sum().backward()
+    assert w.grad.numpy().ravel().tolist() == [3.0, 3.0, 3.0]

@@ -147,7 +147,7 @@ def _new_tensor(data: np.ndarray, grad_fn=None, version=None) -> Tensor:
     """`Tensor._make(data, grad_fn)` for a fresh array, without the classmethod's binding
     (the operators' and the backward's hot paths)."""
     t = _TENSOR_NEW(Tensor)
-    t._data, t._aval, t.grad, t.grad_fn = data, None, None, grad_fn
+    t._data, t._aval, t._grad, t.grad_fn = data, None, None, grad_fn
     t._requires_grad = grad_fn is not None
     t._version = version if version is not None else Version()
     t._retains_grad, t._accumulator, t._view = False, None, None
@@ -161,7 +161,7 @@ def _format_data(data: np.ndarray) -> str:
 class Tensor(ArrayMixin):
     """An eager array that records the operations it takes part in, for `backward()`."""
 
-    __slots__ = ("_data", "_aval", "grad", "grad_fn", "_requires_grad", "_version",
+    __slots__ = ("_data", "_aval", "_grad", "grad_fn", "_requires_grad", "_version",
                  "_retains_grad", "_accumulator", "_view", "__weakref__")
     _tg_trace = EAGER
 
@@ -176,7 +176,7 @@ class Tensor(ArrayMixin):
         self.requires_grad = requires_grad
 
     def _init(self, data, grad_fn, version):
-        self._data, self._aval, self.grad, self.grad_fn = data, None, None, grad_fn
+        self._data, self._aval, self._grad, self.grad_fn = data, None, None, grad_fn
         self._requires_grad = grad_fn is not None
         self._version = version if version is not None else Version()
         self._retains_grad, self._accumulator, self._view = False, None, None
@@ -186,11 +186,33 @@ class Tensor(ArrayMixin):
         """Wrap a result array without copying (results are fresh buffers)."""
         t = cls.__new__(cls)  # `_init`, inlined: every eager operation comes here
         t._data = data if type(data) is np.ndarray else np.asarray(data)
-        t._aval, t.grad, t.grad_fn = None, None, grad_fn
+        t._aval, t._grad, t.grad_fn = None, None, grad_fn
         t._requires_grad = grad_fn is not None
         t._version = version if version is not None else Version()
         t._retains_grad, t._accumulator, t._view = False, None, None
         return t
+
+    @property
+    def grad(self):
+        """The accumulated gradient (a tensor of this tensor's shape and dtype), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        # PyTorch's checks on assignment; a numpy array is taken as a tensor of it
+        if value is not None:
+            if isinstance(value, np.ndarray):
+                value = Tensor._make(value)
+            elif not isinstance(value, Tensor):
+                raise TypeError("assigned grad expected to be a Tensor or None but got grad "
+                                f"of type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: "
+                                   f"{value.shape} for a tensor of shape {self.shape}")
+            if value.dtype != self.dtype:
+                raise RuntimeError(f"assigned grad has data of a different type: "
+                                   f"{value.dtype} for a tensor of dtype {self.dtype}")
+        self._grad = value
 
     # ---- boxed-value protocol (ir.ops, ir.builder) ------------------------------------
     def _tg_concrete(self):
@@ -595,7 +617,7 @@ def _plain_sink(acc: AccumulateGrad, g, owned):
     data = leaf._data
     if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
             and g.shape == data.shape):
-        leaf.grad = _new_tensor(g if owned else g.copy())
+        leaf._grad = _new_tensor(g if owned else g.copy())
     else:
         _PLAIN_SINK(acc, g, owned)
 
@@ -609,9 +631,9 @@ def _leaf_sink(create_graph: bool):
         if not leaf._requires_grad:
             return
         if leaf.grad is None:
-            leaf.grad = _as_tensor_grad(g, leaf, create_graph, owned)
+            leaf._grad = _as_tensor_grad(g, leaf, create_graph, owned)
         elif create_graph or leaf.grad.requires_grad:
-            leaf.grad = leaf.grad + _as_tensor_grad(g, leaf, create_graph)
+            leaf._grad = leaf._grad + _as_tensor_grad(g, leaf, create_graph)
         else:  # summed into the existing buffer: no copy of g first
             data = leaf.grad.data
             np.add(data, np.reshape(g.data if isinstance(g, Tensor) else g, data.shape), out=data,
