@@ -48,6 +48,8 @@ class _Rules:
     and optionally jvp(primals, tangents) -> (out, tangent_out)."""
 
     torch_style = False  # autograd.Function: PyTorch's checks and tensors in backward
+    non_differentiable = frozenset()  # ids of outputs marked so (Function's ctx)
+    materialize = True  # zeros, not None, for outputs that got no cotangent
 
     def __init__(self, name, fun, fwd, bwd, jvp=None, guard=None):
         self.name, self.fun, self.fwd, self.bwd, self.jvp = name, fun, fwd, bwd, jvp
@@ -262,6 +264,7 @@ def _checked_jvp(name, jvp):
 def _jvp_rules(name, fun, jvp, guard):
     """A custom_jvp function's rules: reverse mode transposes the JVP rule."""
     jvp = _checked_jvp(name, jvp)
+
     def fwd(*args):
         return fun(*args), args
 

@@ -74,7 +74,7 @@ class _Call:
 
     def backward(self, cts, create_graph):
         torch_style = self.rules.torch_style
-        if torch_style and not getattr(self.rules, "materialize", True):
+        if not self.rules.materialize:
             full = list(cts)
         else:
             full = [np.zeros(o.shape, o.dtype) if c is None else c for c, o in zip(cts, self.outs)]
@@ -140,7 +140,7 @@ def call(rules, tree, values):
         out, res = rules.fwd(*tree_unflatten(tree, values))
     out_leaves, out_tree = tree_flatten(out)
     outs = [np.asarray(o.data if isinstance(o, Tensor) else o) for o in out_leaves]
-    skip = getattr(rules, "non_differentiable", set())
+    skip = rules.non_differentiable
     live = [i for i, (o, d) in enumerate(zip(out_leaves, outs))
             if d.dtype.kind == "f" and id(o) not in skip]
     saved = [t for t in tree_flatten(res)[0] if isinstance(t, Tensor)]
