@@ -189,7 +189,7 @@ def _warn_cut(graph, active):
     """Warn once per source line where `float()` read an active value (JAX raises there:
     the derivative silently misses whatever the number fed)."""
     for g in graph.guards:
-        if g.kind in ("float", "value") and g.var in active:
+        if g.kind == "float" and g.var in active:
             message = ("float() of a value being differentiated: no derivative flows "
                        "through a Python number; if it feeds the result, compute with the "
                        "array instead (np.exp(x), not math.exp(x))")

@@ -57,11 +57,12 @@ class TracedScalar:
     def _tg_plain(self):
         return self._tg_plain_value
 
-    def _tg_value(self):
-        """The plain value, recording (once) the guard that it does not change."""
+    def _tg_value(self, kind="value"):
+        """The plain value, recording (once) the guard that it does not change (`kind`
+        "float" for float(): its derivative is cut there, which grad warns about)."""
         if not self._tg_guarded:
             sym = self._tg_symbolic
-            sym._tg_trace.add_guard(sym, self._tg_plain(), "value", user_source_location())
+            sym._tg_trace.add_guard(sym, self._tg_plain(), kind, user_source_location())
             self._tg_guarded = True
         return self._tg_plain()
 
@@ -134,8 +135,10 @@ def _binary_use(fn, reflected):
 
 
 def _unary_use(fn):
+    kind = "float" if fn is float else "value"
+
     def op(self, *args):
-        return fn(self._tg_value(), *args)
+        return fn(self._tg_value(kind), *args)
     return op
 
 
