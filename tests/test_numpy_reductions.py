@@ -175,3 +175,22 @@ def test_0d_arrays_along_axis_0_as_numpy():
             assert np.shape(got) == np.shape(want) and got == want
     with pytest.raises(np.exceptions.AxisError):
         tracegrad.jit(lambda v: np.sort(v, axis=0))(x)
+
+
+def test_empty_reductions_of_tensors_keep_a_history():
+    t = tensor(np.ones((0, 3)), requires_grad=True)
+    for f, want in ((lambda v: tnp.prod(v, axis=0), 1.0), (lambda v: np.max(v, axis=0, initial=-0.0), -0.0),
+                    (lambda v: tnp.min(v, axis=0, initial=np.inf), np.inf)):
+        r = f(t)
+        assert r.grad_fn is not None and r.shape == (3,)
+        np.testing.assert_array_equal(r.data, np.full(3, want))
+        assert np.all(np.signbit(r.data) == np.signbit(want))
+    tnp.sum(tnp.prod(t, axis=0)).backward()
+    assert t.grad.shape == (0, 3)
+
+
+def test_softplus_gradient_at_zero_is_one_half():
+    for x in (0.0, np.float32(0.0)):
+        assert tracegrad.grad(tnp.softplus)(x) == 0.5
+        assert tracegrad.compile_grad(tnp.softplus)(np.asarray(x))[1][0] == 0.5
+    np.testing.assert_allclose(tnp.softplus(np.array([-800.0, 0.0, 800.0])), [0.0, np.log(2), 800.0])

@@ -415,3 +415,18 @@ def test_copy_is_a_new_tensor_that_setitem_leaves_alone():
 def test_errors_name_the_problem(call, exc, match):
     with pytest.raises(exc, match=match):
         call(tensor(np.ones((3, 4))))
+
+
+@pytest.mark.parametrize("src,dst", [([0, 1], [-1, 0]), ((0, 1), (-1, 0)), (0, 2), ([2, 0], [0, 1]), ([], [])])
+def test_moveaxis_takes_sequences(src, dst):
+    x = np.arange(24.0).reshape(2, 3, 4)
+    want = np.moveaxis(x, src, dst)
+    for got in (tnp.moveaxis(x, src, dst), np.moveaxis(tensor(x), src, dst).numpy(),
+                tracegrad.jit(lambda v: np.moveaxis(v, src, dst))(x)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_vecdot_takes_axis_through_numpy_dispatch():
+    u = tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    x = u.detach().numpy()
+    np.testing.assert_array_equal(np.vecdot(u, u, axis=0).detach().numpy(), np.vecdot(x, x, axis=0))

@@ -10,7 +10,7 @@ from .. import dtypes
 from ._core import (
     _convert, _dtype, _ndim, _norm_axes, _operand, _reduced_shape, _shape,
 )
-from .elementwise import (absolute, add, divide, greater, less, maximum, multiply, negative,
+from .elementwise import (absolute, add, divide, greater, less, multiply, negative,
                           stop_gradient, subtract, uf, where)
 from .reductions import max, sum
 
@@ -22,9 +22,13 @@ def sigmoid(x):
 
 
 def softplus(x):
-    """log(1 + exp(x)) computed as log1p(exp(-|x|)) + max(x, 0): stable for large |x|."""
+    """log(1 + exp(x)) computed as log1p(exp(-|x|)) + max(x, 0): stable for large |x|.
+    Both pieces are `where`s taking their x <= 0 side at 0, so the gradient there is
+    sigmoid(0) = 1/2 (an abs and a max would each split it and cancel)."""
     x = _operand(x)
-    return add(uf.log1p(uf.exp(negative(absolute(x)))), maximum(x, 0.0))
+    positive = greater(x, 0)
+    return add(uf.log1p(uf.exp(negative(where(positive, x, negative(x))))),
+               where(positive, x, 0))
 
 
 def relu(x):

@@ -105,12 +105,13 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
     """Implementation of `__array_ufunc__` for tracegrad arrays."""
     _reject(_numpy_name(ufunc), out=kwargs.pop("out", None))
     if method == "__call__" and ufunc in TABLE:
-        if kwargs:
+        fn = TABLE[ufunc]
+        if kwargs and not _accepts(fn, kwargs):  # (np.vecdot's axis= is accepted)
             where = user_source_location()
             raise TypeError(f"{_numpy_name(ufunc)}: keyword arguments {sorted(kwargs)} are "
                             "not supported on tracegrad arrays"
                             + (f"\n  at {where}" if where else ""))
-        return TABLE[ufunc](*inputs)
+        return fn(*inputs, **kwargs)
     if method == "accumulate" and ufunc in _accumulators():
         (a, *rest), axis = inputs, kwargs.pop("axis", 0)
         _reject(f"{_numpy_name(ufunc)}.accumulate", **kwargs)
@@ -124,6 +125,17 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
         raise unsupported(_numpy_name(ufunc), ufunc.__name__)
     raise unsupported(f"{_numpy_name(ufunc)}.{method}", ufunc.__name__,
                       METHOD_HINTS.get((ufunc.__name__, method), ""), close=False)
+
+
+def _accepts(fn, kwargs) -> bool:
+    """Whether `fn` takes these keyword arguments by name."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(k in params and params[k].kind in (params[k].KEYWORD_ONLY,
+                                                   params[k].POSITIONAL_OR_KEYWORD)
+               for k in kwargs)
 
 
 def _accumulators() -> dict:

@@ -102,7 +102,7 @@ def _tree_product(x):
     shape = _shape(x)
     lead, n = shape[:-1], shape[-1]
     if n == 0:
-        return _ones(lead, _dtype(x))
+        return _constant_of_empty(x, (len(lead),), _ones(lead, _dtype(x)))
     while n > 1:
         if n % 2:
             x = ops.concatenate([x, _ones(lead + (1,), _dtype(x))], len(lead))
@@ -206,8 +206,17 @@ def _extreme(name, prim, a, axes, initial):
         if initial is None:
             _fail(name, f"zero-size array to reduction operation {name} which has no identity",
                   [a], ValueError)
-        return np.full(_reduced_shape(shape, axes), np.asarray(initial, _dtype(a)))
+        return _constant_of_empty(a, axes, np.full(_reduced_shape(shape, axes),
+                                                  np.asarray(initial, _dtype(a))))
     return ops.bind(prim, a, axes=axes) if axes else a
+
+
+def _constant_of_empty(a, axes, value):
+    """`value`, the result of reducing the empty `axes` of `a`, as a value computed from
+    `a` (a tensor stays a tensor with a history, whose gradient is empty): value minus the
+    zero its empty sum is, which keeps every value's bits, -0.0 included."""
+    empty_sum = ops.reduce_sum(a, tuple(axes))
+    return ops.sub(value, ops.mul(empty_sum, np.zeros((), _dtype(a))))
 
 
 max = amax = _extremum("max", "reduce_max", maximum)

@@ -81,12 +81,23 @@ def swapaxes(a, axis1, axis2):
 
 
 def moveaxis(a, source, destination):
+    """Move axes `source` (an int or a sequence) to `destination`, as np.moveaxis."""
     a = _operand(a)
     n = _ndim(a)
-    src, dst = _norm_axis(source, n), _norm_axis(destination, n)
-    perm = [i for i in range(n) if i != src]
-    perm.insert(dst, src)
+    src, dst = (_axes_list(v, n) for v in (source, destination))
+    if len(src) != len(dst):
+        raise ValueError("`source` and `destination` arguments must have the same number "
+                         "of elements")
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ValueError("repeated axis in `source` or `destination` argument")
+    perm = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        perm.insert(d, s)
     return ops.transpose(a, perm)
+
+
+def _axes_list(v, n):
+    return [_norm_axis(v, n)] if isinstance(v, (int, np.integer)) else [_norm_axis(i, n) for i in v]
 
 
 def broadcast_to(array, shape):
