@@ -430,3 +430,15 @@ def test_vecdot_takes_axis_through_numpy_dispatch():
     u = tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
     x = u.detach().numpy()
     np.testing.assert_array_equal(np.vecdot(u, u, axis=0).detach().numpy(), np.vecdot(x, x, axis=0))
+
+
+def test_pad_linear_ramp_differentiates_traced_end_values():
+    def f(c):
+        return tnp.sum(tnp.pad(np.arange(6.0).reshape(2, 3), ((1, 2), (3, 0)), mode="linear_ramp",
+                               end_values=((c, 2 * c),)) ** 2)
+    fd = (f(1.5 + 1e-6) - f(1.5 - 1e-6)) / 2e-6
+    np.testing.assert_allclose(tracegrad.grad(f)(1.5), fd, rtol=1e-7)
+    np.testing.assert_allclose(tracegrad.compile_grad(f)(np.float64(1.5))[1][0], fd, rtol=1e-7)
+    c = tensor(np.array(1.5), requires_grad=True)
+    f(c).backward()
+    np.testing.assert_allclose(c.grad.numpy(), fd, rtol=1e-7)

@@ -219,6 +219,30 @@ def _pairs(op, value, n, what, cast=int):
     return [(cast(x), cast(y)) for x, y in arr.tolist()]
 
 
+def _is_traced_scalar(v) -> bool:
+    return is_boxed(v) or getattr(v, "_tg_symbolic", None) is not None
+
+
+def _value_pairs(value, n, what):
+    """`_pairs` for values that may be traced scalars (kept as they are, differentiable):
+    a scalar, a (before, after) pair, or one pair per axis, as NumPy broadcasts them."""
+    def leaves(v):
+        return [v] if not isinstance(v, (list, tuple)) else [x for y in v for x in leaves(y)]
+    if not any(_is_traced_scalar(v) for v in leaves(value)):
+        return _pairs("pad", value, n, what, cast=float)
+    if _is_traced_scalar(value):
+        if _ndim(_operand(value)) != 0:
+            raise TypeError(f"pad: a traced {what} must be a scalar")
+        return [(value, value)] * n
+    rows = list(value)
+    if len(rows) == 2 and not any(isinstance(r, (list, tuple)) for r in rows):
+        return [tuple(rows)] * n
+    rows = rows * n if len(rows) == 1 else rows
+    if len(rows) != n:
+        raise ValueError(f"pad: {what} {value!r} cannot be broadcast to ({n}, 2)")
+    return [tuple(r) * (2 // len(r)) if isinstance(r, (list, tuple)) else (r, r) for r in rows]
+
+
 def _pad_constant(a, widths, values):
     if all(not is_boxed(v) and np.all(np.asarray(v) == 0) for pair in values for v in pair):
         shp = _shape(a)
@@ -322,7 +346,7 @@ def _ramp(edge, axis, end, n, reverse):
     dt = _dtype(edge)
     ft = dtypes.float_result(dt)
     e = _convert(edge, ft)
-    end = np.asarray(end, ft)
+    end = _lift(end, ft)
     shape = [1] * _ndim(edge)
     shape[axis] = n
     i = np.arange(n, dtype=ft)[::-1 if reverse else 1].reshape(shape)
@@ -375,8 +399,7 @@ def _pad_mode(a, widths, mode, kwargs):
             values = _pairs("pad", cv, n, "constant_values", cast=lambda v: v)
         return _pad_constant(a, widths, values)
     if mode == "linear_ramp":
-        return _pad_ramp(a, widths, _pairs("pad", kwargs.get("end_values", 0), n, "end_values",
-                                           cast=float))
+        return _pad_ramp(a, widths, _value_pairs(kwargs.get("end_values", 0), n, "end_values"))
     if mode in ("maximum", "minimum", "mean", "median"):
         lengths = kwargs.get("stat_length")
         lengths = [(0, 0)] * n if lengths is None else _pairs("pad", lengths, n, "stat_length")
