@@ -533,3 +533,9 @@ def test_integer_reciprocal_gcd_power_and_comparisons_beyond_range_as_numpy():
                 np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="negative integer powers"):
         tensor(np.array([2, 3])) ** tensor(np.array([-1, 2]))
+
+
+def test_hypot_gradient_of_subnormal_operands_is_finite():
+    for x, want in ((1e-310, 1.0), (np.float32(1e-40), 1.0)):
+        assert tracegrad.grad(lambda v: tnp.hypot(v, 0.0 * v))(x) == want
+    np.testing.assert_allclose(tracegrad.grad(lambda v: tnp.hypot(v, v))(1e-310), np.sqrt(2))

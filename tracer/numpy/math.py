@@ -155,17 +155,28 @@ def sinc(x):
     return ops.div(ops.sin(y), y)
 
 
+# itemsize -> (below this the operands are scaled, by this exact power of two)
+_HYPOT_SCALE = {4: (2.0 ** -63, 2.0 ** 80), 8: (2.0 ** -511, 2.0 ** 600)}
+
+
 @_ufunc
 def hypot(x1, x2, /):
     """sqrt(x1^2 + x2^2) without overflow or underflow: a * sqrt(1 + (b/a)^2) with a the
     larger magnitude; inf if either is inf (even with a nan), as numpy."""
     x, y = _floats("hypot", x1, x2)
     ax, ay = ops.abs(x), ops.abs(y)
+    # Tiny (subnormal) magnitudes are scaled up by an exact power of two first and the
+    # result back down: the same value, and b/a's derivative 1/a no longer overflows
+    # (which made a zero cotangent times inf a NaN gradient).
+    tiny, up = _HYPOT_SCALE[np.dtype(_dtype(x)).itemsize]
+    small = ops.lt(ops.max(ax, ay), _c(tiny, x))
+    scale = _select(small, _c(up, x), _c(1, x))
+    ax, ay = ops.mul(ax, scale), ops.mul(ay, scale)
     a, b = ops.max(ax, ay), ops.min(ax, ay)
     zero = ops.eq(a, _c(0, a))
     q = ops.div(b, _select(zero, _c(1, a), a))
     r = ops.mul(a, ops.sqrt(ops.add(_c(1, a), ops.mul(q, q))))
-    r = _select(zero, _c(0, a), r)
+    r = ops.mul(_select(zero, _c(0, a), r), _select(small, _c(1 / up, x), _c(1, x)))
     inf = ops.logical_or(ops.eq(ax, _c(np.inf, a)), ops.eq(ay, _c(np.inf, a)))
     return _select(inf, _c(np.inf, a), r)
 
