@@ -284,7 +284,9 @@ def lstsq(a, b, rcond=None):
     """Least-squares solution (x, residuals, rank, s) of a @ x ~ b, as numpy.linalg.lstsq
     (x = pinv(a) @ b; rcond default eps * max(m, n)).  Residuals are computed when
     rank == n < m, a decision that is a guard under tracing; where the rank is not known
-    (vmap, abstract tracing) a tall `a` always gets them, as jax.numpy's lstsq."""
+    (vmap, abstract tracing) a tall `a` always gets them, as jax.numpy's lstsq.  The
+    gradient is pinv's (fixed rank): where `rcond` cuts a singular value that is not
+    negligible it is not the derivative of the truncated solution (JAX's SVD route is)."""
     a, b = _promote(a, b)
     a = _matrices("lstsq", a)
     if _ndim(a) != 2:
