@@ -722,3 +722,12 @@ def test_assigned_grad_is_checked_as_pytorch():
     w.grad = np.ones((3, 1))  # an array is taken as a tensor
     (w * w).sum().backward()
     assert w.grad.numpy().ravel().tolist() == [3.0, 3.0, 3.0]
+
+
+def test_max_with_dim_routes_the_gradient_to_its_index_at_ties():
+    # torch's max(dim) reads its values at the returned indices: no split at ties
+    x = tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], requires_grad=True)
+    values, idx = x.max(dim=1)
+    (values * tensor([1.0, 2.0])).sum().backward()
+    assert idx.tolist() == [1, 0]
+    assert x.grad.tolist() == [[0.0, 1.0, 0.0], [2.0, 0.0, 0.0]]

@@ -175,4 +175,10 @@ def extreme(fn, argfn, x, axis, keepdims, dim):
     """max/min: NumPy's value, or torch's (values, indices) when called with `dim`."""
     if dim is None:
         return fn(x, axis=axis, keepdims=keepdims)
-    return MinMax(fn(x, axis=dim, keepdims=keepdims), argfn(x, axis=dim, keepdims=keepdims))
+    # the values are read at the indices, so the gradient goes to that one element even
+    # at ties (torch's), not shared as NumPy's max shares it
+    idx = argfn(x, axis=dim, keepdims=True)
+    values = tnp.take_along_axis(x, idx, axis=dim)
+    if not keepdims:
+        values, idx = tnp.squeeze(values, axis=dim), tnp.squeeze(idx, axis=dim)
+    return MinMax(values, idx)
