@@ -731,3 +731,14 @@ def test_max_with_dim_routes_the_gradient_to_its_index_at_ties():
     (values * tensor([1.0, 2.0])).sum().backward()
     assert idx.tolist() == [1, 0]
     assert x.grad.tolist() == [[0.0, 1.0, 0.0], [2.0, 0.0, 0.0]]
+
+
+def test_clamp_gradient_is_one_at_the_bounds_as_torch():
+    x = tensor([-1.0, 0.0, 0.5, 1.0, 2.0], requires_grad=True)
+    x.clamp(0.0, 1.0).sum().backward()
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    y = tensor([-1.0, 0.0, 0.5, 1.0, 2.0], requires_grad=True)
+    z = y * 1
+    z.clamp_(min=0.5)
+    z.sum().backward()
+    assert y.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]

@@ -20,6 +20,7 @@ from tracegrad.ir.core import is_float
 from . import dtypes
 from . import indexing as _indexing
 from . import numpy as tnp
+from . import torch_methods
 from .array import ArrayMixin
 from .fast_ops import BROADCAST, evaluate, install_fast_paths
 from .saved import reads
@@ -474,7 +475,7 @@ class Tensor(ArrayMixin):
         return self._update("exp_", lambda old, _: tnp.exp(old), None)
 
     def clamp_(self, min=None, max=None):
-        return self._update("clamp_", lambda old, _: tnp.clip(old, min, max), None)
+        return self._update("clamp_", lambda old, _: torch_methods.clamp(old, min, max), None)
 
     def zero_(self):
         return self._update("zero_", _overwrite, np.zeros((), self.dtype))

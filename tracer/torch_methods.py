@@ -76,7 +76,7 @@ class TorchMethods:
     matmul = mm
 
     def clamp(self, min=None, max=None):
-        return tnp.clip(self, min, max)
+        return clamp(self, min, max)
 
     def masked_fill(self, mask, value):
         return tnp.where(mask, value, self)
@@ -158,6 +158,18 @@ class TorchMethods:
     def log_softmax(self, dim):
         shifted = self - tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True))
         return shifted - tnp.log(tnp.sum(tnp.exp(shifted), axis=dim, keepdims=True))
+
+
+def clamp(x, lo, hi):
+    """torch's clamp: clip's value, with gradient 1 wherever x is within the bounds, the
+    bounds included (np.clip shares it at a bound, as JAX does)."""
+    inside = None
+    for bound, test in ((lo, tnp.greater_equal), (hi, tnp.less_equal)):
+        if bound is not None:
+            ok = test(x, bound)
+            inside = ok if inside is None else tnp.logical_and(inside, ok)
+    clipped = tnp.clip(x, lo, hi)
+    return clipped if inside is None else tnp.where(inside, x, tnp.stop_gradient(clipped))
 
 
 def sort_order(x, dim, descending):
