@@ -742,3 +742,9 @@ def test_clamp_gradient_is_one_at_the_bounds_as_torch():
     z.clamp_(min=0.5)
     z.sum().backward()
     assert y.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+
+
+def test_reading_the_grad_of_a_non_leaf_warns_as_torch():
+    b = tensor([1.0], requires_grad=True) * 2
+    with pytest.warns(UserWarning, match="not a leaf Tensor"):
+        assert b.grad is None

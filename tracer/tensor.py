@@ -10,6 +10,8 @@ tensor(15., grad_fn=<AddBackward0>)
 """
 from __future__ import annotations
 
+import warnings
+
 import weakref
 
 import numpy as np
@@ -196,6 +198,12 @@ class Tensor(ArrayMixin):
     @property
     def grad(self):
         """The accumulated gradient (a tensor of this tensor's shape and dtype), or None."""
+        if self.grad_fn is not None and not self._retains_grad and self._grad is None:
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. Its .grad attribute won't be populated during "
+                          "autograd.backward(). If you indeed want the gradient for a non-leaf "
+                          "Tensor, use .retain_grad() on the non-leaf Tensor.", UserWarning,
+                          stacklevel=2)
         return self._grad
 
     @grad.setter
