@@ -60,6 +60,15 @@ MAX_ROLLS = 64  # runs rolled per graph (each one rescans the graph)
 # compiling it unrolled would cost more than the passes.
 MAX_BODY_ELEMENTS = 2048
 MIN_EQNS_LARGE = 20000
+# A program that is differentiated next is rolled sooner: fusion plans the unrolled
+# gradient in time quadratic in the loop's length (each per-step reduction expands the
+# chain beneath it), while rolled, its cost is the stacked residuals, one slice per
+# step, and each step is a pass: cheap while the slices stay in cache, slower beyond
+# (`python -m benchmarks.loop_gradients` measures both ways).  So past GRAD_MIN_EQNS
+# equations, where unrolled planning starts to take seconds, a loop also rolls if
+# its largest array has at most GRAD_BODY_ELEMENTS.
+GRAD_MIN_EQNS = 600
+GRAD_BODY_ELEMENTS = 1 << 13
 
 
 def enabled() -> bool:
@@ -67,35 +76,45 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1").strip() not in ("0", "off", "false", "no")
 
 
-def reroll(graph, min_eqns: int = MIN_EQNS, min_trips: int = MIN_TRIPS):
-    """`graph` with its repeated runs rolled into `scan`s (bodies included)."""
-    graph = _in_bodies(graph, min_eqns, min_trips)
+def reroll(graph, min_eqns: int = MIN_EQNS, min_trips: int = MIN_TRIPS, gradient=False):
+    """`graph` with its repeated runs rolled into `scan`s (bodies included); `gradient`:
+    the graph is differentiated next (see RESIDUAL_BYTES)."""
+    def again(g):
+        return reroll(g, min_eqns, min_trips, gradient)
+    graph = _in_bodies(graph, again)
     for _ in range(MAX_ROLLS):
-        run = _first_rollable(graph, min_eqns, min_trips)
+        run = _first_rollable(graph, min_eqns, min_trips, gradient)
         if run is None:
             return graph
-        graph = roll(graph, run, lambda body: reroll(body, min_eqns, min_trips))
+        graph = roll(graph, run, again)
     return graph
 
 
-def _in_bodies(graph, min_eqns, min_trips):
+def _in_bodies(graph, again):
     """Bodies of the control-flow equations already in `graph`, rerolled."""
-    eqns = [map_subgraphs(e, lambda g: reroll(g, min_eqns, min_trips)) for e in graph.eqns]
+    eqns = [map_subgraphs(e, again) for e in graph.eqns]
     if all(a is b for a, b in zip(eqns, graph.eqns)):
         return graph
     return graph.replace(eqns=eqns)
 
 
-def _first_rollable(graph, min_eqns, min_trips):
+def _first_rollable(graph, min_eqns, min_trips, gradient):
     """The largest candidate run whose roles hold for enough iterations, or None."""
     where = None
     for start, period, trips in candidate_runs(graph.eqns, min_eqns, min_trips):
         where = producers(graph) if where is None else where
         run = rolled_run(graph, where, start, period, trips)
         if run is not None and run.length >= min_trips and run.length * period >= min_eqns:
-            if run.length * period >= MIN_EQNS_LARGE or _largest(graph.eqns, run) <= MAX_BODY_ELEMENTS:
+            if _worth_rolling(graph.eqns, run, gradient):
                 return run
     return None
+
+
+def _worth_rolling(eqns, run, gradient) -> bool:
+    eqn_count, elements = run.length * run.period, _largest(eqns, run)
+    if eqn_count >= MIN_EQNS_LARGE or elements <= MAX_BODY_ELEMENTS:
+        return True
+    return gradient and eqn_count >= GRAD_MIN_EQNS and elements <= GRAD_BODY_ELEMENTS
 
 
 def _largest(eqns, run) -> int:

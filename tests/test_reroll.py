@@ -252,3 +252,23 @@ def test_loops_over_large_arrays_stay_unrolled(monkeypatch):
         return np.sum(x)
     assert check_same(steps, (RNG.normal(size=8192),), monkeypatch) is None
     assert check_same(steps, (RNG.normal(size=64),), monkeypatch) is not None
+
+
+def test_long_loops_over_mid_size_arrays_roll_when_differentiated():
+    # the unrolled gradient's fusion planning is quadratic in the loop's length: for
+    # compile_grad such a loop rolls, with the unrolled program's values and gradients
+    def f(x, a):
+        for _ in range(160):
+            x = x * a + 0.001 * np.sin(x)
+        return np.sum(x)
+    x, a = np.random.default_rng(0).normal(size=3000), np.array(0.999)
+    g = tracegrad.compile_grad(f, disk_cache=False)
+    value, grads = g(x, a)
+    assert "rerolled" in g._spec().stages
+    forward = tracegrad.jit(f, disk_cache=False)  # forward only: one fused pass, unrolled
+    forward(x, a)
+    assert "rerolled" not in forward._spec().stages
+    ev, eg = tracegrad.value_and_grad(f, argnums=(0, 1))(x, a)
+    np.testing.assert_allclose(value, ev, rtol=1e-12)
+    for got, want in zip(grads, eg):
+        np.testing.assert_allclose(got, want, rtol=1e-10)

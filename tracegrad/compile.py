@@ -322,7 +322,7 @@ class CompiledFunction:
         # large gradient graph costs milliseconds that a first call should not pay.
         stages["traced"] = functools.partial(format_graph, graph)
         if rerolling.enabled():  # Python loops unrolled by tracing become scans again
-            rolled = rerolling.reroll(graph)
+            rolled = rerolling.reroll(graph, gradient=self.grad)
             if rolled is not graph:
                 graph = rolled
                 stages["rerolled"] = functools.partial(format_graph, graph)
