@@ -748,3 +748,13 @@ def test_reading_the_grad_of_a_non_leaf_warns_as_torch():
     b = tensor([1.0], requires_grad=True) * 2
     with pytest.warns(UserWarning, match="not a leaf Tensor"):
         assert b.grad is None
+
+
+def test_zero_grad_without_none_zeroes_the_same_tensor_and_detach_in_place():
+    w = tensor([1.0, 2.0], requires_grad=True)
+    (w * w).sum().backward()
+    g = w.grad
+    zero_grad([w], set_to_none=False)
+    assert w.grad is g and g.tolist() == [0.0, 0.0]
+    b = tensor([1.0], requires_grad=True) * 2
+    assert b.detach_() is b and b.is_leaf and not b.requires_grad

@@ -309,6 +309,14 @@ class Tensor(ArrayMixin):
         """The same data (shared, with its version counter) cut from the graph."""
         return Tensor._make(self.data, None, self._version)
 
+    def detach_(self):
+        """Cut this tensor from the graph in place: it becomes a leaf that does not
+        require grad (PyTorch's; not for views, whose history is their base's)."""
+        if self._view is not None:
+            raise RuntimeError("detach_(): cannot detach a view in place; use detach()")
+        self.grad_fn, self._requires_grad = None, False
+        return self
+
     def backward(self, gradient=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into the `.grad` of every leaf requiring grad.
 
@@ -580,9 +588,10 @@ def zero_grad(tensors, set_to_none=True):
             continue
         if set_to_none:
             t.grad = None
-        else:
-            t.grad = t.grad.detach()
-            t.grad.zero_()
+        else:  # the same gradient tensor, zeroed in place (PyTorch's)
+            if t._grad.grad_fn is not None:
+                t._grad.detach_()
+            t._grad.zero_()
 
 
 # ---- backward ----------------------------------------------------------------------------
