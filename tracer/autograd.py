@@ -421,23 +421,18 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                  inputs=None, capture=None):
     """Propagate `seeds` (cotangents of the `roots` nodes) through the graph.
 
-    Nodes run in topological order (Kahn's algorithm, so 10k-deep graphs need
-    no recursion); cotangents of a node used several times are summed before it
-    runs.  `sink(acc, g, owned)` receives the total gradient of each leaf (`owned`:
-    no one else holds `g`, so the leaf may keep it without a copy).  Given
-    `inputs` (AccumulateGrad nodes, as autograd.grad has them), only the nodes on a
-    path to one of them run, as in PyTorch's engine: an edge leading elsewhere
-    counts as absent, so its cotangent is never computed.  `capture` maps nodes to a
-    callback that gets the node's total cotangent (a non-leaf input's gradient).
-    """
+    Nodes run in topological order (Kahn's algorithm: 10k-deep graphs need no
+    recursion); cotangents of a node used several times are summed before it runs.
+    `sink(acc, g, owned)` receives the total gradient of each leaf (`owned`: no one
+    else holds `g`, so the leaf may keep it without a copy).  Given `inputs`
+    (AccumulateGrad nodes, as autograd.grad has them), only the nodes on a path to
+    one of them run, as in PyTorch's engine.  `capture` maps nodes to a callback
+    that gets the node's total cotangent (a non-leaf input's gradient)."""
     useful = None if inputs is None else _leading_to(roots, inputs)
     if useful is not None:
         kept = [i for i, r in enumerate(roots) if r in useful]
         roots, seeds = [roots[i] for i in kept], [seeds[i] for i in kept]
-    deps, buffers = _dependencies(roots), _Buffers()
-    for node, g in zip(roots, seeds):
-        if g is not None:
-            buffers.add(node, g)
+    deps, buffers = _dependencies(roots), _seeded(roots, seeds)
     ready = [r for r in dict.fromkeys(roots) if deps[r] == 0]
     sums, add, ours = buffers.sums, buffers.add, buffers.owned
     absent = set()  # leaves reached through an Absent None
@@ -481,6 +476,14 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                         ours[id(ct)] = ct
             if not left:
                 ready.append(nxt)
+
+
+def _seeded(roots, seeds) -> _Buffers:
+    buffers = _Buffers()
+    for node, g in zip(roots, seeds):
+        if g is not None:
+            buffers.add(node, g)
+    return buffers
 
 
 def _retain(node, g, box):
