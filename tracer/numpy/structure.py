@@ -223,13 +223,13 @@ def _is_traced_scalar(v) -> bool:
     return is_boxed(v) or getattr(v, "_tg_symbolic", None) is not None
 
 
-def _value_pairs(value, n, what):
+def _value_pairs(value, n, what, cast):
     """`_pairs` for values that may be traced scalars (kept as they are, differentiable):
     a scalar, a (before, after) pair, or one pair per axis, as NumPy broadcasts them."""
     def leaves(v):
         return [v] if not isinstance(v, (list, tuple)) else [x for y in v for x in leaves(y)]
     if not any(_is_traced_scalar(v) for v in leaves(value)):
-        return _pairs("pad", value, n, what, cast=float)
+        return _pairs("pad", value, n, what, cast=cast)
     if _is_traced_scalar(value):
         if _ndim(_operand(value)) != 0:
             raise TypeError(f"pad: a traced {what} must be a scalar")
@@ -390,16 +390,12 @@ def pad(array, pad_width, mode="constant", **kwargs):
 def _pad_mode(a, widths, mode, kwargs):
     n = _ndim(a)
     if mode in ("constant", "empty"):
-        cv = kwargs.get("constant_values", 0)
-        if is_boxed(cv) or getattr(cv, "_tg_symbolic", None) is not None:
-            if _ndim(_operand(cv)) != 0:
-                raise TypeError("pad: a traced constant_values must be a scalar")
-            values = [(cv, cv)] * n  # one traced value on every side
-        else:
-            values = _pairs("pad", cv, n, "constant_values", cast=lambda v: v)
+        values = _value_pairs(kwargs.get("constant_values", 0), n, "constant_values",
+                              cast=lambda v: v)
         return _pad_constant(a, widths, values)
     if mode == "linear_ramp":
-        return _pad_ramp(a, widths, _value_pairs(kwargs.get("end_values", 0), n, "end_values"))
+        return _pad_ramp(a, widths, _value_pairs(kwargs.get("end_values", 0), n, "end_values",
+                                                 cast=float))
     if mode in ("maximum", "minimum", "mean", "median"):
         lengths = kwargs.get("stat_length")
         lengths = [(0, 0)] * n if lengths is None else _pairs("pad", lengths, n, "stat_length")
