@@ -62,6 +62,7 @@ from typing import Callable
 import numpy as np
 from llvmlite import ir
 
+from tracegrad.ir.primitives import PRIMITIVES
 from tracegrad.ir.core import ShapedArray
 from tracegrad.passes.kernel_interp import extern_results
 from tracegrad.passes.kernels import CondStep, ExternKernel, LoopStep
@@ -339,6 +340,10 @@ def _host_call(desc, buffers, status) -> int:
         call = _parse(ctypes.string_at(desc))
         ptrs = call.pointers.from_address(buffers)
         args = [op.view(p, False) for op, p in zip(call.ins, ptrs)]
+        into = PRIMITIVES[call.prim].impl_into
+        if into is not None:  # written straight into the output buffer
+            into(call.outs[0].view(ptrs[len(call.ins)], True), *args, **call.params)
+            return 0
         results = extern_results(call.prim, call.params, args, call.out_avals)
         for op, p, r in zip(call.outs, ptrs[len(call.ins):], results):
             np.copyto(op.view(p, True), r)

@@ -82,6 +82,10 @@ class Primitive:
     # facade (ir/ stays free of codegen); it returns NotImplemented where it does
     # not apply (dtype, layout, size), and `run` then falls back to `impl`
     native: Callable | None = None
+    # impl_into(out, *operands, **params): `impl` writing its one result into `out`, an
+    # array of the result's type (the host callback's output buffer: no result array
+    # allocated and copied over)
+    impl_into: Callable | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

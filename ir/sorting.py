@@ -52,6 +52,11 @@ def _sort_impl(x, *, axis):
     return np.sort(np.asarray(x), axis=axis)
 
 
+def _sort_into(out, x, *, axis):
+    np.copyto(out, x)
+    out.sort(axis=axis)  # in place: NumPy's default sort, as _sort_impl
+
+
 def _argsort_impl(x, *, axis):
     # Without ties every sorting permutation is the stable one, and NumPy's SIMD quicksort
     # (values, then indices) is several times faster than its stable argsort.
@@ -117,7 +122,7 @@ def _sort_jvp(tangents, out, x, *, axis):
 
 
 _declare("sort", _sort_rule, _sort_impl, vjp=_sort_vjp, jvp=_sort_jvp, torch_name="SortBackward0",
-         doc="Stable sort along `axis`, NaNs last.")
+         impl_into=_sort_into, doc="Stable sort along `axis`, NaNs last.")
 _declare("argsort", _argsort_rule, _argsort_impl, differentiable=False,
          doc="The int64 permutation that stably sorts along `axis` (NaNs last).")
 
