@@ -95,8 +95,14 @@ def _host_cpu() -> tuple:
     return llvm.get_host_cpu_name(), host_features().flatten()
 
 
+# The code generator's level for kernels: 2 (LLVM's default) rather than 3, whose extra
+# machine passes cost W4's first call about 10% (in turns, separate processes) for the
+# same steady time.
+CODEGEN_OPT = 2
+
+
 @locked
-def host_target_machine(opt: int = 3):
+def host_target_machine(opt: int = CODEGEN_OPT):
     """A new target machine for the host (host cpu name and features, JIT-capable); `opt` is
     the code generator's level (0: fast instruction selection and register allocation)."""
     cpu, features = _host_cpu()
