@@ -277,3 +277,15 @@ def test_default_argnums_skip_integer_and_bool_arrays():
     np.testing.assert_array_equal(grads[0], [0.0, 2.0, 0.0, 0.0])
     _, grads = tracegrad.compile_grad(f)(x, np.array([1, 3]), 2.0)
     assert len(grads) == 2 and float(grads[1]) == 10.0
+
+
+def test_static_values_equal_but_of_other_types_get_their_own_specialization():
+    # 1 == True == 1.0 and 0.0 == -0.0 under ==, but a function may tell them apart
+    f = tracegrad.jit(lambda x, flag: x * (2 if flag is True else 3))
+    x = np.ones(2)
+    assert f(x, 1).tolist() == [3.0, 3.0] and f(x, True).tolist() == [2.0, 2.0]
+    g = tracegrad.jit(lambda x, t: x + np.array(t), static_argnums=1)
+    assert g(np.zeros(2, np.int64), (1, 2)).dtype == np.int64
+    assert g(np.zeros(2, np.int64), (1.0, 2.0)).dtype == np.float64
+    h = tracegrad.jit(lambda x, z: x / np.array(z), static_argnums=1)
+    assert h(np.ones(1), 0.0)[0] == np.inf and h(np.ones(1), -0.0)[0] == -np.inf

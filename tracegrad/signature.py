@@ -47,8 +47,8 @@ class SpecArgs:
 
     def __init__(self, arrays, slots, weak):
         self.arrays, self.slots, self.weak = arrays, slots, frozenset(weak)
-        key = tuple((s[0], s[3]) if s[0] == "tree" else s if s[0] == "static" else "a"
-                    for s in slots)
+        key = tuple((s[0], s[3]) if s[0] == "tree" else ("static", _typed(s[1]))
+                    if s[0] == "static" else "a" for s in slots)
         self.key = key + tuple((a.shape, "w" if i in self.weak else a.dtype.char)
                                for i, a in enumerate(arrays))
 
@@ -163,6 +163,19 @@ class ArgNames:
         return TypeError(f"{self.fname}: {self.arg(pos)}{what}; a compiled function takes arrays, "
                          f"pytrees (dicts, lists, tuples) of arrays and Python numbers. {hint} "
                          f"(signature: {self.signature()})")
+
+
+def _typed(value):
+    """A cache key for a static value that tells apart what `==` does not: 1, True and 1.0,
+    0.0 and -0.0 (floats by their bits), and the same inside tuples, lists and frozensets
+    (a function traced with one may compute differently with the other)."""
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_typed(v) for v in value))
+    if isinstance(value, frozenset):
+        return (frozenset, frozenset(_typed(v) for v in value))
+    if isinstance(value, float):
+        return (type(value), value.hex())
+    return (type(value), value)
 
 
 def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> SpecArgs:
