@@ -228,3 +228,23 @@ def test_tracegrad_numpy_functions_taking_lists_defer():
         sv, cv = sess.run([s, c], {a: [1.0, 2.0], b: [3.0, 4.0]})
     assert sv.tolist() == [[1.0, 2.0], [6.0, 8.0]] and cv.tolist() == [1.0, 2.0, 1.0, 1.0]
     assert tnp.exp(np.zeros(1)).tolist() == [1.0]  # plain arrays still compute eagerly
+
+
+def test_gradients_keep_a_fed_intermediate_and_do_not_rerun_assigns():
+    # TF1: a fed tensor keeps its fed value in the gradient, its derivative that of the op
+    # that makes it; AssignAdd is not run again (not differentiable)
+    x = tf.placeholder(tf.float64, [3])
+    a = x * x
+    b = tf.reduce_sum(a * x)
+    g = tf.gradients(b, x)[0]
+    with tf.Session() as s:
+        value, grad = s.run([b, g], {x: [1.0, 2.0, 3.0], a: np.ones(3)})
+    assert value == 6.0 and grad.tolist() == [3.0, 9.0, 19.0]
+    v = tf.Variable(np.array([1.0, 2.0]))
+    p = tf.placeholder(tf.float64, [2])
+    added = v.assign_add(p)
+    gp = tf.gradients(tf.reduce_sum(added * p), p)[0]
+    with tf.Session() as s:
+        s.run(v.initializer)
+        assert s.run(gp, {p: [1.0, 1.0]}).tolist() == [2.0, 3.0]
+        assert s.run(v).tolist() == [2.0, 3.0]

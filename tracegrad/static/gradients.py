@@ -69,9 +69,12 @@ def _compute(ys, live, grad_ys, between):
     the xs.  A source x (not recomputed) is substituted by the function's input; an
     x recomputed from other xs gets `p - stop_gradient(p)` (zero, derivative one)
     added, so that its gradient is the partial one and the others' the total one,
-    as in TF1."""
+    as in TF1.  As in TF1 too, a tensor fed in the run keeps its fed value, its
+    derivative still that of the op that makes it, and an op that writes a variable
+    (assign, assign_add) is not run again: its value from the run is a constant."""
     import tracegrad
     made = {op for op in between}
+    rerun = [op for op in between if not getattr(op, "writes_variable", False)]
 
     def compute(env, state):
         def f(*x_values):
@@ -79,9 +82,11 @@ def _compute(ys, live, grad_ys, between):
             perturb = {x: p - tnp.stop_gradient(p) for x, p in zip(live, x_values)
                        if x.op in made}
             scratch = state.scratch()
-            for op in between:
+            for op in rerun:
                 replay([op], local, scratch, recompute=True)
                 for t in op.outputs:
+                    if t in state.fed:  # the fed value, with the op's derivative
+                        local[t] = env[t] + (local[t] - tnp.stop_gradient(local[t]))
                     if t in perturb:
                         local[t] = local[t] + perturb[t]
             return tuple(local[y] for y in ys)

@@ -45,7 +45,7 @@ class Plan:
 
         def run_graph(*arrays):
             env = dict(zip(self.fed, arrays[:n]))
-            state = RunState(dict(zip(self.read_vars, arrays[n:])))
+            state = RunState(dict(zip(self.read_vars, arrays[n:])), fed=frozenset(self.fed))
             replay(self.ops, env, state)
             return (tuple(env[t] for t in self.fetch_tensors)
                     + tuple(state.updates[v] for v in self.assigned))

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 
 class RunState:
-    def __init__(self, start: dict, record: bool = True):
+    def __init__(self, start: dict, record: bool = True, fed=frozenset()):
         self.start = start
         self.updates: dict = {}
         self.record = record
+        self.fed = fed  # the tensors fed in this run (a gradient keeps their values)
 
     def read(self, var):
         return self.start[var]
@@ -35,7 +36,7 @@ class RunState:
 
     def scratch(self) -> "RunState":
         """A state for a recomputation (a gradient's forward replay): assigns not kept."""
-        state = RunState(self.start, record=False)
+        state = RunState(self.start, record=False, fed=self.fed)
         state.updates = dict(self.updates)
         return state
 
