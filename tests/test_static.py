@@ -248,3 +248,15 @@ def test_gradients_keep_a_fed_intermediate_and_do_not_rerun_assigns():
         s.run(v.initializer)
         assert s.run(gp, {p: [1.0, 1.0]}).tolist() == [2.0, 3.0]
         assert s.run(v).tolist() == [2.0, 3.0]
+
+
+def test_tf1_dtypes_of_integer_reductions_fill_and_short_constants():
+    with tf.Graph().as_default():
+        outs = [tf.reduce_mean(tf.constant([1, 2])), tf.reduce_sum(tf.constant([1, 2])),
+                tf.reduce_mean(tf.constant([[-3, 2], [5, 6]]), axis=1), tf.fill([2], 3),
+                tf.constant([1.0, 2.0], shape=[2, 2])]
+        with tf.Session() as s:
+            mean, total, rows, filled, padded = s.run(outs)
+    assert mean.dtype == total.dtype == rows.dtype == filled.dtype == np.int32
+    assert (int(mean), int(total), rows.tolist(), filled.tolist()) == (1, 3, [0, 5], [3, 3])
+    assert padded.tolist() == [[1.0, 2.0], [2.0, 2.0]]

@@ -106,9 +106,38 @@ def _reduction(np_name, tf_name):
     return op
 
 
-reduce_sum, reduce_mean = _reduction("sum", "Sum"), _reduction("mean", "Mean")
+def _in_own_dtype(name):
+    """TF1's reductions keep an integer input's dtype (numpy's sum and prod widen int32 to
+    int64, and its mean gives floats); an integer mean divides, truncating toward zero."""
+    def reduce(x, axis=None, keepdims=False):
+        dt = tnp.dtype(x.dtype)
+        if dt.kind not in "iu":
+            return getattr(tnp, name)(x, axis=axis, keepdims=keepdims)
+        total = getattr(tnp, "prod" if name == "prod" else "sum")(x, axis=axis, keepdims=keepdims,
+                                                                  dtype=dt)
+        if name != "mean":
+            return total
+        count = np.asarray(int(np.prod(tnp.shape(x))) // max(int(np.prod(tnp.shape(total))), 1), dt)
+        return tnp.sign(total) * (tnp.abs(total) // count)
+    reduce.__name__ = name
+    return reduce
+
+
+def _reduction_own_dtype(np_name, tf_name):
+    def op(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+           keep_dims=None):
+        keep = bool(keepdims if keepdims is not None else keep_dims)
+        return call(_in_own_dtype(np_name), (input_tensor,),
+                    {"axis": _axis(axis, reduction_indices), "keepdims": keep}, name or tf_name)
+    op.__name__ = op.__qualname__ = f"reduce_{np_name}"
+    op.__doc__ = (f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` over `axis` (all if None), "
+                  "in the input's dtype for integers (a mean truncates), as TF1.")
+    return op
+
+
+reduce_sum, reduce_mean = _reduction_own_dtype("sum", "Sum"), _reduction_own_dtype("mean", "Mean")
 reduce_max, reduce_min = _reduction("max", "Max"), _reduction("min", "Min")
-reduce_prod = _reduction("prod", "Prod")
+reduce_prod = _reduction_own_dtype("prod", "Prod")
 reduce_any, reduce_all = _reduction("any", "Any"), _reduction("all", "All")
 
 
@@ -179,7 +208,8 @@ def ones(shape, dtype=np.float32, name=None):
 
 
 def fill(dims, value, name=None):
-    return constant(np.full(tuple(dims), value), name=name or "Fill")
+    """`value` (TF1's default dtypes: an int is int32) repeated to shape `dims`."""
+    return constant(value, shape=tuple(dims), name=name or "Fill")
 
 
 def zeros_like(tensor, dtype=None, name=None):

@@ -43,12 +43,26 @@ def constant(value, dtype=None, shape=None, name="Const"):
     """A constant tensor (Python floats are float32 and ints int32, as in TF1)."""
     arr = _tf1_default(value, dtype)
     if shape is not None:
-        arr = np.broadcast_to(arr, tuple(shape)) if arr.size == 1 else arr.reshape(shape)
+        arr = _to_shape(arr, tuple(shape))
     arr = np.array(arr)  # owned by the graph: later changes to `value` do not reach it
     graph = get_default_graph()
     op = new_op(graph, "Const", name, [], lambda env, state: [arr],
                 [spec_of(TensorShape(arr.shape), arr.dtype)])
     return op.outputs[0]
+
+
+def _to_shape(arr, shape):
+    """TF1's constant(value, shape=...): one value fills the shape; fewer values than the
+    shape holds are padded with the last one; more raise."""
+    n = int(np.prod(shape, dtype=np.int64))
+    if arr.size == 1:
+        return np.broadcast_to(arr.reshape(()), shape)
+    if arr.size > n:
+        raise TypeError(f"Too many elements provided. Needed at most {n}, but received {arr.size}")
+    flat = arr.reshape(-1)
+    if arr.size < n:
+        flat = np.concatenate([flat, np.full(n - arr.size, flat[-1], arr.dtype)])
+    return flat.reshape(shape)
 
 
 def as_tensor(value, dtype=None, name="Const"):
