@@ -95,14 +95,19 @@ def _axis(axis, reduction_indices):
     return tuple(axis) if isinstance(axis, (list, tuple)) else axis
 
 
-def _reduction(np_name, tf_name):
+def _reduction(np_name, tf_name, own_dtype=False):
+    """TF1's reduce_<np_name>; `own_dtype`: in the input's dtype for integers."""
+    fn = _in_own_dtype(np_name) if own_dtype else _fn(np_name)
+
     def op(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
            keep_dims=None):
         keep = bool(keepdims if keepdims is not None else keep_dims)
-        return call(_fn(np_name), (input_tensor,),
+        return call(fn, (input_tensor,),
                     {"axis": _axis(axis, reduction_indices), "keepdims": keep}, name or tf_name)
     op.__name__ = op.__qualname__ = f"reduce_{np_name}"
-    op.__doc__ = f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` over `axis` (all if None)."
+    op.__doc__ = (f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` over `axis` (all if None)"
+                  + (", in the input's dtype for integers (a mean truncates), as TF1." if own_dtype
+                     else "."))
     return op
 
 
@@ -123,21 +128,10 @@ def _in_own_dtype(name):
     return reduce
 
 
-def _reduction_own_dtype(np_name, tf_name):
-    def op(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
-           keep_dims=None):
-        keep = bool(keepdims if keepdims is not None else keep_dims)
-        return call(_in_own_dtype(np_name), (input_tensor,),
-                    {"axis": _axis(axis, reduction_indices), "keepdims": keep}, name or tf_name)
-    op.__name__ = op.__qualname__ = f"reduce_{np_name}"
-    op.__doc__ = (f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` over `axis` (all if None), "
-                  "in the input's dtype for integers (a mean truncates), as TF1.")
-    return op
-
-
-reduce_sum, reduce_mean = _reduction_own_dtype("sum", "Sum"), _reduction_own_dtype("mean", "Mean")
+reduce_sum = _reduction("sum", "Sum", own_dtype=True)
+reduce_mean = _reduction("mean", "Mean", own_dtype=True)
 reduce_max, reduce_min = _reduction("max", "Max"), _reduction("min", "Min")
-reduce_prod = _reduction_own_dtype("prod", "Prod")
+reduce_prod = _reduction("prod", "Prod", own_dtype=True)
 reduce_any, reduce_all = _reduction("any", "Any"), _reduction("all", "All")
 
 
