@@ -234,7 +234,10 @@ class GraphBuilder:
         self._check_running(args)
         like = next((a.aval.dtype for a in args if isinstance(a, TracedValue)), None)
         if prim.name == "where":  # the condition is bool; the branches set the dtype
-            like = next((a.aval.dtype for a in args[1:] if isinstance(a, TracedValue)), like)
+            like = next((a.aval.dtype for a in args[1:] if isinstance(a, TracedValue)), None)
+            if like is None:  # a numpy array branch, else each scalar its own
+                like = next((a.dtype for a in args[1:] if isinstance(a, (np.ndarray, np.generic))),
+                            None)
         atoms = [self._atom(a, like) for a in args]
         src = user_source_location() if self.record_source else None
         try:

@@ -289,3 +289,9 @@ def test_static_values_equal_but_of_other_types_get_their_own_specialization():
     assert g(np.zeros(2, np.int64), (1.0, 2.0)).dtype == np.float64
     h = tracegrad.jit(lambda x, z: x / np.array(z), static_argnums=1)
     assert h(np.ones(1), 0.0)[0] == np.inf and h(np.ones(1), -0.0)[0] == -np.inf
+
+
+def test_ir_where_takes_its_branch_dtype_from_a_numpy_branch_beside_a_python_float():
+    from tracegrad.ir import ops as P
+    f = tracegrad.jit(lambda v: P.where(np.greater(v, -0.0), v, np.asarray(0.5)))
+    assert f(1.5) == 1.5 and f(-1.0) == 0.5 and f(1.5).dtype == np.float64
