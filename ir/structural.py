@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ops
 from .core import ShapedArray
-from .primitives import Primitive, bind, fail, register
+from .primitives import SYMBOLIC_SCALARS, Primitive, bind, fail, register
 
 __all__ = ["size_problem", "broadcast", "reshape", "transpose", "slice", "pad", "concatenate", "sum_to_shape",
            "full_like"]
@@ -112,7 +112,9 @@ _declare("transpose", _transpose_rule,
 
 def transpose(x, perm):
     perm = tuple(int(p) for p in perm)
-    return x if perm == tuple(range(len(perm))) else bind("transpose", x, perm=perm)
+    if perm == tuple(range(len(perm))) and type(x) not in SYMBOLIC_SCALARS:
+        return x  # (a traced Python float becomes the 0-d array an op gives)
+    return bind("transpose", x, perm=perm)
 
 
 # ---- slice, pad ---------------------------------------------------------------------------
