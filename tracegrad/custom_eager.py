@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.ir import ops
 from tracegrad.tracer import Tensor, no_grad, tree_flatten, tree_unflatten
 from tracegrad.tracer.autograd import Absent, Node
 from tracegrad.tracer.tensor import _edge
@@ -127,9 +128,7 @@ def _summed_to(c, shape, name, i):
     except ValueError:
         raise RuntimeError(f"function {name}Backward returned an invalid gradient at index {i} - "
                            f"got {list(got)} but expected shape compatible with {list(shape)}") from None
-    lead = len(got) - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + k for k, d in enumerate(shape) if d == 1 and got[lead + k] != 1)
-    return np.reshape(np.sum(c, axis=axes), shape)
+    return ops.sum_to_shape(c, shape)
 
 
 def call(rules, tree, values):
