@@ -124,12 +124,18 @@ def _norm_axis(axis, ndim: int) -> int:
     return a % ndim
 
 
+def _zero_d_axis(axis, ndim: int) -> bool:
+    """Whether `axis` is 0 or -1 of a 0-d operand, which NumPy's reductions, argmax,
+    cumsum and take treat as one element along a single axis (its sort does not)."""
+    return ndim == 0 and axis is not None and operator.index(axis) in (0, -1)
+
+
 def _reduction_axes(axis, ndim: int) -> tuple:
-    """`_norm_axes` for a reduction: a 0-d operand also takes axis 0 or -1 (NumPy's
-    reductions treat it as one element along a single axis), reducing nothing."""
+    """`_norm_axes` for a reduction: a 0-d operand also takes axis 0 or -1, reducing
+    nothing (`_zero_d_axis`)."""
     if ndim == 0 and axis is not None:
         parts = axis if isinstance(axis, (tuple, list)) else (axis,)
-        if len(parts) <= 1 and all(operator.index(a) in (0, -1) for a in parts):
+        if len(parts) <= 1 and all(_zero_d_axis(a, ndim) for a in parts):
             return ()
     return _norm_axes(axis, ndim)
 

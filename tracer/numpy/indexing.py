@@ -14,7 +14,6 @@ place as NumPy does (a tensor in place, a traced value as `x[idx] = v` does).
 """
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 
@@ -22,7 +21,7 @@ from tracegrad.ir import TracedValue, ops
 
 from .. import dtypes
 from ..indexing import getitem
-from ._core import _fail, _lift, _norm_axis, _operand, _reject, _shape
+from ._core import _fail, _lift, _norm_axis, _operand, _reject, _shape, _zero_d_axis
 from .elementwise import maximum, minimum, not_equal
 from .elementwise import where as _where3
 from .reductions import count_nonzero
@@ -73,7 +72,7 @@ def take(a, indices, axis=None, out=None, mode=None):
     """a's elements at `indices` along `axis` (the flattened array when axis is None)."""
     _reject("take", out=out)
     a = _operand(a)
-    if axis is None or (not _shape(a) and operator.index(axis) in (0, -1)):
+    if axis is None or _zero_d_axis(axis, len(_shape(a))):
         a, axis = ravel(a), 0  # NumPy takes from a 0-d array along axis 0 or -1 as well
     axis = _norm_axis(axis, len(_shape(a)))
     ind = _mode(_int_operand(indices), _shape(a)[axis], mode, "take")

@@ -15,7 +15,6 @@ static `length`/`size`, as in JAX.
 """
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from tracegrad.ir import ops
 from .. import dtypes
 from ._core import (
     _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axes, _norm_axis, _operand, _reduced_shape,
-    _reject, _shape, is_boxed, symbolic_value,
+    _reject, _shape, _zero_d_axis, is_boxed, symbolic_value,
 )
 from .elementwise import divide, subtract, where
 from .reductions import _isnan, _without_nan
@@ -38,7 +37,7 @@ def _along(a, axis, zero_d=False):
     0-d operand also takes axis 0 or -1 as one element (NumPy's argmax and cumsum do, its
     sort does not)."""
     a = _operand(a)
-    if axis is None or (zero_d and _ndim(a) == 0 and operator.index(axis) in (0, -1)):
+    if axis is None or (zero_d and _zero_d_axis(axis, _ndim(a))):
         return ops.reshape(a, (int(np.prod(_shape(a), dtype=np.int64)),)), 0
     return a, _norm_axis(axis, _ndim(a))
 
