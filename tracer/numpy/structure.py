@@ -81,7 +81,7 @@ MAX_RUNS = 32
 
 
 def _static_ints(op, value, what):
-    if is_boxed(value) or getattr(value, "_tg_symbolic", None) is not None:
+    if _is_traced_scalar(value):
         _fail(op, f"{what} must be static (Python or NumPy integers), not a traced value",
               exc=TypeError)
     arr = np.asarray(value)
@@ -220,6 +220,7 @@ def _pairs(op, value, n, what, cast=int):
 
 
 def _is_traced_scalar(v) -> bool:
+    """A tensor or traced value, or a traced Python scalar (not a static value)."""
     return is_boxed(v) or getattr(v, "_tg_symbolic", None) is not None
 
 
@@ -693,7 +694,7 @@ def _gradient_axis(f, ax, h, edge_order):
                          "gradient, at least (edge_order + 1) elements are required")
     if _ndim(_operand(h)) == 0:
         # a static step stays a Python float (weak): float32 data stays float32
-        step = h if is_boxed(h) or getattr(h, "_tg_symbolic", None) is not None else float(h)
+        step = h if _is_traced_scalar(h) else float(h)
         return _uniform_gradient(f, ax, step, edge_order)
     x = _operand(h)
     if _shape(x) != (d,):
