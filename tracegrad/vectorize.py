@@ -114,8 +114,8 @@ def vmap(fun, in_axes=0, out_axes=0):
         # eager tensors stay inputs, so that autograd records the batched graph on them.
         kept = [ax is not None or isinstance(x, Tensor) for x, ax in zip(leaves, axes)]
         closed = _with_fixed(fun, tree, leaves, kept)
-        examples = [_example(x, ax) if ax is not None else x
-                    for x, ax, k in zip(leaves, axes, kept) if k]
+        inputs = [(x, ax) for x, ax, k in zip(leaves, axes, kept) if k]
+        examples = [_example(x, ax) if ax is not None else x for x, ax in inputs]
         try:
             prog = make_graph(closed, tuple(examples), concrete=False)
         except ConcretizationError as e:
@@ -126,10 +126,10 @@ def vmap(fun, in_axes=0, out_axes=0):
                 "(if, int(), float(), .item()) cannot decide for each example; use "
                 "tracegrad.numpy.where or tracegrad.cond, or pass the value unmapped "
                 f"(in_axes None).\n{e}") from None
-        flags = [ax is not None for x, ax, k in zip(leaves, axes, kept) if k and _is_array(x)]
+        flags = [ax is not None for x, ax in inputs if _is_array(x)]
         graph, out_flags = batch_graph(prog.graph, flags + [False] * len(prog.captured), size)
         values = [tnp.moveaxis(x, ax, 0) if ax is not None else x
-                  for x, ax, k in zip(leaves, axes, kept) if k and _is_array(x)]
+                  for x, ax in inputs if _is_array(x)]
         outs = apply_graph(graph, values + list(prog.captured))
         out_value = tree_unflatten(prog.out_tree, outs)
         out_axes_ = _leaf_axes(out_value, out_axes, "out_axes")

@@ -26,7 +26,7 @@ def type_name(aval) -> str:
 def value_name(x) -> str:
     """What a user passed or returned, for messages: an array's type (`f64[3]`), else the
     Python type's name."""
-    if isinstance(x, (TracedValue, np.ndarray, np.generic)) or hasattr(x, "_tg_trace"):
+    if isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "_tg_trace"):  # traced too
         return f"an array {type_name(ShapedArray(tuple(ops.shape(x)), ops.dtype(x)))}"
     return type(x).__name__
 
