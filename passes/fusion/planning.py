@@ -14,6 +14,7 @@ mostly reuses the expansions of the round before.
 """
 from __future__ import annotations
 
+from .combine import combine, ordered, remember
 from .expand import NeedBuffer
 from .frontier import Summaries, candidates
 from .merge import merge
@@ -23,15 +24,29 @@ from .tasks import all_tasks, expand_task
 
 
 def _build(plan):
-    """All tasks, expanded; or the vars that must be stored before they can be."""
+    """All tasks, expanded; or the vars that must be stored before they can be.
+    A full round expands the previous round's kernel partners together
+    (`combine.py`), unless that puts a member after another."""
     needs = []
     tasks = all_tasks(plan, needs)
+    if not plan.stop and plan.partners and not needs:
+        together, members = combine(plan, tasks)
+        if members:
+            order = ordered(together) if _expand_all(plan, together, needs) else None
+            if order is not None or needs:
+                return order, list(dict.fromkeys(needs))
+    _expand_all(plan, tasks, needs)
+    return tasks, list(dict.fromkeys(needs))
+
+
+def _expand_all(plan, tasks, needs) -> bool:
+    """Expand every task; the vars to store first go to `needs` (False if any)."""
     for t in tasks:
         try:
             expand_task(plan, t)
         except NeedBuffer as nb:
             needs.append(nb.var)
-    return tasks, list(dict.fromkeys(needs))
+    return not needs
 
 
 def _analysis(plan):
@@ -65,6 +80,7 @@ def _round(plan, rejected, analyse=True):
     if needs:
         return None, needs
     groups, group_of = merge(plan, tasks, summaries)
+    remember(plan, groups)
     chosen, left = to_store(plan, tasks, groups, group_of)
     rejected |= left if chosen or left else plan.stop  # a round always decides something
     final = not chosen and not plan.stop

@@ -71,6 +71,7 @@ class Plan:
         self._changes, self._promoted = [set()], [set()]
         self._reserved = {}  # var in `stop` -> the buffer it gets if stored
         self.expansions = {}  # tasks.expansion_key -> tasks.Expansion
+        self.partners = {}  # buffer -> its writer's kernel last round (`combine.py`)
         self.index_maps = {}  # (view, shape, domain, buffer shape) -> a load's IndexMap
         self._within = set()  # (var, limit): its subtree costs no more than limit
         self.elementwise = {}  # eqn -> expand.Elementwise
