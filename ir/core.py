@@ -173,7 +173,11 @@ class Guard:
         expected = np.asarray(self.expected)
         if value.shape != expected.shape:
             return False
-        return bool(np.array_equal(value, expected, equal_nan=True))
+        if not np.array_equal(value, expected, equal_nan=True):
+            return False
+        # -0.0 == 0.0, but a value used in Python (atan2, copysign, repr) tells them apart
+        return value.dtype.kind != "f" or bool(np.array_equal(np.signbit(value),
+                                                               np.signbit(expected)))
 
 
 @dataclass(eq=False)  # identity: graphs hold arrays, and equal texts may differ in constants

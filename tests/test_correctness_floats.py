@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tracegrad
+import tracegrad.numpy as tnp
 from tracegrad import compile_grad, jit
 
 F32 = np.float32
@@ -131,3 +132,31 @@ def test_a_traced_float_is_not_a_python_float_but_acts_like_one():
     assert seen == {"type": "WeakFloat", "repr": "1.50"}
     np.testing.assert_array_equal(g(np.ones(2), 2.5), [2.5, 2.5])  # the guard failed: retraced
     assert len(g.cache_info()) == 2
+
+
+@pytest.mark.parametrize("dtype, top", [(np.float64, 710.4758600739439), (np.float32, 89.415985)])
+def test_sinh_and_cosh_stay_finite_up_to_their_overflow(dtype, top):
+    x = np.array([top, -top, top * 0.9995], dtype)
+    for fn in (tnp.sinh, tnp.cosh):
+        got = tracegrad.jit(fn)(x)
+        assert np.all(np.isfinite(got))
+        ref = getattr(np, fn.__name__)(x.astype(np.longdouble))
+        np.testing.assert_allclose(got, ref.astype(dtype), rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_relative_accuracy_in_the_left_tail(dtype):
+    x = np.linspace(-80 if dtype == np.float32 else -700, 40, 2001).astype(dtype)
+    ref = (1 / (1 + np.exp(-x.astype(np.longdouble))))
+    normal = ref > np.finfo(dtype).tiny
+    for got in (tracegrad.jit(tnp.sigmoid)(x), tnp.sigmoid(tracegrad.tensor(x)).numpy()):
+        err = np.abs(got[normal] - ref[normal]) / ref[normal] / np.finfo(dtype).eps
+        assert err.max() < 4
+
+
+def test_a_float32_product_rounds_once():
+    x = np.random.default_rng(8).uniform(0.999, 1.001, 10**5).astype(np.float32)
+    ref = np.prod(x.astype(np.float64))
+    for got in (tracegrad.jit(tnp.prod)(x), tnp.prod(tracegrad.tensor(x)).numpy()):
+        assert got.dtype == np.float32
+        assert abs(float(got) / ref - 1) < 2 * np.finfo(np.float32).eps

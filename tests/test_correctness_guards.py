@@ -186,3 +186,34 @@ def test_guards_of_the_reference_interpreter_stay_exact():
     _, values = eval_graph(prog.graph, x, with_guards=True)
     assert all(isinstance(g, Guard) and g.holds(v) for g, v in zip(prog.guards, values))
     assert not prog.check_guards(x * (1 + 1e-15))
+
+
+def test_a_float_guard_tells_negative_zero_from_zero():
+    import math
+    f = tracegrad.jit(lambda y: y + math.atan2(float(y), -1.0))
+    assert f(np.array(0.0)) == math.pi
+    assert f(np.array(-0.0)) == -math.pi  # not the specialization made for +0.0
+    assert f(np.array(0.0)) == math.pi
+    assert len(f.cache_info()) == 2
+
+
+def test_cache_clear_forgets_the_keyword_variant_and_the_given_up_guards():
+    w = np.array([1.0, 2.0])
+    f = tracegrad.jit(lambda x, scale=1.0: x * w * scale)
+    f(np.ones(2))
+    f(np.ones(2), scale=2.0)
+    assert len(f.cache_info()) == 2  # the keyword variant's specialization is listed
+    w[:] = [10.0, 20.0]  # a closed-over constant: only a retrace sees it
+    f.cache_clear()
+    assert f.cache_info() == []
+    np.testing.assert_array_equal(f(np.ones(2), scale=2.0), [20.0, 40.0])
+
+    g = tracegrad.jit(lambda x: x * int(np.sum(x)), max_specializations=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpecializationLimitWarning)
+        for i in range(4):
+            g(np.full(2, float(i)))
+    g.cache_clear()
+    for i in range(2):
+        np.testing.assert_array_equal(g(np.full(2, float(i + 5))), np.full(2, (i + 5.0) * 2 * (i + 5)))
+    assert len(g.cache_info()) == 2  # compiled again: the guard is no longer given up

@@ -458,3 +458,32 @@ def _fd(f, x, h=1e-6):
 def test_tensor_result_types():
     x = tensor(np.arange(4.0))
     assert isinstance(x[[1, 2]], Tensor) and isinstance(x[x > 1], Tensor)
+
+
+@pytest.mark.parametrize("copy_of", [
+    lambda x: x.astype(np.float64), lambda x: np.concatenate([x]), lambda x: np.pad(x, 0),
+    lambda x: np.clip(x, None, None), lambda x: np.conj(x), lambda x: np.positive(x),
+    lambda x: np.hstack([x])])
+def test_functions_that_copy_in_numpy_do_not_see_a_later_setitem(copy_of):
+    def f(x):
+        x = x * 1.0
+        y = copy_of(x)
+        x[0] = 100.0
+        return y
+
+    x = np.zeros(3)
+    np.testing.assert_array_equal(tg.jit(f)(x), f(x))
+    np.testing.assert_array_equal(tg.grad(lambda x: np.sum(f(x)))(x), np.ones(3))
+
+
+def test_a_traced_mask_selection_keeps_the_values_it_selected():
+    def f(x):
+        x = x * 1
+        m = x > 0
+        y = x[m]
+        x[m] = 0
+        x[m] = y * 3
+        return x
+
+    x = np.array([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(tg.jit(f)(x), f(x))

@@ -393,8 +393,10 @@ class CompiledFunction:
         return self._last
 
     def _all_specs(self) -> list:
+        """Every specialization, those of the keyword-argument variant last."""
         with self._lock:
-            return [s for specs in self._cache.values() for s in specs]
+            own = [s for specs in self._cache.values() for s in specs]
+        return own + (self._keywords._all_specs() if self._keywords is not None else [])
 
     def ir(self, stage="optimized", specialization=None):
         """IR text of a compilation (the latest, or `cache_info()[specialization]`'s):
@@ -430,9 +432,17 @@ class CompiledFunction:
                 for s in self._all_specs()]
 
     def cache_clear(self):
+        """Forget every specialization (the keyword-argument variant's too) and what the
+        guards learned: the next call traces again, as a fresh function would."""
         with self._lock:
             self._cache.clear()
             self._last = None
+            self._guard_failures.clear()
+            self._given_up.clear()
+            self._warned_signatures.clear()
+            self._mismatches.clear()
+            if self._keywords is not None:
+                self._keywords.cache_clear()
 
 
 def _unflattener(out_tree, n):

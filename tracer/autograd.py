@@ -170,7 +170,7 @@ class Node:
     """The backward function of one eager operation (single output)."""
 
     __slots__ = ("prim", "params", "edges", "saved", "versions", "retained", "reads",
-                 "__weakref__")
+                 "hooks", "__weakref__")
 
     def __init__(self, prim, params, saved, versions, edges):
         self.prim, self.params = prim, params
@@ -179,6 +179,7 @@ class Node:
         self.edges = edges          # per operand: Node, AccumulateGrad or None
         self.retained = None        # weakref to the output tensor if it retains its grad
         self.reads = True           # whether backward reads saved values (saved.reads)
+        self.hooks = None           # the output tensor's hooks (`register_hook`): {id: fn}
 
     def name(self) -> str:
         return type(self).__name__
@@ -320,11 +321,13 @@ def node_class(prim, first_ndim: int, params):
 class AccumulateGrad:
     """The sink of a leaf tensor: adds the incoming gradient to `variable.grad`."""
 
-    __slots__ = ("variable", "__weakref__")
+    __slots__ = ("variable", "hooks", "post_hooks", "__weakref__")
     edges = ()  # a sink: the engine's graph walks stop here
 
     def __init__(self, variable):
         self.variable = variable
+        self.hooks = None  # the leaf's gradient hooks, run before accumulation: {id: fn}
+        self.post_hooks = None  # run with the leaf after accumulation: {id: fn}
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -446,10 +449,18 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             if g is None and node in absent:
                 continue
             leaf = node.variable
-            sink(node, g if g is not None else np.zeros(leaf.shape, leaf.dtype), owned)
+            g = g if g is not None else np.zeros(leaf.shape, leaf.dtype)
+            if node.hooks:
+                g, owned = run_hooks(node.hooks, g, box, leaf.shape), False
+            sink(node, g, owned)
+            if node.post_hooks:
+                for hook in list(node.post_hooks.values()):
+                    hook(leaf)
             continue
         edges = node.edges if useful is None else [e if e in useful else None
                                                    for e in node.edges]
+        if node.hooks and g is not None:
+            g = run_hooks(node.hooks, g, box, np.shape(g))
         if node.retained is not None:
             _retain(node, g, box)
         if capture is not None and node in capture:
@@ -467,7 +478,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             if ct is not None:
                 if nxt in sums:
                     add(nxt, ct)
-                elif not left and type(nxt) is AccumulateGrad:
+                elif not left and type(nxt) is AccumulateGrad and not (nxt.hooks or nxt.post_hooks):
                     sink(nxt, ct, fresh)  # a leaf's one contribution: no trip through `ready`
                     continue
                 else:
@@ -492,6 +503,43 @@ def _retain(node, g, box):
         # a copy: cotangents may be shared read-only (an operand passed through, a view)
         g = g if hasattr(g, "_tg_trace") else box(np.array(g), None)
         target.grad = g if target.grad is None else target.grad + g
+
+
+# ---- hooks ------------------------------------------------------------------------------------
+
+class RemovableHandle:
+    """What `register_hook` returns: `remove()` takes the hook off (as PyTorch's)."""
+
+    _next = iter(range(1, 1 << 62))
+
+    def __init__(self, hooks: dict, fn):
+        self.hooks_dict, self.id = hooks, next(RemovableHandle._next)
+        hooks[self.id] = fn
+
+    def remove(self):
+        self.hooks_dict.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def run_hooks(hooks: dict, g, box, shape):
+    """`g` after each hook in registration order: a hook gets the gradient as a tensor
+    (a copy, unless it is a graph's tensor) and may return a replacement of its shape."""
+    for fn in list(hooks.values()):
+        t = g if hasattr(g, "_tg_trace") else box(np.array(g), None)
+        new = fn(t)
+        if new is None:
+            continue
+        if tuple(np.shape(new)) != tuple(shape):
+            raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} has changed the size of "
+                               f"value: it returned shape {tuple(np.shape(new))} for a gradient "
+                               f"of shape {tuple(shape)}")
+        g = new if hasattr(g, "_tg_trace") else getattr(new, "_data", np.asarray(new))
+    return g
 
 
 def accumulator(tensor):

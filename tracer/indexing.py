@@ -291,8 +291,8 @@ def getitem(x, idx):
     `MaskedSelection` (see there)."""
     shape = ops.shape(x)
     mask = _traced_mask(idx, shape)
-    if mask is not None:
-        return MaskedSelection(x, mask)
+    if mask is not None:  # of x's value now: a later `x[...] = v` rebinds x's object
+        return MaskedSelection(ops.bind("reshape", x, shape=shape), mask)
     p = parse(shape, idx)
     y = ops.reshape(x, p.shape)
     return _advanced(y, p) if p.arrays else _basic(y, p)

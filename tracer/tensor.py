@@ -10,6 +10,7 @@ tensor(15., grad_fn=<AddBackward0>)
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import weakref
@@ -28,7 +29,7 @@ from .fast_ops import BROADCAST, evaluate, install_fast_paths
 from .saved import reads
 from . import views
 from .autograd import (_FIXED_CLASS, GRAD_MODE, AccumulateGrad, Version, accumulator,
-                       no_grad, node_class, run_backward)
+                       no_grad, node_class, run_backward, RemovableHandle)
 
 
 class EagerTrace:
@@ -144,6 +145,17 @@ def _record(prim, args, datas, params, out, out_version):
     node = cls(prim, params, [*args, out], versions, edges)
     node.reads = any(read)
     return node
+
+
+def _kept_accumulator(leaf):
+    """The leaf's AccumulateGrad, kept alive by the leaf (its hooks live there)."""
+    acc = accumulator(leaf)
+    leaf._accumulator = functools.partial(_identity, acc)  # called like the weakref it replaces
+    return acc
+
+
+def _identity(x):
+    return x
 
 
 def _new_tensor(data: np.ndarray, grad_fn=None, version=None) -> Tensor:
@@ -292,6 +304,37 @@ class Tensor(ArrayMixin):
             self.grad_fn.retained = weakref.ref(self)
             self._retains_grad = True
 
+    def register_hook(self, hook):
+        """Call `hook(grad)` whenever the gradient of this tensor is computed; a tensor it
+        returns replaces the gradient (of a leaf: before it is accumulated in `.grad`; of
+        a non-leaf: before it flows on).  Returns a handle whose `remove()` takes it off.
+
+        >>> x = tensor([1.0, 2.0], requires_grad=True)
+        >>> h = x.register_hook(lambda g: g * 10)
+        >>> (x * x).sum().backward()
+        >>> x.grad.tolist()
+        [20.0, 40.0]
+        >>> h.remove()
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self.grad_fn if self.grad_fn is not None else _kept_accumulator(self)
+        if node.hooks is None:
+            node.hooks = {}
+        return RemovableHandle(node.hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call `hook(self)` after a backward has accumulated this leaf's `.grad`."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        acc = _kept_accumulator(self)
+        if acc.post_hooks is None:
+            acc.post_hooks = {}
+        return RemovableHandle(acc.post_hooks, hook)
+
     def _rebase(self, grad_fn, requires_grad):
         """A new history after an in-place change; a retained gradient follows it (the
         gradient of the new value, as PyTorch's)."""
@@ -317,12 +360,14 @@ class Tensor(ArrayMixin):
         self.grad_fn, self._requires_grad = None, False
         return self
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False):
-        """Accumulate d(self)/d(leaf) into the `.grad` of every leaf requiring grad.
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into the `.grad` of every leaf requiring grad (only
+        of `inputs`, tensors or a sequence of them, where given).
 
         `retain_graph` defaults to `create_graph`; a freed graph cannot be reused.
         """
-        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph)
+        backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
+                 inputs=inputs)
 
     # ---- conversion to Python / numpy ---------------------------------------------------
     def _scalar(self, what):
@@ -675,20 +720,50 @@ def _roots(outputs, gradients, create_graph):
     return roots, seeds
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """Accumulate the gradients of `tensors` (weighted by `grad_tensors`) into the leaves;
-    as torch.autograd.backward, each is a tensor or a sequence of them."""
+    as torch.autograd.backward, each is a tensor or a sequence of them.  Given `inputs`,
+    only their `.grad` accumulates (a non-leaf input's too)."""
     tensors = _as_sequence(tensors)
     grad_tensors = [None] * len(tensors) if grad_tensors is None else _as_sequence(grad_tensors)
     retain_graph = create_graph if retain_graph is None else retain_graph
     roots, seeds = _roots(tensors, grad_tensors, create_graph)
+    sink, only = _leaf_sink(create_graph), {}
+    if inputs is not None:
+        sink, only = _only_inputs(_as_sequence(inputs), create_graph)
     mode = GRAD_MODE.enabled
     GRAD_MODE.enabled = create_graph  # only a create_graph backward records its own graph
     try:
         run_backward(roots, seeds, retain_graph=retain_graph, create_graph=create_graph,
-                     box=_box, sink=_leaf_sink(create_graph))
+                     box=_box, sink=sink, inputs=only.get("targets"),
+                     capture=only.get("capture"))
     finally:
         GRAD_MODE.enabled = mode
+
+
+def _only_inputs(inputs, create_graph):
+    """(sink, {targets, capture}) for a backward that accumulates into `inputs` alone."""
+    if not inputs:
+        raise RuntimeError("backward(): 'inputs' argument to backward() cannot be empty.")
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("backward(): one of the inputs does not require grad")
+    plain, wanted = _leaf_sink(create_graph), {id(t) for t in inputs if t.is_leaf}
+
+    def sink(acc, g, owned):
+        if id(acc.variable) in wanted:
+            plain(acc, g, owned)
+
+    def into(t):
+        def capture(g):
+            if g is not None:
+                g = _as_tensor_grad(g, t, create_graph)
+                t._grad = g if t._grad is None else t._grad + g
+        return capture
+
+    capture = {t.grad_fn: into(t) for t in inputs if not t.is_leaf}
+    targets = [accumulator(t) if t.is_leaf else t.grad_fn for t in inputs]
+    return sink, {"targets": targets, "capture": capture or None}
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -48,6 +48,20 @@ def _operand(x):
     return asarray(x)
 
 
+def _new_value(x):
+    """A new array object of `x`'s values, for functions that copy in NumPy and would
+    otherwise hand `x` itself back: `x[i] = v` rebinds a traced value's object in place,
+    and must not reach the copy.  Traced, it is an identity the cleaning passes drop."""
+    if isinstance(x, np.ndarray):
+        return np.array(x, copy=True)
+    return ops.bind("reshape", x, shape=_shape(x)) if is_boxed(x) else x
+
+
+def _fresh(result, x):
+    """`result`, or a new value of it where it is the object `x` itself."""
+    return _new_value(result) if result is x else result
+
+
 def _lift(x, dt):
     """`x` as an operand of dtype `dt`; Python scalars become 0-d arrays (literals)."""
     sym = _symbolic(x)

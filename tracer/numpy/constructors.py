@@ -10,7 +10,7 @@ from tracegrad.ir import PRIMITIVES, ops
 
 from .. import dtypes
 from ._core import (
-    _convert, _dtype, _operand, _shape, _symbolic, is_boxed,
+    _convert, _dtype, _fresh, _operand, _shape, _symbolic, is_boxed,
 )
 from .shapes import expand_dims, moveaxis, stack
 
@@ -46,7 +46,9 @@ def asanyarray(a, dtype=None, order=None, *, like=None):
 
 
 def astype(x, dtype, /, *, copy=True):
-    return _convert(_operand(x), dtypes.check(dtype))
+    x = _operand(x)
+    out = _convert(x, dtypes.check(dtype))
+    return _fresh(out, x) if copy else out
 
 
 def _filled_like(like, value, dtype):

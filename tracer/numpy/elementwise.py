@@ -11,7 +11,7 @@ from tracegrad.ir import PRIMITIVES, ops
 from .. import dtypes
 from ._core import (
     _broadcast, _convert, _dtype, _elementwise, _fail, _lift,
-    _ndim, _operand, _reject, _symbolic, is_boxed,
+    _ndim, _new_value, _operand, _reject, _symbolic, is_boxed,
 )
 
 
@@ -46,7 +46,7 @@ def negative(x, /, out=None):
 
 def positive(x, /, out=None):
     _reject("positive", out=out)
-    return _operand(x)
+    return _new_value(_operand(x))
 
 
 def absolute(x, /, out=None):
@@ -265,7 +265,7 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
         a = maximum(lo, a) if keep_a else maximum(a, lo)
     if hi is not None:
         a = minimum(hi, a) if keep_a else minimum(a, hi)
-    return _operand(a)
+    return _new_value(_operand(a)) if lo is None and hi is None else _operand(a)
 
 
 def stop_gradient(x):

@@ -28,7 +28,7 @@ import numpy as np
 from tracegrad.ir import ops
 
 from .. import dtypes
-from ._core import _broadcast, _dtype, _fail, _lift, _operand, _reject, _shape
+from ._core import _broadcast, _dtype, _fail, _lift, _new_value, _operand, _reject, _shape
 from .elementwise import uf
 
 
@@ -200,8 +200,9 @@ LN2_LO = {np.dtype(np.float64): 1.90821492927058770002e-10, np.dtype(np.float32)
 def _half_exp(a):
     """e^a / 2 for a past exp's overflow (up to where e^a / 2 overflows) as exp(a - ln 2):
     one exp, so that its derivative (itself) never passes through e^a, which overflows."""
+    # exp(a - 2 ln 2) * 2: exp(a - ln 2) would overflow just below e^a / 2's own limit
     dt = _dtype(a)
-    return ops.mul(ops.exp(ops.sub(a, _c(LN2_HI[dt], a))), _c(np.exp(-LN2_LO[dt]), a))
+    return ops.mul(ops.exp(ops.sub(a, _c(2 * LN2_HI[dt], a))), _c(2 * np.exp(-2 * LN2_LO[dt]), a))
 
 
 @_ufunc
@@ -662,7 +663,7 @@ def imag(val):
 
 @_ufunc
 def conjugate(x, /):
-    return _operand(x)
+    return _new_value(_operand(x))
 
 
 conj = conjugate

@@ -118,10 +118,15 @@ def _tree_product(x):
 def _reduce_prod(a, axes):
     if not axes:
         return a
-    shape = _shape(a)
+    shape, dt = _shape(a), _dtype(a)
     rest = [i for i in range(len(shape)) if i not in axes]
     x = ops.transpose(a, tuple(rest) + tuple(axes))
-    return _tree_product(ops.reshape(x, _reduced_shape(shape, axes) + (_count(shape, axes),)))
+    # Narrow floats multiply in float64 and round once, as their sums accumulate: a float32
+    # tree drifts (1e6 factors near 1: 9e-4 relative, against numpy's sequential 1.4e-5).
+    wide = dt.kind == "f" and dt.itemsize < 8
+    x = ops.convert(x, np.dtype(np.float64)) if wide else x
+    r = _tree_product(ops.reshape(x, _reduced_shape(shape, axes) + (_count(shape, axes),)))
+    return ops.convert(r, dt) if wide else r
 
 
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):

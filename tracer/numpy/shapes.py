@@ -11,7 +11,8 @@ from tracegrad.ir import ops
 
 from .. import dtypes
 from ._core import (
-    _convert, _fail, _ndim, _norm_axes, _norm_axis, _operand, _reduced_shape, _reject, _shape,
+    _convert, _fail, _ndim, _new_value, _norm_axes, _norm_axis, _operand, _reduced_shape, _reject,
+    _shape,
 )
 
 
@@ -155,7 +156,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None):
     if any(len(s) != len(shapes[0]) or s[:ax] + s[ax + 1:] != shapes[0][:ax] + shapes[0][ax + 1:]
            for s in shapes):
         _fail("concatenate", f"array shapes must match except along axis {ax}", arrays)
-    return arrays[0] if len(arrays) == 1 else ops.concatenate(arrays, ax)
+    return _new_value(arrays[0]) if len(arrays) == 1 else ops.concatenate(arrays, ax)
 
 
 def stack(arrays, axis=0, out=None, dtype=None):

@@ -19,7 +19,8 @@ from tracegrad.ir.core import is_float
 
 from .. import dtypes
 from ._core import (
-    _convert, _dtype, _fail, _lift, _ndim, _norm_axes, _norm_axis, _operand, _shape, is_boxed,
+    _convert, _dtype, _fail, _fresh, _lift, _ndim, _norm_axes, _norm_axis, _operand, _shape,
+    is_boxed,
 )
 from .elementwise import add, divide, multiply, negative, not_equal, subtract, where
 from .elementwise import where as _where
@@ -385,7 +386,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
     extra = set(kwargs) - allowed.get(mode, set())
     if extra:
         raise ValueError(f"pad: unsupported keyword arguments for mode '{mode}': {sorted(extra)}")
-    return _pad_mode(a, widths, mode, kwargs)
+    return _fresh(_pad_mode(a, widths, mode, kwargs), a)
 
 
 def _pad_mode(a, widths, mode, kwargs):
