@@ -70,3 +70,15 @@ def test_backward_inputs_accumulates_only_into_them():
     assert y.grad.tolist() == [4.0, 8.0] and x.grad.tolist() == [3.0, 4.0]
     with pytest.raises(RuntimeError, match="cannot be empty"):
         (x * w).sum().backward(inputs=[])
+
+
+def test_a_create_graph_gradient_through_a_piecewise_constant_rule_still_requires_grad():
+    # torch: d|x|/dx = sgn(x) is recorded, so a gradient penalty backpropagates zeros
+    x = _leaf([1.0, -2.0])
+    g, = tg.autograd.grad(np.abs(x).sum(), x, create_graph=True)
+    assert g.requires_grad and g.tolist() == [1.0, -1.0]
+    (g * g).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0]
+    y = _leaf([1.0, 2.0])
+    g, = tg.autograd.grad(y.sum(), y, create_graph=True)  # a linear rule reads nothing
+    assert not g.requires_grad

@@ -230,8 +230,10 @@ class Node:
                     return cts
         if getattr(prim, "selective_vjp", False):  # skip cotangents no one needs
             needed = tuple([e is not None for e in edges])
-            return prim.vjp(g, out, *operands, needed=needed, **self.params)
-        return prim.vjp(g, out, *operands, **self.params)
+            cts = prim.vjp(g, out, *operands, needed=needed, **self.params)
+        else:
+            cts = prim.vjp(g, out, *operands, **self.params)
+        return _attached(cts, self, edges, box) if create_graph and self.reads else cts
 
     def release(self):
         """Free the saved values after a backward without retain_graph.  A node whose
@@ -239,6 +241,31 @@ class Node:
         only a freed saved tensor makes a second backward fail."""
         if self.reads:
             self.saved = None
+
+
+class ZeroDerivativeBackward(Node):
+    """The node of a gradient that a rule computed from its operands' values through
+    piecewise-constant functions alone (|x|'s sign): its derivative is zero, but it
+    depends on them, so it requires grad, as PyTorch's (whose rules record `sgn`)."""
+
+    __slots__ = ()
+
+    def apply(self, g, create_graph: bool, box, edges=None):
+        return (None,) * len(self.edges)
+
+
+def _attached(cts, node, edges, box):
+    """A create_graph backward's cotangents, those that a rule reading its operands left
+    detached from them attached with a zero derivative (see ZeroDerivativeBackward)."""
+    if not any(e is not None for e in edges):
+        return cts
+    out = []
+    for ct, e in zip(cts, edges):
+        if ct is not None and e is not None and not getattr(ct, "requires_grad", False):
+            ct = box(getattr(ct, "_data", ct),
+                     ZeroDerivativeBackward(node.prim, {}, None, [], list(edges)))
+        out.append(ct)
+    return type(cts)(out) if isinstance(cts, tuple) else out
 
 
 # ---- plain backward rules ---------------------------------------------------------------------
