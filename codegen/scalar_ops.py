@@ -23,6 +23,7 @@ import numpy as np
 from llvmlite import ir
 
 from tracegrad.ir.core import is_float
+from tracegrad.ir.elementwise import widened_integer_pow
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS  # noqa: F401  (codegen's lowering domain)
 
 from . import mathlib
@@ -156,6 +157,9 @@ def _int_reciprocal(b, p, dtype):
 
 def _integer_pow(b, args, dtypes, out, params):
     y, x, dtype = int(params["y"]), args[0], np.dtype(dtypes[0])
+    if widened_integer_pow(dtype, y):  # as ir.elementwise's impl: in float64, one rounding
+        wide = _integer_pow(b, [convert_value(b, x, dtype, F64)], [F64], out, params)
+        return convert_value(b, wide, F64, dtype)
     p = _ipow(b, x, abs(y), dtype)
     if y >= 0:
         return p

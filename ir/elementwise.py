@@ -358,8 +358,18 @@ def _integer_pow_rule(x, *, y):
     return x
 
 
+def widened_integer_pow(dtype, y: int) -> bool:
+    """Whether x**y of a narrow float computes in float64 and rounds once: beyond a square
+    its repeated products would round each time (float32 x**31: 22 ULP), and a negative
+    power's x**|y| could overflow where the result is a subnormal."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" and dtype.itemsize < 8 and (y > 2 or y < 0)
+
+
 def _integer_pow_impl(x, *, y):
     x = np.asarray(x)
+    if widened_integer_pow(x.dtype, y):
+        return np.asarray(_integer_pow_impl(x.astype(np.float64), y=y).astype(x.dtype))
     with np.errstate(all="ignore"):
         if x.dtype.kind == "f":  # codegen's products, in its order: its values bit for bit
             p = _square_and_multiply(x, abs(y))

@@ -91,7 +91,8 @@ true_divide = divide
 
 
 def power(x1, x2, /, out=None):
-    """x1 ** x2; a Python int exponent lowers to `integer_pow` (exact, cheap gradient)."""
+    """x1 ** x2; a Python int exponent lowers to `integer_pow`: repeated products (float32
+    beyond a square in float64, rounded once) and a cheap gradient."""
     _reject("power", out=out)
     _check_integer_power(x1, x2)
     if isinstance(x2, int) and not isinstance(x2, bool) and _symbolic(x2) is None:
