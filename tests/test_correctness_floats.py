@@ -160,3 +160,14 @@ def test_a_float32_product_rounds_once():
     for got in (tracegrad.jit(tnp.prod)(x), tnp.prod(tracegrad.tensor(x)).numpy()):
         assert got.dtype == np.float32
         assert abs(float(got) / ref - 1) < 2 * np.finfo(np.float32).eps
+
+
+@pytest.mark.parametrize("n", [3, 7, 31, -1, -2, -5])
+def test_float32_integer_powers_round_once(n):
+    x = (np.random.default_rng(0).standard_normal(1001) * 3).astype(np.float32)
+    x[0] = 1.8446988e+19  # x**-2 is a subnormal although x**2 overflows
+    with np.errstate(all="ignore"):
+        ref = (x.astype(np.float64) ** n).astype(np.float32)
+        got = tracegrad.jit(lambda a: a ** n)(x)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal((tracegrad.tensor(x) ** n).numpy(), got)
