@@ -473,16 +473,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
         if type(node) is AccumulateGrad:
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
             # still accumulates zeros, so the leaf's .grad is a tensor, not None.
-            if g is None and node in absent:
-                continue
-            leaf = node.variable
-            g = g if g is not None else np.zeros(leaf.shape, leaf.dtype)
-            if node.hooks:
-                g, owned = run_hooks(node.hooks, g, box, leaf.shape), False
-            sink(node, g, owned)
-            if node.post_hooks:
-                for hook in list(node.post_hooks.values()):
-                    hook(leaf)
+            if g is not None or node not in absent:
+                _to_leaf(node, g, owned, sink, box)
             continue
         edges = node.edges if useful is None else [e if e in useful else None
                                                    for e in node.edges]
@@ -514,6 +506,18 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                         ours[id(ct)] = ct
             if not left:
                 ready.append(nxt)
+
+
+def _to_leaf(node, g, owned, sink, box):
+    """Hand the leaf's total gradient (None: zeros) to `sink`, through its hooks."""
+    leaf = node.variable
+    g = g if g is not None else np.zeros(leaf.shape, leaf.dtype)
+    if node.hooks:
+        g, owned = run_hooks(node.hooks, g, box, leaf.shape), False
+    sink(node, g, owned)
+    if node.post_hooks:
+        for hook in list(node.post_hooks.values()):
+            hook(leaf)
 
 
 def _seeded(roots, seeds) -> _Buffers:

@@ -10,7 +10,7 @@ from .. import dtypes
 from ._core import (
     _convert, _dtype, _ndim, _norm_axes, _operand, _reduced_shape, _shape,
 )
-from .elementwise import (absolute, add, divide, greater, greater_equal, less, multiply, negative,
+from .elementwise import (absolute, add, divide, greater, greater_equal, less, negative,
                           stop_gradient, subtract, uf, where)
 from .reductions import max, sum
 
