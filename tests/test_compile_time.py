@@ -309,3 +309,36 @@ def test_stage_times_and_progress_logging(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="tracegrad"):
         compiled_rnn(3)
     assert not [r for r in caplog.records if r.name == "tracegrad"]
+
+
+def _per_step_reductions(steps):
+    def loss(x, a):
+        for _ in range(steps):
+            x = x * a + 0.001 * np.sin(x)
+        return np.sum(x)
+    return loss
+
+
+def test_per_step_reductions_of_an_unrolled_gradient_expand_together(monkeypatch):
+    """d/da of an unrolled loop is one reduction per step, each over the whole chain of
+    steps: planned apart, that is quadratic in the steps; as partners, one expansion."""
+    from tracegrad.passes.fusion import planning, tasks
+
+    expansions, expand = [], tasks._expand
+    monkeypatch.setattr(tasks, "_expand", lambda plan, t: expansions.append(t) or expand(plan, t))
+    args = (np.random.default_rng(0).normal(size=4000), np.array(0.999))
+    value, grads = tracegrad.compile_grad(_per_step_reductions(60), disk_cache=False)(*args)
+    together = len(expansions)
+    # the same plan without partners: every reduction expanded on its own
+    monkeypatch.setattr(planning, "combine", lambda plan, ts: (ts, {}))
+    expansions.clear()
+    value_apart, grads_apart = tracegrad.compile_grad(_per_step_reductions(60),
+                                                      disk_cache=False)(*args)
+    assert together + 50 < len(expansions)
+    assert value == value_apart
+    for g, h in zip(grads, grads_apart):
+        np.testing.assert_array_equal(g, h)
+    ref_value, ref_grads = tracegrad.value_and_grad(_per_step_reductions(60), argnums=(0, 1))(*args)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-12)
+    for g, h in zip(grads, ref_grads):
+        np.testing.assert_allclose(g, h, rtol=1e-10)

@@ -24,13 +24,16 @@ from .tasks import Task
 
 def remember(plan, groups):
     """Record which tasks shared a kernel this round: the next full round's partners."""
-    plan.partners = {t.stores[0].buffer: g.id for g in groups for t in g.tasks
-                     if _plain(t) and not t.inline}
+    plan.partners = {s.buffer: g.id for g in groups for t in g.tasks
+                     if _loop_task(t) and not t.inline for s in t.stores}
+
+
+def _loop_task(t) -> bool:
+    return t.dot is None and t.control is None and not t.after
 
 
 def _plain(t) -> bool:
-    return (t.dot is None and t.control is None and not t.after and len(t.stores) == 1
-            and t.stores[0].buffer is not None)
+    return _loop_task(t) and len(t.stores) == 1 and t.stores[0].buffer is not None
 
 
 def combine(plan, tasks) -> tuple:
