@@ -15,7 +15,7 @@ from .printer import Namer, _has_body, _param
 
 def _add_eqn(g, eqn, namer):
     params = {k: _param(p) for k, p in eqn.params.items() if not _has_body(p)}
-    bodies = {f"body{i}": _graph(b, namer) for i, b in enumerate(subgraphs(eqn))}
+    bodies = {f"body{i}": _graph(b, namer.body()) for i, b in enumerate(subgraphs(eqn))}
     for i, out in enumerate(eqn.outs):
         name = namer(out)
         g.add_node(name, op=eqn.prim.name, shape=out.aval.shape, dtype=str(out.aval.dtype),
@@ -25,8 +25,13 @@ def _add_eqn(g, eqn, namer):
         if bodies and i == 0:
             g.nodes[name]["bodies"] = bodies
         for pos, a in enumerate(eqn.inputs):
-            if not isinstance(a, Literal):
-                g.add_edge(namer(a), name, operand=pos)
+            if isinstance(a, Literal):
+                continue
+            src = namer(a)
+            if g.has_edge(src, name):  # `mul a a`: one edge, every position it feeds
+                g.edges[src, name]["operands"] += (pos,)
+            else:
+                g.add_edge(src, name, operand=pos, operands=(pos,))
 
 
 def _graph(graph: Graph, namer: Namer) -> nx.DiGraph:

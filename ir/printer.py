@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Graph, Literal, short_dtype
+from .core import DTYPES, Graph, Literal, short_dtype
 
 
 def _name(i: int) -> str:
@@ -20,19 +20,39 @@ def _name(i: int) -> str:
             return s
 
 
+# words the parser reads as something else (ir/parser.py): literals, dtypes, keywords
+_WORDS = {"True", "False", "None", *DTYPES.values()}
+_RESERVED = {"inf", "nan", "let", "in", "lambda", *_WORDS}
+
+
 class Namer:
-    def __init__(self):
+    """Variable names, unique across a graph and every body printed inside it: a body
+    (closed: it sees only its own inputs) gets fresh names each time it is printed, so
+    a Graph object that two equations share is printed twice with different names."""
+
+    def __init__(self, count=None):
         self.names = {}
+        self.count = count if count is not None else [0]  # shared with the bodies' namers
 
     def __call__(self, var) -> str:
-        if var not in self.names:
-            self.names[var] = _name(len(self.names))
-        return self.names[var]
+        name = self.names.get(var)
+        if name is None:
+            name = _name(self.count[0])
+            self.count[0] += 1
+            while name in _RESERVED:
+                name = _name(self.count[0])
+                self.count[0] += 1
+            self.names[var] = name
+        return name
+
+    def body(self) -> "Namer":
+        return Namer(self.count)
 
     def atom(self, a) -> str:
         if isinstance(a, Literal):
             v = a.value.item()
-            return f"{v!r}:{short_dtype(a.aval.dtype)}[]"
+            text = "-nan" if isinstance(v, float) and v != v and np.signbit(a.value) else repr(v)
+            return f"{text}:{short_dtype(a.aval.dtype)}[]"
         return self(a)
 
     def binder(self, var) -> str:
@@ -44,8 +64,8 @@ def _param(v) -> str:
         return short_dtype(v)
     if isinstance(v, tuple):
         return "(" + ",".join(_param(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    if isinstance(v, str) and not v.isidentifier():
-        return repr(v)  # quoted, so that the text parses back (ir/parser.py)
+    if isinstance(v, str) and (not (v.isidentifier() and v.isascii()) or v in _WORDS):
+        return repr(v)  # quoted, so that the text parses back as this string (ir/parser.py)
     return str(v)
 
 
@@ -56,7 +76,7 @@ def _has_body(v) -> bool:
 def _body_param(k, v, namer, indent) -> str:
     bodies = [v] if isinstance(v, Graph) else list(v)
     pad = " " * (indent + 2)
-    texts = [_format(b, namer, indent + 4) for b in bodies]
+    texts = [_format(b, namer.body(), indent + 4) for b in bodies]
     if isinstance(v, Graph):
         return f"\n{pad}{k}={texts[0]}"
     return f"\n{pad}{k}=(" + "".join(f"\n{pad}  {t}" for t in texts) + f"\n{pad})"

@@ -106,3 +106,11 @@ def test_missing_extra_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(ImportError, match=r"tracegrad\[distributed\]"):
         DataParallel(logistic, (X, Y))
+
+
+def test_float32_values_stay_float32(dp):
+    x32, y32 = X.astype(np.float32), Y.astype(np.float32)
+    p32 = {"w": PARAMS["w"].astype(np.float32), "b": np.float32(0.1)}
+    with DataParallel(logistic, (x32, y32), client=dp.client) as d32:
+        value, grads = d32(p32)
+    assert value.dtype == np.float32 and grads["w"].dtype == np.float32

@@ -11,7 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import re
+
 import tracegrad
+import tracegrad as tg
 import tracegrad.numpy as tnp
 from tracegrad.ir import ops
 from tracegrad.ir.parser import IRSyntaxError, parse_graph
@@ -208,3 +211,62 @@ def test_loaded_program_argument_errors_name_the_input(tmp_path):
     junk.write_bytes(bytes(range(256)))
     with pytest.raises(IRSyntaxError, match="not a tracegrad program"):
         tracegrad.load(junk)
+
+
+def test_a_long_program_never_names_a_variable_inf_or_nan(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_REROLL", "0")
+
+    def f(x):
+        for i in range(9000):  # names reach 'inf' (the 5,751st) and 'nan' (the 8,801st)
+            x = x + 1.0 if i % 2 else x * 1.0001
+        return x
+
+    p = tg.trace(f)(np.ones(2))
+    assert not {"inf", "nan"} & set(re.findall(r"\b[a-z]+(?=:f64)", str(p)))
+    p.save(tmp_path / "long.tgir")
+    np.testing.assert_array_equal(tg.load(tmp_path / "long.tgir")(np.ones(2)), p(np.ones(2)))
+
+
+def test_a_body_shared_by_two_equations_prints_with_fresh_names(tmp_path):
+    def f(x):
+        return tg.while_loop(lambda c: c[0] < 5.0, lambda c: (c[0] + 1.0, c[1] * 1.5), (x, x))[1]
+
+    p = tg.trace(tg.value_and_grad(f))(np.float64(1.0))  # while and while_vjp share a body
+    p.save(tmp_path / "shared.tgir")
+    q = tg.load(tmp_path / "shared.tgir")
+    assert str(q) == str(p)
+    np.testing.assert_array_equal(q(np.float64(1.0)), p(np.float64(1.0)))
+
+
+def test_strings_that_spell_words_and_negative_nan_survive_a_round_trip(tmp_path):
+    @tg.custom_vjp
+    def f32(x):
+        return x * 2.0
+
+    f32.defvjp(lambda x: (f32(x), None), lambda r, g: (g * 2.0,))
+    p = tg.trace(lambda x: np.copysign(1.0, f32(x) * 0.0 + (-np.nan)))(np.ones(2))
+    p.save(tmp_path / "words.tgir")
+    q = tg.load(tmp_path / "words.tgir")
+    assert str(q) == str(p)
+    np.testing.assert_array_equal(q(np.ones(2)), [-1.0, -1.0])
+
+
+def test_a_program_with_loops_runs_on_eager_tensors_and_records_autograd():
+    def f(x):
+        y = tg.scan(lambda c, t: (c * t, c + t), 1.0, x)[1]
+        return tg.fori_loop(0, 3, lambda i, c: c * 0.5, y).sum()
+
+    x0 = np.arange(1.0, 4.0)
+    p = tg.trace(f)(x0)
+    x = tg.tensor(x0, requires_grad=True)
+    y = p(x)
+    y.backward()
+    assert float(y) == float(f(x0))
+    np.testing.assert_allclose(x.grad.numpy(), tg.grad(f)(x0))
+
+
+def test_an_unpickled_array_gives_the_same_bits():
+    import pickle
+    x = np.random.default_rng(0).uniform(-3, 3, 4096)
+    y = pickle.loads(pickle.dumps(x))  # an equal dtype, not numpy's own object
+    assert np.sin(tg.tensor(x)).numpy().tobytes() == np.sin(tg.tensor(y)).numpy().tobytes()

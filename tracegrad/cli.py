@@ -62,6 +62,9 @@ def load_function(target: str):
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
     spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    if spec is None:
+        raise UserError(f"{path}: not a Python file (expected FILE.py:FUNCTION; a saved "
+                        "program is loaded with tracegrad.load)")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:

@@ -98,7 +98,7 @@ class ShardWorker:
         """(value, gradient leaves, rows) of the shard, computed by compiled code."""
         f = self.programs[key]
         value, grads = _worker_call(lambda: f(*params, *self.shard.prepared()))
-        return float(value), [np.asarray(g) for g in grads], self.shard.rows
+        return np.asarray(value), [np.asarray(g) for g in grads], self.shard.rows
 
 
 def _worker_call(thunk):

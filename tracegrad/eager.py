@@ -176,7 +176,20 @@ class _Calls:
             entry = self.table[(dtype, pattern)] = kernels.caller(self.name, dtype, pattern, self.params)
         call, refused = entry
         out = call(*operands)
+        if out is refused:  # an array whose dtype is an equal copy of numpy's (unpickled)
+            canonical = [_canonical(x) for x in operands]
+            if any(c is not x for c, x in zip(canonical, operands)):
+                out = call(*canonical)
         return NotImplemented if out is refused else out
+
+
+def _canonical(x):
+    """`x`, or a view of it under numpy's own dtype object, which the fast call checks by
+    identity (an unpickled array holds an equal copy)."""
+    if type(x) is not np.ndarray:
+        return x
+    dtype = np.dtype(x.dtype.char)
+    return x if x.dtype is dtype else x.view(dtype)
 
 
 def _in_window(window, n: int) -> bool:

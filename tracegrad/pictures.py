@@ -98,7 +98,7 @@ def _eqn_box(eqn, namer) -> Box:
     if len(plain) > MAX_PARAMS:
         plain = plain[:MAX_PARAMS - 3] + "..."
     label = f"{outs} = {eqn.prim.name}" + (f"\n{plain}" if plain else "")
-    bodies = [graph_diagram(g, namer, f"{k}[{i}]" if isinstance(v, tuple) else k)
+    bodies = [graph_diagram(g, namer.body(), f"{k}[{i}]" if isinstance(v, tuple) else k)
               for k, v in sorted(eqn.params.items()) if _has_body(v)
               for i, g in enumerate(v if isinstance(v, tuple) else (v,)) if isinstance(g, Graph)]
     return Box(label, "cluster" if bodies else "op", bodies)

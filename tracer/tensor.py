@@ -43,6 +43,9 @@ class EagerTrace:
     level = 0
 
     def process(self, prim, args, params):
+        if prim.multiple_results:  # control flow: loops over the tensors (eager_control.py)
+            from . import eager_control
+            return eager_control.run(prim, args, params, _as_tensor)
         datas, grad = [], False
         for a in args:
             if isinstance(a, Tensor):
@@ -145,6 +148,10 @@ def _record(prim, args, datas, params, out, out_version):
     node = cls(prim, params, [*args, out], versions, edges)
     node.reads = any(read)
     return node
+
+
+def _as_tensor(x):
+    return x if isinstance(x, Tensor) else Tensor._make(np.array(x))
 
 
 def _kept_accumulator(leaf):
