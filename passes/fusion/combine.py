@@ -10,7 +10,8 @@ program.
 Partners are tasks that the previous round's merge put in one kernel without
 recomputing temps for them (an empty inline set), each with one store into a
 buffer no other task writes, and no dot, control-flow or extern step and no
-write order.  A combined task is valid only while no member depends on another:
+write order, whose expansion must be made again (one kept from an earlier round
+is reused as it is).  A combined task is valid only while no member depends on another:
 the round checks this after expansion (`ordered`) and otherwise falls back to
 the members, as planned without partners.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 
-from .tasks import Task
+from .tasks import Task, _current, expansion_key
 
 
 def remember(plan, groups):
@@ -42,7 +43,7 @@ def combine(plan, tasks) -> tuple:
     writers = Counter(s.buffer for t in tasks for s in t.stores)
     buckets = {}
     for t in tasks:
-        buf = t.stores[0].buffer if _plain(t) else None
+        buf = t.stores[0].buffer if _plain(t) and _stale(plan, t) else None
         gid = plan.partners.get(buf) if buf is not None and writers[buf] == 1 else None
         buckets.setdefault(("g", gid) if gid is not None else ("t", id(t)), []).append(t)
     combined, members = [], {}
@@ -57,6 +58,11 @@ def combine(plan, tasks) -> tuple:
     order = {id(t): i for i, t in enumerate(tasks)}
     combined.sort(key=lambda t: order[id(members[t][0] if t in members else t)])
     return combined, members
+
+
+def _stale(plan, t) -> bool:
+    """Whether t's expansion must be made again (a kept one costs nothing to reuse)."""
+    return _current(plan, plan.expansions.get(expansion_key(t))) is None
 
 
 def ordered(tasks) -> list | None:
