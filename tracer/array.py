@@ -20,7 +20,10 @@ import numpy as np
 from . import numpy as tnp
 from .dtypes import is_weak
 from .indexing import getitem
-from .torch_methods import Size, TorchMethods, axis_of, extreme, sorted_pair
+from .torch_methods import (
+    Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of,
+    sort_order, sorted_pair, squeeze_dims, torch_repeat,
+)
 
 
 def _operand_like(x) -> bool:
@@ -39,7 +42,7 @@ def _binary(fn, reflected=False):
 
 
 def _axes_arg(axes):
-    # x.transpose(1, 0), x.transpose((1, 0)) and x.transpose() all work, as in NumPy.
+    # x.transpose((1, 0)) and x.transpose() work as in NumPy (two ints: see transpose).
     if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
         return axes[0]
     return axes or None
@@ -125,11 +128,14 @@ class ArrayMixin(TorchMethods):
     def abs(self):
         return tnp.absolute(self)
 
-    # reductions take torch's dim/keepdim as well (torch_methods.py)
+    # reductions take torch's dim/keepdim as well, and a bool second positional is torch's
+    # keepdim (`x.sum(1, True)`), never NumPy's dtype or out (torch_methods.py)
     def sum(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
+        dtype, keepdim = keepdim_of(dtype, keepdim)
         return tnp.sum(self, axis=axis_of(axis, dim), dtype=dtype, keepdims=keepdims or keepdim)
 
     def mean(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
+        dtype, keepdim = keepdim_of(dtype, keepdim)
         return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, keepdims=keepdims or keepdim)
 
     def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
@@ -142,23 +148,32 @@ class ArrayMixin(TorchMethods):
         return tnp.std(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
                        ddof=_ddof(ddof, dim, unbiased, correction))
 
-    def any(self, axis=None, out=None, keepdims=False, *, where=None):
+    def any(self, axis=None, out=None, keepdims=False, *, where=None, dim=None, keepdim=False):
         """Whether any element (along `axis`) is nonzero; False for no elements."""
-        return tnp.any(self, axis=axis, out=out, keepdims=keepdims, where=where)
+        out, keepdim = keepdim_of(out, keepdim)
+        return tnp.any(self, axis=axis_of(axis, dim), out=out, keepdims=keepdims or keepdim,
+                       where=where)
 
-    def all(self, axis=None, out=None, keepdims=False, *, where=None):
+    def all(self, axis=None, out=None, keepdims=False, *, where=None, dim=None, keepdim=False):
         """Whether every element (along `axis`) is nonzero; True for no elements."""
-        return tnp.all(self, axis=axis, out=out, keepdims=keepdims, where=where)
+        out, keepdim = keepdim_of(out, keepdim)
+        return tnp.all(self, axis=axis_of(axis, dim), out=out, keepdims=keepdims or keepdim,
+                       where=where)
 
-    def max(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
-        return extreme(tnp.max, tnp.argmax, self, axis, keepdims or keepdim, dim)
+    def max(self, axis=None, out=None, keepdims=False, *, dim=None, keepdim=False):
+        """NumPy's max; torch's (values, indices) with dim= or `max(d, True)`, torch's
+        elementwise maximum with an array (`x.max(y)`)."""
+        return extreme("max", self, axis, out, keepdims or keepdim, dim)
 
-    def min(self, axis=None, keepdims=False, *, dim=None, keepdim=False):
-        return extreme(tnp.min, tnp.argmin, self, axis, keepdims or keepdim, dim)
+    def min(self, axis=None, out=None, keepdims=False, *, dim=None, keepdim=False):
+        """NumPy's min; torch's (values, indices) with dim= or `min(d, True)`, torch's
+        elementwise minimum with an array (`x.min(y)`)."""
+        return extreme("min", self, axis, out, keepdims or keepdim, dim)
 
     # sorting and reductions (tracer/numpy/sorting.py, reductions.py)
     def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
              *, dim=None, keepdim=False):
+        dtype, keepdim = keepdim_of(dtype, keepdim)
         return tnp.prod(self, axis_of(axis, dim), dtype, out, keepdims or keepdim, initial, where)
 
     def ptp(self, axis=None, out=None, keepdims=False):
@@ -167,8 +182,8 @@ class ArrayMixin(TorchMethods):
     def cumsum(self, axis=None, dtype=None, out=None, *, dim=None):
         return tnp.cumsum(self, axis_of(axis, dim), dtype, out)
 
-    def cumprod(self, axis=None, dtype=None, out=None):
-        return tnp.cumprod(self, axis, dtype, out)
+    def cumprod(self, axis=None, dtype=None, out=None, *, dim=None):
+        return tnp.cumprod(self, axis_of(axis, dim), dtype, out)
 
     def argmax(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=False):
         return tnp.argmax(self, axis_of(axis, dim), out, keepdims=keepdims or keepdim)
@@ -176,13 +191,21 @@ class ArrayMixin(TorchMethods):
     def argmin(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=False):
         return tnp.argmin(self, axis_of(axis, dim), out, keepdims=keepdims or keepdim)
 
-    def argsort(self, axis=-1, kind=None, order=None):
-        return tnp.argsort(self, axis, kind, order)
+    def argsort(self, axis=-1, kind=None, order=None, *, dim=None, descending=False,
+                stable=None):
+        """NumPy's argsort; torch's dim= and descending= (stable, NaN first descending)."""
+        axis = axis if dim is None else dim
+        if descending:
+            return sort_order(self, axis, True)
+        return tnp.argsort(self, axis, kind, order, stable=stable)
 
     def sort(self, axis=-1, kind=None, order=None, *, dim=None, descending=None, stable=None):
         """In place, as NumPy's: recorded as the functional update `x[...] = sorted`.
         A copy is sorted, so that the update leaves what sort's backward keeps intact.
-        Called torch's way (dim=, descending=) it returns torch's (values, indices), stably."""
+        Called torch's way (dim=, descending=, or `sort(d, True)`: a bool is no NumPy kind)
+        it returns torch's (values, indices), stably."""
+        if is_flag(kind):
+            dim, descending = axis, kind
         if dim is not None or descending is not None:
             return sorted_pair(self, -1 if dim is None else dim, descending)
         self[...] = tnp.sort(tnp.copy(self), axis, kind, order)
@@ -214,6 +237,11 @@ class ArrayMixin(TorchMethods):
         return tnp.reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def transpose(self, *axes):
+        """NumPy's permutation (`transpose()`, `transpose(axes)`, one int per axis), but
+        exactly two ints are torch's swap of those dims: for a 2-D array NumPy's
+        `transpose(0, 1)` would be the identity, which nobody writes."""
+        if len(axes) == 2 and is_int(axes[0]) and is_int(axes[1]):
+            return tnp.swapaxes(self, *axes)
         return tnp.transpose(self, _axes_arg(axes))
 
     def swapaxes(self, axis1, axis2):
@@ -222,13 +250,20 @@ class ArrayMixin(TorchMethods):
     def astype(self, dtype):
         return tnp.astype(self, dtype)
 
-    def flatten(self):
-        return tnp.reshape(self, -1)
+    def flatten(self, start_dim=0, end_dim=-1, *, order="C"):
+        """NumPy's flatten(order), or torch's flatten(start_dim, end_dim)."""
+        if isinstance(start_dim, str):
+            start_dim, order = 0, start_dim
+        if order != "C":
+            return tnp.ravel(self, order)
+        return flatten_dims(self, start_dim, end_dim)
 
-    ravel = flatten
+    def ravel(self, order="C"):
+        return tnp.ravel(self, order)
 
-    def squeeze(self, axis=None):
-        return tnp.squeeze(self, axis)
+    def squeeze(self, axis=None, *, dim=None):
+        """NumPy's squeeze; a listed dim whose size is not one stays, as torch's."""
+        return squeeze_dims(self, axis_of(axis, dim))
 
     def expand_dims(self, axis):
         return tnp.expand_dims(self, axis)
@@ -246,11 +281,16 @@ class ArrayMixin(TorchMethods):
         return tnp.relu(self)
 
     # structure (tracer/numpy/structure.py)
-    def repeat(self, repeats, axis=None):
-        return tnp.repeat(self, repeats, axis)
+    def repeat(self, *sizes, repeats=None, axis=None):
+        """NumPy's element repeat (`repeat(n)`, `repeat(counts)`, `repeat(n, axis=1)`), but
+        several positional ints are torch's repeat, which tiles: `x.repeat(2, 3)`."""
+        if len(sizes) > 1:
+            return torch_repeat(self, sizes)
+        return tnp.repeat(self, concrete(sizes[0] if sizes else repeats), axis)
 
-    def diagonal(self, offset=0, axis1=0, axis2=1):
-        return tnp.diagonal(self, offset, axis1, axis2)
+    def diagonal(self, offset=0, axis1=0, axis2=1, *, dim1=None, dim2=None):
+        return tnp.diagonal(self, offset, axis1 if dim1 is None else dim1,
+                            axis2 if dim2 is None else dim2)
 
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None):
         return tnp.trace(self, offset, axis1, axis2, dtype)
@@ -263,7 +303,8 @@ class ArrayMixin(TorchMethods):
         self[...] = tnp.full_like(self, value)
 
     def put(self, indices, values, mode="raise"):
-        tnp.put(self, indices, values, mode)
+        """NumPy's in-place put; an eager index tensor is taken as its (static) values."""
+        tnp.put(self, concrete(indices), values, mode)
 
     @property
     def mT(self):
@@ -291,5 +332,5 @@ def _ddof(ddof, dim, unbiased, correction) -> int:
     if unbiased is not None:
         return int(bool(unbiased))
     if ddof is not None:
-        return ddof
+        return int(ddof) if is_flag(ddof) else ddof  # torch's std(d, True): unbiased
     return 1 if dim is not None else 0

@@ -3,11 +3,28 @@
 tracegrad's arrays speak NumPy (`x.sum(axis=0)`, `x.reshape(...)`); these are thin
 aliases so that code written against torch.Tensor's methods runs too: `x.pow(2)`,
 `x.sum(dim=1, keepdim=True)` (ArrayMixin's reductions take dim/keepdim), `x.view(-1)`,
-`x.unsqueeze(0)`, `x.t()`, `x.mm(y)`, `x.size(0)`, `x.clamp(min=0)`, `x.softmax(dim=-1)`.
+`x.unsqueeze(0)`, `x.t()`, `x.mm(y)`, `x.size(0)`, `x.clamp(min=0)`, `x.softmax(dim=-1)`,
+`x.gather(1, idx)`, `x.masked_fill(mask, 0)`, `x.to("cpu", np.float32)`.  Every alias is
+a composition of tracegrad.numpy functions, so gradients flow through all of them.
 Where torch's semantics differ from NumPy's under the same name they follow torch only
-when called torch's way: `max(dim=...)`/`min(dim=...)` return (values, indices), as
-torch's; `var`/`std` with `dim` default to the unbiased estimate (torch's correction 1).
-`view` copies like `reshape` (tracegrad views come from basic indexing only).
+when called torch's way (docs/eager.md has the table):
+
+- `max(dim=...)`/`min(dim=...)` and `max(d, True)` return (values, indices), as torch's;
+  `max(other_array)` is the elementwise maximum; `max(d)` stays NumPy's value.
+- `var`/`std` with `dim` default to the unbiased estimate (torch's correction 1).
+- a bool second positional is torch's keepdim: `x.sum(1, True)`, `x.any(0, True)`.
+- `transpose(d0, d1)` with exactly two ints swaps them, as torch's (also for 2-D:
+  NumPy's `transpose(0, 1)` there is the identity); one int per axis of a 3+-D array,
+  a tuple, or no argument is NumPy's permutation.
+- `repeat(2, 3)` (several positional ints) tiles, as torch's; `repeat(n)`,
+  `repeat(counts)` and `repeat(n, axis=...)` are NumPy's element repeat.
+- `flatten(start_dim, end_dim)`; a string positional is NumPy's order.
+- `squeeze(d)` leaves a dim whose size is not one (torch), where NumPy raises.
+- `sort(dim=...)`, `sort(d, True)` or `sort(descending=...)` return torch's (values,
+  indices); `sort()` sorts in place, as NumPy's.  Descending orders (and `topk`) put NaN
+  first: torch takes NaN as the largest value.
+`view` copies like `reshape` (tracegrad views come from basic indexing only);
+`view(dtype)` reinterprets the bits of an eager tensor (equal item sizes).
 
 >>> import numpy as np, tracegrad as tg
 >>> x = tg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
@@ -16,6 +33,8 @@ torch's; `var`/`std` with `dim` default to the unbiased estimate (torch's correc
 ((2, 1), 3, 3)
 >>> x.max(dim=1).indices.tolist()
 [2, 2]
+>>> x.transpose(0, 1).shape, x.repeat(2, 1).shape, x.sum(1, True).shape
+((3, 2), (4, 3), (2, 1))
 """
 from __future__ import annotations
 
@@ -23,7 +42,11 @@ from collections import namedtuple
 
 import numpy as np
 
+from tracegrad.ir import ops
+
 from . import numpy as tnp
+from .indexing import setitem
+from .numpy.constructors import constant_like
 
 MinMax = namedtuple("MinMax", "values indices")  # torch.return_types.max / min
 
@@ -48,6 +71,58 @@ def axis_of(axis, dim):
     return dim if dim is not None else axis
 
 
+def is_flag(x) -> bool:
+    return isinstance(x, (bool, np.bool_))
+
+
+def keepdim_of(second, keepdim):
+    """(NumPy's second positional, keepdim): torch's `x.sum(1, True)` passes keepdim where
+    NumPy has a dtype or `out`, which a bool never is."""
+    if is_flag(second):
+        return None, keepdim or bool(second)
+    return second, keepdim
+
+
+def is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not is_flag(x)
+
+
+def concrete(x):
+    """An eager tensor's numpy buffer (for arguments that must be static: indices,
+    counts); anything else as it is."""
+    data = getattr(x, "_tg_concrete", None)
+    return x if data is None else data()
+
+
+def sizes_arg(sizes) -> tuple:
+    """torch's size arguments: `f(2, 3)` or `f((2, 3))`."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        return tuple(sizes[0])
+    return tuple(sizes)
+
+
+def norm_dim(d, ndim: int) -> int:
+    """torch's dim check: a 0-d array takes -1 and 0 (as 1-d)."""
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}],"
+                         f" but got {d})")
+    return d % n
+
+
+def _in_place(name, fn):
+    """torch's `x.relu_()` family: an eager tensor goes through its snapshot-and-rebase
+    update (tensor.py, as its exp_), a traced value records a functional update."""
+    def method(self):
+        update = getattr(self, "_update", None)
+        if update is not None:
+            return update(name, lambda old, _: fn(old), None)
+        self[...] = fn(self)
+        return self
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
 class TorchMethods:
     __slots__ = ()
 
@@ -64,8 +139,8 @@ class TorchMethods:
     def mul(self, other):
         return self * other
 
-    def div(self, other):
-        return self / other
+    def div(self, other, *, rounding_mode=None):
+        return divide(self, other, rounding_mode)
 
     def neg(self):
         return -self
@@ -75,30 +150,151 @@ class TorchMethods:
 
     matmul = mm
 
+    def bmm(self, other):
+        if len(self.shape) != 3 or len(tnp.shape(other)) != 3:
+            raise ValueError("bmm: both operands must be 3-D (batches of matrices)")
+        return self @ other
+
+    def outer(self, other):
+        return tnp.outer(self, other)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        """beta * self + alpha * (mat1 @ mat2); beta=0 ignores self (NaN included), as torch."""
+        prod = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
+        return prod if beta == 0 else (self if beta == 1 else self * beta) + prod
+
     def clamp(self, min=None, max=None):
         return clamp(self, min, max)
 
     def masked_fill(self, mask, value):
-        return tnp.where(mask, value, self)
+        """self where not mask, else value cast to self's dtype (torch's: the dtype stays)."""
+        return tnp.where(mask, tnp.astype(value, self.dtype), self)
+
+    def where(self, condition, other):
+        return tnp.where(condition, self, other)
+
+    # elementwise math and comparisons under torch's names
+    def sign(self):
+        return tnp.sign(self)
+
+    def square(self):
+        return tnp.square(self)
+
+    def rsqrt(self):
+        return tnp.reciprocal(tnp.sqrt(self))
+
+    def reciprocal(self):
+        return tnp.reciprocal(self)
+
+    def floor(self):
+        return tnp.floor(self)
+
+    def ceil(self):
+        return tnp.ceil(self)
+
+    def trunc(self):
+        return tnp.trunc(self)
+
+    def isnan(self):
+        return tnp.isnan(self)
+
+    def isinf(self):
+        return tnp.isinf(self)
+
+    def isfinite(self):
+        return tnp.isfinite(self)
+
+    def eq(self, other):
+        return tnp.equal(self, other)
+
+    def ne(self, other):
+        return tnp.not_equal(self, other)
+
+    def gt(self, other):
+        return tnp.greater(self, other)
+
+    def lt(self, other):
+        return tnp.less(self, other)
+
+    def ge(self, other):
+        return tnp.greater_equal(self, other)
+
+    def le(self, other):
+        return tnp.less_equal(self, other)
+
+    relu_ = _in_place("relu_", tnp.relu)
+    sigmoid_ = _in_place("sigmoid_", tnp.sigmoid)
+    tanh_ = _in_place("tanh_", tnp.tanh)
+    sqrt_ = _in_place("sqrt_", tnp.sqrt)
+    log_ = _in_place("log_", tnp.log)
+
+    # reductions under torch's names (NumPy's are in array.py)
+    def amax(self, dim=(), keepdim=False):
+        return tnp.max(self, axis=None if dim in ((), []) else dim, keepdims=keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        return tnp.min(self, axis=None if dim in ((), []) else dim, keepdims=keepdim)
+
+    def logsumexp(self, dim, keepdim=False):
+        return tnp.logsumexp(self, axis=dim, keepdims=keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        return norm(self, p, dim, keepdim)
 
     # shapes
     def view(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (type, np.dtype, str)):
+            return bit_view(self, np.dtype(shape[0]))
         return self.reshape(*shape)
 
+    def view_as(self, other):
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
     def permute(self, *dims):
-        return self.transpose(*dims)
+        return tnp.transpose(self, sizes_arg(dims))
+
+    def movedim(self, source, destination):
+        return tnp.moveaxis(self, source, destination)
 
     def unsqueeze(self, dim):
         return tnp.expand_dims(self, dim)
 
+    def unflatten(self, dim, sizes):
+        d = norm_dim(dim, len(self.shape))
+        return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
     def t(self):
+        if len(self.shape) > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                             f"{len(self.shape)}D")
         return self.T
 
     def expand(self, *sizes):
-        sizes = sizes[0] if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
-        lead = len(sizes) - len(self.shape)
-        shape = tuple(self.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
-        return tnp.broadcast_to(self, shape)
+        return tnp.broadcast_to(self, expanded_shape(self.shape, sizes_arg(sizes)))
+
+    def expand_as(self, other):
+        return self.expand(other.shape)
+
+    def tile(self, *dims):
+        return tnp.tile(self, sizes_arg(dims))
+
+    def repeat_interleave(self, repeats, dim=None):
+        """torch's: each element `repeats` times along dim (flattened when None)."""
+        return tnp.repeat(self, concrete(repeats), axis=dim)
+
+    def flip(self, *dims):
+        return tnp.flip(self, sizes_arg(dims))
+
+    def roll(self, shifts, dims=None):
+        return tnp.roll(self, shifts, axis=dims)
+
+    def tril(self, diagonal=0):
+        return tnp.tril(self, diagonal)
+
+    def triu(self, diagonal=0):
+        return tnp.triu(self, diagonal)
 
     def contiguous(self):
         return self
@@ -112,7 +308,7 @@ class TorchMethods:
     def dim(self) -> int:
         return len(self.shape)
 
-    # dtypes
+    # dtypes and devices
     def float(self):
         return tnp.astype(self, np.float32)
 
@@ -122,59 +318,293 @@ class TorchMethods:
     def long(self):
         return tnp.astype(self, np.int64)
 
-    def to(self, dtype=None, *args, **kwargs):
-        """A dtype converts; a device (`"cpu"`) is this array."""
-        if dtype is None or isinstance(dtype, str):
-            return self
+    def int(self):
+        return tnp.astype(self, np.int32)
+
+    def bool(self):
+        return tnp.astype(self, np.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def is_floating_point(self) -> bool:
+        return np.dtype(self.dtype).kind == "f"
+
+    def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
+        """torch's forms: to(dtype), to(device, dtype), to(other) (its dtype), dtype= and
+        device= keywords.  A device (a name such as "cpu") changes nothing: tracegrad
+        computes on the CPU.  The same dtype gives self, as torch's."""
+        for arg in args:
+            if tnp.is_boxed(arg):
+                dtype = arg.dtype
+            elif not (arg is None or is_flag(arg) or _is_device(arg)):  # a flag: non_blocking
+                dtype = arg
+        if dtype is None or np.dtype(dtype) == np.dtype(self.dtype):
+            return tnp.copy(self) if copy else self
         return tnp.astype(self, dtype)
+
+    def cpu(self):
+        return self
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def new_zeros(self, *size, dtype=None):
+        return self.new_full(sizes_arg(size), 0, dtype=dtype)
+
+    def new_ones(self, *size, dtype=None):
+        return self.new_full(sizes_arg(size), 1, dtype=dtype)
+
+    def new_full(self, size, fill_value, *, dtype=None):
+        """A constant of self's kind (a tensor for a tensor) and dtype; no gradient."""
+        value = np.asarray(fill_value, self.dtype if dtype is None else dtype)
+        return constant_like(self, value, tuple(size))
 
     # splitting and selecting
     def chunk(self, chunks, dim=0):
-        """torch's: pieces of ceil(n / chunks) along dim (fewer pieces when that divides)."""
+        """torch's: pieces of ceil(n / chunks) along dim (fewer pieces when that divides);
+        an empty dim gives `chunks` empty pieces."""
+        if chunks <= 0:
+            raise ValueError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
         n = self.shape[dim]
-        step = -(-n // chunks)
-        return self.split(step, dim) if n else (self,)
+        return self.split(-(-n // chunks) if n else [0] * chunks, dim)
 
     def split(self, split_size, dim=0):
         """torch's: pieces of `split_size` along dim (the last shorter), or of the listed
-        sizes."""
-        n = self.shape[dim]
-        sizes = [split_size] * (-(-n // split_size)) if isinstance(split_size, int) \
-            else list(split_size)
-        edges = np.cumsum([0] + sizes)
-        edges[-1] = min(edges[-1], n)
-        return tuple(tnp.split(self, list(edges[1:-1]), axis=dim))
+        sizes (which must sum to the dim's size)."""
+        edges = np.cumsum(split_sizes(split_size, self.shape[dim]))[:-1]
+        return tuple(tnp.split(self, [int(e) for e in edges], axis=dim))
+
+    def unbind(self, dim=0):
+        return tuple(self.select(dim, i) for i in range(self.shape[dim]))
+
+    def select(self, dim, index):
+        return self[(slice(None),) * norm_dim(dim, len(self.shape)) + (index,)]
+
+    def narrow(self, dim, start, length):
+        d = norm_dim(dim, len(self.shape))
+        n = self.shape[d]
+        start = start + n if start < 0 else start
+        if not (0 <= start and 0 <= length and start + length <= n):
+            raise IndexError(f"narrow: start ({start}) + length ({length}) exceeds dimension "
+                             f"size ({n})")
+        return self[(slice(None),) * d + (slice(start, start + length),)]
+
+    def index_select(self, dim, index):
+        return tnp.take(self, index, axis=dim)
+
+    def masked_select(self, mask):
+        x, m = tnp.broadcast_arrays(self, mask)
+        return x[m]
+
+    def gather(self, dim, index):
+        """torch's: out[i][j] = self[index[i][j]][j] for dim 0 (the index may be smaller
+        than self along the other dims)."""
+        return self[along_grid(index, dim)]
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        """Out of place: self with self[index[i][j]][j] = src[i][j] for dim 0 (of
+        duplicate positions the last in C order wins)."""
+        return setitem(self, along_grid(index, dim), _updates(self, index, src, value))
+
+    def scatter_add(self, dim, index, src):
+        """Out of place: self plus src summed into self[index[i][j]][j] for dim 0."""
+        return ops.scatter_add(self, _updates(self, index, src, None), *along_grid(index, dim))
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """torch's (values, indices) of the k largest (smallest) along dim, in order."""
         indices = tnp.take(sort_order(self, dim, largest), np.arange(k), axis=dim)
         return MinMax(tnp.take_along_axis(self, indices, axis=dim), indices)
 
-    # softmax family
-    def softmax(self, dim):
-        e = tnp.exp(self - tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True)))
-        return e / tnp.sum(e, axis=dim, keepdims=True)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        """torch's (values[, inverse][, counts]); an eager tensor's count of unique values
+        sizes the result, a traced value needs tracegrad.numpy.unique's size=."""
+        if dim is not None:
+            raise NotImplementedError("unique(dim=...): tracegrad's unique flattens")
+        data = getattr(self, "_tg_concrete", None)
+        size = None if data is None else max(len(np.unique(data())), 1)
+        return tnp.unique(self, return_inverse=return_inverse, return_counts=return_counts,
+                          size=size)
 
-    def log_softmax(self, dim):
-        shifted = self - tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True))
-        return shifted - tnp.log(tnp.sum(tnp.exp(shifted), axis=dim, keepdims=True))
+    # softmax family
+    def softmax(self, dim, dtype=None):
+        return tnp.softmax(self if dtype is None else tnp.astype(self, dtype), axis=dim)
+
+    def log_softmax(self, dim, dtype=None):
+        return tnp.log_softmax(self if dtype is None else tnp.astype(self, dtype), axis=dim)
+
+
+def _is_device(x) -> bool:
+    """A device name ("cpu") or a device object (torch.device), not a dtype."""
+    return isinstance(x, str) or type(x).__name__ == "device"
 
 
 def clamp(x, lo, hi):
-    """torch's clamp: clip's value, with gradient 1 wherever x is within the bounds, the
-    bounds included (np.clip shares it at a bound, as JAX does)."""
-    inside = None
-    for bound, test in ((lo, tnp.greater_equal), (hi, tnp.less_equal)):
-        if bound is not None:
-            ok = test(x, bound)
-            inside = ok if inside is None else tnp.logical_and(inside, ok)
-    clipped = tnp.clip(x, lo, hi)
-    return clipped if inside is None else tnp.where(inside, x, tnp.stop_gradient(clipped))
+    """torch's clamp: clip's value.  The gradient goes (torch's clamp_backward_min_max) to
+    x where lo <= x <= hi, the bounds included (np.clip shares it at a bound, as JAX
+    does); to lo where x < lo < hi; to hi where x > hi or hi < lo (hi is then the value);
+    and nowhere else (x outside lo == hi, NaN)."""
+    if lo is None and hi is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    out = tnp.stop_gradient(tnp.clip(x, lo, hi))
+    for pick, value in reversed(_clamp_picks(x, lo, hi)):
+        out = tnp.where(pick, value, out)
+    return out
+
+
+def _clamp_picks(x, lo, hi):
+    """(condition, value) pairs in priority order; a bound that cannot carry a gradient (a
+    constant) needs none, clip's value already holds it."""
+    tests = [t for t in (lo is not None and tnp.greater_equal(x, lo),
+                         hi is not None and tnp.less_equal(x, hi)) if t is not False]
+    picks = [(tests[0] if len(tests) == 1 else tnp.logical_and(*tests), x)]
+    if _traceable(lo):
+        below = tnp.less(x, lo)
+        picks.append((below if hi is None else tnp.logical_and(below, tnp.less(lo, hi)), lo))
+    if _traceable(hi):
+        above = tnp.greater(x, hi)
+        picks.append((above if lo is None else tnp.logical_or(above, tnp.less(hi, lo)), hi))
+    return picks
+
+
+def _traceable(x) -> bool:
+    return tnp.is_boxed(x) or getattr(x, "_tg_symbolic", None) is not None
+
+
+def divide(x, y, rounding_mode):
+    """torch's div: true division, or rounded toward zero ('trunc') or down ('floor');
+    the rounded quotients keep integer dtypes and have zero gradient, as torch's."""
+    if rounding_mode is None:
+        return x / y
+    if rounding_mode == "floor":
+        return tnp.floor_divide(x, y)
+    if rounding_mode != "trunc":
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                         f"but found {rounding_mode!r}")
+    q = tnp.floor_divide(x, y)
+    if np.dtype(tnp.result_type(q)).kind == "f":
+        return tnp.trunc(tnp.divide(x, y))
+    # an inexact quotient of opposite signs was floored one below its truncation
+    off = tnp.logical_and(tnp.not_equal(tnp.remainder(x, y), 0),
+                          tnp.not_equal(tnp.less(x, 0), tnp.less(y, 0)))
+    return tnp.where(off, q + 1, q)
+
+
+def expanded_shape(shape, sizes) -> tuple:
+    """torch's expand: -1 keeps an existing dim; new dims lead and take no -1."""
+    lead = len(sizes) - len(shape)
+    if lead < 0:
+        raise ValueError(f"expand: the number of sizes provided ({len(sizes)}) must be greater "
+                         f"or equal to the number of dimensions in the tensor ({len(shape)})")
+    if -1 in sizes[:lead]:
+        raise ValueError(f"expand: the expanded size of the tensor (-1) isn't allowed in a "
+                         f"leading, non-existing dimension {list(sizes[:lead]).index(-1)}")
+    return tuple(shape[i - lead] if s == -1 else s for i, s in enumerate(sizes))
+
+
+def split_sizes(split_size, n: int) -> list:
+    """torch's split: pieces of split_size (the last shorter; one empty piece for an
+    empty dim), or the listed sizes, which must sum to n."""
+    if not is_int(split_size):
+        sizes = [int(s) for s in split_size]
+        if sum(sizes) != n or min(sizes, default=0) < 0:
+            raise ValueError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
+                             f"(input tensor's size at dimension), but got split_sizes={sizes}")
+        return sizes
+    if split_size < 0 or (split_size == 0 and n):
+        raise ValueError(f"split expects split_size to be positive (0 only for an empty "
+                         f"dimension), got {split_size} for a dimension of size {n}")
+    if n == 0:
+        return [0]
+    return [split_size] * (n // split_size) + ([n % split_size] if n % split_size else [])
+
+
+def along_grid(index, dim) -> tuple:
+    """Index arrays of index's shape, one per axis: `index` on dim, each element's own
+    position on the others, so that x[grid] reads x[i, ..., index[i, ..., k], ..., k]
+    (torch's gather/scatter addressing)."""
+    shape = tnp.shape(index)
+    d = norm_dim(dim, len(shape))
+    grid = [np.broadcast_to(np.arange(n).reshape((-1,) + (1,) * (len(shape) - a - 1)), shape)
+            for a, n in enumerate(shape)]
+    grid[d] = index
+    return tuple(grid)
+
+
+def _updates(x, index, src, value):
+    """scatter's updates: src cut to index's shape, or the scalar value, in x's dtype."""
+    shape = tnp.shape(index)
+    if src is None or not tnp.shape(src):
+        return tnp.broadcast_to(tnp.astype(value if src is None else src, x.dtype), shape)
+    if tnp.shape(src) != shape:
+        src = src[tuple(slice(0, n) for n in shape)]
+    return tnp.astype(src, x.dtype)
+
+
+def norm(x, p, dim, keepdim):
+    """torch's norm: 'fro' and numbers are vector norms over dim (all elements when None,
+    several dims taken together); 'nuc' is the nuclear matrix norm."""
+    if p == "nuc":
+        return tnp.linalg.norm(x, "nuc", axis=(-2, -1) if dim is None else dim,
+                               keepdims=keepdim)
+    return tnp.linalg.vector_norm(x, axis=dim, keepdims=keepdim, ord=2 if p == "fro" else p)
+
+
+def bit_view(x, dtype):
+    """torch's view(dtype): the same bits read as dtype (equal item sizes); an eager
+    tensor only (tracegrad has no bitcast primitive), with no gradient."""
+    if dtype == np.dtype(x.dtype):
+        return x.reshape(x.shape)
+    if dtype.itemsize != np.dtype(x.dtype).itemsize:
+        raise ValueError(f"view({dtype}): tracegrad reinterprets only between dtypes of one "
+                         f"item size ({x.dtype} has {np.dtype(x.dtype).itemsize} bytes)")
+    data = getattr(x, "_tg_concrete", None)
+    if data is None:
+        raise TypeError(f"view({dtype}) of a traced value: tracegrad has no bitcast "
+                        f"primitive; call it on an eager tensor")
+    return constant_like(x, np.ascontiguousarray(data()).view(dtype), x.shape)
+
+
+def torch_repeat(x, sizes):
+    """torch's repeat: x tiled sizes[i] times along dim i, new dims leading."""
+    if len(sizes) < len(x.shape):
+        raise ValueError("repeat: number of dimensions of repeat dims can not be smaller "
+                         "than number of dimensions of tensor")
+    return tnp.tile(x, tuple(sizes))
+
+
+def squeeze_dims(x, dims):
+    """NumPy's squeeze() of every size-one dim, or torch's squeeze(dims): a listed dim
+    whose size is not one stays (NumPy would raise)."""
+    if dims is None:
+        return tnp.squeeze(x)
+    nd = len(x.shape)
+    dims = [norm_dim(d, nd) for d in (dims if isinstance(dims, (tuple, list)) else (dims,))]
+    return tnp.squeeze(x, tuple(d for d in dims if nd and x.shape[d] == 1))
+
+
+def flatten_dims(x, start_dim, end_dim):
+    """torch's flatten: dims start_dim..end_dim merged into one (a 0-d array gives 1-d)."""
+    shape = x.shape
+    s, e = norm_dim(start_dim, len(shape)), norm_dim(end_dim, len(shape))
+    if s > e:
+        raise ValueError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if not shape:
+        return tnp.reshape(x, (1,))
+    merged = int(np.prod(shape[s:e + 1], dtype=np.int64))
+    return tnp.reshape(x, shape[:s] + (merged,) + shape[e + 1:])
 
 
 def sort_order(x, dim, descending):
-    """The indices that sort x along dim, stably (torch's sort(stable=True) and topk)."""
-    return tnp.argsort(-x if descending else x, axis=dim, kind="stable")
+    """The indices that sort x along dim, stably (torch's sort(stable=True) and topk).
+    Descending is the ascending order of the reversed lane, reversed: ties keep their
+    order, NaN (last ascending) comes first as torch's largest, and no negation is
+    needed (bools, unsigned ints)."""
+    if not descending:
+        return tnp.argsort(x, axis=dim, kind="stable")
+    rev = tnp.flip(tnp.argsort(tnp.flip(x, dim), axis=dim, kind="stable"), dim)
+    return (x.shape[dim] - 1) - rev
 
 
 def sorted_pair(x, dim, descending):
@@ -183,13 +613,23 @@ def sorted_pair(x, dim, descending):
     return MinMax(tnp.take_along_axis(x, order, axis=dim), order)
 
 
-def extreme(fn, argfn, x, axis, keepdims, dim):
-    """max/min: NumPy's value, or torch's (values, indices) when called with `dim`."""
+_EXTREMES = {"max": (tnp.max, tnp.argmax, tnp.maximum),
+             "min": (tnp.min, tnp.argmin, tnp.minimum)}
+
+
+def extreme(name, x, axis, out, keepdims, dim):
+    """max/min: NumPy's value; torch's (values, indices) when called with `dim` or a
+    positional keepdim (`x.max(1, True)`); torch's elementwise maximum for x.max(other)."""
+    reduce, arg, pairwise = _EXTREMES[name]
+    if tnp.is_boxed(axis) or isinstance(axis, np.ndarray):
+        return pairwise(x, axis)
+    if is_flag(out):
+        axis, dim, keepdims, out = None, axis_of(axis, dim), keepdims or bool(out), None
     if dim is None:
-        return fn(x, axis=axis, keepdims=keepdims)
+        return reduce(x, axis=axis, out=out, keepdims=keepdims)
     # the values are read at the indices, so the gradient goes to that one element even
     # at ties (torch's), not shared as NumPy's max shares it
-    idx = argfn(x, axis=dim, keepdims=True)
+    idx = arg(x, axis=dim, keepdims=True)
     values = tnp.take_along_axis(x, idx, axis=dim)
     if not keepdims:
         values, idx = tnp.squeeze(values, axis=dim), tnp.squeeze(idx, axis=dim)
