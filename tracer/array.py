@@ -87,7 +87,7 @@ class ArrayMixin(TorchMethods):
         return tnp.negative(self)
 
     def __pos__(self):
-        return self
+        return tnp.positive(self)  # a new value, as NumPy's copy: `x[i] = v` does not reach it
 
     def __abs__(self):
         return tnp.absolute(self)
@@ -255,8 +255,8 @@ class ArrayMixin(TorchMethods):
         if isinstance(start_dim, str):
             start_dim, order = 0, start_dim
         if order != "C":
-            return tnp.ravel(self, order)
-        return flatten_dims(self, start_dim, end_dim)
+            return tnp.copy(tnp.ravel(self, order))
+        return tnp.copy(flatten_dims(self, start_dim, end_dim))  # NumPy's flatten copies
 
     def ravel(self, order="C"):
         return tnp.ravel(self, order)
