@@ -103,3 +103,15 @@ def test_register_class_decorator_and_namedtuples():
     assert tree_util.tree_leaves(P(1, [2, 3])) == [1, 2, 3]
     with pytest.raises(ValueError, match="already a pytree"):
         tree_util.register_pytree_node(dict, None, None)
+
+
+def test_tree_map_matches_dict_entries_by_key_and_checks_structure():
+    from tracegrad.tree_util import tree_map
+    assert tree_map(lambda x, y: x - y, {"w": 1.0, "b": 10.0}, {"b": 2.0, "w": 3.0}) == \
+        {"w": -2.0, "b": 8.0}
+    assert tree_map(lambda x, y: (x, y), [1, 2], [[1, 2], 3]) == [(1, [1, 2]), (2, 3)]  # a prefix
+    for a, b in [({"a": 1}, {"x": 1}), ((1, 2), [1, 2]), ([1, None], [2, 3]), ([1, 2], [1])]:
+        with pytest.raises(ValueError, match="structure mismatch"):
+            tree_map(lambda x, y: x, a, b)
+    assert tree_map(lambda x: x * 2, {"a": (1, 2)}, is_leaf=lambda x: isinstance(x, tuple)) == \
+        {"a": (1, 2, 1, 2)}

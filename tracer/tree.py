@@ -154,15 +154,56 @@ def tree_unflatten(treedef: PyTreeDef, leaves):
     return build(treedef)
 
 
-def tree_map(f, tree, *rest):
-    """`f` applied leafwise to `tree` (and to the matching leaves of `rest`)."""
-    leaves, treedef = tree_flatten(tree)
-    others = [tree_flatten(r)[0] for r in rest]
+def tree_map(f, tree, *rest, is_leaf=None):
+    """`f` applied leafwise to `tree` and to the matching parts of `rest`, as JAX's:
+    each of `rest` has `tree`'s structure, or `tree`'s as a prefix (a leaf of `tree`
+    meets a whole subtree); dict entries are matched by key, whatever their order.
+
+    >>> tree_map(lambda x, y: x - y, {"w": 1.0, "b": 10.0}, {"b": 2.0, "w": 3.0})
+    {'w': -2.0, 'b': 8.0}
+    """
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    others = [flatten_up_to(treedef, r) for r in rest]
     return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
 
 
-def tree_leaves(tree):
-    return tree_flatten(tree)[0]
+def flatten_up_to(treedef: PyTreeDef, tree) -> list:
+    """The parts of `tree` at the leaves of `treedef`, in `treedef`'s order (dict entries
+    by key): `tree` must have `treedef`'s structure down to its leaves, else ValueError
+    naming where they differ."""
+    out = []
+
+    def walk(d, x, path):
+        if d.kind == "leaf":
+            out.append(x)
+            return
+        kind, meta, kids = _children(x)
+        if kind != d.kind:
+            raise ValueError(f"pytree structure mismatch at {path or 'the root'}: expected "
+                             f"{d._str()}, got {_describe(x)}")
+        if d.kind is dict:
+            if set(meta) != set(d.meta):
+                raise ValueError(f"pytree structure mismatch at {path or 'the root'}: dict "
+                                 f"keys {sorted(map(repr, meta))} where {sorted(map(repr, d.meta))}"
+                                 " were expected")
+            kids, meta = tuple(x[k] for k in d.meta), d.meta
+        if len(kids) != len(d.children) or meta != d.meta:
+            raise ValueError(f"pytree structure mismatch at {path or 'the root'}: expected "
+                             f"{d._str()}, got {_describe(x)}")
+        for i, (c, k) in enumerate(zip(d.children, kids)):
+            walk(c, k, f"{path}[{d.meta[i]!r}]" if d.kind is dict else f"{path}[{i}]")
+
+    walk(treedef, tree, "")
+    return out
+
+
+def _describe(x) -> str:
+    leaves, treedef = tree_flatten(x)
+    return treedef._str() if treedef.kind != "leaf" else type(x).__name__
+
+
+def tree_leaves(tree, is_leaf=None):
+    return tree_flatten(tree, is_leaf)[0]
 
 
 def tree_structure(tree) -> PyTreeDef:
