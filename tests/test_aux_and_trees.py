@@ -115,3 +115,12 @@ def test_tree_map_matches_dict_entries_by_key_and_checks_structure():
             tree_map(lambda x, y: x, a, b)
     assert tree_map(lambda x: x * 2, {"a": (1, 2)}, is_leaf=lambda x: isinstance(x, tuple)) == \
         {"a": (1, 2, 1, 2)}
+
+
+def test_functional_optimizer_with_a_parameter_named_step():
+    params = {"step": np.ones(2), "w": np.ones(3)}
+    opt = tg.optim.Adam(lr=0.1)
+    new, state = opt.update({"step": np.ones(2), "w": np.ones(3)}, opt.init(params), params)
+    new, state = opt.update({"step": np.ones(2), "w": np.ones(3)}, state, new)
+    np.testing.assert_allclose(new["step"], 0.8)
+    np.testing.assert_allclose(new["w"], 0.8)

@@ -31,6 +31,7 @@ import numpy as np
 import tracegrad.numpy as tnp
 
 from .tracer import Tensor, no_grad, tree_flatten, tree_map, tree_unflatten, zero_grad
+from .tracer.tree import flatten_up_to
 
 
 # ---- the update rules (one array; numpy arrays, tensors' data or traced values) ---------
@@ -203,7 +204,7 @@ class Optimizer:
         """`(new_params, new_state)` for a pytree of gradients of the same structure."""
         leaves, tree = tree_flatten(params)
         g_leaves = _leaves_of(grads, tree, "grads")
-        s_leaves = tree_flatten(state, is_leaf=lambda x: isinstance(x, dict) and "step" in x)[0]
+        s_leaves = flatten_up_to(tree, state)  # each leaf's state: the part at its place
         pairs = [type(self).rule(p, g, s, self.hyper) for p, g, s in zip(leaves, g_leaves, s_leaves)]
         return (tree_unflatten(tree, [p for p, _ in pairs]),
                 tree_unflatten(tree, [s for _, s in pairs]))
