@@ -4,6 +4,8 @@ import subprocess
 import sys
 import warnings
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -295,3 +297,25 @@ def test_ir_where_takes_its_branch_dtype_from_a_numpy_branch_beside_a_python_flo
     from tracegrad.ir import ops as P
     f = tracegrad.jit(lambda v: P.where(np.greater(v, -0.0), v, np.asarray(0.5)))
     assert f(1.5) == 1.5 and f(-1.0) == 0.5 and f(1.5).dtype == np.float64
+
+
+def test_static_argnums_and_static_argnames_with_keyword_calls():
+    def f(x, n=2, s=1.0):
+        return x ** n * s
+
+    g = tracegrad.jit(f, static_argnums=1)
+    np.testing.assert_array_equal(g(np.full(2, 3.0), s=2.0), [18.0, 18.0])
+    np.testing.assert_array_equal(g(np.full(2, 3.0), n=3, s=2.0), [54.0, 54.0])  # n static by name
+
+    @functools.partial(tracegrad.jit, static_argnames=("act",))
+    def h(x, act="id"):
+        return np.tanh(x) if act == "tanh" else x
+
+    np.testing.assert_allclose(h(np.ones(2), act="tanh"), np.tanh(1.0))
+    np.testing.assert_allclose(h(np.ones(2), "tanh"), np.tanh(1.0))  # static by position too
+    np.testing.assert_array_equal(h(np.ones(2)), [1.0, 1.0])
+    value, grads = tracegrad.compile_grad(
+        lambda w, x, act="id": np.sum(np.tanh(w * x) if act == "tanh" else w * x),
+        static_argnames="act")(np.ones(2), np.ones(2), act="tanh")
+    np.testing.assert_allclose(grads[0], 1 - np.tanh(1.0) ** 2)
+    assert tracegrad.jit(f, donate_argnums=0)(np.ones(2)).tolist() == [1.0, 1.0]

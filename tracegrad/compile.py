@@ -20,6 +20,7 @@ rounding of compiled sums (tracegrad/guards.py).
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import time
 import warnings
@@ -105,6 +106,21 @@ class Specialization:
         return outs[:self.n_outputs], None
 
 
+def static_arguments(fun, static_argnums, static_argnames) -> tuple:
+    """(positions, names) of the static parameters, each completed from the other through
+    `fun`'s signature where it has one, as jax.jit does."""
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):  # a builtin or callable without a signature
+        return nums, frozenset(names)
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    nums += tuple(i for i, name in enumerate(positional) if name in names and i not in nums)
+    names += tuple(positional[i] for i in nums if 0 <= i < len(positional))
+    return nums, frozenset(names)
+
+
 def _records_autograd(args) -> bool:
     """Whether grad mode is on and an argument holds a tensor that requires grad."""
     return is_grad_enabled() and any(isinstance(leaf, Tensor) and leaf.requires_grad
@@ -116,13 +132,13 @@ class CompiledFunction:
 
     def __init__(self, fun, static_argnums=(), grad_argnums=None, grad=False,
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None,
-                 has_aux=False):
+                 has_aux=False, static_argnames=()):
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.has_aux = has_aux
         self._names = ArgNames(fun)
-        self.static_argnums = ((static_argnums,) if isinstance(static_argnums, int)
-                               else tuple(static_argnums))
+        self.static_argnums, self.static_argnames = static_arguments(fun, static_argnums,
+                                                                     static_argnames)
         self.grad = grad
         self.grad_argnums = grad_argnums
         self.max_specializations = max_specializations
@@ -140,15 +156,17 @@ class CompiledFunction:
         # thread compiles a signature while the others wait and then find it.  Hits
         # read the cache without it (`hits` is a statistic, not exact under threads).
         self._lock = threading.RLock()
-        self._keywords = None  # the variant taking keyword arguments (_with_keywords)
-        self._trailing = 0     # 1 in that variant: its last argument holds the keywords
+        self._keywords = {}  # positional count -> the variant taking keywords (_with_keywords)
+        self._trailing = 0     # 2 in such a variant: its last arguments hold the keywords
         self._warned_eager = False
         self._mismatches: dict[tuple, int] = {}  # signature -> compiles that hit GuardMismatch
 
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         if kwargs:
-            return self._with_keywords()(*args, kwargs)
+            static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
+            dynamic = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+            return self._with_keywords(len(args))(*args, static, dynamic)
         # Fast path: the native builtin checks types, dtypes, shapes and layout
         # itself and hands back its sentinel on any mismatch.
         spec = self._last
@@ -160,24 +178,27 @@ class CompiledFunction:
                 return spec.unflatten(outs)
         return self._call_checked(args)
 
-    def _with_keywords(self) -> "CompiledFunction":
-        """This function compiled with its keyword arguments as one trailing dict
-        argument: as in jax.jit they are dynamic like positional ones (floats and arrays
-        traced, ints static) and never differentiated."""
-        if self._keywords is None:
+    def _with_keywords(self, n: int) -> "CompiledFunction":
+        """This function, called with `n` positional arguments, compiled with its keyword
+        arguments as two trailing ones: those named static (`static_argnames`, or a
+        parameter whose position is in `static_argnums`) as one static tuple of items,
+        the others as a dict, dynamic as in jax.jit (floats and arrays traced, ints
+        static) and never differentiated."""
+        variant = self._keywords.get(n)
+        if variant is None:
             fun = self.fun
 
             def with_keywords(*args):
-                *positional, keywords = args
-                return fun(*positional, **keywords)
+                *positional, static, keywords = args
+                return fun(*positional, **dict(static), **keywords)
             with_keywords.__name__ = getattr(fun, "__name__", "fun")
             with_keywords.__qualname__ = getattr(fun, "__qualname__", with_keywords.__name__)
-            variant = CompiledFunction(with_keywords, self.static_argnums, self.grad_argnums,
-                                       self.grad, self.max_specializations, self.disk_cache,
-                                       self.has_aux)
-            variant._trailing = 1
-            self._keywords = variant
-        return self._keywords
+            statics = tuple(i for i in self.static_argnums if i < n) + (n,)
+            variant = CompiledFunction(with_keywords, statics, self.grad_argnums, self.grad,
+                                       self.max_specializations, self.disk_cache, self.has_aux)
+            variant._trailing = 2
+            variant = self._keywords.setdefault(n, variant)
+        return variant
 
     def _call_checked(self, args):
         if TRACES.traces:  # called while tracing another function: trace this one inline
@@ -396,7 +417,7 @@ class CompiledFunction:
         """Every specialization, those of the keyword-argument variant last."""
         with self._lock:
             own = [s for specs in self._cache.values() for s in specs]
-        return own + (self._keywords._all_specs() if self._keywords is not None else [])
+        return own + [s for n in sorted(self._keywords) for s in self._keywords[n]._all_specs()]
 
     def ir(self, stage="optimized", specialization=None):
         """IR text of a compilation (the latest, or `cache_info()[specialization]`'s):
@@ -441,8 +462,8 @@ class CompiledFunction:
             self._given_up.clear()
             self._warned_signatures.clear()
             self._mismatches.clear()
-            if self._keywords is not None:
-                self._keywords.cache_clear()
+            for variant in self._keywords.values():
+                variant.cache_clear()
 
 
 def _unflattener(out_tree, n):
@@ -490,16 +511,19 @@ def _label(name):
     return "".join(c if c.isalnum() else "_" for c in name)[:40] or "fn"
 
 
-def jit(fun=None, *, static_argnums=(), max_specializations=DEFAULT_MAX_SPECIALIZATIONS,
-        disk_cache=None):
+def jit(fun=None, *, static_argnums=(), static_argnames=(),
+        max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None, donate_argnums=()):
     """Compile `fun` (forward only) to native code, specialized per signature.
 
     Arguments (tracegrad/signature.py): arrays and pytrees of arrays are dynamic
     (one specialization per shape and dtype); a Python float is a dynamic
     weak-typed float64 scalar, so one specialization serves every value and
     `x_f32 * s` stays float32; ints, bools and other hashables are static (one
-    specialization per value), as is anything named in `static_argnums`;
-    strings must be named there.
+    specialization per value), as is anything named in `static_argnums` or, by
+    parameter name, `static_argnames` (either completes the other through the
+    signature, as in JAX); strings must be named there.  Keyword arguments are
+    dynamic or static by the same rules.  `donate_argnums` is accepted and ignored
+    (inputs are never overwritten).
 
     `max_specializations` bounds the specializations of one signature and the
     times one guard may fail; past either, calls no specialization serves run
@@ -517,12 +541,13 @@ def jit(fun=None, *, static_argnums=(), max_specializations=DEFAULT_MAX_SPECIALI
     """
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames,
                                  max_specializations=max_specializations, disk_cache=disk_cache)
     return CompiledFunction(fun, static_argnums, max_specializations=max_specializations,
-                            disk_cache=disk_cache)
+                            disk_cache=disk_cache, static_argnames=static_argnames)
 
 
-def compile_grad(fun=None, *, argnums=None, static_argnums=(),
+def compile_grad(fun=None, *, argnums=None, static_argnums=(), static_argnames=(),
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None, has_aux=False):
     """`jit(value_and_grad(fun, argnums))`: returns `(value, grads)` from native code.
 
@@ -548,8 +573,9 @@ def compile_grad(fun=None, *, argnums=None, static_argnums=(),
     """
     if fun is None:
         return functools.partial(compile_grad, argnums=argnums, static_argnums=static_argnums,
+                                 static_argnames=static_argnames,
                                  max_specializations=max_specializations, disk_cache=disk_cache,
                                  has_aux=has_aux)
     return CompiledFunction(fun, static_argnums, grad_argnums=argnums, grad=True,
                             max_specializations=max_specializations, disk_cache=disk_cache,
-                            has_aux=has_aux)
+                            has_aux=has_aux, static_argnames=static_argnames)
