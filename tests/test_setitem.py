@@ -487,3 +487,23 @@ def test_a_traced_mask_selection_keeps_the_values_it_selected():
 
     x = np.array([1.0, -2.0, 3.0])
     np.testing.assert_array_equal(tg.jit(f)(x), f(x))
+
+
+def test_jax_indexed_updates_return_new_arrays():
+    idx = np.array([0, 0, 2])
+    np.testing.assert_array_equal(tg.jit(lambda x: x.at[idx].add(1.0))(np.zeros(3)), [2, 0, 1])
+    # d/dx of sum((x.at[idx].add(x[1]))**2), written out: y = [x0+2x1, x1, x2+x1]
+    g = tg.grad(lambda x: np.sum(x.at[idx].add(x[1]) ** 2))(np.arange(3.0))
+    np.testing.assert_allclose(g, [4.0, 16.0, 6.0])
+    x = np.arange(4.0)
+    assert tg.jit(lambda a: a.at[1:].set(5.0))(x).tolist() == [0, 5, 5, 5]
+    assert tg.jit(lambda a: a.at[1].multiply(3.0))(x).tolist() == [0, 3, 2, 3]
+    assert tg.jit(lambda a: a.at[np.array([0, 3])].max(2.0))(x).tolist() == [2, 1, 2, 3]
+    assert tg.jit(lambda a, i: a.at[i].subtract(1.0))(x, np.array([1, 1])).tolist() == [0, -1, 2, 3]
+    assert float(tg.jit(lambda a: a.at[2].get())(x)) == 2.0
+    t = tg.tensor(x, requires_grad=True)
+    y = t.at[idx].add(np.ones(3))
+    y.sum().backward()
+    assert t.grad.tolist() == [1, 1, 1, 1] and x.tolist() == [0, 1, 2, 3]
+    with pytest.raises(NotImplementedError, match="repeated index"):
+        tg.jit(lambda a: a.at[idx].multiply(2.0))(x)

@@ -95,6 +95,12 @@ class ArrayMixin(TorchMethods):
     def __invert__(self):
         return tnp.invert(self)
 
+    @property
+    def at(self):
+        """JAX's indexed updates, `x.at[idx].set(v)` / `.add(v)` / ...: new arrays (at.py)."""
+        from .at import At  # at.py builds on indexing and tracegrad.numpy
+        return At(self)
+
     def __getitem__(self, idx):
         return getitem(self, idx)
 
