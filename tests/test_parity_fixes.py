@@ -74,8 +74,11 @@ def test_matrix_power_zero_is_an_identity_of_the_input_kind(dtype, shape):
 def test_matrix_power_zero_is_traced_and_has_zero_gradient():
     a = np.array([[1.0, 2.0], [3.0, 4.0]])
     program = tg.trace(lambda x: tnp.linalg.matrix_power(x, 0))(a)
-    assert "broadcast" in str(program)
+    assert "where" in str(program)  # selected over the input: traced, not a constant
     t = tg.tensor(a, requires_grad=True)
+    tnp.linalg.matrix_power(t, 0).sum().backward()  # recorded, as torch's: zeros
+    np.testing.assert_array_equal(t.grad.data, np.zeros((2, 2)))
+    t.grad = None
     (tnp.linalg.matrix_power(t, 0) * t).sum().backward()
     np.testing.assert_array_equal(t.grad.data, np.eye(2))
     _, (g,) = tg.compile_grad(lambda x: tnp.sum(tnp.linalg.matrix_power(x, 0) * x))(a)
@@ -592,3 +595,35 @@ def test_sums_over_no_axes_of_negative_zero_are_positive_zero(name, dtype):
     for got in (g(x), g(tg.tensor(x)).data, tg.jit(g)(x), tg.trace(g)(x)(x)):
         assert np.signbit(got) == np.signbit(want) and np.asarray(got).dtype == want.dtype
     assert not np.signbit(tnp.sum(np.full((2, 1), -0.0, dtype), axis=())).any()
+
+
+def test_det_gradient_is_the_cofactor_matrix_at_singular_matrices():
+    singular = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])
+    want = np.array([[4.0, 4.0, -4.0], [-2.0, -2.0, 2.0], [0.0, 0.0, 0.0]])  # adj(a)^T
+    np.testing.assert_allclose(tg.grad(lambda a: tnp.linalg.det(a))(singular), want, atol=1e-12)
+    _, (g,) = tg.compile_grad(lambda a: tnp.linalg.det(a))(singular)
+    np.testing.assert_allclose(g, want, atol=1e-12)
+    t = tg.tensor(singular, requires_grad=True)
+    tnp.linalg.det(t).backward()
+    np.testing.assert_allclose(t.grad.numpy(), want, atol=1e-12)
+    np.testing.assert_array_equal(tg.grad(lambda a: tnp.linalg.det(a))(np.zeros((2, 2))), 0.0)
+    a = np.random.default_rng(0).normal(size=(3, 3))  # invertible: det * inv^T, and its hessian
+    np.testing.assert_allclose(tg.grad(lambda x: tnp.linalg.det(x))(a),
+                               np.linalg.det(a) * np.linalg.inv(a).T, rtol=1e-10)
+    h = tg.hessian(lambda x: tnp.linalg.det(x))(a)
+    eps = 1e-6
+    e = np.zeros((3, 3))
+    e[0, 1] = eps
+    fd = (tg.grad(lambda x: tnp.linalg.det(x))(a + e) - tg.grad(lambda x: tnp.linalg.det(x))(a - e)) / (2 * eps)
+    np.testing.assert_allclose(h[:, :, 0, 1], fd, rtol=1e-6, atol=1e-8)
+
+
+def test_integer_matrix_power_cond_of_singular_and_empty_inf_norm_follow_numpy():
+    a = np.array([[1, 2], [3, 4]])
+    out = tnp.linalg.matrix_power(a, 3)
+    assert out.dtype == np.int64 and out.tolist() == np.linalg.matrix_power(a, 3).tolist()
+    s = np.array([[1.0, 2.0], [2.0, 4.0]])
+    for p in ("fro", 1, -1, np.inf):
+        assert tnp.linalg.cond(s, p) == np.inf
+        assert tg.jit(lambda x, p=p: tnp.linalg.cond(x, p))(s) == np.inf
+    assert float(tnp.linalg.norm(tg.tensor(np.zeros(0)), np.inf)) == 0.0

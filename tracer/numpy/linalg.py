@@ -33,8 +33,7 @@ from tracegrad.ir import ops
 from tracegrad.ir.builder import ConcretizationError
 
 from .. import dtypes
-from ._core import _convert, _dtype, _fail, _norm_axis, _operand, _reject, _shape
-from .constructors import constant_like
+from ._core import _convert, _dtype, _fail, _norm_axis, _operand, _reject, _shape, is_boxed
 from .products import matmul as _np_matmul
 
 LINALG = ["norm", "vector_norm", "matrix_norm", "inv", "solve", "det", "slogdet", "cholesky",
@@ -70,6 +69,14 @@ def _matrices(name, x, square=False):
               "two-dimensional", [x], LinAlgError)
     if square and shp[-1] != shp[-2]:
         _fail(name, "Last 2 dimensions of the array must be square", [x], LinAlgError)
+    return x
+
+
+def _square_matrices(name, x):
+    """`_matrices(name, x, square=True)` keeping an integer dtype."""
+    shp = _shape(x)
+    if len(shp) < 2 or shp[-1] != shp[-2]:
+        return _matrices(name, x, square=True)  # its error
     return x
 
 
@@ -146,21 +153,57 @@ def slogdet(a):
 
 
 def det(a):
-    """Determinant, sign * exp(log|det|) from the LU factorization."""
+    """Determinant, sign * exp(log|det|) from the LU factorization.  Its derivative is the
+    cofactor matrix adj(a)^T everywhere, singular matrices included (det is a polynomial;
+    jax and torch agree), where log|det| would give 0 * inf: `_singular_det`."""
+    a = _matrices("det", a, square=True)
     sign, logdet = slogdet(a)
-    return ops.mul(sign, ops.exp(logdet))
+    value = ops.mul(sign, ops.exp(logdet))
+    if not is_boxed(a) or not getattr(a, "requires_grad", True):
+        return value  # nothing differentiates it: the value alone
+    singular = ops.eq(logdet, _c(logdet, -np.inf))
+    mask = ops.broadcast(ops.reshape(singular, _shape(singular) + (1, 1)), _shape(a))
+    n = _shape(a)[-1]
+    safe = ops.where(mask, ops.broadcast(_c(a, np.eye(n)), _shape(a)), a)  # no 0 * inf below
+    s_sign, s_log = slogdet(safe)
+    return ops.where(singular, _singular_det(a), ops.mul(s_sign, ops.exp(s_log)))
+
+
+def _singular_det(a):
+    """0, with derivative adj(a)^T = U adj(S) V^T det(U) det(V) from the SVD a = U S V^T,
+    adj(S)_i the product of the other singular values: sum(C * (a - a)), C held constant
+    (so the second derivative there is taken as 0)."""
+    from .reductions import prod
+
+    n = _shape(a)[-1]
+    u, s, vt = svd(ops.stop_gradient(a))
+    batch = _shape(s)[:-1]
+    others = ops.where(ops.broadcast(np.eye(n, dtype=bool), batch + (n, n)), _c(s, 1.0),
+                       ops.broadcast(ops.reshape(s, batch + (1, n)), batch + (n, n)))
+    scale = ops.mul(slogdet(u)[0], slogdet(vt)[0])  # det(U) det(V): +-1
+    adj_s = ops.mul(prod(others, axis=-1), ops.broadcast(ops.reshape(scale, batch + (1,)),
+                                                         batch + (n,)))
+    cof = ops.dot(ops.mul(u, ops.broadcast(ops.reshape(adj_s, batch + (1, n)), _shape(u))), vt)
+    zero = ops.sub(a, ops.stop_gradient(a))
+    r = _ndim(a)
+    return ops.reduce_sum(ops.mul(ops.stop_gradient(cof), zero), (r - 2, r - 1))
 
 
 def matrix_power(a, n):
-    """a to the integer power n (n < 0: of the inverse), by repeated squaring."""
-    a = _matrices("matrix_power", a, square=True)
+    """a to the integer power n (n < 0: of the inverse), by repeated squaring; an integer
+    a keeps its dtype for n >= 0, as NumPy's."""
     try:
         n = operator.index(n)
     except TypeError:
         raise TypeError("exponent must be an integer") from None
+    a = _operand(a)
+    a = _matrices("matrix_power", a, square=True) if n < 0 or _dtype(a).kind == "b" else \
+        _square_matrices("matrix_power", a)
     if n == 0:
-        # The identity of a's kind (a tensor for a tensor), as numpy gives an ndarray.
-        return constant_like(a, np.eye(_shape(a)[-1], dtype=_dtype(a)), _shape(a))
+        # the identity, selected over a: of a's kind (a tensor for a tensor, with its
+        # zero derivative recorded, as torch and jax give), never a's NaNs
+        eye = np.broadcast_to(np.eye(_shape(a)[-1], dtype=bool), _shape(a))
+        return ops.where(eye, _c(a, 1), ops.where(eye, a, _c(a, 0)))
     base, bits, result = (inv(a) if n < 0 else a), builtins.abs(n), None
     while True:  # binary powering: the low bit first
         if bits & 1:
@@ -328,7 +371,12 @@ def cond(x, p=None):
         last = _ndim(s) - 1
         hi, lo = ops.reduce_max(s, (last,)), ops.reduce_min(s, (last,))
         return ops.div(lo, hi) if p == -2 else ops.div(hi, lo)
-    return ops.mul(norm(x, p, axis=(-2, -1)), norm(inv(x), p, axis=(-2, -1)))
+    r = ops.mul(norm(x, p, axis=(-2, -1)), norm(inv(x), p, axis=(-2, -1)))
+    # NumPy's: a NaN that the input's own NaNs do not explain is a singular matrix's inf
+    nd = _ndim(x)
+    clean = ops.eq(ops.reduce_max(ops.convert(ops.ne(x, x), np.dtype(np.int32)), (nd - 2, nd - 1)),
+                   np.asarray(0, np.int32))
+    return ops.where(ops.logical_and(ops.ne(r, r), clean), _c(r, np.inf), r)
 
 
 # ---- norms ------------------------------------------------------------------------------------------------
@@ -344,6 +392,8 @@ def _vector_norm(x, ord, axes):
     if ord is None or ord == 2:
         return ops.sqrt(_sumsq(x, axes))
     if ord == np.inf:
+        if 0 in [_shape(x)[a] for a in axes]:  # no elements: 0, as NumPy's max(|x|, initial=0)
+            return ops.reduce_sum(ops.abs(x), axes)
         return ops.reduce_max(ops.abs(x), axes)
     if ord == -np.inf:
         return ops.reduce_min(ops.abs(x), axes)
