@@ -124,3 +124,9 @@ def test_functional_optimizer_with_a_parameter_named_step():
     new, state = opt.update({"step": np.ones(2), "w": np.ones(3)}, state, new)
     np.testing.assert_allclose(new["step"], 0.8)
     np.testing.assert_allclose(new["w"], 0.8)
+
+
+def test_stop_gradient_takes_pytrees_and_lives_at_the_top_level():
+    g = tg.grad(lambda p: np.sum(p["a"] * tg.stop_gradient(p)["b"]))(
+        {"a": np.ones(2), "b": np.full(2, 3.0)})
+    assert g["a"].tolist() == [3.0, 3.0] and g["b"].tolist() == [0.0, 0.0]

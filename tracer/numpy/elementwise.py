@@ -270,7 +270,11 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
 
 
 def stop_gradient(x):
-    """The value of `x`, but no gradient flows through it (like `detach`)."""
+    """The value of `x`, but no gradient flows through it (like `detach`); a pytree of
+    arrays gets it leafwise, as jax.lax.stop_gradient."""
+    if isinstance(x, (dict, list, tuple)) or x is None:
+        from ..tree import tree_map  # tracer.tree sits above the numpy front end
+        return tree_map(stop_gradient, x)
     x = _operand(x)
     return ops.stop_gradient(x) if is_boxed(x) else x
 
