@@ -154,8 +154,8 @@ def slogdet(a):
 
 def det(a):
     """Determinant, sign * exp(log|det|) from the LU factorization.  Its derivative is the
-    cofactor matrix adj(a)^T everywhere, singular matrices included (det is a polynomial;
-    jax and torch agree), where log|det| would give 0 * inf: `_singular_det`."""
+    cofactor matrix adj(a)^T everywhere, singular matrices included (from the SVD there,
+    where log|det| would give 0 * inf), as jax's and torch's."""
     a = _matrices("det", a, square=True)
     sign, logdet = slogdet(a)
     value = ops.mul(sign, ops.exp(logdet))
