@@ -60,12 +60,12 @@ MAX_ROLLS = 64  # runs rolled per graph (each one rescans the graph)
 # compiling it unrolled would cost more than the passes.
 MAX_BODY_ELEMENTS = 2048
 MIN_EQNS_LARGE = 20000
-# A program that is differentiated next is rolled sooner: fusion plans the unrolled
-# gradient in time quadratic in the loop's length (each per-step reduction expands the
-# chain beneath it), while rolled, its cost is the stacked residuals, one slice per
-# step, and each step is a pass: cheap while the slices stay in cache, slower beyond
+# A program that is differentiated next is rolled sooner: unrolled, its gradient is one
+# long kernel (the per-step reductions over the chain of steps) that LLVM compiles in
+# seconds, while rolled, its cost is the stacked residuals, one slice per step, and
+# each step is a pass: cheap while the slices stay in cache, slower beyond
 # (`python -m benchmarks.loop_gradients` measures both ways).  So past GRAD_MIN_EQNS
-# equations, where unrolled planning starts to take seconds, a loop also rolls if
+# equations, where the unrolled compile starts to take seconds, a loop also rolls if
 # its largest array has at most GRAD_BODY_ELEMENTS.
 GRAD_MIN_EQNS = 600
 GRAD_BODY_ELEMENTS = 1 << 13
