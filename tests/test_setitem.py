@@ -507,3 +507,28 @@ def test_jax_indexed_updates_return_new_arrays():
     assert t.grad.tolist() == [1, 1, 1, 1] and x.tolist() == [0, 1, 2, 3]
     with pytest.raises(NotImplementedError, match="repeated index"):
         tg.jit(lambda a: a.at[idx].multiply(2.0))(x)
+
+
+def test_in_place_operators_under_trace_follow_numpy():
+    def f(a, v):
+        a = a + 0
+        a[np.array([1, 3])] += v  # an int array += float: numpy raises
+        return a
+
+    with pytest.raises(TypeError, match="same_kind"):
+        tg.jit(f)(np.arange(5), np.array([2.7, -2.7]))
+    with pytest.raises(TypeError, match="same_kind"):
+        tg.jit(lambda a: a.__iadd__(2.7))(np.arange(3))
+
+    def g(x, w):
+        y = x * 1.0
+        alias = y
+        y *= w  # in place: the alias sees it, as in NumPy
+        y += np.float64(1.0)
+        return alias
+
+    x, w = np.arange(3.0), np.float32(2.0)
+    np.testing.assert_array_equal(tg.jit(g)(x, w), g(x, w))
+    np.testing.assert_allclose(tg.grad(lambda x: np.sum(g(x, 2.0)))(x), [2.0, 2.0, 2.0])
+    f32 = tg.jit(lambda x: x.__iadd__(np.ones(2)))(np.zeros(2, np.float32))
+    assert f32.dtype == np.float32  # float64 results cast back (same kind)

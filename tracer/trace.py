@@ -115,6 +115,45 @@ class Traced(TracedValue, ArrayMixin):
                             "the updated value instead")
         self._tg_var = new._tg_var
 
+    def _in_place(self, name, fn, other):
+        """`self op= other` as NumPy's: the result cast back to self's dtype, which must be
+        possible under 'same_kind' (an int array += 2.7 raises), and this object then
+        stands for it, as after `self[...] = result` (names bound to it see the change)."""
+        new = fn(self, other)
+        if new.dtype != self.dtype:
+            if not np.can_cast(new.dtype, self.dtype, casting="same_kind"):
+                raise TypeError(f"Cannot cast ufunc '{name}' output from {new.dtype!r} to "
+                                f"{self.dtype!r} with casting rule 'same_kind'")
+            new = tnp.astype(new, self.dtype)
+        if new.shape != self.shape:
+            raise ValueError(f"non-broadcastable output operand with shape {self.shape} "
+                             f"doesn't match the broadcast shape {new.shape}")
+        if getattr(new, "_tg_trace", None) is not self._tg_trace:
+            return new  # an enclosing trace's value, updated in a nested one: a new name
+        self._tg_var = new._tg_var
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place("add", tnp.add, other)
+
+    def __isub__(self, other):
+        return self._in_place("subtract", tnp.subtract, other)
+
+    def __imul__(self, other):
+        return self._in_place("multiply", tnp.multiply, other)
+
+    def __itruediv__(self, other):
+        return self._in_place("divide", tnp.true_divide, other)
+
+    def __ifloordiv__(self, other):
+        return self._in_place("floor_divide", tnp.floor_divide, other)
+
+    def __imod__(self, other):
+        return self._in_place("remainder", tnp.remainder, other)
+
+    def __ipow__(self, other):
+        return self._in_place("power", tnp.power, other)
+
 
 # ---- arguments ------------------------------------------------------------------------
 
