@@ -33,7 +33,7 @@ from tracegrad.ir import TracedValue, apply_graph, ops
 from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, no_grad, tree_flatten,
                               tree_unflatten)
 from tracegrad.tracer.branches import union_captured, with_consts
-from tracegrad.tracer.loop_body import Body, record, trace_of
+from tracegrad.tracer.loop_body import CUSTOM_HINT, Body, record, trace_of
 from tracegrad.tracer.loop_types import leaf_aval, leaf_value, value_name
 from tracegrad.tracer.trace import is_array_leaf
 
@@ -109,8 +109,8 @@ def _traced(rules, args, tree, values, trace):
     arrays = [np.asarray(v, a.dtype) if not hasattr(v, "_tg_trace") else v
               for v, a in zip(values, avals)]
     arg_types = _arg_types(tree, avals)
-    fun = Body.trace(rules.fun, arg_types, rules.name)
-    fwd = Body.trace(rules.fwd, arg_types, f"{rules.name} forward rule")
+    fun = Body.trace(rules.fun, arg_types, rules.name, CUSTOM_HINT)
+    fwd = Body.trace(rules.fwd, arg_types, f"{rules.name} forward rule", CUSTOM_HINT)
     out_tree, res_tree = _check_pair(fwd, "the forward rule", rules.name)
     n_out = out_tree.num_leaves
     if out_tree != fun.out_tree or fwd.out_avals[:n_out] != fun.out_avals:
@@ -119,12 +119,12 @@ def _traced(rules, args, tree, values, trace):
                         f"{fun.out_avals}")
     bwd = Body.trace(_bwd_checked(rules, tree, avals),
                      [(res_tree, fwd.out_avals[n_out:]), (out_tree, fun.out_avals)],
-                     f"{rules.name} backward rule")
+                     f"{rules.name} backward rule", CUSTOM_HINT)
     bodies = [fun, fwd, bwd]
     jvp = None
     if rules.jvp is not None:
         jvp = Body.trace(lambda p, t: rules.jvp(tuple(p), tuple(t)),
-                         [(tree, avals), (tree, avals)], f"{rules.name} jvp rule")
+                         [(tree, avals), (tree, avals)], f"{rules.name} jvp rule", CUSTOM_HINT)
         bodies.append(jvp)
     captured = union_captured(bodies)
     graphs = [with_consts(b, captured) for b in bodies]

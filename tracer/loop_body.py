@@ -13,9 +13,12 @@ from .loop_types import value_name
 from .trace import make_graph
 from .tree import tree_flatten, tree_unflatten
 
-_HINT = ("Loop bodies and branches are traced once for every iteration, so Python control "
-         "flow inside them cannot depend on traced values: use tracegrad.cond (or "
-         "tracegrad.numpy.where) for data-dependent choices.")
+_HINT = ("Loop bodies and branches are traced once for all iterations, abstractly (shapes "
+         "and dtypes, no values), so Python control flow inside them cannot depend on traced "
+         "values: use tracegrad.cond (or tracegrad.numpy.where) for data-dependent choices.")
+CUSTOM_HINT = ("A custom rule's functions are traced once, abstractly (shapes and dtypes, no "
+               "values), so Python control flow inside them cannot depend on traced values: "
+               "use tracegrad.cond (or tracegrad.numpy.where) for data-dependent choices.")
 
 
 # ---- which mode ------------------------------------------------------------------------
@@ -44,7 +47,7 @@ class Body:
     Python scalar (a weak literal).
     """
 
-    def __init__(self, fun, args, what):
+    def __init__(self, fun, args, what, hint=_HINT):
         out_weak = []
 
         def recorded(*a):
@@ -56,17 +59,17 @@ class Body:
         try:
             prog = make_graph(recorded, args, concrete=False)
         except ConcretizationError as e:
-            raise (e if _HINT in str(e) else ConcretizationError(f"{e}\n{what}: {_HINT}")) from None
+            raise (e if hint in str(e) else ConcretizationError(f"{e}\n{what}: {hint}")) from None
         n = len(prog.graph.invars) - len(prog.captured)
         graph = prog.graph
         self.graph = graph.replace(invars=graph.invars[n:] + graph.invars[:n])
         self.captured, self.out_tree, self.out_weak = list(prog.captured), prog.out_tree, out_weak
 
     @classmethod
-    def trace(cls, fun, arg_types, what):
+    def trace(cls, fun, arg_types, what, hint=_HINT):
         """Trace `fun(*args)`; `arg_types` is a list of (treedef, leaf avals) per argument."""
         args = [tree_unflatten(tree, [_placeholder(a) for a in avals]) for tree, avals in arg_types]
-        return cls(fun, args, what)
+        return cls(fun, args, what, hint)
 
     @property
     def out_avals(self):
