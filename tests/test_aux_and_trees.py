@@ -130,3 +130,16 @@ def test_stop_gradient_takes_pytrees_and_lives_at_the_top_level():
     g = tg.grad(lambda p: np.sum(p["a"] * tg.stop_gradient(p)["b"]))(
         {"a": np.ones(2), "b": np.full(2, 3.0)})
     assert g["a"].tolist() == [3.0, 3.0] and g["b"].tolist() == [0.0, 0.0]
+
+
+def test_logsumexp_takes_scipys_b_and_return_sign():
+    a = np.random.default_rng(0).normal(size=(3, 4))
+    b = np.random.default_rng(1).normal(size=(3, 4))
+    s = np.sum(b * np.exp(a), axis=1)
+    value, sign = tg.numpy.logsumexp(a, axis=1, b=b, return_sign=True)
+    np.testing.assert_allclose(value, np.log(np.abs(s)), rtol=1e-12)
+    np.testing.assert_array_equal(sign, np.sign(s))
+    g = tg.grad(lambda x: np.sum(tg.numpy.logsumexp(x, axis=0, b=np.abs(b))))(a)
+    w = np.abs(b) * np.exp(a)
+    np.testing.assert_allclose(g, w / w.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(tg.numpy.logsumexp(a, 1, True), np.log(np.exp(a).sum(1, keepdims=True)))

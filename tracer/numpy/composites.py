@@ -10,9 +10,10 @@ from .. import dtypes
 from ._core import (
     _convert, _dtype, _ndim, _norm_axes, _operand, _reduced_shape, _shape,
 )
-from .elementwise import (absolute, add, divide, greater, greater_equal, less, negative,
-                          stop_gradient, subtract, uf, where)
+from .elementwise import (absolute, add, divide, greater, greater_equal, less, multiply,
+                          negative, stop_gradient, subtract, uf, where)
 from .reductions import max, sum
+from .structure import broadcast_arrays
 
 
 def sigmoid(x):
@@ -41,16 +42,30 @@ def relu(x):
     return where(greater(x, 0), x, 0)
 
 
-def logsumexp(a, axis=None, keepdims=False):
-    """log(sum(exp(a))) with the maximum subtracted (under stop_gradient) for stability."""
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """log(sum(b * exp(a))) with the maximum subtracted (under stop_gradient) for stability,
+    as scipy's and jax's: `b` scales the terms (broadcast against a); `return_sign` gives
+    (log|sum|, sign of the sum), else a negative sum is NaN.  (`keepdims` may also come
+    third, as in this function's NumPy-style form.)"""
+    if isinstance(b, bool):  # logsumexp(a, axis, keepdims): the older positional form
+        b, keepdims = None, b
     a = _operand(a)
     a = _convert(a, dtypes.float_result(_dtype(a)))
+    if b is not None:
+        a, b = broadcast_arrays(a, _convert(_operand(b), _dtype(a)))
     axes = _norm_axes(axis, _ndim(a))
     m = max(a, axis=axes, keepdims=True)
     # An infinite maximum would give inf - inf = nan; shifting by 0 keeps the exact answer.
     m = stop_gradient(where(less(absolute(m), np.inf), m, 0.0))
-    out = add(uf.log(sum(uf.exp(subtract(a, m)), axis=axes, keepdims=True)), m)
-    return out if keepdims else ops.reshape(out, _reduced_shape(_shape(a), axes))
+    e = uf.exp(subtract(a, m))
+    s = sum(e if b is None else multiply(b, e), axis=axes, keepdims=True)
+    out = add(uf.log(absolute(s) if return_sign else s), m)
+    shape = _reduced_shape(_shape(a), axes)
+    out = out if keepdims else ops.reshape(out, shape)
+    if not return_sign:
+        return out
+    sign = ops.sign(s)
+    return out, (sign if keepdims else ops.reshape(sign, shape))
 
 
 def softmax(x, axis=-1):
