@@ -532,3 +532,15 @@ def test_in_place_operators_under_trace_follow_numpy():
     np.testing.assert_allclose(tg.grad(lambda x: np.sum(g(x, 2.0)))(x), [2.0, 2.0, 2.0])
     f32 = tg.jit(lambda x: x.__iadd__(np.ones(2)))(np.zeros(2, np.float32))
     assert f32.dtype == np.float32  # float64 results cast back (same kind)
+
+
+def test_take_mode_fill_as_jax():
+    a = np.arange(5.0)
+    got = tg.jit(lambda a, i: tnp.take(a, i, mode="fill"))(a, np.array([0, 7, -5, -6]))
+    np.testing.assert_array_equal(got, [0.0, np.nan, 0.0, np.nan])
+    A = np.arange(12.0).reshape(3, 4)
+    got = tnp.take(A, np.array([[0, 9]]), axis=1, mode="fill", fill_value=-1)
+    np.testing.assert_array_equal(got, [[[0, -1]], [[4, -1]], [[8, -1]]])
+    assert tnp.take(np.arange(5), np.array([9]), mode="fill")[0] == np.iinfo(np.int64).min
+    g = tg.grad(lambda a: np.sum(tnp.take(a, np.array([0, 0, 9]), mode="fill", fill_value=0.0)))(a)
+    np.testing.assert_array_equal(g, [2, 0, 0, 0, 0])

@@ -15,14 +15,16 @@ place as NumPy does (a tensor in place, a traced value as `x[idx] = v` does).
 from __future__ import annotations
 
 
+import builtins
+
 import numpy as np
 
 from tracegrad.ir import TracedValue, ops
 
 from .. import dtypes
 from ..indexing import getitem
-from ._core import _fail, _lift, _norm_axis, _operand, _reject, _shape, _zero_d_axis
-from .elementwise import maximum, minimum, not_equal
+from ._core import _dtype, _fail, _lift, _norm_axis, _operand, _reject, _shape, _zero_d_axis
+from .elementwise import (greater_equal, less, logical_and, maximum, minimum, not_equal)
 from .elementwise import where as _where3
 from .reductions import count_nonzero
 from .shapes import broadcast_to, ravel, reshape, stack
@@ -68,15 +70,31 @@ def _mode(ind, n: int, mode, op: str):
 
 # ---- take, take_along_axis, put_along_axis, choose ----------------------------------------------
 
-def take(a, indices, axis=None, out=None, mode=None):
-    """a's elements at `indices` along `axis` (the flattened array when axis is None)."""
+def take(a, indices, axis=None, out=None, mode=None, *, fill_value=None):
+    """a's elements at `indices` along `axis` (the flattened array when axis is None).
+    NumPy's modes, and jax's mode='fill': an index outside [-n, n) gives `fill_value`
+    (default NaN for floats, the most negative int for ints, True for bools)."""
     _reject("take", out=out)
     a = _operand(a)
     if axis is None or _zero_d_axis(axis, len(_shape(a))):
         a, axis = ravel(a), 0  # NumPy takes from a 0-d array along axis 0 or -1 as well
     axis = _norm_axis(axis, len(_shape(a)))
+    if mode == "fill":
+        return _take_filled(a, _int_operand(indices), axis, fill_value)
     ind = _mode(_int_operand(indices), _shape(a)[axis], mode, "take")
     return getitem(a, (slice(None),) * axis + (ind,))
+
+
+def _take_filled(a, ind, axis, fill_value):
+    shape, n = _shape(a), _shape(a)[axis]
+    got = getitem(a, (slice(None),) * axis + (_mode(ind, builtins.max(n, 1), "clip", "take"),))
+    inside = logical_and(greater_equal(ind, -n), less(ind, n))
+    inside = reshape(inside, (1,) * axis + tuple(_shape(ind)) + (1,) * (len(shape) - axis - 1))
+    dt = _dtype(a)
+    if fill_value is None:
+        fill_value = (np.nan if dt.kind == "f" else True if dt.kind == "b"
+                      else np.iinfo(dt).min if dt.kind == "i" else np.iinfo(dt).max)
+    return _where3(inside, got, np.asarray(fill_value, dt))
 
 
 def _arange_along(k: int, shape):
