@@ -143,3 +143,18 @@ def test_logsumexp_takes_scipys_b_and_return_sign():
     w = np.abs(b) * np.exp(a)
     np.testing.assert_allclose(g, w / w.sum(axis=0), rtol=1e-12)
     np.testing.assert_allclose(tg.numpy.logsumexp(a, 1, True), np.log(np.exp(a).sum(1, keepdims=True)))
+
+
+def test_loop_bodies_may_build_their_dict_carry_in_another_key_order():
+    init = {"c": np.zeros(2), "h": np.ones(2)}
+
+    def body(i, s):
+        return {"h": s["h"] * 2, "c": s["c"] + s["h"]}  # keys in another order, as JAX allows
+
+    for run in (lambda s: tg.fori_loop(0, 3, body, s), tg.jit(lambda s: tg.fori_loop(0, 3, body, s))):
+        out = run(init)
+        assert list(out) == ["c", "h"] and out["c"].tolist() == [7, 7] and out["h"].tolist() == [8, 8]
+    scanned = tg.jit(lambda s, xs: tg.scan(lambda s, x: ({"h": s["h"] + x, "c": s["c"]}, x), s, xs))
+    assert scanned(init, np.ones((3, 2)))[0]["h"].tolist() == [4, 4]
+    g = tg.grad(lambda s: tg.fori_loop(0, 3, body, s)["c"].sum())(init)
+    assert g["c"].tolist() == [1, 1] and g["h"].tolist() == [7, 7]

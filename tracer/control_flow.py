@@ -111,7 +111,7 @@ def _check_unroll(unroll, name):
 def _scan_body(f, carry, xs_tree, x_avals):
     """Trace `f` for the carry type; weak initial leaves are promoted (and traced again)."""
     for _ in range(2):
-        body = Body.trace(lambda c, x: pair(f(c, x), "scan body function"),
+        body = Body.trace(lambda c, x: _conformed_pair(carry, f(c, x)),
                           [(carry.tree, carry.avals), (xs_tree, x_avals)], "scan body function")
         carry_tree = body.out_tree.children[0]
         carry.check_structure(carry_tree)
@@ -122,6 +122,11 @@ def _scan_body(f, carry, xs_tree, x_avals):
     body.retype_weak(0, carry.avals)
     carry.check_types(body.out_avals[:len(carry.avals)])
     return body
+
+
+def _conformed_pair(carry, out):
+    new_carry, y = pair(out, "scan body function")
+    return carry.conform(new_carry), y
 
 
 def _traced_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
@@ -137,7 +142,7 @@ def _traced_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
 
 def _eager_step(f, carry, values, x):
     """One eager step: (carry leaves, y, y tree); the carry type is checked."""
-    out_carry, y = pair(f(tree_unflatten(carry.tree, values), x), "scan body function")
+    out_carry, y = _conformed_pair(carry, f(tree_unflatten(carry.tree, values), x))
     leaves, tree = tree_flatten(out_carry)
     carry.check_structure(tree)
     leaves = [leaf_value(v) for v in leaves]
@@ -229,7 +234,7 @@ def _eager_pred(cond_fun, value):
 def _eager_while(cond_fun, body_fun, carry):
     values = carry.arrays()
     while _eager_pred(cond_fun, tree_unflatten(carry.tree, values)):
-        leaves, tree = tree_flatten(body_fun(tree_unflatten(carry.tree, values)))
+        leaves, tree = tree_flatten(carry.conform(body_fun(tree_unflatten(carry.tree, values))))
         carry.check_structure(tree)
         leaves, promotions = _eager_carry(carry, values, [leaf_value(v) for v in leaves])
         if promotions is not None:  # first iteration from a weak initial value: redo it
@@ -242,7 +247,8 @@ def _eager_while(cond_fun, body_fun, carry):
 
 def _while_bodies(cond_fun, body_fun, carry):
     for _ in range(2):
-        body = Body.trace(body_fun, [(carry.tree, carry.avals)], "while_loop body_fun")
+        body = Body.trace(lambda c: carry.conform(body_fun(c)), [(carry.tree, carry.avals)],
+                          "while_loop body_fun")
         carry.check_structure(body.out_tree)
         promotions = carry.promotions(body.out_avals)
         if not promotions:
@@ -311,7 +317,7 @@ def _fori_scan(lo, hi, body_fun, init_val, index_dtype):
 def _fori_step(carry, body_fun, i, val):
     """`body_fun(i, val)`, its output checked against `val`'s type, named as the user's
     `val` (weak leaves are left to the enclosing loop's promotion)."""
-    out = body_fun(i, val)
+    out = carry.conform(body_fun(i, val))
     leaves, tree = tree_flatten(out)
     carry.check_structure(tree)
     current = [leaf_aval(leaf_value(v)) for v in tree_flatten(val)[0]]
