@@ -158,3 +158,14 @@ def test_loop_bodies_may_build_their_dict_carry_in_another_key_order():
     assert scanned(init, np.ones((3, 2)))[0]["h"].tolist() == [4, 4]
     g = tg.grad(lambda s: tg.fori_loop(0, 3, body, s)["c"].sum())(init)
     assert g["c"].tolist() == [1, 1] and g["h"].tolist() == [7, 7]
+
+
+def test_reduction_methods_take_numpys_where_initial_and_positions():
+    x = np.arange(6.0).reshape(2, 3)
+    for a in (x, tg.tensor(x)):
+        assert float(a.sum(where=a > 1) if not isinstance(a, np.ndarray) else
+                     tg.jit(lambda v: v.sum(where=v > 1))(a)) == 14.0
+    got = tg.jit(lambda v: (v.max(initial=10.0), v.min(axis=1, where=v > 0, initial=99.0),
+                            v.mean(where=v > 0), v.sum(0, None, None, True)))(x)
+    assert float(got[0]) == 10.0 and got[1].tolist() == [1.0, 3.0] and float(got[2]) == 3.0
+    assert got[3].tolist() == [[3.0, 5.0, 7.0]]

@@ -136,13 +136,17 @@ class ArrayMixin(TorchMethods):
 
     # reductions take torch's dim/keepdim as well, and a bool second positional is torch's
     # keepdim (`x.sum(1, True)`), never NumPy's dtype or out (torch_methods.py)
-    def sum(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+            *, dim=None, keepdim=False):
         dtype, keepdim = keepdim_of(dtype, keepdim)
-        return tnp.sum(self, axis=axis_of(axis, dim), dtype=dtype, keepdims=keepdims or keepdim)
+        return tnp.sum(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
+                       keepdims=keepdims or keepdim, initial=initial, where=where)
 
-    def mean(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=None, dim=None,
+             keepdim=False):
         dtype, keepdim = keepdim_of(dtype, keepdim)
-        return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, keepdims=keepdims or keepdim)
+        return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
+                        keepdims=keepdims or keepdim, where=where)
 
     def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
             unbiased=None, correction=None):
@@ -166,14 +170,20 @@ class ArrayMixin(TorchMethods):
         return tnp.all(self, axis=axis_of(axis, dim), out=out, keepdims=keepdims or keepdim,
                        where=where)
 
-    def max(self, axis=None, out=None, keepdims=False, *, dim=None, keepdim=False):
+    def max(self, axis=None, out=None, keepdims=False, initial=None, where=None, *, dim=None,
+            keepdim=False):
         """NumPy's max; torch's (values, indices) with dim= or `max(d, True)`, torch's
         elementwise maximum with an array (`x.max(y)`)."""
+        if initial is not None or where is not None:
+            return tnp.max(self, axis, out, keepdims or keepdim, initial, where)
         return extreme("max", self, axis, out, keepdims or keepdim, dim)
 
-    def min(self, axis=None, out=None, keepdims=False, *, dim=None, keepdim=False):
+    def min(self, axis=None, out=None, keepdims=False, initial=None, where=None, *, dim=None,
+            keepdim=False):
         """NumPy's min; torch's (values, indices) with dim= or `min(d, True)`, torch's
         elementwise minimum with an array (`x.min(y)`)."""
+        if initial is not None or where is not None:
+            return tnp.min(self, axis, out, keepdims or keepdim, initial, where)
         return extreme("min", self, axis, out, keepdims or keepdim, dim)
 
     # sorting and reductions (tracer/numpy/sorting.py, reductions.py)

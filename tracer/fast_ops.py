@@ -150,18 +150,24 @@ def _full_float_reduction(self, axis, dtype, keepdims) -> bool:
 def _fast_sum(trace):
     prim = PRIMITIVES["reduce_sum"]
 
-    def sum(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
-        if dim is not None or keepdim or not _full_float_reduction(self, axis, dtype, keepdims):
-            return ArrayMixin.sum(self, axis, dtype, keepdims, dim=dim, keepdim=keepdim)
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+            *, dim=None, keepdim=False):
+        if (dim is not None or keepdim or out is not None or initial is not None
+                or where is not None or not _full_float_reduction(self, axis, dtype, keepdims)):
+            return ArrayMixin.sum(self, axis, dtype, out, keepdims, initial, where, dim=dim,
+                                  keepdim=keepdim)
         return trace.process(prim, (self,), {"axes": tuple(range(self._data.ndim))})
     sum.__doc__ = ArrayMixin.sum.__doc__
     return sum
 
 
 def _fast_mean():
-    def mean(self, axis=None, dtype=None, keepdims=False, *, dim=None, keepdim=False):
-        if dim is not None or keepdim or not _full_float_reduction(self, axis, dtype, keepdims):
-            return ArrayMixin.mean(self, axis, dtype, keepdims, dim=dim, keepdim=keepdim)
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=None, dim=None,
+             keepdim=False):
+        if (dim is not None or keepdim or out is not None or where is not None
+                or not _full_float_reduction(self, axis, dtype, keepdims)):
+            return ArrayMixin.mean(self, axis, dtype, out, keepdims, where=where, dim=dim,
+                                   keepdim=keepdim)
         return self.sum() / float(self._data.size)  # tracegrad.numpy's mean: sum / count
     mean.__doc__ = ArrayMixin.mean.__doc__
     return mean
