@@ -169,3 +169,10 @@ def test_reduction_methods_take_numpys_where_initial_and_positions():
                             v.mean(where=v > 0), v.sum(0, None, None, True)))(x)
     assert float(got[0]) == 10.0 and got[1].tolist() == [1.0, 3.0] and float(got[2]) == 3.0
     assert got[3].tolist() == [[3.0, 5.0, 7.0]]
+
+
+def test_round_nbytes_and_itemsize_on_tracegrad_arrays():
+    got = tg.jit(lambda x: round(x * 1.0, 1))(np.array([1.26, 2.54]))
+    np.testing.assert_allclose(got, [1.3, 2.5])
+    t = tg.tensor(np.ones((2, 3), np.float32))
+    assert (t.nbytes, t.itemsize) == (24, 4)

@@ -127,6 +127,18 @@ class ArrayMixin(TorchMethods):
         return Size(self.shape)  # an int, also callable as torch's size() (torch_methods.py)
 
     @property
+    def itemsize(self) -> int:
+        return np.dtype(self.dtype).itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.size) * self.itemsize
+
+    def __round__(self, ndigits=None):
+        """Python's round(): NumPy's round to `ndigits` decimals (an array, as NumPy's)."""
+        return tnp.round(self, 0 if ndigits is None else ndigits)
+
+    @property
     def T(self):
         return tnp.transpose(self)
 
