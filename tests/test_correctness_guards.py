@@ -217,3 +217,12 @@ def test_cache_clear_forgets_the_keyword_variant_and_the_given_up_guards():
     for i in range(2):
         np.testing.assert_array_equal(g(np.full(2, float(i + 5))), np.full(2, (i + 5.0) * 2 * (i + 5)))
     assert len(g.cache_info()) == 2  # compiled again: the guard is no longer given up
+
+
+def test_calls_past_the_limit_return_arrays_as_compiled_ones_do():
+    f = tracegrad.jit(lambda x: {"k": int(np.sum(x)), "v": x * 2}, max_specializations=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpecializationLimitWarning)
+        outs = [f(np.full(2, float(i))) for i in range(3)]
+    assert all(isinstance(o["k"], np.ndarray) and o["k"].shape == () for o in outs)
+    assert [int(o["k"]) for o in outs] == [0, 2, 4]

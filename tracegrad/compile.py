@@ -34,7 +34,8 @@ from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.passes import reroll as rerolling
 from tracegrad.codegen import compile_graph, SignatureMismatch
-from tracegrad.tracer import Tensor, is_grad_enabled, make_graph, tree_flatten, tree_unflatten
+from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, tree_flatten, tree_map,
+                              tree_unflatten)
 
 from .guards import GuardMismatch, advice, location, location_of, settle
 from .dumps import LOG, dump_specialization, log_topics
@@ -119,6 +120,12 @@ def static_arguments(fun, static_argnums, static_argnames) -> tuple:
     nums += tuple(i for i, name in enumerate(positional) if name in names and i not in nums)
     names += tuple(positional[i] for i in nums if 0 <= i < len(positional))
     return nums, frozenset(names)
+
+
+def _as_output(leaf):
+    """A leaf of an uncompiled call's result as compiled code returns it: Python and numpy
+    scalars as 0-d arrays (a specialization returns arrays whichever way it was called)."""
+    return np.asarray(leaf) if isinstance(leaf, (bool, int, float, np.generic)) else leaf
 
 
 def _records_autograd(args) -> bool:
@@ -216,8 +223,8 @@ class CompiledFunction:
                 hit, outs, failed = self._run_cached(specs, spec_args)
             if hit is None and self._may_compile(specs, failed, spec_args):
                 hit, outs = self._specialize(spec_args, specs, failed)
-        if hit is None:
-            return self._uncompiled(args)  # outside the lock: it runs the user's code
+        if hit is None:  # outside the lock: it runs the user's code
+            return tree_map(_as_output, self._uncompiled(args))
         return hit.unflatten(outs)
 
     def _run_cached(self, specs, spec_args):
