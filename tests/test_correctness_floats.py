@@ -171,3 +171,11 @@ def test_float32_integer_powers_round_once(n):
         got = tracegrad.jit(lambda a: a ** n)(x)
     np.testing.assert_array_equal(got, ref)
     np.testing.assert_array_equal((tracegrad.tensor(x) ** n).numpy(), got)
+
+
+def test_nanargmax_of_an_all_nan_lane_raises_on_concrete_data():
+    x = np.array([[np.nan, np.nan], [1.0, np.nan]])
+    for a in (x, tracegrad.tensor(x)):
+        with pytest.raises(ValueError, match="All-NaN slice"):
+            tnp.nanargmax(a, axis=1)
+    assert tracegrad.jit(lambda a: tnp.nanargmin(a, axis=1))(x).tolist() == [0, 0]

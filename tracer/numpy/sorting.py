@@ -140,10 +140,14 @@ argmin = _arg_extremum("argmin")
 
 def _nan_arg(arg, fill):
     def f(a, axis=None, out=None, *, keepdims=False):
+        data = a if isinstance(a, (np.ndarray, list, tuple)) else getattr(a, "_data", None)
+        if data is not None and np.isnan(np.asarray(data)).all(axis=axis).any():
+            raise ValueError("All-NaN slice encountered")  # NumPy's, where the data is known
         return arg(_without_nan(a, fill), axis=axis, out=out, keepdims=keepdims)
     f.__name__ = f.__qualname__ = f"nan{arg.__name__}"
-    f.__doc__ = (f"`{arg.__name__}` ignoring NaNs (a lane of NaNs only gives 0, where NumPy "
-                 "raises: the data decides, and traced code cannot raise on data).")
+    f.__doc__ = (f"`{arg.__name__}` ignoring NaNs.  A lane of NaNs only raises NumPy's "
+                 "ValueError on concrete data (arrays, tensors); traced, it gives 0 (traced "
+                 "code cannot raise on data).")
     return f
 
 
