@@ -17,6 +17,18 @@ from __future__ import annotations
 from .recompute import RECOMPUTE_BUDGET
 from .tasks import StoreSpec, Task, expand_task
 
+# A round summarises at most this many frontier (value, view) pairs per equation (and
+# SUMMARY_FLOOR in all): shifted views multiply them (the gradient of a stencil reads
+# each step at every shift its later steps reach, about T^2 of them per step in 2-D,
+# and the summaries cost T^3 and more).  Past it the round gives up deciding the
+# frontier values one by one and stores them all (`TooManyViews`).
+SUMMARIES_PER_EQN = 8
+SUMMARY_FLOOR = 1024
+
+
+class TooManyViews(Exception):
+    """The frontier's summaries would cost more than the planner's bound."""
+
 
 def candidates(plan, rejected) -> set:
     """Computed values read more than once whose subtree costs more than the budget
@@ -46,10 +58,13 @@ class Summaries:
     def __init__(self, plan, tasks):
         self.reads, self.below = {}, {}  # key -> buffers read; key -> frontier keys met
         todo = [k for t in tasks for k in t.frontier]
+        limit = max(SUMMARY_FLOOR, SUMMARIES_PER_EQN * len(plan.eqns))
         while todo:
             key = todo.pop()
             if key in self.reads:
                 continue
+            if len(self.reads) >= limit:
+                raise TooManyViews()
             atom, view = key
             # expanded as a task, so the expansion is kept: the value's own task is the
             # same one where the view is the identity (and it is stored)
