@@ -47,7 +47,7 @@ def _poison(dtype):
     return np.iinfo(dtype).max
 
 
-def _identity(reduce, dtype):
+def reduction_identity(reduce, dtype):
     """The reduction's identity; for integers and bools the dtype's extreme values."""
     dtype = np.dtype(dtype)
     if reduce == "sum":
@@ -132,7 +132,7 @@ def _store(env, store, value, domain):
 def _run_loop(env, k: LoopKernel):
     for s in k.stores:  # the reduction targets start at the identity
         if s.reduce is not None:
-            env[id(s.buffer)][:] = _identity(s.reduce, s.buffer.dtype)
+            env[id(s.buffer)][:] = reduction_identity(s.reduce, s.buffer.dtype)
     vals = []
     for ins in k.body:
         vals.append(_load(env, ins, k.domain) if isinstance(ins, Load) else _op(vals, ins))

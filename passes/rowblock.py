@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tracegrad.passes.fusion.emission import buffers_used, name_temps
+from tracegrad.passes.kernel_interp import reduction_identity
 from tracegrad.passes.kernels import (Buffer, IndexMap, KernelProgram, Load, LoopKernel, LoopStep,
                                       Op, Store)
 
@@ -57,7 +58,6 @@ MAX_RUN = 32
 GROUPS = 16
 # The reducing store's combine, as an elementwise primitive per (reduce, dtype kind).
 COMBINE = {"sum": "add", "max": "max", "min": "min"}
-IDENTITY = {"sum": 0, "max": -np.inf, "min": np.inf}
 
 
 @dataclass
@@ -297,8 +297,7 @@ def _shares_rows(run, wise) -> bool:
 
 def _carry(body, step, buf, reduce, consts):
     """An accumulator: carry in/out, the block's partial result, and its combine kernel."""
-    identity = np.full(buf.shape, IDENTITY[reduce], buf.dtype) \
-        if buf.dtype != np.bool_ else np.zeros(buf.shape, bool)
+    identity = np.full(buf.shape, reduction_identity(reduce, buf.dtype), buf.dtype)
     init = Buffer(f"c{len(consts)}", buf.shape, buf.dtype, "const", value=identity)
     consts.append(init)
     scratch = Buffer("t", buf.shape, buf.dtype, "temp")

@@ -179,3 +179,14 @@ def test_nanargmax_of_an_all_nan_lane_raises_on_concrete_data():
         with pytest.raises(ValueError, match="All-NaN slice"):
             tnp.nanargmax(a, axis=1)
     assert tracegrad.jit(lambda a: tnp.nanargmin(a, axis=1))(x).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+def test_integer_min_and_max_in_a_row_block_start_from_the_dtypes_extremes(dtype):
+    x = (np.arange(4096 * 64) % 1000 + 5).astype(dtype).reshape(4096, 64)
+
+    def f(x):  # the row-wise sum puts the column min and max in a row block's carries
+        return x - np.sum(x, axis=1, keepdims=True), np.min(x, axis=0), np.max(x, axis=0)
+
+    for got, want in zip(tracegrad.jit(f)(x), f(x)):
+        np.testing.assert_array_equal(got, want)
