@@ -190,3 +190,13 @@ def test_integer_min_and_max_in_a_row_block_start_from_the_dtypes_extremes(dtype
 
     for got, want in zip(tracegrad.jit(f)(x), f(x)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_scalar_half_power_is_numpys_sqrt():
+    x = np.array([-np.inf, -0.0, 2.0, 0.25, 1e300])
+    with np.errstate(invalid="ignore"):
+        want = x ** 0.5
+    for got in (tracegrad.jit(lambda a: a ** 0.5)(x), (tracegrad.tensor(x) ** 0.5).numpy(),
+                tracegrad.jit(lambda a: np.power(a, np.float64(0.5)))(x)):
+        np.testing.assert_array_equal(got, want)
+        assert np.signbit(got[1])

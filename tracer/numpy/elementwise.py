@@ -97,7 +97,18 @@ def power(x1, x2, /, out=None):
     _check_integer_power(x1, x2)
     if isinstance(x2, int) and not isinstance(x2, bool) and _symbolic(x2) is None:
         return ops.integer_pow(_lift(x1, dtypes.result_type(x1, x2)), x2)
+    if _is_half(x2):  # NumPy 2's scalar fast path: sqrt (-0.0 stays -0.0, -inf gives NaN)
+        dt = dtypes.result_type(x1, x2)
+        if np.dtype(dt).kind == "f":
+            return ops.sqrt(_lift(x1, dt))
     return _elementwise("power", "pow", (x1, x2))
+
+
+def _is_half(x2) -> bool:
+    """Whether the exponent is a concrete scalar 0.5 (a Python, numpy or 0-d value)."""
+    if is_boxed(x2) or _symbolic(x2) is not None:
+        return False
+    return isinstance(x2, (float, np.floating, np.ndarray)) and np.ndim(x2) == 0 and x2 == 0.5
 
 
 def _check_integer_power(x1, x2):
