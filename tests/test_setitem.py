@@ -544,3 +544,34 @@ def test_take_mode_fill_as_jax():
     assert tnp.take(np.arange(5), np.array([9]), mode="fill")[0] == np.iinfo(np.int64).min
     g = tg.grad(lambda a: np.sum(tnp.take(a, np.array([0, 0, 9]), mode="fill", fill_value=0.0)))(a)
     np.testing.assert_array_equal(g, [2, 0, 0, 0, 0])
+
+
+def test_overwriting_every_element_with_a_constant_under_trace():
+    def f(x):
+        y = x * 1.0
+        y[...] = 0  # was an error about nested traces
+        z = x * 2.0
+        z[:] = 5.0
+        return y.sum() + z.sum() + x.sum()
+
+    assert float(tg.jit(f)(np.zeros(3))) == 15.0
+    np.testing.assert_array_equal(tg.grad(f)(np.zeros(3)), [1.0, 1.0, 1.0])
+
+
+def test_torch_in_place_methods_on_traced_values():
+    def h(x):
+        y = x * 1.0
+        y.add_(1.0).mul_(2.0)
+        y.exp_()
+        y.clamp_(max=50.0)
+        z = y * 1
+        z.zero_()
+        z.fill_(3.0)
+        return y.sum() + z.sum()
+
+    x = np.array([0.0, 2.0, 5.0])
+    t = tg.tensor(x, requires_grad=True)
+    eager = h(t)
+    eager.backward()
+    np.testing.assert_allclose(tg.jit(h)(x), float(eager), rtol=1e-14)
+    np.testing.assert_allclose(tg.grad(h)(x), t.grad.numpy(), rtol=1e-14)

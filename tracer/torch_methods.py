@@ -228,6 +228,41 @@ class TorchMethods:
     sqrt_ = _in_place("sqrt_", tnp.sqrt)
     log_ = _in_place("log_", tnp.log)
 
+    # the rest of torch's in-place spellings on traced values (Tensor has its own, tensor.py):
+    # NumPy's in-place operators, or a functional update of the whole value
+    def add_(self, other, *, alpha=1):
+        return self.__iadd__(other * alpha if alpha != 1 else other)
+
+    def sub_(self, other, *, alpha=1):
+        return self.__isub__(other * alpha if alpha != 1 else other)
+
+    def mul_(self, other):
+        return self.__imul__(other)
+
+    def div_(self, other):
+        return self.__itruediv__(other)
+
+    def pow_(self, exponent):
+        return self.__ipow__(exponent)
+
+    exp_ = _in_place("exp_", tnp.exp)
+
+    def clamp_(self, min=None, max=None):
+        self[...] = clamp(self, min, max)
+        return self
+
+    def zero_(self):
+        self[...] = 0
+        return self
+
+    def fill_(self, value):
+        self[...] = value
+        return self
+
+    def copy_(self, src):
+        self[...] = src
+        return self
+
     # reductions under torch's names (NumPy's are in array.py)
     def amax(self, dim=(), keepdim=False):
         return tnp.max(self, axis=None if dim in ((), []) else dim, keepdims=keepdim)

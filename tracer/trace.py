@@ -109,6 +109,8 @@ class Traced(TracedValue, ArrayMixin):
         # select); this object then stands for the updated value.  Views are not
         # aliased: a value sliced from it earlier keeps the old contents (as in JAX).
         new = setitem(self, index, value)
+        if not hasattr(new, "_tg_trace"):  # every element overwritten by constants
+            new = tnp.where(np.ones(self.shape, bool), new, self)  # of self, zero derivative
         if getattr(new, "_tg_trace", None) is not self._tg_trace:
             raise TypeError(f"cannot assign into a traced value {self.aval} of an enclosing "
                             "trace from inside a nested one (a loop body, a transform): return "
