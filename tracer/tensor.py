@@ -523,19 +523,8 @@ class Tensor(ArrayMixin):
     def __setitem__(self, index, value):
         self._update("__setitem__", lambda old, v: _indexing.setitem(old, index, v), value, index)
 
-    # torch's in-place spellings
-    def add_(self, other, *, alpha=1):
-        return self.__iadd__(other * alpha if alpha != 1 else other)
-
-    def sub_(self, other, *, alpha=1):
-        return self.__isub__(other * alpha if alpha != 1 else other)
-
-    def mul_(self, other):
-        return self.__imul__(other)
-
-    def div_(self, other):
-        return self.__itruediv__(other)
-
+    # torch's in-place spellings (add_, sub_, mul_ and div_: TorchMethods', through the
+    # operators above)
     def pow_(self, exponent):
         return self._update("pow_", tnp.power, exponent)
 
