@@ -338,12 +338,24 @@ def _supports(kernel) -> bool:
     return all(np.dtype(a.dtype) in SUPPORTED for a in kernel.in_avals)
 
 
+# argmax/argmin along the last axis (inner == 1) keep the best index in memory and reload
+# its value: a serial loop, about 10 times numpy's SIMD argmax over 1M elements.  From
+# this many elements such a lane takes the host callback (numpy's own argmax) instead.
+MIN_CALLBACK_ARG = 4096
+
+
+def _supports_arg(kernel) -> bool:
+    shape, axis = kernel.in_avals[0].shape, kernel.params["axis"]
+    along_last = math.prod(shape[axis + 1:]) == 1
+    return _supports(kernel) and not (along_last and math.prod(shape) >= MIN_CALLBACK_ARG)
+
+
 def _supports_search(kernel) -> bool:
     return _supports(kernel) and kernel.in_avals[0].shape[0] > 0
 
 
 extern.register_native("sort", _emit_sort, _supports_sort)
 extern.register_native("argsort", _emit_sort, _supports_sort)
-extern.register_native("argmax", _emit_arg, _supports)
-extern.register_native("argmin", _emit_arg, _supports)
+extern.register_native("argmax", _emit_arg, _supports_arg)
+extern.register_native("argmin", _emit_arg, _supports_arg)
 extern.register_native("searchsorted", _emit_searchsorted, _supports_search)
