@@ -575,3 +575,13 @@ def test_torch_in_place_methods_on_traced_values():
     eager.backward()
     np.testing.assert_allclose(tg.jit(h)(x), float(eager), rtol=1e-14)
     np.testing.assert_allclose(tg.grad(h)(x), t.grad.numpy(), rtol=1e-14)
+
+
+def test_a_numpy_operand_is_broadcast_in_the_graph_not_captured_full_size():
+    n = 64
+    prog = tg.trace(lambda l: l[:, None] == np.arange(n)[None, :])(np.arange(n))
+    consts = [v.aval.shape for v in prog.graph.constvars]
+    assert consts == [(1, n)], consts  # not an (n, n) constant
+    l = np.random.default_rng(0).integers(0, n, n)
+    np.testing.assert_array_equal(tg.jit(lambda l: l[:, None] == np.arange(n)[None, :])(l),
+                                  l[:, None] == np.arange(n)[None, :])

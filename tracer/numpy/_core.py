@@ -7,7 +7,8 @@ import operator
 
 import numpy as np
 
-from tracegrad.ir import ShapeError, ops, user_source_location
+from tracegrad.ir import GraphBuilder, ShapeError, ops, user_source_location
+from tracegrad.ir.primitives import PRIMITIVES
 
 from .. import dtypes
 
@@ -118,7 +119,18 @@ def _broadcast(op: str, operands):
     except ValueError:
         _fail(op, "operands could not be broadcast together with shapes "
               + " ".join(str(s) for s in shapes), operands)
-    return [v if _shape(v) in ((), out) else ops.broadcast(v, out) for v in operands]
+    trace = ops.find_trace(operands)
+    graph = trace if isinstance(trace, GraphBuilder) else None
+    return [v if _shape(v) in ((), out) else _broadcast_to(v, out, graph) for v in operands]
+
+
+def _broadcast_to(v, shape, graph):
+    """`v` broadcast to `shape`; a numpy operand of a traced operation is broadcast in the
+    graph, so that it stays a constant of its own size (`l[:, None] == np.arange(n)` would
+    otherwise capture an n x n constant)."""
+    if graph is not None and isinstance(v, np.ndarray) and v.size * 4 < int(np.prod(shape)):
+        return graph.process(PRIMITIVES["broadcast"], [v], {"shape": tuple(shape)})
+    return ops.broadcast(v, shape)
 
 
 def _elementwise(op: str, prim: str, xs, dt=None):
