@@ -176,3 +176,14 @@ def test_round_nbytes_and_itemsize_on_tracegrad_arrays():
     np.testing.assert_allclose(got, [1.3, 2.5])
     t = tg.tensor(np.ones((2, 3), np.float32))
     assert (t.nbytes, t.itemsize) == (24, 4)
+
+
+@pytest.mark.parametrize("mode", ["valid", "same", "full"])
+def test_short_filters_correlate_as_shifted_slices(mode):
+    rng = np.random.default_rng(0)
+    s, k = rng.normal(size=5000), rng.normal(size=31)
+    for fn in (np.convolve, np.correlate):
+        got = tg.jit(lambda a, b, fn=fn: fn(a, b, mode))(s, k)
+        np.testing.assert_allclose(got, fn(s, k, mode), rtol=1e-12, atol=1e-12)
+    program = tg.trace(lambda a, b: np.convolve(a, b, mode))(s, k)
+    assert "dot" not in str(program)  # no windows product for a short filter

@@ -444,14 +444,28 @@ _MODES = {"valid": lambda m: (0, 0), "same": lambda m: (m // 2, m - m // 2 - 1),
           "full": lambda m: (m - 1, m - 1)}
 
 
+# Up to this many taps a correlation is a sum of shifted slices, which fusion makes one
+# pass over `a` (a 31-tap filter over 100k elements: 0.13 ms, where the windows of the
+# product below are two 25 MB temps and 6 ms); longer ones are one matrix product.
+SHIFTED_TAPS = 64
+
+
 def _correlate_long_short(a, v, mode):
-    """NumPy's correlate for len(a) >= len(v): out[k] = sum_j a[k + j - left] * v[j],
-    one matrix product of `v` with the windows of the zero-padded `a`."""
+    """NumPy's correlate for len(a) >= len(v): out[k] = sum_j a[k + j - left] * v[j]: the
+    sum of `v[j]` times `a` shifted by j (short `v`), or one matrix product of `v` with the
+    windows of the zero-padded `a`."""
     n, m = _shape(a)[0], _shape(v)[0]
     left, right = _MODES[mode](m)
     ap = ops.pad(a, (left,), (1,), (n + left + right,)) if left or right else a
     length = n + left + right - m + 1
-    return matmul(v, _windows(ap, m, length))
+    if m > SHIFTED_TAPS:
+        return matmul(v, _windows(ap, m, length))
+    out = None
+    for j in range(m):
+        term = ops.mul(ops.slice(ap, (j,), (1,), (length,)),
+                       ops.reshape(ops.slice(v, (j,), (1,), (1,)), ()))
+        out = term if out is None else ops.add(out, term)
+    return out
 
 
 def _vectors(op, a, v, mode):
