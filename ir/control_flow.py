@@ -99,7 +99,7 @@ def cond(index, operands, branches):
 
 # ---- while ---------------------------------------------------------------------------------
 
-def _split_while(args, cond_nconsts, body_nconsts):
+def split_while(args, cond_nconsts, body_nconsts):
     return (list(args[:cond_nconsts]), list(args[cond_nconsts:cond_nconsts + body_nconsts]),
             list(args[cond_nconsts + body_nconsts:]))
 
@@ -109,7 +109,7 @@ def _check_while_params(avals, cond_graph, body_graph, cond_nconsts, body_nconst
     _check_count("while", "body_nconsts", body_nconsts, avals[cond_nconsts:])
     _check_graph("while", "cond_graph", cond_graph)
     _check_graph("while", "body_graph", body_graph)
-    cc, bc, carries = _split_while(avals, cond_nconsts, body_nconsts)
+    cc, bc, carries = split_while(avals, cond_nconsts, body_nconsts)
     _check_avals("while", "the inputs of cond_graph", cond_graph.in_avals, cc + carries)
     _scalar_bool("while", "cond_graph", cond_graph.out_avals)
     _check_avals("while", "the inputs of body_graph", body_graph.in_avals, bc + carries)
@@ -125,7 +125,7 @@ def _while_rule(*avals, cond_graph, body_graph, cond_nconsts, body_nconsts):
 
 
 def _while_impl(*args, cond_graph, body_graph, cond_nconsts, body_nconsts):
-    cc, bc, carry = _split_while(args, cond_nconsts, body_nconsts)
+    cc, bc, carry = split_while(args, cond_nconsts, body_nconsts)
     while bool(interpreter.eval_graph(cond_graph, *cc, *carry)[0]):
         carry = interpreter.eval_graph(body_graph, *bc, *carry)
     return [np.asarray(c) for c in carry]
@@ -144,7 +144,7 @@ def while_(cond_consts, body_consts, init, cond_graph, body_graph):
 
 # ---- scan -----------------------------------------------------------------------------------
 
-def _split_scan(args, num_consts, num_carry):
+def split_scan(args, num_consts, num_carry):
     return (list(args[:num_consts]), list(args[num_consts:num_consts + num_carry]),
             list(args[num_consts + num_carry:]))
 
@@ -156,7 +156,7 @@ def _scan_rule(*avals, body, num_consts, num_carry, length, reverse):
     if not isinstance(length, int) or length < 0 or not isinstance(reverse, bool):
         fail("scan", f"length={length!r} must be an int >= 0 and reverse={reverse!r} a bool")
     _check_graph("scan", "body", body)
-    consts, carries, xs = _split_scan(avals, num_consts, num_carry)
+    consts, carries, xs = split_scan(avals, num_consts, num_carry)
     for x in xs:
         if x.ndim == 0 or x.shape[0] != length:
             fail("scan", f"every xs operand needs a leading axis of length {length}", x)
@@ -170,7 +170,7 @@ def _scan_rule(*avals, body, num_consts, num_carry, length, reverse):
 
 
 def _scan_impl(*args, body, num_consts, num_carry, length, reverse):
-    consts, carry, xs = _split_scan(args, num_consts, num_carry)
+    consts, carry, xs = split_scan(args, num_consts, num_carry)
     xs = [np.asarray(x) for x in xs]
     ys = [np.empty((length,) + a.shape, a.dtype) for a in body.out_avals[num_carry:]]
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
@@ -223,7 +223,7 @@ def _while_vjp_impl(*args, cond_graph, body_graph, body_bwd, cond_nconsts, body_
     carry.  The tape holds trip-count x (all carries) bytes while this runs.
     """
     n_ct = len(active_carries)
-    cc, bc, carry = _split_while(args[:len(args) - n_ct], cond_nconsts, body_nconsts)
+    cc, bc, carry = split_while(args[:len(args) - n_ct], cond_nconsts, body_nconsts)
     tape = []
     while bool(interpreter.eval_graph(cond_graph, *cc, *carry)[0]):
         tape.append(carry)

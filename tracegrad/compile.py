@@ -20,7 +20,6 @@ rounding of compiled sums (tracegrad/guards.py).
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
 import time
 import warnings
@@ -107,16 +106,14 @@ class Specialization:
         return outs[:self.n_outputs], None
 
 
-def static_arguments(fun, static_argnums, static_argnames) -> tuple:
+def static_arguments(arg_names, static_argnums, static_argnames) -> tuple:
     """(positions, names) of the static parameters, each completed from the other through
-    `fun`'s signature where it has one, as jax.jit does."""
+    the function's signature (`ArgNames.positional`) where it has one, as jax.jit does."""
     nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-    try:
-        params = list(inspect.signature(fun).parameters.values())
-    except (TypeError, ValueError):  # a builtin or callable without a signature
+    positional = arg_names.positional()
+    if positional is None:  # a builtin or callable without a signature
         return nums, frozenset(names)
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     nums += tuple(i for i, name in enumerate(positional) if name in names and i not in nums)
     names += tuple(positional[i] for i in nums if 0 <= i < len(positional))
     return nums, frozenset(names)
@@ -144,7 +141,7 @@ class CompiledFunction:
         self.fun = fun
         self.has_aux = has_aux
         self._names = ArgNames(fun)
-        self.static_argnums, self.static_argnames = static_arguments(fun, static_argnums,
+        self.static_argnums, self.static_argnames = static_arguments(self._names, static_argnums,
                                                                      static_argnames)
         self.grad = grad
         self.grad_argnums = grad_argnums

@@ -149,10 +149,14 @@ class ArgNames:
         except (TypeError, ValueError):  # builtins without a signature
             return None
 
-    def arg(self, pos) -> str:
+    def positional(self) -> list | None:
+        """The names of the parameters an argument may fill by position (None: unknown)."""
         sig = self._signature()
-        names = [] if sig is None else [p.name for p in sig.parameters.values()
-                                        if p.kind in _POSITIONAL]
+        return None if sig is None else [p.name for p in sig.parameters.values()
+                                         if p.kind in _POSITIONAL]
+
+    def arg(self, pos) -> str:
+        names = self.positional() or []
         return f"argument {pos}" + (f" ({names[pos]!r})" if pos < len(names) else "")
 
     def signature(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir import apply_graph
+from tracegrad.ir.control_flow import split_scan, split_while
 
 from . import numpy as tnp
 
@@ -26,18 +27,14 @@ def _cond(index, *operands, branches):
 
 
 def _while(*args, cond_graph, body_graph, cond_nconsts, body_nconsts):
-    cc = list(args[:cond_nconsts])
-    bc = list(args[cond_nconsts:cond_nconsts + body_nconsts])
-    carry = list(args[cond_nconsts + body_nconsts:])
+    cc, bc, carry = split_while(args, cond_nconsts, body_nconsts)
     while bool(_value(apply_graph(cond_graph, cc + carry)[0])):
         carry = apply_graph(body_graph, bc + carry)
     return carry
 
 
 def _scan(*args, body, num_consts, num_carry, length, reverse):
-    consts = list(args[:num_consts])
-    carry = list(args[num_consts:num_consts + num_carry])
-    xs = list(args[num_consts + num_carry:])
+    consts, carry, xs = split_scan(args, num_consts, num_carry)
     ys = [[] for _ in body.out_avals[num_carry:]]
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
         outs = apply_graph(body, consts + carry + [x[i] for x in xs])
