@@ -15,7 +15,7 @@ from tracegrad.ir import ShapedArray, TracedValue, ops
 
 from . import dtypes
 from . import numpy as tnp
-from .tree import tree_flatten, tree_unflatten
+from .tree import flatten_up_to, tree_flatten, tree_unflatten
 
 
 def type_name(aval) -> str:
@@ -115,16 +115,6 @@ def is_traced(x) -> bool:
 
 # ---- carries -----------------------------------------------------------------------------
 
-def conformed(tree, x):
-    """`x` with every dict that has `tree`'s keys there rebuilt in `tree`'s key order."""
-    kids = tree.children
-    if tree.kind is dict and isinstance(x, dict) and len(x) == len(kids) and set(x) == set(tree.meta):
-        return {k: conformed(c, x[k]) for k, c in zip(tree.meta, kids)}
-    if tree.kind in (tuple, list) and type(x) is tree.kind and len(x) == len(kids):
-        return tree.kind(conformed(c, v) for c, v in zip(kids, x))
-    return x
-
-
 class CarryType:
     """The type of a loop carry (or of branch outputs): structure, leaf avals,
     which initial leaves are weak, and how errors name the leaves."""
@@ -153,7 +143,10 @@ class CarryType:
     def conform(self, out):
         """`out` with its dicts' entries in the carry's key order where the key sets agree:
         JAX sorts dict keys, so a body may build its output dict in any order."""
-        return conformed(self.tree, out)
+        try:
+            return tree_unflatten(self.tree, flatten_up_to(self.tree, out))
+        except ValueError:  # another structure: `check_structure` says where
+            return out
 
     def check_structure(self, out_tree):
         diff = tree_difference(self.tree, out_tree, self.root)
