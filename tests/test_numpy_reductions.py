@@ -194,3 +194,13 @@ def test_softplus_gradient_at_zero_is_one_half():
         assert tracegrad.grad(tnp.softplus)(x) == 0.5
         assert tracegrad.compile_grad(tnp.softplus)(np.asarray(x))[1][0] == 0.5
     np.testing.assert_allclose(tnp.softplus(np.array([-800.0, 0.0, 800.0])), [0.0, np.log(2), 800.0])
+
+
+def test_log_softmax_keeps_small_terms_of_large_float32_logits():
+    # x - logsumexp(x) rounds at the logits' magnitude; (x - max) - log(sum) does not
+    logits = np.array([[-88.0, -100.0, -103.0], [1e4, 1e4, 1e4], [0.0, -np.inf, 1.0]], np.float32)
+    exact = logits.astype(np.float64) - np.max(logits, axis=1, keepdims=True)
+    exact = exact - np.log(np.sum(np.exp(exact), axis=1, keepdims=True))
+    for got in (tnp.log_softmax(tensor(logits)).numpy(), tracegrad.jit(tnp.log_softmax)(logits)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, exact, rtol=1e-6, atol=2.5e-7)  # the sum rounds near 1

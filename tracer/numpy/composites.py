@@ -76,8 +76,13 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
-    """x - logsumexp(x) along `axis`."""
-    return subtract(x, logsumexp(x, axis=axis, keepdims=True))
+    """(x - max) - log(sum(exp(x - max))) along `axis`: the shifted logits are rounded at
+    their own magnitude, not the logits' (x - logsumexp(x) loses the small ones in float32)."""
+    x = _operand(x)
+    x = _convert(x, dtypes.float_result(_dtype(x)))
+    m = max(x, axis=axis, keepdims=True)
+    shifted = subtract(x, stop_gradient(where(less(absolute(m), np.inf), m, 0.0)))
+    return subtract(shifted, uf.log(sum(uf.exp(shifted), axis=axis, keepdims=True)))
 
 
 __all__ = ["sigmoid", "softplus", "relu", "logsumexp", "softmax", "log_softmax"]
