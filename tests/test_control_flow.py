@@ -522,3 +522,13 @@ def test_jax_keywords_unroll_and_operand():
     assert float(tg.cond(False, lambda v: v + 1, lambda v: v - 1, operand=np.float64(2.0))) == 1.0
     with pytest.raises(TypeError, match="not both"):
         tg.cond(True, lambda v: v, lambda v: v, 1.0, operand=2.0)
+
+
+def test_switch_clamps_an_int64_index_before_narrowing_it():
+    branches = [lambda x: x * 0.0, lambda x: x * 0.0 + 1.0, lambda x: x * 0.0 + 2.0]
+    f = lambda i, x: tg.switch(i, branches, x)   # noqa: E731
+    for i, want in ((2**31, 2.0), (2**32 + 1, 2.0), (2**62, 2.0), (-2**31 - 1, 0.0), (1, 1.0)):
+        i = np.int64(i)
+        assert float(tg.jit(f)(i, 1.0)) == want
+        assert float(tg.trace(f)(i, 1.0)(i, 1.0)) == want
+        assert float(tg.switch(i, branches, 1.0)) == want

@@ -758,3 +758,26 @@ def test_zero_grad_without_none_zeroes_the_same_tensor_and_detach_in_place():
     assert w.grad is g and g.tolist() == [0.0, 0.0]
     b = tensor([1.0], requires_grad=True) * 2
     assert b.detach_() is b and b.is_leaf and not b.requires_grad
+
+
+def test_copies_and_pickles_of_a_leaf_in_a_live_graph_are_new_leaves():
+    import copy
+    import pickle
+    w = tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    keep = (w * 2).sum()            # a live graph holds w's accumulator
+    keep.backward(retain_graph=True)
+    deep, shallow = copy.deepcopy(w), copy.copy(w)
+    loaded = pickle.loads(pickle.dumps(w))
+    np.testing.assert_array_equal(deep.grad.numpy(), [2.0, 2.0, 2.0])   # deepcopy copies .grad
+    assert shallow.grad is None and loaded.grad is None
+    for c, k in ((deep, 3.0), (shallow, 4.0), (loaded, 5.0)):
+        assert c.is_leaf and c.requires_grad
+        (c * k).sum().backward()
+    np.testing.assert_array_equal(deep.grad.numpy(), [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(shallow.grad.numpy(), [4.0, 4.0, 4.0])
+    np.testing.assert_array_equal(loaded.grad.numpy(), [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 2.0, 2.0])       # untouched
+    shallow.data[0] = 7.0          # copy.copy shares the buffer, as PyTorch's
+    assert w.data[0] == 7.0 and deep.data[0] == 1.0
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(keep)

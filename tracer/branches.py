@@ -72,7 +72,9 @@ def switch(index, branches, *operands):
     if not hasattr(index, "_tg_trace") or hasattr(index, "_tg_concrete"):
         concrete = index._tg_concrete() if hasattr(index, "_tg_concrete") else index
         index = int(concrete)
-    else:
+    else:  # clamped before narrowing, so that an int64 index past 2**31 cannot wrap
+        top = np.asarray(len(branches) - 1, aval.dtype)
+        index = ops.max(ops.min(index, top), np.zeros((), aval.dtype))
         index = ops.convert(index, np.int32)
     return _branch(index, branches, operands, tuple(f"branches[{k}]" for k in range(len(branches))))
 

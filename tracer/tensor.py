@@ -10,6 +10,7 @@ tensor(15., grad_fn=<AddBackward0>)
 """
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 
@@ -165,6 +166,12 @@ def _identity(x):
     return x
 
 
+def _unpickle_tensor(data, requires_grad):
+    t = _new_tensor(data)
+    t._requires_grad = requires_grad
+    return t
+
+
 def _new_tensor(data: np.ndarray, grad_fn=None, version=None) -> Tensor:
     """`Tensor._make(data, grad_fn)` for a fresh array, without the classmethod's binding
     (the operators' and the backward's hot paths)."""
@@ -302,6 +309,29 @@ class Tensor(ArrayMixin):
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
+
+    # ---- copies and pickling, as PyTorch's: a new leaf, never the original's accumulator ----
+    def __copy__(self):
+        """A new leaf sharing this tensor's buffer and version counter (PyTorch's copy.copy)."""
+        t = _new_tensor(self._data, version=self._version)
+        t._requires_grad = self._requires_grad
+        return t
+
+    def __deepcopy__(self, memo):
+        """A new leaf with copies of the data and of `.grad`; only leaves may be deep-copied."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.")
+        t = _new_tensor(self._data.copy())
+        t._requires_grad = self._requires_grad
+        memo[id(self)] = t
+        if self._grad is not None:
+            t._grad = copy.deepcopy(self._grad, memo)
+        return t
+
+    def __reduce__(self):
+        # pickles the values and the flag; the graph, .grad and hooks stay behind
+        return _unpickle_tensor, (self._data, self._requires_grad)
 
     def retain_grad(self):
         """Keep the gradient of this non-leaf in `.grad` during backward."""
