@@ -55,6 +55,8 @@ def test_trace_saves_a_program_that_loads(user_file, tmp_path, capsys):
     (["trace", "{f}:loss", "--args", "f64[3],f64[5,2]"], "loss: BroadcastError: matmul"),
     (["trace", "{f}:loss", "--args", "f64(3)"], "expected types like"),
     (["trace", "{f}", "--args", "f64[3]"], "expected FILE.py:FUNCTION"),
+    (["trace", "{f}:loss", "--args", "f64[3],f64[4,3]", "--seed", "-5"], "expected a seed"),
+    (["trace", "{f}:loss", "--args", "f64[99999999999999],f64[4,3]"], "MemoryError"),
 ])
 def test_user_errors_are_one_line_with_status_2(user_file, capsys, argv, message):
     argv = [a.format(f=user_file) for a in argv]

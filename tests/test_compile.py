@@ -319,3 +319,16 @@ def test_static_argnums_and_static_argnames_with_keyword_calls():
         static_argnames="act")(np.ones(2), np.ones(2), act="tanh")
     np.testing.assert_allclose(grads[0], 1 - np.tanh(1.0) ** 2)
     assert tracegrad.jit(f, donate_argnums=0)(np.ones(2)).tolist() == [1.0, 1.0]
+
+
+def test_compiled_functions_copy_as_functions_and_pickle_their_options():
+    import copy
+    import pickle
+    f = tracegrad.compile_grad(np.sum, argnums=0)
+    x = np.arange(3.0)
+    f(x)
+    assert copy.copy(f) is f and copy.deepcopy(f) is f and copy.deepcopy([f])[0] is f
+    g = pickle.loads(pickle.dumps(f))
+    assert g is not f and g.grad and g.grad_argnums == 0
+    value, grad = g(x)   # a single argnum: the gradient itself, as jax.value_and_grad
+    assert value == 3.0 and np.array_equal(grad, np.ones(3))

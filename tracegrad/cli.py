@@ -48,10 +48,24 @@ def parse_arg_types(text: str) -> list:
 
 
 def example_args(types, seed: int) -> list:
+    """Seeded example arrays of the given types; a bad seed or a size that does not fit in
+    memory is a `UserError` (one line, exit 2)."""
+    if seed < 0:
+        raise UserError(f"--seed {seed}: expected a seed of 0 or more")
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape).astype(dtype) if dtype.kind == "f"
-            else (rng.standard_normal(shape) > 0).astype(dtype) if dtype.kind == "b"
-            else rng.integers(0, 10, shape).astype(dtype) for shape, dtype in types]
+    try:
+        return [_example(rng, shape, dtype) for shape, dtype in types]
+    except (MemoryError, ValueError) as e:
+        raise UserError(f"--args: cannot make the example arrays: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def _example(rng, shape, dtype):
+    if dtype.kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind == "b":
+        return (rng.standard_normal(shape) > 0).astype(dtype)
+    return rng.integers(0, 10, shape).astype(dtype)
 
 
 def load_function(target: str):

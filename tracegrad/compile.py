@@ -165,6 +165,22 @@ class CompiledFunction:
         self._warned_eager = False
         self._mismatches: dict[tuple, int] = {}  # signature -> compiles that hit GuardMismatch
 
+    # -- copies and pickles ----------------------------------------------------
+    # A compiled function is a function: copies are itself (Python copies functions so), and
+    # a pickle carries the function and the options; the loading process compiles again.
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        options = dict(static_argnums=self.static_argnums, grad_argnums=self.grad_argnums,
+                       grad=self.grad, max_specializations=self.max_specializations,
+                       disk_cache=self.disk_cache, has_aux=self.has_aux,
+                       static_argnames=self.static_argnames)
+        return _rebuild_compiled, (self.fun, options)
+
     # -- calling ---------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         if kwargs:
@@ -484,6 +500,10 @@ def _unflattener(out_tree, n):
             return lambda outs: (outs[0], outs[1:n])
     assert leaves == list(range(n))
     return lambda outs: tree_unflatten(out_tree, list(outs[:n]))
+
+
+def _rebuild_compiled(fun, options):
+    return CompiledFunction(fun, **options)
 
 
 class _Clock:
