@@ -325,3 +325,15 @@ def test_quantile_picks_keep_the_data_dtype(method, dtype):
         got = tracegrad.jit(lambda a, q=q: np.quantile(a, q, method=method))(x)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def test_bincount_of_an_eager_tensor_takes_numpys_length():
+    n = np.array([0, 1, 1, 3])
+    np.testing.assert_array_equal(np.bincount(tensor(n)).numpy(), np.bincount(n))
+    np.testing.assert_array_equal(tnp.bincount(tensor(n), minlength=6).numpy(),
+                                  np.bincount(n, minlength=6))
+    w = tensor(np.array([1.0, 2.0, 3.0, 4.0]), requires_grad=True)
+    (tnp.bincount(tensor(n), w) * np.arange(4.0)).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [0.0, 1.0, 1.0, 3.0])
+    with pytest.raises(ValueError, match="static length"):
+        tracegrad.jit(lambda a: tnp.bincount(a))(n)

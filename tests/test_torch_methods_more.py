@@ -533,3 +533,14 @@ def test_torch_methods_under_trace():
     assert float(tg.jit(f)(a, 1.5)) == pytest.approx(want)
     g = tg.grad(f)(a, 1.5)
     assert g.shape == (2, 3)
+
+
+def test_split_chunk_topk_check_dim_and_k_as_torch():
+    x = tg.tensor(np.arange(12.0).reshape(4, 3))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.split(2, dim=3)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.chunk(2, dim=-3)
+    with pytest.raises(RuntimeError, match="out of range"):
+        x.topk(4)
+    assert x.topk(3)[0].shape == (4, 3) and x.topk(0)[0].shape == (4, 0)

@@ -238,7 +238,7 @@ def _static(x, pos, names, declared=False):
                                  f"Mark it static: static_argnums=({pos},).")
     try:
         hash(x)
-    except TypeError:
+    except (TypeError, ValueError):  # ValueError: a writable memoryview
         raise names.not_an_array(
             pos, f" is a {type(x).__name__}, which is not hashable",
             "A static argument (static_argnums) must be hashable: pass a tuple or a frozen "

@@ -402,12 +402,13 @@ class TorchMethods:
         an empty dim gives `chunks` empty pieces."""
         if chunks <= 0:
             raise ValueError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
-        n = self.shape[dim]
+        n = self.shape[norm_dim(dim, len(self.shape))]
         return self.split(-(-n // chunks) if n else [0] * chunks, dim)
 
     def split(self, split_size, dim=0):
         """torch's: pieces of `split_size` along dim (the last shorter), or of the listed
         sizes (which must sum to the dim's size)."""
+        dim = norm_dim(dim, len(self.shape))
         edges = np.cumsum(split_sizes(split_size, self.shape[dim]))[:-1]
         return tuple(tnp.split(self, [int(e) for e in edges], axis=dim))
 
@@ -449,6 +450,10 @@ class TorchMethods:
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """torch's (values, indices) of the k largest (smallest) along dim, in order."""
+        n = self.shape[norm_dim(dim, len(self.shape))] if self.shape else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: selected index k={k} out of range for a dimension of "
+                               f"size {n}")
         indices = tnp.take(sort_order(self, dim, largest), np.arange(k), axis=dim)
         return MinMax(tnp.take_along_axis(self, indices, axis=dim), indices)
 

@@ -430,17 +430,24 @@ def bincount(x, weights=None, minlength=0, *, length=None):
     if _ndim(x) != 1 or _dtype(x).kind not in "iub":
         _fail("bincount", "x must be a 1-D array of non-negative ints", [x], ValueError)
     if length is None:
-        if is_boxed(x):
-            _fail("bincount", "traced or tensor input needs a static length=", [x], ValueError)
-        if _shape(x)[0] and np.min(x) < 0:
-            raise ValueError("'list' argument must have no negative elements")
-        length = max(int(np.max(x)) + 1 if _shape(x)[0] else 0, minlength)
+        length = _bincount_length(x, minlength)
     x = _convert(x, INDEX)
     if weights is None:
         return _count_into(x, length, np.ones(_shape(x), INDEX))
     w = _operand(weights)
     # NumPy sums weights in float64 whatever their dtype (float32 included).
     return _count_into(x, length, _convert(w, np.dtype(np.float64)))
+
+
+def _bincount_length(x, minlength) -> int:
+    """NumPy's length: from the values of a concrete array or eager tensor; a traced `x`
+    has none, so it needs `length=`."""
+    data = x._tg_concrete() if hasattr(x, "_tg_concrete") else None if is_boxed(x) else x
+    if data is None:
+        _fail("bincount", "traced input needs a static length=", [x], ValueError)
+    if data.size and np.min(data) < 0:
+        raise ValueError("'list' argument must have no negative elements")
+    return max(int(np.max(data)) + 1 if data.size else 0, minlength)
 
 
 def _linspace(lo, hi, num, dt):
