@@ -155,6 +155,9 @@ class GraphBuilder:
         # each becomes an extra input, after the explicit ones, bound to `captured[i]`.
         self.captured: list[TracedValue] = []
         self._captured_vars: list[Var] = []
+        # Whether eager tensors that require grad are captured too (not made constants):
+        # set by transforms that apply their graph to the tensors, so autograd records it.
+        self.capture_tensors = False
 
     # -- inputs and constants ------------------------------------------------
     def new_input(self, aval: ShapedArray, example=None) -> TracedValue:
@@ -187,7 +190,9 @@ class GraphBuilder:
                 raise OverflowError(f"Python int {x} too large to convert to int64")
             return Literal(x, like_dtype if like_dtype is not None else np.result_type(x))
         inner = getattr(x, "_tg_concrete", None)
-        if inner is not None:  # an eager tensor captured by closure: its data is a constant
+        if inner is not None:  # an eager tensor captured by closure: its data is a constant,
+            if self.capture_tensors and getattr(x, "requires_grad", False):
+                return self._capture_tensor(x)  # or an input where autograd must see it
             x = inner()
         arr = np.asarray(x)
         if arr.ndim == 0 and arr.dtype != object:
@@ -217,14 +222,22 @@ class GraphBuilder:
 
     def _capture(self, outer: TracedValue) -> Var:
         """An enclosing trace's value becomes an input of this graph (a closure)."""
+        return self._captured_var(outer, outer.aval, lambda: outer._tg_trace.example_value(outer))
+
+    def _capture_tensor(self, tensor) -> Var:
+        """An eager tensor that requires grad becomes an input of this graph (a closure)."""
+        data = tensor._tg_concrete()
+        return self._captured_var(tensor, aval_of(data), lambda: data)
+
+    def _captured_var(self, outer, aval, example) -> Var:
         for value, var in zip(self.captured, self._captured_vars):
             if value is outer:
                 return var
-        var = Var(outer.aval)
+        var = Var(aval)
         if self._example is not None:
-            example = outer._tg_trace.example_value(outer)
-            if example is not None:
-                self._example[var] = example
+            value = example()
+            if value is not None:
+                self._example[var] = value
         self.captured.append(outer)
         self._captured_vars.append(var)
         return var

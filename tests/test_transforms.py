@@ -8,6 +8,8 @@ import pytest
 from tracegrad.ir import (eval_graph,
                           verify)
 import tracegrad.transforms as t
+import tracegrad
+import tracegrad.numpy as tnp
 
 from autodiff_cases import (_smooth_d2, F64, vdot)
 
@@ -192,15 +194,35 @@ def test_abstract_outer_trace():
         make_graph(t.grad(_branchy), [X], concrete=False)
 
 
-def test_tensor_arguments_give_numpy_and_match_eager_backward():
-    from tracegrad.tracer import tensor
+def test_tensor_arguments_match_eager_backward_and_record_when_they_require_grad():
+    from tracegrad.tracer import Tensor, no_grad, tensor
 
     x = tensor(X, requires_grad=True)
     loss = _loss(x)
     loss.backward()
-    g = t.grad(_loss)(x)
-    assert type(g) is np.ndarray
-    np.testing.assert_allclose(g, x.grad.detach().data, rtol=1e-12)
+    g = t.grad(_loss)(x)   # a Tensor autograd recorded, as torch.func.grad's result
+    assert isinstance(g, Tensor) and g.grad_fn is not None
+    np.testing.assert_allclose(g.data, x.grad.detach().data, rtol=1e-12)
+    assert type(t.grad(_loss)(tensor(X))) is np.ndarray     # nothing to record
+    with no_grad():
+        assert type(t.grad(_loss)(x)) is np.ndarray
+
+
+def test_gradient_penalty_and_closures_over_tensors_reach_backward():
+    from tracegrad.tracer import tensor
+
+    f = lambda w: tnp.sum(tnp.sin(w) * w * w)          # noqa: E731
+    w = tensor(np.array([0.3, -1.2, 2.0]), requires_grad=True)
+    (f(w) + tnp.sum(t.grad(f)(w) ** 2)).backward()
+    dfdw = np.cos(w.data) * w.data ** 2 + 2 * w.data * np.sin(w.data)
+    d2 = -np.sin(w.data) * w.data ** 2 + 4 * w.data * np.cos(w.data) + 2 * np.sin(w.data)
+    np.testing.assert_allclose(w.grad.data, dfdw + 2 * dfdw * d2, rtol=1e-12)
+    W = tensor(np.array([[0.5, -1.0], [2.0, 0.1]]), requires_grad=True)
+    rows = np.array([[1.0, 2.0], [-0.5, 0.3], [0.0, 1.0]])
+    per_row = tracegrad.vmap(lambda r: tnp.sum(tnp.tanh(r @ W) ** 2))(rows)   # W closed over
+    tnp.sum(per_row).backward()
+    h = np.tanh(rows @ W.data)
+    np.testing.assert_allclose(W.grad.data, rows.T @ (2 * h * (1 - h * h)), rtol=1e-12)
 
 
 def test_nested_transforms_close_over_outer_traced_values():

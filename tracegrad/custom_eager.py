@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegrad.ir import ops
+from tracegrad.ir import apply_graph, ops
 from tracegrad.tracer import Tensor, no_grad, tree_flatten, tree_unflatten
+from tracegrad.tracer import eager_control
 from tracegrad.tracer.autograd import Absent, Node
 from tracegrad.tracer.tensor import _edge
 
@@ -153,6 +154,40 @@ def call(rules, tree, values):
     return tree_unflatten(out_tree, results)
 
 
+class _GraphRules:
+    """A `custom_call` equation's rules (its `fwd` and `bwd` graphs) in the form `call`
+    takes: a traced or loaded program holding a custom function, applied to tensors."""
+
+    torch_style, materialize, non_differentiable = False, True, frozenset()
+
+    def __init__(self, params):
+        self.params, self.name = params, params["fn_name"]
+        self.n_outs = len(params["fun"].outvars)
+
+    def fwd(self, *values):
+        results = apply_graph(self.params["fwd"], list(values))
+        consts = list(values[:self.params["num_consts"]])
+        return tuple(results[:self.n_outs]), (consts, list(results[self.n_outs:]))
+
+    def bwd(self, res, cts):
+        consts, residuals = res
+        arg_cts = apply_graph(self.params["bwd"], consts + residuals + list(cts))
+        return [None] * len(consts) + list(arg_cts)
+
+
+def graph_call(args, params):
+    """The outputs of a `custom_call` equation on tensors, recorded as one node whose
+    backward applies the equation's `bwd` graph (tracer/eager_control.py's GRAD_RULES)."""
+    if any(getattr(a, "requires_grad", False) for a in args[:params["num_consts"]]):
+        raise TypeError(f"{params['fn_name']}: the function closes over a tensor that requires "
+                        "grad; pass it as an argument of the custom function instead")
+    if params["fwd"] is None:  # custom_jvp only: reverse mode through its primal body
+        return apply_graph(params["fun"], list(args))
+    values = list(args)
+    tree = tree_flatten(tuple(values))[1]
+    return list(call(_GraphRules(params), tree, values))
+
+
 def _output_node(node, index, count, name):
     if count == 1:
         return node
@@ -160,3 +195,6 @@ def _output_node(node, index, count, name):
                                                          [], [], [node])
     out.reads = False
     return out
+
+
+eager_control.GRAD_RULES["custom_call"] = graph_call

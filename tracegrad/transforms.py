@@ -7,6 +7,10 @@ to the arguments:
 * concrete arguments (numpy arrays, eager Tensors, Python numbers being
   differentiated) are traced with their values and the derivative graph is
   evaluated by the reference interpreter; results are numpy arrays;
+* eager Tensors that require grad (arguments, or closed over by the function) are
+  the exception, while grad mode is on: the derivative graph is applied to them
+  eagerly, so the results are Tensors that autograd recorded (a gradient penalty
+  `loss + sum(grad(f)(w) ** 2)` differentiates through `grad`, as with torch.func);
 * traced arguments (the call happens inside `tracegrad.trace`, `jit` or another
   transform) make the function be traced on fresh inputs, with the outer
   values' example values when the outer trace has them; the derivative graph
@@ -55,10 +59,14 @@ def _as_array_leaf(leaf, where: str):
 
 
 def _input_value(leaf):
-    """What the graph input of an array leaf is bound to: traced values stay, Tensors unbox."""
+    """What the graph input of an array leaf is bound to: traced values stay, and so do
+    Tensors that require grad (autograd records the transformed function on them, as
+    torch.func's transforms compose with `.backward()`); other Tensors unbox."""
     if isinstance(leaf, TracedValue):
         return leaf
-    return leaf.data if isinstance(leaf, tracer.Tensor) else np.asarray(leaf)
+    if isinstance(leaf, tracer.Tensor):
+        return leaf if leaf.requires_grad and tracer.is_grad_enabled() else leaf.data
+    return np.asarray(leaf)
 
 
 class _Call:
@@ -90,7 +98,7 @@ class _Call:
         """Trace `fun` on fresh inputs: with example values when every one is known."""
         concrete = all(_example(v) is not None for v in self.values)
         fun = _with_weak_floats(self.fun, self.weak) if self.weak else self.fun
-        prog = tracer.make_graph(fun, self.args, concrete=concrete)
+        prog = tracer.make_graph(fun, self.args, concrete=concrete, capture_tensors=True)
         if len(prog.graph.invars) != len(self.values) + len(prog.captured):  # flattenings agree
             raise AssertionError(f"{self.name()}: traced {len(prog.graph.invars)} inputs for "
                                  f"{len(self.values)} array arguments")

@@ -117,7 +117,7 @@ def vmap(fun, in_axes=0, out_axes=0):
         inputs = [(x, ax) for x, ax, k in zip(leaves, axes, kept) if k]
         examples = [_example(x, ax) if ax is not None else x for x, ax in inputs]
         try:
-            prog = make_graph(closed, tuple(examples), concrete=False)
+            prog = make_graph(closed, tuple(examples), concrete=False, capture_tensors=True)
         except ConcretizationError as e:
             if str(e).startswith("vmap:"):  # an inner vmap said it already
                 raise

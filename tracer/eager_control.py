@@ -50,6 +50,9 @@ def _stacked(values, aval, length):
 
 
 RULES = {"cond": _cond, "while": _while, "scan": _scan}
+# Multi-output primitives that record a backward node of their own when a tensor requires
+# grad: name -> rule(args, params) -> outputs (tracegrad/custom_eager.py adds custom_call).
+GRAD_RULES = {}
 
 
 def run(prim, args, params, wrap):
@@ -60,6 +63,9 @@ def run(prim, args, params, wrap):
     if rule is not None:
         return [wrap(o) for o in rule(*args, **params)]
     if any(getattr(a, "requires_grad", False) for a in args):
+        recorded = GRAD_RULES.get(prim.name)
+        if recorded is not None:
+            return [wrap(o) for o in recorded(args, params)]
         raise NotImplementedError(f"{prim.name} on tensors that require grad: eager autograd "
                                   "does not record it; differentiate the program with "
                                   "tracegrad.grad or compile_grad instead")

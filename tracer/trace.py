@@ -25,6 +25,7 @@ from tracegrad.ir import (TRACES, GraphBuilder, ShapedArray, TracedValue, apply_
 from . import dtypes
 from . import numpy as tnp
 from .array import ArrayMixin
+from .autograd import GRAD_MODE
 from .numpy.dispatch import random_sampling_watch
 from .indexing import setitem
 from .scalars import TracedFloat
@@ -342,14 +343,19 @@ def _output_leaf(x):
                     f"dicts); got {type(x).__name__}")
 
 
-def make_graph(fun, args, static_argnums=(), concrete=True, builder=None) -> TracedProgram:
+def make_graph(fun, args, static_argnums=(), concrete=True, builder=None,
+               capture_tensors=False) -> TracedProgram:
     """Trace `fun(*args)` once; array leaves of `args` become graph inputs.
 
     `concrete=False` traces abstractly (shapes and dtypes only): Python
     decisions on traced values then raise a ConcretizationError.  `builder` lets
     a caller supply its own GraphBuilder (its value class should be `Traced`).
+    `capture_tensors`: eager tensors that require grad, closed over by `fun`, are
+    captured (in `prog.captured`) instead of made constants, while grad mode is on: a
+    transform applying the graph to them then records autograd.
     """
     builder = builder if builder is not None else GraphBuilder(value_cls=Traced)
+    builder.capture_tensors = capture_tensors and GRAD_MODE.enabled
     leaves, in_tree = _flatten_args(tuple(args), static_argnums)
     static, traced = {}, []
     for i, leaf in enumerate(leaves):
