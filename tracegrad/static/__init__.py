@@ -26,7 +26,7 @@ from .math_ops import *  # noqa: F401,F403
 from .math_ops import __all__ as _math_all
 from .session import InteractiveSession, Session
 from .shapes import TensorShape
-from .sources import constant, convert_to_tensor, placeholder
+from .sources import constant, convert_to_tensor, placeholder, placeholder_with_default
 from .tensor import Tensor
 from .variables import (Variable, assign, assign_add, assign_sub, global_variables,
                         global_variables_initializer, group, no_op, trainable_variables,
@@ -35,6 +35,7 @@ from .variables import (Variable, assign, assign_add, assign_sub, global_variabl
 __all__ = ["errors", "nn", "train", "InteractiveSession", "cond", "while_loop", "as_dtype", "bool", "float32", "float64",
            "int32", "int64", "gradients", "Graph", "Operation", "get_default_graph",
            "reset_default_graph", "Session", "TensorShape", "constant", "convert_to_tensor",
-           "placeholder", "Tensor", "Variable", "assign", "assign_add", "assign_sub",
+           "placeholder", "placeholder_with_default", "Tensor", "Variable", "assign", "assign_add",
+           "assign_sub",
            "global_variables", "global_variables_initializer", "group", "no_op",
            "trainable_variables", "variables_initializer", *_math_all]

@@ -20,7 +20,7 @@ from tracegrad.tracer import tree_flatten, tree_unflatten
 from .building import check_readable, new_op
 from .graph import graph_of
 from .replay import body_ops, replay
-from .shapes import TensorShape, merge
+from .shapes import TensorShape, compatible, merge
 from .sources import as_tensor, constant
 
 __all__ = ["cond", "while_loop"]
@@ -48,6 +48,9 @@ def _joined(a, b, what):
     if a.dtype != b.dtype:
         raise ValueError(f"{what}: true_fn and false_fn return different dtypes "
                          f"({a.dtype.name} and {b.dtype.name}) for output {a!r} / {b!r}")
+    if not compatible(a.shape, b.shape):  # tracegrad.cond needs one type per output
+        raise ValueError(f"{what}: true_fn and false_fn return different shapes ({a.shape} and "
+                         f"{b.shape}) for output {a!r} / {b!r}")
     probes = [p if p == q else None for p, q in zip(a._probes, b._probes)]
     unknown = a.shape.dims is None or b.shape.dims is None
     if not unknown and len(a.shape.dims) == len(b.shape.dims):
@@ -62,6 +65,8 @@ def cond(pred, true_fn=None, false_fn=None, name=None):
     if true_fn is None or false_fn is None:
         raise TypeError("cond(): true_fn and false_fn are both required")
     pred = as_tensor(pred)
+    if pred.dtype != np.bool_:
+        raise TypeError(f"cond: pred must be a bool tensor, {pred!r} has dtype {pred.dtype.name}")
     if pred.shape.dims not in (None, ()):
         raise ValueError(f"cond: pred must be a scalar, {pred!r} has shape {pred.shape}")
     graph = graph_of([pred], "cond")
@@ -94,9 +99,7 @@ def _check_carry(init, outs):
         if o.dtype != t.dtype:
             raise TypeError(f"while_loop: loop variable {t!r} enters the loop with dtype "
                             f"{t.dtype.name}, but has dtype {o.dtype.name} after one iteration")
-        if (t.shape.dims is not None and o.shape.dims is not None
-                and not (len(t.shape.dims) == len(o.shape.dims) and all(
-                    a is None or b is None or a == b for a, b in zip(t.shape.dims, o.shape.dims)))):
+        if not compatible(t.shape, o.shape):
             raise ValueError(f"while_loop: input tensor {t!r} enters the loop with shape "
                              f"{t.shape}, but has shape {o.shape} after one iteration")
 
@@ -158,18 +161,28 @@ def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations
 
     test_flat = lambda flat: user(cond, flat)  # noqa: E731
     if maximum_iterations is not None:
-        limit = as_tensor(maximum_iterations, np.int32)
-        init = [constant(0, np.int32, name="while/iteration")] + init
+        limit = _limit(maximum_iterations)
+        init = [constant(0, limit.dtype, name="while/iteration")] + init
         test_flat = _counted_test(test_flat, limit)
         body_flat = _counted_body(body_flat)
-    if not back_prop:
-        init = [_stop(t) for t in init]
     outs = _flat_while(graph, test_flat, body_flat, init, name)
     outs = outs[1:] if maximum_iterations is not None else outs
+    if not back_prop:  # no gradient through the loop, nor to what its body reads
+        outs = [_stop(t) for t in outs]
     result = tree_unflatten(tree, outs)
     if call_args and len(outs) == 1 and not return_same_structure:
         return outs[0]
     return result
+
+
+def _limit(maximum_iterations):
+    """`maximum_iterations` as an integer scalar tensor (the counter takes its dtype, as TF1)."""
+    limit = as_tensor(maximum_iterations)
+    if limit.dtype.kind not in "iu":
+        raise TypeError(f"while_loop: maximum_iterations must be an integer, got {limit!r}")
+    if limit.shape.dims not in (None, ()):
+        raise ValueError(f"while_loop: maximum_iterations must be a scalar, got {limit!r}")
+    return limit
 
 
 def _counted_test(test_flat, limit):

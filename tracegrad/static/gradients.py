@@ -18,7 +18,7 @@ from tracegrad.tracer import numpy as tnp
 
 from .building import check_readable, new_op
 from .graph import graph_of
-from .replay import ancestors, replay
+from .replay import replay
 from .sources import as_tensor
 
 
@@ -48,20 +48,38 @@ def gradients(ys, xs, grad_ys=None, name="gradients", stop_gradients=None):
     grad_ys = [None if g is None else as_tensor(g) for g in grad_ys]
     graph = graph_of(ys + xs + [g for g in grad_ys if g is not None], "gradients")
     check_readable(graph, ys + xs, "gradients")
-    needed = ancestors(ys)
+    stops = {as_tensor(s).op for s in _as_list(stop_gradients) or []}
+    needed = _reached(ys, stops)
     live = [x for x in dict.fromkeys(xs) if x.op in needed and _is_float(x.dtype)]
     if not live:
         return [None] * len(xs)
-    stops = {as_tensor(s).op for s in _as_list(stop_gradients) or []}
     between = [op for op in _recomputed(needed - stops, {x.op for x in live})
                if op.ctx is graph._ctx and op.compute is not None]
     compute = _compute(ys, live, grad_ys, between)
     specs = [(x.shape, x.dtype, x._probes) for x in live]
     op = new_op(graph, "Gradients", name, [], compute, specs)
-    # dependencies, not data inputs: the ys stay results of their own (str(graph) shows them)
-    op.extra_deps = [t.op for t in ys + live + [g for g in grad_ys if g is not None]]
+    # dependencies, not data inputs: the ys stay results of their own (str(graph) shows them).
+    # The replay reruns `between`, so their inputs are needed even where a fed tensor
+    # cuts them off the ys (TF1's gradient ops read the forward ops' inputs).
+    op.extra_deps = ([t.op for t in ys + live + [g for g in grad_ys if g is not None]]
+                     + [d for b in between for d in b.deps()])
     by_x = dict(zip(live, op.outputs))
     return [by_x.get(x) for x in xs]
+
+
+def _reached(ys, stops) -> set:
+    """The ops the ys need, not walking past an op of `stops` or a `tf.stop_gradient`
+    (nor a `while_loop(back_prop=False)`'s outputs): as in TF1, an x reached only
+    through them gets None."""
+    stack, seen = [y.op for y in ys], set()
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        if op not in stops and not getattr(op, "stops_gradient", False):
+            stack.extend(op.deps())
+    return seen
 
 
 def _compute(ys, live, grad_ys, between):

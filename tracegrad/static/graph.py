@@ -119,8 +119,8 @@ class Graph:
         _STACK.graphs.append(self)
         try:
             yield self
-        finally:
-            _STACK.graphs.pop()
+        finally:  # this entry, even if an InteractiveSession pushed its graph meanwhile
+            leave(_STACK.graphs, self)
 
     def get_operations(self) -> list:
         return list(self.ops)
@@ -158,6 +158,14 @@ class _GraphStack(threading.local):
 
 
 _STACK = _GraphStack()
+
+
+def leave(stack: list, item):
+    """Remove the last entry of `stack` that is `item` (if any)."""
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is item:
+            del stack[i]
+            return
 _GLOBAL = [Graph()]
 
 

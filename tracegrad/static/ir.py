@@ -32,16 +32,34 @@ def _sinks(graph):
     return tensors, ops
 
 
+def _given_shapes(graph, feed_shapes) -> dict:
+    """{placeholder tensor: shape tuple} from `feed_shapes` ({placeholder or its name: shape})."""
+    given = {}
+    for key, shape in (feed_shapes or {}).items():
+        t = key if not isinstance(key, str) else graph.get_tensor_by_name(
+            key if ":" in key else f"{key}:0")
+        if t.graph is not graph or t.op.type != "Placeholder":
+            raise ValueError(f"feed_shapes: {key!r} is not a placeholder of this graph")
+        try:
+            dims = (int(shape),) if np.ndim(shape) == 0 else tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"feed_shapes[{key!r}]: {shape!r} is not a shape (a tuple of "
+                             "ints)") from None
+        if not t.shape.is_compatible_with(dims) or min(dims, default=0) < 0:
+            raise ValueError(f"feed_shapes[{key!r}]: shape {dims} does not fit {t!r}")
+        given[t] = dims
+    return given
+
+
 def _feed_avals(graph, feed_shapes) -> dict:
-    given = {(k if isinstance(k, str) else k.name): v for k, v in (feed_shapes or {}).items()}
+    given = _given_shapes(graph, feed_shapes)
     avals = {}
     for op in graph.ops:
         if op.type != "Placeholder":
             continue
         t = op.outputs[0]
-        shape = given.get(t.name, given.get(op.name))
-        if shape is not None:
-            avals[t] = ShapedArray(tuple(np.atleast_1d(shape)) if shape != () else (), t.dtype)
+        if t in given:
+            avals[t] = ShapedArray(given[t], t.dtype)
         elif t.shape.is_fully_defined():
             avals[t] = ShapedArray(tuple(t.shape.dims), t.dtype)
         elif t in graph.last_feed_avals:

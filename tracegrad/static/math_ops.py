@@ -8,7 +8,8 @@ from tracegrad.tracer import numpy as tnp
 
 from .building import call
 from .dtypes import as_dtype
-from .sources import as_tensor, constant
+from .sources import _tf1_default, as_tensor, constant
+from .tensor import Tensor
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "truediv", "floordiv", "mod", "pow", "maximum",
@@ -19,6 +20,7 @@ __all__ = [
     "greater_equal", "logical_and", "logical_or", "logical_not", "where", "cast", "identity",
     "stop_gradient", "reshape", "transpose", "expand_dims", "squeeze", "concat", "stack",
     "zeros", "ones", "zeros_like", "ones_like", "fill", "add_n", "clip_by_value",
+    "argmax", "argmin", "one_hot", "gather", "tile", "split",
 ]
 
 
@@ -59,7 +61,15 @@ exp, log, log1p, expm1 = (_unary(n, n.capitalize()) for n in ("exp", "log", "log
 sqrt, square, tanh = _unary("sqrt", "Sqrt"), _unary("square", "Square"), _unary("tanh", "Tanh")
 sigmoid, sin, cos = _unary("sigmoid", "Sigmoid"), _unary("sin", "Sin"), _unary("cos", "Cos")
 sign, reciprocal = _unary("sign", "Sign"), _unary("reciprocal", "Reciprocal")
-logical_not, stop_gradient = _unary("logical_not", "LogicalNot"), _unary("stop_gradient", "StopGradient")
+logical_not = _unary("logical_not", "LogicalNot")
+
+
+def stop_gradient(input, name=None):  # noqa: A002  (TF1's name)
+    """TF1's `stop_gradient`: `input`'s value, through which `tf.gradients` finds no path
+    (an x reached only through it gets None, as in TF1)."""
+    out = call(_fn("stop_gradient"), (input,), {}, name or "StopGradient")
+    out.op.stops_gradient = True
+    return out
 
 
 def floordiv(x, y, name=None):
@@ -144,7 +154,20 @@ def where(condition, x=None, y=None, name=None):
     if x is None or y is None:
         raise ValueError("tf.where(condition) without x and y (indices of true elements) has a "
                          "data-dependent shape and is not supported; pass x and y")
-    return call(_fn("where"), (condition, x, y), {}, name or "Select")
+    return call(_select, (condition, x, y), {}, name or "Select")
+
+
+def _select(condition, x, y):
+    """TF1's `where(condition, x, y)`: a rank-1 `condition` with higher-rank x and y picks
+    their rows (its length is their first dimension); otherwise it broadcasts."""
+    rank = max(tnp.ndim(x), tnp.ndim(y))
+    if tnp.ndim(condition) == 1 and rank > 1:
+        n, first = tnp.shape(condition)[0], tnp.shape(x if tnp.ndim(x) == rank else y)[0]
+        if n != first:
+            raise ValueError(f"where: a rank-1 condition of length {n} must match the first "
+                             f"dimension of x and y ({first})")
+        condition = tnp.reshape(condition, (n,) + (1,) * (rank - 1))
+    return tnp.where(condition, x, y)
 
 
 def cast(x, dtype, name=None):
@@ -214,3 +237,78 @@ def zeros_like(tensor, dtype=None, name=None):
 def ones_like(tensor, dtype=None, name=None):
     return call(_fn("ones_like"), (as_tensor(tensor),),
                 {"dtype": None if dtype is None else as_dtype(dtype)}, name or "ones_like")
+
+
+def _arg_reduction(np_name, tf_name):
+    def op(input, axis=None, name=None, dimension=None, output_type=np.int64):  # noqa: A002
+        axis = dimension if axis is None else axis
+        axis = 0 if axis is None else axis  # TF1: axis None is 0
+        dtype = as_dtype(output_type)
+        return call(lambda x: tnp.astype(getattr(tnp, np_name)(x, axis=axis), dtype),
+                    (input,), {}, name or tf_name)
+    op.__name__ = op.__qualname__ = np_name
+    op.__doc__ = (f"TF1's `{np_name}`: `tracegrad.numpy.{np_name}` along `axis` (0 if None), "
+                  "as `output_type` (int64); no gradient.")
+    return op
+
+
+argmax, argmin = _arg_reduction("argmax", "ArgMax"), _arg_reduction("argmin", "ArgMin")
+
+
+def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
+    """TF1's `one_hot`: `on_value` (1) where an index equals the position along the new
+    axis `axis` (-1: last) of size `depth`, else `off_value` (0); an index outside
+    [0, depth) gives all off.  The dtype is `dtype`, else on/off_value's, else float32."""
+    if dtype is None:
+        given = [v for v in (on_value, off_value) if v is not None]
+        dtype = (given[0].dtype if isinstance(given[0], Tensor) else
+                 _tf1_default(given[0], None).dtype) if given else np.float32
+    dtype = as_dtype(dtype)
+    on, off = _of_dtype(on_value, 1, dtype, "on_value"), _of_dtype(off_value, 0, dtype, "off_value")
+    axis = -1 if axis is None else axis
+
+    def encode(ind, on, off):
+        hot = tnp.expand_dims(ind, -1) == tnp.arange(depth)
+        return tnp.moveaxis(tnp.where(hot, on, off), -1, axis)
+    return call(encode, (indices, on, off), {}, name or "one_hot")
+
+
+def _of_dtype(value, default, dtype, what):
+    if not isinstance(value, Tensor):
+        return constant(default if value is None else value, dtype)
+    if value.dtype != dtype:
+        raise TypeError(f"one_hot: {what} {value!r} must have dtype {dtype.name}")
+    return value
+
+
+def gather(params, indices, validate_indices=None, name=None, axis=0):
+    """TF1's `gather`: the slices of `params` at `indices` along `axis`
+    (`tracegrad.numpy.take`); the gradient adds into the gathered slices."""
+    return call(_fn("take"), (params, indices), {"axis": axis}, name or "GatherV2")
+
+
+def tile(input, multiples, name=None):  # noqa: A002
+    multiples = tuple(multiples) if isinstance(multiples, (list, tuple)) else multiples
+    return call(_fn("tile"), (input, multiples), {}, name or "Tile")
+
+
+def split(value, num_or_size_splits, axis=0, num=None, name="split"):
+    """TF1's `split`: a list of `num_or_size_splits` equal pieces along `axis`, or of
+    pieces of the given sizes (one may be -1: the rest)."""
+    if isinstance(num_or_size_splits, int):
+        sections = num_or_size_splits
+    else:
+        sizes = [int(n) for n in num_or_size_splits]
+        sections = _split_points(value, sizes, axis)
+    pieces = call(_fn("split"), (value, sections), {"axis": axis}, name)
+    return pieces if isinstance(pieces, list) else [pieces]
+
+
+def _split_points(value, sizes, axis):
+    """The indices where pieces of `sizes` start (a -1 size takes what the others leave)."""
+    if -1 in sizes:
+        total = as_tensor(value).shape.dims
+        if total is None or total[axis] is None:
+            raise ValueError("split: a size of -1 needs the static size of the split axis")
+        sizes[sizes.index(-1)] = total[axis] - (sum(sizes) + 1)
+    return [int(i) for i in np.cumsum(sizes)[:-1]]

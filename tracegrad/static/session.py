@@ -20,7 +20,7 @@ from tracegrad.ir import ShapedArray
 
 from .dtypes import feedable
 from .errors import FailedPreconditionError, InvalidArgumentError
-from .graph import Operation, get_default_graph
+from .graph import _STACK, Operation, get_default_graph, leave
 from .program import CompiledRun, Plan, as_result
 from .tensor import Tensor
 
@@ -50,10 +50,13 @@ class Session:
 
     # -- context management --------------------------------------------------------------
     def __enter__(self):
+        """The default session and, as in TF1, its graph the default graph for the block."""
         _DEFAULT.stack.append(self)
+        _STACK.graphs.append(self.graph)
         return self
 
     def __exit__(self, *exc):
+        leave(_STACK.graphs, self.graph)
         if _DEFAULT.stack and _DEFAULT.stack[-1] is self:
             _DEFAULT.stack.pop()
         self.close()
@@ -131,12 +134,17 @@ class Session:
 
     # -- fetches and feeds ---------------------------------------------------------------
     def _element(self, x):
-        """A fetch as a Tensor or Operation of this graph."""
+        """A fetch as a Tensor or Operation of this graph, made outside any body."""
         try:
-            return self._graph_element(x)
+            element = self._graph_element(x)
         except (TypeError, ValueError, KeyError) as e:
             raise type(e)(f"Fetch argument {x!r} cannot be interpreted as a Tensor. "
                           f"({e.args[0]})") from None
+        if getattr(element, "op", element).ctx is not None:
+            raise ValueError(f"Fetch argument {element!r} was made inside a tf.cond branch or a "
+                             "tf.while_loop body and cannot be fetched: return it from the "
+                             "branch or body and fetch that output")
+        return element
 
     def _graph_element(self, x, allow_operation=True):
         if isinstance(x, str):
@@ -206,15 +214,20 @@ def _flatten(fetches, element):
 
 
 class InteractiveSession(Session):
-    """A Session that makes itself the default on creation (for `t.eval()` in a shell)."""
+    """A Session that makes itself the default session, and its graph the default graph,
+    from creation until `close()` (for `t.eval()` in a shell), as TF1's."""
 
     def __init__(self, target="", graph=None, config=None):
         super().__init__(target, graph, config)
         _DEFAULT.stack.append(self)
+        _STACK.graphs.append(self.graph)
+        self._installed = True
 
     def close(self):
-        if self in _DEFAULT.stack:
-            _DEFAULT.stack.remove(self)
+        if getattr(self, "_installed", False):
+            self._installed = False
+            leave(_DEFAULT.stack, self)
+            leave(_STACK.graphs, self.graph)
         super().close()
 
 

@@ -80,6 +80,15 @@ class TensorShape:
         return "TensorShape(None)" if self.dims is None else f"TensorShape({list(self.dims)})"
 
 
+def compatible(a: TensorShape, b: TensorShape) -> bool:
+    """Whether two static shapes can describe the same value: same rank (or one unknown)
+    and equal dimensions where both are known."""
+    if a.dims is None or b.dims is None:
+        return True
+    return len(a.dims) == len(b.dims) and all(
+        d is None or e is None or d == e for d, e in zip(a.dims, b.dims))
+
+
 def probe_avals(shape: TensorShape, dtype) -> list:
     """One concrete aval per world for a value of static `shape`."""
     if shape.dims is None:

@@ -5,8 +5,8 @@ import numpy as np
 
 from .building import new_op, spec_of
 from .dtypes import as_dtype
-from .graph import get_default_graph
-from .shapes import TensorShape
+from .graph import get_default_graph, graph_of
+from .shapes import TensorShape, compatible
 from .tensor import Tensor
 
 
@@ -27,14 +27,17 @@ def _unfed(env, state):  # Session.run checks every needed placeholder is fed fi
 
 
 def _tf1_default(value, dtype):
-    """TF1's dtypes of Python values: float -> float32, int -> int32."""
+    """TF1's dtypes of Python values: float -> float32, int -> int32 (int64 when a value
+    does not fit in int32, as TF1 infers)."""
     if dtype is not None:
         return np.asarray(value, as_dtype(dtype))
     arr = np.asarray(value)
     if arr.dtype == np.float64 and not isinstance(value, (np.ndarray, np.generic)):
         return arr.astype(np.float32)
     if arr.dtype == np.int64 and not isinstance(value, (np.ndarray, np.generic)):
-        return arr.astype(np.int32)
+        info = np.iinfo(np.int32)
+        fits = arr.size == 0 or (info.min <= arr.min() and arr.max() <= info.max)
+        return arr.astype(np.int32) if fits else arr
     as_dtype(arr.dtype)
     return arr
 
@@ -76,3 +79,17 @@ def as_tensor(value, dtype=None, name="Const"):
 
 
 convert_to_tensor = as_tensor
+
+
+def placeholder_with_default(input, shape, name=None):  # noqa: A002  (TF1's name)
+    """A tensor that is `input` unless fed: TF1's `placeholder_with_default`, whose static
+    shape is `shape` (None dims take any size when fed)."""
+    value = as_tensor(input)
+    shape = TensorShape(None if shape is None else
+                        [shape] if isinstance(shape, int) else list(shape))
+    if not compatible(shape, value.shape):
+        raise ValueError(f"placeholder_with_default: {value!r} does not fit shape {shape}")
+    graph = graph_of([value], "placeholder_with_default")
+    op = new_op(graph, "PlaceholderWithDefault", name or "PlaceholderWithDefault", [value],
+                lambda env, state: [env[value]], [spec_of(shape, value.dtype)])
+    return op.outputs[0]

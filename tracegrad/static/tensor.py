@@ -15,6 +15,9 @@ from __future__ import annotations
 import functools
 import operator
 
+from tracegrad.tracer.indexing import getitem
+from tracegrad.tracer.numpy._core import is_boxed
+
 
 def _no_value(t, what: str):
     raise TypeError(
@@ -26,6 +29,12 @@ def _no_value(t, what: str):
 
 def _ufunc_call(ufunc, method, *args, **kwargs):
     return getattr(ufunc, method)(*args, **kwargs)
+
+
+def _getitem(x, index):
+    """`x[index]`; a constant's value is a numpy array, which numpy would index itself
+    (failing on a traced index), so it goes through tracegrad's indexing."""
+    return x[index] if is_boxed(x) else getitem(x, index)
 
 
 class Tensor:
@@ -120,7 +129,7 @@ class Tensor:
         return building.call(func, args, kwargs, func.__name__)
 
     def __getitem__(self, index):
-        return building.call(operator.getitem, (self, index), {}, "strided_slice")
+        return building.call(_getitem, (self, index), {}, "strided_slice")
 
     @property
     def T(self):
