@@ -14,13 +14,14 @@ elements and its function takes the row range (`ranged`, as a kernel split over 
 operands; a scalar operand (a 0-d array, or a broadcast view whose strides are all 0) is
 a stride-0 load, so one kernel serves every size.  A full sum is a reducing store of
 stride 0 into a float64 accumulator (float32 sums accumulate in float64, as compiled code
-does); each thread writes its own partial sum.
+does); each block of SUM_BLOCK elements gets its own partial sum, added in order, so
+that the result is the same on any number of threads.
 
 Kernels run through one small *driver* per pointer count, compiled once per process:
 `void tg_eager_run<k>(ptr fn, ptr p0..p{k-1}, i64 n, i64 threads, i64 out_step)` runs
 `fn` on [0, n) split into `threads` slices run by the process's persistent worker pool
 (pool.py's `tg_pool_run`, the one compiled programs use), the last pointer (the output)
-advanced by `out_step` bytes per slice (0 for elementwise kernels, whose slices write
+advanced by `out_step` bytes per sum block (0 for elementwise kernels, whose slices write
 disjoint rows; 8 for a sum's partials).  Elementwise kernels are called through eager_call.py's native fast call
 (`caller`), which checks the operands and allocates the output without Python; sums, and
 every call in a process without the fast call's ABI, through ctypes.  The driver and the
@@ -48,6 +49,7 @@ from .units import KernelUnit, canonical_form
 
 N_MAX = 1 << 40  # the extent of every eager kernel's flat domain; a call runs [lo, hi)
 CHUNK_ALIGN = 1024  # threads' slices start at multiples of this many elements
+SUM_BLOCK = 16 * CHUNK_ALIGN  # a full sum's partials: one per block of this many elements
 I32 = ir.IntType(32)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -142,7 +144,7 @@ def kernel_of(spec: Spec) -> LoopKernel:
             body.append(Op(spec.prim, tuple(range(len(spec.pattern))), dict(spec.params), spec.dtype))
         out = Buffer("out", (N_MAX,), spec.dtype, "output", index=0)
         store = Store(out, len(body) - 1, IndexMap(0, (1,)))
-    else:  # partial sums in float64 (one per thread)
+    else:  # partial sums in float64 (one per block)
         f64 = np.dtype(np.float64)
         if spec.dtype != f64:
             body.append(Op("convert", (0,), {"dtype": f64}, f64))
@@ -173,9 +175,14 @@ def unit_of(spec: Spec) -> EagerUnit:
 # ---- the driver: threads over the row range ----------------------------------------------
 
 def _context_type(n_ptrs: int):
-    """One slice's call: the kernel's address, its pointers, lo and hi, then the cycle
-    counter when the slice started and when it ended (the task writes them)."""
-    return ir.LiteralStructType([PTR] * (n_ptrs + 1) + [I64] * 4)
+    """One slice's call: the kernel's address, its pointers, lo, hi and out_step, then the
+    cycle counter when the slice started and when it ended (the task writes them)."""
+    return ir.LiteralStructType([PTR] * (n_ptrs + 1) + [I64] * 5)
+
+
+def _field(n_ptrs: int, name: str) -> int:
+    """The index of a context field after the kernel and its pointers."""
+    return n_ptrs + 1 + ("lo", "hi", "out_step", "start", "end").index(name)
 
 
 def _kernel_type(n_ptrs: int):
@@ -188,39 +195,60 @@ def _clock(b):
 
 def _emit_task(module, n_ptrs: int):
     """`void task(ptr ctx)`: the pool's task (pool.TASK_TYPE), calling ctx's kernel on its
-    rows between two reads of the cycle counter."""
+    rows between two reads of the cycle counter; a sum (out_step > 0) block by block."""
     task = ir.Function(module, pool.TASK_TYPE, f"tg_eager_task{n_ptrs}")
     task.linkage = "internal"
     b = ir.IRBuilder(task.append_basic_block("entry"))
     cty, ctx = _context_type(n_ptrs), task.args[0]
-    fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 5)]
+    fields = [b.gep(ctx, [i64(0), I32(j)], source_etype=cty) for j in range(n_ptrs + 6)]
     ptrs = [b.load(f, typ=PTR) for f in fields[:n_ptrs + 1]]
-    rows = [b.load(f, typ=I64) for f in fields[n_ptrs + 1:n_ptrs + 3]]
-    b.store(_clock(b), fields[n_ptrs + 3])
-    b.call(_Indirect(ptrs[0], _kernel_type(n_ptrs)), ptrs[1:] + rows)
-    b.store(_clock(b), fields[n_ptrs + 4])
+    lo, hi, out_step = (b.load(fields[_field(n_ptrs, k)], typ=I64) for k in ("lo", "hi", "out_step"))
+    b.store(_clock(b), fields[_field(n_ptrs, "start")])
+    kernel = _Indirect(ptrs[0], _kernel_type(n_ptrs))
+    with b.if_else(b.icmp_signed("==", out_step, i64(0))) as (rows, blocks):
+        with rows:
+            b.call(kernel, ptrs[1:] + [lo, hi])
+        with blocks:
+            _call_blocks(b, kernel, ptrs[1:], lo, hi, out_step)
+    b.store(_clock(b), fields[_field(n_ptrs, "end")])
     b.ret_void()
     return task
 
 
+def _call_blocks(b, kernel, ptrs, lo, hi, out_step):
+    """The kernel on each SUM_BLOCK of [lo, hi) (lo is a multiple of it), the output
+    advanced by out_step bytes per block: a sum's partials are per block, whatever the
+    slices, so that its result does not depend on the number of threads."""
+    first = b.sdiv(lo, i64(SUM_BLOCK))
+    end = b.sdiv(b.add(hi, i64(SUM_BLOCK - 1)), i64(SUM_BLOCK))
+    with Loop(b, first, end, "block") as k:
+        start = b.mul(k, i64(SUM_BLOCK))
+        stop = b.add(start, i64(SUM_BLOCK))
+        stop = b.select(b.icmp_signed("<", stop, hi), stop, hi)
+        out = b.gep(ptrs[-1], [b.mul(k, out_step)], source_etype=ir.IntType(8))
+        b.call(kernel, ptrs[:-1] + [out, start, stop])
+
+
 def _fill_context(b, ctx, t, args, n_ptrs, edges):
-    """Slice t's context: the kernel, the pointers (the last one advanced by t * out_step
-    bytes) and its rows [edges(t), edges(t + 1))."""
+    """Slice t's context: the kernel, the pointers, its rows [edges(t), edges(t + 1)) and
+    the output's step per sum block."""
     fn, ptrs, out_step = args[0], args[1:n_ptrs + 1], args[n_ptrs + 3]
     slot = lambda j: b.gep(ctx, [t, I32(j)])  # noqa: E731
     b.store(fn, slot(0))
-    for j, p in enumerate(ptrs[:-1]):
+    for j, p in enumerate(ptrs):
         b.store(p, slot(j + 1))
-    last = b.gep(ptrs[-1], [b.mul(t, out_step)], source_etype=ir.IntType(8))
-    b.store(last, slot(n_ptrs))
-    b.store(edges(t), slot(n_ptrs + 1))
-    b.store(edges(b.add(t, i64(1))), slot(n_ptrs + 2))
+    b.store(edges(t), slot(_field(n_ptrs, "lo")))
+    b.store(edges(b.add(t, i64(1))), slot(_field(n_ptrs, "hi")))
+    b.store(out_step, slot(_field(n_ptrs, "out_step")))
 
 
-def _edges(b, n, n_threads):
-    """Slice boundaries: t * n / threads rounded down to CHUNK_ALIGN, the last one n."""
+def _edges(b, n, n_threads, out_step):
+    """Slice boundaries: t * n / threads rounded down to CHUNK_ALIGN (SUM_BLOCK for a sum),
+    the last one n."""
+    align = b.select(b.icmp_signed("==", out_step, i64(0)), i64(-CHUNK_ALIGN), i64(-SUM_BLOCK))
+
     def edge(t):
-        at = b.and_(b.sdiv(b.mul(n, t), n_threads), i64(-CHUNK_ALIGN))
+        at = b.and_(b.sdiv(b.mul(n, t), n_threads), align)
         return b.select(b.icmp_signed("==", t, n_threads), n, at)
     return edge
 
@@ -264,11 +292,11 @@ class _Backoff:
         """A threaded run lost when the last slice ended later after the caller's own slice
         (slice 0) than that slice took: one thread would have been done by then."""
         at = lambda t, j: b.load(b.gep(ctx, [t, I32(j)], source_etype=cty), typ=I64)  # noqa: E731
-        start, end = at(i64(0), n_ptrs + 3), at(i64(0), n_ptrs + 4)
+        start, end = at(i64(0), _field(n_ptrs, "start")), at(i64(0), _field(n_ptrs, "end"))
         last = b.alloca(I64)
         b.store(end, last)
         with Loop(b, i64(1), n_threads, "latest") as t:
-            e = at(t, n_ptrs + 4)
+            e = at(t, _field(n_ptrs, "end"))
             b.store(b.select(b.icmp_signed(">", e, b.load(last)), e, b.load(last)), last)
         lost = b.icmp_signed(">", b.sub(b.load(last), end), b.sub(end, start))
         length = self.load(b, self.length)
@@ -294,22 +322,23 @@ def emit_driver(module, n_ptrs: int) -> ir.Function:
     args = list(fn.args)
     n, n_threads = args[n_ptrs + 1], args[n_ptrs + 2]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    backoff = _Backoff(module, n_ptrs)
-    direct = [args[0], args[1:n_ptrs + 1] + [i64(0), n]]
+    backoff, task = _Backoff(module, n_ptrs), _emit_task(module, n_ptrs)
+    cty = _context_type(n_ptrs)
+    one = b.alloca(cty, name="whole")
+    _fill_context(b, one, i64(0), args, n_ptrs, _edges(b, n, i64(1), args[n_ptrs + 3]))
     with b.if_then(b.icmp_signed("<=", n_threads, i64(1))):
-        b.call(_Indirect(direct[0], _kernel_type(n_ptrs)), direct[1])
+        b.call(task, [one])
         b.ret_void()
     with b.if_then(backoff.skip(b), likely=False):
-        b.call(_Indirect(direct[0], _kernel_type(n_ptrs)), direct[1])
+        b.call(task, [one])
         b.ret_void()
-    cty = _context_type(n_ptrs)
     ctx = b.alloca(cty, size=n_threads, name="ctx")
-    edges = _edges(b, n, n_threads)
+    edges = _edges(b, n, n_threads, args[n_ptrs + 3])
     with Loop(b, i64(0), n_threads, "fill") as t:
         _fill_context(b, ctx, t, args, n_ptrs, edges)
     stride = b.sub(b.ptrtoint(b.gep(ctx, [i64(1)], source_etype=cty), I64), b.ptrtoint(ctx, I64))
     run = declare(module, "tg_pool_run", ir.VoidType(), [PTR, PTR, I64, I64])
-    b.call(run, [_emit_task(module, n_ptrs), ctx, stride, n_threads])  # returns when all ran
+    b.call(run, [task, ctx, stride, n_threads])  # returns when all ran
     backoff.judge(b, ctx, cty, n_ptrs, n_threads)
     b.ret_void()
     return fn
@@ -498,10 +527,10 @@ def full_sum(spec: Spec, x: np.ndarray, n_threads: int = 1):
     if made is None:
         return None
     n = x.size
-    n_threads = max(1, min(n_threads, n // CHUNK_ALIGN))
-    partial = np.zeros(n_threads, np.float64)
+    n_threads = max(1, min(n_threads, n // SUM_BLOCK))
+    partial = np.zeros(max(1, -(-n // SUM_BLOCK)), np.float64)
     made.driver(made.address, _pointer(x), _pointer(partial), n, n_threads, 8)
-    total = partial[0] if n_threads == 1 else np.add.reduce(partial)
+    total = partial[0] if partial.size == 1 else np.add.reduce(partial)
     return np.asarray(total, dtype=spec.dtype)
 
 
