@@ -277,3 +277,28 @@ def test_unmapped_arguments_pass_through_for_python_control_flow():
     j = tg.jit(lambda a, b: tg.vmap(f, in_axes=(0, None))(a, b))
     for s in (1.0, -1.0, 1.0):
         np.testing.assert_array_equal(j(X, s * w), f(X, s * w))
+
+
+def test_vmap_checks_axes_specs_and_takes_axis_size_as_jax():
+    import tracegrad as tgr
+    for spec in (1.0, "0", True, (0, 1.5)):
+        with pytest.raises(TypeError, match="must be an int, None"):
+            tgr.vmap(lambda x, y: x, in_axes=spec)
+    with pytest.raises(TypeError, match="out_axes must be"):
+        tgr.vmap(lambda x: x, out_axes=1.0)
+    with pytest.raises(ValueError, match="argument 0 has size 2 .* argument 1 has size 5"):
+        tgr.vmap(lambda x, y: x + y[:2])(np.ones(2), np.ones(5))
+    out = tgr.vmap(lambda x: x * 2, in_axes=None, axis_size=3)(np.ones(2))
+    np.testing.assert_array_equal(out, np.full((3, 2), 2.0))
+    with pytest.raises(ValueError, match="axis_size is 4"):
+        tgr.vmap(lambda x: x, axis_size=4)(np.ones(3))
+
+
+def test_jacobians_check_argnums_and_hessian_has_aux():
+    import tracegrad as tgr
+    for jac in (tgr.jacrev, tgr.jacfwd, tgr.hessian):
+        with pytest.raises(TypeError, match="argnums asks for argument 2"):
+            jac(lambda x: np.sum(x * x), argnums=2)(np.ones(2))
+    h, aux = tgr.hessian(lambda x: (np.sum(x ** 3), {"n": np.sum(x)}), has_aux=True)(np.array([1.0, 2.0]))
+    np.testing.assert_allclose(h, np.diag([6.0, 12.0]))
+    assert float(aux["n"]) == 3.0

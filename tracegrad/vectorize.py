@@ -28,7 +28,7 @@ from tracegrad.ir import ConcretizationError, apply_graph, ops
 from tracegrad.passes.batching import batch_graph
 from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
 
-from .transforms import jvp, vjp
+from .transforms import _positions, jvp, vjp
 
 
 def _leaf_axes(arg, spec, what):
@@ -64,6 +64,22 @@ def _in_axes(args, in_axes):
     return [ax for a, s in zip(args, specs) for ax in _leaf_axes(a, s, "in_axes")]
 
 
+def _check_spec(spec, what):
+    """JAX's check of an in_axes/out_axes specification: ints or None, in tuples, lists or
+    dicts."""
+    leaves = tree_flatten(spec, is_leaf=lambda s: s is None)[0]
+    for leaf in leaves:
+        if leaf is not None and (isinstance(leaf, bool) or not isinstance(leaf, (int, np.integer))):
+            raise TypeError(f"vmap {what} must be an int, None, or a (nested) tuple, list or "
+                            f"dict of them, got {what}={spec!r} (entry {leaf!r} of type "
+                            f"{type(leaf).__name__})")
+
+
+def _labels(args) -> list:
+    """Per leaf of `args`, the argument it belongs to (for messages)."""
+    return [f"argument {i}" for i, a in enumerate(args) for _ in tree_flatten(a)[0]]
+
+
 def _normalize(ax, ndim, what):
     if ax is None:
         return None
@@ -72,12 +88,17 @@ def _normalize(ax, ndim, what):
     return ax % ndim
 
 
-def _size(leaves, axes):
-    sizes = {ops.shape(x)[ax] for x, ax in zip(leaves, axes) if ax is not None}
+def _size(leaves, axes, labels, axis_size=None):
+    found = [(ops.shape(x)[ax], label, ax) for x, ax, label in zip(leaves, axes, labels)
+             if ax is not None]
+    sizes = {n for n, _, _ in found} | ({axis_size} if axis_size is not None else set())
     if not sizes:
-        raise ValueError("vmap needs at least one argument with a batch axis (in_axes not None)")
+        raise ValueError("vmap needs at least one argument with a batch axis (in_axes not None) "
+                         "or axis_size")
     if len(sizes) > 1:
-        raise ValueError(f"vmap got inconsistent sizes for the mapped axes: {sorted(sizes)}")
+        shown = "; ".join(f"{label} has size {n} along axis {ax}" for n, label, ax in found)
+        extra = f"; axis_size is {axis_size}" if axis_size is not None else ""
+        raise ValueError(f"vmap got inconsistent sizes for the mapped axes: {shown}{extra}")
     return sizes.pop()
 
 
@@ -91,15 +112,20 @@ def _is_array(x) -> bool:
     return hasattr(x, "_tg_trace") or isinstance(x, (np.ndarray, np.generic))
 
 
-def vmap(fun, in_axes=0, out_axes=0):
-    """Vectorize `fun` over the axes `in_axes` of its arguments (module docstring)."""
+def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
+    """Vectorize `fun` over the axes `in_axes` of its arguments (module docstring).
+    `axis_size` gives the batch size where no argument is mapped (JAX's); `axis_name` is
+    accepted for JAX's signature (tracegrad has no collectives that would read it)."""
+    _check_spec(in_axes, "in_axes")
+    _check_spec(out_axes, "out_axes")
+
     @functools.wraps(fun)
     def batched(*args, **kwargs):
         if kwargs:  # as JAX: keyword arguments are mapped over their axis 0
             n = len(args)
             specs = list(in_axes) if isinstance(in_axes, (list, tuple)) else [in_axes] * n
-            return vmap(lambda *a: fun(*a[:n], **a[n]), tuple(specs) + (0,), out_axes)(
-                *args, kwargs)
+            return vmap(lambda *a: fun(*a[:n], **a[n]), tuple(specs) + (0,), out_axes,
+                        axis_size=axis_size)(*args, kwargs)
         leaves, tree = tree_flatten(tuple(args))
         axes = _in_axes(args, in_axes)
         for x, ax in zip(leaves, axes):
@@ -108,7 +134,7 @@ def vmap(fun, in_axes=0, out_axes=0):
                                 f"got {type(x).__name__}")
         axes = [_normalize(ax, len(ops.shape(x)), "in_axes") if ax is not None else None
                 for x, ax in zip(leaves, axes)]
-        size = _size(leaves, axes)
+        size = _size(leaves, axes, _labels(args), axis_size)
         # Unmapped values are closed over, as JAX passes them through unchanged: a Python
         # `if` on one works (on a value of an enclosing trace, as a guard there).  Unmapped
         # eager tensors stay inputs, so that autograd records the batched graph on them.
@@ -183,6 +209,7 @@ class _Leaves:
     as JAX's jacrev and jacfwd return them."""
 
     def __init__(self, args, nums):
+        nums = tuple(_positions(nums, len(args), "jacobian"))
         self.args, self.nums = args, nums
         flat = [tree_flatten(args[n]) for n in nums]
         self.trees = [tree for _, tree in flat]
@@ -267,6 +294,7 @@ def _column_block(stacked, x):
     return ops.reshape(moved, out_shape + tuple(ops.shape(x)))
 
 
-def hessian(fun, argnums=0):
-    """`jacfwd(jacrev(fun, argnums), argnums)`."""
-    return jacfwd(jacrev(fun, argnums), argnums)
+def hessian(fun, argnums=0, has_aux=False):
+    """`jacfwd(jacrev(fun, argnums), argnums)`; `has_aux=True`: `fun` returns `(out, aux)`,
+    the result is `(hessian, aux)`, as `jax.hessian`."""
+    return jacfwd(jacrev(fun, argnums, has_aux=has_aux), argnums, has_aux=has_aux)
