@@ -269,3 +269,11 @@ def test_float_conversion_records_a_value_guard():
     prog = trace(f)(np.ones(3))
     assert len(prog.guards) == 1
     assert prog.check_guards(np.ones(3)) and not prog.check_guards(np.full(3, 2.0))
+
+
+def test_program_gives_the_same_bits_for_strided_inputs():
+    base = np.random.default_rng(0).standard_normal(4000)
+    f = lambda x: np.exp(x) + np.sin(x) * np.tanh(x)   # noqa: E731
+    strided = base[::2]
+    prog = make_graph(f, (np.ascontiguousarray(strided),))
+    np.testing.assert_array_equal(prog(strided), prog(np.ascontiguousarray(strided)))

@@ -308,7 +308,10 @@ class TracedProgram:
         leaves, _ = _flatten_args(args, self.static_argnums)
         if any(tnp.is_boxed(x) for x in leaves):  # inside a trace, or on eager tensors
             return tree_unflatten(self.out_tree, apply_graph(self.graph, self._boxed_args(args)))
-        arrays = self.array_args(*args)
+        # a strided input is computed on as a contiguous copy, as an eager tensor's is, so
+        # that the native kernels (contiguous only) give the same bits whatever the layout
+        arrays = [a if a.flags.c_contiguous else np.ascontiguousarray(a)
+                  for a in self.array_args(*args)]
         outs, values = eval_graph(self.graph, *arrays, with_guards=True)
         for g, v in zip(self.guards, values):
             if not g.holds(v):
