@@ -442,3 +442,4 @@ def test_pad_linear_ramp_differentiates_traced_end_values():
     c = tensor(np.array(1.5), requires_grad=True)
     f(c).backward()
     np.testing.assert_allclose(c.grad.numpy(), fd, rtol=1e-7)
+

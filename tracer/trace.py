@@ -96,10 +96,15 @@ class Traced(TracedValue, ArrayMixin):
         return self._concrete("tolist").tolist()
 
     def __array__(self, dtype=None, copy=None):
+        where = user_source_location()
         raise TypeError(
             f"cannot convert a traced value {self.aval} to a numpy array: it has no value while "
             "a function is traced. Use tracegrad.numpy (or plain np.* functions, which "
-            "dispatch to it) instead of converting.")
+            "dispatch to it) instead of converting. To write traced values into an array "
+            "(buf[i] = v), start the array from a traced value (np.zeros_like(x)) or use "
+            "buf.at[i].set(v): tracegrad.numpy's constructors from a shape (zeros, ones, full, "
+            "empty, arange, eye) give plain numpy arrays, which cannot hold traced values."
+            + (f"\n  at {where}" if where else ""))
 
     def numpy(self):
         """As `np.asarray` of a traced value: an error that says why and what to use."""

@@ -342,11 +342,46 @@ def dsplit(ary, indices_or_sections):
     return split(a, indices_or_sections, 2)
 
 
+def sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    """np.lib.stride_tricks.sliding_window_view: every window of `window_shape` along
+    `axis` (all axes by default), the window dims last.  A copy, not a view (traced values
+    have no strides); `writeable=True` is refused for that reason."""
+    if writeable:
+        _fail("sliding_window_view", "writeable=True needs a strided view; tracegrad's windows "
+              "are copies", [x])
+    x = _operand(x)
+    windows = tuple(window_shape) if np.iterable(window_shape) else (window_shape,)
+    axes = tuple(range(_ndim(x))) if axis is None else (
+        tuple(axis) if np.iterable(axis) else (axis,))
+    if len(windows) != len(axes):
+        raise ValueError(f"Since axis is `{axis}`, window_shape must have the same number of "
+                         f"entries as the axes ({len(axes)}), got {window_shape}")
+    for w, a in zip(windows, axes):
+        x = _windows(x, int(w), _norm_axis(a, _ndim(x)))
+    return x
+
+
+def _windows(x, w, a):
+    """The windows of length w along axis a, as a new last axis."""
+    n = _shape(x)[a]
+    if w < 0:
+        raise ValueError("`window_shape` cannot contain negative values")
+    if w > n:
+        raise ValueError("window shape cannot be larger than input array shape")
+    m = n - w + 1
+    if w <= 32:  # shifted slices: they fuse with their neighbours
+        lead = (builtins.slice(None),) * a
+        return stack([x[lead + (builtins.slice(i, i + m),)] for i in range(w)], axis=-1)
+    from .indexing import take
+    index = np.arange(m)[:, None] + np.arange(w)[None, :]
+    return moveaxis(take(x, index, axis=a), a + 1, -1)
+
+
 __all__ = ["shape", "ndim", "size", "reshape", "ravel", "transpose", "swapaxes", "moveaxis",
            "broadcast_to", "squeeze", "expand_dims", "concatenate", "stack", "concat",
            "permute_dims", "rollaxis", "unstack", "atleast_1d", "atleast_2d", "atleast_3d",
            "vstack", "row_stack", "hstack", "dstack", "column_stack", "block", "split",
-           "array_split", "hsplit", "vsplit", "dsplit"]
+           "array_split", "hsplit", "vsplit", "dsplit", "sliding_window_view"]
 
 NUMPY = {
     np.reshape: reshape, np.ravel: ravel, np.transpose: transpose, np.swapaxes: swapaxes,
@@ -355,5 +390,6 @@ NUMPY = {
     np.shape: shape, np.ndim: ndim, np.size: size,
 }
 # np.concat is np.concatenate: an alias must not replace the full signature's entry
-NUMPY.update({getattr(np, name): globals()[name] for name in __all__[13:]
+NUMPY.update({getattr(np, name): globals()[name] for name in __all__[13:-1]
               if getattr(np, name) not in NUMPY})
+NUMPY[np.lib.stride_tricks.sliding_window_view] = sliding_window_view
