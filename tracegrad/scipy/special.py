@@ -1,0 +1,45 @@
+"""`scipy.special`'s functions that tracegrad.numpy computes (jax.scipy.special's names).
+
+>>> import numpy as np
+>>> float(expit(0.0)), float(logit(0.5))
+(0.5, 0.0)
+"""
+from __future__ import annotations
+
+import tracegrad.numpy as tnp
+
+__all__ = ["expit", "logit", "logsumexp", "softmax", "log_softmax", "xlogy", "xlog1py"]
+
+logsumexp = tnp.logsumexp
+
+
+def expit(x):
+    """1 / (1 + exp(-x)), accurate in both tails."""
+    return tnp.sigmoid(x)
+
+
+def logit(p):
+    """log(p / (1 - p))."""
+    return tnp.log(p) - tnp.log1p(-p)
+
+
+def softmax(x, axis=None):
+    """exp(x) / sum(exp(x)) over `axis` (all axes by default, as scipy's)."""
+    return tnp.exp(log_softmax(x, axis=axis))
+
+
+def log_softmax(x, axis=None):
+    """x - logsumexp(x) over `axis` (all axes by default, as scipy's)."""
+    if axis is None:
+        return tnp.reshape(tnp.log_softmax(tnp.reshape(x, (-1,))), tnp.shape(x))
+    return tnp.log_softmax(x, axis=axis)
+
+
+def xlogy(x, y):
+    """x * log(y), 0 where x == 0 and y == 0; its x-derivative is log(y)."""
+    return x * tnp.log(tnp.where((x == 0) & (y == 0), 1.0, y))
+
+
+def xlog1py(x, y):
+    """x * log1p(y), 0 where x == 0 and y == -1; its x-derivative is log1p(y)."""
+    return x * tnp.log1p(tnp.where((x == 0) & (y == -1), 0.0, y))
