@@ -226,3 +226,32 @@ def test_calls_past_the_limit_return_arrays_as_compiled_ones_do():
         outs = [f(np.full(2, float(i))) for i in range(3)]
     assert all(isinstance(o["k"], np.ndarray) and o["k"].shape == () for o in outs)
     assert [int(o["k"]) for o in outs] == [0, 2, 4]
+
+
+def test_rounding_bound_counts_the_sums_inside_loops():
+    from tracegrad import guards
+    from tracegrad.tracer import make_graph
+    A, x0 = np.full((4, 4), 0.5), np.ones(4)
+    prog = make_graph(lambda a, x: tracegrad.scan(lambda c, _: (a @ c, None), x, None, length=3)[0],
+                      (A, x0))
+    eqn = next(e for e in prog.graph.eqns if e.prim.name == "scan")
+    env = guards._bind(prog.graph, [A, x0])
+    assert guards._summed(eqn, env) == (12, 8.0)   # 3 iterations of 4 terms; |A| |c| up to 8
+
+
+def test_a_convergence_loop_rolled_into_a_scan_keeps_its_specialization():
+    def solve(A, b):   # Jacobi: the residual comes from cancellation inside rolled dots
+        x = np.zeros_like(b)
+        r = b - A @ x
+        while float(np.sqrt(np.sum(r * r))) > 1e-10:
+            x = (b - (A @ x - np.diag(A) * x)) / np.diag(A)
+            r = b - A @ x
+        return x
+    rng = np.random.default_rng(7)
+    A, b = rng.normal(size=(4, 4)) + 6 * np.eye(4), rng.normal(size=4)
+    f = tracegrad.jit(solve)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            np.testing.assert_allclose(f(A, b), np.linalg.solve(A, b), atol=1e-10)
+    assert len(f.cache_info()) == 1

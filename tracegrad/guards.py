@@ -17,7 +17,8 @@ one by no more than the rounding bound
 (eps: of the narrowest float dtype the value is computed from) is *settled*: from then on it expects the compiled value, compared exactly, so
 the native code agrees with itself on every later call.  `n` is the number of
 terms summed on the way to the guarded value (the reduced extents of the sums
-and the contracted dimensions of the products it depends on) and `S` the
+and the contracted dimensions of the products it depends on, those inside a
+`scan` or `while` body once per iteration) and `S` the
 largest sum of magnitudes `sum|x_i|` among those sums; `(n - 1) * eps * S` is
 the textbook bound for any summation order, and the factor 8 covers the few
 ULPs of the transcendental functions.  A larger difference, or a different
@@ -34,7 +35,8 @@ import dataclasses
 import numpy as np
 
 from tracegrad.ir import Graph, Var
-from tracegrad.ir.interpreter import eval_eqns, read
+from tracegrad.ir.control_flow import split_scan, split_while
+from tracegrad.ir.interpreter import eval_eqns, eval_graph, read
 
 ROUNDING_FACTOR = 8
 FLOAT_VALUE_KINDS = ("float", "value")  # float() and a .item() used as a Python number
@@ -108,8 +110,12 @@ def _eps(guard, eqns) -> float:
 
 
 def _summed(eqn, env):
-    """(terms per result, largest sum of magnitudes) of a summing equation; (0, 0) otherwise."""
+    """(terms per result, largest sum of magnitudes) of a summing equation, or of the sums
+    inside a loop (added over its iterations: their roundings compound through the carry);
+    (0, 0) otherwise."""
     name = eqn.prim.name
+    if name in LOOPS:
+        return LOOPS[name](eqn, [read(env, a) for a in eqn.inputs])
     if name == "reduce_sum":
         x = np.abs(np.asarray(read(env, eqn.inputs[0]), dtype=np.float64))
         terms = int(np.prod([x.shape[a] for a in eqn.params["axes"]], dtype=np.int64))
@@ -118,6 +124,39 @@ def _summed(eqn, env):
         a, b = (np.abs(np.asarray(read(env, v), dtype=np.float64)) for v in eqn.inputs)
         return a.shape[-1], float(np.max(np.matmul(a, b), initial=0.0))
     return 0, 0.0
+
+
+def _body(graph, args):
+    """(terms, largest magnitude, outputs) of one application of a loop body graph."""
+    env = eval_eqns(graph.eqns, _bind(graph, args))
+    terms, size = 0, 0.0
+    for e in graph.eqns:
+        t, m = _summed(e, env)
+        terms, size = terms + t, max(size, m)
+    return terms, size, [read(env, v) for v in graph.outvars]
+
+
+def _scan_summed(eqn, args):
+    p = eqn.params
+    consts, carry, xs = split_scan(args, p["num_consts"], p["num_carry"])
+    terms, size = 0, 0.0
+    for i in (range(p["length"] - 1, -1, -1) if p["reverse"] else range(p["length"])):
+        t, m, outs = _body(p["body"], consts + carry + [np.asarray(x)[i] for x in xs])
+        terms, size, carry = terms + t, max(size, m), outs[:p["num_carry"]]
+    return terms, size
+
+
+def _while_summed(eqn, args):
+    p = eqn.params
+    cc, bc, carry = split_while(args, p["cond_nconsts"], p["body_nconsts"])
+    terms, size = 0, 0.0
+    while bool(eval_graph(p["cond_graph"], *cc, *carry)[0]):
+        t, m, carry = _body(p["body_graph"], bc + carry)
+        terms, size = terms + t, max(size, m)
+    return terms, size
+
+
+LOOPS = {"scan": _scan_summed, "while": _while_summed}
 
 
 def _ancestors(graph: Graph, var) -> list:
