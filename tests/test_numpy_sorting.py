@@ -273,7 +273,7 @@ def test_shape_rules_reject_bad_operands(fn, args, match):
     (lambda: tnp.searchsorted(X, X[0]), ValueError, "1-D"),
     (lambda: tnp.searchsorted(X[0], X, side="up"), ValueError, "side"),
     (lambda: tnp.digitize(X[0], X[0]), ValueError, "monotonically"),
-    (lambda: tnp.bincount(tensor(np.array([1, 2]))), ValueError, "length"),
+    (lambda: tracegrad.jit(tnp.bincount)(np.array([1, 2])), ValueError, "length"),
     (lambda: tnp.bincount(X[0]), ValueError, "non-negative ints"),
     (lambda: tnp.histogram(X, 0), ValueError, "positive"),
     (lambda: tnp.cumulative_sum(X), ValueError, "axis"),

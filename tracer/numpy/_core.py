@@ -22,6 +22,15 @@ def is_boxed(x) -> bool:
     return hasattr(x, "_tg_trace")
 
 
+def concrete_value(x):
+    """`x`'s values as a numpy array where they are known (numpy operands, Python values,
+    eager tensors), else None (a traced value has none)."""
+    if not is_boxed(x):
+        return np.asarray(x)
+    data = getattr(x, "_tg_concrete", None)
+    return None if data is None else np.asarray(data())
+
+
 def symbolic_value(x):
     """The traced 0-d value behind a traced Python scalar (None for anything else);
     using it keeps the computation symbolic (no guard).  A scalar from `.item()` is

@@ -51,12 +51,13 @@ def astype(x, dtype, /, *, copy=True):
     return _fresh(out, x) if copy else out
 
 
-def _filled_like(like, value, dtype):
+def _filled_like(like, value, dtype, shape=None):
     like = _operand(like)
     dt = dtypes.check(dtype) if dtype is not None else _dtype(like)
+    shape = _shape(like) if shape is None else _static_shape("shape", shape)
     if is_boxed(value) or _symbolic(value) is not None:
-        return ops.broadcast(_convert(_operand(value), dt), _shape(like))
-    return constant_like(like, np.asarray(value, dt), _shape(like))
+        return ops.broadcast(_convert(_operand(value), dt), shape)
+    return constant_like(like, np.asarray(value, dt), shape)
 
 
 def constant_like(like, value: np.ndarray, shape) -> object:
@@ -69,23 +70,22 @@ def constant_like(like, value: np.ndarray, shape) -> object:
     return trace.process(PRIMITIVES["broadcast"], (value,), {"shape": tuple(shape)})
 
 
-def zeros_like(a, dtype=None):
-    return _filled_like(a, 0, dtype)
+def zeros_like(a, dtype=None, order="K", subok=True, shape=None):
+    """Zeros of a's shape (or `shape`) and dtype, of a's kind (a tensor for a tensor)."""
+    return _filled_like(a, 0, dtype, shape)
 
 
-def ones_like(a, dtype=None):
-    return _filled_like(a, 1, dtype)
+def ones_like(a, dtype=None, order="K", subok=True, shape=None):
+    return _filled_like(a, 1, dtype, shape)
 
 
-def full_like(a, fill_value, dtype=None):
-    return _filled_like(a, fill_value, dtype)
+def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None):
+    return _filled_like(a, fill_value, dtype, shape)
 
 
 def empty_like(prototype, dtype=None, order="K", subok=True, shape=None):
     """Zeros: tracegrad gives uninitialized arrays a defined value (deterministic programs)."""
-    if shape is not None:
-        return zeros(shape, dtype if dtype is not None else _dtype(_operand(prototype)))
-    return _filled_like(prototype, 0, dtype)
+    return _filled_like(prototype, 0, dtype, shape)
 
 
 def _static_shape(op, shape) -> tuple:

@@ -473,6 +473,8 @@ def _vectors(op, a, v, mode):
         raise ValueError(f"{op}: mode must be one of 'valid', 'same', 'full', got {mode!r}")
     dt = dtypes.result_type(a, v)
     a, v = _lift(a, dt), _lift(v, dt)
+    if op == "convolve":  # a 0-d operand is a sequence of one (NumPy's convolve; not correlate)
+        a, v = (x if _ndim(x) else ops.reshape(x, (1,)) for x in (a, v))
     if _ndim(a) != 1 or _ndim(v) != 1:
         _fail(op, "both operands must be one-dimensional", [a, v], ValueError)
     if not _shape(a)[0] or not _shape(v)[0]:

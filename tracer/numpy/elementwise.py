@@ -59,8 +59,13 @@ abs = absolute
 
 
 def sign(x, /, out=None):
+    """-1, 0 or 1 by the sign of x (NaN for NaN); bools raise TypeError, as NumPy's."""
     _reject("sign", out=out)
-    return ops.sign(_operand(x))
+    x = _operand(x)
+    if _dtype(x) == dtypes.BOOL:
+        _fail("sign", "ufunc 'sign' did not contain a loop for bool (NumPy has none)", [x],
+              TypeError)
+    return ops.sign(x)
 
 
 def add(x1, x2, /, out=None):

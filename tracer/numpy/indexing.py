@@ -16,6 +16,7 @@ from __future__ import annotations
 
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -165,25 +166,48 @@ def select(condlist, choicelist, default=0):
 def _concrete(x, op: str) -> np.ndarray:
     if _is_traced(x):
         _fail(op, "needs a concrete condition (its result's shape depends on the "
-                    "values); pass size=N for a fixed-size result, or use where(cond, x, 0)",
-                    (x,), exc=TypeError)
+                  f"values); call tracegrad.numpy.{op}(..., size=N) for a fixed-size result "
+                  "(numpy's own signature has no size=), or use where(cond, x, 0)",
+              (x,), exc=TypeError)
     data = getattr(x, "_tg_concrete", None)
     return np.asarray(data() if data is not None else x)
 
 
-def compress(condition, a, axis=None, out=None):
-    """The slices of `a` along `axis` where the (concrete) 1-D condition holds."""
+def compress(condition, a, axis=None, out=None, *, size=None, fill_value=0):
+    """The slices of `a` along `axis` where the 1-D condition holds.  A traced condition
+    needs a static `size` (as jnp.compress): the first `size` chosen slices, then slices
+    of `fill_value` (in a's dtype); there, condition entries past a's length along `axis`
+    are ignored."""
     _reject("compress", out=out)
-    cond = np.asarray(_concrete(condition, "compress"), bool).ravel()
     a = _operand(a)
     if axis is None:
         a, axis = ravel(a), 0
     axis = _norm_axis(axis, len(_shape(a)))
+    if size is not None:
+        return _compress_sized(condition, a, axis, operator.index(size), fill_value)
+    cond = np.asarray(_concrete(condition, "compress"), bool).ravel()
+    return take(a, _compress_indices(cond, _shape(a)[axis], axis), axis)
+
+
+def _compress_indices(cond, n, axis):
+    """The indices where the concrete condition holds, which must lie below n."""
     idx = np.nonzero(cond)[0]
-    if idx.size and idx[-1] >= _shape(a)[axis]:
+    if idx.size and idx[-1] >= n:
         raise IndexError(f"compress: index {idx[-1]} is out of bounds for axis {axis} with "
-                         f"size {_shape(a)[axis]}")
-    return take(a, idx, axis)
+                         f"size {n}")
+    return idx
+
+
+def _compress_sized(condition, a, axis, size, fill_value):
+    """`size` slices: the chosen ones, then `fill_value` (an index past the end, filled)."""
+    n = _shape(a)[axis]
+    cond = ravel(_operand(condition))
+    if not _is_traced(cond):
+        _compress_indices(np.asarray(_concrete(cond, "compress"), bool), n, axis)
+    if _shape(cond)[0] > n:
+        cond = ops.slice(cond, (0,), (1,), (n,))
+    idx = getitem(_nonzero_matrix(cond, size, n, "compress"), 0)
+    return take(a, idx, axis=axis, mode="fill", fill_value=fill_value)
 
 
 def _nonzero_matrix(a, size, fill_value, op):
@@ -235,7 +259,7 @@ def extract(condition, arr, *, size=None, fill_value=0):
     """The elements of arr where condition is nonzero (flattened); with a static `size`,
     the first `size` of them and `fill_value` after."""
     flat = ravel(_operand(arr))
-    idx = flatnonzero(condition, size=size, fill_value=0)
+    idx = getitem(_nonzero_matrix(ravel(_operand(condition)), size, 0, "extract"), 0)
     vals = take(flat, idx)
     if size is None:
         return vals

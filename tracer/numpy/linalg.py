@@ -33,7 +33,8 @@ from tracegrad.ir import ops
 from tracegrad.ir.builder import ConcretizationError
 
 from .. import dtypes
-from ._core import _convert, _dtype, _fail, _norm_axis, _operand, _reject, _shape, is_boxed
+from ._core import (_convert, _dtype, _fail, _fresh, _norm_axis, _operand, _reject, _shape,
+                    is_boxed)
 from .products import matmul as _np_matmul
 
 LINALG = ["norm", "vector_norm", "matrix_norm", "inv", "solve", "det", "slogdet", "cholesky",
@@ -191,13 +192,13 @@ def _singular_det(a):
 
 def matrix_power(a, n):
     """a to the integer power n (n < 0: of the inverse), by repeated squaring; an integer
-    a keeps its dtype for n >= 0, as NumPy's."""
+    or bool a keeps its dtype for n >= 0, as NumPy's (bool: logical products)."""
     try:
         n = operator.index(n)
     except TypeError:
         raise TypeError("exponent must be an integer") from None
     a = _operand(a)
-    a = _matrices("matrix_power", a, square=True) if n < 0 or _dtype(a).kind == "b" else \
+    a = _matrices("matrix_power", a, square=True) if n < 0 else \
         _square_matrices("matrix_power", a)
     if n == 0:
         # the identity, selected over a: of a's kind (a tensor for a tensor, with its
@@ -207,11 +208,11 @@ def matrix_power(a, n):
     base, bits, result = (inv(a) if n < 0 else a), builtins.abs(n), None
     while True:  # binary powering: the low bit first
         if bits & 1:
-            result = base if result is None else ops.dot(result, base)
+            result = base if result is None else _np_matmul(result, base)
         bits >>= 1
         if not bits:
-            return result
-        base = ops.dot(base, base)
+            return _fresh(result, a)  # n == 1: a copy, as NumPy's
+        base = _np_matmul(base, base)  # integer-aware (ops.dot takes floats only)
 
 
 # ---- factorizations ------------------------------------------------------------------------------

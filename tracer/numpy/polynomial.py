@@ -32,13 +32,14 @@ import numpy as np
 from tracegrad.ir import ops
 
 from .. import dtypes
-from ._core import _convert, _dtype, _fail, _lift, _ndim, _norm_axis, _operand, _shape, is_boxed
+from ._core import (_convert, _dtype, _fail, _lift, _ndim, _norm_axis, _operand, _shape,
+                    concrete_value, is_boxed)
 from .contractions import convolve
 from .elementwise import (absolute, add, divide, equal, greater, less, logical_and, multiply,
                           subtract, where)
 from .math import remainder
 from .shapes import atleast_1d, concatenate
-from .sorting import _bin_edges, _linspace, cumsum
+from .sorting import _bin_edges, _estimated_edges, _linspace, cumsum
 from .structure import diff, slice_axis
 
 F64 = np.dtype(np.float64)
@@ -106,14 +107,38 @@ def polysub(a1, a2):
     return subtract(*_aligned(a1, a2))
 
 
-def polymul(a1, a2):
+def polymul(a1, a2, *, trim_leading_zeros=None):
     """The product of two polynomials: the convolution of their coefficients.
+
+    NumPy first drops the leading zeros of each factor (as its poly1d does), which
+    shortens the result; concrete factors (arrays, eager tensors) are trimmed alike.  A
+    traced factor has no values to trim by: it keeps its leading zeros, so the result may
+    be longer than NumPy's, with leading zeros (jnp.polymul's trim_leading_zeros=False).
+    `trim_leading_zeros=True` or `False` forces either (True needs concrete factors).
 
     >>> import numpy as np
     >>> polymul(np.array([1.0, 1.0]), np.array([1.0, -1.0])).tolist()
     [1.0, 0.0, -1.0]
+    >>> polymul(np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0])).tolist()
+    [1.0, 1.0, -2.0]
     """
-    return convolve(atleast_1d(_operand(a1)), atleast_1d(_operand(a2)))
+    return convolve(*(_trimmed(a, trim_leading_zeros) for a in (a1, a2)))
+
+
+def _trimmed(a, trim):
+    """The 1-D coefficients `a` without their leading zeros (one zero if all are)."""
+    a = atleast_1d(_operand(a))
+    data = None if trim is False else concrete_value(a)
+    if data is None or data.ndim != 1:
+        if trim and data is None:
+            _fail("polymul", "trim_leading_zeros=True needs concrete coefficients (the "
+                  "result's length depends on their values)", [a], TypeError)
+        return a
+    if not data.size:
+        return np.zeros(1, data.dtype)  # NumPy's poly1d of no coefficients
+    nonzero = np.flatnonzero(data)
+    first = int(nonzero[0]) if nonzero.size else data.size - 1
+    return slice_axis(a, 0, first, data.size - first)
 
 
 def polyder(p, m=1):
@@ -424,10 +449,7 @@ def histogram_bin_edges(a, bins=10, range=None, weights=None):
     [1.0, 2.0, 3.0, 4.0, 5.0]
     """
     if isinstance(bins, str):
-        if is_boxed(a):
-            raise NotImplementedError(f"histogram_bin_edges: bins={bins!r} (an estimator of "
-                                      "the bin count) needs concrete data; pass an int")
-        return np.histogram_bin_edges(np.asarray(a), bins, range, weights)
+        return _estimated_edges("histogram_bin_edges", a, bins, range, weights)
     a = _operand(a)
     a = ops.reshape(a, (int(np.prod(_shape(a), dtype=np.int64)),))
     if isinstance(bins, (int, np.integer)) and range is None and is_boxed(a):

@@ -12,7 +12,6 @@ from ._core import (
     _operand, _reject, _shape,
 )
 from .elementwise import multiply
-from .reductions import sum
 from .shapes import ravel, reshape
 
 
@@ -76,7 +75,9 @@ def dot(a, b, out=None):
 
 
 def vdot(a, b):
-    return sum(multiply(ravel(a), ravel(b)))
+    """Dot product of the flattened operands, of their promoted dtype as NumPy's (int32
+    stays int32, bools give a bool: any(a & b))."""
+    return matmul(ravel(a), ravel(b))
 
 
 def inner(a, b):

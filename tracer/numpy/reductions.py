@@ -20,7 +20,7 @@ from tracegrad.ir import ops
 from .. import dtypes
 from ._core import (
     _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axis, _operand, _reduction_axes,
-    _reduced_shape, _reject, _shape,
+    _reduced_shape, _reject, _shape, concrete_value,
 )
 from .elementwise import divide, logical_and, maximum, minimum, multiply, subtract, uf
 from .elementwise import where as _select
@@ -281,7 +281,9 @@ def _weights_along(w, a, axis):
 
 
 def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
-    """Weighted mean sum(a * w) / sum(w); with `returned`, also the sum of weights."""
+    """Weighted mean sum(a * w) / sum(w); with `returned`, also the sum of weights.
+    Weights summing to zero raise NumPy's ZeroDivisionError where they are concrete
+    (arrays, eager tensors); traced, they give inf or NaN (traced code cannot raise on data)."""
     a = _operand(a)
     if weights is None:
         avg = mean(a, axis=axis, keepdims=keepdims)
@@ -291,6 +293,9 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     dt = dtypes.float_result(dtypes.result_type(a, w))
     a, w = _convert(a, dt), _weights_along(_convert(w, dt), _convert(a, dt), axis)
     total = sum(w, axis=axis, keepdims=keepdims)
+    known = concrete_value(total)
+    if known is not None and np.any(known == 0.0):
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")
     avg = divide(sum(multiply(a, w), axis=axis, keepdims=keepdims), total)
     return (avg, total) if returned else avg
 
@@ -332,9 +337,15 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
 
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
            correction=None):
-    """Variance of the non-NaN entries."""
-    return var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
-               where=_and_mask(a, where), mean=mean, correction=correction)
+    """Variance of the non-NaN entries; NaN where `ddof` is at least their count (NumPy's
+    nanvar, where `var` gives inf)."""
+    a = _operand(a)
+    mask = _and_mask(a, where)
+    v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=mask,
+            mean=mean, correction=correction)
+    ddof = correction if correction is not None else ddof
+    n = _mask_count(mask, _shape(a), _reduction_axes(axis, _ndim(a)), _dtype(v), keepdims)
+    return _select(ops.le(n, np.asarray(ddof, _dtype(v))), np.nan, v)
 
 
 def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,

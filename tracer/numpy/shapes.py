@@ -185,9 +185,9 @@ def rollaxis(a, axis, start=0):
     n = _ndim(a)
     axis = _norm_axis(axis, n)
     start = operator.index(start)
-    if not -n <= start <= n:
-        raise np.exceptions.AxisError(f"rollaxis: start {start} out of range for {n} dims")
-    start %= n + 1
+    start += n if start < 0 else 0  # NumPy's rule (not modulo n + 1)
+    if not 0 <= start <= n:
+        raise np.exceptions.AxisError(f"rollaxis: 'start' arg requires {-n} <= start < {n + 1}")
     return moveaxis(a, axis, start - 1 if axis < start else start)
 
 

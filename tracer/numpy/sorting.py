@@ -10,7 +10,8 @@ only the leading non-NaN entries of each sorted lane.
 
 Differences from NumPy, by design: `partition`/`argpartition` return the fully
 sorted order (a valid partition for every `kth`); `digitize` with traced bins
-assumes increasing bins; `bincount` and `unique` of traced values need a
+cannot check that they are monotonic (it takes their direction from the first and
+last bins, at run time); `bincount` and `unique` of traced values need a
 static `length`/`size`, as in JAX.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tracegrad.ir import ops
 from .. import dtypes
 from ._core import (
     _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axes, _norm_axis, _operand, _reduced_shape,
-    _reject, _shape, _zero_d_axis, is_boxed, symbolic_value,
+    _reject, _shape, _zero_d_axis, concrete_value, is_boxed, symbolic_value,
 )
 from .elementwise import divide, subtract, where
 from .reductions import _isnan, _without_nan
@@ -171,10 +172,11 @@ def searchsorted(a, v, side="left", sorter=None):
 
 
 def _monotonic(bins) -> int:
-    """+1 increasing, -1 decreasing (concrete bins); traced bins are taken as increasing."""
-    if is_boxed(bins):
-        return 1
-    b = np.asarray(bins)
+    """+1 increasing, -1 decreasing (NumPy's test, on the values of concrete bins and
+    eager tensors); 0 for traced bins, whose direction is only known at run time."""
+    b = concrete_value(bins)
+    if b is None:
+        return 0
     if np.all(b[1:] >= b[:-1]):
         return 1
     if np.all(b[1:] <= b[:-1]):
@@ -183,16 +185,26 @@ def _monotonic(bins) -> int:
 
 
 def digitize(x, bins, right=False):
-    """Bin index of each `x` (NumPy's conventions for increasing and decreasing bins)."""
+    """Bin index of each `x` (NumPy's conventions for increasing and decreasing bins).
+
+    Traced bins have no values to check: the direction is chosen at run time, increasing
+    where bins[0] <= bins[-1] and decreasing otherwise (both are computed, one selected).
+    Traced bins that are not monotonic raise nothing: they give the searchsorted indices
+    of that direction (NumPy raises ValueError)."""
     bins = _operand(bins)
     if _ndim(bins) != 1:
         _fail("digitize", "bins must be 1-dimensional", [bins], ValueError)
     side = "left" if right else "right"
-    if _monotonic(bins) == 1:
-        return searchsorted(bins, x, side)
     n = _shape(bins)[0]
-    flipped = ops.slice(bins, (n - 1,), (-1,), (n,)) if n else bins
-    return subtract(np.int64(n), searchsorted(flipped, x, side))
+    direction = _monotonic(bins) if n > 1 else 1
+    if direction == 1:
+        return searchsorted(bins, x, side)
+    flipped = ops.slice(bins, (n - 1,), (-1,), (n,))
+    down = subtract(np.int64(n), searchsorted(flipped, x, side))
+    if direction == -1:
+        return down
+    first, last = (ops.reshape(ops.slice(bins, (i,), (1,), (1,)), ()) for i in (0, n - 1))
+    return where(ops.le(first, last), searchsorted(bins, x, side), down)
 
 
 # ---- quantiles --------------------------------------------------------------------------------------
@@ -442,7 +454,7 @@ def bincount(x, weights=None, minlength=0, *, length=None):
 def _bincount_length(x, minlength) -> int:
     """NumPy's length: from the values of a concrete array or eager tensor; a traced `x`
     has none, so it needs `length=`."""
-    data = x._tg_concrete() if hasattr(x, "_tg_concrete") else None if is_boxed(x) else x
+    data = concrete_value(x)
     if data is None:
         _fail("bincount", "traced input needs a static length=", [x], ValueError)
     if data.size and np.min(data) < 0:
@@ -457,6 +469,19 @@ def _linspace(lo, hi, num, dt):
     ramp = np.arange(num - 1, dtype=np.float64)
     inner = ops.add(ops.mul(ops.broadcast(step, (num - 1,)), ramp), ops.broadcast(lo64, (num - 1,)))
     return _convert(ops.concatenate([inner, ops.reshape(hi64, (1,))], 0), dt)
+
+
+def _estimated_edges(op, a, bins, range_, weights):
+    """NumPy's edges for a bin estimator ("auto", "fd", ...): from a's values, so only for
+    concrete data (arrays, eager tensors)."""
+    data = concrete_value(a)
+    if data is None:
+        _fail(op, f"bins={bins!r} (an estimator of the bin count) needs concrete data, not "
+              "a traced value; pass an int or the edges", [a], NotImplementedError)
+    if weights is not None:
+        raise TypeError("Automated estimation of the number of bins is not supported for "
+                        "weighted data")
+    return np.histogram_bin_edges(data, bins, range_)
 
 
 def _bin_edges(a, bins, range_):
@@ -490,9 +515,13 @@ def _bin_edges(a, bins, range_):
 
 def histogram(a, bins=10, range=None, density=None, weights=None):
     """(counts, edges) as np.histogram; the bins are static (an int or edges), the
-    counts have no gradient, weighted sums do (in the weights)."""
+    counts have no gradient, weighted sums do (in the weights).  A string `bins` (NumPy's
+    estimators, "auto" ...) needs concrete values (arrays, eager tensors)."""
     a, _ = _along(a, None)
-    edges = _bin_edges(a, bins, range)
+    if _dtype(a) == np.bool_:  # NumPy bins bools as the numbers 0 and 1
+        a = ops.convert(a, INDEX)
+    edges = _estimated_edges("histogram", a, bins, range, weights) if isinstance(bins, str) \
+        else _bin_edges(a, bins, range)
     n = _shape(edges)[0] - 1
     idx = ops.sub(searchsorted(edges, a, "right"), np.int64(1))
     last = ops.slice(_operand(edges), (n,), (1,), (1,))

@@ -672,9 +672,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     f = _operand(f)
     f = _convert(f, dtypes.float_result(_dtype(f)))
     n = _ndim(f)
-    axes = _norm_axes(axis, n) if axis is not None else tuple(range(n))
-    if isinstance(axis, (int, np.integer)):
-        axes = (_norm_axis(axis, n),)
+    axes = tuple(range(n)) if axis is None else _axes_in_order(axis, n)
     spacing = list(varargs) if len(varargs) != 1 else list(varargs) * len(axes)
     if not spacing:
         spacing = [1.0] * len(axes)
@@ -686,6 +684,13 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     out = [_convert(_gradient_axis(f, ax, h, edge_order), _dtype(f))
            for ax, h in zip(axes, spacing)]
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def _axes_in_order(axis, n):
+    """`axis` (an int or a tuple) as non-negative axes in the user's order (NumPy's
+    normalize_axis_tuple): gradient's outputs and spacings follow it."""
+    _norm_axes(axis, n)  # range and duplicate checks
+    return tuple(_norm_axis(a, n) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
 
 
 def _gradient_axis(f, ax, h, edge_order):
