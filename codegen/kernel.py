@@ -352,8 +352,11 @@ class KernelEmitter(unrolled.UnrolledInner):
             if red.row is not None:
                 self._accumulate_row(red, x)
             elif red.level == len(self.domain):
-                if red.store.reduce == "sum" and is_float(red.store.buffer.dtype):
-                    # one term: numpy's sum still starts at +0.0 (a sum of -0.0 is +0.0)
+                if (not red.needs_fill and red.store.reduce == "sum"
+                        and is_float(red.store.buffer.dtype)):
+                    # one term: numpy's sum still starts at +0.0 (a sum of -0.0 is +0.0);
+                    # a filled target starts at +0.0 already, and a sum from +0.0 never
+                    # becomes -0.0, so adding the term to it gives the same bits
                     zero = reduction_identity("sum", red.store.buffer.dtype, self.cur_lanes)
                     x = combine(self.b, "sum", zero, x, red.store.buffer.dtype)
                 self._flush(red, x)
