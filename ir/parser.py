@@ -261,7 +261,7 @@ class Parser:
             self.expect("(")
             kind = self.name("the guard's kind")
             self.expect(")")
-            guards.append(Guard(var, np.asarray(expected, var.aval.dtype), kind))
+            guards.append(Guard(var, _expected(expected, var.aval), kind))
         return guards
 
     def python_literal(self):
@@ -280,6 +280,15 @@ class Parser:
         if tok.text in ("True", "False"):
             return tok.text == "True"
         self.error("expected a number, a bool or a list", tok)
+
+
+def _expected(literal, aval):
+    """A guard's expected value: of the guarded value's shape where the sizes agree (an
+    empty array's nested lists lose its shape: [] for (0, 3))."""
+    value = np.asarray(literal, aval.dtype)
+    if value.shape != aval.shape and value.size == int(np.prod(aval.shape, dtype=np.int64)):
+        value = value.reshape(aval.shape)
+    return value
 
 
 def _representable(value, text: str, dtype) -> bool:

@@ -21,8 +21,18 @@ def _name(i: int) -> str:
 
 
 # words the parser reads as something else (ir/parser.py): literals, dtypes, keywords
-_WORDS = {"True", "False", "None", *DTYPES.values()}
+_WORDS = {"True", "False", "None", "inf", "nan", *DTYPES.values()}  # string params quoted
 _RESERVED = {"inf", "nan", "let", "in", "lambda", *_WORDS}
+
+
+def _literal(value) -> str:
+    """`repr(value.tolist())`, except that a NaN with its sign bit set prints as -nan (a
+    guard compares the sign, and x86's inf - inf gives that NaN)."""
+    a = np.asarray(value)
+    if a.ndim:
+        return "[" + ", ".join(_literal(x) for x in a) + "]"
+    v = a.item()
+    return "-nan" if isinstance(v, float) and v != v and np.signbit(a) else repr(v)
 
 
 class Namer:
@@ -30,9 +40,12 @@ class Namer:
     (closed: it sees only its own inputs) gets fresh names each time it is printed, so
     a Graph object that two equations share is printed twice with different names."""
 
-    def __init__(self, count=None):
+    def __init__(self, count=None, printed=None):
         self.names = {}
         self.count = count if count is not None else [0]  # shared with the bodies' namers
+        # every name each var got, in this namer and its bodies' (a shared body's
+        # constant is printed under several names, each needing its value when saved)
+        self.printed = printed if printed is not None else {}
 
     def __call__(self, var) -> str:
         name = self.names.get(var)
@@ -43,10 +56,11 @@ class Namer:
                 name = _name(self.count[0])
                 self.count[0] += 1
             self.names[var] = name
+            self.printed.setdefault(var, []).append(name)
         return name
 
     def body(self) -> "Namer":
-        return Namer(self.count)
+        return Namer(self.count, self.printed)
 
     def atom(self, a) -> str:
         if isinstance(a, Literal):
@@ -107,7 +121,7 @@ def _format(graph: Graph, namer: Namer, indent: int) -> str:
     lines += [pad + "  " + format_eqn(e, namer, indent + 2) for e in graph.eqns]
     lines.append(f"{pad}in ({', '.join(namer.atom(v) for v in graph.outvars)}) }}")
     for g in graph.guards:
-        lines.append(f"{pad}guard {namer.atom(g.var)} == {np.asarray(g.expected).tolist()!r}  ({g.kind})")
+        lines.append(f"{pad}guard {namer.atom(g.var)} == {_literal(g.expected)}  ({g.kind})")
     return "\n".join(lines)
 
 

@@ -270,3 +270,33 @@ def test_an_unpickled_array_gives_the_same_bits():
     x = np.random.default_rng(0).uniform(-3, 3, 4096)
     y = pickle.loads(pickle.dumps(x))  # an equal dtype, not numpy's own object
     assert np.sin(tg.tensor(x)).numpy().tobytes() == np.sin(tg.tensor(y)).numpy().tobytes()
+
+
+@pytest.mark.parametrize("constants", ["embedded", "sidecar"])
+def test_bodies_that_close_over_array_constants_save_and_load(tmp_path, constants):
+    W = np.eye(3) * 0.5
+    C = np.array([1.0, -2.0, 3.0])
+
+    def f(x):
+        y = tg.fori_loop(0, 3, lambda i, c: W @ c, x)
+        return tg.cond(np.sum(x) > 0, lambda u: u * C, lambda u: u - C, y)
+    for prog in (tg.trace(f)(np.ones(3)), tg.trace(tg.vmap(f))(np.ones((2, 3)))):
+        path = tmp_path / "p.tgir"
+        prog.save(path, constants=constants)
+        loaded = tg.load(path)
+        assert str(loaded) == str(prog)
+        x = np.full(prog.in_avals[0].shape, 0.7)
+        np.testing.assert_array_equal(loaded(x), prog(x))
+
+
+def test_guards_keep_a_negative_nan_and_an_empty_shape(tmp_path):
+    def f(x, e):
+        s = float(np.max(x) - np.max(x))     # inf - inf: x86's NaN has its sign bit set
+        e.tolist()                            # a guard on an empty (0, 3) array
+        return x * 2 if s == s else x * 3
+    x, e = np.array([1.0, np.inf]), np.zeros((0, 3))
+    prog = tg.trace(f)(x, e)
+    prog.save(tmp_path / "g.tgir")
+    loaded = tg.load(tmp_path / "g.tgir")
+    np.testing.assert_array_equal(loaded(x, e), prog(x, e))
+    assert [g.expected.shape for g in loaded.guards] == [g.expected.shape for g in prog.guards]

@@ -35,22 +35,30 @@ from .tree_text import parse_tree_text, tree_text
 FORMAT = 1
 
 
-def _all_consts(graph: Graph):
-    """(var, value) of every constant in `graph` and its bodies."""
+def _all_consts(graph: Graph, found=None) -> dict:
+    """{var: value} of every constant in `graph` and its bodies."""
     from tracegrad.ir.core import subgraphs
 
-    found = list(zip(graph.constvars, graph.constvals))
+    found = {} if found is None else found
+    found.update(zip(graph.constvars, graph.constvals))
     for eqn in graph.eqns:
         for body in subgraphs(eqn):
-            found += _all_consts(body)
+            _all_consts(body, found)
     return found
 
 
-def _constant_lines(names: dict, consts) -> list:
+def _named_consts(namer: Namer, graph: Graph) -> list:
+    """(name, var, value) for every name a constant was printed under: a body's
+    constants are named in the body's printing, once per time it is printed."""
+    return [(name, var, value) for var, value in _all_consts(graph).items()
+            for name in namer.printed.get(var, [])]
+
+
+def _constant_lines(named) -> list:
     lines = []
-    for var, value in consts:
+    for name, var, value in named:
         data = np.ascontiguousarray(value, value.dtype.newbyteorder("<"))
-        lines.append(f"{names[var]} {var.aval} {base64.b64encode(data.tobytes()).decode()}")
+        lines.append(f"{name} {var.aval} {base64.b64encode(data.tobytes()).decode()}")
     return lines
 
 
@@ -58,13 +66,12 @@ def program_text(program, constants="embedded", sidecar=None) -> str:
     """The saved-file text of `program` (see the module docstring)."""
     namer = Namer()
     text = format_graph(program.graph, namer=namer)
-    consts = _all_consts(program.graph)
     lines = ["# tracegrad program", f"%% format {FORMAT}",
              f"%% outputs {tree_text(program.out_tree)}", "%% graph", text]
     if constants == "sidecar":
         lines.append(f"%% constants sidecar {os.path.basename(sidecar)}")
     else:
-        lines += ["%% constants embedded"] + _constant_lines(namer.names, consts)
+        lines += ["%% constants embedded"] + _constant_lines(_named_consts(namer, program.graph))
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +84,7 @@ def save_program(program, path, constants="embedded"):
     if constants == "sidecar":
         namer = Namer()
         format_graph(program.graph, namer=namer)
-        np.savez(sidecar, **{namer.names[v]: val for v, val in _all_consts(program.graph)})
+        np.savez(sidecar, **{name: val for name, _, val in _named_consts(namer, program.graph)})
     with open(path, "w", encoding="utf-8") as f:
         f.write(program_text(program, constants, sidecar))
 
