@@ -300,3 +300,11 @@ def test_guards_keep_a_negative_nan_and_an_empty_shape(tmp_path):
     loaded = tg.load(tmp_path / "g.tgir")
     np.testing.assert_array_equal(loaded(x, e), prog(x, e))
     assert [g.expected.shape for g in loaded.guards] == [g.expected.shape for g in prog.guards]
+
+
+def test_outputs_keyed_by_numpy_scalars_load_back(tmp_path):
+    prog = tg.trace(lambda x: {np.int64(0): x * 2, np.str_("b"): x + 1})(np.ones(2))
+    prog.save(tmp_path / "k.tgir")
+    out = tg.load(tmp_path / "k.tgir")(np.ones(2))
+    np.testing.assert_array_equal(out[0], [2.0, 2.0])
+    np.testing.assert_array_equal(out["b"], [2.0, 2.0])

@@ -12,6 +12,8 @@ PyTreeDef({'w': *, 'b': (*, [*, None])})
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 class PyTreeDef:
     """The structure of a pytree: a node kind, its metadata (dict keys) and children."""
@@ -40,7 +42,7 @@ class PyTreeDef:
             return "None"
         inner = [c._str(fields) for c in self.children]
         if self.kind is dict:
-            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(self.meta, inner)) + "}"
+            return "{" + ", ".join(f"{_key_text(k)}: {v}" for k, v in zip(self.meta, inner)) + "}"
         if self.kind is list:
             return "[" + ", ".join(inner) + "]"
         if self.kind is tuple:
@@ -51,6 +53,12 @@ class PyTreeDef:
 
     def __repr__(self):
         return f"PyTreeDef({self._str()})"
+
+
+def _key_text(key) -> str:
+    """A dict key as a Python literal: a numpy scalar (np.unique's, np.arange's) as its
+    Python value, which compares and hashes equal to it."""
+    return repr(key.item() if isinstance(key, np.generic) else key)
 
 
 LEAF = PyTreeDef("leaf")
