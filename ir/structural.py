@@ -131,14 +131,19 @@ def _slice_rule(x, *, starts, steps, sizes):
 
 
 def _slice_index(starts, steps, sizes):
-    return np.ix_(*[st + sp * np.arange(sz) for st, sp, sz in zip(starts, steps, sizes)])
+    """Basic slices picking start + i*step for i < size in each dim (numpy's fast path,
+    where the index arrays of np.ix_ made eager pad/roll 20-30x slower than numpy)."""
+    return tuple(builtins.slice(st, st + sp * (sz - 1) + (1 if sp > 0 else -1), sp)
+                 if sz and st + sp * (sz - 1) + (1 if sp > 0 else -1) >= 0
+                 else builtins.slice(st, None, sp) if sz else builtins.slice(0, 0)
+                 for st, sp, sz in zip(starts, steps, sizes))
 
 
 def _slice_impl(x, *, starts, steps, sizes):
     x = np.asarray(x)
     if x.ndim == 0:
         return x.copy()
-    return x[_slice_index(starts, steps, sizes)]
+    return x[_slice_index(starts, steps, sizes)].copy()  # a fresh array, as results are
 
 
 _declare("slice", _slice_rule, _slice_impl,
