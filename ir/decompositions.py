@@ -274,17 +274,21 @@ def _tri_mask(n, lower, unit_diagonal):
 
 
 def _tri_matrix_np(a, lower, unit_diagonal):
+    """a's triangle (strict with unit_diagonal, which then adds ones): np.tril/np.triu,
+    one pass, where a mask product took three."""
     n = a.shape[-1]
-    a = a * _tri_mask(n, lower, unit_diagonal).astype(a.dtype)
-    return a + np.eye(n, dtype=a.dtype) if unit_diagonal else a
+    k = (-1 if lower else 1) if unit_diagonal else 0
+    t = np.tril(a, k) if lower else np.triu(a, k)
+    return t + np.eye(n, dtype=a.dtype) if unit_diagonal else t
 
 
 def _substitute(t, b, lower):
-    """Solve t x = b for a triangular t by substitution (zero pivots give inf/NaN)."""
+    """Solve t x = b for a triangular t by substitution (zero pivots give inf/NaN); the
+    reference, which eager calls replace by cblas trsm where numpy's OpenBLAS has it
+    (tracegrad/eager_linalg.py)."""
     n = t.shape[-1]
     x = np.zeros(np.broadcast_shapes(t.shape[:-2], b.shape[:-2]) + b.shape[-2:], b.dtype)
-    order = range(n) if lower else range(n - 1, -1, -1)
-    for i in order:
+    for i in (range(n) if lower else range(n - 1, -1, -1)):
         known = t[..., i:i + 1, :] @ x                                   # (..., 1, k)
         x[..., i, :] = (b[..., i, :] - known[..., 0, :]) / t[..., i, i:i + 1]
     return x

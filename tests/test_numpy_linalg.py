@@ -423,3 +423,24 @@ def test_invalid_inputs_raise_clear_errors():
         tla.cross(general(2), general(2))
     with pytest.raises(ValueError, match="UPLO"):
         tla.eigh(general(2, 2), UPLO="X")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_eager_triangular_solve_uses_trsm_with_the_references_values(dtype):
+    from tracegrad.ir.primitives import PRIMITIVES
+    prim = PRIMITIVES["triangular_solve"]
+    rng = np.random.default_rng(1)
+    a = (rng.standard_normal((3, 1, 40, 40)) * 0.3 + 40 * np.eye(40)).astype(dtype)
+    b = rng.standard_normal((4, 40, 2)).astype(dtype)
+    for lower in (True, False):
+        for transpose_a in (False, True):
+            for unit in (False, True):
+                kw = dict(lower=lower, transpose_a=transpose_a, unit_diagonal=unit)
+                got, ref = prim.run(a, b, **kw), prim.impl(a, b, **kw)
+                assert got.dtype == ref.dtype and got.shape == ref.shape == (3, 4, 40, 2)
+                tol = 1e-5 if dtype == np.float32 else 1e-12   # of values about 0.05
+                np.testing.assert_allclose(got, ref, rtol=tol * 10, atol=tol)
+    singular = np.tril(rng.standard_normal((20, 20))).astype(dtype)
+    singular[3, 3] = 0
+    out = prim.run(singular, b[0, :20], lower=True, transpose_a=False, unit_diagonal=False)
+    assert not np.isfinite(out).all()

@@ -479,6 +479,8 @@ def install() -> list:
     for name in THRESHOLDS:
         PRIMITIVES[name].native = gate(name)
     _install_fused()
+    from . import eager_linalg
+    eager_linalg.install()
     if BACKEND.module is not None:  # loaded before an uninstall: the allocator again
         BACKEND.memory = _cache_memory(BACKEND.module)
     return list(THRESHOLDS)
@@ -489,5 +491,7 @@ def uninstall() -> None:
     for name in THRESHOLDS:
         PRIMITIVES[name].native = None
     _uninstall_fused()
+    from . import eager_linalg
+    eager_linalg.uninstall()
     if BACKEND.memory is not None:
         BACKEND.memory.uninstall()
