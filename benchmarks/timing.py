@@ -47,8 +47,16 @@ def deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+# OpenBLAS's workers spin-wait for new work for a while after a threaded call (its
+# THREAD_TIMEOUT, 2^28 cycles: about 0.1 s) and take the cores from whatever runs next: a
+# sample right after numpy's or autograd's W3 ran tracegrad's calls 1.6x slower on 2 cores.
+SETTLE_S = 0.15
+
+
 def first_call(build: Callable[[], Callable[[], Any]], timeout: float | None = None):
-    """Build a fresh callable and run it once: returns (call, first output, seconds)."""
+    """Build a fresh callable and run it once: returns (call, first output, seconds)
+    (after a pause of SETTLE_S: the previous entry's spinning threads)."""
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     with deadline(timeout):
         call = build()
@@ -94,11 +102,12 @@ def steady_seconds(call: Callable[[], Any], samples: int = 5, min_sample_s: floa
 
 
 def interleaved_steady(calls: dict, samples: int = 5, min_sample_s: float = 0.2,
-                       warmup: int = 3) -> dict:
+                       warmup: int = 3, settle_s: float = SETTLE_S) -> dict:
     """{name: (median, minimum) seconds per call, or the exception it raised}, the samples
     of all calls taken in turns: round k runs sample k of every call, so that a drift of
     the machine's speed during the measurement (seen here at 30% within minutes) touches
-    every entry alike instead of whichever ran in a slow phase."""
+    every entry alike instead of whichever ran in a slow phase.  Each sample starts after
+    a pause of `settle_s`, so that no entry pays for the previous one's spinning threads."""
     reps, per_call, failed = {}, {}, {}
     for name, call in calls.items():
         try:
@@ -108,6 +117,7 @@ def interleaved_steady(calls: dict, samples: int = 5, min_sample_s: float = 0.2,
             failed[name] = exc
     for _ in range(samples):
         for name in list(per_call):
+            time.sleep(settle_s)
             try:
                 per_call[name].append(run_n(calls[name], reps[name]) / reps[name])
             except Exception as exc:  # noqa: BLE001
