@@ -585,3 +585,21 @@ def test_a_numpy_operand_is_broadcast_in_the_graph_not_captured_full_size():
     l = np.random.default_rng(0).integers(0, n, n)
     np.testing.assert_array_equal(tg.jit(lambda l: l[:, None] == np.arange(n)[None, :])(l),
                                   l[:, None] == np.arange(n)[None, :])
+
+
+@pytest.mark.parametrize("idx", [np.array([0, 2, 2, -1]), [1, 1, 5], 3, -2,
+                                 np.array([[0, 1], [1, -6]]), np.array([], np.int64)])
+def test_at_add_of_whole_rows_accumulates_as_numpys_add_at(idx):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3))
+    v = rng.standard_normal(np.shape(np.arange(6)[idx]) + (3,))
+    want = x.copy()
+    np.add.at(want, idx, v)
+    got = tg.jit(lambda a, b: a.at[idx].add(b))(x, v)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    traced = tg.jit(lambda a, i, b: a.at[i].add(b))(x, np.asarray(idx), v)
+    np.testing.assert_allclose(traced, want, rtol=1e-14)
+    gx, gv = tg.grad(lambda a, b: np.sum(a.at[idx].add(b) ** 2), argnums=(0, 1))(x, v)
+    np.testing.assert_allclose(gx, 2 * want, rtol=1e-14)
+    np.testing.assert_allclose(gv, 2 * want[np.asarray(idx) % 6 if np.size(idx) else idx],
+                               rtol=1e-14)

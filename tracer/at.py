@@ -51,6 +51,11 @@ class IndexUpdate:
 
     def add(self, values, **_):
         x = self.x
+        rows = _rows(x, self.idx)
+        if rows is not None:  # whole rows: one scatter over dim 0, no element table
+            v = tnp.broadcast_to(tnp.astype(tnp.asarray(values), ops.dtype(x)),
+                                 tuple(ops.shape(rows)) + tuple(ops.shape(x)[1:]))
+            return ops.scatter_add(x, v, rows)
         shape, n = ops.shape(x), int(np.prod(ops.shape(x), dtype=np.int64))
         pos = getitem(np.arange(n, dtype=np.int64).reshape(shape), self.idx)
         m = int(np.prod(ops.shape(pos), dtype=np.int64))
@@ -84,6 +89,22 @@ class IndexUpdate:
     def _combined(self, op, values):
         _refuse_repeats(self.x, self.idx)
         return self.set(op(self.get(), values))
+
+
+def _rows(x, idx):
+    """`idx` as int64 positions along dim 0 (negatives wrapped, as NumPy's) when it is
+    an integer array, list or scalar indexing whole rows of an array of rank 2 or more;
+    else None (the element-table path handles every other index)."""
+    if len(ops.shape(x)) < 2 or isinstance(idx, (tuple, slice, bool)) or idx is None \
+            or idx is Ellipsis:
+        return None
+    if isinstance(idx, list) and not all(isinstance(i, (int, np.integer)) for i in idx):
+        return None
+    index = tnp.asarray(idx)
+    if not np.issubdtype(ops.dtype(index), np.integer):
+        return None
+    index = tnp.astype(index, np.int64)
+    return tnp.where(index < 0, index + ops.shape(x)[0], index)
 
 
 def _refuse_repeats(x, idx):
