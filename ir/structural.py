@@ -133,10 +133,14 @@ def _slice_rule(x, *, starts, steps, sizes):
 def _slice_index(starts, steps, sizes):
     """Basic slices picking start + i*step for i < size in each dim (numpy's fast path,
     where the index arrays of np.ix_ made eager pad/roll 20-30x slower than numpy)."""
-    return tuple(builtins.slice(st, st + sp * (sz - 1) + (1 if sp > 0 else -1), sp)
-                 if sz and st + sp * (sz - 1) + (1 if sp > 0 else -1) >= 0
-                 else builtins.slice(st, None, sp) if sz else builtins.slice(0, 0)
-                 for st, sp, sz in zip(starts, steps, sizes))
+    return tuple(_basic_slice(st, sp, sz) for st, sp, sz in zip(starts, steps, sizes))
+
+
+def _basic_slice(start, step, size):
+    if not size:
+        return builtins.slice(0, 0)
+    stop = start + step * (size - 1) + (1 if step > 0 else -1)
+    return builtins.slice(start, stop if stop >= 0 else None, step)  # -1 would mean the end
 
 
 def _slice_impl(x, *, starts, steps, sizes):

@@ -54,9 +54,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     if b is not None:
         a, b = broadcast_arrays(a, _convert(_operand(b), _dtype(a)))
     axes = _norm_axes(axis, _ndim(a))
-    m = max(a, axis=axes, keepdims=True)
-    # An infinite maximum would give inf - inf = nan; shifting by 0 keeps the exact answer.
-    m = stop_gradient(where(less(absolute(m), np.inf), m, 0.0))
+    m = _shift(a, axes)
     e = uf.exp(subtract(a, m))
     s = sum(e if b is None else multiply(b, e), axis=axes, keepdims=True)
     out = add(uf.log(absolute(s) if return_sign else s), m)
@@ -80,9 +78,15 @@ def log_softmax(x, axis=-1):
     their own magnitude, not the logits' (x - logsumexp(x) loses the small ones in float32)."""
     x = _operand(x)
     x = _convert(x, dtypes.float_result(_dtype(x)))
-    m = max(x, axis=axis, keepdims=True)
-    shifted = subtract(x, stop_gradient(where(less(absolute(m), np.inf), m, 0.0)))
+    shifted = subtract(x, _shift(x, axis))
     return subtract(shifted, uf.log(sum(uf.exp(shifted), axis=axis, keepdims=True)))
+
+
+def _shift(a, axis):
+    """The maximum along `axis` (dims kept) under stop_gradient, 0 where it is infinite:
+    inf - inf would give nan, and shifting by 0 keeps the exact answer."""
+    m = max(a, axis=axis, keepdims=True)
+    return stop_gradient(where(less(absolute(m), np.inf), m, 0.0))
 
 
 __all__ = ["sigmoid", "softplus", "relu", "logsumexp", "softmax", "log_softmax"]

@@ -24,7 +24,8 @@ from tracegrad.ir import TracedValue, ops
 
 from .. import dtypes
 from ..indexing import getitem
-from ._core import _dtype, _fail, _lift, _norm_axis, _operand, _reject, _shape, _zero_d_axis
+from ._core import (_dtype, _fail, _lift, _norm_axis, _operand, _reject, _shape, _zero_d_axis,
+                    concrete_value)
 from .elementwise import (greater_equal, less, logical_and, maximum, minimum, not_equal)
 from .elementwise import where as _where3
 from .reductions import count_nonzero
@@ -164,13 +165,13 @@ def select(condlist, choicelist, default=0):
 # ---- data-dependent sizes: compress, nonzero & co. -------------------------------------------------
 
 def _concrete(x, op: str) -> np.ndarray:
-    if _is_traced(x):
+    data = concrete_value(x)
+    if data is None:
         _fail(op, "needs a concrete condition (its result's shape depends on the "
                   f"values); call tracegrad.numpy.{op}(..., size=N) for a fixed-size result "
                   "(numpy's own signature has no size=), or use where(cond, x, 0)",
               (x,), exc=TypeError)
-    data = getattr(x, "_tg_concrete", None)
-    return np.asarray(data() if data is not None else x)
+    return data
 
 
 def compress(condition, a, axis=None, out=None, *, size=None, fill_value=0):
