@@ -239,6 +239,7 @@ def jacrev(fun, argnums=0, has_aux=False):
     result is `(jacobian, aux)`.
 
     >>> import numpy as np
+    >>> from tracegrad import jacrev
     >>> jac = jacrev(lambda p: np.sin(p["w"]) * p["b"])({"w": np.zeros(2), "b": np.ones(2)})
     >>> jac["w"].shape, float(jac["b"][0, 0])
     ((2, 2), 0.0)

@@ -801,9 +801,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     outputs do not depend on is an error unless `allow_unused` (then None) or
     `materialize_grads` (then zeros).
 
-    >>> x = tensor(3.0, requires_grad=True)
-    >>> dx, = grad(x ** 3, x, create_graph=True)
-    >>> ddx, = grad([dx], [x])
+    >>> import tracegrad as tg
+    >>> x = tg.tensor(3.0, requires_grad=True)
+    >>> dx, = tg.autograd.grad(x ** 3, x, create_graph=True)
+    >>> ddx, = tg.autograd.grad([dx], [x])
     >>> float(dx), float(ddx)
     (27.0, 18.0)
     """

@@ -2,6 +2,7 @@
 with gradients (the `triangular_solve` primitive; jax.scipy.linalg's signatures).
 
 >>> import numpy as np
+>>> from tracegrad.scipy.linalg import cho_factor, cho_solve
 >>> a = np.array([[4.0, 2.0], [2.0, 3.0]])
 >>> x = cho_solve(cho_factor(a), np.array([2.0, 1.0]))
 >>> np.allclose(a @ x, [2.0, 1.0])

@@ -1,6 +1,7 @@
 """`scipy.special`'s functions that tracegrad.numpy computes (jax.scipy.special's names).
 
 >>> import numpy as np
+>>> from tracegrad.scipy.special import expit, logit
 >>> float(expit(0.0)), float(logit(0.5))
 (0.5, 0.0)
 """

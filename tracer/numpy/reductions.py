@@ -78,7 +78,8 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     and `initial` is added, as in NumPy.
 
     >>> import numpy as np
-    >>> sum(np.arange(6.0).reshape(2, 3), axis=-1, keepdims=True).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.sum(np.arange(6.0).reshape(2, 3), axis=-1, keepdims=True).tolist()
     [[3.0], [12.0]]
     """
     _reject("sum", out=out)
@@ -133,7 +134,8 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     """Product over `axis`; its gradient is exact at zero entries (no division).
 
     >>> import numpy as np
-    >>> prod(np.array([[1.0, 2.0], [3.0, 4.0]]), axis=0).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.prod(np.array([[1.0, 2.0], [3.0, 4.0]]), axis=0).tolist()
     [3.0, 8.0]
     """
     _reject("prod", out=out)
