@@ -2,7 +2,10 @@
 
 For each (workload, implementation): build a callable and check its value and gradients
 against the float64 reference; a disagreement is recorded as ``wrong`` and is not timed.
-Otherwise build a second, fresh callable and time its first call (checked again). Then the
+Otherwise build fresh callables, each in a fresh entry context (torch.compile: reset dynamo,
+empty inductor cache), and time their first calls (checked again): the first call reported is
+the median of ``first_calls`` of them, as one compile on these shared machines varies by a
+third from run to run, and the last callable is the one timed in the steady state. Then the
 steady states of all the workload's implementations are measured together, their samples in
 turns (timing.interleaved_steady), so that the ratios in one row share the machine's phase.
 Smoke mode stops after the check.
@@ -15,6 +18,7 @@ Smoke mode stops after the check.
 from __future__ import annotations
 
 import gc
+import statistics
 import sys
 import traceback
 from contextlib import ExitStack
@@ -40,6 +44,7 @@ class Config:
     tracegrad: bool = True
     tracegrad_ns: str = "numpy"         # "numpy" (plain numpy loss) or "tnp" (tracegrad.numpy)
     samples: int = 5
+    first_calls: int = 3                # fresh builds whose first calls give the median
     min_sample_s: float = 0.2
     compile_timeout: float | None = 120.0
     torch_compile_skip: dict[str, str] | None = None  # None: impls.TORCH_COMPILE_SKIP
@@ -122,9 +127,10 @@ def _checked_first_call(impl: Impl, wl: Workload, inputs, ref, config: Config):
 
 
 def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config, contexts: ExitStack):
-    """Check one build, then time the first call of a second, fresh build: the Entry (not
-    ok, or ok in smoke mode), or (call, first-call ms) for the steady-state timing.  The
-    timed build's context stays open in `contexts` until that timing is done.
+    """Check one build, then time the first calls of `config.first_calls` fresh builds: the
+    Entry (not ok, or ok in smoke mode), or (the last build's call, the median first-call
+    ms) for the steady-state timing.  The last build's context stays open in `contexts`
+    until that timing is done.
 
     The check's build absorbs one-time, process-wide start-up (jax backend, numba's typing
     tables, inductor's worker pool), so the timed first call is this function's own
@@ -137,8 +143,18 @@ def run_entry(impl: Impl, wl: Workload, inputs, ref, config: Config, contexts: E
         checked = _checked_first_call(impl, wl, inputs, ref, config)
     if isinstance(checked, Entry) or config.smoke:
         return checked if isinstance(checked, Entry) else Entry("ok")
+    times = []
+    for _ in range(config.first_calls - 1):
+        with impl.entry_context():
+            timed = _checked_first_call(impl, wl, inputs, ref, config)
+        if isinstance(timed, Entry):
+            return timed
+        times.append(timed[1])
     contexts.enter_context(impl.entry_context())
-    return _checked_first_call(impl, wl, inputs, ref, config)
+    timed = _checked_first_call(impl, wl, inputs, ref, config)
+    if isinstance(timed, Entry):
+        return timed
+    return timed[0], statistics.median(times + [timed[1]])
 
 
 def _steady_entries(timed: dict, config: Config) -> dict:

@@ -12,7 +12,7 @@ LABELS = {"wrong": "WRONG", "error": "ERROR", "timeout": "TIMEOUT", "skipped": "
 SMOKE_LEGEND = ("Smoke run: ok means value and gradients agree with the float64 reference; "
                 "nothing was timed.")
 LEGEND = ("Cells: steady-state median per call in us, first call (build + trace + compile + "
-          "one evaluation) in ms in brackets. Ratios are tracegrad time / peer time: below 1 "
+          "one evaluation; the median over fresh builds, --first-calls) in ms in brackets. Ratios are tracegrad time / peer time: below 1 "
           "means tracegrad is faster. WRONG entries disagreed with the float64 reference and "
           "were not timed.")
 

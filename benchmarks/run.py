@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="trace the plain-numpy loss (default) or rebind it to tracegrad.numpy")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--samples", type=int, default=5, help="timed samples per entry (median)")
+    p.add_argument("--first-calls", type=int, default=3,
+                   help="fresh builds per entry whose first calls give the median (at least 1)")
     p.add_argument("--min-sample-s", type=float, default=0.2, help="minimum seconds per sample")
     p.add_argument("--compile-timeout", type=float, default=120.0,
                    help="seconds allowed for torch.compile's first call (0: no limit)")
@@ -78,7 +80,8 @@ def config_from(args: argparse.Namespace) -> Config:
             for w in args.torch_compile_skip}
     return Config(smoke=args.smoke, only=args.only, peers=args.peers,
                   tracegrad=not args.no_tracegrad, tracegrad_ns=args.tracegrad_ns,
-                  samples=args.samples, min_sample_s=args.min_sample_s,
+                  samples=args.samples, first_calls=max(1, args.first_calls),
+                  min_sample_s=args.min_sample_s,
                   compile_timeout=args.compile_timeout or None, torch_compile_skip=skip,
                   measure_limits=not args.no_limits)
 
