@@ -206,11 +206,13 @@ class KernelEmitter(unrolled.UnrolledInner):
     def _emit_body_loops(self):
         self.unroll = self._unrolls()
         self.hoisted = self._step_invariant() if self.unroll else None
+        self.interleave = self._interleaves()
         for red in self.reductions:
             red.lanes = self.lanes if red.level < len(self.domain) else None
             ty = llvm_type(red.acc_dtype)
             ty = ty if red.lanes is None else simd.vector_of(ty, red.lanes)
-            count = min(unrolled.INNER_ACCUMULATORS, self.unroll) if red.lanes else 1
+            steps = self.unroll or self.interleave
+            count = min(unrolled.INNER_ACCUMULATORS, steps) if red.lanes else 1
             red.slots = [self.b.alloca(ty, name="acc") for _ in range(max(count, 1))]
         if 0 in self.domain:
             for red in self.reductions:  # nothing to combine: every target element is the identity
@@ -219,6 +221,7 @@ class KernelEmitter(unrolled.UnrolledInner):
         self.ivs = [None] * len(self.domain)
         self.segment = [None] * len(self.domain)
         self.row_step = None  # inside an unrolled innermost dim: the vector step's number
+        self.slot_step = None  # inside an interleaved vector loop: the step's number
         for red in self.reductions:
             if self.unroll and self.row_reduction(red):
                 self._start_row(red)
@@ -317,8 +320,20 @@ class KernelEmitter(unrolled.UnrolledInner):
                 self._vector_step(d, end, simd.lane_mask(b, end, hi, lanes))
 
     def _vector_steps(self, d, lo, hi, masked: bool):
-        with Loop(self.b, lo, hi, f"d{d}", step=self.lanes) as iv:
-            self._vector_step(d, iv, simd.lane_mask(self.b, iv, hi, self.lanes) if masked else None)
+        """Vector steps over [lo, hi); unmasked ones `interleave` at a time, each adding to
+        its own accumulators, then one at a time for the rest (hi - lo is then a multiple
+        of the lanes and not negative)."""
+        b = self.b
+        if self.interleave > 1 and not masked:
+            width = self.interleave * self.lanes  # a power of two
+            main = b.add(lo, b.and_(b.sub(hi, lo), i64(-width)), flags=("nsw",))
+            with Loop(b, lo, main, f"d{d}x", step=width) as iv:
+                for k in range(self.interleave):
+                    self.slot_step = k
+                    self._vector_step(d, b.add(iv, i64(k * self.lanes), flags=("nsw",)), None)
+            self.slot_step, lo = None, main
+        with Loop(b, lo, hi, f"d{d}", step=self.lanes) as iv:
+            self._vector_step(d, iv, simd.lane_mask(b, iv, hi, self.lanes) if masked else None)
 
     def _vector_step(self, d, iv, mask):
         """The body on lanes iv .. iv + lanes - 1 of dim d (those in `mask`, if given)."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from tracegrad.passes.kernels import Const, Load, Op
 
-from . import simd
+from . import simd, threads
 from .irutil import i64
 from .scalar_ops import combine, llvm_type, reduction_identity, to_memory
 
@@ -126,7 +126,22 @@ class UnrolledInner:
 
     def _inner_slot(self, red):
         """The slot a sum over the innermost dim adds this step's value to."""
-        return red.slots[(self.row_step or 0) % len(red.slots)]
+        step = self.row_step if self.row_step is not None else self.slot_step
+        return red.slots[(step or 0) % len(red.slots)]
+
+    def _interleaves(self) -> int:
+        """Vector steps of a loop-form innermost dim that run together, each adding to its
+        own accumulators (1: one at a time).  LLVM's O2 interleaves a sum's loop so that
+        its adds do not wait on each other; the light pipeline leaves the loop as emitted,
+        so the emitter does it: for a cheap body with a sum over the innermost dim of at
+        least two rounds of INNER_ACCUMULATORS vector steps."""
+        inner, k = len(self.domain), INNER_ACCUMULATORS
+        if not self.lanes or self.unroll or not any(r.level < inner for r in self.reductions):
+            return 1
+        long_enough = self.domain[-1] >= 2 * k * self.lanes
+        cheap = (len(self.kernel.body) * k <= UNROLL_BUDGET
+                 and threads.op_cost(self.kernel) < threads.COSTLY_BODY)
+        return k if long_enough and cheap else 1
 
     def _gather(self, red):
         """The slots of `red` combined into one value (a halving tree)."""
