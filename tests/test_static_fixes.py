@@ -282,3 +282,102 @@ def test_placeholder_with_default():
     np.testing.assert_array_equal(_run(g), [4.0, 8.0])
     with pytest.raises(ValueError, match="does not fit"):
         tf.placeholder_with_default(tf.constant([1.0, 2.0]), [3])
+
+
+# -- TF1's registered gradients at kinks and ties (tf1_rules.py) -------------------------------
+# op, inputs at and around the kink, TF1's gradient of sum(op(x)) there, points away from kinks
+KINKS = [
+    ("clip_by_value", lambda x: tf.clip_by_value(x, 0.0, 2.0), [2.0, 2.0, 0.0, -1.0, 3.0],
+     [1, 1, 1, 0, 0], [-0.5, 0.3, 1.7, 2.4]),
+    ("maximum", lambda x: tf.maximum(x, 1.0), [1.0, 0.0, 2.0], [1, 0, 1], [0.2, 1.6]),
+    ("maximum_flipped", lambda x: tf.maximum(1.0, x), [1.0, 0.0, 2.0], [0, 0, 1], [0.2, 1.6]),
+    ("minimum", lambda x: tf.minimum(x, 1.0), [1.0, 0.0, 2.0], [1, 1, 0], [0.2, 1.6]),
+    ("abs", tf.abs, [0.0, -1.0, 2.0], [0, -1, 1], [-0.7, 0.4]),
+    ("abs_operator", lambda x: abs(x), [0.0, -1.0, 2.0], [0, -1, 1], [-0.7, 0.4]),
+    ("relu", tf.nn.relu, [0.0, -1.0, 2.0], [0, 0, 1], [-0.7, 0.4]),
+    ("relu6", tf.nn.relu6, [0.0, 6.0, 3.0, 7.0, -1.0], [0, 0, 1, 0, 0], [-0.7, 0.4, 5.5, 6.5]),
+    ("leaky_relu", lambda x: tf.nn.leaky_relu(x, 0.1), [0.0, -1.0, 2.0], [0.1, 0.1, 1],
+     [-0.7, 0.4]),
+    ("elu", tf.nn.elu, [0.0, -1.0, 2.0], [1, np.exp(-1.0), 1], [-0.7, 0.4, 800.0]),
+    ("reduce_max", tf.reduce_max, [1.0, 3.0, 3.0], [0, 0.5, 0.5], [1.0, 2.5, 3.0]),
+    ("sqrt", tf.sqrt, [0.0, 4.0], [np.inf, 0.25], [0.3, 2.0]),
+]
+
+
+@pytest.mark.parametrize("name,fn,at,tf1_grad,away", KINKS, ids=[k[0] for k in KINKS])
+def test_gradient_at_kink_is_tf1s(name, fn, at, tf1_grad, away):
+    x = tf.placeholder(tf.float64, [None])
+    (g,) = tf.gradients(tf.reduce_sum(fn(x)), x)
+    np.testing.assert_allclose(_run(g, {x: at}), tf1_grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,fn,at,tf1_grad,away", KINKS, ids=[k[0] for k in KINKS])
+def test_gradient_away_from_kink_matches_central_differences(name, fn, at, tf1_grad, away):
+    x = tf.placeholder(tf.float64, [None])
+    c = np.random.default_rng(0).normal(size=len(away))
+    y = tf.reduce_sum(fn(x) * c)
+    (g,) = tf.gradients(y, x)
+    with tf.Session() as sess:
+        gv = sess.run(g, {x: away})
+        h, fd = 1e-6, []
+        for i in range(len(away)):
+            e = np.eye(len(away))[i] * h
+            fd.append((sess.run(y, {x: away + e}) - sess.run(y, {x: away - e})) / (2 * h))
+    np.testing.assert_allclose(gv, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_reviewer_reproducer_clip_by_value_gradient_is_inclusive():
+    x = tf.placeholder(tf.float64, [4])
+    (g,) = tf.gradients(tf.reduce_sum(tf.clip_by_value(x, 0.0, 2.0)), x)
+    np.testing.assert_array_equal(_run(g, {x: [2.0, 2.0, 0.0, -1.0]}), [1, 1, 1, 0])
+
+
+def test_clip_by_value_bounds_get_the_gradient_where_crossed():
+    x, lo, hi = (tf.placeholder(tf.float64, s) for s in ([5], [], [5]))
+    gx, glo, ghi = tf.gradients(tf.reduce_sum(tf.clip_by_value(x, lo, hi)), [x, lo, hi])
+    feed = {x: [2.0, 2.0, 0.0, -1.0, 3.0], lo: 0.0, hi: [2.0] * 5}
+    out = _run([gx, glo, ghi], feed)
+    np.testing.assert_array_equal(out[0], [1, 1, 1, 0, 0])
+    assert out[1] == 1.0  # the one x below lo, summed to lo's shape ()
+    np.testing.assert_array_equal(out[2], [0, 0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("op,x_gets", [("maximum", [1, 1, 0]), ("minimum", [1, 0, 1])])
+def test_maximum_minimum_ties_go_to_x(op, x_gets):
+    x, y = tf.placeholder(tf.float64, [3]), tf.placeholder(tf.float64, [3])
+    gx, gy = tf.gradients(tf.reduce_sum(getattr(tf, op)(x, y)), [x, y])
+    gxv, gyv = _run([gx, gy], {x: [1.0, 2.0, 3.0], y: [1.0, 1.0, 4.0]})
+    np.testing.assert_array_equal(gxv, x_gets)
+    np.testing.assert_array_equal(gyv, 1 - np.array(x_gets))
+
+
+SPECIAL = np.array([np.nan, 1.0, -0.0, 0.0, np.inf, -np.inf, 2.0, -0.0])
+OTHER = np.array([1.0, np.nan, 0.0, -0.0, 1.0, 1.0, 2.0, -0.0])
+
+
+@pytest.mark.parametrize("name,fn,ref", [
+    ("maximum", lambda x, y: tf.maximum(x, y), np.maximum),
+    ("minimum", lambda x, y: tf.minimum(x, y), np.minimum),
+    ("abs", lambda x, y: tf.abs(x), lambda x, y: np.abs(x)),
+    ("clip", lambda x, y: tf.clip_by_value(x, 0.0, 1.0), lambda x, y: np.clip(x, 0.0, 1.0)),
+    ("clip_tensors", lambda x, y: tf.clip_by_value(x, y, 5.0), lambda x, y: np.clip(x, y, 5.0)),
+])
+def test_forward_values_keep_numpys_bits_at_nan_zeros_and_inf(name, fn, ref):
+    x, y = tf.placeholder(tf.float64, [8]), tf.placeholder(tf.float64, [8])
+    out = _run(fn(x, y), {x: SPECIAL, y: OTHER})
+    expected = ref(SPECIAL, OTHER)
+    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(np.signbit(out), np.signbit(expected))
+
+
+def test_tf1_rules_keep_weak_python_numbers_ints_and_second_order():
+    xf, xi = tf.placeholder(tf.float32, [3]), tf.placeholder(tf.int32, [3])
+    assert tf.maximum(xf, 2.0).dtype == tf.float32
+    assert tf.clip_by_value(xi, 0, 2).dtype == tf.int32
+    x = tf.placeholder(tf.float64, [3])
+    (g,) = tf.gradients(tf.reduce_sum(tf.square(tf.maximum(x, 0.0))), x)
+    (h,) = tf.gradients(tf.reduce_sum(g), x)  # d2/dx2 of max(x, 0)^2 is 2 where x >= 0
+    out = _run([tf.clip_by_value(xi, 0, 2), g, h], {xi: [-1, 1, 5], x: [-1.0, 0.0, 3.0]})
+    np.testing.assert_array_equal(out[0], [0, 1, 2])
+    np.testing.assert_array_equal(out[1], [0, 0, 6])
+    np.testing.assert_array_equal(out[2], [0, 2, 2])

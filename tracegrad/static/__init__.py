@@ -22,9 +22,13 @@ from .control_flow import cond, while_loop
 from .dtypes import as_dtype, bool, float32, float64, int32, int64  # noqa: A004
 from .gradients import gradients
 from .graph import Graph, Operation, get_default_graph, reset_default_graph
+from .initializers import *  # noqa: F401,F403
+from .initializers import __all__ as _init_all
 from .math_ops import *  # noqa: F401,F403
 from .math_ops import __all__ as _math_all
 from .session import InteractiveSession, Session
+from .scopes import (AUTO_REUSE, VariableScope, get_variable, get_variable_scope, name_scope,
+                     variable_scope)
 from .shapes import TensorShape
 from .sources import constant, convert_to_tensor, placeholder, placeholder_with_default
 from .tensor import Tensor
@@ -38,4 +42,6 @@ __all__ = ["errors", "nn", "train", "InteractiveSession", "cond", "while_loop", 
            "placeholder", "placeholder_with_default", "Tensor", "Variable", "assign", "assign_add",
            "assign_sub",
            "global_variables", "global_variables_initializer", "group", "no_op",
-           "trainable_variables", "variables_initializer", *_math_all]
+           "trainable_variables", "variables_initializer", "AUTO_REUSE", "VariableScope",
+           "get_variable", "get_variable_scope", "name_scope", "variable_scope", *_math_all,
+           *_init_all]

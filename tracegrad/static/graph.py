@@ -50,7 +50,7 @@ class Operation:
         self.src = user_source_location()
         self.outputs: list = []
         self.n_outputs = n_outputs
-        self.name = graph.unique_name(name or op_type)
+        self.name = graph.unique_name(graph.scoped(name or op_type))
         graph._add(self)
 
     def deps(self) -> list:
@@ -72,6 +72,7 @@ class Graph:
         self.ops: list[Operation] = []
         self._names: dict[str, int] = {}
         self._ctx = None
+        self._scope = ""  # the name scope: "" or "outer/inner/"
         self._ids = itertools.count()
         self.variables: list = []
         self.last_feed_avals: dict = {}  # placeholder tensor -> aval most recently fed
@@ -94,6 +95,22 @@ class Graph:
             if name not in self._names:
                 self._names[name] = 0
                 return name
+
+    def scoped(self, name: str) -> str:
+        """`name` inside the current name scope; a name ending in "/" is absolute (TF1)."""
+        return name[:-1] if name.endswith("/") else self._scope + name
+
+    @contextlib.contextmanager
+    def name_scope(self, name):
+        """Op names made inside start with the scope's name: `name` made unique the first
+        time ("a", then "a_1"), as TF1's name_scope; "a/" re-enters "a", None the root."""
+        scope = "" if not name else name if name.endswith("/") else (
+            self.unique_name(self.scoped(name)) + "/")
+        outer, self._scope = self._scope, scope
+        try:
+            yield scope
+        finally:
+            self._scope = outer
 
     @contextlib.contextmanager
     def body(self, kind: str):
@@ -170,6 +187,8 @@ _GLOBAL = [Graph()]
 
 
 def get_default_graph() -> Graph:
+    """The graph new ops go into: the innermost `with g.as_default():` (or session's
+    graph), else the global default graph."""
     return _STACK.graphs[-1] if _STACK.graphs else _GLOBAL[0]
 
 

@@ -1,11 +1,14 @@
 """TF1's math names, each one recorded call of the `tracegrad.numpy` function that
-computes it (so a TF1 name and the NumPy spelling give the same IR)."""
+computes it (so a TF1 name and the NumPy spelling give the same IR); `maximum`,
+`minimum`, `abs` and `clip_by_value` compute the same values with TF1's gradients at
+ties and kinks (tf1_rules.py)."""
 from __future__ import annotations
 
 import numpy as np
 
 from tracegrad.tracer import numpy as tnp
 
+from . import tf1_rules
 from .building import call
 from .dtypes import as_dtype
 from .sources import _tf1_default, as_tensor, constant
@@ -50,13 +53,12 @@ def _binary(np_name, tf_name):
 
 add, subtract, multiply = _binary("add", "Add"), _binary("subtract", "Sub"), _binary("multiply", "Mul")
 divide = truediv = _binary("divide", "truediv")
-maximum, minimum = _binary("maximum", "Maximum"), _binary("minimum", "Minimum")
 pow = _binary("power", "Pow")  # noqa: A001  (TF1's name)
 equal, not_equal = _binary("equal", "Equal"), _binary("not_equal", "NotEqual")
 less, less_equal = _binary("less", "Less"), _binary("less_equal", "LessEqual")
 greater, greater_equal = _binary("greater", "Greater"), _binary("greater_equal", "GreaterEqual")
 logical_and, logical_or = _binary("logical_and", "LogicalAnd"), _binary("logical_or", "LogicalOr")
-negative, abs = _unary("negative", "Neg"), _unary("abs", "Abs")  # noqa: A001
+negative = _unary("negative", "Neg")
 exp, log, log1p, expm1 = (_unary(n, n.capitalize()) for n in ("exp", "log", "log1p", "expm1"))
 sqrt, square, tanh = _unary("sqrt", "Sqrt"), _unary("square", "Square"), _unary("tanh", "Tanh")
 sigmoid, sin, cos = _unary("sigmoid", "Sigmoid"), _unary("sin", "Sin"), _unary("cos", "Cos")
@@ -72,27 +74,59 @@ def stop_gradient(input, name=None):  # noqa: A002  (TF1's name)
     return out
 
 
+def maximum(x, y, name=None):
+    """TF1's `Maximum`, elementwise; its gradient is TF1's: x gets it where x >= y (ties go
+    to x), y elsewhere.
+
+    >>> import tracegrad.static as tf
+    >>> with tf.Graph().as_default():
+    ...     x = tf.constant([1.0, 2.0, 3.0])
+    ...     m = tf.maximum(x, 2.0)
+    ...     (g,) = tf.gradients(tf.reduce_sum(m), x)
+    ...     print(tf.Session().run([m, g]))
+    [array([2., 2., 3.], dtype=float32), array([0., 1., 1.], dtype=float32)]
+    """
+    return call(tf1_rules.maximum, (x, y), {}, name or "Maximum")
+
+
+def minimum(x, y, name=None):
+    """TF1's `Minimum`, elementwise; x gets the gradient where x <= y (ties go to x)."""
+    return call(tf1_rules.minimum, (x, y), {}, name or "Minimum")
+
+
+def abs(x, name=None):  # noqa: A001  (TF1's name)
+    """TF1's `Abs`: |x|, whose gradient is sign(x) (0 at 0, as TF1's `_AbsGrad`)."""
+    return call(tf1_rules.abs, (x,), {}, name or "Abs")
+
+
 def floordiv(x, y, name=None):
+    """TF1's `FloorDiv`: x // y, rounding toward minus infinity (`floor(x / y)` for floats)."""
     return call(lambda a, b: a // b, (x, y), {}, name or "FloorDiv")
 
 
 def mod(x, y, name=None):
+    """TF1's `FloorMod`: x % y with the sign of y, as Python's."""
     return call(lambda a, b: a % b, (x, y), {}, name or "FloorMod")
 
 
 def squared_difference(x, y, name=None):
+    """(x - y) ** 2, elementwise."""
     return call(lambda a, b: tnp.square(a - b), (x, y), {}, name or "SquaredDifference")
 
 
 def rsqrt(x, name=None):
+    """1 / sqrt(x), elementwise."""
     return call(lambda a: tnp.reciprocal(tnp.sqrt(a)), (x,), {}, name or "Rsqrt")
 
 
 def identity(x, name=None):
+    """A new tensor with `x`'s value (an op of its own, e.g. to name or fetch it)."""
     return call(lambda a: a, (x,), {}, name or "Identity")
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+    """The matrix product a @ b (batched over leading axes), with `a` or `b` transposed
+    first (its last two axes) where asked: `tf.matmul(x, w, transpose_b=True)` is x @ w.T."""
     def product(x, y):
         x = tnp.swapaxes(x, -1, -2) if transpose_a else x
         y = tnp.swapaxes(y, -1, -2) if transpose_b else y
@@ -146,11 +180,14 @@ reduce_any, reduce_all = _reduction("any", "Any"), _reduction("all", "All")
 
 
 def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
+    """log(sum(exp(x))) over `axis` (all if None), with the maximum subtracted for stability."""
     return call(_fn("logsumexp"), (input_tensor,), {"axis": _axis(axis, None),
                                                    "keepdims": keepdims}, name or "ReduceLogSumExp")
 
 
 def where(condition, x=None, y=None, name=None):
+    """TF1's v1 `where(condition, x, y)`: x where `condition`, else y; a rank-1 condition
+    with higher-rank x and y picks their rows.  The one-argument form is not supported."""
     if x is None or y is None:
         raise ValueError("tf.where(condition) without x and y (indices of true elements) has a "
                          "data-dependent shape and is not supported; pass x and y")
@@ -171,37 +208,45 @@ def _select(condition, x, y):
 
 
 def cast(x, dtype, name=None):
+    """`x` converted to `dtype` (floats to ints truncate toward zero): `tf.cast(mask, tf.float32)`."""
     return call(_fn("astype"), (x, as_dtype(dtype)), {}, name or "Cast")
 
 
 def reshape(tensor, shape, name=None):
+    """`tensor` with its elements in `shape` (one dimension may be -1: the rest)."""
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else shape
     return call(_fn("reshape"), (tensor, shape), {}, name or "Reshape")
 
 
 def transpose(a, perm=None, name=None):
+    """`a` with its axes permuted by `perm` (reversed when None): transpose(x, [1, 0])."""
     return call(_fn("transpose"), (a,), {"axes": None if perm is None else tuple(perm)},
                 name or "transpose")
 
 
 def expand_dims(input, axis, name=None):  # noqa: A002  (TF1's name)
+    """`input` with a new axis of size 1 at `axis`: shape (3,) at axis 0 becomes (1, 3)."""
     return call(_fn("expand_dims"), (input, axis), {}, name or "ExpandDims")
 
 
 def squeeze(input, axis=None, name=None):  # noqa: A002
+    """`input` without its size-1 axes (only those of `axis`, an int or a list, if given)."""
     axis = tuple(axis) if isinstance(axis, list) else axis
     return call(_fn("squeeze"), (input,), {"axis": axis}, name or "Squeeze")
 
 
 def concat(values, axis, name="concat"):
+    """The tensors of `values` joined along the existing axis `axis`."""
     return call(_fn("concatenate"), (list(values),), {"axis": axis}, name)
 
 
 def stack(values, axis=0, name="stack"):
+    """The same-shaped tensors of `values` joined along a new axis `axis`."""
     return call(_fn("stack"), (list(values),), {"axis": axis}, name)
 
 
 def add_n(inputs, name=None):
+    """The elementwise sum of the tensors in the list `inputs`."""
     def total(*xs):
         out = xs[0]
         for x in xs[1:]:
@@ -211,15 +256,27 @@ def add_n(inputs, name=None):
 
 
 def clip_by_value(t, clip_value_min, clip_value_max, name=None):
-    return call(_fn("clip"), (t, clip_value_min, clip_value_max), {}, name or "clip_by_value")
+    """`t` clipped to [clip_value_min, clip_value_max]; the gradient is TF1's: `t` gets it
+    where min <= t <= max (inclusive), the min where t < min, the max where t > max.
+
+    >>> import tracegrad.static as tf
+    >>> with tf.Graph().as_default():
+    ...     x = tf.constant([2.0, 0.0, -1.0, 3.0])
+    ...     (g,) = tf.gradients(tf.reduce_sum(tf.clip_by_value(x, 0.0, 2.0)), x)
+    ...     print(tf.Session().run(g))
+    [1. 1. 0. 0.]
+    """
+    return call(tf1_rules.clip, (t, clip_value_min, clip_value_max), {}, name or "clip_by_value")
 
 
 def zeros(shape, dtype=np.float32, name=None):
+    """A constant of zeros of `shape` (a list or an int) and `dtype` (float32)."""
     return constant(np.zeros(tuple(shape) if not isinstance(shape, int) else (shape,),
                              as_dtype(dtype)), name=name or "zeros")
 
 
 def ones(shape, dtype=np.float32, name=None):
+    """A constant of ones of `shape` (a list or an int) and `dtype` (float32)."""
     return constant(np.ones(tuple(shape) if not isinstance(shape, int) else (shape,),
                             as_dtype(dtype)), name=name or "ones")
 
@@ -230,11 +287,13 @@ def fill(dims, value, name=None):
 
 
 def zeros_like(tensor, dtype=None, name=None):
+    """Zeros of `tensor`'s shape, in its dtype or `dtype`."""
     return call(_fn("zeros_like"), (as_tensor(tensor),),
                 {"dtype": None if dtype is None else as_dtype(dtype)}, name or "zeros_like")
 
 
 def ones_like(tensor, dtype=None, name=None):
+    """Ones of `tensor`'s shape, in its dtype or `dtype`."""
     return call(_fn("ones_like"), (as_tensor(tensor),),
                 {"dtype": None if dtype is None else as_dtype(dtype)}, name or "ones_like")
 
@@ -288,6 +347,8 @@ def gather(params, indices, validate_indices=None, name=None, axis=0):
 
 
 def tile(input, multiples, name=None):  # noqa: A002
+    """`input` repeated `multiples[i]` times along axis i: tile([[1, 2]], [2, 1]) is
+    [[1, 2], [1, 2]]."""
     multiples = tuple(multiples) if isinstance(multiples, (list, tuple)) else multiples
     return call(_fn("tile"), (input, multiples), {}, name or "Tile")
 

@@ -41,6 +41,15 @@ def default_session(what: str):
 
 
 class Session:
+    """Runs fetches of `graph` (the default graph) natively and holds its variables' values.
+
+    >>> import tracegrad.static as tf
+    >>> with tf.Graph().as_default():
+    ...     x = tf.placeholder(tf.float32, [2])
+    ...     with tf.Session() as sess:
+    ...         print(sess.run(x * 2.0, feed_dict={x: [1.0, 2.0]}))
+    [2. 4.]
+    """
     def __init__(self, target="", graph=None, config=None):
         self.graph = graph if graph is not None else get_default_graph()
         self._values: dict = {}  # Variable -> np.ndarray

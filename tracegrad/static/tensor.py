@@ -131,6 +131,10 @@ class Tensor:
     def __getitem__(self, index):
         return building.call(_getitem, (self, index), {}, "strided_slice")
 
+    def __abs__(self):
+        from .math_ops import abs as tf_abs  # math_ops builds on Tensor
+        return tf_abs(self)  # TF1's Abs, with TF1's gradient sign(x)
+
     @property
     def T(self):
         return building.call(operator.attrgetter("T"), (self,), {}, "transpose")
@@ -164,8 +168,7 @@ for _dunder, _fn, _name in (("and", operator.and_, "LogicalAnd"), ("or", operato
     setattr(Tensor, f"__r{_dunder}__", _bwd)
 
 for _dunder, _fn, _name in (("neg", operator.neg, "Neg"), ("pos", operator.pos, "Identity"),
-                            ("abs", operator.abs, "Abs"), ("invert", operator.invert,
-                                                           "LogicalNot")):
+                            ("invert", operator.invert, "LogicalNot")):
     setattr(Tensor, f"__{_dunder}__",
             lambda self, _fn=_fn, _name=_name: building.call(_fn, (self,), {}, _name))
 

@@ -1,56 +1,100 @@
-"""`tf.train.GradientDescentOptimizer`: TF1's plain SGD step as one assign op per variable,
-and the global step (`get_or_create_global_step`, `get_global_step`)."""
+"""`tf.train`: TF1's optimizers (`GradientDescentOptimizer`, `MomentumOptimizer`,
+`AdamOptimizer`, each one assign op per variable and slot, with TF1's update
+formulas), the global step (`get_or_create_global_step`, `get_global_step`) and
+`Saver` (variables to and from an .npz file)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .gradients import gradients
 from .graph import get_default_graph
-from .math_ops import cast
-from .tensor import Tensor
-from .variables import Variable, group, trainable_variables
+from .math_ops import cast, sqrt
+from .optimizer import Optimizer, hyper, non_slot_variable
+from .saver import Saver
+from .variables import Variable, group
 
-__all__ = ["GradientDescentOptimizer", "get_global_step", "get_or_create_global_step"]
+__all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
+           "Saver", "get_global_step", "get_or_create_global_step"]
 
 
-class GradientDescentOptimizer:
+class GradientDescentOptimizer(Optimizer):
+    """TF1's SGD: `var -= learning_rate * grad` (the rate, a number or a tensor, in each
+    variable's dtype).
+
+    >>> import tracegrad.static as tf
+    >>> with tf.Graph().as_default():
+    ...     w = tf.Variable(1.0)
+    ...     step = tf.train.GradientDescentOptimizer(0.25).minimize(w * w)
+    ...     with tf.Session() as sess:
+    ...         _ = sess.run(tf.global_variables_initializer()); sess.run(step)
+    ...         print(sess.run(w))
+    0.5
+    """
+
     def __init__(self, learning_rate, use_locking=False, name="GradientDescent"):
-        self.learning_rate, self.name = learning_rate, name
+        super().__init__(use_locking, name)
+        self.learning_rate = learning_rate
 
-    def compute_gradients(self, loss, var_list=None):
-        """[(gradient or None, variable)] for the trainable variables (or `var_list`)."""
-        var_list = trainable_variables() if var_list is None else list(var_list)
-        if not var_list:
-            raise ValueError("No variables to optimize.")
-        return list(zip(gradients(loss, var_list), var_list))
+    def _apply_dense(self, grad, var):
+        return var.assign_sub(hyper(self.learning_rate, var) * grad)
 
-    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        """One op assigning `v - learning_rate * g` to each variable with a gradient."""
-        grads_and_vars = list(grads_and_vars)
-        if all(g is None for g, _ in grads_and_vars):
-            raise ValueError(f"No gradients provided for any variable: "
-                             f"{[v.name for _, v in grads_and_vars]}.")
-        updates = [v.assign_sub(self._rate(v) * g) for g, v in grads_and_vars if g is not None]
-        if global_step is not None:
-            updates.append(global_step.assign_add(1))
-        return group(*updates, name=name or self.name)
 
-    def _rate(self, var):
-        """The learning rate in `var`'s dtype, as TF1 casts it for each variable; a Python
-        number is weak (exact in a float64 variable), a numpy number is converted."""
-        lr = self.learning_rate
-        if isinstance(lr, Tensor):
-            return lr if lr.dtype == var.dtype else cast(lr, var.dtype)
-        return lr if type(lr) in (int, float) else np.asarray(lr, var.dtype)
+class MomentumOptimizer(Optimizer):
+    """TF1's ApplyMomentum: `accum = momentum * accum + grad`, then `var -= lr * accum`,
+    or with `use_nesterov` `var -= lr * grad + lr * momentum * accum`; the slot
+    "momentum" (variable `<var>/Momentum`) starts at 0."""
 
-    def minimize(self, loss, global_step=None, var_list=None, name=None):
-        grads_and_vars = self.compute_gradients(loss, var_list)
-        if all(g is None for g, _ in grads_and_vars):
-            raise ValueError(
-                "No gradients provided for any variable, check your graph for ops that do not "
-                f"support gradients, between variables {[v.name for _, v in grads_and_vars]} "
-                f"and loss {loss!r}.")
-        return self.apply_gradients(grads_and_vars, global_step, name)
+    def __init__(self, learning_rate, momentum, use_locking=False, name="Momentum",
+                 use_nesterov=False):
+        super().__init__(use_locking, name)
+        self.learning_rate, self.momentum, self.use_nesterov = learning_rate, momentum, use_nesterov
+
+    def _create_slots(self, var_list):
+        for v in var_list:
+            self._zeros_slot(v, "momentum", self.name)
+
+    def _apply_dense(self, grad, var):
+        lr, mu = hyper(self.learning_rate, var), hyper(self.momentum, var)
+        accum_var = self.get_slot(var, "momentum")
+        accum = accum_var.assign(accum_var * mu + grad)
+        if self.use_nesterov:
+            return group(accum, var.assign_sub(grad * lr + accum * mu * lr))
+        return group(accum, var.assign_sub(accum * lr))
+
+
+class AdamOptimizer(Optimizer):
+    """TF1's ApplyAdam (Kingma and Ba's "epsilon hat" form): with beta powers b1p = beta1^t,
+    b2p = beta2^t (float32 variables `beta1_power`, `beta2_power`, advanced after the
+    updates) and slots m, v (`<var>/Adam`, `<var>/Adam_1`, initially 0):
+    `lr_t = lr * sqrt(1 - b2p) / (1 - b1p)`, `m += (g - m) * (1 - beta1)`,
+    `v += (g*g - v) * (1 - beta2)`, `var -= lr_t * m / (sqrt(v) + epsilon)`."""
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                 use_locking=False, name="Adam"):
+        super().__init__(use_locking, name)
+        self.learning_rate, self.beta1, self.beta2, self.epsilon = (learning_rate, beta1,
+                                                                    beta2, epsilon)
+
+    def _create_slots(self, var_list):
+        graph = var_list[0].graph
+        self._powers = (non_slot_variable(self, self.beta1, "beta1_power", graph),
+                        non_slot_variable(self, self.beta2, "beta2_power", graph))
+        for v in var_list:
+            self._zeros_slot(v, "m", self.name)
+            self._zeros_slot(v, "v", f"{self.name}_1")
+
+    def _apply_dense(self, grad, var):
+        b1p, b2p = (cast(p, var.dtype) if p.dtype != var.dtype else p for p in self._powers)
+        lr, eps = hyper(self.learning_rate, var), hyper(self.epsilon, var)
+        beta1, beta2 = hyper(self.beta1, var), hyper(self.beta2, var)
+        lr_t = lr * sqrt(1 - b2p) / (1 - b1p)
+        m_var, v_var = self.get_slot(var, "m"), self.get_slot(var, "v")
+        m = m_var.assign_add((grad - m_var) * (1 - beta1))
+        v = v_var.assign_add((grad * grad - v_var) * (1 - beta2))
+        return group(m, v, var.assign_sub(lr_t * m / (sqrt(v) + eps)))
+
+    def _finish(self, var_list) -> list:
+        b1p, b2p = self._powers
+        return [b1p.assign(b1p * hyper(self.beta1, b1p)), b2p.assign(b2p * hyper(self.beta2, b2p))]
 
 
 def get_global_step(graph=None):

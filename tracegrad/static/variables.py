@@ -28,18 +28,19 @@ class Variable(Tensor):
 
     def __init__(self, initial_value, name=None, dtype=None, trainable=True):
         graph = get_default_graph()
+        base = graph.scoped(name or "Variable")  # names below are absolute (end in "/")
         with graph.root():  # a variable made inside a body still lives in the graph
-            init = as_tensor(initial_value, dtype, name=f"{name or 'Variable'}/initial_value")
+            init = as_tensor(initial_value, dtype, name=f"{base}/initial_value/")
             if not init.shape.is_fully_defined():
                 raise ValueError(f"the initial value of a Variable needs a fully known shape, "
                                  f"{init!r} has shape {init.shape}")
-            op = Operation(graph, "VariableV2", name or "Variable", [],
+            op = Operation(graph, "VariableV2", f"{base}/", [],
                            lambda env, state: [state.read(self)])
             op.variable, op.reads_variable = self, True
             super().__init__(op, 0, init.shape, init.dtype, init._probes)
             op.outputs = [self]
             self.initial_value, self.trainable = init, trainable
-            self.initializer = self.assign(init, name=f"{op.name}/Assign").op
+            self.initializer = self.assign(init, name=f"{op.name}/Assign/").op
             self.initializer.is_initializer = True
         graph.variables.append(self)
 
@@ -107,7 +108,7 @@ def _assign(var, value, op_type, name, combine, reads):
         state.assign(var, new)
         return [new]
 
-    op = new_op(graph, op_type, name or f"{var.op.name}/{op_type}", [value], compute,
+    op = new_op(graph, op_type, name or f"{var.op.name}/{op_type}/", [value], compute,
                 [(var.shape, var.dtype, var._probes)])
     op.variable, op.writes_variable, op.reads_variable = var, True, reads
     return op.outputs[0]
@@ -125,14 +126,17 @@ def _assigned(var, value, op_type):
 
 
 def assign(ref, value, name=None):
+    """`ref.assign(value)`: an op that sets the variable `ref` to `value`; its value is the new one."""
     return ref.assign(value, name=name)
 
 
 def assign_add(ref, value, name=None):
+    """`ref.assign_add(value)`: adds `value` to the variable `ref`; its value is the sum."""
     return ref.assign_add(value, name=name)
 
 
 def assign_sub(ref, value, name=None):
+    """`ref.assign_sub(value)`: subtracts `value` from the variable `ref`; its value is the difference."""
     return ref.assign_sub(value, name=name)
 
 
@@ -146,22 +150,27 @@ def group(*inputs, name=None):
 
 
 def no_op(name=None):
+    """An op that does nothing (a `group` of nothing)."""
     return group(name=name or "NoOp")
 
 
 def global_variables(graph=None) -> list:
+    """Every variable of the graph (the default graph), in creation order."""
     return list((graph or get_default_graph()).variables)
 
 
 def trainable_variables(graph=None) -> list:
+    """The variables made with `trainable=True` (what optimizers update by default)."""
     return [v for v in global_variables(graph) if v.trainable]
 
 
 def variables_initializer(var_list, name="init"):
+    """An op that sets each variable of `var_list` to its initial value in the session run."""
     op = group(*[v.initializer for v in var_list], name=name)
     op.is_initializer = True
     return op
 
 
 def global_variables_initializer():
+    """`variables_initializer(global_variables())`: run it in a session before reading variables."""
     return variables_initializer(global_variables(), name="init")

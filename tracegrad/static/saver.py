@@ -1,0 +1,59 @@
+"""`tf.train.Saver`: a session's variable values to and from one .npz file.
+
+TF1 writes a checkpoint (`.index`, `.data-*` and a `checkpoint` file); this Saver
+writes one NumPy archive at exactly the path given, holding each variable's value
+under its op name (`"dense/kernel"`), so `np.load(path)` reads it back too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .variables import global_variables
+
+
+class Saver:
+    """Saves and restores `var_list` (default: every global variable when saving or
+    restoring), a list of variables or a {name: variable} dict.
+
+    >>> import os, tempfile, tracegrad.static as tf
+    >>> with tf.Graph().as_default():
+    ...     w = tf.Variable([1.0, 2.0], name="w")
+    ...     saver, path = tf.train.Saver(), os.path.join(tempfile.mkdtemp(), "model.npz")
+    ...     with tf.Session() as sess:
+    ...         _ = sess.run(tf.global_variables_initializer())
+    ...         _ = sess.run(w.assign([3.0, 4.0])); _ = saver.save(sess, path)
+    ...     with tf.Session() as sess:
+    ...         saver.restore(sess, path); print(sess.run(w))
+    [3. 4.]
+    """
+
+    def __init__(self, var_list=None, max_to_keep=5, **unused):
+        self._var_list = var_list
+
+    def _named(self, graph) -> dict:
+        var_list = self._var_list
+        if var_list is None:
+            var_list = global_variables(graph)
+        if isinstance(var_list, dict):
+            return dict(var_list)
+        return {v.op.name: v for v in var_list}
+
+    def save(self, sess, save_path, global_step=None, **unused) -> str:
+        """Write the variables' values in `sess` to `save_path` (`-<global_step>` appended
+        when given, as TF1); returns the path written."""
+        if global_step is not None:
+            step = global_step if isinstance(global_step, int) else int(sess.run(global_step))
+            save_path = f"{save_path}-{step}"
+        values = {name: sess.run(v) for name, v in self._named(sess.graph).items()}
+        with open(save_path, "wb") as f:  # np.savez(path) would append ".npz"
+            np.savez(f, **values)
+        return save_path
+
+    def restore(self, sess, save_path):
+        """Set the variables in `sess` to the values saved at `save_path` (no initializer
+        needed); a variable missing from the file is a NotFoundError-like KeyError."""
+        with np.load(save_path) as saved:
+            for name, var in self._named(sess.graph).items():
+                if name not in saved.files:
+                    raise KeyError(f"Key {name} not found in checkpoint {save_path}")
+                var.load(saved[name], sess)
