@@ -1,4 +1,4 @@
-"""Derivatives at edge points follow JAX's conventions (docs/derivatives.md),
+"""Derivatives at edge points follow JAX's conventions, norms at zero torch's (docs/derivatives.md),
 the same in eager backward, `grad` (traced) and compiled code."""
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import tracegrad as tg
 NAN = float("nan")
 INF = float("inf")
 
-# (name, function, point, JAX's derivative there)
+# (name, function, point, the derivative there: JAX's, but norms and std at zero are torch's)
 CASES = [
     ("power x**0.0 at 0", lambda x: np.power(x, 0.0), 0.0, 0.0),
     ("power x**1.0 at 0", lambda x: np.power(x, 1.0), 0.0, 1.0),
@@ -22,7 +22,10 @@ CASES = [
     ("maximum at a tie", lambda x: np.maximum(x, 0.0), 0.0, 0.5),
     ("minimum at a tie", lambda x: np.minimum(x, 0.0), 0.0, 0.5),
     ("max over ties", lambda x: np.max(x * np.ones(4)), 2.0, 1.0),
-    ("std of a constant", lambda x: np.std(x * np.ones(3)), 1.0, NAN),
+    ("std of a constant", lambda x: np.std(x * np.ones(3)), 1.0, 0.0),
+    ("norm of zeros", lambda x: np.linalg.norm(x * np.ones(3)), 0.0, 0.0),
+    ("3-norm of zeros", lambda x: np.linalg.norm(x * np.ones(3), 3), 0.0, 0.0),
+    ("frobenius norm of zeros", lambda x: np.linalg.norm(x * np.ones((2, 2)), "fro"), 0.0, 0.0),
     ("var of a constant", lambda x: np.var(x * np.ones(3)), 1.0, 0.0),
     ("where with an unselected inf", lambda x: np.where(x > 0, x, np.inf), 2.0, 1.0),
     ("where with an unselected nan branch", lambda x: np.where(x > 0, np.sqrt(x), 0.0), -1.0,

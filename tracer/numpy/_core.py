@@ -191,3 +191,14 @@ def _kept_shape(shape, axes):
 
 def _reduced_shape(shape, axes):
     return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def zero_safe_root(s, power=None):
+    """sqrt(s) (or s ** power, power > 0) of a non-negative `s`, whose gradient is 0 where
+    s == 0 instead of inf * 0 = NaN: the subgradient of a norm or a standard deviation at
+    zero, as torch's (a zero row normalized by max(norm, eps) keeps finite gradients).
+    The values are the root's, bit for bit: the root of 0 is 0."""
+    zero = ops.eq(s, np.asarray(0.0, _dtype(s)))
+    safe = ops.where(zero, np.asarray(1.0, _dtype(s)), s)
+    root = ops.sqrt(safe) if power is None else ops.pow(safe, np.asarray(power, _dtype(s)))
+    return ops.where(zero, np.asarray(0.0, _dtype(s)), root)

@@ -34,7 +34,7 @@ from tracegrad.ir.builder import ConcretizationError
 
 from .. import dtypes
 from ._core import (_convert, _dtype, _fail, _fresh, _norm_axis, _operand, _reject, _shape,
-                    is_boxed)
+                    is_boxed, zero_safe_root)
 from .products import matmul as _np_matmul
 
 LINALG = ["norm", "vector_norm", "matrix_norm", "inv", "solve", "det", "slogdet", "cholesky",
@@ -391,7 +391,7 @@ def _vector_norm(x, ord, axes):
     if isinstance(ord, str):
         raise ValueError(f"Invalid norm order '{ord}' for vectors")
     if ord is None or ord == 2:
-        return ops.sqrt(_sumsq(x, axes))
+        return zero_safe_root(_sumsq(x, axes))
     if ord == np.inf:
         if 0 in [_shape(x)[a] for a in axes]:  # no elements: 0, as NumPy's max(|x|, initial=0)
             return ops.reduce_sum(ops.abs(x), axes)
@@ -402,8 +402,10 @@ def _vector_norm(x, ord, axes):
         return ops.reduce_sum(ops.convert(ops.ne(x, _c(x, 0.0)), _dtype(x)), axes)
     if ord == 1:
         return ops.reduce_sum(ops.abs(x), axes)
-    p = _c(x, ord)
-    return ops.pow(ops.reduce_sum(ops.pow(ops.abs(x), p), axes), _c(x, 1.0 / ord))
+    total = ops.reduce_sum(ops.pow(ops.abs(x), _c(x, ord)), axes)
+    if ord > 0:
+        return zero_safe_root(total, 1.0 / ord)
+    return ops.pow(total, _c(x, 1.0 / ord))
 
 
 def _moved_last(x, row, col):
@@ -414,7 +416,7 @@ def _moved_last(x, row, col):
 def _matrix_norm(x, ord, row, col):
     """The matrix norm over axes (row, col), which are reduced away."""
     if ord in (None, "fro", "f"):
-        return ops.sqrt(_sumsq(x, tuple(sorted((row, col)))))
+        return zero_safe_root(_sumsq(x, tuple(sorted((row, col)))))
     if ord in ("nuc", 2, -2):
         s = ops.svdvals(_moved_last(x, row, col))
         last = (_ndim(s) - 1,)
@@ -450,7 +452,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
     nd, shp = _ndim(x), _shape(x)
     if axis is None:
         if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
-            return _keep(ops.sqrt(_sumsq(x, tuple(range(nd)))), shp, range(nd), keepdims)
+            return _keep(zero_safe_root(_sumsq(x, tuple(range(nd)))), shp, range(nd), keepdims)
         if nd not in (1, 2):
             raise ValueError("Improper number of dimensions to norm.")
         axis = tuple(range(nd))

@@ -20,7 +20,7 @@ from tracegrad.ir import ops
 from .. import dtypes
 from ._core import (
     _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axis, _operand, _reduction_axes,
-    _reduced_shape, _reject, _shape, concrete_value,
+    _reduced_shape, _reject, _shape, concrete_value, zero_safe_root,
 )
 from .elementwise import divide, logical_and, maximum, minimum, multiply, subtract, uf
 from .elementwise import where as _select
@@ -182,8 +182,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
 
 def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
         correction=None):
-    """Standard deviation, sqrt(var)."""
-    return uf.sqrt(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
+    """Standard deviation, sqrt(var), with gradient 0 where var is 0 (a constant row), as
+    torch's, where sqrt's would be NaN."""
+    return zero_safe_root(var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims,
                        where=where, mean=mean, correction=correction))
 
 
