@@ -18,7 +18,8 @@ from tracegrad.tracer import (Tensor, enable_grad, is_grad_enabled, no_grad, set
                               tensor, trace, zero_grad)
 from tracegrad.ir import UnexpectedTracerError
 from . import numpy
-from .numpy import stop_gradient
+from .numpy import stop_gradient, where
+from tracegrad.tracer.autograd import inference_mode
 from .transforms import grad, jvp, value_and_grad, vjp
 from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_loop
 from . import testing
@@ -43,4 +44,4 @@ __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "tree_util",
            "custom_vjp", "custom_jvp", "checkpoint", "autograd", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
-           "UnexpectedTracerError", "SpecializationLimitWarning"]
+           "UnexpectedTracerError", "SpecializationLimitWarning", "where", "inference_mode"]

@@ -120,6 +120,31 @@ class enable_grad(_SetGradMode):
     mode = True
 
 
+class inference_mode(_SetGradMode):
+    """PyTorch's `inference_mode(mode=True)`: no_grad inside (tracegrad has no separate
+    inference tensors); `inference_mode(False)` changes nothing.
+
+    >>> from tracegrad.tracer import tensor
+    >>> with inference_mode():
+    ...     print((tensor([1.0], requires_grad=True) * 2).requires_grad)
+    False
+    """
+
+    enabled = True  # bare `@inference_mode` decorates before any __init__
+
+    def __init__(self, mode: bool = True):
+        self.enabled = bool(mode)
+
+    def __enter__(self):
+        self._prev = GRAD_MODE.enabled
+        if self.enabled:
+            GRAD_MODE.enabled = False
+        return self
+
+    def __call__(self, fn):
+        return _decorated(fn, functools.partial(inference_mode, self.enabled))
+
+
 class set_grad_enabled(_SetGradMode):
     """PyTorch's `set_grad_enabled(mode)`: sets grad mode at once (as a call), and restores
     the previous mode on leaving when used as a context manager or decorator.
@@ -257,7 +282,7 @@ class ZeroDerivativeBackward(Node):
 def _attached(cts, node, edges, box):
     """A create_graph backward's cotangents, those that a rule reading its operands left
     detached from them attached with a zero derivative (see ZeroDerivativeBackward)."""
-    if not any(e is not None for e in edges):
+    if not any(e is not None for e in edges) or not _reads_dependent(node, edges):
         return cts
     out = []
     for ct, e in zip(cts, edges):
@@ -266,6 +291,15 @@ def _attached(cts, node, edges, box):
                      ZeroDerivativeBackward(node.prim, {}, None, [], list(edges)))
         out.append(ct)
     return type(cts)(out) if isinstance(cts, tuple) else out
+
+
+def _reads_dependent(node, edges) -> bool:
+    """Whether the node's backward read a value that depends on a differentiable input:
+    an operand with an edge, or the output (versions: the values read).  A cotangent
+    computed from constants alone (`a * 2`'s) does not require grad, as PyTorch's."""
+    constant = {id(getattr(x, "_version", None)) for x, e in zip(node.saved[:-1], edges)
+                if e is None}
+    return any(id(v) not in constant for v, _ in node.versions)
 
 
 # ---- plain backward rules ---------------------------------------------------------------------
@@ -448,7 +482,7 @@ def _sum(prev, ct):
 
 
 def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, sink,
-                 inputs=None, capture=None):
+                 inputs=None, capture=None, accumulates=True):
     """Propagate `seeds` (cotangents of the `roots` nodes) through the graph.
 
     Nodes run in topological order (Kahn's algorithm: 10k-deep graphs need no
@@ -457,7 +491,9 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
     else holds `g`, so the leaf may keep it without a copy).  Given `inputs`
     (AccumulateGrad nodes, as autograd.grad has them), only the nodes on a path to
     one of them run, as in PyTorch's engine.  `capture` maps nodes to a callback
-    that gets the node's total cotangent (a non-leaf input's gradient)."""
+    that gets the node's total cotangent (a non-leaf input's gradient).  Leaves'
+    post-accumulate hooks run only where the sink `accumulates` into `.grad` (not for
+    autograd.grad)."""
     useful = None if inputs is None else _leading_to(roots, inputs)
     if useful is not None:
         kept = [i for i, r in enumerate(roots) if r in useful]
@@ -474,7 +510,7 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             # Reached through a zero derivative (sign, integer_pow[y=0]): PyTorch
             # still accumulates zeros, so the leaf's .grad is a tensor, not None.
             if g is not None or node not in absent:
-                _to_leaf(node, g, owned, sink, box)
+                _to_leaf(node, g, owned, sink, box, accumulates)
             continue
         edges = node.edges if useful is None else [e if e in useful else None
                                                    for e in node.edges]
@@ -508,14 +544,15 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                 ready.append(nxt)
 
 
-def _to_leaf(node, g, owned, sink, box):
-    """Hand the leaf's total gradient (None: zeros) to `sink`, through its hooks."""
+def _to_leaf(node, g, owned, sink, box, accumulates=True):
+    """Hand the leaf's total gradient (None: zeros) to `sink`, through its hooks (the
+    post-accumulate ones where the sink `accumulates`)."""
     leaf = node.variable
     g = g if g is not None else np.zeros(leaf.shape, leaf.dtype)
     if node.hooks:
         g, owned = run_hooks(node.hooks, g, box, leaf.shape), False
     sink(node, g, owned)
-    if node.post_hooks:
+    if node.post_hooks and accumulates:
         for hook in list(node.post_hooks.values()):
             hook(leaf)
 
@@ -569,6 +606,9 @@ def run_hooks(hooks: dict, g, box, shape):
             raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} has changed the size of "
                                f"value: it returned shape {tuple(np.shape(new))} for a gradient "
                                f"of shape {tuple(shape)}")
+        if np.result_type(new) != np.result_type(g):
+            raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} has changed the type of "
+                               f"value (was {np.result_type(g)} got {np.result_type(new)})")
         g = new if hasattr(g, "_tg_trace") else getattr(new, "_data", np.asarray(new))
     return g
 

@@ -187,7 +187,7 @@ def _format_data(data: np.ndarray) -> str:
     return np.array2string(data, separator=", ", prefix="tensor(", threshold=1000)
 
 
-class Tensor(ArrayMixin):
+class Tensor(views.ViewMethods, ArrayMixin):
     """An eager array that records the operations it takes part in, for `backward()`."""
 
     __slots__ = ("_data", "_aval", "_grad", "grad_fn", "_requires_grad", "_version",
@@ -406,6 +406,18 @@ class Tensor(ArrayMixin):
         backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
                  inputs=inputs)
 
+    # var/std: torch's keywords select torch's unbiased default (torch_methods.torch_ddof);
+    # traced values take ArrayMixin's, which see dim and unbiased only
+    def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
+            unbiased=None, correction=None):
+        return tnp.var(self, axis=torch_methods.axis_of(axis, dim), keepdims=keepdims or keepdim,
+                       ddof=torch_methods.torch_ddof(ddof, dim, keepdim, unbiased, correction))
+
+    def std(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
+            unbiased=None, correction=None):
+        return tnp.std(self, axis=torch_methods.axis_of(axis, dim), keepdims=keepdims or keepdim,
+                       ddof=torch_methods.torch_ddof(ddof, dim, keepdim, unbiased, correction))
+
     # ---- conversion to Python / numpy ---------------------------------------------------
     def _scalar(self, what):
         if self.data.size != 1:
@@ -500,8 +512,7 @@ class Tensor(ArrayMixin):
         return self
 
     def _update_own(self, op: str, fn, value, index=Ellipsis):
-        if not (GRAD_MODE.enabled and (self._requires_grad or getattr(value, "_requires_grad",
-                                                                      False))):
+        if not (GRAD_MODE.enabled and (self._requires_grad or _requires_grad(value))):
             if index is not Ellipsis:
                 return self._assign(op, value, _plain_index(index))
             if _ufunc_in_place(self, fn, value):
@@ -541,11 +552,35 @@ class Tensor(ArrayMixin):
     def __itruediv__(self, other):
         return self._update("/=", tnp.divide, other)
 
+    def __ipow__(self, other):
+        return self._update("**=", tnp.power, other)
+
+    def __ifloordiv__(self, other):
+        return self._update("//=", tnp.floor_divide, other)
+
+    def __imod__(self, other):
+        return self._update("%=", tnp.remainder, other)
+
+    def __iand__(self, other):
+        return self._update("&=", tnp.bitwise_and, other)
+
+    def __ior__(self, other):
+        return self._update("|=", tnp.bitwise_or, other)
+
+    def __ixor__(self, other):
+        return self._update("^=", tnp.bitwise_xor, other)
+
+    def __ilshift__(self, other):
+        return self._update("<<=", tnp.left_shift, other)
+
+    def __irshift__(self, other):
+        return self._update(">>=", tnp.right_shift, other)
+
     def __getitem__(self, index):
         if views.is_basic(index):  # a view sharing storage, as PyTorch's (views.py)
             if self._view is not None and GRAD_MODE.enabled:
                 views.refresh(self)
-            out = views.view_of(self, index, Tensor._make)
+            out = views.view_of(self, views.Index(index), Tensor._make)
             if out is not None:
                 return out
         return _indexing.getitem(self, index)
@@ -563,6 +598,8 @@ class Tensor(ArrayMixin):
 
     def clamp_(self, min=None, max=None):
         return self._update("clamp_", lambda old, _: torch_methods.clamp(old, min, max), None)
+
+    clip_ = clamp_
 
     def zero_(self):
         return self._update("zero_", _overwrite, np.zeros((), self.dtype))
@@ -627,6 +664,14 @@ def _ufunc_in_place(t: Tensor, fn, value) -> bool:
     with np.errstate(all="ignore"):  # as the primitives compute (inf and nan, no warnings)
         ufunc(t.data, value, out=t.data, casting="same_kind")
     return True
+
+
+def _requires_grad(value) -> bool:
+    """Whether an in-place update's operand (a tensor, or a tuple of a method's arguments:
+    torch_methods._in_place) requires grad."""
+    if type(value) is tuple:
+        return any(getattr(v, "_requires_grad", False) for v in value)
+    return getattr(value, "_requires_grad", False)
 
 
 def _plain_index(index):
@@ -844,7 +889,8 @@ def _gradients_of(inputs, roots, seeds, retain_graph, create_graph) -> dict:
     GRAD_MODE.enabled = create_graph
     try:  # only the nodes leading to `inputs` run (no other leaf's gradient is computed)
         run_backward(roots, seeds, retain_graph=retain_graph, create_graph=create_graph,
-                     box=_box, sink=sink, inputs=targets, capture=capture or None)
+                     box=_box, sink=sink, inputs=targets, capture=capture or None,
+                     accumulates=False)
     finally:
         GRAD_MODE.enabled = mode
     return found

@@ -11,7 +11,9 @@ when called torch's way (docs/eager.md has the table):
 
 - `max(dim=...)`/`min(dim=...)` and `max(d, True)` return (values, indices), as torch's;
   `max(other_array)` is the elementwise maximum; `max(d)` stays NumPy's value.
-- `var`/`std` with `dim` default to the unbiased estimate (torch's correction 1).
+- `var`/`std` called with a torch keyword (`dim`, `keepdim`, `unbiased`, `correction`) or a
+  bool second positional default to the unbiased estimate (torch's correction 1); bare
+  `x.var()`, `x.std(0)` stay NumPy's ddof 0.
 - a bool second positional is torch's keepdim: `x.sum(1, True)`, `x.any(0, True)`.
 - `transpose(d0, d1)` with exactly two ints swaps them, as torch's (also for 2-D:
   NumPy's `transpose(0, 1)` there is the identity); one int per axis of a 3+-D array,
@@ -23,7 +25,9 @@ when called torch's way (docs/eager.md has the table):
 - `sort(dim=...)`, `sort(d, True)` or `sort(descending=...)` return torch's (values,
   indices); `sort()` sorts in place, as NumPy's.  Descending orders (and `topk`) put NaN
   first: torch takes NaN as the largest value.
-`view` copies like `reshape` (tracegrad views come from basic indexing only);
+On eager tensors `view`, `reshape`, `flatten`, `squeeze`, `unsqueeze`, `t`, `transpose`,
+`permute`, `movedim`, `expand`, `narrow`, `select`, `unbind` and `split` return views that
+share storage (tracer/views.py); traced values have no storage to share.
 `view(dtype)` reinterprets the bits of an eager tensor (equal item sizes).
 
 >>> import numpy as np, tracegrad as tg
@@ -111,13 +115,16 @@ def norm_dim(d, ndim: int) -> int:
 
 
 def _in_place(name, fn):
-    """torch's `x.relu_()` family: an eager tensor goes through its snapshot-and-rebase
-    update (tensor.py, as its exp_), a traced value records a functional update."""
-    def method(self):
+    """torch's `x.relu_()`, `x.lerp_(end, w)` family: `fn(x, *args)` stored into x.  An
+    eager tensor goes through its snapshot-and-rebase update (tensor.py, as its exp_; the
+    arguments travel as the update's value, so that one requiring grad is recorded), a
+    traced value records a functional update."""
+    def method(self, *args, **kwargs):
         update = getattr(self, "_update", None)
         if update is not None:
-            return update(name, lambda old, _: fn(old), None)
-        self[...] = fn(self)
+            return update(name, lambda old, _: fn(old, *args, **kwargs),
+                          args + tuple(kwargs.values()))
+        self[...] = fn(self, *args, **kwargs)
         return self
     method.__name__ = method.__qualname__ = name
     return method
@@ -222,7 +229,103 @@ class TorchMethods:
     def le(self, other):
         return tnp.less_equal(self, other)
 
+    # more elementwise math under torch's names (each has its in-place spelling below)
+    def maximum(self, other):
+        return tnp.maximum(self, other)
+
+    def minimum(self, other):
+        return tnp.minimum(self, other)
+
+    def fmax(self, other):
+        return tnp.fmax(self, other)
+
+    def fmin(self, other):
+        return tnp.fmin(self, other)
+
+    def atan2(self, other):
+        return tnp.arctan2(self, other)
+
+    arctan2 = atan2
+
+    def hypot(self, other):
+        return tnp.hypot(self, other)
+
+    def sinh(self):
+        return tnp.sinh(self)
+
+    def cosh(self):
+        return tnp.cosh(self)
+
+    def frac(self):
+        """self - trunc(self): the fractional part, with self's sign (gradient 1)."""
+        return self - tnp.stop_gradient(tnp.trunc(self))
+
+    def fmod(self, other):
+        """C's remainder: the dividend's sign."""
+        return tnp.fmod(self, other)
+
+    def remainder(self, other):
+        """Python's remainder: the divisor's sign."""
+        return tnp.remainder(self, other)
+
+    def lerp(self, end, weight):
+        return self + weight * (end - self)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        return self + (tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        return self + (tensor1 / tensor2 if value == 1 else value * (tensor1 / tensor2))
+
+    def index_fill(self, dim, index, value):
+        """self with the slices at `index` along dim set to `value` (no gradient there)."""
+        d = norm_dim(dim, len(self.shape))
+        return setitem(self, (slice(None),) * d + (concrete(index),),
+                       tnp.astype(value, self.dtype))
+
+    def index_add(self, dim, index, source, *, alpha=1):
+        """self plus source's slices summed into the slices at `index` along dim."""
+        d = norm_dim(dim, len(tnp.shape(source)))
+        shape = tnp.shape(source)
+        lane = np.reshape(concrete(index), (-1,) + (1,) * (len(shape) - d - 1))
+        src = source if alpha == 1 else source * alpha
+        return ops.scatter_add(self, tnp.astype(src, self.dtype),
+                               *along_grid(np.broadcast_to(lane, shape), d))
+
+    def take_along_dim(self, indices, dim=None):
+        if dim is None:
+            return tnp.take_along_axis(tnp.reshape(self, (-1,)), tnp.reshape(indices, (-1,)), 0)
+        return tnp.take_along_axis(self, indices, axis=dim)
+
     relu_ = _in_place("relu_", tnp.relu)
+    abs_ = _in_place("abs_", tnp.absolute)
+    neg_ = _in_place("neg_", tnp.negative)
+    sin_ = _in_place("sin_", tnp.sin)
+    cos_ = _in_place("cos_", tnp.cos)
+    sinh_ = _in_place("sinh_", tnp.sinh)
+    cosh_ = _in_place("cosh_", tnp.cosh)
+    expm1_ = _in_place("expm1_", tnp.expm1)
+    log1p_ = _in_place("log1p_", tnp.log1p)
+    log2_ = _in_place("log2_", tnp.log2)
+    log10_ = _in_place("log10_", tnp.log10)
+    floor_ = _in_place("floor_", tnp.floor)
+    ceil_ = _in_place("ceil_", tnp.ceil)
+    trunc_ = _in_place("trunc_", tnp.trunc)
+    sign_ = _in_place("sign_", tnp.sign)
+    square_ = _in_place("square_", tnp.square)
+    reciprocal_ = _in_place("reciprocal_", tnp.reciprocal)
+    rsqrt_ = _in_place("rsqrt_", lambda x: tnp.reciprocal(tnp.sqrt(x)))
+    frac_ = _in_place("frac_", lambda x: TorchMethods.frac(x))
+    masked_fill_ = _in_place("masked_fill_", lambda x, mask, value: x.masked_fill(mask, value))
+    fmod_ = _in_place("fmod_", tnp.fmod)
+    remainder_ = _in_place("remainder_", tnp.remainder)
+    atan2_ = _in_place("atan2_", tnp.arctan2)
+    hypot_ = _in_place("hypot_", tnp.hypot)
+    lerp_ = _in_place("lerp_", lambda x, end, weight: TorchMethods.lerp(x, end, weight))
+    addcmul_ = _in_place("addcmul_", lambda x, *a, **k: TorchMethods.addcmul(x, *a, **k))
+    addcdiv_ = _in_place("addcdiv_", lambda x, *a, **k: TorchMethods.addcdiv(x, *a, **k))
+    index_fill_ = _in_place("index_fill_", lambda x, *a: TorchMethods.index_fill(x, *a))
+    index_add_ = _in_place("index_add_", lambda x, *a, **k: TorchMethods.index_add(x, *a, **k))
     sigmoid_ = _in_place("sigmoid_", tnp.sigmoid)
     tanh_ = _in_place("tanh_", tnp.tanh)
     sqrt_ = _in_place("sqrt_", tnp.sqrt)
@@ -251,6 +354,8 @@ class TorchMethods:
         self[...] = clamp(self, min, max)
         return self
 
+    clip_ = clamp_
+
     def zero_(self):
         self[...] = 0
         return self
@@ -272,6 +377,34 @@ class TorchMethods:
 
     def logsumexp(self, dim, keepdim=False):
         return tnp.logsumexp(self, axis=dim, keepdims=keepdim)
+
+    def median(self, dim=None, keepdim=False):
+        """torch's lower median: of all elements (a value), or (values, indices) along dim."""
+        if dim is None:
+            return lower_median(tnp.reshape(self, (-1,)), 0, False).values
+        return lower_median(self, dim, keepdim)
+
+    def cummax(self, dim):
+        return running_extreme(self, dim, ops.cummax)
+
+    def cummin(self, dim):
+        return running_extreme(self, dim, ops.cummin)
+
+    def logcumsumexp(self, dim):
+        """log(cumsum(exp(x))) along dim, shifted by the lane's maximum (no overflow)."""
+        m = tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True))
+        m = tnp.where(tnp.isfinite(m), m, 0)
+        return tnp.log(tnp.cumsum(tnp.exp(self - m), axis=dim)) + m
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        return tnp.diff(self, n, dim, np._NoValue if prepend is None else prepend,
+                        np._NoValue if append is None else append)
+
+    def nansum(self, dim=None, keepdim=False, *, dtype=None):
+        return tnp.nansum(self, axis=dim, keepdims=keepdim, dtype=dtype)
+
+    def count_nonzero(self, dim=None):
+        return tnp.astype(tnp.count_nonzero(self, axis=dim), np.int64)
 
     def norm(self, p="fro", dim=None, keepdim=False):
         return norm(self, p, dim, keepdim)
@@ -580,6 +713,42 @@ def _updates(x, index, src, value):
     if tnp.shape(src) != shape:
         src = src[tuple(slice(0, n) for n in shape)]
     return tnp.astype(src, x.dtype)
+
+
+def torch_ddof(ddof, dim, keepdim, unbiased, correction) -> int:
+    """var/std's ddof: NumPy's (default 0), or torch's correction (default 1) when called
+    torch's way, with any of its keywords dim, keepdim, unbiased, correction, or with a
+    bool second positional (`x.std(1, True)`: unbiased)."""
+    if correction is not None:
+        return int(correction)
+    if unbiased is not None:
+        return int(bool(unbiased))
+    if ddof is not None:
+        return int(ddof) if is_flag(ddof) else ddof
+    return 1 if dim is not None or keepdim else 0
+
+
+def lower_median(x, dim, keepdim):
+    """torch's median along dim: the lower of the two middle values, and its index (its
+    gradient goes to that element)."""
+    d = norm_dim(dim, len(x.shape))
+    n = x.shape[d] if x.shape else 1
+    idx = tnp.take(sort_order(x, d, False), np.array([(n - 1) // 2]), axis=d)
+    values = tnp.take_along_axis(x, idx, axis=d)
+    if not keepdim:
+        values, idx = tnp.squeeze(values, axis=d), tnp.squeeze(idx, axis=d)
+    return MinMax(values, idx)
+
+
+def running_extreme(x, dim, scan):
+    """torch's cummax/cummin: the running extremum along dim and the index of its latest
+    occurrence (torch's tie rule); the values are read there, so the gradient goes to it."""
+    d = norm_dim(dim, len(x.shape))
+    values = scan(x, d)
+    lane = np.arange(x.shape[d] if x.shape else 1).reshape((-1,) + (1,) * (len(x.shape) - d - 1))
+    at = tnp.where(tnp.equal(x, values), np.broadcast_to(lane, x.shape), 0)
+    idx = ops.cummax(tnp.astype(at, np.int64), d)
+    return MinMax(tnp.take_along_axis(x, idx, axis=d), idx)
 
 
 def norm(x, p, dim, keepdim):

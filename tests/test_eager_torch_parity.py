@@ -1,0 +1,348 @@
+"""Eager tensors against PyTorch: in-place operators and methods, views, var/std's
+keywords, hooks, create_graph gradients and torch's method names (values and gradients)."""
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad.tracer.autograd import inference_mode
+
+torch = pytest.importorskip("torch")
+
+LIBS = (torch, tg)
+
+
+def _np(t):
+    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def _both(fn):
+    """fn(L) for torch and tracegrad, the results as numpy arrays (nested tuples kept)."""
+    def conv(r):
+        return tuple(conv(x) for x in r) if isinstance(r, (tuple, list)) else _np(r)
+    return [conv(fn(L)) for L in LIBS]
+
+
+def _close(a, b):
+    if isinstance(a, tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _close(x, y)
+    else:
+        np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-6,
+                                   atol=1e-9)
+
+
+def _same(fn):
+    _close(*_both(fn))
+
+
+def _x(L):
+    return L.tensor(np.arange(1., 7.).reshape(2, 3), requires_grad=True)
+
+
+# ---- 1. in-place operators and methods through views -----------------------------------
+
+@pytest.mark.parametrize("op", ["**=", "%="])
+def test_float_inplace_operators_write_through_views(op):
+    def run(L):
+        x = _x(L)
+        b = x * 1
+        v = b[0]
+        exec(f"v {op} 2", {}, {"v": v})
+        (b * b).sum().backward()
+        return b, x.grad
+    _same(run)
+
+
+def test_floor_divide_in_place_writes_through_views():
+    def run(L):  # torch has no derivative for floor_divide_: values only
+        b = L.tensor(np.arange(1., 7.).reshape(2, 3))
+        v = b.t()[1]
+        v //= 2
+        return b
+    _same(run)
+
+
+@pytest.mark.parametrize("op", ["&=", "|=", "^=", "<<=", ">>="])
+def test_integer_inplace_operators_write_through_views(op):
+    def run(L):
+        b = L.tensor(np.arange(6).reshape(2, 3))
+        v = b[1]
+        exec(f"v {op} 3", {}, {"v": v})
+        return b
+    _same(run)
+
+
+def test_inplace_operator_bumps_version_and_refuses_leaf():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        x **= 2
+    with tg.no_grad():
+        x **= 2
+    assert x.tolist() == [1.0, 4.0] and x._version.value == 1
+
+
+@pytest.mark.parametrize("name, args", [
+    ("abs_", ()), ("neg_", ()), ("clip_", (-2.0, 3.0)), ("sin_", ()), ("floor_", ()),
+    ("frac_", ()), ("reciprocal_", ()), ("square_", ()), ("fmod_", (1.5,)),
+    ("remainder_", (1.5,)), ("sign_", ()), ("trunc_", ()),
+])
+def test_unary_inplace_methods(name, args):
+    def run(L):
+        x = L.tensor([[-2.5, 1.25, 3.5], [0.75, -1.5, 4.0]], dtype=L.float64 if L is torch
+                     else None, requires_grad=True)
+        b = x * 1
+        getattr(b[1], name)(*args)
+        (b * b).sum().backward()
+        return b, x.grad
+    _same(run)
+
+
+def test_masked_fill_and_binary_inplace_methods_with_grad():
+    def run(L):
+        x, y = _x(L), L.tensor(np.full((2, 3), 0.5), requires_grad=True)
+        b = x * 1
+        b.masked_fill_(b > 4, 0.0)
+        b.lerp_(y, 0.25)
+        b.addcmul_(y, y, value=2.0)
+        b.addcdiv_(x, y)
+        b.index_fill_(1, L.tensor([0]), -1.0)
+        (b * b).sum().backward()
+        return b, x.grad, y.grad
+    _same(run)
+
+
+# ---- 2. view methods share storage ----------------------------------------------------
+
+VIEWS = {
+    "view": lambda b: b.view(6),
+    "view_tuple": lambda b: b.view((3, 2)),
+    "reshape": lambda b: b.reshape(3, 2),
+    "unsqueeze": lambda b: b.unsqueeze(0),
+    "squeeze": lambda b: b.unsqueeze(1).squeeze(1),
+    "flatten": lambda b: b.flatten(),
+    "permute": lambda b: b.permute(1, 0),
+    "t": lambda b: b.t(),
+    "T": lambda b: b.T,
+    "transpose": lambda b: b.transpose(0, 1),
+    "narrow": lambda b: b.narrow(1, 1, 2),
+    "select": lambda b: b.select(1, 2),
+    "movedim": lambda b: b.movedim(0, 1),
+    "view_as": lambda b: b.view_as(b.new_zeros(3, 2) if hasattr(b, "new_zeros") else b),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VIEWS))
+def test_views_write_through_to_base_with_gradient(name):
+    def run(L):
+        x = _x(L)
+        b = x * 1
+        v = VIEWS[name](b)
+        v.mul_(10)
+        (b * b).sum().backward()
+        return b, x.grad
+    _same(run)
+
+
+def test_split_and_unbind_pieces_see_base_changes():
+    def run(L):  # values only: torch refuses a backward through them after the change
+        b = L.tensor(np.arange(1., 7.).reshape(2, 3))
+        pieces = b.split(1, 0) + b.unbind(1) + b.chunk(2, 1)
+        b.mul_(3)
+        return pieces
+    _same(run)
+
+
+def test_chain_of_views_and_setitem():
+    def run(L):
+        x = _x(L)
+        b = x * 1
+        b.view(6).mul_(10)
+        b.unsqueeze(0)[0, 0, 0] = -1
+        b.t()[2].add_(x[:, 0])
+        (b ** 2).sum().backward()
+        return b, x.grad
+    _same(run)
+
+
+def test_base_changes_show_in_views_and_their_graphs():
+    def run(L):
+        x = _x(L)
+        b = x * 1
+        v = b.T
+        b[0, 0] = 100.0
+        (v * x.T).sum().backward()
+        return v, x.grad
+    _same(run)
+
+
+def test_view_of_noncontiguous_raises_and_reshape_copies():
+    for L in LIBS:
+        b = L.tensor(np.arange(6.0).reshape(2, 3)).t()
+        with pytest.raises(RuntimeError, match="view size is not compatible"):
+            b.view(6)
+        r = b.reshape(6)
+        r.mul_(0)
+        assert b.sum().item() == 15.0  # the copy, not b
+    x = tg.tensor(np.ones((2, 3)))
+    with pytest.raises(ValueError):
+        x.view(4)
+
+
+def test_expand_is_a_read_only_view():
+    def run(L):
+        x = _x(L)
+        b = x * 1
+        e = b[:1].expand(3, 3)
+        b[0, 1] = 7.0
+        (e * e).sum().backward()
+        return e, x.grad
+    _same(run)
+    for L in LIBS:
+        e = L.tensor([1.0, 2.0]).expand(2, 2)
+        with pytest.raises(RuntimeError):
+            e.add_(1)
+
+
+def test_view_node_names_match_torch():
+    for f in ("view", "unsqueeze", "squeeze", "t", "transpose", "permute", "flatten"):
+        names = [VIEWS[f](_x(L) * 1).grad_fn.name() for L in LIBS]
+        assert names[0] == names[1], f
+
+
+def test_view_of_leaf_refuses_inplace_and_no_grad_views():
+    x = _x(tg)
+    with pytest.raises(RuntimeError, match="view of a leaf"):
+        x.view(6).mul_(2)
+    with tg.no_grad():
+        x.view(6).mul_(2)
+    assert x[1, 2].item() == 12.0
+
+
+# ---- 3. var/std ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.var(1, keepdim=True), lambda x: x.std(1, keepdim=True),
+    lambda x: x.var(unbiased=True), lambda x: x.std(correction=0), lambda x: x.var(dim=0),
+    lambda x: x.std(0, True), lambda x: x.var(correction=2, dim=1),
+])
+def test_var_std_torch_keywords(call):
+    def run(L):
+        x = L.tensor([[1.0, 5.0, 2.0], [7.0, 3.0, 4.0]], requires_grad=True)
+        y = call(x)
+        y.sum().backward()
+        return y, x.grad
+    _same(run)
+
+
+def test_var_std_without_torch_keywords_stay_numpy():
+    x = tg.tensor([[1.0, 5.0], [7.0, 3.0]])
+    assert x.var().item() == pytest.approx(np.var(x.data))
+    np.testing.assert_allclose(x.std(0).data, np.std(x.data, 0))
+
+
+# ---- 4-6. hooks and create_graph --------------------------------------------------------
+
+def test_hook_changing_dtype_raises():
+    for L in LIBS:
+        f64 = torch.float64 if L is torch else np.float64
+        x = L.tensor([1.0, 2.0], dtype=f64, requires_grad=True)
+        x.register_hook(lambda g: g.float())
+        with pytest.raises(RuntimeError, match="changed the type of value"):
+            (x * x).sum().backward()
+        y = L.tensor([1.0, 2.0], dtype=f64, requires_grad=True)
+        z = y * 2
+        z.retain_grad()
+        z.register_hook(lambda g: g.float())
+        with pytest.raises(RuntimeError, match="changed the type of value"):
+            (z * z).sum().backward()
+
+
+def test_post_accumulate_hook_not_run_by_autograd_grad():
+    for L in LIBS:
+        x = L.tensor([1.0, 2.0], requires_grad=True)
+        seen = []
+        x.register_post_accumulate_grad_hook(lambda t, seen=seen: seen.append(t.grad))
+        L.autograd.grad((x * x).sum(), x)
+        assert seen == []
+        (x * x).sum().backward()
+        assert len(seen) == 1
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_create_graph_constant_gradient_does_not_require_grad():
+    def run(L):
+        a = L.tensor([1.0, 2.0], requires_grad=True)
+        (a * 2).sum().backward(create_graph=True)
+        g = a.grad
+        flag = g.requires_grad
+        (a * 3).sum().backward()
+        return g, a.grad, np.array(flag)
+    _same(run)
+    b = tg.tensor([1.0, 2.0], requires_grad=True)
+    (b * b).sum().backward(create_graph=True)
+    assert b.grad.requires_grad  # depends on b
+
+
+# ---- 7. torch's method names -------------------------------------------------------------
+
+X = [[3.0, 1.0, 2.0, 0.5], [5.0, 4.0, 6.0, -1.0], [0.25, 2.5, -3.0, 7.0]]
+
+METHODS = {
+    "median_dim": lambda x, L: x.median(1),
+    "median_keep": lambda x, L: x.median(dim=0, keepdim=True),
+    "median_all": lambda x, L: x.median(),
+    "cummax": lambda x, L: x.cummax(1),
+    "cummin": lambda x, L: x.cummin(0),
+    "logcumsumexp": lambda x, L: x.logcumsumexp(1),
+    "diff": lambda x, L: x.diff(dim=0),
+    "diff_n": lambda x, L: x.diff(n=2, dim=1),
+    "nansum": lambda x, L: x.nansum(1, keepdim=True),
+    "count_nonzero": lambda x, L: (x > 1).count_nonzero(1),
+    "maximum": lambda x, L: x.maximum(x.flip(1)),
+    "minimum": lambda x, L: x.minimum(x.flip(0)),
+    "fmax": lambda x, L: x.fmax(x * -1),
+    "fmin": lambda x, L: x.fmin(x * -1),
+    "atan2": lambda x, L: x.atan2(x.flip(1)),
+    "arctan2": lambda x, L: x.arctan2(x.flip(0)),
+    "hypot": lambda x, L: x.hypot(x.flip(1)),
+    "sinh": lambda x, L: x.sinh(),
+    "cosh": lambda x, L: x.cosh(),
+    "frac": lambda x, L: (x * 1.3).frac(),
+    "fmod": lambda x, L: x.fmod(1.5),
+    "remainder": lambda x, L: x.remainder(1.5),
+    "lerp": lambda x, L: x.lerp(x.flip(1), 0.3),
+    "addcmul": lambda x, L: x.addcmul(x, x.flip(0), value=0.5),
+    "addcdiv": lambda x, L: x.addcdiv(x, x.flip(0) + 10, value=2.0),
+    "index_add": lambda x, L: x.index_add(0, L.tensor([2, 0]), x[:2] * 2),
+    "index_add_alpha": lambda x, L: x.index_add(1, L.tensor([1, 1]), x[:, :2], alpha=3),
+    "index_fill": lambda x, L: x.index_fill(1, L.tensor([0, 3]), -2.0),
+    "take_along_dim": lambda x, L: x.take_along_dim(L.tensor([[0], [3], [1]]), 1),
+    "take_along_dim_flat": lambda x, L: x.take_along_dim(L.tensor([5, 0, 11])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_torch_methods_values_and_gradients(name):
+    def run(L):
+        x = L.tensor(np.array(X), requires_grad=True)
+        out = METHODS[name](x, L)
+        values = out[0] if isinstance(out, tuple) else out
+        if values.dtype.is_floating_point if L is torch else values.dtype.kind == "f":
+            (values * values).sum().backward()
+            return out, x.grad
+        return out
+    _same(run)
+
+
+def test_inference_mode():
+    x = tg.tensor([1.0], requires_grad=True)
+    with inference_mode():
+        assert not (x * 2).requires_grad
+    with inference_mode(False):
+        assert (x * 2).requires_grad
+
+    @inference_mode
+    def f():
+        return (x * 2).requires_grad
+    assert not f() and tg.is_grad_enabled()
