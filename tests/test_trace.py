@@ -1,6 +1,8 @@
 """The tracer: printed programs, pytrees, static arguments, guards and trace-time errors."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import pytest
 
@@ -154,7 +156,7 @@ def test_item_as_operand_stays_symbolic():
 def test_item_other_uses_guard_the_value():
     def f(a, x):
         s = a.item()
-        assert isinstance(s, float) and isinstance(s, TracedFloat)
+        assert isinstance(s, numbers.Real) and isinstance(s, TracedFloat)
         label = f"{s:.1f}"  # formatting needs the value
         return x * (s * 2.0), label
 

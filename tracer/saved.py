@@ -41,8 +41,14 @@ def reads(prim, datas, out, params, needed) -> tuple:
         return (False,) * (len(datas) + 1)
     if prim.name in SHAPE_ONLY_VJP:
         return (*(np.result_type(d).kind not in "fc" for d in datas), False)
+    # Which operands are arrays is part of the key: a Python-number operand is never
+    # "read" (_analyse), so a rule cached for `x * 2.0` would skip the version check of
+    # a tensor `y` in a later `x * y` and let an in-place change of y corrupt the gradient
+    from .trace import is_array_leaf  # trace.py imports the tensor module
+
+    arrays = tuple(map(is_array_leaf, datas))
     try:
-        key = (prim, needed, tuple(params.items())) if params else (prim, needed)
+        key = (prim, needed, arrays, tuple(params.items())) if params else (prim, needed, arrays)
         found = _CACHE.get(key)
     except TypeError:  # an array-valued param: no key, traced each time
         key = found = None

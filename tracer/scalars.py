@@ -1,34 +1,37 @@
 """Python floats that remember the traced value they came from.
 
-While tracing, `x.item()` of a float value returns a
-`TracedFloat`: a real Python float (the example's value) that also carries the
-traced 0-d value.  How it is used decides what the program depends on:
+While tracing, `x.item()` of a float value returns a `TracedFloat`: a Python-float
+stand-in (the example's value) that also carries the traced 0-d value.  How it is
+used decides what the program depends on:
 
 * as an operand of a tensor/traced operation (`y * a.item()`, `np.exp(s)`) it
   stays symbolic: the graph reads the traced value, no guard;
 * compared with a number (`if a.item() > 0:`) it records a guard on the
   boolean outcome only, so the program is reused while the sign stays;
 * any other use (arithmetic with Python numbers, formatting, hashing,
-  indexing, `float()`, ...) records a guard that the value itself is unchanged.
+  indexing, `float()`, `math.sqrt(s)`, ...) records a guard that the value itself
+  is unchanged.
 
 A Python float *argument* of a compiled function or a transform is traced as a
-`WeakFloat`: a weak-typed float64 scalar (JAX's weak type) that is not a
-Python float.  Its arithmetic with Python numbers and other traced scalars
-stays symbolic and weak (`x_f32 * (s * 2.0)` is float32, as in numpy), its
-comparisons guard their outcome, and every other use goes through
-`__float__` & co., which guard the value; C code (`math.cos(s)`) therefore
-cannot read the value without a guard, which a float subclass would allow.
+`WeakFloat`: a weak-typed float64 scalar (JAX's weak type).  Its arithmetic with
+Python numbers and other traced scalars stays symbolic and weak (`x_f32 * (s * 2.0)`
+is float32, as in numpy), its comparisons guard their outcome, and every other use
+goes through `__float__` & co., which guard the value.
+
+Neither is a `float` subclass: C code reads a float subclass's value directly
+(`math.sqrt`, `struct.pack` call no method), so a program could bake in the value of
+its first trace without a guard and return stale results on later calls.  Both are
+registered as `numbers.Real`, and C code that needs a float calls `__float__`.
 
 Integers get no such class: CPython reads int subclasses directly for
 indexing, `range` and `%d` (bypassing `__index__`), so a lazily guarded int
 could specialize silently; `int()`/`.item()` of integer values therefore return
-a plain int and record the value guard at once.  The same limit exists, rarer,
-for floats: C code reading the float directly (e.g. `math.sin`) sees the value
-without a guard; NumPy conversions go through `__float__` and are guarded.
+a plain int and record the value guard at once.
 """
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 
 import numpy as np
@@ -45,8 +48,6 @@ def _defer(other) -> bool:
     return tnp.is_boxed(other) or isinstance(other, np.ndarray)
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float, np.number, np.bool_))
 
 
 class TracedScalar:
@@ -85,6 +86,10 @@ class TracedScalar:
     @property
     def imag(self):
         return 0.0
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.number, np.bool_, TracedScalar))
 
 
 def _plain(x):
@@ -135,9 +140,9 @@ def _binary_use(fn, reflected):
 
 
 def _unary_use(fn):
-    kind = "float" if fn is float else "value"
-
     def op(self, *args):
+        # float() cuts a derivative (grad warns), but `.item()` already did, as torch's
+        kind = "float" if fn is float and not getattr(self, "_tg_detached", False) else "value"
         return fn(self._tg_value(kind), *args)
     return op
 
@@ -150,18 +155,19 @@ def _methods():
     return body
 
 
-class TracedFloat(TracedScalar, float):
-    """A Python float carrying a traced value (see the module docstring)."""
+class TracedFloat(TracedScalar, WeakScalar):
+    """A Python float's stand-in carrying a traced value (see the module docstring)."""
 
     # `.item()` gives a Python number: a constant for autodiff, as an eager tensor's
     # `.item()` is (PyTorch), so every mode differentiates alike (`symbolic_value`).
     _tg_detached = True
 
-    def __new__(cls, value, symbolic):
-        obj = float.__new__(cls, value)
-        obj._tg_plain_value = float(value)
-        obj._tg_symbolic, obj._tg_guarded = symbolic, False
-        return obj
+    def __init__(self, value, symbolic):
+        self._tg_plain_value = float(value)
+        self._tg_symbolic, self._tg_guarded = symbolic, False
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self._tg_value(), dtype=dtype)  # a value use: guarded
 
 
 for _name, _fn in _methods().items():
@@ -238,6 +244,9 @@ def _weak_methods():
 
 for _name, _fn in _weak_methods().items():
     setattr(WeakFloat, _name, _fn)
+
+numbers.Real.register(TracedFloat)
+numbers.Real.register(WeakFloat)
 
 
 # ---- direct ir.ops calls ---------------------------------------------------------------
