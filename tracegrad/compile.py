@@ -213,6 +213,7 @@ class CompiledFunction:
                 return fun(*positional, **dict(static), **keywords)
             with_keywords.__name__ = getattr(fun, "__name__", "fun")
             with_keywords.__qualname__ = getattr(fun, "__qualname__", with_keywords.__name__)
+            with_keywords._tg_keywords_of = fun  # signature.py names the user's parameters
             statics = tuple(i for i in self.static_argnums if i < n) + (n,)
             variant = CompiledFunction(with_keywords, statics, self.grad_argnums, self.grad,
                                        self.max_specializations, self.disk_cache, self.has_aux)

@@ -31,11 +31,12 @@ import numpy as np
 import tracegrad.numpy as tnp
 from tracegrad.ir import TracedValue, apply_graph, ops
 from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, no_grad, tree_flatten,
-                              tree_unflatten)
+                              tree_map, tree_unflatten)
 from tracegrad.tracer.branches import union_captured, with_consts
 from tracegrad.tracer.loop_body import CUSTOM_HINT, Body, record, trace_of
 from tracegrad.tracer.loop_types import leaf_aval, leaf_value, value_name
 from tracegrad.tracer.trace import is_array_leaf
+from tracegrad.tracer.tree import conform, flatten_like
 
 from . import custom_eager
 from .transforms import jvp as _jvp_transform
@@ -110,7 +111,8 @@ def _traced(rules, args, tree, values, trace):
               for v, a in zip(values, avals)]
     arg_types = _arg_types(tree, avals)
     fun = Body.trace(rules.fun, arg_types, rules.name, CUSTOM_HINT)
-    fwd = Body.trace(rules.fwd, arg_types, f"{rules.name} forward rule", CUSTOM_HINT)
+    fwd = Body.trace(_fwd_conformed(rules.fwd, fun.out_tree), arg_types,
+                     f"{rules.name} forward rule", CUSTOM_HINT)
     out_tree, res_tree = _check_pair(fwd, "the forward rule", rules.name)
     n_out = out_tree.num_leaves
     if out_tree != fun.out_tree or fwd.out_avals[:n_out] != fun.out_avals:
@@ -134,6 +136,17 @@ def _traced(rules, args, tree, values, trace):
     return tree_unflatten(fun.out_tree, outs)
 
 
+def _fwd_conformed(fwd, out_tree):
+    """`fwd` with its output's dicts in the function's key order (matched by key, as JAX's
+    sorted treedefs match them); a pair of another structure is left to the check."""
+    def conformed(*args):
+        result = fwd(*args)
+        if isinstance(result, (tuple, list)) and len(result) == 2:
+            return conform(result[0], out_tree), result[1]
+        return result
+    return conformed
+
+
 def _bwd_checked(rules, tree, avals):
     """bwd(res, g) with its result checked: one cotangent per argument (None: zeros)."""
     def bwd(res, g):
@@ -143,8 +156,8 @@ def _bwd_checked(rules, tree, avals):
                             f"{len(tree.children)} cotangents (one per argument), got "
                             f"{value_name(cts)}")
         flat = []
-        for ct, (child, child_avals) in zip(cts, _arg_types(tree, avals)):
-            leaves = [None] * child.num_leaves if ct is None else tree_flatten(ct)[0]
+        for i, (ct, (child, child_avals)) in enumerate(zip(cts, _arg_types(tree, avals))):
+            leaves = custom_eager.arg_cotangents(ct, child, rules.name, i)
             flat += [np.zeros(a.shape, a.dtype) if c is None else tnp.astype(c, a.dtype)
                      for c, a in zip(leaves, child_avals)]
         return tuple(flat)
@@ -249,15 +262,17 @@ def _checked_jvp(name, jvp):
                             f"tangent output), got {value_name(result)}"
                             + (f" of length {len(result)}" if isinstance(result, (tuple, list))
                                else ""))
-        (outs, out_tree), (ts, t_tree) = tree_flatten(result[0]), tree_flatten(result[1])
-        if out_tree != t_tree:
+        outs, out_tree = tree_flatten(result[0])
+        try:  # dict entries matched by key: the tangent may list them in another order
+            ts = flatten_like(result[1], out_tree)
+        except ValueError:
             raise TypeError(f"{name}: the custom JVP rule's tangent output has structure "
-                            f"{t_tree}, its primal output {out_tree}")
+                            f"{tree_flatten(result[1])[1]}, its primal output {out_tree}") from None
         for i, (o, t) in enumerate(zip(outs, ts)):
             if t is not None and tuple(ops.shape(t)) != tuple(ops.shape(o)):
                 raise TypeError(f"{name}: the custom JVP rule's tangent output {i} is "
                                 f"{value_name(t)}, but the primal output is {value_name(o)}")
-        return result
+        return result[0], tree_unflatten(out_tree, ts)
     return rule
 
 
@@ -268,8 +283,8 @@ def _jvp_rules(name, fun, jvp, guard):
     def fwd(*args):
         return fun(*args), args
 
-    def bwd(args, g):  # the transpose of the JVP at `args`
-        zeros = [tnp.zeros_like(a) for a in args]
+    def bwd(args, g):  # the transpose of the JVP at `args` (each a pytree of arrays)
+        zeros = [tree_map(tnp.zeros_like, a) for a in args]
         _, pullback = _vjp_transform(lambda *t: jvp(tuple(args), t)[1], *zeros)
         return tuple(pullback(g))
     return _Rules(name, fun, fwd, bwd, jvp, guard=guard)

@@ -19,6 +19,7 @@ from tracegrad.tracer import Tensor, no_grad, tree_flatten, tree_unflatten
 from tracegrad.tracer import eager_control
 from tracegrad.tracer.autograd import Absent, Node
 from tracegrad.tracer.tensor import _edge
+from tracegrad.tracer.tree import flatten_like
 
 
 class _Slots:
@@ -94,9 +95,9 @@ class _Call:
             raise RuntimeError(f"function {name}Backward returned an incorrect number of "
                                f"gradients (expected {len(children)}, got {len(result)})")
         leaf = 0
-        for ct, child in zip(result, children):
-            cts = [None] * child.num_leaves if ct is None else tree_flatten(ct)[0]
-            for c in cts:
+        for position, (ct, child) in enumerate(zip(result, children)):
+            # in the argument's order: a dict cotangent is matched by key (custom.py)
+            for c in arg_cotangents(ct, child, name, position):
                 yield None if c is None else self._checked(c, leaf, create_graph)
                 leaf += 1
 
@@ -130,6 +131,18 @@ def _summed_to(c, shape, name, i):
         raise RuntimeError(f"function {name}Backward returned an invalid gradient at index {i} - "
                            f"got {list(got)} but expected shape compatible with {list(shape)}") from None
     return ops.sum_to_shape(c, shape)
+
+
+def arg_cotangents(ct, child, name, position):
+    """The leaves of the cotangent `ct` the backward rule returned for an argument of
+    structure `child`, in the argument's order (dict entries by key); None: all None."""
+    if ct is None:
+        return [None] * child.num_leaves
+    try:
+        return flatten_like(ct, child)
+    except ValueError as e:
+        raise TypeError(f"{name}: the backward rule's cotangent for argument {position} has "
+                        f"structure {tree_flatten(ct)[1]}, the argument {child} ({e})") from None
 
 
 def call(rules, tree, values):

@@ -13,14 +13,22 @@ What each positional argument is (JAX's rules, except that ints stay static):
   traced value (`tracer.scalars.WeakFloat`), so `x_f32 * s` stays float32 as
   in numpy, arithmetic on it stays symbolic and `s > 0` guards only the
   comparison's outcome;
-* ints, bools, None and other hashable values: static, part of the signature
-  (one specialization per value);
-* strings and unhashable values: a TypeError naming the argument, unless
-  `static_argnums` names it (then a hashable value is static as it is).
+* ints, bools, None, callables, classes, modules and other values that hash by
+  value: static, part of the signature (one specialization per value);
+* strings, unhashable values and objects that hash by identity (instances of
+  plain classes, whose attributes may change between calls while the key stays
+  the same): a TypeError naming the argument, unless `static_argnums` or
+  `static_argnames` names it (then a hashable value is static as it is, and must
+  not change between calls), as in JAX.
+
+Keyword arguments reach a compiled function as two trailing positional ones
+(compile.py's keyword variant: the static items, then a dict of the others);
+messages name them as keywords and suggest `static_argnames`.
 """
 from __future__ import annotations
 
 import inspect
+import types
 
 import numpy as np
 
@@ -140,7 +148,11 @@ class ArgNames:
     (worked out only when a message needs them)."""
 
     def __init__(self, fun):
-        self.fun = fun
+        # compile.py's keyword variant takes the keywords as its last two arguments: the
+        # messages name the user's function and its keywords (`keywords` True)
+        user = _keyword_variant_of(fun)
+        self.keywords = user is not None
+        self.fun = user if self.keywords else fun
         self.fname = getattr(fun, "__qualname__", None) or repr(fun)
 
     def _signature(self):
@@ -163,10 +175,26 @@ class ArgNames:
         sig = self._signature()
         return f"{self.fname}{sig if sig is not None else '(...)'}"
 
-    def not_an_array(self, pos, what, hint) -> TypeError:
-        return TypeError(f"{self.fname}: {self.arg(pos)}{what}; a compiled function takes arrays, "
-                         f"pytrees (dicts, lists, tuples) of arrays and Python numbers. {hint} "
-                         f"(signature: {self.signature()})")
+    def not_an_array(self, pos, what, hint, label=None) -> TypeError:
+        return TypeError(f"{self.fname}: {label or self.arg(pos)}{what}; a compiled function "
+                         "takes arrays, pytrees (dicts, lists, tuples) of arrays and Python "
+                         f"numbers. {hint} (signature: {self.signature()})")
+
+    def static_hint(self, pos, key=None) -> str:
+        return f"Mark it static: {self.static_option(pos, key)}."
+
+    def static_option(self, pos, key=None) -> str:
+        """The option that makes argument `pos` (or keyword argument `key`) static."""
+        if key is not None:
+            return f'static_argnames="{key}"'
+        names = self.positional() or []
+        named = f' (or static_argnames="{names[pos]}")' if pos < len(names) else ""
+        return f"static_argnums=({pos},){named}"
+
+
+def _keyword_variant_of(fun):
+    """The user's function when `fun` is compile.py's `with_keywords` wrapper, else None."""
+    return getattr(fun, "_tg_keywords_of", None)
 
 
 def _typed(value):
@@ -186,9 +214,18 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
     """Split a call's arguments (see the module docstring); a Python number in a
     `grad_argnums` position is an array."""
     arrays, slots, weak = [], [], []
+    keywords_at = len(args) - 1 if names.keywords else None  # the dict of dynamic keywords
     for pos, x in enumerate(args):
-        if _static_position(pos, len(args), static_argnums):
+        if keywords_at is not None and pos == keywords_at - 1:  # (name, value) items
+            slots.append(_static_keywords(x, pos, names))
+        elif _static_position(pos, len(args), static_argnums):
             slots.append(_static(x, pos, names, declared=True))
+        elif pos == keywords_at:
+            leaves, treedef = tree_flatten(x)
+            slots.append(("tree", len(arrays), len(leaves), treedef))
+            for key, value in x.items():
+                for leaf in tree_flatten(value)[0]:
+                    _add_leaf(arrays, weak, leaf, pos, names, "", key)
         elif _is_tree_arg(x):
             leaves, treedef = tree_flatten(x)
             slots.append(("tree", len(arrays), len(leaves), treedef))
@@ -203,13 +240,14 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
     return SpecArgs(arrays, slots, weak)
 
 
-def _add_leaf(arrays, weak, x, pos, names, where):
+def _add_leaf(arrays, weak, x, pos, names, where, key=None):
+    """`key`: the name of the keyword argument `x` is (a leaf of), for messages."""
     if isinstance(x, float) and not isinstance(x, np.generic):
         weak.append(len(arrays))
         arrays.append(np.array(x, dtype=np.float64))
         return
     a = _fast_array(x)
-    arrays.append(a if a is not None else _as_array(x, pos, names, where))
+    arrays.append(a if a is not None else _as_array(x, pos, names, where, key))
 
 
 def dynamic_positions(args, static_argnums) -> tuple:
@@ -234,8 +272,13 @@ def _static_position(pos, n_args, positions) -> bool:
 
 def _static(x, pos, names, declared=False):
     if isinstance(x, str) and not declared:
-        raise names.not_an_array(pos, f" is a str ({x!r:.40})",
-                                 f"Mark it static: static_argnums=({pos},).")
+        raise names.not_an_array(pos, f" is a str ({x!r:.40})", names.static_hint(pos))
+    if not declared and _hashes_by_identity(x):
+        raise names.not_an_array(
+            pos, f" is a {type(x).__name__} object, which hashes by identity (compiled code "
+                 "would keep what it read from it when it was traced, though it changes)",
+            f"Pass its arrays and numbers as arguments, or mark it static with "
+            f"{names.static_option(pos)}: a static argument must not change between calls.")
     try:
         hash(x)
     except (TypeError, ValueError):  # ValueError: a writable memoryview
@@ -246,12 +289,35 @@ def _static(x, pos, names, declared=False):
     return ("static", x)
 
 
-def _as_array(x, pos, names, where=""):
+def _static_keywords(items, pos, names):
+    """The static keyword arguments' (name, value) items, each value hashable."""
+    for key, value in items:
+        try:
+            hash(value)
+        except (TypeError, ValueError):
+            raise names.not_an_array(
+                pos, f" is a {type(value).__name__}, which is not hashable",
+                "A static argument (static_argnames) must be hashable: pass a tuple or a "
+                "frozen value.", label=f"keyword argument {key!r}") from None
+    return ("static", items)
+
+
+def _hashes_by_identity(x) -> bool:
+    """An object whose hash and == are its identity (a plain class instance): as a static
+    argument, mutating it would leave a stale specialization.  Callables, classes,
+    modules and the singletons None, ... are kept static: they do not change so."""
+    if type(x).__hash__ is not object.__hash__ or x is None or x is Ellipsis:
+        return False
+    return not (callable(x) or isinstance(x, (type, types.ModuleType)) or x is NotImplemented)
+
+
+def _as_array(x, pos, names, where="", key=None):
     if isinstance(x, Tensor):
         x = x.data
     elif isinstance(x, (str, bytes)) or x is None or not _is_array_like(x):
+        label = f"keyword argument {key!r}" if key is not None else None
         raise names.not_an_array(pos, f"{where} is a {type(x).__name__}",
-                                 f"Mark the argument static: static_argnums=({pos},).")
+                                 names.static_hint(pos, key), label)
     if type(x) is not np.ndarray:
         x = _from_numpy(x, pos, names, where)
     if x.dtype not in SUPPORTED:

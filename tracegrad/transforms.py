@@ -40,6 +40,7 @@ from tracegrad.passes.manager import cleanup
 from tracegrad.tracer.dtypes import WeakScalar
 from tracegrad.tracer.scalars import TracedScalar, WeakFloat
 from tracegrad.tracer.trace import is_array_leaf
+from tracegrad.tracer.tree import flatten_like
 
 __all__ = ["grad", "value_and_grad", "jvp", "vjp"]
 
@@ -77,11 +78,14 @@ class _Call:
     `trees[i]` its structure (to give gradients the argument's structure).
     """
 
-    def __init__(self, fun, args, differentiated=()):
+    def __init__(self, fun, args, differentiated=(), numbers=None):
         self.fun = fun
+        # how messages number the arguments: grad passes only the differentiated ones
+        self.numbers = tuple(numbers) if numbers is not None else tuple(range(len(args)))
         self.weak = _weak_leaves(args, differentiated)
         self.args = tuple(
-            tracer.tree_map(lambda l, i=i: _as_array_leaf(l, f"{self.name()}: argument {i}"), a)
+            tracer.tree_map(lambda l, i=i: _as_array_leaf(
+                l, f"{self.name()}: argument {self.numbers[i]}"), a)
             if i in differentiated else a for i, a in enumerate(args))
         self.values, self.spans, self.trees = [], [], []
         for a in self.args:
@@ -109,7 +113,8 @@ class _Call:
         for i in self.spans[position]:
             dtype = ops.dtype(self.values[i])
             if not is_float(dtype):
-                raise TypeError(f"{self.name()}: argument {position} has dtype {dtype}; "
+                raise TypeError(f"{self.name()}: argument {self.numbers[position]} has dtype "
+                                f"{dtype}; "
                                 "derivatives need float32 or float64 arguments")
         return list(self.spans[position])
 
@@ -175,16 +180,18 @@ def _positions(argnums, n_args, name):
 
 
 def _leaves_like(tree_of, tree, what):
-    """The leaves of `tree`, which must have the structure `tree_of`."""
-    leaves, structure = tracer.tree_flatten(tree)
-    if structure != tree_of:
-        raise ValueError(f"{what} has structure {structure}, expected {tree_of}")
-    return leaves
+    """The leaves of `tree`, which must have the structure `tree_of` (dict entries matched
+    by key, in `tree_of`'s order)."""
+    try:
+        return flatten_like(tree, tree_of)
+    except ValueError as e:
+        raise ValueError(f"{what} has structure {tracer.tree_flatten(tree)[1]}, expected "
+                         f"{tree_of} ({e})") from None
 
 
 # ---- the transforms ----------------------------------------------------------------
 
-def value_and_grad(fun, argnums=0, has_aux=False):
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     """`fun` returning `(fun(*args), gradient)`; `fun` must return one float scalar.
 
     With `has_aux=True`, `fun` returns `(value, aux)` (aux any pytree of arrays, not
@@ -206,8 +213,20 @@ def value_and_grad(fun, argnums=0, has_aux=False):
     >>> g = grad(loss)({"w": np.zeros((3, 2)), "b": np.zeros(2)}, np.ones((4, 3)))
     >>> sorted(g), g["w"].tolist()[0]
     (['b', 'w'], [4.0, 4.0])
+
+    The arguments not in `argnums` are passed to `fun` as they are (as JAX's): a concrete
+    one stays concrete, so a Python `if` on it works under `vmap` too.  `holomorphic` is
+    accepted for JAX's signature; True raises (tracegrad has no complex numbers).
     """
+    _check_holomorphic(holomorphic, "value_and_grad")
     return _value_and_grad(fun, argnums, has_value=True, has_aux=has_aux)
+
+
+def _check_holomorphic(holomorphic, name):
+    if holomorphic:
+        raise TypeError(f"{name}: holomorphic=True differentiates complex functions, and "
+                        "tracegrad supports no complex dtypes (float32, float64, bool, int32, "
+                        "int64 only); use holomorphic=False with real arguments")
 
 
 def _value_and_grad(fun, argnums, has_value, has_aux=False):
@@ -218,8 +237,11 @@ def _value_and_grad(fun, argnums, has_value, has_aux=False):
     @functools.wraps(fun)
     def value_and_grad_fun(*args, **kwargs):
         positions = _positions(nums, len(args), getattr(fun, "__qualname__", "fun"))
-        call = _Call(_keywords_bound(fun, kwargs), args, differentiated=set(positions))
-        wrt = [call.inputs_of(p) for p in positions]
+        wanted = sorted(set(positions))
+        local = {p: k for k, p in enumerate(wanted)}  # argument position -> index in the call
+        call = _Call(_others_fixed(_keywords_bound(fun, kwargs), args, wanted),
+                     tuple(args[p] for p in wanted), set(local.values()), numbers=wanted)
+        wrt = [call.inputs_of(local[p]) for p in positions]
         prog = call.trace()
         n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
         _check_scalar_output(prog.graph, call.name(), n_aux)
@@ -233,13 +255,31 @@ def _value_and_grad(fun, argnums, has_value, has_aux=False):
         value, flat = outs[:n_value], outs[n_value:]
         grads, start = [], 0
         for p, w in zip(positions, wrt):
-            grads.append(call.unflatten(p, flat[start:start + len(w)]))
+            grads.append(call.unflatten(local[p], flat[start:start + len(w)]))
             start += len(w)
         if has_value or has_aux:
             value = tracer.tree_unflatten(prog.out_tree, ([] if has_value else [None]) + value)
         return value, (grads[0] if single else tuple(grads))
 
     return value_and_grad_fun
+
+
+def _others_fixed(fun, args, wanted):
+    """`fun` of the arguments at positions `wanted` only; the others are passed as they are
+    (JAX's grad closes over them too): not graph inputs, so a concrete one stays concrete
+    where the differentiated ones are traced abstractly (`vmap(grad(f), in_axes=(0, None))`
+    with a Python `if` on the unmapped argument).  Traced ones are captured values."""
+    if len(wanted) == len(args):
+        return fun
+
+    def fixed(*given):
+        full = list(args)
+        for p, value in zip(wanted, given):
+            full[p] = value
+        return fun(*full)
+    fixed.__name__ = getattr(fun, "__name__", "fun")
+    fixed.__qualname__ = getattr(fun, "__qualname__", fixed.__name__)
+    return fixed
 
 
 def _keywords_bound(fun, kwargs):
@@ -273,7 +313,7 @@ def _check_scalar_output(graph, name, n_aux=0):
                         "or tracegrad.jvp (forward mode)")
 
 
-def grad(fun, argnums=0, has_aux=False):
+def grad(fun, argnums=0, has_aux=False, holomorphic=False):
     """The gradient of a scalar-valued `fun` w.r.t. argument(s) `argnums`; with
     `has_aux=True` `fun` returns `(value, aux)` and the result is `(gradient, aux)`.
 
@@ -287,7 +327,11 @@ def grad(fun, argnums=0, has_aux=False):
     12.0
     >>> float(grad(tnp.sin)(0.0))
     1.0
+
+    Arguments not in `argnums` are passed as they are, never traced (as JAX's);
+    `holomorphic=True` raises: tracegrad has no complex numbers.
     """
+    _check_holomorphic(holomorphic, "grad")
     value_and_grad_fun = _value_and_grad(fun, argnums, has_value=False, has_aux=has_aux)
 
     @functools.wraps(fun)

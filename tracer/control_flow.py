@@ -33,6 +33,7 @@ over traced values of enclosing traces (they become explicit operands).
     ] 0.0:f64[] a
   in (f) }
 """
+import functools
 import operator
 
 import numpy as np
@@ -40,12 +41,47 @@ import numpy as np
 from tracegrad.ir import ShapedArray, ops
 
 from . import dtypes
-from .branches import cond, switch
+from . import branches
 from .loop_body import Body, pair, record, trace_of
 from .loop_types import CarryType, as_dtype, leaf_aval, leaf_value, type_name
-from .tree import tree_flatten, tree_unflatten
+from .tree import conform, tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch", "while_loop", "fori_loop", "scan"]
+
+
+# ---- cond, switch: branch outputs matched by key ------------------------------------------
+
+def _keyed(funs):
+    """`funs` returning their dicts in the key order of the first one that returns (JAX
+    sorts dict keys, so its branches may build their dicts in any order); the first
+    output's structure is held per call, for the branches traced after it."""
+    first = []
+
+    def keyed(fun):
+        @functools.wraps(fun)
+        def call(*operands):
+            out = fun(*operands)
+            if not first:
+                first.append(tree_flatten(out)[1])
+                return out
+            return conform(out, first[0])
+        return call
+    return [keyed(f) if callable(f) else f for f in funs]
+
+
+def cond(pred, true_fun, false_fun, *operands, operand=branches._NO_OPERAND):
+    return branches.cond(pred, *_keyed([true_fun, false_fun]), *operands, operand=operand)
+
+
+def switch(index, funs, *operands):
+    try:
+        funs = _keyed(list(funs))
+    except TypeError:  # not a sequence: switch's own check says so
+        pass
+    return branches.switch(index, funs, *operands)
+
+
+cond.__doc__, switch.__doc__ = branches.cond.__doc__, branches.switch.__doc__
 
 
 # ---- scan -----------------------------------------------------------------------------------
@@ -270,14 +306,27 @@ def _traced_while(trace, cond_fun, body_fun, carry):
 
 
 def _static_int(x):
-    """A loop bound as a Python int, or None when it is a traced value."""
+    """A loop bound as a Python int (a float truncated, as JAX's `int(bound)`), or None when
+    it is a traced value."""
     x = leaf_value(x)
     if hasattr(x, "_tg_trace") and not hasattr(x, "_tg_concrete"):
         return None
     value = np.asarray(x._tg_concrete() if hasattr(x, "_tg_concrete") else x)
-    if value.shape != () or not np.issubdtype(value.dtype, np.integer):
-        raise TypeError(f"fori_loop bounds must be integer scalars, got {type_name(leaf_aval(x))}")
+    if value.shape != ():
+        raise TypeError(f"fori_loop bounds must be scalars, got {type_name(leaf_aval(x))}")
     return int(value)
+
+
+def _bounds_dtype(lower, upper):
+    """The index dtype: both bounds integers (their result type), or both floats (JAX
+    accepts float bounds: concrete ones count as `int(bound)`, traced ones make a float
+    index); one of each raises, as in JAX."""
+    kinds = [np.dtype(leaf_aval(leaf_value(b)).dtype).kind for b in (lower, upper)]
+    if not all(k in "biuf" for k in kinds) or ("f" in kinds and kinds != ["f", "f"]):
+        raise TypeError("fori_loop: lower and upper must both be integers or both floats, got "
+                        f"{type_name(leaf_aval(leaf_value(lower)))} and "
+                        f"{type_name(leaf_aval(leaf_value(upper)))}")
+    return dtypes.result_type(leaf_value(lower), leaf_value(upper))
 
 
 def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
@@ -286,19 +335,21 @@ def fori_loop(lower, upper, body_fun, init_val, *, unroll=None):
 
     With Python-int (concrete) bounds it is a `scan` of `upper - lower` steps
     (reverse mode then stores each step's residuals); with traced bounds, a
-    `while` loop.  `i` is an integer scalar array of the bounds' dtype.
+    `while` loop.  `i` is an integer scalar array of the bounds' dtype.  Float
+    bounds, as in JAX: concrete ones are truncated (`int(bound)`, an int64 `i`),
+    traced ones give a float `i` counting from `lower` while `i < upper`.
 
     >>> from tracegrad import fori_loop
     >>> int(fori_loop(0, 5, lambda i, total: total + i, 0))
     10
     """
     _check_unroll(unroll, "fori_loop")
-    index_dtype = dtypes.result_type(leaf_value(lower), leaf_value(upper))
-    if not np.issubdtype(index_dtype, np.integer):
-        raise TypeError(f"fori_loop bounds must be integers, got dtype {index_dtype}")
+    index_dtype = _bounds_dtype(lower, upper)
     lo, hi = _static_int(lower), _static_int(upper)
     if lo is None or hi is None:
         return _fori_while(lower, upper, body_fun, init_val, index_dtype)
+    if index_dtype.kind == "f":
+        index_dtype = np.dtype(np.int64)
     return _fori_scan(lo, hi, body_fun, init_val, index_dtype)
 
 

@@ -1,6 +1,7 @@
 """Pytrees: nested tuples, lists, dicts (and namedtuples) with arrays at the leaves.
 
-`None` is an empty node (no leaves), as in JAX.  Dict keys keep their order.
+`None` is an empty node (no leaves), as in JAX.  Dict keys keep their order; where two
+trees meet (`tree_map`, `flatten_like`) dict entries are matched by key.
 
 >>> leaves, treedef = tree_flatten({"w": 1, "b": (2, [3, None])})
 >>> leaves
@@ -179,16 +180,44 @@ def flatten_up_to(treedef: PyTreeDef, tree) -> list:
     """The parts of `tree` at the leaves of `treedef`, in `treedef`'s order (dict entries
     by key): `tree` must have `treedef`'s structure down to its leaves, else ValueError
     naming where they differ."""
+    return _flatten_matched(treedef, tree, exact=False)
+
+
+def flatten_like(tree, treedef: PyTreeDef) -> list:
+    """The leaves of `tree`, which must have exactly `treedef`'s structure, in `treedef`'s
+    order: where two trees meet, dicts match by key whatever their insertion order (JAX
+    sorts keys, so its treedefs do not see the order); else ValueError naming where.
+
+    >>> flatten_like({"b": 2, "a": 1}, tree_structure({"a": 0, "b": 0}))
+    [1, 2]
+    """
+    return _flatten_matched(treedef, tree, exact=True)
+
+
+def conform(tree, treedef: PyTreeDef):
+    """`tree` rebuilt in `treedef`'s dict key order when it matches `treedef` by key; else
+    `tree` unchanged, so that the caller's own structure check reports the difference."""
+    if tree_structure(tree) == treedef:  # nothing to reorder: the very same objects
+        return tree
+    try:
+        return tree_unflatten(treedef, flatten_like(tree, treedef))
+    except ValueError:
+        return tree
+
+
+def _flatten_matched(treedef, tree, exact):
+    """flatten_up_to, or flatten_like when `exact` (a leaf of `treedef` meets a leaf)."""
     out = []
 
     def walk(d, x, path):
         if d.kind == "leaf":
+            if exact and _children(x)[0] != "leaf":
+                raise _mismatch(path, d, x)
             out.append(x)
             return
         kind, meta, kids = _children(x)
         if kind != d.kind:
-            raise ValueError(f"pytree structure mismatch at {path or 'the root'}: expected "
-                             f"{d._str()}, got {_describe(x)}")
+            raise _mismatch(path, d, x)
         if d.kind is dict:
             if set(meta) != set(d.meta):
                 raise ValueError(f"pytree structure mismatch at {path or 'the root'}: dict "
@@ -196,13 +225,17 @@ def flatten_up_to(treedef: PyTreeDef, tree) -> list:
                                  " were expected")
             kids, meta = tuple(x[k] for k in d.meta), d.meta
         if len(kids) != len(d.children) or meta != d.meta:
-            raise ValueError(f"pytree structure mismatch at {path or 'the root'}: expected "
-                             f"{d._str()}, got {_describe(x)}")
+            raise _mismatch(path, d, x)
         for i, (c, k) in enumerate(zip(d.children, kids)):
             walk(c, k, f"{path}[{d.meta[i]!r}]" if d.kind is dict else f"{path}[{i}]")
 
     walk(treedef, tree, "")
     return out
+
+
+def _mismatch(path, d, x) -> ValueError:
+    return ValueError(f"pytree structure mismatch at {path or 'the root'}: expected "
+                      f"{d._str()}, got {_describe(x)}")
 
 
 def _describe(x) -> str:
