@@ -22,7 +22,7 @@ from .dtypes import is_weak
 from .indexing import getitem
 from .torch_methods import (
     Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of,
-    sort_order, sorted_pair, squeeze_dims, torch_repeat,
+    sort_order, sorted_pair, squeeze_dims, torch_ddof, torch_repeat,
 )
 
 
@@ -163,12 +163,12 @@ class ArrayMixin(TorchMethods):
     def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
             unbiased=None, correction=None):
         return tnp.var(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
-                       ddof=_ddof(ddof, dim, unbiased, correction))
+                       ddof=torch_ddof(ddof, dim, keepdim, unbiased, correction))
 
     def std(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
             unbiased=None, correction=None):
         return tnp.std(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
-                       ddof=_ddof(ddof, dim, unbiased, correction))
+                       ddof=torch_ddof(ddof, dim, keepdim, unbiased, correction))
 
     def any(self, axis=None, out=None, keepdims=False, *, where=None, dim=None, keepdim=False):
         """Whether any element (along `axis`) is nonzero; False for no elements."""
@@ -352,13 +352,3 @@ for _name, _f in tnp.UFUNCS.items():
     setattr(ArrayMixin, _name, _method(_f))
 
 
-def _ddof(ddof, dim, unbiased, correction) -> int:
-    """NumPy's ddof (default 0), or torch's correction/unbiased (default 1 when called
-    torch's way, with dim or unbiased)."""
-    if correction is not None:
-        return int(correction)
-    if unbiased is not None:
-        return int(bool(unbiased))
-    if ddof is not None:
-        return int(ddof) if is_flag(ddof) else ddof  # torch's std(d, True): unbiased
-    return 1 if dim is not None else 0

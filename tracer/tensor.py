@@ -406,18 +406,6 @@ class Tensor(views.ViewMethods, ArrayMixin):
         backward([self], [gradient], retain_graph=retain_graph, create_graph=create_graph,
                  inputs=inputs)
 
-    # var/std: torch's keywords select torch's unbiased default (torch_methods.torch_ddof);
-    # traced values take ArrayMixin's, which see dim and unbiased only
-    def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
-            unbiased=None, correction=None):
-        return tnp.var(self, axis=torch_methods.axis_of(axis, dim), keepdims=keepdims or keepdim,
-                       ddof=torch_methods.torch_ddof(ddof, dim, keepdim, unbiased, correction))
-
-    def std(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
-            unbiased=None, correction=None):
-        return tnp.std(self, axis=torch_methods.axis_of(axis, dim), keepdims=keepdims or keepdim,
-                       ddof=torch_methods.torch_ddof(ddof, dim, keepdim, unbiased, correction))
-
     # ---- conversion to Python / numpy ---------------------------------------------------
     def _scalar(self, what):
         if self.data.size != 1:
