@@ -23,7 +23,7 @@ import numpy as np
 from llvmlite import ir
 
 from tracegrad.ir.core import is_float
-from tracegrad.ir.elementwise import widened_integer_pow
+from tracegrad.ir.elementwise import integer_pow_by_products, widened_integer_pow
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS  # noqa: F401  (codegen's lowering domain)
 
 from . import mathlib
@@ -160,6 +160,8 @@ def _integer_pow(b, args, dtypes, out, params):
     if widened_integer_pow(dtype, y):  # as ir.elementwise's impl: in float64, one rounding
         wide = _integer_pow(b, [convert_value(b, x, dtype, F64)], [F64], out, params)
         return convert_value(b, wide, F64, dtype)
+    if not integer_pow_by_products(dtype, y):
+        return mathlib.emit_pow(b, x, constant(float(y), dtype, lanes_of(x)))
     p = _ipow(b, x, abs(y), dtype)
     if y >= 0:
         return p

@@ -366,11 +366,24 @@ def widened_integer_pow(dtype, y: int) -> bool:
     return dtype.kind == "f" and dtype.itemsize < 8 and (y > 2 or y < 0)
 
 
+# Float x**y with |y| above this is pow(x, y) (within 1.5 ULP) rather than products: the
+# relative error of repeated squaring doubles with each square (float64 x**64: 33 ULP).
+PRODUCT_POW_MAX = 4
+
+
+def integer_pow_by_products(dtype, y: int) -> bool:
+    """Whether x**y (a Python int y) is computed as exact repeated products (integers, and
+    floats for |y| <= PRODUCT_POW_MAX: at most 2 ULP), else as pow."""
+    return np.dtype(dtype).kind != "f" or abs(y) <= PRODUCT_POW_MAX
+
+
 def _integer_pow_impl(x, *, y):
     x = np.asarray(x)
     if widened_integer_pow(x.dtype, y):
         return np.asarray(_integer_pow_impl(x.astype(np.float64), y=y).astype(x.dtype))
     with np.errstate(all="ignore"):
+        if not integer_pow_by_products(x.dtype, y):
+            return np.asarray(np.power(x, float(y)))
         if x.dtype.kind == "f":  # codegen's products, in its order: its values bit for bit
             p = _square_and_multiply(x, abs(y))
             return p if y >= 0 else np.asarray(np.divide(1, p, dtype=x.dtype))
