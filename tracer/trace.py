@@ -27,7 +27,8 @@ from . import numpy as tnp
 from .array import ArrayMixin
 from .autograd import GRAD_MODE
 from .numpy.dispatch import random_sampling_watch
-from .indexing import setitem
+from . import traced_views, views
+from .indexing import getitem, setitem
 from .scalars import TracedFloat
 from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
@@ -110,10 +111,30 @@ class Traced(TracedValue, ArrayMixin):
         """As `np.asarray` of a traced value: an error that says why and what to use."""
         return self.__array__()
 
+    # ---- views (traced_views.py): NumPy's aliasing of basic indexing and transposes ----
+    def __getitem__(self, index):
+        if traced_views.is_view_index(index, self.ndim):
+            return traced_views.make_view(TracedView, self, views.Index(index))
+        return getitem(self, index)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def transpose(self, *axes):
+        out = ArrayMixin.transpose(self, *axes)  # NumPy's and torch's spellings, checked
+        perm = _permutation(self, out, axes)
+        return out if perm is None else traced_views.make_view(TracedView, self, views.Permute(perm))
+
+    def swapaxes(self, axis1, axis2):
+        perm = list(range(self.ndim))
+        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+        return traced_views.make_view(TracedView, self, views.Permute(perm))
+
     def __setitem__(self, index, value):
         # Recorded as a functional update (scatter, dynamic_update_slice, a masked
-        # select); this object then stands for the updated value.  Views are not
-        # aliased: a value sliced from it earlier keeps the old contents (as in JAX).
+        # select); this object then stands for the updated value (and a view passes it
+        # on to its base: traced_views.py).
         new = setitem(self, index, value)
         if not hasattr(new, "_tg_trace"):  # every element overwritten by constants
             new = tnp.where(np.ones(self.shape, bool), new, self)  # of self, zero derivative
@@ -161,6 +182,35 @@ class Traced(TracedValue, ArrayMixin):
 
     def __ipow__(self, other):
         return self._in_place("power", tnp.power, other)
+
+
+def _permutation(x, out, axes) -> tuple | None:
+    """The axes permutation `x.transpose(*axes)` made (None for a 0-d or 1-d x)."""
+    if x.ndim < 2:
+        return None
+    if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):  # torch's swap
+        perm = list(range(x.ndim))
+        a, b = (int(a) % x.ndim for a in axes)
+        perm[a], perm[b] = perm[b], perm[a]
+        return tuple(perm)
+    if not axes or axes == (None,):
+        return tuple(reversed(range(x.ndim)))
+    given = axes[0] if len(axes) == 1 else axes
+    return tuple(int(a) % x.ndim for a in given)
+
+
+class TracedView(traced_views.ViewState, Traced):
+    """A traced view of another traced array (traced_views.py)."""
+
+    @classmethod
+    def _of(cls, base, fn, value):
+        view = cls.__new__(cls)
+        view._init_view(base, fn, value)
+        return view
+
+    @staticmethod
+    def _plain(builder, var):
+        return Traced(builder, var)
 
 
 # ---- arguments ------------------------------------------------------------------------

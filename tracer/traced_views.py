@@ -1,0 +1,85 @@
+"""Views of traced arrays: NumPy's aliasing, recorded as functional updates.
+
+In NumPy `r = y[::2]; r *= 3` changes `y`, and `r = y[1:]; y[2] = 0` changes `r`.  A
+traced array is one graph value at a time (an in-place change rebinds the object to the
+updated value, trace.py), so a slice taken from it would be a copy and such programs
+would compute something else when traced than when run (eager tensors share storage,
+views.py).  A `TracedView` keeps NumPy's meaning:
+
+* it remembers its base (a traced array, or another view) and how it was taken (a view
+  function of views.py: `Index` for basic indexing, `Permute` for `.T`/`transpose`/
+  `swapaxes`), and the base's graph value it was read from;
+* reading it (every use goes through `_tg_var`) first checks the base: if the base was
+  changed in place since, the view is taken again from the base's current value;
+* changing it in place (`r *= 3`, `r[0] = 1`) writes its new value into the base
+  (`put`: a scatter of the base's current value), up a chain of views, so the base and
+  every other view of it see the change at their next read.
+
+Only what NumPy makes a view is one: basic indexing that is not a full integer index
+(`y[1, 2]` of a 2-D array is a scalar copy in NumPy), `.T`, `transpose`, `swapaxes`.
+Writes through a view of a value of an enclosing trace, from inside a nested one (a loop
+body, a transform), raise as assignments into such values do.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy as tnp
+from . import views
+from .indexing import getitem
+
+
+def _take(fn, base):
+    """fn applied to `base`'s current value: a plain traced array (not a view)."""
+    if isinstance(fn, views.Index):
+        return getitem(base, fn.index)
+    return tnp.transpose(base, fn.perm)
+
+
+def is_view_index(index, ndim: int) -> bool:
+    """Whether NumPy's `x[index]` is a view of x: a basic index other than one integer per
+    dimension (which gives a scalar copy)."""
+    if not views.is_basic(index):
+        return False
+    parts = index if isinstance(index, tuple) else (index,)
+    return not (len(parts) == ndim and all(p is not None and p is not Ellipsis
+                                            and not isinstance(p, slice) for p in parts))
+
+
+def make_view(cls, base, fn):
+    """`fn(base)` as a view of base (an instance of `cls`, trace.py's TracedView)."""
+    value = _take(fn, base)
+    if getattr(value, "_tg_trace", None) is not base._tg_trace:
+        return value  # nothing traced to alias
+    return cls._of(base, fn, value)
+
+
+class ViewState:
+    """A TracedView's own part: its base, view function, value, and the base value seen."""
+
+    def _init_view(self, base, fn, value):
+        self._tg_trace = value._tg_trace
+        self._tg_base, self._tg_fn = base, fn
+        self._tg_own, self._tg_seen = value._tg_var, base._tg_var
+
+    @property
+    def _tg_var(self):
+        current = self._tg_base._tg_var  # (a view base is brought up to date first)
+        if current is not self._tg_seen:  # the base changed in place: take the view again
+            self._tg_own, self._tg_seen = _take(self._tg_fn, self._tg_base)._tg_var, current
+        return self._tg_own
+
+    @_tg_var.setter
+    def _tg_var(self, var):
+        """An in-place change of the view: its new value goes into the base."""
+        base = self._tg_base
+        value = type(self)._plain(self._tg_trace, var)
+        new = self._tg_fn.put(base, value)
+        if getattr(new, "_tg_trace", None) is not base._tg_trace:
+            raise TypeError("cannot write into a view of a traced value of an enclosing trace "
+                            "from inside a nested one (a loop body, a transform): return the "
+                            "updated value instead")
+        if np.dtype(new.dtype) != np.dtype(base.dtype):
+            new = tnp.astype(new, base.dtype)
+        base._tg_var = new._tg_var
+        self._tg_own, self._tg_seen = var, base._tg_var
