@@ -12,9 +12,9 @@ are splatted to the operands' lane count (`constant(..., lanes)`); integer
 rules are scalar only.
 
 Semantics follow numpy (the reference interpreter): max/min propagate NaN,
-float->bool is `x != 0` (NaN is True), float->int saturates (LLVM's
-`fptosi` is poison out of range; numpy's result there is unspecified),
-integer division by zero gives INT_MIN like numpy's cast of +-inf/nan, bool
+float->bool is `x != 0` (NaN is True), float->int truncates and gives INT_MIN
+for NaN and out-of-range values (numpy's cast on x86; LLVM's `fptosi` is
+poison there), integer division by zero gives INT_MIN likewise, bool
 lives in registers as `i1` and in memory as one byte 0/1.
 """
 from __future__ import annotations
@@ -319,11 +319,16 @@ def _where(b, args, dtypes, out, params):
 
 
 def _float_to_int(b, x, dst):
-    """Saturating: NaN -> 0, out of range -> the bound (plain fptosi is poison there)."""
+    """numpy's cast on x86: truncation, and INT_MIN (the instruction's "integer
+    indefinite") for NaN and values out of dst's range, as eager numpy gives; through the
+    saturating intrinsic, since plain fptosi is poison out of range."""
     module = b.block.function.module
     fnty = ir.FunctionType(llvm_type(dst), [x.type])
     fn = module.declare_intrinsic("llvm.fptosi.sat", [llvm_type(dst), x.type], fnty)
-    return b.call(fn, [x])
+    limit = float(2 ** (8 * np.dtype(dst).itemsize - 1))
+    inside = b.and_(b.fcmp_ordered(">=", x, ir.Constant(x.type, -limit)),
+                    b.fcmp_ordered("<", x, ir.Constant(x.type, limit)))
+    return b.select(inside, b.call(fn, [x]), _int_min(dst))
 
 
 def convert_value(b, x, src, dst):

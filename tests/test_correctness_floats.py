@@ -2,6 +2,7 @@
 one specialization serves every value, compile_grad differentiates them, and
 `x_f32 * s` stays float32.  Ints, bools and other hashables stay static."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -200,3 +201,18 @@ def test_a_scalar_half_power_is_numpys_sqrt():
                 tracegrad.jit(lambda a: np.power(a, np.float64(0.5)))(x)):
         np.testing.assert_array_equal(got, want)
         assert np.signbit(got[1])
+
+
+@pytest.mark.parametrize("src", [np.float32, np.float64])
+@pytest.mark.parametrize("dst", [np.int32, np.int64])
+def test_float_to_int_casts_out_of_range_as_eager_numpy(src, dst):
+    """NaN, +-inf and values beyond the int's range cast to INT_MIN, as numpy (and so eager
+    tensors) on x86; jit used to saturate."""
+    f = np.array([np.nan, np.inf, -np.inf, 1e20, 3e9, -3e9, 2.7, -2.7, 2.0**63, -2.0**63,
+                  2.0**31, -2.0**31, 0.0, -0.0], src)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = f.astype(dst)
+        got = jit(lambda a: a.astype(dst))(f)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == dst
