@@ -50,7 +50,10 @@ def _dot_impl(x, y):
     took twice numpy's multiply."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim >= 2 and y.ndim >= 2 and x.shape[-1] == 1 and x.dtype == y.dtype:
-        return np.asarray(np.multiply(x, y))
+        out = np.asarray(np.multiply(x, y))
+        if out.dtype.kind == "f":  # a sum starts at +0.0: -0.0 * 1.0 gives +0.0, as BLAS
+            np.add(out, 0.0, out=out)
+        return out
     return np.asarray(np.matmul(x, y))
 
 

@@ -216,3 +216,28 @@ def test_float_to_int_casts_out_of_range_as_eager_numpy(src, dst):
         got = jit(lambda a: a.astype(dst))(f)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == dst
+
+
+@pytest.mark.parametrize("decimals", [-400, -30, -1, 2, 9, 10, 30, 300, 400])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_round_scales_as_numpy_at_any_decimals(decimals, dtype):
+    """numpy builds 10**d by repeated products past 1e9 (30 decimals: an ULP from the
+    correctly rounded power) and gives NaN where it overflows; 400 raised OverflowError."""
+    x = np.random.default_rng(0).uniform(-100, 100, 500).astype(dtype)
+    with np.errstate(all="ignore"):
+        want = np.round(x, decimals)
+        np.testing.assert_array_equal(jit(lambda a: np.round(a, decimals))(x), want)
+        np.testing.assert_array_equal(np.round(tracegrad.tensor(x), decimals).numpy(), want)
+
+
+def test_put_place_copyto_into_numpy_arrays():
+    """Writing traced values into a NumPy array is the explanatory TypeError (it recursed
+    without end); tensors' values are written as NumPy's."""
+    for write in (lambda x: np.put(np.zeros(5), [1, 4], x[:2]),
+                  lambda x: np.place(np.zeros(5), np.arange(5) > 2, x[:2]),
+                  lambda x: np.copyto(np.zeros(5), x)):
+        with pytest.raises(TypeError, match="traced value"):
+            jit(lambda x, write=write: (write(x), np.sum(x))[1])(np.arange(1.0, 6.0))
+    z = np.zeros(5)
+    np.put(z, [1, 4], tracegrad.tensor(np.array([7.0, 8.0])))
+    np.testing.assert_array_equal(z, [0, 7, 0, 0, 8])

@@ -526,6 +526,18 @@ def fix(x, out=None):
     return trunc(x)
 
 
+def _power_of_ten(n: int) -> float:
+    """10.0**n as numpy's round builds it (its power_of_ten): exact up to 1e8, then 1e9
+    times 10 repeatedly, so that the scaled values round as numpy's do (the correctly
+    rounded 10.0**30 differs by an ULP); inf past the float range, where numpy gives NaN."""
+    if n < 9:
+        return 10.0 ** n
+    scale = 1e9
+    for _ in range(n - 9):
+        scale *= 10.0
+    return scale
+
+
 def round(a, decimals=0, out=None):
     """Round half to even at `decimals` places: rint(x * 10**d) / 10**d, as numpy
     (so, as in numpy, the scaling may round: round(2.675, 2) is 2.67)."""
@@ -542,10 +554,9 @@ def round(a, decimals=0, out=None):
         return ops.convert(ops.mul(ops.round(ops.div(f, scale)), scale), _dtype(x))
     if decimals == 0:
         return ops.round(x)
+    scale = _c(_power_of_ten(abs(decimals)), x)
     if decimals > 0:
-        scale = _c(10.0 ** decimals, x)
         return ops.div(ops.round(ops.mul(x, scale)), scale)
-    scale = _c(10.0 ** -decimals, x)
     return ops.mul(ops.round(ops.div(x, scale)), scale)
 
 

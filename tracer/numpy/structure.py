@@ -813,10 +813,17 @@ def fill_diagonal(a, val, wrap=False):
     _write_flat(a, np.arange(0, builtins.min(end, size), step), val, "fill_diagonal")
 
 
+def _unboxed(x):
+    """x for a NumPy function writing into a NumPy array: a tensor's values (np.asarray),
+    a traced value's TypeError explaining that a NumPy array cannot hold it; anything
+    else as it is.  (Passing boxed values on would dispatch back here, without end.)"""
+    return np.asarray(x) if is_boxed(x) else x
+
+
 def put(a, ind, v, mode="raise"):
     """a.flat[ind] = v (cycled), in place; static indices with NumPy's raise/wrap/clip modes."""
-    if not is_boxed(a):
-        return np.put(a, ind, v, mode)
+    if not is_boxed(a):  # into a NumPy array: values as NumPy's (a traced one says why not)
+        return np.put(a, _unboxed(ind), _unboxed(v), mode)
     n = int(np.prod(_shape(a), dtype=np.int64))
     pos = _static_ints("put", ind, "ind").reshape(-1)
     if mode == "wrap":
@@ -831,7 +838,7 @@ def put(a, ind, v, mode="raise"):
 def place(arr, mask, vals):
     """Write `vals` (cycled) where the static `mask` is true, in place."""
     if not is_boxed(arr):
-        return np.place(arr, mask, vals)
+        return np.place(arr, _unboxed(mask), _unboxed(vals))
     if is_boxed(mask):
         _fail("place", "the mask must be static (a NumPy bool array): the number of written "
               "elements cannot depend on traced data; use where(mask, vals, arr)", [mask],
@@ -843,7 +850,7 @@ def place(arr, mask, vals):
 def copyto(dst, src, casting="same_kind", where=True):
     """dst[...] = src (broadcast, cast to dst's dtype) where `where`, in place."""
     if not is_boxed(dst):
-        return np.copyto(dst, src, casting=casting, where=where)
+        return np.copyto(dst, _unboxed(src), casting=casting, where=_unboxed(where))
     s = _operand(src)
     if not np.can_cast(_dtype(s), _dtype(dst), casting) and not dtypes.is_weak(src):
         raise TypeError(f"copyto: cannot cast from {_dtype(s)} to {_dtype(dst)} according to "
