@@ -13,6 +13,7 @@ Rendering uses matplotlib (the `viz` extra) with the layered layout of
 `tracegrad/layout.py`: no system package; the file's suffix picks SVG, PNG or PDF.
 
 >>> import numpy as np, tracegrad
+>>> from tracegrad.pictures import to_dot
 >>> a, b = tracegrad.tensor(1.0, requires_grad=True), tracegrad.tensor(2.0, requires_grad=True)
 >>> print(to_dot(a * b + a).splitlines()[1])
   rankdir=TB;

@@ -124,7 +124,7 @@ class inference_mode(_SetGradMode):
     """PyTorch's `inference_mode(mode=True)`: no_grad inside (tracegrad has no separate
     inference tensors); `inference_mode(False)` changes nothing.
 
-    >>> from tracegrad.tracer import tensor
+    >>> from tracegrad import inference_mode, tensor
     >>> with inference_mode():
     ...     print((tensor([1.0], requires_grad=True) * 2).requires_grad)
     False

@@ -346,7 +346,8 @@ class Tensor(views.ViewMethods, ArrayMixin):
         returns replaces the gradient (of a leaf: before it is accumulated in `.grad`; of
         a non-leaf: before it flows on).  Returns a handle whose `remove()` takes it off.
 
-        >>> x = tensor([1.0, 2.0], requires_grad=True)
+        >>> import tracegrad as tg
+        >>> x = tg.tensor([1.0, 2.0], requires_grad=True)
         >>> h = x.register_hook(lambda g: g * 10)
         >>> (x * x).sum().backward()
         >>> x.grad.tolist()
@@ -679,7 +680,8 @@ def _no_grad(fn, *args):
 def tensor(data, requires_grad=False, dtype=None) -> Tensor:
     """A new leaf tensor holding a copy of `data` (dtype as `np.asarray` gives it).
 
-    >>> tensor([1.0, 2.0], requires_grad=True)
+    >>> import tracegrad as tg
+    >>> tg.tensor([1.0, 2.0], requires_grad=True)
     tensor([1., 2.], requires_grad=True)
     """
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)

@@ -450,7 +450,8 @@ def trace(fun, static_argnums=()):
     Python control flow takes the example's branch and records a guard.
 
     >>> import numpy as np
-    >>> prog = trace(lambda x: x * 2 if x.sum() > 0 else -x)(np.ones(2))
+    >>> import tracegrad as tg
+    >>> prog = tg.trace(lambda x: x * 2 if x.sum() > 0 else -x)(np.ones(2))
     >>> prog.check_guards(np.ones(2)), prog.check_guards(-np.ones(2))
     (True, False)
     """

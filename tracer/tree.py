@@ -74,6 +74,7 @@ def register_pytree_node(nodetype, flatten_func, unflatten_func):
     `(children, aux_data)` (aux_data hashable: it is part of the structure) and
     `unflatten_func(aux_data, children)` rebuilds the node.
 
+    >>> from tracegrad.tree_util import register_pytree_node, tree_flatten, tree_unflatten
     >>> class Pair:
     ...     def __init__(self, a, b): self.a, self.b = a, b
     >>> register_pytree_node(Pair, lambda p: ((p.a, p.b), None), lambda _, c: Pair(*c))
@@ -168,6 +169,7 @@ def tree_map(f, tree, *rest, is_leaf=None):
     each of `rest` has `tree`'s structure, or `tree`'s as a prefix (a leaf of `tree`
     meets a whole subtree); dict entries are matched by key, whatever their order.
 
+    >>> from tracegrad.tree_util import tree_map
     >>> tree_map(lambda x, y: x - y, {"w": 1.0, "b": 10.0}, {"b": 2.0, "w": 3.0})
     {'w': -2.0, 'b': 8.0}
     """

@@ -248,7 +248,8 @@ def einsum(*operands, out=None, optimize="greedy", dtype=None, casting="safe",
     labels within an operand, labels summed away), and the interleaved sublist form.
 
     >>> import numpy as np
-    >>> einsum("ij,jk->ik", np.eye(2), np.arange(4.0).reshape(2, 2)).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.einsum("ij,jk->ik", np.eye(2), np.arange(4.0).reshape(2, 2)).tolist()
     [[0.0, 1.0], [2.0, 3.0]]
     """
     _reject("einsum", out=out)

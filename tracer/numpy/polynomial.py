@@ -71,7 +71,8 @@ def polyval(p, x):
     differentiable in p and x.
 
     >>> import numpy as np
-    >>> polyval(np.array([3.0, 0.0, 1.0]), np.array([0.0, 1.0, 2.0])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.polyval(np.array([3.0, 0.0, 1.0]), np.array([0.0, 1.0, 2.0])).tolist()
     [1.0, 4.0, 13.0]
     """
     p, x = _coefficients("polyval", p), _operand(x)
@@ -96,7 +97,8 @@ def polyadd(a1, a2):
     """The sum of two polynomials (the shorter one padded with leading zeros).
 
     >>> import numpy as np
-    >>> polyadd(np.array([1.0, 2.0]), np.array([1.0, 0.0, 3.0])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.polyadd(np.array([1.0, 2.0]), np.array([1.0, 0.0, 3.0])).tolist()
     [1.0, 1.0, 5.0]
     """
     return add(*_aligned(a1, a2))
@@ -117,9 +119,10 @@ def polymul(a1, a2, *, trim_leading_zeros=None):
     `trim_leading_zeros=True` or `False` forces either (True needs concrete factors).
 
     >>> import numpy as np
-    >>> polymul(np.array([1.0, 1.0]), np.array([1.0, -1.0])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.polymul(np.array([1.0, 1.0]), np.array([1.0, -1.0])).tolist()
     [1.0, 0.0, -1.0]
-    >>> polymul(np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0])).tolist()
+    >>> tnp.polymul(np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0])).tolist()
     [1.0, 1.0, -2.0]
     """
     return convolve(*(_trimmed(a, trim_leading_zeros) for a in (a1, a2)))
@@ -146,7 +149,8 @@ def polyder(p, m=1):
     coefficients give float64, as in NumPy).
 
     >>> import numpy as np
-    >>> polyder(np.array([1.0, 1.0, 1.0, 1.0]), 2).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.polyder(np.array([1.0, 1.0, 1.0, 1.0]), 2).tolist()
     [6.0, 2.0]
     """
     m = operator.index(m)
@@ -174,7 +178,8 @@ def polyint(p, m=1, k=None):
     coefficient of each step; a scalar is used for every step).  Differentiable in p and k.
 
     >>> import numpy as np
-    >>> polyint(np.array([3.0, 2.0, 1.0]), k=5.0).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.polyint(np.array([3.0, 2.0, 1.0]), k=5.0).tolist()
     [1.0, 1.0, 1.0, 5.0]
     """
     m = operator.index(m)
@@ -200,7 +205,8 @@ def poly(seq_of_zeros):
     factor at a time (NumPy's order of rounding); differentiable in the zeros.
 
     >>> import numpy as np
-    >>> poly(np.array([1.0, 2.0])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.poly(np.array([1.0, 2.0])).tolist()
     [1.0, -3.0, 2.0]
     """
     z = atleast_1d(_operand(seq_of_zeros))
@@ -272,8 +278,9 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     Differentiable in x, xp, fp, left and right.
 
     >>> import numpy as np
-    >>> interp(np.array([-1.0, 0.5, 1.5, 3.0]), np.array([0.0, 1.0, 2.0]),
-    ...        np.array([0.0, 10.0, 0.0])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.interp(np.array([-1.0, 0.5, 1.5, 3.0]), np.array([0.0, 1.0, 2.0]),
+    ...            np.array([0.0, 10.0, 0.0])).tolist()
     [0.0, 5.0, 5.0, 0.0]
     """
     x, xp, fp = (_convert(_operand(v), F64) for v in (x, xp, fp))
@@ -303,7 +310,8 @@ def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
     its gradient is the identity (the corrections are piecewise constant).
 
     >>> import numpy as np
-    >>> unwrap(np.array([0.0, 5.0, 10.0, 15.0]), period=6.0).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.unwrap(np.array([0.0, 5.0, 10.0, 15.0]), period=6.0).tolist()
     [0.0, -1.0, -2.0, -3.0]
     """
     p = _operand(p)
@@ -392,7 +400,8 @@ def i0(x):
     compute in float64.
 
     >>> import numpy as np
-    >>> round(float(i0(np.array(1.0))), 12)
+    >>> import tracegrad.numpy as tnp
+    >>> round(float(tnp.i0(np.array(1.0))), 12)
     1.266065877752
     """
     x = _operand(x)
@@ -413,7 +422,8 @@ def isin(element, test_elements, assume_unique=False, invert=False, *, kind=None
     (sorted once, then searched); NaN is in nothing.  No gradient.
 
     >>> import numpy as np
-    >>> isin(np.array([1.0, 2.0, np.nan]), np.array([2.0, 5.0, np.nan])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.isin(np.array([1.0, 2.0, np.nan]), np.array([2.0, 5.0, np.nan])).tolist()
     [False, True, False]
     """
     if kind not in (None, "sort", "table"):
@@ -445,7 +455,8 @@ def histogram_bin_edges(a, bins=10, range=None, weights=None):
     Differentiable in `a` through its extremes (JAX's gradient).
 
     >>> import numpy as np
-    >>> histogram_bin_edges(np.array([1.0, 2.0, 5.0]), 4).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.histogram_bin_edges(np.array([1.0, 2.0, 5.0]), 4).tolist()
     [1.0, 2.0, 3.0, 4.0, 5.0]
     """
     if isinstance(bins, str):

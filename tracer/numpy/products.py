@@ -31,7 +31,8 @@ def matmul(x1, x2, /, out=None, **unsupported):
     """NumPy matmul: 1-D operands are promoted to matrices and back, batch dims broadcast.
 
     >>> import numpy as np
-    >>> matmul(np.ones((2, 3)), np.ones(3)).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.matmul(np.ones((2, 3)), np.ones(3)).tolist()
     [3.0, 3.0]
     """
     _reject("matmul", out=out, **unsupported)

@@ -49,7 +49,8 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=None):
     """Stable sort along `axis` (None: flattened), NaNs last; differentiable.
 
     >>> import numpy as np
-    >>> sort(np.array([3.0, np.nan, 1.0])).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.sort(np.array([3.0, np.nan, 1.0])).tolist()
     [1.0, 3.0, nan]
     """
     _reject("sort", order=order)
@@ -343,7 +344,8 @@ def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
     q.shape + reduced shape; a lane with a NaN gives NaN.  Differentiable in `a` and `q`.
 
     >>> import numpy as np
-    >>> quantile(np.array([4.0, 1.0, 3.0, 2.0]), [0.0, 0.5, 1.0]).tolist()
+    >>> import tracegrad.numpy as tnp
+    >>> tnp.quantile(np.array([4.0, 1.0, 3.0, 2.0]), [0.0, 0.5, 1.0]).tolist()
     [1.0, 2.5, 4.0]
     """
     _reject("quantile", out=out, weights=weights, interpolation=interpolation)
