@@ -532,3 +532,22 @@ def test_switch_clamps_an_int64_index_before_narrowing_it():
         assert float(tg.jit(f)(i, 1.0)) == want
         assert float(tg.trace(f)(i, 1.0)(i, 1.0)) == want
         assert float(tg.switch(i, branches, 1.0)) == want
+
+
+def test_a_guarded_program_applied_in_a_body_is_refused():
+    """A traced program's guards (its Python decisions) cannot be checked per iteration:
+    applied inside a scan or cond body, it raises instead of running the traced branch
+    for every input (which returned the wrong branch's values)."""
+    def f(x):
+        if x.sum() > 0:
+            return x * 2
+        return x - 1
+    prog = tg.trace(f)(np.ones(3))
+    xs = np.stack([np.ones(3), -3 * np.ones(3)])
+    with pytest.raises(ConcretizationError, match="holds guards"):
+        tg.jit(lambda xs: tg.scan(lambda c, x: (c, prog(x)), 0.0, xs)[1])(xs)
+    with pytest.raises(ConcretizationError, match="holds guards"):
+        tg.jit(lambda x: tg.cond(x[0] < 5, prog, lambda z: z, x))(xs[1])
+    plain = tg.trace(lambda x: x * 3)(np.ones(3))  # no guards: fine in a body
+    out = tg.jit(lambda xs: tg.scan(lambda c, x: (c, plain(x)), 0.0, xs)[1])(xs)
+    np.testing.assert_array_equal(out, xs * 3)

@@ -38,6 +38,15 @@ def _placeholder(aval):
     return np.broadcast_to(np.zeros((), aval.dtype), aval.shape)
 
 
+def _guarded_body_message(guards, what) -> str:
+    where = "; ".join(sorted({g.src for g in guards if g.src})) or "its trace"
+    return (f"{what} applies a traced program that holds guards (Python decisions taken when "
+            f"it was traced, at {where}): they would have to be checked on every iteration or "
+            "branch, where the values are abstract, so they cannot be kept. Call the original "
+            "function in the body instead (its decisions then need tracegrad.cond/while_loop), "
+            "or trace a version without data-dependent Python decisions")
+
+
 class Body:
     """A function traced abstractly into a closed graph.
 
@@ -60,6 +69,8 @@ class Body:
             prog = make_graph(recorded, args, concrete=False)
         except ConcretizationError as e:
             raise (e if hint in str(e) else ConcretizationError(f"{e}\n{what}: {hint}")) from None
+        if prog.graph.guards:  # from a traced program applied inside the body
+            raise ConcretizationError(_guarded_body_message(prog.graph.guards, what))
         n = len(prog.graph.invars) - len(prog.captured)
         graph = prog.graph
         self.graph = graph.replace(invars=graph.invars[n:] + graph.invars[:n])
