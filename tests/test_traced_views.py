@@ -112,3 +112,57 @@ def test_writing_through_a_view_of_an_outer_value_inside_a_loop_body_raises():
         return tg.fori_loop(0, 2, body, np.float64(0.0)) + np.sum(y)
     with pytest.raises(TypeError, match="enclosing"):
         tg.jit(f)(np.ones(3))
+
+
+def _write_through_reshape(x):
+    y = x * 1.0
+    v = y.reshape(-1)
+    v[0] = 100.0
+    return np.sum(y * W)
+
+
+def _write_through_np_ravel(x):
+    y = x * 1.0
+    v = np.ravel(y)
+    v[1:3] *= 2.0
+    return np.sum(y * W)
+
+
+def _np_transpose_sees_base_write(x):
+    y = x * 1.0
+    v = np.transpose(y)
+    y[0, 0] = 100.0
+    return np.sum(v * W.T)
+
+
+def _write_through_moveaxis_and_expand_dims(x):
+    y = x * 1.0
+    v = np.moveaxis(np.expand_dims(y, 0), 0, -1)
+    v[1, 2, 0] *= 3.0
+    np.squeeze(v, -1)[2, 0] = -1.0
+    return np.sum(y * y)
+
+
+def _reshape_of_a_transpose_copies(x):  # NumPy copies: the transpose is not contiguous
+    y = x * 1.0
+    v = y.T.reshape(-1)
+    v[0] = 100.0
+    return np.sum(y * W)
+
+
+FUNCTION_CASES = [_write_through_reshape, _write_through_np_ravel, _np_transpose_sees_base_write,
+                  _write_through_moveaxis_and_expand_dims, _reshape_of_a_transpose_copies]
+
+
+@pytest.mark.parametrize("f", FUNCTION_CASES, ids=[f.__name__ for f in FUNCTION_CASES])
+def test_reshapes_and_numpy_view_functions_alias_as_numpy(f):
+    x = np.random.default_rng(2).standard_normal((3, 4))
+    want = f(x.copy())
+    value, (grad,) = tg.compile_grad(f)(x)
+    np.testing.assert_allclose([tg.jit(f)(x), value], [want, want], rtol=1e-13)
+    np.testing.assert_allclose(grad, _numeric_grad(f, x), rtol=1e-6, atol=1e-6)
+    t = tg.tensor(x, requires_grad=True)
+    out = f(t)
+    out.backward()
+    np.testing.assert_allclose(float(out), want, rtol=1e-13)
+    np.testing.assert_allclose(t.grad.numpy(), grad, rtol=1e-12)

@@ -131,6 +131,26 @@ class Traced(TracedValue, ArrayMixin):
         perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
         return traced_views.make_view(TracedView, self, views.Permute(perm))
 
+    def reshape(self, *shape):
+        out = ArrayMixin.reshape(self, *shape)
+        return out if isinstance(self, TracedView) else self._reshaped(out)
+
+    def ravel(self, order="C"):
+        out = ArrayMixin.ravel(self, order)
+        return out if isinstance(self, TracedView) or order != "C" else self._reshaped(out)
+
+    def expand_dims(self, axis):
+        return self._reshaped(ArrayMixin.expand_dims(self, axis))
+
+    def squeeze(self, axis=None, *, dim=None):
+        return self._reshaped(ArrayMixin.squeeze(self, axis, dim=dim))
+
+    def _reshaped(self, out):
+        """`out`, a reshape of this array, as a view of it (traced_views.py)."""
+        if getattr(out, "_tg_trace", None) is not self._tg_trace or out is self:
+            return out
+        return traced_views.make_view(TracedView, self, views.Reshape(out.shape), out)
+
     def __setitem__(self, index, value):
         # Recorded as a functional update (scatter, dynamic_update_slice, a masked
         # select); this object then stands for the updated value (and a view passes it

@@ -16,7 +16,11 @@ views.py).  A `TracedView` keeps NumPy's meaning:
   every other view of it see the change at their next read.
 
 Only what NumPy makes a view is one: basic indexing that is not a full integer index
-(`y[1, 2]` of a 2-D array is a scalar copy in NumPy), `.T`, `transpose`, `swapaxes`.
+(`y[1, 2]` of a 2-D array is a scalar copy in NumPy), `.T`, `transpose`, `swapaxes`,
+`expand_dims` and `squeeze` (and their `np.` functions, `np.moveaxis` too:
+numpy/dispatch.py), and `reshape`/`ravel` of an array that is not itself a view: NumPy
+views a contiguous array, and every computed traced array stands for one (of a view, whose
+layout may be strided, they copy, as NumPy may).
 Writes through a view of a value of an enclosing trace, from inside a nested one (a loop
 body, a transform), raise as assignments into such values do.
 """
@@ -33,6 +37,8 @@ def _take(fn, base):
     """fn applied to `base`'s current value: a plain traced array (not a view)."""
     if isinstance(fn, views.Index):
         return getitem(base, fn.index)
+    if isinstance(fn, views.Reshape):
+        return tnp.reshape(base, fn.shape)
     return tnp.transpose(base, fn.perm)
 
 
@@ -46,9 +52,10 @@ def is_view_index(index, ndim: int) -> bool:
                                             and not isinstance(p, slice) for p in parts))
 
 
-def make_view(cls, base, fn):
-    """`fn(base)` as a view of base (an instance of `cls`, trace.py's TracedView)."""
-    value = _take(fn, base)
+def make_view(cls, base, fn, value=None):
+    """`fn(base)` (`value`, when already computed) as a view of base (an instance of
+    `cls`, trace.py's TracedView)."""
+    value = _take(fn, base) if value is None else value
     if getattr(value, "_tg_trace", None) is not base._tg_trace:
         return value  # nothing traced to alias
     return cls._of(base, fn, value)

@@ -17,7 +17,7 @@ import numpy as np
 
 from tracegrad.ir import TRACES, user_source_location
 
-from ._core import _reject
+from ._core import _reject, is_boxed
 from .reductions import UFUNC_REDUCE
 
 TABLE: dict = {}  # numpy ufunc or function -> our implementation
@@ -152,8 +152,45 @@ def _accumulators() -> dict:
             np.minimum: lambda a, axis: ops.cummin(_operand(a), axis)}
 
 
+def _reshape_view(a, newshape=None, order="C", *, shape=None, copy=None):
+    shape = newshape if shape is None else shape
+    if order != "C" or copy:
+        return None
+    return a.reshape(shape)
+
+
+def _moveaxis_view(a, source, destination):
+    n = len(a.shape)
+    src = [s % n for s in np.atleast_1d(source).tolist()]
+    dst = [d % n for d in np.atleast_1d(destination).tolist()]
+    order = [i for i in range(n) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return a.transpose(tuple(order))
+
+
+# NumPy functions whose result is a view of their first argument: on tensors and traced
+# values they call the methods that make views (tracer/views.py, tracer/traced_views.py),
+# so that writes through the result reach the argument, as in NumPy.  None: no view
+# (another order, copy=True), the table's function computes a copy.
+VIEW_FUNCTIONS = {
+    np.reshape: _reshape_view,
+    np.ravel: lambda a, order="C": a.ravel() if order == "C" else None,
+    np.transpose: lambda a, axes=None: a.transpose() if axes is None else a.transpose(tuple(axes)),
+    np.swapaxes: lambda a, axis1, axis2: a.swapaxes(axis1, axis2),
+    np.moveaxis: _moveaxis_view,
+    np.expand_dims: lambda a, axis: a.expand_dims(axis),
+    np.squeeze: lambda a, axis=None: a.squeeze(axis),
+}
+
+
 def dispatch_function(func, args, kwargs):
     """Implementation of `__array_function__` for tracegrad arrays."""
+    view = VIEW_FUNCTIONS.get(func)
+    if view is not None and args and is_boxed(args[0]):
+        out = view(*args, **kwargs)
+        if out is not None:
+            return out
     impl = TABLE.get(func)
     if impl is None:
         name = getattr(func, "__name__", "")
