@@ -192,7 +192,9 @@ def _warn_cut(graph, active):
         if g.kind == "float" and g.var in active:
             message = ("float() of a value being differentiated: no derivative flows "
                        "through a Python number; if it feeds the result, compute with the "
-                       "array instead (np.exp(x), not math.exp(x))")
+                       "array instead (np.exp(x), not math.exp(x)); writing it into a NumPy "
+                       "array (buf[i] = v, with buf = np.zeros(n)) does this too: start "
+                       "the array from a traced value (buf = np.zeros_like(x))")
             file, _, line = (g.src or "").rpartition(":")
             if file and line.isdigit():  # shown at the user's line, once per line
                 warnings.warn_explicit(message, CutDerivativeWarning, file, int(line))

@@ -556,6 +556,12 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(),
     Called while another function is traced (inside `grad`, `trace`, ...), the
     function is traced inline.
 
+    What the function reads besides its arguments (global arrays, a closed-over dict of
+    settings) is read when it is traced and becomes part of the program, as in JAX:
+    changing it later does not change what a compiled specialization returns (pass
+    such values as arguments).  In-place changes the function makes to its array
+    arguments (`x += v`) stay inside it: the caller's arrays are never written.
+
     >>> import numpy as np, tracegrad
     >>> f = tracegrad.jit(lambda x: np.sum(np.tanh(x) * 2.0))
     >>> float(f(np.zeros(3)))

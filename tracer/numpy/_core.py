@@ -113,9 +113,17 @@ def _reject(op: str, **unsupported):
     """NumPy keyword arguments we do not offer must not be silently ignored."""
     for name, value in unsupported.items():
         if value is not None:
-            hint = " (tracegrad arrays are immutable: use the return value)" \
-                if name == "out" else ""
-            raise TypeError(f"{op}(..., {name}=...) is not supported by tracegrad{hint}")
+            hint = _OUT_HINT if name == "out" else ""
+            where = user_source_location()
+            raise TypeError(f"{op}(..., {name}=...) is not supported by tracegrad{hint}"
+                            + (f"\n  at {where}" if where else ""))
+
+
+# out= writes into a given array; an in-place operator on a NumPy array asks for it too
+_OUT_HINT = (": use the return value (y = np.add(a, b)). An in-place operator on a NumPy "
+             "array whose right side is a tensor or traced value (w -= g with w = "
+             "np.zeros(n)) also reaches here: a NumPy array cannot hold traced values, so "
+             "start w from one (w = np.zeros_like(g)) or write w = w - g")
 
 
 def _broadcast(op: str, operands):
