@@ -346,3 +346,138 @@ def test_inference_mode():
     def f():
         return (x * 2).requires_grad
     assert not f() and tg.is_grad_enabled()
+
+
+# ---- 8. torch's results where they once differed (values and gradients) -----------------
+
+NAN = float("nan")
+
+
+def _t(L, a, grad=False):
+    return L.tensor(np.array(a, float), requires_grad=grad)
+
+
+def test_contiguous_copies_a_strided_tensor_and_keeps_a_contiguous_one():
+    def run(L):
+        x = _t(L, np.arange(6.).reshape(2, 3), True)
+        b = x * 1
+        y = b.t().contiguous()
+        y.mul_(100)  # leaves b alone
+        v = b[1:]  # a contiguous view
+        same = b.contiguous() is b and v.contiguous() is v
+        (b.sum() + (y * y).sum()).backward()
+        return b, y, x.grad, np.array(same)
+    _same(run)
+    assert [(_t(L, np.ones((2, 2)), True) * 1).t().contiguous().grad_fn.name()
+            for L in LIBS] == ["CloneBackward0"] * 2
+
+
+@pytest.mark.parametrize("method, dtype", [("double", "float64"), ("float", "float32"),
+                                           ("long", "int64"), ("int", "int32"),
+                                           ("bool", "bool")])
+def test_dtype_conversion_to_own_dtype_returns_self(method, dtype):
+    for L in LIBS:
+        x = L.tensor(np.zeros(2, dtype))
+        assert getattr(x, method)() is x
+    x = tg.tensor(np.zeros(2))
+    assert x.float() is not x and x.float().dtype == np.float32
+
+
+@pytest.mark.parametrize("lo, hi", [(1.0, 2.0), (2.0, 2.0), (None, 1.0), (2.0, None)])
+def test_clip_method_is_clamp(lo, hi):
+    def run(L):
+        x = _t(L, [0., 1., 1.5, 2., 3.], True)
+        y = x.clip(lo, hi)
+        (y * y).sum().backward()
+        return y, x.grad
+    _same(run)
+
+
+def test_np_clip_keeps_numpy_rule_at_a_bound():
+    x = tg.tensor([0., 1., 2.], requires_grad=True)
+    np.clip(x, 1., 2.).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("name", ["fmax", "fmin"])
+def test_fmax_fmin_ties_and_nan(name):
+    def run(L):
+        x = _t(L, [1., 2., NAN, NAN, 3., 0.], True)
+        o = _t(L, [1., 3., 2., NAN, NAN, -1.], True)
+        y = getattr(x, name)(o)
+        (y * 2).nansum().backward()
+        return y, x.grad, o.grad
+    _same(run)
+
+
+@pytest.mark.parametrize("call", [lambda x: x.median(1), lambda x: x.median(0, True),
+                                  lambda x: x.median(), lambda x: x[1].median()])
+def test_median_propagates_nan(call):
+    def run(L):
+        x = _t(L, [[3., NAN, 1., NAN, 2.], [2., 1., 5., 4., 0.]], True)
+        out = call(x)
+        values = out[0] if isinstance(out, tuple) else out
+        (values * 3).nansum().backward()
+        return out, x.grad
+    _same(run)
+
+
+@pytest.mark.parametrize("name", ["cummax", "cummin"])
+@pytest.mark.parametrize("lane", [[4., 2., 5., NAN, 9., NAN, 1.], [NAN, 1., 2.],
+                                  [1., 2., 2., 1.]])
+def test_cummax_cummin_propagate_nan(name, lane):
+    def run(L):
+        x = _t(L, [lane, lane[::-1]], True)
+        out = getattr(x, name)(1)
+        (out[0] * _t(L, np.arange(2. * len(lane)).reshape(2, -1))).nansum().backward()
+        return out, x.grad
+    _same(run)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: x.var(dim=None), lambda x: x.std(dim=None, keepdim=True),
+    lambda x: x.var(True), lambda x: x.std(False), lambda x: x.var(keepdim=False),
+    lambda x: x.std(correction=1.5), lambda x: x.var(1, correction=0.5),
+    lambda x: x.var(1, False), lambda x: x.std(dim=0, unbiased=False),
+])
+def test_var_std_torch_spellings(call):
+    def run(L):
+        x = _t(L, [[1.0, 5.0, 2.0], [7.0, 3.0, 4.0]], True)
+        y = call(x)
+        y.sum().backward()
+        return y, x.grad
+    _same(run)
+
+
+def test_var_std_numpy_spellings_unchanged():
+    x = tg.tensor([[1.0, 5.0, 2.0], [7.0, 3.0, 4.0]])
+    assert x.var().item() == pytest.approx(np.var(x.data))
+    np.testing.assert_allclose(x.var(1).data, np.var(x.data, 1))
+    np.testing.assert_allclose(x.std(0, ddof=1).data, np.std(x.data, 0, ddof=1))
+
+
+@pytest.mark.parametrize("args", [(), (1,), (-1,), (0, 1, 2), (1, 2, 0), (-2, 0, 2)])
+def test_diagonal_is_a_writable_view(args):
+    def run(L):
+        x = _t(L, np.arange(24.).reshape(2, 3, 4) if len(args) == 3 else
+               np.arange(12.).reshape(3, 4), True)
+        b = x * 1
+        d = b.diagonal(*args)
+        d.mul_(10)
+        b.add_(1)  # seen by d
+        (d * d).sum().backward(retain_graph=True)
+        g1 = x.grad.clone()
+        (b * b).sum().backward()
+        return b, d, g1, x.grad
+    _same(run)
+    assert [(_t(L, np.ones((2, 2)), True) * 1).diagonal().grad_fn.name()
+            for L in LIBS] == ["DiagonalBackward0"] * 2
+
+
+def test_diagonal_second_order():
+    def run(L):
+        x = _t(L, np.arange(9.).reshape(3, 3), True)
+        g, = L.autograd.grad((x.diagonal(1) ** 3).sum(), x, create_graph=True)
+        gg, = L.autograd.grad((g * g).sum(), x)
+        return g, gg
+    _same(run)

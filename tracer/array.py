@@ -22,7 +22,7 @@ from .dtypes import is_weak
 from .indexing import getitem
 from .torch_methods import (
     Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of,
-    sort_order, sorted_pair, squeeze_dims, torch_ddof, torch_repeat,
+    UNSET, moment, sort_order, sorted_pair, squeeze_dims, torch_repeat,
 )
 
 
@@ -160,15 +160,15 @@ class ArrayMixin(TorchMethods):
         return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
                         keepdims=keepdims or keepdim, where=where)
 
-    def var(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
+    def var(self, axis=None, ddof=None, keepdims=False, *, dim=UNSET, keepdim=UNSET,
             unbiased=None, correction=None):
-        return tnp.var(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
-                       ddof=torch_ddof(ddof, dim, keepdim, unbiased, correction))
+        """NumPy's var (ddof 0), or torch's (correction 1) when called torch's way
+        (torch_methods.moment): `x.var(dim=None)`, `x.var(True)`, `x.var(correction=1.5)`."""
+        return moment(tnp.var, self, axis, ddof, keepdims, dim, keepdim, unbiased, correction)
 
-    def std(self, axis=None, ddof=None, keepdims=False, *, dim=None, keepdim=False,
+    def std(self, axis=None, ddof=None, keepdims=False, *, dim=UNSET, keepdim=UNSET,
             unbiased=None, correction=None):
-        return tnp.std(self, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
-                       ddof=torch_ddof(ddof, dim, keepdim, unbiased, correction))
+        return moment(tnp.std, self, axis, ddof, keepdims, dim, keepdim, unbiased, correction)
 
     def any(self, axis=None, out=None, keepdims=False, *, where=None, dim=None, keepdim=False):
         """Whether any element (along `axis`) is nonzero; False for no elements."""

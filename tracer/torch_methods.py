@@ -13,7 +13,9 @@ when called torch's way (docs/eager.md has the table):
   `max(other_array)` is the elementwise maximum; `max(d)` stays NumPy's value.
 - `var`/`std` called with a torch keyword (`dim`, `keepdim`, `unbiased`, `correction`) or a
   bool second positional default to the unbiased estimate (torch's correction 1); bare
-  `x.var()`, `x.std(0)` stay NumPy's ddof 0.
+  `x.var()`, `x.std(0)` stay NumPy's ddof 0.  Eager tensors (`moment`) also take
+  `dim=None`, `keepdim=False` and a bool first positional (`x.var(True)`) torch's way.
+- `clip` is torch's clamp (x's gradient at a bound); np.clip, the function, shares it.
 - a bool second positional is torch's keepdim: `x.sum(1, True)`, `x.any(0, True)`.
 - `transpose(d0, d1)` with exactly two ints swaps them, as torch's (also for 2-D:
   NumPy's `transpose(0, 1)` there is the identity); one int per axis of a 3+-D array,
@@ -173,6 +175,8 @@ class TorchMethods:
     def clamp(self, min=None, max=None):
         return clamp(self, min, max)
 
+    clip = clamp  # torch's clip is clamp (np.clip, the function, keeps NumPy's rule)
+
     def masked_fill(self, mask, value):
         """self where not mask, else value cast to self's dtype (torch's: the dtype stays)."""
         return tnp.where(mask, tnp.astype(value, self.dtype), self)
@@ -237,10 +241,12 @@ class TorchMethods:
         return tnp.minimum(self, other)
 
     def fmax(self, other):
-        return tnp.fmax(self, other)
+        """The larger value, NaN only where both are; a tie gives self the whole gradient
+        (torch's; NumPy-style fmax shares it)."""
+        return nan_ignoring_pick(self, other, tnp.greater_equal)
 
     def fmin(self, other):
-        return tnp.fmin(self, other)
+        return nan_ignoring_pick(self, other, tnp.less_equal)
 
     def atan2(self, other):
         return tnp.arctan2(self, other)
@@ -465,7 +471,10 @@ class TorchMethods:
         return tnp.triu(self, diagonal)
 
     def contiguous(self):
-        return self
+        """self where its data is C-contiguous (a traced value always is), else a copy
+        (torch's: writes to it leave self alone)."""
+        data = getattr(self, "_tg_concrete", None)
+        return self if data is None or data().flags.c_contiguous else self.clone()
 
     def clone(self):
         return tnp.copy(self)
@@ -477,20 +486,21 @@ class TorchMethods:
         return len(self.shape)
 
     # dtypes and devices
+    # each gives self where the dtype is already the one asked for, as torch's (and to())
     def float(self):
-        return tnp.astype(self, np.float32)
+        return self.to(np.float32)
 
     def double(self):
-        return tnp.astype(self, np.float64)
+        return self.to(np.float64)
 
     def long(self):
-        return tnp.astype(self, np.int64)
+        return self.to(np.int64)
 
     def int(self):
-        return tnp.astype(self, np.int32)
+        return self.to(np.int32)
 
     def bool(self):
-        return tnp.astype(self, np.bool_)
+        return self.to(np.bool_)
 
     def type_as(self, other):
         return self.to(other.dtype)
@@ -641,6 +651,13 @@ def _clamp_picks(x, lo, hi):
     return picks
 
 
+def nan_ignoring_pick(x, other, keep):
+    """torch's fmax/fmin (`keep`: >= or <=): x where keep(x, other) or other is NaN, else
+    other; the gradient goes to the value picked, to x at a tie."""
+    pick = tnp.logical_or(keep(x, other), tnp.isnan(other))
+    return tnp.where(pick, x, other)
+
+
 def _traceable(x) -> bool:
     return tnp.is_boxed(x) or getattr(x, "_tg_symbolic", None) is not None
 
@@ -715,25 +732,44 @@ def _updates(x, index, src, value):
     return tnp.astype(src, x.dtype)
 
 
-def torch_ddof(ddof, dim, keepdim, unbiased, correction) -> int:
-    """var/std's ddof: NumPy's (default 0), or torch's correction (default 1) when called
-    torch's way, with any of its keywords dim, keepdim, unbiased, correction, or with a
-    bool second positional (`x.std(1, True)`: unbiased)."""
-    if correction is not None:
-        return int(correction)
+UNSET = object()  # a keyword not given (torch's `dim=None` is a choice: all dims)
+
+
+def moment(fn, x, axis, ddof, keepdims, dim, keepdim, unbiased, correction):
+    """var/std (`fn`): NumPy's ddof 0, or torch's correction (default 1) when called
+    torch's way: a keyword dim or keepdim given (None and False too), unbiased or
+    correction, a bool first positional (`x.var(True)`: unbiased) or a bool second one
+    (`x.std(1, True)`: unbiased)."""
+    torch_call = dim is not UNSET or keepdim is not UNSET
+    if is_flag(axis):  # a bool is never an axis: torch's var(unbiased)
+        axis, unbiased = None, bool(axis) if unbiased is None else unbiased
+        torch_call = True
+    dim = None if dim is UNSET else dim
+    keepdim = False if keepdim is UNSET else bool(keepdim)
+    return fn(x, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
+              ddof=_ddof(ddof, torch_call, unbiased, correction))
+
+
+def _ddof(ddof, torch_call: bool, unbiased, correction):
+    if correction is not None:  # a float correction stays one (torch's N - 1.5)
+        return int(correction) if float(correction).is_integer() else float(correction)
     if unbiased is not None:
         return int(bool(unbiased))
     if ddof is not None:
         return int(ddof) if is_flag(ddof) else ddof
-    return 1 if dim is not None or keepdim else 0
+    return 1 if torch_call else 0
 
 
 def lower_median(x, dim, keepdim):
     """torch's median along dim: the lower of the two middle values, and its index (its
-    gradient goes to that element)."""
+    gradient goes to that element); NaN where the lane has one, at its first NaN."""
     d = norm_dim(dim, len(x.shape))
     n = x.shape[d] if x.shape else 1
     idx = tnp.take(sort_order(x, d, False), np.array([(n - 1) // 2]), axis=d)
+    if np.dtype(x.dtype).kind == "f":
+        nan = tnp.isnan(x)
+        first_nan = tnp.argmax(nan, axis=d, keepdims=True)
+        idx = tnp.where(tnp.any(nan, axis=d, keepdims=True), first_nan, idx)
     values = tnp.take_along_axis(x, idx, axis=d)
     if not keepdim:
         values, idx = tnp.squeeze(values, axis=d), tnp.squeeze(idx, axis=d)
@@ -742,11 +778,16 @@ def lower_median(x, dim, keepdim):
 
 def running_extreme(x, dim, scan):
     """torch's cummax/cummin: the running extremum along dim and the index of its latest
-    occurrence (torch's tie rule); the values are read there, so the gradient goes to it."""
+    occurrence (torch's tie rule); the values are read there, so the gradient goes to it.
+    The scan propagates NaN: from a lane's first NaN on, the value is NaN and the index
+    that of the latest NaN so far (torch's)."""
     d = norm_dim(dim, len(x.shape))
     values = scan(x, d)
     lane = np.arange(x.shape[d] if x.shape else 1).reshape((-1,) + (1,) * (len(x.shape) - d - 1))
-    at = tnp.where(tnp.equal(x, values), np.broadcast_to(lane, x.shape), 0)
+    hit = tnp.equal(x, values)
+    if np.dtype(x.dtype).kind == "f":
+        hit = tnp.logical_or(hit, tnp.isnan(x))
+    at = tnp.where(hit, np.broadcast_to(lane, x.shape), 0)
     idx = ops.cummax(tnp.astype(at, np.int64), d)
     return MinMax(tnp.take_along_axis(x, idx, axis=d), idx)
 
