@@ -166,3 +166,13 @@ def test_reshapes_and_numpy_view_functions_alias_as_numpy(f):
     out.backward()
     np.testing.assert_allclose(float(out), want, rtol=1e-13)
     np.testing.assert_allclose(t.grad.numpy(), grad, rtol=1e-12)
+
+
+def test_view_without_arguments_is_numpys_same_shape_view():
+    def f(a):
+        b = a * 1.0
+        v = b.view()
+        v[0, 0] = 5.0
+        return np.sum(b)
+    a = np.ones((2, 3))
+    assert tg.jit(f)(a) == f(a.copy()) == float(f(tg.tensor(a))) == 10.0

@@ -417,9 +417,10 @@ class TorchMethods:
 
     # shapes
     def view(self, *shape):
+        """torch's view(shape) or view(dtype); NumPy's view() (no argument): the same shape."""
         if len(shape) == 1 and isinstance(shape[0], (type, np.dtype, str)):
             return bit_view(self, np.dtype(shape[0]))
-        return self.reshape(*shape)
+        return self.reshape(*(shape or (self.shape,)))
 
     def view_as(self, other):
         return self.reshape(other.shape)

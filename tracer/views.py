@@ -358,6 +358,7 @@ class ViewMethods:
     def view(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (type, np.dtype, str)):
             return super().view(*shape)  # view(dtype): the bits reinterpreted
+        shape = shape or (self.shape,)  # NumPy's view(): the same shape
         out = viewed(self, Reshape(_shape_arg(shape)))
         if out is None:
             super().reshape(*shape)  # raises for sizes that do not match
