@@ -124,7 +124,7 @@ class Traced(TracedValue, ArrayMixin):
     def transpose(self, *axes):
         out = ArrayMixin.transpose(self, *axes)  # NumPy's and torch's spellings, checked
         perm = _permutation(self, out, axes)
-        return out if perm is None else traced_views.make_view(TracedView, self, views.Permute(perm))
+        return traced_views.make_view(TracedView, self, views.Permute(perm), out)
 
     def swapaxes(self, axis1, axis2):
         perm = list(range(self.ndim))
@@ -205,9 +205,10 @@ class Traced(TracedValue, ArrayMixin):
 
 
 def _permutation(x, out, axes) -> tuple | None:
-    """The axes permutation `x.transpose(*axes)` made (None for a 0-d or 1-d x)."""
+    """The axes permutation `x.transpose(*axes)` made (the identity for a 0-d or 1-d x,
+    whose transpose NumPy also returns as a view)."""
     if x.ndim < 2:
-        return None
+        return tuple(range(x.ndim))
     if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):  # torch's swap
         perm = list(range(x.ndim))
         a, b = (int(a) % x.ndim for a in axes)
