@@ -187,3 +187,17 @@ def test_short_filters_correlate_as_shifted_slices(mode):
         np.testing.assert_allclose(got, fn(s, k, mode), rtol=1e-12, atol=1e-12)
     program = tg.trace(lambda a, b: np.convolve(a, b, mode))(s, k)
     assert "dot" not in str(program)  # no windows product for a short filter
+
+
+def test_jit_returns_namedtuples_as_themselves():
+    """A two-field namedtuple output took the flat-pair fast path and came back as a
+    plain tuple (np.linalg.slogdet's SlogdetResult lost .sign and .logabsdet)."""
+    import collections
+
+    import tracegrad
+
+    Pair = collections.namedtuple("Pair", "a b")
+    out = tracegrad.jit(lambda x: Pair(x, x * 2))(np.ones(2))
+    assert type(out) is Pair and out.b.tolist() == [2.0, 2.0]
+    res = tracegrad.jit(np.linalg.slogdet)(np.eye(2) * 3)
+    assert res.sign == 1.0 and np.isclose(res.logabsdet, 2 * np.log(3))

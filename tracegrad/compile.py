@@ -493,11 +493,12 @@ def _unflattener(out_tree, n):
     probe = tree_unflatten(out_tree, list(range(n)))
     if isinstance(probe, int):
         return lambda outs: outs[0]
-    if isinstance(probe, tuple) and len(probe) == 2 and probe[0] == 0:
+    # exact types: a namedtuple (a tuple subclass) must come back as itself
+    if type(probe) is tuple and len(probe) == 2 and probe[0] == 0:
         rest = probe[1]
         if isinstance(rest, int):
             return lambda outs: (outs[0], outs[1])
-        if isinstance(rest, tuple) and list(rest) == list(range(1, n)):
+        if type(rest) is tuple and list(rest) == list(range(1, n)):
             return lambda outs: (outs[0], outs[1:n])
     assert leaves == list(range(n))
     return lambda outs: tree_unflatten(out_tree, list(outs[:n]))
