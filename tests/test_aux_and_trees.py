@@ -192,12 +192,8 @@ def test_short_filters_correlate_as_shifted_slices(mode):
 def test_jit_returns_namedtuples_as_themselves():
     """A two-field namedtuple output took the flat-pair fast path and came back as a
     plain tuple (np.linalg.slogdet's SlogdetResult lost .sign and .logabsdet)."""
-    import collections
-
-    import tracegrad
-
-    Pair = collections.namedtuple("Pair", "a b")
-    out = tracegrad.jit(lambda x: Pair(x, x * 2))(np.ones(2))
+    Pair = namedtuple("Pair", "a b")
+    out = tg.jit(lambda x: Pair(x, x * 2))(np.ones(2))
     assert type(out) is Pair and out.b.tolist() == [2.0, 2.0]
-    res = tracegrad.jit(np.linalg.slogdet)(np.eye(2) * 3)
+    res = tg.jit(np.linalg.slogdet)(np.eye(2) * 3)
     assert res.sign == 1.0 and np.isclose(res.logabsdet, 2 * np.log(3))
