@@ -481,3 +481,28 @@ def test_diagonal_second_order():
         gg, = L.autograd.grad((g * g).sum(), x)
         return g, gg
     _same(run)
+
+
+# ---- 9. spellings from the breadth sweep ------------------------------------------------------
+
+def test_max_min_with_a_keepdim_keyword_return_values_and_indices():
+    x = np.array([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    for name in ("max", "min"):
+        v, i = getattr(tg.tensor(x), name)(1, keepdim=True)
+        tv, ti = getattr(torch.tensor(x), name)(1, keepdim=True)
+        np.testing.assert_array_equal(v.numpy(), tv.numpy())
+        np.testing.assert_array_equal(i.numpy(), ti.numpy())
+    np.testing.assert_array_equal(tg.tensor(x).max(1).numpy(), [5.0, 7.0])  # NumPy's, documented
+
+
+def test_reciprocal_of_integers_div_rounding_in_place_and_flip_dims():
+    np.testing.assert_allclose(tg.tensor(np.array([1, 2, 4])).reciprocal().numpy(),
+                               torch.tensor([1, 2, 4]).reciprocal().numpy())
+    for mode in ("floor", "trunc"):
+        a, ta = tg.tensor(np.array([7.0, -7.0])), torch.tensor([7.0, -7.0], dtype=torch.float64)
+        a.div_(2, rounding_mode=mode)
+        ta.div_(2, rounding_mode=mode)
+        np.testing.assert_array_equal(a.numpy(), ta.numpy())
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(tg.tensor(x).flip(dims=(0,)).numpy(),
+                                  torch.tensor(x).flip(dims=(0,)).numpy())

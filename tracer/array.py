@@ -183,17 +183,19 @@ class ArrayMixin(TorchMethods):
                        where=where)
 
     def max(self, axis=None, out=None, keepdims=False, initial=None, where=None, *, dim=None,
-            keepdim=False):
+            keepdim=UNSET):
         """NumPy's max; torch's (values, indices) with dim= or `max(d, True)`, torch's
         elementwise maximum with an array (`x.max(y)`)."""
+        dim, axis, keepdim = _torch_keepdim(axis, dim, keepdim)
         if initial is not None or where is not None:
             return tnp.max(self, axis, out, keepdims or keepdim, initial, where)
         return extreme("max", self, axis, out, keepdims or keepdim, dim)
 
     def min(self, axis=None, out=None, keepdims=False, initial=None, where=None, *, dim=None,
-            keepdim=False):
+            keepdim=UNSET):
         """NumPy's min; torch's (values, indices) with dim= or `min(d, True)`, torch's
         elementwise minimum with an array (`x.min(y)`)."""
+        dim, axis, keepdim = _torch_keepdim(axis, dim, keepdim)
         if initial is not None or where is not None:
             return tnp.min(self, axis, out, keepdims or keepdim, initial, where)
         return extreme("min", self, axis, out, keepdims or keepdim, dim)
@@ -345,6 +347,16 @@ def _method(f):
     method.__name__ = method.__qualname__ = f.__name__
     method.__doc__ = f.__doc__
     return method
+
+
+def _torch_keepdim(axis, dim, keepdim):
+    """(dim, axis, keepdim) of max/min: the keyword keepdim is torch's, so a positional
+    axis then is torch's dim (`x.max(1, keepdim=True)` gives (values, indices))."""
+    if keepdim is UNSET:
+        return dim, axis, False
+    if dim is None and isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        return axis, None, bool(keepdim)
+    return dim, axis, bool(keepdim)
 
 
 # x.exp(), x.tanh(), ...: one method per float function of the primitive table.

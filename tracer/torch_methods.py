@@ -195,6 +195,9 @@ class TorchMethods:
         return tnp.reciprocal(tnp.sqrt(self))
 
     def reciprocal(self):
+        """1 / self; integers and bools promote to float, as torch's (NumPy's stays int)."""
+        if np.dtype(self.dtype).kind in "biu":
+            return tnp.true_divide(1.0, self)
         return tnp.reciprocal(self)
 
     def floor(self):
@@ -348,8 +351,11 @@ class TorchMethods:
     def mul_(self, other):
         return self.__imul__(other)
 
-    def div_(self, other):
-        return self.__itruediv__(other)
+    def div_(self, other, *, rounding_mode=None):
+        if rounding_mode is None:
+            return self.__itruediv__(other)
+        self[...] = divide(self, other, rounding_mode)
+        return self
 
     def pow_(self, exponent):
         return self.__ipow__(exponent)
@@ -459,7 +465,13 @@ class TorchMethods:
         """torch's: each element `repeats` times along dim (flattened when None)."""
         return tnp.repeat(self, concrete(repeats), axis=dim)
 
-    def flip(self, *dims):
+    def flip(self, *dims, **kwargs):
+        """torch's flip(dims) (also `dims=`), NumPy's flip(axis=)."""
+        if kwargs:
+            (name, value), = kwargs.items()
+            if name not in ("dims", "axis"):
+                raise TypeError(f"flip() got an unexpected keyword argument '{name}'")
+            return tnp.flip(self, value if name == "axis" else sizes_arg((value,)))
         return tnp.flip(self, sizes_arg(dims))
 
     def roll(self, shifts, dims=None):
