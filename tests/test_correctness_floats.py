@@ -241,3 +241,11 @@ def test_put_place_copyto_into_numpy_arrays():
     z = np.zeros(5)
     np.put(z, [1, 4], tracegrad.tensor(np.array([7.0, 8.0])))
     np.testing.assert_array_equal(z, [0, 7, 0, 0, 8])
+
+
+def test_histogram_of_no_data_uses_numpys_unit_range():
+    want = np.histogram(np.array([]), bins=3)
+    for got in (np.histogram(tracegrad.tensor(np.array([])), bins=3),
+                jit(lambda a: np.histogram(a, bins=3))(np.array([]))):
+        np.testing.assert_array_equal(np.asarray(got[0]), want[0])
+        np.testing.assert_allclose(np.asarray(got[1]), want[1])

@@ -501,6 +501,8 @@ def _bin_edges(a, bins, range_):
     dt = dtypes.float_result(_dtype(a))
     if range_ is None and not is_boxed(a):
         return np.histogram_bin_edges(np.asarray(a), bins)
+    if range_ is None and 0 in _shape(a):
+        range_ = (0.0, 1.0)  # NumPy's range for no data
     if range_ is not None:
         lo, hi = float(range_[0]), float(range_[1])
         if lo > hi:
