@@ -4,7 +4,6 @@ but the ones the example imports itself."""
 import doctest
 import importlib
 import inspect
-import pathlib
 import pkgutil
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 import tracegrad
 import tracegrad.static
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 PUBLIC_MODULES = ["tracegrad", "tracegrad.numpy", "tracegrad.numpy.linalg", "tracegrad.static",
                   "tracegrad.static.nn", "tracegrad.static.train", "tracegrad.optim",
