@@ -364,3 +364,16 @@ def test_where_of_a_scalar_condition_copies_the_chosen_branch():
             np.testing.assert_array_equal(got, want)
             assert not any(np.shares_memory(got, a) for a in args if isinstance(a, np.ndarray))
     assert where.native(np.asarray(True), x.astype(F32), x) is NotImplemented
+
+
+def test_without_numpys_avx512_loops_mathlib_runs_at_every_size():
+    """The windows' upper ends are where numpy's SVML (AVX-512) loops win; without them
+    (an AVX2 host) the kernels run at every size."""
+    if gates.numpy_has_svml():
+        pytest.skip("this host runs numpy's AVX-512 loops: the measured windows hold")
+    for name in gates.SVML_BOUNDED:
+        assert all(window == gates.ANY for window in gates.THRESHOLDS[name].values())
+    x = np.random.default_rng(3).uniform(0.1, 3.0, 200_003).astype(np.float32)
+    got = PRIMITIVES["log1p"].native(x)
+    assert got is not NotImplemented
+    np.testing.assert_allclose(got, np.log1p(x.astype(np.float64)), rtol=4e-7)
