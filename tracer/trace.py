@@ -123,7 +123,7 @@ class Traced(TracedValue, ArrayMixin):
 
     def transpose(self, *axes):
         out = ArrayMixin.transpose(self, *axes)  # NumPy's and torch's spellings, checked
-        perm = _permutation(self, out, axes)
+        perm = _permutation(self, axes)
         return traced_views.make_view(TracedView, self, views.Permute(perm), out)
 
     def swapaxes(self, axis1, axis2):
@@ -204,7 +204,7 @@ class Traced(TracedValue, ArrayMixin):
         return self._in_place("power", tnp.power, other)
 
 
-def _permutation(x, out, axes) -> tuple | None:
+def _permutation(x, axes) -> tuple:
     """The axes permutation `x.transpose(*axes)` made (the identity for a 0-d or 1-d x,
     whose transpose NumPy also returns as a view)."""
     if x.ndim < 2:
