@@ -506,3 +506,33 @@ def test_reciprocal_of_integers_div_rounding_in_place_and_flip_dims():
     x = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(tg.tensor(x).flip(dims=(0,)).numpy(),
                                   torch.tensor(x).flip(dims=(0,)).numpy())
+
+
+def test_retained_gradients_follow_in_place_changes_through_views():
+    """retain_grad() on a base, then an in-place op through a view: the base's .grad is the
+    gradient of its new value (it was the old one's); on a view rebuilt after its base
+    changed, or changed in place itself, the retained gradient is kept, as torch's."""
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+    def base_then_view(L):
+        x = L.tensor(np.ones((2, 2)), requires_grad=True)
+        b = x * 2
+        b.retain_grad()
+        b[0].mul_(3)
+        (b * L.tensor(w)).sum().backward()
+        return b.grad
+
+    def view_then_base(L, change_view):
+        x = L.tensor(np.ones((2, 4)), requires_grad=True)
+        b = x * 2
+        v = b[1]
+        v.retain_grad()
+        (v if change_view else b).mul_(2)
+        (v.sum() * 3 + b.sum()).backward()
+        return v.grad
+
+    for run in (base_then_view, lambda L: view_then_base(L, False),
+                lambda L: view_then_base(L, True)):
+        got, want = run(tg), run(torch)
+        assert got is not None
+        np.testing.assert_allclose(got.numpy(), want.detach().numpy())

@@ -233,8 +233,8 @@ def _regraph(t) -> None:
     if base._view is not None:
         refresh(base)
     grad = GRAD_MODE.enabled and base._requires_grad
-    t.grad_fn = _node(base, fn, t._data) if grad else None
-    t._requires_grad = grad or (t._requires_grad and t.grad_fn is not None)
+    node = _node(base, fn, t._data) if grad else None
+    t._rebase(node, grad or (t._requires_grad and node is not None))  # retain_grad follows
     t._view = (base, fn, t._version.value)
 
 
@@ -275,7 +275,7 @@ def propagate(t, make) -> None:
         value = make(t._data, t.grad_fn, None)
         value._requires_grad = t._requires_grad
         new = fn.put(old, value)
-        base.grad_fn, base._requires_grad = new.grad_fn, new._requires_grad
+        base._rebase(new.grad_fn, new._requires_grad)  # a retained gradient follows
     if base._view is not None:
         propagate(base, make)
         base._view = base._view[:2] + (base._version.value,)
