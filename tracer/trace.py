@@ -123,13 +123,11 @@ class Traced(TracedValue, ArrayMixin):
 
     def transpose(self, *axes):
         out = ArrayMixin.transpose(self, *axes)  # NumPy's and torch's spellings, checked
-        perm = _permutation(self, axes)
+        perm = views.transposed(axes, self.ndim)
         return traced_views.make_view(TracedView, self, views.Permute(perm), out)
 
     def swapaxes(self, axis1, axis2):
-        perm = list(range(self.ndim))
-        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
-        return traced_views.make_view(TracedView, self, views.Permute(perm))
+        return self.transpose(axis1, axis2)  # two ints: the swap
 
     def reshape(self, *shape):
         out = ArrayMixin.reshape(self, *shape)
@@ -202,22 +200,6 @@ class Traced(TracedValue, ArrayMixin):
 
     def __ipow__(self, other):
         return self._in_place("power", tnp.power, other)
-
-
-def _permutation(x, axes) -> tuple:
-    """The axes permutation `x.transpose(*axes)` made (the identity for a 0-d or 1-d x,
-    whose transpose NumPy also returns as a view)."""
-    if x.ndim < 2:
-        return tuple(range(x.ndim))
-    if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):  # torch's swap
-        perm = list(range(x.ndim))
-        a, b = (int(a) % x.ndim for a in axes)
-        perm[a], perm[b] = perm[b], perm[a]
-        return tuple(perm)
-    if not axes or axes == (None,):
-        return tuple(reversed(range(x.ndim)))
-    given = axes[0] if len(axes) == 1 else axes
-    return tuple(int(a) % x.ndim for a in given)
 
 
 class TracedView(traced_views.ViewState, Traced):

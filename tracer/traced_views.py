@@ -30,16 +30,6 @@ import numpy as np
 
 from . import numpy as tnp
 from . import views
-from .indexing import getitem
-
-
-def _take(fn, base):
-    """fn applied to `base`'s current value: a plain traced array (not a view)."""
-    if isinstance(fn, views.Index):
-        return getitem(base, fn.index)
-    if isinstance(fn, views.Reshape):
-        return tnp.reshape(base, fn.shape)
-    return tnp.transpose(base, fn.perm)
 
 
 def is_view_index(index, ndim: int) -> bool:
@@ -55,7 +45,7 @@ def is_view_index(index, ndim: int) -> bool:
 def make_view(cls, base, fn, value=None):
     """`fn(base)` (`value`, when already computed) as a view of base (an instance of
     `cls`, trace.py's TracedView)."""
-    value = _take(fn, base) if value is None else value
+    value = fn.take(base) if value is None else value
     if getattr(value, "_tg_trace", None) is not base._tg_trace:
         return value  # nothing traced to alias
     return cls._of(base, fn, value)
@@ -73,7 +63,7 @@ class ViewState:
     def _tg_var(self):
         current = self._tg_base._tg_var  # (a view base is brought up to date first)
         if current is not self._tg_seen:  # the base changed in place: take the view again
-            self._tg_own, self._tg_seen = _take(self._tg_fn, self._tg_base)._tg_var, current
+            self._tg_own, self._tg_seen = self._tg_fn.take(self._tg_base)._tg_var, current
         return self._tg_own
 
     @_tg_var.setter

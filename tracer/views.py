@@ -82,6 +82,9 @@ class ViewFn:
     def __init__(self, backward_name):
         self.backward_name = backward_name  # PyTorch's node class name
 
+    def node_name(self, base_ndim, view_ndim):
+        return self.backward_name
+
 
 class Index(ViewFn):
     """base[index] for a basic index."""
@@ -94,6 +97,10 @@ class Index(ViewFn):
 
     def numpy(self, data):
         return numpy_view(data, self.index)
+
+    def take(self, base):
+        """The view of a traced `base` (a functional value: traced_views.py)."""
+        return _indexing.getitem(base, self.index)
 
     def node_name(self, base_ndim, view_ndim):
         return "SelectBackward0" if view_ndim < base_ndim else "SliceBackward0"
@@ -126,8 +133,8 @@ class Reshape(ViewFn):
         except ValueError:  # numpy would have to copy (or the sizes differ)
             return None
 
-    def node_name(self, base_ndim, view_ndim):
-        return self.backward_name
+    def take(self, base):
+        return tnp.reshape(base, self.shape)
 
     def vjp(self, g, out, base):
         return (np.reshape(g, np.shape(base)) if _plain(g) else tnp.reshape(g, np.shape(base)),)
@@ -149,8 +156,8 @@ class Permute(ViewFn):
     def numpy(self, data):
         return np.transpose(data, self.perm)
 
-    def node_name(self, base_ndim, view_ndim):
-        return self.backward_name
+    def take(self, base):
+        return tnp.transpose(base, self.perm)
 
     def _inverse(self, x):
         inv = tuple(np.argsort(self.perm).tolist())
@@ -175,9 +182,6 @@ class Expand(ViewFn):
 
     def numpy(self, data):
         return np.broadcast_to(data, self.shape)
-
-    def node_name(self, base_ndim, view_ndim):
-        return self.backward_name
 
     def vjp(self, g, out, base):
         """The cotangent summed over the broadcast dims (new leading ones, stretched ones)."""
@@ -318,6 +322,16 @@ def permutation(axes, ndim: int) -> tuple:
     return perm
 
 
+def transposed(axes, ndim: int) -> tuple:
+    """The permutation of `transpose(*axes)`: torch's swap of exactly two dims, or NumPy's
+    (no argument or None: reversed; a tuple, or one int per axis)."""
+    if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):
+        return _swap(ndim, *axes)
+    if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
+        axes = axes[0]
+    return permutation(axes or None, ndim)
+
+
 def _swap(ndim: int, d0, d1) -> tuple:
     perm = list(range(ndim))
     if ndim:
@@ -326,7 +340,7 @@ def _swap(ndim: int, d0, d1) -> tuple:
     return tuple(perm)
 
 
-def _moved(ndim: int, source, destination) -> list:
+def moved(ndim: int, source, destination) -> list:
     """The permutation of movedim / np.moveaxis: the moved dims at their destinations,
     the others in order."""
     def dims(d):
@@ -425,10 +439,8 @@ class ViewMethods:
     def transpose(self, *axes):
         """torch's swap of exactly two dims, or NumPy's permutation (ArrayMixin.transpose)."""
         if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):
-            return self.swapaxes(*axes)
-        if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        return viewed(self, Permute(permutation(axes or None, len(self.shape))))
+            return self.swapaxes(*axes)  # torch's node name for a swap
+        return viewed(self, Permute(transposed(axes, len(self.shape))))
 
     def swapaxes(self, axis1, axis2):
         return viewed(self, Permute(_swap(len(self.shape), axis1, axis2), "TransposeBackward0"))
@@ -440,7 +452,7 @@ class ViewMethods:
         return viewed(self, Permute(permutation(dims, len(self.shape))))
 
     def movedim(self, source, destination):
-        return viewed(self, Permute(_moved(len(self.shape), source, destination)))
+        return viewed(self, Permute(moved(len(self.shape), source, destination)))
 
     def expand(self, *sizes):
         return viewed(self, Expand(expanded_shape(self.shape, _shape_arg(sizes))))

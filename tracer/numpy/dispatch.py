@@ -160,13 +160,9 @@ def _reshape_view(a, newshape=None, order="C", *, shape=None, copy=None):
 
 
 def _moveaxis_view(a, source, destination):
-    n = len(a.shape)
-    src = [s % n for s in np.atleast_1d(source).tolist()]
-    dst = [d % n for d in np.atleast_1d(destination).tolist()]
-    order = [i for i in range(n) if i not in src]
-    for d, s in sorted(zip(dst, src)):
-        order.insert(d, s)
-    return a.transpose(tuple(order))
+    from ..views import moved  # views.py imports this package
+
+    return a.transpose(tuple(moved(len(a.shape), source, destination)))
 
 
 # NumPy functions whose result is a view of their first argument: on tensors and traced
