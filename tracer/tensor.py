@@ -617,7 +617,7 @@ class Tensor(views.ViewMethods, ArrayMixin):
     def diagonal(self, offset=0, axis1=0, axis2=1, *, dim1=None, dim2=None):
         """torch's diagonal: a view sharing storage (writes show through both ways);
         NumPy's is a read-only view."""
-        fn = Diagonal(offset, axis1 if dim1 is None else dim1, axis2 if dim2 is None else dim2,
+        fn = views.Diagonal(offset, axis1 if dim1 is None else dim1, axis2 if dim2 is None else dim2,
                       self.ndim)
         out = views.viewed(self, fn)
         return out if out is not None else tnp.diagonal(self, offset, fn.dim1, fn.dim2)
@@ -642,53 +642,6 @@ class _Clone:
 
 
 _CLONE = _Clone()
-
-
-class Diagonal:
-    """The view function (tracer/views.py's protocol) of `base.diagonal(offset, dim1,
-    dim2)`: the diagonal of dims dim1, dim2 as the last dim, writable."""
-
-    name = "diagonal_view"
-    selective_vjp = False
-    backward_name = "DiagonalBackward0"
-    __slots__ = ("offset", "dim1", "dim2")
-
-    def __init__(self, offset, dim1, dim2, ndim):
-        self.offset = int(offset)
-        self.dim1, self.dim2 = torch_methods.norm_dim(dim1, ndim), torch_methods.norm_dim(dim2, ndim)
-        if self.dim1 == self.dim2:
-            raise ValueError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
-
-    def numpy(self, data):
-        """A writable numpy view of the diagonal (np.diagonal's is read-only), or None."""
-        diag = np.diagonal(data, self.offset, self.dim1, self.dim2)
-        if not diag.size:
-            return None
-        start = [slice(None)] * data.ndim
-        start[self.dim1] = slice(max(-self.offset, 0), None)
-        start[self.dim2] = slice(max(self.offset, 0), None)
-        return np.lib.stride_tricks.as_strided(data[tuple(start)], diag.shape, diag.strides)
-
-    def node_name(self, base_ndim, view_ndim):
-        return self.backward_name
-
-    def vjp(self, g, out, base):
-        """The cotangent on the diagonal of zeros of the base's shape."""
-        if isinstance(g, (np.ndarray, np.generic)):
-            ct = np.zeros(np.shape(base), g.dtype)
-            self.numpy(ct)[...] = g
-            return (ct,)
-        return (self.put(tnp.zeros(np.shape(base), g.dtype), g),)
-
-    def put(self, old, value):
-        """old with `value` on the diagonal: its dims moved last, where an index pair
-        (rows, columns) reads the diagonal in np.diagonal's layout."""
-        moved = tnp.moveaxis(old, (self.dim1, self.dim2), (-2, -1))
-        n1, n2 = moved.shape[-2:]
-        k = min(n1 - max(-self.offset, 0), n2 - max(self.offset, 0))
-        rows = np.arange(k) + max(-self.offset, 0)
-        new = _indexing.setitem(moved, (Ellipsis, rows, rows + self.offset), value)
-        return tnp.moveaxis(new, (-2, -1), (self.dim1, self.dim2))
 
 
 install_fast_paths(Tensor, EAGER)  # the commonest operators skip tracegrad.numpy's layers

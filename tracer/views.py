@@ -41,7 +41,7 @@ import numpy as np
 from . import indexing as _indexing
 from . import numpy as tnp
 from .autograd import GRAD_MODE, NODE_CLASSES, accumulator
-from .torch_methods import expanded_shape, split_sizes
+from .torch_methods import expanded_shape, norm_dim, split_sizes
 
 
 def is_basic(index) -> bool:
@@ -168,6 +168,49 @@ class Permute(ViewFn):
 
     def put(self, old, value):
         return self._inverse(value)
+
+
+class Diagonal(ViewFn):
+    """`base.diagonal(offset, dim1, dim2)`: the diagonal of dims dim1, dim2 as the last
+    dim, writable (torch's; NumPy's is a read-only view)."""
+
+    name = "diagonal_view"
+    __slots__ = ("offset", "dim1", "dim2")
+
+    def __init__(self, offset, dim1, dim2, ndim):
+        super().__init__("DiagonalBackward0")
+        self.offset = int(offset)
+        self.dim1, self.dim2 = norm_dim(dim1, ndim), norm_dim(dim2, ndim)
+        if self.dim1 == self.dim2:
+            raise ValueError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+
+    def numpy(self, data):
+        """A writable numpy view of the diagonal (np.diagonal's is read-only), or None."""
+        diag = np.diagonal(data, self.offset, self.dim1, self.dim2)
+        if not diag.size:
+            return None
+        start = [slice(None)] * data.ndim
+        start[self.dim1] = slice(max(-self.offset, 0), None)
+        start[self.dim2] = slice(max(self.offset, 0), None)
+        return np.lib.stride_tricks.as_strided(data[tuple(start)], diag.shape, diag.strides)
+
+    def vjp(self, g, out, base):
+        """The cotangent on the diagonal of zeros of the base's shape."""
+        if _plain(g):
+            ct = np.zeros(np.shape(base), g.dtype)
+            self.numpy(ct)[...] = g
+            return (ct,)
+        return (self.put(tnp.zeros(np.shape(base), g.dtype), g),)
+
+    def put(self, old, value):
+        """old with `value` on the diagonal: its dims moved last, where an index pair
+        (rows, columns) reads the diagonal in np.diagonal's layout."""
+        last = tnp.moveaxis(old, (self.dim1, self.dim2), (-2, -1))
+        n1, n2 = last.shape[-2:]
+        k = min(n1 - max(-self.offset, 0), n2 - max(self.offset, 0))
+        rows = np.arange(k) + max(-self.offset, 0)
+        new = _indexing.setitem(last, (Ellipsis, rows, rows + self.offset), value)
+        return tnp.moveaxis(new, (-2, -1), (self.dim1, self.dim2))
 
 
 class Expand(ViewFn):
@@ -305,18 +348,11 @@ def _shape_arg(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
-def _norm(d, n: int) -> int:
-    if not -n <= d < n:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}],"
-                         f" but got {d})")
-    return d % n
-
-
 def permutation(axes, ndim: int) -> tuple:
     """NumPy's transpose axes (None: reversed; negatives allowed) as a permutation."""
     if axes is None:
         return tuple(range(ndim))[::-1]
-    perm = tuple(_norm(int(a), max(ndim, 1)) for a in axes)
+    perm = tuple(norm_dim(int(a), max(ndim, 1)) for a in axes)
     if sorted(perm) != list(range(ndim)):
         raise ValueError(f"axes {tuple(axes)} don't match an array of {ndim} dimensions")
     return perm
@@ -335,7 +371,7 @@ def transposed(axes, ndim: int) -> tuple:
 def _swap(ndim: int, d0, d1) -> tuple:
     perm = list(range(ndim))
     if ndim:
-        a, b = _norm(d0, ndim), _norm(d1, ndim)
+        a, b = norm_dim(d0, ndim), norm_dim(d1, ndim)
         perm[a], perm[b] = perm[b], perm[a]
     return tuple(perm)
 
@@ -344,7 +380,7 @@ def moved(ndim: int, source, destination) -> list:
     """The permutation of movedim / np.moveaxis: the moved dims at their destinations,
     the others in order."""
     def dims(d):
-        return [_norm(a, max(ndim, 1)) for a in (d if isinstance(d, (tuple, list)) else (d,))]
+        return [norm_dim(a, max(ndim, 1)) for a in (d if isinstance(d, (tuple, list)) else (d,))]
     src, dst = dims(source), dims(destination)
     if len(src) != len(dst):
         raise ValueError("movedim: source and destination must have the same number of dims")
@@ -359,7 +395,7 @@ def _squeezed(shape, dims) -> tuple:
     if dims is None:
         return tuple(n for n in shape if n != 1)
     dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-    drop = {_norm(d, max(len(shape), 1)) for d in dims}
+    drop = {norm_dim(d, max(len(shape), 1)) for d in dims}
     return tuple(n for i, n in enumerate(shape) if not (i in drop and n == 1))
 
 
@@ -396,7 +432,7 @@ class ViewMethods:
         if isinstance(start_dim, str) or order != "C":  # NumPy's flatten(order) copies
             return super().flatten(start_dim, end_dim, order=order)
         shape, n = self.shape, max(len(self.shape), 1)
-        s, e = _norm(start_dim, n), _norm(end_dim, n)
+        s, e = norm_dim(start_dim, n), norm_dim(end_dim, n)
         if s > e:
             raise ValueError("flatten() has invalid args: start_dim cannot come after end_dim")
         merged = int(np.prod(shape[s:e + 1], dtype=np.int64))
@@ -406,7 +442,7 @@ class ViewMethods:
         return self.reshape(-1) if order == "C" else super().ravel(order)
 
     def unsqueeze(self, dim):
-        d = _norm(dim, len(self.shape) + 1)
+        d = norm_dim(dim, len(self.shape) + 1)
         return viewed(self, Reshape(self.shape[:d] + (1,) + self.shape[d:],
                                     "UnsqueezeBackward0"))
 
@@ -459,7 +495,7 @@ class ViewMethods:
 
     def split(self, split_size, dim=0):
         """torch's split, each piece a view (narrow)."""
-        d = _norm(dim, max(len(self.shape), 1))
+        d = norm_dim(dim, max(len(self.shape), 1))
         sizes = split_sizes(split_size, self.shape[d])
         starts = np.cumsum([0] + sizes[:-1]).tolist()
         return tuple(self.narrow(d, s, n) for s, n in zip(starts, sizes))
