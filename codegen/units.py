@@ -66,6 +66,13 @@ SCALAR_LEVEL = 2
 # Kernels whose innermost dim has this many elements are optimized without loop unrolling
 # (llvm_util.ROLLED); shorter inner loops keep it (W4's rows of 100: 7% faster unrolled).
 ROLLED_MIN_INNER = 256
+# A scalar body over at most this many elements runs the light pipeline: vectorizing a
+# hundred adds saves tens of nanoseconds a call, and O2's vector body, remainder loop and
+# runtime checks cost it milliseconds of compile time (W4's (100,) combine kernel: O2 8 ms,
+# light 2.8 ms).  Cheap bodies only (simple ops, no transcendental): a costlier one keeps
+# O2's vector code, which pays when the kernel runs in every step of a loop.
+TINY_DOMAIN = 128
+TINY_COST = 4  # threads.op_cost: simple vector ops per element
 
 
 # ---- the canonical form ---------------------------------------------------------------
@@ -211,6 +218,8 @@ def _opt_level(kernel, lanes, unrolled: int = 0) -> int | str:
         # unless that dim is written out (unrolled.py), whose first step computes it once
         return SCALAR_LEVEL if invariant_work(kernel) and not unrolled else llvm_util.LIGHT
     elements = int(np.prod(kernel.domain, dtype=np.int64))
+    if elements <= TINY_DOMAIN and threads.op_cost(kernel) <= TINY_COST:
+        return llvm_util.LIGHT
     if len(kernel.body) > LONG_SCALAR_BODY and elements < SMALL_DOMAIN:
         return 1
     if threads.op_cost(kernel) >= threads.COSTLY_BODY:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tracegrad
-from tracegrad.codegen import (compile_graph, compile_program, compiler, fingerprint, lower_program,
+from tracegrad.codegen import (llvm_util, compile_graph, compile_program, compiler, fingerprint, lower_program,
                                units)
 from tracegrad.codegen.kernel import KernelEmitter
 from tracegrad.codegen.lower import PART_CALLS, plan_arena
@@ -226,7 +226,9 @@ def test_optimization_level_follows_the_kernel_size():
     [total] = [u for u in lower_program(kp).units if len(u.kernel.body) > units.LONG_SCALAR_BODY]
     assert total.opt_level() == 1
     [copy] = [u for u in lower_program(kp).units if len(u.kernel.body) == 1]
-    assert copy.opt_level() == units.SCALAR_LEVEL
+    assert copy.opt_level() == llvm_util.LIGHT  # a short body over 3 elements
+    wide = LoopKernel("wide", (units.TINY_DOMAIN + 1,), copy.kernel.body, copy.kernel.stores)
+    assert units._opt_level(wide, None) == units.SCALAR_LEVEL
 
 
 # ---- arena planning ------------------------------------------------------------------------

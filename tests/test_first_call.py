@@ -119,8 +119,17 @@ def test_vector_form_with_loop_invariant_work_keeps_the_full_pipeline(invariant,
 
 
 def test_scalar_units_run_the_scalar_level():
-    lowered = lower_program(_chain_program(prims=("neg", "abs")), environment="")
+    lowered = lower_program(_chain_program(n=200, prims=("neg", "abs")), environment="")
     assert {u.opt_level() for u in lowered.units} == {units.SCALAR_LEVEL}
+
+
+def test_tiny_cheap_units_run_the_light_pipeline():
+    """A few simple ops over a hundred elements: vectorizing saves nanoseconds a call and
+    costs milliseconds of compile time; a transcendental keeps the vectorizer."""
+    lowered = lower_program(_chain_program(n=100, prims=("neg", "abs")), environment="")
+    assert {u.opt_level() for u in lowered.units} == {llvm_util.LIGHT}
+    lowered = lower_program(_chain_program(n=100, prims=("tanh",)), environment="")
+    assert {u.opt_level() for u in lowered.units} != {llvm_util.LIGHT}
 
 
 def _rows_program(cols, prims, dtype=F64, step=1):
