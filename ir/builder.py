@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from .core import Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of
+from .core import Eqn, Graph, Guard, Literal, ShapedArray, Var, aval_of, supported_array
 from .primitives import SYMBOLIC_SCALARS, ShapeError, unbox_scalar
 
 # Creation order: `ops.find_trace` dispatches to the newest trace among the operands.
@@ -174,7 +174,7 @@ class GraphBuilder:
         # array is copied so that later mutation by the user cannot change the graph.
         key = id(value)
         if key not in self._consts:
-            arr = np.array(value, copy=True)
+            arr = supported_array(np.array(value, copy=True))
             self._consts[key] = (Var(aval_of(arr)), arr, value)
         return self._consts[key][0]
 
@@ -196,6 +196,7 @@ class GraphBuilder:
             x = inner()
         arr = np.asarray(x)
         if arr.ndim == 0 and arr.dtype != object:
+            arr = supported_array(arr, f"the constant {arr!r}")
             return Literal(arr, arr.dtype)
         return self.const(x)
 

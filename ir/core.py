@@ -31,6 +31,21 @@ DTYPES = {
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def supported_array(arr: np.ndarray, what: str = "a captured constant") -> np.ndarray:
+    """`arr` in a dtype of DTYPES: a byte-swapped copy if its byte order is not the host's
+    ('>f8' on x86), narrow integers widened to int64 (as arguments are); a TypeError naming
+    the dtype for the rest (float16, complex...)."""
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype in DTYPES:
+        return arr
+    if arr.dtype.kind in "iu" and np.can_cast(arr.dtype, np.int64):
+        return arr.astype(np.int64)
+    hint = " (numpy computes float16 from bools and int8s)" if arr.dtype == np.float16 else ""
+    raise TypeError(f"{what} has dtype {arr.dtype}{hint}; tracegrad computes float32, "
+                    "float64, bool, int32 and int64: convert it first, e.g. x.astype(np.float32)")
+
+
 def short_dtype(dtype) -> str:
     return DTYPES[np.dtype(dtype)]
 

@@ -78,3 +78,33 @@ def test_a_tensor_from_a_non_numeric_value_says_what_it_got(data):
     with pytest.raises(TypeError, match=rf"tensor\(\): cannot make a tensor from a "
                                         rf"{type(data).__name__}"):
         tracegrad.tensor(data)
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">i8", ">i4"])
+def test_arrays_in_the_other_byte_order_are_computed_in_the_hosts(dtype):
+    """A big-endian array ('>f8' on x86) is a copy in the host's byte order, as numpy
+    computes it: in arguments of every transform, eager tensors and captured constants."""
+    x = np.arange(1, 4).astype(dtype)
+    native = x.astype(x.dtype.newbyteorder("="))
+    np.testing.assert_array_equal(jit(lambda v: v * 2)(x), native * 2)
+    np.testing.assert_array_equal(tracegrad.tensor(x).numpy(), native)
+    np.testing.assert_array_equal(jit(lambda v: v + x)(native), native * 2)
+    np.testing.assert_array_equal(tracegrad.vmap(lambda v: v * 2)(x), native * 2)
+    if native.dtype.kind == "f":
+        np.testing.assert_array_equal(tracegrad.grad(lambda v: np.sum(v * v))(x), 2 * native)
+        np.testing.assert_array_equal(compile_grad(lambda v: np.sum(v * v))(x)[1][0], 2 * native)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: jit(lambda b: np.tanh(b))(True),  # numpy's float16 from a static bool
+    lambda: jit(lambda v: (v.sum(), np.array([1, 2], np.float16)))(np.ones(3)),
+])
+def test_a_float16_constant_is_refused_naming_its_dtype(make):
+    with pytest.raises(TypeError, match="float16.*astype"):
+        make()
+
+
+def test_a_narrow_integer_constant_is_widened_as_arguments_are():
+    out = jit(lambda v: (v.sum(), np.arange(3, dtype=np.uint8)))(np.ones(3))
+    np.testing.assert_array_equal(out[1], [0, 1, 2])
+    assert out[1].dtype == np.int64

@@ -116,3 +116,15 @@ def test_sinh_cosh_derivatives_past_exps_overflow_stay_finite():
     x = np.array([710.0, -710.0, 705.0])
     np.testing.assert_allclose(tg.grad(lambda v: np.sum(np.cosh(v)))(x), np.sinh(x), rtol=1e-14)
     np.testing.assert_allclose(tg.grad(lambda v: np.sum(np.sinh(v)))(x), np.cosh(x), rtol=1e-14)
+
+
+def test_arccosh_derivative_below_its_domain_is_nan_as_its_value():
+    """arccosh is nan below 1, and so is its derivative (JAX and PyTorch give nan or inf
+    there; a zero derivative would hide the nan value's cause), eager and compiled."""
+    x = np.array([-1.0, -0.5, 0.0, 0.5, 2.0])
+    g = tg.compile_grad(lambda v: np.sum(np.arccosh(v)))(x)[1][0]
+    assert np.isnan(g[:4]).all()
+    np.testing.assert_allclose(g[4], 1 / np.sqrt(3.0), rtol=1e-15)
+    t = tg.tensor(x, requires_grad=True)
+    np.arccosh(t).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), g)

@@ -561,7 +561,10 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(),
     settings) is read when it is traced and becomes part of the program, as in JAX:
     changing it later does not change what a compiled specialization returns (pass
     such values as arguments).  In-place changes the function makes to its array
-    arguments (`x += v`) stay inside it: the caller's arrays are never written.
+    arguments (`x += v`) stay inside it: the caller's arrays are never written, and
+    each argument is a value of its own, so that an array passed twice (`f(z, z)`), or
+    one argument a view of another, does not see the function's writes to the other
+    (as in JAX; in NumPy they would).
 
     >>> import numpy as np, tracegrad
     >>> f = tracegrad.jit(lambda x: np.sum(np.tanh(x) * 2.0))

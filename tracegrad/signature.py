@@ -346,6 +346,8 @@ def _from_numpy(x, pos, names, where):
 
 def _convert_dtype(x, pos, names, where):
     kind = x.dtype.kind
+    if not x.dtype.isnative and x.dtype.newbyteorder("=") in SUPPORTED:  # '>f8' on x86
+        return x.astype(x.dtype.newbyteorder("="))
     if kind in "iu" and np.can_cast(x.dtype, np.int64):
         return x.astype(np.int64)
     hint = (" Convert it first, e.g. x.astype(np.float32): tracegrad computes float16 neither "

@@ -51,6 +51,8 @@ def _as_array_leaf(leaf, where: str):
     """A leaf of an argument being differentiated: it must be (or become) an array."""
     if isinstance(leaf, TracedScalar):  # `.item()` of a traced value, a traced float argument
         return leaf._tg_symbolic
+    if isinstance(leaf, np.ndarray) and not leaf.dtype.isnative:  # '>f8' on x86
+        return leaf.astype(leaf.dtype.newbyteorder("="))
     if is_array_leaf(leaf):
         return leaf
     if isinstance(leaf, (bool, int, float)):

@@ -27,6 +27,8 @@ BOOL = np.dtype(np.bool_)
 def check(dtype, what: str = "array") -> np.dtype:
     """`dtype` as a np.dtype if tracegrad supports it; a clear TypeError otherwise."""
     dt = np.dtype(dtype)
+    if not dt.isnative:  # '>f8' on x86: computed in the host's byte order
+        dt = dt.newbyteorder("=")
     if dt not in DTYPES:
         names = ", ".join(str(d) for d in SUPPORTED)
         hint = "; convert it first, e.g. x.astype(np.float32)" if dt == np.float16 else ""

@@ -200,8 +200,8 @@ class Tensor(views.ViewMethods, ArrayMixin):
             raise TypeError(f"tensor(): cannot make a tensor from a {type(data).__name__} "
                             f"({data!r:.40}): numpy converts it to an array of dtype {arr.dtype}. "
                             "Pass a number, (nested) lists of numbers or a numeric array.")
-        dtypes.check(arr.dtype, "tensor")
-        self._init(arr, None, None)
+        native = dtypes.check(arr.dtype, "tensor")
+        self._init(arr if arr.dtype == native else arr.astype(native), None, None)
         self.requires_grad = requires_grad
 
     def _init(self, data, grad_fn, version):

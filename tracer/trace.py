@@ -228,8 +228,8 @@ def _example_of(x):
     if isinstance(x, TracedValue):  # a value of an enclosing trace
         return x.aval, x._tg_trace.example_value(x)
     data = _data(x)
-    dtypes.check(data.dtype, "traced input")
-    return ShapedArray(data.shape, data.dtype), data
+    dtype = dtypes.check(data.dtype, "traced input")  # the host's byte order ('>f8' -> f64)
+    return ShapedArray(data.shape, dtype), data if data.dtype == dtype else data.astype(dtype)
 
 
 class _Static:

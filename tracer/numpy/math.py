@@ -256,7 +256,11 @@ def arccosh(x, /):
     # the inf * 0 of the product rule under one root
     small = ops.log1p(ops.add(t, ops.mul(ops.sqrt(t), ops.sqrt(ops.add(t, _c(2, x))))))
     r = _select(ops.gt(x, _c(big, x)), _log_big(x, big), small)
-    return _select(ops.lt(x, _c(1, x)), _c(np.nan, x), r)
+    # below 1: sqrt(x - 1), whose value and derivative are nan there (a constant nan would
+    # give a zero derivative where the value is nan; JAX and PyTorch give nan or inf); of 1
+    # elsewhere, so that its derivative there is finite (the double-where trick)
+    below = ops.lt(x, _c(1, x))
+    return _select(below, ops.sqrt(_select(below, ops.sub(x, _c(1, x)), _c(1, x))), r)
 
 
 def _arctanh_pos(a):
