@@ -9,6 +9,8 @@ numpy arrays (eager backward), eager tensors (create_graph) and traced values
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import ops
@@ -20,7 +22,7 @@ __all__ = ["neg", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh", 
            "logical_and", "logical_or", "logical_not", "stop_gradient", "integer_pow", "where",
            "convert", "floor", "ceil", "round", "trunc", "signbit", "atan", "atan2", "log2",
            "log10", "exp2", "rem", "copysign", "bitwise_and", "bitwise_or", "bitwise_xor",
-           "bitwise_not", "shift_left", "shift_right"]
+           "bitwise_not", "shift_left", "shift_right", "erf", "erfc"]
 
 
 # ---- shape rules and numpy references ------------------------------------------------
@@ -314,6 +316,21 @@ log10 = unary("log10", np.log10, lambda x, out: div(1.0 / _LN10, x),
               doc="Base-10 logarithm (exact at powers of 10)", **_MATH)
 exp2 = unary("exp2", np.exp2, lambda x, out: mul(out, _LN2), torch_name="Exp2Backward0",
              numpy_name="exp2", doc="2**x", **_MATH)
+
+
+def _libm(fn):
+    """numpy has no erf: libm's (through Python's math module, within an ULP), element by
+    element, in float64 and rounded once for float32."""
+    vectorized = np.frompyfunc(fn, 1, 1)
+    return lambda x: np.asarray(vectorized(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+erf = unary("erf", _libm(math.erf), lambda x, out: mul(_TWO_OVER_SQRT_PI, exp(neg(mul(x, x)))),
+            torch_name="ErfBackward0", doc="Error function (scipy.special.erf)", **_MATH)
+erfc = unary("erfc", _libm(math.erfc),
+             lambda x, out: mul(-_TWO_OVER_SQRT_PI, exp(neg(mul(x, x)))),
+             torch_name="ErfcBackward0", doc="1 - erf(x), accurate where erf is near 1", **_MATH)
 
 
 def _atan2_partial(wrt_first):

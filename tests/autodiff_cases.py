@@ -197,6 +197,8 @@ OP_CASES = [
     Case("log2", ops.log2, [positive(3)]),
     Case("log10", ops.log10, [positive(3)]),
     Case("exp2", ops.exp2, [real(3)]),
+    Case("erf", ops.erf, [real(3)]),
+    Case("erfc", ops.erfc, [real(3)]),
     Case("copysign", ops.copysign, [nonzero(4), nonzero(4)]),
     Case("rem", ops.rem, lambda rng: (  # x / y kept away from the integers (rem's jumps)
         (rng.integers(-3, 3, 4) + rng.uniform(0.3, 0.7, 4)) * 1.3, np.full(4, 1.3))),

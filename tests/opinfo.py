@@ -265,6 +265,19 @@ def _jax(path):
     return f
 
 
+def libm(name):
+    """Python's math.`name` elementwise (numpy has no erf), in float64 then the input's
+    float dtype."""
+    import math
+    f = np.frompyfunc(getattr(math, name), 1, 1)
+
+    def ref(x):
+        x = np.asarray(x)
+        out = np.asarray(f(x.astype(np.float64)), np.float64)
+        return out.astype(x.dtype) if x.dtype.kind == "f" else out
+    return ref
+
+
 def with_bool_condition(shapes):
     """where(condition, x, y) samples: a bool condition broadcast with x and y."""
     def make(rng, valid):
@@ -888,6 +901,8 @@ MATH = [
     unary("bitwise_invert", grad=False, dtypes=("bool",) + INT,
           ref=np.bitwise_not),
     unary("atan"),
+    unary("erf", ref=libm("erf"), jax=_jax("scipy.special.erf"), low=-4.0, high=4.0),
+    unary("erfc", ref=libm("erfc"), jax=_jax("scipy.special.erfc"), low=-4.0, high=4.0),
     unary("frexp", valid=NONZERO), binary("nextafter", xfail=NO_JAX_NEXTAFTER),
     unary("spacing", grad=False, make=specials, xfail=NO_JAX_NEXTAFTER),
     op("copyto", fn=in_place("copyto"), ref=in_place("copyto"), jax=False,

@@ -265,6 +265,12 @@ class TorchMethods:
     def cosh(self):
         return tnp.cosh(self)
 
+    def erf(self):
+        return tnp.erf(self)
+
+    def erfc(self):
+        return tnp.erfc(self)
+
     def frac(self):
         """self - trunc(self): the fractional part, with self's sign (gradient 1)."""
         return self - tnp.stop_gradient(tnp.trunc(self))
@@ -313,6 +319,8 @@ class TorchMethods:
     cos_ = _in_place("cos_", tnp.cos)
     sinh_ = _in_place("sinh_", tnp.sinh)
     cosh_ = _in_place("cosh_", tnp.cosh)
+    erf_ = _in_place("erf_", tnp.erf)
+    erfc_ = _in_place("erfc_", tnp.erfc)
     expm1_ = _in_place("expm1_", tnp.expm1)
     log1p_ = _in_place("log1p_", tnp.log1p)
     log2_ = _in_place("log2_", tnp.log2)

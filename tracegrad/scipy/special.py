@@ -1,17 +1,22 @@
 """`scipy.special`'s functions that tracegrad.numpy computes (jax.scipy.special's names).
 
 >>> import numpy as np
->>> from tracegrad.scipy.special import expit, logit
->>> float(expit(0.0)), float(logit(0.5))
-(0.5, 0.0)
+>>> from tracegrad.scipy.special import erf, expit, logit
+>>> float(expit(0.0)), float(logit(0.5)), float(erf(0.0))
+(0.5, 0.0, 0.0)
+
+scipy.special's own ufuncs `erf`, `erfc` and `expit` also work on tensors and traced
+values (`scipy.special.erf(x)` inside `jit`).
 """
 from __future__ import annotations
 
 import tracegrad.numpy as tnp
 
-__all__ = ["expit", "logit", "logsumexp", "softmax", "log_softmax", "xlogy", "xlog1py"]
+__all__ = ["erf", "erfc", "expit", "logit", "logsumexp", "softmax", "log_softmax", "xlogy",
+           "xlog1py"]
 
 logsumexp = tnp.logsumexp
+erf, erfc = tnp.erf, tnp.erfc
 
 
 def expit(x):

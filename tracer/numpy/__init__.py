@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import (composites, constructors, contractions, elementwise, indexing, linalg, math,
-               polynomial, products, reductions, shapes, sorting, structure)
+               polynomial, products, reductions, shapes, sorting, special, structure)
 from ._core import BroadcastError, is_boxed, symbolic_value
 from .dispatch import TABLE as NUMPY_TABLE
 from .dispatch import dispatch_function, dispatch_ufunc
@@ -32,7 +32,7 @@ from .elementwise import UFUNCS, uf
 # Each family module lists its functions in `__all__` and the numpy callables they
 # implement in `NUMPY`; a new family is one more entry here.
 FAMILIES = (elementwise, reductions, shapes, products, constructors, composites, math, indexing,
-            sorting, linalg, structure, contractions, polynomial)
+            sorting, linalg, structure, contractions, polynomial, special)
 
 # dtype and constant names, as in numpy
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_

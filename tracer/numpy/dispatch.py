@@ -104,8 +104,11 @@ def _spell(alternative: str) -> str:
 def dispatch_ufunc(ufunc, method, inputs, kwargs):
     """Implementation of `__array_ufunc__` for tracegrad arrays."""
     _reject(_numpy_name(ufunc), out=kwargs.pop("out", None))
-    if method == "__call__" and ufunc in TABLE:
-        fn = TABLE[ufunc]
+    fn = TABLE.get(ufunc) if method == "__call__" else None
+    if fn is None and method == "__call__":
+        from .special import scipy_ufunc  # the family modules import this one
+        fn = scipy_ufunc(ufunc)
+    if fn is not None:
         if kwargs and not _accepts(fn, kwargs):  # (np.vecdot's axis= is accepted)
             where = user_source_location()
             raise TypeError(f"{_numpy_name(ufunc)}: keyword arguments {sorted(kwargs)} are "

@@ -1,0 +1,107 @@
+"""erf and erfc: one primitive each, in every mode (eager tensors, traced, compiled) and
+every spelling (tracegrad.numpy, tracegrad.scipy.special, scipy.special's own ufuncs,
+Tensor methods, the static graph), with their derivative 2/sqrt(pi) exp(-x^2)."""
+import math
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.numpy as tnp
+from tracegrad.scipy import special
+
+ERF = np.frompyfunc(math.erf, 1, 1)
+ERFC = np.frompyfunc(math.erfc, 1, 1)
+X = np.array([-30.0, -5.5, -2.0, -0.7, -1e-300, -0.0, 0.0, 1e-8, 0.3, 0.4999, 0.5, 1.3, 2.0,
+              3.7, 6.5, 12.0, 26.9, 27.5, np.inf, -np.inf])
+
+
+def _libm(f, x):
+    return np.asarray(f(np.asarray(x, np.float64)), np.float64)
+
+
+def _ulps(got, want):
+    scale = np.spacing(np.maximum(np.abs(want), np.finfo(np.float64).tiny))
+    return np.abs(got - want) / scale
+
+
+@pytest.mark.parametrize("name, ref", [("erf", ERF), ("erfc", ERFC)])
+def test_compiled_values_are_within_the_bound_of_libms(name, ref):
+    f = tg.jit(getattr(tnp, name))
+    got, want = f(X), _libm(ref, X)
+    finite = np.isfinite(want) & (want != 0)
+    assert _ulps(got[finite], want[finite]).max() <= 5.0  # mathlib's bound + libm's own
+    np.testing.assert_array_equal(got[~finite], want[~finite])
+    assert np.isnan(f(np.array([np.nan]))[0])
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))  # erf(-0.0) = -0.0
+
+
+@pytest.mark.parametrize("name, ref", [("erf", ERF), ("erfc", ERFC)])
+def test_eager_is_libms_value_and_float32_rounds_once(name, ref):
+    x = np.linspace(-4, 4, 41)
+    np.testing.assert_array_equal(getattr(tnp, name)(x), _libm(ref, x))
+    x32 = x.astype(np.float32)
+    for out in (getattr(tnp, name)(x32), tg.jit(getattr(tnp, name))(x32)):
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, _libm(ref, x32).astype(np.float32))
+
+
+def test_derivatives_are_the_gaussian_in_every_mode():
+    x = np.linspace(-3, 3, 13)
+    d = 2 / np.sqrt(np.pi) * np.exp(-x * x)
+    np.testing.assert_allclose(tg.grad(lambda v: np.sum(tnp.erf(v)))(x), d, rtol=1e-15)
+    value, (g,) = tg.compile_grad(lambda v: np.sum(special.erfc(v) * v))(x)
+    np.testing.assert_allclose(g, _libm(ERFC, x) - x * d, rtol=1e-13, atol=1e-16)
+    t = tg.tensor(x, requires_grad=True)
+    (t.erf() - t.erfc()).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), 2 * d, rtol=1e-15)
+    second = tg.grad(tg.grad(lambda v: tnp.erf(v)))
+    np.testing.assert_allclose(second(np.array(0.7)), -2 * 0.7 * 2 / np.sqrt(np.pi) *
+                               np.exp(-0.49), rtol=1e-14)
+
+
+def test_scipy_special_ufuncs_work_on_tensors_and_traced_values():
+    ss = pytest.importorskip("scipy.special")
+    x = np.array([-1.5, 0.2, 2.5])
+    f = tg.compile_grad(lambda v: np.sum(ss.erf(v) + ss.erfc(v) * ss.expit(v)))
+    value, (g,) = f(x)
+    np.testing.assert_allclose(value, np.sum(ss.erf(x) + ss.erfc(x) * ss.expit(x)), rtol=1e-14)
+    fd = [(f(x + h)[0] - f(x - h)[0]) / 2e-6 for h in np.eye(3) * 1e-6]
+    np.testing.assert_allclose(g, fd, rtol=1e-7, atol=1e-9)
+    t = tg.tensor(x, requires_grad=True)
+    ss.erf(t).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), 2 / np.sqrt(np.pi) * np.exp(-x * x), rtol=1e-15)
+    with pytest.raises(TypeError, match="gammaln"):  # a scipy ufunc without an implementation
+        tg.jit(ss.gammaln)(x)
+
+
+def test_exact_gelu_matches_torchs():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal(64)
+
+    def gelu(v):
+        return np.sum(0.5 * v * (1 + special.erf(v / np.sqrt(2.0))) * v)
+
+    value, (g,) = tg.compile_grad(gelu)(x)
+    tx = torch.tensor(x, requires_grad=True)
+    (torch.nn.functional.gelu(tx) * tx).sum().backward()
+    np.testing.assert_allclose(value, float((torch.nn.functional.gelu(tx) * tx).sum().detach()), rtol=1e-14)
+    np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-13)
+
+
+def test_in_place_methods_vmap_and_the_static_graph():
+    x = np.array([0.1, -0.4, 1.2])
+    t = tg.tensor(x)
+    t.erfc_()
+    np.testing.assert_array_equal(t.numpy(), _libm(ERFC, x))
+    np.testing.assert_allclose(tg.vmap(tnp.erf)(x.reshape(3, 1))[:, 0], _libm(ERF, x), rtol=1e-15)
+    import tracegrad.static as tf
+    tf.reset_default_graph()
+    p = tf.placeholder(tf.float64, (3,))
+    y = tf.reduce_sum(tf.erf(p) * tf.erfc(p))
+    (dp,) = tf.gradients(y, [p])
+    with tf.Session() as sess:
+        value, grad = sess.run([y, dp], {p: x})
+    np.testing.assert_allclose(value, np.sum(_libm(ERF, x) * _libm(ERFC, x)), rtol=1e-14)
+    d = 2 / np.sqrt(np.pi) * np.exp(-x * x)
+    np.testing.assert_allclose(grad, d * _libm(ERFC, x) - _libm(ERF, x) * d, rtol=1e-13)
