@@ -34,6 +34,8 @@ from decimal import Decimal, localcontext
 import numpy as np
 from llvmlite import ir
 
+from tracegrad.ir import gamma
+
 from .irutil import Splat
 
 __all__ = ["UNARY_NAMES", "BINARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "emit_unary",
@@ -41,7 +43,7 @@ __all__ = ["UNARY_NAMES", "BINARY_NAMES", "MAX_ULP", "SIN_COS_ACCURATE_RANGE", "
 
 UNARY_NAMES = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos",
                "sqrt", "abs", "sign", "neg", "atan", "log2", "log10", "exp2",
-               "floor", "ceil", "rint", "trunc", "erf", "erfc")
+               "floor", "ceil", "rint", "trunc", "erf", "erfc", "lgamma", "digamma")
 BINARY_NAMES = ("pow", "atan2")
 
 # Max error in ULPs against a higher-precision reference over the tested domains
@@ -69,6 +71,9 @@ MAX_ULP = {
     ("exp2", "f32"): 0.5, ("exp2", "f64"): 1.5,
     ("erf", "f32"): 0.5, ("erf", "f64"): 2.0,
     ("erfc", "f32"): 0.5, ("erfc", "f64"): 4.0,
+    # relative away from their zeros (docs/mathlib.md: absolute near the negative ones)
+    ("lgamma", "f32"): 0.5, ("lgamma", "f64"): 6.0,
+    ("digamma", "f32"): 0.5, ("digamma", "f64"): 3.5,
     **{(name, tag): 0.0 for name in ("floor", "ceil", "rint", "trunc") for tag in ("f32", "f64")},
 }
 
@@ -618,6 +623,8 @@ _UNARY = {
     "floor": lambda o, x: o.floor(x), "ceil": lambda o, x: o.ceil(x),
     "rint": lambda o, x: o.rint(x), "trunc": lambda o, x: o.trunc(x),
     "erf": lambda o, x: _in_f64(o, _erf, x), "erfc": lambda o, x: _in_f64(o, _erfc, x),
+    "lgamma": lambda o, x: _in_f64(o, _gamma_family(gamma.lgamma), x),
+    "digamma": lambda o, x: _in_f64(o, _gamma_family(gamma.digamma), x),
 }
 assert tuple(_UNARY) == UNARY_NAMES
 
@@ -755,6 +762,46 @@ def _erfc(o, x):
     a = o.fabs(x)
     y = o.sel(o.cmp("<", a, o.c(0.5)), o.sub(o.c(1.0), _erf_small(o, a)), _erfc_big(o, a))
     return o.finish(x, o.sel(o.signbit(x), o.sub(o.c(2.0), y), y))
+
+
+# ---- lgamma, digamma: ir/gamma.py's algorithms on these operations ---------------------
+
+class _GammaOps:
+    """ir/gamma.py's operations object over `_Ops` (float64)."""
+
+    def __init__(self, o):
+        self.o = o
+        self.c, self.add, self.sub, self.mul, self.div = o.c, o.add, o.sub, o.mul, o.div
+        self.sel, self.rint, self.floor, self.abs = o.sel, o.rint, o.floor, o.fabs
+
+    def lt(self, a, b):
+        return self.o.cmp("<", a, b)
+
+    def ge(self, a, b):
+        return self.o.cmp(">=", a, b)
+
+    def eq(self, a, b):
+        return self.o.cmp("==", a, b)
+
+    def isinf(self, a):
+        return self.o.cmp("==", self.o.fabs(a), self.o.c(float("inf")))
+
+    def log(self, a):
+        return _log(self.o, a)
+
+    def log1p(self, a):
+        return _log1p(self.o, a)
+
+    def sin(self, a):
+        return _sin(self.o, a)
+
+    def cos(self, a):
+        return _cos(self.o, a)
+
+
+def _gamma_family(fn):
+    """The mathlib rule of one of ir/gamma.py's functions."""
+    return lambda o, x: o.finish(x, fn(_GammaOps(o), x))
 
 
 def emit_binary(builder, name, x, y):

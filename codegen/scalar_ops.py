@@ -456,7 +456,7 @@ LOWERINGS = {
     "where": _where,
     "convert": _convert,
     **{name: _math(name) for name in ("atan", "log2", "log10", "exp2", "floor", "ceil", "trunc",
-                                      "erf", "erfc")},
+                                      "erf", "erfc", "lgamma", "digamma")},
     "round": _math("rint"),
     "atan2": _math2("atan2"),
     "signbit": _signbit,

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import gamma, ops
 from .core import ShapedArray, is_float
 from .primitives import Primitive, bind, binder, fail, register
 
@@ -22,7 +22,7 @@ __all__ = ["neg", "exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tanh", 
            "logical_and", "logical_or", "logical_not", "stop_gradient", "integer_pow", "where",
            "convert", "floor", "ceil", "round", "trunc", "signbit", "atan", "atan2", "log2",
            "log10", "exp2", "rem", "copysign", "bitwise_and", "bitwise_or", "bitwise_xor",
-           "bitwise_not", "shift_left", "shift_right", "erf", "erfc"]
+           "bitwise_not", "shift_left", "shift_right", "erf", "erfc", "lgamma", "digamma"]
 
 
 # ---- shape rules and numpy references ------------------------------------------------
@@ -331,6 +331,32 @@ erf = unary("erf", _libm(math.erf), lambda x, out: mul(_TWO_OVER_SQRT_PI, exp(ne
 erfc = unary("erfc", _libm(math.erfc),
              lambda x, out: mul(-_TWO_OVER_SQRT_PI, exp(neg(mul(x, x)))),
              torch_name="ErfcBackward0", doc="1 - erf(x), accurate where erf is near 1", **_MATH)
+
+
+class _GraphOps:
+    """ir/gamma.py's operations as graph operations: trigamma, digamma's derivative, is
+    built from them (so that every order of derivative exists)."""
+
+    @staticmethod
+    def c(v):
+        return v
+
+    add, sub, mul, div, sel = (staticmethod(f) for f in (lambda a, b: add(a, b),
+                               lambda a, b: sub(a, b), lambda a, b: mul(a, b),
+                               lambda a, b: div(a, b), lambda c, a, b: where(c, a, b)))
+    lt, ge, eq = (staticmethod(f) for f in (lambda a, b: lt(a, b), lambda a, b: ge(a, b),
+                                            lambda a, b: eq(a, b)))
+    log, log1p, sin, cos, rint, floor, abs = (staticmethod(f) for f in (
+        lambda a: log(a), lambda a: log1p(a), lambda a: sin(a), lambda a: cos(a),
+        lambda a: round(a), lambda a: floor(a), lambda a: abs(a)))
+
+
+lgamma = unary("lgamma", gamma.on_numpy(gamma.lgamma), lambda x, out: digamma(x),
+               torch_name="LgammaBackward0", doc="log|Gamma(x)| (scipy.special.gammaln)",
+               cost=24, transcendental=True)
+digamma = unary("digamma", gamma.on_numpy(gamma.digamma),
+                lambda x, out: gamma.trigamma(_GraphOps, x), torch_name="DigammaBackward0",
+                doc="Gamma'(x) / Gamma(x) (scipy.special.psi)", cost=24, transcendental=True)
 
 
 def _atan2_partial(wrt_first):

@@ -199,6 +199,8 @@ OP_CASES = [
     Case("exp2", ops.exp2, [real(3)]),
     Case("erf", ops.erf, [real(3)]),
     Case("erfc", ops.erfc, [real(3)]),
+    Case("lgamma", ops.lgamma, [real(3)]),
+    Case("digamma", ops.digamma, [real(3)]),
     Case("copysign", ops.copysign, [nonzero(4), nonzero(4)]),
     Case("rem", ops.rem, lambda rng: (  # x / y kept away from the integers (rem's jumps)
         (rng.integers(-3, 3, 4) + rng.uniform(0.3, 0.7, 4)) * 1.3, np.full(4, 1.3))),

@@ -278,6 +278,21 @@ def libm(name):
     return ref
 
 
+def scipy_ref(name):
+    """scipy.special's `name` (a test extra), in the input's float dtype."""
+    def ref(x):
+        import scipy.special
+        x = np.asarray(x)
+        out = getattr(scipy.special, name)(x.astype(np.float64))
+        return out.astype(x.dtype) if x.dtype.kind == "f" else out
+    return ref
+
+
+def NOT_INTEGER(*xs):
+    """Inputs away from the poles at 0 and the negative integers."""
+    return all(np.all(np.abs(x - np.rint(x)) > 0.05) for x in xs)
+
+
 def with_bool_condition(shapes):
     """where(condition, x, y) samples: a bool condition broadcast with x and y."""
     def make(rng, valid):
@@ -903,6 +918,10 @@ MATH = [
     unary("atan"),
     unary("erf", ref=libm("erf"), jax=_jax("scipy.special.erf"), low=-4.0, high=4.0),
     unary("erfc", ref=libm("erfc"), jax=_jax("scipy.special.erfc"), low=-4.0, high=4.0),
+    unary("lgamma", ref=scipy_ref("gammaln"), jax=_jax("scipy.special.gammaln"),
+          low=-4.0, high=6.0, valid=NOT_INTEGER),
+    unary("digamma", ref=scipy_ref("psi"), jax=_jax("scipy.special.digamma"),
+          low=-4.0, high=6.0, valid=NOT_INTEGER),
     unary("frexp", valid=NONZERO), binary("nextafter", xfail=NO_JAX_NEXTAFTER),
     unary("spacing", grad=False, make=specials, xfail=NO_JAX_NEXTAFTER),
     op("copyto", fn=in_place("copyto"), ref=in_place("copyto"), jax=False,

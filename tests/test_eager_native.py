@@ -75,6 +75,10 @@ def check_close(name, got, want, args):
         assert np.array_equal(np.signbit(got), np.signbit(want))
         return
     ref = PRIMITIVES[name].impl(*[a.astype(WIDER[a.dtype]) for a in args]).astype(got.dtype)
+    if name in ("lgamma", "digamma"):  # the same algorithm on numpy; relative above 0 only
+        np.testing.assert_allclose(got, ref, rtol=4 * np.finfo(got.dtype).eps,
+                                   atol=4 * np.finfo(got.dtype).eps)
+        return
     assert ulps(got, ref).max() <= np.floor(MAX_ULP[(name, TAGS[got.dtype])] + 0.5)
 
 

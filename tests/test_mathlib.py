@@ -19,7 +19,7 @@ from tracegrad.codegen import llvm_util, mathlib
 TAGS = {"f32": np.float32, "f64": np.float64}
 REF = {"f32": np.float64, "f64": np.longdouble}          # reference precision
 TRANSCENDENTAL = ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "atan", "log2", "log10",
-                  "exp2", "erf", "erfc")
+                  "exp2", "erf", "erfc", "lgamma", "digamma")
 NP_FUNC = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1,
            "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "sqrt": np.sqrt,
            "abs": np.abs, "sign": np.sign, "neg": np.negative, "atan": np.arctan,
@@ -33,6 +33,34 @@ for _name in ("erf", "erfc"):
     NP_FUNC[_name] = lambda x, f=_libm: np.asarray(f(np.asarray(x, np.float64)), np.float64).astype(
         np.asarray(x).dtype)
 REF_SLACK = {("erf", "f64"): 1.0, ("erfc", "f64"): 1.0}
+
+
+def _scipy(name, fix=None):
+    """scipy.special's `name` in float64 as the reference (a test extra; numpy has none)."""
+    def f(x):
+        special = pytest.importorskip("scipy.special")
+        x = np.asarray(x)
+        with np.errstate(all="ignore"):
+            out = getattr(special, name)(x.astype(np.float64))
+        return (out if fix is None else fix(x, out)).astype(x.dtype)
+    return f
+
+
+def _gammaln_fixed(x, out):
+    """scipy's gammaln(-inf) is -inf (tracegrad's is C99's and torch's +inf), and it
+    overflows to inf for subnormal x, where lgamma is -log|x| (to double precision below
+    1e-17)."""
+    with np.errstate(divide="ignore"):
+        tiny = np.where((x != 0) & (np.abs(x) < 1e-17), -np.log(np.abs(x) + (x == 0)), out)
+    return np.where(x == -np.inf, np.inf, tiny)
+
+
+NP_FUNC["lgamma"] = _scipy("gammaln", _gammaln_fixed)
+NP_FUNC["digamma"] = _scipy("psi")
+REF_SLACK.update({("lgamma", "f64"): 1.0, ("digamma", "f64"): 1.0})
+# their ULP bounds hold on the positive axis; below 0 the reflection's terms cancel near
+# the functions' zeros, and the error is absolute there (test_gamma_family_below_zero)
+RELATIVE_ONLY_ABOVE_ZERO = ("lgamma", "digamma")
 INF, NAN = np.inf, np.nan
 
 
@@ -101,6 +129,9 @@ def reference(name, tag, *args):
 def check(name, tag, got, args, max_ulp=None, mask=None):
     """ULP bound on finite results; nan, inf and sign agree with numpy's own result."""
     ref, same = reference(name, tag, *args)
+    if name in RELATIVE_ONLY_ABOVE_ZERO:  # scipy's are absolute near the zeros: checked
+        above = (np.asarray(args[0]) > 0) & (np.abs(ref) >= 0.25)  # against mpmath's values
+        mask = above if mask is None else mask & above
     if mask is not None:
         got, ref, same = got[mask], ref[mask], same[mask]
     bound = mathlib.MAX_ULP[(name, tag)] if max_ulp is None else max_ulp
@@ -152,6 +183,8 @@ RANDOM_RANGES = {
     "exp2": {"f32": (-160, 130), "f64": (-1100, 1030)},
     "erf": {"f32": (-6, 6), "f64": (-7, 7)},
     "erfc": {"f32": (-4, 11), "f64": (-7, 28)},
+    "lgamma": {"f32": (0, 40), "f64": (0, 40)},
+    "digamma": {"f32": (0, 40), "f64": (0, 40)},
 }
 
 
@@ -177,6 +210,9 @@ EXTRA_SPECIAL = {
     "exp2": [1024.0, -1075.0, 1023.9, 128.0, -150.0, -149.0, -1100.0, 2000.0, -2000.0],
     **{name: [0.4999999999999999, 0.5, 2.0, 1.9999999999999998, 6.0, 26.5, 27.3, 28.0, 30.0,
               1e300, -1e300] for name in ("erf", "erfc")},
+    **{name: [1.0, 2.0, 1.4616321449683622, 1.5, 3.0, 10.0, 9.999999999999998, 2.5e305,
+              1e306, -3.0, -2.5, 4503599627370497.0, -4503599627370497.0]
+       for name in ("lgamma", "digamma")},
     **{name: [2.5, -2.5, 1.5, -0.5, 1e300, -1e300, 4503599627370495.5, 8388607.5]
        for name in ("floor", "ceil", "rint", "trunc")},
 }
@@ -224,6 +260,72 @@ def test_special_values(kernels, name, tag):
     assert_same(got[exact], same[exact])
     if name not in ("sin", "cos"):
         check(name, tag, got[~exact], [x[~exact]])
+
+
+# (x, value) near the positive zeros, from mpmath at 50 digits (scipy's gammaln and psi
+# are accurate there only to about 1e-16 absolute)
+NEAR_ZEROS = {"lgamma": [
+    (0.9999999999990905, 5.249745890089625e-13),
+    (1.0000000000009095, -5.249745890076018e-13),
+    (0.999999, 5.772164873855652e-07),
+    (1.000001, -5.772148423874147e-07),
+    (1.001, -0.0005763935982833062),
+    (0.999, 0.0005780385328913802),
+    (0.9, 0.06637623973474295),
+    (1.1, -0.049872441259839764),
+    (1.9999999999990905, -3.845201127643794e-13),
+    (2.0000000000009095, 3.8452011276491285e-13),
+    (1.999999, -4.227840125965854e-07),
+    (2.000001, 4.2278465762452923e-07),
+    (1.999, -0.0004224618006921073),
+    (2.001, 0.000423106734800117),
+    (1.9, -0.03898427592308336),
+    (2.1, 0.04543773854448518),
+], "digamma": [
+    (1.4616321449683622, -9.241265521729427e-17),
+    (1.4616321449683625, 1.2245374622004068e-16),
+    (1.461632144968362, -3.072790566546293e-16),
+    (1.4616321459683623, 9.676722326577634e-10),
+    (1.4616321439683622, -9.676724183686003e-10),
+    (1.4616421449683623, 9.676678178388793e-06),
+    (1.4616221449683622, -9.67676673120742e-06),
+    (1.46, -0.0015805619870834522),
+    (1.47, 0.008066489011364869),
+]}
+
+
+@pytest.mark.parametrize("tag", TAGS)
+@pytest.mark.parametrize("name", RELATIVE_ONLY_ABOVE_ZERO)
+def test_gamma_family_keeps_relative_accuracy_at_its_positive_zeros(kernels, name, tag):
+    x, want = (np.array(v) for v in zip(*NEAR_ZEROS[name]))
+    got = kernels(name, tag, x.astype(TAGS[tag]))
+    if tag == "f32":  # the float32 argument's own value, within float32's bound
+        want = NP_FUNC[name](x.astype(np.float32).astype(np.float64))
+    err = ulp_error(got, np.asarray(want, np.float64), tag)
+    assert err.max() <= mathlib.MAX_ULP[(name, tag)] + (tag == "f32"), (x[np.argmax(err)], err.max())
+
+
+def _reflected_reference(name, x):
+    """Below 0 from the reflection formula: scipy at 1 - x > 1 and pi x's trig in long
+    double on r = x - rint(x) (exact; scipy's own psi loses 1e-12 next to the poles)."""
+    r = (x - np.rint(x)).astype(np.longdouble)
+    pi = np.longdouble("3.14159265358979323846264338327950288")
+    positive = NP_FUNC[name](1.0 - x).astype(np.longdouble)
+    if name == "digamma":
+        return positive - pi / np.tan(pi * r)
+    return np.log(pi / np.abs(np.sin(pi * r))) - positive
+
+
+@pytest.mark.parametrize("name", RELATIVE_ONLY_ABOVE_ZERO)
+def test_gamma_family_below_zero(kernels, name):
+    """Below 0 (the reflection formulas) the error is within a few 1e-15 of max(1, |value|):
+    relative where the value is large, absolute near the functions' zeros."""
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.uniform(-40, 0, 20_000), -(10.0 ** rng.uniform(-300, 15, 2000))])
+    x = x[(x != np.rint(x)) & (x > -4e15)]
+    got, ref = kernels(name, "f64", x), _reflected_reference(name, x)
+    err = np.abs(got - ref) / np.maximum(1.0, np.abs(ref))
+    assert float(err.max()) <= 8e-15, (x[np.argmax(err)], err.max())
 
 
 SINGULAR = {  # exact results numpy gives, written out
@@ -401,8 +503,8 @@ def test_unknown_name_is_reported():
     m = ir.Module()
     fn = ir.Function(m, ir.FunctionType(ir.FloatType(), [ir.FloatType()]), "f")
     b = ir.IRBuilder(fn.append_basic_block())
-    with pytest.raises(NotImplementedError, match="lgamma"):
-        mathlib.emit_unary(b, "lgamma", fn.args[0])
+    with pytest.raises(NotImplementedError, match="polygamma"):
+        mathlib.emit_unary(b, "polygamma", fn.args[0])
 
 
 def test_vector_operands():

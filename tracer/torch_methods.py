@@ -271,6 +271,12 @@ class TorchMethods:
     def erfc(self):
         return tnp.erfc(self)
 
+    def lgamma(self):
+        return tnp.lgamma(self)
+
+    def digamma(self):
+        return tnp.digamma(self)
+
     def frac(self):
         """self - trunc(self): the fractional part, with self's sign (gradient 1)."""
         return self - tnp.stop_gradient(tnp.trunc(self))
@@ -321,6 +327,8 @@ class TorchMethods:
     cosh_ = _in_place("cosh_", tnp.cosh)
     erf_ = _in_place("erf_", tnp.erf)
     erfc_ = _in_place("erfc_", tnp.erfc)
+    lgamma_ = _in_place("lgamma_", tnp.lgamma)
+    digamma_ = _in_place("digamma_", tnp.digamma)
     expm1_ = _in_place("expm1_", tnp.expm1)
     log1p_ = _in_place("log1p_", tnp.log1p)
     log2_ = _in_place("log2_", tnp.log2)

@@ -5,18 +5,19 @@
 >>> float(expit(0.0)), float(logit(0.5)), float(erf(0.0))
 (0.5, 0.0, 0.0)
 
-scipy.special's own ufuncs `erf`, `erfc` and `expit` also work on tensors and traced
-values (`scipy.special.erf(x)` inside `jit`).
+scipy.special's own ufuncs `erf`, `erfc`, `expit`, `gammaln` and `psi` (`digamma`) also
+work on tensors and traced values (`scipy.special.erf(x)` inside `jit`).
 """
 from __future__ import annotations
 
 import tracegrad.numpy as tnp
 
-__all__ = ["erf", "erfc", "expit", "logit", "logsumexp", "softmax", "log_softmax", "xlogy",
-           "xlog1py"]
+__all__ = ["erf", "erfc", "gammaln", "digamma", "psi", "expit", "logit", "logsumexp",
+           "softmax", "log_softmax", "xlogy", "xlog1py"]
 
 logsumexp = tnp.logsumexp
 erf, erfc = tnp.erf, tnp.erfc
+gammaln, digamma, psi = tnp.lgamma, tnp.digamma, tnp.digamma
 
 
 def expit(x):

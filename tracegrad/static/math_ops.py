@@ -18,7 +18,7 @@ __all__ = [
     "add", "subtract", "multiply", "divide", "truediv", "floordiv", "mod", "pow", "maximum",
     "minimum", "squared_difference", "negative", "abs", "exp", "log", "log1p", "expm1", "sqrt",
     "rsqrt", "square", "tanh", "sigmoid", "sin", "cos", "sign", "reciprocal", "erf", "erfc",
-    "matmul",
+    "lgamma", "digamma", "matmul",
     "reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_logsumexp",
     "reduce_any", "reduce_all", "equal", "not_equal", "less", "less_equal", "greater",
     "greater_equal", "logical_and", "logical_or", "logical_not", "where", "cast", "identity",
@@ -66,6 +66,7 @@ sigmoid, sin, cos = _unary("sigmoid", "Sigmoid"), _unary("sin", "Sin"), _unary("
 sign, reciprocal = _unary("sign", "Sign"), _unary("reciprocal", "Reciprocal")
 logical_not = _unary("logical_not", "LogicalNot")
 erf, erfc = _unary("erf", "Erf"), _unary("erfc", "Erfc")
+lgamma, digamma = _unary("lgamma", "Lgamma"), _unary("digamma", "Digamma")
 
 
 def stop_gradient(input, name=None):  # noqa: A002  (TF1's name)

@@ -1,10 +1,13 @@
-"""Special functions: erf, erfc (primitives; jax.scipy.special's and torch's `erf`), and
-the functions `scipy.special` ufuncs map to on tracegrad arrays (`SCIPY_UFUNCS`).
+"""Special functions, one primitive each: erf, erfc, lgamma (scipy's gammaln), digamma
+(scipy's psi), as jax.scipy.special and torch name them, and the functions `scipy.special`
+ufuncs map to on tracegrad arrays (`SCIPY_UFUNCS`).
 
 >>> import numpy as np
 >>> from tracegrad.tracer import numpy as tnp
 >>> float(tnp.erf(0.5)), float(tnp.erfc(10.0))
 (0.5204998778130465, 2.088487583762545e-45)
+>>> float(tnp.lgamma(5.0)), float(tnp.digamma(1.0))   # log(24), -Euler's gamma
+(3.1780538303479458, -0.5772156649015329)
 """
 from __future__ import annotations
 
@@ -31,12 +34,14 @@ def _special_unary(name):
 
 erf = _special_unary("erf")
 erfc = _special_unary("erfc")
+lgamma = _special_unary("lgamma")
+digamma = _special_unary("digamma")
 
-__all__ = ["erf", "erfc"]
+__all__ = ["erf", "erfc", "lgamma", "digamma"]  # scipy's names: tracegrad.scipy.special
 NUMPY: dict = {}  # numpy has neither; scipy.special's ufuncs below
 
 # scipy.special's ufuncs by name -> what computes them on tracegrad arrays
-SCIPY_UFUNCS = {"erf": erf, "erfc": erfc, "expit": sigmoid}
+SCIPY_UFUNCS = {"erf": erf, "erfc": erfc, "expit": sigmoid, "gammaln": lgamma, "psi": digamma}
 
 
 def scipy_ufunc(ufunc):
