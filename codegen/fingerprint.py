@@ -70,9 +70,10 @@ def tuning() -> dict:
             "UNROLL_BUDGET": unrolled.UNROLL_BUDGET,
             "INNER_ACCUMULATORS": unrolled.INNER_ACCUMULATORS,
             "INLINE_FLOPS": blas.INLINE_FLOPS, "BIG_CONST_BYTES": kernel.BIG_CONST_BYTES,
-            "SEGMENT_BUDGET": kernel.SEGMENT_BUDGET,
+            "SEGMENT_BUDGET": kernel.SEGMENT_BUDGET, "CHUNK": kernel.CHUNK,
             "GIL_RELEASE_WORK": fastcall.GIL_RELEASE_WORK,
             "LONG_SCALAR_BODY": units.LONG_SCALAR_BODY, "SMALL_DOMAIN": units.SMALL_DOMAIN,
+            "TINY_DOMAIN": units.TINY_DOMAIN, "TINY_COST": units.TINY_COST,
             "SPLIT_MIN_BODY": units.SPLIT_MIN_BODY, "PART_CALLS": lower.PART_CALLS,
             "ENTRY_O2_CALLS": lower.ENTRY_O2_CALLS, "EXTERN_NATIVE": extern.native_enabled()}
 

@@ -144,8 +144,12 @@ class UnrolledInner:
         return k if long_enough and cheap else 1
 
     def _gather(self, red):
-        """The slots of `red` combined into one value (a halving tree)."""
+        """The slots of `red` (with their chunks' totals, kernel.CHUNK) combined into one
+        value (a halving tree)."""
         accs = [self.b.load(slot) for slot in red.slots]
+        if red.totals is not None:
+            accs = [combine(self.b, "sum", self.b.load(total), acc, red.acc_dtype)
+                    for total, acc in zip(red.totals, accs)]
         while len(accs) > 1:
             pairs = [combine(self.b, red.store.reduce, x, y, red.acc_dtype)
                      for x, y in zip(accs[::2], accs[1::2])]

@@ -59,3 +59,52 @@ def test_zero_size_arrays(body_mode):
     kp = elementwise_program("exp", [F64], F64, {}, sizes=(0,))
     got = compile_(kp)(np.zeros(0))[0]
     assert got.shape == (0,)
+
+
+# ---- two-level float sums (kernel.CHUNK) ------------------------------------------------------
+
+def _plain_sum_program(shape, axes):
+    """out = sum of x over `axes` (no op between the load and the sum)."""
+    from codegen_cases import contiguous
+    pb = ProgramBuilder()
+    x = pb.input(shape, F64)
+    out_shape = tuple(n for d, n in enumerate(shape) if d not in axes)
+    out = pb.output(out_shape, F64)
+    out_strides = iter(contiguous(out_shape))
+    strides = tuple(0 if d in axes else next(out_strides) for d in range(len(shape)))
+    pb.loop(shape, [Load(x, IndexMap(0, contiguous(shape)), F64)],
+            [Store(out, 0, IndexMap(0, strides), reduce="sum")])
+    return pb.build()
+
+
+def _fsum(x, axes):
+    import math
+    moved = np.moveaxis(np.asarray(x, np.float64), axes, list(range(-len(axes), 0)))
+    flat = moved.reshape(moved.shape[:moved.ndim - len(axes)] + (-1,))
+    return np.array([math.fsum(r) for r in flat.reshape(-1, flat.shape[-1])]).reshape(flat.shape[:-1])
+
+
+@pytest.mark.parametrize("shape, axes", [((1_000_003,), (0,)), ((700, 1500), (1,)),
+                                          ((30_000, 33), (0, 1)), ((3, 50_001), (0, 1))])
+def test_long_float64_sums_keep_their_error_small(shape, axes, body_mode):
+    """Sums add chunks of about kernel.CHUNK elements into a running total, so that a long
+    sum's rounding error grows with CHUNK / lanes + n / CHUNK roundings instead of n / lanes."""
+    x = np.full(shape, 0.1)  # every add's rounding errs the same way: nothing cancels
+    kp = _plain_sum_program(shape, axes)
+    (got,) = compile_(kp)(x)
+    exact = _fsum(x, axes)
+    assert np.max(np.abs(got - exact) / np.abs(exact)) <= 4e-15  # one level: 5.6e-13
+
+
+@pytest.mark.parametrize("chunk", [64, 100, 4096])
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 1000, 1001, 40_000])
+def test_chunk_edges_sum_every_element_once(monkeypatch, chunk, n, body_mode):
+    """Every chunk size and remainder (and thread split) sums every element once: integers
+    in float64 sum exactly."""
+    from tracegrad.codegen import kernel
+    monkeypatch.setattr(kernel, "CHUNK", chunk)
+    for shape, axes in (((n,), (0,)), ((n, 3), (0, 1)), ((3, n), (1,))):
+        kp = _plain_sum_program(shape, axes)
+        xs = (np.arange(3 * n, dtype=np.float64)[:np.prod(shape)] % 97).reshape(shape)
+        (got,) = compile_(kp)(xs)
+        np.testing.assert_array_equal(got, np.sum(xs, axis=axes))
