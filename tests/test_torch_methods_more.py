@@ -544,3 +544,18 @@ def test_split_chunk_topk_check_dim_and_k_as_torch():
     with pytest.raises(RuntimeError, match="out of range"):
         x.topk(4)
     assert x.topk(3)[0].shape == (4, 3) and x.topk(0)[0].shape == (4, 0)
+
+
+@pytest.mark.parametrize("values, dtype, want", [
+    ([0.0, 1000.0, 3.0], np.float64, [0.0, 1000.0, 1000.0]),
+    ([0.0, 100.0, 3.0], np.float32, [0.0, 100.0, 100.0]),
+    ([-50.0, 50.0], np.float32, [-50.0, 50.0]),
+    ([1000.0, np.inf], np.float64, [1000.0, np.inf]),
+    ([-np.inf, -np.inf, 1.0], np.float64, [-np.inf, -np.inf, 1.0]),
+])
+def test_logcumsumexp_keeps_each_prefixs_scale(values, dtype, want):
+    """An early small value beside a later large one (a shift by the lane's maximum
+    underflowed it): torch's values, eagerly and traced."""
+    x = np.array(values, dtype)
+    np.testing.assert_allclose(tg.tensor(x).logcumsumexp(0).numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose(tg.jit(lambda v: v.logcumsumexp(0))(x), want, rtol=1e-6)

@@ -419,10 +419,16 @@ class TorchMethods:
         return running_extreme(self, dim, ops.cummin)
 
     def logcumsumexp(self, dim):
-        """log(cumsum(exp(x))) along dim, shifted by the lane's maximum (no overflow)."""
-        m = tnp.stop_gradient(tnp.max(self, axis=dim, keepdims=True))
-        m = tnp.where(tnp.isfinite(m), m, 0)
-        return tnp.log(tnp.cumsum(tnp.exp(self - m), axis=dim)) + m
+        """log(cumsum(exp(x))) along dim: a log-depth scan of logaddexp (Hillis-Steele), so
+        that each prefix keeps its own scale (shifting every prefix by the lane's maximum
+        lost an early 0 beside a later 1000)."""
+        x = tnp.moveaxis(self, dim, -1)
+        n, shift = tnp.shape(x)[-1], 1
+        while shift < n:
+            x = tnp.concatenate([x[..., :shift], tnp.logaddexp(x[..., shift:], x[..., :n - shift])],
+                                axis=-1)
+            shift *= 2
+        return tnp.moveaxis(x, -1, dim)
 
     def diff(self, n=1, dim=-1, prepend=None, append=None):
         return tnp.diff(self, n, dim, np._NoValue if prepend is None else prepend,

@@ -31,8 +31,11 @@ def logit(p):
 
 
 def softmax(x, axis=None):
-    """exp(x) / sum(exp(x)) over `axis` (all axes by default, as scipy's)."""
-    return tnp.exp(log_softmax(x, axis=axis))
+    """exp(x) / sum(exp(x)) over `axis` (all axes by default, as scipy's), the maximum
+    subtracted first (exp of log_softmax lost |log p| times an ULP)."""
+    if axis is None:
+        return tnp.reshape(tnp.softmax(tnp.reshape(x, (-1,))), tnp.shape(x))
+    return tnp.softmax(x, axis=axis)
 
 
 def log_softmax(x, axis=None):
