@@ -47,7 +47,9 @@ def supported_array(arr: np.ndarray, what: str = "a captured constant") -> np.nd
 
 
 def short_dtype(dtype) -> str:
-    return DTYPES[np.dtype(dtype)]
+    """f32, f64, bool, i32, i64; numpy's name for a dtype the IR does not have (messages)."""
+    dtype = np.dtype(dtype)
+    return DTYPES.get(dtype) or str(dtype)
 
 
 def is_float(dtype) -> bool:

@@ -1,6 +1,8 @@
 """Export a graph to networkx and to Graphviz DOT text.
 
-Nodes are values, named as the printer names them.  A control-flow equation
+Nodes are values, named as the printer names them; an output's node has `output` (its
+first position) and `outputs` (every position: a value returned twice), and a literal
+output a node of its own (op "literal").  A control-flow equation
 gives one node per output (attribute `result`); its bodies are exported too,
 as the node attribute `bodies` ({param: networkx graph}), and drawn as DOT
 clusters.
@@ -42,9 +44,15 @@ def _graph(graph: Graph, namer: Namer) -> nx.DiGraph:
         g.add_node(namer(v), op="input", shape=v.aval.shape, dtype=str(v.aval.dtype))
     for eqn in graph.eqns:
         _add_eqn(g, eqn, namer)
-    for i, v in enumerate(graph.outvars):
-        if not isinstance(v, Literal):
-            g.nodes[namer(v)]["output"] = i
+    for i, v in enumerate(graph.outvars):  # `output`: the first position, `outputs`: all
+        if isinstance(v, Literal):
+            g.add_node(f"literal{i}", op="literal", value=v.value.item(), shape=(),
+                       dtype=str(v.aval.dtype))
+            node = g.nodes[f"literal{i}"]
+        else:
+            node = g.nodes[namer(v)]
+        node.setdefault("output", i)
+        node["outputs"] = node.get("outputs", ()) + (i,)
     return g
 
 

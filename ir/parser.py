@@ -224,7 +224,10 @@ class Parser:
         while not self.at("]"):
             key = self.name("a parameter name")
             self.expect("=")
+            tok = self.tok
             params[key] = self.value()
+            if key == "dtype" and not isinstance(params[key], np.dtype):
+                self.error(f"unknown dtype {params[key]!r} (one of {', '.join(DTYPE_OF)})", tok)
         self.next()
         return params
 

@@ -30,7 +30,7 @@ def test_reference_story_compiled_both_signs():
     assert (float(value), float(ga), float(gb)) == (-6.0, 2.0, -2.0)
     info = f.cache_info()
     assert len(info) == 2
-    assert "guard" in info[0]["reason"]
+    assert "first call" in info[0]["reason"] and "guard" in info[1]["reason"]  # compile order
 
 
 def test_comparison_guard_does_not_respecialize_same_sign():
@@ -332,3 +332,12 @@ def test_compiled_functions_copy_as_functions_and_pickle_their_options():
     assert g is not f and g.grad and g.grad_argnums == 0
     value, grad = g(x)   # a single argnum: the gradient itself, as jax.value_and_grad
     assert value == 3.0 and np.array_equal(grad, np.ones(3))
+
+
+def test_cache_info_lists_specializations_in_compile_order():
+    f = tracegrad.jit(lambda x: x.sum() * 2 if x.sum() > 0 else x.sum() * 3)
+    f(np.ones(3)), f(np.ones(4)), f(-np.ones(4))
+    reasons = [c["reason"] for c in f.cache_info()]
+    assert reasons[0].startswith("first call") and "signature changed" in reasons[1]
+    assert "guard failed" in reasons[2]
+    assert f.ir("traced") == f.ir("traced", specialization=2)  # the default is the latest

@@ -103,3 +103,10 @@ def test_missing_matplotlib_says_what_to_install(tmp_path, monkeypatch):
 def test_dot_text_of_every_kind():
     assert to_dot(_seed()).count("AddBackward0") == 2
     assert "subgraph cluster_" in to_dot(tg.trace(_rnn)(*RNN_ARGS))
+
+
+def test_networkx_keeps_every_output_position_and_literal_outputs():
+    g = tg.trace(lambda x: (x, x, x * 2, 1.0))(np.ones(3)).to_networkx()
+    outputs = sorted(d["outputs"] for _, d in g.nodes(data=True) if "outputs" in d)
+    assert outputs == [(0, 1), (2,), (3,)]
+    assert any(d["op"] == "literal" and d["value"] == 1.0 for _, d in g.nodes(data=True))

@@ -308,3 +308,30 @@ def test_outputs_keyed_by_numpy_scalars_load_back(tmp_path):
     out = tg.load(tmp_path / "k.tgir")(np.ones(2))
     np.testing.assert_array_equal(out[0], [2.0, 2.0])
     np.testing.assert_array_equal(out["b"], [2.0, 2.0])
+
+
+def test_unknown_dtype_parameter_is_a_syntax_error_at_its_line():
+    from tracegrad.tracer.saving import loads_program
+    text = ("# tracegrad program\n%% format 1\n%% outputs *\n%% graph\n"
+            "{ lambda a:f64[3] . let\n    b:f64[3] = convert[dtype=i2] a\n  in (b) }\n"
+            "%% constants embedded\n")
+    with pytest.raises(IRSyntaxError, match=r"line 6.*unknown dtype 'i2'"):
+        loads_program(text)
+
+
+def test_outputs_that_would_not_load_are_refused_when_saved(tmp_path):
+    program = tg.trace(lambda x: {float("inf"): x})(np.ones(3))
+    with pytest.raises(ValueError, match="dict key inf is not a hashable Python literal"):
+        program.save(str(tmp_path / "p.tgir"))
+
+
+@pytest.mark.parametrize("outputs, constants, what", [
+    ("{[1]: *}", "embedded", "dict key \\[1\\] is not a hashable"),
+    ("*", "sidecar nope.npz", "sidecar 'nope.npz' does not exist"),
+])
+def test_bad_outputs_and_missing_sidecars_are_syntax_errors(outputs, constants, what):
+    from tracegrad.tracer.saving import loads_program
+    text = (f"# tracegrad program\n%% format 1\n%% outputs {outputs}\n%% graph\n"
+            f"{{ lambda a:f64[3] . let\n  in (a) }}\n%% constants {constants}\n")
+    with pytest.raises(IRSyntaxError, match=what):
+        loads_program(text)

@@ -2,7 +2,7 @@
 
     tracegrad demo
     tracegrad trace FILE.py:FUNC --args 'f64[3],f64[4,3]' [--stage STAGE] [--grad]
-                    [--save OUT.tgir] [--draw OUT.svg|OUT.png] [--seed N]
+                    [--save OUT.tgir] [--draw OUT.svg|OUT.png|OUT.pdf] [--seed N]
     tracegrad cache info|clear
     tracegrad bench [--quick]
 
@@ -112,12 +112,7 @@ def cmd_trace(opts) -> int:
     try:
         fun = load_function(opts.target)
         print(stage_text(fun, args, opts.stage, opts.grad))
-        if opts.save or opts.draw:
-            program = tg.trace(fun)(*args)
-        if opts.save:
-            program.save(opts.save)
-        if opts.draw:
-            tg.draw(program, opts.draw)
+        program = tg.trace(fun)(*args) if opts.save or opts.draw else None
     except UserError:
         raise
     except Exception as e:  # the user's code failed: one line, unless --debug
@@ -125,7 +120,22 @@ def cmd_trace(opts) -> int:
             raise
         first = str(e).splitlines()[0] if str(e) else ""
         raise UserError(f"{opts.target}: {type(e).__name__}: {first}") from None
+    _write_outputs(program, opts)
     return 0
+
+
+def _write_outputs(program, opts) -> None:
+    """--save and --draw: a file that cannot be written is the command's error, not the
+    traced function's."""
+    import tracegrad as tg
+
+    for path, write in ((opts.save, program and program.save), (opts.draw, lambda p: tg.draw(program, p))):
+        if not path:
+            continue
+        try:
+            write(path)
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def cmd_cache(opts) -> int:
@@ -173,7 +183,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--stage", choices=STAGES, default="traced")
     t.add_argument("--grad", action="store_true", help="compile value and gradients")
     t.add_argument("--save", metavar="OUT.tgir", help="also save the traced program as text")
-    t.add_argument("--draw", metavar="OUT.svg", help="also draw the traced program (.svg, .png)")
+    t.add_argument("--draw", metavar="OUT.svg", help="also draw the traced program (.svg, .png, .pdf)")
     t.add_argument("--seed", type=int, default=0, help="seed of the example arguments")
     t.set_defaults(run=cmd_trace)
     c = sub.add_parser("cache", parents=[common], help="the disk cache of compiled code")

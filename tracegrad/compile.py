@@ -20,6 +20,7 @@ rounding of compiled sums (tracegrad/guards.py).
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 import warnings
@@ -48,6 +49,9 @@ class SpecializationLimitWarning(UserWarning):
     """A compiled function reached `max_specializations` for a guard or a signature."""
 
 
+_SERIALS = itertools.count()
+
+
 @dataclass
 class Specialization:
     """One compiled version of the function, valid while its guards hold."""
@@ -65,6 +69,7 @@ class Specialization:
     floats: tuple = ()  # positions of Python float arguments
     arg_texts: tuple = ()  # each argument's type as `SpecArgs.arg_texts` writes it
     front_seconds: dict = field(default_factory=dict)  # trace, gradient, cleanup, first_run
+    serial: int = field(default_factory=lambda: next(_SERIALS))  # creation order
 
     @property
     def stage_seconds(self) -> dict:
@@ -435,10 +440,12 @@ class CompiledFunction:
         return self._last
 
     def _all_specs(self) -> list:
-        """Every specialization, those of the keyword-argument variant last."""
+        """Every specialization in the order they were compiled (the keyword-argument
+        variant's among them): the last is the latest."""
         with self._lock:
             own = [s for specs in self._cache.values() for s in specs]
-        return own + [s for n in sorted(self._keywords) for s in self._keywords[n]._all_specs()]
+        own += [s for n in sorted(self._keywords) for s in self._keywords[n]._all_specs()]
+        return sorted(own, key=lambda s: s.serial)
 
     def ir(self, stage="optimized", specialization=None):
         """IR text of a compilation (the latest, or `cache_info()[specialization]`'s):

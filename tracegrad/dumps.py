@@ -42,7 +42,7 @@ def log_topics() -> set:
 def _summary(spec) -> str:
     lines = [f"signature: ({', '.join(spec.arg_texts)})", f"reason: {spec.reason}",
              f"compile seconds: {spec.compile_seconds:.4f}", "stage seconds:"]
-    lines += [f"  {stage}: {sec:.4f}" for stage, sec in spec.native.stage_seconds.items()]
+    lines += [f"  {stage}: {sec:.4f}" for stage, sec in spec.stage_seconds.items()]
     lines.append(f"guards: {len(spec.guards)}")
     lines += [f"  {g.kind} at {g.src} == {g.expected.tolist()!r}" for g in spec.guards]
     return "\n".join(lines) + "\n"

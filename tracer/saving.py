@@ -62,12 +62,24 @@ def _constant_lines(named) -> list:
     return lines
 
 
+def _outputs_text(out_tree) -> str:
+    """The `%% outputs` line's structure; a ValueError for one that would not load back
+    (dict keys that are not Python literals: inf, nan, frozensets, objects)."""
+    text = tree_text(out_tree)
+    try:
+        parse_tree_text(text)
+    except ValueError as e:
+        raise ValueError(f"the outputs' structure {text} cannot be saved: {e} (use str, int, "
+                         "finite float keys, or tuples of them)") from None
+    return text
+
+
 def program_text(program, constants="embedded", sidecar=None) -> str:
     """The saved-file text of `program` (see the module docstring)."""
     namer = Namer()
     text = format_graph(program.graph, namer=namer)
     lines = ["# tracegrad program", f"%% format {FORMAT}",
-             f"%% outputs {tree_text(program.out_tree)}", "%% graph", text]
+             f"%% outputs {_outputs_text(program.out_tree)}", "%% graph", text]
     if constants == "sidecar":
         lines.append(f"%% constants sidecar {os.path.basename(sidecar)}")
     else:
@@ -140,7 +152,11 @@ def _constants(section, path) -> dict:
     if kind == "embedded":
         return _embedded(section, path)
     if kind == "sidecar":
-        with np.load(os.path.join(os.path.dirname(path), rest.strip())) as z:
+        file = os.path.join(os.path.dirname(path), rest.strip())
+        if not os.path.exists(file):
+            raise IRSyntaxError(f"{path}, line {section['line']}: the constants' sidecar "
+                                f"{file!r} does not exist (it is saved next to the program)")
+        with np.load(file) as z:
             return {k: z[k] for k in z.files}
     raise IRSyntaxError(f"{path}, line {section['line']}: constants are 'embedded' or "
                         f"'sidecar FILE', not {section['arg']!r}")

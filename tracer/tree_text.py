@@ -44,6 +44,16 @@ def _leaves_as_ellipsis(text: str) -> str:
                                 else t.string) for t in tokens)
 
 
+def _key(node):
+    """A dict key written as a Python literal (hashable)."""
+    try:
+        key = ast.literal_eval(node)
+        hash(key)
+    except (ValueError, TypeError, SyntaxError):
+        raise ValueError(f"the dict key {ast.unparse(node)} is not a hashable Python literal") from None
+    return key
+
+
 def _skeleton(node):
     """A value of the structure: leaves `_LEAF`, containers rebuilt."""
     if isinstance(node, ast.Constant) and node.value in (_LEAF, None):
@@ -52,7 +62,7 @@ def _skeleton(node):
         items = [_skeleton(e) for e in node.elts]
         return tuple(items) if isinstance(node, ast.Tuple) else items
     if isinstance(node, ast.Dict):
-        return {ast.literal_eval(k): _skeleton(v) for k, v in zip(node.keys, node.values)}
+        return {_key(k): _skeleton(v) for k, v in zip(node.keys, node.values)}
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.args:
         fields = [k.arg for k in node.keywords]
         kind = collections.namedtuple(node.func.id, fields)
