@@ -168,8 +168,11 @@ def trigamma(o, x):
         t = o.div(o.c(1.0), o.add(y, o.c(float(k))))
         terms = o.add(terms, o.mul(t, t))
     positive = o.sel(small, o.add(series, terms), series)
-    sin = o.sin(o.mul(o.c(math.pi), r))
-    reflected = o.sel(shifted, o.add(positive, o.div(o.c(1.0), o.mul(x, x))),
+    # the unselected branches see harmless arguments (the double-where trick): their
+    # infinities at the integers would make trigamma's own derivative nan there
+    sin = o.sin(o.mul(o.c(math.pi), o.sel(negative, r, o.c(0.5))))
+    near = o.sel(negative, x, o.c(1.0))
+    reflected = o.sel(shifted, o.add(positive, o.div(o.c(1.0), o.mul(near, near))),
                       o.sub(o.div(o.c(math.pi * math.pi), o.mul(sin, sin)), positive))
     return o.sel(negative, reflected, positive)
 

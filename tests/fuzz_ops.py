@@ -305,14 +305,22 @@ def _away_from_grid(g, x, points_of):
     g.reject("jumps")
 
 
+SPECIAL_DOMAINS = {"erf": (-3, 3), "erfc": (-3, 3), "lgamma": (0.5, 20), "digamma": (0.5, 20)}
+
+
 def more_math(g):
     """tracer/numpy/math.py: inverse trig, log bases, rounding (kept from its jumps),
     sign manipulation, remainders, classification."""
     name = g.choice(["arctan", "arctan", "arctan2", "log2", "log10", "exp2", "copysign", "fmod",
                      "remainder", "signbit", "hypot", "arcsin", "sinh"]
-                    + ([] if g.edge else ["floor", "ceil", "trunc", "rint"]))
+                    + ([] if g.edge else ["floor", "ceil", "trunc", "rint", "special",
+                                          "special"]))
+    if name == "special":
+        name = g.choice(list(SPECIAL_DOMAINS))
     x = g.pick()
-    if name in ("arctan2", "copysign", "hypot"):
+    if name in SPECIAL_DOMAINS:  # tracegrad.numpy's (numpy has none)
+        g.emit(f"np.{name}({{0}})", g.into(x, *SPECIAL_DOMAINS[name]))
+    elif name in ("arctan2", "copysign", "hypot"):
         y = g.operand(x)
         if _is_node(y):
             y = g.away(y, (0.0,), 0.3)

@@ -40,6 +40,14 @@ def log_softmax_ref(x, axis=-1):
     return x - logsumexp_ref(x, axis=axis, keepdims=True)
 
 
+def _scipy_special(name, x):
+    """scipy.special's `name` (a test extra), in x's float dtype."""
+    import scipy.special
+    x = np.asarray(x)
+    out = getattr(scipy.special, name)(x)
+    return out.astype(x.dtype) if x.dtype.kind == "f" else out
+
+
 class RefNumpy:
     """numpy plus the composites tracegrad.numpy adds (sigmoid, softplus, ...)."""
 
@@ -49,6 +57,11 @@ class RefNumpy:
     logsumexp = staticmethod(logsumexp_ref)
     softmax = staticmethod(softmax_ref)
     log_softmax = staticmethod(log_softmax_ref)
+
+    erf = staticmethod(lambda x: _scipy_special("erf", x))
+    erfc = staticmethod(lambda x: _scipy_special("erfc", x))
+    lgamma = staticmethod(lambda x: _scipy_special("gammaln", x))
+    digamma = staticmethod(lambda x: _scipy_special("psi", x))
 
     def __init__(self):
         self._frozen = None   # values recorded by stop_gradient, replayed when not None

@@ -108,3 +108,20 @@ def test_a_narrow_integer_constant_is_widened_as_arguments_are():
     out = jit(lambda v: (v.sum(), np.arange(3, dtype=np.uint8)))(np.ones(3))
     np.testing.assert_array_equal(out[1], [0, 1, 2])
     assert out[1].dtype == np.int64
+
+
+def test_a_narrow_integer_constant_combines_with_traced_values():
+    """A uint8 table held as a constant computes as int64, as a uint8 argument does."""
+    c = np.arange(3, dtype=np.uint8)
+    np.testing.assert_array_equal(jit(lambda v: v + c)(np.ones(3)), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(jit(lambda v: v * c[2])(np.ones(3)), [2.0, 2.0, 2.0])
+    value, (g,) = compile_grad(lambda v: np.sum(v * c))(np.ones(3))
+    np.testing.assert_array_equal(g, [0.0, 1.0, 2.0])
+
+
+def test_static_graph_constants_in_the_other_byte_order():
+    import tracegrad.static as tf
+    tf.reset_default_graph()
+    c = tf.constant(np.arange(3.0).astype(">f8"))
+    with tf.Session() as s:
+        np.testing.assert_array_equal(s.run(c * 2.0), [0.0, 2.0, 4.0])

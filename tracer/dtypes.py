@@ -82,9 +82,20 @@ def _fast_result(strong, weak):
     return dt
 
 
+def widened(dtype) -> np.dtype:
+    """The dtype a numpy operand computes in: narrow integers (uint8, int16, ...) as int64,
+    as arguments are widened (a uint8 image held as a constant), and the host's byte order."""
+    dt = np.dtype(dtype)
+    if not dt.isnative:
+        dt = dt.newbyteorder("=")
+    if dt.kind in "iu" and dt not in DTYPES and np.can_cast(dt, INT64):
+        return INT64
+    return dt
+
+
 def _strong_dtype(x) -> np.dtype:
     d = getattr(x, "dtype", None)  # boxed values and numpy arrays/scalars
-    return np.dtype(d) if d is not None else np.dtype(ops.dtype(x))
+    return widened(d) if d is not None else np.dtype(ops.dtype(x))
 
 
 def result_type(*xs) -> np.dtype:

@@ -24,6 +24,8 @@ def as_dtype(dtype) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"cannot convert {dtype!r} to a dtype") from None
+    if not dt.isnative:  # '>f8' on x86: the values are converted to the host's order
+        dt = dt.newbyteorder("=")
     if dt not in DTYPES:
         raise TypeError(f"dtype {dt} is not supported: use float32, float64, int32, int64 "
                         "or bool")

@@ -52,8 +52,8 @@ def _operand(x):
     if is_boxed(x):
         return x
     if isinstance(x, np.ndarray):
-        dtypes.check(x.dtype)
-        return x
+        dt = dtypes.check(dtypes.widened(x.dtype))
+        return x if x.dtype == dt else x.astype(dt)
     from .constructors import asarray  # constructors build on this module
     return asarray(x)
 

@@ -29,7 +29,8 @@ def asarray(a, dtype=None, order=None, *, copy=None):
         x = _operand(a)
     else:
         x = np.asarray(a)
-        dtypes.check(x.dtype)
+        dt = dtypes.check(dtypes.widened(x.dtype))  # narrow ints as int64, as arguments
+        x = x if x.dtype == dt else x.astype(dt)
     return x if dtype is None else _convert(x, dtypes.check(dtype))
 
 
