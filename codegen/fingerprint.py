@@ -70,7 +70,7 @@ def tuning() -> dict:
             "UNROLL_BUDGET": unrolled.UNROLL_BUDGET,
             "INNER_ACCUMULATORS": unrolled.INNER_ACCUMULATORS,
             "INLINE_FLOPS": blas.INLINE_FLOPS, "BIG_CONST_BYTES": kernel.BIG_CONST_BYTES,
-            "SEGMENT_BUDGET": kernel.SEGMENT_BUDGET, "CHUNK": kernel.CHUNK,
+            "SEGMENT_BUDGET": kernel.SEGMENT_BUDGET, "CHUNK": kernel.CHUNK, "GROUP": kernel.GROUP, "FOLD_PER_ROW": kernel.FOLD_PER_ROW,
             "GIL_RELEASE_WORK": fastcall.GIL_RELEASE_WORK,
             "LONG_SCALAR_BODY": units.LONG_SCALAR_BODY, "SMALL_DOMAIN": units.SMALL_DOMAIN,
             "TINY_DOMAIN": units.TINY_DOMAIN, "TINY_COST": units.TINY_COST,

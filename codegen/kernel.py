@@ -34,11 +34,17 @@ from .irutil import I64, PTR, Function, Loop, i64, walk_image
 from .scalar_ops import (combine, constant, convert_value, is_float, lanes_of, llvm_type,
                          lower_op, reduction_identity, storage_type, to_memory, to_register)
 
-# A float sum's register accumulators take about this many elements, then add into the
-# sum's running total and restart (two-level summation): rounding errors grow with the
-# chunk's length per lane plus the number of chunks instead of with n / lanes (a float64
-# sum of 1e7 values: 625,000 terms per accumulator in sequence, now 256 and 2,441).
+# A float64 sum's register accumulators take about this many elements, then add into the
+# sum's running total and restart; every GROUP chunks the totals add into a grand total
+# (three-level summation): rounding errors grow with CHUNK / lanes + GROUP + n / (CHUNK
+# GROUP) instead of n / lanes (a float64 sum of 3e7 values: 1.9 million terms per
+# accumulator in sequence, now at most 256, 64 and 115).
 CHUNK = 4096
+GROUP = 64
+# Where the chunked level is an outer dim whose iterations each run at least this many
+# elements (a row), the sums fold into their totals after every iteration instead: no
+# loop nest around the rows (which cost W8's row kernels 7%), and one fold per row.
+FOLD_PER_ROW = 256
 BIG_CONST_BYTES = 1024  # larger consts are passed by pointer instead of baked into the code
 CONST_ALIGN = 64  # bytes: a cache line, and the widest vector
 SEGMENT_BUDGET = 32768  # body instructions a dim's pieces may hold (KernelEmitter.splits)
@@ -130,6 +136,7 @@ class _Reduction:
     slots: list = None  # the accumulator allocas: one, or several in turn (unrolled.py)
     row: list = None  # a row reduction's allocas, one per vector step (unrolled.py)
     totals: list = None  # a chunked sum's running totals, one per slot (CHUNK)
+    grands: list = None  # and its grand totals (GROUP)
 
 
 def injective(strides, extents) -> bool:
@@ -224,6 +231,7 @@ class KernelEmitter(unrolled.UnrolledInner):
         for red in self.reductions:
             if self._chunks(red):
                 red.totals = [self.b.alloca(slot.type.pointee, name="total") for slot in red.slots]
+                red.grands = [self.b.alloca(slot.type.pointee, name="grand") for slot in red.slots]
         if 0 in self.domain:
             for red in self.reductions:  # nothing to combine: every target element is the identity
                 self._fill(red, force=True)
@@ -255,27 +263,45 @@ class KernelEmitter(unrolled.UnrolledInner):
         return None
 
     def _chunks(self, red) -> bool:
-        """Whether `red` is a float sum whose accumulators span the chunked level."""
+        """Whether `red` is a float64 sum whose accumulators span the chunked level (float32
+        sums accumulate in float64 already: their error is far below a float32 ULP, and the
+        loop nest cost W2's kernel 4-10%)."""
         return (self.chunk_level is not None and red.level <= self.chunk_level
-                and red.store.reduce == "sum" and is_float(red.acc_dtype)
+                and red.store.reduce == "sum" and np.dtype(red.store.buffer.dtype) == np.float64
                 and not (self.unroll and self.row_reduction(red)))
+
+    def _folds_per_row(self, d: int) -> bool:
+        return (d < len(self.domain) - 1
+                and int(np.prod(self.domain[d + 1:], dtype=np.int64)) >= FOLD_PER_ROW)
 
     def _chunk_iterations(self, d: int) -> int:
         return max(1, CHUNK // int(np.prod(self.domain[d + 1:], dtype=np.int64)))
 
     def _emit_chunked(self, d, lo, hi, emit):
         """`emit(lo, hi)` over [lo, hi) of dim d in chunks of CHUNK elements, each chunk's
-        sums added into their totals and restarted after it (CHUNK)."""
+        sums added into their totals and restarted after it, and the totals into the grand
+        totals after every GROUP chunks (CHUNK)."""
         b, step = self.b, self._chunk_iterations(d)
         chunked = [red for red in self.reductions if red.totals is not None]
-        with Loop(b, lo, hi, f"d{d}c", step=step) as start:
-            end = b.add(start, i64(step), flags=("nsw",))
-            emit(start, b.select(b.icmp_signed("<", end, hi), end, hi))
+        with Loop(b, lo, hi, f"d{d}g", step=step * GROUP) as group:
+            group_end = self._clamped(group, step * GROUP, hi)
+            with Loop(b, group, group_end, f"d{d}c", step=step) as start:
+                emit(start, self._clamped(start, step, group_end))
+                for red in chunked:
+                    self._fold_into(red, red.slots, red.totals)
             for red in chunked:
-                ident = reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
-                for slot, total in zip(red.slots, red.totals):
-                    b.store(combine(b, "sum", b.load(total), b.load(slot), red.acc_dtype), total)
-                    b.store(ident, slot)
+                self._fold_into(red, red.totals, red.grands)
+
+    def _clamped(self, start, step: int, hi):
+        end = self.b.add(start, i64(step), flags=("nsw",))
+        return self.b.select(self.b.icmp_signed("<", end, hi), end, hi)
+
+    def _fold_into(self, red, parts, totals):
+        """Each part added into its total, then restarted at the identity."""
+        b, ident = self.b, reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
+        for part, total in zip(parts, totals):
+            b.store(combine(b, "sum", b.load(total), b.load(part), red.acc_dtype), total)
+            b.store(ident, part)
 
     def _cuts(self, d: int) -> list:
         """0, n and every step-1 bound of dim d (clamped into it), sorted."""
@@ -318,7 +344,7 @@ class KernelEmitter(unrolled.UnrolledInner):
         for red in self.reductions:
             if red.level == d:
                 ident = reduction_identity(red.store.reduce, red.acc_dtype, red.lanes)
-                for slot in red.slots + (red.totals or []):
+                for slot in red.slots + (red.totals or []) + (red.grands or []):
                     self.b.store(ident, slot)
         chunked = d == self.chunk_level and any(r.totals is not None for r in self.reductions)
         for a, b in self._segments(d):
@@ -329,6 +355,8 @@ class KernelEmitter(unrolled.UnrolledInner):
                 hi = self.b.select(self.b.icmp_signed("<", self.hi, hi), self.hi, hi)
             if self.lanes and d == len(self.domain) - 1 and self.unroll:
                 self._emit_unrolled(d, b - a)
+            elif chunked and self._folds_per_row(d):
+                self._emit_range(d, lo, hi, b - a, fold=True)
             elif chunked and b - a > self._chunk_iterations(d):
                 self._emit_chunked(d, lo, hi, lambda lo, hi, n=b - a: self._emit_range(d, lo, hi, n,
                                                                                    exact=False))
@@ -340,15 +368,19 @@ class KernelEmitter(unrolled.UnrolledInner):
                 acc = self._fold(red, self._gather(red))
                 self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
 
-    def _emit_range(self, d, lo, hi, length: int, exact: bool = True):
+    def _emit_range(self, d, lo, hi, length: int, exact: bool = True, fold: bool = False):
         """Dim d over [lo, hi): the vector loop if it is the innermost in vector form, else
-        a loop running the levels below.  `exact`: hi - lo is the segment's length."""
+        a loop running the levels below.  `exact`: hi - lo is the segment's length; `fold`:
+        the chunked sums fold into their totals after every iteration (FOLD_PER_ROW)."""
         if self.lanes and d == len(self.domain) - 1:
             self._emit_vector_loop(d, lo, hi, length, exact)
             return
         with Loop(self.b, lo, hi, f"d{d}") as iv:
             self.ivs[d] = iv
             self._emit_level(d + 1)
+            for red in self.reductions if fold else ():
+                if red.totals is not None:
+                    self._fold_into(red, red.slots, red.totals)
 
     def _emit_vector_loop(self, d, lo, hi, length: int, exact: bool = True):
         """Innermost dim d over [lo, hi) in steps of self.lanes (simd.py).  `length` is the

@@ -147,9 +147,10 @@ class UnrolledInner:
         """The slots of `red` (with their chunks' totals, kernel.CHUNK) combined into one
         value (a halving tree)."""
         accs = [self.b.load(slot) for slot in red.slots]
-        if red.totals is not None:
-            accs = [combine(self.b, "sum", self.b.load(total), acc, red.acc_dtype)
-                    for total, acc in zip(red.totals, accs)]
+        for partials in (red.totals, red.grands):
+            if partials is not None:
+                accs = [combine(self.b, "sum", self.b.load(p), acc, red.acc_dtype)
+                        for p, acc in zip(partials, accs)]
         while len(accs) > 1:
             pairs = [combine(self.b, red.store.reduce, x, y, red.acc_dtype)
                      for x, y in zip(accs[::2], accs[1::2])]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import sys
 import warnings
 
 import numpy as np
@@ -52,7 +53,11 @@ METHOD_HINTS = {
 
 
 def _numpy_name(f) -> str:
-    """`np.sum`, `np.linalg.norm`: how the user spelled the numpy callable."""
+    """`np.sum`, `np.linalg.norm`, `scipy.special.ndtr`: how the user spelled the callable."""
+    special = sys.modules.get("scipy.special")
+    name = getattr(f, "__name__", None)
+    if special is not None and name is not None and getattr(special, name, None) is f:
+        return f"scipy.special.{name}"
     module = getattr(f, "__module__", None) or "numpy"
     if module.startswith("numpy._core") or module.startswith("numpy.core"):
         module = "numpy"  # np.sum is defined in numpy._core.fromnumeric
