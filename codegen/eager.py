@@ -91,14 +91,13 @@ def _sqrt_vjp(dtype) -> list:
 
 
 def _log_vjp(dtype) -> list:
-    """g * (1 / x) on operands (g, x)."""
-    return [Op("div", (Const(1.0, dtype), 1), {}, dtype), Op("mul", (0, 2), {}, dtype)]
+    """g / x on operands (g, x)."""
+    return [Op("div", (0, 1), {}, dtype)]
 
 
 def _log1p_vjp(dtype) -> list:
-    """g * (1 / (x + 1)) on operands (g, x)."""
-    return [Op("add", (1, Const(1.0, dtype)), {}, dtype), Op("div", (Const(1.0, dtype), 2), {}, dtype),
-            Op("mul", (0, 3), {}, dtype)]
+    """g / (x + 1) on operands (g, x)."""
+    return [Op("add", (1, Const(1.0, dtype)), {}, dtype), Op("div", (0, 2), {}, dtype)]
 
 
 def _abs_vjp(dtype) -> list:

@@ -103,12 +103,25 @@ def _np_unary(fn):
 
 # ---- derivative rules from partials ---------------------------------------------------
 
+class Over:
+    """A partial derivative 1 / d, applied as g / d: g * (1 / d) overflows where d is
+    subnormal (log's derivative at 1e-310 times 1e-310 is 1, not inf), as JAX and PyTorch
+    divide."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d):
+        self.d = d
+
+
 def _scale(g, partial):
     """g * partial; None stands for the partial 1, the float -1.0 for negation."""
     if partial is None:
         return g
     if isinstance(partial, float) and partial == -1.0:
         return neg(g)
+    if isinstance(partial, Over):
+        return div(g, partial.d)
     return mul(g, partial)
 
 
@@ -216,9 +229,9 @@ neg = unary("neg", np.negative, lambda x, out: np.asarray(-1.0, ops.dtype(x)),
             float_only=False, torch_name="NegBackward0")
 exp = unary("exp", np.exp, lambda x, out: out, torch_name="ExpBackward0",
             numpy_name="exp", doc="e**x", **_MATH)
-log = unary("log", np.log, lambda x, out: div(1.0, x), torch_name="LogBackward0",
+log = unary("log", np.log, lambda x, out: Over(x), torch_name="LogBackward0",
             numpy_name="log", doc="Natural logarithm", **_MATH)
-log1p = unary("log1p", np.log1p, lambda x, out: div(1.0, add(x, 1.0)),
+log1p = unary("log1p", np.log1p, lambda x, out: Over(add(x, 1.0)),
               torch_name="Log1PBackward0", numpy_name="log1p", doc="log(1 + x), accurate near 0",
               **_MATH)
 expm1 = unary("expm1", np.expm1, lambda x, out: add(out, 1.0), torch_name="Expm1Backward0",

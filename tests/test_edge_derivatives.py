@@ -128,3 +128,17 @@ def test_arccosh_derivative_below_its_domain_is_nan_as_its_value():
     t = tg.tensor(x, requires_grad=True)
     np.arccosh(t).sum().backward()
     np.testing.assert_array_equal(t.grad.numpy(), g)
+
+
+def test_log_derivatives_divide_so_subnormal_arguments_do_not_overflow():
+    """g / x, as JAX and PyTorch: g * (1 / x) overflowed at x = 1e-310 (xlogy's
+    y-derivative x / y there is 1, not inf), eager and traced alike."""
+    from tracegrad.scipy.special import xlogy
+    x = np.array(1e-310)
+    gx, gy = tg.grad(lambda a, b: xlogy(a, b), argnums=(0, 1))(x, x)
+    assert gy == 1.0 and np.isfinite(gx)
+    w = np.array([1e-310, 3.0] * 12)
+    t = tg.tensor(w, requires_grad=True)
+    (np.log1p(t) * w).sum().backward()   # eager: the fused g / (x + 1) kernel from 16 elements
+    np.testing.assert_array_equal(t.grad.numpy(), w / (w + 1))
+    np.testing.assert_array_equal(tg.grad(lambda v: np.sum(np.log(v) * w))(w), w / w)
