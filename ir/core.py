@@ -31,18 +31,30 @@ DTYPES = {
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def native(dtype) -> np.dtype:
+    """`dtype` in the host's byte order ('>f8' on x86 is computed as f64)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
+def computed_dtype(dtype) -> np.dtype:
+    """The dtype a NumPy array computes in: the host's byte order, and narrow integers
+    (uint8, int16, ...) as int64, as arguments and constants alike; other dtypes as they
+    are (those outside DTYPES are refused by the caller)."""
+    dtype = native(dtype)
+    if dtype.kind in "iu" and dtype not in DTYPES and np.can_cast(dtype, np.int64):
+        return np.dtype(np.int64)
+    return dtype
+
+
 def supported_array(arr: np.ndarray, what: str = "a captured constant") -> np.ndarray:
-    """`arr` in a dtype of DTYPES: a byte-swapped copy if its byte order is not the host's
-    ('>f8' on x86), narrow integers widened to int64 (as arguments are); a TypeError naming
+    """`arr` in its `computed_dtype` (a converted copy if that differs); a TypeError naming
     the dtype for the rest (float16, complex...)."""
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    if arr.dtype in DTYPES:
-        return arr
-    if arr.dtype.kind in "iu" and np.can_cast(arr.dtype, np.int64):
-        return arr.astype(np.int64)
-    hint = " (numpy computes float16 from bools and int8s)" if arr.dtype == np.float16 else ""
-    raise TypeError(f"{what} has dtype {arr.dtype}{hint}; tracegrad computes float32, "
+    dtype = computed_dtype(arr.dtype)
+    if dtype in DTYPES:
+        return arr if arr.dtype == dtype else arr.astype(dtype)
+    hint = " (numpy computes float16 from bools and int8s)" if dtype == np.float16 else ""
+    raise TypeError(f"{what} has dtype {dtype}{hint}; tracegrad computes float32, "
                     "float64, bool, int32 and int64: convert it first, e.g. x.astype(np.float32)")
 
 

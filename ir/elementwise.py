@@ -347,28 +347,29 @@ erfc = unary("erfc", _libm(math.erfc),
 
 
 class _GraphOps:
-    """ir/gamma.py's operations as graph operations: trigamma, digamma's derivative, is
-    built from them (so that every order of derivative exists)."""
+    """ir/gamma.py's operations as graph operations (ir.ops, looked up when called):
+    trigamma, digamma's derivative, is built from them, so every order of derivative exists."""
+
+    _NAMES = {"sel": "where", "rint": "round"}
 
     @staticmethod
     def c(v):
-        return v
+        return v  # a Python float: a weak constant of the operands' dtype
 
-    add, sub, mul, div, sel = (staticmethod(f) for f in (lambda a, b: add(a, b),
-                               lambda a, b: sub(a, b), lambda a, b: mul(a, b),
-                               lambda a, b: div(a, b), lambda c, a, b: where(c, a, b)))
-    lt, ge, eq = (staticmethod(f) for f in (lambda a, b: lt(a, b), lambda a, b: ge(a, b),
-                                            lambda a, b: eq(a, b)))
-    log, log1p, sin, cos, rint, floor, abs = (staticmethod(f) for f in (
-        lambda a: log(a), lambda a: log1p(a), lambda a: sin(a), lambda a: cos(a),
-        lambda a: round(a), lambda a: floor(a), lambda a: abs(a)))
+    def __getattr__(self, name):
+        return getattr(ops, self._NAMES.get(name, name))
 
 
-lgamma = unary("lgamma", gamma.on_numpy(gamma.lgamma), lambda x, out: digamma(x),
+def _on_numpy(fn):
+    """The numpy impl of one of ir/gamma.py's functions (computed in float64)."""
+    return lambda x: fn(gamma.NUMPY, np.asarray(x, dtype=np.float64))
+
+
+lgamma = unary("lgamma", _on_numpy(gamma.lgamma), lambda x, out: digamma(x),
                torch_name="LgammaBackward0", doc="log|Gamma(x)| (scipy.special.gammaln)",
                cost=24, transcendental=True)
-digamma = unary("digamma", gamma.on_numpy(gamma.digamma),
-                lambda x, out: gamma.trigamma(_GraphOps, x), torch_name="DigammaBackward0",
+digamma = unary("digamma", _on_numpy(gamma.digamma),
+                lambda x, out: gamma.trigamma(_GraphOps(), x), torch_name="DigammaBackward0",
                 doc="Gamma'(x) / Gamma(x) (scipy.special.psi)", cost=24, transcendental=True)
 
 

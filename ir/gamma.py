@@ -178,8 +178,8 @@ def trigamma(o, x):
 
 
 class _NumpyOps:
-    """`o` on float64 numpy arrays (errors ignored: the infinities and nans are the
-    algorithms' own)."""
+    """`o` on float64 numpy arrays (callers ignore floating-point errors: the infinities
+    and nans are the algorithms' own)."""
 
     c = staticmethod(np.float64)
     add, sub, mul, div = (staticmethod(f) for f in (np.add, np.subtract, np.multiply,
@@ -191,12 +191,3 @@ class _NumpyOps:
 
 
 NUMPY = _NumpyOps()
-
-
-def on_numpy(fn):
-    """The numpy impl of `fn` (one of the above): float64, then the input's dtype."""
-    def impl(x):
-        x = np.asarray(x)
-        with np.errstate(all="ignore"):
-            return np.asarray(fn(NUMPY, x.astype(np.float64)), dtype=x.dtype)
-    return impl

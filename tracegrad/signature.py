@@ -33,6 +33,7 @@ import types
 import numpy as np
 
 from tracegrad.ir import ShapedArray, TracedValue
+from tracegrad.ir.core import computed_dtype
 from tracegrad.tracer import Tensor, tree_flatten, tree_unflatten
 from tracegrad.tracer.tree import is_registered_node
 from tracegrad.tracer.scalars import WeakFloat
@@ -345,11 +346,9 @@ def _from_numpy(x, pos, names, where):
 
 
 def _convert_dtype(x, pos, names, where):
-    kind = x.dtype.kind
-    if not x.dtype.isnative and x.dtype.newbyteorder("=") in SUPPORTED:  # '>f8' on x86
-        return x.astype(x.dtype.newbyteorder("="))
-    if kind in "iu" and np.can_cast(x.dtype, np.int64):
-        return x.astype(np.int64)
+    dtype = computed_dtype(x.dtype)  # '>f8' as f64, narrow integers as int64
+    if dtype in SUPPORTED:
+        return x.astype(dtype)
     hint = (" Convert it first, e.g. x.astype(np.float32): tracegrad computes float16 neither "
             "compiled nor eagerly." if x.dtype == np.float16 else "")
     raise TypeError(f"{names.fname}: {names.arg(pos)}{where} has dtype {x.dtype}; supported "

@@ -34,7 +34,7 @@ import numpy as np
 
 import tracegrad.tracer as tracer
 from tracegrad.ir import TracedValue, apply_graph, ops
-from tracegrad.ir.core import ShapedArray, is_float
+from tracegrad.ir.core import ShapedArray, is_float, native
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
 from tracegrad.tracer.dtypes import WeakScalar
@@ -52,7 +52,7 @@ def _as_array_leaf(leaf, where: str):
     if isinstance(leaf, TracedScalar):  # `.item()` of a traced value, a traced float argument
         return leaf._tg_symbolic
     if isinstance(leaf, np.ndarray) and not leaf.dtype.isnative:  # '>f8' on x86
-        return leaf.astype(leaf.dtype.newbyteorder("="))
+        return leaf.astype(native(leaf.dtype))
     if is_array_leaf(leaf):
         return leaf
     if isinstance(leaf, (bool, int, float)):

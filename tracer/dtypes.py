@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir import DTYPES, ops
-from tracegrad.ir.core import is_float
+from tracegrad.ir.core import computed_dtype, is_float, native
 
 SUPPORTED = tuple(DTYPES)
 FLOAT64 = np.dtype(np.float64)
@@ -26,9 +26,7 @@ BOOL = np.dtype(np.bool_)
 
 def check(dtype, what: str = "array") -> np.dtype:
     """`dtype` as a np.dtype if tracegrad supports it; a clear TypeError otherwise."""
-    dt = np.dtype(dtype)
-    if not dt.isnative:  # '>f8' on x86: computed in the host's byte order
-        dt = dt.newbyteorder("=")
+    dt = native(dtype)  # '>f8' on x86: computed in the host's byte order
     if dt not in DTYPES:
         names = ", ".join(str(d) for d in SUPPORTED)
         hint = "; convert it first, e.g. x.astype(np.float32)" if dt == np.float16 else ""
@@ -82,20 +80,16 @@ def _fast_result(strong, weak):
     return dt
 
 
-def widened(dtype) -> np.dtype:
-    """The dtype a numpy operand computes in: narrow integers (uint8, int16, ...) as int64,
-    as arguments are widened (a uint8 image held as a constant), and the host's byte order."""
-    dt = np.dtype(dtype)
-    if not dt.isnative:
-        dt = dt.newbyteorder("=")
-    if dt.kind in "iu" and dt not in DTYPES and np.can_cast(dt, INT64):
-        return INT64
-    return dt
+def computed(x: np.ndarray) -> np.ndarray:
+    """A NumPy operand in the dtype it computes in (`ir.core.computed_dtype`: a uint8 table
+    held as a constant as int64, as arguments are), or `check`'s TypeError."""
+    dt = check(computed_dtype(x.dtype))
+    return x if x.dtype == dt else x.astype(dt)
 
 
 def _strong_dtype(x) -> np.dtype:
     d = getattr(x, "dtype", None)  # boxed values and numpy arrays/scalars
-    return widened(d) if d is not None else np.dtype(ops.dtype(x))
+    return computed_dtype(d) if d is not None else np.dtype(ops.dtype(x))
 
 
 def result_type(*xs) -> np.dtype:

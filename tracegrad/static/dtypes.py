@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.ir.core import native
+
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 int32 = np.dtype(np.int32)
@@ -24,8 +26,7 @@ def as_dtype(dtype) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"cannot convert {dtype!r} to a dtype") from None
-    if not dt.isnative:  # '>f8' on x86: the values are converted to the host's order
-        dt = dt.newbyteorder("=")
+    dt = native(dt)  # '>f8' on x86: the values are converted to the host's order
     if dt not in DTYPES:
         raise TypeError(f"dtype {dt} is not supported: use float32, float64, int32, int64 "
                         "or bool")

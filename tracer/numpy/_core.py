@@ -52,8 +52,7 @@ def _operand(x):
     if is_boxed(x):
         return x
     if isinstance(x, np.ndarray):
-        dt = dtypes.check(dtypes.widened(x.dtype))
-        return x if x.dtype == dt else x.astype(dt)
+        return dtypes.computed(x)
     from .constructors import asarray  # constructors build on this module
     return asarray(x)
 

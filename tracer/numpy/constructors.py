@@ -28,9 +28,7 @@ def asarray(a, dtype=None, order=None, *, copy=None):
     if is_boxed(a) or _symbolic(a) is not None:
         x = _operand(a)
     else:
-        x = np.asarray(a)
-        dt = dtypes.check(dtypes.widened(x.dtype))  # narrow ints as int64, as arguments
-        x = x if x.dtype == dt else x.astype(dt)
+        x = dtypes.computed(np.asarray(a))
     return x if dtype is None else _convert(x, dtypes.check(dtype))
 
 

@@ -52,12 +52,21 @@ METHOD_HINTS = {
 }
 
 
-def _numpy_name(f) -> str:
-    """`np.sum`, `np.linalg.norm`, `scipy.special.ndtr`: how the user spelled the callable."""
+def scipy_special_name(f) -> str | None:
+    """`f`'s name if it is one of scipy.special's functions, else None (scipy is never
+    imported here: a caller of its functions has imported it)."""
     special = sys.modules.get("scipy.special")
     name = getattr(f, "__name__", None)
-    if special is not None and name is not None and getattr(special, name, None) is f:
-        return f"scipy.special.{name}"
+    if special is None or name is None or getattr(special, name, None) is not f:
+        return None
+    return name
+
+
+def _numpy_name(f) -> str:
+    """`np.sum`, `np.linalg.norm`, `scipy.special.ndtr`: how the user spelled the callable."""
+    special = scipy_special_name(f)
+    if special is not None:
+        return f"scipy.special.{special}"
     module = getattr(f, "__module__", None) or "numpy"
     if module.startswith("numpy._core") or module.startswith("numpy.core"):
         module = "numpy"  # np.sum is defined in numpy._core.fromnumeric

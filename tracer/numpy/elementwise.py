@@ -15,8 +15,10 @@ from ._core import (
 )
 
 
-def _float_unary(prim):
-    name = prim.numpy_name
+def _float_unary(prim, name=None):
+    """The tracegrad.numpy function of a float primitive, named `name` (default: its
+    numpy name)."""
+    name = name or prim.numpy_name
 
     def f(x, /, out=None, **unsupported):
         _reject(name, out=out, **unsupported)

@@ -11,31 +11,14 @@ ufuncs map to on tracegrad arrays (`SCIPY_UFUNCS`).
 """
 from __future__ import annotations
 
-import sys
+from tracegrad.ir import PRIMITIVES
 
-from tracegrad.ir import PRIMITIVES, ops
-
-from .. import dtypes
-from ._core import _convert, _dtype, _operand, _reject
 from .composites import sigmoid
+from .dispatch import scipy_special_name
+from .elementwise import _float_unary
 
-
-def _special_unary(name):
-    prim = PRIMITIVES[name]
-
-    def f(x, /, out=None, **unsupported):
-        _reject(name, out=out, **unsupported)
-        x = _operand(x)
-        return ops.bind(name, _convert(x, dtypes.float_result(_dtype(x))))
-    f.__name__ = f.__qualname__ = name
-    f.__doc__ = f"{prim.doc}, elementwise; int and bool inputs compute in float64."
-    return f
-
-
-erf = _special_unary("erf")
-erfc = _special_unary("erfc")
-lgamma = _special_unary("lgamma")
-digamma = _special_unary("digamma")
+erf, erfc, lgamma, digamma = (_float_unary(PRIMITIVES[name], name)
+                               for name in ("erf", "erfc", "lgamma", "digamma"))
 
 __all__ = ["erf", "erfc", "lgamma", "digamma"]  # scipy's names: tracegrad.scipy.special
 NUMPY: dict = {}  # numpy has neither; scipy.special's ufuncs below
@@ -45,10 +28,6 @@ SCIPY_UFUNCS = {"erf": erf, "erfc": erfc, "expit": sigmoid, "gammaln": lgamma, "
 
 
 def scipy_ufunc(ufunc):
-    """Our function for `ufunc` when it is scipy.special's ufunc of a name in SCIPY_UFUNCS
-    (scipy is never imported here: a caller of its ufuncs has imported it), else None."""
-    special = sys.modules.get("scipy.special")
-    name = getattr(ufunc, "__name__", None)
-    if special is None or name not in SCIPY_UFUNCS or getattr(special, name, None) is not ufunc:
-        return None
-    return SCIPY_UFUNCS[name]
+    """Our function for `ufunc` when it is scipy.special's ufunc of a name in SCIPY_UFUNCS,
+    else None."""
+    return SCIPY_UFUNCS.get(scipy_special_name(ufunc))
