@@ -7,7 +7,9 @@ loop body's dependence chains (most of W7's O3 time went to VPlan type inference
 matters (`wants_vector_body`: those calling math out of line, or with long bodies) the
 emitter writes the vector loop itself, and so it does for float32 kernels that sum over the
 innermost dim in float64 (`widened_sum`): the vectorizer sizes a loop by its widest type,
-which there is the accumulator, so the f32 work would run at half width:
+which there is the accumulator, so the f32 work would run at half width.  Sum kernels
+with a long innermost dim (`long_sum`) take it too: the light pipeline on the explicit loop
+costs a fraction of O2's vectorizer, interleaving and remainder loop for the same speed:
 
 * the innermost (simplified) dim steps by W lanes, W = one host vector register of the
   kernel's widest float (`llvm_util.vector_bits()`: 8 doubles or 16 floats on AVX-512);
@@ -42,6 +44,13 @@ from .irutil import I64, PTR, i64
 LONG_BODY = 400  # body instructions from which the vectorizer's time shows (W7: 1305)
 SPLIT_MIN_LANES = 64  # shorter loops are all masked; longer ones unmasked + a masked last step
 COSTLY_MIN_ELEMENTS = 64  # a costly body over fewer elements keeps the scalar body
+# A sum kernel whose innermost dim has this many elements or more takes the vector form
+# (`long_sum`).  O2 on W6's sum of 1M terms took 20-30 ms of a 60 ms first call (its
+# vectorized, interleaved loop, scalar remainder and run-time checks in the three-level
+# nest of kernel.py); in vector form W6's first call fell from 47 to 38 ms and W3's (its
+# bias gradients' column sums) from 84-92 to 81, steady times unchanged.  Shorter rows
+# keep O2 (W4's rows of 100: the vector form's longer code gained nothing).
+LONG_SUM_MIN = 256
 _VALUE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.bool_))
 I32 = ir.IntType(32)
 
@@ -98,6 +107,11 @@ def widened_sum(em) -> bool:
                for red in em.reductions)
 
 
+def long_sum(em) -> bool:
+    """A sum (over any dims) whose innermost dim has LONG_SUM_MIN elements or more."""
+    return em.domain[-1] >= LONG_SUM_MIN and any(red.store.reduce == "sum" for red in em.reductions)
+
+
 def vector_lanes(em, vector_bits: int | None = None) -> int | None:
     """Lanes of the explicit vector loop for KernelEmitter `em`, or None for the scalar body."""
     if not em.domain or 0 in em.domain:
@@ -107,7 +121,7 @@ def vector_lanes(em, vector_bits: int | None = None) -> int | None:
         return None
     wide = np.dtype(np.float64) in dtypes
     if not (wants_vector_body(em.kernel) or (widened_sum(em) and not wide)
-            or _extremum(em.kernel)):
+            or _extremum(em.kernel) or long_sum(em)):
         return None
     if not em.splits(len(em.domain) - 1):
         return None  # the innermost dim's bounds stay run-time checks: one lane at a time

@@ -132,6 +132,36 @@ def test_tiny_cheap_units_run_the_light_pipeline():
     assert {u.opt_level() for u in lowered.units} != {llvm_util.LIGHT}
 
 
+def _sum_program(shape, axis, dtype=F64):
+    """out = sum(x * x, axis) over x of `shape` (a 2-D x; axis 1: row sums, 0: column sums)."""
+    x = Buffer("x", shape, dtype, "input", index=0)
+    n_out = shape[1 - axis]
+    out = Buffer("out", (n_out,), dtype, "output", index=0)
+    strides = (1, 0) if axis == 1 else (0, 1)
+    body = [Load(x, IndexMap(0, (shape[1], 1)), dtype), Op("mul", (0, 0), {}, dtype)]
+    kernel = LoopKernel("k", shape, body, [Store(out, 1, IndexMap(0, strides), "sum")])
+    return KernelProgram([x], [out], [], [], [kernel])
+
+
+@pytest.mark.parametrize("shape,axis", [((3, 5000), 1), ((300, 700), 0), ((1, 100_003), 1)])
+@pytest.mark.parametrize("dtype", [F64, F32])
+def test_long_sums_take_the_vector_form_and_agree_with_numpy(shape, axis, dtype):
+    """A sum kernel whose innermost dim is long runs as an explicit vector loop through the
+    light pipeline (simd.long_sum), rows and columns alike, odd lengths included."""
+    kp = _sum_program(shape, axis, dtype)
+    [unit] = lower_program(kp, environment="").units
+    assert unit.opt_level() == llvm_util.LIGHT
+    x = np.random.default_rng(1).normal(size=shape).astype(dtype)
+    got = compile_program(kp, disk_cache=False)(x)[0]
+    ref = np.sum(x.astype(np.float64) ** 2, axis=axis)
+    np.testing.assert_allclose(got, ref, rtol=1e-12 if dtype == F64 else 1e-6)
+
+
+def test_short_row_sums_keep_the_scalar_level():
+    [unit] = lower_program(_sum_program((250, 100), 1), environment="").units
+    assert unit.opt_level() == units.SCALAR_LEVEL
+
+
 def _rows_program(cols, prims, dtype=F64, step=1):
     """One kernel over (4, cols): out = `prims` applied in turn to x[:, ::step] + r (r per
     row, so the domain stays two-dimensional)."""
