@@ -172,11 +172,13 @@ class KernelEmitter(unrolled.UnrolledInner):
     """
 
     def __init__(self, module: ir.Module | None, kernel: LoopKernel, name: str, math=None,
-                 ranged: bool = False):
+                 ranged: bool = False, row_align: int = 1):
         """`math`: the module's outline.MathFunctions; None keeps all math inline and the
         innermost loop scalar (for LLVM's loop vectorizer).  `ranged`: the function takes
-        the row range `lo, hi` of its outermost dim (a kernel split over threads)."""
+        the row range `lo, hi` of its outermost dim (a kernel split over threads), whose
+        ends are multiples of `row_align` or the dim's end (threads.ROW_ALIGN)."""
         self.module, self.kernel, self.name, self.ranged = module, kernel, name, ranged
+        self.row_align = row_align
         touched = distinct(list(kernel.reads()) + list(kernel.writes()))
         self.baked = [buf for buf in touched if baked_const(buf)]
         self.buffers = [buf for buf in touched if not baked_const(buf)]  # pointer arguments
@@ -392,6 +394,8 @@ class KernelEmitter(unrolled.UnrolledInner):
         b, lanes = self.b, self.lanes
         if d > 0 and exact and length % lanes == 0:
             self._vector_steps(d, lo, hi, masked=False)
+        elif d == 0 and self._whole_vectors():  # a thread's rows may miss the segment
+            self._vector_steps(d, lo, b.select(b.icmp_signed("<", hi, lo), lo, hi), masked=False)
         elif length < simd.SPLIT_MIN_LANES * lanes:
             self._vector_steps(d, lo, hi, masked=True)
         else:  # a thread's rows may miss the segment (hi < lo): then run nothing
@@ -401,6 +405,16 @@ class KernelEmitter(unrolled.UnrolledInner):
             self._vector_steps(d, lo, end, masked=False)
             with b.if_then(b.icmp_signed("<", end, hi)):
                 self._vector_step(d, end, simd.lane_mask(b, end, hi, lanes))
+
+    def _whole_vectors(self) -> bool:
+        """Whether every range of a one-dim kernel's vector loop starts and ends at a
+        multiple of the lanes: the segment's ends are, and so are the call's rows (a
+        constant [0, n), or thread shares of `row_align`).  Then no step is masked, and the
+        body is emitted once instead of twice (a masked last step doubled the code LLVM
+        compiles: W2's kernel).  Chunked sums split the range at multiples of CHUNK."""
+        a, b = self.segment[0]
+        return (a % self.lanes == 0 and b % self.lanes == 0
+                and (not self.ranged or self.row_align % self.lanes == 0))
 
     def _vector_steps(self, d, lo, hi, masked: bool):
         """Vector steps over [lo, hi); unmasked ones `interleave` at a time, each adding to

@@ -291,7 +291,8 @@ class ProgramEmitter:
         if threads.may_split(canon, self.n_threads):
             probe = KernelEmitter(None, canon, kernel.name)  # analysis only: the thread plan
             plan = threads.plan_parallel(probe, self.n_threads)
-        unit = units.KernelUnit.of(canon, len(args), plan is not None, self.environment)
+        align = threads.ROW_ALIGN if plan is not None and len(probe.domain) == 1 else 1
+        unit = units.KernelUnit.of(canon, len(args), plan is not None, self.environment, align)
         unit = self.units.setdefault(unit.key, unit)
         self.n_calls += 1
         fn = declare(self.module, unit.symbol, ir.VoidType(), unit.arg_types())

@@ -41,6 +41,10 @@ from .scalar_ops import combine, storage_type, to_memory, to_register
 # from about here it did, for memory-bound and transcendental kernels alike
 # (benchmarks/threads.py measures one thread against two by cost).
 PARALLEL_MIN_COST = 1 << 17
+# A kernel over one (collapsed) dim gives each thread a whole number of ROW_ALIGN elements
+# (the last thread the rest): a multiple of any vector's lanes, so the explicit vector loop
+# needs no masked last step except at the domain's end (KernelEmitter, `row_align`).
+ROW_ALIGN = 64
 I32 = ir.IntType(32)
 
 
@@ -106,6 +110,16 @@ def may_split(kernel, n_threads: int) -> bool:
     return n_threads >= 2 and kernel_cost(kernel) >= PARALLEL_MIN_COST
 
 
+def _edges(domain, n: int) -> list:
+    """Thread i runs rows [edges[i], edges[i + 1]) of dim 0: equal shares, in multiples of
+    ROW_ALIGN for a one-dim domain (fewer threads where a share would be empty)."""
+    edges = [domain[0] * t // n for t in range(n + 1)]
+    if len(domain) == 1:
+        edges = [e - e % ROW_ALIGN for e in edges[:-1]] + edges[-1:]
+        edges = [e for j, e in enumerate(edges) if j == 0 or e > edges[j - 1]]
+    return edges
+
+
 def plan_parallel(em, n_threads: int) -> ParallelPlan | None:
     """How to split kernel emitter `em` over threads, or None to run it inline."""
     if not may_split(em.kernel, n_threads):
@@ -126,12 +140,13 @@ def plan_parallel(em, n_threads: int) -> ParallelPlan | None:
         private.append(next(r for r in em.reductions if r.store is store))
     if any(any(r.store.buffer is b for b in em.kernel.reads()) for r in private):
         return None
-    n = min(n_threads, em.domain[0])
-    edges = [em.domain[0] * t // n for t in range(n + 1)]
+    edges = _edges(em.domain, min(n_threads, em.domain[0]))
     offsets, total = [], 0
     for red in private:
         offsets.append(total)
         total += align_up(red.store.buffer.size * np.dtype(red.store.buffer.dtype).itemsize, 64)
+    if len(edges) < 3:
+        return None  # one thread's share
     return ParallelPlan(list(zip(edges[:-1], edges[1:])), private, offsets, total)
 
 

@@ -153,12 +153,12 @@ def _instruction_text(ins, baked: dict) -> str:
     raise TypeError(f"codegen: unexpected kernel body instruction {ins!r}")
 
 
-def canonical_text(canon: LoopKernel, ranged: bool) -> str:
+def canonical_text(canon: LoopKernel, ranged: bool, row_align: int = 1) -> str:
     """Everything the code of a canonical kernel depends on (module docstring)."""
     holders = {buf.index: buf for buf, _ in _indices(canon) if buf.kind == "arg"}
     args = [holders[j] for j in sorted(holders)]
     baked = {}
-    lines = [f"domain {tuple(canon.domain)} ranged={ranged}",
+    lines = [f"domain {tuple(canon.domain)} ranged={ranged}" + (f"/{row_align}" if ranged else ""),
              "args " + " ".join(f"{b.name}:{_dtype(b.dtype)}" for b in args)]
     lines += [_instruction_text(ins, baked) for ins in canon.body]
     lines += [f"store {_buffer_text(s.buffer, baked)}[{_index_text(s.index)}] = {s.value}"
@@ -178,14 +178,16 @@ class KernelUnit:
     ranged: bool  # the function also takes `lo, hi` (split over threads)
     text: str
     key: str
+    row_align: int = 1  # ranged: `lo, hi` are multiples of it or the dim's end
 
     @classmethod
-    def of(cls, canon: LoopKernel, n_pointers: int, ranged: bool, environment: str) -> "KernelUnit":
+    def of(cls, canon: LoopKernel, n_pointers: int, ranged: bool, environment: str,
+           row_align: int = 1) -> "KernelUnit":
         """The unit of a canonical kernel; `environment` (fingerprint.kernel_environment) is
         hashed into the key, so a unit's object code is reused only by the same compiler."""
-        text = canonical_text(canon, ranged)
+        text = canonical_text(canon, ranged, row_align)
         key = hashlib.sha256((text + "\n" + environment).encode()).hexdigest()
-        return cls(canon, n_pointers, ranged, text, key)
+        return cls(canon, n_pointers, ranged, text, key, row_align)
 
     @property
     def symbol(self) -> str:
@@ -202,7 +204,8 @@ class KernelUnit:
         """(module, optimization level): the module of `build_module` and `opt_level`."""
         module = ir.Module(name=self.symbol)
         math = outline.MathFunctions(module)
-        em = KernelEmitter(module, self.kernel, self.symbol, math, ranged=self.ranged)
+        em = KernelEmitter(module, self.kernel, self.symbol, math, ranged=self.ranged,
+                           row_align=self.row_align)
         em.emit()
         math.finish()
         return module, _opt_level(self.kernel, em.lanes, em.unroll)

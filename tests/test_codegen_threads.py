@@ -119,6 +119,34 @@ def test_threaded_split_vector_loop_with_segments(n, tiny_thread_threshold, monk
     np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
 
 
+@pytest.mark.parametrize("n", [64 * 300, 64 * 300 + 8, 64 * 300 + 5])
+def test_threads_of_a_one_dim_kernel_get_whole_vectors(n, tiny_thread_threshold, monkeypatch):
+    """A one-dim kernel's thread shares are multiples of threads.ROW_ALIGN: where the length
+    is a multiple of the lanes no step is masked (the body is emitted once), elsewhere the
+    last step is; both agree with the interpreter."""
+    from tracegrad.codegen import threads
+    monkeypatch.setattr(simd, "LONG_BODY", 0)
+    pb = ProgramBuilder()
+    x = pb.input((n,), F64)
+    out = pb.output((n,), F64)
+    total = pb.output((), F64)
+    body = [Load(x, IndexMap(0, (1,)), F64), Op("exp", (0,), {}, F64)]
+    pb.loop((n,), body, [Store(out, 1, IndexMap(0, (1,))), Store(total, 1, IndexMap(0, (0,)), "sum")])
+    kp = pb.build()
+    cp = compile_program(kp, disk_cache=False, n_threads=3)
+    assert "tg_pool_run" in cp.llvm_ir()
+    whole = n % (simd.llvm_util.vector_bits() // 64) == 0
+    assert ("llvm.masked" in cp.llvm_ir()) != whole
+    xv = np.random.default_rng(16).uniform(-1, 1, n)
+    got, want = cp(xv), run_program(kp, xv)
+    np.testing.assert_allclose(got[0], want[0], **MATH_TOL[F64])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+    edges = threads._edges((n,), 3)
+    assert edges[0] == 0 and edges[-1] == n and len(edges) == 4
+    assert all(e % threads.ROW_ALIGN == 0 for e in edges[:-1])
+    assert threads._edges((100, 7), 3) == [0, 33, 66, 100]  # rows of a 2-D kernel: equal shares
+
+
 # ---- the persistent pool (pool.py) -----------------------------------------------------------
 
 _TASK_IR = """
