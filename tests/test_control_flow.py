@@ -511,11 +511,14 @@ def test_jax_keywords_unroll_and_operand():
     """JAX's `unroll` hint (checked, results unchanged) and cond's `operand=`."""
     xs = np.arange(4.0)
     step = lambda c, x: (c + x, c * x)  # noqa: E731
-    for unroll in (1, 3, True):
+    for unroll in (0, 1, 3, True):  # JAX takes any non-negative int
         carry, ys = tg.scan(step, 0.0, xs, unroll=unroll)
         assert float(carry) == 6.0 and ys.tolist() == [0.0, 0.0, 2.0, 9.0]
     with pytest.raises(ValueError, match="unroll"):
-        tg.scan(step, 0.0, xs, unroll=0)
+        tg.scan(step, 0.0, xs, unroll=-1)
+    assert tg.scan(lambda c, _: (c + 1, c), 0.0, None, length=3.0)[1].tolist() == [0, 1, 2]
+    with pytest.raises(TypeError, match="length must be"):
+        tg.scan(lambda c, _: (c + 1, c), 0.0, None, length=2.5)
     assert int(tg.fori_loop(0, 4, lambda i, v: v + i, 0, unroll=2)) == 6
     assert float(tg.jit(lambda x: tg.fori_loop(0, 4, lambda i, v: v + x[i], 0.0,
                                                unroll=4))(xs)) == 6.0
@@ -551,3 +554,38 @@ def test_a_guarded_program_applied_in_a_body_is_refused():
     plain = tg.trace(lambda x: x * 3)(np.ones(3))  # no guards: fine in a body
     out = tg.jit(lambda xs: tg.scan(lambda c, x: (c, plain(x)), 0.0, xs)[1])(xs)
     np.testing.assert_array_equal(out, xs * 3)
+
+
+def test_eager_loops_over_numpy_arrays_are_values():
+    """A body updating its carry in place: each y is the step's value, the caller's arrays
+    are untouched, and eager agrees with jit (the traced loop's value semantics)."""
+    def body(c, x):
+        c[0] += x
+        return c, c
+    init, xs = np.zeros(2), np.array([1.0, 2.0, 3.0])
+    carry, ys = tg.scan(body, init, xs)
+    want = tg.jit(lambda i, x: tg.scan(body, i, x))(np.zeros(2), xs)
+    assert ys.tolist() == [[1, 0], [3, 0], [6, 0]] == want[1].tolist()
+    assert carry.tolist() == [6, 0] and init.tolist() == [0, 0] and xs.tolist() == [1, 2, 3]
+
+    def bump(c):
+        c[0] += 1
+        return c
+    assert tg.while_loop(lambda c: c[0] < 3, bump, init).tolist() == [3, 0]
+    assert init.tolist() == [0, 0]
+
+
+def test_eager_fori_loop_without_steps_never_calls_the_body():
+    A = np.arange(16.0).reshape(4, 4)
+    assert tg.fori_loop(0, 0, lambda i, c: c + A[i, i], 0.0) == 0.0
+    assert float(tg.fori_loop(0, 2, lambda i, c: c + A[i, i], 0.0)) == 5.0
+    assert tg.fori_loop(3, 1, lambda i, c: c + (1.0 if c > 0 else 2.0), 0.0) == 0.0
+
+
+def test_fori_index_widening_a_float32_carry_says_what_to_write():
+    with pytest.raises(TypeError, match=r"float32\[\].*float64\[\][\s\S]*i.astype"):
+        tg.fori_loop(0, 3, lambda i, c: c + i, np.float32(0))
+    with pytest.raises(TypeError, match="i.astype"):
+        tg.jit(lambda c: tg.fori_loop(0, 3, lambda i, v: v + i, c))(np.float32(0))
+    out = tg.fori_loop(0, 3, lambda i, c: c + i.astype(c.dtype), np.float32(0))
+    assert out.dtype == np.float32 and float(out) == 3.0

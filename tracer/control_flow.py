@@ -88,10 +88,7 @@ cond.__doc__, switch.__doc__ = branches.cond.__doc__, branches.switch.__doc__
 
 def _scan_length(xs_leaves, length):
     if length is not None:
-        try:
-            length = operator.index(length)
-        except TypeError:
-            raise TypeError(f"scan: length must be a Python int, got {length!r}") from None
+        length = _int_length(length)
     if any(leaf_aval(x).shape == () for x in xs_leaves):
         raise ValueError("scan got a value with no leading axis to scan over: "
                          + ", ".join(type_name(leaf_aval(x)) for x in xs_leaves))
@@ -111,6 +108,16 @@ def _scan_length(xs_leaves, length):
     return length
 
 
+def _int_length(length) -> int:
+    """`length` as an int: an integer, or a float with an integral value (JAX takes 3.0)."""
+    try:
+        return operator.index(length)
+    except TypeError:
+        if isinstance(length, (float, np.floating)) and float(length).is_integer():
+            return int(length)
+        raise TypeError(f"scan: length must be a Python int, got {length!r}") from None
+
+
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """Loop `f(carry, x) -> (carry, y)` over the leading axis of `xs`, like
     `jax.lax.scan`; returns `(final carry, stacked ys)`.
@@ -118,7 +125,7 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     `init`, `xs` and the ys are pytrees of arrays; `xs` may be None when
     `length` is given (then x is None).  With `reverse=True` the loop runs from
     the last index down, and ys[i] is still the y of the step that read xs[i].
-    `unroll` (JAX's code-size hint: a positive int or a bool) is checked and
+    `unroll` (JAX's code-size hint: a non-negative int or a bool) is checked and
     otherwise left to the compiler, which picks its own loop form.
 
     >>> import numpy as np
@@ -140,8 +147,8 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
 def _check_unroll(unroll, name):
     if unroll is None or isinstance(unroll, bool):
         return
-    if not isinstance(unroll, (int, np.integer)) or unroll < 1:
-        raise ValueError(f"{name}: unroll must be a positive int or a bool, got {unroll!r}")
+    if not isinstance(unroll, (int, np.integer)) or unroll < 0:
+        raise ValueError(f"{name}: unroll must be a non-negative int or a bool, got {unroll!r}")
 
 
 def _scan_body(f, carry, xs_tree, x_avals):
@@ -197,19 +204,32 @@ def _eager_carry(carry, values, leaves):
     return leaves, None
 
 
+def _owned(leaves) -> list:
+    """NumPy array leaves copied: an eager body that updates its carry, x or y in place
+    (`c[0] += x`) changes only the loop's own values, never the caller's arrays or the ys
+    already stacked, as in the traced and compiled loops (values, as JAX's).  Tensors are
+    left to autograd's in-place rules."""
+    return [np.array(v) if isinstance(v, np.ndarray) else v for v in leaves]
+
+
+def _owned_tree(value):
+    leaves, tree = tree_flatten(value)
+    return tree_unflatten(tree, _owned(leaves))
+
+
 def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
-    values, ys = carry.arrays(), []
+    values, ys = _owned(carry.arrays()), []
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
-        x = tree_unflatten(xs_tree, [leaf[i] for leaf in xs_leaves])
+        x = tree_unflatten(xs_tree, _owned([leaf[i] for leaf in xs_leaves]))
         while True:
             leaves, y = _eager_step(f, carry, values, x)
             leaves, promotions = _eager_carry(carry, values, leaves)
             if promotions is None:
                 break
             carry.promote(promotions)  # only possible on the first step
-            values = carry.arrays()
+            values = _owned(carry.arrays())
         values = leaves
-        ys.append(y)
+        ys.append(_owned_tree(y))
     if reverse:
         ys.reverse()
     return tree_unflatten(carry.tree, values), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
@@ -268,14 +288,14 @@ def _eager_pred(cond_fun, value):
 
 
 def _eager_while(cond_fun, body_fun, carry):
-    values = carry.arrays()
+    values = _owned(carry.arrays())
     while _eager_pred(cond_fun, tree_unflatten(carry.tree, values)):
         leaves, tree = tree_flatten(carry.conform(body_fun(tree_unflatten(carry.tree, values))))
         carry.check_structure(tree)
         leaves, promotions = _eager_carry(carry, values, [leaf_value(v) for v in leaves])
         if promotions is not None:  # first iteration from a weak initial value: redo it
             carry.promote(promotions)
-            values = carry.arrays()
+            values = _owned(carry.arrays())
             continue
         values = leaves
     return tree_unflatten(carry.tree, values)
@@ -360,6 +380,8 @@ def _fori_scan(lo, hi, body_fun, init_val, index_dtype):
     def step(c, _):
         i, val = c
         return (i + np.asarray(1, index_dtype), _fori_step(carry, body_fun, i, val)), None
+    if hi <= lo and trace_of(carry.values) is None:
+        return carry.tree_value()  # no step: eagerly, the body is never called (nor traced)
     start = np.asarray(lo, index_dtype)
     (_, out), _ = scan(step, (start, carry.tree_value()), None, length=max(hi - lo, 0))
     return out
@@ -375,8 +397,25 @@ def _fori_step(carry, body_fun, i, val):
     outs = [leaf_value(v) for v in leaves]
     if any(a != leaf_aval(v) and not w and not dtypes.is_weak(v)
            for a, v, w in zip(current, outs, carry.weak)):
-        carry.check_types([leaf_aval(v) for v in outs], current)
+        try:
+            carry.check_types([leaf_aval(v) for v in outs], current)
+        except TypeError as exc:
+            if any(_widened_by_index(a, leaf_aval(v)) for a, v in zip(current, outs)):
+                raise TypeError(f"{exc}\n{_INDEX_HINT}") from None
+            raise
     return out
+
+
+# JAX's fori_loop index is weakly typed, so `c + i` keeps a float32 carry float32; here `i`
+# is an int64 array and NumPy's promotion widens the carry.
+_INDEX_HINT = ("fori_loop's index `i` is an int64 array, not weakly typed as in JAX: with "
+               "a float32 or int32 carry, convert it first (`i.astype(val.dtype)`, "
+               "`np.float32(i)`).")
+
+
+def _widened_by_index(a, b) -> bool:
+    wide = {(np.dtype(np.float32), np.dtype(np.float64)), (np.dtype(np.int32), np.dtype(np.int64))}
+    return a.shape == b.shape and (np.dtype(a.dtype), np.dtype(b.dtype)) in wide
 
 
 def _fori_while(lower, upper, body_fun, init_val, index_dtype):
