@@ -589,3 +589,17 @@ def test_fori_index_widening_a_float32_carry_says_what_to_write():
         tg.jit(lambda c: tg.fori_loop(0, 3, lambda i, v: v + i, c))(np.float32(0))
     out = tg.fori_loop(0, 3, lambda i, c: c + i.astype(c.dtype), np.float32(0))
     assert out.dtype == np.float32 and float(out) == 3.0
+
+
+def test_eager_bodies_over_numpy_arrays_have_jax_at_updates():
+    """A body written for JAX (`c.at[i].set(v)`) runs eagerly on NumPy carries and xs as it
+    does traced; the results are plain NumPy arrays."""
+    body = lambda i, c: c.at[i].set(2.0 * i)  # noqa: E731
+    eager = tg.fori_loop(0, 3, body, np.zeros(3))
+    traced = tg.jit(lambda z: tg.fori_loop(0, 3, body, z))(np.zeros(3))
+    assert type(eager) is np.ndarray and eager.tolist() == traced.tolist() == [0, 2, 4]
+    carry, ys = tg.scan(lambda c, x: (c.at[0].add(x.sum()), x.at[1].set(0.0)),
+                        np.zeros(2), np.ones((3, 2)))
+    assert carry.tolist() == [6, 0] and ys.tolist() == [[1, 0]] * 3 and type(ys) is np.ndarray
+    out = tg.while_loop(lambda c: c[0] < 3, lambda c: c.at[0].add(1.0), np.zeros(2))
+    assert type(out) is np.ndarray and out.tolist() == [3, 0]

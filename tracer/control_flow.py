@@ -212,6 +212,26 @@ def _owned(leaves) -> list:
     return [np.array(v) if isinstance(v, np.ndarray) else v for v in leaves]
 
 
+class LoopArray(np.ndarray):
+    """A NumPy array as an eager loop body sees it: with JAX's `.at` updates (tracer/at.py),
+    so a body written for JAX (`c.at[i].set(v)`) runs eagerly as it does traced."""
+
+    @property
+    def at(self):
+        from .at import At
+        return At(self.view(np.ndarray))
+
+
+def _with_at(leaves) -> list:
+    """The body's view of the loop's values: NumPy arrays as LoopArrays (no copy)."""
+    return [v.view(LoopArray) if isinstance(v, np.ndarray) and v.ndim else v for v in leaves]
+
+
+def _plain(leaves) -> list:
+    """The loop's results as plain NumPy arrays again."""
+    return [v.view(np.ndarray) if isinstance(v, LoopArray) else v for v in leaves]
+
+
 def _owned_tree(value):
     leaves, tree = tree_flatten(value)
     return tree_unflatten(tree, _owned(leaves))
@@ -220,9 +240,9 @@ def _owned_tree(value):
 def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
     values, ys = _owned(carry.arrays()), []
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
-        x = tree_unflatten(xs_tree, _owned([leaf[i] for leaf in xs_leaves]))
+        x = tree_unflatten(xs_tree, _with_at(_owned([leaf[i] for leaf in xs_leaves])))
         while True:
-            leaves, y = _eager_step(f, carry, values, x)
+            leaves, y = _eager_step(f, carry, _with_at(values), x)
             leaves, promotions = _eager_carry(carry, values, leaves)
             if promotions is None:
                 break
@@ -232,7 +252,7 @@ def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
         ys.append(_owned_tree(y))
     if reverse:
         ys.reverse()
-    return tree_unflatten(carry.tree, values), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
+    return tree_unflatten(carry.tree, _plain(values)), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
 
 
 def _stack_ys(f, carry, xs_tree, xs_leaves, ys):
@@ -289,8 +309,9 @@ def _eager_pred(cond_fun, value):
 
 def _eager_while(cond_fun, body_fun, carry):
     values = _owned(carry.arrays())
-    while _eager_pred(cond_fun, tree_unflatten(carry.tree, values)):
-        leaves, tree = tree_flatten(carry.conform(body_fun(tree_unflatten(carry.tree, values))))
+    while _eager_pred(cond_fun, tree_unflatten(carry.tree, _with_at(values))):
+        out = body_fun(tree_unflatten(carry.tree, _with_at(values)))
+        leaves, tree = tree_flatten(carry.conform(out))
         carry.check_structure(tree)
         leaves, promotions = _eager_carry(carry, values, [leaf_value(v) for v in leaves])
         if promotions is not None:  # first iteration from a weak initial value: redo it
@@ -298,7 +319,7 @@ def _eager_while(cond_fun, body_fun, carry):
             values = _owned(carry.arrays())
             continue
         values = leaves
-    return tree_unflatten(carry.tree, values)
+    return tree_unflatten(carry.tree, _plain(values))
 
 
 def _while_bodies(cond_fun, body_fun, carry):
