@@ -603,3 +603,14 @@ def test_eager_bodies_over_numpy_arrays_have_jax_at_updates():
     assert carry.tolist() == [6, 0] and ys.tolist() == [[1, 0]] * 3 and type(ys) is np.ndarray
     out = tg.while_loop(lambda c: c[0] < 3, lambda c: c.at[0].add(1.0), np.zeros(2))
     assert type(out) is np.ndarray and out.tolist() == [3, 0]
+
+
+def test_concrete_cond_branches_get_values_with_at_updates():
+    x = np.zeros(3)
+    out = tg.cond(True, lambda v: v.at[1].set(5.0), lambda v: v, x)
+    assert type(out) is np.ndarray and out.tolist() == [0, 5, 0] and x.tolist() == [0, 0, 0]
+
+    def bump(v):
+        v[0] += 1.0
+        return v
+    assert tg.switch(0, [bump, lambda v: v], x).tolist() == [1, 0, 0] and x.tolist() == [0, 0, 0]

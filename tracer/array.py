@@ -263,8 +263,8 @@ class ArrayMixin(TorchMethods):
     def compress(self, condition, axis=None, out=None):
         return tnp.compress(condition, self, axis=axis, out=out)
 
-    def reshape(self, *shape):
-        return tnp.reshape(self, shape[0] if len(shape) == 1 else shape)
+    def reshape(self, *shape, order="C"):
+        return tnp.reshape(self, shape[0] if len(shape) == 1 else shape, order=order)
 
     def transpose(self, *axes):
         """NumPy's permutation (`transpose()`, `transpose(axes)`, one int per axis), but
@@ -325,7 +325,10 @@ class ArrayMixin(TorchMethods):
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None):
         return tnp.trace(self, offset, axis1, axis2, dtype)
 
-    def copy(self):
+    def copy(self, order="K"):
+        """A copy; `order` (NumPy's memory layout) changes no value, so it is only checked."""
+        if order not in ("C", "F", "A", "K"):
+            raise ValueError(f"copy: order must be one of 'C', 'F', 'A' or 'K', got {order!r}")
         return tnp.copy(self)
 
     def fill(self, value):

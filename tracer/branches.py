@@ -8,7 +8,8 @@ from tracegrad.ir import Var, ops
 
 from . import dtypes
 from .loop_body import Body, record, trace_of
-from .loop_types import leaf_aval, leaf_paths, leaf_value, tree_difference, type_name
+from .loop_types import (leaf_aval, leaf_paths, leaf_value, owned, plain, tree_difference,
+                         type_name, with_at)
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch"]
@@ -80,8 +81,11 @@ def switch(index, branches, *operands):
 
 
 def _branch(index, funs, operands, names, display=None):
-    if isinstance(index, int):
-        return funs[min(max(index, 0), len(funs) - 1)](*operands)
+    if isinstance(index, int):  # the chosen branch on the operands' values (loop_types.owned)
+        leaves, tree = tree_flatten(tuple(operands))
+        chosen = funs[min(max(index, 0), len(funs) - 1)]
+        out_leaves, out_tree = tree_flatten(chosen(*tree_unflatten(tree, with_at(owned(leaves)))))
+        return tree_unflatten(out_tree, plain(out_leaves))
     leaves, tree = tree_flatten(tuple(operands))
     values = [leaf_value(x) for x in leaves]
     args = [np.asarray(v, leaf_aval(v).dtype) if dtypes.is_weak(v) else v for v in values]

@@ -43,7 +43,8 @@ from tracegrad.ir import ShapedArray, ops
 from . import dtypes
 from . import branches
 from .loop_body import Body, pair, record, trace_of
-from .loop_types import CarryType, as_dtype, leaf_aval, leaf_value, type_name
+from .loop_types import (CarryType, as_dtype, leaf_aval, leaf_value, owned, plain,
+                         type_name, with_at)
 from .tree import conform, tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch", "while_loop", "fori_loop", "scan"]
@@ -204,55 +205,27 @@ def _eager_carry(carry, values, leaves):
     return leaves, None
 
 
-def _owned(leaves) -> list:
-    """NumPy array leaves copied: an eager body that updates its carry, x or y in place
-    (`c[0] += x`) changes only the loop's own values, never the caller's arrays or the ys
-    already stacked, as in the traced and compiled loops (values, as JAX's).  Tensors are
-    left to autograd's in-place rules."""
-    return [np.array(v) if isinstance(v, np.ndarray) else v for v in leaves]
-
-
-class LoopArray(np.ndarray):
-    """A NumPy array as an eager loop body sees it: with JAX's `.at` updates (tracer/at.py),
-    so a body written for JAX (`c.at[i].set(v)`) runs eagerly as it does traced."""
-
-    @property
-    def at(self):
-        from .at import At
-        return At(self.view(np.ndarray))
-
-
-def _with_at(leaves) -> list:
-    """The body's view of the loop's values: NumPy arrays as LoopArrays (no copy)."""
-    return [v.view(LoopArray) if isinstance(v, np.ndarray) and v.ndim else v for v in leaves]
-
-
-def _plain(leaves) -> list:
-    """The loop's results as plain NumPy arrays again."""
-    return [v.view(np.ndarray) if isinstance(v, LoopArray) else v for v in leaves]
-
-
 def _owned_tree(value):
     leaves, tree = tree_flatten(value)
-    return tree_unflatten(tree, _owned(leaves))
+    return tree_unflatten(tree, owned(leaves))
 
 
 def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
-    values, ys = _owned(carry.arrays()), []
+    values, ys = owned(carry.arrays()), []
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
-        x = tree_unflatten(xs_tree, _with_at(_owned([leaf[i] for leaf in xs_leaves])))
+        x = tree_unflatten(xs_tree, with_at(owned([leaf[i] for leaf in xs_leaves])))
         while True:
-            leaves, y = _eager_step(f, carry, _with_at(values), x)
+            leaves, y = _eager_step(f, carry, with_at(values), x)
             leaves, promotions = _eager_carry(carry, values, leaves)
             if promotions is None:
                 break
             carry.promote(promotions)  # only possible on the first step
-            values = _owned(carry.arrays())
+            values = owned(carry.arrays())
         values = leaves
         ys.append(_owned_tree(y))
     if reverse:
         ys.reverse()
-    return tree_unflatten(carry.tree, _plain(values)), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
+    return tree_unflatten(carry.tree, plain(values)), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
 
 
 def _stack_ys(f, carry, xs_tree, xs_leaves, ys):
@@ -308,18 +281,18 @@ def _eager_pred(cond_fun, value):
 
 
 def _eager_while(cond_fun, body_fun, carry):
-    values = _owned(carry.arrays())
-    while _eager_pred(cond_fun, tree_unflatten(carry.tree, _with_at(values))):
-        out = body_fun(tree_unflatten(carry.tree, _with_at(values)))
+    values = owned(carry.arrays())
+    while _eager_pred(cond_fun, tree_unflatten(carry.tree, with_at(values))):
+        out = body_fun(tree_unflatten(carry.tree, with_at(values)))
         leaves, tree = tree_flatten(carry.conform(out))
         carry.check_structure(tree)
         leaves, promotions = _eager_carry(carry, values, [leaf_value(v) for v in leaves])
         if promotions is not None:  # first iteration from a weak initial value: redo it
             carry.promote(promotions)
-            values = _owned(carry.arrays())
+            values = owned(carry.arrays())
             continue
         values = leaves
-    return tree_unflatten(carry.tree, _plain(values))
+    return tree_unflatten(carry.tree, plain(values))
 
 
 def _while_bodies(cond_fun, body_fun, carry):

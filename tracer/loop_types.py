@@ -187,3 +187,33 @@ def _mismatch(path, a, b) -> str:
     return (f"  * the input carry component {path} has type {type_name(a)} but the "
             f"corresponding output carry component has type {type_name(b)}, so the "
             f"{' and '.join(what)} do not match")
+
+
+# ---- eager loop and branch values ---------------------------------------------------------
+
+def owned(leaves) -> list:
+    """NumPy array leaves copied: an eager body that updates its carry, x or y in place
+    (`c[0] += x`) changes only the loop's own values, never the caller's arrays or the ys
+    already stacked, as in the traced and compiled loops (values, as JAX's).  Tensors are
+    left to autograd's in-place rules."""
+    return [np.array(v) if isinstance(v, np.ndarray) else v for v in leaves]
+
+
+class LoopArray(np.ndarray):
+    """A NumPy array as an eager loop body sees it: with JAX's `.at` updates (tracer/at.py),
+    so a body written for JAX (`c.at[i].set(v)`) runs eagerly as it does traced."""
+
+    @property
+    def at(self):
+        from .at import At
+        return At(self.view(np.ndarray))
+
+
+def with_at(leaves) -> list:
+    """The body's view of the loop's values: NumPy arrays as LoopArrays (no copy)."""
+    return [v.view(LoopArray) if isinstance(v, np.ndarray) and v.ndim else v for v in leaves]
+
+
+def plain(leaves) -> list:
+    """The loop's results as plain NumPy arrays again."""
+    return [v.view(np.ndarray) if isinstance(v, LoopArray) else v for v in leaves]

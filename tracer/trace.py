@@ -34,6 +34,17 @@ from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
 
 
+def _conversion_hints(aval) -> str:
+    """What else commonly converts a traced value: a NumPy array indexed by a traced index
+    (NumPy's indexing cannot dispatch), and np.array of a list of traced values."""
+    hints = ["\nnp.array([...]) of traced values converts each one: write np.stack([...])."]
+    if np.issubdtype(aval.dtype, np.integer) or aval.dtype == np.bool_:
+        hints.append("\nA NumPy array indexed by a traced index (table[idx], np.eye(k)[y]) "
+                     "converts the index: write tracegrad.numpy.take(table, idx, axis=0), or "
+                     "compare instead (y[:, None] == np.arange(k) for a one-hot).")
+    return "".join(hints)
+
+
 class Traced(TracedValue, ArrayMixin):
     """A traced array: NumPy-like operators and methods that record graph equations.
 
@@ -105,7 +116,7 @@ class Traced(TracedValue, ArrayMixin):
             "(buf[i] = v), start the array from a traced value (np.zeros_like(x)) or use "
             "buf.at[i].set(v): tracegrad.numpy's constructors from a shape (zeros, ones, full, "
             "empty, arange, eye) give plain numpy arrays, which cannot hold traced values."
-            + (f"\n  at {where}" if where else ""))
+            + _conversion_hints(self.aval) + (f"\n  at {where}" if where else ""))
 
     def numpy(self):
         """As `np.asarray` of a traced value: an error that says why and what to use."""
@@ -129,9 +140,9 @@ class Traced(TracedValue, ArrayMixin):
     def swapaxes(self, axis1, axis2):
         return self.transpose(axis1, axis2)  # two ints: the swap
 
-    def reshape(self, *shape):
-        out = ArrayMixin.reshape(self, *shape)
-        return out if isinstance(self, TracedView) else self._reshaped(out)
+    def reshape(self, *shape, order="C"):
+        out = ArrayMixin.reshape(self, *shape, order=order)
+        return out if isinstance(self, TracedView) or order != "C" else self._reshaped(out)
 
     def ravel(self, order="C"):
         out = ArrayMixin.ravel(self, order)

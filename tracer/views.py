@@ -417,10 +417,11 @@ class ViewMethods:
                                " Use .reshape(...) instead.")
         return out
 
-    def reshape(self, *shape):
-        """A view where numpy can reshape without a copy, else a copy (torch's)."""
-        out = viewed(self, Reshape(_shape_arg(shape)))
-        return out if out is not None else super().reshape(*shape)
+    def reshape(self, *shape, order="C"):
+        """A view where numpy can reshape without a copy, else a copy (torch's); NumPy's
+        `order="F"` reshape is a copy."""
+        out = viewed(self, Reshape(_shape_arg(shape))) if order == "C" else None
+        return out if out is not None else super().reshape(*shape, order=order)
 
     def view_as(self, other):
         return self.view(other.shape)

@@ -489,23 +489,25 @@ def heaviside(x1, x2, /):
     return _select(ops.ne(x, x), x, r)
 
 
-def _nan_ignoring(name, prim, x1, x2):
+def _nan_ignoring(name, prim, wins, x1, x2):
+    """x1 where it `wins` or x2 is NaN, else x2: jax.numpy's fmax/fmin, whose derivative
+    goes to the value picked and at a tie to x2 (maximum's splits it)."""
     x, y = _promoted(name, x1, x2)
     if not _is_float(x):
         return ops.bind(prim, x, y)
-    r = ops.bind(prim, x, y)
-    return _select(ops.ne(y, y), x, _select(ops.ne(x, x), y, r))
+    return _select(ops.logical_or(wins(x, y), ops.ne(y, y)), x, y)
 
 
 @_ufunc
 def fmax(x1, x2, /):
     """Elementwise maximum ignoring nan (nan only if both are)."""
-    return _nan_ignoring("fmax", "max", x1, x2)
+    return _nan_ignoring("fmax", "max", ops.gt, x1, x2)
 
 
 @_ufunc
 def fmin(x1, x2, /):
-    return _nan_ignoring("fmin", "min", x1, x2)
+    """Elementwise minimum ignoring nan (nan only if both are)."""
+    return _nan_ignoring("fmin", "min", ops.lt, x1, x2)
 
 
 # ---- rounding ------------------------------------------------------------------------------
