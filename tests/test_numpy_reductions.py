@@ -114,10 +114,54 @@ def test_prod_gradient_exact_at_zeros():
     np.testing.assert_array_equal(g2, [0.0, 0.0, 0.0])
 
 
-def test_prod_is_a_multiply_tree():
+def test_prod_is_the_last_running_product():
+    """No division or log (exact derivatives at zeros): the cumprod primitive's last element."""
     prog = tracegrad.trace(lambda v: tnp.prod(v, axis=1))(np.ones((2, 5)))
     names = {e.prim.name for e in prog.graph.eqns}
-    assert "mul" in names and not names & {"div", "log", "cumprod"}
+    assert "cumprod" in names and not names & {"div", "log"}
+
+
+def _largest_body(f):
+    return max(len(k.body) for k in f._last.native.kernel_program().kernels if hasattr(k, "body"))
+
+
+@pytest.mark.parametrize("n", [1024, 4096, 4095])
+def test_products_of_many_values_compile_to_small_kernels(n):
+    """A halving tree of slices was fused into bodies growing with n (compile_grad of 1024
+    factors planned for over a minute); values and gradients against numpy."""
+    x = np.random.default_rng(3).random(n)
+    f = tracegrad.compile_grad(lambda v: np.prod(1 + v * 1e-3), disk_cache=False)
+    value, (grad,) = f(x)
+    want = np.prod(1 + x * 1e-3)
+    np.testing.assert_allclose(value, want, rtol=1e-13)
+    np.testing.assert_allclose(grad, want / (1 + x * 1e-3) * 1e-3, rtol=1e-12)
+    assert _largest_body(f) < 64
+
+
+def test_a_chain_of_halving_slices_plans_in_bounded_work(monkeypatch):
+    """Fusion stores a value once a kernel would evaluate more than MAX_INSTANCES computed
+    (value, view) pairs (a tree whose level k is read at 2**k views; lowered here so that a
+    small tree shows it): planning expands a few thousand steps, not the 700,000 it took
+    to find the same kernels without the limit."""
+    from tracegrad.passes.fusion import expand
+    monkeypatch.setattr(expand, "MAX_INSTANCES", 64)
+    steps, step = [0], expand.Expander._step
+
+    def counted(self, key):
+        steps[0] += 1
+        return step(self, key)
+    monkeypatch.setattr(expand.Expander, "_step", counted)
+
+    def tree_product(v):
+        while v.shape[0] > 1:
+            half = v.shape[0] // 2
+            v = v[:half] * v[half:]
+        return v[0]
+    x = np.random.default_rng(4).random(2 ** 9) * 0.01 + 0.995
+    value, (grad,) = tracegrad.compile_grad(tree_product, disk_cache=False)(x)
+    np.testing.assert_allclose(value, np.prod(x), rtol=1e-12)
+    np.testing.assert_allclose(grad, np.prod(x) / x, rtol=1e-12)
+    assert steps[0] < 20 * x.size
 
 
 def test_ufunc_reduce_methods():

@@ -51,8 +51,8 @@ def _operand(x):
         return _convert(sym, dtypes.weak_default(x))
     if is_boxed(x):
         return x
-    if isinstance(x, np.ndarray):
-        return dtypes.computed(x)
+    if isinstance(x, np.ndarray):  # a subclass (an eager loop's LoopArray) as a plain array
+        return dtypes.computed(x if type(x) is np.ndarray else x.view(np.ndarray))
     from .constructors import asarray  # constructors build on this module
     return asarray(x)
 
