@@ -302,3 +302,24 @@ def test_many_programs_compile_on_threads_one_after_another():
         ref = tracegrad.value_and_grad(_scaled_loss(i + 1.0), argnums=0)(x)
         np.testing.assert_allclose(value, ref[0], rtol=1e-12)
         np.testing.assert_allclose(grad, ref[1], rtol=1e-11, atol=1e-14)
+
+
+def test_compiles_leave_the_garbage_collector_as_they_found_it():
+    """A compile freezes the heap it found (gc.freeze) and unfreezes it after; an
+    application's own freeze is left alone."""
+    import gc
+    from tracegrad.compile import collector_paused
+    seen = []
+    with collector_paused():
+        seen.append(gc.get_freeze_count() > 0 or len(gc.get_objects(generation=2)) == 0)
+    assert seen == [True] and gc.get_freeze_count() == 0
+    f = tracegrad.compile_grad(lambda x: np.sum(np.sin(x) * x), disk_cache=False)
+    f(np.linspace(0, 1, 33))
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        tracegrad.compile_grad(lambda x: np.sum(np.cos(x) * x), disk_cache=False)(np.ones(5))
+        assert gc.get_freeze_count() > frozen // 2  # still frozen (some frozen objects died)
+    finally:
+        gc.unfreeze()
