@@ -470,10 +470,11 @@ LOWERINGS = {
 # ---- reductions ---------------------------------------------------------------
 
 def reduction_identity(kind: str, dtype, lanes: int | None = None) -> ir.Constant:
-    """0 for sums, -inf/+inf (or the integer extremes) for max/min (a splat if lanes)."""
+    """0 for sums, 1 for products, -inf/+inf (or the integer extremes) for max/min (a splat
+    if lanes)."""
     dtype = np.dtype(dtype)
-    if kind == "sum":
-        return constant(0, dtype, lanes)
+    if kind in ("sum", "prod"):
+        return constant(int(kind == "prod"), dtype, lanes)
     if is_float(dtype):
         return constant(-np.inf if kind == "max" else np.inf, dtype, lanes)
     if dtype == np.bool_:
@@ -483,12 +484,17 @@ def reduction_identity(kind: str, dtype, lanes: int | None = None) -> ir.Constan
 
 
 def combine(b, kind: str, acc, x, dtype):
-    """acc (+|max|min) x; float sums carry `reassoc` so LLVM may vectorize them."""
+    """acc (+|*|max|min) x; float sums and products carry `reassoc` so LLVM may vectorize
+    them."""
     dtype = np.dtype(dtype)
     if kind == "sum":
         if is_float(dtype):
             return b.fadd(acc, x, flags=("reassoc",))
         return b.or_(acc, x) if dtype == np.bool_ else b.add(acc, x)
+    if kind == "prod":
+        if is_float(dtype):
+            return b.fmul(acc, x, flags=("reassoc",))
+        return b.and_(acc, x) if dtype == np.bool_ else b.mul(acc, x)
     if is_float(dtype):
         return (float_max if kind == "max" else float_min)(b, acc, x)
     return (int_max if kind == "max" else int_min)(b, acc, x, dtype)

@@ -70,7 +70,7 @@ def _elementwise(prim, size, args, flags, params):
 
 # ---- reductions, structure, products -------------------------------------------------
 
-@_rule("reduce_sum", "reduce_max", "reduce_min")
+@_rule("reduce_sum", "reduce_prod", "reduce_max", "reduce_min")
 def _reduce(prim, size, args, flags, params):
     return ops.bind(prim.name, args[0], axes=tuple(a + 1 for a in params["axes"])), True
 

@@ -14,7 +14,7 @@ in golden tests::
     extern k2: (t3) = cumsum[axis=0 reverse=False](t2)
 
 Loads and stores print their index map `offset+[strides]` (and `if [bounds]`);
-reducing stores print `+=`, `max=` or `min=`.  Control-flow steps print their
+reducing stores print `+=`, `*=`, `max=` or `min=`.  Control-flow steps print their
 operand roles, then each body program nested one level deeper::
 
     scan k0 length=10 consts=(in2, in3) init=(in0) xs=(in1) -> carries=(t0) scratch=(t1) ys=(out1)
@@ -32,7 +32,7 @@ from tracegrad.passes.kernels import (Const, CondStep, DotKernel, ExternKernel, 
 
 __all__ = ["format_program", "format_kernel"]
 
-STORE_OPERATORS = {None: "=", "sum": "+=", "max": "max=", "min": "min="}
+STORE_OPERATORS = {None: "=", "sum": "+=", "prod": "*=", "max": "max=", "min": "min="}
 
 
 def _const(c: Const) -> str:

@@ -50,8 +50,8 @@ def _poison(dtype):
 def reduction_identity(reduce, dtype):
     """The reduction's identity; for integers and bools the dtype's extreme values."""
     dtype = np.dtype(dtype)
-    if reduce == "sum":
-        return 0
+    if reduce in ("sum", "prod"):
+        return int(reduce == "prod")
     if dtype.kind == "f":
         return -np.inf if reduce == "max" else np.inf
     if dtype.kind == "b":
@@ -60,8 +60,8 @@ def reduction_identity(reduce, dtype):
     return info.min if reduce == "max" else info.max
 
 
-REDUCERS = {"sum": np.add, "max": np.maximum, "min": np.minimum}
-FOLDS = {"sum": np.sum, "max": np.max, "min": np.min}
+REDUCERS = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
+FOLDS = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}
 
 
 def domain_indices(domain):

@@ -57,7 +57,7 @@ MAX_RUN = 32
 # is done with one, so more ranges than threads balance them.
 GROUPS = 16
 # The reducing store's combine, as an elementwise primitive per (reduce, dtype kind).
-COMBINE = {"sum": "add", "max": "max", "min": "min"}
+COMBINE = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 
 
 @dataclass

@@ -325,6 +325,7 @@ RULES: tuple[Rule, ...] = (
          "reduce_sum[axes=()] x -> x (integers) / x + 0.0 (floats)"),
     Rule("reduce_sum_of_broadcast", "reduce_sum", _reduce_sum_of_broadcast,
          "reduce_sum(broadcast x) over copied axes -> reduce_sum(x) * copies"),
+    Rule("reduce_prod_no_axes", "reduce_prod", _reduce_no_axes, "reduce_prod[axes=()] x -> x"),
     Rule("reduce_max_no_axes", "reduce_max", _reduce_no_axes, "reduce_max[axes=()] x -> x"),
     Rule("reduce_min_no_axes", "reduce_min", _reduce_no_axes, "reduce_min[axes=()] x -> x"),
     Rule("where_same", "where", _where_same, "where(c, x, x) -> x"),

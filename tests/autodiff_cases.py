@@ -210,6 +210,8 @@ OP_CASES = [
          [real(3)], tol=1e-3, fd_step=1e-2, dot_tol=1e-6),
     Case("reduce_sum", lambda x: ops.reduce_sum(x, (1,)), [real(2, 3)]),
     Case("reduce_sum_all", lambda x: ops.reduce_sum(x, (0, 1, 2)), [real(2, 3, 2)]),
+    Case("reduce_prod", lambda x: ops.reduce_prod(x, (1,)), [real(2, 3)]),
+    Case("reduce_prod_some", lambda x: ops.reduce_prod(x, (0, 2)), [real(2, 3, 2)]),
     Case("reduce_max", lambda x: ops.reduce_max(x, (0,)), [distinct(3, 2)]),
     Case("reduce_min", lambda x: ops.reduce_min(x, (0, 2)), [distinct(2, 2, 3)]),
     Case("broadcast_lead", lambda x: ops.broadcast(x, (2, 3)), [real(3)]),

@@ -149,6 +149,10 @@ class RefPrims:
         return np.asarray(x).astype(dtype)
 
     @staticmethod
+    def reduce_prod(x, axes):
+        return np.asarray(np.prod(x, axis=tuple(axes)))
+
+    @staticmethod
     def reduce_max(x, axes):
         return np.asarray(np.max(x, axis=tuple(axes)))
 

@@ -263,6 +263,7 @@ RULE_CASES = [
     ("reduce_sum_no_axes", "int", _bind("reduce_sum", axes=()), [((4,), I64)]),
     ("reduce_sum_of_broadcast", "int",  # floats: see tests/test_sum_of_broadcast.py
      lambda x: ops.reduce_sum(ops.broadcast(x, (5, 2, 3)), (0, 1)), [((1, 3), I32)]),
+    ("reduce_prod_no_axes", "float", _bind("reduce_prod", axes=()), [((2, 3), F64)]),
     ("reduce_max_no_axes", "float", _bind("reduce_max", axes=()), [((2, 3), F32)]),
     ("reduce_min_no_axes", "float", _bind("reduce_min", axes=()), [((2, 3), F64)]),
     ("where_same", "var", lambda x: ops.where(ops.gt(x, 0.0), x, x), [((2, 3), F32)]),

@@ -23,13 +23,6 @@ from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, inters
                     pad_view, reshape_view, slice_view, transpose_view)
 
 
-# Computed (value, view) instances one kernel may evaluate.  A value read at many views
-# whose reads chain (a product tree of halving slices over 2**20 elements: level k at 2**k
-# views) would otherwise grow the body with the data instead of the loop: past this, the
-# value being expanded is stored and the chain splits into kernels of bounded bodies.
-MAX_INSTANCES = 4096
-
-
 class NeedBuffer(Exception):
     """Planning met a value that must be stored; the planner stores it and re-plans."""
 
@@ -121,8 +114,6 @@ class Expander:
         if eqn is None:
             raise ValueError(f"value {atom!r} is neither an input, a constant nor computed")
         self.instances.add(key)
-        if len(self.instances) > MAX_INSTANCES and atom not in self.inline:
-            raise NeedBuffer(atom)
         if atom in self.stop and atom not in self.inline:
             # loaded from the buffer it gets if stored (no task writes it this round)
             self.frontier.append(key)

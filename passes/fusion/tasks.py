@@ -19,7 +19,8 @@ from .body import Body
 from .expand import Expander, NeedBuffer, Read
 from .views import View, identity_view, row_major_strides
 
-REDUCE_STORE = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}
+REDUCE_STORE = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
+                "reduce_min": "min"}
 
 
 @dataclass(eq=False)
