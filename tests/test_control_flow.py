@@ -605,12 +605,23 @@ def test_eager_bodies_over_numpy_arrays_have_jax_at_updates():
     assert type(out) is np.ndarray and out.tolist() == [3, 0]
 
 
-def test_concrete_cond_branches_get_values_with_at_updates():
+def test_concrete_cond_branches_get_numpy_operands_with_at_updates():
     x = np.zeros(3)
-    out = tg.cond(True, lambda v: v.at[1].set(5.0), lambda v: v, x)
-    assert type(out) is np.ndarray and out.tolist() == [0, 5, 0] and x.tolist() == [0, 0, 0]
+    out = tg.cond(True, lambda v: v.at[1].set(5.0).at[2].add(1.0), lambda v: v, x)
+    assert type(out) is np.ndarray and out.tolist() == [0, 5, 1] and x.tolist() == [0, 0, 0]
+    out = tg.switch(0, [lambda v: v.at[()].add(2.0), lambda v: v], np.ones(()))
+    assert type(out) is np.ndarray and float(out) == 3.0
 
-    def bump(v):
-        v[0] += 1.0
-        return v
-    assert tg.switch(0, [bump, lambda v: v], x).tolist() == [1, 0, 0] and x.tolist() == [0, 0, 0]
+
+def test_eager_loop_updates_chain_and_zero_trips_give_arrays():
+    """`.at` results keep `.at` (chains, 0-d carries); a fori_loop with no steps gives the
+    arrays a loop that runs would (a weak 0 is an int64 array), never the caller's object."""
+    body = lambda i, c: c.at[0].add(1.0).at[1].set(i)  # noqa: E731
+    assert tg.fori_loop(0, 3, body, np.zeros(3)).tolist() == [3, 2, 0]
+    carry, ys = tg.scan(lambda c, x: (c.at[()].add(x), x.at[()].get()), np.zeros(()), np.arange(3.0))
+    assert float(carry) == 3.0 and ys.tolist() == [0, 1, 2]
+    init = np.ones(2)
+    out = tg.fori_loop(0, 0, body, init)
+    assert out is not init and out.tolist() == [1, 1]
+    zero = tg.fori_loop(0, 0, body, 0)
+    assert isinstance(zero, np.ndarray) and zero.dtype == np.int64

@@ -323,3 +323,22 @@ def test_compiles_leave_the_garbage_collector_as_they_found_it():
         assert gc.get_freeze_count() > frozen // 2  # still frozen (some frozen objects died)
     finally:
         gc.unfreeze()
+
+
+def test_garbage_made_before_a_compile_is_not_kept_by_it():
+    """Young garbage found when a compile starts is collected first, not frozen with the
+    heap (frozen, a cycle would wait for a full collection)."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+    refs = []
+    for k in range(5):
+        a, b = Node(), Node()
+        a.b, b.a = b, a
+        refs.append(weakref.ref(a))
+        del a, b
+        tracegrad.jit(lambda z, k=k: np.sin(z) * k + 1, disk_cache=False)(np.ones(4))
+    gc.collect(1)
+    assert all(r() is None for r in refs)

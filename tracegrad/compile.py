@@ -61,10 +61,12 @@ def collector_paused():
     froze objects itself).  A compile makes tens of thousands of short-lived objects
     (graphs, llvmlite's IR builders) whose allocations start collections, and in a process
     whose heap holds torch or jax one full collection took about 100 ms, twice the compile
-    it interrupted.  The compile's own garbage is still collected as it goes."""
+    it interrupted.  The compile's own garbage is still collected as it goes; the young
+    garbage found is collected first (frozen, it would wait for a full collection)."""
     if gc.get_freeze_count():
         yield
         return
+    gc.collect(1)
     gc.freeze()
     try:
         yield

@@ -8,8 +8,8 @@ from tracegrad.ir import Var, ops
 
 from . import dtypes
 from .loop_body import Body, record, trace_of
-from .loop_types import (leaf_aval, leaf_paths, leaf_value, owned, plain, tree_difference,
-                         type_name, with_at)
+from .loop_types import (leaf_aval, leaf_paths, leaf_value, plain, tree_difference, type_name,
+                         with_at)
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch"]
@@ -81,10 +81,10 @@ def switch(index, branches, *operands):
 
 
 def _branch(index, funs, operands, names, display=None):
-    if isinstance(index, int):  # the chosen branch on the operands' values (loop_types.owned)
+    if isinstance(index, int):  # the chosen branch, its NumPy operands with `.at` updates
         leaves, tree = tree_flatten(tuple(operands))
         chosen = funs[min(max(index, 0), len(funs) - 1)]
-        out_leaves, out_tree = tree_flatten(chosen(*tree_unflatten(tree, with_at(owned(leaves)))))
+        out_leaves, out_tree = tree_flatten(chosen(*tree_unflatten(tree, with_at(leaves))))
         return tree_unflatten(out_tree, plain(out_leaves))
     leaves, tree = tree_flatten(tuple(operands))
     values = [leaf_value(x) for x in leaves]

@@ -44,7 +44,7 @@ from . import dtypes
 from . import branches
 from .loop_body import Body, pair, record, trace_of
 from .loop_types import (CarryType, as_dtype, leaf_aval, leaf_value, owned, plain,
-                         type_name, with_at)
+                         type_name, unshared, with_at)
 from .tree import conform, tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch", "while_loop", "fori_loop", "scan"]
@@ -205,15 +205,16 @@ def _eager_carry(carry, values, leaves):
     return leaves, None
 
 
-def _owned_tree(value):
+def _unshared_tree(value, others):
     leaves, tree = tree_flatten(value)
-    return tree_unflatten(tree, owned(leaves))
+    return tree_unflatten(tree, unshared(leaves, others))
 
 
 def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
     values, ys = owned(carry.arrays()), []
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
-        x = tree_unflatten(xs_tree, with_at(owned([leaf[i] for leaf in xs_leaves])))
+        # x[i, ...]: a 0-d array (as JAX's x), not a NumPy scalar, for a one-dim xs
+        x = tree_unflatten(xs_tree, with_at([leaf[i, ...] for leaf in xs_leaves]))
         while True:
             leaves, y = _eager_step(f, carry, with_at(values), x)
             leaves, promotions = _eager_carry(carry, values, leaves)
@@ -222,7 +223,7 @@ def _eager_scan(trace, f, carry, xs_tree, xs_leaves, length, reverse):
             carry.promote(promotions)  # only possible on the first step
             values = owned(carry.arrays())
         values = leaves
-        ys.append(_owned_tree(y))
+        ys.append(_unshared_tree(y, values))
     if reverse:
         ys.reverse()
     return tree_unflatten(carry.tree, plain(values)), _stack_ys(f, carry, xs_tree, xs_leaves, ys)
@@ -374,8 +375,8 @@ def _fori_scan(lo, hi, body_fun, init_val, index_dtype):
     def step(c, _):
         i, val = c
         return (i + np.asarray(1, index_dtype), _fori_step(carry, body_fun, i, val)), None
-    if hi <= lo and trace_of(carry.values) is None:
-        return carry.tree_value()  # no step: eagerly, the body is never called (nor traced)
+    if hi <= lo and trace_of(carry.values) is None:  # eagerly, the body is never called
+        return tree_unflatten(carry.tree, owned(carry.arrays()))
     start = np.asarray(lo, index_dtype)
     (_, out), _ = scan(step, (start, carry.tree_value()), None, length=max(hi - lo, 0))
     return out

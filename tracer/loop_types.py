@@ -192,26 +192,61 @@ def _mismatch(path, a, b) -> str:
 # ---- eager loop and branch values ---------------------------------------------------------
 
 def owned(leaves) -> list:
-    """NumPy array leaves copied: an eager body that updates its carry, x or y in place
-    (`c[0] += x`) changes only the loop's own values, never the caller's arrays or the ys
-    already stacked, as in the traced and compiled loops (values, as JAX's).  Tensors are
-    left to autograd's in-place rules."""
+    """NumPy array leaves copied: an eager loop's initial carry, so that a body updating its
+    carry in place (`c[0] += x`) never writes the caller's array, as in the traced and
+    compiled loops (values, as JAX's).  Tensors are left to autograd's in-place rules."""
     return [np.array(v) if isinstance(v, np.ndarray) else v for v in leaves]
 
 
+def unshared(leaves, others) -> list:
+    """NumPy array leaves that may share memory with one of `others` copied (a y that is the
+    carry, which the next step may update in place); the rest as they are."""
+    arrays = [o for o in others if isinstance(o, np.ndarray)]
+    return [np.array(v) if isinstance(v, np.ndarray)
+            and any(np.may_share_memory(v, o) for o in arrays) else v for v in leaves]
+
+
 class LoopArray(np.ndarray):
-    """A NumPy array as an eager loop body sees it: with JAX's `.at` updates (tracer/at.py),
-    so a body written for JAX (`c.at[i].set(v)`) runs eagerly as it does traced."""
+    """A NumPy array as an eager loop or branch body sees it: with JAX's `.at` updates
+    (tracer/at.py), whose results have them too, so a body written for JAX
+    (`c.at[i].set(v).at[j].add(w)`) runs eagerly as it does traced."""
 
     @property
     def at(self):
         from .at import At
-        return At(self.view(np.ndarray))
+        return _LoopAt(At(self.view(np.ndarray)))
+
+
+class _LoopAt:
+    """`x.at` of a LoopArray: the updates of tracer/at.py, their results LoopArrays."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at):
+        self.at = at
+
+    def __getitem__(self, idx):
+        return _LoopUpdate(self.at[idx])
+
+
+class _LoopUpdate:
+    __slots__ = ("update",)
+
+    def __init__(self, update):
+        self.update = update
+
+    def __getattr__(self, name):
+        method = getattr(self.update, name)
+        return lambda *args, **kwargs: _as_loop_array(method(*args, **kwargs))
+
+
+def _as_loop_array(v):
+    return v.view(LoopArray) if isinstance(v, np.ndarray) else v
 
 
 def with_at(leaves) -> list:
     """The body's view of the loop's values: NumPy arrays as LoopArrays (no copy)."""
-    return [v.view(LoopArray) if isinstance(v, np.ndarray) and v.ndim else v for v in leaves]
+    return [_as_loop_array(v) for v in leaves]
 
 
 def plain(leaves) -> list:
