@@ -291,7 +291,7 @@ class ProgramEmitter:
         if threads.may_split(canon, self.n_threads):
             probe = KernelEmitter(None, canon, kernel.name)  # analysis only: the thread plan
             plan = threads.plan_parallel(probe, self.n_threads)
-        align = threads.ROW_ALIGN if plan is not None and len(probe.domain) == 1 else 1
+        align = plan.row_align if plan is not None else 1
         unit = units.KernelUnit.of(canon, len(args), plan is not None, self.environment, align)
         unit = self.units.setdefault(unit.key, unit)
         self.n_calls += 1

@@ -93,6 +93,7 @@ class ParallelPlan:
     private: list  # _Reduction objects whose target each thread > 0 writes privately
     private_offsets: list  # per private target: byte offset of thread 1's copy in the scratch
     private_bytes: int  # bytes of one thread's copies together
+    row_align: int = 1  # each share's rows but the last's are a multiple of it (_row_align)
 
     @property
     def scratch_bytes(self) -> int:
@@ -110,12 +111,18 @@ def may_split(kernel, n_threads: int) -> bool:
     return n_threads >= 2 and kernel_cost(kernel) >= PARALLEL_MIN_COST
 
 
+def _row_align(domain) -> int:
+    """ROW_ALIGN for a one-dim domain, whose dim 0 is the vector loop's; else 1."""
+    return ROW_ALIGN if len(domain) == 1 else 1
+
+
 def _edges(domain, n: int) -> list:
     """Thread i runs rows [edges[i], edges[i + 1]) of dim 0: equal shares, in multiples of
-    ROW_ALIGN for a one-dim domain (fewer threads where a share would be empty)."""
+    `_row_align` (fewer threads where a share would be empty)."""
     edges = [domain[0] * t // n for t in range(n + 1)]
-    if len(domain) == 1:
-        edges = [e - e % ROW_ALIGN for e in edges[:-1]] + edges[-1:]
+    align = _row_align(domain)
+    if align > 1:
+        edges = [e - e % align for e in edges[:-1]] + edges[-1:]
         edges = [e for j, e in enumerate(edges) if j == 0 or e > edges[j - 1]]
     return edges
 
@@ -141,13 +148,14 @@ def plan_parallel(em, n_threads: int) -> ParallelPlan | None:
     if any(any(r.store.buffer is b for b in em.kernel.reads()) for r in private):
         return None
     edges = _edges(em.domain, min(n_threads, em.domain[0]))
+    if len(edges) < 3:
+        return None  # one thread's share
     offsets, total = [], 0
     for red in private:
         offsets.append(total)
         total += align_up(red.store.buffer.size * np.dtype(red.store.buffer.dtype).itemsize, 64)
-    if len(edges) < 3:
-        return None  # one thread's share
-    return ParallelPlan(list(zip(edges[:-1], edges[1:])), private, offsets, total)
+    return ParallelPlan(list(zip(edges[:-1], edges[1:])), private, offsets, total,
+                        _row_align(em.domain))
 
 
 # ---- code ------------------------------------------------------------------------

@@ -107,17 +107,14 @@ def _declare(name, np_fn, rules, **facts):
     return _reducer(name)
 
 
-def _sum_torch_name(ndim, params):
-    return "SumBackward0" if len(params["axes"]) == ndim else None
+def _whole(torch_name):
+    """PyTorch's node name for a reduction over every axis (`SumBackward0`), else None."""
+    return lambda ndim, params: torch_name if len(params["axes"]) == ndim else None
 
 
 reduce_sum = _declare("reduce_sum", np.sum, (_sum_vjp, _sum_jvp), torch_name="SumBackward1",
-                      torch_variant=_sum_torch_name)
-def _prod_torch_name(ndim, params):
-    return "ProdBackward0" if len(params["axes"]) == ndim else None
-
-
+                      torch_variant=_whole("SumBackward0"))
 reduce_prod = _declare("reduce_prod", np.prod, (_prod_vjp, _prod_jvp), torch_name="ProdBackward1",
-                       torch_variant=_prod_torch_name)
+                       torch_variant=_whole("ProdBackward0"))
 reduce_max = _declare("reduce_max", np.max, (_ext_vjp, _ext_jvp), torch_name="AmaxBackward0")
 reduce_min = _declare("reduce_min", np.min, (_ext_vjp, _ext_jvp), torch_name="AminBackward0")
