@@ -25,6 +25,7 @@ from llvmlite import ir
 from tracegrad.ir.core import is_float
 from tracegrad.ir.elementwise import integer_pow_by_products, widened_integer_pow
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS  # noqa: F401  (codegen's lowering domain)
+from tracegrad.passes import kernel_interp
 
 from . import mathlib
 from .irutil import splat
@@ -470,17 +471,9 @@ LOWERINGS = {
 # ---- reductions ---------------------------------------------------------------
 
 def reduction_identity(kind: str, dtype, lanes: int | None = None) -> ir.Constant:
-    """0 for sums, 1 for products, -inf/+inf (or the integer extremes) for max/min (a splat
-    if lanes)."""
-    dtype = np.dtype(dtype)
-    if kind in ("sum", "prod"):
-        return constant(int(kind == "prod"), dtype, lanes)
-    if is_float(dtype):
-        return constant(-np.inf if kind == "max" else np.inf, dtype, lanes)
-    if dtype == np.bool_:
-        return constant(kind == "min", dtype, lanes)
-    info = np.iinfo(dtype)
-    return constant(info.min if kind == "max" else info.max, dtype, lanes)
+    """The kernel interpreter's identity (0 for sums, 1 for products, -inf/+inf or the
+    integer extremes for max/min) as a constant (a splat if lanes)."""
+    return constant(kernel_interp.reduction_identity(kind, dtype), dtype, lanes)
 
 
 def combine(b, kind: str, acc, x, dtype):
