@@ -344,3 +344,23 @@ def test_per_step_reductions_of_an_unrolled_gradient_expand_together(monkeypatch
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     for g, h in zip(grads, ref_grads):
         np.testing.assert_allclose(g, h, rtol=1e-10)
+
+
+def test_one_round_stores_every_strided_pad_a_task_meets(monkeypatch):
+    """The gradient of K strided slices adds K strided pads (scatters), each a value
+    that must be stored.  A task's expansion goes on past the first such value, so one
+    round finds all K: planning is a few rounds, not K (quadratic in K)."""
+    from tracegrad.passes.fusion import planning
+
+    rounds, plan_round = [], planning._round
+    monkeypatch.setattr(planning, "_round", lambda *a, **k: rounds.append(1) or plan_round(*a, **k))
+    K = 40
+
+    def loss(x):
+        return sum(np.sum(np.sin(x[i::K])) for i in range(K))
+
+    x = np.random.default_rng(1).normal(size=4003)
+    value, (grad,) = tracegrad.compile_grad(loss, disk_cache=False)(x)
+    assert len(rounds) <= 4
+    np.testing.assert_allclose(value, loss(x), rtol=1e-12)
+    np.testing.assert_allclose(grad, np.cos(x), rtol=1e-12)

@@ -24,11 +24,12 @@ from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, inters
 
 
 class NeedBuffer(Exception):
-    """Planning met a value that must be stored; the planner stores it and re-plans."""
+    """Planning met values that must be stored; the planner stores them and re-plans.
+    `vars` holds every one an expansion met (each beneath no other), `var` the first."""
 
-    def __init__(self, var):
+    def __init__(self, var, more=()):
         super().__init__(var)
-        self.var = var
+        self.var, self.vars = var, [var, *more]
 
 
 def _first(data, args):
@@ -74,6 +75,7 @@ class Expander:
         self.frontier = []  # the (atom, view) pairs of `plan.stop` met, not expanded
         self.sourced = []  # vars `stored_source` asked about (beyond the memo's atoms)
         self._scalar_views = {}
+        self.needs = []  # vars met that must be stored: each a zero here, raised by `_expand`
 
     def value(self, atom, view):
         """The body value (position or Const) of `atom` at `view`; iterative, no recursion.
@@ -119,7 +121,11 @@ class Expander:
             self.frontier.append(key)
             return self.load(atom, self.plan.frontier_buffer(atom), view)
         rule = STEP_RULES.get(eqn.prim.name) or STEP_RULES[eqn.prim.kind]
-        return rule(self, eqn, view)
+        try:
+            return rule(self, eqn, view)
+        except NeedBuffer as nb:  # go on, so that one round finds every value to store
+            self.needs.append(nb.var)
+            return const(0, atom.aval.dtype)
 
     def scalar_view(self, view):
         """The view of a rank-0 elementwise operand (it broadcasts)."""

@@ -45,7 +45,7 @@ def _expand_all(plan, tasks, needs) -> bool:
         try:
             expand_task(plan, t)
         except NeedBuffer as nb:
-            needs.append(nb.var)
+            needs.extend(nb.vars)
     return not needs
 
 
@@ -60,7 +60,7 @@ def _analysis(plan):
     try:
         return tasks, Summaries(plan, tasks), []
     except NeedBuffer as nb:
-        return tasks, None, [nb.var]
+        return tasks, None, nb.vars
     except TooManyViews:  # every candidate stored: one kernel each, the chains cut
         return tasks, None, [v for e in plan.eqns for v in e.outs if v in plan.stop]
 

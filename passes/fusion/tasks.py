@@ -250,6 +250,9 @@ def _expand(plan, task) -> Expansion:
     for s in task.stores:
         values.append(ex.value(s.atom, s.view))
         marks.append(len(ex.body.instrs))
+    if ex.needs:
+        needs = list(dict.fromkeys(ex.needs))
+        raise NeedBuffer(needs[0], needs[1:])
     sourced = frozenset(ex.sourced)
     consulted = frozenset([a for a, _ in ex.memo]) | sourced
     return Expansion(epoch, consulted, sourced, (values, marks, ex.reads, ex.instances, ex.body,
