@@ -15,20 +15,7 @@ the kernels emitted come from full expansions as always.
 from __future__ import annotations
 
 from .recompute import RECOMPUTE_BUDGET
-from .tasks import StoreSpec, Task, expand_task
-
-# A round summarises at most this many frontier (value, view) pairs per equation (and
-# SUMMARY_FLOOR in all): shifted views multiply them (the gradient of a stencil reads
-# each step at every shift its later steps reach, about T^2 of them per step in 2-D,
-# and the summaries cost T^3 and more).  Past it the round gives up deciding the
-# frontier values one by one and stores them all (`TooManyViews`).
-SUMMARIES_PER_EQN = 8
-SUMMARY_FLOOR = 1024
-
-
-class TooManyViews(Exception):
-    """The frontier's summaries would cost more than the planner's bound."""
-
+from .tasks import Task, expand_task, identity_store
 
 def candidates(plan, rejected) -> set:
     """Computed values read more than once whose subtree costs more than the budget
@@ -44,40 +31,38 @@ def candidates(plan, rejected) -> set:
     return found
 
 
-def _domain_of(view) -> tuple:
-    return tuple(max(hi, 0) for _, hi in view.box)
-
-
 class Summaries:
-    """Per frontier (value, view): the buffers read below it, down to the next frontier.
+    """Per frontier value: the buffers read below it, down to the next frontier.
 
-    Built once per round for every frontier any task meets (and, below them,
-    the frontiers those meet), each expanded once: a chain costs its length.
+    Built once per round for every frontier value any task meets (and, below them,
+    the frontier values those meet), each expanded once, at its own (identity) view:
+    a chain costs its length, however many views of each value the tasks read (a
+    stencil's gradient reads each step at every shift its later steps reach).  The
+    whole value reads every buffer any view of it reads, so the dependencies are
+    kept (at worst a few more).
     """
 
     def __init__(self, plan, tasks):
-        self.reads, self.below = {}, {}  # key -> buffers read; key -> frontier keys met
-        todo = [k for t in tasks for k in t.frontier]
-        limit = max(SUMMARY_FLOOR, SUMMARIES_PER_EQN * len(plan.eqns))
+        self.reads, self.below = {}, {}  # value -> buffers read; value -> frontier values met
+        todo = [k[0] for t in tasks for k in t.frontier]
         while todo:
-            key = todo.pop()
-            if key in self.reads:
+            atom = todo.pop()
+            if atom in self.reads:
                 continue
-            if len(self.reads) >= limit:
-                raise TooManyViews()
-            atom, view = key
-            # expanded as a task, so the expansion is kept: the value's own task is the
-            # same one where the view is the identity (and it is stored)
-            t = Task(_domain_of(view), [StoreSpec(None, atom, view, None)], roots={atom})
+            # expanded as a task, so the expansion is kept: it is the value's own task
+            shape = atom.aval.shape
+            t = Task(shape, [identity_store(None, atom, shape)], roots={atom})
             expand_task(plan, t)
-            self.reads[key] = {r.buffer for r in t.reads}
-            self.below[key] = [k for k in t.frontier if k != key]
-            todo.extend(self.below[key])
+            self.reads[atom] = {r.buffer for r in t.reads}
+            self.below[atom] = list(dict.fromkeys(k[0] for k in t.frontier if k[0] is not atom))
+            todo.extend(self.below[atom])
         self._masks = {}
 
     def mask(self, key, group_bits) -> int:
-        """The bit mask of the groups writing what lies below `key` (not closed under
-        their dependencies); `group_bits(buffer)` gives one buffer's writers."""
+        """The bit mask of the groups writing what lies below the frontier pair `key`
+        (not closed under their dependencies); `group_bits(buffer)` gives one buffer's
+        writers."""
+        key = key[0]
         stack = [key]
         while stack:
             k = stack[-1]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .combine import combine, ordered, remember
 from .expand import NeedBuffer
-from .frontier import Summaries, TooManyViews, candidates
+from .frontier import Summaries, candidates
 from .merge import merge
 from .recompute import to_store
 from .state import Plan
@@ -61,8 +61,6 @@ def _analysis(plan):
         return tasks, Summaries(plan, tasks), []
     except NeedBuffer as nb:
         return tasks, None, nb.vars
-    except TooManyViews:  # every candidate stored: one kernel each, the chains cut
-        return tasks, None, [v for e in plan.eqns for v in e.outs if v in plan.stop]
 
 
 # Analysis rounds decide a chain in a few rounds; where they keep deciding one value
