@@ -19,8 +19,8 @@ from tracegrad.passes.identities import VALUE_IDENTITY_PRIMS, is_pos_zero
 from tracegrad.passes.kernels import Const, IndexMap, Load
 
 from .body import const
-from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, intersect_bounds,
-                    pad_view, reshape_view, slice_view, transpose_view)
+from .views import (ZERO, View, address_bounds, broadcast_view, flat_map, identity_view,
+                    intersect_bounds, pad_view, reshape_view, slice_view, transpose_view)
 
 
 class NeedBuffer(Exception):
@@ -64,10 +64,15 @@ class Expander:
     the buffers read (with the view read at) and the (var, view) instances.
     """
 
-    def __init__(self, plan, domain, body, inline):
+    def __init__(self, plan, domain, body, inline, fragment=None, recomputed=frozenset()):
         self.plan, self.domain, self.body = plan, tuple(domain), body
         self.buffers, self.producer, self.stop = plan.buffers, plan.producer, plan.stop
         self.inline = set(inline)
+        # fragment(var): the kept expansion of a temp in `recomputed` (computed here, not
+        # stored here) alone, to replay (`_splice`)
+        self.fragment, self.recomputed = fragment, recomputed
+        self.identity = identity_view(self.domain)
+        self.consulted = set()  # vars whose status the replayed fragments depend on
         self.memo = {}  # (atom, view) -> body position or Const
         self.reads = []  # Reads
         self.instances = set()
@@ -115,6 +120,8 @@ class Expander:
         eqn = self.producer.get(atom)
         if eqn is None:
             raise ValueError(f"value {atom!r} is neither an input, a constant nor computed")
+        if atom in self.recomputed and view == self.identity:
+            return self._splice(atom)
         self.instances.add(key)
         if atom in self.stop and atom not in self.inline:
             # loaded from the buffer it gets if stored (no task writes it this round)
@@ -126,6 +133,26 @@ class Expander:
         except NeedBuffer as nb:  # go on, so that one round finds every value to store
             self.needs.append(nb.var)
             return const(0, atom.aval.dtype)
+
+    def _splice(self, atom):
+        """A recomputed temp at the identity view: the expansion kept for it alone (the
+        same for every task of its writer's kernel that recomputes it, as a group's
+        joining reductions do) replayed into this body, not expanded again."""
+        try:
+            known = self.fragment(atom)
+        except NeedBuffer as nb:
+            self.needs += nb.vars
+            return const(0, atom.aval.dtype)
+        values, _, reads, instances, body, children, frontier = known.fields
+        remap = {}
+        self.body.replay(body, 0, len(body.instrs), remap)
+        self.reads += reads
+        self.instances |= instances
+        self.children.update(children)
+        self.frontier += frontier
+        self.sourced += known.sourced
+        self.consulted |= known.consulted
+        return values[0] if isinstance(values[0], Const) else remap[values[0]]
 
     def scalar_view(self, view):
         """The view of a rank-0 elementwise operand (it broadcasts)."""

@@ -10,6 +10,7 @@ same size).  Expanding a task alone records what it reads and computes.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from tracegrad.ir.core import Literal, Var
@@ -243,9 +244,11 @@ def _current(plan, known):
     return Expansion(plan.epoch(), known.consulted, known.sourced, fields)
 
 
-def _expand(plan, task) -> Expansion:
+def _expand(plan, task, splice=True) -> Expansion:
     epoch = plan.epoch()
-    ex = Expander(plan, task.domain, Body(), task.roots | task.inline)
+    fragment = functools.partial(_fragment, plan, task.domain, frozenset(task.inline))
+    ex = Expander(plan, task.domain, Body(), task.roots | task.inline, fragment,
+                  frozenset(task.inline - task.roots) if splice else frozenset())
     values, marks = [], []
     for s in task.stores:
         values.append(ex.value(s.atom, s.view))
@@ -254,6 +257,19 @@ def _expand(plan, task) -> Expansion:
         needs = list(dict.fromkeys(ex.needs))
         raise NeedBuffer(needs[0], needs[1:])
     sourced = frozenset(ex.sourced)
-    consulted = frozenset([a for a, _ in ex.memo]) | sourced
-    return Expansion(epoch, consulted, sourced, (values, marks, ex.reads, ex.instances, ex.body,
-                                                 ex.children, ex.frontier))
+    consulted = frozenset([a for a, _ in ex.memo]) | sourced | ex.consulted
+    return Expansion(epoch, consulted, sourced, (values, marks, list(dict.fromkeys(ex.reads)),
+                                                 ex.instances, ex.body, ex.children,
+                                                 list(dict.fromkeys(ex.frontier))))
+
+
+def _fragment(plan, domain, inline, var) -> Expansion:
+    """The expansion of `var` alone at the identity view of `domain`, computing `inline`
+    itself (kept as a task's is).  A task's roots never lie beneath a temp it reads, so
+    every task recomputing `var` with those temps replays this one."""
+    t = Task(domain, [identity_store(None, var, domain)], inline=set(inline))
+    key = expansion_key(t)
+    known = _current(plan, plan.expansions.get(key))
+    if known is None:
+        known = plan.expansions[key] = _expand(plan, t, splice=False)
+    return known
