@@ -374,9 +374,13 @@ digamma = unary("digamma", _on_numpy(gamma.digamma),
 
 
 def _atan2_partial(wrt_first):
-    # d atan2(a, b) / da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2); nan at the origin
+    # d atan2(a, b) / da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2); 0 at the origin, where
+    # the quotient is 0/0 (PyTorch's value; a zero direction must not make every gradient nan)
     def partial(a, b, out):
-        return div(b if wrt_first else neg(a), add(mul(a, a), mul(b, b)))
+        zero = np.asarray(0, ops.dtype(a))
+        origin = logical_and(eq(a, zero), eq(b, zero))
+        r2 = where(origin, np.asarray(1, ops.dtype(a)), add(mul(a, a), mul(b, b)))
+        return div(b if wrt_first else neg(a), r2)
     return partial
 
 

@@ -82,3 +82,16 @@ def test_a_create_graph_gradient_through_a_piecewise_constant_rule_still_require
     y = _leaf([1.0, 2.0])
     g, = tg.autograd.grad(y.sum(), y, create_graph=True)  # a linear rule reads nothing
     assert not g.requires_grad
+
+
+def test_a_hook_that_changes_the_gradient_in_place_and_returns_none():
+    """PyTorch uses the tensor a hook got, changed in place, when the hook returns None."""
+    def double(g):
+        g.mul_(2)
+
+    a = tg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    a.register_hook(double)
+    h = a * 3.0
+    h.register_hook(double)  # a non-leaf's gradient flows on changed
+    (h * tg.tensor(np.array([4.0, 5.0, 6.0]))).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [48.0, 60.0, 72.0])

@@ -422,6 +422,16 @@ def test_median_propagates_nan(call):
     _same(run)
 
 
+@pytest.mark.parametrize("data", [[3., 1., 2., 2.], [[0.1, 7., 0.1], [0.1, -2., 5.]], [4.]])
+def test_median_of_all_elements_shares_its_gradient_among_ties(data):
+    def run(L):
+        x = _t(L, data, True)
+        m = x.median()
+        (m * 3).backward()
+        return m, x.grad
+    _same(run)
+
+
 @pytest.mark.parametrize("name", ["cummax", "cummin"])
 @pytest.mark.parametrize("lane", [[4., 2., 5., NAN, 9., NAN, 1.], [NAN, 1., 2.],
                                   [1., 2., 2., 1.]])

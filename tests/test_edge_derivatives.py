@@ -30,6 +30,9 @@ CASES = [
     ("where with an unselected inf", lambda x: np.where(x > 0, x, np.inf), 2.0, 1.0),
     ("where with an unselected nan branch", lambda x: np.where(x > 0, np.sqrt(x), 0.0), -1.0,
      NAN),
+    ("atan2 at the origin in y", lambda y: np.arctan2(y, 0.0), 0.0, 0.0),
+    ("atan2 at the origin in x", lambda x: np.arctan2(0.0 * x, x), 0.0, 0.0),
+    ("atan2 off the origin", lambda y: np.arctan2(y, 2.0), 0.0, 0.5),
     ("sign is flat", lambda x: np.sign(x) * 3.0 + x, 0.5, 1.0),
 ]
 
@@ -142,3 +145,16 @@ def test_log_derivatives_divide_so_subnormal_arguments_do_not_overflow():
     (np.log1p(t) * w).sum().backward()   # eager: the fused g / (x + 1) kernel from 16 elements
     np.testing.assert_array_equal(t.grad.numpy(), w / (w + 1))
     np.testing.assert_array_equal(tg.grad(lambda v: np.sum(np.log(v) * w))(w), w / w)
+
+
+def test_tensor_median_of_all_elements_shares_its_gradient_among_ties_as_torch():
+    x = tg.tensor(np.array([3.0, 1.0, 2.0, 2.0]), requires_grad=True)
+    m = x.median()
+    m.backward()
+    assert float(m) == 2.0
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.5, 0.5])
+    y = tg.tensor(np.array([5.0, np.nan, 1.0]), requires_grad=True)
+    m = y.median()
+    m.backward()  # a nan median is the nan's, and so is its gradient
+    assert np.isnan(float(m))
+    np.testing.assert_array_equal(y.grad.numpy(), [0.0, 1.0, 0.0])

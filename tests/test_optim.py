@@ -123,7 +123,7 @@ def test_amsgrad_set_per_group_or_later():
         opt.step()
     opt.param_groups[0]["amsgrad"] = True
     opt.step()
-    assert np.all(w.data < [1.0, 2.0]) and "vmax" in opt.state[id(w)]
+    assert np.all(w.data < [1.0, 2.0]) and "max_exp_avg_sq" in opt.state[w]
 
 
 def test_float32_adam_bias_corrections_as_torch():
@@ -183,3 +183,54 @@ def test_against_torch(cls, h):
         topt.step()
     final, _ = _grads_along_eager_path(cls, h, steps=6)
     np.testing.assert_allclose(final, tw.detach().numpy(), rtol=1e-10)
+
+
+def _quadratic_steps(opt, params, n):
+    for _ in range(n):
+        opt.zero_grad()
+        sum(((p - 3.0) ** 2).sum() for p in params).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("make", [lambda ps: tg.optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: tg.optim.Adam(ps, lr=0.1, amsgrad=True)])
+def test_state_dict_round_trip_continues_the_same_run(make):
+    """torch's checkpoint idiom: state_dict() after some steps, load_state_dict() into a
+    fresh optimizer over copies of the parameters, and both go on identically."""
+    params = [tg.tensor(np.array([1.0, -2.0]), requires_grad=True),
+              tg.tensor(np.array([[0.5]]), requires_grad=True)]
+    opt = make(params)
+    _quadratic_steps(opt, params, 3)
+    saved = opt.state_dict()
+    assert sorted(saved["state"]) == [0, 1] and saved["param_groups"][0]["params"] == [0, 1]
+    copies = [tg.tensor(p.detach().numpy().copy(), requires_grad=True) for p in params]
+    other = make(copies)
+    other.load_state_dict(saved)
+    _quadratic_steps(opt, params, 2)
+    _quadratic_steps(other, copies, 2)
+    for p, q in zip(params, copies):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_step_with_a_closure_state_by_tensor_and_added_groups():
+    w = tg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = tg.tensor(np.array([0.5]), requires_grad=True)
+    opt = tg.optim.SGD([w], lr=0.1, momentum=0.9)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w ** 2).sum() + (b ** 2).sum()
+        loss.backward()
+        return loss
+
+    assert float(opt.step(closure)) == 5.25
+    np.testing.assert_allclose(opt.state[w]["momentum_buffer"], [2.0, 4.0])
+    opt.add_param_group({"params": [b], "lr": 1.0})
+    opt.step(closure)
+    assert opt.param_groups[1]["lr"] == 1.0 and opt.param_groups[1]["momentum"] == 0.9
+    np.testing.assert_allclose(b.detach().numpy(), [0.5 - 1.0 * 1.0])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [w]})
+    with pytest.warns(UserWarning, match="more than once"):
+        twice = tg.optim.SGD([w, w], lr=0.1)
+    assert len(twice.param_groups[0]["params"]) == 1

@@ -26,11 +26,13 @@ they are, as torch.optim does). A test holds the two forms to each other.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 import tracegrad.numpy as tnp
 
-from .tracer import Tensor, no_grad, tree_flatten, tree_map, tree_unflatten, zero_grad
+from .tracer import Tensor, enable_grad, no_grad, tree_flatten, tree_map, tree_unflatten, zero_grad
 from .tracer.tree import flatten_up_to
 
 
@@ -44,8 +46,8 @@ def _sgd(p, g, s, h):
         g = g + h["weight_decay"] * p
     if h["momentum"]:
         step = s["step"]
-        buf = tnp.where(step == 0, g, h["momentum"] * s["buf"] + (1 - h["dampening"]) * g)
-        s = {"step": step + 1, "buf": buf}
+        buf = tnp.where(step == 0, g, h["momentum"] * s["momentum_buffer"] + (1 - h["dampening"]) * g)
+        s = {"step": step + 1, "momentum_buffer": buf}
         g = g + h["momentum"] * buf if h["nesterov"] else buf
     return p - h["lr"] * g, s
 
@@ -58,11 +60,11 @@ def _adam(p, g, s, h):
     elif h["weight_decay"]:
         g = g + h["weight_decay"] * p
     (b1, b2), step = h["betas"], s["step"] + 1
-    m = b1 * s["m"] + (1 - b1) * g
-    v = b2 * s["v"] + (1 - b2) * g * g
-    new = {"step": step, "m": m, "v": v}
+    m = b1 * s["exp_avg"] + (1 - b1) * g
+    v = b2 * s["exp_avg_sq"] + (1 - b2) * g * g
+    new = {"step": step, "exp_avg": m, "exp_avg_sq": v}
     if h["amsgrad"]:
-        v = new["vmax"] = tnp.maximum(s["vmax"], v)
+        v = new["max_exp_avg_sq"] = tnp.maximum(s["max_exp_avg_sq"], v)
     # the bias corrections in float64, as PyTorch's Python scalars (in float32, 1 - 0.999**t
     # cancels), rounded to the parameters' dtype where they meet them
     dt, t = tnp.dtype(m.dtype), tnp.astype(step, np.float64)
@@ -80,7 +82,7 @@ def _sgd_(p, g, s, h, scratch=None):
     if h["weight_decay"]:
         g = g + h["weight_decay"] * p
     if h["momentum"]:
-        buf = s["buf"]
+        buf = s["momentum_buffer"]
         if s["step"] == 0:
             np.copyto(buf, g)
         else:
@@ -101,7 +103,7 @@ def _adam_(p, g, s, h, scratch=None):
         g = g + h["weight_decay"] * p
     (b1, b2), step = h["betas"], int(s["step"]) + 1
     s["step"] = np.asarray(step, np.int64)
-    m, v = s["m"], s["v"]
+    m, v = s["exp_avg"], s["exp_avg_sq"]
     m *= b1
     m += np.multiply(g, 1 - b1, out=tmp)  # (1 - b1) * g
     v *= b2
@@ -109,7 +111,7 @@ def _adam_(p, g, s, h, scratch=None):
     tmp *= 1 - b2  # (1 - b2) * (g * g)
     v += tmp
     if h["amsgrad"]:
-        v = np.maximum(s["vmax"], v, out=s["vmax"])
+        v = np.maximum(s["max_exp_avg_sq"], v, out=s["max_exp_avg_sq"])
     bias1, root2 = _bias_corrections(b1, b2, step, m.dtype)
     denom = np.sqrt(v, out=tmp)
     denom /= root2
@@ -156,7 +158,7 @@ class Optimizer:
         self.hyper = {**self.defaults, **hyper}
         self._check(self.hyper)
         self.param_groups = [] if params is None else self._groups(params)
-        self.state: dict = {}  # id(tensor) -> its state (eager form)
+        self.state: dict = {}  # tensor -> its state (eager form), torch's names
         self._scratch: dict = {}  # id(tensor) -> a buffer like it for the step's temporaries
 
     def _check(self, h):
@@ -174,16 +176,23 @@ class Optimizer:
                             f"or of dicts (parameter groups), but got {type(params).__name__}")
         params = list(params)
         groups = params if params and isinstance(params[0], dict) else [{"params": params}]
-        out, seen = [], set()
-        for group in groups:
-            tensors = group["params"]
-            tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
-            for t in tensors:
-                self._check_param(t, seen)
-            merged = {**self.hyper, **{k: v for k, v in group.items() if k != "params"}}
-            self._check(merged)
-            out.append({**merged, "params": tensors})
-        return out
+        seen = {id(t) for group in getattr(self, "param_groups", ()) for t in group["params"]}
+        return [self._group(group, seen) for group in groups]
+
+    def _group(self, group, seen):
+        """A parameter group: its tensors (a duplicate in it warned of and dropped, as
+        torch warns; one in another group is an error) and every option."""
+        tensors = group["params"]
+        tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+        unique = list({id(t): t for t in tensors}.values())
+        if len(unique) != len(tensors):
+            warnings.warn(f"{type(self).__name__}: a parameter group holds the same tensor "
+                          "more than once; it is updated once", UserWarning, stacklevel=4)
+        for t in unique:
+            self._check_param(t, seen)
+        merged = {**self.hyper, **{k: v for k, v in group.items() if k != "params"}}
+        self._check(merged)
+        return {**merged, "params": unique}
 
     def _check_param(self, t, seen):
         name = type(self).__name__
@@ -194,6 +203,10 @@ class Optimizer:
         if id(t) in seen:
             raise ValueError(f"{name}: some parameters appear in more than one parameter group")
         seen.add(id(t))
+
+    def add_param_group(self, param_group: dict):
+        """Add a group of parameters (a dict with "params" and any options to override)."""
+        self.param_groups += self._groups([dict(param_group)])
 
     # -- functional form ------------------------------------------------------------------
     def init(self, params):
@@ -213,22 +226,58 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         zero_grad([t for group in self.param_groups for t in group["params"]], set_to_none)
 
-    def step(self):
-        """Update every parameter that has a gradient, in place (as `torch.optim`)."""
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place (as `torch.optim`).  A
+        `closure` that recomputes the loss (zero_grad, forward, backward) runs first, with
+        gradients on; its loss is returned."""
         if not self.param_groups:
             raise RuntimeError(f"{type(self).__name__} was made without parameters: use the "
                                "functional form, init(params) and update(grads, state, params)")
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         with no_grad():
             for group in self.param_groups:
                 for t in group["params"]:
                     if t.grad is not None:
                         self._step_tensor(t, group)
+        return loss
+
+    def state_dict(self) -> dict:
+        """{"state": {index: state}, "param_groups": [options, "params": indices]}, as
+        torch's: parameters are numbered in group order; the state arrays are copies."""
+        index = {id(t): i for i, t in enumerate(self._params())}
+        state = {index[id(t)]: {k: np.array(v) for k, v in s.items()}
+                 for t, s in self.state.items() if id(t) in index}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(t)] for t in g["params"]]} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict):
+        """Take the options and state of `state_dict()` (of an optimizer whose groups hold
+        as many parameters, of the same shapes)."""
+        groups = state_dict["param_groups"]
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.param_groups]:
+            raise ValueError("loaded state dict has a different number of parameters or "
+                             "parameter groups than this optimizer")
+        params = self._params()
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[p] = {k: np.array(v, dtype=np.asarray(v).dtype if k == "step" else p.dtype)
+                             for k, v in s.items()}
+
+    def _params(self) -> list:
+        return [t for group in self.param_groups for t in group["params"]]
 
     def _step_tensor(self, t, group):
         p = t._data
-        state = self.state.get(id(t))
+        state = self.state.get(t)
         if state is None:
-            state = self.state[id(t)] = self._init_leaf(p)
+            state = self.state[t] = self._init_leaf(p)
         self._complete(state, p, group)
         type(self).rule_(p, t.grad._data, state, group, self._scratch_like(t, p))
         t._version.bump()  # an in-place update, as t.copy_ would count it
@@ -270,7 +319,7 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
 
     def _init_leaf(self, p):
-        return {"step": np.zeros((), np.int64), "buf": _zeros(p)}
+        return {"step": np.zeros((), np.int64), "momentum_buffer": _zeros(p)}
 
 
 class Adam(Optimizer):
@@ -281,14 +330,14 @@ class Adam(Optimizer):
                 "amsgrad": False, "maximize": False, "decoupled": False}
 
     def _init_leaf(self, p):
-        state = {"step": np.zeros((), np.int64), "m": _zeros(p), "v": _zeros(p)}
+        state = {"step": np.zeros((), np.int64), "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
         if self.hyper["amsgrad"]:
-            state["vmax"] = _zeros(p)
+            state["max_exp_avg_sq"] = _zeros(p)
         return state
 
     def _complete(self, state, p, group):
-        if group["amsgrad"] and "vmax" not in state:
-            state["vmax"] = np.zeros_like(p)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = np.zeros_like(p)
 
 
 class AdamW(Adam):

@@ -596,11 +596,13 @@ class RemovableHandle:
 
 def run_hooks(hooks: dict, g, box, shape):
     """`g` after each hook in registration order: a hook gets the gradient as a tensor
-    (a copy, unless it is a graph's tensor) and may return a replacement of its shape."""
+    (a copy, unless it is a graph's tensor) and may return a replacement of its shape,
+    or change the one it got in place and return None (as in PyTorch)."""
     for fn in list(hooks.values()):
         t = g if hasattr(g, "_tg_trace") else box(np.array(g), None)
         new = fn(t)
         if new is None:
+            g = t if hasattr(g, "_tg_trace") else t._data
             continue
         if tuple(np.shape(new)) != tuple(shape):
             raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} has changed the size of "

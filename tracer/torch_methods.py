@@ -407,9 +407,14 @@ class TorchMethods:
         return tnp.logsumexp(self, axis=dim, keepdims=keepdim)
 
     def median(self, dim=None, keepdim=False):
-        """torch's lower median: of all elements (a value), or (values, indices) along dim."""
+        """torch's lower median: of all elements (a value), or (values, indices) along dim.
+        The median of all elements shares its gradient evenly among the elements equal to
+        it, as torch's does (along dim it goes to the index returned)."""
         if dim is None:
-            return lower_median(tnp.reshape(self, (-1,)), 0, False).values
+            m = tnp.stop_gradient(lower_median(tnp.reshape(self, (-1,)), 0, False).values)
+            ties = (self == m) | (tnp.isnan(self) & tnp.isnan(m))  # a nan median is a nan's
+            shared = tnp.sum(tnp.where(ties, self - m, 0)) / tnp.maximum(tnp.sum(ties), 1)
+            return tnp.where(tnp.isinf(m), m, m + shared)  # (inf - inf is no zero)
         return lower_median(self, dim, keepdim)
 
     def cummax(self, dim):
