@@ -220,7 +220,7 @@ def test_eager_step_state_holds_no_scratch():
         opt.zero_grad()
         (w * w).sum().backward()
         opt.step()
-    assert sorted(opt.state[id(w)]) == ["m", "step", "v"] and int(opt.state[id(w)]["step"]) == 2
+    assert sorted(opt.state[w]) == ["exp_avg", "exp_avg_sq", "step"] and int(opt.state[w]["step"]) == 2
     assert w.data.dtype == np.float32 and np.all(w.data < 1)
 
 
