@@ -25,7 +25,7 @@ from llvmlite import ir
 from tracegrad.ir.core import is_float
 from tracegrad.ir.elementwise import integer_pow_by_products, widened_integer_pow
 from tracegrad.ir.primitives import ELEMENTWISE_KINDS  # noqa: F401  (codegen's lowering domain)
-from tracegrad.passes import kernel_interp
+from tracegrad.passes.kernels import REDUCTIONS
 
 from . import mathlib
 from .irutil import splat
@@ -471,26 +471,36 @@ LOWERINGS = {
 # ---- reductions ---------------------------------------------------------------
 
 def reduction_identity(kind: str, dtype, lanes: int | None = None) -> ir.Constant:
-    """The kernel interpreter's identity (0 for sums, 1 for products, -inf/+inf or the
-    integer extremes for max/min) as a constant (a splat if lanes)."""
-    return constant(kernel_interp.reduction_identity(kind, dtype), dtype, lanes)
+    """The reduction's identity (0 for sums, 1 for products, -inf/+inf or the integer
+    extremes for max/min: `REDUCTIONS`) as a constant (a splat if lanes)."""
+    return constant(REDUCTIONS[kind].identity(dtype), dtype, lanes)
+
+
+def _sum(b, acc, x, dtype):
+    if is_float(dtype):
+        return b.fadd(acc, x, flags=("reassoc",))
+    return b.or_(acc, x) if dtype == np.bool_ else b.add(acc, x)
+
+
+def _prod(b, acc, x, dtype):
+    if is_float(dtype):
+        return b.fmul(acc, x, flags=("reassoc",))
+    return b.and_(acc, x) if dtype == np.bool_ else b.mul(acc, x)
+
+
+def _extreme(floats, ints):
+    return lambda b, acc, x, dtype: floats(b, acc, x) if is_float(dtype) else ints(b, acc, x, dtype)
+
+
+# one per key of passes.kernels.REDUCTIONS (a test holds them equal)
+COMBINERS = {"sum": _sum, "prod": _prod, "max": _extreme(float_max, int_max),
+             "min": _extreme(float_min, int_min)}
 
 
 def combine(b, kind: str, acc, x, dtype):
     """acc (+|*|max|min) x; float sums and products carry `reassoc` so LLVM may vectorize
     them."""
-    dtype = np.dtype(dtype)
-    if kind == "sum":
-        if is_float(dtype):
-            return b.fadd(acc, x, flags=("reassoc",))
-        return b.or_(acc, x) if dtype == np.bool_ else b.add(acc, x)
-    if kind == "prod":
-        if is_float(dtype):
-            return b.fmul(acc, x, flags=("reassoc",))
-        return b.and_(acc, x) if dtype == np.bool_ else b.mul(acc, x)
-    if is_float(dtype):
-        return (float_max if kind == "max" else float_min)(b, acc, x)
-    return (int_max if kind == "max" else int_min)(b, acc, x, dtype)
+    return COMBINERS[kind](b, acc, x, np.dtype(dtype))
 
 
 def lower_op(b, prim, args, dtypes, out, params):

@@ -27,12 +27,15 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir.core import short_dtype
-from tracegrad.passes.kernels import (Const, CondStep, DotKernel, ExternKernel, KernelProgram,
-                                     Load, LoopStep)
+from tracegrad.passes.kernels import (REDUCTIONS, Const, CondStep, DotKernel, ExternKernel,
+                                     KernelProgram, Load, LoopStep)
 
 __all__ = ["format_program", "format_kernel"]
 
-STORE_OPERATORS = {None: "=", "sum": "+=", "prod": "*=", "max": "max=", "min": "min="}
+
+def _operator(reduce) -> str:
+    return "=" if reduce is None else REDUCTIONS[reduce].operator
+
 
 
 def _const(c: Const) -> str:
@@ -133,7 +136,7 @@ def format_kernel(k, indent: str = "  ") -> str:
         return "\n".join(_cond_step(k, indent))
     lines = [f"kernel {k.name} domain={tuple(k.domain)}"]
     lines += [indent + _instr(i, ins) for i, ins in enumerate(k.body)]
-    lines += [f"{indent}store {s.buffer.name}[{s.index}] {STORE_OPERATORS[s.reduce]} %{s.value}"
+    lines += [f"{indent}store {s.buffer.name}[{s.index}] {_operator(s.reduce)} %{s.value}"
               for s in k.stores]
     return "\n".join(lines)
 

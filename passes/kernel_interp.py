@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from tracegrad.ir.primitives import PRIMITIVES
-from tracegrad.passes.kernels import (Const, CondStep, DotKernel, ExternKernel, KernelProgram,
-                                     Load, LoopKernel, LoopStep, Op)
+from tracegrad.passes.kernels import (REDUCTIONS, Const, CondStep, DotKernel, ExternKernel,
+                                     KernelProgram, Load, LoopKernel, LoopStep, Op)
 
 __all__ = ["run_program", "KernelIndexError", "domain_indices", "flat_index", "extern_results"]
 
@@ -45,23 +45,6 @@ def _poison(dtype):
     if dtype.kind == "b":
         return True
     return np.iinfo(dtype).max
-
-
-def reduction_identity(reduce, dtype):
-    """The reduction's identity; for integers and bools the dtype's extreme values."""
-    dtype = np.dtype(dtype)
-    if reduce in ("sum", "prod"):
-        return int(reduce == "prod")
-    if dtype.kind == "f":
-        return -np.inf if reduce == "max" else np.inf
-    if dtype.kind == "b":
-        return reduce == "min"
-    info = np.iinfo(dtype)
-    return info.min if reduce == "max" else info.max
-
-
-REDUCERS = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
-FOLDS = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min}
 
 
 def domain_indices(domain):
@@ -124,15 +107,15 @@ def _store(env, store, value, domain):
     # Dims the address does not move along are reduced with numpy first (pairwise
     # sums: an accurate oracle); whatever still collides is combined element-wise.
     axes = tuple(d for d, s in enumerate(store.index.strides) if s == 0 and domain[d] > 1)
-    value = np.asarray(FOLDS[store.reduce](value, axis=axes), store.buffer.dtype)
+    value = np.asarray(REDUCTIONS[store.reduce].ufunc.reduce(value, axis=axes), store.buffer.dtype)
     idx = idx[tuple(0 if d in axes else slice(None) for d in range(len(domain)))]
-    REDUCERS[store.reduce].at(data, idx.reshape(-1), value.reshape(-1))
+    REDUCTIONS[store.reduce].ufunc.at(data, idx.reshape(-1), value.reshape(-1))
 
 
 def _run_loop(env, k: LoopKernel):
     for s in k.stores:  # the reduction targets start at the identity
         if s.reduce is not None:
-            env[id(s.buffer)][:] = reduction_identity(s.reduce, s.buffer.dtype)
+            env[id(s.buffer)][:] = REDUCTIONS[s.reduce].identity(s.buffer.dtype)
     vals = []
     for ins in k.body:
         vals.append(_load(env, ins, k.domain) if isinstance(ins, Load) else _op(vals, ins))

@@ -16,8 +16,8 @@ buffers.  Semantics (shared by the reference interpreter in
   formed out of bounds).  An `Op` applies a primitive's scalar semantics to
   earlier body values (by position) or `Const` literals.
 * A `Store` writes a body value at `buffer.flat[index(i)]`.  With
-  `reduce="sum"|"max"|"min"` the target is first filled with the reduction's
-  identity (0, -inf, +inf) when the kernel starts, then combined with every
+  `reduce="sum"|"prod"|"max"|"min"` (`REDUCTIONS`) the target is first filled with the
+  reduction's identity (0, 1, -inf, +inf) when the kernel starts, then combined with every
   value mapped onto it (reduced dims have stride 0 in the index map).
   Floating-point sums may be reassociated (vectorized): results match a
   sequential sum within the documented reassociation tolerance.
@@ -137,12 +137,43 @@ class Op:
     dtype: np.dtype
 
 
+@dataclass(frozen=True)
+class Reduction:
+    """A reducing store's kind: what each stage needs to know of it, in one place (code
+    generation's LLVM combine is `codegen/scalar_ops.COMBINERS`, keyed the same)."""
+
+    name: str
+    primitive: str  # the reduction primitive whose store it is
+    operator: str  # the store's operator in kernel text: `store b[i] += %v`
+    combine: str  # the binary primitive that folds two partial results
+    ufunc: np.ufunc  # numpy's: `.reduce` folds values, `.at` scatters into a buffer
+
+    def identity(self, dtype):
+        """The value a target starts from; for integers and bools the dtype's extremes."""
+        dtype = np.dtype(dtype)
+        if self.name in ("sum", "prod"):
+            return int(self.name == "prod")
+        if dtype.kind == "f":
+            return -np.inf if self.name == "max" else np.inf
+        if dtype.kind == "b":
+            return self.name == "min"
+        info = np.iinfo(dtype)
+        return info.min if self.name == "max" else info.max
+
+
+REDUCTIONS = {r.name: r for r in (Reduction("sum", "reduce_sum", "+=", "add", np.add),
+                                  Reduction("prod", "reduce_prod", "*=", "mul", np.multiply),
+                                  Reduction("max", "reduce_max", "max=", "max", np.maximum),
+                                  Reduction("min", "reduce_min", "min=", "min", np.minimum))}
+REDUCTION_OF_PRIMITIVE = {r.primitive: r.name for r in REDUCTIONS.values()}
+
+
 @dataclass
 class Store:
     buffer: Buffer
     value: int  # position in body
     index: IndexMap
-    reduce: str | None = None  # None | sum | max | min
+    reduce: str | None = None  # None, or a key of REDUCTIONS
 
 
 @dataclass

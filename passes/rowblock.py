@@ -42,8 +42,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tracegrad.passes.fusion.emission import buffers_used, name_temps
-from tracegrad.passes.kernel_interp import reduction_identity
-from tracegrad.passes.kernels import (Buffer, IndexMap, KernelProgram, Load, LoopKernel, LoopStep,
+from tracegrad.passes.kernels import (REDUCTIONS, Buffer, IndexMap, KernelProgram, Load, LoopKernel, LoopStep,
                                       Op, Store)
 
 # A block's working set (all row slices it touches): the blocks stay in the L2 cache.
@@ -57,7 +56,6 @@ MAX_RUN = 32
 # is done with one, so more ranges than threads balance them.
 GROUPS = 16
 # The reducing store's combine, as an elementwise primitive per (reduce, dtype kind).
-COMBINE = {"sum": "add", "prod": "mul", "max": "max", "min": "min"}
 
 
 @dataclass
@@ -297,7 +295,7 @@ def _shares_rows(run, wise) -> bool:
 
 def _carry(body, step, buf, reduce, consts):
     """An accumulator: carry in/out, the block's partial result, and its combine kernel."""
-    identity = np.full(buf.shape, reduction_identity(reduce, buf.dtype), buf.dtype)
+    identity = np.full(buf.shape, REDUCTIONS[reduce].identity(buf.dtype), buf.dtype)
     init = Buffer(f"c{len(consts)}", buf.shape, buf.dtype, "const", value=identity)
     consts.append(init)
     scratch = Buffer("t", buf.shape, buf.dtype, "temp")
@@ -321,7 +319,7 @@ def _merge(carried) -> KernelProgram:
 
 def _combine(cur, partial, nxt, reduce):
     flat, n = IndexMap(0, (1,)), (max(cur.size, 1),)
-    prim = "or" if reduce == "sum" and cur.dtype == np.bool_ else COMBINE[reduce]
+    prim = "or" if reduce == "sum" and cur.dtype == np.bool_ else REDUCTIONS[reduce].combine
     body = [Load(cur, flat, cur.dtype), Load(partial, flat, cur.dtype),
             Op(prim, (0, 1), {}, cur.dtype)]
     return LoopKernel(f"combine_{nxt.name}", n, body, [Store(nxt, 2, flat)])

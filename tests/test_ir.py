@@ -28,6 +28,20 @@ def test_codegen_lowers_every_elementwise_primitive():
     assert elementwise <= set(LOWERINGS), elementwise - set(LOWERINGS)
 
 
+def test_every_reduction_primitive_has_one_store_kind_and_a_codegen_combiner():
+    from tracegrad.codegen.scalar_ops import COMBINERS
+    from tracegrad.passes.kernels import REDUCTION_OF_PRIMITIVE, REDUCTIONS
+
+    reductions = {n for n, p in PRIMITIVES.items() if p.kind == "reduce"}
+    assert reductions == set(REDUCTION_OF_PRIMITIVE)
+    assert set(COMBINERS) == set(REDUCTIONS)
+    for r in REDUCTIONS.values():  # the identity leaves every value as it is
+        for dtype in (np.float32, np.int8, np.bool_):
+            x = np.array([0, 1, 5], dtype)
+            e = np.full(3, r.identity(dtype), dtype)
+            np.testing.assert_array_equal(r.ufunc(e, x).astype(dtype), x, f"{r.name} {dtype}")
+
+
 def _small_graph():
     b = GraphBuilder()
     x = b.new_input(ShapedArray((3,), F32))

@@ -14,14 +14,11 @@ import functools
 import math
 from dataclasses import dataclass, field
 from tracegrad.ir.core import Literal, Var
-from tracegrad.passes.kernels import Buffer, IndexMap
+from tracegrad.passes.kernels import REDUCTION_OF_PRIMITIVE, Buffer, IndexMap
 
 from .body import Body
 from .expand import Expander, NeedBuffer, Read
 from .views import View, identity_view, row_major_strides
-
-REDUCE_STORE = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
-                "reduce_min": "min"}
 
 
 @dataclass(eq=False)
@@ -129,7 +126,7 @@ def _reduce_task(plan, eqn, buf):
         axes = tuple(sorted(set(inner.params["axes"]) | {kept[a] for a in axes}))
         x = inner.inputs[0]
     index = _reduce_index(x.aval.shape, axes)
-    store = identity_store(buf, x, x.aval.shape, REDUCE_STORE[eqn.prim.name], index)
+    store = identity_store(buf, x, x.aval.shape, REDUCTION_OF_PRIMITIVE[eqn.prim.name], index)
     return Task(x.aval.shape, [store])
 
 
