@@ -125,3 +125,19 @@ def test_static_graph_constants_in_the_other_byte_order():
     c = tf.constant(np.arange(3.0).astype(">f8"))
     with tf.Session() as s:
         np.testing.assert_array_equal(s.run(c * 2.0), [0.0, 2.0, 4.0])
+
+
+@pytest.mark.parametrize("call", [
+    lambda f, m: tracegrad.jit(f)(m),
+    lambda f, m: tracegrad.compile_grad(f)(m),
+    lambda f, m: tracegrad.jit(f)({"a": m}["a"]),
+    lambda f, m: tracegrad.grad(f)(m),
+    lambda f, m: tracegrad.vmap(lambda x: x * 2)(m),
+    lambda f, m: tracegrad.numpy.sum(m),
+])
+def test_a_masked_array_is_refused_not_computed_without_its_mask(call):
+    """A numpy masked array would lose its mask (np.sum would count the masked entries):
+    refused with a message that says what to pass, as JAX refuses it."""
+    m = np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0])
+    with pytest.raises(TypeError, match="masked array.*filled"):
+        call(lambda x: np.sum(x * x), m)

@@ -212,3 +212,20 @@ def test_polymul_trim_leading_zeros_true_needs_concrete_factors():
     np.testing.assert_array_equal(got.numpy(), np.polymul(a1, a2))
     with pytest.raises(TypeError, match="trim_leading_zeros=True needs concrete"):
         tracegrad.jit(lambda a, b: tnp.polymul(a, b, trim_leading_zeros=True))(a1, a2)
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "max", "min", "mean", "var", "std", "nanmean",
+                                  "nanvar", "nanstd", "nansum", "argmax", "cumsum", "any",
+                                  "ptp", "median", "average", "count_nonzero"])
+@pytest.mark.parametrize("axis", [0, -1, 1, (0,), (-1,), (), None])
+def test_reductions_of_a_0d_array_take_numpys_axes(name, axis):
+    """NumPy lets most reductions take the int axis 0 or -1 of a 0-d array (not in a
+    tuple); mean, var and std take none."""
+    fn, x = getattr(np, name), np.array(2.0)
+    try:
+        want = fn(x, axis=axis)
+    except Exception as e:  # noqa: BLE001  (whatever NumPy raises, tracegrad raises the same)
+        with pytest.raises(type(e)):
+            tracegrad.jit(lambda x: fn(x, axis=axis))(x)
+        return
+    np.testing.assert_allclose(tracegrad.jit(lambda x: fn(x, axis=axis))(x), want)

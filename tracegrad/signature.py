@@ -36,6 +36,7 @@ from tracegrad.ir import ShapedArray, TracedValue
 from tracegrad.ir.core import computed_dtype
 from tracegrad.tracer import Tensor, tree_flatten, tree_unflatten
 from tracegrad.tracer.tree import is_registered_node
+from tracegrad.tracer.dtypes import MASKED_HINT, is_masked
 from tracegrad.tracer.scalars import WeakFloat
 
 SUPPORTED = {np.dtype(t) for t in (np.float32, np.float64, np.bool_, np.int32, np.int64)}
@@ -333,6 +334,9 @@ def _is_array_like(x) -> bool:
 
 
 def _from_numpy(x, pos, names, where):
+    if is_masked(x):
+        raise TypeError(f"{names.fname}: {names.arg(pos)}{where} is a numpy masked array; "
+                        f"{MASKED_HINT}")
     try:
         a = np.asarray(x)
     except (ValueError, TypeError) as e:

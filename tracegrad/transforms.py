@@ -37,7 +37,7 @@ from tracegrad.ir import TracedValue, apply_graph, ops
 from tracegrad.ir.core import ShapedArray, is_float, native
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
-from tracegrad.tracer.dtypes import WeakScalar
+from tracegrad.tracer.dtypes import MASKED_HINT, WeakScalar, is_masked
 from tracegrad.tracer.scalars import TracedScalar, WeakFloat
 from tracegrad.tracer.trace import is_array_leaf
 from tracegrad.tracer.tree import flatten_like
@@ -51,6 +51,9 @@ def _as_array_leaf(leaf, where: str):
     """A leaf of an argument being differentiated: it must be (or become) an array."""
     if isinstance(leaf, TracedScalar):  # `.item()` of a traced value, a traced float argument
         return leaf._tg_symbolic
+    if is_masked(leaf):
+        raise TypeError(f"{where}: cannot differentiate with respect to a numpy masked array: "
+                        f"{MASKED_HINT}")
     if isinstance(leaf, np.ndarray) and not leaf.dtype.isnative:  # '>f8' on x86
         return leaf.astype(native(leaf.dtype))
     if is_array_leaf(leaf):

@@ -13,6 +13,8 @@ dtype('float64')
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from tracegrad.ir import DTYPES, ops
@@ -78,6 +80,16 @@ def _fast_result(strong, weak):
     if rank is None or any(_KIND_ORDER[np.dtype(type(w)).kind] > rank for w in weak):
         return None
     return dt
+
+
+MASKED_HINT = ("its mask would be ignored (JAX refuses them too). Pass x.filled(value), or "
+               "the data and the mask as two arrays (np.where(mask, fill, x)).")
+
+
+def is_masked(x) -> bool:
+    """Whether `x` is a numpy masked array (numpy.ma is only there once something made one)."""
+    ma = sys.modules.get("numpy.ma")
+    return ma is not None and isinstance(x, ma.MaskedArray)
 
 
 def computed(x: np.ndarray) -> np.ndarray:

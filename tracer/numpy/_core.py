@@ -52,6 +52,8 @@ def _operand(x):
     if is_boxed(x):
         return x
     if isinstance(x, np.ndarray):  # a subclass (an eager loop's LoopArray) as a plain array
+        if dtypes.is_masked(x):
+            raise TypeError(f"tracegrad.numpy takes no numpy masked array: {dtypes.MASKED_HINT}")
         return dtypes.computed(x if type(x) is np.ndarray else x.view(np.ndarray))
     from .constructors import asarray  # constructors build on this module
     return asarray(x)
@@ -173,11 +175,10 @@ def _zero_d_axis(axis, ndim: int) -> bool:
 
 
 def _reduction_axes(axis, ndim: int) -> tuple:
-    """`_norm_axes` for a reduction: a 0-d operand also takes axis 0 or -1, reducing
-    nothing (`_zero_d_axis`)."""
-    if ndim == 0 and axis is not None:
-        parts = axis if isinstance(axis, (tuple, list)) else (axis,)
-        if len(parts) <= 1 and all(_zero_d_axis(a, ndim) for a in parts):
+    """`_norm_axes` for a reduction: a 0-d operand also takes the int axis 0 or -1 (not
+    in a tuple, as NumPy), reducing nothing (`_zero_d_axis`)."""
+    if ndim == 0 and axis is not None and not isinstance(axis, (tuple, list)):
+        if _zero_d_axis(axis, ndim):
             return ()
     return _norm_axes(axis, ndim)
 

@@ -19,7 +19,7 @@ from tracegrad.ir import ops
 
 from .. import dtypes
 from ._core import (
-    _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axis, _operand, _reduction_axes,
+    _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axes, _norm_axis, _operand, _reduction_axes,
     _reduced_shape, _reject, _shape, concrete_value, zero_safe_root,
 )
 from .elementwise import divide, logical_and, maximum, minimum, multiply, subtract, uf
@@ -128,7 +128,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     """Arithmetic mean; integer inputs give float64, as in NumPy."""
     _reject("mean", out=out)
     a = _prepared(a, dtype, dtypes.float_result)
-    axes = _reduction_axes(axis, _ndim(a))
+    axes = _norm_axes(axis, _ndim(a))  # NumPy's mean takes no axis 0 of a 0-d array
     total = sum(a, axis=axes, keepdims=keepdims, where=where)
     if where is None:
         return divide(total, float(_count(_shape(a), axes)))
@@ -146,7 +146,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     ddof = correction if correction is not None else ddof
     a = _prepared(a, dtype, dtypes.float_result)
     a = _masked(a, where, 0)  # masked-out NaNs and infs must not reach the gradient
-    axes = _reduction_axes(axis, _ndim(a))
+    axes = _norm_axes(axis, _ndim(a))  # NumPy's mean takes no axis 0 of a 0-d array
     d = subtract(a, _mean(a, axis=axes, keepdims=True, where=where))
     squares = sum(ops.integer_pow(d, 2), axis=axes, keepdims=keepdims, where=where)
     if where is None:
@@ -310,7 +310,9 @@ def _and_mask(a, where):
 
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     """Mean of the non-NaN entries (NaN where there are none)."""
-    return mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=_and_mask(a, where))
+    a = _operand(a)  # (unlike mean, NumPy's nanmean takes axis 0 of a 0-d array)
+    return mean(a, axis=_reduction_axes(axis, _ndim(a)), dtype=dtype, out=out, keepdims=keepdims,
+                where=_and_mask(a, where))
 
 
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
@@ -318,11 +320,11 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
     """Variance of the non-NaN entries; NaN where `ddof` is at least their count (NumPy's
     nanvar, where `var` gives inf)."""
     a = _operand(a)
-    mask = _and_mask(a, where)
+    mask, axis = _and_mask(a, where), _reduction_axes(axis, _ndim(a))
     v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=mask,
             mean=mean, correction=correction)
     ddof = correction if correction is not None else ddof
-    n = _mask_count(mask, _shape(a), _reduction_axes(axis, _ndim(a)), _dtype(v), keepdims)
+    n = _mask_count(mask, _shape(a), axis, _dtype(v), keepdims)
     return _select(ops.le(n, np.asarray(ddof, _dtype(v))), np.nan, v)
 
 
