@@ -118,7 +118,9 @@ def _worth_rolling(eqns, run, gradient) -> bool:
 
 
 def _largest(eqns, run) -> int:
-    """Elements of the largest array one iteration reads or makes."""
+    """Elements of the largest array one iteration reads or makes.  An `x[t]` slice
+    (`run.slices`) reads only its slice of the stacked array, which the scan's xs
+    hand the body: the stacked array itself is no body array."""
     sizes = [a.aval.size for j in range(run.period) for e in [run.eqn(eqns, 1, j)]
-             for a in list(e.inputs) + list(e.outs)]
+             for a in ([] if j in run.slices else list(e.inputs)) + list(e.outs)]
     return max(sizes, default=0)

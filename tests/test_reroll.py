@@ -272,3 +272,22 @@ def test_long_loops_over_mid_size_arrays_roll_when_differentiated():
     np.testing.assert_allclose(value, ev, rtol=1e-12)
     for got, want in zip(grads, eg):
         np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_a_loop_over_slices_of_a_large_stacked_array_rolls(monkeypatch):
+    """The body reads x[t], 9 elements, not the whole stacked x (8,199 and more): the
+    body's arrays are small, so the loop rolls however long the sequence is (it stayed
+    unrolled past 8,192 stacked elements, and its compile_grad took 12 s at T=1000)."""
+    def f(x):
+        h = np.ones(3)
+        for t in range(x.shape[0]):
+            h = h @ x[t]
+            h = h / np.sum(h)
+        return h[0]
+    x = np.abs(RNG.normal(size=(1000, 3, 3))) + 0.1
+    g = tracegrad.compile_grad(f, disk_cache=False)
+    value, (grad,) = g(x)
+    assert "rerolled" in g._spec().stages
+    ev, eg = tracegrad.value_and_grad(f)(x)
+    np.testing.assert_allclose(value, ev, rtol=1e-12)
+    np.testing.assert_allclose(grad, eg, rtol=1e-9, atol=1e-15)
