@@ -40,5 +40,6 @@ from .control_flow import *  # noqa: E402,F401,F403
 from .indexing import *  # noqa: E402,F401,F403
 from .sorting import *  # noqa: E402,F401,F403
 from .cumulative import *  # noqa: E402,F401,F403
+from .correlate import *  # noqa: E402,F401,F403
 from .decompositions import *  # noqa: E402,F401,F403
 from .custom import *  # noqa: E402,F401,F403

@@ -129,7 +129,7 @@ def _dot(prim, size, args, flags, params):
 
 
 @_rule("cholesky", "triangular_solve", "solve", "inv", "slogdet", "eigh", "eigvalsh", "svd",
-       "svdvals", "qr", "pinv")
+       "svdvals", "qr", "pinv", "correlate")
 def _leading_batch(prim, size, args, flags, params):
     """Primitives batched over leading dims already (dot, numpy.linalg's routines): the
     unbatched operands get the batch dim too."""

@@ -236,6 +236,8 @@ OP_CASES = [
     Case("dot_batched", ops.dot, [real(2, 2, 3), real(2, 3, 2)]),
     # cumulative (extern): cumprod through exact zeros, cummax/cummin away from ties
     Case("cumsum", lambda x: ops.cumsum(x, 1), [real(2, 5)]),
+    Case("correlate", ops.correlate, [real(7), real(3)]),
+    Case("correlate_batched", ops.correlate, [real(2, 6), real(2, 6)]),
     Case("cumsum_reverse", lambda x: ops.cumsum(x, 0, reverse=True), [real(4, 2)]),
     Case("cumprod", lambda x: ops.cumprod(x, 1), [real(2, 6)]),
     Case("cumprod_zeros", lambda x: ops.cumprod(x, 0, reverse=True), [with_zeros(7, 2)]),

@@ -397,3 +397,29 @@ def test_reductions_recomputing_one_temp_replay_its_expansion(monkeypatch, mode)
         np.testing.assert_allclose(gx, ref_gx, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(gv, ref_gv, rtol=1e-10, atol=1e-10)
     assert counts[1] < 6 * counts[0]
+
+
+@pytest.mark.parametrize("n,taps,mode", [(300, 100, "full"), (300, 257, "same"), (90, 200, "valid")])
+def test_a_long_filter_is_one_correlate_kernel_with_correlations_as_derivatives(n, taps, mode):
+    """Past SHIFTED_TAPS a convolution is the `correlate` extern primitive, and so are its
+    derivatives: no temp holds the (taps, n) windows (a 513-tap filter over 100k values
+    made 412 MB of them and took 176 ms a call)."""
+    rng = np.random.default_rng(3)
+    x, v = rng.normal(size=n), rng.normal(size=taps)
+
+    def loss(x, v):
+        return np.sum(np.convolve(x, v, mode) ** 2)
+
+    f = tracegrad.compile_grad(loss, argnums=(0, 1), disk_cache=False)
+    value, (gx, gv) = f(x, v)
+    kp = f._last.native.kernel_program()
+    assert sum(1 for k in kp.kernels if getattr(k, "prim", None) == "correlate") == 3
+    assert max(t.size for t in kp.temps) <= n + 3 * taps  # (the windows: n * taps)
+    y = 2 * np.convolve(x, v, mode)
+    full = np.zeros(n + taps - 1)
+    a, b = max(n, taps), min(n, taps)
+    start = {"full": 0, "same": (b - 1) // 2, "valid": b - 1}[mode]
+    full[start:start + len(y)] = y
+    np.testing.assert_allclose(value, loss(x, v), rtol=1e-12)
+    np.testing.assert_allclose(gx, np.correlate(full, v, "valid"), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gv, np.correlate(full, x, "valid"), rtol=1e-9, atol=1e-9)

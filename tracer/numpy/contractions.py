@@ -432,35 +432,27 @@ def _expand_last(x):
 
 # ---- convolve, correlate ------------------------------------------------------------------
 
-def _windows(ap, m: int, length: int):
-    """W[j, k] = ap[j + k] for j < m, k < length (length + m - 1 <= len(ap)): rows of `ap`
-    repeated m + 1 times, read back with rows one longer, so row j starts j further on."""
-    p = _shape(ap)[0]
-    flat = ops.reshape(ops.broadcast(ops.reshape(ap, (1, p)), (m + 1, p)), ((m + 1) * p,))
-    rows = ops.reshape(ops.slice(flat, (0,), (1,), (m * (p + 1),)), (m, p + 1))
-    return ops.slice(rows, (0, 0), (1, 1), (m, length))
-
-
 _MODES = {"valid": lambda m: (0, 0), "same": lambda m: (m // 2, m - m // 2 - 1),
           "full": lambda m: (m - 1, m - 1)}
 
 
 # Up to this many taps a correlation is a sum of shifted slices, which fusion makes one
-# pass over `a` (a 31-tap filter over 100k elements: 0.13 ms, where the windows of the
-# product below are two 25 MB temps and 6 ms); longer ones are one matrix product.
+# pass over `a` (a 31-tap filter over 100k elements: 0.13 ms); longer ones are one
+# `correlate` extern kernel (ir/correlate.py: numpy's direct loop, and derivatives that
+# are correlations again), where each tap would be a term of one long kernel.
 SHIFTED_TAPS = 64
 
 
 def _correlate_long_short(a, v, mode):
     """NumPy's correlate for len(a) >= len(v): out[k] = sum_j a[k + j - left] * v[j]: the
-    sum of `v[j]` times `a` shifted by j (short `v`), or one matrix product of `v` with the
-    windows of the zero-padded `a`."""
+    sum of `v[j]` times `a` shifted by j (short `v`), or the `correlate` primitive on the
+    zero-padded `a`."""
     n, m = _shape(a)[0], _shape(v)[0]
     left, right = _MODES[mode](m)
     ap = ops.pad(a, (left,), (1,), (n + left + right,)) if left or right else a
     length = n + left + right - m + 1
     if m > SHIFTED_TAPS:
-        return matmul(v, _windows(ap, m, length))
+        return ops.correlate(ap, v)
     out = None
     for j in range(m):
         term = ops.mul(ops.slice(ap, (j,), (1,), (length,)),
