@@ -417,7 +417,7 @@ def test_a_long_filter_is_one_correlate_kernel_with_correlations_as_derivatives(
     assert max(t.size for t in kp.temps) <= n + 3 * taps  # (the windows: n * taps)
     y = 2 * np.convolve(x, v, mode)
     full = np.zeros(n + taps - 1)
-    a, b = max(n, taps), min(n, taps)
+    b = min(n, taps)
     start = {"full": 0, "same": (b - 1) // 2, "valid": b - 1}[mode]
     full[start:start + len(y)] = y
     np.testing.assert_allclose(value, loss(x, v), rtol=1e-12)
