@@ -277,6 +277,12 @@ class GraphBuilder:
                 "for data-dependent choices, or trace with concrete arguments."
                 + (f"\n  at {user_source_location()}" if self.record_source else ""))
         result = self._evaluate(value._tg_var)
+        if result is None:
+            raise ConcretizationError(
+                f"{kind}() needs the concrete value of a traced {value.aval} array, but it "
+                "depends on a value of an enclosing trace that has none (abstract tracing). "
+                "Use tracegrad.numpy.where for data-dependent choices."
+                + (f"\n  at {user_source_location()}" if self.record_source else ""))
         self.guards.append(Guard(value._tg_var, result.copy(), kind, user_source_location()))
         return result
 
@@ -290,14 +296,16 @@ class GraphBuilder:
         if isinstance(value, TracedValue):
             self.guards.append(Guard(value._tg_var, np.asarray(expected).copy(), kind, src))
 
-    def _evaluate(self, var: Var) -> np.ndarray:
+    def _evaluate(self, var: Var) -> np.ndarray | None:
+        """`var`'s value for the example inputs; None where it depends on a captured value
+        of an enclosing trace that has no example (that trace is abstract)."""
         from .interpreter import eval_eqns
 
         env = dict(self._example)
         env.update({v: arr for v, arr, _ in self._consts.values()})
-        eval_eqns(self.eqns, env)
+        eval_eqns(self.eqns, env, partial=True)
         self._example.update(env)  # memoize: later guards reuse earlier values
-        return env[var]
+        return env.get(var)
 
     def build(self, outputs) -> Graph:
         outvars = [self._atom(o, None) for o in outputs]

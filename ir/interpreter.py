@@ -18,10 +18,13 @@ def read(env, atom):
     return atom.value if isinstance(atom, Literal) else env[atom]
 
 
-def eval_eqns(eqns, env):
-    """Evaluate `eqns` in order into `env` (Var -> array), skipping known values."""
+def eval_eqns(eqns, env, partial=False):
+    """Evaluate `eqns` in order into `env` (Var -> array), skipping known values; with
+    `partial`, also those reading a value `env` lacks (theirs stay unknown)."""
     for eqn in eqns:
         if eqn.outs[0] in env:
+            continue
+        if partial and any(not isinstance(a, Literal) and a not in env for a in eqn.inputs):
             continue
         args = [read(env, a) for a in eqn.inputs]
         write(env, eqn, eqn.prim.run(*args, **eqn.params))  # as eager: native kernel or impl

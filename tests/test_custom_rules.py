@@ -468,3 +468,19 @@ def test_forward_over_reverse_of_a_custom_vjp_function_as_jax():
     np.testing.assert_allclose(tg.jvp(tg.grad(f), (x,), (np.ones(2),))[1], np.diag(want))
     with pytest.raises(TypeError, match="forward-mode"):
         tg.jvp(s, (x,), (np.ones(2),))
+
+
+def test_two_checkpoints_under_vmap_of_grad_of_an_unmapped_argument():
+    """Per-example gradients through two checkpointed calls: the second one's trace reads
+    a value of the abstract vmap trace, which has no example value (it raised KeyError)."""
+    c = tg.checkpoint(lambda h, w: np.sin(h * w))
+
+    def f(w, x):
+        return c(c(x, w), w).sum()
+
+    x, w = np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([1.5, 2.0])
+    got = tg.vmap(tg.grad(f), in_axes=(None, 0))(w, x)
+    want = np.stack([tg.grad(f)(w, xi) for xi in x])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    h = np.sin(x * w)  # d/dw sum(sin(sin(x w) w)) = cos(h w) (h + w cos(x w) x)
+    np.testing.assert_allclose(got, np.cos(h * w) * (h + w * np.cos(x * w) * x), rtol=1e-12)
