@@ -33,7 +33,8 @@ count and sets 1, the last one out restores the saved count.  So the user's sett
 back whenever no product runs, and numpy calls made meanwhile by other threads run on
 one thread (correct, only slower).  `TRACEGRAD_BLAS_SERIAL=0`, or a BLAS without
 OpenBLAS's thread-count functions, keeps every product a plain call on OpenBLAS's
-threads.  Products inside loop bodies (loops.py) are plain calls either way.
+threads.  Products inside loop bodies (loops.py) are plain calls either way.  The native
+LAPACK calls (lapack.py, extern.emit_extern) take the same serial section.
 """
 from __future__ import annotations
 
@@ -322,16 +323,16 @@ def emit_product(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr, n_threads=None)
     of one thread leaves the other cores to them).  Otherwise, when `serial_products()`, a
     serial section (module docstring): a large gemm in slices on `n_threads` pool threads
     (`split_edges`), anything else one call per batch entry."""
-    serial = n_threads is not None and n_threads > 1 and serial_products()
+    serial = serial_section(n_threads)
     if serial:
-        b.call(_serial_function(b.module, "enter"), [])
+        b.call(serial_function(b.module, "enter"), [])
     edges = split_edges(kernel, n_threads) if serial else None
     if edges is None:
         _emit_calls(b, kernel, a_ptr, b_ptr, out_ptr)
     else:
         _emit_split(b, kernel, (a_ptr, b_ptr, out_ptr), edges)
     if serial:
-        b.call(_serial_function(b.module, "exit"), [])
+        b.call(serial_function(b.module, "exit"), [])
 
 
 def _emit_calls(b, kernel, a_ptr, b_ptr, out_ptr):
@@ -429,7 +430,13 @@ def _slice_task(module, kernel, dim):
 
 # ---- the serial section ------------------------------------------------------------------
 
-def _serial_function(module, which):
+def serial_section(n_threads) -> bool:
+    """Whether a call into OpenBLAS from a program of `n_threads` threads runs in the serial
+    section (module docstring)."""
+    return n_threads is not None and n_threads > 1 and serial_products()
+
+
+def serial_function(module, which):
     """`void tg_blas_serial_<enter|exit>()` of this module (internal; module docstring)."""
     name = f"tg_blas_serial_{which}"
     if name in module.globals:

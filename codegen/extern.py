@@ -67,6 +67,7 @@ from tracegrad.ir.core import ShapedArray
 from tracegrad.passes.kernel_interp import extern_results
 from tracegrad.passes.kernels import CondStep, ExternKernel, LoopStep
 
+from . import blas
 from .irutil import PTR, declare, i64
 
 I8, I32 = ir.IntType(8), ir.IntType(32)
@@ -81,17 +82,21 @@ class NativeLowering:
     emit: Callable  # emit(b, call): IR writing every output (module docstring)
     supports: Callable  # supports(kernel) -> bool
     symbols: dict = field(default_factory=dict)  # external name -> address it calls
+    # it calls OpenBLAS (LAPACK), whose threads spin between calls: in a program of several
+    # threads it runs in blas.py's serial section, on one thread, as products do
+    blas_threads: bool = False
 
 
 NATIVE: dict[str, NativeLowering] = {}
 
 
 def register_native(prim: str, emit: Callable, supports: Callable | None = None,
-                    symbols: dict | None = None) -> NativeLowering:
+                    symbols: dict | None = None, blas_threads: bool = False) -> NativeLowering:
     """Register the native lowering of extern primitive `prim` (module docstring)."""
     if prim in NATIVE:
         raise ValueError(f"extern primitive {prim!r} has a native lowering already")
-    low = NativeLowering(emit, supports or (lambda kernel: True), dict(symbols or {}))
+    low = NativeLowering(emit, supports or (lambda kernel: True), dict(symbols or {}),
+                         blas_threads)
     NATIVE[prim] = low
     return low
 
@@ -210,7 +215,12 @@ def emit_extern(emitter, kernel: ExternKernel) -> None:
         unit = ExternUnit(kernel, low, emitter.environment)
         unit = emitter.units.setdefault(unit.key, unit)
         fn = declare(emitter.module, unit.symbol, ir.VoidType(), unit.arg_types())
+        serial = low.blas_threads and blas.serial_section(getattr(emitter, "n_threads", None))
+        if serial:
+            emitter.b.call(blas.serial_function(emitter.module, "enter"), [])
         emitter.b.call(fn, ptrs)
+        if serial:
+            emitter.b.call(blas.serial_function(emitter.module, "exit"), [])
         return
     _emit_host_call(emitter.b, kernel, ptrs)
 

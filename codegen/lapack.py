@@ -449,7 +449,7 @@ def register(register_native) -> None:
         return
     table = symbols()
     for prim in LOWERINGS:
-        register_native(prim, emit, supports, table)
+        register_native(prim, emit, supports, table, blas_threads=True)
 
 
 # ---- standalone use (tests, measurements): one kernel as a Python callable -----------------------

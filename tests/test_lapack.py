@@ -4,9 +4,12 @@ batched, size 1, every param combination, singular and NaN inputs (NaN entries, 
 a crash), and what declines to the host callback."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+import tracegrad
 from tracegrad.codegen import lapack
 from tracegrad.ir import PRIMITIVES, ShapedArray
 
@@ -202,5 +205,23 @@ def test_library_and_symbols():
     assert {"tg_sys_malloc", "tg_sys_free", "tg_sys_log"} <= set(table)
     assert set(lapack.LOWERINGS) <= set(PRIMITIVES)
     registered = {}
-    lapack.register(lambda prim, emit, supports, symbols: registered.setdefault(prim, symbols))
-    assert set(registered) == set(lapack.LOWERINGS)
+    lapack.register(lambda prim, emit, supports, symbols, blas_threads:
+                    registered.setdefault(prim, blas_threads))
+    assert set(registered) == set(lapack.LOWERINGS) and all(registered.values())
+
+
+def test_lapack_calls_run_in_the_serial_section_of_a_threaded_program(monkeypatch):
+    """OpenBLAS's LAPACK threads spin between calls, as its gemm's do: in a program of
+    several threads each call runs on one OpenBLAS thread (blas.py's serial section)."""
+    from tracegrad.codegen import blas
+
+    if not blas.serial_products():
+        pytest.skip("this BLAS has no thread-count functions")
+    monkeypatch.setenv("TRACEGRAD_NUM_THREADS", "2")
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(64, 64)) + 8 * np.eye(64)
+    f = tracegrad.jit(lambda a: np.linalg.inv(a) * 2.0, disk_cache=False)
+    np.testing.assert_allclose(f(a), np.linalg.inv(a) * 2.0, rtol=1e-10)
+    ir_text = f._last.native.llvm_ir()
+    calls = re.findall(r"call void @(tg_blas_serial_enter|tg_ext_\w+|tg_blas_serial_exit)", ir_text)
+    assert calls[:3] == ["tg_blas_serial_enter", calls[1], "tg_blas_serial_exit"], calls
