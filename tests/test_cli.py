@@ -93,3 +93,10 @@ def test_trace_draws_the_program(user_file, tmp_path, capsys):
     out = tmp_path / "loss.svg"
     assert main(["trace", f"{user_file}:loss", "--args", "f64[3],f64[4,3]", "--draw", str(out)]) == 0
     assert out.read_bytes().startswith(b"<?xml")
+
+
+def test_draw_to_an_unknown_suffix_is_a_user_error(user_file, tmp_path, capsys):
+    out = tmp_path / "loss.xyz"
+    assert main(["trace", f"{user_file}:loss", "--args", "f64[3],f64[4,3]", "--draw", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tracegrad: cannot write") and ".svg" in err and "Traceback" not in err

@@ -335,3 +335,22 @@ def test_bad_outputs_and_missing_sidecars_are_syntax_errors(outputs, constants, 
             f"{{ lambda a:f64[3] . let\n  in (a) }}\n%% constants {constants}\n")
     with pytest.raises(IRSyntaxError, match=what):
         loads_program(text)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty", "object", "directory"])
+def test_a_damaged_sidecar_is_a_syntax_error_of_the_program(tmp_path, damage):
+    k = np.linspace(0, 1, 6)
+    path = str(tmp_path / "prog.tgir")
+    tg.trace(lambda x: x * k)(np.ones(6)).save(path, constants="sidecar")
+    sidecar = path + ".npz"
+    if damage == "directory":
+        import os
+        os.remove(sidecar)
+        os.mkdir(sidecar)
+    elif damage == "object":
+        np.savez(sidecar, a=np.array([1, "x"], dtype=object))
+    else:
+        with open(sidecar, "wb") as f:
+            f.write(b"not a zip file" if damage == "garbage" else b"")
+    with pytest.raises(IRSyntaxError, match="sidecar .* is not a readable .npz"):
+        tg.load(path)

@@ -136,6 +136,8 @@ def _write_outputs(program, opts) -> None:
             write(path)
         except OSError as e:
             raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        except (ValueError, ImportError) as e:  # a suffix draw does not know, a missing extra
+            raise UserError(f"cannot write {path}: {e}") from None
 
 
 def cmd_cache(opts) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import os
+import zipfile
 
 import numpy as np
 
@@ -156,10 +157,21 @@ def _constants(section, path) -> dict:
         if not os.path.exists(file):
             raise IRSyntaxError(f"{path}, line {section['line']}: the constants' sidecar "
                                 f"{file!r} does not exist (it is saved next to the program)")
-        with np.load(file) as z:
-            return {k: z[k] for k in z.files}
+        return _sidecar(file, path, section["line"])
     raise IRSyntaxError(f"{path}, line {section['line']}: constants are 'embedded' or "
                         f"'sidecar FILE', not {section['arg']!r}")
+
+
+def _sidecar(file, path, line) -> dict:
+    """The arrays of a `.npz` sidecar (never pickled objects); a damaged one is the
+    program's syntax error."""
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise IRSyntaxError(f"{path}, line {line}: the constants' sidecar {file!r} is not a "
+                            f"readable .npz of numeric arrays ({type(e).__name__}: "
+                            f"{str(e).split('. ')[0]})") from None
 
 
 def _out_tree(text: str, path: str):
