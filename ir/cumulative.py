@@ -38,6 +38,8 @@ def _cum_rule(name):
                  x)
         if x.dtype.kind not in "iuf":
             fail(name, "needs a numeric (int or float) operand", x)
+        if not isinstance(reverse, (bool, np.bool_)):
+            fail(name, f"reverse must be a bool, not {reverse!r}", x)
         return x
     return rule
 

@@ -20,13 +20,43 @@ import numpy as np
 from . import ops
 from .interpreter import eval_graph, eval_graph_bind
 from .elementwise import ZERO, binary
-from .primitives import Primitive, register
+from .primitives import Primitive, fail, register
 
 __all__ = ["custom_call", "optimization_barrier"]
 
 
-def _shape_rule(*avals, fun, **_):
+def _shape_rule(*avals, fun, fwd=None, bwd=None, jvp=None, num_consts=0, **_):
+    """`fun`'s outputs, once the bodies fit the operands and one another (a tampered
+    program text must not load: docs/inspect.md)."""
+    n_in, n_out = len(avals), len(fun.outvars)
+    if not 0 <= num_consts <= n_in:
+        fail("custom_call", f"num_consts={num_consts} for {n_in} operands", *avals)
+    _takes("fun", fun, list(avals), avals)
+    if fwd is not None:
+        _takes("fwd", fwd, list(avals), avals)
+        if list(fwd.out_avals[:n_out]) != list(fun.out_avals):
+            fail("custom_call", "fwd's first outputs are not fun's outputs", *avals)
+    if bwd is not None:
+        n_res = len(fwd.outvars) - n_out if fwd is not None else 0
+        _takes("bwd", bwd, list(avals[:num_consts]) + list(fwd.out_avals[n_out:] if fwd else [])
+               + list(fun.out_avals), avals, n_res)
+        if len(bwd.outvars) != n_in - num_consts:
+            fail("custom_call", f"bwd returns {len(bwd.outvars)} cotangents for "
+                 f"{n_in - num_consts} arguments", *avals)
+    if jvp is not None:
+        _takes("jvp", jvp, list(avals) + list(avals[num_consts:]), avals)
+        if len(jvp.outvars) != 2 * n_out:
+            fail("custom_call", f"jvp returns {len(jvp.outvars)} values, not {2 * n_out}",
+                 *avals)
     return list(fun.out_avals)
+
+
+def _takes(name, body, expected, avals, n_res=None):
+    got = [v.aval for v in body.invars]
+    if [(a.shape, a.dtype) for a in got] != [(a.shape, a.dtype) for a in expected]:
+        what = f" (with {n_res} residuals from fwd)" if n_res is not None else ""
+        fail("custom_call", f"{name} takes {len(got)} inputs of types {got}, but the call "
+             f"gives it {len(expected)}{what}: {expected}", *avals)
 
 
 def _impl(*args, fun, **_):

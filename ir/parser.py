@@ -260,10 +260,14 @@ class Parser:
             self.next()
             var = self.atom(scope)
             self.expect("==")
+            literal_tok = self.tok
             expected = self.python_literal()
             self.expect("(")
             kind = self.name("the guard's kind")
             self.expect(")")
+            if not _fits(expected, var.aval.dtype):
+                self.error(f"the guard's expected value {expected!r} is not a value of "
+                           f"{var.aval.dtype}", literal_tok)
             guards.append(Guard(var, _expected(expected, var.aval), kind))
         return guards
 
@@ -283,6 +287,17 @@ class Parser:
         if tok.text in ("True", "False"):
             return tok.text == "True"
         self.error("expected a number, a bool or a list", tok)
+
+
+def _fits(literal, dtype) -> bool:
+    """Whether every number of a guard's expected value is one of `dtype`."""
+    if isinstance(literal, list):
+        return all(_fits(x, dtype) for x in literal)
+    if dtype.kind == "b":
+        return isinstance(literal, bool) or literal in (0, 1)
+    if dtype.kind in "iu":
+        return not isinstance(literal, float) and _representable(literal, str(literal), dtype)
+    return True
 
 
 def _expected(literal, aval):

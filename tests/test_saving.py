@@ -354,3 +354,29 @@ def test_a_damaged_sidecar_is_a_syntax_error_of_the_program(tmp_path, damage):
             f.write(b"not a zip file" if damage == "garbage" else b"")
     with pytest.raises(IRSyntaxError, match="sidecar .* is not a readable .npz"):
         tg.load(path)
+
+
+def _custom_square():
+    @tg.custom_vjp
+    def sq(v):
+        return v * v
+    sq.defvjp(lambda v: (v * v, v), lambda r, g: (2 * r * g,))
+    return sq
+
+
+@pytest.mark.parametrize("make, old, new, what", [
+    (_custom_square, "num_consts=0", "num_consts=3", "num_consts=3 for 1 operands"),
+    (_custom_square, "in (j, i) }", "in (j) }", "bwd takes 2 inputs"),
+    (lambda: np.cumsum, "reverse=False", "reverse=7", "reverse must be a bool"),
+    (lambda: (lambda v: v * 2 if np.sum(v) > 0 else v), "== True", "== 7", "not a value of bool"),
+])
+def test_a_tampered_program_does_not_load(tmp_path, make, old, new, what):
+    """Params, bodies and guards that do not fit their equation are refused at load, not
+    run (a reverse=7 cumsum ran reversed; a custom_call failed only under grad)."""
+    path = tmp_path / "p.tgir"
+    tg.trace(make())(np.arange(4.0)).save(str(path))
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(IRSyntaxError, match=what):
+        tg.load(str(path))
