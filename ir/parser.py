@@ -29,7 +29,7 @@ DTYPE_OF = {name: dtype for dtype, name in DTYPES.items()}
 _TOKEN = re.compile(r"""
     (?P<skip>[ \t\r]+|\#[^\n]*)
   | (?P<newline>\n)
-  | (?P<number>-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf\b|nan\b))
+  | (?P<number>-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf\b|nan\(0x[0-9a-f]+\)|nan\b))
   | (?P<string>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")
   | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
   | (?P<op>==|[{}()\[\],:;.=])
@@ -151,7 +151,7 @@ class Parser:
             self.error("a literal is a scalar", tok)
         text = {"True": "1", "False": "0"}.get(tok.text, tok.text)
         try:
-            value = float(text) if aval.dtype.kind == "f" else int(text)
+            value = _float(text, aval.dtype) if aval.dtype.kind == "f" else int(text)
         except ValueError:
             self.error(f"{tok.text} is not a {aval} literal", tok)
         if not _representable(value, text, aval.dtype):
@@ -246,7 +246,7 @@ class Parser:
             return tuple(items)
         self.next()
         if tok.kind == "number":
-            return float(tok.text) if re.search(r"[.eEn]", tok.text) else int(tok.text)
+            return _float(tok.text) if re.search(r"[.eEn]", tok.text) else int(tok.text)
         if tok.kind == "string":
             return ast.literal_eval(tok.text)
         if tok.kind == "name":
@@ -283,10 +283,30 @@ class Parser:
             self.next()
             return items
         if tok.kind == "number":
-            return float(tok.text) if re.search(r"[.eEn]", tok.text) else int(tok.text)
+            return _float(tok.text) if re.search(r"[.eEn]", tok.text) else int(tok.text)
         if tok.text in ("True", "False"):
             return tok.text == "True"
         self.error("expected a number, a bool or a list", tok)
+
+
+_FLOAT_BITS = {np.dtype(np.float64): (np.uint64, 63), np.dtype(np.float32): (np.uint32, 31)}
+
+
+def _float(text: str, dtype=np.float64):
+    """A float's text as the printer writes it: repr, or nan(0x<bits>) for a NaN with
+    other bits than the quiet one (its bits, sign apart, in `dtype`)."""
+    m = re.fullmatch(r"(-?)nan\(0x([0-9a-f]+)\)", text)
+    if m is None:
+        return float(text)
+    dtype = np.dtype(dtype)
+    uint, sign_bit = _FLOAT_BITS.get(dtype, _FLOAT_BITS[np.dtype(np.float64)])
+    bits = int(m.group(2), 16) | (1 << sign_bit if m.group(1) else 0)
+    if bits >= 1 << (sign_bit + 1):
+        raise ValueError(f"{text}: more bits than {np.dtype(dtype)} has")
+    value = np.array(bits, uint).view(dtype if dtype in _FLOAT_BITS else np.float64)
+    if value == value:
+        raise ValueError(f"{text}: the bits of a number, not of a NaN")
+    return value
 
 
 def _fits(literal, dtype) -> bool:
@@ -316,7 +336,7 @@ def _representable(value, text: str, dtype) -> bool:
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return info.min <= value <= info.max
-    if text.lstrip("+-").lower() in ("inf", "infinity", "nan"):
+    if text.lstrip("+-").lower() in ("inf", "infinity", "nan") or text.lstrip("-").startswith("nan("):
         return True
     with np.errstate(over="ignore"):
         return bool(np.isfinite(np.asarray(value).astype(dtype)))

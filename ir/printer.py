@@ -25,14 +25,27 @@ _WORDS = {"True", "False", "None", "inf", "nan", *DTYPES.values()}  # string par
 _RESERVED = {"inf", "nan", "let", "in", "lambda", *_WORDS}
 
 
+# The bits of each float dtype's NaN that prints as plain `nan` (numpy's and x86's quiet NaN).
+_QUIET_NAN = {np.dtype(np.float64): 0x7FF8000000000000, np.dtype(np.float32): 0x7FC00000}
+_BITS = {np.dtype(np.float64): np.uint64, np.dtype(np.float32): np.uint32}
+
+
 def _literal(value) -> str:
-    """`repr(value.tolist())`, except that a NaN with its sign bit set prints as -nan (a
-    guard compares the sign, and x86's inf - inf gives that NaN)."""
+    """`repr(value.tolist())`, except NaNs: a NaN with its sign bit set prints as -nan (a
+    guard compares the sign, and x86's inf - inf gives that NaN), and one with other bits
+    than the quiet NaN's as nan(0x<bits>), so that the text keeps every bit (a program
+    saved and loaded computes identically, and the disk cache keys on this text)."""
     a = np.asarray(value)
     if a.ndim:
         return "[" + ", ".join(_literal(x) for x in a) + "]"
     v = a.item()
-    return "-nan" if isinstance(v, float) and v != v and np.signbit(a) else repr(v)
+    if not (isinstance(v, float) and v != v):
+        return repr(v)
+    sign = "-" if np.signbit(a) else ""
+    if a.dtype not in _BITS:
+        return sign + "nan"
+    bits = int(a.view(_BITS[a.dtype])) & ~(1 << (8 * a.dtype.itemsize - 1))
+    return sign + ("nan" if bits == _QUIET_NAN[a.dtype] else f"nan(0x{bits:x})")
 
 
 class Namer:
@@ -64,9 +77,7 @@ class Namer:
 
     def atom(self, a) -> str:
         if isinstance(a, Literal):
-            v = a.value.item()
-            text = "-nan" if isinstance(v, float) and v != v and np.signbit(a.value) else repr(v)
-            return f"{text}:{short_dtype(a.aval.dtype)}[]"
+            return f"{_literal(a.value)}:{short_dtype(a.aval.dtype)}[]"
         return self(a)
 
     def binder(self, var) -> str:
