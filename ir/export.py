@@ -4,20 +4,21 @@ Nodes are values, named as the printer names them; an output's node has `output`
 first position) and `outputs` (every position: a value returned twice), and a literal
 output a node of its own (op "literal").  A control-flow equation
 gives one node per output (attribute `result`); its bodies are exported too,
-as the node attribute `bodies` ({param: networkx graph}), and drawn as DOT
-clusters.
+as the node attribute `bodies` ({param: networkx graph}: `cond_graph`, `branches[1]`, in
+the printer's order, so that their values have the printer's names), and drawn as DOT
+clusters labelled by their param.
 """
 from __future__ import annotations
 
 import networkx as nx
 
-from .core import Graph, Literal, subgraphs
-from .printer import Namer, _has_body, _param
+from .core import Graph, Literal
+from .printer import Namer, _has_body, _param, body_params
 
 
 def _add_eqn(g, eqn, namer):
     params = {k: _param(p) for k, p in eqn.params.items() if not _has_body(p)}
-    bodies = {f"body{i}": _graph(b, namer.body()) for i, b in enumerate(subgraphs(eqn))}
+    bodies = {label: _graph(b, namer.body()) for label, b in body_params(eqn)}
     for i, out in enumerate(eqn.outs):
         name = namer(out)
         g.add_node(name, op=eqn.prim.name, shape=out.aval.shape, dtype=str(out.aval.dtype),

@@ -98,6 +98,18 @@ def _has_body(v) -> bool:
     return isinstance(v, Graph) or (isinstance(v, tuple) and any(isinstance(g, Graph) for g in v))
 
 
+def body_params(eqn) -> list:
+    """(label, body) for each body of `eqn` in printed order: params sorted by name, a tuple
+    param's bodies labelled `name[i]`."""
+    out = []
+    for k, v in sorted(eqn.params.items()):
+        if isinstance(v, Graph):
+            out.append((k, v))
+        elif _has_body(v):
+            out += [(f"{k}[{i}]", b) for i, b in enumerate(v) if isinstance(b, Graph)]
+    return out
+
+
 def _body_param(k, v, namer, indent) -> str:
     bodies = [v] if isinstance(v, Graph) else list(v)
     pad = " " * (indent + 2)

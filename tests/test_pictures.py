@@ -110,3 +110,24 @@ def test_networkx_keeps_every_output_position_and_literal_outputs():
     outputs = sorted(d["outputs"] for _, d in g.nodes(data=True) if "outputs" in d)
     assert outputs == [(0, 1), (2,), (3,)]
     assert any(d["op"] == "literal" and d["value"] == 1.0 for _, d in g.nodes(data=True))
+
+
+def test_exports_and_pictures_name_body_values_as_the_printer_does():
+    """The printer names a while's bodies in param order (body_graph, then cond_graph),
+    then its outputs; networkx, DOT and draw's diagram use the same names and labels."""
+    def f(x):
+        return tg.while_loop(lambda c: c[0] < 10, lambda c: (c[0] + 1, c[1] * 0.9), (0, x))
+
+    p = tg.trace(f)(np.ones(3))
+    text = str(p.graph)  # i j = while[... body_graph={b c . d e} cond_graph={f g . h}]
+    assert "i:i64[] j:f64[3] = while" in text and "h:bool[] = lt f" in text
+    g = p.to_networkx()
+    assert {n for n, d in g.nodes(data=True) if d["op"] == "while"} == {"i", "j"}
+    bodies = next(d["bodies"] for _, d in g.nodes(data=True) if "bodies" in d)
+    assert list(bodies) == ["body_graph", "cond_graph"]
+    assert {n: d["op"] for n, d in bodies["cond_graph"].nodes(data=True)} == \
+        {"f": "input", "g": "input", "h": "lt"}
+    assert {n: d["op"] for n, d in bodies["body_graph"].nodes(data=True)} == \
+        {"b": "input", "c": "input", "d": "add", "e": "mul"}
+    assert "while cond_graph" in p.to_dot()
+    assert any(b.label.startswith("i j = while") for b in diagram_of(p).boxes.values())

@@ -24,7 +24,7 @@ import os
 
 from tracegrad.ir import Graph, Literal
 from tracegrad.ir.core import short_dtype
-from tracegrad.ir.printer import Namer, _has_body, _param
+from tracegrad.ir.printer import Namer, _has_body, _param, body_params
 
 from .layout import GAP_Y, LINE_H, PAD, TITLE_H, Box, Diagram, layout
 
@@ -93,15 +93,14 @@ def graph_diagram(graph: Graph, namer: Namer | None = None, title: str = "") -> 
 
 
 def _eqn_box(eqn, namer) -> Box:
+    # the bodies are named first, then the outputs, as the printer names them
+    bodies = [graph_diagram(g, namer.body(), label) for label, g in body_params(eqn)]
     outs = " ".join(namer(o) for o in eqn.outs)
     plain = " ".join(f"{k}={_param(v)}" for k, v in sorted(eqn.params.items())
                      if not _has_body(v))
     if len(plain) > MAX_PARAMS:
         plain = plain[:MAX_PARAMS - 3] + "..."
     label = f"{outs} = {eqn.prim.name}" + (f"\n{plain}" if plain else "")
-    bodies = [graph_diagram(g, namer.body(), f"{k}[{i}]" if isinstance(v, tuple) else k)
-              for k, v in sorted(eqn.params.items()) if _has_body(v)
-              for i, g in enumerate(v if isinstance(v, tuple) else (v,)) if isinstance(g, Graph)]
     return Box(label, "cluster" if bodies else "op", bodies)
 
 
