@@ -849,6 +849,21 @@ def cumulative(g):
     g.emit(f"P.{name}({{0}}, {axis}, {reverse})", x)
 
 
+def correlation(g):
+    """np.convolve/np.correlate of two 1-D values (a sum of shifted slices), or the
+    `correlate` primitive directly on a value and a prefix of its last axis."""
+    x = g.pick()
+    if x.ndim == 0 or x.shape[-1] == 0:
+        g.reject("rank 0 or empty")
+    n = x.shape[-1]
+    m = int(g.rng.integers(1, n + 1))
+    if x.ndim == 1 and g.coin(0.5):
+        fn, mode = g.choice(["convolve", "correlate"]), g.choice(["full", "same", "valid"])
+        g.emit(f"np.{fn}({{0}}, {{0}}[:{m}] * 0.5, '{mode}')", x)
+    else:
+        g.emit(f"P.correlate({{0}}, {{0}}[..., {n - m}:] * 0.5)", x)
+
+
 WEIGHTS = {
     "unary_math": (unary_math, 10), "kinked_unary": (kinked_unary, 5),
     "smooth_unary": (smooth_unary, 4), "power": (power, 4), "arith": (arith, 14),
@@ -866,4 +881,5 @@ WEIGHTS = {
     "indexing": (indexing, 5),
     "sorting": (sorting, 2),
     "cumulative": (cumulative, 4),
+    "correlation": (correlation, 2),
 }

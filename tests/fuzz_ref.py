@@ -237,6 +237,13 @@ class RefPrims:
                                                                               reverse))
 
     @staticmethod
+    def correlate(a, v):
+        """np.correlate's valid mode along the last axis, written as its sum over the taps."""
+        a, v = np.asarray(a), np.asarray(v)
+        n, m = a.shape[-1], v.shape[-1]
+        return sum(a[..., j:j + n - m + 1] * v[..., j:j + 1] for j in range(m))
+
+    @staticmethod
     def sort(x, axis):
         return np.sort(x, axis=axis, kind="stable")
 
