@@ -381,3 +381,28 @@ def test_tf1_rules_keep_weak_python_numbers_ints_and_second_order():
     np.testing.assert_array_equal(out[0], [0, 1, 2])
     np.testing.assert_array_equal(out[1], [0, 0, 6])
     np.testing.assert_array_equal(out[2], [0, 2, 2])
+
+
+def test_split_of_an_unknown_rank_tensor_gives_every_piece():
+    """The number of pieces is static even where the rank is not (one piece came back and
+    the rest of the data was dropped)."""
+    u = tf.placeholder(tf.float32)
+    parts = tf.split(u, 3)
+    sized = tf.split(u, [1, 2, 3])
+    a, b = tf.split(u, 2)
+    with tf.Session() as s:
+        got = s.run([parts, sized, a, b], {u: np.arange(6.0)})
+    assert [p.tolist() for p in got[0]] == [[0, 1], [2, 3], [4, 5]]
+    assert [p.tolist() for p in got[1]] == [[0], [1, 2], [3, 4, 5]]
+    assert got[2].tolist() == [0, 1, 2] and got[3].tolist() == [3, 4, 5]
+
+
+@pytest.mark.parametrize("k", [4, 5, 7, 8, 16])
+def test_reshape_of_a_none_axis_into_factors_never_guesses_a_static_size(k):
+    """A static dim comes from worlds that agree; one composite world cannot tell the -1
+    dim apart (reshape to [-1, 5] claimed a static (12, 5))."""
+    x = tf.placeholder(tf.float32, [None])
+    y = tf.reshape(x, [-1, k])
+    assert y.shape.dims[0] is None and y.shape.dims[1] in (None, k)
+    with tf.Session() as s:
+        assert s.run(y, {x: np.arange(3.0 * k)}).shape == (3, k)

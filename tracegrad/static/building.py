@@ -84,8 +84,9 @@ def _rename_error(e: Exception, name: str, probed=()) -> Exception:
         return ValueError(msg)
 
 
-def infer(c: _Call, name: str) -> list:
-    """(shape, dtype, probes) of each output of the call."""
+def infer(c: _Call, name: str, num_outputs: int | None = None) -> list:
+    """(shape, dtype, probes) of each output of the call (`num_outputs` of unknown shape
+    where no probe traces: an input of unknown rank)."""
     unknown = any(t.shape.dims is None or t._probes[0] is None for t in c.tensors)
     varying = unknown or any(None in t.shape.dims for t in c.tensors)
     worlds = range(len(WORLD_SIZES)) if varying else range(1)
@@ -94,7 +95,7 @@ def infer(c: _Call, name: str) -> list:
     if not good:
         errors = [r for r in results if isinstance(r, Exception)]
         if unknown or not errors:
-            return [_unknown_output(c)]
+            return [_unknown_output(c)] * (num_outputs or 1)
         raise _rename_error(errors[0], name, c.tensors if varying else ()) from errors[0]
     results = [r if isinstance(r, list) else None for r in results]
     if not varying:
@@ -111,13 +112,15 @@ def _unknown_output(c: _Call):
     return TensorShape(None), np.dtype(dtype), [None] * len(WORLD_SIZES)
 
 
-def call(fn, args, kwargs=None, name=None):
-    """Record `fn(*args, **kwargs)`: a Tensor (or a list when `fn` returns several)."""
+def call(fn, args, kwargs=None, name=None, num_outputs=None):
+    """Record `fn(*args, **kwargs)`: a Tensor, or a list when `fn` returns several (give
+    their number as `num_outputs` where it does not depend on the inputs' shapes: then
+    inputs of unknown rank get that many outputs too)."""
     c = _Call(fn, args, kwargs)
     graph = graph_of(c.tensors, name or "op")
     check_readable(graph, c.tensors, name)
-    specs = infer(c, name)
-    multiple = len(specs) > 1
+    specs = infer(c, name, num_outputs)
+    multiple = len(specs) > 1 or (num_outputs or 1) > 1
 
     def compute(env, state):
         return c.outputs(c.apply([env[t] for t in c.tensors]))

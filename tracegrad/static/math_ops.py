@@ -364,7 +364,8 @@ def split(value, num_or_size_splits, axis=0, num=None, name="split"):
     else:
         sizes = [int(n) for n in num_or_size_splits]
         sections = _split_points(value, sizes, axis)
-    pieces = call(_fn("split"), (value, sections), {"axis": axis}, name)
+    count = sections if isinstance(sections, int) else len(sections) + 1
+    pieces = call(_fn("split"), (value, sections), {"axis": axis}, name, num_outputs=count)
     return pieces if isinstance(pieces, list) else [pieces]
 
 

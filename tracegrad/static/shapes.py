@@ -9,8 +9,11 @@ when every world that could trace it agrees on it.  One op therefore has one
 implementation, the one `Session.run` executes; inference is its abstract
 evaluation.  An unknown-rank input is probed as a scalar and makes its results'
 shapes unknown.  The sizes are distinct composites, so that a reshape of a
-`None` axis into fixed factors still traces; size 1 lets a `None` axis broadcast
-against a known one, as TF1 infers.
+`None` axis into fixed factors still traces (1680 = 2^4 * 3 * 5 * 7: factors up to 8,
+and 10, 12, 14, 16, ...; a probe allocates nothing, but an op may build a constant of a
+probe size, as `eye(n)`); size 1 lets a `None` axis broadcast against a known one, as
+TF1 infers.  Where a single composite world traces, nothing tells its sizes that come from
+the `None` axis apart from the fixed ones: the rank is kept, every dim unknown.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from tracegrad.ir import ShapedArray
 
-WORLD_SIZES = (12, 60, 1)
+WORLD_SIZES = (12, 60, 1, 1680)
 
 
 class TensorShape:
@@ -107,6 +110,8 @@ def merge(probes, unknown: bool) -> TensorShape:
         return TensorShape(None)
     if len(valid) == 1:  # one world: a dimension equal to its size may be the None axis
         n, s = valid[0]
+        if n != 1:  # a composite: any dimension may derive from it (a reshape's -1)
+            return TensorShape([None] * len(s))
         return TensorShape([None if d == n else d for d in s])
     return TensorShape([dims[0] if len(set(dims)) == 1 else None
                         for dims in zip(*(s for _, s in valid))])
