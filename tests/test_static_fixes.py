@@ -406,3 +406,21 @@ def test_reshape_of_a_none_axis_into_factors_never_guesses_a_static_size(k):
     assert y.shape.dims[0] is None and y.shape.dims[1] in (None, k)
     with tf.Session() as s:
         assert s.run(y, {x: np.arange(3.0 * k)}).shape == (3, k)
+
+
+def test_sparse_softmax_cross_entropy_of_a_label_out_of_range_is_nan():
+    logits = tf.constant(np.random.default_rng(0).normal(size=(3, 5)))
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.constant([7, 2, -1]),
+                                                          logits=logits)
+    with tf.Session() as s:
+        got = s.run(loss)
+    assert np.isnan(got[0]) and np.isfinite(got[1]) and np.isnan(got[2])
+
+
+def test_an_empty_list_feeds_any_dtype_and_an_empty_constant_value_is_refused():
+    i, b = tf.placeholder(tf.int32, [None]), tf.placeholder(tf.bool, [None])
+    with tf.Session() as s:
+        got_i, got_b = s.run([i, b], {i: [], b: []})
+    assert got_i.dtype == np.int32 and got_b.dtype == np.bool_ and got_i.size == got_b.size == 0
+    with pytest.raises(ValueError, match="empty value cannot fill"):
+        tf.constant([], shape=[2])

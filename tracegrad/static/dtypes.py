@@ -39,9 +39,12 @@ def feedable(value, dtype: np.dtype) -> np.ndarray | None:
         src = value.dtype
     else:
         try:
-            src = np.asarray(value).dtype
+            plain = np.asarray(value)
         except (TypeError, ValueError):
             return None
+        if plain.size == 0 and plain.dtype == np.float64:  # [] holds no value of any kind
+            return np.asarray(value, dtype=dtype)
+        src = plain.dtype
     if src == object or not np.can_cast(src, dtype, casting="same_kind"):
         return None
     return np.asarray(value, dtype=dtype)

@@ -138,14 +138,17 @@ def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, 
 
 
 def _sparse_softmax_xent(labels, logits):
-    classes = tnp.arange(tnp.shape(logits)[-1])
-    picked = tnp.expand_dims(labels, -1) == classes
-    return -tnp.sum(tnp.where(picked, tnp.log_softmax(logits, axis=-1), 0), axis=-1)
+    n = tnp.shape(logits)[-1]
+    picked = tnp.expand_dims(labels, -1) == tnp.arange(n)
+    loss = -tnp.sum(tnp.where(picked, tnp.log_softmax(logits, axis=-1), 0), axis=-1)
+    # a label outside [0, n) has no class: its loss is NaN (TF1 on GPU; on CPU it raises)
+    return loss + tnp.where((labels >= 0) & (labels < n), 0.0, tnp.nan).astype(loss.dtype)
 
 
 def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, name=None):
     """-log_softmax(logits)[..., labels]: `labels` are class indices (int32 or int64) of
-    shape logits.shape[:-1]; the gradient is softmax(logits) - one_hot(labels)."""
+    shape logits.shape[:-1]; the gradient is softmax(logits) - one_hot(labels).  A label
+    outside [0, classes) gives a NaN loss, as TF1 on a GPU (TF1 on a CPU raises)."""
     if _sentinel is not None:
         raise ValueError("sparse_softmax_cross_entropy_with_logits: pass labels= and logits= "
                          "by name")

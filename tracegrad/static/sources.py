@@ -63,6 +63,9 @@ def _to_shape(arr, shape):
     if arr.size > n:
         raise TypeError(f"Too many elements provided. Needed at most {n}, but received {arr.size}")
     flat = arr.reshape(-1)
+    if arr.size == 0 and n:
+        raise ValueError(f"constant: an empty value cannot fill shape {list(shape)} (give at "
+                         "least one value: the last one fills the rest)")
     if arr.size < n:
         flat = np.concatenate([flat, np.full(n - arr.size, flat[-1], arr.dtype)])
     return flat.reshape(shape)
