@@ -200,10 +200,11 @@ def _pow_dy(x, y, out):
 
 
 def _pow_dx(x, y, out):
-    # y * x**(y-1); where y == 0 the derivative is 0 even at x == 0 (JAX's choice:
-    # 0 * 0**-1 would be 0 * inf = nan).
-    d = mul(y, pow(x, sub(y, 1.0)))
-    return where(eq(y, 0.0), 0.0, d)
+    # y * x**(y-1).  Where x == y == 0 the base counts as 1, so the derivative is 0 there
+    # (JAX's value: 0 * 0**-1 would be 0 * inf = nan), and elsewhere at y == 0 it is
+    # 0 * x**-1, 0 still, but depending on y: the mixed derivative there is 1/x.
+    both_zero = logical_and(eq(x, 0.0), eq(y, 0.0))
+    return mul(y, pow(where(both_zero, 1.0, x), sub(y, 1.0)))
 
 
 def _tie_mask(a, b, cmp):

@@ -980,9 +980,10 @@ MORE_STRUCTURE = ACCUMULATE + [
        make=fixed((S(2, 3), Static(np.eye(2, 3) > 0), S(2)),), jax=False),
     op("mask_indices", make=fixed((3, np.triu), (3, np.tril, 1)), jax=False),
     op("convolve", make=fixed((S(5), S(3)), ((S(4), S(2)), {"mode": "same"}),
-                              ((S(5), S(3)), {"mode": "valid"}), (S(2), S(4)))),
+                              ((S(5), S(3)), {"mode": "valid"}), (S(2), S(4)),
+                              ((S(80), S(70)), {"mode": "same"}))),  # past SHIFTED_TAPS
     op("correlate", make=fixed((S(5), S(3)), ((S(4), S(2)), {"mode": "full"}),
-                               ((S(5), S(3)), {"mode": "same"}))),
+                               ((S(5), S(3)), {"mode": "same"}), (S(66), S(90)))),
 ]
 
 # ---- linalg: well-conditioned inputs ------------------------------------------------------

@@ -158,3 +158,26 @@ def test_tensor_median_of_all_elements_shares_its_gradient_among_ties_as_torch()
     m.backward()  # a nan median is the nan's, and so is its gradient
     assert np.isnan(float(m))
     np.testing.assert_array_equal(y.grad.numpy(), [0.0, 1.0, 0.0])
+
+
+def test_power_mixed_second_derivative_at_a_zero_exponent_is_one_over_x():
+    """d/dy of d/dx x**y = x**(y-1) (1 + y log x): 1/x at y == 0 (the first derivative's
+    zero there was a constant, which cut it: 0), in either order, as the Hessian's."""
+    xy = tg.grad(tg.grad(lambda x, y: np.power(x, y), 0), 1)(2.0, 0.0)
+    yx = tg.grad(tg.grad(lambda x, y: np.power(x, y), 1), 0)(2.0, 0.0)
+    assert xy == yx == 0.5
+    assert tg.grad(lambda x: x ** 0.0)(0.0) == 0.0  # the documented value at x == y == 0
+    # a third derivative through it: f = (x^2 + 0.1)^x at 0 (mpmath: 47.7919284462391...)
+    f3 = tg.grad(tg.grad(tg.grad(lambda x: np.power(x * x + 0.1, x))))(0.0)
+    np.testing.assert_allclose(f3, 47.79192844623914, rtol=1e-12)
+
+
+def test_modf_fractional_part_has_slope_one_at_negative_integers_and_keeps_numpys_signs():
+    x = np.array([-3.0, -1.0, -2.5, 0.0, -0.0, 2.0, 3.0])
+    g = tg.grad(lambda x: np.sum(np.modf(x)[0]))(x)
+    np.testing.assert_array_equal(g, np.ones_like(x))
+    frac, whole = tg.jit(np.modf)(np.array([-3.0, -0.0, 2.5, -np.inf, np.nan]))
+    want_frac, want_whole = np.modf(np.array([-3.0, -0.0, 2.5, -np.inf, np.nan]))
+    np.testing.assert_array_equal(np.signbit(frac), np.signbit(want_frac))
+    np.testing.assert_array_equal(frac, want_frac)
+    np.testing.assert_array_equal(whole, want_whole)

@@ -444,3 +444,16 @@ def test_eager_triangular_solve_uses_trsm_with_the_references_values(dtype):
     singular[3, 3] = 0
     out = prim.run(singular, b[0, :20], lower=True, transpose_a=False, unit_diagonal=False)
     assert not np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a: np.linalg.pinv(a, hermitian=True),
+    lambda a: np.linalg.svd(a, hermitian=True, compute_uv=False),
+    lambda a: np.linalg.matrix_rank(a, hermitian=True),
+])
+def test_hermitian_true_reads_the_lower_triangle_as_numpy(fn):
+    """NumPy's hermitian=True path reads the lower triangle only (it was ignored)."""
+    a = np.array([[2.0, 1.0, 0.0], [-3.0, 1.0, 4.0], [0.5, 2.0, 1.0]])
+    for m in (a, np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])):
+        np.testing.assert_allclose(tg.jit(fn)(m), fn(m), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(fn(tg.tensor(m))), fn(m), rtol=1e-10, atol=1e-12)

@@ -11,8 +11,9 @@ Differences from numpy.linalg, by design (as in jax.numpy.linalg):
     definite: from `cholesky`) instead of raising LinAlgError;
   * only real float32/float64 arrays (int and bool inputs compute in float64);
     `eig`/`eigvals` (complex results) are not offered;
-  * `svd(..., hermitian=True)` computes the ordinary SVD (a valid SVD whose signs
-    may differ from numpy's eigh-based one).
+  * `svd(..., hermitian=True)` computes the ordinary SVD of the symmetric matrix of the
+    lower triangle (numpy's reads that triangle only: its values are numpy's, its
+    vectors a valid SVD whose signs may differ from numpy's eigh-based one).
 
 >>> import numpy as np
 >>> from tracegrad.tracer.numpy import linalg
@@ -233,6 +234,16 @@ def _triangle(name, a, uplo):
     return _mT(a) if uplo == "U" else a
 
 
+def _hermitian(name, a, hermitian):
+    """`a`, or with `hermitian` the symmetric matrix of its lower triangle: NumPy's
+    hermitian=True reads that triangle only (eigh), whatever the other holds."""
+    a = _matrices(name, a, square=bool(hermitian))
+    if not hermitian:
+        return a
+    lower = np.tril(np.ones(_shape(a)[-2:], np.bool_))
+    return ops.where(ops.broadcast(lower, _shape(a)), a, _mT(a))
+
+
 def eigh(a, UPLO="L"):
     """Eigenvalues (ascending) and eigenvectors (columns), reading the triangle UPLO."""
     a = _triangle("eigh", a, UPLO)
@@ -248,7 +259,7 @@ def eigvalsh(a, UPLO="L"):
 def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
     """U, S, Vh with a = U @ diag(S) @ Vh.  Gradients need full_matrices=False or a
     square a (the extra columns of a full U or V are not unique)."""
-    a = _matrices("svd", a)
+    a = _hermitian("svd", a, hermitian)
     if not compute_uv:
         return ops.svdvals(a)
     m, n = _shape(a)[-2:]
@@ -298,7 +309,7 @@ def _pinv_rcond(a, rcond, rtol):
 def pinv(a, rcond=None, hermitian=False, *, rtol=_UNSET):
     """Moore-Penrose pseudo-inverse; singular values <= rcond * largest are dropped
     (rcond and rtol as NumPy 2 reads them).  Its derivative is the fixed-rank one (JAX's)."""
-    a = _matrices("pinv", a)
+    a = _hermitian("pinv", a, hermitian)
     return ops.pinv(a, rcond=_pinv_rcond(a, rcond, rtol))
 
 
@@ -310,7 +321,7 @@ def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
             return np.int64(0)
         nonzero = ops.convert(ops.ne(a, _c(a, 0.0)), np.int64)
         return ops.reduce_max(nonzero, tuple(range(_ndim(a)))) if _ndim(a) else nonzero
-    s = svdvals(a)
+    s = svdvals(_hermitian("matrix_rank", a, hermitian))
     if not _shape(s)[-1]:
         return ops.broadcast(np.int64(0), _shape(s)[:-1])
     if tol is None:

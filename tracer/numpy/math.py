@@ -647,8 +647,12 @@ def modf(x, /):
     """(fractional part, integral part), both with x's sign; modf(inf) = (0, inf)."""
     x = _float(x)
     whole = ops.trunc(x)
-    frac = _select(ops.eq(ops.abs(x), _c(np.inf, x)), _c(0, x), ops.sub(x, whole))
-    return ops.copysign(frac, x), whole
+    # |x| - |trunc(x)| >= 0, exact, signed by x: -0.0 at negative integers, as NumPy, with
+    # the derivative 1 of x - trunc(x) everywhere (x - trunc(x) is +0.0 there, and
+    # copysign's derivative in its first operand is -1 where the signs differ); at 0, x itself
+    size = ops.sub(ops.abs(x), ops.abs(whole))
+    size = _select(ops.eq(ops.abs(x), _c(np.inf, x)), _c(0, x), size)
+    return _select(ops.eq(x, _c(0, x)), x, ops.copysign(size, x)), whole
 
 
 # ---- NaN replacement, complex parts ----------------------------------------------------
