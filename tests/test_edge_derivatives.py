@@ -181,3 +181,15 @@ def test_modf_fractional_part_has_slope_one_at_negative_integers_and_keeps_numpy
     np.testing.assert_array_equal(np.signbit(frac), np.signbit(want_frac))
     np.testing.assert_array_equal(frac, want_frac)
     np.testing.assert_array_equal(whole, want_whole)
+
+
+def test_sinc_has_exact_derivatives_at_zero():
+    """Every order to the 8th at 0, from its Taylor polynomial there (numpy's formula
+    replaces x = 0 by 1e-20 and was flat: sinc''(0) came out 0, not -pi^2/3)."""
+    d2 = tg.grad(tg.grad(np.sinc))(0.0)
+    d4 = tg.grad(tg.grad(tg.grad(tg.grad(np.sinc))))(0.0)
+    np.testing.assert_allclose(d2, -np.pi ** 2 / 3, rtol=1e-14)
+    np.testing.assert_allclose(d4, np.pi ** 4 / 5, rtol=1e-13)
+    x = np.array([0.0, -0.0, 1e-300, 0.5, -2.5, 3.0, np.inf])
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(tg.jit(np.sinc)(x), np.sinc(x))
