@@ -229,3 +229,35 @@ def test_reductions_of_a_0d_array_take_numpys_axes(name, axis):
             tracegrad.jit(lambda x: fn(x, axis=axis))(x)
         return
     np.testing.assert_allclose(tracegrad.jit(lambda x: fn(x, axis=axis))(x), want)
+
+
+@pytest.mark.parametrize("kw", [dict(fweights=[1, 2, 0, 3, 1, 1]), dict(aweights="a"),
+                                dict(fweights=[1, 2, 0, 3, 1, 1], aweights="a"),
+                                dict(fweights=[1, 2, 0, 3, 1, 1], aweights="a", ddof=0),
+                                dict(aweights="a", bias=True), dict(fweights=[2] * 6, ddof=3)])
+def test_cov_takes_frequency_and_observation_weights(kw):
+    rng = np.random.default_rng(4)
+    x, a = rng.normal(size=(3, 6)), rng.uniform(0.1, 2.0, 6)
+    kw = {k: (a if isinstance(v, str) else np.asarray(v) if isinstance(v, list) else v)
+          for k, v in kw.items()}
+    want = np.cov(x, **kw)
+    np.testing.assert_allclose(tracegrad.jit(lambda x: np.cov(x, **kw))(x), want, rtol=1e-12)
+    # the gradient in the data and in the observation weights, against central differences
+    if "aweights" in kw:
+        def f(x, w):
+            return np.sum(np.cov(x, **{**kw, "aweights": w}) ** 2)
+        gx, gw = tracegrad.grad(f, argnums=(0, 1))(x, a)
+        eps, e = 1e-6, np.zeros(6)
+        e[2] = eps
+        np.testing.assert_allclose(gw[2], (f(x, a + e) - f(x, a - e)) / (2 * eps), rtol=1e-6)
+        e = np.zeros_like(x)
+        e[1, 4] = eps
+        np.testing.assert_allclose(gx[1, 4], (f(x + e, a) - f(x - e, a)) / (2 * eps), rtol=1e-6)
+
+
+def test_cov_weights_are_checked_as_numpy_checks_them():
+    x = np.ones((2, 3))
+    with pytest.raises(TypeError, match="fweights must be integer"):
+        tracegrad.jit(lambda x: np.cov(x, fweights=np.array([1.0, 2.0, 1.0])))(x)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        tracegrad.jit(lambda x: np.cov(x, aweights=np.array([1.0, -2.0, 1.0])))(x)

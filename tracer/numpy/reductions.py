@@ -373,17 +373,49 @@ def _observations(m, y, rowvar, dt):
 
 def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *,
         dtype=None):
-    """Covariance matrix of the variables (rows, or columns when not `rowvar`)."""
-    _reject("cov", fweights=fweights, aweights=aweights)
+    """Covariance matrix of the variables (rows, or columns when not `rowvar`), with
+    NumPy's integer frequency weights and observation weights."""
     dt = dtypes.check(dtype) if dtype is not None else dtypes.float_result(
         dtypes.result_type(*(v for v in (m, y, np.float64(0)) if v is not None)))
     x = _observations(m, y, rowvar, dt)
     n = _shape(x)[1]
     ddof = (0 if bias else 1) if ddof is None else ddof
-    xc = subtract(x, mean(x, axis=1, keepdims=True))
+    w, a = _cov_weights(fweights, aweights, n, dt)
     from .products import matmul  # a sibling family
-    c = divide(matmul(xc, ops.transpose(xc, (1, 0))), float(builtins.max(n - ddof, 0)))
+    if w is None:
+        xc = subtract(x, mean(x, axis=1, keepdims=True))
+        c = divide(matmul(xc, ops.transpose(xc, (1, 0))), float(builtins.max(n - ddof, 0)))
+    else:
+        avg, w_sum = average(x, axis=1, weights=w, returned=True)
+        w_sum = ops.reshape(ops.slice(w_sum, (0,), (1,), (1,)), ())
+        fact = w_sum if ddof == 0 else subtract(w_sum, float(ddof)) if a is None else \
+            subtract(w_sum, divide(multiply(float(ddof), sum(multiply(w, a))), w_sum))
+        xc = subtract(x, ops.reshape(avg, (_shape(x)[0], 1)))
+        c = divide(matmul(multiply(xc, w), ops.transpose(xc, (1, 0))), maximum(fact, 0.0))
     return ops.reshape(c, ()) if _shape(c) == (1, 1) else c
+
+
+def _cov_weight(name, v, n, dt, integral):
+    v = _operand(v)
+    if _ndim(v) == 0 or _ndim(v) > 1:
+        _fail("cov", f"cannot handle multidimensional {name}" if _ndim(v) else
+              f"{name} must be one-dimensional", [v], RuntimeError)
+    if _shape(v)[0] != n:
+        _fail("cov", f"incompatible numbers of samples and {name}", [v], RuntimeError)
+    if integral and _dtype(v).kind not in "iub":
+        raise TypeError("fweights must be integer")
+    known = concrete_value(v)
+    if known is not None and np.any(known < 0):
+        raise ValueError(f"{name} cannot be negative")
+    return _convert(v, dt)
+
+
+def _cov_weights(fweights, aweights, n, dt):
+    """(the product of the weights given, the observation weights), each None if absent."""
+    f = None if fweights is None else _cov_weight("fweights", fweights, n, dt, True)
+    a = None if aweights is None else _cov_weight("aweights", aweights, n, dt, False)
+    w = f if a is None else a if f is None else multiply(f, a)
+    return w, a
 
 
 def corrcoef(x, y=None, rowvar=True, *, dtype=None):
