@@ -258,6 +258,9 @@ def test_cov_takes_frequency_and_observation_weights(kw):
 def test_cov_weights_are_checked_as_numpy_checks_them():
     x = np.ones((2, 3))
     with pytest.raises(TypeError, match="fweights must be integer"):
-        tracegrad.jit(lambda x: np.cov(x, fweights=np.array([1.0, 2.0, 1.0])))(x)
+        tracegrad.jit(lambda x: np.cov(x, fweights=np.array([1.5, 2.0, 1.0])))(x)
+    y = np.ones((2, 3)) + np.arange(3)
+    np.testing.assert_allclose(tracegrad.jit(lambda y: np.cov(y, fweights=np.array([1.0, 2.0, 1.0])))(y),
+                               np.cov(y, fweights=np.array([1.0, 2.0, 1.0])), rtol=1e-12)
     with pytest.raises(ValueError, match="cannot be negative"):
         tracegrad.jit(lambda x: np.cov(x, aweights=np.array([1.0, -2.0, 1.0])))(x)

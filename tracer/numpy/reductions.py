@@ -402,9 +402,9 @@ def _cov_weight(name, v, n, dt, integral):
               f"{name} must be one-dimensional", [v], RuntimeError)
     if _shape(v)[0] != n:
         _fail("cov", f"incompatible numbers of samples and {name}", [v], RuntimeError)
-    if integral and _dtype(v).kind not in "iub":
+    known = concrete_value(v)  # NumPy checks values: integral float fweights are accepted
+    if integral and known is not None and not np.all(known == np.around(known)):
         raise TypeError("fweights must be integer")
-    known = concrete_value(v)
     if known is not None and np.any(known < 0):
         raise ValueError(f"{name} cannot be negative")
     return _convert(v, dt)
