@@ -241,7 +241,13 @@ def _current(plan, known):
     return Expansion(plan.epoch(), known.consulted, known.sourced, fields)
 
 
-def _expand(plan, task, splice=True) -> Expansion:
+def _expand(plan, task) -> Expansion:
+    return _expansion(plan, task, splice=True)
+
+
+def _expansion(plan, task, splice) -> Expansion:
+    """A fresh expansion of `task`; with `splice`, the temps it recomputes are replayed
+    from their kept expansions (`_fragment`), which are made without."""
     epoch = plan.epoch()
     fragment = functools.partial(_fragment, plan, task.domain, frozenset(task.inline))
     ex = Expander(plan, task.domain, Body(), task.roots | task.inline, fragment,
@@ -268,5 +274,5 @@ def _fragment(plan, domain, inline, var) -> Expansion:
     key = expansion_key(t)
     known = _current(plan, plan.expansions.get(key))
     if known is None:
-        known = plan.expansions[key] = _expand(plan, t, splice=False)
+        known = plan.expansions[key] = _expansion(plan, t, splice=False)
     return known
