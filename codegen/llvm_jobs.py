@@ -17,6 +17,7 @@ llvmlite), or with one worker, jobs run one after another through llvm_util.
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -94,6 +95,18 @@ class Slot:
 
 _SLOTS: list = []
 _SLOTS_LOCK = threading.Lock()
+
+
+def _after_fork_in_child():
+    """A child forked while a parent thread compiled in a slot cannot trust that slot's
+    LLVM objects (left mid-compile) nor find the slots' lock free: new ones."""
+    global _SLOTS_LOCK
+    _SLOTS_LOCK = threading.Lock()
+    _SLOTS.clear()  # (their memory stays, unused)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def slots(n: int) -> list:

@@ -30,6 +30,7 @@ shared `target_machine()`.
 import functools
 import os
 import threading
+import weakref
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -39,6 +40,36 @@ __all__ = ["LOCK", "init_native", "isa_cap", "host_features", "host_target_machi
            "load_object", "jit", "compile_ir", "assembly", "assembly_of", "loop_kernel"]
 
 LOCK = threading.RLock()
+
+# Objects whose lock attribute a forked child must find free: the thread of the parent that
+# held it (compiling, calling) does not exist in the child, which would wait forever.
+_FORK_LOCKS: dict[str, weakref.WeakSet] = {}
+
+
+def free_after_fork(owner, attr: str):
+    """In a child forked while another thread held `owner.<attr>` (a threading lock), the
+    lock is free again."""
+    _FORK_LOCKS.setdefault(attr, weakref.WeakSet()).add(owner)
+    return owner
+
+
+def _reinit(lock):
+    reinit = getattr(lock, "_at_fork_reinit", None)  # CPython's own at-fork reset of a lock
+    if reinit is not None:
+        reinit()
+
+
+def _after_fork_in_child():
+    _reinit(LOCK)
+    # llvmlite's own lock around each call into LLVM (llvm_jobs.py calls around it too)
+    _reinit(getattr(getattr(getattr(llvm.ffi, "lib", None), "_lock", None), "_lock", None))
+    for attr, owners in _FORK_LOCKS.items():
+        for owner in list(owners):
+            _reinit(getattr(owner, attr, None))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def locked(fn):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
+import weakref
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -129,6 +131,21 @@ _RUN_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _SETUP_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 
+_LIVE = weakref.WeakSet()  # the CompiledPrograms of this process
+
+
+def _after_fork_in_child():
+    """A program's mutex (lower.py, tg_run) may have been held by a parent thread running it
+    at the fork: that thread does not exist in the child.  `tg_setup` initializes it again
+    (and writes the arena and constants' addresses, the same in the child)."""
+    for program in list(_LIVE):
+        program._setup(program._setup_address, program._keep.arena, program._keep.consts)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class CompiledProgram:
     """A kernel program compiled to one native entry point.
 
@@ -159,8 +176,9 @@ class CompiledProgram:
         keep = _Keepalive(engine, np.zeros(image.arena_bytes + ARENA_ALIGN, np.uint8), image.big_consts)
         self._descriptor = np.array(fastcall.descriptor_words(
             run, image.inputs, image.outputs, image.out_slots, image.release_gil), dtype=np.int64)
-        self._keep = keep
+        self._keep, self._setup_address = keep, setup
         self._setup(setup, keep.arena, keep.consts)
+        _LIVE.add(self)
         self._run = _RUN_PROTO(run)
         self._in_specs = [(tuple(a.shape), np.dtype(a.dtype)) for a in image.inputs]
         self.fast = self._make_fast()

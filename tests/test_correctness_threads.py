@@ -169,6 +169,59 @@ def test_threaded_program_runs_in_a_forked_child(threaded):
     np.testing.assert_allclose(f(x)[0], want[0], rtol=1e-12)  # the parent's pool still works
 
 
+def _reduce_rows(x):
+    t = np.tanh(x)
+    return np.exp(t - np.max(t, axis=0))  # a temp in the arena: the program holds its mutex
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_other_threads_run_and_compile_runs_and_compiles():
+    """A parent thread may hold a program's mutex (running it) or the compile locks (LLVM's
+    and llvmlite's, compiling) at the fork; that thread does not exist in the child, whose
+    first call of that program, or first compile, waited forever (3 forks in 5)."""
+    f = tracegrad.jit(_reduce_rows)
+    g = tracegrad.jit(lambda x: np.sin(x) * 2.0)
+    x = np.random.default_rng(0).normal(size=(2000, 256))
+    want = _reduce_rows(x)
+    f(x)
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            f(x)
+
+    def compile_shapes():
+        n = 10
+        while not stop.is_set():
+            n += 1
+            g(np.ones(n))
+
+    workers = [threading.Thread(target=run), threading.Thread(target=compile_shapes)]
+    for w in workers:
+        w.start()
+    try:
+        for _ in range(3):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+                pid = os.fork()
+            if pid == 0:  # the child: never returns to pytest
+                code = 1
+                try:
+                    signal.alarm(60)
+                    h = tracegrad.jit(lambda x: np.cos(x) + 1.0)  # a compile of its own
+                    ok = np.allclose(f(x), want, rtol=1e-12)
+                    ok = ok and np.allclose(h(x[0]), np.cos(x[0]) + 1.0, rtol=1e-12)
+                    code = 0 if ok else 2
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+
+
 _SHUTDOWN_SCRIPT = """
 import os, threading, time
 os.environ["TRACEGRAD_NUM_THREADS"] = "3"

@@ -35,7 +35,7 @@ from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.passes import reroll as rerolling
-from tracegrad.codegen import compile_graph, SignatureMismatch
+from tracegrad.codegen import compile_graph, llvm_util, SignatureMismatch
 from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, tree_flatten, tree_map,
                               tree_unflatten)
 
@@ -187,6 +187,7 @@ class CompiledFunction:
         # thread compiles a signature while the others wait and then find it.  Hits
         # read the cache without it (`hits` is a statistic, not exact under threads).
         self._lock = threading.RLock()
+        llvm_util.free_after_fork(self, "_lock")
         self._keywords = {}  # positional count -> the variant taking keywords (_with_keywords)
         self._trailing = 0     # 2 in such a variant: its last arguments hold the keywords
         self._warned_eager = False

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import threading
 
+from tracegrad.codegen import llvm_util
 from tracegrad.ir import user_source_location
 
 
@@ -80,6 +81,7 @@ class Graph:
         # (fetch tensors, fetch ops, fed (tensor, shape, dtype)...) -> CompiledRun.
         self.compiled: dict = {}
         self.compile_lock = threading.Lock()
+        llvm_util.free_after_fork(self, "compile_lock")
 
     def _add(self, op):
         op.id = next(self._ids)

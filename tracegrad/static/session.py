@@ -16,6 +16,7 @@ import threading
 
 import numpy as np
 
+from tracegrad.codegen import llvm_util
 from tracegrad.ir import ShapedArray
 
 from .dtypes import feedable
@@ -56,6 +57,7 @@ class Session:
         self._closed = False
         # One run at a time: a run reads and then updates the variables.
         self._lock = threading.RLock()
+        llvm_util.free_after_fork(self, "_lock")
 
     # -- context management --------------------------------------------------------------
     def __enter__(self):
