@@ -90,8 +90,12 @@ def test_errors_name_the_worker_and_the_problem(dp):
     def cannot_compile(p, x, y):
         return np.sum(np.cumsum(x @ p["w"]) > 0.0) * p["w"][0]
     with DataParallel(lambda p, x, y: np.sum(x @ p["w"]), (X, Y), client=dp.client) as ok:
+        placed = []
+        place = ok._place
+        ok._place = lambda: placed.append(1) or place()
         with pytest.raises(Exception, match="contracted|shapes"):
             ok({"w": np.ones(3)})  # a trace error on the driver: the user's line
+        assert not placed  # raised at once: no worker was lost, no shard placed again
     with DataParallel(cannot_compile, (X, Y), client=dp.client) as broken:
         bad_text = "# tracegrad program\n%% format 1\nnot a program\n"  # the worker says so
         with pytest.raises(RuntimeError, match=r"worker tcp://[^:]+:\d+: IRSyntaxError"):
@@ -100,6 +104,18 @@ def test_errors_name_the_worker_and_the_problem(dp):
         DataParallel(logistic, (X, Y), reduce="max", client=dp.client)
     with pytest.raises(ValueError, match="same number of rows"):
         DataParallel(logistic, (X, Y[:10]), client=dp.client)
+
+
+def test_a_constructor_that_fails_closes_the_cluster_it_started(monkeypatch):
+    """An error while placing the shards must not leave the LocalCluster it started."""
+    closed = []
+    close = DataParallel.close
+    monkeypatch.setattr(DataParallel, "close", lambda self: closed.append(1) or close(self))
+    monkeypatch.setattr(DataParallel, "_place", lambda self: (_ for _ in ()).throw(
+        ValueError("cannot place this data")))
+    with pytest.raises(ValueError, match="cannot place"):
+        DataParallel(logistic, (X, Y), n_workers=1)
+    assert closed
 
 
 def test_missing_extra_says_what_to_install(monkeypatch):

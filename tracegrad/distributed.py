@@ -114,6 +114,11 @@ def _worker_call(thunk):
 WORKER_ERROR = "tracegrad.distributed: worker"
 
 
+class _DriverError(Exception):
+    """Tracing the loss on the driver failed (its cause): the call's error, not a lost
+    worker to recover from."""
+
+
 # ---- on the driver -------------------------------------------------------------------------
 
 class DataParallel:
@@ -128,8 +133,12 @@ class DataParallel:
         self.rows = _rows(self.data)
         self._own = client is None
         self.client = client if client is not None else self._local_client(n_workers)
-        self._refresh_workers()
-        self._place()
+        try:
+            self._refresh_workers()
+            self._place()
+        except BaseException:
+            self.close()  # the cluster it started, not left running behind the error
+            raise
 
     # -- cluster and data -------------------------------------------------------------
     def _local_client(self, n_workers):
@@ -187,7 +196,10 @@ class DataParallel:
 
             def flat(*xs):
                 return self.loss(tree_unflatten(tree, list(xs[:len(params)])), *xs[len(params):])
-            text = program_text(tracegrad.trace(flat)(*params, *example))
+            try:
+                text = program_text(tracegrad.trace(flat)(*params, *example))
+            except Exception as e:  # the user's error, on the driver: no worker was lost
+                raise _DriverError() from e
             self.actors[i].load(key, text, len(params)).result()
             self._loaded[i].add(key)
         return key
@@ -202,6 +214,8 @@ class DataParallel:
                          for i, actor in enumerate(self.actors)]
                 results = [c.result() for c in calls]
                 break
+            except _DriverError as e:
+                raise e.__cause__ from None
             except Exception as e:
                 if WORKER_ERROR in str(e) or attempt == RETRIES:
                     raise
