@@ -83,7 +83,9 @@ def test_a_worker_killed_between_calls(dp):
     except Exception:  # the worker's connection closes under the call
         pass
     _close(dp(PARAMS), before)
-    dp.client.wait_for_workers(2, timeout=60)  # the nanny restarts it: later tests see 2
+    # the recovery waited for the nanny's new worker: the shards are spread over both again
+    assert len(dp.workers) == 2 and len({a._address for a in dp.actors}) == 2
+    dp.client.wait_for_workers(2, timeout=60)
 
 
 def test_errors_name_the_worker_and_the_problem(dp):

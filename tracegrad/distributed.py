@@ -112,6 +112,7 @@ def _worker_call(thunk):
 
 
 WORKER_ERROR = "tracegrad.distributed: worker"
+RESTART_WAIT = 20  # seconds a recovery waits for a lost worker's replacement (a nanny restart)
 
 
 class _DriverError(Exception):
@@ -223,8 +224,12 @@ class DataParallel:
         return self._combine(results, tree)
 
     def _recover(self):
-        """A worker was lost: wait for the cluster, then place the shards (and programs)
-        again."""
+        """A worker was lost: wait for the cluster (a restarting worker, for a while), then
+        place the shards (and programs) again, one per worker there is."""
+        try:
+            self.client.wait_for_workers(len(self.workers), timeout=RESTART_WAIT)
+        except Exception:  # noqa: BLE001  (not back in time: go on with the workers left)
+            pass
         self._refresh_workers()
         self._place()
 
