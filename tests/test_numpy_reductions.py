@@ -160,7 +160,8 @@ def test_numpy_dispatch_on_tensors():
     (lambda: tnp.average(X, axis=None, weights=np.ones(4)), TypeError, "axis"),
     (lambda: tnp.average(X, axis=1, weights=np.ones(3)), ValueError, "length"),
     (lambda: tnp.sum(X, where=np.ones(5, bool)), ValueError, "mask"),
-    (lambda: tnp.cov(X, fweights=np.ones(4)), TypeError, "fweights"),
+    (lambda: tnp.cov(X, fweights=np.ones(7)), RuntimeError, "samples and fweights"),
+    (lambda: tnp.cov(X, fweights=np.full(4, 1.5)), TypeError, "fweights must be integer"),
     (lambda: tnp.prod(X, out=X), TypeError, "out"),
 ])
 def test_bad_input_raises(call, exc, match):
