@@ -106,6 +106,10 @@ def test_errors_name_the_worker_and_the_problem(dp):
         DataParallel(logistic, (X, Y), reduce="max", client=dp.client)
     with pytest.raises(ValueError, match="same number of rows"):
         DataParallel(logistic, (X, Y[:10]), client=dp.client)
+    with pytest.raises(ValueError, match="no rows"):  # (a mean over none was NaN)
+        DataParallel(logistic, (X[:0], Y[:0]), client=dp.client)
+    with DataParallel(logistic, (X.tolist(), Y.tolist()), client=dp.client) as lists:
+        _close(lists(PARAMS), dp(PARAMS))  # lists are arrays (they failed late)
 
 
 def test_a_constructor_that_fails_closes_the_cluster_it_started(monkeypatch):

@@ -130,7 +130,9 @@ class DataParallel:
             raise ValueError(f"DataParallel: reduce must be 'mean' or 'sum', not {reduce!r}")
         self.distributed, self.da = _dask()
         self.loss, self.reduce = loss, reduce
-        self.data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
+        data = tuple(data) if isinstance(data, (tuple, list)) else (data,)
+        # numpy arrays and dask arrays are sliced by rows; anything else becomes an array
+        self.data = tuple(a if hasattr(a, "shape") else np.asarray(a) for a in data)
         self.rows = _rows(self.data)
         self._own = client is None
         self.client = client if client is not None else self._local_client(n_workers)
@@ -220,8 +222,16 @@ class DataParallel:
             except Exception as e:
                 if WORKER_ERROR in str(e) or attempt == RETRIES:
                     raise
-                self._recover()  # a worker was lost
+                self._recover_or_retry()  # a worker was lost
         return self._combine(results, tree)
+
+    def _recover_or_retry(self):
+        """`_recover`, whose own failure (a worker lost while placing the shards) leaves
+        the next attempt to recover again."""
+        try:
+            self._recover()
+        except Exception:  # noqa: BLE001  (the next attempt's call fails and recovers)
+            self._loaded = [set() for _ in getattr(self, "actors", ())]
 
     def _recover(self):
         """A worker was lost: wait for the cluster (a restarting worker, for a while), then
@@ -266,4 +276,7 @@ def _rows(data) -> int:
     if -1 in rows or len(rows) != 1:
         raise ValueError(f"DataParallel: every data array needs the same number of rows "
                          f"(first axis), got shapes {[np.shape(a) for a in data]}")
-    return rows.pop()
+    n = rows.pop()
+    if n == 0:
+        raise ValueError("DataParallel: the data has no rows (a mean over none is undefined)")
+    return n
