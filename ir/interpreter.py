@@ -101,7 +101,12 @@ def apply_graph(graph: Graph, inputs) -> list:
     return outs
 
 
+class GuardFailed(ValueError):
+    """A guard of an applied program does not hold for these inputs: the function must be
+    traced again for them."""
+
+
 def _failed(guard, value) -> ValueError:
-    return ValueError(f"guard ({guard.kind}) of the applied program failed: it assumed "
+    return GuardFailed(f"guard ({guard.kind}) of the applied program failed: it assumed "
                       f"{np.asarray(guard.expected).tolist()!r}, these inputs give "
                       f"{np.asarray(value).tolist()!r}; trace the function again for them")

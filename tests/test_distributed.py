@@ -112,6 +112,23 @@ def test_errors_name_the_worker_and_the_problem(dp):
         _close(lists(PARAMS), dp(PARAMS))  # lists are arrays (they failed late)
 
 
+def test_a_python_branch_on_a_parameter_is_traced_again_when_it_turns(dp):
+    """As compile_grad specializes again when a guard fails, so do the shards' programs
+    (the second call failed on the workers with the guard)."""
+    def branchy(p, x, y):
+        z = x @ p["w"]
+        if p["s"] > 0:
+            return np.mean((z - y) ** 2)
+        return np.mean(np.abs(z - y))
+    with DataParallel(branchy, (X, Y), client=dp.client) as ddp:
+        for s in (1.0, -1.0, 1.0):
+            params = {"w": PARAMS["w"], "s": np.float64(s)}
+            value, grads = ddp(params)
+            want_value, want_grads = tg.value_and_grad(branchy)(params, X, Y)
+            np.testing.assert_allclose(value, want_value, rtol=1e-10)
+            np.testing.assert_allclose(grads["w"], want_grads["w"], rtol=1e-9)
+
+
 def test_a_constructor_that_fails_closes_the_cluster_it_started(monkeypatch):
     """An error while placing the shards must not leave the LocalCluster it started."""
     closed = []

@@ -135,6 +135,7 @@ class DataParallel:
         self.data = tuple(a if hasattr(a, "shape") else np.asarray(a) for a in data)
         self.rows = _rows(self.data)
         self._own = client is None
+        self._generation = 0  # bumped to trace every shard's program again (a guard failed)
         self.client = client if client is not None else self._local_client(n_workers)
         try:
             self._refresh_workers()
@@ -190,7 +191,8 @@ class DataParallel:
 
         lo, hi = self.bounds[i]
         # the parameters' types as the trace sees them (Python floats are weak float64)
-        key = repr((tree, lo, hi, tuple((np.shape(p), np.result_type(p).str) for p in params)))
+        key = repr((tree, lo, hi, tuple((np.shape(p), np.result_type(p).str) for p in params),
+                    self._generation))
         if key not in self._loaded[i]:
             # numpy rows trace as they are (a Python branch on the data guards the truth);
             # dask rows are not on the driver: zeros of their shape
@@ -211,6 +213,7 @@ class DataParallel:
     def __call__(self, params):
         leaves, tree = tree_flatten(params)
         leaves = [np.asarray(p) for p in leaves]
+        retraced = False
         for attempt in range(RETRIES + 1):
             try:
                 calls = [actor.run(self._program(i, leaves, tree), leaves)
@@ -220,6 +223,11 @@ class DataParallel:
             except _DriverError as e:
                 raise e.__cause__ from None
             except Exception as e:
+                if not retraced and "GuardFailed" in str(e) and attempt < RETRIES:
+                    # a Python branch went the other way for these parameters: trace again
+                    retraced = True
+                    self._generation += 1
+                    continue
                 if WORKER_ERROR in str(e) or attempt == RETRIES:
                     raise
                 self._recover_or_retry()  # a worker was lost
