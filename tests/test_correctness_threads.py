@@ -142,6 +142,22 @@ def test_threaded_programs_called_from_eight_python_threads_at_once(threaded):
             np.testing.assert_allclose(other, np.exp(-xs[i]) + 1.0, rtol=1e-12)
 
 
+def _in_forked_child(check):
+    """Run `check()` in a forked child (60 s at most); it must return True there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        code = 1
+        try:
+            signal.alarm(60)
+            code = 0 if check() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_threaded_program_runs_in_a_forked_child(threaded):
     """The child has none of the parent's workers: it starts its own, and the result is right."""
@@ -151,21 +167,14 @@ def test_threaded_program_runs_in_a_forked_child(threaded):
     want = _rows_and_total(x)
     f(x)
     assert pool.workers_here() >= 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
-        pid = os.fork()
-    if pid == 0:  # the child: never returns to pytest
-        code = 1
-        try:
-            signal.alarm(60)
-            for _ in range(20):
-                rows, total = f(x)
-                assert np.allclose(rows, want[0], rtol=1e-12) and np.isclose(total, want[1])
-            code = 0 if pool.workers_here() >= 2 else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    def child():
+        for _ in range(20):
+            rows, total = f(x)
+            if not (np.allclose(rows, want[0], rtol=1e-12) and np.isclose(total, want[1])):
+                return False
+        return pool.workers_here() >= 2
+
+    _in_forked_child(child)
     np.testing.assert_allclose(f(x)[0], want[0], rtol=1e-12)  # the parent's pool still works
 
 
@@ -201,21 +210,8 @@ def test_a_child_forked_while_other_threads_run_and_compile_runs_and_compiles():
         w.start()
     try:
         for _ in range(3):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
-                pid = os.fork()
-            if pid == 0:  # the child: never returns to pytest
-                code = 1
-                try:
-                    signal.alarm(60)
-                    h = tracegrad.jit(lambda x: np.cos(x) + 1.0)  # a compile of its own
-                    ok = np.allclose(f(x), want, rtol=1e-12)
-                    ok = ok and np.allclose(h(x[0]), np.cos(x[0]) + 1.0, rtol=1e-12)
-                    code = 0 if ok else 2
-                finally:
-                    os._exit(code)
-            _, status = os.waitpid(pid, 0)
-            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+            _in_forked_child(lambda: np.allclose(f(x), want, rtol=1e-12) and np.allclose(
+                tracegrad.jit(lambda x: np.cos(x) + 1.0)(x[0]), np.cos(x[0]) + 1.0))
     finally:
         stop.set()
         for w in workers:
