@@ -199,6 +199,19 @@ def _slice_whole(eqn, ctx):
     return x if whole else None
 
 
+def _slice_slice(eqn, ctx):
+    # slice(slice(x, a1, s1, n1), a2, s2, n2) reads x at a1 + (a2 + j s2) s1 for j < n2:
+    # one slice at a1 + a2 s1 with step s1 s2 (a reversal of a reversal is then whole)
+    inner = ctx.producer(eqn.inputs[0], "slice")
+    if inner is None:
+        return None
+    p1, p2 = inner.params, eqn.params
+    starts = tuple(a1 + a2 * s1 for a1, a2, s1 in zip(p1["starts"], p2["starts"], p1["steps"]))
+    steps = tuple(s1 * s2 for s1, s2 in zip(p1["steps"], p2["steps"]))
+    return _rebind(eqn, "slice", [inner.inputs[0]], starts=starts, steps=steps,
+                   sizes=tuple(p2["sizes"]))
+
+
 def _pad_nothing(eqn, ctx):
     x, p = eqn.inputs[0], eqn.params
     nothing = (all(s == 0 for s in p["starts"]) and all(s == 1 for s in p["steps"])
@@ -320,6 +333,7 @@ RULES: tuple[Rule, ...] = (
          "convert(convert(x, mid), dst) -> convert(x, dst) or x, where exact"),
     Rule("integer_pow_one", "integer_pow", _integer_pow_one, "integer_pow[y=1] x -> x"),
     Rule("slice_whole", "slice", _slice_whole, "slice of the whole array, step 1 -> x"),
+    Rule("slice_slice", "slice", _slice_slice, "slice(slice(x)) -> one slice of x"),
     Rule("pad_nothing", "pad", _pad_nothing, "pad to x's own shape, step 1 -> x"),
     Rule("reduce_sum_no_axes", "reduce_sum", _reduce_sum_no_axes,
          "reduce_sum[axes=()] x -> x (integers) / x + 0.0 (floats)"),
