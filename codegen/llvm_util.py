@@ -69,7 +69,10 @@ def _after_fork_in_child():
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    # A fork waits for a compile in flight to leave LLVM (LOCK is held around every batch
+    # of LLVM calls): LLVM's own locks and state are then consistent in the child.
+    os.register_at_fork(before=LOCK.acquire, after_in_parent=LOCK.release,
+                        after_in_child=_after_fork_in_child)
 
 
 def locked(fn):
