@@ -24,6 +24,7 @@ import numpy as np
 
 from .core import DTYPES, Eqn, Graph, Guard, Literal, ShapedArray, Var
 from .primitives import PRIMITIVES
+from .printer import FLOAT_BITS
 
 DTYPE_OF = {name: dtype for dtype, name in DTYPES.items()}
 _TOKEN = re.compile(r"""
@@ -289,21 +290,19 @@ class Parser:
         self.error("expected a number, a bool or a list", tok)
 
 
-_FLOAT_BITS = {np.dtype(np.float64): (np.uint64, 63), np.dtype(np.float32): (np.uint32, 31)}
-
-
 def _float(text: str, dtype=np.float64):
     """A float's text as the printer writes it: repr, or nan(0x<bits>) for a NaN with
     other bits than the quiet one (its bits, sign apart, in `dtype`)."""
     m = re.fullmatch(r"(-?)nan\(0x([0-9a-f]+)\)", text)
     if m is None:
         return float(text)
-    dtype = np.dtype(dtype)
-    uint, sign_bit = _FLOAT_BITS.get(dtype, _FLOAT_BITS[np.dtype(np.float64)])
+    dtype = np.dtype(dtype) if np.dtype(dtype) in FLOAT_BITS else np.dtype(np.float64)
+    uint = FLOAT_BITS[dtype]
+    sign_bit = 8 * dtype.itemsize - 1
     bits = int(m.group(2), 16) | (1 << sign_bit if m.group(1) else 0)
     if bits >= 1 << (sign_bit + 1):
-        raise ValueError(f"{text}: more bits than {np.dtype(dtype)} has")
-    value = np.array(bits, uint).view(dtype if dtype in _FLOAT_BITS else np.float64)
+        raise ValueError(f"{text}: more bits than {dtype} has")
+    value = np.array(bits, uint).view(dtype)
     if value == value:
         raise ValueError(f"{text}: the bits of a number, not of a NaN")
     return value

@@ -27,7 +27,7 @@ _RESERVED = {"inf", "nan", "let", "in", "lambda", *_WORDS}
 
 # The bits of each float dtype's NaN that prints as plain `nan` (numpy's and x86's quiet NaN).
 _QUIET_NAN = {np.dtype(np.float64): 0x7FF8000000000000, np.dtype(np.float32): 0x7FC00000}
-_BITS = {np.dtype(np.float64): np.uint64, np.dtype(np.float32): np.uint32}
+FLOAT_BITS = {np.dtype(np.float64): np.uint64, np.dtype(np.float32): np.uint32}  # (the parser's too)
 
 
 def _literal(value) -> str:
@@ -42,9 +42,9 @@ def _literal(value) -> str:
     if not (isinstance(v, float) and v != v):
         return repr(v)
     sign = "-" if np.signbit(a) else ""
-    if a.dtype not in _BITS:
+    if a.dtype not in FLOAT_BITS:
         return sign + "nan"
-    bits = int(a.view(_BITS[a.dtype])) & ~(1 << (8 * a.dtype.itemsize - 1))
+    bits = int(a.view(FLOAT_BITS[a.dtype])) & ~(1 << (8 * a.dtype.itemsize - 1))
     return sign + ("nan" if bits == _QUIET_NAN[a.dtype] else f"nan(0x{bits:x})")
 
 
