@@ -38,6 +38,7 @@ LAPACK calls (lapack.py, extern.emit_extern) take the same serial section.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import glob
@@ -324,15 +325,12 @@ def emit_product(b: ir.IRBuilder, kernel, a_ptr, b_ptr, out_ptr, n_threads=None)
     serial section (module docstring): a large gemm in slices on `n_threads` pool threads
     (`split_edges`), anything else one call per batch entry."""
     serial = serial_section(n_threads)
-    if serial:
-        b.call(serial_function(b.module, "enter"), [])
     edges = split_edges(kernel, n_threads) if serial else None
-    if edges is None:
-        _emit_calls(b, kernel, a_ptr, b_ptr, out_ptr)
-    else:
-        _emit_split(b, kernel, (a_ptr, b_ptr, out_ptr), edges)
-    if serial:
-        b.call(serial_function(b.module, "exit"), [])
+    with serial_calls(b, serial):
+        if edges is None:
+            _emit_calls(b, kernel, a_ptr, b_ptr, out_ptr)
+        else:
+            _emit_split(b, kernel, (a_ptr, b_ptr, out_ptr), edges)
 
 
 def _emit_calls(b, kernel, a_ptr, b_ptr, out_ptr):
@@ -436,7 +434,17 @@ def serial_section(n_threads) -> bool:
     return n_threads is not None and n_threads > 1 and serial_products()
 
 
-def serial_function(module, which):
+@contextlib.contextmanager
+def serial_calls(b, serial: bool):
+    """The calls emitted inside, in the serial section where `serial` (module docstring)."""
+    if serial:
+        b.call(_serial_function(b.module, "enter"), [])
+    yield
+    if serial:
+        b.call(_serial_function(b.module, "exit"), [])
+
+
+def _serial_function(module, which):
     """`void tg_blas_serial_<enter|exit>()` of this module (internal; module docstring)."""
     name = f"tg_blas_serial_{which}"
     if name in module.globals:

@@ -216,11 +216,8 @@ def emit_extern(emitter, kernel: ExternKernel) -> None:
         unit = emitter.units.setdefault(unit.key, unit)
         fn = declare(emitter.module, unit.symbol, ir.VoidType(), unit.arg_types())
         serial = low.blas_threads and blas.serial_section(getattr(emitter, "n_threads", None))
-        if serial:
-            emitter.b.call(blas.serial_function(emitter.module, "enter"), [])
-        emitter.b.call(fn, ptrs)
-        if serial:
-            emitter.b.call(blas.serial_function(emitter.module, "exit"), [])
+        with blas.serial_calls(emitter.b, serial):
+            emitter.b.call(fn, ptrs)
         return
     _emit_host_call(emitter.b, kernel, ptrs)
 
