@@ -194,7 +194,9 @@ def _warn_cut(graph, active):
                        "through a Python number; if it feeds the result, compute with the "
                        "array instead (np.exp(x), not math.exp(x)); writing it into a NumPy "
                        "array (buf[i] = v, with buf = np.zeros(n)) does this too: start "
-                       "the array from a traced value (buf = np.zeros_like(x))")
+                       "the array from a traced value (buf = np.zeros_like(x)); so does "
+                       "plain numpy's np.array([a, b]) of float arguments: write "
+                       "np.stack([a, b])")
             file, _, line = (g.src or "").rpartition(":")
             if file and line.isdigit():  # shown at the user's line, once per line
                 warnings.warn_explicit(message, CutDerivativeWarning, file, int(line))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import inspect
 import itertools
 import threading
 import time
@@ -141,9 +142,28 @@ def static_arguments(arg_names, static_argnums, static_argnames) -> tuple:
     positional = arg_names.positional()
     if positional is None:  # a builtin or callable without a signature
         return nums, frozenset(names)
+    _check_static(arg_names, positional, nums, names)
     nums += tuple(i for i, name in enumerate(positional) if name in names and i not in nums)
     names += tuple(positional[i] for i in nums if 0 <= i < len(positional))
     return nums, frozenset(names)
+
+
+def _check_static(arg_names, positional, nums, names) -> None:
+    """A ValueError, as jax.jit's, for a static name the function has no parameter of, or a
+    static position past its positional parameters (unless it takes **kwargs or *args):
+    a misspelt name would otherwise be ignored."""
+    params = arg_names._signature().parameters.values()
+    kinds = {p.kind for p in params}
+    known = {p.name for p in params if p.kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                      inspect.Parameter.VAR_KEYWORD)}
+    unknown = sorted(set(names) - known)
+    if unknown and inspect.Parameter.VAR_KEYWORD not in kinds:
+        raise ValueError(f"{arg_names.fname}: static_argnames names {unknown}, which are not "
+                         f"parameters of {arg_names.signature()}")
+    past = [i for i in nums if not -len(positional) <= i < len(positional)]
+    if past and inspect.Parameter.VAR_POSITIONAL not in kinds:
+        raise ValueError(f"{arg_names.fname}: static_argnums={tuple(nums)}, but "
+                         f"{arg_names.signature()} takes {len(positional)} positional arguments")
 
 
 def _as_output(leaf):
@@ -164,6 +184,8 @@ class CompiledFunction:
     def __init__(self, fun, static_argnums=(), grad_argnums=None, grad=False,
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None,
                  has_aux=False, static_argnames=()):
+        if not callable(fun):
+            raise TypeError(f"expected a function to compile, got {type(fun).__name__} {fun!r:.60}")
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.has_aux = has_aux

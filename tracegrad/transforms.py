@@ -158,15 +158,18 @@ def _example(value):
 
 
 def _like(x, aval: ShapedArray, what: str):
-    """`x` as a value of `aval` (numpy values are cast; a traced one must match)."""
+    """`x` as a value of `aval`: its shape and dtype must match, as JAX checks, except that
+    a Python number (weakly typed) for a float value takes that value's dtype."""
+    weak = isinstance(x, (int, float)) and not isinstance(x, (bool, np.generic))
     x = _input_value(_as_array_leaf(x, what))
     if ops.shape(x) != aval.shape:
         raise ValueError(f"{what} has shape {ops.shape(x)}, expected {aval.shape}")
-    if isinstance(x, TracedValue):
-        if x.aval.dtype != aval.dtype:
-            raise TypeError(f"{what} has dtype {x.aval.dtype}, expected {aval.dtype}")
-        return x
-    return x.astype(aval.dtype, copy=False)
+    dtype = np.dtype(ops.dtype(x))
+    if dtype != aval.dtype and not (weak and aval.dtype.kind == "f"):
+        hint = (": an integer or bool input has no tangent (pass np.zeros_like of it)"
+                if aval.dtype.kind != "f" else f" (cast it: .astype(np.{aval.dtype}))")
+        raise TypeError(f"{what} has dtype {dtype}, expected {aval.dtype}{hint}")
+    return x if isinstance(x, TracedValue) else x.astype(aval.dtype, copy=False)
 
 
 def _argnums(argnums):
@@ -223,8 +226,16 @@ def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     one stays concrete, so a Python `if` on it works under `vmap` too.  `holomorphic` is
     accepted for JAX's signature; True raises (tracegrad has no complex numbers).
     """
+    check_callable(fun, "value_and_grad")
     _check_holomorphic(holomorphic, "value_and_grad")
     return _value_and_grad(fun, argnums, has_value=True, has_aux=has_aux)
+
+
+def check_callable(fun, name: str) -> None:
+    """A TypeError at once, as JAX's, for a transform of something that is not a function
+    (it would only fail when called)."""
+    if not callable(fun):
+        raise TypeError(f"{name}: expected a function, got {type(fun).__name__} {fun!r:.60}")
 
 
 def _check_holomorphic(holomorphic, name):
@@ -336,6 +347,7 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False):
     Arguments not in `argnums` are passed as they are, never traced (as JAX's);
     `holomorphic=True` raises: tracegrad has no complex numbers.
     """
+    check_callable(fun, "grad")
     _check_holomorphic(holomorphic, "grad")
     value_and_grad_fun = _value_and_grad(fun, argnums, has_value=False, has_aux=has_aux)
 

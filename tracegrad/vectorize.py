@@ -28,7 +28,7 @@ from tracegrad.ir import ConcretizationError, apply_graph, ops
 from tracegrad.passes.batching import batch_graph
 from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
 
-from .transforms import _positions, jvp, vjp
+from .transforms import _positions, check_callable, jvp, vjp
 
 
 def _leaf_axes(arg, spec, what):
@@ -116,6 +116,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
     """Vectorize `fun` over the axes `in_axes` of its arguments (module docstring).
     `axis_size` gives the batch size where no argument is mapped (JAX's); `axis_name` is
     accepted for JAX's signature (tracegrad has no collectives that would read it)."""
+    check_callable(fun, "vmap")
     _check_spec(in_axes, "in_axes")
     _check_spec(out_axes, "out_axes")
 
@@ -208,12 +209,14 @@ class _Leaves:
     back: Jacobians are computed per leaf and regrouped into each argument's structure,
     as JAX's jacrev and jacfwd return them."""
 
-    def __init__(self, args, nums):
+    def __init__(self, args, nums, name: str):
         nums = tuple(_positions(nums, len(args), "jacobian"))
         self.args, self.nums = args, nums
         flat = [tree_flatten(args[n]) for n in nums]
         self.trees = [tree for _, tree in flat]
         self.leaves = [leaf for leaves, _ in flat for leaf in leaves]
+        for n, (leaves, _) in zip(nums, flat):
+            _need_floats(leaves, f"{name}: argument {n}", "arguments")
 
     def call(self, fun):
         """`fun` as a function of the flat leaves."""
@@ -232,6 +235,20 @@ class _Leaves:
         return grouped[0] if single else tuple(grouped)
 
 
+def _need_floats(values, what: str, kind: str) -> None:
+    """A TypeError, as JAX's, for an int or bool value among `values`: it has no derivative
+    (grad says the same in transforms.py)."""
+    for value in values:
+        dtype = np.dtype(ops.dtype(value))
+        if dtype.kind != "f":
+            raise TypeError(f"{what} has dtype {dtype}; derivatives need float32 or float64 "
+                            f"{kind}")
+
+
+def _name(fun) -> str:
+    return getattr(fun, "__qualname__", repr(fun))
+
+
 def jacrev(fun, argnums=0, has_aux=False):
     """The Jacobian by reverse mode: per output leaf, the differentiated arguments'
     structure with blocks of shape out.shape + leaf.shape (a tuple of them for a tuple
@@ -244,12 +261,14 @@ def jacrev(fun, argnums=0, has_aux=False):
     >>> jac["w"].shape, float(jac["b"][0, 0])
     ((2, 2), 0.0)
     """
+    check_callable(fun, "jacrev")
     single, nums = _argnums(argnums)
 
     def jac(*args):
-        flat = _Leaves(args, nums)
+        flat = _Leaves(args, nums, f"jacrev of {_name(fun)}")
         out, pullback, *aux = vjp(flat.call(fun), *flat.leaves, has_aux=has_aux)
         outs, out_tree = tree_flatten(out)
+        _need_floats(outs, f"jacrev of {_name(fun)}: an output", "outputs")
 
         def row(i):
             def pull(ct):
@@ -267,10 +286,11 @@ def jacrev(fun, argnums=0, has_aux=False):
 def jacfwd(fun, argnums=0, has_aux=False):
     """The Jacobian by forward mode, in `jacrev`'s layout (as `jax.jacfwd`, `has_aux`
     too)."""
+    check_callable(fun, "jacfwd")
     single, nums = _argnums(argnums)
 
     def jac(*args):
-        flat = _Leaves(args, nums)
+        flat = _Leaves(args, nums, f"jacfwd of {_name(fun)}")
         xs, call = flat.leaves, flat.call(fun)
         columns = []
         for k, x in enumerate(xs):

@@ -277,8 +277,13 @@ class ArrayMixin(TorchMethods):
     def swapaxes(self, axis1, axis2):
         return tnp.swapaxes(self, axis1, axis2)
 
-    def astype(self, dtype):
-        return tnp.astype(self, dtype)
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        """NumPy's astype: `casting` is checked as np.can_cast checks it; `order` and
+        `subok` change nothing here (values have no memory order of their own)."""
+        if casting != "unsafe" and not np.can_cast(self.dtype, dtype, casting):
+            raise TypeError(f"Cannot cast array data from {np.dtype(self.dtype)!r} to "
+                            f"{np.dtype(dtype)!r} according to the rule {casting!r}")
+        return tnp.astype(self, dtype, copy=copy)
 
     def flatten(self, start_dim=0, end_dim=-1, *, order="C"):
         """NumPy's flatten(order), or torch's flatten(start_dim, end_dim)."""

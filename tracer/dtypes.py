@@ -101,17 +101,20 @@ def computed(x: np.ndarray) -> np.ndarray:
 
 def _strong_dtype(x) -> np.dtype:
     d = getattr(x, "dtype", None)  # boxed values and numpy arrays/scalars
-    return computed_dtype(d) if d is not None else np.dtype(ops.dtype(x))
+    return native(d) if d is not None else np.dtype(ops.dtype(x))
 
 
 def result_type(*xs) -> np.dtype:
-    """NumPy 2 `result_type` of operands (arrays, boxed values, Python scalars)."""
+    """NumPy 2 `result_type` of operands (arrays, boxed values, Python scalars), in the
+    dtype it computes in.  Promotion sees a NumPy operand's own dtype, so a float32 array
+    times an int8 constant stays float32 as in NumPy; a narrow integer result is int64
+    (`ir.core.computed_dtype`)."""
     weak = [_weak_representative(x) for x in xs if is_weak(x)]
     strong = {_strong_dtype(x) for x in xs if not is_weak(x)}
     fast = _fast_result(set(strong), weak)
-    if fast is not None:
-        return fast
-    return check(np.result_type(*strong, *weak), "result")
+    if fast is None:
+        fast = np.result_type(*strong, *weak)
+    return check(computed_dtype(fast), "result")
 
 
 def float_result(dtype) -> np.dtype:

@@ -15,7 +15,7 @@ from tracegrad.ir import ShapedArray, TracedValue, ops
 
 from . import dtypes
 from . import numpy as tnp
-from .tree import flatten_up_to, tree_flatten, tree_unflatten
+from .tree import flatten_up_to, is_dict_kind, tree_flatten, tree_unflatten
 
 
 def type_name(aval) -> str:
@@ -32,7 +32,7 @@ def value_name(x) -> str:
 
 
 def _keys(treedef) -> list:
-    if treedef.kind is dict:
+    if is_dict_kind(treedef.kind):
         return [f"[{k!r}]" for k in treedef.meta]
     if treedef.kind in (tuple, list):
         return [f"[{i}]" for i in range(len(treedef.children))]
@@ -54,7 +54,7 @@ def _describe(treedef) -> str:
         return "an array"
     if treedef.kind is None:
         return "None"
-    if treedef.kind is dict:
+    if is_dict_kind(treedef.kind):
         return f"a dict with keys {list(treedef.meta)}"
     if treedef.kind in (tuple, list):
         return f"a {treedef.kind.__name__} of length {len(treedef.children)}"

@@ -203,7 +203,10 @@ class WeakFloat(TracedScalar, WeakScalar):
         return float(value)
 
     def __array__(self, dtype=None, copy=None):
-        return np.asarray(self._tg_value(), dtype=dtype)  # a value use: guarded
+        # A value use (plain numpy's np.array([a, b]) of float arguments): guarded, and,
+        # as float(), a cut derivative that grad warns about (tracegrad.numpy.array or
+        # np.stack keep it symbolic).
+        return np.asarray(self._tg_value("float"), dtype=dtype)
 
 
 def _symbolic_binary(fn, reflected):

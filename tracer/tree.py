@@ -13,6 +13,8 @@ PyTreeDef({'w': *, 'b': (*, [*, None])})
 """
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 
@@ -42,7 +44,7 @@ class PyTreeDef:
         if self.kind is None:
             return "None"
         inner = [c._str(fields) for c in self.children]
-        if self.kind is dict:
+        if is_dict_kind(self.kind):
             return "{" + ", ".join(f"{_key_text(k)}: {v}" for k, v in zip(self.meta, inner)) + "}"
         if self.kind is list:
             return "[" + ", ".join(inner) + "]"
@@ -63,6 +65,40 @@ def _key_text(key) -> str:
 
 
 LEAF = PyTreeDef("leaf")
+
+
+class DefaultDictKind:
+    """The node kind of a `collections.defaultdict`: its default factory is part of the
+    structure, so that the rebuilt node is a defaultdict with the same factory (JAX's)."""
+
+    __slots__ = ("factory",)
+    __name__ = "defaultdict"
+
+    def __init__(self, factory):
+        self.factory = factory
+
+    def __eq__(self, other):
+        return isinstance(other, DefaultDictKind) and self.factory == other.factory
+
+    def __hash__(self):
+        return hash(("defaultdict", self.factory))
+
+    def __call__(self, pairs):
+        return collections.defaultdict(self.factory, pairs)
+
+
+def is_dict_kind(kind) -> bool:
+    """A dict node's kind: dict, collections.OrderedDict, or a DefaultDictKind (each
+    rebuilt as its own type; keys are matched as dict keys)."""
+    return kind is dict or kind is collections.OrderedDict or isinstance(kind, DefaultDictKind)
+
+
+def _dict_kind(x):
+    if type(x) is collections.OrderedDict:
+        return collections.OrderedDict
+    if isinstance(x, collections.defaultdict):
+        return DefaultDictKind(x.default_factory)
+    return dict
 
 
 # Node types registered by users: type -> (flatten(x) -> (children, aux), unflatten(aux, children))
@@ -109,7 +145,7 @@ def _children(x):
     if x is None:
         return None, None, ()
     if isinstance(x, dict):
-        return dict, tuple(x), tuple(x.values())
+        return _dict_kind(x), tuple(x), tuple(x.values())
     if _is_namedtuple(x):
         return type(x), None, tuple(x)
     if type(x) in (tuple, list):
@@ -153,8 +189,8 @@ def tree_unflatten(treedef: PyTreeDef, leaves):
         if d.kind is None:
             return None
         kids = [build(c) for c in d.children]
-        if d.kind is dict:
-            return dict(zip(d.meta, kids))
+        if is_dict_kind(d.kind):
+            return d.kind(zip(d.meta, kids))
         if d.kind in (tuple, list):
             return d.kind(kids)
         if d.kind in _REGISTRY:
@@ -220,7 +256,7 @@ def _flatten_matched(treedef, tree, exact):
         kind, meta, kids = _children(x)
         if kind != d.kind:
             raise _mismatch(path, d, x)
-        if d.kind is dict:
+        if is_dict_kind(d.kind):
             if set(meta) != set(d.meta):
                 raise ValueError(f"pytree structure mismatch at {path or 'the root'}: dict "
                                  f"keys {sorted(map(repr, meta))} where {sorted(map(repr, d.meta))}"
@@ -229,7 +265,7 @@ def _flatten_matched(treedef, tree, exact):
         if len(kids) != len(d.children) or meta != d.meta:
             raise _mismatch(path, d, x)
         for i, (c, k) in enumerate(zip(d.children, kids)):
-            walk(c, k, f"{path}[{d.meta[i]!r}]" if d.kind is dict else f"{path}[{i}]")
+            walk(c, k, f"{path}[{d.meta[i]!r}]" if is_dict_kind(d.kind) else f"{path}[{i}]")
 
     walk(treedef, tree, "")
     return out

@@ -48,6 +48,9 @@ def negative(x, /, out=None):
 
 def positive(x, /, out=None):
     _reject("positive", out=out)
+    if dtypes.dtype_of(x) == np.bool_:  # NumPy's ufunc has no bool loop
+        _fail("positive", "ufunc 'positive' did not contain a loop for bool (NumPy has none)",
+              [x], TypeError)
     return _new_value(_operand(x))
 
 
@@ -101,9 +104,13 @@ def power(x1, x2, /, out=None):
     """x1 ** x2; a Python int exponent lowers to `integer_pow`: repeated products (float32
     beyond a square in float64, rounded once) and a cheap gradient."""
     _reject("power", out=out)
+    _refuse_bool_power("power", (x1, x2))
     _check_integer_power(x1, x2)
     if isinstance(x2, int) and not isinstance(x2, bool) and _symbolic(x2) is None:
-        return ops.integer_pow(_lift(x1, dtypes.result_type(x1, x2)), x2)
+        dt = dtypes.result_type(x1, x2)
+        if dt.kind in "iu":
+            np.array(x2, dtype=dt)  # NumPy's OverflowError for an exponent out of dt's bounds
+        return ops.integer_pow(_lift(x1, dt), x2)
     if _is_half(x2):  # NumPy 2's scalar fast path: sqrt (-0.0 stays -0.0, -inf gives NaN)
         dt = dtypes.result_type(x1, x2)
         if np.dtype(dt).kind == "f":
@@ -136,8 +143,20 @@ pow = power
 
 def square(x, /, out=None):
     _reject("square", out=out)
+    _refuse_bool_power("square", (x,))
     x = _operand(x)
     return ops.integer_pow(x, 2)
+
+
+def _refuse_bool_power(name, xs):
+    """NumPy computes a power of bools (with Python ints) in int8, which tracegrad arrays
+    do not have: a TypeError, as for bool floor_divide, rather than another dtype."""
+    bools = [dtypes.dtype_of(x) == np.bool_ for x in xs]
+    python_ints = [dtypes.is_weak(x) and isinstance(x, int) and not isinstance(x, bool)
+                   for x in xs]
+    if any(bools) and all(b or i for b, i in zip(bools, python_ints)):
+        _fail(name, "bool operands are not supported (NumPy's result is int8, which "
+              "tracegrad arrays do not have); convert them to int first", tuple(xs), TypeError)
 
 
 def reciprocal(x, /, out=None):

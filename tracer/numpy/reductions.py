@@ -125,14 +125,26 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
 # ---- mean, var, std ---------------------------------------------------------------------
 
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
-    """Arithmetic mean; integer inputs give float64, as in NumPy."""
+    """Arithmetic mean; integer inputs give float64, as in NumPy.  An integer or bool
+    `dtype` sums in that dtype and truncates the quotient to it, as NumPy's does."""
     _reject("mean", out=out)
+    if dtype is not None and dtypes.check(dtype).kind != "f":
+        return _integral_mean(_operand(a), axis, dtypes.check(dtype), keepdims, where)
     a = _prepared(a, dtype, dtypes.float_result)
     axes = _norm_axes(axis, _ndim(a))  # NumPy's mean takes no axis 0 of a 0-d array
     total = sum(a, axis=axes, keepdims=keepdims, where=where)
     if where is None:
         return divide(total, float(_count(_shape(a), axes)))
     return divide(total, _mask_count(where, _shape(a), axes, _dtype(a), keepdims))
+
+
+def _integral_mean(a, axis, dtype, keepdims, where):
+    axes = _norm_axes(axis, _ndim(a))
+    total = sum(a, axis=axes, dtype=dtype, keepdims=keepdims, where=where)
+    if where is None:
+        return _convert(divide(total, float(_count(_shape(a), axes))), dtype)
+    return _convert(divide(total, _mask_count(where, _shape(a), axes, dtypes.FLOAT64, keepdims)),
+                    dtype)
 
 
 _mean = mean  # `var` and `std` take a parameter named `mean`, as in NumPy

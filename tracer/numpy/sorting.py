@@ -392,6 +392,10 @@ def _cumulative(name, prim, fill=None):
         _reject(name, out=out)
         a = _operand(a) if fill is None else _without_nan(a, fill)
         dt = dtypes.check(dtype) if dtype is not None else dtypes.sum_result(_dtype(a))
+        if dt == np.bool_:  # NumPy's bool add and multiply are `or` and `and`: 0/1 in int64
+            a = _convert(_convert(a, dt), dtypes.INT64)
+            a, ax = _along(a, axis, zero_d=True)
+            return ops.ne(getattr(ops, prim)(a, ax), np.zeros((), dtypes.INT64))
         a, ax = _along(_convert(a, dt), axis, zero_d=True)
         return getattr(ops, prim)(a, ax)
     f.__name__ = f.__qualname__ = name
