@@ -102,7 +102,9 @@ true_divide = divide
 
 def power(x1, x2, /, out=None):
     """x1 ** x2; a Python int exponent lowers to `integer_pow`: repeated products (float32
-    beyond a square in float64, rounded once) and a cheap gradient."""
+    beyond a square in float64, rounded once) and a cheap gradient.  Powers of bools are
+    refused (NumPy's are int8); an integer power by a traced negative exponent gives what
+    C's integer arithmetic gives, where NumPy raises."""
     _reject("power", out=out)
     _refuse_bool_power("power", (x1, x2))
     _check_integer_power(x1, x2)
