@@ -133,3 +133,8 @@ def test_positive_of_bools_is_refused_and_astype_takes_numpys_keywords():
     assert tg.jit(lambda a: a.astype(np.float64, copy=False))(x).tolist() == [1.0, 2.0]
     with pytest.raises(TypeError, match="according to the rule 'safe'"):
         tg.jit(lambda a: a.astype(np.int32, casting="safe"))(x)
+
+
+def test_an_integer_leaf_is_named_by_its_path():
+    with pytest.raises(TypeError, match=r"argument 0\['i'\] has dtype int64"):
+        tg.grad(lambda d: np.sum(d["w"]) * 2.0)({"w": np.ones(2), "i": np.arange(2)})

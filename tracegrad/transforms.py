@@ -38,6 +38,7 @@ from tracegrad.ir.core import ShapedArray, is_float, native
 from tracegrad.passes.autodiff import grad_graph, jvp_graph, vjp_split
 from tracegrad.passes.manager import cleanup
 from tracegrad.tracer.dtypes import MASKED_HINT, WeakScalar, is_masked
+from tracegrad.tracer.loop_types import leaf_paths
 from tracegrad.tracer.scalars import TracedScalar, WeakFloat
 from tracegrad.tracer.trace import is_array_leaf
 from tracegrad.tracer.tree import flatten_like
@@ -115,13 +116,23 @@ class _Call:
 
     def inputs_of(self, position: int) -> list:
         """Indices of the graph inputs of positional argument `position`; all must be float."""
-        for i in self.spans[position]:
+        for k, i in enumerate(self.spans[position]):
             dtype = ops.dtype(self.values[i])
             if not is_float(dtype):
-                raise TypeError(f"{self.name()}: argument {self.numbers[position]} has dtype "
-                                f"{dtype}; "
+                raise TypeError(f"{self.name()}: argument {self.numbers[position]}"
+                                f"{self._leaf_path(position, k)} has dtype {dtype}; "
                                 "derivatives need float32 or float64 arguments")
         return list(self.spans[position])
+
+    def _leaf_path(self, position: int, k: int) -> str:
+        """Where the k-th array leaf of argument `position` is (`['i']`), for messages."""
+        leaves, tree = tracer.tree_flatten(self.args[position])
+        try:
+            paths = leaf_paths(tree, "")
+        except AttributeError:  # a registered node type has no field names to show
+            return ""
+        paths = [p for p, leaf in zip(paths, leaves) if is_array_leaf(leaf)]
+        return paths[k] if k < len(paths) else ""
 
     def unflatten(self, position: int, flat: list):
         return tracer.tree_unflatten(self.trees[position], flat)
