@@ -116,7 +116,10 @@ def test_jvp_vjp_argument_checks():
     _, pullback = t.vjp(f, np.ones(3))
     with pytest.raises(ValueError, match="structure"):
         pullback(np.ones(3))
-    g32, = t.vjp(lambda x: x * 2.0, np.ones(2, np.float32))[1](np.ones(2))  # cast to f32
+    pullback32 = t.vjp(lambda x: x * 2.0, np.ones(2, np.float32))[1]
+    with pytest.raises(TypeError, match="float64, expected float32"):  # as JAX: no silent cast
+        pullback32(np.ones(2))
+    g32, = pullback32(np.ones(2, np.float32))
     assert g32.dtype == np.float32
 
 
