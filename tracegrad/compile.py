@@ -142,7 +142,8 @@ def static_arguments(arg_names, static_argnums, static_argnames) -> tuple:
     positional = arg_names.positional()
     if positional is None:  # a builtin or callable without a signature
         return nums, frozenset(names)
-    _check_static(arg_names, positional, nums, names)
+    if not arg_names.keywords:  # (the keyword variant's own positions are past the user's)
+        _check_static(arg_names, positional, nums, names)
     nums += tuple(i for i, name in enumerate(positional) if name in names and i not in nums)
     names += tuple(positional[i] for i in nums if 0 <= i < len(positional))
     return nums, frozenset(names)

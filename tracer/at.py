@@ -6,8 +6,10 @@ each method returns a new array and leaves `x` alone.  `set` is `x[idx] = v` on 
 and `subtract` accumulate every update of a repeated index, as JAX's scatter-add
 does.  `multiply`, `divide`, `power`, `min` and `max` combine the element with its
 update: with a repeated index only one update reaches the element (JAX combines them
-all), so a repeated concrete index raises rather than differ.  Out-of-range traced
-indices are clamped (tracegrad's indexing rule; JAX drops such updates).
+all), so a repeated concrete index raises rather than differ.  Out-of-range concrete
+indices raise and traced ones are clamped (tracegrad's indexing rule; JAX drops such
+updates), unless `mode=` says otherwise: "clip", "drop" and "fill" (with `fill_value`)
+as JAX's (at_modes.py).
 
 >>> import numpy as np, tracegrad as tg
 >>> tg.jit(lambda x: x.at[np.array([0, 0, 2])].add(1.0))(np.zeros(3)).tolist()
@@ -19,6 +21,7 @@ import numpy as np
 
 from tracegrad.ir import ops
 
+from . import at_modes
 from . import numpy as tnp
 from .indexing import getitem, setitem
 
@@ -43,13 +46,24 @@ class IndexUpdate:
     def __init__(self, x, idx):
         self.x, self.idx = x, idx
 
-    def get(self, **_):
+    # mode= and fill_value= are JAX's (at_modes.py); JAX's other keywords
+    # (indices_are_sorted, unique_indices) are hints that change no result.
+    def get(self, *, mode=None, fill_value=None, **_):
+        at_modes.check_mode(mode, "get")
+        if mode in ("clip", "fill"):
+            return at_modes.get(self.x, self.idx, mode, fill_value)
         return getitem(self.x, self.idx)
 
-    def set(self, values, **_):
+    def set(self, values, *, mode=None, **_):
+        at_modes.check_mode(mode, "set")
+        if mode in ("clip", "drop"):
+            return at_modes.update(self.x, self.idx, values, mode, accumulate=False)
         return setitem(tnp.copy(self.x), self.idx, values)
 
-    def add(self, values, **_):
+    def add(self, values, *, mode=None, **_):
+        at_modes.check_mode(mode, "add")
+        if mode in ("clip", "drop"):
+            return at_modes.update(self.x, self.idx, values, mode, accumulate=True)
         x = self.x
         rows = _rows(x, self.idx)
         if rows is not None:  # whole rows: one scatter over dim 0, no element table
@@ -63,32 +77,34 @@ class IndexUpdate:
         flat = ops.scatter_add(ops.reshape(x, (n,)), ops.reshape(v, (m,)), ops.reshape(pos, (m,)))
         return ops.reshape(flat, shape)
 
-    def subtract(self, values, **_):
-        return self.add(tnp.negative(tnp.asarray(values)))
+    def subtract(self, values, *, mode=None, **_):
+        return self.add(tnp.negative(tnp.asarray(values)), mode=mode)
 
-    def multiply(self, values, **_):
-        return self._combined(tnp.multiply, values)
+    def multiply(self, values, *, mode=None, **_):
+        return self._combined(tnp.multiply, values, mode)
 
     mul = multiply
 
-    def divide(self, values, **_):
-        return self._combined(tnp.true_divide, values)
+    def divide(self, values, *, mode=None, **_):
+        return self._combined(tnp.true_divide, values, mode)
 
-    def power(self, values, **_):
-        return self._combined(tnp.power, values)
+    def power(self, values, *, mode=None, **_):
+        return self._combined(tnp.power, values, mode)
 
-    def min(self, values, **_):
-        return self._combined(tnp.minimum, values)
+    def min(self, values, *, mode=None, **_):
+        return self._combined(tnp.minimum, values, mode)
 
-    def max(self, values, **_):
-        return self._combined(tnp.maximum, values)
+    def max(self, values, *, mode=None, **_):
+        return self._combined(tnp.maximum, values, mode)
 
-    def apply(self, func, **_):
-        return self.set(func(self.get()))
+    def apply(self, func, *, mode=None, **_):
+        return self.set(func(self.get(mode="clip" if mode == "drop" else mode)), mode=mode)
 
-    def _combined(self, op, values):
+    def _combined(self, op, values, mode):
         _refuse_repeats(self.x, self.idx)
-        return self.set(op(self.get(), values))
+        at_modes.check_mode(mode, "set")
+        current = self.get(mode="clip" if mode == "drop" else mode)
+        return self.set(op(current, values), mode=mode)
 
 
 def _rows(x, idx):
@@ -104,7 +120,12 @@ def _rows(x, idx):
     if not np.issubdtype(ops.dtype(index), np.integer):
         return None
     index = tnp.astype(index, np.int64)
-    return tnp.where(index < 0, index + ops.shape(x)[0], index)
+    n = ops.shape(x)[0]
+    if isinstance(index, np.ndarray) and index.size and not (
+            (index >= -n).all() and (index < n).all()):  # a concrete index raises, as NumPy's
+        bad = index[(index < -n) | (index >= n)].flat[0]
+        raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
+    return tnp.where(index < 0, index + n, index)
 
 
 def _refuse_repeats(x, idx):

@@ -308,7 +308,12 @@ class TorchMethods:
         """self plus source's slices summed into the slices at `index` along dim."""
         d = norm_dim(dim, len(tnp.shape(source)))
         shape = tnp.shape(source)
-        lane = np.reshape(concrete(index), (-1,) + (1,) * (len(shape) - d - 1))
+        index, size = np.asarray(concrete(index)), tnp.shape(self)[d]
+        outside = (index < -size) | (index >= size)
+        if outside.any():  # as PyTorch's (the scatter would clamp it)
+            raise IndexError(f"index_add: index {index[outside].flat[0]} is out of range for "
+                             f"dim {d} of size {size}")
+        lane = np.reshape(index, (-1,) + (1,) * (len(shape) - d - 1))
         src = source if alpha == 1 else source * alpha
         return ops.scatter_add(self, tnp.astype(src, self.dtype),
                                *along_grid(np.broadcast_to(lane, shape), d))

@@ -142,11 +142,11 @@ class Traced(TracedValue, ArrayMixin):
 
     def reshape(self, *shape, order="C"):
         out = ArrayMixin.reshape(self, *shape, order=order)
-        return out if isinstance(self, TracedView) or order != "C" else self._reshaped(out)
+        return self._reshaped(out) if order == "C" else out
 
     def ravel(self, order="C"):
         out = ArrayMixin.ravel(self, order)
-        return out if isinstance(self, TracedView) or order != "C" else self._reshaped(out)
+        return self._reshaped(out) if order == "C" else out
 
     def expand_dims(self, axis):
         return self._reshaped(ArrayMixin.expand_dims(self, axis))
@@ -155,8 +155,11 @@ class Traced(TracedValue, ArrayMixin):
         return self._reshaped(ArrayMixin.squeeze(self, axis, dim=dim))
 
     def _reshaped(self, out):
-        """`out`, a reshape of this array, as a view of it (traced_views.py)."""
+        """`out`, a reshape of this array, as a view of it where NumPy makes one: always of
+        an array that is not a view, of a view where its layout allows (traced_views.py)."""
         if getattr(out, "_tg_trace", None) is not self._tg_trace or out is self:
+            return out
+        if isinstance(self, TracedView) and not traced_views.reshapes_as_view(self, out.shape):
             return out
         return traced_views.make_view(TracedView, self, views.Reshape(out.shape), out)
 

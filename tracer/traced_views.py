@@ -17,10 +17,11 @@ views.py).  A `TracedView` keeps NumPy's meaning:
 
 Only what NumPy makes a view is one: basic indexing that is not a full integer index
 (`y[1, 2]` of a 2-D array is a scalar copy in NumPy), `.T`, `transpose`, `swapaxes`,
-`expand_dims` and `squeeze` (and their `np.` functions, `np.moveaxis` too:
-numpy/dispatch.py), and `reshape`/`ravel` of an array that is not itself a view: NumPy
-views a contiguous array, and every computed traced array stands for one (of a view, whose
-layout may be strided, they copy, as NumPy may).
+`expand_dims` and `squeeze` (and their `np.` functions, and `np.flip`, `np.split`,
+`np.rot90`, ...: numpy/view_functions.py), and `reshape`/`ravel` where NumPy reshapes
+without a copy.  Every computed traced array stands for a C-contiguous one, which NumPy
+reshapes as a view; a view's layout is its chain of view functions applied to such an
+array, so `layout_probe` asks NumPy itself whether a reshape of a view would copy.
 Writes through a view of a value of an enclosing trace, from inside a nested one (a loop
 body, a transform), raise as assignments into such values do.
 """
@@ -40,6 +41,25 @@ def is_view_index(index, ndim: int) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
     return not (len(parts) == ndim and all(p is not None and p is not Ellipsis
                                             and not isinstance(p, slice) for p in parts))
+
+
+def layout_probe(x):
+    """An ndarray of traced array `x`'s shape and NumPy's layout of it (a view's strides
+    within its root's C-contiguous buffer), over no memory: only NumPy's view functions
+    (which never read) may be applied to it.  None where NumPy would not view `x`."""
+    base = getattr(x, "_tg_base", None)
+    if base is None:
+        shape = tuple(x.shape)
+        strides = tuple(int(np.prod(shape[d + 1:], dtype=np.int64)) for d in range(len(shape)))
+        return np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, strides)
+    parent = layout_probe(base)
+    return None if parent is None else x._tg_fn.numpy(parent)
+
+
+def reshapes_as_view(x, shape) -> bool:
+    """Whether NumPy reshapes `x` (a traced array or view) to `shape` without a copy."""
+    probe = layout_probe(x)
+    return probe is not None and views.Reshape(shape).numpy(probe) is not None
 
 
 def make_view(cls, base, fn, value=None):

@@ -20,6 +20,7 @@ from tracegrad.ir import TRACES, user_source_location
 
 from ._core import _reject, is_boxed
 from .reductions import UFUNC_REDUCE
+from .view_functions import VIEW_FUNCTIONS
 
 TABLE: dict = {}  # numpy ufunc or function -> our implementation
 
@@ -167,34 +168,6 @@ def _accumulators() -> dict:
             np.multiply: lambda a, axis: cumprod(a, axis=axis),
             np.maximum: lambda a, axis: ops.cummax(_operand(a), axis),
             np.minimum: lambda a, axis: ops.cummin(_operand(a), axis)}
-
-
-def _reshape_view(a, newshape=None, order="C", *, shape=None, copy=None):
-    shape = newshape if shape is None else shape
-    if order != "C" or copy:
-        return None
-    return a.reshape(shape)
-
-
-def _moveaxis_view(a, source, destination):
-    from ..views import moved  # views.py imports this package
-
-    return a.transpose(tuple(moved(len(a.shape), source, destination)))
-
-
-# NumPy functions whose result is a view of their first argument: on tensors and traced
-# values they call the methods that make views (tracer/views.py, tracer/traced_views.py),
-# so that writes through the result reach the argument, as in NumPy.  None: no view
-# (another order, copy=True), the table's function computes a copy.
-VIEW_FUNCTIONS = {
-    np.reshape: _reshape_view,
-    np.ravel: lambda a, order="C": a.ravel() if order == "C" else None,
-    np.transpose: lambda a, axes=None: a.transpose() if axes is None else a.transpose(tuple(axes)),
-    np.swapaxes: lambda a, axis1, axis2: a.swapaxes(axis1, axis2),
-    np.moveaxis: _moveaxis_view,
-    np.expand_dims: lambda a, axis: a.expand_dims(axis),
-    np.squeeze: lambda a, axis=None: a.squeeze(axis),
-}
 
 
 def dispatch_function(func, args, kwargs):
