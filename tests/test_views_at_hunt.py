@@ -141,3 +141,31 @@ def test_sinc_derivative_is_finite_and_accurate_near_zero_and_far_out(dtype):
     np.testing.assert_allclose(g[near], _sinc_derivative(xs[near]), rtol=rtol, atol=atol)
     eager = tg.grad(lambda x: np.sinc(x))(dtype(1e-8))
     np.testing.assert_allclose(float(eager), -(np.pi ** 2 / 3) * 1e-8, rtol=1e-6)
+
+
+# ---- logit near 1/2, float32 hypot --------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_logit_keeps_its_digits_near_one_half(dtype):
+    import scipy.special as sc
+
+    import tracegrad.scipy.special as tsp
+    p = np.concatenate([np.linspace(0.45, 0.55, 1001), [0.0, 1e-300, 0.1, 0.25, 0.75, 0.9, 1.0]])
+    p = p.astype(dtype)
+    got = tg.jit(lambda p: tsp.logit(p))(p)
+    want = sc.logit(p.astype(np.float64))
+    ulps = np.abs(got - want) / np.spacing(np.abs(want).astype(dtype))
+    assert got.dtype == dtype and np.nanmax(ulps[np.isfinite(want)]) <= 2
+    assert np.isneginf(got[-7]) and np.isposinf(got[-1])
+
+
+def test_float32_hypot_is_rounded_once():
+    rng = np.random.default_rng(3)
+    x = (10 ** rng.uniform(-3, 3, 20000) * rng.choice([-1, 1], 20000)).astype(np.float32)
+    y = (10 ** rng.uniform(-3, 3, 20000)).astype(np.float32)
+    ref = np.hypot(x.astype(np.float64), y.astype(np.float64))
+    got = tg.jit(np.hypot)(x, y)
+    assert got.dtype == np.float32
+    assert (np.abs(got - ref) / np.spacing(ref.astype(np.float32))).max() <= 0.51
+    special = tg.jit(np.hypot)(np.float32([np.inf, 3.0, 0.0]), np.float32([np.nan, 4.0, 0.0]))
+    np.testing.assert_array_equal(special, [np.inf, 5.0, 0.0])

@@ -10,6 +10,8 @@ work on tensors and traced values (`scipy.special.erf(x)` inside `jit`).
 """
 from __future__ import annotations
 
+import numpy as np
+
 import tracegrad.numpy as tnp
 
 __all__ = ["erf", "erfc", "gammaln", "digamma", "psi", "expit", "logit", "logsumexp",
@@ -26,8 +28,14 @@ def expit(x):
 
 
 def logit(p):
-    """log(p / (1 - p))."""
-    return tnp.log(p) - tnp.log1p(-p)
+    """log(p / (1 - p)): 2 atanh(2p - 1) for p in [0.25, 0.75], where 2p - 1 is exact and
+    log(p) - log1p(-p) would cancel (scipy's choice too), else that difference."""
+    p = tnp.asarray(p)
+    p = p if np.dtype(p.dtype).kind == "f" else tnp.astype(p, np.float64)
+    middle = (p >= 0.25) & (p <= 0.75)
+    centred = 2 * tnp.arctanh(2 * tnp.where(middle, p, 0.5) - 1)
+    tails = tnp.log(tnp.where(middle, 0.125, p)) - tnp.log1p(-tnp.where(middle, 0.125, p))
+    return tnp.where(middle, centred, tails)
 
 
 def softmax(x, axis=None):

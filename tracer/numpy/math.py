@@ -180,8 +180,12 @@ _HYPOT_SCALE = {4: (2.0 ** -63, 2.0 ** 80), 8: (2.0 ** -511, 2.0 ** 600)}
 @_ufunc
 def hypot(x1, x2, /):
     """sqrt(x1^2 + x2^2) without overflow or underflow: a * sqrt(1 + (b/a)^2) with a the
-    larger magnitude; inf if either is inf (even with a nan), as numpy."""
+    larger magnitude (float32 computed so in float64); inf if either is inf (even with a
+    nan), as numpy."""
     x, y = _floats("hypot", x1, x2)
+    if np.dtype(_dtype(x)) == np.float32:  # in float64, rounded once: 0.5 ULP, not 2
+        return ops.convert(hypot(ops.convert(x, np.float64), ops.convert(y, np.float64)),
+                           np.float32)
     ax, ay = ops.abs(x), ops.abs(y)
     # Tiny (subnormal) magnitudes are scaled up by an exact power of two first and the
     # result back down: the same value, and b/a's derivative 1/a no longer overflows
