@@ -20,7 +20,8 @@ output or a scratch block first (LAPACK works in place; operands are read-only),
 the routine and checks `info`: a batch entry whose routine reports failure (singular
 `inv`/`solve`, not positive definite `cholesky`, no convergence, NaN input, failed
 allocation) is all NaN, exactly as the numpy references of ir/decompositions.py are.
-`slogdet` of a singular matrix is (0, -inf) as numpy's, `triangular_solve` divides by a
+`slogdet` of a singular matrix is (+0.0, -inf) and its sign counts negative pivots as
+numpy's does (an inf entry's NaN pivot keeps it; a NaN entry: NaN), `triangular_solve` divides by a
 zero pivot (inf/NaN) as trsm does.  Scratch memory comes from malloc (freed before
 returning); if malloc fails every output is NaN.  Zero-size operands take the host
 callback (`supports`).
@@ -254,13 +255,16 @@ def _slogdet(e):
             swap = b.load(b.gep(ipiv, [i], inbounds=True, source_etype=e.iN), typ=e.iN)
             swapped = b.icmp_signed("!=", b.sext(swap, I64) if e.iN.width < 64 else swap,
                                     b.add(i, i64(1)))
-            sgn = b.select(b.fcmp_ordered(">", u, ir.Constant(f64, 0.0)), ir.Constant(f64, 1.0),
-                           b.select(b.fcmp_ordered("<", u, ir.Constant(f64, 0.0)),
-                                    ir.Constant(f64, -1.0), ir.Constant(f64, 0.0)))
+            # numpy's: a negative pivot flips the sign (a NaN one does not), as a swap does
+            sgn = b.select(b.fcmp_ordered("<", u, ir.Constant(f64, 0.0)),
+                           ir.Constant(f64, -1.0), ir.Constant(f64, 1.0))
             sgn = b.select(swapped, b.fneg(sgn), sgn)
             b.store(b.fmul(b.load(sign_slot, typ=f64), sgn), sign_slot)
             b.store(b.fadd(b.load(log_slot, typ=f64), b.call(log, [b.call(fabs, [u])])),
                     log_slot)
+        with b.if_then(b.icmp_signed(">", info, i64(0))):  # an exact zero pivot: numpy's (0, -inf)
+            b.store(ir.Constant(f64, 0.0), sign_slot)
+            b.store(ir.Constant(f64, -np.inf), log_slot)
         out = _entry(e, e.call.outs[0], k, 2)
         for j, slot in enumerate((sign_slot, log_slot)):
             v = b.load(slot, typ=f64)

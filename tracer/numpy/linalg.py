@@ -164,9 +164,26 @@ def det(a):
     if not is_boxed(a) or not getattr(a, "requires_grad", True):
         return value  # nothing differentiates it: the value alone
     singular = ops.eq(logdet, _c(logdet, -np.inf))
+    # The SVD runs only when some matrix is singular, a branch taken at run time.  The
+    # branches factorize `a` again, so that no derivative of the factorization above
+    # (0 * inf at a singular matrix) reaches the result.
+    from ..branches import cond  # control flow builds on this namespace
+    count = ops.reduce_sum(ops.convert(singular, np.float64), tuple(range(_ndim(singular))))
+    return cond(ops.gt(count, _c(count, 0.0)), _det_with_singular, _regular_det, a, singular)
+
+
+def _regular_det(a, singular):
+    sign, logdet = slogdet(a)
+    return ops.mul(sign, ops.exp(logdet))
+
+
+def _det_with_singular(a, singular):
+    """det where some of the matrices are singular: those from the SVD (_singular_det),
+    the others from a factorization where the singular ones are replaced by I (no 0 * inf
+    in the derivative)."""
     mask = ops.broadcast(ops.reshape(singular, _shape(singular) + (1, 1)), _shape(a))
     n = _shape(a)[-1]
-    safe = ops.where(mask, ops.broadcast(_c(a, np.eye(n)), _shape(a)), a)  # no 0 * inf below
+    safe = ops.where(mask, ops.broadcast(_c(a, np.eye(n)), _shape(a)), a)
     s_sign, s_log = slogdet(safe)
     return ops.where(singular, _singular_det(a), ops.mul(s_sign, ops.exp(s_log)))
 
@@ -433,13 +450,22 @@ def _matrix_norm(x, ord, row, col):
         last = (_ndim(s) - 1,)
         if ord == "nuc":
             return ops.reduce_sum(s, last)
-        return ops.reduce_max(s, last) if ord == 2 else ops.reduce_min(s, last)
+        return _max_from_zero(s, last[0]) if ord == 2 else ops.reduce_min(s, last)
     if ord in (1, -1, np.inf, -np.inf):
         summed, kept = (row, col) if ord in (1, -1) else (col, row)
         sums = ops.reduce_sum(ops.abs(x), (summed,))
         kept -= kept > summed
-        return ops.reduce_max(sums, (kept,)) if ord > 0 else ops.reduce_min(sums, (kept,))
+        return _max_from_zero(sums, kept) if ord > 0 else ops.reduce_min(sums, (kept,))
     raise ValueError("Invalid norm order for matrices.")
+
+
+def _max_from_zero(v, axis):
+    """The maximum of `v` (>= 0) over `axis`, from 0 as numpy's norms take it (initial=0):
+    an empty matrix's 2-, 1- and inf-norms are 0 (the minimum-based ones raise, as numpy's)."""
+    shape = _shape(v)
+    if shape[axis] == 0:
+        return ops.broadcast(_c(v, 0.0), shape[:axis] + shape[axis + 1:])
+    return ops.reduce_max(v, (axis,))
 
 
 def _keep(r, shape, axes, keepdims):
