@@ -25,7 +25,7 @@ from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_l
 from . import testing
 from tracegrad.tracer.saving import load_program as load
 from .pictures import draw
-from . import optim, tree_util
+from . import nn, optim, tree_util
 from .custom import checkpoint, custom_jvp, custom_vjp
 from . import autograd
 from . import eager
@@ -42,6 +42,6 @@ def __getattr__(name):
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
-           "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "tree_util",
+           "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "nn", "tree_util",
            "custom_vjp", "custom_jvp", "checkpoint", "autograd", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
            "UnexpectedTracerError", "SpecializationLimitWarning", "where", "inference_mode"]

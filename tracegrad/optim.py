@@ -1,4 +1,5 @@
-"""`tracegrad.optim`: SGD, Adam and AdamW with PyTorch's update formulas, in two forms.
+"""`tracegrad.optim`: SGD, Adam, AdamW, RMSprop and Adagrad with PyTorch's update
+formulas, in two forms, and PyTorch's learning-rate schedulers (`lr_scheduler`).
 
 * **Eager**, as `torch.optim`: `opt = Adam([w, b], lr=1e-3)`, then `opt.zero_grad()`,
   `loss.backward()`, `opt.step()`; the tensors are updated in place. Parameter groups
@@ -26,14 +27,16 @@ they are, as torch.optim does). A test holds the two forms to each other.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 
 import tracegrad.numpy as tnp
 
+from . import lr_scheduler
 from .tracer import Tensor, enable_grad, no_grad, tree_flatten, tree_map, tree_unflatten, zero_grad
-from .tracer.tree import flatten_up_to
+from .tracer.tree import flatten_like as _by_key, flatten_up_to
 
 
 # ---- the update rules (one array; numpy arrays, tensors' data or traced values) ---------
@@ -71,6 +74,51 @@ def _adam(p, g, s, h):
     bias1, bias2 = 1 - tnp.power(b1, t), 1 - tnp.power(b2, t)
     denom = tnp.sqrt(v) / tnp.astype(tnp.sqrt(bias2), dt) + h["eps"]
     return p - tnp.astype(h["lr"] / bias1, dt) * m / denom, new
+
+
+def _rmsprop(p, g, s, h):
+    """PyTorch's RMSprop: weight decay, centering, momentum, maximize."""
+    g = -g if h["maximize"] else g
+    if h["weight_decay"]:
+        g = g + h["weight_decay"] * p
+    alpha = h["alpha"]
+    new = {**s, "step": s["step"] + 1,  # (entries the options leave unused kept as they are)
+           "square_avg": alpha * s["square_avg"] + (1 - alpha) * g * g}
+    if h["centered"]:
+        new["grad_avg"] = alpha * s["grad_avg"] + (1 - alpha) * g
+        avg = tnp.sqrt(new["square_avg"] - new["grad_avg"] * new["grad_avg"]) + h["eps"]
+    else:
+        avg = tnp.sqrt(new["square_avg"]) + h["eps"]
+    if h["momentum"] > 0:
+        new["momentum_buffer"] = h["momentum"] * s["momentum_buffer"] + g / avg
+        return p - h["lr"] * new["momentum_buffer"], new
+    return p - h["lr"] * (g / avg), new
+
+
+def _adagrad(p, g, s, h):
+    """PyTorch's Adagrad: learning-rate decay, weight decay, maximize."""
+    g = -g if h["maximize"] else g
+    if h["weight_decay"]:
+        g = g + h["weight_decay"] * p
+    step = s["step"] + 1
+    rate = h["lr"] / (1 + tnp.astype(step - 1, np.float64) * h["lr_decay"])
+    total = s["sum"] + g * g
+    std = tnp.sqrt(total) + h["eps"]
+    return p - tnp.astype(rate, tnp.dtype(p.dtype)) * (g / std), {"step": step, "sum": total}
+
+
+def _in_place(rule):
+    """The eager form of a functional `rule`: its results copied into the parameter and
+    the state buffers (for the rules without a hand-written in-place transcription)."""
+    def rule_(p, g, s, h, scratch=None):
+        new_p, new_s = rule(p, g, s, h)
+        np.copyto(p, new_p)
+        for key, value in new_s.items():
+            if key in s and np.shape(s[key]) == np.shape(value):
+                np.copyto(s[key], value)
+            else:
+                s[key] = np.array(value)
+    return rule_
 
 
 # ---- the same rules in place (numpy arrays: the parameter, its gradient, its state) --------
@@ -144,19 +192,31 @@ def _corrections(b1, b2, step, dtype):
     return bias1, np.sqrt(bias2).astype(dtype)
 
 
+# torch.optim's switches between implementations (for-each, fused kernels, graph capture):
+# accepted and ignored, the result is the same.
+_TORCH_FLAGS = ("foreach", "fused", "differentiable", "capturable")
+
+
 class Optimizer:
-    """Base of SGD/Adam/AdamW: the eager and functional forms around one `rule`."""
+    """Base of the optimizers: the eager and functional forms around one `rule`."""
 
     rule = None
     rule_ = None  # the same rule, updating numpy arrays in place (the eager step)
     defaults: dict = {}
 
-    def __init__(self, params=None, **hyper):
-        unknown = set(hyper) - set(self.defaults)
+    def __init__(self, params=None, lr=None, **hyper):
+        for flag in _TORCH_FLAGS:  # how torch runs the step, not what it computes
+            hyper.pop(flag, None)
+        if "decoupled_weight_decay" in hyper and "decoupled" in type(self).defaults:
+            hyper["decoupled"] = bool(hyper.pop("decoupled_weight_decay"))  # torch's Adam
+        if lr is not None:
+            hyper["lr"] = lr
+        unknown = set(hyper) - set(type(self).defaults)
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
-        self.hyper = {**self.defaults, **hyper}
+        self.hyper = {**type(self).defaults, **hyper}
         self._check(self.hyper)
+        self.defaults = dict(self.hyper)  # this optimizer's options, as torch's `defaults`
         self.param_groups = [] if params is None else self._groups(params)
         self.state: dict = {}  # tensor -> its state (eager form), torch's names
         self._scratch: dict = {}  # id(tensor) -> a buffer like it for the step's temporaries
@@ -216,7 +276,7 @@ class Optimizer:
     def update(self, grads, state, params):
         """`(new_params, new_state)` for a pytree of gradients of the same structure."""
         leaves, tree = tree_flatten(params)
-        g_leaves = _leaves_of(grads, tree, "grads")
+        g_leaves = _by_key(grads, tree)  # dicts matched by key, as state is
         s_leaves = flatten_up_to(tree, state)  # each leaf's state: the part at its place
         pairs = [type(self).rule(p, g, s, self.hyper) for p, g, s in zip(leaves, g_leaves, s_leaves)]
         return (tree_unflatten(tree, [p for p, _ in pairs]),
@@ -268,7 +328,11 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             p = params[int(i)]
             self.state[p] = {k: np.array(v, dtype=np.asarray(v).dtype if k == "step" else p.dtype)
-                             for k, v in s.items()}
+                             for k, v in s.items() if v is not None}  # torch's buffer: None
+            self._from_torch(self.state[p], p)
+
+    def _from_torch(self, state, p):
+        """Complete a loaded state that torch's optimizer keeps without some entries."""
 
     def _params(self) -> list:
         return [t for group in self.param_groups for t in group["params"]]
@@ -295,13 +359,6 @@ class Optimizer:
         """Add the state a group's options need and the defaults' did not (amsgrad)."""
 
 
-def _leaves_of(tree_value, tree, what):
-    leaves, structure = tree_flatten(tree_value)
-    if structure != tree:
-        raise ValueError(f"{what} has structure {structure}, the parameters {tree}")
-    return leaves
-
-
 def _zeros(p):
     return tnp.zeros_like(p)
 
@@ -320,6 +377,12 @@ class SGD(Optimizer):
 
     def _init_leaf(self, p):
         return {"step": np.zeros((), np.int64), "momentum_buffer": _zeros(p)}
+
+    def _from_torch(self, state, p):
+        """torch's SGD keeps no step: a buffer means the first step was taken."""
+        if "step" not in state:
+            state["step"] = np.asarray(int("momentum_buffer" in state), np.int64)
+        state.setdefault("momentum_buffer", np.zeros_like(p._data))
 
 
 class Adam(Optimizer):
@@ -344,3 +407,42 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (PyTorch's `AdamW`, default decay 0.01)."""
 
     defaults = {**Adam.defaults, "weight_decay": 1e-2, "decoupled": True}
+
+
+class RMSprop(Optimizer):
+    """RMSprop (PyTorch's formula: `alpha` the smoothing, `centered`, `momentum`)."""
+
+    rule, rule_ = staticmethod(_rmsprop), staticmethod(_in_place(_rmsprop))
+    defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
+                "centered": False, "maximize": False}
+
+    def _check(self, h):
+        super()._check(h)
+        if not h["alpha"] >= 0:
+            raise ValueError(f"RMSprop: invalid alpha value {h['alpha']}")
+
+    def _init_leaf(self, p):
+        return {"step": np.zeros((), np.int64), "square_avg": _zeros(p),
+                "momentum_buffer": _zeros(p), "grad_avg": _zeros(p)}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (PyTorch's formula: `lr_decay`, `initial_accumulator_value`)."""
+
+    rule, rule_ = staticmethod(_adagrad), staticmethod(_in_place(_adagrad))
+    defaults = {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
+                "initial_accumulator_value": 0.0, "eps": 1e-10, "maximize": False}
+
+    def _check(self, h):
+        super()._check(h)
+        for key in ("lr_decay", "initial_accumulator_value"):
+            if not h[key] >= 0:
+                raise ValueError(f"Adagrad: invalid {key} value {h[key]}")
+
+    def _init_leaf(self, p):
+        return {"step": np.zeros((), np.int64),
+                "sum": tnp.full_like(p, self.hyper["initial_accumulator_value"])}
+
+
+# `from tracegrad.optim.lr_scheduler import StepLR`, as torch's module path
+sys.modules.setdefault(__name__ + ".lr_scheduler", lr_scheduler)
