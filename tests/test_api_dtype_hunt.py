@@ -138,3 +138,33 @@ def test_positive_of_bools_is_refused_and_astype_takes_numpys_keywords():
 def test_an_integer_leaf_is_named_by_its_path():
     with pytest.raises(TypeError, match=r"argument 0\['i'\] has dtype int64"):
         tg.grad(lambda d: np.sum(d["w"]) * 2.0)({"w": np.ones(2), "i": np.arange(2)})
+
+
+def test_a_call_with_a_pytree_writes_no_tree_text(monkeypatch):
+    """The message text naming a leaf's tree is written only for a message (it was written
+    per leaf on every call, so a call's cost grew with the leaves squared)."""
+    from tracegrad.tracer.tree import PyTreeDef
+    xs = [np.ones(3) for _ in range(50)]
+    f = tg.jit(lambda xs: xs[0] + xs[-1])
+    f(xs)
+    written = []
+    real = PyTreeDef._str
+    monkeypatch.setattr(PyTreeDef, "_str", lambda self, *a: written.append(1) or real(self, *a))
+    f(xs)
+    assert not written
+
+
+def test_deeply_nested_lists_are_pytrees_or_a_clear_recursion_error():
+    t = np.ones(2)
+    for _ in range(400):
+        t = [t]
+
+    def f(t):
+        while isinstance(t, list):
+            t = t[0]
+        return (t * t).sum()
+    assert float(tg.jit(f)(t)) == 2.0
+    for _ in range(3000):
+        t = [t]
+    with pytest.raises(RecursionError, match="sys.setrecursionlimit"):
+        tg.jit(f)(t)

@@ -232,7 +232,7 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
             leaves, treedef = tree_flatten(x)
             slots.append(("tree", len(arrays), len(leaves), treedef))
             for leaf in leaves:
-                _add_leaf(arrays, weak, leaf, pos, names, f" (a leaf of {treedef})")
+                _add_leaf(arrays, weak, leaf, pos, names, _LeafOf(treedef))
         elif _is_array_arg(x) or isinstance(x, float) or (
                 _is_number(x) and _static_position(pos, len(args), grad_argnums)):
             slots.append(("array", len(arrays)))
@@ -240,6 +240,22 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
         else:
             slots.append(_static(x, pos, names))
     return SpecArgs(arrays, slots, weak)
+
+
+class _LeafOf:
+    """" (a leaf of {treedef})" for a message, written only when one is: writing the tree
+    for each of its leaves on every call made a call's cost grow with the leaves squared."""
+
+    __slots__ = ("treedef",)
+
+    def __init__(self, treedef):
+        self.treedef = treedef
+
+    def __str__(self):
+        return f" (a leaf of {self.treedef})"
+
+    def __format__(self, spec):
+        return format(str(self), spec)
 
 
 def _add_leaf(arrays, weak, x, pos, names, where, key=None):
@@ -370,10 +386,16 @@ def _is_array_arg(x):
 def _is_tree_arg(x):
     """dicts, and lists/tuples holding arrays, tensors or dicts, are pytrees of arrays;
     (nested) lists of numbers are arrays, as numpy converts them; tuples of numbers static."""
-    if isinstance(x, dict) or is_registered_node(x):
-        return True
-    if isinstance(x, (list, tuple)):
-        return any(isinstance(v, (np.ndarray, dict, Tensor)) or _is_tree_arg(v) for v in x)
+    stack = [x]  # (a loop, not recursion: lists may nest deeply)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict) or is_registered_node(v):
+            return True
+        if isinstance(v, (list, tuple)):
+            for item in v:
+                if isinstance(item, (np.ndarray, Tensor)):
+                    return True
+                stack.append(item)
     return False
 
 

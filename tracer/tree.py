@@ -172,7 +172,10 @@ def tree_flatten(tree, is_leaf=None):
             return LEAF
         return PyTreeDef(kind, meta, [build(k) for k in kids])
 
-    treedef = build(tree)
+    try:
+        treedef = build(tree)
+    except RecursionError:
+        raise RecursionError(_TOO_DEEP) from None
     return leaves, treedef
 
 
@@ -197,7 +200,15 @@ def tree_unflatten(treedef: PyTreeDef, leaves):
             return _REGISTRY[d.kind][1](d.meta, kids)
         return d.kind(*kids)  # namedtuple
 
-    return build(treedef)
+    try:
+        return build(treedef)
+    except RecursionError:
+        raise RecursionError(_TOO_DEEP) from None
+
+
+_TOO_DEEP = ("a pytree nested deeper than Python's recursion limit allows (each level of "
+             "nesting is a few Python frames): raise it with sys.setrecursionlimit, or nest "
+             "less (a list of arrays rather than lists in lists)")
 
 
 def tree_map(f, tree, *rest, is_leaf=None):
