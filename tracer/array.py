@@ -215,16 +215,21 @@ class ArrayMixin(TorchMethods):
     def cumprod(self, axis=None, dtype=None, out=None, *, dim=None):
         return tnp.cumprod(self, axis_of(axis, dim), dtype, out)
 
+    # A bool where NumPy takes `out` or `kind` is torch's positional keepdim / descending
+    # (`x.argmax(1, True)`, `x.argsort(1, True)`): no NumPy out or kind is a bool.
     def argmax(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=False):
+        out, keepdim = (None, out) if isinstance(out, bool) else (out, keepdim)
         return tnp.argmax(self, axis_of(axis, dim), out, keepdims=keepdims or keepdim)
 
     def argmin(self, axis=None, out=None, *, keepdims=False, dim=None, keepdim=False):
+        out, keepdim = (None, out) if isinstance(out, bool) else (out, keepdim)
         return tnp.argmin(self, axis_of(axis, dim), out, keepdims=keepdims or keepdim)
 
     def argsort(self, axis=-1, kind=None, order=None, *, dim=None, descending=False,
                 stable=None):
         """NumPy's argsort; torch's dim= and descending= (stable, NaN first descending)."""
         axis = axis if dim is None else dim
+        kind, descending = (None, kind) if isinstance(kind, bool) else (kind, descending)
         if descending:
             return sort_order(self, axis, True)
         return tnp.argsort(self, axis, kind, order, stable=stable)

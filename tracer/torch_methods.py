@@ -100,6 +100,14 @@ def concrete(x):
     return x if data is None else data()
 
 
+def _check_range(name, index: np.ndarray, dim: int, size: int) -> None:
+    """PyTorch's error for an index outside [-size, size) (a scatter would clamp it)."""
+    outside = (index < -size) | (index >= size)
+    if outside.any():
+        raise IndexError(f"{name}: index {index[outside].flat[0]} is out of bounds for dim "
+                         f"{dim} of size {size}")
+
+
 def sizes_arg(sizes) -> tuple:
     """torch's size arguments: `f(2, 3)` or `f((2, 3))`."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
@@ -290,7 +298,10 @@ class TorchMethods:
         return tnp.remainder(self, other)
 
     def lerp(self, end, weight):
-        return self + weight * (end - self)
+        """torch's: from `self` for weight < 0.5, from `end` above (so weight 1 gives end
+        exactly, whatever their magnitudes)."""
+        w = tnp.asarray(weight)
+        return tnp.where(w < 0.5, self + w * (end - self), end - (end - self) * (1 - w))
 
     def addcmul(self, tensor1, tensor2, *, value=1):
         return self + (tensor1 * tensor2 if value == 1 else value * tensor1 * tensor2)
@@ -308,11 +319,8 @@ class TorchMethods:
         """self plus source's slices summed into the slices at `index` along dim."""
         d = norm_dim(dim, len(tnp.shape(source)))
         shape = tnp.shape(source)
-        index, size = np.asarray(concrete(index)), tnp.shape(self)[d]
-        outside = (index < -size) | (index >= size)
-        if outside.any():  # as PyTorch's (the scatter would clamp it)
-            raise IndexError(f"index_add: index {index[outside].flat[0]} is out of range for "
-                             f"dim {d} of size {size}")
+        index = np.asarray(concrete(index))
+        _check_range("index_add", index, d, tnp.shape(self)[d])
         lane = np.reshape(index, (-1,) + (1,) * (len(shape) - d - 1))
         src = source if alpha == 1 else source * alpha
         return ops.scatter_add(self, tnp.astype(src, self.dtype),
@@ -375,8 +383,7 @@ class TorchMethods:
     def div_(self, other, *, rounding_mode=None):
         if rounding_mode is None:
             return self.__itruediv__(other)
-        self[...] = divide(self, other, rounding_mode)
-        return self
+        return _in_place("div_", lambda x, o: divide(x, o, rounding_mode))(self, other)
 
     def pow_(self, exponent):
         return self.__ipow__(exponent)
@@ -616,7 +623,8 @@ class TorchMethods:
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
     def index_select(self, dim, index):
-        return tnp.take(self, index, axis=dim)
+        """torch's: the dim is kept (a 0-d index selects one entry of it)."""
+        return tnp.take(self, tnp.reshape(index, (-1,)), axis=dim)
 
     def masked_select(self, mask):
         x, m = tnp.broadcast_arrays(self, mask)
@@ -634,6 +642,10 @@ class TorchMethods:
 
     def scatter_add(self, dim, index, src):
         """Out of place: self plus src summed into self[index[i][j]][j] for dim 0."""
+        values = concrete(index)
+        if isinstance(values, np.ndarray):  # (a traced index is clamped: tracegrad's rule)
+            d = norm_dim(dim, len(self.shape))
+            _check_range("scatter_add", values, d, self.shape[d])
         return ops.scatter_add(self, _updates(self, index, src, None), *along_grid(index, dim))
 
     def topk(self, k, dim=-1, largest=True, sorted=True):

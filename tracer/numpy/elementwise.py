@@ -55,7 +55,8 @@ def positive(x, /, out=None):
 
 
 def absolute(x, /, out=None):
-    """|x| elementwise; its gradient is sign(x) (0 at 0)."""
+    """|x| elementwise; its gradient is sign(x), and 1 at 0 (JAX's convention; PyTorch's
+    is 0: docs/derivatives.md)."""
     _reject("absolute", out=out)
     return ops.abs(_operand(x))
 

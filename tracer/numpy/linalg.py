@@ -422,18 +422,33 @@ def _vector_norm(x, ord, axes):
         return zero_safe_root(_sumsq(x, axes))
     if ord == np.inf:
         if 0 in [_shape(x)[a] for a in axes]:  # no elements: 0, as NumPy's max(|x|, initial=0)
-            return ops.reduce_sum(ops.abs(x), axes)
-        return ops.reduce_max(ops.abs(x), axes)
+            return ops.reduce_sum(_abs0(x), axes)
+        return ops.reduce_max(_abs0(x), axes)
     if ord == -np.inf:
-        return ops.reduce_min(ops.abs(x), axes)
+        return ops.reduce_min(_abs0(x), axes)
     if ord == 0:
         return ops.reduce_sum(ops.convert(ops.ne(x, _c(x, 0.0)), _dtype(x)), axes)
     if ord == 1:
-        return ops.reduce_sum(ops.abs(x), axes)
-    total = ops.reduce_sum(ops.pow(ops.abs(x), _c(x, ord)), axes)
+        return ops.reduce_sum(_abs0(x), axes)
+    total = ops.reduce_sum(_pow0(x, ord), axes)
     if ord > 0:
         return zero_safe_root(total, 1.0 / ord)
     return ops.pow(total, _c(x, 1.0 / ord))
+
+
+def _abs0(x):
+    """|x| whose derivative at 0 is 0: the norms' subgradient there, as PyTorch's
+    (docs/derivatives.md), where abs's own derivative at 0 is JAX's 1."""
+    zero = ops.eq(x, _c(x, 0.0))
+    return ops.where(zero, _c(x, 0.0), ops.abs(x))
+
+
+def _pow0(x, p):
+    """|x|**p with the value 0 (inf for p < 0) and derivative 0 at x = 0, where the power's
+    own derivative is inf (p < 1) and would make the norm's gradient NaN."""
+    zero = ops.eq(x, _c(x, 0.0))
+    safe = ops.where(zero, _c(x, 1.0), ops.abs(x))
+    return ops.where(zero, _c(x, 0.0 if p > 0 else np.inf), ops.pow(safe, _c(x, p)))
 
 
 def _moved_last(x, row, col):
@@ -453,7 +468,7 @@ def _matrix_norm(x, ord, row, col):
         return _max_from_zero(s, last[0]) if ord == 2 else ops.reduce_min(s, last)
     if ord in (1, -1, np.inf, -np.inf):
         summed, kept = (row, col) if ord in (1, -1) else (col, row)
-        sums = ops.reduce_sum(ops.abs(x), (summed,))
+        sums = ops.reduce_sum(_abs0(x), (summed,))
         kept -= kept > summed
         return _max_from_zero(sums, kept) if ord > 0 else ops.reduce_min(sums, (kept,))
     raise ValueError("Invalid norm order for matrices.")
