@@ -57,3 +57,25 @@ def test_vector_norm_gradients_at_zero_are_zero(order):
                                np.linalg.norm(x, order))
     g = tg.grad(lambda a: np.linalg.norm(a, order))(x)
     assert g[0] == 0 and np.isfinite(g).all()
+
+
+def test_more_torch_spellings():
+    a = np.array([[3.0, -1.0, 2.0, np.nan], [0.5, 4.0, -2.0, 1.0]])
+    t = tg.tensor(a)
+    np.testing.assert_allclose(t.nanmean(1).numpy(), np.nanmean(a, 1))
+    lo, hi = tg.tensor(a[1]).aminmax()
+    assert (float(lo), float(hi)) == (-2.0, 4.0)
+    values, indices = tg.tensor(a[1:]).kthvalue(2, 1)
+    assert values.tolist() == [0.5] and indices.tolist() == [0]
+    assert t.clamp_min(0.0).numpy()[1].tolist() == [0.5, 4.0, 0.0, 1.0]
+    assert t.clamp_max(1.0).numpy()[1].tolist() == [0.5, 1.0, -2.0, 1.0]
+    assert t.nan_to_num(9.0).numpy()[0, 3] == 9.0
+    assert (t > 0).logical_not().numpy()[1].tolist() == [False, False, True, False]
+    assert t.floor_divide(2.0).numpy()[1].tolist() == [0.0, 2.0, -1.0, 0.0]
+    np.testing.assert_allclose(t.logaddexp(t).numpy()[1], np.logaddexp(a[1], a[1]))
+    assert t.rot90().shape == (4, 2) and t.fliplr().numpy()[1, 0] == 1.0
+    u = tg.tensor(np.ones((3, 3)))
+    assert u.tril_().numpy().sum() == 6 and u.numpy()[0, 2] == 0
+    v = tg.tensor(np.zeros((2, 3)))
+    v.scatter_add_(1, tg.tensor(np.array([[0, 0], [2, 1]])), tg.tensor(np.ones((2, 2))))
+    assert v.numpy().tolist() == [[2.0, 0.0, 0.0], [0.0, 1.0, 1.0]]

@@ -55,6 +55,7 @@ from .indexing import setitem
 from .numpy.constructors import constant_like
 
 MinMax = namedtuple("MinMax", "values indices")  # torch.return_types.max / min
+AminMax = namedtuple("AminMax", "min max")  # torch.return_types.aminmax
 
 
 class Size(int):
@@ -358,6 +359,13 @@ class TorchMethods:
     fmod_ = _in_place("fmod_", tnp.fmod)
     remainder_ = _in_place("remainder_", tnp.remainder)
     atan2_ = _in_place("atan2_", tnp.arctan2)
+    tril_ = _in_place("tril_", tnp.tril)
+    triu_ = _in_place("triu_", tnp.triu)
+    clamp_min_ = _in_place("clamp_min_", lambda x, lo: clamp(x, lo, None))
+    clamp_max_ = _in_place("clamp_max_", lambda x, hi: clamp(x, None, hi))
+    nan_to_num_ = _in_place("nan_to_num_", tnp.nan_to_num)
+    scatter_ = _in_place("scatter_", lambda x, *a, **k: TorchMethods.scatter(x, *a, **k))
+    scatter_add_ = _in_place("scatter_add_", lambda x, *a: TorchMethods.scatter_add(x, *a))
     hypot_ = _in_place("hypot_", tnp.hypot)
     lerp_ = _in_place("lerp_", lerp)
     addcmul_ = _in_place("addcmul_", addcmul)
@@ -459,6 +467,53 @@ class TorchMethods:
 
     def norm(self, p="fro", dim=None, keepdim=False):
         return norm(self, p, dim, keepdim)
+
+    def nanmean(self, dim=None, keepdim=False, *, dtype=None):
+        return tnp.nanmean(self, axis=dim, keepdims=keepdim, dtype=dtype)
+
+    def aminmax(self, *, dim=None, keepdim=False):
+        """torch's (min, max) of all elements or along dim."""
+        return AminMax(self.amin(() if dim is None else dim, keepdim),
+                       self.amax(() if dim is None else dim, keepdim))
+
+    def kthvalue(self, k, dim=-1, keepdim=False):
+        """torch's (values, indices) of the k-th smallest (1-based) along dim, stably."""
+        d = norm_dim(dim, max(len(self.shape), 1))
+        order = sort_order(self, d, False)
+        pick = tnp.take(order, np.array([k - 1]), axis=d)
+        values = tnp.take_along_axis(self, pick, axis=d)
+        return MinMax(*(v if keepdim else tnp.squeeze(v, d) for v in (values, pick)))
+
+    # torch's spellings of NumPy functions
+    def clamp_min(self, min):
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):
+        return self.clamp(max=max)
+
+    def true_divide(self, other):
+        return tnp.true_divide(self, other)
+
+    def floor_divide(self, other):
+        return tnp.floor_divide(self, other)
+
+    def logical_not(self):
+        return tnp.logical_not(self)
+
+    def logaddexp(self, other):
+        return tnp.logaddexp(self, other)
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        return tnp.nan_to_num(self, nan=nan, posinf=posinf, neginf=neginf)
+
+    def rot90(self, k=1, dims=(0, 1)):
+        return tnp.rot90(self, k, tuple(dims))
+
+    def fliplr(self):
+        return tnp.fliplr(self)
+
+    def flipud(self):
+        return tnp.flipud(self)
 
     # shapes
     def view(self, *shape):
