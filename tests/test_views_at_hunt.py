@@ -113,7 +113,7 @@ def test_concrete_out_of_range_rows_raise_in_add_and_index_add():
         tg.tensor(x).at[np.array([7])].add(1.0)
     with pytest.raises(IndexError, match="out of bounds"):
         tg.jit(lambda x: x.at[np.array([-9])].add(1.0))(x)
-    with pytest.raises(IndexError, match="index 9 is out of range"):
+    with pytest.raises(IndexError, match="index 9 is out of bounds"):
         tg.tensor(x).index_add(0, np.array([9]), tg.tensor(np.ones((1, 3))))
 
 
@@ -169,3 +169,25 @@ def test_float32_hypot_is_rounded_once():
     assert (np.abs(got - ref) / np.spacing(ref.astype(np.float32))).max() <= 0.51
     special = tg.jit(np.hypot)(np.float32([np.inf, 3.0, 0.0]), np.float32([np.nan, 4.0, 0.0]))
     np.testing.assert_array_equal(special, [np.inf, 5.0, 0.0])
+
+
+# ---- a whole-array write of an enclosing trace's value (hunt V2) ----------------------------------
+
+def test_a_whole_array_write_of_an_outer_value_inside_nested_transforms():
+    def f(x, y):
+        z = np.zeros_like(x)
+        z[:] = y
+        return z + x
+    x, y = np.arange(6.0).reshape(3, 2), np.array([10.0, 20.0])
+    want = [[10.0, 21.0], [12.0, 23.0], [14.0, 25.0]]
+    assert tg.jit(tg.vmap(f, in_axes=(0, None)))(x, y).tolist() == want
+    assert tg.vmap(tg.vmap(f, in_axes=(0, None)))(x[None], y[None]).tolist() == [want]
+    assert tg.grad(lambda y: tg.vmap(f, in_axes=(0, None))(x, y).sum())(y).tolist() == [3.0, 3.0]
+
+    def writes_outward(y):
+        def inner(row):
+            y[:] = row  # into the enclosing trace's value: refused
+            return row
+        return tg.vmap(inner)(np.ones((3, 2)))
+    with pytest.raises(TypeError, match="enclosing trace"):
+        tg.jit(writes_outward)(y)

@@ -168,8 +168,11 @@ class Traced(TracedValue, ArrayMixin):
         # select); this object then stands for the updated value (and a view passes it
         # on to its base: traced_views.py).
         new = setitem(self, index, value)
-        if not hasattr(new, "_tg_trace"):  # every element overwritten by constants
-            new = tnp.where(np.ones(self.shape, bool), new, self)  # of self, zero derivative
+        if getattr(new, "_tg_trace", None) is not self._tg_trace:
+            # every element overwritten, by constants or by a value of an enclosing trace
+            # (`z[:] = y` inside vmap under jit): lifted into this trace, zero derivative
+            # to self; a write into an enclosing trace's value stays in the inner one
+            new = tnp.where(np.ones(self.shape, bool), new, self)
         if getattr(new, "_tg_trace", None) is not self._tg_trace:
             raise TypeError(f"cannot assign into a traced value {self.aval} of an enclosing "
                             "trace from inside a nested one (a loop body, a transform): return "
