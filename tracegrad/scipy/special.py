@@ -54,10 +54,14 @@ def log_softmax(x, axis=None):
 
 
 def xlogy(x, y):
-    """x * log(y), 0 where x == 0 and y == 0; its x-derivative is log(y)."""
-    return x * tnp.log(tnp.where((x == 0) & (y == 0), 1.0, y))
+    """x * log(y), and 0 where x == 0 (y not NaN), as scipy's: also where log(y) is -inf,
+    inf or NaN (y <= 0, y = inf); its x-derivative is log(y)."""
+    odd = (x == 0) & ~tnp.isnan(y) & ((y <= 0) | tnp.isinf(y))
+    return x * tnp.log(tnp.where(odd, 1.0, y))
 
 
 def xlog1py(x, y):
-    """x * log1p(y), 0 where x == 0 and y == -1; its x-derivative is log1p(y)."""
-    return x * tnp.log1p(tnp.where((x == 0) & (y == -1), 0.0, y))
+    """x * log1p(y), and 0 where x == 0 (y not NaN), as scipy's: also where log1p(y) is not
+    finite (y <= -1, y = inf); its x-derivative is log1p(y)."""
+    odd = (x == 0) & ~tnp.isnan(y) & ((y <= -1) | tnp.isinf(y))
+    return x * tnp.log1p(tnp.where(odd, 0.0, y))

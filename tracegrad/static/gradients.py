@@ -69,17 +69,24 @@ def gradients(ys, xs, grad_ys=None, name="gradients", stop_gradients=None):
 
 def _reached(ys, stops) -> set:
     """The ops the ys need, not walking past an op of `stops` or a `tf.stop_gradient`
-    (nor a `while_loop(back_prop=False)`'s outputs): as in TF1, an x reached only
-    through them gets None."""
+    (nor a `while_loop(back_prop=False)`'s outputs, nor an op of integer or bool results:
+    `_carries`): as in TF1, an x reached only through them gets None."""
     stack, seen = [y.op for y in ys], set()
     while stack:
         op = stack.pop()
         if op in seen:
             continue
         seen.add(op)
-        if op not in stops and not getattr(op, "stops_gradient", False):
+        if op not in stops and not getattr(op, "stops_gradient", False) and _carries(op):
             stack.extend(op.deps())
     return seen
+
+
+def _carries(op) -> bool:
+    """Whether a gradient can flow back through `op`: not through an op whose results are
+    all integer or bool (argmax, a comparison, a cast to int), whose gradient TF1 does not
+    define, so that an x reached only through such ops gets None, as in TF1."""
+    return not op.outputs or any(_is_float(t.dtype) for t in op.outputs)
 
 
 def _compute(ys, live, grad_ys, between):

@@ -1,0 +1,34 @@
+"""Fixes from hunts of tracegrad.scipy and the TF1-style static graph: xlogy/xlog1py at
+x = 0 as scipy's, logsumexp of nothing, tf.gradients' None through integer and bool ops."""
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.scipy.special as tsp
+import tracegrad.static as tf
+
+
+@pytest.mark.parametrize("y", [-1.0, -2.0, 0.0, np.inf, -np.inf, 3.0])
+def test_xlogy_and_xlog1py_are_zero_where_x_is_zero(y):
+    for f in (tsp.xlogy, tsp.xlog1py):
+        got = tg.jit(lambda x, y: f(x, y))(np.array([0.0, 0.0]), np.array([y, np.nan]))
+        assert got[0] == 0.0 and np.isnan(got[1])
+    gx, gy = tg.grad(lambda x, y: tsp.xlogy(x, y), argnums=(0, 1))(0.0, 3.0)
+    assert float(gx) == pytest.approx(np.log(3.0)) and float(gy) == 0.0
+
+
+@pytest.mark.parametrize("shape,axis", [((0,), None), ((0, 3), 0), ((2, 0), 1)])
+def test_logsumexp_of_nothing_is_minus_inf(shape, axis):
+    got = tg.jit(lambda a: tsp.logsumexp(a, axis=axis))(np.zeros(shape))
+    assert np.all(np.isneginf(got))
+
+
+def test_gradients_through_integer_or_bool_ops_are_none_as_tf1():
+    m = tf.constant([1.0, 3.0, 3.0])
+    assert tf.gradients(tf.cast(tf.argmax(m), tf.float32), m) == [None]
+    assert tf.gradients(tf.cast(tf.cast(m, tf.int32), tf.float32), m) == [None]
+    assert tf.gradients(tf.cast(m > 2.0, tf.float32), m) == [None]
+    assert tf.gradients(tf.cast(m > 2.0, tf.float32) * m, m)[0] is not None
+    w = tf.Variable(1.0)
+    with pytest.raises(ValueError, match="No gradients provided"):
+        tf.train.GradientDescentOptimizer(0.1).minimize(tf.cast(w > 0.5, tf.float32))
