@@ -32,3 +32,29 @@ def test_gradients_through_integer_or_bool_ops_are_none_as_tf1():
     w = tf.Variable(1.0)
     with pytest.raises(ValueError, match="No gradients provided"):
         tf.train.GradientDescentOptimizer(0.1).minimize(tf.cast(w > 0.5, tf.float32))
+
+
+def test_scipys_logsumexp_reads_a_third_positional_bool_as_b():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert np.all(np.isneginf(tg.jit(lambda a: tsp.logsumexp(a, 0, False))(a)))
+    np.testing.assert_allclose(tg.jit(lambda a: tsp.logsumexp(a, 0, True))(a),
+                               np.log(np.exp(a).sum(0)))
+
+
+def test_tf1_older_keyword_spellings():
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x = tf.constant(a)
+    s = tf.Session()
+    lse = s.run(tf.reduce_logsumexp(x, reduction_indices=[1], keep_dims=True))
+    np.testing.assert_allclose(lse, np.log(np.exp(a).sum(1, keepdims=True)))
+    np.testing.assert_allclose(s.run(tf.nn.softmax(x, dim=0)), np.exp(a) / np.exp(a).sum(0))
+    np.testing.assert_allclose(s.run(tf.nn.log_softmax(x)),
+                               a - np.log(np.exp(a).sum(1, keepdims=True)))
+    assert s.run(tf.squeeze(tf.constant(np.ones((1, 2, 1))), squeeze_dims=[0])).shape == (2, 1)
+    np.testing.assert_allclose(s.run(tf.matmul(x, x, adjoint_b=True)), a @ a.T)
+
+
+def test_tensor_to_takes_torch_dtypes_by_name():
+    torch = pytest.importorskip("torch")
+    t = tg.tensor(np.ones(2))
+    assert t.to(torch.float32).dtype == np.float32 and t.to(dtype=torch.int64).dtype == np.int64

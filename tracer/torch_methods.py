@@ -109,6 +109,14 @@ def _check_range(name, index: np.ndarray, dim: int, size: int) -> None:
                          f"{dim} of size {size}")
 
 
+def _torch_dtype(dtype):
+    """A torch dtype object (torch.float32, from ported code) as numpy's, by its name;
+    anything else as it is."""
+    if type(dtype).__module__ == "torch" and str(dtype).startswith("torch."):
+        return np.dtype(str(dtype)[len("torch."):])
+    return dtype
+
+
 def sizes_arg(sizes) -> tuple:
     """torch's size arguments: `f(2, 3)` or `f((2, 3))`."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
@@ -624,6 +632,7 @@ class TorchMethods:
                 dtype = arg.dtype
             elif not (arg is None or is_flag(arg) or _is_device(arg)):  # a flag: non_blocking
                 dtype = arg
+        dtype = _torch_dtype(dtype)
         if dtype is None or np.dtype(dtype) == np.dtype(self.dtype):
             return tnp.copy(self) if copy else self
         return tnp.astype(self, dtype)

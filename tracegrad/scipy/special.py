@@ -17,7 +17,16 @@ import tracegrad.numpy as tnp
 __all__ = ["erf", "erfc", "gammaln", "digamma", "psi", "expit", "logit", "logsumexp",
            "softmax", "log_softmax", "xlogy", "xlog1py"]
 
-logsumexp = tnp.logsumexp
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """scipy's logsumexp: log(sum(b * exp(a))) over `axis`, stably (the third positional
+    argument is `b`, as scipy's, even a bool; tracegrad.numpy's also reads a bool there as
+    keepdims)."""
+    if isinstance(b, bool):
+        b = np.asarray(b, np.float64)
+    return tnp.logsumexp(a, axis, b, keepdims, return_sign)
+
 erf, erfc = tnp.erf, tnp.erfc
 gammaln, digamma, psi = tnp.lgamma, tnp.digamma, tnp.digamma
 

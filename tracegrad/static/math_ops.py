@@ -127,9 +127,13 @@ def identity(x, name=None):
     return call(lambda a: a, (x,), {}, name or "Identity")
 
 
-def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
+           name=None):
     """The matrix product a @ b (batched over leading axes), with `a` or `b` transposed
-    first (its last two axes) where asked: `tf.matmul(x, w, transpose_b=True)` is x @ w.T."""
+    first (its last two axes) where asked: `tf.matmul(x, w, transpose_b=True)` is x @ w.T.
+    `adjoint_a`/`adjoint_b` are the transposes too (no complex dtypes here)."""
+    transpose_a, transpose_b = transpose_a or adjoint_a, transpose_b or adjoint_b
+
     def product(x, y):
         x = tnp.swapaxes(x, -1, -2) if transpose_a else x
         y = tnp.swapaxes(y, -1, -2) if transpose_b else y
@@ -182,10 +186,14 @@ reduce_prod = _reduction("prod", "Prod", own_dtype=True)
 reduce_any, reduce_all = _reduction("any", "Any"), _reduction("all", "All")
 
 
-def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
-    """log(sum(exp(x))) over `axis` (all if None), with the maximum subtracted for stability."""
-    return call(_fn("logsumexp"), (input_tensor,), {"axis": _axis(axis, None),
-                                                   "keepdims": keepdims}, name or "ReduceLogSumExp")
+def reduce_logsumexp(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+                     keep_dims=None):
+    """log(sum(exp(x))) over `axis` (all if None), with the maximum subtracted for stability;
+    TF1's older `reduction_indices` and `keep_dims` too, as the other reductions take."""
+    keep = bool(keepdims if keepdims is not None else keep_dims)
+    return call(_fn("logsumexp"), (input_tensor,),
+                {"axis": _axis(axis, reduction_indices), "keepdims": keep},
+                name or "ReduceLogSumExp")
 
 
 def where(condition, x=None, y=None, name=None):
@@ -232,8 +240,10 @@ def expand_dims(input, axis, name=None):  # noqa: A002  (TF1's name)
     return call(_fn("expand_dims"), (input, axis), {}, name or "ExpandDims")
 
 
-def squeeze(input, axis=None, name=None):  # noqa: A002
-    """`input` without its size-1 axes (only those of `axis`, an int or a list, if given)."""
+def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
+    """`input` without its size-1 axes (only those of `axis`, an int or a list, if given;
+    TF1's older `squeeze_dims` too)."""
+    axis = squeeze_dims if axis is None else axis
     axis = tuple(axis) if isinstance(axis, list) else axis
     return call(_fn("squeeze"), (input,), {"axis": axis}, name or "Squeeze")
 

@@ -50,14 +50,22 @@ def softplus(features, name=None):
     return call(_fn("softplus"), (features,), {}, name or "Softplus")
 
 
-def softmax(logits, axis=-1, name=None):
-    """exp(logits) / sum(exp(logits)) along `axis` (the last by default)."""
+def softmax(logits, axis=None, name=None, dim=None):
+    """exp(logits) / sum(exp(logits)) along `axis` (TF1's older `dim`; the last by default)."""
+    axis = _softmax_axis(axis, dim)
     return call(_fn("softmax"), (logits,), {"axis": axis}, name or "Softmax")
 
 
-def log_softmax(logits, axis=-1, name=None):
-    """logits - logsumexp(logits) along `axis`, computed stably."""
+def log_softmax(logits, axis=None, name=None, dim=None):
+    """logits - logsumexp(logits) along `axis` (or `dim`), computed stably."""
+    axis = _softmax_axis(axis, dim)
     return call(_fn("log_softmax"), (logits,), {"axis": axis}, name or "LogSoftmax")
+
+
+def _softmax_axis(axis, dim) -> int:
+    if axis is not None and dim is not None:
+        raise ValueError("softmax: pass axis or dim, not both")
+    return -1 if axis is None and dim is None else (axis if axis is not None else dim)
 
 
 def _bias_add(value, bias, channel_axis):
