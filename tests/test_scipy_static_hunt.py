@@ -58,3 +58,14 @@ def test_tensor_to_takes_torch_dtypes_by_name():
     torch = pytest.importorskip("torch")
     t = tg.tensor(np.ones(2))
     assert t.to(torch.float32).dtype == np.float32 and t.to(dtype=torch.int64).dtype == np.int64
+
+
+def test_tf1_reductions_of_nothing_and_torch_unique_of_nothing():
+    s = tf.Session()
+    assert s.run(tf.reduce_max(tf.zeros([0]))) == -np.inf
+    assert s.run(tf.reduce_min(tf.zeros([0, 2]), axis=0)).tolist() == [np.inf, np.inf]
+    assert s.run(tf.reduce_max(tf.constant(np.zeros(0, np.int32)))) == np.iinfo(np.int32).min
+    assert s.run(tf.reduce_max(tf.constant([[1.0, 5.0], [3.0, 2.0]]), axis=1)).tolist() == [5, 3]
+    values, inverse, counts = tg.tensor(np.zeros((0, 2))).unique(return_inverse=True,
+                                                                 return_counts=True)
+    assert values.shape == (0,) and inverse.shape == (0, 2) and counts.shape == (0,)

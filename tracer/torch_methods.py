@@ -727,6 +727,11 @@ class TorchMethods:
         if dim is not None:
             raise NotImplementedError("unique(dim=...): tracegrad's unique flattens")
         data = getattr(self, "_tg_concrete", None)
+        if data is not None and data().size == 0:  # nothing to find: empty results, as torch's
+            outs = [constant_like(self, np.zeros(0, self.dtype), (0,))]
+            outs += [constant_like(self, np.zeros(self.shape, np.int64), self.shape)] * return_inverse
+            outs += [constant_like(self, np.zeros(0, np.int64), (0,))] * return_counts
+            return outs[0] if len(outs) == 1 else tuple(outs)
         size = None if data is None else max(len(np.unique(data())), 1)
         return tnp.unique(self, return_inverse=return_inverse, return_counts=return_counts,
                           size=size)

@@ -146,9 +146,10 @@ def _axis(axis, reduction_indices):
     return tuple(axis) if isinstance(axis, (list, tuple)) else axis
 
 
-def _reduction(np_name, tf_name, own_dtype=False):
-    """TF1's reduce_<np_name>; `own_dtype`: in the input's dtype for integers."""
-    fn = _in_own_dtype(np_name) if own_dtype else _fn(np_name)
+def _reduction(np_name, tf_name, own_dtype=False, fn=None):
+    """TF1's reduce_<np_name>; `own_dtype`: in the input's dtype for integers; `fn`: the
+    computation, when not tracegrad.numpy's function of that name."""
+    fn = fn or (_in_own_dtype(np_name) if own_dtype else _fn(np_name))
 
     def op(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
            keep_dims=None):
@@ -181,7 +182,22 @@ def _in_own_dtype(name):
 
 reduce_sum = _reduction("sum", "Sum", own_dtype=True)
 reduce_mean = _reduction("mean", "Mean", own_dtype=True)
-reduce_max, reduce_min = _reduction("max", "Max"), _reduction("min", "Min")
+def _extreme(name):
+    """TF1's reduce_max/reduce_min: of no elements the dtype's lowest (highest) value,
+    -inf (inf) for floats, where numpy's raises."""
+    def reduce(x, axis=None, keepdims=False):
+        dt = tnp.dtype(x.dtype)
+        if int(np.prod(tnp.shape(x))) == 0 and dt.kind in "fiu":
+            low, high = (-np.inf, np.inf) if dt.kind == "f" else (np.iinfo(dt).min, np.iinfo(dt).max)
+            return getattr(tnp, name)(x, axis=axis, keepdims=keepdims,
+                                      initial=low if name == "max" else high)
+        return getattr(tnp, name)(x, axis=axis, keepdims=keepdims)
+    reduce.__name__ = name
+    return reduce
+
+
+reduce_max = _reduction("max", "Max", fn=_extreme("max"))
+reduce_min = _reduction("min", "Min", fn=_extreme("min"))
 reduce_prod = _reduction("prod", "Prod", own_dtype=True)
 reduce_any, reduce_all = _reduction("any", "Any"), _reduction("all", "All")
 
