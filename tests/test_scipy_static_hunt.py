@@ -69,3 +69,13 @@ def test_tf1_reductions_of_nothing_and_torch_unique_of_nothing():
     values, inverse, counts = tg.tensor(np.zeros((0, 2))).unique(return_inverse=True,
                                                                  return_counts=True)
     assert values.shape == (0,) and inverse.shape == (0, 2) and counts.shape == (0,)
+
+
+def test_torch_split_keyword_and_tf1_variable_options():
+    t = tg.tensor(np.arange(5.0))
+    assert [p.tolist() for p in t.split(split_size_or_sections=[2, 3])] == [[0.0, 1.0],
+                                                                             [2.0, 3.0, 4.0]]
+    v = tf.Variable(1.0, collections=["c"], validate_shape=False, caching_device=None)
+    s = tf.Session()
+    s.run(tf.global_variables_initializer())
+    assert s.run(v) == 1.0

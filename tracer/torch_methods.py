@@ -664,9 +664,11 @@ class TorchMethods:
         n = self.shape[norm_dim(dim, len(self.shape))]
         return self.split(-(-n // chunks) if n else [0] * chunks, dim)
 
-    def split(self, split_size, dim=0):
+    def split(self, split_size=None, dim=0, *, split_size_or_sections=None):
         """torch's: pieces of `split_size` along dim (the last shorter), or of the listed
-        sizes (which must sum to the dim's size)."""
+        sizes (which must sum to the dim's size); `split_size_or_sections` is torch's
+        keyword name for them."""
+        split_size = split_size_or_sections if split_size is None else split_size
         dim = norm_dim(dim, len(self.shape))
         edges = np.cumsum(split_sizes(split_size, self.shape[dim]))[:-1]
         return tuple(tnp.split(self, [int(e) for e in edges], axis=dim))

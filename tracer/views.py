@@ -494,8 +494,10 @@ class ViewMethods:
     def expand(self, *sizes):
         return viewed(self, Expand(expanded_shape(self.shape, _shape_arg(sizes))))
 
-    def split(self, split_size, dim=0):
-        """torch's split, each piece a view (narrow)."""
+    def split(self, split_size=None, dim=0, *, split_size_or_sections=None):
+        """torch's split, each piece a view (narrow); `split_size_or_sections` is torch's
+        keyword name for the sizes."""
+        split_size = split_size_or_sections if split_size is None else split_size
         d = norm_dim(dim, max(len(self.shape), 1))
         sizes = split_sizes(split_size, self.shape[d])
         starts = np.cumsum([0] + sizes[:-1]).tolist()

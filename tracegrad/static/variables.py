@@ -24,9 +24,13 @@ __all__ = ["Variable", "global_variables_initializer", "variables_initializer",
 
 
 class Variable(Tensor):
-    """TF1's `tf.Variable(initial_value, name=None, dtype=None, trainable=True)`."""
+    """TF1's `tf.Variable(initial_value, name=None, dtype=None, trainable=True)`; TF1's
+    `collections`, `validate_shape`, `caching_device`, `expected_shape` and `use_resource`
+    are accepted and change nothing here (no collections, one device, shapes checked)."""
 
-    def __init__(self, initial_value, name=None, dtype=None, trainable=True):
+    def __init__(self, initial_value, name=None, dtype=None, trainable=True, collections=None,
+                 validate_shape=True, caching_device=None, expected_shape=None,
+                 use_resource=None):
         graph = get_default_graph()
         base = graph.scoped(name or "Variable")  # names below are absolute (end in "/")
         with graph.root():  # a variable made inside a body still lives in the graph
