@@ -41,12 +41,17 @@ from .tracer.tree import flatten_like as _by_key, flatten_up_to
 
 # ---- the update rules (one array; numpy arrays, tensors' data or traced values) ---------
 
+def _directed(p, g, h):
+    """The gradient a rule follows: negated to maximize, plus L2 weight decay (torch's order;
+    Adam's rule has its decoupled variant)."""
+    g = -g if h["maximize"] else g
+    return g + h["weight_decay"] * p if h["weight_decay"] else g
+
+
 def _sgd(p, g, s, h):
     """PyTorch's SGD: weight decay, momentum (the first step's buffer is the gradient),
     dampening, Nesterov, maximize."""
-    g = -g if h["maximize"] else g
-    if h["weight_decay"]:
-        g = g + h["weight_decay"] * p
+    g = _directed(p, g, h)
     if h["momentum"]:
         step = s["step"]
         buf = tnp.where(step == 0, g, h["momentum"] * s["momentum_buffer"] + (1 - h["dampening"]) * g)
@@ -78,9 +83,7 @@ def _adam(p, g, s, h):
 
 def _rmsprop(p, g, s, h):
     """PyTorch's RMSprop: weight decay, centering, momentum, maximize."""
-    g = -g if h["maximize"] else g
-    if h["weight_decay"]:
-        g = g + h["weight_decay"] * p
+    g = _directed(p, g, h)
     alpha = h["alpha"]
     new = {**s, "step": s["step"] + 1,  # (entries the options leave unused kept as they are)
            "square_avg": alpha * s["square_avg"] + (1 - alpha) * g * g}
@@ -97,9 +100,7 @@ def _rmsprop(p, g, s, h):
 
 def _adagrad(p, g, s, h):
     """PyTorch's Adagrad: learning-rate decay, weight decay, maximize."""
-    g = -g if h["maximize"] else g
-    if h["weight_decay"]:
-        g = g + h["weight_decay"] * p
+    g = _directed(p, g, h)
     step = s["step"] + 1
     rate = h["lr"] / (1 + tnp.astype(step - 1, np.float64) * h["lr_decay"])
     total = s["sum"] + g * g
@@ -126,9 +127,7 @@ def _in_place(rule):
 # array like `p` (or None), takes the temporaries: the eager step keeps one per parameter.
 
 def _sgd_(p, g, s, h, scratch=None):
-    g = -g if h["maximize"] else g
-    if h["weight_decay"]:
-        g = g + h["weight_decay"] * p
+    g = _directed(p, g, h)
     if h["momentum"]:
         buf = s["momentum_buffer"]
         if s["step"] == 0:

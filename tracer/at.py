@@ -23,7 +23,7 @@ from tracegrad.ir import ops
 
 from . import at_modes
 from . import numpy as tnp
-from .indexing import getitem, setitem
+from .indexing import check_in_bounds, getitem, setitem
 
 
 class At:
@@ -121,10 +121,8 @@ def _rows(x, idx):
         return None
     index = tnp.astype(index, np.int64)
     n = ops.shape(x)[0]
-    if isinstance(index, np.ndarray) and index.size and not (
-            (index >= -n).all() and (index < n).all()):  # a concrete index raises, as NumPy's
-        bad = index[(index < -n) | (index >= n)].flat[0]
-        raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
+    if isinstance(index, np.ndarray):  # a concrete index out of bounds raises, as NumPy's
+        check_in_bounds(index, n, 0)
     return tnp.where(index < 0, index + n, index)
 
 

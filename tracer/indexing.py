@@ -193,6 +193,19 @@ def _out_of_bounds(k, d, axis):
     return IndexError(_located(f"index {k} is out of bounds for axis {axis} with size {d}"))
 
 
+def first_outside(index: np.ndarray, d: int):
+    """The first entry of a concrete integer index array outside [-d, d), or None."""
+    bad = (index < -d) | (index >= d)
+    return int(index[bad].flat[0]) if bad.any() else None
+
+
+def check_in_bounds(index: np.ndarray, d: int, axis: int) -> None:
+    """NumPy's IndexError for a concrete index array with an entry outside [-d, d)."""
+    k = first_outside(index, d)
+    if k is not None:
+        raise _out_of_bounds(k, d, axis)
+
+
 def _checked(entry, d: int, axis: int, arrays: bool):
     """Concrete ints and arrays checked against the axis length and made non-negative."""
     if isinstance(entry, int) and not isinstance(entry, bool):
@@ -201,9 +214,7 @@ def _checked(entry, d: int, axis: int, arrays: bool):
         return entry % d
     if isinstance(entry, Index) and isinstance(entry.value, np.ndarray):
         a = entry.value.astype(np.int64)
-        bad = (a < -d) | (a >= d)
-        if bad.any():
-            raise _out_of_bounds(int(a[bad].flat[0]), d, axis)
+        check_in_bounds(a, d, axis)
         return Index(np.where(a < 0, a + d, a) if d else a)
     if _is_traced(entry) and d == 0:
         raise _out_of_bounds("(traced)", d, axis)

@@ -51,7 +51,7 @@ import numpy as np
 from tracegrad.ir import ops
 
 from . import numpy as tnp
-from .indexing import setitem
+from .indexing import first_outside, setitem
 from .numpy.constructors import constant_like
 
 MinMax = namedtuple("MinMax", "values indices")  # torch.return_types.max / min
@@ -103,10 +103,9 @@ def concrete(x):
 
 def _check_range(name, index: np.ndarray, dim: int, size: int) -> None:
     """PyTorch's error for an index outside [-size, size) (a scatter would clamp it)."""
-    outside = (index < -size) | (index >= size)
-    if outside.any():
-        raise IndexError(f"{name}: index {index[outside].flat[0]} is out of bounds for dim "
-                         f"{dim} of size {size}")
+    k = first_outside(index, size)
+    if k is not None:
+        raise IndexError(f"{name}: index {k} is out of bounds for dim {dim} of size {size}")
 
 
 def _torch_dtype(dtype):

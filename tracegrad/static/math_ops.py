@@ -180,8 +180,6 @@ def _in_own_dtype(name):
     return reduce
 
 
-reduce_sum = _reduction("sum", "Sum", own_dtype=True)
-reduce_mean = _reduction("mean", "Mean", own_dtype=True)
 def _extreme(name):
     """TF1's reduce_max/reduce_min: of no elements the dtype's lowest (highest) value,
     -inf (inf) for floats, where numpy's raises."""
@@ -196,20 +194,13 @@ def _extreme(name):
     return reduce
 
 
+reduce_sum = _reduction("sum", "Sum", own_dtype=True)
+reduce_mean = _reduction("mean", "Mean", own_dtype=True)
 reduce_max = _reduction("max", "Max", fn=_extreme("max"))
 reduce_min = _reduction("min", "Min", fn=_extreme("min"))
 reduce_prod = _reduction("prod", "Prod", own_dtype=True)
 reduce_any, reduce_all = _reduction("any", "Any"), _reduction("all", "All")
-
-
-def reduce_logsumexp(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
-                     keep_dims=None):
-    """log(sum(exp(x))) over `axis` (all if None), with the maximum subtracted for stability;
-    TF1's older `reduction_indices` and `keep_dims` too, as the other reductions take."""
-    keep = bool(keepdims if keepdims is not None else keep_dims)
-    return call(_fn("logsumexp"), (input_tensor,),
-                {"axis": _axis(axis, reduction_indices), "keepdims": keep},
-                name or "ReduceLogSumExp")
+reduce_logsumexp = _reduction("logsumexp", "ReduceLogSumExp")
 
 
 def where(condition, x=None, y=None, name=None):

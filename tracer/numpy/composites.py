@@ -85,8 +85,7 @@ def log_softmax(x, axis=-1):
 def _shift(a, axis):
     """The maximum along `axis` (dims kept) under stop_gradient, 0 where it is infinite:
     inf - inf would give nan, and shifting by 0 keeps the exact answer."""
-    dims = range(_ndim(a)) if axis is None else axis if isinstance(axis, (tuple, list)) else (axis,)
-    if 0 in [_shape(a)[d] for d in dims]:
+    if 0 in [_shape(a)[d] for d in _norm_axes(axis, _ndim(a))]:
         return np.zeros((), _dtype(a))  # nothing to shift: the sum is 0, its log -inf
     m = max(a, axis=axis, keepdims=True)
     return stop_gradient(where(less(absolute(m), np.inf), m, 0.0))

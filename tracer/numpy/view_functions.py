@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._core import _norm_axes
+from ._core import _norm_axis as _axis
+
 
 def _reshape(a, newshape=None, order="C", *, shape=None, copy=None):
     shape = newshape if shape is None else shape
@@ -31,13 +34,9 @@ def _along(ndim: int, axis: int, part) -> tuple:
     return (slice(None),) * axis + (part,) + (slice(None),) * (ndim - axis - 1)
 
 
-def _axis(axis, ndim: int) -> int:
-    return int(np.lib.array_utils.normalize_axis_index(axis, ndim))
-
-
 def flip(m, axis=None):
     ndim = len(m.shape)
-    axes = range(ndim) if axis is None else np.lib.array_utils.normalize_axis_tuple(axis, ndim)
+    axes = _norm_axes(axis, ndim)
     return m[tuple(slice(None, None, -1) if d in axes else slice(None) for d in range(ndim))]
 
 
