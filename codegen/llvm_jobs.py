@@ -21,7 +21,6 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from ctypes import c_char_p, string_at
 from dataclasses import dataclass
 
@@ -182,24 +181,42 @@ def _run_serially(job: Job) -> Done:
 
 
 def run_jobs(jobs: list, workers: int) -> list:
-    """Each job's `Done`, in order, compiled on up to `workers` threads (the longest
-    texts first, so that the threads finish close together).  Hold llvm_util.LOCK."""
+    """Each job's `Done`, in order, compiled on up to `workers` threads, the caller one of
+    them (the longest texts first, so that the threads finish close together).  Hold
+    llvm_util.LOCK.
+
+    Plain threads, not a concurrent.futures pool: its `submit` takes a lock that its own
+    before-fork hook holds, and a fork waiting for LOCK while this thread, holding LOCK,
+    waited for that lock never returned (llvm_util's fork hook)."""
     calls = _calls()
     workers = min(workers, len(jobs))
     if workers <= 1 or calls is None:
         return [_run_serially(job) for job in jobs]
-    free = queue.SimpleQueue()
-    for slot in slots(workers):
-        free.put(slot)
+    todo = queue.SimpleQueue()
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i].size):
+        todo.put(i)
+    done = [None] * len(jobs)
 
-    def run(job):
-        slot = free.get()
-        try:
-            return _run_on(calls, slot, job)
-        finally:
-            free.put(slot)
+    def work(slot):
+        while True:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done[i] = _run_on(calls, slot, jobs[i])
+            except BaseException as e:  # raised on the caller's thread, below
+                done[i] = e
 
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].size)
-    with ThreadPoolExecutor(workers, thread_name_prefix="tracegrad-llvm") as pool:
-        futures = {i: pool.submit(run, jobs[i]) for i in order}
-        return [futures[i].result() for i in range(len(jobs))]
+    first, *others = slots(workers)
+    helpers = [threading.Thread(target=work, args=(slot,), name="tracegrad-llvm")
+               for slot in others]
+    for t in helpers:
+        t.start()
+    work(first)
+    for t in helpers:
+        t.join()
+    for d in done:
+        if isinstance(d, BaseException):
+            raise d
+    return done

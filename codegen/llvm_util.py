@@ -28,6 +28,7 @@ it with itself, so every engine gets a new one (`host_target_machine`), never th
 shared `target_machine()`.
 """
 import functools
+import logging  # noqa: F401  (before the fork hook below: see there)
 import os
 import threading
 import weakref
@@ -70,7 +71,11 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     # A fork waits for a compile in flight to leave LLVM (LOCK is held around every batch
-    # of LLVM calls): LLVM's own locks and state are then consistent in the child.
+    # of LLVM calls): LLVM's own locks and state are then consistent in the child.  Hooks
+    # run in reverse order of registration, so this one, registered after logging's
+    # (imported above), takes LOCK before logging's hook takes its lock: the order in which
+    # a compile that logs takes them.  Nothing done holding LOCK may wait for a lock that
+    # an earlier-running hook holds (llvm_jobs.run_jobs).
     os.register_at_fork(before=LOCK.acquire, after_in_parent=LOCK.release,
                         after_in_child=_after_fork_in_child)
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -142,19 +143,26 @@ def test_threaded_programs_called_from_eight_python_threads_at_once(threaded):
             np.testing.assert_allclose(other, np.exp(-xs[i]) + 1.0, rtol=1e-12)
 
 
-def _in_forked_child(check):
-    """Run `check()` in a forked child (60 s at most); it must return True there."""
+def _in_forked_child(check, seconds=60):
+    """Run `check()` in a forked child; it must return True there within `seconds` (a child
+    that hangs, even in an at-fork hook before `check` starts, is killed: a failure)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
         pid = os.fork()
     if pid == 0:  # the child: never returns to pytest
         code = 1
         try:
-            signal.alarm(60)
             code = 0 if check() else 2
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    deadline = time.monotonic() + seconds
+    while not (ended := os.waitpid(pid, os.WNOHANG))[0]:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail(f"the forked child did not finish in {seconds} s")
+        time.sleep(0.01)
+    status = ended[1]
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
@@ -178,44 +186,77 @@ def test_threaded_program_runs_in_a_forked_child(threaded):
     np.testing.assert_allclose(f(x)[0], want[0], rtol=1e-12)  # the parent's pool still works
 
 
-def _reduce_rows(x):
+_FORK_WHILE_COMPILING_SCRIPT = """
+import faulthandler, os, signal, threading, time, warnings
+faulthandler.dump_traceback_later(150, exit=True)  # a hang prints every thread's stack
+os.environ["TRACEGRAD_NUM_THREADS"] = "2"
+os.environ["TRACEGRAD_DISABLE_CACHE"] = "1"  # every new shape compiles (two LLVM threads)
+import numpy as np
+import tracegrad
+from tracegrad.codegen import llvm_util  # registers tracegrad's fork hook
+import concurrent.futures.thread  # so this one's before-fork hook runs first
+
+def reduce_rows(x):
     t = np.tanh(x)
     return np.exp(t - np.max(t, axis=0))  # a temp in the arena: the program holds its mutex
 
+def in_child(check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(60)
+            code = 0 if check() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+f = tracegrad.jit(reduce_rows)
+x = np.random.default_rng(0).normal(size=(2000, 256))
+want = reduce_rows(x)
+f(x)
+stop = threading.Event()
+
+def run():
+    while not stop.is_set():
+        f(x)
+
+def compile_shapes():  # a new function each time: it compiles past the signature limit
+    n = 10
+    while not stop.is_set():
+        n += 1
+        tracegrad.jit(lambda x: np.sin(x) * 2.0)(np.ones(n))
+
+workers = [threading.Thread(target=run), threading.Thread(target=compile_shapes)]
+for w in workers:
+    w.start()
+try:
+    for _ in range(12):
+        time.sleep(0.02)
+        in_child(lambda: np.allclose(f(x), want, rtol=1e-12) and np.allclose(
+            tracegrad.jit(lambda x: np.cos(x) + 1.0)(x[0]), np.cos(x[0]) + 1.0))
+finally:
+    stop.set()
+    for w in workers:
+        w.join()
+print("ok", flush=True)
+"""
+
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_child_forked_while_other_threads_run_and_compile_runs_and_compiles():
+def test_a_child_forked_while_other_threads_run_and_compile_runs_and_compiles(tmp_path):
     """A parent thread may hold a program's mutex (running it) or the compile locks (LLVM's
     and llvmlite's, compiling) at the fork; that thread does not exist in the child, whose
-    first call of that program, or first compile, waited forever (3 forks in 5)."""
-    f = tracegrad.jit(_reduce_rows)
-    g = tracegrad.jit(lambda x: np.sin(x) * 2.0)
-    x = np.random.default_rng(0).normal(size=(2000, 256))
-    want = _reduce_rows(x)
-    f(x)
-    stop = threading.Event()
-
-    def run():
-        while not stop.is_set():
-            f(x)
-
-    def compile_shapes():
-        n = 10
-        while not stop.is_set():
-            n += 1
-            g(np.ones(n))
-
-    workers = [threading.Thread(target=run), threading.Thread(target=compile_shapes)]
-    for w in workers:
-        w.start()
-    try:
-        for _ in range(3):
-            _in_forked_child(lambda: np.allclose(f(x), want, rtol=1e-12) and np.allclose(
-                tracegrad.jit(lambda x: np.cos(x) + 1.0)(x[0]), np.cos(x[0]) + 1.0))
-    finally:
-        stop.set()
-        for w in workers:
-            w.join()
+    first call of that program, or first compile, waited forever (3 forks in 5).  And the
+    fork itself waited forever when another library's before-fork hook (concurrent.futures',
+    registered after tracegrad's) held a lock the compiling thread needed while holding the
+    compile lock that tracegrad's hook waits for.  In a subprocess: a hang is a failure."""
+    done = subprocess.run([sys.executable, "-c", _FORK_WHILE_COMPILING_SCRIPT], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-4000:]
 
 
 _SHUTDOWN_SCRIPT = """
