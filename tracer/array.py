@@ -20,6 +20,7 @@ import numpy as np
 from . import numpy as tnp
 from .dtypes import is_weak
 from .indexing import getitem
+from .torch_more import TorchMoreMethods
 from .torch_methods import (
     Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of,
     UNSET, moment, sort_order, sorted_pair, squeeze_dims, torch_repeat,
@@ -48,7 +49,7 @@ def _axes_arg(axes):
     return axes or None
 
 
-class ArrayMixin(TorchMethods):
+class ArrayMixin(TorchMethods, TorchMoreMethods):
     __slots__ = ()
     __array_priority__ = 1000
     # Elementwise == makes instances unhashable by default; identity hashing (as
