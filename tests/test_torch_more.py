@@ -305,3 +305,19 @@ def test_the_same_calls_on_torch_tensors():
         close(call(t(X)), want.numpy() if hasattr(want, "numpy") else want)
     close(t(XN).nanmedian(dim=1).indices, torch.tensor(XN).nanmedian(dim=1).indices)
     close(t(M).mode(1).indices, torch.tensor(M).mode(1).indices)
+
+
+ZERO_D = {"topk": lambda x: x.topk(1, 0), "median": lambda x: x.median(0),
+          "cummax": lambda x: x.cummax(-1), "cummin": lambda x: x.cummin(0),
+          "sort": lambda x: x.sort(dim=0), "kthvalue": lambda x: x.kthvalue(1, 0, True),
+          "mode": lambda x: x.mode(0), "nanmedian": lambda x: x.nanmedian(0),
+          "logcumsumexp": lambda x: x.logcumsumexp(0)}
+
+
+@pytest.mark.parametrize("name", sorted(ZERO_D))
+def test_a_0d_tensor_is_one_lane_of_one_element(name):
+    """torch takes dim 0 (or -1) of a 0-d tensor and answers with 0-d results."""
+    for out in (ZERO_D[name](t(3.0)), tg.jit(ZERO_D[name])(np.array(3.0))):
+        parts = out if isinstance(out, tuple) else (out,)
+        assert [np.shape(p) for p in parts] == [()] * len(parts)
+        assert float(parts[0]) == 3.0 and all(int(p) == 0 for p in parts[1:])

@@ -44,6 +44,7 @@ share storage (tracer/views.py); traced values have no storage to share.
 """
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 
 import numpy as np
@@ -130,6 +131,25 @@ def norm_dim(d, ndim: int) -> int:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}],"
                          f" but got {d})")
     return d % n
+
+
+def scalar_lanes(fn):
+    """torch's reductions, scans and sorts along a dim take a 0-d tensor (dim 0 or -1) as
+    one lane of one element and give 0-d results: `fn` on x as 1-D, reshaped back."""
+    @functools.wraps(fn)
+    def run(x, *args, **kwargs):
+        if len(x.shape):
+            return fn(x, *args, **kwargs)
+        out = fn(tnp.reshape(x, (1,)), *args, **kwargs)
+        if isinstance(out, tuple):
+            parts = [_as_scalar(o) for o in out]
+            return type(out)(*parts) if hasattr(out, "_fields") else tuple(parts)
+        return _as_scalar(out)
+    return run
+
+
+def _as_scalar(x):
+    return tnp.reshape(x, ()) if tnp.size(x) == 1 else x
 
 
 def _in_place(name, fn):
@@ -433,6 +453,7 @@ class TorchMethods:
     def logsumexp(self, dim, keepdim=False):
         return tnp.logsumexp(self, axis=dim, keepdims=keepdim)
 
+    @scalar_lanes
     def median(self, dim=None, keepdim=False):
         """torch's lower median: of all elements (a value), or (values, indices) along dim.
         The median of all elements shares its gradient evenly among the elements equal to
@@ -444,12 +465,15 @@ class TorchMethods:
             return tnp.where(tnp.isinf(m), m, m + shared)  # (inf - inf is no zero)
         return lower_median(self, dim, keepdim)
 
+    @scalar_lanes
     def cummax(self, dim):
         return running_extreme(self, dim, ops.cummax)
 
+    @scalar_lanes
     def cummin(self, dim):
         return running_extreme(self, dim, ops.cummin)
 
+    @scalar_lanes
     def logcumsumexp(self, dim):
         """log(cumsum(exp(x))) along dim: a log-depth scan of logaddexp (Hillis-Steele), so
         that each prefix keeps its own scale (shifting every prefix by the lane's maximum
@@ -483,6 +507,7 @@ class TorchMethods:
         return AminMax(self.amin(() if dim is None else dim, keepdim),
                        self.amax(() if dim is None else dim, keepdim))
 
+    @scalar_lanes
     def kthvalue(self, k, dim=-1, keepdim=False):
         """torch's (values, indices) of the k-th smallest (1-based) along dim, stably."""
         d = norm_dim(dim, max(len(self.shape), 1))
@@ -713,6 +738,7 @@ class TorchMethods:
             _check_range("scatter_add", values, d, self.shape[d])
         return ops.scatter_add(self, _updates(self, index, src, None), *along_grid(index, dim))
 
+    @scalar_lanes
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """torch's (values, indices) of the k largest (smallest) along dim, in order."""
         n = self.shape[norm_dim(dim, len(self.shape))] if self.shape else 1
@@ -984,6 +1010,7 @@ def sort_order(x, dim, descending):
     return (x.shape[dim] - 1) - rev
 
 
+@scalar_lanes
 def sorted_pair(x, dim, descending):
     """torch's sort: (values, indices)."""
     order = sort_order(x, dim, descending)

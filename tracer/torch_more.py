@@ -27,8 +27,8 @@ from tracegrad.ir import ops
 from . import numpy as tnp
 from .indexing import setitem
 from .numpy.constructors import constant_like
-from .torch_methods import (_in_place as in_place, along_grid, norm, norm_dim, sizes_arg,
-                            sort_order, sorted_pair)
+from .torch_methods import (_in_place as in_place, along_grid, norm, norm_dim, scalar_lanes,
+                            sizes_arg, sort_order, sorted_pair)
 
 Values = namedtuple("Values", "values indices")  # torch.return_types.mode / nanmedian
 SVD = namedtuple("SVD", "U S V")  # torch.return_types.svd: V, not V^H
@@ -450,6 +450,7 @@ class TorchMoreMethods:
         return self.to(np.dtype(dtype))
 
     # statistics
+    @scalar_lanes
     def nanmedian(self, dim=None, keepdim=False):
         """torch's lower median ignoring NaN: of all elements (a value), or (values,
         indices) along dim; NaN where all are NaN."""
@@ -457,11 +458,10 @@ class TorchMoreMethods:
             return _nan_lower_median(tnp.reshape(self, (-1,)), 0, False).values
         return _nan_lower_median(self, norm_dim(dim, len(self.shape)), keepdim)
 
+    @scalar_lanes
     def mode(self, dim=-1, keepdim=False):
         """torch's (values, indices): the most frequent value along dim (the smallest of
         equally frequent ones) and the last index holding it."""
-        if not self.shape:
-            return Values(self, tnp.zeros((), np.int64))
         return _mode(self, norm_dim(dim, len(self.shape)), keepdim)
 
     def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
