@@ -249,3 +249,26 @@ def test_histogram_of_no_data_uses_numpys_unit_range():
                 jit(lambda a: np.histogram(a, bins=3))(np.array([]))):
         np.testing.assert_array_equal(np.asarray(got[0]), want[0])
         np.testing.assert_allclose(np.asarray(got[1]), want[1])
+
+
+def test_a_traced_float_reaching_numpys_own_copyto_and_result_type_is_its_value():
+    """Plain NumPy functions of a NumPy array and a float argument (np.full_like(y, c))
+    reach copyto/result_type with the traced float: its value, as float() (they recursed
+    without end)."""
+    y = np.array([1.0, 2.0, 4.0, 3.0])
+    np.testing.assert_allclose(tracegrad.jit(lambda c: np.sum(np.full_like(y, c) * y))(2.0), 20.0)
+    np.testing.assert_allclose(tracegrad.jit(
+        lambda c: np.nan_to_num(np.array([1.0, np.nan]), nan=c))(3.0), [1.0, 3.0])
+    assert tracegrad.jit(lambda c: np.zeros(2) + np.result_type(c, 1.0).itemsize)(2.0)[0] == 8
+    with pytest.warns(UserWarning, match="no derivative flows through a Python number"):
+        assert tracegrad.grad(lambda c: np.sum(np.full_like(y, c) * y))(2.0) == 0.0
+
+
+def test_a_ufuncs_dtype_keyword_computes_in_that_dtype():
+    x = np.array([1.5, 2.5])
+    out = tracegrad.jit(lambda x: np.subtract(x, 1, dtype=np.float32))(x)
+    assert out.dtype == np.float32 and out.tolist() == [0.5, 1.5]
+    np.testing.assert_array_equal(tracegrad.jit(lambda x: np.add(x, 2, dtype=np.float64))(
+        np.array([1, 2])), [3.0, 4.0])
+    with pytest.raises(TypeError, match="same_kind"):
+        tracegrad.jit(lambda x: np.add(x, x, dtype=np.int64))(x)

@@ -132,3 +132,33 @@ def test_a_derivative_cut_by_float_warns_at_the_users_line():
         warnings.simplefilter("error")
         grad(lambda x: x * 2 if x > 0 else x)(1.0)  # a decision (bool guard): no warning
         grad(lambda x: x * 2 if x > 0 else x)(np.array(1.0))
+
+
+def test_an_argument_written_in_place_and_not_returned_warns_at_the_call():
+    """A compiled function computes such writes but cannot make the caller's array see
+    them (plain NumPy would): it says so, naming the argument, once per specialization."""
+    def heat_step(u):
+        u[1:-1] += 0.25 * (u[2:] - 2 * u[1:-1] + u[:-2])
+
+    def returned(u):
+        u[1:-1] += 1.0
+        return u
+
+    u = np.array([0.0, 0.0, 1.0, 0.0, 0.0])
+    with pytest.warns(tracegrad.InPlaceArgumentWarning, match=r"argument 0 \('u'\)") as w:
+        tracegrad.jit(heat_step)(u)
+    assert w[0].filename == __file__
+    np.testing.assert_array_equal(u, [0.0, 0.0, 1.0, 0.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tracegrad.InPlaceArgumentWarning)
+        np.testing.assert_array_equal(tracegrad.jit(returned)(u), [0.0, 1.0, 2.0, 1.0, 0.0])
+    with pytest.warns(tracegrad.InPlaceArgumentWarning, match=r"argument 0 \('d'\)"):
+        tracegrad.jit(lambda d, k: d["a"].__setitem__(0, 5.0))({"a": np.ones(2)}, 2)
+
+
+def test_bincount_and_polyfit_messages_name_what_works():
+    i = np.array([1, 2, 2, 5])
+    with pytest.raises(ValueError, match=r"tracegrad.numpy.bincount\(x, weights, length=n\)"):
+        jit(lambda i: np.bincount(i, minlength=7))(i)
+    with pytest.raises(Exception, match=r"lstsq\(vander\(x, deg \+ 1\), y\)"):
+        jit(lambda y: np.polyfit(np.arange(4.0), y, 1))(np.ones(4))

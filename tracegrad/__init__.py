@@ -35,7 +35,7 @@ from .vectorize import hessian, jacfwd, jacrev, vmap
 
 def __getattr__(name):
     # The compiler (llvmlite) loads on first use: eager and tracing users never pay for it.
-    if name in ("jit", "compile_grad", "SpecializationLimitWarning"):
+    if name in ("jit", "compile_grad", "SpecializationLimitWarning", "InPlaceArgumentWarning"):
         from . import compile as _compile
         return getattr(_compile, name)
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
@@ -44,4 +44,4 @@ __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "nn", "tree_util",
            "custom_vjp", "custom_jvp", "checkpoint", "autograd", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
-           "UnexpectedTracerError", "SpecializationLimitWarning", "where", "inference_mode"]
+           "UnexpectedTracerError", "SpecializationLimitWarning", "InPlaceArgumentWarning", "where", "inference_mode"]

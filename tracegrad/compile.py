@@ -48,6 +48,10 @@ from .transforms import aux_count, value_and_grad
 DEFAULT_MAX_SPECIALIZATIONS = 8
 
 
+class InPlaceArgumentWarning(UserWarning):
+    """A compiled function wrote into an array argument in place without returning it."""
+
+
 class SpecializationLimitWarning(UserWarning):
     """A compiled function reached `max_specializations` for a guard or a signature."""
 
@@ -402,6 +406,19 @@ class CompiledFunction:
             return f"first call: ({', '.join(texts)})"
         return "signature changed: " + changes(list(self._last.arg_texts), texts, self._names)
 
+    def _warn_writes(self, spec_args, leaves):
+        """The function wrote into array arguments in place and did not return them: the
+        compiled code computes the writes but cannot make the caller's arrays see them."""
+        args = sorted({spec_args.position_of_leaf(i) for i in leaves})
+        named = ", ".join(self._names.arg(p) for p in args)
+        where = location_of(user_source_location()) or ("<unknown>", 0)
+        warnings.warn_explicit(
+            f"{self._fname()} writes into {named} in place (x[i] = v, x += v) without "
+            "returning it: a compiled function never writes into the caller's arrays, so "
+            "after the call they hold their old values, where plain NumPy would have changed "
+            "them. Return the array and rebind it (u = f(u)).", InPlaceArgumentWarning,
+            where[0], where[1])
+
     def _count(self) -> int:
         return sum(len(specs) for specs in self._cache.values())
 
@@ -409,7 +426,8 @@ class CompiledFunction:
         t0 = time.perf_counter()
         stages, clock = {}, _Clock()
         label = _label(self._fname())
-        prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True)
+        prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True,
+                          on_unreturned_writes=lambda leaves: self._warn_writes(spec_args, leaves))
         graph, out_tree = prog.graph, prog.out_tree
         clock.lap("trace")
         # Stage texts are formatted on demand (f.ir, TRACEGRAD_DUMP): printing a

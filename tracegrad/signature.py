@@ -86,6 +86,14 @@ class SpecArgs:
         flat.__wrapped__ = fun  # warnings name the user's function (inspect.unwrap)
         return flat
 
+    def position_of_leaf(self, i: int) -> int:
+        """The positional argument that array leaf `i` belongs to."""
+        for pos, slot in enumerate(self.slots):
+            if (slot[0] == "array" and slot[1] == i) or (
+                    slot[0] == "tree" and slot[1] <= i < slot[1] + slot[2]):
+                return pos
+        raise IndexError(i)
+
     def arg_texts(self) -> list:
         """Each positional argument as the IR writes types: `f64[2,64]`, `float` (a weak
         Python float), `{'w': f32[3]}` (a pytree), or the repr of a static value."""

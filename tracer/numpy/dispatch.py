@@ -43,6 +43,7 @@ HINTS = {
     "unique": "(no static shape: unique is not traceable; sort and compare neighbours)",
     "histogram": "(no static shape: use searchsorted and a bincount-free sum)",
     "argwhere": "nonzero(a, size=n)", "flatnonzero": "nonzero(ravel(a), size=n)",
+    "polyfit": "linalg.lstsq(vander(x, deg + 1), y)[0] (the same least-squares fit)",
 }
 
 # ufunc methods with a function that computes the same thing.
@@ -124,6 +125,8 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
         from .special import scipy_ufunc  # the family modules import this one
         fn = scipy_ufunc(ufunc)
     if fn is not None:
+        if kwargs.get("dtype") is not None and not _accepts(fn, {"dtype": None}):
+            inputs = _in_dtype(inputs, kwargs.pop("dtype"))
         if kwargs and not _accepts(fn, kwargs):  # (np.vecdot's axis= is accepted)
             where = user_source_location()
             raise TypeError(f"{_numpy_name(ufunc)}: keyword arguments {sorted(kwargs)} are "
@@ -143,6 +146,21 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
         raise unsupported(_numpy_name(ufunc), ufunc.__name__)
     raise unsupported(f"{_numpy_name(ufunc)}.{method}", ufunc.__name__,
                       METHOD_HINTS.get((ufunc.__name__, method), ""), close=False)
+
+
+def _in_dtype(inputs, dtype) -> tuple:
+    """A ufunc's `dtype=`: its loop, so its inputs, in that dtype (NumPy's meaning, under
+    its default casting rule, same_kind, which Python numbers always pass)."""
+    import numpy as np
+
+    from .. import dtypes
+    from ._core import _dtype
+    from .constructors import astype
+    for x in inputs:
+        if not dtypes.is_weak(x) and not np.can_cast(_dtype(x), dtype, "same_kind"):
+            raise TypeError(f"Cannot cast ufunc input from {np.dtype(_dtype(x))} to "
+                            f"{np.dtype(dtype)} with casting rule 'same_kind'")
+    return tuple(astype(x, dtype) for x in inputs)
 
 
 def _accepts(fn, kwargs) -> bool:

@@ -462,7 +462,9 @@ def _bincount_length(x, minlength) -> int:
     has none, so it needs `length=`."""
     data = concrete_value(x)
     if data is None:
-        _fail("bincount", "traced input needs a static length=", [x], ValueError)
+        _fail("bincount", "a traced input has no values to size the result by: call "
+              "tracegrad.numpy.bincount(x, weights, length=n) with a static length n (NumPy's "
+              "np.bincount has no length argument)", [x], ValueError)
     if data.size and np.min(data) < 0:
         raise ValueError("'list' argument must have no negative elements")
     return max(int(np.max(data)) + 1 if data.size else 0, minlength)

@@ -16,6 +16,7 @@ import numpy as np
 
 from tracegrad.ir import ops
 from tracegrad.ir.core import is_float
+from tracegrad.ir.primitives import SYMBOLIC_SCALARS
 
 from .. import dtypes
 from ._core import (
@@ -815,9 +816,11 @@ def fill_diagonal(a, val, wrap=False):
 
 def _unboxed(x):
     """x for a NumPy function writing into a NumPy array: a tensor's values (np.asarray),
-    a traced value's TypeError explaining that a NumPy array cannot hold it; anything
-    else as it is.  (Passing boxed values on would dispatch back here, without end.)"""
-    return np.asarray(x) if is_boxed(x) else x
+    a traced value's TypeError explaining that a NumPy array cannot hold it, a traced
+    Python float's value (guarded; grad warns that its derivative is cut there); anything
+    else as it is.  (Passing boxed values or traced floats on would dispatch back here,
+    without end.)"""
+    return np.asarray(x) if is_boxed(x) or type(x) in SYMBOLIC_SCALARS else x
 
 
 def put(a, ind, v, mode="raise"):
@@ -889,6 +892,8 @@ def ascontiguousarray(a, dtype=None, *, like=None):
 
 def _type_stand_in(x):
     """What numpy's type functions should see for `x`: its dtype if it is an array."""
+    if type(x) in SYMBOLIC_SCALARS:  # a traced Python float: its kind, as a Python float
+        return 0.0
     if dtypes.is_weak(x) or isinstance(x, (np.dtype, type, str)):
         return x
     return np.dtype(_dtype(_operand(x)))
