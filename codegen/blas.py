@@ -57,6 +57,9 @@ from .irutil import I64, PTR, declare, i64, libc_symbols
 I32 = ir.IntType(32)
 
 INLINE_FLOPS = 32768  # batch*m*n*k below this: an inline loop beats the call's fixed cost
+# m*n*k of one matrix product at most, for a batch of them to be one loop nest however
+# many there are: a BLAS call per product costs more than such a product's arithmetic.
+INLINE_MATRIX_MACS = 400  # up to 7x7x7 (at 8x8x8 the calls were as fast)
 # m*n*k of one slice of a gemm cut into slices on the pool, at least: some tens of
 # microseconds of work, well above waking a pool worker (a few microseconds).
 SPLIT_MIN_MACS = 1 << 19
@@ -207,9 +210,12 @@ def calls_blas(kp) -> bool:
 
 
 def prefers_inline(kernel) -> bool:
-    """Small or degenerate products (and every product without a BLAS) become loops."""
-    flops = kernel.batch * kernel.m * kernel.n * kernel.k
-    return flops < INLINE_FLOPS or 0 in (kernel.m, kernel.n, kernel.k) or find_blas() is None
+    """Small or degenerate products, batches of small ones (and every product without a
+    BLAS) become loops."""
+    macs = kernel.m * kernel.n * kernel.k
+    small_batch = kernel.batch > 1 and macs <= INLINE_MATRIX_MACS
+    return (kernel.batch * macs < INLINE_FLOPS or small_batch or macs == 0
+            or find_blas() is None)
 
 
 def product_routine(kernel) -> str:

@@ -90,3 +90,17 @@ def test_gemv_ignores_what_its_output_held(m, n):
     got = compile_(kp)(np.full(m * n, np.nan), x, y)
     assert np.isnan(got[0]).all()
     np.testing.assert_allclose(got[1], x @ y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_a_large_batch_of_small_products_is_one_loop_nest(k):
+    """(B, k, k) @ (B, k, k) with B*k^3 above INLINE_FLOPS: one BLAS call per tiny product
+    cost ten times a loop over all of them (blas.INLINE_MATRIX_MACS)."""
+    rng = np.random.default_rng(k)
+    pb = ProgramBuilder()
+    add_dot(pb, 4000, k, k, k, F64)
+    kp = pb.build()
+    cp = compile_(kp)
+    assert "gemm" not in cp.llvm_ir()
+    a, b = (rng.standard_normal(buf.shape) for buf in kp.inputs)
+    np.testing.assert_allclose(cp(a, b)[0], a @ b, rtol=1e-12, atol=1e-12)

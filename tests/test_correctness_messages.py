@@ -134,26 +134,20 @@ def test_a_derivative_cut_by_float_warns_at_the_users_line():
         grad(lambda x: x * 2 if x > 0 else x)(np.array(1.0))
 
 
-def test_an_argument_written_in_place_and_not_returned_warns_at_the_call():
-    """A compiled function computes such writes but cannot make the caller's array see
-    them (plain NumPy would): it says so, naming the argument, once per specialization."""
-    def heat_step(u):
-        u[1:-1] += 0.25 * (u[2:] - 2 * u[1:-1] + u[:-2])
+def test_a_compile_grad_argument_written_in_place_and_not_returned_warns_at_the_call():
+    """compile_grad cannot write such values back (its outputs are the value and the
+    gradients): it says so, naming the argument, once per specialization."""
+    def loss(u):
+        u[0] = 2.0
+        return np.sum(u ** 2)
 
-    def returned(u):
-        u[1:-1] += 1.0
-        return u
-
-    u = np.array([0.0, 0.0, 1.0, 0.0, 0.0])
+    u = np.ones(3)
     with pytest.warns(tracegrad.InPlaceArgumentWarning, match=r"argument 0 \('u'\)") as w:
-        tracegrad.jit(heat_step)(u)
+        value, (g,) = compile_grad(loss)(u)
     assert w[0].filename == __file__
-    np.testing.assert_array_equal(u, [0.0, 0.0, 1.0, 0.0, 0.0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", tracegrad.InPlaceArgumentWarning)
-        np.testing.assert_array_equal(tracegrad.jit(returned)(u), [0.0, 1.0, 2.0, 1.0, 0.0])
-    with pytest.warns(tracegrad.InPlaceArgumentWarning, match=r"argument 0 \('d'\)"):
-        tracegrad.jit(lambda d, k: d["a"].__setitem__(0, 5.0))({"a": np.ones(2)}, 2)
+    assert value == 6.0 and g.tolist() == [0.0, 2.0, 2.0] and u.tolist() == [1.0, 1.0, 1.0]
+    with pytest.warns(tracegrad.InPlaceArgumentWarning, match="argument 0"):
+        jit(lambda lst: lst.__setitem__(0, 5.0))([1.0, 2.0])  # a list: nothing to write into
 
 
 def test_bincount_and_polyfit_messages_name_what_works():

@@ -321,3 +321,45 @@ def test_a_0d_tensor_is_one_lane_of_one_element(name):
         parts = out if isinstance(out, tuple) else (out,)
         assert [np.shape(p) for p in parts] == [()] * len(parts)
         assert float(parts[0]) == 3.0 and all(int(p) == 0 for p in parts[1:])
+
+
+def test_second_round_against_torchs_rules():
+    """The cases a comparison with torch found (values from torch's rules by hand)."""
+    x = t([[1.0, -3.0], [0.5, 2.0]])
+    close(x.renorm(float("inf"), 0, 1.0), np.array([[1.0, -3.0], [0.5, 2.0]]) / (
+        np.array([[3.0], [2.0]]) + 1e-7))  # p = inf: torch's factor maxnorm / (norm + 1e-7)
+    assert t(np.array([3, 2, 1], np.float32)).median().dtype == np.float32
+    assert t(np.array([3, 2, 1])).median().dtype == np.int64
+    close(t([1.0, 2.0, 1.0, 4.0, 2.5, 3.0]).histc(2, 2, 2), [3.0, 3.0])  # min == max: data
+    with pytest.raises(RuntimeError, match="not finite"):
+        t([1.0, np.inf]).histc(2)
+    v = tg.tensor(np.array([1.0, 2.0, 2.0, 3.0, np.nan]), requires_grad=True)
+    v.nanmedian().backward()
+    close(v.grad, [0.0, 0.5, 0.5, 0.0, 0.0])  # shared among ties, as median()
+    f32 = t(np.arange(6, dtype=np.float32))
+    assert f32.quantile(t(np.array([0.5], np.float32))).dtype == np.float32
+    assert float(t(2.0).quantile(0.5, dim=0)) == 2.0
+    assert f32.reshape(2, 3).cov().dtype == np.float32
+    u, s, v3 = t(RNG.normal(size=(4, 3))).svd(compute_uv=False)
+    assert (u.shape, s.shape, v3.shape) == ((4, 4), (3,), (3, 3))
+    a = tg.tensor(RNG.normal(size=(4, 3)), requires_grad=True)
+    a.svd(some=False).S.sum().backward()  # S's gradient, with full U and V
+    assert np.isfinite(np.asarray(a.grad)).all()
+    assert [p.shape for p in t(np.arange(7.0)).tensor_split(t(2))] == [(4,), (3,)]
+    assert float(t(1.0).index_copy(0, t([0]), t(5.0))) == 5.0
+    assert t(np.ones((3, 1))).broadcast_to((2, -1, 4)).shape == (2, 3, 4)
+    with pytest.raises(ValueError, match="CPU tensor types"):
+        x.type("torch.cuda.FloatTensor")
+    with pytest.raises(TypeError, match="not implemented for int64"):
+        t(np.zeros(3, np.int64)).uniform_()
+    with pytest.raises(RuntimeError, match=r"p to be in \[0, 1\]"):
+        t(np.zeros(3)).bernoulli_(1.5)
+    np.random.seed(0)
+    r = t(np.zeros(2000, np.float32)).random_(5, None)
+    assert float(r.min()) >= 5 and float(r.max()) > 2 ** 20
+    draws = np.asarray(t([0.0, 1.0, 0.0, 2.0]).multinomial(4))
+    assert sorted(draws[:2]) == [1, 3] and sorted(draws) == [0, 1, 2, 3]
+    with pytest.raises(np.linalg.LinAlgError, match="not positive-definite"):
+        t([[1.0, 2.0], [2.0, 1.0]]).cholesky()
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        t(np.zeros((2, 2))).inverse()

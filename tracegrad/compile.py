@@ -96,6 +96,9 @@ class Specialization:
     floats: tuple = ()  # positions of Python float arguments
     arg_texts: tuple = ()  # each argument's type as `SpecArgs.arg_texts` writes it
     front_seconds: dict = field(default_factory=dict)  # trace, gradient, cleanup, first_run
+    # array leaves written in place and not returned: their final values are the outputs
+    # after the function's own (n_outputs counts both), written back after each call
+    writes: tuple = ()
     serial: int = field(default_factory=lambda: next(_SERIALS))  # creation order
 
     @property
@@ -110,7 +113,22 @@ class Specialization:
         self.fast = self.native.fast  # None without the fast-call ABI
         self.mismatch = self.native.MISMATCH
         self.direct = self.direct and self.fast is not None
-        self.unflatten = _unflattener(self.out_tree, self.n_outputs)
+        self.unflatten = _unflattener(self.out_tree, self.n_outputs - len(self.writes))
+
+    def write_back(self, leaves, outs):
+        """NumPy's in-place semantics for the arrays the function wrote into: the final
+        values into the caller's arrays (`leaves`: the call's leaf objects).  A read-only
+        array raises as NumPy's write would have."""
+        first = self.n_outputs - len(self.writes)
+        for k, leaf in enumerate(self.writes):
+            target = leaves[leaf]
+            if isinstance(target, Tensor):  # (one that records autograd ran eagerly)
+                target[...] = outs[first + k]
+            elif isinstance(target, np.ndarray):
+                if not target.flags.writeable:
+                    raise ValueError("assignment destination is read-only (the compiled "
+                                     "function writes into this argument in place)")
+                np.copyto(target, outs[first + k], casting="unsafe")
 
     def lift(self, args):
         """`args` with the Python floats as 0-d arrays, or None if one of them is not a
@@ -250,6 +268,8 @@ class CompiledFunction:
             outs = spec.fast(*arrays) if arrays is not None else spec.mismatch
             if outs is not spec.mismatch and (not spec.guards or spec.failed_guard(outs) is None):
                 spec.hits += 1
+                if spec.writes:
+                    spec.write_back(args, outs)
                 return spec.unflatten(outs)
         return self._call_checked(args)
 
@@ -285,6 +305,8 @@ class CompiledFunction:
         seen = tuple(self._cache.get(spec_args.key, ()))  # a snapshot: others may add to it
         hit, outs, failed = self._run_cached(seen, spec_args)
         if hit is not None:
+            if hit.writes:
+                hit.write_back(spec_args.leaf_objects(), outs)
             return hit.unflatten(outs)
         with self._lock:  # one thread compiles a signature; the others then find it cached
             specs = self._cache.setdefault(spec_args.key, [])
@@ -294,6 +316,8 @@ class CompiledFunction:
                 hit, outs = self._specialize(spec_args, specs, failed)
         if hit is None:  # outside the lock: it runs the user's code
             return tree_map(_as_output, self._uncompiled(args))
+        if hit.writes:
+            hit.write_back(spec_args.leaf_objects(), outs)
         return hit.unflatten(outs)
 
     def _run_cached(self, specs, spec_args):
@@ -406,17 +430,34 @@ class CompiledFunction:
             return f"first call: ({', '.join(texts)})"
         return "signature changed: " + changes(list(self._last.arg_texts), texts, self._names)
 
+    def _writes(self, spec_args, written) -> list:
+        """Of the array leaves the function wrote into in place ((position, returned)
+        pairs), those the compiled function writes back into the caller's NumPy arrays
+        (and eager tensors) after each call, as NumPy would have changed them (the trace
+        outputs their final values).  Those it cannot (a compile_grad's, a list's) get a
+        warning unless the function returns them."""
+        back = [i for i, _ in written if not self.grad and self._writable(spec_args, i)]
+        lost = [i for i, returned in written if not returned and i not in back]
+        if lost:
+            self._warn_writes(spec_args, lost)
+        return back
+
+    @staticmethod
+    def _writable(spec_args, leaf) -> bool:
+        return isinstance(spec_args.leaf_objects()[leaf], (np.ndarray, Tensor))
+
     def _warn_writes(self, spec_args, leaves):
-        """The function wrote into array arguments in place and did not return them: the
-        compiled code computes the writes but cannot make the caller's arrays see them."""
+        """The function wrote into arguments in place and did not return them, and the
+        compiled code cannot make the caller's objects see the writes."""
         args = sorted({spec_args.position_of_leaf(i) for i in leaves})
         named = ", ".join(self._names.arg(p) for p in args)
         where = location_of(user_source_location()) or ("<unknown>", 0)
         warnings.warn_explicit(
             f"{self._fname()} writes into {named} in place (x[i] = v, x += v) without "
-            "returning it: a compiled function never writes into the caller's arrays, so "
-            "after the call they hold their old values, where plain NumPy would have changed "
-            "them. Return the array and rebind it (u = f(u)).", InPlaceArgumentWarning,
+            "returning it: a compiled function writes such values back only into the NumPy "
+            "arrays and tensors passed to tracegrad.jit, so after this call the argument "
+            "holds its old values. Return the array and rebind it (u = f(u)).",
+            InPlaceArgumentWarning,
             where[0], where[1])
 
     def _count(self) -> int:
@@ -427,7 +468,7 @@ class CompiledFunction:
         stages, clock = {}, _Clock()
         label = _label(self._fname())
         prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True,
-                          on_unreturned_writes=lambda leaves: self._warn_writes(spec_args, leaves))
+                          on_writes=lambda written: self._writes(spec_args, written))
         graph, out_tree = prog.graph, prog.out_tree
         clock.lap("trace")
         # Stage texts are formatted on demand (f.ir, TRACEGRAD_DUMP): printing a
@@ -463,7 +504,8 @@ class CompiledFunction:
             raise GuardMismatch(f"{self._fname()}: {e}") from None
         clock.lap("first_run")
         spec = Specialization(native, n_out, out_tree, guards, reason, stages,
-                              time.perf_counter() - t0, direct=spec_args.direct,
+                              time.perf_counter() - t0, writes=tuple(prog.writes),
+                              direct=spec_args.direct,
                               n_args=spec_args.n_args, floats=spec_args.float_positions,
                               arg_texts=tuple(spec_args.arg_texts()),
                               front_seconds=clock.seconds)

@@ -53,10 +53,11 @@ class SpecArgs:
     indices of the arrays that were Python floats.
     """
 
-    __slots__ = ("arrays", "slots", "weak", "key")
+    __slots__ = ("arrays", "slots", "weak", "key", "call")
 
-    def __init__(self, arrays, slots, weak):
+    def __init__(self, arrays, slots, weak, call=()):
         self.arrays, self.slots, self.weak = arrays, slots, frozenset(weak)
+        self.call = call  # the positional arguments as given
         key = tuple((s[0], s[3]) if s[0] == "tree" else ("static", _typed(s[1]))
                     if s[0] == "static" else "a" for s in slots)
         self.key = key + tuple((a.shape, "w" if i in self.weak else a.dtype.char)
@@ -85,6 +86,18 @@ class SpecArgs:
         flat.__name__ = getattr(fun, "__name__", "f")
         flat.__wrapped__ = fun  # warnings name the user's function (inspect.unwrap)
         return flat
+
+    def leaf_objects(self) -> list:
+        """The objects the call passed for the array leaves (the user's own arrays, where
+        `arrays` may hold converted copies), in the leaves' order."""
+        out = [None] * len(self.arrays)
+        for pos, slot in enumerate(self.slots):
+            if slot[0] == "array":
+                out[slot[1]] = self.call[pos]
+            elif slot[0] == "tree":
+                leaves = tree_flatten(self.call[pos])[0]
+                out[slot[1]:slot[1] + len(leaves)] = leaves
+        return out
 
     def position_of_leaf(self, i: int) -> int:
         """The positional argument that array leaf `i` belongs to."""
@@ -247,7 +260,7 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
             _add_leaf(arrays, weak, x, pos, names, "")
         else:
             slots.append(_static(x, pos, names))
-    return SpecArgs(arrays, slots, weak)
+    return SpecArgs(arrays, slots, weak, args)
 
 
 class _LeafOf:

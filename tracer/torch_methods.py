@@ -459,10 +459,7 @@ class TorchMethods:
         The median of all elements shares its gradient evenly among the elements equal to
         it, as torch's does (along dim it goes to the index returned)."""
         if dim is None:
-            m = tnp.stop_gradient(lower_median(tnp.reshape(self, (-1,)), 0, False).values)
-            ties = (self == m) | (tnp.isnan(self) & tnp.isnan(m))  # a nan median is a nan's
-            shared = tnp.sum(tnp.where(ties, self - m, 0)) / tnp.maximum(tnp.sum(ties), 1)
-            return tnp.where(tnp.isinf(m), m, m + shared)  # (inf - inf is no zero)
+            return shared_among_ties(self, lower_median(tnp.reshape(self, (-1,)), 0, False).values)
         return lower_median(self, dim, keepdim)
 
     @scalar_lanes
@@ -927,6 +924,18 @@ def lower_median(x, dim, keepdim):
     if not keepdim:
         values, idx = tnp.squeeze(values, axis=d), tnp.squeeze(idx, axis=d)
     return MinMax(values, idx)
+
+
+def shared_among_ties(x, m):
+    """The value `m` picked from x's elements, its gradient shared evenly among the
+    elements equal to it (torch's median and nanmedian of all elements), in x's dtype."""
+    m = tnp.stop_gradient(m)
+    if np.dtype(x.dtype).kind != "f":
+        return m
+    ties = (x == m) | (tnp.isnan(x) & tnp.isnan(m))  # a nan median is a nan's
+    count = tnp.astype(tnp.maximum(tnp.sum(ties), 1), x.dtype)
+    shared = tnp.sum(tnp.where(ties, x - m, tnp.zeros((), x.dtype))) / count
+    return tnp.where(tnp.isinf(m), m, m + shared)  # (inf - inf is no zero)
 
 
 def running_extreme(x, dim, scan):

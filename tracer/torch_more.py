@@ -28,7 +28,7 @@ from . import numpy as tnp
 from .indexing import setitem
 from .numpy.constructors import constant_like
 from .torch_methods import (_in_place as in_place, along_grid, norm, norm_dim, scalar_lanes,
-                            sizes_arg, sort_order, sorted_pair)
+                            shared_among_ties, sizes_arg, sort_order, sorted_pair)
 
 Values = namedtuple("Values", "values indices")  # torch.return_types.mode / nanmedian
 SVD = namedtuple("SVD", "U S V")  # torch.return_types.svd: V, not V^H
@@ -173,6 +173,9 @@ def _run_lengths(new_run, pos):
     return last - pos + 1
 
 
+_ONE_ARGUMENT = object()  # random_(to) as against random_(start, None)
+
+
 class TorchMoreMethods:
     __slots__ = ()
 
@@ -240,7 +243,7 @@ class TorchMoreMethods:
         return tnp.linalg.slogdet(self)
 
     def inverse(self):
-        return tnp.linalg.inv(self)
+        return _factorized(self, tnp.linalg.inv(self), "inverse", "singular")
 
     def pinverse(self, rcond=1e-15):
         return tnp.linalg.pinv(self, rcond=rcond)
@@ -249,7 +252,7 @@ class TorchMoreMethods:
         return tnp.linalg.matrix_power(self, n)
 
     def cholesky(self, upper=False):
-        low = tnp.linalg.cholesky(self)
+        low = _factorized(self, tnp.linalg.cholesky(self), "cholesky", "not positive-definite")
         return tnp.swapaxes(low, -1, -2) if upper else low
 
     def qr(self, some=True):
@@ -258,9 +261,11 @@ class TorchMoreMethods:
     def svd(self, some=True, compute_uv=True):
         """torch's (U, S, V) with A = U diag(S) V^T (V, not V^T); compute_uv=False gives
         zero U and V, as torch's."""
-        u, s, vh = tnp.linalg.svd(self, full_matrices=not some)
+        u, s, vh = tnp.linalg.svd(self, full_matrices=False)
+        if not some or not compute_uv:  # full U and V (S's gradient from the reduced one)
+            u, _, vh = tnp.linalg.svd(tnp.stop_gradient(self), full_matrices=True)
         if not compute_uv:
-            u, vh = tnp.zeros_like(tnp.stop_gradient(u)), tnp.zeros_like(tnp.stop_gradient(vh))
+            u, vh = tnp.zeros_like(u), tnp.zeros_like(vh)
         return SVD(u, s, tnp.swapaxes(vh, -1, -2))
 
     def mv(self, vec):
@@ -288,10 +293,12 @@ class TorchMoreMethods:
         return norm(tnp.reshape(self - other, (-1,)), p, None, False)
 
     def cov(self, *, correction=1, fweights=None, aweights=None):
-        return tnp.cov(self, ddof=correction, fweights=fweights, aweights=aweights)
+        """NumPy's cov (rows are variables); a float32 tensor's stays float32, as torch's."""
+        return _as_float_of(self, tnp.cov(self, ddof=correction, fweights=fweights,
+                                          aweights=aweights))
 
     def corrcoef(self):
-        return tnp.corrcoef(self)
+        return _as_float_of(self, tnp.corrcoef(self))
 
     def addmv(self, mat, vec, *, beta=1, alpha=1):
         return _scaled_sum(self, mat @ vec, beta, alpha)
@@ -323,7 +330,7 @@ class TorchMoreMethods:
         factor maxnorm / (norm + 1e-7))."""
         d = norm_dim(dim, len(self.shape))
         others = tuple(a for a in range(len(self.shape)) if a != d)
-        norms = tnp.sum(tnp.abs(self) ** p, axis=others, keepdims=True) ** (1.0 / p)
+        norms = norm(self, p, others, True) if others else tnp.abs(self)
         return self * tnp.where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
 
     renorm_ = _in_place("renorm_", lambda x, p, dim, maxnorm: TorchMoreMethods.renorm(
@@ -373,7 +380,9 @@ class TorchMoreMethods:
         return -1  # torch's answer for a CPU tensor
 
     def broadcast_to(self, size):
-        return tnp.broadcast_to(self, tuple(size))
+        """torch's: a -1 keeps that dim's size."""
+        from .torch_methods import expanded_shape
+        return tnp.broadcast_to(self, expanded_shape(tuple(self.shape), tuple(size)))
 
     def moveaxis(self, source, destination):
         return tnp.moveaxis(self, source, destination)
@@ -382,7 +391,9 @@ class TorchMoreMethods:
         return sorted_pair(self, 0, False)[0]
 
     def tensor_split(self, indices_or_sections, dim=0):
-        return tuple(tnp.array_split(self, _concrete(indices_or_sections), axis=dim))
+        sections = np.asarray(_concrete(indices_or_sections))
+        sections = int(sections) if sections.ndim == 0 else [int(i) for i in sections]
+        return tuple(tnp.array_split(self, sections, axis=dim))
 
     def hsplit(self, sections):
         return tuple(tnp.hsplit(self, sections))
@@ -444,18 +455,24 @@ class TorchMoreMethods:
         such a name, self converted."""
         if dtype is None:
             return f"torch.{_TYPE_NAMES.get(np.dtype(self.dtype).name, '')}Tensor"
-        if isinstance(dtype, str) and dtype.startswith("torch.") and dtype.endswith("Tensor"):
-            name = dtype[len("torch."):-len("Tensor")]
-            dtype = next(k for k, v in _TYPE_NAMES.items() if v == name)
+        if isinstance(dtype, str) and dtype.startswith("torch."):
+            name = dtype[len("torch."):-len("Tensor")] if dtype.endswith("Tensor") else ""
+            found = [k for k, v in _TYPE_NAMES.items() if v == name]
+            if not found:
+                raise ValueError(f"type({dtype!r}): tracegrad knows the CPU tensor types "
+                                 f"{', '.join(f'torch.{v}Tensor' for v in _TYPE_NAMES.values())}")
+            dtype = found[0]
         return self.to(np.dtype(dtype))
 
     # statistics
     @scalar_lanes
     def nanmedian(self, dim=None, keepdim=False):
-        """torch's lower median ignoring NaN: of all elements (a value), or (values,
-        indices) along dim; NaN where all are NaN."""
+        """torch's lower median ignoring NaN: of all elements (a value, its gradient
+        shared among the elements equal to it), or (values, indices) along dim; NaN where
+        all are NaN (indexed at the lane's middle: torch's index there is unspecified)."""
         if dim is None:
-            return _nan_lower_median(tnp.reshape(self, (-1,)), 0, False).values
+            flat = tnp.reshape(self, (-1,))
+            return shared_among_ties(self, _nan_lower_median(flat, 0, False).values)
         return _nan_lower_median(self, norm_dim(dim, len(self.shape)), keepdim)
 
     @scalar_lanes
@@ -464,27 +481,34 @@ class TorchMoreMethods:
         equally frequent ones) and the last index holding it."""
         return _mode(self, norm_dim(dim, len(self.shape)), keepdim)
 
+    @scalar_lanes
     def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
-        return tnp.quantile(self, _concrete(q), axis=dim, keepdims=keepdim,
-                            method=interpolation)
+        """NumPy's quantile (q's dim first), in self's float dtype, as torch's."""
+        return _as_float_of(self, tnp.quantile(self, _q(q), axis=dim, keepdims=keepdim,
+                                               method=interpolation))
 
+    @scalar_lanes
     def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
-        return tnp.nanquantile(self, _concrete(q), axis=dim, keepdims=keepdim,
-                               method=interpolation)
+        return _as_float_of(self, tnp.nanquantile(self, _q(q), axis=dim, keepdims=keepdim,
+                                                  method=interpolation))
 
     def histc(self, bins=100, min=0, max=0):
         """Counts (self's dtype) in `bins` equal bins over [min, max] (the data's range when
         both are 0); values outside are left out."""
-        if min == 0 and max == 0:
-            data = _eager_data(self, "histc(min=0, max=0)")
+        if min == max:  # the data's range, as torch's
+            data = _eager_data(self, "histc(min=max)")
             min, max = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+            if not (np.isfinite(min) and np.isfinite(max)):
+                raise RuntimeError(f"histc: range of [{min}, {max}] is not finite")
         if min == max:
             min, max = min - 1, max + 1
         counts, _ = tnp.histogram(self, bins, range=(min, max))
         return tnp.astype(counts, self.dtype)
 
     def bincount(self, weights=None, minlength=0):
-        return tnp.bincount(self, weights, minlength=minlength)
+        """Counts (int64), or sums of float weights in the weights' dtype, as torch's."""
+        out = tnp.bincount(self, weights, minlength=minlength)
+        return out if weights is None else _as_float_of(weights, out)
 
     def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
         """torch's: each run of equal consecutive values once (of the flattened data)."""
@@ -502,6 +526,7 @@ class TorchMoreMethods:
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     # writing into copies
+    @scalar_lanes
     def index_copy(self, dim, index, source):
         """self with its slices at `index` along dim replaced by source's."""
         d = norm_dim(dim, len(self.shape))
@@ -601,32 +626,36 @@ class TorchMoreMethods:
 
     # random fills and draws (eager tensors; NumPy's global generator)
     def uniform_(self, a=0.0, b=1.0, *, generator=None):
-        return _fill(self, "uniform_", lambda n: np.random.uniform(a, b, n))
+        return _fill(self, "uniform_", floats=True, draw=lambda n: np.random.uniform(a, b, n))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None):
-        return _fill(self, "normal_", lambda n: np.random.normal(mean, std, n))
+        return _fill(self, "normal_", floats=True, draw=lambda n: np.random.normal(mean, std, n))
 
     def bernoulli_(self, p=0.5, *, generator=None):
         p = np.broadcast_to(_concrete(p), self.shape)
+        if not np.all((p >= 0) & (p <= 1)):
+            raise RuntimeError("bernoulli_ expects p to be in [0, 1]")
         return _fill(self, "bernoulli_", lambda n: np.random.random_sample(n) < p)
 
     def exponential_(self, lambd=1.0, *, generator=None):
-        return _fill(self, "exponential_", lambda n: np.random.exponential(1.0 / lambd, n))
+        return _fill(self, "exponential_", floats=True, draw=lambda n: np.random.exponential(1.0 / lambd, n))
 
     def log_normal_(self, mean=1.0, std=2.0, *, generator=None):
-        return _fill(self, "log_normal_", lambda n: np.random.lognormal(mean, std, n))
+        return _fill(self, "log_normal_", floats=True, draw=lambda n: np.random.lognormal(mean, std, n))
 
     def cauchy_(self, median=0.0, sigma=1.0, *, generator=None):
-        return _fill(self, "cauchy_", lambda n: median + sigma * np.random.standard_cauchy(n))
+        return _fill(self, "cauchy_", floats=True, draw=lambda n: median + sigma * np.random.standard_cauchy(n))
 
     def geometric_(self, p, *, generator=None):
         return _fill(self, "geometric_", lambda n: np.random.geometric(p, n))
 
-    def random_(self, start=0, to=None, *, generator=None):
-        """Integers in [start, to) (one argument: [0, start)); without one, [0, 2**24]
-        for float32 and [0, 2**53] for float64 (torch's mantissa bound)."""
+    def random_(self, start=0, to=_ONE_ARGUMENT, *, generator=None):
+        """Integers in [start, to); `random_(to)`: [0, to); none, or `to=None`: up to
+        2**24 for float32 and 2**53 for float64 (torch's mantissa bound) inclusive."""
+        if to is _ONE_ARGUMENT:
+            start, to = (0, start) if start != 0 else (0, None)
         if to is None:
-            start, to = (0, start) if start != 0 else (0, _mantissa_bound(self.dtype))
+            to = _mantissa_bound(self.dtype)
         return _fill(self, "random_", lambda n: np.random.randint(start, to, n, np.int64))
 
     def bernoulli(self, *, generator=None):
@@ -637,12 +666,16 @@ class TorchMoreMethods:
     def multinomial(self, num_samples, replacement=False, *, generator=None):
         """Indices drawn by the (unnormalized) weights in each row."""
         p = _eager_data(self, "multinomial")
+        if p.dtype.kind != "f" or p.ndim not in (1, 2):
+            raise RuntimeError("multinomial: the weights must be a 1-D or 2-D float tensor")
         rows = np.atleast_2d(p).astype(np.float64)
+        if not (np.all(np.isfinite(rows)) and np.all(rows >= 0) and np.all(rows.sum(-1) > 0)):
+            raise RuntimeError("multinomial: invalid distribution (the weights must be "
+                               "finite, non-negative, with a positive sum in each row)")
         if not replacement and num_samples > rows.shape[-1]:
             raise RuntimeError(f"multinomial: cannot draw {num_samples} samples without "
                                f"replacement from {rows.shape[-1]} categories")
-        draws = np.stack([np.random.choice(len(r), num_samples, replace=replacement,
-                                           p=r / r.sum()) for r in rows])
+        draws = np.stack([_draw(r, num_samples, replacement) for r in rows])
         return _constant(self, draws if p.ndim == 2 else draws[0])
 
 
@@ -660,6 +693,18 @@ def _attach(cls):
 
 
 _attach(TorchMoreMethods)
+
+
+def _q(q):
+    """A quantile's q: a tensor's values, a 0-d one as a number."""
+    q = _concrete(q)
+    return float(q) if np.ndim(q) == 0 else q
+
+
+def _as_float_of(x, out):
+    """`out` in x's float dtype (torch keeps float32 where NumPy's rule gives float64)."""
+    dtype = np.dtype(x.dtype)
+    return tnp.astype(out, dtype) if dtype.kind == "f" and out.dtype != dtype else out
 
 
 def _lead(index):
@@ -681,8 +726,34 @@ def _mantissa_bound(dtype) -> int:
     return int(np.iinfo(dtype).max) if dtype.kind in "iu" else 2
 
 
-def _fill(x, name, draw):
-    """x's values replaced, in place, by `draw(shape)` in x's dtype (no gradient)."""
+def _factorized(x, out, name, what):
+    """`out`, or torch's error where an eager tensor's factorization failed (NaN from
+    finite input: tracegrad.numpy.linalg returns NaN there, as JAX's)."""
+    data, result = getattr(x, "_tg_concrete", None), getattr(out, "_tg_concrete", None)
+    if data is not None and result is not None and np.all(np.isfinite(data())) and \
+            np.isnan(result()).any():
+        raise np.linalg.LinAlgError(f"{name}: the input is {what}")
+    return out
+
+
+def _draw(weights, n, replacement):
+    """n category indices by the weights; without replacement the zero-weight categories
+    follow the others in a random order, as torch's."""
+    if replacement:
+        return np.random.choice(len(weights), n, p=weights / weights.sum())
+    positive = np.flatnonzero(weights > 0)
+    k = min(n, len(positive))
+    first = np.random.choice(positive, k, replace=False, p=weights[positive] / weights.sum())
+    rest = np.random.permutation(np.flatnonzero(weights == 0))[:n - k]
+    return np.concatenate([first, rest]).astype(np.int64)
+
+
+def _fill(x, name, draw, floats=False):
+    """x's values replaced, in place, by `draw(shape)` in x's dtype (no gradient);
+    `floats`: a distribution over the reals, which torch refuses for other dtypes."""
     _eager_data(x, name)
+    if floats and np.dtype(x.dtype).kind != "f":
+        raise TypeError(f"{name}: a float distribution, not implemented for {x.dtype} "
+                        f"tensors (as torch's)")
     values = np.asarray(draw(tuple(x.shape))).astype(x.dtype)
     return _in_place(name, lambda old: _constant(old, values))(x)

@@ -422,7 +422,7 @@ def _output_leaf(x):
 
 
 def make_graph(fun, args, static_argnums=(), concrete=True, builder=None,
-               capture_tensors=False, on_unreturned_writes=None) -> TracedProgram:
+               capture_tensors=False, on_writes=None) -> TracedProgram:
     """Trace `fun(*args)` once; array leaves of `args` become graph inputs.
 
     `concrete=False` traces abstractly (shapes and dtypes only): Python
@@ -431,9 +431,11 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None,
     `capture_tensors`: eager tensors that require grad, closed over by `fun`, are
     captured (in `prog.captured`) instead of made constants, while grad mode is on: a
     transform applying the graph to them then records autograd.
-    `on_unreturned_writes(leaves)`: called with the positions of the array leaves that
-    `fun` wrote into in place (`x[i] = v`, `x += v`) without returning them; the graph
-    holds those writes functionally, so the caller's arrays never see them.
+    `on_writes(written)`: called with (position, returned) of each array leaf that `fun`
+    wrote into in place (`x[i] = v`, `x += v`; the graph holds such writes functionally),
+    `returned` when its final value is among fun's outputs; it returns the positions
+    whose final values the graph should output after fun's outputs (`prog.writes`, in
+    that order), so that the caller can write them back.
     """
     builder = builder if builder is not None else GraphBuilder(value_cls=Traced)
     builder.capture_tensors = capture_tensors and GRAD_MODE.enabled
@@ -449,27 +451,29 @@ def make_graph(fun, args, static_argnums=(), concrete=True, builder=None,
     call_args = tree_unflatten(in_tree, [t.value if isinstance(t, _Static) else t
                                          for t in traced])
     inputs = [getattr(t, "_tg_var", None) for t in traced]
+    writes = []
     with random_sampling_watch(fun), TRACES.entered(builder, _describe_trace(fun)):
         out_leaves, out_tree = tree_flatten(fun(*call_args))
-        graph = builder.build([_output_leaf(x) for x in out_leaves])
-    if on_unreturned_writes is not None:
-        written = _unreturned_writes(traced, inputs, out_leaves)
-        if written:
-            on_unreturned_writes(written)
+        if on_writes is not None:
+            written = _writes(traced, inputs, out_leaves)
+            writes = list(on_writes(written)) if written else []
+        graph = builder.build([_output_leaf(x) for x in out_leaves] +
+                              [_output_leaf(traced[i]) for i in writes])
     if debug_checks():
         verify(graph)
     prog = TracedProgram(graph, in_tree, out_tree, static, static_argnums, fun)
+    prog.writes = writes
     # Values of enclosing traces the function closed over: the graph's last inputs.
     prog.captured = list(builder.captured)
     return prog
 
 
-def _unreturned_writes(traced, inputs, out_leaves) -> list:
-    """Positions of the input leaves whose object now stands for another value (written
-    in place) that is not among the outputs."""
+def _writes(traced, inputs, out_leaves) -> list:
+    """(position, returned) of the input leaves whose object now stands for another value
+    (written in place), `returned` if that value is among the outputs."""
     returned = {id(getattr(x, "_tg_var", None)) for x in out_leaves}
-    return [i for i, (t, var) in enumerate(zip(traced, inputs))
-            if var is not None and t._tg_var is not var and id(t._tg_var) not in returned]
+    return [(i, id(t._tg_var) in returned) for i, (t, var) in enumerate(zip(traced, inputs))
+            if var is not None and t._tg_var is not var]
 
 
 def _describe_trace(fun) -> str:
