@@ -277,6 +277,41 @@ def _reduce_sum_of_broadcast(eqn, ctx):
     return Expansion(tuple(helpers), _rebind(eqn, "mul", [helpers[-1].out, total]))
 
 
+def _reduce_of_concatenate(combine: str):
+    """reduce(concatenate(xs, axis=a)) over axes that include a -> the pieces' reductions
+    combined (`combine`: add for sums, max/min): each piece is then read where it lies
+    (slices of one array: one pass) instead of being copied into the concatenation first."""
+    def rule(eqn, ctx):
+        c = ctx.producer(eqn.inputs[0], "concatenate")
+        if c is None or c.params["axis"] not in eqn.params["axes"] or not 2 <= len(c.inputs) <= 64:
+            return None
+        pieces = [x for x in c.inputs if x.aval.shape[c.params["axis"]] > 0]
+        if not pieces or (combine != "add" and len(pieces) < len(c.inputs)):
+            return None  # (an empty piece has no max; its sum is 0)
+        helpers = [_helper(eqn.prim.name, [x], eqn.src, **eqn.params) for x in pieces]
+        if len(helpers) == 1:
+            return Expansion((), _rebind(eqn, eqn.prim.name, [pieces[0]], **eqn.params))
+        total = helpers[0].out
+        for h in helpers[1:-1]:
+            helpers.append(_helper(combine, [total, h.out], eqn.src))
+            total = helpers[-1].out
+        return Expansion(tuple(helpers), _rebind(eqn, combine, [total, helpers[len(pieces) - 1].out]))
+    return rule
+
+
+def _reduce_of_ones(eqn, ctx):
+    """A reduction over axes of size 1 only: a reshape (a sum adds 0.0 to floats, as the
+    reduction's +0.0 start does to -0.0)."""
+    x, axes = eqn.inputs[0], eqn.params["axes"]
+    if not axes or any(x.aval.shape[a] != 1 for a in axes):
+        return None
+    shape = eqn.out.aval.shape
+    if eqn.prim.name != "reduce_sum" or not is_float(x.aval.dtype):
+        return _rebind(eqn, "reshape", [x], shape=shape)
+    flat = _helper("reshape", [x], eqn.src, shape=shape)
+    return Expansion((flat,), _rebind(eqn, "add", [flat.out, Literal(0.0, x.aval.dtype)]))
+
+
 def _reduce_no_axes(eqn, ctx):
     return eqn.inputs[0] if not eqn.params["axes"] else None
 
@@ -339,6 +374,11 @@ RULES: tuple[Rule, ...] = (
          "reduce_sum[axes=()] x -> x (integers) / x + 0.0 (floats)"),
     Rule("reduce_sum_of_broadcast", "reduce_sum", _reduce_sum_of_broadcast,
          "reduce_sum(broadcast x) over copied axes -> reduce_sum(x) * copies"),
+    *(Rule(f"{r}_of_ones", r, _reduce_of_ones, f"{r} over size-1 axes only -> reshape")
+      for r in ("reduce_sum", "reduce_max", "reduce_min", "reduce_prod")),
+    *(Rule(f"{r}_of_concatenate", r, _reduce_of_concatenate(c),
+           f"{r}(concatenate xs) over the joined axis -> {c} of each piece's {r}")
+      for r, c in (("reduce_sum", "add"), ("reduce_max", "max"), ("reduce_min", "min"))),
     Rule("reduce_prod_no_axes", "reduce_prod", _reduce_no_axes, "reduce_prod[axes=()] x -> x"),
     Rule("reduce_max_no_axes", "reduce_max", _reduce_no_axes, "reduce_max[axes=()] x -> x"),
     Rule("reduce_min_no_axes", "reduce_min", _reduce_no_axes, "reduce_min[axes=()] x -> x"),

@@ -268,6 +268,13 @@ RULE_CASES = [
     ("reduce_sum_of_broadcast", "int",  # floats: see tests/test_sum_of_broadcast.py
      lambda x: ops.reduce_sum(ops.broadcast(x, (5, 2, 3)), (0, 1)), [((1, 3), I32)]),
     ("reduce_prod_no_axes", "float", _bind("reduce_prod", axes=()), [((2, 3), F64)]),
+    *[(f"{r}_of_ones", "ones", _bind(r, axes=(1, 3)), [((2, 1, 3, 1), dt)])
+      for r, dt in (("reduce_sum", F64), ("reduce_sum", I64), ("reduce_max", F32),
+                    ("reduce_min", I32), ("reduce_prod", F64))],
+    *[(f"{r}_of_concatenate", "stack", lambda x, r=r: ops.bind(r, ops.concatenate(
+        [ops.reshape(x, (1, 2, 3)), ops.reshape(ops.neg(x), (1, 2, 3)),
+         ops.reshape(ops.mul(x, x), (1, 2, 3))], 0), axes=(0, 2)), [((2, 3), F64)])
+      for r in ("reduce_sum", "reduce_max", "reduce_min")],
     ("reduce_max_no_axes", "float", _bind("reduce_max", axes=()), [((2, 3), F32)]),
     ("reduce_min_no_axes", "float", _bind("reduce_min", axes=()), [((2, 3), F64)]),
     ("where_same", "var", lambda x: ops.where(ops.gt(x, 0.0), x, x), [((2, 3), F32)]),
@@ -305,6 +312,8 @@ def test_rule_fires_and_preserves_results(rule, case, fn, avals):
     prim = next(r.prim for r in RULES if r.name == rule)
     if rule.startswith("scalar_operand_"):
         prim = "broadcast"  # these rules drop the broadcast feeding the operation
+    if rule.endswith("_of_concatenate"):
+        prim = "concatenate"  # each piece is reduced where it lies
     assert prims(cleanup(g)).count(prim) < prims(g).count(prim)
     for offset in range(3):
         run_both(g, out, example_args(g, offset))

@@ -105,3 +105,19 @@ def test_absurd_loops_are_refused_with_their_size():
     f = tracegrad.jit(lambda x: np.sum(np.exp(np.broadcast_to(x, (2**26, 2**26, 3, 4)))))
     with pytest.raises(KernelSizeError, match=r"\(67108864, 67108864, 3, 4\).*iterations"):
         f(np.ones(4))
+
+
+def test_a_reduction_over_a_stack_reads_each_piece_where_it_lies():
+    """np.stack(shifted views).mean(0)/.max(0): the pieces' reductions combined, with no
+    stacked copy (simplify's *_of_concatenate and *_of_ones rules), same values."""
+    x = np.random.default_rng(3).normal(size=1008)
+    for red in ("mean", "max", "min", "sum"):
+        def f(x, red=red):
+            return getattr(np.stack([x[i:i + 1000] for i in range(8)]), red)(axis=0)
+        c = tracegrad.jit(f)
+        np.testing.assert_allclose(c(x), f(x), rtol=1e-13)
+        assert "concatenate" not in c.ir("optimized")
+    g = tracegrad.grad(lambda x: np.sum(np.stack([x[i:i + 1000] for i in range(8)]).max(0)))
+    want = np.zeros_like(x)
+    np.add.at(want, np.arange(1000) + np.stack([x[i:i + 1000] for i in range(8)]).argmax(0), 1.0)
+    np.testing.assert_allclose(tracegrad.jit(g)(x), want)
