@@ -354,6 +354,7 @@ def compile_graph(graph, plan, name: str = "program", disk_cache=None,
     requested = threads.thread_count(n_threads)
     key = None
     with llvm_util.LOCK:
+        llvm_util.dispose_pending()
         store = _prepare(disk_cache)
     if store is not None:
         with stages.stage("key"):

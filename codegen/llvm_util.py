@@ -252,6 +252,41 @@ def emit_object(module_ref, fast: bool = False) -> bytes:
     return (fast_target_machine() if fast else target_machine()).emit_object(module_ref)
 
 
+class _LockedEngine(llvm.ExecutionEngine):
+    """An engine disposed of under LOCK: disposal enters LLVM (its JIT-event listeners take
+    a static mutex), and a child forked while another thread disposed of an engine outside
+    LOCK waited forever for that mutex at its first compile.  Disposal comes from __del__
+    on any thread, so LOCK is only tried: a thread whose compile holds it may be waiting
+    for this one (a garbage collection in an LLVM job's thread, llvm_jobs.run_jobs).  An
+    engine that finds LOCK busy waits in _PENDING for the next holder (`dispose_pending`)."""
+
+    def close(self):
+        if self._closed or self._owned:
+            return super().close()
+        if not LOCK.acquire(blocking=False):
+            _PENDING.append(self)  # (resurrected from __del__: finalized only once)
+            return
+        try:
+            super().close()
+            dispose_pending()
+        finally:
+            LOCK.release()
+
+
+_PENDING: list = []
+
+
+def dispose_pending():
+    """Dispose of the engines that were dropped while LOCK was busy (hold LOCK)."""
+    while _PENDING:
+        llvm.ExecutionEngine.close(_PENDING.pop())
+
+
+def _locked_disposal(engine):
+    engine.__class__ = _LockedEngine
+    return engine
+
+
 @locked
 def load_objects(objects):
     """One engine linking object files (bytes from `emit_object`) to each other and to the
@@ -260,7 +295,7 @@ def load_objects(objects):
     for obj in objects:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    return engine
+    return _locked_disposal(engine)
 
 
 def load_object(obj: bytes):
@@ -273,7 +308,7 @@ def jit(module_ref):
     """MCJIT-compile an (optimized) module; the engine takes ownership of it."""
     engine = llvm.create_mcjit_compiler(module_ref, host_target_machine())
     engine.finalize_object()
-    return engine
+    return _locked_disposal(engine)
 
 
 @locked

@@ -74,3 +74,33 @@ def test_eight_threads_compile_dump_and_disassemble(monkeypatch, tmp_path):
     assert all(a and b for a, b in results)
     assert len(shared.cache_info()) == 8
     assert any(p.name.endswith("asm.txt") for p in tmp_path.rglob("*"))  # one name per function
+
+
+_TWICE = "define double @twice(double %x) {\n  %y = fmul double %x, 2.0\n  ret double %y\n}"
+
+
+def test_an_engine_dropped_while_the_lock_is_busy_is_disposed_by_its_next_holder():
+    """Disposing of an engine enters LLVM, so it happens under the lock (a fork meanwhile
+    left the child waiting on LLVM's listener mutex); a drop while another thread holds
+    the lock defers it instead of waiting (that thread may be waiting for this one)."""
+    engine, _ = llvm_util.compile_ir(_TWICE)
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with llvm_util.LOCK:
+            held.set()
+            done.wait(30)
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(30)
+    try:
+        engine.close()  # what __del__ does: it must not wait for the lock
+        assert not engine.closed and llvm_util._PENDING[-1] is engine
+    finally:
+        done.set()
+        t.join()
+    tracegrad.jit(lambda x: x * 3.0)(np.ones(3))  # the next compile disposes of it
+    assert engine.closed and engine not in llvm_util._PENDING
+    other, _ = llvm_util.compile_ir(_TWICE)
+    other.close()  # the lock free: at once
+    assert other.closed
