@@ -179,7 +179,9 @@ Inside a traced function (`trace`, `grad`, `jit`, `compile_grad`):
   when the legacy global generator (`np.random.seed`, `np.random.normal`, ...)
   advanced while the function was traced.  Samples drawn from a
   `np.random.default_rng()` Generator are frozen the same way but are not detected:
-  pass random arrays as arguments instead.
+  pass random arrays as arguments instead.  The check watches the process-wide
+  generator, so another thread drawing from it during the trace also triggers the
+  warning.
 """
 
 
