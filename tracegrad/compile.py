@@ -96,8 +96,8 @@ class Specialization:
     floats: tuple = ()  # positions of Python float arguments
     arg_texts: tuple = ()  # each argument's type as `SpecArgs.arg_texts` writes it
     front_seconds: dict = field(default_factory=dict)  # trace, gradient, cleanup, first_run
-    # array leaves written in place and not returned: their final values are the outputs
-    # after the function's own (n_outputs counts both), written back after each call
+    # array leaves written in place: their final values are the outputs after the
+    # function's own (n_outputs counts both), written back after each call
     writes: tuple = ()
     serial: int = field(default_factory=lambda: next(_SERIALS))  # creation order
 
