@@ -70,3 +70,75 @@ def test_a_returned_argument_is_written_back_as_well():
     np.testing.assert_array_equal(out, [9.0, 0.0])
     np.testing.assert_array_equal(twice, [18.0, 0.0])
     assert u.tolist() == [9.0, 0.0]  # as NumPy's (the result is a new array, not u itself)
+
+
+def test_bitwise_shift_and_matmul_in_place_operators_are_writes_too():
+    def f(b, i, m):
+        b &= np.array([True, False, True])
+        i <<= 2
+        m @= np.array([[0.0, 1.0], [1.0, 0.0]])
+
+    args = [np.array([True, True, False]), np.array([5, 9, 12]), np.array([[1.0, 2.0], [3.0, 4.0]])]
+    want = [a.copy() for a in args]
+    f(*want)
+    tracegrad.jit(f)(*args)
+    for got, w in zip(args, want):
+        np.testing.assert_array_equal(got, w)
+
+
+def test_arguments_sharing_memory_run_as_numpy_would():
+    """The trace takes each argument for an independent array; where a written one shares
+    memory with another, the call runs the function uncompiled (NumPy's semantics)."""
+    def f(a, b):
+        a += 1.0
+        b += 1.0
+        return b.sum()
+
+    f_jit = tracegrad.jit(f)
+    for make in (lambda: (lambda u: (u, u))(np.arange(4.0)),
+                 lambda: (lambda x: (x[:5], x[3:]))(np.arange(8.0))):
+        got_args, want_args = make(), make()
+        for _ in range(2):  # compile, then the fast path
+            assert f_jit(*got_args) == f(*want_args)
+            np.testing.assert_array_equal(got_args[0].base if got_args[0].base is not None
+                                          else got_args[0],
+                                          want_args[0].base if want_args[0].base is not None
+                                          else want_args[0])
+
+
+def test_the_decision_is_per_call_a_list_first_then_an_array():
+    def inc(x):
+        x += 1.0
+
+    g = tracegrad.jit(inc)
+    with pytest.warns(tracegrad.InPlaceArgumentWarning):
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", tracegrad.InPlaceArgumentWarning)
+            g([1.0, 2.0, 3.0])  # a list has nothing to write into
+    x = np.array([1.0, 2.0, 3.0])  # the same signature: written back
+    g(x)
+    np.testing.assert_array_equal(x, [2.0, 3.0, 4.0])
+    s = np.float64(1.0)
+    tracegrad.jit(inc)(s)  # immutable, as in NumPy: no change and no warning
+    assert s == 1.0
+
+
+def test_writes_into_an_argument_inside_a_branch_or_loop_body_are_refused():
+    """Such a write would land once in the enclosing program, whatever the branch taken or
+    the number of iterations; fori_loop and scan refused it already."""
+    def in_cond(u, p):
+        def yes(x):
+            u[0] = 5.0
+            return x
+        return tracegrad.cond(p, yes, lambda x: -x, 1.0)
+
+    def in_while(u):
+        def body(c):
+            u[0] += 1.0
+            return c + 1
+        return tracegrad.while_loop(lambda c: c < 3, body, 0)
+
+    with pytest.raises(TypeError, match="enclosing trace from inside a nested one"):
+        tracegrad.jit(in_cond)(np.ones(3), np.array(False))
+    with pytest.raises(TypeError, match="enclosing trace from inside a nested one"):
+        tracegrad.jit(in_while)(np.ones(3))

@@ -115,20 +115,26 @@ class Specialization:
         self.direct = self.direct and self.fast is not None
         self.unflatten = _unflattener(self.out_tree, self.n_outputs - len(self.writes))
 
-    def write_back(self, leaves, outs):
+    def write_back(self, leaves, outs) -> bool:
         """NumPy's in-place semantics for the arrays the function wrote into: the final
-        values into the caller's arrays (`leaves`: the call's leaf objects).  A read-only
-        array raises as NumPy's write would have."""
+        values into the caller's arrays and tensors (`leaves`: the call's leaf objects).
+        Read-only targets raise NumPy's error before anything is written.  False, with
+        nothing written, when a target shares memory with another argument: the trace
+        took them for independent arrays, so the caller runs the function uncompiled."""
+        targets = [(leaves[leaf], k) for k, leaf in enumerate(self.writes)
+                   if _writable(leaves[leaf])]
+        if any(_aliases(self.writes[k], leaves) for _, k in targets):
+            return False
+        if any(isinstance(t, np.ndarray) and not t.flags.writeable for t, _ in targets):
+            raise ValueError("assignment destination is read-only (the compiled function "
+                             "writes into this argument in place)")
         first = self.n_outputs - len(self.writes)
-        for k, leaf in enumerate(self.writes):
-            target = leaves[leaf]
+        for target, k in targets:
             if isinstance(target, Tensor):  # (one that records autograd ran eagerly)
                 target[...] = outs[first + k]
-            elif isinstance(target, np.ndarray):
-                if not target.flags.writeable:
-                    raise ValueError("assignment destination is read-only (the compiled "
-                                     "function writes into this argument in place)")
+            else:
                 np.copyto(target, outs[first + k], casting="unsafe")
+        return True
 
     def lift(self, args):
         """`args` with the Python floats as 0-d arrays, or None if one of them is not a
@@ -268,8 +274,8 @@ class CompiledFunction:
             outs = spec.fast(*arrays) if arrays is not None else spec.mismatch
             if outs is not spec.mismatch and (not spec.guards or spec.failed_guard(outs) is None):
                 spec.hits += 1
-                if spec.writes:
-                    spec.write_back(args, outs)
+                if spec.writes and not spec.write_back(args, outs):
+                    return tree_map(_as_output, self._uncompiled(args))
                 return spec.unflatten(outs)
         return self._call_checked(args)
 
@@ -305,9 +311,7 @@ class CompiledFunction:
         seen = tuple(self._cache.get(spec_args.key, ()))  # a snapshot: others may add to it
         hit, outs, failed = self._run_cached(seen, spec_args)
         if hit is not None:
-            if hit.writes:
-                hit.write_back(spec_args.leaf_objects(), outs)
-            return hit.unflatten(outs)
+            return self._finish(hit, spec_args, args, outs)
         with self._lock:  # one thread compiles a signature; the others then find it cached
             specs = self._cache.setdefault(spec_args.key, [])
             if len(specs) != len(seen):  # specializations are only ever added under the lock
@@ -316,9 +320,14 @@ class CompiledFunction:
                 hit, outs = self._specialize(spec_args, specs, failed)
         if hit is None:  # outside the lock: it runs the user's code
             return tree_map(_as_output, self._uncompiled(args))
-        if hit.writes:
-            hit.write_back(spec_args.leaf_objects(), outs)
-        return hit.unflatten(outs)
+        return self._finish(hit, spec_args, args, outs)
+
+    def _finish(self, spec, spec_args, args, outs):
+        """The call's result, after writing back what the function wrote into its
+        arguments (or, where two of them share memory, the function run uncompiled)."""
+        if spec.writes and not spec.write_back(spec_args.leaf_objects(), outs):
+            return tree_map(_as_output, self._uncompiled(args))
+        return spec.unflatten(outs)
 
     def _run_cached(self, specs, spec_args):
         """(spec, its outputs, None) from the first specialization whose guards hold,
@@ -431,20 +440,19 @@ class CompiledFunction:
         return "signature changed: " + changes(list(self._last.arg_texts), texts, self._names)
 
     def _writes(self, spec_args, written) -> list:
-        """Of the array leaves the function wrote into in place ((position, returned)
-        pairs), those the compiled function writes back into the caller's NumPy arrays
-        (and eager tensors) after each call, as NumPy would have changed them (the trace
-        outputs their final values).  Those it cannot (a compile_grad's, a list's) get a
-        warning unless the function returns them."""
-        back = [i for i, _ in written if not self.grad and self._writable(spec_args, i)]
-        lost = [i for i, returned in written if not returned and i not in back]
+        """The array leaves the function wrote into in place ((position, returned) pairs)
+        whose final values the trace outputs, for each call to write back into the
+        caller's NumPy arrays and eager tensors as NumPy would have changed them (whatever
+        the leaf is on this call: a list and an array share a signature).  A compile_grad
+        writes none back; it, and a call whose argument cannot take the write (a list),
+        warn unless the function returns the value.  (A NumPy scalar is immutable: in
+        NumPy `s += 1` rebinds a local, as here.)"""
+        leaves = spec_args.leaf_objects()
+        lost = [i for i, returned in written if not returned and not isinstance(
+            leaves[i], np.generic) and (self.grad or not _writable(leaves[i]))]
         if lost:
             self._warn_writes(spec_args, lost)
-        return back
-
-    @staticmethod
-    def _writable(spec_args, leaf) -> bool:
-        return isinstance(spec_args.leaf_objects()[leaf], (np.ndarray, Tensor))
+        return [] if self.grad else [i for i, _ in written]
 
     def _warn_writes(self, spec_args, leaves):
         """The function wrote into arguments in place and did not return them, and the
@@ -599,6 +607,22 @@ class CompiledFunction:
             self._mismatches.clear()
             for variant in self._keywords.values():
                 variant.cache_clear()
+
+
+def _writable(target) -> bool:
+    return isinstance(target, (np.ndarray, Tensor))
+
+
+def _memory(x):
+    return x if isinstance(x, np.ndarray) else np.asarray(x) if isinstance(x, Tensor) else None
+
+
+def _aliases(i, leaves) -> bool:
+    """Whether array leaf `i` of the call may share memory with another leaf (the same
+    array passed twice included)."""
+    mine = _memory(leaves[i])
+    return any(j != i and (m := _memory(leaf)) is not None and np.may_share_memory(mine, m)
+               for j, leaf in enumerate(leaves))
 
 
 def _unflattener(out_tree, n):

@@ -167,6 +167,8 @@ class Traced(TracedValue, ArrayMixin):
         # Recorded as a functional update (scatter, dynamic_update_slice, a masked
         # select); this object then stands for the updated value (and a view passes it
         # on to its base: traced_views.py).
+        if self._in_enclosing_trace():
+            raise TypeError(_ENCLOSING_WRITE.format(self.aval))
         new = setitem(self, index, value)
         if getattr(new, "_tg_trace", None) is not self._tg_trace:
             # every element overwritten, by constants or by a value of an enclosing trace
@@ -174,10 +176,15 @@ class Traced(TracedValue, ArrayMixin):
             # to self; a write into an enclosing trace's value stays in the inner one
             new = tnp.where(np.ones(self.shape, bool), new, self)
         if getattr(new, "_tg_trace", None) is not self._tg_trace:
-            raise TypeError(f"cannot assign into a traced value {self.aval} of an enclosing "
-                            "trace from inside a nested one (a loop body, a transform): return "
-                            "the updated value instead")
+            raise TypeError(_ENCLOSING_WRITE.format(self.aval))
         self._tg_var = new._tg_var
+
+    def _in_enclosing_trace(self) -> bool:
+        """Whether this value belongs to a trace that encloses the one running now (a loop
+        body's, a branch's, a transform's): a write into it there would land once in the
+        enclosing program, whatever the loop count or the branch taken."""
+        stack = TRACES.traces
+        return bool(stack) and stack[-1] is not self._tg_trace and self._tg_trace in TRACES
 
     def _in_place(self, name, fn, other):
         """`self op= other` as NumPy's: the result cast back to self's dtype, which must be
@@ -192,7 +199,7 @@ class Traced(TracedValue, ArrayMixin):
         if new.shape != self.shape:
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} "
                              f"doesn't match the broadcast shape {new.shape}")
-        if getattr(new, "_tg_trace", None) is not self._tg_trace:
+        if getattr(new, "_tg_trace", None) is not self._tg_trace or self._in_enclosing_trace():
             return new  # an enclosing trace's value, updated in a nested one: a new name
         self._tg_var = new._tg_var
         return self
@@ -217,6 +224,29 @@ class Traced(TracedValue, ArrayMixin):
 
     def __ipow__(self, other):
         return self._in_place("power", tnp.power, other)
+
+    def __iand__(self, other):
+        return self._in_place("bitwise_and", tnp.bitwise_and, other)
+
+    def __ior__(self, other):
+        return self._in_place("bitwise_or", tnp.bitwise_or, other)
+
+    def __ixor__(self, other):
+        return self._in_place("bitwise_xor", tnp.bitwise_xor, other)
+
+    def __ilshift__(self, other):
+        return self._in_place("left_shift", tnp.left_shift, other)
+
+    def __irshift__(self, other):
+        return self._in_place("right_shift", tnp.right_shift, other)
+
+    def __imatmul__(self, other):
+        return self._in_place("matmul", tnp.matmul, other)
+
+
+_ENCLOSING_WRITE = ("cannot assign into a traced value {} of an enclosing trace from inside a "
+                    "nested one (a loop body, a branch, a transform): return the updated value "
+                    "instead")
 
 
 class TracedView(traced_views.ViewState, Traced):
