@@ -142,3 +142,21 @@ def test_writes_into_an_argument_inside_a_branch_or_loop_body_are_refused():
         tracegrad.jit(in_cond)(np.ones(3), np.array(False))
     with pytest.raises(TypeError, match="enclosing trace from inside a nested one"):
         tracegrad.jit(in_while)(np.ones(3))
+
+
+def test_changing_a_containers_entries_warns():
+    """`p["w"] = p["w"] - g` changes the caller's dict in NumPy; a compiled function cannot,
+    and says so (`p["w"] -= g` writes the array itself back)."""
+    def step(p, g):
+        p["w"] = p["w"] - 0.1 * g
+
+    def step_in_place(p, g):
+        p["w"] -= 0.1 * g
+
+    p = {"w": np.ones(2)}
+    with pytest.warns(tracegrad.InPlaceArgumentWarning, match=r"containers of argument 0 \('p'\)"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", tracegrad.InPlaceArgumentWarning)
+            tracegrad.jit(step)(p, np.ones(2))
+    tracegrad.jit(step_in_place)(p, np.ones(2))
+    np.testing.assert_allclose(p["w"], [0.9, 0.9])

@@ -468,6 +468,15 @@ class CompiledFunction:
             InPlaceArgumentWarning,
             where[0], where[1])
 
+    def _warn_replaced(self, pos):
+        where = location_of(user_source_location()) or ("<unknown>", 0)
+        warnings.warn_explicit(
+            f"{self._fname()} changes the containers of {self._names.arg(pos)} (d[k] = v, "
+            "l.append(v)): a compiled function cannot change the caller's dicts and lists, "
+            "so after the call they hold their old entries. Update the arrays in place "
+            "(d[k] -= v, d[k][...] = v) or return the new values.", InPlaceArgumentWarning,
+            where[0], where[1])
+
     def _count(self) -> int:
         return sum(len(specs) for specs in self._cache.values())
 
@@ -475,7 +484,8 @@ class CompiledFunction:
         t0 = time.perf_counter()
         stages, clock = {}, _Clock()
         label = _label(self._fname())
-        prog = make_graph(spec_args.bind(self.fun), spec_args.arrays, concrete=True,
+        prog = make_graph(spec_args.bind(self.fun, lambda pos: self._warn_replaced(pos)),
+                          spec_args.arrays, concrete=True,
                           on_writes=lambda written: self._writes(spec_args, written))
         graph, out_tree = prog.graph, prog.out_tree
         clock.lap("trace")

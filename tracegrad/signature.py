@@ -77,15 +77,34 @@ class SpecArgs:
         """Positions of the top-level Python float arguments (made 0-d arrays per call)."""
         return tuple(p for p, s in enumerate(self.slots) if s[0] == "array" and s[1] in self.weak)
 
-    def bind(self, fun):
+    def bind(self, fun, on_replaced=None):
         """`fun` as a function of the flat array arguments only (statics baked in);
-        the traced values of Python floats reach it as `WeakFloat`s."""
+        the traced values of Python floats reach it as `WeakFloat`s.  `on_replaced(pos)`:
+        called for each pytree argument whose containers fun changed (`p["w"] = ...`,
+        `l.append(...)`), which the caller's containers will not see."""
         def flat(*arrays):
             values = [WeakFloat(a) if i in self.weak else a for i, a in enumerate(arrays)]
-            return fun(*[_rebuild(slot, values) for slot in self.slots])
+            rebuilt = [_rebuild(slot, values) for slot in self.slots]
+            out = fun(*rebuilt)
+            if on_replaced is not None:
+                for pos in self._replaced(rebuilt, values):
+                    on_replaced(pos)
+            return out
         flat.__name__ = getattr(fun, "__name__", "f")
         flat.__wrapped__ = fun  # warnings name the user's function (inspect.unwrap)
         return flat
+
+    def _replaced(self, rebuilt, values) -> list:
+        """Positions of the pytree arguments whose leaves or structure differ from the
+        ones fun was given."""
+        changed = []
+        for pos, slot in enumerate(self.slots):
+            if slot[0] == "tree":
+                leaves, tree = tree_flatten(rebuilt[pos])
+                given = values[slot[1]:slot[1] + slot[2]]
+                if tree != slot[3] or any(a is not b for a, b in zip(leaves, given)):
+                    changed.append(pos)
+        return changed
 
     def leaf_objects(self) -> list:
         """The objects the call passed for the array leaves (the user's own arrays, where
