@@ -195,10 +195,10 @@ def run_jobs(jobs: list, workers: int) -> list:
     todo = queue.SimpleQueue()
     for i in sorted(range(len(jobs)), key=lambda i: -jobs[i].size):
         todo.put(i)
-    done = [None] * len(jobs)
+    done, failed = [None] * len(jobs), []
 
     def work(slot):
-        while True:
+        while not failed:  # after a failure, the jobs left are not started
             try:
                 i = todo.get_nowait()
             except queue.Empty:
@@ -206,17 +206,20 @@ def run_jobs(jobs: list, workers: int) -> list:
             try:
                 done[i] = _run_on(calls, slot, jobs[i])
             except BaseException as e:  # raised on the caller's thread, below
-                done[i] = e
+                failed.append(e)
 
     first, *others = slots(workers)
-    helpers = [threading.Thread(target=work, args=(slot,), name="tracegrad-llvm")
-               for slot in others]
-    for t in helpers:
-        t.start()
-    work(first)
-    for t in helpers:
-        t.join()
-    for d in done:
-        if isinstance(d, BaseException):
-            raise d
+    helpers = []
+    try:  # however the caller's share ends, no helper outlives the call (and LOCK)
+        for slot in others:
+            helpers.append(threading.Thread(target=work, args=(slot,), name="tracegrad-llvm"))
+            helpers[-1].start()
+        work(first)
+    finally:
+        if not failed:
+            failed.append(None)  # stops the helpers after their current job
+        for t in helpers:
+            t.join()
+    if failed[0] is not None:
+        raise failed[0]
     return done

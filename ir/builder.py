@@ -101,6 +101,9 @@ class TraceStack(threading.local):
     @contextlib.contextmanager
     def entered(self, trace: "GraphBuilder", description: str):
         trace.description, trace.entered = description, True
+        # where the enclosing trace stood: its values made since are the nested function's
+        # own (tracer.trace.Traced._in_enclosing_trace)
+        trace.parent_mark = (self.traces[-1], len(self.traces[-1].eqns)) if self.traces else None
         self.traces.append(trace)
         try:
             yield trace

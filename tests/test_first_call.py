@@ -3,6 +3,7 @@ linked into one module, the light pipeline for vector-form kernels, an unoptimiz
 straight entry, and modules compiled on threads (codegen/llvm_jobs.py) giving the same
 code as one thread."""
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -342,3 +343,23 @@ def test_garbage_made_before_a_compile_is_not_kept_by_it():
         tracegrad.jit(lambda z, k=k: np.sin(z) * k + 1, disk_cache=False)(np.ones(4))
     gc.collect(1)
     assert all(r() is None for r in refs)
+
+
+def test_no_llvm_thread_outlives_run_jobs_however_it_ends(monkeypatch):
+    """The caller's own share may end in an exception (a Ctrl-C between jobs): the helpers
+    stop after their current job and are joined before LOCK is released."""
+    jobs = [llvm_jobs.Job([text], level) for text, level in _unit_texts(_chain_program(n=200))]
+    real, calls = llvm_jobs._run_on, []
+
+    def interrupted(c, slot, job):
+        calls.append(job)
+        if threading.current_thread() is threading.main_thread() and len(calls) > 1:
+            raise KeyboardInterrupt("simulated")
+        return real(c, slot, job)
+
+    monkeypatch.setattr(llvm_jobs, "_run_on", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with llvm_util.LOCK:
+            llvm_jobs.run_jobs(jobs * 4, 2)
+    assert not [t for t in threading.enumerate() if t.name == "tracegrad-llvm"]
+    assert len(calls) < len(jobs) * 4  # the rest were not started

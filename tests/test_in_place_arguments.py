@@ -160,3 +160,38 @@ def test_changing_a_containers_entries_warns():
             tracegrad.jit(step)(p, np.ones(2))
     tracegrad.jit(step_in_place)(p, np.ones(2))
     np.testing.assert_allclose(p["w"], [0.9, 0.9])
+
+
+def test_a_nested_functions_own_arrays_made_from_closed_over_values_stay_writable():
+    """`buf = x * 2.0` inside a grad, checkpoint, loop body or branch is that function's
+    own array, though recorded in the enclosing trace: writes into it (and through its
+    views) are allowed and exact; only arrays that existed before the nested trace began
+    are refused."""
+    x0 = np.arange(4.0)
+
+    def grad_local(x):
+        def loss(w):
+            buf = x * 2.0
+            buf[0] = 0.0
+            view = buf[1:]
+            view += 10.0
+            return (buf * w).sum()
+        return tracegrad.grad(loss)(x)
+
+    def body_local(x):
+        def body(c):
+            buf = x * 1.0
+            buf[0] = 7.0
+            return c + buf.sum()
+        return tracegrad.while_loop(lambda c: c < 50.0, body, 0.0)
+
+    def branch_local(x, p):
+        def yes(v):
+            buf = x * 1.0
+            buf[0] = 7.0
+            return buf + v
+        return tracegrad.cond(p, yes, lambda v: x + v, 0.0)
+
+    np.testing.assert_allclose(tracegrad.jit(grad_local)(x0), [0.0, 12.0, 14.0, 16.0])
+    np.testing.assert_allclose(tracegrad.jit(body_local)(x0), 52.0)
+    np.testing.assert_allclose(tracegrad.jit(branch_local)(x0, np.array(True)), [7.0, 1.0, 2.0, 3.0])

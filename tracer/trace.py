@@ -181,10 +181,19 @@ class Traced(TracedValue, ArrayMixin):
 
     def _in_enclosing_trace(self) -> bool:
         """Whether this value belongs to a trace that encloses the one running now (a loop
-        body's, a branch's, a transform's): a write into it there would land once in the
-        enclosing program, whatever the loop count or the branch taken."""
-        stack = TRACES.traces
-        return bool(stack) and stack[-1] is not self._tg_trace and self._tg_trace in TRACES
+        body's, a branch's, a transform's) and existed before that nested trace began: a
+        write into it there would land once in the enclosing program, whatever the loop
+        count or the branch taken.  A value the nested function made itself from enclosing
+        values only (`buf = x * 2.0`) is recorded in the enclosing trace too, but is that
+        function's own: writes into it are its business."""
+        stack, mine = TRACES.traces, self._tg_trace
+        if not stack or stack[-1] is mine or mine not in TRACES:
+            return False
+        nested = stack[next(i for i, t in enumerate(stack) if t is mine) + 1]
+        mark = getattr(nested, "parent_mark", None)
+        if mark is None or mark[0] is not mine:
+            return True
+        return not any(self._tg_var in e.outs for e in mine.eqns[mark[1]:])
 
     def _in_place(self, name, fn, other):
         """`self op= other` as NumPy's: the result cast back to self's dtype, which must be
@@ -199,7 +208,9 @@ class Traced(TracedValue, ArrayMixin):
         if new.shape != self.shape:
             raise ValueError(f"non-broadcastable output operand with shape {self.shape} "
                              f"doesn't match the broadcast shape {new.shape}")
-        if getattr(new, "_tg_trace", None) is not self._tg_trace or self._in_enclosing_trace():
+        if self._in_enclosing_trace():
+            raise TypeError(_ENCLOSING_WRITE.format(self.aval))
+        if getattr(new, "_tg_trace", None) is not self._tg_trace:
             return new  # an enclosing trace's value, updated in a nested one: a new name
         self._tg_var = new._tg_var
         return self
