@@ -459,23 +459,18 @@ class CompiledFunction:
         compiled code cannot make the caller's objects see the writes."""
         args = sorted({spec_args.position_of_leaf(i) for i in leaves})
         named = ", ".join(self._names.arg(p) for p in args)
-        where = location_of(user_source_location()) or ("<unknown>", 0)
-        warnings.warn_explicit(
-            f"{self._fname()} writes into {named} in place (x[i] = v, x += v) without "
-            "returning it: a compiled function writes such values back only into the NumPy "
-            "arrays and tensors passed to tracegrad.jit, so after this call the argument "
-            "holds its old values. Return the array and rebind it (u = f(u)).",
-            InPlaceArgumentWarning,
-            where[0], where[1])
+        _warn_at(f"{self._fname()} writes into {named} in place (x[i] = v, x += v) without "
+                 "returning it: a compiled function writes such values back only into the "
+                 "NumPy arrays and tensors passed to tracegrad.jit, so after this call the "
+                 "argument holds its old values. Return the array and rebind it (u = f(u)).",
+                 None, InPlaceArgumentWarning)
 
     def _warn_replaced(self, pos):
-        where = location_of(user_source_location()) or ("<unknown>", 0)
-        warnings.warn_explicit(
-            f"{self._fname()} changes the containers of {self._names.arg(pos)} (d[k] = v, "
-            "l.append(v)): a compiled function cannot change the caller's dicts and lists, "
-            "so after the call they hold their old entries. Update the arrays in place "
-            "(d[k] -= v, d[k][...] = v) or return the new values.", InPlaceArgumentWarning,
-            where[0], where[1])
+        _warn_at(f"{self._fname()} changes the containers of {self._names.arg(pos)} (d[k] = "
+                 "v, l.append(v)): a compiled function cannot change the caller's dicts and "
+                 "lists, so after the call they hold their old entries. Update the arrays in "
+                 "place (d[k] -= v, d[k][...] = v) or return the new values.", None,
+                 InPlaceArgumentWarning)
 
     def _count(self) -> int:
         return sum(len(specs) for specs in self._cache.values())
@@ -674,11 +669,11 @@ def _where(guard) -> str:
     return f"guard {guard.kind} at {guard.src}"
 
 
-def _warn_at(message, where):
+def _warn_at(message, where, category=SpecializationLimitWarning):
     """One warning attributed to the user's line `where` (file, line), or to the user's
     frame that called the compiled function."""
     where = where or location_of(user_source_location()) or ("<unknown>", 0)
-    warnings.warn_explicit(message, SpecializationLimitWarning, where[0], where[1])
+    warnings.warn_explicit(message, category, where[0], where[1])
 
 
 def _label(name):

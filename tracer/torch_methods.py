@@ -205,8 +205,7 @@ class TorchMethods:
 
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):
         """beta * self + alpha * (mat1 @ mat2); beta=0 ignores self (NaN included), as torch."""
-        prod = mat1 @ mat2 if alpha == 1 else (mat1 @ mat2) * alpha
-        return prod if beta == 0 else (self if beta == 1 else self * beta) + prod
+        return scaled_sum(self, mat1 @ mat2, beta, alpha)
 
     def clamp(self, min=None, max=None):
         return clamp(self, min, max)
@@ -924,6 +923,12 @@ def lower_median(x, dim, keepdim):
     if not keepdim:
         values, idx = tnp.squeeze(values, axis=d), tnp.squeeze(idx, axis=d)
     return MinMax(values, idx)
+
+
+def scaled_sum(x, product, beta, alpha):
+    """beta * x + alpha * product (torch's addmm family); beta == 0 ignores x, NaN included."""
+    product = product if alpha == 1 else product * alpha
+    return product if beta == 0 else (x if beta == 1 else x * beta) + product
 
 
 def shared_among_ties(x, m):

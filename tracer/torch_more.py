@@ -27,7 +27,8 @@ from tracegrad.ir import ops
 from . import numpy as tnp
 from .indexing import setitem
 from .numpy.constructors import constant_like
-from .torch_methods import (_in_place as in_place, along_grid, norm, norm_dim, scalar_lanes,
+from .torch_methods import (_in_place as in_place, along_grid, concrete as _concrete, norm,
+                            norm_dim, scalar_lanes, scaled_sum as _scaled_sum,
                             shared_among_ties, sizes_arg, sort_order, sorted_pair)
 
 Values = namedtuple("Values", "values indices")  # torch.return_types.mode / nanmedian
@@ -37,11 +38,6 @@ QR = namedtuple("QR", "Q R")
 _TYPE_NAMES = {"float64": "Double", "float32": "Float", "float16": "Half", "int64": "Long",
                "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
                "bool": "Bool"}
-
-
-def _concrete(x):
-    data = getattr(x, "_tg_concrete", None)
-    return x if data is None else data()
 
 
 def _eager_data(x, name: str) -> np.ndarray:
@@ -710,12 +706,6 @@ def _as_float_of(x, out):
 def _lead(index):
     """src[:index's shape] (torch uses only that part of a larger src)."""
     return tuple(slice(0, n) for n in tnp.shape(index))
-
-
-def _scaled_sum(x, product, beta, alpha):
-    """beta * x + alpha * product; beta == 0 ignores x (NaN included), as torch's."""
-    product = product if alpha == 1 else product * alpha
-    return product if beta == 0 else (x if beta == 1 else x * beta) + product
 
 
 def _mantissa_bound(dtype) -> int:
