@@ -479,7 +479,7 @@ class CompiledFunction:
         t0 = time.perf_counter()
         stages, clock = {}, _Clock()
         label = _label(self._fname())
-        prog = make_graph(spec_args.bind(self.fun, lambda pos: self._warn_replaced(pos)),
+        prog = make_graph(spec_args.bind(self.fun, self._warn_replaced),
                           spec_args.arrays, concrete=True,
                           on_writes=lambda written: self._writes(spec_args, written))
         graph, out_tree = prog.graph, prog.out_tree
