@@ -301,6 +301,10 @@ class FunctionCtx:
         self.non_differentiable, self.materialize_grads = set(), True
 
     def save_for_backward(self, *tensors):
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, (Tensor, np.ndarray)) and not hasattr(t, "_tg_trace"):
+                raise TypeError(f"save_for_backward can only save tensors, but argument {i} is "
+                                f"of type {type(t).__name__}; keep other values as ctx attributes")
         self.saved_tensors = tuple(tensors)
 
     def mark_non_differentiable(self, *outputs):

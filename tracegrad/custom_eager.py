@@ -161,10 +161,26 @@ def call(rules, tree, values):
         _Call(rules, tree, values, outs, out_tree, res), {}, [res],
         [(t._version, t._version.value) for t in saved], [_edge(v) for v in values])
     node.reads = bool(tree_flatten(res)[0])
-    results = [Tensor._make(d) for d in outs]
+    results = [Tensor._make(d, None, _saved_version(d, saved)) for d in outs]
+    if rules.torch_style:  # a Function's forward may return other values: kept as they are
+        kept = [i for i, o in enumerate(out_leaves) if not isinstance(o, (Tensor, np.ndarray))]
+        for i in kept:
+            results[i] = out_leaves[i]
+        live = [i for i in live if i not in kept]
     for i in live:
-        results[i] = Tensor._make(outs[i], _output_node(node, i, len(outs), rules.name))
+        results[i] = Tensor._make(outs[i], _output_node(node, i, len(outs), rules.name),
+                                  results[i]._version)
     return tree_unflatten(out_tree, results)
+
+
+def _saved_version(data, saved):
+    """The version counter of a saved tensor whose buffer the output `data` shares (forward
+    returned what it saved, or a view of it): an in-place change of the output is then a
+    change of the saved tensor, which its backward refuses, as PyTorch's does."""
+    for t in saved:
+        if np.may_share_memory(t._data, data):
+            return t._version
+    return None
 
 
 class _GraphRules:

@@ -122,7 +122,7 @@ class enable_grad(_SetGradMode):
 
 class inference_mode(_SetGradMode):
     """PyTorch's `inference_mode(mode=True)`: no_grad inside (tracegrad has no separate
-    inference tensors); `inference_mode(False)` changes nothing.
+    inference tensors); `inference_mode(False)` turns grad mode on, as PyTorch's does.
 
     >>> from tracegrad import inference_mode, tensor
     >>> with inference_mode():
@@ -137,8 +137,7 @@ class inference_mode(_SetGradMode):
 
     def __enter__(self):
         self._prev = GRAD_MODE.enabled
-        if self.enabled:
-            GRAD_MODE.enabled = False
+        GRAD_MODE.enabled = not self.enabled
         return self
 
     def __call__(self, fn):
@@ -520,6 +519,8 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             _retain(node, g, box)
         if capture is not None and node in capture:
             capture[node](g)
+            if useful is not None and not any(edges):
+                continue  # an input's node that no other input needs is not run (PyTorch)
         cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
         if not retain_graph:
             node.release()
@@ -554,7 +555,9 @@ def _to_leaf(node, g, owned, sink, box, accumulates=True):
     sink(node, g, owned)
     if node.post_hooks and accumulates:
         for hook in list(node.post_hooks.values()):
-            hook(leaf)
+            if hook(leaf) is not None:
+                raise RuntimeError("hooks registered with register_post_accumulate_grad_hook "
+                                   "should return None")
 
 
 def _seeded(roots, seeds) -> _Buffers:
@@ -569,7 +572,7 @@ def _retain(node, g, box):
     target = node.retained() if node.retained is not None else None
     if target is not None and g is not None:
         # a copy: cotangents may be shared read-only (an operand passed through, a view)
-        g = g if hasattr(g, "_tg_trace") else box(np.array(g), None)
+        g = g.clone() if hasattr(g, "_tg_trace") else box(np.array(g), None)
         target.grad = g if target.grad is None else target.grad + g
 
 
@@ -604,6 +607,9 @@ def run_hooks(hooks: dict, g, box, shape):
         if new is None:
             g = t if hasattr(g, "_tg_trace") else t._data
             continue
+        if not (hasattr(new, "_tg_trace") or isinstance(new, (np.ndarray, np.generic))):
+            raise TypeError(f"hook {getattr(fn, '__name__', fn)!r} returned a "
+                            f"{type(new).__name__}: a hook returns a tensor or None")
         if tuple(np.shape(new)) != tuple(shape):
             raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} has changed the size of "
                                f"value: it returned shape {tuple(np.shape(new))} for a gradient "
@@ -611,7 +617,7 @@ def run_hooks(hooks: dict, g, box, shape):
         if np.result_type(new) != np.result_type(g):
             raise RuntimeError(f"hook {getattr(fn, '__name__', fn)!r} has changed the type of "
                                f"value (was {np.result_type(g)} got {np.result_type(new)})")
-        g = new if hasattr(g, "_tg_trace") else getattr(new, "_data", np.asarray(new))
+        g = new if hasattr(g, "_tg_trace") else new._data if hasattr(new, "_data") else np.asarray(new)
     return g
 
 

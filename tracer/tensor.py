@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 import warnings
-
 import weakref
 
 import numpy as np
@@ -96,6 +96,11 @@ class EagerTrace:
 
 
 EAGER = EagerTrace()
+
+
+class ConversionError(RuntimeError, ValueError):
+    """A tensor of several elements where one value was needed (`item()`, `bool()`, `float()`):
+    PyTorch raises RuntimeError there and NumPy ValueError, so this is both."""
 
 
 def _fresh(out, datas):
@@ -241,6 +246,8 @@ class Tensor(views.ViewMethods, ArrayMixin):
             elif not isinstance(value, Tensor):
                 raise TypeError("assigned grad expected to be a Tensor or None but got grad "
                                 f"of type {type(value).__name__}")
+            if value is self:
+                raise RuntimeError("can't assign Variable as its own grad")
             if value.shape != self.shape:
                 raise RuntimeError(f"assigned grad has data of a different size: "
                                    f"{value.shape} for a tensor of shape {self.shape}")
@@ -292,8 +299,6 @@ class Tensor(views.ViewMethods, ArrayMixin):
     @requires_grad.setter
     def requires_grad(self, flag):
         if self.grad_fn is not None:
-            if flag:
-                return  # a result that requires grad already (PyTorch: a no-op)
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
@@ -410,8 +415,8 @@ class Tensor(views.ViewMethods, ArrayMixin):
     # ---- conversion to Python / numpy ---------------------------------------------------
     def _scalar(self, what):
         if self.data.size != 1:
-            raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted "
-                             f"to a Python {what}")
+            raise ConversionError(f"a Tensor with {self.data.size} elements cannot be converted "
+                                  f"to a Python {what}")
         return self.data.reshape(()).item()
 
     def item(self):
@@ -425,8 +430,8 @@ class Tensor(views.ViewMethods, ArrayMixin):
 
     def __bool__(self):
         if self.data.size != 1:
-            raise ValueError(f"The truth value of a Tensor with {self.data.size} elements is "
-                             "ambiguous. Use a.any() or a.all()")
+            raise ConversionError(f"The truth value of a Tensor with {self.data.size} elements "
+                                  "is ambiguous. Use a.any() or a.all()")
         return bool(self.data.reshape(()))
 
     def __index__(self):
@@ -437,7 +442,11 @@ class Tensor(views.ViewMethods, ArrayMixin):
     def tolist(self):
         return self.data.tolist()
 
-    def numpy(self):
+    def numpy(self, force: bool = False):
+        """The tensor's data (shared, not copied); `force=True` allows a tensor that
+        requires grad and returns a copy, as PyTorch's."""
+        if force:
+            return self.data.copy()
         self._check_detached()
         return self.data
 
@@ -760,8 +769,9 @@ def _box(data, node):
 
 
 def _as_tensor_grad(g, like: Tensor, create_graph: bool, owned=False) -> Tensor:
-    if isinstance(g, Tensor):
-        return g if create_graph else Tensor._make(g.data.copy())
+    if isinstance(g, Tensor):  # a cotangent may be shared (add's VJP returns g twice): a
+        # copy, differentiable under create_graph (PyTorch's AccumulateGrad clones too)
+        return g.clone() if create_graph else Tensor._make(g.data.copy())
     # Cotangent arrays may be shared between operands (add's VJP returns g twice): copy,
     # unless the engine says that no one else holds this one.
     data = like._data
@@ -770,17 +780,24 @@ def _as_tensor_grad(g, like: Tensor, create_graph: bool, owned=False) -> Tensor:
     return Tensor._make(np.array(g, dtype=data.dtype, copy=True).reshape(data.shape))
 
 
+# Backward passes on several threads may reach one leaf at once: its first gradient is
+# set and later ones are added (np.add releases the GIL) under this lock, as PyTorch's
+# AccumulateGrad holds a mutex.
+_ACCUMULATING = threading.Lock()
+
+
 def _plain_sink(acc: AccumulateGrad, g, owned):
     """`_leaf_sink(False)`, with a first gradient of the leaf's dtype and shape inlined."""
     leaf = acc.variable
     if not leaf._requires_grad:  # switched off since the graph was built: no gradient
         return
     data = leaf._data
-    if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
-            and g.shape == data.shape):
-        leaf._grad = _new_tensor(g if owned else g.copy())
-    else:
-        _PLAIN_SINK(acc, g, owned)
+    with _ACCUMULATING:
+        if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
+                and g.shape == data.shape):
+            leaf._grad = _new_tensor(g if owned else g.copy())
+            return
+    _PLAIN_SINK(acc, g, owned)
 
 
 def _leaf_sink(create_graph: bool):
@@ -791,6 +808,10 @@ def _leaf_sink(create_graph: bool):
         leaf = acc.variable
         if not leaf._requires_grad:
             return
+        with _ACCUMULATING:
+            _accumulate(leaf, g, owned)
+
+    def _accumulate(leaf, g, owned):
         if leaf.grad is None:
             leaf._grad = _as_tensor_grad(g, leaf, create_graph, owned)
         elif create_graph or leaf.grad.requires_grad:
@@ -808,6 +829,9 @@ _PLAIN_SINK = _leaf_sink(False)  # the general plain sink, behind `_plain_sink`
 
 
 def _roots(outputs, gradients, create_graph):
+    if len(gradients) != len(outputs):
+        raise RuntimeError(f"grad_tensors/grad_outputs: got {len(outputs)} tensors and "
+                           f"{len(gradients)} gradients")
     roots, seeds = [], []
     for i, (out, grad) in enumerate(zip(outputs, gradients)):
         if not out.requires_grad:
@@ -881,6 +905,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     (27.0, 18.0)
     """
     outputs, inputs = _as_sequence(outputs), _as_sequence(inputs)
+    if not inputs:
+        raise RuntimeError("grad requires non-empty inputs.")
     grad_outputs = [None] * len(outputs) if grad_outputs is None else _as_sequence(grad_outputs)
     retain_graph = create_graph if retain_graph is None else retain_graph
     roots, seeds = _roots(outputs, grad_outputs, create_graph)
@@ -890,7 +916,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 def _as_sequence(values) -> list:
-    return [values] if isinstance(values, Tensor) else list(values)
+    """A tensor (or one array) as a list of one; a sequence as a list."""
+    return [values] if isinstance(values, (Tensor, np.ndarray)) else list(values)
 
 
 def _gradients_of(inputs, roots, seeds, retain_graph, create_graph) -> dict:
