@@ -575,6 +575,35 @@ def test_eager_loops_over_numpy_arrays_are_values():
     assert init.tolist() == [0, 0]
 
 
+def test_eager_loops_over_tensors_are_values_with_gradients():
+    """Tensors too (hunt L2): the initial carry is cloned and a y sharing the carry's
+    memory is cloned, so in-place bodies give jit's ys and gradients and leave the
+    caller's tensor alone."""
+    def body(c, x):
+        c += x
+        return c, c
+    xs = np.ones((3, 2))
+    t = tg.tensor(np.array([1., 2.]))
+    ys = tg.scan(body, t, xs)[1]
+    assert ys.numpy().tolist() == [[2, 3], [3, 4], [4, 5]] and t.numpy().tolist() == [1, 2]
+    w = tg.tensor(np.array([1., 2.]), requires_grad=True)
+    (tg.scan(body, w * 1.0, xs)[1] ** 2).sum().backward()
+    want = tg.compile_grad(lambda a: (tg.scan(body, a, xs)[1] ** 2).sum())(np.array([1., 2.]))[1][0]
+    np.testing.assert_allclose(w.grad.numpy(), want)
+    np.testing.assert_allclose(want, [18., 24.])
+    t = tg.tensor(np.array([1., 2.]))
+    out = tg.while_loop(lambda c: c.sum() < 10, lambda c: c.__imul__(2), t)
+    assert out.numpy().tolist() == [4, 8] and t.numpy().tolist() == [1, 2]
+
+
+def test_eager_zero_length_scan_over_a_tensor_gives_tensors():
+    t = tg.tensor(np.array([1., 2.]), requires_grad=True)
+    c, ys = tg.scan(lambda c, x: (c * x, c.sum()), t, np.zeros((0, 2)))
+    assert isinstance(ys, tg.Tensor) and ys.shape == (0,) and c is not t
+    c.sum().backward()
+    assert t.grad.numpy().tolist() == [1, 1]
+
+
 def test_eager_fori_loop_without_steps_never_calls_the_body():
     A = np.arange(16.0).reshape(4, 4)
     assert tg.fori_loop(0, 0, lambda i, c: c + A[i, i], 0.0) == 0.0

@@ -245,8 +245,12 @@ def _stack_ys(f, carry, xs_tree, xs_leaves, ys):
     x_avals = [ShapedArray(leaf_aval(x).shape[1:], leaf_aval(x).dtype) for x in xs_leaves]
     body = _scan_body(f, carry, xs_tree, x_avals)
     y_avals = body.out_avals[len(carry.avals):]
-    return tree_unflatten(body.out_tree.children[1],
-                          [np.zeros((0,) + a.shape, a.dtype) for a in y_avals])
+    empty = [np.zeros((0,) + a.shape, a.dtype) for a in y_avals]
+    from .tensor import Tensor  # (tensor.py imports this module's package)
+
+    if any(isinstance(v, Tensor) for v in list(carry.values) + list(xs_leaves)):
+        empty = [Tensor._make(e) for e in empty]  # tensors in, tensors out (as for steps)
+    return tree_unflatten(body.out_tree.children[1], empty)
 
 
 # ---- while_loop, fori_loop ------------------------------------------------------------------

@@ -192,18 +192,37 @@ def _mismatch(path, a, b) -> str:
 # ---- eager loop and branch values ---------------------------------------------------------
 
 def owned(leaves) -> list:
-    """NumPy array leaves copied: an eager loop's initial carry, so that a body updating its
-    carry in place (`c[0] += x`) never writes the caller's array, as in the traced and
-    compiled loops (values, as JAX's).  Tensors are left to autograd's in-place rules."""
-    return [np.array(v) if isinstance(v, np.ndarray) else v for v in leaves]
+    """Array leaves copied: an eager loop's initial carry, so that a body updating its
+    carry in place (`c[0] += x`, `c.mul_(2)`) never writes the caller's array or tensor, as
+    in the traced and compiled loops (values, as JAX's).  A tensor's copy is its `clone()`,
+    through which gradients flow."""
+    return [_copy(v) for v in leaves]
 
 
 def unshared(leaves, others) -> list:
-    """NumPy array leaves that may share memory with one of `others` copied (a y that is the
+    """Array leaves that may share memory with one of `others` copied (a y that is the
     carry, which the next step may update in place); the rest as they are."""
-    arrays = [o for o in others if isinstance(o, np.ndarray)]
-    return [np.array(v) if isinstance(v, np.ndarray)
-            and any(np.may_share_memory(v, o) for o in arrays) else v for v in leaves]
+    buffers = [b for b in map(_buffer, others) if b is not None]
+    return [_copy(v) if (b := _buffer(v)) is not None
+            and any(np.may_share_memory(b, o) for o in buffers) else v for v in leaves]
+
+
+def _buffer(v):
+    """The ndarray holding a leaf's values (an eager tensor's data), or None."""
+    if isinstance(v, np.ndarray):
+        return v
+    return v._data if isinstance(v, _tensor_type()) else None
+
+
+def _copy(v):
+    if isinstance(v, np.ndarray):
+        return np.array(v)
+    return v.clone() if isinstance(v, _tensor_type()) else v
+
+
+def _tensor_type():
+    from .tensor import Tensor  # (tensor.py imports the loops' modules)
+    return Tensor
 
 
 class LoopArray(np.ndarray):
