@@ -134,57 +134,68 @@ def _cached_units(units, store, stages: Stages, stats: dict):
     return codes, missing
 
 
-def _unit_jobs(units, stages: Stages):
-    """(index in `units`, Job) for each unit, its IR emitted when the job is asked for,
-    costliest first: the longest compile starts first (llvm_jobs.run_stream)."""
-    for i in sorted(range(len(units)), key=lambda i: -_weight(units[i])):
-        with stages.stage("emit"):
-            module, level = units[i].build()
-            job = llvm_jobs.Job([str(module)], level)
-        yield i, job
+def _unit_jobs(units, merge: bool, workers: int, stages: Stages) -> list:
+    """The compile jobs of `units` (emitted here): one per unit when each unit's object is
+    stored on its own, else the units of one optimization level linked into one module
+    per worker (each module costs a fixed part, pass pipelines and code generator set-up,
+    besides its size)."""
+    built = []
+    with stages.stage("emit"):
+        for unit in units:
+            module, level = unit.build()
+            built.append((str(module), level))
+    if not merge:
+        return [llvm_jobs.Job([text], level) for text, level in built]
+    by_level = {}
+    for text, level in built:
+        by_level.setdefault(level, []).append(text)
+    return [llvm_jobs.Job(share, level) for level, texts in by_level.items()
+            for share in _shares(texts, workers)]
 
 
-def _weight(unit) -> int:
-    """A unit's expected compile cost: its kernel's body length (0 for other units)."""
-    return len(getattr(getattr(unit, "kernel", None), "body", ()))
+def _shares(texts, n: int) -> list:
+    """`texts` in at most n groups of about equal length: longest first, each to the
+    shortest group so far."""
+    groups = [[] for _ in range(min(n, len(texts)))]
+    sizes = [0] * len(groups)
+    for text in sorted(texts, key=len, reverse=True):
+        j = sizes.index(min(sizes))
+        groups[j].append(text)
+        sizes[j] += len(text)
+    return groups
 
 
-def _run_jobs(jobs, expected: int, merge: bool, workers: int, stages: Stages) -> list:
-    """(keys, UnitCode) of every job of the iterable `jobs` (llvm_jobs.run_stream), in
-    order of their first keys.  Stage times add up over threads: the units' under
-    optimize and object, the entry's (the fast job) under entry; llvm is the wall time
-    of the compile less the emission that overlapped it."""
-    t0, emitted = time.perf_counter(), stages.seconds.get("emit", 0.0)
-    done = llvm_jobs.run_stream(jobs, workers, expected, merge)
-    stages.add("llvm", time.perf_counter() - t0 - (stages.seconds.get("emit", 0.0) - emitted))
-    for _, job, d in done:
+def _run_jobs(jobs, workers: int, stages: Stages) -> list:
+    """Each job's UnitCode (llvm_jobs.run_jobs).  Stage times add up over threads: the
+    units' under optimize and object, the entry's (the fast job) under entry."""
+    with stages.stage("llvm"):
+        done = llvm_jobs.run_jobs(jobs, workers)
+    for job, d in zip(jobs, done):
         if job.fast:
             stages.add("entry", d.optimize_seconds + d.object_seconds)
         else:
             stages.add("optimize", d.optimize_seconds)
             stages.add("object", d.object_seconds)
-    return [(keys, UnitCode(d.obj, d.ir_text)) for keys, _, d in sorted(done, key=lambda r: r[0][0])]
+    return [UnitCode(d.obj, d.ir_text) for d in done]
 
 
-def _store_units(store, units, compiled, stages: Stages) -> None:
-    """Each compiled unit under its key (`compiled`: (keys, UnitCode), one unit each)."""
+def _store_units(store, units, codes, stages: Stages) -> None:
     with stages.stage("store"):
-        for [i], code in compiled:
-            unit = units[i]
+        for unit, code in zip(units, codes):
             store.store(unit.key, cache.CacheEntry({"unit": unit.text}, [code.obj], code.ir_text))
 
 
 def unit_codes(units, store, stages: Stages, stats: dict, workers: int = 1) -> list:
     """The object code of every unit: from the disk cache, else compiled (and stored).
-    Without a disk cache units of one optimization level may share one object file, so
-    the list may be shorter than `units`."""
+    Without a disk cache the units of one optimization level share one object file
+    (per worker thread), so the list may be shorter than `units`."""
     codes, missing = _cached_units(units, store, stages, stats)
-    compiled = _run_jobs(_unit_jobs(missing, stages), len(missing), store is None, workers,
-                         stages) if missing else []
+    jobs = _unit_jobs(missing, store is None, workers, stages)
+    compiled = _run_jobs(jobs, workers, stages) if jobs else []
     if store is not None:
         _store_units(store, missing, compiled, stages)
     stages.progress(f"{len(units)} distinct kernels")
-    return codes + [code for _, code in compiled]
+    return codes + compiled
 
 
 # ---- programs ------------------------------------------------------------------------------
@@ -212,15 +223,6 @@ def _entry_job(lowered, straight: bool) -> llvm_jobs.Job:
     return llvm_jobs.Job([str(lowered.module)], level, fast=True)
 
 
-def _program_jobs(lowered, straight: bool, missing, stages: Stages):
-    """The entry's job (key -1) first, then the units' (_unit_jobs): the entry is small,
-    and a helper thread compiles it while the caller emits the first unit."""
-    with stages.stage("emit"):
-        entry = _entry_job(lowered, straight)
-    yield -1, entry
-    yield from _unit_jobs(missing, stages)
-
-
 def _straight(kp) -> bool:
     """Whether the entry needs no optimization: a kernel program without control-flow
     steps (LoopStep, CondStep) other than row-block steps (a LoopStep with `groups`).
@@ -239,11 +241,13 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages,
         lowered = lower_program(kp, name, n_threads, fingerprint.kernel_environment())
     stats = {"calls": lowered.n_calls, "distinct": len(lowered.units), "compiled": 0, "loaded": 0}
     codes, missing = _cached_units(lowered.units, store, stages, stats)
-    (_, entry), *compiled = _run_jobs(_program_jobs(lowered, _straight(kp), missing, stages),
-                                      len(missing) + 1, store is None, workers, stages)
+    jobs = _unit_jobs(missing, store is None, workers, stages)
+    with stages.stage("emit"):
+        jobs.append(_entry_job(lowered, _straight(kp)))
+    *compiled, entry = _run_jobs(jobs, workers, stages)
     if store is not None:
         _store_units(store, missing, compiled, stages)
-    codes += [code for _, code in compiled]
+    codes += compiled
     stages.progress(f"{len(lowered.units)} distinct kernels")
     image = ProgramImage.of(kp, lowered.layout)
     with stages.stage("link"):

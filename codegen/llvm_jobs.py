@@ -18,10 +18,9 @@ llvmlite), or with one worker, jobs run one after another through llvm_util.
 from __future__ import annotations
 
 import os
-import sys
+import queue
 import threading
 import time
-from contextlib import contextmanager
 from ctypes import c_char_p, string_at
 from dataclasses import dataclass
 
@@ -184,153 +183,43 @@ def _run_serially(job: Job) -> Done:
 def run_jobs(jobs: list, workers: int) -> list:
     """Each job's `Done`, in order, compiled on up to `workers` threads, the caller one of
     them (the longest texts first, so that the threads finish close together).  Hold
-    llvm_util.LOCK."""
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].size)
-    done = [None] * len(jobs)
-    for keys, _, d in run_stream(((i, jobs[i]) for i in order), workers, len(jobs)):
-        done[keys[0]] = d
-    return done
-
-
-def run_stream(jobs, workers: int, expected: int, merge: bool = False) -> list:
-    """(keys, Job, Done) for the (key, Job) pairs that the iterable `jobs` yields, compiled
-    on up to `workers` threads.  Hold llvm_util.LOCK.
-
-    The iterable runs on the caller's thread (it may emit each job's IR as it goes: Python
-    work, under the GIL) while helper threads already compile what it has yielded (LLVM
-    work, outside the GIL); then the caller compiles too.  `expected` is how many jobs
-    may come (no more helpers start than can get one).  With `merge` an idle thread takes
-    every waiting job of the first one's level as one module, linked (each module costs
-    pass pipelines and code-generator set-up besides its size), or, once the iterable is
-    done, its share of them; `keys` lists the merged jobs' keys.
+    llvm_util.LOCK.
 
     Plain threads, not a concurrent.futures pool: its `submit` takes a lock that its own
     before-fork hook holds, and a fork waiting for LOCK while this thread, holding LOCK,
     waited for that lock never returned (llvm_util's fork hook)."""
     calls = _calls()
-    workers = min(workers, expected)
+    workers = min(workers, len(jobs))
     if workers <= 1 or calls is None:
-        return _serially(jobs, merge)
-    stream = _Stream(workers, merge)
-    first, *others = slots(workers)
-    helpers = [threading.Thread(target=stream.work, args=(calls, slot), name="tracegrad-llvm")
-               for slot in others]
-    try:  # however the caller's share ends, no helper outlives the call (and LOCK)
-        with _switching():
-            for t in helpers:
-                t.start()
+        return [_run_serially(job) for job in jobs]
+    todo = queue.SimpleQueue()
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i].size):
+        todo.put(i)
+    done, failed = [None] * len(jobs), []
+
+    def work(slot):
+        while not failed:  # after a failure, the jobs left are not started
             try:
-                for key, job in jobs:
-                    stream.put(key, job)
-            finally:
-                stream.close()
-            stream.work(calls, first)
-    finally:
-        stream.stop()
-        for t in helpers:
-            if t.ident is not None:
-                t.join()
-    return stream.result()
-
-
-SWITCH_INTERVAL = 0.0002  # seconds (Python's default: 0.005; _switching)
-
-
-@contextmanager
-def _switching():
-    """A short GIL switch interval while helpers compile beside the caller's Python: a
-    helper returning from an LLVM call needs the GIL for a few lines before its next long
-    call, and the default interval would keep it waiting up to 5 ms each time."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
-def _serially(jobs, merge: bool) -> list:
-    """run_stream on the caller's thread alone: all jobs, then each level's as one module."""
-    jobs = list(jobs)
-    if merge:
-        jobs = _merged(jobs)
-    else:
-        jobs = [([key], job) for key, job in jobs]
-    return [(keys, job, _run_serially(job)) for keys, job in jobs]
-
-
-def _merged(pairs) -> list:
-    """(keys, Job): the jobs of one (level, fast) as one job, in order of first arrival."""
-    groups = {}
-    for key, job in pairs:
-        keys, texts = groups.setdefault((job.level, job.fast), ([], []))
-        keys.append(key)
-        texts.extend(job.texts)
-    return [(keys, Job(texts, level, fast)) for (level, fast), (keys, texts) in groups.items()]
-
-
-class _Stream:
-    """The jobs yielded so far and not yet taken, and the results (run_stream)."""
-
-    def __init__(self, workers: int, merge: bool):
-        self.workers, self.merge = workers, merge
-        self.cond = threading.Condition()
-        self.waiting, self.done, self.failed = [], [], []
-        self.closed = False
-
-    def put(self, key, job) -> None:
-        with self.cond:
-            self.waiting.append((key, job))
-            self.cond.notify()
-
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-    def stop(self) -> None:
-        """No job starts after this (a failure, or the caller's share ended)."""
-        with self.cond:
-            self.closed = True
-            if not self.failed:
-                self.failed.append(None)
-            self.cond.notify_all()
-
-    def take(self):
-        """The next (keys, Job) to compile, or None when there is none left."""
-        with self.cond:
-            while not self.waiting and not self.closed and not self.failed:
-                self.cond.wait()
-            if self.failed or not self.waiting:
-                return None
-            return self._batch()
-
-    def _batch(self):
-        level = self.waiting[0][1].level, self.waiting[0][1].fast
-        same = [p for p in self.waiting if (p[1].level, p[1].fast) == level]
-        if not self.merge:
-            same = same[:1]
-        elif self.closed:
-            same = same[:-(-len(same) // self.workers)]
-        for p in same:
-            self.waiting.remove(p)
-        return _merged(same)[0]
-
-    def work(self, calls, slot) -> None:
-        while (batch := self.take()) is not None:
-            keys, job = batch
-            try:
-                d = _run_on(calls, slot, job)
-            except BaseException as e:  # raised on the caller's thread (result)
-                with self.cond:
-                    self.failed.append(e)
-                    self.cond.notify_all()
+                i = todo.get_nowait()
+            except queue.Empty:
                 return
-            with self.cond:
-                self.done.append((keys, job, d))
+            try:
+                done[i] = _run_on(calls, slot, jobs[i])
+            except BaseException as e:  # raised on the caller's thread, below
+                failed.append(e)
 
-    def result(self) -> list:
-        for e in self.failed:
-            if e is not None:
-                raise e
-        return self.done
+    first, *others = slots(workers)
+    helpers = []
+    try:  # however the caller's share ends, no helper outlives the call (and LOCK)
+        for slot in others:
+            helpers.append(threading.Thread(target=work, args=(slot,), name="tracegrad-llvm"))
+            helpers[-1].start()
+        work(first)
+    finally:
+        if not failed:
+            failed.append(None)  # stops the helpers after their current job
+        for t in helpers:
+            t.join()
+    if failed[0] is not None:
+        raise failed[0]
+    return done

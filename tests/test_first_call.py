@@ -234,8 +234,7 @@ def test_without_a_disk_cache_units_of_one_level_share_a_module(n_threads):
     np.testing.assert_allclose(cp(x)[0], run_program(kp, x)[0], rtol=1e-14)
     assert cp.kernel_stats["compiled"] == cp.kernel_stats["distinct"] == 3
     modules = cp.llvm_ir().split("; ---- tracegrad module ----")
-    if n_threads == 1:  # the entry, then one module per level (threads: the tests below)
-        assert len(modules) - 1 == 1
+    assert len(modules) - 1 <= n_threads  # the entry, then at most one module per worker
     symbols = {u.symbol for u in lower_program(kp, environment=fingerprint.kernel_environment()).units}
     assert _defined_kernels(cp.llvm_ir()) == symbols
 
@@ -251,51 +250,12 @@ def test_with_a_disk_cache_each_unit_is_stored_and_loaded_on_its_own(tmp_path):
     np.testing.assert_allclose(second(x)[0], run_program(other, x)[0], rtol=1e-14)
 
 
-def _waiting(stream, *levels):
-    for i, level in enumerate(levels):
-        stream.put(i, llvm_jobs.Job([f"t{i}"], level))
-
-
-def test_an_idle_thread_takes_every_waiting_job_of_one_level_as_one_module():
-    stream = llvm_jobs._Stream(workers=2, merge=True)
-    _waiting(stream, 2, "light", 2, 2)
-    keys, job = stream.take()
-    assert keys == [0, 2, 3] and job.texts == ["t0", "t2", "t3"] and job.level == 2
-    stream.close()
-    assert stream.take()[0] == [1] and stream.take() is None
-
-
-def test_once_all_jobs_are_out_each_thread_takes_its_share():
-    stream = llvm_jobs._Stream(workers=2, merge=True)
-    _waiting(stream, 2, 2, 2)
-    stream.close()
-    assert [stream.take()[0] for _ in range(2)] == [[0, 1], [2]]
-    unmerged = llvm_jobs._Stream(workers=2, merge=False)
-    _waiting(unmerged, 2, 2)
-    assert unmerged.take()[0] == [0] and unmerged.take()[0] == [1]
-
-
-def test_the_caller_emits_while_a_helper_compiles():
-    """run_stream's iterable runs on the caller's thread; a helper starts compiling the
-    first job before the iterable has yielded the second."""
-    texts = [t for t, _ in _unit_texts(_chain_program())]
-    started = threading.Event()
-    real = llvm_jobs._run_on
-
-    def spy(c, slot, job):
-        started.set()
-        return real(c, slot, job)
-
-    def jobs():
-        yield 0, llvm_jobs.Job([texts[0]], 2)
-        assert started.wait(30)  # compiled on a helper while this generator waits
-        yield 1, llvm_jobs.Job([texts[1]], 2)
-
-    with llvm_util.LOCK:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(llvm_jobs, "_run_on", spy)
-            done = llvm_jobs.run_stream(jobs(), 2, 2)
-    assert sorted(k for keys, _, _ in done for k in keys) == [0, 1]
+def test_shares_balance_the_text_lengths():
+    texts = ["a" * n for n in (10, 9, 5, 4, 3, 1)]
+    groups = compiler._shares(texts, 2)
+    sums = [sum(map(len, g)) for g in groups]
+    assert len(groups) == 2 and sum(sums) == 32 and max(sums) - min(sums) <= 2
+    assert compiler._shares(["x"], 4) == [["x"]]
 
 
 # ---- threads ----------------------------------------------------------------------------------------
