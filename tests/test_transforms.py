@@ -238,3 +238,10 @@ def test_nested_transforms_close_over_outer_traced_values():
     np.testing.assert_allclose(g(x), np.cos(x) - x * np.sin(x), rtol=1e-12)
     h = t.grad(lambda x: np.sum(t.vjp(lambda y: x * y * y, np.ones(2))[1](np.ones(2))[0]))
     np.testing.assert_allclose(h(x), 2 * np.ones(2))
+
+
+@pytest.mark.parametrize("transform", ["grad", "value_and_grad", "jacfwd", "jacrev", "hessian",
+                                       "compile_grad"])
+def test_empty_argnums_is_an_error(transform):
+    with pytest.raises(ValueError, match=r"argnums=\(\) selects no argument"):
+        getattr(tracegrad, transform)(lambda x: (x * x).sum(), argnums=())(np.ones(2))

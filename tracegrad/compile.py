@@ -754,6 +754,9 @@ def compile_grad(fun=None, *, argnums=None, static_argnums=(), static_argnames=(
                                  static_argnames=static_argnames,
                                  max_specializations=max_specializations, disk_cache=disk_cache,
                                  has_aux=has_aux)
+    if argnums is not None and not isinstance(argnums, (int, np.integer)) and not tuple(argnums):
+        raise ValueError("compile_grad: argnums=() selects no argument to differentiate: give "
+                         "an int, a non-empty tuple of ints, or None (every float argument)")
     return CompiledFunction(fun, static_argnums, grad_argnums=argnums, grad=True,
                             max_specializations=max_specializations, disk_cache=disk_cache,
                             has_aux=has_aux, static_argnames=static_argnames)

@@ -184,8 +184,14 @@ def _like(x, aval: ShapedArray, what: str):
 
 
 def _argnums(argnums):
+    """(whether `argnums` is one int, the positions as a tuple); an empty tuple selects
+    nothing to differentiate, an error (JAX fails there too, less clearly)."""
     single = isinstance(argnums, (int, np.integer))
-    return single, ((int(argnums),) if single else tuple(int(a) for a in argnums))
+    nums = (int(argnums),) if single else tuple(int(a) for a in argnums)
+    if not nums:
+        raise ValueError("argnums=() selects no argument to differentiate: give an int or a "
+                         "non-empty tuple of ints")
+    return single, nums
 
 
 def _positions(argnums, n_args, name):

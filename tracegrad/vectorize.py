@@ -28,7 +28,7 @@ from tracegrad.ir import ConcretizationError, apply_graph, ops
 from tracegrad.passes.batching import batch_graph
 from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
 
-from .transforms import _positions, check_callable, jvp, vjp
+from .transforms import _argnums, _positions, check_callable, jvp, vjp
 
 
 def _leaf_axes(arg, spec, what):
@@ -187,10 +187,6 @@ def _place(out, batched, ax, size):
 
 
 # ---- Jacobians ------------------------------------------------------------------------------
-
-def _argnums(argnums):
-    return (True, (argnums,)) if isinstance(argnums, int) else (False, tuple(argnums))
-
 
 def _basis(x):
     n = int(np.prod(ops.shape(x), dtype=np.int64))
