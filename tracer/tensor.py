@@ -308,7 +308,9 @@ class Tensor(views.ViewMethods, ArrayMixin):
         self._requires_grad = bool(flag)
 
     def requires_grad_(self, requires_grad=True):
-        self.requires_grad = requires_grad
+        # torch: on a result, requires_grad_(True) is a no-op, the attribute's assignment raises
+        if not (requires_grad and self.grad_fn is not None):
+            self.requires_grad = requires_grad
         return self
 
     @property

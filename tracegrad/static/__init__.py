@@ -18,6 +18,8 @@ runs the same passes and LLVM backend as `tracegrad.jit`, caches the native
 code per fetch set and fed shapes, and calls it once per run.  See docs/static.md.
 """
 from . import errors, nn, train
+from .array_ops import *  # noqa: F401,F403
+from .array_ops import __all__ as _array_all
 from .control_flow import cond, while_loop
 from .dtypes import as_dtype, bool, float32, float64, int32, int64  # noqa: A004
 from .gradients import gradients
@@ -33,15 +35,17 @@ from .shapes import TensorShape
 from .sources import constant, convert_to_tensor, placeholder, placeholder_with_default
 from .tensor import Tensor
 from .variables import (Variable, assign, assign_add, assign_sub, global_variables,
-                        global_variables_initializer, group, no_op, trainable_variables,
-                        variables_initializer)
+                        global_variables_initializer, group, initialize_all_variables, no_op,
+                        trainable_variables, variables_initializer)
 
 __all__ = ["errors", "nn", "train", "InteractiveSession", "cond", "while_loop", "as_dtype", "bool", "float32", "float64",
            "int32", "int64", "gradients", "Graph", "Operation", "get_default_graph",
            "reset_default_graph", "Session", "TensorShape", "constant", "convert_to_tensor",
            "placeholder", "placeholder_with_default", "Tensor", "Variable", "assign", "assign_add",
            "assign_sub",
-           "global_variables", "global_variables_initializer", "group", "no_op",
+           "global_variables", "global_variables_initializer", "initialize_all_variables",
+           "group", "no_op",
            "trainable_variables", "variables_initializer", "AUTO_REUSE", "VariableScope",
            "get_variable", "get_variable_scope", "name_scope", "variable_scope", *_math_all,
+           *_array_all,
            *_init_all]

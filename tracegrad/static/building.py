@@ -18,6 +18,38 @@ from .shapes import TensorShape, WORLD_SIZES, merge, placeholder_array, probe_av
 from .tensor import Tensor
 
 
+def tensor_likes(values, scalars=False) -> tuple:
+    """Operands as TF1's ops convert them: a Python list or tuple of numbers becomes an
+    array of the dtype of a tensor among the operands (a float into an integer dtype is
+    TF1's TypeError), or of TF1's defaults without one (float32, int32); other values as
+    they are (a Python scalar stays weak, taking the tensor's dtype), unless `scalars`
+    (the pieces of a stack or concat, which numpy would widen): then as lists."""
+    like = next((v.dtype for v in values if isinstance(v, Tensor)), None)
+    return tuple(_converted(v, like) if _plain_list(v) or (scalars and _number(v)) else v
+                 for v in values)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
+
+
+def _plain_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and not any(
+        isinstance(x, Tensor) for x in tree_flatten(value)[0])
+
+
+def _converted(value, like):
+    from .sources import _tf1_default  # (sources builds ops with this module)
+
+    arr = np.asarray(value)
+    if like is None or arr.dtype == object:
+        return _tf1_default(value, None)
+    if arr.dtype.kind == "f" and np.dtype(like).kind in "iub":
+        raise TypeError(f"Expected {np.dtype(like).name}, got {value!r} of type "
+                        f"'{type(value).__name__}' instead (floats do not convert to it)")
+    return arr.astype(like)
+
+
 def check_readable(graph, tensors, name):
     """Ops made here may read `tensors` only if they are not inside another body."""
     for t in tensors:
@@ -112,10 +144,13 @@ def _unknown_output(c: _Call):
     return TensorShape(None), np.dtype(dtype), [None] * len(WORLD_SIZES)
 
 
-def call(fn, args, kwargs=None, name=None, num_outputs=None):
+def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0):
     """Record `fn(*args, **kwargs)`: a Tensor, or a list when `fn` returns several (give
     their number as `num_outputs` where it does not depend on the inputs' shapes: then
-    inputs of unknown rank get that many outputs too)."""
+    inputs of unknown rank get that many outputs too).  The first `operands` arguments
+    are values, where a Python list converts as TF1 converts it (`tensor_likes`)."""
+    if operands:
+        args = tensor_likes(args[:operands]) + tuple(args[operands:])
     c = _Call(fn, args, kwargs)
     graph = graph_of(c.tensors, name or "op")
     check_readable(graph, c.tensors, name)

@@ -47,6 +47,10 @@ class constant_initializer(_Initializer):
         self.value = np.asarray(value)
 
     def _value(self, shape, dtype):
+        dtype = np.dtype(dtype)
+        if self.value.dtype.kind == "f" and dtype.kind in "iub" and np.any(self.value % 1):
+            raise TypeError(f"constant_initializer: the value {self.value.tolist()!r} is not "
+                            f"exactly a {dtype.name}")
         if self.value.size == 1:
             return np.full(shape, self.value.reshape(()), dtype)
         return self.value.reshape(shape)

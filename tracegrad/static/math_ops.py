@@ -9,7 +9,7 @@ import numpy as np
 from tracegrad.tracer import numpy as tnp
 
 from . import tf1_rules
-from .building import call
+from .building import call, tensor_likes
 from .dtypes import as_dtype
 from .sources import _tf1_default, as_tensor, constant
 from .tensor import Tensor
@@ -38,7 +38,7 @@ def _fn(name):
 
 def _unary(np_name, tf_name):
     def op(x, name=None):
-        return call(_fn(np_name), (x,), {}, name or tf_name)
+        return call(_fn(np_name), (x,), {}, name or tf_name, operands=1)
     op.__name__ = op.__qualname__ = np_name
     op.__doc__ = f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` of `x`."
     return op
@@ -46,7 +46,7 @@ def _unary(np_name, tf_name):
 
 def _binary(np_name, tf_name):
     def op(x, y, name=None):
-        return call(_fn(np_name), (x, y), {}, name or tf_name)
+        return call(_fn(np_name), (x, y), {}, name or tf_name, operands=2)
     op.__name__ = op.__qualname__ = np_name
     op.__doc__ = f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` of `x` and `y`."
     return op
@@ -89,42 +89,43 @@ def maximum(x, y, name=None):
     ...     print(tf.Session().run([m, g]))
     [array([2., 2., 3.], dtype=float32), array([0., 1., 1.], dtype=float32)]
     """
-    return call(tf1_rules.maximum, (x, y), {}, name or "Maximum")
+    return call(tf1_rules.maximum, (x, y), {}, name or "Maximum", operands=2)
 
 
 def minimum(x, y, name=None):
     """TF1's `Minimum`, elementwise; x gets the gradient where x <= y (ties go to x)."""
-    return call(tf1_rules.minimum, (x, y), {}, name or "Minimum")
+    return call(tf1_rules.minimum, (x, y), {}, name or "Minimum", operands=2)
 
 
 def abs(x, name=None):  # noqa: A001  (TF1's name)
     """TF1's `Abs`: |x|, whose gradient is sign(x) (0 at 0, as TF1's `_AbsGrad`)."""
-    return call(tf1_rules.abs, (x,), {}, name or "Abs")
+    return call(tf1_rules.abs, (x,), {}, name or "Abs", operands=1)
 
 
 def floordiv(x, y, name=None):
     """TF1's `FloorDiv`: x // y, rounding toward minus infinity (`floor(x / y)` for floats)."""
-    return call(lambda a, b: a // b, (x, y), {}, name or "FloorDiv")
+    return call(lambda a, b: a // b, (x, y), {}, name or "FloorDiv", operands=2)
 
 
 def mod(x, y, name=None):
     """TF1's `FloorMod`: x % y with the sign of y, as Python's."""
-    return call(lambda a, b: a % b, (x, y), {}, name or "FloorMod")
+    return call(lambda a, b: a % b, (x, y), {}, name or "FloorMod", operands=2)
 
 
 def squared_difference(x, y, name=None):
     """(x - y) ** 2, elementwise."""
-    return call(lambda a, b: tnp.square(a - b), (x, y), {}, name or "SquaredDifference")
+    return call(lambda a, b: tnp.square(a - b), (x, y), {}, name or "SquaredDifference",
+                operands=2)
 
 
 def rsqrt(x, name=None):
     """1 / sqrt(x), elementwise."""
-    return call(lambda a: tnp.reciprocal(tnp.sqrt(a)), (x,), {}, name or "Rsqrt")
+    return call(lambda a: tnp.reciprocal(tnp.sqrt(a)), (x,), {}, name or "Rsqrt", operands=1)
 
 
 def identity(x, name=None):
     """A new tensor with `x`'s value (an op of its own, e.g. to name or fetch it)."""
-    return call(lambda a: a, (x,), {}, name or "Identity")
+    return call(lambda a: a, (x,), {}, name or "Identity", operands=1)
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
@@ -138,7 +139,7 @@ def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_
         x = tnp.swapaxes(x, -1, -2) if transpose_a else x
         y = tnp.swapaxes(y, -1, -2) if transpose_b else y
         return tnp.matmul(x, y)
-    return call(product, (a, b), {}, name or "MatMul")
+    return call(product, (a, b), {}, name or "MatMul", operands=2)
 
 
 def _axis(axis, reduction_indices):
@@ -154,8 +155,8 @@ def _reduction(np_name, tf_name, own_dtype=False, fn=None):
     def op(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
            keep_dims=None):
         keep = bool(keepdims if keepdims is not None else keep_dims)
-        return call(fn, (input_tensor,),
-                    {"axis": _axis(axis, reduction_indices), "keepdims": keep}, name or tf_name)
+        return call(fn, (input_tensor,), {"axis": _axis(axis, reduction_indices),
+                                          "keepdims": keep}, name or tf_name, operands=1)
     op.__name__ = op.__qualname__ = f"reduce_{np_name}"
     op.__doc__ = (f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` over `axis` (all if None)"
                   + (", in the input's dtype for integers (a mean truncates), as TF1." if own_dtype
@@ -209,7 +210,7 @@ def where(condition, x=None, y=None, name=None):
     if x is None or y is None:
         raise ValueError("tf.where(condition) without x and y (indices of true elements) has a "
                          "data-dependent shape and is not supported; pass x and y")
-    return call(_select, (condition, x, y), {}, name or "Select")
+    return call(_select, (condition,) + tensor_likes((x, y)), {}, name or "Select", operands=1)
 
 
 def _select(condition, x, y):
@@ -233,7 +234,7 @@ def cast(x, dtype, name=None):
 def reshape(tensor, shape, name=None):
     """`tensor` with its elements in `shape` (one dimension may be -1: the rest)."""
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else shape
-    return call(_fn("reshape"), (tensor, shape), {}, name or "Reshape")
+    return call(_fn("reshape"), (tensor, shape), {}, name or "Reshape", operands=1)
 
 
 def transpose(a, perm=None, name=None):
@@ -244,7 +245,7 @@ def transpose(a, perm=None, name=None):
 
 def expand_dims(input, axis, name=None):  # noqa: A002  (TF1's name)
     """`input` with a new axis of size 1 at `axis`: shape (3,) at axis 0 becomes (1, 3)."""
-    return call(_fn("expand_dims"), (input, axis), {}, name or "ExpandDims")
+    return call(_fn("expand_dims"), (input, axis), {}, name or "ExpandDims", operands=1)
 
 
 def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
@@ -252,17 +253,17 @@ def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
     TF1's older `squeeze_dims` too)."""
     axis = squeeze_dims if axis is None else axis
     axis = tuple(axis) if isinstance(axis, list) else axis
-    return call(_fn("squeeze"), (input,), {"axis": axis}, name or "Squeeze")
+    return call(_fn("squeeze"), (input,), {"axis": axis}, name or "Squeeze", operands=1)
 
 
 def concat(values, axis, name="concat"):
     """The tensors of `values` joined along the existing axis `axis`."""
-    return call(_fn("concatenate"), (list(values),), {"axis": axis}, name)
+    return call(_fn("concatenate"), (list(tensor_likes(values, scalars=True)),), {"axis": axis}, name)
 
 
 def stack(values, axis=0, name="stack"):
     """The same-shaped tensors of `values` joined along a new axis `axis`."""
-    return call(_fn("stack"), (list(values),), {"axis": axis}, name)
+    return call(_fn("stack"), (list(tensor_likes(values, scalars=True)),), {"axis": axis}, name)
 
 
 def add_n(inputs, name=None):
@@ -272,7 +273,7 @@ def add_n(inputs, name=None):
         for x in xs[1:]:
             out = out + x
         return out
-    return call(total, tuple(inputs), {}, name or "AddN")
+    return call(total, tensor_likes(tuple(inputs), scalars=True), {}, name or "AddN")
 
 
 def clip_by_value(t, clip_value_min, clip_value_max, name=None):
@@ -286,7 +287,8 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
     ...     print(tf.Session().run(g))
     [1. 1. 0. 0.]
     """
-    return call(tf1_rules.clip, (t, clip_value_min, clip_value_max), {}, name or "clip_by_value")
+    return call(tf1_rules.clip, (t, clip_value_min, clip_value_max), {}, name or "clip_by_value",
+                operands=3)
 
 
 def zeros(shape, dtype=np.float32, name=None):
@@ -363,14 +365,14 @@ def _of_dtype(value, default, dtype, what):
 def gather(params, indices, validate_indices=None, name=None, axis=0):
     """TF1's `gather`: the slices of `params` at `indices` along `axis`
     (`tracegrad.numpy.take`); the gradient adds into the gathered slices."""
-    return call(_fn("take"), (params, indices), {"axis": axis}, name or "GatherV2")
+    return call(_fn("take"), (params, indices), {"axis": axis}, name or "GatherV2", operands=1)
 
 
 def tile(input, multiples, name=None):  # noqa: A002
     """`input` repeated `multiples[i]` times along axis i: tile([[1, 2]], [2, 1]) is
     [[1, 2], [1, 2]]."""
     multiples = tuple(multiples) if isinstance(multiples, (list, tuple)) else multiples
-    return call(_fn("tile"), (input, multiples), {}, name or "Tile")
+    return call(_fn("tile"), (input, multiples), {}, name or "Tile", operands=1)
 
 
 def split(value, num_or_size_splits, axis=0, num=None, name="split"):

@@ -16,12 +16,12 @@ __all__ = ["relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", 
 
 def relu(features, name=None):
     """max(features, 0); the gradient at 0 is 0, as TF1's ReluGrad (features > 0)."""
-    return call(_fn("relu"), (features,), {}, name or "Relu")
+    return call(_fn("relu"), (features,), {}, name or "Relu", operands=1)
 
 
 def relu6(features, name=None):
     """min(max(features, 0), 6); the gradient passes where 0 < features < 6 (TF1's)."""
-    return call(tf1_rules.relu6, (features,), {}, name or "Relu6")
+    return call(tf1_rules.relu6, (features,), {}, name or "Relu6", operands=1)
 
 
 def _leaky_relu(x, alpha):
@@ -31,7 +31,7 @@ def _leaky_relu(x, alpha):
 
 def leaky_relu(features, alpha=0.2, name=None):
     """features where > 0, else alpha * features (TF1's default alpha is 0.2)."""
-    return call(_leaky_relu, (features,), {"alpha": float(alpha)}, name or "LeakyRelu")
+    return call(_leaky_relu, (features,), {"alpha": float(alpha)}, name or "LeakyRelu", operands=1)
 
 
 def _elu(x):
@@ -42,24 +42,24 @@ def _elu(x):
 
 def elu(features, name=None):
     """exp(features) - 1 where features < 0, else features (TF1's `elu`)."""
-    return call(_elu, (features,), {}, name or "Elu")
+    return call(_elu, (features,), {}, name or "Elu", operands=1)
 
 
 def softplus(features, name=None):
     """log(1 + exp(features)), computed stably."""
-    return call(_fn("softplus"), (features,), {}, name or "Softplus")
+    return call(_fn("softplus"), (features,), {}, name or "Softplus", operands=1)
 
 
 def softmax(logits, axis=None, name=None, dim=None):
     """exp(logits) / sum(exp(logits)) along `axis` (TF1's older `dim`; the last by default)."""
     axis = _softmax_axis(axis, dim)
-    return call(_fn("softmax"), (logits,), {"axis": axis}, name or "Softmax")
+    return call(_fn("softmax"), (logits,), {"axis": axis}, name or "Softmax", operands=1)
 
 
 def log_softmax(logits, axis=None, name=None, dim=None):
     """logits - logsumexp(logits) along `axis` (or `dim`), computed stably."""
     axis = _softmax_axis(axis, dim)
-    return call(_fn("log_softmax"), (logits,), {"axis": axis}, name or "LogSoftmax")
+    return call(_fn("log_softmax"), (logits,), {"axis": axis}, name or "LogSoftmax", operands=1)
 
 
 def _softmax_axis(axis, dim) -> int:
@@ -95,12 +95,13 @@ def bias_add(value, bias, data_format=None, name=None):
         raise ValueError(f"Shape must be at least rank 2 but is rank {len(value.shape.dims)} "
                          f"for 'BiasAdd' (value {value!r})")
     channel_axis = 1 if data_format in ("NCHW", "NC..") else -1
-    return call(_bias_add, (value, bias), {"channel_axis": channel_axis}, name or "BiasAdd")
+    return call(_bias_add, (value, bias), {"channel_axis": channel_axis}, name or "BiasAdd",
+                operands=2)
 
 
 def l2_loss(t, name=None):
     """TF1's `l2_loss`: sum(t ** 2) / 2, a scalar of t's dtype."""
-    return call(lambda x: tnp.sum(tnp.square(x)) / 2, (t,), {}, name or "L2Loss")
+    return call(lambda x: tnp.sum(tnp.square(x)) / 2, (t,), {}, name or "L2Loss", operands=1)
 
 
 def _sigmoid_xent(labels, logits):
@@ -113,17 +114,20 @@ def _sigmoid_xent(labels, logits):
 def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
     """The elementwise logistic loss of `logits` for `labels` (probabilities of 1):
     softplus(logits) - logits * labels; its logits gradient is sigmoid(logits) - labels."""
-    return call(_sigmoid_xent, (labels, logits), {}, name or "logistic_loss")
+    return call(_sigmoid_xent, (labels, logits), {}, name or "logistic_loss", operands=2)
 
 
 def _softmax_xent(labels, logits, axis):
     return -tnp.sum(labels * tnp.log_softmax(logits, axis=axis), axis=axis)
 
 
-def softmax_cross_entropy_with_logits_v2(labels=None, logits=None, axis=-1, name=None):
+def softmax_cross_entropy_with_logits_v2(labels=None, logits=None, axis=None, name=None,
+                                         dim=None):
     """-sum(labels * log_softmax(logits)) along `axis`; the gradient flows into both the
     logits (softmax(logits) - labels) and the labels (-log_softmax(logits))."""
-    return call(_softmax_xent, (labels, logits), {"axis": axis}, name or "softmax_cross_entropy")
+    axis = -1 if axis is None and dim is None else dim if axis is None else axis  # dim: TF1's old name
+    return call(_softmax_xent, (labels, logits), {"axis": axis}, name or "softmax_cross_entropy",
+                operands=2)
 
 
 def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, dim=-1,

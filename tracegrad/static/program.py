@@ -22,22 +22,48 @@ from .shapes import placeholder_array
 
 
 class Plan:
-    def __init__(self, graph, fetch_tensors, fetch_ops, fed):
+    """The ops one `Session.run` needs, in creation order, and what they read and write.
+
+    `fresh`: the session's uninitialized variables.  One whose initializer runs in this
+    plan reads, after it, the value its initializer set (TF1 reads another variable's
+    initial value in an initial value: `tf.Variable(tf.zeros_like(w))`); its initializer
+    was made with it, before every op that reads it.  An op whose outputs are all fed
+    does not run (nor its assign: TF1 prunes a fed tensor's producer)."""
+
+    def __init__(self, graph, fetch_tensors, fetch_ops, fed, fresh=frozenset()):
         self.graph = graph
         self.fetch_tensors = list(dict.fromkeys(fetch_tensors))
         fed_set = set(fed)
         needed = _needed([t.op for t in self.fetch_tensors] + list(fetch_ops), fed_set)
-        self.fed = [t for t in fed if t.op in needed]  # feeds nothing reads are not inputs
-        self.ops = sorted((op for op in needed if op.ctx is None and op.compute is not None),
-                          key=lambda op: op.id)
+        touched = {op.variable for op in needed if getattr(op, "variable", None) is not None}
+        fed_vars = {t.op.variable: t for t in fed
+                    if t.op.type == "VariableV2" and t.op.variable in touched}
+        # feeds nothing reads are not inputs; a fed variable is, where an op reads or assigns it
+        self.fed = [t for t in fed if t.op in needed or t in fed_vars.values()]
+        ops = [op for op in needed if op.ctx is None and op.compute is not None
+               and not (op.outputs and all(t in fed_set for t in op.outputs))]
         self.needed = needed
         self.placeholders = sorted((op for op in needed if op.type == "Placeholder"
                                     and op.outputs[0] not in fed_set), key=lambda op: op.id)
+        self.initialized = {op.variable for op in ops if getattr(op, "is_initializer", False)
+                            and getattr(op, "writes_variable", False)} & set(fresh)
+        self.ops = sorted(ops, key=self._order)
         self.read_vars = _unique(op.variable for op in sorted(needed, key=lambda o: o.id)
                                  if getattr(op, "reads_variable", False)
-                                 and not (op.type == "VariableV2" and op.outputs[0] in fed_set))
+                                 and op.variable not in self.initialized
+                                 and op.variable not in fed_vars)
         self.assigned = _unique(op.variable for op in self.ops
                                 if getattr(op, "writes_variable", False))
+        # a fed variable's run starts from the fed value: its reads and its updates see it
+        self.fed_vars = [(t, var) for var, t in fed_vars.items()]
+
+    def _order(self, op):
+        """Creation order, except that a variable this run initializes is read right after
+        its initializer (made just after the variable itself)."""
+        var = getattr(op, "variable", None)
+        if op.type == "VariableV2" and var in self.initialized:
+            return var.initializer.id + 0.5
+        return op.id
 
     def function(self):
         """(feeds..., variable values...) -> (fetches..., new values of assigned variables...)."""
@@ -45,7 +71,9 @@ class Plan:
 
         def run_graph(*arrays):
             env = dict(zip(self.fed, arrays[:n]))
-            state = RunState(dict(zip(self.read_vars, arrays[n:])), fed=frozenset(self.fed))
+            start = dict(zip(self.read_vars, arrays[n:]))
+            start.update((var, env[t]) for t, var in self.fed_vars)
+            state = RunState(start, fed=frozenset(self.fed), fresh=self.initialized)
             replay(self.ops, env, state)
             return (tuple(env[t] for t in self.fetch_tensors)
                     + tuple(state.updates[v] for v in self.assigned))

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 
 class RunState:
-    def __init__(self, start: dict, record: bool = True, fed=frozenset()):
+    def __init__(self, start: dict, record: bool = True, fed=frozenset(), fresh=frozenset()):
         self.start = start
         self.updates: dict = {}
         self.record = record
         self.fed = fed  # the tensors fed in this run (a gradient keeps their values)
+        self.fresh = fresh  # uninitialized variables this run initializes (program.Plan)
 
     def read(self, var):
-        return self.start[var]
+        return self.updates[var] if var in self.fresh else self.start[var]
 
     def current(self, var):
         return self.updates[var] if var in self.updates else self.start[var]
@@ -36,7 +37,7 @@ class RunState:
 
     def scratch(self) -> "RunState":
         """A state for a recomputation (a gradient's forward replay): assigns not kept."""
-        state = RunState(self.start, record=False, fed=self.fed)
+        state = RunState(self.start, record=False, fed=self.fed, fresh=self.fresh)
         state.updates = dict(self.updates)
         return state
 

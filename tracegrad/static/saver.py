@@ -12,8 +12,10 @@ from .variables import global_variables
 
 
 class Saver:
-    """Saves and restores `var_list` (default: every global variable when saving or
-    restoring), a list of variables or a {name: variable} dict.
+    """Saves and restores `var_list`, a list of variables or a {name: variable} dict; by
+    default the global variables of the default graph when the Saver is made, as TF1's
+    (so a Saver made before an optimizer restores a model's weights into a graph that has
+    its slots since), or when it saves or restores, if that graph had none.
 
     >>> import os, tempfile, tracegrad.static as tf
     >>> with tf.Graph().as_default():
@@ -28,12 +30,13 @@ class Saver:
     """
 
     def __init__(self, var_list=None, max_to_keep=5, **unused):
-        self._var_list = var_list
+        self._default = var_list is None
+        self._var_list = var_list if var_list is not None else global_variables() or None
 
     def _named(self, graph) -> dict:
         var_list = self._var_list
-        if var_list is None:
-            var_list = global_variables(graph)
+        if var_list is None or (self._default and any(v.graph is not graph for v in var_list)):
+            var_list = global_variables(graph)  # (a default Saver used with another graph)
         if isinstance(var_list, dict):
             return dict(var_list)
         return {v.op.name: v for v in var_list}

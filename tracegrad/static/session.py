@@ -95,7 +95,7 @@ class Session:
         if run is not None:
             self._check_runnable(run.plan)
             return run
-        plan = Plan(self.graph, tensors, ops, fed)
+        plan = Plan(self.graph, tensors, ops, fed, fresh=key[3])
         self._check_runnable(plan)
         with self.graph.compile_lock:  # one thread compiles a program, the others wait
             run = cache.get(key)
@@ -112,7 +112,11 @@ class Session:
         tensors = [e for e in elements if isinstance(e, Tensor)]
         ops = [e for e in elements if isinstance(e, Operation)]
         fed = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
-        key = (tuple(tensors), tuple(ops), tuple((t, feeds[t].shape, feeds[t].dtype) for t in fed))
+        # uninitialized variables matter to runs of initializers only (program.Plan)
+        fresh = frozenset(v for v in self.graph.variables if v not in self._values) if any(
+            getattr(op, "is_initializer", False) for op in ops) else frozenset()
+        key = (tuple(tensors), tuple(ops), tuple((t, feeds[t].shape, feeds[t].dtype) for t in fed),
+               fresh)
         run = self._compiled(key, tensors, ops, fed, feeds)
         values, updates = run([feeds[t] for t in run.plan.fed],
                               [self._values[v] for v in run.plan.read_vars])

@@ -30,7 +30,7 @@ def _tf1_default(value, dtype):
     """TF1's dtypes of Python values: float -> float32, int -> int32 (int64 when a value
     does not fit in int32, as TF1 infers)."""
     if dtype is not None:
-        return np.asarray(value, as_dtype(dtype))
+        return _as_given(value, as_dtype(dtype))
     arr = np.asarray(value)
     if arr.dtype == np.float64 and not isinstance(value, (np.ndarray, np.generic)):
         return arr.astype(np.float32)
@@ -40,6 +40,17 @@ def _tf1_default(value, dtype):
         return arr.astype(np.int32) if fits else arr
     as_dtype(arr.dtype)
     return arr
+
+
+def _as_given(value, dtype):
+    """`value` (not a tensor) in `dtype`: Python floats never truncate into an integer dtype
+    (TF1's TypeError); NumPy arrays convert as NumPy's astype does."""
+    arr = np.asarray(value)
+    if (arr.dtype.kind == "f" and dtype.kind in "iub"
+            and not isinstance(value, (np.ndarray, np.generic))):
+        raise TypeError(f"Expected {dtype.name}, got {value!r} of type '{type(value).__name__}' "
+                        "instead (Python floats do not convert to an integer dtype)")
+    return arr.astype(dtype)
 
 
 def constant(value, dtype=None, shape=None, name="Const"):

@@ -142,10 +142,10 @@ class Tensor:
 
 def _binary(fn, name):
     def forward(self, other):
-        return building.call(fn, (self, other), {}, name)
+        return building.call(fn, (self, other), {}, name, operands=2)
 
     def backward(self, other):
-        return building.call(fn, (other, self), {}, name)
+        return building.call(fn, (other, self), {}, name, operands=2)
     return forward, backward
 
 

@@ -31,6 +31,8 @@ class Variable(Tensor):
     def __init__(self, initial_value, name=None, dtype=None, trainable=True, collections=None,
                  validate_shape=True, caching_device=None, expected_shape=None,
                  use_resource=None):
+        if callable(initial_value):  # TF1 takes a function that makes the initial value
+            initial_value = initial_value()
         graph = get_default_graph()
         base = graph.scoped(name or "Variable")  # names below are absolute (end in "/")
         with graph.root():  # a variable made inside a body still lives in the graph
@@ -58,6 +60,12 @@ class Variable(Tensor):
 
     def value(self):
         return self
+
+    def initialized_value(self):
+        """The variable's value, for another variable's initial value: read in the run
+        that initializes it, it is the value its initializer set (program.Plan)."""
+        from .math_ops import identity  # (math_ops builds on Tensor)
+        return identity(self)
 
     read_value = value
 
@@ -129,17 +137,18 @@ def _assigned(var, value, op_type):
     return as_tensor(_of_var_dtype(var, value, f"{op_type}: cannot assign"))
 
 
-def assign(ref, value, name=None):
-    """`ref.assign(value)`: an op that sets the variable `ref` to `value`; its value is the new one."""
+def assign(ref, value, validate_shape=None, use_locking=None, name=None):
+    """`ref.assign(value)`: an op that sets the variable `ref` to `value`; its value is the
+    new one.  (`validate_shape` and `use_locking` are TF1's; shapes are always checked.)"""
     return ref.assign(value, name=name)
 
 
-def assign_add(ref, value, name=None):
+def assign_add(ref, value, use_locking=None, name=None):
     """`ref.assign_add(value)`: adds `value` to the variable `ref`; its value is the sum."""
     return ref.assign_add(value, name=name)
 
 
-def assign_sub(ref, value, name=None):
+def assign_sub(ref, value, use_locking=None, name=None):
     """`ref.assign_sub(value)`: subtracts `value` from the variable `ref`; its value is the difference."""
     return ref.assign_sub(value, name=name)
 
@@ -178,3 +187,6 @@ def variables_initializer(var_list, name="init"):
 def global_variables_initializer():
     """`variables_initializer(global_variables())`: run it in a session before reading variables."""
     return variables_initializer(global_variables(), name="init")
+
+
+initialize_all_variables = global_variables_initializer  # TF1's deprecated name
