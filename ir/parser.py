@@ -229,6 +229,8 @@ class Parser:
             params[key] = self.value()
             if key == "dtype" and not isinstance(params[key], np.dtype):
                 self.error(f"unknown dtype {params[key]!r} (one of {', '.join(DTYPE_OF)})", tok)
+            if key in INTEGER_PARAMS and not _integers(params[key]):
+                self.error(f"{key} must hold integers, not {params[key]!r}", tok)
         self.next()
         return params
 
@@ -288,6 +290,18 @@ class Parser:
         if tok.text in ("True", "False"):
             return tok.text == "True"
         self.error("expected a number, a bool or a list", tok)
+
+
+# Parameters that are sizes, positions or axes: a float there (1.5, nan) is an error at
+# its line, not a TypeError when the program runs.
+INTEGER_PARAMS = frozenset({"shape", "sizes", "starts", "steps", "strides", "perm", "axes",
+                            "axis", "dimension", "length"})
+
+
+def _integers(value) -> bool:
+    if isinstance(value, tuple):
+        return all(_integers(v) for v in value)
+    return value is None or (isinstance(value, (int, np.integer)) and not isinstance(value, bool))
 
 
 def _float(text: str, dtype=np.float64):

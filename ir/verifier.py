@@ -41,7 +41,7 @@ def _check_eqn(i, eqn, bound):
             raise VerifyError(f"{where}, in a body: {e}") from None
     try:
         expected = eqn.prim.shape_rule(*[a.aval for a in eqn.inputs], **eqn.params)
-    except (ShapeError, TypeError) as e:
+    except (ShapeError, TypeError, ValueError, OverflowError) as e:  # (params such as nan sizes)
         raise VerifyError(f"{where}: {e}") from None
     expected = list(expected) if eqn.prim.multiple_results else [expected]
     got = [v.aval for v in eqn.outs]

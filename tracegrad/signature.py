@@ -273,7 +273,7 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
             slots.append(("tree", len(arrays), len(leaves), treedef))
             for leaf in leaves:
                 _add_leaf(arrays, weak, leaf, pos, names, _LeafOf(treedef))
-        elif _is_array_arg(x) or isinstance(x, float) or (
+        elif _is_array_arg(x) or isinstance(x, float) or _foreign_array(x) or (
                 _is_number(x) and _static_position(pos, len(args), grad_argnums)):
             slots.append(("array", len(arrays)))
             _add_leaf(arrays, weak, x, pos, names, "")
@@ -313,14 +313,18 @@ def dynamic_positions(args, static_argnums) -> tuple:
     but integer and bool arrays (indices, masks)."""
     return tuple(i for i, x in enumerate(args)
                  if not _static_position(i, len(args), static_argnums)
-                 and (_is_tree_arg(x) or (_is_array_arg(x) and _float_array(x))
+                 and (_is_tree_arg(x) or ((_is_array_arg(x) or _foreign_array(x))
+                                          and _float_array(x))
                       or isinstance(x, (float, TracedValue))))
 
 
 def _float_array(x) -> bool:
     dtype = getattr(x, "dtype", None)
-    if dtype is None:
-        dtype = np.asarray(x).dtype
+    if not isinstance(dtype, np.dtype):  # (a list, or another library's dtype object)
+        try:
+            dtype = np.asarray(x).dtype
+        except (TypeError, ValueError, RuntimeError):  # (a torch tensor that requires grad)
+            return True  # converting it will say what is wrong
     return np.dtype(dtype).kind == "f"
 
 
@@ -386,7 +390,14 @@ def _as_array(x, pos, names, where="", key=None):
 
 
 def _is_array_like(x) -> bool:
-    return isinstance(x, (np.ndarray, np.generic, list, tuple, bool, int, float))
+    return isinstance(x, (np.ndarray, np.generic, list, tuple, bool, int, float)) or _foreign_array(x)
+
+
+def _foreign_array(x) -> bool:
+    """Another library's array (a torch tensor, a jax array): it converts through
+    `__array__`, so it is a dynamic array argument, read on every call (as a static one
+    its hash is its identity, and changes to its values would go unseen)."""
+    return hasattr(type(x), "__array__") and not isinstance(x, (str, bytes, type, np.ndarray))
 
 
 def _from_numpy(x, pos, names, where):

@@ -108,8 +108,8 @@ class IndexUpdate:
 
 
 def _rows(x, idx):
-    """`idx` as int64 positions along dim 0 (negatives wrapped, as NumPy's) when it is
-    an integer array, list or scalar indexing whole rows of an array of rank 2 or more;
+    """`idx` as int64 positions along dim 0 (negatives wrapped by scatter_add, as NumPy's)
+    when it is an integer array, list or scalar indexing whole rows of an array of rank 2 or more;
     else None (the element-table path handles every other index)."""
     if len(ops.shape(x)) < 2 or isinstance(idx, (tuple, slice, bool)) or idx is None \
             or idx is Ellipsis:
@@ -120,10 +120,19 @@ def _rows(x, idx):
     if not np.issubdtype(ops.dtype(index), np.integer):
         return None
     index = tnp.astype(index, np.int64)
-    n = ops.shape(x)[0]
-    if isinstance(index, np.ndarray):  # a concrete index out of bounds raises, as NumPy's
-        check_in_bounds(index, n, 0)
-    return tnp.where(index < 0, index + n, index)
+    concrete = _concrete(index)
+    if concrete is not None:  # a concrete index out of bounds raises, as NumPy's
+        check_in_bounds(concrete, ops.shape(x)[0], 0)
+    return index  # (scatter_add wraps negatives itself, then clamps: ir/indexing.py)
+
+
+def _concrete(index):
+    """The values of a NumPy array or eager tensor index; None for a traced one."""
+    from .tensor import Tensor  # (tensor.py builds on this module)
+
+    if isinstance(index, Tensor):
+        return index.data
+    return index if isinstance(index, np.ndarray) else None
 
 
 def _refuse_repeats(x, idx):

@@ -8,8 +8,8 @@ from tracegrad.ir import Var, ops
 
 from . import dtypes
 from .loop_body import Body, record, trace_of
-from .loop_types import (leaf_aval, leaf_paths, leaf_value, plain, tree_difference, type_name,
-                         with_at)
+from .loop_types import (leaf_aval, leaf_paths, leaf_value, located, plain, tree_difference,
+                         type_name, with_at)
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["cond", "switch"]
@@ -107,17 +107,18 @@ def _check_branches(bodies, names):
         diff = tree_difference(first.out_tree, body.out_tree, "out")
         if diff is not None:
             path, a, b = diff
-            raise TypeError(f"{names[0]} and {name} output must have the same pytree "
-                            f"structure, but they differ: the output {path} of {names[0]} is "
-                            f"{a} but that of {name} is {b}")
+            raise TypeError(located(f"{names[0]} and {name} output must have the same pytree "
+                                    f"structure, but they differ: the output {path} of "
+                                    f"{names[0]} is {a} but that of {name} is {b}"))
     _unify_weak(bodies)
     for body, name in zip(bodies[1:], names[1:]):
         bad = [f"  * the output component {p} of {names[0]} has type {type_name(a)} but that "
                f"of {name} has type {type_name(b)}"
                for p, a, b in zip(_out_paths(first), first.out_avals, body.out_avals) if a != b]
         if bad:
-            raise TypeError(f"{names[0]} and {name} output must have identical types (shapes "
-                            f"and dtypes of arrays), but they differ:\n" + "\n".join(bad))
+            raise TypeError(located(f"{names[0]} and {name} output must have identical types "
+                                    f"(shapes and dtypes of arrays), but they differ:\n"
+                                    + "\n".join(bad)))
 
 
 def _out_paths(body):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegrad.ir import ShapedArray, TracedValue, ops
+from tracegrad.ir import ShapedArray, TracedValue, ops, user_source_location
 
 from . import dtypes
 from . import numpy as tnp
@@ -152,12 +152,12 @@ class CarryType:
         diff = tree_difference(self.tree, out_tree, self.root)
         if diff is not None:
             path, a, b = diff
-            raise TypeError(
+            raise TypeError(located(
                 f"{self.what} carry input and carry output must have the same pytree "
                 f"structure, but they differ:\n  * the input carry {path} is {a} but the "
                 f"corresponding component of the carry output is {b}, so the structures "
                 f"do not match.\nRevise the function so that its output has the structure "
-                f"of the carry {self.tree}.")
+                f"of the carry {self.tree}."))
 
     def promotions(self, out_avals) -> dict:
         """Weak initial leaves whose output has another dtype: index -> that dtype."""
@@ -174,11 +174,18 @@ class CarryType:
         in_avals = self.avals if in_avals is None else in_avals
         bad = [_mismatch(p, a, b) for p, a, b in zip(self.paths, in_avals, out_avals) if a != b]
         if bad:
-            raise TypeError(
+            raise TypeError(located(
                 f"{self.what} carry input and carry output must have equal types (shapes and "
                 f"dtypes of arrays), but they differ:\n" + "\n".join(bad) +
                 "\nRevise the function so that all output types (shapes and dtypes) match "
-                "the corresponding input types.")
+                "the corresponding input types."))
+
+
+def located(message: str) -> str:
+    """`message` with the user's line (the loop's or branch's call) appended, as traced
+    shape errors have it."""
+    where = user_source_location()
+    return f"{message}\n  at {where}" if where else message
 
 
 def _mismatch(path, a, b) -> str:

@@ -55,7 +55,17 @@ class Saver:
     def restore(self, sess, save_path):
         """Set the variables in `sess` to the values saved at `save_path` (no initializer
         needed); a variable missing from the file is a NotFoundError-like KeyError."""
-        with np.load(save_path) as saved:
+        try:
+            saved = np.load(save_path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ValueError(f"Saver.restore: {save_path} is not a file Saver.save wrote (an .npz "
+                             f"archive of arrays; {type(e).__name__} reading it)") from None
+        if not hasattr(saved, "files"):
+            raise ValueError(f"Saver.restore: {save_path} holds one array, not the .npz archive "
+                             "Saver.save writes")
+        with saved:
             for name, var in self._named(sess.graph).items():
                 if name not in saved.files:
                     raise KeyError(f"Key {name} not found in checkpoint {save_path}")

@@ -89,7 +89,8 @@ def take(a, indices, axis=None, out=None, mode=None, *, fill_value=None):
 
 def _take_filled(a, ind, axis, fill_value):
     shape, n = _shape(a), _shape(a)[axis]
-    got = getitem(a, (slice(None),) * axis + (_mode(ind, builtins.max(n, 1), "clip", "take"),))
+    wrapped = _where3(less(ind, 0), ind + n, ind)  # in-range negatives count from the end
+    got = getitem(a, (slice(None),) * axis + (_mode(wrapped, builtins.max(n, 1), "clip", "take"),))
     inside = logical_and(greater_equal(ind, -n), less(ind, n))
     inside = reshape(inside, (1,) * axis + tuple(_shape(ind)) + (1,) * (len(shape) - axis - 1))
     dt = _dtype(a)
@@ -357,7 +358,9 @@ def _clamped(ind, n: int):
 
 def ravel_multi_index(multi_index, dims, mode="raise", order="C"):
     """Flat indices of coordinate arrays into `dims`; traced coordinates under mode
-    "raise" are clamped into range (JAX), "wrap" and "clip" act as in NumPy."""
+    "raise" follow the rule of traced indices (a negative one wrapped, then clamped into
+    range, so `x.ravel()[ravel_multi_index((i, j), x.shape)]` is `x[i, j]`), "wrap" and
+    "clip" act as in NumPy."""
     coords = [_int_operand(c) for c in multi_index]
     if not any(_is_traced(c) for c in coords):
         return np.ravel_multi_index(coords, dims, mode=mode, order=order)

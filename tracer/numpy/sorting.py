@@ -26,7 +26,7 @@ from ._core import (
     _convert, _dtype, _fail, _kept_shape, _ndim, _norm_axes, _norm_axis, _operand, _reduced_shape,
     _reject, _shape, _zero_d_axis, concrete_value, is_boxed, symbolic_value,
 )
-from .elementwise import divide, subtract, where
+from .elementwise import clip, divide, subtract, where
 from .reductions import _isnan, _without_nan
 from .reductions import sum as _sum
 
@@ -293,10 +293,12 @@ def _order_statistic(s, q, count, method):
 
 
 def _check_q(q, scale):
-    """`q` scaled into [0, 1]: concrete values outside raise NumPy's ValueError."""
-    if is_boxed(q) or symbolic_value(q) is not None:  # traced: checked by no one
+    """`q` scaled into [0, 1]: concrete values outside raise NumPy's ValueError; traced ones
+    are clamped into it, as JAX's (the minimum or maximum, never an extrapolation)."""
+    if is_boxed(q) or symbolic_value(q) is not None:
         q = _operand(q)
-        return q if scale == 1 else divide(q, float(scale))
+        q = q if scale == 1 else divide(q, float(scale))
+        return clip(q, 0.0, 1.0)
     qa = np.asarray(q, np.float64) / scale
     if not np.all((qa >= 0) & (qa <= 1)):
         raise ValueError("Quantiles must be in the range [0, 1]"
