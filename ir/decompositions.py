@@ -666,7 +666,7 @@ def _qr_tall_jvp(q, r, t):
 def _qr_check(m, n, complete):
     if complete and m > n:
         raise NotImplementedError("qr: the derivative in complete mode with m > n is not unique "
-                                  "(as in JAX): use mode='reduced'")
+                                  "(Q's last columns may turn freely): use mode='reduced'")
 
 
 def _qr_vjp(g, out, a, *, complete):

@@ -245,3 +245,21 @@ def test_nested_transforms_close_over_outer_traced_values():
 def test_empty_argnums_is_an_error(transform):
     with pytest.raises(ValueError, match=r"argnums=\(\) selects no argument"):
         getattr(tracegrad, transform)(lambda x: (x * x).sum(), argnums=())(np.ones(2))
+
+
+def test_linearize_matches_jvp_with_pytrees_and_aux():
+    f = lambda x, y: {"a": np.sin(x) * y, "b": (x * x).sum()}  # noqa: E731
+    x, y = np.array([0.3, 1.2]), np.array([2., -1.])
+    out, f_jvp = tracegrad.linearize(f, x, y)
+    for tangents in [(np.array([1., 0.5]), np.array([0.1, 0.2])), (np.ones(2), np.zeros(2))]:
+        _, want = tracegrad.jvp(f, (x, y), tangents)
+        got = f_jvp(*tangents)
+        np.testing.assert_allclose(got["a"], want["a"], rtol=1e-14)
+        np.testing.assert_allclose(got["b"], want["b"], rtol=1e-14)
+    np.testing.assert_allclose(out["a"], np.sin(x) * y)
+    np.testing.assert_allclose(f_jvp(np.array([1., 0.]), np.zeros(2))["a"], [np.cos(0.3) * 2, 0.])
+    out, f_jvp, aux = tracegrad.linearize(lambda v: (np.exp(v), v.sum()), x, has_aux=True)
+    np.testing.assert_allclose(f_jvp(np.ones(2)), np.exp(x))
+    assert float(aux) == pytest.approx(1.5)
+    with pytest.raises(TypeError, match="tangents"):
+        f_jvp(np.ones(2), np.ones(2))

@@ -20,7 +20,7 @@ from tracegrad.ir import UnexpectedTracerError
 from . import numpy
 from .numpy import stop_gradient, where
 from tracegrad.tracer.autograd import inference_mode
-from .transforms import grad, jvp, value_and_grad, vjp
+from .transforms import grad, jvp, linearize, value_and_grad, vjp
 from tracegrad.tracer.control_flow import cond, fori_loop, scan, switch, while_loop
 from . import testing
 from tracegrad.tracer.saving import load_program as load
@@ -41,7 +41,7 @@ def __getattr__(name):
     raise AttributeError(f"module 'tracegrad' has no attribute {name!r}")
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "zero_grad", "trace",
-           "numpy", "grad", "value_and_grad", "jvp", "vjp", "jit", "compile_grad", "testing",
+           "numpy", "grad", "value_and_grad", "jvp", "vjp", "linearize", "jit", "compile_grad", "testing",
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "nn", "tree_util",
            "custom_vjp", "custom_jvp", "checkpoint", "autograd", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
            "UnexpectedTracerError", "SpecializationLimitWarning", "InPlaceArgumentWarning", "where", "inference_mode"]

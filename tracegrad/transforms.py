@@ -43,7 +43,7 @@ from tracegrad.tracer.scalars import TracedScalar, WeakFloat
 from tracegrad.tracer.trace import is_array_leaf
 from tracegrad.tracer.tree import flatten_like
 
-__all__ = ["grad", "value_and_grad", "jvp", "vjp"]
+__all__ = ["grad", "value_and_grad", "jvp", "vjp", "linearize"]
 
 
 # ---- one call of a transformed function -------------------------------------------
@@ -397,26 +397,70 @@ def jvp(fun, primals, tangents, has_aux=False):
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
-    call = _Call(fun, primals, differentiated=set(range(len(primals))))
-    flat_tangents = []
-    for p, t in enumerate(tangents):
-        leaves = _leaves_like(call.trees[p], t, f"tangent {p}")
-        flat_tangents += [_like(leaf, ops.aval(call.values[i]), f"tangent {p}")
-                          for leaf, i in zip(leaves, call.spans[p])]
-    prog = call.trace()
-    # Closed-over values of an enclosing trace are inputs with zero tangent here.
-    zero_tangents = [ops.full_like(v, 0.0) for v in prog.captured]
-    n = len(prog.graph.outvars)
-    n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
-    main = [True] * (n - n_aux) + [False] * n_aux
-    outs = apply_graph(jvp_graph(prog.graph, out_which=main),
-                       call.values + prog.captured + flat_tangents + zero_tangents)
-    out_tree = prog.out_tree.children[0] if has_aux else prog.out_tree
-    result = (tracer.tree_unflatten(out_tree, outs[:n - n_aux]),
-              tracer.tree_unflatten(out_tree, outs[n:]))
+    lin = _Linearized(fun, primals, has_aux)
+    outs = lin.apply(tangents)
+    n, n_aux = lin.n, lin.n_aux
+    result = (tracer.tree_unflatten(lin.out_tree, outs[:n - n_aux]),
+              tracer.tree_unflatten(lin.out_tree, outs[n:]))
     if has_aux:
-        return result + (tracer.tree_unflatten(prog.out_tree.children[1], outs[n - n_aux:n]),)
+        return result + (tracer.tree_unflatten(lin.prog.out_tree.children[1], outs[n - n_aux:n]),)
     return result
+
+
+class _Linearized:
+    """`fun` traced once at `primals`, with its JVP graph: `apply(tangents)` gives the
+    outputs, then the output tangents (jvp, linearize)."""
+
+    def __init__(self, fun, primals, has_aux):
+        self.call = _Call(fun, primals, differentiated=set(range(len(primals))))
+        self.prog = prog = self.call.trace()
+        # Closed-over values of an enclosing trace are inputs with zero tangent here.
+        self.zero_tangents = [ops.full_like(v, 0.0) for v in prog.captured]
+        self.n = n = len(prog.graph.outvars)
+        self.n_aux = n_aux = aux_count(prog.out_tree, self.call.name()) if has_aux else 0
+        self.graph = jvp_graph(prog.graph, out_which=[True] * (n - n_aux) + [False] * n_aux)
+        self.out_tree = prog.out_tree.children[0] if has_aux else prog.out_tree
+
+    def apply(self, tangents) -> list:
+        call, flat = self.call, []
+        for p, t in enumerate(tangents):
+            leaves = _leaves_like(call.trees[p], t, f"tangent {p}")
+            flat += [_like(leaf, ops.aval(call.values[i]), f"tangent {p}")
+                     for leaf, i in zip(leaves, call.spans[p])]
+        return apply_graph(self.graph, call.values + self.prog.captured + flat
+                           + self.zero_tangents)
+
+
+def linearize(fun, *primals, has_aux=False):
+    """`(fun(*primals), f_jvp)`, `f_jvp(*tangents)` giving `jvp(fun, primals, tangents)[1]`,
+    as JAX's `linearize`; with `has_aux=True`, `(out, f_jvp, aux)`.  `fun` is traced and
+    differentiated once, here; each `f_jvp` call evaluates the JVP graph at the fixed
+    primals (its primal part runs again: JAX's partial evaluation, which keeps only the
+    linear part, is not done).
+
+    >>> import numpy as np
+    >>> from tracegrad import linearize
+    >>> out, f_jvp = linearize(lambda x: np.sin(x) * 2.0, np.zeros(2))
+    >>> out.tolist(), f_jvp(np.ones(2)).tolist()
+    ([0.0, 0.0], [2.0, 2.0])
+    """
+    lin = _Linearized(fun, tuple(primals), has_aux)
+    zeros = [tracer.tree_map(lambda v: np.zeros(np.shape(v), np.result_type(v)), p)
+             for p in primals]
+    outs = lin.apply(zeros)
+    n, n_aux = lin.n, lin.n_aux
+
+    def f_jvp(*tangents):
+        if len(tangents) != len(primals):
+            raise TypeError(f"linearize: the function takes {len(primals)} tangents (one per "
+                            f"primal), got {len(tangents)}")
+        return tracer.tree_unflatten(lin.out_tree, lin.apply(tangents)[n:])
+
+    value = tracer.tree_unflatten(lin.out_tree, outs[:n - n_aux])
+    if has_aux:
+        return value, f_jvp, tracer.tree_unflatten(lin.prog.out_tree.children[1],
+                                                   outs[n - n_aux:n])
+    return value, f_jvp
 
 
 def vjp(fun, *primals, has_aux=False):
