@@ -337,6 +337,10 @@ def _parse(text: bytes) -> _Call:
 
 
 _PENDING = threading.local()  # .error: the exception of this thread's failed host call
+# Operands are viewed read-only (an impl must not write its inputs), except for these
+# impls, which never write them: NumPy's argmax/argmin along an axis of a read-only array
+# take a path 2.3x slower (1024x1024 float32, axis 1: 234 against 101 us).
+_WRITABLE_VIEWS = frozenset({"argmax", "argmin"})
 
 
 def _host_call(desc, buffers, status) -> int:
@@ -346,7 +350,7 @@ def _host_call(desc, buffers, status) -> int:
     try:
         call = _parse(ctypes.string_at(desc))
         ptrs = call.pointers.from_address(buffers)
-        args = [op.view(p, False) for op, p in zip(call.ins, ptrs)]
+        args = [op.view(p, call.prim in _WRITABLE_VIEWS) for op, p in zip(call.ins, ptrs)]
         into = PRIMITIVES[call.prim].impl_into
         if into is not None:  # written straight into the output buffer
             into(call.outs[0].view(ptrs[len(call.ins)], True), *args, **call.params)
