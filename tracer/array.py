@@ -42,6 +42,17 @@ def _binary(fn, reflected=False):
     return op
 
 
+def _versus_none(fn, none_result: bool):
+    compare = _binary(fn)
+
+    def op(self, other):
+        if other is None:
+            return self._compared_with_none(none_result)
+        return compare(self, other)
+    op.__name__ = fn.__name__
+    return op
+
+
 def _axes_arg(axes):
     # x.transpose((1, 0)) and x.transpose() work as in NumPy (two ints: see transpose).
     if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -64,7 +75,11 @@ class ArrayMixin(TorchMethods, TorchMoreMethods):
     __matmul__, __rmatmul__ = _binary(tnp.matmul), _binary(tnp.matmul, True)
     __lt__, __le__ = _binary(tnp.less), _binary(tnp.less_equal)
     __gt__, __ge__ = _binary(tnp.greater), _binary(tnp.greater_equal)
-    __eq__, __ne__ = _binary(tnp.equal), _binary(tnp.not_equal)
+    __eq__, __ne__ = _versus_none(tnp.equal, False), _versus_none(tnp.not_equal, True)
+
+    def _compared_with_none(self, result: bool):
+        """`x == None`: PyTorch's Python bool (traced arrays give NumPy's elementwise one)."""
+        return result
     __and__, __rand__ = _binary(tnp.bitwise_and), _binary(tnp.bitwise_and, True)
     __or__, __ror__ = _binary(tnp.bitwise_or), _binary(tnp.bitwise_or, True)
     __xor__, __rxor__ = _binary(tnp.bitwise_xor), _binary(tnp.bitwise_xor, True)
@@ -160,6 +175,10 @@ class ArrayMixin(TorchMethods, TorchMoreMethods):
         dtype, keepdim = keepdim_of(dtype, keepdim)
         return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
                         keepdims=keepdims or keepdim, where=where)
+
+    def __contains__(self, value) -> bool:
+        """`v in x`: whether any element equals `v` (NumPy's and PyTorch's, at any rank)."""
+        return bool(tnp.any(tnp.equal(self, value)))
 
     def var(self, axis=None, ddof=None, keepdims=False, *, dim=UNSET, keepdim=UNSET,
             unbiased=None, correction=None):

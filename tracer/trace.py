@@ -57,6 +57,9 @@ class Traced(TracedValue, ArrayMixin):
 
     var = ArrayMixin.var  # NumPy's variance, not TracedValue's graph variable (`_tg_var`)
 
+    def _compared_with_none(self, result: bool):
+        return tnp.full(self.shape, result, dtype=bool)  # NumPy's elementwise `x == None`
+
     def _concrete(self, kind: str) -> np.ndarray:
         return self._tg_trace.concrete(self, kind)
 
@@ -97,8 +100,14 @@ class Traced(TracedValue, ArrayMixin):
     def __complex__(self):
         raise TypeError("tracegrad has no complex values")
 
-    def item(self):
-        """A Python scalar: a `TracedFloat` for float arrays; int and bool are guarded values."""
+    def item(self, *index):
+        """A Python scalar: a `TracedFloat` for float arrays; int and bool are guarded values.
+        An index picks the element as NumPy's does (a flat position, or one per dim)."""
+        if index:
+            flat = index[0] if len(index) == 1 and not isinstance(index[0], tuple) else None
+            where = (flat,) if flat is not None else tuple(
+                index[0] if len(index) == 1 else index)
+            return (tnp.ravel(self) if flat is not None else self)[where].item()
         if np.issubdtype(self.dtype, np.floating):
             return self._traced_float()
         value = self._one_element("item()")._concrete("item")

@@ -172,6 +172,10 @@ and compiled, in float32 and float64, with gradients checked against finite
 differences and jax.numpy, by tests/test_opinfo.py.
 
 Inside a traced function (`trace`, `grad`, `jit`, `compile_grad`):
+* `np.asarray`, `np.array`, `np.asanyarray` and `np.ascontiguousarray` reach tracegrad
+  only with `like=` (their *np.X* column): otherwise NumPy converts through
+  `__array__`, which a traced value refuses, as JAX's tracers do.  Write
+  `tracegrad.numpy.asarray(x)`, or leave `x` as it is;
 * a numpy function tracegrad does not offer raises `UnsupportedFunctionError`
   (a TypeError) naming it, the user's line and the nearest supported functions;
 * `np.random` sampling runs once, at trace time: the sample is frozen into the

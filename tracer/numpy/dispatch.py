@@ -119,7 +119,15 @@ def _spell(alternative: str) -> str:
 
 def dispatch_ufunc(ufunc, method, inputs, kwargs):
     """Implementation of `__array_ufunc__` for tracegrad arrays."""
-    _reject(_numpy_name(ufunc), out=kwargs.pop("out", None))
+    out, where = kwargs.pop("out", None), kwargs.pop("where", True)
+    if method == "__call__" and (out is not None or where is not True) and ufunc.nout == 1:
+        if where is not True:
+            inputs = _safe_inputs(ufunc, inputs, where)
+        result = dispatch_ufunc(ufunc, method, inputs, kwargs)
+        return _written(_numpy_name(ufunc), result, out[0] if out else None, where)
+    _reject(_numpy_name(ufunc), out=out)
+    if where is not True:
+        kwargs["where"] = where  # (reduce's where=: passed on)
     fn = TABLE.get(ufunc) if method == "__call__" else None
     if fn is None and method == "__call__":
         from .special import scipy_ufunc  # the family modules import this one
@@ -146,6 +154,43 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
         raise unsupported(_numpy_name(ufunc), ufunc.__name__)
     raise unsupported(f"{_numpy_name(ufunc)}.{method}", ufunc.__name__,
                       METHOD_HINTS.get((ufunc.__name__, method), ""), close=False)
+
+
+# Where `where=` is False a ufunc computes nothing in NumPy; here its inputs there are a
+# value whose derivative is finite, so that no 0 * inf (1 / b at b = 0) reaches a gradient
+# through the elements `where` discards.
+_SAFE_INPUT = {"arcsin": 0.5, "arccos": 0.5, "arctanh": 0.5, "arccosh": 2.0}
+
+
+def _safe_inputs(ufunc, inputs, where) -> tuple:
+    from ._core import _dtype
+    from .elementwise import where as select
+
+    safe = _SAFE_INPUT.get(ufunc.__name__, 1.0)
+    return tuple(select(where, x, safe) if is_boxed(x) and np.dtype(_dtype(x)).kind == "f"
+                 else x for x in inputs)
+
+
+def _written(name, result, out, where):
+    """A ufunc's `out=` and `where=`: `result` where `where` holds, `out`'s elements
+    elsewhere, written into `out` when it is a tracegrad array (an in-place update) and
+    returned (NumPy returns `out`).  A NumPy array cannot hold traced values, and NumPy
+    leaves the elements outside `where` uninitialized without `out`: both raise."""
+    from .elementwise import where as select
+
+    loc = user_source_location()
+    at = f"\n  at {loc}" if loc else ""
+    if out is None:
+        raise TypeError(f"{name}(..., where=...) without out= leaves the other elements "
+                        f"undefined: pass out= (np.divide(a, b, out=np.zeros_like(a), "
+                        f"where=b != 0)) or write np.where(mask, {name}(...), fill){at}")
+    if not is_boxed(out):
+        raise TypeError(f"{name}(..., out=...) into a NumPy array: it cannot hold traced values; "
+                        f"start it from one (out=np.zeros_like(a)) or write "
+                        f"np.where(mask, {name}(...), fill){at}")
+    value = result if where is True else select(where, result, out)
+    out[...] = value
+    return out
 
 
 def _in_dtype(inputs, dtype) -> tuple:

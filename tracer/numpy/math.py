@@ -63,8 +63,11 @@ def _promoted(name, *xs):
 
 
 def _c(value, like):
-    """A 0-d constant of `like`'s dtype (rank-0 operands broadcast implicitly)."""
-    return np.asarray(value, _dtype(like))
+    """A 0-d constant of `like`'s dtype (rank-0 operands broadcast implicitly); a traced
+    number (`nan=c[0]` of a traced c) converted to that dtype."""
+    if isinstance(value, (int, float, np.generic)) and not isinstance(value, bool) or value is None:
+        return np.asarray(value, _dtype(like))
+    return _lift(value, _dtype(like))
 
 
 def _is_float(x) -> bool:

@@ -72,7 +72,9 @@ def _pieces(a, numpy_split, indices_or_sections, axis):
     ndim = len(a.shape)
     axis = _axis(axis, ndim)
     ranges = numpy_split(np.arange(a.shape[axis]), indices_or_sections)
-    starts = np.cumsum([0] + [len(r) for r in ranges[:-1]]).tolist()
+    # each piece's own first position: pieces of non-increasing indices overlap (numpy
+    # slices a[idx[i]:idx[i + 1]]), so their lengths do not add up to their starts
+    starts = [int(r[0]) if len(r) else 0 for r in ranges]
     return [a[_along(ndim, axis, slice(s, s + len(r)))] for s, r in zip(starts, ranges)]
 
 
