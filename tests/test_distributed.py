@@ -153,3 +153,55 @@ def test_float32_values_stay_float32(dp):
     with DataParallel(logistic, (x32, y32), client=dp.client) as d32:
         value, grads = d32(p32)
     assert value.dtype == np.float32 and grads["w"].dtype == np.float32
+
+
+def _branchy(p, x, y):
+    z = x @ p["w"]
+    if p["s"] > 0:
+        return np.mean((z - y) ** 2)
+    return np.mean(np.abs(z - y))
+
+
+def test_calls_from_threads_whose_branches_differ(dp):
+    """A call retracing for its branch handed its program to another thread's call that
+    took the other branch, which then failed its guard (hunt D2): calls take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+    with DataParallel(_branchy, (X, Y), client=dp.client) as ddp:
+        params = [{"w": PARAMS["w"], "s": np.float64(s)} for s in (1.0, -1.0) * 6]
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(ddp, params))
+    for p, (value, _) in zip(params, got):
+        np.testing.assert_allclose(value, tg.value_and_grad(_branchy)(p, X, Y)[0], rtol=1e-10)
+
+
+def test_a_python_float_parameter_is_weak_and_narrow_data_convert(dp):
+    x32, y32 = X.astype(np.float32), Y.astype(np.float32)
+    p = {"w": PARAMS["w"].astype(np.float32), "b": 0.5}
+    with DataParallel(logistic, (x32, y32), client=dp.client) as d32:
+        value, grads = d32(p)
+    assert value.dtype == np.float32  # as compile_grad's (a float64 b had widened it)
+    np.testing.assert_allclose(value, tg.compile_grad(logistic, argnums=0)(p, x32, y32)[0],
+                               rtol=1e-5)
+    small = (np.abs(X) * 9).astype(np.uint8)
+    with DataParallel(logistic, (small, Y), client=dp.client) as d8:
+        _close(d8(PARAMS), tg.compile_grad(logistic, argnums=0)(PARAMS, small, Y))
+
+
+def test_misuse_is_named_on_the_driver(dp):
+    with DataParallel(logistic, (X, Y), client=dp.client) as ddp:
+        with pytest.raises(TypeError, match=r"params\['step'\] has dtype int64"):
+            ddp({**PARAMS, "step": 3})
+        with pytest.raises(TypeError, match="no arrays to differentiate"):
+            ddp({})
+    with DataParallel(lambda p, x, y: (logistic(p, x, y), np.sum(x)), (X, Y),
+                      client=dp.client) as aux:
+        with pytest.raises(TypeError, match="one scalar"):
+            aux(PARAMS)
+    closed = DataParallel(logistic, (X, Y), client=dp.client)
+    closed.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        closed(PARAMS)
+    da = pytest.importorskip("dask.array")
+    xd = da.from_array(X, chunks=(300, 5))
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        DataParallel(logistic, (xd[xd[:, 0] > 0], xd[:, 1]), client=dp.client)

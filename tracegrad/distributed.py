@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 
 import numpy as np
 
 from .tracer import tree_flatten, tree_unflatten
+from .tracer.loop_types import leaf_paths
+from .tracer.scalars import WeakFloat
 from .tracer.saving import loads_program, program_text
 
 RETRIES = 3  # calls retried after a worker loss
+PLACE_TIMEOUT = 120  # seconds placing a shard may take before the call recovers and retries
 
 
 def _dask():
@@ -52,7 +56,7 @@ class _Shard:
     """One worker's rows of every data array (travels once)."""
 
     def __init__(self, arrays):
-        self.arrays = tuple(np.ascontiguousarray(a) for a in arrays)
+        self.arrays = tuple(np.ascontiguousarray(_supported(a)) for a in arrays)
 
     @property
     def rows(self) -> int:
@@ -64,6 +68,15 @@ class _Shard:
         if not all(a.flags.writeable and a.flags.aligned for a in self.arrays):
             self.arrays = tuple(np.array(a, copy=True, order="C") for a in self.arrays)
         return self.arrays
+
+
+def _supported(a):
+    """`a` in a dtype compiled code takes: other integers as int64 and float16 as float32,
+    as compile_grad converts its arguments."""
+    a = np.asarray(a)
+    if a.dtype.kind in "iu" and a.dtype not in (np.int32, np.int64):
+        return a.astype(np.int64)
+    return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
 # ---- on the workers ------------------------------------------------------------------------
@@ -136,6 +149,9 @@ class DataParallel:
         self.rows = _rows(self.data)
         self._own = client is None
         self._generation = 0  # bumped to trace every shard's program again (a guard failed)
+        # one call at a time: a call retracing for its branch must not hand its program
+        # to another thread's call that took the other branch
+        self._calling = threading.Lock()
         self.client = client if client is not None else self._local_client(n_workers)
         try:
             self._refresh_workers()
@@ -167,7 +183,7 @@ class DataParallel:
         self.bounds = self._bounds()
         self.shards = [self._put(i, lo, hi) for i, (lo, hi) in enumerate(self.bounds)]
         self.actors = [self.client.submit(ShardWorker, shard, actor=True, workers=[self._worker(i)])
-                       .result() for i, shard in enumerate(self.shards)]
+                       .result(timeout=PLACE_TIMEOUT) for i, shard in enumerate(self.shards)]
         self._loaded = [set() for _ in self.actors]
 
     def _worker(self, i):
@@ -177,14 +193,17 @@ class DataParallel:
         worker = self._worker(i)
         parts = [a[lo:hi] for a in self.data]
         if any(isinstance(p, self.da.Array) for p in parts):
+            # a slice's tasks keep their keys from one placement to the next: restricted to
+            # one worker, they waited forever for it once it had died
             task = self.client.submit(lambda *ps: _Shard(ps), *[
-                self.client.compute(p, workers=[worker]) if isinstance(p, self.da.Array) else p
+                self.client.compute(p, workers=[worker], allow_other_workers=True)
+                if isinstance(p, self.da.Array) else p
                 for p in parts], workers=[worker], pure=False)
             return task
         return self.client.scatter(_Shard(parts), workers=[worker], hash=False)
 
     # -- programs ---------------------------------------------------------------------------
-    def _program(self, i, params, tree) -> str:
+    def _program(self, i, params, tree, weak) -> str:
         """The key of shard i's program (traced once per shard, loaded once by its actor;
         the text travels once, not with every call)."""
         import tracegrad
@@ -192,17 +211,21 @@ class DataParallel:
         lo, hi = self.bounds[i]
         # the parameters' types as the trace sees them (Python floats are weak float64)
         key = repr((tree, lo, hi, tuple((np.shape(p), np.result_type(p).str) for p in params),
-                    self._generation))
+                    weak, self._generation))
         if key not in self._loaded[i]:
             # numpy rows trace as they are (a Python branch on the data guards the truth);
             # dask rows are not on the driver: zeros of their shape
-            example = [np.asarray(a[lo:hi]) if isinstance(a, np.ndarray)
-                       else np.zeros((hi - lo,) + tuple(a.shape[1:]), a.dtype) for a in self.data]
+            example = [_supported(a[lo:hi]) if isinstance(a, np.ndarray)
+                       else np.zeros((hi - lo,) + tuple(a.shape[1:]), _supported(
+                           np.zeros(0, a.dtype)).dtype) for a in self.data]
 
             def flat(*xs):
-                return self.loss(tree_unflatten(tree, list(xs[:len(params)])), *xs[len(params):])
+                ps = [WeakFloat(x) if w else x for x, w in zip(xs, weak)]
+                return self.loss(tree_unflatten(tree, ps), *xs[len(params):])
             try:
-                text = program_text(tracegrad.trace(flat)(*params, *example))
+                traced = tracegrad.trace(flat)(*params, *example)
+                _check_scalar(traced)
+                text = program_text(traced)
             except Exception as e:  # the user's error, on the driver: no worker was lost
                 raise _DriverError() from e
             self.actors[i].load(key, text, len(params)).result()
@@ -211,12 +234,21 @@ class DataParallel:
 
     # -- calling ------------------------------------------------------------------------------
     def __call__(self, params):
+        if self.client is None:
+            raise RuntimeError("DataParallel is closed: make a new one")
         leaves, tree = tree_flatten(params)
+        # a Python float is traced weak (float32 data keep float32, as in compile_grad)
+        weak = tuple(type(p) is float for p in leaves)
         leaves = [np.asarray(p) for p in leaves]
+        _check_params(leaves, tree)
+        with self._calling:
+            return self._called(leaves, tree, weak)
+
+    def _called(self, leaves, tree, weak):
         retraced = False
         for attempt in range(RETRIES + 1):
             try:
-                calls = [actor.run(self._program(i, leaves, tree), leaves)
+                calls = [actor.run(self._program(i, leaves, tree, weak), leaves)
                          for i, actor in enumerate(self.actors)]
                 results = [c.result() for c in calls]
                 break
@@ -264,6 +296,9 @@ class DataParallel:
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self):
+        """Release the shards and actors on the workers, and close the cluster this object
+        started (a client passed in stays open)."""
+        self.actors, self.shards = [], []  # their futures: released on the cluster
         if self._own and self.client is not None:
             cluster = self.client.cluster
             self.client.close()
@@ -277,9 +312,33 @@ class DataParallel:
         self.close()
 
 
+def _check_params(leaves, tree):
+    """Parameters are float arrays or Python floats, at least one (they are differentiated)."""
+    if not leaves:
+        raise TypeError("DataParallel: params holds no arrays to differentiate")
+    for path, p in zip(leaf_paths(tree, "params"), leaves):
+        if np.result_type(p).kind != "f":
+            raise TypeError(f"DataParallel: {path} has dtype {np.result_type(p)}: every "
+                            "parameter is differentiated, so it must be a float array; pass "
+                            "integers and settings through the loss (a closure or "
+                            "functools.partial)")
+
+
+def _check_scalar(traced):
+    """The loss returns one scalar (no aux: DataParallel has no has_aux)."""
+    avals = traced.graph.out_avals
+    if len(avals) != 1 or avals[0].shape != ():
+        raise TypeError(f"DataParallel: the loss must return one scalar, got "
+                        f"{', '.join(str(a) for a in avals)} (return the value alone: "
+                        "DataParallel has no has_aux)")
+
+
 def _rows(data) -> int:
     if not data:
         raise ValueError("DataParallel: data must hold at least one array")
+    if any(np.ndim(a) and np.isnan(np.shape(a)[0]) for a in data if hasattr(a, "shape")):
+        raise ValueError("DataParallel: a dask array's number of rows is unknown (after "
+                         "boolean indexing): call its compute_chunk_sizes() first")
     rows = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in data}
     if -1 in rows or len(rows) != 1:
         raise ValueError(f"DataParallel: every data array needs the same number of rows "
