@@ -26,6 +26,7 @@ import inspect
 import itertools
 import threading
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -261,10 +262,17 @@ class CompiledFunction:
         return _rebuild_compiled, (self.fun, options)
 
     # -- calling ---------------------------------------------------------------
+    def __get__(self, instance, owner=None):
+        """A method: `obj.f(x)` calls this function with `obj` first (as a plain function's
+        attribute would); `static_argnums=0` makes `obj` static."""
+        return self if instance is None else types.MethodType(self, instance)
+
     def __call__(self, *args, **kwargs):
         if kwargs:
-            static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self.static_argnames))
-            dynamic = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+            static = tuple(sorted((k, v) for k, v in kwargs.items()
+                                  if k in self.static_argnames or _python_int(v)))
+            dynamic = {k: v for k, v in kwargs.items()
+                       if k not in self.static_argnames and not _python_int(v)}
             return self._with_keywords(len(args))(*args, static, dynamic)
         # Fast path: the native builtin checks types, dtypes, shapes and layout
         # itself and hands back its sentinel on any mismatch.
@@ -680,6 +688,11 @@ def _label(name):
     return "".join(c if c.isalnum() else "_" for c in name)[:40] or "fn"
 
 
+def _python_int(v) -> bool:
+    """A Python int or bool keyword: static, as a positional one (docs/transforms.md)."""
+    return type(v) in (int, bool)
+
+
 def jit(fun=None, *, static_argnums=(), static_argnames=(),
         max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None, donate_argnums=()):
     """Compile `fun` (forward only) to native code, specialized per signature.
@@ -691,8 +704,12 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(),
     specialization per value), as is anything named in `static_argnums` or, by
     parameter name, `static_argnames` (either completes the other through the
     signature, as in JAX); strings must be named there.  Keyword arguments are
-    dynamic or static by the same rules.  `donate_argnums` is accepted and ignored
-    (inputs are never overwritten).
+    dynamic or static by the same rules (a Python int keyword is static).  Ints inside a
+    dict, list or tuple argument are int64 arrays (dynamic, strongly typed).  A callable
+    object or bound method of a class that hashes by identity is refused unless named
+    static (its attributes would be frozen silently).  `donate_argnums` is accepted and
+    ignored.  Decorating a method works: `obj.f(x)` passes `obj` as the first argument
+    (name it static, `static_argnums=0`, as in JAX).
 
     `max_specializations` bounds the specializations of one signature and the
     times one guard may fail; past either, calls no specialization serves run
@@ -703,11 +720,13 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(),
     What the function reads besides its arguments (global arrays, a closed-over dict of
     settings) is read when it is traced and becomes part of the program, as in JAX:
     changing it later does not change what a compiled specialization returns (pass
-    such values as arguments).  In-place changes the function makes to its array
-    arguments (`x += v`) stay inside it: the caller's arrays are never written, and
-    each argument is a value of its own, so that an array passed twice (`f(z, z)`), or
-    one argument a view of another, does not see the function's writes to the other
-    (as in JAX; in NumPy they would).
+    such values as arguments); so do its side effects (writing a traced value into a
+    global NumPy array or list, `float(x)` appended to a log): they happen when a
+    specialization is traced, not on every call.  In-place changes the function makes
+    to its NumPy array or tensor arguments (`x += v`) are written back into the caller's
+    arrays after every call, as NumPy would leave them (docs/transforms.md); arguments
+    that share memory with a written one (`f(z, z)`) run the function uncompiled, which
+    gives NumPy's aliasing.
 
     >>> import numpy as np, tracegrad
     >>> f = tracegrad.jit(lambda x: np.sum(np.tanh(x) * 2.0))

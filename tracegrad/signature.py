@@ -27,6 +27,7 @@ messages name them as keywords and suggest `static_argnames`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 
@@ -364,13 +365,22 @@ def _static_keywords(items, pos, names):
     return ("static", items)
 
 
+# Callables whose behaviour does not hang on attributes that change: static as they are.
+_STABLE_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.BuiltinMethodType,
+                     types.MethodWrapperType, types.WrapperDescriptorType, type,
+                     types.ModuleType, functools.partial, np.ufunc)
+
+
 def _hashes_by_identity(x) -> bool:
-    """An object whose hash and == are its identity (a plain class instance): as a static
-    argument, mutating it would leave a stale specialization.  Callables, classes,
-    modules and the singletons None, ... are kept static: they do not change so."""
-    if type(x).__hash__ is not object.__hash__ or x is None or x is Ellipsis:
+    """An object whose hash and == are its identity (a plain class instance, a callable
+    one, or a method bound to one): as a static argument, mutating it would leave a
+    stale specialization (a model object's weights).  Functions, classes, modules,
+    ufuncs and the singletons None, ... are kept static: they do not change so."""
+    if isinstance(x, types.MethodType):
+        return _hashes_by_identity(x.__self__)
+    if isinstance(x, _STABLE_CALLABLES) or x is None or x is Ellipsis or x is NotImplemented:
         return False
-    return not (callable(x) or isinstance(x, (type, types.ModuleType)) or x is NotImplemented)
+    return type(x).__hash__ is object.__hash__
 
 
 def _as_array(x, pos, names, where="", key=None):
