@@ -513,14 +513,10 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
             continue
         edges = node.edges if useful is None else [e if e in useful else None
                                                    for e in node.edges]
-        if node.hooks and g is not None:
-            g = run_hooks(node.hooks, g, box, np.shape(g))
-        if node.retained is not None:
-            _retain(node, g, box)
-        if capture is not None and node in capture:
-            capture[node](g)
-            if useful is not None and not any(edges):
-                continue  # an input's node that no other input needs is not run (PyTorch)
+        if node.hooks or node.retained is not None or capture is not None:
+            g, done = _prepared(node, g, box, capture, useful is not None and not any(edges))
+            if done:
+                continue
         cts = node.apply(g, create_graph, box, edges) if g is not None else (None,) * len(edges)
         if not retain_graph:
             node.release()
@@ -543,6 +539,20 @@ def run_backward(roots, seeds, *, retain_graph: bool, create_graph: bool, box, s
                         ours[id(ct)] = ct
             if not left:
                 ready.append(nxt)
+
+
+def _prepared(node, g, box, capture, nothing_below: bool):
+    """A node's cotangent after its hooks, its retained grad and its capture, and whether
+    the node need not run: a captured input's node that no other input needs (PyTorch
+    runs it neither, nor frees it)."""
+    if node.hooks and g is not None:
+        g = run_hooks(node.hooks, g, box, np.shape(g))
+    if node.retained is not None:
+        _retain(node, g, box)
+    if capture is not None and node in capture:
+        capture[node](g)
+        return g, nothing_below
+    return g, False
 
 
 def _to_leaf(node, g, owned, sink, box, accumulates=True):
