@@ -67,6 +67,25 @@ def test_a_saved_output_left_alone_gives_the_rules_gradient():
     np.testing.assert_array_equal(x.grad.numpy(), [2., 4.])
 
 
+def test_an_output_interleaved_with_a_saved_tensor_keeps_its_own_version():
+    class Halves(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            both = x * 2
+            ctx.save_for_backward(both[::2])
+            return both[1::2]  # shares the buffer, no element
+
+        @staticmethod
+        def backward(ctx, g):
+            return tg.tensor(np.full(4, 2.0))
+
+    x = tg.tensor(np.arange(4.), requires_grad=True)
+    y = Halves.apply(x)
+    y.mul_(3)  # not the saved tensor: backward still runs
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2., 2., 2., 2.])
+
+
 def test_save_for_backward_takes_tensors_only():
     class F(tg.autograd.Function):
         @staticmethod

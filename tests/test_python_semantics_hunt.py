@@ -39,7 +39,17 @@ def test_callable_objects_and_their_methods_are_not_silently_static(pick):
 
 
 def test_functions_ufuncs_and_partials_stay_static_arguments():
+    import operator
     f = tg.jit(lambda x, act: act(x))
+    assert float(f(np.ones(3), np.sum)) == 3.0  # NumPy 2's dispatcher objects
+    assert float(f(np.ones(3), np.linalg.norm)) == pytest.approx(3 ** 0.5)
+    assert float(f(np.ones(3), operator.itemgetter(0))) == 1.0
+    np.testing.assert_array_equal(f(np.ones(3), tg.jit(lambda a: a * 2)), 2.0)
+
+    class AddOne:  # callable, no arrays held: nothing to freeze
+        def __call__(self, z):
+            return z + 1
+    np.testing.assert_array_equal(f(np.ones(3), AddOne()), 2.0)
     np.testing.assert_allclose(f(np.ones(3), np.sin), np.sin(np.ones(3)))
     np.testing.assert_allclose(f(np.ones(3), functools.partial(np.multiply, 2.0)), 2.0)
     np.testing.assert_allclose(f(np.ones(3), abs), 1.0)

@@ -147,3 +147,15 @@ def test_unstack_range_tensordot():
     np.testing.assert_allclose(d, np.tensordot(a.astype(np.float32), b.astype(np.float32),
                                                axes=[[1, 2], [1, 0]]), rtol=1e-6)
     assert tf.newaxis is None
+
+
+def test_initializers_grouped_and_fed_targets():
+    w = tf.Variable([1., 2.])
+    d = tf.Variable(w * 2)
+    v = tf.Variable(1.0)
+    a = v.assign(5.0)
+    with tf.Session() as s:
+        s.run(tf.group(w.initializer, d.initializer, v.initializer))
+        np.testing.assert_array_equal(s.run(d), [2., 4.])
+        out = s.run([a.op, a * 2], {a: 10.0})  # a target runs; its fed output stays fed
+        assert out[1] == 20.0 and s.run(v) == 5.0

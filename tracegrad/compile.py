@@ -709,7 +709,11 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(),
     object or bound method of a class that hashes by identity is refused unless named
     static (its attributes would be frozen silently).  `donate_argnums` is accepted and
     ignored.  Decorating a method works: `obj.f(x)` passes `obj` as the first argument
-    (name it static, `static_argnums=0`, as in JAX).
+    (name it static, `static_argnums=0`, as in JAX: the attributes the method reads are
+    then frozen at trace time, so pass arrays that change as arguments); a jitted
+    function stored as a class attribute is a method so too, as a plain function is.
+    A static int changes the specialization: an int keyword that counts steps compiles
+    once per value (pass it as a float or an array to keep one specialization).
 
     `max_specializations` bounds the specializations of one signature and the
     times one guard may fail; past either, calls no specialization serves run

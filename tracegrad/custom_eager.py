@@ -178,9 +178,20 @@ def _saved_version(data, saved):
     returned what it saved, or a view of it): an in-place change of the output is then a
     change of the saved tensor, which its backward refuses, as PyTorch's does."""
     for t in saved:
-        if np.may_share_memory(t._data, data):
+        if t._data is data or _overlap(t._data, data):
             return t._version
     return None
+
+
+def _overlap(a, b) -> bool:
+    """Whether two arrays share an element (interleaved views of one buffer do not);
+    where NumPy cannot tell cheaply, they are taken to."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=10_000))
+    except np.exceptions.TooHardError:
+        return True
 
 
 class _GraphRules:

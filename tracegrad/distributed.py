@@ -151,7 +151,7 @@ class DataParallel:
         self._generation = 0  # bumped to trace every shard's program again (a guard failed)
         # one call at a time: a call retracing for its branch must not hand its program
         # to another thread's call that took the other branch
-        self._calling = threading.Lock()
+        self._calling = threading.RLock()
         self.client = client if client is not None else self._local_client(n_workers)
         try:
             self._refresh_workers()
@@ -298,6 +298,10 @@ class DataParallel:
     def close(self):
         """Release the shards and actors on the workers, and close the cluster this object
         started (a client passed in stays open)."""
+        with self._calling:  # (after a call running on another thread)
+            self._close()
+
+    def _close(self):
         self.actors, self.shards = [], []  # their futures: released on the cluster
         if self._own and self.client is not None:
             cluster = self.client.cluster

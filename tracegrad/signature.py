@@ -27,7 +27,6 @@ messages name them as keywords and suggest `static_argnames`.
 """
 from __future__ import annotations
 
-import functools
 import inspect
 import types
 
@@ -365,22 +364,27 @@ def _static_keywords(items, pos, names):
     return ("static", items)
 
 
-# Callables whose behaviour does not hang on attributes that change: static as they are.
-_STABLE_CALLABLES = (types.FunctionType, types.BuiltinFunctionType, types.BuiltinMethodType,
-                     types.MethodWrapperType, types.WrapperDescriptorType, type,
-                     types.ModuleType, functools.partial, np.ufunc)
-
-
 def _hashes_by_identity(x) -> bool:
-    """An object whose hash and == are its identity (a plain class instance, a callable
-    one, or a method bound to one): as a static argument, mutating it would leave a
-    stale specialization (a model object's weights).  Functions, classes, modules,
-    ufuncs and the singletons None, ... are kept static: they do not change so."""
+    """An object whose hash and == are its identity (a plain class instance): as a static
+    argument, mutating it would leave a stale specialization.  Callables stay static
+    (functions, ufuncs, NumPy's dispatchers, jitted functions, partials), classes,
+    modules and the singletons None, ... too, except a callable object, or a method
+    bound to an object, that holds arrays in its attributes (a model whose `__call__`
+    or `predict` reads its weights): those would be frozen silently."""
     if isinstance(x, types.MethodType):
-        return _hashes_by_identity(x.__self__)
-    if isinstance(x, _STABLE_CALLABLES) or x is None or x is Ellipsis or x is NotImplemented:
+        return _holds_arrays(x.__self__)
+    if x is None or x is Ellipsis or x is NotImplemented or isinstance(x, (type, types.ModuleType)):
         return False
-    return type(x).__hash__ is object.__hash__
+    if type(x).__hash__ is not object.__hash__:
+        return False
+    return _holds_arrays(x) if callable(x) else True
+
+
+def _holds_arrays(obj) -> bool:
+    """An identity-hashed object with an array or tensor among its attributes."""
+    if type(obj).__hash__ is not object.__hash__:
+        return False
+    return any(isinstance(v, (np.ndarray, Tensor)) for v in getattr(obj, "__dict__", {}).values())
 
 
 def _as_array(x, pos, names, where="", key=None):

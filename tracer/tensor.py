@@ -784,8 +784,9 @@ def _as_tensor_grad(g, like: Tensor, create_graph: bool, owned=False) -> Tensor:
 
 # Backward passes on several threads may reach one leaf at once: its first gradient is
 # set and later ones are added (np.add releases the GIL) under this lock, as PyTorch's
-# AccumulateGrad holds a mutex.
-_ACCUMULATING = threading.Lock()
+# AccumulateGrad holds a mutex.  Reentrant: a create_graph sum is an eager operation,
+# which could reach user code that accumulates on the same thread.
+_ACCUMULATING = threading.RLock()
 
 
 def _plain_sink(acc: AccumulateGrad, g, owned):

@@ -34,14 +34,15 @@ class Plan:
         self.graph = graph
         self.fetch_tensors = list(dict.fromkeys(fetch_tensors))
         fed_set = set(fed)
-        needed = _needed([t.op for t in self.fetch_tensors] + list(fetch_ops), fed_set)
+        self.targets = targets = frozenset(fetch_ops)  # fetched as ops: they run, even fed
+        needed = _needed([t.op for t in self.fetch_tensors] + list(fetch_ops), fed_set, targets)
         touched = {op.variable for op in needed if getattr(op, "variable", None) is not None}
         fed_vars = {t.op.variable: t for t in fed
                     if t.op.type == "VariableV2" and t.op.variable in touched}
         # feeds nothing reads are not inputs; a fed variable is, where an op reads or assigns it
         self.fed = [t for t in fed if t.op in needed or t in fed_vars.values()]
         ops = [op for op in needed if op.ctx is None and op.compute is not None
-               and not (op.outputs and all(t in fed_set for t in op.outputs))]
+               and (op in targets or not (op.outputs and all(t in fed_set for t in op.outputs)))]
         self.needed = needed
         self.placeholders = sorted((op for op in needed if op.type == "Placeholder"
                                     and op.outputs[0] not in fed_set), key=lambda op: op.id)
@@ -74,7 +75,7 @@ class Plan:
             start = dict(zip(self.read_vars, arrays[n:]))
             start.update((var, env[t]) for t, var in self.fed_vars)
             state = RunState(start, fed=frozenset(self.fed), fresh=self.initialized)
-            replay(self.ops, env, state)
+            replay(self.ops, env, state, targets=self.targets)
             return (tuple(env[t] for t in self.fetch_tensors)
                     + tuple(state.updates[v] for v in self.assigned))
         return run_graph
@@ -90,15 +91,16 @@ def _unique(items) -> list:
     return list(dict.fromkeys(items))
 
 
-def _needed(roots, fed: set) -> set:
-    """The ops `roots` need; an op whose outputs are all fed needs nothing."""
+def _needed(roots, fed: set, targets=frozenset()) -> set:
+    """The ops `roots` need; an op whose outputs are all fed needs nothing, unless it is
+    one of the `targets` (fetched as an op: it runs)."""
     stack, seen = list(roots), set()
     while stack:
         op = stack.pop()
         if op in seen:
             continue
         seen.add(op)
-        if op.outputs and all(t in fed for t in op.outputs):
+        if op.outputs and all(t in fed for t in op.outputs) and op not in targets:
             continue
         stack.extend(op.deps())
     return seen

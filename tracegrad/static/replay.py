@@ -42,17 +42,20 @@ class RunState:
         return state
 
 
-def replay(ops, env, state, recompute=False):
+def replay(ops, env, state, recompute=False, targets=frozenset()):
     """Run `ops` into `env`; with `recompute`, ops whose values `env` already holds
-    run again (a gradient's forward replay, whose inputs were substituted)."""
+    run again (a gradient's forward replay, whose inputs were substituted).  `targets`
+    (ops fetched as ops) run even when their outputs are fed, which stay as fed."""
     for op in ops:
-        if not recompute and op.outputs and all(t in env for t in op.outputs):
+        fed = op.outputs and all(t in env for t in op.outputs)
+        if fed and not recompute and op not in targets:
             continue
         try:
             values = op.compute(env, state)
         except Exception as e:
             raise _in_op(e, op) from e
-        env.update(zip(op.outputs, values))
+        if not (fed and op in targets):
+            env.update(zip(op.outputs, values))
     return env
 
 

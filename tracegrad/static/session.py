@@ -113,8 +113,8 @@ class Session:
         ops = [e for e in elements if isinstance(e, Operation)]
         fed = sorted(feeds, key=lambda t: (t.op.id, t.value_index))
         # uninitialized variables matter to runs of initializers only (program.Plan)
-        fresh = frozenset(v for v in self.graph.variables if v not in self._values) if any(
-            getattr(op, "is_initializer", False) for op in ops) else frozenset()
+        fresh = frozenset(v for v in self.graph.variables if v not in self._values) \
+            if _initializes(ops) else frozenset()
         key = (tuple(tensors), tuple(ops), tuple((t, feeds[t].shape, feeds[t].dtype) for t in fed),
                fresh)
         run = self._compiled(key, tensors, ops, fed, feeds)
@@ -185,6 +185,17 @@ class Session:
                 raise TypeError(f"Cannot interpret feed_dict key as Tensor: {e.args[0]}") from None
             feeds[t] = _fed_value(t, value)
         return feeds
+
+
+def _initializes(ops) -> bool:
+    """Whether the fetched ops run an initializer (themselves or grouped: tf.group)."""
+    stack = list(ops)
+    while stack:
+        op = stack.pop()
+        if getattr(op, "is_initializer", False):
+            return True
+        stack.extend(op.control_inputs)
+    return False
 
 
 def _shape_text(shape) -> str:
