@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tracegrad
 from tracegrad import ir
 from tracegrad.tracer import Tensor, Traced, tensor, trace
 from tracegrad.tracer import numpy as tnp
@@ -122,14 +123,22 @@ def test_ufunc_reduce_methods():
     np.testing.assert_array_equal(trace(lambda v: np.add.reduce(v, 1))(x)(x), x.sum(1))
 
 
-def test_out_argument_is_rejected():
+def test_out_argument_into_numpy_arrays_is_rejected():
     t = tensor([1.0, 2.0])
     with pytest.raises(TypeError, match="out="):
         np.add(t, 1.0, out=np.zeros(2))
     with pytest.raises(TypeError, match="out="):
         np.sum(t, out=np.zeros(()))
-    with pytest.raises(TypeError, match="out="):
-        trace(lambda v: np.exp(v, out=v))(np.ones(2))
+
+
+def test_ufunc_out_into_a_tracegrad_array_writes_it():
+    """out= a tensor or traced array is an in-place update, returned, as NumPy's."""
+    t, o = tensor([1.0, 2.0]), tensor(np.zeros(2))
+    assert np.add(t, 1.0, out=o) is o and o.numpy().tolist() == [2.0, 3.0]
+    a = np.ones(2)
+    r = tracegrad.jit(lambda v: np.exp(v, out=v))(a)
+    np.testing.assert_allclose(r, np.e)
+    np.testing.assert_allclose(a, np.e)  # written back into the argument, as NumPy writes it
 
 
 def test_unsupported_numpy_functions_name_themselves():
