@@ -33,7 +33,7 @@ def eager_story():
 
 
 def _grads(**ts):
-    return ", ".join(f"{k}.grad={float(t.grad.item()) if t.grad is not None else 0.0:g}"
+    return ", ".join(f"{k}.grad={float(t.grad.item()):g}" if t.grad is not None else f"{k}.grad=None"
                      for k, t in ts.items())
 
 
