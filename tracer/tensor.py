@@ -799,12 +799,12 @@ def _plain_sink(acc: AccumulateGrad, g, owned):
         if (leaf.grad is None and type(g) is np.ndarray and g.dtype == data.dtype
                 and g.shape == data.shape):
             leaf._grad = _new_tensor(g if owned else g.copy())
-            return
-    _PLAIN_SINK(acc, g, owned)
+        else:
+            _accumulate(leaf, g, owned, False)
 
 
 def _leaf_sink(create_graph: bool):
-    if not create_graph and _PLAIN_SINK is not None:
+    if not create_graph:
         return _plain_sink
 
     def sink(acc: AccumulateGrad, g, owned):
@@ -812,23 +812,21 @@ def _leaf_sink(create_graph: bool):
         if not leaf._requires_grad:
             return
         with _ACCUMULATING:
-            _accumulate(leaf, g, owned)
-
-    def _accumulate(leaf, g, owned):
-        if leaf.grad is None:
-            leaf._grad = _as_tensor_grad(g, leaf, create_graph, owned)
-        elif create_graph or leaf.grad.requires_grad:
-            leaf._grad = leaf._grad + _as_tensor_grad(g, leaf, create_graph)
-        else:  # summed into the existing buffer: no copy of g first
-            data = leaf.grad.data
-            np.add(data, np.reshape(g.data if isinstance(g, Tensor) else g, data.shape), out=data,
-                   casting="same_kind")
-            leaf.grad._version.bump()
+            _accumulate(leaf, g, owned, True)
     return sink
 
 
-_PLAIN_SINK = None
-_PLAIN_SINK = _leaf_sink(False)  # the general plain sink, behind `_plain_sink`
+def _accumulate(leaf, g, owned, create_graph: bool):
+    """Add `g` into the leaf's `.grad` (hold _ACCUMULATING)."""
+    if leaf.grad is None:
+        leaf._grad = _as_tensor_grad(g, leaf, create_graph, owned)
+    elif create_graph or leaf.grad.requires_grad:
+        leaf._grad = leaf._grad + _as_tensor_grad(g, leaf, create_graph)
+    else:  # summed into the existing buffer: no copy of g first
+        data = leaf.grad.data
+        np.add(data, np.reshape(g.data if isinstance(g, Tensor) else g, data.shape), out=data,
+               casting="same_kind")
+        leaf.grad._version.bump()
 
 
 def _roots(outputs, gradients, create_graph):
