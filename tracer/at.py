@@ -23,7 +23,7 @@ from tracegrad.ir import ops
 
 from . import at_modes
 from . import numpy as tnp
-from .indexing import check_in_bounds, getitem, setitem
+from .indexing import _concrete_array, check_in_bounds, getitem, setitem
 
 
 class At:
@@ -120,19 +120,10 @@ def _rows(x, idx):
     if not np.issubdtype(ops.dtype(index), np.integer):
         return None
     index = tnp.astype(index, np.int64)
-    concrete = _concrete(index)
+    concrete = _concrete_array(index)
     if concrete is not None:  # a concrete index out of bounds raises, as NumPy's
         check_in_bounds(concrete, ops.shape(x)[0], 0)
     return index  # (scatter_add wraps negatives itself, then clamps: ir/indexing.py)
-
-
-def _concrete(index):
-    """The values of a NumPy array or eager tensor index; None for a traced one."""
-    from .tensor import Tensor  # (tensor.py builds on this module)
-
-    if isinstance(index, Tensor):
-        return index.data
-    return index if isinstance(index, np.ndarray) else None
 
 
 def _refuse_repeats(x, idx):
