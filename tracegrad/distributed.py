@@ -33,6 +33,7 @@ import threading
 
 import numpy as np
 
+from tracegrad.ir.core import computed_dtype, supported_array
 from .tracer import tree_flatten, tree_unflatten
 from .tracer.loop_types import leaf_paths
 from .tracer.scalars import WeakFloat
@@ -56,7 +57,8 @@ class _Shard:
     """One worker's rows of every data array (travels once)."""
 
     def __init__(self, arrays):
-        self.arrays = tuple(np.ascontiguousarray(_supported(a)) for a in arrays)
+        self.arrays = tuple(np.ascontiguousarray(supported_array(np.asarray(a), "a data array"))
+                            for a in arrays)
 
     @property
     def rows(self) -> int:
@@ -68,15 +70,6 @@ class _Shard:
         if not all(a.flags.writeable and a.flags.aligned for a in self.arrays):
             self.arrays = tuple(np.array(a, copy=True, order="C") for a in self.arrays)
         return self.arrays
-
-
-def _supported(a):
-    """`a` in a dtype compiled code takes: other integers as int64 and float16 as float32,
-    as compile_grad converts its arguments."""
-    a = np.asarray(a)
-    if a.dtype.kind in "iu" and a.dtype not in (np.int32, np.int64):
-        return a.astype(np.int64)
-    return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
 # ---- on the workers ------------------------------------------------------------------------
@@ -215,9 +208,9 @@ class DataParallel:
         if key not in self._loaded[i]:
             # numpy rows trace as they are (a Python branch on the data guards the truth);
             # dask rows are not on the driver: zeros of their shape
-            example = [_supported(a[lo:hi]) if isinstance(a, np.ndarray)
-                       else np.zeros((hi - lo,) + tuple(a.shape[1:]), _supported(
-                           np.zeros(0, a.dtype)).dtype) for a in self.data]
+            example = [supported_array(a[lo:hi], "a data array") if isinstance(a, np.ndarray)
+                       else np.zeros((hi - lo,) + tuple(a.shape[1:]), computed_dtype(a.dtype))
+                       for a in self.data]
 
             def flat(*xs):
                 ps = [WeakFloat(x) if w else x for x, w in zip(xs, weak)]
