@@ -18,7 +18,7 @@ import numpy as np
 
 from tracegrad.ir import TRACES, user_source_location
 
-from ._core import _reject, is_boxed
+from ._core import _dtype, _reject, is_boxed
 from .reductions import UFUNC_REDUCE
 from .view_functions import VIEW_FUNCTIONS
 
@@ -163,7 +163,6 @@ _SAFE_INPUT = {"arcsin": 0.5, "arccos": 0.5, "arctanh": 0.5, "arccosh": 2.0}
 
 
 def _safe_inputs(ufunc, inputs, where) -> tuple:
-    from ._core import _dtype
     from .elementwise import where as select
 
     safe = _SAFE_INPUT.get(ufunc.__name__, 1.0)
@@ -196,10 +195,7 @@ def _written(name, result, out, where):
 def _in_dtype(inputs, dtype) -> tuple:
     """A ufunc's `dtype=`: its loop, so its inputs, in that dtype (NumPy's meaning, under
     its default casting rule, same_kind, which Python numbers always pass)."""
-    import numpy as np
-
     from .. import dtypes
-    from ._core import _dtype
     from .constructors import astype
     for x in inputs:
         if not dtypes.is_weak(x) and not np.can_cast(_dtype(x), dtype, "same_kind"):
