@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tracegrad.passes.fusion.emission import buffers_used, name_temps
+from tracegrad.passes.rowshare import shared
 from tracegrad.passes.kernels import (REDUCTIONS, Buffer, IndexMap, KernelProgram, Load, LoopKernel, LoopStep,
                                       Op, Store)
 
@@ -260,12 +261,15 @@ def _block(rows: int, row_bytes: int) -> int | None:
 def _step(kp, run, later, consts):
     """The LoopStep running `run` block by block, or None when it does not pay."""
     table = _accesses(run)
-    rows = run[0].domain[0]
     wise = [(b, a) for b, a in table.values() if a.s0 > 0]
-    row_bytes = sum(a.s0 * np.dtype(b.dtype).itemsize for b, a in wise)
-    block = _block(rows, row_bytes)
-    if block is None or not _shares_rows(run, wise):
+    if _block(run[0].domain[0], _row_bytes(wise)) is None or not _shares_rows(run, wise):
         return None
+    sharing = shared(run, max(a.s0 for _, a in wise))
+    if sharing is not run and _accesses(sharing) is not None:
+        run, table = sharing, _accesses(sharing)
+        wise = [(b, a) for b, a in table.values() if a.s0 > 0]
+    rows = run[0].domain[0]
+    block = _block(rows, _row_bytes(wise)) or rows
     live = _read_later(later, kp.outputs)
     body, step = Body(), LoopStep(f"{run[0].name}_rows", None, [], [], [], [], [], [],
                                    length=rows // block)
@@ -282,6 +286,10 @@ def _step(kp, run, later, consts):
     step.body = KernelProgram(body.inputs, body.outputs, [], body.temps, kernels)
     step.groups, step.merge = min(GROUPS, step.length), _merge(carried)
     return step
+
+
+def _row_bytes(wise) -> int:
+    return sum(a.s0 * np.dtype(b.dtype).itemsize for b, a in wise)
 
 
 def _shares_rows(run, wise) -> bool:
