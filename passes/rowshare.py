@@ -11,6 +11,8 @@ long once the step is built), and later kernels over the same domain load it.
 A value is shared when
 * its subtree costs at least SHARE_COST (a division or a transcendental: more
   than a store and a load that hit the cache),
+* it varies along a row (a value per row is computed once per row anyway: LLVM
+  hoists it out of the inner loop),
 * no kernel from the one that stores it up to the one that loads it writes a
   buffer the subtree reads,
 * and its temp holds no more per row than the run's widest row slice (the
@@ -82,10 +84,11 @@ def _reused(run, j, ids, first, widest) -> list:
             used_outside.update(a for a in ins.args if not isinstance(a, Const))
     out = []
     for p in sorted(known & used_outside):
-        reads = _subtree_reads(k, p)
+        loads = [ins for ins in _subtree(k, p) if isinstance(ins, Load)]
         i = first[(k.domain, ids[j][p])][0]
         written = {id(b) for m in run[i:j] for b in m.writes()}
-        if _cost(k, p) >= SHARE_COST and not reads & written:
+        if (_cost(k, p) >= SHARE_COST and not {id(ld.buffer) for ld in loads} & written
+                and any(any(ld.index.strides[1:]) for ld in loads)):
             out.append(p)
     return out
 
@@ -105,10 +108,6 @@ def _subtree(kernel, p) -> list:
 def _cost(kernel, p) -> int:
     prims = [ins.prim for ins in _subtree(kernel, p) if isinstance(ins, Op)]
     return sum(PRIMITIVES[n].cost if n in PRIMITIVES else 1 for n in prims)
-
-
-def _subtree_reads(kernel, p) -> set:
-    return {id(ins.buffer) for ins in _subtree(kernel, p) if isinstance(ins, Load)}
 
 
 def _identity(domain) -> IndexMap:

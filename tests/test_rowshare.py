@@ -83,3 +83,16 @@ def test_a_value_is_shared_only_while_its_inputs_stay_unwritten():
 def test_a_temp_wider_than_the_rows_is_not_made():
     run = _kernels(False)
     assert rowshare.shared(run, widest=4) is run
+
+
+def test_a_value_per_row_is_left_to_the_inner_loop_hoisting():
+    f8, dom = np.dtype(np.float64), (4, 8)
+    X, S, A, O = (Buffer(n, s, f8, "temp") for n, s in [("X", (4, 8)), ("S", (4,)), ("A", (4, 8)),
+                                                         ("O", (4, 8))])
+    row, rows = IndexMap(0, (8, 1)), IndexMap(0, (1, 0))
+    per_row = [Load(S, rows, f8), Op("sqrt", (0,), {}, f8), Op("exp", (1,), {}, f8)]
+    k0 = LoopKernel("k0", dom, per_row + [Load(X, row, f8), Op("mul", (2, 3), {}, f8)],
+                    [Store(A, 4, row)])
+    k1 = LoopKernel("k1", dom, per_row + [Load(A, row, f8), Op("div", (3, 2), {}, f8)],
+                    [Store(O, 4, row)])
+    assert rowshare.shared([k0, k1], widest=8) == [k0, k1]
