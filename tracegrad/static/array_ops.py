@@ -1,5 +1,5 @@
-"""TF1's `unstack`, `range`, `tensordot`, `newaxis` and the gradient-clipping functions
-(`global_norm`, `clip_by_norm`, `clip_by_global_norm`), each recorded calls of
+"""TF1's `unstack`, `range`, `tensordot`, `newaxis`, `shape`, `size`, `rank` and the
+gradient-clipping functions (`global_norm`, `clip_by_norm`, `clip_by_global_norm`), each recorded calls of
 `tracegrad.numpy` as math_ops.py's are."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .building import call
 from .sources import as_tensor, constant
 
 __all__ = ["unstack", "range", "tensordot", "newaxis", "global_norm", "clip_by_norm",
-           "clip_by_global_norm"]
+           "clip_by_global_norm", "shape", "size", "rank"]
 
 newaxis = None
 
@@ -89,3 +89,42 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
                                             (t, factor), {}, "clip_by_global_norm")
                for t in t_list]
     return clipped, norm
+
+
+def _shape_of(x, dtype):
+    return np.asarray(x.shape, dtype)
+
+
+def shape(input, name=None, out_type=np.int32):  # noqa: A002  (TF1's names)
+    """The shape of `input` as a 1-D `out_type` tensor: its dims as fed in each run (a
+    `None` dim's fed size), so `tf.reshape(x, tf.shape(y))` follows the feeds.
+
+    >>> import tracegrad.static as tf
+    >>> with tf.Graph().as_default():
+    ...     x = tf.placeholder(tf.float32, [None, 3])
+    ...     print(tf.Session().run(tf.shape(x), {x: [[1, 2, 3], [4, 5, 6]]}))
+    [2 3]
+    """
+    out = call(_shape_of, (input,), {"dtype": np.dtype(out_type)}, name or "Shape", operands=1)
+    probes = out.op.inputs[0]._probes
+    if all(p is not None for p in probes):  # known rank: the value in each world is the probe's
+        out._values = [np.asarray(p.shape, out_type) for p in probes]
+    return out
+
+
+def _size_of(x, dtype):
+    return np.asarray(int(np.prod(x.shape, dtype=np.int64)), dtype)
+
+
+def size(input, name=None, out_type=np.int32):  # noqa: A002
+    """The number of elements of `input` (fed shapes) as an `out_type` scalar."""
+    return call(_size_of, (input,), {"dtype": np.dtype(out_type)}, name or "Size", operands=1)
+
+
+def _rank_of(x):
+    return np.asarray(len(x.shape), np.int32)
+
+
+def rank(input, name=None):  # noqa: A002
+    """The number of dimensions of `input` as an int32 scalar."""
+    return call(_rank_of, (input,), {}, name or "Rank", operands=1)

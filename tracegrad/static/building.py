@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracegrad.ir import ShapedArray
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
 from .graph import Operation, graph_of
@@ -90,14 +91,48 @@ class _Call:
         return list(result) if isinstance(result, (tuple, list)) else [result]
 
 
+# Values derived from shapes are kept up to this size (a shape, a slice of one, a count).
+KNOWN_VALUE_SIZE = 64
+
+
+def _known_values(c: _Call, world: int):
+    """The inputs' values in `world` when each is known (values fixed by shapes), else None."""
+    values = [None if t._values is None else t._values[world] for t in c.tensors]
+    return None if any(v is None for v in values) else values
+
+
+def _evaluated(c: _Call, world: int):
+    """The outputs' values in `world`, computed on the inputs' known values (numpy), or None
+    when an input's value is not known there or the call does not give numpy values."""
+    values = _known_values(c, world)
+    if values is None:
+        return None
+    try:
+        out = [np.asarray(v) for v in c.outputs(c.apply(values))]
+    except Exception:  # noqa: BLE001  (the traced probe reports it)
+        return None
+    small = all(v.dtype != object and v.size <= KNOWN_VALUE_SIZE for v in out)
+    return out if small else None
+
+
 def _probe(c: _Call, world: int):
     """Output avals of the call traced abstractly in `world`, or the exception it raised."""
     avals = [t._probes[world] for t in c.tensors]
     if any(a is None for a in avals):
         return None
+    known = _evaluated(c, world)
+    if known is not None:
+        return [ShapedArray(v.shape, v.dtype) for v in known]
+    values = [None if t._values is None else t._values[world] for t in c.tensors]
+    free = [i for i, v in enumerate(values) if v is None]
+
+    def traced(*vals):  # the inputs of known value (a shape) as constants, the rest traced
+        filled = list(values)
+        for i, v in zip(free, vals):
+            filled[i] = v
+        return tuple(c.outputs(c.apply(filled)))
     try:
-        prog = make_graph(lambda *vals: tuple(c.outputs(c.apply(vals))),
-                          [placeholder_array(a) for a in avals], concrete=False)
+        prog = make_graph(traced, [placeholder_array(avals[i]) for i in free], concrete=False)
     except Exception as e:  # noqa: BLE001  (reported if no world traces)
         return e
     return prog.graph.out_avals
@@ -116,18 +151,20 @@ def _rename_error(e: Exception, name: str, probed=()) -> Exception:
         return ValueError(msg)
 
 
-def infer(c: _Call, name: str, num_outputs: int | None = None) -> list:
+def infer(c: _Call, name: str, num_outputs: int | None = None, operands=()) -> list:
     """(shape, dtype, probes) of each output of the call (`num_outputs` of unknown shape
-    where no probe traces: an input of unknown rank)."""
+    where no probe traces: an input of unknown rank; of the dtype of the tensors among
+    `operands`, the value arguments, if any)."""
     unknown = any(t.shape.dims is None or t._probes[0] is None for t in c.tensors)
-    varying = unknown or any(None in t.shape.dims for t in c.tensors)
+    varying = unknown or any(None in t.shape.dims or _values_vary(t) for t in c.tensors)
     worlds = range(len(WORLD_SIZES)) if varying else range(1)
     results = [_probe(c, w) for w in worlds]
     good = [r for r in results if isinstance(r, list)]
     if not good:
         errors = [r for r in results if isinstance(r, Exception)]
-        if unknown or not errors:
-            return [_unknown_output(c)] * (num_outputs or 1)
+        shaped_by_value = any(t._values is not None for t in c.tensors)  # (probe sizes clash)
+        if unknown or not errors or shaped_by_value:
+            return [_unknown_output(c, operands)] * (num_outputs or 1)
         raise _rename_error(errors[0], name, c.tensors if varying else ()) from errors[0]
     results = [r if isinstance(r, list) else None for r in results]
     if not varying:
@@ -139,8 +176,23 @@ def infer(c: _Call, name: str, num_outputs: int | None = None) -> list:
     return specs
 
 
-def _unknown_output(c: _Call):
-    dtype = np.result_type(*[t.dtype for t in c.tensors]) if c.tensors else np.float32
+def _values_vary(t) -> bool:
+    return t._values is not None and len({(v.shape, v.tobytes()) if v is not None else None
+                                          for v in t._values}) > 1
+
+
+def values_of(c: _Call) -> list | None:
+    """Per output, its value in each world where every input's is known; None if none is."""
+    worlds = [_evaluated(c, w) for w in range(len(WORLD_SIZES))]
+    if all(w is None for w in worlds):
+        return None
+    count = len(next(w for w in worlds if w is not None))
+    return [[None if w is None else w[i] for w in worlds] for i in range(count)]
+
+
+def _unknown_output(c: _Call, operands=()):
+    values = [t for t in operands if isinstance(t, Tensor)] or c.tensors
+    dtype = np.result_type(*[t.dtype for t in values]) if values else np.float32
     return TensorShape(None), np.dtype(dtype), [None] * len(WORLD_SIZES)
 
 
@@ -154,11 +206,14 @@ def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0):
     c = _Call(fn, args, kwargs)
     graph = graph_of(c.tensors, name or "op")
     check_readable(graph, c.tensors, name)
-    specs = infer(c, name, num_outputs)
+    specs = infer(c, name, num_outputs, args[:operands])
     multiple = len(specs) > 1 or (num_outputs or 1) > 1
 
     def compute(env, state):
         return c.outputs(c.apply([env[t] for t in c.tensors]))
 
     op = new_op(graph, name, name, c.tensors, compute, specs)
+    values = values_of(c) if c.tensors and all(t._values is not None for t in c.tensors) else None
+    for t, v in zip(op.outputs, values or ()):
+        t._values = v
     return list(op.outputs) if multiple else op.outputs[0]

@@ -291,21 +291,53 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
                 operands=3)
 
 
+def _dims_tensor(dims):
+    """A shape given as a tensor, or as a list holding tensors (`[tf.shape(x)[0], 3]`), as
+    one int tensor; None for a shape of Python numbers."""
+    if isinstance(dims, Tensor):
+        return dims
+    if isinstance(dims, (list, tuple)) and any(isinstance(d, Tensor) for d in dims):
+        return call(lambda *ds: tnp.stack([tnp.asarray(d) for d in ds]), tuple(dims), {},
+                    "stack", operands=len(dims))
+    return None
+
+
+def _filled(dims, value, dtype):
+    return tnp.full(tuple(int(d) for d in np.asarray(dims).reshape(-1)), value, dtype)
+
+
+def _full(dims, value, dtype, name):
+    """A tensor of `value` in `dtype` over shape `dims`: a constant, or where `dims` is a
+    tensor (its value fixed by the fed shapes, as `tf.shape`'s), an op."""
+    shape = _dims_tensor(dims)
+    if shape is None:
+        dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+        return constant(np.full(dims, value, dtype), name=name)
+    return call(_filled, (shape,), {"value": value, "dtype": np.dtype(dtype)}, name)
+
+
 def zeros(shape, dtype=np.float32, name=None):
-    """A constant of zeros of `shape` (a list or an int) and `dtype` (float32)."""
-    return constant(np.zeros(tuple(shape) if not isinstance(shape, int) else (shape,),
-                             as_dtype(dtype)), name=name or "zeros")
+    """Zeros of `shape` (a list, an int, or an int tensor such as `tf.shape(x)`) and `dtype`
+    (float32)."""
+    return _full(shape, 0, as_dtype(dtype), name or "zeros")
 
 
 def ones(shape, dtype=np.float32, name=None):
-    """A constant of ones of `shape` (a list or an int) and `dtype` (float32)."""
-    return constant(np.ones(tuple(shape) if not isinstance(shape, int) else (shape,),
-                            as_dtype(dtype)), name=name or "ones")
+    """Ones of `shape` (a list, an int, or an int tensor such as `tf.shape(x)`) and `dtype`
+    (float32)."""
+    return _full(shape, 1, as_dtype(dtype), name or "ones")
 
 
 def fill(dims, value, name=None):
-    """`value` (TF1's default dtypes: an int is int32) repeated to shape `dims`."""
-    return constant(value, shape=tuple(dims), name=name or "Fill")
+    """`value` (TF1's default dtypes: an int is int32) repeated to shape `dims` (a list or
+    an int tensor)."""
+    if _dims_tensor(dims) is None:
+        return constant(value, shape=tuple(dims), name=name or "Fill")
+    if isinstance(value, Tensor):
+        return call(lambda d, v: tnp.broadcast_to(v, tuple(int(n) for n in np.asarray(d))),
+                    (_dims_tensor(dims), value), {}, name or "Fill")
+    arr = _tf1_default(value, None)
+    return _full(dims, arr.item(), arr.dtype, name or "Fill")
 
 
 def zeros_like(tensor, dtype=None, name=None):

@@ -1,7 +1,10 @@
 """`tf.nn`: the activation and loss functions TF1 users reach for."""
 from __future__ import annotations
 
+import numpy as np
+
 from tracegrad.tracer import numpy as tnp
+from tracegrad.tracer.numpy import stop_gradient as lax_stop
 
 from . import tf1_rules
 from .building import call
@@ -11,7 +14,7 @@ from .sources import as_tensor
 __all__ = ["relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "softmax",
            "log_softmax", "l2_loss", "bias_add", "sigmoid_cross_entropy_with_logits",
            "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
-           "sparse_softmax_cross_entropy_with_logits"]
+           "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "moments"]
 
 
 def relu(features, name=None):
@@ -174,3 +177,64 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
                          f"equal rank of logits minus 1 (received {logits.shape.ndims}).")
     return call(_sparse_softmax_xent, (labels, logits), {},
                 name or "SparseSoftmaxCrossEntropyWithLogits")
+
+
+def _embedding(table, ids, max_norm):
+    rows = tnp.take(table, ids, axis=0)
+    if max_norm is None:
+        return rows
+    axes = tuple(range(tnp.ndim(ids), tnp.ndim(rows)))
+    l2sum = tnp.sum(rows * rows, axis=axes, keepdims=True)
+    positive = l2sum > 0
+    norm = tnp.where(positive, tnp.sqrt(tnp.where(positive, l2sum, 1)), l2sum)
+    return rows * max_norm / tnp.maximum(norm, max_norm)
+
+
+def _sharded_table(shards, strategy):
+    """The rows of TF1's sharded embedding table in id order: "div" gives each shard a
+    contiguous range of ids, "mod" gives id to shard id % n at row id // n."""
+    table = tnp.concatenate(shards, axis=0)
+    if strategy == "div" or len(shards) == 1:
+        return table
+    sizes = [s.shape[0] for s in shards]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    order = [offsets[i % len(sizes)] + i // len(sizes) for i in range(sum(sizes))]
+    return tnp.take(table, np.asarray(order, np.int64), axis=0)
+
+
+def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_indices=True,
+                     max_norm=None):
+    """The rows of `params` at `ids` (shape `ids.shape + params.shape[1:]`), as TF1's: `params`
+    is a tensor or a list of shards ("mod": id i is row i // n of shard i % n; "div":
+    contiguous ranges), and `max_norm` clips each looked-up row to that L2 norm.  The gradient
+    adds into the rows looked up, repeated ids adding up.  Fed ids out of range are clamped
+    (docs/static.md, `gather`)."""
+    if partition_strategy not in ("mod", "div"):
+        raise ValueError(f"Unrecognized partition strategy: {partition_strategy}")
+    shards = list(params) if isinstance(params, (list, tuple)) else [params]
+    shards = [as_tensor(s) for s in shards]
+    if len(shards) > 1:
+        table = call(lambda *ts: _sharded_table(ts, partition_strategy), tuple(shards), {},
+                     "concat")
+    else:
+        table = shards[0]
+    return call(_embedding, (table, ids), {"max_norm": max_norm}, name or "embedding_lookup",
+                operands=1)
+
+
+def _moments(x, axes, keepdims):
+    mean = tnp.mean(x, axis=axes, keepdims=True)
+    variance = tnp.mean(tnp.square(x - lax_stop(mean)), axis=axes, keepdims=True)
+    if not keepdims:
+        mean, variance = tnp.squeeze(mean, axis=axes), tnp.squeeze(variance, axis=axes)
+    return mean, variance
+
+
+def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
+    """(mean, variance) of `x` over `axes`, as TF1's: the variance is the mean of
+    `(x - stop_gradient(mean))**2`, and both keep the reduced axes with `keep_dims`
+    (or `keepdims`); `shift` is accepted and unused, as in TF1."""
+    keep = bool(keepdims if keepdims is not None else keep_dims)
+    axes = tuple(int(a) for a in np.atleast_1d(axes))
+    return tuple(call(_moments, (x,), {"axes": axes, "keepdims": keep}, name or "moments",
+                      num_outputs=2, operands=1))

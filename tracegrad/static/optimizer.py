@@ -69,10 +69,15 @@ class Optimizer:
     # -- slots ---------------------------------------------------------------------------
     def _zeros_slot(self, var, slot_name, op_name):
         """A non-trainable variable `<var>/<op_name>` of var's shape and dtype, initially 0."""
+        return self._filled_slot(var, slot_name, op_name, 0)
+
+    def _filled_slot(self, var, slot_name, op_name, value):
+        """A non-trainable variable `<var>/<op_name>` of var's shape and dtype, initially
+        `value` everywhere."""
         slots = self._slots.setdefault(slot_name, {})
         if var not in slots:
             with var.graph.as_default():
-                slots[var] = Variable(np.zeros(tuple(var.shape.dims), var.dtype),
+                slots[var] = Variable(np.full(tuple(var.shape.dims), value, var.dtype),
                                       name=f"{var.op.name}/{op_name}", trainable=False)
         return slots[var]
 

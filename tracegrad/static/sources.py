@@ -6,8 +6,11 @@ import numpy as np
 from .building import new_op, spec_of
 from .dtypes import as_dtype
 from .graph import get_default_graph, graph_of
-from .shapes import TensorShape, compatible
+from .shapes import WORLD_SIZES, TensorShape, compatible
 from .tensor import Tensor
+
+# Integer constants this small carry their value for static shape inference (shape-like).
+SHAPE_LIKE = 8
 
 
 def placeholder(dtype, shape=None, name=None):
@@ -62,6 +65,8 @@ def constant(value, dtype=None, shape=None, name="Const"):
     graph = get_default_graph()
     op = new_op(graph, "Const", name, [], lambda env, state: [arr],
                 [spec_of(TensorShape(arr.shape), arr.dtype)])
+    if arr.dtype.kind in "iu" and arr.size <= SHAPE_LIKE:  # may build a shape (building.py)
+        op.outputs[0]._values = [arr] * len(WORLD_SIZES)
     return op.outputs[0]
 
 

@@ -45,6 +45,9 @@ class Tensor:
     def __init__(self, op, index, shape, dtype, probes):
         self.op, self.value_index = op, index
         self._shape, self.dtype, self._probes = shape, dtype, probes
+        # Per probe world, the value where shapes alone decide it (tf.shape's, and math on
+        # such values; building.py), so `reshape(y, tf.shape(x))` has a static shape.
+        self._values = None
 
     # -- static facts -------------------------------------------------------------------
     @property

@@ -1,5 +1,5 @@
 """`tf.train`: TF1's optimizers (`GradientDescentOptimizer`, `MomentumOptimizer`,
-`AdamOptimizer`, each one assign op per variable and slot, with TF1's update
+`AdamOptimizer`, `AdagradOptimizer`, `RMSPropOptimizer`, each one assign op per variable and slot, with TF1's update
 formulas), the global step (`get_or_create_global_step`, `get_global_step`) and
 `Saver` (variables to and from an .npz file)."""
 from __future__ import annotations
@@ -7,12 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import get_default_graph
-from .math_ops import cast, sqrt
+from .math_ops import cast, rsqrt, sqrt
 from .optimizer import Optimizer, hyper, non_slot_variable
 from .saver import Saver
 from .variables import Variable, group
 
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
+           "AdagradOptimizer", "RMSPropOptimizer",
            "Saver", "get_global_step", "get_or_create_global_step"]
 
 
@@ -95,6 +96,63 @@ class AdamOptimizer(Optimizer):
     def _finish(self, var_list) -> list:
         b1p, b2p = self._powers
         return [b1p.assign(b1p * hyper(self.beta1, b1p)), b2p.assign(b2p * hyper(self.beta2, b2p))]
+
+
+class AdagradOptimizer(Optimizer):
+    """TF1's ApplyAdagrad: `accum += grad * grad`, then `var -= grad * lr * rsqrt(accum)`;
+    the slot "accumulator" (variable `<var>/Adagrad`) starts at `initial_accumulator_value`."""
+
+    def __init__(self, learning_rate, initial_accumulator_value=0.1, use_locking=False,
+                 name="Adagrad"):
+        if initial_accumulator_value <= 0.0:
+            raise ValueError(f"initial_accumulator_value must be positive: "
+                             f"{initial_accumulator_value}")
+        super().__init__(use_locking, name)
+        self.learning_rate, self.initial = learning_rate, initial_accumulator_value
+
+    def _create_slots(self, var_list):
+        for v in var_list:
+            self._filled_slot(v, "accumulator", self.name, self.initial)
+
+    def _apply_dense(self, grad, var):
+        accum_var = self.get_slot(var, "accumulator")
+        accum = accum_var.assign_add(grad * grad)
+        return group(accum, var.assign_sub(grad * hyper(self.learning_rate, var) * rsqrt(accum)))
+
+
+class RMSPropOptimizer(Optimizer):
+    """TF1's ApplyRMSProp: `ms += (grad^2 - ms) * (1 - decay)`,
+    `mom = mom * momentum + grad * lr / sqrt(ms + epsilon)`, `var -= mom`; with `centered`,
+    `mg += (grad - mg) * (1 - decay)` and the denominator `sqrt(ms - mg^2 + epsilon)`.
+    Slots, named as TF1 names them: "rms" (`<var>/RMSProp`, starting at 1, as TF1's),
+    "mg" (`<var>/RMSProp_1`, with `centered`) and "momentum" (the next name), both at 0."""
+
+    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10,
+                 use_locking=False, centered=False, name="RMSProp"):
+        super().__init__(use_locking, name)
+        self.learning_rate, self.decay, self.momentum = learning_rate, decay, momentum
+        self.epsilon, self.centered = epsilon, centered
+
+    def _create_slots(self, var_list):
+        for v in var_list:  # the graph numbers the repeated names, as TF1's does
+            self._filled_slot(v, "rms", self.name, 1)
+            if self.centered:
+                self._zeros_slot(v, "mg", self.name)
+            self._zeros_slot(v, "momentum", self.name)
+
+    def _apply_dense(self, grad, var):
+        lr, rho = hyper(self.learning_rate, var), hyper(self.decay, var)
+        mu, eps = hyper(self.momentum, var), hyper(self.epsilon, var)
+        ms_var, mom_var = self.get_slot(var, "rms"), self.get_slot(var, "momentum")
+        ms = ms_var.assign_add((grad * grad - ms_var) * (1 - rho))
+        updates, denominator = [ms], ms + eps
+        if self.centered:
+            mg_var = self.get_slot(var, "mg")
+            mg = mg_var.assign_add((grad - mg_var) * (1 - rho))
+            updates.append(mg)
+            denominator = ms - mg * mg + eps
+        mom = mom_var.assign(mom_var * mu + grad * lr / sqrt(denominator))
+        return group(*updates, mom, var.assign_sub(mom))
 
 
 def get_global_step(graph=None):
