@@ -196,6 +196,14 @@ def _corrections(b1, b2, step, dtype):
 _TORCH_FLAGS = ("foreach", "fused", "differentiable", "capturable")
 
 
+def _plain(value) -> np.ndarray:
+    """A saved state entry as a numpy array (a torch tensor through `.numpy()`: its
+    `__array__` takes no `copy=`, which numpy 2 warns about)."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
 class Optimizer:
     """Base of the optimizers: the eager and functional forms around one `rule`."""
 
@@ -322,12 +330,16 @@ class Optimizer:
                              "parameter groups than this optimizer")
         params = self._params()
         for group, saved in zip(self.param_groups, groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+            options = {k: v for k, v in saved.items() if k != "params"}
+            if "decoupled_weight_decay" in options and "decoupled" in type(self).defaults:
+                options["decoupled"] = bool(options.pop("decoupled_weight_decay"))  # torch's
+            group.update(options)
         self.state = {}
         for i, s in state_dict["state"].items():
             p = params[int(i)]
-            self.state[p] = {k: np.array(v, dtype=np.asarray(v).dtype if k == "step" else p.dtype)
-                             for k, v in s.items() if v is not None}  # torch's buffer: None
+            values = {k: _plain(v) for k, v in s.items() if v is not None}  # torch's buffer: None
+            self.state[p] = {k: np.array(v, dtype=v.dtype if k == "step" else p.dtype)
+                             for k, v in values.items()}
             self._from_torch(self.state[p], p)
 
     def _from_torch(self, state, p):

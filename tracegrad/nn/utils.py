@@ -21,8 +21,14 @@ def _with_grads(parameters) -> list:
 
 
 def _norm(values: np.ndarray, norm_type: float) -> np.ndarray:
-    if norm_type == np.inf:
-        return np.max(np.abs(values)) if values.size else np.zeros((), values.dtype)
+    """torch's vector_norm: the largest (inf) or smallest (-inf) magnitude, the count of
+    nonzeros (0), else sum(|x|^p)^(1/p)."""
+    if norm_type in (np.inf, -np.inf):
+        if not values.size:
+            return np.zeros((), values.dtype)
+        return (np.max if norm_type > 0 else np.min)(np.abs(values))
+    if norm_type == 0:
+        return np.asarray(np.count_nonzero(values), values.dtype)
     return np.sum(np.abs(values) ** norm_type) ** (1.0 / norm_type)
 
 

@@ -178,6 +178,11 @@ Inside a traced function (`trace`, `grad`, `jit`, `compile_grad`):
   `tracegrad.numpy.asarray(x)`, or leave `x` as it is;
 * a numpy function tracegrad does not offer raises `UnsupportedFunctionError`
   (a TypeError) naming it, the user's line and the nearest supported functions;
+* ufunc methods: `.reduce` and `.accumulate` of the ufuncs that have them here,
+  `.outer` of every two-operand ufunc, and `.at(a, indices, b)` of `add`, `subtract`,
+  `multiply`, `divide`, `maximum`, `minimum` and `power` on a tracegrad array `a`
+  (updated in place, as NumPy's; repeated indices accumulate for `add` and `subtract`,
+  and raise for the others, as `a.at[indices]` does);
 * `np.random` sampling runs once, at trace time: the sample is frozen into the
   program as a constant.  Tracing warns once per function (`RandomSampleFrozenWarning`)
   when the legacy global generator (`np.random.seed`, `np.random.normal`, ...)

@@ -49,8 +49,7 @@ HINTS = {
 # ufunc methods with a function that computes the same thing.
 METHOD_HINTS = {
     ("multiply", "reduce"): "prod", ("logical_and", "reduce"): "all",
-    ("logical_or", "reduce"): "any", ("add", "outer"): "a[:, None] + b",
-    ("multiply", "outer"): "outer", ("subtract", "outer"): "a[:, None] - b",
+    ("logical_or", "reduce"): "any",
 }
 
 
@@ -150,10 +149,46 @@ def dispatch_ufunc(ufunc, method, inputs, kwargs):
         if rest:
             axis = rest[0]
         return UFUNC_REDUCE[ufunc](a, axis=axis, **kwargs)
+    if method == "at" and ufunc.__name__ in _AT_METHODS:
+        return _ufunc_at(ufunc, *inputs, **kwargs)
+    if method == "outer" and ufunc.nin == 2 and TABLE.get(ufunc) is not None and not kwargs:
+        a, b = inputs
+        return TABLE[ufunc](_expanded(a, np.ndim(b)), b)
     if method == "__call__":
         raise unsupported(_numpy_name(ufunc), ufunc.__name__)
     raise unsupported(f"{_numpy_name(ufunc)}.{method}", ufunc.__name__,
                       METHOD_HINTS.get((ufunc.__name__, method), ""), close=False)
+
+
+# ufunc.at(a, indices, b): the `.at[indices]` method that combines repeated indices alike.
+_AT_METHODS = {"add": "add", "subtract": "add", "multiply": "multiply", "divide": "divide",
+               "true_divide": "divide", "maximum": "max", "minimum": "min", "power": "power"}
+
+
+def _ufunc_at(ufunc, a, indices, b=None):
+    """NumPy's unbuffered in-place `ufunc.at`: `a` updated at `indices`, repeated indices
+    each applying once more (`np.add.at` accumulates).  `a` must be a tracegrad array (a
+    NumPy array cannot hold traced values); NumPy returns None."""
+    name = _numpy_name(ufunc) + ".at"
+    loc = user_source_location()
+    at = f"\n  at {loc}" if loc else ""
+    if b is None:
+        raise TypeError(f"{name}(a, indices) of a one-operand ufunc is not supported on "
+                        f"tracegrad arrays{at}")
+    if not is_boxed(a):
+        raise TypeError(f"{name}(a, ...) into a NumPy array: it cannot hold traced values; start "
+                        f"it from one (a = np.zeros_like(v)) or write a = a.at[indices]."
+                        f"{_AT_METHODS[ufunc.__name__]}(v){at}")
+    if ufunc.__name__ == "subtract":
+        b = -b if is_boxed(b) else -np.asarray(b)
+    a[...] = getattr(a.at[indices], _AT_METHODS[ufunc.__name__])(b)
+
+
+def _expanded(a, extra: int):
+    """`a` with `extra` trailing axes of size 1 (a ufunc's outer product)."""
+    from .shapes import reshape
+    shape = np.shape(a)
+    return reshape(a, tuple(shape) + (1,) * extra) if is_boxed(a) else np.reshape(a, shape + (1,) * extra)
 
 
 # Where `where=` is False a ufunc computes nothing in NumPy; here its inputs there are a
