@@ -211,6 +211,8 @@ def _records_autograd(args) -> bool:
 class CompiledFunction:
     """The callable returned by `jit` / `compile_grad`; see their docstrings."""
 
+    _tg_static_callable = True  # a pure function of its arguments: static as an argument (signature.py)
+
     def __init__(self, fun, static_argnums=(), grad_argnums=None, grad=False,
                  max_specializations=DEFAULT_MAX_SPECIALIZATIONS, disk_cache=None,
                  has_aux=False, static_argnames=()):
@@ -724,9 +726,10 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(),
     What the function reads besides its arguments (global arrays, a closed-over dict of
     settings) is read when it is traced and becomes part of the program, as in JAX:
     changing it later does not change what a compiled specialization returns (pass
-    such values as arguments); so do its side effects (writing a traced value into a
-    global NumPy array or list, `float(x)` appended to a log): they happen when a
-    specialization is traced, not on every call.  In-place changes the function makes
+    such values as arguments); so do its side effects (a traced value appended to a
+    global list, `float(x)` appended to a log): they happen when a specialization is
+    traced, not on every call (a NumPy array cannot hold a traced value: writing one
+    into a global array raises).  In-place changes the function makes
     to its NumPy array or tensor arguments (`x += v`) are written back into the caller's
     arrays after every call, as NumPy would leave them (docs/transforms.md); arguments
     that share memory with a written one (`f(z, z)`) run the function uncompiled, which

@@ -199,6 +199,8 @@ class custom_vjp:
     arguments are passed to `bwd` first, `bwd(*nondiff, residuals, g)`, and get no
     cotangent."""
 
+    _tg_static_callable = True  # a pure function of its arguments: static as an argument (signature.py)
+
     def __init__(self, fun, nondiff_argnums=()):
         functools.update_wrapper(self, fun)
         self.fun, self._rules, self._guard = fun, None, _Guard()
@@ -228,6 +230,8 @@ class custom_jvp:
     transpose of the rule (it must be linear in the tangents, as JAX requires).
     `nondiff_argnums` (as JAX's): those arguments are passed to the rule first,
     `rule(*nondiff, primals, tangents)`, and are left out of primals and tangents."""
+
+    _tg_static_callable = True  # a pure function of its arguments: static as an argument (signature.py)
 
     def __init__(self, fun, nondiff_argnums=()):
         functools.update_wrapper(self, fun)

@@ -28,6 +28,7 @@ messages name them as keywords and suggest `static_argnames`.
 from __future__ import annotations
 
 import inspect
+import itertools
 import types
 
 import numpy as np
@@ -58,7 +59,7 @@ class SpecArgs:
     def __init__(self, arrays, slots, weak, call=()):
         self.arrays, self.slots, self.weak = arrays, slots, frozenset(weak)
         self.call = call  # the positional arguments as given
-        key = tuple((s[0], s[3]) if s[0] == "tree" else ("static", _typed(s[1]))
+        key = tuple(("tree", _typed_tree(s[3])) if s[0] == "tree" else ("static", _typed(s[1]))
                     if s[0] == "static" else "a" for s in slots)
         self.key = key + tuple((a.shape, "w" if i in self.weak else a.dtype.char)
                                for i, a in enumerate(arrays))
@@ -252,6 +253,14 @@ def _typed(value):
     return (type(value), value)
 
 
+def _typed_tree(treedef):
+    """A pytree structure as a cache key whose static parts (dict keys, a registered node's
+    aux data) are `_typed`: {1: x} and {1.0: x}, aux 2 and 2.0, differ."""
+    if treedef.kind == "leaf":
+        return "*"
+    return (treedef.kind, _typed(treedef.meta), tuple(_typed_tree(c) for c in treedef.children))
+
+
 def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> SpecArgs:
     """Split a call's arguments (see the module docstring); a Python number in a
     `grad_argnums` position is an array."""
@@ -375,16 +384,40 @@ def _hashes_by_identity(x) -> bool:
         return _holds_arrays(x.__self__)
     if x is None or x is Ellipsis or x is NotImplemented or isinstance(x, (type, types.ModuleType)):
         return False
-    if type(x).__hash__ is not object.__hash__:
+    if type(x).__hash__ is not object.__hash__ or getattr(type(x), "_tg_static_callable", False):
         return False
     return _holds_arrays(x) if callable(x) else True
 
 
 def _holds_arrays(obj) -> bool:
-    """An identity-hashed object with an array or tensor among its attributes."""
+    """An identity-hashed object with an array or tensor among its attributes, or inside
+    containers or other objects there (`self.params = {"W": ...}`, `self.layers = [...]`),
+    looked at to a bounded depth and breadth (a model's parameter dicts and layer lists)."""
     if type(obj).__hash__ is not object.__hash__:
         return False
-    return any(isinstance(v, (np.ndarray, Tensor)) for v in getattr(obj, "__dict__", {}).values())
+    return _reaches_array(getattr(obj, "__dict__", {}).values(), HOLDS_DEPTH, {id(obj)})
+
+
+HOLDS_DEPTH = 4  # attribute / container levels searched for arrays
+HOLDS_ITEMS = 256  # items looked at per container
+
+
+def _reaches_array(values, depth, seen) -> bool:
+    for v in itertools.islice(values, HOLDS_ITEMS):
+        if isinstance(v, (np.ndarray, Tensor)) or _foreign_array(v):
+            return True
+        if depth <= 1 or id(v) in seen or isinstance(v, (str, bytes, type, types.ModuleType)):
+            continue
+        seen.add(id(v))
+        if isinstance(v, dict):
+            inner = v.values()
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            inner = v
+        else:
+            inner = getattr(v, "__dict__", {}).values() if not callable(v) or hasattr(v, "__dict__") else ()
+        if _reaches_array(inner, depth - 1, seen):
+            return True
+    return False
 
 
 def _as_array(x, pos, names, where="", key=None):
@@ -458,7 +491,7 @@ def _is_tree_arg(x):
             return True
         if isinstance(v, (list, tuple)):
             for item in v:
-                if isinstance(item, (np.ndarray, Tensor)):
+                if isinstance(item, (np.ndarray, Tensor)) or _foreign_array(item):
                     return True
                 stack.append(item)
     return False

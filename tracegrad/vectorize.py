@@ -26,7 +26,7 @@ import numpy as np
 import tracegrad.numpy as tnp
 from tracegrad.ir import ConcretizationError, apply_graph, ops
 from tracegrad.passes.batching import batch_graph
-from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
+from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
 from .transforms import _argnums, _positions, check_callable, jvp, vjp
 
@@ -112,10 +112,11 @@ def _is_array(x) -> bool:
     return hasattr(x, "_tg_trace") or isinstance(x, (np.ndarray, np.generic))
 
 
-def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
+def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None, spmd_axis_name=None):
     """Vectorize `fun` over the axes `in_axes` of its arguments (module docstring).
-    `axis_size` gives the batch size where no argument is mapped (JAX's); `axis_name` is
-    accepted for JAX's signature (tracegrad has no collectives that would read it)."""
+    `axis_size` gives the batch size where no argument is mapped (JAX's); `axis_name` and
+    `spmd_axis_name` are accepted for JAX's signature (tracegrad has no collectives or
+    device meshes that would read them)."""
     check_callable(fun, "vmap")
     _check_spec(in_axes, "in_axes")
     _check_spec(out_axes, "out_axes")
@@ -138,8 +139,9 @@ def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None):
         size = _size(leaves, axes, _labels(args), axis_size)
         # Unmapped values are closed over, as JAX passes them through unchanged: a Python
         # `if` on one works (on a value of an enclosing trace, as a guard there).  Unmapped
-        # eager tensors stay inputs, so that autograd records the batched graph on them.
-        kept = [ax is not None or isinstance(x, Tensor) for x, ax in zip(leaves, axes)]
+        # eager tensors are captured (capture_tensors), so autograd records the batched
+        # graph on them and their values stay readable.
+        kept = [ax is not None for ax in axes]
         closed = _with_fixed(fun, tree, leaves, kept)
         inputs = [(x, ax) for x, ax, k in zip(leaves, axes, kept) if k]
         examples = [_example(x, ax) if ax is not None else x for x, ax in inputs]

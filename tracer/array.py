@@ -22,7 +22,7 @@ from .dtypes import is_weak
 from .indexing import getitem
 from .torch_more import TorchMoreMethods
 from .torch_methods import (
-    Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of,
+    Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of, norm_dim,
     UNSET, moment, sort_order, sorted_pair, squeeze_dims, torch_repeat,
 )
 
@@ -173,6 +173,9 @@ class ArrayMixin(TorchMethods, TorchMoreMethods):
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=None, dim=None,
              keepdim=False):
         dtype, keepdim = keepdim_of(dtype, keepdim)
+        if dim is not None and not len(self.shape):  # torch: dim 0 or -1 of a 0-d tensor
+            norm_dim(dim, 0)
+            dim = None
         return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
                         keepdims=keepdims or keepdim, where=where)
 

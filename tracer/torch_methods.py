@@ -449,6 +449,7 @@ class TorchMethods:
     def amin(self, dim=(), keepdim=False):
         return tnp.min(self, axis=None if dim in ((), []) else dim, keepdims=keepdim)
 
+    @scalar_lanes
     def logsumexp(self, dim, keepdim=False):
         return tnp.logsumexp(self, axis=dim, keepdims=keepdim)
 
@@ -1045,6 +1046,10 @@ def extreme(name, x, axis, out, keepdims, dim):
         axis, dim, keepdims, out = None, axis_of(axis, dim), keepdims or bool(out), None
     if dim is None:
         return reduce(x, axis=axis, out=out, keepdims=keepdims)
+    if not len(tnp.shape(x)):  # torch's 0-d tensor: one lane of one element
+        norm_dim(dim, 0)
+        values, idx = extreme(name, tnp.reshape(x, (1,)), None, None, False, 0)
+        return MinMax(tnp.reshape(values, ()), tnp.reshape(idx, ()))
     # the values are read at the indices, so the gradient goes to that one element even
     # at ties (torch's), not shared as NumPy's max shares it
     idx = arg(x, axis=dim, keepdims=True)

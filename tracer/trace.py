@@ -100,6 +100,16 @@ class Traced(TracedValue, ArrayMixin):
     def __complex__(self):
         raise TypeError("tracegrad has no complex values")
 
+    def __hash__(self):
+        """By value, as a NumPy scalar hashes (`RATES.get(mode[0])`, `x[0] in {1, 2}`): a 0-d
+        value is guarded and hashes as its Python scalar (the lookup's `==` then guards its
+        outcome); a larger array is unhashable, as NumPy's.  Identity would make every such
+        lookup miss silently under a trace."""
+        if self.ndim:
+            raise TypeError(f"unhashable type: a traced array of shape {self.shape} (NumPy "
+                            "arrays are unhashable; index one element)")
+        return hash(self._concrete("hash").item())
+
     def item(self, *index):
         """A Python scalar: a `TracedFloat` for float arrays; int and bool are guarded values.
         An index picks the element as NumPy's does (a flat position, or one per dim)."""

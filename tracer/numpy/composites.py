@@ -10,7 +10,7 @@ from .. import dtypes
 from ._core import (
     _convert, _dtype, _ndim, _norm_axes, _operand, _reduced_shape, _shape,
 )
-from .elementwise import (absolute, add, divide, greater, greater_equal, less, multiply,
+from .elementwise import (absolute, add, divide, greater, greater_equal, less, multiply, not_equal,
                           negative, stop_gradient, subtract, uf, where)
 from .reductions import max, sum
 from .structure import broadcast_arrays
@@ -53,6 +53,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     a = _convert(a, dtypes.float_result(_dtype(a)))
     if b is not None:
         a, b = broadcast_arrays(a, _convert(_operand(b), _dtype(a)))
+        a = where(not_equal(b, 0), a, -np.inf)  # (as scipy's and jax's: terms b == 0 drop
+        # out of the shift too, else a large a there makes every other exp underflow)
     axes = _norm_axes(axis, _ndim(a))
     m = _shift(a, axes)
     e = uf.exp(subtract(a, m))

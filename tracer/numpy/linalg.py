@@ -399,9 +399,11 @@ def cond(x, p=None):
         s = svdvals(x)
         last = _ndim(s) - 1
         hi, lo = ops.reduce_max(s, (last,)), ops.reduce_min(s, (last,))
-        return ops.div(lo, hi) if p == -2 else ops.div(hi, lo)
-    r = ops.mul(norm(x, p, axis=(-2, -1)), norm(inv(x), p, axis=(-2, -1)))
+        r = ops.div(lo, hi) if p == -2 else ops.div(hi, lo)
+    else:
+        r = ops.mul(norm(x, p, axis=(-2, -1)), norm(inv(x), p, axis=(-2, -1)))
     # NumPy's: a NaN that the input's own NaNs do not explain is a singular matrix's inf
+    # (0 / 0 for the zero matrix)
     nd = _ndim(x)
     clean = ops.eq(ops.reduce_max(ops.convert(ops.ne(x, x), np.dtype(np.int32)), (nd - 2, nd - 1)),
                    np.asarray(0, np.int32))
