@@ -47,7 +47,7 @@ class Impl:
         return None
 
     def not_applicable(self, wl: Workload) -> str | None:
-        return None
+        return wl.not_for.get(self.name)
 
     def skip_reason(self, wl: Workload) -> str | None:
         return None
@@ -195,7 +195,9 @@ class NumbaImpl(Impl):
         return why
 
     def not_applicable(self, wl):
-        return None if wl.numba_vg else "no hand-written numba kernel for this workload"
+        if not wl.numba_vg:
+            return "no hand-written numba kernel for this workload"
+        return super().not_applicable(wl)
 
     def build(self, wl, inputs):
         kernel = self.numba.njit(wl.numba_vg)  # a new dispatcher: nothing compiled yet

@@ -58,7 +58,12 @@ def _w8(inputs):
             "transcendentals": {"tanh": inputs[0].size}}
 
 
-WORK = {"W2": _w2, "W3": _w3, "W4": _w4, "W6": _w6, "W8": _w8}
+def _w9(inputs):
+    return {"bytes": _io_bytes(inputs, (0,)), "dtype": "float32",
+            "transcendentals": {"exp": inputs[0].size}}
+
+
+WORK = {"W2": _w2, "W3": _w3, "W4": _w4, "W6": _w6, "W8": _w8, "W9": _w9}
 
 
 def transcendental_ns(dtypes=("float32", "float64")) -> dict | None:

@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -42,6 +42,8 @@ class Workload:
     numpy_vg: Callable[..., tuple[Any, tuple[np.ndarray, ...]]]
     numba_vg: Callable[..., tuple] | None = None
     seed: int = 0
+    # peer name -> why it does not run this workload (shown in the table as n/a)
+    not_for: Mapping[str, str] = field(default_factory=dict)
 
     def inputs(self, smoke: bool = False) -> tuple[np.ndarray, ...]:
         """Fresh inputs from the workload's fixed seed; smoke sizes are tiny."""
@@ -329,6 +331,49 @@ def w8_numba(x, g, b):
     return total / rows, gx, gg.astype(g.dtype), gb.astype(b.dtype)
 
 
+# --- W9: row softmax (attention-like), f32 ---------------------------------------------
+
+def w9_loss(x, w):
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    s = e / np.sum(e, axis=1, keepdims=True)
+    return np.sum(s * w) / x.shape[0]
+
+
+def w9_inputs(rng, rows, cols):
+    f32 = np.float32
+    return (2 * rng.standard_normal((rows, cols))).astype(f32), rng.standard_normal((rows, cols)).astype(f32)
+
+
+def w9_numpy(x, w):
+    rows = x.shape[0]
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    s = e / np.sum(e, axis=1, keepdims=True)
+    sw = s * w
+    return np.sum(sw) / rows, ((sw - s * np.sum(sw, axis=1, keepdims=True)) / rows,)
+
+
+def w9_numba(x, w):
+    rows, cols = x.shape
+    gx = np.empty_like(x)
+    total = 0.0
+    for i in range(rows):
+        m = x[i, 0]
+        for j in range(cols):
+            m = max(m, x[i, j])
+        z = 0.0
+        for j in range(cols):
+            gx[i, j] = np.exp(x[i, j] - m)
+            z += gx[i, j]
+        dot = 0.0
+        for j in range(cols):
+            gx[i, j] = gx[i, j] / z
+            dot += gx[i, j] * w[i, j]
+        total += dot
+        for j in range(cols):
+            gx[i, j] = gx[i, j] * (w[i, j] - dot) / rows
+    return total / rows, gx
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         id="W1", title="seed graph (a+b)+c*d, f64 (1,)",
@@ -381,6 +426,16 @@ WORKLOADS: tuple[Workload, ...] = (
         loss=w8_loss, argnums=(0, 1, 2), build_inputs=w8_inputs,
         sizes={"full": {"rows": 2048, "cols": 1024}, "smoke": {"rows": 8, "cols": 16}},
         numpy_vg=w8_numpy, numba_vg=w8_numba, seed=8,
+    ),
+    Workload(
+        id="W9", title="row softmax, weighted sum, f32 (2048,1024)",
+        description="s = softmax(x) along rows (max subtracted), sum(s*w)/rows; x, w f32 "
+                    "(2048,1024), grad x",
+        loss=w9_loss, argnums=0, build_inputs=w9_inputs,
+        sizes={"full": {"rows": 2048, "cols": 1024}, "smoke": {"rows": 8, "cols": 16}},
+        numpy_vg=w9_numpy, numba_vg=w9_numba, seed=9,
+        not_for={"autograd": "autograd's max VJP divides by an int64 count: float32 in, "
+                             "float64 gradient out"},
     ),
 )
 
