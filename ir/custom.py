@@ -1,13 +1,15 @@
 """`custom_call`: a function with derivative rules of its own (JAX's custom_vjp and
 custom_jvp, PyTorch's autograd.Function: one mechanism).
 
-`custom_call[fun, fwd, bwd, jvp, num_consts, fn_name](*consts, *args)` computes
+`custom_call[fun, fwd, bwd, jvp, num_consts, fn_name, fwd_calls](*consts, *args)` computes
 `fun(*consts, *args)`; its bodies are closed graphs:
   * `fun`: consts + args -> outs (the primal computation);
   * `fwd`: consts + args -> outs + residuals, `bwd`: consts + residuals + out
     cotangents -> arg cotangents (reverse mode);
   * `jvp`: consts + args + arg tangents -> outs + out tangents (forward mode; None
     for a custom_vjp function, as JAX refuses forward mode there).
+`fwd_calls` (None, or a bool per output) says which of `fwd`'s outputs are a call of the
+function itself (a custom_vjp's `fwd` returning `f(x)`): reverse mode's rule below.
 The consts are values of enclosing traces the functions closed over; they must
 not be differentiated (a custom rule has no cotangent for them).  After
 differentiation `passes/inline.py` replaces the call by `fun`'s equations, so
@@ -72,16 +74,24 @@ def _zeros_like(x):
     return ops.full_like(x, 0)
 
 
-def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=False):
-    """Reverse mode: run `fwd` (outs and residuals), pull back through `bwd`.  The outputs
-    are the call again, marked `linearized`: forward mode may then differentiate a
-    custom_vjp function (forward-over-reverse, passes/autodiff_custom.py), as JAX's."""
+def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=False,
+         fwd_calls=None):
+    """Reverse mode: run `fwd` (outs and residuals), pull back through `bwd`.  Each output
+    is, as in JAX, what `fwd` returns: where that is a call of the function itself
+    (`fwd_calls[i]`; None: every output, as for custom_jvp and autograd.Function), the
+    call again, marked `linearized`, so differentiating the gradient again uses the custom
+    rule (forward mode then differentiates `fwd`, passes/autodiff_custom.py); otherwise
+    `fwd`'s own equations, differentiated as the code they are (a rule that is not the
+    true derivative then gives JAX's second derivative in every mode)."""
     if any(flags[:num_consts]):
         raise _closure_error(fn_name, "reverse mode")
     params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name,
-                  linearized=True)
+                  linearized=True, fwd_calls=fwd_calls)
     results = eval_graph_bind(fwd, *primals)
-    outs, residuals = _primal(primals, params), results[len(fun.outvars):]
+    n_out = len(fun.outvars)
+    calls = _primal(primals, params) if fwd_calls is None or any(fwd_calls) else None
+    outs = [calls[i] if fwd_calls is None or fwd_calls[i] else results[i] for i in range(n_out)]
+    residuals = results[n_out:]
 
     def pullback(cts):
         cts = [_zeros_like(o) if c is None else c for c, o in zip(cts, outs)]
@@ -90,7 +100,8 @@ def _vjp(flags, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=Fa
     return outs, pullback
 
 
-def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=False):
+def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized=False,
+         fwd_calls=None):
     """Forward mode through the user's JVP rule."""
     if jvp is None:
         raise TypeError(f"{fn_name}: forward-mode differentiation (jvp) of a custom_vjp "
@@ -101,7 +112,7 @@ def _jvp(tangents, *primals, fun, fwd, bwd, jvp, num_consts, fn_name, linearized
     ts = [_zeros_like(a) if t is None else t for t, a in zip(tangents[num_consts:], args)]
     results = eval_graph_bind(jvp, *primals, *ts)
     params = dict(fun=fun, fwd=fwd, bwd=bwd, jvp=jvp, num_consts=num_consts, fn_name=fn_name,
-                  linearized=linearized)
+                  linearized=linearized, fwd_calls=fwd_calls)
     return _primal(primals, params), results[len(fun.outvars):]
 
 
@@ -118,9 +129,10 @@ custom_call_p = register(Primitive(
     doc="a function with its own derivative rules (custom_vjp, custom_jvp, autograd.Function)"))
 
 
-def custom_call(*operands, fun, fwd=None, bwd=None, jvp=None, num_consts=0, fn_name="custom"):
+def custom_call(*operands, fun, fwd=None, bwd=None, jvp=None, num_consts=0, fn_name="custom",
+                fwd_calls=None):
     return ops.bind("custom_call", *operands, fun=fun, fwd=fwd, bwd=bwd, jvp=jvp,
-                    num_consts=num_consts, fn_name=fn_name)
+                    num_consts=num_consts, fn_name=fn_name, fwd_calls=fwd_calls)
 
 
 # `optimization_barrier(x, after)` is x, computed after the 0-d value `after` (of x's

@@ -20,6 +20,9 @@ def aval(x):
     a = getattr(x, "aval", None)
     if a is not None:
         return a
+    symbolic = getattr(x, "_tg_symbolic", None)  # a traced Python scalar (tracer/scalars.py):
+    if symbolic is not None:  # its traced value's type, read without converting (a guard)
+        return symbolic.aval
     return aval_of(x)
 
 

@@ -26,7 +26,9 @@ from . import testing
 from tracegrad.tracer.saving import load_program as load
 from .pictures import draw
 from . import nn, optim, tree_util
-from .custom import checkpoint, custom_jvp, custom_vjp
+from .custom import checkpoint, checkpoint_policies, custom_jvp, custom_vjp
+from .custom import checkpoint as remat
+from .shapes import ShapeDtypeStruct, eval_shape, make_jaxpr
 from . import autograd
 from . import eager
 eager.install()  # native kernels behind Primitive.native (TRACEGRAD_EAGER_NATIVE=0: numpy)
@@ -43,5 +45,6 @@ def __getattr__(name):
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "zero_grad", "trace",
            "numpy", "grad", "value_and_grad", "jvp", "vjp", "linearize", "jit", "compile_grad", "testing",
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "nn", "tree_util",
-           "custom_vjp", "custom_jvp", "checkpoint", "autograd", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
+           "custom_vjp", "custom_jvp", "checkpoint", "remat", "checkpoint_policies", "autograd",
+           "ShapeDtypeStruct", "eval_shape", "make_jaxpr", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
            "UnexpectedTracerError", "SpecializationLimitWarning", "InPlaceArgumentWarning", "where", "inference_mode"]

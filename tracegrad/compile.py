@@ -536,7 +536,10 @@ class CompiledFunction:
         return spec, outs[:n_out]
 
     def _gradient(self, graph: Graph, out_tree, spec_args):
-        n_aux = aux_count(out_tree, self._fname()) if self.has_aux else 0
+        if out_tree.kind is None:
+            raise TypeError(f"{self._fname()}: compile_grad needs a function returning one "
+                            "scalar, it returned None (is a `return` missing?)")
+        n_aux = aux_count(out_tree, self._fname(), scalar=True) if self.has_aux else 0
         value_outs = graph.outvars[:len(graph.outvars) - n_aux]
         if len(value_outs) != 1 or value_outs[0].aval.shape != ():
             shapes = ", ".join(str(v.aval) for v in value_outs)

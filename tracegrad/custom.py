@@ -60,16 +60,21 @@ class _Rules:
 
 
 class _Guard:
-    __slots__ = ("active",)
+    """Whether the function's rules are running (`active`), and the traced outputs of the
+    function's own calls made meanwhile (`nested`: `fwd` returning `f(x)`, as JAX allows)."""
+
+    __slots__ = ("active", "nested")
 
     def __init__(self):
-        self.active = 0
+        self.active, self.nested = 0, set()
 
 
 def _call(rules: _Rules, args):
     guard = rules.guard
     if guard.active:  # `fwd` may call the function itself (as JAX allows): the primal
-        return rules.fun(*args)
+        out = rules.fun(*args)
+        guard.nested.update(id(v) for v in tree_flatten(out)[0] if hasattr(v, "_tg_trace"))
+        return out
     guard.active += 1
     try:
         return _dispatch(rules, args)
@@ -111,7 +116,8 @@ def _traced(rules, args, tree, values, trace):
               for v, a in zip(values, avals)]
     arg_types = _arg_types(tree, avals)
     fun = Body.trace(rules.fun, arg_types, rules.name, CUSTOM_HINT)
-    fwd = Body.trace(_fwd_conformed(rules.fwd, fun.out_tree), arg_types,
+    returned = []
+    fwd = Body.trace(_fwd_conformed(rules.fwd, fun.out_tree, rules.guard, returned), arg_types,
                      f"{rules.name} forward rule", CUSTOM_HINT)
     out_tree, res_tree = _check_pair(fwd, "the forward rule", rules.name)
     n_out = out_tree.num_leaves
@@ -130,19 +136,25 @@ def _traced(rules, args, tree, values, trace):
         bodies.append(jvp)
     captured = union_captured(bodies)
     graphs = [with_consts(b, captured) for b in bodies]
+    fwd_calls = tuple(returned) if rules.jvp is None and not rules.torch_style else None
     outs = record(trace, "custom_call", captured + arrays, fun=graphs[0], fwd=graphs[1],
                   bwd=graphs[2], jvp=graphs[3] if jvp is not None else None,
-                  num_consts=len(captured), fn_name=rules.name)
+                  num_consts=len(captured), fn_name=rules.name, fwd_calls=fwd_calls)
     return tree_unflatten(fun.out_tree, outs)
 
 
-def _fwd_conformed(fwd, out_tree):
+def _fwd_conformed(fwd, out_tree, guard, returned):
     """`fwd` with its output's dicts in the function's key order (matched by key, as JAX's
-    sorted treedefs match them); a pair of another structure is left to the check."""
+    sorted treedefs match them); a pair of another structure is left to the check.
+    `returned` gets, per output leaf, whether it is the output of a call of the function
+    itself (a nested call: reverse mode keeps the custom rule for it, ir/custom.py)."""
     def conformed(*args):
+        guard.nested.clear()
         result = fwd(*args)
         if isinstance(result, (tuple, list)) and len(result) == 2:
-            return conform(result[0], out_tree), result[1]
+            result = conform(result[0], out_tree), result[1]
+            returned[:] = [id(v) in guard.nested for v in tree_flatten(result[0])[0]]
+        guard.nested.clear()
         return result
     return conformed
 
@@ -473,3 +485,37 @@ def _fenced(args, after):
     fenced = [ops.optimization_barrier(x, ops.convert(after, ops.dtype(x)))
               if hasattr(x, "_tg_trace") and ops.dtype(x).kind == "f" else x for x in leaves]
     return tree, fenced
+
+
+class _Policies:
+    """`jax.checkpoint_policies`' names, so that `checkpoint(f, policy=...)` ports: each is a
+    policy as JAX's (`policy(prim, *args, **params) -> bool`: whether to save a value), and
+    `checkpoint` accepts any; tracegrad saves only the inputs whatever the policy
+    (`nothing_saveable`'s behaviour), which changes memory and time, never values."""
+
+    @staticmethod
+    def everything_saveable(*_, **__):
+        return True
+
+    @staticmethod
+    def nothing_saveable(*_, **__):
+        return False
+
+    dots_saveable = checkpoint_dots = staticmethod(lambda prim, *_, **__: "dot" in str(prim))
+    dots_with_no_batch_dims_saveable = dots_saveable
+
+    @staticmethod
+    def save_only_these_names(*names):
+        return lambda *_, **__: False
+
+    @staticmethod
+    def save_anything_except_these_names(*names):
+        return lambda *_, **__: True
+
+    @staticmethod
+    def save_any_names_but_these(*names):
+        return lambda *_, **__: True
+
+
+checkpoint_policies = _Policies()
+

@@ -27,6 +27,13 @@ accepted: the specialization is dropped and that call runs uncompiled, with a
 warning naming the guard (numpy's decision, the function's own); after
 `max_specializations` such compiles for one signature, its calls that no
 specialization serves run uncompiled without trying again (compile.py).
+
+Only the traced inputs are checked this way: on later calls the native code decides
+each guard with its own rounding.  A comparison whose value falls within rounding of
+its threshold for those inputs (`if np.sum(x) >= c` with numpy's sum and the
+compiled one on either side of `c`) can therefore take the other branch than an eager
+run of the same function, a whole-branch difference that rounding alone would not
+make; results near such a boundary are as uncertain as the value compared.
 """
 from __future__ import annotations
 

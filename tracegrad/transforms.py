@@ -276,7 +276,10 @@ def _value_and_grad(fun, argnums, has_value, has_aux=False):
                      tuple(args[p] for p in wanted), set(local.values()), numbers=wanted)
         wrt = [call.inputs_of(local[p]) for p in positions]
         prog = call.trace()
-        n_aux = aux_count(prog.out_tree, call.name()) if has_aux else 0
+        if prog.out_tree.kind is None:
+            raise TypeError(f"grad of {call.name()}: the function returned None; it must "
+                            "return one float scalar (is a `return` missing?)")
+        n_aux = aux_count(prog.out_tree, call.name(), scalar=True) if has_aux else 0
         _check_scalar_output(prog.graph, call.name(), n_aux)
         try:
             graph = grad_graph(prog.graph, argnums=[i for w in wrt for i in w],
@@ -328,12 +331,14 @@ def _keywords_bound(fun, kwargs):
     return bound
 
 
-def aux_count(out_tree, name) -> int:
-    """The number of aux leaves of a `has_aux` function's `(value, aux)` output."""
+def aux_count(out_tree, name, scalar=False) -> int:
+    """The number of aux leaves of a `has_aux` function's `(value, aux)` output; the value
+    is any pytree (vjp, jvp, jacobians), or one array for `grad` (`scalar`)."""
     if out_tree.kind not in (tuple, list) or len(out_tree.children) != 2 \
-            or out_tree.children[0].kind != "leaf":
+            or (scalar and out_tree.children[0].kind != "leaf"):
+        what = "(value, aux) with one scalar value" if scalar else "(value, aux)"
         raise TypeError(f"{name}: with has_aux=True the function must return a pair "
-                        f"(value, aux), it returned {out_tree}")
+                        f"{what}, it returned {out_tree}")
     return out_tree.children[1].num_leaves
 
 
