@@ -193,10 +193,10 @@ def binary(name, np_fn, dx=None, dy=None, *, kind="binary", operands="any", **fa
 
 
 def _pow_dy(x, y, out):
-    # d/dy x**y = out * log(x); defined as 0 where x == 0 (as JAX does) so that
-    # 0**y does not poison the gradient with 0 * -inf.
-    safe = where(eq(x, 0.0), 1.0, x)
-    return mul(out, log(safe))
+    # d/dy x**y = out * log(x); defined as 0 where x == 0 (as JAX does for y > 0), so
+    # that 0**y does not poison the gradient with 0 * -inf, nor 0**-1 with inf * 0.
+    zero = eq(x, 0.0)  # (out is inf there for y < 0: inf * log(1) would be nan)
+    return where(zero, 0.0, mul(out, log(where(zero, 1.0, x))))
 
 
 def _pow_dx(x, y, out):

@@ -327,7 +327,7 @@ class TorchMethods:
     def lerp(self, end, weight):
         """torch's: from `self` for weight < 0.5, from `end` above (so weight 1 gives end
         exactly, whatever their magnitudes)."""
-        w = tnp.asarray(weight)
+        w = weight if isinstance(weight, (int, float)) else tnp.asarray(weight)  # (weak)
         return tnp.where(w < 0.5, self + w * (end - self), end - (end - self) * (1 - w))
 
     def addcmul(self, tensor1, tensor2, *, value=1):

@@ -65,12 +65,22 @@ def log_softmax(x, axis=None):
 def xlogy(x, y):
     """x * log(y), and 0 where x == 0 (y not NaN), as scipy's: also where log(y) is -inf,
     inf or NaN (y <= 0, y = inf); its x-derivative is log(y)."""
+    x, y = _floats(x, y)
     odd = (x == 0) & ~tnp.isnan(y) & ((y <= 0) | tnp.isinf(y))
     return x * tnp.log(tnp.where(odd, 1.0, y))
+
+
+def _floats(x, y):
+    """x and y in the float dtype they compute in (a Python number is weak: a float32
+    array with 2.0 stays float32, as scipy's and jax's)."""
+    dt = tnp.result_type(x, y)
+    dt = dt if np.dtype(dt).kind == "f" else np.float64
+    return tnp.asarray(x, dtype=dt), tnp.asarray(y, dtype=dt)
 
 
 def xlog1py(x, y):
     """x * log1p(y), and 0 where x == 0 (y not NaN), as scipy's: also where log1p(y) is not
     finite (y <= -1, y = inf); its x-derivative is log1p(y)."""
+    x, y = _floats(x, y)
     odd = (x == 0) & ~tnp.isnan(y) & ((y <= -1) | tnp.isinf(y))
     return x * tnp.log1p(tnp.where(odd, 0.0, y))

@@ -10,7 +10,8 @@ from .. import dtypes
 from ._core import (
     _convert, _dtype, _ndim, _norm_axes, _operand, _reduced_shape, _shape,
 )
-from .elementwise import (absolute, add, divide, greater, greater_equal, less, multiply, not_equal,
+from .elementwise import (absolute, add, divide, greater, greater_equal, less, less_equal,
+                          multiply, not_equal,
                           negative, stop_gradient, subtract, uf, where)
 from .reductions import max, sum
 from .structure import broadcast_arrays
@@ -37,9 +38,10 @@ def softplus(x):
 
 
 def relu(x):
-    """max(x, 0) as where(x > 0, x, 0): the gradient at 0 is 0, as in PyTorch."""
+    """max(x, 0) as where(x <= 0, 0, x): the gradient at 0 is 0, as in PyTorch, and a NaN
+    stays NaN (as torch's, jax's and np.maximum(x, 0))."""
     x = _operand(x)
-    return where(greater(x, 0), x, 0)
+    return where(less_equal(x, 0), 0, x)
 
 
 def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
@@ -71,6 +73,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along `axis`, with the maximum subtracted first."""
     x = _operand(x)
+    if 0 in [_shape(x)[d] for d in _norm_axes(axis, _ndim(x))]:
+        return uf.exp(x)  # no elements along the axis: an empty result of x's shape
     e = uf.exp(subtract(x, stop_gradient(max(x, axis=axis, keepdims=True))))
     return divide(e, sum(e, axis=axis, keepdims=True))
 

@@ -39,7 +39,7 @@ from .elementwise import (absolute, add, divide, equal, greater, less, logical_a
                           subtract, where)
 from .math import remainder
 from .shapes import atleast_1d, concatenate
-from .sorting import _bin_edges, _estimated_edges, _linspace, cumsum
+from .sorting import _bin_edges, _check_finite_range, _estimated_edges, _linspace, cumsum
 from .structure import diff, slice_axis
 
 F64 = np.dtype(np.float64)
@@ -298,6 +298,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     lo = _row(fp, 0) if left is None else _lift(left, F64)
     hi = _row(fp, n - 1) if right is None else _lift(right, F64)
     f = ops.broadcast(_row(fp, 0), _shape(x)) if n == 1 else _segment_value(x, xp, fp)
+    for end, value in ((first, _row(fp, 0)), (last, _row(fp, n - 1))):  # x at an infinite
+        f = where(logical_and(equal(x, end), equal(absolute(end), np.inf)), value, f)  # end
     f = where(less(x, first), lo, f)
     return where(greater(x, last), hi, f)
 
@@ -469,7 +471,9 @@ def histogram_bin_edges(a, bins=10, range=None, weights=None):
         if not _shape(a)[0]:
             range = (0.0, 1.0)  # NumPy's range for no data
         else:
-            return _linspace(*_extremes(a), bins + 1, dtypes.float_result(_dtype(a)))
+            lo, hi = _extremes(a)
+            _check_finite_range(lo, hi)
+            return _linspace(lo, hi, bins + 1, dtypes.float_result(_dtype(a)))
     return _bin_edges(a, bins, range)
 
 

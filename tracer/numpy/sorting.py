@@ -519,10 +519,19 @@ def _bin_edges(a, bins, range_):
         return np.linspace(lo, hi, bins + 1, dtype=dt)
     lo, hi = (ops.stop_gradient(ops.bind(p, a, axes=tuple(range(_ndim(a)))))
               for p in ("reduce_min", "reduce_max"))
+    _check_finite_range(lo, hi)
     same = ops.eq(lo, hi)
     half = np.asarray(0.5, _dtype(a))
     lo, hi = ops.where(same, ops.sub(lo, half), lo), ops.where(same, ops.add(hi, half), hi)
     return _linspace(lo, hi, bins + 1, dt)
+
+
+def _check_finite_range(lo, hi):
+    """NumPy's ValueError for an autodetected range that is not finite (NaN or inf in the
+    data), where the data are known (an eager tensor); traced data give NaN edges."""
+    known = [concrete_value(v) for v in (lo, hi)]
+    if all(k is not None for k in known) and not np.all(np.isfinite(known)):
+        raise ValueError(f"autodetected range of [{known[0]}, {known[1]}] is not finite")
 
 
 def histogram(a, bins=10, range=None, density=None, weights=None):
@@ -592,12 +601,13 @@ def _unique_traced(x, size, fill_value, equal_nan, want):
 def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *,
            equal_nan=True, size=None, fill_value=None):
     """The sorted unique values (and first indices, inverse, counts).  Concrete numpy
-    input gives np.unique; tensors and traced values need a static `size` (as JAX):
+    input gives np.unique (`axis` too); tensors and traced values need a static `size`
+    (as JAX), and take no `axis`:
     the result is padded with `fill_value` (default: the smallest value) or cut."""
-    _reject("unique", axis=axis)
     want = (return_index, return_inverse, return_counts)
     if not is_boxed(ar) and symbolic_value(ar) is None and size is None:
-        return np.unique(np.asarray(ar), *want, equal_nan=equal_nan)
+        return np.unique(np.asarray(ar), *want, axis=axis, equal_nan=equal_nan)
+    _reject("unique", axis=axis)
     if size is None:
         _fail("unique", "tensors and traced values need a static size= (the number of "
               "unique values depends on the data)", [_operand(ar)], ValueError)

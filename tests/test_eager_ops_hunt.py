@@ -1,0 +1,50 @@
+"""Fixes from a hunt comparing eager autograd with torch: relu keeps NaN, Python floats
+stay weak in lerp/xlogy/xlog1py, softmax over an empty axis, d/dy x**y at x == 0."""
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.numpy as tnp
+from tracegrad.scipy.special import xlog1py, xlogy
+
+
+def test_relu_keeps_nan_and_its_gradient_at_zero_is_zero():
+    x = np.array([np.nan, -1.0, 0.0, 2.0])
+    for out in (tnp.relu(x), tg.tensor(x).relu().numpy(), tg.jit(tnp.relu)(x)):
+        np.testing.assert_array_equal(out, [np.nan, 0.0, 0.0, 2.0])
+    g = tg.grad(lambda v: np.sum(tnp.relu(v)))(np.array([-1.0, 0.0, 2.0]))
+    assert g.tolist() == [0.0, 0.0, 1.0]
+
+
+def test_python_floats_stay_weak():
+    a = tg.tensor(np.ones(3, np.float32), requires_grad=True)
+    b = tg.tensor(np.full(3, 2.0, np.float32))
+    assert a.lerp(b, 0.3).dtype == np.float32
+    assert a.xlogy(2.0).dtype == np.float32
+    assert xlogy(a, 2.0).dtype == np.float32 and xlog1py(a, 2.0).dtype == np.float32
+    y = xlogy(a, 2.0)
+    y.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), np.full(3, np.log(2.0), np.float32))
+    assert xlogy(np.array([0, 1, 2]), np.array([0, 3, 4])).dtype == np.float64
+
+
+def test_softmax_over_an_empty_axis():
+    x = tg.tensor(np.zeros((3, 0)), requires_grad=True)
+    assert x.softmax(dim=1).shape == (3, 0) and x.log_softmax(dim=1).shape == (3, 0)
+    assert tnp.softmax(np.zeros((0, 4)), axis=0).shape == (0, 4)
+
+
+def test_pow_derivative_in_the_exponent_is_zero_at_a_zero_base():
+    base = np.array([0.0, 0.0, 2.0])
+    expected = [0.0, 0.0, 4.0 * np.log(2.0)]
+    g = tg.grad(lambda y: np.sum(base ** y))(np.array([-1.0, 2.0, 2.0]))
+    np.testing.assert_allclose(g, expected, rtol=1e-15)
+    t = tg.tensor(np.array([-1.0, -0.5, 2.0]), requires_grad=True)
+    (tg.tensor(np.zeros(3)) ** t).sum().backward()
+    assert t.grad.numpy().tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("fn", [tnp.relu, tnp.softmax])
+def test_compiled_matches_eager(fn):
+    x = np.array([[np.nan, -1.0, 3.0], [0.5, 0.0, -2.0]])
+    np.testing.assert_array_equal(tg.jit(fn)(x), fn(x))
