@@ -55,6 +55,7 @@ def tensordot(a, b, axes, name=None):
     if not isinstance(axes, int):
         axes = tuple(tuple(int(i) for i in np.atleast_1d(part)) for part in axes)
     return call(lambda x, y: tnp.tensordot(x, y, axes=axes), (a, b), {}, name or "Tensordot",
+                op_type="Tensordot",
                 operands=2)
 
 
@@ -62,7 +63,7 @@ def global_norm(t_list, name=None):
     """sqrt(sum of every tensor's squared entries) over `t_list` (None entries skipped)."""
     tensors = tuple(as_tensor(t) for t in t_list if t is not None)
     return call(lambda *xs: tnp.sqrt(sum(tnp.sum(tnp.square(x)) for x in xs)), tensors, {},
-                name or "global_norm")
+                name or "global_norm", op_type="global_norm")
 
 
 def clip_by_norm(t, clip_norm, axes=None, name=None):
@@ -74,7 +75,8 @@ def clip_by_norm(t, clip_norm, axes=None, name=None):
         positive = l2sum > 0
         norm = tnp.where(positive, tnp.sqrt(tnp.where(positive, l2sum, 1)), l2sum)
         return x * c / tnp.maximum(norm, c)
-    return call(clip, (t, clip_norm), {}, name or "clip_by_norm", operands=2)
+    return call(clip, (t, clip_norm), {}, name or "clip_by_norm", op_type="clip_by_norm",
+                operands=2)
 
 
 def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
@@ -84,7 +86,8 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
 
     def scale(n, c):
         return c * tnp.minimum(1.0 / n, 1.0 / c) + (n - n)
-    factor = call(scale, (norm, clip_norm), {}, name or "clip_by_global_norm", operands=2)
+    factor = call(scale, (norm, clip_norm), {}, name or "clip_by_global_norm",
+                  op_type="clip_by_global_norm", operands=2)
     clipped = [None if t is None else call(lambda x, s: x * tnp.astype(s, tnp.dtype(x.dtype)),
                                             (t, factor), {}, "clip_by_global_norm")
                for t in t_list]
@@ -105,7 +108,8 @@ def shape(input, name=None, out_type=np.int32):  # noqa: A002  (TF1's names)
     ...     print(tf.Session().run(tf.shape(x), {x: [[1, 2, 3], [4, 5, 6]]}))
     [2 3]
     """
-    out = call(_shape_of, (input,), {"dtype": np.dtype(out_type)}, name or "Shape", operands=1)
+    out = call(_shape_of, (input,), {"dtype": np.dtype(out_type)}, name or "Shape",
+               op_type="Shape", operands=1)
     probes = out.op.inputs[0]._probes
     if all(p is not None for p in probes):  # known rank: the value in each world is the probe's
         out._values = [np.asarray(p.shape, out_type) for p in probes]
@@ -118,7 +122,8 @@ def _size_of(x, dtype):
 
 def size(input, name=None, out_type=np.int32):  # noqa: A002
     """The number of elements of `input` (fed shapes) as an `out_type` scalar."""
-    return call(_size_of, (input,), {"dtype": np.dtype(out_type)}, name or "Size", operands=1)
+    return call(_size_of, (input,), {"dtype": np.dtype(out_type)}, name or "Size", op_type="Size",
+                operands=1)
 
 
 def _rank_of(x):
@@ -127,4 +132,4 @@ def _rank_of(x):
 
 def rank(input, name=None):  # noqa: A002
     """The number of dimensions of `input` as an int32 scalar."""
-    return call(_rank_of, (input,), {}, name or "Rank", operands=1)
+    return call(_rank_of, (input,), {}, name or "Rank", op_type="Rank", operands=1)

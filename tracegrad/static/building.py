@@ -196,11 +196,12 @@ def _unknown_output(c: _Call, operands=()):
     return TensorShape(None), np.dtype(dtype), [None] * len(WORLD_SIZES)
 
 
-def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0):
+def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0, op_type=None):
     """Record `fn(*args, **kwargs)`: a Tensor, or a list when `fn` returns several (give
     their number as `num_outputs` where it does not depend on the inputs' shapes: then
     inputs of unknown rank get that many outputs too).  The first `operands` arguments
-    are values, where a Python list converts as TF1 converts it (`tensor_likes`)."""
+    are values, where a Python list converts as TF1 converts it (`tensor_likes`).  The op's
+    type is `op_type` (TF1's: "MatMul" whatever the user names the op), else its name."""
     if operands:
         args = tensor_likes(args[:operands]) + tuple(args[operands:])
     c = _Call(fn, args, kwargs)
@@ -212,7 +213,7 @@ def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0):
     def compute(env, state):
         return c.outputs(c.apply([env[t] for t in c.tensors]))
 
-    op = new_op(graph, name, name, c.tensors, compute, specs)
+    op = new_op(graph, op_type or name, name, c.tensors, compute, specs)
     values = values_of(c) if c.tensors and all(t._values is not None for t in c.tensors) else None
     for t, v in zip(op.outputs, values or ()):
         t._values = v

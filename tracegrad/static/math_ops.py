@@ -38,7 +38,7 @@ def _fn(name):
 
 def _unary(np_name, tf_name):
     def op(x, name=None):
-        return call(_fn(np_name), (x,), {}, name or tf_name, operands=1)
+        return call(_fn(np_name), (x,), {}, name or tf_name, operands=1, op_type=tf_name)
     op.__name__ = op.__qualname__ = np_name
     op.__doc__ = f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` of `x`."
     return op
@@ -46,7 +46,7 @@ def _unary(np_name, tf_name):
 
 def _binary(np_name, tf_name):
     def op(x, y, name=None):
-        return call(_fn(np_name), (x, y), {}, name or tf_name, operands=2)
+        return call(_fn(np_name), (x, y), {}, name or tf_name, operands=2, op_type=tf_name)
     op.__name__ = op.__qualname__ = np_name
     op.__doc__ = f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` of `x` and `y`."
     return op
@@ -72,7 +72,7 @@ lgamma, digamma = _unary("lgamma", "Lgamma"), _unary("digamma", "Digamma")
 def stop_gradient(input, name=None):  # noqa: A002  (TF1's name)
     """TF1's `stop_gradient`: `input`'s value, through which `tf.gradients` finds no path
     (an x reached only through it gets None, as in TF1)."""
-    out = call(_fn("stop_gradient"), (input,), {}, name or "StopGradient")
+    out = call(_fn("stop_gradient"), (input,), {}, name or "StopGradient", op_type="StopGradient")
     out.op.stops_gradient = True
     return out
 
@@ -89,43 +89,45 @@ def maximum(x, y, name=None):
     ...     print(tf.Session().run([m, g]))
     [array([2., 2., 3.], dtype=float32), array([0., 1., 1.], dtype=float32)]
     """
-    return call(tf1_rules.maximum, (x, y), {}, name or "Maximum", operands=2)
+    return call(tf1_rules.maximum, (x, y), {}, name or "Maximum", op_type="Maximum", operands=2)
 
 
 def minimum(x, y, name=None):
     """TF1's `Minimum`, elementwise; x gets the gradient where x <= y (ties go to x)."""
-    return call(tf1_rules.minimum, (x, y), {}, name or "Minimum", operands=2)
+    return call(tf1_rules.minimum, (x, y), {}, name or "Minimum", op_type="Minimum", operands=2)
 
 
 def abs(x, name=None):  # noqa: A001  (TF1's name)
     """TF1's `Abs`: |x|, whose gradient is sign(x) (0 at 0, as TF1's `_AbsGrad`)."""
-    return call(tf1_rules.abs, (x,), {}, name or "Abs", operands=1)
+    return call(tf1_rules.abs, (x,), {}, name or "Abs", op_type="Abs", operands=1)
 
 
 def floordiv(x, y, name=None):
     """TF1's `FloorDiv`: x // y, rounding toward minus infinity (`floor(x / y)` for floats)."""
-    return call(lambda a, b: a // b, (x, y), {}, name or "FloorDiv", operands=2)
+    return call(lambda a, b: a // b, (x, y), {}, name or "FloorDiv", op_type="FloorDiv", operands=2)
 
 
 def mod(x, y, name=None):
     """TF1's `FloorMod`: x % y with the sign of y, as Python's."""
-    return call(lambda a, b: a % b, (x, y), {}, name or "FloorMod", operands=2)
+    return call(lambda a, b: a % b, (x, y), {}, name or "FloorMod", op_type="FloorMod", operands=2)
 
 
 def squared_difference(x, y, name=None):
     """(x - y) ** 2, elementwise."""
     return call(lambda a, b: tnp.square(a - b), (x, y), {}, name or "SquaredDifference",
+                op_type="SquaredDifference",
                 operands=2)
 
 
 def rsqrt(x, name=None):
     """1 / sqrt(x), elementwise."""
-    return call(lambda a: tnp.reciprocal(tnp.sqrt(a)), (x,), {}, name or "Rsqrt", operands=1)
+    return call(lambda a: tnp.reciprocal(tnp.sqrt(a)), (x,), {}, name or "Rsqrt", op_type="Rsqrt",
+                operands=1)
 
 
 def identity(x, name=None):
     """A new tensor with `x`'s value (an op of its own, e.g. to name or fetch it)."""
-    return call(lambda a: a, (x,), {}, name or "Identity", operands=1)
+    return call(lambda a: a, (x,), {}, name or "Identity", op_type="Identity", operands=1)
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
@@ -139,7 +141,7 @@ def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_
         x = tnp.swapaxes(x, -1, -2) if transpose_a else x
         y = tnp.swapaxes(y, -1, -2) if transpose_b else y
         return tnp.matmul(x, y)
-    return call(product, (a, b), {}, name or "MatMul", operands=2)
+    return call(product, (a, b), {}, name or "MatMul", op_type="MatMul", operands=2)
 
 
 def _axis(axis, reduction_indices):
@@ -156,7 +158,8 @@ def _reduction(np_name, tf_name, own_dtype=False, fn=None):
            keep_dims=None):
         keep = bool(keepdims if keepdims is not None else keep_dims)
         return call(fn, (input_tensor,), {"axis": _axis(axis, reduction_indices),
-                                          "keepdims": keep}, name or tf_name, operands=1)
+                                          "keepdims": keep}, name or tf_name, operands=1,
+                    op_type=tf_name)
     op.__name__ = op.__qualname__ = f"reduce_{np_name}"
     op.__doc__ = (f"TF1's `{tf_name}`: `tracegrad.numpy.{np_name}` over `axis` (all if None)"
                   + (", in the input's dtype for integers (a mean truncates), as TF1." if own_dtype
@@ -210,7 +213,8 @@ def where(condition, x=None, y=None, name=None):
     if x is None or y is None:
         raise ValueError("tf.where(condition) without x and y (indices of true elements) has a "
                          "data-dependent shape and is not supported; pass x and y")
-    return call(_select, (condition,) + tensor_likes((x, y)), {}, name or "Select", operands=1)
+    return call(_select, (condition,) + tensor_likes((x, y)), {}, name or "Select",
+                op_type="Select", operands=1)
 
 
 def _select(condition, x, y):
@@ -228,24 +232,26 @@ def _select(condition, x, y):
 
 def cast(x, dtype, name=None):
     """`x` converted to `dtype` (floats to ints truncate toward zero): `tf.cast(mask, tf.float32)`."""
-    return call(_fn("astype"), (x, as_dtype(dtype)), {}, name or "Cast")
+    return call(_fn("astype"), (x, as_dtype(dtype)), {}, name or "Cast", op_type="Cast")
 
 
 def reshape(tensor, shape, name=None):
     """`tensor` with its elements in `shape` (one dimension may be -1: the rest)."""
     shape = tuple(shape) if isinstance(shape, (list, tuple)) else shape
-    return call(_fn("reshape"), (tensor, shape), {}, name or "Reshape", operands=1)
+    return call(_fn("reshape"), (tensor, shape), {}, name or "Reshape", op_type="Reshape",
+                operands=1)
 
 
 def transpose(a, perm=None, name=None):
     """`a` with its axes permuted by `perm` (reversed when None): transpose(x, [1, 0])."""
     return call(_fn("transpose"), (a,), {"axes": None if perm is None else tuple(perm)},
-                name or "transpose")
+                name or "transpose", op_type="Transpose")
 
 
 def expand_dims(input, axis, name=None):  # noqa: A002  (TF1's name)
     """`input` with a new axis of size 1 at `axis`: shape (3,) at axis 0 becomes (1, 3)."""
-    return call(_fn("expand_dims"), (input, axis), {}, name or "ExpandDims", operands=1)
+    return call(_fn("expand_dims"), (input, axis), {}, name or "ExpandDims", op_type="ExpandDims",
+                operands=1)
 
 
 def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
@@ -253,7 +259,8 @@ def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
     TF1's older `squeeze_dims` too)."""
     axis = squeeze_dims if axis is None else axis
     axis = tuple(axis) if isinstance(axis, list) else axis
-    return call(_fn("squeeze"), (input,), {"axis": axis}, name or "Squeeze", operands=1)
+    return call(_fn("squeeze"), (input,), {"axis": axis}, name or "Squeeze", op_type="Squeeze",
+                operands=1)
 
 
 def concat(values, axis, name="concat"):
@@ -273,7 +280,8 @@ def add_n(inputs, name=None):
         for x in xs[1:]:
             out = out + x
         return out
-    return call(total, tensor_likes(tuple(inputs), scalars=True), {}, name or "AddN")
+    return call(total, tensor_likes(tuple(inputs), scalars=True), {}, name or "AddN",
+                op_type="AddN")
 
 
 def clip_by_value(t, clip_value_min, clip_value_max, name=None):
@@ -288,6 +296,7 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
     [1. 1. 0. 0.]
     """
     return call(tf1_rules.clip, (t, clip_value_min, clip_value_max), {}, name or "clip_by_value",
+                op_type="clip_by_value",
                 operands=3)
 
 
@@ -313,7 +322,7 @@ def _full(dims, value, dtype, name):
     if shape is None:
         dims = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
         return constant(np.full(dims, value, dtype), name=name)
-    return call(_filled, (shape,), {"value": value, "dtype": np.dtype(dtype)}, name)
+    return call(_filled, (shape,), {"value": value, "dtype": np.dtype(dtype)}, name, op_type="Fill")
 
 
 def zeros(shape, dtype=np.float32, name=None):
@@ -335,7 +344,7 @@ def fill(dims, value, name=None):
         return constant(value, shape=tuple(dims), name=name or "Fill")
     if isinstance(value, Tensor):
         return call(lambda d, v: tnp.broadcast_to(v, tuple(int(n) for n in np.asarray(d))),
-                    (_dims_tensor(dims), value), {}, name or "Fill")
+                    (_dims_tensor(dims), value), {}, name or "Fill", op_type="Fill")
     arr = _tf1_default(value, None)
     return _full(dims, arr.item(), arr.dtype, name or "Fill")
 
@@ -343,13 +352,15 @@ def fill(dims, value, name=None):
 def zeros_like(tensor, dtype=None, name=None):
     """Zeros of `tensor`'s shape, in its dtype or `dtype`."""
     return call(_fn("zeros_like"), (as_tensor(tensor),),
-                {"dtype": None if dtype is None else as_dtype(dtype)}, name or "zeros_like")
+                {"dtype": None if dtype is None else as_dtype(dtype)}, name or "zeros_like",
+                op_type="ZerosLike")
 
 
 def ones_like(tensor, dtype=None, name=None):
     """Ones of `tensor`'s shape, in its dtype or `dtype`."""
     return call(_fn("ones_like"), (as_tensor(tensor),),
-                {"dtype": None if dtype is None else as_dtype(dtype)}, name or "ones_like")
+                {"dtype": None if dtype is None else as_dtype(dtype)}, name or "ones_like",
+                op_type="OnesLike")
 
 
 def _arg_reduction(np_name, tf_name):
@@ -358,7 +369,7 @@ def _arg_reduction(np_name, tf_name):
         axis = 0 if axis is None else axis  # TF1: axis None is 0
         dtype = as_dtype(output_type)
         return call(lambda x: tnp.astype(getattr(tnp, np_name)(x, axis=axis), dtype),
-                    (input,), {}, name or tf_name)
+                    (input,), {}, name or tf_name, op_type=tf_name)
     op.__name__ = op.__qualname__ = np_name
     op.__doc__ = (f"TF1's `{np_name}`: `tracegrad.numpy.{np_name}` along `axis` (0 if None), "
                   "as `output_type` (int64); no gradient.")
@@ -383,7 +394,7 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
     def encode(ind, on, off):
         hot = tnp.expand_dims(ind, -1) == tnp.arange(depth)
         return tnp.moveaxis(tnp.where(hot, on, off), -1, axis)
-    return call(encode, (indices, on, off), {}, name or "one_hot")
+    return call(encode, (indices, on, off), {}, name or "one_hot", op_type="one_hot")
 
 
 def _of_dtype(value, default, dtype, what):
@@ -397,14 +408,15 @@ def _of_dtype(value, default, dtype, what):
 def gather(params, indices, validate_indices=None, name=None, axis=0):
     """TF1's `gather`: the slices of `params` at `indices` along `axis`
     (`tracegrad.numpy.take`); the gradient adds into the gathered slices."""
-    return call(_fn("take"), (params, indices), {"axis": axis}, name or "GatherV2", operands=1)
+    return call(_fn("take"), (params, indices), {"axis": axis}, name or "GatherV2",
+                op_type="GatherV2", operands=1)
 
 
 def tile(input, multiples, name=None):  # noqa: A002
     """`input` repeated `multiples[i]` times along axis i: tile([[1, 2]], [2, 1]) is
     [[1, 2], [1, 2]]."""
     multiples = tuple(multiples) if isinstance(multiples, (list, tuple)) else multiples
-    return call(_fn("tile"), (input, multiples), {}, name or "Tile", operands=1)
+    return call(_fn("tile"), (input, multiples), {}, name or "Tile", op_type="Tile", operands=1)
 
 
 def split(value, num_or_size_splits, axis=0, num=None, name="split"):

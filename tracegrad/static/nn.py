@@ -19,12 +19,12 @@ __all__ = ["relu", "relu6", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", 
 
 def relu(features, name=None):
     """max(features, 0); the gradient at 0 is 0, as TF1's ReluGrad (features > 0)."""
-    return call(_fn("relu"), (features,), {}, name or "Relu", operands=1)
+    return call(_fn("relu"), (features,), {}, name or "Relu", op_type="Relu", operands=1)
 
 
 def relu6(features, name=None):
     """min(max(features, 0), 6); the gradient passes where 0 < features < 6 (TF1's)."""
-    return call(tf1_rules.relu6, (features,), {}, name or "Relu6", operands=1)
+    return call(tf1_rules.relu6, (features,), {}, name or "Relu6", op_type="Relu6", operands=1)
 
 
 def _leaky_relu(x, alpha):
@@ -34,7 +34,8 @@ def _leaky_relu(x, alpha):
 
 def leaky_relu(features, alpha=0.2, name=None):
     """features where > 0, else alpha * features (TF1's default alpha is 0.2)."""
-    return call(_leaky_relu, (features,), {"alpha": float(alpha)}, name or "LeakyRelu", operands=1)
+    return call(_leaky_relu, (features,), {"alpha": float(alpha)}, name or "LeakyRelu",
+                op_type="LeakyRelu", operands=1)
 
 
 def _elu(x):
@@ -45,24 +46,27 @@ def _elu(x):
 
 def elu(features, name=None):
     """exp(features) - 1 where features < 0, else features (TF1's `elu`)."""
-    return call(_elu, (features,), {}, name or "Elu", operands=1)
+    return call(_elu, (features,), {}, name or "Elu", op_type="Elu", operands=1)
 
 
 def softplus(features, name=None):
     """log(1 + exp(features)), computed stably."""
-    return call(_fn("softplus"), (features,), {}, name or "Softplus", operands=1)
+    return call(_fn("softplus"), (features,), {}, name or "Softplus", op_type="Softplus",
+                operands=1)
 
 
 def softmax(logits, axis=None, name=None, dim=None):
     """exp(logits) / sum(exp(logits)) along `axis` (TF1's older `dim`; the last by default)."""
     axis = _softmax_axis(axis, dim)
-    return call(_fn("softmax"), (logits,), {"axis": axis}, name or "Softmax", operands=1)
+    return call(_fn("softmax"), (logits,), {"axis": axis}, name or "Softmax", op_type="Softmax",
+                operands=1)
 
 
 def log_softmax(logits, axis=None, name=None, dim=None):
     """logits - logsumexp(logits) along `axis` (or `dim`), computed stably."""
     axis = _softmax_axis(axis, dim)
-    return call(_fn("log_softmax"), (logits,), {"axis": axis}, name or "LogSoftmax", operands=1)
+    return call(_fn("log_softmax"), (logits,), {"axis": axis}, name or "LogSoftmax",
+                op_type="LogSoftmax", operands=1)
 
 
 def _softmax_axis(axis, dim) -> int:
@@ -99,12 +103,14 @@ def bias_add(value, bias, data_format=None, name=None):
                          f"for 'BiasAdd' (value {value!r})")
     channel_axis = 1 if data_format in ("NCHW", "NC..") else -1
     return call(_bias_add, (value, bias), {"channel_axis": channel_axis}, name or "BiasAdd",
+                op_type="BiasAdd",
                 operands=2)
 
 
 def l2_loss(t, name=None):
     """TF1's `l2_loss`: sum(t ** 2) / 2, a scalar of t's dtype."""
-    return call(lambda x: tnp.sum(tnp.square(x)) / 2, (t,), {}, name or "L2Loss", operands=1)
+    return call(lambda x: tnp.sum(tnp.square(x)) / 2, (t,), {}, name or "L2Loss", op_type="L2Loss",
+                operands=1)
 
 
 def _sigmoid_xent(labels, logits):
@@ -117,7 +123,8 @@ def _sigmoid_xent(labels, logits):
 def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
     """The elementwise logistic loss of `logits` for `labels` (probabilities of 1):
     softplus(logits) - logits * labels; its logits gradient is sigmoid(logits) - labels."""
-    return call(_sigmoid_xent, (labels, logits), {}, name or "logistic_loss", operands=2)
+    return call(_sigmoid_xent, (labels, logits), {}, name or "logistic_loss",
+                op_type="logistic_loss", operands=2)
 
 
 def _softmax_xent(labels, logits, axis):
@@ -130,6 +137,7 @@ def softmax_cross_entropy_with_logits_v2(labels=None, logits=None, axis=None, na
     logits (softmax(logits) - labels) and the labels (-log_softmax(logits))."""
     axis = -1 if axis is None and dim is None else dim if axis is None else axis  # dim: TF1's old name
     return call(_softmax_xent, (labels, logits), {"axis": axis}, name or "softmax_cross_entropy",
+                op_type="softmax_cross_entropy",
                 operands=2)
 
 
@@ -176,7 +184,8 @@ def sparse_softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits
         raise ValueError(f"Rank mismatch: Rank of labels (received {labels.shape.ndims}) should "
                          f"equal rank of logits minus 1 (received {logits.shape.ndims}).")
     return call(_sparse_softmax_xent, (labels, logits), {},
-                name or "SparseSoftmaxCrossEntropyWithLogits")
+                name or "SparseSoftmaxCrossEntropyWithLogits",
+                op_type="SparseSoftmaxCrossEntropyWithLogits")
 
 
 def _embedding(table, ids, max_norm):
@@ -219,6 +228,7 @@ def embedding_lookup(params, ids, partition_strategy="mod", name=None, validate_
     else:
         table = shards[0]
     return call(_embedding, (table, ids), {"max_norm": max_norm}, name or "embedding_lookup",
+                op_type="embedding_lookup",
                 operands=1)
 
 
@@ -237,4 +247,5 @@ def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
     keep = bool(keepdims if keepdims is not None else keep_dims)
     axes = tuple(int(a) for a in np.atleast_1d(axes))
     return tuple(call(_moments, (x,), {"axes": axes, "keepdims": keep}, name or "moments",
+                      op_type="moments",
                       num_outputs=2, operands=1))

@@ -132,7 +132,7 @@ class Tensor:
         return building.call(func, args, kwargs, func.__name__)
 
     def __getitem__(self, index):
-        return building.call(_getitem, (self, index), {}, "strided_slice")
+        return building.call(_getitem, (self, index), {}, "strided_slice", op_type="StridedSlice")
 
     def __abs__(self):
         from .math_ops import abs as tf_abs  # math_ops builds on Tensor
@@ -140,24 +140,27 @@ class Tensor:
 
     @property
     def T(self):
-        return building.call(operator.attrgetter("T"), (self,), {}, "transpose")
+        return building.call(operator.attrgetter("T"), (self,), {}, "transpose",
+                             op_type="Transpose")
 
 
-def _binary(fn, name):
+def _binary(fn, name, op_type=None):
     def forward(self, other):
-        return building.call(fn, (self, other), {}, name, operands=2)
+        return building.call(fn, (self, other), {}, name, operands=2, op_type=op_type)
 
     def backward(self, other):
-        return building.call(fn, (other, self), {}, name, operands=2)
+        return building.call(fn, (other, self), {}, name, operands=2, op_type=op_type)
     return forward, backward
 
 
-for _dunder, _fn, _name in (("add", operator.add, "add"), ("sub", operator.sub, "sub"),
-                            ("mul", operator.mul, "mul"), ("truediv", operator.truediv, "truediv"),
-                            ("floordiv", operator.floordiv, "floordiv"),
-                            ("mod", operator.mod, "mod"), ("pow", operator.pow, "pow"),
-                            ("matmul", operator.matmul, "MatMul")):
-    _fwd, _bwd = _binary(_fn, _name)
+# (dunder, function, TF1's op name for it, TF1's op type)
+for _dunder, _fn, _name, _type in (
+        ("add", operator.add, "add", "Add"), ("sub", operator.sub, "sub", "Sub"),
+        ("mul", operator.mul, "mul", "Mul"), ("truediv", operator.truediv, "truediv", "RealDiv"),
+        ("floordiv", operator.floordiv, "floordiv", "FloorDiv"),
+        ("mod", operator.mod, "mod", "FloorMod"), ("pow", operator.pow, "pow", "Pow"),
+        ("matmul", operator.matmul, "MatMul", "MatMul")):
+    _fwd, _bwd = _binary(_fn, _name, _type)
     setattr(Tensor, f"__{_dunder}__", _fwd)
     setattr(Tensor, f"__r{_dunder}__", _bwd)
 

@@ -37,8 +37,8 @@ def with_tf1_gradient(forward, backward, name):
                 filled[i] = x
             return filled
 
-        def fwd(*xs):
-            return forward(*full(xs)), xs
+        def fwd(*xs):  # the value as a call of `rule`: TF1 uses the rule at every order
+            return rule(*xs), xs
 
         def bwd(xs, g):
             cts = backward(g, *full(xs))
