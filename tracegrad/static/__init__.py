@@ -20,6 +20,8 @@ code per fetch set and fed shapes, and calls it once per run.  See docs/static.m
 from . import errors, nn, train
 from .array_ops import *  # noqa: F401,F403
 from .array_ops import __all__ as _array_all
+from .more_ops import *  # noqa: F401,F403
+from .more_ops import __all__ as _more_all
 from .control_flow import cond, while_loop
 from .dtypes import as_dtype, bool, float32, float64, int32, int64  # noqa: A004
 from .gradients import gradients
@@ -28,10 +30,10 @@ from .initializers import *  # noqa: F401,F403
 from .initializers import __all__ as _init_all
 from .math_ops import *  # noqa: F401,F403
 from .math_ops import __all__ as _math_all
-from .session import InteractiveSession, Session
+from .session import InteractiveSession, Session, get_default_session
 from .scopes import (AUTO_REUSE, VariableScope, get_variable, get_variable_scope, name_scope,
                      variable_scope)
-from .shapes import TensorShape
+from .shapes import Dimension, TensorShape
 from .sources import constant, convert_to_tensor, placeholder, placeholder_with_default
 from .tensor import Tensor
 from .variables import (Variable, assign, assign_add, assign_sub, global_variables,
@@ -47,5 +49,5 @@ __all__ = ["errors", "nn", "train", "InteractiveSession", "cond", "while_loop", 
            "group", "no_op",
            "trainable_variables", "variables_initializer", "AUTO_REUSE", "VariableScope",
            "get_variable", "get_variable_scope", "name_scope", "variable_scope", *_math_all,
-           *_array_all,
+           *_array_all, *_more_all, "get_default_session", "Dimension",
            *_init_all]

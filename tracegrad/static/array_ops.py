@@ -110,9 +110,15 @@ def shape(input, name=None, out_type=np.int32):  # noqa: A002  (TF1's names)
     """
     out = call(_shape_of, (input,), {"dtype": np.dtype(out_type)}, name or "Shape",
                op_type="Shape", operands=1)
+    return _with_values(out, lambda p: np.asarray(p.shape, out_type))
+
+
+def _with_values(out, value_of):
+    """`out` (an op on one tensor's shape) with its value in each probe world, where the
+    input's rank is known: for static inference of the ops that use it (building.py)."""
     probes = out.op.inputs[0]._probes
-    if all(p is not None for p in probes):  # known rank: the value in each world is the probe's
-        out._values = [np.asarray(p.shape, out_type) for p in probes]
+    if all(p is not None for p in probes):
+        out._values = [value_of(p) for p in probes]
     return out
 
 
@@ -122,8 +128,10 @@ def _size_of(x, dtype):
 
 def size(input, name=None, out_type=np.int32):  # noqa: A002
     """The number of elements of `input` (fed shapes) as an `out_type` scalar."""
-    return call(_size_of, (input,), {"dtype": np.dtype(out_type)}, name or "Size", op_type="Size",
-                operands=1)
+    out = call(_size_of, (input,), {"dtype": np.dtype(out_type)}, name or "Size",
+               op_type="Size", operands=1)
+    return _with_values(out, lambda p: np.asarray(int(np.prod(p.shape, dtype=np.int64)),
+                                                  out_type))
 
 
 def _rank_of(x):
@@ -132,4 +140,5 @@ def _rank_of(x):
 
 def rank(input, name=None):  # noqa: A002
     """The number of dimensions of `input` as an int32 scalar."""
-    return call(_rank_of, (input,), {}, name or "Rank", op_type="Rank", operands=1)
+    out = call(_rank_of, (input,), {}, name or "Rank", op_type="Rank", operands=1)
+    return _with_values(out, lambda p: np.asarray(len(p.shape), np.int32))

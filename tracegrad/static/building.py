@@ -165,6 +165,9 @@ def infer(c: _Call, name: str, num_outputs: int | None = None, operands=()) -> l
         shaped_by_value = any(t._values is not None for t in c.tensors)  # (probe sizes clash)
         if unknown or not errors or shaped_by_value:
             return [_unknown_output(c, operands)] * (num_outputs or 1)
+        fitted = _fitted(c) if varying else None
+        if fitted is not None:
+            return fitted
         raise _rename_error(errors[0], name, c.tensors if varying else ()) from errors[0]
     results = [r if isinstance(r, list) else None for r in results]
     if not varying:
@@ -174,6 +177,26 @@ def infer(c: _Call, name: str, num_outputs: int | None = None, operands=()) -> l
         probes = [None if r is None or i >= len(r) else r[i] for r in results]
         specs.append((merge(probes, unknown), aval.dtype, probes))
     return specs
+
+
+def _fitted(c: _Call):
+    """Output specs where every probe world failed because a `None` dim must equal a known
+    one (a (?, ?) matrix times a (4, 2) one): the call traced with each `None` dim set to
+    one of the inputs' known sizes, the first that traces; dims of that size are unknown in
+    the result (they may come from a `None`).  None if no size fits (a true mismatch)."""
+    sizes = sorted({d for t in c.tensors for d in t.shape.dims if d is not None and d > 1})
+    for size in sizes:
+        avals = [ShapedArray(tuple(size if d is None else d for d in t.shape.dims), t.dtype)
+                 for t in c.tensors]
+        try:
+            prog = make_graph(lambda *vals: tuple(c.outputs(c.apply(vals))),
+                              [placeholder_array(a) for a in avals], concrete=False)
+        except Exception:  # noqa: BLE001  (this size does not fit either)
+            continue
+        none = [None] * len(WORLD_SIZES)
+        return [(TensorShape([None if d == size else d for d in a.shape]), a.dtype, none)
+                for a in prog.graph.out_avals]
+    return None
 
 
 def _values_vary(t) -> bool:

@@ -48,8 +48,8 @@ def replay(ops, env, state, recompute=False, targets=frozenset()):
     (ops fetched as ops) run even when their outputs are fed, which stay as fed."""
     for op in ops:
         fed = op.outputs and all(t in env for t in op.outputs)
-        if fed and not recompute and op not in targets:
-            continue
+        if fed and not recompute and (op not in targets or op.type == "Placeholder"):
+            continue  # (a fed placeholder fetched as an op has nothing to run)
         try:
             values = op.compute(env, state)
         except Exception as e:

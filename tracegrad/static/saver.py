@@ -6,8 +6,11 @@ under its op name (`"dense/kernel"`), so `np.load(path)` reads it back too.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from .errors import InvalidArgumentError
 from .variables import global_variables
 
 
@@ -48,13 +51,17 @@ class Saver:
             step = global_step if isinstance(global_step, int) else int(sess.run(global_step))
             save_path = f"{save_path}-{step}"
         values = {name: sess.run(v) for name, v in self._named(sess.graph).items()}
+        parent = os.path.dirname(os.path.abspath(save_path))
+        if not os.path.isdir(parent):
+            raise ValueError(f"Parent directory of {save_path} doesn't exist, can't save.")
         with open(save_path, "wb") as f:  # np.savez(path) would append ".npz"
             np.savez(f, **values)
         return save_path
 
     def restore(self, sess, save_path):
         """Set the variables in `sess` to the values saved at `save_path` (no initializer
-        needed); a variable missing from the file is a NotFoundError-like KeyError."""
+        needed); a variable missing from the file is a NotFoundError-like KeyError, one of
+        another dtype or shape an InvalidArgumentError, as TF1's."""
         try:
             saved = np.load(save_path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
@@ -69,4 +76,12 @@ class Saver:
             for name, var in self._named(sess.graph).items():
                 if name not in saved.files:
                     raise KeyError(f"Key {name} not found in checkpoint {save_path}")
-                var.load(saved[name], sess)
+                value = saved[name]
+                dims = var.shape.dims
+                if value.dtype != var.dtype or (dims is not None and value.shape != tuple(dims)):
+                    raise InvalidArgumentError(
+                        f"Restoring {name} from {save_path}: the variable is "
+                        f"{var.dtype.name} of shape {var.shape}, the checkpoint holds "
+                        f"{value.dtype.name} of shape {value.shape} (TF1 restores only the same "
+                        "dtype and shape)", var.op)
+                var.load(value, sess)

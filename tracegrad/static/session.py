@@ -34,6 +34,12 @@ class _Sessions(threading.local):
 _DEFAULT = _Sessions()
 
 
+def get_default_session():
+    """The innermost session made default (`with sess:`, `sess.as_default()`,
+    `InteractiveSession`), or None."""
+    return _DEFAULT.stack[-1] if _DEFAULT.stack else None
+
+
 def default_session(what: str):
     if not _DEFAULT.stack:
         raise ValueError(f"{what}: no default session is registered. Use `with sess.as_default():` "

@@ -63,7 +63,33 @@ class TensorShape:
         return len(self.dims)
 
     def __getitem__(self, i):
-        return self.as_list()[i]
+        """A dimension (a `Dimension`, an int with TF1's `.value`; None where unknown), or a
+        `TensorShape` for a slice."""
+        dims = self.as_list()
+        if isinstance(i, slice):
+            return TensorShape(dims[i])
+        return None if dims[i] is None else Dimension(dims[i])
+
+    def num_elements(self):
+        """The number of elements, or None where a dimension is unknown."""
+        return int(np.prod(self.dims, dtype=np.int64)) if self.is_fully_defined() else None
+
+    def merge_with(self, other) -> "TensorShape":
+        """The shape with the known dimensions of both (a ValueError where they differ)."""
+        other = other if isinstance(other, TensorShape) else TensorShape(other)
+        if self.dims is None:
+            return other
+        if other.dims is None:
+            return self
+        if not compatible(self, other):
+            raise ValueError(f"Shapes {self} and {other} are not compatible")
+        return TensorShape([d if d is not None else e for d, e in zip(self.dims, other.dims)])
+
+    def concatenate(self, other) -> "TensorShape":
+        other = other if isinstance(other, TensorShape) else TensorShape(other)
+        if self.dims is None or other.dims is None:
+            return TensorShape(None)
+        return TensorShape(self.dims + other.dims)
 
     def __eq__(self, other):
         other_dims = other.dims if isinstance(other, TensorShape) else (
@@ -81,6 +107,17 @@ class TensorShape:
 
     def __repr__(self):
         return "TensorShape(None)" if self.dims is None else f"TensorShape({list(self.dims)})"
+
+
+class Dimension(int):
+    """A known dimension of a `TensorShape`: an int that also has TF1's `.value`."""
+
+    @property
+    def value(self) -> int:
+        return int(self)
+
+    def __repr__(self):
+        return f"Dimension({int(self)})"
 
 
 def compatible(a: TensorShape, b: TensorShape) -> bool:

@@ -65,6 +65,14 @@ class Tensor:
     def get_shape(self):
         return self._shape
 
+    def set_shape(self, shape):
+        """Refine the static shape with `shape`'s known dimensions (TF1's: a ValueError if
+        they contradict it); the fed values must then have them."""
+        from .shapes import probe_avals
+        merged = self._shape.merge_with(shape)
+        if merged != self._shape:
+            self._shape, self._probes = merged, probe_avals(merged, self.dtype)
+
     @property
     def ndim(self):
         return self._shape.ndims

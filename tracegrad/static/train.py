@@ -10,11 +10,14 @@ from .graph import get_default_graph
 from .math_ops import cast, rsqrt, sqrt
 from .optimizer import Optimizer, hyper, non_slot_variable
 from .saver import Saver
+from .schedules import (exponential_decay, inverse_time_decay, piecewise_constant,  # noqa: F401
+                        polynomial_decay)
 from .variables import Variable, group
 
 __all__ = ["Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
            "AdagradOptimizer", "RMSPropOptimizer",
-           "Saver", "get_global_step", "get_or_create_global_step"]
+           "Saver", "get_global_step", "get_or_create_global_step", "exponential_decay",
+           "inverse_time_decay", "piecewise_constant", "polynomial_decay"]
 
 
 class GradientDescentOptimizer(Optimizer):
