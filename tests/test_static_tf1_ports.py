@@ -116,3 +116,17 @@ def test_learning_rate_schedules_follow_tf1s_formulas():
 def test_default_session_inside_with():
     with tf.Session() as sess:
         assert tf.get_default_session() is sess
+
+
+def test_range_of_shape_bounds():
+    x = tf.placeholder(tf.float32, [None, 3])
+    rows = tf.range(tf.shape(x)[0])
+    first_column = tf.gather_nd(x, tf.stack([rows, tf.zeros([tf.shape(x)[0]], tf.int32)], axis=1))
+    assert rows.shape.as_list() == [None] and rows.dtype == np.int32
+    assert tf.range(1, tf.shape(x)[1] * 2, 2).shape.as_list() == [3]
+    with tf.Session() as sess:
+        got = sess.run([rows, first_column], {x: np.arange(12.0).reshape(4, 3)})
+        assert got[0].tolist() == [0, 1, 2, 3] and got[1].tolist() == [0.0, 3.0, 6.0, 9.0]
+        n = tf.placeholder(tf.int32, [])
+        with pytest.raises(TypeError, match="depend on data"):
+            sess.run(tf.range(n), {n: 3})

@@ -9,6 +9,7 @@ from tracegrad.tracer import numpy as tnp
 
 from .building import call
 from .sources import as_tensor, constant
+from .tensor import Tensor
 
 __all__ = ["unstack", "range", "tensordot", "newaxis", "global_norm", "clip_by_norm",
            "clip_by_global_norm", "shape", "size", "rank"]
@@ -36,17 +37,32 @@ def unstack(value, num=None, axis=0, name="unstack"):
 
 
 def range(start, limit=None, delta=1, dtype=None, name="range"):  # noqa: A001  (TF1's name)
-    """TF1's `range` of Python numbers: [start, limit) by delta, int32 for ints and float32
-    for floats (or `dtype`).  Tensor bounds would make the shape depend on data, which
-    these graphs do not have (docs/static.md)."""
+    """TF1's `range`: [start, limit) by delta, int32 for ints and float32 for floats (or
+    `dtype`).  Bounds are Python numbers, or tensors whose values the fed shapes fix
+    (`tf.range(tf.shape(x)[0])`); a bound computed from fed values would make the shape
+    depend on data, which these graphs do not have (docs/static.md)."""
+    start, limit = (0, start) if limit is None else (start, limit)
+    if any(isinstance(b, Tensor) for b in (start, limit, delta)):
+        return call(_ranged, (start, limit, delta), {"dtype": dtype}, name, op_type="Range")
     bounds = [b for b in (start, limit, delta) if b is not None]
     if any(not isinstance(b, (int, float, np.integer, np.floating)) for b in bounds):
-        raise TypeError("range: give Python numbers; a tensor bound would make the result's "
-                        "shape depend on data, which tracegrad.static graphs do not have")
-    start, limit = (0, start) if limit is None else (start, limit)
+        raise TypeError(f"range: bounds must be numbers or tensors, got {bounds}")
     values = np.arange(start, limit, delta)
     kind = np.float32 if values.dtype.kind == "f" else np.int32
     return constant(values.astype(dtype or kind), name=name)
+
+
+def _ranged(start, limit, delta, dtype):
+    """np.arange of bounds whose values the fed shapes fix (`tf.shape(x)[0]`); a bound
+    computed from fed values has none while the program is built: that raises."""
+    values = [np.asarray(b) if not hasattr(b, "_tg_trace") else None for b in (start, limit, delta)]
+    if any(v is None for v in values):
+        raise TypeError("a bound computed from fed values would make the result's shape "
+                        "depend on data, which tracegrad.static graphs do not have; use bounds "
+                        "from shapes (tf.shape(x)[0]) or Python numbers")
+    out = np.arange(*[v.item() for v in values])
+    kind = np.float32 if out.dtype.kind == "f" else np.int32
+    return out.astype(dtype or kind)
 
 
 def tensordot(a, b, axes, name=None):
