@@ -29,7 +29,7 @@ from llvmlite import ir
 
 from tracegrad.passes.kernels import Const, IndexMap, Load, LoopKernel, Op, Store, distinct
 
-from . import outline, simd, unrolled
+from . import outline, shadow, simd, unrolled
 from .irutil import I64, PTR, Function, Loop, i64, walk_image
 from .scalar_ops import (combine, constant, convert_value, is_float, lanes_of, llvm_type,
                          lower_op, reduction_identity, storage_type, to_memory, to_register)
@@ -137,6 +137,7 @@ class _Reduction:
     row: list = None  # a row reduction's allocas, one per vector step (unrolled.py)
     totals: list = None  # a chunked sum's running totals, one per slot (CHUNK)
     grands: list = None  # and its grand totals (GROUP)
+    shadow: object = None  # a float32 sum into memory accumulates in a float64 shadow.Shadow
 
 
 def injective(strides, extents) -> bool:
@@ -246,11 +247,14 @@ class KernelEmitter(unrolled.UnrolledInner):
             if self.unroll and self.row_reduction(red):
                 self._start_row(red)
             else:
+                red.shadow = shadow.make(self.b, red, self.domain, self.ptrs)
                 self._fill(red)
         self._emit_level(0)
         for red in self.reductions:
             if red.row is not None:
                 self._finish_row(red)
+            if red.shadow is not None:
+                shadow.write_back(self, red, red.shadow)
 
     def _accesses(self):
         return list(self.load_access.values()) + list(self.store_access)
@@ -367,8 +371,7 @@ class KernelEmitter(unrolled.UnrolledInner):
         self.segment[d] = None
         for red in self.reductions:
             if red.level == d:
-                acc = self._fold(red, self._gather(red))
-                self._flush(red, convert_value(self.b, acc, red.acc_dtype, red.store.buffer.dtype))
+                self._flush(red, self._fold(red, self._gather(red)), red.acc_dtype)
 
     def _emit_range(self, d, lo, hi, length: int, exact: bool = True, fold: bool = False):
         """Dim d over [lo, hi): the vector loop if it is the innermost in vector form, else
@@ -471,7 +474,7 @@ class KernelEmitter(unrolled.UnrolledInner):
                     # becomes -0.0, so adding the term to it gives the same bits
                     zero = reduction_identity("sum", red.store.buffer.dtype, self.cur_lanes)
                     x = combine(self.b, "sum", zero, x, red.store.buffer.dtype)
-                self._flush(red, x)
+                self._flush(red, x, red.store.buffer.dtype)
             else:
                 x = convert_value(self.b, x, red.store.buffer.dtype, red.acc_dtype)
                 if self.cur_lanes and self.mask is not None:  # lanes past the end add nothing
@@ -576,15 +579,19 @@ class KernelEmitter(unrolled.UnrolledInner):
         else:
             simd.store(self.b, stored, ptr, _bytes(buf), self.mask)
 
-    def _flush(self, red: _Reduction, x):
-        """Write an accumulated value; combine with memory if other dims reduce into it too."""
-        buf = red.store.buffer
+    def _flush(self, red: _Reduction, x, dtype):
+        """Write an accumulated value (of `dtype`); combine with memory if other dims reduce
+        into it too (with a float64 shadow.Shadow, into that)."""
+        buf, acc = red.store.buffer, red.access
+        if red.shadow is not None:
+            buf, acc = red.shadow.buffer, red.shadow.access
+        x = convert_value(self.b, x, dtype, buf.dtype)
         if not red.needs_fill:
             self._store(red.store, red.access, x)
             return
-        old = to_register(self.b, self._read(buf, red.access), buf.dtype)
+        old = to_register(self.b, self._read(buf, acc), buf.dtype)
         new = combine(self.b, red.store.reduce, old, x, buf.dtype)
-        self._write(buf, red.access, new)
+        self._write(buf, acc, new)
 
     def _fill(self, red: _Reduction, force=False):
         """Identity into every element the store maps to: a walk over its nonzero strides.
@@ -592,6 +599,9 @@ class KernelEmitter(unrolled.UnrolledInner):
         Dim 0 runs over [lo, hi) only, so a thread fills just its own rows.
         """
         if not (red.needs_fill or force) or red.access.never:
+            return
+        if red.shadow is not None:
+            shadow.fill(self, red.shadow)
             return
         dims = []
         for d, (n, s) in enumerate(zip(self.domain, red.access.strides)):

@@ -28,7 +28,7 @@ from tracegrad.passes.kernels import Const, Load, Op
 
 from . import simd, threads
 from .irutil import i64
-from .scalar_ops import combine, llvm_type, reduction_identity, to_memory
+from .scalar_ops import combine, convert_value, llvm_type, reduction_identity, to_memory
 
 UNROLL_BUDGET = 512  # body instructions an unrolled innermost dim may hold
 INNER_ACCUMULATORS = 4  # independent vector sums over an unrolled innermost dim
@@ -87,15 +87,17 @@ class UnrolledInner:
                 and all(bnd is None for bnd in acc.bounds))
 
     def _start_row(self, red):
-        """One slot per vector step, holding the identity."""
-        ty = simd.vector_of(llvm_type(red.store.buffer.dtype), self.lanes)
-        ident = reduction_identity(red.store.reduce, red.store.buffer.dtype, self.lanes)
+        """One slot per vector step, holding the identity, in the accumulation dtype
+        (float32 sums accumulate in float64)."""
+        ty = simd.vector_of(llvm_type(red.acc_dtype), self.lanes)
+        ident = reduction_identity(red.store.reduce, red.acc_dtype, self.lanes)
         red.row = [self.b.alloca(ty, name="row") for _ in range(self.unroll)]
         for slot in red.row:
             self.b.store(ident, slot)
 
     def _accumulate_row(self, red, x):
-        slot, dtype = red.row[self.row_step], red.store.buffer.dtype
+        slot, dtype = red.row[self.row_step], red.acc_dtype
+        x = convert_value(self.b, x, red.store.buffer.dtype, dtype)
         if self.mask is not None:  # lanes past the row's end add nothing
             x = self.b.select(self.mask, x, reduction_identity(red.store.reduce, dtype, self.lanes))
         self.b.store(combine(self.b, red.store.reduce, self.b.load(slot), x, dtype), slot)
@@ -111,7 +113,8 @@ class UnrolledInner:
             self.ivs[-1] = i64(start)
             mask = (None if start + self.lanes <= n
                     else simd.lane_mask(self.b, i64(start), i64(n), self.lanes))
-            stored = to_memory(self.b, self.b.load(slot), buf.dtype)
+            value = convert_value(self.b, self.b.load(slot), red.acc_dtype, buf.dtype)
+            stored = to_memory(self.b, value, buf.dtype)
             simd.store(self.b, stored, self._address(buf, red.access),
                        np.dtype(buf.dtype).itemsize, mask)
 
