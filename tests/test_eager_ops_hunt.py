@@ -48,3 +48,25 @@ def test_pow_derivative_in_the_exponent_is_zero_at_a_zero_base():
 def test_compiled_matches_eager(fn):
     x = np.array([[np.nan, -1.0, 3.0], [0.5, 0.0, -2.0]])
     np.testing.assert_array_equal(tg.jit(fn)(x), fn(x))
+
+
+@pytest.mark.parametrize("run", [
+    lambda: tg.scan(lambda c, x: (1.5, None), np.int64(1), None, length=2),
+    lambda: tg.fori_loop(0, 2, lambda i, c: 2.7, np.int64(0)),
+    lambda: tg.fori_loop(0, 2, lambda i, c: 2, np.bool_(False)),
+    lambda: tg.jit(lambda b: tg.fori_loop(0, 2, lambda i, c: 2, b))(np.bool_(False)),
+    lambda: tg.jit(lambda p, n: tg.cond(p[0] > 0, lambda: 2.5, lambda: n[0]))(
+        np.ones(1), np.array([3])),
+    lambda: tg.jit(lambda i, n: tg.switch(i, [lambda: 7.9, lambda: n[0]]))(
+        np.int64(0), np.array([3])),
+], ids=["scan", "fori-int", "fori-bool", "fori-bool-jit", "cond", "switch"])
+def test_a_python_number_never_truncates_into_a_narrower_kind(run):
+    with pytest.raises(TypeError, match="types"):
+        run()
+
+
+def test_python_numbers_still_take_the_carry_dtype_where_they_fit():
+    assert tg.jit(lambda n: tg.fori_loop(0, 2, lambda i, c: 2.5, n))(np.float32(1)).dtype == np.float32
+    assert tg.fori_loop(0, 2, lambda i, c: 2, np.float64(1)) == 2.0
+    out = tg.jit(lambda n: tg.fori_loop(0, 2, lambda i, c: 2, n))(np.int32(1))
+    assert out.dtype == np.int32 and out == 2

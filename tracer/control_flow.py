@@ -43,7 +43,7 @@ from tracegrad.ir import ShapedArray, ops
 from . import dtypes
 from . import branches
 from .loop_body import Body, pair, record, trace_of
-from .loop_types import (CarryType, as_dtype, leaf_aval, leaf_value, owned, plain,
+from .loop_types import (CarryType, as_dtype, as_weak_output, leaf_aval, leaf_value, owned, plain,
                          type_name, unshared, with_at)
 from .tree import conform, tree_flatten, tree_unflatten
 
@@ -199,7 +199,7 @@ def _eager_carry(carry, values, leaves):
     promotions = carry.promotions(out_avals)
     if promotions:
         return leaves, promotions
-    leaves = [np.asarray(v, a.dtype) if dtypes.is_weak(v) else v
+    leaves = [as_weak_output(v, a.dtype) if dtypes.is_weak(v) else v
               for v, a in zip(leaves, carry.avals)]
     carry.check_types([leaf_aval(v) for v in leaves])
     return leaves, None

@@ -9,7 +9,7 @@ from tracegrad.ir import TRACES, ConcretizationError, GraphBuilder, Literal, ops
 from tracegrad.ir.primitives import PRIMITIVES
 
 from . import dtypes
-from .loop_types import value_name
+from .loop_types import value_name, weak_fits
 from .trace import make_graph
 from .tree import tree_flatten, tree_unflatten
 
@@ -91,7 +91,8 @@ class Body:
         outvars = list(self.graph.outvars)
         for i, aval in enumerate(avals, start):
             v = outvars[i]
-            if self.out_weak[i] and isinstance(v, Literal) and v.aval.dtype != aval.dtype:
+            if (self.out_weak[i] and isinstance(v, Literal) and v.aval.dtype != aval.dtype
+                    and weak_fits(v.value.item(), aval.dtype)):
                 outvars[i] = Literal(v.value, aval.dtype)
         self.graph = self.graph.replace(outvars=outvars)
 

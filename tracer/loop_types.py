@@ -102,6 +102,21 @@ def leaf_aval(x) -> ShapedArray:
     return ShapedArray(aval.shape, aval.dtype)
 
 
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
+
+
+def weak_fits(x, dtype) -> bool:
+    """Whether a Python scalar may take `dtype` (JAX's weak types: a float never becomes an
+    int, an int never a bool; else it would be truncated silently)."""
+    return _KIND_RANK[dtypes.weak_default(x).kind] <= _KIND_RANK.get(np.dtype(dtype).kind, 2)
+
+
+def as_weak_output(x, dtype):
+    """A Python scalar a body returned, in `dtype` where it fits (else in its own type, so
+    that the type check reports the mismatch)."""
+    return np.asarray(x, dtype if weak_fits(x, dtype) else dtypes.weak_default(x))
+
+
 def as_dtype(x, dtype):
     """`x` (a leaf) converted to `dtype`: Python scalars become numpy scalars."""
     if dtypes.is_weak(x):
