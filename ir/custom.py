@@ -27,10 +27,17 @@ from .primitives import Primitive, fail, register
 __all__ = ["custom_call", "optimization_barrier"]
 
 
-def _shape_rule(*avals, fun, fwd=None, bwd=None, jvp=None, num_consts=0, **_):
+def _shape_rule(*avals, fun, fwd=None, bwd=None, jvp=None, num_consts=0, fn_name="custom",
+                linearized=False, fwd_calls=None):
     """`fun`'s outputs, once the bodies fit the operands and one another (a tampered
     program text must not load: docs/inspect.md)."""
+    for name, body in (("fun", fun), ("fwd", fwd), ("bwd", bwd), ("jvp", jvp)):
+        if not (body is None and name != "fun") and not hasattr(body, "outvars"):
+            fail("custom_call", f"{name} must be a graph {{ lambda ... }}, got {body!r}", *avals)
     n_in, n_out = len(avals), len(fun.outvars)
+    if fwd_calls is not None and (not isinstance(fwd_calls, tuple) or len(fwd_calls) != n_out
+                                  or not all(isinstance(c, bool) for c in fwd_calls)):
+        fail("custom_call", f"fwd_calls={fwd_calls!r}: one bool per output ({n_out})", *avals)
     if not 0 <= num_consts <= n_in:
         fail("custom_call", f"num_consts={num_consts} for {n_in} operands", *avals)
     _takes("fun", fun, list(avals), avals)

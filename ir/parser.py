@@ -264,7 +264,7 @@ class Parser:
             var = self.atom(scope)
             self.expect("==")
             literal_tok = self.tok
-            expected = self.python_literal()
+            expected = self.python_literal(var.aval.dtype)
             self.expect("(")
             kind = self.name("the guard's kind")
             self.expect(")")
@@ -274,19 +274,25 @@ class Parser:
             guards.append(Guard(var, _expected(expected, var.aval), kind))
         return guards
 
-    def python_literal(self):
-        """A value printed by `repr(array.tolist())`: a number, a bool or nested lists."""
+    def python_literal(self, dtype=np.float64):
+        """A value printed by `repr(array.tolist())`: a number, a bool or nested lists (a NaN
+        with payload bits, nan(0x...), read in `dtype`: the guarded value's)."""
         tok = self.next()
         if tok.text == "[":
             items = []
             while not self.at("]"):
-                items.append(self.python_literal())
+                items.append(self.python_literal(dtype))
                 if self.at(","):
                     self.next()
             self.next()
             return items
         if tok.kind == "number":
-            return _float(tok.text) if re.search(r"[.eEn]", tok.text) else int(tok.text)
+            if not re.search(r"[.eEn]", tok.text):
+                return int(tok.text)
+            try:
+                return _float(tok.text, dtype)
+            except ValueError as e:
+                self.error(str(e), tok)
         if tok.text in ("True", "False"):
             return tok.text == "True"
         self.error("expected a number, a bool or a list", tok)

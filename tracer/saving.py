@@ -94,12 +94,13 @@ def save_program(program, path, constants="embedded"):
         raise ValueError(f"constants must be 'embedded' or 'sidecar', not {constants!r}")
     path = os.fspath(path)
     sidecar = path + ".npz"
-    if constants == "sidecar":
+    text = program_text(program, constants, sidecar)  # (first: a program that cannot be
+    if constants == "sidecar":  # saved raises before any file is touched)
         namer = Namer()
         format_graph(program.graph, namer=namer)
         np.savez(sidecar, **{name: val for name, _, val in _named_consts(namer, program.graph)})
     with open(path, "w", encoding="utf-8") as f:
-        f.write(program_text(program, constants, sidecar))
+        f.write(text)
 
 
 # ---- loading ---------------------------------------------------------------------------
@@ -132,6 +133,8 @@ def _embedded(section, path) -> dict:
             continue
         try:
             name, typ, *rest = line.split()
+            if name in values:
+                raise ValueError(f"a second line for {name}")
             data = rest[0] if rest else ""  # an empty array has no bytes
             aval = _aval(typ)
             raw = np.frombuffer(base64.b64decode(data, validate=True),
@@ -144,8 +147,10 @@ def _embedded(section, path) -> dict:
 
 def _aval(text: str) -> ShapedArray:
     dtype, _, dims = text.partition("[")
-    dims = dims.rstrip("]")
-    return ShapedArray(tuple(int(d) for d in dims.split(",") if d), DTYPE_OF[dtype])
+    dims = tuple(int(d) for d in dims.rstrip("]").split(",") if d)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"a negative dimension in {text}")
+    return ShapedArray(dims, DTYPE_OF[dtype])
 
 
 def _constants(section, path) -> dict:
@@ -195,7 +200,7 @@ def load_parts(path):
 def parse_program(text: str, path: str = "<text>"):
     """(graph, out_tree) of a saved program's text (`path` names it in errors and locates
     a sidecar)."""
-    sections = _sections(text, path)
+    sections = _sections(text.removeprefix("\ufeff"), path)  # (an editor's byte-order mark)
     values = _constants(sections["constants"], path)
     graph_section = sections["graph"]
     text = "\n" * graph_section["line"] + "\n".join(graph_section["lines"])
