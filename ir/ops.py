@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import aval_of
+from .core import ShapedArray, aval_of
 from .primitives import bind, find_trace  # noqa: F401  (part of this namespace)
 
 
@@ -20,9 +20,8 @@ def aval(x):
     a = getattr(x, "aval", None)
     if a is not None:
         return a
-    symbolic = getattr(x, "_tg_symbolic", None)  # a traced Python scalar (tracer/scalars.py):
-    if symbolic is not None:  # its traced value's type, read without converting (a guard)
-        return symbolic.aval
+    if getattr(x, "_tg_symbolic", None) is not None:  # a traced Python float (tracer/scalars.py):
+        return ShapedArray((), np.dtype(np.float64))  # a float's type, read without a guard
     return aval_of(x)
 
 

@@ -262,14 +262,16 @@ def _step(kp, run, later, consts):
     """The LoopStep running `run` block by block, or None when it does not pay."""
     table = _accesses(run)
     wise = [(b, a) for b, a in table.values() if a.s0 > 0]
-    if _block(run[0].domain[0], _row_bytes(wise)) is None or not _shares_rows(run, wise):
+    rows = run[0].domain[0]
+    block = _block(rows, _row_bytes(wise))
+    if block is None or not _shares_rows(run, wise):
         return None
+    # Costly values computed once (passes/rowshare.py).  The block stays the one planned
+    # without their temps, so the sums over blocks, and with them the bits, are the same.
     sharing = shared(run, max(a.s0 for _, a in wise))
     if sharing is not run and _accesses(sharing) is not None:
         run, table = sharing, _accesses(sharing)
         wise = [(b, a) for b, a in table.values() if a.s0 > 0]
-    rows = run[0].domain[0]
-    block = _block(rows, _row_bytes(wise)) or rows
     live = _read_later(later, kp.outputs)
     body, step = Body(), LoopStep(f"{run[0].name}_rows", None, [], [], [], [], [], [],
                                    length=rows // block)

@@ -18,7 +18,8 @@ A value is shared when
 * and its temp holds no more per row than the run's widest row slice (the
   block still fits the cache).
 Invariant: every kernel computes each value with the same instructions as
-before, only fetched from the temp instead of recomputed, so results are the
+before, only fetched from the temp instead of recomputed, and the step keeps the
+block size planned without the temps (passes/rowblock.py), so results are the
 same bits.
 """
 from __future__ import annotations

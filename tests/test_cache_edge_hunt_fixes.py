@@ -85,8 +85,21 @@ def test_dict_and_set_lookups_by_a_traced_element_use_its_value():
     f, x = tg.jit(rated), np.ones(2)
     for m in [1, 2, 0, 5, 1, 2]:
         np.testing.assert_array_equal(f(x, np.array([m])), rated(x, np.array([m])))
-    with pytest.raises(TypeError, match="unhashable"):
-        tg.jit(lambda x: {x: 1})(np.ones(2))
+    # arrays of several elements key dicts by identity, as tensors (torch's `{w: "weight"}`)
+    assert tg.jit(lambda x: {x: 1}[x] * x)(np.ones(2)).tolist() == [1.0, 1.0]
+
+
+def test_a_cache_keyed_by_a_traced_scalar_misses_across_traces():
+    import functools
+
+    @functools.lru_cache(maxsize=None)
+    def scale(k):
+        return k * 2.0
+
+    f = tg.jit(lambda x, k: x * scale(k[0]))
+    k = np.array([1.5])
+    np.testing.assert_array_equal(f(np.ones(2), k), [3.0, 3.0])
+    np.testing.assert_array_equal(f(np.ones(3), k), [3.0, 3.0, 3.0])  # a new trace, same value
 
 
 def test_logsumexp_ignores_terms_of_zero_weight_in_its_shift():

@@ -399,25 +399,35 @@ def _holds_arrays(obj) -> bool:
 
 
 HOLDS_DEPTH = 4  # attribute / container levels searched for arrays
-HOLDS_ITEMS = 256  # items looked at per container
+HOLDS_ITEMS = 64  # items looked at per container
+HOLDS_BUDGET = 1024  # items looked at in all (the search runs on every call)
+_LEAVES = (str, bytes, type, types.ModuleType, int, float, complex, bool, np.generic)
 
 
 def _reaches_array(values, depth, seen) -> bool:
-    for v in itertools.islice(values, HOLDS_ITEMS):
-        if isinstance(v, (np.ndarray, Tensor)) or _foreign_array(v):
-            return True
-        if depth <= 1 or id(v) in seen or isinstance(v, (str, bytes, type, types.ModuleType)):
-            continue
-        seen.add(id(v))
-        if isinstance(v, dict):
-            inner = v.values()
-        elif isinstance(v, (list, tuple, set, frozenset)):
-            inner = v
-        else:
-            inner = getattr(v, "__dict__", {}).values() if not callable(v) or hasattr(v, "__dict__") else ()
-        if _reaches_array(inner, depth - 1, seen):
-            return True
+    """Whether an array lies among `values` or inside them (breadth first, bounded)."""
+    queue, budget = [(values, depth)], HOLDS_BUDGET
+    while queue:
+        values, depth = queue.pop(0)
+        for v in itertools.islice(values, HOLDS_ITEMS):
+            budget -= 1
+            if budget < 0:
+                return False
+            if isinstance(v, (np.ndarray, Tensor)) or _foreign_array(v):
+                return True
+            if (depth > 1 and id(v) not in seen and not isinstance(v, _LEAVES)
+                    and not getattr(type(v), "_tg_static_callable", False)):  # (compiled fns)
+                seen.add(id(v))
+                queue.append((_inside(v), depth - 1))
     return False
+
+
+def _inside(v):
+    if isinstance(v, dict):
+        return v.values()
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return v
+    return getattr(v, "__dict__", {}).values()
 
 
 def _as_array(x, pos, names, where="", key=None):
@@ -444,7 +454,8 @@ def _foreign_array(x) -> bool:
     """Another library's array (a torch tensor, a jax array): it converts through
     `__array__`, so it is a dynamic array argument, read on every call (as a static one
     its hash is its identity, and changes to its values would go unseen)."""
-    return hasattr(type(x), "__array__") and not isinstance(x, (str, bytes, type, np.ndarray))
+    return hasattr(type(x), "__array__") and not isinstance(x, (str, bytes, type, np.ndarray,
+                                                                np.generic))
 
 
 def _from_numpy(x, pos, names, where):

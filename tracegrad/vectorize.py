@@ -26,7 +26,7 @@ import numpy as np
 import tracegrad.numpy as tnp
 from tracegrad.ir import ConcretizationError, apply_graph, ops
 from tracegrad.passes.batching import batch_graph
-from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
+from tracegrad.tracer import Tensor, make_graph, tree_flatten, tree_unflatten
 
 from .transforms import _argnums, _positions, check_callable, jvp, vjp
 
@@ -160,6 +160,8 @@ def vmap(fun, in_axes=0, out_axes=0, axis_name=None, axis_size=None, spmd_axis_n
         values = [tnp.moveaxis(x, ax, 0) if ax is not None else x
                   for x, ax in inputs if _is_array(x)]
         outs = apply_graph(graph, values + list(prog.captured))
+        if any(isinstance(x, Tensor) for x in leaves):  # tensors in, tensors out (torch.vmap's),
+            outs = [o if isinstance(o, Tensor) else Tensor(o) for o in outs]  # unmapped ones too
         out_value = tree_unflatten(prog.out_tree, outs)
         out_axes_ = _leaf_axes(out_value, out_axes, "out_axes")
         return tree_unflatten(prog.out_tree, [_place(o, f, ax, size)

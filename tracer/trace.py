@@ -45,6 +45,11 @@ def _conversion_hints(aval) -> str:
     return "".join(hints)
 
 
+def _finished(x) -> bool:
+    trace = getattr(x, "_tg_trace", None)
+    return trace is not None and getattr(trace, "finished", False)
+
+
 class Traced(TracedValue, ArrayMixin):
     """A traced array: NumPy-like operators and methods that record graph equations.
 
@@ -101,14 +106,21 @@ class Traced(TracedValue, ArrayMixin):
         raise TypeError("tracegrad has no complex values")
 
     def __hash__(self):
-        """By value, as a NumPy scalar hashes (`RATES.get(mode[0])`, `x[0] in {1, 2}`): a 0-d
-        value is guarded and hashes as its Python scalar (the lookup's `==` then guards its
-        outcome); a larger array is unhashable, as NumPy's.  Identity would make every such
-        lookup miss silently under a trace."""
-        if self.ndim:
-            raise TypeError(f"unhashable type: a traced array of shape {self.shape} (NumPy "
-                            "arrays are unhashable; index one element)")
+        """A 0-d value with an example hashes by its value, as a NumPy scalar does
+        (`RATES.get(mode[0])`, `x[0] in {1, 2}`): the value is guarded, and the lookup's `==`
+        then guards its outcome; identity would make such lookups miss silently.  Larger
+        arrays (dict keys of parameters, torch's way) and values of an abstract trace hash
+        by identity, as tensors do."""
+        if self.ndim or self._tg_trace.example_value(self) is None:
+            return object.__hash__(self)
         return hash(self._concrete("hash").item())
+
+    def __eq__(self, other):
+        # a key left in a cache by a finished trace equals nothing of another (a lookup by
+        # value would otherwise use it, after its trace, and raise)
+        if _finished(self) or _finished(other):
+            return self is other
+        return ArrayMixin.__eq__(self, other)
 
     def item(self, *index):
         """A Python scalar: a `TracedFloat` for float arrays; int and bool are guarded values.

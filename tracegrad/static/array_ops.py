@@ -32,7 +32,7 @@ def unstack(value, num=None, axis=0, name="unstack"):
     if count is None:
         raise ValueError(f"unstack: cannot infer num from shape {value.shape}: give num=")
     pieces = call(lambda x: [tnp.take(x, i, axis=axis) for i in np.arange(count)], (value,), {},
-                  name, num_outputs=count)
+                  name, num_outputs=count, op_type="Unpack")
     return pieces if isinstance(pieces, list) else [pieces]
 
 

@@ -265,12 +265,14 @@ def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
 
 def concat(values, axis, name="concat"):
     """The tensors of `values` joined along the existing axis `axis`."""
-    return call(_fn("concatenate"), (list(tensor_likes(values, scalars=True)),), {"axis": axis}, name)
+    return call(_fn("concatenate"), (list(tensor_likes(values, scalars=True)),), {"axis": axis},
+                name, op_type="ConcatV2")
 
 
 def stack(values, axis=0, name="stack"):
     """The same-shaped tensors of `values` joined along a new axis `axis`."""
-    return call(_fn("stack"), (list(tensor_likes(values, scalars=True)),), {"axis": axis}, name)
+    return call(_fn("stack"), (list(tensor_likes(values, scalars=True)),), {"axis": axis}, name,
+                op_type="Pack")
 
 
 def add_n(inputs, name=None):
@@ -428,7 +430,8 @@ def split(value, num_or_size_splits, axis=0, num=None, name="split"):
         sizes = [int(n) for n in num_or_size_splits]
         sections = _split_points(value, sizes, axis)
     count = sections if isinstance(sections, int) else len(sections) + 1
-    pieces = call(_fn("split"), (value, sections), {"axis": axis}, name, num_outputs=count)
+    pieces = call(_fn("split"), (value, sections), {"axis": axis}, name, num_outputs=count,
+                  op_type="Split" if isinstance(num_or_size_splits, int) else "SplitV")
     return pieces if isinstance(pieces, list) else [pieces]
 
 

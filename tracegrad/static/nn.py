@@ -137,8 +137,7 @@ def softmax_cross_entropy_with_logits_v2(labels=None, logits=None, axis=None, na
     logits (softmax(logits) - labels) and the labels (-log_softmax(logits))."""
     axis = -1 if axis is None and dim is None else dim if axis is None else axis  # dim: TF1's old name
     return call(_softmax_xent, (labels, logits), {"axis": axis}, name or "softmax_cross_entropy",
-                op_type="softmax_cross_entropy",
-                operands=2)
+                op_type="SoftmaxCrossEntropyWithLogits", operands=2)
 
 
 def softmax_cross_entropy_with_logits(_sentinel=None, labels=None, logits=None, dim=-1,
