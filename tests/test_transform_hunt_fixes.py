@@ -115,3 +115,14 @@ def test_remat_with_jax_policies_gives_the_same_gradients(policy):
     w = np.eye(2) * 0.5 + 0.1
     plain = tg.grad(lambda w: np.sum(np.tanh(np.tanh(np.ones(2) @ w) @ w)))(w)
     np.testing.assert_allclose(tg.grad(loss)(w), plain, rtol=1e-14)
+
+
+def test_checkpoint_around_a_custom_vjp_function():
+    @tg.custom_vjp
+    def cube(x):
+        return x ** 3
+    cube.defvjp(lambda x: (x ** 3, x), lambda x, g: (3 * x * x * g,))
+    x = np.array([0.5, 1.3])
+    loss = lambda x: np.sum(tg.checkpoint(lambda x: cube(x) ** 2)(x))  # noqa: E731
+    np.testing.assert_allclose(tg.grad(loss)(x), 6 * x ** 5, rtol=1e-14)
+    np.testing.assert_allclose(tg.compile_grad(loss)(x)[1][0], 6 * x ** 5, rtol=1e-14)

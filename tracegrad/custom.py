@@ -129,10 +129,8 @@ def _traced(rules, args, tree, values, trace):
                      [(res_tree, fwd.out_avals[n_out:]), (out_tree, fun.out_avals)],
                      f"{rules.name} backward rule", CUSTOM_HINT)
     bodies = [fun, fwd, bwd]
-    jvp = None
-    if rules.jvp is not None:
-        jvp = Body.trace(lambda p, t: rules.jvp(tuple(p), tuple(t)),
-                         [(tree, avals), (tree, avals)], f"{rules.name} jvp rule", CUSTOM_HINT)
+    jvp = _jvp_body(rules, tree, avals)
+    if jvp is not None:
         bodies.append(jvp)
     captured = union_captured(bodies)
     graphs = [with_consts(b, captured) for b in bodies]
@@ -141,6 +139,20 @@ def _traced(rules, args, tree, values, trace):
                   bwd=graphs[2], jvp=graphs[3] if jvp is not None else None,
                   num_consts=len(captured), fn_name=rules.name, fwd_calls=fwd_calls)
     return tree_unflatten(fun.out_tree, outs)
+
+
+def _jvp_body(rules, tree, avals):
+    """The JVP rule traced, or None without one (or, for a rule that may be missing,
+    where its body has no forward mode: forward mode then raises when asked for)."""
+    if rules.jvp is None:
+        return None
+    try:
+        return Body.trace(lambda p, t: rules.jvp(tuple(p), tuple(t)),
+                          [(tree, avals), (tree, avals)], f"{rules.name} jvp rule", CUSTOM_HINT)
+    except TypeError:
+        if getattr(rules, "optional_jvp", False):
+            return None
+        raise
 
 
 def _fwd_conformed(fwd, out_tree, guard, returned):
@@ -464,7 +476,9 @@ def _remat_rules(name, fun):
 
     def jvp(primals, tangents):
         return _jvp_transform(fun, primals, tangents)
-    return _Rules(name, fun, fwd, bwd, jvp)
+    rules = _Rules(name, fun, fwd, bwd, jvp)
+    rules.optional_jvp = True  # a body without forward mode (a custom_vjp call) still remats
+    return rules
 
 
 def _first_element(g):
