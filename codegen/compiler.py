@@ -109,7 +109,11 @@ class Stages:
 @dataclass
 class UnitCode:
     obj: bytes
-    ir_text: str
+    ir_text: str | object  # the optimized IR, or a function making it (llvm_jobs.optimized_ir)
+
+
+def _ir_of(code: UnitCode) -> str:
+    return code.ir_text() if callable(code.ir_text) else code.ir_text
 
 
 def _unit_from_cache(store, unit) -> UnitCode | None:
@@ -136,9 +140,9 @@ def _cached_units(units, store, stages: Stages, stats: dict):
 
 def _unit_jobs(units, merge: bool, workers: int, stages: Stages) -> list:
     """The compile jobs of `units` (emitted here): one per unit when each unit's object is
-    stored on its own, else the units of one optimization level linked into one module
-    per worker (each module costs a fixed part, pass pipelines and code generator set-up,
-    besides its size)."""
+    stored on its own, else (no disk cache) the units of one optimization level linked
+    into one module per worker (each module costs a fixed part, pass pipelines and code
+    generator set-up, besides its size), their optimized IR printed only on demand."""
     built = []
     with stages.stage("emit"):
         for unit in units:
@@ -149,7 +153,7 @@ def _unit_jobs(units, merge: bool, workers: int, stages: Stages) -> list:
     by_level = {}
     for text, level in built:
         by_level.setdefault(level, []).append(text)
-    return [llvm_jobs.Job(share, level) for level, texts in by_level.items()
+    return [llvm_jobs.Job(share, level, keep_ir=False) for level, texts in by_level.items()
             for share in _shares(texts, workers)]
 
 
@@ -176,7 +180,9 @@ def _run_jobs(jobs, workers: int, stages: Stages) -> list:
         else:
             stages.add("optimize", d.optimize_seconds)
             stages.add("object", d.object_seconds)
-    return [UnitCode(d.obj, d.ir_text) for d in done]
+    return [UnitCode(d.obj, d.ir_text if d.ir_text is not None
+                     else functools.partial(llvm_jobs.optimized_ir, job))
+            for job, d in zip(jobs, done)]
 
 
 def _store_units(store, units, codes, stages: Stages) -> None:
@@ -208,7 +214,7 @@ def _prepare(disk_cache):
     return store
 
 
-def _entry_job(lowered, straight: bool) -> llvm_jobs.Job:
+def _entry_job(lowered, straight: bool, keep_ir: bool = True) -> llvm_jobs.Job:
     """The entry's compile job, always through the code generator's fast path: it holds
     calls, whose code gains nothing from the full one, which takes twice as long for a
     small entry and several times as long per call for a large one.  A straight entry
@@ -220,7 +226,7 @@ def _entry_job(lowered, straight: bool) -> llvm_jobs.Job:
         level = 0
     else:
         level = 1 if lowered.n_calls > lower.ENTRY_O2_CALLS else 2
-    return llvm_jobs.Job([str(lowered.module)], level, fast=True)
+    return llvm_jobs.Job([str(lowered.module)], level, fast=True, keep_ir=keep_ir)
 
 
 def _straight(kp) -> bool:
@@ -243,7 +249,7 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages,
     codes, missing = _cached_units(lowered.units, store, stages, stats)
     jobs = _unit_jobs(missing, store is None, workers, stages)
     with stages.stage("emit"):
-        jobs.append(_entry_job(lowered, _straight(kp)))
+        jobs.append(_entry_job(lowered, _straight(kp), keep_ir=store is not None))
     *compiled, entry = _run_jobs(jobs, workers, stages)
     if store is not None:
         _store_units(store, missing, compiled, stages)
@@ -258,8 +264,8 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages,
         blobs = [entry.obj] + [c.tobytes() for c in image.big_consts]
         with stages.stage("store"):
             store.store(key, cache.CacheEntry(meta, blobs, entry.ir_text))
-    ir_text = join_modules([entry.ir_text] + [c.ir_text for c in codes])
-    cp = CompiledProgram(image, engine, ir_text, 0.0, False, key)
+    cp = CompiledProgram(image, engine, lambda: join_modules([_ir_of(c) for c in [entry] + codes]),
+                         0.0, False, key)
     cp.unit_keys = [u.key for u in lowered.units]
     if lowered.host_calls:
         extern.guard(cp)

@@ -38,6 +38,7 @@ class Job:
     texts: list
     level: int | str  # 0-3 or llvm_util.LIGHT
     fast: bool = False  # the code generator's fast path (glue code)
+    keep_ir: bool = True  # print the optimized IR (else Done.ir_text is None: see optimized_ir)
 
     @property
     def size(self) -> int:
@@ -164,7 +165,8 @@ def _run_on(calls: _Calls, slot: Slot, job: Job) -> Done:
         calls.run(manager, module, builder)
         t1 = time.perf_counter()
         obj = _emit(calls, slot.machines[job.fast], module)
-        return Done(obj, _print(calls, module), t1 - t0, time.perf_counter() - t1)
+        text = _print(calls, module) if job.keep_ir else None
+        return Done(obj, text, t1 - t0, time.perf_counter() - t1)
     finally:
         module.close()
 
@@ -177,7 +179,19 @@ def _run_serially(job: Job) -> Done:
     llvm_util.optimize(ref, job.level)
     t1 = time.perf_counter()
     obj = llvm_util.emit_object(ref, fast=job.fast)
-    return Done(obj, str(ref), t1 - t0, time.perf_counter() - t1)
+    return Done(obj, str(ref) if job.keep_ir else None, t1 - t0, time.perf_counter() - t1)
+
+
+def optimized_ir(job: Job) -> str:
+    """The optimized IR text of a job run without `keep_ir`, made again on demand: the
+    pipeline is deterministic, and printing every module cost a tenth of a first call
+    (W4: 12 ms of CPU for five modules) that no one reads without a disk cache."""
+    with llvm_util.LOCK:
+        ref = llvm_util.parse(job.texts[0])
+        for text in job.texts[1:]:
+            ref.link_in(llvm_util.parse(text))
+        llvm_util.optimize(ref, job.level)
+        return str(ref)
 
 
 def run_jobs(jobs: list, workers: int) -> list:

@@ -160,7 +160,7 @@ class CompiledProgram:
     without raising.
     """
 
-    def __init__(self, image: ProgramImage, engine, ir_text: str, compile_seconds: float,
+    def __init__(self, image: ProgramImage, engine, ir_text, compile_seconds: float,
                  from_cache: bool, key: str | None = None):
         self.image = image
         self.signature = tuple(image.inputs)
@@ -248,12 +248,15 @@ class CompiledProgram:
         return self.planner()
 
     def llvm_ir(self) -> str:
-        """The optimized LLVM IR: the entry module, then each kernel unit's module."""
+        """The optimized LLVM IR: the entry module, then each kernel unit's module (printed
+        on first use where the compiler did not keep it: compiler.py)."""
+        if callable(self._ir_text):
+            self._ir_text = self._ir_text()
         return self._ir_text
 
     def asm(self) -> str:
         """The native assembly (generated on demand from the optimized IR, under the LLVM lock)."""
-        return "\n".join(llvm_util.assembly_of(text) for text in _modules(self._ir_text))
+        return "\n".join(llvm_util.assembly_of(text) for text in _modules(self.llvm_ir()))
 
     def __repr__(self):
         sig = ", ".join(map(str, self.signature))

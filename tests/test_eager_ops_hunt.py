@@ -70,3 +70,11 @@ def test_python_numbers_still_take_the_carry_dtype_where_they_fit():
     assert tg.fori_loop(0, 2, lambda i, c: 2, np.float64(1)) == 2.0
     out = tg.jit(lambda n: tg.fori_loop(0, 2, lambda i, c: 2, n))(np.int32(1))
     assert out.dtype == np.int32 and out == 2
+
+
+def test_cond_on_a_fixed_predicate_keeps_the_derivative_of_a_python_float():
+    f = lambda x: tg.cond(x > 0, lambda x: x ** 2, lambda x: -x, x)  # noqa: E731
+    assert float(tg.grad(f)(3.0)) == 6.0 and float(tg.grad(f)(-2.0)) == -1.0
+    assert float(tg.jit(tg.grad(f))(3.0)) == 6.0
+    g = lambda x: tg.switch(1, [lambda x: -x, lambda x: x ** 3], x)  # noqa: E731
+    assert float(tg.hessian(g)(2.0)) == 12.0

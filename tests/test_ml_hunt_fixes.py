@@ -49,8 +49,14 @@ def test_other_ufunc_at_with_unique_indices(ufunc):
     expected = np.full(3, 1.25)
     ufunc.at(expected, idx, v)
     np.testing.assert_allclose(tg.jit(f)(v), expected, rtol=1e-15)
-    with pytest.raises(NotImplementedError, match="repeated index"):
-        tg.jit(lambda v: f(v) + ufunc.at(v, np.array([0, 0]), 2.0))(v.copy())
+
+    def repeated(v):
+        out = np.full(3, 1.25) + 0 * v[0]
+        ufunc.at(out, np.array([0, 2, 0, 0]), np.concatenate([v, v[:1]]))
+        return out
+    expected = np.full(3, 1.25)
+    ufunc.at(expected, np.array([0, 2, 0, 0]), np.concatenate([v, v[:1]]))
+    np.testing.assert_allclose(tg.jit(repeated)(v), expected, rtol=1e-14)
 
 
 def test_ufunc_at_into_a_numpy_array_says_what_to_do():

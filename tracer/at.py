@@ -4,11 +4,10 @@
 each method returns a new array and leaves `x` alone.  `set` is `x[idx] = v` on a copy
 (one of several writes to the same element wins, as JAX leaves unspecified); `add`
 and `subtract` accumulate every update of a repeated index, as JAX's scatter-add
-does.  `multiply`, `divide`, `power`, `min` and `max` combine the element with its
-update: with a repeated index only one update reaches the element (JAX combines them
-all), so a repeated concrete index raises rather than differ.  Out-of-range concrete
-indices raise and traced ones are clamped (tracegrad's indexing rule; JAX drops such
-updates), unless `mode=` says otherwise: "clip", "drop" and "fill" (with `fill_value`)
+does; `multiply`, `divide`, `power`, `min` and `max` combine the element with every
+update aimed at it too (at_combine.py), as JAX's.  Out-of-range concrete indices raise
+and traced ones are clamped (tracegrad's indexing rule; JAX drops such updates), unless
+`mode=` says otherwise: "clip", "drop" and "fill" (with `fill_value`)
 as JAX's (at_modes.py).
 
 >>> import numpy as np, tracegrad as tg
@@ -21,7 +20,7 @@ import numpy as np
 
 from tracegrad.ir import ops
 
-from . import at_modes
+from . import at_combine, at_modes
 from . import numpy as tnp
 from .indexing import _concrete_array, check_in_bounds, getitem, setitem
 
@@ -81,30 +80,33 @@ class IndexUpdate:
         return self.add(tnp.negative(tnp.asarray(values)), mode=mode)
 
     def multiply(self, values, *, mode=None, **_):
-        return self._combined(tnp.multiply, values, mode)
+        return self._combined(tnp.multiply, values, mode, "multiply")
 
     mul = multiply
 
     def divide(self, values, *, mode=None, **_):
-        return self._combined(tnp.true_divide, values, mode)
+        return self._combined(tnp.true_divide, values, mode, "divide")
 
     def power(self, values, *, mode=None, **_):
-        return self._combined(tnp.power, values, mode)
+        return self._combined(tnp.power, values, mode, "power")
 
     def min(self, values, *, mode=None, **_):
-        return self._combined(tnp.minimum, values, mode)
+        return self._combined(tnp.minimum, values, mode, "min")
 
     def max(self, values, *, mode=None, **_):
-        return self._combined(tnp.maximum, values, mode)
+        return self._combined(tnp.maximum, values, mode, "max")
 
     def apply(self, func, *, mode=None, **_):
         return self.set(func(self.get(mode="clip" if mode == "drop" else mode)), mode=mode)
 
-    def _combined(self, op, values, mode):
-        _refuse_repeats(self.x, self.idx)
+    def _combined(self, op, values, mode, method):
+        """An index known to name each element once combines directly; any other (traced,
+        or repeating an element) through at_combine, every update included."""
         at_modes.check_mode(mode, "set")
-        current = self.get(mode="clip" if mode == "drop" else mode)
-        return self.set(op(current, values), mode=mode)
+        if mode in (None, "promise_in_bounds") and _unique_concrete(self.x, self.idx):
+            return self.set(op(self.get(), values))
+        effective = "clip" if mode in (None, "promise_in_bounds") else mode  # (traced: clamped)
+        return at_combine.combine(self.x, self.idx, values, method, effective)
 
 
 def _rows(x, idx):
@@ -126,14 +128,11 @@ def _rows(x, idx):
     return index  # (scatter_add wraps negatives itself, then clamps: ir/indexing.py)
 
 
-def _refuse_repeats(x, idx):
-    """A concrete index naming an element twice (the update would apply once)."""
+def _unique_concrete(x, idx) -> bool:
+    """Whether `idx` is known (no traced part) and names no element twice."""
     shape = ops.shape(x)
     try:
         pos = np.arange(int(np.prod(shape, dtype=np.int64))).reshape(shape)[idx]
     except (IndexError, TypeError, ValueError):
-        return  # traced or symbolic parts: not known here (the module docstring)
-    if np.unique(np.ravel(pos)).size != np.size(pos):
-        raise NotImplementedError("x.at[idx] with a repeated index combines one update per "
-                                  "element here (JAX combines them all): use unique indices "
-                                  "or .add")
+        return False  # traced or symbolic parts (or out of bounds: the direct path raises)
+    return np.unique(np.ravel(pos)).size == np.size(pos)

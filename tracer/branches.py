@@ -85,7 +85,8 @@ def _branch(index, funs, operands, names, display=None):
         leaves, tree = tree_flatten(tuple(operands))
         chosen = funs[min(max(index, 0), len(funs) - 1)]
         out_leaves, out_tree = tree_flatten(chosen(*tree_unflatten(tree, with_at(leaves))))
-        out_leaves = [np.asarray(v) if dtypes.is_weak(v) else v for v in plain(out_leaves)]
+        out_leaves = [np.asarray(v) if type(v) in (bool, int, float) else v  # (a traced
+                      for v in plain(out_leaves)]  # Python float stays one: it is differentiated)
         return tree_unflatten(out_tree, out_leaves)  # (a number as a 0-d array, as traced)
     leaves, tree = tree_flatten(tuple(operands))
     values = [leaf_value(x) for x in leaves]
