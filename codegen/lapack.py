@@ -427,11 +427,26 @@ LOWERINGS = {"cholesky": _cholesky, "inv": _inv, "solve": _solve, "slogdet": _sl
              "pinv": _pinv, "triangular_solve": _triangular_solve}
 
 
-def supports(kernel) -> bool:
-    """Float32/64 and no zero-size operand or result (those take the host callback)."""
+# numpy.linalg computes float32 matrices in float64 and rounds the results, and so do the
+# eager references (ir/decompositions.py): compiled code takes the host callback for them
+# too, so that eager and compiled agree (the float32 routines differed by float32
+# roundings: an eigenvector gradient at a repeated eigenvalue was NaN compiled, finite
+# eager).  Triangular solves are float32 trsm in both.
+FLOAT32_NATIVE = frozenset({"triangular_solve"})
+
+
+def lowerable(kernel) -> bool:
+    """Whether this module can lower `kernel`: float32/64, no zero-size operand or result."""
     avals = list(kernel.in_avals) + list(kernel.out_avals)
     return (find_lapack() is not None and np.dtype(kernel.in_avals[0].dtype) in PREFIX
             and all(a.size > 0 for a in avals))
+
+
+def supports(kernel) -> bool:
+    """What programs lower natively: `lowerable` float64 (float32 only FLOAT32_NATIVE);
+    the rest takes the host callback."""
+    dtype = np.dtype(kernel.in_avals[0].dtype)
+    return lowerable(kernel) and (dtype == np.float64 or kernel.prim in FLOAT32_NATIVE)
 
 
 def emit(b, call) -> None:
@@ -484,7 +499,7 @@ def standalone(prim: str, in_avals, **params):
 
     out_aval = PRIMITIVES[prim].shape_rule(*in_avals, **params)
     kernel = _Kernel(prim, params, list(in_avals), [out_aval])
-    if not supports(kernel):
+    if not lowerable(kernel):
         raise ValueError(f"lapack: no native lowering of {prim} for {in_avals}")
     module = ir.Module(name=f"lapack_{prim}")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (len(in_avals) + 1)), "run")
