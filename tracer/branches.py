@@ -61,7 +61,7 @@ def switch(index, branches, *operands):
 
     >>> from tracegrad import switch
     >>> switch(5, [lambda x: x + 1, lambda x: x * 10], 2)
-    20
+    array(20)
     """
     branches = tuple(branches)
     if not branches or not all(callable(b) for b in branches):

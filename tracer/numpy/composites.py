@@ -20,8 +20,10 @@ from .structure import broadcast_arrays
 def sigmoid(x):
     """1 / (1 + exp(-x)), from e = exp(-|x|): 1 / (1 + e) for x >= 0 and e / (1 + e) below,
     so that it never overflows and keeps its relative accuracy as it goes to 0
-    (sigmoid(-40) = 4.2e-18; a tanh form rounds it to 0)."""
+    (sigmoid(-40) = 4.2e-18; a tanh form rounds it to 0).  Bool and int input computes in
+    float64, as scipy's expit."""
     x = _operand(x)
+    x = _convert(x, dtypes.float_result(_dtype(x)))
     positive = greater_equal(x, 0)
     e = uf.exp(where(positive, negative(x), x))
     return divide(where(positive, 1.0, e), add(e, 1.0))
