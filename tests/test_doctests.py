@@ -15,7 +15,9 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 PUBLIC_MODULES = ["tracegrad", "tracegrad.numpy", "tracegrad.numpy.linalg", "tracegrad.static",
                   "tracegrad.static.nn", "tracegrad.static.train", "tracegrad.optim",
                   "tracegrad.scipy", "tracegrad.scipy.linalg", "tracegrad.scipy.special",
-                  "tracegrad.tree_util", "tracegrad.testing", "tracegrad.autograd"]
+                  "tracegrad.tree_util", "tracegrad.testing", "tracegrad.autograd",
+                  "tracegrad.lax", "tracegrad.nn", "tracegrad.flatten_util", "tracegrad.config",
+                  "tracegrad.tree"]
 STAGES = ["tracegrad", "tracegrad.tracer", "tracegrad.ir", "tracegrad.passes", "tracegrad.codegen"]
 
 

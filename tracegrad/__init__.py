@@ -26,6 +26,7 @@ from . import testing
 from tracegrad.tracer.saving import load_program as load
 from .pictures import draw
 from . import nn, optim, tree_util
+from . import config, flatten_util, lax, tree
 from .custom import checkpoint, checkpoint_policies, custom_jvp, custom_vjp
 from .custom import checkpoint as remat
 from .shapes import ShapeDtypeStruct, eval_shape, make_jaxpr
@@ -47,4 +48,5 @@ __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is
            "cond", "switch", "while_loop", "fori_loop", "scan", "load", "draw", "optim", "nn", "tree_util",
            "custom_vjp", "custom_jvp", "checkpoint", "remat", "checkpoint_policies", "autograd",
            "ShapeDtypeStruct", "eval_shape", "make_jaxpr", "stop_gradient", "vmap", "jacfwd", "jacrev", "hessian",
-           "UnexpectedTracerError", "SpecializationLimitWarning", "InPlaceArgumentWarning", "where", "inference_mode"]
+           "UnexpectedTracerError", "SpecializationLimitWarning", "InPlaceArgumentWarning", "where", "inference_mode",
+           "lax", "flatten_util", "config", "tree"]
