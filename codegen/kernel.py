@@ -135,6 +135,7 @@ class _Reduction:
     lanes: int = None  # a vector accumulator of this many lanes (explicit vector loop, simd.py)
     slots: list = None  # the accumulator allocas: one, or several in turn (unrolled.py)
     row: list = None  # a row reduction's allocas, one per vector step (unrolled.py)
+    row_dtype: np.dtype = None  # their dtype (unrolled.UnrolledInner._row_dtype)
     totals: list = None  # a chunked sum's running totals, one per slot (CHUNK)
     grands: list = None  # and its grand totals (GROUP)
     shadow: object = None  # a float32 sum into memory accumulates in a float64 shadow.Shadow

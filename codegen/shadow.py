@@ -35,11 +35,22 @@ class Shadow:
     low: int  # the lowest target element the store reaches
 
 
+# Below this many terms per target element a float32 sum stays float32: its error is a
+# few ULPs, and the shadow's fill and write-back would cost more than they save (a
+# row-block step's 8-row blocks, whose carries take the blocks' sums: W8 was 12% slower).
+MIN_TERMS = 64
+
+
+def terms(access, domain) -> int:
+    """How many index points map onto each target element (the reduced dims' extent)."""
+    return int(np.prod([n for s, n in zip(access.strides, domain) if s == 0], dtype=np.int64))
+
+
 def wanted(red, domain) -> bool:
-    """Whether `red` (kernel._Reduction) is a float32 sum that combines into memory."""
+    """Whether `red` (kernel._Reduction) is a float32 sum of many terms into memory."""
     return (red.needs_fill and red.store.reduce == "sum" and red.acc_dtype == F64
             and np.dtype(red.store.buffer.dtype) == np.float32 and not red.access.never
-            and 0 not in domain)
+            and 0 not in domain and terms(red.access, domain) >= MIN_TERMS)
 
 
 def _span(access, domain) -> tuple[int, int]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from tracegrad.passes.kernels import Const, Load, Op
 
-from . import simd, threads
+from . import shadow, simd, threads
 from .irutil import i64
 from .scalar_ops import combine, convert_value, llvm_type, reduction_identity, to_memory
 
@@ -86,17 +86,23 @@ class UnrolledInner:
         return (alone and all(s == 0 for s in acc.strides[:-1]) and acc.strides[-1] == 1
                 and all(bnd is None for bnd in acc.bounds))
 
+    def _row_dtype(self, red):
+        """The row slots' dtype: the accumulation dtype (float32 sums in float64) where
+        many rows add up (shadow.MIN_TERMS), else the target's."""
+        many = shadow.terms(red.access, self.domain) >= shadow.MIN_TERMS
+        return red.acc_dtype if many else np.dtype(red.store.buffer.dtype)
+
     def _start_row(self, red):
-        """One slot per vector step, holding the identity, in the accumulation dtype
-        (float32 sums accumulate in float64)."""
-        ty = simd.vector_of(llvm_type(red.acc_dtype), self.lanes)
-        ident = reduction_identity(red.store.reduce, red.acc_dtype, self.lanes)
+        """One slot per vector step, holding the identity, in `_row_dtype`."""
+        red.row_dtype = self._row_dtype(red)
+        ty = simd.vector_of(llvm_type(red.row_dtype), self.lanes)
+        ident = reduction_identity(red.store.reduce, red.row_dtype, self.lanes)
         red.row = [self.b.alloca(ty, name="row") for _ in range(self.unroll)]
         for slot in red.row:
             self.b.store(ident, slot)
 
     def _accumulate_row(self, red, x):
-        slot, dtype = red.row[self.row_step], red.acc_dtype
+        slot, dtype = red.row[self.row_step], red.row_dtype
         x = convert_value(self.b, x, red.store.buffer.dtype, dtype)
         if self.mask is not None:  # lanes past the row's end add nothing
             x = self.b.select(self.mask, x, reduction_identity(red.store.reduce, dtype, self.lanes))
@@ -113,7 +119,7 @@ class UnrolledInner:
             self.ivs[-1] = i64(start)
             mask = (None if start + self.lanes <= n
                     else simd.lane_mask(self.b, i64(start), i64(n), self.lanes))
-            value = convert_value(self.b, self.b.load(slot), red.acc_dtype, buf.dtype)
+            value = convert_value(self.b, self.b.load(slot), red.row_dtype, buf.dtype)
             stored = to_memory(self.b, value, buf.dtype)
             simd.store(self.b, stored, self._address(buf, red.access),
                        np.dtype(buf.dtype).itemsize, mask)
