@@ -13,33 +13,16 @@ ShapeDtypeStruct(shape=(8, 5), dtype=float32)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from tracegrad.ir import ShapedArray
 from tracegrad.tracer import make_graph, tree_flatten, tree_unflatten
 
 __all__ = ["ShapeDtypeStruct", "eval_shape", "make_jaxpr"]
 
 
-@dataclass(frozen=True)
-class ShapeDtypeStruct:
-    """The type of an array: its shape and dtype (JAX's)."""
-
-    shape: tuple
-    dtype: np.dtype
-
-    def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-        object.__setattr__(self, "dtype", np.dtype(self.dtype))
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+class ShapeDtypeStruct(ShapedArray):
+    """The type of an array: its shape and dtype (JAX's name for tracegrad's ShapedArray)."""
 
     def __repr__(self):
         return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name})"
