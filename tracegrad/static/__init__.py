@@ -25,7 +25,7 @@ from .more_ops import __all__ as _more_all
 from .control_flow import cond, while_loop
 from .dtypes import as_dtype, bool, float32, float64, int32, int64  # noqa: A004
 from .gradients import gradients
-from .graph import Graph, Operation, get_default_graph, reset_default_graph
+from .graph import Graph, Operation, control_dependencies, get_default_graph, reset_default_graph
 from .initializers import *  # noqa: F401,F403
 from .initializers import __all__ as _init_all
 from .math_ops import *  # noqa: F401,F403
@@ -42,7 +42,7 @@ from .variables import (Variable, assign, assign_add, assign_sub, global_variabl
 
 __all__ = ["errors", "nn", "train", "InteractiveSession", "cond", "while_loop", "as_dtype", "bool", "float32", "float64",
            "int32", "int64", "gradients", "Graph", "Operation", "get_default_graph",
-           "reset_default_graph", "Session", "TensorShape", "constant", "convert_to_tensor",
+           "reset_default_graph", "control_dependencies", "Session", "TensorShape", "constant", "convert_to_tensor",
            "placeholder", "placeholder_with_default", "Tensor", "Variable", "assign", "assign_add",
            "assign_sub",
            "global_variables", "global_variables_initializer", "initialize_all_variables",

@@ -219,6 +219,14 @@ def _unknown_output(c: _Call, operands=()):
     return TensorShape(None), np.dtype(dtype), [None] * len(WORLD_SIZES)
 
 
+def _input_value(t, env, state, op):
+    """An input's value; a variable read by an op made under `control_dependencies` gives
+    the value the run's assigns have left (TF1 reads it after those ops)."""
+    if op.after and getattr(t.op, "variable", None) is t:
+        return state.current(t)
+    return env[t]
+
+
 def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0, op_type=None):
     """Record `fn(*args, **kwargs)`: a Tensor, or a list when `fn` returns several (give
     their number as `num_outputs` where it does not depend on the inputs' shapes: then
@@ -234,7 +242,7 @@ def call(fn, args, kwargs=None, name=None, num_outputs=None, operands=0, op_type
     multiple = len(specs) > 1 or (num_outputs or 1) > 1
 
     def compute(env, state):
-        return c.outputs(c.apply([env[t] for t in c.tensors]))
+        return c.outputs(c.apply([_input_value(t, env, state, op) for t in c.tensors]))
 
     op = new_op(graph, op_type or name, name, c.tensors, compute, specs)
     values = values_of(c) if c.tensors and all(t._values is not None for t in c.tensors) else None

@@ -52,6 +52,10 @@ class Operation:
         self.outputs: list = []
         self.n_outputs = n_outputs
         self.name = graph.unique_name(graph.scoped(name or op_type))
+        # ops made under `control_dependencies` run after those and read variables' values
+        # as those leave them (replay.py)
+        self.after = [op for op in graph._control if op is not self]
+        self.control_inputs += [op for op in self.after if op not in self.control_inputs]
         graph._add(self)
 
     def deps(self) -> list:
@@ -74,6 +78,7 @@ class Graph:
         self._names: dict[str, int] = {}
         self._ctx = None
         self._scope = ""  # the name scope: "" or "outer/inner/"
+        self._control: list = []  # the ops of the open `control_dependencies` contexts
         self._ids = itertools.count()
         self.variables: list = []
         self.last_feed_avals: dict = {}  # placeholder tensor -> aval most recently fed
@@ -86,6 +91,23 @@ class Graph:
     def _add(self, op):
         op.id = next(self._ids)
         self.ops.append(op)
+
+    @contextlib.contextmanager
+    def control_dependencies(self, control_inputs):
+        """TF1's: ops made inside run after `control_inputs` (ops or tensors; None clears
+        the enclosing contexts' dependencies), and variables they read directly give the
+        values those ops left (`with tf.control_dependencies([train]): w_new =
+        tf.identity(w)` is w after the step)."""
+        saved = self._control
+        if control_inputs is None:
+            self._control = []
+        else:
+            ops = [getattr(c, "op", c) for c in control_inputs]
+            self._control = saved + [op for op in ops if op not in saved]
+        try:
+            yield
+        finally:
+            self._control = saved
 
     def unique_name(self, base: str) -> str:
         if base not in self._names:
@@ -126,12 +148,14 @@ class Graph:
 
     @contextlib.contextmanager
     def root(self):
-        """Ops made inside (placeholders, variables) live outside any body."""
+        """Ops made inside (placeholders, variables) live outside any body, and outside any
+        `control_dependencies` context (TF1's init_scope)."""
         ctx, self._ctx = self._ctx, None
+        control, self._control = self._control, []
         try:
             yield
         finally:
-            self._ctx = ctx
+            self._ctx, self._control = ctx, control
 
     @contextlib.contextmanager
     def as_default(self):
@@ -186,6 +210,11 @@ def leave(stack: list, item):
             del stack[i]
             return
 _GLOBAL = [Graph()]
+
+
+def control_dependencies(control_inputs):
+    """`get_default_graph().control_dependencies(control_inputs)` (TF1's)."""
+    return get_default_graph().control_dependencies(control_inputs)
 
 
 def get_default_graph() -> Graph:
