@@ -595,30 +595,38 @@ class KernelEmitter(unrolled.UnrolledInner):
         self._write(buf, acc, new)
 
     def _fill(self, red: _Reduction, force=False):
-        """Identity into every element the store maps to: a walk over its nonzero strides.
+        """Identity into every element the store maps to (into its float64 shadow, if it
+        has one): a walk over its nonzero strides.
 
         Dim 0 runs over [lo, hi) only, so a thread fills just its own rows.
         """
         if not (red.needs_fill or force) or red.access.never:
             return
+        buf, acc = red.store.buffer, red.access
         if red.shadow is not None:
-            shadow.fill(self, red.shadow)
+            buf, acc = red.shadow.buffer, red.shadow.access
+        dims = self.image_dims(acc)
+        if dims is None:
             return
-        dims = []
-        for d, (n, s) in enumerate(zip(self.domain, red.access.strides)):
-            if s == 0 or n == 1:
-                continue
-            if n == 0:
-                return  # the image is empty
-            dims.append(((self.lo, self.hi) if d == 0 else (i64(0), i64(n)), s))
-        buf = red.store.buffer
         ident = to_memory(self.b, reduction_identity(red.store.reduce, buf.dtype), buf.dtype)
 
         def put(index):
             ptr = self.b.gep(self.ptrs[id(buf)], [index], inbounds=True,
                              source_etype=storage_type(buf.dtype))
             self.b.store(ident, ptr)
-        walk_image(self.b, red.access.offset, dims, put, "fill")
+        walk_image(self.b, acc.offset, dims, put, "fill")
+
+    def image_dims(self, acc: Access):
+        """A store's image as walk_image dims, dim 0 over this call's rows [lo, hi) (None
+        when it is empty)."""
+        dims = []
+        for d, (n, s) in enumerate(zip(self.domain, acc.strides)):
+            if s == 0 or n == 1:
+                continue
+            if n == 0:
+                return None
+            dims.append(((self.lo, self.hi) if d == 0 else (i64(0), i64(n)), s))
+        return dims
 
 
 def _sincos_args(kernel) -> set:

@@ -5,8 +5,8 @@ array, a bias gradient) combines into its target element by element, in the targ
 dtype: a float32 target would then accumulate in float32, where the reassociation policy
 (docs/codegen.md) promises float64 for float32 sums.  Where the image of such a store is
 small, the kernel accumulates into a float64 copy of it instead (a stack array: the
-shadow), filled with zeros when the kernel starts and rounded into the target once at its
-end.  A thread's call shadows only its own rows (dim 0 runs over [lo, hi)), as `_fill`
+shadow), filled with zeros when the kernel starts (kernel._fill) and rounded into the
+target once at its end.  A thread's call shadows only its own rows (dim 0 runs over [lo, hi)), as `_fill`
 fills only them.
 
 Invariant: the target ends with each element's float64 sum rounded once to float32.
@@ -76,25 +76,6 @@ def make(b: ir.IRBuilder, red, domain, ptrs: dict) -> Shadow | None:
     return Shadow(buf, replace(red.access, offset=red.access.offset - low), low)
 
 
-def _image(emitter, access):
-    """The store's image as walk_image dims: dim 0 over this call's rows [lo, hi)."""
-    dims = []
-    for d, (n, s) in enumerate(zip(emitter.domain, access.strides)):
-        if s != 0 and n != 1:
-            dims.append(((emitter.lo, emitter.hi) if d == 0 else (i64(0), i64(n)), s))
-    return dims
-
-
-def fill(emitter, shadow: Shadow):
-    """Zeros into every element of the shadow the store maps to (this call's rows)."""
-    b, ptr = emitter.b, emitter.ptrs[id(shadow.buffer)]
-
-    def put(index):
-        b.store(ir.Constant(ir.DoubleType(), 0.0),
-                b.gep(ptr, [index], inbounds=True, source_etype=ir.DoubleType()))
-    walk_image(b, shadow.access.offset, _image(emitter, shadow.access), put, "shfill")
-
-
 def write_back(emitter, red, shadow: Shadow):
     """Each shadowed element, rounded to float32, into the target (this call's rows)."""
     b = emitter.b
@@ -106,4 +87,4 @@ def write_back(emitter, red, shadow: Shadow):
         value = b.load(at, typ=ir.DoubleType())
         b.store(b.fptrunc(value, ir.FloatType()),
                 b.gep(dst, [index], inbounds=True, source_etype=ir.FloatType()))
-    walk_image(b, red.access.offset, _image(emitter, red.access), put, "shback")
+    walk_image(b, red.access.offset, emitter.image_dims(red.access), put, "shback")

@@ -269,8 +269,9 @@ def _step(kp, run, later, consts):
     # Costly values computed once (passes/rowshare.py).  The block stays the one planned
     # without their temps, so the sums over blocks, and with them the bits, are the same.
     sharing = shared(run, max(a.s0 for _, a in wise))
-    if sharing is not run and _accesses(sharing) is not None:
-        run, table = sharing, _accesses(sharing)
+    shared_table = _accesses(sharing) if sharing is not run else None
+    if shared_table is not None:
+        run, table = sharing, shared_table
         wise = [(b, a) for b, a in table.values() if a.s0 > 0]
     live = _read_later(later, kp.outputs)
     body, step = Body(), LoopStep(f"{run[0].name}_rows", None, [], [], [], [], [], [],

@@ -80,6 +80,7 @@ class _Call:
         self.fn = fn
         self.leaves, self.tree = tree_flatten((tuple(args), dict(kwargs or {})))
         self.tensors = [x for x in self.leaves if isinstance(x, Tensor)]
+        self.evaluated = {}  # world -> `_evaluated`'s result (probing and values_of share it)
 
     def apply(self, values):
         it = iter(values)
@@ -104,6 +105,12 @@ def _known_values(c: _Call, world: int):
 def _evaluated(c: _Call, world: int):
     """The outputs' values in `world`, computed on the inputs' known values (numpy), or None
     when an input's value is not known there or the call does not give numpy values."""
+    if world not in c.evaluated:
+        c.evaluated[world] = _evaluate(c, world)
+    return c.evaluated[world]
+
+
+def _evaluate(c: _Call, world: int):
     values = _known_values(c, world)
     if values is None:
         return None
