@@ -282,7 +282,7 @@ def normalize_args(args, static_argnums, names: ArgNames, grad_argnums=()) -> Sp
             slots.append(("tree", len(arrays), len(leaves), treedef))
             for leaf in leaves:
                 _add_leaf(arrays, weak, leaf, pos, names, _LeafOf(treedef))
-        elif _is_array_arg(x) or isinstance(x, float) or _foreign_array(x) or (
+        elif _is_array_arg(x) or isinstance(x, float) or (
                 _is_number(x) and _static_position(pos, len(args), grad_argnums)):
             slots.append(("array", len(arrays)))
             _add_leaf(arrays, weak, x, pos, names, "")
@@ -322,8 +322,7 @@ def dynamic_positions(args, static_argnums) -> tuple:
     but integer and bool arrays (indices, masks)."""
     return tuple(i for i, x in enumerate(args)
                  if not _static_position(i, len(args), static_argnums)
-                 and (_is_tree_arg(x) or ((_is_array_arg(x) or _foreign_array(x))
-                                          and _float_array(x))
+                 and (_is_tree_arg(x) or (_is_array_arg(x) and _float_array(x))
                       or isinstance(x, (float, TracedValue))))
 
 
@@ -413,7 +412,7 @@ def _reaches_array(values, depth, seen) -> bool:
             budget -= 1
             if budget < 0:
                 return False
-            if isinstance(v, (np.ndarray, Tensor)) or _foreign_array(v):
+            if _array_leaf(v):
                 return True
             if (depth > 1 and id(v) not in seen and not isinstance(v, _LEAVES)
                     and not getattr(type(v), "_tg_static_callable", False)):  # (compiled fns)
@@ -489,7 +488,12 @@ def _is_number(x):
 
 
 def _is_array_arg(x):
-    return isinstance(x, _ARRAY_TYPES)
+    return isinstance(x, _ARRAY_TYPES) or _foreign_array(x)
+
+
+def _array_leaf(x) -> bool:
+    """An array in a container: numpy's, a tensor, or another library's."""
+    return isinstance(x, (np.ndarray, Tensor)) or _foreign_array(x)
 
 
 def _is_tree_arg(x):
@@ -502,7 +506,7 @@ def _is_tree_arg(x):
             return True
         if isinstance(v, (list, tuple)):
             for item in v:
-                if isinstance(item, (np.ndarray, Tensor)) or _foreign_array(item):
+                if _array_leaf(item):
                     return True
                 stack.append(item)
     return False
