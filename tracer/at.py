@@ -80,31 +80,31 @@ class IndexUpdate:
         return self.add(tnp.negative(tnp.asarray(values)), mode=mode)
 
     def multiply(self, values, *, mode=None, **_):
-        return self._combined(tnp.multiply, values, mode, "multiply")
+        return self._combined(values, mode, "multiply")
 
     mul = multiply
 
     def divide(self, values, *, mode=None, **_):
-        return self._combined(tnp.true_divide, values, mode, "divide")
+        return self._combined(values, mode, "divide")
 
     def power(self, values, *, mode=None, **_):
-        return self._combined(tnp.power, values, mode, "power")
+        return self._combined(values, mode, "power")
 
     def min(self, values, *, mode=None, **_):
-        return self._combined(tnp.minimum, values, mode, "min")
+        return self._combined(values, mode, "min")
 
     def max(self, values, *, mode=None, **_):
-        return self._combined(tnp.maximum, values, mode, "max")
+        return self._combined(values, mode, "max")
 
     def apply(self, func, *, mode=None, **_):
         return self.set(func(self.get(mode="clip" if mode == "drop" else mode)), mode=mode)
 
-    def _combined(self, op, values, mode, method):
+    def _combined(self, values, mode, method):
         """An index known to name each element once combines directly; any other (traced,
         or repeating an element) through at_combine, every update included."""
         at_modes.check_mode(mode, "set")
         if mode in (None, "promise_in_bounds") and _unique_concrete(self.x, self.idx):
-            return self.set(op(self.get(), values))
+            return self.set(at_combine.element_op(method)(self.get(), values))
         effective = "clip" if mode in (None, "promise_in_bounds") else mode  # (traced: clamped)
         return at_combine.combine(self.x, self.idx, values, method, effective)
 

@@ -32,6 +32,11 @@ _RULES = {
 }
 
 
+def element_op(method):
+    """How an element takes an update by `method` (np.maximum for "max", ...)."""
+    return _RULES[method][1]
+
+
 def _identity(method, dtype):
     """The run reduction's identity in `dtype` (what a shifted-in slot holds)."""
     dtype = np.dtype(dtype)
@@ -74,6 +79,6 @@ def combine(x, idx, values, method: str, mode):
     v = tnp.broadcast_to(tnp.astype(tnp.asarray(values), ops.dtype(x)), tuple(ops.shape(pos)))
     reduced, hit = _run_reductions(target, ops.reshape(v, (m,)), method, n + 1)
     flat = tnp.concatenate([ops.reshape(x, (n,)), tnp.zeros((1,), ops.dtype(x))])
-    combined = tnp.astype(_RULES[method][1](flat, reduced), ops.dtype(x))
+    combined = tnp.astype(element_op(method)(flat, reduced), ops.dtype(x))
     out = tnp.where(hit, combined, flat)
     return ops.reshape(out[:n], shape)
