@@ -171,12 +171,19 @@ def _run_on(calls: _Calls, slot: Slot, job: Job) -> Done:
         module.close()
 
 
-def _run_serially(job: Job) -> Done:
-    t0 = time.perf_counter()
+def _optimized(job: Job):
+    """The job's module parsed, linked and optimized with llvmlite's own objects (hold
+    llvm_util.LOCK)."""
     ref = llvm_util.parse(job.texts[0])
     for text in job.texts[1:]:
         ref.link_in(llvm_util.parse(text))
     llvm_util.optimize(ref, job.level)
+    return ref
+
+
+def _run_serially(job: Job) -> Done:
+    t0 = time.perf_counter()
+    ref = _optimized(job)
     t1 = time.perf_counter()
     obj = llvm_util.emit_object(ref, fast=job.fast)
     return Done(obj, str(ref) if job.keep_ir else None, t1 - t0, time.perf_counter() - t1)
@@ -187,11 +194,7 @@ def optimized_ir(job: Job) -> str:
     pipeline is deterministic, and printing every module cost a tenth of a first call
     (W4: 12 ms of CPU for five modules) that no one reads without a disk cache."""
     with llvm_util.LOCK:
-        ref = llvm_util.parse(job.texts[0])
-        for text in job.texts[1:]:
-            ref.link_in(llvm_util.parse(text))
-        llvm_util.optimize(ref, job.level)
-        return str(ref)
+        return str(_optimized(job))
 
 
 def run_jobs(jobs: list, workers: int) -> list:
