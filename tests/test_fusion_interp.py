@@ -72,11 +72,11 @@ kernel k0 domain=(11,)
   %4 = where %3 %2 0.0:f32
   %5 = load in0[0+[1] if [(0, 10, 1)]]
   %6 = add %4 %5
+  %7 = tanh %5
+  %8 = load mask[0+[0] if [(0, 10, 1)]]
+  %9 = where %8 %7 0.0:f32
   store out1[0+[1]] = %6
-kernel k1 domain=(10,)
-  %0 = load in0[0+[1]]
-  %1 = tanh %0
-  store out0[0+[0]] += %1"""
+  store out0[0+[0]] += %9"""
 
 
 def test_printer_golden():

@@ -102,6 +102,7 @@ temp's first and last kernel.
 """
 from __future__ import annotations
 
+from tracegrad.passes.halo import pad_sums
 from tracegrad.passes.kernels import KernelProgram
 
 from . import planning
@@ -114,6 +115,7 @@ __all__ = ["fuse", "liveness", "KernelSizeError", "View", "RECOMPUTE_BUDGET", "S
 
 
 def fuse(graph) -> KernelProgram:
-    """Plan the buffers and loop kernels computing `graph` (see the package docstring)."""
-    state, groups = planning.plan(graph)
+    """Plan the buffers and loop kernels computing `graph` (see the package docstring);
+    sums a halo short of their neighbours' domain are planned padded (passes/halo.py)."""
+    state, groups = planning.plan(pad_sums(graph))
     return emit(state, groups)
