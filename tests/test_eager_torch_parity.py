@@ -546,3 +546,80 @@ def test_retained_gradients_follow_in_place_changes_through_views():
         got, want = run(tg), run(torch)
         assert got is not None
         np.testing.assert_allclose(got.numpy(), want.detach().numpy())
+
+
+# ---- 10. order-0 norms, 0-d tensors along a dim, logcumsumexp at infinities ------------------
+
+def test_order_zero_norm_stays_in_the_graph_with_zero_gradient():
+    """torch's vector_norm(x, 0) has a grad_fn and the (undefined, so zero) gradient; a
+    converted comparison once cut it off the graph."""
+    data = np.array([1.5, 0.0, -2.0, np.nan, np.inf, -0.0])
+    t = torch.tensor(data, requires_grad=True)
+    want = torch.autograd.grad(torch.linalg.vector_norm(t, 0), t, materialize_grads=True)[0]
+    for call in (lambda x: x.norm(0), lambda x: np.linalg.norm(x, 0),
+                 lambda x: tg.numpy.linalg.vector_norm(x, ord=0)):
+        x = tg.tensor(data, requires_grad=True)
+        y = call(x)
+        assert y.grad_fn is not None and y.item() == np.linalg.norm(data, 0) == 4.0
+        y.backward()
+        np.testing.assert_array_equal(x.grad.numpy(), want.numpy())
+    g = tg.grad(lambda a: np.linalg.norm(a, 0, axis=1).sum())(data.reshape(2, 3))
+    np.testing.assert_array_equal(g, np.zeros((2, 3)))
+
+
+ZERO_D = {
+    "cumsum": lambda x, d: x.cumsum(dim=d), "cumprod": lambda x, d: x.cumprod(dim=d),
+    "flip": lambda x, d: x.flip(d), "flip_dims": lambda x, d: x.flip(dims=(d,)),
+    "softmax": lambda x, d: x.softmax(d), "log_softmax": lambda x, d: x.log_softmax(dim=d),
+    "std": lambda x, d: x.std(dim=d), "var_correction": lambda x, d: x.var(dim=(d,), correction=0),
+    "std_unbiased": lambda x, d: x.std(d, True), "var_keepdim": lambda x, d: x.var(d, False, True),
+    "norm": lambda x, d: x.norm(dim=d), "norm_1": lambda x, d: x.norm(1, (d,), True),
+    "logcumsumexp": lambda x, d: x.logcumsumexp(d), "argmax": lambda x, d: x.argmax(dim=d),
+    "argsort": lambda x, d: x.argsort(dim=d), "argsort_desc": lambda x, d: x.argsort(d, True),
+    "sum": lambda x, d: x.sum(dim=(d,)), "mean": lambda x, d: x.mean(dim=(d,)),
+    "prod": lambda x, d: x.prod(dim=d), "amax": lambda x, d: x.amax((d,)),
+    "index_select": lambda x, d: x.index_select(d, (x * 0).long().reshape(1)),
+    "gather": lambda x, d: x.gather(d, (x * 0).long()),
+    "movedim": lambda x, d: x.movedim(d, -1 - d),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # torch: std() of one element
+@pytest.mark.parametrize("d", [0, -1])
+@pytest.mark.parametrize("name", sorted(ZERO_D))
+def test_0d_tensors_take_dim_0_and_minus_1_as_torch(name, d):
+    def run(L):
+        x = _t(L, 1.5, True)
+        out = ZERO_D[name](x, d)
+        if out.dtype.is_floating_point if L is torch else out.dtype.kind == "f":
+            (out * 3).sum().backward()
+            return out, x.grad, np.array(out.shape)
+        return out, np.array(out.shape)
+    _same(run)
+    with pytest.raises(IndexError):  # (torch's message, or NumPy's AxisError)
+        ZERO_D[name](tg.tensor(1.5), 1)
+
+
+@pytest.mark.parametrize("lane", [[1., np.inf, 2.], [np.inf, 1., 2.], [1., 2., np.inf],
+                                  [-np.inf, 1., 2.], [np.inf, np.inf, 1.], [-np.inf, -np.inf, 0.]])
+def test_logcumsumexp_gradient_at_infinities_is_the_limit_of_large_values(lane):
+    """At an infinite entry torch's gradient is NaN (exp(inf - inf) in its formula) and JAX's
+    cumlogsumexp gives finite entries wrong nonzero gradients (14.6 for the 1 in
+    [1, inf, 2]); ours is the limit: torch's gradient with +-1000 for +-inf (one +inf
+    takes all of its prefix sums' gradient; tied infinities share it, as logaddexp's ties)."""
+    w = np.array([1.0, 2.0, 3.0])
+
+    def run(L, data):
+        x = _t(L, data, True)
+        y = x.logcumsumexp(0)
+        (y * _t(L, w)).sum().backward()
+        return y, x.grad
+    values, grad = (_np(r) for r in run(tg, lane))
+    want_values, torch_grad = (_np(r) for r in run(torch, lane))
+    np.testing.assert_array_equal(values, want_values)
+    finite = np.isfinite(torch_grad)
+    np.testing.assert_allclose(grad[finite], torch_grad[finite])
+    limit = _np(run(torch, np.clip(lane, -1000.0, 1000.0))[1])
+    np.testing.assert_allclose(grad, limit, atol=1e-12)
+    compiled = tg.compile_grad(lambda a: (a.logcumsumexp(0) * w).sum())(np.array(lane))
+    np.testing.assert_allclose(compiled[1][0], limit, atol=1e-12)

@@ -3,6 +3,8 @@ count_nonzero, ptp, average, the nan* reductions, cov, corrcoef; in every mode
 (numpy operands, eager, traced, compiled), with gradients against finite differences."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -226,3 +228,31 @@ def test_log_softmax_keeps_small_terms_of_large_float32_logits():
     for got in (tnp.log_softmax(tensor(logits)).numpy(), tracegrad.jit(tnp.log_softmax)(logits)):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, exact, rtol=1e-6, atol=2.5e-7)  # the sum rounds near 1
+
+
+def _runtime_warnings(f, *args):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = f(*args)
+    return value, [str(w.message) for w in caught if w.category is RuntimeWarning]
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("nanmean", {"axis": 1}, "Mean of empty slice"), ("nanmean", {}, None),
+    ("nanvar", {"axis": 1}, "Degrees of freedom <= 0 for slice."),
+    ("nanstd", {"axis": 0, "ddof": 2}, "Degrees of freedom <= 0 for slice."),
+    ("nanmean", {"axis": 1, "where": MASK}, "Mean of empty slice"),
+])
+def test_nan_reductions_of_an_empty_lane_warn_as_numpy(name, kwargs, message):
+    """NumPy's RuntimeWarning (and its NaN) where the values are known: numpy operands and
+    eager tensors; a traced value is not read, so jit neither warns nor adds a guard."""
+    f, ref = _both(name, **kwargs)
+    want, want_warnings = _runtime_warnings(ref, X_NAN)
+    assert want_warnings == ([message] if message else [])
+    for operand in (X_NAN, tensor(X_NAN)):
+        got, got_warnings = _runtime_warnings(f, operand)
+        np.testing.assert_array_equal(np.asarray(getattr(got, "data", got)), want)
+        assert got_warnings == want_warnings
+    got, got_warnings = _runtime_warnings(tracegrad.jit(f), X_NAN)
+    np.testing.assert_array_equal(got, want)
+    assert got_warnings == []

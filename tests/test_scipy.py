@@ -52,6 +52,35 @@ def test_cholesky_solves_and_their_gradients():
     np.testing.assert_allclose(tracegrad.compile_grad(loss)(A, b)[1][0], g[0], rtol=1e-10)
 
 
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (1, False), (0, True)])
+def test_logsumexp_with_signed_weights_gradients_as_jax(axis, keepdims):
+    """b with negative entries, rows whose weighted sum is negative (return_sign's sign
+    -1) and a zero weight: value, sign and both gradients as jax.scipy's logsumexp."""
+    jax = pytest.importorskip("jax")
+    from jax.scipy.special import logsumexp as jax_logsumexp
+
+    jax.config.update("jax_enable_x64", True)
+    a = np.array([[0.3, 1.2, -0.5], [2.0, -1.0, 0.7], [0.1, 0.4, -2.0]])
+    b = np.array([[1.0, -2.5, 0.5], [-1.0, 3.0, 0.2], [0.0, 1.5, -0.7]])
+
+    def loss(lse):
+        def f(x, w):
+            out, sign = lse(x, axis=axis, b=w, keepdims=keepdims, return_sign=True)
+            weights = np.linspace(0.5, 1.5, np.size(out)).reshape(np.shape(out))
+            return (out * weights).sum() + (sign * 0.3).sum()
+        return f
+    for got, want in zip(tracegrad.grad(loss(ts.logsumexp), argnums=(0, 1))(a, b),
+                         jax.grad(loss(jax_logsumexp), argnums=(0, 1))(a, b)):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12, atol=1e-14)
+    x = tensor(a, requires_grad=True)
+    loss(ts.logsumexp)(x, b).backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.asarray(jax.grad(loss(jax_logsumexp))(a, b)),
+                               rtol=1e-12, atol=1e-14)
+    for got, want in zip(ts.logsumexp(a, axis, b, keepdims, return_sign=True),
+                         ss.logsumexp(a, axis, b, keepdims, return_sign=True)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_special_functions_as_scipy():
     x = np.array([0.0, 0.5, 1e-300, 0.99, 2.0])
     y = np.array([0.0, 2.0, 0.0, 0.3, 0.7])

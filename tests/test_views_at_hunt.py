@@ -1,5 +1,5 @@
 """Fixes from a hunt of indexing, views and math: NumPy's view functions (flip, split,
-rot90, ...) write through, reshapes of views are views where NumPy's are, `x.at[...]`'s
+rot90, meshgrid(copy=False), ...) write through, reshapes of views are views where NumPy's are, `x.at[...]`'s
 modes, concrete out-of-range indices of `.at[].add` and `index_add`, sinc's derivative."""
 import numpy as np
 import pytest
@@ -30,6 +30,9 @@ VIEW_WRITES = {
     "matrix_transpose": lambda y: np.matrix_transpose(y).__setitem__((5, 0), -1.0),
     "rollaxis": lambda y: np.rollaxis(y, 1).__setitem__((2, 3), -1.0),
     "atleast_3d": lambda y: np.atleast_3d(y).__setitem__((3, 5, 0), -1.0),
+    "meshgrid_sparse": lambda y: np.meshgrid(y[0], y[2], sparse=True, copy=False)[1].__imul__(0.0),
+    "meshgrid_sparse_ij": lambda y: np.meshgrid(y[0], y[2], sparse=True, copy=False,
+                                                indexing="ij")[0].__setitem__((1, 0), -1.0),
 }
 
 
@@ -43,6 +46,22 @@ def test_numpy_view_functions_write_through_to_their_argument(name):
     assert not np.array_equal(want, X)  # NumPy's is a view
     np.testing.assert_array_equal(compiled, want)
     np.testing.assert_array_equal(eager, want)
+
+
+def test_dense_meshgrid_without_copy_is_a_broadcast_view_of_its_inputs():
+    """NumPy's meshgrid(copy=False) broadcasts views of its inputs: a later write to an
+    input shows in the grid; a write into the grid itself refuses (torch's expanded
+    tensors; NumPy deprecates it and is to make these views read-only); copy=True copies."""
+    x, y = tg.tensor(X[0]), tg.tensor(X[1, :4])
+    gx, gy = np.meshgrid(x, y, copy=False)
+    cx, _ = np.meshgrid(x, y)
+    want = np.meshgrid(X[0], X[1, :4])
+    np.testing.assert_array_equal(gx.numpy(), want[0])
+    np.testing.assert_array_equal(gy.numpy(), want[1])
+    x[2] = -7.0
+    assert np.all(gx.numpy()[:, 2] == -7.0) and cx.numpy()[0, 2] == X[0, 2]
+    with pytest.raises(RuntimeError, match="single memory location"):
+        gy[0, 0] = 1.0
 
 
 def test_a_written_view_functions_gradient_is_zero_where_it_overwrote():

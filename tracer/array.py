@@ -22,8 +22,9 @@ from .dtypes import is_weak
 from .indexing import getitem
 from .torch_more import TorchMoreMethods
 from .torch_methods import (
-    Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of, norm_dim,
-    UNSET, moment, sort_order, sorted_pair, squeeze_dims, torch_repeat,
+    Size, TorchMethods, axis_of, concrete, extreme, flatten_dims, is_flag, is_int, keepdim_of,
+    UNSET, moment, scalar_dim, sorted_pair, squeeze_dims, torch_argsort,
+    torch_repeat, torch_scan,
 )
 
 
@@ -167,16 +168,13 @@ class ArrayMixin(TorchMethods, TorchMoreMethods):
     def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
             *, dim=None, keepdim=False):
         dtype, keepdim = keepdim_of(dtype, keepdim)
-        return tnp.sum(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
+        return tnp.sum(self, axis=axis_of(axis, scalar_dim(self, dim)), dtype=dtype, out=out,
                        keepdims=keepdims or keepdim, initial=initial, where=where)
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, *, where=None, dim=None,
              keepdim=False):
         dtype, keepdim = keepdim_of(dtype, keepdim)
-        if dim is not None and not len(self.shape):  # torch: dim 0 or -1 of a 0-d tensor
-            norm_dim(dim, 0)
-            dim = None
-        return tnp.mean(self, axis=axis_of(axis, dim), dtype=dtype, out=out,
+        return tnp.mean(self, axis=axis_of(axis, scalar_dim(self, dim)), dtype=dtype, out=out,
                         keepdims=keepdims or keepdim, where=where)
 
     def __contains__(self, value) -> bool:
@@ -227,16 +225,17 @@ class ArrayMixin(TorchMethods, TorchMoreMethods):
     def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
              *, dim=None, keepdim=False):
         dtype, keepdim = keepdim_of(dtype, keepdim)
-        return tnp.prod(self, axis_of(axis, dim), dtype, out, keepdims or keepdim, initial, where)
+        return tnp.prod(self, axis_of(axis, scalar_dim(self, dim)), dtype, out, keepdims or keepdim,
+                        initial, where)
 
     def ptp(self, axis=None, out=None, keepdims=False):
         return tnp.ptp(self, axis, out, keepdims)
 
     def cumsum(self, axis=None, dtype=None, out=None, *, dim=None):
-        return tnp.cumsum(self, axis_of(axis, dim), dtype, out)
+        return torch_scan(tnp.cumsum, self, axis, dim, dtype, out)
 
     def cumprod(self, axis=None, dtype=None, out=None, *, dim=None):
-        return tnp.cumprod(self, axis_of(axis, dim), dtype, out)
+        return torch_scan(tnp.cumprod, self, axis, dim, dtype, out)
 
     # A bool where NumPy takes `out` or `kind` is torch's positional keepdim / descending
     # (`x.argmax(1, True)`, `x.argsort(1, True)`): no NumPy out or kind is a bool.
@@ -253,8 +252,8 @@ class ArrayMixin(TorchMethods, TorchMoreMethods):
         """NumPy's argsort; torch's dim= and descending= (stable, NaN first descending)."""
         axis = axis if dim is None else dim
         kind, descending = (None, kind) if isinstance(kind, bool) else (kind, descending)
-        if descending:
-            return sort_order(self, axis, True)
+        if dim is not None or descending:
+            return torch_argsort(self, axis, descending, kind, stable)
         return tnp.argsort(self, axis, kind, order, stable=stable)
 
     def sort(self, axis=-1, kind=None, order=None, *, dim=None, descending=None, stable=None):

@@ -133,6 +133,25 @@ def norm_dim(d, ndim: int) -> int:
     return d % n
 
 
+def scalar_dim(x, dim):
+    """torch's `dim` of a reduction: on a 0-d tensor, 0 or -1 (alone or in a tuple) name
+    its one implicit dim, so the reduction takes every element (None); else `dim`."""
+    if dim is None or len(tnp.shape(x)):
+        return dim
+    for d in dim if isinstance(dim, (tuple, list)) else (dim,):
+        norm_dim(d, 0)
+    return None
+
+
+def torch_scan(fn, x, axis, dim, dtype, out):
+    """cumsum/cumprod: NumPy's (a 0-d input gives one element in 1-D), or with torch's
+    dim= of a 0-d tensor, torch's 0-d result."""
+    axis = axis_of(axis, dim)
+    if dim is None or len(tnp.shape(x)):
+        return fn(x, axis, dtype, out)
+    return tnp.reshape(fn(x, scalar_dim(x, dim), dtype, out), ())
+
+
 def scalar_lanes(fn):
     """torch's reductions, scans and sorts along a dim take a 0-d tensor (dim 0 or -1) as
     one lane of one element and give 0-d results: `fn` on x as 1-D, reshaped back."""
@@ -444,10 +463,12 @@ class TorchMethods:
 
     # reductions under torch's names (NumPy's are in array.py)
     def amax(self, dim=(), keepdim=False):
-        return tnp.max(self, axis=None if dim in ((), []) else dim, keepdims=keepdim)
+        return tnp.max(self, axis=None if dim in ((), []) else scalar_dim(self, dim),
+                       keepdims=keepdim)
 
     def amin(self, dim=(), keepdim=False):
-        return tnp.min(self, axis=None if dim in ((), []) else dim, keepdims=keepdim)
+        return tnp.min(self, axis=None if dim in ((), []) else scalar_dim(self, dim),
+                       keepdims=keepdim)
 
     @scalar_lanes
     def logsumexp(self, dim, keepdim=False):
@@ -560,6 +581,10 @@ class TorchMethods:
         return tnp.transpose(self, sizes_arg(dims))
 
     def movedim(self, source, destination):
+        if not len(self.shape):  # torch's 0-d tensor takes dims 0 and -1
+            for d in (source, destination):
+                scalar_dim(self, d)
+            return tnp.reshape(self, ())
         return tnp.moveaxis(self, source, destination)
 
     def unsqueeze(self, dim):
@@ -588,6 +613,7 @@ class TorchMethods:
         """torch's: each element `repeats` times along dim (flattened when None)."""
         return tnp.repeat(self, concrete(repeats), axis=dim)
 
+    @scalar_lanes
     def flip(self, *dims, **kwargs):
         """torch's flip(dims) (also `dims=`), NumPy's flip(axis=)."""
         if kwargs:
@@ -709,6 +735,7 @@ class TorchMethods:
                              f"size ({n})")
         return self[(slice(None),) * d + (slice(start, start + length),)]
 
+    @scalar_lanes
     def index_select(self, dim, index):
         """torch's: the dim is kept (a 0-d index selects one entry of it)."""
         return tnp.take(self, tnp.reshape(index, (-1,)), axis=dim)
@@ -719,7 +746,10 @@ class TorchMethods:
 
     def gather(self, dim, index):
         """torch's: out[i][j] = self[index[i][j]][j] for dim 0 (the index may be smaller
-        than self along the other dims)."""
+        than self along the other dims); a 0-d self and index are one lane of one element."""
+        if not len(self.shape) and not tnp.shape(index):
+            norm_dim(dim, 0)
+            return tnp.reshape(self.reshape(1)[along_grid(tnp.reshape(index, (1,)), 0)], ())
         return self[along_grid(index, dim)]
 
     def scatter(self, dim, index, src=None, *, value=None):
@@ -761,9 +791,11 @@ class TorchMethods:
                           size=size)
 
     # softmax family
+    @scalar_lanes
     def softmax(self, dim, dtype=None):
         return tnp.softmax(self if dtype is None else tnp.astype(self, dtype), axis=dim)
 
+    @scalar_lanes
     def log_softmax(self, dim, dtype=None):
         return tnp.log_softmax(self if dtype is None else tnp.astype(self, dtype), axis=dim)
 
@@ -896,7 +928,10 @@ def moment(fn, x, axis, ddof, keepdims, dim, keepdim, unbiased, correction):
         torch_call = True
     dim = None if dim is UNSET else dim
     keepdim = False if keepdim is UNSET else bool(keepdim)
-    return fn(x, axis=axis_of(axis, dim), keepdims=keepdims or keepdim,
+    axis = axis_of(axis, dim)
+    if torch_call or is_flag(ddof):  # (`x.std(0, True)`: torch's positional unbiased)
+        axis = scalar_dim(x, axis)
+    return fn(x, axis=axis, keepdims=keepdims or keepdim,
               ddof=_ddof(ddof, torch_call, unbiased, correction))
 
 
@@ -966,7 +1001,8 @@ def norm(x, p, dim, keepdim):
     if p == "nuc":
         return tnp.linalg.norm(x, "nuc", axis=(-2, -1) if dim is None else dim,
                                keepdims=keepdim)
-    return tnp.linalg.vector_norm(x, axis=dim, keepdims=keepdim, ord=2 if p == "fro" else p)
+    return tnp.linalg.vector_norm(x, axis=scalar_dim(x, dim), keepdims=keepdim,
+                                  ord=2 if p == "fro" else p)
 
 
 def bit_view(x, dtype):
@@ -1023,6 +1059,14 @@ def sort_order(x, dim, descending):
         return tnp.argsort(x, axis=dim, kind="stable")
     rev = tnp.flip(tnp.argsort(tnp.flip(x, dim), axis=dim, kind="stable"), dim)
     return (x.shape[dim] - 1) - rev
+
+
+@scalar_lanes
+def torch_argsort(x, dim, descending, kind=None, stable=None):
+    """torch's argsort along dim: descending is stable with NaN first (sort_order)."""
+    if descending:
+        return sort_order(x, dim, True)
+    return tnp.argsort(x, dim, kind, stable=stable)
 
 
 @scalar_lanes

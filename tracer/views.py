@@ -384,6 +384,8 @@ def moved(ndim: int, source, destination) -> list:
     src, dst = dims(source), dims(destination)
     if len(src) != len(dst):
         raise ValueError("movedim: source and destination must have the same number of dims")
+    if not ndim:  # torch's 0-d tensor: dims 0 and -1 (checked) move nothing
+        return []
     order = [n for n in range(ndim) if n not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)

@@ -429,13 +429,20 @@ def _vector_norm(x, ord, axes):
     if ord == -np.inf:
         return ops.reduce_min(_abs0(x), axes)
     if ord == 0:
-        return ops.reduce_sum(ops.convert(ops.ne(x, _c(x, 0.0)), _dtype(x)), axes)
+        return ops.reduce_sum(_nonzero(x), axes)
     if ord == 1:
         return ops.reduce_sum(_abs0(x), axes)
     total = ops.reduce_sum(_pow0(x, ord), axes)
     if ord > 0:
         return zero_safe_root(total, 1.0 / ord)
     return ops.pow(total, _c(x, 1.0 / ord))
+
+
+def _nonzero(x):
+    """1 where x != 0 (NaN included), else 0, as a function of x with zero derivative: the
+    0-"norm" stays in the graph as PyTorch's (a grad_fn, zero gradient), where a converted
+    comparison would cut it off."""
+    return ops.where(ops.ne(x, x), _c(x, 1.0), ops.abs(ops.sign(x)))
 
 
 def _abs0(x):

@@ -318,11 +318,13 @@ def _logaddexp(name, x1, x2, exp, log1p_scale):
         return ops.convert(r, _dtype(x))
     ge = ops.ge(x, y)
     m = _select(ge, x, y)
-    d = _select(ge, ops.sub(y, x), ops.sub(x, y))     # -|x - y|, nan for nan or inf - inf
-    r = ops.add(m, ops.mul(ops.log1p(exp(d)), _c(log1p_scale, m)))
-    # equal infinities: inf - inf would be nan
+    # equal infinities: inf - inf would be nan, in the value and (through the branch
+    # not taken) in the gradient; their result (x + y) / 2 gives each half, as a tie
     same_inf = ops.logical_and(ops.eq(x, y), ops.eq(ops.abs(x), _c(np.inf, x)))
-    return _select(same_inf, x, r)
+    d = _select(ge, ops.sub(y, x), ops.sub(x, y))     # -|x - y|, nan for nan
+    d = _select(same_inf, _c(0.0, d), d)
+    r = ops.add(m, ops.mul(ops.log1p(exp(d)), _c(log1p_scale, m)))
+    return _select(same_inf, ops.mul(ops.add(x, y), _c(0.5, x)), r)
 
 
 @_ufunc

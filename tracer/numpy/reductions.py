@@ -12,10 +12,11 @@ identity (or mask them out), so NaNs get no gradient.
 from __future__ import annotations
 
 import builtins
+import warnings
 
 import numpy as np
 
-from tracegrad.ir import ops
+from tracegrad.ir import ops, user_source_location
 
 from .. import dtypes
 from ._core import (
@@ -320,11 +321,22 @@ def _and_mask(a, where):
     return keep if where is None else logical_and(keep, where)
 
 
+def _warn_small_lanes(mask, axes, at_most, message):
+    """NumPy's RuntimeWarning for a lane keeping at most `at_most` entries of `mask`, where
+    the mask's values are known (numpy operands, eager tensors); a traced value's are not
+    read (that would add a guard), so it never warns, as JAX."""
+    known = concrete_value(mask)
+    if known is not None and np.any(np.sum(known, axis=axes) <= at_most):
+        filename, _, line = (user_source_location() or "<unknown>:0").rpartition(":")
+        warnings.warn_explicit(message, RuntimeWarning, filename, int(line))
+
+
 def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
-    """Mean of the non-NaN entries (NaN where there are none)."""
+    """Mean of the non-NaN entries (NaN where there are none, with NumPy's warning)."""
     a = _operand(a)  # (unlike mean, NumPy's nanmean takes axis 0 of a 0-d array)
-    return mean(a, axis=_reduction_axes(axis, _ndim(a)), dtype=dtype, out=out, keepdims=keepdims,
-                where=_and_mask(a, where))
+    mask, axis = _and_mask(a, where), _reduction_axes(axis, _ndim(a))
+    _warn_small_lanes(mask, axis, 0, "Mean of empty slice")
+    return mean(a, axis=axis, dtype=dtype, out=out, keepdims=keepdims, where=mask)
 
 
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
@@ -336,6 +348,7 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=
     v = var(a, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims, where=mask,
             mean=mean, correction=correction)
     ddof = correction if correction is not None else ddof
+    _warn_small_lanes(mask, axis, ddof, "Degrees of freedom <= 0 for slice.")
     n = _mask_count(mask, _shape(a), axis, _dtype(v), keepdims)
     return _select(ops.le(n, np.asarray(ddof, _dtype(v))), np.nan, v)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import _norm_axes
+from ._core import _norm_axes, is_boxed
 from ._core import _norm_axis as _axis
 
 
@@ -149,11 +149,34 @@ atleast_3d = _atleast_each({0: (1, 1, 1), 1: (None, slice(None), None),
                             2: (slice(None), slice(None), None)})
 
 
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """NumPy's meshgrid(copy=False): the inputs reshaped (views), and unless sparse
+    broadcast to the grid (an eager tensor's `expand`: a view that refuses writes, as
+    NumPy's broadcast views are to); copy=True gives no view."""
+    if copy:
+        return None
+    np.meshgrid(*(np.empty(1) for _ in xi), indexing=indexing)  # NumPy's argument checks
+    out = [_grid_lane(x, i, len(xi), indexing) for i, x in enumerate(xi)]
+    if sparse:
+        return tuple(out)
+    shape = np.broadcast_shapes(*(o.shape for o in out))
+    return tuple(o.expand(shape) if is_boxed(o) else np.broadcast_to(o, shape) for o in out)
+
+
+def _grid_lane(x, i, n, indexing):
+    """Input `i` of n as meshgrid's lane: all its elements along its own grid axis."""
+    if indexing == "xy" and n > 1 and i < 2:
+        i = 1 - i
+    shape = (1,) * i + (-1,) + (1,) * (n - i - 1)
+    return x.reshape(shape) if is_boxed(x) else np.asarray(x).reshape(shape)
+
+
 _BY_NAME = {
     "flip": flip, "flipud": flipud, "fliplr": fliplr, "rot90": rot90, "split": split,
     "array_split": array_split, "hsplit": hsplit, "vsplit": vsplit, "dsplit": dsplit,
     "unstack": unstack, "matrix_transpose": matrix_transpose, "rollaxis": rollaxis,
     "atleast_1d": atleast_1d, "atleast_2d": atleast_2d, "atleast_3d": atleast_3d,
+    "meshgrid": meshgrid,
 }
 
 VIEW_FUNCTIONS = {
