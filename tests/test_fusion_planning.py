@@ -91,6 +91,34 @@ def test_recompute_cheap_values_store_expensive_ones():
     assert len(kp.temps) == 1 and len(kp.kernels) == 2
 
 
+def _prims_by_domain(kp):
+    return {k.domain: [i.prim for i in k.body if hasattr(i, "prim")] for k in loop_kernels(kp)}
+
+
+def test_a_costly_value_broadcast_along_outer_dims_is_stored_over_its_own_shape():
+    """exp(p) of a per-column p, in a kernel over rows: once per column, not per element."""
+    def f(x, p):
+        return ops.reduce_sum(ops.mul(x, ops.broadcast(ops.exp(p), x.shape)), (0, 1))
+
+    kp = check(f, ((64, 16), F64), ((16,), F64))
+    prims = _prims_by_domain(kp)
+    assert "exp" in prims[(16,)] and "exp" not in prims[(64, 16)]
+
+
+def test_a_value_broadcast_along_inner_dims_or_cheap_stays_computed():
+    """A per-row value is hoisted out of the inner loop by LLVM; a cheap one costs less
+    than its load would: neither gets a kernel of its own."""
+    def per_row(x, r):
+        s = ops.sqrt(ops.add(ops.mul(r, r), 1.0))
+        return ops.reduce_sum(ops.div(x, ops.broadcast(s, x.shape)), (0, 1))
+
+    def cheap(x, p):
+        return ops.reduce_sum(ops.mul(x, ops.broadcast(ops.neg(p), x.shape)), (0, 1))
+
+    assert len(loop_kernels(check(per_row, ((64, 16), F64), ((64, 1), F64)))) == 1
+    assert len(loop_kernels(check(cheap, ((64, 16), F64), ((16,), F64)))) == 1
+
+
 def test_horizontal_fusion_respects_dependencies():
     def f(x):
         a = ops.reduce_sum(ops.sin(x), (0, 1))

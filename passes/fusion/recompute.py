@@ -19,6 +19,13 @@ join the first of them), else a kernel of its own.  One sweep thus decides a
 whole chain of values that feed each other (a loop body unrolled N times),
 where storing only the outermost and planning again would take N rounds;
 planning re-runs until no value is left to store.
+
+A value broadcast along outer dims of a kernel's domain (`exp(p)` of a per-column p
+in a kernel over rows and columns) is evaluated at every domain index, so each of its
+elements is computed once per row: it is stored (over its own shape, a small temp
+read from cache) when that repeats it at least REPEAT_MIN times and its subtree costs
+more than BROADCAST_COST.  Dims inside the innermost dim the value varies along do not
+count: LLVM hoists the work out of those loops (codegen/units.py, `invariant_work`).
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ from .tasks import Task, expand_task, identity_store
 from .views import identity_view
 
 RECOMPUTE_BUDGET = 16
+REPEAT_MIN = 4  # a broadcast value evaluated this many times per element, or more, ...
+BROADCAST_COST = 3  # ... whose subtree costs more than this (a division, a transcendental)
 
 
 class _Kernel:
@@ -134,8 +143,27 @@ class _Sweep:
             if not t.inline:
                 self.reference.setdefault((t.domain, key), t)
 
-    def heavy(self, var, n) -> bool:
-        return n > 1 and self.plan.cost_exceeds(var, RECOMPUTE_BUDGET // (n - 1))
+    def heavy(self, var, pairs) -> bool:
+        """Whether recomputing `var` at its instances `pairs` costs more than storing it."""
+        n = len(pairs)
+        if n > 1 and self.plan.cost_exceeds(var, RECOMPUTE_BUDGET // (n - 1)):
+            return True
+        return (any(outer_repeats(view) >= REPEAT_MIN for _, view in pairs)
+                and self.plan.cost_exceeds(var, BROADCAST_COST))
+
+
+def outer_repeats(view) -> int:
+    """How many times a kernel evaluating a value at `view` computes each of its elements
+    in loops LLVM cannot hoist it from: the product of the domain dims the value does not
+    vary along, outside the innermost one it varies along."""
+    varying = [k for k in range(len(view.box)) if any(coefs[k] for _, coefs in view.rows)]
+    if not varying:
+        return 1
+    repeats = 1
+    for k, (lo, hi) in enumerate(view.box[:max(varying)]):
+        if k not in varying:
+            repeats *= max(hi - lo, 1)
+    return repeats
 
 
 def to_store(plan, tasks, groups, group_of) -> tuple:
@@ -157,7 +185,7 @@ def to_store(plan, tasks, groups, group_of) -> tuple:
         pairs = sweep.instances(v)  # every instance's reach is settled, in order
         if v in plan.buffers or v in tainted:
             continue
-        if sweep.heavy(v, len(pairs)):
+        if sweep.heavy(v, pairs):
             sweep.choose(v)
             chosen.append(v)
         elif v in plan.stop:
