@@ -20,7 +20,7 @@ from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import fuse, planning
 from tracegrad.passes.fusion.emission import emit
 from tracegrad.passes.fusion.merge import merge
-from tracegrad.passes.fusion.recompute import RECOMPUTE_BUDGET
+from tracegrad.passes.fusion.recompute import RECOMPUTE_BUDGET, broadcast_heavy
 from tracegrad.passes.fusion.state import Plan, op_cost
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.manager import cleanup
@@ -49,8 +49,12 @@ def _outermost_heavy(plan, tasks, group_of) -> list:
         for var, view in t.instances:
             if var not in plan.buffers:
                 inst.setdefault(var, set()).add((group_of[t].id, view))
-    heavy = {v for v, s in inst.items() if len(s) > 1 and (len(s) - 1) * sum(
-        op_cost(plan.producer[u]) for u in _subtree(plan, v)) > RECOMPUTE_BUDGET}
+    def cost(v):
+        return sum(op_cost(plan.producer[u]) for u in _subtree(plan, v))
+
+    heavy = {v for v, s in inst.items()
+             if (len(s) > 1 and (len(s) - 1) * cost(v) > RECOMPUTE_BUDGET)
+             or broadcast_heavy(v, [view for _, view in s], lambda v, limit: cost(v) > limit)}
     chosen, covered = [], set()
     for eqn in reversed(plan.eqns):
         if eqn.out in heavy and eqn.out not in covered:

@@ -100,9 +100,11 @@ def test_a_costly_value_broadcast_along_outer_dims_is_stored_over_its_own_shape(
     def f(x, p):
         return ops.reduce_sum(ops.mul(x, ops.broadcast(ops.exp(p), x.shape)), (0, 1))
 
-    kp = check(f, ((64, 16), F64), ((16,), F64))
+    kp = check(f, ((512, 32), F64), ((32,), F64))
     prims = _prims_by_domain(kp)
-    assert "exp" in prims[(16,)] and "exp" not in prims[(64, 16)]
+    assert "exp" in prims[(32,)] and "exp" not in prims[(512, 32)]
+    small = check(f, ((8, 32), F64), ((32,), F64))  # saves too little for a kernel more
+    assert len(loop_kernels(small)) == 1
 
 
 def test_a_value_broadcast_along_inner_dims_or_cheap_stays_computed():
@@ -115,8 +117,8 @@ def test_a_value_broadcast_along_inner_dims_or_cheap_stays_computed():
     def cheap(x, p):
         return ops.reduce_sum(ops.mul(x, ops.broadcast(ops.neg(p), x.shape)), (0, 1))
 
-    assert len(loop_kernels(check(per_row, ((64, 16), F64), ((64, 1), F64)))) == 1
-    assert len(loop_kernels(check(cheap, ((64, 16), F64), ((16,), F64)))) == 1
+    assert len(loop_kernels(check(per_row, ((512, 32), F64), ((512, 1), F64)))) == 1
+    assert len(loop_kernels(check(cheap, ((512, 32), F64), ((32,), F64)))) == 1
 
 
 def test_horizontal_fusion_respects_dependencies():

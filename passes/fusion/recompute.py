@@ -23,11 +23,14 @@ planning re-runs until no value is left to store.
 A value broadcast along outer dims of a kernel's domain (`exp(p)` of a per-column p
 in a kernel over rows and columns) is evaluated at every domain index, so each of its
 elements is computed once per row: it is stored (over its own shape, a small temp
-read from cache) when that repeats it at least REPEAT_MIN times and its subtree costs
-more than BROADCAST_COST.  Dims inside the innermost dim the value varies along do not
+read from cache) when that repeats it at least REPEAT_MIN times, its subtree costs
+more than BROADCAST_COST, and the work saved reaches SAVED_MIN (a small program gains
+nothing measurable from a kernel more, which costs compile time).  Dims inside the innermost dim the value varies along do not
 count: LLVM hoists the work out of those loops (codegen/units.py, `invariant_work`).
 """
 from __future__ import annotations
+
+import math
 
 from .expand import NeedBuffer
 from .tasks import Task, expand_task, identity_store
@@ -36,6 +39,7 @@ from .views import identity_view
 RECOMPUTE_BUDGET = 16
 REPEAT_MIN = 4  # a broadcast value evaluated this many times per element, or more, ...
 BROADCAST_COST = 3  # ... whose subtree costs more than this (a division, a transcendental)
+SAVED_MIN = 1 << 16  # ... is stored when that saves this many op-elements (microseconds)
 
 
 class _Kernel:
@@ -148,8 +152,18 @@ class _Sweep:
         n = len(pairs)
         if n > 1 and self.plan.cost_exceeds(var, RECOMPUTE_BUDGET // (n - 1)):
             return True
-        return (any(outer_repeats(view) >= REPEAT_MIN for _, view in pairs)
-                and self.plan.cost_exceeds(var, BROADCAST_COST))
+        return broadcast_heavy(var, [view for _, view in pairs], self.plan.cost_exceeds)
+
+
+def broadcast_heavy(var, views, cost_exceeds) -> bool:
+    """Whether a value evaluated at `views` is repeated enough, costs enough, and saves
+    enough to store (module docstring); `cost_exceeds(var, limit)` as Plan's."""
+    repeats = max((outer_repeats(view) for view in views), default=1)
+    if repeats < REPEAT_MIN or not cost_exceeds(var, BROADCAST_COST):
+        return False
+    size = math.prod(var.aval.shape)
+    limit = SAVED_MIN // max((repeats - 1) * size, 1)
+    return limit <= BROADCAST_COST or cost_exceeds(var, limit)
 
 
 def outer_repeats(view) -> int:
