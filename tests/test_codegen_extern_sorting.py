@@ -156,3 +156,14 @@ def test_large_argmax_along_the_last_axis_matches_numpy(axis):
     for fn in (np.argmax, np.argmin):
         got = tracegrad.jit(lambda a, fn=fn: fn(a, axis=axis))(x)
         np.testing.assert_array_equal(got, fn(x, axis=axis))
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@pytest.mark.parametrize("dtype,nans", [(np.float32, True), (np.float64, False), (np.int32, False)])
+def test_many_short_rows_stay_native(native, name, dtype, nans):
+    """Rows of up to NATIVE_ROW elements run natively however many there are (numpy's
+    argmin costs about a row's worth of overhead each); ties and NaNs as NumPy."""
+    x = data((5000, 16), dtype, np.random.default_rng(3), nans)
+    out, host = compiled(lambda v: getattr(ops, name)(v, 1), x)
+    np.testing.assert_array_equal(out, getattr(np, name)(x, axis=1))
+    assert not host
