@@ -214,8 +214,9 @@ class Stream:
 
     With `merge`, a thread takes the pending jobs of one kind (level, code generator,
     printed IR) together, as one module, up to its share of their length among the
-    threads free to take work (the caller only once it has finished submitting): each
-    module costs a fixed part (pass pipelines, code generator set-up) besides its size.
+    threads not compiling (the caller counts as one: emitting is quick beside
+    compiling): each module costs a fixed part (pass pipelines, code generator set-up)
+    besides its size.
     What is pending is what the caller submitted since, so the grouping depends on timing;
     each function's code does not.
 
@@ -307,7 +308,7 @@ class Stream:
             return [first[0]], first[1]
         kind = _kind(first[1])
         same = [p for p in self.pending if _kind(p[1]) == kind]
-        free = max(1, self.workers - self.busy - (0 if self.closed else 1))
+        free = max(1, self.workers - self.busy)
         share = (first[1].size + sum(p[1].size for p in same)) / free
         taken, size = [first], first[1].size
         for p in same:
