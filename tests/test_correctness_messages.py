@@ -156,3 +156,9 @@ def test_bincount_and_polyfit_messages_name_what_works():
         jit(lambda i: np.bincount(i, minlength=7))(i)
     with pytest.raises(Exception, match=r"lstsq\(vander\(x, deg \+ 1\), y\)"):
         jit(lambda y: np.polyfit(np.arange(4.0), y, 1))(np.ones(4))
+
+
+def test_a_scipy_function_with_a_port_is_named_when_it_meets_a_traced_value():
+    import scipy.special
+    with pytest.raises(TypeError, match=r"tracegrad\.scipy\.special\.logsumexp"):
+        tracegrad.jit(lambda x: scipy.special.logsumexp(x, axis=1))(np.ones((2, 3)))

@@ -546,3 +546,16 @@ def test_hypot_gradient_of_subnormal_operands_is_finite():
     for x, want in ((1e-310, 1.0), (np.float32(1e-40), 1.0)):
         assert tracegrad.grad(lambda v: tnp.hypot(v, 0.0 * v))(x) == want
     np.testing.assert_allclose(tracegrad.grad(lambda v: tnp.hypot(v, v))(1e-310), np.sqrt(2))
+
+
+@pytest.mark.parametrize("a,hi", [
+    (np.array([True, False, True]), np.array([0.5, 0.5, 0.5], np.float32)),
+    (np.array([True, False, True]), np.array([1, 1, 1], np.int32)),
+    (np.array([1, 2, 3], np.int32), np.array([0.5, 1.5, 2.5], np.float32)),
+    (2.0, np.array([0.5, 1.5], np.float32)),
+])
+def test_clip_promotes_its_three_operands_together_as_numpy(a, hi):
+    want = np.clip(a, -3, hi)
+    for got in (tnp.clip(a, -3, hi), tracegrad.jit(lambda a, h: tnp.clip(a, -3, h))(a, hi)):
+        assert np.asarray(got).dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

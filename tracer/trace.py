@@ -38,11 +38,36 @@ def _conversion_hints(aval) -> str:
     """What else commonly converts a traced value: a NumPy array indexed by a traced index
     (NumPy's indexing cannot dispatch), and np.array of a list of traced values."""
     hints = ["\nnp.array([...]) of traced values converts each one: write np.stack([...])."]
+    hints += _port_hint()
     if np.issubdtype(aval.dtype, np.integer) or aval.dtype == np.bool_:
         hints.append("\nA NumPy array indexed by a traced index (table[idx], np.eye(k)[y]) "
                      "converts the index: write tracegrad.numpy.take(table, idx, axis=0), or "
                      "compare instead (y[:, None] == np.arange(k) for a one-hot).")
     return "".join(hints)
+
+
+def _port_hint() -> list:
+    """A conversion inside a scipy function with a tracegrad.scipy port (scipy.special's
+    logsumexp and softmax are plain Python over NumPy, not ufuncs): name the port."""
+    import sys
+    frame, outer = sys._getframe(2), None
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".")[0] == "scipy" and module.count(".") >= 1:
+            outer = (module.split(".")[1], frame.f_code.co_name)
+        frame = frame.f_back
+    if outer is None:
+        return []
+    import importlib
+    sub, name = outer
+    try:  # the facade's port, looked up by name (the tracer does not depend on the facade)
+        port = importlib.import_module(f"tracegrad.scipy.{sub}")
+    except ImportError:
+        return []
+    if not hasattr(port, name):
+        return []
+    return [f"\nscipy.{sub}.{name} is NumPy code that cannot take traced values: call "
+            f"tracegrad.scipy.{sub}.{name}, which takes the same arguments."]
 
 
 def _finished(x) -> bool:

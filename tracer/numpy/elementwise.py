@@ -302,6 +302,8 @@ def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     keep_a = lo is not None and hi is not None and _ndim(_operand(lo)) == _ndim(_operand(hi)) == 0
+    if lo is not None and hi is not None:  # NumPy promotes the three together, not pairwise
+        a = _convert(_operand(a), dtypes.result_type(_operand(a), lo, hi))
     if lo is not None:
         a = maximum(lo, a) if keep_a else maximum(a, lo)
     if hi is not None:
