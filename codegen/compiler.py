@@ -9,7 +9,7 @@
 Either way the kernel program is lowered to an entry module and its distinct compile
 units (lower.py, units.py).  Each unit is loaded from the disk cache by its own key or
 emitted, optimized at its own level and turned into object code (without a disk cache,
-the units of one level share modules: `_compile`); the entry through the
+the units of one level share one module per thread: `_unit_jobs`); the entry through the
 code generator's fast path, unoptimized when it only calls (`_entry_job`); one engine
 links them all.  LLVM work runs under llvm_util.LOCK; planning and graph hashing do not
 need it.
@@ -138,40 +138,51 @@ def _cached_units(units, store, stages: Stages, stats: dict):
     return codes, missing
 
 
-def _compile(units, merge: bool, workers: int, stages: Stages, entry=None) -> tuple:
-    """(the UnitCodes of `units`, the entry's UnitCode or None): each unit emitted here and
-    handed at once to the LLVM threads (llvm_jobs.Stream), which compile it while the
-    next is emitted; then `entry()`, a function giving the entry's job, the same way.
-    Without `merge` (a disk cache stores each unit's object on its own) the codes are one
-    per unit, in order; with it, units of one optimization level share modules, and their
-    optimized IR is printed only on demand."""
-    with llvm_jobs.Stream(workers, merge=merge) as stream:
-        with stages.stage("emit"):
-            for unit in units:
-                module, level = unit.build()
-                stream.submit(llvm_jobs.Job([str(module)], level, keep_ir=not merge))
-            if entry is not None:
-                stream.submit(entry())
-        with stages.stage("llvm"):
-            finished = sorted(stream.finish(), key=lambda f: f[0])
-    codes = []
-    for _, job, d in finished:
-        _add_times(stages, job, d)
-        codes.append(UnitCode(d.obj, d.ir_text if d.ir_text is not None
-                              else functools.partial(llvm_jobs.optimized_ir, job)))
-    if entry is None:
-        return codes, None
-    return codes[:-1], codes[-1]
+def _unit_jobs(units, merge: bool, workers: int, stages: Stages) -> list:
+    """The compile jobs of `units` (emitted here): one per unit when each unit's object is
+    stored on its own, else (no disk cache) the units of one optimization level linked
+    into one module per worker (each module costs a fixed part, pass pipelines and code
+    generator set-up, besides its size), their optimized IR printed only on demand."""
+    built = []
+    with stages.stage("emit"):
+        for unit in units:
+            module, level = unit.build()
+            built.append((str(module), level))
+    if not merge:
+        return [llvm_jobs.Job([text], level) for text, level in built]
+    by_level = {}
+    for text, level in built:
+        by_level.setdefault(level, []).append(text)
+    return [llvm_jobs.Job(share, level, keep_ir=False) for level, texts in by_level.items()
+            for share in _shares(texts, workers)]
 
 
-def _add_times(stages: Stages, job, d) -> None:
-    """Stage times add up over threads: the units' under optimize and object, the entry's
-    (the fast job) under entry."""
-    if job.fast:
-        stages.add("entry", d.optimize_seconds + d.object_seconds)
-    else:
-        stages.add("optimize", d.optimize_seconds)
-        stages.add("object", d.object_seconds)
+def _shares(texts, n: int) -> list:
+    """`texts` in at most n groups of about equal length: longest first, each to the
+    shortest group so far."""
+    groups = [[] for _ in range(min(n, len(texts)))]
+    sizes = [0] * len(groups)
+    for text in sorted(texts, key=len, reverse=True):
+        j = sizes.index(min(sizes))
+        groups[j].append(text)
+        sizes[j] += len(text)
+    return groups
+
+
+def _run_jobs(jobs, workers: int, stages: Stages) -> list:
+    """Each job's UnitCode (llvm_jobs.run_jobs).  Stage times add up over threads: the
+    units' under optimize and object, the entry's (the fast job) under entry."""
+    with stages.stage("llvm"):
+        done = llvm_jobs.run_jobs(jobs, workers)
+    for job, d in zip(jobs, done):
+        if job.fast:
+            stages.add("entry", d.optimize_seconds + d.object_seconds)
+        else:
+            stages.add("optimize", d.optimize_seconds)
+            stages.add("object", d.object_seconds)
+    return [UnitCode(d.obj, d.ir_text if d.ir_text is not None
+                     else functools.partial(llvm_jobs.optimized_ir, job))
+            for job, d in zip(jobs, done)]
 
 
 def _store_units(store, units, codes, stages: Stages) -> None:
@@ -185,7 +196,8 @@ def unit_codes(units, store, stages: Stages, stats: dict, workers: int = 1) -> l
     Without a disk cache the units of one optimization level share one object file
     (per worker thread), so the list may be shorter than `units`."""
     codes, missing = _cached_units(units, store, stages, stats)
-    compiled, _ = _compile(missing, store is None, workers, stages) if missing else ([], None)
+    jobs = _unit_jobs(missing, store is None, workers, stages)
+    compiled = _run_jobs(jobs, workers, stages) if jobs else []
     if store is not None:
         _store_units(store, missing, compiled, stages)
     stages.progress(f"{len(units)} distinct kernels")
@@ -235,8 +247,10 @@ def _build(kp, name: str, store, key, n_threads: int, stages: Stages,
         lowered = lower_program(kp, name, n_threads, fingerprint.kernel_environment())
     stats = {"calls": lowered.n_calls, "distinct": len(lowered.units), "compiled": 0, "loaded": 0}
     codes, missing = _cached_units(lowered.units, store, stages, stats)
-    compiled, entry = _compile(missing, store is None, workers, stages,
-                               entry=lambda: _entry_job(lowered, _straight(kp), keep_ir=store is not None))
+    jobs = _unit_jobs(missing, store is None, workers, stages)
+    with stages.stage("emit"):
+        jobs.append(_entry_job(lowered, _straight(kp), keep_ir=store is not None))
+    *compiled, entry = _run_jobs(jobs, workers, stages)
     if store is not None:
         _store_units(store, missing, compiled, stages)
     codes += compiled

@@ -18,6 +18,7 @@ llvmlite), or with one worker, jobs run one after another through llvm_util.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from ctypes import c_char_p, string_at
@@ -199,127 +200,43 @@ def optimized_ir(job: Job) -> str:
 def run_jobs(jobs: list, workers: int) -> list:
     """Each job's `Done`, in order, compiled on up to `workers` threads, the caller one of
     them (the longest texts first, so that the threads finish close together).  Hold
-    llvm_util.LOCK."""
-    with Stream(workers) as stream:
-        stream.submit(*jobs)
-        finished = stream.finish()
-    return [done for _, _, done in sorted(finished, key=lambda f: f[0])]
-
-
-class Stream:
-    """Jobs compiled on threads while the caller is still making more: the caller emits
-    the next kernel's IR in Python (holding the GIL) while a helper thread compiles the
-    last one in LLVM (outside it), then joins the helpers in `finish`.  Hold
-    llvm_util.LOCK from creation to the end of the `with` block.
-
-    With `merge`, a thread takes the pending jobs of one kind (level, code generator,
-    printed IR) together, as one module, up to its share of their length among the
-    threads not compiling (the caller counts as one: emitting is quick beside
-    compiling): each module costs a fixed part (pass pipelines, code generator set-up)
-    besides its size.
-    What is pending is what the caller submitted since, so the grouping depends on timing;
-    each function's code does not.
+    llvm_util.LOCK.
 
     Plain threads, not a concurrent.futures pool: its `submit` takes a lock that its own
     before-fork hook holds, and a fork waiting for LOCK while this thread, holding LOCK,
-    waited for that lock never returned (llvm_util's fork hook).  However the caller's
-    share ends, no helper outlives the `with` block (and LOCK)."""
+    waited for that lock never returned (llvm_util's fork hook)."""
+    calls = _calls()
+    workers = min(workers, len(jobs))
+    if workers <= 1 or calls is None:
+        return [_run_serially(job) for job in jobs]
+    todo = queue.SimpleQueue()
+    for i in sorted(range(len(jobs)), key=lambda i: -jobs[i].size):
+        todo.put(i)
+    done, failed = [None] * len(jobs), []
 
-    def __init__(self, workers: int, merge: bool = False):
-        self.calls, self.merge = _calls(), merge
-        self.workers = 1 if self.calls is None else max(1, workers)
-        self.cond = threading.Condition()
-        self.pending, self.finished, self.failed = [], [], []
-        self.closed, self.count, self.busy = False, 0, 0
-        self.slots = slots(self.workers) if self.workers > 1 else []
-        self.helpers = [threading.Thread(target=self._work, args=(slot,), name="tracegrad-llvm")
-                        for slot in self.slots[1:]]
-
-    def __enter__(self):
-        for t in self.helpers:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop(None)
-        return False
-
-    def submit(self, *jobs: Job) -> None:
-        """Queue jobs; `finish` gives them back with their submission numbers."""
-        with self.cond:
-            for job in jobs:
-                self.pending.append((self.count, job))
-                self.count += 1
-            self.cond.notify_all()
-
-    def finish(self) -> list:
-        """(submission numbers, job, Done) of every job compiled, in no particular order,
-        the caller compiling too; re-raises the first failure."""
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-        try:
-            self._work(self.slots[0] if self.slots else None)
-        finally:
-            self._stop(None)
-        if self.failed and self.failed[0] is not None:
-            raise self.failed[0]
-        return self.finished
-
-    def _stop(self, error) -> None:
-        """Stop the helpers after their current job and join them."""
-        with self.cond:
-            self.closed = True
-            if not self.failed:
-                self.failed.append(error)
-            self.cond.notify_all()
-        for t in self.helpers:
-            if t.is_alive():
-                t.join()
-
-    def _work(self, slot) -> None:
-        while True:
-            with self.cond:
-                while not (self.pending or self.closed or self.failed):
-                    self.cond.wait()
-                if self.failed or not self.pending:
-                    return
-                numbers, job = self._take()
-                self.busy += 1
+    def work(slot):
+        while not failed:  # after a failure, the jobs left are not started
             try:
-                done = _run_on(self.calls, slot, job) if slot is not None else _run_serially(job)
-            except BaseException as e:  # raised on the caller's thread, in finish
-                with self.cond:
-                    self.busy -= 1
-                    self.failed.insert(0, e)
-                    self.cond.notify_all()
+                i = todo.get_nowait()
+            except queue.Empty:
                 return
-            with self.cond:
-                self.busy -= 1
-                self.finished.append((numbers, job, done))
+            try:
+                done[i] = _run_on(calls, slot, jobs[i])
+            except BaseException as e:  # raised on the caller's thread, below
+                failed.append(e)
 
-    def _take(self):
-        """(numbers, job): the longest pending job, merged (with `merge`) with others of its
-        kind, longest first, up to this thread's share of that kind's pending length
-        among the free threads (hold cond)."""
-        self.pending.sort(key=lambda p: -p[1].size)
-        first = self.pending.pop(0)
-        if not self.merge:
-            return [first[0]], first[1]
-        kind = _kind(first[1])
-        same = [p for p in self.pending if _kind(p[1]) == kind]
-        free = max(1, self.workers - self.busy)
-        share = (first[1].size + sum(p[1].size for p in same)) / free
-        taken, size = [first], first[1].size
-        for p in same:
-            if size >= share:
-                break
-            taken.append(p)
-            self.pending.remove(p)
-            size += p[1].size
-        texts = [t for _, job in taken for t in job.texts]
-        return [n for n, _ in taken], Job(texts, first[1].level, first[1].fast, first[1].keep_ir)
-
-
-def _kind(job: Job):
-    return job.level, job.fast, job.keep_ir
+    first, *others = slots(workers)
+    helpers = []
+    try:  # however the caller's share ends, no helper outlives the call (and LOCK)
+        for slot in others:
+            helpers.append(threading.Thread(target=work, args=(slot,), name="tracegrad-llvm"))
+            helpers[-1].start()
+        work(first)
+    finally:
+        if not failed:
+            failed.append(None)  # stops the helpers after their current job
+        for t in helpers:
+            t.join()
+    if failed[0] is not None:
+        raise failed[0]
+    return done

@@ -3,7 +3,6 @@ linked into one module, the light pipeline for vector-form kernels, an unoptimiz
 straight entry, and modules compiled on threads (codegen/llvm_jobs.py) giving the same
 code as one thread."""
 import re
-import time
 import threading
 
 import numpy as np
@@ -235,9 +234,7 @@ def test_without_a_disk_cache_units_of_one_level_share_a_module(n_threads):
     np.testing.assert_allclose(cp(x)[0], run_program(kp, x)[0], rtol=1e-14)
     assert cp.kernel_stats["compiled"] == cp.kernel_stats["distinct"] == 3
     modules = cp.llvm_ir().split("; ---- tracegrad module ----")
-    # one module for all three units on one thread; on two, a helper
-    # compiles each unit it finds submitted while the next is emitted (llvm_jobs.Stream)
-    assert len(modules) - 1 <= (1 if n_threads == 1 else 3)
+    assert len(modules) - 1 <= n_threads  # the entry, then at most one module per worker
     symbols = {u.symbol for u in lower_program(kp, environment=fingerprint.kernel_environment()).units}
     assert _defined_kernels(cp.llvm_ir()) == symbols
 
@@ -253,41 +250,12 @@ def test_with_a_disk_cache_each_unit_is_stored_and_loaded_on_its_own(tmp_path):
     np.testing.assert_allclose(second(x)[0], run_program(other, x)[0], rtol=1e-14)
 
 
-def _same_kind_jobs(n=6):
-    text = _unit_texts(_chain_program())[0][0]
-    return [llvm_jobs.Job([text.replace("tg_kern_", f"tg_kern_{i}")], 2, keep_ir=False)
-            for i in range(n)]
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_a_stream_merges_jobs_of_one_kind_submitted_together(workers):
-    with llvm_util.LOCK, llvm_jobs.Stream(workers, merge=True) as stream:
-        stream.submit(*_same_kind_jobs())
-        finished = stream.finish()
-    numbers = sorted(n for ns, _, _ in finished for n in ns)
-    assert numbers == list(range(6)) and len(finished) <= workers
-    assert all(len(job.texts) == len(ns) for ns, job, _ in finished)
-
-
-def test_a_stream_compiles_while_the_caller_submits():
-    """A helper takes the first job while the caller is still making the next."""
-    jobs = _same_kind_jobs(2)
-    with llvm_util.LOCK, llvm_jobs.Stream(2, merge=True) as stream:
-        stream.submit(jobs[0])
-        deadline = time.monotonic() + 30
-        while not stream.finished and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert [ns for ns, _, _ in stream.finished] == [[0]]
-        stream.submit(jobs[1])
-        assert sorted(ns for ns, _, _ in stream.finish()) == [[0], [1]]
-
-
-def test_an_error_while_submitting_stops_the_llvm_threads():
-    with pytest.raises(KeyError):
-        with llvm_util.LOCK, llvm_jobs.Stream(2, merge=True) as stream:
-            stream.submit(*_same_kind_jobs(3))
-            raise KeyError("an emission that failed")
-    assert not [t for t in threading.enumerate() if t.name == "tracegrad-llvm"]
+def test_shares_balance_the_text_lengths():
+    texts = ["a" * n for n in (10, 9, 5, 4, 3, 1)]
+    groups = compiler._shares(texts, 2)
+    sums = [sum(map(len, g)) for g in groups]
+    assert len(groups) == 2 and sum(sums) == 32 and max(sums) - min(sums) <= 2
+    assert compiler._shares(["x"], 4) == [["x"]]
 
 
 # ---- threads ----------------------------------------------------------------------------------------
