@@ -7,8 +7,8 @@ one iteration to the next and still roll (`reroll_roles.py` decides): the value
 of a literal operand and the `starts` of a `slice` (`x[t]`).
 
 Candidate periods are the distances between consecutive equations of equal
-signature, and small multiples of them (a body made of two equal halves repeats
-by signature at half its period).  For each period, one vectorized comparison
+signature, most frequent first, then small multiples of them (a body made of two
+equal halves repeats by signature at half its period).  For each period, one vectorized comparison
 of the signature sequence with itself shifted finds the maximal runs.
 """
 from __future__ import annotations
@@ -65,7 +65,10 @@ def _periods(ids: np.ndarray, min_trips: int) -> list[int]:
             distances[i - last[s]] += 1
         last[s] = i
     frequent = [d for d, n in distances.most_common() if n >= min_trips]
-    periods = list(dict.fromkeys(d * m for d in frequent for m in range(1, MULTIPLES + 1)))
+    # the distances themselves first, then their multiples: a body whose two halves
+    # differ (an integrator's stages) repeats only at its whole period, which is one of
+    # the distances (an equation that occurs once per trip) but ranks below the halves'
+    periods = list(dict.fromkeys([d * m for m in range(1, MULTIPLES + 1) for d in frequent]))
     return [p for p in periods if p * (min_trips + 1) <= len(ids)][:MAX_PERIODS]
 
 

@@ -94,6 +94,25 @@ def test_rnn_reads_xs_slices_and_stacks_ys(monkeypatch):
     assert "concatenate" in text and text.count("concatenate") == 1
 
 
+def midpoint(steps):
+    """Explicit midpoint steps of the Lorenz system: each trip evaluates the field twice,
+    at different points, so the trip's two halves differ (hunt LW: never rolled)."""
+    def field(s, p):
+        return np.stack([p[0] * (s[1] - s[0]), s[0] * (p[1] - s[2]) - s[1], s[0] * s[1] - p[2] * s[2]])
+
+    def loss(s, p):
+        for _ in range(steps):
+            s = s + 0.01 * field(s + 0.005 * field(s, p), p)
+        return np.sum(s ** 2)
+    return loss
+
+
+def test_an_integrator_whose_stages_differ_rolls(monkeypatch):
+    args = (np.array([1.0, 1.0, 1.05]), np.array([10.0, 28.0, 8 / 3]))
+    text = check_same(midpoint(60), args, monkeypatch)
+    assert text is not None and text.count("scan[") == 1
+
+
 def test_forward_only_jit_rolls_too(monkeypatch):
     text = check_same(rnn, rnn_args(30), monkeypatch, grad=False)
     assert text is not None and "scan[" in text
