@@ -10,7 +10,8 @@ the gradient's domain and joins its kernel: one pass, and the shared subexpressi
 
 Only reduce_sum of a float or integer operand is padded (a zero is its identity), and
 only along summed axes, so the sum's shape is unchanged; only to a shape that another
-equation of the graph produces, at most HALO elements longer along each padded axis.
+equation of the graph produces, at most HALO elements (and an eighth) longer along each
+padded axis.
 The kept axes and the other shape must agree exactly.
 
 Invariant: the rewritten graph computes the same values: `+0.0` added to a partial sum
@@ -62,7 +63,8 @@ def _target(eqn, shapes: Counter):
 
 
 def _within(shape, other, axes) -> bool:
-    """Whether `other` is `shape` grown by at most HALO along summed axes only."""
+    """Whether `other` is `shape` grown along summed axes only, by at most HALO elements
+    and an eighth of the axis (a 6-vector's sum is not padded to a 10-vector's domain)."""
     return len(other) == len(shape) and all(
-        0 <= b - a <= HALO if i in axes else a == b
+        0 <= b - a <= min(HALO, a // 8) if i in axes else a == b
         for i, (a, b) in enumerate(zip(shape, other)))

@@ -83,3 +83,12 @@ def test_a_two_dim_stencil_compiles_to_the_eager_values():
     ref_value, ref_grad = tracegrad.value_and_grad(loss)(u)
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-11, atol=1e-12)
+
+
+def test_a_short_sum_is_not_padded_to_a_much_longer_neighbour():
+    """6 -> 10 is within HALO elements but not an eighth of the axis: unrelated values."""
+    b = GraphBuilder()
+    x = b.new_input(ShapedArray((6,), np.float64))
+    y = b.new_input(ShapedArray((10,), np.float64))
+    g = b.build([ops.reduce_sum(ops.mul(x, x), (0,)), ops.mul(y, y)])
+    assert pad_sums(g) is g
