@@ -63,7 +63,12 @@ def _w9(inputs):
             "transcendentals": {"exp": inputs[0].size}}
 
 
-WORK = {"W2": _w2, "W3": _w3, "W4": _w4, "W6": _w6, "W8": _w8, "W9": _w9}
+def _w10(inputs):
+    return {"bytes": _io_bytes(inputs, (1, 2)), "dtype": "float64",
+            "transcendentals": {"exp": inputs[1].size}}
+
+
+WORK = {"W2": _w2, "W3": _w3, "W4": _w4, "W6": _w6, "W8": _w8, "W9": _w9, "W10": _w10}
 
 
 def transcendental_ns(dtypes=("float32", "float64")) -> dict | None:

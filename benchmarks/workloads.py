@@ -374,6 +374,37 @@ def w9_numba(x, w):
     return total / rows, gx
 
 
+# --- W10: diagonal Gaussian log-likelihood, f64 ------------------------------------------
+
+def w10_loss(x, mu, logs):
+    z = (x - mu) * np.exp(-logs)  # exp of a per-column parameter, broadcast over rows
+    return (0.5 * np.sum(z * z)) / x.shape[0] + np.sum(logs)
+
+
+def w10_inputs(rng, n, d):
+    return rng.standard_normal((n, d)), 0.1 * rng.standard_normal(d), 0.1 * rng.standard_normal(d)
+
+
+def w10_numpy(x, mu, logs):
+    n = x.shape[0]
+    s = np.exp(-logs)
+    z = (x - mu) * s
+    zs, zz = np.sum(z, axis=0), np.sum(z * z, axis=0)
+    return 0.5 * np.sum(zz) / n + np.sum(logs), (-zs * s / n, 1.0 - zz / n)
+
+
+def w10_numba(x, mu, logs):
+    n, d = x.shape
+    s = np.exp(-logs)
+    zs, zz = np.zeros(d), np.zeros(d)
+    for i in range(n):
+        for j in range(d):
+            z = (x[i, j] - mu[j]) * s[j]
+            zs[j] += z
+            zz[j] += z * z
+    return 0.5 * zz.sum() / n + logs.sum(), -zs * s / n, 1.0 - zz / n
+
+
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         id="W1", title="seed graph (a+b)+c*d, f64 (1,)",
@@ -436,6 +467,14 @@ WORKLOADS: tuple[Workload, ...] = (
         numpy_vg=w9_numpy, numba_vg=w9_numba, seed=9,
         not_for={"autograd": "autograd's max VJP divides by an int64 count: float32 in, "
                              "float64 gradient out"},
+    ),
+    Workload(
+        id="W10", title="diagonal Gaussian log-likelihood, f64 (100000,40)",
+        description="z = (x-mu)*exp(-logs), sum(z*z)/(2n) + sum(logs); x f64 (100000,40), "
+                    "mu, logs (40,), grads mu, logs",
+        loss=w10_loss, argnums=(1, 2), build_inputs=w10_inputs,
+        sizes={"full": {"n": 100000, "d": 40}, "smoke": {"n": 16, "d": 5}},
+        numpy_vg=w10_numpy, numba_vg=w10_numba, seed=10,
     ),
 )
 
