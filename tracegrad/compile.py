@@ -37,6 +37,7 @@ from tracegrad.passes.autodiff import grad_graph
 from tracegrad.passes.manager import cleanup, run_pipeline
 from tracegrad.passes.fusion import fuse
 from tracegrad.passes import reroll as rerolling
+from tracegrad.passes.slab_writes import concat_writes
 from tracegrad.codegen import compile_graph, llvm_util, SignatureMismatch
 from tracegrad.tracer import (Tensor, is_grad_enabled, make_graph, tree_flatten, tree_map,
                               tree_unflatten)
@@ -497,6 +498,7 @@ class CompiledFunction:
         # Stage texts are formatted on demand (f.ir, TRACEGRAD_DUMP): printing a
         # large gradient graph costs milliseconds that a first call should not pay.
         stages["traced"] = functools.partial(format_graph, graph)
+        graph = concat_writes(graph)  # hs[t] = h in a Python loop: one concatenation
         if rerolling.enabled():  # Python loops unrolled by tracing become scans again
             rolled = rerolling.reroll(graph, gradient=self.grad)
             if rolled is not graph:
