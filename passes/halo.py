@@ -4,7 +4,7 @@ A stencil's loss and its gradient have domains that differ by a few elements: th
 Rosenbrock sum runs over `x[1:]` and `x[:-1]` (n - 1 terms) while its gradient has n
 elements.  Fusion shares a kernel between tasks of equal domains only (fusion/merge.py),
 so the two took one pass over memory each.  Summing `pad(x, to n)` instead of `x` adds
-exact zeros (the pad's elements outside x), so the sum is unchanged; its task then has
+exact zeros (the pad's elements outside x), so the sum is the same sum; its task then has
 the gradient's domain and joins its kernel: one pass, and the shared subexpressions
 (`x[i]**2`) computed once.
 
@@ -14,8 +14,11 @@ equation of the graph produces, at most HALO elements (and an eighth) longer alo
 padded axis.
 The kept axes and the other shape must agree exactly.
 
-Invariant: the rewritten graph computes the same values: `+0.0` added to a partial sum
-changes nothing but the sign of a zero sum, and every kernel sum starts from `+0.0`.
+Invariant: the rewritten graph computes the same sums up to the order of their terms:
+each `+0.0` added changes nothing (every kernel sum starts from `+0.0`), but the longer
+domain groups the terms differently (vector lanes, blocks, threads), so a float64 sum
+may differ in its last bits, as kernel sums may (docs/codegen.md, "Reassociation
+policy"); integer sums are unchanged.
 """
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ one iteration to the next and still roll (`reroll_roles.py` decides): the value
 of a literal operand and the `starts` of a `slice` (`x[t]`).
 
 Candidate periods are the distances between consecutive equations of equal
-signature, most frequent first, then small multiples of them (a body made of two
-equal halves repeats by signature at half its period).  For each period, one vectorized comparison
+signature and small multiples of them (a body made of two equal halves repeats by
+signature at half its period): the top distances with their multiples, then every
+distance, most frequent first, then the other multiples.  For each period, one vectorized comparison
 of the signature sequence with itself shifted finds the maximal runs.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .cse import _freeze
 
 MAX_PERIODS = 24   # distinct periods tried per graph, most frequent first
 MULTIPLES = 4      # each frequent distance d also proposes 2d .. MULTIPLES*d
+TOP_MULTIPLIED = 3  # the most frequent distances whose multiples are tried first
 
 
 def _param_key(v):
@@ -65,10 +67,13 @@ def _periods(ids: np.ndarray, min_trips: int) -> list[int]:
             distances[i - last[s]] += 1
         last[s] = i
     frequent = [d for d, n in distances.most_common() if n >= min_trips]
-    # the distances themselves first, then their multiples: a body whose two halves
-    # differ (an integrator's stages) repeats only at its whole period, which is one of
-    # the distances (an equation that occurs once per trip) but ranks below the halves'
-    periods = list(dict.fromkeys([d * m for m in range(1, MULTIPLES + 1) for d in frequent]))
+    # the top distances' multiples (a body of two equal halves), then every distance: a
+    # body whose stages differ (an integrator's) repeats only at its whole period, one of
+    # the distances (an equation that occurs once per trip) ranked below the halves',
+    # then the other multiples
+    top = [d * m for d in frequent[:TOP_MULTIPLIED] for m in range(1, MULTIPLES + 1)]
+    rest = [d * m for m in range(2, MULTIPLES + 1) for d in frequent[TOP_MULTIPLIED:]]
+    periods = list(dict.fromkeys(top + frequent + rest))
     return [p for p in periods if p * (min_trips + 1) <= len(ids)][:MAX_PERIODS]
 
 

@@ -20,7 +20,7 @@ from tracegrad.passes.dce import dce
 from tracegrad.passes.fusion import fuse, planning
 from tracegrad.passes.fusion.emission import emit
 from tracegrad.passes.fusion.merge import merge
-from tracegrad.passes.fusion.recompute import RECOMPUTE_BUDGET, broadcast_heavy
+from tracegrad.passes.fusion.recompute import BROADCAST_COST, RECOMPUTE_BUDGET, REPEAT_MIN, SAVED_MIN
 from tracegrad.passes.fusion.state import Plan, op_cost
 from tracegrad.passes.kernel_interp import run_program
 from tracegrad.passes.manager import cleanup
@@ -43,6 +43,23 @@ def _subtree(plan, var) -> set:
     return seen
 
 
+def _repeats(view) -> int:
+    """Times a view evaluates each element in loops LLVM cannot hoist from (written apart
+    from recompute.outer_repeats, as a check of it): the extents of the domain dims no
+    row reads, left of the last dim some row reads."""
+    read = [any(coefs[k] for _, coefs in view.rows) for k in range(len(view.box))]
+    last = max((k for k, r in enumerate(read) if r), default=-1)
+    return int(np.prod([max(hi - lo, 1) for k, (lo, hi) in enumerate(view.box)
+                        if k < last and not read[k]]))
+
+
+def _broadcast_heavy(var, views, cost) -> bool:
+    repeats = max((_repeats(v) for v in views), default=1)
+    size = int(np.prod(var.aval.shape))
+    return (repeats >= REPEAT_MIN and cost > BROADCAST_COST
+            and (repeats - 1) * size * cost >= SAVED_MIN)
+
+
 def _outermost_heavy(plan, tasks, group_of) -> list:
     inst = {}
     for t in tasks:
@@ -54,7 +71,7 @@ def _outermost_heavy(plan, tasks, group_of) -> list:
 
     heavy = {v for v, s in inst.items()
              if (len(s) > 1 and (len(s) - 1) * cost(v) > RECOMPUTE_BUDGET)
-             or broadcast_heavy(v, [view for _, view in s], lambda v, limit: cost(v) > limit)}
+             or _broadcast_heavy(v, [view for _, view in s], cost(v))}
     chosen, covered = [], set()
     for eqn in reversed(plan.eqns):
         if eqn.out in heavy and eqn.out not in covered:
