@@ -20,14 +20,13 @@ Invariant: each rewritten value equals the select chain's, element for element
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from tracegrad.ir import Eqn, Graph, Var
 from tracegrad.ir.core import ShapedArray
 from tracegrad.ir.primitives import PRIMITIVES
 
+from .cse import Redirects
 from .dce import dce
 
 
@@ -60,22 +59,17 @@ def concat_writes(graph: Graph) -> Graph:
 
 
 def _without_identity_reshapes(graph: Graph) -> Graph:
-    """`graph` with each reshape to its operand's own shape replaced by the operand."""
-    alias = {}
+    """`graph` with each reshape to its operand's own shape replaced by the operand
+    (simplify's reshape_same, alone: the traced graph is otherwise left as traced)."""
+    redirects, eqns = Redirects(), []
     for e in graph.eqns:
+        e = redirects.eqn(e)
         if e.prim.name == "reshape" and isinstance(e.inputs[0], Var) \
                 and e.out.aval == e.inputs[0].aval:
-            alias[e.out] = alias.get(e.inputs[0], e.inputs[0])
-    if not alias:
-        return graph
-
-    def read(a):
-        return alias.get(a, a) if isinstance(a, Var) else a
-    eqns = [e if not any(isinstance(a, Var) and a in alias for a in e.inputs)
-            else Eqn(e.prim, [read(a) for a in e.inputs], e.params, e.outs, e.src)
-            for e in graph.eqns if e.outs[0] not in alias]
-    guards = [replace(g, var=read(g.var)) for g in graph.guards]
-    return graph.replace(eqns=eqns, outvars=[read(v) for v in graph.outvars], guards=guards)
+            redirects.set(e.out, e.inputs[0])
+        else:
+            eqns.append(e)
+    return redirects.finish(graph, eqns) if len(redirects) else graph
 
 
 def _row_write(eqn, consts, producers):
