@@ -18,9 +18,9 @@ argmax/argmin view the operand as (outer, n, inner) row-major, n the axis.  Alon
 last axis (inner == 1) each row is scanned once with its best value and index in
 registers.  Otherwise the index of the best element so far is kept in the output row
 and its value reloaded from the operand, so the innermost loop runs over `inner`,
-contiguous.  NumPy's order: the first
-occurrence wins (a strictly better later element replaces it), and a NaN is better than
-anything but an earlier NaN, so the first NaN of a lane is its result.
+contiguous.  NumPy's order: the first occurrence wins (a strictly better later element
+replaces it), and a NaN is better than anything but an earlier NaN, so the first NaN of
+a lane is its result.
 
 searchsorted runs, per value, a binary search of a fixed bit_length(m) halvings of
 [lo, hi) (a halving of an empty interval changes nothing), with NumPy's NaN-aware

@@ -9,8 +9,9 @@ of a literal operand and the `starts` of a `slice` (`x[t]`).
 Candidate periods are the distances between consecutive equations of equal
 signature and small multiples of them (a body made of two equal halves repeats by
 signature at half its period): the top distances with their multiples, then every
-distance, most frequent first, then the other multiples.  For each period, one vectorized comparison
-of the signature sequence with itself shifted finds the maximal runs.
+distance, most frequent first, then the other multiples.  For each period, one
+vectorized comparison of the signature sequence with itself shifted finds the maximal
+runs.
 """
 from __future__ import annotations
 

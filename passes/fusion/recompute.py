@@ -25,8 +25,9 @@ in a kernel over rows and columns) is evaluated at every domain index, so each o
 elements is computed once per row: it is stored (over its own shape, a small temp
 read from cache) when that repeats it at least REPEAT_MIN times, its subtree costs
 more than BROADCAST_COST, and the work saved reaches SAVED_MIN (a small program gains
-nothing measurable from a kernel more, which costs compile time).  Dims inside the innermost dim the value varies along do not
-count: LLVM hoists the work out of those loops (codegen/units.py, `invariant_work`).
+nothing measurable from a kernel more, which costs compile time).  Dims inside the
+innermost dim the value varies along do not count: LLVM hoists the work out of those
+loops (codegen/units.py, `invariant_work`).
 """
 from __future__ import annotations
 
